@@ -1,0 +1,71 @@
+//! Every default value of the ringfwd configuration, written down once.
+//!
+//! The `Default` impls in [`crate::schema`] and [`crate::placement`] read these constants and
+//! nothing else; `examples/dev-2core.toml` repeats them as the commented reference (a unit test
+//! checks that file equals `Config::default()`). This module must never hold logic or limits:
+//! the accepted ranges live in [`crate::validate`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Default UDP port of the media addresses.
+pub const MEDIA_PORT: u16 = 40000;
+
+/// Default media addresses: loopback IPv4 and IPv6 on [`MEDIA_PORT`].
+pub const MEDIA_ADDRESSES: [SocketAddr; 2] = [
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), MEDIA_PORT),
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), MEDIA_PORT),
+];
+
+/// Default socket receive buffer per worker socket (`SO_RCVBUF`), in bytes: 8 MiB.
+pub const RECV_BUFFER_BYTES: usize = 8 << 20;
+
+/// Default socket send buffer per worker socket (`SO_SNDBUF`), in bytes: 8 MiB.
+pub const SEND_BUFFER_BYTES: usize = 8 << 20;
+
+/// Default largest accepted datagram, in bytes; larger ones are dropped as oversize.
+pub const MAX_PACKET_BYTES: usize = 1500;
+
+/// Default time a latching endpoint keeps its learned address without traffic, in milliseconds.
+pub const LATCH_WINDOW_MS: u64 = 10_000;
+
+/// Default number of receive buffers in each worker's pool.
+pub const BUFFERS_PER_WORKER: u32 = 4096;
+
+/// Default size of one pool buffer, in bytes (packet plus `recvmsg` header room).
+pub const BUFFER_BYTES: u32 = 2048;
+
+/// Default number of send operations a worker may have in flight.
+pub const SEND_SLOTS_PER_WORKER: u32 = 4096;
+
+/// Default maximum number of segments coalesced into one UDP GSO send.
+pub const GSO_MAX_SEGMENTS: u16 = 16;
+
+/// Default receive batch (mmsg driver batch size, io_uring completion batch).
+pub const RECV_BATCH: u32 = 64;
+
+/// Default maximum number of streams owned by one worker.
+pub const MAX_STREAMS_PER_WORKER: u32 = 4096;
+
+/// Default maximum number of subscriptions owned by one worker.
+pub const MAX_SUBSCRIPTIONS_PER_WORKER: u32 = 16384;
+
+/// Default maximum number of subscriptions of one stream.
+pub const MAX_SUBSCRIPTIONS_PER_STREAM: u32 = 1024;
+
+/// Default capacity of each control-plane → worker command ring, in entries.
+pub const COMMAND_RING_CAPACITY: u32 = 1024;
+
+/// Default capacity of each worker → control-plane event ring, in entries.
+pub const EVENT_RING_CAPACITY: u32 = 4096;
+
+/// Default capacity of each cross-worker packet handover ring, in entries.
+pub const HANDOVER_RING_CAPACITY: u32 = 1024;
+
+/// Default busy-spin time before a worker sleeps (used by `spin_then_sleep`), in microseconds.
+pub const IDLE_SPIN_US: u64 = 50;
+
+/// Default time the control plane waits for a worker to acknowledge a command, in milliseconds.
+pub const COMMAND_TIMEOUT_MS: u64 = 2000;
+
+/// Default period of the counters log line, in seconds (0 disables it).
+pub const STATS_LOG_INTERVAL_S: u64 = 10;

@@ -1,0 +1,158 @@
+//! ringfwd's typed configuration.
+//!
+//! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
+//! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
+//! dotted key and the value ([`ConfigError`]), core placement ([`Placement`]), static routes
+//! ([`SessionSpec`] and friends) and the example configs in `examples/` (`dev-2core.toml` is the
+//! commented reference of every key). It never touches sockets, threads or the host: callers
+//! pass in what they learned (e.g. the available cores).
+
+#![forbid(unsafe_code)]
+
+pub mod defaults;
+mod error;
+mod placement;
+mod routes;
+mod schema;
+pub mod validate;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+pub use placement::{Placement, WorkerCores};
+pub use routes::{EndpointSpec, SessionSpec, StreamSpec, SubscriptionSpec, MAX_ID_BYTES};
+pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
+
+impl Config {
+    /// Parses TOML text and validates it. Missing keys take their defaults.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Writes the config as TOML that [`Config::from_toml_str`] reads back to an equal value
+    /// (used by `ringfwd --print-config`).
+    pub fn to_toml_string(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Serialize {
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn examples_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    }
+
+    #[test]
+    fn every_example_parses_and_validates() {
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(examples_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                if let Err(e) = Config::from_file(&path) {
+                    panic!("{}: {e}", path.display());
+                }
+                seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, ["dev-2core.toml", "static-conference.toml"]);
+    }
+
+    #[test]
+    fn dev_2core_equals_the_default_config() {
+        let file = Config::from_file(&examples_dir().join("dev-2core.toml")).unwrap();
+        let default = Config::default();
+        // Section by section first, so a mismatch points at the section.
+        assert_eq!(file.placement, default.placement);
+        assert_eq!(file.media, default.media);
+        assert_eq!(file.pool, default.pool);
+        assert_eq!(file.limits, default.limits);
+        assert_eq!(file.idle, default.idle);
+        assert_eq!(file.control, default.control);
+        assert_eq!(file, default);
+    }
+
+    #[test]
+    fn static_conference_has_the_documented_shape() {
+        let config = Config::from_file(&examples_dir().join("static-conference.toml")).unwrap();
+        let [session] = config.sessions.as_slice() else {
+            panic!("expected one session, got {}", config.sessions.len());
+        };
+        assert_eq!(session.endpoints.len(), 3);
+        assert!(session.streams.iter().all(|s| s.endpoint == "alice"));
+        assert_eq!(session.streams.len(), 2);
+        let subs = &session.subscriptions;
+        assert_eq!(subs.len(), 4);
+        assert!(subs
+            .iter()
+            .all(|s| s.out_ssrc.is_some() && s.seq_offset != 0));
+        assert!(subs.iter().any(|s| !s.payload_type_map.is_empty()));
+    }
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let text = Config::default().to_toml_string().unwrap();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn empty_text_is_the_default_config() {
+        assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml_str("[pool]\nbufer_bytes = 4096\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains("bufer_bytes"), "{err}");
+        let err = Config::from_toml_str("[pools]\n").unwrap_err();
+        assert!(err.to_string().contains("pools"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::from_toml_str("[pool]\nrecv_batch = \"64\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains("recv_batch"), "{err}");
+        let err = Config::from_toml_str("[idle]\nstrategy = \"nap\"\n").unwrap_err();
+        assert!(err.to_string().contains("strategy"), "{err}");
+    }
+
+    #[test]
+    fn negative_value_is_a_parse_error_not_a_panic() {
+        let err = Config::from_toml_str("[media]\nmax_packet_bytes = -1\n").unwrap_err();
+        assert!(err.to_string().contains("max_packet_bytes"), "{err}");
+    }
+
+    #[test]
+    fn validation_runs_on_load() {
+        let err = Config::from_toml_str("[pool]\nbuffers_per_worker = 1000\n").unwrap_err();
+        assert_eq!(err.key(), Some("pool.buffers_per_worker"));
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error_naming_the_path() {
+        let path = examples_dir().join("does-not-exist.toml");
+        let err = Config::from_file(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
+        assert!(err.to_string().contains("does-not-exist.toml"), "{err}");
+    }
+}

@@ -1,0 +1,187 @@
+//! The configuration structs and their serde form (TOML sections and keys).
+//!
+//! Owns [`Config`] and its sections except placement ([`crate::placement`]) and static routes
+//! ([`crate::routes`]). Every struct denies unknown keys, so a typo is an error naming the key,
+//! and takes missing keys from its `Default` impl, which reads [`crate::defaults`] only. This
+//! module must never check ranges (that is [`crate::validate`]) nor hold a literal default.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::placement::Placement;
+use crate::routes::SessionSpec;
+
+/// The whole ringfwd configuration. `Config::default()` is the built-in config.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Core pinning (`[placement]`).
+    pub placement: Placement,
+    /// Media sockets (`[media]`).
+    pub media: Media,
+    /// Per-worker packet pool and send slots (`[pool]`).
+    pub pool: Pool,
+    /// Table and ring bounds (`[limits]`).
+    pub limits: Limits,
+    /// What a worker does when it has no work (`[idle]`).
+    pub idle: Idle,
+    /// Control-plane timing (`[control]`).
+    pub control: Control,
+    /// Static routes installed at start-up (`[[sessions]]`).
+    pub sessions: Vec<SessionSpec>,
+}
+
+/// Media sockets: where publishers send and from where subscribers receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// Local UDP addresses; each is one `SO_REUSEPORT` group with one socket per worker.
+    /// Port 0 picks a free port, shared by all workers.
+    pub addresses: Vec<SocketAddr>,
+    /// Which I/O driver the workers run.
+    pub driver: Driver,
+    /// `SO_RCVBUF` of each worker socket, in bytes (`SO_RCVBUFFORCE` when running as root).
+    pub recv_buffer_bytes: usize,
+    /// `SO_SNDBUF` of each worker socket, in bytes.
+    pub send_buffer_bytes: usize,
+    /// Largest accepted datagram, in bytes; larger ones are dropped as oversize.
+    pub max_packet_bytes: usize,
+    /// How long a latching endpoint keeps its learned address without traffic, in milliseconds.
+    pub latch_window_ms: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            addresses: defaults::MEDIA_ADDRESSES.to_vec(),
+            driver: Driver::default(),
+            recv_buffer_bytes: defaults::RECV_BUFFER_BYTES,
+            send_buffer_bytes: defaults::SEND_BUFFER_BYTES,
+            max_packet_bytes: defaults::MAX_PACKET_BYTES,
+            latch_window_ms: defaults::LATCH_WINDOW_MS,
+        }
+    }
+}
+
+/// The worker I/O driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// io_uring with multishot receive and provided buffers (`"io_uring"`).
+    #[default]
+    IoUring,
+    /// `recvmmsg`/`sendmmsg` fallback and benchmark baseline (`"mmsg"`).
+    Mmsg,
+}
+
+/// Per-worker packet pool and send slots; everything is allocated once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pool {
+    /// Receive buffers per worker; a power of two.
+    pub buffers_per_worker: u32,
+    /// Size of one buffer, in bytes: room for the largest packet plus the `recvmsg` header.
+    pub buffer_bytes: u32,
+    /// Send operations one worker may have in flight.
+    pub send_slots_per_worker: u32,
+    /// Most segments coalesced into one UDP GSO send; 1 disables GSO.
+    pub gso_max_segments: u16,
+    /// Receive batch: the mmsg driver's batch size, the io_uring completion batch.
+    pub recv_batch: u32,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            buffers_per_worker: defaults::BUFFERS_PER_WORKER,
+            buffer_bytes: defaults::BUFFER_BYTES,
+            send_slots_per_worker: defaults::SEND_SLOTS_PER_WORKER,
+            gso_max_segments: defaults::GSO_MAX_SEGMENTS,
+            recv_batch: defaults::RECV_BATCH,
+        }
+    }
+}
+
+/// Fixed bounds of the worker tables and the rings between threads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Streams one worker may own.
+    pub max_streams_per_worker: u32,
+    /// Subscriptions one worker may own.
+    pub max_subscriptions_per_worker: u32,
+    /// Subscriptions one stream may have.
+    pub max_subscriptions_per_stream: u32,
+    /// Entries of each control-plane → worker command ring.
+    pub command_ring_capacity: u32,
+    /// Entries of each worker → control-plane event ring.
+    pub event_ring_capacity: u32,
+    /// Entries of each cross-worker packet handover ring.
+    pub handover_ring_capacity: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_streams_per_worker: defaults::MAX_STREAMS_PER_WORKER,
+            max_subscriptions_per_worker: defaults::MAX_SUBSCRIPTIONS_PER_WORKER,
+            max_subscriptions_per_stream: defaults::MAX_SUBSCRIPTIONS_PER_STREAM,
+            command_ring_capacity: defaults::COMMAND_RING_CAPACITY,
+            event_ring_capacity: defaults::EVENT_RING_CAPACITY,
+            handover_ring_capacity: defaults::HANDOVER_RING_CAPACITY,
+        }
+    }
+}
+
+/// What a worker does when an iteration found no work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idle {
+    /// The idle strategy.
+    pub strategy: IdleStrategy,
+    /// Busy-spin time before sleeping with `spin_then_sleep`, in microseconds.
+    pub spin_us: u64,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle {
+            strategy: IdleStrategy::default(),
+            spin_us: defaults::IDLE_SPIN_US,
+        }
+    }
+}
+
+/// Idle strategy of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleStrategy {
+    /// Block in the kernel until a completion arrives (`"sleep"`): cheapest CPU.
+    #[default]
+    Sleep,
+    /// Never block (`"spin"`): lowest latency, one full core per worker.
+    Spin,
+    /// Spin for `spin_us`, then block (`"spin_then_sleep"`).
+    SpinThenSleep,
+}
+
+/// Control-plane timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// How long the control plane waits for a worker to acknowledge a command, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// Period of the counters log line, in seconds; 0 disables it.
+    pub stats_log_interval_s: u64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            command_timeout_ms: defaults::COMMAND_TIMEOUT_MS,
+            stats_log_interval_s: defaults::STATS_LOG_INTERVAL_S,
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Start-up validation of a whole [`Config`]: accepted ranges and cross-field rules.
+//!
+//! Owns every accepted range (as named consts) and [`Config::validate`], which checks the
+//! sections in order and returns the first problem as [`ConfigError::Invalid`] naming the dotted
+//! key and the value. Placement and static-route rules live beside their types and are called
+//! from here. This module must never change a value to make it fit, nor look at the host.
+
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
+use crate::error::ConfigError;
+use crate::routes::validate_sessions;
+use crate::schema::{Config, Control, Idle, Limits, Media, Pool};
+
+/// Accepted `media.max_packet_bytes` (the largest UDP payload over IPv4 is 65507).
+pub const MAX_PACKET_BYTES_RANGE: RangeInclusive<usize> = 64..=65507;
+/// Accepted `media.recv_buffer_bytes` and `media.send_buffer_bytes`.
+pub const SOCKET_BUFFER_BYTES_RANGE: RangeInclusive<usize> = 4096..=1 << 30;
+/// Largest accepted `media.latch_window_ms`: one hour.
+pub const MAX_LATCH_WINDOW_MS: u64 = 3_600_000;
+/// Accepted `pool.buffers_per_worker` (also a power of two).
+pub const BUFFERS_PER_WORKER_RANGE: RangeInclusive<u32> = 16..=32768;
+/// Room kept in each pool buffer beyond `media.max_packet_bytes`, in bytes (recvmsg header).
+pub const BUFFER_HEADROOM_BYTES: u32 = 256;
+/// Largest accepted `pool.buffer_bytes`.
+pub const MAX_BUFFER_BYTES: u32 = 65536 + 512;
+/// Accepted `pool.send_slots_per_worker`.
+pub const SEND_SLOTS_RANGE: RangeInclusive<u32> = 16..=1 << 20;
+/// Accepted `pool.gso_max_segments` (the kernel's UDP GSO limit is 64 segments).
+pub const GSO_MAX_SEGMENTS_RANGE: RangeInclusive<u16> = 1..=64;
+/// Accepted `pool.recv_batch`.
+pub const RECV_BATCH_RANGE: RangeInclusive<u32> = 1..=1024;
+/// Accepted value of every `limits.*` key.
+pub const LIMIT_RANGE: RangeInclusive<u32> = 1..=1 << 20;
+/// Largest accepted `idle.spin_us`: one second.
+pub const MAX_SPIN_US: u64 = 1_000_000;
+/// Accepted `control.command_timeout_ms`.
+pub const COMMAND_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
+/// Largest accepted `control.stats_log_interval_s`: one day.
+pub const MAX_STATS_LOG_INTERVAL_S: u64 = 86_400;
+
+impl Config {
+    /// Checks every rule; the first violation is returned, naming its key and value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.placement.validate()?;
+        validate_media(&self.media)?;
+        validate_pool(&self.pool, &self.media)?;
+        validate_limits(&self.limits)?;
+        validate_idle(&self.idle)?;
+        validate_control(&self.control)?;
+        validate_sessions(&self.sessions, &self.media, &self.limits)
+    }
+}
+
+fn in_range<T: PartialOrd + Display>(
+    key: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        let reason = format!("must be in {}..={}", range.start(), range.end());
+        Err(ConfigError::invalid(key, value, reason))
+    }
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    in_range(key, value, 0..=max)
+}
+
+fn validate_media(media: &Media) -> Result<(), ConfigError> {
+    if media.addresses.is_empty() {
+        return Err(ConfigError::invalid(
+            "media.addresses",
+            "[]",
+            "needs at least one address",
+        ));
+    }
+    for (i, address) in media.addresses.iter().enumerate() {
+        if let Some(first) = media.addresses[..i].iter().position(|a| a == address) {
+            return Err(ConfigError::invalid(
+                format!("media.addresses[{i}]"),
+                address,
+                format!("duplicate of media.addresses[{first}]"),
+            ));
+        }
+    }
+    in_range(
+        "media.recv_buffer_bytes",
+        media.recv_buffer_bytes,
+        SOCKET_BUFFER_BYTES_RANGE,
+    )?;
+    in_range(
+        "media.send_buffer_bytes",
+        media.send_buffer_bytes,
+        SOCKET_BUFFER_BYTES_RANGE,
+    )?;
+    in_range(
+        "media.max_packet_bytes",
+        media.max_packet_bytes,
+        MAX_PACKET_BYTES_RANGE,
+    )?;
+    at_most(
+        "media.latch_window_ms",
+        media.latch_window_ms,
+        MAX_LATCH_WINDOW_MS,
+    )
+}
+
+fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
+    let key = "pool.buffers_per_worker";
+    in_range(key, pool.buffers_per_worker, BUFFERS_PER_WORKER_RANGE)?;
+    if !pool.buffers_per_worker.is_power_of_two() {
+        return Err(ConfigError::invalid(
+            key,
+            pool.buffers_per_worker,
+            "must be a power of two",
+        ));
+    }
+    // max_packet_bytes is already checked to be <= 65507, so this cannot overflow.
+    let min_buffer_bytes = media.max_packet_bytes as u64 + u64::from(BUFFER_HEADROOM_BYTES);
+    if u64::from(pool.buffer_bytes) < min_buffer_bytes || pool.buffer_bytes > MAX_BUFFER_BYTES {
+        return Err(ConfigError::invalid(
+            "pool.buffer_bytes",
+            pool.buffer_bytes,
+            format!(
+                "must be in {min_buffer_bytes}..={MAX_BUFFER_BYTES} \
+                 (media.max_packet_bytes + {BUFFER_HEADROOM_BYTES} at least)"
+            ),
+        ));
+    }
+    in_range(
+        "pool.send_slots_per_worker",
+        pool.send_slots_per_worker,
+        SEND_SLOTS_RANGE,
+    )?;
+    in_range(
+        "pool.gso_max_segments",
+        pool.gso_max_segments,
+        GSO_MAX_SEGMENTS_RANGE,
+    )?;
+    in_range("pool.recv_batch", pool.recv_batch, RECV_BATCH_RANGE)
+}
+
+fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
+    let all = [
+        (
+            "limits.max_streams_per_worker",
+            limits.max_streams_per_worker,
+        ),
+        (
+            "limits.max_subscriptions_per_worker",
+            limits.max_subscriptions_per_worker,
+        ),
+        (
+            "limits.max_subscriptions_per_stream",
+            limits.max_subscriptions_per_stream,
+        ),
+        ("limits.command_ring_capacity", limits.command_ring_capacity),
+        ("limits.event_ring_capacity", limits.event_ring_capacity),
+        (
+            "limits.handover_ring_capacity",
+            limits.handover_ring_capacity,
+        ),
+    ];
+    for (key, value) in all {
+        in_range(key, value, LIMIT_RANGE)?;
+    }
+    if limits.max_subscriptions_per_stream > limits.max_subscriptions_per_worker {
+        return Err(ConfigError::invalid(
+            "limits.max_subscriptions_per_stream",
+            limits.max_subscriptions_per_stream,
+            format!(
+                "must not exceed limits.max_subscriptions_per_worker = {}",
+                limits.max_subscriptions_per_worker
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
+    at_most("idle.spin_us", idle.spin_us, MAX_SPIN_US)
+}
+
+fn validate_control(control: &Control) -> Result<(), ConfigError> {
+    in_range(
+        "control.command_timeout_ms",
+        control.command_timeout_ms,
+        COMMAND_TIMEOUT_MS_RANGE,
+    )?;
+    at_most(
+        "control.stats_log_interval_s",
+        control.stats_log_interval_s,
+        MAX_STATS_LOG_INTERVAL_S,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::WorkerCores;
+
+    /// Applies `change` to the default config and returns the key the validation error names.
+    fn key_after(change: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        change(&mut config);
+        match config.validate() {
+            Ok(()) => "<valid>".to_owned(),
+            Err(e) => e.key().unwrap_or("<no key>").to_owned(),
+        }
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn placement_rules_are_applied() {
+        let key = key_after(|c| c.placement.worker_cores = WorkerCores::List(vec![]));
+        assert_eq!(key, "placement.worker_cores");
+        let key = key_after(|c| {
+            c.placement.worker_cores = WorkerCores::List(vec![1]);
+            c.placement.control_cores = vec![1];
+        });
+        assert_eq!(key, "placement.control_cores");
+    }
+
+    #[test]
+    fn media_addresses_must_be_non_empty() {
+        assert_eq!(key_after(|c| c.media.addresses.clear()), "media.addresses");
+    }
+
+    #[test]
+    fn media_addresses_must_be_unique() {
+        let key = key_after(|c| {
+            let first = c.media.addresses[0];
+            c.media.addresses.push(first);
+        });
+        assert_eq!(key, "media.addresses[2]");
+    }
+
+    #[test]
+    fn media_port_zero_is_allowed() {
+        let key = key_after(|c| c.media.addresses = vec!["127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(key, "<valid>");
+    }
+
+    #[test]
+    fn max_packet_bytes_range() {
+        assert_eq!(
+            key_after(|c| c.media.max_packet_bytes = 63),
+            "media.max_packet_bytes"
+        );
+        let key = key_after(|c| {
+            c.media.max_packet_bytes = 65508;
+            c.pool.buffer_bytes = MAX_BUFFER_BYTES;
+        });
+        assert_eq!(key, "media.max_packet_bytes");
+        let key = key_after(|c| {
+            c.media.max_packet_bytes = 65507;
+            c.pool.buffer_bytes = MAX_BUFFER_BYTES;
+        });
+        assert_eq!(key, "<valid>");
+    }
+
+    #[test]
+    fn socket_buffer_ranges() {
+        let key = key_after(|c| c.media.recv_buffer_bytes = 4095);
+        assert_eq!(key, "media.recv_buffer_bytes");
+        let key = key_after(|c| c.media.send_buffer_bytes = (1 << 30) + 1);
+        assert_eq!(key, "media.send_buffer_bytes");
+    }
+
+    #[test]
+    fn latch_window_at_most_one_hour() {
+        let key = key_after(|c| c.media.latch_window_ms = MAX_LATCH_WINDOW_MS + 1);
+        assert_eq!(key, "media.latch_window_ms");
+        assert_eq!(key_after(|c| c.media.latch_window_ms = 0), "<valid>");
+    }
+
+    #[test]
+    fn buffers_per_worker_power_of_two_in_range() {
+        let key = "pool.buffers_per_worker";
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 100), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 8), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 65536), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 16), "<valid>");
+    }
+
+    #[test]
+    fn buffer_bytes_leaves_header_room() {
+        let key = "pool.buffer_bytes";
+        assert_eq!(key_after(|c| c.pool.buffer_bytes = 1500 + 255), key);
+        assert_eq!(key_after(|c| c.pool.buffer_bytes = 1500 + 256), "<valid>");
+        assert_eq!(
+            key_after(|c| c.pool.buffer_bytes = MAX_BUFFER_BYTES + 1),
+            key
+        );
+    }
+
+    #[test]
+    fn send_slots_range() {
+        let key = "pool.send_slots_per_worker";
+        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = 15), key);
+        assert_eq!(
+            key_after(|c| c.pool.send_slots_per_worker = (1 << 20) + 1),
+            key
+        );
+    }
+
+    #[test]
+    fn gso_max_segments_range() {
+        assert_eq!(
+            key_after(|c| c.pool.gso_max_segments = 0),
+            "pool.gso_max_segments"
+        );
+        assert_eq!(
+            key_after(|c| c.pool.gso_max_segments = 65),
+            "pool.gso_max_segments"
+        );
+        assert_eq!(key_after(|c| c.pool.gso_max_segments = 1), "<valid>");
+    }
+
+    #[test]
+    fn recv_batch_range() {
+        assert_eq!(key_after(|c| c.pool.recv_batch = 0), "pool.recv_batch");
+        assert_eq!(key_after(|c| c.pool.recv_batch = 1025), "pool.recv_batch");
+    }
+
+    type SetLimit = fn(&mut Limits, u32);
+
+    #[test]
+    fn every_limit_is_range_checked() {
+        let setters: [(&str, SetLimit); 6] = [
+            ("limits.max_streams_per_worker", |l, v| {
+                l.max_streams_per_worker = v
+            }),
+            ("limits.max_subscriptions_per_worker", |l, v| {
+                l.max_subscriptions_per_worker = v
+            }),
+            ("limits.max_subscriptions_per_stream", |l, v| {
+                l.max_subscriptions_per_stream = v
+            }),
+            ("limits.command_ring_capacity", |l, v| {
+                l.command_ring_capacity = v
+            }),
+            ("limits.event_ring_capacity", |l, v| {
+                l.event_ring_capacity = v
+            }),
+            ("limits.handover_ring_capacity", |l, v| {
+                l.handover_ring_capacity = v
+            }),
+        ];
+        for (key, set) in setters {
+            assert_eq!(key_after(|c| set(&mut c.limits, 0)), key);
+            let too_big = key_after(|c| {
+                c.limits.max_subscriptions_per_worker = 1 << 20;
+                set(&mut c.limits, (1 << 20) + 1);
+            });
+            assert_eq!(too_big, key);
+        }
+    }
+
+    #[test]
+    fn subscriptions_per_stream_at_most_per_worker() {
+        let key = key_after(|c| {
+            c.limits.max_subscriptions_per_worker = 10;
+            c.limits.max_subscriptions_per_stream = 11;
+        });
+        assert_eq!(key, "limits.max_subscriptions_per_stream");
+    }
+
+    #[test]
+    fn spin_us_at_most_one_second() {
+        assert_eq!(
+            key_after(|c| c.idle.spin_us = MAX_SPIN_US + 1),
+            "idle.spin_us"
+        );
+    }
+
+    #[test]
+    fn command_timeout_range() {
+        let key = "control.command_timeout_ms";
+        assert_eq!(key_after(|c| c.control.command_timeout_ms = 0), key);
+        assert_eq!(key_after(|c| c.control.command_timeout_ms = 60_001), key);
+    }
+
+    #[test]
+    fn stats_log_interval_at_most_one_day() {
+        let key = key_after(|c| c.control.stats_log_interval_s = MAX_STATS_LOG_INTERVAL_S + 1);
+        assert_eq!(key, "control.stats_log_interval_s");
+        assert_eq!(key_after(|c| c.control.stats_log_interval_s = 0), "<valid>");
+    }
+
+    #[test]
+    fn error_names_the_value() {
+        let mut config = Config::default();
+        config.pool.recv_batch = 4096;
+        let text = config.validate().unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "invalid config: pool.recv_batch = 4096: must be in 1..=1024"
+        );
+    }
+}
