@@ -1,0 +1,192 @@
+//! The commands the control plane sends a worker, and why a worker rejects one.
+//!
+//! Owns [`Command`], its identifiers ([`StreamId`], [`SubscriptionId`]), the stream [`SourcePolicy`]
+//! and [`CommandError`]. Plain data: it must never hold a reference into a worker's tables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::rewrite::Rewrite;
+
+/// The control plane's identifier of a stream (unique per worker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u64);
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream#{}", self.0)
+    }
+}
+
+/// The control plane's identifier of a subscription (unique per worker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub u64);
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "subscription#{}", self.0)
+    }
+}
+
+/// Which source address a stream accepts its packets from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourcePolicy {
+    /// Only this address, from the start.
+    Fixed(SocketAddr),
+    /// The first address that sends RTP with the stream's SSRC within `window` of the stream's creation;
+    /// after the window with no lock, only `fallback` (if any), else nothing.
+    Latch {
+        /// How long after creation the stream may latch.
+        window: Duration,
+        /// The address accepted once the window has passed with no lock.
+        fallback: Option<SocketAddr>,
+    },
+}
+
+/// A change to a worker's tables. Applied between packets, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Adds a stream published with `ssrc` from `source`.
+    AddStream {
+        /// New stream id.
+        id: StreamId,
+        /// The publisher's SSRC.
+        ssrc: u32,
+        /// Accepted source address(es).
+        source: SourcePolicy,
+    },
+    /// Removes a stream and all its subscriptions.
+    RemoveStream {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Forwards `stream` to `dest` through the worker's socket number `socket`.
+    AddSubscription {
+        /// New subscription id.
+        id: SubscriptionId,
+        /// The stream to forward.
+        stream: StreamId,
+        /// The subscriber's address.
+        dest: SocketAddr,
+        /// Index of the worker socket to send from (the driver's numbering).
+        socket: usize,
+        /// Header rewriting for this subscriber.
+        rewrite: Rewrite,
+    },
+    /// Stops forwarding to a subscription and forgets it.
+    RemoveSubscription {
+        /// The subscription.
+        id: SubscriptionId,
+    },
+    /// Pauses or resumes a subscription; a paused one receives nothing.
+    SetPaused {
+        /// The subscription.
+        id: SubscriptionId,
+        /// True to pause.
+        paused: bool,
+    },
+}
+
+/// Why a worker rejected a [`Command`]. The tables are unchanged after an error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// `AddStream` with an id already in use.
+    #[error("{id} already exists")]
+    StreamExists {
+        /// The id.
+        id: StreamId,
+    },
+    /// A command naming a stream that does not exist.
+    #[error("{id} not found")]
+    StreamNotFound {
+        /// The id.
+        id: StreamId,
+    },
+    /// `AddSubscription` with an id already in use.
+    #[error("{id} already exists")]
+    SubscriptionExists {
+        /// The id.
+        id: SubscriptionId,
+    },
+    /// A command naming a subscription that does not exist.
+    #[error("{id} not found")]
+    SubscriptionNotFound {
+        /// The id.
+        id: SubscriptionId,
+    },
+    /// A table is at its configured bound.
+    #[error("limit {limit} = {value} reached")]
+    LimitReached {
+        /// The limit's name, as in `ForwarderLimits`.
+        limit: &'static str,
+        /// Its configured value.
+        value: u32,
+    },
+    /// Another stream already takes `ssrc` from `source_addr` (`None`: another stream waits to latch it).
+    /// (Not named `source`: thiserror would take that for the underlying error.)
+    #[error("ssrc {ssrc:#010x} already in use ({})", match .source_addr {
+        Some(addr) => format!("from {addr}"),
+        None => "by a stream waiting to latch".to_owned(),
+    })]
+    SsrcInUse {
+        /// The SSRC.
+        ssrc: u32,
+        /// The source address it is locked to, if it is.
+        source_addr: Option<SocketAddr>,
+    },
+    /// The rewrite's payload-type map sends `from` to `to`, which is not a 7-bit payload type.
+    #[error("payload_type_map[{from}] = {to} is not a payload type (0..=127)")]
+    PayloadTypeOutOfRange {
+        /// Incoming payload type.
+        from: u8,
+        /// The invalid outgoing value.
+        to: u8,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_key_and_value() {
+        assert_eq!(
+            CommandError::StreamExists { id: StreamId(7) }.to_string(),
+            "stream#7 already exists"
+        );
+        assert_eq!(
+            CommandError::SubscriptionNotFound {
+                id: SubscriptionId(3)
+            }
+            .to_string(),
+            "subscription#3 not found"
+        );
+        assert_eq!(
+            CommandError::LimitReached {
+                limit: "max_streams",
+                value: 4
+            }
+            .to_string(),
+            "limit max_streams = 4 reached"
+        );
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            CommandError::SsrcInUse {
+                ssrc: 0xab,
+                source_addr: Some(addr)
+            }
+            .to_string(),
+            "ssrc 0x000000ab already in use (from 127.0.0.1:5000)"
+        );
+        assert!(CommandError::SsrcInUse {
+            ssrc: 1,
+            source_addr: None
+        }
+        .to_string()
+        .contains("waiting to latch"));
+        assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }
+            .to_string()
+            .contains("[96] = 200"));
+    }
+}

@@ -1,0 +1,196 @@
+//! Tests of the forwarding decision with a recording egress; deterministic (fixed packets, virtual
+//! time). This file owns the shared harness; each submodule one group of behaviour.
+
+mod admission;
+mod commands;
+mod fan_out;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use webrtc_util::marshal::{Marshal, Unmarshal};
+
+use super::*;
+use crate::core::command::{SourcePolicy, StreamId};
+use crate::core::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
+
+const SSRC: u32 = 0x0000_1000; // owned by worker 0 of 2
+const FOREIGN_SSRC: u32 = 0x0000_1001; // owned by worker 1 of 2
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+fn publisher() -> SocketAddr {
+    addr("127.0.0.1:5000")
+}
+
+fn limits() -> ForwarderLimits {
+    ForwarderLimits {
+        max_streams: 4,
+        max_subscriptions: 6,
+        max_subscriptions_per_stream: 4,
+        max_packet_bytes: 1500,
+    }
+}
+
+/// One copy as the driver would put it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    flow: Option<u32>,
+    socket: usize,
+    dest: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// Records every copy; refuses all copies while `refuse` is set.
+struct Recorder {
+    current: Vec<u8>,
+    sent: Vec<Sent>,
+    refuse: bool,
+}
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            current: Vec::new(),
+            sent: Vec::new(),
+            refuse: false,
+        }
+    }
+}
+
+impl Egress for Recorder {
+    fn forward_rtp(
+        &mut self,
+        flow: u32,
+        socket: usize,
+        dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        if self.refuse {
+            return false;
+        }
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&self.current[12..]);
+        self.sent.push(Sent {
+            flow: Some(flow),
+            socket,
+            dest,
+            bytes,
+        });
+        true
+    }
+
+    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
+        if self.refuse {
+            return false;
+        }
+        self.sent.push(Sent {
+            flow: None,
+            socket,
+            dest,
+            bytes: bytes.to_vec(),
+        });
+        true
+    }
+}
+
+struct Harness {
+    fwd: Forwarder,
+    start: Instant,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            fwd: Forwarder::with_hash_seed(0, 2, limits(), 7),
+            start: Instant::now(),
+        }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms)
+    }
+
+    fn stream(&mut self, id: u64, ssrc: u32, source: SourcePolicy) {
+        let now = self.start;
+        self.fwd
+            .apply(
+                now,
+                Command::AddStream {
+                    id: StreamId(id),
+                    ssrc,
+                    source,
+                },
+            )
+            .expect("add stream");
+    }
+
+    fn sub(
+        &mut self,
+        id: u64,
+        stream: u64,
+        dest: &str,
+        rewrite: Rewrite,
+    ) -> Result<(), CommandError> {
+        let cmd = Command::AddSubscription {
+            id: SubscriptionId(id),
+            stream: StreamId(stream),
+            dest: addr(dest),
+            socket: id as usize % 2,
+            rewrite,
+        };
+        self.fwd.apply(self.start, cmd)
+    }
+
+    fn send(&mut self, ms: u64, src: SocketAddr, pkt: &[u8], egress: &mut Recorder) -> Outcome {
+        egress.current = pkt.to_vec();
+        self.fwd.on_datagram(self.at(ms), 0, src, pkt, egress)
+    }
+}
+
+fn rtp(ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let packet = rtp::packet::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            marker: true,
+            ..Default::default()
+        },
+        payload: Bytes::copy_from_slice(payload),
+    };
+    packet.marshal().expect("marshal").to_vec()
+}
+
+fn parse(bytes: &[u8]) -> rtp::packet::Packet {
+    rtp::packet::Packet::unmarshal(&mut &bytes[..]).expect("valid rtp out")
+}
+
+fn rewrite(out_ssrc: u32, seq_offset: u16, ts_offset: u32, pt_to: u8) -> Rewrite {
+    let mut payload_type_map = IDENTITY_PAYLOAD_TYPE_MAP;
+    payload_type_map[96] = pt_to;
+    Rewrite {
+        out_ssrc: Some(out_ssrc),
+        seq_offset,
+        ts_offset,
+        payload_type_map,
+    }
+}
+
+fn fixed_stream_with_subs(h: &mut Harness, subs: u64) {
+    h.stream(1, SSRC, SourcePolicy::Fixed(publisher()));
+    for i in 1..=subs {
+        h.sub(
+            i,
+            1,
+            &format!("127.0.0.{}:{}", 10 + i, 6000 + i),
+            rewrite(0xa000 + i as u32, i as u16 * 100, 0, 96 + i as u8),
+        )
+        .expect("add sub");
+    }
+}

@@ -1,0 +1,292 @@
+//! The fuzzing entry point shared by the cargo-fuzz target (`dataplane/fuzz`) and the CI property test.
+//!
+//! Owns [`fuzz_entry`]: it feeds arbitrary bytes to every parser of outside input (demux, RTP view,
+//! RTCP walker, rewriter) and to a [`Forwarder`] with a fixed table, and asserts the invariants that
+//! must hold for any input. It allocates freely (a fresh forwarder per input, so a crash reproduces
+//! from its input alone) and must never be called on a worker's hot path.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::command::{Command, SourcePolicy, StreamId, SubscriptionId};
+use super::forwarder::{Egress, Forwarder, Outcome};
+use super::packet::{classify, PacketKind, RtcpCompound, RtcpType, RtpView, SdesChunks};
+use super::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
+use super::table::ForwarderLimits;
+
+/// SSRCs in the fuzz table (all owned by worker 0 of 2; odd SSRCs are handed over).
+pub const FUZZ_SSRCS: [u32; 3] = [0x0000_0002, 0x0000_0004, 0x0000_0006];
+
+/// The source address the fixed stream (`FUZZ_SSRCS[0]`) accepts; also the fallback of the third.
+pub const FUZZ_PUBLISHER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5000));
+
+/// How long after building the fixed table the fuzz input is processed.
+const PROCESS_AFTER: Duration = Duration::from_secs(5);
+
+const STRANGER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 9), 6000));
+
+/// Checks every copy the forwarder emits against the input it was given.
+struct CheckingEgress<'a> {
+    input: &'a [u8],
+    copies: u32,
+}
+
+impl Egress for CheckingEgress<'_> {
+    fn forward_rtp(
+        &mut self,
+        _flow: u32,
+        _socket: usize,
+        _dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        assert_eq!(header[0], self.input[0], "V/P/X/CC must be kept");
+        assert_eq!(
+            header[1] & 0x80,
+            self.input[1] & 0x80,
+            "marker must be kept"
+        );
+        self.copies += 1;
+        true
+    }
+
+    fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
+        assert_eq!(
+            bytes.len(),
+            self.input.len(),
+            "RTCP rewriting keeps the length"
+        );
+        assert!(
+            RtcpCompound::parse(bytes).is_ok(),
+            "rewritten RTCP must stay valid"
+        );
+        self.copies += 1;
+        true
+    }
+}
+
+/// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
+/// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
+/// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
+fn fixed_forwarder(created: Instant) -> Forwarder {
+    let limits = ForwarderLimits {
+        max_streams: 4,
+        max_subscriptions: 8,
+        max_subscriptions_per_stream: 4,
+        max_packet_bytes: 1500,
+    };
+    let mut fwd = Forwarder::with_hash_seed(0, 2, limits, 0);
+    let hour = Duration::from_secs(3600);
+    let policies = [
+        SourcePolicy::Fixed(FUZZ_PUBLISHER),
+        SourcePolicy::Latch {
+            window: hour,
+            fallback: None,
+        },
+        SourcePolicy::Latch {
+            window: Duration::from_secs(1),
+            fallback: Some(FUZZ_PUBLISHER),
+        },
+    ];
+    let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
+    map[96] = 101;
+    let rewriting = Rewrite {
+        out_ssrc: Some(0xabcd_ef01),
+        seq_offset: 40_000,
+        ts_offset: u32::MAX - 7,
+        payload_type_map: map,
+    };
+    let mut sub = 0;
+    for (i, (ssrc, source)) in FUZZ_SSRCS.into_iter().zip(policies).enumerate() {
+        let stream = StreamId(i as u64);
+        let commands = [Command::AddStream {
+            id: stream,
+            ssrc,
+            source,
+        }]
+        .into_iter()
+        .chain(
+            [Rewrite::default(), rewriting.clone()]
+                .into_iter()
+                .map(|rewrite| {
+                    sub += 1;
+                    let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
+                    Command::AddSubscription {
+                        id: SubscriptionId(u64::from(sub)),
+                        stream,
+                        dest,
+                        socket: 0,
+                        rewrite,
+                    }
+                }),
+        )
+        .collect::<Vec<_>>();
+        for command in commands {
+            fwd.apply(created, command)
+                .expect("fixed fuzz table is valid");
+        }
+    }
+    fwd.apply(
+        created,
+        Command::SetPaused {
+            id: SubscriptionId(2),
+            paused: true,
+        },
+    )
+    .expect("sub 2 exists");
+    fwd
+}
+
+/// Runs `data` through the parsers and a fixed forwarder built at `now` (the datagram arrives
+/// `PROCESS_AFTER` later), asserting invariants:
+/// parsers never panic, a validated RTCP compound is covered exactly by its packets, rewriting keeps
+/// it valid and equally long, every datagram is counted once under exactly one outcome, and the
+/// copies egress saw are the copies the outcome reports.
+pub fn fuzz_entry(now: Instant, data: &[u8]) {
+    let kind = classify(data);
+    if let Ok(view) = RtpView::parse(data) {
+        assert!(view.payload().len() + 12 <= data.len());
+        let _ = (
+            view.ssrc(),
+            view.seq(),
+            view.timestamp(),
+            view.payload_type(),
+            view.marker(),
+        );
+    }
+    if let Ok(compound) = RtcpCompound::parse(data) {
+        let mut covered = 0;
+        for packet in compound.packets() {
+            assert_eq!(packet.offset, covered);
+            covered += packet.len_bytes;
+            if packet.kind == RtcpType::SourceDescription {
+                assert!(SdesChunks::new(data, &packet).all(|chunk| chunk.is_ok()));
+            }
+        }
+        assert_eq!(covered, data.len());
+        let mut out = [0u8; 1500];
+        let rewrite = Rewrite {
+            out_ssrc: Some(1),
+            seq_offset: 1,
+            ts_offset: 1,
+            payload_type_map: IDENTITY_PAYLOAD_TYPE_MAP,
+        };
+        if data.len() <= out.len() {
+            let n = rewrite.rtcp_into(compound.first_ssrc().0, data, &mut out);
+            assert_eq!(n, Some(data.len()));
+        }
+    }
+
+    let mut fwd = fixed_forwarder(now);
+    let now = now + PROCESS_AFTER;
+    for (i, src) in [FUZZ_PUBLISHER, STRANGER, FUZZ_PUBLISHER]
+        .into_iter()
+        .enumerate()
+    {
+        let mut egress = CheckingEgress {
+            input: data,
+            copies: 0,
+        };
+        let before = fwd.counters().clone();
+        let outcome = fwd.on_datagram(now, 0, src, data, &mut egress);
+        let after = fwd.counters();
+        assert_eq!(after.rx_packets, i as u64 + 1);
+        match outcome {
+            Outcome::Forwarded { copies } => {
+                assert!(matches!(kind, PacketKind::Rtp | PacketKind::Rtcp));
+                assert!(
+                    (1..=2).contains(&copies),
+                    "two active subscriptions per stream"
+                );
+                assert_eq!(copies, egress.copies);
+                assert_eq!(
+                    after.forwarded_packets - before.forwarded_packets,
+                    u64::from(copies)
+                );
+            }
+            Outcome::Dropped(reason) => {
+                assert_eq!(egress.copies, 0);
+                assert_eq!(after.drops(reason), before.drops(reason) + 1);
+            }
+            Outcome::Consumed => unreachable!("every fuzz stream has an active subscription"),
+            Outcome::Handover { owner } => {
+                assert_eq!(owner, 1);
+                assert_eq!(after.handover_out, before.handover_out + 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::counters::DropReason;
+    use proptest::prelude::*;
+
+    fn rtp(ssrc: u32, tail: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, 96, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0];
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(tail);
+        p
+    }
+
+    #[test]
+    fn fixed_table_forwards_and_latches() {
+        let created = Instant::now();
+        let mut fwd = fixed_forwarder(created);
+        let now = created + PROCESS_AFTER;
+        let mut egress = CheckingEgress {
+            input: &[],
+            copies: 0,
+        };
+        let pkt = rtp(FUZZ_SSRCS[0], b"x");
+        egress.input = &pkt;
+        assert_eq!(
+            fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut egress),
+            Outcome::Forwarded { copies: 1 }
+        );
+        let pkt = rtp(FUZZ_SSRCS[1], b"y");
+        egress.input = &pkt;
+        assert_eq!(
+            fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress),
+            Outcome::Forwarded { copies: 2 }
+        );
+        let pkt = rtp(FUZZ_SSRCS[2], b"z");
+        egress.input = &pkt;
+        assert_eq!(
+            fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress),
+            Outcome::Dropped(DropReason::LatchExpired)
+        );
+        fuzz_entry(created, &pkt);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..1600)) {
+            fuzz_entry(Instant::now(), &data);
+        }
+
+        #[test]
+        fn rtp_shaped(first in 0x80u8..0xc0, second: u8, which in 0usize..4, tail in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let ssrc = FUZZ_SSRCS.get(which).copied().unwrap_or(3);
+            let mut data = rtp(ssrc, &tail);
+            data[0] = first;
+            data[1] = second;
+            fuzz_entry(Instant::now(), &data);
+        }
+
+        #[test]
+        fn rtcp_shaped(pt in 192u8..224, count in 0u8..32, which in 0usize..4, words in proptest::collection::vec(any::<u32>(), 1..20)) {
+            let ssrc = FUZZ_SSRCS.get(which).copied().unwrap_or(3);
+            let mut data = vec![0x80 | count, pt, 0, (words.len() + 1) as u8];
+            data.extend_from_slice(&ssrc.to_be_bytes());
+            for word in words {
+                // Mostly the fuzz SSRC, so rewriting has fields to change.
+                let word = if word % 3 == 0 { ssrc } else { word };
+                data.extend_from_slice(&word.to_be_bytes());
+            }
+            fuzz_entry(Instant::now(), &data);
+        }
+    }
+}

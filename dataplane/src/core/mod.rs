@@ -1,0 +1,34 @@
+//! The sans-IO forwarding core: everything a worker decides about a packet, and nothing it does.
+//!
+//! Owns the wire identifiers ([`wire`]), demultiplexing and borrowed RTP/RTCP views ([`packet`]),
+//! per-subscription header rewriting ([`rewrite`]), the counters ([`counters`]), the commands
+//! ([`command`]), the bounded stream/subscription tables ([`table`]), the SSRC placement rule
+//! ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point
+//! ([`fuzz`]).
+//!
+//! It must never open a socket, read a clock (time is an `Instant` argument), use `unsafe`, allocate,
+//! log or lock per packet, or grow a table past its configured limit. Allocation is allowed only
+//! when applying a command. Outside input never makes it panic: malformed packets are counted drops.
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod counters;
+pub mod forwarder;
+pub mod fuzz;
+pub mod packet;
+pub mod rewrite;
+pub mod steering;
+pub mod table;
+pub mod wire;
+
+pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId};
+pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
+pub use forwarder::{Egress, Forwarder, Outcome};
+pub use fuzz::fuzz_entry;
+pub use packet::{
+    classify, PacketError, PacketKind, RtcpCompound, RtcpPacketRef, RtcpType, RtpView,
+};
+pub use rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
+pub use steering::owner_of;
+pub use table::ForwarderLimits;
+pub use wire::{RtpTimestamp, SeqNo, SeqUnwrapper, Ssrc};

@@ -1,0 +1,266 @@
+//! The `recvmmsg`/`sendmmsg` driver: the fallback for kernels without the io_uring features ringfwd uses, and
+//! an in-tree baseline for the io_uring driver.
+//!
+//! Owns a worker loop over [`batch`](super::batch): receive a batch per socket, let the core decide, collect
+//! every copy it asks for (a rewritten 12-byte header plus the payload slice of the received datagram — the
+//! payload is not copied), and send them with one `sendmmsg` per socket. Sends complete synchronously, so
+//! nothing is in flight between iterations. It does not coalesce with GSO: that is the io_uring driver's job.
+//! Blocking waits use `poll` on the sockets and the wake-up eventfd.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use super::batch::{RecvBatch, SendBatch};
+use crate::core::{Counters, DropReason, Egress, Outcome};
+use crate::runtime::idle::IdlePolicy;
+use crate::runtime::worker::{WorkerContext, PUBLISH_INTERVAL};
+use crate::runtime::SPARE_BUFFERS;
+
+/// Longest a blocking wait lasts before the loop looks at its rings again.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// One copy the core asked for.
+#[derive(Clone, Copy)]
+struct Out {
+    socket: usize,
+    dest: SocketAddr,
+    part: Part,
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    /// `header` + bytes 12.. of datagram `datagram` of the current batch.
+    Rtp { datagram: usize, header: [u8; 12] },
+    /// `arena[start..start + len]`.
+    Copy { start: usize, len: usize },
+}
+
+/// Collects the copies the core asks for while it processes one datagram.
+struct Collect<'a> {
+    outs: &'a mut Vec<Out>,
+    arena: &'a mut Vec<u8>,
+    datagram: usize,
+}
+
+impl Egress for Collect<'_> {
+    fn forward_rtp(
+        &mut self,
+        _flow: u32,
+        socket: usize,
+        dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        if self.outs.len() == self.outs.capacity() {
+            return false;
+        }
+        self.outs.push(Out {
+            socket,
+            dest,
+            part: Part::Rtp {
+                datagram: self.datagram,
+                header: *header,
+            },
+        });
+        true
+    }
+
+    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
+        let start = self.arena.len();
+        if self.outs.len() == self.outs.capacity() || start + bytes.len() > self.arena.capacity() {
+            return false;
+        }
+        self.arena.extend_from_slice(bytes);
+        self.outs.push(Out {
+            socket,
+            dest,
+            part: Part::Copy {
+                start,
+                len: bytes.len(),
+            },
+        });
+        true
+    }
+}
+
+/// Runs the worker until a stop is requested. Calls `ready` once set up.
+pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result<()> {
+    let s = &ctx.settings;
+    let size_error = |e: super::batch::BatchSizeError| {
+        io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+    };
+    let mut recv =
+        RecvBatch::new(s.recv_batch, s.limits.max_packet_bytes + 1).map_err(size_error)?;
+    // sendmmsg takes at most UIO_MAXIOV (1024) messages per call.
+    let send_batch = s.send_slots.min(1024);
+    let mut send = SendBatch::new(send_batch, 2).map_err(size_error)?;
+    let mut outs: Vec<Out> = Vec::with_capacity(send_batch);
+    let mut arena: Vec<u8> =
+        Vec::with_capacity(usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes);
+    let mut overflow_seen = vec![0u32; ctx.sockets.len()];
+    let mut forwarder = ctx.forwarder();
+    let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
+    let mut last_publish = Instant::now();
+    ready(Ok(()));
+    loop {
+        let now = Instant::now();
+        let mut worked = false;
+        for (socket, (fd, seen)) in ctx.sockets.iter().zip(overflow_seen.iter_mut()).enumerate() {
+            let fd = fd.as_fd();
+            let n = recv.recv(fd)?;
+            if n == 0 {
+                continue;
+            }
+            worked = true;
+            let counters = forwarder.counters_mut();
+            if let Some(total) = recv.rx_queue_overflow() {
+                counters.kernel_rx_dropped += u64::from(total.wrapping_sub(*seen));
+                *seen = total;
+            }
+            for i in 0..n {
+                let d = recv.datagram(i);
+                if d.truncated {
+                    let counters = forwarder.counters_mut();
+                    counters.rx_packets += 1;
+                    counters.count_drop(DropReason::Oversize);
+                    continue;
+                }
+                let mut egress = Collect {
+                    outs: &mut outs,
+                    arena: &mut arena,
+                    datagram: i,
+                };
+                if let Outcome::Handover { owner } =
+                    forwarder.on_datagram(now, socket, d.src, d.data, &mut egress)
+                {
+                    ctx.hand_over(owner, d.src, socket, d.data, forwarder.counters_mut());
+                }
+                if outs.len() == outs.capacity() {
+                    flush(
+                        &ctx,
+                        &mut send,
+                        &mut outs,
+                        &mut arena,
+                        &|i| recv.datagram(i).data,
+                        forwarder.counters_mut(),
+                    )?;
+                }
+            }
+            flush(
+                &ctx,
+                &mut send,
+                &mut outs,
+                &mut arena,
+                &|i| recv.datagram(i).data,
+                forwarder.counters_mut(),
+            )?;
+        }
+        while let Some(packet) = ctx.incoming().take() {
+            worked = true;
+            let data = &packet.data[..packet.len];
+            let mut egress = Collect {
+                outs: &mut outs,
+                arena: &mut arena,
+                datagram: 0,
+            };
+            let _ = forwarder.on_handover(now, packet.socket, packet.src, data, &mut egress);
+            flush(
+                &ctx,
+                &mut send,
+                &mut outs,
+                &mut arena,
+                &|_| data,
+                forwarder.counters_mut(),
+            )?;
+            ctx.incoming().recycle(packet);
+        }
+        worked |= ctx.apply_commands(&mut forwarder, now);
+        if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+            ctx.publish(forwarder.counters_mut(), 0);
+            last_publish = now;
+        }
+        if ctx.mailbox().stop_requested() {
+            ctx.publish(forwarder.counters_mut(), 0);
+            return Ok(());
+        }
+        if worked {
+            idle.worked(now);
+        } else if idle.may_block(now)
+            && !ctx.incoming().has_ready()
+            && !ctx.mailbox().has_commands()
+        {
+            wait(&ctx)?;
+        }
+    }
+}
+
+/// Sends every collected copy, one `sendmmsg` per media socket, and counts the results.
+fn flush<'d>(
+    ctx: &WorkerContext,
+    send: &mut SendBatch,
+    outs: &mut Vec<Out>,
+    arena: &'d mut [u8],
+    payload_of: &dyn Fn(usize) -> &'d [u8],
+    counters: &mut Counters,
+) -> io::Result<()> {
+    if outs.is_empty() {
+        return Ok(());
+    }
+    let arena: &[u8] = arena;
+    for socket in 0..ctx.sockets.len() {
+        let mut guard = send.begin();
+        for out in outs.iter().filter(|o| o.socket == socket) {
+            let pushed = match &out.part {
+                Part::Rtp { datagram, header } => {
+                    let payload = payload_of(*datagram);
+                    guard.push(
+                        out.dest,
+                        &[header, payload.get(12..).unwrap_or_default()],
+                        None,
+                    )
+                }
+                Part::Copy { start, len } => {
+                    guard.push(out.dest, &[&arena[*start..*start + *len]], None)
+                }
+            };
+            if !pushed {
+                counters.count_drop(DropReason::TxFull);
+            }
+        }
+        if guard.is_empty() {
+            continue;
+        }
+        let report = guard.send(ctx.sockets[socket].as_fd())?;
+        counters.sends += report.sent as u64;
+        counters.send_errors += (report.failed + report.would_block) as u64;
+    }
+    outs.clear();
+    Ok(())
+}
+
+/// Blocks until a socket is readable or the worker is woken (command, handover, stop), bounded by
+/// [`POLL_TIMEOUT`].
+fn wait(ctx: &WorkerContext) -> io::Result<()> {
+    let wake = ctx.mailbox().wake();
+    let mut fds: [PollFd<'_>; 8] =
+        std::array::from_fn(|_| PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN));
+    let mut n = 1;
+    for socket in ctx.sockets.iter().take(fds.len() - 1) {
+        fds[n] = PollFd::from_borrowed_fd(socket.as_fd(), PollFlags::IN);
+        n += 1;
+    }
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: POLL_TIMEOUT.as_nanos() as _,
+    };
+    match poll(&mut fds[..n], Some(&timeout)) {
+        Ok(_) => {}
+        Err(e) if e == rustix::io::Errno::INTR => {}
+        Err(e) => return Err(e.into()),
+    }
+    wake.drain();
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The io_uring driver: one ring per worker, multishot receive over a provided-buffer ring, zero-copy fanout
+//! with UDP GSO, one submit per loop iteration.
+//!
+//! Owns the worker loop: arm a multishot `RecvMsgMulti` per media socket and a read of the worker's wake-up
+//! eventfd; each iteration reap every completion, feed received datagrams to the core, queue the sends it asks
+//! for (see [`send`]), hand foreign packets to their owner, apply control commands, publish counters, then
+//! submit once and wait according to the idle strategy. `ENOBUFS` (every buffer in flight) ends a multishot
+//! receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams wait in the
+//! socket's receive queue, whose overflow the kernel counts (`kernel_rx_dropped`).
+//!
+//! On stop: cancel the receives, process what was already received, wait for every send to complete (bounded
+//! by [`DRAIN_TIMEOUT`]), then drop the ring before the memory it refers to.
+
+mod recv;
+pub mod send;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, types, IoUring};
+
+use self::send::{push, Current, TxQueue, UringEgress, SEND_TAG};
+use super::pool::{self, Buffers, PoolState};
+use crate::core::{DropReason, Forwarder, Outcome};
+use crate::runtime::idle::IdlePolicy;
+use crate::runtime::worker::{WorkerContext, PUBLISH_INTERVAL};
+use crate::runtime::SPARE_BUFFERS;
+
+const RECV_TAG: u64 = 1 << 61;
+const WAKE_TAG: u64 = 1 << 60;
+const CANCEL_TAG: u64 = 1 << 59;
+const BUFFER_GROUP: u16 = 0;
+/// Longest a stopping worker waits for its in-flight sends.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the worker until a stop is requested. Calls `ready` once set up.
+pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result<()> {
+    let mut worker = UringWorker::new(ctx)?;
+    ready(Ok(()));
+    let clean = worker.run()?;
+    if !clean {
+        // Sends still in flight after the drain timeout: the kernel may still read their memory, so it is leaked
+        // rather than freed under it. This happens only at shutdown.
+        tracing::warn!(
+            worker = worker.ctx.index,
+            "sends still in flight at shutdown; leaking their buffers"
+        );
+        let UringWorker {
+            ring,
+            buffers,
+            pool,
+            tx,
+            ..
+        } = worker;
+        drop(ring);
+        std::mem::forget((buffers, pool, tx));
+    }
+    Ok(())
+}
+
+/// One worker's io_uring state. Field order is drop order: the ring goes first, before the memory it uses.
+struct UringWorker {
+    ring: IoUring,
+    buffers: Buffers,
+    pool: PoolState,
+    tx: TxQueue,
+    msghdr: Box<libc::msghdr>,
+    wake_buf: Box<[u8; 8]>,
+    fds: Vec<types::Fd>,
+    recv_armed: Vec<bool>,
+    rx_overflow_seen: Vec<u32>,
+    wake_armed: bool,
+    cqes: Vec<(u64, i32, u32)>,
+    forwarder: Forwarder,
+    ctx: WorkerContext,
+    stopping: bool,
+    error_log_budget: u32,
+}
+
+impl UringWorker {
+    fn new(ctx: WorkerContext) -> io::Result<UringWorker> {
+        let s = &ctx.settings;
+        if s.buffer_bytes < recv::HEADER_BYTES + s.limits.max_packet_bytes {
+            let msg = format!(
+                "pool.buffer_bytes {} cannot hold the {}-byte receive header and a {}-byte datagram",
+                s.buffer_bytes,
+                recv::HEADER_BYTES,
+                s.limits.max_packet_bytes
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        }
+        let (buffers, pool) = pool::new(s.pool_buffers, SPARE_BUFFERS, s.buffer_bytes)?;
+        let cq_entries = (u32::from(s.pool_buffers) * 2 + s.send_slots as u32)
+            .next_power_of_two()
+            .clamp(1024, 65536);
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(cq_entries)
+            .build(1024)
+            .map_err(|e| {
+                let hint = "io_uring with SINGLE_ISSUER|DEFER_TASKRUN needs Linux >= 6.1; set media.driver = \"mmsg\"";
+                io::Error::new(e.kind(), format!("io_uring setup: {e} ({hint})"))
+            })?;
+        // SAFETY: the ring memory belongs to `pool`, which the worker keeps alive (and unmoved: it is heap memory)
+        // until after the io_uring is dropped (field order, and `run` leaks it if sends are still in flight).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                pool.ring_addr(),
+                pool.ring_entries(),
+                BUFFER_GROUP,
+                0,
+            )
+        }
+        .map_err(|e| io::Error::new(e.kind(), format!("register provided-buffer ring: {e}")))?;
+        let fds: Vec<types::Fd> = ctx
+            .sockets
+            .iter()
+            .map(|s| types::Fd(s.as_raw_fd()))
+            .collect();
+        let tx = TxQueue::new(
+            s.send_slots,
+            s.limits.max_subscriptions as usize,
+            s.gso_max_segments,
+        );
+        let forwarder = ctx.forwarder();
+        Ok(UringWorker {
+            ring,
+            buffers,
+            pool,
+            tx,
+            msghdr: recv::template(),
+            wake_buf: Box::new([0; 8]),
+            recv_armed: vec![false; fds.len()],
+            rx_overflow_seen: vec![0; fds.len()],
+            fds,
+            wake_armed: false,
+            cqes: Vec::with_capacity(cq_entries as usize * 2),
+            forwarder,
+            ctx,
+            stopping: false,
+            error_log_budget: 10,
+        })
+    }
+
+    /// The loop; returns whether everything in flight completed before exit.
+    fn run(&mut self) -> io::Result<bool> {
+        let mut idle = IdlePolicy::new(
+            self.ctx.settings.idle,
+            self.ctx.settings.spin,
+            Instant::now(),
+        );
+        let mut last_publish = Instant::now();
+        let mut drain_deadline = None;
+        self.arm_wake()?;
+        loop {
+            if !self.stopping {
+                self.arm_receives()?;
+            }
+            self.pool.publish();
+            let now = Instant::now();
+            let block = idle.may_block(now)
+                && !self.ctx.incoming().has_ready()
+                && !self.ctx.mailbox().has_commands();
+            match self.ring.submit_and_wait(usize::from(block)) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            let mut worked = self.reap_and_process(now)?;
+            worked |= self.process_handovers(now);
+            self.tx.flush(&mut self.ring, &self.fds)?;
+            worked |= self.ctx.apply_commands(&mut self.forwarder, now);
+            if worked {
+                idle.worked(now);
+            }
+            if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+                self.ctx
+                    .publish(self.forwarder.counters_mut(), self.pool.in_use());
+                last_publish = now;
+            }
+            if !self.stopping && self.ctx.mailbox().stop_requested() {
+                self.begin_stop()?;
+                drain_deadline = Some(now + DRAIN_TIMEOUT);
+            }
+            if self.stopping {
+                let quiet =
+                    self.tx.busy() == 0 && !self.wake_armed && !self.recv_armed.iter().any(|&a| a);
+                let late = drain_deadline.is_some_and(|d| now >= d);
+                if quiet || late {
+                    self.ctx
+                        .publish(self.forwarder.counters_mut(), self.pool.in_use());
+                    return Ok(self.tx.busy() == 0);
+                }
+            }
+        }
+    }
+
+    fn arm_receives(&mut self) -> io::Result<()> {
+        for i in 0..self.fds.len() {
+            if !self.recv_armed[i] && self.pool.available() > 0 {
+                let entry = opcode::RecvMsgMulti::new(self.fds[i], &*self.msghdr, BUFFER_GROUP)
+                    .build()
+                    .user_data(RECV_TAG | i as u64);
+                push(&mut self.ring, &entry)?;
+                self.recv_armed[i] = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let fd = types::Fd(self.ctx.mailbox().wake().as_fd().as_raw_fd());
+        let entry = opcode::Read::new(fd, self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(WAKE_TAG);
+        push(&mut self.ring, &entry)?;
+        self.wake_armed = true;
+        Ok(())
+    }
+
+    fn begin_stop(&mut self) -> io::Result<()> {
+        self.stopping = true;
+        for i in 0..self.fds.len() {
+            if self.recv_armed[i] {
+                let cancel = opcode::AsyncCancel::new(RECV_TAG | i as u64)
+                    .build()
+                    .user_data(CANCEL_TAG);
+                push(&mut self.ring, &cancel)?;
+            }
+        }
+        if self.wake_armed {
+            let cancel = opcode::AsyncCancel::new(WAKE_TAG)
+                .build()
+                .user_data(CANCEL_TAG);
+            push(&mut self.ring, &cancel)?;
+        }
+        Ok(())
+    }
+
+    /// Reaps every completion and handles it. When send slots run low mid-batch, the sends built so far are
+    /// submitted and their completions reaped at once, so a burst never starves on slots.
+    fn reap_and_process(&mut self, now: Instant) -> io::Result<bool> {
+        self.cqes.clear();
+        self.cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        let worked = !self.cqes.is_empty();
+        let low_water = (self.ctx.settings.send_slots / 2).max(1);
+        let mut i = 0;
+        while i < self.cqes.len() {
+            let (user_data, result, flags) = self.cqes[i];
+            i += 1;
+            if user_data & SEND_TAG != 0 {
+                self.complete_send(user_data, result);
+            } else if user_data & RECV_TAG != 0 {
+                self.on_receive((user_data & 0xffff) as usize, result, flags, now);
+                if self.tx.free_slots() < low_water {
+                    self.tx.flush(&mut self.ring, &self.fds)?;
+                    self.ring.submit_and_wait(0)?;
+                    let room = self.cqes.capacity() - self.cqes.len();
+                    for c in self.ring.completion().take(room) {
+                        self.cqes.push((c.user_data(), c.result(), c.flags()));
+                    }
+                }
+            } else if user_data == WAKE_TAG {
+                self.wake_armed = false;
+                if !self.stopping && result != -libc::ECANCELED {
+                    self.arm_wake()?;
+                }
+            }
+        }
+        Ok(worked)
+    }
+
+    fn complete_send(&mut self, user_data: u64, result: i32) {
+        let slot = (user_data & 0xffff_ffff) as u32;
+        if let Some(errno) =
+            self.tx
+                .complete(slot, result, &mut self.pool, self.forwarder.counters_mut())
+        {
+            if errno == libc::EIO {
+                // The device refused a segmented send: keep forwarding without GSO.
+                self.tx.disable_gso();
+            }
+            if self.error_log_budget > 0 {
+                self.error_log_budget -= 1;
+                let error = io::Error::from_raw_os_error(errno);
+                tracing::warn!(worker = self.ctx.index, %error, "send failed (counted in send_errors; further errors not logged)");
+            }
+        }
+    }
+
+    fn on_receive(&mut self, socket: usize, result: i32, flags: u32, now: Instant) {
+        if !cqueue::more(flags) && socket < self.recv_armed.len() {
+            self.recv_armed[socket] = false;
+        }
+        if result < 0 {
+            if result == -libc::ENOBUFS {
+                self.forwarder.counters_mut().pool_exhausted += 1;
+            }
+            return;
+        }
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            return;
+        };
+        self.pool.taken_by_kernel();
+        let buffers = &self.buffers;
+        let data = buffers.data(bid, result as usize);
+        let counters = self.forwarder.counters_mut();
+        let Ok(out) = io_uring::types::RecvMsgOut::parse(data, &self.msghdr) else {
+            counters.rx_packets += 1;
+            counters.count_drop(DropReason::Malformed);
+            self.pool.done(bid);
+            return;
+        };
+        if let Some(total) = recv::rx_queue_overflow(out.control_data()) {
+            let seen = &mut self.rx_overflow_seen[socket];
+            counters.kernel_rx_dropped += u64::from(total.wrapping_sub(*seen));
+            *seen = total;
+        }
+        let src = recv::sockaddr(out.name_data());
+        let (Some(src), false) = (src, out.is_payload_truncated()) else {
+            counters.rx_packets += 1;
+            counters.count_drop(if out.is_payload_truncated() {
+                DropReason::Oversize
+            } else {
+                DropReason::Malformed
+            });
+            self.pool.done(bid);
+            return;
+        };
+        let payload = out.payload_data();
+        let offset = payload.as_ptr() as usize - data.as_ptr() as usize;
+        let current = Current {
+            bid,
+            offset,
+            len: payload.len(),
+        };
+        let mut egress = UringEgress {
+            tx: &mut self.tx,
+            buffers,
+            pool: &mut self.pool,
+            current,
+        };
+        if let Outcome::Handover { owner } =
+            self.forwarder
+                .on_datagram(now, socket, src, payload, &mut egress)
+        {
+            self.ctx
+                .hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
+        }
+        self.pool.done(bid);
+    }
+
+    /// Forwards packets other workers handed over (copied into spare buffers, so sends can reference them).
+    fn process_handovers(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(packet) = self.ctx.incoming().take() {
+            any = true;
+            let bytes = &packet.data[..packet.len];
+            match self.pool.take_spare() {
+                Some(bid) => {
+                    // SAFETY: `bid` was just taken from the spare list.
+                    unsafe { self.buffers.write(bid, bytes) };
+                    let buffers = &self.buffers;
+                    let current = Current {
+                        bid,
+                        offset: 0,
+                        len: bytes.len(),
+                    };
+                    let mut egress = UringEgress {
+                        tx: &mut self.tx,
+                        buffers,
+                        pool: &mut self.pool,
+                        current,
+                    };
+                    let _ = self.forwarder.on_handover(
+                        now,
+                        packet.socket,
+                        packet.src,
+                        bytes,
+                        &mut egress,
+                    );
+                    self.pool.done(bid);
+                }
+                None => self
+                    .forwarder
+                    .counters_mut()
+                    .count_drop(DropReason::HandoverFull),
+            }
+            self.ctx.incoming().recycle(packet);
+        }
+        any
+    }
+}

@@ -1,0 +1,340 @@
+//! The send side of the io_uring driver: preallocated send slots, zero-copy fanout and UDP GSO coalescing.
+//!
+//! Owns the slots (each one `SendMsg` in flight: its `msghdr`, destination, iovecs, rewritten 12-byte headers,
+//! GSO control message and the buffer ids it references). During one loop iteration the core asks, per
+//! subscription ("flow"), to send `header + payload-of-the-current-packet`; consecutive packets of one flow with
+//! the same size join one slot and leave as one GSO send (the last segment may be shorter, then the slot
+//! closes). At the end of the iteration every slot opened is queued as a `SendMsg`, in the order opened, so a
+//! flow's packets leave in the order they arrived. A slot returns to the free list when its completion arrives,
+//! releasing the packet buffers it referenced.
+//!
+//! Must never: copy a payload (only RTCP the core assembles is copied, into a spare buffer), allocate after
+//! construction, or reuse a slot before its completion.
+
+use std::net::SocketAddr;
+
+use io_uring::{opcode, squeue, types};
+use socket2::SockAddr;
+
+use crate::core::{Counters, Egress};
+use crate::driver::pool::{Buffers, PoolState};
+
+/// Largest UDP payload a GSO send may carry in total.
+const GSO_MAX_BYTES: usize = 65_000;
+/// `user_data` tag of send completions; the low bits are the slot index.
+pub const SEND_TAG: u64 = 1 << 62;
+
+/// Room for one `cmsghdr` carrying a `u16` (`UDP_SEGMENT`), 8-byte aligned.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct Control([u8; 32]);
+
+struct Slot {
+    msghdr: libc::msghdr,
+    name: SockAddr,
+    iov: Box<[libc::iovec]>,
+    headers: Box<[[u8; 12]]>,
+    control: Control,
+    bufs: Box<[u16]>,
+    nbufs: usize,
+    niov: usize,
+    segments: usize,
+    segment_bytes: usize,
+    total_bytes: usize,
+    closed: bool,
+    socket: usize,
+}
+
+/// The packet currently being processed: where its bytes are in the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Current {
+    /// Pool buffer holding it.
+    pub bid: u16,
+    /// Offset of the datagram inside the buffer.
+    pub offset: usize,
+    /// Datagram length.
+    pub len: usize,
+}
+
+/// All send slots of one worker and the flows open in the current iteration.
+pub struct TxQueue {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Slots opened this iteration, in order.
+    pending: Vec<u32>,
+    /// Per flow: (iteration epoch, slot) of its open slot.
+    open: Vec<(u32, u32)>,
+    epoch: u32,
+    gso_max_segments: usize,
+}
+
+// SAFETY: the raw pointers inside `msghdr` and `iovec` point into this queue's own boxes or into the worker's
+// pool; the queue is moved into its worker thread before any is set and used only there.
+unsafe impl Send for TxQueue {}
+
+impl TxQueue {
+    /// `slots` in-flight sends, `flows` distinct flow keys (the subscription table's size), up to
+    /// `gso_max_segments` packets per send.
+    pub fn new(slots: usize, flows: usize, gso_max_segments: usize) -> TxQueue {
+        let seg = gso_max_segments.max(1);
+        let unspecified = SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)));
+        TxQueue {
+            slots: (0..slots)
+                .map(|_| Slot {
+                    // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
+                    msghdr: unsafe { std::mem::zeroed() },
+                    name: unspecified.clone(),
+                    iov: vec![
+                        libc::iovec {
+                            iov_base: std::ptr::null_mut(),
+                            iov_len: 0
+                        };
+                        2 * seg
+                    ]
+                    .into_boxed_slice(),
+                    headers: vec![[0u8; 12]; seg].into_boxed_slice(),
+                    control: Control([0; 32]),
+                    bufs: vec![0u16; seg].into_boxed_slice(),
+                    nbufs: 0,
+                    niov: 0,
+                    segments: 0,
+                    segment_bytes: 0,
+                    total_bytes: 0,
+                    closed: false,
+                    socket: 0,
+                })
+                .collect(),
+            free: (0..slots as u32).rev().collect(),
+            pending: Vec::with_capacity(slots),
+            open: vec![(u32::MAX, 0); flows],
+            epoch: 0,
+            gso_max_segments: seg,
+        }
+    }
+
+    /// Sends in flight or pending.
+    pub fn busy(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Free slots.
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Turns GSO off (after the kernel refused a segmented send).
+    pub fn disable_gso(&mut self) {
+        self.gso_max_segments = 1;
+    }
+
+    fn open_slot(&mut self, socket: usize, dest: SocketAddr) -> Option<u32> {
+        let s = self.free.pop()?;
+        let slot = &mut self.slots[s as usize];
+        slot.name = SockAddr::from(dest);
+        slot.nbufs = 0;
+        slot.niov = 0;
+        slot.segments = 0;
+        slot.segment_bytes = 0;
+        slot.total_bytes = 0;
+        slot.closed = false;
+        slot.socket = socket;
+        self.pending.push(s);
+        Some(s)
+    }
+
+    /// Queues every slot opened this iteration on the submission queue, submitting when it is full.
+    pub fn flush(
+        &mut self,
+        ring: &mut io_uring::IoUring,
+        fds: &[types::Fd],
+    ) -> std::io::Result<()> {
+        for i in 0..self.pending.len() {
+            let s = self.pending[i];
+            let slot = &mut self.slots[s as usize];
+            slot.msghdr.msg_name = slot.name.as_ptr() as *mut libc::c_void;
+            slot.msghdr.msg_namelen = slot.name.len();
+            slot.msghdr.msg_iov = slot.iov.as_mut_ptr();
+            slot.msghdr.msg_iovlen = slot.niov;
+            if slot.segments > 1 {
+                write_segment_cmsg(&mut slot.control, slot.segment_bytes as u16);
+                slot.msghdr.msg_control = slot.control.0.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                slot.msghdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+            } else {
+                slot.msghdr.msg_control = std::ptr::null_mut();
+                slot.msghdr.msg_controllen = 0;
+            }
+            let entry = opcode::SendMsg::new(fds[slot.socket], &slot.msghdr)
+                .build()
+                .user_data(SEND_TAG | u64::from(s));
+            push(ring, &entry)?;
+        }
+        self.pending.clear();
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == u32::MAX {
+            self.open.iter_mut().for_each(|o| o.0 = u32::MAX - 1);
+            self.epoch = 0;
+        }
+        Ok(())
+    }
+
+    /// A send completed with `result`; releases its buffers and slot and counts it.
+    pub fn complete(
+        &mut self,
+        slot: u32,
+        result: i32,
+        pool: &mut PoolState,
+        counters: &mut Counters,
+    ) -> Option<i32> {
+        let slot_ref = self.slots.get_mut(slot as usize)?;
+        for &bid in &slot_ref.bufs[..slot_ref.nbufs] {
+            pool.release(bid);
+        }
+        let segments = slot_ref.segments as u64;
+        slot_ref.nbufs = 0;
+        self.free.push(slot);
+        if result < 0 {
+            counters.send_errors += segments;
+            return Some(-result);
+        }
+        counters.sends += 1;
+        if segments > 1 {
+            counters.gso_sends += 1;
+            counters.gso_segments += segments;
+        }
+        None
+    }
+}
+
+fn write_segment_cmsg(control: &mut Control, segment_bytes: u16) {
+    control.0 = [0; 32];
+    // SAFETY: `control` is 8-byte aligned and 32 bytes long, enough for CMSG_SPACE(2) (24 bytes on 64-bit
+    // Linux), so the header and the u16 after it are written inside the buffer; CMSG_LEN/CMSG_DATA are pointer
+    // arithmetic on that header.
+    unsafe {
+        let header = control.0.as_mut_ptr().cast::<libc::cmsghdr>();
+        (*header).cmsg_level = libc::SOL_UDP;
+        (*header).cmsg_type = libc::UDP_SEGMENT;
+        (*header).cmsg_len = libc::CMSG_LEN(2) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<u16>(), segment_bytes);
+    }
+}
+
+/// Pushes one entry, submitting first when the submission queue is full.
+pub fn push(ring: &mut io_uring::IoUring, entry: &squeue::Entry) -> std::io::Result<()> {
+    loop {
+        // SAFETY: every entry this driver builds points at memory (msghdr, iovecs, buffers, eventfd buffer) that
+        // stays valid and unmoved until the entry's completion is reaped: slots and buffers are only reused after
+        // their completion, and the worker drains all completions before dropping anything.
+        if unsafe { ring.submission().push(entry) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit()?;
+    }
+}
+
+/// The [`Egress`] the core forwards through during one packet: the tx queue, the pool and the current packet.
+pub struct UringEgress<'a> {
+    /// Send slots.
+    pub tx: &'a mut TxQueue,
+    /// The worker's packet memory.
+    pub buffers: &'a Buffers,
+    /// The worker's pool bookkeeping.
+    pub pool: &'a mut PoolState,
+    /// The packet being processed.
+    pub current: Current,
+}
+
+impl Egress for UringEgress<'_> {
+    fn forward_rtp(
+        &mut self,
+        flow: u32,
+        socket: usize,
+        dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        let Current { bid, offset, len } = self.current;
+        if len < 12 {
+            return false;
+        }
+        let tx = &mut *self.tx;
+        let epoch = tx.epoch;
+        let max = tx.gso_max_segments;
+        let flow_open = tx.open.get(flow as usize).copied();
+        let reuse = match flow_open {
+            Some((e, s)) if e == epoch => {
+                let slot = &tx.slots[s as usize];
+                let fits = !slot.closed
+                    && slot.segments < max
+                    && slot.total_bytes + len <= GSO_MAX_BYTES
+                    && len <= slot.segment_bytes;
+                fits.then_some(s)
+            }
+            _ => None,
+        };
+        let s = match reuse {
+            Some(s) => s,
+            None => match tx.open_slot(socket, dest) {
+                Some(s) => {
+                    if let Some(o) = tx.open.get_mut(flow as usize) {
+                        *o = (epoch, s);
+                    }
+                    tx.slots[s as usize].segment_bytes = len;
+                    s
+                }
+                None => return false,
+            },
+        };
+        let slot = &mut tx.slots[s as usize];
+        let k = slot.segments;
+        slot.headers[k] = *header;
+        slot.iov[slot.niov] = libc::iovec {
+            iov_base: slot.headers[k].as_mut_ptr().cast(),
+            iov_len: 12,
+        };
+        slot.iov[slot.niov + 1] = libc::iovec {
+            iov_base: self.buffers.ptr(bid, offset + 12) as *mut libc::c_void,
+            iov_len: len - 12,
+        };
+        slot.niov += 2;
+        slot.bufs[slot.nbufs] = bid;
+        slot.nbufs += 1;
+        slot.segments += 1;
+        slot.total_bytes += len;
+        if len < slot.segment_bytes {
+            slot.closed = true;
+        }
+        self.pool.hold(bid);
+        true
+    }
+
+    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
+        if bytes.len() > self.buffers.buffer_bytes() {
+            return false;
+        }
+        let Some(spare) = self.pool.take_spare() else {
+            return false;
+        };
+        let Some(s) = self.tx.open_slot(socket, dest) else {
+            self.pool.done(spare);
+            return false;
+        };
+        // SAFETY: `spare` was just taken from the spare list: no send references it and no slice of it lives.
+        unsafe { self.buffers.write(spare, bytes) };
+        let slot = &mut self.tx.slots[s as usize];
+        slot.iov[0] = libc::iovec {
+            iov_base: self.buffers.ptr(spare, 0) as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        slot.niov = 1;
+        slot.bufs[0] = spare;
+        slot.nbufs = 1;
+        slot.segments = 1;
+        slot.segment_bytes = bytes.len();
+        slot.total_bytes = bytes.len();
+        slot.closed = true;
+        self.pool.hold(spare);
+        self.pool.done(spare);
+        true
+    }
+}

@@ -1,0 +1,22 @@
+//! Worker threads and the rings that connect them.
+//!
+//! Owns start-up (sockets in worker order, one pinned thread per configured core, each running the configured
+//! driver), the per-worker [`mailbox::Mailbox`] to the control plane, the cross-worker
+//! [`handover::HandoverRing`]s, the lock-free [`SharedCounters`] every worker publishes, and shutdown.
+//! No `unsafe` here: the drivers own it.
+
+pub mod handover;
+pub mod idle;
+pub mod mailbox;
+pub mod notify;
+mod start;
+pub mod worker;
+
+pub use start::{Dataplane, StartError, WorkerHandle, SPARE_BUFFERS};
+
+pub use crate::core::SharedCounters;
+
+/// Pins the calling thread to `core`; false when the OS refused.
+pub fn pin_current_thread(core: usize) -> bool {
+    core_affinity::set_for_current(core_affinity::CoreId { id: core })
+}

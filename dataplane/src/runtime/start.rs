@@ -1,0 +1,273 @@
+//! Start-up and shutdown of the data plane.
+//!
+//! Owns the order of start-up: resolve the worker cores, open the media sockets in worker order (so the
+//! steering program's socket index is the worker index), create the rings, spawn one pinned thread per worker
+//! running the configured driver, and wait until every worker reports ready (or failed, with the reason).
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ringfwd_tuning::{Config, ConfigError, Driver};
+
+use super::handover::HandoverRing;
+use super::mailbox::Mailbox;
+use super::notify::Notifier;
+use super::worker::{WorkerContext, WorkerSettings};
+use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
+use crate::driver::socket::{self, SocketError, SocketOptions};
+
+/// Spare pool buffers per worker, outside the receive ring, for packets the worker assembles (RTCP copies) and
+/// packets handed over by other workers.
+pub const SPARE_BUFFERS: u16 = 512;
+/// How long start-up waits for a worker to report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the data plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The placement does not fit this host.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A media socket could not be set up.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// A resource could not be created.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being created.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker failed during its own set-up.
+    #[error("worker {index} on core {core}: {message}")]
+    Worker {
+        /// Worker index.
+        index: usize,
+        /// Its core.
+        core: usize,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The control plane's view of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    /// Worker index.
+    pub index: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    /// Its command and acknowledgement rings.
+    pub mailbox: Arc<Mailbox>,
+    /// Its counters, readable at any time without locks.
+    pub counters: Arc<SharedCounters>,
+}
+
+/// The running data plane.
+pub struct Dataplane {
+    handles: Vec<WorkerHandle>,
+    threads: Vec<JoinHandle<()>>,
+    media: Vec<SocketAddr>,
+    control_wake: Arc<Notifier>,
+    driver: Driver,
+}
+
+impl Dataplane {
+    /// Starts one worker per configured core; returns once all are forwarding.
+    pub fn start(config: &Config) -> Result<Dataplane, StartError> {
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let cores = config.placement.resolve_worker_cores(&available)?;
+        let workers = cores.len();
+        let opts = SocketOptions {
+            recv_buffer_bytes: config.media.recv_buffer_bytes,
+            send_buffer_bytes: config.media.send_buffer_bytes,
+        };
+        let sockets = socket::open(&config.media.addresses, workers, opts)?;
+        let io = |what| move |source| StartError::Io { what, source };
+        let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
+        let capacity = config.limits.command_ring_capacity as usize;
+        let mailboxes: Arc<[Arc<Mailbox>]> = (0..workers)
+            .map(|_| Mailbox::new(capacity, control_wake.clone()).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io("worker eventfd"))?
+            .into();
+        let handover: Arc<[HandoverRing]> = (0..workers)
+            .map(|_| {
+                HandoverRing::new(
+                    config.limits.handover_ring_capacity as usize,
+                    config.media.max_packet_bytes,
+                )
+            })
+            .collect::<Vec<_>>()
+            .into();
+        let settings = settings(config);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
+        let mut handles = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for (index, (core, sockets)) in cores.iter().copied().zip(sockets.per_worker).enumerate() {
+            let counters = Arc::new(SharedCounters::default());
+            handles.push(WorkerHandle {
+                index,
+                core,
+                mailbox: mailboxes[index].clone(),
+                counters: counters.clone(),
+            });
+            let ctx = WorkerContext {
+                index,
+                workers,
+                core,
+                sockets,
+                mailboxes: mailboxes.clone(),
+                handover: handover.clone(),
+                counters,
+                settings: settings.clone(),
+            };
+            let ready = ready_tx.clone();
+            let driver = config.media.driver;
+            let thread = std::thread::Builder::new()
+                .name(format!("ringfwd-w{index}"))
+                .spawn(move || run_worker(ctx, driver, ready))
+                .map_err(io("worker thread"))?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        let mut dataplane = Dataplane {
+            handles,
+            threads,
+            media: sockets.bound,
+            control_wake,
+            driver: config.media.driver,
+        };
+        for _ in 0..workers {
+            let failure = match ready_rx.recv_timeout(READY_TIMEOUT) {
+                Ok((_, Ok(()))) => continue,
+                Ok((index, Err(message))) => StartError::Worker {
+                    index,
+                    core: cores[index],
+                    message,
+                },
+                Err(_) => StartError::Worker {
+                    index: 0,
+                    core: cores[0],
+                    message: "did not start in time".into(),
+                },
+            };
+            dataplane.stop_threads();
+            return Err(failure);
+        }
+        Ok(dataplane)
+    }
+
+    /// The workers, in index order.
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.handles
+    }
+
+    /// The bound media addresses (port 0 in the config resolved), in config order.
+    pub fn media_addresses(&self) -> &[SocketAddr] {
+        &self.media
+    }
+
+    /// The driver the workers run.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// Signalled by workers when acknowledgements are ready.
+    pub fn control_wake(&self) -> &Arc<Notifier> {
+        &self.control_wake
+    }
+
+    /// The worker that owns streams with this SSRC (the one the kernel steers them to).
+    pub fn owner_of(&self, ssrc: u32) -> usize {
+        owner_of(ssrc, self.handles.len())
+    }
+
+    /// The media socket (index into [`Dataplane::media_addresses`]) to send to `dest` from: the first of the same
+    /// address family.
+    pub fn socket_for(&self, dest: SocketAddr) -> Option<usize> {
+        self.media
+            .iter()
+            .position(|m| m.is_ipv4() == dest.is_ipv4())
+    }
+
+    /// Counters of every worker, now.
+    pub fn counters(&self) -> Vec<Counters> {
+        self.handles.iter().map(|h| h.counters.snapshot()).collect()
+    }
+
+    /// Stops receiving, lets in-flight sends complete, joins the workers; returns their final counters.
+    pub fn stop(mut self) -> Vec<Counters> {
+        self.stop_threads();
+        self.counters()
+    }
+
+    fn stop_threads(&mut self) {
+        for h in &self.handles {
+            h.mailbox.request_stop();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+fn settings(config: &Config) -> WorkerSettings {
+    WorkerSettings {
+        limits: ForwarderLimits {
+            max_streams: config.limits.max_streams_per_worker,
+            max_subscriptions: config.limits.max_subscriptions_per_worker,
+            max_subscriptions_per_stream: config.limits.max_subscriptions_per_stream,
+            max_packet_bytes: config.media.max_packet_bytes,
+        },
+        pool_buffers: config.pool.buffers_per_worker as u16,
+        buffer_bytes: config.pool.buffer_bytes as usize,
+        send_slots: config.pool.send_slots_per_worker as usize,
+        gso_max_segments: usize::from(config.pool.gso_max_segments),
+        recv_batch: config.pool.recv_batch as usize,
+        idle: config.idle.strategy,
+        spin: Duration::from_micros(config.idle.spin_us),
+    }
+}
+
+type Ready = mpsc::SyncSender<(usize, Result<(), String>)>;
+
+fn run_worker(ctx: WorkerContext, driver: Driver, ready: Ready) {
+    let (index, core) = (ctx.index, ctx.core);
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        tracing::warn!(
+            worker = index,
+            core,
+            "could not pin worker thread to its core; running unpinned"
+        );
+    }
+    let once = std::cell::Cell::new(Some(ready));
+    let report = |result: Result<(), String>| {
+        if let Some(tx) = once.take() {
+            let _ = tx.send((index, result));
+        }
+    };
+    let outcome = match driver {
+        Driver::IoUring => crate::driver::uring::run(ctx, &report),
+        Driver::Mmsg => crate::driver::mmsg::run(ctx, &report),
+    };
+    if let Err(e) = outcome {
+        report(Err(e.to_string()));
+        tracing::error!(worker = index, core, error = %e, "worker stopped with an error");
+    }
+}

@@ -1,0 +1,119 @@
+//! What every driver's loop shares: the worker's context and its dealings with the control plane and the other
+//! workers (commands and acknowledgements, handovers, counter publication).
+//!
+//! Owns nothing of the I/O; the drivers call these between batches of packets, never while a send batch that
+//! refers to subscriptions is half built (commands may remove subscriptions).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::handover::HandoverRing;
+use super::mailbox::{Ack, Mailbox};
+use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
+use ringfwd_tuning::IdleStrategy;
+
+/// How often counters are published to the shared atomics while packets flow.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Settings a worker takes from the config.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Forwarding table limits and the largest accepted datagram.
+    pub limits: ForwarderLimits,
+    /// Ring buffers in the pool (a power of two).
+    pub pool_buffers: u16,
+    /// Bytes per pool buffer.
+    pub buffer_bytes: usize,
+    /// In-flight send operations.
+    pub send_slots: usize,
+    /// Packets per GSO send at most (1 disables GSO).
+    pub gso_max_segments: usize,
+    /// Datagrams per receive batch.
+    pub recv_batch: usize,
+    /// When to block.
+    pub idle: IdleStrategy,
+    /// Spin bound for `SpinThenSleep`.
+    pub spin: Duration,
+}
+
+/// Everything one worker thread owns or shares.
+pub struct WorkerContext {
+    /// This worker's index (its socket's position in every reuseport group).
+    pub index: usize,
+    /// Number of workers.
+    pub workers: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    /// Its socket on each media address, in media-address order.
+    pub sockets: Vec<OwnedFd>,
+    /// Every worker's mailbox (index = worker); its own is `mailboxes[index]`.
+    pub mailboxes: Arc<[Arc<Mailbox>]>,
+    /// Every worker's handover ring (index = worker).
+    pub handover: Arc<[HandoverRing]>,
+    /// Where it publishes its counters.
+    pub counters: Arc<SharedCounters>,
+    /// Settings.
+    pub settings: WorkerSettings,
+}
+
+impl WorkerContext {
+    /// This worker's mailbox.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailboxes[self.index]
+    }
+
+    /// A new forwarder for this worker.
+    pub fn forwarder(&self) -> Forwarder {
+        Forwarder::new(self.index, self.workers, self.settings.limits)
+    }
+
+    /// Applies every queued command and acknowledges each; returns whether any was applied.
+    pub fn apply_commands(&self, forwarder: &mut Forwarder, now: Instant) -> bool {
+        let mailbox = self.mailbox();
+        let mut applied = false;
+        while let Some(envelope) = mailbox.next_command() {
+            let result = forwarder.apply(now, envelope.command);
+            mailbox.ack(Ack {
+                seq: envelope.seq,
+                result,
+            });
+            applied = true;
+        }
+        if applied {
+            mailbox.notify_control();
+        }
+        applied
+    }
+
+    /// Hands a packet to its owner; counts a drop when the owner's ring is full.
+    pub fn hand_over(
+        &self,
+        owner: usize,
+        src: std::net::SocketAddr,
+        socket: usize,
+        bytes: &[u8],
+        counters: &mut Counters,
+    ) {
+        match self
+            .handover
+            .get(owner)
+            .and_then(|ring| ring.offer(src, socket, bytes))
+        {
+            Some(true) => self.mailboxes[owner].wake().notify(),
+            Some(false) => {}
+            None => counters.count_drop(DropReason::HandoverFull),
+        }
+    }
+
+    /// This worker's incoming handover ring.
+    pub fn incoming(&self) -> &HandoverRing {
+        &self.handover[self.index]
+    }
+
+    /// Publishes counters, with the pool gauge.
+    pub fn publish(&self, counters: &mut Counters, pool_in_use: u64) {
+        counters.pool_in_use = pool_in_use;
+        self.counters.publish(counters);
+    }
+}

@@ -1,0 +1,216 @@
+//! Proves that the forwarding core allocates nothing per packet in steady state.
+//!
+//! A counting global allocator counts the allocations of the current thread only (a thread-local
+//! counter, so the test harness's other threads do not disturb it). After the tables are built, a
+//! mix of datagrams — RTP fan-out with rewriting, RTCP rewriting, latching, drops of every kind and
+//! handovers — runs through `Forwarder::on_datagram` and the count must not move. This file owns the
+//! allocator; it must never hold anything but this test, because the allocator is process-wide.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ringfwd_dataplane::core::{
+    Command, Egress, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId,
+    SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
+};
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts allocations (and reallocations) made by the current thread, then defers to `System`.
+struct CountingAllocator;
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s
+// guarantees hold; the thread-local counter is const-initialized and has no destructor, so touching
+// it never allocates or re-enters the allocator, and `try_with` tolerates thread teardown.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract (non-zero size), passed through.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` (every allocation goes through `alloc` above) with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: `ptr`/`layout` come from `System` as above; the caller guarantees `new_size` is valid.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Counts what it is given without storing it (storing would allocate in the test, not the core).
+#[derive(Default)]
+struct CountingEgress {
+    rtp: u64,
+    rtcp: u64,
+    header_checksum: u64,
+}
+
+impl Egress for CountingEgress {
+    fn forward_rtp(
+        &mut self,
+        flow: u32,
+        _socket: usize,
+        _dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        self.rtp += 1;
+        self.header_checksum = self
+            .header_checksum
+            .wrapping_add(u64::from(header[3]) + u64::from(flow));
+        true
+    }
+
+    fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
+        self.rtcp += 1;
+        self.header_checksum = self.header_checksum.wrapping_add(bytes.len() as u64);
+        true
+    }
+}
+
+fn rtp(ssrc: u32, seq: u16, payload_bytes: usize) -> Vec<u8> {
+    let mut pkt = vec![0x80, 96];
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+    pkt.extend_from_slice(&ssrc.to_be_bytes());
+    pkt.resize(12 + payload_bytes, 0xab);
+    pkt
+}
+
+fn sender_report(ssrc: u32) -> Vec<u8> {
+    // SR with no report blocks (7 words), then SDES with one CNAME chunk (4 words: SSRC, "ab", END).
+    let mut pkt = vec![0x80, 200, 0, 6];
+    pkt.extend_from_slice(&ssrc.to_be_bytes());
+    pkt.extend_from_slice(&[0; 20]);
+    pkt.extend_from_slice(&[0x81, 202, 0, 3]);
+    pkt.extend_from_slice(&ssrc.to_be_bytes());
+    pkt.extend_from_slice(&[1, 2, b'a', b'b', 0, 0, 0, 0]);
+    pkt
+}
+
+#[test]
+fn on_datagram_does_not_allocate_in_steady_state() {
+    let start = Instant::now();
+    let limits = ForwarderLimits {
+        max_streams: 64,
+        max_subscriptions: 256,
+        max_subscriptions_per_stream: 8,
+        max_packet_bytes: 1500,
+    };
+    let mut fwd = Forwarder::new(0, 2, limits);
+    let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
+    map[96] = 100;
+    let rewrite = Rewrite {
+        out_ssrc: Some(0xfeed),
+        seq_offset: 7,
+        ts_offset: 9,
+        payload_type_map: map,
+    };
+    // Even SSRCs (owned by worker 0): 16 fixed streams and 16 latching ones, 4 subscriptions each.
+    for i in 0..32u32 {
+        let source = if i < 16 {
+            SourcePolicy::Fixed(publisher)
+        } else {
+            SourcePolicy::Latch {
+                window: Duration::from_secs(10),
+                fallback: None,
+            }
+        };
+        fwd.apply(
+            start,
+            Command::AddStream {
+                id: StreamId(u64::from(i)),
+                ssrc: 2 * i,
+                source,
+            },
+        )
+        .unwrap();
+        for s in 0..4u32 {
+            let id = SubscriptionId(u64::from(i * 4 + s));
+            let dest = SocketAddr::from(([127, 0, 0, 2], 6000 + (i * 4 + s) as u16));
+            let rewrite = if s % 2 == 0 {
+                rewrite.clone()
+            } else {
+                Rewrite::default()
+            };
+            let cmd = Command::AddSubscription {
+                id,
+                stream: StreamId(u64::from(i)),
+                dest,
+                socket: 0,
+                rewrite,
+            };
+            fwd.apply(start, cmd).unwrap();
+        }
+    }
+    fwd.apply(
+        start,
+        Command::SetPaused {
+            id: SubscriptionId(1),
+            paused: true,
+        },
+    )
+    .unwrap();
+
+    // Every packet is built before counting starts.
+    let video: Vec<Vec<u8>> = (0..16u32).map(|i| rtp(2 * i, 65_000, 1200)).collect();
+    let latching: Vec<Vec<u8>> = (16..32u32).map(|i| rtp(2 * i, 100, 160)).collect();
+    let reports: Vec<Vec<u8>> = (0..16u32).map(|i| sender_report(2 * i)).collect();
+    let unknown = rtp(1000, 1, 100);
+    let foreign = rtp(1001, 1, 100);
+    let stun = vec![0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    let malformed = vec![0x80u8, 96, 0, 1];
+    let oversize = rtp(0, 1, 1600);
+    let stranger: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+    let mut egress = CountingEgress::default();
+
+    let before = allocations();
+    let mut outcomes = [0u64; 4];
+    for round in 0..200u64 {
+        let now = start + Duration::from_millis(round * 5);
+        for pkt in video.iter().chain(&reports).chain(&latching) {
+            let outcome = fwd.on_datagram(now, 0, publisher, pkt, &mut egress);
+            outcomes[matches!(outcome, Outcome::Forwarded { .. }) as usize] += 1;
+        }
+        for (src, pkt) in [
+            (publisher, &unknown),
+            (publisher, &foreign),
+            (stranger, &video[0]),
+            (publisher, &stun),
+            (publisher, &malformed),
+            (publisher, &oversize),
+        ] {
+            let outcome = fwd.on_datagram(now, 0, src, pkt, &mut egress);
+            outcomes[2 + matches!(outcome, Outcome::Handover { .. }) as usize] += 1;
+        }
+    }
+    let during = allocations() - before;
+
+    assert_eq!(
+        during, 0,
+        "on_datagram allocated {during} times in steady state"
+    );
+    // The loop really forwarded, latched, rewrote RTCP and dropped.
+    let c = fwd.counters();
+    assert_eq!(outcomes, [0, 200 * 48, 200 * 5, 200]);
+    assert_eq!(c.latched, 16);
+    assert_eq!(egress.rtcp, 200 * (16 * 4 - 1));
+    assert_eq!(egress.rtp, 200 * 32 * 4 - 200);
+    assert!(c.drop_unknown_ssrc > 0 && c.drop_wrong_source > 0 && c.drop_not_rtp > 0);
+    assert!(c.drop_malformed > 0 && c.drop_oversize > 0 && c.handover_out > 0);
+}
