@@ -1,0 +1,125 @@
+//! What the daemon tells its operator: the start-up banner, the machine-readable ready line, the periodic
+//! counters line and the final counters.
+//!
+//! Owns the formats. The ready line (`ringfwd: ready workers=N media=ADDR[,ADDR...]`) and the final line
+//! (`ringfwd: final counters {json}`) go to stdout and are relied on by the bench suite and the end-to-end
+//! tests; keep them stable.
+
+use std::net::SocketAddr;
+
+use ringfwd_dataplane::core::Counters;
+use ringfwd_dataplane::runtime::WorkerHandle;
+use ringfwd_tuning::{Config, Driver};
+use serde_json::{Map, Value};
+
+/// The human-readable start-up banner.
+pub fn banner(
+    config: &Config,
+    workers: &[WorkerHandle],
+    media: &[SocketAddr],
+    routes: usize,
+) -> String {
+    let driver = match config.media.driver {
+        Driver::IoUring => "io_uring",
+        Driver::Mmsg => "recvmmsg/sendmmsg",
+    };
+    let cores: Vec<String> = workers
+        .iter()
+        .map(|w| format!("worker {} on core {}", w.index, w.core))
+        .collect();
+    let media: Vec<String> = media.iter().map(ToString::to_string).collect();
+    let sessions = config.sessions.len();
+    format!(
+        "ringfwd {version}: forwarding RTP/RTCP with the {driver} driver\n\
+         \x20 workers:  {cores}\n\
+         \x20 media:    {media} (send RTP/RTCP here)\n\
+         \x20 routes:   {sessions} static session(s), {routes} stream/subscription entries installed\n\
+         \x20 next:     declare sessions in a config file (tuning/examples/static-conference.toml) and run\n\
+         \x20           `ringfwd --config FILE`; load-test with `cargo run --release -p ringfwd-bench -- compare`;\n\
+         \x20           Ctrl-C stops (in-flight packets are sent first)",
+        version = env!("CARGO_PKG_VERSION"),
+        cores = cores.join(", "),
+        media = media.join(", "),
+    )
+}
+
+/// The line the bench suite and tests wait for.
+pub fn ready_line(workers: usize, media: &[SocketAddr]) -> String {
+    let media: Vec<String> = media.iter().map(ToString::to_string).collect();
+    format!("ringfwd: ready workers={workers} media={}", media.join(","))
+}
+
+/// Every counter summed over workers, `(name, total)` in declaration order.
+pub fn total(per_worker: &[Counters]) -> Vec<(&'static str, u64)> {
+    let mut total: Vec<(&'static str, u64)> = Counters::default().iter().collect();
+    for c in per_worker {
+        for (slot, (_, value)) in total.iter_mut().zip(c.iter()) {
+            slot.1 += value;
+        }
+    }
+    total
+}
+
+fn object<'a>(pairs: impl Iterator<Item = (&'a str, u64)>) -> Value {
+    Value::Object(
+        pairs
+            .map(|(name, value)| (name.to_string(), Value::from(value)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// The final line: per-worker counters and their total.
+pub fn final_line(per_worker: &[Counters]) -> String {
+    let workers: Vec<Value> = per_worker.iter().map(|c| object(c.iter())).collect();
+    let json =
+        serde_json::json!({ "total": object(total(per_worker).into_iter()), "workers": workers });
+    format!("ringfwd: final counters {json}")
+}
+
+/// One periodic log line: the totals that matter most, and every drop reason that is not zero.
+pub fn periodic_line(per_worker: &[Counters]) -> String {
+    const SHOWN: &[&str] = &[
+        "rx_packets",
+        "forwarded_packets",
+        "consumed_no_subscriber",
+        "handover_out",
+        "streams",
+        "subscriptions",
+        "gso_segments",
+        "send_errors",
+        "kernel_rx_dropped",
+    ];
+    total(per_worker)
+        .into_iter()
+        .filter(|(name, value)| SHOWN.contains(name) || (name.starts_with("drop_") && *value > 0))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_line_sums_workers_and_parses_as_json() {
+        let a = Counters { rx_packets: 3, ..Counters::default() };
+        let b = Counters { rx_packets: 4, forwarded_packets: 12, ..Counters::default() };
+        let line = final_line(&[a, b]);
+        let json: Value =
+            serde_json::from_str(line.strip_prefix("ringfwd: final counters ").unwrap()).unwrap();
+        assert_eq!(json["total"]["rx_packets"], 7);
+        assert_eq!(json["total"]["forwarded_packets"], 12);
+        assert_eq!(json["workers"][1]["rx_packets"], 4);
+    }
+
+    #[test]
+    fn ready_line_lists_every_media_address() {
+        let media: Vec<SocketAddr> =
+            vec!["127.0.0.1:4".parse().unwrap(), "[::1]:4".parse().unwrap()];
+        assert_eq!(
+            ready_line(2, &media),
+            "ringfwd: ready workers=2 media=127.0.0.1:4,[::1]:4"
+        );
+    }
+}
