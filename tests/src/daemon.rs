@@ -1,0 +1,223 @@
+//! Running the `ringfwd` binary under test.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long a daemon may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon may take to exit after SIGTERM.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `ringfwd` binary cargo built next to the running test binary. The end-to-end tests are test targets of
+/// the `ringfwd` package, so cargo builds the binary before running them.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join("ringfwd");
+    assert!(
+        bin.exists(),
+        "{} not found: run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Bound media addresses from the ready line, in config order.
+    pub media: Vec<SocketAddr>,
+    /// Number of workers from the ready line.
+    pub workers: usize,
+    _config: Option<tempfile::NamedTempFile>,
+}
+
+/// What a daemon left behind when it exited.
+#[derive(Debug)]
+pub struct Exit {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// The parsed `ringfwd: final counters {json}` line, if printed.
+    pub counters: Option<Value>,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Exit {
+    /// A total counter from the final line.
+    pub fn total(&self, name: &str) -> u64 {
+        self.counters
+            .as_ref()
+            .and_then(|c| c["total"][name].as_u64())
+            .unwrap_or_else(|| panic!("no total {name}: {self:?}"))
+    }
+
+    /// One worker's counter from the final line.
+    pub fn worker(&self, worker: usize, name: &str) -> u64 {
+        self.counters
+            .as_ref()
+            .and_then(|c| c["workers"][worker][name].as_u64())
+            .unwrap_or_else(|| panic!("no counter {name} for worker {worker}: {self:?}"))
+    }
+}
+
+impl Daemon {
+    /// Starts `ringfwd --config <config>` and waits for its ready line.
+    pub fn start(config: &str) -> Daemon {
+        Daemon::spawn(Some(config))
+    }
+
+    /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default).
+    pub fn spawn(config: Option<&str>) -> Daemon {
+        let path = config.map(temp_config);
+        let mut cmd = Command::new(binary());
+        if let Some(p) = &path {
+            cmd.arg("--config").arg(p.path());
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringfwd");
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        let ready = match lines.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let mut stderr = String::new();
+                let _ = child
+                    .stderr
+                    .take()
+                    .map(|mut e| e.read_to_string(&mut stderr));
+                panic!("ringfwd did not become ready; stderr:\n{stderr}");
+            }
+        };
+        let (workers, media) =
+            parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
+        Daemon {
+            child,
+            lines,
+            media,
+            workers,
+            _config: path,
+        }
+    }
+
+    /// The first media address of the family of `like`.
+    pub fn media_for(&self, like: SocketAddr) -> SocketAddr {
+        *self
+            .media
+            .iter()
+            .find(|m| m.is_ipv4() == like.is_ipv4())
+            .expect("media address of that family")
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(mut self) -> Exit {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ringfwd did not exit within {EXIT_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut counters = None;
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            if let Some(json) = line.strip_prefix("ringfwd: final counters ") {
+                counters = serde_json::from_str(json).ok();
+            }
+        }
+        let mut stderr = String::new();
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .map(|mut e| e.read_to_string(&mut stderr));
+        Exit {
+            success: status.success(),
+            counters,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Parses `ringfwd: ready workers=N media=A,B`.
+pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>)> {
+    let rest = line.strip_prefix("ringfwd: ready ")?;
+    let mut workers = None;
+    let mut media = None;
+    for field in rest.split_whitespace() {
+        if let Some(n) = field.strip_prefix("workers=") {
+            workers = n.parse().ok();
+        } else if let Some(list) = field.strip_prefix("media=") {
+            media = list
+                .split(',')
+                .map(|a| a.parse().ok())
+                .collect::<Option<Vec<SocketAddr>>>();
+        }
+    }
+    Some((workers?, media?))
+}
+
+/// Runs `ringfwd` with `args` to completion (for config errors and flags); returns (status ok, stdout, stderr).
+pub fn run_to_exit(args: &[&str], config: Option<&str>) -> (bool, String, String) {
+    let path = config.map(temp_config);
+    let mut cmd = Command::new(binary());
+    cmd.args(args);
+    if let Some(p) = &path {
+        cmd.arg("--config").arg(p.path());
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run ringfwd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn temp_config(contents: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("ringfwd-test-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp config");
+    std::io::Write::write_all(&mut file, contents.as_bytes()).expect("write temp config");
+    file
+}

@@ -1,0 +1,102 @@
+//! A media peer on loopback: a UDP socket that sends RTP/RTCP built with the `rtp` and `rtcp` crates and
+//! collects what it receives.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use webrtc_util::marshal::Marshal;
+
+/// One UDP endpoint.
+pub struct Peer {
+    socket: UdpSocket,
+}
+
+impl Peer {
+    /// Binds to `ip:0` (e.g. `127.0.0.1` or `::1`), with a receive buffer large enough for a test's burst
+    /// (capped by the host's `net.core.rmem_max`).
+    pub fn bind(ip: &str) -> Peer {
+        let socket = UdpSocket::bind((ip, 0)).expect("bind peer");
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        Peer { socket }
+    }
+
+    /// Its address, to put in a config.
+    pub fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("local addr")
+    }
+
+    /// Sends one datagram.
+    pub fn send(&self, bytes: &[u8], to: SocketAddr) {
+        self.socket.send_to(bytes, to).expect("send");
+    }
+
+    /// Receives until `count` datagrams arrived or `timeout` passed.
+    pub fn recv(&self, count: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while got.len() < count && Instant::now() < deadline {
+            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        got
+    }
+
+    /// Receives for `quiet` and returns everything that arrived (to check that nothing does).
+    pub fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
+        self.recv(usize::MAX, quiet)
+    }
+}
+
+/// An RTP packet with the given header fields and payload.
+pub fn rtp_packet(
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    payload_type: u8,
+    marker: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let packet = rtp::packet::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::copy_from_slice(payload),
+    };
+    packet.marshal().expect("marshal rtp").to_vec()
+}
+
+/// An RTCP compound: a sender report of `ssrc` with `rtp_time`, then an SDES CNAME chunk for `ssrc`.
+pub fn rtcp_sender_report(ssrc: u32, rtp_time: u32) -> Vec<u8> {
+    let sr = rtcp::sender_report::SenderReport {
+        ssrc,
+        ntp_time: 0x0102_0304_0506_0708,
+        rtp_time,
+        packet_count: 10,
+        octet_count: 1000,
+        ..Default::default()
+    };
+    let sdes = rtcp::source_description::SourceDescription {
+        chunks: vec![rtcp::source_description::SourceDescriptionChunk {
+            source: ssrc,
+            items: vec![rtcp::source_description::SourceDescriptionItem {
+                sdes_type: rtcp::source_description::SdesType::SdesCname,
+                text: Bytes::from_static(b"publisher@test"),
+            }],
+        }],
+    };
+    let mut out = sr.marshal().expect("marshal sr").to_vec();
+    out.extend_from_slice(&sdes.marshal().expect("marshal sdes"));
+    out
+}

@@ -1,0 +1,101 @@
+//! The daemon as an operator meets it: the built-in default config, config errors that name the key and the
+//! value, and a clean exit on SIGTERM and SIGINT with the final counters.
+
+use ringfwd_tests::daemon::run_to_exit;
+use ringfwd_tests::{rtp_packet, Daemon, Peer};
+
+#[test]
+fn the_default_config_needs_no_file() {
+    let daemon = Daemon::spawn(None);
+    assert!(daemon.workers >= 1);
+    assert_eq!(
+        daemon.media,
+        vec![
+            "127.0.0.1:40000".parse().unwrap(),
+            "[::1]:40000".parse().unwrap()
+        ]
+    );
+    let exit = daemon.stop();
+    assert!(exit.success, "{exit:?}");
+    assert_eq!(exit.total("rx_packets"), 0);
+}
+
+#[test]
+fn an_invalid_value_names_the_key_and_the_value() {
+    let (ok, _, stderr) = run_to_exit(&[], Some("[pool]\nbuffers_per_worker = 1000\n"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("pool.buffers_per_worker") && stderr.contains("1000"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name() {
+    let (ok, _, stderr) = run_to_exit(&[], Some("[media]\nadresses = [\"127.0.0.1:0\"]\n"));
+    assert!(!ok);
+    assert!(stderr.contains("adresses"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let (ok, _, stderr) = run_to_exit(&["--config", "/nonexistent/ringfwd.toml"], None);
+    assert!(!ok);
+    assert!(stderr.contains("/nonexistent/ringfwd.toml"), "{stderr}");
+}
+
+#[test]
+fn a_media_address_that_cannot_be_bound_is_named() {
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host, so bind fails; nothing is ever sent to it.
+    let (ok, _, stderr) = run_to_exit(&[], Some("[media]\naddresses = [\"192.0.2.1:40000\"]\n"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("192.0.2.1:40000") && stderr.contains("bind"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
+    let publisher = Peer::bind("127.0.0.1");
+    let sink = Peer::bind("127.0.0.1");
+    let config = format!(
+        "[media]\naddresses = [\"127.0.0.1:0\"]\n[[sessions]]\nid = \"c\"\n\
+         endpoints = [ {{ id = \"p\", address = \"{}\" }}, {{ id = \"s\", address = \"{}\" }} ]\n\
+         streams = [ {{ id = \"a\", endpoint = \"p\", ssrc = 5 }} ]\n\
+         subscriptions = [ {{ stream = \"a\", endpoint = \"s\" }} ]\n",
+        publisher.addr(),
+        sink.addr()
+    );
+    let daemon = Daemon::start(&config);
+    let receiver =
+        std::thread::spawn(move || sink.recv(500, std::time::Duration::from_secs(5)).len());
+    for seq in 0..500 {
+        publisher.send(&rtp_packet(5, seq, 0, 0, false, &[1; 160]), daemon.media[0]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let exit = daemon.stop();
+    assert!(exit.success, "{exit:?}");
+    let rx = exit.total("rx_packets");
+    assert_eq!(rx, 500);
+    assert_eq!(
+        exit.total("forwarded_packets"),
+        rx,
+        "everything received was forwarded before exit"
+    );
+    assert_eq!(
+        receiver.join().expect("receiver"),
+        500,
+        "the subscriber got every packet"
+    );
+}
+
+#[test]
+fn print_config_shows_the_effective_config() {
+    let (ok, stdout, _) = run_to_exit(&["--print-config"], None);
+    assert!(ok);
+    assert!(
+        stdout.contains("[pool]") && stdout.contains("buffers_per_worker = 4096"),
+        "{stdout}"
+    );
+}
