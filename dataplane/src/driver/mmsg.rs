@@ -100,7 +100,6 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     let mut outs: Vec<Out> = Vec::with_capacity(send_batch);
     let mut arena: Vec<u8> =
         Vec::with_capacity(usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes);
-    let mut overflow_seen = vec![0u32; ctx.sockets.len()];
     let mut forwarder = ctx.forwarder();
     let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
     let mut last_publish = Instant::now();
@@ -108,18 +107,13 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     loop {
         let now = Instant::now();
         let mut worked = false;
-        for (socket, (fd, seen)) in ctx.sockets.iter().zip(overflow_seen.iter_mut()).enumerate() {
+        for (socket, fd) in ctx.sockets.iter().enumerate() {
             let fd = fd.as_fd();
             let n = recv.recv(fd)?;
             if n == 0 {
                 continue;
             }
             worked = true;
-            let counters = forwarder.counters_mut();
-            if let Some(total) = recv.rx_queue_overflow() {
-                counters.kernel_rx_dropped += u64::from(total.wrapping_sub(*seen));
-                *seen = total;
-            }
             for i in 0..n {
                 let d = recv.datagram(i);
                 if d.truncated {

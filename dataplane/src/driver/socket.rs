@@ -1,7 +1,7 @@
 //! Media sockets: one `SO_REUSEPORT` group per configured media address, one socket per worker.
 //!
-//! Owns socket creation and options (non-blocking, buffer sizes, `IPV6_V6ONLY`, the kernel's receive-queue
-//! overflow counter) and binding in worker order, so that socket `i` of every group is worker `i`'s and the
+//! Owns socket creation and options (non-blocking, buffer sizes, `IPV6_V6ONLY`), the kernel's per-socket drop
+//! counter ([`kernel_drops`]), and binding in worker order, so that socket `i` of every group is worker `i`'s and the
 //! steering program's return value names the right worker. Port 0 in the config means "pick a free port": the
 //! first socket of the group is bound to port 0 and the others join the port the kernel chose.
 
@@ -109,7 +109,28 @@ fn configure(socket: &Socket, address: SocketAddr, opts: SocketOptions) -> io::R
         opts.send_buffer_bytes,
         |s, n| s.set_send_buffer_size(n),
     )?;
-    set_int(socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+    Ok(())
+}
+
+/// Datagrams the kernel dropped on this socket since it was created (receive queue full, mostly): the
+/// socket's `sk_drops`, read with `SO_MEMINFO`. Unlike the `SO_RXQ_OVFL` control message, which only reports
+/// drops on the next datagram delivered, this is exact at any moment, including after the last packet.
+pub fn kernel_drops(fd: &impl AsRawFd) -> io::Result<u64> {
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is a live, writable buffer of `len` bytes; the kernel writes at most `len` bytes and
+    // stores the length written in `len`; `fd` is a valid open descriptor for the call.
+    let rc = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let index = libc::SK_MEMINFO_DROPS as usize;
+    if (len as usize) < (index + 1) * 4 {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "SO_MEMINFO without a drop counter"));
+    }
+    Ok(u64::from(info[index]))
 }
 
 /// Tries the privileged `*FORCE` option first (root / `CAP_NET_ADMIN` may exceed `rmem_max`/`wmem_max`), then
@@ -173,6 +194,19 @@ mod tests {
                 assert_eq!(s.local_addr().unwrap().as_socket().unwrap(), *bound);
             }
         }
+    }
+
+    #[test]
+    fn kernel_drops_counts_an_overflowing_receive_queue() {
+        let opts = SocketOptions { recv_buffer_bytes: 4096, send_buffer_bytes: 1 << 20 };
+        let sockets = open(&["127.0.0.1:0".parse().unwrap()], 1, opts).expect("open");
+        let socket = &sockets.per_worker[0][0];
+        assert_eq!(kernel_drops(socket).unwrap(), 0);
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            sender.send_to(&[0u8; 1000], sockets.bound[0]).unwrap();
+        }
+        assert!(kernel_drops(socket).unwrap() > 100, "nobody reads: most of 200 datagrams overflow a 4 KiB buffer");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use super::mailbox::{Ack, Mailbox};
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 use ringfwd_tuning::IdleStrategy;
 
-/// How often counters are published to the shared atomics while packets flow.
+/// How often counters are published to the shared atomics while packets flow (and the kernel's per-socket
+/// drop counters read, one `getsockopt` per socket).
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Settings a worker takes from the config.
@@ -111,9 +112,11 @@ impl WorkerContext {
         &self.handover[self.index]
     }
 
-    /// Publishes counters, with the pool gauge.
+    /// Publishes counters, with the pool gauge and the kernel's drops on this worker's sockets.
     pub fn publish(&self, counters: &mut Counters, pool_in_use: u64) {
         counters.pool_in_use = pool_in_use;
+        let drops: u64 = self.sockets.iter().filter_map(|s| crate::driver::socket::kernel_drops(s).ok()).sum();
+        counters.kernel_rx_dropped = drops;
         self.counters.publish(counters);
     }
 }

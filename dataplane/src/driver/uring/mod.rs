@@ -6,7 +6,7 @@
 //! for (see [`send`]), hand foreign packets to their owner, apply control commands, publish counters, then
 //! submit once and wait according to the idle strategy. `ENOBUFS` (every buffer in flight) ends a multishot
 //! receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams wait in the
-//! socket's receive queue, whose overflow the kernel counts (`kernel_rx_dropped`).
+//! socket's receive queue, whose overflow the kernel counts (read into `kernel_rx_dropped`).
 //!
 //! On stop: cancel the receives, process what was already received, wait for every send to complete (bounded
 //! by [`DRAIN_TIMEOUT`]), then drop the ring before the memory it refers to.
@@ -69,7 +69,6 @@ struct UringWorker {
     wake_buf: Box<[u8; 8]>,
     fds: Vec<types::Fd>,
     recv_armed: Vec<bool>,
-    rx_overflow_seen: Vec<u32>,
     wake_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
     forwarder: Forwarder,
@@ -134,7 +133,6 @@ impl UringWorker {
             msghdr: recv::template(),
             wake_buf: Box::new([0; 8]),
             recv_armed: vec![false; fds.len()],
-            rx_overflow_seen: vec![0; fds.len()],
             fds,
             wake_armed: false,
             cqes: Vec::with_capacity(cq_entries as usize * 2),
@@ -323,11 +321,6 @@ impl UringWorker {
             self.pool.done(bid);
             return;
         };
-        if let Some(total) = recv::rx_queue_overflow(out.control_data()) {
-            let seen = &mut self.rx_overflow_seen[socket];
-            counters.kernel_rx_dropped += u64::from(total.wrapping_sub(*seen));
-            *seen = total;
-        }
         let src = recv::sockaddr(out.name_data());
         let (Some(src), false) = (src, out.is_payload_truncated()) else {
             counters.rx_packets += 1;

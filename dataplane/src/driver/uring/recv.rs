@@ -2,15 +2,16 @@
 //! wrote into a provided buffer (source address, control messages, payload).
 //!
 //! Owns the `msghdr` template (name and control sizes, which fix the layout of every receive buffer) and the
-//! byte-level decoding of `sockaddr_in`/`sockaddr_in6` and of the `SO_RXQ_OVFL` control message. Decoding is
-//! done on bytes, without pointer casts, and never panics on what it reads.
+//! byte-level decoding of `sockaddr_in`/`sockaddr_in6`. Decoding is done on bytes, without pointer casts, and
+//! never panics on what it reads. No control messages are requested: kernel drops are read per socket
+//! (`socket::kernel_drops`), not per packet.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Bytes reserved for the source address (a `sockaddr_in6` is the largest we accept).
 pub const NAME_BYTES: usize = std::mem::size_of::<libc::sockaddr_in6>();
-/// Bytes reserved for control messages: one `SO_RXQ_OVFL` (a u32), with headroom for one more.
-pub const CONTROL_BYTES: usize = 64;
+/// Bytes reserved for control messages (none are requested).
+pub const CONTROL_BYTES: usize = 0;
 /// Bytes of every receive buffer before the payload: the kernel's `io_uring_recvmsg_out` header, name, control.
 pub const HEADER_BYTES: usize = 16 + NAME_BYTES + CONTROL_BYTES;
 
@@ -47,28 +48,6 @@ pub fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
     }
 }
 
-/// Finds the kernel's cumulative receive-queue drop counter (`SO_RXQ_OVFL`) among the control messages.
-pub fn rx_queue_overflow(control: &[u8]) -> Option<u32> {
-    let header = std::mem::size_of::<libc::cmsghdr>();
-    let align = std::mem::size_of::<usize>();
-    let mut at = 0usize;
-    while at + header <= control.len() {
-        let len = usize::from_ne_bytes(control[at..at + align].try_into().ok()?);
-        let level = i32::from_ne_bytes(control[at + align..at + align + 4].try_into().ok()?);
-        let kind = i32::from_ne_bytes(control[at + align + 4..at + align + 8].try_into().ok()?);
-        if len < header || at + len > control.len() {
-            return None;
-        }
-        if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL && len >= header + 4 {
-            return Some(u32::from_ne_bytes(
-                control[at + header..at + header + 4].try_into().ok()?,
-            ));
-        }
-        at += (len + align - 1) & !(align - 1);
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,18 +67,5 @@ mod tests {
         assert_eq!(sockaddr(&[]), None);
         assert_eq!(sockaddr(&[2, 0, 0]), None);
         assert_eq!(sockaddr(&[99, 0, 1, 2, 3, 4, 5, 6]), None);
-    }
-
-    #[test]
-    fn finds_the_overflow_counter() {
-        let mut control = vec![0u8; 24];
-        control[..8].copy_from_slice(&20usize.to_ne_bytes());
-        control[8..12].copy_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
-        control[12..16].copy_from_slice(&libc::SO_RXQ_OVFL.to_ne_bytes());
-        control[16..20].copy_from_slice(&7u32.to_ne_bytes());
-        assert_eq!(rx_queue_overflow(&control), Some(7));
-        control[..8].copy_from_slice(&200usize.to_ne_bytes());
-        assert_eq!(rx_queue_overflow(&control), None, "length past the end");
-        assert_eq!(rx_queue_overflow(&[1, 2, 3]), None);
     }
 }
