@@ -1,5 +1,6 @@
 //! Loopback tests of the batched datagram I/O (`driver::batch`): round trips over IPv4 and IPv6,
-//! truncation, GSO sends, GRO receives, per-message send errors and the receive-queue drop counter.
+//! truncation, GSO sends, GRO receives, per-message send errors, the receive-queue drop counter
+//! and kernel receive timestamps.
 //! Only loopback addresses; every wait is bounded.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -7,8 +8,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::driver::batch::{
-    enable_rx_queue_overflow, enable_udp_gro, udp_gso_supported, MessageStatus, RecvBatch,
-    SendBatch,
+    enable_rx_queue_overflow, enable_rx_timestamps, enable_udp_gro, udp_gso_supported,
+    MessageStatus, RecvBatch, SendBatch,
 };
 
 /// Receives until `want` datagrams arrived or two seconds passed; returns (data, src, truncated, gro) copies.
@@ -231,4 +232,39 @@ fn receive_queue_overflow_counter_is_reported() {
     }
     let dropped = dropped.expect("a full receive queue reports its drop counter");
     assert!(dropped > 0 && dropped < 200, "dropped {dropped}");
+}
+
+fn realtime_ns() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_nanos()).unwrap()
+}
+
+#[test]
+fn kernel_receive_timestamps_are_reported_when_enabled() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut recv = RecvBatch::new(4, 64).unwrap();
+    sender
+        .send_to(b"plain", receiver.local_addr().unwrap())
+        .unwrap();
+    assert_eq!(recv.recv(receiver.as_fd()).unwrap(), 1);
+    assert_eq!(recv.datagram(0).rx_timestamp_ns, None);
+
+    enable_rx_timestamps(receiver.as_fd()).unwrap();
+    // The kernel turns receive timestamping on asynchronously (a deferred static key).
+    std::thread::sleep(Duration::from_millis(50));
+    let before = realtime_ns();
+    sender
+        .send_to(b"stamped", receiver.local_addr().unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(recv.recv(receiver.as_fd()).unwrap(), 1);
+    let after = realtime_ns();
+    let stamp = recv.datagram(0).rx_timestamp_ns.expect("a timestamp");
+    assert!(
+        before <= stamp && stamp + 4_000_000 <= after,
+        "{before} <= {stamp} (+4 ms) <= {after}"
+    );
 }

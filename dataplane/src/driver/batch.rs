@@ -1,6 +1,6 @@
 //! Batched datagram I/O on Linux: `recvmmsg` into preallocated buffers, `sendmmsg` of caller-owned
-//! slices, UDP GSO (`UDP_SEGMENT`) on send, and UDP GRO plus the socket's receive-queue drop
-//! counter (`SO_RXQ_OVFL`) on receive.
+//! slices, UDP GSO (`UDP_SEGMENT`) on send, and on receive UDP GRO, the socket's receive-queue
+//! drop counter (`SO_RXQ_OVFL`) and kernel receive timestamps (`SO_TIMESTAMPNS`).
 //!
 //! Owns the `mmsghdr`/`iovec`/address/control-message arrays of one batch, all sized once at
 //! construction, and the encoding and decoding of the few control messages it uses. All of its
@@ -23,8 +23,8 @@ use socket2::SockAddr;
 pub const MAX_BATCH: usize = 1024;
 /// Largest datagram payload UDP can carry (IPv6 jumbograms aside).
 pub const MAX_DATAGRAM_BYTES: usize = 65_535;
-/// Control-message bytes reserved per received message: room for `SO_RXQ_OVFL` and `UDP_GRO`
-/// with slack for one more option (a unit test checks it is enough).
+/// Control-message bytes reserved per received message: room for `SO_RXQ_OVFL`, `UDP_GRO` and
+/// `SO_TIMESTAMPNS` with slack for one more option (a unit test checks it is enough).
 const RECV_CONTROL_BYTES: usize = 128;
 
 /// A batch size given to a constructor is out of range.
@@ -74,6 +74,7 @@ struct RecvMeta {
     src: SocketAddr,
     truncated: bool,
     gro_segment_bytes: Option<u16>,
+    rx_timestamp_ns: Option<u64>,
 }
 
 /// One received datagram, borrowed from a [`RecvBatch`].
@@ -87,6 +88,9 @@ pub struct Datagram<'a> {
     pub truncated: bool,
     /// With UDP GRO on, `data` holds several datagrams of this size back to back (the last may be shorter).
     pub gro_segment_bytes: Option<u16>,
+    /// With [`enable_rx_timestamps`], when the kernel received it: `CLOCK_REALTIME`, ns since
+    /// the Unix epoch.
+    pub rx_timestamp_ns: Option<u64>,
 }
 
 /// Preallocated state for receiving up to `count` datagrams with one `recvmmsg`.
@@ -119,6 +123,7 @@ impl RecvBatch {
             src: unspecified,
             truncated: false,
             gro_segment_bytes: None,
+            rx_timestamp_ns: None,
         };
         Ok(RecvBatch {
             buf_bytes,
@@ -212,6 +217,7 @@ impl RecvBatch {
                 src: decode_source(&self.names[i]),
                 truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
                 gro_segment_bytes: control.gro_segment_bytes,
+                rx_timestamp_ns: control.rx_timestamp_ns,
             };
         }
         self.received = received;
@@ -245,6 +251,7 @@ impl RecvBatch {
             src: meta.src,
             truncated: meta.truncated,
             gro_segment_bytes: meta.gro_segment_bytes,
+            rx_timestamp_ns: meta.rx_timestamp_ns,
         }
     }
 
@@ -265,6 +272,7 @@ impl RecvBatch {
 struct ControlInfo {
     gro_segment_bytes: Option<u16>,
     rx_queue_overflow: Option<u32>,
+    rx_timestamp_ns: Option<u64>,
 }
 
 fn decode_control(control: &RecvControl, control_len: usize) -> ControlInfo {
@@ -297,6 +305,18 @@ fn decode_control(control: &RecvControl, control_len: usize) -> ControlInfo {
                     let segment = c_int::from_ne_bytes(b.try_into().unwrap_or_default());
                     info.gro_segment_bytes = u16::try_from(segment).ok().filter(|&s| s > 0);
                 }
+            }
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                if data.len() >= size_of::<libc::timespec>() =>
+            {
+                // SAFETY: `data` holds at least a `timespec`, which is plain integers (any bit
+                // pattern is valid); the read is unaligned-safe.
+                let ts: libc::timespec = unsafe { ptr::read_unaligned(data.as_ptr().cast()) };
+                let ns = u64::try_from(ts.tv_sec)
+                    .ok()
+                    .and_then(|s| s.checked_mul(1_000_000_000));
+                info.rx_timestamp_ns =
+                    ns.and_then(|ns| ns.checked_add(u64::try_from(ts.tv_nsec).ok()?));
             }
             (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
                 if let Some(b) = data.get(..size_of::<u32>()) {
@@ -410,6 +430,7 @@ pub struct SendReport {
 pub struct SendBatch {
     max_slices: usize,
     len: usize,
+    sent_len: usize,
     hdrs: Box<[libc::mmsghdr]>,
     iovs: Box<[libc::iovec]>,
     iov_counts: Box<[usize]>,
@@ -441,6 +462,7 @@ impl SendBatch {
         Ok(SendBatch {
             max_slices,
             len: 0,
+            sent_len: 0,
             hdrs: (0..capacity).map(|_| zeroed_mmsghdr()).collect(),
             iovs: (0..capacity * max_slices)
                 .map(|_| libc::iovec {
@@ -472,12 +494,12 @@ impl SendBatch {
 
     /// Number of messages of the last sent batch.
     pub fn last_len(&self) -> usize {
-        self.len
+        self.sent_len
     }
 
     /// What happened to message `i` (in push order) of the last sent batch; `None` past its end.
     pub fn status(&self, i: usize) -> Option<MessageStatus> {
-        self.status[..self.len].get(i).copied()
+        self.status[..self.sent_len].get(i).copied()
     }
 }
 
@@ -542,6 +564,7 @@ impl<'data> SendGuard<'_, 'data> {
     pub fn send(self, fd: BorrowedFd<'_>) -> io::Result<SendReport> {
         let b = self.batch;
         let len = b.len;
+        b.sent_len = len;
         let (iovs, controls) = (b.iovs.as_mut_ptr(), b.controls.as_mut_ptr());
         let space = send_control_space();
         for (i, m) in b.hdrs[..len].iter_mut().enumerate() {
@@ -624,6 +647,12 @@ pub fn enable_rx_queue_overflow(fd: BorrowedFd<'_>) -> io::Result<()> {
     set_int_option(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
 }
 
+/// Turns on `SO_TIMESTAMPNS`: each received datagram then carries the kernel's receive time
+/// ([`Datagram::rx_timestamp_ns`]).
+pub fn enable_rx_timestamps(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
+}
+
 /// Turns on UDP GRO: the kernel may hand over runs of equal-size datagrams from one sender as one
 /// buffer ([`Datagram::gro_segment_bytes`]). Fails on kernels before 5.0.
 pub fn enable_udp_gro(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -688,8 +717,11 @@ mod tests {
     #[test]
     fn recv_control_space_fits_the_options_we_enable() {
         // SAFETY: CMSG_SPACE only does arithmetic on its argument.
-        let needed = unsafe { libc::CMSG_SPACE(4) + libc::CMSG_SPACE(size_of::<c_int>() as c_uint) }
-            as usize;
+        let needed = unsafe {
+            libc::CMSG_SPACE(4)
+                + libc::CMSG_SPACE(size_of::<c_int>() as c_uint)
+                + libc::CMSG_SPACE(size_of::<libc::timespec>() as c_uint)
+        } as usize;
         assert!(
             RECV_CONTROL_BYTES >= needed + 32,
             "{RECV_CONTROL_BYTES} < {needed} + slack"

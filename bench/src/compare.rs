@@ -1,0 +1,515 @@
+//! The side-by-side comparison: every forwarder, every scenario, in one run.
+//!
+//! Owns the plan of a comparison. Per scenario it binds the sink and the publishers once and
+//! writes one ringfwd config that every forwarder runs. Phase 1, repeated and alternating the
+//! forwarders' order per repetition: the highest offered rate with loss below
+//! [`crate::search::MAX_LOSS`] ([`search_max`]; later repetitions start near the earlier result).
+//! Phase 2, alternating likewise: forwarder CPU per forwarded packet at one fixed rate that
+//! every forwarder sustained (half the lowest median maximum), and one-way latency at half of
+//! each forwarder's own median maximum. Each forwarder is a fresh process per measurement, pinned
+//! to the worker core; generator and sink share the bench core.
+//!
+//! Must never run unbounded: steps, repetitions and search steps are all counted.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ringfwd_tuning::IdleStrategy;
+use socket2::{Domain, Socket, Type};
+
+use crate::account::Accounting;
+use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
+use crate::gen::{GenError, Generator};
+use crate::payload::Epoch;
+use crate::report::median;
+use crate::scenario::{Scenario, ScenarioKind};
+use crate::search::{search_max, Search, SearchPlan};
+use crate::sink::Sink;
+use crate::step::{run_step, Rig, StepOutcome, Target};
+
+/// Send buffer of each publisher socket.
+const PUBLISHER_SEND_BUFFER_BYTES: usize = 4 << 20;
+
+/// How long and how often things run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    /// Repetitions of every measurement.
+    pub reps: usize,
+    /// Unrecorded step after each forwarder start.
+    pub warmup: Duration,
+    /// Length of a rate-search step.
+    pub search_step: Duration,
+    /// Length of the fixed-rate CPU step and of the latency step.
+    pub fixed_step: Duration,
+    /// Most geometric steps of a search (in each direction).
+    pub geometric_steps: usize,
+    /// Factor between geometric steps of the first search.
+    pub growth: f64,
+    /// Bisection steps after the bracket is found.
+    pub bisect_steps: usize,
+}
+
+impl Timing {
+    /// The default run: 3 repetitions, steps of 1.5–2 s (about 10 minutes in all).
+    pub fn full() -> Timing {
+        Timing {
+            reps: 3,
+            warmup: Duration::from_millis(300),
+            search_step: Duration::from_millis(1500),
+            fixed_step: Duration::from_secs(2),
+            geometric_steps: 7,
+            growth: 2.0,
+            bisect_steps: 4,
+        }
+    }
+
+    /// `--quick`: one repetition of short steps, for smoke tests.
+    pub fn quick() -> Timing {
+        Timing {
+            reps: 1,
+            warmup: Duration::from_millis(100),
+            search_step: Duration::from_millis(300),
+            fixed_step: Duration::from_millis(300),
+            geometric_steps: 4,
+            growth: 4.0,
+            bisect_steps: 1,
+        }
+    }
+}
+
+/// What a comparison runs.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Forwarders, in the order of the first repetition.
+    pub forwarders: Vec<ForwarderKind>,
+    /// Scenarios, in run order.
+    pub scenarios: Vec<ScenarioKind>,
+    /// Durations and counts.
+    pub timing: Timing,
+    /// Where the binaries are.
+    pub binaries: Binaries,
+    /// Idle strategy written into ringfwd's config.
+    pub idle: IdleStrategy,
+    /// Where configs and forwarder logs go.
+    pub work_dir: PathBuf,
+}
+
+/// Why a comparison could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A forwarder misbehaved.
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    /// The generator could not be built.
+    #[error(transparent)]
+    Gen(#[from] GenError),
+    /// A config could not be written.
+    #[error(transparent)]
+    Config(#[from] ringfwd_tuning::ConfigError),
+    /// Socket or file trouble.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A forwarder exited while being measured.
+    #[error("{kind} exited during a measurement; stderr tail:\n{log_tail}")]
+    Died {
+        /// The forwarder.
+        kind: ForwarderKind,
+        /// Last lines of its stderr.
+        log_tail: String,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CompareError {
+    let what = what.into();
+    move |source| CompareError::Io { what, source }
+}
+
+/// Everything measured for one forwarder in one scenario.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForwarderResult {
+    /// The forwarder.
+    pub forwarder: ForwarderKind,
+    /// One search per repetition.
+    pub searches: Vec<Search>,
+    /// One fixed-rate CPU step per repetition.
+    pub fixed: Vec<StepOutcome>,
+    /// One latency step (at half its median maximum) per repetition.
+    pub latency: Vec<StepOutcome>,
+}
+
+impl ForwarderResult {
+    /// Median maximum rate over the repetitions.
+    pub fn median_max_out_pps(&self) -> f64 {
+        median(
+            &self
+                .searches
+                .iter()
+                .map(|s| s.max_out_pps)
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// One scenario's results.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScenarioResult {
+    /// Which scenario.
+    pub scenario: ScenarioKind,
+    /// What it is.
+    pub description: String,
+    /// The common rate of the CPU comparison, output packets/s.
+    pub fixed_out_pps: f64,
+    /// Per forwarder, in option order.
+    pub forwarders: Vec<ForwarderResult>,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompareResult {
+    /// Durations and counts used.
+    pub timing: Timing,
+    /// Core the forwarders ran on.
+    pub worker_core: usize,
+    /// Core generator and sink ran on.
+    pub bench_core: usize,
+    /// Whether the generator sent with UDP GSO.
+    pub generator_gso: bool,
+    /// Whether the sink received with UDP GRO.
+    pub sink_gro: bool,
+    /// Whether latency ends at the kernel's receive timestamp on the sink socket (else at the
+    /// moment the bench read the copy).
+    pub sink_kernel_timestamps: bool,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// Runs the comparison. Progress lines go to stderr.
+pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
+    std::fs::create_dir_all(&options.work_dir)
+        .map_err(io_err(format!("creating {}", options.work_dir.display())))?;
+    let (bench_core, worker_core, control_cores) = place();
+    let mut result = CompareResult {
+        timing: options.timing.clone(),
+        worker_core,
+        bench_core,
+        generator_gso: false,
+        sink_gro: false,
+        sink_kernel_timestamps: false,
+        scenarios: Vec::new(),
+    };
+    for &kind in &options.scenarios {
+        let scenario = Scenario::new(kind);
+        let (mut rig, config_path) = prepare(options, &scenario, worker_core, &control_cores)?;
+        result.generator_gso = rig.gen.uses_gso();
+        result.sink_gro = rig.sink.uses_gro();
+        result.sink_kernel_timestamps = rig.sink.uses_kernel_timestamps();
+        eprintln!("== {kind}: {}", scenario.describe());
+        result
+            .scenarios
+            .push(run_scenario(options, &scenario, &mut rig, &config_path)?);
+    }
+    Ok(result)
+}
+
+/// Places the bench on the first core and the forwarder on the second; returns
+/// (bench core, worker core, control cores for ringfwd).
+fn place() -> (usize, usize, Vec<usize>) {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let (bench_core, worker_core) = match cores.as_slice() {
+        [a, b, ..] => (*a, *b),
+        [a] => (*a, *a),
+        [] => (0, 0),
+    };
+    if cores.len() < 2 {
+        eprintln!("ringfwd-bench: fewer than 2 cores: forwarder and bench share core {bench_core}");
+    }
+    core_affinity::set_for_current(core_affinity::CoreId { id: bench_core });
+    let control_cores = if bench_core == worker_core {
+        Vec::new()
+    } else {
+        vec![bench_core]
+    };
+    (bench_core, worker_core, control_cores)
+}
+
+/// Binds generator and sink for `scenario` and writes the ringfwd config every forwarder runs.
+fn prepare(
+    options: &CompareOptions,
+    scenario: &Scenario,
+    worker_core: usize,
+    control_cores: &[usize],
+) -> Result<(Rig, PathBuf), CompareError> {
+    let rig = build_rig(scenario)?;
+    let publishers = rig
+        .gen
+        .publisher_addrs()
+        .map_err(io_err("publisher addresses"))?;
+    let sink_port = rig
+        .sink
+        .local_addr()
+        .map_err(io_err("sink address"))?
+        .port();
+    let media = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = scenario.config(
+        &publishers,
+        sink_port,
+        media,
+        worker_core,
+        control_cores.to_vec(),
+        options.idle,
+    );
+    let config_path = options.work_dir.join(format!("{}.toml", scenario.kind));
+    std::fs::write(&config_path, config.to_toml_string()?)
+        .map_err(io_err(format!("writing {}", config_path.display())))?;
+    Ok((rig, config_path))
+}
+
+/// One forwarder, one scenario, one step at `out_pps` for `duration` (after the warm-up): for
+/// probing a single operating point.
+pub fn run_once(
+    options: &CompareOptions,
+    kind: ForwarderKind,
+    scenario_kind: ScenarioKind,
+    out_pps: f64,
+    duration: Duration,
+) -> Result<StepOutcome, CompareError> {
+    std::fs::create_dir_all(&options.work_dir)
+        .map_err(io_err(format!("creating {}", options.work_dir.display())))?;
+    let (_, worker_core, control_cores) = place();
+    let scenario = Scenario::new(scenario_kind);
+    let (mut rig, config) = prepare(options, &scenario, worker_core, &control_cores)?;
+    let base = scenario.base_out_pps();
+    with_forwarder(
+        options,
+        kind,
+        &config,
+        &mut rig,
+        base,
+        |rig, target, proc| measured(rig, target, proc, base, out_pps / base, duration),
+    )
+}
+
+fn build_rig(scenario: &Scenario) -> Result<Rig, CompareError> {
+    let sink_socket =
+        Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
+    let sockets = (0..scenario.publishers)
+        .map(|_| publisher_socket())
+        .collect::<Result<Vec<_>, _>>()?;
+    let gen = Generator::new(sockets, &scenario.streams, true)?;
+    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+    let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
+    Ok(Rig {
+        gen,
+        sink,
+        epoch: Epoch::new(),
+    })
+}
+
+fn publisher_socket() -> Result<UdpSocket, CompareError> {
+    let socket =
+        Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(io_err("publisher socket"))?;
+    socket
+        .set_send_buffer_size(PUBLISHER_SEND_BUFFER_BYTES)
+        .map_err(io_err("publisher SO_SNDBUF"))?;
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .map_err(io_err("binding a publisher"))?;
+    Ok(socket.into())
+}
+
+/// The forwarders in the order of repetition `rep` (rotated by one each time).
+fn order(forwarders: &[ForwarderKind], rep: usize) -> Vec<(usize, ForwarderKind)> {
+    let n = forwarders.len().max(1);
+    (0..forwarders.len())
+        .map(|i| (i + rep) % n)
+        .map(|i| (i, forwarders[i]))
+        .collect()
+}
+
+fn run_scenario(
+    options: &CompareOptions,
+    scenario: &Scenario,
+    rig: &mut Rig,
+    config: &Path,
+) -> Result<ScenarioResult, CompareError> {
+    let t = &options.timing;
+    let base = scenario.base_out_pps();
+    let mut results: Vec<ForwarderResult> = options
+        .forwarders
+        .iter()
+        .map(|&forwarder| ForwarderResult {
+            forwarder,
+            searches: Vec::new(),
+            fixed: Vec::new(),
+            latency: Vec::new(),
+        })
+        .collect();
+    for rep in 0..t.reps {
+        for (i, kind) in order(&options.forwarders, rep) {
+            let hint = (!results[i].searches.is_empty()).then(|| results[i].median_max_out_pps());
+            // A later repetition starts just below the earlier result, with finer steps.
+            let plan = match hint.filter(|&h| h > 0.0) {
+                Some(h) => SearchPlan {
+                    start_out_pps: h * 0.8,
+                    growth: t.growth.sqrt(),
+                    ..first_plan(t, base)
+                },
+                None => first_plan(t, base),
+            };
+            let search = with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
+                search_max(&plan, |out_pps| {
+                    measured(rig, target, proc, base, out_pps / base, t.search_step)
+                })
+            })?;
+            eprintln!(
+                "   {kind} rep {}: max {:.0} out pps ({:?})",
+                rep + 1,
+                search.max_out_pps,
+                search.limit
+            );
+            results[i].searches.push(search);
+        }
+    }
+    let lowest_max = results
+        .iter()
+        .map(ForwarderResult::median_max_out_pps)
+        .fold(f64::INFINITY, f64::min);
+    let fixed_out_pps = if lowest_max.is_finite() && lowest_max > 0.0 {
+        lowest_max / 2.0
+    } else {
+        base
+    };
+    for rep in 0..t.reps {
+        for (i, kind) in order(&options.forwarders, rep) {
+            let own_half = (results[i].median_max_out_pps() / 2.0).max(base / 10.0);
+            let (fixed, latency) =
+                with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
+                    let fixed =
+                        measured(rig, target, proc, base, fixed_out_pps / base, t.fixed_step)?;
+                    let latency = measured(rig, target, proc, base, own_half / base, t.fixed_step)?;
+                    Ok((fixed, latency))
+                })?;
+            eprintln!(
+                "   {kind} rep {}: {:.0} ns/pkt at {fixed_out_pps:.0} pps; p99 {:.1} us at {own_half:.0} pps",
+                rep + 1,
+                fixed.cpu_ns_per_packet,
+                latency.latency_p99_ns as f64 / 1e3
+            );
+            results[i].fixed.push(fixed);
+            results[i].latency.push(latency);
+        }
+    }
+    Ok(ScenarioResult {
+        scenario: scenario.kind,
+        description: scenario.describe(),
+        fixed_out_pps,
+        forwarders: results,
+    })
+}
+
+/// The search of a first repetition: from the scenario's base rate, with the timing's steps.
+fn first_plan(t: &Timing, base: f64) -> SearchPlan {
+    SearchPlan {
+        start_out_pps: base,
+        growth: t.growth,
+        geometric_steps: t.geometric_steps,
+        bisect_steps: t.bisect_steps,
+    }
+}
+
+/// Starts `kind`, warms it up at the scenario's base rate, runs `measure`, stops it.
+fn with_forwarder<R>(
+    options: &CompareOptions,
+    kind: ForwarderKind,
+    config: &Path,
+    rig: &mut Rig,
+    base: f64,
+    measure: impl FnOnce(&mut Rig, Target, &mut ForwarderProcess) -> Result<R, CompareError>,
+) -> Result<R, CompareError> {
+    let mut proc = ForwarderProcess::start(kind, config, &options.binaries, &options.work_dir)?;
+    let media = proc
+        .media
+        .first()
+        .copied()
+        .ok_or_else(|| CompareError::Died {
+            kind,
+            log_tail: proc.log_tail(),
+        })?;
+    let target = Target {
+        pid: proc.pid(),
+        media,
+    };
+    measured(rig, target, &mut proc, base, 1.0, options.timing.warmup)?;
+    let out = measure(rig, target, &mut proc)?;
+    proc.stop()?;
+    Ok(out)
+}
+
+/// One step, failing if the forwarder died during it.
+fn measured(
+    rig: &mut Rig,
+    target: Target,
+    proc: &mut ForwarderProcess,
+    base: f64,
+    scale: f64,
+    duration: Duration,
+) -> Result<StepOutcome, CompareError> {
+    let outcome =
+        run_step(rig, target, base, scale, duration).map_err(io_err("measurement step"))?;
+    if !proc.is_running() {
+        return Err(CompareError::Died {
+            kind: proc.kind(),
+            log_tail: proc.log_tail(),
+        });
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetitions_rotate_the_forwarders() {
+        let f = [
+            ForwarderKind::Ringfwd,
+            ForwarderKind::Mmsg,
+            ForwarderKind::Naive,
+        ];
+        let names = |rep| {
+            order(&f, rep)
+                .into_iter()
+                .map(|(_, k)| k.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(names(0), "ringfwd,mmsg,naive");
+        assert_eq!(names(1), "mmsg,naive,ringfwd");
+        assert_eq!(names(2), "naive,ringfwd,mmsg");
+        assert!(order(&f, 1).iter().all(|&(i, k)| f[i] == k));
+    }
+
+    #[test]
+    fn full_runs_are_bounded() {
+        let t = Timing::full();
+        let steps_per_search = 2 * t.geometric_steps + t.bisect_steps;
+        let worst_s = t.reps as f64
+            * 3.0 // forwarders
+            * 3.0 // scenarios
+            * (steps_per_search as f64 * (t.search_step.as_secs_f64() + 0.1)
+                + 2.0 * t.fixed_step.as_secs_f64()
+                + 2.0 * t.warmup.as_secs_f64());
+        assert!(worst_s < 25.0 * 60.0, "worst case {worst_s} s");
+        assert!(t.reps >= 3);
+    }
+}

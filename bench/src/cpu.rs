@@ -1,0 +1,111 @@
+//! What `/proc` tells about a forwarder: CPU time of its process and drops of its UDP sockets.
+//!
+//! Owns reading and parsing `/proc/PID/stat` (`utime + stime`, all threads) and
+//! `/proc/net/udp{,6}` (the per-socket `drops` column). Parsers are separate from the reads so
+//! they are testable on fixed text. Must never write anything or signal a process.
+
+use std::fs;
+use std::io;
+
+/// CPU time (user + system, all threads) of process `pid`, in ns, at clock-tick resolution.
+pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let ticks = parse_stat_cpu_ticks(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat: no utime/stime"),
+        )
+    })?;
+    let per_s = rustix::param::clock_ticks_per_second().max(1);
+    Ok(ticks.saturating_mul(1_000_000_000) / per_s)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks. The command
+/// name (field 2) may contain spaces and parentheses, so fields are counted after its last `)`.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_comm.split_whitespace();
+    // After the command: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Datagrams the kernel dropped on every UDP socket (IPv4 and IPv6) bound to local `port`.
+pub fn udp_drops(port: u16) -> io::Result<u64> {
+    let mut total = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        match fs::read_to_string(table) {
+            Ok(text) => total += parse_udp_drops(&text, port),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// Sum of the `drops` column (the last) over the rows of a `/proc/net/udp{,6}` table whose
+/// local address has `port` (hexadecimal after the colon).
+pub fn parse_udp_drops(table: &str, port: u16) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let mut cols = row.split_whitespace();
+            let local = cols.nth(1)?;
+            let row_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (row_port == port)
+                .then(|| cols.last()?.parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_found_after_an_odd_command_name() {
+        let stat =
+            "4242 (ringfwd (w) 1) S 1 4242 4242 0 -1 4194560 310 0 0 0 1234 56 0 0 20 0 3 0 99 0 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(1290));
+        assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(parse_stat_cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn own_process_cpu_is_readable_and_grows() {
+        let pid = std::process::id();
+        let before = process_cpu_ns(pid).unwrap();
+        let mut x = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(process_cpu_ns(pid).unwrap() > before, "{x}");
+    }
+
+    #[test]
+    fn udp_drops_are_summed_for_the_port_only() {
+        let table = "\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 17
+  101: 00000000:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 3
+  102: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0000000000000000 99
+";
+        assert_eq!(parse_udp_drops(table, 0x9C40), 20);
+        assert_eq!(parse_udp_drops(table, 0x9C41), 99);
+        assert_eq!(parse_udp_drops(table, 1), 0);
+    }
+
+    #[test]
+    fn a_bound_socket_shows_up_with_zero_drops() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let text = fs::read_to_string("/proc/net/udp").unwrap();
+        let listed = text.lines().any(|l| l.contains(&format!(":{port:04X} ")));
+        assert!(listed, "port {port} not in /proc/net/udp");
+        assert_eq!(udp_drops(port).unwrap(), 0);
+    }
+}
