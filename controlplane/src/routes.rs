@@ -14,6 +14,10 @@ use ringfwd_tuning::{Config, EndpointSpec};
 
 use crate::commands::{CommandClient, ExecError};
 
+/// Clock rate given to static streams. The data plane uses a stream's clock rate only to keep timestamps
+/// continuous when a subscription switches streams, which static routes never do.
+pub const STATIC_CLOCK_RATE_HZ: u32 = 90_000;
+
 /// One command and the worker it goes to, with a name for error messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
@@ -84,6 +88,7 @@ pub fn plan(
                 id,
                 ssrc: stream.ssrc,
                 source,
+                clock_rate_hz: STATIC_CLOCK_RATE_HZ,
             };
             planned.push(Planned {
                 worker,

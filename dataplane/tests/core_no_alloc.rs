@@ -3,8 +3,9 @@
 //! A counting global allocator counts the allocations of the current thread only (a thread-local
 //! counter, so the test harness's other threads do not disturb it). After the tables are built, a
 //! mix of datagrams — RTP fan-out with rewriting, RTCP rewriting, latching, drops of every kind and
-//! handovers — runs through `Forwarder::on_datagram` and the count must not move. This file owns the
-//! allocator; it must never hold anything but this test, because the allocator is process-wide.
+//! handovers — runs through `Forwarder::on_datagram` and the count must not move; likewise for
+//! forwarding (with rebasing) after subscriptions switch streams. This file owns the allocator; it must
+//! never hold anything but these tests, because the allocator is process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -137,6 +138,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
                 id: StreamId(u64::from(i)),
                 ssrc: 2 * i,
                 source,
+                clock_rate_hz: 90_000,
             },
         )
         .unwrap();
@@ -213,4 +215,73 @@ fn on_datagram_does_not_allocate_in_steady_state() {
     assert_eq!(egress.rtp, 200 * 32 * 4 - 200);
     assert!(c.drop_unknown_ssrc > 0 && c.drop_wrong_source > 0 && c.drop_not_rtp > 0);
     assert!(c.drop_malformed > 0 && c.drop_oversize > 0 && c.handover_out > 0);
+}
+
+#[test]
+fn forwarding_after_a_switch_does_not_allocate() {
+    let start = Instant::now();
+    let limits = ForwarderLimits {
+        max_streams: 4,
+        max_subscriptions: 16,
+        max_subscriptions_per_stream: 16,
+        max_packet_bytes: 1500,
+    };
+    let mut fwd = Forwarder::new(0, 2, limits);
+    let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    // Two streams (90 kHz video, 48 kHz audio), eight subscriptions on the first.
+    for (i, clock_rate_hz) in [90_000u32, 48_000].into_iter().enumerate() {
+        let cmd = Command::AddStream {
+            id: StreamId(i as u64),
+            ssrc: 2 * i as u32,
+            source: SourcePolicy::Fixed(publisher),
+            clock_rate_hz,
+        };
+        fwd.apply(start, cmd).unwrap();
+    }
+    for s in 0..8u16 {
+        let cmd = Command::AddSubscription {
+            id: SubscriptionId(u64::from(s)),
+            stream: StreamId(0),
+            dest: SocketAddr::from(([127, 0, 0, 2], 6000 + s)),
+            socket: 0,
+            rewrite: Rewrite::default(),
+        };
+        fwd.apply(start, cmd).unwrap();
+    }
+    let streams: Vec<(Vec<u8>, Vec<u8>)> = (0..2u32)
+        .map(|i| (rtp(2 * i, 60_000, 1200), sender_report(2 * i)))
+        .collect();
+    let mut egress = CountingEgress::default();
+
+    // Each round moves half the subscriptions to the other stream (a command: it may allocate, and is
+    // not counted), then forwards RTP and RTCP of both streams: the first RTP rebases the switched ones.
+    let mut during = 0;
+    for round in 0..100u64 {
+        let now = start + Duration::from_millis(round * 20);
+        for s in 0..4u64 {
+            let cmd = Command::SwitchSubscription {
+                id: SubscriptionId(s),
+                stream: StreamId((round + 1) % 2),
+            };
+            fwd.apply(now, cmd).unwrap();
+        }
+        let before = allocations();
+        for (video, report) in &streams {
+            fwd.on_datagram(now, 0, publisher, report, &mut egress);
+            fwd.on_datagram(now, 0, publisher, video, &mut egress);
+            fwd.on_datagram(now, 0, publisher, report, &mut egress);
+        }
+        during += allocations() - before;
+    }
+
+    assert_eq!(
+        during, 0,
+        "forwarding after switches allocated {during} times"
+    );
+    // Every RTP went to all eight subscriptions. From round 1 on (in round 0 the switched ones had
+    // sent nothing yet), the first report of a round waited for the rebase of the 4 switched ones.
+    let c = fwd.counters();
+    assert_eq!(egress.rtp, 100 * 8);
+    assert_eq!(c.drop_rebase_pending, 99 * 4);
+    assert_eq!(egress.rtcp, 100 * 2 * 8 - 99 * 4);
 }

@@ -105,6 +105,7 @@ fn forward_without_allocating(driver: Driver) {
                 id: StreamId(1),
                 ssrc,
                 source,
+                clock_rate_hz: 90_000,
             },
         })
         .unwrap();

@@ -1,13 +1,17 @@
 //! The commands the control plane sends a worker, and why a worker rejects one.
 //!
-//! Owns [`Command`], its identifiers ([`StreamId`], [`SubscriptionId`]), the stream [`SourcePolicy`]
-//! and [`CommandError`]. Plain data: it must never hold a reference into a worker's tables.
+//! Owns [`Command`], its identifiers ([`StreamId`], [`SubscriptionId`]), the stream [`SourcePolicy`],
+//! the accepted clock rates ([`MAX_CLOCK_RATE_HZ`]) and [`CommandError`]. Plain data: it must never
+//! hold a reference into a worker's tables.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::rewrite::Rewrite;
+
+/// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
+pub const MAX_CLOCK_RATE_HZ: u32 = 1_000_000;
 
 /// The control plane's identifier of a stream (unique per worker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +59,8 @@ pub enum Command {
         ssrc: u32,
         /// Accepted source address(es).
         source: SourcePolicy,
+        /// The RTP timestamp clock rate, `1..=MAX_CLOCK_RATE_HZ` (90 000 for video, 48 000 for Opus).
+        clock_rate_hz: u32,
     },
     /// Removes a stream and all its subscriptions.
     RemoveStream {
@@ -78,6 +84,19 @@ pub enum Command {
     RemoveSubscription {
         /// The subscription.
         id: SubscriptionId,
+    },
+    /// Makes subscription `id` forward `stream` (on this worker) instead of its current stream, keeping
+    /// its id, flow, destination, socket, payload-type map and paused state. The subscriber sees one
+    /// continuous stream: the SSRC it saw so far (`out_ssrc` is pinned to the old stream's SSRC if it
+    /// was `None`), and, if anything was sent, sequence numbers and timestamps rebased on the new
+    /// stream's first RTP packet to continue from the last sent ones. Until that packet, the new
+    /// stream's RTCP is withheld from the subscription (counted as `rebase_pending`). Switching to the
+    /// current stream is a no-op.
+    SwitchSubscription {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The stream it forwards from now on.
+        stream: StreamId,
     },
     /// Pauses or resumes a subscription; a paused one receives nothing.
     SetPaused {
@@ -135,6 +154,14 @@ pub enum CommandError {
         /// The source address it is locked to, if it is.
         source_addr: Option<SocketAddr>,
     },
+    /// `AddStream` with a clock rate outside `1..=MAX_CLOCK_RATE_HZ`.
+    #[error("clock_rate_hz = {clock_rate_hz} of {id} is not in 1..={max}", max = MAX_CLOCK_RATE_HZ)]
+    ClockRateOutOfRange {
+        /// The stream.
+        id: StreamId,
+        /// The refused clock rate.
+        clock_rate_hz: u32,
+    },
     /// The rewrite's payload-type map sends `from` to `to`, which is not a 7-bit payload type.
     #[error("payload_type_map[{from}] = {to} is not a payload type (0..=127)")]
     PayloadTypeOutOfRange {
@@ -188,5 +215,13 @@ mod tests {
         assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }
             .to_string()
             .contains("[96] = 200"));
+        assert_eq!(
+            CommandError::ClockRateOutOfRange {
+                id: StreamId(2),
+                clock_rate_hz: 0
+            }
+            .to_string(),
+            "clock_rate_hz = 0 of stream#2 is not in 1..=1000000"
+        );
     }
 }

@@ -151,6 +151,7 @@ define_counters! {
         TxFull = "tx_full" => drop_tx_full = "Copies egress refused (no send slot or header slot).",
         HandoverFull = "handover_full" => drop_handover_full = "Handovers refused because the ring to the owner was full.",
         Shutdown = "shutdown" => drop_shutdown = "Packets discarded while the worker shut down.",
+        RebasePending = "rebase_pending" => drop_rebase_pending = "RTCP copies withheld from a subscription switched to a stream until that stream's first RTP sets its timestamp offset.",
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::command::{Command, CommandError, SubscriptionId};
+use super::continuity::{rebase, LastSent};
 use super::counters::{Counters, DropReason};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
@@ -45,7 +46,8 @@ pub enum Outcome {
     },
     /// A known stream with no active subscription: nothing to send.
     Consumed,
-    /// Not forwarded, for this reason (already counted). `TxFull` here means every copy was refused.
+    /// Not forwarded, for this reason (already counted). `TxFull` or `RebasePending` here means every
+    /// copy was refused or withheld (each copy counted under its own reason; this is the last one).
     Dropped(DropReason),
     /// The SSRC belongs to worker `owner`: the driver must hand the datagram to it (already counted as
     /// `handover_out`), and the owner passes it to [`Forwarder::on_handover`].
@@ -109,7 +111,12 @@ impl Forwarder {
     /// Updates `commands_applied`/`commands_failed` and the `streams`/`subscriptions` gauges.
     pub fn apply(&mut self, now: Instant, cmd: Command) -> Result<(), CommandError> {
         let result = match cmd {
-            Command::AddStream { id, ssrc, source } => self.table.add_stream(now, id, ssrc, source),
+            Command::AddStream {
+                id,
+                ssrc,
+                source,
+                clock_rate_hz,
+            } => self.table.add_stream(now, id, ssrc, source, clock_rate_hz),
             Command::RemoveStream { id } => self.table.remove_stream(id),
             Command::AddSubscription {
                 id,
@@ -121,6 +128,9 @@ impl Forwarder {
                 .table
                 .add_subscription(id, stream, dest, socket, rewrite),
             Command::RemoveSubscription { id } => self.table.remove_subscription(id),
+            Command::SwitchSubscription { id, stream } => {
+                self.table.switch_subscription(id, stream)
+            }
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
         };
         match result {
@@ -172,8 +182,8 @@ impl Forwarder {
     ) -> Outcome {
         let outcome = self.route(now, src, pkt, egress, may_hand_over);
         match outcome {
-            // Refused copies were counted one by one during the fan-out.
-            Outcome::Dropped(DropReason::TxFull) => {}
+            // Refused or withheld copies were counted one by one during the fan-out.
+            Outcome::Dropped(DropReason::TxFull | DropReason::RebasePending) => {}
             Outcome::Dropped(reason) => self.counters.count_drop(reason),
             Outcome::Consumed => self.counters.consumed_no_subscriber += 1,
             Outcome::Handover { .. } => self.counters.handover_out += 1,
@@ -200,14 +210,15 @@ impl Forwarder {
                 return Outcome::Dropped(DropReason::NotRtp)
             }
         };
-        let ssrc = if is_rtp {
+        // For RTP, also its sequence number and timestamp (a switched subscription rebases on them).
+        let (ssrc, rtp_numbers) = if is_rtp {
             match RtpView::parse(pkt) {
-                Ok(view) => view.ssrc().0,
+                Ok(view) => (view.ssrc().0, Some((view.seq(), view.timestamp()))),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         } else {
             match RtcpCompound::parse(pkt) {
-                Ok(compound) => compound.first_ssrc().0,
+                Ok(compound) => (compound.first_ssrc().0, None),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         };
@@ -234,40 +245,57 @@ impl Forwarder {
                 }
             }
         };
-        if is_rtp {
-            self.fan_out_rtp(stream, pkt, egress)
-        } else {
-            self.fan_out_rtcp(stream, ssrc, pkt, egress)
+        match rtp_numbers {
+            Some((seq, ts)) => self.fan_out_rtp(now, stream, seq, ts, pkt, egress),
+            None => self.fan_out_rtcp(stream, ssrc, pkt, egress),
         }
     }
 
-    fn fan_out_rtp<E: Egress>(&mut self, stream: u32, pkt: &[u8], egress: &mut E) -> Outcome {
+    /// Sends one rewritten copy of RTP packet `pkt` (numbered `seq`, `ts`) to each active subscription
+    /// of `stream`, first rebasing a subscription switched to it (see `Command::SwitchSubscription`).
+    fn fan_out_rtp<E: Egress>(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        seq: SeqNo,
+        ts: RtpTimestamp,
+        pkt: &[u8],
+        egress: &mut E,
+    ) -> Outcome {
         let Table {
             streams,
             subscriptions,
             ..
         } = &mut self.table;
+        let stream = &streams[stream as usize];
         let (mut active, mut copies) = (0u32, 0u32);
-        for &flow in &streams[stream as usize].subscriptions {
+        for &flow in &stream.subscriptions {
             let sub = &mut subscriptions[flow as usize];
             if sub.paused {
                 continue;
             }
             active += 1;
+            if sub.rebase_pending {
+                sub.rebase_pending = false;
+                if let Some(last) = sub.last_sent {
+                    rebase(&mut sub.rewrite, last, now, seq, ts, stream.clock_rate_hz);
+                }
+            }
             let header = sub.rewrite.rtp_header(pkt);
-            sub.last_out = Some((
-                SeqNo(u16::from_be_bytes([header[2], header[3]])),
-                RtpTimestamp(u32::from_be_bytes([
+            sub.last_sent = Some(LastSent {
+                seq: SeqNo(u16::from_be_bytes([header[2], header[3]])),
+                ts: RtpTimestamp(u32::from_be_bytes([
                     header[4], header[5], header[6], header[7],
                 ])),
-            ));
+                at: now,
+            });
             if egress.forward_rtp(flow, sub.socket, sub.dest, &header) {
                 copies += 1;
             } else {
                 self.counters.count_drop(DropReason::TxFull);
             }
         }
-        self.finish_fan_out(active, copies, pkt.len())
+        self.finish_fan_out(active, copies, DropReason::TxFull, pkt.len())
     }
 
     fn fan_out_rtcp<E: Egress>(
@@ -283,33 +311,49 @@ impl Forwarder {
             ..
         } = &self.table;
         let (mut active, mut copies) = (0u32, 0u32);
+        let mut last_refusal = DropReason::TxFull;
         for &flow in &streams[stream as usize].subscriptions {
             let sub = &subscriptions[flow as usize];
             if sub.paused {
                 continue;
             }
             active += 1;
-            // `pkt` was validated and fits the scratch buffer (oversize checked), so this is `Some`.
-            let Some(len) = sub.rewrite.rtcp_into(ssrc, pkt, &mut self.rtcp_scratch) else {
-                self.counters.count_drop(DropReason::Malformed);
-                continue;
-            };
-            if egress.send_copy(sub.socket, sub.dest, &self.rtcp_scratch[..len]) {
-                copies += 1;
+            let refusal = if sub.rebase_pending {
+                // Its timestamp offset is set by this stream's first RTP: an SR now would carry an RTP
+                // time on the old stream's timeline.
+                DropReason::RebasePending
             } else {
-                self.counters.count_drop(DropReason::TxFull);
-            }
+                // `pkt` was validated and fits the scratch buffer (oversize checked), so this is `Some`.
+                let Some(len) = sub.rewrite.rtcp_into(ssrc, pkt, &mut self.rtcp_scratch) else {
+                    self.counters.count_drop(DropReason::Malformed);
+                    continue;
+                };
+                if egress.send_copy(sub.socket, sub.dest, &self.rtcp_scratch[..len]) {
+                    copies += 1;
+                    continue;
+                }
+                DropReason::TxFull
+            };
+            self.counters.count_drop(refusal);
+            last_refusal = refusal;
         }
-        self.finish_fan_out(active, copies, pkt.len())
+        self.finish_fan_out(active, copies, last_refusal, pkt.len())
     }
 
-    /// Counts the copies and picks the outcome. Refused copies were counted one by one already.
-    fn finish_fan_out(&mut self, active: u32, copies: u32, len_bytes: usize) -> Outcome {
+    /// Counts the copies and picks the outcome. Refused or withheld copies were counted one by one
+    /// already; `last_refusal` is the reason of the last one, the outcome when no copy went out.
+    fn finish_fan_out(
+        &mut self,
+        active: u32,
+        copies: u32,
+        last_refusal: DropReason,
+        len_bytes: usize,
+    ) -> Outcome {
         self.counters.forwarded_packets += u64::from(copies);
         self.counters.forwarded_bytes += u64::from(copies) * len_bytes as u64;
         match (active, copies) {
             (0, _) => Outcome::Consumed,
-            (_, 0) => Outcome::Dropped(DropReason::TxFull),
+            (_, 0) => Outcome::Dropped(last_refusal),
             (_, copies) => Outcome::Forwarded { copies },
         }
     }
@@ -348,7 +392,8 @@ impl Forwarder {
     /// does not exist or has received nothing yet). A stream switch continues from here.
     pub fn last_out(&self, id: SubscriptionId) -> Option<(SeqNo, RtpTimestamp)> {
         let idx = self.table.subscription_index(id)?;
-        self.table.subscriptions[idx as usize].last_out
+        let last = self.table.subscriptions[idx as usize].last_sent?;
+        Some((last.seq, last.ts))
     }
 }
 

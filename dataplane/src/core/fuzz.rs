@@ -102,6 +102,7 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
             id: stream,
             ssrc,
             source,
+            clock_rate_hz: 90_000,
         }]
         .into_iter()
         .chain(

@@ -1,10 +1,10 @@
 //! The sans-IO forwarding core: everything a worker decides about a packet, and nothing it does.
 //!
 //! Owns the wire identifiers ([`wire`]), demultiplexing and borrowed RTP/RTCP views ([`packet`]),
-//! per-subscription header rewriting ([`rewrite`]), the counters ([`counters`]), the commands
-//! ([`command`]), the bounded stream/subscription tables ([`table`]), the SSRC placement rule
-//! ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point
-//! ([`fuzz`]).
+//! per-subscription header rewriting ([`rewrite`]), continuous numbering across a stream switch
+//! ([`continuity`]), the counters ([`counters`]), the commands ([`command`]), the bounded
+//! stream/subscription tables ([`table`]), the SSRC placement rule ([`steering`]) and the per-packet
+//! decision ([`forwarder`]); plus the shared fuzzing entry point ([`fuzz`]).
 //!
 //! It must never open a socket, read a clock (time is an `Instant` argument), use `unsafe`, allocate,
 //! log or lock per packet, or grow a table past its configured limit. Allocation is allowed only
@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod continuity;
 pub mod counters;
 pub mod forwarder;
 pub mod fuzz;
@@ -21,7 +22,9 @@ pub mod steering;
 pub mod table;
 pub mod wire;
 
-pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId};
+pub use command::{
+    Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ,
+};
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
 pub use forwarder::{Egress, Forwarder, Outcome};
 pub use fuzz::fuzz_entry;

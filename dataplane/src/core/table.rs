@@ -4,7 +4,8 @@
 //! subscription's index is its GSO flow key), the id maps, the `(source, ssrc)` map of locked streams,
 //! the `ssrc` map of streams waiting to latch, and the latching rule. Capacity is reserved at
 //! construction, so lookups and latching never allocate; only commands (adding a subscription to a
-//! stream's list) may. Must never grow past its limits: exceeding one is a `LimitReached` error.
+//! stream's list, or moving it to another stream's list) may. Must never grow past its limits:
+//! exceeding one is a `LimitReached` error.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -13,9 +14,9 @@ use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
 use slab::Slab;
 
-use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId};
+use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
+use super::continuity::LastSent;
 use super::rewrite::Rewrite;
-use super::wire::{RtpTimestamp, SeqNo};
 
 /// The bounds of one worker's tables and packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub(crate) enum SourceState {
 pub(crate) struct Stream {
     pub(crate) ssrc: u32,
     pub(crate) source: SourceState,
+    /// RTP timestamp ticks per second.
+    pub(crate) clock_rate_hz: u32,
     /// Slab indices of its subscriptions, in the order they were added.
     pub(crate) subscriptions: Vec<u32>,
 }
@@ -60,8 +63,10 @@ pub(crate) struct Subscription {
     pub(crate) socket: usize,
     pub(crate) rewrite: Rewrite,
     pub(crate) paused: bool,
-    /// Sequence number and timestamp of the last RTP header sent to this subscriber.
-    pub(crate) last_out: Option<(SeqNo, RtpTimestamp)>,
+    /// The last RTP header sent to this subscriber (sequence number, timestamp, when).
+    pub(crate) last_sent: Option<LastSent>,
+    /// Switched to another stream after sending: the offsets are set on that stream's first RTP.
+    pub(crate) rebase_pending: bool,
 }
 
 /// The result of looking up a packet's stream when `(source, ssrc)` is not locked.
@@ -139,9 +144,13 @@ impl Table {
         id: StreamId,
         ssrc: u32,
         policy: SourcePolicy,
+        clock_rate_hz: u32,
     ) -> Result<(), CommandError> {
         if self.stream_ids.contains_key(&id) {
             return Err(CommandError::StreamExists { id });
+        }
+        if !(1..=MAX_CLOCK_RATE_HZ).contains(&clock_rate_hz) {
+            return Err(CommandError::ClockRateOutOfRange { id, clock_rate_hz });
         }
         if self.streams.len() >= self.limits.max_streams as usize {
             return Err(CommandError::LimitReached {
@@ -175,6 +184,7 @@ impl Table {
         let idx = self.streams.insert(Stream {
             ssrc,
             source,
+            clock_rate_hz,
             subscriptions: Vec::new(),
         }) as u32;
         match source {
@@ -235,13 +245,7 @@ impl Table {
                 value,
             });
         }
-        let per_stream = self.limits.max_subscriptions_per_stream;
-        if self.streams[stream_idx as usize].subscriptions.len() >= per_stream as usize {
-            return Err(CommandError::LimitReached {
-                limit: "max_subscriptions_per_stream",
-                value: per_stream,
-            });
-        }
+        self.check_stream_room(stream_idx)?;
         let sub = Subscription {
             id,
             stream: stream_idx,
@@ -249,7 +253,8 @@ impl Table {
             socket,
             rewrite,
             paused: false,
-            last_out: None,
+            last_sent: None,
+            rebase_pending: false,
         };
         let idx = self.subscriptions.insert(sub) as u32;
         self.streams[stream_idx as usize].subscriptions.push(idx);
@@ -263,10 +268,34 @@ impl Table {
             .remove(&id)
             .ok_or(CommandError::SubscriptionNotFound { id })?;
         let sub = self.subscriptions.remove(idx as usize);
-        let list = &mut self.streams[sub.stream as usize].subscriptions;
-        if let Some(pos) = list.iter().position(|&s| s == idx) {
-            list.remove(pos);
+        self.unlink(sub.stream, idx);
+        Ok(())
+    }
+
+    /// Moves subscription `id` to `stream`'s list (see `Command::SwitchSubscription`). Pins `out_ssrc`
+    /// to the old stream's SSRC if unset; a rebase is pending if anything was sent.
+    pub(crate) fn switch_subscription(
+        &mut self,
+        id: SubscriptionId,
+        stream: StreamId,
+    ) -> Result<(), CommandError> {
+        let idx = self.subscription_slot(id)?;
+        let new = *self
+            .stream_ids
+            .get(&stream)
+            .ok_or(CommandError::StreamNotFound { id: stream })?;
+        let old = self.subscriptions[idx as usize].stream;
+        if old == new {
+            return Ok(());
         }
+        self.check_stream_room(new)?;
+        self.unlink(old, idx);
+        let old_ssrc = self.streams[old as usize].ssrc;
+        self.streams[new as usize].subscriptions.push(idx);
+        let sub = &mut self.subscriptions[idx as usize];
+        sub.stream = new;
+        sub.rewrite.out_ssrc.get_or_insert(old_ssrc);
+        sub.rebase_pending = sub.last_sent.is_some();
         Ok(())
     }
 
@@ -275,12 +304,35 @@ impl Table {
         id: SubscriptionId,
         paused: bool,
     ) -> Result<(), CommandError> {
-        let idx = *self
-            .subscription_ids
-            .get(&id)
-            .ok_or(CommandError::SubscriptionNotFound { id })?;
+        let idx = self.subscription_slot(id)?;
         self.subscriptions[idx as usize].paused = paused;
         Ok(())
+    }
+
+    /// The slab index of subscription `id`, or `SubscriptionNotFound`.
+    fn subscription_slot(&self, id: SubscriptionId) -> Result<u32, CommandError> {
+        self.subscription_index(id)
+            .ok_or(CommandError::SubscriptionNotFound { id })
+    }
+
+    /// `LimitReached` if stream `stream_idx` has `max_subscriptions_per_stream` subscriptions already.
+    fn check_stream_room(&self, stream_idx: u32) -> Result<(), CommandError> {
+        let per_stream = self.limits.max_subscriptions_per_stream;
+        if self.streams[stream_idx as usize].subscriptions.len() >= per_stream as usize {
+            return Err(CommandError::LimitReached {
+                limit: "max_subscriptions_per_stream",
+                value: per_stream,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes subscription `idx` out of stream `stream_idx`'s list, keeping the others in order.
+    fn unlink(&mut self, stream_idx: u32, idx: u32) {
+        let list = &mut self.streams[stream_idx as usize].subscriptions;
+        if let Some(pos) = list.iter().position(|&s| s == idx) {
+            list.remove(pos);
+        }
     }
 
     /// The subscription's slab index.
@@ -361,9 +413,11 @@ mod tests {
             fallback: None,
         };
         table
-            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)))
+            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000)
             .unwrap();
-        table.add_stream(now, StreamId(2), 42, latch).unwrap();
+        table
+            .add_stream(now, StreamId(2), 42, latch, 48_000)
+            .unwrap();
         table
             .add_subscription(
                 SubscriptionId(1),
@@ -381,9 +435,11 @@ mod tests {
         assert_eq!(table.subscription_index(SubscriptionId(1)), None);
         // The same keys can be used again.
         table
-            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)))
+            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000)
             .unwrap();
-        table.add_stream(now, StreamId(2), 42, latch).unwrap();
+        table
+            .add_stream(now, StreamId(2), 42, latch, 48_000)
+            .unwrap();
         table
             .add_subscription(
                 SubscriptionId(1),
@@ -417,6 +473,7 @@ mod tests {
                 StreamId(1),
                 5,
                 SourcePolicy::Latch { window, fallback },
+                90_000,
             )
             .unwrap();
         let just_before = now + window - Duration::from_nanos(1);
@@ -480,7 +537,9 @@ mod tests {
                         fallback: None,
                     }
                 };
-                table.add_stream(now, StreamId(id), ssrc, source).unwrap();
+                table
+                    .add_stream(now, StreamId(id), ssrc, source, 8_000)
+                    .unwrap();
                 for s in 0..2 {
                     let sub = SubscriptionId(id * 2 + s);
                     table
@@ -495,7 +554,13 @@ mod tests {
                 }
                 live.push(id);
             }
-            let full = table.add_stream(now, StreamId(u64::MAX), 1, SourcePolicy::Fixed(addr(1)));
+            let full = table.add_stream(
+                now,
+                StreamId(u64::MAX),
+                1,
+                SourcePolicy::Fixed(addr(1)),
+                90_000,
+            );
             assert!(matches!(
                 full,
                 Err(CommandError::LimitReached {

@@ -162,7 +162,15 @@ impl UringWorker {
             let block = idle.may_block(now)
                 && !self.ctx.incoming().has_ready()
                 && !self.ctx.mailbox().has_commands();
-            match self.ring.submit_and_wait(usize::from(block)) {
+            // Sends complete inline during the submit, so waiting for one completion would return at once with
+            // a send's. Waiting for every in-flight send plus one more completion sleeps until new work
+            // arrives (a packet, a command, a handover wake-up), with one enter per iteration.
+            let want = match (block, self.stopping) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => self.tx.busy() + 1,
+            };
+            match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
                 Err(e)
                     if matches!(

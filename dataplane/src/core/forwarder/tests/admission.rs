@@ -169,6 +169,7 @@ fn non_owned_ssrc_is_handed_over() {
                 id: StreamId(9),
                 ssrc: FOREIGN_SSRC,
                 source: SourcePolicy::Fixed(publisher()),
+                clock_rate_hz: 90_000,
             },
         )
         .unwrap();

@@ -14,6 +14,7 @@ fn every_limit_is_named_when_reached() {
             id: StreamId(99),
             ssrc: 0x900,
             source: SourcePolicy::Fixed(publisher()),
+            clock_rate_hz: 90_000,
         },
     );
     assert_eq!(
@@ -95,7 +96,8 @@ fn commands_are_validated() {
             Command::AddStream {
                 id: StreamId(1),
                 ssrc: 2,
-                source: fixed
+                source: fixed,
+                clock_rate_hz: 90_000
             }
         ),
         Err(CommandError::StreamExists { id: StreamId(1) })
@@ -106,7 +108,8 @@ fn commands_are_validated() {
             Command::AddStream {
                 id: StreamId(2),
                 ssrc: SSRC,
-                source: fixed
+                source: fixed,
+                clock_rate_hz: 90_000
             }
         ),
         Err(CommandError::SsrcInUse {
@@ -121,6 +124,7 @@ fn commands_are_validated() {
             id: StreamId(2),
             ssrc: SSRC,
             source: SourcePolicy::Fixed(addr("127.0.0.1:5009")),
+            clock_rate_hz: 90_000,
         },
     )
     .unwrap();
@@ -130,6 +134,7 @@ fn commands_are_validated() {
             id: StreamId(3),
             ssrc: SSRC,
             source: latch,
+            clock_rate_hz: 90_000,
         },
     )
     .unwrap();
@@ -139,7 +144,8 @@ fn commands_are_validated() {
             Command::AddStream {
                 id: StreamId(4),
                 ssrc: SSRC,
-                source: latch
+                source: latch,
+                clock_rate_hz: 90_000
             }
         ),
         Err(CommandError::SsrcInUse {
@@ -187,4 +193,31 @@ fn commands_are_validated() {
         Outcome::Consumed
     );
     assert_eq!(h.fwd.counters().latched, 0);
+}
+
+#[test]
+fn clock_rate_is_validated() {
+    let mut h = Harness::new();
+    let add = |h: &mut Harness, id, clock_rate_hz| {
+        let cmd = Command::AddStream {
+            id: StreamId(id),
+            ssrc: 0x100 + 2 * id as u32,
+            source: SourcePolicy::Fixed(publisher()),
+            clock_rate_hz,
+        };
+        h.fwd.apply(h.start, cmd)
+    };
+    for bad in [0, 1_000_001, u32::MAX] {
+        assert_eq!(
+            add(&mut h, 1, bad),
+            Err(CommandError::ClockRateOutOfRange {
+                id: StreamId(1),
+                clock_rate_hz: bad
+            })
+        );
+    }
+    assert_eq!(h.fwd.stream_count(), 0);
+    add(&mut h, 1, 1).unwrap();
+    add(&mut h, 2, 1_000_000).unwrap();
+    assert_eq!(h.fwd.stream_count(), 2);
 }

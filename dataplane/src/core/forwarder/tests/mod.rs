@@ -4,6 +4,7 @@
 mod admission;
 mod commands;
 mod fan_out;
+mod switch;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -114,7 +115,12 @@ impl Harness {
         self.start + Duration::from_millis(ms)
     }
 
+    /// Adds a 90 kHz stream.
     fn stream(&mut self, id: u64, ssrc: u32, source: SourcePolicy) {
+        self.stream_at_rate(id, ssrc, source, 90_000);
+    }
+
+    fn stream_at_rate(&mut self, id: u64, ssrc: u32, source: SourcePolicy, clock_rate_hz: u32) {
         let now = self.start;
         self.fwd
             .apply(
@@ -123,9 +129,18 @@ impl Harness {
                     id: StreamId(id),
                     ssrc,
                     source,
+                    clock_rate_hz,
                 },
             )
             .expect("add stream");
+    }
+
+    fn switch(&mut self, ms: u64, id: u64, stream: u64) -> Result<(), CommandError> {
+        let cmd = Command::SwitchSubscription {
+            id: SubscriptionId(id),
+            stream: StreamId(stream),
+        };
+        self.fwd.apply(self.at(ms), cmd)
     }
 
     fn sub(
