@@ -293,6 +293,11 @@ impl Scenario {
         config.placement.worker_cores = WorkerCores::List(vec![worker_core]);
         config.placement.control_cores = control_cores;
         config.idle.strategy = idle;
+        // The control API on a free loopback port, and the development token beside the other bench files,
+        // so a bench run never collides with a ringfwd the operator runs.
+        config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.auth.dev_token_file =
+            std::env::temp_dir().join(format!("ringfwd-bench-{}-dev-token", std::process::id()));
         config.sessions = vec![SessionSpec {
             id: format!("bench-{}", self.kind),
             endpoints,

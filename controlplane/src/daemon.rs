@@ -1,20 +1,25 @@
-//! The process lifecycle: config, data plane, control runtime, static routes, signals, shutdown.
+//! The process lifecycle: config, data plane, control runtime, API, static sessions, signals, shutdown.
 //!
 //! Owns the order of things: load and validate the config; start the workers; start the control runtime on
 //! its own thread (pinned to `placement.control_cores` when given, never on a worker core by validation);
-//! install the static routes and wait for every acknowledgement; print the banner and the ready line; log
-//! counters periodically; on SIGINT or SIGTERM stop the workers (they stop receiving, flush in-flight sends)
-//! and print the final counters.
+//! set up authentication (the configured keys, or a generated development key whose admin token is written to
+//! `auth.dev_token_file` for `ringfwd ctl`); create the config's static sessions through the registry; serve
+//! the gRPC API; print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM stop
+//! serving, stop the workers (they stop receiving and flush in-flight sends) and print the final counters.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ringfwd_dataplane::runtime::{Dataplane, StartError};
-use ringfwd_tuning::{Config, ConfigError};
+use ringfwd_tuning::{Config, ConfigError, Driver};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::api::{self, Api, NodeStatic};
+use crate::auth::{self, AuthError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
+use crate::registry::{Registry, RegistryLimits};
 use crate::report;
 use crate::routes::{self, RouteError};
 
@@ -27,9 +32,21 @@ pub enum DaemonError {
     /// The data plane could not start.
     #[error("data plane: {0}")]
     Start(#[from] StartError),
-    /// A static route could not be installed.
-    #[error("static routes: {0}")]
+    /// A static session could not be created.
+    #[error("static sessions: {0}")]
     Routes(#[from] RouteError),
+    /// Keys or the development token could not be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] AuthError),
+    /// The API address could not be bound.
+    #[error("control API at {address}: {source}")]
+    Listen {
+        /// `api.listen`.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The control runtime could not be built or a signal handler installed.
     #[error("control runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -37,14 +54,9 @@ pub enum DaemonError {
 
 /// Sets up logging to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// The config from `path`, or the built-in default.
@@ -59,6 +71,11 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
+/// Seconds since the Unix epoch.
+pub fn now_unix_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let dataplane = Dataplane::start(&config)?;
@@ -69,7 +86,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .enable_all()
         .on_thread_start(move || {
             if let Some(&core) = control_cores.first() {
-                core_affinity_pin(core);
+                if !ringfwd_dataplane::runtime::pin_current_thread(core) {
+                    tracing::warn!(core, "could not pin the control thread");
+                }
             }
         })
         .build()?;
@@ -80,40 +99,59 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     result
 }
 
-fn core_affinity_pin(core: usize) {
-    if !ringfwd_dataplane::runtime::pin_current_thread(core) {
-        tracing::warn!(core, "could not pin the control thread");
+/// The configured keys, or a generated development key whose admin token is written for `ringfwd ctl`.
+fn keys(config: &Config) -> Result<Keys, DaemonError> {
+    if !config.auth.keys.is_empty() {
+        return Ok(Keys::from_config(&config.auth)?);
     }
+    let (keys, id) = Keys::generate_dev();
+    let ttl = Duration::from_secs(config.auth.dev_token_ttl_s);
+    let token = auth::mint(&keys, &id, Grant::Admin, "ringfwd-dev", ttl, now_unix_s())?;
+    let path = &config.auth.dev_token_file;
+    auth::write_dev_token(path, &token).map_err(|source| DaemonError::Runtime(std::io::Error::new(
+        source.kind(),
+        format!("writing the development token to {}: {source}", path.display()),
+    )))?;
+    tracing::warn!(
+        "no [[auth.keys]] in the config: generated a development key (the API serves loopback only); its admin \
+         token, valid {}s, is in {} (ringfwd ctl reads it): {token}",
+        config.auth.dev_token_ttl_s,
+        path.display()
+    );
+    Ok(keys)
 }
 
 async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let timeout = Duration::from_millis(config.control.command_timeout_ms);
-    let client = CommandClient::start(
-        dataplane.workers().to_vec(),
-        Arc::clone(dataplane.control_wake()),
-        timeout,
-    )?;
-    let planned = routes::plan(
-        config,
-        dataplane.media_addresses(),
-        dataplane.workers().len(),
-    )?;
-    let installed = routes::install(&client, planned).await?;
-    eprintln!(
-        "{}",
-        report::banner(
-            config,
-            dataplane.workers(),
-            dataplane.media_addresses(),
-            installed
-        )
-    );
-    println!(
-        "{}",
-        report::ready_line(dataplane.workers().len(), dataplane.media_addresses())
-    );
+    let client = CommandClient::start(dataplane.workers().to_vec(), Arc::clone(dataplane.control_wake()), timeout)?;
+    let media = dataplane.media_addresses().to_vec();
+    let advertise =
+        if config.api.advertise_addresses.is_empty() { media.clone() } else { config.api.advertise_addresses.clone() };
+    let node = NodeStatic {
+        version: env!("CARGO_PKG_VERSION"),
+        driver: match dataplane.driver() {
+            Driver::IoUring => "io_uring",
+            Driver::Mmsg => "mmsg",
+        },
+        media: media.clone(),
+        advertise,
+        workers: dataplane.workers().to_vec(),
+    };
+    let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len());
+    let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node));
+    let installed = routes::install(&api, config, now_unix_s() * 1000).await?;
+    let listen = config.api.listen;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| DaemonError::Listen { address: listen, source })?;
+    let api_address = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, api.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    eprintln!("{}", report::banner(config, dataplane.workers(), &media, api_address, installed));
+    println!("{}", report::ready_line(dataplane.workers().len(), &media, api_address));
     let period = Duration::from_secs(config.control.stats_log_interval_s.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -125,6 +163,10 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
             }
         }
     }
-    tracing::info!("stopping: receives cancelled, in-flight sends flushed");
+    tracing::info!("stopping: API closed, receives cancelled, in-flight sends flushed");
+    let _ = stop_tx.send(());
+    if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await.unwrap_or(Ok(Ok(()))) {
+        tracing::warn!(error = %e, "API server stopped with an error");
+    }
     Ok(())
 }

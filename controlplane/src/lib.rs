@@ -1,18 +1,27 @@
 //! The ringfwd control plane: it owns the process.
 //!
 //! Loads and validates the config, starts the data plane, runs the control runtime (tokio, on its own
-//! thread, off the worker cores) that talks to the workers only through their bounded rings, installs the
-//! config's static routes, reports, and shuts everything down on SIGINT/SIGTERM. The gRPC API, the registry of
-//! sessions, metadata and telemetry grow here.
+//! thread, off the worker cores) that talks to the workers only through their bounded rings, serves the gRPC
+//! control API over the registry of sessions, installs the config's static sessions through that registry,
+//! reports, and shuts everything down on SIGINT/SIGTERM.
 //!
+//! - [`api`]: the gRPC service (`ringfwd.v1.Ringfwd`).
+//! - [`registry`]: sessions, endpoints, streams and subscriptions: the source of truth, and the plans that
+//!   change the workers' tables.
+//! - [`auth`]: bearer tokens (minting, verifying, the development key).
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
-//! - [`routes`]: the config's static sessions turned into worker commands.
+//! - [`routes`]: the config's static sessions as API requests.
+//! - [`ctl`]: `ringfwd ctl`, the command-line client.
 //! - [`report`]: the start-up banner, the periodic counters line and the final counters.
 //! - [`daemon`]: the process lifecycle.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
 pub mod commands;
+pub mod ctl;
 pub mod daemon;
+pub mod registry;
 pub mod report;
 pub mod routes;

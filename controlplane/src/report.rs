@@ -17,6 +17,7 @@ pub fn banner(
     config: &Config,
     workers: &[WorkerHandle],
     media: &[SocketAddr],
+    api: SocketAddr,
     routes: usize,
 ) -> String {
     let driver = match config.media.driver {
@@ -33,9 +34,10 @@ pub fn banner(
         "ringfwd {version}: forwarding RTP/RTCP with the {driver} driver\n\
          \x20 workers:  {cores}\n\
          \x20 media:    {media} (send RTP/RTCP here)\n\
-         \x20 routes:   {sessions} static session(s), {routes} stream/subscription entries installed\n\
-         \x20 next:     declare sessions in a config file (tuning/examples/static-conference.toml) and run\n\
-         \x20           `ringfwd --config FILE`; load-test with `cargo run --release -p ringfwd-bench -- compare`;\n\
+         \x20 api:      grpc://{api} (ringfwd.v1.Ringfwd)\n\
+         \x20 static:   {sessions} session(s) from the config, {routes} resources created\n\
+         \x20 next:     `ringfwd ctl session create call-1`, then endpoint/stream/subscription (`ringfwd ctl --help`);\n\
+         \x20           load-test with `cargo run --release -p ringfwd-bench -- compare`;\n\
          \x20           Ctrl-C stops (in-flight packets are sent first)",
         version = env!("CARGO_PKG_VERSION"),
         cores = cores.join(", "),
@@ -44,9 +46,9 @@ pub fn banner(
 }
 
 /// The line the bench suite and tests wait for.
-pub fn ready_line(workers: usize, media: &[SocketAddr]) -> String {
+pub fn ready_line(workers: usize, media: &[SocketAddr], api: SocketAddr) -> String {
     let media: Vec<String> = media.iter().map(ToString::to_string).collect();
-    format!("ringfwd: ready workers={workers} media={}", media.join(","))
+    format!("ringfwd: ready workers={workers} media={} api={api}", media.join(","))
 }
 
 /// Every counter summed over workers, `(name, total)` in declaration order.

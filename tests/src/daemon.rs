@@ -39,6 +39,11 @@ pub struct Daemon {
     pub media: Vec<SocketAddr>,
     /// Number of workers from the ready line.
     pub workers: usize,
+    /// The control API address from the ready line.
+    pub api: SocketAddr,
+    /// The development admin token the daemon wrote (when its config has no keys).
+    pub dev_token_file: PathBuf,
+    _dir: tempfile::TempDir,
     _config: Option<tempfile::NamedTempFile>,
 }
 
@@ -78,8 +83,14 @@ impl Daemon {
     }
 
     /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default).
+    ///
+    /// Unless the config says otherwise, the control API listens on a free loopback port and the development
+    /// token goes to a file of this daemon's own, so tests running in parallel never collide.
     pub fn spawn(config: Option<&str>) -> Daemon {
-        let path = config.map(temp_config);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dev_token_file = dir.path().join("dev-token");
+        let config = config.map(|text| isolated(text, &dev_token_file));
+        let path = config.as_deref().map(temp_config);
         let mut cmd = Command::new(binary());
         if let Some(p) = &path {
             cmd.arg("--config").arg(p.path());
@@ -104,15 +115,10 @@ impl Daemon {
                 panic!("ringfwd did not become ready; stderr:\n{stderr}");
             }
         };
-        let (workers, media) =
+        let (workers, media, api) =
             parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-        Daemon {
-            child,
-            lines,
-            media,
-            workers,
-            _config: path,
-        }
+        let dev_token_file = if config.is_some() { dev_token_file } else { "/tmp/ringfwd-dev-token".into() };
+        Daemon { child, lines, media, workers, api, dev_token_file, _dir: dir, _config: path }
     }
 
     /// The first media address of the family of `like`.
@@ -178,22 +184,34 @@ fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Parses `ringfwd: ready workers=N media=A,B`.
-pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>)> {
+/// Parses `ringfwd: ready workers=N media=A,B api=C`.
+pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>, SocketAddr)> {
     let rest = line.strip_prefix("ringfwd: ready ")?;
     let mut workers = None;
     let mut media = None;
+    let mut api = None;
     for field in rest.split_whitespace() {
         if let Some(n) = field.strip_prefix("workers=") {
             workers = n.parse().ok();
         } else if let Some(list) = field.strip_prefix("media=") {
-            media = list
-                .split(',')
-                .map(|a| a.parse().ok())
-                .collect::<Option<Vec<SocketAddr>>>();
+            media = list.split(',').map(|a| a.parse().ok()).collect::<Option<Vec<SocketAddr>>>();
+        } else if let Some(a) = field.strip_prefix("api=") {
+            api = a.parse().ok();
         }
     }
-    Some((workers?, media?))
+    Some((workers?, media?, api?))
+}
+
+/// Adds `[api] listen` on a free port and `[auth] dev_token_file` unless the config sets those sections.
+fn isolated(config: &str, dev_token_file: &std::path::Path) -> String {
+    let mut text = config.to_string();
+    if !config.contains("[api]") {
+        text.push_str("\n[api]\nlisten = \"127.0.0.1:0\"\n");
+    }
+    if !config.contains("[auth]") {
+        text.push_str(&format!("\n[auth]\ndev_token_file = {:?}\n", dev_token_file.display().to_string()));
+    }
+    text
 }
 
 /// Runs `ringfwd` with `args` to completion (for config errors and flags); returns (status ok, stdout, stderr).

@@ -1,6 +1,6 @@
 //! Every default value of the ringfwd configuration, written down once.
 //!
-//! The `Default` impls in [`crate::schema`] and [`crate::placement`] read these constants and
+//! The `Default` impls in [`crate::schema`], [`crate::api`] and [`crate::placement`] read these constants and
 //! nothing else; `examples/dev-2core.toml` repeats them as the commented reference (a unit test
 //! checks that file equals `Config::default()`). This module must never hold logic or limits:
 //! the accepted ranges live in [`crate::validate`].
@@ -69,3 +69,31 @@ pub const COMMAND_TIMEOUT_MS: u64 = 2000;
 
 /// Default period of the counters log line, in seconds (0 disables it).
 pub const STATS_LOG_INTERVAL_S: u64 = 10;
+
+/// Default address of the gRPC control API: loopback only, so the generated development key
+/// (see [`AUTH_KEYS`]) never serves another host.
+pub const API_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50051);
+
+/// Default advertised media addresses: none, so peers are told the bound media addresses.
+pub const API_ADVERTISE_ADDRESSES: [SocketAddr; 0] = [];
+
+/// Default token-signing keys: none, so the daemon generates a development key at start.
+pub const AUTH_KEYS: [crate::api::AuthKey; 0] = [];
+
+/// Default file the daemon writes the development token to (mode 0600) and `ringfwd ctl` reads.
+pub const AUTH_DEV_TOKEN_FILE: &str = "/tmp/ringfwd-dev-token";
+
+/// Default lifetime of the development token, in seconds: one day.
+pub const AUTH_DEV_TOKEN_TTL_S: u64 = 86_400;
+
+/// Default admission limit on sessions in the registry.
+pub const ADMISSION_MAX_SESSIONS: u32 = 1000;
+
+/// Default admission limit on endpoints in the registry, all sessions together.
+pub const ADMISSION_MAX_ENDPOINTS: u32 = 10_000;
+
+/// Default admission limit on streams in the registry, all sessions together.
+pub const ADMISSION_MAX_STREAMS: u32 = 10_000;
+
+/// Default admission limit on subscriptions in the registry, all sessions together.
+pub const ADMISSION_MAX_SUBSCRIPTIONS: u32 = 100_000;

@@ -3,12 +3,14 @@
 //! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
 //! dotted key and the value ([`ConfigError`]), core placement ([`Placement`]), static routes
-//! ([`SessionSpec`] and friends) and the example configs in `examples/` (`dev-2core.toml` is the
-//! commented reference of every key). It never touches sockets, threads or the host: callers
-//! pass in what they learned (e.g. the available cores).
+//! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`])
+//! and the example configs in `examples/` (`dev-2core.toml` is the commented reference of
+//! every key). It never touches sockets, threads or the host: callers pass in what they learned
+//! (e.g. the available cores).
 
 #![forbid(unsafe_code)]
 
+mod api;
 pub mod defaults;
 mod error;
 mod placement;
@@ -18,9 +20,10 @@ pub mod validate;
 
 use std::path::Path;
 
+pub use api::{Admission, Api, Auth, AuthKey};
 pub use error::ConfigError;
 pub use placement::{Placement, WorkerCores};
-pub use routes::{EndpointSpec, SessionSpec, StreamSpec, SubscriptionSpec, MAX_ID_BYTES};
+pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
 
 impl Config {
@@ -87,6 +90,9 @@ mod tests {
         assert_eq!(file.limits, default.limits);
         assert_eq!(file.idle, default.idle);
         assert_eq!(file.control, default.control);
+        assert_eq!(file.api, default.api);
+        assert_eq!(file.auth, default.auth);
+        assert_eq!(file.admission, default.admission);
         assert_eq!(file, default);
     }
 
@@ -114,6 +120,20 @@ mod tests {
     }
 
     #[test]
+    fn control_api_sections_round_trip_through_toml() {
+        let mut config = Config::default();
+        config.api.listen = "0.0.0.0:0".parse().unwrap();
+        config.api.advertise_addresses = vec!["203.0.113.7:40000".parse().unwrap()];
+        config.auth.keys = vec![AuthKey {
+            id: "ops".into(),
+            secret_base64: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        }];
+        config.admission.max_sessions = 7;
+        let text = config.to_toml_string().unwrap();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), config);
+    }
+
+    #[test]
     fn empty_text_is_the_default_config() {
         assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
     }
@@ -125,6 +145,11 @@ mod tests {
         assert!(err.to_string().contains("bufer_bytes"), "{err}");
         let err = Config::from_toml_str("[pools]\n").unwrap_err();
         assert!(err.to_string().contains("pools"), "{err}");
+        let text = "[[auth.keys]]\nid = \"a\"\nsecret_base64 = \"\"\nsecret = \"x\"\n";
+        let err = Config::from_toml_str(text).unwrap_err();
+        assert!(err.to_string().contains("`secret`"), "{err}");
+        let err = Config::from_toml_str("[admission]\nmax_session = 1\n").unwrap_err();
+        assert!(err.to_string().contains("max_session"), "{err}");
     }
 
     #[test]

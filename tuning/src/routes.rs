@@ -58,6 +58,36 @@ pub struct StreamSpec {
     pub endpoint: String,
     /// The stream's SSRC, unique across the whole config.
     pub ssrc: u32,
+    /// "audio" (default) or "video".
+    #[serde(default)]
+    pub kind: MediaKind,
+    /// RTP clock rate in Hz, 1..=1000000; default 48000 for audio, 90000 for video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rate_hz: Option<u32>,
+}
+
+/// What a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Audio (default clock rate 48000 Hz).
+    #[default]
+    Audio,
+    /// Video (default clock rate 90000 Hz).
+    Video,
+}
+
+/// Largest accepted RTP clock rate, in Hz.
+pub const MAX_CLOCK_RATE_HZ: u32 = 1_000_000;
+
+impl StreamSpec {
+    /// The configured clock rate, or the kind's default.
+    pub fn clock_rate_hz(&self) -> u32 {
+        self.clock_rate_hz.unwrap_or(match self.kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        })
+    }
 }
 
 /// One stream forwarded to one endpoint, with its egress rewriting.
@@ -120,7 +150,7 @@ fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
 
 /// Checks the id of item `index` of the list at `list_key` (e.g. `sessions[0].endpoints`):
 /// the [`check_id`] rules, and that none of the `earlier` items has the same id.
-fn check_unique_id<'a>(
+pub(crate) fn check_unique_id<'a>(
     list_key: &str,
     index: usize,
     id: &str,
@@ -189,6 +219,15 @@ fn validate_streams(
                 format!("no such endpoint in {session_key}"),
             ));
         }
+        if let Some(rate) = stream.clock_rate_hz {
+            if rate == 0 || rate > MAX_CLOCK_RATE_HZ {
+                return Err(ConfigError::invalid(
+                    format!("{key}.clock_rate_hz"),
+                    rate,
+                    format!("must be in 1..={MAX_CLOCK_RATE_HZ}"),
+                ));
+            }
+        }
         let ssrc_key = format!("{key}.ssrc");
         if let Some(first) = ssrc_keys.get(&stream.ssrc) {
             return Err(ConfigError::invalid(
@@ -242,11 +281,7 @@ fn validate_subscriptions(
                 format!("same stream and endpoint as {session_key}.subscriptions[{first}]"),
             ));
         }
-        if !media
-            .addresses
-            .iter()
-            .any(|m| m.is_ipv4() == address.is_ipv4())
-        {
+        if !media.serves_family_of(&address) {
             return Err(ConfigError::invalid(
                 key,
                 address,

@@ -17,6 +17,7 @@ fn stream(id: &str, endpoint: &str, ssrc: u32) -> StreamSpec {
         id: id.to_owned(),
         endpoint: endpoint.to_owned(),
         ssrc,
+        ..StreamSpec::default()
     }
 }
 
@@ -63,6 +64,22 @@ fn key_after(change: impl FnOnce(&mut Config)) -> String {
 
 fn session(c: &mut Config) -> &mut SessionSpec {
     &mut c.sessions[0]
+}
+
+#[test]
+fn stream_clock_rate_is_checked_and_defaults_by_kind() {
+    assert_eq!(key_after(|c| session(c).streams[0].clock_rate_hz = Some(0)), "sessions[0].streams[0].clock_rate_hz");
+    assert_eq!(
+        key_after(|c| session(c).streams[0].clock_rate_hz = Some(MAX_CLOCK_RATE_HZ + 1)),
+        "sessions[0].streams[0].clock_rate_hz"
+    );
+    assert_eq!(key_after(|c| session(c).streams[0].clock_rate_hz = Some(8000)), "<valid>");
+    let mut s = stream("v", "e", 1);
+    assert_eq!(s.clock_rate_hz(), 48_000);
+    s.kind = MediaKind::Video;
+    assert_eq!(s.clock_rate_hz(), 90_000);
+    let parsed: StreamSpec = toml::from_str("id = \"v\"\nendpoint = \"e\"\nssrc = 1\nkind = \"video\"").unwrap();
+    assert_eq!(parsed.kind, MediaKind::Video);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The configuration structs and their serde form (TOML sections and keys).
 //!
-//! Owns [`Config`] and its sections except placement ([`crate::placement`]) and static routes
-//! ([`crate::routes`]). Every struct denies unknown keys, so a typo is an error naming the key,
+//! Owns [`Config`] and its sections except placement ([`crate::placement`]), the control API's
+//! sections ([`crate::api`]) and static routes ([`crate::routes`]). Every struct denies unknown keys, so a typo is an error naming the key,
 //! and takes missing keys from its `Default` impl, which reads [`crate::defaults`] only. This
 //! module must never check ranges (that is [`crate::validate`]) nor hold a literal default.
 
@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Admission, Api, Auth};
 use crate::defaults;
 use crate::placement::Placement;
 use crate::routes::SessionSpec;
@@ -29,6 +30,12 @@ pub struct Config {
     pub idle: Idle,
     /// Control-plane timing (`[control]`).
     pub control: Control,
+    /// The gRPC control API's addresses (`[api]`).
+    pub api: Api,
+    /// Bearer-token keys of the control API (`[auth]`).
+    pub auth: Auth,
+    /// Registry admission limits (`[admission]`).
+    pub admission: Admission,
     /// Static routes installed at start-up (`[[sessions]]`).
     pub sessions: Vec<SessionSpec>,
 }
@@ -50,6 +57,16 @@ pub struct Media {
     pub max_packet_bytes: usize,
     /// How long a latching endpoint keeps its learned address without traffic, in milliseconds.
     pub latch_window_ms: u64,
+}
+
+impl Media {
+    /// Whether some media address has the address family of `address` (a peer at `address`
+    /// can only be sent to, or told to send to, an address of its own family).
+    pub(crate) fn serves_family_of(&self, address: &SocketAddr) -> bool {
+        self.addresses
+            .iter()
+            .any(|m| m.is_ipv4() == address.is_ipv4())
+    }
 }
 
 impl Default for Media {

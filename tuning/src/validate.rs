@@ -2,11 +2,15 @@
 //!
 //! Owns every accepted range (as named consts) and [`Config::validate`], which checks the
 //! sections in order and returns the first problem as [`ConfigError::Invalid`] naming the dotted
-//! key and the value. Placement and static-route rules live beside their types and are called
-//! from here. This module must never change a value to make it fit, nor look at the host.
+//! key and the value. Placement and static-route rules live beside their types, the control
+//! API's sections in [`api`] (a child module); all are called from here. This module must never change a value to make it fit, nor look at the host.
+
+mod api;
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;
+
+pub use api::MIN_AUTH_SECRET_BYTES;
 
 use crate::error::ConfigError;
 use crate::routes::validate_sessions;
@@ -38,6 +42,10 @@ pub const MAX_SPIN_US: u64 = 1_000_000;
 pub const COMMAND_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
 /// Largest accepted `control.stats_log_interval_s`: one day.
 pub const MAX_STATS_LOG_INTERVAL_S: u64 = 86_400;
+/// Accepted `auth.dev_token_ttl_s`: one minute to 365 days.
+pub const DEV_TOKEN_TTL_S_RANGE: RangeInclusive<u64> = 60..=31_536_000;
+/// Accepted value of every `admission.*` key.
+pub const ADMISSION_RANGE: RangeInclusive<u32> = 1..=1 << 20;
 
 impl Config {
     /// Checks every rule; the first violation is returned, naming its key and value.
@@ -48,6 +56,9 @@ impl Config {
         validate_limits(&self.limits)?;
         validate_idle(&self.idle)?;
         validate_control(&self.control)?;
+        api::validate_api(&self.api, &self.media)?;
+        api::validate_auth(&self.auth, &self.api)?;
+        api::validate_admission(&self.admission)?;
         validate_sessions(&self.sessions, &self.media, &self.limits)
     }
 }
@@ -202,8 +213,9 @@ mod tests {
     use super::*;
     use crate::placement::WorkerCores;
 
-    /// Applies `change` to the default config and returns the key the validation error names.
-    fn key_after(change: impl FnOnce(&mut Config)) -> String {
+    /// Applies `change` to the default config and returns the key the validation error names
+    /// (`"<valid>"` when there is none). Shared with the [`super::api`] tests.
+    pub(super) fn key_after(change: impl FnOnce(&mut Config)) -> String {
         let mut config = Config::default();
         change(&mut config);
         match config.validate() {

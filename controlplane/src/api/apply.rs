@@ -1,0 +1,51 @@
+//! Running a registry plan against the workers.
+
+use ringfwd_dataplane::core::Command;
+use tonic::Status;
+
+use super::status;
+use super::Api;
+use crate::registry::{Outcome, Plan, Registry, RegistryError};
+
+impl Api {
+    /// Plans under the registry lock, applies the plan's commands on the workers (each acknowledged before the
+    /// next), then commits. See the module docs for what happens when a worker does not acknowledge.
+    pub(crate) async fn apply(
+        &self,
+        plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
+    ) -> Result<Outcome, Status> {
+        let mut registry = self.registry.lock().await;
+        let plan = plan(&registry).map_err(status::registry)?;
+        let is_delete = matches!(plan.outcome, Outcome::Deleted(_));
+        let mut first_error = None;
+        for (i, (worker, command)) in plan.commands.iter().enumerate() {
+            if let Err(e) = self.client.execute(*worker, command.clone()).await {
+                if !is_delete {
+                    self.undo(plan.rollback(i)).await;
+                    return Err(status::exec(e));
+                }
+                // Every removal is sent: each is independent, and a late one is still queued to its worker.
+                first_error.get_or_insert(e);
+            }
+        }
+        let Plan { change, outcome, .. } = plan;
+        registry.commit(change);
+        match first_error {
+            Some(e) => Err(status::exec(e)),
+            None => Ok(outcome),
+        }
+    }
+
+    async fn undo(&self, commands: Vec<(usize, Command)>) {
+        for (worker, command) in commands {
+            if let Err(e) = self.client.execute(worker, command).await {
+                tracing::warn!(worker, error = %e, "could not undo a partly applied change");
+            }
+        }
+    }
+
+    /// A read under the registry lock.
+    pub(super) async fn read<T>(&self, f: impl FnOnce(&Registry) -> Result<T, RegistryError>) -> Result<T, Status> {
+        f(&*self.registry.lock().await).map_err(status::registry)
+    }
+}

@@ -1,0 +1,156 @@
+//! Between the wire (`ringfwd.v1` messages) and the registry's specs and views.
+
+use std::net::SocketAddr;
+
+use ringfwd_proto::v1;
+use tonic::Status;
+
+use super::status::invalid;
+use crate::registry::{
+    EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, SessionView, StreamSpec, StreamView, SubscriptionSpec,
+    SubscriptionView, Usage,
+};
+
+/// Parses `media_address`: empty means none (latching), otherwise `ip:port`.
+pub fn media_address(text: &str) -> Result<Option<SocketAddr>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| invalid("media_address", format!("{text:?} is not ip:port")))
+}
+
+/// The request as the registry's spec.
+pub fn endpoint_spec(r: v1::CreateEndpointRequest) -> Result<EndpointSpec, Status> {
+    Ok(EndpointSpec {
+        media_address: media_address(&r.media_address)?,
+        session_id: r.session_id,
+        endpoint_id: r.endpoint_id,
+        latching: r.latching,
+    })
+}
+
+fn kind(value: i32) -> Result<Option<MediaKind>, Status> {
+    match v1::MediaKind::try_from(value) {
+        Ok(v1::MediaKind::Unspecified) => Ok(None),
+        Ok(v1::MediaKind::Audio) => Ok(Some(MediaKind::Audio)),
+        Ok(v1::MediaKind::Video) => Ok(Some(MediaKind::Video)),
+        Err(_) => Err(invalid("kind", format!("{value} is not a MediaKind"))),
+    }
+}
+
+fn kind_to_wire(kind: MediaKind) -> i32 {
+    match kind {
+        MediaKind::Audio => v1::MediaKind::Audio.into(),
+        MediaKind::Video => v1::MediaKind::Video.into(),
+    }
+}
+
+/// The request as the registry's spec.
+pub fn stream_spec(r: v1::CreateStreamRequest) -> Result<StreamSpec, Status> {
+    Ok(StreamSpec {
+        kind: kind(r.kind)?,
+        session_id: r.session_id,
+        stream_id: r.stream_id,
+        endpoint_id: r.endpoint_id,
+        ssrc: r.ssrc,
+        payload_types: r.payload_types,
+        clock_rate_hz: r.clock_rate_hz,
+    })
+}
+
+fn mappings(map: Vec<v1::PayloadTypeMapping>) -> Vec<PayloadTypeMapping> {
+    map.into_iter().map(|m| PayloadTypeMapping { from: m.from, to: m.to }).collect()
+}
+
+fn mappings_to_wire(map: &[PayloadTypeMapping]) -> Vec<v1::PayloadTypeMapping> {
+    map.iter().map(|m| v1::PayloadTypeMapping { from: m.from, to: m.to }).collect()
+}
+
+/// The request as the registry's spec.
+pub fn subscription_spec(r: v1::CreateSubscriptionRequest) -> SubscriptionSpec {
+    SubscriptionSpec {
+        payload_type_map: mappings(r.payload_type_map),
+        session_id: r.session_id,
+        subscription_id: r.subscription_id,
+        stream_id: r.stream_id,
+        endpoint_id: r.endpoint_id,
+        out_ssrc: r.out_ssrc,
+        paused: r.paused,
+        // ringfwd chooses the offsets of API subscriptions (see `Subscription.seq_offset` in the schema).
+        seq_offset: 0,
+        ts_offset: 0,
+    }
+}
+
+/// A session on the wire.
+pub fn session(v: SessionView) -> v1::Session {
+    v1::Session {
+        session_id: v.session_id,
+        endpoints: v.endpoints,
+        streams: v.streams,
+        subscriptions: v.subscriptions,
+        created_unix_ms: v.created_unix_ms,
+    }
+}
+
+/// An endpoint on the wire; `send_to` are the addresses its peer must send media to.
+pub fn endpoint(v: EndpointView, send_to: &[SocketAddr]) -> v1::Endpoint {
+    v1::Endpoint {
+        session_id: v.session_id,
+        endpoint_id: v.endpoint_id,
+        media_address: v.media_address.map(|a| a.to_string()).unwrap_or_default(),
+        latching: v.latching,
+        send_to: send_to.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A stream on the wire.
+pub fn stream(v: StreamView) -> v1::Stream {
+    v1::Stream {
+        session_id: v.session_id,
+        stream_id: v.stream_id,
+        endpoint_id: v.endpoint_id,
+        ssrc: v.ssrc,
+        kind: kind_to_wire(v.kind),
+        payload_types: v.payload_types,
+        clock_rate_hz: v.clock_rate_hz,
+        worker: v.worker as u32,
+    }
+}
+
+/// A subscription on the wire.
+pub fn subscription(v: SubscriptionView) -> v1::Subscription {
+    v1::Subscription {
+        payload_type_map: mappings_to_wire(&v.payload_type_map),
+        session_id: v.session_id,
+        subscription_id: v.subscription_id,
+        stream_id: v.stream_id,
+        endpoint_id: v.endpoint_id,
+        out_ssrc: v.out_ssrc,
+        paused: v.paused,
+        seq_offset: u32::from(v.seq_offset),
+        ts_offset: v.ts_offset,
+    }
+}
+
+/// What a delete removed, on the wire.
+pub fn deleted(u: Usage) -> v1::DeleteResponse {
+    v1::DeleteResponse { sessions: u.sessions, endpoints: u.endpoints, streams: u.streams, subscriptions: u.subscriptions }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = media_address("localhost").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("media_address"), "{}", e.message());
+        assert_eq!(media_address("").unwrap(), None);
+        let r = v1::CreateStreamRequest { kind: 7, ..Default::default() };
+        assert!(stream_spec(r).unwrap_err().message().contains("kind"));
+        let r = v1::CreateStreamRequest { kind: 0, ..Default::default() };
+        assert_eq!(stream_spec(r).unwrap().kind, None, "unspecified is left to the registry to refuse");
+    }
+}

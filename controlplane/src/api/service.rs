@@ -1,0 +1,237 @@
+//! The `ringfwd.v1.Ringfwd` service: one method per RPC, each authorize → translate → registry → translate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ringfwd_proto::v1::{self, ringfwd_server::Ringfwd};
+use tonic::{Request, Response, Status};
+
+use super::auth::Access;
+use super::convert;
+use super::Api;
+use crate::registry::{Outcome, View};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The resource an outcome describes.
+fn view(outcome: Outcome) -> Result<View, Status> {
+    match outcome {
+        Outcome::Created(v) | Outcome::Existing(v) | Outcome::Updated(v) => Ok(v),
+        Outcome::Deleted(_) => Err(Status::internal("a create or update answered with a deletion")),
+    }
+}
+
+fn deleted(outcome: Outcome) -> Reply<v1::DeleteResponse> {
+    match outcome {
+        Outcome::Deleted(counts) => Ok(Response::new(convert::deleted(counts))),
+        _ => Err(Status::internal("a delete answered with something else")),
+    }
+}
+
+fn mismatch() -> Status {
+    Status::internal("the registry answered with another kind of resource")
+}
+
+impl Api {
+    fn send_to(&self) -> &[std::net::SocketAddr] {
+        &self.node.advertise
+    }
+
+    fn endpoint_reply(&self, v: View) -> Reply<v1::Endpoint> {
+        match v {
+            View::Endpoint(e) => Ok(Response::new(convert::endpoint(e, self.send_to()))),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
+fn session_reply(v: View) -> Reply<v1::Session> {
+    match v {
+        View::Session(s) => Ok(Response::new(convert::session(s))),
+        _ => Err(mismatch()),
+    }
+}
+
+fn stream_reply(v: View) -> Reply<v1::Stream> {
+    match v {
+        View::Stream(s) => Ok(Response::new(convert::stream(s))),
+        _ => Err(mismatch()),
+    }
+}
+
+fn subscription_reply(v: View) -> Reply<v1::Subscription> {
+    match v {
+        View::Subscription(s) => Ok(Response::new(convert::subscription(s))),
+        _ => Err(mismatch()),
+    }
+}
+
+#[tonic::async_trait]
+impl Ringfwd for Api {
+    async fn create_session(&self, request: Request<v1::CreateSessionRequest>) -> Reply<v1::Session> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let now = now_unix_ms();
+        session_reply(view(self.apply(|reg| reg.plan_create_session(&r.session_id, now)).await?)?)
+    }
+
+    async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Reply<v1::Session> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        Ok(Response::new(convert::session(self.read(|reg| reg.get_session(&r.session_id)).await?)))
+    }
+
+    async fn list_sessions(&self, request: Request<v1::ListSessionsRequest>) -> Reply<v1::ListSessionsResponse> {
+        self.authorize(&request, Access::Read)?;
+        let sessions = self.read(|reg| Ok(reg.list_sessions())).await?;
+        Ok(Response::new(v1::ListSessionsResponse { sessions: sessions.into_iter().map(convert::session).collect() }))
+    }
+
+    async fn delete_session(&self, request: Request<v1::DeleteSessionRequest>) -> Reply<v1::DeleteResponse> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        deleted(self.apply(|reg| reg.plan_delete_session(&r.session_id)).await?)
+    }
+
+    async fn create_endpoint(&self, request: Request<v1::CreateEndpointRequest>) -> Reply<v1::Endpoint> {
+        self.authorize(&request, Access::Write)?;
+        let spec = convert::endpoint_spec(request.into_inner())?;
+        self.endpoint_reply(view(self.apply(|reg| reg.plan_create_endpoint(spec)).await?)?)
+    }
+
+    async fn get_endpoint(&self, request: Request<v1::GetEndpointRequest>) -> Reply<v1::Endpoint> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let v = self.read(|reg| reg.get_endpoint(&r.session_id, &r.endpoint_id)).await?;
+        Ok(Response::new(convert::endpoint(v, self.send_to())))
+    }
+
+    async fn list_endpoints(&self, request: Request<v1::ListEndpointsRequest>) -> Reply<v1::ListEndpointsResponse> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let list = self.read(|reg| reg.list_endpoints(&r.session_id)).await?;
+        let endpoints = list.into_iter().map(|e| convert::endpoint(e, self.send_to())).collect();
+        Ok(Response::new(v1::ListEndpointsResponse { endpoints }))
+    }
+
+    async fn delete_endpoint(&self, request: Request<v1::DeleteEndpointRequest>) -> Reply<v1::DeleteResponse> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        deleted(self.apply(|reg| reg.plan_delete_endpoint(&r.session_id, &r.endpoint_id)).await?)
+    }
+
+    async fn create_stream(&self, request: Request<v1::CreateStreamRequest>) -> Reply<v1::Stream> {
+        self.authorize(&request, Access::Write)?;
+        let spec = convert::stream_spec(request.into_inner())?;
+        stream_reply(view(self.apply(|reg| reg.plan_create_stream(spec)).await?)?)
+    }
+
+    async fn get_stream(&self, request: Request<v1::GetStreamRequest>) -> Reply<v1::Stream> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        Ok(Response::new(convert::stream(self.read(|reg| reg.get_stream(&r.session_id, &r.stream_id)).await?)))
+    }
+
+    async fn list_streams(&self, request: Request<v1::ListStreamsRequest>) -> Reply<v1::ListStreamsResponse> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let list = self.read(|reg| reg.list_streams(&r.session_id)).await?;
+        Ok(Response::new(v1::ListStreamsResponse { streams: list.into_iter().map(convert::stream).collect() }))
+    }
+
+    async fn delete_stream(&self, request: Request<v1::DeleteStreamRequest>) -> Reply<v1::DeleteResponse> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        deleted(self.apply(|reg| reg.plan_delete_stream(&r.session_id, &r.stream_id)).await?)
+    }
+
+    async fn create_subscription(&self, request: Request<v1::CreateSubscriptionRequest>) -> Reply<v1::Subscription> {
+        self.authorize(&request, Access::Write)?;
+        let spec = convert::subscription_spec(request.into_inner());
+        subscription_reply(view(self.apply(|reg| reg.plan_create_subscription(spec)).await?)?)
+    }
+
+    async fn get_subscription(&self, request: Request<v1::GetSubscriptionRequest>) -> Reply<v1::Subscription> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let v = self.read(|reg| reg.get_subscription(&r.session_id, &r.subscription_id)).await?;
+        Ok(Response::new(convert::subscription(v)))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<v1::ListSubscriptionsRequest>,
+    ) -> Reply<v1::ListSubscriptionsResponse> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let list = self.read(|reg| reg.list_subscriptions(&r.session_id)).await?;
+        let subscriptions = list.into_iter().map(convert::subscription).collect();
+        Ok(Response::new(v1::ListSubscriptionsResponse { subscriptions }))
+    }
+
+    async fn update_subscription(&self, request: Request<v1::UpdateSubscriptionRequest>) -> Reply<v1::Subscription> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let outcome = self
+            .apply(|reg| reg.plan_update_subscription(&r.session_id, &r.subscription_id, r.paused, r.stream_id.as_deref()))
+            .await?;
+        subscription_reply(view(outcome)?)
+    }
+
+    async fn delete_subscription(&self, request: Request<v1::DeleteSubscriptionRequest>) -> Reply<v1::DeleteResponse> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        deleted(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, &r.subscription_id)).await?)
+    }
+
+    async fn get_node_info(&self, request: Request<v1::GetNodeInfoRequest>) -> Reply<v1::NodeInfo> {
+        self.authorize(&request, Access::Read)?;
+        let (limits, usage, draining) = {
+            let reg = self.registry.lock().await;
+            (*reg.limits(), reg.usage(), reg.draining())
+        };
+        let workers = self
+            .node
+            .workers
+            .iter()
+            .map(|w| v1::Worker {
+                index: w.index as u32,
+                core: w.core as u32,
+                counters: w.counters.snapshot().iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            })
+            .collect();
+        Ok(Response::new(v1::NodeInfo {
+            version: self.node.version.to_string(),
+            driver: self.node.driver.to_string(),
+            workers,
+            limits: Some(v1::Limits {
+                max_sessions: limits.max_sessions,
+                max_endpoints: limits.max_endpoints,
+                max_streams: limits.max_streams,
+                max_subscriptions_per_stream: limits.max_subscriptions_per_stream,
+                max_subscriptions: limits.max_subscriptions,
+                max_packets_per_second_per_source: 0,
+            }),
+            usage: Some(v1::Usage {
+                sessions: usage.sessions,
+                endpoints: usage.endpoints,
+                streams: usage.streams,
+                subscriptions: usage.subscriptions,
+            }),
+            draining,
+            media_addresses: self.node.media.iter().map(ToString::to_string).collect(),
+            advertise_addresses: self.node.advertise.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
+    async fn drain(&self, request: Request<v1::DrainRequest>) -> Reply<v1::DrainResponse> {
+        self.authorize(&request, Access::Write)?;
+        let cancel = request.into_inner().cancel;
+        let mut reg = self.registry.lock().await;
+        reg.set_draining(!cancel);
+        Ok(Response::new(v1::DrainResponse { draining: reg.draining(), sessions_remaining: reg.usage().sessions }))
+    }
+}

@@ -1,0 +1,13 @@
+//! `ringfwd ctl`: the command-line client of the control API, covering every RPC.
+//!
+//! Owns argument parsing for the `ctl` subcommands, the connection (address and bearer token: `--token`,
+//! `RINGFWD_TOKEN`, or the development token file a locally running daemon wrote), and the exit status: non-zero
+//! with the server's status code and message on error. Output is a human-readable table by default and the
+//! protobuf JSON mapping with `--json` (see [`output`]).
+
+mod args;
+mod output;
+mod run;
+
+pub use args::CtlArgs;
+pub use run::run;

@@ -1,0 +1,186 @@
+//! How `ringfwd ctl` prints responses: a table for people, the protobuf JSON mapping for programs.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use ringfwd_proto::v1;
+
+/// A response that can be printed either way.
+pub trait Printable: prost::Message + Sized {
+    /// Fully qualified protobuf name, e.g. `ringfwd.v1.Session`.
+    const TYPE: &'static str;
+    /// Column headers.
+    fn header() -> Vec<&'static str>;
+    /// The rows.
+    fn rows(&self) -> Vec<Vec<String>>;
+}
+
+/// Prints `message` as JSON (protobuf JSON mapping) or as a table.
+pub fn print<M: Printable>(message: &M, json: bool) -> Result<(), String> {
+    if json {
+        println!("{}", to_json(message)?);
+    } else {
+        let mut table = Table::new();
+        table.load_style(UTF8_BORDERS_ONLY).set_header(M::header());
+        for row in message.rows() {
+            table.add_row(row);
+        }
+        println!("{table}");
+    }
+    Ok(())
+}
+
+/// The protobuf JSON mapping of `message`.
+pub fn to_json<M: Printable>(message: &M) -> Result<String, String> {
+    let pool = DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
+    let descriptor = pool.get_message_by_name(M::TYPE).ok_or_else(|| format!("no descriptor for {}", M::TYPE))?;
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&dynamic).map_err(|e| e.to_string())
+}
+
+fn kind(k: i32) -> String {
+    match v1::MediaKind::try_from(k) {
+        Ok(v1::MediaKind::Audio) => "audio".into(),
+        Ok(v1::MediaKind::Video) => "video".into(),
+        _ => "unspecified".into(),
+    }
+}
+
+fn pt_map(map: &[v1::PayloadTypeMapping]) -> String {
+    map.iter().map(|m| format!("{}:{}", m.from, m.to)).collect::<Vec<_>>().join(",")
+}
+
+fn session_row(s: &v1::Session) -> Vec<String> {
+    vec![s.session_id.clone(), s.endpoints.to_string(), s.streams.to_string(), s.subscriptions.to_string()]
+}
+
+fn endpoint_row(e: &v1::Endpoint) -> Vec<String> {
+    vec![e.session_id.clone(), e.endpoint_id.clone(), e.media_address.clone(), e.latching.to_string(), e.send_to.join(" ")]
+}
+
+fn stream_row(s: &v1::Stream) -> Vec<String> {
+    let pts = s.payload_types.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    vec![
+        s.session_id.clone(),
+        s.stream_id.clone(),
+        s.endpoint_id.clone(),
+        format!("{:#010x}", s.ssrc),
+        kind(s.kind),
+        pts,
+        s.clock_rate_hz.to_string(),
+        s.worker.to_string(),
+    ]
+}
+
+fn subscription_row(s: &v1::Subscription) -> Vec<String> {
+    vec![
+        s.session_id.clone(),
+        s.subscription_id.clone(),
+        s.stream_id.clone(),
+        s.endpoint_id.clone(),
+        if s.out_ssrc == 0 { "-".into() } else { format!("{:#010x}", s.out_ssrc) },
+        pt_map(&s.payload_type_map),
+        s.paused.to_string(),
+    ]
+}
+
+const SESSION: [&str; 4] = ["SESSION", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"];
+const ENDPOINT: [&str; 5] = ["SESSION", "ENDPOINT", "MEDIA ADDRESS", "LATCHING", "SEND TO"];
+const STREAM: [&str; 8] = ["SESSION", "STREAM", "ENDPOINT", "SSRC", "KIND", "PT", "CLOCK HZ", "WORKER"];
+const SUBSCRIPTION: [&str; 7] = ["SESSION", "SUBSCRIPTION", "STREAM", "ENDPOINT", "OUT SSRC", "PT MAP", "PAUSED"];
+
+macro_rules! printable {
+    ($t:ty, $name:literal, $header:expr, |$m:ident| $rows:expr) => {
+        impl Printable for $t {
+            const TYPE: &'static str = concat!("ringfwd.v1.", $name);
+            fn header() -> Vec<&'static str> {
+                $header.to_vec()
+            }
+            fn rows(&self) -> Vec<Vec<String>> {
+                let $m = self;
+                $rows
+            }
+        }
+    };
+}
+
+printable!(v1::Session, "Session", SESSION, |m| vec![session_row(m)]);
+printable!(v1::ListSessionsResponse, "ListSessionsResponse", SESSION, |m| m.sessions.iter().map(session_row).collect());
+printable!(v1::Endpoint, "Endpoint", ENDPOINT, |m| vec![endpoint_row(m)]);
+printable!(v1::ListEndpointsResponse, "ListEndpointsResponse", ENDPOINT, |m| m
+    .endpoints
+    .iter()
+    .map(endpoint_row)
+    .collect());
+printable!(v1::Stream, "Stream", STREAM, |m| vec![stream_row(m)]);
+printable!(v1::ListStreamsResponse, "ListStreamsResponse", STREAM, |m| m.streams.iter().map(stream_row).collect());
+printable!(v1::Subscription, "Subscription", SUBSCRIPTION, |m| vec![subscription_row(m)]);
+printable!(v1::ListSubscriptionsResponse, "ListSubscriptionsResponse", SUBSCRIPTION, |m| m
+    .subscriptions
+    .iter()
+    .map(subscription_row)
+    .collect());
+printable!(v1::DeleteResponse, "DeleteResponse", ["DELETED SESSIONS", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"], |m| vec![
+    vec![m.sessions.to_string(), m.endpoints.to_string(), m.streams.to_string(), m.subscriptions.to_string()]
+]);
+printable!(v1::DrainResponse, "DrainResponse", ["DRAINING", "SESSIONS REMAINING"], |m| vec![vec![
+    m.draining.to_string(),
+    m.sessions_remaining.to_string()
+]]);
+printable!(v1::NodeInfo, "NodeInfo", ["ITEM", "VALUE"], |m| node_rows(m));
+
+fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        vec!["version".into(), n.version.clone()],
+        vec!["driver".into(), n.driver.clone()],
+        vec!["draining".into(), n.draining.to_string()],
+        vec!["media addresses".into(), n.media_addresses.join(" ")],
+        vec!["advertised".into(), n.advertise_addresses.join(" ")],
+    ];
+    if let Some(u) = &n.usage {
+        let limits = n.limits.clone().unwrap_or_default();
+        rows.push(vec!["sessions".into(), format!("{} / {}", u.sessions, limits.max_sessions)]);
+        rows.push(vec!["endpoints".into(), format!("{} / {}", u.endpoints, limits.max_endpoints)]);
+        rows.push(vec!["streams".into(), format!("{} / {}", u.streams, limits.max_streams)]);
+        rows.push(vec!["subscriptions".into(), format!("{} / {}", u.subscriptions, limits.max_subscriptions)]);
+    }
+    for w in &n.workers {
+        let get = |name: &str| w.counters.get(name).copied().unwrap_or(0);
+        rows.push(vec![
+            format!("worker {} (core {})", w.index, w.core),
+            format!(
+                "rx {} forwarded {} streams {} subscriptions {} dropped {}",
+                get("rx_packets"),
+                get("forwarded_packets"),
+                get("streams"),
+                get("subscriptions"),
+                w.counters.iter().filter(|(k, _)| k.starts_with("drop_")).map(|(_, v)| v).sum::<u64>()
+            ),
+        ]);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_uses_the_protobuf_mapping() {
+        let s = v1::Stream { session_id: "c".into(), stream_id: "a".into(), ssrc: 5, kind: 2, clock_rate_hz: 90000, ..Default::default() };
+        let json: serde_json::Value = serde_json::from_str(&to_json(&s).unwrap()).unwrap();
+        assert_eq!(json["sessionId"], "c");
+        assert_eq!(json["kind"], "MEDIA_KIND_VIDEO");
+        assert_eq!(json["clockRateHz"], 90000);
+    }
+
+    #[test]
+    fn every_row_has_a_cell_per_column() {
+        let s = v1::Subscription { out_ssrc: 0, payload_type_map: vec![v1::PayloadTypeMapping { from: 1, to: 2 }], ..Default::default() };
+        assert_eq!(s.rows()[0].len(), v1::Subscription::header().len());
+        assert_eq!(s.rows()[0][5], "1:2");
+        let st = v1::Stream::default();
+        assert_eq!(st.rows()[0].len(), v1::Stream::header().len());
+        let e = v1::Endpoint::default();
+        assert_eq!(e.rows()[0].len(), v1::Endpoint::header().len());
+    }
+}

@@ -1,0 +1,200 @@
+//! Connecting to the API and running one `ringfwd ctl` command.
+
+use std::time::Duration;
+
+use ringfwd_proto::v1::ringfwd_client::RingfwdClient;
+use ringfwd_proto::v1::{self, PayloadTypeMapping};
+use ringfwd_tuning::Config;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+use super::args::{CtlArgs, CtlCommand, EndpointCmd, Kind, SessionCmd, StreamCmd, SubscriptionCmd};
+use super::output::print;
+
+type Client = RingfwdClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
+
+/// Adds the bearer token to every request.
+#[derive(Clone)]
+pub struct Auth(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Runs the command; the error is the message to print (the server's status code and message on RPC errors).
+pub fn run(args: CtlArgs) -> Result<(), String> {
+    let config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let api = args.api.unwrap_or(config.api.listen);
+    let token = match &args.token {
+        Some(token) => token.clone(),
+        None => crate::auth::read_dev_token(&config.auth.dev_token_file).map_err(|e| {
+            format!(
+                "no token: pass --token or set RINGFWD_TOKEN (mint one with `ringfwd token`); \
+                 the development token file {} could not be read: {e}",
+                config.auth.dev_token_file.display()
+            )
+        })?,
+    };
+    let header = MetadataValue::try_from(format!("Bearer {}", token.trim()))
+        .map_err(|_| "the token contains characters not allowed in a header".to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    runtime.block_on(async move {
+        let channel = Channel::from_shared(format!("http://{api}"))
+            .map_err(|e| e.to_string())?
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach the control API at {api}: {e}"))?;
+        let mut client = RingfwdClient::with_interceptor(channel, Auth(header));
+        dispatch(&mut client, args.command, args.json).await
+    })
+}
+
+fn status(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Result<(), String> {
+    match command {
+        CtlCommand::Session(cmd) => session(client, cmd, json).await,
+        CtlCommand::Endpoint(cmd) => endpoint(client, cmd, json).await,
+        CtlCommand::Stream(cmd) => stream(client, cmd, json).await,
+        CtlCommand::Subscription(cmd) => subscription(client, cmd, json).await,
+        CtlCommand::Node => print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json),
+        CtlCommand::Drain { cancel } => {
+            print(&client.drain(v1::DrainRequest { cancel }).await.map_err(status)?.into_inner(), json)
+        }
+    }
+}
+
+async fn session(client: &mut Client, cmd: SessionCmd, json: bool) -> Result<(), String> {
+    match cmd {
+        SessionCmd::Create { session } => {
+            let r = client.create_session(v1::CreateSessionRequest { session_id: session }).await;
+            print(&r.map_err(status)?.into_inner(), json)
+        }
+        SessionCmd::Get { session } => {
+            print(&client.get_session(v1::GetSessionRequest { session_id: session }).await.map_err(status)?.into_inner(), json)
+        }
+        SessionCmd::List => print(&client.list_sessions(v1::ListSessionsRequest {}).await.map_err(status)?.into_inner(), json),
+        SessionCmd::Delete { session } => {
+            let r = client.delete_session(v1::DeleteSessionRequest { session_id: session }).await;
+            print(&r.map_err(status)?.into_inner(), json)
+        }
+    }
+}
+
+async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(), String> {
+    match cmd {
+        EndpointCmd::Create { session, endpoint, address, latching } => {
+            let request = v1::CreateEndpointRequest {
+                session_id: session,
+                endpoint_id: endpoint,
+                media_address: address.map(|a| a.to_string()).unwrap_or_default(),
+                latching,
+            };
+            print(&client.create_endpoint(request).await.map_err(status)?.into_inner(), json)
+        }
+        EndpointCmd::Get { session, endpoint } => {
+            let request = v1::GetEndpointRequest { session_id: session, endpoint_id: endpoint };
+            print(&client.get_endpoint(request).await.map_err(status)?.into_inner(), json)
+        }
+        EndpointCmd::List { session } => {
+            let request = v1::ListEndpointsRequest { session_id: session };
+            print(&client.list_endpoints(request).await.map_err(status)?.into_inner(), json)
+        }
+        EndpointCmd::Delete { session, endpoint } => {
+            let request = v1::DeleteEndpointRequest { session_id: session, endpoint_id: endpoint };
+            print(&client.delete_endpoint(request).await.map_err(status)?.into_inner(), json)
+        }
+    }
+}
+
+async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), String> {
+    match cmd {
+        StreamCmd::Create { session, stream, endpoint, ssrc, kind, payload_types, clock_rate } => {
+            let (kind, default_rate) = match kind {
+                Kind::Audio => (v1::MediaKind::Audio, 48_000),
+                Kind::Video => (v1::MediaKind::Video, 90_000),
+            };
+            let request = v1::CreateStreamRequest {
+                session_id: session,
+                stream_id: stream,
+                endpoint_id: endpoint,
+                ssrc,
+                kind: kind.into(),
+                payload_types,
+                clock_rate_hz: clock_rate.unwrap_or(default_rate),
+            };
+            print(&client.create_stream(request).await.map_err(status)?.into_inner(), json)
+        }
+        StreamCmd::Get { session, stream } => {
+            let request = v1::GetStreamRequest { session_id: session, stream_id: stream };
+            print(&client.get_stream(request).await.map_err(status)?.into_inner(), json)
+        }
+        StreamCmd::List { session } => {
+            let request = v1::ListStreamsRequest { session_id: session };
+            print(&client.list_streams(request).await.map_err(status)?.into_inner(), json)
+        }
+        StreamCmd::Delete { session, stream } => {
+            let request = v1::DeleteStreamRequest { session_id: session, stream_id: stream };
+            print(&client.delete_stream(request).await.map_err(status)?.into_inner(), json)
+        }
+    }
+}
+
+async fn subscription(client: &mut Client, cmd: SubscriptionCmd, json: bool) -> Result<(), String> {
+    let update = |session_id: String, subscription_id: String, paused, stream_id| v1::UpdateSubscriptionRequest {
+        session_id,
+        subscription_id,
+        paused,
+        stream_id,
+    };
+    match cmd {
+        SubscriptionCmd::Create { session, subscription, stream, endpoint, out_ssrc, pt_map, paused } => {
+            let request = v1::CreateSubscriptionRequest {
+                session_id: session,
+                subscription_id: subscription,
+                stream_id: stream,
+                endpoint_id: endpoint,
+                out_ssrc: out_ssrc.unwrap_or(0),
+                payload_type_map: pt_map.into_iter().map(|(from, to)| PayloadTypeMapping { from, to }).collect(),
+                paused,
+            };
+            print(&client.create_subscription(request).await.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Get { session, subscription } => {
+            let request = v1::GetSubscriptionRequest { session_id: session, subscription_id: subscription };
+            print(&client.get_subscription(request).await.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::List { session } => {
+            let request = v1::ListSubscriptionsRequest { session_id: session };
+            print(&client.list_subscriptions(request).await.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Pause { session, subscription } => {
+            let r = client.update_subscription(update(session, subscription, Some(true), None)).await;
+            print(&r.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Resume { session, subscription } => {
+            let r = client.update_subscription(update(session, subscription, Some(false), None)).await;
+            print(&r.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Switch { session, subscription, stream } => {
+            let r = client.update_subscription(update(session, subscription, None, Some(stream))).await;
+            print(&r.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Delete { session, subscription } => {
+            let request = v1::DeleteSubscriptionRequest { session_id: session, subscription_id: subscription };
+            print(&client.delete_subscription(request).await.map_err(status)?.into_inner(), json)
+        }
+    }
+}
