@@ -200,11 +200,7 @@ impl Accounting {
                 map
             })
             .collect();
-        let by_ssrc = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.out_ssrc, i))
-            .collect();
+        let by_ssrc = specs.iter().enumerate().map(|(i, s)| (s.out_ssrc, i)).collect();
         Accounting {
             flows: specs.iter().map(|_| FlowStats::new()).collect(),
             pt_maps,
@@ -247,11 +243,7 @@ impl Accounting {
                 return;
             }
         };
-        let first = self
-            .step_first_gen_seq
-            .get(spec.stream)
-            .copied()
-            .unwrap_or(0);
+        let first = self.step_first_gen_seq.get(spec.stream).copied().unwrap_or(0);
         if bench.gen_seq < first {
             flow.counts.stale += 1;
             return;

@@ -28,13 +28,7 @@ fn forwarded(gen_seq: u32, send_ns: u64) -> Vec<u8> {
     pkt[2..4].copy_from_slice(&sent_seq.wrapping_add(SEQ_OFFSET).to_be_bytes());
     pkt[4..8].copy_from_slice(&sent_ts.wrapping_add(TS_OFFSET).to_be_bytes());
     pkt[8..12].copy_from_slice(&OUT_SSRC.to_be_bytes());
-    let bench = BenchHeader {
-        send_ns,
-        gen_seq,
-        rtp_timestamp: sent_ts,
-        rtp_seq: sent_seq,
-        marker_pt: 96 | 0x80,
-    };
+    let bench = BenchHeader { send_ns, gen_seq, rtp_timestamp: sent_ts, rtp_seq: sent_seq, marker_pt: 96 | 0x80 };
     payload::write(&mut pkt[RTP_HEADER_BYTES..], &bench);
     pkt
 }
@@ -54,12 +48,7 @@ fn clean_delivery_counts_every_packet_once() {
     let t = a.totals(&[100]);
     assert_eq!((t.expected, t.counts.unique, t.lost), (100, 100, 0));
     assert_eq!(
-        (
-            t.counts.duplicates,
-            t.counts.reordered,
-            t.counts.integrity_failures,
-            t.counts.rewrite_errors
-        ),
+        (t.counts.duplicates, t.counts.reordered, t.counts.integrity_failures, t.counts.rewrite_errors),
         (0, 0, 0, 0)
     );
     assert_eq!(t.latency_ns.len(), 100);
@@ -84,14 +73,7 @@ fn reordering_is_counted_and_not_loss() {
         a.account(&forwarded(seq, 0), 0);
     }
     let flow = a.flow(0).unwrap();
-    assert_eq!(
-        (
-            flow.counts.unique,
-            flow.counts.reordered,
-            flow.counts.duplicates
-        ),
-        (8, 3, 0)
-    );
+    assert_eq!((flow.counts.unique, flow.counts.reordered, flow.counts.duplicates), (8, 3, 0));
     assert_eq!(a.totals(&[8]).lost, 0);
 }
 
@@ -102,14 +84,7 @@ fn duplicates_are_counted_once_in_the_window() {
         a.account(&forwarded(seq, 0), 0);
     }
     let flow = a.flow(0).unwrap();
-    assert_eq!(
-        (
-            flow.counts.received,
-            flow.counts.unique,
-            flow.counts.duplicates
-        ),
-        (7, 4, 3)
-    );
+    assert_eq!((flow.counts.received, flow.counts.unique, flow.counts.duplicates), (7, 4, 3));
     // Far behind the window: cannot be told apart, counted as a late original.
     a.account(&forwarded(5, 0), 0);
     assert_eq!(a.flow(0).unwrap().counts.reordered, 1);
@@ -124,14 +99,7 @@ fn window_slots_are_reused_as_the_window_moves() {
     a.account(&forwarded(10, 0), 0); // still remembered: duplicate
     a.account(&forwarded(10 + DUP_WINDOW, 0), 0); // takes over 10's slot: new
     let flow = a.flow(0).unwrap();
-    assert_eq!(
-        (
-            flow.counts.unique,
-            flow.counts.duplicates,
-            flow.counts.reordered
-        ),
-        (4, 1, 1)
-    );
+    assert_eq!((flow.counts.unique, flow.counts.duplicates, flow.counts.reordered), (4, 1, 1));
 }
 
 #[test]
@@ -146,10 +114,7 @@ fn corrupt_payloads_are_integrity_failures_and_not_delivered() {
         a.account(&pkt, 0);
     }
     let t = a.totals(&[3]);
-    assert_eq!(
-        (t.counts.integrity_failures, t.counts.unique, t.lost),
-        (3, 0, 3)
-    );
+    assert_eq!((t.counts.integrity_failures, t.counts.unique, t.lost), (3, 0, 3));
 }
 
 #[test]
@@ -192,10 +157,7 @@ fn a_new_step_resets_counters_and_ignores_stragglers() {
     a.account(&forwarded(9, 0), 0);
     a.account(&forwarded(10, 0), 0);
     let flow = a.flow(0).unwrap();
-    assert_eq!(
-        (flow.counts.stale, flow.counts.unique, flow.counts.received),
-        (1, 1, 1)
-    );
+    assert_eq!((flow.counts.stale, flow.counts.unique, flow.counts.received), (1, 1, 1));
     assert_eq!(flow.latency_ns.len(), 1);
 }
 
@@ -217,8 +179,5 @@ fn late_copies_are_counted_once_and_still_delivered() {
     a.account(&forwarded(1, 0), LATE_AFTER_NS + 1);
     a.account(&forwarded(1, 0), LATE_AFTER_NS + 2); // its duplicate is not late again
     let t = a.totals(&[2]);
-    assert_eq!(
-        (t.counts.unique, t.counts.late, t.counts.duplicates, t.lost),
-        (2, 1, 1, 0)
-    );
+    assert_eq!((t.counts.unique, t.counts.late, t.counts.duplicates, t.lost), (2, 1, 1, 0));
 }

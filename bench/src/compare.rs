@@ -146,13 +146,7 @@ pub struct ForwarderResult {
 impl ForwarderResult {
     /// Median maximum rate over the repetitions.
     pub fn median_max_out_pps(&self) -> f64 {
-        median(
-            &self
-                .searches
-                .iter()
-                .map(|s| s.max_out_pps)
-                .collect::<Vec<_>>(),
-        )
+        median(&self.searches.iter().map(|s| s.max_out_pps).collect::<Vec<_>>())
     }
 }
 
@@ -191,8 +185,7 @@ pub struct CompareResult {
 
 /// Runs the comparison. Progress lines go to stderr.
 pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
-    std::fs::create_dir_all(&options.work_dir)
-        .map_err(io_err(format!("creating {}", options.work_dir.display())))?;
+    std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
     let (bench_core, worker_core, control_cores) = place();
     let mut result = CompareResult {
         timing: options.timing.clone(),
@@ -210,9 +203,7 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
         result.sink_gro = rig.sink.uses_gro();
         result.sink_kernel_timestamps = rig.sink.uses_kernel_timestamps();
         eprintln!("== {kind}: {}", scenario.describe());
-        result
-            .scenarios
-            .push(run_scenario(options, &scenario, &mut rig, &config_path)?);
+        result.scenarios.push(run_scenario(options, &scenario, &mut rig, &config_path)?);
     }
     Ok(result)
 }
@@ -220,11 +211,7 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
 /// Places the bench on the first core and the forwarder on the second; returns
 /// (bench core, worker core, control cores for ringfwd).
 fn place() -> (usize, usize, Vec<usize>) {
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     let (bench_core, worker_core) = match cores.as_slice() {
         [a, b, ..] => (*a, *b),
         [a] => (*a, *a),
@@ -234,11 +221,7 @@ fn place() -> (usize, usize, Vec<usize>) {
         eprintln!("ringfwd-bench: fewer than 2 cores: forwarder and bench share core {bench_core}");
     }
     core_affinity::set_for_current(core_affinity::CoreId { id: bench_core });
-    let control_cores = if bench_core == worker_core {
-        Vec::new()
-    } else {
-        vec![bench_core]
-    };
+    let control_cores = if bench_core == worker_core { Vec::new() } else { vec![bench_core] };
     (bench_core, worker_core, control_cores)
 }
 
@@ -250,24 +233,10 @@ fn prepare(
     control_cores: &[usize],
 ) -> Result<(Rig, PathBuf), CompareError> {
     let rig = build_rig(scenario)?;
-    let publishers = rig
-        .gen
-        .publisher_addrs()
-        .map_err(io_err("publisher addresses"))?;
-    let sink_port = rig
-        .sink
-        .local_addr()
-        .map_err(io_err("sink address"))?
-        .port();
+    let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
+    let sink_port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
     let media = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = scenario.config(
-        &publishers,
-        sink_port,
-        media,
-        worker_core,
-        control_cores.to_vec(),
-        options.idle,
-    );
+    let config = scenario.config(&publishers, sink_port, media, worker_core, control_cores.to_vec(), options.idle);
     let config_path = options.work_dir.join(format!("{}.toml", scenario.kind));
     std::fs::write(&config_path, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", config_path.display())))?;
@@ -283,57 +252,36 @@ pub fn run_once(
     out_pps: f64,
     duration: Duration,
 ) -> Result<StepOutcome, CompareError> {
-    std::fs::create_dir_all(&options.work_dir)
-        .map_err(io_err(format!("creating {}", options.work_dir.display())))?;
+    std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
     let (_, worker_core, control_cores) = place();
     let scenario = Scenario::new(scenario_kind);
     let (mut rig, config) = prepare(options, &scenario, worker_core, &control_cores)?;
     let base = scenario.base_out_pps();
-    with_forwarder(
-        options,
-        kind,
-        &config,
-        &mut rig,
-        base,
-        |rig, target, proc| measured(rig, target, proc, base, out_pps / base, duration),
-    )
-}
-
-fn build_rig(scenario: &Scenario) -> Result<Rig, CompareError> {
-    let sink_socket =
-        Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
-    let sockets = (0..scenario.publishers)
-        .map(|_| publisher_socket())
-        .collect::<Result<Vec<_>, _>>()?;
-    let gen = Generator::new(sockets, &scenario.streams, true)?;
-    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
-    let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
-    Ok(Rig {
-        gen,
-        sink,
-        epoch: Epoch::new(),
+    with_forwarder(options, kind, &config, &mut rig, base, |rig, target, proc| {
+        measured(rig, target, proc, base, out_pps / base, duration)
     })
 }
 
+fn build_rig(scenario: &Scenario) -> Result<Rig, CompareError> {
+    let sink_socket = Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
+    let sockets = (0..scenario.publishers).map(|_| publisher_socket()).collect::<Result<Vec<_>, _>>()?;
+    let gen = Generator::new(sockets, &scenario.streams, true)?;
+    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+    let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
+    Ok(Rig { gen, sink, epoch: Epoch::new() })
+}
+
 fn publisher_socket() -> Result<UdpSocket, CompareError> {
-    let socket =
-        Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(io_err("publisher socket"))?;
-    socket
-        .set_send_buffer_size(PUBLISHER_SEND_BUFFER_BYTES)
-        .map_err(io_err("publisher SO_SNDBUF"))?;
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .map_err(io_err("binding a publisher"))?;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(io_err("publisher socket"))?;
+    socket.set_send_buffer_size(PUBLISHER_SEND_BUFFER_BYTES).map_err(io_err("publisher SO_SNDBUF"))?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).map_err(io_err("binding a publisher"))?;
     Ok(socket.into())
 }
 
 /// The forwarders in the order of repetition `rep` (rotated by one each time).
 fn order(forwarders: &[ForwarderKind], rep: usize) -> Vec<(usize, ForwarderKind)> {
     let n = forwarders.len().max(1);
-    (0..forwarders.len())
-        .map(|i| (i + rep) % n)
-        .map(|i| (i, forwarders[i]))
-        .collect()
+    (0..forwarders.len()).map(|i| (i + rep) % n).map(|i| (i, forwarders[i])).collect()
 }
 
 fn run_scenario(
@@ -347,58 +295,33 @@ fn run_scenario(
     let mut results: Vec<ForwarderResult> = options
         .forwarders
         .iter()
-        .map(|&forwarder| ForwarderResult {
-            forwarder,
-            searches: Vec::new(),
-            fixed: Vec::new(),
-            latency: Vec::new(),
-        })
+        .map(|&forwarder| ForwarderResult { forwarder, searches: Vec::new(), fixed: Vec::new(), latency: Vec::new() })
         .collect();
     for rep in 0..t.reps {
         for (i, kind) in order(&options.forwarders, rep) {
             let hint = (!results[i].searches.is_empty()).then(|| results[i].median_max_out_pps());
             // A later repetition starts just below the earlier result, with finer steps.
             let plan = match hint.filter(|&h| h > 0.0) {
-                Some(h) => SearchPlan {
-                    start_out_pps: h * 0.8,
-                    growth: t.growth.sqrt(),
-                    ..first_plan(t, base)
-                },
+                Some(h) => SearchPlan { start_out_pps: h * 0.8, growth: t.growth.sqrt(), ..first_plan(t, base) },
                 None => first_plan(t, base),
             };
             let search = with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
-                search_max(&plan, |out_pps| {
-                    measured(rig, target, proc, base, out_pps / base, t.search_step)
-                })
+                search_max(&plan, |out_pps| measured(rig, target, proc, base, out_pps / base, t.search_step))
             })?;
-            eprintln!(
-                "   {kind} rep {}: max {:.0} out pps ({:?})",
-                rep + 1,
-                search.max_out_pps,
-                search.limit
-            );
+            eprintln!("   {kind} rep {}: max {:.0} out pps ({:?})", rep + 1, search.max_out_pps, search.limit);
             results[i].searches.push(search);
         }
     }
-    let lowest_max = results
-        .iter()
-        .map(ForwarderResult::median_max_out_pps)
-        .fold(f64::INFINITY, f64::min);
-    let fixed_out_pps = if lowest_max.is_finite() && lowest_max > 0.0 {
-        lowest_max / 2.0
-    } else {
-        base
-    };
+    let lowest_max = results.iter().map(ForwarderResult::median_max_out_pps).fold(f64::INFINITY, f64::min);
+    let fixed_out_pps = if lowest_max.is_finite() && lowest_max > 0.0 { lowest_max / 2.0 } else { base };
     for rep in 0..t.reps {
         for (i, kind) in order(&options.forwarders, rep) {
             let own_half = (results[i].median_max_out_pps() / 2.0).max(base / 10.0);
-            let (fixed, latency) =
-                with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
-                    let fixed =
-                        measured(rig, target, proc, base, fixed_out_pps / base, t.fixed_step)?;
-                    let latency = measured(rig, target, proc, base, own_half / base, t.fixed_step)?;
-                    Ok((fixed, latency))
-                })?;
+            let (fixed, latency) = with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
+                let fixed = measured(rig, target, proc, base, fixed_out_pps / base, t.fixed_step)?;
+                let latency = measured(rig, target, proc, base, own_half / base, t.fixed_step)?;
+                Ok((fixed, latency))
+            })?;
             eprintln!(
                 "   {kind} rep {}: {:.0} ns/pkt at {fixed_out_pps:.0} pps; p99 {:.1} us at {own_half:.0} pps",
                 rep + 1,
@@ -409,12 +332,7 @@ fn run_scenario(
             results[i].latency.push(latency);
         }
     }
-    Ok(ScenarioResult {
-        scenario: scenario.kind,
-        description: scenario.describe(),
-        fixed_out_pps,
-        forwarders: results,
-    })
+    Ok(ScenarioResult { scenario: scenario.kind, description: scenario.describe(), fixed_out_pps, forwarders: results })
 }
 
 /// The search of a first repetition: from the scenario's base rate, with the timing's steps.
@@ -437,18 +355,8 @@ fn with_forwarder<R>(
     measure: impl FnOnce(&mut Rig, Target, &mut ForwarderProcess) -> Result<R, CompareError>,
 ) -> Result<R, CompareError> {
     let mut proc = ForwarderProcess::start(kind, config, &options.binaries, &options.work_dir)?;
-    let media = proc
-        .media
-        .first()
-        .copied()
-        .ok_or_else(|| CompareError::Died {
-            kind,
-            log_tail: proc.log_tail(),
-        })?;
-    let target = Target {
-        pid: proc.pid(),
-        media,
-    };
+    let media = proc.media.first().copied().ok_or_else(|| CompareError::Died { kind, log_tail: proc.log_tail() })?;
+    let target = Target { pid: proc.pid(), media };
     measured(rig, target, &mut proc, base, 1.0, options.timing.warmup)?;
     let out = measure(rig, target, &mut proc)?;
     proc.stop()?;
@@ -464,13 +372,9 @@ fn measured(
     scale: f64,
     duration: Duration,
 ) -> Result<StepOutcome, CompareError> {
-    let outcome =
-        run_step(rig, target, base, scale, duration).map_err(io_err("measurement step"))?;
+    let outcome = run_step(rig, target, base, scale, duration).map_err(io_err("measurement step"))?;
     if !proc.is_running() {
-        return Err(CompareError::Died {
-            kind: proc.kind(),
-            log_tail: proc.log_tail(),
-        });
+        return Err(CompareError::Died { kind: proc.kind(), log_tail: proc.log_tail() });
     }
     Ok(outcome)
 }
@@ -481,18 +385,8 @@ mod tests {
 
     #[test]
     fn repetitions_rotate_the_forwarders() {
-        let f = [
-            ForwarderKind::Ringfwd,
-            ForwarderKind::Mmsg,
-            ForwarderKind::Naive,
-        ];
-        let names = |rep| {
-            order(&f, rep)
-                .into_iter()
-                .map(|(_, k)| k.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let f = [ForwarderKind::Ringfwd, ForwarderKind::Mmsg, ForwarderKind::Naive];
+        let names = |rep| order(&f, rep).into_iter().map(|(_, k)| k.to_string()).collect::<Vec<_>>().join(",");
         assert_eq!(names(0), "ringfwd,mmsg,naive");
         assert_eq!(names(1), "mmsg,naive,ringfwd");
         assert_eq!(names(2), "naive,ringfwd,mmsg");

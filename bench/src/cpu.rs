@@ -10,12 +10,8 @@ use std::io;
 /// CPU time (user + system, all threads) of process `pid`, in ns, at clock-tick resolution.
 pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let ticks = parse_stat_cpu_ticks(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("/proc/{pid}/stat: no utime/stime"),
-        )
-    })?;
+    let ticks = parse_stat_cpu_ticks(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}/stat: no utime/stime")))?;
     let per_s = rustix::param::clock_ticks_per_second().max(1);
     Ok(ticks.saturating_mul(1_000_000_000) / per_s)
 }
@@ -54,9 +50,7 @@ pub fn parse_udp_drops(table: &str, port: u16) -> u64 {
             let mut cols = row.split_whitespace();
             let local = cols.nth(1)?;
             let row_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-            (row_port == port)
-                .then(|| cols.last()?.parse::<u64>().ok())
-                .flatten()
+            (row_port == port).then(|| cols.last()?.parse::<u64>().ok()).flatten()
         })
         .sum()
 }
@@ -67,8 +61,7 @@ mod tests {
 
     #[test]
     fn stat_fields_are_found_after_an_odd_command_name() {
-        let stat =
-            "4242 (ringfwd (w) 1) S 1 4242 4242 0 -1 4194560 310 0 0 0 1234 56 0 0 20 0 3 0 99 0 0";
+        let stat = "4242 (ringfwd (w) 1) S 1 4242 4242 0 -1 4194560 310 0 0 0 1234 56 0 0 20 0 3 0 99 0 0";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(1290));
         assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
         assert_eq!(parse_stat_cpu_ticks("no parenthesis"), None);

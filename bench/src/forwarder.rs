@@ -59,9 +59,7 @@ impl FromStr for ForwarderKind {
             "ringfwd" => Ok(ForwarderKind::Ringfwd),
             "mmsg" => Ok(ForwarderKind::Mmsg),
             "naive" => Ok(ForwarderKind::Naive),
-            other => Err(format!(
-                "unknown forwarder {other:?}: expected ringfwd, mmsg or naive"
-            )),
+            other => Err(format!("unknown forwarder {other:?}: expected ringfwd, mmsg or naive")),
         }
     }
 }
@@ -137,11 +135,7 @@ pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>)> {
         if let Some(n) = field.strip_prefix("workers=") {
             workers = n.parse().ok();
         } else if let Some(list) = field.strip_prefix("media=") {
-            media = list
-                .split(',')
-                .map(str::parse)
-                .collect::<Result<Vec<SocketAddr>, _>>()
-                .ok();
+            media = list.split(',').map(str::parse).collect::<Result<Vec<SocketAddr>, _>>().ok();
         }
     }
     Some((workers?, media.filter(|m| !m.is_empty())?))
@@ -186,21 +180,14 @@ impl ForwarderProcess {
         };
         let log_path = log_dir.join(format!("{kind}.stderr.log"));
         let log = File::create(&log_path).map_err(|source| HarnessError::Io { kind, source })?;
-        command
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
+        command.arg("--config").arg(config).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
         let path = command.get_program().into();
         // A child inherits the spawning thread's CPU affinity; the bench pins itself, so the forwarder is
         // spawned from the full mask and places its own threads from its config.
         let child = with_full_affinity(|| command.spawn());
         let mut child = child.map_err(|source| HarnessError::Spawn { path, source })?;
-        let stdout = child.stdout.take().ok_or_else(|| HarnessError::Io {
-            kind,
-            source: io::Error::other("no stdout pipe"),
-        })?;
+        let stdout =
+            child.stdout.take().ok_or_else(|| HarnessError::Io { kind, source: io::Error::other("no stdout pipe") })?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -210,14 +197,7 @@ impl ForwarderProcess {
                 }
             }
         });
-        let mut process = ForwarderProcess {
-            kind,
-            child,
-            lines,
-            log_path,
-            workers: 0,
-            media: Vec::new(),
-        };
+        let mut process = ForwarderProcess { kind, child, lines, log_path, workers: 0, media: Vec::new() };
         let deadline = Instant::now() + READY_TIMEOUT;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match process.lines.recv_timeout(left) {
@@ -233,11 +213,7 @@ impl ForwarderProcess {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Err(HarnessError::NotReady {
-            kind,
-            timeout_s: READY_TIMEOUT.as_secs(),
-            log_tail: process.log_tail(),
-        })
+        Err(HarnessError::NotReady { kind, timeout_s: READY_TIMEOUT.as_secs(), log_tail: process.log_tail() })
     }
 
     /// Which forwarder this is.
@@ -254,24 +230,14 @@ impl ForwarderProcess {
     pub fn stop(mut self) -> Result<Option<serde_json::Value>, HarnessError> {
         let kind = self.kind;
         let pid = Pid::from_child(&self.child);
-        kill_process(pid, Signal::TERM).map_err(|e| HarnessError::Io {
-            kind,
-            source: e.into(),
-        })?;
+        kill_process(pid, Signal::TERM).map_err(|e| HarnessError::Io { kind, source: e.into() })?;
         let status = self.wait(STOP_TIMEOUT)?;
         let counters = self.lines.try_iter().find_map(|l| parse_final_counters(&l));
         match status {
             Some(s) if s.success() => Ok(counters),
             other => {
-                let status = other.map_or_else(
-                    || "no exit after SIGTERM; killed".to_string(),
-                    |s| s.to_string(),
-                );
-                Err(HarnessError::BadExit {
-                    kind,
-                    status,
-                    log_tail: self.log_tail(),
-                })
+                let status = other.map_or_else(|| "no exit after SIGTERM; killed".to_string(), |s| s.to_string());
+                Err(HarnessError::BadExit { kind, status, log_tail: self.log_tail() })
             }
         }
     }
@@ -281,11 +247,7 @@ impl ForwarderProcess {
         let kind = self.kind;
         let deadline = Instant::now() + timeout;
         loop {
-            match self
-                .child
-                .try_wait()
-                .map_err(|source| HarnessError::Io { kind, source })?
-            {
+            match self.child.try_wait().map_err(|source| HarnessError::Io { kind, source })? {
                 Some(status) => {
                     // Let the reader thread deliver the last lines.
                     std::thread::sleep(Duration::from_millis(20));
@@ -329,16 +291,9 @@ mod tests {
 
     #[test]
     fn ready_lines_are_parsed() {
-        let (workers, media) =
-            parse_ready("ringfwd: ready workers=2 media=127.0.0.1:40000,[::1]:40000").unwrap();
+        let (workers, media) = parse_ready("ringfwd: ready workers=2 media=127.0.0.1:40000,[::1]:40000").unwrap();
         assert_eq!(workers, 2);
-        assert_eq!(
-            media,
-            vec![
-                "127.0.0.1:40000".parse().unwrap(),
-                "[::1]:40000".parse().unwrap()
-            ]
-        );
+        assert_eq!(media, vec!["127.0.0.1:40000".parse().unwrap(), "[::1]:40000".parse().unwrap()]);
         assert!(parse_ready("ringfwd: ready workers=1").is_none());
         assert!(parse_ready("ringfwd: ready workers=x media=127.0.0.1:1").is_none());
         assert!(parse_ready("ringfwd: ready workers=1 media=nonsense").is_none());
@@ -354,16 +309,9 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in [
-            ForwarderKind::Ringfwd,
-            ForwarderKind::Mmsg,
-            ForwarderKind::Naive,
-        ] {
+        for kind in [ForwarderKind::Ringfwd, ForwarderKind::Mmsg, ForwarderKind::Naive] {
             assert_eq!(kind.to_string().parse::<ForwarderKind>(), Ok(kind));
         }
-        assert!("rtpengine"
-            .parse::<ForwarderKind>()
-            .unwrap_err()
-            .contains("rtpengine"));
+        assert!("rtpengine".parse::<ForwarderKind>().unwrap_err().contains("rtpengine"));
     }
 }

@@ -15,9 +15,7 @@ use std::os::fd::AsFd;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use ringfwd_dataplane::driver::batch::{
-    udp_gso_supported, BatchSizeError, MessageStatus, SendBatch,
-};
+use ringfwd_dataplane::driver::batch::{udp_gso_supported, BatchSizeError, MessageStatus, SendBatch};
 use webrtc_util::marshal::Marshal;
 
 use crate::account::latency_histogram;
@@ -134,11 +132,7 @@ pub struct Generator {
 impl Generator {
     /// A generator sending `streams` from `sockets` (one per publisher). GSO is used when `gso`
     /// is asked for and the kernel supports it.
-    pub fn new(
-        sockets: Vec<UdpSocket>,
-        streams: &[StreamConfig],
-        gso: bool,
-    ) -> Result<Generator, GenError> {
+    pub fn new(sockets: Vec<UdpSocket>, streams: &[StreamConfig], gso: bool) -> Result<Generator, GenError> {
         let mut streams_of = vec![Vec::new(); sockets.len()];
         let mut built = Vec::with_capacity(streams.len());
         for (i, config) in streams.iter().enumerate() {
@@ -152,10 +146,7 @@ impl Generator {
             list.push(i);
             built.push(Stream::new(config.clone())?);
         }
-        let gso = gso
-            && sockets
-                .first()
-                .is_some_and(|s| udp_gso_supported(s.as_fd()));
+        let gso = gso && sockets.first().is_some_and(|s| udp_gso_supported(s.as_fd()));
         Ok(Generator {
             sockets,
             streams_of,
@@ -187,9 +178,7 @@ impl Generator {
             let rate = s.config.shape.scaled(scale).events_per_s();
             let max_events = step_events(rate, duration_ns);
             s.pacer = Pacer::new(rate, start_ns, s.config.phase, max_events);
-            s.ts_step = (f64::from(s.config.clock_rate_hz) / rate.max(1e-9))
-                .round()
-                .clamp(1.0, 1e9) as u32;
+            s.ts_step = (f64::from(s.config.clock_rate_hz) / rate.max(1e-9)).round().clamp(1.0, 1e9) as u32;
             s.step_first_gen_seq = s.next_gen_seq;
         }
         self.counters.fill(StepCounters::default());
@@ -209,10 +198,7 @@ impl Generator {
 
     /// When the next packet of any stream is due, or `None` when the step has sent everything.
     pub fn next_due_ns(&self) -> Option<u64> {
-        self.streams
-            .iter()
-            .filter_map(|s| s.pacer.next_due_ns())
-            .min()
+        self.streams.iter().filter_map(|s| s.pacer.next_due_ns()).min()
     }
 
     /// Sends every packet due at `now_ns` (at most [`MAX_BURST_PACKETS`] per stream); returns how
@@ -296,10 +282,7 @@ impl Stream {
     fn new(config: StreamConfig) -> Result<Stream, GenError> {
         let burst = config.shape.burst();
         if burst.packets > MAX_BURST_PACKETS {
-            return Err(GenError::FrameTooLarge {
-                ssrc: config.ssrc,
-                packets: burst.packets,
-            });
+            return Err(GenError::FrameTooLarge { ssrc: config.ssrc, packets: burst.packets });
         }
         let header = rtp::header::Header {
             version: 2,
@@ -310,10 +293,7 @@ impl Stream {
         let payload = Bytes::from(vec![0u8; burst.payload_bytes.max(burst.last_payload_bytes)]);
         let template = rtp::packet::Packet { header, payload }
             .marshal()
-            .map_err(|e| GenError::Template {
-                ssrc: config.ssrc,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| GenError::Template { ssrc: config.ssrc, message: e.to_string() })?;
         let stride = template.len();
         Ok(Stream {
             // Starts close to the 16-bit wrap so every run crosses it.
@@ -348,11 +328,7 @@ impl Stream {
             let first = used;
             for k in 0..self.burst.packets {
                 let last = k + 1 == self.burst.packets;
-                let payload_bytes = if last {
-                    self.burst.last_payload_bytes
-                } else {
-                    self.burst.payload_bytes
-                };
+                let payload_bytes = if last { self.burst.last_payload_bytes } else { self.burst.payload_bytes };
                 let packet = &mut self.scratch[used * stride..][..RTP_HEADER_BYTES + payload_bytes];
                 packet[..RTP_HEADER_BYTES].copy_from_slice(&self.template[..RTP_HEADER_BYTES]);
                 let marker = frames && last;
@@ -386,11 +362,7 @@ impl Stream {
     /// Splits packets `first..end` (all `stride` bytes but possibly the very last) into messages:
     /// GSO runs where allowed, else one message per packet.
     fn plan_messages(&mut self, first: usize, end: usize, stride: usize, gso: bool) {
-        let per_message = if gso {
-            (MAX_GSO_MESSAGE_BYTES / stride).clamp(1, MAX_GSO_SEGMENTS)
-        } else {
-            1
-        };
+        let per_message = if gso { (MAX_GSO_MESSAGE_BYTES / stride).clamp(1, MAX_GSO_SEGMENTS) } else { 1 };
         let frames = matches!(self.config.shape, Shape::Frames { .. });
         let mut at = first;
         while at < end {
@@ -402,12 +374,7 @@ impl Stream {
                 packets * stride
             };
             let segment_bytes = (packets > 1).then(|| u16::try_from(stride).unwrap_or(u16::MAX));
-            self.messages.push(Message {
-                start: at * stride,
-                len_bytes,
-                packets,
-                segment_bytes,
-            });
+            self.messages.push(Message { start: at * stride, len_bytes, packets, segment_bytes });
             at += packets;
         }
     }

@@ -21,11 +21,7 @@ use ringfwd_bench::{baseline, report};
 use ringfwd_tuning::IdleStrategy;
 
 #[derive(Parser)]
-#[command(
-    name = "ringfwd-bench",
-    version,
-    about = "ringfwd load generator, sink, baselines and comparison"
-)]
+#[command(name = "ringfwd-bench", version, about = "ringfwd load generator, sink, baselines and comparison")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,11 +46,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "ringfwd,mmsg,naive")]
         forwarders: Vec<ForwarderKind>,
         /// Scenarios to run, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "flat,conference,broadcast"
-        )]
+        #[arg(long, value_delimiter = ',', default_value = "flat,conference,broadcast")]
         scenarios: Vec<ScenarioKind>,
         /// Repetitions (default 3, or 1 with --quick).
         #[arg(long)]
@@ -119,20 +111,8 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("baseline: {e}")),
             }
         }
-        Command::Compare {
-            quick,
-            forwarders,
-            scenarios,
-            reps,
-            json,
-            ringfwd,
-            idle,
-        } => {
-            let mut timing = if quick {
-                Timing::quick()
-            } else {
-                Timing::full()
-            };
+        Command::Compare { quick, forwarders, scenarios, reps, json, ringfwd, idle } => {
+            let mut timing = if quick { Timing::quick() } else { Timing::full() };
             if let Some(reps) = reps {
                 timing.reps = reps.clamp(1, 20);
             }
@@ -144,36 +124,19 @@ fn main() -> ExitCode {
                 Ok(result) => {
                     print!("{}", report::render(&result));
                     let _ = std::fs::remove_dir_all(&options.work_dir);
-                    match json.map(|path| report::write_json(&result, &path).map_err(|e| (path, e)))
-                    {
+                    match json.map(|path| report::write_json(&result, &path).map_err(|e| (path, e))) {
                         Some(Err((path, e))) => fail(format!("writing {}: {e}", path.display())),
                         _ => ExitCode::SUCCESS,
                     }
                 }
-                Err(e) => fail(format!(
-                    "compare: {e}\n(configs and logs kept in {})",
-                    options.work_dir.display()
-                )),
+                Err(e) => fail(format!("compare: {e}\n(configs and logs kept in {})", options.work_dir.display())),
             }
         }
-        Command::Probe {
-            forwarder,
-            scenario,
-            out_pps,
-            seconds,
-            ringfwd,
-            idle,
-        } => {
+        Command::Probe { forwarder, scenario, out_pps, seconds, ringfwd, idle } => {
             if !(out_pps.is_finite() && out_pps > 0.0 && seconds > 0.0 && seconds <= 60.0) {
                 return fail(format!("probe: need --out-pps > 0 and 0 < --seconds <= 60, got {out_pps} and {seconds}"));
             }
-            let options = match options(
-                vec![forwarder],
-                vec![scenario],
-                Timing::full(),
-                ringfwd,
-                idle,
-            ) {
+            let options = match options(vec![forwarder], vec![scenario], Timing::full(), ringfwd, idle) {
                 Ok(options) => options,
                 Err(message) => return fail(message),
             };
@@ -220,12 +183,5 @@ fn options(
         Idle::SpinThenSleep => IdleStrategy::SpinThenSleep,
     };
     let work_dir = std::env::temp_dir().join(format!("ringfwd-bench-{}", std::process::id()));
-    Ok(CompareOptions {
-        forwarders,
-        scenarios,
-        timing,
-        binaries: Binaries { ringfwd, bench },
-        idle,
-        work_dir,
-    })
+    Ok(CompareOptions { forwarders, scenarios, timing, binaries: Binaries { ringfwd, bench }, idle, work_dir })
 }

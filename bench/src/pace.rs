@@ -53,22 +53,12 @@ impl Shape {
     /// The same shape with its event rate multiplied by `factor`; sizes stay.
     pub fn scaled(&self, factor: f64) -> Shape {
         match *self {
-            Shape::Constant {
-                packets_per_s,
-                packet_bytes,
-            } => Shape::Constant {
-                packets_per_s: packets_per_s * factor,
-                packet_bytes,
-            },
-            Shape::Frames {
-                frames_per_s,
-                frame_bytes,
-                max_payload_bytes,
-            } => Shape::Frames {
-                frames_per_s: frames_per_s * factor,
-                frame_bytes,
-                max_payload_bytes,
-            },
+            Shape::Constant { packets_per_s, packet_bytes } => {
+                Shape::Constant { packets_per_s: packets_per_s * factor, packet_bytes }
+            }
+            Shape::Frames { frames_per_s, frame_bytes, max_payload_bytes } => {
+                Shape::Frames { frames_per_s: frames_per_s * factor, frame_bytes, max_payload_bytes }
+            }
         }
     }
 
@@ -76,28 +66,14 @@ impl Shape {
     pub fn burst(&self) -> Burst {
         match *self {
             Shape::Constant { packet_bytes, .. } => {
-                let payload = packet_bytes
-                    .saturating_sub(RTP_HEADER_BYTES)
-                    .max(BENCH_HEADER_BYTES);
-                Burst {
-                    packets: 1,
-                    payload_bytes: payload,
-                    last_payload_bytes: payload,
-                }
+                let payload = packet_bytes.saturating_sub(RTP_HEADER_BYTES).max(BENCH_HEADER_BYTES);
+                Burst { packets: 1, payload_bytes: payload, last_payload_bytes: payload }
             }
-            Shape::Frames {
-                frame_bytes,
-                max_payload_bytes,
-                ..
-            } => {
+            Shape::Frames { frame_bytes, max_payload_bytes, .. } => {
                 let max = max_payload_bytes.max(BENCH_HEADER_BYTES);
                 let packets = frame_bytes.div_ceil(max).max(1);
                 let rest = frame_bytes.saturating_sub((packets - 1) * max);
-                Burst {
-                    packets,
-                    payload_bytes: max,
-                    last_payload_bytes: rest.max(BENCH_HEADER_BYTES),
-                }
+                Burst { packets, payload_bytes: max, last_payload_bytes: rest.max(BENCH_HEADER_BYTES) }
             }
         }
     }
@@ -135,9 +111,8 @@ impl Pacer {
 
     /// When the next event is due, or `None` once `max_events` were taken.
     pub fn next_due_ns(&self) -> Option<u64> {
-        (self.next_event < self.max_events).then(|| {
-            self.start_ns + ((self.next_event as f64 + self.phase) * self.period_ns) as u64
-        })
+        (self.next_event < self.max_events)
+            .then(|| self.start_ns + ((self.next_event as f64 + self.phase) * self.period_ns) as u64)
     }
 
     /// Takes the next event if it is due at `now_ns`. Call again to take further overdue ones.
@@ -210,37 +185,15 @@ mod tests {
         assert_eq!(run(&mut pacer, MS, 10 * MS).len(), 3);
         assert_eq!(pacer.next_due_ns(), None);
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert_eq!(
-                Pacer::new(rate, 0, 0.0, 10).next_due_ns(),
-                None,
-                "rate {rate}"
-            );
+            assert_eq!(Pacer::new(rate, 0, 0.0, 10).next_due_ns(), None, "rate {rate}");
         }
     }
 
     #[test]
     fn frames_split_into_bursts_of_full_packets_and_a_rest() {
-        let shape = |frame_bytes| Shape::Frames {
-            frames_per_s: 30.0,
-            frame_bytes,
-            max_payload_bytes: 1200,
-        };
-        assert_eq!(
-            shape(6000).burst(),
-            Burst {
-                packets: 5,
-                payload_bytes: 1200,
-                last_payload_bytes: 1200
-            }
-        );
-        assert_eq!(
-            shape(6250).burst(),
-            Burst {
-                packets: 6,
-                payload_bytes: 1200,
-                last_payload_bytes: 250
-            }
-        );
+        let shape = |frame_bytes| Shape::Frames { frames_per_s: 30.0, frame_bytes, max_payload_bytes: 1200 };
+        assert_eq!(shape(6000).burst(), Burst { packets: 5, payload_bytes: 1200, last_payload_bytes: 1200 });
+        assert_eq!(shape(6250).burst(), Burst { packets: 6, payload_bytes: 1200, last_payload_bytes: 250 });
         // A tiny rest still carries the bench header.
         assert_eq!(shape(6005).burst().last_payload_bytes, BENCH_HEADER_BYTES);
         assert_eq!(shape(0).burst().packets, 1);
@@ -249,11 +202,7 @@ mod tests {
 
     #[test]
     fn frame_bursts_arrive_at_the_frame_rate() {
-        let shape = Shape::Frames {
-            frames_per_s: 30.0,
-            frame_bytes: 6000,
-            max_payload_bytes: 1200,
-        };
+        let shape = Shape::Frames { frames_per_s: 30.0, frame_bytes: 6000, max_payload_bytes: 1200 };
         let mut pacer = Pacer::new(shape.events_per_s(), 0, 0.0, u64::MAX);
         let frames = run(&mut pacer, MS, 1000 * MS - 1).len();
         assert_eq!(frames, 30);
@@ -262,23 +211,10 @@ mod tests {
 
     #[test]
     fn constant_packets_have_the_requested_size_and_scale() {
-        let shape = Shape::Constant {
-            packets_per_s: 100.0,
-            packet_bytes: 200,
-        };
-        assert_eq!(
-            shape.burst(),
-            Burst {
-                packets: 1,
-                payload_bytes: 188,
-                last_payload_bytes: 188
-            }
-        );
+        let shape = Shape::Constant { packets_per_s: 100.0, packet_bytes: 200 };
+        assert_eq!(shape.burst(), Burst { packets: 1, payload_bytes: 188, last_payload_bytes: 188 });
         assert_eq!(shape.scaled(2.5).events_per_s(), 250.0);
-        let tiny = Shape::Constant {
-            packets_per_s: 1.0,
-            packet_bytes: 20,
-        };
+        let tiny = Shape::Constant { packets_per_s: 1.0, packet_bytes: 20 };
         assert_eq!(tiny.burst().payload_bytes, BENCH_HEADER_BYTES);
     }
 }

@@ -45,12 +45,8 @@ impl Epoch {
     /// of this epoch, in ns: add it to an epoch time to get a wall-clock time. Read both clocks
     /// again now and then, since the wall clock may be slewed.
     pub fn realtime_offset_ns(&self) -> u64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        u64::try_from(wall)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(self.now_ns())
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        u64::try_from(wall).unwrap_or(u64::MAX).saturating_sub(self.now_ns())
     }
 }
 
@@ -62,10 +58,7 @@ impl Default for Epoch {
 
 /// The pattern byte at offset `k` of the pattern region of packet `gen_seq`.
 pub fn pattern_byte(gen_seq: u32, k: usize) -> u8 {
-    (gen_seq as u8)
-        ^ (k as u8)
-            .wrapping_mul(31)
-            .wrapping_add((gen_seq >> 8) as u8)
+    (gen_seq as u8) ^ (k as u8).wrapping_mul(31).wrapping_add((gen_seq >> 8) as u8)
 }
 
 /// What the generator put in one packet, as the sink reads it back.
@@ -87,9 +80,7 @@ pub struct BenchHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     /// Shorter than the bench header.
-    #[error(
-        "payload of {len_bytes} bytes is shorter than the {BENCH_HEADER_BYTES}-byte bench header"
-    )]
+    #[error("payload of {len_bytes} bytes is shorter than the {BENCH_HEADER_BYTES}-byte bench header")]
     Short {
         /// Payload length.
         len_bytes: usize,
@@ -128,9 +119,7 @@ pub fn write(payload: &mut [u8], header: &BenchHeader) {
 /// Reads and checks a bench payload: header, magic and every pattern byte.
 pub fn read(payload: &[u8]) -> Result<BenchHeader, PayloadError> {
     let Some((head, pattern)) = payload.split_at_checked(BENCH_HEADER_BYTES) else {
-        return Err(PayloadError::Short {
-            len_bytes: payload.len(),
-        });
+        return Err(PayloadError::Short { len_bytes: payload.len() });
     };
     if head[19] != MAGIC {
         return Err(PayloadError::Magic { found: head[19] });
@@ -143,11 +132,7 @@ pub fn read(payload: &[u8]) -> Result<BenchHeader, PayloadError> {
         rtp_seq: u16::from_be_bytes([head[16], head[17]]),
         marker_pt: head[18],
     };
-    match pattern
-        .iter()
-        .enumerate()
-        .position(|(k, &b)| b != pattern_byte(header.gen_seq, k))
-    {
+    match pattern.iter().enumerate().position(|(k, &b)| b != pattern_byte(header.gen_seq, k)) {
         Some(offset) => Err(PayloadError::Pattern { offset }),
         None => Ok(header),
     }
@@ -179,10 +164,7 @@ mod tests {
     fn damage_is_caught() {
         let mut payload = [0u8; 64];
         write(&mut payload, &sample());
-        assert_eq!(
-            read(&payload[..10]),
-            Err(PayloadError::Short { len_bytes: 10 })
-        );
+        assert_eq!(read(&payload[..10]), Err(PayloadError::Short { len_bytes: 10 }));
         let mut bad = payload;
         bad[19] = 0;
         assert_eq!(read(&bad), Err(PayloadError::Magic { found: 0 }));
@@ -196,13 +178,7 @@ mod tests {
         let mut a = [0u8; 100];
         write(&mut a, &sample());
         let mut b = [0u8; 100];
-        write(
-            &mut b,
-            &BenchHeader {
-                gen_seq: sample().gen_seq + 1,
-                ..sample()
-            },
-        );
+        write(&mut b, &BenchHeader { gen_seq: sample().gen_seq + 1, ..sample() });
         // b's header with a's pattern region: what a forwarder mixing buffers would produce.
         b[BENCH_HEADER_BYTES..].copy_from_slice(&a[BENCH_HEADER_BYTES..]);
         assert!(matches!(read(&b), Err(PayloadError::Pattern { .. })));
@@ -212,10 +188,7 @@ mod tests {
     fn wall_clock_offset_maps_epoch_times_to_now() {
         let epoch = Epoch::new();
         let offset = epoch.realtime_offset_ns();
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         assert!(wall.abs_diff(epoch.now_ns() + offset) < 5_000_000);
     }
 

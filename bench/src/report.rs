@@ -33,21 +33,14 @@ pub fn with_spread(values: &[f64], unit: f64, digits: usize) -> String {
     let finite = || values.iter().copied().filter(|x| x.is_finite());
     match (finite().reduce(f64::min), finite().reduce(f64::max)) {
         (Some(lo), Some(hi)) if values.len() > 1 => {
-            format!(
-                "{m:.digits$} ({:.digits$}-{:.digits$})",
-                lo / unit,
-                hi / unit
-            )
+            format!("{m:.digits$} ({:.digits$}-{:.digits$})", lo / unit, hi / unit)
         }
         _ => format!("{m:.digits$}"),
     }
 }
 
 fn limit_note(f: &ForwarderResult) -> &'static str {
-    let bench_limited = f
-        .searches
-        .iter()
-        .any(|s| matches!(s.limit, Limit::Generator | Limit::Bench));
+    let bench_limited = f.searches.iter().any(|s| matches!(s.limit, Limit::Generator | Limit::Bench));
     let ceiling = f.searches.iter().any(|s| s.limit == Limit::SearchCeiling);
     match (bench_limited, ceiling) {
         (true, _) => " >= (bench-limited)",
@@ -57,23 +50,14 @@ fn limit_note(f: &ForwarderResult) -> &'static str {
 }
 
 fn median_cpu(f: &ForwarderResult) -> f64 {
-    median(
-        &f.fixed
-            .iter()
-            .map(|s| s.cpu_ns_per_packet)
-            .collect::<Vec<_>>(),
-    )
+    median(&f.fixed.iter().map(|s| s.cpu_ns_per_packet).collect::<Vec<_>>())
 }
 
 /// The table of one scenario.
 pub fn scenario_table(s: &ScenarioResult) -> String {
     let mut out = String::new();
     let reps = s.forwarders.first().map_or(0, |f| f.searches.len());
-    let _ = writeln!(
-        out,
-        "\n{} — {} ({reps} repetition(s), median (min-max))",
-        s.scenario, s.description
-    );
+    let _ = writeln!(out, "\n{} — {} ({reps} repetition(s), median (min-max))", s.scenario, s.description);
     let _ = writeln!(
         out,
         "{:<9} {:>30} {:>26} {:>8} {:>9} {:>9} {:>9}  errors",
@@ -112,18 +96,11 @@ pub fn scenario_table(s: &ScenarioResult) -> String {
             errors
         );
     }
-    if let Some(mmsg) = s
-        .forwarders
-        .iter()
-        .find(|f| f.forwarder == ForwarderKind::Mmsg)
-    {
+    if let Some(mmsg) = s.forwarders.iter().find(|f| f.forwarder == ForwarderKind::Mmsg) {
         let reference = median_cpu(mmsg);
         if reference > 0.0 {
-            let ratios: Vec<String> = s
-                .forwarders
-                .iter()
-                .map(|f| format!("{} {:.2}x", f.forwarder, median_cpu(f) / reference))
-                .collect();
+            let ratios: Vec<String> =
+                s.forwarders.iter().map(|f| format!("{} {:.2}x", f.forwarder, median_cpu(f) / reference)).collect();
             let _ = writeln!(out, "cpu/pkt vs mmsg: {}", ratios.join(", "));
         }
     }
@@ -171,26 +148,15 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
-        assert_eq!(
-            with_spread(&[2000.0, 1000.0, 3000.0], 1000.0, 1),
-            "2.0 (1.0-3.0)"
-        );
+        assert_eq!(with_spread(&[2000.0, 1000.0, 3000.0], 1000.0, 1), "2.0 (1.0-3.0)");
         assert_eq!(with_spread(&[1500.0], 1.0, 0), "1500");
     }
 
     fn forwarder(kind: ForwarderKind, max: f64, cpu: f64, limit: Limit) -> ForwarderResult {
-        let step = StepOutcome {
-            cpu_ns_per_packet: cpu,
-            latency_p99_ns: 20_000,
-            ..Default::default()
-        };
+        let step = StepOutcome { cpu_ns_per_packet: cpu, latency_p99_ns: 20_000, ..Default::default() };
         ForwarderResult {
             forwarder: kind,
-            searches: vec![Search {
-                max_out_pps: max,
-                limit,
-                steps: vec![step.clone()],
-            }],
+            searches: vec![Search { max_out_pps: max, limit, steps: vec![step.clone()] }],
             fixed: vec![step.clone()],
             latency: vec![step],
         }

@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
 use ringfwd_tuning::{
-    Config, EndpointSpec, IdleStrategy, SessionSpec, StreamSpec, SubscriptionSpec, WorkerCores,
+    Config, EndpointSpec, IdleStrategy, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, WorkerCores,
 };
 
 use crate::account::FlowSpec;
@@ -45,11 +45,7 @@ pub enum ScenarioKind {
 
 impl ScenarioKind {
     /// Every scenario, in report order.
-    pub const ALL: [ScenarioKind; 3] = [
-        ScenarioKind::Flat,
-        ScenarioKind::Conference,
-        ScenarioKind::Broadcast,
-    ];
+    pub const ALL: [ScenarioKind; 3] = [ScenarioKind::Flat, ScenarioKind::Conference, ScenarioKind::Broadcast];
 }
 
 impl fmt::Display for ScenarioKind {
@@ -69,9 +65,7 @@ impl FromStr for ScenarioKind {
         ScenarioKind::ALL
             .into_iter()
             .find(|k| k.to_string() == s)
-            .ok_or_else(|| {
-                format!("unknown scenario {s:?}: expected flat, conference or broadcast")
-            })
+            .ok_or_else(|| format!("unknown scenario {s:?}: expected flat, conference or broadcast"))
     }
 }
 
@@ -105,29 +99,12 @@ fn video(ssrc: u32, publisher: usize, phase: f64) -> StreamConfig {
         frame_bytes: VIDEO_FRAME_BYTES,
         max_payload_bytes: VIDEO_PACKET_PAYLOAD_BYTES,
     };
-    StreamConfig {
-        ssrc,
-        payload_type: 96,
-        clock_rate_hz: 90_000,
-        shape,
-        publisher,
-        phase,
-    }
+    StreamConfig { ssrc, payload_type: 96, clock_rate_hz: 90_000, shape, publisher, phase }
 }
 
 fn audio(ssrc: u32, publisher: usize, phase: f64) -> StreamConfig {
-    let shape = Shape::Constant {
-        packets_per_s: 50.0,
-        packet_bytes: 12 + 160,
-    };
-    StreamConfig {
-        ssrc,
-        payload_type: 111,
-        clock_rate_hz: 48_000,
-        shape,
-        publisher,
-        phase,
-    }
+    let shape = Shape::Constant { packets_per_s: 50.0, packet_bytes: 12 + 160 };
+    StreamConfig { ssrc, payload_type: 111, clock_rate_hz: 48_000, shape, publisher, phase }
 }
 
 impl Scenario {
@@ -138,10 +115,7 @@ impl Scenario {
         let (publishers, subscribers) = match kind {
             ScenarioKind::Flat => {
                 for i in 0..64 {
-                    let shape = Shape::Constant {
-                        packets_per_s: 100.0,
-                        packet_bytes: 200,
-                    };
+                    let shape = Shape::Constant { packets_per_s: 100.0, packet_bytes: 200 };
                     let phase = i as f64 / 64.0;
                     let ssrc = 0x1000_0000 + i as u32;
                     streams.push(StreamConfig {
@@ -184,22 +158,12 @@ impl Scenario {
                     stream,
                     seq_offset: (f as u32).wrapping_mul(7919) as u16,
                     ts_offset: (f as u32).wrapping_mul(104_729),
-                    payload_type_map: if f % 2 == 1 {
-                        vec![[pt, pt + 1]]
-                    } else {
-                        Vec::new()
-                    },
+                    payload_type_map: if f % 2 == 1 { vec![[pt, pt + 1]] } else { Vec::new() },
                 };
                 FlowPlan { subscriber, spec }
             })
             .collect();
-        Scenario {
-            kind,
-            publishers,
-            subscribers,
-            streams,
-            flows,
-        }
+        Scenario { kind, publishers, subscribers, streams, flows }
     }
 
     /// One line saying what it is.
@@ -207,12 +171,9 @@ impl Scenario {
         match self.kind {
             ScenarioKind::Flat => "64 streams 1:1, 200-byte packets".into(),
             ScenarioKind::Conference => {
-                "11 participants, audio 50 pps x 160 B + video 30 fps x 5 x 1200 B, fanout 10"
-                    .into()
+                "11 participants, audio 50 pps x 160 B + video 30 fps x 5 x 1200 B, fanout 10".into()
             }
-            ScenarioKind::Broadcast => {
-                "1 video stream (30 fps x 5 x 1200 B) to 200 subscribers".into()
-            }
+            ScenarioKind::Broadcast => "1 video stream (30 fps x 5 x 1200 B) to 200 subscribers".into(),
         }
     }
 
@@ -223,10 +184,7 @@ impl Scenario {
 
     /// Packets per second the subscribers receive at scale 1.
     pub fn base_out_pps(&self) -> f64 {
-        self.flows
-            .iter()
-            .map(|f| self.streams[f.spec.stream].shape.packets_per_s())
-            .sum()
+        self.flows.iter().map(|f| self.streams[f.spec.stream].shape.packets_per_s()).sum()
     }
 
     /// The address of subscriber `k` on the sink's `port`.
@@ -255,11 +213,7 @@ impl Scenario {
         let mut endpoints: Vec<EndpointSpec> = publisher_addrs
             .iter()
             .enumerate()
-            .map(|(p, &address)| EndpointSpec {
-                id: format!("pub-{p}"),
-                address: Some(address),
-                latching: false,
-            })
+            .map(|(p, &address)| EndpointSpec { id: format!("pub-{p}"), address: Some(address), latching: false })
             .collect();
         endpoints.extend((0..self.subscribers).map(|k| EndpointSpec {
             id: format!("sub-{k}"),
@@ -274,6 +228,11 @@ impl Scenario {
                 id: format!("s-{i}"),
                 endpoint: format!("pub-{}", s.publisher),
                 ssrc: s.ssrc,
+                kind: match s.shape {
+                    crate::pace::Shape::Constant { .. } => MediaKind::Audio,
+                    _ => MediaKind::Video,
+                },
+                clock_rate_hz: Some(s.clock_rate_hz),
             })
             .collect();
         let subscriptions = self
@@ -298,12 +257,7 @@ impl Scenario {
         config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.auth.dev_token_file =
             std::env::temp_dir().join(format!("ringfwd-bench-{}-dev-token", std::process::id()));
-        config.sessions = vec![SessionSpec {
-            id: format!("bench-{}", self.kind),
-            endpoints,
-            streams,
-            subscriptions,
-        }];
+        config.sessions = vec![SessionSpec { id: format!("bench-{}", self.kind), endpoints, streams, subscriptions }];
         config
     }
 }
@@ -323,17 +277,10 @@ mod tests {
             let fanout = conf.flows.iter().filter(|f| f.spec.stream == i).count();
             assert_eq!(fanout, 10, "stream {i}");
             // Nobody receives their own streams.
-            assert!(conf
-                .flows
-                .iter()
-                .filter(|f| f.spec.stream == i)
-                .all(|f| f.subscriber != s.publisher));
+            assert!(conf.flows.iter().filter(|f| f.spec.stream == i).all(|f| f.subscriber != s.publisher));
         }
         let bc = Scenario::new(ScenarioKind::Broadcast);
-        assert_eq!(
-            (bc.streams.len(), bc.flows.len(), bc.subscribers),
-            (1, 200, 200)
-        );
+        assert_eq!((bc.streams.len(), bc.flows.len(), bc.subscribers), (1, 200, 200));
         assert_eq!(bc.base_in_pps(), 150.0);
         assert_eq!(bc.base_out_pps(), 30_000.0);
         assert_eq!(conf.base_out_pps(), 22_000.0);
@@ -353,14 +300,8 @@ mod tests {
 
     #[test]
     fn subscriber_addresses_stay_on_loopback() {
-        assert_eq!(
-            Scenario::subscriber_addr(0, 7000),
-            "127.0.0.2:7000".parse().unwrap()
-        );
-        assert_eq!(
-            Scenario::subscriber_addr(199, 7000),
-            "127.0.0.201:7000".parse().unwrap()
-        );
+        assert_eq!(Scenario::subscriber_addr(0, 7000), "127.0.0.2:7000".parse().unwrap());
+        assert_eq!(Scenario::subscriber_addr(199, 7000), "127.0.0.201:7000".parse().unwrap());
         assert!(Scenario::subscriber_addr(10_000, 1).ip().is_loopback());
     }
 
@@ -368,17 +309,9 @@ mod tests {
     fn generated_configs_validate_and_round_trip() {
         for kind in ScenarioKind::ALL {
             let s = Scenario::new(kind);
-            let publishers: Vec<SocketAddr> = (0..s.publishers)
-                .map(|p| SocketAddr::from(([127, 0, 0, 1], 20_000 + p as u16)))
-                .collect();
-            let config = s.config(
-                &publishers,
-                30_000,
-                "127.0.0.1:0".parse().unwrap(),
-                1,
-                vec![0],
-                IdleStrategy::Sleep,
-            );
+            let publishers: Vec<SocketAddr> =
+                (0..s.publishers).map(|p| SocketAddr::from(([127, 0, 0, 1], 20_000 + p as u16))).collect();
+            let config = s.config(&publishers, 30_000, "127.0.0.1:0".parse().unwrap(), 1, vec![0], IdleStrategy::Sleep);
             let text = config.to_toml_string().unwrap();
             let back = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(back, config);

@@ -61,43 +61,32 @@ pub fn verdict(step: &StepOutcome) -> Option<Limit> {
         Some(Limit::Generator)
     } else if step.loss_ratio >= MAX_LOSS {
         let sink_lost = step.sink_socket_drops * 2 >= step.lost + step.late;
-        let bench_lagged =
-            step.generator_lag_p99_ns > BENCH_LAG_NS || step.sink_lag_p99_ns > BENCH_LAG_NS;
-        Some(if sink_lost || bench_lagged {
-            Limit::Bench
-        } else {
-            Limit::Forwarder
-        })
+        let bench_lagged = step.generator_lag_p99_ns > BENCH_LAG_NS || step.sink_lag_p99_ns > BENCH_LAG_NS;
+        Some(if sink_lost || bench_lagged { Limit::Bench } else { Limit::Forwarder })
     } else {
         None
     }
 }
 
 /// Searches the highest passing output rate; `measure(out_pps)` runs one step at that rate.
-pub fn search_max<E>(
-    plan: &SearchPlan,
-    mut measure: impl FnMut(f64) -> Result<StepOutcome, E>,
-) -> Result<Search, E> {
+pub fn search_max<E>(plan: &SearchPlan, mut measure: impl FnMut(f64) -> Result<StepOutcome, E>) -> Result<Search, E> {
     let growth = plan.growth.max(1.1);
     let mut steps = Vec::new();
     // Highest pass as (rate asked, rate delivered); lowest failure as (rate, why).
     let mut pass: Option<(f64, f64)> = None;
     let mut fail: Option<(f64, Limit)> = None;
-    let mut try_rate =
-        |rate: f64, pass: &mut Option<(f64, f64)>, fail: &mut Option<(f64, Limit)>| {
-            let outcome = measure(rate)?;
-            let v = verdict(&outcome);
-            match v {
-                None if pass.is_none_or(|(r, _)| rate > r) => {
-                    *pass = Some((rate, outcome.delivered_out_pps))
-                }
-                None => {}
-                Some(limit) if fail.is_none_or(|(r, _)| rate < r) => *fail = Some((rate, limit)),
-                Some(_) => {}
-            }
-            steps.push(outcome);
-            Ok(v.is_none())
-        };
+    let mut try_rate = |rate: f64, pass: &mut Option<(f64, f64)>, fail: &mut Option<(f64, Limit)>| {
+        let outcome = measure(rate)?;
+        let v = verdict(&outcome);
+        match v {
+            None if pass.is_none_or(|(r, _)| rate > r) => *pass = Some((rate, outcome.delivered_out_pps)),
+            None => {}
+            Some(limit) if fail.is_none_or(|(r, _)| rate < r) => *fail = Some((rate, limit)),
+            Some(_) => {}
+        }
+        steps.push(outcome);
+        Ok(v.is_none())
+    };
     let mut rate = plan.start_out_pps;
     for _ in 0..plan.geometric_steps {
         if !try_rate(rate, &mut pass, &mut fail)? {
@@ -135,11 +124,7 @@ mod tests {
     fn forwarder(capacity: f64) -> impl FnMut(f64) -> Result<StepOutcome, Infallible> {
         move |rate| {
             let expected = rate as u64;
-            let lost = if rate > capacity {
-                expected.div_ceil(100)
-            } else {
-                0
-            };
+            let lost = if rate > capacity { expected.div_ceil(100) } else { 0 };
             Ok(StepOutcome {
                 target_out_pps: rate,
                 expected_out: expected,
@@ -154,12 +139,7 @@ mod tests {
     }
 
     fn plan(start_out_pps: f64) -> SearchPlan {
-        SearchPlan {
-            start_out_pps,
-            growth: 2.0,
-            geometric_steps: 7,
-            bisect_steps: 4,
-        }
+        SearchPlan { start_out_pps, growth: 2.0, geometric_steps: 7, bisect_steps: 4 }
     }
 
     #[test]
@@ -167,11 +147,7 @@ mod tests {
         let s = search_max(&plan(10_000.0), forwarder(219_000.0)).unwrap();
         assert_eq!(s.limit, Limit::Forwarder);
         // 10k..160k pass, 320k fails, then 4 bisections of a factor-2 bracket: within 2^(1/16).
-        assert!(
-            s.max_out_pps <= 219_000.0 && s.max_out_pps > 219_000.0 / 2f64.powf(1.0 / 16.0),
-            "{}",
-            s.max_out_pps
-        );
+        assert!(s.max_out_pps <= 219_000.0 && s.max_out_pps > 219_000.0 / 2f64.powf(1.0 / 16.0), "{}", s.max_out_pps);
         assert_eq!(s.steps.len(), 6 + 4);
     }
 
@@ -179,11 +155,7 @@ mod tests {
     fn searches_down_when_the_start_already_fails() {
         let s = search_max(&plan(100_000.0), forwarder(30_000.0)).unwrap();
         assert_eq!(s.limit, Limit::Forwarder);
-        assert!(
-            s.max_out_pps <= 30_000.0 && s.max_out_pps > 30_000.0 / 1.1,
-            "{}",
-            s.max_out_pps
-        );
+        assert!(s.max_out_pps <= 30_000.0 && s.max_out_pps > 30_000.0 / 1.1, "{}", s.max_out_pps);
         assert!(s.steps.len() <= 2 * 7 + 4);
     }
 
@@ -214,45 +186,19 @@ mod tests {
 
     #[test]
     fn verdicts_tell_who_was_the_bottleneck() {
-        let ok = StepOutcome {
-            expected_out: 100_000,
-            lost: 50,
-            loss_ratio: 0.0005,
-            ..Default::default()
-        };
+        let ok = StepOutcome { expected_out: 100_000, lost: 50, loss_ratio: 0.0005, ..Default::default() };
         assert_eq!(verdict(&ok), None);
-        let fwd = StepOutcome {
-            lost: 500,
-            loss_ratio: 0.005,
-            forwarder_socket_drops: 500,
-            ..ok.clone()
-        };
+        let fwd = StepOutcome { lost: 500, loss_ratio: 0.005, forwarder_socket_drops: 500, ..ok.clone() };
         assert_eq!(verdict(&fwd), Some(Limit::Forwarder));
-        let sink = StepOutcome {
-            sink_socket_drops: 400,
-            ..fwd.clone()
-        };
+        let sink = StepOutcome { sink_socket_drops: 400, ..fwd.clone() };
         assert_eq!(verdict(&sink), Some(Limit::Bench));
-        let slow_sink = StepOutcome {
-            sink_lag_p99_ns: 30_000_000,
-            ..fwd.clone()
-        };
+        let slow_sink = StepOutcome { sink_lag_p99_ns: 30_000_000, ..fwd.clone() };
         assert_eq!(verdict(&slow_sink), Some(Limit::Bench));
-        let slow_gen = StepOutcome {
-            generator_lag_p99_ns: 30_000_000,
-            ..fwd.clone()
-        };
+        let slow_gen = StepOutcome { generator_lag_p99_ns: 30_000_000, ..fwd.clone() };
         assert_eq!(verdict(&slow_gen), Some(Limit::Bench));
-        let late = StepOutcome {
-            late: 300,
-            loss_ratio: 0.003,
-            ..ok.clone()
-        };
+        let late = StepOutcome { late: 300, loss_ratio: 0.003, ..ok.clone() };
         assert_eq!(verdict(&late), Some(Limit::Forwarder));
-        let short = StepOutcome {
-            generator_short: true,
-            ..ok
-        };
+        let short = StepOutcome { generator_short: true, ..ok };
         assert_eq!(verdict(&short), Some(Limit::Generator));
     }
 }

@@ -13,9 +13,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 
 use hdrhistogram::Histogram;
-use ringfwd_dataplane::driver::batch::{
-    enable_rx_timestamps, enable_udp_gro, RecvBatch, MAX_DATAGRAM_BYTES,
-};
+use ringfwd_dataplane::driver::batch::{enable_rx_timestamps, enable_udp_gro, RecvBatch, MAX_DATAGRAM_BYTES};
 use socket2::{Domain, Socket, Type};
 
 use crate::account::{latency_histogram, Accounting};
@@ -65,15 +63,7 @@ impl Sink {
         let buf_bytes = if gro { MAX_DATAGRAM_BYTES } else { 2048 };
         let batch = RecvBatch::new(RECV_BATCH_DATAGRAMS, buf_bytes).map_err(io::Error::other)?;
         let lag_ns = latency_histogram();
-        Ok(Sink {
-            socket,
-            batch,
-            gro,
-            timestamps,
-            realtime_offset_ns: 0,
-            lag_ns,
-            accounting,
-        })
+        Ok(Sink { socket, batch, gro, timestamps, realtime_offset_ns: 0, lag_ns, accounting })
     }
 
     /// Starts a step: forgets the lag histogram and re-reads the wall clock against `epoch`.
@@ -113,9 +103,8 @@ impl Sink {
                     continue;
                 }
                 // Kernel arrival in epoch time; the bench's own clock when there is none.
-                let arrival_ns = d.rx_timestamp_ns.map_or(now_ns, |wall| {
-                    wall.saturating_sub(self.realtime_offset_ns).min(now_ns)
-                });
+                let arrival_ns =
+                    d.rx_timestamp_ns.map_or(now_ns, |wall| wall.saturating_sub(self.realtime_offset_ns).min(now_ns));
                 self.lag_ns.saturating_record(now_ns - arrival_ns);
                 match d.gro_segment_bytes {
                     Some(segment) if segment > 0 && d.data.len() > usize::from(segment) => {
@@ -148,32 +137,16 @@ mod tests {
         pkt[1] = 96;
         pkt[2..4].copy_from_slice(&(gen_seq as u16).to_be_bytes());
         pkt[8..12].copy_from_slice(&7u32.to_be_bytes());
-        let bench = BenchHeader {
-            send_ns: 0,
-            gen_seq,
-            rtp_timestamp: 0,
-            rtp_seq: gen_seq as u16,
-            marker_pt: 96,
-        };
+        let bench = BenchHeader { send_ns: 0, gen_seq, rtp_timestamp: 0, rtp_seq: gen_seq as u16, marker_pt: 96 };
         payload::write(&mut pkt[RTP_HEADER_BYTES..], &bench);
         pkt
     }
 
     #[test]
     fn gro_batches_are_split_and_every_packet_accounted() {
-        let spec = FlowSpec {
-            out_ssrc: 7,
-            stream: 0,
-            seq_offset: 0,
-            ts_offset: 0,
-            payload_type_map: vec![],
-        };
+        let spec = FlowSpec { out_ssrc: 7, stream: 0, seq_offset: 0, ts_offset: 0, payload_type_map: vec![] };
         let accounting = Accounting::new(vec![spec], 1);
-        let mut sink = Sink::new(
-            Sink::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
-            accounting,
-        )
-        .unwrap();
+        let mut sink = Sink::new(Sink::bind("127.0.0.1:0".parse().unwrap()).unwrap(), accounting).unwrap();
         // The kernel turns receive timestamping on asynchronously: give it a moment.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let epoch = Epoch::new();
@@ -202,23 +175,11 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let totals = sink.accounting.totals(&[8]);
-        assert_eq!(
-            (
-                got,
-                totals.counts.unique,
-                totals.lost,
-                totals.counts.integrity_failures
-            ),
-            (8, 8, 0, 0)
-        );
+        assert_eq!((got, totals.counts.unique, totals.lost, totals.counts.integrity_failures), (8, 8, 0, 0));
         if sink.uses_kernel_timestamps() {
             // Sent at epoch 0 (in the payload), read 20 ms later: the kernel stamped the arrival
             // well before the read, and the wait shows up as sink lag, not as latency.
-            assert!(
-                totals.latency_ns.max() < 15_000_000,
-                "{}",
-                totals.latency_ns.max()
-            );
+            assert!(totals.latency_ns.max() < 15_000_000, "{}", totals.latency_ns.max());
             assert!(sink.lag_ns.min() >= 15_000_000, "{}", sink.lag_ns.min());
         }
     }

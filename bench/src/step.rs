@@ -124,8 +124,7 @@ pub fn run_step(
     let cpu_before = process_cpu_ns(target.pid)?;
 
     let start_ns = epoch.now_ns() + 1_000_000;
-    rig.gen
-        .start_step(target.media, scale, start_ns, duration_ns);
+    rig.gen.start_step(target.media, scale, start_ns, duration_ns);
     let first_gen_seqs = rig.gen.step_first_gen_seqs();
     rig.sink.begin_step(&epoch, &first_gen_seqs);
     let hard_end_ns = start_ns + duration_ns + nanos(OVERRUN_MAX);
@@ -150,14 +149,7 @@ pub fn run_step(
     }
 
     let cpu_ns = process_cpu_ns(target.pid)?.saturating_sub(cpu_before);
-    let streams = rig
-        .sink
-        .accounting
-        .specs()
-        .iter()
-        .map(|s| s.stream + 1)
-        .max()
-        .unwrap_or(0);
+    let streams = rig.sink.accounting.specs().iter().map(|s| s.stream + 1).max().unwrap_or(0);
     let sent: Vec<u64> = (0..streams).map(|i| rig.gen.step_sent(i)).collect();
     let t = rig.sink.accounting.totals(&sent);
     let planned_in = rig.gen.planned_packets(scale, duration_ns);
@@ -174,22 +166,14 @@ pub fn run_step(
         delivered_out_pps: t.counts.unique as f64 / duration_s,
         lost: t.lost,
         late: t.counts.late,
-        loss_ratio: if t.expected == 0 {
-            0.0
-        } else {
-            (t.lost + t.counts.late) as f64 / t.expected as f64
-        },
+        loss_ratio: if t.expected == 0 { 0.0 } else { (t.lost + t.counts.late) as f64 / t.expected as f64 },
         duplicates: t.counts.duplicates,
         reordered: t.counts.reordered,
         integrity_failures: t.counts.integrity_failures,
         rewrite_errors: t.counts.rewrite_errors,
         unexpected: t.unknown_ssrc + t.not_rtp,
         forwarder_cpu_ns: cpu_ns,
-        cpu_ns_per_packet: if t.counts.unique == 0 {
-            0.0
-        } else {
-            cpu_ns as f64 / t.counts.unique as f64
-        },
+        cpu_ns_per_packet: if t.counts.unique == 0 { 0.0 } else { cpu_ns as f64 / t.counts.unique as f64 },
         latency_p50_ns: t.latency_ns.value_at_quantile(0.5),
         latency_p99_ns: t.latency_ns.value_at_quantile(0.99),
         latency_p999_ns: t.latency_ns.value_at_quantile(0.999),

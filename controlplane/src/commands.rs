@@ -52,10 +52,7 @@ pub enum ExecError {
     },
 }
 
-type Waiter = (
-    oneshot::Sender<Result<(), CommandError>>,
-    OwnedSemaphorePermit,
-);
+type Waiter = (oneshot::Sender<Result<(), CommandError>>, OwnedSemaphorePermit);
 
 /// Sends commands to workers and waits for their acknowledgements.
 pub struct CommandClient {
@@ -73,10 +70,7 @@ impl CommandClient {
         control_wake: Arc<Notifier>,
         timeout: Duration,
     ) -> std::io::Result<Arc<Self>> {
-        let permits = workers
-            .iter()
-            .map(|w| Arc::new(Semaphore::new(w.mailbox.capacity())))
-            .collect();
+        let permits = workers.iter().map(|w| Arc::new(Semaphore::new(w.mailbox.capacity()))).collect();
         let client = Arc::new(CommandClient {
             workers,
             permits,
@@ -85,9 +79,7 @@ impl CommandClient {
             timeout,
         });
         let weak = Arc::downgrade(&client);
-        std::thread::Builder::new()
-            .name("ringfwd-acks".into())
-            .spawn(move || collect(weak, control_wake))?;
+        std::thread::Builder::new().name("ringfwd-acks".into()).spawn(move || collect(weak, control_wake))?;
         Ok(client)
     }
 
@@ -98,32 +90,19 @@ impl CommandClient {
 
     /// Sends `command` to `worker` and waits until it was applied.
     pub async fn execute(&self, worker: usize, command: Command) -> Result<(), ExecError> {
-        let handle = self
-            .workers
-            .get(worker)
-            .ok_or(ExecError::NoWorker { worker })?;
+        let handle = self.workers.get(worker).ok_or(ExecError::NoWorker { worker })?;
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let timeout = || ExecError::Timeout {
-            worker,
-            timeout: self.timeout,
-        };
-        let permit =
-            tokio::time::timeout_at(deadline, self.permits[worker].clone().acquire_owned())
-                .await
-                .map_err(|_| timeout())?
-                .expect("command semaphores are never closed");
+        let timeout = || ExecError::Timeout { worker, timeout: self.timeout };
+        let permit = tokio::time::timeout_at(deadline, self.permits[worker].clone().acquire_owned())
+            .await
+            .map_err(|_| timeout())?
+            .expect("command semaphores are never closed");
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("waiting table poisoned")
-            .insert((worker, seq), (tx, permit));
+        self.waiting.lock().expect("waiting table poisoned").insert((worker, seq), (tx, permit));
         if let Err(full) = handle.mailbox.send(Envelope { seq, command }) {
             drop(full);
-            self.waiting
-                .lock()
-                .expect("waiting table poisoned")
-                .remove(&(worker, seq));
+            self.waiting.lock().expect("waiting table poisoned").remove(&(worker, seq));
             return Err(ExecError::RingFull { worker });
         }
         match tokio::time::timeout_at(deadline, rx).await {

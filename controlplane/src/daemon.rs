@@ -108,10 +108,12 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     let ttl = Duration::from_secs(config.auth.dev_token_ttl_s);
     let token = auth::mint(&keys, &id, Grant::Admin, "ringfwd-dev", ttl, now_unix_s())?;
     let path = &config.auth.dev_token_file;
-    auth::write_dev_token(path, &token).map_err(|source| DaemonError::Runtime(std::io::Error::new(
-        source.kind(),
-        format!("writing the development token to {}: {source}", path.display()),
-    )))?;
+    auth::write_dev_token(path, &token).map_err(|source| {
+        DaemonError::Runtime(std::io::Error::new(
+            source.kind(),
+            format!("writing the development token to {}: {source}", path.display()),
+        ))
+    })?;
     tracing::warn!(
         "no [[auth.keys]] in the config: generated a development key (the API serves loopback only); its admin \
          token, valid {}s, is in {} (ringfwd ctl reads it): {token}",
@@ -143,8 +145,9 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node));
     let installed = routes::install(&api, config, now_unix_s() * 1000).await?;
     let listen = config.api.listen;
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|source| DaemonError::Listen { address: listen, source })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Listen { address: listen, source })?;
     let api_address = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, api.clone(), async {

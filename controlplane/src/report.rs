@@ -24,10 +24,7 @@ pub fn banner(
         Driver::IoUring => "io_uring",
         Driver::Mmsg => "recvmmsg/sendmmsg",
     };
-    let cores: Vec<String> = workers
-        .iter()
-        .map(|w| format!("worker {} on core {}", w.index, w.core))
-        .collect();
+    let cores: Vec<String> = workers.iter().map(|w| format!("worker {} on core {}", w.index, w.core)).collect();
     let media: Vec<String> = media.iter().map(ToString::to_string).collect();
     let sessions = config.sessions.len();
     format!(
@@ -63,18 +60,13 @@ pub fn total(per_worker: &[Counters]) -> Vec<(&'static str, u64)> {
 }
 
 fn object<'a>(pairs: impl Iterator<Item = (&'a str, u64)>) -> Value {
-    Value::Object(
-        pairs
-            .map(|(name, value)| (name.to_string(), Value::from(value)))
-            .collect::<Map<_, _>>(),
-    )
+    Value::Object(pairs.map(|(name, value)| (name.to_string(), Value::from(value))).collect::<Map<_, _>>())
 }
 
 /// The final line: per-worker counters and their total.
 pub fn final_line(per_worker: &[Counters]) -> String {
     let workers: Vec<Value> = per_worker.iter().map(|c| object(c.iter())).collect();
-    let json =
-        serde_json::json!({ "total": object(total(per_worker).into_iter()), "workers": workers });
+    let json = serde_json::json!({ "total": object(total(per_worker).into_iter()), "workers": workers });
     format!("ringfwd: final counters {json}")
 }
 
@@ -108,8 +100,7 @@ mod tests {
         let a = Counters { rx_packets: 3, ..Counters::default() };
         let b = Counters { rx_packets: 4, forwarded_packets: 12, ..Counters::default() };
         let line = final_line(&[a, b]);
-        let json: Value =
-            serde_json::from_str(line.strip_prefix("ringfwd: final counters ").unwrap()).unwrap();
+        let json: Value = serde_json::from_str(line.strip_prefix("ringfwd: final counters ").unwrap()).unwrap();
         assert_eq!(json["total"]["rx_packets"], 7);
         assert_eq!(json["total"]["forwarded_packets"], 12);
         assert_eq!(json["workers"][1]["rx_packets"], 4);
@@ -117,11 +108,8 @@ mod tests {
 
     #[test]
     fn ready_line_lists_every_media_address() {
-        let media: Vec<SocketAddr> =
-            vec!["127.0.0.1:4".parse().unwrap(), "[::1]:4".parse().unwrap()];
-        assert_eq!(
-            ready_line(2, &media),
-            "ringfwd: ready workers=2 media=127.0.0.1:4,[::1]:4"
-        );
+        let media: Vec<SocketAddr> = vec!["127.0.0.1:4".parse().unwrap(), "[::1]:4".parse().unwrap()];
+        let api = "127.0.0.1:5".parse().unwrap();
+        assert_eq!(ready_line(2, &media, api), "ringfwd: ready workers=2 media=127.0.0.1:4,[::1]:4 api=127.0.0.1:5");
     }
 }

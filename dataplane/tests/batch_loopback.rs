@@ -8,27 +8,19 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::driver::batch::{
-    enable_rx_queue_overflow, enable_rx_timestamps, enable_udp_gro, udp_gso_supported,
-    MessageStatus, RecvBatch, SendBatch,
+    enable_rx_queue_overflow, enable_rx_timestamps, enable_udp_gro, udp_gso_supported, MessageStatus, RecvBatch,
+    SendBatch,
 };
 
 /// Receives until `want` datagrams arrived or two seconds passed; returns (data, src, truncated, gro) copies.
-fn collect(
-    batch: &mut RecvBatch,
-    socket: &UdpSocket,
-    want: usize,
-) -> Vec<(Vec<u8>, SocketAddr, bool, Option<u16>)> {
+fn collect(batch: &mut RecvBatch, socket: &UdpSocket, want: usize) -> Vec<(Vec<u8>, SocketAddr, bool, Option<u16>)> {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
         if batch.recv(socket.as_fd()).unwrap() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        out.extend(
-            batch
-                .iter()
-                .map(|d| (d.data.to_vec(), d.src, d.truncated, d.gro_segment_bytes)),
-        );
+        out.extend(batch.iter().map(|d| (d.data.to_vec(), d.src, d.truncated, d.gro_segment_bytes)));
     }
     out
 }
@@ -55,11 +47,7 @@ fn round_trip(local: &str) {
         assert_eq!(data.len(), 104);
         assert!(data[4..].iter().all(|&b| b == 0xAB));
         let index = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
-        assert_eq!(
-            src,
-            senders[index / 16].local_addr().unwrap(),
-            "datagram {index}"
-        );
+        assert_eq!(src, senders[index / 16].local_addr().unwrap(), "datagram {index}");
         assert!(!truncated);
         assert_eq!(gro, None);
     }
@@ -98,12 +86,8 @@ fn one_batch_reaches_several_destinations() {
 fn a_datagram_longer_than_the_buffer_is_flagged_truncated() {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sender
-        .send_to(&[7u8; 100], receiver.local_addr().unwrap())
-        .unwrap();
-    sender
-        .send_to(&[8u8; 16], receiver.local_addr().unwrap())
-        .unwrap();
+    sender.send_to(&[7u8; 100], receiver.local_addr().unwrap()).unwrap();
+    sender.send_to(&[8u8; 16], receiver.local_addr().unwrap()).unwrap();
     let mut recv = RecvBatch::new(4, 16).unwrap();
     let got = collect(&mut recv, &receiver, 2);
     assert_eq!(got.len(), 2);
@@ -171,10 +155,7 @@ fn gro_receiver_gets_one_coalesced_datagram_with_its_segment_size() {
     let (data, _, truncated, gro) = &got[0];
     assert_eq!((data.len(), *truncated, *gro), (800, false, Some(100)));
     for (i, segment) in data.chunks(100).enumerate() {
-        assert_eq!(
-            u64::from_be_bytes(segment[..8].try_into().unwrap()),
-            i as u64
-        );
+        assert_eq!(u64::from_be_bytes(segment[..8].try_into().unwrap()), i as u64);
     }
 }
 
@@ -196,10 +177,7 @@ fn a_refused_message_is_reported_and_the_rest_still_go() {
     assert_eq!(batch.status(2), Some(MessageStatus::Sent));
     assert_eq!(batch.status(3), None);
     let mut recv = RecvBatch::new(4, 64).unwrap();
-    let got: Vec<Vec<u8>> = collect(&mut recv, &receiver, 2)
-        .into_iter()
-        .map(|g| g.0)
-        .collect();
+    let got: Vec<Vec<u8>> = collect(&mut recv, &receiver, 2).into_iter().map(|g| g.0).collect();
     assert_eq!(got, vec![b"first".to_vec(), b"third".to_vec()]);
 }
 
@@ -207,16 +185,12 @@ fn a_refused_message_is_reported_and_the_rest_still_go() {
 fn receive_queue_overflow_counter_is_reported() {
     let receiver = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     receiver.set_recv_buffer_size(4096).unwrap();
-    receiver
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
+    receiver.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
     let receiver: UdpSocket = receiver.into();
     enable_rx_queue_overflow(receiver.as_fd()).unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..200 {
-        sender
-            .send_to(&[1u8; 1000], receiver.local_addr().unwrap())
-            .unwrap();
+        sender.send_to(&[1u8; 1000], receiver.local_addr().unwrap()).unwrap();
     }
     // Drain what fit, then one more datagram carries the updated counter.
     let mut recv = RecvBatch::new(64, 2048).unwrap();
@@ -224,9 +198,7 @@ fn receive_queue_overflow_counter_is_reported() {
     let deadline = Instant::now() + Duration::from_secs(2);
     while dropped.is_none() && Instant::now() < deadline {
         if recv.recv(receiver.as_fd()).unwrap() == 0 {
-            sender
-                .send_to(&[2u8; 10], receiver.local_addr().unwrap())
-                .unwrap();
+            sender.send_to(&[2u8; 10], receiver.local_addr().unwrap()).unwrap();
         }
         dropped = recv.rx_queue_overflow();
     }
@@ -235,9 +207,7 @@ fn receive_queue_overflow_counter_is_reported() {
 }
 
 fn realtime_ns() -> u64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     u64::try_from(since.as_nanos()).unwrap()
 }
 
@@ -246,9 +216,7 @@ fn kernel_receive_timestamps_are_reported_when_enabled() {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut recv = RecvBatch::new(4, 64).unwrap();
-    sender
-        .send_to(b"plain", receiver.local_addr().unwrap())
-        .unwrap();
+    sender.send_to(b"plain", receiver.local_addr().unwrap()).unwrap();
     assert_eq!(recv.recv(receiver.as_fd()).unwrap(), 1);
     assert_eq!(recv.datagram(0).rx_timestamp_ns, None);
 
@@ -256,15 +224,10 @@ fn kernel_receive_timestamps_are_reported_when_enabled() {
     // The kernel turns receive timestamping on asynchronously (a deferred static key).
     std::thread::sleep(Duration::from_millis(50));
     let before = realtime_ns();
-    sender
-        .send_to(b"stamped", receiver.local_addr().unwrap())
-        .unwrap();
+    sender.send_to(b"stamped", receiver.local_addr().unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     assert_eq!(recv.recv(receiver.as_fd()).unwrap(), 1);
     let after = realtime_ns();
     let stamp = recv.datagram(0).rx_timestamp_ns.expect("a timestamp");
-    assert!(
-        before <= stamp && stamp + 4_000_000 <= after,
-        "{before} <= {stamp} (+4 ms) <= {after}"
-    );
+    assert!(before <= stamp && stamp + 4_000_000 <= after, "{before} <= {stamp} (+4 ms) <= {after}");
 }

@@ -8,9 +8,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::driver::batch::{
-    enable_rx_queue_overflow, enable_udp_gro, RecvBatch, SendBatch,
-};
+use ringfwd_dataplane::driver::batch::{enable_rx_queue_overflow, enable_udp_gro, RecvBatch, SendBatch};
 
 struct CountingAllocator;
 
@@ -89,8 +87,7 @@ fn receive_and_send_paths_allocate_nothing_after_construction() {
             let (recv_allocs, n) = allocations_in(|| {
                 let n = recv.recv(receiver.as_fd()).unwrap();
                 for d in recv.iter() {
-                    checksum +=
-                        d.data.len() + usize::from(d.src.port() > 0) + usize::from(d.truncated);
+                    checksum += d.data.len() + usize::from(d.src.port() > 0) + usize::from(d.truncated);
                 }
                 let _ = recv.rx_queue_overflow();
                 n

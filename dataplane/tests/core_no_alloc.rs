@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::{
-    Command, Egress, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId,
-    SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
+    Command, Egress, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId,
+    IDENTITY_PAYLOAD_TYPE_MAP,
 };
 
 thread_local! {
@@ -62,17 +62,9 @@ struct CountingEgress {
 }
 
 impl Egress for CountingEgress {
-    fn forward_rtp(
-        &mut self,
-        flow: u32,
-        _socket: usize,
-        _dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool {
+    fn forward_rtp(&mut self, flow: u32, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
         self.rtp += 1;
-        self.header_checksum = self
-            .header_checksum
-            .wrapping_add(u64::from(header[3]) + u64::from(flow));
+        self.header_checksum = self.header_checksum.wrapping_add(u64::from(header[3]) + u64::from(flow));
         true
     }
 
@@ -116,58 +108,25 @@ fn on_datagram_does_not_allocate_in_steady_state() {
     let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
     map[96] = 100;
-    let rewrite = Rewrite {
-        out_ssrc: Some(0xfeed),
-        seq_offset: 7,
-        ts_offset: 9,
-        payload_type_map: map,
-    };
+    let rewrite = Rewrite { out_ssrc: Some(0xfeed), seq_offset: 7, ts_offset: 9, payload_type_map: map };
     // Even SSRCs (owned by worker 0): 16 fixed streams and 16 latching ones, 4 subscriptions each.
     for i in 0..32u32 {
         let source = if i < 16 {
             SourcePolicy::Fixed(publisher)
         } else {
-            SourcePolicy::Latch {
-                window: Duration::from_secs(10),
-                fallback: None,
-            }
+            SourcePolicy::Latch { window: Duration::from_secs(10), fallback: None }
         };
-        fwd.apply(
-            start,
-            Command::AddStream {
-                id: StreamId(u64::from(i)),
-                ssrc: 2 * i,
-                source,
-                clock_rate_hz: 90_000,
-            },
-        )
-        .unwrap();
+        fwd.apply(start, Command::AddStream { id: StreamId(u64::from(i)), ssrc: 2 * i, source, clock_rate_hz: 90_000 })
+            .unwrap();
         for s in 0..4u32 {
             let id = SubscriptionId(u64::from(i * 4 + s));
             let dest = SocketAddr::from(([127, 0, 0, 2], 6000 + (i * 4 + s) as u16));
-            let rewrite = if s % 2 == 0 {
-                rewrite.clone()
-            } else {
-                Rewrite::default()
-            };
-            let cmd = Command::AddSubscription {
-                id,
-                stream: StreamId(u64::from(i)),
-                dest,
-                socket: 0,
-                rewrite,
-            };
+            let rewrite = if s % 2 == 0 { rewrite.clone() } else { Rewrite::default() };
+            let cmd = Command::AddSubscription { id, stream: StreamId(u64::from(i)), dest, socket: 0, rewrite };
             fwd.apply(start, cmd).unwrap();
         }
     }
-    fwd.apply(
-        start,
-        Command::SetPaused {
-            id: SubscriptionId(1),
-            paused: true,
-        },
-    )
-    .unwrap();
+    fwd.apply(start, Command::SetPaused { id: SubscriptionId(1), paused: true }).unwrap();
 
     // Every packet is built before counting starts.
     let video: Vec<Vec<u8>> = (0..16u32).map(|i| rtp(2 * i, 65_000, 1200)).collect();
@@ -203,10 +162,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
     }
     let during = allocations() - before;
 
-    assert_eq!(
-        during, 0,
-        "on_datagram allocated {during} times in steady state"
-    );
+    assert_eq!(during, 0, "on_datagram allocated {during} times in steady state");
     // The loop really forwarded, latched, rewrote RTCP and dropped.
     let c = fwd.counters();
     assert_eq!(outcomes, [0, 200 * 48, 200 * 5, 200]);
@@ -248,9 +204,8 @@ fn forwarding_after_a_switch_does_not_allocate() {
         };
         fwd.apply(start, cmd).unwrap();
     }
-    let streams: Vec<(Vec<u8>, Vec<u8>)> = (0..2u32)
-        .map(|i| (rtp(2 * i, 60_000, 1200), sender_report(2 * i)))
-        .collect();
+    let streams: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..2u32).map(|i| (rtp(2 * i, 60_000, 1200), sender_report(2 * i))).collect();
     let mut egress = CountingEgress::default();
 
     // Each round moves half the subscriptions to the other stream (a command: it may allocate, and is
@@ -259,10 +214,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
     for round in 0..100u64 {
         let now = start + Duration::from_millis(round * 20);
         for s in 0..4u64 {
-            let cmd = Command::SwitchSubscription {
-                id: SubscriptionId(s),
-                stream: StreamId((round + 1) % 2),
-            };
+            let cmd = Command::SwitchSubscription { id: SubscriptionId(s), stream: StreamId((round + 1) % 2) };
             fwd.apply(now, cmd).unwrap();
         }
         let before = allocations();
@@ -274,10 +226,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
         during += allocations() - before;
     }
 
-    assert_eq!(
-        during, 0,
-        "forwarding after switches allocated {during} times"
-    );
+    assert_eq!(during, 0, "forwarding after switches allocated {during} times");
     // Every RTP went to all eight subscriptions. From round 1 on (in round 0 the switched ones had
     // sent nothing yet), the first report of a round waited for the rebase of the 4 switched ones.
     let c = fwd.counters();

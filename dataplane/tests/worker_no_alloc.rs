@@ -99,38 +99,15 @@ fn forward_without_allocating(driver: Driver) {
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     worker
         .mailbox
-        .send(Envelope {
-            seq: 1,
-            command: Command::AddStream {
-                id: StreamId(1),
-                ssrc,
-                source,
-                clock_rate_hz: 90_000,
-            },
-        })
+        .send(Envelope { seq: 1, command: Command::AddStream { id: StreamId(1), ssrc, source, clock_rate_hz: 90_000 } })
         .unwrap();
     wait_ack(&dataplane);
     for (i, sink) in sinks.iter().enumerate() {
-        let rewrite = Rewrite {
-            out_ssrc: Some(100 + i as u32),
-            seq_offset: i as u16,
-            ..Rewrite::default()
-        };
+        let rewrite = Rewrite { out_ssrc: Some(100 + i as u32), seq_offset: i as u16, ..Rewrite::default() };
         let dest: SocketAddr = sink.local_addr().unwrap();
-        let command = Command::AddSubscription {
-            id: SubscriptionId(i as u64),
-            stream: StreamId(1),
-            dest,
-            socket: 0,
-            rewrite,
-        };
-        worker
-            .mailbox
-            .send(Envelope {
-                seq: 2 + i as u64,
-                command,
-            })
-            .unwrap();
+        let command =
+            Command::AddSubscription { id: SubscriptionId(i as u64), stream: StreamId(1), dest, socket: 0, rewrite };
+        worker.mailbox.send(Envelope { seq: 2 + i as u64, command }).unwrap();
         wait_ack(&dataplane);
     }
 
@@ -139,8 +116,7 @@ fn forward_without_allocating(driver: Driver) {
         .map(|sink| {
             std::thread::spawn(move || {
                 EXCLUDED.with(|e| e.set(true));
-                sink.set_read_timeout(Some(Duration::from_millis(500)))
-                    .unwrap();
+                sink.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
                 let mut buf = [0u8; 2048];
                 let mut n = 0u32;
                 while n < WARM_UP + MEASURED {
@@ -155,9 +131,8 @@ fn forward_without_allocating(driver: Driver) {
         .collect();
 
     // A video-like mix: bursts of equal 1200-byte packets (GSO) and 160-byte audio-sized ones.
-    let packets: Vec<Vec<u8>> = (0..(WARM_UP + MEASURED))
-        .map(|i| rtp(ssrc, i as u16, if i % 8 == 7 { 160 } else { 1200 }))
-        .collect();
+    let packets: Vec<Vec<u8>> =
+        (0..(WARM_UP + MEASURED)).map(|i| rtp(ssrc, i as u16, if i % 8 == 7 { 160 } else { 1200 })).collect();
     let mut before = 0;
     for (i, p) in packets.iter().enumerate() {
         if i as u32 == WARM_UP {
@@ -169,9 +144,7 @@ fn forward_without_allocating(driver: Driver) {
             // Flow control on the worker's own published counters, so that a debug build sharing 2 cores with
             // this test's threads is never overrun: the test measures allocation, not capacity.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while worker.counters.snapshot().rx_packets + 256 < i as u64
-                && Instant::now() < deadline
-            {
+            while worker.counters.snapshot().rx_packets + 256 < i as u64 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
@@ -185,19 +158,13 @@ fn forward_without_allocating(driver: Driver) {
         "{driver:?}: every packet received: {:?}",
         counters[0]
     );
-    assert_eq!(
-        counters[0].forwarded_packets,
-        u64::from(WARM_UP + MEASURED) * SUBSCRIBERS as u64
-    );
+    assert_eq!(counters[0].forwarded_packets, u64::from(WARM_UP + MEASURED) * SUBSCRIBERS as u64);
     assert!(
         received.iter().all(|&n| n == WARM_UP + MEASURED),
-        "{driver:?}: subscribers got {received:?}"
+        "{driver:?}: subscribers got {received:?}: {:?}",
+        counters[0]
     );
-    assert_eq!(
-        after - before,
-        0,
-        "{driver:?}: the worker allocated while forwarding {MEASURED} packets"
-    );
+    assert_eq!(after - before, 0, "{driver:?}: the worker allocated while forwarding {MEASURED} packets");
 }
 
 #[test]

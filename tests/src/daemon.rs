@@ -18,16 +18,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// the `ringfwd` package, so cargo builds the binary before running them.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
     let bin = dir.join("ringfwd");
-    assert!(
-        bin.exists(),
-        "{} not found: run the tests with `cargo test --workspace`, which builds it",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} not found: run the tests with `cargo test --workspace`, which builds it", bin.display());
     bin
 }
 
@@ -108,26 +101,18 @@ impl Daemon {
             Err(_) => {
                 let _ = child.kill();
                 let mut stderr = String::new();
-                let _ = child
-                    .stderr
-                    .take()
-                    .map(|mut e| e.read_to_string(&mut stderr));
+                let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
                 panic!("ringfwd did not become ready; stderr:\n{stderr}");
             }
         };
-        let (workers, media, api) =
-            parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
+        let (workers, media, api) = parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
         let dev_token_file = if config.is_some() { dev_token_file } else { "/tmp/ringfwd-dev-token".into() };
         Daemon { child, lines, media, workers, api, dev_token_file, _dir: dir, _config: path }
     }
 
     /// The first media address of the family of `like`.
     pub fn media_for(&self, like: SocketAddr) -> SocketAddr {
-        *self
-            .media
-            .iter()
-            .find(|m| m.is_ipv4() == like.is_ipv4())
-            .expect("media address of that family")
+        *self.media.iter().find(|m| m.is_ipv4() == like.is_ipv4()).expect("media address of that family")
     }
 
     /// Sends SIGTERM and waits for the exit.
@@ -152,16 +137,8 @@ impl Daemon {
             }
         }
         let mut stderr = String::new();
-        let _ = self
-            .child
-            .stderr
-            .take()
-            .map(|mut e| e.read_to_string(&mut stderr));
-        Exit {
-            success: status.success(),
-            counters,
-            stderr,
-        }
+        let _ = self.child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
+        Exit { success: status.success(), counters, stderr }
     }
 }
 
@@ -223,19 +200,11 @@ pub fn run_to_exit(args: &[&str], config: Option<&str>) -> (bool, String, String
         cmd.arg("--config").arg(p.path());
     }
     let out = cmd.stdin(Stdio::null()).output().expect("run ringfwd");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 fn temp_config(contents: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::Builder::new()
-        .prefix("ringfwd-test-")
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp config");
+    let mut file = tempfile::Builder::new().prefix("ringfwd-test-").suffix(".toml").tempfile().expect("temp config");
     std::io::Write::write_all(&mut file, contents.as_bytes()).expect("write temp config");
     file
 }

@@ -18,9 +18,7 @@ impl Peer {
     pub fn bind(ip: &str) -> Peer {
         let socket = UdpSocket::bind((ip, 0)).expect("bind peer");
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("timeout");
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
         Peer { socket }
     }
 
@@ -54,14 +52,7 @@ impl Peer {
 }
 
 /// An RTP packet with the given header fields and payload.
-pub fn rtp_packet(
-    ssrc: u32,
-    seq: u16,
-    timestamp: u32,
-    payload_type: u8,
-    marker: bool,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn rtp_packet(ssrc: u32, seq: u16, timestamp: u32, payload_type: u8, marker: bool, payload: &[u8]) -> Vec<u8> {
     let packet = rtp::packet::Packet {
         header: rtp::header::Header {
             version: 2,

@@ -8,13 +8,7 @@ use ringfwd_tests::{rtp_packet, Daemon, Peer};
 fn the_default_config_needs_no_file() {
     let daemon = Daemon::spawn(None);
     assert!(daemon.workers >= 1);
-    assert_eq!(
-        daemon.media,
-        vec![
-            "127.0.0.1:40000".parse().unwrap(),
-            "[::1]:40000".parse().unwrap()
-        ]
-    );
+    assert_eq!(daemon.media, vec!["127.0.0.1:40000".parse().unwrap(), "[::1]:40000".parse().unwrap()]);
     let exit = daemon.stop();
     assert!(exit.success, "{exit:?}");
     assert_eq!(exit.total("rx_packets"), 0);
@@ -24,10 +18,7 @@ fn the_default_config_needs_no_file() {
 fn an_invalid_value_names_the_key_and_the_value() {
     let (ok, _, stderr) = run_to_exit(&[], Some("[pool]\nbuffers_per_worker = 1000\n"));
     assert!(!ok);
-    assert!(
-        stderr.contains("pool.buffers_per_worker") && stderr.contains("1000"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("pool.buffers_per_worker") && stderr.contains("1000"), "{stderr}");
 }
 
 #[test]
@@ -49,10 +40,7 @@ fn a_media_address_that_cannot_be_bound_is_named() {
     // 192.0.2.1 (TEST-NET-1) is not an address of this host, so bind fails; nothing is ever sent to it.
     let (ok, _, stderr) = run_to_exit(&[], Some("[media]\naddresses = [\"192.0.2.1:40000\"]\n"));
     assert!(!ok);
-    assert!(
-        stderr.contains("192.0.2.1:40000") && stderr.contains("bind"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("192.0.2.1:40000") && stderr.contains("bind"), "{stderr}");
 }
 
 #[test]
@@ -68,8 +56,7 @@ fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
         sink.addr()
     );
     let daemon = Daemon::start(&config);
-    let receiver =
-        std::thread::spawn(move || sink.recv(500, std::time::Duration::from_secs(5)).len());
+    let receiver = std::thread::spawn(move || sink.recv(500, std::time::Duration::from_secs(5)).len());
     for seq in 0..500 {
         publisher.send(&rtp_packet(5, seq, 0, 0, false, &[1; 160]), daemon.media[0]);
     }
@@ -78,24 +65,13 @@ fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
     assert!(exit.success, "{exit:?}");
     let rx = exit.total("rx_packets");
     assert_eq!(rx, 500);
-    assert_eq!(
-        exit.total("forwarded_packets"),
-        rx,
-        "everything received was forwarded before exit"
-    );
-    assert_eq!(
-        receiver.join().expect("receiver"),
-        500,
-        "the subscriber got every packet"
-    );
+    assert_eq!(exit.total("forwarded_packets"), rx, "everything received was forwarded before exit");
+    assert_eq!(receiver.join().expect("receiver"), 500, "the subscriber got every packet");
 }
 
 #[test]
 fn print_config_shows_the_effective_config() {
     let (ok, stdout, _) = run_to_exit(&["--print-config"], None);
     assert!(ok);
-    assert!(
-        stdout.contains("[pool]") && stdout.contains("buffers_per_worker = 4096"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("[pool]") && stdout.contains("buffers_per_worker = 4096"), "{stdout}");
 }

@@ -18,10 +18,7 @@ struct Rewrite {
 
 impl Rewrite {
     fn toml(&self) -> String {
-        let mut s = format!(
-            "seq_offset = {}\nts_offset = {}\n",
-            self.seq_offset, self.ts_offset
-        );
+        let mut s = format!("seq_offset = {}\nts_offset = {}\n", self.seq_offset, self.ts_offset);
         if let Some(o) = self.out_ssrc {
             s += &format!("out_ssrc = {o}\n");
         }
@@ -52,33 +49,15 @@ impl Rewrite {
 
     /// The sender report + SDES compound a subscriber must receive.
     fn rtcp(&self, ssrc: u32, rtp_time: u32) -> Vec<u8> {
-        rtcp_sender_report(
-            self.out_ssrc.unwrap_or(ssrc),
-            rtp_time.wrapping_add(self.ts_offset),
-        )
+        rtcp_sender_report(self.out_ssrc.unwrap_or(ssrc), rtp_time.wrapping_add(self.ts_offset))
     }
 }
 
 fn subscriptions() -> [Rewrite; 3] {
     [
-        Rewrite {
-            out_ssrc: None,
-            seq_offset: 0,
-            ts_offset: 0,
-            pt_map: None,
-        },
-        Rewrite {
-            out_ssrc: Some(0xdead_beef),
-            seq_offset: 1000,
-            ts_offset: 0xffff_ff00,
-            pt_map: Some((96, 111)),
-        },
-        Rewrite {
-            out_ssrc: Some(7),
-            seq_offset: 65535,
-            ts_offset: 1,
-            pt_map: Some((97, 98)),
-        },
+        Rewrite { out_ssrc: None, seq_offset: 0, ts_offset: 0, pt_map: None },
+        Rewrite { out_ssrc: Some(0xdead_beef), seq_offset: 1000, ts_offset: 0xffff_ff00, pt_map: Some((96, 111)) },
+        Rewrite { out_ssrc: Some(7), seq_offset: 65535, ts_offset: 1, pt_map: Some((97, 98)) },
     ]
 }
 
@@ -94,17 +73,11 @@ fn forward_byte_exact(ip: &str, driver: &str) {
         publisher.addr()
     );
     for (i, s) in subscribers.iter().enumerate() {
-        config += &format!(
-            "[[sessions.endpoints]]\nid = \"sub{i}\"\naddress = \"{}\"\n",
-            s.addr()
-        );
+        config += &format!("[[sessions.endpoints]]\nid = \"sub{i}\"\naddress = \"{}\"\n", s.addr());
     }
     config += &format!("[[sessions.streams]]\nid = \"video\"\nendpoint = \"pub\"\nssrc = {ssrc}\n");
     for (i, r) in rewrites.iter().enumerate() {
-        config += &format!(
-            "[[sessions.subscriptions]]\nstream = \"video\"\nendpoint = \"sub{i}\"\n{}",
-            r.toml()
-        );
+        config += &format!("[[sessions.subscriptions]]\nstream = \"video\"\nendpoint = \"sub{i}\"\n{}", r.toml());
     }
     let daemon = Daemon::start(&config);
     let media = daemon.media_for(publisher.addr());
@@ -133,19 +106,8 @@ fn forward_byte_exact(ip: &str, driver: &str) {
         let got = s.recv(sent.len() + 1, WAIT);
         let mut expected: Vec<Vec<u8>> = sent.iter().map(|p| r.rtp(p)).collect();
         expected.push(r.rtcp(ssrc, sr_time));
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{driver} over {ip}: subscriber {} got {} packets",
-            s.addr(),
-            got.len()
-        );
-        assert_eq!(
-            got,
-            expected,
-            "{driver} over {ip}: bytes differ for subscriber {}",
-            s.addr()
-        );
+        assert_eq!(got.len(), expected.len(), "{driver} over {ip}: subscriber {} got {} packets", s.addr(), got.len());
+        assert_eq!(got, expected, "{driver} over {ip}: bytes differ for subscriber {}", s.addr());
     }
     let exit = daemon.stop();
     assert!(exit.success, "{exit:?}");
@@ -186,33 +148,17 @@ fn unknown_ssrc_and_wrong_source_forward_nothing() {
     let publisher = Peer::bind("127.0.0.1");
     let stranger = Peer::bind("127.0.0.1");
     let subscriber = Peer::bind("127.0.0.1");
-    let config = one_stream_config(
-        &format!("address = \"{}\",", publisher.addr()),
-        false,
-        &subscriber,
-        42,
-    );
+    let config = one_stream_config(&format!("address = \"{}\",", publisher.addr()), false, &subscriber, 42);
     let daemon = Daemon::start(&config);
     let media = daemon.media[0];
     for seq in 0..20 {
         publisher.send(&rtp_packet(43, seq, 0, 96, false, b"unknown ssrc"), media);
-        stranger.send(
-            &rtp_packet(42, seq, 0, 96, false, b"right ssrc, wrong source"),
-            media,
-        );
+        stranger.send(&rtp_packet(42, seq, 0, 96, false, b"right ssrc, wrong source"), media);
         stranger.send(&rtcp_sender_report(42, 0), media);
     }
-    publisher.send(
-        &[
-            0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-        ],
-        media,
-    );
+    publisher.send(&[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], media);
     publisher.send(&[0x80, 96, 0, 1, 0, 0], media);
-    assert!(
-        subscriber.drain(QUIET).is_empty(),
-        "nothing may be forwarded"
-    );
+    assert!(subscriber.drain(QUIET).is_empty(), "nothing may be forwarded");
     let exit = daemon.stop();
     assert_eq!(exit.total("forwarded_packets"), 0);
     assert_eq!(exit.total("drop_unknown_ssrc"), 20);
@@ -238,14 +184,8 @@ fn latching_locks_to_the_first_source() {
     first.send(&rtp_packet(77, 12, 0, 96, false, b"first again"), media);
     let got = subscriber.recv(1, WAIT);
     assert_eq!(got.len(), 1);
-    assert!(
-        got[0].ends_with(b"first again"),
-        "only the latched source is forwarded"
-    );
-    assert!(
-        subscriber.drain(QUIET).is_empty(),
-        "nothing from the second source"
-    );
+    assert!(got[0].ends_with(b"first again"), "only the latched source is forwarded");
+    assert!(subscriber.drain(QUIET).is_empty(), "nothing from the second source");
     let exit = daemon.stop();
     assert_eq!(exit.total("latched"), 1);
     assert_eq!(exit.total("drop_wrong_source"), 10);

@@ -31,10 +31,7 @@ pub struct Api {
 
 impl Default for Api {
     fn default() -> Self {
-        Api {
-            listen: defaults::API_LISTEN,
-            advertise_addresses: defaults::API_ADVERTISE_ADDRESSES.to_vec(),
-        }
+        Api { listen: defaults::API_LISTEN, advertise_addresses: defaults::API_ADVERTISE_ADDRESSES.to_vec() }
     }
 }
 
@@ -88,10 +85,7 @@ impl AuthKey {
 
 impl fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthKey")
-            .field("id", &self.id)
-            .field("secret_base64", &"<redacted>")
-            .finish()
+        f.debug_struct("AuthKey").field("id", &self.id).field("secret_base64", &"<redacted>").finish()
     }
 }
 
@@ -125,10 +119,7 @@ mod tests {
     use super::*;
 
     fn key(secret_base64: &str) -> AuthKey {
-        AuthKey {
-            id: "ops".into(),
-            secret_base64: secret_base64.into(),
-        }
+        AuthKey { id: "ops".into(), secret_base64: secret_base64.into() }
     }
 
     #[test]
@@ -157,10 +148,7 @@ mod tests {
     fn sections_parse_from_toml() {
         let text = "[[keys]]\nid = \"a\"\nsecret_base64 = \"YWI\"\n";
         let auth: Auth = toml::from_str(text).unwrap();
-        let expected = AuthKey {
-            id: "a".into(),
-            ..key("YWI")
-        };
+        let expected = AuthKey { id: "a".into(), ..key("YWI") };
         assert_eq!(auth.keys, [expected]);
         assert_eq!(auth.dev_token_ttl_s, defaults::AUTH_DEV_TOKEN_TTL_S);
         let err = toml::from_str::<Auth>("[[keys]]\nid = \"a\"\n").unwrap_err();

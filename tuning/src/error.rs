@@ -45,11 +45,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// Builds [`ConfigError::Invalid`] from a key, the offending value and the reason.
     pub fn invalid(key: impl Into<String>, value: impl Display, reason: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+        ConfigError::Invalid { key: key.into(), value: value.to_string(), reason: reason.into() }
     }
 
     /// The dotted key an [`ConfigError::Invalid`] error names; `None` for the other variants.
@@ -69,10 +65,7 @@ mod tests {
     fn invalid_displays_key_value_and_reason() {
         let err = ConfigError::invalid("pool.recv_batch", 0, "must be in 1..=1024");
         assert_eq!(err.key(), Some("pool.recv_batch"));
-        assert_eq!(
-            err.to_string(),
-            "invalid config: pool.recv_batch = 0: must be in 1..=1024"
-        );
+        assert_eq!(err.to_string(), "invalid config: pool.recv_batch = 0: must be in 1..=1024");
     }
 
     #[test]

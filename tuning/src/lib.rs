@@ -29,28 +29,22 @@ pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Poo
 impl Config {
     /// Parses TOML text and validates it. Missing keys take their defaults.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            message: e.to_string(),
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { message: e.to_string() })?;
         config.validate()?;
         Ok(config)
     }
 
     /// Reads, parses and validates a TOML config file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Config::from_toml_str(&text)
     }
 
     /// Writes the config as TOML that [`Config::from_toml_str`] reads back to an equal value
     /// (used by `ringfwd --print-config`).
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
-        toml::to_string(self).map_err(|e| ConfigError::Serialize {
-            message: e.to_string(),
-        })
+        toml::to_string(self).map_err(|e| ConfigError::Serialize { message: e.to_string() })
     }
 }
 
@@ -107,9 +101,7 @@ mod tests {
         assert_eq!(session.streams.len(), 2);
         let subs = &session.subscriptions;
         assert_eq!(subs.len(), 4);
-        assert!(subs
-            .iter()
-            .all(|s| s.out_ssrc.is_some() && s.seq_offset != 0));
+        assert!(subs.iter().all(|s| s.out_ssrc.is_some() && s.seq_offset != 0));
         assert!(subs.iter().any(|s| !s.payload_type_map.is_empty()));
     }
 
@@ -124,10 +116,8 @@ mod tests {
         let mut config = Config::default();
         config.api.listen = "0.0.0.0:0".parse().unwrap();
         config.api.advertise_addresses = vec!["203.0.113.7:40000".parse().unwrap()];
-        config.auth.keys = vec![AuthKey {
-            id: "ops".into(),
-            secret_base64: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        }];
+        config.auth.keys =
+            vec![AuthKey { id: "ops".into(), secret_base64: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into() }];
         config.admission.max_sessions = 7;
         let text = config.to_toml_string().unwrap();
         assert_eq!(Config::from_toml_str(&text).unwrap(), config);

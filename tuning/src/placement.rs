@@ -93,12 +93,8 @@ impl Placement {
             }
             WorkerCores::Auto => {
                 let skip_lowest = usize::from(available.len() >= 2);
-                let cores: Vec<usize> = available
-                    .iter()
-                    .skip(skip_lowest)
-                    .filter(|c| !self.control_cores.contains(c))
-                    .copied()
-                    .collect();
+                let cores: Vec<usize> =
+                    available.iter().skip(skip_lowest).filter(|c| !self.control_cores.contains(c)).copied().collect();
                 if cores.is_empty() {
                     return Err(ConfigError::invalid(
                         "placement.worker_cores",
@@ -119,11 +115,7 @@ impl Placement {
 fn check_no_duplicates(key: &str, cores: &[usize]) -> Result<(), ConfigError> {
     for (i, core) in cores.iter().enumerate() {
         if cores[..i].contains(core) {
-            return Err(ConfigError::invalid(
-                format!("{key}[{i}]"),
-                core,
-                "core listed twice",
-            ));
+            return Err(ConfigError::invalid(format!("{key}[{i}]"), core, "core listed twice"));
         }
     }
     Ok(())
@@ -177,10 +169,7 @@ mod tests {
     use super::*;
 
     fn list(cores: &[usize]) -> Placement {
-        Placement {
-            worker_cores: WorkerCores::List(cores.to_vec()),
-            control_cores: Vec::new(),
-        }
+        Placement { worker_cores: WorkerCores::List(cores.to_vec()), control_cores: Vec::new() }
     }
 
     fn key_of(result: Result<impl fmt::Debug, ConfigError>) -> String {
@@ -197,19 +186,10 @@ mod tests {
 
     #[test]
     fn auto_leaves_out_control_cores() {
-        let p = Placement {
-            worker_cores: WorkerCores::Auto,
-            control_cores: vec![2],
-        };
+        let p = Placement { worker_cores: WorkerCores::Auto, control_cores: vec![2] };
         assert_eq!(p.resolve_worker_cores(&[0, 1, 2, 3]).unwrap(), [1, 3]);
-        let p = Placement {
-            worker_cores: WorkerCores::Auto,
-            control_cores: vec![1],
-        };
-        assert_eq!(
-            key_of(p.resolve_worker_cores(&[0, 1])),
-            "placement.worker_cores"
-        );
+        let p = Placement { worker_cores: WorkerCores::Auto, control_cores: vec![1] };
+        assert_eq!(key_of(p.resolve_worker_cores(&[0, 1])), "placement.worker_cores");
     }
 
     #[test]
@@ -220,10 +200,7 @@ mod tests {
 
     #[test]
     fn explicit_list_is_kept_in_order() {
-        assert_eq!(
-            list(&[2, 1]).resolve_worker_cores(&[0, 1, 2]).unwrap(),
-            [2, 1]
-        );
+        assert_eq!(list(&[2, 1]).resolve_worker_cores(&[0, 1, 2]).unwrap(), [2, 1]);
     }
 
     #[test]
@@ -235,10 +212,7 @@ mod tests {
 
     #[test]
     fn unavailable_control_core_names_key_and_core() {
-        let p = Placement {
-            worker_cores: WorkerCores::List(vec![1]),
-            control_cores: vec![9],
-        };
+        let p = Placement { worker_cores: WorkerCores::List(vec![1]), control_cores: vec![9] };
         let err = p.resolve_worker_cores(&[0, 1]).unwrap_err();
         assert_eq!(err.key(), Some("placement.control_cores"));
         assert!(err.to_string().contains("= 9:"), "{err}");
@@ -251,27 +225,18 @@ mod tests {
 
     #[test]
     fn duplicate_worker_core_is_invalid() {
-        assert_eq!(
-            key_of(list(&[1, 2, 1]).validate()),
-            "placement.worker_cores[2]"
-        );
+        assert_eq!(key_of(list(&[1, 2, 1]).validate()), "placement.worker_cores[2]");
     }
 
     #[test]
     fn duplicate_control_core_is_invalid() {
-        let p = Placement {
-            worker_cores: WorkerCores::Auto,
-            control_cores: vec![0, 0],
-        };
+        let p = Placement { worker_cores: WorkerCores::Auto, control_cores: vec![0, 0] };
         assert_eq!(key_of(p.validate()), "placement.control_cores[1]");
     }
 
     #[test]
     fn control_cores_must_be_disjoint_from_worker_cores() {
-        let p = Placement {
-            worker_cores: WorkerCores::List(vec![1, 2]),
-            control_cores: vec![0, 2],
-        };
+        let p = Placement { worker_cores: WorkerCores::List(vec![1, 2]), control_cores: vec![0, 2] };
         let err = p.validate().unwrap_err();
         assert_eq!(err.key(), Some("placement.control_cores"));
         assert!(err.to_string().contains("= 2:"), "{err}");

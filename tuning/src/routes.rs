@@ -113,11 +113,7 @@ pub struct SubscriptionSpec {
 }
 
 /// Checks every static route rule; `media` and `limits` are the already validated sections.
-pub(crate) fn validate_sessions(
-    sessions: &[SessionSpec],
-    media: &Media,
-    limits: &Limits,
-) -> Result<(), ConfigError> {
+pub(crate) fn validate_sessions(sessions: &[SessionSpec], media: &Media, limits: &Limits) -> Result<(), ConfigError> {
     let mut ssrc_keys: HashMap<u32, String> = HashMap::new();
     for (s, session) in sessions.iter().enumerate() {
         let earlier = sessions[..s].iter().map(|x| x.id.as_str());
@@ -139,10 +135,7 @@ fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
     if id.len() > MAX_ID_BYTES {
         return bad("longer than 64 bytes");
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -159,11 +152,9 @@ pub(crate) fn check_unique_id<'a>(
     let key = format!("{list_key}[{index}].id");
     check_id(&key, id)?;
     match earlier.position(|other| other == id) {
-        Some(first) => Err(ConfigError::invalid(
-            key,
-            format!("{id:?}"),
-            format!("duplicate of {list_key}[{first}].id"),
-        )),
+        Some(first) => {
+            Err(ConfigError::invalid(key, format!("{id:?}"), format!("duplicate of {list_key}[{first}].id")))
+        }
         None => Ok(()),
     }
 }
@@ -183,11 +174,7 @@ fn validate_endpoints(session_key: &str, session: &SessionSpec) -> Result<(), Co
                 ));
             }
             Some(address) if address.port() == 0 => {
-                return Err(ConfigError::invalid(
-                    format!("{key}.address"),
-                    address,
-                    "port 0 cannot receive media",
-                ));
+                return Err(ConfigError::invalid(format!("{key}.address"), address, "port 0 cannot receive media"));
             }
             Some(address) if address.ip().is_unspecified() => {
                 return Err(ConfigError::invalid(
@@ -230,11 +217,7 @@ fn validate_streams(
         }
         let ssrc_key = format!("{key}.ssrc");
         if let Some(first) = ssrc_keys.get(&stream.ssrc) {
-            return Err(ConfigError::invalid(
-                ssrc_key,
-                stream.ssrc,
-                format!("SSRC already used by {first}"),
-            ));
+            return Err(ConfigError::invalid(ssrc_key, stream.ssrc, format!("SSRC already used by {first}")));
         }
         ssrc_keys.insert(stream.ssrc, ssrc_key);
     }
@@ -307,10 +290,7 @@ fn validate_subscriptions(
             return Err(ConfigError::invalid(
                 out_key,
                 out_ssrc,
-                format!(
-                    "endpoint {:?} already receives this SSRC from {first}",
-                    sub.endpoint
-                ),
+                format!("endpoint {:?} already receives this SSRC from {first}", sub.endpoint),
             ));
         }
         out_ssrcs.insert((&sub.endpoint, out_ssrc), key);
@@ -323,11 +303,7 @@ fn validate_payload_type_map(sub_key: &str, map: &[[u8; 2]]) -> Result<(), Confi
     for (m, &[from, to]) in map.iter().enumerate() {
         let key = format!("{sub_key}.payload_type_map[{m}]");
         if from >= 128 || to >= 128 {
-            return Err(ConfigError::invalid(
-                key,
-                format!("[{from}, {to}]"),
-                "payload types are 0..=127",
-            ));
+            return Err(ConfigError::invalid(key, format!("[{from}, {to}]"), "payload types are 0..=127"));
         }
         if !incoming.insert(from) {
             return Err(ConfigError::invalid(

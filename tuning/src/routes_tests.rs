@@ -5,20 +5,11 @@ use super::*;
 use crate::schema::Config;
 
 fn endpoint(id: &str, address: Option<&str>, latching: bool) -> EndpointSpec {
-    EndpointSpec {
-        id: id.to_owned(),
-        address: address.map(|a| a.parse().unwrap()),
-        latching,
-    }
+    EndpointSpec { id: id.to_owned(), address: address.map(|a| a.parse().unwrap()), latching }
 }
 
 fn stream(id: &str, endpoint: &str, ssrc: u32) -> StreamSpec {
-    StreamSpec {
-        id: id.to_owned(),
-        endpoint: endpoint.to_owned(),
-        ssrc,
-        ..StreamSpec::default()
-    }
+    StreamSpec { id: id.to_owned(), endpoint: endpoint.to_owned(), ssrc, ..StreamSpec::default() }
 }
 
 fn subscription(stream: &str, endpoint: &str, out_ssrc: Option<u32>) -> SubscriptionSpec {
@@ -47,10 +38,7 @@ fn base() -> Config {
             subscription("a", "carol", None),
         ],
     };
-    Config {
-        sessions: vec![session],
-        ..Config::default()
-    }
+    Config { sessions: vec![session], ..Config::default() }
 }
 
 fn key_after(change: impl FnOnce(&mut Config)) -> String {
@@ -90,31 +78,18 @@ fn base_is_valid() {
 #[test]
 fn session_id_rules() {
     assert_eq!(key_after(|c| session(c).id.clear()), "sessions[0].id");
-    assert_eq!(
-        key_after(|c| session(c).id = "a".repeat(65)),
-        "sessions[0].id"
-    );
+    assert_eq!(key_after(|c| session(c).id = "a".repeat(65)), "sessions[0].id");
     assert_eq!(key_after(|c| session(c).id = "a".repeat(64)), "<valid>");
-    assert_eq!(
-        key_after(|c| session(c).id = "room 1".into()),
-        "sessions[0].id"
-    );
-    assert_eq!(
-        key_after(|c| session(c).id = "räum".into()),
-        "sessions[0].id"
-    );
+    assert_eq!(key_after(|c| session(c).id = "room 1".into()), "sessions[0].id");
+    assert_eq!(key_after(|c| session(c).id = "räum".into()), "sessions[0].id");
     assert_eq!(key_after(|c| session(c).id = "A.b_c-9".into()), "<valid>");
 }
 
 #[test]
 fn session_ids_are_unique() {
     let key = key_after(|c| {
-        let mut copy = SessionSpec {
-            id: "room-1".into(),
-            ..SessionSpec::default()
-        };
-        copy.endpoints
-            .push(endpoint("x", Some("127.0.0.1:50010"), false));
+        let mut copy = SessionSpec { id: "room-1".into(), ..SessionSpec::default() };
+        copy.endpoints.push(endpoint("x", Some("127.0.0.1:50010"), false));
         c.sessions.push(copy);
     });
     assert_eq!(key, "sessions[1].id");
@@ -138,8 +113,7 @@ fn endpoint_without_address_must_latch() {
 fn endpoint_address_needs_port_and_specified_ip() {
     let key = key_after(|c| session(c).endpoints[0].address = Some("127.0.0.1:0".parse().unwrap()));
     assert_eq!(key, "sessions[0].endpoints[0].address");
-    let key =
-        key_after(|c| session(c).endpoints[0].address = Some("0.0.0.0:5000".parse().unwrap()));
+    let key = key_after(|c| session(c).endpoints[0].address = Some("0.0.0.0:5000".parse().unwrap()));
     assert_eq!(key, "sessions[0].endpoints[0].address");
     let key = key_after(|c| session(c).endpoints[0].address = Some("[::]:5000".parse().unwrap()));
     assert_eq!(key, "sessions[0].endpoints[0].address");
@@ -182,21 +156,13 @@ fn subscription_stream_and_endpoint_must_exist() {
 
 #[test]
 fn subscriber_needs_an_address() {
-    let key = key_after(|c| {
-        session(c)
-            .subscriptions
-            .push(subscription("a", "dave", None))
-    });
+    let key = key_after(|c| session(c).subscriptions.push(subscription("a", "dave", None)));
     assert_eq!(key, "sessions[0].subscriptions[3].endpoint");
 }
 
 #[test]
 fn stream_endpoint_pair_at_most_once() {
-    let key = key_after(|c| {
-        session(c)
-            .subscriptions
-            .push(subscription("a", "bob", Some(99)))
-    });
+    let key = key_after(|c| session(c).subscriptions.push(subscription("a", "bob", Some(99))));
     assert_eq!(key, "sessions[0].subscriptions[3]");
 }
 
@@ -215,12 +181,9 @@ fn payload_type_map_rules() {
     assert_eq!(key, "sessions[0].subscriptions[1].payload_type_map[0]");
     let key = key_after(|c| session(c).subscriptions[1].payload_type_map = vec![[200, 100]]);
     assert_eq!(key, "sessions[0].subscriptions[1].payload_type_map[0]");
-    let key = key_after(|c| {
-        session(c).subscriptions[1].payload_type_map = vec![[96, 100], [97, 101], [96, 102]]
-    });
+    let key = key_after(|c| session(c).subscriptions[1].payload_type_map = vec![[96, 100], [97, 101], [96, 102]]);
     assert_eq!(key, "sessions[0].subscriptions[1].payload_type_map[2]");
-    let key =
-        key_after(|c| session(c).subscriptions[1].payload_type_map = vec![[96, 100], [100, 96]]);
+    let key = key_after(|c| session(c).subscriptions[1].payload_type_map = vec![[96, 100], [100, 96]]);
     assert_eq!(key, "<valid>");
 }
 
@@ -228,10 +191,7 @@ fn payload_type_map_rules() {
 fn subscriptions_per_stream_limit() {
     let key = key_after(|c| c.limits.max_subscriptions_per_stream = 1);
     assert_eq!(key, "sessions[0].subscriptions[2].stream");
-    assert_eq!(
-        key_after(|c| c.limits.max_subscriptions_per_stream = 2),
-        "<valid>"
-    );
+    assert_eq!(key_after(|c| c.limits.max_subscriptions_per_stream = 2), "<valid>");
 }
 
 #[test]
@@ -239,16 +199,9 @@ fn out_ssrc_unique_per_endpoint() {
     let key = key_after(|c| session(c).subscriptions[1].out_ssrc = Some(11));
     assert_eq!(key, "sessions[0].subscriptions[1].out_ssrc");
     // The same out_ssrc toward another endpoint is fine.
-    assert_eq!(
-        key_after(|c| session(c).subscriptions[2].out_ssrc = Some(11)),
-        "<valid>"
-    );
+    assert_eq!(key_after(|c| session(c).subscriptions[2].out_ssrc = Some(11)), "<valid>");
     // An explicit out_ssrc equal to an SSRC the endpoint already receives unchanged collides.
-    let key = key_after(|c| {
-        session(c)
-            .subscriptions
-            .push(subscription("v", "carol", Some(1)))
-    });
+    let key = key_after(|c| session(c).subscriptions.push(subscription("v", "carol", Some(1))));
     assert_eq!(key, "sessions[0].subscriptions[3].out_ssrc");
 }
 

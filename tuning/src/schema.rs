@@ -63,9 +63,7 @@ impl Media {
     /// Whether some media address has the address family of `address` (a peer at `address`
     /// can only be sent to, or told to send to, an address of its own family).
     pub(crate) fn serves_family_of(&self, address: &SocketAddr) -> bool {
-        self.addresses
-            .iter()
-            .any(|m| m.is_ipv4() == address.is_ipv4())
+        self.addresses.iter().any(|m| m.is_ipv4() == address.is_ipv4())
     }
 }
 
@@ -164,10 +162,7 @@ pub struct Idle {
 
 impl Default for Idle {
     fn default() -> Self {
-        Idle {
-            strategy: IdleStrategy::default(),
-            spin_us: defaults::IDLE_SPIN_US,
-        }
+        Idle { strategy: IdleStrategy::default(), spin_us: defaults::IDLE_SPIN_US }
     }
 }
 

@@ -63,11 +63,7 @@ impl Config {
     }
 }
 
-fn in_range<T: PartialOrd + Display>(
-    key: &str,
-    value: T,
-    range: RangeInclusive<T>,
-) -> Result<(), ConfigError> {
+fn in_range<T: PartialOrd + Display>(key: &str, value: T, range: RangeInclusive<T>) -> Result<(), ConfigError> {
     if range.contains(&value) {
         Ok(())
     } else {
@@ -82,11 +78,7 @@ fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
 
 fn validate_media(media: &Media) -> Result<(), ConfigError> {
     if media.addresses.is_empty() {
-        return Err(ConfigError::invalid(
-            "media.addresses",
-            "[]",
-            "needs at least one address",
-        ));
+        return Err(ConfigError::invalid("media.addresses", "[]", "needs at least one address"));
     }
     for (i, address) in media.addresses.iter().enumerate() {
         if let Some(first) = media.addresses[..i].iter().position(|a| a == address) {
@@ -97,37 +89,17 @@ fn validate_media(media: &Media) -> Result<(), ConfigError> {
             ));
         }
     }
-    in_range(
-        "media.recv_buffer_bytes",
-        media.recv_buffer_bytes,
-        SOCKET_BUFFER_BYTES_RANGE,
-    )?;
-    in_range(
-        "media.send_buffer_bytes",
-        media.send_buffer_bytes,
-        SOCKET_BUFFER_BYTES_RANGE,
-    )?;
-    in_range(
-        "media.max_packet_bytes",
-        media.max_packet_bytes,
-        MAX_PACKET_BYTES_RANGE,
-    )?;
-    at_most(
-        "media.latch_window_ms",
-        media.latch_window_ms,
-        MAX_LATCH_WINDOW_MS,
-    )
+    in_range("media.recv_buffer_bytes", media.recv_buffer_bytes, SOCKET_BUFFER_BYTES_RANGE)?;
+    in_range("media.send_buffer_bytes", media.send_buffer_bytes, SOCKET_BUFFER_BYTES_RANGE)?;
+    in_range("media.max_packet_bytes", media.max_packet_bytes, MAX_PACKET_BYTES_RANGE)?;
+    at_most("media.latch_window_ms", media.latch_window_ms, MAX_LATCH_WINDOW_MS)
 }
 
 fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
     let key = "pool.buffers_per_worker";
     in_range(key, pool.buffers_per_worker, BUFFERS_PER_WORKER_RANGE)?;
     if !pool.buffers_per_worker.is_power_of_two() {
-        return Err(ConfigError::invalid(
-            key,
-            pool.buffers_per_worker,
-            "must be a power of two",
-        ));
+        return Err(ConfigError::invalid(key, pool.buffers_per_worker, "must be a power of two"));
     }
     // max_packet_bytes is already checked to be <= 65507, so this cannot overflow.
     let min_buffer_bytes = media.max_packet_bytes as u64 + u64::from(BUFFER_HEADROOM_BYTES);
@@ -141,39 +113,19 @@ fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
             ),
         ));
     }
-    in_range(
-        "pool.send_slots_per_worker",
-        pool.send_slots_per_worker,
-        SEND_SLOTS_RANGE,
-    )?;
-    in_range(
-        "pool.gso_max_segments",
-        pool.gso_max_segments,
-        GSO_MAX_SEGMENTS_RANGE,
-    )?;
+    in_range("pool.send_slots_per_worker", pool.send_slots_per_worker, SEND_SLOTS_RANGE)?;
+    in_range("pool.gso_max_segments", pool.gso_max_segments, GSO_MAX_SEGMENTS_RANGE)?;
     in_range("pool.recv_batch", pool.recv_batch, RECV_BATCH_RANGE)
 }
 
 fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
     let all = [
-        (
-            "limits.max_streams_per_worker",
-            limits.max_streams_per_worker,
-        ),
-        (
-            "limits.max_subscriptions_per_worker",
-            limits.max_subscriptions_per_worker,
-        ),
-        (
-            "limits.max_subscriptions_per_stream",
-            limits.max_subscriptions_per_stream,
-        ),
+        ("limits.max_streams_per_worker", limits.max_streams_per_worker),
+        ("limits.max_subscriptions_per_worker", limits.max_subscriptions_per_worker),
+        ("limits.max_subscriptions_per_stream", limits.max_subscriptions_per_stream),
         ("limits.command_ring_capacity", limits.command_ring_capacity),
         ("limits.event_ring_capacity", limits.event_ring_capacity),
-        (
-            "limits.handover_ring_capacity",
-            limits.handover_ring_capacity,
-        ),
+        ("limits.handover_ring_capacity", limits.handover_ring_capacity),
     ];
     for (key, value) in all {
         in_range(key, value, LIMIT_RANGE)?;
@@ -182,10 +134,7 @@ fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             "limits.max_subscriptions_per_stream",
             limits.max_subscriptions_per_stream,
-            format!(
-                "must not exceed limits.max_subscriptions_per_worker = {}",
-                limits.max_subscriptions_per_worker
-            ),
+            format!("must not exceed limits.max_subscriptions_per_worker = {}", limits.max_subscriptions_per_worker),
         ));
     }
     Ok(())
@@ -196,16 +145,8 @@ fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
 }
 
 fn validate_control(control: &Control) -> Result<(), ConfigError> {
-    in_range(
-        "control.command_timeout_ms",
-        control.command_timeout_ms,
-        COMMAND_TIMEOUT_MS_RANGE,
-    )?;
-    at_most(
-        "control.stats_log_interval_s",
-        control.stats_log_interval_s,
-        MAX_STATS_LOG_INTERVAL_S,
-    )
+    in_range("control.command_timeout_ms", control.command_timeout_ms, COMMAND_TIMEOUT_MS_RANGE)?;
+    at_most("control.stats_log_interval_s", control.stats_log_interval_s, MAX_STATS_LOG_INTERVAL_S)
 }
 
 #[cfg(test)]
@@ -262,10 +203,7 @@ mod tests {
 
     #[test]
     fn max_packet_bytes_range() {
-        assert_eq!(
-            key_after(|c| c.media.max_packet_bytes = 63),
-            "media.max_packet_bytes"
-        );
+        assert_eq!(key_after(|c| c.media.max_packet_bytes = 63), "media.max_packet_bytes");
         let key = key_after(|c| {
             c.media.max_packet_bytes = 65508;
             c.pool.buffer_bytes = MAX_BUFFER_BYTES;
@@ -307,32 +245,20 @@ mod tests {
         let key = "pool.buffer_bytes";
         assert_eq!(key_after(|c| c.pool.buffer_bytes = 1500 + 255), key);
         assert_eq!(key_after(|c| c.pool.buffer_bytes = 1500 + 256), "<valid>");
-        assert_eq!(
-            key_after(|c| c.pool.buffer_bytes = MAX_BUFFER_BYTES + 1),
-            key
-        );
+        assert_eq!(key_after(|c| c.pool.buffer_bytes = MAX_BUFFER_BYTES + 1), key);
     }
 
     #[test]
     fn send_slots_range() {
         let key = "pool.send_slots_per_worker";
         assert_eq!(key_after(|c| c.pool.send_slots_per_worker = 15), key);
-        assert_eq!(
-            key_after(|c| c.pool.send_slots_per_worker = (1 << 20) + 1),
-            key
-        );
+        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = (1 << 20) + 1), key);
     }
 
     #[test]
     fn gso_max_segments_range() {
-        assert_eq!(
-            key_after(|c| c.pool.gso_max_segments = 0),
-            "pool.gso_max_segments"
-        );
-        assert_eq!(
-            key_after(|c| c.pool.gso_max_segments = 65),
-            "pool.gso_max_segments"
-        );
+        assert_eq!(key_after(|c| c.pool.gso_max_segments = 0), "pool.gso_max_segments");
+        assert_eq!(key_after(|c| c.pool.gso_max_segments = 65), "pool.gso_max_segments");
         assert_eq!(key_after(|c| c.pool.gso_max_segments = 1), "<valid>");
     }
 
@@ -347,24 +273,12 @@ mod tests {
     #[test]
     fn every_limit_is_range_checked() {
         let setters: [(&str, SetLimit); 6] = [
-            ("limits.max_streams_per_worker", |l, v| {
-                l.max_streams_per_worker = v
-            }),
-            ("limits.max_subscriptions_per_worker", |l, v| {
-                l.max_subscriptions_per_worker = v
-            }),
-            ("limits.max_subscriptions_per_stream", |l, v| {
-                l.max_subscriptions_per_stream = v
-            }),
-            ("limits.command_ring_capacity", |l, v| {
-                l.command_ring_capacity = v
-            }),
-            ("limits.event_ring_capacity", |l, v| {
-                l.event_ring_capacity = v
-            }),
-            ("limits.handover_ring_capacity", |l, v| {
-                l.handover_ring_capacity = v
-            }),
+            ("limits.max_streams_per_worker", |l, v| l.max_streams_per_worker = v),
+            ("limits.max_subscriptions_per_worker", |l, v| l.max_subscriptions_per_worker = v),
+            ("limits.max_subscriptions_per_stream", |l, v| l.max_subscriptions_per_stream = v),
+            ("limits.command_ring_capacity", |l, v| l.command_ring_capacity = v),
+            ("limits.event_ring_capacity", |l, v| l.event_ring_capacity = v),
+            ("limits.handover_ring_capacity", |l, v| l.handover_ring_capacity = v),
         ];
         for (key, set) in setters {
             assert_eq!(key_after(|c| set(&mut c.limits, 0)), key);
@@ -387,10 +301,7 @@ mod tests {
 
     #[test]
     fn spin_us_at_most_one_second() {
-        assert_eq!(
-            key_after(|c| c.idle.spin_us = MAX_SPIN_US + 1),
-            "idle.spin_us"
-        );
+        assert_eq!(key_after(|c| c.idle.spin_us = MAX_SPIN_US + 1), "idle.spin_us");
     }
 
     #[test]
@@ -412,9 +323,6 @@ mod tests {
         let mut config = Config::default();
         config.pool.recv_batch = 4096;
         let text = config.validate().unwrap_err().to_string();
-        assert_eq!(
-            text,
-            "invalid config: pool.recv_batch = 4096: must be in 1..=1024"
-        );
+        assert_eq!(text, "invalid config: pool.recv_batch = 4096: must be in 1..=1024");
     }
 }

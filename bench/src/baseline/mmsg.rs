@@ -19,26 +19,16 @@ const RECV_BATCH: usize = 64;
 /// Messages per `sendmmsg` (the kernel's `UIO_MAXIOV`).
 const SEND_BATCH: usize = 1024;
 /// Longest wait in `poll` before the stop flag is checked again.
-const POLL_TIMEOUT: Timespec = Timespec {
-    tv_sec: 0,
-    tv_nsec: 100_000_000,
-};
+const POLL_TIMEOUT: Timespec = Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
 
 /// Runs the mmsg forwarder for the config at `config_path` until SIGTERM/SIGINT.
 pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     let s = setup(config_path)?;
     let fd = s.socket.as_fd();
-    let mut recv =
-        RecvBatch::new(RECV_BATCH, s.config.media.max_packet_bytes + 1).map_err(|e| {
-            BaselineError::Io {
-                what: "receive batch".into(),
-                source: std::io::Error::other(e),
-            }
-        })?;
-    let mut send = SendBatch::new(SEND_BATCH, 2).map_err(|e| BaselineError::Io {
-        what: "send batch".into(),
-        source: std::io::Error::other(e),
-    })?;
+    let mut recv = RecvBatch::new(RECV_BATCH, s.config.media.max_packet_bytes + 1)
+        .map_err(|e| BaselineError::Io { what: "receive batch".into(), source: std::io::Error::other(e) })?;
+    let mut send = SendBatch::new(SEND_BATCH, 2)
+        .map_err(|e| BaselineError::Io { what: "send batch".into(), source: std::io::Error::other(e) })?;
     let mut headers = vec![[0u8; 12]; SEND_BATCH];
     let mut counters = Counters::default();
     // A batch that came back short emptied the queue: wait in poll before reading again,
@@ -50,12 +40,7 @@ pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
             match poll(&mut fds, Some(&POLL_TIMEOUT)) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => continue,
                 Ok(_) => {}
-                Err(e) => {
-                    return Err(BaselineError::Io {
-                        what: "poll".into(),
-                        source: e.into(),
-                    })
-                }
+                Err(e) => return Err(BaselineError::Io { what: "poll".into(), source: e.into() }),
             }
         }
         let n = recv.recv(fd).map_err(BaselineError::io("recvmmsg"))?;
@@ -63,15 +48,7 @@ pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
         counters.rx_packets += n as u64;
         let mut cursor = Cursor::default();
         while cursor.datagram < n {
-            cursor = forward_some(
-                &recv,
-                cursor,
-                &s.routes,
-                &mut send,
-                &mut headers,
-                fd,
-                &mut counters,
-            )?;
+            cursor = forward_some(&recv, cursor, &s.routes, &mut send, &mut headers, fd, &mut counters)?;
         }
     }
     print_final_counters(&counters);
@@ -125,10 +102,7 @@ fn forward_some(
             guard.push(route.dest, &[header, &d.data[12..]], None);
             at.route += 1;
         }
-        at = Cursor {
-            datagram: at.datagram + 1,
-            route: 0,
-        };
+        at = Cursor { datagram: at.datagram + 1, route: 0 };
     }
     if !guard.is_empty() {
         let report = guard.send(fd).map_err(BaselineError::io("sendmmsg"))?;

@@ -78,13 +78,7 @@ impl RouteTable {
     pub fn from_config(config: &Config) -> RouteTable {
         let mut by_ssrc = HashMap::new();
         for session in &config.sessions {
-            let address_of = |id: &str| {
-                session
-                    .endpoints
-                    .iter()
-                    .find(|e| e.id == id)
-                    .and_then(|e| e.address)
-            };
+            let address_of = |id: &str| session.endpoints.iter().find(|e| e.id == id).and_then(|e| e.address);
             for stream in &session.streams {
                 let routes = session
                     .subscriptions
@@ -101,19 +95,10 @@ impl RouteTable {
                             ts_offset: s.ts_offset,
                             payload_type_map: map,
                         };
-                        Some(Route {
-                            dest: address_of(&s.endpoint)?,
-                            rewrite,
-                        })
+                        Some(Route { dest: address_of(&s.endpoint)?, rewrite })
                     })
                     .collect();
-                by_ssrc.insert(
-                    stream.ssrc,
-                    StreamRoutes {
-                        source: address_of(&stream.endpoint),
-                        routes,
-                    },
-                );
+                by_ssrc.insert(stream.ssrc, StreamRoutes { source: address_of(&stream.endpoint), routes });
             }
         }
         RouteTable { by_ssrc }
@@ -125,10 +110,7 @@ impl RouteTable {
             return Err(DropReason::NotRtp);
         }
         let view = RtpView::parse(pkt).map_err(|_| DropReason::Malformed)?;
-        let stream = self
-            .by_ssrc
-            .get(&view.ssrc().0)
-            .ok_or(DropReason::UnknownSsrc)?;
+        let stream = self.by_ssrc.get(&view.ssrc().0).ok_or(DropReason::UnknownSsrc)?;
         match stream.source {
             Some(source) if source != src => Err(DropReason::WrongSource),
             _ => Ok(&stream.routes),
@@ -137,11 +119,7 @@ impl RouteTable {
 
     /// Largest number of copies of one packet.
     pub fn max_fanout(&self) -> usize {
-        self.by_ssrc
-            .values()
-            .map(|s| s.routes.len())
-            .max()
-            .unwrap_or(0)
+        self.by_ssrc.values().map(|s| s.routes.len()).max().unwrap_or(0)
     }
 }
 
@@ -207,21 +185,12 @@ pub fn setup(config_path: &Path) -> Result<Setup, BaselineError> {
     let config = Config::from_file(config_path)?;
     let routes = RouteTable::from_config(&config);
     let addr = config.media.addresses[0];
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)
-        .map_err(BaselineError::io("socket"))?;
-    socket
-        .set_recv_buffer_size(config.media.recv_buffer_bytes)
-        .map_err(BaselineError::io("SO_RCVBUF"))?;
-    socket
-        .set_send_buffer_size(config.media.send_buffer_bytes)
-        .map_err(BaselineError::io("SO_SNDBUF"))?;
-    socket
-        .bind(&addr.into())
-        .map_err(BaselineError::io(format!("bind {addr}")))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(BaselineError::io("socket"))?;
+    socket.set_recv_buffer_size(config.media.recv_buffer_bytes).map_err(BaselineError::io("SO_RCVBUF"))?;
+    socket.set_send_buffer_size(config.media.send_buffer_bytes).map_err(BaselineError::io("SO_SNDBUF"))?;
+    socket.bind(&addr.into()).map_err(BaselineError::io(format!("bind {addr}")))?;
     let socket: UdpSocket = socket.into();
-    let bound = socket
-        .local_addr()
-        .map_err(BaselineError::io("local_addr"))?;
+    let bound = socket.local_addr().map_err(BaselineError::io("local_addr"))?;
     if let WorkerCores::List(cores) = &config.placement.worker_cores {
         if let Some(&core) = cores.first() {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -231,16 +200,10 @@ pub fn setup(config_path: &Path) -> Result<Setup, BaselineError> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(BaselineError::io("signal handler"))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(BaselineError::io("signal handler"))?;
     }
     println!("{READY_PREFIX}workers=1 media={bound}");
-    Ok(Setup {
-        config,
-        routes,
-        socket,
-        stop,
-    })
+    Ok(Setup { config, routes, socket, stop })
 }
 
 /// Prints the final counters line.

@@ -17,29 +17,17 @@ const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// Runs the naive forwarder for the config at `config_path` until SIGTERM/SIGINT.
 pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     let s = setup(config_path)?;
-    s.socket
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .map_err(BaselineError::io("SO_RCVTIMEO"))?;
+    s.socket.set_read_timeout(Some(READ_TIMEOUT)).map_err(BaselineError::io("SO_RCVTIMEO"))?;
     let mut buf = vec![0u8; s.config.media.max_packet_bytes + 1];
     let mut copy = vec![0u8; buf.len()];
     let mut counters = Counters::default();
     while !s.stop.load(Ordering::Relaxed) {
         let (len, src) = match s.socket.recv_from(&mut buf) {
             Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
                 continue
             }
-            Err(source) => {
-                return Err(BaselineError::Io {
-                    what: "recv_from".into(),
-                    source,
-                })
-            }
+            Err(source) => return Err(BaselineError::Io { what: "recv_from".into(), source }),
         };
         counters.rx_packets += 1;
         let pkt = &buf[..len];

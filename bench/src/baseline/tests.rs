@@ -77,14 +77,8 @@ fn routes_follow_the_subscriptions_with_their_rewrites() {
     let header = routes[0].rewrite.rtp_header(&pkt);
     assert_eq!(header[1], 100);
     assert_eq!(u16::from_be_bytes([header[2], header[3]]), 17);
-    assert_eq!(
-        u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
-        29
-    );
-    assert_eq!(
-        u32::from_be_bytes([header[8], header[9], header[10], header[11]]),
-        1111
-    );
+    assert_eq!(u32::from_be_bytes([header[4], header[5], header[6], header[7]]), 29);
+    assert_eq!(u32::from_be_bytes([header[8], header[9], header[10], header[11]]), 1111);
     // Carol's copy is unchanged.
     assert_eq!(routes[1].rewrite.rtp_header(&pkt), pkt[..12]);
     assert_eq!(t.max_fanout(), 2);
@@ -95,26 +89,11 @@ fn drops_are_classified_like_ringfwd() {
     let t = table();
     let alice: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let stranger: SocketAddr = "127.0.0.9:50000".parse().unwrap();
-    assert_eq!(
-        t.lookup(stranger, &rtp(1000, 96)).err(),
-        Some(DropReason::WrongSource)
-    );
-    assert_eq!(
-        t.lookup(alice, &rtp(3000, 96)).err(),
-        Some(DropReason::UnknownSsrc)
-    );
-    assert_eq!(
-        t.lookup(alice, &rtp(1000, 200)).err(),
-        Some(DropReason::NotRtp)
-    );
-    assert_eq!(
-        t.lookup(alice, b"\x00\x01stun").err(),
-        Some(DropReason::NotRtp)
-    );
-    assert_eq!(
-        t.lookup(alice, &rtp(1000, 96)[..8]).err(),
-        Some(DropReason::Malformed)
-    );
+    assert_eq!(t.lookup(stranger, &rtp(1000, 96)).err(), Some(DropReason::WrongSource));
+    assert_eq!(t.lookup(alice, &rtp(3000, 96)).err(), Some(DropReason::UnknownSsrc));
+    assert_eq!(t.lookup(alice, &rtp(1000, 200)).err(), Some(DropReason::NotRtp));
+    assert_eq!(t.lookup(alice, b"\x00\x01stun").err(), Some(DropReason::NotRtp));
+    assert_eq!(t.lookup(alice, &rtp(1000, 96)[..8]).err(), Some(DropReason::Malformed));
     // A latching publisher is accepted from anywhere.
     assert_eq!(t.lookup(stranger, &rtp(2000, 0)).map(<[Route]>::len), Ok(1));
 }
@@ -122,22 +101,9 @@ fn drops_are_classified_like_ringfwd() {
 #[test]
 fn counters_count_each_reason() {
     let mut c = Counters::default();
-    for reason in [
-        DropReason::NotRtp,
-        DropReason::Malformed,
-        DropReason::UnknownSsrc,
-        DropReason::WrongSource,
-    ] {
+    for reason in [DropReason::NotRtp, DropReason::Malformed, DropReason::UnknownSsrc, DropReason::WrongSource] {
         c.dropped(reason);
     }
     c.dropped(DropReason::WrongSource);
-    assert_eq!(
-        (
-            c.drop_not_rtp,
-            c.drop_malformed,
-            c.drop_unknown_ssrc,
-            c.drop_wrong_source
-        ),
-        (1, 1, 1, 2)
-    );
+    assert_eq!((c.drop_not_rtp, c.drop_malformed, c.drop_unknown_ssrc, c.drop_wrong_source), (1, 1, 1, 2));
 }

@@ -5,6 +5,7 @@ use tonic::Status;
 
 use super::status;
 use super::Api;
+use crate::commands::ExecError;
 use crate::registry::{Outcome, Plan, Registry, RegistryError};
 
 impl Api {
@@ -21,7 +22,10 @@ impl Api {
         for (i, (worker, command)) in plan.commands.iter().enumerate() {
             if let Err(e) = self.client.execute(*worker, command.clone()).await {
                 if !is_delete {
-                    self.undo(plan.rollback(i)).await;
+                    // A command that timed out is still queued to its worker and may be applied late, so it is
+                    // undone too (undoing what was never applied answers "not found", harmlessly).
+                    let applied = if matches!(e, ExecError::Timeout { .. }) { i + 1 } else { i };
+                    self.undo(plan.rollback(applied)).await;
                     return Err(status::exec(e));
                 }
                 // Every removal is sent: each is independent, and a late one is still queued to its worker.

@@ -135,7 +135,12 @@ pub fn subscription(v: SubscriptionView) -> v1::Subscription {
 
 /// What a delete removed, on the wire.
 pub fn deleted(u: Usage) -> v1::DeleteResponse {
-    v1::DeleteResponse { sessions: u.sessions, endpoints: u.endpoints, streams: u.streams, subscriptions: u.subscriptions }
+    v1::DeleteResponse {
+        sessions: u.sessions,
+        endpoints: u.endpoints,
+        streams: u.streams,
+        subscriptions: u.subscriptions,
+    }
 }
 
 #[cfg(test)]

@@ -176,7 +176,9 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let outcome = self
-            .apply(|reg| reg.plan_update_subscription(&r.session_id, &r.subscription_id, r.paused, r.stream_id.as_deref()))
+            .apply(|reg| {
+                reg.plan_update_subscription(&r.session_id, &r.subscription_id, r.paused, r.stream_id.as_deref())
+            })
             .await?;
         subscription_reply(view(outcome)?)
     }

@@ -33,18 +33,10 @@ pub struct TokenArgs {
 /// A config without `[[auth.keys]]` is an error pointing at the development token file.
 pub fn run(args: &TokenArgs, config: &Config, now_unix_s: u64) -> Result<String, AuthError> {
     let keys = Keys::from_config(&config.auth)?;
-    let first = keys.ids().next().ok_or_else(|| AuthError::NoKeys {
-        dev_token_file: config.auth.dev_token_file.clone(),
-    })?;
+    let first =
+        keys.ids().next().ok_or_else(|| AuthError::NoKeys { dev_token_file: config.auth.dev_token_file.clone() })?;
     let key_id = args.key_id.as_deref().unwrap_or(first);
-    mint(
-        &keys,
-        key_id,
-        args.grant,
-        &args.subject,
-        args.ttl,
-        now_unix_s,
-    )
+    mint(&keys, key_id, args.grant, &args.subject, args.ttl, now_unix_s)
 }
 
 #[cfg(test)]
@@ -106,10 +98,7 @@ mod tests {
         let args = parse(&["--ttl", "86400s", "--key-id", "ops"]).unwrap();
         assert_eq!(args.ttl, Duration::from_secs(86_400));
         assert_eq!(args.key_id.as_deref(), Some("ops"));
-        assert_eq!(
-            parse(&["--ttl", "1h 30m"]).unwrap().ttl,
-            Duration::from_secs(5400)
-        );
+        assert_eq!(parse(&["--ttl", "1h 30m"]).unwrap().ttl, Duration::from_secs(5400));
     }
 
     #[test]
@@ -142,10 +131,7 @@ mod tests {
         verify(&config, &token).unwrap();
         let args = parse(&["--key-id", "third"]).unwrap();
         let err = run(&args, &config, NOW).unwrap_err();
-        assert!(
-            matches!(&err, AuthError::UnknownKey(k) if k == "third"),
-            "{err:?}"
-        );
+        assert!(matches!(&err, AuthError::UnknownKey(k) if k == "third"), "{err:?}");
     }
 
     #[test]
@@ -155,9 +141,7 @@ mod tests {
         for args in [parse(&[]).unwrap(), parse(&["--key-id", "dev"]).unwrap()] {
             let err = run(&args, &config, NOW).unwrap_err();
             assert!(matches!(err, AuthError::NoKeys { .. }), "{err:?}");
-            assert!(err
-                .to_string()
-                .ends_with("its token is in /run/ringfwd/token"));
+            assert!(err.to_string().ends_with("its token is in /run/ringfwd/token"));
         }
     }
 }

@@ -19,10 +19,7 @@ pub const DEV_TOKEN_FILE_MODE: u32 = 0o600;
 /// same directory, synced, then renamed over `path`. An existing file is replaced.
 pub fn write_dev_token(path: &Path, token: &str) -> io::Result<()> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a token is 1..=4096 bytes without whitespace",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a token is 1..=4096 bytes without whitespace"));
     }
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -46,10 +43,7 @@ pub fn read_dev_token(path: &Path) -> io::Result<String> {
     let file = File::open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
     }
     let mode = metadata.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -68,10 +62,7 @@ pub fn read_dev_token(path: &Path) -> io::Result<String> {
     file.take(limit).read_to_string(&mut text)?;
     let token = text.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} does not hold one token", path.display()),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} does not hold one token", path.display())));
     }
     Ok(token.to_owned())
 }
@@ -104,10 +95,7 @@ mod tests {
         write_dev_token(&path, "new.token.x").unwrap();
         assert_eq!(mode_of(&path), 0o600);
         assert_eq!(read_dev_token(&path).unwrap(), "new.token.x");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["token"]);
     }
 

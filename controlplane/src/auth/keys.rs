@@ -39,12 +39,7 @@ impl Keys {
             .keys
             .iter()
             .enumerate()
-            .map(|(index, key)| {
-                Ok(Key {
-                    id: key.id.clone(),
-                    secret: key.secret_bytes(index)?,
-                })
-            })
+            .map(|(index, key)| Ok(Key { id: key.id.clone(), secret: key.secret_bytes(index)? }))
             .collect::<Result<Vec<Key>, AuthError>>()?;
         Ok(Keys { keys })
     }
@@ -54,10 +49,7 @@ impl Keys {
     pub fn generate_dev() -> (Keys, String) {
         let mut secret = vec![0u8; DEV_SECRET_BYTES];
         rand::rng().fill_bytes(&mut secret);
-        let key = Key {
-            id: DEV_KEY_ID.to_owned(),
-            secret,
-        };
+        let key = Key { id: DEV_KEY_ID.to_owned(), secret };
         (Keys { keys: vec![key] }, DEV_KEY_ID.to_owned())
     }
 
@@ -73,25 +65,18 @@ impl Keys {
 
     /// The secret of the key `id`, for signing and verifying in this module only.
     pub(super) fn secret(&self, id: &str) -> Option<&[u8]> {
-        self.keys
-            .iter()
-            .find(|k| k.id == id)
-            .map(|k| k.secret.as_slice())
+        self.keys.iter().find(|k| k.id == id).map(|k| k.secret.as_slice())
     }
 
     /// Every (id, secret) pair, for building a verifier.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.keys
-            .iter()
-            .map(|k| (k.id.as_str(), k.secret.as_slice()))
+        self.keys.iter().map(|k| (k.id.as_str(), k.secret.as_slice()))
     }
 }
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("ids", &self.ids().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        f.debug_struct("Keys").field("ids", &self.ids().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }
 
@@ -107,10 +92,7 @@ mod tests {
         Auth {
             keys: keys
                 .iter()
-                .map(|(id, secret)| AuthKey {
-                    id: (*id).to_owned(),
-                    secret_base64: (*secret).to_owned(),
-                })
+                .map(|(id, secret)| AuthKey { id: (*id).to_owned(), secret_base64: (*secret).to_owned() })
                 .collect(),
             ..Auth::default()
         }
@@ -120,10 +102,7 @@ mod tests {
     fn from_config_keeps_order_and_decodes_secrets() {
         let keys = Keys::from_config(&auth(&[("b", SECRET_32), ("a", SECRET_32)])).unwrap();
         assert_eq!(keys.ids().collect::<Vec<_>>(), ["b", "a"]);
-        assert_eq!(
-            keys.secret("a").unwrap(),
-            b"0123456789abcdef0123456789abcdef"
-        );
+        assert_eq!(keys.secret("a").unwrap(), b"0123456789abcdef0123456789abcdef");
         assert_eq!(keys.secret("c"), None);
         assert!(!keys.is_empty());
     }
@@ -137,8 +116,7 @@ mod tests {
 
     #[test]
     fn bad_secret_is_named_by_key_never_shown() {
-        let err =
-            Keys::from_config(&auth(&[("ok", SECRET_32), ("short", "c2hvcnQ=")])).unwrap_err();
+        let err = Keys::from_config(&auth(&[("ok", SECRET_32), ("short", "c2hvcnQ=")])).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("auth.keys[1].secret_base64"), "{text}");
         assert!(text.contains("\"short\""), "{text}");

@@ -93,27 +93,14 @@ pub fn mint(
 ) -> Result<String, AuthError> {
     check_subject(subject)?;
     let ttl_s = ttl.as_secs();
-    let bad_ttl = AuthError::BadTtl {
-        ttl_s,
-        max_s: MAX_TTL_S,
-    };
+    let bad_ttl = AuthError::BadTtl { ttl_s, max_s: MAX_TTL_S };
     if !(1..=MAX_TTL_S).contains(&ttl_s) {
         return Err(bad_ttl);
     }
     let exp = now_unix_s.checked_add(ttl_s).ok_or(bad_ttl)?;
-    let secret = keys
-        .secret(key_id)
-        .ok_or_else(|| AuthError::UnknownKey(key_id.to_owned()))?;
-    let header = Header {
-        kid: Some(key_id.to_owned()),
-        ..Header::new(Algorithm::HS256)
-    };
-    let claims = Claims {
-        sub: subject.to_owned(),
-        grant,
-        iat: now_unix_s,
-        exp,
-    };
+    let secret = keys.secret(key_id).ok_or_else(|| AuthError::UnknownKey(key_id.to_owned()))?;
+    let header = Header { kid: Some(key_id.to_owned()), ..Header::new(Algorithm::HS256) };
+    let claims = Claims { sub: subject.to_owned(), grant, iat: now_unix_s, exp };
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
         .map_err(|e| AuthError::Sign(e.to_string()))
 }
@@ -128,10 +115,7 @@ fn check_subject(subject: &str) -> Result<(), AuthError> {
     } else {
         return Ok(());
     };
-    Err(AuthError::BadSubject {
-        subject: subject.to_owned(),
-        reason,
-    })
+    Err(AuthError::BadSubject { subject: subject.to_owned(), reason })
 }
 
 /// Checks `authorization` headers against a fixed set of keys.
@@ -145,10 +129,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier accepting tokens signed by any of `keys`.
     pub fn new(keys: Keys) -> Self {
-        let keys = keys
-            .iter()
-            .map(|(id, secret)| (id.to_owned(), DecodingKey::from_secret(secret)))
-            .collect();
+        let keys = keys.iter().map(|(id, secret)| (id.to_owned(), DecodingKey::from_secret(secret))).collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = false;
@@ -159,23 +140,14 @@ impl Verifier {
 
     /// Verifies an `authorization` header value of the form `Bearer <jwt>` (the scheme is
     /// case-insensitive) at `now_unix_s`, and returns the token's claims.
-    pub fn verify(
-        &self,
-        authorization_header: Option<&str>,
-        now_unix_s: u64,
-    ) -> Result<Claims, AuthError> {
+    pub fn verify(&self, authorization_header: Option<&str>, now_unix_s: u64) -> Result<Claims, AuthError> {
         let token = bearer_token(authorization_header)?;
         let header = jsonwebtoken::decode_header(token).map_err(|e| malformed(e.kind()))?;
         if header.alg != Algorithm::HS256 {
-            return Err(AuthError::Malformed(format!(
-                "algorithm {:?} is not accepted; tokens are HS256",
-                header.alg
-            )));
+            return Err(AuthError::Malformed(format!("algorithm {:?} is not accepted; tokens are HS256", header.alg)));
         }
         let Some(kid) = header.kid else {
-            return Err(AuthError::Malformed(
-                "no \"kid\" header naming the signing key".to_owned(),
-            ));
+            return Err(AuthError::Malformed("no \"kid\" header naming the signing key".to_owned()));
         };
         let Some((_, key)) = self.keys.iter().find(|(id, _)| *id == kid) else {
             let shown = kid.chars().take(MAX_ECHOED_KID_CHARS).collect();
@@ -188,10 +160,7 @@ impl Verifier {
             })?
             .claims;
         if now_unix_s > claims.exp.saturating_add(EXPIRY_LEEWAY_S) {
-            return Err(AuthError::Expired {
-                exp: claims.exp,
-                now: now_unix_s,
-            });
+            return Err(AuthError::Expired { exp: claims.exp, now: now_unix_s });
         }
         Ok(claims)
     }
@@ -200,9 +169,7 @@ impl Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("Verifier")
-            .field("key_ids", &ids)
-            .finish_non_exhaustive()
+        f.debug_struct("Verifier").field("key_ids", &ids).finish_non_exhaustive()
     }
 }
 
@@ -240,9 +207,7 @@ fn malformed(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
             "the \"exp\" claim is missing or not a number"
         }
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            "algorithm not accepted; tokens are HS256"
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "algorithm not accepted; tokens are HS256",
         _ => "invalid token",
     };
     AuthError::Malformed(reason.to_owned())

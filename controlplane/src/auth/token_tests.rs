@@ -10,13 +10,7 @@ const NOW: u64 = 1_700_000_000;
 const OPS_SECRET: &str = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=";
 
 fn ops_keys() -> Keys {
-    let auth = Auth {
-        keys: vec![AuthKey {
-            id: "ops".into(),
-            secret_base64: OPS_SECRET.into(),
-        }],
-        ..Auth::default()
-    };
+    let auth = Auth { keys: vec![AuthKey { id: "ops".into(), secret_base64: OPS_SECRET.into() }], ..Auth::default() };
     Keys::from_config(&auth).unwrap()
 }
 
@@ -39,12 +33,7 @@ fn round_trip_per_grant() {
     for grant in [Grant::Admin, Grant::ReadOnly] {
         let token = mint(&keys, &id, grant, "ctl@host", hour(), NOW).unwrap();
         let claims = round_trip(&keys, &token, NOW + 10).unwrap();
-        let expected = Claims {
-            sub: "ctl@host".into(),
-            grant,
-            iat: NOW,
-            exp: NOW + 3600,
-        };
+        let expected = Claims { sub: "ctl@host".into(), grant, iat: NOW, exp: NOW + 3600 };
         assert_eq!(claims, expected);
     }
 }
@@ -64,9 +53,7 @@ fn token_has_kid_header_and_the_documented_claims() {
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, Algorithm::HS256);
     assert_eq!(header.kid.as_deref(), Some("ops"));
-    let payload = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&token)
-        .unwrap()
-        .claims;
+    let payload = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&token).unwrap().claims;
     let expected = serde_json::json!({
         "sub": "me", "grant": "read", "iat": NOW, "exp": NOW + 3600
     });
@@ -87,23 +74,12 @@ fn scheme_is_case_insensitive() {
 #[test]
 fn expired_after_the_leeway() {
     let keys = ops_keys();
-    let token = mint(
-        &keys,
-        "ops",
-        Grant::Admin,
-        "me",
-        Duration::from_secs(60),
-        NOW,
-    )
-    .unwrap();
+    let token = mint(&keys, "ops", Grant::Admin, "me", Duration::from_secs(60), NOW).unwrap();
     let exp = NOW + 60;
     round_trip(&keys, &token, exp).unwrap();
     round_trip(&keys, &token, exp + EXPIRY_LEEWAY_S).unwrap();
     let err = round_trip(&keys, &token, exp + EXPIRY_LEEWAY_S + 1).unwrap_err();
-    assert!(
-        matches!(err, AuthError::Expired { exp: e, now } if e == exp && now == exp + 6),
-        "{err:?}"
-    );
+    assert!(matches!(err, AuthError::Expired { exp: e, now } if e == exp && now == exp + 6), "{err:?}");
     assert!(err.to_string().contains(&exp.to_string()), "{err}");
 }
 
@@ -129,10 +105,7 @@ fn unknown_kid_is_named() {
     let token = mint(&ops_keys(), "ops", Grant::Admin, "me", hour(), NOW).unwrap();
     let (dev, _) = Keys::generate_dev();
     let err = round_trip(&dev, &token, NOW).unwrap_err();
-    assert!(
-        matches!(&err, AuthError::UnknownKey(kid) if kid == "ops"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, AuthError::UnknownKey(kid) if kid == "ops"), "{err:?}");
 }
 
 #[test]
@@ -153,14 +126,8 @@ fn tampered_payload_is_a_bad_signature() {
 #[test]
 fn missing_header_is_missing() {
     let verifier = Verifier::new(ops_keys());
-    assert!(matches!(
-        verifier.verify(None, NOW),
-        Err(AuthError::Missing)
-    ));
-    assert!(matches!(
-        verifier.verify(Some("  "), NOW),
-        Err(AuthError::Missing)
-    ));
+    assert!(matches!(verifier.verify(None, NOW), Err(AuthError::Missing)));
+    assert!(matches!(verifier.verify(Some("  "), NOW), Err(AuthError::Missing)));
 }
 
 #[test]
@@ -198,48 +165,31 @@ fn sign_raw<T: Serialize>(header: Header, claims: &T) -> String {
 }
 
 fn admin_claims() -> Claims {
-    Claims {
-        sub: "me".into(),
-        grant: Grant::Admin,
-        iat: NOW,
-        exp: NOW + 60,
-    }
+    Claims { sub: "me".into(), grant: Grant::Admin, iat: NOW, exp: NOW + 60 }
 }
 
 fn ops_header(algorithm: Algorithm) -> Header {
-    Header {
-        kid: Some("ops".into()),
-        ..Header::new(algorithm)
-    }
+    Header { kid: Some("ops".into()), ..Header::new(algorithm) }
 }
 
 #[test]
 fn raw_signing_matches_the_ops_key() {
     let token = sign_raw(ops_header(Algorithm::HS256), &admin_claims());
-    assert_eq!(
-        round_trip(&ops_keys(), &token, NOW).unwrap(),
-        admin_claims()
-    );
+    assert_eq!(round_trip(&ops_keys(), &token, NOW).unwrap(), admin_claims());
 }
 
 #[test]
 fn other_algorithm_is_malformed() {
     let token = sign_raw(ops_header(Algorithm::HS512), &admin_claims());
     let err = round_trip(&ops_keys(), &token, NOW).unwrap_err();
-    assert!(
-        matches!(&err, AuthError::Malformed(m) if m.contains("HS256")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, AuthError::Malformed(m) if m.contains("HS256")), "{err:?}");
 }
 
 #[test]
 fn token_without_kid_is_malformed() {
     let token = sign_raw(Header::new(Algorithm::HS256), &admin_claims());
     let err = round_trip(&ops_keys(), &token, NOW).unwrap_err();
-    assert!(
-        matches!(&err, AuthError::Malformed(m) if m.contains("kid")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, AuthError::Malformed(m) if m.contains("kid")), "{err:?}");
 }
 
 #[test]
@@ -249,10 +199,7 @@ fn signed_token_without_a_grant_is_malformed() {
         sub: &'static str,
         exp: u64,
     }
-    let claims = NoGrant {
-        sub: "me",
-        exp: NOW + 60,
-    };
+    let claims = NoGrant { sub: "me", exp: NOW + 60 };
     let token = sign_raw(ops_header(Algorithm::HS256), &claims);
     let err = round_trip(&ops_keys(), &token, NOW).unwrap_err();
     assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
@@ -261,25 +208,16 @@ fn signed_token_without_a_grant_is_malformed() {
 #[test]
 fn mint_checks_ttl_subject_and_key() {
     let keys = ops_keys();
-    let mint_with = |ttl: Duration, subject: &str, now: u64| {
-        mint(&keys, "ops", Grant::Admin, subject, ttl, now)
-    };
+    let mint_with = |ttl: Duration, subject: &str, now: u64| mint(&keys, "ops", Grant::Admin, subject, ttl, now);
     let bad_ttl = |r: Result<String, AuthError>| matches!(r, Err(AuthError::BadTtl { .. }));
     assert!(bad_ttl(mint_with(Duration::from_millis(999), "me", NOW)));
-    assert!(bad_ttl(mint_with(
-        Duration::from_secs(MAX_TTL_S + 1),
-        "me",
-        NOW
-    )));
+    assert!(bad_ttl(mint_with(Duration::from_secs(MAX_TTL_S + 1), "me", NOW)));
     assert!(bad_ttl(mint_with(hour(), "me", u64::MAX - 10)));
     mint_with(Duration::from_secs(MAX_TTL_S), "me", NOW).unwrap();
     let long = "s".repeat(MAX_SUBJECT_BYTES + 1);
     for subject in ["", "a\nb", long.as_str()] {
         let r = mint_with(hour(), subject, NOW);
-        assert!(
-            matches!(r, Err(AuthError::BadSubject { .. })),
-            "{subject:?}"
-        );
+        assert!(matches!(r, Err(AuthError::BadSubject { .. })), "{subject:?}");
     }
     let r = mint(&keys, "nope", Grant::Admin, "me", hour(), NOW);
     assert!(matches!(r, Err(AuthError::UnknownKey(k)) if k == "nope"));

@@ -54,7 +54,13 @@ fn session_row(s: &v1::Session) -> Vec<String> {
 }
 
 fn endpoint_row(e: &v1::Endpoint) -> Vec<String> {
-    vec![e.session_id.clone(), e.endpoint_id.clone(), e.media_address.clone(), e.latching.to_string(), e.send_to.join(" ")]
+    vec![
+        e.session_id.clone(),
+        e.endpoint_id.clone(),
+        e.media_address.clone(),
+        e.latching.to_string(),
+        e.send_to.join(" "),
+    ]
 }
 
 fn stream_row(s: &v1::Stream) -> Vec<String> {
@@ -119,9 +125,12 @@ printable!(v1::ListSubscriptionsResponse, "ListSubscriptionsResponse", SUBSCRIPT
     .iter()
     .map(subscription_row)
     .collect());
-printable!(v1::DeleteResponse, "DeleteResponse", ["DELETED SESSIONS", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"], |m| vec![
-    vec![m.sessions.to_string(), m.endpoints.to_string(), m.streams.to_string(), m.subscriptions.to_string()]
-]);
+printable!(
+    v1::DeleteResponse,
+    "DeleteResponse",
+    ["DELETED SESSIONS", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"],
+    |m| vec![vec![m.sessions.to_string(), m.endpoints.to_string(), m.streams.to_string(), m.subscriptions.to_string()]]
+);
 printable!(v1::DrainResponse, "DrainResponse", ["DRAINING", "SESSIONS REMAINING"], |m| vec![vec![
     m.draining.to_string(),
     m.sessions_remaining.to_string()
@@ -137,7 +146,7 @@ fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
         vec!["advertised".into(), n.advertise_addresses.join(" ")],
     ];
     if let Some(u) = &n.usage {
-        let limits = n.limits.clone().unwrap_or_default();
+        let limits = n.limits.unwrap_or_default();
         rows.push(vec!["sessions".into(), format!("{} / {}", u.sessions, limits.max_sessions)]);
         rows.push(vec!["endpoints".into(), format!("{} / {}", u.endpoints, limits.max_endpoints)]);
         rows.push(vec!["streams".into(), format!("{} / {}", u.streams, limits.max_streams)]);
@@ -166,7 +175,14 @@ mod tests {
 
     #[test]
     fn json_uses_the_protobuf_mapping() {
-        let s = v1::Stream { session_id: "c".into(), stream_id: "a".into(), ssrc: 5, kind: 2, clock_rate_hz: 90000, ..Default::default() };
+        let s = v1::Stream {
+            session_id: "c".into(),
+            stream_id: "a".into(),
+            ssrc: 5,
+            kind: 2,
+            clock_rate_hz: 90000,
+            ..Default::default()
+        };
         let json: serde_json::Value = serde_json::from_str(&to_json(&s).unwrap()).unwrap();
         assert_eq!(json["sessionId"], "c");
         assert_eq!(json["kind"], "MEDIA_KIND_VIDEO");
@@ -175,7 +191,11 @@ mod tests {
 
     #[test]
     fn every_row_has_a_cell_per_column() {
-        let s = v1::Subscription { out_ssrc: 0, payload_type_map: vec![v1::PayloadTypeMapping { from: 1, to: 2 }], ..Default::default() };
+        let s = v1::Subscription {
+            out_ssrc: 0,
+            payload_type_map: vec![v1::PayloadTypeMapping { from: 1, to: 2 }],
+            ..Default::default()
+        };
         assert_eq!(s.rows()[0].len(), v1::Subscription::header().len());
         assert_eq!(s.rows()[0][5], "1:2");
         let st = v1::Stream::default();

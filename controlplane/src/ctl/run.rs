@@ -69,7 +69,9 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
         CtlCommand::Endpoint(cmd) => endpoint(client, cmd, json).await,
         CtlCommand::Stream(cmd) => stream(client, cmd, json).await,
         CtlCommand::Subscription(cmd) => subscription(client, cmd, json).await,
-        CtlCommand::Node => print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json),
+        CtlCommand::Node => {
+            print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
+        }
         CtlCommand::Drain { cancel } => {
             print(&client.drain(v1::DrainRequest { cancel }).await.map_err(status)?.into_inner(), json)
         }
@@ -82,10 +84,13 @@ async fn session(client: &mut Client, cmd: SessionCmd, json: bool) -> Result<(),
             let r = client.create_session(v1::CreateSessionRequest { session_id: session }).await;
             print(&r.map_err(status)?.into_inner(), json)
         }
-        SessionCmd::Get { session } => {
-            print(&client.get_session(v1::GetSessionRequest { session_id: session }).await.map_err(status)?.into_inner(), json)
+        SessionCmd::Get { session } => print(
+            &client.get_session(v1::GetSessionRequest { session_id: session }).await.map_err(status)?.into_inner(),
+            json,
+        ),
+        SessionCmd::List => {
+            print(&client.list_sessions(v1::ListSessionsRequest {}).await.map_err(status)?.into_inner(), json)
         }
-        SessionCmd::List => print(&client.list_sessions(v1::ListSessionsRequest {}).await.map_err(status)?.into_inner(), json),
         SessionCmd::Delete { session } => {
             let r = client.delete_session(v1::DeleteSessionRequest { session_id: session }).await;
             print(&r.map_err(status)?.into_inner(), json)

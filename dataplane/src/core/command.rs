@@ -178,49 +178,24 @@ mod tests {
 
     #[test]
     fn errors_name_key_and_value() {
+        assert_eq!(CommandError::StreamExists { id: StreamId(7) }.to_string(), "stream#7 already exists");
         assert_eq!(
-            CommandError::StreamExists { id: StreamId(7) }.to_string(),
-            "stream#7 already exists"
-        );
-        assert_eq!(
-            CommandError::SubscriptionNotFound {
-                id: SubscriptionId(3)
-            }
-            .to_string(),
+            CommandError::SubscriptionNotFound { id: SubscriptionId(3) }.to_string(),
             "subscription#3 not found"
         );
         assert_eq!(
-            CommandError::LimitReached {
-                limit: "max_streams",
-                value: 4
-            }
-            .to_string(),
+            CommandError::LimitReached { limit: "max_streams", value: 4 }.to_string(),
             "limit max_streams = 4 reached"
         );
         let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         assert_eq!(
-            CommandError::SsrcInUse {
-                ssrc: 0xab,
-                source_addr: Some(addr)
-            }
-            .to_string(),
+            CommandError::SsrcInUse { ssrc: 0xab, source_addr: Some(addr) }.to_string(),
             "ssrc 0x000000ab already in use (from 127.0.0.1:5000)"
         );
-        assert!(CommandError::SsrcInUse {
-            ssrc: 1,
-            source_addr: None
-        }
-        .to_string()
-        .contains("waiting to latch"));
-        assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }
-            .to_string()
-            .contains("[96] = 200"));
+        assert!(CommandError::SsrcInUse { ssrc: 1, source_addr: None }.to_string().contains("waiting to latch"));
+        assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }.to_string().contains("[96] = 200"));
         assert_eq!(
-            CommandError::ClockRateOutOfRange {
-                id: StreamId(2),
-                clock_rate_hz: 0
-            }
-            .to_string(),
+            CommandError::ClockRateOutOfRange { id: StreamId(2), clock_rate_hz: 0 }.to_string(),
             "clock_rate_hz = 0 of stream#2 is not in 1..=1000000"
         );
     }

@@ -66,10 +66,7 @@ mod tests {
     }
 
     fn seq_ts(h: &[u8; 12]) -> (u16, u32) {
-        (
-            u16::from_be_bytes([h[2], h[3]]),
-            u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-        )
+        (u16::from_be_bytes([h[2], h[3]]), u32::from_be_bytes([h[4], h[5], h[6], h[7]]))
     }
 
     #[test]
@@ -84,53 +81,22 @@ mod tests {
         // Wraps at 2^32 ticks: 2^32 / 1e6 Hz = 4294.967296 s.
         let wrap = Duration::from_nanos(4_294_967_296_000);
         assert_eq!(elapsed_ticks(wrap + ms(1), 1_000_000), 1_000);
-        assert_eq!(
-            elapsed_ticks(Duration::MAX, 1),
-            (u64::MAX % (1 << 32)) as u32
-        );
+        assert_eq!(elapsed_ticks(Duration::MAX, 1), (u64::MAX % (1 << 32)) as u32);
     }
 
     #[test]
     fn rebase_continues_across_wrap() {
         let start = Instant::now();
-        let last = LastSent {
-            seq: SeqNo(65_535),
-            ts: RtpTimestamp(u32::MAX - 100),
-            at: start,
-        };
-        let mut rewrite = Rewrite {
-            seq_offset: 5,
-            ts_offset: 5,
-            ..Rewrite::default()
-        };
+        let last = LastSent { seq: SeqNo(65_535), ts: RtpTimestamp(u32::MAX - 100), at: start };
+        let mut rewrite = Rewrite { seq_offset: 5, ts_offset: 5, ..Rewrite::default() };
         let now = start + Duration::from_millis(40);
-        rebase(
-            &mut rewrite,
-            last,
-            now,
-            SeqNo(1_000),
-            RtpTimestamp(7),
-            90_000,
-        );
+        rebase(&mut rewrite, last, now, SeqNo(1_000), RtpTimestamp(7), 90_000);
         assert_eq!(seq_ts(&rewrite.rtp_header(&header(1_000, 7))), (0, 3_499));
         // The next packet of the new stream follows on with the same offsets.
-        assert_eq!(
-            seq_ts(&rewrite.rtp_header(&header(1_001, 3_007))),
-            (1, 6_499)
-        );
+        assert_eq!(seq_ts(&rewrite.rtp_header(&header(1_001, 3_007))), (1, 6_499));
         // A clock going backwards counts as no time: one tick.
-        rebase(
-            &mut rewrite,
-            last,
-            start - Duration::from_millis(1),
-            SeqNo(9),
-            RtpTimestamp(9),
-            90_000,
-        );
-        assert_eq!(
-            seq_ts(&rewrite.rtp_header(&header(9, 9))),
-            (0, u32::MAX - 99)
-        );
+        rebase(&mut rewrite, last, start - Duration::from_millis(1), SeqNo(9), RtpTimestamp(9), 90_000);
+        assert_eq!(seq_ts(&rewrite.rtp_header(&header(9, 9))), (0, u32::MAX - 99));
     }
 
     proptest! {

@@ -168,11 +168,7 @@ mod tests {
             assert!(names.contains(reason.counter_name()), "{reason:?}");
             assert_eq!(reason.counter_name(), format!("drop_{}", reason.name()));
         }
-        let gauges: Vec<_> = COUNTERS
-            .iter()
-            .filter(|c| c.kind == CounterKind::Gauge)
-            .map(|c| c.name)
-            .collect();
+        let gauges: Vec<_> = COUNTERS.iter().filter(|c| c.kind == CounterKind::Gauge).map(|c| c.name).collect();
         assert_eq!(gauges, ["streams", "subscriptions", "pool_in_use"]);
     }
 
@@ -192,13 +188,8 @@ mod tests {
     #[test]
     fn publish_then_snapshot_round_trips() {
         let mut counters = Counters::default();
-        for (i, field) in [
-            &mut counters.rx_packets,
-            &mut counters.streams,
-            &mut counters.drop_shutdown,
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, field) in
+            [&mut counters.rx_packets, &mut counters.streams, &mut counters.drop_shutdown].into_iter().enumerate()
         {
             *field = 10 + i as u64;
         }
@@ -210,12 +201,7 @@ mod tests {
         let exported: Vec<_> = shared.snapshot().iter().filter(|(_, v)| *v != 0).collect();
         assert_eq!(
             exported,
-            [
-                ("rx_packets", 10),
-                ("streams", 11),
-                ("kernel_rx_dropped", u64::MAX),
-                ("drop_shutdown", 12)
-            ]
+            [("rx_packets", 10), ("streams", 11), ("kernel_rx_dropped", u64::MAX), ("drop_shutdown", 12)]
         );
     }
 }

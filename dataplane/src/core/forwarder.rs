@@ -23,13 +23,7 @@ pub trait Egress {
     /// `flow` is the subscription's stable index: equal-size packets of one flow in one batch may be
     /// coalesced into one GSO send. Returns false if the copy could not be queued (counted as
     /// [`DropReason::TxFull`]).
-    fn forward_rtp(
-        &mut self,
-        flow: u32,
-        socket: usize,
-        dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool;
+    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool;
 
     /// Sends a copy of `bytes` (valid only during the call) to `dest` from socket `socket`. Returns
     /// false if it could not be queued (counted as [`DropReason::TxFull`]).
@@ -87,12 +81,7 @@ impl Forwarder {
 
     /// Like [`Forwarder::new`], with a fixed seed for the tables' hashing, so a run reproduces exactly
     /// (tests, fuzzing). Production uses `new`: a random seed resists hash-collision attacks.
-    pub fn with_hash_seed(
-        worker: usize,
-        workers: usize,
-        limits: ForwarderLimits,
-        seed: u64,
-    ) -> Forwarder {
+    pub fn with_hash_seed(worker: usize, workers: usize, limits: ForwarderLimits, seed: u64) -> Forwarder {
         Forwarder::with_table(worker, workers, Table::with_hash_seed(limits, seed))
     }
 
@@ -111,26 +100,15 @@ impl Forwarder {
     /// Updates `commands_applied`/`commands_failed` and the `streams`/`subscriptions` gauges.
     pub fn apply(&mut self, now: Instant, cmd: Command) -> Result<(), CommandError> {
         let result = match cmd {
-            Command::AddStream {
-                id,
-                ssrc,
-                source,
-                clock_rate_hz,
-            } => self.table.add_stream(now, id, ssrc, source, clock_rate_hz),
-            Command::RemoveStream { id } => self.table.remove_stream(id),
-            Command::AddSubscription {
-                id,
-                stream,
-                dest,
-                socket,
-                rewrite,
-            } => self
-                .table
-                .add_subscription(id, stream, dest, socket, rewrite),
-            Command::RemoveSubscription { id } => self.table.remove_subscription(id),
-            Command::SwitchSubscription { id, stream } => {
-                self.table.switch_subscription(id, stream)
+            Command::AddStream { id, ssrc, source, clock_rate_hz } => {
+                self.table.add_stream(now, id, ssrc, source, clock_rate_hz)
             }
+            Command::RemoveStream { id } => self.table.remove_stream(id),
+            Command::AddSubscription { id, stream, dest, socket, rewrite } => {
+                self.table.add_subscription(id, stream, dest, socket, rewrite)
+            }
+            Command::RemoveSubscription { id } => self.table.remove_subscription(id),
+            Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
         };
         match result {
@@ -206,9 +184,7 @@ impl Forwarder {
         let is_rtp = match classify(pkt) {
             PacketKind::Rtp => true,
             PacketKind::Rtcp => false,
-            PacketKind::Stun | PacketKind::Dtls | PacketKind::Unknown => {
-                return Outcome::Dropped(DropReason::NotRtp)
-            }
+            PacketKind::Stun | PacketKind::Dtls | PacketKind::Unknown => return Outcome::Dropped(DropReason::NotRtp),
         };
         // For RTP, also its sequence number and timestamp (a switched subscription rebases on them).
         let (ssrc, rtp_numbers) = if is_rtp {
@@ -262,11 +238,7 @@ impl Forwarder {
         pkt: &[u8],
         egress: &mut E,
     ) -> Outcome {
-        let Table {
-            streams,
-            subscriptions,
-            ..
-        } = &mut self.table;
+        let Table { streams, subscriptions, .. } = &mut self.table;
         let stream = &streams[stream as usize];
         let (mut active, mut copies) = (0u32, 0u32);
         for &flow in &stream.subscriptions {
@@ -284,9 +256,7 @@ impl Forwarder {
             let header = sub.rewrite.rtp_header(pkt);
             sub.last_sent = Some(LastSent {
                 seq: SeqNo(u16::from_be_bytes([header[2], header[3]])),
-                ts: RtpTimestamp(u32::from_be_bytes([
-                    header[4], header[5], header[6], header[7],
-                ])),
+                ts: RtpTimestamp(u32::from_be_bytes([header[4], header[5], header[6], header[7]])),
                 at: now,
             });
             if egress.forward_rtp(flow, sub.socket, sub.dest, &header) {
@@ -298,18 +268,8 @@ impl Forwarder {
         self.finish_fan_out(active, copies, DropReason::TxFull, pkt.len())
     }
 
-    fn fan_out_rtcp<E: Egress>(
-        &mut self,
-        stream: u32,
-        ssrc: u32,
-        pkt: &[u8],
-        egress: &mut E,
-    ) -> Outcome {
-        let Table {
-            streams,
-            subscriptions,
-            ..
-        } = &self.table;
+    fn fan_out_rtcp<E: Egress>(&mut self, stream: u32, ssrc: u32, pkt: &[u8], egress: &mut E) -> Outcome {
+        let Table { streams, subscriptions, .. } = &self.table;
         let (mut active, mut copies) = (0u32, 0u32);
         let mut last_refusal = DropReason::TxFull;
         for &flow in &streams[stream as usize].subscriptions {
@@ -342,13 +302,7 @@ impl Forwarder {
 
     /// Counts the copies and picks the outcome. Refused or withheld copies were counted one by one
     /// already; `last_refusal` is the reason of the last one, the outcome when no copy went out.
-    fn finish_fan_out(
-        &mut self,
-        active: u32,
-        copies: u32,
-        last_refusal: DropReason,
-        len_bytes: usize,
-    ) -> Outcome {
+    fn finish_fan_out(&mut self, active: u32, copies: u32, last_refusal: DropReason, len_bytes: usize) -> Outcome {
         self.counters.forwarded_packets += u64::from(copies);
         self.counters.forwarded_bytes += u64::from(copies) * len_bytes as u64;
         match (active, copies) {

@@ -32,33 +32,16 @@ struct CheckingEgress<'a> {
 }
 
 impl Egress for CheckingEgress<'_> {
-    fn forward_rtp(
-        &mut self,
-        _flow: u32,
-        _socket: usize,
-        _dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool {
+    fn forward_rtp(&mut self, _flow: u32, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
         assert_eq!(header[0], self.input[0], "V/P/X/CC must be kept");
-        assert_eq!(
-            header[1] & 0x80,
-            self.input[1] & 0x80,
-            "marker must be kept"
-        );
+        assert_eq!(header[1] & 0x80, self.input[1] & 0x80, "marker must be kept");
         self.copies += 1;
         true
     }
 
     fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
-        assert_eq!(
-            bytes.len(),
-            self.input.len(),
-            "RTCP rewriting keeps the length"
-        );
-        assert!(
-            RtcpCompound::parse(bytes).is_ok(),
-            "rewritten RTCP must stay valid"
-        );
+        assert_eq!(bytes.len(), self.input.len(), "RTCP rewriting keeps the length");
+        assert!(RtcpCompound::parse(bytes).is_ok(), "rewritten RTCP must stay valid");
         self.copies += 1;
         true
     }
@@ -78,62 +61,29 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
     let hour = Duration::from_secs(3600);
     let policies = [
         SourcePolicy::Fixed(FUZZ_PUBLISHER),
-        SourcePolicy::Latch {
-            window: hour,
-            fallback: None,
-        },
-        SourcePolicy::Latch {
-            window: Duration::from_secs(1),
-            fallback: Some(FUZZ_PUBLISHER),
-        },
+        SourcePolicy::Latch { window: hour, fallback: None },
+        SourcePolicy::Latch { window: Duration::from_secs(1), fallback: Some(FUZZ_PUBLISHER) },
     ];
     let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
     map[96] = 101;
-    let rewriting = Rewrite {
-        out_ssrc: Some(0xabcd_ef01),
-        seq_offset: 40_000,
-        ts_offset: u32::MAX - 7,
-        payload_type_map: map,
-    };
+    let rewriting =
+        Rewrite { out_ssrc: Some(0xabcd_ef01), seq_offset: 40_000, ts_offset: u32::MAX - 7, payload_type_map: map };
     let mut sub = 0;
     for (i, (ssrc, source)) in FUZZ_SSRCS.into_iter().zip(policies).enumerate() {
         let stream = StreamId(i as u64);
-        let commands = [Command::AddStream {
-            id: stream,
-            ssrc,
-            source,
-            clock_rate_hz: 90_000,
-        }]
-        .into_iter()
-        .chain(
-            [Rewrite::default(), rewriting.clone()]
-                .into_iter()
-                .map(|rewrite| {
-                    sub += 1;
-                    let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
-                    Command::AddSubscription {
-                        id: SubscriptionId(u64::from(sub)),
-                        stream,
-                        dest,
-                        socket: 0,
-                        rewrite,
-                    }
-                }),
-        )
-        .collect::<Vec<_>>();
+        let commands = [Command::AddStream { id: stream, ssrc, source, clock_rate_hz: 90_000 }]
+            .into_iter()
+            .chain([Rewrite::default(), rewriting.clone()].into_iter().map(|rewrite| {
+                sub += 1;
+                let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
+                Command::AddSubscription { id: SubscriptionId(u64::from(sub)), stream, dest, socket: 0, rewrite }
+            }))
+            .collect::<Vec<_>>();
         for command in commands {
-            fwd.apply(created, command)
-                .expect("fixed fuzz table is valid");
+            fwd.apply(created, command).expect("fixed fuzz table is valid");
         }
     }
-    fwd.apply(
-        created,
-        Command::SetPaused {
-            id: SubscriptionId(2),
-            paused: true,
-        },
-    )
-    .expect("sub 2 exists");
+    fwd.apply(created, Command::SetPaused { id: SubscriptionId(2), paused: true }).expect("sub 2 exists");
     fwd
 }
 
@@ -146,13 +96,7 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
     let kind = classify(data);
     if let Ok(view) = RtpView::parse(data) {
         assert!(view.payload().len() + 12 <= data.len());
-        let _ = (
-            view.ssrc(),
-            view.seq(),
-            view.timestamp(),
-            view.payload_type(),
-            view.marker(),
-        );
+        let _ = (view.ssrc(), view.seq(), view.timestamp(), view.payload_type(), view.marker());
     }
     if let Ok(compound) = RtcpCompound::parse(data) {
         let mut covered = 0;
@@ -165,12 +109,8 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
         }
         assert_eq!(covered, data.len());
         let mut out = [0u8; 1500];
-        let rewrite = Rewrite {
-            out_ssrc: Some(1),
-            seq_offset: 1,
-            ts_offset: 1,
-            payload_type_map: IDENTITY_PAYLOAD_TYPE_MAP,
-        };
+        let rewrite =
+            Rewrite { out_ssrc: Some(1), seq_offset: 1, ts_offset: 1, payload_type_map: IDENTITY_PAYLOAD_TYPE_MAP };
         if data.len() <= out.len() {
             let n = rewrite.rtcp_into(compound.first_ssrc().0, data, &mut out);
             assert_eq!(n, Some(data.len()));
@@ -179,14 +119,8 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
 
     let mut fwd = fixed_forwarder(now);
     let now = now + PROCESS_AFTER;
-    for (i, src) in [FUZZ_PUBLISHER, STRANGER, FUZZ_PUBLISHER]
-        .into_iter()
-        .enumerate()
-    {
-        let mut egress = CheckingEgress {
-            input: data,
-            copies: 0,
-        };
+    for (i, src) in [FUZZ_PUBLISHER, STRANGER, FUZZ_PUBLISHER].into_iter().enumerate() {
+        let mut egress = CheckingEgress { input: data, copies: 0 };
         let before = fwd.counters().clone();
         let outcome = fwd.on_datagram(now, 0, src, data, &mut egress);
         let after = fwd.counters();
@@ -194,15 +128,9 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
         match outcome {
             Outcome::Forwarded { copies } => {
                 assert!(matches!(kind, PacketKind::Rtp | PacketKind::Rtcp));
-                assert!(
-                    (1..=2).contains(&copies),
-                    "two active subscriptions per stream"
-                );
+                assert!((1..=2).contains(&copies), "two active subscriptions per stream");
                 assert_eq!(copies, egress.copies);
-                assert_eq!(
-                    after.forwarded_packets - before.forwarded_packets,
-                    u64::from(copies)
-                );
+                assert_eq!(after.forwarded_packets - before.forwarded_packets, u64::from(copies));
             }
             Outcome::Dropped(reason) => {
                 assert_eq!(egress.copies, 0);
@@ -235,28 +163,16 @@ mod tests {
         let created = Instant::now();
         let mut fwd = fixed_forwarder(created);
         let now = created + PROCESS_AFTER;
-        let mut egress = CheckingEgress {
-            input: &[],
-            copies: 0,
-        };
+        let mut egress = CheckingEgress { input: &[], copies: 0 };
         let pkt = rtp(FUZZ_SSRCS[0], b"x");
         egress.input = &pkt;
-        assert_eq!(
-            fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut egress),
-            Outcome::Forwarded { copies: 1 }
-        );
+        assert_eq!(fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
         let pkt = rtp(FUZZ_SSRCS[1], b"y");
         egress.input = &pkt;
-        assert_eq!(
-            fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress),
-            Outcome::Forwarded { copies: 2 }
-        );
+        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress), Outcome::Forwarded { copies: 2 });
         let pkt = rtp(FUZZ_SSRCS[2], b"z");
         egress.input = &pkt;
-        assert_eq!(
-            fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress),
-            Outcome::Dropped(DropReason::LatchExpired)
-        );
+        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
         fuzz_entry(created, &pkt);
     }
 

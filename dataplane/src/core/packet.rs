@@ -94,23 +94,13 @@ impl<'a> RtpView<'a> {
     /// Validates `bytes` as an RTP packet with `rtp_types::RtpPacket::parse`, without copying.
     pub fn parse(bytes: &'a [u8]) -> Result<RtpView<'a>, PacketError> {
         let parsed = rtp_types::RtpPacket::parse(bytes).map_err(|e| match e {
-            rtp_types::RtpParseError::UnsupportedVersion(version) => {
-                PacketError::Version { offset: 0, version }
+            rtp_types::RtpParseError::UnsupportedVersion(version) => PacketError::Version { offset: 0, version },
+            rtp_types::RtpParseError::Truncated { expected, actual } => {
+                PacketError::Truncated { offset: 0, needed_bytes: expected, available_bytes: actual }
             }
-            rtp_types::RtpParseError::Truncated { expected, actual } => PacketError::Truncated {
-                offset: 0,
-                needed_bytes: expected,
-                available_bytes: actual,
-            },
-            rtp_types::RtpParseError::PaddingInvalid(count) => {
-                PacketError::Padding { offset: 0, count }
-            }
+            rtp_types::RtpParseError::PaddingInvalid(count) => PacketError::Padding { offset: 0, count },
         })?;
-        Ok(RtpView {
-            bytes,
-            payload_offset: parsed.payload_offset(),
-            payload_len: parsed.payload_len(),
-        })
+        Ok(RtpView { bytes, payload_offset: parsed.payload_offset(), payload_len: parsed.payload_len() })
     }
 
     /// The whole packet.
@@ -178,23 +168,7 @@ mod tests {
 
     #[test]
     fn rtp_view_reads_fields() {
-        let pkt = [
-            0x80,
-            0x80 | 111,
-            0xff,
-            0xfe,
-            0,
-            0,
-            0x10,
-            0,
-            0xde,
-            0xad,
-            0xbe,
-            0xef,
-            1,
-            2,
-            3,
-        ];
+        let pkt = [0x80, 0x80 | 111, 0xff, 0xfe, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3];
         let view = RtpView::parse(&pkt).expect("valid");
         assert_eq!(view.ssrc(), Ssrc(0xdead_beef));
         assert_eq!(view.seq(), SeqNo(0xfffe));
@@ -208,45 +182,18 @@ mod tests {
     fn rtp_view_rejects_bad_csrc_extension_padding() {
         let mut pkt = [0u8; 16];
         pkt[0] = 0x82; // two CSRCs, need 20 bytes
-        assert!(matches!(
-            RtpView::parse(&pkt),
-            Err(PacketError::Truncated {
-                needed_bytes: 20,
-                ..
-            })
-        ));
+        assert!(matches!(RtpView::parse(&pkt), Err(PacketError::Truncated { needed_bytes: 20, .. })));
         pkt[0] = 0x90; // extension header needs 16 bytes, length 0 -> fits exactly
         assert!(RtpView::parse(&pkt).is_ok());
         pkt[15] = 1; // extension of one word: needs 20
-        assert!(matches!(
-            RtpView::parse(&pkt),
-            Err(PacketError::Truncated {
-                needed_bytes: 20,
-                ..
-            })
-        ));
+        assert!(matches!(RtpView::parse(&pkt), Err(PacketError::Truncated { needed_bytes: 20, .. })));
         let mut padded = [0u8; 14];
         padded[0] = 0xa0;
         padded[13] = 3; // 3 bytes of padding in a 2-byte payload
-        assert!(matches!(
-            RtpView::parse(&padded),
-            Err(PacketError::Truncated { .. })
-        ));
+        assert!(matches!(RtpView::parse(&padded), Err(PacketError::Truncated { .. })));
         padded[13] = 0;
-        assert_eq!(
-            RtpView::parse(&padded).unwrap_err(),
-            PacketError::Padding {
-                offset: 0,
-                count: 0
-            }
-        );
-        assert_eq!(
-            RtpView::parse(&[0x40; 12]).unwrap_err(),
-            PacketError::Version {
-                offset: 0,
-                version: 1
-            }
-        );
+        assert_eq!(RtpView::parse(&padded).unwrap_err(), PacketError::Padding { offset: 0, count: 0 });
+        assert_eq!(RtpView::parse(&[0x40; 12]).unwrap_err(), PacketError::Version { offset: 0, version: 1 });
     }
 
     proptest! {

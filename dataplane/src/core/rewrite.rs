@@ -33,12 +33,7 @@ pub struct Rewrite {
 
 impl Default for Rewrite {
     fn default() -> Rewrite {
-        Rewrite {
-            out_ssrc: None,
-            seq_offset: 0,
-            ts_offset: 0,
-            payload_type_map: IDENTITY_PAYLOAD_TYPE_MAP,
-        }
+        Rewrite { out_ssrc: None, seq_offset: 0, ts_offset: 0, payload_type_map: IDENTITY_PAYLOAD_TYPE_MAP }
     }
 }
 
@@ -50,9 +45,7 @@ impl Rewrite {
 
     /// The first entry of the payload-type map that is not a valid payload type, as `(incoming, outgoing)`.
     pub fn invalid_payload_type(&self) -> Option<(u8, u8)> {
-        (0u8..128)
-            .zip(self.payload_type_map)
-            .find(|&(_, to)| to >= 128)
+        (0u8..128).zip(self.payload_type_map).find(|&(_, to)| to >= 128)
     }
 
     /// The rewritten RTP fixed header of `pkt`, a validated RTP packet of at least 12 bytes.
@@ -141,9 +134,7 @@ mod tests {
     use rtcp::receiver_report::ReceiverReport;
     use rtcp::reception_report::ReceptionReport;
     use rtcp::sender_report::SenderReport;
-    use rtcp::source_description::{
-        SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
-    };
+    use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
     use rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
     use webrtc_util::marshal::Marshal;
 
@@ -151,14 +142,7 @@ mod tests {
     const OTHER: u32 = 0x2222_2222;
     const OUT: u32 = 0x3333_3333;
 
-    fn rtp_packet(
-        seq: u16,
-        ts: u32,
-        pt: u8,
-        marker: bool,
-        csrc: Vec<u32>,
-        payload: &[u8],
-    ) -> Vec<u8> {
+    fn rtp_packet(seq: u16, ts: u32, pt: u8, marker: bool, csrc: Vec<u32>, payload: &[u8]) -> Vec<u8> {
         let packet = rtp::packet::Packet {
             header: rtp::header::Header {
                 version: 2,
@@ -178,12 +162,7 @@ mod tests {
     fn rewrite(seq_offset: u16, ts_offset: u32) -> Rewrite {
         let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
         map[96] = 100;
-        Rewrite {
-            out_ssrc: Some(OUT),
-            seq_offset,
-            ts_offset,
-            payload_type_map: map,
-        }
+        Rewrite { out_ssrc: Some(OUT), seq_offset, ts_offset, payload_type_map: map }
     }
 
     fn parse_rtp(bytes: &[u8]) -> rtp::packet::Packet {
@@ -226,16 +205,11 @@ mod tests {
     fn short_input_does_not_panic() {
         assert_eq!(rewrite(1, 1).rtp_header(&[0x80]).len(), 12);
         let mut out = [0u8; 64];
-        assert_eq!(
-            rewrite(1, 1).rtcp_into(STREAM, &[0x80, 200], &mut out),
-            None
-        );
+        assert_eq!(rewrite(1, 1).rtcp_into(STREAM, &[0x80, 200], &mut out), None);
     }
 
     fn marshal(packets: Vec<Box<dyn Packet + Send + Sync>>) -> Vec<u8> {
-        rtcp::packet::marshal(&packets)
-            .expect("marshal rtcp")
-            .to_vec()
+        rtcp::packet::marshal(&packets).expect("marshal rtcp").to_vec()
     }
 
     fn rewritten(rw: &Rewrite, pkt: &[u8]) -> Vec<u8> {
@@ -257,11 +231,7 @@ mod tests {
 
     #[test]
     fn rtcp_rewrites_every_stream_ssrc_field() {
-        let reports = vec![ReceptionReport {
-            ssrc: STREAM,
-            last_sequence_number: 5,
-            ..Default::default()
-        }];
+        let reports = vec![ReceptionReport { ssrc: STREAM, last_sequence_number: 5, ..Default::default() }];
         let pkt = marshal(vec![
             Box::new(SenderReport {
                 ssrc: STREAM,
@@ -276,64 +246,33 @@ mod tests {
                 chunks: vec![
                     SourceDescriptionChunk {
                         source: STREAM,
-                        items: vec![SourceDescriptionItem {
-                            sdes_type: SdesType::SdesCname,
-                            text: "cname".into(),
-                        }],
+                        items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "cname".into() }],
                     },
                     SourceDescriptionChunk {
                         source: OTHER,
-                        items: vec![SourceDescriptionItem {
-                            sdes_type: SdesType::SdesName,
-                            text: "n".into(),
-                        }],
+                        items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesName, text: "n".into() }],
                     },
                 ],
             }),
-            Box::new(ReceiverReport {
-                ssrc: STREAM,
-                reports,
-                ..Default::default()
-            }),
-            Box::new(PictureLossIndication {
-                sender_ssrc: STREAM,
-                media_ssrc: STREAM,
-            }),
+            Box::new(ReceiverReport { ssrc: STREAM, reports, ..Default::default() }),
+            Box::new(PictureLossIndication { sender_ssrc: STREAM, media_ssrc: STREAM }),
             Box::new(TransportLayerNack {
                 sender_ssrc: STREAM,
                 media_ssrc: OTHER,
-                nacks: vec![NackPair {
-                    packet_id: 3,
-                    lost_packets: 0,
-                }],
+                nacks: vec![NackPair { packet_id: 3, lost_packets: 0 }],
             }),
             Box::new(ExtendedReport {
                 sender_ssrc: STREAM,
-                reports: vec![Box::new(ReceiverReferenceTimeReportBlock {
-                    ntp_timestamp: 42,
-                })],
+                reports: vec![Box::new(ReceiverReferenceTimeReportBlock { ntp_timestamp: 42 })],
             }),
-            Box::new(Goodbye {
-                sources: vec![OTHER, STREAM],
-                reason: "done".into(),
-            }),
+            Box::new(Goodbye { sources: vec![OTHER, STREAM], reason: "done".into() }),
         ]);
         let out = rewritten(&rewrite(0, 3), &pkt);
         let walked = RtcpCompound::parse(&out).expect("still valid");
         let offsets: Vec<usize> = walked.packets().map(|p| p.offset).collect();
-        let (sr, sdes, rr, pli, nack, xr, bye) = (
-            offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6],
-        );
-        let changed = [
-            sr + 4,
-            sr + 16,
-            sdes + 4,
-            rr + 4,
-            pli + 4,
-            nack + 4,
-            xr + 4,
-            bye + 8,
-        ];
+        let (sr, sdes, rr, pli, nack, xr, bye) =
+            (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6]);
+        let changed = [sr + 4, sr + 16, sdes + 4, rr + 4, pli + 4, nack + 4, xr + 4, bye + 8];
         assert_identical_except(&pkt, &out, &changed);
         for at in [sr + 4, sdes + 4, rr + 4, pli + 4, nack + 4, xr + 4, bye + 8] {
             assert_eq!(be_u32(&out, at), OUT, "field at {at}");
@@ -346,32 +285,15 @@ mod tests {
 
         // And the rtcp crate agrees with the offsets.
         let decoded = rtcp::packet::unmarshal(&mut &out[..]).expect("unmarshal");
-        let sr_decoded = decoded[0]
-            .as_any()
-            .downcast_ref::<SenderReport>()
-            .expect("SR first");
-        assert_eq!(
-            (
-                sr_decoded.ssrc,
-                sr_decoded.rtp_time,
-                sr_decoded.reports[0].ssrc
-            ),
-            (OUT, 1, STREAM)
-        );
+        let sr_decoded = decoded[0].as_any().downcast_ref::<SenderReport>().expect("SR first");
+        assert_eq!((sr_decoded.ssrc, sr_decoded.rtp_time, sr_decoded.reports[0].ssrc), (OUT, 1, STREAM));
     }
 
     #[test]
     fn rtcp_of_another_ssrc_is_untouched() {
         let pkt = marshal(vec![
-            Box::new(SenderReport {
-                ssrc: OTHER,
-                rtp_time: 5,
-                ..Default::default()
-            }),
-            Box::new(Goodbye {
-                sources: vec![OTHER],
-                reason: Bytes::new(),
-            }),
+            Box::new(SenderReport { ssrc: OTHER, rtp_time: 5, ..Default::default() }),
+            Box::new(Goodbye { sources: vec![OTHER], reason: Bytes::new() }),
         ]);
         assert_eq!(rewritten(&rewrite(0, 1000), &pkt), pkt);
     }
@@ -379,10 +301,7 @@ mod tests {
     #[test]
     fn rtcp_app_sender_rewritten() {
         // APP (204): header, SSRC, name, data. The rtcp crate has no APP type; built by hand.
-        let mut pkt = marshal(vec![Box::new(ReceiverReport {
-            ssrc: OTHER,
-            ..Default::default()
-        })]);
+        let mut pkt = marshal(vec![Box::new(ReceiverReport { ssrc: OTHER, ..Default::default() })]);
         pkt.extend_from_slice(&[0x80, 204, 0, 3]);
         pkt.extend_from_slice(&STREAM.to_be_bytes());
         pkt.extend_from_slice(b"NAMEdata");
@@ -393,10 +312,7 @@ mod tests {
 
     #[test]
     fn rtcp_into_needs_room_and_validity() {
-        let pkt = marshal(vec![Box::new(ReceiverReport {
-            ssrc: STREAM,
-            ..Default::default()
-        })]);
+        let pkt = marshal(vec![Box::new(ReceiverReport { ssrc: STREAM, ..Default::default() })]);
         let mut small = [0u8; 4];
         assert_eq!(rewrite(0, 0).rtcp_into(STREAM, &pkt, &mut small), None);
         let mut bad = pkt.clone();

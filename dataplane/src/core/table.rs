@@ -37,10 +37,7 @@ pub(crate) enum SourceState {
     /// Locked to this address (fixed, latched or fallback).
     Locked(SocketAddr),
     /// Waiting for its first RTP; `deadline` is the end of the latch window (`None`: never ends).
-    Waiting {
-        deadline: Option<Instant>,
-        fallback: Option<SocketAddr>,
-    },
+    Waiting { deadline: Option<Instant>, fallback: Option<SocketAddr> },
 }
 
 /// One published stream.
@@ -117,10 +114,7 @@ impl Table {
     /// Like [`Table::new`] with a fixed hash seed: the same commands and packets give the same
     /// internal layout on every run (tests, fuzzing).
     pub(crate) fn with_hash_seed(limits: ForwarderLimits, seed: u64) -> Table {
-        Table::with_hasher(
-            limits,
-            SeedableRandomState::with_seed(seed, SharedSeed::global_fixed()),
-        )
+        Table::with_hasher(limits, SeedableRandomState::with_seed(seed, SharedSeed::global_fixed()))
     }
 
     fn with_hasher(limits: ForwarderLimits, hasher: SeedableRandomState) -> Table {
@@ -153,40 +147,23 @@ impl Table {
             return Err(CommandError::ClockRateOutOfRange { id, clock_rate_hz });
         }
         if self.streams.len() >= self.limits.max_streams as usize {
-            return Err(CommandError::LimitReached {
-                limit: "max_streams",
-                value: self.limits.max_streams,
-            });
+            return Err(CommandError::LimitReached { limit: "max_streams", value: self.limits.max_streams });
         }
         let source = match policy {
             SourcePolicy::Fixed(addr) => {
                 if self.locked.contains_key(&(addr, ssrc)) {
-                    return Err(CommandError::SsrcInUse {
-                        ssrc,
-                        source_addr: Some(addr),
-                    });
+                    return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
                 }
                 SourceState::Locked(addr)
             }
             SourcePolicy::Latch { window, fallback } => {
                 if self.waiting.contains_key(&ssrc) {
-                    return Err(CommandError::SsrcInUse {
-                        ssrc,
-                        source_addr: None,
-                    });
+                    return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
                 }
-                SourceState::Waiting {
-                    deadline: now.checked_add(window),
-                    fallback,
-                }
+                SourceState::Waiting { deadline: now.checked_add(window), fallback }
             }
         };
-        let idx = self.streams.insert(Stream {
-            ssrc,
-            source,
-            clock_rate_hz,
-            subscriptions: Vec::new(),
-        }) as u32;
+        let idx = self.streams.insert(Stream { ssrc, source, clock_rate_hz, subscriptions: Vec::new() }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
             SourceState::Waiting { .. } => self.waiting.insert(ssrc, idx),
@@ -198,10 +175,7 @@ impl Table {
 
     /// Removes a stream and its subscriptions.
     pub(crate) fn remove_stream(&mut self, id: StreamId) -> Result<(), CommandError> {
-        let idx = self
-            .stream_ids
-            .remove(&id)
-            .ok_or(CommandError::StreamNotFound { id })?;
+        let idx = self.stream_ids.remove(&id).ok_or(CommandError::StreamNotFound { id })?;
         let stream = self.streams.remove(idx as usize);
         for sub in &stream.subscriptions {
             let sub = self.subscriptions.remove(*sub as usize);
@@ -231,19 +205,13 @@ impl Table {
         if self.subscription_ids.contains_key(&id) {
             return Err(CommandError::SubscriptionExists { id });
         }
-        let stream_idx = *self
-            .stream_ids
-            .get(&stream)
-            .ok_or(CommandError::StreamNotFound { id: stream })?;
+        let stream_idx = *self.stream_ids.get(&stream).ok_or(CommandError::StreamNotFound { id: stream })?;
         if let Some((from, to)) = rewrite.invalid_payload_type() {
             return Err(CommandError::PayloadTypeOutOfRange { from, to });
         }
         if self.subscriptions.len() >= self.limits.max_subscriptions as usize {
             let value = self.limits.max_subscriptions;
-            return Err(CommandError::LimitReached {
-                limit: "max_subscriptions",
-                value,
-            });
+            return Err(CommandError::LimitReached { limit: "max_subscriptions", value });
         }
         self.check_stream_room(stream_idx)?;
         let sub = Subscription {
@@ -263,10 +231,7 @@ impl Table {
     }
 
     pub(crate) fn remove_subscription(&mut self, id: SubscriptionId) -> Result<(), CommandError> {
-        let idx = self
-            .subscription_ids
-            .remove(&id)
-            .ok_or(CommandError::SubscriptionNotFound { id })?;
+        let idx = self.subscription_ids.remove(&id).ok_or(CommandError::SubscriptionNotFound { id })?;
         let sub = self.subscriptions.remove(idx as usize);
         self.unlink(sub.stream, idx);
         Ok(())
@@ -274,16 +239,9 @@ impl Table {
 
     /// Moves subscription `id` to `stream`'s list (see `Command::SwitchSubscription`). Pins `out_ssrc`
     /// to the old stream's SSRC if unset; a rebase is pending if anything was sent.
-    pub(crate) fn switch_subscription(
-        &mut self,
-        id: SubscriptionId,
-        stream: StreamId,
-    ) -> Result<(), CommandError> {
+    pub(crate) fn switch_subscription(&mut self, id: SubscriptionId, stream: StreamId) -> Result<(), CommandError> {
         let idx = self.subscription_slot(id)?;
-        let new = *self
-            .stream_ids
-            .get(&stream)
-            .ok_or(CommandError::StreamNotFound { id: stream })?;
+        let new = *self.stream_ids.get(&stream).ok_or(CommandError::StreamNotFound { id: stream })?;
         let old = self.subscriptions[idx as usize].stream;
         if old == new {
             return Ok(());
@@ -299,11 +257,7 @@ impl Table {
         Ok(())
     }
 
-    pub(crate) fn set_paused(
-        &mut self,
-        id: SubscriptionId,
-        paused: bool,
-    ) -> Result<(), CommandError> {
+    pub(crate) fn set_paused(&mut self, id: SubscriptionId, paused: bool) -> Result<(), CommandError> {
         let idx = self.subscription_slot(id)?;
         self.subscriptions[idx as usize].paused = paused;
         Ok(())
@@ -311,18 +265,14 @@ impl Table {
 
     /// The slab index of subscription `id`, or `SubscriptionNotFound`.
     fn subscription_slot(&self, id: SubscriptionId) -> Result<u32, CommandError> {
-        self.subscription_index(id)
-            .ok_or(CommandError::SubscriptionNotFound { id })
+        self.subscription_index(id).ok_or(CommandError::SubscriptionNotFound { id })
     }
 
     /// `LimitReached` if stream `stream_idx` has `max_subscriptions_per_stream` subscriptions already.
     fn check_stream_room(&self, stream_idx: u32) -> Result<(), CommandError> {
         let per_stream = self.limits.max_subscriptions_per_stream;
         if self.streams[stream_idx as usize].subscriptions.len() >= per_stream as usize {
-            return Err(CommandError::LimitReached {
-                limit: "max_subscriptions_per_stream",
-                value: per_stream,
-            });
+            return Err(CommandError::LimitReached { limit: "max_subscriptions_per_stream", value: per_stream });
         }
         Ok(())
     }
@@ -348,36 +298,18 @@ impl Table {
     /// Looks up a packet whose `(src, ssrc)` is not locked ([`Table::find_locked`] missed) and latches
     /// when the rule allows: RTP within the window locks to `src`; after the window, any packet from the
     /// fallback locks to it. RTCP never latches within the window. Never allocates (capacity reserved).
-    pub(crate) fn try_latch(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        ssrc: u32,
-        is_rtp: bool,
-    ) -> Latch {
+    pub(crate) fn try_latch(&mut self, now: Instant, src: SocketAddr, ssrc: u32, is_rtp: bool) -> Latch {
         let Some(&idx) = self.waiting.get(&ssrc) else {
-            return if self.ssrc_streams.contains_key(&ssrc) {
-                Latch::WrongSource
-            } else {
-                Latch::Unknown
-            };
+            return if self.ssrc_streams.contains_key(&ssrc) { Latch::WrongSource } else { Latch::Unknown };
         };
         let stream = &mut self.streams[idx as usize];
         let SourceState::Waiting { deadline, fallback } = stream.source else {
             return Latch::WrongSource; // unreachable: only waiting streams are in `waiting`
         };
         let in_window = deadline.is_none_or(|deadline| now < deadline);
-        let lock = if in_window {
-            is_rtp
-        } else {
-            fallback == Some(src)
-        };
+        let lock = if in_window { is_rtp } else { fallback == Some(src) };
         if !lock {
-            return if in_window {
-                Latch::WrongSource
-            } else {
-                Latch::Expired
-            };
+            return if in_window { Latch::WrongSource } else { Latch::Expired };
         }
         stream.source = SourceState::Locked(src);
         self.waiting.remove(&ssrc);
@@ -408,25 +340,10 @@ mod tests {
     fn removal_forgets_every_key() {
         let now = Instant::now();
         let mut table = Table::with_hash_seed(limits(), 1);
-        let latch = SourcePolicy::Latch {
-            window: Duration::from_secs(1),
-            fallback: None,
-        };
-        table
-            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000)
-            .unwrap();
-        table
-            .add_stream(now, StreamId(2), 42, latch, 48_000)
-            .unwrap();
-        table
-            .add_subscription(
-                SubscriptionId(1),
-                StreamId(1),
-                addr(9),
-                0,
-                Rewrite::default(),
-            )
-            .unwrap();
+        let latch = SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None };
+        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
+        table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
+        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default()).unwrap();
         assert_eq!(table.try_latch(now, addr(1), 42, false), Latch::WrongSource);
         table.remove_stream(StreamId(1)).unwrap();
         table.remove_stream(StreamId(2)).unwrap();
@@ -434,31 +351,13 @@ mod tests {
         assert_eq!(table.find_locked(addr(1), 42), None);
         assert_eq!(table.subscription_index(SubscriptionId(1)), None);
         // The same keys can be used again.
-        table
-            .add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000)
-            .unwrap();
-        table
-            .add_stream(now, StreamId(2), 42, latch, 48_000)
-            .unwrap();
-        table
-            .add_subscription(
-                SubscriptionId(1),
-                StreamId(1),
-                addr(9),
-                0,
-                Rewrite::default(),
-            )
-            .unwrap();
+        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
+        table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
+        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default()).unwrap();
         let latching = table.stream_ids[&StreamId(2)];
-        assert_eq!(
-            table.try_latch(now, addr(2), 42, true),
-            Latch::Locked(latching)
-        );
+        assert_eq!(table.try_latch(now, addr(2), 42, true), Latch::Locked(latching));
         assert_eq!(table.find_locked(addr(2), 42), Some(latching));
-        assert_eq!(
-            table.find_locked(addr(1), 42),
-            Some(table.stream_ids[&StreamId(1)])
-        );
+        assert_eq!(table.find_locked(addr(1), 42), Some(table.stream_ids[&StreamId(1)]));
     }
 
     #[test]
@@ -467,29 +366,12 @@ mod tests {
         let mut table = Table::with_hash_seed(limits(), 1);
         let window = Duration::from_millis(500);
         let fallback = Some(addr(7));
-        table
-            .add_stream(
-                now,
-                StreamId(1),
-                5,
-                SourcePolicy::Latch { window, fallback },
-                90_000,
-            )
-            .unwrap();
+        table.add_stream(now, StreamId(1), 5, SourcePolicy::Latch { window, fallback }, 90_000).unwrap();
         let just_before = now + window - Duration::from_nanos(1);
         // RTCP inside the window does not latch, even from the fallback.
-        assert_eq!(
-            table.try_latch(just_before, addr(7), 5, false),
-            Latch::WrongSource
-        );
-        assert_eq!(
-            table.try_latch(now + window, addr(3), 5, true),
-            Latch::Expired
-        );
-        assert_eq!(
-            table.try_latch(now + window, addr(7), 5, false),
-            Latch::Locked(0)
-        );
+        assert_eq!(table.try_latch(just_before, addr(7), 5, false), Latch::WrongSource);
+        assert_eq!(table.try_latch(now + window, addr(3), 5, true), Latch::Expired);
+        assert_eq!(table.try_latch(now + window, addr(7), 5, false), Latch::Locked(0));
     }
 
     #[test]
@@ -529,63 +411,34 @@ mod tests {
                 let id = next_id;
                 next_id += 1;
                 let ssrc = (id as u32).wrapping_mul(2_654_435_761);
-                let source = if id % 2 == 0 {
+                let source = if id.is_multiple_of(2) {
                     SourcePolicy::Fixed(addr(1000 + (id % 7) as u16))
                 } else {
-                    SourcePolicy::Latch {
-                        window: Duration::from_secs(1),
-                        fallback: None,
-                    }
+                    SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None }
                 };
-                table
-                    .add_stream(now, StreamId(id), ssrc, source, 8_000)
-                    .unwrap();
+                table.add_stream(now, StreamId(id), ssrc, source, 8_000).unwrap();
                 for s in 0..2 {
                     let sub = SubscriptionId(id * 2 + s);
-                    table
-                        .add_subscription(sub, StreamId(id), addr(2000), 0, Rewrite::default())
-                        .unwrap();
+                    table.add_subscription(sub, StreamId(id), addr(2000), 0, Rewrite::default()).unwrap();
                 }
                 if id % 4 == 1 {
-                    assert!(matches!(
-                        table.try_latch(now, addr(3000), ssrc, true),
-                        Latch::Locked(_)
-                    ));
+                    assert!(matches!(table.try_latch(now, addr(3000), ssrc, true), Latch::Locked(_)));
                 }
                 live.push(id);
             }
-            let full = table.add_stream(
-                now,
-                StreamId(u64::MAX),
-                1,
-                SourcePolicy::Fixed(addr(1)),
-                90_000,
-            );
-            assert!(matches!(
-                full,
-                Err(CommandError::LimitReached {
-                    limit: "max_streams",
-                    ..
-                })
-            ));
-            let (gone, kept): (Vec<u64>, Vec<u64>) = live
-                .iter()
-                .partition(|&&id| (id.wrapping_mul(31) + round) % 3 == 0);
+            let full = table.add_stream(now, StreamId(u64::MAX), 1, SourcePolicy::Fixed(addr(1)), 90_000);
+            assert!(matches!(full, Err(CommandError::LimitReached { limit: "max_streams", .. })));
+            let (gone, kept): (Vec<u64>, Vec<u64>) =
+                live.iter().partition(|&&id| (id.wrapping_mul(31) + round) % 3 == 0);
             for id in gone {
                 table.remove_stream(StreamId(id)).unwrap();
             }
             live = kept;
-            assert_eq!(
-                (table.streams.capacity(), table.subscriptions.capacity()),
-                slabs
-            );
+            assert_eq!((table.streams.capacity(), table.subscriptions.capacity()), slabs);
             // Tombstones may lower a map's reported capacity for a while; only a resize raises it.
             let now_capacities = capacities(&table);
             for (map, (now_cap, before_cap)) in now_capacities.iter().zip(before).enumerate() {
-                assert!(
-                    *now_cap <= before_cap,
-                    "map {map} grew, seed {seed} round {round}"
-                );
+                assert!(*now_cap <= before_cap, "map {map} grew, seed {seed} round {round}");
             }
         }
     }

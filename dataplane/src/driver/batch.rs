@@ -41,21 +41,11 @@ pub struct BatchSizeError {
     pub max: usize,
 }
 
-fn check_size(
-    what: &'static str,
-    value: usize,
-    min: usize,
-    max: usize,
-) -> Result<(), BatchSizeError> {
+fn check_size(what: &'static str, value: usize, min: usize, max: usize) -> Result<(), BatchSizeError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(BatchSizeError {
-            what,
-            value,
-            min,
-            max,
-        })
+        Err(BatchSizeError { what, value, min, max })
     }
 }
 
@@ -129,22 +119,10 @@ impl RecvBatch {
             buf_bytes,
             data: vec![0; count * buf_bytes].into_boxed_slice(),
             hdrs: (0..count).map(|_| zeroed_mmsghdr()).collect(),
-            iovs: (0..count)
-                .map(|_| libc::iovec {
-                    iov_base: ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
+            iovs: (0..count).map(|_| libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }).collect(),
             // SAFETY: `sockaddr_storage` is plain integers; all zeroes is a valid value.
             names: (0..count).map(|_| unsafe { std::mem::zeroed() }).collect(),
-            controls: vec![
-                RecvControl {
-                    _align: [],
-                    bytes: [0; RECV_CONTROL_BYTES]
-                };
-                count
-            ]
-            .into_boxed_slice(),
+            controls: vec![RecvControl { _align: [], bytes: [0; RECV_CONTROL_BYTES] }; count].into_boxed_slice(),
             meta: vec![meta; count].into_boxed_slice(),
             received: 0,
             rx_queue_overflow: None,
@@ -161,11 +139,7 @@ impl RecvBatch {
             iov.iov_base = data.wrapping_add(i * self.buf_bytes).cast();
             iov.iov_len = self.buf_bytes;
         }
-        let (iovs, names, controls) = (
-            self.iovs.as_mut_ptr(),
-            self.names.as_mut_ptr(),
-            self.controls.as_mut_ptr(),
-        );
+        let (iovs, names, controls) = (self.iovs.as_mut_ptr(), self.names.as_mut_ptr(), self.controls.as_mut_ptr());
         for (i, m) in self.hdrs.iter_mut().enumerate() {
             m.msg_len = 0;
             let h = &mut m.msg_hdr;
@@ -209,8 +183,7 @@ impl RecvBatch {
             let control_len = m.msg_hdr.msg_controllen as usize;
             let control = decode_control(&self.controls[i], control_len);
             if let Some(dropped) = control.rx_queue_overflow {
-                self.rx_queue_overflow =
-                    Some(self.rx_queue_overflow.map_or(dropped, |d| d.max(dropped)));
+                self.rx_queue_overflow = Some(self.rx_queue_overflow.map_or(dropped, |d| d.max(dropped)));
             }
             self.meta[i] = RecvMeta {
                 len_bytes: (m.msg_len as usize).min(self.buf_bytes),
@@ -239,11 +212,7 @@ impl RecvBatch {
     /// # Panics
     /// If `i >= self.len()`: a caller bug, never caused by input.
     pub fn datagram(&self, i: usize) -> Datagram<'_> {
-        assert!(
-            i < self.received,
-            "datagram {i} of a batch of {}",
-            self.received
-        );
+        assert!(i < self.received, "datagram {i} of a batch of {}", self.received);
         let meta = &self.meta[i];
         let start = i * self.buf_bytes;
         Datagram {
@@ -287,17 +256,9 @@ fn decode_control(control: &RecvControl, control_len: usize) -> ControlInfo {
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&walk) };
     while !cmsg.is_null() {
         // SAFETY: a non-null header from FIRSTHDR/NXTHDR lies wholly inside the buffer.
-        let (level, kind, cmsg_len) = unsafe {
-            (
-                (*cmsg).cmsg_level,
-                (*cmsg).cmsg_type,
-                (*cmsg).cmsg_len as usize,
-            )
-        };
+        let (level, kind, cmsg_len) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len as usize) };
         let data_offset = cmsg as usize - base as usize + cmsg_data_offset();
-        let data_len = cmsg_len
-            .saturating_sub(cmsg_data_offset())
-            .min(len.saturating_sub(data_offset));
+        let data_len = cmsg_len.saturating_sub(cmsg_data_offset()).min(len.saturating_sub(data_offset));
         let data = &control.bytes[data_offset.min(len)..][..data_len];
         match (level, kind) {
             (libc::SOL_UDP, libc::UDP_GRO) => {
@@ -306,22 +267,16 @@ fn decode_control(control: &RecvControl, control_len: usize) -> ControlInfo {
                     info.gro_segment_bytes = u16::try_from(segment).ok().filter(|&s| s > 0);
                 }
             }
-            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
-                if data.len() >= size_of::<libc::timespec>() =>
-            {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= size_of::<libc::timespec>() => {
                 // SAFETY: `data` holds at least a `timespec`, which is plain integers (any bit
                 // pattern is valid); the read is unaligned-safe.
                 let ts: libc::timespec = unsafe { ptr::read_unaligned(data.as_ptr().cast()) };
-                let ns = u64::try_from(ts.tv_sec)
-                    .ok()
-                    .and_then(|s| s.checked_mul(1_000_000_000));
-                info.rx_timestamp_ns =
-                    ns.and_then(|ns| ns.checked_add(u64::try_from(ts.tv_nsec).ok()?));
+                let ns = u64::try_from(ts.tv_sec).ok().and_then(|s| s.checked_mul(1_000_000_000));
+                info.rx_timestamp_ns = ns.and_then(|ns| ns.checked_add(u64::try_from(ts.tv_nsec).ok()?));
             }
             (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
                 if let Some(b) = data.get(..size_of::<u32>()) {
-                    info.rx_queue_overflow =
-                        Some(u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+                    info.rx_queue_overflow = Some(u32::from_ne_bytes(b.try_into().unwrap_or_default()));
                 }
             }
             _ => {}
@@ -344,23 +299,16 @@ fn decode_source(name: &libc::sockaddr_storage) -> SocketAddr {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a `sockaddr_in`; `sockaddr_storage` is
             // large enough and aligned for it.
-            let a =
-                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let a = unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
             SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a `sockaddr_in6`; `sockaddr_storage` is
             // large enough and aligned for it.
-            let a =
-                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let a = unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            ))
+            SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id))
         }
         _ => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
     }
@@ -450,10 +398,7 @@ impl SendBatch {
     pub fn new(capacity: usize, max_slices: usize) -> Result<SendBatch, BatchSizeError> {
         check_size("capacity", capacity, 1, MAX_BATCH)?;
         check_size("max_slices", max_slices, 1, MAX_BATCH)?;
-        let mut template = SegmentControl {
-            hdr: zeroed_cmsghdr(),
-            segment_bytes: 0,
-        };
+        let mut template = SegmentControl { hdr: zeroed_cmsghdr(), segment_bytes: 0 };
         template.hdr.cmsg_level = libc::SOL_UDP;
         template.hdr.cmsg_type = libc::UDP_SEGMENT;
         // SAFETY: CMSG_LEN only does arithmetic on its argument.
@@ -464,12 +409,7 @@ impl SendBatch {
             len: 0,
             sent_len: 0,
             hdrs: (0..capacity).map(|_| zeroed_mmsghdr()).collect(),
-            iovs: (0..capacity * max_slices)
-                .map(|_| libc::iovec {
-                    iov_base: ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
+            iovs: (0..capacity * max_slices).map(|_| libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }).collect(),
             iov_counts: vec![0; capacity].into_boxed_slice(),
             dests: (0..capacity).map(|_| nowhere.clone()).collect(),
             controls: vec![template; capacity].into_boxed_slice(),
@@ -481,10 +421,7 @@ impl SendBatch {
     /// Starts a new batch (the previous one is forgotten) whose slices must live for `'data`.
     pub fn begin<'data>(&mut self) -> SendGuard<'_, 'data> {
         self.len = 0;
-        SendGuard {
-            batch: self,
-            _data: PhantomData,
-        }
+        SendGuard { batch: self, _data: PhantomData }
     }
 
     /// Messages one batch can hold.
@@ -514,12 +451,7 @@ impl<'data> SendGuard<'_, 'data> {
     /// `segment_bytes`, the kernel splits it into datagrams of that size (UDP GSO; the last may
     /// be shorter). Returns false, adding nothing, when the batch is full or there are more than
     /// `max_slices` slices.
-    pub fn push(
-        &mut self,
-        dest: SocketAddr,
-        slices: &[&'data [u8]],
-        segment_bytes: Option<u16>,
-    ) -> bool {
+    pub fn push(&mut self, dest: SocketAddr, slices: &[&'data [u8]], segment_bytes: Option<u16>) -> bool {
         let b = &mut *self.batch;
         let i = b.len;
         if i >= b.hdrs.len() || slices.len() > b.max_slices {
@@ -575,11 +507,8 @@ impl<'data> SendGuard<'_, 'data> {
             h.msg_namelen = b.dests[i].len();
             h.msg_iov = iovs.wrapping_add(i * b.max_slices);
             h.msg_iovlen = b.iov_counts[i] as _;
-            let (control, control_len) = if b.segmented[i] {
-                (controls.wrapping_add(i).cast(), space)
-            } else {
-                (ptr::null_mut(), 0)
-            };
+            let (control, control_len) =
+                if b.segmented[i] { (controls.wrapping_add(i).cast(), space) } else { (ptr::null_mut(), 0) };
             h.msg_control = control;
             h.msg_controllen = control_len as _;
             h.msg_flags = 0;
@@ -593,12 +522,7 @@ impl<'data> SendGuard<'_, 'data> {
             // `'data` (alive: this guard is), and at its `SegmentControl` (or none). The kernel
             // only reads those and writes `msg_len`; nothing else touches them during the call.
             let rc = unsafe {
-                libc::sendmmsg(
-                    fd.as_raw_fd(),
-                    b.hdrs.as_mut_ptr().wrapping_add(next),
-                    (len - next) as c_uint,
-                    0,
-                )
+                libc::sendmmsg(fd.as_raw_fd(), b.hdrs.as_mut_ptr().wrapping_add(next), (len - next) as c_uint, 0)
             };
             if rc > 0 {
                 let sent = rc as usize;
@@ -607,11 +531,7 @@ impl<'data> SendGuard<'_, 'data> {
                 next += sent;
                 continue;
             }
-            let err = if rc == 0 {
-                io::Error::from_raw_os_error(libc::EIO)
-            } else {
-                io::Error::last_os_error()
-            };
+            let err = if rc == 0 { io::Error::from_raw_os_error(libc::EIO) } else { io::Error::last_os_error() };
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
@@ -665,13 +585,7 @@ pub fn udp_gso_supported(fd: BorrowedFd<'_>) -> bool {
     let mut len = size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are live locals of the sizes passed; the kernel writes at most `len` bytes.
     let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            (&mut value as *mut c_int).cast(),
-            &mut len,
-        )
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_UDP, libc::UDP_SEGMENT, (&mut value as *mut c_int).cast(), &mut len)
     };
     rc == 0
 }
@@ -700,17 +614,11 @@ mod tests {
 
     #[test]
     fn segment_control_matches_the_cmsg_layout() {
-        let control = SegmentControl {
-            hdr: zeroed_cmsghdr(),
-            segment_bytes: 0,
-        };
+        let control = SegmentControl { hdr: zeroed_cmsghdr(), segment_bytes: 0 };
         let base = &control as *const SegmentControl;
         // SAFETY: CMSG_DATA only computes an address from the header pointer.
         let data = unsafe { libc::CMSG_DATA(base.cast()) };
-        assert_eq!(
-            data as usize - base as usize,
-            std::mem::offset_of!(SegmentControl, segment_bytes)
-        );
+        assert_eq!(data as usize - base as usize, std::mem::offset_of!(SegmentControl, segment_bytes));
         assert!(size_of::<SegmentControl>() >= send_control_space());
     }
 
@@ -722,28 +630,16 @@ mod tests {
                 + libc::CMSG_SPACE(size_of::<c_int>() as c_uint)
                 + libc::CMSG_SPACE(size_of::<libc::timespec>() as c_uint)
         } as usize;
-        assert!(
-            RECV_CONTROL_BYTES >= needed + 32,
-            "{RECV_CONTROL_BYTES} < {needed} + slack"
-        );
+        assert!(RECV_CONTROL_BYTES >= needed + 32, "{RECV_CONTROL_BYTES} < {needed} + slack");
     }
 
     #[test]
     fn sizes_out_of_range_are_refused_by_name() {
         assert_eq!(RecvBatch::new(0, 1500).err().map(|e| e.what), Some("count"));
-        assert_eq!(
-            RecvBatch::new(8, 70_000).err().map(|e| e.what),
-            Some("buf_bytes")
-        );
-        assert_eq!(
-            SendBatch::new(2000, 2).err().map(|e| e.what),
-            Some("capacity")
-        );
+        assert_eq!(RecvBatch::new(8, 70_000).err().map(|e| e.what), Some("buf_bytes"));
+        assert_eq!(SendBatch::new(2000, 2).err().map(|e| e.what), Some("capacity"));
         let err = SendBatch::new(8, 0).err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("max_slices = 0 is out of range 1..=1024")
-        );
+        assert_eq!(err.as_deref(), Some("max_slices = 0 is out of range 1..=1024"));
     }
 
     #[test]

@@ -47,24 +47,11 @@ struct Collect<'a> {
 }
 
 impl Egress for Collect<'_> {
-    fn forward_rtp(
-        &mut self,
-        _flow: u32,
-        socket: usize,
-        dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool {
+    fn forward_rtp(&mut self, _flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         if self.outs.len() == self.outs.capacity() {
             return false;
         }
-        self.outs.push(Out {
-            socket,
-            dest,
-            part: Part::Rtp {
-                datagram: self.datagram,
-                header: *header,
-            },
-        });
+        self.outs.push(Out { socket, dest, part: Part::Rtp { datagram: self.datagram, header: *header } });
         true
     }
 
@@ -74,14 +61,7 @@ impl Egress for Collect<'_> {
             return false;
         }
         self.arena.extend_from_slice(bytes);
-        self.outs.push(Out {
-            socket,
-            dest,
-            part: Part::Copy {
-                start,
-                len: bytes.len(),
-            },
-        });
+        self.outs.push(Out { socket, dest, part: Part::Copy { start, len: bytes.len() } });
         true
     }
 }
@@ -89,17 +69,13 @@ impl Egress for Collect<'_> {
 /// Runs the worker until a stop is requested. Calls `ready` once set up.
 pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result<()> {
     let s = &ctx.settings;
-    let size_error = |e: super::batch::BatchSizeError| {
-        io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
-    };
-    let mut recv =
-        RecvBatch::new(s.recv_batch, s.limits.max_packet_bytes + 1).map_err(size_error)?;
+    let size_error = |e: super::batch::BatchSizeError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let mut recv = RecvBatch::new(s.recv_batch, s.limits.max_packet_bytes + 1).map_err(size_error)?;
     // sendmmsg takes at most UIO_MAXIOV (1024) messages per call.
     let send_batch = s.send_slots.min(1024);
     let mut send = SendBatch::new(send_batch, 2).map_err(size_error)?;
     let mut outs: Vec<Out> = Vec::with_capacity(send_batch);
-    let mut arena: Vec<u8> =
-        Vec::with_capacity(usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes);
+    let mut arena: Vec<u8> = Vec::with_capacity(usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes);
     let mut forwarder = ctx.forwarder();
     let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
     let mut last_publish = Instant::now();
@@ -122,14 +98,8 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                     counters.count_drop(DropReason::Oversize);
                     continue;
                 }
-                let mut egress = Collect {
-                    outs: &mut outs,
-                    arena: &mut arena,
-                    datagram: i,
-                };
-                if let Outcome::Handover { owner } =
-                    forwarder.on_datagram(now, socket, d.src, d.data, &mut egress)
-                {
+                let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: i };
+                if let Outcome::Handover { owner } = forwarder.on_datagram(now, socket, d.src, d.data, &mut egress) {
                     ctx.hand_over(owner, d.src, socket, d.data, forwarder.counters_mut());
                 }
                 if outs.len() == outs.capacity() {
@@ -143,32 +113,14 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                     )?;
                 }
             }
-            flush(
-                &ctx,
-                &mut send,
-                &mut outs,
-                &mut arena,
-                &|i| recv.datagram(i).data,
-                forwarder.counters_mut(),
-            )?;
+            flush(&ctx, &mut send, &mut outs, &mut arena, &|i| recv.datagram(i).data, forwarder.counters_mut())?;
         }
         while let Some(packet) = ctx.incoming().take() {
             worked = true;
             let data = &packet.data[..packet.len];
-            let mut egress = Collect {
-                outs: &mut outs,
-                arena: &mut arena,
-                datagram: 0,
-            };
+            let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: 0 };
             let _ = forwarder.on_handover(now, packet.socket, packet.src, data, &mut egress);
-            flush(
-                &ctx,
-                &mut send,
-                &mut outs,
-                &mut arena,
-                &|_| data,
-                forwarder.counters_mut(),
-            )?;
+            flush(&ctx, &mut send, &mut outs, &mut arena, &|_| data, forwarder.counters_mut())?;
             ctx.incoming().recycle(packet);
         }
         worked |= ctx.apply_commands(&mut forwarder, now);
@@ -182,10 +134,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
         }
         if worked {
             idle.worked(now);
-        } else if idle.may_block(now)
-            && !ctx.incoming().has_ready()
-            && !ctx.mailbox().has_commands()
-        {
+        } else if idle.may_block(now) && !ctx.incoming().has_ready() && !ctx.mailbox().has_commands() {
             wait(&ctx)?;
         }
     }
@@ -210,15 +159,9 @@ fn flush<'d>(
             let pushed = match &out.part {
                 Part::Rtp { datagram, header } => {
                     let payload = payload_of(*datagram);
-                    guard.push(
-                        out.dest,
-                        &[header, payload.get(12..).unwrap_or_default()],
-                        None,
-                    )
+                    guard.push(out.dest, &[header, payload.get(12..).unwrap_or_default()], None)
                 }
-                Part::Copy { start, len } => {
-                    guard.push(out.dest, &[&arena[*start..*start + *len]], None)
-                }
+                Part::Copy { start, len } => guard.push(out.dest, &[&arena[*start..*start + *len]], None),
             };
             if !pushed {
                 counters.count_drop(DropReason::TxFull);
@@ -239,17 +182,13 @@ fn flush<'d>(
 /// [`POLL_TIMEOUT`].
 fn wait(ctx: &WorkerContext) -> io::Result<()> {
     let wake = ctx.mailbox().wake();
-    let mut fds: [PollFd<'_>; 8] =
-        std::array::from_fn(|_| PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN));
+    let mut fds: [PollFd<'_>; 8] = std::array::from_fn(|_| PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN));
     let mut n = 1;
     for socket in ctx.sockets.iter().take(fds.len() - 1) {
         fds[n] = PollFd::from_borrowed_fd(socket.as_fd(), PollFlags::IN);
         n += 1;
     }
-    let timeout = Timespec {
-        tv_sec: 0,
-        tv_nsec: POLL_TIMEOUT.as_nanos() as _,
-    };
+    let timeout = Timespec { tv_sec: 0, tv_nsec: POLL_TIMEOUT.as_nanos() as _ };
     match poll(&mut fds[..n], Some(&timeout)) {
         Ok(_) => {}
         Err(e) if e == rustix::io::Errno::INTR => {}

@@ -63,32 +63,18 @@ impl Buffers {
     /// The first `len` bytes of buffer `bid`, which must be out of the ring (handed to the worker by a
     /// completion, or a taken spare).
     pub fn data(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(
-            usize::from(bid) < self.total,
-            "buffer id {bid} out of range"
-        );
+        assert!(usize::from(bid) < self.total, "buffer id {bid} out of range");
         let len = len.min(self.buffer_bytes);
         // SAFETY: `bid` is in range (checked), so the slice lies inside the region. The caller only asks for
         // buffers out of the ring, which the kernel does not write, and safe code never writes buffer memory
         // (only `write` does, on a freshly taken spare, see its contract).
-        unsafe {
-            std::slice::from_raw_parts(
-                self.region
-                    .ptr
-                    .as_ptr()
-                    .add(usize::from(bid) * self.buffer_bytes),
-                len,
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.region.ptr.as_ptr().add(usize::from(bid) * self.buffer_bytes), len) }
     }
 
     /// Pointer to byte `offset` of buffer `bid`, for an iovec or a ring entry.
     pub fn ptr(&self, bid: u16, offset: usize) -> *const u8 {
         debug_assert!(usize::from(bid) < self.total && offset <= self.buffer_bytes);
-        self.region
-            .ptr
-            .as_ptr()
-            .wrapping_add(usize::from(bid) * self.buffer_bytes + offset)
+        self.region.ptr.as_ptr().wrapping_add(usize::from(bid) * self.buffer_bytes + offset)
     }
 
     /// Copies `bytes` into spare buffer `bid`.
@@ -100,9 +86,7 @@ impl Buffers {
         assert!(usize::from(bid) < self.total && bytes.len() <= self.buffer_bytes);
         // SAFETY: in range (asserted); exclusive per the caller's contract; source and destination are distinct
         // (the source is never a taken spare).
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr(bid, 0) as *mut u8, bytes.len())
-        }
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr(bid, 0) as *mut u8, bytes.len()) }
     }
 }
 
@@ -134,16 +118,9 @@ pub fn new(count: u16, spare: u16, buffer_bytes: usize) -> io::Result<(Buffers, 
     }
     let total = usize::from(count) + usize::from(spare);
     if total > usize::from(u16::MAX) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "pool too large for 16-bit buffer ids",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "pool too large for 16-bit buffer ids"));
     }
-    let buffers = Buffers {
-        region: Region::zeroed(total * buffer_bytes)?,
-        buffer_bytes,
-        total,
-    };
+    let buffers = Buffers { region: Region::zeroed(total * buffer_bytes)?, buffer_bytes, total };
     let ring = Region::zeroed(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
     let mut state = PoolState {
         ring,
@@ -177,8 +154,7 @@ impl PoolState {
 
     /// Buffers out of the ring right now (held by the worker or by sends), spares included.
     pub fn in_use(&self) -> u64 {
-        u64::from(self.count) - u64::from(self.in_ring) + u64::from(self.spare_total)
-            - self.spares.len() as u64
+        u64::from(self.count) - u64::from(self.in_ring) + u64::from(self.spare_total) - self.spares.len() as u64
     }
 
     /// Buffers currently available to the kernel.

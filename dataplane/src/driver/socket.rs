@@ -46,45 +46,26 @@ pub struct MediaSockets {
 }
 
 /// Opens, configures and binds one socket per worker on each address, then attaches the steering program.
-pub fn open(
-    addresses: &[SocketAddr],
-    workers: usize,
-    opts: SocketOptions,
-) -> Result<MediaSockets, SocketError> {
-    let mut per_worker: Vec<Vec<OwnedFd>> = (0..workers)
-        .map(|_| Vec::with_capacity(addresses.len()))
-        .collect();
+pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Result<MediaSockets, SocketError> {
+    let mut per_worker: Vec<Vec<OwnedFd>> = (0..workers).map(|_| Vec::with_capacity(addresses.len())).collect();
     let mut bound = Vec::with_capacity(addresses.len());
     for &address in addresses {
-        let err = |step: &'static str| {
-            move |source: io::Error| SocketError {
-                address,
-                step,
-                source,
-            }
-        };
+        let err = |step: &'static str| move |source: io::Error| SocketError { address, step, source };
         let mut target = address;
         for slot in per_worker.iter_mut() {
-            let socket = Socket::new(
-                Domain::for_address(address),
-                Type::DGRAM,
-                Some(Protocol::UDP),
-            )
-            .map_err(err("socket"))?;
+            let socket =
+                Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket"))?;
             configure(&socket, address, opts).map_err(err("socket options"))?;
             socket.bind(&target.into()).map_err(err("bind"))?;
             if target.port() == 0 {
                 let local = socket.local_addr().map_err(err("local address"))?;
-                target = local
-                    .as_socket()
-                    .ok_or_else(|| err("local address")(io::ErrorKind::Other.into()))?;
+                target = local.as_socket().ok_or_else(|| err("local address")(io::ErrorKind::Other.into()))?;
             }
             slot.push(OwnedFd::from(socket));
         }
         if workers > 1 {
             let first = &per_worker[0][bound.len()];
-            steering::attach(first.as_fd(), workers as u32)
-                .map_err(err("attach SSRC steering program"))?;
+            steering::attach(first.as_fd(), workers as u32).map_err(err("attach SSRC steering program"))?;
         }
         bound.push(target);
     }
@@ -97,18 +78,8 @@ fn configure(socket: &Socket, address: SocketAddr, opts: SocketOptions) -> io::R
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    set_buffer(
-        socket,
-        libc::SO_RCVBUFFORCE,
-        opts.recv_buffer_bytes,
-        |s, n| s.set_recv_buffer_size(n),
-    )?;
-    set_buffer(
-        socket,
-        libc::SO_SNDBUFFORCE,
-        opts.send_buffer_bytes,
-        |s, n| s.set_send_buffer_size(n),
-    )?;
+    set_buffer(socket, libc::SO_RCVBUFFORCE, opts.recv_buffer_bytes, |s, n| s.set_recv_buffer_size(n))?;
+    set_buffer(socket, libc::SO_SNDBUFFORCE, opts.send_buffer_bytes, |s, n| s.set_send_buffer_size(n))?;
     Ok(())
 }
 
@@ -149,12 +120,7 @@ fn set_buffer(
 }
 
 /// Sets an integer socket option.
-pub(crate) fn set_int(
-    fd: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
+pub(crate) fn set_int(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: the option value is a live `c_int` on the stack and its exact size is passed; `fd` is a valid
     // open descriptor borrowed for the call.
     let rc = unsafe {
@@ -179,12 +145,8 @@ mod tests {
 
     #[test]
     fn port_zero_is_resolved_once_and_shared_by_the_group() {
-        let opts = SocketOptions {
-            recv_buffer_bytes: 1 << 20,
-            send_buffer_bytes: 1 << 20,
-        };
-        let addrs: Vec<SocketAddr> =
-            vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20 };
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
         let sockets = open(&addrs, 3, opts).expect("open");
         assert_eq!(sockets.per_worker.len(), 3);
         for (a, bound) in sockets.bound.iter().enumerate() {
@@ -211,10 +173,7 @@ mod tests {
 
     #[test]
     fn a_bad_address_names_itself() {
-        let opts = SocketOptions {
-            recv_buffer_bytes: 1 << 20,
-            send_buffer_bytes: 1 << 20,
-        };
+        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20 };
         // 192.0.2.1 (TEST-NET-1) is not a local address, so bind fails; nothing is sent anywhere.
         let err = open(&["192.0.2.1:5000".parse().unwrap()], 1, opts).unwrap_err();
         assert!(err.to_string().contains("192.0.2.1:5000"), "{err}");

@@ -25,21 +25,11 @@ const FALLBACK: u32 = u32::MAX;
 type Insn = libc::sock_filter;
 
 const fn stmt(code: u32, k: u32) -> Insn {
-    Insn {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    Insn { code: code as u16, jt: 0, jf: 0, k }
 }
 
 const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> Insn {
-    Insn {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
+    Insn { code: code as u16, jt, jf, k }
 }
 
 /// Builds the steering program for a group of `workers` sockets.
@@ -47,8 +37,8 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> Insn {
 /// Jump offsets count instructions after the jump itself.
 pub fn program(workers: u32) -> Vec<Insn> {
     use libc::{
-        BPF_ABS, BPF_ALU, BPF_AND, BPF_B, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K,
-        BPF_LD, BPF_LEN, BPF_MOD, BPF_RET, BPF_W,
+        BPF_ABS, BPF_ALU, BPF_AND, BPF_B, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_LEN, BPF_MOD,
+        BPF_RET, BPF_W,
     };
     const RET_A: u32 = BPF_RET | 0x10; // BPF_A
     let workers = workers.max(1);
@@ -76,10 +66,7 @@ pub fn program(workers: u32) -> Vec<Insn> {
 /// Attaches the steering program to the reuseport group that `socket` belongs to.
 pub fn attach(socket: BorrowedFd<'_>, workers: u32) -> io::Result<()> {
     let insns = program(workers);
-    let prog = libc::sock_fprog {
-        len: insns.len() as u16,
-        filter: insns.as_ptr() as *mut Insn,
-    };
+    let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut Insn };
     // SAFETY: `prog` points at `insns`, which lives until this function returns; the kernel copies the program
     // during the call. The option length is the size of `sock_fprog`, as SO_ATTACH_REUSEPORT_CBPF expects, and
     // `socket` is a valid open descriptor for the duration of the borrow.
@@ -113,17 +100,14 @@ mod tests {
             pc += 1;
             match code {
                 c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_LEN => a = pkt.len() as u32,
-                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => match pkt.get(i.k as usize)
-                {
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => match pkt.get(i.k as usize) {
                     Some(b) => a = u32::from(*b),
                     None => return 0,
                 },
-                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    match pkt.get(i.k as usize..i.k as usize + 4) {
-                        Some(w) => a = u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
-                        None => return 0,
-                    }
-                }
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => match pkt.get(i.k as usize..i.k as usize + 4) {
+                    Some(w) => a = u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
+                    None => return 0,
+                },
                 c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= i.k,
                 c if c == libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K => a %= i.k,
                 c if c == libc::BPF_JMP | libc::BPF_JA => pc += i.k as usize,
@@ -163,16 +147,8 @@ mod tests {
             let prog = program(workers);
             for ssrc in [0u32, 1, 7, 0x1234_5678, u32::MAX, 0xdead_beef] {
                 let owner = crate::core::owner_of(ssrc, workers as usize) as u32;
-                assert_eq!(
-                    run(&prog, &rtp(ssrc)),
-                    owner,
-                    "rtp ssrc {ssrc:#x} workers {workers}"
-                );
-                assert_eq!(
-                    run(&prog, &rtcp_sr(ssrc)),
-                    owner,
-                    "rtcp ssrc {ssrc:#x} workers {workers}"
-                );
+                assert_eq!(run(&prog, &rtp(ssrc)), owner, "rtp ssrc {ssrc:#x} workers {workers}");
+                assert_eq!(run(&prog, &rtcp_sr(ssrc)), owner, "rtcp ssrc {ssrc:#x} workers {workers}");
             }
         }
     }
@@ -182,16 +158,8 @@ mod tests {
         let prog = program(4);
         assert_eq!(run(&prog, &[]), FALLBACK);
         assert_eq!(run(&prog, &[0x80, 96, 0, 1, 0, 0, 0]), FALLBACK);
-        assert_eq!(
-            run(&prog, &[0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0]),
-            FALLBACK,
-            "rtp shorter than 12"
-        );
-        assert_eq!(
-            run(&prog, &[0x80, 200, 0, 1, 0, 0, 0, 9]),
-            9 % 4,
-            "8-byte rtcp is steered"
-        );
+        assert_eq!(run(&prog, &[0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0]), FALLBACK, "rtp shorter than 12");
+        assert_eq!(run(&prog, &[0x80, 200, 0, 1, 0, 0, 0, 9]), 9 % 4, "8-byte rtcp is steered");
         let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         stun.extend_from_slice(&[0; 12]);
         assert_eq!(run(&prog, &stun), FALLBACK);

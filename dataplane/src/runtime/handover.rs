@@ -42,10 +42,7 @@ impl HandoverRing {
             };
             let _ = free.push(Box::new(packet));
         }
-        HandoverRing {
-            ready: ArrayQueue::new(capacity),
-            free,
-        }
+        HandoverRing { ready: ArrayQueue::new(capacity), free }
     }
 
     /// Sender: copies the packet in; `false` (and nothing queued) when the ring is full or the packet too big.

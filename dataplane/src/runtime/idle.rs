@@ -18,11 +18,7 @@ pub struct IdlePolicy {
 impl IdlePolicy {
     /// A policy for `strategy`; `spin` bounds spinning for [`IdleStrategy::SpinThenSleep`].
     pub fn new(strategy: IdleStrategy, spin: Duration, now: Instant) -> IdlePolicy {
-        IdlePolicy {
-            strategy,
-            spin,
-            last_work: now,
-        }
+        IdlePolicy { strategy, spin, last_work: now }
     }
 
     /// Records that the last iteration did work at `now`.
@@ -35,9 +31,7 @@ impl IdlePolicy {
         match self.strategy {
             IdleStrategy::Sleep => true,
             IdleStrategy::Spin => false,
-            IdleStrategy::SpinThenSleep => {
-                now.saturating_duration_since(self.last_work) >= self.spin
-            }
+            IdleStrategy::SpinThenSleep => now.saturating_duration_since(self.last_work) >= self.spin,
         }
     }
 }
@@ -55,7 +49,6 @@ mod tests {
         p.worked(t0 + Duration::from_micros(60));
         assert!(!p.may_block(t0 + Duration::from_micros(100)));
         assert!(IdlePolicy::new(IdleStrategy::Sleep, Duration::ZERO, t0).may_block(t0));
-        assert!(!IdlePolicy::new(IdleStrategy::Spin, Duration::ZERO, t0)
-            .may_block(t0 + Duration::from_secs(9)));
+        assert!(!IdlePolicy::new(IdleStrategy::Spin, Duration::ZERO, t0).may_block(t0 + Duration::from_secs(9)));
     }
 }

@@ -80,11 +80,8 @@ pub struct Dataplane {
 impl Dataplane {
     /// Starts one worker per configured core; returns once all are forwarding.
     pub fn start(config: &Config) -> Result<Dataplane, StartError> {
-        let available: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let available: Vec<usize> =
+            core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
         let cores = config.placement.resolve_worker_cores(&available)?;
         let workers = cores.len();
         let opts = SocketOptions {
@@ -101,12 +98,7 @@ impl Dataplane {
             .map_err(io("worker eventfd"))?
             .into();
         let handover: Arc<[HandoverRing]> = (0..workers)
-            .map(|_| {
-                HandoverRing::new(
-                    config.limits.handover_ring_capacity as usize,
-                    config.media.max_packet_bytes,
-                )
-            })
+            .map(|_| HandoverRing::new(config.limits.handover_ring_capacity as usize, config.media.max_packet_bytes))
             .collect::<Vec<_>>()
             .into();
         let settings = settings(config);
@@ -115,12 +107,7 @@ impl Dataplane {
         let mut threads = Vec::with_capacity(workers);
         for (index, (core, sockets)) in cores.iter().copied().zip(sockets.per_worker).enumerate() {
             let counters = Arc::new(SharedCounters::default());
-            handles.push(WorkerHandle {
-                index,
-                core,
-                mailbox: mailboxes[index].clone(),
-                counters: counters.clone(),
-            });
+            handles.push(WorkerHandle { index, core, mailbox: mailboxes[index].clone(), counters: counters.clone() });
             let ctx = WorkerContext {
                 index,
                 workers,
@@ -140,26 +127,13 @@ impl Dataplane {
             threads.push(thread);
         }
         drop(ready_tx);
-        let mut dataplane = Dataplane {
-            handles,
-            threads,
-            media: sockets.bound,
-            control_wake,
-            driver: config.media.driver,
-        };
+        let mut dataplane =
+            Dataplane { handles, threads, media: sockets.bound, control_wake, driver: config.media.driver };
         for _ in 0..workers {
             let failure = match ready_rx.recv_timeout(READY_TIMEOUT) {
                 Ok((_, Ok(()))) => continue,
-                Ok((index, Err(message))) => StartError::Worker {
-                    index,
-                    core: cores[index],
-                    message,
-                },
-                Err(_) => StartError::Worker {
-                    index: 0,
-                    core: cores[0],
-                    message: "did not start in time".into(),
-                },
+                Ok((index, Err(message))) => StartError::Worker { index, core: cores[index], message },
+                Err(_) => StartError::Worker { index: 0, core: cores[0], message: "did not start in time".into() },
             };
             dataplane.stop_threads();
             return Err(failure);
@@ -195,9 +169,7 @@ impl Dataplane {
     /// The media socket (index into [`Dataplane::media_addresses`]) to send to `dest` from: the first of the same
     /// address family.
     pub fn socket_for(&self, dest: SocketAddr) -> Option<usize> {
-        self.media
-            .iter()
-            .position(|m| m.is_ipv4() == dest.is_ipv4())
+        self.media.iter().position(|m| m.is_ipv4() == dest.is_ipv4())
     }
 
     /// Counters of every worker, now.
@@ -250,11 +222,7 @@ type Ready = mpsc::SyncSender<(usize, Result<(), String>)>;
 fn run_worker(ctx: WorkerContext, driver: Driver, ready: Ready) {
     let (index, core) = (ctx.index, ctx.core);
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-        tracing::warn!(
-            worker = index,
-            core,
-            "could not pin worker thread to its core; running unpinned"
-        );
+        tracing::warn!(worker = index, core, "could not pin worker thread to its core; running unpinned");
     }
     let once = std::cell::Cell::new(Some(ready));
     let report = |result: Result<(), String>| {

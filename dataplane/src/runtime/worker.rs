@@ -75,10 +75,7 @@ impl WorkerContext {
         let mut applied = false;
         while let Some(envelope) = mailbox.next_command() {
             let result = forwarder.apply(now, envelope.command);
-            mailbox.ack(Ack {
-                seq: envelope.seq,
-                result,
-            });
+            mailbox.ack(Ack { seq: envelope.seq, result });
             applied = true;
         }
         if applied {
@@ -96,11 +93,7 @@ impl WorkerContext {
         bytes: &[u8],
         counters: &mut Counters,
     ) {
-        match self
-            .handover
-            .get(owner)
-            .and_then(|ring| ring.offer(src, socket, bytes))
-        {
+        match self.handover.get(owner).and_then(|ring| ring.offer(src, socket, bytes)) {
             Some(true) => self.mailboxes[owner].wake().notify(),
             Some(false) => {}
             None => counters.count_drop(DropReason::HandoverFull),

@@ -31,40 +31,23 @@ pub(super) fn validate_api(api: &Api, media: &Media) -> Result<(), ConfigError> 
     for (i, address) in advertised.iter().enumerate() {
         let key = format!("api.advertise_addresses[{i}]");
         if address.port() == 0 {
-            return Err(ConfigError::invalid(
-                key,
-                address,
-                "port 0 cannot receive media",
-            ));
+            return Err(ConfigError::invalid(key, address, "port 0 cannot receive media"));
         }
         if address.ip().is_unspecified() {
-            return Err(ConfigError::invalid(
-                key,
-                address,
-                "an unspecified IP cannot be told to peers",
-            ));
+            return Err(ConfigError::invalid(key, address, "an unspecified IP cannot be told to peers"));
         }
-        if let Some(first) = advertised[..i]
-            .iter()
-            .position(|a| a.is_ipv4() == address.is_ipv4())
-        {
+        if let Some(first) = advertised[..i].iter().position(|a| a.is_ipv4() == address.is_ipv4()) {
             return Err(ConfigError::invalid(
                 key,
                 address,
-                format!(
-                    "at most one {} address; api.advertise_addresses[{first}] is one",
-                    family(address)
-                ),
+                format!("at most one {} address; api.advertise_addresses[{first}] is one", family(address)),
             ));
         }
         if !media.serves_family_of(address) {
             return Err(ConfigError::invalid(
                 key,
                 address,
-                format!(
-                    "no {} media address to receive on (see media.addresses)",
-                    family(address)
-                ),
+                format!("no {} media address to receive on (see media.addresses)", family(address)),
             ));
         }
     }
@@ -103,10 +86,7 @@ impl AuthKey {
             Some(bytes) if bytes.len() < MIN_AUTH_SECRET_BYTES => Err(ConfigError::invalid(
                 key,
                 shown,
-                format!(
-                    "decodes to {} bytes; at least {MIN_AUTH_SECRET_BYTES} are needed",
-                    bytes.len()
-                ),
+                format!("decodes to {} bytes; at least {MIN_AUTH_SECRET_BYTES} are needed", bytes.len()),
             )),
             Some(bytes) => Ok(bytes),
         }
@@ -135,11 +115,7 @@ pub(super) fn validate_auth(auth: &Auth, api: &Api) -> Result<(), ConfigError> {
             "must be an absolute path (the daemon and `ringfwd ctl` may run in other directories)",
         ));
     }
-    in_range(
-        "auth.dev_token_ttl_s",
-        auth.dev_token_ttl_s,
-        DEV_TOKEN_TTL_S_RANGE,
-    )
+    in_range("auth.dev_token_ttl_s", auth.dev_token_ttl_s, DEV_TOKEN_TTL_S_RANGE)
 }
 
 /// `[admission]`: every limit in [`ADMISSION_RANGE`].

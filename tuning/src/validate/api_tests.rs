@@ -11,10 +11,7 @@ const SECRET_32: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const SECRET_31: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZQ==";
 
 fn auth_key(id: &str, secret_base64: &str) -> AuthKey {
-    AuthKey {
-        id: id.to_owned(),
-        secret_base64: secret_base64.to_owned(),
-    }
+    AuthKey { id: id.to_owned(), secret_base64: secret_base64.to_owned() }
 }
 
 fn addr(text: &str) -> SocketAddr {
@@ -29,9 +26,7 @@ fn listen_port_zero_is_allowed() {
 
 #[test]
 fn advertise_one_per_family_is_valid() {
-    let key = key_after(|c| {
-        c.api.advertise_addresses = vec![addr("203.0.113.7:40000"), addr("[2001:db8::7]:40000")]
-    });
+    let key = key_after(|c| c.api.advertise_addresses = vec![addr("203.0.113.7:40000"), addr("[2001:db8::7]:40000")]);
     assert_eq!(key, "<valid>");
 }
 
@@ -45,20 +40,15 @@ fn advertise_port_zero_is_invalid() {
 fn advertise_unspecified_ip_is_invalid() {
     let key = key_after(|c| c.api.advertise_addresses = vec![addr("0.0.0.0:40000")]);
     assert_eq!(key, "api.advertise_addresses[0]");
-    let key = key_after(|c| {
-        c.api.advertise_addresses = vec![addr("203.0.113.7:40000"), addr("[::]:40000")]
-    });
+    let key = key_after(|c| c.api.advertise_addresses = vec![addr("203.0.113.7:40000"), addr("[::]:40000")]);
     assert_eq!(key, "api.advertise_addresses[1]");
 }
 
 #[test]
 fn advertise_at_most_one_per_family() {
     let mut config = Config::default();
-    config.api.advertise_addresses = vec![
-        addr("203.0.113.7:40000"),
-        addr("[2001:db8::7]:40000"),
-        addr("198.51.100.1:40000"),
-    ];
+    config.api.advertise_addresses =
+        vec![addr("203.0.113.7:40000"), addr("[2001:db8::7]:40000"), addr("198.51.100.1:40000")];
     let err = config.validate().unwrap_err();
     assert_eq!(err.key(), Some("api.advertise_addresses[2]"));
     let text = err.to_string();
@@ -82,15 +72,9 @@ fn dev_key_only_on_loopback() {
     let err = config.validate().unwrap_err();
     assert_eq!(err.key(), Some("auth.keys"));
     assert!(err.to_string().contains("0.0.0.0:50051"), "{err}");
-    assert_eq!(
-        key_after(|c| c.api.listen = addr("192.0.2.1:50051")),
-        "auth.keys"
-    );
+    assert_eq!(key_after(|c| c.api.listen = addr("192.0.2.1:50051")), "auth.keys");
     assert_eq!(key_after(|c| c.api.listen = addr("[::1]:50051")), "<valid>");
-    assert_eq!(
-        key_after(|c| c.api.listen = addr("127.1.2.3:50051")),
-        "<valid>"
-    );
+    assert_eq!(key_after(|c| c.api.listen = addr("127.1.2.3:50051")), "<valid>");
 }
 
 #[test]
@@ -119,13 +103,8 @@ fn key_id_rules() {
 
 #[test]
 fn key_ids_are_unique() {
-    let key = key_after(|c| {
-        c.auth.keys = vec![
-            auth_key("a", SECRET_32),
-            auth_key("b", SECRET_32),
-            auth_key("a", SECRET_32),
-        ]
-    });
+    let key =
+        key_after(|c| c.auth.keys = vec![auth_key("a", SECRET_32), auth_key("b", SECRET_32), auth_key("a", SECRET_32)]);
     assert_eq!(key, "auth.keys[2].id");
 }
 
@@ -160,14 +139,8 @@ fn secret_must_decode_to_32_bytes() {
 fn dev_token_file_must_be_absolute() {
     let key = "auth.dev_token_file";
     assert_eq!(key_after(|c| c.auth.dev_token_file = "".into()), key);
-    assert_eq!(
-        key_after(|c| c.auth.dev_token_file = "ringfwd-token".into()),
-        key
-    );
-    assert_eq!(
-        key_after(|c| c.auth.dev_token_file = "/run/user/1000/ringfwd-token".into()),
-        "<valid>"
-    );
+    assert_eq!(key_after(|c| c.auth.dev_token_file = "ringfwd-token".into()), key);
+    assert_eq!(key_after(|c| c.auth.dev_token_file = "/run/user/1000/ringfwd-token".into()), "<valid>");
 }
 
 #[test]
@@ -176,10 +149,7 @@ fn dev_token_ttl_range() {
     assert_eq!(key_after(|c| c.auth.dev_token_ttl_s = 59), key);
     assert_eq!(key_after(|c| c.auth.dev_token_ttl_s = 31_536_001), key);
     assert_eq!(key_after(|c| c.auth.dev_token_ttl_s = 60), "<valid>");
-    assert_eq!(
-        key_after(|c| c.auth.dev_token_ttl_s = 31_536_000),
-        "<valid>"
-    );
+    assert_eq!(key_after(|c| c.auth.dev_token_ttl_s = 31_536_000), "<valid>");
 }
 
 type SetAdmission = fn(&mut Admission, u32);
@@ -190,9 +160,7 @@ fn every_admission_limit_is_range_checked() {
         ("admission.max_sessions", |a, v| a.max_sessions = v),
         ("admission.max_endpoints", |a, v| a.max_endpoints = v),
         ("admission.max_streams", |a, v| a.max_streams = v),
-        ("admission.max_subscriptions", |a, v| {
-            a.max_subscriptions = v
-        }),
+        ("admission.max_subscriptions", |a, v| a.max_subscriptions = v),
     ];
     for (key, set) in setters {
         assert_eq!(key_after(|c| set(&mut c.admission, 0)), key);
@@ -203,16 +171,10 @@ fn every_admission_limit_is_range_checked() {
 
 #[test]
 fn validate_keys_alone_checks_only_the_keys() {
-    let auth = Auth {
-        keys: vec![auth_key("ops", SECRET_31)],
-        ..Auth::default()
-    };
+    let auth = Auth { keys: vec![auth_key("ops", SECRET_31)], ..Auth::default() };
     let err = auth.validate_keys().unwrap_err();
     assert_eq!(err.key(), Some("auth.keys[0].secret_base64"));
-    let auth = Auth {
-        dev_token_file: "relative".into(),
-        ..Auth::default()
-    };
+    let auth = Auth { dev_token_file: "relative".into(), ..Auth::default() };
     auth.validate_keys().unwrap();
 }
 

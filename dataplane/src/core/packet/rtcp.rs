@@ -89,21 +89,13 @@ impl<'a> RtcpCompound<'a> {
     /// Validates `bytes` as an RTCP compound.
     pub fn parse(bytes: &'a [u8]) -> Result<RtcpCompound<'a>, PacketError> {
         if bytes.len() < 8 {
-            return Err(PacketError::Truncated {
-                offset: 0,
-                needed_bytes: 8,
-                available_bytes: bytes.len(),
-            });
+            return Err(PacketError::Truncated { offset: 0, needed_bytes: 8, available_bytes: bytes.len() });
         }
         let mut offset = 0;
         while offset < bytes.len() {
             let packet = packet_at(bytes, offset)?;
             if offset == 0 && packet.len_bytes < 8 {
-                return Err(PacketError::Truncated {
-                    offset,
-                    needed_bytes: 8,
-                    available_bytes: packet.len_bytes,
-                });
+                return Err(PacketError::Truncated { offset, needed_bytes: 8, available_bytes: packet.len_bytes });
             }
             validate_body(bytes, &packet)?;
             offset += packet.len_bytes;
@@ -124,10 +116,7 @@ impl<'a> RtcpCompound<'a> {
 
     /// The packets, in order.
     pub fn packets(&self) -> RtcpPackets<'a> {
-        RtcpPackets {
-            bytes: self.bytes,
-            offset: 0,
-        }
+        RtcpPackets { bytes: self.bytes, offset: 0 }
     }
 }
 
@@ -153,25 +142,16 @@ impl Iterator for RtcpPackets<'_> {
 fn packet_at(bytes: &[u8], offset: usize) -> Result<RtcpPacketRef, PacketError> {
     let available_bytes = bytes.len().saturating_sub(offset);
     if available_bytes < 4 {
-        return Err(PacketError::Truncated {
-            offset,
-            needed_bytes: 4,
-            available_bytes,
-        });
+        return Err(PacketError::Truncated { offset, needed_bytes: 4, available_bytes });
     }
     let first = bytes[offset];
     let version = first >> 6;
     if version != 2 {
         return Err(PacketError::Version { offset, version });
     }
-    let len_bytes =
-        (usize::from(u16::from_be_bytes([bytes[offset + 2], bytes[offset + 3]])) + 1) * 4;
+    let len_bytes = (usize::from(u16::from_be_bytes([bytes[offset + 2], bytes[offset + 3]])) + 1) * 4;
     if len_bytes > available_bytes {
-        return Err(PacketError::Truncated {
-            offset,
-            needed_bytes: len_bytes,
-            available_bytes,
-        });
+        return Err(PacketError::Truncated { offset, needed_bytes: len_bytes, available_bytes });
     }
     let end = offset + len_bytes;
     let mut content_end = end;
@@ -212,11 +192,7 @@ fn validate_body(bytes: &[u8], packet: &RtcpPacketRef) -> Result<(), PacketError
         _ => {}
     }
     if content_bytes < needed_bytes {
-        return Err(PacketError::Truncated {
-            offset: packet.offset,
-            needed_bytes,
-            available_bytes: content_bytes,
-        });
+        return Err(PacketError::Truncated { offset: packet.offset, needed_bytes, available_bytes: content_bytes });
     }
     Ok(())
 }
@@ -246,11 +222,7 @@ impl<'a> SdesChunks<'a> {
 
     fn truncated(&mut self, at: usize, needed_bytes: usize) -> PacketError {
         self.remaining = 0;
-        PacketError::Truncated {
-            offset: at,
-            needed_bytes,
-            available_bytes: self.content_end.saturating_sub(at),
-        }
+        PacketError::Truncated { offset: at, needed_bytes, available_bytes: self.content_end.saturating_sub(at) }
     }
 }
 
@@ -301,9 +273,7 @@ mod tests {
     use rtcp::receiver_report::ReceiverReport;
     use rtcp::reception_report::ReceptionReport;
     use rtcp::sender_report::SenderReport;
-    use rtcp::source_description::{
-        SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
-    };
+    use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
 
     fn compound(packets: Vec<Box<dyn Packet + Send + Sync>>) -> Vec<u8> {
         rtcp::packet::marshal(&packets).expect("marshal").to_vec()
@@ -314,177 +284,94 @@ mod tests {
         let bytes = compound(vec![
             Box::new(SenderReport {
                 ssrc: 7,
-                reports: vec![ReceptionReport {
-                    ssrc: 9,
-                    ..Default::default()
-                }],
+                reports: vec![ReceptionReport { ssrc: 9, ..Default::default() }],
                 ..Default::default()
             }),
             Box::new(SourceDescription {
                 chunks: vec![
                     SourceDescriptionChunk {
                         source: 7,
-                        items: vec![SourceDescriptionItem {
-                            sdes_type: SdesType::SdesCname,
-                            text: "abc".into(),
-                        }],
+                        items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "abc".into() }],
                     },
                     SourceDescriptionChunk {
                         source: 8,
-                        items: vec![SourceDescriptionItem {
-                            sdes_type: SdesType::SdesCname,
-                            text: "defgh".into(),
-                        }],
+                        items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "defgh".into() }],
                     },
                 ],
             }),
-            Box::new(Goodbye {
-                sources: vec![7, 8],
-                reason: "bye".into(),
-            }),
-            Box::new(ReceiverReport {
-                ssrc: 7,
-                ..Default::default()
-            }),
+            Box::new(Goodbye { sources: vec![7, 8], reason: "bye".into() }),
+            Box::new(ReceiverReport { ssrc: 7, ..Default::default() }),
         ]);
         let parsed = RtcpCompound::parse(&bytes).expect("valid compound");
         assert_eq!(parsed.first_ssrc(), Ssrc(7));
         let kinds: Vec<_> = parsed.packets().map(|p| p.kind).collect();
         assert_eq!(
             kinds,
-            [
-                RtcpType::SenderReport,
-                RtcpType::SourceDescription,
-                RtcpType::Goodbye,
-                RtcpType::ReceiverReport
-            ]
+            [RtcpType::SenderReport, RtcpType::SourceDescription, RtcpType::Goodbye, RtcpType::ReceiverReport]
         );
         let total: usize = parsed.packets().map(|p| p.len_bytes).sum();
         assert_eq!(total, bytes.len());
         let sdes = parsed.packets().nth(1).unwrap();
-        let chunks: Vec<_> = SdesChunks::new(&bytes, &sdes)
-            .map(|c| be_u32(&bytes, c.unwrap()))
-            .collect();
+        let chunks: Vec<_> = SdesChunks::new(&bytes, &sdes).map(|c| be_u32(&bytes, c.unwrap())).collect();
         assert_eq!(chunks, [7, 8]);
     }
 
     #[test]
     fn rejects_malformed_compounds() {
-        let rr = compound(vec![Box::new(ReceiverReport {
-            ssrc: 1,
-            ..Default::default()
-        })]);
+        let rr = compound(vec![Box::new(ReceiverReport { ssrc: 1, ..Default::default() })]);
         let mut two = rr.clone();
         two.extend_from_slice(&rr);
         assert!(RtcpCompound::parse(&two).is_ok());
         // Trailing bytes that are not a whole packet.
         let mut trailing = two.clone();
         trailing.extend_from_slice(&[0x80, 201]);
-        assert!(matches!(
-            RtcpCompound::parse(&trailing),
-            Err(PacketError::Truncated { offset: 16, .. })
-        ));
+        assert!(matches!(RtcpCompound::parse(&trailing), Err(PacketError::Truncated { offset: 16, .. })));
         // Length field too long.
         let mut long = rr.clone();
         long[3] = 5;
-        assert!(matches!(
-            RtcpCompound::parse(&long),
-            Err(PacketError::Truncated { offset: 0, .. })
-        ));
+        assert!(matches!(RtcpCompound::parse(&long), Err(PacketError::Truncated { offset: 0, .. })));
         // Padding bit on the first of two.
         let mut padded_first = two.clone();
         padded_first[0] |= 0x20;
-        assert_eq!(
-            RtcpCompound::parse(&padded_first).unwrap_err(),
-            PacketError::PaddingNotLast { offset: 0 }
-        );
+        assert_eq!(RtcpCompound::parse(&padded_first).unwrap_err(), PacketError::PaddingNotLast { offset: 0 });
         // Padding on the last, valid then invalid count.
-        let mut padded_last = vec![
-            0x80, 201, 0, 1, 0, 0, 0, 1, 0xa0, 201, 0, 2, 0, 0, 0, 1, 0, 0, 0, 4,
-        ];
+        let mut padded_last = vec![0x80, 201, 0, 1, 0, 0, 0, 1, 0xa0, 201, 0, 2, 0, 0, 0, 1, 0, 0, 0, 4];
         assert!(RtcpCompound::parse(&padded_last).is_ok());
-        assert_eq!(
-            RtcpCompound::parse(&padded_last)
-                .unwrap()
-                .packets()
-                .nth(1)
-                .unwrap()
-                .content_end,
-            16
-        );
+        assert_eq!(RtcpCompound::parse(&padded_last).unwrap().packets().nth(1).unwrap().content_end, 16);
         padded_last[19] = 9;
-        assert_eq!(
-            RtcpCompound::parse(&padded_last).unwrap_err(),
-            PacketError::Padding {
-                offset: 8,
-                count: 9
-            }
-        );
+        assert_eq!(RtcpCompound::parse(&padded_last).unwrap_err(), PacketError::Padding { offset: 8, count: 9 });
         padded_last[19] = 5; // leaves 7 content bytes: no room for the RR's SSRC
-        assert!(matches!(
-            RtcpCompound::parse(&padded_last),
-            Err(PacketError::Truncated { offset: 8, .. })
-        ));
+        assert!(matches!(RtcpCompound::parse(&padded_last), Err(PacketError::Truncated { offset: 8, .. })));
         // Wrong version in the second packet.
         let mut bad_version = two.clone();
         bad_version[8] = 0x40;
-        assert_eq!(
-            RtcpCompound::parse(&bad_version).unwrap_err(),
-            PacketError::Version {
-                offset: 8,
-                version: 1
-            }
-        );
+        assert_eq!(RtcpCompound::parse(&bad_version).unwrap_err(), PacketError::Version { offset: 8, version: 1 });
         // An RR claiming one report block without the block.
         let mut short_rr = rr.clone();
         short_rr[0] |= 1;
-        assert!(matches!(
-            RtcpCompound::parse(&short_rr),
-            Err(PacketError::Truncated {
-                needed_bytes: 32,
-                ..
-            })
-        ));
+        assert!(matches!(RtcpCompound::parse(&short_rr), Err(PacketError::Truncated { needed_bytes: 32, .. })));
         // A BYE claiming more sources than it has.
         let bye = compound(vec![
-            Box::new(ReceiverReport {
-                ssrc: 1,
-                ..Default::default()
-            }),
-            Box::new(Goodbye {
-                sources: vec![1],
-                reason: Default::default(),
-            }),
+            Box::new(ReceiverReport { ssrc: 1, ..Default::default() }),
+            Box::new(Goodbye { sources: vec![1], reason: Default::default() }),
         ]);
         let mut short_bye = bye.clone();
         short_bye[8] = 0xa3; // three sources in a packet with room for one (the rtcp crate pads BYE)
-        assert!(matches!(
-            RtcpCompound::parse(&short_bye),
-            Err(PacketError::Truncated { offset: 8, .. })
-        ));
+        assert!(matches!(RtcpCompound::parse(&short_bye), Err(PacketError::Truncated { offset: 8, .. })));
         // SDES chunk whose item overruns the packet.
         let sdes = compound(vec![
-            Box::new(ReceiverReport {
-                ssrc: 1,
-                ..Default::default()
-            }),
+            Box::new(ReceiverReport { ssrc: 1, ..Default::default() }),
             Box::new(SourceDescription {
                 chunks: vec![SourceDescriptionChunk {
                     source: 1,
-                    items: vec![SourceDescriptionItem {
-                        sdes_type: SdesType::SdesCname,
-                        text: "x".into(),
-                    }],
+                    items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "x".into() }],
                 }],
             }),
         ]);
         assert!(RtcpCompound::parse(&sdes).is_ok());
         let mut bad_sdes = sdes.clone();
         bad_sdes[8 + 9] = 200; // item length
-        assert!(matches!(
-            RtcpCompound::parse(&bad_sdes),
-            Err(PacketError::Truncated { .. })
-        ));
+        assert!(matches!(RtcpCompound::parse(&bad_sdes), Err(PacketError::Truncated { .. })));
         // First packet without an SSRC.
         assert!(RtcpCompound::parse(&[0x80, 203, 0, 0, 0x80, 203, 0, 0]).is_err());
     }

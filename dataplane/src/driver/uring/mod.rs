@@ -42,17 +42,8 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     if !clean {
         // Sends still in flight after the drain timeout: the kernel may still read their memory, so it is leaked
         // rather than freed under it. This happens only at shutdown.
-        tracing::warn!(
-            worker = worker.ctx.index,
-            "sends still in flight at shutdown; leaking their buffers"
-        );
-        let UringWorker {
-            ring,
-            buffers,
-            pool,
-            tx,
-            ..
-        } = worker;
+        tracing::warn!(worker = worker.ctx.index, "sends still in flight at shutdown; leaking their buffers");
+        let UringWorker { ring, buffers, pool, tx, .. } = worker;
         drop(ring);
         std::mem::forget((buffers, pool, tx));
     }
@@ -90,9 +81,7 @@ impl UringWorker {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         let (buffers, pool) = pool::new(s.pool_buffers, SPARE_BUFFERS, s.buffer_bytes)?;
-        let cq_entries = (u32::from(s.pool_buffers) * 2 + s.send_slots as u32)
-            .next_power_of_two()
-            .clamp(1024, 65536);
+        let cq_entries = (u32::from(s.pool_buffers) * 2 + s.send_slots as u32).next_power_of_two().clamp(1024, 65536);
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
@@ -106,24 +95,11 @@ impl UringWorker {
         // SAFETY: the ring memory belongs to `pool`, which the worker keeps alive (and unmoved: it is heap memory)
         // until after the io_uring is dropped (field order, and `run` leaks it if sends are still in flight).
         unsafe {
-            ring.submitter().register_buf_ring_with_flags(
-                pool.ring_addr(),
-                pool.ring_entries(),
-                BUFFER_GROUP,
-                0,
-            )
+            ring.submitter().register_buf_ring_with_flags(pool.ring_addr(), pool.ring_entries(), BUFFER_GROUP, 0)
         }
         .map_err(|e| io::Error::new(e.kind(), format!("register provided-buffer ring: {e}")))?;
-        let fds: Vec<types::Fd> = ctx
-            .sockets
-            .iter()
-            .map(|s| types::Fd(s.as_raw_fd()))
-            .collect();
-        let tx = TxQueue::new(
-            s.send_slots,
-            s.limits.max_subscriptions as usize,
-            s.gso_max_segments,
-        );
+        let fds: Vec<types::Fd> = ctx.sockets.iter().map(|s| types::Fd(s.as_raw_fd())).collect();
+        let tx = TxQueue::new(s.send_slots, s.limits.max_subscriptions as usize, s.gso_max_segments);
         let forwarder = ctx.forwarder();
         Ok(UringWorker {
             ring,
@@ -145,11 +121,7 @@ impl UringWorker {
 
     /// The loop; returns whether everything in flight completed before exit.
     fn run(&mut self) -> io::Result<bool> {
-        let mut idle = IdlePolicy::new(
-            self.ctx.settings.idle,
-            self.ctx.settings.spin,
-            Instant::now(),
-        );
+        let mut idle = IdlePolicy::new(self.ctx.settings.idle, self.ctx.settings.spin, Instant::now());
         let mut last_publish = Instant::now();
         let mut drain_deadline = None;
         self.arm_wake()?;
@@ -159,24 +131,15 @@ impl UringWorker {
             }
             self.pool.publish();
             let now = Instant::now();
-            let block = idle.may_block(now)
-                && !self.ctx.incoming().has_ready()
-                && !self.ctx.mailbox().has_commands();
-            // Sends complete inline during the submit, so waiting for one completion would return at once with
-            // a send's. Waiting for every in-flight send plus one more completion sleeps until new work
-            // arrives (a packet, a command, a handover wake-up), with one enter per iteration.
-            let want = match (block, self.stopping) {
-                (false, _) => 0,
-                (true, true) => 1,
-                (true, false) => self.tx.busy() + 1,
-            };
+            let block = idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
+            // Wait for one completion. (Waiting for "in-flight sends + 1" to save the second enter per
+            // iteration loses wake-ups: with DEFER_TASKRUN the kernel counts pending task-work items, and one item
+            // can carry several completions, so the waiter slept through arrivals. The no-allocation test caught
+            // it as packets left unread in the socket.)
+            let want = usize::from(block);
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
@@ -188,8 +151,7 @@ impl UringWorker {
                 idle.worked(now);
             }
             if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
-                self.ctx
-                    .publish(self.forwarder.counters_mut(), self.pool.in_use());
+                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
                 last_publish = now;
             }
             if !self.stopping && self.ctx.mailbox().stop_requested() {
@@ -197,12 +159,10 @@ impl UringWorker {
                 drain_deadline = Some(now + DRAIN_TIMEOUT);
             }
             if self.stopping {
-                let quiet =
-                    self.tx.busy() == 0 && !self.wake_armed && !self.recv_armed.iter().any(|&a| a);
+                let quiet = self.tx.busy() == 0 && !self.wake_armed && !self.recv_armed.iter().any(|&a| a);
                 let late = drain_deadline.is_some_and(|d| now >= d);
                 if quiet || late {
-                    self.ctx
-                        .publish(self.forwarder.counters_mut(), self.pool.in_use());
+                    self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
                     return Ok(self.tx.busy() == 0);
                 }
             }
@@ -224,9 +184,7 @@ impl UringWorker {
 
     fn arm_wake(&mut self) -> io::Result<()> {
         let fd = types::Fd(self.ctx.mailbox().wake().as_fd().as_raw_fd());
-        let entry = opcode::Read::new(fd, self.wake_buf.as_mut_ptr(), 8)
-            .build()
-            .user_data(WAKE_TAG);
+        let entry = opcode::Read::new(fd, self.wake_buf.as_mut_ptr(), 8).build().user_data(WAKE_TAG);
         push(&mut self.ring, &entry)?;
         self.wake_armed = true;
         Ok(())
@@ -236,16 +194,12 @@ impl UringWorker {
         self.stopping = true;
         for i in 0..self.fds.len() {
             if self.recv_armed[i] {
-                let cancel = opcode::AsyncCancel::new(RECV_TAG | i as u64)
-                    .build()
-                    .user_data(CANCEL_TAG);
+                let cancel = opcode::AsyncCancel::new(RECV_TAG | i as u64).build().user_data(CANCEL_TAG);
                 push(&mut self.ring, &cancel)?;
             }
         }
         if self.wake_armed {
-            let cancel = opcode::AsyncCancel::new(WAKE_TAG)
-                .build()
-                .user_data(CANCEL_TAG);
+            let cancel = opcode::AsyncCancel::new(WAKE_TAG).build().user_data(CANCEL_TAG);
             push(&mut self.ring, &cancel)?;
         }
         Ok(())
@@ -255,11 +209,7 @@ impl UringWorker {
     /// submitted and their completions reaped at once, so a burst never starves on slots.
     fn reap_and_process(&mut self, now: Instant) -> io::Result<bool> {
         self.cqes.clear();
-        self.cqes.extend(
-            self.ring
-                .completion()
-                .map(|c| (c.user_data(), c.result(), c.flags())),
-        );
+        self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         let worked = !self.cqes.is_empty();
         let low_water = (self.ctx.settings.send_slots / 2).max(1);
         let mut i = 0;
@@ -290,10 +240,7 @@ impl UringWorker {
 
     fn complete_send(&mut self, user_data: u64, result: i32) {
         let slot = (user_data & 0xffff_ffff) as u32;
-        if let Some(errno) =
-            self.tx
-                .complete(slot, result, &mut self.pool, self.forwarder.counters_mut())
-        {
+        if let Some(errno) = self.tx.complete(slot, result, &mut self.pool, self.forwarder.counters_mut()) {
             if errno == libc::EIO {
                 // The device refused a segmented send: keep forwarding without GSO.
                 self.tx.disable_gso();
@@ -332,33 +279,16 @@ impl UringWorker {
         let src = recv::sockaddr(out.name_data());
         let (Some(src), false) = (src, out.is_payload_truncated()) else {
             counters.rx_packets += 1;
-            counters.count_drop(if out.is_payload_truncated() {
-                DropReason::Oversize
-            } else {
-                DropReason::Malformed
-            });
+            counters.count_drop(if out.is_payload_truncated() { DropReason::Oversize } else { DropReason::Malformed });
             self.pool.done(bid);
             return;
         };
         let payload = out.payload_data();
         let offset = payload.as_ptr() as usize - data.as_ptr() as usize;
-        let current = Current {
-            bid,
-            offset,
-            len: payload.len(),
-        };
-        let mut egress = UringEgress {
-            tx: &mut self.tx,
-            buffers,
-            pool: &mut self.pool,
-            current,
-        };
-        if let Outcome::Handover { owner } =
-            self.forwarder
-                .on_datagram(now, socket, src, payload, &mut egress)
-        {
-            self.ctx
-                .hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
+        let current = Current { bid, offset, len: payload.len() };
+        let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
+        if let Outcome::Handover { owner } = self.forwarder.on_datagram(now, socket, src, payload, &mut egress) {
+            self.ctx.hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
         }
         self.pool.done(bid);
     }
@@ -374,30 +304,12 @@ impl UringWorker {
                     // SAFETY: `bid` was just taken from the spare list.
                     unsafe { self.buffers.write(bid, bytes) };
                     let buffers = &self.buffers;
-                    let current = Current {
-                        bid,
-                        offset: 0,
-                        len: bytes.len(),
-                    };
-                    let mut egress = UringEgress {
-                        tx: &mut self.tx,
-                        buffers,
-                        pool: &mut self.pool,
-                        current,
-                    };
-                    let _ = self.forwarder.on_handover(
-                        now,
-                        packet.socket,
-                        packet.src,
-                        bytes,
-                        &mut egress,
-                    );
+                    let current = Current { bid, offset: 0, len: bytes.len() };
+                    let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
+                    let _ = self.forwarder.on_handover(now, packet.socket, packet.src, bytes, &mut egress);
                     self.pool.done(bid);
                 }
-                None => self
-                    .forwarder
-                    .counters_mut()
-                    .count_drop(DropReason::HandoverFull),
+                None => self.forwarder.counters_mut().count_drop(DropReason::HandoverFull),
             }
             self.ctx.incoming().recycle(packet);
         }

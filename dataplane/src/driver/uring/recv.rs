@@ -37,12 +37,7 @@ pub fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
             let flowinfo = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
             let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
             let scope = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flowinfo,
-                scope,
-            )))
+            Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flowinfo, scope)))
         }
         _ => None,
     }
@@ -56,13 +51,11 @@ mod tests {
     fn decodes_both_families_and_rejects_garbage() {
         let v4 = socket2::SockAddr::from("127.0.0.9:5004".parse::<SocketAddr>().unwrap());
         // SAFETY: `as_ptr` points at `len` initialised bytes of the SockAddr's storage.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(v4.as_ptr().cast::<u8>(), v4.len() as usize) };
+        let bytes = unsafe { std::slice::from_raw_parts(v4.as_ptr().cast::<u8>(), v4.len() as usize) };
         assert_eq!(sockaddr(bytes), Some("127.0.0.9:5004".parse().unwrap()));
         let v6 = socket2::SockAddr::from("[::1]:40000".parse::<SocketAddr>().unwrap());
         // SAFETY: as above.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(v6.as_ptr().cast::<u8>(), v6.len() as usize) };
+        let bytes = unsafe { std::slice::from_raw_parts(v6.as_ptr().cast::<u8>(), v6.len() as usize) };
         assert_eq!(sockaddr(bytes), Some("[::1]:40000".parse().unwrap()));
         assert_eq!(sockaddr(&[]), None);
         assert_eq!(sockaddr(&[2, 0, 0]), None);

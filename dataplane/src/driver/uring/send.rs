@@ -84,14 +84,7 @@ impl TxQueue {
                     // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
                     msghdr: unsafe { std::mem::zeroed() },
                     name: unspecified.clone(),
-                    iov: vec![
-                        libc::iovec {
-                            iov_base: std::ptr::null_mut(),
-                            iov_len: 0
-                        };
-                        2 * seg
-                    ]
-                    .into_boxed_slice(),
+                    iov: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2 * seg].into_boxed_slice(),
                     headers: vec![[0u8; 12]; seg].into_boxed_slice(),
                     control: Control([0; 32]),
                     bufs: vec![0u16; seg].into_boxed_slice(),
@@ -143,11 +136,7 @@ impl TxQueue {
     }
 
     /// Queues every slot opened this iteration on the submission queue, submitting when it is full.
-    pub fn flush(
-        &mut self,
-        ring: &mut io_uring::IoUring,
-        fds: &[types::Fd],
-    ) -> std::io::Result<()> {
+    pub fn flush(&mut self, ring: &mut io_uring::IoUring, fds: &[types::Fd]) -> std::io::Result<()> {
         for i in 0..self.pending.len() {
             let s = self.pending[i];
             let slot = &mut self.slots[s as usize];
@@ -164,9 +153,7 @@ impl TxQueue {
                 slot.msghdr.msg_control = std::ptr::null_mut();
                 slot.msghdr.msg_controllen = 0;
             }
-            let entry = opcode::SendMsg::new(fds[slot.socket], &slot.msghdr)
-                .build()
-                .user_data(SEND_TAG | u64::from(s));
+            let entry = opcode::SendMsg::new(fds[slot.socket], &slot.msghdr).build().user_data(SEND_TAG | u64::from(s));
             push(ring, &entry)?;
         }
         self.pending.clear();
@@ -179,13 +166,7 @@ impl TxQueue {
     }
 
     /// A send completed with `result`; releases its buffers and slot and counts it.
-    pub fn complete(
-        &mut self,
-        slot: u32,
-        result: i32,
-        pool: &mut PoolState,
-        counters: &mut Counters,
-    ) -> Option<i32> {
+    pub fn complete(&mut self, slot: u32, result: i32, pool: &mut PoolState, counters: &mut Counters) -> Option<i32> {
         let slot_ref = self.slots.get_mut(slot as usize)?;
         for &bid in &slot_ref.bufs[..slot_ref.nbufs] {
             pool.release(bid);
@@ -246,13 +227,7 @@ pub struct UringEgress<'a> {
 }
 
 impl Egress for UringEgress<'_> {
-    fn forward_rtp(
-        &mut self,
-        flow: u32,
-        socket: usize,
-        dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool {
+    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         let Current { bid, offset, len } = self.current;
         if len < 12 {
             return false;
@@ -288,14 +263,9 @@ impl Egress for UringEgress<'_> {
         let slot = &mut tx.slots[s as usize];
         let k = slot.segments;
         slot.headers[k] = *header;
-        slot.iov[slot.niov] = libc::iovec {
-            iov_base: slot.headers[k].as_mut_ptr().cast(),
-            iov_len: 12,
-        };
-        slot.iov[slot.niov + 1] = libc::iovec {
-            iov_base: self.buffers.ptr(bid, offset + 12) as *mut libc::c_void,
-            iov_len: len - 12,
-        };
+        slot.iov[slot.niov] = libc::iovec { iov_base: slot.headers[k].as_mut_ptr().cast(), iov_len: 12 };
+        slot.iov[slot.niov + 1] =
+            libc::iovec { iov_base: self.buffers.ptr(bid, offset + 12) as *mut libc::c_void, iov_len: len - 12 };
         slot.niov += 2;
         slot.bufs[slot.nbufs] = bid;
         slot.nbufs += 1;
@@ -322,10 +292,7 @@ impl Egress for UringEgress<'_> {
         // SAFETY: `spare` was just taken from the spare list: no send references it and no slice of it lives.
         unsafe { self.buffers.write(spare, bytes) };
         let slot = &mut self.tx.slots[s as usize];
-        slot.iov[0] = libc::iovec {
-            iov_base: self.buffers.ptr(spare, 0) as *mut libc::c_void,
-            iov_len: bytes.len(),
-        };
+        slot.iov[0] = libc::iovec { iov_base: self.buffers.ptr(spare, 0) as *mut libc::c_void, iov_len: bytes.len() };
         slot.niov = 1;
         slot.bufs[0] = spare;
         slot.nbufs = 1;

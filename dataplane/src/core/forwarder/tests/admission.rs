@@ -8,78 +8,37 @@ fn unknown_ssrc_and_wrong_source_forward_nothing() {
     fixed_stream_with_subs(&mut h, 1);
     let mut egress = Recorder::new();
     let unknown = rtp(0x2000, 1, 1, b"u"); // even: owned here
-    assert_eq!(
-        h.send(0, publisher(), &unknown, &mut egress),
-        Outcome::Dropped(DropReason::UnknownSsrc)
-    );
+    assert_eq!(h.send(0, publisher(), &unknown, &mut egress), Outcome::Dropped(DropReason::UnknownSsrc));
     let known = rtp(SSRC, 1, 1, b"k");
-    assert_eq!(
-        h.send(0, addr("127.0.0.1:5001"), &known, &mut egress),
-        Outcome::Dropped(DropReason::WrongSource)
-    );
-    assert_eq!(
-        h.send(0, addr("127.0.0.2:5000"), &known, &mut egress),
-        Outcome::Dropped(DropReason::WrongSource)
-    );
+    assert_eq!(h.send(0, addr("127.0.0.1:5001"), &known, &mut egress), Outcome::Dropped(DropReason::WrongSource));
+    assert_eq!(h.send(0, addr("127.0.0.2:5000"), &known, &mut egress), Outcome::Dropped(DropReason::WrongSource));
     assert!(egress.sent.is_empty());
     let c = h.fwd.counters();
-    assert_eq!(
-        (
-            c.drop_unknown_ssrc,
-            c.drop_wrong_source,
-            c.forwarded_packets
-        ),
-        (1, 2, 0)
-    );
+    assert_eq!((c.drop_unknown_ssrc, c.drop_wrong_source, c.forwarded_packets), (1, 2, 0));
     assert_eq!(c.rx_packets, 3);
 }
 
 #[test]
 fn latching_locks_to_the_first_rtp_source() {
     let mut h = Harness::new();
-    h.stream(
-        1,
-        SSRC,
-        SourcePolicy::Latch {
-            window: Duration::from_secs(10),
-            fallback: None,
-        },
-    );
-    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default())
-        .expect("sub");
+    h.stream(1, SSRC, SourcePolicy::Latch { window: Duration::from_secs(10), fallback: None });
+    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default()).expect("sub");
     let mut egress = Recorder::new();
     let first = addr("127.0.0.1:5000");
     let second = addr("127.0.0.1:5002");
     // RTCP does not latch.
-    let sr = rtcp::packet::marshal(&[Box::new(rtcp::sender_report::SenderReport {
-        ssrc: SSRC,
-        ..Default::default()
-    }) as Box<dyn rtcp::packet::Packet + Send + Sync>])
+    let sr = rtcp::packet::marshal(&[Box::new(rtcp::sender_report::SenderReport { ssrc: SSRC, ..Default::default() })
+        as Box<dyn rtcp::packet::Packet + Send + Sync>])
     .expect("sr")
     .to_vec();
-    assert_eq!(
-        h.send(100, first, &sr, &mut egress),
-        Outcome::Dropped(DropReason::WrongSource)
-    );
+    assert_eq!(h.send(100, first, &sr, &mut egress), Outcome::Dropped(DropReason::WrongSource));
     let pkt = rtp(SSRC, 1, 1, b"x");
-    assert_eq!(
-        h.send(200, first, &pkt, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(200, first, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!(h.fwd.counters().latched, 1);
-    assert_eq!(
-        h.send(300, second, &pkt, &mut egress),
-        Outcome::Dropped(DropReason::WrongSource)
-    );
+    assert_eq!(h.send(300, second, &pkt, &mut egress), Outcome::Dropped(DropReason::WrongSource));
     // Now RTCP from the latched source is forwarded, and the lock outlives the window.
-    assert_eq!(
-        h.send(400, first, &sr, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
-    assert_eq!(
-        h.send(60_000, first, &pkt, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(400, first, &sr, &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!(h.send(60_000, first, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!(egress.sent.len(), 3);
     assert_eq!(h.fwd.counters().latched, 1);
 }
@@ -87,66 +46,29 @@ fn latching_locks_to_the_first_rtp_source() {
 #[test]
 fn latch_window_expiry_without_fallback_drops() {
     let mut h = Harness::new();
-    h.stream(
-        1,
-        SSRC,
-        SourcePolicy::Latch {
-            window: Duration::from_secs(10),
-            fallback: None,
-        },
-    );
-    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default())
-        .expect("sub");
+    h.stream(1, SSRC, SourcePolicy::Latch { window: Duration::from_secs(10), fallback: None });
+    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default()).expect("sub");
     let mut egress = Recorder::new();
     let pkt = rtp(SSRC, 1, 1, b"x");
-    assert_eq!(
-        h.send(10_000, publisher(), &pkt, &mut egress),
-        Outcome::Dropped(DropReason::LatchExpired)
-    );
-    assert_eq!(
-        h.send(20_000, publisher(), &pkt, &mut egress),
-        Outcome::Dropped(DropReason::LatchExpired)
-    );
+    assert_eq!(h.send(10_000, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
+    assert_eq!(h.send(20_000, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
     assert!(egress.sent.is_empty());
-    assert_eq!(
-        (
-            h.fwd.counters().drop_latch_expired,
-            h.fwd.counters().latched
-        ),
-        (2, 0)
-    );
+    assert_eq!((h.fwd.counters().drop_latch_expired, h.fwd.counters().latched), (2, 0));
 }
 
 #[test]
 fn latch_window_expiry_accepts_only_the_fallback() {
     let mut h = Harness::new();
     let fallback = addr("127.0.0.1:5004");
-    h.stream(
-        1,
-        SSRC,
-        SourcePolicy::Latch {
-            window: Duration::from_secs(10),
-            fallback: Some(fallback),
-        },
-    );
-    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default())
-        .expect("sub");
+    h.stream(1, SSRC, SourcePolicy::Latch { window: Duration::from_secs(10), fallback: Some(fallback) });
+    h.sub(1, 1, "127.0.0.20:7000", Rewrite::default()).expect("sub");
     let mut egress = Recorder::new();
     let pkt = rtp(SSRC, 1, 1, b"x");
-    assert_eq!(
-        h.send(10_001, publisher(), &pkt, &mut egress),
-        Outcome::Dropped(DropReason::LatchExpired)
-    );
-    assert_eq!(
-        h.send(10_002, fallback, &pkt, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(10_001, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
+    assert_eq!(h.send(10_002, fallback, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!(h.fwd.counters().latched, 1);
     // Locked to the fallback now: anyone else is a wrong source.
-    assert_eq!(
-        h.send(10_003, publisher(), &pkt, &mut egress),
-        Outcome::Dropped(DropReason::WrongSource)
-    );
+    assert_eq!(h.send(10_003, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::WrongSource));
 }
 
 #[test]
@@ -154,10 +76,7 @@ fn non_owned_ssrc_is_handed_over() {
     let mut h = Harness::new();
     let mut egress = Recorder::new();
     let pkt = rtp(FOREIGN_SSRC, 1, 1, b"x");
-    assert_eq!(
-        h.send(0, publisher(), &pkt, &mut egress),
-        Outcome::Handover { owner: 1 }
-    );
+    assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::Handover { owner: 1 });
     assert_eq!(h.fwd.counters().handover_out, 1);
 
     // The owner (worker 1) forwards it and counts it as handed in, not as received.
@@ -182,14 +101,8 @@ fn non_owned_ssrc_is_handed_over() {
     };
     owner.apply(h.start, sub).unwrap();
     egress.current = pkt.clone();
-    assert_eq!(
-        owner.on_handover(h.start, 0, publisher(), &pkt, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
-    assert_eq!(
-        (owner.counters().handover_in, owner.counters().rx_packets),
-        (1, 0)
-    );
+    assert_eq!(owner.on_handover(h.start, 0, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!((owner.counters().handover_in, owner.counters().rx_packets), (1, 0));
     // A handed-over packet the owner does not know is dropped there, never handed over again.
     let mut stranger = Forwarder::with_hash_seed(0, 2, limits(), 7);
     assert_eq!(
@@ -205,46 +118,20 @@ fn oversize_malformed_and_not_rtp_are_counted() {
     let mut egress = Recorder::new();
     let mut big = rtp(SSRC, 1, 1, &[0u8; 1489]);
     assert_eq!(big.len(), 1501);
-    assert_eq!(
-        h.send(0, publisher(), &big, &mut egress),
-        Outcome::Dropped(DropReason::Oversize)
-    );
+    assert_eq!(h.send(0, publisher(), &big, &mut egress), Outcome::Dropped(DropReason::Oversize));
     big.pop();
-    assert_eq!(
-        h.send(0, publisher(), &big, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(0, publisher(), &big, &mut egress), Outcome::Forwarded { copies: 1 });
     let stun = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    assert_eq!(h.send(0, publisher(), &stun, &mut egress), Outcome::Dropped(DropReason::NotRtp));
+    assert_eq!(h.send(0, publisher(), &[22, 0xfe, 0xfd], &mut egress), Outcome::Dropped(DropReason::NotRtp));
+    assert_eq!(h.send(0, publisher(), &[], &mut egress), Outcome::Dropped(DropReason::NotRtp));
+    assert_eq!(h.send(0, publisher(), &[0x80, 96, 0, 1], &mut egress), Outcome::Dropped(DropReason::Malformed));
     assert_eq!(
-        h.send(0, publisher(), &stun, &mut egress),
-        Outcome::Dropped(DropReason::NotRtp)
-    );
-    assert_eq!(
-        h.send(0, publisher(), &[22, 0xfe, 0xfd], &mut egress),
-        Outcome::Dropped(DropReason::NotRtp)
-    );
-    assert_eq!(
-        h.send(0, publisher(), &[], &mut egress),
-        Outcome::Dropped(DropReason::NotRtp)
-    );
-    assert_eq!(
-        h.send(0, publisher(), &[0x80, 96, 0, 1], &mut egress),
-        Outcome::Dropped(DropReason::Malformed)
-    );
-    assert_eq!(
-        h.send(
-            0,
-            publisher(),
-            &[0x80, 200, 0, 9, 0, 0, 0x10, 0],
-            &mut egress
-        ),
+        h.send(0, publisher(), &[0x80, 200, 0, 9, 0, 0, 0x10, 0], &mut egress),
         Outcome::Dropped(DropReason::Malformed)
     );
     let c = h.fwd.counters();
-    assert_eq!(
-        (c.drop_oversize, c.drop_not_rtp, c.drop_malformed),
-        (1, 3, 2)
-    );
+    assert_eq!((c.drop_oversize, c.drop_not_rtp, c.drop_malformed), (1, 3, 2));
     assert_eq!((c.rx_packets, c.rx_rtp, c.rx_rtcp), (7, 1, 0));
     assert_eq!(egress.sent.len(), 1);
 }

@@ -17,67 +17,31 @@ fn every_limit_is_named_when_reached() {
             clock_rate_hz: 90_000,
         },
     );
-    assert_eq!(
-        err,
-        Err(CommandError::LimitReached {
-            limit: "max_streams",
-            value: 4
-        })
-    );
+    assert_eq!(err, Err(CommandError::LimitReached { limit: "max_streams", value: 4 }));
     for i in 0..4 {
-        h.sub(i, 0, &format!("127.0.0.1:{}", 7000 + i), Rewrite::default())
-            .expect("sub");
+        h.sub(i, 0, &format!("127.0.0.1:{}", 7000 + i), Rewrite::default()).expect("sub");
     }
     assert_eq!(
         h.sub(4, 0, "127.0.0.1:7100", Rewrite::default()),
-        Err(CommandError::LimitReached {
-            limit: "max_subscriptions_per_stream",
-            value: 4
-        })
+        Err(CommandError::LimitReached { limit: "max_subscriptions_per_stream", value: 4 })
     );
-    h.sub(4, 1, "127.0.0.1:7101", Rewrite::default())
-        .expect("sub");
-    h.sub(5, 1, "127.0.0.1:7102", Rewrite::default())
-        .expect("sub");
+    h.sub(4, 1, "127.0.0.1:7101", Rewrite::default()).expect("sub");
+    h.sub(5, 1, "127.0.0.1:7102", Rewrite::default()).expect("sub");
     assert_eq!(
         h.sub(6, 2, "127.0.0.1:7103", Rewrite::default()),
-        Err(CommandError::LimitReached {
-            limit: "max_subscriptions",
-            value: 6
-        })
+        Err(CommandError::LimitReached { limit: "max_subscriptions", value: 6 })
     );
     let c = h.fwd.counters();
-    assert_eq!(
-        (
-            c.commands_applied,
-            c.commands_failed,
-            c.streams,
-            c.subscriptions
-        ),
-        (10, 3, 4, 6)
-    );
+    assert_eq!((c.commands_applied, c.commands_failed, c.streams, c.subscriptions), (10, 3, 4, 6));
     // Removing a stream removes its subscriptions and frees room.
-    h.fwd
-        .apply(h.start, Command::RemoveStream { id: StreamId(0) })
-        .expect("remove");
+    h.fwd.apply(h.start, Command::RemoveStream { id: StreamId(0) }).expect("remove");
     assert_eq!((h.fwd.stream_count(), h.fwd.subscription_count()), (3, 2));
+    assert_eq!((h.fwd.counters().streams, h.fwd.counters().subscriptions), (3, 2));
     assert_eq!(
-        (h.fwd.counters().streams, h.fwd.counters().subscriptions),
-        (3, 2)
+        h.fwd.apply(h.start, Command::RemoveSubscription { id: SubscriptionId(0) }),
+        Err(CommandError::SubscriptionNotFound { id: SubscriptionId(0) })
     );
-    assert_eq!(
-        h.fwd.apply(
-            h.start,
-            Command::RemoveSubscription {
-                id: SubscriptionId(0)
-            }
-        ),
-        Err(CommandError::SubscriptionNotFound {
-            id: SubscriptionId(0)
-        })
-    );
-    h.sub(6, 2, "127.0.0.1:7103", Rewrite::default())
-        .expect("room again");
+    h.sub(6, 2, "127.0.0.1:7103", Rewrite::default()).expect("room again");
 }
 
 #[test]
@@ -85,37 +49,15 @@ fn commands_are_validated() {
     let mut h = Harness::new();
     let fixed = SourcePolicy::Fixed(publisher());
     h.stream(1, SSRC, fixed);
-    let latch = SourcePolicy::Latch {
-        window: Duration::from_secs(1),
-        fallback: None,
-    };
+    let latch = SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None };
     let apply = |h: &mut Harness, cmd| h.fwd.apply(h.start, cmd);
     assert_eq!(
-        apply(
-            &mut h,
-            Command::AddStream {
-                id: StreamId(1),
-                ssrc: 2,
-                source: fixed,
-                clock_rate_hz: 90_000
-            }
-        ),
+        apply(&mut h, Command::AddStream { id: StreamId(1), ssrc: 2, source: fixed, clock_rate_hz: 90_000 }),
         Err(CommandError::StreamExists { id: StreamId(1) })
     );
     assert_eq!(
-        apply(
-            &mut h,
-            Command::AddStream {
-                id: StreamId(2),
-                ssrc: SSRC,
-                source: fixed,
-                clock_rate_hz: 90_000
-            }
-        ),
-        Err(CommandError::SsrcInUse {
-            ssrc: SSRC,
-            source_addr: Some(publisher())
-        })
+        apply(&mut h, Command::AddStream { id: StreamId(2), ssrc: SSRC, source: fixed, clock_rate_hz: 90_000 }),
+        Err(CommandError::SsrcInUse { ssrc: SSRC, source_addr: Some(publisher()) })
     );
     // Same SSRC from another address, or waiting to latch, is a different stream.
     apply(
@@ -128,70 +70,34 @@ fn commands_are_validated() {
         },
     )
     .unwrap();
-    apply(
-        &mut h,
-        Command::AddStream {
-            id: StreamId(3),
-            ssrc: SSRC,
-            source: latch,
-            clock_rate_hz: 90_000,
-        },
-    )
-    .unwrap();
+    apply(&mut h, Command::AddStream { id: StreamId(3), ssrc: SSRC, source: latch, clock_rate_hz: 90_000 }).unwrap();
     assert_eq!(
-        apply(
-            &mut h,
-            Command::AddStream {
-                id: StreamId(4),
-                ssrc: SSRC,
-                source: latch,
-                clock_rate_hz: 90_000
-            }
-        ),
-        Err(CommandError::SsrcInUse {
-            ssrc: SSRC,
-            source_addr: None
-        })
+        apply(&mut h, Command::AddStream { id: StreamId(4), ssrc: SSRC, source: latch, clock_rate_hz: 90_000 }),
+        Err(CommandError::SsrcInUse { ssrc: SSRC, source_addr: None })
     );
     assert_eq!(
         apply(&mut h, Command::RemoveStream { id: StreamId(7) }),
         Err(CommandError::StreamNotFound { id: StreamId(7) })
     );
-    assert_eq!(
-        h.sub(1, 7, "127.0.0.1:1", Rewrite::default()),
-        Err(CommandError::StreamNotFound { id: StreamId(7) })
-    );
+    assert_eq!(h.sub(1, 7, "127.0.0.1:1", Rewrite::default()), Err(CommandError::StreamNotFound { id: StreamId(7) }));
     h.sub(1, 1, "127.0.0.1:1", Rewrite::default()).unwrap();
     assert_eq!(
         h.sub(1, 1, "127.0.0.1:2", Rewrite::default()),
-        Err(CommandError::SubscriptionExists {
-            id: SubscriptionId(1)
-        })
+        Err(CommandError::SubscriptionExists { id: SubscriptionId(1) })
     );
     assert_eq!(
         h.sub(2, 1, "127.0.0.1:2", rewrite(1, 0, 0, 128)),
         Err(CommandError::PayloadTypeOutOfRange { from: 96, to: 128 })
     );
     assert_eq!(
-        apply(
-            &mut h,
-            Command::SetPaused {
-                id: SubscriptionId(5),
-                paused: true
-            }
-        ),
-        Err(CommandError::SubscriptionNotFound {
-            id: SubscriptionId(5)
-        })
+        apply(&mut h, Command::SetPaused { id: SubscriptionId(5), paused: true }),
+        Err(CommandError::SubscriptionNotFound { id: SubscriptionId(5) })
     );
     assert_eq!(h.fwd.subscription_count(), 1);
     // The stream from 127.0.0.1:5009 wins over the latching one for that source.
     let mut egress = Recorder::new();
     let pkt = rtp(SSRC, 1, 1, b"x");
-    assert_eq!(
-        h.send(0, addr("127.0.0.1:5009"), &pkt, &mut egress),
-        Outcome::Consumed
-    );
+    assert_eq!(h.send(0, addr("127.0.0.1:5009"), &pkt, &mut egress), Outcome::Consumed);
     assert_eq!(h.fwd.counters().latched, 0);
 }
 
@@ -208,13 +114,7 @@ fn clock_rate_is_validated() {
         h.fwd.apply(h.start, cmd)
     };
     for bad in [0, 1_000_001, u32::MAX] {
-        assert_eq!(
-            add(&mut h, 1, bad),
-            Err(CommandError::ClockRateOutOfRange {
-                id: StreamId(1),
-                clock_rate_hz: bad
-            })
-        );
+        assert_eq!(add(&mut h, 1, bad), Err(CommandError::ClockRateOutOfRange { id: StreamId(1), clock_rate_hz: bad }));
     }
     assert_eq!(h.fwd.stream_count(), 0);
     add(&mut h, 1, 1).unwrap();

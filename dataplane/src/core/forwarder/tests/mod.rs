@@ -28,12 +28,7 @@ fn publisher() -> SocketAddr {
 }
 
 fn limits() -> ForwarderLimits {
-    ForwarderLimits {
-        max_streams: 4,
-        max_subscriptions: 6,
-        max_subscriptions_per_stream: 4,
-        max_packet_bytes: 1500,
-    }
+    ForwarderLimits { max_streams: 4, max_subscriptions: 6, max_subscriptions_per_stream: 4, max_packet_bytes: 1500 }
 }
 
 /// One copy as the driver would put it on the wire.
@@ -54,33 +49,18 @@ struct Recorder {
 
 impl Recorder {
     fn new() -> Recorder {
-        Recorder {
-            current: Vec::new(),
-            sent: Vec::new(),
-            refuse: false,
-        }
+        Recorder { current: Vec::new(), sent: Vec::new(), refuse: false }
     }
 }
 
 impl Egress for Recorder {
-    fn forward_rtp(
-        &mut self,
-        flow: u32,
-        socket: usize,
-        dest: SocketAddr,
-        header: &[u8; 12],
-    ) -> bool {
+    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         if self.refuse {
             return false;
         }
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(&self.current[12..]);
-        self.sent.push(Sent {
-            flow: Some(flow),
-            socket,
-            dest,
-            bytes,
-        });
+        self.sent.push(Sent { flow: Some(flow), socket, dest, bytes });
         true
     }
 
@@ -88,12 +68,7 @@ impl Egress for Recorder {
         if self.refuse {
             return false;
         }
-        self.sent.push(Sent {
-            flow: None,
-            socket,
-            dest,
-            bytes: bytes.to_vec(),
-        });
+        self.sent.push(Sent { flow: None, socket, dest, bytes: bytes.to_vec() });
         true
     }
 }
@@ -105,10 +80,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness {
-            fwd: Forwarder::with_hash_seed(0, 2, limits(), 7),
-            start: Instant::now(),
-        }
+        Harness { fwd: Forwarder::with_hash_seed(0, 2, limits(), 7), start: Instant::now() }
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -122,34 +94,15 @@ impl Harness {
 
     fn stream_at_rate(&mut self, id: u64, ssrc: u32, source: SourcePolicy, clock_rate_hz: u32) {
         let now = self.start;
-        self.fwd
-            .apply(
-                now,
-                Command::AddStream {
-                    id: StreamId(id),
-                    ssrc,
-                    source,
-                    clock_rate_hz,
-                },
-            )
-            .expect("add stream");
+        self.fwd.apply(now, Command::AddStream { id: StreamId(id), ssrc, source, clock_rate_hz }).expect("add stream");
     }
 
     fn switch(&mut self, ms: u64, id: u64, stream: u64) -> Result<(), CommandError> {
-        let cmd = Command::SwitchSubscription {
-            id: SubscriptionId(id),
-            stream: StreamId(stream),
-        };
+        let cmd = Command::SwitchSubscription { id: SubscriptionId(id), stream: StreamId(stream) };
         self.fwd.apply(self.at(ms), cmd)
     }
 
-    fn sub(
-        &mut self,
-        id: u64,
-        stream: u64,
-        dest: &str,
-        rewrite: Rewrite,
-    ) -> Result<(), CommandError> {
+    fn sub(&mut self, id: u64, stream: u64, dest: &str, rewrite: Rewrite) -> Result<(), CommandError> {
         let cmd = Command::AddSubscription {
             id: SubscriptionId(id),
             stream: StreamId(stream),
@@ -189,12 +142,7 @@ fn parse(bytes: &[u8]) -> rtp::packet::Packet {
 fn rewrite(out_ssrc: u32, seq_offset: u16, ts_offset: u32, pt_to: u8) -> Rewrite {
     let mut payload_type_map = IDENTITY_PAYLOAD_TYPE_MAP;
     payload_type_map[96] = pt_to;
-    Rewrite {
-        out_ssrc: Some(out_ssrc),
-        seq_offset,
-        ts_offset,
-        payload_type_map,
-    }
+    Rewrite { out_ssrc: Some(out_ssrc), seq_offset, ts_offset, payload_type_map }
 }
 
 fn fixed_stream_with_subs(h: &mut Harness, subs: u64) {

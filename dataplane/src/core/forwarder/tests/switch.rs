@@ -11,33 +11,21 @@ fn drain_rtp(egress: &mut Recorder) -> Vec<(u32, u16, u32)> {
         .drain(..)
         .map(|sent| {
             let out = parse(&sent.bytes);
-            (
-                out.header.ssrc,
-                out.header.sequence_number,
-                out.header.timestamp,
-            )
+            (out.header.ssrc, out.header.sequence_number, out.header.timestamp)
         })
         .collect()
 }
 
 fn sender_report(ssrc: u32, rtp_time: u32) -> Vec<u8> {
     let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
-        vec![Box::new(rtcp::sender_report::SenderReport {
-            ssrc,
-            rtp_time,
-            packet_count: 3,
-            ..Default::default()
-        })];
+        vec![Box::new(rtcp::sender_report::SenderReport { ssrc, rtp_time, packet_count: 3, ..Default::default() })];
     rtcp::packet::marshal(&packets).unwrap().to_vec()
 }
 
 /// `(ssrc, rtp_time)` of the SR in an RTCP copy.
 fn sr_fields(bytes: &[u8]) -> (u32, u32) {
     let decoded = rtcp::packet::unmarshal(&mut &bytes[..]).expect("valid rtcp out");
-    let sr = decoded[0]
-        .as_any()
-        .downcast_ref::<rtcp::sender_report::SenderReport>()
-        .expect("sr");
+    let sr = decoded[0].as_any().downcast_ref::<rtcp::sender_report::SenderReport>().expect("sr");
     (sr.ssrc, sr.rtp_time)
 }
 
@@ -51,10 +39,7 @@ fn two_streams(h: &mut Harness) {
 fn numbering_continues_across_switch_and_wrap() {
     let mut h = Harness::new();
     two_streams(&mut h);
-    let seq_offset_only = Rewrite {
-        seq_offset: 1,
-        ..Rewrite::default()
-    };
+    let seq_offset_only = Rewrite { seq_offset: 1, ..Rewrite::default() };
     h.sub(1, 1, "127.0.0.21:7001", seq_offset_only).unwrap();
     h.sub(2, 2, "127.0.0.22:7002", Rewrite::default()).unwrap();
     let flow = h.fwd.flow_of(SubscriptionId(1));
@@ -65,29 +50,17 @@ fn numbering_continues_across_switch_and_wrap() {
         h.send(20 * u64::from(k), publisher(), &pkt, &mut egress);
     }
     let before: Vec<_> = drain_rtp(&mut egress);
-    assert_eq!(
-        before.iter().map(|&(_, seq, _)| seq).collect::<Vec<_>>(),
-        [65_531, 65_532, 65_533, 65_534]
-    );
+    assert_eq!(before.iter().map(|&(_, seq, _)| seq).collect::<Vec<_>>(), [65_531, 65_532, 65_533, 65_534]);
     assert_eq!(before[3], (SSRC, 65_534, 1_000 + 3 * 1_800));
 
     h.switch(70, 1, 2).expect("switch");
     // Stream 1 now has no subscriber.
     let pkt = rtp(SSRC, 65_534, 1_000 + 4 * 1_800, b"a");
-    assert_eq!(
-        h.send(80, publisher(), &pkt, &mut egress),
-        Outcome::Consumed
-    );
+    assert_eq!(h.send(80, publisher(), &pkt, &mut egress), Outcome::Consumed);
     // Its SR before stream 2's first RTP is withheld from the switched subscription only.
     let sr = sender_report(SSRC_B, u32::MAX - 2_000);
-    assert_eq!(
-        h.send(90, publisher(), &sr, &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
-    assert_eq!(
-        egress.sent.drain(..).next().unwrap().dest,
-        addr("127.0.0.22:7002")
-    );
+    assert_eq!(h.send(90, publisher(), &sr, &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!(egress.sent.drain(..).next().unwrap().dest, addr("127.0.0.22:7002"));
     assert_eq!(h.fwd.counters().drop_rebase_pending, 1);
 
     // Stream 2 is numbered far away (seq 30000, ts near 2^32), 960 ticks per 20 ms at 48 kHz. The first
@@ -98,22 +71,10 @@ fn numbering_continues_across_switch_and_wrap() {
         let pkt = rtp(SSRC_B, 30_000 + k, in_ts, b"b");
         let outcome = h.send(100 + 20 * u64::from(k), publisher(), &pkt, &mut egress);
         assert_eq!(outcome, Outcome::Forwarded { copies: 2 });
-        let sent: Vec<_> = egress
-            .sent
-            .iter()
-            .map(|s| (s.flow, s.dest, s.socket))
-            .collect();
-        assert_eq!(
-            sent[1],
-            (flow, addr("127.0.0.21:7001"), 1),
-            "same flow, dest, socket"
-        );
+        let sent: Vec<_> = egress.sent.iter().map(|s| (s.flow, s.dest, s.socket)).collect();
+        assert_eq!(sent[1], (flow, addr("127.0.0.21:7001"), 1), "same flow, dest, socket");
         let copies = drain_rtp(&mut egress);
-        assert_eq!(
-            copies[0],
-            (SSRC_B, 30_000 + k, in_ts),
-            "subscription 2 untouched"
-        );
+        assert_eq!(copies[0], (SSRC_B, 30_000 + k, in_ts), "subscription 2 untouched");
         let expected_ts = last_ts + 1_920 + 960 * u32::from(k);
         let expected_seq = 65_535u16.wrapping_add(k); // 65535, 0, 1, 2
         assert_eq!(copies[1], (SSRC, expected_seq, expected_ts), "packet {k}");
@@ -121,12 +82,7 @@ fn numbering_continues_across_switch_and_wrap() {
     // Now stream 2's SR reaches subscription 1 on its timeline: its RTP time maps like the packets.
     let sr_time = (u32::MAX - 1_000).wrapping_add(480);
     assert_eq!(
-        h.send(
-            200,
-            publisher(),
-            &sender_report(SSRC_B, sr_time),
-            &mut egress
-        ),
+        h.send(200, publisher(), &sender_report(SSRC_B, sr_time), &mut egress),
         Outcome::Forwarded { copies: 2 }
     );
     let srs: Vec<_> = egress.sent.drain(..).map(|s| sr_fields(&s.bytes)).collect();
@@ -138,17 +94,13 @@ fn numbering_continues_across_switch_and_wrap() {
 fn switch_before_anything_sent_keeps_the_offsets() {
     let mut h = Harness::new();
     two_streams(&mut h);
-    h.sub(1, 1, "127.0.0.21:7001", rewrite(0xabc, 100, 7, 97))
-        .unwrap();
+    h.sub(1, 1, "127.0.0.21:7001", rewrite(0xabc, 100, 7, 97)).unwrap();
     h.sub(2, 1, "127.0.0.22:7002", Rewrite::default()).unwrap();
     h.switch(0, 1, 2).unwrap();
     h.switch(0, 2, 2).unwrap();
     let mut egress = Recorder::new();
     // No rebase pending: RTCP goes through at once, with the configured offset.
-    assert_eq!(
-        h.send(5, publisher(), &sender_report(SSRC_B, 50), &mut egress),
-        Outcome::Forwarded { copies: 2 }
-    );
+    assert_eq!(h.send(5, publisher(), &sender_report(SSRC_B, 50), &mut egress), Outcome::Forwarded { copies: 2 });
     let srs: Vec<_> = egress.sent.drain(..).map(|s| sr_fields(&s.bytes)).collect();
     // Subscription 2 had no out_ssrc: it keeps presenting stream 1's SSRC.
     assert_eq!(srs, [(0xabc, 57), (SSRC, 50)]);
@@ -156,10 +108,7 @@ fn switch_before_anything_sent_keeps_the_offsets() {
     h.send(10, publisher(), &pkt, &mut egress);
     let first = parse(&egress.sent[0].bytes);
     assert_eq!(first.header.payload_type, 97);
-    assert_eq!(
-        drain_rtp(&mut egress),
-        [(0xabc, 600, 9_007), (SSRC, 500, 9_000)]
-    );
+    assert_eq!(drain_rtp(&mut egress), [(0xabc, 600, 9_007), (SSRC, 500, 9_000)]);
     assert_eq!(h.fwd.counters().drop_rebase_pending, 0);
 }
 
@@ -169,26 +118,12 @@ fn switch_to_missing_stream_or_subscription_changes_nothing() {
     two_streams(&mut h);
     h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
     // A stream on another worker is not in this table either.
-    assert_eq!(
-        h.switch(0, 1, 9),
-        Err(CommandError::StreamNotFound { id: StreamId(9) })
-    );
-    assert_eq!(
-        h.switch(0, 4, 2),
-        Err(CommandError::SubscriptionNotFound {
-            id: SubscriptionId(4)
-        })
-    );
+    assert_eq!(h.switch(0, 1, 9), Err(CommandError::StreamNotFound { id: StreamId(9) }));
+    assert_eq!(h.switch(0, 4, 2), Err(CommandError::SubscriptionNotFound { id: SubscriptionId(4) }));
     assert_eq!(h.fwd.counters().commands_failed, 2);
     let mut egress = Recorder::new();
-    assert_eq!(
-        h.send(0, publisher(), &rtp(SSRC, 1, 1, b"a"), &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
-    assert_eq!(
-        h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress),
-        Outcome::Consumed
-    );
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC, 1, 1, b"a"), &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress), Outcome::Consumed);
 }
 
 #[test]
@@ -203,10 +138,7 @@ fn switch_to_the_same_stream_is_a_no_op() {
     // No rebase: a gap in the publisher's numbering stays a gap, RTCP flows, the SSRC is not pinned.
     h.send(1_000, publisher(), &rtp(SSRC, 20, 5_000, b"a"), &mut egress);
     assert_eq!(drain_rtp(&mut egress), [(SSRC, 10, 100), (SSRC, 20, 5_000)]);
-    assert_eq!(
-        h.send(1_001, publisher(), &sender_report(SSRC, 1), &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(1_001, publisher(), &sender_report(SSRC, 1), &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!(sr_fields(&egress.sent[0].bytes), (SSRC, 1));
 }
 
@@ -216,40 +148,15 @@ fn per_stream_limit_applies_to_the_new_stream() {
     two_streams(&mut h);
     h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
     for i in 2..6 {
-        h.sub(
-            i,
-            2,
-            &format!("127.0.0.22:{}", 7000 + i),
-            Rewrite::default(),
-        )
-        .unwrap();
+        h.sub(i, 2, &format!("127.0.0.22:{}", 7000 + i), Rewrite::default()).unwrap();
     }
-    assert_eq!(
-        h.switch(0, 1, 2),
-        Err(CommandError::LimitReached {
-            limit: "max_subscriptions_per_stream",
-            value: 4
-        })
-    );
+    assert_eq!(h.switch(0, 1, 2), Err(CommandError::LimitReached { limit: "max_subscriptions_per_stream", value: 4 }));
     let mut egress = Recorder::new();
-    assert_eq!(
-        h.send(0, publisher(), &rtp(SSRC, 1, 1, b"a"), &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC, 1, 1, b"a"), &mut egress), Outcome::Forwarded { copies: 1 });
     // With room made on stream 2, the switch goes through.
-    h.fwd
-        .apply(
-            h.start,
-            Command::RemoveSubscription {
-                id: SubscriptionId(5),
-            },
-        )
-        .unwrap();
+    h.fwd.apply(h.start, Command::RemoveSubscription { id: SubscriptionId(5) }).unwrap();
     h.switch(0, 1, 2).unwrap();
-    assert_eq!(
-        h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress),
-        Outcome::Forwarded { copies: 4 }
-    );
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress), Outcome::Forwarded { copies: 4 });
 }
 
 #[test]
@@ -259,19 +166,12 @@ fn removing_either_stream_after_a_switch() {
     h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
     h.switch(0, 1, 2).unwrap();
     // The old stream goes alone; the subscription stays with the new one.
-    h.fwd
-        .apply(h.start, Command::RemoveStream { id: StreamId(1) })
-        .unwrap();
+    h.fwd.apply(h.start, Command::RemoveStream { id: StreamId(1) }).unwrap();
     assert_eq!(h.fwd.subscription_count(), 1);
     let mut egress = Recorder::new();
-    assert_eq!(
-        h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress),
-        Outcome::Forwarded { copies: 1 }
-    );
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC_B, 1, 1, b"b"), &mut egress), Outcome::Forwarded { copies: 1 });
     // The new stream takes the subscription with it.
-    h.fwd
-        .apply(h.start, Command::RemoveStream { id: StreamId(2) })
-        .unwrap();
+    h.fwd.apply(h.start, Command::RemoveStream { id: StreamId(2) }).unwrap();
     assert_eq!(h.fwd.subscription_count(), 0);
     assert_eq!(h.fwd.flow_of(SubscriptionId(1)), None);
     assert_eq!(h.fwd.counters().subscriptions, 0);
@@ -285,25 +185,15 @@ fn paused_back_and_forth_switch_rebases_on_the_first_forwarded_packet() {
     let mut egress = Recorder::new();
     h.send(0, publisher(), &rtp(SSRC, 100, 10_000, b"a"), &mut egress);
     let pause = |h: &mut Harness, paused| {
-        let cmd = Command::SetPaused {
-            id: SubscriptionId(1),
-            paused,
-        };
+        let cmd = Command::SetPaused { id: SubscriptionId(1), paused };
         h.fwd.apply(h.start, cmd).unwrap();
     };
     pause(&mut h, true);
     h.switch(10, 1, 2).unwrap();
     h.switch(20, 1, 1).unwrap(); // back to stream 1 before stream 2 sent anything
-    assert_eq!(
-        h.send(500, publisher(), &rtp(SSRC, 7_000, 1, b"a"), &mut egress),
-        Outcome::Consumed,
-        "still paused"
-    );
+    assert_eq!(h.send(500, publisher(), &rtp(SSRC, 7_000, 1, b"a"), &mut egress), Outcome::Consumed, "still paused");
     pause(&mut h, false);
     // Rebased on stream 1 again: 1 s after the last send, at 90 kHz.
     h.send(1_000, publisher(), &rtp(SSRC, 7_001, 2, b"a"), &mut egress);
-    assert_eq!(
-        drain_rtp(&mut egress),
-        [(SSRC, 100, 10_000), (SSRC, 101, 100_000)]
-    );
+    assert_eq!(drain_rtp(&mut egress), [(SSRC, 100, 10_000), (SSRC, 101, 100_000)]);
 }

@@ -1,0 +1,127 @@
+//! Committing a plan's change: the only code that mutates the registry's resources.
+//!
+//! Owns [`Registry::commit`] and the bookkeeping that goes with every insert and removal (totals, per-worker
+//! loads, per-stream subscription counts, the node's SSRC index). Must never fail nor panic: a change made
+//! stale by another commit in between (which the caller's serialisation should prevent) is applied as far
+//! as it still makes sense, never half-way into an inconsistent state.
+
+use std::collections::btree_map::Entry;
+
+use super::model::SessionRecord;
+use super::plan::{Change, ChangeKind};
+use super::Registry;
+
+impl Registry {
+    /// Applies a plan's change. Call it after the plan's commands were all acknowledged (creates,
+    /// updates), or after they were all sent (deletes, also when some failed).
+    pub fn commit(&mut self, change: Change) {
+        match change.0 {
+            ChangeKind::Nothing => {}
+            ChangeKind::CreateSession { session_id, created_unix_ms } => {
+                if let Entry::Vacant(slot) = self.sessions.entry(session_id) {
+                    slot.insert(SessionRecord::new(created_unix_ms));
+                    self.usage.sessions += 1;
+                }
+            }
+            ChangeKind::CreateEndpoint { session_id, endpoint_id, record } => {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    if let Entry::Vacant(slot) = session.endpoints.entry(endpoint_id) {
+                        slot.insert(record);
+                        self.usage.endpoints += 1;
+                    }
+                }
+            }
+            ChangeKind::CreateStream { session_id, stream_id, record } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let fits = !session.streams.contains_key(&stream_id)
+                    && session.endpoints.contains_key(&record.endpoint_id)
+                    && !self.ssrcs.contains_key(&record.ssrc)
+                    && record.worker < self.loads.len();
+                if fits {
+                    self.ssrcs.insert(record.ssrc, (session_id, stream_id.clone()));
+                    self.loads[record.worker].streams += 1;
+                    self.usage.streams += 1;
+                    session.streams.insert(stream_id, record);
+                }
+            }
+            ChangeKind::CreateSubscription { session_id, subscription_id, record } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                if session.subscriptions.contains_key(&subscription_id)
+                    || !session.endpoints.contains_key(&record.endpoint_id)
+                {
+                    return;
+                }
+                let Some(stream) = session.streams.get_mut(&record.stream_id) else {
+                    return;
+                };
+                stream.subscriptions += 1;
+                if let Some(load) = self.loads.get_mut(record.worker) {
+                    load.subscriptions += 1;
+                }
+                self.usage.subscriptions += 1;
+                session.subscriptions.insert(subscription_id, record);
+            }
+            ChangeKind::UpdateSubscription { session_id, subscription_id, paused, stream_id, out_ssrc } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let Some(sub) = session.subscriptions.get_mut(&subscription_id) else {
+                    return;
+                };
+                if sub.stream_id != stream_id {
+                    let Some(new) = session.streams.get_mut(&stream_id) else {
+                        return;
+                    };
+                    new.subscriptions += 1;
+                    if let Some(old) = session.streams.get_mut(&sub.stream_id) {
+                        old.subscriptions = old.subscriptions.saturating_sub(1);
+                    }
+                    sub.stream_id = stream_id;
+                }
+                sub.paused = paused;
+                sub.out_ssrc = out_ssrc;
+            }
+            ChangeKind::Remove { session_id, target } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let cascade = Registry::cascade(session, &target);
+                for id in &cascade.subscriptions {
+                    let Some(sub) = session.subscriptions.remove(id) else {
+                        continue;
+                    };
+                    if let Some(stream) = session.streams.get_mut(&sub.stream_id) {
+                        stream.subscriptions = stream.subscriptions.saturating_sub(1);
+                    }
+                    if let Some(load) = self.loads.get_mut(sub.worker) {
+                        load.subscriptions = load.subscriptions.saturating_sub(1);
+                    }
+                    self.usage.subscriptions = self.usage.subscriptions.saturating_sub(1);
+                }
+                for id in &cascade.streams {
+                    let Some(stream) = session.streams.remove(id) else {
+                        continue;
+                    };
+                    self.ssrcs.remove(&stream.ssrc);
+                    if let Some(load) = self.loads.get_mut(stream.worker) {
+                        load.streams = load.streams.saturating_sub(1);
+                    }
+                    self.usage.streams = self.usage.streams.saturating_sub(1);
+                }
+                for id in &cascade.endpoints {
+                    if session.endpoints.remove(id).is_some() {
+                        self.usage.endpoints = self.usage.endpoints.saturating_sub(1);
+                    }
+                }
+                if cascade.session {
+                    self.sessions.remove(&session_id);
+                    self.usage.sessions = self.usage.sessions.saturating_sub(1);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Planning creates: sessions, endpoints, streams and subscriptions.
+//!
+//! Owns the rules of each create (references, idempotency, SSRC uniqueness, admission) and the commands
+//! that realise it. Planning validates the request completely and reads the registry; it must never
+//! change it (only `commit` does), except for drawing fresh data-plane ids, which are never reused.
+
+use std::sync::atomic::Ordering;
+
+use ringfwd_dataplane::core::{owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
+
+use super::error::RegistryError;
+use super::model::{
+    EndpointRecord, EndpointSpec, SessionRecord, StreamRecord, StreamSpec, SubscriptionRecord, SubscriptionSpec,
+};
+use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
+use super::validate;
+use super::Registry;
+
+/// `Existing(view)` if `existing` equals what the request asks for, else `AlreadyExists`.
+fn idempotent(same: bool, kind: &'static str, id: &str, view: View) -> Result<Plan, RegistryError> {
+    if same {
+        Ok(Plan::local(ChangeKind::Nothing, Outcome::Existing(view)))
+    } else {
+        Err(RegistryError::AlreadyExists { kind, id: id.to_owned() })
+    }
+}
+
+impl Registry {
+    /// Plans `CreateSession`. No worker commands. Refused with `Unavailable` while draining.
+    pub fn plan_create_session(&self, id: &str, now_unix_ms: u64) -> Result<Plan, RegistryError> {
+        validate::id("session_id", id)?;
+        if let Some(session) = self.sessions.get(id) {
+            let view = View::Session(session.view(id));
+            return idempotent(true, "session", id, view);
+        }
+        if self.draining {
+            return Err(RegistryError::Unavailable("the node is draining: it accepts no new sessions".to_owned()));
+        }
+        admit(self.usage.sessions, self.limits.max_sessions, "admission.max_sessions")?;
+        let record = SessionRecord::new(now_unix_ms);
+        let change = ChangeKind::CreateSession { session_id: id.to_owned(), created_unix_ms: now_unix_ms };
+        Ok(Plan::local(change, Outcome::Created(View::Session(record.view(id)))))
+    }
+
+    /// Plans `CreateEndpoint`. No worker commands: endpoints live only in the registry.
+    pub fn plan_create_endpoint(&self, spec: EndpointSpec) -> Result<Plan, RegistryError> {
+        validate::id("session_id", &spec.session_id)?;
+        validate::id("endpoint_id", &spec.endpoint_id)?;
+        validate::media_address(spec.media_address, spec.latching, &self.media)?;
+        let session = self.session(&spec.session_id)?;
+        let record = EndpointRecord { media_address: spec.media_address, latching: spec.latching };
+        if let Some(existing) = session.endpoints.get(&spec.endpoint_id) {
+            let view = View::Endpoint(existing.view(&spec.session_id, &spec.endpoint_id));
+            return idempotent(*existing == record, "endpoint", &spec.endpoint_id, view);
+        }
+        admit(self.usage.endpoints, self.limits.max_endpoints, "admission.max_endpoints")?;
+        let view = View::Endpoint(record.view(&spec.session_id, &spec.endpoint_id));
+        let change = ChangeKind::CreateEndpoint { session_id: spec.session_id, endpoint_id: spec.endpoint_id, record };
+        Ok(Plan::local(change, Outcome::Created(view)))
+    }
+
+    /// Plans `CreateStream`: one `AddStream` to the worker that owns the SSRC.
+    pub fn plan_create_stream(&self, spec: StreamSpec) -> Result<Plan, RegistryError> {
+        validate::id("session_id", &spec.session_id)?;
+        validate::id("stream_id", &spec.stream_id)?;
+        validate::id("endpoint_id", &spec.endpoint_id)?;
+        let kind = validate::kind(spec.kind)?;
+        validate::payload_types(&spec.payload_types)?;
+        validate::clock_rate_hz(spec.clock_rate_hz)?;
+        let session = self.session(&spec.session_id)?;
+        if let Some(existing) = session.streams.get(&spec.stream_id) {
+            let same = existing.endpoint_id == spec.endpoint_id
+                && existing.ssrc == spec.ssrc
+                && existing.kind == kind
+                && existing.payload_types == spec.payload_types
+                && existing.clock_rate_hz == spec.clock_rate_hz;
+            let view = View::Stream(existing.view(&spec.session_id, &spec.stream_id));
+            return idempotent(same, "stream", &spec.stream_id, view);
+        }
+        let publisher = session
+            .endpoints
+            .get(&spec.endpoint_id)
+            .ok_or_else(|| RegistryError::not_found("endpoint", &spec.endpoint_id))?;
+        if self.ssrcs.contains_key(&spec.ssrc) {
+            return Err(RegistryError::AlreadyExists { kind: "ssrc", id: spec.ssrc.to_string() });
+        }
+        admit(self.usage.streams, self.limits.max_streams, "admission.max_streams")?;
+        let worker = owner_of(spec.ssrc, self.workers);
+        admit(self.loads[worker].streams, self.limits.max_streams_per_worker, "limits.max_streams_per_worker")?;
+        let source = match (publisher.latching, publisher.media_address) {
+            (false, Some(address)) => SourcePolicy::Fixed(address),
+            (_, fallback) => SourcePolicy::Latch { window: self.limits.latch_window, fallback },
+        };
+        let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::Relaxed));
+        let record = StreamRecord {
+            endpoint_id: spec.endpoint_id,
+            ssrc: spec.ssrc,
+            kind,
+            payload_types: spec.payload_types,
+            clock_rate_hz: spec.clock_rate_hz,
+            worker,
+            data_plane_id: id,
+            subscriptions: 0,
+        };
+        let add = Command::AddStream { id, ssrc: record.ssrc, source, clock_rate_hz: record.clock_rate_hz };
+        Ok(Plan {
+            commands: vec![(worker, add)],
+            undo: vec![(worker, Command::RemoveStream { id })],
+            outcome: Outcome::Created(View::Stream(record.view(&spec.session_id, &spec.stream_id))),
+            change: Change(ChangeKind::CreateStream { session_id: spec.session_id, stream_id: spec.stream_id, record }),
+        })
+    }
+
+    /// Plans `CreateSubscription`: `AddSubscription` to the stream's worker, then `SetPaused` if it
+    /// starts paused.
+    pub fn plan_create_subscription(&self, spec: SubscriptionSpec) -> Result<Plan, RegistryError> {
+        validate::id("session_id", &spec.session_id)?;
+        validate::id("subscription_id", &spec.subscription_id)?;
+        validate::id("stream_id", &spec.stream_id)?;
+        validate::id("endpoint_id", &spec.endpoint_id)?;
+        validate::payload_type_map(&spec.payload_type_map)?;
+        let session = self.session(&spec.session_id)?;
+        if let Some(existing) = session.subscriptions.get(&spec.subscription_id) {
+            let same = existing.stream_id == spec.stream_id
+                && existing.endpoint_id == spec.endpoint_id
+                && existing.out_ssrc == spec.out_ssrc
+                && existing.payload_type_map == spec.payload_type_map
+                && existing.paused == spec.paused
+                && existing.seq_offset == spec.seq_offset
+                && existing.ts_offset == spec.ts_offset;
+            let view = existing.view(&spec.session_id, &spec.subscription_id);
+            return idempotent(same, "subscription", &spec.subscription_id, View::Subscription(view));
+        }
+        let stream =
+            session.streams.get(&spec.stream_id).ok_or_else(|| RegistryError::not_found("stream", &spec.stream_id))?;
+        let endpoint = session
+            .endpoints
+            .get(&spec.endpoint_id)
+            .ok_or_else(|| RegistryError::not_found("endpoint", &spec.endpoint_id))?;
+        if stream.endpoint_id == spec.endpoint_id {
+            return Err(RegistryError::invalid(
+                "endpoint_id",
+                format!("endpoint {} publishes stream {}: it cannot subscribe to it", spec.endpoint_id, spec.stream_id),
+            ));
+        }
+        let no_destination = || {
+            RegistryError::invalid(
+                "endpoint_id",
+                format!("endpoint {} has no media address to send to", spec.endpoint_id),
+            )
+        };
+        let destination = endpoint.media_address.ok_or_else(no_destination)?;
+        let socket = validate::socket_for(destination, &self.media).ok_or_else(no_destination)?;
+        admit(self.usage.subscriptions, self.limits.max_subscriptions, "admission.max_subscriptions")?;
+        admit(stream.subscriptions, self.limits.max_subscriptions_per_stream, "limits.max_subscriptions_per_stream")?;
+        let worker = stream.worker;
+        admit(
+            self.loads[worker].subscriptions,
+            self.limits.max_subscriptions_per_worker,
+            "limits.max_subscriptions_per_worker",
+        )?;
+        let id = SubscriptionId(self.next_subscription_id.fetch_add(1, Ordering::Relaxed));
+        let record = SubscriptionRecord {
+            stream_id: spec.stream_id,
+            endpoint_id: spec.endpoint_id,
+            out_ssrc: spec.out_ssrc,
+            payload_type_map: spec.payload_type_map,
+            paused: spec.paused,
+            seq_offset: spec.seq_offset,
+            ts_offset: spec.ts_offset,
+            destination,
+            socket,
+            worker,
+            data_plane_id: id,
+        };
+        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id))];
+        let mut undo = vec![(worker, Command::RemoveSubscription { id })];
+        if record.paused {
+            commands.push((worker, Command::SetPaused { id, paused: true }));
+            undo.push((worker, Command::SetPaused { id, paused: false }));
+        }
+        let view = record.view(&spec.session_id, &spec.subscription_id);
+        Ok(Plan {
+            commands,
+            undo,
+            change: Change(ChangeKind::CreateSubscription {
+                session_id: spec.session_id,
+                subscription_id: spec.subscription_id,
+                record,
+            }),
+            outcome: Outcome::Created(View::Subscription(view)),
+        })
+    }
+
+    /// The session `id` (validated), or `NotFound`.
+    pub(crate) fn session(&self, id: &str) -> Result<&SessionRecord, RegistryError> {
+        validate::id("session_id", id)?;
+        self.sessions.get(id).ok_or_else(|| RegistryError::not_found("session", id))
+    }
+}
+
+/// The `AddSubscription` that realises `record` on stream `stream` of its worker.
+fn add_subscription(record: &SubscriptionRecord, stream: StreamId) -> Command {
+    let mut rewrite = Rewrite {
+        out_ssrc: (record.out_ssrc != 0).then_some(record.out_ssrc),
+        seq_offset: record.seq_offset,
+        ts_offset: record.ts_offset,
+        ..Rewrite::default()
+    };
+    for entry in &record.payload_type_map {
+        // Validated: both are below 128, so this always writes.
+        let slot = usize::try_from(entry.from).ok().and_then(|from| rewrite.payload_type_map.get_mut(from));
+        if let (Some(slot), Ok(to)) = (slot, u8::try_from(entry.to)) {
+            *slot = to;
+        }
+    }
+    Command::AddSubscription {
+        id: record.data_plane_id,
+        stream,
+        dest: record.destination,
+        socket: record.socket,
+        rewrite,
+    }
+}

@@ -1,0 +1,215 @@
+//! The registry: the control plane's source of truth for sessions, endpoints, streams and subscriptions.
+//!
+//! Pure and sans-IO (no tokio, no tonic, no clock: the creation time is passed in). It validates every
+//! request, enforces the admission limits and drain, and turns each change into the worker commands that
+//! realise it. It must never talk to a worker, block, or change its resources outside [`Registry::commit`].
+//!
+//! # Two phases
+//! Every change is first *planned* (`plan_*`, on `&self`): the request is validated completely against
+//! the current state and a [`Plan`] comes back with the `(worker, command)` list, its undo list, the
+//! registry [`Change`] and the RPC's [`Outcome`]. The server then:
+//! 1. executes `plan.commands` in order, each acknowledged before the next;
+//! 2. creates and updates: if all succeeded, [`Registry::commit`]s `plan.change`. If `commands[i]` failed,
+//!    it executes [`Plan::rollback`]`(i)` (the undo of the commands that succeeded, newest first) and does
+//!    **not** commit: the registry and the data plane are as before. On a timeout the command's fate is
+//!    unknown: roll back `i + 1` commands; an undo answered "not found" is harmless;
+//! 3. deletes: `undo` is empty. It executes every command even after one failed (each removal stands
+//!    alone; "not found" means already gone) and commits anyway: a removal already queued to a worker
+//!    will still be applied, so the registry must not go on showing what the data plane is removing.
+//!
+//! Plans read the state they were made from, so the server serialises changes: plan, execute, commit
+//! (or drop the plan) before planning the next one. Reads may run at any time.
+//!
+//! # Rules
+//! - Ids: 1..=64 bytes of `[A-Za-z0-9._-]`; endpoint, stream and subscription ids are unique within their
+//!   session. Invalid fields are `InvalidArgument` naming the protobuf field (`session_id`,
+//!   `media_address`, `payload_type_map[1].to`, ...).
+//! - Idempotent create: the same id with the same spec is [`Outcome::Existing`] with no commands (also
+//!   for a session while draining); the same id with another spec is `AlreadyExists` naming kind and id.
+//!   A subscription compares against its current state (paused, stream and `out_ssrc` after updates).
+//! - Endpoint: `media_address` is required unless `latching`; its port is not 0, its IP not unspecified,
+//!   and the node has a media address of its family. Endpoints exist only here: no commands.
+//! - Stream: its publisher endpoint exists; its SSRC is unique on the node (`AlreadyExists`, kind `ssrc`);
+//!   `kind` is required; `payload_types` are each below 128, none twice; `clock_rate_hz` is
+//!   1..=1 000 000. It lives on worker `owner_of(ssrc, workers)`: `AddStream` with source policy
+//!   `Fixed(address)`, or for a latching publisher `Latch { window: latch_window, fallback: address }`.
+//! - Subscription: its stream and endpoint exist in the session; the endpoint is not the stream's
+//!   publisher and has a media address, the destination (`InvalidArgument`, field `endpoint_id`). It
+//!   sends from the first media socket of the destination's family. `out_ssrc` 0 keeps the publisher's;
+//!   each `payload_type_map` entry is below 128 and maps each `from` once. Created with the spec's
+//!   `seq_offset` and `ts_offset` (0 from the API: only static config routes set them); the worker
+//!   rebases them on a switch. `AddSubscription` on the stream's worker, then
+//!   `SetPaused` when created paused.
+//! - Update: `paused` plans `SetPaused`; `stream` plans `SwitchSubscription` to another stream of the
+//!   session owned by the same worker (else `FailedPrecondition`: switching across workers is not
+//!   supported yet), within the per-stream limit. An unset `out_ssrc` becomes the SSRC the subscriber saw
+//!   so far, as the worker pins it.
+//! - Deletes cascade: a session removes everything in it; an endpoint the streams it publishes (with
+//!   their subscriptions) and the subscriptions it receives; a stream its subscriptions. Commands remove
+//!   every subscription before any stream. [`Outcome::Deleted`] counts what went.
+//! - Admission: totals `admission.max_sessions`, `admission.max_endpoints`, `admission.max_streams`,
+//!   `admission.max_subscriptions`, and `limits.max_subscriptions_per_stream`,
+//!   `limits.max_streams_per_worker`, `limits.max_subscriptions_per_worker` answer `ResourceExhausted`
+//!   naming the key and its value. Draining refuses new sessions (`Unavailable`); all else still works.
+//! - Data-plane ids ([`StreamId`](ringfwd_dataplane::core::StreamId),
+//!   [`SubscriptionId`](ringfwd_dataplane::core::SubscriptionId)) are drawn when planning and never reused, not even
+//!   those of plans that were rolled back (a late acknowledgement can then never hit a newer entry).
+//!
+//! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`,
+//! `delete` (cascade), `commit`, `invariants`, [`error`]; tests in `tests*` and `proptests`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+
+mod commit;
+mod create;
+mod delete;
+pub mod error;
+mod invariants;
+pub mod model;
+mod plan;
+mod update;
+mod validate;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_streams;
+#[cfg(test)]
+mod tests_subscriptions;
+#[cfg(test)]
+mod tests_updates;
+
+pub use error::RegistryError;
+pub use model::{
+    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, SessionView, StreamSpec,
+    StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
+};
+pub use plan::{Change, Outcome, Plan, View};
+pub use validate::MAX_ID_BYTES;
+
+use model::SessionRecord;
+
+/// Sessions and everything in them, with the bookkeeping that admission needs. See the module docs.
+#[derive(Debug)]
+pub struct Registry {
+    limits: RegistryLimits,
+    /// Bound media addresses in config order: a destination's socket is the first of its family.
+    media: Vec<SocketAddr>,
+    /// Number of data-plane workers (at least 1).
+    workers: usize,
+    draining: bool,
+    sessions: BTreeMap<String, SessionRecord>,
+    /// Every stream's SSRC: `(session, stream)`.
+    ssrcs: BTreeMap<u32, (String, String)>,
+    /// Totals.
+    usage: Usage,
+    /// Per worker.
+    loads: Vec<WorkerLoad>,
+    /// The next data-plane ids to draw (atomics so `&self` planning can draw them).
+    next_stream_id: AtomicU64,
+    next_subscription_id: AtomicU64,
+}
+
+impl Registry {
+    /// An empty registry for a node with `media` addresses (bound, in config order) and `workers`
+    /// workers (0 is taken as 1).
+    pub fn new(limits: RegistryLimits, media: Vec<SocketAddr>, workers: usize) -> Registry {
+        let workers = workers.max(1);
+        Registry {
+            limits,
+            media,
+            workers,
+            draining: false,
+            sessions: BTreeMap::new(),
+            ssrcs: BTreeMap::new(),
+            usage: Usage::default(),
+            loads: vec![WorkerLoad::default(); workers],
+            next_stream_id: AtomicU64::new(1),
+            next_subscription_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Starts (`true`) or stops draining: while draining, new sessions are refused.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
+    }
+
+    /// Whether new sessions are refused.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> &RegistryLimits {
+        &self.limits
+    }
+
+    /// How many of each resource it holds.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// What each worker holds, indexed by worker.
+    pub fn worker_loads(&self) -> Vec<WorkerLoad> {
+        self.loads.clone()
+    }
+
+    /// The session `id`.
+    pub fn get_session(&self, id: &str) -> Result<SessionView, RegistryError> {
+        Ok(self.session(id)?.view(id))
+    }
+
+    /// Every session, by id.
+    pub fn list_sessions(&self) -> Vec<SessionView> {
+        self.sessions.iter().map(|(id, s)| s.view(id)).collect()
+    }
+
+    /// The endpoint `id` of `session_id`.
+    pub fn get_endpoint(&self, session_id: &str, id: &str) -> Result<EndpointView, RegistryError> {
+        validate::id("session_id", session_id)?;
+        validate::id("endpoint_id", id)?;
+        let endpoint = self.session(session_id)?.endpoints.get(id);
+        let endpoint = endpoint.ok_or_else(|| RegistryError::not_found("endpoint", id))?;
+        Ok(endpoint.view(session_id, id))
+    }
+
+    /// The endpoints of `session_id`, by id.
+    pub fn list_endpoints(&self, session_id: &str) -> Result<Vec<EndpointView>, RegistryError> {
+        let endpoints = &self.session(session_id)?.endpoints;
+        Ok(endpoints.iter().map(|(id, e)| e.view(session_id, id)).collect())
+    }
+
+    /// The stream `id` of `session_id`.
+    pub fn get_stream(&self, session_id: &str, id: &str) -> Result<StreamView, RegistryError> {
+        validate::id("session_id", session_id)?;
+        validate::id("stream_id", id)?;
+        let stream = self.session(session_id)?.streams.get(id);
+        let stream = stream.ok_or_else(|| RegistryError::not_found("stream", id))?;
+        Ok(stream.view(session_id, id))
+    }
+
+    /// The streams of `session_id`, by id.
+    pub fn list_streams(&self, session_id: &str) -> Result<Vec<StreamView>, RegistryError> {
+        let streams = &self.session(session_id)?.streams;
+        Ok(streams.iter().map(|(id, s)| s.view(session_id, id)).collect())
+    }
+
+    /// The subscription `id` of `session_id`.
+    pub fn get_subscription(&self, session_id: &str, id: &str) -> Result<SubscriptionView, RegistryError> {
+        validate::id("session_id", session_id)?;
+        validate::id("subscription_id", id)?;
+        let sub = self.session(session_id)?.subscriptions.get(id);
+        let sub = sub.ok_or_else(|| RegistryError::not_found("subscription", id))?;
+        Ok(sub.view(session_id, id))
+    }
+
+    /// The subscriptions of `session_id`, by id.
+    pub fn list_subscriptions(&self, session_id: &str) -> Result<Vec<SubscriptionView>, RegistryError> {
+        let subs = &self.session(session_id)?.subscriptions;
+        Ok(subs.iter().map(|(id, s)| s.view(session_id, id)).collect())
+    }
+}

@@ -1,0 +1,107 @@
+//! Unit tests of streams: placement, source policy, validation, idempotency, SSRC uniqueness, limits
+//! and data-plane ids.
+//!
+//! Uses the fixtures of `tests`. Must never use a socket or a clock.
+
+use ringfwd_dataplane::core::{owner_of, Command, SourcePolicy, StreamId};
+
+use super::tests::{addr, apply, endpoint, exhausted, invalid_field, limits, room, stream};
+use super::*;
+
+#[test]
+fn a_stream_goes_to_its_ssrc_owner_with_its_source_policy() {
+    let mut reg = room();
+    let plan = reg.plan_create_stream(stream("room", "c-audio", "carol", 7)).unwrap();
+    let worker = owner_of(7, 2);
+    let [(w, Command::AddStream { id, ssrc: 7, source, clock_rate_hz: 48_000 })] = plan.commands.as_slice() else {
+        panic!("{:?}", plan.commands)
+    };
+    assert_eq!((*w, *source), (worker, SourcePolicy::Fixed(addr("[::1]:5004"))));
+    assert_eq!(plan.undo, vec![(worker, Command::RemoveStream { id: *id })]);
+    let Outcome::Created(View::Stream(view)) = apply(&mut reg, |_| Ok(plan.clone())) else { panic!() };
+    assert_eq!((view.worker, view.data_plane_id, view.ssrc), (worker, *id, 7));
+    assert_eq!(reg.get_stream("room", "c-audio").unwrap(), view);
+
+    let plan = reg.plan_create_stream(stream("room", "d-audio", "dave", 8)).unwrap();
+    let Command::AddStream { source, .. } = &plan.commands[0].1 else { panic!() };
+    let window = limits().latch_window;
+    assert_eq!(*source, SourcePolicy::Latch { window, fallback: None });
+    apply(&mut reg, |r| {
+        r.plan_create_endpoint(EndpointSpec { latching: true, ..endpoint("room", "erin", Some("127.0.0.1:6000")) })
+    });
+    let plan = reg.plan_create_stream(stream("room", "e-audio", "erin", 9)).unwrap();
+    let Command::AddStream { source, .. } = &plan.commands[0].1 else { panic!() };
+    assert_eq!(*source, SourcePolicy::Latch { window, fallback: Some(addr("127.0.0.1:6000")) });
+}
+
+#[test]
+fn stream_fields_are_validated() {
+    let reg = room();
+    let spec = stream("room", "x", "carol", 7);
+    assert_eq!(invalid_field(reg.plan_create_stream(StreamSpec { kind: None, ..spec.clone() })), "kind");
+    for rate in [0, 1_000_001] {
+        let bad = StreamSpec { clock_rate_hz: rate, ..spec.clone() };
+        assert_eq!(invalid_field(reg.plan_create_stream(bad)), "clock_rate_hz");
+    }
+    assert!(reg.plan_create_stream(StreamSpec { clock_rate_hz: 1_000_000, ..spec.clone() }).is_ok());
+    let bad = StreamSpec { payload_types: vec![96, 128], ..spec.clone() };
+    assert_eq!(invalid_field(reg.plan_create_stream(bad)), "payload_types[1]");
+    let bad = StreamSpec { payload_types: vec![96, 97, 96], ..spec.clone() };
+    assert_eq!(invalid_field(reg.plan_create_stream(bad)), "payload_types[2]");
+    assert_eq!(invalid_field(reg.plan_create_stream(StreamSpec { stream_id: "".into(), ..spec.clone() })), "stream_id");
+    let bad = StreamSpec { endpoint_id: "?".into(), ..spec.clone() };
+    assert_eq!(invalid_field(reg.plan_create_stream(bad)), "endpoint_id");
+    let missing = StreamSpec { endpoint_id: "zed".into(), ..spec };
+    assert_eq!(
+        reg.plan_create_stream(missing).unwrap_err(),
+        RegistryError::NotFound { kind: "endpoint", id: "zed".into() }
+    );
+}
+
+#[test]
+fn stream_create_is_idempotent_and_ssrcs_are_unique_on_the_node() {
+    let mut reg = room();
+    let same = reg.plan_create_stream(stream("room", "a-audio", "alice", 10)).unwrap();
+    assert!(same.commands.is_empty() && same.change.is_noop());
+    assert!(matches!(same.outcome, Outcome::Existing(View::Stream(ref s)) if s.ssrc == 10));
+    let other = StreamSpec { clock_rate_hz: 8_000, ..stream("room", "a-audio", "alice", 10) };
+    assert_eq!(
+        reg.plan_create_stream(other).unwrap_err(),
+        RegistryError::AlreadyExists { kind: "stream", id: "a-audio".into() }
+    );
+    let taken = RegistryError::AlreadyExists { kind: "ssrc", id: "11".into() };
+    assert_eq!(reg.plan_create_stream(stream("room", "c-audio", "carol", 11)).unwrap_err(), taken);
+    apply(&mut reg, |r| r.plan_create_session("other", 0));
+    apply(&mut reg, |r| r.plan_create_endpoint(endpoint("other", "x", Some("127.0.0.1:9000"))));
+    assert_eq!(reg.plan_create_stream(stream("other", "s", "x", 11)).unwrap_err(), taken);
+    apply(&mut reg, |r| r.plan_delete_stream("room", "b-audio"));
+    apply(&mut reg, |r| r.plan_create_stream(stream("other", "s", "x", 11)));
+}
+
+#[test]
+fn stream_limits_total_and_per_worker() {
+    let mut reg = room(); // 3 streams: two on worker 0, one on worker 1
+    reg.limits.max_streams_per_worker = 2;
+    assert_eq!(exhausted(reg.plan_create_stream(stream("room", "c", "carol", 20))), "limits.max_streams_per_worker");
+    apply(&mut reg, |r| r.plan_create_stream(stream("room", "c", "carol", 21)));
+    reg.limits.max_streams_per_worker = 16;
+    reg.limits.max_streams = 4;
+    assert_eq!(exhausted(reg.plan_create_stream(stream("room", "d", "dave", 22))), "admission.max_streams");
+    let err = reg.plan_create_stream(stream("room", "d", "dave", 22)).unwrap_err();
+    assert_eq!(err.to_string(), "limit admission.max_streams = 4 reached");
+}
+
+#[test]
+fn data_plane_ids_are_never_reused() {
+    let mut reg = room();
+    let dropped = reg.plan_create_stream(stream("room", "c", "carol", 30)).unwrap();
+    let Command::AddStream { id: first, .. } = dropped.commands[0].1 else { panic!() };
+    let plan = reg.plan_create_stream(stream("room", "c", "carol", 30)).unwrap();
+    let Command::AddStream { id: second, .. } = plan.commands[0].1 else { panic!() };
+    assert!(second > first, "a rolled-back plan's id is not drawn again");
+    apply(&mut reg, |_| Ok(plan));
+    apply(&mut reg, |r| r.plan_delete_stream("room", "c"));
+    let plan = reg.plan_create_stream(stream("room", "c", "carol", 30)).unwrap();
+    let Command::AddStream { id: third, .. } = plan.commands[0].1 else { panic!() };
+    assert!(third > second && third > StreamId(3));
+}

@@ -1,0 +1,135 @@
+//! Unit tests of subscription updates (pause, resume, switch), deletes and stale changes.
+//!
+//! Uses the fixtures of `tests`. Must never use a socket or a clock.
+
+use ringfwd_dataplane::core::Command;
+
+use super::tests::{apply, exhausted, invalid_field, not_found, room, snapshot, stream, subscription};
+use super::tests_subscriptions::created_subscription;
+use super::*;
+
+#[test]
+fn pause_and_resume() {
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "b-audio", "alice")));
+    let id = reg.get_subscription("room", "s").unwrap().data_plane_id;
+    let plan = reg.plan_update_subscription("room", "s", Some(true), None).unwrap();
+    assert_eq!(plan.commands, vec![(1, Command::SetPaused { id, paused: true })]);
+    assert_eq!(plan.undo, vec![(1, Command::SetPaused { id, paused: false })]);
+    assert!(created_subscription(apply(&mut reg, |_| Ok(plan))).paused);
+    let unchanged = reg.plan_update_subscription("room", "s", Some(true), Some("b-audio")).unwrap();
+    assert!(unchanged.commands.is_empty());
+    assert!(created_subscription(unchanged.outcome).paused);
+    assert!(
+        !created_subscription(apply(&mut reg, |r| r.plan_update_subscription("room", "s", Some(false), None))).paused
+    );
+    assert_eq!(not_found(reg.plan_update_subscription("room", "zed", Some(true), None)), "subscription");
+    assert_eq!(invalid_field(reg.plan_update_subscription("room", "s", None, Some(""))), "stream_id");
+}
+
+#[test]
+fn switching_stays_on_one_worker() {
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "a-audio", "carol")));
+    let id = reg.get_subscription("room", "s").unwrap().data_plane_id;
+    let (audio, video) = (reg.get_stream("room", "a-audio").unwrap(), reg.get_stream("room", "a-video").unwrap());
+    let plan = reg.plan_update_subscription("room", "s", None, Some("a-video")).unwrap();
+    assert_eq!(plan.commands, vec![(0, Command::SwitchSubscription { id, stream: video.data_plane_id })]);
+    assert_eq!(plan.undo, vec![(0, Command::SwitchSubscription { id, stream: audio.data_plane_id })]);
+    let view = created_subscription(apply(&mut reg, |_| Ok(plan)));
+    assert_eq!((view.stream_id.as_str(), view.out_ssrc), ("a-video", 10), "the subscriber keeps seeing ssrc 10");
+    assert_eq!(reg.get_stream("room", "a-audio").unwrap().subscriptions, 0);
+    assert_eq!(reg.get_stream("room", "a-video").unwrap().subscriptions, 1);
+
+    let err = reg.plan_update_subscription("room", "s", None, Some("b-audio")).unwrap_err();
+    assert!(matches!(err, RegistryError::FailedPrecondition(ref m) if m.contains("not supported yet")), "{err}");
+    assert_eq!(not_found(reg.plan_update_subscription("room", "s", None, Some("zed"))), "stream");
+    apply(&mut reg, |r| r.plan_create_stream(stream("room", "c-video", "carol", 14)));
+    assert_eq!(invalid_field(reg.plan_update_subscription("room", "s", None, Some("c-video"))), "stream_id");
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "t", "a-audio", "bob")));
+    reg.limits.max_subscriptions_per_stream = 1;
+    let limit = exhausted(reg.plan_update_subscription("room", "s", None, Some("a-audio")));
+    assert_eq!(limit, "limits.max_subscriptions_per_stream");
+}
+
+#[test]
+fn a_pause_goes_before_a_switch_and_a_resume_after() {
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "a-audio", "bob")));
+    let plan = reg.plan_update_subscription("room", "s", Some(true), Some("a-video")).unwrap();
+    assert!(matches!(plan.commands[0].1, Command::SetPaused { paused: true, .. }));
+    assert!(matches!(plan.commands[1].1, Command::SwitchSubscription { .. }));
+    assert!(matches!(plan.rollback(2)[0].1, Command::SwitchSubscription { .. }));
+    apply(&mut reg, |_| Ok(plan));
+    let plan = reg.plan_update_subscription("room", "s", Some(false), Some("a-audio")).unwrap();
+    assert!(matches!(plan.commands[0].1, Command::SwitchSubscription { .. }));
+    assert!(matches!(plan.commands[1].1, Command::SetPaused { paused: false, .. }));
+    assert!(matches!(plan.undo[1].1, Command::SetPaused { paused: true, .. }));
+}
+
+#[test]
+fn deletes_cascade_and_remove_subscriptions_before_streams() {
+    let mut reg = room();
+    for (id, s, to) in
+        [("1", "a-audio", "bob"), ("2", "a-video", "carol"), ("3", "b-audio", "alice"), ("4", "b-audio", "carol")]
+    {
+        apply(&mut reg, |r| r.plan_create_subscription(subscription("room", id, s, to)));
+    }
+    let plan = reg.plan_delete_stream("room", "b-audio").unwrap();
+    assert!(plan.undo.is_empty() && plan.rollback(1).is_empty());
+    let kinds: Vec<_> = plan.commands.iter().map(|(w, c)| (*w, std::mem::discriminant(c))).collect();
+    let sub = std::mem::discriminant(&Command::RemoveSubscription { id: ringfwd_dataplane::core::SubscriptionId(0) });
+    let stream_rm = std::mem::discriminant(&Command::RemoveStream { id: ringfwd_dataplane::core::StreamId(0) });
+    assert_eq!(kinds, vec![(1, sub), (1, sub), (1, stream_rm)]);
+    let Outcome::Deleted(counts) = apply(&mut reg, |_| Ok(plan)) else { panic!() };
+    assert_eq!(counts, DeleteCounts { sessions: 0, endpoints: 0, streams: 1, subscriptions: 2 });
+
+    // alice publishes a-audio (sub 1) and a-video (sub 2); she received 3, already gone.
+    let plan = reg.plan_delete_endpoint("room", "alice").unwrap();
+    assert_eq!(plan.commands.len(), 4);
+    assert!(matches!(plan.commands[2].1, Command::RemoveStream { .. }));
+    let Outcome::Deleted(counts) = apply(&mut reg, |_| Ok(plan)) else { panic!() };
+    assert_eq!(counts, DeleteCounts { sessions: 0, endpoints: 1, streams: 2, subscriptions: 2 });
+    assert_eq!(reg.usage(), Usage { sessions: 1, endpoints: 3, streams: 0, subscriptions: 0 });
+    assert_eq!(not_found(reg.plan_delete_endpoint("room", "alice")), "endpoint");
+}
+
+#[test]
+fn deleting_a_receiver_removes_what_it_receives_and_a_session_removes_all() {
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "1", "a-audio", "carol")));
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "2", "b-audio", "carol")));
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "3", "a-audio", "bob")));
+    let Outcome::Deleted(counts) = apply(&mut reg, |r| r.plan_delete_endpoint("room", "carol")) else { panic!() };
+    assert_eq!(counts, DeleteCounts { sessions: 0, endpoints: 1, streams: 0, subscriptions: 2 });
+    let Outcome::Deleted(counts) = apply(&mut reg, |r| r.plan_delete_subscription("room", "3")) else { panic!() };
+    assert_eq!(counts.subscriptions, 1);
+    assert_eq!(not_found(reg.plan_delete_subscription("room", "3")), "subscription");
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "4", "a-audio", "bob")));
+    let plan = reg.plan_delete_session("room").unwrap();
+    assert_eq!(plan.commands.len(), 1 + 3);
+    let Outcome::Deleted(counts) = apply(&mut reg, |_| Ok(plan)) else { panic!() };
+    assert_eq!(counts, DeleteCounts { sessions: 1, endpoints: 3, streams: 3, subscriptions: 1 });
+    assert_eq!(reg.usage(), Usage::default());
+    assert!(reg.worker_loads().iter().all(|l| *l == WorkerLoad::default()));
+    assert_eq!(not_found(reg.plan_delete_stream("room", "a-audio")), "session");
+}
+
+#[test]
+fn a_stale_change_commits_consistently() {
+    let mut reg = room();
+    let create = reg.plan_create_subscription(subscription("room", "s", "a-audio", "bob")).unwrap();
+    apply(&mut reg, |r| r.plan_delete_stream("room", "a-audio"));
+    let before = snapshot(&reg);
+    reg.commit(create.change);
+    assert_eq!(snapshot(&reg), before, "a subscription to a deleted stream is not committed");
+    reg.check_invariants().unwrap();
+}
+
+#[test]
+fn an_invalid_id_is_reported_before_a_missing_session() {
+    let reg = room();
+    assert_eq!(invalid_field(reg.plan_delete_endpoint("nope", "a b")), "endpoint_id");
+    assert_eq!(invalid_field(reg.get_stream("a b", "x")), "session_id");
+    assert_eq!(invalid_field(reg.get_subscription("nope", "")), "subscription_id");
+}

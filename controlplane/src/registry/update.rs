@@ -1,0 +1,96 @@
+//! Planning `UpdateSubscription`: pause, resume, or switch to another stream of the same worker.
+//!
+//! Owns the rules of an update and the order of its commands. Must never change the registry (only
+//! `commit` does) nor plan a switch across workers: the subscription's state lives on its stream's worker,
+//! and moving it is not supported yet.
+
+use ringfwd_dataplane::core::Command;
+
+use super::error::RegistryError;
+use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
+use super::validate;
+use super::Registry;
+
+impl Registry {
+    /// Plans `UpdateSubscription`. `paused` sets the paused state (`SetPaused`); `stream` switches to
+    /// another stream of the session owned by the same worker (`SwitchSubscription`, the worker keeps
+    /// the subscriber's sequence numbers and timestamps continuous). Unset or unchanged values plan no
+    /// command. When pausing, the pause goes first (nothing of the new stream leaks); when resuming, the
+    /// switch goes first (nothing of the old stream does).
+    pub fn plan_update_subscription(
+        &self,
+        session_id: &str,
+        subscription_id: &str,
+        paused: Option<bool>,
+        stream: Option<&str>,
+    ) -> Result<Plan, RegistryError> {
+        validate::id("session_id", session_id)?;
+        validate::id("subscription_id", subscription_id)?;
+        if let Some(stream_id) = stream {
+            validate::id("stream_id", stream_id)?;
+        }
+        let session = self.session(session_id)?;
+        let current = session
+            .subscriptions
+            .get(subscription_id)
+            .ok_or_else(|| RegistryError::not_found("subscription", subscription_id))?;
+        let id = current.data_plane_id;
+        let worker = current.worker;
+        let mut updated = current.clone();
+        let mut commands = Vec::new();
+        let mut undo = Vec::new();
+        if let Some(paused) = paused.filter(|&p| p != current.paused) {
+            commands.push((worker, Command::SetPaused { id, paused }));
+            undo.push((worker, Command::SetPaused { id, paused: !paused }));
+            updated.paused = paused;
+        }
+        if let Some(stream_id) = stream.filter(|&s| s != current.stream_id) {
+            let old = session.streams.get(&current.stream_id).ok_or_else(|| {
+                RegistryError::FailedPrecondition(format!(
+                    "subscription {subscription_id} has lost its stream {}",
+                    current.stream_id
+                ))
+            })?;
+            let new = session.streams.get(stream_id).ok_or_else(|| RegistryError::not_found("stream", stream_id))?;
+            if new.endpoint_id == current.endpoint_id {
+                return Err(RegistryError::invalid(
+                    "stream_id",
+                    format!("stream {stream_id} is published by {}, the subscriber itself", current.endpoint_id),
+                ));
+            }
+            if new.worker != worker {
+                return Err(RegistryError::FailedPrecondition(format!(
+                    "stream {stream_id} (ssrc {}) is owned by worker {}, subscription \
+                     {subscription_id} lives on worker {worker}: switching across workers is not \
+                     supported yet",
+                    new.ssrc, new.worker
+                )));
+            }
+            admit(new.subscriptions, self.limits.max_subscriptions_per_stream, "limits.max_subscriptions_per_stream")?;
+            let switch = (worker, Command::SwitchSubscription { id, stream: new.data_plane_id });
+            let back = (worker, Command::SwitchSubscription { id, stream: old.data_plane_id });
+            // Pausing: pause, then switch. Resuming or unchanged: switch, then resume.
+            let at = if updated.paused { commands.len() } else { 0 };
+            commands.insert(at, switch);
+            undo.insert(at, back);
+            // The worker pins an unset outgoing SSRC to the one the subscriber saw so far.
+            if updated.out_ssrc == 0 {
+                updated.out_ssrc = old.ssrc;
+            }
+            stream_id.clone_into(&mut updated.stream_id);
+        }
+        let view = updated.view(session_id, subscription_id);
+        Ok(Plan {
+            commands,
+            undo,
+            change: Change(ChangeKind::UpdateSubscription {
+                session_id: session_id.to_owned(),
+                subscription_id: subscription_id.to_owned(),
+                paused: updated.paused,
+                stream_id: updated.stream_id,
+                out_ssrc: updated.out_ssrc,
+            }),
+            outcome: Outcome::Updated(View::Subscription(view)),
+        })
+    }
+}
