@@ -591,21 +591,7 @@ pub fn udp_gso_supported(fd: BorrowedFd<'_>) -> bool {
 }
 
 fn set_int_option(fd: BorrowedFd<'_>, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
-    // SAFETY: `value` is a live c_int and the length passed is its size; the kernel only reads it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const c_int).cast(),
-            size_of::<c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    super::socket::set_int(&fd, level, name, value)
 }
 
 #[cfg(test)]

@@ -121,15 +121,22 @@ fn set_buffer(
 
 /// Sets an integer socket option.
 pub(crate) fn set_int(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the option value is a live `c_int` on the stack and its exact size is passed; `fd` is a valid
-    // open descriptor borrowed for the call.
+    set_option(fd, level, name, &value)
+}
+
+/// Sets a socket option whose value is the plain-data `value` (an integer, a `sock_fprog`, ...).
+///
+/// The one `setsockopt` of the drivers: every option goes through here.
+pub(crate) fn set_option<T>(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised `T` borrowed for the call and its exact size is passed, so the kernel
+    // reads only inside it (it copies what it keeps); `fd` is a valid open descriptor for the call.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {

@@ -16,7 +16,7 @@
 //! attached again if that ever changes.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// Returned for packets the program does not steer: larger than any group, so the kernel uses its hash.
 const FALLBACK: u32 = u32::MAX;
@@ -67,23 +67,8 @@ pub fn program(workers: u32) -> Vec<Insn> {
 pub fn attach(socket: BorrowedFd<'_>, workers: u32) -> io::Result<()> {
     let insns = program(workers);
     let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut Insn };
-    // SAFETY: `prog` points at `insns`, which lives until this function returns; the kernel copies the program
-    // during the call. The option length is the size of `sock_fprog`, as SO_ATTACH_REUSEPORT_CBPF expects, and
-    // `socket` is a valid open descriptor for the duration of the borrow.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // `prog` points at `insns`, alive until this function returns; the kernel copies the program during the call.
+    super::socket::set_option(&socket, libc::SOL_SOCKET, libc::SO_ATTACH_REUSEPORT_CBPF, &prog)
 }
 
 #[cfg(test)]
