@@ -85,3 +85,40 @@ fn every_idle_strategy_forwards() {
         forwards_with_idle(strategy);
     }
 }
+
+#[test]
+fn an_exhausted_pool_rearms_without_losing_packets() {
+    // 16 ring buffers for a burst of 3,000 packets to 3 subscribers: the buffer ring runs dry (ENOBUFS ends the
+    // multishot receive), the datagrams wait in the socket's queue, and the receive is re-armed as buffers return.
+    const BURST: u16 = 3_000;
+    let publisher = Peer::bind("127.0.0.1");
+    let sinks = [Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1")];
+    let config = format!(
+        "[media]\naddresses = [\"127.0.0.1:0\"]\n[pool]\nbuffers_per_worker = 16\n\
+         [[sessions]]\nid = \"c\"\n\
+         endpoints = [ {{ id = \"p\", address = \"{}\" }}, {{ id = \"a\", address = \"{}\" }},\n\
+                       {{ id = \"b\", address = \"{}\" }}, {{ id = \"c\", address = \"{}\" }} ]\n\
+         streams = [ {{ id = \"v\", endpoint = \"p\", ssrc = 9, kind = \"video\" }} ]\n\
+         subscriptions = [ {{ stream = \"v\", endpoint = \"a\" }}, {{ stream = \"v\", endpoint = \"b\" }},\n\
+                           {{ stream = \"v\", endpoint = \"c\" }} ]\n",
+        publisher.addr(),
+        sinks[0].addr(),
+        sinks[1].addr(),
+        sinks[2].addr()
+    );
+    let daemon = Daemon::start(&config);
+    let receivers: Vec<_> = sinks
+        .into_iter()
+        .map(|sink| std::thread::spawn(move || sink.recv(usize::from(BURST), Duration::from_secs(10)).len()))
+        .collect();
+    for seq in 0..BURST {
+        publisher.send(&rtp_packet(9, seq, 0, 96, false, &[3; 1100]), daemon.media[0]);
+    }
+    let received: Vec<usize> = receivers.into_iter().map(|r| r.join().unwrap()).collect();
+    let exit = daemon.stop();
+    assert!(exit.success, "{exit:?}");
+    assert!(exit.total("pool_exhausted") > 0, "the pool must have run dry for this test to mean anything");
+    assert_eq!(exit.total("kernel_rx_dropped"), 0);
+    assert_eq!(exit.total("rx_packets"), u64::from(BURST), "nothing lost while the ring was empty");
+    assert_eq!(received, vec![usize::from(BURST); 3], "every subscriber got every packet");
+}
