@@ -140,6 +140,7 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         media: media.clone(),
         advertise,
         workers: dataplane.workers().to_vec(),
+        max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
     let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len());
     let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node));

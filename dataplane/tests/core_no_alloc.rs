@@ -103,6 +103,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
         max_subscriptions: 256,
         max_subscriptions_per_stream: 8,
         max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
     };
     let mut fwd = Forwarder::new(0, 2, limits);
     let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
@@ -181,6 +182,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
         max_subscriptions: 16,
         max_subscriptions_per_stream: 16,
         max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
     };
     let mut fwd = Forwarder::new(0, 2, limits);
     let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();

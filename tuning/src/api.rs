@@ -101,6 +101,9 @@ pub struct Admission {
     pub max_streams: u32,
     /// Subscriptions in the registry, all sessions together.
     pub max_subscriptions: u32,
+    /// Packets per second one stream's source may send; the data plane drops the excess and counts it
+    /// (`drop_rate_limited`). 0 means unlimited.
+    pub max_packets_per_second_per_source: u32,
 }
 
 impl Default for Admission {
@@ -110,6 +113,7 @@ impl Default for Admission {
             max_endpoints: defaults::ADMISSION_MAX_ENDPOINTS,
             max_streams: defaults::ADMISSION_MAX_STREAMS,
             max_subscriptions: defaults::ADMISSION_MAX_SUBSCRIPTIONS,
+            max_packets_per_second_per_source: defaults::ADMISSION_MAX_PACKETS_PER_SECOND_PER_SOURCE,
         }
     }
 }

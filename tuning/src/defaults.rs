@@ -97,3 +97,6 @@ pub const ADMISSION_MAX_STREAMS: u32 = 10_000;
 
 /// Default admission limit on subscriptions in the registry, all sessions together.
 pub const ADMISSION_MAX_SUBSCRIPTIONS: u32 = 100_000;
+
+/// Default packet-rate limit per stream source: 0, unlimited.
+pub const ADMISSION_MAX_PACKETS_PER_SECOND_PER_SOURCE: u32 = 0;

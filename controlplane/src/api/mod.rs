@@ -39,6 +39,8 @@ pub struct NodeStatic {
     pub advertise: Vec<SocketAddr>,
     /// The workers and their counters.
     pub workers: Vec<WorkerHandle>,
+    /// `admission.max_packets_per_second_per_source` (0: unlimited), enforced by the workers.
+    pub max_packets_per_second_per_source: u32,
 }
 
 /// The service state shared by every call.

@@ -215,7 +215,7 @@ impl Ringfwd for Api {
                 max_streams: limits.max_streams,
                 max_subscriptions_per_stream: limits.max_subscriptions_per_stream,
                 max_subscriptions: limits.max_subscriptions,
-                max_packets_per_second_per_source: 0,
+                max_packets_per_second_per_source: self.node.max_packets_per_second_per_source,
             }),
             usage: Some(v1::Usage {
                 sessions: usage.sessions,

@@ -229,6 +229,7 @@ proptest! {
             max_subscriptions: limits().max_subscriptions_per_worker,
             max_subscriptions_per_stream: limits().max_subscriptions_per_stream,
             max_packet_bytes: 1500,
+            max_packets_per_second_per_source: 0,
         };
         let mut forwarders: Vec<Forwarder> =
             (0..WORKERS).map(|w| Forwarder::with_hash_seed(w, WORKERS, table, 7)).collect();

@@ -139,7 +139,7 @@ define_counters! {
         gso_sends: Counter = "Send operations that carried more than one UDP GSO segment.",
         gso_segments: Counter = "Segments sent in GSO send operations.",
         send_errors: Counter = "Send operations that completed with an error.",
-        kernel_rx_dropped: Counter = "Datagrams the kernel dropped on the media sockets (SO_RXQ_OVFL).",
+        kernel_rx_dropped: Counter = "Datagrams the kernel dropped on the media sockets (receive queue full; sk_drops).",
     }
     drops {
         NotRtp = "not_rtp" => drop_not_rtp = "STUN, DTLS or unclassifiable datagrams.",
@@ -151,6 +151,7 @@ define_counters! {
         TxFull = "tx_full" => drop_tx_full = "Copies egress refused (no send slot or header slot).",
         HandoverFull = "handover_full" => drop_handover_full = "Handovers refused because the ring to the owner was full.",
         Shutdown = "shutdown" => drop_shutdown = "Packets discarded while the worker shut down.",
+        RateLimited = "rate_limited" => drop_rate_limited = "Packets over the per-source rate (admission.max_packets_per_second_per_source).",
         RebasePending = "rebase_pending" => drop_rebase_pending = "RTCP copies withheld from a subscription switched to a stream until that stream's first RTP sets its timestamp offset.",
     }
 }

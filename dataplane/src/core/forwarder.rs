@@ -221,6 +221,9 @@ impl Forwarder {
                 }
             }
         };
+        if !self.table.streams[stream as usize].rate.take(now) {
+            return Outcome::Dropped(DropReason::RateLimited);
+        }
         match rtp_numbers {
             Some((seq, ts)) => self.fan_out_rtp(now, stream, seq, ts, pkt, egress),
             None => self.fan_out_rtcp(stream, ssrc, pkt, egress),

@@ -56,6 +56,7 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
         max_subscriptions: 8,
         max_subscriptions_per_stream: 4,
         max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
     };
     let mut fwd = Forwarder::with_hash_seed(0, 2, limits, 0);
     let hour = Duration::from_secs(3600);

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod forwarder;
 pub mod fuzz;
 pub mod packet;
+pub mod rate;
 pub mod rewrite;
 pub mod steering;
 pub mod table;

@@ -16,6 +16,7 @@ use slab::Slab;
 
 use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 use super::continuity::LastSent;
+use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
 
 /// The bounds of one worker's tables and packets.
@@ -29,6 +30,8 @@ pub struct ForwarderLimits {
     pub max_subscriptions_per_stream: u32,
     /// Larger datagrams are dropped as oversize; also the size of the RTCP scratch buffer.
     pub max_packet_bytes: usize,
+    /// Packets per second one stream's source may send; the excess is dropped (`rate_limited`). 0: unlimited.
+    pub max_packets_per_second_per_source: u32,
 }
 
 /// Where a stream takes its packets from.
@@ -49,6 +52,8 @@ pub(crate) struct Stream {
     pub(crate) clock_rate_hz: u32,
     /// Slab indices of its subscriptions, in the order they were added.
     pub(crate) subscriptions: Vec<u32>,
+    /// Its source's packet-rate limit.
+    pub(crate) rate: TokenBucket,
 }
 
 /// One subscriber's copy of a stream.
@@ -163,7 +168,13 @@ impl Table {
                 SourceState::Waiting { deadline: now.checked_add(window), fallback }
             }
         };
-        let idx = self.streams.insert(Stream { ssrc, source, clock_rate_hz, subscriptions: Vec::new() }) as u32;
+        let idx = self.streams.insert(Stream {
+            ssrc,
+            source,
+            clock_rate_hz,
+            subscriptions: Vec::new(),
+            rate: TokenBucket::new(self.limits.max_packets_per_second_per_source),
+        }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
             SourceState::Waiting { .. } => self.waiting.insert(ssrc, idx),
@@ -329,6 +340,7 @@ mod tests {
             max_subscriptions: 16,
             max_subscriptions_per_stream: 4,
             max_packet_bytes: 1500,
+            max_packets_per_second_per_source: 0,
         }
     }
 
@@ -390,6 +402,7 @@ mod tests {
             max_subscriptions: 1024,
             max_subscriptions_per_stream: 2,
             max_packet_bytes: 1500,
+            max_packets_per_second_per_source: 0,
         };
         let now = Instant::now();
         let mut table = Table::with_hash_seed(limits, seed);

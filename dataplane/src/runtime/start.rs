@@ -206,6 +206,7 @@ fn settings(config: &Config) -> WorkerSettings {
             max_subscriptions: config.limits.max_subscriptions_per_worker,
             max_subscriptions_per_stream: config.limits.max_subscriptions_per_stream,
             max_packet_bytes: config.media.max_packet_bytes,
+            max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
         },
         pool_buffers: config.pool.buffers_per_worker as u16,
         buffer_bytes: config.pool.buffer_bytes as usize,

@@ -118,7 +118,10 @@ pub(super) fn validate_auth(auth: &Auth, api: &Api) -> Result<(), ConfigError> {
     in_range("auth.dev_token_ttl_s", auth.dev_token_ttl_s, DEV_TOKEN_TTL_S_RANGE)
 }
 
-/// `[admission]`: every limit in [`ADMISSION_RANGE`].
+/// Largest per-source packet rate limit, packets per second.
+pub const MAX_PACKETS_PER_SECOND_PER_SOURCE: u32 = 10_000_000;
+
+/// `[admission]`: every limit in [`ADMISSION_RANGE`], the rate limit at most [`MAX_PACKETS_PER_SECOND_PER_SOURCE`].
 pub(super) fn validate_admission(admission: &Admission) -> Result<(), ConfigError> {
     let all = [
         ("admission.max_sessions", admission.max_sessions),
@@ -128,6 +131,14 @@ pub(super) fn validate_admission(admission: &Admission) -> Result<(), ConfigErro
     ];
     for (key, value) in all {
         in_range(key, value, ADMISSION_RANGE)?;
+    }
+    let rate = admission.max_packets_per_second_per_source;
+    if rate > MAX_PACKETS_PER_SECOND_PER_SOURCE {
+        return Err(ConfigError::invalid(
+            "admission.max_packets_per_second_per_source",
+            rate,
+            format!("must be 0 (unlimited) or at most {MAX_PACKETS_PER_SECOND_PER_SOURCE}"),
+        ));
     }
     Ok(())
 }

@@ -170,6 +170,14 @@ fn every_admission_limit_is_range_checked() {
 }
 
 #[test]
+fn the_per_source_rate_limit_is_zero_or_bounded() {
+    let key = "admission.max_packets_per_second_per_source";
+    assert_eq!(key_after(|c| c.admission.max_packets_per_second_per_source = 0), "<valid>");
+    assert_eq!(key_after(|c| c.admission.max_packets_per_second_per_source = 10_000_000), "<valid>");
+    assert_eq!(key_after(|c| c.admission.max_packets_per_second_per_source = 10_000_001), key);
+}
+
+#[test]
 fn validate_keys_alone_checks_only_the_keys() {
     let auth = Auth { keys: vec![auth_key("ops", SECRET_31)], ..Auth::default() };
     let err = auth.validate_keys().unwrap_err();

@@ -135,3 +135,24 @@ fn oversize_malformed_and_not_rtp_are_counted() {
     assert_eq!((c.rx_packets, c.rx_rtp, c.rx_rtcp), (7, 1, 0));
     assert_eq!(egress.sent.len(), 1);
 }
+
+#[test]
+fn a_source_over_its_packet_rate_loses_only_the_excess() {
+    let limits = ForwarderLimits { max_packets_per_second_per_source: 50, ..limits() };
+    let mut h = Harness { fwd: Forwarder::with_hash_seed(0, 2, limits, 7), start: Instant::now() };
+    fixed_stream_with_subs(&mut h, 1);
+    let mut egress = Recorder::new();
+    // 200 packets within the first second: the bucket holds 50, plus what refills while they arrive (5 ms apart
+    // for the first 100 packets: 0.5 s, 25 more tokens).
+    let mut forwarded = 0;
+    for seq in 0..200u16 {
+        let ms = u64::from(seq.min(100)) * 5;
+        if let Outcome::Forwarded { .. } = h.send(ms, publisher(), &rtp(SSRC, seq, 0, b"r"), &mut egress) {
+            forwarded += 1;
+        }
+    }
+    assert_eq!(forwarded, 75);
+    assert_eq!(h.fwd.counters().drop_rate_limited, 125);
+    // A second later the source may send again.
+    assert!(matches!(h.send(2_000, publisher(), &rtp(SSRC, 300, 0, b"r"), &mut egress), Outcome::Forwarded { .. }));
+}

@@ -28,7 +28,13 @@ fn publisher() -> SocketAddr {
 }
 
 fn limits() -> ForwarderLimits {
-    ForwarderLimits { max_streams: 4, max_subscriptions: 6, max_subscriptions_per_stream: 4, max_packet_bytes: 1500 }
+    ForwarderLimits {
+        max_streams: 4,
+        max_subscriptions: 6,
+        max_subscriptions_per_stream: 4,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    }
 }
 
 /// One copy as the driver would put it on the wire.
