@@ -17,7 +17,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use super::batch::{RecvBatch, SendBatch};
 use crate::core::{Counters, DropReason, Egress, Outcome};
 use crate::runtime::idle::IdlePolicy;
-use crate::runtime::worker::{WorkerContext, PUBLISH_INTERVAL};
+use crate::runtime::worker::{PublishPacer, WorkerContext};
 use crate::runtime::SPARE_BUFFERS;
 
 /// Longest a blocking wait lasts before the loop looks at its rings again.
@@ -78,7 +78,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     let mut arena: Vec<u8> = Vec::with_capacity(usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes);
     let mut forwarder = ctx.forwarder();
     let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
-    let mut last_publish = Instant::now();
+    let mut pacer = PublishPacer::new(Instant::now());
     ready(Ok(()));
     loop {
         let now = Instant::now();
@@ -124,9 +124,8 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             ctx.incoming().recycle(packet);
         }
         worked |= ctx.apply_commands(&mut forwarder, now);
-        if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+        if pacer.after_iteration(worked, now) {
             ctx.publish(forwarder.counters_mut(), 0);
-            last_publish = now;
         }
         if ctx.mailbox().stop_requested() {
             ctx.publish(forwarder.counters_mut(), 0);
@@ -135,6 +134,9 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
         if worked {
             idle.worked(now);
         } else if idle.may_block(now) && !ctx.incoming().has_ready() && !ctx.mailbox().has_commands() {
+            if pacer.before_block(now) {
+                ctx.publish(forwarder.counters_mut(), 0);
+            }
             wait(&ctx)?;
         }
     }

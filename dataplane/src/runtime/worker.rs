@@ -17,6 +17,43 @@ use ringfwd_tuning::IdleStrategy;
 /// drop counters read, one `getsockopt` per socket).
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
 
+/// When a worker publishes its counters: at most every [`PUBLISH_INTERVAL`] while it is busy, and always before
+/// it blocks with changes not yet published (so an idle worker's counters, e.g. table sizes right after a
+/// command, are never stale).
+#[derive(Debug)]
+pub struct PublishPacer {
+    last: Instant,
+    dirty: bool,
+}
+
+impl PublishPacer {
+    /// A pacer that last published at `now`.
+    pub fn new(now: Instant) -> PublishPacer {
+        PublishPacer { last: now, dirty: false }
+    }
+
+    /// Records an iteration; true when the counters should be published now.
+    pub fn after_iteration(&mut self, worked: bool, now: Instant) -> bool {
+        self.dirty |= worked;
+        self.due(now.saturating_duration_since(self.last) >= PUBLISH_INTERVAL, now)
+    }
+
+    /// The worker is about to block; true when it has changes to publish first.
+    pub fn before_block(&mut self, now: Instant) -> bool {
+        self.due(true, now)
+    }
+
+    fn due(&mut self, time: bool, now: Instant) -> bool {
+        if self.dirty && time {
+            self.dirty = false;
+            self.last = now;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Settings a worker takes from the config.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -111,5 +148,22 @@ impl WorkerContext {
         let drops: u64 = self.sockets.iter().filter_map(|s| crate::driver::socket::kernel_drops(s).ok()).sum();
         counters.kernel_rx_dropped = drops;
         self.counters.publish(counters);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_while_busy_at_most_every_interval_and_always_before_blocking() {
+        let t0 = Instant::now();
+        let mut p = PublishPacer::new(t0);
+        assert!(!p.after_iteration(true, t0), "within the interval");
+        assert!(p.after_iteration(false, t0 + PUBLISH_INTERVAL), "changes from the earlier iteration");
+        assert!(!p.after_iteration(false, t0 + PUBLISH_INTERVAL * 3), "nothing changed since");
+        assert!(!p.before_block(t0 + PUBLISH_INTERVAL * 3), "nothing to publish before blocking");
+        assert!(!p.after_iteration(true, t0 + PUBLISH_INTERVAL * 3));
+        assert!(p.before_block(t0 + PUBLISH_INTERVAL * 3), "a change from a moment ago goes out before sleeping");
     }
 }

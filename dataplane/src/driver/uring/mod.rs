@@ -24,7 +24,7 @@ use self::send::{push, Current, TxQueue, UringEgress, SEND_TAG};
 use super::pool::{self, Buffers, PoolState};
 use crate::core::{DropReason, Forwarder, Outcome};
 use crate::runtime::idle::IdlePolicy;
-use crate::runtime::worker::{WorkerContext, PUBLISH_INTERVAL};
+use crate::runtime::worker::{PublishPacer, WorkerContext};
 use crate::runtime::SPARE_BUFFERS;
 
 const RECV_TAG: u64 = 1 << 61;
@@ -122,7 +122,7 @@ impl UringWorker {
     /// The loop; returns whether everything in flight completed before exit.
     fn run(&mut self) -> io::Result<bool> {
         let mut idle = IdlePolicy::new(self.ctx.settings.idle, self.ctx.settings.spin, Instant::now());
-        let mut last_publish = Instant::now();
+        let mut pacer = PublishPacer::new(Instant::now());
         let mut drain_deadline = None;
         self.arm_wake()?;
         loop {
@@ -132,6 +132,9 @@ impl UringWorker {
             self.pool.publish();
             let now = Instant::now();
             let block = idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
+            if block && pacer.before_block(now) {
+                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
+            }
             // Wait for one completion. (Waiting for "in-flight sends + 1" to save the second enter per
             // iteration loses wake-ups: with DEFER_TASKRUN the kernel counts pending task-work items, and one item
             // can carry several completions, so the waiter slept through arrivals. The no-allocation test caught
@@ -150,9 +153,8 @@ impl UringWorker {
             if worked {
                 idle.worked(now);
             }
-            if now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+            if pacer.after_iteration(worked, now) {
                 self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
-                last_publish = now;
             }
             if !self.stopping && self.ctx.mailbox().stop_requested() {
                 self.begin_stop()?;
