@@ -1,12 +1,15 @@
-//! Support for ringfwd's end-to-end tests: run the real `ringfwd` binary on a config, talk to it over real
-//! loopback sockets, stop it with a signal and read its final counters.
+//! Support for ringfwd's end-to-end tests: run the real `ringfwd` binary on a config, drive it through its gRPC
+//! control API and `ringfwd ctl`, talk to it over real loopback sockets, stop it with a signal and read its final
+//! counters.
 //!
 //! Owns nothing of the daemon; it only drives it from outside, as an operator or a peer would.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod daemon;
 pub mod peer;
 
+pub use api::Api;
 pub use daemon::{Daemon, Exit};
-pub use peer::{rtcp_sender_report, rtp_packet, Peer};
+pub use peer::{rtcp_sender_report, rtp_fields, rtp_packet, Peer, RtpFields};

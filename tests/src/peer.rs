@@ -91,3 +91,30 @@ pub fn rtcp_sender_report(ssrc: u32, rtp_time: u32) -> Vec<u8> {
     out.extend_from_slice(&sdes.marshal().expect("marshal sdes"));
     out
 }
+
+/// The fixed-header fields of an RTP packet a test checks, and its payload (no CSRCs or extension expected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpFields {
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Everything after the 12-byte fixed header.
+    pub payload: Vec<u8>,
+}
+
+/// Reads the fixed RTP header of `packet`; fails the test when it is not a 12-byte-header RTP packet.
+pub fn rtp_fields(packet: &[u8]) -> RtpFields {
+    assert!(packet.len() >= 12 && packet[0] == 0x80, "not a plain RTP packet: {packet:02x?}");
+    RtpFields {
+        payload_type: packet[1] & 0x7f,
+        seq: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        payload: packet[12..].to_vec(),
+    }
+}

@@ -1,0 +1,230 @@
+//! A whole call driven through the gRPC control API of the real daemon, with real RTP over loopback: create a
+//! session, a publisher and three subscribers, forward to each with its own SSRC, pause and resume one, switch one
+//! to another stream (consecutive sequence numbers, timestamps continued by the time that passed), unsubscribe one
+//! (the very next packet is not forwarded to it) and delete the session (the workers' tables are empty again and
+//! the publisher's packets are dropped as unknown).
+
+use std::time::{Duration, Instant};
+
+use ringfwd_tests::api::{endpoint, expect_status, subscription, v1, video_stream, wait_until, worker_total, Code};
+use ringfwd_tests::{rtp_fields, rtp_packet, Api, Daemon, Peer};
+
+const WAIT: Duration = Duration::from_secs(3);
+const QUIET: Duration = Duration::from_millis(300);
+/// Both even, so with two workers both streams belong to worker 0 (a switch stays on one worker).
+const SSRC_CAM: u32 = 0x5000_0000;
+const SSRC_SCREEN: u32 = 0x6000_0000;
+const OUT_SSRC: [u32; 3] = [0xa0, 0xa1, 0xa2];
+const SESSION: &str = "call";
+
+/// A publisher's RTP stream: its next sequence number and timestamp, and what it sent.
+struct Source<'a> {
+    peer: &'a Peer,
+    to: std::net::SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    sent: u32,
+}
+
+impl Source<'_> {
+    /// Sends `n` packets 20 ms apart in RTP time (90 kHz); answers them. Payloads are unique per source.
+    fn send(&mut self, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let mut payload = self.ssrc.to_be_bytes().to_vec();
+                payload.extend_from_slice(&self.sent.to_be_bytes());
+                payload.resize(160, 0x5a);
+                let packet = rtp_packet(self.ssrc, self.seq, self.ts, 96, false, &payload);
+                self.peer.send(&packet, self.to);
+                self.seq = self.seq.wrapping_add(1);
+                self.ts = self.ts.wrapping_add(1800);
+                self.sent += 1;
+                packet
+            })
+            .collect()
+    }
+}
+
+/// What a subscriber must see: its SSRC and the offsets added to the publisher's numbers.
+#[derive(Clone, Copy, Debug)]
+struct Egress {
+    ssrc: u32,
+    seq_offset: u16,
+    ts_offset: u32,
+}
+
+impl Egress {
+    fn of(s: &v1::Subscription) -> Egress {
+        Egress { ssrc: s.out_ssrc, seq_offset: s.seq_offset as u16, ts_offset: s.ts_offset }
+    }
+}
+
+/// Receives exactly `sent.len()` packets on `peer`, each the matching sent packet rewritten by `egress`; answers
+/// the last one's (seq, timestamp).
+fn expect_forwarded(peer: &Peer, sent: &[Vec<u8>], egress: Egress, who: &str) -> (u16, u32) {
+    let got = peer.recv(sent.len(), WAIT);
+    assert_eq!(got.len(), sent.len(), "{who}: received {} of {} packets", got.len(), sent.len());
+    for (g, s) in got.iter().zip(sent) {
+        let (g, s) = (rtp_fields(g), rtp_fields(s));
+        assert_eq!(g.ssrc, egress.ssrc, "{who}: SSRC");
+        assert_eq!(g.seq, s.seq.wrapping_add(egress.seq_offset), "{who}: sequence number");
+        assert_eq!(g.timestamp, s.timestamp.wrapping_add(egress.ts_offset), "{who}: timestamp");
+        assert_eq!(g.payload, s.payload, "{who}: payload");
+    }
+    let last = rtp_fields(got.last().expect("at least one packet"));
+    (last.seq, last.timestamp)
+}
+
+fn expect_nothing(peer: &Peer, who: &str) {
+    let got = peer.drain(QUIET);
+    assert!(got.is_empty(), "{who} must receive nothing, got {} packets", got.len());
+}
+
+/// Waits until the workers' `streams` and `subscriptions` gauges (summed) are the given numbers.
+fn expect_worker_tables(api: &Api, streams: u64, subscriptions: u64) {
+    let mut seen = (0, 0);
+    let reached = wait_until(WAIT, || {
+        let node = api.node();
+        seen = (worker_total(&node, "streams"), worker_total(&node, "subscriptions"));
+        seen == (streams, subscriptions)
+    });
+    assert!(reached, "workers hold (streams, subscriptions) = {seen:?}, expected {:?}", (streams, subscriptions));
+}
+
+#[test]
+fn a_call_through_the_api_forwards_pauses_switches_unsubscribes_and_frees_everything() {
+    let publisher = Peer::bind("127.0.0.1");
+    let subs = [Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1")];
+    let daemon = Daemon::start("[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    assert_eq!(daemon.workers, 2);
+    let media = daemon.media[0];
+    let api = Api::dev(&daemon);
+
+    // Set up: session, endpoints (send_to is the daemon's media address), stream, three subscriptions.
+    let session = api.session(SESSION).expect("CreateSession");
+    assert_eq!((session.session_id.as_str(), session.endpoints), (SESSION, 0));
+    let pub_ep = api.create_endpoint(endpoint(SESSION, "pub", publisher.addr())).expect("CreateEndpoint pub");
+    assert_eq!(pub_ep.send_to, vec![media.to_string()], "send_to lists the bound media address");
+    assert_eq!(pub_ep.media_address, publisher.addr().to_string());
+    for (i, s) in subs.iter().enumerate() {
+        api.create_endpoint(endpoint(SESSION, &format!("sub{i}"), s.addr())).expect("CreateEndpoint sub");
+    }
+    let cam = api.create_stream(video_stream(SESSION, "cam", "pub", SSRC_CAM)).expect("CreateStream cam");
+    assert_eq!((cam.ssrc, cam.worker), (SSRC_CAM, 0), "SSRC mod 2 workers");
+    let mut egress = Vec::new();
+    for (i, out_ssrc) in OUT_SSRC.iter().enumerate() {
+        let req = subscription(SESSION, &format!("s{i}"), "cam", &format!("sub{i}"), *out_ssrc);
+        let s = api.create_subscription(req).expect("CreateSubscription");
+        assert_eq!((s.out_ssrc, s.paused, s.stream_id.as_str()), (*out_ssrc, false, "cam"));
+        egress.push(Egress::of(&s));
+    }
+    let got = api.get_session(v1::GetSessionRequest { session_id: SESSION.into() }).expect("GetSession");
+    assert_eq!((got.endpoints, got.streams, got.subscriptions), (4, 1, 3));
+    expect_worker_tables(&api, 1, 3);
+
+    let mut cam_src = Source { peer: &publisher, to: media, ssrc: SSRC_CAM, seq: 65_530, ts: 1_000, sent: 0 };
+
+    // Every subscriber receives every packet, with its own SSRC (sequence numbers wrap on the way).
+    let sent = cam_src.send(20);
+    for (i, s) in subs.iter().enumerate() {
+        expect_forwarded(s, &sent, egress[i], &format!("sub{i}"));
+    }
+
+    // Paused: sub1 receives nothing, the others keep receiving.
+    let paused = api.set_paused(SESSION, "s1", true).expect("pause");
+    assert!(paused.paused);
+    let sent = cam_src.send(10);
+    expect_forwarded(&subs[0], &sent, egress[0], "sub0 while sub1 is paused");
+    expect_forwarded(&subs[2], &sent, egress[2], "sub2 while sub1 is paused");
+    expect_nothing(&subs[1], "paused sub1");
+
+    // Resumed: sub1 receives again with the same offsets (publisher's numbers + offset, no reset).
+    let resumed = api.set_paused(SESSION, "s1", false).expect("resume");
+    assert!(!resumed.paused);
+    assert_eq!(resumed.seq_offset as u16, egress[1].seq_offset, "resume keeps the sequence offset");
+    let before_last_cam = Instant::now();
+    let sent = cam_src.send(10);
+    for (i, s) in subs.iter().enumerate().take(2) {
+        expect_forwarded(s, &sent, egress[i], &format!("sub{i} after resume"));
+    }
+    let (last_seq, last_ts) = expect_forwarded(&subs[2], &sent, egress[2], "sub2 before its switch");
+    let sub2_last_received = Instant::now();
+
+    // Switch sub2 to a second stream of the publisher: same SSRC, exactly consecutive sequence numbers, and the
+    // timestamp advanced by the time that passed, in the stream's 90 kHz clock.
+    let screen = api.create_stream(video_stream(SESSION, "screen", "pub", SSRC_SCREEN)).expect("CreateStream screen");
+    assert_eq!(screen.worker, cam.worker, "both streams on one worker");
+    let switched = api.switch(SESSION, "s2", "screen").expect("switch");
+    assert_eq!((switched.stream_id.as_str(), switched.out_ssrc), ("screen", OUT_SSRC[2]));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut screen_src =
+        Source { peer: &publisher, to: media, ssrc: SSRC_SCREEN, seq: 40_000, ts: 3_000_000_000, sent: 0 };
+    let first_screen_sent = Instant::now();
+    let sent = screen_src.send(10);
+    let got = subs[2].recv(10, WAIT);
+    let first_screen_received = Instant::now();
+    assert_eq!(got.len(), 10, "sub2 receives the stream it switched to");
+    let (got_first, sent_first) = (rtp_fields(&got[0]), rtp_fields(&sent[0]));
+    for (k, (g, s)) in got.iter().zip(&sent).enumerate() {
+        let (g, s) = (rtp_fields(g), rtp_fields(s));
+        assert_eq!(g.ssrc, OUT_SSRC[2], "the subscriber's SSRC survives the switch");
+        assert_eq!(g.seq, last_seq.wrapping_add(1 + k as u16), "sequence numbers are consecutive across the switch");
+        assert_eq!(g.payload, s.payload);
+        assert_eq!(
+            g.timestamp.wrapping_sub(got_first.timestamp),
+            s.timestamp.wrapping_sub(sent_first.timestamp),
+            "timestamps after the switch keep the new stream's spacing"
+        );
+    }
+    // The worker's elapsed time lies between these bounds (20 ms of slack for its loop's clock reading).
+    let ticks = got_first.timestamp.wrapping_sub(last_ts);
+    let ticks_of = |d: Duration| (d.as_secs_f64() * 90_000.0) as u32;
+    let low = ticks_of(first_screen_sent.duration_since(sub2_last_received).saturating_sub(Duration::from_millis(20)));
+    let high = ticks_of(first_screen_received.duration_since(before_last_cam) + Duration::from_millis(20));
+    assert!(
+        (low.max(1)..=high).contains(&ticks),
+        "timestamp across the switch advanced {ticks} ticks, expected {low}..={high}"
+    );
+    expect_nothing(&subs[0], "sub0 (not subscribed to screen)");
+    expect_nothing(&subs[1], "sub1 (not subscribed to screen)");
+    let sent = cam_src.send(5);
+    expect_forwarded(&subs[0], &sent, egress[0], "sub0 after sub2's switch");
+    expect_forwarded(&subs[1], &sent, egress[1], "sub1 after sub2's switch");
+    expect_nothing(&subs[2], "sub2 no longer gets cam");
+    expect_worker_tables(&api, 2, 3);
+
+    // Unsubscribe sub0: the very next packet sent after the RPC returned reaches sub1 but not sub0.
+    let removed = api
+        .delete_subscription(v1::DeleteSubscriptionRequest { session_id: SESSION.into(), subscription_id: "s0".into() })
+        .expect("DeleteSubscription");
+    assert_eq!((removed.subscriptions, removed.streams, removed.endpoints), (1, 0, 0));
+    let sent = cam_src.send(1);
+    expect_forwarded(&subs[1], &sent, egress[1], "sub1 after sub0 left");
+    expect_nothing(&subs[0], "unsubscribed sub0");
+    expect_worker_tables(&api, 2, 2);
+
+    // Delete the session: everything goes, on the workers too, and the publisher becomes unknown.
+    let removed = api.delete_session(v1::DeleteSessionRequest { session_id: SESSION.into() }).expect("DeleteSession");
+    assert_eq!((removed.sessions, removed.endpoints, removed.streams, removed.subscriptions), (1, 4, 2, 2));
+    expect_worker_tables(&api, 0, 0);
+    let node = api.node();
+    let usage = node.usage.expect("usage");
+    assert_eq!((usage.sessions, usage.endpoints, usage.streams, usage.subscriptions), (0, 0, 0, 0));
+    expect_status(api.get_session(v1::GetSessionRequest { session_id: SESSION.into() }), Code::NotFound, &[SESSION]);
+    let unknown_before = worker_total(&node, "drop_unknown_ssrc");
+    cam_src.send(5);
+    screen_src.send(5);
+    let mut unknown = unknown_before;
+    let counted = wait_until(WAIT, || {
+        unknown = worker_total(&api.node(), "drop_unknown_ssrc");
+        unknown == unknown_before + 10
+    });
+    assert!(counted, "drop_unknown_ssrc went from {unknown_before} to {unknown}, expected +10");
+    for (i, s) in subs.iter().enumerate() {
+        expect_nothing(s, &format!("sub{i} after the session was deleted"));
+    }
+    let exit = daemon.stop();
+    assert!(exit.success, "{exit:?}");
+    assert_eq!(exit.total("send_errors"), 0);
+}

@@ -1,0 +1,127 @@
+//! `ringfwd ctl` as a process against the real daemon: tables by default, JSON with `--json`, the token from
+//! `--token` or `RINGFWD_TOKEN`, a non-zero exit with the server's status on error, a message saying how to get
+//! a token when there is none; and a call set up with it that forwards real RTP.
+
+use std::time::Duration;
+
+use ringfwd_tests::api::{dev_token, run_ringfwd, Output};
+use ringfwd_tests::{rtp_fields, rtp_packet, Daemon, Peer};
+
+const MEDIA: &str = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
+
+/// `ringfwd ctl --api <api> --token <token> <args>`.
+fn ctl(daemon: &Daemon, token: &str, args: &[&str]) -> Output {
+    let api = daemon.api.to_string();
+    let mut all = vec!["ctl", "--api", &api, "--token", token];
+    all.extend_from_slice(args);
+    run_ringfwd(&all, &[])
+}
+
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert!(out.success, "ringfwd ctl failed: {out:?}");
+    out.stdout
+}
+
+#[track_caller]
+fn json(out: Output) -> serde_json::Value {
+    let stdout = ok(out);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn ctl_prints_tables_and_json_and_exits_non_zero_with_the_servers_error() {
+    let daemon = Daemon::start(MEDIA);
+    let token = dev_token(&daemon);
+
+    let table = ok(ctl(&daemon, &token, &["session", "create", "x"]));
+    assert!(table.contains("SESSION") && table.lines().any(|l| l.split_whitespace().any(|w| w == "x")), "{table}");
+
+    let got = json(ctl(&daemon, &token, &["--json", "session", "get", "x"]));
+    assert_eq!(got["sessionId"], "x", "{got}");
+
+    let missing = ctl(&daemon, &token, &["session", "get", "missing"]);
+    assert!(!missing.success, "{missing:?}");
+    assert!(missing.stderr.contains("NotFound") && missing.stderr.contains("missing"), "{missing:?}");
+
+    let invalid = ctl(&daemon, &token, &["session", "create", "no spaces"]);
+    assert!(!invalid.success && invalid.stderr.contains("InvalidArgument"), "{invalid:?}");
+    assert!(invalid.stderr.contains("session_id"), "{invalid:?}");
+
+    // The token and the address from the environment.
+    let api = daemon.api.to_string();
+    let listed =
+        run_ringfwd(&["ctl", "--json", "session", "list"], &[("RINGFWD_TOKEN", &token), ("RINGFWD_API", &api)]);
+    let listed: serde_json::Value = serde_json::from_str(&ok(listed)).expect("JSON");
+    let ids: Vec<&str> =
+        listed["sessions"].as_array().expect("sessions").iter().filter_map(|s| s["sessionId"].as_str()).collect();
+    assert_eq!(ids, ["x"]);
+
+    // A token the daemon did not sign is the server's UNAUTHENTICATED, not a client failure.
+    let forged = ctl(&daemon, &format!("{token}x"), &["session", "list"]);
+    assert!(!forged.success && forged.stderr.contains("Unauthenticated"), "{forged:?}");
+
+    let deleted = json(ctl(&daemon, &token, &["--json", "session", "delete", "x"]));
+    assert_eq!(deleted["sessions"], 1, "{deleted}");
+    assert!(daemon.stop().success);
+}
+
+#[test]
+fn ctl_without_any_token_says_how_to_get_one() {
+    let daemon = Daemon::start(MEDIA);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("ctl.toml");
+    let absent = dir.path().join("no-such-token");
+    std::fs::write(&config, format!("[auth]\ndev_token_file = {:?}\n", absent.display().to_string())).expect("config");
+    let api = daemon.api.to_string();
+    let out = run_ringfwd(&["ctl", "--api", &api, "--config", config.to_str().expect("utf-8"), "session", "list"], &[]);
+    assert!(!out.success, "{out:?}");
+    for hint in ["--token", "RINGFWD_TOKEN", "ringfwd token", absent.to_str().expect("utf-8")] {
+        assert!(out.stderr.contains(hint), "the message does not mention {hint:?}: {}", out.stderr);
+    }
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(daemon.stop().success);
+}
+
+#[test]
+fn a_call_set_up_with_ctl_forwards_pauses_and_unsubscribes() {
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let daemon = Daemon::start(MEDIA);
+    let media = daemon.media[0];
+    let token = dev_token(&daemon);
+    let (pub_addr, sub_addr) = (publisher.addr().to_string(), subscriber.addr().to_string());
+
+    ok(ctl(&daemon, &token, &["session", "create", "c"]));
+    let ep = json(ctl(&daemon, &token, &["--json", "endpoint", "create", "c", "pub", "--address", &pub_addr]));
+    assert_eq!(ep["sendTo"][0], media.to_string(), "{ep}");
+    ok(ctl(&daemon, &token, &["endpoint", "create", "c", "sub", "--address", &sub_addr]));
+    let stream = ok(ctl(
+        &daemon,
+        &token,
+        &["stream", "create", "c", "v", "--endpoint", "pub", "--ssrc", "0x1234", "--kind", "video"],
+    ));
+    assert!(stream.contains("0x00001234") && stream.contains("video"), "the stream is shown: {stream}");
+    ok(ctl(&daemon, &token, &["sub", "create", "c", "s", "--stream", "v", "--endpoint", "sub", "--out-ssrc", "99"]));
+
+    let send = |seq: u16| publisher.send(&rtp_packet(0x1234, seq, 0, 96, false, b"via ctl"), media);
+    send(1);
+    let got = subscriber.recv(1, Duration::from_secs(3));
+    assert_eq!(got.len(), 1, "forwarded after ctl set it up");
+    assert_eq!(rtp_fields(&got[0]).ssrc, 99);
+
+    let paused = json(ctl(&daemon, &token, &["--json", "sub", "pause", "c", "s"]));
+    assert_eq!(paused["paused"], true, "{paused}");
+    send(2);
+    assert!(subscriber.drain(Duration::from_millis(300)).is_empty(), "nothing while paused");
+    ok(ctl(&daemon, &token, &["sub", "resume", "c", "s"]));
+    send(3);
+    assert_eq!(subscriber.recv(1, Duration::from_secs(3)).len(), 1, "forwarded again after resume");
+
+    ok(ctl(&daemon, &token, &["sub", "delete", "c", "s"]));
+    send(4);
+    assert!(subscriber.drain(Duration::from_millis(300)).is_empty(), "nothing after delete");
+    let node = json(ctl(&daemon, &token, &["--json", "node"]));
+    assert_eq!(node["usage"]["streams"], 1, "{node}");
+    assert!(node["usage"]["subscriptions"].is_null() || node["usage"]["subscriptions"] == 0, "{node}");
+    assert!(daemon.stop().success);
+}
