@@ -158,12 +158,15 @@ mod tests {
     #[test]
     fn publishes_while_busy_at_most_every_interval_and_always_before_blocking() {
         let t0 = Instant::now();
+        let t1 = t0 + PUBLISH_INTERVAL;
+        let soon = t1 + PUBLISH_INTERVAL / 2;
         let mut p = PublishPacer::new(t0);
         assert!(!p.after_iteration(true, t0), "within the interval");
-        assert!(p.after_iteration(false, t0 + PUBLISH_INTERVAL), "changes from the earlier iteration");
-        assert!(!p.after_iteration(false, t0 + PUBLISH_INTERVAL * 3), "nothing changed since");
-        assert!(!p.before_block(t0 + PUBLISH_INTERVAL * 3), "nothing to publish before blocking");
-        assert!(!p.after_iteration(true, t0 + PUBLISH_INTERVAL * 3));
-        assert!(p.before_block(t0 + PUBLISH_INTERVAL * 3), "a change from a moment ago goes out before sleeping");
+        assert!(p.after_iteration(false, t1), "changes from the earlier iteration, once the interval passed");
+        assert!(!p.after_iteration(false, soon), "nothing changed since");
+        assert!(!p.before_block(soon), "nothing to publish before blocking");
+        assert!(!p.after_iteration(true, soon), "a change within the interval waits");
+        assert!(p.before_block(soon), "but goes out before the worker sleeps");
+        assert!(!p.after_iteration(false, t1 + PUBLISH_INTERVAL * 5), "and only once");
     }
 }
