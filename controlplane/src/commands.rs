@@ -140,3 +140,67 @@ fn collect(client: Weak<CommandClient>, wake: Arc<Notifier>) {
         client.drain_acks();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use ringfwd_dataplane::core::{Command, StreamId};
+    use ringfwd_dataplane::runtime::mailbox::{Ack, Mailbox};
+    use ringfwd_dataplane::runtime::notify::Notifier;
+    use ringfwd_dataplane::runtime::{SharedCounters, WorkerHandle};
+
+    use super::*;
+
+    fn handle(capacity: usize, wake: &Arc<Notifier>) -> WorkerHandle {
+        let mailbox = Arc::new(Mailbox::new(capacity, wake.clone()).unwrap());
+        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()) }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_worker_that_never_acknowledges_times_out_and_a_late_ack_frees_its_slot() {
+        let wake = Arc::new(Notifier::new().unwrap());
+        let worker = handle(1, &wake);
+        let client = CommandClient::start(vec![worker.clone()], wake.clone(), Duration::from_millis(50)).unwrap();
+        let started = Instant::now();
+        let err = client.execute(0, Command::RemoveStream { id: StreamId(1) }).await.unwrap_err();
+        assert!(matches!(err, ExecError::Timeout { worker: 0, .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The ring holds one command, still unacknowledged: the next one waits for its permit and times out too.
+        assert!(matches!(
+            client.execute(0, Command::RemoveStream { id: StreamId(2) }).await,
+            Err(ExecError::Timeout { .. })
+        ));
+        // The worker finally applies the first command: its late acknowledgement frees the slot.
+        let envelope = worker.mailbox.next_command().expect("queued");
+        assert!(worker.mailbox.ack(Ack { seq: envelope.seq, result: Ok(()) }));
+        worker.mailbox.notify_control();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let answered = loop {
+            let pending = tokio::spawn({
+                let client = client.clone();
+                async move { client.execute(0, Command::RemoveStream { id: StreamId(3) }).await }
+            });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some(e) = worker.mailbox.next_command() {
+                worker.mailbox.ack(Ack { seq: e.seq, result: Ok(()) });
+                worker.mailbox.notify_control();
+                break pending.await.unwrap();
+            }
+            let _ = pending.await;
+            assert!(Instant::now() < deadline, "the slot was never freed");
+        };
+        assert!(answered.is_ok(), "{answered:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unknown_worker_is_an_error() {
+        let wake = Arc::new(Notifier::new().unwrap());
+        let client = CommandClient::start(vec![handle(4, &wake)], wake, Duration::from_millis(50)).unwrap();
+        assert!(matches!(
+            client.execute(3, Command::RemoveStream { id: StreamId(1) }).await,
+            Err(ExecError::NoWorker { worker: 3 })
+        ));
+    }
+}
