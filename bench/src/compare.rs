@@ -1,7 +1,8 @@
 //! The side-by-side comparison: every forwarder, every scenario, in one run.
 //!
 //! Owns the plan of a comparison. Per scenario it binds the sink and the publishers once and
-//! writes one ringfwd config that every forwarder runs. Phase 1, repeated and alternating the
+//! writes the config files ([`crate::launch`]): ringfwd is routed through its control API after
+//! each start, the baselines read the same routes from their config. Phase 1, repeated and alternating the
 //! forwarders' order per repetition: the highest offered rate with loss below
 //! [`crate::search::MAX_LOSS`] ([`search_max`]; later repetitions start near the earlier result).
 //! Phase 2, alternating likewise: forwarder CPU per forwarded packet at one fixed rate that
@@ -11,25 +12,17 @@
 //!
 //! Must never run unbounded: steps, repetitions and search steps are all counted.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ringfwd_tuning::IdleStrategy;
-use socket2::{Domain, Socket, Type};
 
-use crate::account::Accounting;
 use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
-use crate::gen::{GenError, Generator};
-use crate::payload::Epoch;
+use crate::launch::{self, build_rig, place, write_configs, LaunchError, ScenarioFiles};
 use crate::report::median;
 use crate::scenario::{Scenario, ScenarioKind};
 use crate::search::{search_max, Search, SearchPlan};
-use crate::sink::Sink;
 use crate::step::{run_step, Rig, StepOutcome, Target};
-
-/// Send buffer of each publisher socket.
-const PUBLISHER_SEND_BUFFER_BYTES: usize = 4 << 20;
 
 /// How long and how often things run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -101,12 +94,9 @@ pub enum CompareError {
     /// A forwarder misbehaved.
     #[error(transparent)]
     Harness(#[from] HarnessError),
-    /// The generator could not be built.
+    /// A measurement could not be set up (rig, configs, starting or routing a forwarder).
     #[error(transparent)]
-    Gen(#[from] GenError),
-    /// A config could not be written.
-    #[error(transparent)]
-    Config(#[from] ringfwd_tuning::ConfigError),
+    Launch(#[from] LaunchError),
     /// Socket or file trouble.
     #[error("{what}: {source}")]
     Io {
@@ -186,11 +176,11 @@ pub struct CompareResult {
 /// Runs the comparison. Progress lines go to stderr.
 pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
-    let (bench_core, worker_core, control_cores) = place();
+    let placement = place();
     let mut result = CompareResult {
         timing: options.timing.clone(),
-        worker_core,
-        bench_core,
+        worker_core: placement.worker_core,
+        bench_core: placement.bench_core,
         generator_gso: false,
         sink_gro: false,
         sink_kernel_timestamps: false,
@@ -198,49 +188,25 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     };
     for &kind in &options.scenarios {
         let scenario = Scenario::new(kind);
-        let (mut rig, config_path) = prepare(options, &scenario, worker_core, &control_cores)?;
+        let (mut rig, files) = prepare(options, &scenario, &placement)?;
         result.generator_gso = rig.gen.uses_gso();
         result.sink_gro = rig.sink.uses_gro();
         result.sink_kernel_timestamps = rig.sink.uses_kernel_timestamps();
         eprintln!("== {kind}: {}", scenario.describe());
-        result.scenarios.push(run_scenario(options, &scenario, &mut rig, &config_path)?);
+        result.scenarios.push(run_scenario(options, &scenario, &mut rig, &files)?);
     }
     Ok(result)
 }
 
-/// Places the bench on the first core and the forwarder on the second; returns
-/// (bench core, worker core, control cores for ringfwd).
-fn place() -> (usize, usize, Vec<usize>) {
-    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    let (bench_core, worker_core) = match cores.as_slice() {
-        [a, b, ..] => (*a, *b),
-        [a] => (*a, *a),
-        [] => (0, 0),
-    };
-    if cores.len() < 2 {
-        eprintln!("ringfwd-bench: fewer than 2 cores: forwarder and bench share core {bench_core}");
-    }
-    core_affinity::set_for_current(core_affinity::CoreId { id: bench_core });
-    let control_cores = if bench_core == worker_core { Vec::new() } else { vec![bench_core] };
-    (bench_core, worker_core, control_cores)
-}
-
-/// Binds generator and sink for `scenario` and writes the ringfwd config every forwarder runs.
+/// Binds generator and sink for `scenario` and writes the config files of its forwarders.
 fn prepare(
     options: &CompareOptions,
     scenario: &Scenario,
-    worker_core: usize,
-    control_cores: &[usize],
-) -> Result<(Rig, PathBuf), CompareError> {
+    placement: &launch::Placement,
+) -> Result<(Rig, ScenarioFiles), CompareError> {
     let rig = build_rig(scenario)?;
-    let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
-    let sink_port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
-    let media = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = scenario.config(&publishers, sink_port, media, worker_core, control_cores.to_vec(), options.idle);
-    let config_path = options.work_dir.join(format!("{}.toml", scenario.kind));
-    std::fs::write(&config_path, config.to_toml_string()?)
-        .map_err(io_err(format!("writing {}", config_path.display())))?;
-    Ok((rig, config_path))
+    let files = write_configs(scenario, &rig, placement, options.idle, &options.work_dir)?;
+    Ok((rig, files))
 }
 
 /// One forwarder, one scenario, one step at `out_pps` for `duration` (after the warm-up): for
@@ -253,29 +219,13 @@ pub fn run_once(
     duration: Duration,
 ) -> Result<StepOutcome, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
-    let (_, worker_core, control_cores) = place();
+    let placement = place();
     let scenario = Scenario::new(scenario_kind);
-    let (mut rig, config) = prepare(options, &scenario, worker_core, &control_cores)?;
+    let (mut rig, files) = prepare(options, &scenario, &placement)?;
     let base = scenario.base_out_pps();
-    with_forwarder(options, kind, &config, &mut rig, base, |rig, target, proc| {
+    with_forwarder(options, kind, &files, &scenario, &mut rig, |rig, target, proc| {
         measured(rig, target, proc, base, out_pps / base, duration)
     })
-}
-
-fn build_rig(scenario: &Scenario) -> Result<Rig, CompareError> {
-    let sink_socket = Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
-    let sockets = (0..scenario.publishers).map(|_| publisher_socket()).collect::<Result<Vec<_>, _>>()?;
-    let gen = Generator::new(sockets, &scenario.streams, true)?;
-    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
-    let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
-    Ok(Rig { gen, sink, epoch: Epoch::new() })
-}
-
-fn publisher_socket() -> Result<UdpSocket, CompareError> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(io_err("publisher socket"))?;
-    socket.set_send_buffer_size(PUBLISHER_SEND_BUFFER_BYTES).map_err(io_err("publisher SO_SNDBUF"))?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).map_err(io_err("binding a publisher"))?;
-    Ok(socket.into())
 }
 
 /// The forwarders in the order of repetition `rep` (rotated by one each time).
@@ -288,7 +238,7 @@ fn run_scenario(
     options: &CompareOptions,
     scenario: &Scenario,
     rig: &mut Rig,
-    config: &Path,
+    files: &ScenarioFiles,
 ) -> Result<ScenarioResult, CompareError> {
     let t = &options.timing;
     let base = scenario.base_out_pps();
@@ -305,7 +255,7 @@ fn run_scenario(
                 Some(h) => SearchPlan { start_out_pps: h * 0.8, growth: t.growth.sqrt(), ..first_plan(t, base) },
                 None => first_plan(t, base),
             };
-            let search = with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
+            let search = with_forwarder(options, kind, files, scenario, rig, |rig, target, proc| {
                 search_max(&plan, |out_pps| measured(rig, target, proc, base, out_pps / base, t.search_step))
             })?;
             eprintln!("   {kind} rep {}: max {:.0} out pps ({:?})", rep + 1, search.max_out_pps, search.limit);
@@ -317,7 +267,7 @@ fn run_scenario(
     for rep in 0..t.reps {
         for (i, kind) in order(&options.forwarders, rep) {
             let own_half = (results[i].median_max_out_pps() / 2.0).max(base / 10.0);
-            let (fixed, latency) = with_forwarder(options, kind, config, rig, base, |rig, target, proc| {
+            let (fixed, latency) = with_forwarder(options, kind, files, scenario, rig, |rig, target, proc| {
                 let fixed = measured(rig, target, proc, base, fixed_out_pps / base, t.fixed_step)?;
                 let latency = measured(rig, target, proc, base, own_half / base, t.fixed_step)?;
                 Ok((fixed, latency))
@@ -345,16 +295,17 @@ fn first_plan(t: &Timing, base: f64) -> SearchPlan {
     }
 }
 
-/// Starts `kind`, warms it up at the scenario's base rate, runs `measure`, stops it.
+/// Starts `kind` routed for `scenario`, warms it up at the scenario's base rate, runs `measure`, stops it.
 fn with_forwarder<R>(
     options: &CompareOptions,
     kind: ForwarderKind,
-    config: &Path,
+    files: &ScenarioFiles,
+    scenario: &Scenario,
     rig: &mut Rig,
-    base: f64,
     measure: impl FnOnce(&mut Rig, Target, &mut ForwarderProcess) -> Result<R, CompareError>,
 ) -> Result<R, CompareError> {
-    let mut proc = ForwarderProcess::start(kind, config, &options.binaries, &options.work_dir)?;
+    let base = scenario.base_out_pps();
+    let mut proc = launch::start_routed(kind, files, scenario, &options.binaries, &options.work_dir, rig)?;
     let media = proc.media.first().copied().ok_or_else(|| CompareError::Died { kind, log_tail: proc.log_tail() })?;
     let target = Target { pid: proc.pid(), media };
     measured(rig, target, &mut proc, base, 1.0, options.timing.warmup)?;
@@ -364,7 +315,7 @@ fn with_forwarder<R>(
 }
 
 /// One step, failing if the forwarder died during it.
-fn measured(
+pub(crate) fn measured(
     rig: &mut Rig,
     target: Target,
     proc: &mut ForwarderProcess,

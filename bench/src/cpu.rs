@@ -1,6 +1,7 @@
 //! What `/proc` tells about a forwarder: CPU time of its process and drops of its UDP sockets.
 //!
-//! Owns reading and parsing `/proc/PID/stat` (`utime + stime`, all threads) and
+//! Owns reading and parsing `/proc/PID/stat` (`utime + stime`, all threads),
+//! `/proc/PID/task/TID/stat` (the same per thread, split into data-plane workers and the rest) and
 //! `/proc/net/udp{,6}` (the per-socket `drops` column). Parsers are separate from the reads so
 //! they are testable on fixed text. Must never write anything or signal a process.
 
@@ -25,6 +26,58 @@ pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Name prefix of ringfwd's data-plane worker threads (`ringfwd-w0`, `ringfwd-w1`, ...).
+pub const WORKER_THREAD_PREFIX: &str = "ringfwd-w";
+
+/// CPU time of a process split by thread, in ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadSplit {
+    /// Data-plane workers (threads named [`WORKER_THREAD_PREFIX`]...).
+    pub worker_ns: u64,
+    /// Every other thread: control runtime, acknowledgements, main.
+    pub other_ns: u64,
+}
+
+impl ThreadSplit {
+    /// What was spent between `before` and `self` (threads that ended in between are not counted).
+    pub fn since(self, before: ThreadSplit) -> ThreadSplit {
+        ThreadSplit {
+            worker_ns: self.worker_ns.saturating_sub(before.worker_ns),
+            other_ns: self.other_ns.saturating_sub(before.other_ns),
+        }
+    }
+}
+
+/// CPU time (user + system) of each live thread of `pid`, split into workers and the rest.
+pub fn thread_split_ns(pid: u32) -> io::Result<ThreadSplit> {
+    let per_s = rustix::param::clock_ticks_per_second().max(1);
+    let mut split = ThreadSplit::default();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = entry?.path().join("stat");
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            // The thread ended after the listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let (Some(comm), Some(ticks)) = (parse_stat_comm(&text), parse_stat_cpu_ticks(&text)) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: unreadable", path.display())));
+        };
+        let ns = ticks.saturating_mul(1_000_000_000) / per_s;
+        if comm.starts_with(WORKER_THREAD_PREFIX) {
+            split.worker_ns += ns;
+        } else {
+            split.other_ns += ns;
+        }
+    }
+    Ok(split)
+}
+
+/// The command (thread) name of a `/proc/.../stat` line: between the first `(` and the last `)`.
+pub fn parse_stat_comm(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// Datagrams the kernel dropped on every UDP socket (IPv4 and IPv6) bound to local `port`.
@@ -65,6 +118,38 @@ mod tests {
         assert_eq!(parse_stat_cpu_ticks(stat), Some(1290));
         assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
         assert_eq!(parse_stat_cpu_ticks("no parenthesis"), None);
+        assert_eq!(parse_stat_comm(stat), Some("ringfwd (w) 1"));
+        assert_eq!(parse_stat_comm("4242 ringfwd-w0) S"), None);
+    }
+
+    #[test]
+    fn own_threads_are_split_by_name() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let pid = std::process::id();
+        let before = thread_split_ns(pid).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let worker = std::thread::Builder::new()
+            .name(format!("{WORKER_THREAD_PREFIX}7"))
+            .spawn(move || {
+                let mut x = 0u64;
+                while !flag.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+                x
+            })
+            .unwrap();
+        // The spinning worker's time shows up as worker time (however loaded the machine is).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spent = ThreadSplit::default();
+        while spent.worker_ns < 50_000_000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            spent = thread_split_ns(pid).unwrap().since(before);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join();
+        assert!(spent.worker_ns >= 50_000_000, "{spent:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Starting, watching and stopping a forwarder process, whichever it is.
 //!
 //! Owns the process protocol every forwarder under test speaks: started with a ringfwd config
-//! file, it prints `ringfwd: ready workers=N media=ADDR[,ADDR...]` on stdout once forwarding; on
+//! file, it prints `ringfwd: ready workers=N media=ADDR[,ADDR...] [api=ADDR]` on stdout once
+//! forwarding (the daemon adds where its control API listens; the baselines have none); on
 //! SIGTERM it stops, prints `ringfwd: final counters {json}` and exits 0. The real daemon
 //! (`ringfwd --config F`) and the baselines (`ringfwd-bench baseline mmsg|naive --config F`)
 //! are driven the same way. Stderr goes to a log file whose tail is quoted in errors.
@@ -124,21 +125,38 @@ pub struct ForwarderProcess {
     pub workers: usize,
     /// Media addresses it reported, bound ports filled in.
     pub media: Vec<SocketAddr>,
+    /// Where its control API listens, when it has one.
+    pub api: Option<SocketAddr>,
 }
 
-/// Parses `ringfwd: ready workers=N media=ADDR[,ADDR...]`.
-pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>)> {
+/// What a ready line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// Worker count.
+    pub workers: usize,
+    /// Media addresses, bound ports filled in.
+    pub media: Vec<SocketAddr>,
+    /// The control API's address (`api=`), absent for the baselines.
+    pub api: Option<SocketAddr>,
+}
+
+/// Parses `ringfwd: ready workers=N media=ADDR[,ADDR...] [api=ADDR]`; an `api=` that is not an
+/// address makes the line unreadable.
+pub fn parse_ready(line: &str) -> Option<Ready> {
     let rest = line.trim_end().strip_prefix(READY_PREFIX)?;
     let mut workers = None;
     let mut media = None;
+    let mut api = Ok(None);
     for field in rest.split_whitespace() {
         if let Some(n) = field.strip_prefix("workers=") {
             workers = n.parse().ok();
         } else if let Some(list) = field.strip_prefix("media=") {
             media = list.split(',').map(str::parse).collect::<Result<Vec<SocketAddr>, _>>().ok();
+        } else if let Some(address) = field.strip_prefix("api=") {
+            api = address.parse().map(Some);
         }
     }
-    Some((workers?, media.filter(|m| !m.is_empty())?))
+    Some(Ready { workers: workers?, media: media.filter(|m| !m.is_empty())?, api: api.ok()? })
 }
 
 /// Runs `f` with the calling thread allowed on every CPU, then restores its affinity.
@@ -197,14 +215,15 @@ impl ForwarderProcess {
                 }
             }
         });
-        let mut process = ForwarderProcess { kind, child, lines, log_path, workers: 0, media: Vec::new() };
+        let mut process = ForwarderProcess { kind, child, lines, log_path, workers: 0, media: Vec::new(), api: None };
         let deadline = Instant::now() + READY_TIMEOUT;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match process.lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some((workers, media)) = parse_ready(&line) {
-                        process.workers = workers;
-                        process.media = media;
+                    if let Some(ready) = parse_ready(&line) {
+                        process.workers = ready.workers;
+                        process.media = ready.media;
+                        process.api = ready.api;
                         return Ok(process);
                     }
                 }
@@ -291,9 +310,13 @@ mod tests {
 
     #[test]
     fn ready_lines_are_parsed() {
-        let (workers, media) = parse_ready("ringfwd: ready workers=2 media=127.0.0.1:40000,[::1]:40000").unwrap();
-        assert_eq!(workers, 2);
-        assert_eq!(media, vec!["127.0.0.1:40000".parse().unwrap(), "[::1]:40000".parse().unwrap()]);
+        let ready = parse_ready("ringfwd: ready workers=2 media=127.0.0.1:40000,[::1]:40000").unwrap();
+        assert_eq!(ready.workers, 2);
+        assert_eq!(ready.media, vec!["127.0.0.1:40000".parse().unwrap(), "[::1]:40000".parse().unwrap()]);
+        assert_eq!(ready.api, None);
+        let daemon = parse_ready("ringfwd: ready workers=1 media=127.0.0.1:4 api=127.0.0.1:50051").unwrap();
+        assert_eq!(daemon.api, Some("127.0.0.1:50051".parse().unwrap()));
+        assert!(parse_ready("ringfwd: ready workers=1 media=127.0.0.1:4 api=nowhere").is_none());
         assert!(parse_ready("ringfwd: ready workers=1").is_none());
         assert!(parse_ready("ringfwd: ready workers=x media=127.0.0.1:1").is_none());
         assert!(parse_ready("ringfwd: ready workers=1 media=nonsense").is_none());

@@ -1,7 +1,7 @@
 //! Turning a comparison into tables and JSON.
 //!
 //! Owns the statistics shown (median over repetitions, spread as min–max), the per-scenario
-//! table, the CPU-per-packet ratios against the mmsg baseline, and the JSON file. Must never
+//! table, the CPU-per-packet ratios against the mmsg baseline, and the JSON file (of any result). Must never
 //! measure anything or change a result.
 
 use std::fmt::Write as _;
@@ -129,8 +129,8 @@ pub fn render(result: &CompareResult) -> String {
     out
 }
 
-/// Writes the whole result as pretty JSON.
-pub fn write_json(result: &CompareResult, path: &Path) -> std::io::Result<()> {
+/// Writes a whole result (a comparison's, a churn run's) as pretty JSON.
+pub fn write_json<T: serde::Serialize>(result: &T, path: &Path) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
     std::fs::write(path, text)
 }

@@ -1,19 +1,23 @@
-//! The benchmark topologies and the ringfwd config that routes them.
+//! The benchmark topologies, the forwarder config they run under, and the session that routes them.
 //!
 //! Owns the three scenarios — `flat` (64 streams 1:1, 200-byte packets), `conference` (11
 //! participants each publishing audio at 50 pps of 160-byte payloads and 30 fps video in
 //! bursts of 1200-byte packets, every other participant subscribing: fanout 10) and `broadcast`
-//! (one video stream to 200 subscribers) — as generator streams plus subscriptions, and turns
-//! them into a [`Config`] with static `[[sessions]]` routes. Subscriber `k` is
-//! `127.0.0.(2+k):PORT`, all received by one sink socket on that port; every subscription has its
-//! own outgoing SSRC, sequence and timestamp offsets, and every other one a payload-type rewrite,
-//! so the sink can check each copy. Load is scaled by multiplying every stream's packet or frame
-//! rate; sizes and burst shapes stay.
+//! (one video stream to 200 subscribers) — as generator streams plus subscriptions. It turns them
+//! into a [`Config`] without routes ([`Scenario::config`]: placement, media and control API) and
+//! into the [`SessionSpec`] that routes them ([`Scenario::session`]): ringfwd gets that session
+//! through its control API ([`crate::control`]), the baselines as static `[[sessions]]` in their
+//! config file ([`crate::launch`]). Subscriber `k` is `127.0.0.(2+k):PORT`, all received by one
+//! sink socket on that port; every subscription has its own outgoing SSRC, every other one a
+//! payload-type rewrite, and the static routes also planned sequence and timestamp offsets, so the
+//! sink can check each copy. Load is scaled by multiplying every stream's packet or frame rate;
+//! sizes and burst shapes stay.
 //!
 //! Must never produce an address outside 127.0.0.0/8.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::str::FromStr;
 
 use ringfwd_tuning::{
@@ -74,7 +78,8 @@ impl FromStr for ScenarioKind {
 pub struct FlowPlan {
     /// Subscriber index (address `127.0.0.(2+k)`).
     pub subscriber: usize,
-    /// The expected rewriting, keyed by outgoing SSRC.
+    /// The expected rewriting, keyed by outgoing SSRC; its sequence and timestamp offsets are the
+    /// ones static routes use (the control API chooses its own).
     pub spec: FlowSpec,
 }
 
@@ -198,18 +203,19 @@ impl Scenario {
         self.flows.iter().map(|f| f.spec.clone()).collect()
     }
 
-    /// The ringfwd config routing this scenario: media on `media`, publishers at
-    /// `publisher_addrs`, subscribers on `sink_port`, one worker on `worker_core`, the control
-    /// plane on `control_cores`.
-    pub fn config(
-        &self,
-        publisher_addrs: &[SocketAddr],
-        sink_port: u16,
-        media: SocketAddr,
-        worker_core: usize,
-        control_cores: Vec<usize>,
-        idle: IdleStrategy,
-    ) -> Config {
+    /// The id of the scenario's session.
+    pub fn session_id(&self) -> String {
+        format!("bench-{}", self.kind)
+    }
+
+    /// The id of subscription `flow` (an index into [`Scenario::flows`]) in the control API.
+    pub fn subscription_id(flow: usize) -> String {
+        format!("f-{flow}")
+    }
+
+    /// The session that routes this scenario: publishers at `publisher_addrs`, subscribers on
+    /// `sink_port`; its subscriptions are in flow order.
+    pub fn session(&self, publisher_addrs: &[SocketAddr], sink_port: u16) -> SessionSpec {
         let mut endpoints: Vec<EndpointSpec> = publisher_addrs
             .iter()
             .enumerate()
@@ -229,8 +235,8 @@ impl Scenario {
                 endpoint: format!("pub-{}", s.publisher),
                 ssrc: s.ssrc,
                 kind: match s.shape {
-                    crate::pace::Shape::Constant { .. } => MediaKind::Audio,
-                    _ => MediaKind::Video,
+                    Shape::Constant { .. } => MediaKind::Audio,
+                    Shape::Frames { .. } => MediaKind::Video,
                 },
                 clock_rate_hz: Some(s.clock_rate_hz),
             })
@@ -247,17 +253,29 @@ impl Scenario {
                 payload_type_map: f.spec.payload_type_map.clone(),
             })
             .collect();
+        SessionSpec { id: self.session_id(), endpoints, streams, subscriptions }
+    }
+
+    /// The forwarder config of this scenario, without routes: media on `media`, one worker on
+    /// `worker_core`, the control plane on `control_cores`, the control API on a free loopback
+    /// port and its development token written to `dev_token_file`.
+    pub fn config(
+        &self,
+        media: SocketAddr,
+        worker_core: usize,
+        control_cores: Vec<usize>,
+        idle: IdleStrategy,
+        dev_token_file: &Path,
+    ) -> Config {
         let mut config = Config::default();
         config.media.addresses = vec![media];
         config.placement.worker_cores = WorkerCores::List(vec![worker_core]);
         config.placement.control_cores = control_cores;
         config.idle.strategy = idle;
-        // The control API on a free loopback port, and the development token beside the other bench files,
-        // so a bench run never collides with a ringfwd the operator runs.
-        config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        config.auth.dev_token_file =
-            std::env::temp_dir().join(format!("ringfwd-bench-{}-dev-token", std::process::id()));
-        config.sessions = vec![SessionSpec { id: format!("bench-{}", self.kind), endpoints, streams, subscriptions }];
+        // A free loopback port and a token beside the other bench files: a bench run never collides with a
+        // ringfwd the operator runs.
+        config.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.auth.dev_token_file = dev_token_file.to_path_buf();
         config
     }
 }
@@ -307,16 +325,42 @@ mod tests {
 
     #[test]
     fn generated_configs_validate_and_round_trip() {
+        let token = Path::new("/tmp/ringfwd-bench-test-token");
         for kind in ScenarioKind::ALL {
             let s = Scenario::new(kind);
             let publishers: Vec<SocketAddr> =
                 (0..s.publishers).map(|p| SocketAddr::from(([127, 0, 0, 1], 20_000 + p as u16))).collect();
-            let config = s.config(&publishers, 30_000, "127.0.0.1:0".parse().unwrap(), 1, vec![0], IdleStrategy::Sleep);
+            let media = "127.0.0.1:0".parse().unwrap();
+            // Without routes (ringfwd), and with the scenario as static routes (the baselines).
+            let mut config = s.config(media, 1, vec![0], IdleStrategy::Sleep, token);
+            assert!(config.sessions.is_empty());
+            assert!(config.api.listen.ip().is_loopback() && config.api.listen.port() == 0);
+            assert_eq!(config.auth.dev_token_file, token);
+            config.sessions = vec![s.session(&publishers, 30_000)];
             let text = config.to_toml_string().unwrap();
             let back = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(back, config);
+            assert_eq!(back.sessions[0].id, s.session_id());
             assert_eq!(back.sessions[0].subscriptions.len(), s.flows.len());
+            assert_eq!(back.sessions[0].streams.len(), s.streams.len());
+            assert_eq!(back.sessions[0].endpoints.len(), s.publishers + s.subscribers);
         }
+    }
+
+    #[test]
+    fn sessions_follow_the_flows_in_order() {
+        let s = Scenario::new(ScenarioKind::Conference);
+        let session = s.session(&[SocketAddr::from(([127, 0, 0, 1], 9)); 11], 7000);
+        for (f, sub) in s.flows.iter().zip(&session.subscriptions) {
+            assert_eq!(sub.stream, format!("s-{}", f.spec.stream));
+            assert_eq!(sub.endpoint, format!("sub-{}", f.subscriber));
+            assert_eq!(sub.out_ssrc, Some(f.spec.out_ssrc));
+            assert_eq!(sub.payload_type_map, f.spec.payload_type_map);
+        }
+        // Audio streams are audio at 48 kHz, video streams video at 90 kHz.
+        assert_eq!((session.streams[0].kind, session.streams[0].clock_rate_hz), (MediaKind::Audio, Some(48_000)));
+        assert_eq!((session.streams[1].kind, session.streams[1].clock_rate_hz), (MediaKind::Video, Some(90_000)));
+        assert_eq!(Scenario::subscription_id(12), "f-12");
     }
 
     #[test]

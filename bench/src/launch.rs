@@ -1,0 +1,178 @@
+//! Setting a measurement up: where everything runs, the rig, the config files, and a forwarder
+//! started and routed for a scenario.
+//!
+//! Owns [`place`] (bench on the first core, forwarder on the second), [`build_rig`] (sink and
+//! publisher sockets), the config files of a scenario ([`write_configs`]: ringfwd's without routes;
+//! the baselines', which have no API, the same with the scenario as static `[[sessions]]`) and
+//! [`start_routed`]: ringfwd is started, then routed through its control API with the development
+//! token it wrote to the bench's directory, and its routes checked against the scenario; a baseline
+//! is started on its static routes. Either way the sink is then armed with the expectations of what
+//! that forwarder was told. The time routing takes is part of no measurement.
+//!
+//! Must never give ringfwd static routes, nor leave a forwarder running when routing it fails
+//! (dropping the process kills it).
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use ringfwd_tuning::{ConfigError, IdleStrategy, SessionSpec};
+use socket2::{Domain, Socket, Type};
+
+use crate::account::Accounting;
+use crate::control::{self, ControlError};
+use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
+use crate::gen::{GenError, Generator};
+use crate::payload::Epoch;
+use crate::scenario::Scenario;
+use crate::sink::Sink;
+use crate::step::Rig;
+
+/// Send buffer of each publisher socket.
+const PUBLISHER_SEND_BUFFER_BYTES: usize = 4 << 20;
+
+/// Why a measurement could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A forwarder did not start.
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    /// ringfwd could not be routed through its API.
+    #[error("routing ringfwd through its control API: {0}")]
+    Control(#[from] ControlError),
+    /// The generator could not be built.
+    #[error(transparent)]
+    Gen(#[from] GenError),
+    /// A config could not be serialized.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// ringfwd's ready line had no `api=`.
+    #[error("ringfwd reported no control API address (api=) in its ready line")]
+    NoApi,
+    /// Socket or file trouble.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LaunchError {
+    let what = what.into();
+    move |source| LaunchError::Io { what, source }
+}
+
+/// Where the forwarder and the bench run.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Core of generator, sink and churn clients (this thread is pinned to it).
+    pub bench_core: usize,
+    /// Core of the forwarder's worker.
+    pub worker_core: usize,
+    /// Cores of ringfwd's control plane (the bench core; none when there is only one core).
+    pub control_cores: Vec<usize>,
+}
+
+/// Places the bench on the first core and the forwarder on the second, and pins this thread to the
+/// bench core.
+pub fn place() -> Placement {
+    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let (bench_core, worker_core) = match cores.as_slice() {
+        [a, b, ..] => (*a, *b),
+        [a] => (*a, *a),
+        [] => (0, 0),
+    };
+    if cores.len() < 2 {
+        eprintln!("ringfwd-bench: fewer than 2 cores: forwarder and bench share core {bench_core}");
+    }
+    core_affinity::set_for_current(core_affinity::CoreId { id: bench_core });
+    let control_cores = if bench_core == worker_core { Vec::new() } else { vec![bench_core] };
+    Placement { bench_core, worker_core, control_cores }
+}
+
+/// Binds the sink and one socket per publisher of `scenario`; the sink expects the static plan until
+/// [`start_routed`] arms it.
+pub fn build_rig(scenario: &Scenario) -> Result<Rig, LaunchError> {
+    let sink_socket = Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
+    let sockets = (0..scenario.publishers).map(|_| publisher_socket()).collect::<Result<Vec<_>, _>>()?;
+    let gen = Generator::new(sockets, &scenario.streams, true)?;
+    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+    let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
+    Ok(Rig { gen, sink, epoch: Epoch::new() })
+}
+
+fn publisher_socket() -> Result<UdpSocket, LaunchError> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(io_err("publisher socket"))?;
+    socket.set_send_buffer_size(PUBLISHER_SEND_BUFFER_BYTES).map_err(io_err("publisher SO_SNDBUF"))?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).map_err(io_err("binding a publisher"))?;
+    Ok(socket.into())
+}
+
+/// The files of one scenario's forwarders.
+#[derive(Debug, Clone)]
+pub struct ScenarioFiles {
+    /// ringfwd's config: no routes; the control API on a free loopback port.
+    pub ringfwd_config: PathBuf,
+    /// The baselines' config: the same with the scenario as static `[[sessions]]`.
+    pub baseline_config: PathBuf,
+    /// Where ringfwd writes its development token.
+    pub dev_token_file: PathBuf,
+    /// The session routing the scenario, for the rig's sockets.
+    pub session: SessionSpec,
+}
+
+/// Writes the config files of `scenario` into `dir` for the rig's sockets.
+pub fn write_configs(
+    scenario: &Scenario,
+    rig: &Rig,
+    placement: &Placement,
+    idle: IdleStrategy,
+    dir: &Path,
+) -> Result<ScenarioFiles, LaunchError> {
+    let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
+    let sink_port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
+    let media = SocketAddr::from(([127, 0, 0, 1], 0));
+    let dev_token_file = dir.join(format!("{}.dev-token", scenario.kind));
+    let session = scenario.session(&publishers, sink_port);
+    let mut config =
+        scenario.config(media, placement.worker_core, placement.control_cores.clone(), idle, &dev_token_file);
+    let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.kind));
+    std::fs::write(&ringfwd_config, config.to_toml_string()?)
+        .map_err(io_err(format!("writing {}", ringfwd_config.display())))?;
+    config.sessions = vec![session.clone()];
+    let baseline_config = dir.join(format!("{}-baseline.toml", scenario.kind));
+    std::fs::write(&baseline_config, config.to_toml_string()?)
+        .map_err(io_err(format!("writing {}", baseline_config.display())))?;
+    Ok(ScenarioFiles { ringfwd_config, baseline_config, dev_token_file, session })
+}
+
+/// Starts `kind` (stderr logged into `log_dir`) routed for `scenario` as [`write_configs`] wrote it,
+/// and arms `rig`'s sink with the expectations of that routing.
+pub fn start_routed(
+    kind: ForwarderKind,
+    files: &ScenarioFiles,
+    scenario: &Scenario,
+    binaries: &Binaries,
+    log_dir: &Path,
+    rig: &mut Rig,
+) -> Result<ForwarderProcess, LaunchError> {
+    if kind != ForwarderKind::Ringfwd {
+        let process = ForwarderProcess::start(kind, &files.baseline_config, binaries, log_dir)?;
+        rig.sink.accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+        return Ok(process);
+    }
+    let process = ForwarderProcess::start(kind, &files.ringfwd_config, binaries, log_dir)?;
+    let api = process.api.ok_or(LaunchError::NoApi)?;
+    let token = control::read_token(&files.dev_token_file)?;
+    let runtime = control::runtime()?;
+    let flows = runtime.block_on(async {
+        let mut api = control::Control::connect(api, &token).await?;
+        let created = api.install(&files.session).await?;
+        api.verify(&files.session).await?;
+        control::flow_specs(scenario, &created)
+    })?;
+    rig.sink.accounting = Accounting::new(flows, scenario.streams.len());
+    Ok(process)
+}
