@@ -123,7 +123,14 @@ fn on_datagram_does_not_allocate_in_steady_state() {
             let id = SubscriptionId(u64::from(i * 4 + s));
             let dest = SocketAddr::from(([127, 0, 0, 2], 6000 + (i * 4 + s) as u16));
             let rewrite = if s % 2 == 0 { rewrite.clone() } else { Rewrite::default() };
-            let cmd = Command::AddSubscription { id, stream: StreamId(u64::from(i)), dest, socket: 0, rewrite };
+            let cmd = Command::AddSubscription {
+                id,
+                stream: StreamId(u64::from(i)),
+                dest,
+                socket: 0,
+                rewrite,
+                paused: false,
+            };
             fwd.apply(start, cmd).unwrap();
         }
     }
@@ -203,6 +210,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
             dest: SocketAddr::from(([127, 0, 0, 2], 6000 + s)),
             socket: 0,
             rewrite: Rewrite::default(),
+            paused: false,
         };
         fwd.apply(start, cmd).unwrap();
     }

@@ -105,8 +105,14 @@ fn forward_without_allocating(driver: Driver) {
     for (i, sink) in sinks.iter().enumerate() {
         let rewrite = Rewrite { out_ssrc: Some(100 + i as u32), seq_offset: i as u16, ..Rewrite::default() };
         let dest: SocketAddr = sink.local_addr().unwrap();
-        let command =
-            Command::AddSubscription { id: SubscriptionId(i as u64), stream: StreamId(1), dest, socket: 0, rewrite };
+        let command = Command::AddSubscription {
+            id: SubscriptionId(i as u64),
+            stream: StreamId(1),
+            dest,
+            socket: 0,
+            rewrite,
+            paused: false,
+        };
         worker.mailbox.send(Envelope { seq: 2 + i as u64, command }).unwrap();
         wait_ack(&dataplane);
     }

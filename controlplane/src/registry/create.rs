@@ -111,8 +111,8 @@ impl Registry {
         })
     }
 
-    /// Plans `CreateSubscription`: `AddSubscription` to the stream's worker, then `SetPaused` if it
-    /// starts paused.
+    /// Plans `CreateSubscription`: one `AddSubscription` to the stream's worker (paused from the start when
+    /// asked, so not a single packet reaches a subscription created paused).
     pub fn plan_create_subscription(&self, spec: SubscriptionSpec) -> Result<Plan, RegistryError> {
         validate::id("session_id", &spec.session_id)?;
         validate::id("subscription_id", &spec.subscription_id)?;
@@ -173,12 +173,8 @@ impl Registry {
             worker,
             data_plane_id: id,
         };
-        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id))];
-        let mut undo = vec![(worker, Command::RemoveSubscription { id })];
-        if record.paused {
-            commands.push((worker, Command::SetPaused { id, paused: true }));
-            undo.push((worker, Command::SetPaused { id, paused: false }));
-        }
+        let commands = vec![(worker, add_subscription(&record, stream.data_plane_id))];
+        let undo = vec![(worker, Command::RemoveSubscription { id })];
         let view = record.view(&spec.session_id, &spec.subscription_id);
         Ok(Plan {
             commands,
@@ -220,5 +216,6 @@ fn add_subscription(record: &SubscriptionRecord, stream: StreamId) -> Command {
         dest: record.destination,
         socket: record.socket,
         rewrite,
+        paused: record.paused,
     }
 }

@@ -38,8 +38,8 @@
 //!   sends from the first media socket of the destination's family. `out_ssrc` 0 keeps the publisher's;
 //!   each `payload_type_map` entry is below 128 and maps each `from` once. Created with the spec's
 //!   `seq_offset` and `ts_offset` (0 from the API: only static config routes set them); the worker
-//!   rebases them on a switch. `AddSubscription` on the stream's worker, then
-//!   `SetPaused` when created paused.
+//!   rebases them on a switch. One `AddSubscription` on the stream's worker, paused from
+//!   the start when created paused.
 //! - Update: `paused` plans `SetPaused`; `stream` plans `SwitchSubscription` to another stream of the
 //!   session owned by the same worker (else `FailedPrecondition`: switching across workers is not
 //!   supported yet), within the per-stream limit. An unset `out_ssrc` becomes the SSRC the subscriber saw

@@ -79,6 +79,8 @@ pub enum Command {
         socket: usize,
         /// Header rewriting for this subscriber.
         rewrite: Rewrite,
+        /// Starts paused: nothing is forwarded until a `SetPaused { paused: false }`.
+        paused: bool,
     },
     /// Stops forwarding to a subscription and forgets it.
     RemoveSubscription {

@@ -104,8 +104,8 @@ impl Forwarder {
                 self.table.add_stream(now, id, ssrc, source, clock_rate_hz)
             }
             Command::RemoveStream { id } => self.table.remove_stream(id),
-            Command::AddSubscription { id, stream, dest, socket, rewrite } => {
-                self.table.add_subscription(id, stream, dest, socket, rewrite)
+            Command::AddSubscription { id, stream, dest, socket, rewrite, paused } => {
+                self.table.add_subscription(id, stream, dest, socket, rewrite, paused)
             }
             Command::RemoveSubscription { id } => self.table.remove_subscription(id),
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),

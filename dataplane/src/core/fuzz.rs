@@ -77,7 +77,14 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
             .chain([Rewrite::default(), rewriting.clone()].into_iter().map(|rewrite| {
                 sub += 1;
                 let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
-                Command::AddSubscription { id: SubscriptionId(u64::from(sub)), stream, dest, socket: 0, rewrite }
+                Command::AddSubscription {
+                    id: SubscriptionId(u64::from(sub)),
+                    stream,
+                    dest,
+                    socket: 0,
+                    rewrite,
+                    paused: false,
+                }
             }))
             .collect::<Vec<_>>();
         for command in commands {

@@ -212,6 +212,7 @@ impl Table {
         dest: SocketAddr,
         socket: usize,
         rewrite: Rewrite,
+        paused: bool,
     ) -> Result<(), CommandError> {
         if self.subscription_ids.contains_key(&id) {
             return Err(CommandError::SubscriptionExists { id });
@@ -231,7 +232,7 @@ impl Table {
             dest,
             socket,
             rewrite,
-            paused: false,
+            paused,
             last_sent: None,
             rebase_pending: false,
         };
@@ -355,7 +356,7 @@ mod tests {
         let latch = SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None };
         table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
         table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
-        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default()).unwrap();
+        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default(), false).unwrap();
         assert_eq!(table.try_latch(now, addr(1), 42, false), Latch::WrongSource);
         table.remove_stream(StreamId(1)).unwrap();
         table.remove_stream(StreamId(2)).unwrap();
@@ -365,7 +366,7 @@ mod tests {
         // The same keys can be used again.
         table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
         table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
-        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default()).unwrap();
+        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default(), false).unwrap();
         let latching = table.stream_ids[&StreamId(2)];
         assert_eq!(table.try_latch(now, addr(2), 42, true), Latch::Locked(latching));
         assert_eq!(table.find_locked(addr(2), 42), Some(latching));
@@ -432,7 +433,7 @@ mod tests {
                 table.add_stream(now, StreamId(id), ssrc, source, 8_000).unwrap();
                 for s in 0..2 {
                     let sub = SubscriptionId(id * 2 + s);
-                    table.add_subscription(sub, StreamId(id), addr(2000), 0, Rewrite::default()).unwrap();
+                    table.add_subscription(sub, StreamId(id), addr(2000), 0, Rewrite::default(), false).unwrap();
                 }
                 if id % 4 == 1 {
                     assert!(matches!(table.try_latch(now, addr(3000), ssrc, true), Latch::Locked(_)));

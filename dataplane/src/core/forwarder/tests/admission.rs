@@ -98,6 +98,7 @@ fn non_owned_ssrc_is_handed_over() {
         dest: addr("127.0.0.30:1"),
         socket: 0,
         rewrite: Rewrite::default(),
+        paused: false,
     };
     owner.apply(h.start, sub).unwrap();
     egress.current = pkt.clone();

@@ -115,6 +115,7 @@ impl Harness {
             dest: addr(dest),
             socket: id as usize % 2,
             rewrite,
+            paused: false,
         };
         self.fwd.apply(self.start, cmd)
     }
