@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ringfwd_tuning::host::{CheckItem, Status};
 
 /// ringfwd: a thread-per-core io_uring RTP/RTCP media forwarder.
 ///
@@ -38,6 +39,23 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         args: ringfwd::auth::TokenArgs,
+    },
+    /// Host tuning.
+    #[command(subcommand)]
+    Tune(TuneCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TuneCommand {
+    /// Report, for this host and config, each tuning item as ok / warn / fail with its fix; only reads.
+    /// Exits 1 when an item fails.
+    Check {
+        /// The config whose placement and buffer sizes are checked; default: the built-in config.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print the items as a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -71,6 +89,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e, 1),
             };
         }
+        Some(Command::Tune(TuneCommand::Check { config, json })) => return tune_check(config.as_deref(), json),
         None => {}
     }
     ringfwd::daemon::init_logging();
@@ -94,5 +113,83 @@ fn main() -> ExitCode {
     match ringfwd::daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e, 1),
+    }
+}
+
+/// Width of the `tune check` table when stdout is not a terminal.
+const TABLE_WIDTH_CHARS: u16 = 140;
+
+/// `ringfwd tune check`: host facts from `/`, worker cores resolved from the online CPUs, the io_uring probe.
+fn tune_check(config: Option<&std::path::Path>, json: bool) -> ExitCode {
+    let config = match ringfwd::daemon::load_config(config) {
+        Ok(config) => config,
+        Err(e) => return fail(e, 2),
+    };
+    let facts = ringfwd_tuning::host::read_host_facts(std::path::Path::new("/"));
+    let mut items = vec![io_uring_item(config.media.driver)];
+    let online = facts.online_cpus.clone().unwrap_or_default();
+    let worker_cores = match config.placement.resolve_worker_cores(&online) {
+        Ok(cores) => cores,
+        Err(e) => {
+            items.push(CheckItem::new("placement", Status::Fail, e.to_string()));
+            Vec::new()
+        }
+    };
+    items.extend(ringfwd_tuning::host::check(&facts, &config, &worker_cores));
+    if json {
+        match serde_json::to_string_pretty(&items) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(e, 1),
+        }
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        if table.width().is_none() {
+            // Not a terminal: wrap to a width that reads well in logs and notes.
+            table.set_width(TABLE_WIDTH_CHARS);
+        }
+        table.set_header(["STATUS", "ITEM", "DETAIL", "FIX"]);
+        for item in &items {
+            let status = match item.status {
+                Status::Ok => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            table.add_row([status, item.name, &item.detail, item.fix.as_deref().unwrap_or("")]);
+        }
+        println!("{table}");
+    }
+    if items.iter().any(|i| i.status == Status::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The io_uring item: Fail (Warn when the config runs the mmsg driver) when the driver's ring cannot be built
+/// or an opcode it needs is missing.
+fn io_uring_item(driver: ringfwd_tuning::Driver) -> CheckItem {
+    const NAME: &str = "io_uring";
+    let unusable = if driver == ringfwd_tuning::Driver::Mmsg { Status::Warn } else { Status::Fail };
+    match ringfwd_dataplane::driver::probe::io_uring_features() {
+        Err(e) => CheckItem::new(NAME, unusable, e).with_fix(
+            "use media.driver = \"mmsg\", or a kernel >= 6.1 with io_uring enabled (kernel.io_uring_disabled=0)",
+        ),
+        Ok(features) => {
+            let present: Vec<&str> = features.iter().filter(|(_, ok)| *ok).map(|(name, _)| *name).collect();
+            let missing: Vec<&str> = features.iter().filter(|(_, ok)| !*ok).map(|(name, _)| *name).collect();
+            let needed_missing = missing.iter().any(|m| matches!(*m, "op_recvmsg" | "op_sendmsg"));
+            let detail = format!(
+                "available: {}; missing: {}",
+                present.join(" "),
+                if missing.is_empty() { "none".to_owned() } else { missing.join(" ") }
+            );
+            if needed_missing {
+                CheckItem::new(NAME, unusable, detail).with_fix("use media.driver = \"mmsg\" or a newer kernel")
+            } else {
+                CheckItem::new(NAME, Status::Ok, detail)
+            }
+        }
     }
 }

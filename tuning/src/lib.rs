@@ -5,14 +5,16 @@
 //! dotted key and the value ([`ConfigError`]), core placement ([`Placement`]), static routes
 //! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`])
 //! and the example configs in `examples/` (`dev-2core.toml` is the commented reference of
-//! every key). It never touches sockets, threads or the host: callers pass in what they learned
-//! (e.g. the available cores).
+//! every key). It never touches sockets or threads, and never changes the host: callers pass in
+//! what they learned (e.g. the available cores). The one reader of the host is [`host`], which reads
+//! `/proc` and `/sys` for `ringfwd tune check` and judges them sans-IO.
 
 #![forbid(unsafe_code)]
 
 mod api;
 pub mod defaults;
 mod error;
+pub mod host;
 mod placement;
 mod routes;
 mod schema;

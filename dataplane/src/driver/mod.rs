@@ -5,10 +5,12 @@
 //!   in-tree baseline, built on [`batch`].
 //! - [`socket`], [`steering`]: media sockets in `SO_REUSEPORT` groups and the SSRC steering program.
 //! - [`pool`]: the packet pool and its provided-buffer ring.
+//! - [`probe`]: what io_uring features this kernel offers, for `ringfwd tune check`.
 
 pub mod batch;
 pub mod mmsg;
 pub mod pool;
+pub mod probe;
 pub mod socket;
 pub mod steering;
 pub mod uring;
