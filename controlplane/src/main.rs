@@ -127,8 +127,7 @@ fn tune_check(config: Option<&std::path::Path>, json: bool) -> ExitCode {
     };
     let facts = ringfwd_tuning::host::read_host_facts(std::path::Path::new("/"));
     let mut items = vec![io_uring_item(config.media.driver)];
-    let online = facts.online_cpus.clone().unwrap_or_default();
-    let worker_cores = match config.placement.resolve_worker_cores(&online) {
+    let worker_cores = match config.resolve_placement(&ringfwd_tuning::read_topology(std::path::Path::new("/"))) {
         Ok(cores) => cores,
         Err(e) => {
             items.push(CheckItem::new("placement", Status::Fail, e.to_string()));

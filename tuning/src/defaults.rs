@@ -1,6 +1,6 @@
 //! Every default value of the ringfwd configuration, written down once.
 //!
-//! The `Default` impls in [`crate::schema`], [`crate::api`] and [`crate::placement`] read these constants and
+//! The `Default` impls in `schema`, `api` and `placement` read these constants and
 //! nothing else; `examples/dev-2core.toml` repeats them as the commented reference (a unit test
 //! checks that file equals `Config::default()`). This module must never hold logic or limits:
 //! the accepted ranges live in [`crate::validate`].
@@ -60,6 +60,9 @@ pub const EVENT_RING_CAPACITY: u32 = 4096;
 
 /// Default capacity of each cross-worker packet handover ring, in entries.
 pub const HANDOVER_RING_CAPACITY: u32 = 1024;
+
+/// Default bound on the packet memory of all workers together, in bytes: 4 GiB.
+pub const MAX_POOL_BYTES_TOTAL: u64 = 4 << 30;
 
 /// Default busy-spin time before a worker sleeps (used by `spin_then_sleep`), in microseconds.
 pub const IDLE_SPIN_US: u64 = 50;

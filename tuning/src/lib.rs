@@ -2,12 +2,13 @@
 //!
 //! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
-//! dotted key and the value ([`ConfigError`]), core placement ([`Placement`]), static routes
+//! dotted key and the value ([`ConfigError`]), core placement ([`Placement`], resolved against the host's NUMA [`Topology`]), static routes
 //! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`])
 //! and the example configs in `examples/` (`dev-2core.toml` is the commented reference of
 //! every key). It never touches sockets or threads, and never changes the host: callers pass in
-//! what they learned (e.g. the available cores). The one reader of the host is [`host`], which reads
-//! `/proc` and `/sys` for `ringfwd tune check` and judges them sans-IO.
+//! what they learned (e.g. the available cores). The readers of the host are [`host`], which reads
+//! `/proc` and `/sys` for `ringfwd tune check` and judges them sans-IO, and [`read_topology`],
+//! which reads the NUMA topology from `/sys` for placement.
 
 #![forbid(unsafe_code)]
 
@@ -24,7 +25,7 @@ use std::path::Path;
 
 pub use api::{Admission, Api, Auth, AuthKey};
 pub use error::ConfigError;
-pub use placement::{Placement, WorkerCores};
+pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
 pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
 
@@ -72,7 +73,7 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["dev-2core.toml", "static-conference.toml"]);
+        assert_eq!(seen, ["dev-2core.toml", "host-16core.toml", "host-2socket.toml", "static-conference.toml"]);
     }
 
     #[test]
@@ -105,6 +106,22 @@ mod tests {
         assert_eq!(subs.len(), 4);
         assert!(subs.iter().all(|s| s.out_ssrc.is_some() && s.seq_offset != 0));
         assert!(subs.iter().any(|s| !s.payload_type_map.is_empty()));
+    }
+
+    #[test]
+    fn host_examples_place_workers_as_their_comments_say() {
+        let config = Config::from_file(&examples_dir().join("host-16core.toml")).unwrap();
+        let host = Topology::single_node(&(0..16).collect::<Vec<_>>());
+        assert_eq!(config.resolve_placement(&host).unwrap(), (2..16).collect::<Vec<_>>());
+        assert_eq!(config.placement.control_cores, [0]);
+
+        let config = Config::from_file(&examples_dir().join("host-2socket.toml")).unwrap();
+        let host = Topology::from_nodes([(0, (0..16).collect()), (1, (16..32).collect())]);
+        assert_eq!(config.resolve_placement(&host).unwrap(), (1..16).collect::<Vec<_>>());
+        let one_socket = Topology::single_node(&[0, 1]);
+        assert_eq!(config.resolve_placement(&one_socket).unwrap(), [1], "node 0 exists on any host");
+        let err = config.resolve_placement(&Topology::from_nodes([(1, vec![0, 1])])).unwrap_err();
+        assert_eq!(err.key(), Some("placement.numa_node"));
     }
 
     #[test]

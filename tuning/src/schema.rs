@@ -135,6 +135,9 @@ pub struct Limits {
     pub event_ring_capacity: u32,
     /// Entries of each cross-worker packet handover ring.
     pub handover_ring_capacity: u32,
+    /// Packet memory of all workers together (`workers × pool.buffers_per_worker ×
+    /// pool.buffer_bytes`) may not exceed this, in bytes.
+    pub max_pool_bytes_total: u64,
 }
 
 impl Default for Limits {
@@ -146,6 +149,7 @@ impl Default for Limits {
             command_ring_capacity: defaults::COMMAND_RING_CAPACITY,
             event_ring_capacity: defaults::EVENT_RING_CAPACITY,
             handover_ring_capacity: defaults::HANDOVER_RING_CAPACITY,
+            max_pool_bytes_total: defaults::MAX_POOL_BYTES_TOTAL,
         }
     }
 }

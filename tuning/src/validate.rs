@@ -2,8 +2,10 @@
 //!
 //! Owns every accepted range (as named consts) and [`Config::validate`], which checks the
 //! sections in order and returns the first problem as [`ConfigError::Invalid`] naming the dotted
-//! key and the value. Placement and static-route rules live beside their types, the control
-//! API's sections in [`api`] (a child module); all are called from here. This module must never change a value to make it fit, nor look at the host.
+//! key and the value. Placement and static-route rules live beside their types (an explicit
+//! worker list's packet memory is checked against `limits.max_pool_bytes_total` here too), the
+//! control API's sections in `api` (a child module); all are called from here. This module must
+//! never change a value to make it fit, nor look at the host.
 
 mod api;
 
@@ -13,6 +15,7 @@ use std::ops::RangeInclusive;
 pub use api::MIN_AUTH_SECRET_BYTES;
 
 use crate::error::ConfigError;
+use crate::placement::{check_pool_fits, WorkerCores};
 use crate::routes::validate_sessions;
 use crate::schema::{Config, Control, Idle, Limits, Media, Pool};
 
@@ -36,6 +39,8 @@ pub const GSO_MAX_SEGMENTS_RANGE: RangeInclusive<u16> = 1..=64;
 pub const RECV_BATCH_RANGE: RangeInclusive<u32> = 1..=1024;
 /// Accepted value of every `limits.*` key.
 pub const LIMIT_RANGE: RangeInclusive<u32> = 1..=1 << 20;
+/// Accepted `limits.max_pool_bytes_total`: 1 MiB to 1 TiB.
+pub const MAX_POOL_BYTES_TOTAL_RANGE: RangeInclusive<u64> = 1 << 20..=1 << 40;
 /// Largest accepted `idle.spin_us`: one second.
 pub const MAX_SPIN_US: u64 = 1_000_000;
 /// Accepted `control.command_timeout_ms`.
@@ -54,6 +59,9 @@ impl Config {
         validate_media(&self.media)?;
         validate_pool(&self.pool, &self.media)?;
         validate_limits(&self.limits)?;
+        if let WorkerCores::List(cores) = &self.placement.worker_cores {
+            check_pool_fits(cores, &self.pool, &self.limits)?;
+        }
         validate_idle(&self.idle)?;
         validate_control(&self.control)?;
         api::validate_api(&self.api, &self.media)?;
@@ -130,6 +138,7 @@ fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
     for (key, value) in all {
         in_range(key, value, LIMIT_RANGE)?;
     }
+    in_range("limits.max_pool_bytes_total", limits.max_pool_bytes_total, MAX_POOL_BYTES_TOTAL_RANGE)?;
     if limits.max_subscriptions_per_stream > limits.max_subscriptions_per_worker {
         return Err(ConfigError::invalid(
             "limits.max_subscriptions_per_stream",
@@ -152,7 +161,6 @@ fn validate_control(control: &Control) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placement::WorkerCores;
 
     /// Applies `change` to the default config and returns the key the validation error names
     /// (`"<valid>"` when there is none). Shared with the [`super::api`] tests.
@@ -288,6 +296,30 @@ mod tests {
             });
             assert_eq!(too_big, key);
         }
+    }
+
+    #[test]
+    fn max_pool_bytes_total_range() {
+        let key = "limits.max_pool_bytes_total";
+        assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = (1 << 20) - 1), key);
+        assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = (1 << 40) + 1), key);
+        assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = 1 << 40), "<valid>");
+    }
+
+    #[test]
+    fn listed_workers_beyond_the_pool_bound_are_refused_without_the_host() {
+        // Default pools are 8 MiB per worker: 16 MiB holds two workers, not three.
+        let fits = key_after(|c| {
+            c.limits.max_pool_bytes_total = 16 << 20;
+            c.placement.worker_cores = WorkerCores::List(vec![1, 2]);
+        });
+        assert_eq!(fits, "<valid>");
+        let mut config = Config::default();
+        config.limits.max_pool_bytes_total = 16 << 20;
+        config.placement.worker_cores = WorkerCores::List(vec![1, 2, 3]);
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key(), Some("placement.worker_cores"));
+        assert!(err.to_string().contains("3 workers") && err.to_string().contains("25165824 bytes"), "{err}");
     }
 
     #[test]

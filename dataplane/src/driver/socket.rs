@@ -1,9 +1,12 @@
 //! Media sockets: one `SO_REUSEPORT` group per configured media address, one socket per worker.
 //!
-//! Owns socket creation and options (non-blocking, buffer sizes, `IPV6_V6ONLY`), the kernel's per-socket drop
-//! counter ([`kernel_drops`]), and binding in worker order, so that socket `i` of every group is worker `i`'s and the
-//! steering program's return value names the right worker. Port 0 in the config means "pick a free port": the
-//! first socket of the group is bound to port 0 and the others join the port the kernel chose.
+//! Owns socket creation and options (non-blocking, buffer sizes, `IPV6_V6ONLY`), the check that the kernel
+//! granted the configured buffer sizes ([`check_granted`]: opening fails, naming the sysctl to raise, rather
+//! than running with smaller buffers), the kernel's per-socket drop counter ([`kernel_drops`]), and binding in
+//! worker order, so that socket `i` of every group is worker `i`'s and the steering program's return value names
+//! the right worker. Port 0 in the config means "pick a free port": the first socket of the group is bound to
+//! port 0 and the others join the port the kernel chose. It never lets a socket run with a smaller buffer than
+//! the config asked for.
 
 use std::io;
 use std::net::SocketAddr;
@@ -55,7 +58,9 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
         for slot in per_worker.iter_mut() {
             let socket =
                 Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket"))?;
-            configure(&socket, address, opts).map_err(err("socket options"))?;
+            configure(&socket, address).map_err(err("socket options"))?;
+            set_buffer(&socket, Buffer::Recv, opts.recv_buffer_bytes).map_err(err("receive buffer"))?;
+            set_buffer(&socket, Buffer::Send, opts.send_buffer_bytes).map_err(err("send buffer"))?;
             socket.bind(&target.into()).map_err(err("bind"))?;
             if target.port() == 0 {
                 let local = socket.local_addr().map_err(err("local address"))?;
@@ -72,15 +77,108 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
     Ok(MediaSockets { per_worker, bound })
 }
 
-fn configure(socket: &Socket, address: SocketAddr, opts: SocketOptions) -> io::Result<()> {
+fn configure(socket: &Socket, address: SocketAddr) -> io::Result<()> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    set_buffer(socket, libc::SO_RCVBUFFORCE, opts.recv_buffer_bytes, |s, n| s.set_recv_buffer_size(n))?;
-    set_buffer(socket, libc::SO_SNDBUFFORCE, opts.send_buffer_bytes, |s, n| s.set_send_buffer_size(n))?;
     Ok(())
+}
+
+/// One of a socket's two buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The receive buffer (`SO_RCVBUF`), sized by `media.recv_buffer_bytes`.
+    Recv,
+    /// The send buffer (`SO_SNDBUF`), sized by `media.send_buffer_bytes`.
+    Send,
+}
+
+impl Buffer {
+    /// The config key that sizes this buffer.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Buffer::Recv => "media.recv_buffer_bytes",
+            Buffer::Send => "media.send_buffer_bytes",
+        }
+    }
+
+    /// The sysctl that caps the ordinary option.
+    pub fn sysctl(self) -> &'static str {
+        match self {
+            Buffer::Recv => "net.core.rmem_max",
+            Buffer::Send => "net.core.wmem_max",
+        }
+    }
+
+    /// The privileged option that may exceed [`Buffer::sysctl`].
+    fn force_option(self) -> libc::c_int {
+        match self {
+            Buffer::Recv => libc::SO_RCVBUFFORCE,
+            Buffer::Send => libc::SO_SNDBUFFORCE,
+        }
+    }
+
+    /// Why the kernel granted less, given whether the `*FORCE` option was accepted.
+    fn why_capped(self, forced: bool) -> &'static str {
+        match (self, forced) {
+            (Buffer::Recv, false) => "SO_RCVBUF is capped by net.core.rmem_max",
+            (Buffer::Send, false) => "SO_SNDBUF is capped by net.core.wmem_max",
+            (Buffer::Recv, true) => "even with SO_RCVBUFFORCE",
+            (Buffer::Send, true) => "even with SO_SNDBUFFORCE",
+        }
+    }
+
+    /// How privilege would help, when the `*FORCE` option was refused.
+    fn privileged_hint(self, forced: bool) -> &'static str {
+        match (self, forced) {
+            (_, true) => "",
+            (Buffer::Recv, false) => {
+                ", or run ringfwd as root or with CAP_NET_ADMIN so it can force the size (SO_RCVBUFFORCE)"
+            }
+            (Buffer::Send, false) => {
+                ", or run ringfwd as root or with CAP_NET_ADMIN so it can force the size (SO_SNDBUFFORCE)"
+            }
+        }
+    }
+}
+
+/// The kernel granted a smaller socket buffer than the config asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{key} = {requested_bytes} but the kernel granted {granted_bytes} bytes ({why}); raise {sysctl} to at least \
+     {requested_bytes} (sysctl -w {sysctl}={requested_bytes}; persist with tuning/deploy/99-ringfwd.conf and \
+     tuning/deploy/apply-sysctl.sh){privileged}",
+    key = buffer.config_key(),
+    sysctl = buffer.sysctl(),
+    why = buffer.why_capped(*forced),
+    privileged = buffer.privileged_hint(*forced),
+)]
+pub struct BufferTooSmall {
+    /// Which buffer.
+    pub buffer: Buffer,
+    /// What the config asked for, in bytes.
+    pub requested_bytes: usize,
+    /// What the kernel reports the socket has, in bytes.
+    pub granted_bytes: usize,
+    /// Whether the privileged `*FORCE` option was accepted (so `rmem_max`/`wmem_max` did not apply).
+    pub forced: bool,
+}
+
+/// Decides whether the buffer the kernel granted is big enough: `granted_bytes` (as the kernel reports it, already
+/// doubled) must be at least `requested_bytes`. `forced` says whether the `*FORCE` option was accepted.
+pub fn check_granted(
+    buffer: Buffer,
+    requested_bytes: usize,
+    granted_bytes: usize,
+    forced: bool,
+) -> Result<(), BufferTooSmall> {
+    if granted_bytes >= requested_bytes {
+        Ok(())
+    } else {
+        Err(BufferTooSmall { buffer, requested_bytes, granted_bytes, forced })
+    }
 }
 
 /// Datagrams the kernel dropped on this socket since it was created (receive queue full, mostly): the
@@ -104,19 +202,26 @@ pub fn kernel_drops(fd: &impl AsRawFd) -> io::Result<u64> {
     Ok(u64::from(info[index]))
 }
 
-/// Tries the privileged `*FORCE` option first (root / `CAP_NET_ADMIN` may exceed `rmem_max`/`wmem_max`), then
-/// the ordinary one, which the kernel silently caps.
-fn set_buffer(
-    socket: &Socket,
-    force_option: libc::c_int,
-    bytes: usize,
-    plain: impl Fn(&Socket, usize) -> io::Result<()>,
-) -> io::Result<()> {
-    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX); // the kernel doubles it
-    match set_int(socket, libc::SOL_SOCKET, force_option, value) {
-        Ok(()) => Ok(()),
-        Err(_) => plain(socket, bytes),
+/// Sets a buffer to `requested_bytes`: the privileged `*FORCE` option first (root / `CAP_NET_ADMIN` may exceed
+/// `rmem_max`/`wmem_max`), else the ordinary one, which the kernel silently caps; then reads the size back and
+/// fails with [`BufferTooSmall`] if the kernel granted less. Returns the granted size in bytes.
+fn set_buffer(socket: &Socket, buffer: Buffer, requested_bytes: usize) -> io::Result<usize> {
+    // The kernel doubles the value (for its bookkeeping overhead) and reports the doubled size, so ask for half.
+    let half = requested_bytes.div_ceil(2);
+    let value = libc::c_int::try_from(half).unwrap_or(libc::c_int::MAX);
+    let forced = set_int(socket, libc::SOL_SOCKET, buffer.force_option(), value).is_ok();
+    if !forced {
+        match buffer {
+            Buffer::Recv => socket.set_recv_buffer_size(half)?,
+            Buffer::Send => socket.set_send_buffer_size(half)?,
+        }
     }
+    let granted_bytes = match buffer {
+        Buffer::Recv => socket.recv_buffer_size()?,
+        Buffer::Send => socket.send_buffer_size()?,
+    };
+    check_granted(buffer, requested_bytes, granted_bytes, forced).map_err(io::Error::other)?;
+    Ok(granted_bytes)
 }
 
 /// Sets an integer socket option.
@@ -176,6 +281,74 @@ mod tests {
             sender.send_to(&[0u8; 1000], sockets.bound[0]).unwrap();
         }
         assert!(kernel_drops(socket).unwrap() > 100, "nobody reads: most of 200 datagrams overflow a 4 KiB buffer");
+    }
+
+    #[test]
+    fn a_granted_request_opens_with_at_least_the_requested_size() {
+        let opts = SocketOptions { recv_buffer_bytes: 3 << 20, send_buffer_bytes: (1 << 20) + 1 };
+        let sockets = open(&["127.0.0.1:0".parse().unwrap()], 2, opts).expect("open");
+        for worker in &sockets.per_worker {
+            let s = socket2::SockRef::from(&worker[0]);
+            let recv = s.recv_buffer_size().unwrap();
+            let send = s.send_buffer_size().unwrap();
+            assert!(recv >= opts.recv_buffer_bytes && recv < 2 * opts.recv_buffer_bytes, "granted {recv}");
+            assert!(send >= opts.send_buffer_bytes && send < 2 * opts.send_buffer_bytes, "granted {send}");
+        }
+    }
+
+    #[test]
+    fn set_buffer_reports_the_granted_size() {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        let granted = set_buffer(&socket, Buffer::Recv, 1 << 20).expect("granted");
+        assert_eq!(granted, socket.recv_buffer_size().unwrap());
+        assert!(granted >= 1 << 20);
+    }
+
+    #[test]
+    fn enough_is_ok_for_both_buffers() {
+        for buffer in [Buffer::Recv, Buffer::Send] {
+            assert_eq!(check_granted(buffer, 8 << 20, 8 << 20, false), Ok(()));
+            assert_eq!(check_granted(buffer, 8 << 20, 16 << 20, true), Ok(()));
+        }
+    }
+
+    #[test]
+    fn too_small_names_the_key_the_sizes_the_sysctl_and_the_capability() {
+        let cases = [
+            (Buffer::Recv, "media.recv_buffer_bytes", "net.core.rmem_max", "SO_RCVBUFFORCE"),
+            (Buffer::Send, "media.send_buffer_bytes", "net.core.wmem_max", "SO_SNDBUFFORCE"),
+        ];
+        for (buffer, key, sysctl, force) in cases {
+            let err = check_granted(buffer, 8388608, 4194304, false).unwrap_err();
+            assert_eq!((err.requested_bytes, err.granted_bytes, err.buffer), (8388608, 4194304, buffer));
+            let message = err.to_string();
+            for needle in [
+                &format!("{key} = 8388608"),
+                "granted 4194304 bytes",
+                &format!("sysctl -w {sysctl}=8388608"),
+                "tuning/deploy/99-ringfwd.conf",
+                "CAP_NET_ADMIN",
+                force,
+            ] {
+                assert!(message.contains(needle), "{needle:?} missing from: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_small_even_when_forced_does_not_suggest_root() {
+        let message = check_granted(Buffer::Send, 1 << 30, 1 << 29, true).unwrap_err().to_string();
+        assert!(message.contains("even with SO_SNDBUFFORCE"), "{message}");
+        assert!(message.contains("net.core.wmem_max") && !message.contains("CAP_NET_ADMIN"), "{message}");
+    }
+
+    #[test]
+    fn a_too_small_buffer_fails_open_with_the_media_address_first() {
+        let address: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let source = io::Error::other(check_granted(Buffer::Recv, 2, 1, false).unwrap_err());
+        let err = SocketError { address, step: "receive buffer", source };
+        let message = err.to_string();
+        assert!(message.starts_with("media address 127.0.0.1:0: receive buffer: media.recv_buffer_bytes"), "{message}");
     }
 
     #[test]

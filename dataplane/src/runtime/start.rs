@@ -82,7 +82,9 @@ impl Dataplane {
     pub fn start(config: &Config) -> Result<Dataplane, StartError> {
         let available: Vec<usize> =
             core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-        let cores = config.placement.resolve_worker_cores(&available)?;
+        // The CPUs this process may run on, grouped by NUMA node as sysfs describes them.
+        let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&available);
+        let cores = config.resolve_placement(&topology)?;
         let workers = cores.len();
         let opts = SocketOptions {
             recv_buffer_bytes: config.media.recv_buffer_bytes,
