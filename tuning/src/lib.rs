@@ -190,3 +190,16 @@ mod tests {
         assert!(err.to_string().contains("does-not-exist.toml"), "{err}");
     }
 }
+
+/// Test support: a fake filesystem root for the readers of /proc and /sys.
+#[cfg(test)]
+mod fake_root {
+    use std::path::Path;
+
+    /// Writes `text` to `path` under `root`, creating its folders.
+    pub(crate) fn write(root: &Path, path: &str, text: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}

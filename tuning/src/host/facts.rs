@@ -156,11 +156,7 @@ fn is_nic_row(description: &str, names: &[String], knows_virtio_device: bool) ->
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    use crate::fake_root::write;
 
     #[test]
     fn reads_a_fake_host() {

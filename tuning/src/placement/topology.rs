@@ -101,11 +101,7 @@ fn read_cpus(root: &Path, path: &str) -> Option<Vec<usize>> {
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    use crate::fake_root::write;
 
     #[test]
     fn reads_two_nodes_and_drops_offline_cpus() {
