@@ -1,6 +1,7 @@
 //! The daemon as an operator meets it: the built-in default config, config errors that name the key and the
 //! value, and a clean exit on SIGTERM and SIGINT with the final counters.
 
+use ringfwd_tests::config::one_stream;
 use ringfwd_tests::daemon::run_to_exit;
 use ringfwd_tests::{rtp_packet, Daemon, Peer};
 
@@ -47,14 +48,7 @@ fn a_media_address_that_cannot_be_bound_is_named() {
 fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
     let publisher = Peer::bind("127.0.0.1");
     let sink = Peer::bind("127.0.0.1");
-    let config = format!(
-        "[media]\naddresses = [\"127.0.0.1:0\"]\n[[sessions]]\nid = \"c\"\n\
-         endpoints = [ {{ id = \"p\", address = \"{}\" }}, {{ id = \"s\", address = \"{}\" }} ]\n\
-         streams = [ {{ id = \"a\", endpoint = \"p\", ssrc = 5 }} ]\n\
-         subscriptions = [ {{ stream = \"a\", endpoint = \"s\" }} ]\n",
-        publisher.addr(),
-        sink.addr()
-    );
+    let config = one_stream("", Some(publisher.addr()), sink.addr(), 5);
     let daemon = Daemon::start(&config);
     let receiver = std::thread::spawn(move || sink.recv(500, std::time::Duration::from_secs(5)).len());
     for seq in 0..500 {

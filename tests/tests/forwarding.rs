@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ringfwd_tests::config::one_stream;
 use ringfwd_tests::{rtcp_sender_report, rtp_packet, Daemon, Peer};
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -132,23 +133,12 @@ fn the_mmsg_driver_forwards_the_same_bytes() {
     forward_byte_exact("::1", "mmsg");
 }
 
-fn one_stream_config(publisher: &str, latching: bool, subscriber: &Peer, ssrc: u32) -> String {
-    format!(
-        "[media]\naddresses = [\"127.0.0.1:0\"]\n\
-         [[sessions]]\nid = \"call\"\n\
-         endpoints = [ {{ id = \"pub\", {publisher} latching = {latching} }}, {{ id = \"sub\", address = \"{}\" }} ]\n\
-         streams = [ {{ id = \"s\", endpoint = \"pub\", ssrc = {ssrc} }} ]\n\
-         subscriptions = [ {{ stream = \"s\", endpoint = \"sub\" }} ]\n",
-        subscriber.addr()
-    )
-}
-
 #[test]
 fn unknown_ssrc_and_wrong_source_forward_nothing() {
     let publisher = Peer::bind("127.0.0.1");
     let stranger = Peer::bind("127.0.0.1");
     let subscriber = Peer::bind("127.0.0.1");
-    let config = one_stream_config(&format!("address = \"{}\",", publisher.addr()), false, &subscriber, 42);
+    let config = one_stream("", Some(publisher.addr()), subscriber.addr(), 42);
     let daemon = Daemon::start(&config);
     let media = daemon.media[0];
     for seq in 0..20 {
@@ -173,7 +163,7 @@ fn latching_locks_to_the_first_source() {
     let first = Peer::bind("127.0.0.1");
     let second = Peer::bind("127.0.0.1");
     let subscriber = Peer::bind("127.0.0.1");
-    let daemon = Daemon::start(&one_stream_config("", true, &subscriber, 77));
+    let daemon = Daemon::start(&one_stream("", None, subscriber.addr(), 77));
     let media = daemon.media[0];
     first.send(&rtp_packet(77, 1, 0, 96, false, b"first"), media);
     let got = subscriber.recv(1, WAIT);

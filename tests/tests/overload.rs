@@ -5,6 +5,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use ringfwd_tests::config::one_stream;
 use ringfwd_tests::{rtp_packet, Daemon, Peer};
 
 /// Packets each publisher sends as fast as it can (bounded in count; a few seconds at most).
@@ -61,15 +62,8 @@ fn overload_loses_only_the_excess_and_serves_every_socket() {
 fn forwards_with_idle(strategy: &str) {
     let publisher = Peer::bind("127.0.0.1");
     let sink = Peer::bind("127.0.0.1");
-    let config = format!(
-        "[media]\naddresses = [\"127.0.0.1:0\"]\n[idle]\nstrategy = \"{strategy}\"\nspin_us = 200\n\
-         [[sessions]]\nid = \"c\"\n\
-         endpoints = [ {{ id = \"p\", address = \"{}\" }}, {{ id = \"s\", address = \"{}\" }} ]\n\
-         streams = [ {{ id = \"a\", endpoint = \"p\", ssrc = 5 }} ]\n\
-         subscriptions = [ {{ stream = \"a\", endpoint = \"s\" }} ]\n",
-        publisher.addr(),
-        sink.addr()
-    );
+    let idle = format!("[idle]\nstrategy = \"{strategy}\"\nspin_us = 200");
+    let config = one_stream(&idle, Some(publisher.addr()), sink.addr(), 5);
     let daemon = Daemon::start(&config);
     for seq in 0..50 {
         publisher.send(&rtp_packet(5, seq, 0, 0, false, &[1; 160]), daemon.media[0]);

@@ -150,7 +150,6 @@ define_counters! {
         LatchExpired = "latch_expired" => drop_latch_expired = "Latch window over with no lock and not from the fallback.",
         TxFull = "tx_full" => drop_tx_full = "Copies egress refused (no send slot or header slot).",
         HandoverFull = "handover_full" => drop_handover_full = "Handovers refused because the ring to the owner was full.",
-        Shutdown = "shutdown" => drop_shutdown = "Packets discarded while the worker shut down.",
         RateLimited = "rate_limited" => drop_rate_limited = "Packets over the per-source rate (admission.max_packets_per_second_per_source).",
         RebasePending = "rebase_pending" => drop_rebase_pending = "RTCP copies withheld from a subscription switched to a stream until that stream's first RTP sets its timestamp offset.",
     }
@@ -190,7 +189,7 @@ mod tests {
     fn publish_then_snapshot_round_trips() {
         let mut counters = Counters::default();
         for (i, field) in
-            [&mut counters.rx_packets, &mut counters.streams, &mut counters.drop_shutdown].into_iter().enumerate()
+            [&mut counters.rx_packets, &mut counters.streams, &mut counters.drop_rebase_pending].into_iter().enumerate()
         {
             *field = 10 + i as u64;
         }
@@ -202,7 +201,7 @@ mod tests {
         let exported: Vec<_> = shared.snapshot().iter().filter(|(_, v)| *v != 0).collect();
         assert_eq!(
             exported,
-            [("rx_packets", 10), ("streams", 11), ("kernel_rx_dropped", u64::MAX), ("drop_shutdown", 12)]
+            [("rx_packets", 10), ("streams", 11), ("kernel_rx_dropped", u64::MAX), ("drop_rebase_pending", 12)]
         );
     }
 }
