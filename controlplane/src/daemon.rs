@@ -19,6 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::api::{self, Api, NodeStatic};
 use crate::auth::{self, AuthError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
+use crate::metadata::MetadataLimits;
 use crate::registry::{Registry, RegistryLimits};
 use crate::report;
 use crate::routes::{self, RouteError};
@@ -143,7 +144,8 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
     let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len());
-    let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node));
+    let metadata = MetadataLimits::from_config(config);
+    let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node, metadata));
     let installed = routes::install(&api, config, now_unix_s() * 1000).await?;
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -8,6 +8,8 @@
 //! - [`api`]: the gRPC service (`ringfwd.v1.Ringfwd`).
 //! - [`registry`]: sessions, endpoints, streams and subscriptions: the source of truth, and the plans that
 //!   change the workers' tables.
+//! - [`metadata`]: the controllers' key/value metadata on sessions, endpoints and streams (pure: merge rules,
+//!   limits, change log); the API serves and watches it.
 //! - [`auth`]: bearer tokens (minting, verifying, the development key).
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
 //! - [`routes`]: the config's static sessions as API requests.
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod commands;
 pub mod ctl;
 pub mod daemon;
+pub mod metadata;
 pub mod registry;
 pub mod report;
 pub mod routes;

@@ -117,8 +117,17 @@ fn on_datagram_does_not_allocate_in_steady_state() {
         } else {
             SourcePolicy::Latch { window: Duration::from_secs(10), fallback: None }
         };
-        fwd.apply(start, Command::AddStream { id: StreamId(u64::from(i)), ssrc: 2 * i, source, clock_rate_hz: 90_000 })
-            .unwrap();
+        fwd.apply(
+            start,
+            Command::AddStream {
+                id: StreamId(u64::from(i)),
+                ssrc: 2 * i,
+                source,
+                clock_rate_hz: 90_000,
+                ingress: Default::default(),
+            },
+        )
+        .unwrap();
         for s in 0..4u32 {
             let id = SubscriptionId(u64::from(i * 4 + s));
             let dest = SocketAddr::from(([127, 0, 0, 2], 6000 + (i * 4 + s) as u16));
@@ -130,6 +139,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
                 socket: 0,
                 rewrite,
                 paused: false,
+                egress: Default::default(),
             };
             fwd.apply(start, cmd).unwrap();
         }
@@ -200,6 +210,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
             ssrc: 2 * i as u32,
             source: SourcePolicy::Fixed(publisher),
             clock_rate_hz,
+            ingress: Default::default(),
         };
         fwd.apply(start, cmd).unwrap();
     }
@@ -211,6 +222,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
             socket: 0,
             rewrite: Rewrite::default(),
             paused: false,
+            egress: Default::default(),
         };
         fwd.apply(start, cmd).unwrap();
     }

@@ -99,7 +99,16 @@ fn forward_without_allocating(driver: Driver) {
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     worker
         .mailbox
-        .send(Envelope { seq: 1, command: Command::AddStream { id: StreamId(1), ssrc, source, clock_rate_hz: 90_000 } })
+        .send(Envelope {
+            seq: 1,
+            command: Command::AddStream {
+                id: StreamId(1),
+                ssrc,
+                source,
+                clock_rate_hz: 90_000,
+                ingress: Default::default(),
+            },
+        })
         .unwrap();
     wait_ack(&dataplane);
     for (i, sink) in sinks.iter().enumerate() {
@@ -112,6 +121,7 @@ fn forward_without_allocating(driver: Driver) {
             socket: 0,
             rewrite,
             paused: false,
+            egress: Default::default(),
         };
         worker.mailbox.send(Envelope { seq: 2 + i as u64, command }).unwrap();
         wait_ack(&dataplane);

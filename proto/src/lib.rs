@@ -46,4 +46,17 @@ mod tests {
         let file = fds.file.iter().find(|f| f.package() == super::API_PACKAGE).expect("ringfwd.v1");
         assert!(file.service.iter().any(|s| s.name() == "Ringfwd"));
     }
+
+    #[test]
+    fn watch_metadata_is_server_streaming_and_creates_carry_metadata() {
+        let fds = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        let file = fds.file.iter().find(|f| f.package() == super::API_PACKAGE).expect("ringfwd.v1");
+        let service = file.service.iter().find(|s| s.name() == "Ringfwd").expect("Ringfwd");
+        let watch = service.method.iter().find(|m| m.name() == "WatchMetadata").expect("WatchMetadata");
+        assert!(watch.server_streaming() && !watch.client_streaming());
+        for create in ["CreateSessionRequest", "CreateEndpointRequest", "CreateStreamRequest"] {
+            let message = file.message_type.iter().find(|m| m.name() == create).expect(create);
+            assert!(message.field.iter().any(|f| f.name() == "metadata"), "{create} has no metadata");
+        }
+    }
 }

@@ -140,7 +140,7 @@ rpcs! {
 impl Api {
     /// `CreateSession` of `id`.
     pub fn session(&self, id: &str) -> Result<v1::Session, Status> {
-        self.create_session(v1::CreateSessionRequest { session_id: id.into() })
+        self.create_session(v1::CreateSessionRequest { session_id: id.into(), metadata: Vec::new() })
     }
 
     /// `GetNodeInfo`, which must succeed.
@@ -182,6 +182,7 @@ pub fn endpoint(session: &str, id: &str, addr: SocketAddr) -> v1::CreateEndpoint
         endpoint_id: id.into(),
         media_address: addr.to_string(),
         latching: false,
+        metadata: Vec::new(),
     }
 }
 
@@ -195,6 +196,7 @@ pub fn video_stream(session: &str, id: &str, endpoint: &str, ssrc: u32) -> v1::C
         kind: v1::MediaKind::Video.into(),
         payload_types: vec![96],
         clock_rate_hz: 90_000,
+        metadata: Vec::new(),
     }
 }
 
@@ -338,4 +340,63 @@ pub fn mint_token(config: &Path, grant: &str, ttl: &str) -> String {
     let token = out.stdout.trim().to_string();
     assert!(!token.is_empty() && !token.contains(char::is_whitespace), "unexpected token output {:?}", out.stdout);
     token
+}
+
+rpcs! {
+    /// `SetMetadata`.
+    set_metadata(SetMetadataRequest) -> MetadataWriteResponse;
+    /// `DeleteMetadata`.
+    delete_metadata(DeleteMetadataRequest) -> MetadataWriteResponse;
+    /// `GetMetadata`.
+    get_metadata(GetMetadataRequest) -> GetMetadataResponse;
+}
+
+/// An open `WatchMetadata` stream; read it with [`Api::next_event`] on the client that opened it.
+#[derive(Debug)]
+pub struct MetadataWatch(tonic::Streaming<v1::MetadataEvent>);
+
+impl Api {
+    /// Opens `WatchMetadata` on `target`, resuming after `resume_from` when given.
+    pub fn watch_metadata(
+        &self,
+        target: v1::MetadataTarget,
+        resume_from: Option<v1::MetadataVersion>,
+    ) -> Result<MetadataWatch, Status> {
+        let mut client = self.client.clone();
+        let request = v1::WatchMetadataRequest { target: Some(target), resume_from };
+        let response = self.runtime.block_on(async move { client.watch_metadata(request).await })?;
+        Ok(MetadataWatch(response.into_inner()))
+    }
+
+    /// The watch's next event, `Ok(None)` when the server ended it, or its error status; fails the test when
+    /// nothing arrives within [`RPC_TIMEOUT`].
+    pub fn next_event(&self, watch: &mut MetadataWatch) -> Result<Option<v1::MetadataEvent>, Status> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(RPC_TIMEOUT, watch.0.message()).await })
+            .unwrap_or_else(|_| panic!("no metadata event within {RPC_TIMEOUT:?}"))
+    }
+
+    /// `SetMetadata` of plain `pairs` on `target`, which must succeed; answers the version.
+    pub fn set_pairs(&self, target: &v1::MetadataTarget, pairs: &[(&str, &str)]) -> v1::MetadataVersion {
+        let writes = pairs.iter().map(|(k, v)| metadata_write(k, v)).collect();
+        let request = v1::SetMetadataRequest { target: Some(target.clone()), writes };
+        self.set_metadata(request).expect("SetMetadata").version.expect("a version")
+    }
+
+    /// The live metadata of `target` as (key, value) pairs, sorted by key.
+    pub fn metadata_pairs(&self, target: &v1::MetadataTarget) -> Vec<(String, String)> {
+        let request = v1::GetMetadataRequest { target: Some(target.clone()), keys: Vec::new() };
+        let got = self.get_metadata(request).expect("GetMetadata");
+        got.entries.into_iter().map(|e| (e.key, e.value)).collect()
+    }
+}
+
+/// The metadata target naming a session, or one of its endpoints (`endpoint`) or streams (`stream`).
+pub fn metadata_target(session: &str, endpoint: &str, stream: &str) -> v1::MetadataTarget {
+    v1::MetadataTarget { session_id: session.into(), endpoint_id: endpoint.into(), stream_id: stream.into() }
+}
+
+/// A plain (not set-once, unconditional) metadata write.
+pub fn metadata_write(key: &str, value: &str) -> v1::MetadataWrite {
+    v1::MetadataWrite { key: key.into(), value: value.into(), set_once: false, expected_version: None }
 }

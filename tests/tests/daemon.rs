@@ -67,5 +67,6 @@ fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
 fn print_config_shows_the_effective_config() {
     let (ok, stdout, _) = run_to_exit(&["--print-config"], None);
     assert!(ok);
-    assert!(stdout.contains("[pool]") && stdout.contains("buffers_per_worker = 4096"), "{stdout}");
+    assert!(stdout.contains("[pool]") && stdout.contains("buffer_bytes = 2048"), "{stdout}");
+    assert!(stdout.contains("[load]") && stdout.contains("expected_packets_per_second = 200000"), "{stdout}");
 }

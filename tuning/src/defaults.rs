@@ -16,11 +16,17 @@ pub const MEDIA_ADDRESSES: [SocketAddr; 2] = [
     SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), MEDIA_PORT),
 ];
 
-/// Default socket receive buffer per worker socket (`SO_RCVBUF`), in bytes: 8 MiB.
-pub const RECV_BUFFER_BYTES: usize = 8 << 20;
+/// Default expected load: packets per second arriving on all media sockets together. With one
+/// worker this derives the 4096 buffers and 8 MiB socket buffers the benches were tuned with.
+pub const EXPECTED_PACKETS_PER_SECOND: u64 = 200_000;
 
-/// Default socket send buffer per worker socket (`SO_SNDBUF`), in bytes: 8 MiB.
-pub const SEND_BUFFER_BYTES: usize = 8 << 20;
+/// Default burst a worker must absorb without being scheduled (receive buffers, socket buffers), in
+/// milliseconds of its share of the expected load.
+pub const BURST_MS: u32 = 20;
+
+/// Socket buffer bytes charged per queued datagram when deriving socket buffer sizes (the kernel
+/// accounts the whole socket buffer, about 2 KiB for a 1200-byte RTP packet).
+pub const SOCKET_BYTES_PER_PACKET: usize = 2048;
 
 /// Default largest accepted datagram, in bytes; larger ones are dropped as oversize.
 pub const MAX_PACKET_BYTES: usize = 1500;
@@ -28,14 +34,8 @@ pub const MAX_PACKET_BYTES: usize = 1500;
 /// Default time a latching endpoint keeps its learned address without traffic, in milliseconds.
 pub const LATCH_WINDOW_MS: u64 = 10_000;
 
-/// Default number of receive buffers in each worker's pool.
-pub const BUFFERS_PER_WORKER: u32 = 4096;
-
 /// Default size of one pool buffer, in bytes (packet plus `recvmsg` header room).
 pub const BUFFER_BYTES: u32 = 2048;
-
-/// Default number of send operations a worker may have in flight.
-pub const SEND_SLOTS_PER_WORKER: u32 = 4096;
 
 /// Default maximum number of segments coalesced into one UDP GSO send.
 pub const GSO_MAX_SEGMENTS: u16 = 16;
@@ -103,3 +103,74 @@ pub const ADMISSION_MAX_SUBSCRIPTIONS: u32 = 100_000;
 
 /// Default packet-rate limit per stream source: 0, unlimited.
 pub const ADMISSION_MAX_PACKETS_PER_SECOND_PER_SOURCE: u32 = 0;
+
+/// Default node id stamped into every metadata version this node writes (the tie-breaker between writers).
+pub const METADATA_NODE_ID: u32 = 1;
+
+/// Default longest metadata key, in bytes.
+pub const METADATA_MAX_KEY_BYTES: u32 = 128;
+
+/// Default longest metadata value, in bytes.
+pub const METADATA_MAX_VALUE_BYTES: u32 = 4096;
+
+/// Default bound on the live metadata of one session, endpoint or stream (keys plus values), in bytes.
+pub const METADATA_MAX_OBJECT_BYTES: u32 = 65_536;
+
+/// Default number of deletion tombstones kept per object (the oldest goes first).
+pub const METADATA_MAX_TOMBSTONES_PER_OBJECT: u32 = 256;
+
+/// Default bytes of recent changes kept per object for watchers that resume.
+pub const METADATA_LOG_RETENTION_BYTES: u32 = 65_536;
+
+/// Default number of changes one watcher may fall behind before it is cut off.
+pub const METADATA_WATCH_BUFFER_EVENTS: u32 = 256;
+
+/// Default ingress interceptors of every stream: statistics, the retransmission cache, keyframe-request
+/// throttling and receiver reports (the chain issue 4 calls the default).
+pub const INTERCEPTORS_INGRESS: &[&str] = &["stats", "keyframe_throttle", "nack_cache", "receiver_reports"];
+
+/// Default egress interceptors of every subscription: statistics and sender reports.
+pub const INTERCEPTORS_EGRESS: &[&str] = &["stats", "sender_reports"];
+
+/// Default bit-rate measurement window of the stats interceptor, in milliseconds.
+pub const STATS_BITRATE_WINDOW_MS: u32 = 1000;
+
+/// Default packets kept per stream by the retransmission cache (about 1.7 s of 30 fps video at 5 packets a frame).
+pub const NACK_CACHE_MAX_PACKETS: u16 = 256;
+
+/// Default age past which a cached packet is not retransmitted, in milliseconds.
+pub const NACK_CACHE_MAX_AGE_MS: u32 = 1000;
+
+/// Default cap on retransmissions of one packet.
+pub const NACK_CACHE_MAX_RETRANSMITS_PER_PACKET: u8 = 3;
+
+/// Default times one missing packet is asked for by the NACK generator.
+pub const NACK_GENERATOR_MAX_RETRIES: u8 = 5;
+
+/// Default least wait between two NACKs for one packet (the wait without an RTT), in milliseconds.
+pub const NACK_GENERATOR_MIN_RETRY_INTERVAL_MS: u32 = 20;
+
+/// Default age past which the NACK generator gives a missing packet up, in milliseconds.
+pub const NACK_GENERATOR_MAX_AGE_MS: u32 = 1000;
+
+/// Default number of missing packets the NACK generator tracks per stream.
+pub const NACK_GENERATOR_MAX_MISSING: u16 = 512;
+
+/// Default RTCP report interval (receiver reports to publishers, sender reports to subscribers), in milliseconds.
+pub const REPORT_INTERVAL_MS: u32 = 1000;
+
+/// Default least interval between two keyframe requests to one publisher, in milliseconds.
+pub const KEYFRAME_MIN_INTERVAL_MS: u32 = 500;
+
+/// Default transport-wide sequence number header extension id (as commonly negotiated by browsers).
+pub const TWCC_EXTENSION_ID: u8 = 3;
+
+/// Default transport-wide feedback interval, in milliseconds.
+pub const TWCC_FEEDBACK_INTERVAL_MS: u32 = 100;
+
+/// Default bytes of each packet the recording tap keeps (pcap snaplen).
+pub const TAP_SNAP_BYTES: u16 = 1500;
+
+/// Default bound on one worker's retransmission-cache memory with every stream slot in use
+/// (`limits.max_streams_per_worker × interceptors.nack_cache.max_packets × media.max_packet_bytes`), in bytes: 2 GiB.
+pub const MAX_CACHE_BYTES_PER_WORKER: u64 = 2 << 30;

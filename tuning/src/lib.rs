@@ -16,18 +16,25 @@ mod api;
 pub mod defaults;
 mod error;
 pub mod host;
+mod interceptors;
 mod placement;
 mod routes;
 mod schema;
+mod sizes;
 pub mod validate;
 
 use std::path::Path;
 
 pub use api::{Admission, Api, Auth, AuthKey};
 pub use error::ConfigError;
+pub use interceptors::{
+    InterceptorName, Interceptors, KeyframeThrottleConfig, NackCacheConfig, NackGeneratorConfig, RateLimitConfig,
+    ReportsConfig, StatsConfig, TapConfig, TwccConfig,
+};
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
 pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
+pub use sizes::{Load, Sizes, MIN_DERIVED_SOCKET_BUFFER_BYTES};
 
 impl Config {
     /// Parses TOML text and validates it. Missing keys take their defaults.

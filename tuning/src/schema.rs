@@ -24,6 +24,8 @@ pub struct Config {
     pub media: Media,
     /// Per-worker packet pool and send slots (`[pool]`).
     pub pool: Pool,
+    /// The load the sizes not set in `[pool]` and `[media]` are derived from (`[load]`).
+    pub load: crate::sizes::Load,
     /// Table and ring bounds (`[limits]`).
     pub limits: Limits,
     /// What a worker does when it has no work (`[idle]`).
@@ -36,6 +38,10 @@ pub struct Config {
     pub auth: Auth,
     /// Registry admission limits (`[admission]`).
     pub admission: Admission,
+    /// Key/value metadata on sessions, endpoints and streams (`[metadata]`).
+    pub metadata: Metadata,
+    /// Default interceptor chains and their parameters (`[interceptors]`).
+    pub interceptors: crate::interceptors::Interceptors,
     /// Static routes installed at start-up (`[[sessions]]`).
     pub sessions: Vec<SessionSpec>,
 }
@@ -50,9 +56,12 @@ pub struct Media {
     /// Which I/O driver the workers run.
     pub driver: Driver,
     /// `SO_RCVBUF` of each worker socket, in bytes (`SO_RCVBUFFORCE` when running as root).
-    pub recv_buffer_bytes: usize,
-    /// `SO_SNDBUF` of each worker socket, in bytes.
-    pub send_buffer_bytes: usize,
+    /// Unset: derived from the expected load (see [`Config::sizes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recv_buffer_bytes: Option<usize>,
+    /// `SO_SNDBUF` of each worker socket, in bytes. Unset: derived from the expected load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_buffer_bytes: Option<usize>,
     /// Largest accepted datagram, in bytes; larger ones are dropped as oversize.
     pub max_packet_bytes: usize,
     /// How long a latching endpoint keeps its learned address without traffic, in milliseconds.
@@ -72,8 +81,8 @@ impl Default for Media {
         Media {
             addresses: defaults::MEDIA_ADDRESSES.to_vec(),
             driver: Driver::default(),
-            recv_buffer_bytes: defaults::RECV_BUFFER_BYTES,
-            send_buffer_bytes: defaults::SEND_BUFFER_BYTES,
+            recv_buffer_bytes: None,
+            send_buffer_bytes: None,
             max_packet_bytes: defaults::MAX_PACKET_BYTES,
             latch_window_ms: defaults::LATCH_WINDOW_MS,
         }
@@ -95,12 +104,14 @@ pub enum Driver {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pool {
-    /// Receive buffers per worker; a power of two.
-    pub buffers_per_worker: u32,
+    /// Receive buffers per worker; a power of two. Unset: derived from the expected load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffers_per_worker: Option<u32>,
     /// Size of one buffer, in bytes: room for the largest packet plus the `recvmsg` header.
     pub buffer_bytes: u32,
-    /// Send operations one worker may have in flight.
-    pub send_slots_per_worker: u32,
+    /// Send operations one worker may have in flight. Unset: derived from the expected load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_slots_per_worker: Option<u32>,
     /// Most segments coalesced into one UDP GSO send; 1 disables GSO.
     pub gso_max_segments: u16,
     /// Receive batch: the mmsg driver's batch size, the io_uring completion batch.
@@ -110,9 +121,9 @@ pub struct Pool {
 impl Default for Pool {
     fn default() -> Self {
         Pool {
-            buffers_per_worker: defaults::BUFFERS_PER_WORKER,
+            buffers_per_worker: None,
             buffer_bytes: defaults::BUFFER_BYTES,
-            send_slots_per_worker: defaults::SEND_SLOTS_PER_WORKER,
+            send_slots_per_worker: None,
             gso_max_segments: defaults::GSO_MAX_SEGMENTS,
             recv_batch: defaults::RECV_BATCH,
         }
@@ -138,6 +149,9 @@ pub struct Limits {
     /// Packet memory of all workers together (`workers × pool.buffers_per_worker ×
     /// pool.buffer_bytes`) may not exceed this, in bytes.
     pub max_pool_bytes_total: u64,
+    /// Retransmission-cache memory of one worker with every stream slot in use
+    /// (`max_streams_per_worker × interceptors.nack_cache.max_packets × media.max_packet_bytes`), in bytes.
+    pub max_cache_bytes_per_worker: u64,
 }
 
 impl Default for Limits {
@@ -150,6 +164,7 @@ impl Default for Limits {
             event_ring_capacity: defaults::EVENT_RING_CAPACITY,
             handover_ring_capacity: defaults::HANDOVER_RING_CAPACITY,
             max_pool_bytes_total: defaults::MAX_POOL_BYTES_TOTAL,
+            max_cache_bytes_per_worker: defaults::MAX_CACHE_BYTES_PER_WORKER,
         }
     }
 }
@@ -198,6 +213,40 @@ impl Default for Control {
         Control {
             command_timeout_ms: defaults::COMMAND_TIMEOUT_MS,
             stats_log_interval_s: defaults::STATS_LOG_INTERVAL_S,
+        }
+    }
+}
+
+/// Key/value metadata that controllers attach to sessions, endpoints and streams: its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metadata {
+    /// This node's id in every metadata version it writes, breaking ties between writers; not 0.
+    pub node_id: u32,
+    /// Longest key, in bytes.
+    pub max_key_bytes: u32,
+    /// Longest value, in bytes.
+    pub max_value_bytes: u32,
+    /// Live metadata of one object (the sum of its keys and values), in bytes.
+    pub max_object_bytes: u32,
+    /// Deletion tombstones kept per object; beyond it the oldest is forgotten.
+    pub max_tombstones_per_object: u32,
+    /// Recent changes kept per object for watchers that resume, in bytes (keys plus values).
+    pub log_retention_bytes: u32,
+    /// Changes one watcher may fall behind before it is cut off.
+    pub watch_buffer_events: u32,
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata {
+            node_id: defaults::METADATA_NODE_ID,
+            max_key_bytes: defaults::METADATA_MAX_KEY_BYTES,
+            max_value_bytes: defaults::METADATA_MAX_VALUE_BYTES,
+            max_object_bytes: defaults::METADATA_MAX_OBJECT_BYTES,
+            max_tombstones_per_object: defaults::METADATA_MAX_TOMBSTONES_PER_OBJECT,
+            log_retention_bytes: defaults::METADATA_LOG_RETENTION_BYTES,
+            watch_buffer_events: defaults::METADATA_WATCH_BUFFER_EVENTS,
         }
     }
 }

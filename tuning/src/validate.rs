@@ -8,6 +8,7 @@
 //! never change a value to make it fit, nor look at the host.
 
 mod api;
+mod interceptors;
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;
@@ -52,6 +53,15 @@ pub const DEV_TOKEN_TTL_S_RANGE: RangeInclusive<u64> = 60..=31_536_000;
 /// Accepted value of every `admission.*` key.
 pub const ADMISSION_RANGE: RangeInclusive<u32> = 1..=1 << 20;
 
+/// Accepted `metadata.max_key_bytes` (the shortest valid key, `a.b`, has 3 bytes).
+pub const METADATA_KEY_BYTES_RANGE: RangeInclusive<u32> = 3..=1024;
+/// Accepted `metadata.max_value_bytes`: up to 1 MiB.
+pub const METADATA_VALUE_BYTES_RANGE: RangeInclusive<u32> = 1..=1 << 20;
+/// Largest accepted `metadata.max_object_bytes` and `metadata.log_retention_bytes`: 16 MiB.
+pub const MAX_METADATA_OBJECT_BYTES: u32 = 16 << 20;
+/// Accepted `metadata.max_tombstones_per_object` and `metadata.watch_buffer_events`.
+pub const METADATA_COUNT_RANGE: RangeInclusive<u32> = 1..=65_536;
+
 impl Config {
     /// Checks every rule; the first violation is returned, naming its key and value.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -60,13 +70,16 @@ impl Config {
         validate_pool(&self.pool, &self.media)?;
         validate_limits(&self.limits)?;
         if let WorkerCores::List(cores) = &self.placement.worker_cores {
-            check_pool_fits(cores, &self.pool, &self.limits)?;
+            check_pool_fits(cores, self, &self.limits)?;
         }
+        validate_load(&self.load)?;
         validate_idle(&self.idle)?;
         validate_control(&self.control)?;
         api::validate_api(&self.api, &self.media)?;
         api::validate_auth(&self.auth, &self.api)?;
         api::validate_admission(&self.admission)?;
+        validate_metadata(&self.metadata)?;
+        interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
         validate_sessions(&self.sessions, &self.media, &self.limits)
     }
 }
@@ -97,17 +110,23 @@ fn validate_media(media: &Media) -> Result<(), ConfigError> {
             ));
         }
     }
-    in_range("media.recv_buffer_bytes", media.recv_buffer_bytes, SOCKET_BUFFER_BYTES_RANGE)?;
-    in_range("media.send_buffer_bytes", media.send_buffer_bytes, SOCKET_BUFFER_BYTES_RANGE)?;
+    if let Some(bytes) = media.recv_buffer_bytes {
+        in_range("media.recv_buffer_bytes", bytes, SOCKET_BUFFER_BYTES_RANGE)?;
+    }
+    if let Some(bytes) = media.send_buffer_bytes {
+        in_range("media.send_buffer_bytes", bytes, SOCKET_BUFFER_BYTES_RANGE)?;
+    }
     in_range("media.max_packet_bytes", media.max_packet_bytes, MAX_PACKET_BYTES_RANGE)?;
     at_most("media.latch_window_ms", media.latch_window_ms, MAX_LATCH_WINDOW_MS)
 }
 
 fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
     let key = "pool.buffers_per_worker";
-    in_range(key, pool.buffers_per_worker, BUFFERS_PER_WORKER_RANGE)?;
-    if !pool.buffers_per_worker.is_power_of_two() {
-        return Err(ConfigError::invalid(key, pool.buffers_per_worker, "must be a power of two"));
+    if let Some(buffers) = pool.buffers_per_worker {
+        in_range(key, buffers, BUFFERS_PER_WORKER_RANGE)?;
+        if !buffers.is_power_of_two() {
+            return Err(ConfigError::invalid(key, buffers, "must be a power of two"));
+        }
     }
     // max_packet_bytes is already checked to be <= 65507, so this cannot overflow.
     let min_buffer_bytes = media.max_packet_bytes as u64 + u64::from(BUFFER_HEADROOM_BYTES);
@@ -121,7 +140,9 @@ fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
             ),
         ));
     }
-    in_range("pool.send_slots_per_worker", pool.send_slots_per_worker, SEND_SLOTS_RANGE)?;
+    if let Some(slots) = pool.send_slots_per_worker {
+        in_range("pool.send_slots_per_worker", slots, SEND_SLOTS_RANGE)?;
+    }
     in_range("pool.gso_max_segments", pool.gso_max_segments, GSO_MAX_SEGMENTS_RANGE)?;
     in_range("pool.recv_batch", pool.recv_batch, RECV_BATCH_RANGE)
 }
@@ -149,6 +170,17 @@ fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Accepted `load.expected_packets_per_second`.
+pub const EXPECTED_PACKETS_PER_SECOND_RANGE: RangeInclusive<u64> = 1..=100_000_000;
+/// Accepted `load.burst_ms`.
+pub const BURST_MS_RANGE: RangeInclusive<u32> = 1..=1000;
+
+fn validate_load(load: &crate::sizes::Load) -> Result<(), ConfigError> {
+    let key = "load.expected_packets_per_second";
+    in_range(key, load.expected_packets_per_second, EXPECTED_PACKETS_PER_SECOND_RANGE)?;
+    in_range("load.burst_ms", load.burst_ms, BURST_MS_RANGE)
+}
+
 fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
     at_most("idle.spin_us", idle.spin_us, MAX_SPIN_US)
 }
@@ -158,9 +190,47 @@ fn validate_control(control: &Control) -> Result<(), ConfigError> {
     at_most("control.stats_log_interval_s", control.stats_log_interval_s, MAX_STATS_LOG_INTERVAL_S)
 }
 
+/// `[metadata]`: a node id, and bounds where one largest key with one largest value fits an object.
+fn validate_metadata(metadata: &crate::schema::Metadata) -> Result<(), ConfigError> {
+    if metadata.node_id == 0 {
+        return Err(ConfigError::invalid("metadata.node_id", 0, "must not be 0 (the version of nothing)"));
+    }
+    in_range("metadata.max_key_bytes", metadata.max_key_bytes, METADATA_KEY_BYTES_RANGE)?;
+    in_range("metadata.max_value_bytes", metadata.max_value_bytes, METADATA_VALUE_BYTES_RANGE)?;
+    let smallest = metadata.max_key_bytes + metadata.max_value_bytes;
+    let key = "metadata.max_object_bytes";
+    if metadata.max_object_bytes < smallest || metadata.max_object_bytes > MAX_METADATA_OBJECT_BYTES {
+        let reason = format!(
+            "must be in {smallest}..={MAX_METADATA_OBJECT_BYTES} (metadata.max_key_bytes + metadata.max_value_bytes \
+             at least)"
+        );
+        return Err(ConfigError::invalid(key, metadata.max_object_bytes, reason));
+    }
+    let key = "metadata.log_retention_bytes";
+    in_range(key, metadata.log_retention_bytes, 1..=MAX_METADATA_OBJECT_BYTES)?;
+    let key = "metadata.max_tombstones_per_object";
+    in_range(key, metadata.max_tombstones_per_object, METADATA_COUNT_RANGE)?;
+    in_range("metadata.watch_buffer_events", metadata.watch_buffer_events, METADATA_COUNT_RANGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_bounds_are_checked_by_key() {
+        assert_eq!(key_after(|c| c.metadata.node_id = 0), "metadata.node_id");
+        assert_eq!(key_after(|c| c.metadata.max_key_bytes = 2), "metadata.max_key_bytes");
+        assert_eq!(key_after(|c| c.metadata.max_value_bytes = 0), "metadata.max_value_bytes");
+        let key = key_after(|c| c.metadata.max_object_bytes = c.metadata.max_value_bytes);
+        assert_eq!(key, "metadata.max_object_bytes", "one largest key and value must fit");
+        assert_eq!(key_after(|c| c.metadata.max_object_bytes = MAX_METADATA_OBJECT_BYTES + 1), key);
+        assert_eq!(key_after(|c| c.metadata.log_retention_bytes = 0), "metadata.log_retention_bytes");
+        let key = "metadata.max_tombstones_per_object";
+        assert_eq!(key_after(|c| c.metadata.max_tombstones_per_object = 0), key);
+        assert_eq!(key_after(|c| c.metadata.watch_buffer_events = 65_537), "metadata.watch_buffer_events");
+        assert_eq!(key_after(|c| c.metadata.max_object_bytes = 128 + 4096), "<valid>");
+    }
 
     /// Applies `change` to the default config and returns the key the validation error names
     /// (`"<valid>"` when there is none). Shared with the [`super::api`] tests.
@@ -221,14 +291,20 @@ mod tests {
             c.media.max_packet_bytes = 65507;
             c.pool.buffer_bytes = MAX_BUFFER_BYTES;
         });
+        assert_eq!(key, "interceptors.nack_cache.max_packets", "the cache bound counts packet size");
+        let key = key_after(|c| {
+            c.media.max_packet_bytes = 65507;
+            c.pool.buffer_bytes = MAX_BUFFER_BYTES;
+            c.limits.max_cache_bytes_per_worker = u64::MAX;
+        });
         assert_eq!(key, "<valid>");
     }
 
     #[test]
     fn socket_buffer_ranges() {
-        let key = key_after(|c| c.media.recv_buffer_bytes = 4095);
+        let key = key_after(|c| c.media.recv_buffer_bytes = Some(4095));
         assert_eq!(key, "media.recv_buffer_bytes");
-        let key = key_after(|c| c.media.send_buffer_bytes = (1 << 30) + 1);
+        let key = key_after(|c| c.media.send_buffer_bytes = Some((1 << 30) + 1));
         assert_eq!(key, "media.send_buffer_bytes");
     }
 
@@ -242,10 +318,10 @@ mod tests {
     #[test]
     fn buffers_per_worker_power_of_two_in_range() {
         let key = "pool.buffers_per_worker";
-        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 100), key);
-        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 8), key);
-        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 65536), key);
-        assert_eq!(key_after(|c| c.pool.buffers_per_worker = 16), "<valid>");
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = Some(100)), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = Some(8)), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = Some(65536)), key);
+        assert_eq!(key_after(|c| c.pool.buffers_per_worker = Some(16)), "<valid>");
     }
 
     #[test]
@@ -259,8 +335,8 @@ mod tests {
     #[test]
     fn send_slots_range() {
         let key = "pool.send_slots_per_worker";
-        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = 15), key);
-        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = (1 << 20) + 1), key);
+        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = Some(15)), key);
+        assert_eq!(key_after(|c| c.pool.send_slots_per_worker = Some((1 << 20) + 1)), key);
     }
 
     #[test]
@@ -307,15 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn load_is_range_checked() {
+        assert_eq!(key_after(|c| c.load.expected_packets_per_second = 0), "load.expected_packets_per_second");
+        assert_eq!(key_after(|c| c.load.burst_ms = 1001), "load.burst_ms");
+        assert_eq!(key_after(|c| c.load.burst_ms = 1), "<valid>");
+    }
+
+    #[test]
     fn listed_workers_beyond_the_pool_bound_are_refused_without_the_host() {
-        // Default pools are 8 MiB per worker: 16 MiB holds two workers, not three.
+        // Pools of 8 MiB per worker: 16 MiB holds two workers, not three.
         let fits = key_after(|c| {
             c.limits.max_pool_bytes_total = 16 << 20;
+            c.pool.buffers_per_worker = Some(4096);
             c.placement.worker_cores = WorkerCores::List(vec![1, 2]);
         });
         assert_eq!(fits, "<valid>");
         let mut config = Config::default();
         config.limits.max_pool_bytes_total = 16 << 20;
+        config.pool.buffers_per_worker = Some(4096);
         config.placement.worker_cores = WorkerCores::List(vec![1, 2, 3]);
         let err = config.validate().unwrap_err();
         assert_eq!(err.key(), Some("placement.worker_cores"));

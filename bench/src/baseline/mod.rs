@@ -186,8 +186,10 @@ pub fn setup(config_path: &Path) -> Result<Setup, BaselineError> {
     let routes = RouteTable::from_config(&config);
     let addr = config.media.addresses[0];
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(BaselineError::io("socket"))?;
-    socket.set_recv_buffer_size(config.media.recv_buffer_bytes).map_err(BaselineError::io("SO_RCVBUF"))?;
-    socket.set_send_buffer_size(config.media.send_buffer_bytes).map_err(BaselineError::io("SO_SNDBUF"))?;
+    // One socket, one thread: sized like one ringfwd worker.
+    let sizes = config.sizes(1);
+    socket.set_recv_buffer_size(sizes.recv_buffer_bytes).map_err(BaselineError::io("SO_RCVBUF"))?;
+    socket.set_send_buffer_size(sizes.send_buffer_bytes).map_err(BaselineError::io("SO_SNDBUF"))?;
     socket.bind(&addr.into()).map_err(BaselineError::io(format!("bind {addr}")))?;
     let socket: UdpSocket = socket.into();
     let bound = socket.local_addr().map_err(BaselineError::io("local_addr"))?;

@@ -15,6 +15,16 @@ impl Api {
         &self,
         plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
     ) -> Result<Outcome, Status> {
+        self.apply_then(plan, |_, _| {}).await
+    }
+
+    /// [`Api::apply`], then `committed` with the registry and the outcome, still under the registry lock, when
+    /// the change was committed (a delete: also when a worker failed).
+    pub(crate) async fn apply_then(
+        &self,
+        plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
+        committed: impl FnOnce(&Registry, &Outcome),
+    ) -> Result<Outcome, Status> {
         let mut registry = self.registry.lock().await;
         let plan = plan(&registry).map_err(status::registry)?;
         let is_delete = matches!(plan.outcome, Outcome::Deleted(_));
@@ -34,6 +44,7 @@ impl Api {
         }
         let Plan { change, outcome, .. } = plan;
         registry.commit(change);
+        committed(&registry, &outcome);
         match first_error {
             Some(e) => Err(status::exec(e)),
             None => Ok(outcome),

@@ -6,10 +6,17 @@
 //! one by one, each acknowledged before the next, and only then committed. Creates and updates that fail
 //! midway are undone on the workers and leave the registry as it was; deletes send every command and commit
 //! (a removal a worker did not acknowledge in time is still queued to it). Never runs on a worker core.
+//!
+//! Metadata ([`metadata`], [`metadata_hub`], [`metadata_wire`]) lives beside the registry: an object's metadata
+//! changes only while the registry lock shows the object exists, is written right after the commit of a create
+//! that carried some, and is dropped (its watchers told) right after the commit of the delete that removed it.
 
 mod apply;
 mod auth;
 mod convert;
+mod metadata;
+mod metadata_hub;
+mod metadata_wire;
 mod service;
 mod status;
 
@@ -24,6 +31,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::Verifier;
 use crate::commands::CommandClient;
+use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 
 /// What the API reports about the node that never changes while it runs.
@@ -49,12 +57,22 @@ pub struct Api {
     client: Arc<CommandClient>,
     verifier: Verifier,
     node: NodeStatic,
+    /// Locked after the registry when both are needed, and never across an `.await`.
+    metadata: std::sync::Mutex<metadata_hub::MetadataHub>,
 }
 
 impl Api {
-    /// A service over `registry`, sending commands with `client` and checking tokens with `verifier`.
-    pub fn new(registry: Registry, client: Arc<CommandClient>, verifier: Verifier, node: NodeStatic) -> Api {
-        Api { registry: Mutex::new(registry), client, verifier, node }
+    /// A service over `registry`, sending commands with `client`, checking tokens with `verifier`, and keeping
+    /// metadata within `metadata`.
+    pub fn new(
+        registry: Registry,
+        client: Arc<CommandClient>,
+        verifier: Verifier,
+        node: NodeStatic,
+        metadata: MetadataLimits,
+    ) -> Api {
+        let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
+        Api { registry: Mutex::new(registry), client, verifier, node, metadata }
     }
 
     /// The registry's current usage (for reports).

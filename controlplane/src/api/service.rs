@@ -1,4 +1,5 @@
 //! The `ringfwd.v1.Ringfwd` service: one method per RPC, each authorize → translate → registry → translate.
+//! The metadata RPCs delegate to [`super::metadata`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::auth::Access;
 use super::convert;
 use super::Api;
+use crate::metadata::{Member, ObjectRef};
 use crate::registry::{Outcome, View};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -75,7 +77,9 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let now = now_unix_ms();
-        session_reply(view(self.apply(|reg| reg.plan_create_session(&r.session_id, now)).await?)?)
+        let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
+        let outcome = self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await?;
+        session_reply(view(outcome)?)
     }
 
     async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Reply<v1::Session> {
@@ -93,13 +97,17 @@ impl Ringfwd for Api {
     async fn delete_session(&self, request: Request<v1::DeleteSessionRequest>) -> Reply<v1::DeleteResponse> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
-        deleted(self.apply(|reg| reg.plan_delete_session(&r.session_id)).await?)
+        deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_session(&r.session_id)).await?)
     }
 
     async fn create_endpoint(&self, request: Request<v1::CreateEndpointRequest>) -> Reply<v1::Endpoint> {
         self.authorize(&request, Access::Write)?;
-        let spec = convert::endpoint_spec(request.into_inner())?;
-        self.endpoint_reply(view(self.apply(|reg| reg.plan_create_endpoint(spec)).await?)?)
+        let mut r = request.into_inner();
+        let metadata = std::mem::take(&mut r.metadata);
+        let spec = convert::endpoint_spec(r)?;
+        let object =
+            ObjectRef { session_id: spec.session_id.clone(), member: Member::Endpoint(spec.endpoint_id.clone()) };
+        self.endpoint_reply(view(self.apply_create(object, metadata, |reg| reg.plan_create_endpoint(spec)).await?)?)
     }
 
     async fn get_endpoint(&self, request: Request<v1::GetEndpointRequest>) -> Reply<v1::Endpoint> {
@@ -120,13 +128,16 @@ impl Ringfwd for Api {
     async fn delete_endpoint(&self, request: Request<v1::DeleteEndpointRequest>) -> Reply<v1::DeleteResponse> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
-        deleted(self.apply(|reg| reg.plan_delete_endpoint(&r.session_id, &r.endpoint_id)).await?)
+        deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_endpoint(&r.session_id, &r.endpoint_id)).await?)
     }
 
     async fn create_stream(&self, request: Request<v1::CreateStreamRequest>) -> Reply<v1::Stream> {
         self.authorize(&request, Access::Write)?;
-        let spec = convert::stream_spec(request.into_inner())?;
-        stream_reply(view(self.apply(|reg| reg.plan_create_stream(spec)).await?)?)
+        let mut r = request.into_inner();
+        let metadata = std::mem::take(&mut r.metadata);
+        let spec = convert::stream_spec(r)?;
+        let object = ObjectRef { session_id: spec.session_id.clone(), member: Member::Stream(spec.stream_id.clone()) };
+        stream_reply(view(self.apply_create(object, metadata, |reg| reg.plan_create_stream(spec)).await?)?)
     }
 
     async fn get_stream(&self, request: Request<v1::GetStreamRequest>) -> Reply<v1::Stream> {
@@ -145,7 +156,7 @@ impl Ringfwd for Api {
     async fn delete_stream(&self, request: Request<v1::DeleteStreamRequest>) -> Reply<v1::DeleteResponse> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
-        deleted(self.apply(|reg| reg.plan_delete_stream(&r.session_id, &r.stream_id)).await?)
+        deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_stream(&r.session_id, &r.stream_id)).await?)
     }
 
     async fn create_subscription(&self, request: Request<v1::CreateSubscriptionRequest>) -> Reply<v1::Subscription> {
@@ -227,6 +238,24 @@ impl Ringfwd for Api {
             media_addresses: self.node.media.iter().map(ToString::to_string).collect(),
             advertise_addresses: self.node.advertise.iter().map(ToString::to_string).collect(),
         }))
+    }
+
+    async fn set_metadata(&self, request: Request<v1::SetMetadataRequest>) -> Reply<v1::MetadataWriteResponse> {
+        self.set_metadata_rpc(request).await
+    }
+
+    async fn delete_metadata(&self, request: Request<v1::DeleteMetadataRequest>) -> Reply<v1::MetadataWriteResponse> {
+        self.delete_metadata_rpc(request).await
+    }
+
+    async fn get_metadata(&self, request: Request<v1::GetMetadataRequest>) -> Reply<v1::GetMetadataResponse> {
+        self.get_metadata_rpc(request).await
+    }
+
+    type WatchMetadataStream = super::metadata::WatchStream;
+
+    async fn watch_metadata(&self, request: Request<v1::WatchMetadataRequest>) -> Reply<Self::WatchMetadataStream> {
+        self.watch_metadata_rpc(request).await
     }
 
     async fn drain(&self, request: Request<v1::DrainRequest>) -> Reply<v1::DrainResponse> {

@@ -4,6 +4,7 @@ use tonic::Status;
 
 use crate::auth::AuthError;
 use crate::commands::ExecError;
+use crate::metadata::MetadataError;
 use crate::registry::RegistryError;
 
 /// A registry refusal: the status class it names, with its message.
@@ -38,4 +39,16 @@ pub fn auth(e: AuthError) -> Status {
 /// An invalid request field.
 pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("invalid {field}: {reason}"))
+}
+
+/// A refused metadata write: the key or the limit it names, with the current version where there is one.
+pub fn metadata(e: MetadataError) -> Status {
+    let message = e.to_string();
+    match e {
+        MetadataError::InvalidKey { .. } | MetadataError::ValueTooLong { .. } | MetadataError::InvalidWrite(_) => {
+            Status::invalid_argument(message)
+        }
+        MetadataError::ObjectFull { .. } => Status::resource_exhausted(message),
+        MetadataError::VersionMismatch { .. } | MetadataError::SetOnce { .. } => Status::failed_precondition(message),
+    }
 }

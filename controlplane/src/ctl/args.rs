@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::metadata::Version;
+
 /// Drive a running ringfwd over its gRPC control API.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -43,6 +45,9 @@ pub enum CtlCommand {
     /// Subscriptions: a stream forwarded to an endpoint.
     #[command(subcommand, alias = "sub")]
     Subscription(SubscriptionCmd),
+    /// Metadata: the controller's key/value pairs on a session, endpoint or stream.
+    #[command(subcommand, alias = "meta")]
+    Metadata(MetadataCmd),
     /// The node: version, workers, limits, usage, counters.
     Node,
     /// Refuse new sessions and keep forwarding the existing ones (`--cancel` to accept again).
@@ -60,6 +65,9 @@ pub enum SessionCmd {
     Create {
         /// Session id.
         session: String,
+        /// Initial metadata KEY=VALUE (repeat).
+        #[arg(long = "meta", value_parser = parse_pair)]
+        meta: Vec<(String, String)>,
     },
     /// Show a session.
     Get {
@@ -90,6 +98,9 @@ pub enum EndpointCmd {
         /// Latch to the first source that sends a stream's SSRC.
         #[arg(long)]
         latching: bool,
+        /// Initial metadata KEY=VALUE (repeat).
+        #[arg(long = "meta", value_parser = parse_pair)]
+        meta: Vec<(String, String)>,
     },
     /// Show an endpoint.
     Get {
@@ -145,6 +156,9 @@ pub enum StreamCmd {
         /// RTP clock rate in Hz (default 48000 for audio, 90000 for video).
         #[arg(long)]
         clock_rate: Option<u32>,
+        /// Initial metadata KEY=VALUE (repeat).
+        #[arg(long = "meta", value_parser = parse_pair)]
+        meta: Vec<(String, String)>,
     },
     /// Show a stream.
     Get {
@@ -237,6 +251,89 @@ pub enum SubscriptionCmd {
     },
 }
 
+/// The object whose metadata is meant: a session, or one of its endpoints or streams.
+#[derive(Debug, Args)]
+pub struct MetadataTarget {
+    /// Session id.
+    pub session: String,
+    /// An endpoint of the session instead of the session.
+    #[arg(long, conflicts_with = "stream")]
+    pub endpoint: Option<String>,
+    /// A stream of the session instead of the session.
+    #[arg(long)]
+    pub stream: Option<String>,
+}
+
+/// Metadata operations. Keys are dotted lowercase names (`sip.call_id`); versions are WALL_US.COUNTER.NODE_ID
+/// as printed (`0` = not set).
+#[derive(Debug, Subcommand)]
+pub enum MetadataCmd {
+    /// Set keys, all at once (one version).
+    Set {
+        /// Which object.
+        #[command(flatten)]
+        target: MetadataTarget,
+        /// KEY=VALUE pairs.
+        #[arg(required = true, value_parser = parse_pair)]
+        pairs: Vec<(String, String)>,
+        /// Make these keys immutable from now on.
+        #[arg(long)]
+        set_once: bool,
+        /// Compare-and-set: KEY=VERSION, write only if KEY is at VERSION (0: only if not set). Repeat.
+        #[arg(long = "expect", value_parser = parse_expect)]
+        expect: Vec<(String, Version)>,
+    },
+    /// Show keys (all when none are named).
+    Get {
+        /// Which object.
+        #[command(flatten)]
+        target: MetadataTarget,
+        /// Only these keys.
+        keys: Vec<String>,
+    },
+    /// Delete keys, all at once.
+    Delete {
+        /// Which object.
+        #[command(flatten)]
+        target: MetadataTarget,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Compare-and-set: KEY=VERSION, delete only if KEY is at VERSION. Repeat.
+        #[arg(long = "expect", value_parser = parse_expect)]
+        expect: Vec<(String, Version)>,
+    },
+    /// Print the whole map, then every change, one line each, until the object is deleted.
+    Watch {
+        /// Which object.
+        #[command(flatten)]
+        target: MetadataTarget,
+        /// Resume after this version (the last one printed) instead of starting with the whole map.
+        #[arg(long, value_parser = parse_version)]
+        resume_from: Option<Version>,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    if s == "0" {
+        return Ok(Version::ZERO);
+    }
+    s.parse().map_err(|e: crate::metadata::ParseVersionError| e.to_string())
+}
+
+fn parse_expect(s: &str) -> Result<(String, Version), String> {
+    let (key, version) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VERSION"))?;
+    Ok((key.to_owned(), parse_version(version)?))
+}
+
 fn parse_u32(s: &str) -> Result<u32, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16),
@@ -263,5 +360,16 @@ mod tests {
         assert_eq!(parse_mapping("96:100"), Ok((96, 100)));
         assert!(parse_mapping("96").unwrap_err().contains("FROM:TO"));
         assert!(parse_mapping("a:1").is_err());
+    }
+
+    #[test]
+    fn metadata_pairs_and_versions_parse_or_say_why_not() {
+        assert_eq!(parse_pair("app.a=x=y"), Ok(("app.a".into(), "x=y".into())));
+        assert_eq!(parse_pair("app.a="), Ok(("app.a".into(), String::new())));
+        assert!(parse_pair("app.a").unwrap_err().contains("KEY=VALUE"));
+        assert_eq!(parse_expect("app.a=0"), Ok(("app.a".into(), Version::ZERO)));
+        let v = Version { wall_us: 12, counter: 3, node_id: 1 };
+        assert_eq!(parse_expect("app.a=12.3.1"), Ok(("app.a".into(), v)));
+        assert!(parse_expect("app.a=12").unwrap_err().contains("WALL_US.COUNTER.NODE_ID"));
     }
 }

@@ -3,9 +3,11 @@
 //! Owns argument parsing for the `ctl` subcommands, the connection (address and bearer token: `--token`,
 //! `RINGFWD_TOKEN`, or the development token file a locally running daemon wrote), and the exit status: non-zero
 //! with the server's status code and message on error. Output is a human-readable table by default and the
-//! protobuf JSON mapping with `--json` (see [`output`]).
+//! protobuf JSON mapping with `--json` (see [`output`]); `metadata watch` prints one line per event (see
+//! [`metadata`]).
 
 mod args;
+mod metadata;
 mod output;
 mod run;
 

@@ -31,10 +31,43 @@ pub fn print<M: Printable>(message: &M, json: bool) -> Result<(), String> {
 
 /// The protobuf JSON mapping of `message`.
 pub fn to_json<M: Printable>(message: &M) -> Result<String, String> {
+    serde_json::to_string_pretty(&dynamic(message, M::TYPE)?).map_err(|e| e.to_string())
+}
+
+fn dynamic(message: &impl prost::Message, type_name: &str) -> Result<DynamicMessage, String> {
     let pool = DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
-    let descriptor = pool.get_message_by_name(M::TYPE).ok_or_else(|| format!("no descriptor for {}", M::TYPE))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|e| e.to_string())?;
-    serde_json::to_string_pretty(&dynamic).map_err(|e| e.to_string())
+    let descriptor = pool.get_message_by_name(type_name).ok_or_else(|| format!("no descriptor for {type_name}"))?;
+    DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|e| e.to_string())
+}
+
+fn version(v: Option<&v1::MetadataVersion>) -> String {
+    let v = v.copied().unwrap_or_default();
+    crate::metadata::Version { wall_us: v.wall_us, counter: v.counter, node_id: v.node_id }.to_string()
+}
+
+fn metadata_row(e: &v1::MetadataEntry) -> Vec<String> {
+    vec![e.key.clone(), e.value.clone(), version(e.version.as_ref()), e.set_once.to_string()]
+}
+
+/// One line for a watch event: compact protobuf JSON, or `snapshot|change|deleted VERSION key=value...` (a
+/// deleted key as `-key`).
+pub fn event_line(event: &v1::MetadataEvent, json: bool) -> Result<String, String> {
+    if json {
+        return serde_json::to_string(&dynamic(event, "ringfwd.v1.MetadataEvent")?).map_err(|e| e.to_string());
+    }
+    use v1::metadata_event::Kind;
+    let pairs = |entries: &[v1::MetadataEntry]| {
+        let pair =
+            |e: &v1::MetadataEntry| if e.deleted { format!(" -{}", e.key) } else { format!(" {}={}", e.key, e.value) };
+        entries.iter().map(pair).collect::<String>()
+    };
+    let (kind, rest) = match &event.kind {
+        Some(Kind::Snapshot(s)) => ("snapshot", pairs(&s.entries)),
+        Some(Kind::Change(c)) => ("change", pairs(&c.entries)),
+        Some(Kind::Deleted(_)) => ("deleted", String::new()),
+        None => ("unknown", String::new()),
+    };
+    Ok(format!("{kind} {}{rest}", version(event.version.as_ref())))
 }
 
 fn kind(k: i32) -> String {
@@ -136,6 +169,14 @@ printable!(v1::DrainResponse, "DrainResponse", ["DRAINING", "SESSIONS REMAINING"
     m.sessions_remaining.to_string()
 ]]);
 printable!(v1::NodeInfo, "NodeInfo", ["ITEM", "VALUE"], |m| node_rows(m));
+printable!(v1::GetMetadataResponse, "GetMetadataResponse", ["KEY", "VALUE", "VERSION", "SET ONCE"], |m| m
+    .entries
+    .iter()
+    .map(metadata_row)
+    .collect());
+printable!(v1::MetadataWriteResponse, "MetadataWriteResponse", ["VERSION"], |m| vec![vec![version(
+    m.version.as_ref()
+)]]);
 
 fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
     let mut rows = vec![
@@ -187,6 +228,25 @@ mod tests {
         assert_eq!(json["sessionId"], "c");
         assert_eq!(json["kind"], "MEDIA_KIND_VIDEO");
         assert_eq!(json["clockRateHz"], 90000);
+    }
+
+    #[test]
+    fn watch_events_print_one_line_each() {
+        let entry = |key: &str, value: &str, deleted| v1::MetadataEntry {
+            key: key.into(),
+            value: value.into(),
+            deleted,
+            ..Default::default()
+        };
+        let version = Some(v1::MetadataVersion { wall_us: 5, counter: 1, node_id: 2 });
+        let change = v1::MetadataChange { entries: vec![entry("app.a", "x", false), entry("app.b", "", true)] };
+        let event =
+            v1::MetadataEvent { version, kind: Some(v1::metadata_event::Kind::Change(change)), ..Default::default() };
+        assert_eq!(event_line(&event, false).unwrap(), "change 5.1.2 app.a=x -app.b");
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
+        assert_eq!(json["change"]["entries"][0]["key"], "app.a");
+        assert_eq!(json["version"]["wallUs"], "5", "64-bit integers are strings in the JSON mapping");
+        assert!(!event_line(&event, true).unwrap().contains('\n'));
     }
 
     #[test]

@@ -10,9 +10,11 @@ use tonic::transport::Channel;
 use tonic::Request;
 
 use super::args::{CtlArgs, CtlCommand, EndpointCmd, Kind, SessionCmd, StreamCmd, SubscriptionCmd};
+use super::metadata::initial;
 use super::output::print;
 
-type Client = RingfwdClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
+/// The generated client with the bearer interceptor.
+pub(super) type Client = RingfwdClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
 
 /// Adds the bearer token to every request.
 #[derive(Clone)]
@@ -59,7 +61,8 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
     })
 }
 
-fn status(s: tonic::Status) -> String {
+/// The server's status as the message to print.
+pub(super) fn status(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
@@ -69,6 +72,7 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
         CtlCommand::Endpoint(cmd) => endpoint(client, cmd, json).await,
         CtlCommand::Stream(cmd) => stream(client, cmd, json).await,
         CtlCommand::Subscription(cmd) => subscription(client, cmd, json).await,
+        CtlCommand::Metadata(cmd) => super::metadata::run(client, cmd, json).await,
         CtlCommand::Node => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
         }
@@ -80,8 +84,9 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
 
 async fn session(client: &mut Client, cmd: SessionCmd, json: bool) -> Result<(), String> {
     match cmd {
-        SessionCmd::Create { session } => {
-            let r = client.create_session(v1::CreateSessionRequest { session_id: session }).await;
+        SessionCmd::Create { session, meta } => {
+            let request = v1::CreateSessionRequest { session_id: session, metadata: initial(meta) };
+            let r = client.create_session(request).await;
             print(&r.map_err(status)?.into_inner(), json)
         }
         SessionCmd::Get { session } => print(
@@ -100,12 +105,13 @@ async fn session(client: &mut Client, cmd: SessionCmd, json: bool) -> Result<(),
 
 async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(), String> {
     match cmd {
-        EndpointCmd::Create { session, endpoint, address, latching } => {
+        EndpointCmd::Create { session, endpoint, address, latching, meta } => {
             let request = v1::CreateEndpointRequest {
                 session_id: session,
                 endpoint_id: endpoint,
                 media_address: address.map(|a| a.to_string()).unwrap_or_default(),
                 latching,
+                metadata: initial(meta),
             };
             print(&client.create_endpoint(request).await.map_err(status)?.into_inner(), json)
         }
@@ -126,7 +132,7 @@ async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(
 
 async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), String> {
     match cmd {
-        StreamCmd::Create { session, stream, endpoint, ssrc, kind, payload_types, clock_rate } => {
+        StreamCmd::Create { session, stream, endpoint, ssrc, kind, payload_types, clock_rate, meta } => {
             let (kind, default_rate) = match kind {
                 Kind::Audio => (v1::MediaKind::Audio, 48_000),
                 Kind::Video => (v1::MediaKind::Video, 90_000),
@@ -139,6 +145,7 @@ async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), S
                 kind: kind.into(),
                 payload_types,
                 clock_rate_hz: clock_rate.unwrap_or(default_rate),
+                metadata: initial(meta),
             };
             print(&client.create_stream(request).await.map_err(status)?.into_inner(), json)
         }

@@ -102,7 +102,13 @@ impl Registry {
             data_plane_id: id,
             subscriptions: 0,
         };
-        let add = Command::AddStream { id, ssrc: record.ssrc, source, clock_rate_hz: record.clock_rate_hz };
+        let add = Command::AddStream {
+            id,
+            ssrc: record.ssrc,
+            source,
+            clock_rate_hz: record.clock_rate_hz,
+            ingress: Default::default(),
+        };
         Ok(Plan {
             commands: vec![(worker, add)],
             undo: vec![(worker, Command::RemoveStream { id })],
@@ -217,5 +223,6 @@ fn add_subscription(record: &SubscriptionRecord, stream: StreamId) -> Command {
         socket: record.socket,
         rewrite,
         paused: record.paused,
+        egress: Default::default(),
     }
 }

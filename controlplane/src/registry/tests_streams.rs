@@ -13,7 +13,7 @@ fn a_stream_goes_to_its_ssrc_owner_with_its_source_policy() {
     let mut reg = room();
     let plan = reg.plan_create_stream(stream("room", "c-audio", "carol", 7)).unwrap();
     let worker = owner_of(7, 2);
-    let [(w, Command::AddStream { id, ssrc: 7, source, clock_rate_hz: 48_000 })] = plan.commands.as_slice() else {
+    let [(w, Command::AddStream { id, ssrc: 7, source, clock_rate_hz: 48_000, .. })] = plan.commands.as_slice() else {
         panic!("{:?}", plan.commands)
     };
     assert_eq!((*w, *source), (worker, SourcePolicy::Fixed(addr("[::1]:5004"))));

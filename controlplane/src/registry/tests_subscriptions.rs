@@ -23,7 +23,7 @@ fn a_subscription_forwards_on_its_streams_worker_from_the_socket_of_its_family()
         ..subscription("room", "to-carol", "a-audio", "carol")
     };
     let plan = reg.plan_create_subscription(spec).unwrap();
-    let [(0, Command::AddSubscription { id, stream, dest, socket: 1, rewrite, paused: false })] =
+    let [(0, Command::AddSubscription { id, stream, dest, socket: 1, rewrite, paused: false, .. })] =
         plan.commands.as_slice()
     else {
         panic!("{:?}", plan.commands)

@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::interceptor::spec::{EgressSpec, IngressSpec};
 use super::rewrite::Rewrite;
 
 /// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
@@ -61,6 +62,8 @@ pub enum Command {
         source: SourcePolicy,
         /// The RTP timestamp clock rate, `1..=MAX_CLOCK_RATE_HZ` (90 000 for video, 48 000 for Opus).
         clock_rate_hz: u32,
+        /// Its ingress interceptors (the default runs none).
+        ingress: IngressSpec,
     },
     /// Removes a stream and all its subscriptions.
     RemoveStream {
@@ -81,6 +84,8 @@ pub enum Command {
         rewrite: Rewrite,
         /// Starts paused: nothing is forwarded until a `SetPaused { paused: false }`.
         paused: bool,
+        /// Its egress interceptors and RTX (the default runs none).
+        egress: EgressSpec,
     },
     /// Stops forwarding to a subscription and forgets it.
     RemoveSubscription {

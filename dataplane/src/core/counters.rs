@@ -140,6 +140,11 @@ define_counters! {
         gso_segments: Counter = "Segments sent in GSO send operations.",
         send_errors: Counter = "Send operations that completed with an error.",
         kernel_rx_dropped: Counter = "Datagrams the kernel dropped on the media sockets (receive queue full; sk_drops).",
+        rx_feedback: Counter = "RTCP compounds received from subscribers (reports and feedback about a subscription).",
+        feedback_forwarded: Counter = "Subscriber feedback (NACK, PLI, FIR) forwarded to the publisher, translated.",
+        consumed_by_interceptor: Counter = "Packets an interceptor consumed (answered or absorbed), not forwarded.",
+        interceptor_emitted: Counter = "Packets interceptors emitted (reports, NACKs, retransmissions, keyframe requests).",
+        interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
     }
     drops {
         NotRtp = "not_rtp" => drop_not_rtp = "STUN, DTLS or unclassifiable datagrams.",
@@ -151,6 +156,7 @@ define_counters! {
         TxFull = "tx_full" => drop_tx_full = "Copies egress refused (no send slot or header slot).",
         HandoverFull = "handover_full" => drop_handover_full = "Handovers refused because the ring to the owner was full.",
         RateLimited = "rate_limited" => drop_rate_limited = "Packets over the per-source rate (admission.max_packets_per_second_per_source).",
+        PayloadTypeFiltered = "payload_type_filtered" => drop_payload_type_filtered = "Copies dropped by a subscription's payload-type filter.",
         RebasePending = "rebase_pending" => drop_rebase_pending = "RTCP copies withheld from a subscription switched to a stream until that stream's first RTP sets its timestamp offset.",
     }
 }

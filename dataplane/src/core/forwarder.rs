@@ -8,13 +8,21 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::command::{Command, CommandError, SubscriptionId};
+use super::command::{Command, CommandError, StreamId, SubscriptionId};
 use super::continuity::{rebase, LastSent};
 use super::counters::{Counters, DropReason};
+use super::interceptor::build::ChainFactory;
+use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
+use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
-use super::table::{ForwarderLimits, Latch, Table};
-use super::wire::{RtpTimestamp, SeqNo};
+use super::table::{ForwarderLimits, Latch, NewSubscription, Table};
+use super::wire::{RtpTimestamp, SeqNo, Ssrc};
+
+mod intercept;
+
+/// Packets the interceptors of one chain run may emit before the forwarder sends them.
+pub const OUTBOX_PACKETS: usize = 64;
 
 /// Where forwarded packets go. Implemented by the I/O driver (and by recorders in tests).
 pub trait Egress {
@@ -40,9 +48,13 @@ pub enum Outcome {
     },
     /// A known stream with no active subscription: nothing to send.
     Consumed,
-    /// Not forwarded, for this reason (already counted). `TxFull` or `RebasePending` here means every
-    /// copy was refused or withheld (each copy counted under its own reason; this is the last one).
+    /// Not forwarded, for this reason (already counted). `TxFull`, `RebasePending` or
+    /// `PayloadTypeFiltered` here means every copy was refused, withheld or filtered (each copy counted
+    /// under its own reason; this is the last one).
     Dropped(DropReason),
+    /// An interceptor consumed it (answered, absorbed, or it was a subscriber's RTCP, which ends here or
+    /// goes on to the publisher translated): counted as `consumed_by_interceptor` or `rx_feedback`.
+    Intercepted,
     /// The SSRC belongs to worker `owner`: the driver must hand the datagram to it (already counted as
     /// `handover_out`), and the owner passes it to [`Forwarder::on_handover`].
     Handover {
@@ -59,6 +71,12 @@ pub struct Forwarder {
     counters: Counters,
     /// Rewritten RTCP is built here; `max_packet_bytes` long.
     rtcp_scratch: Box<[u8]>,
+    /// What interceptors emit, sent after each chain run.
+    outbox: Outbox,
+    /// The worker's NTP epoch (set by the runtime; else taken, with NTP time 0, at the first command).
+    epoch: Option<NtpEpoch>,
+    /// The earliest timer any chain asked for (a conservative bound: it may be earlier than needed).
+    next_timer: Option<Instant>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -93,19 +111,57 @@ impl Forwarder {
             table,
             counters: Counters::default(),
             rtcp_scratch: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
+            outbox: Outbox::new(OUTBOX_PACKETS, limits.max_packet_bytes),
+            epoch: None,
+            next_timer: None,
         }
+    }
+
+    /// Sets the worker's NTP epoch (wall clock read together with a monotonic instant), which the
+    /// interceptors bound from now on write their NTP timestamps from.
+    pub fn set_ntp_epoch(&mut self, epoch: NtpEpoch) {
+        self.epoch = Some(epoch);
+    }
+
+    fn factory(&mut self, now: Instant) -> ChainFactory {
+        let epoch = *self.epoch.get_or_insert(NtpEpoch { at: now, ntp: 0 });
+        ChainFactory { max_packet_bytes: self.table.limits.max_packet_bytes, epoch }
     }
 
     /// Applies a command at time `now` (latch windows start then). On error nothing changed.
     /// Updates `commands_applied`/`commands_failed` and the `streams`/`subscriptions` gauges.
     pub fn apply(&mut self, now: Instant, cmd: Command) -> Result<(), CommandError> {
         let result = match cmd {
-            Command::AddStream { id, ssrc, source, clock_rate_hz } => {
-                self.table.add_stream(now, id, ssrc, source, clock_rate_hz)
+            Command::AddStream { id, ssrc, source, clock_rate_hz, ingress } => {
+                let factory = self.factory(now);
+                let info = StreamInfo {
+                    ssrc: Ssrc(ssrc),
+                    clock_rate_hz,
+                    local_ssrc: Ssrc(local_ssrc(id, ssrc)),
+                    epoch: factory.epoch,
+                };
+                self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info))
             }
             Command::RemoveStream { id } => self.table.remove_stream(id),
-            Command::AddSubscription { id, stream, dest, socket, rewrite, paused } => {
-                self.table.add_subscription(id, stream, dest, socket, rewrite, paused)
+            Command::AddSubscription { id, stream, dest, socket, rewrite, paused, egress } => {
+                let factory = self.factory(now);
+                let (source_ssrc, clock_rate_hz) = self
+                    .table
+                    .stream_index(stream)
+                    .map(|idx| (self.table.streams[idx as usize].ssrc, self.table.streams[idx as usize].clock_rate_hz))
+                    .unwrap_or_default();
+                let out_ssrc = Ssrc(rewrite.out_ssrc.unwrap_or(source_ssrc));
+                let new = NewSubscription { dest, socket, rewrite, paused, rtx: egress.rtx };
+                self.table.add_subscription(id, stream, new, |flow| {
+                    let info = SubscriptionInfo {
+                        flow,
+                        source_ssrc: Ssrc(source_ssrc),
+                        out_ssrc,
+                        clock_rate_hz,
+                        epoch: factory.epoch,
+                    };
+                    factory.egress(&egress, &info)
+                })
             }
             Command::RemoveSubscription { id } => self.table.remove_subscription(id),
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
@@ -131,8 +187,7 @@ impl Forwarder {
     ) -> Outcome {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += pkt.len() as u64;
-        let _ = socket; // Routing does not depend on the receiving socket (all of a worker's are equal).
-        self.process(now, src, pkt, egress, true)
+        self.process(now, socket, src, pkt, egress, true)
     }
 
     /// Processes a datagram another worker handed over (see [`Outcome::Handover`]). Counts it as
@@ -146,22 +201,26 @@ impl Forwarder {
         egress: &mut E,
     ) -> Outcome {
         self.counters.handover_in += 1;
-        let _ = socket;
-        self.process(now, src, pkt, egress, false)
+        self.process(now, socket, src, pkt, egress, false)
     }
 
     fn process<E: Egress>(
         &mut self,
         now: Instant,
+        socket: usize,
         src: SocketAddr,
         pkt: &[u8],
         egress: &mut E,
         may_hand_over: bool,
     ) -> Outcome {
-        let outcome = self.route(now, src, pkt, egress, may_hand_over);
+        let outcome = self.route(now, socket, src, pkt, egress, may_hand_over);
+        if !self.outbox.is_empty() {
+            self.drain_outbox(egress);
+        }
         match outcome {
-            // Refused or withheld copies were counted one by one during the fan-out.
-            Outcome::Dropped(DropReason::TxFull | DropReason::RebasePending) => {}
+            // Refused, withheld or filtered copies were counted one by one during the fan-out.
+            Outcome::Dropped(DropReason::TxFull | DropReason::RebasePending | DropReason::PayloadTypeFiltered) => {}
+            Outcome::Intercepted => {}
             Outcome::Dropped(reason) => self.counters.count_drop(reason),
             Outcome::Consumed => self.counters.consumed_no_subscriber += 1,
             Outcome::Handover { .. } => self.counters.handover_out += 1,
@@ -173,6 +232,7 @@ impl Forwarder {
     fn route<E: Egress>(
         &mut self,
         now: Instant,
+        socket: usize,
         src: SocketAddr,
         pkt: &[u8],
         egress: &mut E,
@@ -186,10 +246,10 @@ impl Forwarder {
             PacketKind::Rtcp => false,
             PacketKind::Stun | PacketKind::Dtls | PacketKind::Unknown => return Outcome::Dropped(DropReason::NotRtp),
         };
-        // For RTP, also its sequence number and timestamp (a switched subscription rebases on them).
-        let (ssrc, rtp_numbers) = if is_rtp {
+        // For RTP, also its attributes (a switched subscription rebases on its numbers).
+        let (ssrc, rtp) = if is_rtp {
             match RtpView::parse(pkt) {
-                Ok(view) => (view.ssrc().0, Some((view.seq(), view.timestamp()))),
+                Ok(view) => (view.ssrc().0, Some(intercept::rtp_attrs(&view, now))),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         } else {
@@ -206,8 +266,18 @@ impl Forwarder {
         let stream = match self.table.find_locked(src, ssrc) {
             Some(stream) => stream,
             None => {
+                if !is_rtp {
+                    if let Some(flow) = self.subscriber_flow(src, pkt) {
+                        return self.on_subscriber_rtcp(now, flow, pkt);
+                    }
+                }
                 let owner = owner_of(ssrc, self.workers);
                 if may_hand_over && owner != self.worker {
+                    return Outcome::Handover { owner };
+                }
+                if let Some(owner) =
+                    self.feedback_owner(pkt, is_rtp).filter(|&owner| may_hand_over && owner != self.worker)
+                {
                     return Outcome::Handover { owner };
                 }
                 match self.table.try_latch(now, src, ssrc, is_rtp) {
@@ -221,30 +291,48 @@ impl Forwarder {
                 }
             }
         };
-        if !self.table.streams[stream as usize].rate.take(now) {
+        let entry = &mut self.table.streams[stream as usize];
+        if !entry.rate.take(now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
-        match rtp_numbers {
-            Some((seq, ts)) => self.fan_out_rtp(now, stream, seq, ts, pkt, egress),
-            None => self.fan_out_rtcp(stream, ssrc, pkt, egress),
+        entry.socket = socket;
+        let verdict = match rtp {
+            Some(mut attrs) => {
+                attrs.ext_seq = entry.seq.unwrap(attrs.seq);
+                match self.ingress_rtp(now, stream, pkt, &attrs) {
+                    Verdict::Continue => return self.fan_out_rtp(now, stream, &attrs, pkt, egress),
+                    verdict => verdict,
+                }
+            }
+            None => match self.ingress_rtcp(now, stream, pkt) {
+                Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, pkt, egress),
+                verdict => verdict,
+            },
+        };
+        match verdict {
+            Verdict::Drop(reason) => Outcome::Dropped(reason),
+            _ => {
+                self.counters.consumed_by_interceptor += 1;
+                Outcome::Intercepted
+            }
         }
     }
 
-    /// Sends one rewritten copy of RTP packet `pkt` (numbered `seq`, `ts`) to each active subscription
-    /// of `stream`, first rebasing a subscription switched to it (see `Command::SwitchSubscription`).
+    /// Sends one rewritten copy of RTP packet `pkt` to each active subscription of `stream` whose egress
+    /// chain lets it pass, first rebasing a subscription switched to it (see `Command::SwitchSubscription`).
     fn fan_out_rtp<E: Egress>(
         &mut self,
         now: Instant,
         stream: u32,
-        seq: SeqNo,
-        ts: RtpTimestamp,
+        attrs: &RtpAttrs,
         pkt: &[u8],
         egress: &mut E,
     ) -> Outcome {
         let Table { streams, subscriptions, .. } = &mut self.table;
-        let stream = &streams[stream as usize];
+        let entry = &streams[stream as usize];
         let (mut active, mut copies) = (0u32, 0u32);
-        for &flow in &stream.subscriptions {
+        let mut last_refusal = None;
+        for &flow in &entry.subscriptions {
             let sub = &mut subscriptions[flow as usize];
             if sub.paused {
                 continue;
@@ -253,30 +341,54 @@ impl Forwarder {
             if sub.rebase_pending {
                 sub.rebase_pending = false;
                 if let Some(last) = sub.last_sent {
-                    rebase(&mut sub.rewrite, last, now, seq, ts, stream.clock_rate_hz);
+                    rebase(&mut sub.rewrite, last, now, attrs.seq, attrs.timestamp, entry.clock_rate_hz);
                 }
             }
             let header = sub.rewrite.rtp_header(pkt);
-            sub.last_sent = Some(LastSent {
-                seq: SeqNo(u16::from_be_bytes([header[2], header[3]])),
-                ts: RtpTimestamp(u32::from_be_bytes([header[4], header[5], header[6], header[7]])),
-                at: now,
-            });
+            let out_seq = SeqNo(u16::from_be_bytes([header[2], header[3]]));
+            let out_ts = RtpTimestamp(u32::from_be_bytes([header[4], header[5], header[6], header[7]]));
+            sub.last_sent = Some(LastSent { seq: out_seq, ts: out_ts, at: now });
+            if !sub.egress.is_empty() {
+                let out = RtpAttrs {
+                    ssrc: Ssrc(u32::from_be_bytes([header[8], header[9], header[10], header[11]])),
+                    seq: out_seq,
+                    ext_seq: sub.out_seq.unwrap(out_seq),
+                    timestamp: out_ts,
+                    payload_type: header[1] & 0x7f,
+                    ..*attrs
+                };
+                let scope = Scope::Subscription { stream, flow };
+                let verdict = sub.egress.on_rtp(now, scope, pkt, &out, &mut self.outbox);
+                intercept::note_wake(&mut self.next_timer, &sub.egress);
+                match verdict {
+                    Verdict::Continue => {}
+                    Verdict::Drop(reason) => {
+                        self.counters.count_drop(reason);
+                        last_refusal = Some(reason);
+                        continue;
+                    }
+                    Verdict::Consumed => {
+                        self.counters.consumed_by_interceptor += 1;
+                        continue;
+                    }
+                }
+            }
             if egress.forward_rtp(flow, sub.socket, sub.dest, &header) {
                 copies += 1;
             } else {
                 self.counters.count_drop(DropReason::TxFull);
+                last_refusal = Some(DropReason::TxFull);
             }
         }
-        self.finish_fan_out(active, copies, DropReason::TxFull, pkt.len())
+        self.finish_fan_out(active, copies, last_refusal, pkt.len())
     }
 
-    fn fan_out_rtcp<E: Egress>(&mut self, stream: u32, ssrc: u32, pkt: &[u8], egress: &mut E) -> Outcome {
-        let Table { streams, subscriptions, .. } = &self.table;
+    fn fan_out_rtcp<E: Egress>(&mut self, now: Instant, stream: u32, ssrc: u32, pkt: &[u8], egress: &mut E) -> Outcome {
+        let Table { streams, subscriptions, .. } = &mut self.table;
         let (mut active, mut copies) = (0u32, 0u32);
-        let mut last_refusal = DropReason::TxFull;
+        let mut last_refusal = None;
         for &flow in &streams[stream as usize].subscriptions {
-            let sub = &subscriptions[flow as usize];
+            let sub = &mut subscriptions[flow as usize];
             if sub.paused {
                 continue;
             }
@@ -291,27 +403,47 @@ impl Forwarder {
                     self.counters.count_drop(DropReason::Malformed);
                     continue;
                 };
-                if egress.send_copy(sub.socket, sub.dest, &self.rtcp_scratch[..len]) {
+                let rewritten = &self.rtcp_scratch[..len];
+                if !sub.egress.is_empty() {
+                    if let Ok(compound) = RtcpCompound::parse(rewritten) {
+                        let scope = Scope::Subscription { stream, flow };
+                        let verdict = sub.egress.on_rtcp(now, scope, &compound, RtcpFrom::Publisher, &mut self.outbox);
+                        intercept::note_wake(&mut self.next_timer, &sub.egress);
+                        if verdict != Verdict::Continue {
+                            self.counters.consumed_by_interceptor += 1;
+                            continue;
+                        }
+                    }
+                }
+                if egress.send_copy(sub.socket, sub.dest, rewritten) {
                     copies += 1;
                     continue;
                 }
                 DropReason::TxFull
             };
             self.counters.count_drop(refusal);
-            last_refusal = refusal;
+            last_refusal = Some(refusal);
         }
         self.finish_fan_out(active, copies, last_refusal, pkt.len())
     }
 
-    /// Counts the copies and picks the outcome. Refused or withheld copies were counted one by one
-    /// already; `last_refusal` is the reason of the last one, the outcome when no copy went out.
-    fn finish_fan_out(&mut self, active: u32, copies: u32, last_refusal: DropReason, len_bytes: usize) -> Outcome {
+    /// Counts the copies and picks the outcome. Refused, withheld or filtered copies were counted one
+    /// by one already; `last_refusal` is the reason of the last one, the outcome when no copy went out
+    /// (none: every copy was consumed by an egress interceptor).
+    fn finish_fan_out(
+        &mut self,
+        active: u32,
+        copies: u32,
+        last_refusal: Option<DropReason>,
+        len_bytes: usize,
+    ) -> Outcome {
         self.counters.forwarded_packets += u64::from(copies);
         self.counters.forwarded_bytes += u64::from(copies) * len_bytes as u64;
-        match (active, copies) {
-            (0, _) => Outcome::Consumed,
-            (_, 0) => Outcome::Dropped(last_refusal),
-            (_, copies) => Outcome::Forwarded { copies },
+        match (active, copies, last_refusal) {
+            (0, _, _) => Outcome::Consumed,
+            (_, 0, Some(reason)) => Outcome::Dropped(reason),
+            (_, 0, None) => Outcome::Intercepted,
+            (_, copies, _) => Outcome::Forwarded { copies },
         }
     }
 
@@ -351,6 +483,17 @@ impl Forwarder {
         let idx = self.table.subscription_index(id)?;
         let last = self.table.subscriptions[idx as usize].last_sent?;
         Some((last.seq, last.ts))
+    }
+}
+
+/// The SSRC ringfwd sends its own RTCP about stream `id` from: derived from the stream id, never the
+/// publisher's own SSRC.
+fn local_ssrc(id: StreamId, publisher_ssrc: u32) -> u32 {
+    let candidate = (id.0 as u32 ^ (id.0 >> 32) as u32).wrapping_mul(0x9e37_79b9) ^ 0x7266_7764;
+    if candidate == publisher_ssrc {
+        candidate ^ 1
+    } else {
+        candidate
     }
 }
 

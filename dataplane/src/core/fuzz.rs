@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::command::{Command, SourcePolicy, StreamId, SubscriptionId};
 use super::forwarder::{Egress, Forwarder, Outcome};
+use super::interceptor::spec::{from_config, EgressSpec, IngressSpec};
 use super::packet::{classify, PacketKind, RtcpCompound, RtcpType, RtpView, SdesChunks};
 use super::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
 use super::table::ForwarderLimits;
+use ringfwd_tuning::{InterceptorName, Interceptors};
 
 /// SSRCs in the fuzz table (all owned by worker 0 of 2; odd SSRCs are handed over).
 pub const FUZZ_SSRCS: [u32; 3] = [0x0000_0002, 0x0000_0004, 0x0000_0006];
@@ -50,6 +52,16 @@ impl Egress for CheckingEgress<'_> {
 /// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
 /// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
 /// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
+/// The ingress interceptors of every fuzz stream: every built-in, so they see the fuzz input too.
+fn fuzz_ingress() -> IngressSpec {
+    from_config::ingress(&InterceptorName::ALL, &Interceptors::default())
+}
+
+/// The egress interceptors of every fuzz subscription: every built-in, letting every payload type pass.
+fn fuzz_egress() -> EgressSpec {
+    from_config::egress(&InterceptorName::ALL, &Interceptors::default(), u128::MAX)
+}
+
 fn fixed_forwarder(created: Instant) -> Forwarder {
     let limits = ForwarderLimits {
         max_streams: 4,
@@ -72,21 +84,23 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
     let mut sub = 0;
     for (i, (ssrc, source)) in FUZZ_SSRCS.into_iter().zip(policies).enumerate() {
         let stream = StreamId(i as u64);
-        let commands = [Command::AddStream { id: stream, ssrc, source, clock_rate_hz: 90_000 }]
-            .into_iter()
-            .chain([Rewrite::default(), rewriting.clone()].into_iter().map(|rewrite| {
-                sub += 1;
-                let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
-                Command::AddSubscription {
-                    id: SubscriptionId(u64::from(sub)),
-                    stream,
-                    dest,
-                    socket: 0,
-                    rewrite,
-                    paused: false,
-                }
-            }))
-            .collect::<Vec<_>>();
+        let commands =
+            [Command::AddStream { id: stream, ssrc, source, clock_rate_hz: 90_000, ingress: fuzz_ingress() }]
+                .into_iter()
+                .chain([Rewrite::default(), rewriting.clone()].into_iter().map(|rewrite| {
+                    sub += 1;
+                    let dest = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000 + sub));
+                    Command::AddSubscription {
+                        id: SubscriptionId(u64::from(sub)),
+                        stream,
+                        dest,
+                        socket: 0,
+                        rewrite,
+                        paused: false,
+                        egress: fuzz_egress(),
+                    }
+                }))
+                .collect::<Vec<_>>();
         for command in commands {
             fwd.apply(created, command).expect("fixed fuzz table is valid");
         }
@@ -145,6 +159,13 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
                 assert_eq!(after.drops(reason), before.drops(reason) + 1);
             }
             Outcome::Consumed => unreachable!("every fuzz stream has an active subscription"),
+            Outcome::Intercepted => {
+                assert_eq!(egress.copies, 0);
+                let handled = (after.consumed_by_interceptor - before.consumed_by_interceptor)
+                    + (after.rx_feedback - before.rx_feedback);
+                // Once for the datagram (ingress or subscriber RTCP), or once per copy an egress chain consumed.
+                assert!((1..=2).contains(&handled), "counted as consumed or as subscriber RTCP: {handled}");
+            }
             Outcome::Handover { owner } => {
                 assert_eq!(owner, 1);
                 assert_eq!(after.handover_out, before.handover_out + 1);

@@ -14,8 +14,10 @@
 pub mod command;
 pub mod continuity;
 pub mod counters;
+pub mod feedback;
 pub mod forwarder;
 pub mod fuzz;
+pub mod interceptor;
 pub mod packet;
 pub mod rate;
 pub mod rewrite;

@@ -16,8 +16,11 @@ use slab::Slab;
 
 use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 use super::continuity::LastSent;
+use super::interceptor::spec::RtxParams;
+use super::interceptor::Chain;
 use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
+use super::wire::SeqUnwrapper;
 
 /// The bounds of one worker's tables and packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +57,12 @@ pub(crate) struct Stream {
     pub(crate) subscriptions: Vec<u32>,
     /// Its source's packet-rate limit.
     pub(crate) rate: TokenBucket,
+    /// Its ingress interceptors.
+    pub(crate) ingress: Chain,
+    /// Extends its sequence numbers (for the interceptors' attributes).
+    pub(crate) seq: SeqUnwrapper,
+    /// The worker socket its last packet arrived on (RTCP to the publisher leaves from it).
+    pub(crate) socket: usize,
 }
 
 /// One subscriber's copy of a stream.
@@ -69,6 +78,24 @@ pub(crate) struct Subscription {
     pub(crate) last_sent: Option<LastSent>,
     /// Switched to another stream after sending: the offsets are set on that stream's first RTP.
     pub(crate) rebase_pending: bool,
+    /// Its egress interceptors.
+    pub(crate) egress: Chain,
+    /// Extends its outgoing sequence numbers (for the interceptors' attributes).
+    pub(crate) out_seq: SeqUnwrapper,
+    /// RTX for its retransmissions, when negotiated, and the RTX stream's next sequence number.
+    pub(crate) rtx: Option<(RtxParams, u16)>,
+    /// The key of its entry in the feedback index (its destination and out SSRC).
+    pub(crate) feedback_key: (SocketAddr, u32),
+}
+
+/// What a new subscription is made of (besides its id, stream and chain).
+#[derive(Clone, Debug)]
+pub(crate) struct NewSubscription {
+    pub(crate) dest: SocketAddr,
+    pub(crate) socket: usize,
+    pub(crate) rewrite: Rewrite,
+    pub(crate) paused: bool,
+    pub(crate) rtx: Option<RtxParams>,
 }
 
 /// The result of looking up a packet's stream when `(source, ssrc)` is not locked.
@@ -96,6 +123,9 @@ pub(crate) struct Table {
     waiting: Map<u32, u32>,
     /// How many streams (locked or waiting) have each SSRC: tells WrongSource from UnknownSsrc.
     ssrc_streams: Map<u32, u32>,
+    /// Subscriptions by (destination, out SSRC): where a subscriber's RTCP belongs. When two share a
+    /// key, the first keeps it.
+    feedback: Map<(SocketAddr, u32), u32>,
 }
 
 /// The maps of the table: std's, with foldhash (fast, seeded).
@@ -134,6 +164,7 @@ impl Table {
             locked: reserved_map(streams, &hasher),
             waiting: reserved_map(streams, &hasher),
             ssrc_streams: reserved_map(streams, &hasher),
+            feedback: reserved_map(subscriptions, &hasher),
         }
     }
 
@@ -144,6 +175,7 @@ impl Table {
         ssrc: u32,
         policy: SourcePolicy,
         clock_rate_hz: u32,
+        ingress: impl FnOnce() -> Chain,
     ) -> Result<(), CommandError> {
         if self.stream_ids.contains_key(&id) {
             return Err(CommandError::StreamExists { id });
@@ -174,6 +206,9 @@ impl Table {
             clock_rate_hz,
             subscriptions: Vec::new(),
             rate: TokenBucket::new(self.limits.max_packets_per_second_per_source),
+            ingress: ingress(),
+            seq: SeqUnwrapper::new(),
+            socket: 0,
         }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
@@ -188,9 +223,10 @@ impl Table {
     pub(crate) fn remove_stream(&mut self, id: StreamId) -> Result<(), CommandError> {
         let idx = self.stream_ids.remove(&id).ok_or(CommandError::StreamNotFound { id })?;
         let stream = self.streams.remove(idx as usize);
-        for sub in &stream.subscriptions {
-            let sub = self.subscriptions.remove(*sub as usize);
+        for &flow in &stream.subscriptions {
+            let sub = self.subscriptions.remove(flow as usize);
             self.subscription_ids.remove(&sub.id);
+            self.forget_feedback_key(sub.feedback_key, flow);
         }
         match stream.source {
             SourceState::Locked(addr) => self.locked.remove(&(addr, stream.ssrc)),
@@ -205,15 +241,15 @@ impl Table {
         Ok(())
     }
 
+    /// Adds a subscription; `egress` builds its chain, given the subscription's flow key.
     pub(crate) fn add_subscription(
         &mut self,
         id: SubscriptionId,
         stream: StreamId,
-        dest: SocketAddr,
-        socket: usize,
-        rewrite: Rewrite,
-        paused: bool,
+        new: NewSubscription,
+        egress: impl FnOnce(u32) -> Chain,
     ) -> Result<(), CommandError> {
+        let NewSubscription { dest, socket, rewrite, paused, rtx } = new;
         if self.subscription_ids.contains_key(&id) {
             return Err(CommandError::SubscriptionExists { id });
         }
@@ -226,6 +262,8 @@ impl Table {
             return Err(CommandError::LimitReached { limit: "max_subscriptions", value });
         }
         self.check_stream_room(stream_idx)?;
+        let flow = self.subscriptions.vacant_key() as u32;
+        let feedback_key = (dest, rewrite.out_ssrc.unwrap_or(self.streams[stream_idx as usize].ssrc));
         let sub = Subscription {
             id,
             stream: stream_idx,
@@ -235,17 +273,35 @@ impl Table {
             paused,
             last_sent: None,
             rebase_pending: false,
+            egress: egress(flow),
+            out_seq: SeqUnwrapper::new(),
+            rtx: rtx.map(|params| (params, 0)),
+            feedback_key,
         };
         let idx = self.subscriptions.insert(sub) as u32;
         self.streams[stream_idx as usize].subscriptions.push(idx);
         self.subscription_ids.insert(id, idx);
+        self.feedback.entry(feedback_key).or_insert(idx);
         Ok(())
+    }
+
+    /// Removes `key` from the feedback index if it points at `flow`.
+    fn forget_feedback_key(&mut self, key: (SocketAddr, u32), flow: u32) {
+        if self.feedback.get(&key) == Some(&flow) {
+            self.feedback.remove(&key);
+        }
+    }
+
+    /// The subscription whose subscriber at `src` receives `out_ssrc` (see [`Subscription::feedback_key`]).
+    pub(crate) fn find_feedback(&self, src: SocketAddr, out_ssrc: u32) -> Option<u32> {
+        self.feedback.get(&(src, out_ssrc)).copied()
     }
 
     pub(crate) fn remove_subscription(&mut self, id: SubscriptionId) -> Result<(), CommandError> {
         let idx = self.subscription_ids.remove(&id).ok_or(CommandError::SubscriptionNotFound { id })?;
         let sub = self.subscriptions.remove(idx as usize);
         self.unlink(sub.stream, idx);
+        self.forget_feedback_key(sub.feedback_key, idx);
         Ok(())
     }
 
@@ -295,6 +351,11 @@ impl Table {
         if let Some(pos) = list.iter().position(|&s| s == idx) {
             list.remove(pos);
         }
+    }
+
+    /// The stream's slab index.
+    pub(crate) fn stream_index(&self, id: StreamId) -> Option<u32> {
+        self.stream_ids.get(&id).copied()
     }
 
     /// The subscription's slab index.
@@ -349,14 +410,19 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn add_sub(table: &mut Table, id: SubscriptionId, stream: StreamId, dest: SocketAddr) -> Result<(), CommandError> {
+        let new = NewSubscription { dest, socket: 0, rewrite: Rewrite::default(), paused: false, rtx: None };
+        table.add_subscription(id, stream, new, |_| Chain::default())
+    }
+
     #[test]
     fn removal_forgets_every_key() {
         let now = Instant::now();
         let mut table = Table::with_hash_seed(limits(), 1);
         let latch = SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None };
-        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
-        table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
-        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default(), false).unwrap();
+        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000, Chain::default).unwrap();
+        table.add_stream(now, StreamId(2), 42, latch, 48_000, Chain::default).unwrap();
+        add_sub(&mut table, SubscriptionId(1), StreamId(1), addr(9)).unwrap();
         assert_eq!(table.try_latch(now, addr(1), 42, false), Latch::WrongSource);
         table.remove_stream(StreamId(1)).unwrap();
         table.remove_stream(StreamId(2)).unwrap();
@@ -364,9 +430,9 @@ mod tests {
         assert_eq!(table.find_locked(addr(1), 42), None);
         assert_eq!(table.subscription_index(SubscriptionId(1)), None);
         // The same keys can be used again.
-        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000).unwrap();
-        table.add_stream(now, StreamId(2), 42, latch, 48_000).unwrap();
-        table.add_subscription(SubscriptionId(1), StreamId(1), addr(9), 0, Rewrite::default(), false).unwrap();
+        table.add_stream(now, StreamId(1), 42, SourcePolicy::Fixed(addr(1)), 90_000, Chain::default).unwrap();
+        table.add_stream(now, StreamId(2), 42, latch, 48_000, Chain::default).unwrap();
+        add_sub(&mut table, SubscriptionId(1), StreamId(1), addr(9)).unwrap();
         let latching = table.stream_ids[&StreamId(2)];
         assert_eq!(table.try_latch(now, addr(2), 42, true), Latch::Locked(latching));
         assert_eq!(table.find_locked(addr(2), 42), Some(latching));
@@ -379,7 +445,9 @@ mod tests {
         let mut table = Table::with_hash_seed(limits(), 1);
         let window = Duration::from_millis(500);
         let fallback = Some(addr(7));
-        table.add_stream(now, StreamId(1), 5, SourcePolicy::Latch { window, fallback }, 90_000).unwrap();
+        table
+            .add_stream(now, StreamId(1), 5, SourcePolicy::Latch { window, fallback }, 90_000, Chain::default)
+            .unwrap();
         let just_before = now + window - Duration::from_nanos(1);
         // RTCP inside the window does not latch, even from the fallback.
         assert_eq!(table.try_latch(just_before, addr(7), 5, false), Latch::WrongSource);
@@ -414,6 +482,7 @@ mod tests {
                 t.stream_ids.capacity(),
                 t.subscription_ids.capacity(),
                 t.ssrc_streams.capacity(),
+                t.feedback.capacity(),
             ]
         };
         let slabs = (table.streams.capacity(), table.subscriptions.capacity());
@@ -430,17 +499,18 @@ mod tests {
                 } else {
                     SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None }
                 };
-                table.add_stream(now, StreamId(id), ssrc, source, 8_000).unwrap();
+                table.add_stream(now, StreamId(id), ssrc, source, 8_000, Chain::default).unwrap();
                 for s in 0..2 {
                     let sub = SubscriptionId(id * 2 + s);
-                    table.add_subscription(sub, StreamId(id), addr(2000), 0, Rewrite::default(), false).unwrap();
+                    add_sub(&mut table, sub, StreamId(id), addr(2000)).unwrap();
                 }
                 if id % 4 == 1 {
                     assert!(matches!(table.try_latch(now, addr(3000), ssrc, true), Latch::Locked(_)));
                 }
                 live.push(id);
             }
-            let full = table.add_stream(now, StreamId(u64::MAX), 1, SourcePolicy::Fixed(addr(1)), 90_000);
+            let full =
+                table.add_stream(now, StreamId(u64::MAX), 1, SourcePolicy::Fixed(addr(1)), 90_000, Chain::default);
             assert!(matches!(full, Err(CommandError::LimitReached { limit: "max_streams", .. })));
             let (gone, kept): (Vec<u64>, Vec<u64>) =
                 live.iter().partition(|&&id| (id.wrapping_mul(31) + round) % 3 == 0);

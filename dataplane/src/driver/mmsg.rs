@@ -123,6 +123,12 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| data, forwarder.counters_mut())?;
             ctx.incoming().recycle(packet);
         }
+        if forwarder.next_timer().is_some_and(|at| at <= now) {
+            worked = true;
+            let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: 0 };
+            forwarder.on_timers(now, &mut egress);
+            flush(&ctx, &mut send, &mut outs, &mut arena, &|_| &[], forwarder.counters_mut())?;
+        }
         worked |= ctx.apply_commands(&mut forwarder, now);
         if pacer.after_iteration(worked, now) {
             ctx.publish(forwarder.counters_mut(), 0);
@@ -137,7 +143,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             if pacer.before_block(now) {
                 ctx.publish(forwarder.counters_mut(), 0);
             }
-            wait(&ctx)?;
+            wait(&ctx, forwarder.next_timer().map(|at| at.saturating_duration_since(now)))?;
         }
     }
 }
@@ -181,8 +187,8 @@ fn flush<'d>(
 }
 
 /// Blocks until a socket is readable or the worker is woken (command, handover, stop), bounded by
-/// [`POLL_TIMEOUT`].
-fn wait(ctx: &WorkerContext) -> io::Result<()> {
+/// [`POLL_TIMEOUT`] and by `until_timer`, the time left until an interceptor's timer.
+fn wait(ctx: &WorkerContext, until_timer: Option<Duration>) -> io::Result<()> {
     let wake = ctx.mailbox().wake();
     let mut fds: [PollFd<'_>; 8] = std::array::from_fn(|_| PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN));
     let mut n = 1;
@@ -190,7 +196,8 @@ fn wait(ctx: &WorkerContext) -> io::Result<()> {
         fds[n] = PollFd::from_borrowed_fd(socket.as_fd(), PollFlags::IN);
         n += 1;
     }
-    let timeout = Timespec { tv_sec: 0, tv_nsec: POLL_TIMEOUT.as_nanos() as _ };
+    let bound = until_timer.map_or(POLL_TIMEOUT, |left| left.min(POLL_TIMEOUT));
+    let timeout = Timespec { tv_sec: 0, tv_nsec: bound.as_nanos() as _ };
     match poll(&mut fds[..n], Some(&timeout)) {
         Ok(_) => {}
         Err(e) if e == rustix::io::Errno::INTR => {}

@@ -86,10 +86,9 @@ impl Dataplane {
         let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&available);
         let cores = config.resolve_placement(&topology)?;
         let workers = cores.len();
-        let opts = SocketOptions {
-            recv_buffer_bytes: config.media.recv_buffer_bytes,
-            send_buffer_bytes: config.media.send_buffer_bytes,
-        };
+        let sizes = config.sizes(workers);
+        let opts =
+            SocketOptions { recv_buffer_bytes: sizes.recv_buffer_bytes, send_buffer_bytes: sizes.send_buffer_bytes };
         let sockets = socket::open(&config.media.addresses, workers, opts)?;
         let io = |what| move |source| StartError::Io { what, source };
         let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
@@ -103,7 +102,7 @@ impl Dataplane {
             .map(|_| HandoverRing::new(config.limits.handover_ring_capacity as usize, config.media.max_packet_bytes))
             .collect::<Vec<_>>()
             .into();
-        let settings = settings(config);
+        let settings = settings(config, workers);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
@@ -201,7 +200,9 @@ impl Drop for Dataplane {
     }
 }
 
-fn settings(config: &Config) -> WorkerSettings {
+/// What each of `workers` workers runs with.
+fn settings(config: &Config, workers: usize) -> WorkerSettings {
+    let sizes = config.sizes(workers);
     WorkerSettings {
         limits: ForwarderLimits {
             max_streams: config.limits.max_streams_per_worker,
@@ -210,9 +211,9 @@ fn settings(config: &Config) -> WorkerSettings {
             max_packet_bytes: config.media.max_packet_bytes,
             max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
         },
-        pool_buffers: config.pool.buffers_per_worker as u16,
+        pool_buffers: sizes.buffers_per_worker as u16,
         buffer_bytes: config.pool.buffer_bytes as usize,
-        send_slots: config.pool.send_slots_per_worker as usize,
+        send_slots: sizes.send_slots_per_worker as usize,
         gso_max_segments: usize::from(config.pool.gso_max_segments),
         recv_batch: config.pool.recv_batch as usize,
         idle: config.idle.strategy,

@@ -6,10 +6,11 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::handover::HandoverRing;
 use super::mailbox::{Ack, Mailbox};
+use crate::core::interceptor::spec::NtpEpoch;
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 use ringfwd_tuning::IdleStrategy;
 
@@ -101,9 +102,11 @@ impl WorkerContext {
         &self.mailboxes[self.index]
     }
 
-    /// A new forwarder for this worker.
+    /// A new forwarder for this worker, its NTP epoch read from the wall clock now.
     pub fn forwarder(&self) -> Forwarder {
-        Forwarder::new(self.index, self.workers, self.settings.limits)
+        let mut forwarder = Forwarder::new(self.index, self.workers, self.settings.limits);
+        forwarder.set_ntp_epoch(ntp_epoch_now());
+        forwarder
     }
 
     /// Applies every queued command and acknowledges each; returns whether any was applied.
@@ -151,6 +154,17 @@ impl WorkerContext {
     }
 }
 
+/// Seconds from the NTP era (1900-01-01) to the Unix epoch (1970-01-01).
+const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
+
+/// The monotonic clock and the wall clock read together, the wall clock as a 64-bit NTP timestamp.
+pub fn ntp_epoch_now() -> NtpEpoch {
+    let at = Instant::now();
+    let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let fraction = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    NtpEpoch { at, ntp: ((since_unix.as_secs() + NTP_UNIX_OFFSET_S) << 32) | fraction }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +182,12 @@ mod tests {
         assert!(!p.after_iteration(true, soon), "a change within the interval waits");
         assert!(p.before_block(soon), "but goes out before the worker sleeps");
         assert!(!p.after_iteration(false, t1 + PUBLISH_INTERVAL * 5), "and only once");
+    }
+
+    #[test]
+    fn ntp_epoch_is_this_century() {
+        let seconds = ntp_epoch_now().ntp >> 32;
+        // 2020-01-01 and 2100-01-01 in NTP seconds.
+        assert!((3_786_825_600..6_311_433_600).contains(&seconds), "{seconds}");
     }
 }

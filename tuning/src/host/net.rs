@@ -15,9 +15,10 @@ const RECOMMENDED_NETDEV_MAX_BACKLOG_PACKETS: u64 = 30_000;
 
 /// The network items, in report order.
 pub(super) fn check(facts: &HostFacts, config: &Config, worker_cores: &[usize]) -> Vec<CheckItem> {
+    let sizes = config.sizes(worker_cores.len());
     vec![
-        buffer_limit("rmem_max", facts.rmem_max_bytes, config.media.recv_buffer_bytes, "media.recv_buffer_bytes"),
-        buffer_limit("wmem_max", facts.wmem_max_bytes, config.media.send_buffer_bytes, "media.send_buffer_bytes"),
+        buffer_limit("rmem_max", facts.rmem_max_bytes, sizes.recv_buffer_bytes, "media.recv_buffer_bytes"),
+        buffer_limit("wmem_max", facts.wmem_max_bytes, sizes.send_buffer_bytes, "media.send_buffer_bytes"),
         backlog(facts),
         busy_poll(facts),
         nic_irqs(facts, worker_cores),
@@ -166,8 +167,8 @@ mod tests {
     #[test]
     fn socket_buffer_limits_against_the_config() {
         let mut config = Config::default();
-        config.media.recv_buffer_bytes = 8 << 20;
-        config.media.send_buffer_bytes = 1 << 20;
+        config.media.recv_buffer_bytes = Some(8 << 20);
+        config.media.send_buffer_bytes = Some(1 << 20);
         let facts = HostFacts { rmem_max_bytes: Some(4 << 20), wmem_max_bytes: Some(1 << 20), ..HostFacts::default() };
         let rmem = item(&facts, &config, &[1], "rmem_max");
         assert_eq!(rmem.status, Status::Warn);

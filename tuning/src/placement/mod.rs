@@ -17,7 +17,7 @@ pub use topology::{read_topology, Topology};
 pub use worker_cores::WorkerCores;
 
 use crate::error::ConfigError;
-use crate::schema::{Config, Limits, Pool};
+use crate::schema::{Config, Limits};
 
 /// Core pinning of the workers and the control plane.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -72,9 +72,9 @@ impl Placement {
     /// not a node of the host (listing the nodes), a listed worker or control core is not online,
     /// a listed worker core is on another node than `numa_node` (naming the core's node),
     /// `"auto"` leaves no core for workers, or the pools do not fit.
-    pub fn resolve(&self, topology: &Topology, pool: &Pool, limits: &Limits) -> Result<Vec<usize>, ConfigError> {
+    pub fn resolve(&self, topology: &Topology, config: &Config) -> Result<Vec<usize>, ConfigError> {
         let cores = self.resolve_cores(topology)?;
-        check_pool_fits(&cores, pool, limits)?;
+        check_pool_fits(&cores, config, &config.limits)?;
         Ok(cores)
     }
 
@@ -175,16 +175,18 @@ impl Config {
     /// [`Placement::resolve`]. `topology` comes from [`read_topology`], restricted with
     /// [`Topology::restricted_to`] to the process's usable cores where that matters.
     pub fn resolve_placement(&self, topology: &Topology) -> Result<Vec<usize>, ConfigError> {
-        self.placement.resolve(topology, &self.pool, &self.limits)
+        self.placement.resolve(topology, self)
     }
 }
 
 /// Checks that the packet memory of `worker_cores.len()` workers,
 /// `workers × pool.buffers_per_worker × pool.buffer_bytes`, fits `limits.max_pool_bytes_total`;
 /// the error names `placement.worker_cores` with the worker count, the bytes needed and the limit.
-pub fn check_pool_fits(worker_cores: &[usize], pool: &Pool, limits: &Limits) -> Result<(), ConfigError> {
+pub fn check_pool_fits(worker_cores: &[usize], config: &Config, limits: &Limits) -> Result<(), ConfigError> {
+    let pool = &config.pool;
+    let buffers_per_worker = config.sizes(worker_cores.len()).buffers_per_worker;
     let workers = worker_cores.len() as u128;
-    let needed_bytes = workers * u128::from(pool.buffers_per_worker) * u128::from(pool.buffer_bytes);
+    let needed_bytes = workers * u128::from(buffers_per_worker) * u128::from(pool.buffer_bytes);
     if needed_bytes <= u128::from(limits.max_pool_bytes_total) {
         return Ok(());
     }
@@ -195,7 +197,7 @@ pub fn check_pool_fits(worker_cores: &[usize], pool: &Pool, limits: &Limits) -> 
             "{workers} workers × pool.buffers_per_worker {} × pool.buffer_bytes {} = {needed_bytes} bytes of \
              packet memory, more than limits.max_pool_bytes_total = {}: use fewer workers or smaller pools, \
              or raise the limit",
-            pool.buffers_per_worker, pool.buffer_bytes, limits.max_pool_bytes_total
+            buffers_per_worker, pool.buffer_bytes, limits.max_pool_bytes_total
         ),
     ))
 }

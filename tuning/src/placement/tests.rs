@@ -2,6 +2,7 @@
 //! pool bound and the TOML forms.
 
 use super::*;
+use crate::schema::Pool;
 use std::fmt;
 
 fn list(cores: &[usize]) -> Placement {
@@ -102,7 +103,7 @@ fn on_node(node: u32, worker_cores: WorkerCores, control_cores: &[usize]) -> Pla
 }
 
 fn resolve(p: &Placement, topology: &Topology) -> Result<Vec<usize>, ConfigError> {
-    p.resolve(topology, &Pool::default(), &Limits::default())
+    p.resolve(topology, &Config::default())
 }
 
 #[test]
@@ -168,11 +169,14 @@ fn resolve_worker_cores_refuses_numa_node_it_cannot_check() {
 
 #[test]
 fn pools_beyond_the_total_bound_name_workers_and_bytes() {
-    let pool = Pool { buffers_per_worker: 4096, buffer_bytes: 2048, ..Pool::default() };
     // 8 MiB per worker: three workers fit 24 MiB exactly, four do not.
-    let limits = Limits { max_pool_bytes_total: 24 << 20, ..Limits::default() };
-    assert_eq!(Placement::default().resolve(&Topology::single_node(&[0, 1, 2, 3]), &pool, &limits).unwrap(), [1, 2, 3]);
-    let err = Placement::default().resolve(&Topology::single_node(&[0, 1, 2, 3, 4]), &pool, &limits).unwrap_err();
+    let config = Config {
+        pool: Pool { buffers_per_worker: Some(4096), buffer_bytes: 2048, ..Pool::default() },
+        limits: Limits { max_pool_bytes_total: 24 << 20, ..Limits::default() },
+        ..Config::default()
+    };
+    assert_eq!(Placement::default().resolve(&Topology::single_node(&[0, 1, 2, 3]), &config).unwrap(), [1, 2, 3]);
+    let err = Placement::default().resolve(&Topology::single_node(&[0, 1, 2, 3, 4]), &config).unwrap_err();
     assert_eq!(err.key(), Some("placement.worker_cores"));
     let text = err.to_string();
     assert!(text.contains("4 workers"), "{text}");

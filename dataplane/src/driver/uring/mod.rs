@@ -140,14 +140,24 @@ impl UringWorker {
             // can carry several completions, so the waiter slept through arrivals. The no-allocation test caught
             // it as packets left unread in the socket.)
             let want = usize::from(block);
-            match self.ring.submit_and_wait(want) {
+            let submitted = match self.forwarder.next_timer() {
+                // Blocking with an interceptor timer pending: wake for it at the latest.
+                Some(at) if block => {
+                    let timeout = types::Timespec::from(at.saturating_duration_since(now));
+                    let args = types::SubmitArgs::new().timespec(&timeout);
+                    self.ring.submitter().submit_with_args(want, &args)
+                }
+                _ => self.ring.submit_and_wait(want),
+            };
+            match submitted {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ETIME)) => {}
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
             let mut worked = self.reap_and_process(now)?;
             worked |= self.process_handovers(now);
+            worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;
             worked |= self.ctx.apply_commands(&mut self.forwarder, now);
             if worked {
@@ -293,6 +303,19 @@ impl UringWorker {
             self.ctx.hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
         }
         self.pool.done(bid);
+    }
+
+    /// Runs the interceptors' timers that are due; their packets leave as copies in spare buffers.
+    fn run_timers(&mut self, now: Instant) -> bool {
+        if self.forwarder.next_timer().is_none_or(|at| at > now) {
+            return false;
+        }
+        let buffers = &self.buffers;
+        // No packet is being processed: an empty `current` makes any RTP forward refuse (timers only copy).
+        let current = Current { bid: 0, offset: 0, len: 0 };
+        let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
+        self.forwarder.on_timers(now, &mut egress);
+        true
     }
 
     /// Forwards packets other workers handed over (copied into spare buffers, so sends can reference them).

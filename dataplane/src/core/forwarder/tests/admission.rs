@@ -89,6 +89,7 @@ fn non_owned_ssrc_is_handed_over() {
                 ssrc: FOREIGN_SSRC,
                 source: SourcePolicy::Fixed(publisher()),
                 clock_rate_hz: 90_000,
+                ingress: Default::default(),
             },
         )
         .unwrap();
@@ -99,6 +100,7 @@ fn non_owned_ssrc_is_handed_over() {
         socket: 0,
         rewrite: Rewrite::default(),
         paused: false,
+        egress: Default::default(),
     };
     owner.apply(h.start, sub).unwrap();
     egress.current = pkt.clone();

@@ -15,6 +15,7 @@ fn every_limit_is_named_when_reached() {
             ssrc: 0x900,
             source: SourcePolicy::Fixed(publisher()),
             clock_rate_hz: 90_000,
+            ingress: Default::default(),
         },
     );
     assert_eq!(err, Err(CommandError::LimitReached { limit: "max_streams", value: 4 }));
@@ -52,11 +53,29 @@ fn commands_are_validated() {
     let latch = SourcePolicy::Latch { window: Duration::from_secs(1), fallback: None };
     let apply = |h: &mut Harness, cmd| h.fwd.apply(h.start, cmd);
     assert_eq!(
-        apply(&mut h, Command::AddStream { id: StreamId(1), ssrc: 2, source: fixed, clock_rate_hz: 90_000 }),
+        apply(
+            &mut h,
+            Command::AddStream {
+                id: StreamId(1),
+                ssrc: 2,
+                source: fixed,
+                clock_rate_hz: 90_000,
+                ingress: Default::default()
+            }
+        ),
         Err(CommandError::StreamExists { id: StreamId(1) })
     );
     assert_eq!(
-        apply(&mut h, Command::AddStream { id: StreamId(2), ssrc: SSRC, source: fixed, clock_rate_hz: 90_000 }),
+        apply(
+            &mut h,
+            Command::AddStream {
+                id: StreamId(2),
+                ssrc: SSRC,
+                source: fixed,
+                clock_rate_hz: 90_000,
+                ingress: Default::default()
+            }
+        ),
         Err(CommandError::SsrcInUse { ssrc: SSRC, source_addr: Some(publisher()) })
     );
     // Same SSRC from another address, or waiting to latch, is a different stream.
@@ -67,12 +86,32 @@ fn commands_are_validated() {
             ssrc: SSRC,
             source: SourcePolicy::Fixed(addr("127.0.0.1:5009")),
             clock_rate_hz: 90_000,
+            ingress: Default::default(),
         },
     )
     .unwrap();
-    apply(&mut h, Command::AddStream { id: StreamId(3), ssrc: SSRC, source: latch, clock_rate_hz: 90_000 }).unwrap();
+    apply(
+        &mut h,
+        Command::AddStream {
+            id: StreamId(3),
+            ssrc: SSRC,
+            source: latch,
+            clock_rate_hz: 90_000,
+            ingress: Default::default(),
+        },
+    )
+    .unwrap();
     assert_eq!(
-        apply(&mut h, Command::AddStream { id: StreamId(4), ssrc: SSRC, source: latch, clock_rate_hz: 90_000 }),
+        apply(
+            &mut h,
+            Command::AddStream {
+                id: StreamId(4),
+                ssrc: SSRC,
+                source: latch,
+                clock_rate_hz: 90_000,
+                ingress: Default::default()
+            }
+        ),
         Err(CommandError::SsrcInUse { ssrc: SSRC, source_addr: None })
     );
     assert_eq!(
@@ -110,6 +149,7 @@ fn clock_rate_is_validated() {
             ssrc: 0x100 + 2 * id as u32,
             source: SourcePolicy::Fixed(publisher()),
             clock_rate_hz,
+            ingress: Default::default(),
         };
         h.fwd.apply(h.start, cmd)
     };

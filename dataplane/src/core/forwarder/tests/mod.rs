@@ -100,7 +100,12 @@ impl Harness {
 
     fn stream_at_rate(&mut self, id: u64, ssrc: u32, source: SourcePolicy, clock_rate_hz: u32) {
         let now = self.start;
-        self.fwd.apply(now, Command::AddStream { id: StreamId(id), ssrc, source, clock_rate_hz }).expect("add stream");
+        self.fwd
+            .apply(
+                now,
+                Command::AddStream { id: StreamId(id), ssrc, source, clock_rate_hz, ingress: Default::default() },
+            )
+            .expect("add stream");
     }
 
     fn switch(&mut self, ms: u64, id: u64, stream: u64) -> Result<(), CommandError> {
@@ -116,6 +121,7 @@ impl Harness {
             socket: id as usize % 2,
             rewrite,
             paused: false,
+            egress: Default::default(),
         };
         self.fwd.apply(self.start, cmd)
     }

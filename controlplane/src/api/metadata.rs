@@ -1,0 +1,236 @@
+//! The metadata RPCs: SetMetadata, DeleteMetadata, GetMetadata, WatchMetadata, the metadata given to a create,
+//! and dropping an object's metadata when the registry deletes it.
+//!
+//! Owns the order of locks (the registry first, to check that the object exists and to keep it existing while
+//! its metadata changes; then the hub, never across an `.await`) and each watcher's stream: a task that sends
+//! the watch's first events, then forwards the object's events from the hub, and ends the stream after a
+//! deletion (OK), when the client goes away, or — when the watcher fell more than
+//! `metadata.watch_buffer_events` behind — with RESOURCE_EXHAUSTED naming the version to resume from.
+
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ringfwd_proto::v1;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::auth::Access;
+use super::metadata_hub::MetadataHub;
+use super::metadata_wire as wire;
+use super::{status, Api};
+use crate::metadata::{Member, MetadataEvent, ObjectRef, Origin, Version, Write};
+use crate::registry::{Outcome, Plan, Registry, RegistryError};
+
+/// The stream of a WatchMetadata call.
+pub type WatchStream = ReceiverStream<Result<v1::MetadataEvent, Status>>;
+
+/// Events handed from a watcher's task to its gRPC stream at a time (the hub's channel holds the backlog).
+const STREAM_HANDOFF_EVENTS: usize = 8;
+
+fn now_unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// `Ok` when `object` exists in `registry`, else the registry's `NotFound` (or `InvalidArgument` for a bad id).
+fn exists(registry: &Registry, object: &ObjectRef) -> Result<(), RegistryError> {
+    match &object.member {
+        Member::Session => registry.get_session(&object.session_id).map(drop),
+        Member::Endpoint(id) => registry.get_endpoint(&object.session_id, id).map(drop),
+        Member::Stream(id) => registry.get_stream(&object.session_id, id).map(drop),
+    }
+}
+
+impl Api {
+    fn hub(&self) -> MutexGuard<'_, MetadataHub> {
+        self.metadata.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks the metadata of a create before anything is created.
+    pub(super) fn check_initial_metadata(&self, writes: &[Write]) -> Result<(), Status> {
+        self.hub().store.check_initial(writes).map_err(status::metadata)
+    }
+
+    /// Writes a create's metadata to the object it just created (called under the registry lock, right after
+    /// the commit). Checked beforehand, so a refusal here is a bug, logged.
+    pub(super) fn install_metadata(&self, object: &ObjectRef, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        let mut hub = self.hub();
+        match hub.store.write(object, writes, Origin::Controller, now_unix_us()) {
+            Ok(outcome) => outcome.event.into_iter().for_each(|e| hub.publish(e)),
+            Err(e) => tracing::warn!(%object, error = %e, "could not write the checked metadata of a new object"),
+        }
+    }
+
+    /// Drops the metadata of every object of `session_id` that the registry no longer has, telling their
+    /// watchers (called under the registry lock, right after a delete's commit).
+    pub(super) fn purge_metadata(&self, registry: &Registry, session_id: &str) {
+        let mut hub = self.hub();
+        for event in hub.store.remove_gone(session_id, |o| exists(registry, o).is_ok()) {
+            hub.publish(event);
+        }
+    }
+
+    /// Runs a create's `plan` carrying `metadata` for the `object` it creates: the metadata is checked first (a
+    /// refusal creates nothing) and written right after the commit, only when the object was created: an
+    /// idempotent repeat (the object exists) leaves the object's metadata as it is.
+    pub(super) async fn apply_create(
+        &self,
+        object: ObjectRef,
+        metadata: Vec<v1::MetadataWrite>,
+        plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
+    ) -> Result<Outcome, Status> {
+        let writes = wire::writes(metadata);
+        self.check_initial_metadata(&writes)?;
+        self.apply_then(plan, |_, outcome| {
+            if matches!(outcome, Outcome::Created(_)) {
+                self.install_metadata(&object, writes);
+            }
+        })
+        .await
+    }
+
+    /// Runs a delete's `plan` in `session_id`, then drops the metadata of what it removed.
+    pub(super) async fn apply_delete(
+        &self,
+        session_id: &str,
+        plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
+    ) -> Result<Outcome, Status> {
+        self.apply_then(plan, |registry, _| self.purge_metadata(registry, session_id)).await
+    }
+
+    async fn write_metadata(&self, object: ObjectRef, writes: Vec<Write>) -> Result<v1::MetadataWriteResponse, Status> {
+        let registry = self.registry.lock().await;
+        exists(&registry, &object).map_err(status::registry)?;
+        let mut hub = self.hub();
+        let outcome = hub.store.write(&object, writes, Origin::Controller, now_unix_us()).map_err(status::metadata)?;
+        if let Some(event) = outcome.event {
+            hub.publish(event);
+        }
+        Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(outcome.version)) })
+    }
+
+    /// SetMetadata.
+    pub(super) async fn set_metadata_rpc(
+        &self,
+        request: Request<v1::SetMetadataRequest>,
+    ) -> Result<Response<v1::MetadataWriteResponse>, Status> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let object = wire::target(r.target)?;
+        Ok(Response::new(self.write_metadata(object, wire::writes(r.writes)).await?))
+    }
+
+    /// DeleteMetadata.
+    pub(super) async fn delete_metadata_rpc(
+        &self,
+        request: Request<v1::DeleteMetadataRequest>,
+    ) -> Result<Response<v1::MetadataWriteResponse>, Status> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let object = wire::target(r.target)?;
+        Ok(Response::new(self.write_metadata(object, wire::deletions(r.deletions)).await?))
+    }
+
+    /// GetMetadata.
+    pub(super) async fn get_metadata_rpc(
+        &self,
+        request: Request<v1::GetMetadataRequest>,
+    ) -> Result<Response<v1::GetMetadataResponse>, Status> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let object = wire::target(r.target)?;
+        let registry = self.registry.lock().await;
+        exists(&registry, &object).map_err(status::registry)?;
+        let (entries, version) = self.hub().store.get(&object, &r.keys);
+        Ok(Response::new(v1::GetMetadataResponse {
+            entries: entries.iter().map(wire::entry).collect(),
+            version: Some(wire::version_to_wire(version)),
+        }))
+    }
+
+    /// WatchMetadata.
+    pub(super) async fn watch_metadata_rpc(
+        &self,
+        request: Request<v1::WatchMetadataRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let object = wire::target(r.target)?;
+        let resume_from = r.resume_from.map(|v| wire::version(Some(v)));
+        let (first, receiver, buffer) = {
+            let registry = self.registry.lock().await;
+            exists(&registry, &object).map_err(status::registry)?;
+            let mut hub = self.hub();
+            // Under one lock: the first events and the subscription see the same state, so nothing is missed
+            // or repeated between them.
+            let start = hub.store.watch_start(&object, resume_from);
+            let version = match &start {
+                crate::metadata::WatchStart::Snapshot { version, .. }
+                | crate::metadata::WatchStart::Replay { version, .. } => *version,
+            };
+            let first = wire::start_events(&object, &start);
+            (
+                Watch { first, last_sent: resume_from.unwrap_or(version) },
+                hub.subscribe(&object),
+                hub.store.limits().watch_buffer_events,
+            )
+        };
+        let (tx, rx) = mpsc::channel(STREAM_HANDOFF_EVENTS);
+        tokio::spawn(forward(object, first, receiver, buffer, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// A watch's first events, and the version the watcher is at before them.
+struct Watch {
+    first: Vec<v1::MetadataEvent>,
+    last_sent: Version,
+}
+
+/// Sends a watcher its first events, then the object's events, until the object is deleted, the client goes
+/// away, or the watcher lags behind.
+async fn forward(
+    object: ObjectRef,
+    watch: Watch,
+    mut events: broadcast::Receiver<Arc<MetadataEvent>>,
+    buffer: usize,
+    tx: mpsc::Sender<Result<v1::MetadataEvent, Status>>,
+) {
+    let mut last_sent = watch.last_sent;
+    for event in watch.first {
+        let version = wire::version(event.version);
+        if tx.send(Ok(event)).await.is_err() {
+            return;
+        }
+        last_sent = version;
+    }
+    loop {
+        let received = tokio::select! {
+            () = tx.closed() => return,
+            received = events.recv() => received,
+        };
+        let (event, last) = match received {
+            Ok(event) => match &*event {
+                MetadataEvent::Changed { change, .. } => (wire::change_event(&object, change), false),
+                MetadataEvent::Deleted { version, .. } => (wire::deleted_event(&object, *version), true),
+            },
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                let message = format!(
+                    "watcher of {object} fell {missed} changes behind (limit metadata.watch_buffer_events = \
+                     {buffer}); watch again with resume_from {last_sent}"
+                );
+                let _ = tx.send(Err(Status::resource_exhausted(message))).await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let version = wire::version(event.version);
+        if tx.send(Ok(event)).await.is_err() || last {
+            return;
+        }
+        last_sent = version;
+    }
+}

@@ -1,0 +1,266 @@
+//! The forwarder's side of the interceptor chains: attributes, running the chains, subscribers' RTCP,
+//! sending what interceptors emit, and timers.
+//!
+//! Owns the glue between [`Forwarder`] and [`crate::core::interceptor`]: building [`RtpAttrs`] once per
+//! packet, running a stream's ingress chain, routing a subscriber's RTCP to its subscription (its
+//! egress chain as received, then translated to the publisher's space through the stream's ingress
+//! chain, then on to the publisher if it asks for something no bound interceptor answers), resolving every
+//! [`Target`] in the outbox to an address and a socket, building retransmissions (with RTX when
+//! negotiated), and the timer sweep. Must never allocate: the outbox and the scratch buffer are
+//! reserved, and the sweep walks the reserved slabs by index.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{Egress, Forwarder, Outcome};
+use crate::core::counters::DropReason;
+use crate::core::feedback::{media_ssrc, source_feedback, translate_feedback};
+use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
+use crate::core::packet::{RtcpCompound, RtpView};
+use crate::core::steering::owner_of;
+use crate::core::table::{SourceState, Table};
+
+/// Emissions are sent once the outbox is this full during a timer sweep (so the sweep never refuses).
+const SWEEP_DRAIN_AT: usize = super::OUTBOX_PACKETS / 2;
+
+/// The attributes of a parsed RTP packet received at `now` (the extended sequence number is filled in
+/// by the caller, from the stream's unwrapper).
+pub(super) fn rtp_attrs(view: &RtpView<'_>, now: Instant) -> RtpAttrs {
+    let bytes = view.bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let extension_offset = (first & 0x10 != 0).then(|| 12 + 4 * usize::from(first & 0x0f));
+    RtpAttrs {
+        arrival: now,
+        ssrc: view.ssrc(),
+        seq: view.seq(),
+        ext_seq: 0,
+        timestamp: view.timestamp(),
+        payload_type: view.payload_type(),
+        source_payload_type: view.payload_type(),
+        marker: view.marker(),
+        len_bytes: bytes.len(),
+        payload_bytes: view.payload().len(),
+        extension_offset,
+    }
+}
+
+/// Lowers `next` to the chain's earliest timer.
+pub(super) fn note_wake(next: &mut Option<Instant>, chain: &Chain) {
+    if let Some(wake) = chain.next_wake() {
+        *next = Some(next.map_or(wake, |current| current.min(wake)));
+    }
+}
+
+impl Forwarder {
+    /// Runs the stream's ingress chain on an RTP packet.
+    pub(super) fn ingress_rtp(&mut self, now: Instant, stream: u32, pkt: &[u8], attrs: &RtpAttrs) -> Verdict {
+        let entry = &mut self.table.streams[stream as usize];
+        if entry.ingress.is_empty() {
+            return Verdict::Continue;
+        }
+        let verdict = entry.ingress.on_rtp(now, Scope::Stream { stream }, pkt, attrs, &mut self.outbox);
+        note_wake(&mut self.next_timer, &entry.ingress);
+        verdict
+    }
+
+    /// Runs the stream's ingress chain on the publisher's RTCP.
+    pub(super) fn ingress_rtcp(&mut self, now: Instant, stream: u32, pkt: &[u8]) -> Verdict {
+        let entry = &mut self.table.streams[stream as usize];
+        if entry.ingress.is_empty() {
+            return Verdict::Continue;
+        }
+        let Ok(compound) = RtcpCompound::parse(pkt) else {
+            return Verdict::Continue; // validated by the caller; unreachable
+        };
+        let scope = Scope::Stream { stream };
+        let verdict = entry.ingress.on_rtcp(now, scope, &compound, RtcpFrom::Publisher, &mut self.outbox);
+        note_wake(&mut self.next_timer, &entry.ingress);
+        verdict
+    }
+
+    /// The subscription RTCP `pkt` from `src` is about, if it is a subscriber's (see
+    /// [`crate::core::feedback::media_ssrc`]) and that subscription is on this worker.
+    pub(super) fn subscriber_flow(&self, src: SocketAddr, pkt: &[u8]) -> Option<u32> {
+        let compound = RtcpCompound::parse(pkt).ok()?;
+        self.table.find_feedback(src, media_ssrc(&compound)?)
+    }
+
+    /// The worker that owns the SSRC a subscriber's RTCP is about (for RTCP only): without SSRC
+    /// rewriting that is the publisher's SSRC, so the stream's owner.
+    pub(super) fn feedback_owner(&self, pkt: &[u8], is_rtp: bool) -> Option<usize> {
+        if is_rtp {
+            return None;
+        }
+        let compound = RtcpCompound::parse(pkt).ok()?;
+        Some(owner_of(media_ssrc(&compound)?, self.workers))
+    }
+
+    /// Handles RTCP a subscriber sent about subscription `flow`.
+    pub(super) fn on_subscriber_rtcp(&mut self, now: Instant, flow: u32, pkt: &[u8]) -> Outcome {
+        self.counters.rx_feedback += 1;
+        let Table { streams, subscriptions, .. } = &mut self.table;
+        let sub = &mut subscriptions[flow as usize];
+        let stream = sub.stream;
+        let entry = &mut streams[stream as usize];
+        if !sub.egress.is_empty() {
+            if let Ok(compound) = RtcpCompound::parse(pkt) {
+                let scope = Scope::Subscription { stream, flow };
+                let from = RtcpFrom::Subscriber { flow };
+                let _ = sub.egress.on_rtcp(now, scope, &compound, from, &mut self.outbox);
+                note_wake(&mut self.next_timer, &sub.egress);
+            }
+        }
+        let out_ssrc = sub.feedback_key.1;
+        let Some(len) = translate_feedback(&sub.rewrite, out_ssrc, entry.ssrc, pkt, &mut self.rtcp_scratch) else {
+            return Outcome::Dropped(DropReason::Malformed);
+        };
+        let translated = &self.rtcp_scratch[..len];
+        let Ok(compound) = RtcpCompound::parse(translated) else {
+            return Outcome::Dropped(DropReason::Malformed);
+        };
+        let verdict = if entry.ingress.is_empty() {
+            Verdict::Continue
+        } else {
+            let scope = Scope::Stream { stream };
+            let verdict = entry.ingress.on_rtcp(now, scope, &compound, RtcpFrom::Subscriber { flow }, &mut self.outbox);
+            note_wake(&mut self.next_timer, &entry.ingress);
+            verdict
+        };
+        // NACKs end here when the retransmission cache answers them, PLI/FIR when the throttle sends
+        // its own requests; anything else the subscriber asks goes on to the publisher.
+        let asks = source_feedback(&compound);
+        let unanswered = (asks.nack && !entry.ingress.has(InterceptorKind::NackCache))
+            || (asks.keyframe && !entry.ingress.has(InterceptorKind::KeyframeThrottle));
+        if verdict == Verdict::Continue && unanswered {
+            let queued = self.outbox.push(Target::Publisher { stream }, |slot| match slot.get_mut(..len) {
+                Some(dst) => {
+                    dst.copy_from_slice(translated);
+                    len
+                }
+                None => 0,
+            });
+            if queued {
+                self.counters.feedback_forwarded += 1;
+            }
+        }
+        Outcome::Intercepted
+    }
+
+    /// Sends everything in the outbox and empties it.
+    pub(super) fn drain_outbox<E: Egress>(&mut self, egress: &mut E) {
+        for index in 0..self.outbox.len() {
+            let Some((target, bytes)) = self.outbox.get(index) else {
+                break;
+            };
+            let sent = match target {
+                Target::Publisher { stream } => match self.table.streams.get(stream as usize) {
+                    Some(entry) => match entry.source {
+                        SourceState::Locked(addr) => egress.send_copy(entry.socket, addr, bytes),
+                        SourceState::Waiting { .. } => false,
+                    },
+                    None => false,
+                },
+                Target::Subscriber { flow } => match self.table.subscriptions.get(flow as usize) {
+                    Some(sub) => egress.send_copy(sub.socket, sub.dest, bytes),
+                    None => false,
+                },
+                Target::Retransmit { flow } => retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, egress),
+            };
+            if sent {
+                self.counters.interceptor_emitted += 1;
+            } else {
+                self.counters.interceptor_emit_refused += 1;
+            }
+        }
+        self.outbox.clear();
+        self.counters.interceptor_emit_refused += self.outbox.take_refused();
+    }
+
+    /// The earliest time a chain asked to be woken at (may be earlier than needed, never later). The
+    /// driver calls [`Forwarder::on_timers`] once it has passed.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.next_timer
+    }
+
+    /// Runs every interceptor timer due at `now` and sends what they emit.
+    pub fn on_timers<E: Egress>(&mut self, now: Instant, egress: &mut E) {
+        if self.next_timer.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut next = None;
+        for index in 0..self.table.streams.capacity() {
+            let Some(entry) = self.table.streams.get_mut(index) else {
+                continue;
+            };
+            if entry.ingress.next_wake().is_some_and(|at| at <= now) {
+                entry.ingress.on_timer(now, Scope::Stream { stream: index as u32 }, &mut self.outbox);
+            }
+            note_wake(&mut next, &entry.ingress);
+            if self.outbox.len() >= SWEEP_DRAIN_AT {
+                self.drain_outbox(egress);
+            }
+        }
+        for index in 0..self.table.subscriptions.capacity() {
+            let Some(sub) = self.table.subscriptions.get_mut(index) else {
+                continue;
+            };
+            if sub.egress.next_wake().is_some_and(|at| at <= now) {
+                let scope = Scope::Subscription { stream: sub.stream, flow: index as u32 };
+                sub.egress.on_timer(now, scope, &mut self.outbox);
+            }
+            note_wake(&mut next, &sub.egress);
+            if self.outbox.len() >= SWEEP_DRAIN_AT {
+                self.drain_outbox(egress);
+            }
+        }
+        self.next_timer = next;
+        if !self.outbox.is_empty() {
+            self.drain_outbox(egress);
+        }
+    }
+}
+
+/// Sends `pkt`, an RTP packet in the publisher's numbering, to subscription `flow` through its header
+/// rewrite, as RTX (RFC 4588 §4: the RTX SSRC, payload type and sequence number, the original
+/// sequence number in front of the payload) when the subscription negotiated it. Refused when the
+/// subscription is gone, paused, or now forwards another stream.
+fn retransmit<E: Egress>(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: &[u8], egress: &mut E) -> bool {
+    let Some(sub) = table.subscriptions.get_mut(flow as usize) else {
+        return false;
+    };
+    let Ok(view) = RtpView::parse(pkt) else {
+        return false;
+    };
+    let same_stream = table.streams.get(sub.stream as usize).is_some_and(|entry| entry.ssrc == view.ssrc().0);
+    if !same_stream || sub.paused || pkt.len() > scratch.len() {
+        return false;
+    }
+    let header = sub.rewrite.rtp_header(pkt);
+    let len = match &mut sub.rtx {
+        None => {
+            scratch[..12].copy_from_slice(&header);
+            scratch[12..pkt.len()].copy_from_slice(&pkt[12..]);
+            pkt.len()
+        }
+        Some((params, rtx_seq)) => {
+            let payload = view.payload();
+            let payload_start = payload.as_ptr() as usize - pkt.as_ptr() as usize;
+            let len = payload_start + 2 + payload.len();
+            if len > scratch.len() {
+                return false;
+            }
+            let mut rtx = header;
+            rtx[0] &= !0x20; // the original's padding is not carried
+            rtx[1] = (rtx[1] & 0x80) | (params.payload_type & 0x7f);
+            rtx[2..4].copy_from_slice(&rtx_seq.to_be_bytes());
+            rtx[8..12].copy_from_slice(&params.ssrc.to_be_bytes());
+            *rtx_seq = rtx_seq.wrapping_add(1);
+            scratch[..12].copy_from_slice(&rtx);
+            scratch[12..payload_start].copy_from_slice(&pkt[12..payload_start]);
+            scratch[payload_start..payload_start + 2].copy_from_slice(&header[2..4]);
+            scratch[payload_start + 2..len].copy_from_slice(payload);
+            len
+        }
+    };
+    egress.send_copy(sub.socket, sub.dest, &scratch[..len])
+}

@@ -1,0 +1,107 @@
+//! Binds interceptor instances: turns a stream's or subscription's spec into its chain.
+//!
+//! Owns [`ChainFactory`]: what every instance of one worker is bound with besides its spec (the
+//! largest packet, the worker's NTP epoch) and the fixed order of the built-ins (see the module docs of
+//! [`super`]). Runs when a command is applied, never per packet; this is where instances allocate.
+
+use super::builtin::keyframe::KeyframeThrottle;
+use super::builtin::nack_cache::NackCache;
+use super::builtin::nack_generator::NackGenerator;
+use super::builtin::payload_filter::PayloadTypeFilter;
+use super::builtin::rate_limit::RateLimit;
+use super::builtin::reports::{ReceiverReports, SenderReports};
+use super::builtin::stats::StatsInterceptor;
+use super::builtin::twcc::Twcc;
+use super::spec::{EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
+use super::{Chain, Interceptor};
+
+/// Builds the chains of one worker.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainFactory {
+    /// The largest datagram (retransmission cache slots are this long).
+    pub max_packet_bytes: usize,
+    /// The worker's NTP epoch.
+    pub epoch: NtpEpoch,
+}
+
+impl ChainFactory {
+    /// The ingress chain `spec` asks for, bound to `info`, in the documented order.
+    pub fn ingress(&self, spec: &IngressSpec, info: &StreamInfo) -> Chain {
+        let mut members: Vec<Box<dyn Interceptor>> = Vec::new();
+        if let Some(params) = &spec.rate_limit {
+            members.push(Box::new(RateLimit::new(params, info)));
+        }
+        if let Some(params) = &spec.stats {
+            members.push(Box::new(StatsInterceptor::for_stream(params, info)));
+        }
+        if let Some(params) = &spec.twcc {
+            members.push(Box::new(Twcc::new(params, info)));
+        }
+        if let Some(params) = &spec.nack_generator {
+            members.push(Box::new(NackGenerator::new(params, info)));
+        }
+        if let Some(params) = &spec.keyframe_throttle {
+            members.push(Box::new(KeyframeThrottle::new(params, info)));
+        }
+        if let Some(params) = &spec.nack_cache {
+            members.push(Box::new(NackCache::new(params, info, self.max_packet_bytes)));
+        }
+        if let Some(params) = &spec.receiver_reports {
+            members.push(Box::new(ReceiverReports::new(params, info)));
+        }
+        Chain::new(members)
+    }
+
+    /// The egress chain `spec` asks for, bound to `info`, in the documented order.
+    pub fn egress(&self, spec: &EgressSpec, info: &SubscriptionInfo) -> Chain {
+        let mut members: Vec<Box<dyn Interceptor>> = Vec::new();
+        if let Some(params) = &spec.payload_type_filter {
+            members.push(Box::new(PayloadTypeFilter::new(params, info)));
+        }
+        if let Some(params) = &spec.stats {
+            members.push(Box::new(StatsInterceptor::for_subscription(params, info)));
+        }
+        if let Some(params) = &spec.sender_reports {
+            members.push(Box::new(SenderReports::new(params, info)));
+        }
+        Chain::new(members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::core::interceptor::spec::from_config;
+    use crate::core::interceptor::InterceptorKind;
+    use crate::core::wire::Ssrc;
+    use ringfwd_tuning::{InterceptorName, Interceptors};
+
+    #[test]
+    fn every_built_in_binds_in_the_documented_order() {
+        let config = Interceptors::default();
+        let factory = ChainFactory { max_packet_bytes: 1500, epoch: NtpEpoch { at: Instant::now(), ntp: 1 << 32 } };
+        let all: Vec<InterceptorName> = InterceptorName::ALL.to_vec();
+        let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
+        let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
+        let kinds: Vec<InterceptorKind> = ingress.members().map(|m| m.kind()).collect();
+        use InterceptorKind::*;
+        assert_eq!(
+            kinds,
+            [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports],
+            "the tap is bound by the runtime's recorder, not here"
+        );
+        let sub = SubscriptionInfo {
+            flow: 0,
+            source_ssrc: Ssrc(1),
+            out_ssrc: Ssrc(3),
+            clock_rate_hz: 90_000,
+            epoch: factory.epoch,
+        };
+        let egress = factory.egress(&from_config::egress(&all, &config, u128::MAX), &sub);
+        let kinds: Vec<InterceptorKind> = egress.members().map(|m| m.kind()).collect();
+        assert_eq!(kinds, [PayloadTypeFilter, Stats, SenderReports]);
+        assert!(factory.ingress(&IngressSpec::default(), &stream).is_empty());
+    }
+}

@@ -1,0 +1,462 @@
+//! RTCP reports ringfwd sends as an RTP translator: receiver reports to each publisher and sender
+//! reports to each subscriber (RFC 3550 §6.4).
+//!
+//! Owns [`ReceiverReports`] (ingress: its own [`ReceptionStats`] of the publisher, the publisher's
+//! last SR for LSR/DLSR, a periodic RR to the publisher) and [`SenderReports`] (egress: the packet and
+//! payload-octet counts of what this subscriber was sent, the publisher's NTP↔RTP mapping, a periodic
+//! SR to the subscriber that replaces the publisher's). Report intervals are randomised to 0.5–1.5 ×
+//! the configured one (RFC 3550 §6.3.1) by a small deterministic generator seeded from the SSRCs.
+//! Must never allocate after construction, never consume the publisher's RTCP on ingress (each
+//! subscription decides what its subscriber gets), and never read a clock (time is the context's).
+//!
+//! # Which clock the SR's NTP timestamp uses
+//! The NTP timestamp of every SR sent to a subscriber is ringfwd's own wall clock
+//! ([`NtpEpoch::ntp_at`] of now), never the publisher's. The subscriber echoes its middle 32 bits
+//! as LSR, and the egress `stats` computes the RTT against the same clock, so the RTT is exact. The RTP
+//! timestamp is made to match: when the publisher has sent an SR, its RTP time is taken as the RTP
+//! time at the SR's arrival and extrapolated with the clock rate to now, so each of a publisher's
+//! streams is anchored to ringfwd's clock by its own SR. Lip sync between the streams survives up to
+//! the difference between their SRs' one-way delays (network jitter, typically a few milliseconds,
+//! refreshed by every SR). Keeping the publisher's NTP would preserve sync exactly but make the RTT
+//! unmeasurable, since the subscriber's LSR would then be in the publisher's clock. Before any
+//! publisher SR, the RTP time is the last sent packet's timestamp extrapolated to now.
+
+use std::time::{Duration, Instant};
+
+use super::stats::ReceptionStats;
+use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
+use crate::core::interceptor::spec::{NtpEpoch, ReportParams, StreamInfo, SubscriptionInfo};
+use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
+use crate::core::packet::{RtcpCompound, RtcpType};
+use crate::core::wire::{RtpTimestamp, Ssrc};
+
+/// The report timer: randomised intervals of `interval` × a factor in [0.5, 1.5) from an xorshift64*
+/// generator, armed by the first packet and kept running only while packets keep coming.
+#[derive(Clone, Copy, Debug)]
+struct ReportTimer {
+    interval_us: u64,
+    state: u64,
+    armed: bool,
+    /// Packets counted when the last report was due.
+    packets_at_last_report: u64,
+}
+
+impl ReportTimer {
+    /// Intervals around `interval_ms` (at least 1 ms), with a sequence fixed by the two SSRCs.
+    fn new(interval_ms: u32, a: Ssrc, b: Ssrc) -> ReportTimer {
+        let seed = (u64::from(a.0) << 32 | u64::from(b.0)) ^ 0x9e37_79b9_7f4a_7c15;
+        ReportTimer {
+            interval_us: u64::from(interval_ms.max(1)) * 1000,
+            state: seed.max(1),
+            armed: false,
+            packets_at_last_report: 0,
+        }
+    }
+
+    /// The next interval.
+    fn next_interval(&mut self) -> Duration {
+        // xorshift64* (Vigna): never reaches 0 from a non-zero state.
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let random = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 54; // 10 bits: 0..1024
+        Duration::from_micros(self.interval_us * (512 + random) / 1024)
+    }
+
+    /// Called for each packet: arms the timer one interval from now if it is not running.
+    fn on_packet(&mut self, ctx: &mut Context<'_>) {
+        if !self.armed {
+            self.rearm(ctx);
+        }
+    }
+
+    /// Called when the timer fires with the packets counted so far: true if a report is due (packets
+    /// came since the last one), and then the timer runs again; false leaves it stopped.
+    fn on_fire(&mut self, packets: u64, ctx: &mut Context<'_>) -> bool {
+        self.armed = false;
+        if packets == self.packets_at_last_report {
+            return false;
+        }
+        self.packets_at_last_report = packets;
+        self.rearm(ctx);
+        true
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<'_>) {
+        ctx.schedule(ctx.now() + self.next_interval());
+        self.armed = true;
+    }
+}
+
+/// `elapsed` in RTP ticks at `clock_rate_hz`, modulo 2^32.
+fn rtp_ticks(elapsed: Duration, clock_rate_hz: u32) -> u32 {
+    (elapsed.as_nanos() * u128::from(clock_rate_hz) / 1_000_000_000) as u32
+}
+
+/// `elapsed` in units of 1/65536 s, as DLSR carries it (saturating).
+fn dlsr_units(elapsed: Duration) -> u32 {
+    u32::try_from(elapsed.as_nanos() * 65_536 / 1_000_000_000).unwrap_or(u32::MAX)
+}
+
+/// The `receiver_reports` built-in (ingress): a receiver report about the publisher, to the publisher.
+///
+/// The first report goes out one randomised interval after the first packet, then one per interval
+/// while packets keep arriving; after an interval without packets it stops until the next packet.
+#[derive(Clone, Debug)]
+pub struct ReceiverReports {
+    publisher: Ssrc,
+    local: Ssrc,
+    reception: ReceptionStats,
+    /// LSR of the publisher's last SR and when it arrived.
+    last_sr: Option<(u32, Instant)>,
+    timer: ReportTimer,
+    reports_sent: u64,
+}
+
+impl ReceiverReports {
+    /// Receiver reports about the publisher of `info`, sent from `info.local_ssrc`.
+    pub fn new(params: &ReportParams, info: &StreamInfo) -> ReceiverReports {
+        ReceiverReports {
+            publisher: info.ssrc,
+            local: info.local_ssrc,
+            reception: ReceptionStats::new(info.clock_rate_hz),
+            last_sr: None,
+            timer: ReportTimer::new(params.interval_ms, info.local_ssrc, info.ssrc),
+            reports_sent: 0,
+        }
+    }
+}
+
+impl Interceptor for ReceiverReports {
+    fn kind(&self) -> InterceptorKind {
+        InterceptorKind::ReceiverReports
+    }
+
+    fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        self.reception.on_packet(attrs.ext_seq, attrs.timestamp, attrs.arrival);
+        self.timer.on_packet(ctx);
+        Verdict::Continue
+    }
+
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        if from == RtcpFrom::Publisher {
+            if let Some(sender) = sender_info(rtcp).filter(|sender| sender.ssrc == self.publisher) {
+                self.last_sr = Some((sender.compact_ntp(), ctx.now()));
+            }
+        }
+        Verdict::Continue
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        if !self.timer.on_fire(self.reception.received(), ctx) {
+            return;
+        }
+        let now = ctx.now();
+        let (lsr, dlsr) = match self.last_sr {
+            Some((lsr, arrived)) => (lsr, dlsr_units(now.saturating_duration_since(arrived))),
+            None => (0, 0),
+        };
+        let block = self.reception.report_block(self.publisher, lsr, dlsr);
+        let local = self.local;
+        if ctx.send_rtcp_to_publisher(|slot| write_receiver_report(slot, local, &block)) {
+            self.reports_sent += 1;
+        }
+    }
+
+    fn snapshot(&self, out: &mut Snapshot) {
+        out.receiver_reports += self.reports_sent;
+    }
+}
+
+/// The `sender_reports` built-in (egress): ringfwd's own sender report to the subscriber, in place of
+/// the publisher's (see the module docs for its NTP and RTP timestamps).
+///
+/// The first report goes out one randomised interval after the first packet, then one per interval
+/// while packets are sent; after an interval without packets it stops until the next packet.
+#[derive(Clone, Debug)]
+pub struct SenderReports {
+    flow: u32,
+    out_ssrc: Ssrc,
+    clock_rate_hz: u32,
+    epoch: NtpEpoch,
+    /// Packets and payload octets sent, modulo 2^32 as the SR carries them (RFC 3550 §6.4.1).
+    packet_count: u32,
+    octet_count: u32,
+    packets_sent: u64,
+    /// The last sent packet's RTP timestamp and when it arrived.
+    last_sent: Option<(RtpTimestamp, Instant)>,
+    /// The publisher's last SR: its RTP time (in this subscriber's space) and when it arrived.
+    publisher_sr: Option<(RtpTimestamp, Instant)>,
+    timer: ReportTimer,
+    reports_sent: u64,
+}
+
+impl SenderReports {
+    /// Sender reports to the subscriber of `info`, from its out SSRC.
+    pub fn new(params: &ReportParams, info: &SubscriptionInfo) -> SenderReports {
+        SenderReports {
+            flow: info.flow,
+            out_ssrc: info.out_ssrc,
+            clock_rate_hz: info.clock_rate_hz,
+            epoch: info.epoch,
+            packet_count: 0,
+            octet_count: 0,
+            packets_sent: 0,
+            last_sent: None,
+            publisher_sr: None,
+            timer: ReportTimer::new(params.interval_ms, info.out_ssrc, info.source_ssrc),
+            reports_sent: 0,
+        }
+    }
+
+    /// The RTP timestamp of `now` in the subscriber's space, if any packet or publisher SR gave one.
+    fn rtp_time_at(&self, now: Instant) -> Option<RtpTimestamp> {
+        let (anchor, at) = self.publisher_sr.or(self.last_sent)?;
+        Some(anchor.add(rtp_ticks(now.saturating_duration_since(at), self.clock_rate_hz)))
+    }
+}
+
+impl Interceptor for SenderReports {
+    fn kind(&self) -> InterceptorKind {
+        InterceptorKind::SenderReports
+    }
+
+    fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        self.packet_count = self.packet_count.wrapping_add(1);
+        self.octet_count = self.octet_count.wrapping_add(attrs.payload_bytes as u32);
+        self.packets_sent += 1;
+        self.last_sent = Some((attrs.timestamp, attrs.arrival));
+        self.timer.on_packet(ctx);
+        Verdict::Continue
+    }
+
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        if from != RtcpFrom::Publisher || !rtcp.packets().any(|packet| packet.kind == RtcpType::SenderReport) {
+            return Verdict::Continue;
+        }
+        if let Some(sender) = sender_info(rtcp).filter(|sender| sender.ssrc == self.out_ssrc) {
+            self.publisher_sr = Some((sender.rtp_time, ctx.now()));
+        }
+        Verdict::Consumed
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        if !self.timer.on_fire(self.packets_sent, ctx) {
+            return;
+        }
+        let now = ctx.now();
+        let Some(rtp_time) = self.rtp_time_at(now) else {
+            return;
+        };
+        let sender = SenderInfo {
+            ssrc: self.out_ssrc,
+            ntp: self.epoch.ntp_at(now),
+            rtp_time,
+            packet_count: self.packet_count,
+            octet_count: self.octet_count,
+        };
+        if ctx.send_to_subscriber(self.flow, |slot| write_sender_report(slot, &sender, None)) {
+            self.reports_sent += 1;
+        }
+    }
+
+    fn snapshot(&self, out: &mut Snapshot) {
+        out.sender_reports += self.reports_sent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rtcp::receiver_report::ReceiverReport;
+    use rtcp::reception_report::ReceptionReport;
+    use rtcp::sender_report::SenderReport;
+    use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
+    use webrtc_util::marshal::Unmarshal;
+
+    use super::super::stats::test_media::{media, stream, subscription, FLOW};
+    use super::super::stats::StatsInterceptor;
+    use super::super::wire_feedback::test_support::{at, compound, snapshot, Harness, PUBLISHER, SUBSCRIBER};
+    use super::super::wire_reports::compact_ntp;
+    use super::*;
+    use crate::core::interceptor::spec::StatsParams;
+    use crate::core::interceptor::Target;
+
+    const PARAMS: ReportParams = ReportParams { interval_ms: 1000 };
+
+    fn sr(ssrc: Ssrc, ntp: u64, rtp_time: u32) -> Vec<u8> {
+        compound(vec![Box::new(SenderReport { ssrc: ssrc.0, ntp_time: ntp, rtp_time, ..Default::default() })])
+    }
+
+    #[test]
+    fn intervals_are_randomised_within_half_to_one_and_a_half_and_deterministic() {
+        let mut a = ReportTimer::new(1000, Ssrc(1), Ssrc(2));
+        let mut b = ReportTimer::new(1000, Ssrc(1), Ssrc(2));
+        let mut c = ReportTimer::new(1000, Ssrc(1), Ssrc(3));
+        let draws: Vec<Duration> = (0..200).map(|_| a.next_interval()).collect();
+        assert!(draws.iter().all(|d| *d >= Duration::from_millis(500) && *d < Duration::from_millis(1500)));
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(700)), "spread low");
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(1300)), "spread high");
+        assert_eq!(draws, (0..200).map(|_| b.next_interval()).collect::<Vec<_>>(), "same SSRCs, same sequence");
+        assert_ne!(draws, (0..200).map(|_| c.next_interval()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn receiver_report_describes_the_publisher_with_lsr_and_dlsr() {
+        let t0 = Instant::now();
+        let info = stream(t0);
+        let mut rr = ReceiverReports::new(&PARAMS, &info);
+        let mut h = Harness::ingress();
+        // The lead may call the timer at bind: nothing to report, nothing scheduled.
+        h.wake = Some(t0);
+        h.advance(&mut rr, t0);
+        assert_eq!(h.wake, None);
+
+        let publisher_ntp = 0xe000_0000_1234_5678u64;
+        let mut sr_at = None;
+        let mut sent = Vec::new();
+        for n in 0..150u64 {
+            let now = at(t0, n * 20);
+            if n == 20 {
+                let verdict = h.rtcp(&mut rr, &sr(PUBLISHER, publisher_ntp, 0), RtcpFrom::Publisher, now);
+                assert_eq!(verdict, Verdict::Continue, "the publisher's SR is not consumed");
+                sr_at = Some(now);
+            }
+            if n % 25 != 24 {
+                h.rtp(&mut rr, &[0x80; 12], &media(now, PUBLISHER, (1 << 16) + 65_500 + n, n as u32 * 1800));
+            }
+            for (target, bytes) in h.take() {
+                sent.push((now, target, bytes));
+            }
+        }
+        assert!(sent.len() >= 2, "about one report a second over 3 s, got {}", sent.len());
+        let (sent_at, target, bytes) = &sent[0];
+        assert_eq!(*target, Target::Publisher { stream: 0 });
+        let parsed = ReceiverReport::unmarshal(&mut Bytes::copy_from_slice(bytes)).expect("rtcp parses it");
+        assert_eq!(parsed.ssrc, info.local_ssrc.0);
+        let block = &parsed.reports[0];
+        assert_eq!(block.ssrc, PUBLISHER.0);
+        assert_eq!(block.last_sender_report, compact_ntp(publisher_ntp));
+        // The report went out at the timer, between the previous packet (at most 20 ms before `sent_at`).
+        let dlsr_s = f64::from(block.delay) / 65_536.0;
+        let since_sr = sent_at.duration_since(sr_at.expect("SR sent")).as_secs_f64();
+        assert!(dlsr_s <= since_sr && dlsr_s > since_sr - 0.021, "dlsr {dlsr_s} s vs {since_sr} s");
+        // Packets 0..k with every 25th (n = 24, 49, ...) missing.
+        let highest = u64::from(block.last_sequence_number) + (1 << 16);
+        let count = highest - ((1 << 16) + 65_500) + 1;
+        assert_eq!(u64::from(block.total_lost), count / 25);
+        assert_eq!(block.last_sequence_number >> 16, u32::from(count > 36), "a cycle after seq 65535");
+        assert_eq!(block.fraction_lost, ((count / 25) * 256 / count) as u8);
+        assert_eq!(block.jitter, 0, "constant transit");
+        // Later reports: intervals within 0.5–1.5 s.
+        for pair in sent.windows(2) {
+            let gap = pair[1].0.duration_since(pair[0].0);
+            assert!(gap >= Duration::from_millis(480) && gap <= Duration::from_millis(1520), "gap {gap:?}");
+        }
+        assert_eq!(snapshot(&rr).receiver_reports, sent.len() as u64);
+
+        // Silence: at most one more report (covering the last packets), then the timer stops.
+        h.advance(&mut rr, at(t0, 60_000));
+        assert!(h.take().len() <= 1);
+        assert_eq!(h.wake, None);
+    }
+
+    #[test]
+    fn sender_report_counts_what_was_sent_and_replaces_the_publishers() {
+        let t0 = Instant::now();
+        let info = subscription(t0);
+        let mut reports = SenderReports::new(&PARAMS, &info);
+        let mut h = Harness::egress();
+        let mut outputs = Vec::new();
+        for n in 0..100u64 {
+            let now = at(t0, n * 20);
+            h.rtp(&mut reports, &[0x80; 12], &media(now, info.out_ssrc, (1 << 16) + n, 1000 + n as u32 * 1800));
+            outputs.extend(h.take().into_iter().map(|(target, bytes)| (now, target, bytes)));
+        }
+        let (_, target, bytes) = outputs.first().expect("an SR within 2 s");
+        assert_eq!(*target, Target::Subscriber { flow: FLOW });
+        let parsed = SenderReport::unmarshal(&mut Bytes::copy_from_slice(bytes)).expect("rtcp parses it");
+        assert_eq!(parsed.ssrc, info.out_ssrc.0);
+        assert!(parsed.reports.is_empty());
+        // The SR is written at its timer time: recover it from the NTP timestamp.
+        let elapsed_s = (parsed.ntp_time.wrapping_sub(info.epoch.ntp) as f64) / 4_294_967_296.0;
+        let packets = (elapsed_s / 0.02).floor() as u32 + 1;
+        assert_eq!(parsed.packet_count, packets);
+        assert_eq!(parsed.octet_count, packets * 988, "payload octets only");
+        // No publisher SR yet: the last packet's timestamp extrapolated at 90 kHz.
+        let last_ts = 1000 + (packets - 1) * 1800;
+        let expected_rtp = f64::from(last_ts) + (elapsed_s - f64::from(packets - 1) * 0.02) * 90_000.0;
+        assert!((f64::from(parsed.rtp_time) - expected_rtp).abs() <= 1.0, "{} vs {expected_rtp}", parsed.rtp_time);
+
+        // The publisher's SR (already rewritten to the out SSRC and time) is consumed; other RTCP is not.
+        let now = at(t0, 2010);
+        let verdict = h.rtcp(&mut reports, &sr(info.out_ssrc, 0xabcd << 32, 500_000), RtcpFrom::Publisher, now);
+        assert_eq!(verdict, Verdict::Consumed);
+        let sdes = compound(vec![Box::new(SourceDescription {
+            chunks: vec![SourceDescriptionChunk {
+                source: info.out_ssrc.0,
+                items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "x".into() }],
+            }],
+        })]);
+        assert_eq!(h.rtcp(&mut reports, &sdes, RtcpFrom::Publisher, now), Verdict::Continue);
+        let rr = compound(vec![Box::new(ReceiverReport { ssrc: SUBSCRIBER.0, ..Default::default() })]);
+        assert_eq!(h.rtcp(&mut reports, &rr, RtcpFrom::Subscriber { flow: FLOW }, now), Verdict::Continue);
+        // Reports due before the publisher's SR arrived went out with the old anchor.
+        outputs.extend(h.take().into_iter().map(|(target, bytes)| (now, target, bytes)));
+
+        // From now on the RTP time follows the publisher's mapping, the NTP time ringfwd's clock.
+        let mut later = Vec::new();
+        for n in 101..250u64 {
+            let now = at(t0, n * 20);
+            h.rtp(&mut reports, &[0x80; 12], &media(now, info.out_ssrc, (1 << 16) + n, 1000 + n as u32 * 1800));
+            later.extend(h.take());
+        }
+        let (_, bytes) = later.first().expect("another SR");
+        let parsed = SenderReport::unmarshal(&mut Bytes::copy_from_slice(bytes)).expect("rtcp parses it");
+        let since_sr_s = (parsed.ntp_time.wrapping_sub(info.epoch.ntp_at(now)) as f64) / 4_294_967_296.0;
+        let expected_rtp = 500_000.0 + since_sr_s * 90_000.0;
+        assert!((f64::from(parsed.rtp_time) - expected_rtp).abs() <= 1.0, "{} vs {expected_rtp}", parsed.rtp_time);
+        assert_eq!(snapshot(&reports).sender_reports, (outputs.len() + later.len()) as u64);
+    }
+
+    #[test]
+    fn rtt_from_our_sr_to_the_subscribers_rr() {
+        let t0 = Instant::now();
+        let info = subscription(t0);
+        let mut reports = SenderReports::new(&PARAMS, &info);
+        let mut stats = StatsInterceptor::for_subscription(&StatsParams { bitrate_window_ms: 1000 }, &info);
+        let mut h = Harness::egress();
+        let mut stats_h = Harness::egress();
+        let mut our_sr = None;
+        for n in 0..200u64 {
+            let now = at(t0, n * 20);
+            let attrs = media(now, info.out_ssrc, (1 << 16) + n, n as u32 * 1800);
+            h.rtp(&mut reports, &[0x80; 12], &attrs);
+            stats_h.rtp(&mut stats, &[0x80; 12], &attrs);
+            if let Some((_, bytes)) = h.take().into_iter().next() {
+                our_sr.get_or_insert(bytes);
+            }
+        }
+        let bytes = our_sr.expect("an SR was sent");
+        let parsed = SenderReport::unmarshal(&mut Bytes::copy_from_slice(&bytes)).expect("rtcp parses it");
+        // Recover when the SR left from its NTP time: the subscriber gets it 37 ms later, holds it 120 ms,
+        // and its RR takes 43 ms back. RTT = 80 ms.
+        let sent_ns = (((parsed.ntp_time - info.epoch.ntp) as u128 * 1_000_000_000) >> 32) as u64;
+        let sent_at = t0 + Duration::from_nanos(sent_ns);
+        let rr_arrives = sent_at + Duration::from_millis(37 + 120 + 43);
+        let rr = compound(vec![Box::new(ReceiverReport {
+            ssrc: SUBSCRIBER.0,
+            reports: vec![ReceptionReport {
+                ssrc: info.out_ssrc.0,
+                last_sender_report: (parsed.ntp_time >> 16) as u32,
+                delay: 120 * 65_536 / 1000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })]);
+        stats_h.rtcp(&mut stats, &rr, RtcpFrom::Subscriber { flow: FLOW }, rr_arrives);
+        let rtt_us = snapshot(&stats).rtt_us;
+        assert!(rtt_us.abs_diff(80_000) < 1000, "rtt {rtt_us} us");
+        assert_eq!(compact_ntp(info.epoch.ntp_at(sent_at)), (parsed.ntp_time >> 16) as u32);
+    }
+}

@@ -1,0 +1,164 @@
+//! The interceptor framework: per-stream and per-subscription chains of packet processors that run
+//! inline in the worker, on the hot path.
+//!
+//! Owns the [`Interceptor`] trait, the [`Verdict`] an interceptor returns, where an RTCP packet came
+//! from ([`RtcpFrom`]), the typed per-packet attributes ([`RtpAttrs`]), the [`Context`] through which an
+//! interceptor emits packets and schedules its timer, the [`Chain`] that runs instances in order, the
+//! plain-data [`spec`] that says which built-ins run with which parameters, and the [`builtin`]
+//! interceptors.
+//!
+//! # The two chains and their order
+//! Every stream has one **ingress** chain; it sees the publisher's RTP and RTCP, the RTCP feedback of
+//! the stream's subscribers (translated to the publisher's SSRC and sequence numbers), and its timer.
+//! Every subscription has one **egress** chain; it sees each RTP copy after the subscription's header
+//! rewrite (out SSRC, out sequence numbers and timestamps), the publisher's RTCP as rewritten for this
+//! subscriber, the subscriber's own RTCP as received, and its timer. The built-ins always run in this
+//! order (those not configured are simply absent):
+//!
+//! Ingress, per stream:
+//! 1. `rate_limit` — first, so packets over the source's budget cost nothing further and are not
+//!    counted as received media by the stats.
+//! 2. `stats` — counts what the publisher actually delivered (loss, jitter, reordering) before anything
+//!    else can drop or consume a packet.
+//! 3. `twcc` — records transport-wide arrival times of every admitted packet, as the sender's
+//!    congestion controller expects, including packets later filtered.
+//! 4. `nack_generator` — sees the same admitted packets as stats, to find the gaps to ask for.
+//! 5. `keyframe_throttle` — merges subscribers' PLI/FIR before the NACK cache (order only matters for
+//!    feedback; neither touches RTP).
+//! 6. `nack_cache` — stores a copy of every packet that will be forwarded and answers subscribers'
+//!    NACKs; it must come after any interceptor that may drop RTP, so it never caches what was not sent.
+//! 7. `receiver_reports` — notes the publisher's SR (LSR for its RR, passing it on) after stats and
+//!    before the tap.
+//! 8. `tap` — last: records exactly what is forwarded (copy into a bounded ring; a side thread writes).
+//!
+//! Egress, per subscription:
+//! 1. `payload_type_filter` — first, so a filtered packet is neither counted nor reported as sent.
+//! 2. `stats` — counts what this subscriber is sent and what its receiver reports say (loss, RTT).
+//! 3. `sender_reports` — last: its SR packet and octet counts must match exactly what went out.
+//!
+//! Rewriting (SSRC, sequence number, timestamp, payload-type map) is not a chain member: it is each
+//! subscription's fixed first step, because every egress interceptor reasons about what the
+//! subscriber receives.
+//!
+//! Interceptors cannot change routing or close anything: they see packets by shared reference and may
+//! only ask through the [`Context`]. Must never allocate, lock, log or read a clock per packet; binding
+//! an instance (when a stream or subscription is added) may allocate.
+
+pub mod attrs;
+pub mod build;
+pub mod builtin;
+pub mod chain;
+pub mod context;
+pub mod snapshot;
+pub mod spec;
+
+use std::fmt;
+
+use super::counters::DropReason;
+use super::packet::RtcpCompound;
+
+pub use attrs::RtpAttrs;
+pub use chain::Chain;
+pub use context::{Context, Emission, Outbox, Scope, Target};
+pub use snapshot::Snapshot;
+
+/// What happens to a packet after an interceptor has seen it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it to the next interceptor (and after the last, forward it).
+    Continue,
+    /// Stop here and count the packet as dropped for this reason.
+    Drop(DropReason),
+    /// Stop here: the interceptor has dealt with the packet (e.g. answered a NACK); not a drop.
+    Consumed,
+}
+
+/// Where an RTCP compound given to [`Interceptor::on_rtcp`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtcpFrom {
+    /// From the stream's publisher. In an egress chain: already rewritten for this subscriber.
+    Publisher,
+    /// From the subscriber of subscription `flow` (its slab index). In an ingress chain the compound is
+    /// translated to the publisher's SSRC and sequence numbers; in the subscription's own egress chain
+    /// it is as the subscriber sent it.
+    Subscriber {
+        /// The subscription's flow key.
+        flow: u32,
+    },
+}
+
+/// Which built-in an interceptor is: names its counters and fixes its place in the chain (the
+/// declaration order is the chain order; ingress and egress each use a subsequence of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InterceptorKind {
+    /// Per-source packet and bit rate limit (ingress).
+    RateLimit,
+    /// Drops payload types a subscriber did not negotiate (egress).
+    PayloadTypeFilter,
+    /// RFC 3550 statistics (ingress and egress).
+    Stats,
+    /// Transport-wide congestion control feedback (ingress).
+    Twcc,
+    /// NACKs toward the publisher for gaps (ingress).
+    NackGenerator,
+    /// PLI/FIR aggregation toward the publisher (ingress).
+    KeyframeThrottle,
+    /// Retransmission cache answering subscribers' NACKs (ingress).
+    NackCache,
+    /// Receiver reports to the publisher (ingress).
+    ReceiverReports,
+    /// Copies packets to a side thread (ingress).
+    Tap,
+    /// Sender reports to the subscriber (egress).
+    SenderReports,
+}
+
+impl InterceptorKind {
+    /// The name used in config, the API and metrics, e.g. `nack_cache`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InterceptorKind::RateLimit => "rate_limit",
+            InterceptorKind::Stats => "stats",
+            InterceptorKind::Twcc => "twcc",
+            InterceptorKind::NackGenerator => "nack_generator",
+            InterceptorKind::KeyframeThrottle => "keyframe_throttle",
+            InterceptorKind::NackCache => "nack_cache",
+            InterceptorKind::ReceiverReports => "receiver_reports",
+            InterceptorKind::Tap => "tap",
+            InterceptorKind::PayloadTypeFilter => "payload_type_filter",
+            InterceptorKind::SenderReports => "sender_reports",
+        }
+    }
+}
+
+/// One packet processor bound to one stream (ingress) or one subscription (egress).
+///
+/// Every method gets the current time through the context; none may block, allocate, lock or log.
+/// The defaults let a packet pass untouched, so an interceptor implements only what it needs.
+pub trait Interceptor: Send + fmt::Debug {
+    /// Which built-in this is.
+    fn kind(&self) -> InterceptorKind;
+
+    /// An RTP packet: `pkt` is the whole datagram (in an egress chain, the header bytes `0..12` are
+    /// still the publisher's; `attrs` carries the rewritten values).
+    fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        let _ = (pkt, attrs, ctx);
+        Verdict::Continue
+    }
+
+    /// A validated RTCP compound from `from`.
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        let _ = (rtcp, from, ctx);
+        Verdict::Continue
+    }
+
+    /// The time this interceptor last asked for with [`Context::schedule`] has come.
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
+    /// Adds what this interceptor knows to a statistics snapshot (telemetry reads it periodically).
+    fn snapshot(&self, out: &mut Snapshot) {
+        let _ = out;
+    }
+}

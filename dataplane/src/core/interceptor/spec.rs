@@ -1,0 +1,280 @@
+//! Which interceptors run on a stream or a subscription, with which parameters: plain data.
+//!
+//! Owns the parameter struct of every built-in, [`IngressSpec`] and [`EgressSpec`] (carried by the
+//! add-stream and add-subscription commands, filled from config defaults and API overrides), and the
+//! identity a chain is bound with ([`StreamInfo`], [`SubscriptionInfo`]). Must hold no behaviour
+//! beyond validation of its own values; the built-ins interpret them.
+
+use std::time::Instant;
+
+use crate::core::wire::Ssrc;
+
+/// Ties the worker's monotonic clock to wall-clock NTP time, so sans-IO code can write NTP
+/// timestamps (sender reports, LSR/DLSR) without reading a clock: `at` and `ntp` were read together
+/// once, when the worker started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NtpEpoch {
+    /// A monotonic instant.
+    pub at: Instant,
+    /// The wall-clock time at `at`, as a 64-bit NTP timestamp (seconds since 1900 in the high 32 bits,
+    /// the fraction in the low 32).
+    pub ntp: u64,
+}
+
+impl NtpEpoch {
+    /// The NTP timestamp of `now` (`now` before the epoch gives the epoch itself).
+    pub fn ntp_at(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.at);
+        let fraction = (u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000;
+        self.ntp.wrapping_add((elapsed.as_secs() << 32).wrapping_add(fraction))
+    }
+}
+
+/// What a stream's ingress chain is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The publisher's SSRC.
+    pub ssrc: Ssrc,
+    /// RTP timestamp ticks per second.
+    pub clock_rate_hz: u32,
+    /// The SSRC ringfwd uses as the sender of the RTCP it sends to this publisher (RR, NACK, PLI, FIR,
+    /// transport-wide feedback).
+    pub local_ssrc: Ssrc,
+    /// The worker's NTP epoch.
+    pub epoch: NtpEpoch,
+}
+
+/// What a subscription's egress chain is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    /// The subscription's flow key.
+    pub flow: u32,
+    /// The publisher's SSRC.
+    pub source_ssrc: Ssrc,
+    /// The SSRC the subscriber receives.
+    pub out_ssrc: Ssrc,
+    /// RTP timestamp ticks per second.
+    pub clock_rate_hz: u32,
+    /// The worker's NTP epoch.
+    pub epoch: NtpEpoch,
+}
+
+/// Per-source rate limit: a token bucket of packets and one of bits (RFC-free, ringfwd's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitParams {
+    /// Packets per second the source may send; 0: unlimited. Bursts up to one second's worth.
+    pub max_packets_per_second: u32,
+    /// Bits per second (whole datagrams) the source may send; 0: unlimited. Bursts up to one second.
+    pub max_bits_per_second: u64,
+}
+
+/// Statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsParams {
+    /// Length of the window the bit rate is measured over, in milliseconds.
+    pub bitrate_window_ms: u32,
+}
+
+/// Transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwccParams {
+    /// The negotiated one-byte header extension id (1..=14) of the transport-wide sequence number.
+    pub extension_id: u8,
+    /// How often feedback is sent, in milliseconds.
+    pub feedback_interval_ms: u32,
+}
+
+/// NACKs toward the publisher for missing packets (RFC 4585 generic NACK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NackGeneratorParams {
+    /// Times one missing packet is asked for before giving up.
+    pub max_retries: u8,
+    /// Wait before asking again while no RTT is known, and the least wait ever, in milliseconds
+    /// (with an RTT, the wait is the RTT, doubled at each retry).
+    pub min_retry_interval_ms: u32,
+    /// A missing packet older than this is given up, in milliseconds.
+    pub max_age_ms: u32,
+    /// Missing packets tracked at once; older ones are given up first.
+    pub max_missing: u16,
+}
+
+/// Keyframe-request throttling (PLI, FIR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyframeThrottleParams {
+    /// At most one PLI or FIR per this interval goes to the publisher, in milliseconds.
+    pub min_interval_ms: u32,
+}
+
+/// Retransmission cache answering subscribers' generic NACKs (RFC 4585).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NackCacheParams {
+    /// Packets kept (a power of two); memory is `max_packets × max_packet_bytes` per stream.
+    pub max_packets: u16,
+    /// A packet older than this is not retransmitted, in milliseconds.
+    pub max_age_ms: u32,
+    /// Times one packet is retransmitted to one subscriber at most.
+    pub max_retransmits_per_packet: u8,
+}
+
+/// RTCP receiver reports to the publisher or sender reports to the subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportParams {
+    /// Report interval, in milliseconds (each report is sent at a random point of 0.5–1.5 × it).
+    pub interval_ms: u32,
+}
+
+/// Copy of the stream's packets to a side thread (the pcap recorder).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapParams {
+    /// Bytes of each packet copied (longer packets are truncated, as pcap's snaplen).
+    pub snap_bytes: u16,
+}
+
+/// Payload types a subscriber receives; others are dropped and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadTypeFilterParams {
+    /// Bit `pt` set: payload type `pt` (the publisher's, before mapping) passes.
+    pub allowed: u128,
+}
+
+/// RTX (RFC 4588) for retransmissions to one subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtxParams {
+    /// The RTX stream's SSRC.
+    pub ssrc: u32,
+    /// The RTX payload type (below 128).
+    pub payload_type: u8,
+}
+
+/// The ingress chain of one stream: each built-in that runs, with its parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngressSpec {
+    /// Rate limit.
+    pub rate_limit: Option<RateLimitParams>,
+    /// Statistics of what the publisher delivers.
+    pub stats: Option<StatsParams>,
+    /// Transport-wide feedback to the publisher.
+    pub twcc: Option<TwccParams>,
+    /// NACKs to the publisher.
+    pub nack_generator: Option<NackGeneratorParams>,
+    /// Keyframe-request throttling.
+    pub keyframe_throttle: Option<KeyframeThrottleParams>,
+    /// Retransmission cache.
+    pub nack_cache: Option<NackCacheParams>,
+    /// Receiver reports to the publisher.
+    pub receiver_reports: Option<ReportParams>,
+    /// Copy to the recorder.
+    pub tap: Option<TapParams>,
+}
+
+/// The egress chain of one subscription: each built-in that runs, with its parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressSpec {
+    /// Payload-type filter.
+    pub payload_type_filter: Option<PayloadTypeFilterParams>,
+    /// Statistics of what the subscriber is sent and reports.
+    pub stats: Option<StatsParams>,
+    /// Sender reports to the subscriber.
+    pub sender_reports: Option<ReportParams>,
+    /// RTX for retransmissions (applied by the forwarder when it sends a retransmission).
+    pub rtx: Option<RtxParams>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ntp_epoch_advances_with_the_monotonic_clock() {
+        let at = Instant::now();
+        let epoch = NtpEpoch { at, ntp: 3_900_000_000u64 << 32 };
+        assert_eq!(epoch.ntp_at(at), epoch.ntp);
+        assert_eq!(epoch.ntp_at(at + Duration::from_millis(1500)), (3_900_000_001u64 << 32) + (1u64 << 31));
+        assert_eq!(epoch.ntp_at(at - Duration::from_secs(1)), epoch.ntp, "before the epoch: the epoch");
+    }
+}
+
+/// Builds specs from the `[interceptors]` config: its parameters for the built-ins a chain names.
+pub mod from_config {
+    use ringfwd_tuning::{InterceptorName, Interceptors};
+
+    use super::{
+        EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
+        RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
+    };
+
+    /// The ingress spec running the built-ins in `names` (egress-only names are ignored) with the
+    /// parameters of `config`.
+    pub fn ingress(names: &[InterceptorName], config: &Interceptors) -> IngressSpec {
+        let on = |name| names.contains(&name);
+        IngressSpec {
+            rate_limit: on(InterceptorName::RateLimit).then_some(RateLimitParams {
+                max_packets_per_second: config.rate_limit.max_packets_per_second,
+                max_bits_per_second: config.rate_limit.max_bits_per_second,
+            }),
+            stats: on(InterceptorName::Stats).then_some(stats(config)),
+            twcc: on(InterceptorName::Twcc).then_some(TwccParams {
+                extension_id: config.twcc.extension_id,
+                feedback_interval_ms: config.twcc.feedback_interval_ms,
+            }),
+            nack_generator: on(InterceptorName::NackGenerator).then_some(NackGeneratorParams {
+                max_retries: config.nack_generator.max_retries,
+                min_retry_interval_ms: config.nack_generator.min_retry_interval_ms,
+                max_age_ms: config.nack_generator.max_age_ms,
+                max_missing: config.nack_generator.max_missing,
+            }),
+            keyframe_throttle: on(InterceptorName::KeyframeThrottle)
+                .then_some(KeyframeThrottleParams { min_interval_ms: config.keyframe_throttle.min_interval_ms }),
+            nack_cache: on(InterceptorName::NackCache).then_some(NackCacheParams {
+                max_packets: config.nack_cache.max_packets,
+                max_age_ms: config.nack_cache.max_age_ms,
+                max_retransmits_per_packet: config.nack_cache.max_retransmits_per_packet,
+            }),
+            receiver_reports: on(InterceptorName::ReceiverReports).then_some(reports(config)),
+            tap: on(InterceptorName::Tap).then_some(TapParams { snap_bytes: config.tap.snap_bytes }),
+        }
+    }
+
+    /// The egress spec running the built-ins in `names` (ingress-only names are ignored) with the
+    /// parameters of `config`; the payload-type filter lets `allowed` through (bit `pt` set: `pt`
+    /// passes). RTX is negotiated per subscription, never from config.
+    pub fn egress(names: &[InterceptorName], config: &Interceptors, allowed: u128) -> EgressSpec {
+        let on = |name| names.contains(&name);
+        EgressSpec {
+            payload_type_filter: on(InterceptorName::PayloadTypeFilter).then_some(PayloadTypeFilterParams { allowed }),
+            stats: on(InterceptorName::Stats).then_some(stats(config)),
+            sender_reports: on(InterceptorName::SenderReports).then_some(reports(config)),
+            rtx: None,
+        }
+    }
+
+    fn stats(config: &Interceptors) -> StatsParams {
+        StatsParams { bitrate_window_ms: config.stats.bitrate_window_ms }
+    }
+
+    fn reports(config: &Interceptors) -> ReportParams {
+        ReportParams { interval_ms: config.reports.interval_ms }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_default_config_gives_the_default_chains() {
+            let config = Interceptors::default();
+            let ingress = ingress(&config.ingress, &config);
+            assert!(ingress.stats.is_some() && ingress.nack_cache.is_some() && ingress.receiver_reports.is_some());
+            assert!(ingress.keyframe_throttle.is_some());
+            assert!(ingress.rate_limit.is_none() && ingress.twcc.is_none() && ingress.tap.is_none());
+            assert_eq!(ingress.nack_cache.map(|c| c.max_packets), Some(config.nack_cache.max_packets));
+            let egress = egress(&config.egress, &config, u128::MAX);
+            assert!(egress.stats.is_some() && egress.sender_reports.is_some());
+            assert!(egress.payload_type_filter.is_none() && egress.rtx.is_none());
+            let filtered = super::egress(&[InterceptorName::PayloadTypeFilter], &config, 1 << 96);
+            assert_eq!(filtered.payload_type_filter.map(|f| f.allowed), Some(1 << 96));
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The `[interceptors]` section: which built-in interceptors run by default, and their parameters.
+//!
+//! Owns [`Interceptors`], [`InterceptorName`] and one parameter struct per built-in. These are the
+//! defaults of every stream (ingress) and subscription (egress); the control API may override them per
+//! stream or subscription. Values come from [`crate::defaults`]; ranges are checked in
+//! [`crate::validate`]. This module must never hold a literal default nor check a range.
+
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+
+/// A built-in interceptor, by its config and API name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterceptorName {
+    /// Per-source packet and bit rate limit (ingress).
+    RateLimit,
+    /// RFC 3550 statistics (ingress and egress).
+    Stats,
+    /// Transport-wide congestion control feedback to the publisher (ingress).
+    Twcc,
+    /// NACKs to the publisher for missing packets (ingress).
+    NackGenerator,
+    /// At most one keyframe request per interval to the publisher (ingress).
+    KeyframeThrottle,
+    /// Retransmission cache answering subscribers' NACKs (ingress).
+    NackCache,
+    /// Receiver reports to the publisher (ingress).
+    ReceiverReports,
+    /// Copies packets to the pcap recorder (ingress).
+    Tap,
+    /// Drops payload types the subscriber did not negotiate (egress).
+    PayloadTypeFilter,
+    /// Sender reports to the subscriber (egress).
+    SenderReports,
+}
+
+impl InterceptorName {
+    /// Every built-in.
+    pub const ALL: [InterceptorName; 10] = [
+        InterceptorName::RateLimit,
+        InterceptorName::Stats,
+        InterceptorName::Twcc,
+        InterceptorName::NackGenerator,
+        InterceptorName::KeyframeThrottle,
+        InterceptorName::NackCache,
+        InterceptorName::ReceiverReports,
+        InterceptorName::Tap,
+        InterceptorName::PayloadTypeFilter,
+        InterceptorName::SenderReports,
+    ];
+
+    /// The name in config and the API, e.g. `nack_cache`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterceptorName::RateLimit => "rate_limit",
+            InterceptorName::Stats => "stats",
+            InterceptorName::Twcc => "twcc",
+            InterceptorName::NackGenerator => "nack_generator",
+            InterceptorName::KeyframeThrottle => "keyframe_throttle",
+            InterceptorName::NackCache => "nack_cache",
+            InterceptorName::ReceiverReports => "receiver_reports",
+            InterceptorName::Tap => "tap",
+            InterceptorName::PayloadTypeFilter => "payload_type_filter",
+            InterceptorName::SenderReports => "sender_reports",
+        }
+    }
+
+    /// The built-in named `name`, if any.
+    pub fn parse(name: &str) -> Option<InterceptorName> {
+        InterceptorName::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+
+    /// True if it runs on a stream's ingress chain.
+    pub fn is_ingress(self) -> bool {
+        !matches!(self, InterceptorName::PayloadTypeFilter | InterceptorName::SenderReports)
+    }
+
+    /// True if it runs on a subscription's egress chain.
+    pub fn is_egress(self) -> bool {
+        matches!(self, InterceptorName::Stats | InterceptorName::PayloadTypeFilter | InterceptorName::SenderReports)
+    }
+}
+
+/// `[interceptors]`: the default chains and every built-in's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Interceptors {
+    /// Built-ins on every stream's ingress chain (they always run in the documented order, whatever
+    /// the order here).
+    pub ingress: Vec<InterceptorName>,
+    /// Built-ins on every subscription's egress chain.
+    pub egress: Vec<InterceptorName>,
+    /// `stats`.
+    pub stats: StatsConfig,
+    /// `nack_cache`.
+    pub nack_cache: NackCacheConfig,
+    /// `nack_generator`.
+    pub nack_generator: NackGeneratorConfig,
+    /// `receiver_reports` and `sender_reports`.
+    pub reports: ReportsConfig,
+    /// `keyframe_throttle`.
+    pub keyframe_throttle: KeyframeThrottleConfig,
+    /// `rate_limit`.
+    pub rate_limit: RateLimitConfig,
+    /// `twcc`.
+    pub twcc: TwccConfig,
+    /// `tap`.
+    pub tap: TapConfig,
+}
+
+impl Default for Interceptors {
+    fn default() -> Interceptors {
+        let names = |list: &[&str]| list.iter().filter_map(|name| InterceptorName::parse(name)).collect();
+        Interceptors {
+            ingress: names(defaults::INTERCEPTORS_INGRESS),
+            egress: names(defaults::INTERCEPTORS_EGRESS),
+            stats: StatsConfig::default(),
+            nack_cache: NackCacheConfig::default(),
+            nack_generator: NackGeneratorConfig::default(),
+            reports: ReportsConfig::default(),
+            keyframe_throttle: KeyframeThrottleConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            twcc: TwccConfig::default(),
+            tap: TapConfig::default(),
+        }
+    }
+}
+
+/// `[interceptors.stats]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Window the bit rate is measured over, in milliseconds.
+    pub bitrate_window_ms: u32,
+}
+
+impl Default for StatsConfig {
+    fn default() -> StatsConfig {
+        StatsConfig { bitrate_window_ms: defaults::STATS_BITRATE_WINDOW_MS }
+    }
+}
+
+/// `[interceptors.nack_cache]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NackCacheConfig {
+    /// Packets kept per stream (a power of two); each slot is `media.max_packet_bytes` long.
+    pub max_packets: u16,
+    /// A packet older than this is not retransmitted, in milliseconds.
+    pub max_age_ms: u32,
+    /// Retransmissions of one packet at most.
+    pub max_retransmits_per_packet: u8,
+}
+
+impl Default for NackCacheConfig {
+    fn default() -> NackCacheConfig {
+        NackCacheConfig {
+            max_packets: defaults::NACK_CACHE_MAX_PACKETS,
+            max_age_ms: defaults::NACK_CACHE_MAX_AGE_MS,
+            max_retransmits_per_packet: defaults::NACK_CACHE_MAX_RETRANSMITS_PER_PACKET,
+        }
+    }
+}
+
+/// `[interceptors.nack_generator]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NackGeneratorConfig {
+    /// Times one missing packet is asked for.
+    pub max_retries: u8,
+    /// Least wait between two requests for one packet (the wait while no RTT is known), in milliseconds.
+    pub min_retry_interval_ms: u32,
+    /// A missing packet older than this is given up, in milliseconds.
+    pub max_age_ms: u32,
+    /// Missing packets tracked at once per stream.
+    pub max_missing: u16,
+}
+
+impl Default for NackGeneratorConfig {
+    fn default() -> NackGeneratorConfig {
+        NackGeneratorConfig {
+            max_retries: defaults::NACK_GENERATOR_MAX_RETRIES,
+            min_retry_interval_ms: defaults::NACK_GENERATOR_MIN_RETRY_INTERVAL_MS,
+            max_age_ms: defaults::NACK_GENERATOR_MAX_AGE_MS,
+            max_missing: defaults::NACK_GENERATOR_MAX_MISSING,
+        }
+    }
+}
+
+/// `[interceptors.reports]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Mean interval between two reports, in milliseconds (each is sent at 0.5–1.5 × it).
+    pub interval_ms: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> ReportsConfig {
+        ReportsConfig { interval_ms: defaults::REPORT_INTERVAL_MS }
+    }
+}
+
+/// `[interceptors.keyframe_throttle]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyframeThrottleConfig {
+    /// At most one PLI/FIR per this interval goes to a publisher, in milliseconds.
+    pub min_interval_ms: u32,
+}
+
+impl Default for KeyframeThrottleConfig {
+    fn default() -> KeyframeThrottleConfig {
+        KeyframeThrottleConfig { min_interval_ms: defaults::KEYFRAME_MIN_INTERVAL_MS }
+    }
+}
+
+/// `[interceptors.rate_limit]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Packets per second one source may send (0: unlimited).
+    pub max_packets_per_second: u32,
+    /// Bits per second one source may send, whole datagrams (0: unlimited).
+    pub max_bits_per_second: u64,
+}
+
+/// `[interceptors.twcc]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwccConfig {
+    /// The negotiated one-byte header extension id of the transport-wide sequence number (1..=14).
+    pub extension_id: u8,
+    /// Feedback interval, in milliseconds.
+    pub feedback_interval_ms: u32,
+}
+
+impl Default for TwccConfig {
+    fn default() -> TwccConfig {
+        TwccConfig {
+            extension_id: defaults::TWCC_EXTENSION_ID,
+            feedback_interval_ms: defaults::TWCC_FEEDBACK_INTERVAL_MS,
+        }
+    }
+}
+
+/// `[interceptors.tap]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TapConfig {
+    /// Bytes of each packet kept (pcap snaplen).
+    pub snap_bytes: u16,
+}
+
+impl Default for TapConfig {
+    fn default() -> TapConfig {
+        TapConfig { snap_bytes: defaults::TAP_SNAP_BYTES }
+    }
+}

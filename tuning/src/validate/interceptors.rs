@@ -1,0 +1,142 @@
+//! Validation of `[interceptors]`: which built-ins may run where, and every parameter's range.
+//!
+//! Owns the accepted ranges of the interceptor parameters and [`validate_interceptors`]. Must never
+//! change a value, only name the first one that is wrong.
+
+use std::ops::RangeInclusive;
+
+use super::in_range;
+use crate::error::ConfigError;
+use crate::interceptors::{InterceptorName, Interceptors};
+use crate::schema::{Limits, Media};
+
+/// Accepted timer intervals (report, feedback, keyframe, retry, window), in milliseconds.
+pub const INTERVAL_MS_RANGE: RangeInclusive<u32> = 10..=60_000;
+/// Accepted `interceptors.nack_cache.max_packets` (also a power of two).
+pub const NACK_CACHE_PACKETS_RANGE: RangeInclusive<u16> = 16..=32_768;
+/// Accepted `max_retransmits_per_packet` and `max_retries`.
+pub const RETRIES_RANGE: RangeInclusive<u8> = 1..=20;
+/// Accepted `interceptors.nack_generator.max_missing`.
+pub const MAX_MISSING_RANGE: RangeInclusive<u16> = 16..=32_768;
+/// Accepted one-byte header extension ids (RFC 8285 §4.2; 15 is reserved).
+pub const EXTENSION_ID_RANGE: RangeInclusive<u8> = 1..=14;
+/// Accepted `interceptors.tap.snap_bytes`.
+pub const SNAP_BYTES_RANGE: RangeInclusive<u16> = 64..=65_535;
+
+/// Checks the chains and every parameter; the first violation is returned.
+pub fn validate_interceptors(config: &Interceptors, media: &Media, limits: &Limits) -> Result<(), ConfigError> {
+    check_chain("interceptors.ingress", &config.ingress, InterceptorName::is_ingress)?;
+    check_chain("interceptors.egress", &config.egress, InterceptorName::is_egress)?;
+    in_range("interceptors.stats.bitrate_window_ms", config.stats.bitrate_window_ms, INTERVAL_MS_RANGE)?;
+    let cache = &config.nack_cache;
+    let key = "interceptors.nack_cache.max_packets";
+    in_range(key, cache.max_packets, NACK_CACHE_PACKETS_RANGE)?;
+    if !cache.max_packets.is_power_of_two() {
+        return Err(ConfigError::invalid(key, cache.max_packets, "must be a power of two"));
+    }
+    let worst_bytes =
+        u128::from(limits.max_streams_per_worker) * u128::from(cache.max_packets) * media.max_packet_bytes as u128;
+    if worst_bytes > u128::from(limits.max_cache_bytes_per_worker) {
+        let reason = format!(
+            "limits.max_streams_per_worker {} × {key} {} × media.max_packet_bytes {} = {worst_bytes} bytes of cache per \
+             worker, more than limits.max_cache_bytes_per_worker = {}",
+            limits.max_streams_per_worker, cache.max_packets, media.max_packet_bytes, limits.max_cache_bytes_per_worker
+        );
+        return Err(ConfigError::invalid(key, cache.max_packets, reason));
+    }
+    in_range("interceptors.nack_cache.max_age_ms", cache.max_age_ms, INTERVAL_MS_RANGE)?;
+    let key = "interceptors.nack_cache.max_retransmits_per_packet";
+    in_range(key, cache.max_retransmits_per_packet, RETRIES_RANGE)?;
+    let generator = &config.nack_generator;
+    in_range("interceptors.nack_generator.max_retries", generator.max_retries, RETRIES_RANGE)?;
+    let key = "interceptors.nack_generator.min_retry_interval_ms";
+    in_range(key, generator.min_retry_interval_ms, INTERVAL_MS_RANGE)?;
+    in_range("interceptors.nack_generator.max_age_ms", generator.max_age_ms, INTERVAL_MS_RANGE)?;
+    in_range("interceptors.nack_generator.max_missing", generator.max_missing, MAX_MISSING_RANGE)?;
+    in_range("interceptors.reports.interval_ms", config.reports.interval_ms, INTERVAL_MS_RANGE)?;
+    let key = "interceptors.keyframe_throttle.min_interval_ms";
+    in_range(key, config.keyframe_throttle.min_interval_ms, INTERVAL_MS_RANGE)?;
+    in_range("interceptors.twcc.extension_id", config.twcc.extension_id, EXTENSION_ID_RANGE)?;
+    in_range("interceptors.twcc.feedback_interval_ms", config.twcc.feedback_interval_ms, INTERVAL_MS_RANGE)?;
+    in_range("interceptors.tap.snap_bytes", config.tap.snap_bytes, SNAP_BYTES_RANGE)
+}
+
+/// A chain names each built-in at most once, and only built-ins that run on that side.
+pub fn check_chain(
+    key: &str,
+    chain: &[InterceptorName],
+    allowed: fn(InterceptorName) -> bool,
+) -> Result<(), ConfigError> {
+    for (i, name) in chain.iter().enumerate() {
+        if !allowed(*name) {
+            return Err(ConfigError::invalid(format!("{key}[{i}]"), name.as_str(), "does not run on this chain"));
+        }
+        if chain[..i].contains(name) {
+            return Err(ConfigError::invalid(format!("{key}[{i}]"), name.as_str(), "is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn key_of(toml: &str) -> String {
+        match Config::from_toml_str(toml) {
+            Ok(_) => "<valid>".to_owned(),
+            Err(e) => e.key().map(str::to_owned).unwrap_or_else(|| e.to_string()),
+        }
+    }
+
+    #[test]
+    fn chains_are_checked_by_position() {
+        assert_eq!(key_of("[interceptors]\ningress = [\"stats\", \"sender_reports\"]\n"), "interceptors.ingress[1]");
+        assert_eq!(key_of("[interceptors]\negress = [\"stats\", \"stats\"]\n"), "interceptors.egress[1]");
+        assert_eq!(key_of("[interceptors]\negress = [\"nack_cache\"]\n"), "interceptors.egress[0]");
+        let unknown = key_of("[interceptors]\ningress = [\"jitter_buffer\"]\n");
+        assert!(unknown.contains("jitter_buffer"), "{unknown}");
+        assert_eq!(key_of("[interceptors]\ningress = []\negress = []\n"), "<valid>");
+    }
+
+    #[test]
+    fn every_parameter_is_range_checked() {
+        for (toml, key) in [
+            ("[interceptors.stats]\nbitrate_window_ms = 5\n", "interceptors.stats.bitrate_window_ms"),
+            ("[interceptors.nack_cache]\nmax_packets = 300\n", "interceptors.nack_cache.max_packets"),
+            ("[interceptors.nack_cache]\nmax_packets = 8\n", "interceptors.nack_cache.max_packets"),
+            ("[interceptors.nack_cache]\nmax_age_ms = 0\n", "interceptors.nack_cache.max_age_ms"),
+            (
+                "[interceptors.nack_cache]\nmax_retransmits_per_packet = 0\n",
+                "interceptors.nack_cache.max_retransmits_per_packet",
+            ),
+            ("[interceptors.nack_generator]\nmax_retries = 21\n", "interceptors.nack_generator.max_retries"),
+            (
+                "[interceptors.nack_generator]\nmin_retry_interval_ms = 1\n",
+                "interceptors.nack_generator.min_retry_interval_ms",
+            ),
+            ("[interceptors.nack_generator]\nmax_age_ms = 70000\n", "interceptors.nack_generator.max_age_ms"),
+            ("[interceptors.nack_generator]\nmax_missing = 1\n", "interceptors.nack_generator.max_missing"),
+            ("[interceptors.reports]\ninterval_ms = 1\n", "interceptors.reports.interval_ms"),
+            (
+                "[interceptors.keyframe_throttle]\nmin_interval_ms = 0\n",
+                "interceptors.keyframe_throttle.min_interval_ms",
+            ),
+            ("[interceptors.twcc]\nextension_id = 15\n", "interceptors.twcc.extension_id"),
+            ("[interceptors.twcc]\nfeedback_interval_ms = 1\n", "interceptors.twcc.feedback_interval_ms"),
+            ("[interceptors.tap]\nsnap_bytes = 10\n", "interceptors.tap.snap_bytes"),
+        ] {
+            assert_eq!(key_of(toml), key, "{toml}");
+        }
+    }
+
+    #[test]
+    fn cache_memory_is_bounded_per_worker() {
+        let toml = "[interceptors.nack_cache]\nmax_packets = 32768\n";
+        let err = Config::from_toml_str(toml).unwrap_err().to_string();
+        assert!(err.contains("limits.max_cache_bytes_per_worker"), "{err}");
+        let raised =
+            "[interceptors.nack_cache]\nmax_packets = 32768\n[limits]\nmax_cache_bytes_per_worker = 1099511627776\n";
+        assert_eq!(key_of(raised), "<valid>");
+    }
+}
