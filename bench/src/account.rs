@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 use rtp_types::RtpPacket;
 
+use crate::nack::{NackCounters, NackTracker};
 use crate::payload;
+use crate::scenario_file::Nack;
 
 /// Generator sequences remembered per flow for duplicate detection.
 pub const DUP_WINDOW: u32 = 1024;
@@ -172,6 +174,8 @@ pub struct Totals {
     pub not_rtp: u64,
     /// Latency of every flow merged, ns.
     pub latency_ns: Histogram<u64>,
+    /// Loss repair of every flow (zero when the sink sends no NACKs).
+    pub nack: NackCounters,
 }
 
 /// Per-flow accounting of one sink.
@@ -183,6 +187,8 @@ pub struct Accounting {
     step_first_gen_seq: Vec<u32>,
     unknown_ssrc: u64,
     not_rtp: u64,
+    /// One per flow when the sink NACKs gaps.
+    nack: Vec<NackTracker>,
 }
 
 impl Accounting {
@@ -209,6 +215,29 @@ impl Accounting {
             step_first_gen_seq: vec![0; streams],
             unknown_ssrc: 0,
             not_rtp: 0,
+            nack: Vec::new(),
+        }
+    }
+
+    /// Tracks gaps of every flow for NACKs per `policy` from now on.
+    pub fn enable_nack(&mut self, policy: Nack) {
+        self.nack = self.specs.iter().map(|_| NackTracker::new(policy)).collect();
+    }
+
+    /// Whether gaps are tracked for NACKs.
+    pub fn nacks_enabled(&self) -> bool {
+        !self.nack.is_empty()
+    }
+
+    /// Calls `send(flow, out_ssrc, seqs)` for every flow with sequence numbers to NACK at `now_ns`;
+    /// `scratch` is reused between flows.
+    pub fn collect_nacks(&mut self, now_ns: u64, scratch: &mut Vec<u16>, mut send: impl FnMut(usize, u32, &[u16])) {
+        for (i, tracker) in self.nack.iter_mut().enumerate() {
+            scratch.clear();
+            tracker.due(now_ns, scratch);
+            if !scratch.is_empty() {
+                send(i, self.specs[i].out_ssrc, scratch);
+            }
         }
     }
 
@@ -223,6 +252,9 @@ impl Accounting {
         }
         self.unknown_ssrc = 0;
         self.not_rtp = 0;
+        for tracker in &mut self.nack {
+            tracker.reset();
+        }
     }
 
     /// Accounts one datagram that arrived at `now_ns` (ns since the bench epoch).
@@ -256,6 +288,9 @@ impl Accounting {
         if !header_ok {
             flow.counts.rewrite_errors += 1;
         }
+        if let Some(tracker) = self.nack.get_mut(i) {
+            tracker.on_packet(rtp.sequence_number(), now_ns);
+        }
         let latency_ns = now_ns.saturating_sub(bench.send_ns);
         if flow.note(bench.gen_seq) && latency_ns > LATE_AFTER_NS {
             flow.counts.late += 1;
@@ -282,7 +317,11 @@ impl Accounting {
             unknown_ssrc: self.unknown_ssrc,
             not_rtp: self.not_rtp,
             latency_ns: latency_histogram(),
+            nack: NackCounters::default(),
         };
+        for tracker in &self.nack {
+            t.nack += tracker.counters;
+        }
         for (spec, flow) in self.specs.iter().zip(&self.flows) {
             let expected = sent_per_stream.get(spec.stream).copied().unwrap_or(0);
             t.expected += expected;

@@ -181,3 +181,29 @@ fn late_copies_are_counted_once_and_still_delivered() {
     let t = a.totals(&[2]);
     assert_eq!((t.counts.unique, t.counts.late, t.counts.duplicates, t.lost), (2, 1, 1, 0));
 }
+
+#[test]
+fn nacked_gaps_that_arrive_later_are_repairs_and_the_rest_stays_lost() {
+    use crate::scenario_file::Nack;
+    let mut a = accounting();
+    a.enable_nack(Nack { delay_ms: 1.0, retry_interval_ms: 10.0, max_retries: 2, max_pending_per_flow: 64 });
+    assert!(a.nacks_enabled());
+    let ms = 1_000_000;
+    for seq in (0..20).filter(|s| ![5, 6, 12].contains(s)) {
+        a.account(&forwarded(seq, 0), ms);
+    }
+    let mut asked = Vec::new();
+    let mut scratch = Vec::new();
+    a.collect_nacks(5 * ms, &mut scratch, |flow, ssrc, seqs| asked.push((flow, ssrc, seqs.to_vec())));
+    // The subscriber sees the rewritten sequence numbers: it NACKs those.
+    let seq_of = |g: u16| 65_530u16.wrapping_add(g).wrapping_add(SEQ_OFFSET);
+    assert_eq!(asked, [(0, OUT_SSRC, vec![seq_of(5), seq_of(6), seq_of(12)])]);
+    // 5 and 12 come back after the NACK (a retransmission), 6 never does.
+    a.account(&forwarded(5, 0), 6 * ms);
+    a.account(&forwarded(12, 0), 6 * ms);
+    let t = a.totals(&[20]);
+    assert_eq!((t.lost, t.nack.repaired, t.nack.nacked_packets), (1, 2, 3));
+    // A new step forgets the trackers.
+    a.begin_step(&[20]);
+    assert_eq!(a.totals(&[0]).nack, crate::nack::NackCounters::default());
+}

@@ -18,9 +18,10 @@ use std::time::Duration;
 use ringfwd_tuning::IdleStrategy;
 
 use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
-use crate::launch::{self, build_rig, place, write_configs, LaunchError, ScenarioFiles};
+use crate::launch::{self, build_rig, place, write_configs, LaunchError, Pinning, ScenarioFiles};
+use crate::machine::Machine;
 use crate::report::median;
-use crate::scenario::{Scenario, ScenarioKind};
+use crate::scenario::Scenario;
 use crate::search::{search_max, Search, SearchPlan};
 use crate::step::{run_step, Rig, StepOutcome, Target};
 
@@ -77,7 +78,7 @@ pub struct CompareOptions {
     /// Forwarders, in the order of the first repetition.
     pub forwarders: Vec<ForwarderKind>,
     /// Scenarios, in run order.
-    pub scenarios: Vec<ScenarioKind>,
+    pub scenarios: Vec<Scenario>,
     /// Durations and counts.
     pub timing: Timing,
     /// Where the binaries are.
@@ -86,6 +87,8 @@ pub struct CompareOptions {
     pub idle: IdleStrategy,
     /// Where configs and forwarder logs go.
     pub work_dir: PathBuf,
+    /// Cores of the forwarder and of the load.
+    pub pinning: Pinning,
 }
 
 /// Why a comparison could not finish.
@@ -144,7 +147,7 @@ impl ForwarderResult {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScenarioResult {
     /// Which scenario.
-    pub scenario: ScenarioKind,
+    pub scenario: String,
     /// What it is.
     pub description: String,
     /// The common rate of the CPU comparison, output packets/s.
@@ -156,6 +159,10 @@ pub struct ScenarioResult {
 /// A whole comparison.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareResult {
+    /// Machine and versions.
+    pub machine: Machine,
+    /// Cores asked for.
+    pub pinning: Pinning,
     /// Durations and counts used.
     pub timing: Timing,
     /// Core the forwarders ran on.
@@ -176,8 +183,12 @@ pub struct CompareResult {
 /// Runs the comparison. Progress lines go to stderr.
 pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
-    let placement = place();
+    let placement = place(&options.pinning)?;
     let mut result = CompareResult {
+        machine: Machine::describe(
+            options.forwarders.contains(&ForwarderKind::Ringfwd).then_some(options.binaries.ringfwd.as_path()),
+        ),
+        pinning: options.pinning.clone(),
         timing: options.timing.clone(),
         worker_core: placement.worker_core,
         bench_core: placement.bench_core,
@@ -186,14 +197,13 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
         sink_kernel_timestamps: false,
         scenarios: Vec::new(),
     };
-    for &kind in &options.scenarios {
-        let scenario = Scenario::new(kind);
-        let (mut rig, files) = prepare(options, &scenario, &placement)?;
+    for scenario in &options.scenarios {
+        let (mut rig, files) = prepare(options, scenario, &placement)?;
         result.generator_gso = rig.gen.uses_gso();
         result.sink_gro = rig.sink.uses_gro();
         result.sink_kernel_timestamps = rig.sink.uses_kernel_timestamps();
-        eprintln!("== {kind}: {}", scenario.describe());
-        result.scenarios.push(run_scenario(options, &scenario, &mut rig, &files)?);
+        eprintln!("== {}: {}", scenario.name, scenario.describe());
+        result.scenarios.push(run_scenario(options, scenario, &mut rig, &files)?);
     }
     Ok(result)
 }
@@ -214,16 +224,15 @@ fn prepare(
 pub fn run_once(
     options: &CompareOptions,
     kind: ForwarderKind,
-    scenario_kind: ScenarioKind,
+    scenario: &Scenario,
     out_pps: f64,
     duration: Duration,
 ) -> Result<StepOutcome, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
-    let placement = place();
-    let scenario = Scenario::new(scenario_kind);
-    let (mut rig, files) = prepare(options, &scenario, &placement)?;
+    let placement = place(&options.pinning)?;
+    let (mut rig, files) = prepare(options, scenario, &placement)?;
     let base = scenario.base_out_pps();
-    with_forwarder(options, kind, &files, &scenario, &mut rig, |rig, target, proc| {
+    with_forwarder(options, kind, &files, scenario, &mut rig, |rig, target, proc| {
         measured(rig, target, proc, base, out_pps / base, duration)
     })
 }
@@ -282,7 +291,12 @@ fn run_scenario(
             results[i].latency.push(latency);
         }
     }
-    Ok(ScenarioResult { scenario: scenario.kind, description: scenario.describe(), fixed_out_pps, forwarders: results })
+    Ok(ScenarioResult {
+        scenario: scenario.name.clone(),
+        description: scenario.describe(),
+        fixed_out_pps,
+        forwarders: results,
+    })
 }
 
 /// The search of a first repetition: from the scenario's base rate, with the timing's steps.
@@ -307,7 +321,7 @@ fn with_forwarder<R>(
     let base = scenario.base_out_pps();
     let mut proc = launch::start_routed(kind, files, scenario, &options.binaries, &options.work_dir, rig)?;
     let media = proc.media.first().copied().ok_or_else(|| CompareError::Died { kind, log_tail: proc.log_tail() })?;
-    let target = Target { pid: proc.pid(), media };
+    let target = Target { pid: Some(proc.pid()), media };
     measured(rig, target, &mut proc, base, 1.0, options.timing.warmup)?;
     let out = measure(rig, target, &mut proc)?;
     proc.stop()?;

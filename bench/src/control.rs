@@ -144,7 +144,7 @@ impl Control {
     /// and timestamp offsets are not sent (the API chooses them).
     pub async fn install(&mut self, session: &SessionSpec) -> Result<Vec<v1::Subscription>, ControlError> {
         let sid = &session.id;
-        let request = self.request(v1::CreateSessionRequest { session_id: sid.clone() });
+        let request = self.request(v1::CreateSessionRequest { session_id: sid.clone(), ..Default::default() });
         self.client.create_session(request).await.map_err(rpc(format!("CreateSession {sid}")))?;
         for e in &session.endpoints {
             let request = self.request(v1::CreateEndpointRequest {
@@ -152,6 +152,7 @@ impl Control {
                 endpoint_id: e.id.clone(),
                 media_address: e.address.map(|a| a.to_string()).unwrap_or_default(),
                 latching: e.latching,
+                ..Default::default()
             });
             self.client.create_endpoint(request).await.map_err(rpc(format!("CreateEndpoint {}", e.id)))?;
         }
@@ -168,6 +169,7 @@ impl Control {
                 kind: kind.into(),
                 payload_types: Vec::new(),
                 clock_rate_hz: s.clock_rate_hz(),
+                ..Default::default()
             });
             let created =
                 self.client.create_stream(request).await.map_err(rpc(format!("CreateStream {}", s.id)))?.into_inner();
@@ -231,6 +233,16 @@ impl Control {
         Ok(())
     }
 
+    /// Deletes session `id` with everything in it; `Ok(false)` when there was none.
+    pub async fn delete_session(&mut self, id: &str) -> Result<bool, ControlError> {
+        let request = self.request(v1::DeleteSessionRequest { session_id: id.to_string() });
+        match self.client.delete_session(request).await {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(rpc(format!("DeleteSession {id}"))(s)),
+        }
+    }
+
     /// The session `id` as the registry has it.
     pub async fn session(&mut self, id: &str) -> Result<v1::Session, ControlError> {
         let request = self.request(v1::GetSessionRequest { session_id: id.to_string() });
@@ -262,6 +274,7 @@ impl Control {
             endpoint_id: endpoint_id.to_string(),
             media_address: address.to_string(),
             latching: false,
+            ..Default::default()
         });
         let created = self.client.create_endpoint(request).await;
         Ok(created.map_err(rpc(format!("CreateEndpoint {endpoint_id}")))?.into_inner())
@@ -335,7 +348,6 @@ pub fn flow_specs(scenario: &Scenario, created: &[v1::Subscription]) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ScenarioKind;
 
     fn answered(id: usize, seq_offset: u32, ts_offset: u32) -> v1::Subscription {
         v1::Subscription { subscription_id: Scenario::subscription_id(id), seq_offset, ts_offset, ..Default::default() }
@@ -343,7 +355,7 @@ mod tests {
 
     #[test]
     fn expectations_take_the_offsets_the_api_returned() {
-        let scenario = Scenario::new(ScenarioKind::Flat);
+        let scenario = Scenario::builtin("flat").unwrap();
         let created: Vec<v1::Subscription> = (0..64).map(|i| answered(i, 0, 0)).collect();
         let specs = flow_specs(&scenario, &created).unwrap();
         assert_eq!(specs.len(), 64);

@@ -80,6 +80,14 @@ pub fn parse_stat_comm(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
+/// Ids of the processes whose command name (`/proc/PID/comm`) is `name`.
+pub fn find_processes(name: &str) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == name))
+        .collect()
+}
+
 /// Datagrams the kernel dropped on every UDP socket (IPv4 and IPv6) bound to local `port`.
 pub fn udp_drops(port: u16) -> io::Result<u64> {
     let mut total = 0;

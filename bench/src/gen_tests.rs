@@ -8,6 +8,7 @@ use rtp_types::RtpPacket;
 
 use super::*;
 use crate::payload;
+use crate::scenario_file::Impairment;
 
 const MS: u64 = 1_000_000;
 
@@ -25,18 +26,30 @@ fn receive(socket: &UdpSocket, want: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// Stream 0xABCD of publisher 0, PT 96 at 90 kHz, unimpaired.
+fn stream(shape: Shape) -> StreamConfig {
+    StreamConfig {
+        ssrc: 0xABCD,
+        payload_type: 96,
+        clock_rate_hz: 90_000,
+        shape,
+        publisher: 0,
+        phase: 0.0,
+        seed: 1,
+        impairment: Impairment::default(),
+    }
+}
+
 fn generator(shape: Shape, gso: bool) -> (Generator, UdpSocket) {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let stream =
-        StreamConfig { ssrc: 0xABCD, payload_type: 96, clock_rate_hz: 90_000, shape, publisher: 0, phase: 0.0 };
-    let mut gen = Generator::new(vec![UdpSocket::bind("127.0.0.1:0").unwrap()], &[stream], gso).unwrap();
+    let mut gen = Generator::new(vec![UdpSocket::bind("127.0.0.1:0").unwrap()], &[stream(shape)], gso).unwrap();
     gen.start_step(receiver.local_addr().unwrap(), 1.0, 0, 1000 * MS);
     (gen, receiver)
 }
 
 #[test]
 fn a_frame_goes_out_as_a_burst_with_one_timestamp_and_a_final_marker() {
-    let shape = Shape::Frames { frames_per_s: 30.0, frame_bytes: 6250, max_payload_bytes: 1200 };
+    let shape = Shape::fixed_frames(30.0, 6250, 1200);
     for gso in [false, true] {
         let (mut gen, receiver) = generator(shape, gso);
         let epoch = Epoch::new();
@@ -72,8 +85,9 @@ fn overdue_constant_rate_packets_go_together_and_count() {
     assert!(got.iter().all(|p| p.len() == 200));
     assert_eq!(gen.next_due_ns(), Some(11 * MS));
     assert!(gen.lag_ns.max() >= 9 * MS, "the first of them was 10 ms late");
-    assert_eq!(gen.planned_packets(1.0, 1000 * MS), 1000);
-    assert_eq!(gen.planned_packets(2.5, 1000 * MS), 2500);
+    assert_eq!(gen.planned_packets(), 1000);
+    gen.start_step(receiver.local_addr().unwrap(), 2.5, 0, 1000 * MS);
+    assert_eq!(gen.planned_packets(), 2500);
 }
 
 #[test]
@@ -101,12 +115,119 @@ fn sequence_numbers_wrap_and_a_step_is_bounded() {
 
 #[test]
 fn bad_stream_configs_are_refused_by_name() {
-    let shape = Shape::Frames { frames_per_s: 1.0, frame_bytes: 100_000, max_payload_bytes: 1200 };
-    let stream = StreamConfig { ssrc: 1, payload_type: 96, clock_rate_hz: 90_000, shape, publisher: 0, phase: 0.0 };
+    let stream = stream(Shape::fixed_frames(1.0, 100_000, 1200));
     let socket = || vec![UdpSocket::bind("127.0.0.1:0").unwrap()];
     let err = Generator::new(socket(), std::slice::from_ref(&stream), false).err().unwrap();
     assert!(matches!(err, GenError::FrameTooLarge { packets: 84, .. }), "{err}");
     let far = StreamConfig { publisher: 3, shape: Shape::Constant { packets_per_s: 1.0, packet_bytes: 100 }, ..stream };
     let err = Generator::new(socket(), &[far], false).err().unwrap();
     assert!(err.to_string().contains("publisher 3"), "{err}");
+}
+
+/// Polls `gen` at every due time up to `end_ns` (virtual time) and receives everything it sent.
+fn drive(gen: &mut Generator, receiver: &UdpSocket, end_ns: u64) -> Vec<Vec<u8>> {
+    let epoch = Epoch::new();
+    let mut got = Vec::new();
+    while let Some(due) = gen.next_due_ns().filter(|&d| d <= end_ns) {
+        let n = gen.poll(&epoch, due).unwrap();
+        got.extend(receive(receiver, n));
+    }
+    got
+}
+
+/// Groups packets into frames by RTP timestamp, in order: (timestamp, payload bytes, packets).
+fn frames(packets: &[Vec<u8>]) -> Vec<(u32, usize, usize)> {
+    let mut out: Vec<(u32, usize, usize)> = Vec::new();
+    for p in packets {
+        let rtp = RtpPacket::parse(p).unwrap();
+        match out.last_mut() {
+            Some(f) if f.0 == rtp.timestamp() => {
+                f.1 += rtp.payload().len();
+                f.2 += 1;
+            }
+            _ => out.push((rtp.timestamp(), rtp.payload().len(), 1)),
+        }
+    }
+    out
+}
+
+#[test]
+fn video_frames_follow_the_size_model_with_periodic_keyframes() {
+    use crate::traffic::FrameSizes;
+    let sizes = FrameSizes::Video { delta_bytes: 5000, keyframe_bytes: 30_000, keyframe_interval: 10, jitter: 0.2 };
+    let shape = Shape::Frames { frames_per_s: 30.0, sizes, max_payload_bytes: 1200 };
+    let (mut gen, receiver) = generator(shape, true);
+    let got = drive(&mut gen, &receiver, 1000 * MS);
+    let f = frames(&got);
+    // One second at 30 fps; every packet at most 1200 bytes of payload; the marker ends each frame.
+    assert_eq!(f.len(), 30);
+    assert!(got.iter().all(|p| p.len() <= 12 + 1200));
+    let markers: Vec<bool> = got.iter().map(|p| RtpPacket::parse(p).unwrap().marker_bit()).collect();
+    assert_eq!(markers.iter().filter(|&&m| m).count(), 30);
+    for (k, &(_, bytes, packets)) in f.iter().enumerate() {
+        assert_eq!(packets, bytes.div_ceil(1200), "frame {k}: split into full packets and a rest");
+        if k % 10 == 0 {
+            assert!((24_000..=36_000).contains(&bytes), "keyframe {k}: {bytes}");
+        } else {
+            assert!((4_000..=6_000).contains(&bytes), "delta {k}: {bytes}");
+        }
+    }
+    // Sizes vary from frame to frame.
+    assert!(f.windows(2).any(|w| w[0].1 != w[1].1 && w[0].1 < 10_000 && w[1].1 < 10_000));
+    assert_eq!(gen.planned_packets(), got.len() as u64);
+}
+
+#[test]
+fn screen_share_sends_rare_large_bursts_and_small_idle_frames() {
+    use crate::traffic::FrameSizes;
+    let sizes = FrameSizes::Screen { idle_bytes: 400, burst_bytes: 60_000, burst_probability: 0.1 };
+    let shape = Shape::Frames { frames_per_s: 5.0, sizes, max_payload_bytes: 1200 };
+    let (mut gen, receiver) = generator(shape, true);
+    gen.start_step(receiver.local_addr().unwrap(), 1.0, 0, 20_000 * MS);
+    let f = frames(&drive(&mut gen, &receiver, 20_000 * MS));
+    assert_eq!(f.len(), 100);
+    assert_eq!((f[0].1, f[0].2), (60_000, 50), "the first frame is a burst of 50 packets");
+    assert!(f.iter().all(|&(_, b, n)| (b, n) == (400, 1) || (b, n) == (60_000, 50)), "{f:?}");
+    let bursts = f.iter().filter(|x| x.2 == 50).count();
+    assert!((3..=25).contains(&bursts), "{bursts} bursts in 100 frames at 10%");
+}
+
+#[test]
+fn impairment_is_seen_exactly_by_the_sink() {
+    use crate::account::{Accounting, FlowSpec};
+    use crate::sink::Sink;
+    let impairment = Impairment {
+        loss_percent: 3.0,
+        reorder_percent: 2.0,
+        reorder_distance_packets: 3,
+        reorder_max_delay_ms: 50.0,
+        duplicate_percent: 1.0,
+    };
+    let stream =
+        StreamConfig { seed: 5, impairment, ..stream(Shape::Constant { packets_per_s: 1000.0, packet_bytes: 200 }) };
+    // The generator sends straight to the sink: what arrives is exactly what the impairment made.
+    let spec = FlowSpec { out_ssrc: 0xABCD, stream: 0, seq_offset: 0, ts_offset: 0, payload_type_map: vec![] };
+    let mut sink =
+        Sink::new(Sink::bind("127.0.0.1:0".parse().unwrap()).unwrap(), Accounting::new(vec![spec], 1)).unwrap();
+    let mut gen = Generator::new(vec![UdpSocket::bind("127.0.0.1:0").unwrap()], &[stream], false).unwrap();
+    let epoch = Epoch::new();
+    gen.start_step(sink.local_addr().unwrap(), 1.0, 0, 2000 * MS);
+    sink.begin_step(&epoch, &gen.step_first_gen_seqs());
+    while let Some(due) = gen.next_due_ns() {
+        gen.poll(&epoch, due).unwrap();
+        sink.drain(&epoch, 4).unwrap();
+    }
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(2));
+        sink.drain(&epoch, 4).unwrap();
+    }
+    let injected = gen.step_impairment(0);
+    assert_eq!(injected.packets, 2000);
+    assert!(injected.lost > 20 && injected.duplicated > 5 && injected.reordered > 10, "{injected:?}");
+    let t = sink.accounting.totals(&[gen.step_sent(0)]);
+    assert_eq!(t.expected, 2000);
+    assert_eq!(t.lost, injected.lost, "{injected:?}");
+    assert_eq!(t.counts.duplicates, injected.duplicated, "{injected:?}");
+    assert_eq!(t.counts.reordered, injected.reordered, "{injected:?}");
+    assert_eq!((t.counts.integrity_failures, t.counts.rewrite_errors), (0, 0));
 }

@@ -46,6 +46,9 @@ pub enum LaunchError {
     /// A config could not be serialized.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The cores asked for cannot be used.
+    #[error("pinning: {0}")]
+    Pinning(String),
     /// ringfwd's ready line had no `api=`.
     #[error("ringfwd reported no control API address (api=) in its ready line")]
     NoApi,
@@ -75,21 +78,56 @@ pub struct Placement {
     pub control_cores: Vec<usize>,
 }
 
-/// Places the bench on the first core and the forwarder on the second, and pins this thread to the
-/// bench core.
-pub fn place() -> Placement {
+/// Which cores the forwarder and the load use; `None` keeps the defaults of [`place`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pinning {
+    /// The forwarder's cores: its one worker on the first, ringfwd's control plane on the others
+    /// (default: the worker on the second core, the control plane on the load core).
+    pub forwarder_cores: Option<Vec<usize>>,
+    /// The load's cores: generator and sink (and churn clients) on the first (default: the first core).
+    pub load_cores: Option<Vec<usize>>,
+}
+
+/// Places the bench and the forwarder per `pinning` (by default the bench on the first core and the
+/// forwarder on the second), and pins this thread to the bench core. Fails on a core this process
+/// may not run on. Call it once per process: the cores it sees are the calling thread's, which it
+/// then restricts.
+pub fn place(pinning: &Pinning) -> Result<Placement, LaunchError> {
     let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    let (bench_core, worker_core) = match cores.as_slice() {
+    let (default_bench, default_worker) = match cores.as_slice() {
         [a, b, ..] => (*a, *b),
         [a] => (*a, *a),
         [] => (0, 0),
     };
-    if cores.len() < 2 {
-        eprintln!("ringfwd-bench: fewer than 2 cores: forwarder and bench share core {bench_core}");
+    let check = |key: &str, list: &[usize]| -> Result<(), LaunchError> {
+        match list.iter().find(|c| !cores.contains(c)) {
+            Some(c) => Err(LaunchError::Pinning(format!("{key}: core {c} is not available (have {cores:?})"))),
+            None if list.is_empty() => Err(LaunchError::Pinning(format!("{key}: empty list"))),
+            None => Ok(()),
+        }
+    };
+    let bench_core = match &pinning.load_cores {
+        Some(list) => {
+            check("--load-cores", list)?;
+            list[0]
+        }
+        None => default_bench,
+    };
+    let (worker_core, mut control_cores) = match &pinning.forwarder_cores {
+        Some(list) => {
+            check("--forwarder-cores", list)?;
+            (list[0], list[1..].to_vec())
+        }
+        None => (default_worker, Vec::new()),
+    };
+    if control_cores.is_empty() && bench_core != worker_core {
+        control_cores.push(bench_core);
+    }
+    if bench_core == worker_core {
+        eprintln!("ringfwd-bench: forwarder and load share core {bench_core}");
     }
     core_affinity::set_for_current(core_affinity::CoreId { id: bench_core });
-    let control_cores = if bench_core == worker_core { Vec::new() } else { vec![bench_core] };
-    Placement { bench_core, worker_core, control_cores }
+    Ok(Placement { bench_core, worker_core, control_cores })
 }
 
 /// Binds the sink and one socket per publisher of `scenario`; the sink expects the static plan until
@@ -134,15 +172,15 @@ pub fn write_configs(
     let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
     let sink_port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
     let media = SocketAddr::from(([127, 0, 0, 1], 0));
-    let dev_token_file = dir.join(format!("{}.dev-token", scenario.kind));
+    let dev_token_file = dir.join(format!("{}.dev-token", scenario.name));
     let session = scenario.session(&publishers, sink_port);
     let mut config =
         scenario.config(media, placement.worker_core, placement.control_cores.clone(), idle, &dev_token_file);
-    let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.kind));
+    let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.name));
     std::fs::write(&ringfwd_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", ringfwd_config.display())))?;
     config.sessions = vec![session.clone()];
-    let baseline_config = dir.join(format!("{}-baseline.toml", scenario.kind));
+    let baseline_config = dir.join(format!("{}-baseline.toml", scenario.name));
     std::fs::write(&baseline_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", baseline_config.display())))?;
     Ok(ScenarioFiles { ringfwd_config, baseline_config, dev_token_file, session })
@@ -160,7 +198,7 @@ pub fn start_routed(
 ) -> Result<ForwarderProcess, LaunchError> {
     if kind != ForwarderKind::Ringfwd {
         let process = ForwarderProcess::start(kind, &files.baseline_config, binaries, log_dir)?;
-        rig.sink.accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+        arm_sink(rig, scenario, scenario.flow_specs(), process.media.first().copied())?;
         return Ok(process);
     }
     let process = ForwarderProcess::start(kind, &files.ringfwd_config, binaries, log_dir)?;
@@ -173,6 +211,34 @@ pub fn start_routed(
         api.verify(&files.session).await?;
         control::flow_specs(scenario, &created)
     })?;
-    rig.sink.accounting = Accounting::new(flows, scenario.streams.len());
+    arm_sink(rig, scenario, flows, process.media.first().copied())?;
     Ok(process)
+}
+
+/// Arms `rig`'s sink with `flows` (what the forwarder was told) and, when the scenario asks for
+/// loss repair, with NACKs to the forwarder's `media` address from each subscriber's address.
+pub fn arm_sink(
+    rig: &mut Rig,
+    scenario: &Scenario,
+    flows: Vec<crate::account::FlowSpec>,
+    media: Option<SocketAddr>,
+) -> Result<(), LaunchError> {
+    rig.sink.accounting = Accounting::new(flows, scenario.streams.len());
+    let (Some(policy), Some(media)) = (scenario.nack(), media) else { return Ok(()) };
+    let SocketAddr::V4(media) = media else {
+        return Err(io_err("NACKs")(io::Error::other(format!("NACKs need an IPv4 media address, not {media}"))));
+    };
+    let port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
+    let senders = scenario
+        .flows
+        .iter()
+        .map(|f| match Scenario::subscriber_addr(f.subscriber, port) {
+            SocketAddr::V4(a) => (*a.ip(), 0x6000_0000 + f.subscriber as u32),
+            // Subscriber addresses are always IPv4 loopback.
+            SocketAddr::V6(_) => (std::net::Ipv4Addr::LOCALHOST, 0x6000_0000 + f.subscriber as u32),
+        })
+        .collect();
+    rig.sink.accounting.enable_nack(policy);
+    rig.sink.route_nacks(crate::sink::NackRoute { media, senders });
+    Ok(())
 }

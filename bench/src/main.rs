@@ -1,26 +1,38 @@
 //! `ringfwd-bench`: command line of the bench suite (see the library docs of `ringfwd_bench`).
 //!
 //! - `ringfwd-bench baseline naive|mmsg --config FILE`: run a reference forwarder until SIGTERM.
-//! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,mmsg,naive] [--json FILE]`: measure
-//!   the forwarders side by side on loopback and print the tables.
+//! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,mmsg,naive] [--scenarios a,b]
+//!   [--scenario-file F]... [--json FILE] [--markdown FILE]`: the forwarders side by side.
+//! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR --token-file F`: one
+//!   scenario against a running ringfwd, with a progress line and the final table.
+//! - `ringfwd-bench capacity [--kinds audio,video] [--p99-budget-us N]`: subscribers per worker core.
 //! - `ringfwd-bench probe --forwarder F --scenario S --out-pps N`: one step at one rate, as JSON.
-//! - `ringfwd-bench churn [--seconds N] [--concurrency C] [--out-pps R] [--json FILE]`: subscribe
-//!   and unsubscribe through ringfwd's API while it forwards the conference; print the table.
+//! - `ringfwd-bench churn [--scenario churn] [--seconds N] [--concurrency C]`: subscribe and
+//!   unsubscribe through ringfwd's API while it forwards; print the table.
+//! - `ringfwd-bench plot RESULTS.json --out DIR`: latency CDF and throughput charts, SVG and PNG.
+//! - `ringfwd-bench scenarios`: the built-in scenarios.
 //!
 //! Owns argument parsing and exit codes only.
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringfwd_bench::capacity::{self, CapacityOptions, SizePlan};
+use ringfwd_bench::capacity_report::{self, CapacityReport};
 use ringfwd_bench::churn::{self, ChurnOptions};
 use ringfwd_bench::compare::{self, CompareOptions, Timing};
 use ringfwd_bench::forwarder::{Binaries, ForwarderKind};
-use ringfwd_bench::scenario::ScenarioKind;
-use ringfwd_bench::{baseline, report};
+use ringfwd_bench::launch::Pinning;
+use ringfwd_bench::machine::Machine;
+use ringfwd_bench::run::{self as run_mode, RunOptions};
+use ringfwd_bench::scenario::Scenario;
+use ringfwd_bench::scenario_file::BUILTIN;
+use ringfwd_bench::{baseline, plot, report};
 use ringfwd_tuning::IdleStrategy;
 
 #[derive(Parser)]
@@ -40,7 +52,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Measure forwarders side by side on loopback.
+    /// Measure forwarders side by side on loopback (alternating, repeated).
     Compare {
         /// Short steps and one repetition (smoke test).
         #[arg(long)]
@@ -48,15 +60,80 @@ enum Command {
         /// Forwarders to compare, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "ringfwd,mmsg,naive")]
         forwarders: Vec<ForwarderKind>,
-        /// Scenarios to run, comma-separated.
+        /// Built-in scenarios to run, comma-separated (see `ringfwd-bench scenarios`).
         #[arg(long, value_delimiter = ',', default_value = "flat,conference,broadcast")]
-        scenarios: Vec<ScenarioKind>,
+        scenarios: Vec<String>,
+        /// Scenario files to run after the built-in ones.
+        #[arg(long = "scenario-file")]
+        scenario_files: Vec<PathBuf>,
         /// Repetitions (default 3, or 1 with --quick).
         #[arg(long)]
         reps: Option<usize>,
-        /// Also write every measurement as JSON here.
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Run one scenario against a ringfwd that is already running.
+    Run {
+        #[command(flatten)]
+        scenario: ScenarioArg,
+        /// ringfwd's control API (loopback).
         #[arg(long)]
-        json: Option<PathBuf>,
+        api: SocketAddr,
+        /// ringfwd's media address (loopback).
+        #[arg(long)]
+        media: SocketAddr,
+        /// The admin token file (ringfwd's auth.dev_token_file).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// ringfwd's pid, for CPU per packet (default: the only process named ringfwd, if any).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Measured seconds (at most 600).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Offered output rate, copies/s (default: the scenario's own rate).
+        #[arg(long)]
+        out_pps: Option<f64>,
+        /// Cores of generator and sink (the first is used).
+        #[arg(long, value_delimiter = ',')]
+        load_cores: Option<Vec<usize>>,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Search the most subscribers one ringfwd worker core carries, for audio and for video.
+    Capacity {
+        /// Which searches: audio (capacity-audio.toml), video (capacity-video.toml).
+        #[arg(long, value_delimiter = ',', default_value = "audio,video")]
+        kinds: Vec<CapacityKind>,
+        /// Template scenario files to search instead of the built-in ones.
+        #[arg(long = "scenario-file")]
+        scenario_files: Vec<PathBuf>,
+        /// p99 one-way latency budget, µs. Default 10 ms: on this kind of VM p99 is 1–7 ms at any
+        /// load (hypervisor steal stalls), so a tighter budget measures the host, not ringfwd.
+        #[arg(long, default_value_t = capacity::DEFAULT_P99_BUDGET_US)]
+        p99_budget_us: u64,
+        /// First size tried (rooms of the template).
+        #[arg(long, default_value_t = 4)]
+        start: usize,
+        /// Largest size tried.
+        #[arg(long, default_value_t = 1000)]
+        max_size: usize,
+        /// Most steps per search.
+        #[arg(long, default_value_t = 12)]
+        max_steps: usize,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 3.0)]
+        step_seconds: f64,
+        /// No step starts after this many seconds per search.
+        #[arg(long, default_value_t = 300.0)]
+        max_seconds: f64,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(flatten)]
         daemon: DaemonArgs,
     },
@@ -65,9 +142,8 @@ enum Command {
         /// The forwarder.
         #[arg(long, default_value = "mmsg")]
         forwarder: ForwarderKind,
-        /// The scenario.
-        #[arg(long, default_value = "flat")]
-        scenario: ScenarioKind,
+        #[command(flatten)]
+        scenario: ScenarioArg,
         /// Offered output rate (copies per second all subscribers receive together).
         #[arg(long)]
         out_pps: f64,
@@ -78,24 +154,72 @@ enum Command {
         daemon: DaemonArgs,
     },
     /// Subscribe and unsubscribe through ringfwd's control API as fast as it answers while ringfwd
-    /// forwards the conference scenario; print operations/s, RPC latency and the loss of the
-    /// original subscriptions.
+    /// forwards a scenario (churn.toml: the conference); print operations/s, RPC latency and the
+    /// loss of the original subscriptions.
     Churn {
+        /// The scenario (its [churn] section gives the defaults below).
+        #[arg(long, default_value = "churn")]
+        scenario: String,
         /// Churn window in seconds (at most 120).
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
+        #[arg(long)]
+        seconds: Option<f64>,
         /// Concurrent churn clients (1..=64).
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-        /// Offered output rate of the conference (copies per second all subscribers receive together).
-        #[arg(long, default_value_t = churn::DEFAULT_OUT_PPS)]
-        out_pps: f64,
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Offered output rate (copies per second all subscribers receive together).
+        #[arg(long)]
+        out_pps: Option<f64>,
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Draw the charts of a results JSON file (latency CDF, throughput vs offered load) as SVG and PNG.
+    Plot {
+        /// A JSON file written by compare, capacity or run.
+        json: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// List the built-in scenarios.
+    Scenarios,
+}
+
+/// A scenario by name or file.
+#[derive(Args)]
+struct ScenarioArg {
+    /// A built-in scenario.
+    #[arg(long, default_value = "flat")]
+    scenario: String,
+    /// A scenario file (overrides --scenario).
+    #[arg(long)]
+    scenario_file: Option<PathBuf>,
+}
+
+impl ScenarioArg {
+    fn load(&self) -> Result<Scenario, String> {
+        match &self.scenario_file {
+            Some(path) => load_file(path),
+            None => Scenario::builtin(&self.scenario).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn load_file(path: &Path) -> Result<Scenario, String> {
+    ringfwd_bench::scenario_file::ScenarioFile::load(path).and_then(Scenario::from_file).map_err(|e| e.to_string())
+}
+
+/// Where results go.
+#[derive(Args)]
+struct OutputArgs {
+    /// Also write every figure (and the machine's description) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also write the tables as Markdown here (compare, capacity).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 /// How the ringfwd daemon is run.
@@ -107,6 +231,13 @@ struct DaemonArgs {
     /// ringfwd's idle strategy.
     #[arg(long, value_enum, default_value = "sleep")]
     idle: Idle,
+    /// Forwarder cores: its worker on the first, ringfwd's control plane on the rest (default: worker
+    /// on the second core, control plane on the load core).
+    #[arg(long, value_delimiter = ',')]
+    forwarder_cores: Option<Vec<usize>>,
+    /// Load cores: generator and sink on the first (default: the first core).
+    #[arg(long, value_delimiter = ',')]
+    load_cores: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -118,6 +249,14 @@ enum BaselineKind {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CapacityKind {
+    /// capacity-audio.toml.
+    Audio,
+    /// capacity-video.toml.
+    Video,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Idle {
     Sleep,
     Spin,
@@ -125,66 +264,155 @@ enum Idle {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Baseline { kind, config } => {
-            let result = match kind {
-                BaselineKind::Naive => baseline::naive::run(&config),
-                BaselineKind::Mmsg => baseline::mmsg::run(&config),
-            };
-            match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => fail(format!("baseline: {e}")),
-            }
+    match dispatch(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ringfwd-bench {message}");
+            ExitCode::FAILURE
         }
-        Command::Compare { quick, forwarders, scenarios, reps, json, daemon } => {
+    }
+}
+
+fn write_outputs<T: serde::Serialize>(result: &T, out: &OutputArgs, md: impl FnOnce() -> String) -> Result<(), String> {
+    if let Some(path) = &out.json {
+        report::write_json(result, path).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &out.markdown {
+        std::fs::write(path, md()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn dispatch(command: Command) -> Result<(), String> {
+    match command {
+        Command::Baseline { kind, config } => match kind {
+            BaselineKind::Naive => baseline::naive::run(&config),
+            BaselineKind::Mmsg => baseline::mmsg::run(&config),
+        }
+        .map(|_| ())
+        .map_err(|e| format!("baseline: {e}")),
+        Command::Compare { quick, forwarders, scenarios, scenario_files, reps, out, daemon } => {
             let mut timing = if quick { Timing::quick() } else { Timing::full() };
             if let Some(reps) = reps {
                 timing.reps = reps.clamp(1, 20);
             }
-            let options = match options(forwarders, scenarios, timing, daemon) {
-                Ok(options) => options,
-                Err(message) => return fail(message),
-            };
-            match compare::run(&options) {
-                Ok(result) => {
-                    print!("{}", report::render(&result));
-                    let _ = std::fs::remove_dir_all(&options.work_dir);
-                    match json.map(|path| report::write_json(&result, &path).map_err(|e| (path, e))) {
-                        Some(Err((path, e))) => fail(format!("writing {}: {e}", path.display())),
-                        _ => ExitCode::SUCCESS,
-                    }
-                }
-                Err(e) => fail(format!("compare: {e}\n(configs and logs kept in {})", options.work_dir.display())),
+            let mut loaded = Vec::new();
+            for name in scenarios.iter().filter(|n| !n.is_empty()) {
+                loaded.push(Scenario::builtin(name).map_err(|e| format!("compare: {e}"))?);
             }
+            for path in &scenario_files {
+                loaded.push(load_file(path).map_err(|e| format!("compare: {e}"))?);
+            }
+            let options = options(forwarders, loaded, timing, daemon)?;
+            let result = compare::run(&options)
+                .map_err(|e| format!("compare: {e}\n(configs and logs kept in {})", options.work_dir.display()))?;
+            print!("{}", report::render(&result));
+            let _ = std::fs::remove_dir_all(&options.work_dir);
+            write_outputs(&result, &out, || report::markdown(&result))
+        }
+        Command::Run { scenario, api, media, token_file, pid, seconds, out_pps, load_cores, quiet, out } => {
+            if !(seconds > 0.0 && seconds <= 600.0) {
+                return Err(format!("run: need 0 < --seconds <= 600, got {seconds}"));
+            }
+            if out_pps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                return Err(format!("run: --out-pps must be > 0, got {out_pps:?}"));
+            }
+            let options = RunOptions {
+                scenario: scenario.load().map_err(|e| format!("run: {e}"))?,
+                api,
+                media,
+                token_file,
+                pid,
+                out_pps,
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_millis(500),
+                pinning: Pinning { forwarder_cores: None, load_cores },
+                progress: !quiet,
+            };
+            let result = run_mode::run(&options).map_err(|e| format!("run: {e}"))?;
+            print!("{}", run_mode::render(&result));
+            write_outputs(&result, &out, || format!("```\n{}```\n", run_mode::render(&result)))
+        }
+        Command::Capacity {
+            kinds,
+            scenario_files,
+            p99_budget_us,
+            start,
+            max_size,
+            max_steps,
+            step_seconds,
+            max_seconds,
+            out,
+            daemon,
+        } => {
+            if !(step_seconds > 0.0 && step_seconds <= 60.0 && max_seconds > 0.0 && max_steps >= 1) {
+                return Err("capacity: need 0 < --step-seconds <= 60, --max-seconds > 0, --max-steps >= 1".into());
+            }
+            let mut templates = Vec::new();
+            if scenario_files.is_empty() {
+                for kind in kinds {
+                    let name = match kind {
+                        CapacityKind::Audio => "capacity-audio",
+                        CapacityKind::Video => "capacity-video",
+                    };
+                    templates.push(Scenario::builtin(name).map_err(|e| format!("capacity: {e}"))?);
+                }
+            }
+            for path in &scenario_files {
+                templates.push(load_file(path).map_err(|e| format!("capacity: {e}"))?);
+            }
+            let base = options(vec![ForwarderKind::Ringfwd], Vec::new(), Timing::full(), daemon)?;
+            let plan = SizePlan { start, max: max_size, max_steps };
+            let options = CapacityOptions {
+                templates,
+                p99_budget_ns: p99_budget_us.saturating_mul(1000),
+                plan,
+                step: Duration::from_secs_f64(step_seconds),
+                warmup: Duration::from_millis(300),
+                max_time: Duration::from_secs_f64(max_seconds),
+                binaries: base.binaries.clone(),
+                idle: base.idle,
+                work_dir: base.work_dir.clone(),
+                pinning: base.pinning.clone(),
+            };
+            let (placement, results) = capacity::run(&options)
+                .map_err(|e| format!("capacity: {e}\n(configs and logs kept in {})", options.work_dir.display()))?;
+            let _ = std::fs::remove_dir_all(&options.work_dir);
+            let report = CapacityReport {
+                machine: Machine::describe(Some(&options.binaries.ringfwd)),
+                p99_budget_us,
+                plan,
+                step_s: step_seconds,
+                worker_core: placement.worker_core,
+                bench_core: placement.bench_core,
+                capacity: results,
+            };
+            print!("{}", capacity_report::render(&report));
+            write_outputs(&report, &out, || capacity_report::markdown(&report))
         }
         Command::Probe { forwarder, scenario, out_pps, seconds, daemon } => {
             if !(out_pps.is_finite() && out_pps > 0.0 && seconds > 0.0 && seconds <= 60.0) {
-                return fail(format!("probe: need --out-pps > 0 and 0 < --seconds <= 60, got {out_pps} and {seconds}"));
+                return Err(format!("probe: need --out-pps > 0 and 0 < --seconds <= 60, got {out_pps} and {seconds}"));
             }
-            let options = match options(vec![forwarder], vec![scenario], Timing::full(), daemon) {
-                Ok(options) => options,
-                Err(message) => return fail(message),
-            };
+            let scenario = scenario.load().map_err(|e| format!("probe: {e}"))?;
+            let options = options(vec![forwarder], vec![scenario.clone()], Timing::full(), daemon)?;
             let duration = Duration::from_secs_f64(seconds);
-            let outcome = compare::run_once(&options, forwarder, scenario, out_pps, duration);
+            let outcome = compare::run_once(&options, forwarder, &scenario, out_pps, duration);
             let _ = std::fs::remove_dir_all(&options.work_dir);
-            match outcome.map(|o| serde_json::to_string_pretty(&o)) {
-                Ok(Ok(text)) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Ok(Err(e)) => fail(format!("probe: {e}")),
-                Err(e) => fail(format!("probe: {e}")),
-            }
+            let text = outcome.map_err(|e| format!("probe: {e}"))?;
+            println!("{}", serde_json::to_string_pretty(&text).map_err(|e| format!("probe: {e}"))?);
+            Ok(())
         }
-        Command::Churn { seconds, concurrency, out_pps, json, daemon } => {
+        Command::Churn { scenario, seconds, concurrency, out_pps, json, daemon } => {
+            let scenario = Scenario::load(&scenario).map_err(|e| format!("churn: {e}"))?;
+            let defaults = scenario.file.churn;
+            let seconds = seconds.or(defaults.map(|c| c.seconds)).unwrap_or(10.0);
+            let concurrency = concurrency.or(defaults.map(|c| c.concurrency)).unwrap_or(4);
+            let out_pps = out_pps.or(defaults.map(|c| c.out_pps)).unwrap_or(churn::DEFAULT_OUT_PPS);
             if !(seconds > 0.0 && seconds <= churn::MAX_SECONDS) {
-                return fail(format!("churn: need 0 < --seconds <= {}, got {seconds}", churn::MAX_SECONDS));
+                return Err(format!("churn: need 0 < --seconds <= {}, got {seconds}", churn::MAX_SECONDS));
             }
-            let compare = match options(vec![ForwarderKind::Ringfwd], Vec::new(), Timing::full(), daemon) {
-                Ok(options) => options,
-                Err(message) => return fail(message),
-            };
+            let compare = options(vec![ForwarderKind::Ringfwd], Vec::new(), Timing::full(), daemon)?;
             let options = ChurnOptions {
                 duration: Duration::from_secs_f64(seconds),
                 concurrency,
@@ -192,35 +420,52 @@ fn main() -> ExitCode {
                 binaries: compare.binaries,
                 idle: compare.idle,
                 work_dir: compare.work_dir,
+                pinning: compare.pinning,
+                scenario,
             };
-            match churn::run(&options) {
-                Ok(result) => {
-                    print!("{}", churn::report::render(&result));
-                    let _ = std::fs::remove_dir_all(&options.work_dir);
-                    match json.map(|path| report::write_json(&result, &path).map_err(|e| (path, e))) {
-                        Some(Err((path, e))) => fail(format!("writing {}: {e}", path.display())),
-                        _ => ExitCode::SUCCESS,
-                    }
+            let result = churn::run(&options)
+                .map_err(|e| format!("churn: {e}\n(configs and logs kept in {})", options.work_dir.display()))?;
+            print!("{}", churn::report::render(&result));
+            let _ = std::fs::remove_dir_all(&options.work_dir);
+            match json {
+                Some(path) => {
+                    report::write_json(&result, &path).map_err(|e| format!("writing {}: {e}", path.display()))
                 }
-                Err(e) => fail(format!("churn: {e}\n(configs and logs kept in {})", options.work_dir.display())),
+                None => Ok(()),
             }
+        }
+        Command::Plot { json, out } => {
+            let written = plot::plot_file(&json, &out).map_err(|e| format!("plot: {e}"))?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Scenarios => {
+            for (name, _) in BUILTIN {
+                let s = Scenario::builtin(name).map_err(|e| e.to_string())?;
+                println!(
+                    "{name:<15} {:>5} streams {:>6} subscriptions {:>9.0} out pps  {}",
+                    s.streams.len(),
+                    s.flows.len(),
+                    s.base_out_pps(),
+                    s.describe()
+                );
+            }
+            Ok(())
         }
     }
 }
 
-fn fail(message: String) -> ExitCode {
-    eprintln!("ringfwd-bench {message}");
-    ExitCode::FAILURE
-}
-
-/// Options shared by `compare`, `probe` and `churn`; fails when ringfwd is asked for but not found.
+/// Options shared by `compare`, `probe`, `capacity` and `churn`; fails when ringfwd is asked for but
+/// not found.
 fn options(
     forwarders: Vec<ForwarderKind>,
-    scenarios: Vec<ScenarioKind>,
+    scenarios: Vec<Scenario>,
     timing: Timing,
     daemon: DaemonArgs,
 ) -> Result<CompareOptions, String> {
-    let DaemonArgs { ringfwd, idle } = daemon;
+    let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores } = daemon;
     let bench = std::env::current_exe().map_err(|e| format!("cannot locate own binary: {e}"))?;
     let ringfwd = ringfwd.unwrap_or_else(|| bench.with_file_name("ringfwd"));
     if forwarders.contains(&ForwarderKind::Ringfwd) && !ringfwd.is_file() {
@@ -236,5 +481,13 @@ fn options(
         Idle::SpinThenSleep => IdleStrategy::SpinThenSleep,
     };
     let work_dir = std::env::temp_dir().join(format!("ringfwd-bench-{}", std::process::id()));
-    Ok(CompareOptions { forwarders, scenarios, timing, binaries: Binaries { ringfwd, bench }, idle, work_dir })
+    Ok(CompareOptions {
+        forwarders,
+        scenarios,
+        timing,
+        binaries: Binaries { ringfwd, bench },
+        idle,
+        work_dir,
+        pinning: Pinning { forwarder_cores, load_cores },
+    })
 }

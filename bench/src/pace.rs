@@ -1,11 +1,13 @@
 //! Sans-IO pacing of one stream: when its next packet or frame is due and what it is made of.
 //!
-//! Owns [`Shape`] (constant packet rate, or video frames sent as bursts of packets),
+//! Owns [`Shape`] (constant packet rate, or frames — sizes from [`crate::traffic`] — sent as bursts of
+//! packets),
 //! [`Burst`] (the packets of one event) and [`Pacer`] (due times on a drift-free schedule with a
 //! per-stream phase). Time is always an argument in ns, so every rule is testable in virtual
 //! time. Must never read a clock, sleep or touch a socket.
 
 use crate::payload::{BENCH_HEADER_BYTES, RTP_HEADER_BYTES};
+use crate::traffic::FrameSizes;
 
 /// How one stream sends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,13 +19,13 @@ pub enum Shape {
         /// Size of every RTP packet, header included.
         packet_bytes: usize,
     },
-    /// A frame of `frame_bytes` payload every `1 / frames_per_s` seconds, split into
-    /// `ceil(frame_bytes / max_payload_bytes)` packets sent back to back.
+    /// A frame every `1 / frames_per_s` seconds, its payload size from `sizes`, split into
+    /// packets of at most `max_payload_bytes` sent back to back.
     Frames {
         /// Frames per second.
         frames_per_s: f64,
-        /// Payload bytes of one frame.
-        frame_bytes: usize,
+        /// How big each frame is.
+        sizes: FrameSizes,
         /// Most payload bytes in one packet (the last packet of a frame carries the rest).
         max_payload_bytes: usize,
     },
@@ -41,7 +43,23 @@ pub struct Burst {
     pub last_payload_bytes: usize,
 }
 
+impl Burst {
+    /// A frame of `frame_bytes` split into packets of at most `max_payload_bytes`; every packet
+    /// carries at least the bench header.
+    pub fn split(frame_bytes: usize, max_payload_bytes: usize) -> Burst {
+        let max = max_payload_bytes.max(BENCH_HEADER_BYTES);
+        let packets = frame_bytes.div_ceil(max).max(1);
+        let rest = frame_bytes.saturating_sub((packets - 1) * max);
+        Burst { packets, payload_bytes: max, last_payload_bytes: rest.max(BENCH_HEADER_BYTES) }
+    }
+}
+
 impl Shape {
+    /// A fixed-size frame shape (every frame `frame_bytes`).
+    pub fn fixed_frames(frames_per_s: f64, frame_bytes: usize, max_payload_bytes: usize) -> Shape {
+        Shape::Frames { frames_per_s, sizes: FrameSizes::Fixed { bytes: frame_bytes }, max_payload_bytes }
+    }
+
     /// Events (packets or frames) per second.
     pub fn events_per_s(&self) -> f64 {
         match *self {
@@ -56,31 +74,54 @@ impl Shape {
             Shape::Constant { packets_per_s, packet_bytes } => {
                 Shape::Constant { packets_per_s: packets_per_s * factor, packet_bytes }
             }
-            Shape::Frames { frames_per_s, frame_bytes, max_payload_bytes } => {
-                Shape::Frames { frames_per_s: frames_per_s * factor, frame_bytes, max_payload_bytes }
+            Shape::Frames { frames_per_s, sizes, max_payload_bytes } => {
+                Shape::Frames { frames_per_s: frames_per_s * factor, sizes, max_payload_bytes }
             }
         }
     }
 
-    /// The packets of one event. Every packet carries at least the bench header.
-    pub fn burst(&self) -> Burst {
+    /// The packets of an event of `frame_bytes` (frames) or of the constant packet size.
+    pub fn burst_of(&self, frame_bytes: usize) -> Burst {
         match *self {
             Shape::Constant { packet_bytes, .. } => {
                 let payload = packet_bytes.saturating_sub(RTP_HEADER_BYTES).max(BENCH_HEADER_BYTES);
                 Burst { packets: 1, payload_bytes: payload, last_payload_bytes: payload }
             }
-            Shape::Frames { frame_bytes, max_payload_bytes, .. } => {
-                let max = max_payload_bytes.max(BENCH_HEADER_BYTES);
-                let packets = frame_bytes.div_ceil(max).max(1);
-                let rest = frame_bytes.saturating_sub((packets - 1) * max);
-                Burst { packets, payload_bytes: max, last_payload_bytes: rest.max(BENCH_HEADER_BYTES) }
+            Shape::Frames { max_payload_bytes, .. } => Burst::split(frame_bytes, max_payload_bytes),
+        }
+    }
+
+    /// The packets of one event of the mean (for fixed frames: the only) size.
+    pub fn burst(&self) -> Burst {
+        match *self {
+            Shape::Constant { .. } => self.burst_of(0),
+            Shape::Frames { sizes: FrameSizes::Fixed { bytes }, .. } => self.burst_of(bytes),
+            Shape::Frames { sizes, max_payload_bytes, .. } => {
+                let packets = sizes.mean_packets(max_payload_bytes).round() as usize;
+                self.burst_of(packets.max(1) * max_payload_bytes)
             }
+        }
+    }
+
+    /// The largest event the shape can produce.
+    pub fn max_burst(&self) -> Burst {
+        match *self {
+            Shape::Constant { .. } => self.burst_of(0),
+            Shape::Frames { sizes, .. } => self.burst_of(sizes.max_bytes()),
+        }
+    }
+
+    /// Mean packets of one event.
+    pub fn mean_packets(&self) -> f64 {
+        match *self {
+            Shape::Constant { .. } => 1.0,
+            Shape::Frames { sizes, max_payload_bytes, .. } => sizes.mean_packets(max_payload_bytes),
         }
     }
 
     /// Average packets per second.
     pub fn packets_per_s(&self) -> f64 {
-        self.events_per_s() * self.burst().packets as f64
+        self.events_per_s() * self.mean_packets()
     }
 }
 
@@ -191,7 +232,7 @@ mod tests {
 
     #[test]
     fn frames_split_into_bursts_of_full_packets_and_a_rest() {
-        let shape = |frame_bytes| Shape::Frames { frames_per_s: 30.0, frame_bytes, max_payload_bytes: 1200 };
+        let shape = |frame_bytes| Shape::fixed_frames(30.0, frame_bytes, 1200);
         assert_eq!(shape(6000).burst(), Burst { packets: 5, payload_bytes: 1200, last_payload_bytes: 1200 });
         assert_eq!(shape(6250).burst(), Burst { packets: 6, payload_bytes: 1200, last_payload_bytes: 250 });
         // A tiny rest still carries the bench header.
@@ -202,7 +243,7 @@ mod tests {
 
     #[test]
     fn frame_bursts_arrive_at_the_frame_rate() {
-        let shape = Shape::Frames { frames_per_s: 30.0, frame_bytes: 6000, max_payload_bytes: 1200 };
+        let shape = Shape::fixed_frames(30.0, 6000, 1200);
         let mut pacer = Pacer::new(shape.events_per_s(), 0, 0.0, u64::MAX);
         let frames = run(&mut pacer, MS, 1000 * MS - 1).len();
         assert_eq!(frames, 30);

@@ -116,6 +116,13 @@ pub fn write(payload: &mut [u8], header: &BenchHeader) {
     }
 }
 
+/// Rewrites the send time of a payload [`write`] filled (a shorter one is left untouched).
+pub fn restamp(payload: &mut [u8], send_ns: u64) {
+    if let Some(slot) = payload.get_mut(0..8) {
+        slot.copy_from_slice(&send_ns.to_be_bytes());
+    }
+}
+
 /// Reads and checks a bench payload: header, magic and every pattern byte.
 pub fn read(payload: &[u8]) -> Result<BenchHeader, PayloadError> {
     let Some((head, pattern)) = payload.split_at_checked(BENCH_HEADER_BYTES) else {
@@ -190,6 +197,14 @@ mod tests {
         let offset = epoch.realtime_offset_ns();
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         assert!(wall.abs_diff(epoch.now_ns() + offset) < 5_000_000);
+    }
+
+    #[test]
+    fn restamping_changes_only_the_send_time() {
+        let mut payload = [0u8; 64];
+        write(&mut payload, &sample());
+        restamp(&mut payload, 42);
+        assert_eq!(read(&payload), Ok(BenchHeader { send_ns: 42, ..sample() }));
     }
 
     #[test]

@@ -129,6 +129,49 @@ pub fn render(result: &CompareResult) -> String {
     out
 }
 
+/// The comparison as Markdown: the setup, one table per scenario, the CPU ratios against mmsg.
+pub fn markdown(result: &CompareResult) -> String {
+    let mut out = format!(
+        "Machine: {}. Forwarder on core {}, generator and sink on core {}.\n",
+        result.machine.one_line(),
+        result.worker_core,
+        result.bench_core
+    );
+    for s in &result.scenarios {
+        let reps = s.forwarders.first().map_or(0, |f| f.searches.len());
+        let _ = writeln!(out, "\n**{}** — {} ({reps} repetition(s), median (min–max))\n", s.scenario, s.description);
+        let _ = writeln!(
+            out,
+            "| forwarder | max out pps, loss < 0.1% | CPU ns/copy @ {:.0} pps | CPU vs mmsg | p50 µs | p99 µs | p99.9 µs |",
+            s.fixed_out_pps
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+        let reference = s.forwarders.iter().find(|f| f.forwarder == ForwarderKind::Mmsg).map(median_cpu);
+        for f in &s.forwarders {
+            let max: Vec<f64> = f.searches.iter().map(|x| x.max_out_pps).collect();
+            let cpu: Vec<f64> = f.fixed.iter().map(|x| x.cpu_ns_per_packet).collect();
+            let lat = |pick: fn(&crate::step::StepOutcome) -> u64| {
+                median(&f.latency.iter().map(|x| pick(x) as f64).collect::<Vec<_>>()) / 1e3
+            };
+            let ratio =
+                reference.filter(|&r| r > 0.0).map_or("–".to_string(), |r| format!("{:.2}×", median_cpu(f) / r));
+            let _ = writeln!(
+                out,
+                "| {} | {}{} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                f.forwarder,
+                with_spread(&max, 1.0, 0),
+                limit_note(f),
+                with_spread(&cpu, 1.0, 0),
+                ratio,
+                lat(|x| x.latency_p50_ns),
+                lat(|x| x.latency_p99_ns),
+                lat(|x| x.latency_p999_ns),
+            );
+        }
+    }
+    out
+}
+
 /// Writes a whole result (a comparison's, a churn run's) as pretty JSON.
 pub fn write_json<T: serde::Serialize>(result: &T, path: &Path) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
@@ -138,7 +181,6 @@ pub fn write_json<T: serde::Serialize>(result: &T, path: &Path) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ScenarioKind;
     use crate::search::Search;
     use crate::step::StepOutcome;
 
@@ -165,7 +207,7 @@ mod tests {
     #[test]
     fn tables_show_ratios_against_mmsg_and_bench_limits() {
         let s = ScenarioResult {
-            scenario: ScenarioKind::Flat,
+            scenario: "flat".into(),
             description: "64 streams".into(),
             fixed_out_pps: 50_000.0,
             forwarders: vec![

@@ -7,16 +7,25 @@
 //! (the sink lag, kept apart as a health measure) never counts as forwarder latency. Must never
 //! block (receives are non-blocking), allocate per datagram, or read more than `max_batches`
 //! batches per call.
+//!
+//! When the scenario asks for loss repair, the sink also sends the generic NACKs the accounting's
+//! trackers call for ([`crate::nack`]), from this socket to the forwarder's media address, each
+//! with the subscriber's own address as source (`IP_PKTINFO`), the subscription's outgoing SSRC as
+//! media SSRC — what a real subscriber would send. A NACK is built per loss event, never per
+//! datagram.
 
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
 
 use hdrhistogram::Histogram;
 use ringfwd_dataplane::driver::batch::{enable_rx_timestamps, enable_udp_gro, RecvBatch, MAX_DATAGRAM_BYTES};
 use socket2::{Domain, Socket, Type};
 
 use crate::account::{latency_histogram, Accounting};
+use crate::nack::build_nack;
 use crate::payload::Epoch;
 
 /// Datagrams per `recvmmsg`.
@@ -44,6 +53,28 @@ pub struct Sink {
     pub lag_ns: Histogram<u64>,
     /// Per-flow counters of the current step.
     pub accounting: Accounting,
+    nack_route: Option<NackRoute>,
+    nack_scratch: Vec<u16>,
+    /// NACK packets sent, and sends that failed, since the sink was made.
+    pub nack_packets: NackSends,
+}
+
+/// Where NACKs go and whom they come from.
+#[derive(Debug, Clone)]
+pub struct NackRoute {
+    /// The forwarder's media address.
+    pub media: SocketAddrV4,
+    /// Per flow: the subscriber's address (the NACK's source) and its RTCP sender SSRC.
+    pub senders: Vec<(Ipv4Addr, u32)>,
+}
+
+/// NACK packets the sink sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NackSends {
+    /// Sent.
+    pub sent: u64,
+    /// Refused by the kernel or not encodable.
+    pub failed: u64,
 }
 
 impl Sink {
@@ -63,7 +94,49 @@ impl Sink {
         let buf_bytes = if gro { MAX_DATAGRAM_BYTES } else { 2048 };
         let batch = RecvBatch::new(RECV_BATCH_DATAGRAMS, buf_bytes).map_err(io::Error::other)?;
         let lag_ns = latency_histogram();
-        Ok(Sink { socket, batch, gro, timestamps, realtime_offset_ns: 0, lag_ns, accounting })
+        Ok(Sink {
+            socket,
+            batch,
+            gro,
+            timestamps,
+            realtime_offset_ns: 0,
+            lag_ns,
+            accounting,
+            nack_route: None,
+            nack_scratch: Vec::with_capacity(256),
+            nack_packets: NackSends::default(),
+        })
+    }
+
+    /// Sends the NACKs the accounting calls for along `route` from now on (the accounting must
+    /// have NACKs enabled, see [`Accounting::enable_nack`]).
+    pub fn route_nacks(&mut self, route: NackRoute) {
+        self.nack_route = Some(route);
+    }
+
+    /// Sends every NACK due at `now_ns`.
+    fn send_nacks(&mut self, now_ns: u64) {
+        let Some(route) = &self.nack_route else { return };
+        let fd = self.socket.as_raw_fd();
+        let to = SockaddrIn::from(route.media);
+        let sends = &mut self.nack_packets;
+        self.accounting.collect_nacks(now_ns, &mut self.nack_scratch, |flow, media_ssrc, seqs| {
+            let Some(&(source, sender_ssrc)) = route.senders.get(flow) else { return };
+            let Ok(packet) = build_nack(sender_ssrc, media_ssrc, seqs) else {
+                sends.failed += 1;
+                return;
+            };
+            let info = nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: nix::libc::in_addr { s_addr: u32::from(source).to_be() },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            };
+            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+            match sendmsg(fd, &[IoSlice::new(&packet)], &cmsg, MsgFlags::MSG_DONTWAIT, Some(&to)) {
+                Ok(_) => sends.sent += 1,
+                Err(_) => sends.failed += 1,
+            }
+        });
     }
 
     /// Starts a step: forgets the lag histogram and re-reads the wall clock against `epoch`.
@@ -119,6 +192,9 @@ impl Sink {
                     }
                 }
             }
+        }
+        if self.accounting.nacks_enabled() {
+            self.send_nacks(epoch.now_ns());
         }
         Ok(drained)
     }

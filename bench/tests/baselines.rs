@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use common::{assert_clean_step, bench_json, run_forwarder, work_dir, Run, BENCH};
 use ringfwd_bench::forwarder::ForwarderKind;
-use ringfwd_bench::scenario::{Scenario, ScenarioKind};
+use ringfwd_bench::scenario::Scenario;
 
 /// Runs baseline `kind` on `scenario` for one step of `duration` at `scale`.
-fn run_baseline(kind: ForwarderKind, scenario_kind: ScenarioKind, scale: f64, duration: Duration) -> Run {
-    let run = run_forwarder(kind, scenario_kind, scale, duration, |process, files, _| {
+fn run_baseline(kind: ForwarderKind, scenario: &str, scale: f64, duration: Duration) -> Run {
+    let run = run_forwarder(kind, scenario, scale, duration, |process, files, _| {
         assert_eq!(process.api, None, "a baseline has no control API");
         let config = ringfwd_tuning::Config::from_file(&files.baseline_config).unwrap();
         assert_eq!(config.sessions.len(), 1, "the baselines read static routes");
     });
     // The baselines apply the static plan's offsets.
-    assert_eq!(run.flows, Scenario::new(scenario_kind).flow_specs());
+    assert_eq!(run.flows, Scenario::builtin(scenario).unwrap().flow_specs());
     run
 }
 
@@ -37,20 +37,20 @@ fn assert_clean(run: &Run) {
 #[test]
 fn mmsg_baseline_forwards_a_conference_without_loss_and_rewrites_every_copy() {
     // Scale 0.3: 660 packets/s in, 6 600 copies/s out, for one second.
-    let run = run_baseline(ForwarderKind::Mmsg, ScenarioKind::Conference, 0.3, Duration::from_secs(1));
+    let run = run_baseline(ForwarderKind::Mmsg, "conference", 0.3, Duration::from_secs(1));
     assert_clean(&run);
     assert!(run.step.forwarder_cpu_ns > 0, "{:?}", run.step);
 }
 
 #[test]
 fn mmsg_baseline_fans_a_broadcast_out_to_200_subscribers() {
-    let run = run_baseline(ForwarderKind::Mmsg, ScenarioKind::Broadcast, 0.2, Duration::from_secs(1));
+    let run = run_baseline(ForwarderKind::Mmsg, "broadcast", 0.2, Duration::from_secs(1));
     assert_clean(&run);
 }
 
 #[test]
 fn naive_baseline_forwards_flat_streams_without_loss() {
-    let run = run_baseline(ForwarderKind::Naive, ScenarioKind::Flat, 0.5, Duration::from_millis(800));
+    let run = run_baseline(ForwarderKind::Naive, "flat", 0.5, Duration::from_millis(800));
     assert_clean(&run);
 }
 
@@ -82,4 +82,20 @@ fn quick_compare_runs_both_baselines_and_writes_json() {
         assert!(max > 1000.0, "{f}");
         assert!(f["fixed"][0]["cpu_ns_per_packet"].as_f64().unwrap() > 0.0, "{f}");
     }
+}
+
+#[test]
+fn injected_loss_reordering_and_duplicates_arrive_exactly_through_the_mmsg_baseline() {
+    // The impaired conference (6 participants, fanout 5) at a third of its rate for one second.
+    let run = run_forwarder(ForwarderKind::Mmsg, "impaired", 0.35, Duration::from_secs(1), |_, _, _| {});
+    let s = &run.step;
+    assert!(s.expected_out > 2000, "{s:?}");
+    assert!(s.injected_lost > 0 && s.injected_reordered > 0 && s.injected_duplicates > 0, "{s:?}");
+    // What the subscribers miss, see twice or out of order is what was injected times the fanout.
+    assert_eq!(s.lost, s.injected_lost, "{s:?}");
+    assert_eq!(s.duplicates, s.injected_duplicates, "{s:?}");
+    assert_eq!(s.reordered, s.injected_reordered, "{s:?}");
+    // None of it is the forwarder's loss.
+    assert_eq!(s.loss_ratio, 0.0, "{s:?}");
+    assert_eq!((s.integrity_failures, s.rewrite_errors, s.unexpected), (0, 0, 0), "{s:?}");
 }

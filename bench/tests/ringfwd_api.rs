@@ -13,7 +13,7 @@ use common::{assert_clean_step, bench_json, ringfwd_binary, run_forwarder};
 use ringfwd_bench::control::{self, Control};
 use ringfwd_bench::forwarder::{ForwarderKind, ForwarderProcess};
 use ringfwd_bench::launch::ScenarioFiles;
-use ringfwd_bench::scenario::{Scenario, ScenarioKind};
+use ringfwd_bench::scenario::Scenario;
 use ringfwd_bench::step::Rig;
 
 /// Checks, while ringfwd runs, that the node holds exactly the scenario's resources, created through
@@ -50,9 +50,9 @@ fn check_routing(scenario: &Scenario, process: &ForwarderProcess, files: &Scenar
 
 #[test]
 fn ringfwd_is_routed_through_its_api_with_exactly_the_scenarios_resources() {
-    let scenario = Scenario::new(ScenarioKind::Flat);
+    let scenario = Scenario::builtin("flat").unwrap();
     // Scale 0.5: 3 200 packets/s in and out, for one second.
-    let run = run_forwarder(ForwarderKind::Ringfwd, ScenarioKind::Flat, 0.5, Duration::from_secs(1), |p, f, r| {
+    let run = run_forwarder(ForwarderKind::Ringfwd, "flat", 0.5, Duration::from_secs(1), |p, f, r| {
         check_routing(&scenario, p, f, r)
     });
     // The sink checked every copy against what the API returned: nothing lost, no wrong header.
@@ -90,4 +90,18 @@ fn churn_smoke_run_subscribes_and_unsubscribes_without_errors_or_loss() {
     for key in ["lost", "duplicates", "integrity_failures", "rewrite_errors", "unexpected"] {
         assert_eq!(d(key), 0, "{key}: {during}");
     }
+}
+
+#[test]
+fn loss_repair_nacks_reach_ringfwd_and_nothing_is_counted_repaired_without_a_responder() {
+    let run = run_forwarder(ForwarderKind::Ringfwd, "loss-repair", 1.0, Duration::from_millis(1500), |_, _, _| {});
+    let s = &run.step;
+    assert!(s.injected_lost > 0, "{s:?}");
+    // The sink NACKed the gaps and its RTCP reached ringfwd's media socket.
+    assert!(s.nacked > 0 && s.nack_packets_sent > 0, "{s:?}");
+    let total = &run.counters["total"];
+    assert!(total["rx_rtcp"].as_u64().unwrap_or(0) >= s.nack_packets_sent, "{total} vs {s:?}");
+    // ringfwd has no NACK responder yet: residual loss is the injected loss, and no repair is claimed.
+    assert_eq!((s.repaired, s.lost), (0, s.injected_lost), "{s:?}");
+    assert_eq!((s.integrity_failures, s.rewrite_errors, s.duplicates), (0, 0, 0), "{s:?}");
 }

@@ -28,7 +28,7 @@ use crate::control::{self, ControlError};
 use crate::cpu::{thread_split_ns, ThreadSplit};
 use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess};
 use crate::launch::{self, LaunchError};
-use crate::scenario::{Scenario, ScenarioKind};
+use crate::scenario::Scenario;
 use crate::step::{Rig, StepOutcome, Target};
 use clients::{Churn, ChurnPlan};
 
@@ -58,6 +58,10 @@ pub struct ChurnOptions {
     pub idle: IdleStrategy,
     /// Where configs, the token and logs go.
     pub work_dir: PathBuf,
+    /// Cores of ringfwd and of the load.
+    pub pinning: launch::Pinning,
+    /// The scenario forwarded meanwhile (`churn.toml` by default: the conference).
+    pub scenario: Scenario,
 }
 
 /// Latency percentiles of one kind of operation, µs.
@@ -94,7 +98,7 @@ pub struct Forwarding {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChurnResult {
     /// Always the conference.
-    pub scenario: ScenarioKind,
+    pub scenario: String,
     /// What it is.
     pub description: String,
     /// Offered output rate, copies/s.
@@ -186,8 +190,8 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
         return Err(ChurnError::Options(format!("out pps must be > 0, got {}", options.out_pps)));
     }
     std::fs::create_dir_all(&options.work_dir).map_err(io_err("creating the work directory"))?;
-    let placement = launch::place();
-    let scenario = Scenario::new(ScenarioKind::Conference);
+    let placement = launch::place(&options.pinning)?;
+    let scenario = options.scenario.clone();
     let mut rig = launch::build_rig(&scenario)?;
     let files = launch::write_configs(&scenario, &rig, &placement, options.idle, &options.work_dir)?;
     let mut proc = launch::start_routed(
@@ -200,7 +204,7 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
     )?;
     let media = proc.media.first().copied().ok_or_else(|| died(&proc))?;
     let api = proc.api.ok_or(LaunchError::NoApi)?;
-    let target = Target { pid: proc.pid(), media };
+    let target = Target { pid: Some(proc.pid()), media };
     let base = scenario.base_out_pps();
     let scale = options.out_pps / base;
     eprintln!("== churn: {} at {:.0} out pps", scenario.describe(), options.out_pps);
@@ -232,7 +236,7 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
     let median = crate::report::median(&ops_per_window.iter().map(|&n| n as f64).collect::<Vec<_>>());
     let elapsed_s = outcome.elapsed.as_secs_f64();
     Ok(ChurnResult {
-        scenario: scenario.kind,
+        scenario: scenario.name.clone(),
         description: scenario.describe(),
         out_pps: options.out_pps,
         duration_s: seconds,
@@ -274,8 +278,9 @@ fn step(
     scale: f64,
     duration: Duration,
 ) -> Result<Forwarding, ChurnError> {
-    let before = thread_split_ns(target.pid).map_err(io_err("reading the forwarder's threads"))?;
+    let before = thread_split_ns(target.pid.unwrap_or(0)).map_err(io_err("reading the forwarder's threads"))?;
     let step = crate::compare::measured(rig, target, proc, base, scale, duration)?;
-    let cpu = thread_split_ns(target.pid).map_err(io_err("reading the forwarder's threads"))?.since(before);
+    let cpu =
+        thread_split_ns(target.pid.unwrap_or(0)).map_err(io_err("reading the forwarder's threads"))?.since(before);
     Ok(Forwarding { step, cpu })
 }

@@ -108,7 +108,6 @@ mod tests {
     use super::super::LatencyUs;
     use super::*;
     use crate::cpu::ThreadSplit;
-    use crate::scenario::ScenarioKind;
     use crate::step::StepOutcome;
 
     fn forwarding(lost: u64) -> Forwarding {
@@ -118,7 +117,7 @@ mod tests {
 
     fn result(lost: u64, errors: u64) -> ChurnResult {
         ChurnResult {
-            scenario: ScenarioKind::Conference,
+            scenario: "conference".into(),
             description: "11 participants".into(),
             out_pps: 100_000.0,
             duration_s: 2.0,

@@ -2,6 +2,9 @@
 //! started and routed for a scenario ([`run_forwarder`]) exactly as `compare` does it, measured for
 //! one step. Every step is bounded in time; everything stays on loopback.
 
+// Each test binary uses a part of these helpers.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use ringfwd_bench::account::FlowSpec;
 use ringfwd_bench::forwarder::{Binaries, ForwarderKind, ForwarderProcess};
 use ringfwd_bench::launch::{self, Placement, ScenarioFiles};
-use ringfwd_bench::scenario::{Scenario, ScenarioKind};
+use ringfwd_bench::scenario::Scenario;
 use ringfwd_bench::step::{run_step, Rig, StepOutcome, Target};
 use ringfwd_tuning::IdleStrategy;
 
@@ -69,21 +72,21 @@ pub struct Run {
 /// lets `inspect` look at it, runs one step of `duration` at `scale`, stops it.
 pub fn run_forwarder(
     kind: ForwarderKind,
-    scenario_kind: ScenarioKind,
+    scenario_name: &str,
     scale: f64,
     duration: Duration,
     inspect: impl FnOnce(&ForwarderProcess, &ScenarioFiles, &Rig),
 ) -> Run {
-    let scenario = Scenario::new(scenario_kind);
+    let scenario = Scenario::builtin(scenario_name).unwrap();
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len());
     let placement = Placement { bench_core: 0, worker_core: if cores >= 2 { 1 } else { 0 }, control_cores: Vec::new() };
-    let dir = work_dir(&format!("{kind}-{scenario_kind}"));
+    let dir = work_dir(&format!("{kind}-{scenario_name}"));
     let mut rig = launch::build_rig(&scenario).unwrap();
     let files = launch::write_configs(&scenario, &rig, &placement, IdleStrategy::Sleep, &dir).unwrap();
     let process = launch::start_routed(kind, &files, &scenario, &binaries(kind), &dir, &mut rig)
         .unwrap_or_else(|e| panic!("{kind}: {e}"));
     assert_eq!(process.workers, 1);
-    let target = Target { pid: process.pid(), media: process.media[0] };
+    let target = Target { pid: Some(process.pid()), media: process.media[0] };
     assert!(target.media.ip().is_loopback() && target.media.port() != 0, "{}", target.media);
     inspect(&process, &files, &rig);
     let step = run_step(&mut rig, target, scenario.base_out_pps(), scale, duration).unwrap();
