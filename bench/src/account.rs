@@ -172,6 +172,8 @@ pub struct Totals {
     pub unknown_ssrc: u64,
     /// Datagrams that are not RTP.
     pub not_rtp: u64,
+    /// RTCP the forwarder sent the subscribers (its sender reports): expected, not an error.
+    pub rtcp: u64,
     /// Latency of every flow merged, ns.
     pub latency_ns: Histogram<u64>,
     /// Loss repair of every flow (zero when the sink sends no NACKs).
@@ -187,6 +189,7 @@ pub struct Accounting {
     step_first_gen_seq: Vec<u32>,
     unknown_ssrc: u64,
     not_rtp: u64,
+    rtcp: u64,
     /// One per flow when the sink NACKs gaps.
     nack: Vec<NackTracker>,
 }
@@ -215,6 +218,7 @@ impl Accounting {
             step_first_gen_seq: vec![0; streams],
             unknown_ssrc: 0,
             not_rtp: 0,
+            rtcp: 0,
             nack: Vec::new(),
         }
     }
@@ -252,6 +256,7 @@ impl Accounting {
         }
         self.unknown_ssrc = 0;
         self.not_rtp = 0;
+        self.rtcp = 0;
         for tracker in &mut self.nack {
             tracker.reset();
         }
@@ -259,6 +264,11 @@ impl Accounting {
 
     /// Accounts one datagram that arrived at `now_ns` (ns since the bench epoch).
     pub fn account(&mut self, datagram: &[u8], now_ns: u64) {
+        // RTCP and RTP share the port (RFC 5761 §4): packet types 192..=223 are RTCP.
+        if datagram.len() >= 2 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1]) {
+            self.rtcp += 1;
+            return;
+        }
         let Ok(rtp) = RtpPacket::parse(datagram) else {
             self.not_rtp += 1;
             return;
@@ -316,6 +326,7 @@ impl Accounting {
             counts: Counts::default(),
             unknown_ssrc: self.unknown_ssrc,
             not_rtp: self.not_rtp,
+            rtcp: self.rtcp,
             latency_ns: latency_histogram(),
             nack: NackCounters::default(),
         };

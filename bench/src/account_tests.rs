@@ -207,3 +207,14 @@ fn nacked_gaps_that_arrive_later_are_repairs_and_the_rest_stays_lost() {
     a.begin_step(&[20]);
     assert_eq!(a.totals(&[0]).nack, crate::nack::NackCounters::default());
 }
+
+#[test]
+fn rtcp_from_the_forwarder_is_counted_apart_not_as_an_error() {
+    let mut accounting = Accounting::new(Vec::new(), 0);
+    // A sender report header (V=2, PT=200) followed by its SSRC and sender info.
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&[0; 24]);
+    accounting.account(&sr, 1);
+    let totals = accounting.totals(&[]);
+    assert_eq!((totals.rtcp, totals.not_rtp, totals.unknown_ssrc), (1, 0, 0));
+}

@@ -193,6 +193,9 @@ impl Control {
                 out_ssrc: sub.out_ssrc.unwrap_or(0),
                 payload_type_map: payload_type_map.clone(),
                 paused: false,
+                // The chains the forwarder's config names.
+                interceptors: None,
+                rtx: None,
             });
             let created =
                 self.client.create_subscription(request).await.map_err(rpc(format!("CreateSubscription {id}")))?;
@@ -312,6 +315,8 @@ impl Control {
             out_ssrc,
             payload_type_map: Vec::new(),
             paused: false,
+            interceptors: None,
+            rtx: None,
         });
         Ok(self.client.create_subscription(request).await?.into_inner())
     }

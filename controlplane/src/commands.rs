@@ -155,7 +155,8 @@ mod tests {
 
     fn handle(capacity: usize, wake: &Arc<Notifier>) -> WorkerHandle {
         let mailbox = Arc::new(Mailbox::new(capacity, wake.clone()).unwrap());
-        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()) }
+        let stats = Arc::new(ringfwd_dataplane::runtime::StatsRing::new(1));
+        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()), stats }
     }
 
     #[tokio::test(flavor = "current_thread")]

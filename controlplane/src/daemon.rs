@@ -23,6 +23,7 @@ use crate::metadata::MetadataLimits;
 use crate::registry::{Registry, RegistryLimits};
 use crate::report;
 use crate::routes::{self, RouteError};
+use crate::telemetry::{self, StatsStore};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -143,9 +144,23 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
-    let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len());
+    let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len())
+        .with_interceptors(config.interceptors.clone());
     let metadata = MetadataLimits::from_config(config);
-    let api = Arc::new(Api::new(registry, client, Verifier::new(keys(config)?), node, metadata));
+    let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(
+        config.admission.max_streams as usize + config.admission.max_subscriptions as usize,
+        Duration::from_millis(u64::from(config.telemetry.stats_grace_ms)),
+    )));
+    let api = Arc::new(
+        Api::new(registry, client, Verifier::new(keys(config)?), node, metadata).with_stats(Arc::clone(&stats)),
+    );
+    let rings = dataplane.workers().iter().map(|w| Arc::clone(&w.stats)).collect();
+    // Drained four times per round, so a round never waits long in the rings.
+    let collect_period = Duration::from_millis(u64::from(config.telemetry.stats_interval_ms / 4).max(25));
+    let (collect_stop_tx, collect_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let collector = tokio::spawn(telemetry::collect::run(rings, stats, collect_period, async {
+        let _ = collect_stop_rx.await;
+    }));
     let installed = routes::install(&api, config, now_unix_s() * 1000).await?;
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -171,6 +186,8 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     }
     tracing::info!("stopping: API closed, receives cancelled, in-flight sends flushed");
     let _ = stop_tx.send(());
+    let _ = collect_stop_tx.send(());
+    let _ = collector.await;
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await.unwrap_or(Ok(Ok(()))) {
         tracing::warn!(error = %e, "API server stopped with an error");
     }

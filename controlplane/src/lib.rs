@@ -28,3 +28,4 @@ pub mod metadata;
 pub mod registry;
 pub mod report;
 pub mod routes;
+pub mod telemetry;

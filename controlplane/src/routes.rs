@@ -55,6 +55,7 @@ pub async fn install(api: &Api, config: &Config, now_unix_ms: u64) -> Result<usi
                 }),
                 payload_types: Vec::new(),
                 clock_rate_hz: s.clock_rate_hz(),
+                interceptors: None,
             };
             api.apply(|r| r.plan_create_stream(spec)).await.map_err(at(format!("sessions[{si}].streams[{i}]")))?;
             created += 1;
@@ -74,6 +75,8 @@ pub async fn install(api: &Api, config: &Config, now_unix_ms: u64) -> Result<usi
                 paused: false,
                 seq_offset: sub.seq_offset,
                 ts_offset: sub.ts_offset,
+                interceptors: None,
+                rtx: None,
             };
             let origin = format!("sessions[{si}].subscriptions[{i}]");
             api.apply(|r| r.plan_create_subscription(spec)).await.map_err(at(origin))?;

@@ -35,6 +35,8 @@ mod tests {
             out_ssrc: 7,
             payload_type_map: vec![v1::PayloadTypeMapping { from: 96, to: 100 }],
             paused: true,
+            interceptors: Some(v1::InterceptorChain { names: vec!["stats".into(), "sender_reports".into()] }),
+            rtx: Some(v1::Rtx { ssrc: 0xabc, payload_type: 97 }),
         };
         let bytes = request.encode_to_vec();
         assert_eq!(v1::CreateSubscriptionRequest::decode(bytes.as_slice()).unwrap(), request);

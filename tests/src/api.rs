@@ -120,6 +120,8 @@ rpcs! {
     list_streams(ListStreamsRequest) -> ListStreamsResponse;
     /// `DeleteStream`.
     delete_stream(DeleteStreamRequest) -> DeleteResponse;
+    /// `GetStreamStats`.
+    get_stream_stats(GetStreamStatsRequest) -> StreamStats;
     /// `CreateSubscription`.
     create_subscription(CreateSubscriptionRequest) -> Subscription;
     /// `GetSubscription`.
@@ -197,6 +199,7 @@ pub fn video_stream(session: &str, id: &str, endpoint: &str, ssrc: u32) -> v1::C
         payload_types: vec![96],
         clock_rate_hz: 90_000,
         metadata: Vec::new(),
+        interceptors: None,
     }
 }
 
@@ -216,6 +219,8 @@ pub fn subscription(
         out_ssrc,
         payload_type_map: Vec::new(),
         paused: false,
+        interceptors: None,
+        rtx: None,
     }
 }
 

@@ -118,3 +118,11 @@ pub fn rtp_fields(packet: &[u8]) -> RtpFields {
         payload: packet[12..].to_vec(),
     }
 }
+
+/// An RTCP generic NACK (RFC 4585) from `sender_ssrc` asking `media_ssrc`'s sender for `seqs`, built with
+/// the `rtcp` crate.
+pub fn rtcp_generic_nack(sender_ssrc: u32, media_ssrc: u32, seqs: &[u16]) -> Vec<u8> {
+    use rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
+    let nack = TransportLayerNack { sender_ssrc, media_ssrc, nacks: nack_pairs_from_sequence_numbers(seqs) };
+    nack.marshal().expect("marshal NACK").to_vec()
+}

@@ -174,3 +174,24 @@ pub const TAP_SNAP_BYTES: u16 = 1500;
 /// Default bound on one worker's retransmission-cache memory with every stream slot in use
 /// (`limits.max_streams_per_worker × interceptors.nack_cache.max_packets × media.max_packet_bytes`), in bytes: 2 GiB.
 pub const MAX_CACHE_BYTES_PER_WORKER: u64 = 2 << 30;
+
+/// Default directory of the pcap recordings: relative, so it lands in the daemon's working directory
+/// (`ringfwd-pcap` beside where it was started; under systemd set `WorkingDirectory=` or an absolute path).
+pub const TAP_DIRECTORY: &str = "ringfwd-pcap";
+
+/// Default packets each worker's tap ring holds for the recorder (the recorder sleeps at most 10 ms when
+/// idle, so this absorbs ≈ 200 k tapped packets per second per worker): 3 MB per worker at 1500 bytes.
+pub const TAP_RING_PACKETS: u32 = 2048;
+
+/// Default size at which a recording file is closed and the next one started, in bytes: 100 MiB.
+pub const TAP_MAX_FILE_BYTES: u64 = 100 << 20;
+
+/// Default number of recording files open at once (each with a 64 KiB write buffer).
+pub const TAP_MAX_OPEN_FILES: u32 = 64;
+
+/// Default interval at which workers publish per-stream and per-subscription statistics, in milliseconds.
+pub const STATS_INTERVAL_MS: u32 = 1000;
+
+/// Default time the statistics of a stream or subscription that stopped reporting (it ended) are kept, in
+/// milliseconds.
+pub const STATS_GRACE_MS: u32 = 10_000;

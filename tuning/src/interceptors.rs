@@ -5,16 +5,20 @@
 //! stream or subscription. Values come from [`crate::defaults`]; ranges are checked in
 //! [`crate::validate`]. This module must never hold a literal default nor check a range.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 
-/// A built-in interceptor, by its config and API name.
+/// A built-in interceptor, by its config and API name. Declared (and ordered) in chain order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterceptorName {
     /// Per-source packet and bit rate limit (ingress).
     RateLimit,
+    /// Drops payload types the subscriber did not negotiate (egress).
+    PayloadTypeFilter,
     /// RFC 3550 statistics (ingress and egress).
     Stats,
     /// Transport-wide congestion control feedback to the publisher (ingress).
@@ -29,8 +33,6 @@ pub enum InterceptorName {
     ReceiverReports,
     /// Copies packets to the pcap recorder (ingress).
     Tap,
-    /// Drops payload types the subscriber did not negotiate (egress).
-    PayloadTypeFilter,
     /// Sender reports to the subscriber (egress).
     SenderReports,
 }
@@ -39,6 +41,7 @@ impl InterceptorName {
     /// Every built-in.
     pub const ALL: [InterceptorName; 10] = [
         InterceptorName::RateLimit,
+        InterceptorName::PayloadTypeFilter,
         InterceptorName::Stats,
         InterceptorName::Twcc,
         InterceptorName::NackGenerator,
@@ -46,7 +49,6 @@ impl InterceptorName {
         InterceptorName::NackCache,
         InterceptorName::ReceiverReports,
         InterceptorName::Tap,
-        InterceptorName::PayloadTypeFilter,
         InterceptorName::SenderReports,
     ];
 
@@ -245,16 +247,34 @@ impl Default for TwccConfig {
     }
 }
 
-/// `[interceptors.tap]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `[interceptors.tap]`: what the recording tap keeps and where the pcap recorder writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TapConfig {
-    /// Bytes of each packet kept (pcap snaplen).
+    /// Bytes of each packet kept (pcap snaplen); also the size of each tap ring slot.
     pub snap_bytes: u16,
+    /// Where the recorder writes `ringfwd-<ssrc as 8 hex>-<unix seconds>.pcap` files (created if
+    /// missing). A relative path is relative to the daemon's working directory, which under systemd is
+    /// `/` unless the unit sets `WorkingDirectory=`: give an absolute path in production.
+    pub directory: PathBuf,
+    /// Packets each worker's tap ring holds for the recorder; a full ring drops and counts
+    /// (`tap_dropped`). Memory: `ring_packets × snap_bytes` per worker. 0 disables recording: no rings,
+    /// no recorder thread, and streams naming `tap` record nothing.
+    pub ring_packets: u32,
+    /// A recording file is closed and a new one started before it would exceed this, in bytes.
+    pub max_file_bytes: u64,
+    /// Recording files open at once; opening one more closes the least recently written.
+    pub max_open_files: u32,
 }
 
 impl Default for TapConfig {
     fn default() -> TapConfig {
-        TapConfig { snap_bytes: defaults::TAP_SNAP_BYTES }
+        TapConfig {
+            snap_bytes: defaults::TAP_SNAP_BYTES,
+            directory: PathBuf::from(defaults::TAP_DIRECTORY),
+            ring_packets: defaults::TAP_RING_PACKETS,
+            max_file_bytes: defaults::TAP_MAX_FILE_BYTES,
+            max_open_files: defaults::TAP_MAX_OPEN_FILES,
+        }
     }
 }

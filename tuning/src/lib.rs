@@ -21,6 +21,7 @@ mod placement;
 mod routes;
 mod schema;
 mod sizes;
+mod telemetry;
 pub mod validate;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerC
 pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
 pub use sizes::{Load, Sizes, MIN_DERIVED_SOCKET_BUFFER_BYTES};
+pub use telemetry::Telemetry;
 
 impl Config {
     /// Parses TOML text and validates it. Missing keys take their defaults.

@@ -42,6 +42,8 @@ pub struct Config {
     pub metadata: Metadata,
     /// Default interceptor chains and their parameters (`[interceptors]`).
     pub interceptors: crate::interceptors::Interceptors,
+    /// Statistics from the workers (`[telemetry]`).
+    pub telemetry: crate::telemetry::Telemetry,
     /// Static routes installed at start-up (`[[sessions]]`).
     pub sessions: Vec<SessionSpec>,
 }

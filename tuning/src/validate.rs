@@ -73,6 +73,7 @@ impl Config {
             check_pool_fits(cores, self, &self.limits)?;
         }
         validate_load(&self.load)?;
+        validate_telemetry(&self.telemetry)?;
         validate_idle(&self.idle)?;
         validate_control(&self.control)?;
         api::validate_api(&self.api, &self.media)?;
@@ -179,6 +180,19 @@ fn validate_load(load: &crate::sizes::Load) -> Result<(), ConfigError> {
     let key = "load.expected_packets_per_second";
     in_range(key, load.expected_packets_per_second, EXPECTED_PACKETS_PER_SECOND_RANGE)?;
     in_range("load.burst_ms", load.burst_ms, BURST_MS_RANGE)
+}
+
+/// Accepted `telemetry.stats_interval_ms`.
+pub const STATS_INTERVAL_MS_RANGE: RangeInclusive<u32> = 100..=60_000;
+
+fn validate_telemetry(telemetry: &crate::telemetry::Telemetry) -> Result<(), ConfigError> {
+    in_range("telemetry.stats_interval_ms", telemetry.stats_interval_ms, STATS_INTERVAL_MS_RANGE)?;
+    let key = "telemetry.stats_grace_ms";
+    if telemetry.stats_grace_ms < telemetry.stats_interval_ms || telemetry.stats_grace_ms > 3_600_000 {
+        let reason = "must be at least telemetry.stats_interval_ms and at most 3600000";
+        return Err(ConfigError::invalid(key, telemetry.stats_grace_ms, reason));
+    }
+    Ok(())
 }
 
 fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
@@ -380,6 +394,13 @@ mod tests {
         assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = (1 << 20) - 1), key);
         assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = (1 << 40) + 1), key);
         assert_eq!(key_after(|c| c.limits.max_pool_bytes_total = 1 << 40), "<valid>");
+    }
+
+    #[test]
+    fn telemetry_is_range_checked() {
+        assert_eq!(key_after(|c| c.telemetry.stats_interval_ms = 99), "telemetry.stats_interval_ms");
+        assert_eq!(key_after(|c| c.telemetry.stats_grace_ms = 500), "telemetry.stats_grace_ms");
+        assert_eq!(key_after(|c| c.telemetry.stats_interval_ms = 100), "<valid>");
     }
 
     #[test]

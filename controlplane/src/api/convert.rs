@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 
 use ringfwd_proto::v1;
+use ringfwd_tuning::InterceptorName;
+
+use crate::telemetry::StatsEntry;
 use tonic::Status;
 
 use super::status::invalid;
 use crate::registry::{
-    EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, SessionView, StreamSpec, StreamView, SubscriptionSpec,
-    SubscriptionView, Usage,
+    EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RtxSpec, SessionView, StreamSpec, StreamView,
+    SubscriptionSpec, SubscriptionView, Usage,
 };
 
 /// Parses `media_address`: empty means none (latching), otherwise `ip:port`.
@@ -55,6 +58,7 @@ pub fn stream_spec(r: v1::CreateStreamRequest) -> Result<StreamSpec, Status> {
         ssrc: r.ssrc,
         payload_types: r.payload_types,
         clock_rate_hz: r.clock_rate_hz,
+        interceptors: r.interceptors.map(|chain| chain.names),
     })
 }
 
@@ -79,7 +83,14 @@ pub fn subscription_spec(r: v1::CreateSubscriptionRequest) -> SubscriptionSpec {
         // ringfwd chooses the offsets of API subscriptions (see `Subscription.seq_offset` in the schema).
         seq_offset: 0,
         ts_offset: 0,
+        interceptors: r.interceptors.map(|chain| chain.names),
+        rtx: r.rtx.map(|rtx| RtxSpec { ssrc: rtx.ssrc, payload_type: rtx.payload_type }),
     }
+}
+
+/// Interceptor names as on the wire.
+fn names(chain: &[InterceptorName]) -> Vec<String> {
+    chain.iter().map(|name| name.as_str().to_owned()).collect()
 }
 
 /// A session on the wire.
@@ -115,6 +126,7 @@ pub fn stream(v: StreamView) -> v1::Stream {
         payload_types: v.payload_types,
         clock_rate_hz: v.clock_rate_hz,
         worker: v.worker as u32,
+        interceptors: names(&v.interceptors),
     }
 }
 
@@ -130,6 +142,40 @@ pub fn subscription(v: SubscriptionView) -> v1::Subscription {
         paused: v.paused,
         seq_offset: u32::from(v.seq_offset),
         ts_offset: v.ts_offset,
+        interceptors: names(&v.interceptors),
+        rtx: v.rtx.map(|rtx| v1::Rtx { ssrc: rtx.ssrc, payload_type: rtx.payload_type }),
+    }
+}
+
+/// Statistics on the wire, `now` giving their age.
+pub fn stats_sample(entry: &StatsEntry, now: std::time::Instant) -> v1::StatsSample {
+    let s = &entry.snapshot;
+    v1::StatsSample {
+        age_ms: now.saturating_duration_since(entry.at).as_millis() as u64,
+        packets: s.packets,
+        bytes: s.bytes,
+        lost: s.lost,
+        fraction_lost: u32::from(s.fraction_lost),
+        jitter_us: s.jitter_us,
+        reordered: s.reordered,
+        duplicates: s.duplicates,
+        bitrate_bps: s.bitrate_bps,
+        nacks_received: s.nacks_received,
+        nack_items_received: s.nack_items_received,
+        nacks_sent: s.nacks_sent,
+        plis_received: s.plis_received,
+        firs_received: s.firs_received,
+        keyframe_requests_sent: s.keyframe_requests_sent,
+        rtt_us: s.rtt_us,
+        retransmitted: s.retransmitted,
+        retransmit_misses: s.retransmit_misses,
+        rate_limited: s.rate_limited,
+        payload_type_filtered: s.payload_type_filtered,
+        sender_reports: s.sender_reports,
+        receiver_reports: s.receiver_reports,
+        twcc_feedback_sent: s.twcc_feedback_sent,
+        tapped: s.tapped,
+        tap_dropped: s.tap_dropped,
     }
 }
 

@@ -33,6 +33,7 @@ use crate::auth::Verifier;
 use crate::commands::CommandClient;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
+use crate::telemetry::StatsStore;
 
 /// What the API reports about the node that never changes while it runs.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct Api {
     node: NodeStatic,
     /// Locked after the registry when both are needed, and never across an `.await`.
     metadata: std::sync::Mutex<metadata_hub::MetadataHub>,
+    /// The workers' latest statistics; locked after the registry, never across an `.await`.
+    stats: Arc<std::sync::Mutex<StatsStore>>,
 }
 
 impl Api {
@@ -72,7 +75,14 @@ impl Api {
         metadata: MetadataLimits,
     ) -> Api {
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
-        Api { registry: Mutex::new(registry), client, verifier, node, metadata }
+        let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(0, std::time::Duration::ZERO)));
+        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats }
+    }
+
+    /// The same service answering statistics from `stats` (which the collector fills).
+    pub fn with_stats(mut self, stats: Arc<std::sync::Mutex<StatsStore>>) -> Api {
+        self.stats = stats;
+        self
     }
 
     /// The registry's current usage (for reports).

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ringfwd_dataplane::core::StatsKey;
 use ringfwd_proto::v1::{self, ringfwd_server::Ringfwd};
 use tonic::{Request, Response, Status};
 
@@ -144,6 +145,28 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         Ok(Response::new(convert::stream(self.read(|reg| reg.get_stream(&r.session_id, &r.stream_id)).await?)))
+    }
+
+    async fn get_stream_stats(&self, request: Request<v1::GetStreamStatsRequest>) -> Reply<v1::StreamStats> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let (stream, subscriptions) = self.read(|reg| reg.stats_keys(&r.session_id, &r.stream_id)).await?;
+        let now = std::time::Instant::now();
+        let store = self.stats.lock().map_err(|_| Status::internal("statistics store poisoned"))?;
+        let sample = |key| store.get(key).map(|entry| convert::stats_sample(&entry, now));
+        let reply = v1::StreamStats {
+            ingress: sample(StatsKey::Stream(stream)),
+            subscriptions: subscriptions
+                .into_iter()
+                .map(|(subscription_id, id)| v1::SubscriptionStats {
+                    egress: sample(StatsKey::Subscription(id)),
+                    subscription_id,
+                })
+                .collect(),
+            session_id: r.session_id,
+            stream_id: r.stream_id,
+        };
+        Ok(Response::new(reply))
     }
 
     async fn list_streams(&self, request: Request<v1::ListStreamsRequest>) -> Reply<v1::ListStreamsResponse> {

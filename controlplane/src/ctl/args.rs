@@ -159,6 +159,10 @@ pub enum StreamCmd {
         /// Initial metadata KEY=VALUE (repeat).
         #[arg(long = "meta", value_parser = parse_pair)]
         meta: Vec<(String, String)>,
+        /// Ingress interceptors (comma-separated names; given with no names: none). Default: the
+        /// config's interceptors.ingress.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        interceptors: Option<Vec<String>>,
     },
     /// Show a stream.
     Get {
@@ -205,6 +209,13 @@ pub enum SubscriptionCmd {
         /// Start paused.
         #[arg(long)]
         paused: bool,
+        /// Egress interceptors (comma-separated names; given with no names: none). Default: the
+        /// config's interceptors.egress.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        interceptors: Option<Vec<String>>,
+        /// RTX for retransmissions, SSRC:PAYLOAD_TYPE.
+        #[arg(long, value_parser = parse_mapping)]
+        rtx: Option<(u32, u32)>,
     },
     /// Show a subscription.
     Get {

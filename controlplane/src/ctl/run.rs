@@ -132,7 +132,7 @@ async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(
 
 async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), String> {
     match cmd {
-        StreamCmd::Create { session, stream, endpoint, ssrc, kind, payload_types, clock_rate, meta } => {
+        StreamCmd::Create { session, stream, endpoint, ssrc, kind, payload_types, clock_rate, meta, interceptors } => {
             let (kind, default_rate) = match kind {
                 Kind::Audio => (v1::MediaKind::Audio, 48_000),
                 Kind::Video => (v1::MediaKind::Video, 90_000),
@@ -146,6 +146,7 @@ async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), S
                 payload_types,
                 clock_rate_hz: clock_rate.unwrap_or(default_rate),
                 metadata: initial(meta),
+                interceptors: interceptors.map(|names| v1::InterceptorChain { names }),
             };
             print(&client.create_stream(request).await.map_err(status)?.into_inner(), json)
         }
@@ -172,7 +173,17 @@ async fn subscription(client: &mut Client, cmd: SubscriptionCmd, json: bool) -> 
         stream_id,
     };
     match cmd {
-        SubscriptionCmd::Create { session, subscription, stream, endpoint, out_ssrc, pt_map, paused } => {
+        SubscriptionCmd::Create {
+            session,
+            subscription,
+            stream,
+            endpoint,
+            out_ssrc,
+            pt_map,
+            paused,
+            interceptors,
+            rtx,
+        } => {
             let request = v1::CreateSubscriptionRequest {
                 session_id: session,
                 subscription_id: subscription,
@@ -181,6 +192,8 @@ async fn subscription(client: &mut Client, cmd: SubscriptionCmd, json: bool) -> 
                 out_ssrc: out_ssrc.unwrap_or(0),
                 payload_type_map: pt_map.into_iter().map(|(from, to)| PayloadTypeMapping { from, to }).collect(),
                 paused,
+                interceptors: interceptors.map(|names| v1::InterceptorChain { names }),
+                rtx: rtx.map(|(ssrc, payload_type)| v1::Rtx { ssrc, payload_type }),
             };
             print(&client.create_subscription(request).await.map_err(status)?.into_inner(), json)
         }

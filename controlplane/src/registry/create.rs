@@ -6,7 +6,9 @@
 
 use std::sync::atomic::Ordering;
 
+use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, RtxParams};
 use ringfwd_dataplane::core::{owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
+use ringfwd_tuning::{InterceptorName, Interceptors};
 
 use super::error::RegistryError;
 use super::model::{
@@ -67,13 +69,19 @@ impl Registry {
         let kind = validate::kind(spec.kind)?;
         validate::payload_types(&spec.payload_types)?;
         validate::clock_rate_hz(spec.clock_rate_hz)?;
+        let interceptors = validate::interceptors(
+            spec.interceptors.as_deref(),
+            &self.interceptors.ingress,
+            InterceptorName::is_ingress,
+        )?;
         let session = self.session(&spec.session_id)?;
         if let Some(existing) = session.streams.get(&spec.stream_id) {
             let same = existing.endpoint_id == spec.endpoint_id
                 && existing.ssrc == spec.ssrc
                 && existing.kind == kind
                 && existing.payload_types == spec.payload_types
-                && existing.clock_rate_hz == spec.clock_rate_hz;
+                && existing.clock_rate_hz == spec.clock_rate_hz
+                && existing.interceptors == interceptors;
             let view = View::Stream(existing.view(&spec.session_id, &spec.stream_id));
             return idempotent(same, "stream", &spec.stream_id, view);
         }
@@ -101,13 +109,14 @@ impl Registry {
             worker,
             data_plane_id: id,
             subscriptions: 0,
+            interceptors,
         };
         let add = Command::AddStream {
             id,
             ssrc: record.ssrc,
             source,
             clock_rate_hz: record.clock_rate_hz,
-            ingress: Default::default(),
+            ingress: from_config::ingress(&record.interceptors, &self.interceptors),
         };
         Ok(Plan {
             commands: vec![(worker, add)],
@@ -125,6 +134,12 @@ impl Registry {
         validate::id("stream_id", &spec.stream_id)?;
         validate::id("endpoint_id", &spec.endpoint_id)?;
         validate::payload_type_map(&spec.payload_type_map)?;
+        validate::rtx(spec.rtx.as_ref())?;
+        let interceptors = validate::interceptors(
+            spec.interceptors.as_deref(),
+            &self.interceptors.egress,
+            InterceptorName::is_egress,
+        )?;
         let session = self.session(&spec.session_id)?;
         if let Some(existing) = session.subscriptions.get(&spec.subscription_id) {
             let same = existing.stream_id == spec.stream_id
@@ -133,7 +148,9 @@ impl Registry {
                 && existing.payload_type_map == spec.payload_type_map
                 && existing.paused == spec.paused
                 && existing.seq_offset == spec.seq_offset
-                && existing.ts_offset == spec.ts_offset;
+                && existing.ts_offset == spec.ts_offset
+                && existing.interceptors == interceptors
+                && existing.rtx == spec.rtx;
             let view = existing.view(&spec.session_id, &spec.subscription_id);
             return idempotent(same, "subscription", &spec.subscription_id, View::Subscription(view));
         }
@@ -178,8 +195,11 @@ impl Registry {
             socket,
             worker,
             data_plane_id: id,
+            interceptors,
+            rtx: spec.rtx,
         };
-        let commands = vec![(worker, add_subscription(&record, stream.data_plane_id))];
+        let egress = egress_spec(&record, stream, &self.interceptors);
+        let commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress))];
         let undo = vec![(worker, Command::RemoveSubscription { id })];
         let view = record.view(&spec.session_id, &spec.subscription_id);
         Ok(Plan {
@@ -201,8 +221,22 @@ impl Registry {
     }
 }
 
+/// The egress interceptors of `record` on `stream`: its chain with the config's parameters, the
+/// payload-type filter letting the stream's declared payload types through (all when it declares
+/// none), and its RTX.
+pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, config: &Interceptors) -> EgressSpec {
+    let allowed = if stream.payload_types.is_empty() {
+        u128::MAX
+    } else {
+        stream.payload_types.iter().filter(|&&pt| pt < 128).fold(0u128, |bits, &pt| bits | 1u128 << pt)
+    };
+    let mut spec = from_config::egress(&record.interceptors, config, allowed);
+    spec.rtx = record.rtx.map(|rtx| RtxParams { ssrc: rtx.ssrc, payload_type: (rtx.payload_type & 0x7f) as u8 });
+    spec
+}
+
 /// The `AddSubscription` that realises `record` on stream `stream` of its worker.
-fn add_subscription(record: &SubscriptionRecord, stream: StreamId) -> Command {
+pub(crate) fn add_subscription(record: &SubscriptionRecord, stream: StreamId, egress: EgressSpec) -> Command {
     let mut rewrite = Rewrite {
         out_ssrc: (record.out_ssrc != 0).then_some(record.out_ssrc),
         seq_offset: record.seq_offset,
@@ -223,6 +257,6 @@ fn add_subscription(record: &SubscriptionRecord, stream: StreamId) -> Command {
         socket: record.socket,
         rewrite,
         paused: record.paused,
-        egress: Default::default(),
+        egress,
     }
 }

@@ -58,6 +58,8 @@
 //! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`,
 //! `delete` (cascade), `commit`, `invariants`, [`error`]; tests in `tests*` and `proptests`.
 
+use ringfwd_dataplane::core::{StreamId, SubscriptionId};
+use ringfwd_tuning::Interceptors;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -77,6 +79,8 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_interceptors;
+#[cfg(test)]
 mod tests_streams;
 #[cfg(test)]
 mod tests_subscriptions;
@@ -85,8 +89,8 @@ mod tests_updates;
 
 pub use error::RegistryError;
 pub use model::{
-    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, SessionView, StreamSpec,
-    StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
+    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtxSpec, SessionView,
+    StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
 };
 pub use plan::{Change, Outcome, Plan, View};
 pub use validate::MAX_ID_BYTES;
@@ -97,6 +101,8 @@ use model::SessionRecord;
 #[derive(Debug)]
 pub struct Registry {
     limits: RegistryLimits,
+    /// The default interceptor chains and their parameters (`[interceptors]`).
+    interceptors: Interceptors,
     /// Bound media addresses in config order: a destination's socket is the first of its family.
     media: Vec<SocketAddr>,
     /// Number of data-plane workers (at least 1).
@@ -121,6 +127,7 @@ impl Registry {
         let workers = workers.max(1);
         Registry {
             limits,
+            interceptors: Interceptors::default(),
             media,
             workers,
             draining: false,
@@ -131,6 +138,12 @@ impl Registry {
             next_stream_id: AtomicU64::new(1),
             next_subscription_id: AtomicU64::new(1),
         }
+    }
+
+    /// The same registry with the default interceptor chains and parameters of `interceptors`.
+    pub fn with_interceptors(mut self, interceptors: Interceptors) -> Registry {
+        self.interceptors = interceptors;
+        self
     }
 
     /// Starts (`true`) or stops draining: while draining, new sessions are refused.
@@ -190,6 +203,25 @@ impl Registry {
         let stream = self.session(session_id)?.streams.get(id);
         let stream = stream.ok_or_else(|| RegistryError::not_found("stream", id))?;
         Ok(stream.view(session_id, id))
+    }
+
+    /// The data-plane ids of stream `id` of `session_id` and of its subscriptions (by subscription id):
+    /// the keys of their statistics.
+    pub fn stats_keys(
+        &self,
+        session_id: &str,
+        id: &str,
+    ) -> Result<(StreamId, Vec<(String, SubscriptionId)>), RegistryError> {
+        validate::id("stream_id", id)?;
+        let session = self.session(session_id)?;
+        let stream = session.streams.get(id).ok_or_else(|| RegistryError::not_found("stream", id))?;
+        let subscriptions = session
+            .subscriptions
+            .iter()
+            .filter(|(_, sub)| sub.stream_id == id)
+            .map(|(sub_id, sub)| (sub_id.clone(), sub.data_plane_id))
+            .collect();
+        Ok((stream.data_plane_id, subscriptions))
     }
 
     /// The streams of `session_id`, by id.

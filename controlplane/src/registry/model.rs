@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
-use ringfwd_tuning::Config;
+use ringfwd_tuning::{Config, InterceptorName};
 
 /// The registry's admission limits and the stream defaults it needs from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +97,17 @@ pub struct StreamSpec {
     pub payload_types: Vec<u32>,
     /// RTP clock rate, `1..=1_000_000` Hz.
     pub clock_rate_hz: u32,
+    /// The ingress interceptors by name; `None`: the config's `interceptors.ingress`.
+    pub interceptors: Option<Vec<String>>,
+}
+
+/// RTX (RFC 4588) negotiated for a subscription's retransmissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtxSpec {
+    /// The RTX stream's SSRC (not 0).
+    pub ssrc: u32,
+    /// The RTX payload type, `0..=127`.
+    pub payload_type: u32,
 }
 
 /// A `CreateSubscription` request.
@@ -121,6 +132,10 @@ pub struct SubscriptionSpec {
     pub seq_offset: u16,
     /// Initial timestamp offset; 0 from the API, as `seq_offset`.
     pub ts_offset: u32,
+    /// The egress interceptors by name; `None`: the config's `interceptors.egress`.
+    pub interceptors: Option<Vec<String>>,
+    /// RTX for retransmissions to this subscriber, when negotiated.
+    pub rtx: Option<RtxSpec>,
 }
 
 /// A session as the API reports it.
@@ -174,6 +189,8 @@ pub struct StreamView {
     pub data_plane_id: StreamId,
     /// Subscriptions to it.
     pub subscriptions: u32,
+    /// Its ingress interceptors, in chain order.
+    pub interceptors: Vec<InterceptorName>,
 }
 
 /// A subscription as the API reports it.
@@ -204,6 +221,10 @@ pub struct SubscriptionView {
     pub worker: usize,
     /// Its id in that worker's tables.
     pub data_plane_id: SubscriptionId,
+    /// Its egress interceptors, in chain order.
+    pub interceptors: Vec<InterceptorName>,
+    /// RTX for its retransmissions, when negotiated.
+    pub rtx: Option<RtxSpec>,
 }
 
 /// How many of each resource the registry holds.
@@ -258,6 +279,7 @@ pub(crate) struct StreamRecord {
     pub(crate) worker: usize,
     pub(crate) data_plane_id: StreamId,
     pub(crate) subscriptions: u32,
+    pub(crate) interceptors: Vec<InterceptorName>,
 }
 
 /// A subscription, with where it lives in the data plane.
@@ -274,6 +296,8 @@ pub(crate) struct SubscriptionRecord {
     pub(crate) socket: usize,
     pub(crate) worker: usize,
     pub(crate) data_plane_id: SubscriptionId,
+    pub(crate) interceptors: Vec<InterceptorName>,
+    pub(crate) rtx: Option<RtxSpec>,
 }
 
 impl SessionRecord {
@@ -322,6 +346,7 @@ impl StreamRecord {
             worker: self.worker,
             data_plane_id: self.data_plane_id,
             subscriptions: self.subscriptions,
+            interceptors: self.interceptors.clone(),
         }
     }
 }
@@ -341,6 +366,8 @@ impl SubscriptionRecord {
             destination: self.destination,
             worker: self.worker,
             data_plane_id: self.data_plane_id,
+            interceptors: self.interceptors.clone(),
+            rtx: self.rtx,
         }
     }
 }

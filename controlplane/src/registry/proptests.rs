@@ -165,6 +165,7 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
             kind: Some(MediaKind::Video),
             payload_types: vec![96],
             clock_rate_hz: *clock_rate_hz,
+            interceptors: None,
         }),
         Op::DeleteStream(s, t) => {
             let t = t.resolve(streams(reg, *s), &STREAMS);
@@ -180,6 +181,8 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
             paused: *paused,
             seq_offset: 0,
             ts_offset: 0,
+            interceptors: None,
+            rtx: None,
         }),
         Op::UpdateSubscription(s, u, paused, t) => {
             let u = u.resolve(subs(reg, *s), &SUBSCRIPTIONS);

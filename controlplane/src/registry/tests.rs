@@ -55,6 +55,7 @@ pub(super) fn stream(session: &str, id: &str, publisher: &str, ssrc: u32) -> Str
         kind: Some(MediaKind::Audio),
         payload_types: vec![111],
         clock_rate_hz: 48_000,
+        interceptors: None,
     }
 }
 
@@ -69,6 +70,8 @@ pub(super) fn subscription(session: &str, id: &str, stream: &str, to: &str) -> S
         paused: false,
         seq_offset: 0,
         ts_offset: 0,
+        interceptors: None,
+        rtx: None,
     }
 }
 

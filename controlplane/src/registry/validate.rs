@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use ringfwd_dataplane::core::command::MAX_CLOCK_RATE_HZ;
 
 use super::error::RegistryError;
-use super::model::{MediaKind, PayloadTypeMapping};
+use super::model::{MediaKind, PayloadTypeMapping, RtxSpec};
+use ringfwd_tuning::InterceptorName;
 
 /// Longest accepted id, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
@@ -83,6 +84,52 @@ pub(crate) fn payload_types(types: &[u32]) -> Result<(), RegistryError> {
         }
     }
     Ok(())
+}
+
+/// The interceptors a request names (`field` is `interceptors.names`), or `default` when it names none;
+/// each must exist, run on this chain (`allowed`), and appear once. Returned in chain order.
+pub(crate) fn interceptors(
+    requested: Option<&[String]>,
+    default: &[InterceptorName],
+    allowed: fn(InterceptorName) -> bool,
+) -> Result<Vec<InterceptorName>, RegistryError> {
+    let mut chain: Vec<InterceptorName> = match requested {
+        None => default.to_vec(),
+        Some(names) => {
+            let mut chain = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                let field = format!("interceptors.names[{i}]");
+                let parsed = InterceptorName::parse(name).ok_or_else(|| {
+                    let known: Vec<&str> = InterceptorName::ALL.iter().map(|n| n.as_str()).collect();
+                    RegistryError::invalid(
+                        &field,
+                        format!("unknown interceptor {name:?} (known: {})", known.join(", ")),
+                    )
+                })?;
+                if !allowed(parsed) {
+                    return Err(RegistryError::invalid(&field, format!("{name} does not run on this chain")));
+                }
+                if chain.contains(&parsed) {
+                    return Err(RegistryError::invalid(&field, format!("{name} is listed twice")));
+                }
+                chain.push(parsed);
+            }
+            chain
+        }
+    };
+    chain.sort();
+    Ok(chain)
+}
+
+/// Checks a subscription's `rtx`: a non-zero SSRC and a 7-bit payload type.
+pub(crate) fn rtx(rtx: Option<&RtxSpec>) -> Result<(), RegistryError> {
+    let Some(rtx) = rtx else {
+        return Ok(());
+    };
+    if rtx.ssrc == 0 {
+        return Err(RegistryError::invalid("rtx.ssrc", "must not be 0"));
+    }
+    payload_type("rtx.payload_type", rtx.payload_type)
 }
 
 /// Checks a subscription's `payload_type_map`: every entry below 128, each `from` once.

@@ -144,6 +144,7 @@ define_counters! {
         feedback_forwarded: Counter = "Subscriber feedback (NACK, PLI, FIR) forwarded to the publisher, translated.",
         consumed_by_interceptor: Counter = "Packets an interceptor consumed (answered or absorbed), not forwarded.",
         interceptor_emitted: Counter = "Packets interceptors emitted (reports, NACKs, retransmissions, keyframe requests).",
+        retransmissions: Counter = "Packets retransmitted to subscribers from the NACK cache (included in interceptor_emitted).",
         interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
     }
     drops {

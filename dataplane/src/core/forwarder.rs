@@ -12,6 +12,7 @@ use super::command::{Command, CommandError, StreamId, SubscriptionId};
 use super::continuity::{rebase, LastSent};
 use super::counters::{Counters, DropReason};
 use super::interceptor::build::ChainFactory;
+use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
 use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
@@ -20,6 +21,9 @@ use super::table::{ForwarderLimits, Latch, NewSubscription, Table};
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
 
 mod intercept;
+mod stats;
+
+pub use stats::StatsKey;
 
 /// Packets the interceptors of one chain run may emit before the forwarder sends them.
 pub const OUTBOX_PACKETS: usize = 64;
@@ -75,6 +79,9 @@ pub struct Forwarder {
     outbox: Outbox,
     /// The worker's NTP epoch (set by the runtime; else taken, with NTP time 0, at the first command).
     epoch: Option<NtpEpoch>,
+    /// The worker's tap ring (set by the runtime when the recorder runs); streams whose ingress spec
+    /// names the tap bind it only when set.
+    tap: Option<std::sync::Arc<TapRing>>,
     /// The earliest timer any chain asked for (a conservative bound: it may be earlier than needed).
     next_timer: Option<Instant>,
 }
@@ -113,6 +120,7 @@ impl Forwarder {
             rtcp_scratch: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
             outbox: Outbox::new(OUTBOX_PACKETS, limits.max_packet_bytes),
             epoch: None,
+            tap: None,
             next_timer: None,
         }
     }
@@ -123,9 +131,15 @@ impl Forwarder {
         self.epoch = Some(epoch);
     }
 
+    /// Sets the worker's tap ring: streams added from now on whose ingress spec names the tap copy their
+    /// packets into it (for the recorder).
+    pub fn set_tap_ring(&mut self, ring: std::sync::Arc<TapRing>) {
+        self.tap = Some(ring);
+    }
+
     fn factory(&mut self, now: Instant) -> ChainFactory {
         let epoch = *self.epoch.get_or_insert(NtpEpoch { at: now, ntp: 0 });
-        ChainFactory { max_packet_bytes: self.table.limits.max_packet_bytes, epoch }
+        ChainFactory { max_packet_bytes: self.table.limits.max_packet_bytes, epoch, tap: self.tap.clone() }
     }
 
     /// Applies a command at time `now` (latch windows start then). On error nothing changed.
@@ -249,7 +263,7 @@ impl Forwarder {
         // For RTP, also its attributes (a switched subscription rebases on its numbers).
         let (ssrc, rtp) = if is_rtp {
             match RtpView::parse(pkt) {
-                Ok(view) => (view.ssrc().0, Some(intercept::rtp_attrs(&view, now))),
+                Ok(view) => (view.ssrc().0, Some(intercept::rtp_attrs(&view, now, src))),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         } else {

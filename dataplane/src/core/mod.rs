@@ -27,7 +27,7 @@ pub mod wire;
 
 pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
-pub use forwarder::{Egress, Forwarder, Outcome};
+pub use forwarder::{Egress, Forwarder, Outcome, StatsKey};
 pub use fuzz::fuzz_entry;
 pub use packet::{classify, PacketError, PacketKind, RtcpCompound, RtcpPacketRef, RtcpType, RtpView};
 pub use rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};

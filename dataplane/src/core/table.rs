@@ -49,6 +49,7 @@ pub(crate) enum SourceState {
 /// One published stream.
 #[derive(Debug)]
 pub(crate) struct Stream {
+    pub(crate) id: StreamId,
     pub(crate) ssrc: u32,
     pub(crate) source: SourceState,
     /// RTP timestamp ticks per second.
@@ -201,6 +202,7 @@ impl Table {
             }
         };
         let idx = self.streams.insert(Stream {
+            id,
             ssrc,
             source,
             clock_rate_hz,

@@ -79,6 +79,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     let mut forwarder = ctx.forwarder();
     let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
     let mut pacer = PublishPacer::new(Instant::now());
+    let mut stats_pacer = ctx.stats_pacer(Instant::now());
     ready(Ok(()));
     loop {
         let now = Instant::now();
@@ -130,6 +131,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| &[], forwarder.counters_mut())?;
         }
         worked |= ctx.apply_commands(&mut forwarder, now);
+        ctx.publish_stats_if_due(&mut stats_pacer, &forwarder, now);
         if pacer.after_iteration(worked, now) {
             ctx.publish(forwarder.counters_mut(), 0);
         }
@@ -143,7 +145,8 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             if pacer.before_block(now) {
                 ctx.publish(forwarder.counters_mut(), 0);
             }
-            wait(&ctx, forwarder.next_timer().map(|at| at.saturating_duration_since(now)))?;
+            let wake_at = forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
+            wait(&ctx, Some(wake_at.saturating_duration_since(now)))?;
         }
     }
 }

@@ -2,17 +2,23 @@
 //!
 //! Owns start-up (sockets in worker order, one pinned thread per configured core, each running the configured
 //! driver), the per-worker [`mailbox::Mailbox`] to the control plane, the cross-worker
-//! [`handover::HandoverRing`]s, the lock-free [`SharedCounters`] every worker publishes, and shutdown.
+//! [`handover::HandoverRing`]s, the lock-free [`SharedCounters`] every worker publishes, the pcap
+//! [`Recorder`] thread draining the workers' tap rings, the workers' statistics rings
+//! ([`telemetry::StatsRing`]), and shutdown.
 //! No `unsafe` here: the drivers own it.
 
 pub mod handover;
 pub mod idle;
 pub mod mailbox;
 pub mod notify;
+pub mod recorder;
 mod start;
+pub mod telemetry;
 pub mod worker;
 
+pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
 pub use start::{Dataplane, StartError, WorkerHandle, SPARE_BUFFERS};
+pub use telemetry::{StatsPacer, StatsRecord, StatsRing};
 
 pub use crate::core::SharedCounters;
 

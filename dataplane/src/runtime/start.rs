@@ -1,8 +1,10 @@
 //! Start-up and shutdown of the data plane.
 //!
 //! Owns the order of start-up: resolve the worker cores, open the media sockets in worker order (so the
-//! steering program's socket index is the worker index), create the rings, spawn one pinned thread per worker
-//! running the configured driver, and wait until every worker reports ready (or failed, with the reason).
+//! steering program's socket index is the worker index), create the rings, start the pcap recorder (when
+//! `interceptors.tap.ring_packets` is not 0) on the last control core, or unpinned when none is configured,
+//! spawn one pinned thread per worker running the configured driver, and wait until every worker reports ready
+//! (or failed, with the reason). Shutdown stops the workers first, then the recorder (which drains the rings).
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -15,7 +17,10 @@ use ringfwd_tuning::{Config, ConfigError, Driver};
 use super::handover::HandoverRing;
 use super::mailbox::Mailbox;
 use super::notify::Notifier;
+use super::recorder::{Recorder, RecorderCounters, RecorderSettings};
+use super::telemetry::StatsRing;
 use super::worker::{WorkerContext, WorkerSettings};
+use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
 use crate::driver::socket::{self, SocketError, SocketOptions};
 
@@ -66,6 +71,8 @@ pub struct WorkerHandle {
     pub mailbox: Arc<Mailbox>,
     /// Its counters, readable at any time without locks.
     pub counters: Arc<SharedCounters>,
+    /// Its statistics ring (per stream and subscription, every `telemetry.stats_interval_ms`).
+    pub stats: Arc<StatsRing>,
 }
 
 /// The running data plane.
@@ -75,6 +82,7 @@ pub struct Dataplane {
     media: Vec<SocketAddr>,
     control_wake: Arc<Notifier>,
     driver: Driver,
+    recorder: Option<Recorder>,
 }
 
 impl Dataplane {
@@ -103,12 +111,18 @@ impl Dataplane {
             .collect::<Vec<_>>()
             .into();
         let settings = settings(config, workers);
+        let (taps, recorder) = start_recorder(config, workers, &sockets.bound).map_err(io("recorder thread"))?;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
         for (index, (core, sockets)) in cores.iter().copied().zip(sockets.per_worker).enumerate() {
             let counters = Arc::new(SharedCounters::default());
-            handles.push(WorkerHandle { index, core, mailbox: mailboxes[index].clone(), counters: counters.clone() });
+            // One full round of the worker's streams and subscriptions fits.
+            let stats_capacity =
+                config.limits.max_streams_per_worker as usize + config.limits.max_subscriptions_per_worker as usize;
+            let stats = Arc::new(StatsRing::new(stats_capacity));
+            let mailbox = mailboxes[index].clone();
+            handles.push(WorkerHandle { index, core, mailbox, counters: counters.clone(), stats: stats.clone() });
             let ctx = WorkerContext {
                 index,
                 workers,
@@ -117,6 +131,8 @@ impl Dataplane {
                 mailboxes: mailboxes.clone(),
                 handover: handover.clone(),
                 counters,
+                tap: taps.get(index).cloned(),
+                stats,
                 settings: settings.clone(),
             };
             let ready = ready_tx.clone();
@@ -129,7 +145,7 @@ impl Dataplane {
         }
         drop(ready_tx);
         let mut dataplane =
-            Dataplane { handles, threads, media: sockets.bound, control_wake, driver: config.media.driver };
+            Dataplane { handles, threads, media: sockets.bound, control_wake, driver: config.media.driver, recorder };
         for _ in 0..workers {
             let failure = match ready_rx.recv_timeout(READY_TIMEOUT) {
                 Ok((_, Ok(()))) => continue,
@@ -173,6 +189,11 @@ impl Dataplane {
         self.media.iter().position(|m| m.is_ipv4() == dest.is_ipv4())
     }
 
+    /// The pcap recorder's counters (`None` when recording is off: `interceptors.tap.ring_packets = 0`).
+    pub fn recorder_counters(&self) -> Option<Arc<RecorderCounters>> {
+        self.recorder.as_ref().map(|recorder| recorder.counters().clone())
+    }
+
     /// Counters of every worker, now.
     pub fn counters(&self) -> Vec<Counters> {
         self.handles.iter().map(|h| h.counters.snapshot()).collect()
@@ -191,6 +212,10 @@ impl Dataplane {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // After the workers: nothing more is tapped, so the recorder drains the rings and closes its files.
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.stop();
+        }
     }
 }
 
@@ -198,6 +223,25 @@ impl Drop for Dataplane {
     fn drop(&mut self) {
         self.stop_threads();
     }
+}
+
+/// One tap ring per worker and the recorder draining them, pinned to the last control core (unpinned when there
+/// is none); nothing when `interceptors.tap.ring_packets` is 0.
+fn start_recorder(
+    config: &Config,
+    workers: usize,
+    media: &[SocketAddr],
+) -> std::io::Result<(Vec<Arc<TapRing>>, Option<Recorder>)> {
+    let tap = &config.interceptors.tap;
+    if tap.ring_packets == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let slot_bytes = usize::from(tap.snap_bytes);
+    let rings: Vec<Arc<TapRing>> =
+        (0..workers).map(|_| Arc::new(TapRing::new(tap.ring_packets as usize, slot_bytes))).collect();
+    let core = config.placement.control_cores.last().copied();
+    let recorder = Recorder::start(RecorderSettings::from_config(tap), rings.clone(), media.to_vec(), core)?;
+    Ok((rings, Some(recorder)))
 }
 
 /// What each of `workers` workers runs with.
@@ -218,6 +262,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
         recv_batch: config.pool.recv_batch as usize,
         idle: config.idle.strategy,
         spin: Duration::from_micros(config.idle.spin_us),
+        stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
     }
 }
 

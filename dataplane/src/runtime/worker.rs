@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::handover::HandoverRing;
 use super::mailbox::{Ack, Mailbox};
+use super::telemetry::{StatsPacer, StatsRing};
+use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::NtpEpoch;
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 use ringfwd_tuning::IdleStrategy;
@@ -74,6 +76,8 @@ pub struct WorkerSettings {
     pub idle: IdleStrategy,
     /// Spin bound for `SpinThenSleep`.
     pub spin: Duration,
+    /// How often it publishes its streams' and subscriptions' statistics.
+    pub stats_interval: Duration,
 }
 
 /// Everything one worker thread owns or shares.
@@ -92,6 +96,10 @@ pub struct WorkerContext {
     pub handover: Arc<[HandoverRing]>,
     /// Where it publishes its counters.
     pub counters: Arc<SharedCounters>,
+    /// Its tap ring, drained by the recorder (`None`: recording is off).
+    pub tap: Option<Arc<TapRing>>,
+    /// Its statistics ring, drained by the control plane.
+    pub stats: Arc<StatsRing>,
     /// Settings.
     pub settings: WorkerSettings,
 }
@@ -102,10 +110,14 @@ impl WorkerContext {
         &self.mailboxes[self.index]
     }
 
-    /// A new forwarder for this worker, its NTP epoch read from the wall clock now.
+    /// A new forwarder for this worker, its NTP epoch read from the wall clock now, tapping into its
+    /// tap ring.
     pub fn forwarder(&self) -> Forwarder {
         let mut forwarder = Forwarder::new(self.index, self.workers, self.settings.limits);
         forwarder.set_ntp_epoch(ntp_epoch_now());
+        if let Some(ring) = &self.tap {
+            forwarder.set_tap_ring(ring.clone());
+        }
         forwarder
     }
 
@@ -137,6 +149,18 @@ impl WorkerContext {
             Some(true) => self.mailboxes[owner].wake().notify(),
             Some(false) => {}
             None => counters.count_drop(DropReason::HandoverFull),
+        }
+    }
+
+    /// A pacer for this worker's statistics rounds, the first one interval after `now`.
+    pub fn stats_pacer(&self, now: Instant) -> StatsPacer {
+        StatsPacer::new(self.settings.stats_interval, now)
+    }
+
+    /// Publishes a statistics round if `pacer` says one is due.
+    pub fn publish_stats_if_due(&self, pacer: &mut StatsPacer, forwarder: &Forwarder, now: Instant) {
+        if pacer.due(now) {
+            self.stats.publish(self.index, forwarder, now);
         }
     }
 

@@ -22,6 +22,14 @@ pub const MAX_MISSING_RANGE: RangeInclusive<u16> = 16..=32_768;
 pub const EXTENSION_ID_RANGE: RangeInclusive<u8> = 1..=14;
 /// Accepted `interceptors.tap.snap_bytes`.
 pub const SNAP_BYTES_RANGE: RangeInclusive<u16> = 64..=65_535;
+/// Accepted `interceptors.tap.ring_packets` (0: recording off).
+pub const TAP_RING_PACKETS_RANGE: RangeInclusive<u32> = 0..=65_536;
+/// The most memory one worker's tap ring may take (`ring_packets × snap_bytes`), in bytes: 256 MiB.
+pub const TAP_RING_MAX_BYTES: u64 = 256 << 20;
+/// Accepted `interceptors.tap.max_file_bytes`: 1 MiB (far above one record) to 1 TiB.
+pub const TAP_MAX_FILE_BYTES_RANGE: RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+/// Accepted `interceptors.tap.max_open_files`.
+pub const TAP_MAX_OPEN_FILES_RANGE: RangeInclusive<u32> = 1..=4096;
 
 /// Checks the chains and every parameter; the first violation is returned.
 pub fn validate_interceptors(config: &Interceptors, media: &Media, limits: &Limits) -> Result<(), ConfigError> {
@@ -58,7 +66,30 @@ pub fn validate_interceptors(config: &Interceptors, media: &Media, limits: &Limi
     in_range(key, config.keyframe_throttle.min_interval_ms, INTERVAL_MS_RANGE)?;
     in_range("interceptors.twcc.extension_id", config.twcc.extension_id, EXTENSION_ID_RANGE)?;
     in_range("interceptors.twcc.feedback_interval_ms", config.twcc.feedback_interval_ms, INTERVAL_MS_RANGE)?;
-    in_range("interceptors.tap.snap_bytes", config.tap.snap_bytes, SNAP_BYTES_RANGE)
+    validate_tap(config)
+}
+
+/// `[interceptors.tap]`: every range, the ring's memory, a directory named.
+fn validate_tap(config: &Interceptors) -> Result<(), ConfigError> {
+    let tap = &config.tap;
+    in_range("interceptors.tap.snap_bytes", tap.snap_bytes, SNAP_BYTES_RANGE)?;
+    let key = "interceptors.tap.ring_packets";
+    in_range(key, tap.ring_packets, TAP_RING_PACKETS_RANGE)?;
+    let ring_bytes = u64::from(tap.ring_packets) * u64::from(tap.snap_bytes);
+    if ring_bytes > TAP_RING_MAX_BYTES {
+        let reason = format!(
+            "{key} {} × interceptors.tap.snap_bytes {} = {ring_bytes} bytes of tap ring per worker, more than \
+             {TAP_RING_MAX_BYTES}",
+            tap.ring_packets, tap.snap_bytes
+        );
+        return Err(ConfigError::invalid(key, tap.ring_packets, reason));
+    }
+    in_range("interceptors.tap.max_file_bytes", tap.max_file_bytes, TAP_MAX_FILE_BYTES_RANGE)?;
+    in_range("interceptors.tap.max_open_files", tap.max_open_files, TAP_MAX_OPEN_FILES_RANGE)?;
+    if tap.directory.as_os_str().is_empty() {
+        return Err(ConfigError::invalid("interceptors.tap.directory", "\"\"", "must name a directory"));
+    }
+    Ok(())
 }
 
 /// A chain names each built-in at most once, and only built-ins that run on that side.
@@ -125,9 +156,28 @@ mod tests {
             ("[interceptors.twcc]\nextension_id = 15\n", "interceptors.twcc.extension_id"),
             ("[interceptors.twcc]\nfeedback_interval_ms = 1\n", "interceptors.twcc.feedback_interval_ms"),
             ("[interceptors.tap]\nsnap_bytes = 10\n", "interceptors.tap.snap_bytes"),
+            ("[interceptors.tap]\nring_packets = 65537\n", "interceptors.tap.ring_packets"),
+            ("[interceptors.tap]\nmax_file_bytes = 1000\n", "interceptors.tap.max_file_bytes"),
+            ("[interceptors.tap]\nmax_file_bytes = 2000000000000\n", "interceptors.tap.max_file_bytes"),
+            ("[interceptors.tap]\nmax_open_files = 0\n", "interceptors.tap.max_open_files"),
+            ("[interceptors.tap]\nmax_open_files = 5000\n", "interceptors.tap.max_open_files"),
+            ("[interceptors.tap]\ndirectory = \"\"\n", "interceptors.tap.directory"),
         ] {
             assert_eq!(key_of(toml), key, "{toml}");
         }
+    }
+
+    #[test]
+    fn tap_ring_memory_is_bounded_and_zero_turns_recording_off() {
+        let toml = "[interceptors.tap]\nring_packets = 65536\nsnap_bytes = 9000\n";
+        let err = Config::from_toml_str(toml).unwrap_err().to_string();
+        assert!(err.contains("interceptors.tap.ring_packets") && err.contains("65536"), "{err}");
+        assert!(err.contains("589824000 bytes"), "{err}");
+        assert_eq!(key_of("[interceptors.tap]\nring_packets = 65536\nsnap_bytes = 4096\n"), "<valid>");
+        assert_eq!(key_of("[interceptors.tap]\nring_packets = 0\n"), "<valid>");
+        let config = Config::from_toml_str("[interceptors.tap]\ndirectory = \"/var/lib/ringfwd/pcap\"\n").unwrap();
+        assert_eq!(config.interceptors.tap.directory, std::path::Path::new("/var/lib/ringfwd/pcap"));
+        assert_eq!(Config::default().interceptors.tap.directory, std::path::Path::new("ringfwd-pcap"));
     }
 
     #[test]

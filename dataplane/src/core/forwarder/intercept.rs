@@ -25,12 +25,13 @@ const SWEEP_DRAIN_AT: usize = super::OUTBOX_PACKETS / 2;
 
 /// The attributes of a parsed RTP packet received at `now` (the extended sequence number is filled in
 /// by the caller, from the stream's unwrapper).
-pub(super) fn rtp_attrs(view: &RtpView<'_>, now: Instant) -> RtpAttrs {
+pub(super) fn rtp_attrs(view: &RtpView<'_>, now: Instant, src: SocketAddr) -> RtpAttrs {
     let bytes = view.bytes();
     let first = bytes.first().copied().unwrap_or(0);
     let extension_offset = (first & 0x10 != 0).then(|| 12 + 4 * usize::from(first & 0x0f));
     RtpAttrs {
         arrival: now,
+        src,
         ssrc: view.ssrc(),
         seq: view.seq(),
         ext_seq: 0,
@@ -164,7 +165,11 @@ impl Forwarder {
                     Some(sub) => egress.send_copy(sub.socket, sub.dest, bytes),
                     None => false,
                 },
-                Target::Retransmit { flow } => retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, egress),
+                Target::Retransmit { flow } => {
+                    let sent = retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, egress);
+                    self.counters.retransmissions += u64::from(sent);
+                    sent
+                }
             };
             if sent {
                 self.counters.interceptor_emitted += 1;

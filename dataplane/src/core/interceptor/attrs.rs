@@ -4,6 +4,7 @@
 //! fields, the extended sequence number, the arrival time). Plain data, computed once per packet by
 //! the forwarder; never a string map, never allocated.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::core::wire::{RtpTimestamp, SeqNo, Ssrc};
@@ -17,6 +18,8 @@ use crate::core::wire::{RtpTimestamp, SeqNo, Ssrc};
 pub struct RtpAttrs {
     /// When the worker received the datagram.
     pub arrival: Instant,
+    /// The publisher's address the datagram came from.
+    pub src: SocketAddr,
     /// Synchronization source.
     pub ssrc: Ssrc,
     /// Sequence number.

@@ -1,8 +1,11 @@
 //! Binds interceptor instances: turns a stream's or subscription's spec into its chain.
 //!
 //! Owns [`ChainFactory`]: what every instance of one worker is bound with besides its spec (the
-//! largest packet, the worker's NTP epoch) and the fixed order of the built-ins (see the module docs of
-//! [`super`]). Runs when a command is applied, never per packet; this is where instances allocate.
+//! largest packet, the worker's NTP epoch, the worker's tap ring) and the fixed order of the built-ins
+//! (see the module docs of [`super`]). Runs when a command is applied, never per packet; this is where
+//! instances allocate.
+
+use std::sync::Arc;
 
 use super::builtin::keyframe::KeyframeThrottle;
 use super::builtin::nack_cache::NackCache;
@@ -11,17 +14,21 @@ use super::builtin::payload_filter::PayloadTypeFilter;
 use super::builtin::rate_limit::RateLimit;
 use super::builtin::reports::{ReceiverReports, SenderReports};
 use super::builtin::stats::StatsInterceptor;
+use super::builtin::tap::{Tap, TapRing};
 use super::builtin::twcc::Twcc;
 use super::spec::{EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
 use super::{Chain, Interceptor};
 
 /// Builds the chains of one worker.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ChainFactory {
     /// The largest datagram (retransmission cache slots are this long).
     pub max_packet_bytes: usize,
     /// The worker's NTP epoch.
     pub epoch: NtpEpoch,
+    /// The worker's tap ring, read by the recorder. `None` (no recorder running): a spec's `tap` binds
+    /// nothing.
+    pub tap: Option<Arc<TapRing>>,
 }
 
 impl ChainFactory {
@@ -48,6 +55,9 @@ impl ChainFactory {
         }
         if let Some(params) = &spec.receiver_reports {
             members.push(Box::new(ReceiverReports::new(params, info)));
+        }
+        if let (Some(params), Some(ring)) = (&spec.tap, &self.tap) {
+            members.push(Box::new(Tap::new(params, info, ring.clone())));
         }
         Chain::new(members)
     }
@@ -81,7 +91,8 @@ mod tests {
     #[test]
     fn every_built_in_binds_in_the_documented_order() {
         let config = Interceptors::default();
-        let factory = ChainFactory { max_packet_bytes: 1500, epoch: NtpEpoch { at: Instant::now(), ntp: 1 << 32 } };
+        let epoch = NtpEpoch { at: Instant::now(), ntp: 1 << 32 };
+        let mut factory = ChainFactory { max_packet_bytes: 1500, epoch, tap: None };
         let all: Vec<InterceptorName> = InterceptorName::ALL.to_vec();
         let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
         let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
@@ -90,8 +101,12 @@ mod tests {
         assert_eq!(
             kinds,
             [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports],
-            "the tap is bound by the runtime's recorder, not here"
+            "without a tap ring (no recorder), a tap spec binds nothing"
         );
+        factory.tap = Some(Arc::new(TapRing::new(4, 1500)));
+        let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
+        let kinds: Vec<InterceptorKind> = ingress.members().map(|m| m.kind()).collect();
+        assert_eq!(kinds, [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports, Tap]);
         let sub = SubscriptionInfo {
             flow: 0,
             source_ssrc: Ssrc(1),

@@ -150,6 +150,7 @@ mod tests {
     fn attrs(now: Instant) -> RtpAttrs {
         RtpAttrs {
             arrival: now,
+            src: std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
             ssrc: Ssrc(1),
             seq: SeqNo(1),
             ext_seq: 1 << 16 | 1,

@@ -123,6 +123,7 @@ impl UringWorker {
     fn run(&mut self) -> io::Result<bool> {
         let mut idle = IdlePolicy::new(self.ctx.settings.idle, self.ctx.settings.spin, Instant::now());
         let mut pacer = PublishPacer::new(Instant::now());
+        let mut stats_pacer = self.ctx.stats_pacer(Instant::now());
         let mut drain_deadline = None;
         self.arm_wake()?;
         loop {
@@ -140,14 +141,14 @@ impl UringWorker {
             // can carry several completions, so the waiter slept through arrivals. The no-allocation test caught
             // it as packets left unread in the socket.)
             let want = usize::from(block);
-            let submitted = match self.forwarder.next_timer() {
-                // Blocking with an interceptor timer pending: wake for it at the latest.
-                Some(at) if block => {
-                    let timeout = types::Timespec::from(at.saturating_duration_since(now));
-                    let args = types::SubmitArgs::new().timespec(&timeout);
-                    self.ring.submitter().submit_with_args(want, &args)
-                }
-                _ => self.ring.submit_and_wait(want),
+            // Blocking: wake for the next interceptor timer or statistics round at the latest.
+            let wake_at = self.forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
+            let submitted = if block {
+                let timeout = types::Timespec::from(wake_at.saturating_duration_since(now));
+                let args = types::SubmitArgs::new().timespec(&timeout);
+                self.ring.submitter().submit_with_args(want, &args)
+            } else {
+                self.ring.submit_and_wait(want)
             };
             match submitted {
                 Ok(_) => {}
@@ -160,6 +161,7 @@ impl UringWorker {
             worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;
             worked |= self.ctx.apply_commands(&mut self.forwarder, now);
+            self.ctx.publish_stats_if_due(&mut stats_pacer, &self.forwarder, now);
             if worked {
                 idle.worked(now);
             }

@@ -443,6 +443,7 @@ pub(crate) mod test_support {
         let extension_offset = (pkt[0] & 0x10 != 0).then(|| 12 + 4 * usize::from(pkt[0] & 0x0f));
         RtpAttrs {
             arrival,
+            src: std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
             ssrc: view.ssrc(),
             seq: view.seq(),
             ext_seq,

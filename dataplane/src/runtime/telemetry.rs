@@ -1,0 +1,136 @@
+//! The worker → control-plane statistics ring.
+//!
+//! Owns [`StatsRing`] (one per worker: a bounded lock-free queue of [`StatsRecord`]s, sized at start-up
+//! to hold one full round of the worker's streams and subscriptions) and [`StatsPacer`] (when the
+//! worker publishes a round). The worker pushes; a full ring drops the record and counts it — the
+//! worker never waits. The control plane pops. Must never allocate after construction.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
+
+use crate::core::interceptor::Snapshot;
+use crate::core::{Forwarder, StatsKey};
+
+/// One stream's or subscription's statistics at one moment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StatsRecord {
+    /// The worker that owns it.
+    pub worker: usize,
+    /// Whose statistics.
+    pub key: StatsKey,
+    /// When the worker took them.
+    pub at: Instant,
+    /// The figures.
+    pub snapshot: Snapshot,
+}
+
+/// The bounded queue of one worker's statistics records.
+#[derive(Debug)]
+pub struct StatsRing {
+    queue: ArrayQueue<StatsRecord>,
+    dropped: AtomicU64,
+}
+
+impl StatsRing {
+    /// A ring of `capacity` records (at least 1).
+    pub fn new(capacity: usize) -> StatsRing {
+        StatsRing { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) }
+    }
+
+    /// Queues a record; false (and counted as dropped) when the ring is full.
+    pub fn push(&self, record: StatsRecord) -> bool {
+        if self.queue.push(record).is_ok() {
+            true
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// The oldest queued record.
+    pub fn pop(&self) -> Option<StatsRecord> {
+        self.queue.pop()
+    }
+
+    /// Records dropped because the ring was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Pushes the snapshot of every stream and subscription of `forwarder` taken at `now`.
+    pub fn publish(&self, worker: usize, forwarder: &Forwarder, now: Instant) {
+        forwarder.for_each_snapshot(|key, snapshot| {
+            self.push(StatsRecord { worker, key, at: now, snapshot: *snapshot });
+        });
+    }
+}
+
+/// When a worker publishes its statistics: every `interval`, starting one interval after creation.
+#[derive(Debug)]
+pub struct StatsPacer {
+    interval: Duration,
+    next: Instant,
+}
+
+impl StatsPacer {
+    /// A pacer that first fires `interval` after `now`.
+    pub fn new(interval: Duration, now: Instant) -> StatsPacer {
+        StatsPacer { interval, next: now + interval }
+    }
+
+    /// True (once) when a round is due at `now`; the next falls one interval later.
+    pub fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        // Late (the worker was busy or asleep): the next round is a whole interval after this one.
+        self.next = (self.next + self.interval).max(now + self.interval);
+        true
+    }
+
+    /// When the next round is due.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{StreamId, SubscriptionId};
+
+    fn record(key: StatsKey) -> StatsRecord {
+        StatsRecord { worker: 0, key, at: Instant::now(), snapshot: Snapshot { packets: 3, ..Snapshot::default() } }
+    }
+
+    #[test]
+    fn a_full_ring_drops_and_counts() {
+        let ring = StatsRing::new(2);
+        assert!(ring.push(record(StatsKey::Stream(StreamId(1)))));
+        assert!(ring.push(record(StatsKey::Subscription(SubscriptionId(2)))));
+        assert!(!ring.push(record(StatsKey::Stream(StreamId(3)))));
+        assert_eq!(ring.dropped(), 1);
+        assert_eq!(ring.pop().map(|r| r.key), Some(StatsKey::Stream(StreamId(1))));
+        assert_eq!(
+            ring.pop().map(|r| (r.key, r.snapshot.packets)),
+            Some((StatsKey::Subscription(SubscriptionId(2)), 3))
+        );
+        assert!(ring.pop().is_none());
+    }
+
+    #[test]
+    fn the_pacer_fires_once_per_interval() {
+        let t0 = Instant::now();
+        let mut pacer = StatsPacer::new(Duration::from_secs(1), t0);
+        assert!(!pacer.due(t0 + Duration::from_millis(999)));
+        assert!(pacer.due(t0 + Duration::from_millis(1000)));
+        assert!(!pacer.due(t0 + Duration::from_millis(1500)));
+        assert!(pacer.due(t0 + Duration::from_millis(2100)));
+        assert!(!pacer.due(t0 + Duration::from_millis(2999)));
+        assert!(pacer.due(t0 + Duration::from_secs(10)), "late: fires once");
+        assert!(!pacer.due(t0 + Duration::from_secs(10)));
+        assert_eq!(pacer.next(), t0 + Duration::from_secs(11));
+    }
+}

@@ -1,0 +1,191 @@
+//! Loss repair through the real daemon: a subscriber loses 5% of its packets, asks for them with RFC 4585
+//! generic NACKs, and gets them back from ringfwd's retransmission cache; the statistics API reports the
+//! loss and the repairs.
+//!
+//! The loss is on the subscriber's side of ringfwd (the path the cache repairs): the subscriber discards
+//! the first copy of every twentieth sequence number, as a lossy last mile would, notices the gap from
+//! the sequence numbers, and NACKs what is missing (again every 100 ms, at most 5 times). Two workers, so
+//! the subscriber's RTCP may arrive on the worker that does not own the stream and be handed over.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringfwd_proto::v1;
+use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::daemon::Daemon;
+use ringfwd_tests::peer::{rtcp_generic_nack, rtp_fields, rtp_packet, Peer};
+
+const SSRC: u32 = 0x4e41_434b;
+const SUBSCRIBER_SSRC: u32 = 0x5ab5_0001;
+const PACKETS: u16 = 2000;
+const FIRST_SEQ: u16 = 65_000; // crosses the 16-bit wrap
+const NACK_RETRY: Duration = Duration::from_millis(100);
+const NACK_TRIES: u32 = 5;
+
+const CONFIG: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+    [interceptors]\ningress = [\"stats\", \"keyframe_throttle\", \"nack_cache\", \"receiver_reports\"]\n\
+    egress = [\"stats\", \"sender_reports\"]\n\
+    [telemetry]\nstats_interval_ms = 200\nstats_grace_ms = 5000\n";
+
+/// The subscriber's view: what arrived, what is missing, what it asked for.
+#[derive(Default)]
+struct Receiver {
+    /// Sequence numbers received (after the simulated loss).
+    received: BTreeSet<u16>,
+    /// Dropped once on purpose already.
+    dropped: BTreeSet<u16>,
+    /// Missing: when last NACKed and how often.
+    missing: BTreeMap<u16, (Instant, u32)>,
+    /// Highest sequence number seen, as an offset from FIRST_SEQ.
+    highest: Option<u16>,
+    /// Missing packets that arrived after a NACK.
+    repaired: u64,
+    /// Sequence numbers asked for, counting retries.
+    nack_items: u64,
+    /// NACK packets sent.
+    nacks: u64,
+}
+
+impl Receiver {
+    /// Handles one datagram; returns the sequence numbers to NACK now.
+    fn on_packet(&mut self, packet: &[u8], now: Instant) -> Vec<u16> {
+        if packet.len() < 12 || (200..=207).contains(&packet[1]) {
+            return Vec::new(); // RTCP from ringfwd (its sender reports)
+        }
+        let seq = rtp_fields(packet).seq;
+        let offset = seq.wrapping_sub(FIRST_SEQ);
+        if offset % 20 == 3 && self.dropped.insert(seq) {
+            return Vec::new(); // lost on the last mile, the first time
+        }
+        if self.missing.remove(&seq).is_some() {
+            self.repaired += 1;
+        }
+        self.received.insert(seq);
+        let mut ask = Vec::new();
+        let next = self.highest.map_or(0, |h| h + 1);
+        if offset >= next {
+            for gap in next..offset {
+                let lost = FIRST_SEQ.wrapping_add(gap);
+                if !self.received.contains(&lost) {
+                    self.missing.insert(lost, (now, 1));
+                    ask.push(lost);
+                }
+            }
+            self.highest = Some(offset);
+        }
+        ask
+    }
+
+    /// The missing sequence numbers whose NACK is due again.
+    fn retries(&mut self, now: Instant) -> Vec<u16> {
+        let mut ask = Vec::new();
+        for (&seq, (last, tries)) in self.missing.iter_mut() {
+            if *tries < NACK_TRIES && now.duration_since(*last) >= NACK_RETRY {
+                *last = now;
+                *tries += 1;
+                ask.push(seq);
+            }
+        }
+        ask
+    }
+
+    fn nack(&mut self, peer: &Peer, to: SocketAddr, seqs: &[u16]) {
+        if seqs.is_empty() {
+            return;
+        }
+        peer.send(&rtcp_generic_nack(SUBSCRIBER_SSRC, SSRC, seqs), to);
+        self.nacks += 1;
+        self.nack_items += seqs.len() as u64;
+    }
+}
+
+#[test]
+fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
+    let publisher = Peer::bind("127.0.0.1");
+    let subscriber = Peer::bind("127.0.0.1");
+    let daemon = Daemon::start(CONFIG);
+    let media = daemon.media[0];
+    let api = Api::dev(&daemon);
+    api.create_session(v1::CreateSessionRequest { session_id: "call".into(), ..Default::default() }).unwrap();
+    api.create_endpoint(endpoint("call", "pub", publisher.addr())).unwrap();
+    api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
+    let stream = api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
+    assert_eq!(stream.interceptors, ["stats", "keyframe_throttle", "nack_cache", "receiver_reports"]);
+    let sub = api.create_subscription(subscription("call", "s", "video", "sub", 0)).unwrap();
+    assert_eq!(sub.interceptors, ["stats", "sender_reports"]);
+
+    let sender = thread::spawn(move || {
+        let start = Instant::now();
+        for i in 0..PACKETS {
+            let seq = FIRST_SEQ.wrapping_add(i);
+            publisher.send(&rtp_packet(SSRC, seq, u32::from(i) * 3000, 96, false, &[i as u8; 1000]), media);
+            // 1 packet per millisecond, paced against the start so a slow scheduler does not stretch the run.
+            let due = start + Duration::from_millis(u64::from(i) + 1);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
+        publisher
+    });
+
+    let mut receiver = Receiver::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        let now = Instant::now();
+        let got = subscriber.recv(64, Duration::from_millis(20));
+        if !got.is_empty() {
+            quiet_since = now;
+        }
+        for packet in got {
+            let ask = receiver.on_packet(&packet, now);
+            receiver.nack(&subscriber, media, &ask);
+        }
+        let retry = receiver.retries(now);
+        receiver.nack(&subscriber, media, &retry);
+        let all_sent = receiver.highest == Some(PACKETS - 1);
+        if all_sent && receiver.missing.is_empty() || now.duration_since(quiet_since) > Duration::from_secs(2) {
+            break;
+        }
+    }
+    let _publisher = sender.join().expect("sender");
+
+    let dropped = receiver.dropped.len() as u64;
+    let residual = u64::from(PACKETS) - receiver.received.len() as u64;
+    eprintln!(
+        "dropped on purpose {dropped}, repaired {}, residual {residual}, NACKs {} for {} sequence numbers",
+        receiver.repaired, receiver.nacks, receiver.nack_items
+    );
+    assert_eq!(dropped, u64::from(PACKETS) / 20, "the subscriber lost 5% of the first copies");
+    assert!(residual * 1000 < u64::from(PACKETS), "residual loss {residual} of {PACKETS} is not below 0.1%");
+    assert_eq!(receiver.repaired + residual, dropped, "every lost packet came back or is counted as residual");
+
+    // The workers' counters and the statistics API agree with what the subscriber saw.
+    let retransmitted = |api: &Api| worker_total(&api.node(), "retransmissions");
+    assert!(wait_until(Duration::from_secs(5), || retransmitted(&api) >= receiver.repaired));
+    let stats_request = v1::GetStreamStatsRequest { session_id: "call".into(), stream_id: "video".into() };
+    let mut stats = api.get_stream_stats(stats_request.clone()).unwrap();
+    let settled = wait_until(Duration::from_secs(5), || {
+        stats = api.get_stream_stats(stats_request.clone()).unwrap();
+        let ingress = stats.ingress.unwrap_or_default();
+        let egress = stats.subscriptions.first().and_then(|s| s.egress).unwrap_or_default();
+        ingress.packets == u64::from(PACKETS) && egress.nack_items_received == receiver.nack_items
+    });
+    assert!(settled, "statistics never caught up: {stats:?}");
+    let ingress = stats.ingress.expect("stream statistics");
+    let egress = stats.subscriptions[0].egress.expect("subscription statistics");
+    assert_eq!(stats.subscriptions[0].subscription_id, "s");
+    eprintln!("ingress {ingress:?}\negress {egress:?}");
+    // The publisher's path lost nothing; the subscriber's NACKs and the repairs are counted exactly.
+    assert_eq!((ingress.lost, ingress.duplicates), (0, 0));
+    assert_eq!(ingress.nack_items_received, receiver.nack_items);
+    assert_eq!(ingress.retransmitted, retransmitted(&api));
+    assert!(ingress.retransmitted >= receiver.repaired);
+    assert_eq!(egress.nacks_received, receiver.nacks);
+    assert!(egress.packets >= u64::from(PACKETS), "every packet was sent at least once: {}", egress.packets);
+    assert!(egress.sender_reports > 0, "ringfwd sent the subscriber sender reports");
+    assert!(ingress.receiver_reports > 0, "ringfwd sent the publisher receiver reports");
+    assert_eq!(worker_total(&api.node(), "drop_malformed"), 0);
+}
