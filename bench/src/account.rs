@@ -299,6 +299,9 @@ impl Accounting {
             flow.counts.rewrite_errors += 1;
         }
         if let Some(tracker) = self.nack.get_mut(i) {
+            if tracker.drops_on_last_mile(rtp.sequence_number(), i as u64) {
+                return;
+            }
             tracker.on_packet(rtp.sequence_number(), now_ns);
         }
         let latency_ns = now_ns.saturating_sub(bench.send_ns);

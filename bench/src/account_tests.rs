@@ -186,7 +186,13 @@ fn late_copies_are_counted_once_and_still_delivered() {
 fn nacked_gaps_that_arrive_later_are_repairs_and_the_rest_stays_lost() {
     use crate::scenario_file::Nack;
     let mut a = accounting();
-    a.enable_nack(Nack { delay_ms: 1.0, retry_interval_ms: 10.0, max_retries: 2, max_pending_per_flow: 64 });
+    a.enable_nack(Nack {
+        delay_ms: 1.0,
+        retry_interval_ms: 10.0,
+        max_retries: 2,
+        max_pending_per_flow: 64,
+        last_mile_loss_percent: 0.0,
+    });
     assert!(a.nacks_enabled());
     let ms = 1_000_000;
     for seq in (0..20).filter(|s| ![5, 6, 12].contains(s)) {

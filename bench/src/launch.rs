@@ -167,6 +167,7 @@ pub fn write_configs(
     rig: &Rig,
     placement: &Placement,
     idle: IdleStrategy,
+    interceptors: bool,
     dir: &Path,
 ) -> Result<ScenarioFiles, LaunchError> {
     let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
@@ -176,6 +177,10 @@ pub fn write_configs(
     let session = scenario.session(&publishers, sink_port);
     let mut config =
         scenario.config(media, placement.worker_core, placement.control_cores.clone(), idle, &dev_token_file);
+    if !interceptors {
+        config.interceptors.ingress.clear();
+        config.interceptors.egress.clear();
+    }
     let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.name));
     std::fs::write(&ringfwd_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", ringfwd_config.display())))?;

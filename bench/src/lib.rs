@@ -31,7 +31,8 @@
 //!   latency budgets;
 //! - [`churn`]: subscribe/unsubscribe operations per second through the API while ringfwd forwards,
 //!   and the loss of its original subscriptions meanwhile;
-//! - [`plot`]: latency CDF and throughput charts from any results JSON, as SVG and PNG.
+//! - [`plot`]: latency CDF and throughput charts from any results JSON, as SVG and PNG;
+//! - [`micro`]: each interceptor's cost per packet, in-process on virtual time (no sockets).
 //!
 //! It never touches a non-loopback address, and every load loop is bounded in count and time.
 //! It contains no `unsafe`: batched socket I/O comes from `ringfwd_dataplane::driver::batch`.
@@ -56,6 +57,7 @@ pub mod gen;
 pub mod impair;
 pub mod launch;
 pub mod machine;
+pub mod micro;
 pub mod nack;
 pub mod pace;
 pub mod payload;

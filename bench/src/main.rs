@@ -11,6 +11,8 @@
 //!   unsubscribe through ringfwd's API while it forwards; print the table.
 //! - `ringfwd-bench plot RESULTS.json --out DIR`: latency CDF and throughput charts, SVG and PNG.
 //! - `ringfwd-bench scenarios`: the built-in scenarios.
+//! - `ringfwd-bench micro [--packets N] [--reps R] [--json FILE] [--markdown FILE]`: each
+//!   interceptor's cost per packet and the forwarder's with and without them, in-process.
 //!
 //! Owns argument parsing and exit codes only.
 
@@ -32,7 +34,7 @@ use ringfwd_bench::machine::Machine;
 use ringfwd_bench::run::{self as run_mode, RunOptions};
 use ringfwd_bench::scenario::Scenario;
 use ringfwd_bench::scenario_file::BUILTIN;
-use ringfwd_bench::{baseline, plot, report};
+use ringfwd_bench::{baseline, micro, plot, report};
 use ringfwd_tuning::IdleStrategy;
 
 #[derive(Parser)]
@@ -185,6 +187,18 @@ enum Command {
     },
     /// List the built-in scenarios.
     Scenarios,
+    /// Cost per packet of each interceptor alone, and of the forwarder (fan-out 10) with the default
+    /// chains and without, in-process on virtual time (no sockets).
+    Micro {
+        /// Packets (NACKs, PLIs) per repetition.
+        #[arg(long, default_value_t = micro::DEFAULT_PACKETS)]
+        packets: u64,
+        /// Repetitions of every figure.
+        #[arg(long, default_value_t = micro::DEFAULT_REPS)]
+        reps: usize,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 /// A scenario by name or file.
@@ -217,7 +231,7 @@ struct OutputArgs {
     /// Also write every figure (and the machine's description) as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Also write the tables as Markdown here (compare, capacity).
+    /// Also write the tables as Markdown here (compare, capacity, micro).
     #[arg(long)]
     markdown: Option<PathBuf>,
 }
@@ -238,6 +252,18 @@ struct DaemonArgs {
     /// Load cores: generator and sink on the first (default: the first core).
     #[arg(long, value_delimiter = ',')]
     load_cores: Option<Vec<usize>>,
+    /// ringfwd's interceptor chains: its default ones (stats, keyframe throttle, NACK cache, RTCP
+    /// reports), or none (plain forwarding, as the baselines do).
+    #[arg(long, value_enum, default_value = "default")]
+    interceptors: Chains,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Chains {
+    /// The config's default chains.
+    Default,
+    /// No interceptors.
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -372,6 +398,7 @@ fn dispatch(command: Command) -> Result<(), String> {
                 max_time: Duration::from_secs_f64(max_seconds),
                 binaries: base.binaries.clone(),
                 idle: base.idle,
+                interceptors: base.interceptors,
                 work_dir: base.work_dir.clone(),
                 pinning: base.pinning.clone(),
             };
@@ -419,6 +446,7 @@ fn dispatch(command: Command) -> Result<(), String> {
                 out_pps,
                 binaries: compare.binaries,
                 idle: compare.idle,
+                interceptors: compare.interceptors,
                 work_dir: compare.work_dir,
                 pinning: compare.pinning,
                 scenario,
@@ -440,6 +468,12 @@ fn dispatch(command: Command) -> Result<(), String> {
                 println!("{}", path.display());
             }
             Ok(())
+        }
+        Command::Micro { packets, reps, out } => {
+            let result =
+                micro::run(&micro::MicroOptions { packets, reps, pin: true }).map_err(|e| format!("micro: {e}"))?;
+            print!("{}", micro::render(&result));
+            write_outputs(&result, &out, || micro::markdown(&result))
         }
         Command::Scenarios => {
             for (name, _) in BUILTIN {
@@ -465,7 +499,7 @@ fn options(
     timing: Timing,
     daemon: DaemonArgs,
 ) -> Result<CompareOptions, String> {
-    let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores } = daemon;
+    let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores, interceptors } = daemon;
     let bench = std::env::current_exe().map_err(|e| format!("cannot locate own binary: {e}"))?;
     let ringfwd = ringfwd.unwrap_or_else(|| bench.with_file_name("ringfwd"));
     if forwarders.contains(&ForwarderKind::Ringfwd) && !ringfwd.is_file() {
@@ -487,6 +521,7 @@ fn options(
         timing,
         binaries: Binaries { ringfwd, bench },
         idle,
+        interceptors: matches!(interceptors, Chains::Default),
         work_dir,
         pinning: Pinning { forwarder_cores, load_cores },
     })

@@ -31,6 +31,8 @@ pub struct NackCounters {
     pub late_before_nack: u64,
     /// Missing packets given up after the last retry, or pushed out by the pending bound.
     pub given_up: u64,
+    /// First copies discarded as last-mile loss (see `Nack::last_mile_loss_percent`).
+    pub last_mile_dropped: u64,
 }
 
 impl std::ops::AddAssign for NackCounters {
@@ -40,6 +42,7 @@ impl std::ops::AddAssign for NackCounters {
         self.repaired += o.repaired;
         self.late_before_nack += o.late_before_nack;
         self.given_up += o.given_up;
+        self.last_mile_dropped += o.last_mile_dropped;
     }
 }
 
@@ -127,6 +130,26 @@ impl NackTracker {
         false
     }
 
+    /// Whether the first copy of `seq` is lost on the last mile: a seeded share
+    /// (`last_mile_loss_percent`) of sequence numbers, never a packet already missing (a repair), so
+    /// each is lost at most once. Counted in `last_mile_dropped`; the caller discards the packet.
+    pub fn drops_on_last_mile(&mut self, seq: u16, seed: u64) -> bool {
+        let percent = self.policy.last_mile_loss_percent;
+        if percent <= 0.0 {
+            return false;
+        }
+        let ext = self.extend(seq);
+        if self.highest.is_some_and(|h| ext <= h) {
+            return false; // late or a retransmission: only first arrivals are lost
+        }
+        let draw = splitmix64(ext ^ seed) % 1_000_000;
+        let lost = (draw as f64) < percent * 10_000.0;
+        if lost {
+            self.counters.last_mile_dropped += 1;
+        }
+        lost
+    }
+
     /// Appends to `out` the sequence numbers to NACK at `now_ns` (first requests and retries),
     /// marking them requested; gives up entries past their last retry.
     pub fn due(&mut self, now_ns: u64, out: &mut Vec<u16>) {
@@ -174,7 +197,13 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn policy() -> Nack {
-        Nack { delay_ms: 5.0, retry_interval_ms: 20.0, max_retries: 2, max_pending_per_flow: 8 }
+        Nack {
+            delay_ms: 5.0,
+            retry_interval_ms: 20.0,
+            max_retries: 2,
+            max_pending_per_flow: 8,
+            last_mile_loss_percent: 0.0,
+        }
     }
 
     #[test]
@@ -238,5 +267,50 @@ mod tests {
         assert_eq!((nack.sender_ssrc, nack.media_ssrc), (0x6000_0001, 0x5000_0002));
         let listed: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
         assert_eq!(listed, [10, 11, 13, 40]);
+    }
+}
+
+/// A 64-bit mix (SplitMix64's finaliser): a deterministic, well-spread draw per sequence number.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod last_mile_tests {
+    use super::*;
+    use crate::scenario_file::Nack;
+
+    #[test]
+    fn last_mile_loss_takes_the_share_of_first_copies_and_never_a_repair() {
+        let policy = Nack {
+            delay_ms: 0.0,
+            retry_interval_ms: 10.0,
+            max_retries: 3,
+            max_pending_per_flow: 4096,
+            last_mile_loss_percent: 5.0,
+        };
+        let mut tracker = NackTracker::new(policy);
+        let mut lost = Vec::new();
+        for seq in 0..20_000u32 {
+            let seq = seq as u16;
+            if tracker.drops_on_last_mile(seq, 7) {
+                lost.push(seq);
+            } else {
+                tracker.on_packet(seq, 0);
+            }
+        }
+        let share = lost.len() as f64 / 20_000.0;
+        assert!((0.04..0.06).contains(&share), "{share}");
+        assert_eq!(tracker.counters.last_mile_dropped, lost.len() as u64);
+        let mut out = Vec::new();
+        tracker.due(1, &mut out);
+        for &seq in &lost {
+            assert!(!tracker.drops_on_last_mile(seq, 7), "a retransmission is never lost again");
+            tracker.on_packet(seq, 2);
+        }
+        assert_eq!(tracker.counters.repaired, lost.len() as u64, "every lost first copy was repaired");
     }
 }

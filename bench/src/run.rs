@@ -250,6 +250,7 @@ pub fn render(r: &RunResult) -> String {
     for (name, n) in [
         ("lost (all)", s.lost),
         ("  injected on the way in", s.injected_lost),
+        ("lost on the last mile", s.last_mile_dropped),
         ("  repaired (after a NACK)", s.repaired),
         ("late (> 50 ms)", s.late),
         ("reordered", s.reordered),

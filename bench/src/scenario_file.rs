@@ -239,6 +239,11 @@ pub struct Nack {
     /// Missing packets tracked per subscription at most (older ones are given up).
     #[serde(default = "default_nack_pending")]
     pub max_pending_per_flow: usize,
+    /// Loss on the last mile, percent: the sink discards this share of the first copies it receives
+    /// (seeded, per subscription), as a lossy link between the forwarder and the subscriber would, so the
+    /// forwarder's retransmission cache is what repairs it.
+    #[serde(default)]
+    pub last_mile_loss_percent: f64,
 }
 
 fn default_nack_delay() -> f64 {

@@ -91,6 +91,8 @@ pub struct StepOutcome {
     pub nack_packets_sent: u64,
     /// Copies that arrived after being NACKed.
     pub repaired: u64,
+    /// First copies the sink discarded as last-mile loss (repairable from the forwarder's cache).
+    pub last_mile_dropped: u64,
     /// Duplicates received.
     pub duplicates: u64,
     /// Out-of-order copies.
@@ -242,6 +244,7 @@ pub fn run_step_with_progress(
         nack_requests: t.nack.nack_requests,
         nack_packets_sent,
         repaired: t.nack.repaired,
+        last_mile_dropped: t.nack.last_mile_dropped,
         duplicates: t.counts.duplicates,
         reordered: t.counts.reordered,
         integrity_failures: t.counts.integrity_failures,

@@ -156,7 +156,8 @@ mod tests {
     fn handle(capacity: usize, wake: &Arc<Notifier>) -> WorkerHandle {
         let mailbox = Arc::new(Mailbox::new(capacity, wake.clone()).unwrap());
         let stats = Arc::new(ringfwd_dataplane::runtime::StatsRing::new(1));
-        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()), stats }
+        let events = Arc::new(ringfwd_dataplane::runtime::EventRing::new(1));
+        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()), stats, events }
     }
 
     #[tokio::test(flavor = "current_thread")]

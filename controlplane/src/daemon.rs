@@ -3,9 +3,11 @@
 //! Owns the order of things: load and validate the config; start the workers; start the control runtime on
 //! its own thread (pinned to `placement.control_cores` when given, never on a worker core by validation);
 //! set up authentication (the configured keys, or a generated development key whose admin token is written to
-//! `auth.dev_token_file` for `ringfwd ctl`); create the config's static sessions through the registry; serve
-//! the gRPC API; print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM stop
-//! serving, stop the workers (they stop receiving and flush in-flight sends) and print the final counters.
+//! `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain of the workers' event
+//! rings and the webhook senders (before the static sessions, so that they are reported too); create the
+//! config's static sessions through the registry; serve the gRPC API; print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM stop
+//! serving, stop the workers (they stop receiving and flush in-flight sends) and print the final counters; the
+//! event watchers end and the webhook queues get [`WEBHOOK_FLUSH_ON_STOP`] to deliver what they hold.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,11 +21,14 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::api::{self, Api, NodeStatic};
 use crate::auth::{self, AuthError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
+use crate::events::{EventBus, EventLimits};
 use crate::metadata::MetadataLimits;
+use crate::metrics::{self, ApiMetrics};
 use crate::registry::{Registry, RegistryLimits};
 use crate::report;
 use crate::routes::{self, RouteError};
 use crate::telemetry::{self, StatsStore};
+use crate::webhooks::{WebhookError, Webhooks};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,9 @@ pub enum DaemonError {
     /// A static session could not be created.
     #[error("static sessions: {0}")]
     Routes(#[from] RouteError),
+    /// Webhooks could not start (a URL, the secret file).
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
     /// Keys or the development token could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
@@ -151,9 +159,36 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         config.admission.max_streams as usize + config.admission.max_subscriptions as usize,
         Duration::from_millis(u64::from(config.telemetry.stats_grace_ms)),
     )));
+    // ---- lifecycle events and webhooks ([events], [webhooks]) ----
+    // The bus exists before the API (and the static sessions) so that every commit is reported; its boot id
+    // keeps event ids unique across restarts.
+    let events = Arc::new(EventBus::new(EventLimits::from_config(config), rand::random()));
+    let webhooks = Webhooks::start(config, &events)?;
     let api = Arc::new(
-        Api::new(registry, client, Verifier::new(keys(config)?), node, metadata).with_stats(Arc::clone(&stats)),
+        Api::new(registry, client, Verifier::new(keys(config)?), node, metadata)
+            .with_stats(Arc::clone(&stats))
+            .with_events(Arc::clone(&events)),
     );
+    let event_rings = dataplane.workers().iter().map(|w| Arc::clone(&w.events)).collect();
+    let event_period = Duration::from_millis(u64::from(config.events.worker_poll_ms));
+    let (events_stop_tx, events_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let event_drain = tokio::spawn(Arc::clone(&api).drain_worker_events(event_rings, event_period, async {
+        let _ = events_stop_rx.await;
+    }));
+    // ---- end of lifecycle events and webhooks ----
+    // The Prometheus endpoint ([metrics]) and the API request counters it exports.
+    let api_metrics = Arc::new(ApiMetrics::new());
+    let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let event_metrics: Arc<dyn metrics::ExportMetrics> = Arc::new(metrics::events::EventMetrics {
+        bus: Arc::clone(events.counters()),
+        webhooks: webhooks.counters().to_vec(),
+    });
+    let metrics_server = start_metrics(config, dataplane, &api, &api_metrics, &stats, vec![event_metrics], async {
+        let _ = metrics_stop_rx.await;
+    })
+    .await;
+    let metrics_address = metrics_server.as_ref().map(|(address, _)| *address);
+
     let rings = dataplane.workers().iter().map(|w| Arc::clone(&w.stats)).collect();
     // Drained four times per round, so a round never waits long in the rings.
     let collect_period = Duration::from_millis(u64::from(config.telemetry.stats_interval_ms / 4).max(25));
@@ -168,11 +203,11 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         .map_err(|source| DaemonError::Listen { address: listen, source })?;
     let api_address = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, api.clone(), async {
+    let server = tokio::spawn(api::serve(listener, api.clone(), api_metrics, async {
         let _ = stop_rx.await;
     }));
-    eprintln!("{}", report::banner(config, dataplane.workers(), &media, api_address, installed));
-    println!("{}", report::ready_line(dataplane.workers().len(), &media, api_address));
+    eprintln!("{}", report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed));
+    println!("{}", report::ready_line(dataplane.workers().len(), &media, api_address, metrics_address));
     let period = Duration::from_secs(config.control.stats_log_interval_s.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -188,8 +223,68 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     let _ = stop_tx.send(());
     let _ = collect_stop_tx.send(());
     let _ = collector.await;
+    let _ = metrics_stop_tx.send(());
+    if let Some((_, metrics_server)) = metrics_server {
+        let _ = tokio::time::timeout(Duration::from_secs(2), metrics_server).await;
+    }
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await.unwrap_or(Ok(Ok(()))) {
         tracing::warn!(error = %e, "API server stopped with an error");
     }
+    // ---- lifecycle events and webhooks: the workers' last events, then end the watchers and flush the
+    // webhook queues for at most WEBHOOK_FLUSH_ON_STOP ----
+    let _ = events_stop_tx.send(());
+    let _ = event_drain.await;
+    events.close();
+    webhooks.stop(WEBHOOK_FLUSH_ON_STOP).await;
     Ok(())
+}
+
+/// How long the webhook queues may take to deliver what they hold at shutdown before they are given up.
+pub const WEBHOOK_FLUSH_ON_STOP: Duration = Duration::from_secs(2);
+
+/// Starts the Prometheus endpoint (`[metrics]`), serving until `stop`; answers its bound address and task.
+/// `None` when it is disabled, or when its address cannot be bound: that is logged as an error naming
+/// `metrics.listen`, and the daemon forwards without the endpoint (media does not depend on it).
+async fn start_metrics(
+    config: &Config,
+    dataplane: &Dataplane,
+    api: &Arc<Api>,
+    api_metrics: &Arc<ApiMetrics>,
+    stats: &Arc<std::sync::Mutex<StatsStore>>,
+    extra: Vec<Arc<dyn metrics::ExportMetrics>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !config.metrics.enabled {
+        return None;
+    }
+    let listen = config.metrics.listen;
+    let bound = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener.local_addr().map(|address| (listener, address)),
+        Err(e) => Err(e),
+    };
+    let (listener, address) = match bound {
+        Ok(bound) => bound,
+        Err(error) => {
+            tracing::error!(metrics.listen = %listen, %error, "metrics endpoint not served: cannot bind metrics.listen");
+            return None;
+        }
+    };
+    let sources = metrics::Sources {
+        version: env!("CARGO_PKG_VERSION"),
+        driver: match dataplane.driver() {
+            Driver::IoUring => "io_uring",
+            Driver::Mmsg => "mmsg",
+        },
+        workers: dataplane.workers().to_vec(),
+        latency: dataplane.latency().to_vec(),
+        handover: dataplane.handover_rings(),
+        pool_buffers_per_worker: dataplane.pool_buffers_per_worker(),
+        api: Arc::clone(api_metrics),
+        stats: Arc::clone(stats),
+        recorder: dataplane.recorder_counters(),
+        extra,
+    };
+    let max_connections = config.metrics.max_connections as usize;
+    let task = tokio::spawn(metrics::serve(listener, sources, Arc::clone(api), max_connections, stop));
+    Some((address, task))
 }

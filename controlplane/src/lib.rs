@@ -10,10 +10,13 @@
 //!   change the workers' tables.
 //! - [`metadata`]: the controllers' key/value metadata on sessions, endpoints and streams (pure: merge rules,
 //!   limits, change log); the API serves and watches it.
+//! - [`events`]: lifecycle events: numbering, history, watchers, and the workers' events by name.
+//! - [`webhooks`]: POSTing every event, signed, to the configured URLs, with bounded queues and retries.
 //! - [`auth`]: bearer tokens (minting, verifying, the development key).
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
 //! - [`routes`]: the config's static sessions as API requests.
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
+//! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.
 //! - [`report`]: the start-up banner, the periodic counters line and the final counters.
 //! - [`daemon`]: the process lifecycle.
 
@@ -24,8 +27,11 @@ pub mod auth;
 pub mod commands;
 pub mod ctl;
 pub mod daemon;
+pub mod events;
 pub mod metadata;
+pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod routes;
 pub mod telemetry;
+pub mod webhooks;

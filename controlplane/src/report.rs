@@ -1,9 +1,9 @@
 //! What the daemon tells its operator: the start-up banner, the machine-readable ready line, the periodic
 //! counters line and the final counters.
 //!
-//! Owns the formats. The ready line (`ringfwd: ready workers=N media=ADDR[,ADDR...]`) and the final line
-//! (`ringfwd: final counters {json}`) go to stdout and are relied on by the bench suite and the end-to-end
-//! tests; keep them stable.
+//! Owns the formats. The ready line (`ringfwd: ready workers=N media=ADDR[,ADDR...] api=ADDR
+//! [metrics=ADDR]`) and the final line (`ringfwd: final counters {json}`) go to stdout and are relied on by the
+//! bench suite and the end-to-end tests; keep them stable (new fields go at the end of the ready line).
 
 use std::net::SocketAddr;
 
@@ -18,6 +18,7 @@ pub fn banner(
     workers: &[WorkerHandle],
     media: &[SocketAddr],
     api: SocketAddr,
+    metrics: Option<SocketAddr>,
     routes: usize,
 ) -> String {
     let driver = match config.media.driver {
@@ -27,11 +28,19 @@ pub fn banner(
     let cores: Vec<String> = workers.iter().map(|w| format!("worker {} on core {}", w.index, w.core)).collect();
     let media: Vec<String> = media.iter().map(ToString::to_string).collect();
     let sessions = config.sessions.len();
+    let metrics = match metrics {
+        Some(address) => format!("http://{address}/metrics (Prometheus)"),
+        None if config.metrics.enabled => {
+            format!("not served (metrics.listen {} could not be bound)", config.metrics.listen)
+        }
+        None => "off (metrics.enabled = false)".to_string(),
+    };
     format!(
         "ringfwd {version}: forwarding RTP/RTCP with the {driver} driver\n\
          \x20 workers:  {cores}\n\
          \x20 media:    {media} (send RTP/RTCP here)\n\
          \x20 api:      grpc://{api} (ringfwd.v1.Ringfwd)\n\
+         \x20 metrics:  {metrics}\n\
          \x20 static:   {sessions} session(s) from the config, {routes} resources created\n\
          \x20 next:     `ringfwd ctl session create call-1`, then endpoint/stream/subscription (`ringfwd ctl --help`);\n\
          \x20           load-test with `cargo run --release -p ringfwd-bench -- compare`;\n\
@@ -42,10 +51,12 @@ pub fn banner(
     )
 }
 
-/// The line the bench suite and tests wait for.
-pub fn ready_line(workers: usize, media: &[SocketAddr], api: SocketAddr) -> String {
+/// The line the bench suite and tests wait for; `metrics=ADDR` comes last, and only when the Prometheus
+/// endpoint is served (the readers of this line skip fields they do not know).
+pub fn ready_line(workers: usize, media: &[SocketAddr], api: SocketAddr, metrics: Option<SocketAddr>) -> String {
     let media: Vec<String> = media.iter().map(ToString::to_string).collect();
-    format!("ringfwd: ready workers={workers} media={} api={api}", media.join(","))
+    let metrics = metrics.map(|address| format!(" metrics={address}")).unwrap_or_default();
+    format!("ringfwd: ready workers={workers} media={} api={api}{metrics}", media.join(","))
 }
 
 /// Every counter summed over workers, `(name, total)` in declaration order.
@@ -110,6 +121,13 @@ mod tests {
     fn ready_line_lists_every_media_address() {
         let media: Vec<SocketAddr> = vec!["127.0.0.1:4".parse().unwrap(), "[::1]:4".parse().unwrap()];
         let api = "127.0.0.1:5".parse().unwrap();
-        assert_eq!(ready_line(2, &media, api), "ringfwd: ready workers=2 media=127.0.0.1:4,[::1]:4 api=127.0.0.1:5");
+        assert_eq!(
+            ready_line(2, &media, api, None),
+            "ringfwd: ready workers=2 media=127.0.0.1:4,[::1]:4 api=127.0.0.1:5"
+        );
+        let metrics = Some("127.0.0.1:6".parse().unwrap());
+        let line = ready_line(1, &media[..1], api, metrics);
+        assert_eq!(line, "ringfwd: ready workers=1 media=127.0.0.1:4 api=127.0.0.1:5 metrics=127.0.0.1:6");
+        assert!(ringfwd_tests::daemon::parse_ready(&line).is_some(), "the tests' reader skips the new field");
     }
 }

@@ -179,20 +179,17 @@ pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>, SocketAddr)> {
     Some((workers?, media?, api?))
 }
 
-/// Adds `[api] listen` on a free port and `[auth] dev_token_file` unless the config sets those sections,
-/// and empty interceptor chains unless it has an `[interceptors` section: interceptors send RTCP of their
-/// own (reports, keyframe requests), and most tests count exactly the packets they forward. Tests of the
-/// interceptors write their own section.
+/// Adds `[api] listen` and `[metrics] listen` on free ports and `[auth] dev_token_file` unless the config
+/// sets those sections, and empty interceptor chains unless it has an `[interceptors` section:
+/// interceptors send RTCP of their own (reports, keyframe requests), and most tests count exactly the
+/// packets they forward. Tests of the interceptors write their own section.
 fn isolated(config: &str, dev_token_file: &std::path::Path) -> String {
     let mut text = config.to_string();
+    if !config.contains("[metrics]") {
+        text.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    }
     if !config.contains("[interceptors") {
-        text.push_str(
-            "
-[interceptors]
-ingress = []
-egress = []
-",
-        );
+        text.push_str("\n[interceptors]\ningress = []\negress = []\n");
     }
     if !config.contains("[api]") {
         text.push_str("\n[api]\nlisten = \"127.0.0.1:0\"\n");

@@ -195,3 +195,42 @@ pub const STATS_INTERVAL_MS: u32 = 1000;
 /// Default time the statistics of a stream or subscription that stopped reporting (it ended) are kept, in
 /// milliseconds.
 pub const STATS_GRACE_MS: u32 = 10_000;
+
+/// Default time without packets after which a stream is reported inactive, in milliseconds.
+pub const INACTIVE_AFTER_MS: u32 = 5000;
+
+/// Default: the Prometheus endpoint is served.
+pub const METRICS_ENABLED: bool = true;
+
+/// Default address of the Prometheus endpoint: loopback only, since it has no authentication.
+pub const METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+
+/// Default scrape connections served at once.
+pub const METRICS_MAX_CONNECTIONS: u32 = 16;
+
+/// Default number of lifecycle events kept for watchers that resume from a sequence number.
+pub const EVENTS_HISTORY: u32 = 4096;
+
+/// Default number of events one event watcher may have waiting before it is cut off.
+pub const EVENTS_WATCH_BUFFER: u32 = 1024;
+
+/// Default number of event watchers open at once.
+pub const EVENTS_MAX_WATCHERS: u32 = 64;
+
+/// Default interval at which the workers' event rings are drained, in milliseconds.
+pub const EVENTS_WORKER_POLL_MS: u32 = 100;
+
+/// Default time one webhook delivery attempt may take, in milliseconds.
+pub const WEBHOOK_TIMEOUT_MS: u32 = 5000;
+
+/// Default number of events waiting for delivery per webhook URL.
+pub const WEBHOOK_QUEUE: u32 = 1024;
+
+/// Default number of retries of one webhook delivery.
+pub const WEBHOOK_MAX_RETRIES: u32 = 5;
+
+/// Default wait before the first webhook retry, in milliseconds.
+pub const WEBHOOK_BACKOFF_INITIAL_MS: u32 = 500;
+
+/// Default longest wait between two webhook attempts, in milliseconds.
+pub const WEBHOOK_BACKOFF_MAX_MS: u32 = 30_000;

@@ -15,28 +15,34 @@
 mod api;
 pub mod defaults;
 mod error;
+mod events;
 pub mod host;
 mod interceptors;
+mod metrics;
 mod placement;
 mod routes;
 mod schema;
 mod sizes;
 mod telemetry;
 pub mod validate;
+mod webhooks;
 
 use std::path::Path;
 
 pub use api::{Admission, Api, Auth, AuthKey};
 pub use error::ConfigError;
+pub use events::Events;
 pub use interceptors::{
     InterceptorName, Interceptors, KeyframeThrottleConfig, NackCacheConfig, NackGeneratorConfig, RateLimitConfig,
     ReportsConfig, StatsConfig, TapConfig, TwccConfig,
 };
+pub use metrics::Metrics;
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
 pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
 pub use sizes::{Load, Sizes, MIN_DERIVED_SOCKET_BUFFER_BYTES};
 pub use telemetry::Telemetry;
+pub use webhooks::Webhooks;
 
 impl Config {
     /// Parses TOML text and validates it. Missing keys take their defaults.

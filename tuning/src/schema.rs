@@ -44,6 +44,12 @@ pub struct Config {
     pub interceptors: crate::interceptors::Interceptors,
     /// Statistics from the workers (`[telemetry]`).
     pub telemetry: crate::telemetry::Telemetry,
+    /// The Prometheus endpoint (`[metrics]`).
+    pub metrics: crate::metrics::Metrics,
+    /// Lifecycle events: history, watchers (`[events]`).
+    pub events: crate::events::Events,
+    /// Where lifecycle events are POSTed (`[webhooks]`).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Static routes installed at start-up (`[[sessions]]`).
     pub sessions: Vec<SessionSpec>,
 }

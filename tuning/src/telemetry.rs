@@ -16,10 +16,17 @@ pub struct Telemetry {
     /// How long the statistics of a stream or subscription that stopped reporting (because it ended)
     /// are kept before they are freed, in milliseconds.
     pub stats_grace_ms: u32,
+    /// A stream that received no packet for this long is reported inactive (a `stream inactive` event;
+    /// its next packet reports it started again), in milliseconds.
+    pub inactive_after_ms: u32,
 }
 
 impl Default for Telemetry {
     fn default() -> Telemetry {
-        Telemetry { stats_interval_ms: defaults::STATS_INTERVAL_MS, stats_grace_ms: defaults::STATS_GRACE_MS }
+        Telemetry {
+            stats_interval_ms: defaults::STATS_INTERVAL_MS,
+            stats_grace_ms: defaults::STATS_GRACE_MS,
+            inactive_after_ms: defaults::INACTIVE_AFTER_MS,
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! never change a value to make it fit, nor look at the host.
 
 mod api;
+mod events;
 mod interceptors;
 
 use std::fmt::Display;
@@ -80,6 +81,9 @@ impl Config {
         api::validate_auth(&self.auth, &self.api)?;
         api::validate_admission(&self.admission)?;
         validate_metadata(&self.metadata)?;
+        validate_metrics(&self.metrics, &self.api)?;
+        events::validate_events(&self.events)?;
+        events::validate_webhooks(&self.webhooks)?;
         interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
         validate_sessions(&self.sessions, &self.media, &self.limits)
     }
@@ -192,7 +196,7 @@ fn validate_telemetry(telemetry: &crate::telemetry::Telemetry) -> Result<(), Con
         let reason = "must be at least telemetry.stats_interval_ms and at most 3600000";
         return Err(ConfigError::invalid(key, telemetry.stats_grace_ms, reason));
     }
-    Ok(())
+    in_range("telemetry.inactive_after_ms", telemetry.inactive_after_ms, 100..=3_600_000)
 }
 
 fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
@@ -202,6 +206,21 @@ fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
 fn validate_control(control: &Control) -> Result<(), ConfigError> {
     in_range("control.command_timeout_ms", control.command_timeout_ms, COMMAND_TIMEOUT_MS_RANGE)?;
     at_most("control.stats_log_interval_s", control.stats_log_interval_s, MAX_STATS_LOG_INTERVAL_S)
+}
+
+/// Accepted `metrics.max_connections`.
+pub const METRICS_MAX_CONNECTIONS_RANGE: RangeInclusive<u32> = 1..=1024;
+
+/// `[metrics]`: a connection bound, and an address of its own (not the control API's).
+fn validate_metrics(metrics: &crate::metrics::Metrics, api: &crate::api::Api) -> Result<(), ConfigError> {
+    if !metrics.enabled {
+        return Ok(());
+    }
+    in_range("metrics.max_connections", metrics.max_connections, METRICS_MAX_CONNECTIONS_RANGE)?;
+    if metrics.listen.port() != 0 && metrics.listen == api.listen {
+        return Err(ConfigError::invalid("metrics.listen", metrics.listen, "must differ from api.listen"));
+    }
+    Ok(())
 }
 
 /// `[metadata]`: a node id, and bounds where one largest key with one largest value fits an object.
@@ -397,10 +416,25 @@ mod tests {
     }
 
     #[test]
+    fn metrics_is_checked_only_when_enabled() {
+        assert_eq!(key_after(|c| c.metrics.max_connections = 0), "metrics.max_connections");
+        assert_eq!(key_after(|c| c.metrics.listen = c.api.listen), "metrics.listen");
+        assert_eq!(key_after(|c| c.metrics.listen = "127.0.0.1:0".parse().unwrap()), "<valid>");
+        assert_eq!(
+            key_after(|c| {
+                c.metrics.enabled = false;
+                c.metrics.listen = c.api.listen;
+            }),
+            "<valid>"
+        );
+    }
+
+    #[test]
     fn telemetry_is_range_checked() {
         assert_eq!(key_after(|c| c.telemetry.stats_interval_ms = 99), "telemetry.stats_interval_ms");
         assert_eq!(key_after(|c| c.telemetry.stats_grace_ms = 500), "telemetry.stats_grace_ms");
         assert_eq!(key_after(|c| c.telemetry.stats_interval_ms = 100), "<valid>");
+        assert_eq!(key_after(|c| c.telemetry.inactive_after_ms = 99), "telemetry.inactive_after_ms");
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct ChurnOptions {
     pub binaries: Binaries,
     /// ringfwd's idle strategy.
     pub idle: IdleStrategy,
+    /// Whether ringfwd runs its default interceptor chains (else none).
+    pub interceptors: bool,
     /// Where configs, the token and logs go.
     pub work_dir: PathBuf,
     /// Cores of ringfwd and of the load.
@@ -193,7 +195,8 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
     let placement = launch::place(&options.pinning)?;
     let scenario = options.scenario.clone();
     let mut rig = launch::build_rig(&scenario)?;
-    let files = launch::write_configs(&scenario, &rig, &placement, options.idle, &options.work_dir)?;
+    let files =
+        launch::write_configs(&scenario, &rig, &placement, options.idle, options.interceptors, &options.work_dir)?;
     let mut proc = launch::start_routed(
         ForwarderKind::Ringfwd,
         &files,

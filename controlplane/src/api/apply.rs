@@ -19,7 +19,8 @@ impl Api {
     }
 
     /// [`Api::apply`], then `committed` with the registry and the outcome, still under the registry lock, when
-    /// the change was committed (a delete: also when a worker failed).
+    /// the change was committed (a delete: also when a worker failed). The change's lifecycle events are
+    /// published right after the commit, before `committed` runs (so a create's metadata event follows it).
     pub(crate) async fn apply_then(
         &self,
         plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
@@ -43,7 +44,10 @@ impl Api {
             }
         }
         let Plan { change, outcome, .. } = plan;
+        // What a delete takes with it, read before the commit removes it: the lifecycle events name it all.
+        let removal = registry.removal(&change);
         registry.commit(change);
+        self.publish_commit(&outcome, removal);
         committed(&registry, &outcome);
         match first_error {
             Some(e) => Err(status::exec(e)),

@@ -59,7 +59,10 @@ impl Api {
         }
         let mut hub = self.hub();
         match hub.store.write(object, writes, Origin::Controller, now_unix_us()) {
-            Ok(outcome) => outcome.event.into_iter().for_each(|e| hub.publish(e)),
+            Ok(outcome) => outcome.event.into_iter().for_each(|e| {
+                self.publish_metadata(&e);
+                hub.publish(e);
+            }),
             Err(e) => tracing::warn!(%object, error = %e, "could not write the checked metadata of a new object"),
         }
     }
@@ -107,6 +110,7 @@ impl Api {
         let mut hub = self.hub();
         let outcome = hub.store.write(&object, writes, Origin::Controller, now_unix_us()).map_err(status::metadata)?;
         if let Some(event) = outcome.event {
+            self.publish_metadata(&event);
             hub.publish(event);
         }
         Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(outcome.version)) })

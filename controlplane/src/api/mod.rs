@@ -10,10 +10,15 @@
 //! Metadata ([`metadata`], [`metadata_hub`], [`metadata_wire`]) lives beside the registry: an object's metadata
 //! changes only while the registry lock shows the object exists, is written right after the commit of a create
 //! that carried some, and is dropped (its watchers told) right after the commit of the delete that removed it.
+//!
+//! Lifecycle events ([`events`]) are published right after each commit, under the registry lock, before the
+//! commit's metadata hook runs: so they are in commit order and a create's metadata event follows its create.
+//! The same module drains the workers' event rings and serves WatchEvents.
 
 mod apply;
 mod auth;
 mod convert;
+mod events;
 mod metadata;
 mod metadata_hub;
 mod metadata_wire;
@@ -21,6 +26,7 @@ mod service;
 mod status;
 
 pub use convert::media_address;
+pub use events::{event_to_wire, EventStream, MAX_WORKER_EVENTS_PER_ROUND};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::Verifier;
 use crate::commands::CommandClient;
+use crate::events::{EventBus, EventLimits};
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
@@ -62,6 +69,8 @@ pub struct Api {
     metadata: std::sync::Mutex<metadata_hub::MetadataHub>,
     /// The workers' latest statistics; locked after the registry, never across an `.await`.
     stats: Arc<std::sync::Mutex<StatsStore>>,
+    /// Lifecycle events: published right after each commit, under the registry lock.
+    events: Arc<EventBus>,
 }
 
 impl Api {
@@ -76,12 +85,19 @@ impl Api {
     ) -> Api {
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
         let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(0, std::time::Duration::ZERO)));
-        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats }
+        let events = Arc::new(EventBus::new(EventLimits::from_config(&ringfwd_tuning::Config::default()), 0));
+        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events }
     }
 
     /// The same service answering statistics from `stats` (which the collector fills).
     pub fn with_stats(mut self, stats: Arc<std::sync::Mutex<StatsStore>>) -> Api {
         self.stats = stats;
+        self
+    }
+
+    /// The same service publishing its lifecycle events on `events`.
+    pub fn with_events(mut self, events: Arc<EventBus>) -> Api {
+        self.events = events;
         self
     }
 
@@ -91,13 +107,15 @@ impl Api {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, counting every request into `metrics`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
+    metrics: Arc<crate::metrics::ApiMetrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
+        .layer(crate::metrics::ApiMetricsLayer::new(metrics))
         .add_service(RingfwdServer::from_arc(api))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await

@@ -1,5 +1,5 @@
 //! The `ringfwd.v1.Ringfwd` service: one method per RPC, each authorize → translate → registry → translate.
-//! The metadata RPCs delegate to [`super::metadata`].
+//! The metadata RPCs delegate to [`super::metadata`], WatchEvents to [`super::events`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -279,6 +279,12 @@ impl Ringfwd for Api {
 
     async fn watch_metadata(&self, request: Request<v1::WatchMetadataRequest>) -> Reply<Self::WatchMetadataStream> {
         self.watch_metadata_rpc(request).await
+    }
+
+    type WatchEventsStream = super::events::EventStream;
+
+    async fn watch_events(&self, request: Request<v1::WatchEventsRequest>) -> Reply<Self::WatchEventsStream> {
+        self.watch_events_rpc(request).await
     }
 
     async fn drain(&self, request: Request<v1::DrainRequest>) -> Reply<v1::DrainResponse> {

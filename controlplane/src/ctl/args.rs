@@ -48,6 +48,9 @@ pub enum CtlCommand {
     /// Metadata: the controller's key/value pairs on a session, endpoint or stream.
     #[command(subcommand, alias = "meta")]
     Metadata(MetadataCmd),
+    /// Lifecycle events: watch them as they happen.
+    #[command(subcommand)]
+    Events(EventsCmd),
     /// The node: version, workers, limits, usage, counters.
     Node,
     /// Refuse new sessions and keep forwarding the existing ones (`--cancel` to accept again).
@@ -322,6 +325,26 @@ pub enum MetadataCmd {
         /// Resume after this version (the last one printed) instead of starting with the whole map.
         #[arg(long, value_parser = parse_version)]
         resume_from: Option<Version>,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+/// Lifecycle-event operations.
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Print every event as it happens, one line each (`--json`: one protobuf-JSON object per line), until
+    /// interrupted, `--count` events were printed, or the server ends the watch (a watcher too slow to keep up
+    /// is cut off: the message names the seq to resume from with `--from`).
+    Watch {
+        /// Resume after this sequence number (the last one printed): first every event after it that the node
+        /// still keeps, then the live ones.
+        #[arg(long = "from", value_name = "SEQ")]
+        from_seq: Option<u64>,
+        /// Only the events of this session.
+        #[arg(long)]
+        session: Option<String>,
         /// Exit after this many events.
         #[arg(long)]
         count: Option<u64>,

@@ -9,7 +9,7 @@ use ringfwd_proto::v1;
 
 use super::args::{MetadataCmd, MetadataTarget};
 use super::output::{event_line, print};
-use super::run::{status, Client};
+use super::run::{print_watch, status, Client};
 use crate::metadata::Version;
 
 /// The `--meta KEY=VALUE` of a create as metadata writes.
@@ -78,15 +78,7 @@ pub async fn run(client: &mut Client, cmd: MetadataCmd, json: bool) -> Result<()
         MetadataCmd::Watch { target: t, resume_from, count } => {
             let request = v1::WatchMetadataRequest { target: target(t), resume_from: resume_from.map(wire) };
             let mut stream = client.watch_metadata(request).await.map_err(status)?.into_inner();
-            let mut printed = 0;
-            while count.is_none_or(|n| printed < n) {
-                let Some(event) = stream.message().await.map_err(status)? else {
-                    break;
-                };
-                println!("{}", event_line(&event, json)?);
-                printed += 1;
-            }
-            Ok(())
+            print_watch(&mut stream, count, |event| event_line(event, json)).await
         }
     }
 }

@@ -4,9 +4,10 @@
 //! `RINGFWD_TOKEN`, or the development token file a locally running daemon wrote), and the exit status: non-zero
 //! with the server's status code and message on error. Output is a human-readable table by default and the
 //! protobuf JSON mapping with `--json` (see [`output`]); `metadata watch` prints one line per event (see
-//! [`metadata`]).
+//! [`metadata`]); `events watch` likewise (see [`events`]).
 
 mod args;
+mod events;
 mod metadata;
 mod output;
 mod run;

@@ -34,6 +34,11 @@ pub fn to_json<M: Printable>(message: &M) -> Result<String, String> {
     serde_json::to_string_pretty(&dynamic(message, M::TYPE)?).map_err(|e| e.to_string())
 }
 
+/// The compact (one-line) protobuf JSON mapping of `message`, a `type_name` (e.g. `ringfwd.v1.Event`).
+pub fn compact_json(message: &impl prost::Message, type_name: &str) -> Result<String, String> {
+    serde_json::to_string(&dynamic(message, type_name)?).map_err(|e| e.to_string())
+}
+
 fn dynamic(message: &impl prost::Message, type_name: &str) -> Result<DynamicMessage, String> {
     let pool = DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
     let descriptor = pool.get_message_by_name(type_name).ok_or_else(|| format!("no descriptor for {type_name}"))?;

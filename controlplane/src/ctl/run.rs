@@ -66,6 +66,24 @@ pub(super) fn status(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
+/// Prints `line` of every message of a watch `stream` until the server ends it or `count` were printed; the
+/// server's error ends it with that error.
+pub(super) async fn print_watch<M>(
+    stream: &mut tonic::Streaming<M>,
+    count: Option<u64>,
+    line: impl Fn(&M) -> Result<String, String>,
+) -> Result<(), String> {
+    let mut printed = 0;
+    while count.is_none_or(|n| printed < n) {
+        let Some(message) = stream.message().await.map_err(status)? else {
+            break;
+        };
+        println!("{}", line(&message)?);
+        printed += 1;
+    }
+    Ok(())
+}
+
 async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Result<(), String> {
     match command {
         CtlCommand::Session(cmd) => session(client, cmd, json).await,
@@ -73,6 +91,7 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
         CtlCommand::Stream(cmd) => stream(client, cmd, json).await,
         CtlCommand::Subscription(cmd) => subscription(client, cmd, json).await,
         CtlCommand::Metadata(cmd) => super::metadata::run(client, cmd, json).await,
+        CtlCommand::Events(cmd) => super::events::run(client, cmd, json).await,
         CtlCommand::Node => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
         }

@@ -60,7 +60,7 @@
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
 use ringfwd_tuning::Interceptors;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 
@@ -96,6 +96,7 @@ pub use plan::{Change, Outcome, Plan, View};
 pub use validate::MAX_ID_BYTES;
 
 use model::SessionRecord;
+use plan::ChangeKind;
 
 /// Sessions and everything in them, with the bookkeeping that admission needs. See the module docs.
 #[derive(Debug)]
@@ -243,5 +244,118 @@ impl Registry {
     pub fn list_subscriptions(&self, session_id: &str) -> Result<Vec<SubscriptionView>, RegistryError> {
         let subs = &self.session(session_id)?.subscriptions;
         Ok(subs.iter().map(|(id, s)| s.view(session_id, id)).collect())
+    }
+}
+
+/// What a delete removes, read before its commit: ids for the lifecycle events of everything that goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// The session the delete is in.
+    pub session_id: String,
+    /// The session itself goes.
+    pub session: bool,
+    /// Endpoints that go, by id.
+    pub endpoints: Vec<String>,
+    /// Streams that go, by id.
+    pub streams: Vec<StreamView>,
+    /// Subscriptions that go, by id.
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// The registry's names of the data plane's stream ids: `(session, stream, publishing endpoint)`.
+pub type StreamNames = BTreeMap<StreamId, (String, String, String)>;
+
+/// The registry's names of the data plane's subscription ids: `(session, subscription, stream, endpoint)`.
+pub type SubscriptionNames = BTreeMap<SubscriptionId, (String, String, String, String)>;
+
+impl Registry {
+    /// What committing `change` removes (`None` for a change that removes nothing): read-only, so call it
+    /// between planning and committing, when the registry still holds what goes.
+    pub fn removal(&self, change: &Change) -> Option<Removal> {
+        let ChangeKind::Remove { session_id, target } = &change.0 else {
+            return None;
+        };
+        let session = self.sessions.get(session_id)?;
+        let cascade = Registry::cascade(session, target);
+        Some(Removal {
+            session_id: session_id.clone(),
+            session: cascade.session,
+            endpoints: cascade.endpoints.into_iter().collect(),
+            streams: cascade
+                .streams
+                .iter()
+                .filter_map(|id| session.streams.get(id).map(|s| s.view(session_id, id)))
+                .collect(),
+            subscriptions: cascade
+                .subscriptions
+                .iter()
+                .filter_map(|id| session.subscriptions.get(id).map(|s| s.view(session_id, id)))
+                .collect(),
+        })
+    }
+
+    /// The names of those of `streams` and `subscriptions` the registry holds (the others were deleted), in one
+    /// pass over every session.
+    pub fn names_of(
+        &self,
+        streams: &BTreeSet<StreamId>,
+        subscriptions: &BTreeSet<SubscriptionId>,
+    ) -> (StreamNames, SubscriptionNames) {
+        let (mut stream_names, mut subscription_names) = (StreamNames::new(), SubscriptionNames::new());
+        for (session_id, session) in &self.sessions {
+            if !streams.is_empty() {
+                for (id, s) in session.streams.iter().filter(|(_, s)| streams.contains(&s.data_plane_id)) {
+                    stream_names.insert(s.data_plane_id, (session_id.clone(), id.clone(), s.endpoint_id.clone()));
+                }
+            }
+            if !subscriptions.is_empty() {
+                let wanted = session.subscriptions.iter().filter(|(_, s)| subscriptions.contains(&s.data_plane_id));
+                for (id, s) in wanted {
+                    let name = (session_id.clone(), id.clone(), s.stream_id.clone(), s.endpoint_id.clone());
+                    subscription_names.insert(s.data_plane_id, name);
+                }
+            }
+        }
+        (stream_names, subscription_names)
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::tests::{apply, room, subscription};
+    use super::*;
+
+    #[test]
+    fn a_removal_names_everything_a_delete_takes_and_a_create_none() {
+        let mut reg = room();
+        apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "b-a", "a-audio", "bob")));
+        apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "a-b", "b-audio", "alice")));
+        assert_eq!(reg.removal(&reg.plan_create_session("x", 1).unwrap().change), None);
+        let removal = reg.removal(&reg.plan_delete_endpoint("room", "alice").unwrap().change).unwrap();
+        assert!(!removal.session);
+        assert_eq!(removal.endpoints, ["alice"]);
+        let streams: Vec<_> = removal.streams.iter().map(|s| s.stream_id.as_str()).collect();
+        assert_eq!(streams, ["a-audio", "a-video"]);
+        let subs: Vec<_> = removal.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
+        assert_eq!(subs, ["a-b", "b-a"], "the one it received and the one of its stream");
+        let removal = reg.removal(&reg.plan_delete_session("room").unwrap().change).unwrap();
+        assert!(removal.session);
+        assert_eq!(removal.endpoints, ["alice", "bob", "carol", "dave"]);
+        assert_eq!((removal.streams.len(), removal.subscriptions.len()), (3, 2));
+    }
+
+    #[test]
+    fn data_plane_ids_resolve_to_names_until_deleted() {
+        let mut reg = room();
+        apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "b-a", "a-audio", "bob")));
+        let (sid, subs) = reg.stats_keys("room", "a-audio").unwrap();
+        let subid = subs[0].1;
+        let (streams, subs) = reg.names_of(&BTreeSet::from([sid]), &BTreeSet::from([subid]));
+        assert_eq!(streams[&sid], ("room".into(), "a-audio".into(), "alice".into()));
+        assert_eq!(subs[&subid], ("room".into(), "b-a".into(), "a-audio".into(), "bob".into()));
+        assert_eq!(streams.len() + subs.len(), 2, "only what was asked for");
+        apply(&mut reg, |r| r.plan_delete_stream("room", "a-audio"));
+        let (streams, subs) = reg.names_of(&BTreeSet::from([sid]), &BTreeSet::from([subid]));
+        assert!(streams.is_empty() && subs.is_empty());
     }
 }

@@ -139,6 +139,7 @@ define_counters! {
         gso_sends: Counter = "Send operations that carried more than one UDP GSO segment.",
         gso_segments: Counter = "Segments sent in GSO send operations.",
         send_errors: Counter = "Send operations that completed with an error.",
+        send_retries: Counter = "Sends sent again because a pending ICMP error (another destination's) failed them.",
         kernel_rx_dropped: Counter = "Datagrams the kernel dropped on the media sockets (receive queue full; sk_drops).",
         rx_feedback: Counter = "RTCP compounds received from subscribers (reports and feedback about a subscription).",
         feedback_forwarded: Counter = "Subscriber feedback (NACK, PLI, FIR) forwarded to the publisher, translated.",

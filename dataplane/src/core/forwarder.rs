@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::command::{Command, CommandError, StreamId, SubscriptionId};
 use super::continuity::{rebase, LastSent};
 use super::counters::{Counters, DropReason};
+use super::event::{EventQueue, WorkerEventKind};
 use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
@@ -27,6 +28,9 @@ pub use stats::StatsKey;
 
 /// Packets the interceptors of one chain run may emit before the forwarder sends them.
 pub const OUTBOX_PACKETS: usize = 64;
+
+/// Events the forwarder queues between two drains by the runtime (it drains after every batch).
+pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 
 /// Where forwarded packets go. Implemented by the I/O driver (and by recorders in tests).
 pub trait Egress {
@@ -84,6 +88,10 @@ pub struct Forwarder {
     tap: Option<std::sync::Arc<TapRing>>,
     /// The earliest timer any chain asked for (a conservative bound: it may be earlier than needed).
     next_timer: Option<Instant>,
+    /// Events not yet handed to the runtime.
+    events: EventQueue,
+    /// Destinations reported unreachable in this statistics round.
+    unreachable: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -122,6 +130,8 @@ impl Forwarder {
             epoch: None,
             tap: None,
             next_timer: None,
+            events: EventQueue::new(EVENT_QUEUE_CAPACITY),
+            unreachable: Vec::with_capacity(stats::UNREACHABLE_PER_ROUND),
         }
     }
 
@@ -297,6 +307,8 @@ impl Forwarder {
                 match self.table.try_latch(now, src, ssrc, is_rtp) {
                     Latch::Locked(stream) => {
                         self.counters.latched += 1;
+                        let id = self.table.streams[stream as usize].id;
+                        self.events.push(WorkerEventKind::SourceChanged { stream: id, source: src });
                         stream
                     }
                     Latch::Expired => return Outcome::Dropped(DropReason::LatchExpired),
@@ -306,7 +318,12 @@ impl Forwarder {
             }
         };
         let entry = &mut self.table.streams[stream as usize];
+        if entry.last_packet.is_none() {
+            self.events.push(WorkerEventKind::StreamStarted { stream: entry.id });
+        }
+        entry.last_packet = Some(now);
         if !entry.rate.take(now) {
+            entry.rate_limited_pending += 1;
             return Outcome::Dropped(DropReason::RateLimited);
         }
         entry.socket = socket;
@@ -324,7 +341,12 @@ impl Forwarder {
             },
         };
         match verdict {
-            Verdict::Drop(reason) => Outcome::Dropped(reason),
+            Verdict::Drop(reason) => {
+                if reason == DropReason::RateLimited {
+                    self.table.streams[stream as usize].rate_limited_pending += 1;
+                }
+                Outcome::Dropped(reason)
+            }
             _ => {
                 self.counters.consumed_by_interceptor += 1;
                 Outcome::Intercepted

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod continuity;
 pub mod counters;
+pub mod event;
 pub mod feedback;
 pub mod forwarder;
 pub mod fuzz;

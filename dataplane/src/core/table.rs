@@ -64,6 +64,10 @@ pub(crate) struct Stream {
     pub(crate) seq: SeqUnwrapper,
     /// The worker socket its last packet arrived on (RTCP to the publisher leaves from it).
     pub(crate) socket: usize,
+    /// When its last packet arrived (`None`: none yet, or reported inactive since).
+    pub(crate) last_packet: Option<Instant>,
+    /// Packets dropped by a rate limit since the last `RateLimited` event.
+    pub(crate) rate_limited_pending: u64,
 }
 
 /// One subscriber's copy of a stream.
@@ -211,6 +215,8 @@ impl Table {
             ingress: ingress(),
             seq: SeqUnwrapper::new(),
             socket: 0,
+            last_packet: None,
+            rate_limited_pending: 0,
         }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),

@@ -5,7 +5,8 @@
 //! every copy it asks for (a rewritten 12-byte header plus the payload slice of the received datagram — the
 //! payload is not copied), and send them with one `sendmmsg` per socket. Sends complete synchronously, so
 //! nothing is in flight between iterations. It does not coalesce with GSO: that is the io_uring driver's job.
-//! Blocking waits use `poll` on the sockets and the wake-up eventfd.
+//! Blocking waits use `poll` on the sockets and the wake-up eventfd. Forwarding latency (see
+//! [`crate::runtime::latency`]) ends just before the `sendmmsg` calls of a flush.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use super::batch::{RecvBatch, SendBatch};
 use crate::core::{Counters, DropReason, Egress, Outcome};
 use crate::runtime::idle::IdlePolicy;
+use crate::runtime::latency::LatencyRecorder;
 use crate::runtime::worker::{PublishPacer, WorkerContext};
 use crate::runtime::SPARE_BUFFERS;
 
@@ -80,6 +82,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     let mut idle = IdlePolicy::new(s.idle, s.spin, Instant::now());
     let mut pacer = PublishPacer::new(Instant::now());
     let mut stats_pacer = ctx.stats_pacer(Instant::now());
+    let mut latency = LatencyRecorder::new();
     ready(Ok(()));
     loop {
         let now = Instant::now();
@@ -99,11 +102,16 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                     counters.count_drop(DropReason::Oversize);
                     continue;
                 }
+                let queued = outs.len();
                 let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: i };
                 if let Outcome::Handover { owner } = forwarder.on_datagram(now, socket, d.src, d.data, &mut egress) {
                     ctx.hand_over(owner, d.src, socket, d.data, forwarder.counters_mut());
                 }
+                if outs.len() != queued {
+                    latency.produced();
+                }
                 if outs.len() == outs.capacity() {
+                    let submitted_at = latency.has_pending().then(Instant::now);
                     flush(
                         &ctx,
                         &mut send,
@@ -112,9 +120,16 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                         &|i| recv.datagram(i).data,
                         forwarder.counters_mut(),
                     )?;
+                    if let Some(at) = submitted_at {
+                        latency.submitted(now, at);
+                    }
                 }
             }
+            let submitted_at = latency.has_pending().then(Instant::now);
             flush(&ctx, &mut send, &mut outs, &mut arena, &|i| recv.datagram(i).data, forwarder.counters_mut())?;
+            if let Some(at) = submitted_at {
+                latency.submitted(now, at);
+            }
         }
         while let Some(packet) = ctx.incoming().take() {
             worked = true;
@@ -131,19 +146,19 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| &[], forwarder.counters_mut())?;
         }
         worked |= ctx.apply_commands(&mut forwarder, now);
-        ctx.publish_stats_if_due(&mut stats_pacer, &forwarder, now);
+        ctx.publish_stats_if_due(&mut stats_pacer, &mut forwarder, now);
         if pacer.after_iteration(worked, now) {
-            ctx.publish(forwarder.counters_mut(), 0);
+            ctx.publish(forwarder.counters_mut(), 0, &mut latency);
         }
         if ctx.mailbox().stop_requested() {
-            ctx.publish(forwarder.counters_mut(), 0);
+            ctx.publish(forwarder.counters_mut(), 0, &mut latency);
             return Ok(());
         }
         if worked {
             idle.worked(now);
         } else if idle.may_block(now) && !ctx.incoming().has_ready() && !ctx.mailbox().has_commands() {
             if pacer.before_block(now) {
-                ctx.publish(forwarder.counters_mut(), 0);
+                ctx.publish(forwarder.counters_mut(), 0, &mut latency);
             }
             let wake_at = forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
             wait(&ctx, Some(wake_at.saturating_duration_since(now)))?;

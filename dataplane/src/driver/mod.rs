@@ -8,6 +8,7 @@
 //! - [`probe`]: what io_uring features this kernel offers, for `ringfwd tune check`.
 
 pub mod batch;
+pub mod errqueue;
 pub mod mmsg;
 pub mod pool;
 pub mod probe;

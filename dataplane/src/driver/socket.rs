@@ -23,6 +23,9 @@ pub struct SocketOptions {
     pub recv_buffer_bytes: usize,
     /// Requested `SO_SNDBUF` in bytes (forced past `wmem_max` with `SO_SNDBUFFORCE` when permitted).
     pub send_buffer_bytes: usize,
+    /// Queue ICMP errors (`IP_RECVERR`) so unreachable subscribers can be reported (the io_uring driver
+    /// reads them and retries the sends they fail).
+    pub recv_errors: bool,
 }
 
 /// Why a media socket could not be set up; names the address and the step.
@@ -59,6 +62,9 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
             let socket =
                 Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket"))?;
             configure(&socket, address).map_err(err("socket options"))?;
+            if opts.recv_errors {
+                super::errqueue::enable(&socket, address).map_err(err("IP_RECVERR"))?;
+            }
             set_buffer(&socket, Buffer::Recv, opts.recv_buffer_bytes).map_err(err("receive buffer"))?;
             set_buffer(&socket, Buffer::Send, opts.send_buffer_bytes).map_err(err("send buffer"))?;
             socket.bind(&target.into()).map_err(err("bind"))?;
@@ -257,7 +263,7 @@ mod tests {
 
     #[test]
     fn port_zero_is_resolved_once_and_shared_by_the_group() {
-        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20 };
+        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
         let addrs: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
         let sockets = open(&addrs, 3, opts).expect("open");
         assert_eq!(sockets.per_worker.len(), 3);
@@ -272,7 +278,7 @@ mod tests {
 
     #[test]
     fn kernel_drops_counts_an_overflowing_receive_queue() {
-        let opts = SocketOptions { recv_buffer_bytes: 4096, send_buffer_bytes: 1 << 20 };
+        let opts = SocketOptions { recv_buffer_bytes: 4096, send_buffer_bytes: 1 << 20, recv_errors: false };
         let sockets = open(&["127.0.0.1:0".parse().unwrap()], 1, opts).expect("open");
         let socket = &sockets.per_worker[0][0];
         assert_eq!(kernel_drops(socket).unwrap(), 0);
@@ -285,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_granted_request_opens_with_at_least_the_requested_size() {
-        let opts = SocketOptions { recv_buffer_bytes: 3 << 20, send_buffer_bytes: (1 << 20) + 1 };
+        let opts = SocketOptions { recv_buffer_bytes: 3 << 20, send_buffer_bytes: (1 << 20) + 1, recv_errors: false };
         let sockets = open(&["127.0.0.1:0".parse().unwrap()], 2, opts).expect("open");
         for worker in &sockets.per_worker {
             let s = socket2::SockRef::from(&worker[0]);
@@ -353,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_bad_address_names_itself() {
-        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20 };
+        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
         // 192.0.2.1 (TEST-NET-1) is not a local address, so bind fails; nothing is sent anywhere.
         let err = open(&["192.0.2.1:5000".parse().unwrap()], 1, opts).unwrap_err();
         assert!(err.to_string().contains("192.0.2.1:5000"), "{err}");

@@ -77,6 +77,16 @@ impl HandoverRing {
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
+
+    /// Packets waiting for the owner (for the occupancy gauge).
+    pub fn queued(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Packets the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.ready.capacity()
+    }
 }
 
 #[cfg(test)]

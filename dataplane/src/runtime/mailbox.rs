@@ -64,6 +64,11 @@ impl Mailbox {
         self.commands.capacity()
     }
 
+    /// Commands queued and not yet taken by the worker (for the occupancy gauge).
+    pub fn commands_queued(&self) -> usize {
+        self.commands.len()
+    }
+
     /// Control plane: queues a command and wakes the worker.
     pub fn send(&self, envelope: Envelope) -> Result<(), Full> {
         self.commands.push(envelope).map_err(|e| Full(Box::new(e)))?;

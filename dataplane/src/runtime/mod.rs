@@ -4,11 +4,12 @@
 //! driver), the per-worker [`mailbox::Mailbox`] to the control plane, the cross-worker
 //! [`handover::HandoverRing`]s, the lock-free [`SharedCounters`] every worker publishes, the pcap
 //! [`Recorder`] thread draining the workers' tap rings, the workers' statistics rings
-//! ([`telemetry::StatsRing`]), and shutdown.
+//! ([`telemetry::StatsRing`]), their forwarding-latency histograms ([`latency`]), and shutdown.
 //! No `unsafe` here: the drivers own it.
 
 pub mod handover;
 pub mod idle;
+pub mod latency;
 pub mod mailbox;
 pub mod notify;
 pub mod recorder;
@@ -16,9 +17,10 @@ mod start;
 pub mod telemetry;
 pub mod worker;
 
+pub use latency::{LatencyBuckets, LatencyRecorder, LatencySnapshot, LATENCY_BUCKET_BOUNDS_NS};
 pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
 pub use start::{Dataplane, StartError, WorkerHandle, SPARE_BUFFERS};
-pub use telemetry::{StatsPacer, StatsRecord, StatsRing};
+pub use telemetry::{EventRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent, WorkerEventKind};
 
 pub use crate::core::SharedCounters;
 

@@ -15,10 +15,11 @@ use std::time::Duration;
 use ringfwd_tuning::{Config, ConfigError, Driver};
 
 use super::handover::HandoverRing;
+use super::latency::LatencyBuckets;
 use super::mailbox::Mailbox;
 use super::notify::Notifier;
 use super::recorder::{Recorder, RecorderCounters, RecorderSettings};
-use super::telemetry::StatsRing;
+use super::telemetry::{EventRing, StatsRing};
 use super::worker::{WorkerContext, WorkerSettings};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
@@ -73,6 +74,8 @@ pub struct WorkerHandle {
     pub counters: Arc<SharedCounters>,
     /// Its statistics ring (per stream and subscription, every `telemetry.stats_interval_ms`).
     pub stats: Arc<StatsRing>,
+    /// Its event ring (stream started/inactive, source changed, subscriber unreachable, rate limited).
+    pub events: Arc<EventRing>,
 }
 
 /// The running data plane.
@@ -83,6 +86,9 @@ pub struct Dataplane {
     control_wake: Arc<Notifier>,
     driver: Driver,
     recorder: Option<Recorder>,
+    handover: Arc<[HandoverRing]>,
+    latency: Vec<Arc<LatencyBuckets>>,
+    pool_buffers: u64,
 }
 
 impl Dataplane {
@@ -95,8 +101,12 @@ impl Dataplane {
         let cores = config.resolve_placement(&topology)?;
         let workers = cores.len();
         let sizes = config.sizes(workers);
-        let opts =
-            SocketOptions { recv_buffer_bytes: sizes.recv_buffer_bytes, send_buffer_bytes: sizes.send_buffer_bytes };
+        let opts = SocketOptions {
+            recv_buffer_bytes: sizes.recv_buffer_bytes,
+            send_buffer_bytes: sizes.send_buffer_bytes,
+            // Only the io_uring driver reads the error queue and retries the sends a pending error fails.
+            recv_errors: config.media.driver == Driver::IoUring,
+        };
         let sockets = socket::open(&config.media.addresses, workers, opts)?;
         let io = |what| move |source| StartError::Io { what, source };
         let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
@@ -115,14 +125,23 @@ impl Dataplane {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
+        let latency: Vec<Arc<LatencyBuckets>> = (0..workers).map(|_| Arc::default()).collect();
         for (index, (core, sockets)) in cores.iter().copied().zip(sockets.per_worker).enumerate() {
             let counters = Arc::new(SharedCounters::default());
             // One full round of the worker's streams and subscriptions fits.
             let stats_capacity =
                 config.limits.max_streams_per_worker as usize + config.limits.max_subscriptions_per_worker as usize;
             let stats = Arc::new(StatsRing::new(stats_capacity));
+            let events = Arc::new(EventRing::new(config.limits.event_ring_capacity as usize));
             let mailbox = mailboxes[index].clone();
-            handles.push(WorkerHandle { index, core, mailbox, counters: counters.clone(), stats: stats.clone() });
+            handles.push(WorkerHandle {
+                index,
+                core,
+                mailbox,
+                counters: counters.clone(),
+                stats: stats.clone(),
+                events: events.clone(),
+            });
             let ctx = WorkerContext {
                 index,
                 workers,
@@ -133,6 +152,8 @@ impl Dataplane {
                 counters,
                 tap: taps.get(index).cloned(),
                 stats,
+                events,
+                latency: latency[index].clone(),
                 settings: settings.clone(),
             };
             let ready = ready_tx.clone();
@@ -144,8 +165,21 @@ impl Dataplane {
             threads.push(thread);
         }
         drop(ready_tx);
-        let mut dataplane =
-            Dataplane { handles, threads, media: sockets.bound, control_wake, driver: config.media.driver, recorder };
+        let pool_buffers = match config.media.driver {
+            Driver::IoUring => u64::from(settings.pool_buffers) + u64::from(SPARE_BUFFERS),
+            Driver::Mmsg => 0,
+        };
+        let mut dataplane = Dataplane {
+            handles,
+            threads,
+            media: sockets.bound,
+            control_wake,
+            driver: config.media.driver,
+            recorder,
+            handover,
+            latency,
+            pool_buffers,
+        };
         for _ in 0..workers {
             let failure = match ready_rx.recv_timeout(READY_TIMEOUT) {
                 Ok((_, Ok(()))) => continue,
@@ -192,6 +226,22 @@ impl Dataplane {
     /// The pcap recorder's counters (`None` when recording is off: `interceptors.tap.ring_packets = 0`).
     pub fn recorder_counters(&self) -> Option<Arc<RecorderCounters>> {
         self.recorder.as_ref().map(|recorder| recorder.counters().clone())
+    }
+
+    /// Each worker's forwarding-latency histogram (index = worker), as last exported.
+    pub fn latency(&self) -> &[Arc<LatencyBuckets>] {
+        &self.latency
+    }
+
+    /// Each worker's incoming handover ring (index = worker), for its occupancy.
+    pub fn handover_rings(&self) -> Arc<[HandoverRing]> {
+        Arc::clone(&self.handover)
+    }
+
+    /// Packet buffers in each worker's pool (receive ring and spares), the bound of the `pool_in_use` gauge;
+    /// 0 with the mmsg driver, which receives into a fixed batch instead of a pool.
+    pub fn pool_buffers_per_worker(&self) -> u64 {
+        self.pool_buffers
     }
 
     /// Counters of every worker, now.
@@ -263,6 +313,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
         idle: config.idle.strategy,
         spin: Duration::from_micros(config.idle.spin_us),
         stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
+        inactive_after: Duration::from_millis(u64::from(config.telemetry.inactive_after_ms)),
     }
 }
 

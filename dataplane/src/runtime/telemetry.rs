@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 
+pub use crate::core::event::WorkerEventKind;
 use crate::core::interceptor::Snapshot;
 use crate::core::{Forwarder, StatsKey};
 
@@ -57,6 +58,16 @@ impl StatsRing {
     /// Records dropped because the ring was full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records queued now (for the occupancy gauge).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Records the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
     }
 
     /// Pushes the snapshot of every stream and subscription of `forwarder` taken at `now`.
@@ -132,5 +143,61 @@ mod tests {
         assert!(pacer.due(t0 + Duration::from_secs(10)), "late: fires once");
         assert!(!pacer.due(t0 + Duration::from_secs(10)));
         assert_eq!(pacer.next(), t0 + Duration::from_secs(11));
+    }
+}
+
+/// One worker event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerEvent {
+    /// The worker it happened in.
+    pub worker: usize,
+    /// When.
+    pub at: Instant,
+    /// What.
+    pub kind: WorkerEventKind,
+}
+
+/// The bounded queue of one worker's events: the worker pushes (a full ring drops and counts), the
+/// control plane pops.
+#[derive(Debug)]
+pub struct EventRing {
+    queue: ArrayQueue<WorkerEvent>,
+    dropped: AtomicU64,
+}
+
+impl EventRing {
+    /// A ring of `capacity` events (at least 1).
+    pub fn new(capacity: usize) -> EventRing {
+        EventRing { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) }
+    }
+
+    /// Queues an event; false (and counted as dropped) when the ring is full.
+    pub fn push(&self, event: WorkerEvent) -> bool {
+        if self.queue.push(event).is_ok() {
+            true
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// The oldest queued event.
+    pub fn pop(&self) -> Option<WorkerEvent> {
+        self.queue.pop()
+    }
+
+    /// Events dropped because the ring was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events queued now (for the occupancy gauge).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Events the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
     }
 }

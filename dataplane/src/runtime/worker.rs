@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::handover::HandoverRing;
+use super::latency::{LatencyBuckets, LatencyRecorder};
 use super::mailbox::{Ack, Mailbox};
-use super::telemetry::{StatsPacer, StatsRing};
+use super::telemetry::{EventRing, StatsPacer, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::NtpEpoch;
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
@@ -78,6 +79,8 @@ pub struct WorkerSettings {
     pub spin: Duration,
     /// How often it publishes its streams' and subscriptions' statistics.
     pub stats_interval: Duration,
+    /// A stream without packets for this long is reported inactive.
+    pub inactive_after: Duration,
 }
 
 /// Everything one worker thread owns or shares.
@@ -100,6 +103,10 @@ pub struct WorkerContext {
     pub tap: Option<Arc<TapRing>>,
     /// Its statistics ring, drained by the control plane.
     pub stats: Arc<StatsRing>,
+    /// Its event ring, drained by the control plane.
+    pub events: Arc<EventRing>,
+    /// Where it exports its forwarding-latency histogram.
+    pub latency: Arc<LatencyBuckets>,
     /// Settings.
     pub settings: WorkerSettings,
 }
@@ -157,10 +164,18 @@ impl WorkerContext {
         StatsPacer::new(self.settings.stats_interval, now)
     }
 
-    /// Publishes a statistics round if `pacer` says one is due.
-    pub fn publish_stats_if_due(&self, pacer: &mut StatsPacer, forwarder: &Forwarder, now: Instant) {
+    /// Publishes a statistics round if `pacer` says one is due (and then checks for inactive and
+    /// rate-limited streams), and hands the forwarder's queued events to the event ring.
+    pub fn publish_stats_if_due(&self, pacer: &mut StatsPacer, forwarder: &mut Forwarder, now: Instant) {
         if pacer.due(now) {
             self.stats.publish(self.index, forwarder, now);
+            forwarder.check_activity(now, self.settings.inactive_after);
+        }
+        if forwarder.has_events() {
+            let worker = self.index;
+            forwarder.drain_events(|kind| {
+                self.events.push(WorkerEvent { worker, at: now, kind });
+            });
         }
     }
 
@@ -169,12 +184,14 @@ impl WorkerContext {
         &self.handover[self.index]
     }
 
-    /// Publishes counters, with the pool gauge and the kernel's drops on this worker's sockets.
-    pub fn publish(&self, counters: &mut Counters, pool_in_use: u64) {
+    /// Publishes counters, with the pool gauge and the kernel's drops on this worker's sockets, and the
+    /// forwarding-latency histogram.
+    pub fn publish(&self, counters: &mut Counters, pool_in_use: u64, latency: &mut LatencyRecorder) {
         counters.pool_in_use = pool_in_use;
         let drops: u64 = self.sockets.iter().filter_map(|s| crate::driver::socket::kernel_drops(s).ok()).sum();
         counters.kernel_rx_dropped = drops;
         self.counters.publish(counters);
+        latency.export(&self.latency);
     }
 }
 

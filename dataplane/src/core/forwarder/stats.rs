@@ -1,11 +1,15 @@
 //! Statistics read-out: every stream's and subscription's interceptor snapshot.
 //!
-//! Owns [`StatsKey`] and [`Forwarder::for_each_snapshot`], which the worker calls once per stats
-//! interval (not per packet) to publish what its chains know. Must never allocate: snapshots are
+//! Owns [`StatsKey`], [`Forwarder::for_each_snapshot`], which the worker calls once per stats
+//! interval (not per packet) to publish what its chains know, and the round's activity check that
+//! queues inactive-stream and rate-limit events ([`Forwarder::check_activity`]). Must never allocate: snapshots are
 //! plain `Copy` structs built on the stack and handed to the caller one by one.
+
+use std::time::{Duration, Instant};
 
 use super::Forwarder;
 use crate::core::command::{StreamId, SubscriptionId};
+use crate::core::event::WorkerEventKind;
 use crate::core::interceptor::Snapshot;
 
 /// Whose statistics a snapshot holds.
@@ -32,6 +36,59 @@ impl Forwarder {
                 let mut snapshot = Snapshot::default();
                 sub.egress.snapshot(&mut snapshot);
                 f(StatsKey::Subscription(sub.id), &snapshot);
+            }
+        }
+    }
+}
+
+impl Forwarder {
+    /// Once per statistics round: reports every stream that received nothing for `inactive_after` as
+    /// inactive (its next packet reports it started again), and every stream whose source went over a
+    /// rate limit since the last round.
+    pub fn check_activity(&mut self, now: Instant, inactive_after: Duration) {
+        self.unreachable.clear();
+        for (_, stream) in self.table.streams.iter_mut() {
+            if stream.last_packet.is_some_and(|at| now.saturating_duration_since(at) >= inactive_after) {
+                stream.last_packet = None;
+                self.events.push(WorkerEventKind::StreamInactive { stream: stream.id });
+            }
+            if stream.rate_limited_pending > 0 {
+                let dropped = std::mem::take(&mut stream.rate_limited_pending);
+                self.events.push(WorkerEventKind::RateLimited { stream: stream.id, dropped });
+            }
+        }
+    }
+
+    /// Hands every queued event to `f` (oldest first) and empties the queue.
+    pub fn drain_events(&mut self, f: impl FnMut(WorkerEventKind)) {
+        self.events.drain(f);
+    }
+
+    /// True when events wait to be drained.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Events dropped because the forwarder's queue was full, since start.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped()
+    }
+}
+
+/// Destinations reported unreachable per statistics round at most (more are reported next round).
+pub const UNREACHABLE_PER_ROUND: usize = 16;
+
+impl Forwarder {
+    /// An ICMP error said `dest` is unreachable (`errno`): queues a `SubscriberUnreachable` event for each
+    /// subscription sending there, at most once per destination per statistics round.
+    pub fn note_unreachable(&mut self, dest: std::net::SocketAddr, errno: i32) {
+        if self.unreachable.contains(&dest) || self.unreachable.len() == UNREACHABLE_PER_ROUND {
+            return;
+        }
+        self.unreachable.push(dest);
+        for (_, sub) in self.table.subscriptions.iter() {
+            if sub.dest == dest {
+                self.events.push(WorkerEventKind::SubscriberUnreachable { subscription: sub.id, errno });
             }
         }
     }

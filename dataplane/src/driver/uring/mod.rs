@@ -8,6 +8,9 @@
 //! receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams wait in the
 //! socket's receive queue, whose overflow the kernel counts (read into `kernel_rx_dropped`).
 //!
+//! Forwarding latency (see [`crate::runtime::latency`]) ends when a flush has put the sends on the submission
+//! queue; the submit follows in the same iteration.
+//!
 //! On stop: cancel the receives, process what was already received, wait for every send to complete (bounded
 //! by [`DRAIN_TIMEOUT`]), then drop the ring before the memory it refers to.
 
@@ -20,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
-use self::send::{push, Current, TxQueue, UringEgress, SEND_TAG};
+use self::send::{push, Current, SendDone, TxQueue, UringEgress, SEND_TAG};
+use super::errqueue;
 use super::pool::{self, Buffers, PoolState};
 use crate::core::{DropReason, Forwarder, Outcome};
 use crate::runtime::idle::IdlePolicy;
+use crate::runtime::latency::LatencyRecorder;
 use crate::runtime::worker::{PublishPacer, WorkerContext};
 use crate::runtime::SPARE_BUFFERS;
 
@@ -66,6 +71,10 @@ struct UringWorker {
     ctx: WorkerContext,
     stopping: bool,
     error_log_budget: u32,
+    /// Scratch for reading the sockets' ICMP error queues.
+    err_payload: Box<[u8; 256]>,
+    err_control: Box<[u8; errqueue::CONTROL_BYTES]>,
+    latency: LatencyRecorder,
 }
 
 impl UringWorker {
@@ -116,6 +125,9 @@ impl UringWorker {
             ctx,
             stopping: false,
             error_log_budget: 10,
+            err_payload: Box::new([0; 256]),
+            err_control: Box::new([0; errqueue::CONTROL_BYTES]),
+            latency: LatencyRecorder::new(),
         })
     }
 
@@ -134,7 +146,7 @@ impl UringWorker {
             let now = Instant::now();
             let block = idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
             if block && pacer.before_block(now) {
-                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
+                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use(), &mut self.latency);
             }
             // Wait for one completion. (Waiting for "in-flight sends + 1" to save the second enter per
             // iteration loses wake-ups: with DEFER_TASKRUN the kernel counts pending task-work items, and one item
@@ -160,13 +172,14 @@ impl UringWorker {
             worked |= self.process_handovers(now);
             worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;
+            self.sends_submitted(now);
             worked |= self.ctx.apply_commands(&mut self.forwarder, now);
-            self.ctx.publish_stats_if_due(&mut stats_pacer, &self.forwarder, now);
+            self.ctx.publish_stats_if_due(&mut stats_pacer, &mut self.forwarder, now);
             if worked {
                 idle.worked(now);
             }
             if pacer.after_iteration(worked, now) {
-                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
+                self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use(), &mut self.latency);
             }
             if !self.stopping && self.ctx.mailbox().stop_requested() {
                 self.begin_stop()?;
@@ -176,7 +189,7 @@ impl UringWorker {
                 let quiet = self.tx.busy() == 0 && !self.wake_armed && !self.recv_armed.iter().any(|&a| a);
                 let late = drain_deadline.is_some_and(|d| now >= d);
                 if quiet || late {
-                    self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use());
+                    self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use(), &mut self.latency);
                     return Ok(self.tx.busy() == 0);
                 }
             }
@@ -231,11 +244,12 @@ impl UringWorker {
             let (user_data, result, flags) = self.cqes[i];
             i += 1;
             if user_data & SEND_TAG != 0 {
-                self.complete_send(user_data, result);
+                self.complete_send(user_data, result)?;
             } else if user_data & RECV_TAG != 0 {
                 self.on_receive((user_data & 0xffff) as usize, result, flags, now);
                 if self.tx.free_slots() < low_water {
                     self.tx.flush(&mut self.ring, &self.fds)?;
+                    self.sends_submitted(now);
                     self.ring.submit_and_wait(0)?;
                     let room = self.cqes.capacity() - self.cqes.len();
                     for c in self.ring.completion().take(room) {
@@ -252,19 +266,51 @@ impl UringWorker {
         Ok(worked)
     }
 
-    fn complete_send(&mut self, user_data: u64, result: i32) {
+    /// The sends queued so far are on the submission queue: records the latency of the received packets that
+    /// produced them (received in the batch read at `received_at`). Reads the clock only when there are some.
+    fn sends_submitted(&mut self, received_at: Instant) {
+        if self.latency.has_pending() {
+            self.latency.submitted(received_at, Instant::now());
+        }
+    }
+
+    fn complete_send(&mut self, user_data: u64, result: i32) -> io::Result<()> {
         let slot = (user_data & 0xffff_ffff) as u32;
-        if let Some(errno) = self.tx.complete(slot, result, &mut self.pool, self.forwarder.counters_mut()) {
-            if errno == libc::EIO {
-                // The device refused a segmented send: keep forwarding without GSO.
-                self.tx.disable_gso();
+        match self.tx.complete(slot, result, &mut self.pool, self.forwarder.counters_mut()) {
+            SendDone::Sent => {}
+            SendDone::Retry { errno, socket } => {
+                // Another destination's ICMP error failed this send: learn who is unreachable, send it again.
+                self.read_errors(socket, errno);
+                self.tx.resubmit(slot, &mut self.ring, &self.fds)?;
             }
-            if self.error_log_budget > 0 {
-                self.error_log_budget -= 1;
-                let error = io::Error::from_raw_os_error(errno);
-                tracing::warn!(worker = self.ctx.index, %error, "send failed (counted in send_errors; further errors not logged)");
+            SendDone::Failed(errno) => {
+                if errno == libc::EIO {
+                    // The device refused a segmented send: keep forwarding without GSO.
+                    self.tx.disable_gso();
+                }
+                if self.error_log_budget > 0 {
+                    self.error_log_budget -= 1;
+                    let error = io::Error::from_raw_os_error(errno);
+                    tracing::warn!(worker = self.ctx.index, %error, "send failed (counted in send_errors; further errors not logged)");
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Reads socket `socket`'s ICMP error queue and tells the forwarder which destinations are unreachable
+    /// (`errno` stands in for entries that carry none).
+    fn read_errors(&mut self, socket: usize, errno: i32) {
+        let Some(fd) = self.ctx.sockets.get(socket) else {
+            return;
+        };
+        let forwarder = &mut self.forwarder;
+        errqueue::drain(fd, &mut self.err_payload[..], &mut self.err_control, |dest, reported| {
+            let errno = if reported != 0 { reported } else { errno };
+            if errqueue::is_unreachable(errno) {
+                forwarder.note_unreachable(dest, errno);
+            }
+        });
     }
 
     fn on_receive(&mut self, socket: usize, result: i32, flags: u32, now: Instant) {
@@ -272,6 +318,10 @@ impl UringWorker {
             self.recv_armed[socket] = false;
         }
         if result < 0 {
+            if errqueue::is_unreachable(-result) {
+                // A pending ICMP error ended the receive (it is re-armed next iteration).
+                self.read_errors(socket, -result);
+            }
             if result == -libc::ENOBUFS {
                 self.forwarder.counters_mut().pool_exhausted += 1;
             }
@@ -300,9 +350,13 @@ impl UringWorker {
         let payload = out.payload_data();
         let offset = payload.as_ptr() as usize - data.as_ptr() as usize;
         let current = Current { bid, offset, len: payload.len() };
+        let queued = self.tx.queued();
         let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
         if let Outcome::Handover { owner } = self.forwarder.on_datagram(now, socket, src, payload, &mut egress) {
             self.ctx.hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
+        }
+        if self.tx.queued() != queued {
+            self.latency.produced();
         }
         self.pool.done(bid);
     }

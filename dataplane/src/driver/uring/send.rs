@@ -17,6 +17,7 @@ use io_uring::{opcode, squeue, types};
 use socket2::SockAddr;
 
 use crate::core::{Counters, Egress};
+use crate::driver::errqueue;
 use crate::driver::pool::{Buffers, PoolState};
 
 /// Largest UDP payload a GSO send may carry in total.
@@ -43,6 +44,26 @@ struct Slot {
     total_bytes: usize,
     closed: bool,
     socket: usize,
+    /// Already sent again once after a pending socket error failed it.
+    retried: bool,
+}
+
+/// What became of a completed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendDone {
+    /// Sent; the slot is free again.
+    Sent,
+    /// Failed with this errno; the slot is free again (the send is counted in `send_errors`).
+    Failed(i32),
+    /// Failed with an ICMP error pending on socket `socket` (`IP_RECVERR`: a pending error fails the
+    /// socket's next operation, whoever it was for); the slot is kept, and the caller must send it again
+    /// with [`TxQueue::resubmit`]. At most once per slot use.
+    Retry {
+        /// The errno.
+        errno: i32,
+        /// The worker socket index the send used.
+        socket: usize,
+    },
 }
 
 /// The packet currently being processed: where its bytes are in the pool.
@@ -66,6 +87,8 @@ pub struct TxQueue {
     open: Vec<(u32, u32)>,
     epoch: u32,
     gso_max_segments: usize,
+    /// Packets queued for sending since start (RTP copies and assembled copies), for the latency histogram.
+    queued: u64,
 }
 
 // SAFETY: the raw pointers inside `msghdr` and `iovec` point into this queue's own boxes or into the worker's
@@ -94,6 +117,7 @@ impl TxQueue {
                     segment_bytes: 0,
                     total_bytes: 0,
                     closed: false,
+                    retried: false,
                     socket: 0,
                 })
                 .collect(),
@@ -102,12 +126,18 @@ impl TxQueue {
             open: vec![(u32::MAX, 0); flows],
             epoch: 0,
             gso_max_segments: seg,
+            queued: 0,
         }
     }
 
     /// Sends in flight or pending.
     pub fn busy(&self) -> usize {
         self.slots.len() - self.free.len()
+    }
+
+    /// Packets queued for sending since start: a packet that raised it queued at least one send.
+    pub fn queued(&self) -> u64 {
+        self.queued
     }
 
     /// Free slots.
@@ -130,6 +160,7 @@ impl TxQueue {
         slot.segment_bytes = 0;
         slot.total_bytes = 0;
         slot.closed = false;
+        slot.retried = false;
         slot.socket = socket;
         self.pending.push(s);
         Some(s)
@@ -165,9 +196,17 @@ impl TxQueue {
         Ok(())
     }
 
-    /// A send completed with `result`; releases its buffers and slot and counts it.
-    pub fn complete(&mut self, slot: u32, result: i32, pool: &mut PoolState, counters: &mut Counters) -> Option<i32> {
-        let slot_ref = self.slots.get_mut(slot as usize)?;
+    /// A send completed with `result`; releases its buffers and slot and counts it — unless it failed
+    /// with an unreachable error for the first time, then the slot is kept for a retry.
+    pub fn complete(&mut self, slot: u32, result: i32, pool: &mut PoolState, counters: &mut Counters) -> SendDone {
+        let Some(slot_ref) = self.slots.get_mut(slot as usize) else {
+            return SendDone::Sent;
+        };
+        if result < 0 && errqueue::is_unreachable(-result) && !slot_ref.retried {
+            slot_ref.retried = true;
+            counters.send_retries += 1;
+            return SendDone::Retry { errno: -result, socket: slot_ref.socket };
+        }
         for &bid in &slot_ref.bufs[..slot_ref.nbufs] {
             pool.release(bid);
         }
@@ -176,14 +215,25 @@ impl TxQueue {
         self.free.push(slot);
         if result < 0 {
             counters.send_errors += segments;
-            return Some(-result);
+            return SendDone::Failed(-result);
         }
         counters.sends += 1;
         if segments > 1 {
             counters.gso_sends += 1;
             counters.gso_segments += segments;
         }
-        None
+        SendDone::Sent
+    }
+
+    /// Queues slot `slot` again exactly as it was flushed (its msghdr, iovecs and buffers are untouched
+    /// since: a slot is only rebuilt after it is freed).
+    pub fn resubmit(&mut self, slot: u32, ring: &mut io_uring::IoUring, fds: &[types::Fd]) -> std::io::Result<()> {
+        let Some(slot_ref) = self.slots.get(slot as usize) else {
+            return Ok(());
+        };
+        let entry =
+            opcode::SendMsg::new(fds[slot_ref.socket], &slot_ref.msghdr).build().user_data(SEND_TAG | u64::from(slot));
+        push(ring, &entry)
     }
 }
 
@@ -274,6 +324,7 @@ impl Egress for UringEgress<'_> {
         if len < slot.segment_bytes {
             slot.closed = true;
         }
+        tx.queued += 1;
         self.pool.hold(bid);
         true
     }
@@ -300,6 +351,7 @@ impl Egress for UringEgress<'_> {
         slot.segment_bytes = bytes.len();
         slot.total_bytes = bytes.len();
         slot.closed = true;
+        self.tx.queued += 1;
         self.pool.hold(spare);
         self.pool.done(spare);
         true

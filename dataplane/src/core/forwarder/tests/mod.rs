@@ -3,6 +3,7 @@
 
 mod admission;
 mod commands;
+mod events;
 mod fan_out;
 mod switch;
 

@@ -1,0 +1,284 @@
+//! Lifecycle events in the API: publishing what the registry committed and what the workers reported, and
+//! the WatchEvents RPC.
+//!
+//! Owns the translation of [`Event`] to the wire ([`event_to_wire`]), the publishing of each commit's events
+//! (called by `apply` right after the commit, under the registry lock, so events are in commit order), the
+//! drain of the workers' event rings (every `events.worker_poll_ms`: pop, name the ids under the registry lock,
+//! publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut the watcher
+//! off. Must never make a worker wait (it only pops their rings) nor hold the bus's lock across an `.await`.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ringfwd_dataplane::runtime::EventRing;
+use ringfwd_proto::v1;
+use tonic::{Request, Response, Status};
+
+use super::auth::Access;
+use super::metadata_wire as wire;
+use super::status::invalid;
+use super::Api;
+use crate::events::worker::WorkerBatch;
+use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
+use crate::metadata::MetadataEvent;
+use crate::registry::{MediaKind, Outcome, Removal, MAX_ID_BYTES};
+
+/// Most worker events handled per round (the rest waits for the next round), so one round holds the registry
+/// lock briefly.
+pub const MAX_WORKER_EVENTS_PER_ROUND: usize = 4096;
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+fn stream_ref(s: &StreamRef) -> (String, String) {
+    (s.stream_id.clone(), s.endpoint_id.clone())
+}
+
+fn subscription_ref(s: &SubscriptionRef) -> (String, String, String) {
+    (s.subscription_id.clone(), s.stream_id.clone(), s.endpoint_id.clone())
+}
+
+/// An event on the wire.
+pub fn event_to_wire(event: &Event) -> v1::Event {
+    use v1::event::Kind;
+    let kind = match &event.kind {
+        EventKind::SessionStarted => Kind::SessionStarted(v1::SessionStarted {}),
+        EventKind::SessionEnded => Kind::SessionEnded(v1::SessionEnded {}),
+        EventKind::EndpointJoined { endpoint_id } => {
+            Kind::EndpointJoined(v1::EndpointJoined { endpoint_id: endpoint_id.clone() })
+        }
+        EventKind::EndpointLeft { endpoint_id } => {
+            Kind::EndpointLeft(v1::EndpointLeft { endpoint_id: endpoint_id.clone() })
+        }
+        EventKind::StreamPublished { stream, ssrc, kind } => {
+            let (stream_id, endpoint_id) = stream_ref(stream);
+            let kind = match kind {
+                MediaKind::Audio => v1::MediaKind::Audio,
+                MediaKind::Video => v1::MediaKind::Video,
+            };
+            Kind::StreamPublished(v1::StreamPublished { stream_id, endpoint_id, ssrc: *ssrc, kind: kind.into() })
+        }
+        EventKind::StreamUnpublished(s) => {
+            let (stream_id, endpoint_id) = stream_ref(s);
+            Kind::StreamUnpublished(v1::StreamUnpublished { stream_id, endpoint_id })
+        }
+        EventKind::StreamStarted(s) => {
+            let (stream_id, endpoint_id) = stream_ref(s);
+            Kind::StreamStarted(v1::StreamStarted { stream_id, endpoint_id })
+        }
+        EventKind::StreamInactive(s) => {
+            let (stream_id, endpoint_id) = stream_ref(s);
+            Kind::StreamInactive(v1::StreamInactive { stream_id, endpoint_id })
+        }
+        EventKind::SourceChanged { stream, source } => {
+            let (stream_id, endpoint_id) = stream_ref(stream);
+            Kind::SourceChanged(v1::SourceChanged { stream_id, endpoint_id, source_address: source.to_string() })
+        }
+        EventKind::SubscriberUnreachable { subscription, errno } => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(subscription);
+            Kind::SubscriberUnreachable(v1::SubscriberUnreachable {
+                subscription_id,
+                stream_id,
+                endpoint_id,
+                errno: *errno,
+            })
+        }
+        EventKind::RateLimited { stream, dropped_packets } => {
+            let (stream_id, endpoint_id) = stream_ref(stream);
+            Kind::RateLimited(v1::RateLimited { stream_id, endpoint_id, dropped_packets: *dropped_packets })
+        }
+        EventKind::Subscribed(s) => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
+            Kind::Subscribed(v1::Subscribed { subscription_id, stream_id, endpoint_id })
+        }
+        EventKind::Unsubscribed(s) => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
+            Kind::Unsubscribed(v1::Unsubscribed { subscription_id, stream_id, endpoint_id })
+        }
+        EventKind::MetadataChanged { object, change } => Kind::MetadataChanged(v1::MetadataChanged {
+            target: Some(wire::target_to_wire(object)),
+            version: Some(wire::version_to_wire(change.version)),
+            entries: change.entries.iter().map(wire::entry).collect(),
+        }),
+    };
+    v1::Event {
+        id: event.id.clone(),
+        seq: event.seq,
+        unix_ms: event.unix_ms,
+        session_id: event.session_id.clone(),
+        kind: Some(kind),
+    }
+}
+
+/// The stream of a WatchEvents call: the watch's events on the wire, ending with RESOURCE_EXHAUSTED when the
+/// watcher was cut off.
+#[derive(Debug)]
+pub struct EventStream(Watch);
+
+impl tokio_stream::Stream for EventStream {
+    type Item = Result<v1::Event, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next(cx).map(|next| {
+            next.map(|item| match item {
+                Ok(event) => Ok(event_to_wire(&event)),
+                Err(cut) => Err(Status::resource_exhausted(cut.to_string())),
+            })
+        })
+    }
+}
+
+fn watch_status(e: WatchError) -> Status {
+    let message = e.to_string();
+    match e {
+        WatchError::Resume(_) => Status::out_of_range(message),
+        WatchError::TooManyWatchers { .. } => Status::resource_exhausted(message),
+        WatchError::Closed => Status::unavailable(message),
+    }
+}
+
+/// `Ok` for an empty filter or a well-formed session id.
+fn session_filter(session_id: String) -> Result<Option<String>, Status> {
+    if session_id.is_empty() {
+        return Ok(None);
+    }
+    let well_formed = session_id.len() <= MAX_ID_BYTES
+        && session_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !well_formed {
+        return Err(invalid("session_id", format!("{session_id:?} is not 1..={MAX_ID_BYTES} bytes of [A-Za-z0-9._-]")));
+    }
+    Ok(Some(session_id))
+}
+
+impl Api {
+    /// Publishes the events of a change just committed (under the registry lock): `removal` is what the
+    /// registry said it removes, read before the commit.
+    pub(super) fn publish_commit(&self, outcome: &Outcome, removal: Option<Removal>) {
+        let now = now_unix_ms();
+        for (session, kind) in changes::of_commit(outcome, removal) {
+            self.events.publish(session, kind, now);
+        }
+    }
+
+    /// Publishes the event of a metadata change, if it reports one.
+    pub(super) fn publish_metadata(&self, event: &MetadataEvent) {
+        if let Some((session, kind)) = changes::of_metadata(event) {
+            self.events.publish(session, kind, now_unix_ms());
+        }
+    }
+
+    /// WatchEvents.
+    pub(super) async fn watch_events_rpc(
+        &self,
+        request: Request<v1::WatchEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let session = session_filter(r.session_id)?;
+        let watch = self.events.watch(r.from_seq, session).map_err(watch_status)?;
+        Ok(Response::new(EventStream(watch)))
+    }
+
+    /// Pops what the workers pushed on `rings` and publishes it by the registry's names; an event whose stream
+    /// or subscription is gone is counted, not published.
+    pub async fn publish_worker_events(&self, rings: &[Arc<EventRing>]) {
+        let batch = WorkerBatch::pop(rings, MAX_WORKER_EVENTS_PER_ROUND);
+        if batch.events.is_empty() {
+            return;
+        }
+        let (streams, subscriptions) = batch.ids();
+        // Under the registry lock: a stream deleted before this cannot be reported after its deletion event.
+        let registry = self.registry.lock().await;
+        let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
+        for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), now_unix_ms()) {
+            match resolved {
+                Some((session, kind, unix_ms)) => {
+                    self.events.publish(session, kind, unix_ms);
+                }
+                None => {
+                    self.events.counters().worker_events_unresolved.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Every `period`, until `stop` resolves, publishes the workers' events (a last round at the stop).
+    pub async fn drain_worker_events(
+        self: Arc<Self>,
+        rings: Vec<Arc<EventRing>>,
+        period: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = ticker.tick() => self.publish_worker_events(&rings).await,
+            }
+        }
+        self.publish_worker_events(&rings).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{Change, Entry, Member, ObjectRef, Version};
+
+    fn event(kind: EventKind) -> Event {
+        Event { id: "00000000000000ab-3".into(), seq: 3, unix_ms: 99, session_id: "s".into(), kind }
+    }
+
+    #[test]
+    fn events_go_on_the_wire_with_every_name() {
+        let stream = StreamRef { stream_id: "v".into(), endpoint_id: "a".into() };
+        let wire = event_to_wire(&event(EventKind::StreamPublished { stream, ssrc: 7, kind: MediaKind::Video }));
+        assert_eq!(
+            (wire.id.as_str(), wire.seq, wire.unix_ms, wire.session_id.as_str()),
+            ("00000000000000ab-3", 3, 99, "s")
+        );
+        let Some(v1::event::Kind::StreamPublished(p)) = wire.kind else { panic!("{wire:?}") };
+        assert_eq!((p.stream_id.as_str(), p.endpoint_id.as_str(), p.ssrc), ("v", "a", 7));
+        assert_eq!(p.kind, i32::from(v1::MediaKind::Video));
+
+        let subscription =
+            SubscriptionRef { subscription_id: "b-v".into(), stream_id: "v".into(), endpoint_id: "b".into() };
+        let wire = event_to_wire(&event(EventKind::SubscriberUnreachable { subscription, errno: 111 }));
+        let Some(v1::event::Kind::SubscriberUnreachable(u)) = wire.kind else { panic!("{wire:?}") };
+        assert_eq!(
+            (u.subscription_id.as_str(), u.stream_id.as_str(), u.endpoint_id.as_str(), u.errno),
+            ("b-v", "v", "b", 111)
+        );
+
+        let version = Version { wall_us: 5, counter: 1, node_id: 2 };
+        let change = Change {
+            version,
+            entries: vec![Entry { key: "app.k".into(), value: Some("x".into()), version, set_once: false }],
+        };
+        let object = ObjectRef { session_id: "s".into(), member: Member::Endpoint("a".into()) };
+        let wire = event_to_wire(&event(EventKind::MetadataChanged { object, change: Arc::new(change) }));
+        let Some(v1::event::Kind::MetadataChanged(m)) = wire.kind else { panic!("{wire:?}") };
+        assert_eq!(m.target.unwrap().endpoint_id, "a");
+        assert_eq!(m.version.unwrap().wall_us, 5);
+        assert_eq!((m.entries[0].key.as_str(), m.entries[0].value.as_str()), ("app.k", "x"));
+    }
+
+    #[test]
+    fn watch_refusals_have_their_status() {
+        let resume = crate::events::ResumeError::Ahead { from_seq: 9, newest: 3 };
+        assert_eq!(watch_status(WatchError::Resume(resume)).code(), tonic::Code::OutOfRange);
+        let s = watch_status(WatchError::TooManyWatchers { max: 2 });
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("events.max_watchers"));
+        assert_eq!(session_filter(String::new()).unwrap(), None);
+        assert_eq!(session_filter("room-1".into()).unwrap().as_deref(), Some("room-1"));
+        let e = session_filter("a b".into()).unwrap_err();
+        assert!(e.code() == tonic::Code::InvalidArgument && e.message().contains("session_id"));
+    }
+}

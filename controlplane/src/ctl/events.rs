@@ -1,0 +1,143 @@
+//! `ringfwd ctl events watch`: lifecycle events, one line each, as they happen.
+//!
+//! Owns the request (resume point, session filter) and the line format: `SEQ UNIX_MS SESSION KIND key=value...`
+//! for people, one compact protobuf-JSON object per line with `--json`. Must never retry nor resume on its own:
+//! a watcher cut off by the server exits non-zero with the server's message, which names the seq to resume
+//! from.
+
+use ringfwd_proto::v1;
+
+use super::args::EventsCmd;
+use super::output::compact_json;
+use super::run::{print_watch, status, Client};
+
+/// The `key=value` pairs of an event's kind, and its name.
+fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static str, String)>) {
+    use v1::event::Kind;
+    match kind {
+        Some(Kind::SessionStarted(_)) => ("session_started", vec![]),
+        Some(Kind::SessionEnded(_)) => ("session_ended", vec![]),
+        Some(Kind::EndpointJoined(e)) => ("endpoint_joined", vec![("endpoint", e.endpoint_id.clone())]),
+        Some(Kind::EndpointLeft(e)) => ("endpoint_left", vec![("endpoint", e.endpoint_id.clone())]),
+        Some(Kind::StreamPublished(s)) => (
+            "stream_published",
+            vec![
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+                ("ssrc", format!("{:#010x}", s.ssrc)),
+            ],
+        ),
+        Some(Kind::StreamUnpublished(s)) => {
+            ("stream_unpublished", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
+        }
+        Some(Kind::StreamStarted(s)) => {
+            ("stream_started", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
+        }
+        Some(Kind::StreamInactive(s)) => {
+            ("stream_inactive", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
+        }
+        Some(Kind::SourceChanged(s)) => (
+            "source_changed",
+            vec![
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+                ("source", s.source_address.clone()),
+            ],
+        ),
+        Some(Kind::SubscriberUnreachable(s)) => (
+            "subscriber_unreachable",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+                ("errno", s.errno.to_string()),
+            ],
+        ),
+        Some(Kind::RateLimited(s)) => (
+            "rate_limited",
+            vec![
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+                ("dropped", s.dropped_packets.to_string()),
+            ],
+        ),
+        Some(Kind::Subscribed(s)) => (
+            "subscribed",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+            ],
+        ),
+        Some(Kind::Unsubscribed(s)) => (
+            "unsubscribed",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+            ],
+        ),
+        Some(Kind::MetadataChanged(m)) => {
+            let target = m.target.clone().unwrap_or_default();
+            let mut fields = Vec::new();
+            if !target.endpoint_id.is_empty() {
+                fields.push(("endpoint", target.endpoint_id));
+            }
+            if !target.stream_id.is_empty() {
+                fields.push(("stream", target.stream_id));
+            }
+            let entry = |e: &v1::MetadataEntry| {
+                if e.deleted {
+                    format!("-{}", e.key)
+                } else {
+                    format!("{}={}", e.key, e.value)
+                }
+            };
+            fields.push(("keys", m.entries.iter().map(entry).collect::<Vec<_>>().join(",")));
+            ("metadata_changed", fields)
+        }
+        None => ("unknown", vec![]),
+    }
+}
+
+/// One line for an event.
+pub fn event_line(event: &v1::Event, json: bool) -> Result<String, String> {
+    if json {
+        return compact_json(event, "ringfwd.v1.Event");
+    }
+    let (name, fields) = kind_fields(event.kind.as_ref());
+    let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    Ok(format!("{} {} {} {name}{fields}", event.seq, event.unix_ms, event.session_id))
+}
+
+/// Runs one events command.
+pub async fn run(client: &mut Client, cmd: EventsCmd, json: bool) -> Result<(), String> {
+    match cmd {
+        EventsCmd::Watch { from_seq, session, count } => {
+            let request = v1::WatchEventsRequest { from_seq, session_id: session.unwrap_or_default() };
+            let mut stream = client.watch_events(request).await.map_err(status)?.into_inner();
+            print_watch(&mut stream, count, |event| event_line(event, json)).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_print_one_line_each() {
+        let kind = v1::event::Kind::Subscribed(v1::Subscribed {
+            subscription_id: "b-v".into(),
+            stream_id: "v".into(),
+            endpoint_id: "b".into(),
+        });
+        let event = v1::Event { id: "ab-4".into(), seq: 4, unix_ms: 1700, session_id: "room".into(), kind: Some(kind) };
+        assert_eq!(event_line(&event, false).unwrap(), "4 1700 room subscribed subscription=b-v stream=v endpoint=b");
+        let line = event_line(&event, true).unwrap();
+        assert!(!line.contains('\n'));
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["seq"], "4");
+        assert_eq!(json["subscribed"]["subscriptionId"], "b-v");
+    }
+}

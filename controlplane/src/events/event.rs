@@ -1,0 +1,134 @@
+//! What a lifecycle event is.
+//!
+//! Owns [`Event`] (id, sequence number, time, session, kind) and [`EventKind`], with the names it carries as
+//! strings ([`StreamRef`], [`SubscriptionRef`]). Plain data: it must never assign a sequence number (that is
+//! [`super::history`]) nor know the wire (that is [`super::wire`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::metadata::{Change, ObjectRef};
+use crate::registry::MediaKind;
+
+/// A stream as events name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRef {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its publishing endpoint.
+    pub endpoint_id: String,
+}
+
+/// A subscription as events name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionRef {
+    /// The subscription's id.
+    pub subscription_id: String,
+    /// The stream it forwards.
+    pub stream_id: String,
+    /// The receiving endpoint.
+    pub endpoint_id: String,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The session was created.
+    SessionStarted,
+    /// The session was deleted.
+    SessionEnded,
+    /// An endpoint was created.
+    EndpointJoined {
+        /// Its id.
+        endpoint_id: String,
+    },
+    /// An endpoint was deleted.
+    EndpointLeft {
+        /// Its id.
+        endpoint_id: String,
+    },
+    /// A stream was created.
+    StreamPublished {
+        /// Which.
+        stream: StreamRef,
+        /// The publisher's SSRC.
+        ssrc: u32,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// A stream was deleted.
+    StreamUnpublished(StreamRef),
+    /// A stream's first packet arrived (after creation, or after it was inactive).
+    StreamStarted(StreamRef),
+    /// A stream received nothing for `telemetry.inactive_after_ms`.
+    StreamInactive(StreamRef),
+    /// A stream's source address changed.
+    SourceChanged {
+        /// Which.
+        stream: StreamRef,
+        /// Where its packets now come from.
+        source: SocketAddr,
+    },
+    /// Sends to a subscriber fail with an ICMP-reported error.
+    SubscriberUnreachable {
+        /// Which.
+        subscription: SubscriptionRef,
+        /// The errno the send completed with.
+        errno: i32,
+    },
+    /// A stream's source went over its rate limit.
+    RateLimited {
+        /// Which.
+        stream: StreamRef,
+        /// Packets dropped since the previous such event of the stream.
+        dropped_packets: u64,
+    },
+    /// A subscription was created.
+    Subscribed(SubscriptionRef),
+    /// A subscription was deleted.
+    Unsubscribed(SubscriptionRef),
+    /// Metadata of the session, an endpoint or a stream changed.
+    MetadataChanged {
+        /// Whose.
+        object: ObjectRef,
+        /// What was written, with its version (shared with the metadata watchers).
+        change: Arc<Change>,
+    },
+}
+
+impl EventKind {
+    /// The event's name in logs: the protobuf oneof field's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::SessionStarted => "session_started",
+            EventKind::SessionEnded => "session_ended",
+            EventKind::EndpointJoined { .. } => "endpoint_joined",
+            EventKind::EndpointLeft { .. } => "endpoint_left",
+            EventKind::StreamPublished { .. } => "stream_published",
+            EventKind::StreamUnpublished(_) => "stream_unpublished",
+            EventKind::StreamStarted(_) => "stream_started",
+            EventKind::StreamInactive(_) => "stream_inactive",
+            EventKind::SourceChanged { .. } => "source_changed",
+            EventKind::SubscriberUnreachable { .. } => "subscriber_unreachable",
+            EventKind::RateLimited { .. } => "rate_limited",
+            EventKind::Subscribed(_) => "subscribed",
+            EventKind::Unsubscribed(_) => "unsubscribed",
+            EventKind::MetadataChanged { .. } => "metadata_changed",
+        }
+    }
+}
+
+/// One lifecycle event as published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Unique, also across restarts: `<boot id as 16 hex digits>-<seq>`.
+    pub id: String,
+    /// 1 for the node's first event, then +1 per event.
+    pub seq: u64,
+    /// When it happened, Unix time in milliseconds.
+    pub unix_ms: u64,
+    /// The session it concerns.
+    pub session_id: String,
+    /// What happened.
+    pub kind: EventKind,
+}

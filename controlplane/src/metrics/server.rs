@@ -1,0 +1,112 @@
+//! The HTTP/1.1 server of the Prometheus endpoint: `GET /metrics` (and `HEAD`), 404 for any other path, 405
+//! for any other method on it.
+//!
+//! Owns the accept loop and its bounds: at most `metrics.max_connections` connections served at once (more
+//! wait in the kernel's accept queue), request heads of at most [`MAX_HEAD_BYTES`] read within
+//! [`HEAD_TIMEOUT`], request bodies never read, a connection closed after [`CONNECTION_LIFETIME`].
+//! Runs on the control runtime; must never make a worker wait (a scrape only loads atomics, plus the
+//! registry's and statistics store's locks for a moment).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::exposition::CONTENT_TYPE;
+use super::render::Sources;
+use crate::api::Api;
+
+/// Largest request head (request line and headers) read, in bytes.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Longest a client may take to send a request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection is kept (a keep-alive scraper reconnects).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What a scrape needs: the exported sources and the API, for the registry's usage.
+struct Endpoint {
+    sources: Sources,
+    api: Arc<Api>,
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes, at most `max_connections` at once.
+pub async fn serve(
+    listener: TcpListener,
+    sources: Sources,
+    api: Arc<Api>,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let endpoint = Arc::new(Endpoint { sources, api });
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    tokio::pin!(shutdown);
+    let mut accept_errors_logged = 0u32;
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => return,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: log a few, back off a little, go on.
+                    if accept_errors_logged < 10 {
+                        accept_errors_logged += 1;
+                        tracing::warn!(%error, "metrics endpoint: accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let endpoint = Arc::clone(&endpoint);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |request| {
+                let endpoint = Arc::clone(&endpoint);
+                async move { Ok::<_, Infallible>(answer(&endpoint, &request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
+    }
+}
+
+async fn answer(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.uri().path() != "/metrics" {
+        return plain(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n");
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let usage = endpoint.api.usage().await;
+    let text = endpoint.sources.render(usage);
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}

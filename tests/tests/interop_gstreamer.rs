@@ -1,0 +1,421 @@
+//! Interop with an RTP stack this project did not write: GStreamer's `rtpbin` (Debian's gstreamer1.0 packages,
+//! installed by `tests/scripts/install-gstreamer.sh`, which this test runs itself when `gst-launch-1.0` or an
+//! element is missing) publishes VP8 through ringfwd to another `rtpbin`, with ringfwd's default interceptor
+//! chains (written out in the config): ingress `stats, keyframe_throttle, nack_cache, receiver_reports`, egress
+//! `stats, sender_reports`.
+//!
+//! What it proves, and how it is observed:
+//! - The publisher's RTCP passes: its compounds (SR + SDES, BYE at the end) arrive from the same address as its
+//!   RTP and validate (ringfwd's `rx_rtcp` counts more than the subscriber's, `drop_malformed` and
+//!   `drop_wrong_source` stay 0), and ringfwd's receiver reports reach the publisher's `rtpsession`, which
+//!   shows a report block about its SSRC from ringfwd's media address whose LSR echoes its own SR.
+//! - ringfwd's sender reports pass: the subscriber's `rtpsession` shows `have-sr` for the subscription's out
+//!   SSRC (the only source of SRs for it).
+//! - The subscriber's RTCP is recognised: its RRs and NACKs come from its media address and name the out SSRC
+//!   (`rx_feedback` counts them).
+//! - Its NACKs are answered: the receiver drops a fraction of the incoming packets on purpose (`identity
+//!   drop-probability` in a loopback relay in front of its `rtpbin`, see [`receiver`]), its jitter buffer asks
+//!   for them again (`rtpsession`'s `sent-nack-count`), ringfwd's NACK cache retransmits them
+//!   (`retransmissions`), and the decoder outputs nearly every frame: without retransmission about a quarter
+//!   of the frames (7 packets each) lack a packet and are dropped by the depayloader (measured with
+//!   `nack_cache` left out of the chain: 114 of 150 frames).
+//!
+//! GStreamer's `rtpsession` sends a NACK early only once per regular RTCP interval (AVPF), so a request can
+//! wait about half a second; the jitter buffer holds 1 s, within ringfwd's default `nack_cache.max_age_ms`.
+//!
+//! Retransmissions go out as the original packets (no RTX): `rtpbin` takes an RTX receiver only through a
+//! signal, which `gst-launch-1.0` cannot connect. GStreamer's own numbers come from `gst-launch-1.0 -v`,
+//! which prints `rtpsession`'s `stats` property whenever it changes, and `fakesink silent=false`, which
+//! prints one line per decoded frame.
+//!
+//! One port per peer for RTP and RTCP both ways (ringfwd identifies a peer by one address): each pipeline
+//! sends everything through one `udpsink` bound to its port (`bind-port`, a wildcard bind) and receives with
+//! a `udpsrc` bound to 127.0.0.1 on the same port, which the kernel prefers for packets to 127.0.0.1 (both
+//! sockets set SO_REUSEADDR/SO_REUSEPORT; the more specific bound address wins the lookup). The receiver's
+//! `rtpsession` takes the SRs arriving on its RTP pad (RTCP multiplexing). Loopback only; every process is
+//! bounded in time and killed on every exit path.
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringfwd_tests::api::{endpoint, subscription, video_stream, worker_total, Api};
+use ringfwd_tests::Daemon;
+
+const SESSION: &str = "interop";
+/// The publisher's SSRC, fixed in the sender's payloader.
+const PUB_SSRC: u32 = 0x1122_3344;
+/// The SSRC the subscriber sees.
+const OUT_SSRC: u32 = 0xaabb_ccdd;
+/// Frames the sender encodes: 5 s at 30 fps.
+const FRAMES: u32 = 150;
+/// Fraction of the packets to it the receiver drops before its `rtpbin`.
+const DROP_PROBABILITY: &str = "0.05";
+/// At least this fraction of the frames must be decoded (without retransmission 0.95^7 ≈ 0.70 are, 0.76 measured).
+const MIN_DECODED_FRACTION: f64 = 0.9;
+/// How long a pipeline may take to start playing.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the sender may take to send its frames (5 s of them).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// No RTP for this long after some means the sender sent its last frame.
+const QUIET: Duration = Duration::from_millis(1500);
+/// How long the receiver keeps running after the sender finished (last retransmissions and reports).
+const LINGER: Duration = Duration::from_secs(2);
+/// How long a pipeline may take to stop after SIGINT before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The elements the pipelines use.
+const ELEMENTS: &[&str] = &[
+    "rtpbin",
+    "udpsrc",
+    "udpsink",
+    "videotestsrc",
+    "vp8enc",
+    "vp8dec",
+    "rtpvp8pay",
+    "rtpvp8depay",
+    "identity",
+    "funnel",
+    "fakesink",
+];
+
+/// Runs the install script when `gst-launch-1.0` or an element is missing; fails the test if it cannot install.
+fn ensure_gstreamer() {
+    let present = ELEMENTS.iter().all(|element| {
+        Command::new("gst-inspect-1.0")
+            .args(["--exists", element])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if present && Command::new("gst-launch-1.0").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scripts/install-gstreamer.sh");
+    eprintln!("GStreamer is missing: running {}", script.display());
+    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run install-gstreamer.sh");
+    assert!(
+        out.status.success(),
+        "{} failed (the interop test needs GStreamer):\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A loopback UDP port that was free a moment ago.
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port").port()
+}
+
+/// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped.
+struct Pipeline {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pipeline {
+    fn start(name: &'static str, dir: &Path, description: &[String]) -> Pipeline {
+        let log = dir.join(format!("{name}.log"));
+        let file = fs::File::create(&log).expect("pipeline log");
+        let child = Command::new("gst-launch-1.0")
+            .args(["-e", "-v"])
+            .args(description)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn gst-launch-1.0");
+        Pipeline { name, child, log }
+    }
+
+    fn output(&self) -> String {
+        fs::read(&self.log).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    }
+
+    /// Waits until the pipeline says it is playing; fails the test (with its output) on exit or timeout.
+    fn wait_playing(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !self.output().contains("Setting pipeline to PLAYING") {
+            let exited = self.child.try_wait().expect("wait").is_some();
+            assert!(!exited && Instant::now() < deadline, "{} did not start playing:\n{}", self.name, self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its exit status if it exited, failing the test if it exited with an error.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.try_wait().expect("wait")?;
+        assert!(status.success(), "{} failed ({status}):\n{}", self.name, self.output());
+        Some(status)
+    }
+
+    /// Stops it: SIGINT (with `-e`, gst-launch sends EOS through the pipeline and exits once it arrived), then
+    /// SIGKILL after [`STOP_TIMEOUT`]; answers whether it ended by EOS. Its output is complete either way: `-v`
+    /// prints the statistics as they change, not at the end.
+    fn stop(&mut self) -> bool {
+        if self.exited().is_some() {
+            return true;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the sender has sent all its frames: it exited (after its last frame, the BYE and EOS), or
+/// ringfwd received RTP and then none for [`QUIET`]. The second way is needed: now and then the sender's
+/// `rtpbin` never lets EOS through after its last frame (seen about once in ten runs, GStreamer 1.22), so
+/// the test does not depend on it.
+fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
+    let deadline = Instant::now() + SEND_TIMEOUT;
+    let (mut last_rx_rtp, mut since) = (0, Instant::now());
+    while tx.exited().is_none() {
+        let rx_rtp = worker_total(&api.node(), "rx_rtp");
+        if rx_rtp != last_rx_rtp {
+            (last_rx_rtp, since) = (rx_rtp, Instant::now());
+        } else if rx_rtp > 0 && since.elapsed() >= QUIET {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(String::from).collect()
+}
+
+/// The sender: VP8 of a moving test pattern (about 7 packets of at most 400 bytes a frame) into an AVPF
+/// `rtpbin`; its RTP and RTCP leave through one `udpsink` bound to `port`, and ringfwd's reports to it are read
+/// on `port` into the same session.
+fn sender(media: SocketAddr, port: u16) -> Vec<String> {
+    words(&format!(
+        "rtpbin name=rb rtp-profile=avpf \
+         videotestsrc num-buffers={FRAMES} is-live=true pattern=smpte horizontal-speed=8 \
+           ! video/x-raw,width=320,height=240,framerate=30/1 \
+           ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60 \
+           ! rtpvp8pay ssrc={PUB_SSRC} pt=96 mtu=400 ! rb.send_rtp_sink_0 \
+         rb.send_rtp_src_0 ! funnel name=out \
+           ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false \
+         rb.send_rtcp_src_0 ! out. \
+         udpsrc address=127.0.0.1 port={port} caps=application/x-rtcp ! rb.recv_rtcp_sink_0",
+        ip = media.ip(),
+        mport = media.port(),
+    ))
+}
+
+/// The receiver: RTP and ringfwd's SRs on `port`, a share of them dropped on the way through a loopback relay
+/// to `lossy_port`, then an AVPF `rtpbin` with retransmission requests, the VP8 depayloader and decoder and a
+/// sink printing each frame; its RTCP (RRs, NACKs) leaves from `port`.
+///
+/// The relay is there because `identity` marks the buffer after one it dropped DISCONT, which the jitter
+/// buffer passes on even once the gap is filled, and the VP8 depayloader then discards the whole frame: the
+/// flag does not cross a UDP hop, so every frame a retransmission completes reaches the decoder.
+fn receiver(media: SocketAddr, port: u16, lossy_port: u16) -> Vec<String> {
+    words(&format!(
+        "rtpbin name=rb rtp-profile=avpf do-retransmission=true latency=1000 \
+         udpsrc address=127.0.0.1 port={port} ! identity drop-probability={DROP_PROBABILITY} \
+           ! udpsink host=127.0.0.1 port={lossy_port} sync=false async=false \
+         udpsrc address=127.0.0.1 port={lossy_port} \
+           caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96 ! rb.recv_rtp_sink_0 \
+         rb. ! rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false \
+         rb.send_rtcp_src_0 ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false",
+        ip = media.ip(),
+        mport = media.port(),
+    ))
+}
+
+/// Every `stats` of the pipeline's `rtpsession` that `-v` printed, newest first, with gst's escaping removed.
+fn session_stats(output: &str) -> impl Iterator<Item = String> + '_ {
+    output.lines().rev().filter(|l| l.contains("GstRtpSession:rtpsession0: stats = ")).map(|l| l.replace('\\', ""))
+}
+
+/// The newest source entry `select` picks (see [`source_stats`]) that has `key` set to `value`, or without such
+/// an entry the newest one `select` picks at all; `None` if there is none. Sources come and go: a BYE the
+/// publisher sent, which ringfwd passes on, ends the receiver's source of the out SSRC, and an RTCP packet
+/// after it starts a new, empty one.
+fn newest_source(output: &str, select: Option<u32>, key: &str, value: &str) -> Option<String> {
+    let entries: Vec<String> =
+        session_stats(output).filter_map(|stats| source_stats(&stats, select).map(String::from)).collect();
+    let best = entries.iter().find(|entry| field(entry, key) == Some(value));
+    best.or(entries.first()).cloned()
+}
+
+/// The `application/x-rtp-source-stats` entry of `ssrc` in session stats, or with `None` the first entry of a
+/// source that is not the session's own (`internal=false`).
+fn source_stats(stats: &str, ssrc: Option<u32>) -> Option<&str> {
+    stats.split("application/x-rtp-source-stats").skip(1).find(|entry| match ssrc {
+        Some(ssrc) => field(entry, "ssrc") == Some(ssrc.to_string().as_str()),
+        None => field(entry, "internal") == Some("false"),
+    })
+}
+
+/// The value of `key=(type)value` in a GstStructure's text.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let pattern = format!(" {key}=(");
+    let start = text.find(&pattern)? + pattern.len();
+    let rest = &text[start..];
+    let rest = &rest[rest.find(')')? + 1..];
+    let end = rest.find([',', ';', '"', ' ']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The integer value of `key`; fails the test when there is none.
+fn number(entry: &str, key: &str) -> i64 {
+    field(entry, key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no number {key} in {entry}"))
+}
+
+#[test]
+fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
+    ensure_gstreamer();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(
+        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+         [interceptors]\n\
+         ingress = [\"stats\", \"keyframe_throttle\", \"nack_cache\", \"receiver_reports\"]\n\
+         egress = [\"stats\", \"sender_reports\"]\n",
+    );
+    let media = daemon.media[0];
+    let api = Api::dev(&daemon);
+    let (pub_port, sub_port, lossy_port) = (free_port(), free_port(), free_port());
+    let pub_addr: SocketAddr = ([127, 0, 0, 1], pub_port).into();
+    let sub_addr: SocketAddr = ([127, 0, 0, 1], sub_port).into();
+
+    api.session(SESSION).expect("CreateSession");
+    api.create_endpoint(endpoint(SESSION, "gst-sender", pub_addr)).expect("CreateEndpoint sender");
+    api.create_endpoint(endpoint(SESSION, "gst-receiver", sub_addr)).expect("CreateEndpoint receiver");
+    let stream = api.create_stream(video_stream(SESSION, "cam", "gst-sender", PUB_SSRC)).expect("CreateStream");
+    assert_eq!(stream.interceptors, ["stats", "keyframe_throttle", "nack_cache", "receiver_reports"]);
+    let sub = api
+        .create_subscription(subscription(SESSION, "cam-to-receiver", "cam", "gst-receiver", OUT_SSRC))
+        .expect("CreateSubscription");
+    assert_eq!(sub.interceptors, ["stats", "sender_reports"]);
+
+    let mut rx = Pipeline::start("receiver", dir.path(), &receiver(media, sub_port, lossy_port));
+    rx.wait_playing();
+    let mut tx = Pipeline::start("sender", dir.path(), &sender(media, pub_port));
+    tx.wait_playing();
+    wait_media_sent(&api, &mut tx);
+    std::thread::sleep(LINGER);
+    let node = api.node();
+    let (tx_eos, rx_eos) = (tx.stop(), rx.stop());
+    println!("pipelines ended by EOS: sender {tx_eos}, receiver {rx_eos}");
+    let (tx_out, rx_out) = (tx.output(), rx.output());
+
+    // ringfwd's side.
+    let counter = |name: &str| worker_total(&node, name);
+    let names = [
+        "rx_rtp",
+        "rx_rtcp",
+        "rx_feedback",
+        "forwarded_packets",
+        "retransmissions",
+        "interceptor_emitted",
+        "feedback_forwarded",
+        "drop_malformed",
+        "drop_wrong_source",
+        "drop_unknown_ssrc",
+    ];
+    let seen: Vec<String> = names.iter().map(|n| format!("{n}={}", counter(n))).collect();
+    println!("ringfwd counters: {}", seen.join(" "));
+
+    // GStreamer's side.
+    let decoded = rx_out.lines().filter(|l| l.contains("frames: last-message = chain")).count();
+    let rx_stats = session_stats(&rx_out).next().unwrap_or_else(|| panic!("no receiver session stats:\n{rx_out}"));
+    let from_ringfwd =
+        newest_source(&rx_out, Some(OUT_SSRC), "have-sr", "true").expect("the receiver knows the out SSRC");
+    let ringfwd_at_sender =
+        newest_source(&tx_out, None, "have-rb", "true").expect("the sender knows ringfwd's RTCP source");
+    let (from_ringfwd, ringfwd_at_sender) = (from_ringfwd.as_str(), ringfwd_at_sender.as_str());
+    let bye_seen = session_stats(&rx_out).any(|stats| {
+        source_stats(&stats, Some(OUT_SSRC)).is_some_and(|entry| field(entry, "received-bye") == Some("true"))
+    });
+    let show = |entry: &str, keys: &[&str]| -> String {
+        keys.iter().map(|k| format!("{k}={}", field(entry, k).unwrap_or("-"))).collect::<Vec<_>>().join(" ")
+    };
+    println!("receiver: the publisher's BYE reached it as the out SSRC's: {bye_seen}");
+    println!(
+        "receiver: decoded {decoded}/{FRAMES} frames; session sent-nack-count={}; source {OUT_SSRC:#x}: {}",
+        field(&rx_stats, "sent-nack-count").unwrap_or("-"),
+        show(from_ringfwd, &["rtp-from", "rtcp-from", "packets-received", "packets-lost", "have-sr", "sr-ntptime"]),
+    );
+    println!(
+        "sender: ringfwd's reports: {}",
+        show(
+            ringfwd_at_sender,
+            &["ssrc", "rtcp-from", "have-rb", "rb-ssrc", "rb-exthighestseq", "rb-lsr", "rb-round-trip"]
+        ),
+    );
+
+    // The publisher's RTCP came from its RTP address and validated; ringfwd answered it with RRs.
+    assert!(counter("rx_rtcp") > counter("rx_feedback"), "no RTCP from the publisher");
+    assert_eq!((counter("drop_malformed"), counter("drop_wrong_source")), (0, 0), "GStreamer's packets refused");
+    assert_eq!(field(ringfwd_at_sender, "rtcp-from"), Some(media.to_string().as_str()));
+    assert_eq!(field(ringfwd_at_sender, "have-rb"), Some("true"), "the sender got no report block");
+    assert_eq!(field(ringfwd_at_sender, "rb-ssrc"), Some(PUB_SSRC.to_string().as_str()));
+    assert_ne!(number(ringfwd_at_sender, "rb-lsr"), 0, "ringfwd's RR does not echo the publisher's SR");
+
+    // ringfwd's SRs reached the subscriber as its out SSRC's (through the relay, so from the relay's port).
+    assert_eq!(field(from_ringfwd, "have-sr"), Some("true"), "the receiver saw no SR for the out SSRC");
+    assert!(counter("interceptor_emitted") > 0, "ringfwd sent no reports");
+
+    // The subscriber's RTCP was recognised, its NACKs answered from the cache, and the frames recovered.
+    assert!(counter("rx_feedback") > 0, "no RTCP from the subscriber was recognised");
+    assert!(number(&rx_stats, "sent-nack-count") > 0, "the receiver sent no NACK");
+    assert!(counter("retransmissions") > 0, "ringfwd retransmitted nothing");
+    let fraction = decoded as f64 / f64::from(FRAMES);
+    assert!(fraction >= MIN_DECODED_FRACTION, "decoded {decoded} of {FRAMES} frames: losses were not recovered");
+
+    let exit = daemon.stop();
+    assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+}
+
+#[test]
+fn session_stats_are_parsed() {
+    // One line as `gst-launch-1.0 -v` prints it (fewer fields), after an older one.
+    let output = concat!(
+        "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+        "sent-nack-count=(uint)1;\n",
+        "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+        r#"sent-nack-count=(uint)5, source-stats=(GValueArray)< "application/x-rtp-source-stats\,\ "#,
+        r#"ssrc\=\(uint\)7\,\ internal\=\(boolean\)true\;", "application/x-rtp-source-stats\,\ "#,
+        r#"ssrc\=\(uint\)2864434397\,\ internal\=\(boolean\)false\,\ rtcp-from\=\(string\)127.0.0.1:41000\,\ "#,
+        r#"rb-ssrc\=\(uint\)9\,\ have-sr\=\(boolean\)true\;" >;"#,
+        "\n",
+    );
+    let stats = session_stats(output).next().expect("a stats line");
+    assert_eq!(number(&stats, "sent-nack-count"), 5);
+    let ours = source_stats(&stats, Some(7)).expect("ssrc 7");
+    assert_eq!(field(ours, "internal"), Some("true"));
+    let remote = source_stats(&stats, None).expect("an external source");
+    assert_eq!(remote, source_stats(&stats, Some(OUT_SSRC)).expect("the out SSRC"));
+    assert_eq!(field(remote, "ssrc"), Some("2864434397"), "not rb-ssrc");
+    assert_eq!(field(remote, "rtcp-from"), Some("127.0.0.1:41000"));
+    assert_eq!(field(remote, "have-sr"), Some("true"));
+    assert_eq!(field(remote, "sr-ntptime"), None);
+    assert!(session_stats("no stats here").next().is_none());
+    assert_eq!(session_stats(output).count(), 2);
+    let newest = newest_source(output, Some(OUT_SSRC), "have-sr", "true").expect("an entry");
+    assert_eq!(field(&newest, "rtcp-from"), Some("127.0.0.1:41000"));
+    assert!(newest_source(output, Some(8), "have-sr", "true").is_none());
+}
