@@ -34,8 +34,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForwarderKind {
-    /// The ringfwd daemon.
+    /// The ringfwd daemon (with its default interceptor chains unless `--interceptors none`).
     Ringfwd,
+    /// The ringfwd daemon with no interceptors: plain forwarding, to measure what the chains cost.
+    RingfwdPlain,
     /// The `recvmmsg`/`sendmmsg` baseline.
     Mmsg,
     /// The one-syscall-per-packet baseline.
@@ -46,6 +48,7 @@ impl fmt::Display for ForwarderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ForwarderKind::Ringfwd => "ringfwd",
+            ForwarderKind::RingfwdPlain => "ringfwd-plain",
             ForwarderKind::Mmsg => "mmsg",
             ForwarderKind::Naive => "naive",
         })
@@ -58,9 +61,10 @@ impl FromStr for ForwarderKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "ringfwd" => Ok(ForwarderKind::Ringfwd),
+            "ringfwd-plain" => Ok(ForwarderKind::RingfwdPlain),
             "mmsg" => Ok(ForwarderKind::Mmsg),
             "naive" => Ok(ForwarderKind::Naive),
-            other => Err(format!("unknown forwarder {other:?}: expected ringfwd, mmsg or naive")),
+            other => Err(format!("unknown forwarder {other:?}: expected ringfwd, ringfwd-plain, mmsg or naive")),
         }
     }
 }
@@ -189,7 +193,7 @@ impl ForwarderProcess {
         log_dir: &Path,
     ) -> Result<ForwarderProcess, HarnessError> {
         let mut command = match kind {
-            ForwarderKind::Ringfwd => Command::new(&binaries.ringfwd),
+            ForwarderKind::Ringfwd | ForwarderKind::RingfwdPlain => Command::new(&binaries.ringfwd),
             ForwarderKind::Mmsg | ForwarderKind::Naive => {
                 let mut c = Command::new(&binaries.bench);
                 c.args(["baseline", &kind.to_string()]);
@@ -332,7 +336,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in [ForwarderKind::Ringfwd, ForwarderKind::Mmsg, ForwarderKind::Naive] {
+        for kind in [ForwarderKind::Ringfwd, ForwarderKind::RingfwdPlain, ForwarderKind::Mmsg, ForwarderKind::Naive] {
             assert_eq!(kind.to_string().parse::<ForwarderKind>(), Ok(kind));
         }
         assert!("rtpengine".parse::<ForwarderKind>().unwrap_err().contains("rtpengine"));

@@ -153,6 +153,8 @@ fn publisher_socket() -> Result<UdpSocket, LaunchError> {
 pub struct ScenarioFiles {
     /// ringfwd's config: no routes; the control API on a free loopback port.
     pub ringfwd_config: PathBuf,
+    /// The same with no interceptors (for `ringfwd-plain`).
+    pub ringfwd_plain_config: PathBuf,
     /// The baselines' config: the same with the scenario as static `[[sessions]]`.
     pub baseline_config: PathBuf,
     /// Where ringfwd writes its development token.
@@ -177,18 +179,23 @@ pub fn write_configs(
     let session = scenario.session(&publishers, sink_port);
     let mut config =
         scenario.config(media, placement.worker_core, placement.control_cores.clone(), idle, &dev_token_file);
+    let mut plain = config.clone();
+    plain.interceptors.ingress.clear();
+    plain.interceptors.egress.clear();
     if !interceptors {
-        config.interceptors.ingress.clear();
-        config.interceptors.egress.clear();
+        config = plain.clone();
     }
     let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.name));
     std::fs::write(&ringfwd_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", ringfwd_config.display())))?;
+    let ringfwd_plain_config = dir.join(format!("{}-ringfwd-plain.toml", scenario.name));
+    std::fs::write(&ringfwd_plain_config, plain.to_toml_string()?)
+        .map_err(io_err(format!("writing {}", ringfwd_plain_config.display())))?;
     config.sessions = vec![session.clone()];
     let baseline_config = dir.join(format!("{}-baseline.toml", scenario.name));
     std::fs::write(&baseline_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", baseline_config.display())))?;
-    Ok(ScenarioFiles { ringfwd_config, baseline_config, dev_token_file, session })
+    Ok(ScenarioFiles { ringfwd_config, ringfwd_plain_config, baseline_config, dev_token_file, session })
 }
 
 /// Starts `kind` (stderr logged into `log_dir`) routed for `scenario` as [`write_configs`] wrote it,
@@ -201,12 +208,16 @@ pub fn start_routed(
     log_dir: &Path,
     rig: &mut Rig,
 ) -> Result<ForwarderProcess, LaunchError> {
-    if kind != ForwarderKind::Ringfwd {
-        let process = ForwarderProcess::start(kind, &files.baseline_config, binaries, log_dir)?;
-        arm_sink(rig, scenario, scenario.flow_specs(), process.media.first().copied())?;
-        return Ok(process);
-    }
-    let process = ForwarderProcess::start(kind, &files.ringfwd_config, binaries, log_dir)?;
+    let config = match kind {
+        ForwarderKind::Ringfwd => &files.ringfwd_config,
+        ForwarderKind::RingfwdPlain => &files.ringfwd_plain_config,
+        ForwarderKind::Mmsg | ForwarderKind::Naive => {
+            let process = ForwarderProcess::start(kind, &files.baseline_config, binaries, log_dir)?;
+            arm_sink(rig, scenario, scenario.flow_specs(), process.media.first().copied())?;
+            return Ok(process);
+        }
+    };
+    let process = ForwarderProcess::start(kind, config, binaries, log_dir)?;
     let api = process.api.ok_or(LaunchError::NoApi)?;
     let token = control::read_token(&files.dev_token_file)?;
     let runtime = control::runtime()?;

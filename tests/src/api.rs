@@ -122,6 +122,10 @@ rpcs! {
     delete_stream(DeleteStreamRequest) -> DeleteResponse;
     /// `GetStreamStats`.
     get_stream_stats(GetStreamStatsRequest) -> StreamStats;
+    /// `GetSessionStats`.
+    get_session_stats(GetSessionStatsRequest) -> AggregateStats;
+    /// `GetEndpointStats`.
+    get_endpoint_stats(GetEndpointStatsRequest) -> AggregateStats;
     /// `CreateSubscription`.
     create_subscription(CreateSubscriptionRequest) -> Subscription;
     /// `GetSubscription`.

@@ -22,6 +22,11 @@ impl Peer {
         Peer { socket }
     }
 
+    /// A second handle on the same socket (e.g. for a thread that answers RTCP while another sends).
+    pub fn try_clone(&self) -> Peer {
+        Peer { socket: self.socket.try_clone().expect("clone socket") }
+    }
+
     /// Its address, to put in a config.
     pub fn addr(&self) -> SocketAddr {
         self.socket.local_addr().expect("local addr")
@@ -125,4 +130,18 @@ pub fn rtcp_generic_nack(sender_ssrc: u32, media_ssrc: u32, seqs: &[u16]) -> Vec
     use rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
     let nack = TransportLayerNack { sender_ssrc, media_ssrc, nacks: nack_pairs_from_sequence_numbers(seqs) };
     nack.marshal().expect("marshal NACK").to_vec()
+}
+
+/// The sequence numbers the generic NACKs of RTCP compound `bytes` ask for (empty for other RTCP, or for
+/// anything that does not parse), read with the `rtcp` crate.
+pub fn rtcp_generic_nack_seqs(bytes: &[u8]) -> Vec<u16> {
+    use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    let Ok(packets) = rtcp::packet::unmarshal(&mut &bytes[..]) else {
+        return Vec::new();
+    };
+    packets
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .flat_map(|nack| nack.nacks.iter().flat_map(|pair| pair.packet_list()))
+        .collect()
 }

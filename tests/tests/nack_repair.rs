@@ -6,6 +6,10 @@
 //! the first copy of every twentieth sequence number, as a lossy last mile would, notices the gap from
 //! the sequence numbers, and NACKs what is missing (again every 100 ms, at most 5 times). Two workers, so
 //! the subscriber's RTCP may arrive on the worker that does not own the stream and be handed over.
+//!
+//! And loss on the publisher's side: the publisher never sends the first copy of every twentieth packet;
+//! ringfwd's NACK generator asks it again, the publisher answers from its history, and the subscriber gets
+//! every packet (late, or from the cache when its own NACK comes after the repair reached ringfwd).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 use ringfwd_proto::v1;
 use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::daemon::Daemon;
-use ringfwd_tests::peer::{rtcp_generic_nack, rtp_fields, rtp_packet, Peer};
+use ringfwd_tests::peer::{rtcp_generic_nack, rtcp_generic_nack_seqs, rtp_fields, rtp_packet, Peer};
 
 const SSRC: u32 = 0x4e41_434b;
 const SUBSCRIBER_SSRC: u32 = 0x5ab5_0001;
@@ -32,6 +36,8 @@ const CONFIG: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [
 /// The subscriber's view: what arrived, what is missing, what it asked for.
 #[derive(Default)]
 struct Receiver {
+    /// Whether it loses the first copy of every twentieth sequence number (the last mile).
+    last_mile_loss: bool,
     /// Sequence numbers received (after the simulated loss).
     received: BTreeSet<u16>,
     /// Dropped once on purpose already.
@@ -56,7 +62,7 @@ impl Receiver {
         }
         let seq = rtp_fields(packet).seq;
         let offset = seq.wrapping_sub(FIRST_SEQ);
-        if offset % 20 == 3 && self.dropped.insert(seq) {
+        if self.last_mile_loss && offset % 20 == 3 && self.dropped.insert(seq) {
             return Vec::new(); // lost on the last mile, the first time
         }
         if self.missing.remove(&seq).is_some() {
@@ -130,7 +136,7 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
         publisher
     });
 
-    let mut receiver = Receiver::default();
+    let mut receiver = Receiver { last_mile_loss: true, ..Receiver::default() };
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut quiet_since = Instant::now();
     while Instant::now() < deadline {
@@ -188,4 +194,109 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
     assert!(egress.sender_reports > 0, "ringfwd sent the subscriber sender reports");
     assert!(ingress.receiver_reports > 0, "ringfwd sent the publisher receiver reports");
     assert_eq!(worker_total(&api.node(), "drop_malformed"), 0);
+}
+
+const CONFIG_WITH_GENERATOR: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+    [interceptors]\ningress = [\"stats\", \"nack_generator\", \"keyframe_throttle\", \"nack_cache\", \"receiver_reports\"]\n\
+    egress = [\"stats\", \"sender_reports\"]\n\
+    [telemetry]\nstats_interval_ms = 200\nstats_grace_ms = 5000\n";
+
+#[test]
+fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subscriber() {
+    let publisher = Peer::bind("127.0.0.1");
+    let subscriber = Peer::bind("127.0.0.1");
+    let daemon = Daemon::start(CONFIG_WITH_GENERATOR);
+    let media = daemon.media[0];
+    let api = Api::dev(&daemon);
+    api.create_session(v1::CreateSessionRequest { session_id: "call".into(), ..Default::default() }).unwrap();
+    api.create_endpoint(endpoint("call", "pub", publisher.addr())).unwrap();
+    api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
+    api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
+    api.create_subscription(subscription("call", "s", "video", "sub", 0)).unwrap();
+
+    let packet = |i: u16| rtp_packet(SSRC, FIRST_SEQ.wrapping_add(i), u32::from(i) * 3000, 96, false, &[i as u8; 1000]);
+    let answering = publisher.try_clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The publisher's RTCP side: answers ringfwd's NACKs from its history (every packet it ever sent).
+    let responder = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let (mut nack_packets, mut resent) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for datagram in answering.recv(16, Duration::from_millis(20)) {
+                    let asked = rtcp_generic_nack_seqs(&datagram);
+                    if asked.is_empty() {
+                        continue; // a receiver report
+                    }
+                    nack_packets += 1;
+                    for seq in asked {
+                        let i = seq.wrapping_sub(FIRST_SEQ);
+                        if i < PACKETS {
+                            answering.send(&packet(i), media);
+                            resent += 1;
+                        }
+                    }
+                }
+            }
+            (nack_packets, resent)
+        })
+    };
+    let sender = thread::spawn(move || {
+        let start = Instant::now();
+        for i in 0..PACKETS {
+            if i % 20 != 3 {
+                publisher.send(&packet(i), media); // every twentieth is lost on its way to ringfwd
+            }
+            let due = start + Duration::from_millis(u64::from(i) + 1);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
+    });
+
+    let mut receiver = Receiver::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        let now = Instant::now();
+        let got = subscriber.recv(64, Duration::from_millis(20));
+        if !got.is_empty() {
+            quiet_since = now;
+        }
+        for datagram in got {
+            let ask = receiver.on_packet(&datagram, now);
+            receiver.nack(&subscriber, media, &ask);
+        }
+        let retry = receiver.retries(now);
+        receiver.nack(&subscriber, media, &retry);
+        let all_in = receiver.highest == Some(PACKETS - 1) && receiver.missing.is_empty();
+        if all_in || now.duration_since(quiet_since) > Duration::from_secs(2) {
+            break;
+        }
+    }
+    sender.join().expect("sender");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (publisher_nacks, resent) = responder.join().expect("responder");
+
+    let residual = u64::from(PACKETS) - receiver.received.len() as u64;
+    eprintln!(
+        "publisher got {publisher_nacks} NACKs and resent {resent}; subscriber repaired {} (NACKs {}), residual {residual}",
+        receiver.repaired, receiver.nacks
+    );
+    assert!(resent >= u64::from(PACKETS) / 20, "ringfwd asked for every lost packet: {resent}");
+    assert!(residual * 1000 < u64::from(PACKETS), "residual loss {residual} of {PACKETS} is not below 0.1%");
+
+    let stats_request = v1::GetStreamStatsRequest { session_id: "call".into(), stream_id: "video".into() };
+    let mut stats = api.get_stream_stats(stats_request.clone()).unwrap();
+    let settled = wait_until(Duration::from_secs(5), || {
+        stats = api.get_stream_stats(stats_request.clone()).unwrap();
+        stats.ingress.is_some_and(|i| i.nacks_sent == publisher_nacks && i.packets >= u64::from(PACKETS))
+    });
+    assert!(settled, "statistics never caught up: {stats:?}");
+    let ingress = stats.ingress.unwrap();
+    eprintln!("ingress {ingress:?}");
+    // Every NACK the publisher got is counted; after the repairs nothing is lost (RFC 3550: duplicates
+    // of a packet resent twice count as received, so `lost` may dip below 0).
+    assert!(ingress.lost <= 0, "{ingress:?}");
+    assert_eq!(ingress.packets, u64::from(PACKETS) - u64::from(PACKETS) / 20 + resent);
 }

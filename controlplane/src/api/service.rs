@@ -169,6 +169,20 @@ impl Ringfwd for Api {
         Ok(Response::new(reply))
     }
 
+    async fn get_session_stats(&self, request: Request<v1::GetSessionStatsRequest>) -> Reply<v1::AggregateStats> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let keys = self.read(|reg| reg.aggregate_keys(&r.session_id, None)).await?;
+        Ok(Response::new(self.aggregate_stats(keys)?))
+    }
+
+    async fn get_endpoint_stats(&self, request: Request<v1::GetEndpointStatsRequest>) -> Reply<v1::AggregateStats> {
+        self.authorize(&request, Access::Read)?;
+        let r = request.into_inner();
+        let keys = self.read(|reg| reg.aggregate_keys(&r.session_id, Some(&r.endpoint_id))).await?;
+        Ok(Response::new(self.aggregate_stats(keys)?))
+    }
+
     async fn list_streams(&self, request: Request<v1::ListStreamsRequest>) -> Reply<v1::ListStreamsResponse> {
         self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
@@ -293,5 +307,35 @@ impl Ringfwd for Api {
         let mut reg = self.registry.lock().await;
         reg.set_draining(!cancel);
         Ok(Response::new(v1::DrainResponse { draining: reg.draining(), sessions_remaining: reg.usage().sessions }))
+    }
+}
+
+impl Api {
+    /// The aggregate of the latest statistics of `streams` and `subscriptions`.
+    fn aggregate_stats(
+        &self,
+        (streams, subscriptions): (
+            Vec<ringfwd_dataplane::core::StreamId>,
+            Vec<ringfwd_dataplane::core::SubscriptionId>,
+        ),
+    ) -> Result<v1::AggregateStats, Status> {
+        let now = std::time::Instant::now();
+        let store = self.stats.lock().map_err(|_| Status::internal("statistics store poisoned"))?;
+        let published: Vec<v1::StatsSample> = streams
+            .into_iter()
+            .filter_map(|id| store.get(StatsKey::Stream(id)))
+            .map(|entry| convert::stats_sample(&entry, now))
+            .collect();
+        let received: Vec<v1::StatsSample> = subscriptions
+            .into_iter()
+            .filter_map(|id| store.get(StatsKey::Subscription(id)))
+            .map(|entry| convert::stats_sample(&entry, now))
+            .collect();
+        Ok(v1::AggregateStats {
+            streams: published.len() as u32,
+            subscriptions: received.len() as u32,
+            published: convert::aggregate(published),
+            received: convert::aggregate(received),
+        })
     }
 }

@@ -51,6 +51,17 @@ pub enum CtlCommand {
     /// Lifecycle events: watch them as they happen.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// Statistics: of a stream and its subscriptions, of an endpoint, or of a whole session.
+    Stats {
+        /// Session id.
+        session: String,
+        /// A stream: its ingress statistics and each subscription's.
+        #[arg(long, conflicts_with = "endpoint")]
+        stream: Option<String>,
+        /// An endpoint: the streams it publishes and the subscriptions it receives, aggregated.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// The node: version, workers, limits, usage, counters.
     Node,
     /// Refuse new sessions and keep forwarding the existing ones (`--cancel` to accept again).
@@ -216,8 +227,8 @@ pub enum SubscriptionCmd {
         /// config's interceptors.egress.
         #[arg(long, value_delimiter = ',', num_args = 0..)]
         interceptors: Option<Vec<String>>,
-        /// RTX for retransmissions, SSRC:PAYLOAD_TYPE.
-        #[arg(long, value_parser = parse_mapping)]
+        /// RTX for retransmissions, SSRC:PAYLOAD_TYPE (the SSRC decimal or 0x-prefixed hex).
+        #[arg(long, value_parser = parse_rtx)]
         rtx: Option<(u32, u32)>,
     },
     /// Show a subscription.
@@ -376,6 +387,12 @@ fn parse_u32(s: &str) -> Result<u32, String> {
     parsed.map_err(|e| format!("{s:?} is not a 32-bit number: {e}"))
 }
 
+fn parse_rtx(s: &str) -> Result<(u32, u32), String> {
+    let (ssrc, pt) = s.split_once(':').ok_or_else(|| format!("{s:?} is not SSRC:PAYLOAD_TYPE"))?;
+    let pt = pt.trim().parse::<u32>().map_err(|e| format!("payload type {pt:?} in {s:?}: {e}"))?;
+    Ok((parse_u32(ssrc.trim())?, pt))
+}
+
 fn parse_mapping(s: &str) -> Result<(u32, u32), String> {
     let (from, to) = s.split_once(':').ok_or_else(|| format!("{s:?} is not FROM:TO"))?;
     let number = |x: &str| x.trim().parse::<u32>().map_err(|e| format!("{x:?} in {s:?}: {e}"));
@@ -389,6 +406,8 @@ mod tests {
     #[test]
     fn numbers_and_mappings_parse_or_say_why_not() {
         assert_eq!(parse_u32("0xdeadbeef"), Ok(0xdead_beef));
+        assert_eq!(parse_rtx("0x3333:97"), Ok((0x3333, 97)));
+        assert!(parse_rtx("97").unwrap_err().contains("SSRC:PAYLOAD_TYPE"));
         assert_eq!(parse_u32("42"), Ok(42));
         assert!(parse_u32("0x1_0000_0000").unwrap_err().contains("0x1_0000_0000"));
         assert_eq!(parse_mapping("96:100"), Ok((96, 100)));

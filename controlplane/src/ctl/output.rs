@@ -183,6 +183,55 @@ printable!(v1::MetadataWriteResponse, "MetadataWriteResponse", ["VERSION"], |m| 
     m.version.as_ref()
 )]]);
 
+const STATS: [&str; 11] = [
+    "WHAT",
+    "PACKETS",
+    "BYTES",
+    "LOST",
+    "JITTER US",
+    "BITRATE",
+    "NACKS",
+    "RETRANSMITTED",
+    "PLI/FIR",
+    "RTT US",
+    "AGE MS",
+];
+
+fn stats_row(what: String, s: Option<&v1::StatsSample>) -> Vec<String> {
+    let Some(s) = s else {
+        let mut row = vec![what];
+        row.extend(std::iter::repeat_n("-".to_owned(), STATS.len() - 1));
+        return row;
+    };
+    vec![
+        what,
+        s.packets.to_string(),
+        s.bytes.to_string(),
+        s.lost.to_string(),
+        s.jitter_us.to_string(),
+        s.bitrate_bps.to_string(),
+        s.nacks_received.to_string(),
+        s.retransmitted.to_string(),
+        format!("{}/{}", s.plis_received, s.firs_received),
+        s.rtt_us.to_string(),
+        s.age_ms.to_string(),
+    ]
+}
+
+printable!(v1::StreamStats, "StreamStats", STATS, |m| {
+    let mut rows = vec![stats_row(format!("stream {} (ingress)", m.stream_id), m.ingress.as_ref())];
+    rows.extend(
+        m.subscriptions
+            .iter()
+            .map(|s| stats_row(format!("subscription {} (egress)", s.subscription_id), s.egress.as_ref())),
+    );
+    rows
+});
+printable!(v1::AggregateStats, "AggregateStats", STATS, |m| vec![
+    stats_row(format!("published ({} streams)", m.streams), m.published.as_ref()),
+    stats_row(format!("received ({} subscriptions)", m.subscriptions), m.received.as_ref()),
+]);
+
 fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
     let mut rows = vec![
         vec!["version".into(), n.version.clone()],

@@ -92,6 +92,18 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
         CtlCommand::Subscription(cmd) => subscription(client, cmd, json).await,
         CtlCommand::Metadata(cmd) => super::metadata::run(client, cmd, json).await,
         CtlCommand::Events(cmd) => super::events::run(client, cmd, json).await,
+        CtlCommand::Stats { session, stream: Some(stream), .. } => {
+            let request = v1::GetStreamStatsRequest { session_id: session, stream_id: stream };
+            print(&client.get_stream_stats(request).await.map_err(status)?.into_inner(), json)
+        }
+        CtlCommand::Stats { session, endpoint: Some(endpoint), .. } => {
+            let request = v1::GetEndpointStatsRequest { session_id: session, endpoint_id: endpoint };
+            print(&client.get_endpoint_stats(request).await.map_err(status)?.into_inner(), json)
+        }
+        CtlCommand::Stats { session, .. } => {
+            let request = v1::GetSessionStatsRequest { session_id: session };
+            print(&client.get_session_stats(request).await.map_err(status)?.into_inner(), json)
+        }
         CtlCommand::Node => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
         }

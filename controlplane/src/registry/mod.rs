@@ -225,6 +225,27 @@ impl Registry {
         Ok((stream.data_plane_id, subscriptions))
     }
 
+    /// The data-plane ids of the streams and subscriptions of `session_id`, or with `endpoint_id` only
+    /// those it publishes and receives.
+    pub fn aggregate_keys(
+        &self,
+        session_id: &str,
+        endpoint_id: Option<&str>,
+    ) -> Result<(Vec<StreamId>, Vec<SubscriptionId>), RegistryError> {
+        let session = self.session(session_id)?;
+        if let Some(endpoint) = endpoint_id {
+            validate::id("endpoint_id", endpoint)?;
+            if !session.endpoints.contains_key(endpoint) {
+                return Err(RegistryError::not_found("endpoint", endpoint));
+            }
+        }
+        let mine = |owner: &str| endpoint_id.is_none_or(|e| e == owner);
+        let streams = session.streams.values().filter(|s| mine(&s.endpoint_id)).map(|s| s.data_plane_id).collect();
+        let subscriptions =
+            session.subscriptions.values().filter(|s| mine(&s.endpoint_id)).map(|s| s.data_plane_id).collect();
+        Ok((streams, subscriptions))
+    }
+
     /// The streams of `session_id`, by id.
     pub fn list_streams(&self, session_id: &str) -> Result<Vec<StreamView>, RegistryError> {
         let streams = &self.session(session_id)?.streams;

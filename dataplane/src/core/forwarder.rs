@@ -15,7 +15,7 @@ use super::event::{EventQueue, WorkerEventKind};
 use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
-use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Verdict};
+use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
 use super::table::{ForwarderLimits, Latch, NewSubscription, Table};
@@ -92,6 +92,8 @@ pub struct Forwarder {
     events: EventQueue,
     /// Destinations reported unreachable in this statistics round.
     unreachable: Vec<SocketAddr>,
+    /// The last statistics of streams and subscriptions removed since the runtime last took them.
+    final_snapshots: Vec<(StatsKey, Snapshot)>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -132,6 +134,7 @@ impl Forwarder {
             next_timer: None,
             events: EventQueue::new(EVENT_QUEUE_CAPACITY),
             unreachable: Vec::with_capacity(stats::UNREACHABLE_PER_ROUND),
+            final_snapshots: Vec::new(),
         }
     }
 
@@ -166,7 +169,10 @@ impl Forwarder {
                 };
                 self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info))
             }
-            Command::RemoveStream { id } => self.table.remove_stream(id),
+            Command::RemoveStream { id } => {
+                self.keep_final_snapshots(StatsKey::Stream(id));
+                self.table.remove_stream(id)
+            }
             Command::AddSubscription { id, stream, dest, socket, rewrite, paused, egress } => {
                 let factory = self.factory(now);
                 let (source_ssrc, clock_rate_hz) = self
@@ -187,7 +193,10 @@ impl Forwarder {
                     factory.egress(&egress, &info)
                 })
             }
-            Command::RemoveSubscription { id } => self.table.remove_subscription(id),
+            Command::RemoveSubscription { id } => {
+                self.keep_final_snapshots(StatsKey::Subscription(id));
+                self.table.remove_subscription(id)
+            }
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::handover::HandoverRing;
 use super::latency::{LatencyBuckets, LatencyRecorder};
 use super::mailbox::{Ack, Mailbox};
-use super::telemetry::{EventRing, StatsPacer, StatsRing, WorkerEvent};
+use super::telemetry::{EventRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::NtpEpoch;
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
@@ -171,8 +171,11 @@ impl WorkerContext {
             self.stats.publish(self.index, forwarder, now);
             forwarder.check_activity(now, self.settings.inactive_after);
         }
+        let worker = self.index;
+        forwarder.drain_final_snapshots(|key, snapshot| {
+            self.stats.push(StatsRecord { worker, key, at: now, snapshot: *snapshot });
+        });
         if forwarder.has_events() {
-            let worker = self.index;
             forwarder.drain_events(|kind| {
                 self.events.push(WorkerEvent { worker, at: now, kind });
             });

@@ -93,3 +93,43 @@ impl Forwarder {
         }
     }
 }
+
+impl Forwarder {
+    /// Before `key` is removed: keeps the last snapshot of it (and, for a stream, of each of its
+    /// subscriptions) so the statistics of what ended are published once more. Runs when a command is
+    /// applied, so it may allocate.
+    pub(super) fn keep_final_snapshots(&mut self, key: StatsKey) {
+        let mut keep = |key, chain: &crate::core::interceptor::Chain| {
+            if !chain.is_empty() {
+                let mut snapshot = Snapshot::default();
+                chain.snapshot(&mut snapshot);
+                self.final_snapshots.push((key, snapshot));
+            }
+        };
+        match key {
+            StatsKey::Stream(id) => {
+                let Some(idx) = self.table.stream_index(id) else {
+                    return;
+                };
+                let stream = &self.table.streams[idx as usize];
+                keep(key, &stream.ingress);
+                for &flow in &stream.subscriptions {
+                    let sub = &self.table.subscriptions[flow as usize];
+                    keep(StatsKey::Subscription(sub.id), &sub.egress);
+                }
+            }
+            StatsKey::Subscription(id) => {
+                if let Some(flow) = self.table.subscription_index(id) {
+                    keep(key, &self.table.subscriptions[flow as usize].egress);
+                }
+            }
+        }
+    }
+
+    /// Hands the last snapshots of removed streams and subscriptions to `f` and forgets them.
+    pub fn drain_final_snapshots(&mut self, mut f: impl FnMut(StatsKey, &Snapshot)) {
+        for (key, snapshot) in self.final_snapshots.drain(..) {
+            f(key, &snapshot);
+        }
+    }
+}
