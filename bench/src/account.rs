@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
+use ringfwd_dataplane::core::{classify, PacketKind};
 use rtp_types::RtpPacket;
 
 use crate::nack::{NackCounters, NackTracker};
@@ -264,8 +265,8 @@ impl Accounting {
 
     /// Accounts one datagram that arrived at `now_ns` (ns since the bench epoch).
     pub fn account(&mut self, datagram: &[u8], now_ns: u64) {
-        // RTCP and RTP share the port (RFC 5761 §4): packet types 192..=223 are RTCP.
-        if datagram.len() >= 2 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1]) {
+        // RTCP and RTP share the port (RFC 5761 §4).
+        if classify(datagram) == PacketKind::Rtcp {
             self.rtcp += 1;
             return;
         }

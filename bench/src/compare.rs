@@ -188,11 +188,7 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     let placement = place(&options.pinning)?;
     let mut result = CompareResult {
         machine: Machine::describe(
-            options
-                .forwarders
-                .iter()
-                .any(|k| matches!(k, ForwarderKind::Ringfwd | ForwarderKind::RingfwdPlain))
-                .then_some(options.binaries.ringfwd.as_path()),
+            options.forwarders.iter().any(|k| k.is_ringfwd()).then_some(options.binaries.ringfwd.as_path()),
         ),
         pinning: options.pinning.clone(),
         timing: options.timing.clone(),

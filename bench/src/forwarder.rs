@@ -44,6 +44,13 @@ pub enum ForwarderKind {
     Naive,
 }
 
+impl ForwarderKind {
+    /// True for the ringfwd daemon, with or without its interceptors.
+    pub fn is_ringfwd(self) -> bool {
+        matches!(self, ForwarderKind::Ringfwd | ForwarderKind::RingfwdPlain)
+    }
+}
+
 impl fmt::Display for ForwarderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -502,9 +502,7 @@ fn options(
     let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores, interceptors } = daemon;
     let bench = std::env::current_exe().map_err(|e| format!("cannot locate own binary: {e}"))?;
     let ringfwd = ringfwd.unwrap_or_else(|| bench.with_file_name("ringfwd"));
-    if forwarders.iter().any(|k| matches!(k, ForwarderKind::Ringfwd | ForwarderKind::RingfwdPlain))
-        && !ringfwd.is_file()
-    {
+    if forwarders.iter().any(|k| k.is_ringfwd()) && !ringfwd.is_file() {
         return Err(format!(
             "no ringfwd binary at {} (build it with `cargo build --release -p ringfwd`, pass --ringfwd PATH, \
              or leave it out with --forwarders mmsg,naive)",

@@ -16,8 +16,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub const RTP_HEADER_BYTES: usize = 12;
 /// Bytes of the bench header at the start of the RTP payload.
 pub const BENCH_HEADER_BYTES: usize = 20;
-/// Smallest RTP packet the bench sends: RTP header plus bench header.
-pub const MIN_PACKET_BYTES: usize = RTP_HEADER_BYTES + BENCH_HEADER_BYTES;
 /// Marks a bench payload.
 pub const MAGIC: u8 = 0xB5;
 

@@ -86,11 +86,6 @@ impl FrameSizer {
         FrameSizer { sizes, rng: StdRng::seed_from_u64(seed), frame: 0 }
     }
 
-    /// Index of the next frame (0 for the first).
-    pub fn frame_index(&self) -> u64 {
-        self.frame
-    }
-
     /// Whether the next frame is a keyframe (video) or a burst (screen) — without drawing it.
     pub fn next_is_key(&self) -> bool {
         match self.sizes {

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ringfwd_dataplane::runtime::{Dataplane, StartError};
 use ringfwd_tuning::{Config, ConfigError, Driver};
@@ -81,11 +81,6 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let dataplane = Dataplane::start(&config)?;
@@ -116,7 +111,7 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     }
     let (keys, id) = Keys::generate_dev();
     let ttl = Duration::from_secs(config.auth.dev_token_ttl_s);
-    let token = auth::mint(&keys, &id, Grant::Admin, "ringfwd-dev", ttl, now_unix_s())?;
+    let token = auth::mint(&keys, &id, Grant::Admin, "ringfwd-dev", ttl, crate::clock::unix_s())?;
     let path = &config.auth.dev_token_file;
     auth::write_dev_token(path, &token).map_err(|source| {
         DaemonError::Runtime(std::io::Error::new(
@@ -164,11 +159,15 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     // keeps event ids unique across restarts.
     let events = Arc::new(EventBus::new(EventLimits::from_config(config), rand::random()));
     let webhooks = Webhooks::start(config, &events)?;
-    let api = Arc::new(
-        Api::new(registry, client, Verifier::new(keys(config)?), node, metadata)
-            .with_stats(Arc::clone(&stats))
-            .with_events(Arc::clone(&events)),
-    );
+    let api = Arc::new(Api::new(
+        registry,
+        client,
+        Verifier::new(keys(config)?),
+        node,
+        metadata,
+        Arc::clone(&stats),
+        Arc::clone(&events),
+    ));
     let event_rings = dataplane.workers().iter().map(|w| Arc::clone(&w.events)).collect();
     let event_period = Duration::from_millis(u64::from(config.events.worker_poll_ms));
     let (events_stop_tx, events_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -196,7 +195,7 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     let collector = tokio::spawn(telemetry::collect::run(rings, stats, collect_period, async {
         let _ = collect_stop_rx.await;
     }));
-    let installed = routes::install(&api, config, now_unix_s() * 1000).await?;
+    let installed = routes::install(&api, config, crate::clock::unix_s() * 1000).await?;
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod commands;
 pub mod ctl;
 pub mod daemon;

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(e) => return fail(e, 2),
             };
-            return match ringfwd::auth::run(&args, &config, ringfwd::daemon::now_unix_s()) {
+            return match ringfwd::auth::run(&args, &config, ringfwd::clock::unix_s()) {
                 Ok(token) => {
                     println!("{token}");
                     ExitCode::SUCCESS

@@ -4,11 +4,11 @@
 //! and subscriptions, in config order) and their application at start-up. Static sessions are ordinary
 //! sessions afterwards: listed, counted against the admission limits, deletable through the API.
 
-use ringfwd_tuning::{Config, MediaKind as ConfigKind};
+use ringfwd_tuning::Config;
 use tonic::Status;
 
 use crate::api::Api;
-use crate::registry::{EndpointSpec, MediaKind, PayloadTypeMapping, StreamSpec, SubscriptionSpec};
+use crate::registry::{EndpointSpec, PayloadTypeMapping, StreamSpec, SubscriptionSpec};
 
 /// A static session the registry or a worker refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +49,7 @@ pub async fn install(api: &Api, config: &Config, now_unix_ms: u64) -> Result<usi
                 stream_id: s.id.clone(),
                 endpoint_id: s.endpoint.clone(),
                 ssrc: s.ssrc,
-                kind: Some(match s.kind {
-                    ConfigKind::Audio => MediaKind::Audio,
-                    ConfigKind::Video => MediaKind::Video,
-                }),
+                kind: Some(s.kind),
                 payload_types: Vec::new(),
                 clock_rate_hz: s.clock_rate_hz(),
                 interceptors: None,

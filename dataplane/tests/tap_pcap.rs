@@ -4,6 +4,10 @@
 //! small for a burst drops and counts, while the worker forwards every packet.
 //! Only loopback addresses; every wait is bounded.
 
+mod support;
+
+use support::send_command;
+
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -14,25 +18,10 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::DataLink;
 use ringfwd_dataplane::core::interceptor::spec::{IngressSpec, TapParams};
 use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
-use ringfwd_dataplane::runtime::mailbox::Envelope;
 use ringfwd_dataplane::runtime::Dataplane;
 use ringfwd_tuning::Config;
 
 const SSRC: u32 = 0x7a9_0001;
-
-fn send_command(dataplane: &Dataplane, seq: u64, command: Command) {
-    let worker = &dataplane.workers()[dataplane.owner_of(SSRC)];
-    worker.mailbox.send(Envelope { seq, command }).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(ack) = worker.mailbox.take_ack() {
-            ack.result.expect("command applied");
-            return;
-        }
-        assert!(Instant::now() < deadline, "no acknowledgement");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn rtp(seq: u16, size: usize) -> Vec<u8> {
     let mut p: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(7) ^ seq as u8).collect();
@@ -56,6 +45,7 @@ fn start(dir: &Path, ring_packets: u32, publisher: &UdpSocket, sink: &UdpSocket)
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     send_command(
         &dataplane,
+        SSRC,
         1,
         Command::AddStream { id: StreamId(1), ssrc: SSRC, source, clock_rate_hz: 48_000, ingress },
     );
@@ -68,7 +58,7 @@ fn start(dir: &Path, ring_packets: u32, publisher: &UdpSocket, sink: &UdpSocket)
         paused: false,
         egress: Default::default(),
     };
-    send_command(&dataplane, 2, subscription);
+    send_command(&dataplane, SSRC, 2, subscription);
     dataplane
 }
 

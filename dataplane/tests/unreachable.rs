@@ -2,29 +2,18 @@
 //! reported unreachable on the worker's event ring, and no other subscriber loses a packet to the socket
 //! error that ICMP leaves pending (the send it fails is sent again). Every wait is bounded.
 
+mod support;
+
+use support::send_command;
+
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
-use ringfwd_dataplane::runtime::mailbox::Envelope;
 use ringfwd_dataplane::runtime::{Dataplane, WorkerEventKind};
 use ringfwd_tuning::Config;
 
 const SSRC: u32 = 0x1c3_0001;
-
-fn send_command(dataplane: &Dataplane, seq: u64, command: Command) {
-    let worker = &dataplane.workers()[dataplane.owner_of(SSRC)];
-    worker.mailbox.send(Envelope { seq, command }).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(ack) = worker.mailbox.take_ack() {
-            ack.result.expect("command applied");
-            return;
-        }
-        assert!(Instant::now() < deadline, "no acknowledgement");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn rtp(seq: u16) -> Vec<u8> {
     let mut p = vec![0u8; 200];
@@ -51,7 +40,7 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     let stream =
         Command::AddStream { id: StreamId(1), ssrc: SSRC, source, clock_rate_hz: 90_000, ingress: Default::default() };
-    send_command(&dataplane, 1, stream);
+    send_command(&dataplane, SSRC, 1, stream);
     for (seq, (id, dest)) in [(1u64, closed), (2, live.local_addr().unwrap())].into_iter().enumerate() {
         let sub = Command::AddSubscription {
             id: SubscriptionId(id),
@@ -62,7 +51,7 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
             paused: false,
             egress: Default::default(),
         };
-        send_command(&dataplane, seq as u64 + 2, sub);
+        send_command(&dataplane, SSRC, seq as u64 + 2, sub);
     }
     const PACKETS: u16 = 500;
     for seq in 0..PACKETS {

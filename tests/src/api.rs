@@ -283,6 +283,28 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// `ringfwd ctl --api <daemon's API> --token <token> <args>`, run to completion.
+pub fn ctl(daemon: &crate::daemon::Daemon, token: &str, args: &[&str]) -> Output {
+    let api = daemon.api.to_string();
+    let mut all = vec!["ctl", "--api", &api, "--token", token];
+    all.extend_from_slice(args);
+    run_ringfwd(&all, &[])
+}
+
+/// [`ctl`], which must succeed; answers its standard output.
+#[track_caller]
+pub fn ctl_ok(daemon: &crate::daemon::Daemon, token: &str, args: &[&str]) -> String {
+    let out = ctl(daemon, token, args);
+    assert!(out.success, "ringfwd ctl {args:?} failed: {out:?}");
+    out.stdout
+}
+
+/// `text` as JSON; fails the test when it is not.
+#[track_caller]
+pub fn parse_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
 /// Runs `ringfwd <args>` to completion with `RINGFWD_TOKEN` and `RINGFWD_API` removed from its environment, then
 /// `env` added; kills it (and fails the test) after [`PROCESS_TIMEOUT`].
 pub fn run_ringfwd(args: &[&str], env: &[(&str, &str)]) -> Output {

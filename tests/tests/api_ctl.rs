@@ -4,18 +4,10 @@
 
 use std::time::Duration;
 
-use ringfwd_tests::api::{dev_token, run_ringfwd, Output};
+use ringfwd_tests::api::{ctl, dev_token, parse_json, run_ringfwd, Output};
 use ringfwd_tests::{rtp_fields, rtp_packet, Daemon, Peer};
 
 const MEDIA: &str = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
-
-/// `ringfwd ctl --api <api> --token <token> <args>`.
-fn ctl(daemon: &Daemon, token: &str, args: &[&str]) -> Output {
-    let api = daemon.api.to_string();
-    let mut all = vec!["ctl", "--api", &api, "--token", token];
-    all.extend_from_slice(args);
-    run_ringfwd(&all, &[])
-}
 
 #[track_caller]
 fn ok(out: Output) -> String {
@@ -25,8 +17,7 @@ fn ok(out: Output) -> String {
 
 #[track_caller]
 fn json(out: Output) -> serde_json::Value {
-    let stdout = ok(out);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    parse_json(&ok(out))
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use ringfwd_tests::api::{
-    dev_token, endpoint, expect_status, metadata_target, metadata_write, run_ringfwd, subscription, v1, video_stream,
+    ctl_ok, dev_token, endpoint, expect_status, metadata_target, metadata_write, subscription, v1, video_stream,
     wait_until, Code, Status, RPC_TIMEOUT,
 };
 use ringfwd_tests::{config, rtp_packet, Api, Daemon, Peer};
@@ -126,14 +126,7 @@ fn a_watcher_sees_every_change_in_order_and_ctl_prints_them() {
 
     // `ringfwd ctl events watch` replays from a seq and prints one line (or one JSON object) per event.
     let token = dev_token(&daemon);
-    let api_address = daemon.api.to_string();
-    let ctl = |extra: &[&str]| {
-        let mut args = vec!["ctl", "--api", &api_address, "--token", &token];
-        args.extend_from_slice(extra);
-        let out = run_ringfwd(&args, &[]);
-        assert!(out.success, "{out:?}");
-        out.stdout
-    };
+    let ctl = |args: &[&str]| ctl_ok(&daemon, &token, args);
     let lines = ctl(&["events", "watch", "--from", "0", "--count", "2"]);
     let lines: Vec<&str> = lines.lines().collect();
     assert!(lines[0].starts_with("1 ") && lines[0].ends_with(" room session_started"), "{lines:?}");

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use ringfwd_tests::api::{
-    endpoint, expect_status, metadata_target, metadata_write, v1, video_stream, Code, KeyedConfig, MetadataWatch,
+    ctl, ctl_ok, endpoint, expect_status, metadata_target, metadata_write, parse_json, v1, video_stream, Code,
+    KeyedConfig, MetadataWatch,
 };
 use ringfwd_tests::{Api, Daemon, Peer};
 
@@ -413,25 +414,6 @@ fn deleting_the_object_drops_its_metadata_and_ends_its_watches() {
     assert!(daemon.stop().success);
 }
 
-/// `ringfwd ctl --api <api> --token <token> <args>`, which must succeed; answers its standard output.
-#[track_caller]
-fn ctl_ok(daemon: &Daemon, token: &str, args: &[&str]) -> String {
-    let out = ctl(daemon, token, args);
-    assert!(out.success, "ringfwd ctl {args:?} failed: {out:?}");
-    out.stdout
-}
-
-fn ctl(daemon: &Daemon, token: &str, args: &[&str]) -> ringfwd_tests::api::Output {
-    let api = daemon.api.to_string();
-    let mut all = vec!["ctl", "--api", &api, "--token", token];
-    all.extend_from_slice(args);
-    ringfwd_tests::api::run_ringfwd(&all, &[])
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 #[test]
 fn ctl_sets_gets_deletes_and_watches_metadata() {
     let daemon = Daemon::start(MEDIA);
@@ -440,13 +422,13 @@ fn ctl_sets_gets_deletes_and_watches_metadata() {
     let peer = Peer::bind("127.0.0.1").addr().to_string();
     ctl_ok(&daemon, &token, &["endpoint", "create", "s", "pub", "--address", &peer, "--meta", "app.user=alice"]);
 
-    let set = json(&ctl_ok(&daemon, &token, &["--json", "metadata", "set", "s", "app.a=1", "app.b=x=y"]));
+    let set = parse_json(&ctl_ok(&daemon, &token, &["--json", "metadata", "set", "s", "app.a=1", "app.b=x=y"]));
     assert!(set["version"]["wallUs"].is_string(), "64-bit integers are strings in the JSON mapping: {set}");
     let table = ctl_ok(&daemon, &token, &["metadata", "get", "s"]);
     for cell in ["KEY", "app.a", "x=y", "sip.call_id", "abc@host"] {
         assert!(table.contains(cell), "{cell:?} missing from {table}");
     }
-    let got = json(&ctl_ok(&daemon, &token, &["--json", "metadata", "get", "s", "--endpoint", "pub"]));
+    let got = parse_json(&ctl_ok(&daemon, &token, &["--json", "metadata", "get", "s", "--endpoint", "pub"]));
     assert_eq!(got["entries"][0]["key"], "app.user", "{got}");
     assert_eq!(got["entries"][0]["value"], "alice", "{got}");
 
@@ -460,7 +442,7 @@ fn ctl_sets_gets_deletes_and_watches_metadata() {
     // Watch: the whole map first; then, resumed, exactly the changes after a version, one JSON line each.
     let snapshot = ctl_ok(&daemon, &token, &["metadata", "watch", "s", "--count", "1"]);
     assert!(snapshot.starts_with("snapshot ") && snapshot.contains("app.a=1"), "{snapshot}");
-    let from = json(&ctl_ok(&daemon, &token, &["--json", "metadata", "set", "s", "app.c=3"]))["version"].clone();
+    let from = parse_json(&ctl_ok(&daemon, &token, &["--json", "metadata", "set", "s", "app.c=3"]))["version"].clone();
     let from = format!(
         "{}.{}.{}",
         from["wallUs"].as_str().unwrap(),
@@ -470,7 +452,7 @@ fn ctl_sets_gets_deletes_and_watches_metadata() {
     ctl_ok(&daemon, &token, &["metadata", "delete", "s", "app.c"]);
     ctl_ok(&daemon, &token, &["metadata", "set", "s", "app.d=4"]);
     let lines = ctl_ok(&daemon, &token, &["--json", "metadata", "watch", "s", "--resume-from", &from, "--count", "2"]);
-    let events: Vec<serde_json::Value> = lines.lines().map(json).collect();
+    let events: Vec<serde_json::Value> = lines.lines().map(parse_json).collect();
     assert_eq!(events.len(), 2, "{lines}");
     assert_eq!(events[0]["change"]["entries"][0]["key"], "app.c");
     assert_eq!(events[0]["change"]["entries"][0]["deleted"], true);
@@ -478,7 +460,7 @@ fn ctl_sets_gets_deletes_and_watches_metadata() {
 
     let deleted = ctl_ok(&daemon, &token, &["metadata", "delete", "s", "app.a", "app.b"]);
     assert!(deleted.contains("VERSION"), "{deleted}");
-    let left = json(&ctl_ok(&daemon, &token, &["--json", "metadata", "get", "s"]));
+    let left = parse_json(&ctl_ok(&daemon, &token, &["--json", "metadata", "get", "s"]));
     let keys: Vec<&str> = left["entries"].as_array().unwrap().iter().filter_map(|e| e["key"].as_str()).collect();
     assert_eq!(keys, ["app.d", "sip.call_id"]);
     assert!(daemon.stop().success);

@@ -97,6 +97,30 @@ impl Receiver {
         ask
     }
 
+    /// Receives on `peer` and NACKs to `to` what is missing until every packet is in, or 2 s pass with
+    /// nothing arriving (20 s at most).
+    fn receive_all(&mut self, peer: &Peer, to: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            let now = Instant::now();
+            let got = peer.recv(64, Duration::from_millis(20));
+            if !got.is_empty() {
+                quiet_since = now;
+            }
+            for datagram in got {
+                let ask = self.on_packet(&datagram, now);
+                self.nack(peer, to, &ask);
+            }
+            let retry = self.retries(now);
+            self.nack(peer, to, &retry);
+            let all_in = self.highest == Some(PACKETS - 1) && self.missing.is_empty();
+            if all_in || now.duration_since(quiet_since) > Duration::from_secs(2) {
+                break;
+            }
+        }
+    }
+
     fn nack(&mut self, peer: &Peer, to: SocketAddr, seqs: &[u16]) {
         if seqs.is_empty() {
             return;
@@ -137,25 +161,7 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
     });
 
     let mut receiver = Receiver { last_mile_loss: true, ..Receiver::default() };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline {
-        let now = Instant::now();
-        let got = subscriber.recv(64, Duration::from_millis(20));
-        if !got.is_empty() {
-            quiet_since = now;
-        }
-        for packet in got {
-            let ask = receiver.on_packet(&packet, now);
-            receiver.nack(&subscriber, media, &ask);
-        }
-        let retry = receiver.retries(now);
-        receiver.nack(&subscriber, media, &retry);
-        let all_sent = receiver.highest == Some(PACKETS - 1);
-        if all_sent && receiver.missing.is_empty() || now.duration_since(quiet_since) > Duration::from_secs(2) {
-            break;
-        }
-    }
+    receiver.receive_all(&subscriber, media);
     let _publisher = sender.join().expect("sender");
 
     let dropped = receiver.dropped.len() as u64;
@@ -255,25 +261,7 @@ fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subs
     });
 
     let mut receiver = Receiver::default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline {
-        let now = Instant::now();
-        let got = subscriber.recv(64, Duration::from_millis(20));
-        if !got.is_empty() {
-            quiet_since = now;
-        }
-        for datagram in got {
-            let ask = receiver.on_packet(&datagram, now);
-            receiver.nack(&subscriber, media, &ask);
-        }
-        let retry = receiver.retries(now);
-        receiver.nack(&subscriber, media, &retry);
-        let all_in = receiver.highest == Some(PACKETS - 1) && receiver.missing.is_empty();
-        if all_in || now.duration_since(quiet_since) > Duration::from_secs(2) {
-            break;
-        }
-    }
+    receiver.receive_all(&subscriber, media);
     sender.join().expect("sender");
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (publisher_nacks, resent) = responder.join().expect("responder");

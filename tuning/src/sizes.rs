@@ -62,8 +62,8 @@ impl Config {
         let clamp_u32 = |value: u64, range: &std::ops::RangeInclusive<u32>| {
             value.clamp(u64::from(*range.start()), u64::from(*range.end())) as u32
         };
-        let buffers =
-            clamp_u32(burst, &BUFFERS_PER_WORKER_RANGE).next_power_of_two().min(*BUFFERS_PER_WORKER_RANGE.end());
+        // `burst` and both bounds are powers of two, so the clamped value is one too.
+        let buffers = clamp_u32(burst, &BUFFERS_PER_WORKER_RANGE);
         let socket_bytes = (burst as usize)
             .saturating_mul(defaults::SOCKET_BYTES_PER_PACKET)
             .clamp(MIN_DERIVED_SOCKET_BUFFER_BYTES, *SOCKET_BUFFER_BYTES_RANGE.end());

@@ -188,15 +188,19 @@ fn validate_load(load: &crate::sizes::Load) -> Result<(), ConfigError> {
 
 /// Accepted `telemetry.stats_interval_ms`.
 pub const STATS_INTERVAL_MS_RANGE: RangeInclusive<u32> = 100..=60_000;
+/// Longest accepted `telemetry.stats_grace_ms` (and it is at least `telemetry.stats_interval_ms`).
+pub const MAX_STATS_GRACE_MS: u32 = 3_600_000;
+/// Accepted `telemetry.inactive_after_ms`.
+pub const INACTIVE_AFTER_MS_RANGE: RangeInclusive<u32> = 100..=3_600_000;
 
 fn validate_telemetry(telemetry: &crate::telemetry::Telemetry) -> Result<(), ConfigError> {
     in_range("telemetry.stats_interval_ms", telemetry.stats_interval_ms, STATS_INTERVAL_MS_RANGE)?;
     let key = "telemetry.stats_grace_ms";
-    if telemetry.stats_grace_ms < telemetry.stats_interval_ms || telemetry.stats_grace_ms > 3_600_000 {
-        let reason = "must be at least telemetry.stats_interval_ms and at most 3600000";
+    if telemetry.stats_grace_ms < telemetry.stats_interval_ms || telemetry.stats_grace_ms > MAX_STATS_GRACE_MS {
+        let reason = format!("must be at least telemetry.stats_interval_ms and at most {MAX_STATS_GRACE_MS}");
         return Err(ConfigError::invalid(key, telemetry.stats_grace_ms, reason));
     }
-    in_range("telemetry.inactive_after_ms", telemetry.inactive_after_ms, 100..=3_600_000)
+    in_range("telemetry.inactive_after_ms", telemetry.inactive_after_ms, INACTIVE_AFTER_MS_RANGE)
 }
 
 fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {

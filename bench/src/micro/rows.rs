@@ -23,8 +23,8 @@ use ringfwd_tuning::{InterceptorName, Interceptors};
 use super::workload::{self, VideoStream, CLOCK_RATE_HZ, OUT_SSRC, PACKETS_PER_SECOND, PUBLISHER, PUBLISHER_SSRC};
 use super::{MicroError, Sanity, FAN_OUT};
 
-/// The largest datagram (retransmission-cache slots and outbox slots).
-const MAX_PACKET_BYTES: usize = 1500;
+/// The largest datagram (retransmission-cache slots and outbox slots): the config's default.
+const MAX_PACKET_BYTES: usize = ringfwd_tuning::defaults::MAX_PACKET_BYTES;
 /// The forwarder's timers are swept at most this often (virtual time).
 pub(super) const TIMER_SWEEP: Duration = Duration::from_millis(10);
 /// Time between two PLIs of the PLI row.

@@ -1,7 +1,5 @@
 //! Who may call what: every RPC needs a valid bearer token; writes need an admin grant.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tonic::{Request, Status};
 
 use super::status;
@@ -20,7 +18,7 @@ impl Api {
     /// Checks the request's bearer token for `access`.
     pub(super) fn authorize<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = crate::clock::unix_s();
         let claims = self.verifier.verify(header, now).map_err(status::auth)?;
         if access == Access::Write && !claims.grant.allows_write() {
             return Err(Status::permission_denied(format!(

@@ -41,7 +41,8 @@ fn kind(value: i32) -> Result<Option<MediaKind>, Status> {
     }
 }
 
-fn kind_to_wire(kind: MediaKind) -> i32 {
+/// A media kind on the wire.
+pub(super) fn kind_to_wire(kind: MediaKind) -> i32 {
     match kind {
         MediaKind::Audio => v1::MediaKind::Audio.into(),
         MediaKind::Video => v1::MediaKind::Video.into(),
@@ -177,38 +178,6 @@ pub fn stats_sample(entry: &StatsEntry, now: std::time::Instant) -> v1::StatsSam
         tapped: s.tapped,
         tap_dropped: s.tap_dropped,
     }
-}
-
-/// Several statistics samples as one: sums of counts, bytes and bit rates; the worst fraction lost,
-/// jitter and RTT; the oldest age. `None` for no samples.
-pub fn aggregate(samples: impl IntoIterator<Item = v1::StatsSample>) -> Option<v1::StatsSample> {
-    samples.into_iter().reduce(|a, b| v1::StatsSample {
-        age_ms: a.age_ms.max(b.age_ms),
-        packets: a.packets + b.packets,
-        bytes: a.bytes + b.bytes,
-        lost: a.lost + b.lost,
-        fraction_lost: a.fraction_lost.max(b.fraction_lost),
-        jitter_us: a.jitter_us.max(b.jitter_us),
-        reordered: a.reordered + b.reordered,
-        duplicates: a.duplicates + b.duplicates,
-        bitrate_bps: a.bitrate_bps + b.bitrate_bps,
-        nacks_received: a.nacks_received + b.nacks_received,
-        nack_items_received: a.nack_items_received + b.nack_items_received,
-        nacks_sent: a.nacks_sent + b.nacks_sent,
-        plis_received: a.plis_received + b.plis_received,
-        firs_received: a.firs_received + b.firs_received,
-        keyframe_requests_sent: a.keyframe_requests_sent + b.keyframe_requests_sent,
-        rtt_us: a.rtt_us.max(b.rtt_us),
-        retransmitted: a.retransmitted + b.retransmitted,
-        retransmit_misses: a.retransmit_misses + b.retransmit_misses,
-        rate_limited: a.rate_limited + b.rate_limited,
-        payload_type_filtered: a.payload_type_filtered + b.payload_type_filtered,
-        sender_reports: a.sender_reports + b.sender_reports,
-        receiver_reports: a.receiver_reports + b.receiver_reports,
-        twcc_feedback_sent: a.twcc_feedback_sent + b.twcc_feedback_sent,
-        tapped: a.tapped + b.tapped,
-        tap_dropped: a.tap_dropped + b.tap_dropped,
-    })
 }
 
 /// What a delete removed, on the wire.

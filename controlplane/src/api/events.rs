@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::runtime::EventRing;
 use ringfwd_proto::v1;
@@ -19,20 +19,15 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Access;
 use super::metadata_wire as wire;
-use super::status::invalid;
 use super::Api;
 use crate::events::worker::WorkerBatch;
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
 use crate::metadata::MetadataEvent;
-use crate::registry::{MediaKind, Outcome, Removal, MAX_ID_BYTES};
+use crate::registry::{Outcome, Removal};
 
 /// Most worker events handled per round (the rest waits for the next round), so one round holds the registry
 /// lock briefly.
 pub const MAX_WORKER_EVENTS_PER_ROUND: usize = 4096;
-
-fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
-}
 
 fn stream_ref(s: &StreamRef) -> (String, String) {
     (s.stream_id.clone(), s.endpoint_id.clone())
@@ -56,11 +51,8 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
         }
         EventKind::StreamPublished { stream, ssrc, kind } => {
             let (stream_id, endpoint_id) = stream_ref(stream);
-            let kind = match kind {
-                MediaKind::Audio => v1::MediaKind::Audio,
-                MediaKind::Video => v1::MediaKind::Video,
-            };
-            Kind::StreamPublished(v1::StreamPublished { stream_id, endpoint_id, ssrc: *ssrc, kind: kind.into() })
+            let kind = super::convert::kind_to_wire(*kind);
+            Kind::StreamPublished(v1::StreamPublished { stream_id, endpoint_id, ssrc: *ssrc, kind })
         }
         EventKind::StreamUnpublished(s) => {
             let (stream_id, endpoint_id) = stream_ref(s);
@@ -146,11 +138,7 @@ fn session_filter(session_id: String) -> Result<Option<String>, Status> {
     if session_id.is_empty() {
         return Ok(None);
     }
-    let well_formed = session_id.len() <= MAX_ID_BYTES
-        && session_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !well_formed {
-        return Err(invalid("session_id", format!("{session_id:?} is not 1..={MAX_ID_BYTES} bytes of [A-Za-z0-9._-]")));
-    }
+    crate::registry::validate_id("session_id", &session_id).map_err(super::status::registry)?;
     Ok(Some(session_id))
 }
 
@@ -158,7 +146,7 @@ impl Api {
     /// Publishes the events of a change just committed (under the registry lock): `removal` is what the
     /// registry said it removes, read before the commit.
     pub(super) fn publish_commit(&self, outcome: &Outcome, removal: Option<Removal>) {
-        let now = now_unix_ms();
+        let now = crate::clock::unix_ms();
         for (session, kind) in changes::of_commit(outcome, removal) {
             self.events.publish(session, kind, now);
         }
@@ -167,7 +155,7 @@ impl Api {
     /// Publishes the event of a metadata change, if it reports one.
     pub(super) fn publish_metadata(&self, event: &MetadataEvent) {
         if let Some((session, kind)) = changes::of_metadata(event) {
-            self.events.publish(session, kind, now_unix_ms());
+            self.events.publish(session, kind, crate::clock::unix_ms());
         }
     }
 
@@ -194,7 +182,7 @@ impl Api {
         // Under the registry lock: a stream deleted before this cannot be reported after its deletion event.
         let registry = self.registry.lock().await;
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
-        for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), now_unix_ms()) {
+        for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), crate::clock::unix_ms()) {
             match resolved {
                 Some((session, kind, unix_ms)) => {
                     self.events.publish(session, kind, unix_ms);
@@ -238,7 +226,11 @@ mod tests {
     #[test]
     fn events_go_on_the_wire_with_every_name() {
         let stream = StreamRef { stream_id: "v".into(), endpoint_id: "a".into() };
-        let wire = event_to_wire(&event(EventKind::StreamPublished { stream, ssrc: 7, kind: MediaKind::Video }));
+        let wire = event_to_wire(&event(EventKind::StreamPublished {
+            stream,
+            ssrc: 7,
+            kind: crate::registry::MediaKind::Video,
+        }));
         assert_eq!(
             (wire.id.as_str(), wire.seq, wire.unix_ms, wire.session_id.as_str()),
             ("00000000000000ab-3", 3, 99, "s")

@@ -8,7 +8,6 @@
 //! `metadata.watch_buffer_events` behind — with RESOURCE_EXHAUSTED naming the version to resume from.
 
 use std::sync::{Arc, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ringfwd_proto::v1;
 use tokio::sync::{broadcast, mpsc};
@@ -27,10 +26,6 @@ pub type WatchStream = ReceiverStream<Result<v1::MetadataEvent, Status>>;
 
 /// Events handed from a watcher's task to its gRPC stream at a time (the hub's channel holds the backlog).
 const STREAM_HANDOFF_EVENTS: usize = 8;
-
-fn now_unix_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)).unwrap_or(0)
-}
 
 /// `Ok` when `object` exists in `registry`, else the registry's `NotFound` (or `InvalidArgument` for a bad id).
 fn exists(registry: &Registry, object: &ObjectRef) -> Result<(), RegistryError> {
@@ -58,7 +53,7 @@ impl Api {
             return;
         }
         let mut hub = self.hub();
-        match hub.store.write(object, writes, Origin::Controller, now_unix_us()) {
+        match hub.store.write(object, writes, Origin::Controller, crate::clock::unix_us()) {
             Ok(outcome) => outcome.event.into_iter().for_each(|e| {
                 self.publish_metadata(&e);
                 hub.publish(e);
@@ -108,7 +103,8 @@ impl Api {
         let registry = self.registry.lock().await;
         exists(&registry, &object).map_err(status::registry)?;
         let mut hub = self.hub();
-        let outcome = hub.store.write(&object, writes, Origin::Controller, now_unix_us()).map_err(status::metadata)?;
+        let outcome =
+            hub.store.write(&object, writes, Origin::Controller, crate::clock::unix_us()).map_err(status::metadata)?;
         if let Some(event) = outcome.event {
             self.publish_metadata(&event);
             hub.publish(event);

@@ -37,7 +37,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::Verifier;
 use crate::commands::CommandClient;
-use crate::events::{EventBus, EventLimits};
+use crate::events::EventBus;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
@@ -74,31 +74,20 @@ pub struct Api {
 }
 
 impl Api {
-    /// A service over `registry`, sending commands with `client`, checking tokens with `verifier`, and keeping
-    /// metadata within `metadata`.
+    /// A service over `registry`, sending commands with `client`, checking tokens with `verifier`, keeping
+    /// metadata within `metadata`, answering statistics from `stats` (which the collector fills) and
+    /// publishing its lifecycle events on `events`.
     pub fn new(
         registry: Registry,
         client: Arc<CommandClient>,
         verifier: Verifier,
         node: NodeStatic,
         metadata: MetadataLimits,
+        stats: Arc<std::sync::Mutex<StatsStore>>,
+        events: Arc<EventBus>,
     ) -> Api {
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
-        let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(0, std::time::Duration::ZERO)));
-        let events = Arc::new(EventBus::new(EventLimits::from_config(&ringfwd_tuning::Config::default()), 0));
         Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events }
-    }
-
-    /// The same service answering statistics from `stats` (which the collector fills).
-    pub fn with_stats(mut self, stats: Arc<std::sync::Mutex<StatsStore>>) -> Api {
-        self.stats = stats;
-        self
-    }
-
-    /// The same service publishing its lifecycle events on `events`.
-    pub fn with_events(mut self, events: Arc<EventBus>) -> Api {
-        self.events = events;
-        self
     }
 
     /// The registry's current usage (for reports).

@@ -1,8 +1,6 @@
 //! The `ringfwd.v1.Ringfwd` service: one method per RPC, each authorize → translate → registry → translate.
 //! The metadata RPCs delegate to [`super::metadata`], WatchEvents to [`super::events`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use ringfwd_dataplane::core::StatsKey;
 use ringfwd_proto::v1::{self, ringfwd_server::Ringfwd};
 use tonic::{Request, Response, Status};
@@ -14,10 +12,6 @@ use crate::metadata::{Member, ObjectRef};
 use crate::registry::{Outcome, View};
 
 type Reply<T> = Result<Response<T>, Status>;
-
-fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// The resource an outcome describes.
 fn view(outcome: Outcome) -> Result<View, Status> {
@@ -77,7 +71,7 @@ impl Ringfwd for Api {
     async fn create_session(&self, request: Request<v1::CreateSessionRequest>) -> Reply<v1::Session> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
-        let now = now_unix_ms();
+        let now = crate::clock::unix_ms();
         let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
         let outcome = self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await?;
         session_reply(view(outcome)?)
@@ -321,21 +315,18 @@ impl Api {
     ) -> Result<v1::AggregateStats, Status> {
         let now = std::time::Instant::now();
         let store = self.stats.lock().map_err(|_| Status::internal("statistics store poisoned"))?;
-        let published: Vec<v1::StatsSample> = streams
-            .into_iter()
-            .filter_map(|id| store.get(StatsKey::Stream(id)))
-            .map(|entry| convert::stats_sample(&entry, now))
-            .collect();
-        let received: Vec<v1::StatsSample> = subscriptions
-            .into_iter()
-            .filter_map(|id| store.get(StatsKey::Subscription(id)))
-            .map(|entry| convert::stats_sample(&entry, now))
-            .collect();
-        Ok(v1::AggregateStats {
-            streams: published.len() as u32,
-            subscriptions: received.len() as u32,
-            published: convert::aggregate(published),
-            received: convert::aggregate(received),
-        })
+        // The figures added up (the age is the oldest part's), and how many parts had any.
+        let aggregate = |keys: Vec<StatsKey>| {
+            let entries: Vec<_> = keys.into_iter().filter_map(|key| store.get(key)).collect();
+            let merged = entries.iter().copied().reduce(|mut total, entry| {
+                total.snapshot.merge(&entry.snapshot);
+                total.at = total.at.min(entry.at);
+                total
+            });
+            (merged.map(|entry| convert::stats_sample(&entry, now)), entries.len() as u32)
+        };
+        let (published, streams) = aggregate(streams.into_iter().map(StatsKey::Stream).collect());
+        let (received, subscriptions) = aggregate(subscriptions.into_iter().map(StatsKey::Subscription).collect());
+        Ok(v1::AggregateStats { published, received, streams, subscriptions })
     }
 }

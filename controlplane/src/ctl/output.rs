@@ -39,8 +39,16 @@ pub fn compact_json(message: &impl prost::Message, type_name: &str) -> Result<St
     serde_json::to_string(&dynamic(message, type_name)?).map_err(|e| e.to_string())
 }
 
+/// The API's compiled schema, decoded once (a `--json` watch prints one line per event).
+fn pool() -> Result<&'static DescriptorPool, String> {
+    static POOL: std::sync::OnceLock<Result<DescriptorPool, String>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn dynamic(message: &impl prost::Message, type_name: &str) -> Result<DynamicMessage, String> {
-    let pool = DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
+    let pool = pool()?;
     let descriptor = pool.get_message_by_name(type_name).ok_or_else(|| format!("no descriptor for {type_name}"))?;
     DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|e| e.to_string())
 }
@@ -58,7 +66,7 @@ fn metadata_row(e: &v1::MetadataEntry) -> Vec<String> {
 /// deleted key as `-key`).
 pub fn event_line(event: &v1::MetadataEvent, json: bool) -> Result<String, String> {
     if json {
-        return serde_json::to_string(&dynamic(event, "ringfwd.v1.MetadataEvent")?).map_err(|e| e.to_string());
+        return compact_json(event, "ringfwd.v1.MetadataEvent");
     }
     use v1::metadata_event::Kind;
     let pairs = |entries: &[v1::MetadataEntry]| {

@@ -135,11 +135,6 @@ impl EventBus {
         &self.counters
     }
 
-    /// Its bounds.
-    pub fn limits(&self) -> EventLimits {
-        self.limits
-    }
-
     /// From now on, every event is also offered to `sink`.
     pub fn add_sink(&self, sink: Box<dyn EventSink>) {
         self.lock().sinks.push(sink);

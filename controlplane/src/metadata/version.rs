@@ -23,11 +23,6 @@ pub struct Version {
 impl Version {
     /// The version of nothing: before every write.
     pub const ZERO: Version = Version { wall_us: 0, counter: 0, node_id: 0 };
-
-    /// Whether this is [`Version::ZERO`].
-    pub fn is_zero(&self) -> bool {
-        *self == Version::ZERO
-    }
 }
 
 /// `wall_us.counter.node_id`, e.g. `1763735400123456.0.1`; [`FromStr`] reads it back.

@@ -49,14 +49,8 @@ impl RegistryLimits {
     }
 }
 
-/// What a stream carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaKind {
-    /// Audio.
-    Audio,
-    /// Video.
-    Video,
-}
+/// What a stream carries (the config's type: static routes and the API share it).
+pub use ringfwd_tuning::MediaKind;
 
 /// One payload-type rewrite of a subscription: incoming `from` goes out as `to` (both `0..=127`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

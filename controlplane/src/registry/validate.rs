@@ -13,8 +13,8 @@ use super::error::RegistryError;
 use super::model::{MediaKind, PayloadTypeMapping, RtxSpec};
 use ringfwd_tuning::InterceptorName;
 
-/// Longest accepted id, in bytes.
-pub const MAX_ID_BYTES: usize = 64;
+/// Longest accepted id, in bytes (the config's static routes take the same ids).
+pub use ringfwd_tuning::MAX_ID_BYTES;
 
 /// Payload types are 7-bit: every one is below this.
 const PAYLOAD_TYPES: u32 = 128;

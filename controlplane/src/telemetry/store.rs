@@ -19,8 +19,6 @@ pub struct StatsEntry {
     pub snapshot: Snapshot,
     /// When the worker took them.
     pub at: Instant,
-    /// The worker that published them.
-    pub worker: usize,
 }
 
 /// The table of latest statistics.
@@ -40,7 +38,7 @@ impl StatsStore {
 
     /// Keeps `record` if it is newer than what is stored for its key.
     pub fn ingest(&mut self, record: &StatsRecord) {
-        let entry = StatsEntry { snapshot: record.snapshot, at: record.at, worker: record.worker };
+        let entry = StatsEntry { snapshot: record.snapshot, at: record.at };
         let room = self.entries.len() < self.max_entries;
         match self.entries.get_mut(&record.key) {
             Some(existing) if existing.at <= record.at => *existing = entry,

@@ -73,13 +73,9 @@ impl EventJson {
     }
 }
 
-fn now_unix_s() -> u64 {
-    crate::daemon::now_unix_s()
-}
-
 /// One POST of `body`.
 async fn attempt(client: &reqwest::Client, delivery: &Delivery, body: &[u8]) -> Attempt {
-    let timestamp_s = now_unix_s();
+    let timestamp_s = crate::clock::unix_s();
     let request = client
         .post(delivery.url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -7,15 +7,8 @@
 //! subscription's out SSRC become the publisher's SSRC, NACKed sequence numbers go back to the
 //! publisher's numbering). Works in place on a copy; must never allocate or panic on any input.
 
-use super::packet::{be_u32, RtcpCompound, RtcpType};
+use super::packet::{read_be_u32, RtcpCompound, RtcpType, FMT_FIR, FMT_GENERIC_NACK, FMT_PLI};
 use super::rewrite::Rewrite;
-
-/// RTPFB FMT of a generic NACK (RFC 4585 §6.2.1).
-const FMT_NACK: u8 = 1;
-/// PSFB FMT of a PLI (RFC 4585 §6.3.1).
-const FMT_PLI: u8 = 1;
-/// PSFB FMT of a FIR (RFC 5104 §4.3.1).
-const FMT_FIR: u8 = 4;
 
 /// The SSRC a subscriber's compound is about: the SSRC of the first report block of its first RR or
 /// SR that has one, else the media SSRC of its first RTPFB/PSFB message. `None` if neither exists.
@@ -24,10 +17,10 @@ pub fn media_ssrc(compound: &RtcpCompound<'_>) -> Option<u32> {
     let mut feedback = None;
     for packet in compound.packets() {
         match packet.kind {
-            RtcpType::ReceiverReport if packet.count > 0 => return read_u32(bytes, packet.offset + 8),
-            RtcpType::SenderReport if packet.count > 0 => return read_u32(bytes, packet.offset + 28),
+            RtcpType::ReceiverReport if packet.count > 0 => return read_be_u32(bytes, packet.offset + 8),
+            RtcpType::SenderReport if packet.count > 0 => return read_be_u32(bytes, packet.offset + 28),
             RtcpType::TransportFeedback | RtcpType::PayloadFeedback if feedback.is_none() => {
-                feedback = read_u32(bytes, packet.offset + 8);
+                feedback = read_be_u32(bytes, packet.offset + 8);
             }
             _ => {}
         }
@@ -49,7 +42,7 @@ pub fn source_feedback(compound: &RtcpCompound<'_>) -> SourceFeedback {
     let mut found = SourceFeedback::default();
     for packet in compound.packets() {
         match (packet.kind, packet.count) {
-            (RtcpType::TransportFeedback, FMT_NACK) => found.nack = true,
+            (RtcpType::TransportFeedback, FMT_GENERIC_NACK) => found.nack = true,
             (RtcpType::PayloadFeedback, FMT_PLI | FMT_FIR) => found.keyframe = true,
             _ => {}
         }
@@ -57,24 +50,23 @@ pub fn source_feedback(compound: &RtcpCompound<'_>) -> SourceFeedback {
     found
 }
 
-/// Copies subscriber RTCP `pkt` into `out` translated to the publisher's space: every report block,
-/// feedback media SSRC and FIR entry naming `out_ssrc` names `source_ssrc` instead, and each generic
-/// NACK's packet id has `rewrite.seq_offset` taken off (the bitmask is relative, so it stays). The
-/// sender SSRC (the subscriber's own) is kept. Returns the length, or `None` if `pkt` is not a valid
-/// compound or `out` is too short.
+/// Copies subscriber RTCP `compound` into `out` translated to the publisher's space: every report
+/// block, feedback media SSRC and FIR entry naming `out_ssrc` names `source_ssrc` instead, and each
+/// generic NACK's packet id has `rewrite.seq_offset` taken off (the bitmask is relative, so it stays).
+/// The sender SSRC (the subscriber's own) is kept. Returns the length, or `None` if `out` is too short.
 pub fn translate_feedback(
     rewrite: &Rewrite,
     out_ssrc: u32,
     source_ssrc: u32,
-    pkt: &[u8],
+    compound: &RtcpCompound<'_>,
     out: &mut [u8],
 ) -> Option<usize> {
-    let compound = RtcpCompound::parse(pkt).ok()?;
+    let pkt = compound.bytes();
     let out = out.get_mut(..pkt.len())?;
     out.copy_from_slice(pkt);
     let source = source_ssrc.to_be_bytes();
     let map_ssrc = |out: &mut [u8], at: usize| {
-        if read_u32(out, at) == Some(out_ssrc) {
+        if read_be_u32(out, at) == Some(out_ssrc) {
             out[at..at + 4].copy_from_slice(&source);
         }
     };
@@ -92,7 +84,7 @@ pub fn translate_feedback(
             }
             RtcpType::TransportFeedback => {
                 map_ssrc(out, packet.offset + 8);
-                if packet.count == FMT_NACK {
+                if packet.count == FMT_GENERIC_NACK {
                     let mut at = packet.offset + 12;
                     while at + 4 <= end {
                         let pid = u16::from_be_bytes([out[at], out[at + 1]]).wrapping_sub(rewrite.seq_offset);
@@ -117,11 +109,6 @@ pub fn translate_feedback(
     Some(pkt.len())
 }
 
-/// The big-endian u32 at `at`, if it is inside `bytes`.
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    (at.checked_add(4)? <= bytes.len()).then(|| be_u32(bytes, at))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +130,8 @@ mod tests {
 
     fn translated(rewrite: &Rewrite, pkt: &[u8]) -> Vec<Box<dyn Packet + Send + Sync>> {
         let mut out = vec![0u8; pkt.len()];
-        let len = translate_feedback(rewrite, OUT, SOURCE, pkt, &mut out).expect("valid");
+        let compound = RtcpCompound::parse(pkt).expect("valid");
+        let len = translate_feedback(rewrite, OUT, SOURCE, &compound, &mut out).expect("room");
         rtcp::packet::unmarshal(&mut &out[..len]).expect("still valid RTCP")
     }
 
@@ -205,7 +193,7 @@ mod tests {
         let compound = RtcpCompound::parse(&pkt).unwrap();
         assert_eq!(media_ssrc(&compound), None, "no report block, no feedback");
         assert_eq!(source_feedback(&compound), SourceFeedback::default());
-        assert_eq!(translate_feedback(&Rewrite::default(), OUT, SOURCE, &pkt, &mut [0u8; 4]), None, "no room");
+        assert_eq!(translate_feedback(&Rewrite::default(), OUT, SOURCE, &compound, &mut [0u8; 4]), None, "no room");
     }
 
     proptest! {
@@ -213,8 +201,8 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), offset: u16) {
             let rewrite = Rewrite { seq_offset: offset, ..Rewrite::default() };
             let mut out = [0u8; 256];
-            let _ = translate_feedback(&rewrite, OUT, SOURCE, &bytes, &mut out);
             if let Ok(compound) = RtcpCompound::parse(&bytes) {
+                let _ = translate_feedback(&rewrite, OUT, SOURCE, &compound, &mut out);
                 let _ = (media_ssrc(&compound), source_feedback(&compound));
             }
         }

@@ -12,6 +12,7 @@ use super::command::{Command, CommandError, StreamId, SubscriptionId};
 use super::continuity::{rebase, LastSent};
 use super::counters::{Counters, DropReason};
 use super::event::{EventQueue, WorkerEventKind};
+use super::feedback::media_ssrc;
 use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
@@ -279,15 +280,15 @@ impl Forwarder {
             PacketKind::Rtcp => false,
             PacketKind::Stun | PacketKind::Dtls | PacketKind::Unknown => return Outcome::Dropped(DropReason::NotRtp),
         };
-        // For RTP, also its attributes (a switched subscription rebases on its numbers).
-        let (ssrc, rtp) = if is_rtp {
+        // Parsed once: RTP's attributes (a switched subscription rebases on its numbers), RTCP's compound.
+        let (ssrc, parsed) = if is_rtp {
             match RtpView::parse(pkt) {
-                Ok(view) => (view.ssrc().0, Some(intercept::rtp_attrs(&view, now, src))),
+                Ok(view) => (view.ssrc().0, Parsed::Rtp(intercept::rtp_attrs(&view, now, src))),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         } else {
             match RtcpCompound::parse(pkt) {
-                Ok(compound) => (compound.first_ssrc().0, None),
+                Ok(compound) => (compound.first_ssrc().0, Parsed::Rtcp(compound)),
                 Err(_) => return Outcome::Dropped(DropReason::Malformed),
             }
         };
@@ -299,18 +300,24 @@ impl Forwarder {
         let stream = match self.table.find_locked(src, ssrc) {
             Some(stream) => stream,
             None => {
-                if !is_rtp {
-                    if let Some(flow) = self.subscriber_flow(src, pkt) {
-                        return self.on_subscriber_rtcp(now, flow, pkt);
+                // A subscriber's RTCP is about the SSRC it receives (see `feedback::media_ssrc`).
+                let media = match &parsed {
+                    Parsed::Rtcp(compound) => media_ssrc(compound),
+                    Parsed::Rtp(_) => None,
+                };
+                if let (Some(media), Parsed::Rtcp(compound)) = (media, &parsed) {
+                    if let Some(flow) = self.table.find_feedback(src, media) {
+                        return self.on_subscriber_rtcp(now, flow, compound);
                     }
                 }
                 let owner = owner_of(ssrc, self.workers);
                 if may_hand_over && owner != self.worker {
                     return Outcome::Handover { owner };
                 }
-                if let Some(owner) =
-                    self.feedback_owner(pkt, is_rtp).filter(|&owner| may_hand_over && owner != self.worker)
-                {
+                // Without SSRC rewriting the SSRC a subscriber's RTCP is about is the publisher's, so its
+                // owner is the stream's.
+                let feedback_owner = media.map(|media| owner_of(media, self.workers));
+                if let Some(owner) = feedback_owner.filter(|&owner| may_hand_over && owner != self.worker) {
                     return Outcome::Handover { owner };
                 }
                 match self.table.try_latch(now, src, ssrc, is_rtp) {
@@ -336,16 +343,16 @@ impl Forwarder {
             return Outcome::Dropped(DropReason::RateLimited);
         }
         entry.socket = socket;
-        let verdict = match rtp {
-            Some(mut attrs) => {
+        let verdict = match parsed {
+            Parsed::Rtp(mut attrs) => {
                 attrs.ext_seq = entry.seq.unwrap(attrs.seq);
                 match self.ingress_rtp(now, stream, pkt, &attrs) {
                     Verdict::Continue => return self.fan_out_rtp(now, stream, &attrs, pkt, egress),
                     verdict => verdict,
                 }
             }
-            None => match self.ingress_rtcp(now, stream, pkt) {
-                Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, pkt, egress),
+            Parsed::Rtcp(compound) => match self.ingress_rtcp(now, stream, &compound) {
+                Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
                 verdict => verdict,
             },
         };
@@ -428,7 +435,15 @@ impl Forwarder {
         self.finish_fan_out(active, copies, last_refusal, pkt.len())
     }
 
-    fn fan_out_rtcp<E: Egress>(&mut self, now: Instant, stream: u32, ssrc: u32, pkt: &[u8], egress: &mut E) -> Outcome {
+    fn fan_out_rtcp<E: Egress>(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        ssrc: u32,
+        compound: &RtcpCompound<'_>,
+        egress: &mut E,
+    ) -> Outcome {
+        let pkt = compound.bytes();
         let Table { streams, subscriptions, .. } = &mut self.table;
         let (mut active, mut copies) = (0u32, 0u32);
         let mut last_refusal = None;
@@ -444,13 +459,13 @@ impl Forwarder {
                 DropReason::RebasePending
             } else {
                 // `pkt` was validated and fits the scratch buffer (oversize checked), so this is `Some`.
-                let Some(len) = sub.rewrite.rtcp_into(ssrc, pkt, &mut self.rtcp_scratch) else {
+                let Some(len) = sub.rewrite.compound_into(ssrc, compound, &mut self.rtcp_scratch) else {
                     self.counters.count_drop(DropReason::Malformed);
                     continue;
                 };
                 let rewritten = &self.rtcp_scratch[..len];
                 if !sub.egress.is_empty() {
-                    if let Ok(compound) = RtcpCompound::parse(rewritten) {
+                    if let Some(compound) = compound.patched(rewritten) {
                         let scope = Scope::Subscription { stream, flow };
                         let verdict = sub.egress.on_rtcp(now, scope, &compound, RtcpFrom::Publisher, &mut self.outbox);
                         intercept::note_wake(&mut self.next_timer, &sub.egress);
@@ -529,6 +544,14 @@ impl Forwarder {
         let last = self.table.subscriptions[idx as usize].last_sent?;
         Some((last.seq, last.ts))
     }
+}
+
+/// A datagram as `route` parsed it.
+enum Parsed<'a> {
+    /// RTP, with its attributes.
+    Rtp(RtpAttrs),
+    /// A validated RTCP compound.
+    Rtcp(RtcpCompound<'a>),
 }
 
 /// The SSRC ringfwd sends its own RTCP about stream `id` from: derived from the stream id, never the

@@ -7,7 +7,10 @@
 
 mod rtcp;
 
-pub use self::rtcp::{RtcpCompound, RtcpPacketRef, RtcpPackets, RtcpType, SdesChunks};
+pub use self::rtcp::{
+    RtcpCompound, RtcpPacketRef, RtcpPackets, RtcpType, SdesChunks, FMT_FIR, FMT_GENERIC_NACK, FMT_PLI,
+    FMT_TRANSPORT_CC, PT_PSFB, PT_RECEIVER_REPORT, PT_RTPFB, PT_SENDER_REPORT,
+};
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
 
 /// What a datagram on the media port carries, by its first bytes.
@@ -142,6 +145,12 @@ impl<'a> RtpView<'a> {
 /// Big-endian u32 at `at`; the caller has checked the bounds.
 pub(crate) fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// The big-endian u32 at `at`, if all four bytes are inside `bytes`.
+pub(crate) fn read_be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
 }
 
 #[cfg(test)]

@@ -76,7 +76,13 @@ impl Rewrite {
     ///
     /// Returns the length written, or `None` if `pkt` is not a valid compound or `out` is too small.
     pub fn rtcp_into(&self, stream_ssrc: u32, pkt: &[u8], out: &mut [u8]) -> Option<usize> {
-        let compound = RtcpCompound::parse(pkt).ok()?;
+        self.compound_into(stream_ssrc, &RtcpCompound::parse(pkt).ok()?, out)
+    }
+
+    /// [`Rewrite::rtcp_into`] for a compound already validated (the forwarder parses each datagram once,
+    /// then rewrites it for every subscription). `None` if `out` is too small.
+    pub fn compound_into(&self, stream_ssrc: u32, compound: &RtcpCompound<'_>, out: &mut [u8]) -> Option<usize> {
+        let pkt = compound.bytes();
         let out = out.get_mut(..pkt.len())?;
         out.copy_from_slice(pkt);
         let new_ssrc = self.out_ssrc.unwrap_or(stream_ssrc).to_be_bytes();

@@ -1,9 +1,9 @@
-//! The worker → control-plane statistics ring.
+//! The worker → control-plane rings: statistics and events.
 //!
-//! Owns [`StatsRing`] (one per worker: a bounded lock-free queue of [`StatsRecord`]s, sized at start-up
-//! to hold one full round of the worker's streams and subscriptions) and [`StatsPacer`] (when the
-//! worker publishes a round). The worker pushes; a full ring drops the record and counts it — the
-//! worker never waits. The control plane pops. Must never allocate after construction.
+//! Owns [`UpRing`] (a bounded lock-free queue: the worker pushes, a full ring drops the item and counts
+//! it — the worker never waits; the control plane pops), its two uses [`StatsRing`] (of [`StatsRecord`]s)
+//! and [`EventRing`] (of [`WorkerEvent`]s), and [`StatsPacer`] (when the worker publishes a round). Must
+//! never allocate after construction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,22 +27,34 @@ pub struct StatsRecord {
     pub snapshot: Snapshot,
 }
 
-/// The bounded queue of one worker's statistics records.
+/// One worker event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerEvent {
+    /// The worker it happened in.
+    pub worker: usize,
+    /// When.
+    pub at: Instant,
+    /// What.
+    pub kind: WorkerEventKind,
+}
+
+/// A bounded lock-free queue from one worker to the control plane: the worker pushes (a full ring drops
+/// the item and counts it, the worker never waits), the control plane pops.
 #[derive(Debug)]
-pub struct StatsRing {
-    queue: ArrayQueue<StatsRecord>,
+pub struct UpRing<T> {
+    queue: ArrayQueue<T>,
     dropped: AtomicU64,
 }
 
-impl StatsRing {
-    /// A ring of `capacity` records (at least 1).
-    pub fn new(capacity: usize) -> StatsRing {
-        StatsRing { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) }
+impl<T> UpRing<T> {
+    /// A ring of `capacity` items (at least 1).
+    pub fn new(capacity: usize) -> UpRing<T> {
+        UpRing { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) }
     }
 
-    /// Queues a record; false (and counted as dropped) when the ring is full.
-    pub fn push(&self, record: StatsRecord) -> bool {
-        if self.queue.push(record).is_ok() {
+    /// Queues an item; false (and counted as dropped) when the ring is full.
+    pub fn push(&self, item: T) -> bool {
+        if self.queue.push(item).is_ok() {
             true
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -50,26 +62,35 @@ impl StatsRing {
         }
     }
 
-    /// The oldest queued record.
-    pub fn pop(&self) -> Option<StatsRecord> {
+    /// The oldest queued item.
+    pub fn pop(&self) -> Option<T> {
         self.queue.pop()
     }
 
-    /// Records dropped because the ring was full, since start.
+    /// Items dropped because the ring was full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Records queued now (for the occupancy gauge).
+    /// Items queued now (for the occupancy gauge).
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
 
-    /// Records the ring holds at most.
+    /// Items the ring holds at most.
     pub fn capacity(&self) -> usize {
         self.queue.capacity()
     }
+}
 
+/// One worker's statistics ring, sized at start-up to hold one full round of its streams and
+/// subscriptions.
+pub type StatsRing = UpRing<StatsRecord>;
+
+/// One worker's event ring.
+pub type EventRing = UpRing<WorkerEvent>;
+
+impl StatsRing {
     /// Pushes the snapshot of every stream and subscription of `forwarder` taken at `now`.
     pub fn publish(&self, worker: usize, forwarder: &Forwarder, now: Instant) {
         forwarder.for_each_snapshot(|key, snapshot| {
@@ -143,61 +164,5 @@ mod tests {
         assert!(pacer.due(t0 + Duration::from_secs(10)), "late: fires once");
         assert!(!pacer.due(t0 + Duration::from_secs(10)));
         assert_eq!(pacer.next(), t0 + Duration::from_secs(11));
-    }
-}
-
-/// One worker event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkerEvent {
-    /// The worker it happened in.
-    pub worker: usize,
-    /// When.
-    pub at: Instant,
-    /// What.
-    pub kind: WorkerEventKind,
-}
-
-/// The bounded queue of one worker's events: the worker pushes (a full ring drops and counts), the
-/// control plane pops.
-#[derive(Debug)]
-pub struct EventRing {
-    queue: ArrayQueue<WorkerEvent>,
-    dropped: AtomicU64,
-}
-
-impl EventRing {
-    /// A ring of `capacity` events (at least 1).
-    pub fn new(capacity: usize) -> EventRing {
-        EventRing { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) }
-    }
-
-    /// Queues an event; false (and counted as dropped) when the ring is full.
-    pub fn push(&self, event: WorkerEvent) -> bool {
-        if self.queue.push(event).is_ok() {
-            true
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            false
-        }
-    }
-
-    /// The oldest queued event.
-    pub fn pop(&self) -> Option<WorkerEvent> {
-        self.queue.pop()
-    }
-
-    /// Events dropped because the ring was full, since start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Events queued now (for the occupancy gauge).
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Events the ring holds at most.
-    pub fn capacity(&self) -> usize {
-        self.queue.capacity()
     }
 }

@@ -13,7 +13,7 @@ use super::latency::{LatencyBuckets, LatencyRecorder};
 use super::mailbox::{Ack, Mailbox};
 use super::telemetry::{EventRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
-use crate::core::interceptor::spec::NtpEpoch;
+use crate::core::interceptor::spec::{NtpEpoch, NTP_UNIX_OFFSET_S};
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 use ringfwd_tuning::IdleStrategy;
 
@@ -198,15 +198,12 @@ impl WorkerContext {
     }
 }
 
-/// Seconds from the NTP era (1900-01-01) to the Unix epoch (1970-01-01).
-const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
-
 /// The monotonic clock and the wall clock read together, the wall clock as a 64-bit NTP timestamp.
 pub fn ntp_epoch_now() -> NtpEpoch {
     let at = Instant::now();
     let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let fraction = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
-    NtpEpoch { at, ntp: ((since_unix.as_secs() + NTP_UNIX_OFFSET_S) << 32) | fraction }
+    NtpEpoch { at, ntp: ((since_unix.as_secs() + u64::from(NTP_UNIX_OFFSET_S)) << 32) | fraction }
 }
 
 #[cfg(test)]

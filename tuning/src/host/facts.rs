@@ -63,8 +63,9 @@ fn read_u64(root: &Path, path: &str) -> Option<u64> {
     read(root, path)?.trim().parse().ok()
 }
 
-/// Reads a CPU list; older kernels write `(null)` for an empty `nohz_full`.
-fn read_cpus(root: &Path, path: &str) -> Option<Vec<usize>> {
+/// Reads a CPU list under `root` (`path` relative, or absolute as in `/sys/...`); older kernels write
+/// `(null)` for an empty `nohz_full`.
+pub(crate) fn read_cpus(root: &Path, path: &str) -> Option<Vec<usize>> {
     let text = read(root, path)?;
     if text.trim() == "(null)" {
         return Some(Vec::new());

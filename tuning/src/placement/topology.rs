@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::host::parse_cpu_list;
+use crate::host::read_cpus;
 
 /// Online CPUs grouped by NUMA node; every CPU list is sorted and holds online CPUs only.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -91,10 +91,6 @@ pub fn read_topology(root: &Path) -> Topology {
         Some(online) => topology.restricted_to(&online),
         None => topology,
     }
-}
-
-fn read_cpus(root: &Path, path: &str) -> Option<Vec<usize>> {
-    parse_cpu_list(&std::fs::read_to_string(root.join(path)).ok()?)
 }
 
 #[cfg(test)]

@@ -14,10 +14,9 @@ use std::time::Instant;
 
 use super::{Egress, Forwarder, Outcome};
 use crate::core::counters::DropReason;
-use crate::core::feedback::{media_ssrc, source_feedback, translate_feedback};
+use crate::core::feedback::{source_feedback, translate_feedback};
 use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
-use crate::core::steering::owner_of;
 use crate::core::table::{SourceState, Table};
 
 /// Emissions are sent once the outbox is this full during a timer sweep (so the sweep never refuses).
@@ -65,58 +64,36 @@ impl Forwarder {
     }
 
     /// Runs the stream's ingress chain on the publisher's RTCP.
-    pub(super) fn ingress_rtcp(&mut self, now: Instant, stream: u32, pkt: &[u8]) -> Verdict {
+    pub(super) fn ingress_rtcp(&mut self, now: Instant, stream: u32, compound: &RtcpCompound<'_>) -> Verdict {
         let entry = &mut self.table.streams[stream as usize];
         if entry.ingress.is_empty() {
             return Verdict::Continue;
         }
-        let Ok(compound) = RtcpCompound::parse(pkt) else {
-            return Verdict::Continue; // validated by the caller; unreachable
-        };
         let scope = Scope::Stream { stream };
-        let verdict = entry.ingress.on_rtcp(now, scope, &compound, RtcpFrom::Publisher, &mut self.outbox);
+        let verdict = entry.ingress.on_rtcp(now, scope, compound, RtcpFrom::Publisher, &mut self.outbox);
         note_wake(&mut self.next_timer, &entry.ingress);
         verdict
     }
 
-    /// The subscription RTCP `pkt` from `src` is about, if it is a subscriber's (see
-    /// [`crate::core::feedback::media_ssrc`]) and that subscription is on this worker.
-    pub(super) fn subscriber_flow(&self, src: SocketAddr, pkt: &[u8]) -> Option<u32> {
-        let compound = RtcpCompound::parse(pkt).ok()?;
-        self.table.find_feedback(src, media_ssrc(&compound)?)
-    }
-
-    /// The worker that owns the SSRC a subscriber's RTCP is about (for RTCP only): without SSRC
-    /// rewriting that is the publisher's SSRC, so the stream's owner.
-    pub(super) fn feedback_owner(&self, pkt: &[u8], is_rtp: bool) -> Option<usize> {
-        if is_rtp {
-            return None;
-        }
-        let compound = RtcpCompound::parse(pkt).ok()?;
-        Some(owner_of(media_ssrc(&compound)?, self.workers))
-    }
-
     /// Handles RTCP a subscriber sent about subscription `flow`.
-    pub(super) fn on_subscriber_rtcp(&mut self, now: Instant, flow: u32, pkt: &[u8]) -> Outcome {
+    pub(super) fn on_subscriber_rtcp(&mut self, now: Instant, flow: u32, compound: &RtcpCompound<'_>) -> Outcome {
         self.counters.rx_feedback += 1;
         let Table { streams, subscriptions, .. } = &mut self.table;
         let sub = &mut subscriptions[flow as usize];
         let stream = sub.stream;
         let entry = &mut streams[stream as usize];
         if !sub.egress.is_empty() {
-            if let Ok(compound) = RtcpCompound::parse(pkt) {
-                let scope = Scope::Subscription { stream, flow };
-                let from = RtcpFrom::Subscriber { flow };
-                let _ = sub.egress.on_rtcp(now, scope, &compound, from, &mut self.outbox);
-                note_wake(&mut self.next_timer, &sub.egress);
-            }
+            let scope = Scope::Subscription { stream, flow };
+            let from = RtcpFrom::Subscriber { flow };
+            let _ = sub.egress.on_rtcp(now, scope, compound, from, &mut self.outbox);
+            note_wake(&mut self.next_timer, &sub.egress);
         }
         let out_ssrc = sub.feedback_key.1;
-        let Some(len) = translate_feedback(&sub.rewrite, out_ssrc, entry.ssrc, pkt, &mut self.rtcp_scratch) else {
+        let Some(len) = translate_feedback(&sub.rewrite, out_ssrc, entry.ssrc, compound, &mut self.rtcp_scratch) else {
             return Outcome::Dropped(DropReason::Malformed);
         };
         let translated = &self.rtcp_scratch[..len];
-        let Ok(compound) = RtcpCompound::parse(translated) else {
+        let Some(compound) = compound.patched(translated) else {
             return Outcome::Dropped(DropReason::Malformed);
         };
         let verdict = if entry.ingress.is_empty() {

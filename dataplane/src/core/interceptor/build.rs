@@ -97,7 +97,7 @@ mod tests {
         let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
         let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
         let kinds: Vec<InterceptorKind> = ingress.members().map(|m| m.kind()).collect();
-        use InterceptorKind::*;
+        use InterceptorName::*;
         assert_eq!(
             kinds,
             [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports],

@@ -15,8 +15,8 @@ use crate::core::packet::RtcpCompound;
 pub struct Chain {
     members: Vec<Box<dyn Interceptor>>,
     wakes: Vec<Option<Instant>>,
-    /// Emissions refused (outbox full) over the chain's life.
-    refused: u64,
+    /// The earliest of `wakes`, kept so asking for it costs nothing per packet.
+    earliest: Option<Instant>,
 }
 
 impl Chain {
@@ -24,7 +24,7 @@ impl Chain {
     pub fn new(members: Vec<Box<dyn Interceptor>>) -> Chain {
         debug_assert!(members.windows(2).all(|pair| pair[0].kind() < pair[1].kind()), "chain out of order");
         let wakes = vec![None; members.len()];
-        Chain { members, wakes, refused: 0 }
+        Chain { members, wakes, earliest: None }
     }
 
     /// True when no interceptor is bound (the forwarder skips the chain entirely).
@@ -47,7 +47,9 @@ impl Chain {
         for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
             let mut ctx = Context::new(now, scope, outbox, wake);
             let verdict = member.on_rtp(pkt, attrs, &mut ctx);
-            self.refused += u64::from(ctx.refused());
+            if let Some(at) = ctx.scheduled() {
+                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
+            }
             if verdict != Verdict::Continue {
                 return verdict;
             }
@@ -67,7 +69,9 @@ impl Chain {
         for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
             let mut ctx = Context::new(now, scope, outbox, wake);
             let verdict = member.on_rtcp(rtcp, from, &mut ctx);
-            self.refused += u64::from(ctx.refused());
+            if let Some(at) = ctx.scheduled() {
+                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
+            }
             if verdict != Verdict::Continue {
                 return verdict;
             }
@@ -83,19 +87,14 @@ impl Chain {
                 *wake = None;
                 let mut ctx = Context::new(now, scope, outbox, wake);
                 member.on_timer(&mut ctx);
-                self.refused += u64::from(ctx.refused());
             }
         }
+        self.earliest = self.wakes.iter().flatten().min().copied();
     }
 
     /// The earliest timer any member asked for.
     pub fn next_wake(&self) -> Option<Instant> {
-        self.wakes.iter().flatten().min().copied()
-    }
-
-    /// Emissions the outbox refused over the chain's life.
-    pub fn refused(&self) -> u64 {
-        self.refused
+        self.earliest
     }
 
     /// Every member's contribution to a statistics snapshot.

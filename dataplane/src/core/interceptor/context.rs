@@ -133,11 +133,6 @@ impl Outbox {
     pub fn take_refused(&mut self) -> u64 {
         std::mem::take(&mut self.refused)
     }
-
-    /// The largest packet one slot holds, in bytes.
-    pub fn slot_bytes(&self) -> usize {
-        self.slot_bytes
-    }
 }
 
 /// An interceptor's view of the world during one call.
@@ -148,13 +143,15 @@ pub struct Context<'a> {
     outbox: &'a mut Outbox,
     wake: &'a mut Option<Instant>,
     refused: u32,
+    /// The time asked for in this call, if any.
+    scheduled: Option<Instant>,
 }
 
 impl<'a> Context<'a> {
     /// A context at `now` for a chain of `scope`, emitting into `outbox`, with the calling
     /// interceptor's timer slot `wake`.
     pub fn new(now: Instant, scope: Scope, outbox: &'a mut Outbox, wake: &'a mut Option<Instant>) -> Context<'a> {
-        Context { now, scope, outbox, wake, refused: 0 }
+        Context { now, scope, outbox, wake, refused: 0, scheduled: None }
     }
 
     /// The current time (the worker's, passed in).
@@ -170,10 +167,17 @@ impl<'a> Context<'a> {
     /// Asks for [`super::Interceptor::on_timer`] at `at` (or earlier, if an earlier time is already
     /// asked for). One timer per interceptor: the earliest request wins until it fires.
     pub fn schedule(&mut self, at: Instant) {
-        *self.wake = Some(match *self.wake {
+        let earliest = match *self.wake {
             Some(current) if current <= at => current,
             _ => at,
-        });
+        };
+        *self.wake = Some(earliest);
+        self.scheduled = Some(earliest);
+    }
+
+    /// The timer this call left the interceptor with, if it asked for one (the chain keeps the earliest).
+    pub fn scheduled(&self) -> Option<Instant> {
+        self.scheduled
     }
 
     /// Sends RTCP written by `write` (see [`Outbox::push`]) to the stream's publisher.

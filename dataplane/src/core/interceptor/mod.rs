@@ -87,49 +87,9 @@ pub enum RtcpFrom {
     },
 }
 
-/// Which built-in an interceptor is: names its counters and fixes its place in the chain (the
-/// declaration order is the chain order; ingress and egress each use a subsequence of it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum InterceptorKind {
-    /// Per-source packet and bit rate limit (ingress).
-    RateLimit,
-    /// Drops payload types a subscriber did not negotiate (egress).
-    PayloadTypeFilter,
-    /// RFC 3550 statistics (ingress and egress).
-    Stats,
-    /// Transport-wide congestion control feedback (ingress).
-    Twcc,
-    /// NACKs toward the publisher for gaps (ingress).
-    NackGenerator,
-    /// PLI/FIR aggregation toward the publisher (ingress).
-    KeyframeThrottle,
-    /// Retransmission cache answering subscribers' NACKs (ingress).
-    NackCache,
-    /// Receiver reports to the publisher (ingress).
-    ReceiverReports,
-    /// Copies packets to a side thread (ingress).
-    Tap,
-    /// Sender reports to the subscriber (egress).
-    SenderReports,
-}
-
-impl InterceptorKind {
-    /// The name used in config, the API and metrics, e.g. `nack_cache`.
-    pub fn name(self) -> &'static str {
-        match self {
-            InterceptorKind::RateLimit => "rate_limit",
-            InterceptorKind::Stats => "stats",
-            InterceptorKind::Twcc => "twcc",
-            InterceptorKind::NackGenerator => "nack_generator",
-            InterceptorKind::KeyframeThrottle => "keyframe_throttle",
-            InterceptorKind::NackCache => "nack_cache",
-            InterceptorKind::ReceiverReports => "receiver_reports",
-            InterceptorKind::Tap => "tap",
-            InterceptorKind::PayloadTypeFilter => "payload_type_filter",
-            InterceptorKind::SenderReports => "sender_reports",
-        }
-    }
-}
+/// Which built-in an interceptor is: the config's and the API's interceptor name, whose declaration
+/// order is the chain order (ingress and egress each use a subsequence of it).
+pub type InterceptorKind = ringfwd_tuning::InterceptorName;
 
 /// One packet processor bound to one stream (ingress) or one subscription (egress).
 ///

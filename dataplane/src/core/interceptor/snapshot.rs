@@ -2,7 +2,8 @@
 //!
 //! Owns [`Snapshot`]. Filled by [`super::Chain::snapshot`] when telemetry asks (once per stats
 //! interval, not per packet); every field is a total since the chain was bound unless it says
-//! otherwise. Must never hold anything but numbers (no strings, no allocation).
+//! otherwise; [`Snapshot::merge`] adds several up for aggregates. Must never hold anything but numbers
+//! (no strings, no allocation).
 
 /// Statistics of one stream (ingress chain) or one subscription (egress chain).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -58,4 +59,56 @@ pub struct Snapshot {
     pub tapped: u64,
     /// Packets a tap dropped because its ring was full.
     pub tap_dropped: u64,
+}
+
+impl Snapshot {
+    /// Adds `other` (another stream's or subscription's figures) into this one, for aggregates: counts,
+    /// bytes and bit rates add up; fraction lost, jitter and RTT keep the worst (largest).
+    pub fn merge(&mut self, other: &Snapshot) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.lost += other.lost;
+        self.fraction_lost = self.fraction_lost.max(other.fraction_lost);
+        self.jitter_rtp_units = self.jitter_rtp_units.max(other.jitter_rtp_units);
+        self.jitter_us = self.jitter_us.max(other.jitter_us);
+        self.reordered += other.reordered;
+        self.duplicates += other.duplicates;
+        self.bitrate_bps += other.bitrate_bps;
+        self.nacks_received += other.nacks_received;
+        self.nack_items_received += other.nack_items_received;
+        self.nacks_sent += other.nacks_sent;
+        self.plis_received += other.plis_received;
+        self.firs_received += other.firs_received;
+        self.keyframe_requests_sent += other.keyframe_requests_sent;
+        self.rtt_us = self.rtt_us.max(other.rtt_us);
+        self.retransmitted += other.retransmitted;
+        self.retransmit_misses += other.retransmit_misses;
+        self.rate_limited += other.rate_limited;
+        self.payload_type_filtered += other.payload_type_filtered;
+        self.sender_reports += other.sender_reports;
+        self.receiver_reports += other.receiver_reports;
+        self.twcc_feedback_sent += other.twcc_feedback_sent;
+        self.tapped += other.tapped;
+        self.tap_dropped += other.tap_dropped;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_counts_and_keeps_the_worst_quality() {
+        let mut total =
+            Snapshot { packets: 3, lost: -1, jitter_us: 50, rtt_us: 9, fraction_lost: 4, ..Snapshot::default() };
+        total.merge(&Snapshot {
+            packets: 2,
+            lost: 3,
+            jitter_us: 20,
+            rtt_us: 30,
+            fraction_lost: 1,
+            ..Snapshot::default()
+        });
+        assert_eq!((total.packets, total.lost, total.jitter_us, total.rtt_us, total.fraction_lost), (5, 2, 50, 30, 4));
+    }
 }

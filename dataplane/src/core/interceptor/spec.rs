@@ -9,6 +9,9 @@ use std::time::Instant;
 
 use crate::core::wire::Ssrc;
 
+/// Seconds from the NTP era (1900-01-01) to the Unix epoch (1970-01-01).
+pub const NTP_UNIX_OFFSET_S: u32 = 2_208_988_800;
+
 /// Ties the worker's monotonic clock to wall-clock NTP time, so sans-IO code can write NTP
 /// timestamps (sender reports, LSR/DLSR) without reading a clock: `at` and `ntp` were read together
 /// once, when the worker started.

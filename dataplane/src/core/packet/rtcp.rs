@@ -8,6 +8,23 @@
 use super::{be_u32, PacketError};
 use crate::core::wire::Ssrc;
 
+/// Packet type of a sender report (RFC 3550 §6.4.1).
+pub const PT_SENDER_REPORT: u8 = 200;
+/// Packet type of a receiver report (RFC 3550 §6.4.2).
+pub const PT_RECEIVER_REPORT: u8 = 201;
+/// Packet type of transport-layer feedback, RTPFB (RFC 4585 §6.1).
+pub const PT_RTPFB: u8 = 205;
+/// Packet type of payload-specific feedback, PSFB (RFC 4585 §6.1).
+pub const PT_PSFB: u8 = 206;
+/// RTPFB format of a generic NACK (RFC 4585 §6.2.1).
+pub const FMT_GENERIC_NACK: u8 = 1;
+/// RTPFB format of transport-wide congestion control feedback (draft-holmer §3.1).
+pub const FMT_TRANSPORT_CC: u8 = 15;
+/// PSFB format of a Picture Loss Indication (RFC 4585 §6.3.1).
+pub const FMT_PLI: u8 = 1;
+/// PSFB format of a Full Intra Request (RFC 5104 §4.3.1).
+pub const FMT_FIR: u8 = 4;
+
 /// RTCP packet types (RFC 3550 §12.1, RFC 4585, RFC 3611).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RtcpType {
@@ -101,6 +118,13 @@ impl<'a> RtcpCompound<'a> {
             offset += packet.len_bytes;
         }
         Ok(RtcpCompound { bytes })
+    }
+
+    /// The same compound in `patched`, a copy of it whose packets had fields inside them rewritten
+    /// (SSRCs, timestamps, sequence numbers — never a header, so the layout validated here holds): no
+    /// second validation. `None` if `patched` is not as long as this compound.
+    pub fn patched<'b>(&self, patched: &'b [u8]) -> Option<RtcpCompound<'b>> {
+        (patched.len() == self.bytes.len()).then_some(RtcpCompound { bytes: patched })
     }
 
     /// The whole compound.
@@ -277,6 +301,18 @@ mod tests {
 
     fn compound(packets: Vec<Box<dyn Packet + Send + Sync>>) -> Vec<u8> {
         rtcp::packet::marshal(&packets).expect("marshal").to_vec()
+    }
+
+    #[test]
+    fn a_patched_copy_keeps_the_layout_and_needs_the_same_length() {
+        let bytes = compound(vec![Box::new(ReceiverReport { ssrc: 7, ..Default::default() })]);
+        let parsed = RtcpCompound::parse(&bytes).unwrap();
+        let mut copy = bytes.clone();
+        copy[4..8].copy_from_slice(&9u32.to_be_bytes());
+        let patched = parsed.patched(&copy).expect("same length");
+        assert_eq!(patched.first_ssrc(), Ssrc(9));
+        assert_eq!(patched.packets().count(), parsed.packets().count());
+        assert!(parsed.patched(&copy[..4]).is_none());
     }
 
     #[test]

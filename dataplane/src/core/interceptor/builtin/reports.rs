@@ -27,7 +27,7 @@ use super::stats::ReceptionStats;
 use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
 use crate::core::interceptor::spec::{NtpEpoch, ReportParams, StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
-use crate::core::packet::{RtcpCompound, RtcpType};
+use crate::core::packet::RtcpCompound;
 use crate::core::wire::{RtpTimestamp, Ssrc};
 
 /// The report timer: randomised intervals of `interval` × a factor in [0.5, 1.5) from an xorshift64*
@@ -179,9 +179,9 @@ pub struct SenderReports {
     out_ssrc: Ssrc,
     clock_rate_hz: u32,
     epoch: NtpEpoch,
-    /// Packets and payload octets sent, modulo 2^32 as the SR carries them (RFC 3550 §6.4.1).
-    packet_count: u32,
+    /// Payload octets sent, modulo 2^32 as the SR carries them (RFC 3550 §6.4.1).
     octet_count: u32,
+    /// Packets sent (the SR carries them modulo 2^32).
     packets_sent: u64,
     /// The last sent packet's RTP timestamp and when it arrived.
     last_sent: Option<(RtpTimestamp, Instant)>,
@@ -199,7 +199,6 @@ impl SenderReports {
             out_ssrc: info.out_ssrc,
             clock_rate_hz: info.clock_rate_hz,
             epoch: info.epoch,
-            packet_count: 0,
             octet_count: 0,
             packets_sent: 0,
             last_sent: None,
@@ -222,7 +221,6 @@ impl Interceptor for SenderReports {
     }
 
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
-        self.packet_count = self.packet_count.wrapping_add(1);
         self.octet_count = self.octet_count.wrapping_add(attrs.payload_bytes as u32);
         self.packets_sent += 1;
         self.last_sent = Some((attrs.timestamp, attrs.arrival));
@@ -231,10 +229,11 @@ impl Interceptor for SenderReports {
     }
 
     fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
-        if from != RtcpFrom::Publisher || !rtcp.packets().any(|packet| packet.kind == RtcpType::SenderReport) {
+        // A validated compound with an SR always has its sender info.
+        let Some(sender) = sender_info(rtcp).filter(|_| from == RtcpFrom::Publisher) else {
             return Verdict::Continue;
-        }
-        if let Some(sender) = sender_info(rtcp).filter(|sender| sender.ssrc == self.out_ssrc) {
+        };
+        if sender.ssrc == self.out_ssrc {
             self.publisher_sr = Some((sender.rtp_time, ctx.now()));
         }
         Verdict::Consumed
@@ -252,7 +251,8 @@ impl Interceptor for SenderReports {
             ssrc: self.out_ssrc,
             ntp: self.epoch.ntp_at(now),
             rtp_time,
-            packet_count: self.packet_count,
+            // The SR's 32-bit packet count wraps (RFC 3550 §6.4.1).
+            packet_count: self.packets_sent as u32,
             octet_count: self.octet_count,
         };
         if ctx.send_to_subscriber(self.flow, |slot| write_sender_report(slot, &sender, None)) {

@@ -22,13 +22,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::core::interceptor::spec::{NtpEpoch, StreamInfo, TapParams};
+use crate::core::interceptor::spec::{NtpEpoch, StreamInfo, TapParams, NTP_UNIX_OFFSET_S};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::wire::Ssrc;
-
-/// Seconds from the NTP era (1900-01-01) to the Unix epoch (1970-01-01).
-const NTP_UNIX_OFFSET_S: u32 = 2_208_988_800;
 
 /// Wall-clock time of `at` since the Unix epoch, from the worker's NTP epoch. NTP era 1 (from
 /// 2036-02-07) maps past 2036 as long as Unix seconds fit in 32 bits (as pcap's do).

@@ -7,24 +7,15 @@
 //! transport-wide sequence number from an RTP header extension ([`read_transport_seq`], RFC 8285).
 //! Must never allocate, copy a packet or panic, whatever the input bytes are: every read is checked.
 
-use crate::core::packet::{RtcpPacketRef, RtcpType};
+use crate::core::packet::{read_be_u32, RtcpPacketRef, RtcpType, PT_PSFB, PT_RTPFB};
 use crate::core::wire::{SeqNo, Ssrc};
 
-/// RTPFB format of a generic NACK (RFC 4585 §6.2.1).
-pub const FMT_GENERIC_NACK: u8 = 1;
-/// RTPFB format of transport-wide congestion control feedback (draft-holmer §3.1).
-pub const FMT_TRANSPORT_CC: u8 = 15;
-/// PSFB format of a Picture Loss Indication (RFC 4585 §6.3.1).
-pub const FMT_PLI: u8 = 1;
-/// PSFB format of a Full Intra Request (RFC 5104 §4.3.1).
-pub const FMT_FIR: u8 = 4;
+pub use crate::core::packet::{FMT_FIR, FMT_GENERIC_NACK, FMT_PLI, FMT_TRANSPORT_CC};
 /// Bytes of a PLI packet (header, sender SSRC, media SSRC; no FCI).
 pub const PLI_LEN_BYTES: usize = 12;
 /// Bytes of a FIR packet with one FCI entry.
 pub const FIR_LEN_BYTES: usize = 20;
 
-const PT_RTPFB: u8 = 205;
-const PT_PSFB: u8 = 206;
 /// Header, sender SSRC, media SSRC, base/count, reference time/fb count.
 const TWCC_FIXED_BYTES: usize = 20;
 /// A run-length chunk holds at most this many statuses (13-bit run length).
@@ -73,8 +64,8 @@ impl<'a> Feedback<'a> {
         let body = bytes.get(packet.offset..packet.content_end)?;
         Some(Feedback {
             kind,
-            sender_ssrc: Ssrc(read_u32(body, 4)?),
-            media_ssrc: Ssrc(read_u32(body, 8)?),
+            sender_ssrc: Ssrc(read_be_u32(body, 4)?),
+            media_ssrc: Ssrc(read_be_u32(body, 8)?),
             fci: body.get(12..)?,
         })
     }
@@ -362,10 +353,6 @@ fn write_feedback_header(out: &mut [u8], fmt: u8, pt: u8, sender: Ssrc, media: S
 
 fn padded(len_bytes: usize) -> usize {
     len_bytes.next_multiple_of(4)
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Helpers shared by the tests of the feedback built-ins (`nack_cache`, `keyframe`, `twcc`,

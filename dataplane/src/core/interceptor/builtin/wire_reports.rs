@@ -8,16 +8,10 @@
 //! allocates per packet, so it only checks these in tests. Must never allocate, and never panic whatever the bytes:
 //! writers return 0 when the slot is too small, readers use checked slicing.
 
-use super::wire_feedback::FMT_GENERIC_NACK;
-use crate::core::packet::{RtcpCompound, RtcpPackets, RtcpType};
+use crate::core::packet::{
+    read_be_u32, RtcpCompound, RtcpPackets, RtcpType, FMT_GENERIC_NACK, PT_RECEIVER_REPORT, PT_RTPFB, PT_SENDER_REPORT,
+};
 use crate::core::wire::{RtpTimestamp, SeqNo, Ssrc};
-
-/// Packet type of a sender report.
-const PT_SENDER_REPORT: u8 = 200;
-/// Packet type of a receiver report.
-const PT_RECEIVER_REPORT: u8 = 201;
-/// Packet type of transport-layer feedback (RFC 4585 §6.2).
-const PT_TRANSPORT_FEEDBACK: u8 = 205;
 
 /// Bytes of a sender report without report blocks: header, sender SSRC and the 20-byte sender info.
 pub const SENDER_REPORT_BYTES: usize = 28;
@@ -208,7 +202,7 @@ pub fn write_generic_nack(
     };
     write_nack_entry(slot, entries - 1, pid, blp);
     let len_bytes = FEEDBACK_HEADER_BYTES + entries * NACK_ENTRY_BYTES;
-    write_header(slot, FMT_GENERIC_NACK, PT_TRANSPORT_FEEDBACK, len_bytes);
+    write_header(slot, FMT_GENERIC_NACK, PT_RTPFB, len_bytes);
     slot[4..8].copy_from_slice(&sender.0.to_be_bytes());
     slot[8..12].copy_from_slice(&media.0.to_be_bytes());
     NackWritten { len_bytes, seqs_written }
@@ -221,23 +215,17 @@ fn write_nack_entry(slot: &mut [u8], index: usize, pid: SeqNo, blp: u16) {
     slot[at + 2..at + 4].copy_from_slice(&blp.to_be_bytes());
 }
 
-/// Reads a big-endian u32 at `at`, if it fits.
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let word = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
-}
-
 /// The sender info of the first sender report in `compound`, if it has one.
 pub fn sender_info(compound: &RtcpCompound<'_>) -> Option<SenderInfo> {
     let bytes = compound.bytes();
     let packet = compound.packets().find(|packet| packet.kind == RtcpType::SenderReport)?;
     let at = packet.offset;
     Some(SenderInfo {
-        ssrc: Ssrc(read_u32(bytes, at + 4)?),
-        ntp: u64::from(read_u32(bytes, at + 8)?) << 32 | u64::from(read_u32(bytes, at + 12)?),
-        rtp_time: RtpTimestamp(read_u32(bytes, at + 16)?),
-        packet_count: read_u32(bytes, at + 20)?,
-        octet_count: read_u32(bytes, at + 24)?,
+        ssrc: Ssrc(read_be_u32(bytes, at + 4)?),
+        ntp: u64::from(read_be_u32(bytes, at + 8)?) << 32 | u64::from(read_be_u32(bytes, at + 12)?),
+        rtp_time: RtpTimestamp(read_be_u32(bytes, at + 16)?),
+        packet_count: read_be_u32(bytes, at + 20)?,
+        octet_count: read_be_u32(bytes, at + 24)?,
     })
 }
 
@@ -278,7 +266,7 @@ impl Iterator for ReportBlocks<'_> {
                 RtcpType::ReceiverReport => RECEIVER_REPORT_BYTES,
                 _ => continue,
             };
-            self.reporter = Ssrc(read_u32(self.bytes, packet.offset + 4).unwrap_or(0));
+            self.reporter = Ssrc(read_be_u32(self.bytes, packet.offset + 4).unwrap_or(0));
             self.next = packet.offset + first_block;
             self.remaining = packet.count;
         }
