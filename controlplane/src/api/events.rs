@@ -201,15 +201,7 @@ impl Api {
         period: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => break,
-                _ = ticker.tick() => self.publish_worker_events(&rings).await,
-            }
-        }
+        crate::clock::every(period, stop, || self.publish_worker_events(&rings)).await;
         self.publish_worker_events(&rings).await;
     }
 }

@@ -18,15 +18,11 @@ pub async fn run(
     period: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = ticker.tick() => drain(&rings, &store),
-        }
-    }
+    crate::clock::every(period, stop, || {
+        drain(&rings, &store);
+        std::future::ready(())
+    })
+    .await;
 }
 
 /// Moves everything queued in `rings` into `store` and frees aged-out entries.
