@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(count("stats_egress", "packets counted"), Some(2000));
         assert_eq!(count("nack_cache_per_nack", "retransmitted"), Some(2000), "every NACK answered");
         assert_eq!(count("nack_cache_per_nack", "misses"), Some(0));
-        assert_eq!(count("keyframe_throttle_per_pli", "plis received"), Some(2000));
+        assert_eq!(count("keyframe_throttle_per_pli", "consumed"), Some(2000), "every PLI absorbed");
         assert_eq!(count("forwarder_default", "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
         assert_eq!(count("forwarder_empty", "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
         assert_eq!(count("forwarder_empty", "interceptor packets emitted"), Some(0));

@@ -68,9 +68,9 @@ struct CountingEgress {
 }
 
 impl Egress for CountingEgress {
-    fn forward_rtp(&mut self, flow: u32, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, _socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         self.rtp += 1;
-        self.header_checksum = self.header_checksum.wrapping_add(u64::from(header[3]) + u64::from(flow));
+        self.header_checksum = self.header_checksum.wrapping_add(u64::from(header[3]) + u64::from(dest.port()));
         true
     }
 
@@ -274,7 +274,7 @@ struct DestinationEgress {
 const PUBLISHER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5000);
 
 impl Egress for DestinationEgress {
-    fn forward_rtp(&mut self, _flow: u32, _socket: usize, _dest: SocketAddr, _header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, _socket: usize, _dest: SocketAddr, _header: &[u8; 12]) -> bool {
         self.rtp += 1;
         true
     }

@@ -22,6 +22,7 @@ use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtcp_generic_nack, rtcp_generic_nack_seqs, rtp_fields, rtp_packet, Peer};
 
 const SSRC: u32 = 0x4e41_434b;
+/// Odd, like `SSRC`: owned by the stream's worker (of two), where this subscriber's RTCP lands.
 const SUBSCRIBER_SSRC: u32 = 0x5ab5_0001;
 const PACKETS: u16 = 2000;
 const FIRST_SEQ: u16 = 65_000; // crosses the 16-bit wrap
@@ -38,6 +39,10 @@ const CONFIG: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [
 struct Receiver {
     /// Whether it loses the first copy of every twentieth sequence number (the last mile).
     last_mile_loss: bool,
+    /// The SSRC it receives (that its NACKs name): `SSRC`, or the subscription's out SSRC.
+    media_ssrc: u32,
+    /// Its own SSRC (its NACKs' sender), which steers its RTCP to a worker.
+    own_ssrc: u32,
     /// Sequence numbers received (after the simulated loss).
     received: BTreeSet<u16>,
     /// Dropped once on purpose already.
@@ -125,7 +130,7 @@ impl Receiver {
         if seqs.is_empty() {
             return;
         }
-        peer.send(&rtcp_generic_nack(SUBSCRIBER_SSRC, SSRC, seqs), to);
+        peer.send(&rtcp_generic_nack(self.own_ssrc, self.media_ssrc, seqs), to);
         self.nacks += 1;
         self.nack_items += seqs.len() as u64;
     }
@@ -133,6 +138,20 @@ impl Receiver {
 
 #[test]
 fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
+    last_mile_repair(0, SUBSCRIBER_SSRC);
+}
+
+/// With an out SSRC the other worker owns, the subscriber's NACKs name that SSRC and its own SSRC steers them
+/// to that worker too: they reach the subscription's worker along the feedback route the control plane gave
+/// the other worker (handed over once).
+#[test]
+fn nacks_about_a_rewritten_ssrc_reach_the_subscription_on_the_other_worker() {
+    last_mile_repair(SSRC ^ 1, SUBSCRIBER_SSRC ^ 3);
+}
+
+/// The last-mile loss run with subscription out SSRC `out_ssrc` (0: the publisher's) and a subscriber whose
+/// own SSRC is `own_ssrc`.
+fn last_mile_repair(out_ssrc: u32, own_ssrc: u32) {
     let publisher = Peer::bind("127.0.0.1");
     let subscriber = Peer::bind("127.0.0.1");
     let daemon = Daemon::start(CONFIG);
@@ -143,7 +162,7 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
     api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
     let stream = api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
     assert_eq!(stream.interceptors, ["stats", "keyframe_throttle", "nack_cache", "receiver_reports"]);
-    let sub = api.create_subscription(subscription("call", "s", "video", "sub", 0)).unwrap();
+    let sub = api.create_subscription(subscription("call", "s", "video", "sub", out_ssrc)).unwrap();
     assert_eq!(sub.interceptors, ["stats", "sender_reports"]);
 
     let sender = thread::spawn(move || {
@@ -160,7 +179,8 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
         publisher
     });
 
-    let mut receiver = Receiver { last_mile_loss: true, ..Receiver::default() };
+    let media_ssrc = if out_ssrc == 0 { SSRC } else { out_ssrc };
+    let mut receiver = Receiver { last_mile_loss: true, media_ssrc, own_ssrc, ..Receiver::default() };
     receiver.receive_all(&subscriber, media);
     let _publisher = sender.join().expect("sender");
 
@@ -200,6 +220,11 @@ fn nacked_packets_come_back_from_the_cache_and_the_stats_say_so() {
     assert!(egress.sender_reports > 0, "ringfwd sent the subscriber sender reports");
     assert!(ingress.receiver_reports > 0, "ringfwd sent the publisher receiver reports");
     assert_eq!(worker_total(&api.node(), "drop_malformed"), 0);
+    if own_ssrc != SUBSCRIBER_SSRC {
+        // Its NACKs landed on the other worker and were handed over along the route, every one of them.
+        let handed = worker_total(&api.node(), "handover_in");
+        assert!(handed >= receiver.nacks, "{handed} handed over for {} NACKs", receiver.nacks);
+    }
 }
 
 const CONFIG_WITH_GENERATOR: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
@@ -260,7 +285,7 @@ fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subs
         }
     });
 
-    let mut receiver = Receiver::default();
+    let mut receiver = Receiver { media_ssrc: SSRC, own_ssrc: SUBSCRIBER_SSRC, ..Receiver::default() };
     receiver.receive_all(&subscriber, media);
     sender.join().expect("sender");
     done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -276,9 +301,11 @@ fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subs
 
     let stats_request = v1::GetStreamStatsRequest { session_id: "call".into(), stream_id: "video".into() };
     let mut stats = api.get_stream_stats(stats_request.clone()).unwrap();
+    // Every packet the publisher sent, resends included, once the last resends are in a statistics round.
+    let expected_packets = u64::from(PACKETS) - u64::from(PACKETS) / 20 + resent;
     let settled = wait_until(Duration::from_secs(5), || {
         stats = api.get_stream_stats(stats_request.clone()).unwrap();
-        stats.ingress.is_some_and(|i| i.nacks_sent == publisher_nacks && i.packets >= u64::from(PACKETS))
+        stats.ingress.is_some_and(|i| i.nacks_sent == publisher_nacks && i.packets >= expected_packets)
     });
     assert!(settled, "statistics never caught up: {stats:?}");
     let ingress = stats.ingress.unwrap();
@@ -286,5 +313,5 @@ fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subs
     // Every NACK the publisher got is counted; after the repairs nothing is lost (RFC 3550: duplicates
     // of a packet resent twice count as received, so `lost` may dip below 0).
     assert!(ingress.lost <= 0, "{ingress:?}");
-    assert_eq!(ingress.packets, u64::from(PACKETS) - u64::from(PACKETS) / 20 + resent);
+    assert_eq!(ingress.packets, expected_packets);
 }

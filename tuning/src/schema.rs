@@ -185,11 +185,21 @@ pub struct Idle {
     pub strategy: IdleStrategy,
     /// Busy-spin time before sleeping with `spin_then_sleep`, in microseconds.
     pub spin_us: u64,
+    /// Batch window of a sleeping worker, in microseconds (io_uring driver, Linux >= 6.12): packets that arrive
+    /// within this time after the worker went to sleep are handled together when it ends, so the worker wakes
+    /// once per window instead of once per arrival and a destination's packets leave in wider GSO sends. A
+    /// packet arriving into an idle worker after the window is handled at once. Adds up to this much latency;
+    /// 0 handles every arrival at once.
+    pub batch_window_us: u32,
 }
 
 impl Default for Idle {
     fn default() -> Self {
-        Idle { strategy: IdleStrategy::default(), spin_us: defaults::IDLE_SPIN_US }
+        Idle {
+            strategy: IdleStrategy::default(),
+            spin_us: defaults::IDLE_SPIN_US,
+            batch_window_us: defaults::IDLE_BATCH_WINDOW_US,
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub const LIMIT_RANGE: RangeInclusive<u32> = 1..=1 << 20;
 pub const MAX_POOL_BYTES_TOTAL_RANGE: RangeInclusive<u64> = 1 << 20..=1 << 40;
 /// Largest accepted `idle.spin_us`: one second.
 pub const MAX_SPIN_US: u64 = 1_000_000;
+/// Largest accepted `idle.batch_window_us`: 10 ms (latency a worker may add to batch packets).
+pub const MAX_BATCH_WINDOW_US: u32 = 10_000;
 /// Accepted `control.command_timeout_ms`.
 pub const COMMAND_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
 /// Largest accepted `control.stats_log_interval_s`: one day.
@@ -204,7 +206,8 @@ fn validate_telemetry(telemetry: &crate::telemetry::Telemetry) -> Result<(), Con
 }
 
 fn validate_idle(idle: &Idle) -> Result<(), ConfigError> {
-    at_most("idle.spin_us", idle.spin_us, MAX_SPIN_US)
+    at_most("idle.spin_us", idle.spin_us, MAX_SPIN_US)?;
+    in_range("idle.batch_window_us", idle.batch_window_us, 0..=MAX_BATCH_WINDOW_US)
 }
 
 fn validate_control(control: &Control) -> Result<(), ConfigError> {
@@ -478,6 +481,7 @@ mod tests {
     #[test]
     fn spin_us_at_most_one_second() {
         assert_eq!(key_after(|c| c.idle.spin_us = MAX_SPIN_US + 1), "idle.spin_us");
+        assert_eq!(key_after(|c| c.idle.batch_window_us = MAX_BATCH_WINDOW_US + 1), "idle.batch_window_us");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::btree_map::Entry;
 
+use super::create::FeedbackRoute;
 use super::model::SessionRecord;
 use super::plan::{Change, ChangeKind};
 use super::Registry;
@@ -62,6 +63,11 @@ impl Registry {
                 if let Some(load) = self.loads.get_mut(record.worker) {
                     load.subscriptions += 1;
                 }
+                if let Some(load) =
+                    FeedbackRoute::of(&record, self.loads.len()).and_then(|r| self.loads.get_mut(r.worker))
+                {
+                    load.feedback_routes += 1;
+                }
                 self.usage.subscriptions += 1;
                 session.subscriptions.insert(subscription_id, record);
             }
@@ -99,6 +105,11 @@ impl Registry {
                     }
                     if let Some(load) = self.loads.get_mut(sub.worker) {
                         load.subscriptions = load.subscriptions.saturating_sub(1);
+                    }
+                    if let Some(load) =
+                        FeedbackRoute::of(&sub, self.loads.len()).and_then(|r| self.loads.get_mut(r.worker))
+                    {
+                        load.feedback_routes = load.feedback_routes.saturating_sub(1);
                     }
                     self.usage.subscriptions = self.usage.subscriptions.saturating_sub(1);
                 }

@@ -199,8 +199,18 @@ impl Registry {
             rtx: spec.rtx,
         };
         let egress = egress_spec(&record, stream, &self.interceptors);
-        let commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress))];
-        let undo = vec![(worker, Command::RemoveSubscription { id })];
+        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress))];
+        let mut undo = vec![(worker, Command::RemoveSubscription { id })];
+        if let Some(route) = FeedbackRoute::of(&record, self.loads.len()) {
+            // A worker's route table is as large as its subscription table.
+            admit(
+                self.loads[route.worker].feedback_routes,
+                self.limits.max_subscriptions_per_worker,
+                "limits.max_subscriptions_per_worker (feedback routes)",
+            )?;
+            commands.push((route.worker, route.add()));
+            undo.push((route.worker, route.remove()));
+        }
         let view = record.view(&spec.session_id, &spec.subscription_id);
         Ok(Plan {
             commands,
@@ -233,6 +243,36 @@ pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, co
     let mut spec = from_config::egress(&record.interceptors, config, allowed);
     spec.rtx = record.rtx.map(|rtx| RtxParams { ssrc: rtx.ssrc, payload_type: (rtx.payload_type & 0x7f) as u8 });
     spec
+}
+
+/// Where a subscription's subscriber feedback lands when that is not the subscription's own worker: feedback
+/// names the out SSRC, and the data plane steers (and hands over) by it. That worker gets a route to the
+/// subscription's (see the data plane's `core::routes`).
+pub(crate) struct FeedbackRoute<'a> {
+    /// The worker that owns the out SSRC.
+    pub(crate) worker: usize,
+    record: &'a SubscriptionRecord,
+}
+
+impl<'a> FeedbackRoute<'a> {
+    /// The route `record` needs on a node of `workers` workers, if any (none when the out SSRC is unset: the
+    /// publisher's SSRC is owned by the subscription's worker).
+    pub(crate) fn of(record: &'a SubscriptionRecord, workers: usize) -> Option<FeedbackRoute<'a>> {
+        let worker = owner_of(record.out_ssrc, workers);
+        (record.out_ssrc != 0 && worker != record.worker).then_some(FeedbackRoute { worker, record })
+    }
+
+    /// The command that sets the route up.
+    pub(crate) fn add(&self) -> Command {
+        let r = self.record;
+        Command::AddFeedbackRoute { id: r.data_plane_id, dest: r.destination, out_ssrc: r.out_ssrc, owner: r.worker }
+    }
+
+    /// The command that takes it away.
+    pub(crate) fn remove(&self) -> Command {
+        let r = self.record;
+        Command::RemoveFeedbackRoute { id: r.data_plane_id, dest: r.destination, out_ssrc: r.out_ssrc }
+    }
 }
 
 /// The `AddSubscription` that realises `record` on stream `stream` of its worker.

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use ringfwd_dataplane::core::Command;
 
+use super::create::FeedbackRoute;
 use super::error::RegistryError;
 use super::model::{count, SessionRecord, Usage};
 use super::plan::{Change, ChangeKind, Outcome, Plan, Target};
@@ -116,15 +117,16 @@ impl Registry {
         self.plan_delete(session_id, Target::Subscription(id.to_owned()))
     }
 
-    /// The delete plan of `target` (which exists): `RemoveSubscription`s first, then `RemoveStream`s.
+    /// The delete plan of `target` (which exists): `RemoveSubscription`s (each with its feedback route, if it
+    /// has one) first, then `RemoveStream`s.
     fn plan_delete(&self, session_id: &str, target: Target) -> Result<Plan, RegistryError> {
         let session = self.session(session_id)?;
         let cascade = Registry::cascade(session, &target);
-        let subscriptions = cascade
-            .subscriptions
-            .iter()
-            .filter_map(|id| session.subscriptions.get(id))
-            .map(|s| (s.worker, Command::RemoveSubscription { id: s.data_plane_id }));
+        let workers = self.loads.len();
+        let subscriptions = cascade.subscriptions.iter().filter_map(|id| session.subscriptions.get(id)).flat_map(|s| {
+            let route = FeedbackRoute::of(s, workers).map(|route| (route.worker, route.remove()));
+            std::iter::once((s.worker, Command::RemoveSubscription { id: s.data_plane_id })).chain(route)
+        });
         let streams = cascade
             .streams
             .iter()

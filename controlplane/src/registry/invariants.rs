@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ringfwd_dataplane::core::owner_of;
 
+use super::create::FeedbackRoute;
 use super::model::{count, Usage, WorkerLoad};
 use super::validate;
 use super::Registry;
@@ -50,6 +51,9 @@ impl Registry {
                 }
                 let load = loads.get_mut(sub.worker).ok_or(format!("{at}: no worker {}", sub.worker))?;
                 load.subscriptions += 1;
+                if let Some(route) = FeedbackRoute::of(sub, loads.len()) {
+                    loads[route.worker].feedback_routes += 1;
+                }
                 *per_stream.entry(&sub.stream_id).or_default() += 1;
                 if !subscription_ids.insert(sub.data_plane_id) {
                     return Err(format!("{at}: data-plane id {} reused", sub.data_plane_id));

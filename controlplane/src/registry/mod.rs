@@ -39,7 +39,9 @@
 //!   each `payload_type_map` entry is below 128 and maps each `from` once. Created with the spec's
 //!   `seq_offset` and `ts_offset` (0 from the API: only static config routes set them); the worker
 //!   rebases them on a switch. One `AddSubscription` on the stream's worker, paused from
-//!   the start when created paused.
+//!   the start when created paused; when `out_ssrc` is owned by another worker (where the subscriber's
+//!   feedback about it lands), an `AddFeedbackRoute` there names the stream's worker (removed with the
+//!   subscription; see `create::FeedbackRoute`).
 //! - Update: `paused` plans `SetPaused`; `stream` plans `SwitchSubscription` to another stream of the
 //!   session owned by the same worker (else `FailedPrecondition`: switching across workers is not
 //!   supported yet), within the per-stream limit. An unset `out_ssrc` becomes the SSRC the subscriber saw

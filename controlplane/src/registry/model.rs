@@ -244,6 +244,8 @@ pub struct WorkerLoad {
     pub streams: u32,
     /// Subscriptions.
     pub subscriptions: u32,
+    /// Feedback routes to other workers' subscriptions (whose out SSRC this worker owns).
+    pub feedback_routes: u32,
 }
 
 /// A session and everything in it, keyed by id.

@@ -18,7 +18,7 @@ pub(super) fn created_subscription(outcome: Outcome) -> SubscriptionView {
 fn a_subscription_forwards_on_its_streams_worker_from_the_socket_of_its_family() {
     let mut reg = room();
     let spec = SubscriptionSpec {
-        out_ssrc: 99,
+        out_ssrc: 98, // owned by worker 0 like the stream: no feedback route
         payload_type_map: vec![PayloadTypeMapping { from: 111, to: 100 }],
         ..subscription("room", "to-carol", "a-audio", "carol")
     };
@@ -30,7 +30,7 @@ fn a_subscription_forwards_on_its_streams_worker_from_the_socket_of_its_family()
     };
     assert_eq!(*dest, addr("[::1]:5004"));
     assert_eq!(*stream, reg.get_stream("room", "a-audio").unwrap().data_plane_id);
-    assert_eq!((rewrite.out_ssrc, rewrite.seq_offset, rewrite.ts_offset), (Some(99), 0, 0));
+    assert_eq!((rewrite.out_ssrc, rewrite.seq_offset, rewrite.ts_offset), (Some(98), 0, 0));
     assert_eq!((rewrite.payload_type_map[111], rewrite.payload_type_map[96]), (100, 96));
     assert_eq!(plan.undo, vec![(0, Command::RemoveSubscription { id: *id })]);
     let view = created_subscription(apply(&mut reg, |_| Ok(plan.clone())));
@@ -42,6 +42,34 @@ fn a_subscription_forwards_on_its_streams_worker_from_the_socket_of_its_family()
     let plan = reg.plan_create_subscription(subscription("room", "to-bob", "a-audio", "bob")).unwrap();
     let Command::AddSubscription { socket: 0, ref rewrite, .. } = plan.commands[0].1 else { panic!() };
     assert_eq!(*rewrite, Rewrite::default(), "out_ssrc 0 keeps the publisher's");
+}
+
+#[test]
+fn an_out_ssrc_another_worker_owns_gets_a_feedback_route_there_and_loses_it_on_delete() {
+    let mut reg = room();
+    // a-audio is on worker 0; out SSRC 99 is owned by worker 1, where bob's feedback about it lands.
+    let spec = SubscriptionSpec { out_ssrc: 99, ..subscription("room", "to-bob", "a-audio", "bob") };
+    let plan = reg.plan_create_subscription(spec).unwrap();
+    let [(0, Command::AddSubscription { id, .. }), (1, Command::AddFeedbackRoute { id: routed, dest, out_ssrc: 99, owner: 0 })] =
+        plan.commands.as_slice()
+    else {
+        panic!("{:?}", plan.commands)
+    };
+    assert_eq!((routed, *dest), (id, addr("127.0.0.1:5002")));
+    let remove_route = Command::RemoveFeedbackRoute { id: *id, dest: *dest, out_ssrc: 99 };
+    assert_eq!(plan.rollback(1), vec![(0, Command::RemoveSubscription { id: *id })], "the route failed");
+    assert_eq!(plan.rollback(2), vec![(1, remove_route.clone()), (0, Command::RemoveSubscription { id: *id })]);
+    apply(&mut reg, |_| Ok(plan.clone()));
+
+    // Deleting the stream takes the subscription and its route.
+    let delete = reg.plan_delete_stream("room", "a-audio").unwrap();
+    assert!(delete.commands.contains(&(0, Command::RemoveSubscription { id: *id })), "{:?}", delete.commands);
+    assert!(delete.commands.contains(&(1, remove_route)), "{:?}", delete.commands);
+    // The publisher's own SSRC, or one its worker owns, needs no route.
+    for out_ssrc in [0, 98] {
+        let spec = SubscriptionSpec { out_ssrc, ..subscription("room", "to-carol", "a-audio", "carol") };
+        assert_eq!(reg.plan_create_subscription(spec).unwrap().commands.len(), 1, "out_ssrc {out_ssrc}");
+    }
 }
 
 #[test]

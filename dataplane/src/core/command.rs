@@ -112,6 +112,29 @@ pub enum Command {
         /// True to pause.
         paused: bool,
     },
+    /// Sends a subscriber's RTCP about `out_ssrc` from `dest` on to worker `owner`, which holds subscription
+    /// `id`. Given to the worker that owns `out_ssrc` (where the subscriber's feedback lands) when that is not
+    /// the subscription's worker. A key another subscription holds stays with it.
+    AddFeedbackRoute {
+        /// The subscription (on worker `owner`).
+        id: SubscriptionId,
+        /// The subscriber's address.
+        dest: SocketAddr,
+        /// The SSRC the subscriber receives.
+        out_ssrc: u32,
+        /// The worker holding the subscription.
+        owner: usize,
+    },
+    /// Removes subscription `id`'s route at (`dest`, `out_ssrc`) if it holds that key (when two subscriptions
+    /// share a key the first keeps it, and the other's add and remove change nothing).
+    RemoveFeedbackRoute {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The subscriber's address.
+        dest: SocketAddr,
+        /// The SSRC the subscriber receives.
+        out_ssrc: u32,
+    },
 }
 
 /// Why a worker rejected a [`Command`]. The tables are unchanged after an error.

@@ -37,10 +37,9 @@ pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 pub trait Egress {
     /// Sends `header` followed by bytes `12..` of the packet currently being processed (the one passed
     /// to [`Forwarder::on_datagram`]; the payload is not copied) to `dest` from socket `socket`.
-    /// `flow` is the subscription's stable index: equal-size packets of one flow in one batch may be
-    /// coalesced into one GSO send. Returns false if the copy could not be queued (counted as
-    /// [`DropReason::TxFull`]).
-    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool;
+    /// Equal-size packets to one destination in one batch may be coalesced into one GSO send. Returns
+    /// false if the copy could not be queued (counted as [`DropReason::TxFull`]).
+    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool;
 
     /// Sends a copy of `bytes` (valid only during the call) to `dest` from socket `socket`. Returns
     /// false if it could not be queued (counted as [`DropReason::TxFull`]).
@@ -200,6 +199,11 @@ impl Forwarder {
             }
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
+            Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
+            Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
+                self.table.routes.remove(id, dest, out_ssrc);
+                Ok(())
+            }
         };
         match result {
             Ok(()) => self.counters.commands_applied += 1,
@@ -225,7 +229,9 @@ impl Forwarder {
     }
 
     /// Processes a datagram another worker handed over (see [`Outcome::Handover`]). Counts it as
-    /// `handover_in`, not as received (the first worker did), and never hands it over again.
+    /// `handover_in`, not as received (the first worker did), and hands it over again only along a feedback
+    /// route (a subscriber's RTCP about an out SSRC this worker owns, for a subscription of another worker;
+    /// see `routes`): the driver must then hand it on as for [`Forwarder::on_datagram`].
     pub fn on_handover<E: Egress>(
         &mut self,
         now: Instant,
@@ -308,6 +314,11 @@ impl Forwarder {
                 if let (Some(media), Parsed::Rtcp(compound)) = (media, &parsed) {
                     if let Some(flow) = self.table.find_feedback(src, media) {
                         return self.on_subscriber_rtcp(now, flow, compound);
+                    }
+                    // Its subscription lives on another worker: followed even by a handed-over packet, as a
+                    // route never leads to a worker with another route for the same key.
+                    if let Some(owner) = self.table.routes.find(src, media).filter(|&owner| owner != self.worker) {
+                        return Outcome::Handover { owner };
                     }
                 }
                 let owner = owner_of(ssrc, self.workers);
@@ -425,7 +436,7 @@ impl Forwarder {
                     }
                 }
             }
-            if egress.forward_rtp(flow, sub.socket, sub.dest, &header) {
+            if egress.forward_rtp(sub.socket, sub.dest, &header) {
                 copies += 1;
             } else {
                 self.counters.count_drop(DropReason::TxFull);
@@ -530,11 +541,6 @@ impl Forwarder {
     /// The limits this forwarder was built with.
     pub fn limits(&self) -> &ForwarderLimits {
         &self.table.limits
-    }
-
-    /// The subscription's flow key (its slab index, the `flow` passed to [`Egress::forward_rtp`]).
-    pub fn flow_of(&self, id: SubscriptionId) -> Option<u32> {
-        self.table.subscription_index(id)
     }
 
     /// Sequence number and timestamp of the last RTP header sent to subscription `id` (`None` if it

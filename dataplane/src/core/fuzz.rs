@@ -34,7 +34,7 @@ struct CheckingEgress<'a> {
 }
 
 impl Egress for CheckingEgress<'_> {
-    fn forward_rtp(&mut self, _flow: u32, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
         assert_eq!(header[0], self.input[0], "V/P/X/CC must be kept");
         assert_eq!(header[1] & 0x80, self.input[1] & 0x80, "marker must be kept");
         self.copies += 1;

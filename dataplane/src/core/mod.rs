@@ -3,8 +3,8 @@
 //! Owns the wire identifiers ([`wire`]), demultiplexing and borrowed RTP/RTCP views ([`packet`]),
 //! per-subscription header rewriting ([`rewrite`]), continuous numbering across a stream switch
 //! ([`continuity`]), the counters ([`counters`]), the commands ([`command`]), the bounded
-//! stream/subscription tables ([`table`]), the SSRC placement rule ([`steering`]) and the per-packet
-//! decision ([`forwarder`]); plus the shared fuzzing entry point ([`fuzz`]).
+//! stream/subscription tables ([`table`]), the feedback routes to other workers (`routes`), the SSRC
+//! placement rule ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point ([`fuzz`]).
 //!
 //! It must never open a socket, read a clock (time is an `Instant` argument), use `unsafe`, allocate,
 //! log or lock per packet, or grow a table past its configured limit. Allocation is allowed only
@@ -22,6 +22,7 @@ pub mod interceptor;
 pub mod packet;
 pub mod rate;
 pub mod rewrite;
+mod routes;
 pub mod steering;
 pub mod table;
 pub mod wire;

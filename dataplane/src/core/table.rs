@@ -20,6 +20,7 @@ use super::interceptor::spec::RtxParams;
 use super::interceptor::Chain;
 use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
+use super::routes::FeedbackRoutes;
 use super::wire::SeqUnwrapper;
 
 /// The bounds of one worker's tables and packets.
@@ -131,17 +132,19 @@ pub(crate) struct Table {
     /// Subscriptions by (destination, out SSRC): where a subscriber's RTCP belongs. When two share a
     /// key, the first keeps it.
     feedback: Map<(SocketAddr, u32), u32>,
+    /// Feedback about out SSRCs this worker owns for subscriptions other workers hold.
+    pub(crate) routes: FeedbackRoutes,
 }
 
 /// The maps of the table: std's, with foldhash (fast, seeded).
-type Map<K, V> = std::collections::HashMap<K, V, SeedableRandomState>;
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, SeedableRandomState>;
 
 /// A map that holds up to `max_items` without ever resizing, whatever its history of removals.
 ///
 /// Removals leave tombstones; when they use up the spare room, the next insert rehashes. hashbrown
 /// rehashes in place (no allocation) only while the items fit in half the table, so the map is
 /// reserved at twice the bound.
-fn reserved_map<K, V>(max_items: usize, hasher: &SeedableRandomState) -> Map<K, V> {
+pub(crate) fn reserved_map<K, V>(max_items: usize, hasher: &SeedableRandomState) -> Map<K, V> {
     Map::with_capacity_and_hasher(max_items.saturating_mul(2), hasher.clone())
 }
 
@@ -170,6 +173,7 @@ impl Table {
             waiting: reserved_map(streams, &hasher),
             ssrc_streams: reserved_map(streams, &hasher),
             feedback: reserved_map(subscriptions, &hasher),
+            routes: FeedbackRoutes::new(limits.max_subscriptions, &hasher),
         }
     }
 

@@ -49,7 +49,7 @@ struct Collect<'a> {
 }
 
 impl Egress for Collect<'_> {
-    fn forward_rtp(&mut self, _flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         if self.outs.len() == self.outs.capacity() {
             return false;
         }
@@ -135,7 +135,12 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             worked = true;
             let data = &packet.data[..packet.len];
             let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: 0 };
-            let _ = forwarder.on_handover(now, packet.socket, packet.src, data, &mut egress);
+            if let Outcome::Handover { owner } =
+                forwarder.on_handover(now, packet.socket, packet.src, data, &mut egress)
+            {
+                // Along a feedback route to the worker holding the subscription.
+                ctx.hand_over(owner, packet.src, packet.socket, data, forwarder.counters_mut());
+            }
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| data, forwarder.counters_mut())?;
             ctx.incoming().recycle(packet);
         }

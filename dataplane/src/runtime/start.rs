@@ -312,6 +312,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
         recv_batch: config.pool.recv_batch as usize,
         idle: config.idle.strategy,
         spin: Duration::from_micros(config.idle.spin_us),
+        batch_window: Duration::from_micros(u64::from(config.idle.batch_window_us)),
         stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
         inactive_after: Duration::from_millis(u64::from(config.telemetry.inactive_after_ms)),
     }

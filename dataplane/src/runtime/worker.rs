@@ -77,6 +77,8 @@ pub struct WorkerSettings {
     pub idle: IdleStrategy,
     /// Spin bound for `SpinThenSleep`.
     pub spin: Duration,
+    /// Batch window of a sleeping worker (io_uring driver; zero: none).
+    pub batch_window: Duration,
     /// How often it publishes its streams' and subscriptions' statistics.
     pub stats_interval: Duration,
     /// A stream without packets for this long is reported inactive.

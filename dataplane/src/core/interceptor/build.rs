@@ -119,4 +119,27 @@ mod tests {
         assert_eq!(kinds, [PayloadTypeFilter, Stats, SenderReports]);
         assert!(factory.ingress(&IngressSpec::default(), &stream).is_empty());
     }
+
+    #[test]
+    fn a_pli_through_stats_and_the_keyframe_throttle_is_counted_once() {
+        use crate::core::interceptor::{Outbox, RtcpFrom, Scope, Snapshot, Verdict};
+        use crate::core::RtcpCompound;
+        use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+
+        let now = Instant::now();
+        let factory = ChainFactory { max_packet_bytes: 1500, epoch: NtpEpoch { at: now, ntp: 1 << 32 }, tap: None };
+        let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
+        let names = [InterceptorName::Stats, InterceptorName::KeyframeThrottle];
+        let mut chain = factory.ingress(&from_config::ingress(&names, &Interceptors::default()), &stream);
+        let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
+            vec![Box::new(PictureLossIndication { sender_ssrc: 9, media_ssrc: 1 })];
+        let pli = rtcp::packet::marshal(&packets).expect("a PLI");
+        let compound = RtcpCompound::parse(&pli).expect("valid RTCP");
+        let mut outbox = Outbox::new(4, 1500);
+        let from = RtcpFrom::Subscriber { flow: 0 };
+        assert_eq!(chain.on_rtcp(now, Scope::Stream { stream: 0 }, &compound, from, &mut outbox), Verdict::Consumed);
+        let mut figures = Snapshot::default();
+        chain.snapshot(&mut figures);
+        assert_eq!((figures.plis_received, figures.keyframe_requests_sent), (1, 1), "{figures:?}");
+    }
 }

@@ -33,9 +33,9 @@ pub struct Snapshot {
     pub nack_items_received: u64,
     /// Generic NACK packets sent toward the publisher.
     pub nacks_sent: u64,
-    /// PLI packets seen.
+    /// PLI packets seen (counted by `stats` only, so a keyframe throttle after it does not count them again).
     pub plis_received: u64,
-    /// FIR requests seen.
+    /// FIR packets seen (counted by `stats` only).
     pub firs_received: u64,
     /// Keyframe requests (PLI or FIR) sent to the publisher.
     pub keyframe_requests_sent: u64,

@@ -2,11 +2,16 @@
 //!
 //! Owns the slots (each one `SendMsg` in flight: its `msghdr`, destination, iovecs, rewritten 12-byte headers,
 //! GSO control message and the buffer ids it references). During one loop iteration the core asks, per
-//! subscription ("flow"), to send `header + payload-of-the-current-packet`; consecutive packets of one flow with
-//! the same size join one slot and leave as one GSO send (the last segment may be shorter, then the slot
-//! closes). At the end of the iteration every slot opened is queued as a `SendMsg`, in the order opened, so a
-//! flow's packets leave in the order they arrived. A slot returns to the free list when its completion arrives,
-//! releasing the packet buffers it referenced.
+//! subscription, to send `header + payload-of-the-current-packet` to the subscriber's address; consecutive
+//! packets to one destination (socket and address) with the same size join one slot and leave as one GSO send
+//! (the last segment may be shorter, then the slot closes), whichever streams they belong to: a subscriber that
+//! receives several streams on one address (BUNDLE, or audio and video of one participant) gets them in as few
+//! sends as their sizes allow. At the end of the iteration every slot opened is queued as a `SendMsg`, in the
+//! order opened, so a destination's packets leave in the order they arrived. A slot returns to the free list
+//! when its completion arrives, releasing the packet buffers it referenced.
+//!
+//! The destination → open slot index is a fixed-size open-addressing table (twice the slot count, so at most
+//! half full: at most one entry per open slot) whose entries expire with the iteration's epoch.
 //!
 //! Must never: copy a payload (only RTCP the core assembles is copied, into a spare buffer), allocate after
 //! construction, or reuse a slot before its completion.
@@ -37,6 +42,8 @@ struct Slot {
     headers: Box<[[u8; 12]]>,
     control: Control,
     bufs: Box<[u16]>,
+    /// Destination as the coalescing key (with `socket`).
+    dest: SocketAddr,
     nbufs: usize,
     niov: usize,
     segments: usize,
@@ -83,7 +90,8 @@ pub struct TxQueue {
     free: Vec<u32>,
     /// Slots opened this iteration, in order.
     pending: Vec<u32>,
-    /// Per flow: (iteration epoch, slot) of its open slot.
+    /// Destination index: (iteration epoch, slot) of a destination's latest slot; an entry of an older epoch is
+    /// empty. Length a power of two.
     open: Vec<(u32, u32)>,
     epoch: u32,
     gso_max_segments: usize,
@@ -96,9 +104,8 @@ pub struct TxQueue {
 unsafe impl Send for TxQueue {}
 
 impl TxQueue {
-    /// `slots` in-flight sends, `flows` distinct flow keys (the subscription table's size), up to
-    /// `gso_max_segments` packets per send.
-    pub fn new(slots: usize, flows: usize, gso_max_segments: usize) -> TxQueue {
+    /// `slots` in-flight sends, up to `gso_max_segments` packets per send.
+    pub fn new(slots: usize, gso_max_segments: usize) -> TxQueue {
         let seg = gso_max_segments.max(1);
         let unspecified = SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)));
         TxQueue {
@@ -111,6 +118,7 @@ impl TxQueue {
                     headers: vec![[0u8; 12]; seg].into_boxed_slice(),
                     control: Control([0; 32]),
                     bufs: vec![0u16; seg].into_boxed_slice(),
+                    dest: SocketAddr::from(([0, 0, 0, 0], 0)),
                     nbufs: 0,
                     niov: 0,
                     segments: 0,
@@ -123,7 +131,7 @@ impl TxQueue {
                 .collect(),
             free: (0..slots as u32).rev().collect(),
             pending: Vec::with_capacity(slots),
-            open: vec![(u32::MAX, 0); flows],
+            open: vec![(u32::MAX, 0); (2 * slots).next_power_of_two().max(2)],
             epoch: 0,
             gso_max_segments: seg,
             queued: 0,
@@ -154,6 +162,7 @@ impl TxQueue {
         let s = self.free.pop()?;
         let slot = &mut self.slots[s as usize];
         slot.name = SockAddr::from(dest);
+        slot.dest = dest;
         slot.nbufs = 0;
         slot.niov = 0;
         slot.segments = 0;
@@ -164,6 +173,24 @@ impl TxQueue {
         slot.socket = socket;
         self.pending.push(s);
         Some(s)
+    }
+
+    /// The index entry of destination (`socket`, `dest`) this iteration: its position in `open` and, if it has
+    /// one, its latest slot. Linear probing; the table is at most half full, so a free entry is always found.
+    fn find(&self, socket: usize, dest: SocketAddr) -> (usize, Option<u32>) {
+        let mask = self.open.len() - 1;
+        let mut at = destination_hash(socket, dest) as usize & mask;
+        loop {
+            let (epoch, s) = self.open[at];
+            if epoch != self.epoch {
+                return (at, None);
+            }
+            let slot = &self.slots[s as usize];
+            if slot.socket == socket && slot.dest == dest {
+                return (at, Some(s));
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// Queues every slot opened this iteration on the submission queue, submitting when it is full.
@@ -237,6 +264,20 @@ impl TxQueue {
     }
 }
 
+/// Hash of a destination for the open-slot index (multiplicative, like FxHash: a few cycles per copy).
+fn destination_hash(socket: usize, dest: SocketAddr) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let ip = match dest {
+        SocketAddr::V4(v4) => u64::from(u32::from(*v4.ip())),
+        SocketAddr::V6(v6) => {
+            let bits = u128::from(*v6.ip());
+            (bits as u64) ^ ((bits >> 64) as u64).wrapping_mul(K)
+        }
+    };
+    let key = (ip << 16 | u64::from(dest.port())) ^ (socket as u64) << 56;
+    key.wrapping_mul(K) >> 32
+}
+
 fn write_segment_cmsg(control: &mut Control, segment_bytes: u16) {
     control.0 = [0; 32];
     // SAFETY: `control` is 8-byte aligned and 32 bytes long, enough for CMSG_SPACE(2) (24 bytes on 64-bit
@@ -277,33 +318,23 @@ pub struct UringEgress<'a> {
 }
 
 impl Egress for UringEgress<'_> {
-    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         let Current { bid, offset, len } = self.current;
         if len < 12 {
             return false;
         }
         let tx = &mut *self.tx;
-        let epoch = tx.epoch;
         let max = tx.gso_max_segments;
-        let flow_open = tx.open.get(flow as usize).copied();
-        let reuse = match flow_open {
-            Some((e, s)) if e == epoch => {
-                let slot = &tx.slots[s as usize];
-                let fits = !slot.closed
-                    && slot.segments < max
-                    && slot.total_bytes + len <= GSO_MAX_BYTES
-                    && len <= slot.segment_bytes;
-                fits.then_some(s)
-            }
-            _ => None,
-        };
+        let (entry, latest) = tx.find(socket, dest);
+        let reuse = latest.filter(|&s| {
+            let slot = &tx.slots[s as usize];
+            !slot.closed && slot.segments < max && slot.total_bytes + len <= GSO_MAX_BYTES && len <= slot.segment_bytes
+        });
         let s = match reuse {
             Some(s) => s,
             None => match tx.open_slot(socket, dest) {
                 Some(s) => {
-                    if let Some(o) = tx.open.get_mut(flow as usize) {
-                        *o = (epoch, s);
-                    }
+                    tx.open[entry] = (tx.epoch, s);
                     tx.slots[s as usize].segment_bytes = len;
                     s
                 }

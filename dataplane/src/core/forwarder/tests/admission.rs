@@ -159,3 +159,67 @@ fn a_source_over_its_packet_rate_loses_only_the_excess() {
     // A second later the source may send again.
     assert!(matches!(h.send(2_000, publisher(), &rtp(SSRC, 300, 0, b"r"), &mut egress), Outcome::Forwarded { .. }));
 }
+
+#[test]
+fn a_subscribers_feedback_about_a_rewritten_ssrc_follows_its_route_to_the_subscription() {
+    use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    // Three workers: the stream on 0, its subscription's out SSRC owned by 1, the subscriber's own SSRC
+    // (which steers its RTCP) by 2.
+    let (stream_ssrc, out_ssrc, subscriber_ssrc) = (0x3000u32, 0x3001u32, 0x3002u32);
+    let start = Instant::now();
+    let mut workers: Vec<Forwarder> = (0..3).map(|w| Forwarder::with_hash_seed(w, 3, limits(), 7)).collect();
+    let subscriber = addr("127.0.0.40:4000");
+    let add_stream = Command::AddStream {
+        id: StreamId(1),
+        ssrc: stream_ssrc,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 90_000,
+        ingress: Default::default(),
+    };
+    workers[0].apply(start, add_stream).unwrap();
+    let add_sub = Command::AddSubscription {
+        id: SubscriptionId(5),
+        stream: StreamId(1),
+        dest: subscriber,
+        socket: 0,
+        rewrite: Rewrite { out_ssrc: Some(out_ssrc), ..Rewrite::default() },
+        paused: false,
+        egress: Default::default(),
+    };
+    workers[0].apply(start, add_sub).unwrap();
+    let pli = PictureLossIndication { sender_ssrc: subscriber_ssrc, media_ssrc: out_ssrc }.marshal().unwrap();
+    let mut egress = Recorder::new();
+    egress.current = pli.to_vec();
+
+    // Steered to worker 2, which hands it to the out SSRC's owner; without a route that is where it ends.
+    assert_eq!(workers[2].on_datagram(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 1 });
+    let unrouted = workers[1].on_handover(start, 0, subscriber, &pli, &mut egress);
+    assert_eq!(unrouted, Outcome::Dropped(DropReason::UnknownSsrc));
+
+    let route = Command::AddFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc, owner: 0 };
+    workers[1].apply(start, route).unwrap();
+    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
+    // Landing on the route's worker directly goes straight there too.
+    assert_eq!(workers[1].on_datagram(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
+    let at_subscription = workers[0].on_handover(start, 0, subscriber, &pli, &mut egress);
+    assert!(!matches!(at_subscription, Outcome::Dropped(_) | Outcome::Handover { .. }), "{at_subscription:?}");
+    assert_eq!(workers[0].counters().rx_feedback, 1);
+    // Another subscriber address is not routed.
+    let stranger = addr("127.0.0.41:4000");
+    assert_eq!(
+        workers[1].on_handover(start, 0, stranger, &pli, &mut egress),
+        Outcome::Dropped(DropReason::UnknownSsrc)
+    );
+
+    // Only the subscription's own removal takes the route away.
+    let other = Command::RemoveFeedbackRoute { id: SubscriptionId(6), dest: subscriber, out_ssrc };
+    workers[1].apply(start, other).unwrap();
+    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
+    workers[1]
+        .apply(start, Command::RemoveFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc })
+        .unwrap();
+    assert_eq!(
+        workers[1].on_handover(start, 0, subscriber, &pli, &mut egress),
+        Outcome::Dropped(DropReason::UnknownSsrc)
+    );
+}

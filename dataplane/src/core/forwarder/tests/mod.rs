@@ -41,7 +41,8 @@ fn limits() -> ForwarderLimits {
 /// One copy as the driver would put it on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sent {
-    flow: Option<u32>,
+    /// Sent by `forward_rtp` (header + the current packet's payload), not as an assembled copy.
+    forwarded: bool,
     socket: usize,
     dest: SocketAddr,
     bytes: Vec<u8>,
@@ -61,13 +62,13 @@ impl Recorder {
 }
 
 impl Egress for Recorder {
-    fn forward_rtp(&mut self, flow: u32, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
+    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         if self.refuse {
             return false;
         }
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(&self.current[12..]);
-        self.sent.push(Sent { flow: Some(flow), socket, dest, bytes });
+        self.sent.push(Sent { forwarded: true, socket, dest, bytes });
         true
     }
 
@@ -75,7 +76,7 @@ impl Egress for Recorder {
         if self.refuse {
             return false;
         }
-        self.sent.push(Sent { flow: None, socket, dest, bytes: bytes.to_vec() });
+        self.sent.push(Sent { forwarded: false, socket, dest, bytes: bytes.to_vec() });
         true
     }
 }

@@ -13,6 +13,9 @@
 //! Verdict: a subscriber compound whose only packets are PLIs/FIRs for this stream is `Consumed` (the
 //! throttle speaks for them); anything else in it (an RR, a NACK) makes it `Continue`, and the
 //! forwarder then forwards the whole compound, PLI/FIR included. Publisher RTCP is left alone.
+//!
+//! Reports only the requests it sent (`keyframe_requests_sent`): counting the PLIs/FIRs subscribers sent is
+//! the `stats` interceptor's (placed before the throttle, which consumes them), so they are counted once.
 
 use std::time::{Duration, Instant};
 
@@ -38,8 +41,6 @@ pub struct KeyframeThrottle {
     last_sent: Option<Instant>,
     pending: Option<Request>,
     fir_seq_nr: u8,
-    plis_received: u64,
-    firs_received: u64,
     requests_sent: u64,
 }
 
@@ -53,8 +54,6 @@ impl KeyframeThrottle {
             last_sent: None,
             pending: None,
             fir_seq_nr: 0,
-            plis_received: 0,
-            firs_received: 0,
             requests_sent: 0,
         }
     }
@@ -106,13 +105,10 @@ impl Interceptor for KeyframeThrottle {
         for packet in rtcp.packets() {
             match Feedback::read(bytes, &packet) {
                 Some(fb) if fb.kind == FeedbackKind::Pli && fb.media_ssrc == self.publisher => {
-                    self.plis_received += 1;
                     asked = asked.max(Some(Request::Pli));
                 }
                 Some(fb) if fb.kind == FeedbackKind::Fir => {
-                    let ours = fb.fir_entries().filter(|entry| entry.ssrc == self.publisher).count() as u64;
-                    self.firs_received += ours;
-                    if ours > 0 {
+                    if fb.fir_entries().any(|entry| entry.ssrc == self.publisher) {
                         asked = Some(Request::Fir);
                     } else {
                         other = true;
@@ -138,8 +134,6 @@ impl Interceptor for KeyframeThrottle {
     }
 
     fn snapshot(&self, out: &mut Snapshot) {
-        out.plis_received += self.plis_received;
-        out.firs_received += self.firs_received;
         out.keyframe_requests_sent += self.requests_sent;
     }
 }
@@ -203,7 +197,7 @@ mod tests {
             assert_eq!((parsed.sender_ssrc, parsed.media_ssrc), (LOCAL.0, PUBLISHER.0));
         }
         let s = snapshot(&throttle);
-        assert_eq!((s.plis_received, s.firs_received, s.keyframe_requests_sent), (10, 0, 3));
+        assert_eq!(s, Snapshot { keyframe_requests_sent: 3, ..Snapshot::default() }, "its requests, nothing else");
     }
 
     #[test]
@@ -233,7 +227,7 @@ mod tests {
             })
             .collect();
         assert_eq!(decoded, [(0, Some(0)), (500, Some(1)), (1000, Some(2)), (1600, None)]);
-        assert_eq!(snapshot(&throttle).firs_received, 3);
+        assert_eq!(snapshot(&throttle).keyframe_requests_sent, 4);
     }
 
     #[test]
@@ -254,6 +248,6 @@ mod tests {
         assert_eq!(h.rtcp(&mut throttle, &with_rr, sub, at(t0, 10)), Verdict::Continue, "the RR goes on");
         assert_eq!(h.take().len(), 1, "only the first PLI was sent so far");
         assert_eq!(h.wake, Some(at(t0, 500)), "the absorbed one waits for the interval");
-        assert_eq!(snapshot(&throttle).plis_received, 2);
+        assert_eq!(snapshot(&throttle).keyframe_requests_sent, 1);
     }
 }
