@@ -9,7 +9,8 @@
 //! its sends to the kernel (io_uring: the send entries are on the submission queue, the submit follows in the
 //! same loop iteration; mmsg: just before the `sendmmsg` call). One record per such datagram, however many
 //! copies it fanned out to. Handed-over packets, interceptor timers and dropped or consumed packets are not
-//! recorded. Must never allocate, lock or make a system call per packet: the driver calls
+//! recorded. Time a datagram waited in the socket before the worker read it — up to `idle.batch_window_us`
+//! when the worker was sleeping — is not in it: the one-way latency the bench's sink measures includes it. Must never allocate, lock or make a system call per packet: the driver calls
 //! [`LatencyRecorder::produced`] per packet and [`LatencyRecorder::submitted`] once per flush.
 
 use std::sync::atomic::{AtomicU64, Ordering};
