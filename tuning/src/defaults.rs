@@ -40,7 +40,7 @@ pub const BUFFER_BYTES: u32 = 2048;
 /// Default maximum number of segments coalesced into one UDP GSO send.
 pub const GSO_MAX_SEGMENTS: u16 = 16;
 
-/// Default receive batch (mmsg driver batch size; io_uring: received per iteration that ends the batch window).
+/// Default receive batch (the mmsg driver's batch size).
 pub const RECV_BATCH: u32 = 64;
 
 /// Default maximum number of streams owned by one worker.

@@ -122,8 +122,7 @@ pub struct Pool {
     pub send_slots_per_worker: Option<u32>,
     /// Most segments coalesced into one UDP GSO send; 1 disables GSO.
     pub gso_max_segments: u16,
-    /// Receive batch: the mmsg driver's batch size; an io_uring worker that received this many datagrams in
-    /// one iteration is behind and skips `idle.batch_window_us` on its next wait.
+    /// Receive batch: the mmsg driver's batch size.
     pub recv_batch: u32,
 }
 

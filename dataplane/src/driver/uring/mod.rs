@@ -9,9 +9,9 @@
 //! when it ends, and one arriving after it wakes the worker at once (the kernel then wants only one). So a
 //! busy worker wakes about once per window rather than once per arrival — a sleep/wake costs ~15–25 µs of CPU
 //! here — and packets to one destination from several streams meet in one iteration and leave in one GSO send.
-//! A worker that is behind does not linger: after an iteration that received `pool.recv_batch` datagrams or
-//! more, or ran out of buffers, it waits for the first completion only (the queued datagrams are batch enough,
-//! and a window then would only let the socket's queue grow).
+//! A worker that is behind does not linger: after an iteration that received a quarter of its pool's buffers
+//! or more, or ran out of buffers, it waits for the first completion only (the queued datagrams are batch
+//! enough, and a window then would only let the socket's queue grow).
 //! `ENOBUFS` (every buffer in flight) ends a multishot
 //! receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams wait in the
 //! socket's receive queue, whose overflow the kernel counts (read into `kernel_rx_dropped`).
@@ -44,9 +44,9 @@ const RECV_TAG: u64 = 1 << 61;
 const WAKE_TAG: u64 = 1 << 60;
 const CANCEL_TAG: u64 = 1 << 59;
 const BUFFER_GROUP: u16 = 0;
-/// Completions a batching wait asks for (with none waiting when it starts). With `DEFER_TASKRUN` the kernel wakes
-/// a waiter by pending task-work items, one per armed request however many datagrams wait behind it, so two
-/// keeps the worker asleep until the window ends. Not more: the count also sets how much task work the kernel runs per wait, and with 32 or 1024
+/// Completions a batching wait asks for beyond those already posted. With `DEFER_TASKRUN` the kernel wakes a
+/// waiter by pending task-work items, one per armed request however many datagrams wait behind it, so two more
+/// keep the worker asleep until the window ends. Not more: the count also sets how much task work the kernel runs per wait, and with 32 or 1024
 /// a keyframe storm was pulled in one gulp and overflowed the socket (capacity-video at 112 calls: 1.1% loss
 /// with 32, none with 2, at the same CPU per copy on the conference bench).
 const BATCH_WANT: usize = 2;
@@ -175,8 +175,7 @@ impl UringWorker {
             }
             self.pool.publish();
             let now = Instant::now();
-            let mut block =
-                idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
+            let block = idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
             if block && pacer.before_block(now) {
                 self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use(), &mut self.latency);
             }
@@ -185,18 +184,16 @@ impl UringWorker {
             // task-work items, and one item can carry several completions, so the waiter slept through arrivals.
             // The no-allocation test caught it as packets left unread in the socket. A batching wait's count
             // is bounded by the window instead.)
-            let busy = self.received >= self.ctx.settings.recv_batch || self.exhausted;
+            let busy = self.received >= usize::from(self.ctx.settings.pool_buffers) / 4 || self.exhausted;
             let window = if busy { 0 } else { self.batch_window_us };
-            if block && window > 0 {
-                // Issue the queued sends first: their completions would count toward the wait's two and end it
-                // at the next arrival. If any are there, reap them before sleeping.
-                Self::submitted(self.ring.submit())?;
-                block = self.ring.completion().is_empty();
-            }
             let want = match (block, window) {
                 (false, _) => 0,
                 (true, 0) => 1,
-                (true, _) => BATCH_WANT,
+                (true, _) => {
+                    // Issue the queued sends first and count their completions in: the wait is for two more.
+                    Self::submitted(self.ring.submit())?;
+                    self.ring.completion().len() + BATCH_WANT
+                }
             };
             // Blocking: wake for the next interceptor timer or statistics round at the latest.
             let wake_at = self.forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
