@@ -11,10 +11,9 @@
 //! here — and packets to one destination from several streams meet in one iteration and leave in one GSO send.
 //! A worker that is behind does not linger: after an iteration that received a quarter of its pool's buffers
 //! or more, or ran out of buffers, it waits for the first completion only (the queued datagrams are batch
-//! enough, and a window then would only let the socket's queue grow).
-//! `ENOBUFS` (every buffer in flight) ends a multishot
-//! receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams wait in the
-//! socket's receive queue, whose overflow the kernel counts (read into `kernel_rx_dropped`).
+//! enough, and a window then would only let the socket's queue grow). `ENOBUFS` (every buffer in flight) ends a
+//! multishot receive; it is re-armed as soon as buffers return, and nothing is lost meanwhile: the datagrams
+//! wait in the socket's receive queue, whose overflow the kernel counts (read into `kernel_rx_dropped`).
 //!
 //! Forwarding latency (see [`crate::runtime::latency`]) ends when a flush has put the sends on the submission
 //! queue; the submit follows in the same iteration.
@@ -46,9 +45,10 @@ const CANCEL_TAG: u64 = 1 << 59;
 const BUFFER_GROUP: u16 = 0;
 /// Completions a batching wait asks for beyond those already posted. With `DEFER_TASKRUN` the kernel wakes a
 /// waiter by pending task-work items, one per armed request however many datagrams wait behind it, so two more
-/// keep the worker asleep until the window ends. Not more: the count also sets how much task work the kernel runs per wait, and with 32 or 1024
-/// a keyframe storm was pulled in one gulp and overflowed the socket (capacity-video at 112 calls: 1.1% loss
-/// with 32, none with 2, at the same CPU per copy on the conference bench).
+/// keep the worker asleep until the window ends. Not more: the count also sets how much task work the kernel
+/// runs per wait, and with 32 or 1024 a keyframe storm was pulled in one gulp and overflowed the socket
+/// (capacity-video at 112 calls: 1.1% loss with 32, none with 2, at the same CPU per copy on the conference
+/// bench).
 const BATCH_WANT: usize = 2;
 /// Longest a stopping worker waits for its in-flight sends.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
