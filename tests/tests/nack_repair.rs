@@ -34,6 +34,34 @@ const CONFIG: &str = "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [
     egress = [\"stats\", \"sender_reports\"]\n\
     [telemetry]\nstats_interval_ms = 200\nstats_grace_ms = 5000\n";
 
+/// A daemon started with a config, routing one call: "pub" publishes stream "video" (`SSRC`), "sub" receives it
+/// through subscription "s" with out SSRC `out_ssrc` (0: the publisher's).
+struct Call {
+    publisher: Peer,
+    subscriber: Peer,
+    daemon: Daemon,
+    media: SocketAddr,
+    api: Api,
+    stream: v1::Stream,
+    subscription: v1::Subscription,
+}
+
+impl Call {
+    fn start(config: &str, out_ssrc: u32) -> Call {
+        let publisher = Peer::bind("127.0.0.1");
+        let subscriber = Peer::bind("127.0.0.1");
+        let daemon = Daemon::start(config);
+        let media = daemon.media[0];
+        let api = Api::dev(&daemon);
+        api.create_session(v1::CreateSessionRequest { session_id: "call".into(), ..Default::default() }).unwrap();
+        api.create_endpoint(endpoint("call", "pub", publisher.addr())).unwrap();
+        api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
+        let stream = api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
+        let subscription = api.create_subscription(subscription("call", "s", "video", "sub", out_ssrc)).unwrap();
+        Call { publisher, subscriber, daemon, media, api, stream, subscription }
+    }
+}
+
 /// The subscriber's view: what arrived, what is missing, what it asked for.
 #[derive(Default)]
 struct Receiver {
@@ -152,18 +180,10 @@ fn nacks_about_a_rewritten_ssrc_reach_the_subscription_on_the_other_worker() {
 /// The last-mile loss run with subscription out SSRC `out_ssrc` (0: the publisher's) and a subscriber whose
 /// own SSRC is `own_ssrc`.
 fn last_mile_repair(out_ssrc: u32, own_ssrc: u32) {
-    let publisher = Peer::bind("127.0.0.1");
-    let subscriber = Peer::bind("127.0.0.1");
-    let daemon = Daemon::start(CONFIG);
-    let media = daemon.media[0];
-    let api = Api::dev(&daemon);
-    api.create_session(v1::CreateSessionRequest { session_id: "call".into(), ..Default::default() }).unwrap();
-    api.create_endpoint(endpoint("call", "pub", publisher.addr())).unwrap();
-    api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
-    let stream = api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
+    let Call { publisher, subscriber, daemon: _daemon, media, api, stream, subscription } =
+        Call::start(CONFIG, out_ssrc);
     assert_eq!(stream.interceptors, ["stats", "keyframe_throttle", "nack_cache", "receiver_reports"]);
-    let sub = api.create_subscription(subscription("call", "s", "video", "sub", out_ssrc)).unwrap();
-    assert_eq!(sub.interceptors, ["stats", "sender_reports"]);
+    assert_eq!(subscription.interceptors, ["stats", "sender_reports"]);
 
     let sender = thread::spawn(move || {
         let start = Instant::now();
@@ -234,16 +254,7 @@ const CONFIG_WITH_GENERATOR: &str = "[placement]\nworker_cores = [0, 1]\n[media]
 
 #[test]
 fn packets_lost_before_ringfwd_are_fetched_from_the_publisher_and_reach_the_subscriber() {
-    let publisher = Peer::bind("127.0.0.1");
-    let subscriber = Peer::bind("127.0.0.1");
-    let daemon = Daemon::start(CONFIG_WITH_GENERATOR);
-    let media = daemon.media[0];
-    let api = Api::dev(&daemon);
-    api.create_session(v1::CreateSessionRequest { session_id: "call".into(), ..Default::default() }).unwrap();
-    api.create_endpoint(endpoint("call", "pub", publisher.addr())).unwrap();
-    api.create_endpoint(endpoint("call", "sub", subscriber.addr())).unwrap();
-    api.create_stream(video_stream("call", "video", "pub", SSRC)).unwrap();
-    api.create_subscription(subscription("call", "s", "video", "sub", 0)).unwrap();
+    let Call { publisher, subscriber, daemon: _daemon, media, api, .. } = Call::start(CONFIG_WITH_GENERATOR, 0);
 
     let packet = |i: u16| rtp_packet(SSRC, FIRST_SEQ.wrapping_add(i), u32::from(i) * 3000, 96, false, &[i as u8; 1000]);
     let answering = publisher.try_clone();

@@ -75,6 +75,7 @@ pub fn of_metadata(event: &MetadataEvent) -> Option<(String, EventKind)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::tests as fixtures;
     use crate::registry::{Registry, RegistryLimits, SessionView, Usage};
 
     fn room() -> (Registry, Vec<(String, EventKind)>) {
@@ -89,43 +90,21 @@ mod tests {
         };
         let plan = reg.plan_create_session("s", 1).unwrap();
         apply(&mut reg, plan);
-        for (id, port) in [("a", 5000), ("b", 5002)] {
-            let spec = crate::registry::EndpointSpec {
-                session_id: "s".into(),
-                endpoint_id: id.into(),
-                media_address: Some(format!("127.0.0.1:{port}").parse().unwrap()),
-                latching: false,
-            };
-            let plan = reg.plan_create_endpoint(spec).unwrap();
+        for (id, address) in [("a", "127.0.0.1:5000"), ("b", "127.0.0.1:5002")] {
+            let plan = reg.plan_create_endpoint(fixtures::endpoint("s", id, Some(address))).unwrap();
             apply(&mut reg, plan);
         }
         let stream = crate::registry::StreamSpec {
-            session_id: "s".into(),
-            stream_id: "v".into(),
-            endpoint_id: "a".into(),
-            ssrc: 7,
             kind: Some(crate::registry::MediaKind::Video),
             payload_types: vec![],
             clock_rate_hz: 90_000,
-            interceptors: None,
+            ..fixtures::stream("s", "v", "a", 7)
         };
         let plan = reg.plan_create_stream(stream.clone()).unwrap();
         apply(&mut reg, plan);
         let plan = reg.plan_create_stream(stream).unwrap();
         apply(&mut reg, plan);
-        let sub = crate::registry::SubscriptionSpec {
-            session_id: "s".into(),
-            subscription_id: "b-v".into(),
-            stream_id: "v".into(),
-            endpoint_id: "b".into(),
-            out_ssrc: 0,
-            payload_type_map: vec![],
-            paused: false,
-            seq_offset: 0,
-            ts_offset: 0,
-            interceptors: None,
-            rtx: None,
-        };
+        let sub = fixtures::subscription("s", "b-v", "v", "b");
         let plan = reg.plan_create_subscription(sub).unwrap();
         apply(&mut reg, plan);
         let plan = reg.plan_delete_session("s").unwrap();

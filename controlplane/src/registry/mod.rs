@@ -79,7 +79,7 @@ mod validate;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_interceptors;
 #[cfg(test)]

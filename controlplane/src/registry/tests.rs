@@ -25,7 +25,7 @@ pub(super) fn media() -> Vec<SocketAddr> {
     vec![addr("127.0.0.1:40000"), addr("[::1]:40000")]
 }
 
-pub(super) fn addr(s: &str) -> SocketAddr {
+pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
@@ -37,7 +37,7 @@ pub(super) fn apply(reg: &mut Registry, plan: impl FnOnce(&Registry) -> Result<P
     plan.outcome
 }
 
-pub(super) fn endpoint(session: &str, id: &str, address: Option<&str>) -> EndpointSpec {
+pub(crate) fn endpoint(session: &str, id: &str, address: Option<&str>) -> EndpointSpec {
     EndpointSpec {
         session_id: session.into(),
         endpoint_id: id.into(),
@@ -46,7 +46,7 @@ pub(super) fn endpoint(session: &str, id: &str, address: Option<&str>) -> Endpoi
     }
 }
 
-pub(super) fn stream(session: &str, id: &str, publisher: &str, ssrc: u32) -> StreamSpec {
+pub(crate) fn stream(session: &str, id: &str, publisher: &str, ssrc: u32) -> StreamSpec {
     StreamSpec {
         session_id: session.into(),
         stream_id: id.into(),
@@ -59,7 +59,7 @@ pub(super) fn stream(session: &str, id: &str, publisher: &str, ssrc: u32) -> Str
     }
 }
 
-pub(super) fn subscription(session: &str, id: &str, stream: &str, to: &str) -> SubscriptionSpec {
+pub(crate) fn subscription(session: &str, id: &str, stream: &str, to: &str) -> SubscriptionSpec {
     SubscriptionSpec {
         session_id: session.into(),
         subscription_id: id.into(),

@@ -16,6 +16,7 @@
 //! Must never: copy a payload (only RTCP the core assembles is copied, into a spare buffer), allocate after
 //! construction, or reuse a slot before its completion.
 
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 use io_uring::{opcode, squeue, types};
@@ -93,6 +94,8 @@ pub struct TxQueue {
     /// Destination index: (iteration epoch, slot) of a destination's latest slot; an entry of an older epoch is
     /// empty. Length a power of two.
     open: Vec<(u32, u32)>,
+    /// Hashes destinations for `open`.
+    hasher: foldhash::fast::RandomState,
     epoch: u32,
     gso_max_segments: usize,
     /// Packets queued for sending since start (RTP copies and assembled copies), for the latency histogram.
@@ -132,6 +135,7 @@ impl TxQueue {
             free: (0..slots as u32).rev().collect(),
             pending: Vec::with_capacity(slots),
             open: vec![(u32::MAX, 0); (2 * slots).next_power_of_two().max(2)],
+            hasher: foldhash::fast::RandomState::default(),
             epoch: 0,
             gso_max_segments: seg,
             queued: 0,
@@ -179,7 +183,7 @@ impl TxQueue {
     /// one, its latest slot. Linear probing; the table is at most half full, so a free entry is always found.
     fn find(&self, socket: usize, dest: SocketAddr) -> (usize, Option<u32>) {
         let mask = self.open.len() - 1;
-        let mut at = destination_hash(socket, dest) as usize & mask;
+        let mut at = self.hasher.hash_one((socket, dest)) as usize & mask;
         loop {
             let (epoch, s) = self.open[at];
             if epoch != self.epoch {
@@ -262,20 +266,6 @@ impl TxQueue {
             opcode::SendMsg::new(fds[slot_ref.socket], &slot_ref.msghdr).build().user_data(SEND_TAG | u64::from(slot));
         push(ring, &entry)
     }
-}
-
-/// Hash of a destination for the open-slot index (multiplicative, like FxHash: a few cycles per copy).
-fn destination_hash(socket: usize, dest: SocketAddr) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let ip = match dest {
-        SocketAddr::V4(v4) => u64::from(u32::from(*v4.ip())),
-        SocketAddr::V6(v6) => {
-            let bits = u128::from(*v6.ip());
-            (bits as u64) ^ ((bits >> 64) as u64).wrapping_mul(K)
-        }
-    };
-    let key = (ip << 16 | u64::from(dest.port())) ^ (socket as u64) << 56;
-    key.wrapping_mul(K) >> 32
 }
 
 fn write_segment_cmsg(control: &mut Control, segment_bytes: u16) {
