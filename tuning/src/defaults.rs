@@ -148,6 +148,10 @@ pub const NACK_CACHE_MAX_AGE_MS: u32 = 1000;
 /// Default cap on retransmissions of one packet.
 pub const NACK_CACHE_MAX_RETRANSMITS_PER_PACKET: u8 = 3;
 
+/// Default least wait between two requests the retransmission cache sends the publisher for one packet it never
+/// received, in milliseconds (about one RTT on a continental path; GStreamer and libwebrtc re-ask about as often).
+pub const NACK_CACHE_UPSTREAM_RETRY_INTERVAL_MS: u32 = 100;
+
 /// Default times one missing packet is asked for by the NACK generator.
 pub const NACK_GENERATOR_MAX_RETRIES: u8 = 5;
 

@@ -151,8 +151,12 @@ pub struct NackCacheConfig {
     pub max_packets: u16,
     /// A packet older than this is not retransmitted, in milliseconds.
     pub max_age_ms: u32,
-    /// Retransmissions of one packet at most.
+    /// Retransmissions of one packet at most; also how often one packet the cache never received is asked for
+    /// from the publisher on the subscribers' behalf.
     pub max_retransmits_per_packet: u8,
+    /// Least wait between two requests to the publisher for one packet the cache never received, in
+    /// milliseconds: subscribers' NACKs for it within this interval are merged into the request already sent.
+    pub upstream_retry_interval_ms: u32,
 }
 
 impl Default for NackCacheConfig {
@@ -161,6 +165,7 @@ impl Default for NackCacheConfig {
             max_packets: defaults::NACK_CACHE_MAX_PACKETS,
             max_age_ms: defaults::NACK_CACHE_MAX_AGE_MS,
             max_retransmits_per_packet: defaults::NACK_CACHE_MAX_RETRANSMITS_PER_PACKET,
+            upstream_retry_interval_ms: defaults::NACK_CACHE_UPSTREAM_RETRY_INTERVAL_MS,
         }
     }
 }

@@ -212,7 +212,8 @@ impl Registry {
             undo.push((route.worker, route.remove()));
         }
         let view = record.view(&spec.session_id, &spec.subscription_id);
-        Ok(Plan {
+        let starts = !record.paused;
+        let mut plan = Plan {
             commands,
             undo,
             change: Change(ChangeKind::CreateSubscription {
@@ -221,7 +222,11 @@ impl Registry {
                 record,
             }),
             outcome: Outcome::Created(View::Subscription(view)),
-        })
+        };
+        if starts {
+            plan.request_keyframe(worker, id, stream.kind);
+        }
+        Ok(plan)
     }
 
     /// The session `id` (validated), or `NotFound`.

@@ -3,12 +3,26 @@
 //! Owns [`Plan`], [`Change`], [`Outcome`], [`View`] and the admission check shared by the planners
 //! (`create`, `update`, `delete`). Plain data and pure helpers: it must never read or change the registry.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::core::{Command, SubscriptionId};
 
 use super::error::RegistryError;
 use super::model::{
-    EndpointRecord, EndpointView, SessionView, StreamRecord, StreamView, SubscriptionRecord, SubscriptionView, Usage,
+    EndpointRecord, EndpointView, MediaKind, SessionView, StreamRecord, StreamView, SubscriptionRecord,
+    SubscriptionView, Usage,
 };
+
+impl Plan {
+    /// Appends the keyframe request a subscriber needs when it starts receiving a video stream mid-way (a
+    /// subscription created unpaused, switched, resumed): without one, its decoder waits for the publisher's next
+    /// natural keyframe (seconds) or decodes the new stream's delta frames on an old picture. Planned last, on
+    /// subscription `id`'s worker; audio asks nothing. Its undo is the same request (it changes nothing).
+    pub(crate) fn request_keyframe(&mut self, worker: usize, id: SubscriptionId, kind: MediaKind) {
+        if kind == MediaKind::Video {
+            self.commands.push((worker, Command::RequestKeyframe { id }));
+            self.undo.push((worker, Command::RequestKeyframe { id }));
+        }
+    }
+}
 
 /// A validated change: the worker commands that realise it, how to take them back, and what it does to
 /// the registry once they were applied. See the module docs of [`crate::registry`] for how to run one.

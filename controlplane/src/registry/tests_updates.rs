@@ -133,3 +133,43 @@ fn an_invalid_id_is_reported_before_a_missing_session() {
     assert_eq!(invalid_field(reg.get_stream("a b", "x")), "session_id");
     assert_eq!(invalid_field(reg.get_subscription("nope", "")), "subscription_id");
 }
+
+#[test]
+fn a_video_subscriber_starting_mid_way_gets_a_keyframe_request() {
+    use ringfwd_dataplane::core::owner_of;
+    let mut reg = room();
+    // A video stream on a-audio's worker, so a subscription can switch between them.
+    let ssrc = (20..).find(|&ssrc| owner_of(ssrc, 2) == owner_of(10, 2)).unwrap();
+    let cam = StreamSpec { kind: Some(MediaKind::Video), ..stream("room", "a-cam", "alice", ssrc) };
+    apply(&mut reg, |r| r.plan_create_stream(cam));
+    let worker = reg.get_stream("room", "a-cam").unwrap().worker;
+    let keyframe =
+        |plan: &Plan| plan.commands.iter().filter(|(_, c)| matches!(c, Command::RequestKeyframe { .. })).count();
+
+    let plan = reg.plan_create_subscription(subscription("room", "s", "a-cam", "bob")).unwrap();
+    let id = match plan.commands[0].1 {
+        Command::AddSubscription { id, .. } => id,
+        ref other => panic!("expected AddSubscription first, got {other:?}"),
+    };
+    assert_eq!(plan.commands.last(), Some(&(worker, Command::RequestKeyframe { id })), "asked last");
+    assert_eq!(plan.commands.len(), plan.undo.len());
+    apply(&mut reg, |_| Ok(plan));
+    let audio = reg.plan_create_subscription(subscription("room", "t", "a-audio", "bob")).unwrap();
+    assert_eq!(keyframe(&audio), 0, "audio asks nothing");
+    let paused = SubscriptionSpec { paused: true, ..subscription("room", "u", "a-cam", "carol") };
+    assert_eq!(keyframe(&reg.plan_create_subscription(paused).unwrap()), 0, "created paused: nothing yet");
+
+    let pause = reg.plan_update_subscription("room", "s", Some(true), None).unwrap();
+    assert_eq!(keyframe(&pause), 0);
+    apply(&mut reg, |_| Ok(pause));
+    let resume = reg.plan_update_subscription("room", "s", Some(false), None).unwrap();
+    assert_eq!(resume.commands.last(), Some(&(worker, Command::RequestKeyframe { id })), "resumed");
+    apply(&mut reg, |_| Ok(resume));
+    let to_audio = reg.plan_update_subscription("room", "s", None, Some("a-audio")).unwrap();
+    assert_eq!(keyframe(&to_audio), 0, "switched to audio");
+    apply(&mut reg, |_| Ok(to_audio));
+    let to_video = reg.plan_update_subscription("room", "s", None, Some("a-cam")).unwrap();
+    assert_eq!(to_video.commands.last(), Some(&(worker, Command::RequestKeyframe { id })), "switched to video");
+    assert!(matches!(to_video.commands[0].1, Command::SwitchSubscription { .. }), "after the switch");
+    assert_eq!(keyframe(&reg.plan_update_subscription("room", "s", Some(false), None).unwrap()), 0, "no change");
+}

@@ -16,7 +16,8 @@ impl Registry {
     /// another stream of the session owned by the same worker (`SwitchSubscription`, the worker keeps
     /// the subscriber's sequence numbers and timestamps continuous). Unset or unchanged values plan no
     /// command. When pausing, the pause goes first (nothing of the new stream leaks); when resuming, the
-    /// switch goes first (nothing of the old stream does).
+    /// switch goes first (nothing of the old stream does). A switch or a resume that leaves a video
+    /// subscription running ends with a keyframe request (`RequestKeyframe`, see [`Plan::request_keyframe`]).
     pub fn plan_update_subscription(
         &self,
         session_id: &str,
@@ -80,7 +81,12 @@ impl Registry {
             stream_id.clone_into(&mut updated.stream_id);
         }
         let view = updated.view(session_id, subscription_id);
-        Ok(Plan {
+        // The subscriber starts receiving mid-way: after a switch it would otherwise decode the new stream's delta
+        // frames on the old picture; after a pause its decoder has lost its references.
+        let switched = updated.stream_id != current.stream_id;
+        let starts = !updated.paused && (switched || current.paused);
+        let kind = session.streams.get(&updated.stream_id).map(|stream| stream.kind);
+        let mut plan = Plan {
             commands,
             undo,
             change: Change(ChangeKind::UpdateSubscription {
@@ -91,6 +97,10 @@ impl Registry {
                 out_ssrc: updated.out_ssrc,
             }),
             outcome: Outcome::Updated(View::Subscription(view)),
-        })
+        };
+        if let Some(kind) = kind.filter(|_| starts) {
+            plan.request_keyframe(worker, id, kind);
+        }
+        Ok(plan)
     }
 }

@@ -112,6 +112,16 @@ pub enum Command {
         /// True to pause.
         paused: bool,
     },
+    /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
+    /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
+    /// cannot decode its delta frames. The request takes the path of a PLI from the subscriber, through the
+    /// stream's ingress chain (so the keyframe throttle merges it with other requests) and on to the
+    /// publisher. Nothing is asked while the subscription is paused. It changes no state: the control plane
+    /// plans it last, and its undo is a second, harmless request.
+    RequestKeyframe {
+        /// The subscription.
+        id: SubscriptionId,
+    },
     /// Sends a subscriber's RTCP about `out_ssrc` from `dest` on to worker `owner`, which holds subscription
     /// `id`. Given to the worker that owns `out_ssrc` (where the subscriber's feedback lands) when that is not
     /// the subscription's worker. A key another subscription holds stays with it.

@@ -143,6 +143,7 @@ define_counters! {
         kernel_rx_dropped: Counter = "Datagrams the kernel dropped on the media sockets (receive queue full; sk_drops).",
         rx_feedback: Counter = "RTCP compounds received from subscribers (reports and feedback about a subscription).",
         feedback_forwarded: Counter = "Subscriber feedback (NACK, PLI, FIR) forwarded to the publisher, translated.",
+        keyframe_requests: Counter = "Keyframe requests made for a subscriber by command (video subscribe, switch, resume).",
         consumed_by_interceptor: Counter = "Packets an interceptor consumed (answered or absorbed), not forwarded.",
         interceptor_emitted: Counter = "Packets interceptors emitted (reports, NACKs, retransmissions, keyframe requests).",
         retransmissions: Counter = "Packets retransmitted to subscribers from the NACK cache (included in interceptor_emitted).",

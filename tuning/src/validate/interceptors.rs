@@ -55,6 +55,8 @@ pub fn validate_interceptors(config: &Interceptors, media: &Media, limits: &Limi
     in_range("interceptors.nack_cache.max_age_ms", cache.max_age_ms, INTERVAL_MS_RANGE)?;
     let key = "interceptors.nack_cache.max_retransmits_per_packet";
     in_range(key, cache.max_retransmits_per_packet, RETRIES_RANGE)?;
+    let key = "interceptors.nack_cache.upstream_retry_interval_ms";
+    in_range(key, cache.upstream_retry_interval_ms, INTERVAL_MS_RANGE)?;
     let generator = &config.nack_generator;
     in_range("interceptors.nack_generator.max_retries", generator.max_retries, RETRIES_RANGE)?;
     let key = "interceptors.nack_generator.min_retry_interval_ms";

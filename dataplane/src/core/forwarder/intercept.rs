@@ -12,12 +12,15 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{Egress, Forwarder, Outcome};
+use super::{local_ssrc, Egress, Forwarder, Outcome};
+use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
 use crate::core::feedback::{source_feedback, translate_feedback};
+use crate::core::interceptor::builtin::wire_feedback::write_pli;
 use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
 use crate::core::table::{SourceState, Table};
+use crate::core::wire::Ssrc;
 
 /// Emissions are sent once the outbox is this full during a timer sweep (so the sweep never refuses).
 const SWEEP_DRAIN_AT: usize = super::OUTBOX_PACKETS / 2;
@@ -104,8 +107,9 @@ impl Forwarder {
             note_wake(&mut self.next_timer, &entry.ingress);
             verdict
         };
-        // NACKs end here when the retransmission cache answers them, PLI/FIR when the throttle sends
-        // its own requests; anything else the subscriber asks goes on to the publisher.
+        // NACKs end here when a retransmission cache is bound (it answers them, and asks the publisher itself,
+        // merged across subscribers, for what it never received), PLI/FIR when the throttle sends its own
+        // requests; anything else the subscriber asks goes on to the publisher.
         let asks = source_feedback(&compound);
         let unanswered = (asks.nack && !entry.ingress.has(InterceptorKind::NackCache))
             || (asks.keyframe && !entry.ingress.has(InterceptorKind::KeyframeThrottle));
@@ -122,6 +126,50 @@ impl Forwarder {
             }
         }
         Outcome::Intercepted
+    }
+
+    /// Runs `Command::RequestKeyframe`: a PLI about the publisher's SSRC, from the stream's local SSRC, through
+    /// the stream's ingress chain as the subscriber's; unless an interceptor (the keyframe throttle) answers it,
+    /// it goes to the publisher. The outbox is drained by the next timer sweep, which this makes due now.
+    pub(super) fn request_keyframe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), CommandError> {
+        let flow = self.table.subscription_index(id).ok_or(CommandError::SubscriptionNotFound { id })?;
+        let Table { streams, subscriptions, .. } = &mut self.table;
+        let sub = &subscriptions[flow as usize];
+        if sub.paused {
+            return Ok(());
+        }
+        let stream = sub.stream;
+        let entry = &mut streams[stream as usize];
+        let len = write_pli(&mut self.rtcp_scratch, Ssrc(local_ssrc(entry.id, entry.ssrc)), Ssrc(entry.ssrc));
+        let Some(compound) = self.rtcp_scratch.get(..len).and_then(|pli| RtcpCompound::parse(pli).ok()) else {
+            return Ok(()); // unreachable: the scratch buffer holds a PLI (12 bytes)
+        };
+        self.counters.keyframe_requests += 1;
+        let verdict = if entry.ingress.is_empty() {
+            Verdict::Continue
+        } else {
+            let scope = Scope::Stream { stream };
+            let verdict = entry.ingress.on_rtcp(now, scope, &compound, RtcpFrom::Subscriber { flow }, &mut self.outbox);
+            note_wake(&mut self.next_timer, &entry.ingress);
+            verdict
+        };
+        if verdict == Verdict::Continue {
+            let pli = compound.bytes();
+            let queued = self.outbox.push(Target::Publisher { stream }, |slot| match slot.get_mut(..pli.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(pli);
+                    pli.len()
+                }
+                None => 0,
+            });
+            if queued {
+                self.counters.feedback_forwarded += 1;
+            }
+        }
+        if !self.outbox.is_empty() {
+            self.next_timer = Some(self.next_timer.map_or(now, |at| at.min(now)));
+        }
+        Ok(())
     }
 
     /// Sends everything in the outbox and empties it.

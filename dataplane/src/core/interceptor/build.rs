@@ -51,7 +51,9 @@ impl ChainFactory {
             members.push(Box::new(KeyframeThrottle::new(params, info)));
         }
         if let Some(params) = &spec.nack_cache {
-            members.push(Box::new(NackCache::new(params, info, self.max_packet_bytes)));
+            // With a NACK generator on the stream, it asks the publisher for what never arrived.
+            let ask_publisher = spec.nack_generator.is_none();
+            members.push(Box::new(NackCache::new(params, info, self.max_packet_bytes, ask_publisher)));
         }
         if let Some(params) = &spec.receiver_reports {
             members.push(Box::new(ReceiverReports::new(params, info)));

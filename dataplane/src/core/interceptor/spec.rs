@@ -115,8 +115,12 @@ pub struct NackCacheParams {
     pub max_packets: u16,
     /// A packet older than this is not retransmitted, in milliseconds.
     pub max_age_ms: u32,
-    /// Times one packet is retransmitted to one subscriber at most.
+    /// Times one packet is retransmitted at most (all subscribers together); also how often one packet
+    /// the cache never received is asked for from the publisher.
     pub max_retransmits_per_packet: u8,
+    /// Least wait between two requests to the publisher for one packet the cache never received, in
+    /// milliseconds.
+    pub upstream_retry_interval_ms: u32,
 }
 
 /// RTCP receiver reports to the publisher or sender reports to the subscriber.
@@ -234,6 +238,7 @@ pub mod from_config {
                 max_packets: config.nack_cache.max_packets,
                 max_age_ms: config.nack_cache.max_age_ms,
                 max_retransmits_per_packet: config.nack_cache.max_retransmits_per_packet,
+                upstream_retry_interval_ms: config.nack_cache.upstream_retry_interval_ms,
             }),
             receiver_reports: on(InterceptorName::ReceiverReports).then_some(reports(config)),
             tap: on(InterceptorName::Tap).then_some(TapParams { snap_bytes: config.tap.snap_bytes }),

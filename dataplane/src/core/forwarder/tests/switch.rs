@@ -195,3 +195,68 @@ fn paused_back_and_forth_switch_rebases_on_the_first_forwarded_packet() {
     h.send(1_000, publisher(), &rtp(SSRC, 7_001, 2, b"a"), &mut egress);
     assert_eq!(drain_rtp(&mut egress), [(SSRC, 100, 10_000), (SSRC, 101, 100_000)]);
 }
+
+/// Media SSRC of every PLI recorded to `dest`; clears the recorder.
+fn drain_plis(egress: &mut Recorder, dest: SocketAddr) -> Vec<u32> {
+    egress
+        .sent
+        .drain(..)
+        .filter(|sent| sent.dest == dest)
+        .map(|sent| {
+            let decoded = rtcp::packet::unmarshal(&mut &sent.bytes[..]).expect("valid rtcp out");
+            let pli = decoded[0]
+                .as_any()
+                .downcast_ref::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                .expect("a PLI");
+            pli.media_ssrc
+        })
+        .collect()
+}
+
+#[test]
+fn a_keyframe_request_reaches_the_publisher_through_the_throttle() {
+    use crate::core::interceptor::spec::{IngressSpec, KeyframeThrottleParams};
+    let mut h = Harness::new();
+    let throttled = IngressSpec {
+        keyframe_throttle: Some(KeyframeThrottleParams { min_interval_ms: 500 }),
+        ..IngressSpec::default()
+    };
+    let add = Command::AddStream {
+        id: StreamId(1),
+        ssrc: SSRC,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 90_000,
+        ingress: throttled,
+    };
+    h.fwd.apply(h.start, add).unwrap();
+    h.stream(2, SSRC_B, SourcePolicy::Fixed(publisher()));
+    h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
+    h.sub(2, 1, "127.0.0.22:7002", Rewrite::default()).unwrap();
+    h.sub(3, 2, "127.0.0.23:7003", Rewrite::default()).unwrap();
+    let mut egress = Recorder::new();
+    let request =
+        |h: &mut Harness, ms: u64, id: u64| h.fwd.apply(h.at(ms), Command::RequestKeyframe { id: SubscriptionId(id) });
+
+    request(&mut h, 10, 1).unwrap();
+    assert!(h.fwd.next_timer().is_some_and(|at| at <= h.at(10)), "the outbox is drained by the next sweep");
+    h.fwd.on_timers(h.at(10), &mut egress);
+    assert_eq!(drain_plis(&mut egress, publisher()), [SSRC], "at once");
+    // A second subscriber's request within the interval is merged: one PLI when the interval ends.
+    request(&mut h, 20, 2).unwrap();
+    h.fwd.on_timers(h.at(20), &mut egress);
+    assert!(egress.sent.is_empty());
+    h.fwd.on_timers(h.at(510), &mut egress);
+    assert_eq!(drain_plis(&mut egress, publisher()), [SSRC], "when the interval ends");
+    // Without a throttle the PLI goes straight on.
+    request(&mut h, 520, 3).unwrap();
+    h.fwd.on_timers(h.at(520), &mut egress);
+    assert_eq!(drain_plis(&mut egress, publisher()), [SSRC_B]);
+    assert_eq!(h.fwd.counters().keyframe_requests, 3);
+
+    // Paused: nothing is asked; unknown: an error.
+    h.fwd.apply(h.at(530), Command::SetPaused { id: SubscriptionId(3), paused: true }).unwrap();
+    request(&mut h, 530, 3).unwrap();
+    h.fwd.on_timers(h.at(2_000), &mut egress);
+    assert!(egress.sent.is_empty());
+    assert_eq!(request(&mut h, 540, 9), Err(CommandError::SubscriptionNotFound { id: SubscriptionId(9) }));
+}
