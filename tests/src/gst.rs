@@ -1,0 +1,192 @@
+//! GStreamer's command-line tools as test peers: installing them (`tests/scripts/install-gstreamer.sh`), running
+//! `gst-launch-1.0` pipelines with their output in a file, and reading what `-v` prints (`rtpsession` statistics,
+//! per-source statistics, `fakesink` lines).
+//!
+//! Owns nothing of the daemon. Every pipeline is killed when its handle is dropped, so no test leaves one running.
+
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a pipeline may take to start playing.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a pipeline may take to stop after SIGINT before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs the install script, which does nothing when `gst-launch-1.0` and every element the pipelines use
+/// are present (it owns that list) and installs them otherwise; fails the test if it cannot.
+pub fn ensure_gstreamer() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-gstreamer.sh");
+    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run install-gstreamer.sh");
+    assert!(
+        out.status.success(),
+        "{} failed (the interop test needs GStreamer):\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A loopback UDP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port").port()
+}
+
+/// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped.
+pub struct Pipeline {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pipeline {
+    /// Starts `gst-launch-1.0 -e -v` with `description`, its output going to `<dir>/<name>.log`.
+    pub fn start(name: &'static str, dir: &Path, description: &[String]) -> Pipeline {
+        let log = dir.join(format!("{name}.log"));
+        let file = fs::File::create(&log).expect("pipeline log");
+        let child = Command::new("gst-launch-1.0")
+            .args(["-e", "-v"])
+            .args(description)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn gst-launch-1.0");
+        Pipeline { name, child, log }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        fs::read(&self.log).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    }
+
+    /// Waits until the pipeline says it is playing; fails the test (with its output) on exit or timeout.
+    pub fn wait_playing(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !self.output().contains("Setting pipeline to PLAYING") {
+            let exited = self.child.try_wait().expect("wait").is_some();
+            assert!(!exited && Instant::now() < deadline, "{} did not start playing:\n{}", self.name, self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its exit status if it exited, failing the test if it exited with an error.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.try_wait().expect("wait")?;
+        assert!(status.success(), "{} failed ({status}):\n{}", self.name, self.output());
+        Some(status)
+    }
+
+    /// Stops it: SIGINT (with `-e`, gst-launch sends EOS through the pipeline and exits once it arrived), then
+    /// SIGKILL after [`STOP_TIMEOUT`]; answers whether it ended by EOS. Its output is complete either way: `-v`
+    /// prints the statistics as they change, not at the end.
+    pub fn stop(&mut self) -> bool {
+        if self.exited().is_some() {
+            return true;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The words of a pipeline description.
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(String::from).collect()
+}
+
+/// Every `stats` of the pipeline's `rtpsession` that `-v` printed, newest first, with gst's escaping removed.
+pub fn session_stats(output: &str) -> impl Iterator<Item = String> + '_ {
+    output.lines().rev().filter(|l| l.contains("GstRtpSession:rtpsession0: stats = ")).map(|l| l.replace('\\', ""))
+}
+
+/// The newest source entry `select` picks (see [`source_stats`]) that has `key` set to `value`, or without such
+/// an entry the newest one `select` picks at all; `None` if there is none. Sources come and go: a BYE the
+/// publisher sent, which ringfwd passes on, ends the receiver's source of the out SSRC, and an RTCP packet
+/// after it starts a new, empty one.
+pub fn newest_source(output: &str, select: Option<u32>, key: &str, value: &str) -> Option<String> {
+    let entries: Vec<String> =
+        session_stats(output).filter_map(|stats| source_stats(&stats, select).map(String::from)).collect();
+    let best = entries.iter().find(|entry| field(entry, key) == Some(value));
+    best.or(entries.first()).cloned()
+}
+
+/// The `application/x-rtp-source-stats` entry of `ssrc` in session stats, or with `None` the first entry of a
+/// source that is not the session's own (`internal=false`).
+pub fn source_stats(stats: &str, ssrc: Option<u32>) -> Option<&str> {
+    stats.split("application/x-rtp-source-stats").skip(1).find(|entry| match ssrc {
+        Some(ssrc) => field(entry, "ssrc") == Some(ssrc.to_string().as_str()),
+        None => field(entry, "internal") == Some("false"),
+    })
+}
+
+/// The value of `key=(type)value` in a GstStructure's text.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let pattern = format!(" {key}=(");
+    let start = text.find(&pattern)? + pattern.len();
+    let rest = &text[start..];
+    let rest = &rest[rest.find(')')? + 1..];
+    let end = rest.find([',', ';', '"', ' ']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The integer value of `key`; fails the test when there is none.
+pub fn number(entry: &str, key: &str) -> i64 {
+    field(entry, key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no number {key} in {entry}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The out SSRC of the interop test.
+    const OUT_SSRC: u32 = 0xaabb_ccdd;
+
+    #[test]
+    fn session_stats_are_parsed() {
+        // One line as `gst-launch-1.0 -v` prints it (fewer fields), after an older one.
+        let output = concat!(
+            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+            "sent-nack-count=(uint)1;\n",
+            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+            r#"sent-nack-count=(uint)5, source-stats=(GValueArray)< "application/x-rtp-source-stats\,\ "#,
+            r#"ssrc\=\(uint\)7\,\ internal\=\(boolean\)true\;", "application/x-rtp-source-stats\,\ "#,
+            r#"ssrc\=\(uint\)2864434397\,\ internal\=\(boolean\)false\,\ rtcp-from\=\(string\)127.0.0.1:41000\,\ "#,
+            r#"rb-ssrc\=\(uint\)9\,\ have-sr\=\(boolean\)true\;" >;"#,
+            "\n",
+        );
+        let stats = session_stats(output).next().expect("a stats line");
+        assert_eq!(number(&stats, "sent-nack-count"), 5);
+        let ours = source_stats(&stats, Some(7)).expect("ssrc 7");
+        assert_eq!(field(ours, "internal"), Some("true"));
+        let remote = source_stats(&stats, None).expect("an external source");
+        assert_eq!(remote, source_stats(&stats, Some(OUT_SSRC)).expect("the out SSRC"));
+        assert_eq!(field(remote, "ssrc"), Some("2864434397"), "not rb-ssrc");
+        assert_eq!(field(remote, "rtcp-from"), Some("127.0.0.1:41000"));
+        assert_eq!(field(remote, "have-sr"), Some("true"));
+        assert_eq!(field(remote, "sr-ntptime"), None);
+        assert!(session_stats("no stats here").next().is_none());
+        assert_eq!(session_stats(output).count(), 2);
+        let newest = newest_source(output, Some(OUT_SSRC), "have-sr", "true").expect("an entry");
+        assert_eq!(field(&newest, "rtcp-from"), Some("127.0.0.1:41000"));
+        assert!(newest_source(output, Some(8), "have-sr", "true").is_none());
+    }
+}
