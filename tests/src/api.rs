@@ -166,7 +166,7 @@ impl Api {
             session_id: session.into(),
             subscription_id: subscription.into(),
             paused: Some(paused),
-            stream_id: None,
+            ..Default::default()
         })
     }
 
@@ -175,8 +175,8 @@ impl Api {
         self.update_subscription(v1::UpdateSubscriptionRequest {
             session_id: session.into(),
             subscription_id: subscription.into(),
-            paused: None,
             stream_id: Some(stream.into()),
+            ..Default::default()
         })
     }
 }

@@ -228,3 +228,67 @@ fn a_call_through_the_api_forwards_pauses_switches_unsubscribes_and_frees_everyt
     assert!(exit.success, "{exit:?}");
     assert_eq!(exit.total("send_errors"), 0);
 }
+
+/// The payload types of everything `peer` receives within `WAIT`, `count` packets at most.
+fn payload_types(peer: &Peer, count: usize) -> Vec<u8> {
+    peer.recv(count, WAIT).iter().map(|p| rtp_fields(p).payload_type).collect()
+}
+
+#[test]
+fn a_renegotiation_replaces_the_payload_type_map_and_interceptors_at_once() {
+    let publisher = Peer::bind("127.0.0.1");
+    let viewer = Peer::bind("127.0.0.1");
+    let daemon = Daemon::start("[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    let api = Api::dev(&daemon);
+    api.session(SESSION).expect("CreateSession");
+    api.create_endpoint(endpoint(SESSION, "pub", publisher.addr())).expect("CreateEndpoint pub");
+    api.create_endpoint(endpoint(SESSION, "viewer", viewer.addr())).expect("CreateEndpoint viewer");
+    api.create_stream(video_stream(SESSION, "cam", "pub", SSRC_CAM)).expect("CreateStream");
+    let mut request = subscription(SESSION, "s", "cam", "viewer", 0);
+    request.payload_type_map = vec![v1::PayloadTypeMapping { from: 96, to: 100 }];
+    api.create_subscription(request).expect("CreateSubscription");
+    let mut cam = Source { peer: &publisher, to: daemon.media[0], ssrc: SSRC_CAM, seq: 1, ts: 1_000, sent: 0 };
+    cam.send(5);
+    assert_eq!(payload_types(&viewer, 5), [100; 5]);
+
+    // A re-INVITE maps 96 to 102 and turns the egress statistics on: the very next packet carries 102.
+    let renegotiate = |map: Vec<(u32, u32)>, names: Option<&[&str]>| v1::UpdateSubscriptionRequest {
+        session_id: SESSION.into(),
+        subscription_id: "s".into(),
+        payload_type_map: Some(v1::PayloadTypeMap {
+            mappings: map.into_iter().map(|(from, to)| v1::PayloadTypeMapping { from, to }).collect(),
+        }),
+        interceptors: names.map(|names| v1::InterceptorChain { names: names.iter().map(|n| n.to_string()).collect() }),
+        ..Default::default()
+    };
+    let updated = api.update_subscription(renegotiate(vec![(96, 102)], Some(&["stats"]))).expect("UpdateSubscription");
+    assert_eq!(updated.payload_type_map, [v1::PayloadTypeMapping { from: 96, to: 102 }]);
+    assert_eq!(updated.interceptors, ["stats"]);
+    cam.send(5);
+    assert_eq!(payload_types(&viewer, 5), [102; 5]);
+    let got = api
+        .get_subscription(v1::GetSubscriptionRequest { session_id: SESSION.into(), subscription_id: "s".into() })
+        .expect("GetSubscription");
+    assert_eq!((got.payload_type_map.len(), got.interceptors.len()), (1, 1), "the registry keeps what was applied");
+
+    // Refused as a create refuses it, naming the field; nothing changes.
+    expect_status(
+        api.update_subscription(renegotiate(vec![(96, 200)], None)),
+        Code::InvalidArgument,
+        &["payload_type_map[0].to"],
+    );
+    expect_status(
+        api.update_subscription(renegotiate(vec![(96, 102)], Some(&["nack_cache"]))),
+        Code::InvalidArgument,
+        &["interceptors.names[0]"],
+    );
+    cam.send(3);
+    assert_eq!(payload_types(&viewer, 3), [102; 3]);
+
+    // An empty map: payload types pass unchanged.
+    api.update_subscription(renegotiate(Vec::new(), None)).expect("identity map");
+    cam.send(3);
+    assert_eq!(payload_types(&viewer, 3), [96; 3]);
+    let exit = daemon.stop();
+    assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+}

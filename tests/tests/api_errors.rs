@@ -80,7 +80,7 @@ fn unknown_ids_are_not_found_by_name() {
         session_id: "s".into(),
         subscription_id: "nosub".into(),
         paused: Some(true),
-        stream_id: None,
+        ..Default::default()
     };
     expect_status(api.update_subscription(unknown_sub), Code::NotFound, &["subscription", "nosub"]);
     assert_eq!(usage(&api), (1, 1, 0, 0));

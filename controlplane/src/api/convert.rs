@@ -11,7 +11,7 @@ use tonic::Status;
 use super::status::invalid;
 use crate::registry::{
     EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RtxSpec, SessionView, StreamSpec, StreamView,
-    SubscriptionSpec, SubscriptionView, Usage,
+    SubscriptionSpec, SubscriptionUpdate, SubscriptionView, Usage,
 };
 
 /// Parses `media_address`: empty means none (latching), otherwise `ip:port`.
@@ -86,6 +86,19 @@ pub fn subscription_spec(r: v1::CreateSubscriptionRequest) -> SubscriptionSpec {
         ts_offset: 0,
         interceptors: r.interceptors.map(|chain| chain.names),
         rtx: r.rtx.map(|rtx| RtxSpec { ssrc: rtx.ssrc, payload_type: rtx.payload_type }),
+    }
+}
+
+/// What an `UpdateSubscription` changes (an Rtx of zeros clears RTX; validation is the registry's, as for creates).
+pub fn subscription_update(r: &v1::UpdateSubscriptionRequest) -> SubscriptionUpdate {
+    SubscriptionUpdate {
+        paused: r.paused,
+        stream_id: r.stream_id.clone(),
+        payload_type_map: r.payload_type_map.as_ref().map(|map| mappings(map.mappings.clone())),
+        interceptors: r.interceptors.as_ref().map(|chain| chain.names.clone()),
+        rtx: r.rtx.map(|rtx| {
+            (rtx != v1::Rtx::default()).then_some(RtxSpec { ssrc: rtx.ssrc, payload_type: rtx.payload_type })
+        }),
     }
 }
 

@@ -217,11 +217,8 @@ impl Ringfwd for Api {
     async fn update_subscription(&self, request: Request<v1::UpdateSubscriptionRequest>) -> Reply<v1::Subscription> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
-        let outcome = self
-            .apply(|reg| {
-                reg.plan_update_subscription(&r.session_id, &r.subscription_id, r.paused, r.stream_id.as_deref())
-            })
-            .await?;
+        let update = convert::subscription_update(&r);
+        let outcome = self.apply(|reg| reg.plan_update(&r.session_id, &r.subscription_id, &update)).await?;
         subscription_reply(view(outcome)?)
     }
 

@@ -267,6 +267,25 @@ pub enum SubscriptionCmd {
         #[arg(long)]
         stream: String,
     },
+    /// Renegotiate: replace the payload-type map, the egress interceptors or RTX (what is not given stays).
+    Update {
+        /// Session id.
+        session: String,
+        /// Subscription id.
+        subscription: String,
+        /// The whole new payload-type map, FROM:TO (repeat or comma-separate; given with none: identity).
+        #[arg(long = "pt-map", value_delimiter = ',', value_parser = parse_mapping, num_args = 0..)]
+        pt_map: Option<Vec<(u32, u32)>>,
+        /// The new egress interceptors (comma-separated names; given with no names: none).
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        interceptors: Option<Vec<String>>,
+        /// RTX from now on, SSRC:PAYLOAD_TYPE.
+        #[arg(long, value_parser = parse_rtx, conflicts_with = "no_rtx")]
+        rtx: Option<(u32, u32)>,
+        /// No RTX from now on.
+        #[arg(long)]
+        no_rtx: bool,
+    },
     /// Stop forwarding and remove the subscription.
     Delete {
         /// Session id.

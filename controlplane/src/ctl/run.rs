@@ -202,6 +202,7 @@ async fn subscription(client: &mut Client, cmd: SubscriptionCmd, json: bool) -> 
         subscription_id,
         paused,
         stream_id,
+        ..Default::default()
     };
     match cmd {
         SubscriptionCmd::Create {
@@ -247,6 +248,23 @@ async fn subscription(client: &mut Client, cmd: SubscriptionCmd, json: bool) -> 
         SubscriptionCmd::Switch { session, subscription, stream } => {
             let r = client.update_subscription(update(session, subscription, None, Some(stream))).await;
             print(&r.map_err(status)?.into_inner(), json)
+        }
+        SubscriptionCmd::Update { session, subscription, pt_map, interceptors, rtx, no_rtx } => {
+            let request = v1::UpdateSubscriptionRequest {
+                session_id: session,
+                subscription_id: subscription,
+                payload_type_map: pt_map.map(|pairs| v1::PayloadTypeMap {
+                    mappings: pairs.into_iter().map(|(from, to)| PayloadTypeMapping { from, to }).collect(),
+                }),
+                interceptors: interceptors.map(|names| v1::InterceptorChain { names }),
+                rtx: match (rtx, no_rtx) {
+                    (Some((ssrc, payload_type)), _) => Some(v1::Rtx { ssrc, payload_type }),
+                    (None, true) => Some(v1::Rtx::default()),
+                    (None, false) => None,
+                },
+                ..Default::default()
+            };
+            print(&client.update_subscription(request).await.map_err(status)?.into_inner(), json)
         }
         SubscriptionCmd::Delete { session, subscription } => {
             let request = v1::DeleteSubscriptionRequest { session_id: session, subscription_id: subscription };

@@ -71,25 +71,23 @@ impl Registry {
                 self.usage.subscriptions += 1;
                 session.subscriptions.insert(subscription_id, record);
             }
-            ChangeKind::UpdateSubscription { session_id, subscription_id, paused, stream_id, out_ssrc } => {
+            ChangeKind::UpdateSubscription { session_id, subscription_id, record } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;
                 };
                 let Some(sub) = session.subscriptions.get_mut(&subscription_id) else {
                     return;
                 };
-                if sub.stream_id != stream_id {
-                    let Some(new) = session.streams.get_mut(&stream_id) else {
+                if sub.stream_id != record.stream_id {
+                    let Some(new) = session.streams.get_mut(&record.stream_id) else {
                         return;
                     };
                     new.subscriptions += 1;
                     if let Some(old) = session.streams.get_mut(&sub.stream_id) {
                         old.subscriptions = old.subscriptions.saturating_sub(1);
                     }
-                    sub.stream_id = stream_id;
                 }
-                sub.paused = paused;
-                sub.out_ssrc = out_ssrc;
+                *sub = record;
             }
             ChangeKind::Remove { session_id, target } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {

@@ -7,7 +7,9 @@
 use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, RtxParams};
-use ringfwd_dataplane::core::{owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
+use ringfwd_dataplane::core::{
+    owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
+};
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
 use super::error::RegistryError;
@@ -250,6 +252,19 @@ pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, co
     spec
 }
 
+/// The data plane's payload-type table of `record`'s (validated) map: identity but for its entries.
+pub(crate) fn payload_type_map(record: &SubscriptionRecord) -> [u8; 128] {
+    let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
+    for entry in &record.payload_type_map {
+        // Validated: both are below 128, so this always writes.
+        let slot = usize::try_from(entry.from).ok().and_then(|from| map.get_mut(from));
+        if let (Some(slot), Ok(to)) = (slot, u8::try_from(entry.to)) {
+            *slot = to;
+        }
+    }
+    map
+}
+
 /// Where a subscription's subscriber feedback lands when that is not the subscription's own worker: feedback
 /// names the out SSRC, and the data plane steers (and hands over) by it. That worker gets a route to the
 /// subscription's (see the data plane's `core::routes`).
@@ -282,19 +297,12 @@ impl<'a> FeedbackRoute<'a> {
 
 /// The `AddSubscription` that realises `record` on stream `stream` of its worker.
 pub(crate) fn add_subscription(record: &SubscriptionRecord, stream: StreamId, egress: EgressSpec) -> Command {
-    let mut rewrite = Rewrite {
+    let rewrite = Rewrite {
         out_ssrc: (record.out_ssrc != 0).then_some(record.out_ssrc),
         seq_offset: record.seq_offset,
         ts_offset: record.ts_offset,
-        ..Rewrite::default()
+        payload_type_map: payload_type_map(record),
     };
-    for entry in &record.payload_type_map {
-        // Validated: both are below 128, so this always writes.
-        let slot = usize::try_from(entry.from).ok().and_then(|from| rewrite.payload_type_map.get_mut(from));
-        if let (Some(slot), Ok(to)) = (slot, u8::try_from(entry.to)) {
-            *slot = to;
-        }
-    }
     Command::AddSubscription {
         id: record.data_plane_id,
         stream,

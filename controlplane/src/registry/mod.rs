@@ -95,6 +95,7 @@ pub use model::{
     StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
 };
 pub use plan::{Change, Outcome, Plan, View};
+pub use update::SubscriptionUpdate;
 pub(crate) use validate::id as validate_id;
 pub use validate::MAX_ID_BYTES;
 

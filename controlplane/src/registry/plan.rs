@@ -78,8 +78,8 @@ pub(crate) enum ChangeKind {
     CreateStream { session_id: String, stream_id: String, record: StreamRecord },
     /// Adds a subscription.
     CreateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
-    /// Sets a subscription's paused state, stream and outgoing SSRC.
-    UpdateSubscription { session_id: String, subscription_id: String, paused: bool, stream_id: String, out_ssrc: u32 },
+    /// Replaces a subscription's record (paused state, stream, outgoing SSRC, payload-type map, interceptors, RTX).
+    UpdateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
     /// Removes `target` of the session and everything that goes with it.
     Remove { session_id: String, target: Target },
 }

@@ -173,3 +173,64 @@ fn a_video_subscriber_starting_mid_way_gets_a_keyframe_request() {
     assert!(matches!(to_video.commands[0].1, Command::SwitchSubscription { .. }), "after the switch");
     assert_eq!(keyframe(&reg.plan_update_subscription("room", "s", Some(false), None).unwrap()), 0, "no change");
 }
+
+#[test]
+fn a_renegotiation_is_one_reconfigure_after_the_switch_with_its_undo() {
+    use ringfwd_dataplane::core::owner_of;
+    let mut reg = room();
+    // Two audio streams of alice on one worker: 111 and, the second, 0 and 8 (G.711).
+    let ssrc = (20..).find(|&ssrc| owner_of(ssrc, 2) == owner_of(10, 2)).unwrap();
+    let g711 = StreamSpec { payload_types: vec![0, 8], ..stream("room", "a-g711", "alice", ssrc) };
+    apply(&mut reg, |r| r.plan_create_stream(g711));
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "a-audio", "bob")));
+    let id = reg.get_subscription("room", "s").unwrap().data_plane_id;
+    let maps = |plan: &Plan| -> Vec<(u8, u8)> {
+        plan.commands
+            .iter()
+            .chain(&plan.undo)
+            .filter_map(|(_, c)| match c {
+                Command::ReconfigureSubscription { id: got, payload_type_map, .. } if *got == id => {
+                    Some((payload_type_map[111], payload_type_map[8]))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+
+    let map = vec![PayloadTypeMapping { from: 111, to: 100 }];
+    let update = SubscriptionUpdate {
+        payload_type_map: Some(map.clone()),
+        interceptors: Some(vec!["payload_type_filter".into(), "stats".into()]),
+        ..SubscriptionUpdate::default()
+    };
+    let plan = reg.plan_update("room", "s", &update).unwrap();
+    assert_eq!(plan.commands.len(), 1);
+    assert_eq!(maps(&plan), [(100, 8), (111, 8)], "the new map, and the old one as its undo");
+    assert_eq!(created_subscription(apply(&mut reg, |_| Ok(plan))).payload_type_map, map);
+    let same = reg.plan_update("room", "s", &update).unwrap();
+    assert!(same.commands.is_empty(), "unchanged: no command");
+
+    // A switch to a stream with other payload types re-binds the filter right after the switch.
+    let to_g711 = SubscriptionUpdate { stream_id: Some("a-g711".into()), ..SubscriptionUpdate::default() };
+    let plan = reg.plan_update("room", "s", &to_g711).unwrap();
+    assert!(matches!(plan.commands[0].1, Command::SwitchSubscription { .. }));
+    let Command::ReconfigureSubscription { egress, .. } = plan.commands[1].1 else {
+        panic!("expected a reconfigure after the switch: {:?}", plan.commands);
+    };
+    let filter = egress.payload_type_filter.expect("the chain filters payload types");
+    assert_eq!(filter.allowed, (1u128 << 0) | (1u128 << 8), "the new stream's payload types pass");
+    assert_eq!(plan.commands.len(), plan.undo.len());
+
+    // Validated like a create, naming the field.
+    let bad_map = SubscriptionUpdate {
+        payload_type_map: Some(vec![PayloadTypeMapping { from: 111, to: 128 }]),
+        ..SubscriptionUpdate::default()
+    };
+    assert_eq!(invalid_field(reg.plan_update("room", "s", &bad_map)), "payload_type_map[0].to");
+    let ingress_name =
+        SubscriptionUpdate { interceptors: Some(vec!["nack_cache".into()]), ..SubscriptionUpdate::default() };
+    assert_eq!(invalid_field(reg.plan_update("room", "s", &ingress_name)), "interceptors.names[0]");
+    let bad_rtx =
+        SubscriptionUpdate { rtx: Some(Some(RtxSpec { ssrc: 0, payload_type: 97 })), ..SubscriptionUpdate::default() };
+    assert_eq!(invalid_field(reg.plan_update("room", "s", &bad_rtx)), "rtx.ssrc");
+}

@@ -1,23 +1,37 @@
-//! Planning `UpdateSubscription`: pause, resume, or switch to another stream of the same worker.
+//! Planning `UpdateSubscription`: pause, resume, switch to another stream of the same worker, and replace the
+//! payload-type map, the egress interceptors and RTX (a renegotiation).
 //!
 //! Owns the rules of an update and the order of its commands. Must never change the registry (only
 //! `commit` does) nor plan a switch across workers: the subscription's state lives on its stream's worker,
 //! and moving it is not supported yet.
 
 use ringfwd_dataplane::core::Command;
+use ringfwd_tuning::InterceptorName;
 
+use super::create::{egress_spec, payload_type_map};
 use super::error::RegistryError;
+use super::model::{PayloadTypeMapping, RtxSpec};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
 
+/// What an `UpdateSubscription` changes; `None` leaves a property as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionUpdate {
+    /// Pause (true) or resume (false).
+    pub paused: Option<bool>,
+    /// Switch to this stream of the session.
+    pub stream_id: Option<String>,
+    /// Replace the payload-type map (empty: identity).
+    pub payload_type_map: Option<Vec<PayloadTypeMapping>>,
+    /// Replace the egress interceptors by name (empty: none).
+    pub interceptors: Option<Vec<String>>,
+    /// Replace RTX (`Some(None)`: no RTX from now on).
+    pub rtx: Option<Option<RtxSpec>>,
+}
+
 impl Registry {
-    /// Plans `UpdateSubscription`. `paused` sets the paused state (`SetPaused`); `stream` switches to
-    /// another stream of the session owned by the same worker (`SwitchSubscription`, the worker keeps
-    /// the subscriber's sequence numbers and timestamps continuous). Unset or unchanged values plan no
-    /// command. When pausing, the pause goes first (nothing of the new stream leaks); when resuming, the
-    /// switch goes first (nothing of the old stream does). A switch or a resume that leaves a video
-    /// subscription running ends with a keyframe request (`RequestKeyframe`, see [`Plan::request_keyframe`]).
+    /// [`Registry::plan_update`] of the paused state and the stream only.
     pub fn plan_update_subscription(
         &self,
         session_id: &str,
@@ -25,11 +39,44 @@ impl Registry {
         paused: Option<bool>,
         stream: Option<&str>,
     ) -> Result<Plan, RegistryError> {
+        let update =
+            SubscriptionUpdate { paused, stream_id: stream.map(String::from), ..SubscriptionUpdate::default() };
+        self.plan_update(session_id, subscription_id, &update)
+    }
+
+    /// Plans `UpdateSubscription`. `paused` sets the paused state (`SetPaused`); `stream` switches to
+    /// another stream of the session owned by the same worker (`SwitchSubscription`, the worker keeps
+    /// the subscriber's sequence numbers and timestamps continuous). Unset or unchanged values plan no
+    /// command. When pausing, the pause goes first (nothing of the new stream leaks); when resuming, the
+    /// switch goes first (nothing of the old stream does). A switch or a resume that leaves a video
+    /// subscription running ends with a keyframe request (`RequestKeyframe`, see [`Plan::request_keyframe`]).
+    /// A new payload-type map, interceptors or RTX, or a switch to a stream with other payload types (the
+    /// payload-type filter lets the stream's types through), are applied by one `ReconfigureSubscription` right
+    /// after the switch (before a resume), validated as `CreateSubscription` validates them.
+    pub fn plan_update(
+        &self,
+        session_id: &str,
+        subscription_id: &str,
+        update: &SubscriptionUpdate,
+    ) -> Result<Plan, RegistryError> {
         validate::id("session_id", session_id)?;
         validate::id("subscription_id", subscription_id)?;
+        let (paused, stream) = (update.paused, update.stream_id.as_deref());
         if let Some(stream_id) = stream {
             validate::id("stream_id", stream_id)?;
         }
+        if let Some(map) = &update.payload_type_map {
+            validate::payload_type_map(map)?;
+        }
+        if let Some(rtx) = &update.rtx {
+            validate::rtx(rtx.as_ref())?;
+        }
+        let interceptors = match &update.interceptors {
+            Some(names) => {
+                Some(validate::interceptors(Some(names), &self.interceptors.egress, InterceptorName::is_egress)?)
+            }
+            None => None,
+        };
         let session = self.session(session_id)?;
         let current = session
             .subscriptions
@@ -80,21 +127,51 @@ impl Registry {
             }
             stream_id.clone_into(&mut updated.stream_id);
         }
+        if let Some(map) = &update.payload_type_map {
+            updated.payload_type_map.clone_from(map);
+        }
+        if let Some(names) = interceptors {
+            updated.interceptors = names;
+        }
+        if let Some(rtx) = update.rtx {
+            updated.rtx = rtx;
+        }
+        let (old_stream, new_stream) =
+            (session.streams.get(&current.stream_id), session.streams.get(&updated.stream_id));
+        if let (Some(old_stream), Some(new_stream)) = (old_stream, new_stream) {
+            let (before, after) = (
+                egress_spec(current, old_stream, &self.interceptors),
+                egress_spec(&updated, new_stream, &self.interceptors),
+            );
+            if before != after || current.payload_type_map != updated.payload_type_map {
+                let reconfigure = |record, egress| Command::ReconfigureSubscription {
+                    id,
+                    payload_type_map: payload_type_map(record),
+                    egress,
+                };
+                // After a switch; before a resume (which goes last), after a pause (which goes first).
+                let at = match commands.iter().position(|(_, c)| matches!(c, Command::SwitchSubscription { .. })) {
+                    Some(switch) => switch + 1,
+                    None if updated.paused => commands.len(),
+                    None => 0,
+                };
+                commands.insert(at, (worker, reconfigure(&updated, after)));
+                undo.insert(at, (worker, reconfigure(current, before)));
+            }
+        }
         let view = updated.view(session_id, subscription_id);
         // The subscriber starts receiving mid-way: after a switch it would otherwise decode the new stream's delta
         // frames on the old picture; after a pause its decoder has lost its references.
         let switched = updated.stream_id != current.stream_id;
         let starts = !updated.paused && (switched || current.paused);
-        let kind = session.streams.get(&updated.stream_id).map(|stream| stream.kind);
+        let kind = new_stream.map(|stream| stream.kind);
         let mut plan = Plan {
             commands,
             undo,
             change: Change(ChangeKind::UpdateSubscription {
                 session_id: session_id.to_owned(),
                 subscription_id: subscription_id.to_owned(),
-                paused: updated.paused,
-                stream_id: updated.stream_id,
-                out_ssrc: updated.out_ssrc,
+                record: updated,
             }),
             outcome: Outcome::Updated(View::Subscription(view)),
         };

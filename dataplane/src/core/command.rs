@@ -112,6 +112,18 @@ pub enum Command {
         /// True to pause.
         paused: bool,
     },
+    /// Replaces subscription `id`'s payload-type map and egress interceptors (and RTX) at once, between two
+    /// packets: a re-negotiation (re-INVITE, renegotiated SDP). Its destination, SSRC, numbering and paused state
+    /// stay. An unchanged interceptor spec keeps the bound chain; a changed one is bound anew, so the egress
+    /// statistics restart (the old chain's last figures are published first).
+    ReconfigureSubscription {
+        /// The subscription.
+        id: SubscriptionId,
+        /// Outgoing payload type indexed by incoming payload type (every entry below 128).
+        payload_type_map: [u8; 128],
+        /// Its egress interceptors and RTX from now on.
+        egress: EgressSpec,
+    },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
     /// cannot decode its delta frames. The request takes the path of a PLI from the subscriber, through the

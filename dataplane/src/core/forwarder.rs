@@ -15,9 +15,10 @@ use super::event::{EventQueue, WorkerEventKind};
 use super::feedback::media_ssrc;
 use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
-use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
+use super::interceptor::spec::{EgressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
 use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
+use super::rewrite::Rewrite;
 use super::steering::owner_of;
 use super::table::{ForwarderLimits, Latch, NewSubscription, Table};
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
@@ -181,7 +182,7 @@ impl Forwarder {
                     .map(|idx| (self.table.streams[idx as usize].ssrc, self.table.streams[idx as usize].clock_rate_hz))
                     .unwrap_or_default();
                 let out_ssrc = Ssrc(rewrite.out_ssrc.unwrap_or(source_ssrc));
-                let new = NewSubscription { dest, socket, rewrite, paused, rtx: egress.rtx };
+                let new = NewSubscription { dest, socket, rewrite, paused, egress_spec: egress };
                 self.table.add_subscription(id, stream, new, |flow| {
                     let info = SubscriptionInfo {
                         flow,
@@ -199,6 +200,9 @@ impl Forwarder {
             }
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
+            Command::ReconfigureSubscription { id, payload_type_map, egress } => {
+                self.reconfigure_subscription(now, id, payload_type_map, egress)
+            }
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
@@ -213,6 +217,39 @@ impl Forwarder {
         self.counters.streams = self.stream_count() as u64;
         self.counters.subscriptions = self.subscription_count() as u64;
         result
+    }
+
+    /// Runs `Command::ReconfigureSubscription`: checks the map, binds a new egress chain only when the chain's
+    /// spec changed (after keeping the old chain's last figures), then swaps map, RTX and chain in at once.
+    fn reconfigure_subscription(
+        &mut self,
+        now: Instant,
+        id: SubscriptionId,
+        payload_type_map: [u8; 128],
+        egress: EgressSpec,
+    ) -> Result<(), CommandError> {
+        if let Some((from, to)) = (Rewrite { payload_type_map, ..Rewrite::default() }).invalid_payload_type() {
+            return Err(CommandError::PayloadTypeOutOfRange { from, to });
+        }
+        let Some((current, flow, source_ssrc, out_ssrc, clock_rate_hz)) = self.table.egress_binding(id) else {
+            return Err(CommandError::SubscriptionNotFound { id });
+        };
+        // RTX is applied by the forwarder, not by the chain: a change of RTX alone keeps the chain.
+        let chain = if (EgressSpec { rtx: None, ..*current }) != (EgressSpec { rtx: None, ..egress }) {
+            let factory = self.factory(now);
+            let info = SubscriptionInfo {
+                flow,
+                source_ssrc: Ssrc(source_ssrc),
+                out_ssrc: Ssrc(out_ssrc),
+                clock_rate_hz,
+                epoch: factory.epoch,
+            };
+            self.keep_final_snapshots(StatsKey::Subscription(id));
+            Some(factory.egress(&egress, &info))
+        } else {
+            None
+        };
+        self.table.reconfigure_subscription(id, payload_type_map, egress, chain)
     }
 
     /// Processes one datagram received on `socket` from `src`. Counts it as received.

@@ -16,7 +16,7 @@ use slab::Slab;
 
 use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 use super::continuity::LastSent;
-use super::interceptor::spec::RtxParams;
+use super::interceptor::spec::{EgressSpec, RtxParams};
 use super::interceptor::Chain;
 use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
@@ -92,6 +92,8 @@ pub(crate) struct Subscription {
     pub(crate) rtx: Option<(RtxParams, u16)>,
     /// The key of its entry in the feedback index (its destination and out SSRC).
     pub(crate) feedback_key: (SocketAddr, u32),
+    /// The spec its egress chain was bound from (a reconfiguration with the same spec keeps the chain).
+    pub(crate) egress_spec: EgressSpec,
 }
 
 /// What a new subscription is made of (besides its id, stream and chain).
@@ -101,7 +103,7 @@ pub(crate) struct NewSubscription {
     pub(crate) socket: usize,
     pub(crate) rewrite: Rewrite,
     pub(crate) paused: bool,
-    pub(crate) rtx: Option<RtxParams>,
+    pub(crate) egress_spec: EgressSpec,
 }
 
 /// The result of looking up a packet's stream when `(source, ssrc)` is not locked.
@@ -261,7 +263,7 @@ impl Table {
         new: NewSubscription,
         egress: impl FnOnce(u32) -> Chain,
     ) -> Result<(), CommandError> {
-        let NewSubscription { dest, socket, rewrite, paused, rtx } = new;
+        let NewSubscription { dest, socket, rewrite, paused, egress_spec } = new;
         if self.subscription_ids.contains_key(&id) {
             return Err(CommandError::SubscriptionExists { id });
         }
@@ -287,8 +289,9 @@ impl Table {
             rebase_pending: false,
             egress: egress(flow),
             out_seq: SeqUnwrapper::new(),
-            rtx: rtx.map(|params| (params, 0)),
+            rtx: egress_spec.rtx.map(|params| (params, 0)),
             feedback_key,
+            egress_spec,
         };
         let idx = self.subscriptions.insert(sub) as u32;
         self.streams[stream_idx as usize].subscriptions.push(idx);
@@ -335,6 +338,39 @@ impl Table {
         sub.rewrite.out_ssrc.get_or_insert(old_ssrc);
         sub.rebase_pending = sub.last_sent.is_some();
         Ok(())
+    }
+
+    /// Replaces subscription `id`'s payload-type map (checked by the caller), RTX and spec, and its egress chain
+    /// when `egress` is `Some` (see `Command::ReconfigureSubscription`). The RTX sequence number continues while
+    /// its SSRC stays.
+    pub(crate) fn reconfigure_subscription(
+        &mut self,
+        id: SubscriptionId,
+        payload_type_map: [u8; 128],
+        spec: EgressSpec,
+        egress: Option<Chain>,
+    ) -> Result<(), CommandError> {
+        let idx = self.subscription_slot(id)?;
+        let sub = &mut self.subscriptions[idx as usize];
+        sub.rewrite.payload_type_map = payload_type_map;
+        sub.rtx = match (spec.rtx, sub.rtx) {
+            (Some(new), Some((old, seq))) if new.ssrc == old.ssrc => Some((new, seq)),
+            (new, _) => new.map(|params| (params, 0)),
+        };
+        if let Some(chain) = egress {
+            sub.egress = chain;
+        }
+        sub.egress_spec = spec;
+        Ok(())
+    }
+
+    /// The spec subscription `id`'s egress chain was bound from, with what its chain needs to be bound again:
+    /// `(flow, publisher SSRC, out SSRC, clock rate)`.
+    pub(crate) fn egress_binding(&self, id: SubscriptionId) -> Option<(&EgressSpec, u32, u32, u32, u32)> {
+        let flow = self.subscription_index(id)?;
+        let sub = &self.subscriptions[flow as usize];
+        let stream = &self.streams[sub.stream as usize];
+        Some((&sub.egress_spec, flow, stream.ssrc, sub.rewrite.out_ssrc.unwrap_or(stream.ssrc), stream.clock_rate_hz))
     }
 
     pub(crate) fn set_paused(&mut self, id: SubscriptionId, paused: bool) -> Result<(), CommandError> {
@@ -423,7 +459,13 @@ mod tests {
     }
 
     fn add_sub(table: &mut Table, id: SubscriptionId, stream: StreamId, dest: SocketAddr) -> Result<(), CommandError> {
-        let new = NewSubscription { dest, socket: 0, rewrite: Rewrite::default(), paused: false, rtx: None };
+        let new = NewSubscription {
+            dest,
+            socket: 0,
+            rewrite: Rewrite::default(),
+            paused: false,
+            egress_spec: EgressSpec::default(),
+        };
         table.add_subscription(id, stream, new, |_| Chain::default())
     }
 

@@ -161,3 +161,37 @@ fn clock_rate_is_validated() {
     add(&mut h, 2, 1_000_000).unwrap();
     assert_eq!(h.fwd.stream_count(), 2);
 }
+
+#[test]
+fn a_reconfiguration_applies_between_two_packets_or_not_at_all() {
+    use crate::core::interceptor::spec::{EgressSpec, StatsParams};
+    use crate::core::IDENTITY_PAYLOAD_TYPE_MAP;
+    let mut h = Harness::new();
+    h.stream(1, SSRC, SourcePolicy::Fixed(publisher()));
+    h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
+    let mut egress = Recorder::new();
+    let mut payload_type_out = |h: &mut Harness, seq: u16| {
+        h.send(u64::from(seq), publisher(), &rtp(SSRC, seq, 0, b"x"), &mut egress);
+        let sent = egress.sent.pop().expect("one copy");
+        parse(&sent.bytes).header.payload_type
+    };
+    assert_eq!(payload_type_out(&mut h, 1), 96);
+
+    let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
+    map[96] = 100;
+    let stats = EgressSpec { stats: Some(StatsParams { bitrate_window_ms: 1000 }), ..EgressSpec::default() };
+    let reconfigure =
+        |payload_type_map, egress| Command::ReconfigureSubscription { id: SubscriptionId(1), payload_type_map, egress };
+    h.fwd.apply(h.at(5), reconfigure(map, stats)).unwrap();
+    assert_eq!(payload_type_out(&mut h, 2), 100, "the very next packet");
+
+    let mut bad = map;
+    bad[97] = 200;
+    let refused = h.fwd.apply(h.at(6), reconfigure(bad, EgressSpec::default()));
+    assert_eq!(refused, Err(CommandError::PayloadTypeOutOfRange { from: 97, to: 200 }));
+    assert_eq!(payload_type_out(&mut h, 3), 100, "nothing changed");
+    let unknown = Command::ReconfigureSubscription { id: SubscriptionId(9), payload_type_map: map, egress: stats };
+    assert_eq!(h.fwd.apply(h.at(7), unknown), Err(CommandError::SubscriptionNotFound { id: SubscriptionId(9) }));
+    h.fwd.apply(h.at(8), reconfigure(IDENTITY_PAYLOAD_TYPE_MAP, stats)).unwrap();
+    assert_eq!(payload_type_out(&mut h, 4), 96);
+}
