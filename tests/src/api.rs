@@ -114,6 +114,8 @@ rpcs! {
     delete_endpoint(DeleteEndpointRequest) -> DeleteResponse;
     /// `CreateStream`.
     create_stream(CreateStreamRequest) -> Stream;
+    /// `UpdateStream`.
+    update_stream(UpdateStreamRequest) -> Stream;
     /// `GetStream`.
     get_stream(GetStreamRequest) -> Stream;
     /// `ListStreams`.

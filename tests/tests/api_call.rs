@@ -292,3 +292,50 @@ fn a_renegotiation_replaces_the_payload_type_map_and_interceptors_at_once() {
     let exit = daemon.stop();
     assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
 }
+
+#[test]
+fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
+    let publisher = Peer::bind("127.0.0.1");
+    let viewer = Peer::bind("127.0.0.1");
+    let daemon = Daemon::start("[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    let api = Api::dev(&daemon);
+    api.session(SESSION).expect("CreateSession");
+    api.create_endpoint(endpoint(SESSION, "pub", publisher.addr())).expect("CreateEndpoint pub");
+    api.create_endpoint(endpoint(SESSION, "viewer", viewer.addr())).expect("CreateEndpoint viewer");
+    api.create_stream(video_stream(SESSION, "cam", "pub", SSRC_CAM)).expect("CreateStream");
+    api.create_subscription(subscription(SESSION, "s", "cam", "viewer", 0)).expect("CreateSubscription");
+    let mut before = Source { peer: &publisher, to: daemon.media[0], ssrc: SSRC_CAM, seq: 100, ts: 1_000, sent: 0 };
+    before.send(5);
+    let got = viewer.recv(5, WAIT);
+    let last = rtp_fields(got.last().expect("forwarded"));
+
+    // The user agent restarts with another SSRC and numbering; the controller learns it (re-INVITE) and says so.
+    let new_ssrc = SSRC_SCREEN;
+    let update = v1::UpdateStreamRequest {
+        session_id: SESSION.into(),
+        stream_id: "cam".into(),
+        ssrc: Some(new_ssrc),
+        payload_types: Some(v1::PayloadTypes { values: vec![96, 97] }),
+    };
+    let stream = api.update_stream(update).expect("UpdateStream");
+    assert_eq!((stream.ssrc, stream.payload_types.as_slice()), (new_ssrc, &[96, 97][..]));
+    let mut after =
+        Source { peer: &publisher, to: daemon.media[0], ssrc: new_ssrc, seq: 40_000, ts: 7_000_000, sent: 0 };
+    after.send(5);
+    let got = viewer.recv(5, WAIT);
+    assert_eq!(got.len(), 5, "the new SSRC is forwarded");
+    for (k, packet) in got.iter().enumerate() {
+        let fields = rtp_fields(packet);
+        assert_eq!(fields.ssrc, SSRC_CAM, "the subscriber keeps seeing the SSRC it saw");
+        assert_eq!(fields.seq, last.seq.wrapping_add(1 + k as u16), "consecutive sequence numbers");
+    }
+    let sub = api
+        .get_subscription(v1::GetSubscriptionRequest { session_id: SESSION.into(), subscription_id: "s".into() })
+        .expect("GetSubscription");
+    assert_eq!(sub.out_ssrc, SSRC_CAM, "pinned in the registry too");
+    // The old SSRC is no longer accepted.
+    before.send(1);
+    expect_nothing(&viewer, "viewer (old SSRC)");
+    let exit = daemon.stop();
+    assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+}

@@ -9,7 +9,7 @@ use super::auth::Access;
 use super::convert;
 use super::Api;
 use crate::metadata::{Member, ObjectRef};
-use crate::registry::{Outcome, View};
+use crate::registry::{Outcome, StreamUpdate, View};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -212,6 +212,14 @@ impl Ringfwd for Api {
         let list = self.read(|reg| reg.list_subscriptions(&r.session_id)).await?;
         let subscriptions = list.into_iter().map(convert::subscription).collect();
         Ok(Response::new(v1::ListSubscriptionsResponse { subscriptions }))
+    }
+
+    async fn update_stream(&self, request: Request<v1::UpdateStreamRequest>) -> Reply<v1::Stream> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let update = StreamUpdate { ssrc: r.ssrc, payload_types: r.payload_types.map(|types| types.values) };
+        let outcome = self.apply(|reg| reg.plan_update_stream(&r.session_id, &r.stream_id, &update)).await?;
+        stream_reply(view(outcome)?)
     }
 
     async fn update_subscription(&self, request: Request<v1::UpdateSubscriptionRequest>) -> Reply<v1::Subscription> {

@@ -190,6 +190,19 @@ pub enum StreamCmd {
         /// Session id.
         session: String,
     },
+    /// Change a stream in place (a re-INVITE): its SSRC, its payload types (what is not given stays).
+    Update {
+        /// Session id.
+        session: String,
+        /// Stream id.
+        stream: String,
+        /// The publisher's new SSRC (decimal or 0x-prefixed hex).
+        #[arg(long, value_parser = parse_u32)]
+        ssrc: Option<u32>,
+        /// The payload types from now on (repeat or comma-separate; given with none: any).
+        #[arg(long = "pt", value_delimiter = ',', num_args = 0..)]
+        payload_types: Option<Vec<u32>>,
+    },
     /// Delete a stream and its subscriptions.
     Delete {
         /// Session id.

@@ -189,6 +189,15 @@ async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), S
             let request = v1::ListStreamsRequest { session_id: session };
             print(&client.list_streams(request).await.map_err(status)?.into_inner(), json)
         }
+        StreamCmd::Update { session, stream, ssrc, payload_types } => {
+            let request = v1::UpdateStreamRequest {
+                session_id: session,
+                stream_id: stream,
+                ssrc,
+                payload_types: payload_types.map(|values| v1::PayloadTypes { values }),
+            };
+            print(&client.update_stream(request).await.map_err(status)?.into_inner(), json)
+        }
         StreamCmd::Delete { session, stream } => {
             let request = v1::DeleteStreamRequest { session_id: session, stream_id: stream };
             print(&client.delete_stream(request).await.map_err(status)?.into_inner(), json)

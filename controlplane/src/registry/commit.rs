@@ -71,6 +71,27 @@ impl Registry {
                 self.usage.subscriptions += 1;
                 session.subscriptions.insert(subscription_id, record);
             }
+            ChangeKind::UpdateStream { session_id, stream_id, record, subscriptions } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let Some(stream) = session.streams.get_mut(&stream_id) else {
+                    return;
+                };
+                if stream.ssrc != record.ssrc {
+                    if self.ssrcs.contains_key(&record.ssrc) {
+                        return;
+                    }
+                    self.ssrcs.remove(&stream.ssrc);
+                    self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
+                }
+                *stream = record;
+                for (subscription_id, sub) in subscriptions {
+                    if let Some(existing) = session.subscriptions.get_mut(&subscription_id) {
+                        *existing = sub;
+                    }
+                }
+            }
             ChangeKind::UpdateSubscription { session_id, subscription_id, record } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;

@@ -74,6 +74,7 @@ mod invariants;
 pub mod model;
 mod plan;
 mod update;
+mod update_stream;
 mod validate;
 
 #[cfg(test)]
@@ -96,6 +97,7 @@ pub use model::{
 };
 pub use plan::{Change, Outcome, Plan, View};
 pub use update::SubscriptionUpdate;
+pub use update_stream::StreamUpdate;
 pub(crate) use validate::id as validate_id;
 pub use validate::MAX_ID_BYTES;
 

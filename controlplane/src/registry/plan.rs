@@ -78,6 +78,14 @@ pub(crate) enum ChangeKind {
     CreateStream { session_id: String, stream_id: String, record: StreamRecord },
     /// Adds a subscription.
     CreateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
+    /// Replaces a stream's record (SSRC, payload types) and the records of subscriptions it changed (out SSRC
+    /// pinned to the old SSRC).
+    UpdateStream {
+        session_id: String,
+        stream_id: String,
+        record: StreamRecord,
+        subscriptions: Vec<(String, SubscriptionRecord)>,
+    },
     /// Replaces a subscription's record (paused state, stream, outgoing SSRC, payload-type map, interceptors, RTX).
     UpdateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
     /// Removes `target` of the session and everything that goes with it.

@@ -62,6 +62,7 @@ enum Op {
     DeleteStream(usize, Pick),
     CreateSubscription(usize, usize, Pick, Pick, u32, Option<(u32, u32)>, bool),
     UpdateSubscription(usize, Pick, Option<bool>, Option<Pick>),
+    UpdateStream(usize, Pick, Option<u32>, Option<Vec<u32>>),
     DeleteSubscription(usize, Pick),
     Drain(bool),
 }
@@ -117,6 +118,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => create_subscription(),
         8 => (s.clone(), pick(), prop::option::of(any::<bool>()), prop::option::of(pick()))
             .prop_map(|(s, u, p, t)| Op::UpdateSubscription(s, u, p, t)),
+        3 => (s.clone(), pick(), prop::option::of(0..8u32), prop::option::of(prop::collection::vec(94..98u32, 0..3)))
+            .prop_map(|(s, t, ssrc, types)| Op::UpdateStream(s, t, ssrc, types)),
         3 => (s, pick()).prop_map(|(s, u)| Op::DeleteSubscription(s, u)),
         1 => prop::bool::weighted(0.3).prop_map(Op::Drain),
     ]
@@ -188,6 +191,11 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
             let u = u.resolve(subs(reg, *s), &SUBSCRIPTIONS);
             let t = t.as_ref().map(|t| t.resolve(streams(reg, *s), &STREAMS));
             reg.plan_update_subscription(SESSIONS[*s], &u, *paused, t.as_deref())
+        }
+        Op::UpdateStream(s, t, ssrc, payload_types) => {
+            let t = t.resolve(streams(reg, *s), &STREAMS);
+            let update = StreamUpdate { ssrc: *ssrc, payload_types: payload_types.clone() };
+            reg.plan_update_stream(SESSIONS[*s], &t, &update)
         }
         Op::DeleteSubscription(s, u) => {
             let u = u.resolve(subs(reg, *s), &SUBSCRIPTIONS);

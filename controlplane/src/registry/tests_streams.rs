@@ -105,3 +105,39 @@ fn data_plane_ids_are_never_reused() {
     let Command::AddStream { id: third, .. } = plan.commands[0].1 else { panic!() };
     assert!(third > second && third > StreamId(3));
 }
+
+#[test]
+fn a_stream_takes_a_new_ssrc_in_place_on_its_worker() {
+    use super::tests::subscription;
+    let mut reg = room(); // 2 workers; a-audio has ssrc 10
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "a-audio", "bob")));
+    let (id, worker) = {
+        let stream = reg.get_stream("room", "a-audio").unwrap();
+        (stream.data_plane_id, stream.worker)
+    };
+    let same_worker = (20..).find(|&ssrc| owner_of(ssrc, 2) == worker).unwrap();
+    let other_worker = (20..).find(|&ssrc| owner_of(ssrc, 2) != worker).unwrap();
+    let to = |ssrc| StreamUpdate { ssrc: Some(ssrc), payload_types: None };
+
+    let plan = reg.plan_update_stream("room", "a-audio", &to(same_worker)).unwrap();
+    assert_eq!(plan.commands, vec![(worker, Command::ChangeStreamSsrc { id, ssrc: same_worker })]);
+    assert_eq!(plan.undo, vec![(worker, Command::ChangeStreamSsrc { id, ssrc: 10 })]);
+    apply(&mut reg, |_| Ok(plan));
+    assert_eq!(reg.get_stream("room", "a-audio").unwrap().ssrc, same_worker);
+    assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, 10, "the subscriber keeps seeing ssrc 10");
+    // The old SSRC is free again, the new one taken.
+    apply(&mut reg, |r| r.plan_create_stream(stream("room", "z", "carol", 10)));
+    let taken = reg.plan_update_stream("room", "b-audio", &to(same_worker)).unwrap_err();
+    assert!(matches!(taken, RegistryError::AlreadyExists { kind: "ssrc", .. }), "{taken}");
+
+    let moved = reg.plan_update_stream("room", "a-audio", &to(other_worker)).unwrap_err();
+    assert!(matches!(moved, RegistryError::FailedPrecondition(ref m) if m.contains("not supported yet")), "{moved}");
+    let bad = StreamUpdate { ssrc: None, payload_types: Some(vec![111, 111]) };
+    assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &bad)), "payload_types[1]");
+    let types = StreamUpdate { ssrc: None, payload_types: Some(vec![0, 8]) };
+    let plan = reg.plan_update_stream("room", "a-audio", &types).unwrap();
+    assert!(plan.commands.is_empty(), "no payload-type filter in the chain: nothing to tell the worker");
+    apply(&mut reg, |_| Ok(plan));
+    assert_eq!(reg.get_stream("room", "a-audio").unwrap().payload_types, [0, 8]);
+    assert!(reg.plan_update_stream("room", "a-audio", &StreamUpdate::default()).unwrap().commands.is_empty());
+}

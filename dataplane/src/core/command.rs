@@ -124,6 +124,17 @@ pub enum Command {
         /// Its egress interceptors and RTX from now on.
         egress: EgressSpec,
     },
+    /// Makes stream `id` take its packets with `ssrc` instead of its current SSRC, from the same source (a
+    /// re-INVITE, a restarted user agent). Its subscribers see one continuous stream, as after a
+    /// `SwitchSubscription`: the SSRC they saw so far (an unset `out_ssrc` is pinned to the old SSRC) and
+    /// numbering rebased on the first RTP with the new SSRC. The stream's chains are bound anew for the new SSRC
+    /// (their statistics restart). The control plane sends it only to the worker that owns both SSRCs.
+    ChangeStreamSsrc {
+        /// The stream.
+        id: StreamId,
+        /// Its SSRC from now on.
+        ssrc: u32,
+    },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
     /// cannot decode its delta frames. The request takes the path of a PLI from the subscriber, through the

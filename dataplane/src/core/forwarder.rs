@@ -168,7 +168,12 @@ impl Forwarder {
                     local_ssrc: Ssrc(local_ssrc(id, ssrc)),
                     epoch: factory.epoch,
                 };
-                self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info))
+                let added =
+                    self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info));
+                if let (Ok(()), Some(idx)) = (&added, self.table.stream_index(id)) {
+                    self.table.streams[idx as usize].ingress_spec = ingress;
+                }
+                added
             }
             Command::RemoveStream { id } => {
                 self.keep_final_snapshots(StatsKey::Stream(id));
@@ -203,6 +208,7 @@ impl Forwarder {
             Command::ReconfigureSubscription { id, payload_type_map, egress } => {
                 self.reconfigure_subscription(now, id, payload_type_map, egress)
             }
+            Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
@@ -217,6 +223,41 @@ impl Forwarder {
         self.counters.streams = self.stream_count() as u64;
         self.counters.subscriptions = self.subscription_count() as u64;
         result
+    }
+
+    /// Runs `Command::ChangeStreamSsrc`: re-keys the stream, then binds its ingress chain and its subscriptions'
+    /// egress chains anew for the new SSRC (after keeping their last figures).
+    fn change_stream_ssrc(&mut self, now: Instant, id: StreamId, ssrc: u32) -> Result<(), CommandError> {
+        let Some(idx) = self.table.stream_index(id) else {
+            return Err(CommandError::StreamNotFound { id });
+        };
+        if self.table.streams[idx as usize].ssrc == ssrc {
+            return Ok(());
+        }
+        self.keep_final_snapshots(StatsKey::Stream(id));
+        let idx = self.table.change_stream_ssrc(id, ssrc)?;
+        let factory = self.factory(now);
+        let Table { streams, subscriptions, .. } = &mut self.table;
+        let stream = &mut streams[idx as usize];
+        let info = StreamInfo {
+            ssrc: Ssrc(ssrc),
+            clock_rate_hz: stream.clock_rate_hz,
+            local_ssrc: Ssrc(local_ssrc(id, ssrc)),
+            epoch: factory.epoch,
+        };
+        stream.ingress = factory.ingress(&stream.ingress_spec, &info);
+        for &flow in &stream.subscriptions {
+            let sub = &mut subscriptions[flow as usize];
+            let info = SubscriptionInfo {
+                flow,
+                source_ssrc: Ssrc(ssrc),
+                out_ssrc: Ssrc(sub.rewrite.out_ssrc.unwrap_or(ssrc)),
+                clock_rate_hz: stream.clock_rate_hz,
+                epoch: factory.epoch,
+            };
+            sub.egress = factory.egress(&sub.egress_spec, &info);
+        }
+        Ok(())
     }
 
     /// Runs `Command::ReconfigureSubscription`: checks the map, binds a new egress chain only when the chain's

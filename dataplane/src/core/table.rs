@@ -16,7 +16,7 @@ use slab::Slab;
 
 use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 use super::continuity::LastSent;
-use super::interceptor::spec::{EgressSpec, RtxParams};
+use super::interceptor::spec::{EgressSpec, IngressSpec, RtxParams};
 use super::interceptor::Chain;
 use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
@@ -61,6 +61,8 @@ pub(crate) struct Stream {
     pub(crate) rate: TokenBucket,
     /// Its ingress interceptors.
     pub(crate) ingress: Chain,
+    /// The spec its ingress chain was bound from (set by the forwarder; bound anew on an SSRC change).
+    pub(crate) ingress_spec: IngressSpec,
     /// Extends its sequence numbers (for the interceptors' attributes).
     pub(crate) seq: SeqUnwrapper,
     /// The worker socket its last packet arrived on (RTCP to the publisher leaves from it).
@@ -219,6 +221,7 @@ impl Table {
             subscriptions: Vec::new(),
             rate: TokenBucket::new(self.limits.max_packets_per_second_per_source),
             ingress: ingress(),
+            ingress_spec: IngressSpec::default(),
             seq: SeqUnwrapper::new(),
             socket: 0,
             last_packet: None,
@@ -231,6 +234,50 @@ impl Table {
         self.stream_ids.insert(id, idx);
         *self.ssrc_streams.entry(ssrc).or_insert(0) += 1;
         Ok(())
+    }
+
+    /// Re-keys stream `id` to `ssrc` (see `Command::ChangeStreamSsrc`): its source keys, the SSRC counts, its
+    /// sequence extender; pins each subscription's unset out SSRC to the old SSRC and marks a rebase pending
+    /// where something was sent. Answers the slab index. Never allocates (capacity reserved).
+    pub(crate) fn change_stream_ssrc(&mut self, id: StreamId, ssrc: u32) -> Result<u32, CommandError> {
+        let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
+        let stream = &self.streams[idx as usize];
+        let old = stream.ssrc;
+        if old == ssrc {
+            return Ok(idx);
+        }
+        match stream.source {
+            SourceState::Locked(addr) if self.locked.contains_key(&(addr, ssrc)) => {
+                return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
+            }
+            SourceState::Waiting { .. } if self.waiting.contains_key(&ssrc) => {
+                return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
+            }
+            SourceState::Locked(addr) => {
+                self.locked.remove(&(addr, old));
+                self.locked.insert((addr, ssrc), idx);
+            }
+            SourceState::Waiting { .. } => {
+                self.waiting.remove(&old);
+                self.waiting.insert(ssrc, idx);
+            }
+        }
+        if let Some(count) = self.ssrc_streams.get_mut(&old) {
+            *count -= 1;
+            if *count == 0 {
+                self.ssrc_streams.remove(&old);
+            }
+        }
+        *self.ssrc_streams.entry(ssrc).or_insert(0) += 1;
+        let stream = &mut self.streams[idx as usize];
+        stream.ssrc = ssrc;
+        stream.seq = SeqUnwrapper::new();
+        for &flow in &stream.subscriptions {
+            let sub = &mut self.subscriptions[flow as usize];
+            sub.rewrite.out_ssrc.get_or_insert(old);
+            sub.rebase_pending = sub.last_sent.is_some();
+        }
+        Ok(idx)
     }
 
     /// Removes a stream and its subscriptions.

@@ -260,3 +260,43 @@ fn a_keyframe_request_reaches_the_publisher_through_the_throttle() {
     assert!(egress.sent.is_empty());
     assert_eq!(request(&mut h, 540, 9), Err(CommandError::SubscriptionNotFound { id: SubscriptionId(9) }));
 }
+
+#[test]
+fn a_new_ssrc_of_the_same_stream_continues_for_its_subscribers() {
+    const SSRC_NEW: u32 = 0x0000_4000; // owned by worker 0 of 2, like SSRC
+    let mut h = Harness::new();
+    h.stream(1, SSRC, SourcePolicy::Fixed(publisher()));
+    h.sub(1, 1, "127.0.0.21:7001", Rewrite::default()).unwrap();
+    let mut egress = Recorder::new();
+    for k in 0..3u16 {
+        h.send(20 * u64::from(k), publisher(), &rtp(SSRC, 100 + k, 9_000 + 1_800 * u32::from(k), b"a"), &mut egress);
+    }
+    let before = drain_rtp(&mut egress);
+    assert_eq!(before[2], (SSRC, 102, 9_000 + 3_600));
+
+    let change = |h: &mut Harness, ms, ssrc| h.fwd.apply(h.at(ms), Command::ChangeStreamSsrc { id: StreamId(1), ssrc });
+    change(&mut h, 50, SSRC_NEW).expect("change");
+    // The old SSRC is no longer this stream's; the new one continues the subscriber's numbering (60 ms after the
+    // last packet sent: 5 400 ticks at 90 kHz), with the SSRC it saw so far.
+    let old = rtp(SSRC, 103, 9_000 + 5_400, b"a");
+    assert_eq!(h.send(55, publisher(), &old, &mut egress), Outcome::Dropped(DropReason::UnknownSsrc));
+    for k in 0..3u16 {
+        let pkt = rtp(SSRC_NEW, 7_000 + k, 500_000 + 1_800 * u32::from(k), b"b");
+        assert_eq!(h.send(100 + 20 * u64::from(k), publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
+    }
+    let after = drain_rtp(&mut egress);
+    assert_eq!(after[0], (SSRC, 103, 9_000 + 3_600 + 5_400), "continuous");
+    assert_eq!(after[2], (SSRC, 105, 9_000 + 3_600 + 5_400 + 3_600));
+
+    // Another stream from the same source holds the SSRC: refused, nothing changed.
+    h.stream(2, 0x0000_5000, SourcePolicy::Fixed(publisher()));
+    let taken = change(&mut h, 200, 0x0000_5000);
+    assert_eq!(taken, Err(CommandError::SsrcInUse { ssrc: 0x0000_5000, source_addr: Some(publisher()) }));
+    let pkt = rtp(SSRC_NEW, 7_003, 500_000 + 5_400, b"b");
+    assert_eq!(h.send(210, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!(change(&mut h, 220, SSRC_NEW), Ok(()), "the same SSRC: nothing to do");
+    assert_eq!(
+        h.fwd.apply(h.at(230), Command::ChangeStreamSsrc { id: StreamId(9), ssrc: 1 }),
+        Err(CommandError::StreamNotFound { id: StreamId(9) })
+    );
+}
