@@ -76,7 +76,9 @@ pub enum Command {
         id: SubscriptionId,
         /// The stream to forward.
         stream: StreamId,
-        /// The subscriber's address.
+        /// The subscriber's address. Port 0: none yet (a latching subscriber that has not sent): the
+        /// subscription is held, nothing goes to it (each copy counted as `not_sent_no_destination`) until a
+        /// `SetDestination`.
         dest: SocketAddr,
         /// Index of the worker socket to send from (the driver's numbering).
         socket: usize,
@@ -111,6 +113,17 @@ pub enum Command {
         id: SubscriptionId,
         /// True to pause.
         paused: bool,
+    },
+    /// Sends subscription `id`'s copies to `dest` from socket `socket` from now on (its subscriber latched or
+    /// re-latched to that address behind a NAT), and recognises its subscriber's RTCP there (its feedback key
+    /// moves with it). Everything else of the subscription stays. Port 0 holds it again (see `AddSubscription`).
+    SetDestination {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The subscriber's address from now on.
+        dest: SocketAddr,
+        /// Index of the worker socket to send from.
+        socket: usize,
     },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
