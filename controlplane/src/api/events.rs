@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::runtime::EventRing;
+use std::net::SocketAddr;
+
+use ringfwd_dataplane::core::StreamId;
+use ringfwd_dataplane::runtime::{EventRing, WorkerEventKind};
 use ringfwd_proto::v1;
 use tonic::{Request, Response, Status};
 
@@ -23,7 +26,7 @@ use super::Api;
 use crate::events::worker::WorkerBatch;
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
 use crate::metadata::MetadataEvent;
-use crate::registry::{Outcome, Removal};
+use crate::registry::{Outcome, Registry, Removal};
 
 /// Most worker events handled per round (the rest waits for the next round), so one round holds the registry
 /// lock briefly.
@@ -180,7 +183,13 @@ impl Api {
         }
         let (streams, subscriptions) = batch.ids();
         // Under the registry lock: a stream deleted before this cannot be reported after its deletion event.
-        let registry = self.registry.lock().await;
+        let mut registry = self.registry.lock().await;
+        // A latching endpoint receives where it sends from: its subscriptions move there before the event is out.
+        for event in &batch.events {
+            if let WorkerEventKind::SourceChanged { stream, source } = event.kind {
+                self.follow_latch(&mut registry, stream, source).await;
+            }
+        }
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
         for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), crate::clock::unix_ms()) {
             match resolved {
@@ -191,6 +200,17 @@ impl Api {
                     self.events.counters().worker_events_unresolved.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Moves the subscriptions of the endpoint that publishes `stream` to `source`, where its stream latched (see
+    /// `Registry::plan_latch`), and records the address; a failure is logged and leaves everything as it was.
+    async fn follow_latch(&self, registry: &mut Registry, stream: StreamId, source: SocketAddr) {
+        let Some(plan) = registry.plan_latch(stream, source) else {
+            return;
+        };
+        if let Err(status) = self.execute_and_commit(registry, plan).await {
+            tracing::warn!(%stream, %source, error = %status.message(), "could not move subscriptions to a latched address");
         }
     }
 

@@ -80,6 +80,8 @@ pub(crate) enum ChangeKind {
     CreateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
     /// Sets a subscription's paused state, stream and outgoing SSRC.
     UpdateSubscription { session_id: String, subscription_id: String, paused: bool, stream_id: String, out_ssrc: u32 },
+    /// Records the address a latching endpoint latched to, and sends its subscriptions there from `socket`.
+    Latch { session_id: String, endpoint_id: String, address: std::net::SocketAddr, socket: usize },
     /// Removes `target` of the session and everything that goes with it.
     Remove { session_id: String, target: Target },
 }

@@ -5,7 +5,7 @@
 //! hold a reference into a worker's tables.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use super::interceptor::spec::{EgressSpec, IngressSpec};
@@ -13,6 +13,10 @@ use super::rewrite::Rewrite;
 
 /// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
 pub const MAX_CLOCK_RATE_HZ: u32 = 1_000_000;
+
+/// The destination of a subscription whose subscriber has no address yet (any address with port 0 is one):
+/// see `Command::AddSubscription`.
+pub const NO_DESTINATION: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// The control plane's identifier of a stream (unique per worker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,7 +80,7 @@ pub enum Command {
         id: SubscriptionId,
         /// The stream to forward.
         stream: StreamId,
-        /// The subscriber's address. Port 0: none yet (a latching subscriber that has not sent): the
+        /// The subscriber's address. Port 0 ([`NO_DESTINATION`]): none yet (a latching subscriber that has not sent): the
         /// subscription is held, nothing goes to it (each copy counted as `not_sent_no_destination`) until a
         /// `SetDestination`.
         dest: SocketAddr,
