@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod gst;
 pub mod peer;
 
 pub use api::Api;

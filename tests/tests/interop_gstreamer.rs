@@ -1,6 +1,6 @@
 //! Interop with an RTP stack this project did not write: GStreamer's `rtpbin` (Debian's gstreamer1.0 packages,
-//! installed by `tests/scripts/install-gstreamer.sh`, which this test runs itself when `gst-launch-1.0` or an
-//! element is missing) publishes VP8 through ringfwd to another `rtpbin`, with ringfwd's default interceptor
+//! installed by `tests/scripts/install-gstreamer.sh`, which this test runs itself (`ringfwd_tests::gst`) when
+//! `gst-launch-1.0` or an element is missing) publishes VP8 through ringfwd to another `rtpbin`, with ringfwd's default interceptor
 //! chains (written out in the config): ingress `stats, keyframe_throttle, nack_cache, receiver_reports`, egress
 //! `stats, sender_reports`.
 //!
@@ -35,13 +35,11 @@
 //! `rtpsession` takes the SRs arriving on its RTP pad (RTCP multiplexing). Loopback only; every process is
 //! bounded in time and killed on every exit path.
 
-use std::fs;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringfwd_tests::api::{endpoint, subscription, video_stream, worker_total, Api};
+use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, words, Pipeline};
 use ringfwd_tests::Daemon;
 
 const SESSION: &str = "interop";
@@ -55,106 +53,12 @@ const FRAMES: u32 = 150;
 const DROP_PROBABILITY: &str = "0.05";
 /// At least this fraction of the frames must be decoded (without retransmission 0.95^7 ≈ 0.70 are, 0.76 measured).
 const MIN_DECODED_FRACTION: f64 = 0.9;
-/// How long a pipeline may take to start playing.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the sender may take to send its frames (5 s of them).
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// No RTP for this long after some means the sender sent its last frame.
 const QUIET: Duration = Duration::from_millis(1500);
 /// How long the receiver keeps running after the sender finished (last retransmissions and reports).
 const LINGER: Duration = Duration::from_secs(2);
-/// How long a pipeline may take to stop after SIGINT before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Runs the install script, which does nothing when `gst-launch-1.0` and every element the pipelines use
-/// are present (it owns that list) and installs them otherwise; fails the test if it cannot.
-fn ensure_gstreamer() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scripts/install-gstreamer.sh");
-    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run install-gstreamer.sh");
-    assert!(
-        out.status.success(),
-        "{} failed (the interop test needs GStreamer):\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A loopback UDP port that was free a moment ago.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port").port()
-}
-
-/// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped.
-struct Pipeline {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Pipeline {
-    fn start(name: &'static str, dir: &Path, description: &[String]) -> Pipeline {
-        let log = dir.join(format!("{name}.log"));
-        let file = fs::File::create(&log).expect("pipeline log");
-        let child = Command::new("gst-launch-1.0")
-            .args(["-e", "-v"])
-            .args(description)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn gst-launch-1.0");
-        Pipeline { name, child, log }
-    }
-
-    fn output(&self) -> String {
-        fs::read(&self.log).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
-    }
-
-    /// Waits until the pipeline says it is playing; fails the test (with its output) on exit or timeout.
-    fn wait_playing(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !self.output().contains("Setting pipeline to PLAYING") {
-            let exited = self.child.try_wait().expect("wait").is_some();
-            assert!(!exited && Instant::now() < deadline, "{} did not start playing:\n{}", self.name, self.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Its exit status if it exited, failing the test if it exited with an error.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        let status = self.child.try_wait().expect("wait")?;
-        assert!(status.success(), "{} failed ({status}):\n{}", self.name, self.output());
-        Some(status)
-    }
-
-    /// Stops it: SIGINT (with `-e`, gst-launch sends EOS through the pipeline and exits once it arrived), then
-    /// SIGKILL after [`STOP_TIMEOUT`]; answers whether it ended by EOS. Its output is complete either way: `-v`
-    /// prints the statistics as they change, not at the end.
-    fn stop(&mut self) -> bool {
-        if self.exited().is_some() {
-            return true;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.exited().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Waits until the sender has sent all its frames: it exited (after its last frame, the BYE and EOS), or
 /// ringfwd received RTP and then none for [`QUIET`]. The second way is needed: now and then the sender's
@@ -173,10 +77,6 @@ fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
         assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(String::from).collect()
 }
 
 /// The sender: VP8 of a moving test pattern (about 7 packets of at most 400 bytes a frame) into an AVPF
@@ -314,7 +214,7 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     println!("ringfwd counters: {}", seen.join(" "));
 
     // GStreamer's side.
-    let decoded = rx_out.lines().filter(|l| l.contains("frames: last-message = chain")).count();
+    let decoded = frames_printed(&rx_out);
     let rx_stats = session_stats(&rx_out).next().unwrap_or_else(|| panic!("no receiver session stats:\n{rx_out}"));
     let from_ringfwd =
         newest_source(&rx_out, Some(OUT_SSRC), "have-sr", "true").expect("the receiver knows the out SSRC");
