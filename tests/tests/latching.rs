@@ -10,7 +10,7 @@
 //! - With plain UDP sockets: a peer latched at P1 whose signalled address is wrong receives at P1 and nothing
 //!   reaches the signalled address; a spoofer sending the peer's SSRC from another port while the peer is live
 //!   is dropped (`drop_wrong_source`), is not forwarded and gets nothing; after the peer was silent for the
-//!   window it moves to P2, and media follows it there.
+//!   window it moves to P2, and media follows it there; `ringfwd ctl endpoint get/list` print P2.
 //!
 //! Loopback only; every wait is bounded, and waits for an observable event rather than sleeping.
 
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, words, Pipeline};
 use ringfwd_tests::{rtp_packet, Daemon, Peer};
 
@@ -191,6 +191,11 @@ fn a_rebound_peer_is_followed_only_after_its_old_port_went_silent() {
         latched(&api, "natted") == moved_text
     });
     assert!(relatched, "never re-latched to {moved_text}");
+    let token = dev_token(&daemon);
+    let shown = ctl_ok(&daemon, &token, &["endpoint", "get", SESSION, "natted"]);
+    assert!(shown.contains("LATCHED ADDRESS") && shown.contains(&moved_text), "ctl endpoint get shows:\n{shown}");
+    let listed = ctl_ok(&daemon, &token, &["endpoint", "list", SESSION]);
+    assert!(listed.contains(&moved_text), "ctl endpoint list shows:\n{listed}");
     send(&camera, media, CAM_SSRC, 3, 1, b"media-3");
     let got = moved.recv(1, WAIT);
     assert!(got.len() == 1 && got[0].ends_with(b"media-3"), "the new address got {got:?}");

@@ -3,8 +3,9 @@
 //!
 //! Owns the translation of [`Event`] to the wire ([`event_to_wire`]), the publishing of each commit's events
 //! (called by `apply` right after the commit, under the registry lock, so events are in commit order), the
-//! drain of the workers' event rings (every `events.worker_poll_ms`: pop, name the ids under the registry lock,
-//! publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut the watcher
+//! drain of the workers' event rings (every `events.worker_poll_ms`: pop, and under the registry lock follow each
+//! latch — move the latching endpoint's subscriptions to its new address, see `Registry::plan_latch` — then name
+//! the ids and publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut the watcher
 //! off. Must never make a worker wait (it only pops their rings) nor hold the bus's lock across an `.await`.
 
 use std::pin::Pin;

@@ -44,7 +44,8 @@ pub enum SourcePolicy {
     /// Only this address, from the start.
     Fixed(SocketAddr),
     /// The first address that sends RTP with the stream's SSRC within `window` of the stream's creation;
-    /// after the window with no lock, only `fallback` (if any), else nothing.
+    /// after the window with no lock, only `fallback` (if any), else nothing. Once locked, RTP from another
+    /// address re-latches it only after the locked address was silent for `window` (see `table`'s docs).
     Latch {
         /// How long after creation the stream may latch.
         window: Duration,
