@@ -6,7 +6,8 @@
 //!   subscribed to a VP8 stream a GStreamer sender publishes, sends its own VP8 stream from port P and receives
 //!   on that same port P (`udpsink bind-port=P` + `udpsrc port=P`, as `interop_gstreamer.rs` explains). Before
 //!   it sends, the subscription is held (`not_sent_no_destination` counts its copies); once it sent, GetEndpoint
-//!   shows `latched_address` = P and its decoder outputs frames: media is delivered to the latched address.
+//!   shows `latched_address` = P, a keyframe is asked for it, and its decoder outputs frames: media is delivered
+//!   to the latched address.
 //! - With plain UDP sockets: a peer latched at P1 whose signalled address is wrong receives at P1 and nothing
 //!   reaches the signalled address; a spoofer sending the peer's SSRC from another port while the peer is live
 //!   is dropped (`drop_wrong_source`), is not forwarded and gets nothing; after the peer was silent for the
@@ -15,7 +16,7 @@
 //! Loopback only; every wait is bounded, and waits for an observable event rather than sleeping.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
 use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, video_stream, wait_until, worker_total, Api};
@@ -95,7 +96,9 @@ fn gstreamer_behind_nat_receives_at_the_port_it_sends_from() {
     camera.wait_playing();
     let held = wait_until(WAIT, || worker_total(&api.node(), "not_sent_no_destination") > 0);
     assert!(held, "the camera's packets never reached the held subscription:\n{}", camera.output());
-    assert_eq!(worker_total(&api.node(), "forwarded_packets"), 0, "nothing is sent before the peer latched");
+    let before = api.node();
+    assert_eq!(worker_total(&before, "forwarded_packets"), 0, "nothing is sent before the peer latched");
+    assert_eq!(worker_total(&before, "keyframe_requests"), 0, "a held subscription asks for no keyframe");
 
     let mut peer = Pipeline::start("natted", dir.path(), &symmetric_peer(media, nat_port));
     peer.wait_playing();
@@ -113,6 +116,7 @@ fn gstreamer_behind_nat_receives_at_the_port_it_sends_from() {
         worker_total(&node, "latched"),
     );
     assert!(decoded, "the natted peer decoded {frames} frames, fewer than {MIN_FRAMES}:\n{}", peer.output());
+    assert_eq!(worker_total(&node, "keyframe_requests"), 1, "it asks for one when its endpoint latched");
     let listed = api.list_endpoints(v1::ListEndpointsRequest { session_id: SESSION.into() }).expect("ListEndpoints");
     let listed = listed.endpoints.iter().find(|e| e.endpoint_id == "natted").expect("listed");
     assert_eq!(listed.latched_address, nat_addr_text);
@@ -131,6 +135,16 @@ fn send(from: &Peer, to: SocketAddr, ssrc: u32, first_seq: u16, count: u16, tag:
 /// The RTP packets among `packets` (RTCP packet types are 200..=206 in the second byte).
 fn rtp_only(packets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     packets.into_iter().filter(|p| p.len() > 1 && !(200..=206).contains(&p[1])).collect()
+}
+
+/// Receives until `count` RTP packets arrived (RTCP is skipped) or [`WAIT`] passed.
+fn recv_rtp(peer: &Peer, count: usize) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + WAIT;
+    let mut got = Vec::new();
+    while got.len() < count && Instant::now() < deadline {
+        got.extend(rtp_only(peer.recv(1, deadline.saturating_duration_since(Instant::now()))));
+    }
+    got
 }
 
 #[test]
@@ -160,7 +174,7 @@ fn a_rebound_peer_is_followed_only_after_its_old_port_went_silent() {
     let first_text = first.addr().to_string();
     assert!(wait_until(WAIT, || latched(&api, "natted") == first_text), "never latched to {first_text}");
     send(&camera, media, CAM_SSRC, 1, 1, b"media-1");
-    let got = first.recv(1, WAIT);
+    let got = recv_rtp(&first, 1);
     assert!(got.len() == 1 && got[0].ends_with(b"media-1"), "the latched address got {got:?}");
 
     // A spoofer with the peer's SSRC while the peer is live: dropped, not forwarded, and sent nothing.
@@ -169,8 +183,8 @@ fn a_rebound_peer_is_followed_only_after_its_old_port_went_silent() {
         send(&first, media, NAT_SSRC, seq, 1, b"peer");
         send(&spoofer, media, NAT_SSRC, seq, 1, b"spoof");
     }
-    // The camera also got a keyframe request when the peer subscribed to it: only RTP counts here.
-    let at_camera = rtp_only(camera.recv(12, WAIT));
+    // The camera also gets keyframe requests (the peer subscribed to it, and moved): only RTP counts here.
+    let at_camera = recv_rtp(&camera, 11);
     let tails: Vec<String> = at_camera.iter().map(|p| String::from_utf8_lossy(&p[12..]).into_owned()).collect();
     assert_eq!(at_camera.len(), 11, "the peer's own packets reach its subscriber: {tails:?}");
     assert!(at_camera.iter().all(|p| p.ends_with(b"peer")), "the spoofer's packets were forwarded: {tails:?}");
@@ -178,7 +192,8 @@ fn a_rebound_peer_is_followed_only_after_its_old_port_went_silent() {
     assert!(wait_until(WAIT, || worker_total(&api.node(), "drop_wrong_source") >= wrong_before + 10));
     assert_eq!(latched(&api, "natted"), first_text, "the spoofer took the stream over");
     send(&camera, media, CAM_SSRC, 2, 1, b"media-2");
-    assert!(first.recv(1, WAIT)[0].ends_with(b"media-2"), "media still goes to the peer");
+    let got = recv_rtp(&first, 1);
+    assert!(got.len() == 1 && got[0].ends_with(b"media-2"), "media still goes to the peer: {got:?}");
     assert!(spoofer.drain(QUIET).is_empty(), "the spoofer received media");
 
     // The NAT rebinds: the peer is silent on its old port and sends from a new one; once its old port has
@@ -197,7 +212,7 @@ fn a_rebound_peer_is_followed_only_after_its_old_port_went_silent() {
     let listed = ctl_ok(&daemon, &token, &["endpoint", "list", SESSION]);
     assert!(listed.contains(&moved_text), "ctl endpoint list shows:\n{listed}");
     send(&camera, media, CAM_SSRC, 3, 1, b"media-3");
-    let got = moved.recv(1, WAIT);
+    let got = recv_rtp(&moved, 1);
     assert!(got.len() == 1 && got[0].ends_with(b"media-3"), "the new address got {got:?}");
     assert!(first.drain(QUIET).is_empty(), "the old address still receives");
     assert!(signalled.drain(QUIET).is_empty(), "media went to the signalled address");

@@ -221,7 +221,8 @@ impl Registry {
             }
         }
         let view = record.view(&spec.session_id, &spec.subscription_id);
-        let starts = !record.paused;
+        // A held subscription (no address yet) asks when its endpoint latches (see `latch`).
+        let starts = !record.paused && record.destination.is_some();
         let mut plan = Plan {
             commands,
             undo,

@@ -22,7 +22,9 @@ impl Registry {
     /// receives at `source`, or the node has no media socket of `source`'s family). Otherwise, for each
     /// subscription the publisher receives and not yet sent to `source`, on its worker, a `SetDestination`
     /// (moving its feedback key with it), and where it has a feedback route on another worker, the old route
-    /// removed and the new one added. The outcome is the endpoint with its latched address.
+    /// removed and the new one added; last, for each unpaused video subscription that moves, a keyframe request
+    /// (see [`Plan::request_keyframe`]): what was sent before the move did not reach the peer. The outcome is the endpoint with its
+    /// latched address.
     pub fn plan_latch(&self, stream: StreamId, source: SocketAddr) -> Option<Plan> {
         let (session_id, session, record) = self.sessions.iter().find_map(|(session_id, session)| {
             let record = session.streams.values().find(|s| s.data_plane_id == stream)?;
@@ -36,9 +38,17 @@ impl Registry {
         let socket = validate::socket_for(source, &self.media)?;
         let workers = self.loads.len();
         let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        // A moved subscription starts receiving mid-way at its new address: held until now, sent to a signalled
+        // address the peer does not listen at, or to an old NAT binding that no longer reaches it. Video needs a
+        // keyframe then.
+        let mut starting = Vec::new();
         let moving = session.subscriptions.values().filter(|s| s.endpoint_id == *endpoint_id);
         for sub in moving.filter(|s| s.destination != Some(source)) {
             let id = sub.data_plane_id;
+            if !sub.paused {
+                let kind = session.streams.get(&sub.stream_id).map(|stream| stream.kind);
+                starting.extend(kind.map(|kind| (sub.worker, id, kind)));
+            }
             commands.push((sub.worker, Command::SetDestination { id, dest: source, socket }));
             let back = sub.destination.unwrap_or(NO_DESTINATION);
             undo.push((sub.worker, Command::SetDestination { id, dest: back, socket: sub.socket }));
@@ -59,7 +69,7 @@ impl Registry {
         }
         let mut latched = endpoint.clone();
         latched.latched_address = Some(source);
-        Some(Plan {
+        let mut plan = Plan {
             commands,
             undo,
             outcome: Outcome::Updated(View::Endpoint(latched.view(session_id, endpoint_id))),
@@ -69,6 +79,10 @@ impl Registry {
                 address: source,
                 socket,
             }),
-        })
+        };
+        for (worker, id, kind) in starting {
+            plan.request_keyframe(worker, id, kind);
+        }
+        Some(plan)
     }
 }

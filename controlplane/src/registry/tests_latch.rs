@@ -64,6 +64,31 @@ fn a_latching_endpoint_is_subscribed_held_then_receives_where_it_latched() {
 }
 
 #[test]
+fn a_held_video_subscription_asks_for_a_keyframe_when_it_latches_not_before() {
+    let mut reg = room();
+    let video =
+        |id, publisher, ssrc| StreamSpec { kind: Some(MediaKind::Video), ..stream("room", id, publisher, ssrc) };
+    apply(&mut reg, |r| r.plan_create_stream(video("a-cam", "alice", 14)));
+    apply(&mut reg, |r| r.plan_create_stream(video("d-video", "dave", 8)));
+    let plan = reg.plan_create_subscription(subscription("room", "v-dave", "a-cam", "dave")).unwrap();
+    assert_eq!(plan.commands.len(), 1, "held: no keyframe request yet ({:?})", plan.commands);
+    apply(&mut reg, |_| Ok(plan));
+    let paused = SubscriptionSpec { paused: true, ..subscription("room", "v-dave-paused", "a-cam", "dave") };
+    apply(&mut reg, |r| r.plan_create_subscription(paused));
+    let [live, paused] = ["v-dave", "v-dave-paused"].map(|s| reg.get_subscription("room", s).unwrap().data_plane_id);
+    let d_video = reg.get_stream("room", "d-video").unwrap().data_plane_id;
+    let plan = reg.plan_latch(d_video, addr("127.0.0.1:6000")).expect("latched");
+    let keyframes: Vec<_> =
+        plan.commands.iter().filter_map(|(_, c)| matches!(c, Command::RequestKeyframe { .. }).then_some(c)).collect();
+    assert_eq!(keyframes, [&Command::RequestKeyframe { id: live }], "not for {paused:?}, which receives nothing");
+    assert!(matches!(plan.commands.last(), Some((0, Command::RequestKeyframe { .. }))), "planned last");
+    apply(&mut reg, |_| Ok(plan));
+    let plan = reg.plan_latch(d_video, addr("127.0.0.1:6002")).expect("re-latched");
+    let keyframes = plan.commands.iter().filter(|(_, c)| matches!(c, Command::RequestKeyframe { .. })).count();
+    assert_eq!(keyframes, 1, "what went to the old NAT binding was lost: asked again");
+}
+
+#[test]
 fn reports_about_fixed_or_deleted_streams_change_nothing() {
     let reg = room();
     let a_audio = reg.get_stream("room", "a-audio").unwrap().data_plane_id;
