@@ -3,18 +3,18 @@
 //!
 //! Owns the translation of [`Event`] to the wire ([`event_to_wire`]), the publishing of each commit's events
 //! (called by `apply` right after the commit, under the registry lock, so events are in commit order), the
-//! drain of the workers' event rings (every `events.worker_poll_ms`: pop, and under the registry lock follow each
-//! latch — move the latching endpoint's subscriptions to its new address, see `Registry::plan_latch` — then name
-//! the ids and publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut the watcher
-//! off. Must never make a worker wait (it only pops their rings) nor hold the bus's lock across an `.await`.
+//! drain of the workers' event rings (every `events.worker_poll_ms`: pop; under the registry lock, follow each
+//! latch by moving the latching endpoint's subscriptions to its new address, see `Registry::plan_latch`, then
+//! name the ids and publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut
+//! the watcher off. Must never make a worker wait (it pops their rings, and sends a latch's commands as `apply`
+//! does) nor hold the bus's lock across an `.await`.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use std::net::SocketAddr;
 
 use ringfwd_dataplane::core::StreamId;
 use ringfwd_dataplane::runtime::{EventRing, WorkerEventKind};

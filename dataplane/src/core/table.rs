@@ -16,7 +16,8 @@
 //! other address are `wrong_source` drops: a spoofer who knows the SSRC cannot take over a stream whose peer
 //! is talking. (One that sends while the peer has been silent for the window does take it, as the peer's own
 //! new address would: the same rule then brings it back to the peer once the spoofer is silent for the window.)
-//! RTCP never latches nor re-latches. Each lock and re-lock is a `SourceChanged` event.
+//! RTCP never latches nor re-latches, and a zero window never re-latches (the stream can only lock to its
+//! fallback, and stays there). Each lock and re-lock is a `SourceChanged` event.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -447,8 +448,9 @@ impl Table {
                 }
             }
             SourceState::Locked(old) => {
-                let window = stream.latch_window.unwrap_or(Duration::MAX);
-                let silent = now.saturating_duration_since(stream.heard_at) >= window;
+                // A zero window never re-latches: any packet would otherwise take the stream over.
+                let window = stream.latch_window.filter(|window| !window.is_zero());
+                let silent = window.is_some_and(|window| now.saturating_duration_since(stream.heard_at) >= window);
                 if !(is_rtp && silent) {
                     return Latch::WrongSource;
                 }

@@ -71,12 +71,17 @@ fn a_source_silent_for_the_window_re_latches_to_the_new_address_rtp_only() {
 }
 
 #[test]
-fn a_fixed_source_never_re_latches() {
+fn a_fixed_source_or_a_zero_window_never_re_latches() {
     let mut h = Harness::new();
     h.stream(1, SSRC, SourcePolicy::Fixed(publisher()));
     let mut egress = Recorder::new();
     let outcome = h.send(60_000, peer(5002), &rtp(SSRC, 1, 0, b"b"), &mut egress);
     assert_eq!(outcome, Outcome::Dropped(DropReason::WrongSource));
+    h.fwd = Forwarder::with_hash_seed(1, 2, limits(), 7); // FOREIGN_SSRC's owner
+    h.stream(2, FOREIGN_SSRC, SourcePolicy::Latch { window: Duration::ZERO, fallback: Some(peer(5000)) });
+    assert_eq!(h.send(0, peer(5000), &rtp(FOREIGN_SSRC, 1, 0, b"a"), &mut egress), Outcome::Consumed, "fallback");
+    let outcome = h.send(60_000, peer(5002), &rtp(FOREIGN_SSRC, 2, 0, b"b"), &mut egress);
+    assert_eq!(outcome, Outcome::Dropped(DropReason::WrongSource), "a zero window is no silence");
 }
 
 #[test]
