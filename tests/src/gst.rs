@@ -113,6 +113,11 @@ pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(String::from).collect()
 }
 
+/// The number of frames a `fakesink name=frames silent=false` printed (one line per buffer).
+pub fn frames_printed(output: &str) -> usize {
+    output.lines().filter(|l| l.contains("frames: last-message = chain")).count()
+}
+
 /// Every `stats` of the pipeline's `rtpsession` that `-v` printed, newest first, with gst's escaping removed.
 pub fn session_stats(output: &str) -> impl Iterator<Item = String> + '_ {
     output.lines().rev().filter(|l| l.contains("GstRtpSession:rtpsession0: stats = ")).map(|l| l.replace('\\', ""))

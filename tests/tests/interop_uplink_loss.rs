@@ -23,7 +23,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use ringfwd_tests::api::{endpoint, subscription, video_stream, Api};
-use ringfwd_tests::gst::{ensure_gstreamer, free_port, words, Pipeline};
+use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, words, Pipeline};
 use ringfwd_tests::{peer, rtp_fields, Daemon};
 
 const SESSION: &str = "uplink";
@@ -92,7 +92,7 @@ fn subscriber(media: SocketAddr, port: u16) -> Vec<String> {
 }
 
 fn decoded(pipeline: &Pipeline) -> usize {
-    pipeline.output().lines().filter(|l| l.contains("frames: last-message = chain")).count()
+    frames_printed(&pipeline.output())
 }
 
 /// What the publisher did.

@@ -28,6 +28,22 @@ impl Api {
     ) -> Result<Outcome, Status> {
         let mut registry = self.registry.lock().await;
         let plan = plan(&registry).map_err(status::registry)?;
+        let (outcome, first_error) = self.execute_and_commit(&mut registry, plan).await?;
+        committed(&registry, &outcome);
+        match first_error {
+            Some(e) => Err(status::exec(e)),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Runs `plan` with the registry lock held (its guard is `registry`): its commands on the workers, then the
+    /// commit and its lifecycle events. `Err` when a create or update failed and was undone (nothing committed);
+    /// otherwise the outcome, with a delete's first failure (committed anyway).
+    pub(super) async fn execute_and_commit(
+        &self,
+        registry: &mut Registry,
+        plan: Plan,
+    ) -> Result<(Outcome, Option<ExecError>), Status> {
         let is_delete = matches!(plan.outcome, Outcome::Deleted(_));
         let mut first_error = None;
         for (i, (worker, command)) in plan.commands.iter().enumerate() {
@@ -48,11 +64,7 @@ impl Api {
         let removal = registry.removal(&change);
         registry.commit(change);
         self.publish_commit(&outcome, removal);
-        committed(&registry, &outcome);
-        match first_error {
-            Some(e) => Err(status::exec(e)),
-            None => Ok(outcome),
-        }
+        Ok((outcome, first_error))
     }
 
     async fn undo(&self, commands: Vec<(usize, Command)>) {

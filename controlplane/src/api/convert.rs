@@ -126,6 +126,7 @@ pub fn endpoint(v: EndpointView, send_to: &[SocketAddr]) -> v1::Endpoint {
         media_address: v.media_address.map(|a| a.to_string()).unwrap_or_default(),
         latching: v.latching,
         send_to: send_to.iter().map(ToString::to_string).collect(),
+        latched_address: v.latched_address.map(|a| a.to_string()).unwrap_or_default(),
     }
 }
 

@@ -3,17 +3,21 @@
 //!
 //! Owns the translation of [`Event`] to the wire ([`event_to_wire`]), the publishing of each commit's events
 //! (called by `apply` right after the commit, under the registry lock, so events are in commit order), the
-//! drain of the workers' event rings (every `events.worker_poll_ms`: pop, name the ids under the registry lock,
-//! publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut the watcher
-//! off. Must never make a worker wait (it only pops their rings) nor hold the bus's lock across an `.await`.
+//! drain of the workers' event rings (every `events.worker_poll_ms`: pop; under the registry lock, follow each
+//! latch by moving the latching endpoint's subscriptions to its new address, see `Registry::plan_latch`, then
+//! name the ids and publish), and each watcher's gRPC stream, which ends with RESOURCE_EXHAUSTED when the bus cut
+//! the watcher off. Must never make a worker wait (it pops their rings, and sends a latch's commands as `apply`
+//! does) nor hold the bus's lock across an `.await`.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::runtime::EventRing;
+use ringfwd_dataplane::core::StreamId;
+use ringfwd_dataplane::runtime::{EventRing, WorkerEventKind};
 use ringfwd_proto::v1;
 use tonic::{Request, Response, Status};
 
@@ -23,7 +27,7 @@ use super::Api;
 use crate::events::worker::WorkerBatch;
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
 use crate::metadata::MetadataEvent;
-use crate::registry::{Outcome, Removal};
+use crate::registry::{Outcome, Registry, Removal};
 
 /// Most worker events handled per round (the rest waits for the next round), so one round holds the registry
 /// lock briefly.
@@ -180,7 +184,13 @@ impl Api {
         }
         let (streams, subscriptions) = batch.ids();
         // Under the registry lock: a stream deleted before this cannot be reported after its deletion event.
-        let registry = self.registry.lock().await;
+        let mut registry = self.registry.lock().await;
+        // A latching endpoint receives where it sends from: its subscriptions move there before the event is out.
+        for event in &batch.events {
+            if let WorkerEventKind::SourceChanged { stream, source } = event.kind {
+                self.follow_latch(&mut registry, stream, source).await;
+            }
+        }
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
         for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), crate::clock::unix_ms()) {
             match resolved {
@@ -191,6 +201,17 @@ impl Api {
                     self.events.counters().worker_events_unresolved.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Moves the subscriptions of the endpoint that publishes `stream` to `source`, where its stream latched (see
+    /// `Registry::plan_latch`), and records the address; a failure is logged and leaves everything as it was.
+    async fn follow_latch(&self, registry: &mut Registry, stream: StreamId, source: SocketAddr) {
+        let Some(plan) = registry.plan_latch(stream, source) else {
+            return;
+        };
+        if let Err(status) = self.execute_and_commit(registry, plan).await {
+            tracing::warn!(%stream, %source, error = %status.message(), "could not move subscriptions to a latched address");
         }
     }
 

@@ -110,6 +110,19 @@ impl Registry {
                 }
                 *sub = record;
             }
+            ChangeKind::Latch { session_id, endpoint_id, address, socket } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let Some(endpoint) = session.endpoints.get_mut(&endpoint_id) else {
+                    return;
+                };
+                endpoint.latched_address = Some(address);
+                for sub in session.subscriptions.values_mut().filter(|s| s.endpoint_id == endpoint_id) {
+                    sub.destination = Some(address);
+                    sub.socket = socket;
+                }
+            }
             ChangeKind::Remove { session_id, target } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, RtxParams};
 use ringfwd_dataplane::core::{
-    owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
+    owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP, NO_DESTINATION,
 };
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
@@ -52,10 +52,12 @@ impl Registry {
         validate::id("endpoint_id", &spec.endpoint_id)?;
         validate::media_address(spec.media_address, spec.latching, &self.media)?;
         let session = self.session(&spec.session_id)?;
-        let record = EndpointRecord { media_address: spec.media_address, latching: spec.latching };
+        let record =
+            EndpointRecord { media_address: spec.media_address, latching: spec.latching, latched_address: None };
         if let Some(existing) = session.endpoints.get(&spec.endpoint_id) {
             let view = View::Endpoint(existing.view(&spec.session_id, &spec.endpoint_id));
-            return idempotent(*existing == record, "endpoint", &spec.endpoint_id, view);
+            let same = existing.media_address == record.media_address && existing.latching == record.latching;
+            return idempotent(same, "endpoint", &spec.endpoint_id, view);
         }
         admit(self.usage.endpoints, self.limits.max_endpoints, "admission.max_endpoints")?;
         let view = View::Endpoint(record.view(&spec.session_id, &spec.endpoint_id));
@@ -174,8 +176,13 @@ impl Registry {
                 format!("endpoint {} has no media address to send to", spec.endpoint_id),
             )
         };
-        let destination = endpoint.media_address.ok_or_else(no_destination)?;
-        let socket = validate::socket_for(destination, &self.media).ok_or_else(no_destination)?;
+        // A latching endpoint receives where it sends from; with no address yet, the subscription is held.
+        let destination = endpoint.latched_address.or(endpoint.media_address);
+        let socket = match destination {
+            Some(destination) => validate::socket_for(destination, &self.media).ok_or_else(no_destination)?,
+            None if endpoint.latching => 0,
+            None => return Err(no_destination()),
+        };
         admit(self.usage.subscriptions, self.limits.max_subscriptions, "admission.max_subscriptions")?;
         admit(stream.subscriptions, self.limits.max_subscriptions_per_stream, "limits.max_subscriptions_per_stream")?;
         let worker = stream.worker;
@@ -210,11 +217,14 @@ impl Registry {
                 self.limits.max_subscriptions_per_worker,
                 "limits.max_subscriptions_per_worker (feedback routes)",
             )?;
-            commands.push((route.worker, route.add()));
-            undo.push((route.worker, route.remove()));
+            if let (Some(add), Some(remove)) = (route.add(), route.remove()) {
+                commands.push((route.worker, add));
+                undo.push((route.worker, remove));
+            }
         }
         let view = record.view(&spec.session_id, &spec.subscription_id);
-        let starts = !record.paused;
+        // A held subscription (no address yet) asks when its endpoint latches (see `latch`).
+        let starts = !record.paused && record.destination.is_some();
         let mut plan = Plan {
             commands,
             undo,
@@ -282,16 +292,19 @@ impl<'a> FeedbackRoute<'a> {
         (record.out_ssrc != 0 && worker != record.worker).then_some(FeedbackRoute { worker, record })
     }
 
-    /// The command that sets the route up.
-    pub(crate) fn add(&self) -> Command {
+    /// The command that sets the route up (`None` while the subscription has no destination: it is set up when
+    /// the subscriber latches, see `latch`).
+    pub(crate) fn add(&self) -> Option<Command> {
         let r = self.record;
-        Command::AddFeedbackRoute { id: r.data_plane_id, dest: r.destination, out_ssrc: r.out_ssrc, owner: r.worker }
+        let dest = r.destination?;
+        Some(Command::AddFeedbackRoute { id: r.data_plane_id, dest, out_ssrc: r.out_ssrc, owner: r.worker })
     }
 
-    /// The command that takes it away.
-    pub(crate) fn remove(&self) -> Command {
+    /// The command that takes it away (`None` while the subscription has no destination).
+    pub(crate) fn remove(&self) -> Option<Command> {
         let r = self.record;
-        Command::RemoveFeedbackRoute { id: r.data_plane_id, dest: r.destination, out_ssrc: r.out_ssrc }
+        let dest = r.destination?;
+        Some(Command::RemoveFeedbackRoute { id: r.data_plane_id, dest, out_ssrc: r.out_ssrc })
     }
 }
 
@@ -306,7 +319,7 @@ pub(crate) fn add_subscription(record: &SubscriptionRecord, stream: StreamId, eg
     Command::AddSubscription {
         id: record.data_plane_id,
         stream,
-        dest: record.destination,
+        dest: record.destination.unwrap_or(NO_DESTINATION),
         socket: record.socket,
         rewrite,
         paused: record.paused,

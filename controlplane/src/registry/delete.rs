@@ -124,7 +124,7 @@ impl Registry {
         let cascade = Registry::cascade(session, &target);
         let workers = self.loads.len();
         let subscriptions = cascade.subscriptions.iter().filter_map(|id| session.subscriptions.get(id)).flat_map(|s| {
-            let route = FeedbackRoute::of(s, workers).map(|route| (route.worker, route.remove()));
+            let route = FeedbackRoute::of(s, workers).and_then(|route| Some((route.worker, route.remove()?)));
             std::iter::once((s.worker, Command::RemoveSubscription { id: s.data_plane_id })).chain(route)
         });
         let streams = cascade

@@ -40,10 +40,11 @@ impl Registry {
                 if stream.endpoint_id == sub.endpoint_id {
                     return Err(format!("{at}: receives its own stream"));
                 }
-                if endpoint.media_address != Some(sub.destination) {
-                    return Err(format!("{at}: destination is not its endpoint's address"));
+                if endpoint.latched_address.or(endpoint.media_address) != sub.destination {
+                    return Err(format!("{at}: destination is not its endpoint's (latched, else media) address"));
                 }
-                if validate::socket_for(sub.destination, &self.media) != Some(sub.socket) {
+                let socket = sub.destination.map_or(Some(0), |d| validate::socket_for(d, &self.media));
+                if socket != Some(sub.socket) {
                     return Err(format!("{at}: wrong sending socket {}", sub.socket));
                 }
                 if sub.worker != stream.worker {

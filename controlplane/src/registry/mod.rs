@@ -28,14 +28,18 @@
 //!   for a session while draining); the same id with another spec is `AlreadyExists` naming kind and id.
 //!   A subscription compares against its current state (paused, stream and `out_ssrc` after updates).
 //! - Endpoint: `media_address` is required unless `latching`; its port is not 0, its IP not unspecified,
-//!   and the node has a media address of its family. Endpoints exist only here: no commands.
+//!   and the node has a media address of its family. Endpoints exist only here: no commands. A latching
+//!   endpoint's `latched_address` is set when a stream it publishes latches or re-latches (the worker's
+//!   `SourceChanged`, followed by [`Registry::plan_latch`]): it receives there from then on.
 //! - Stream: its publisher endpoint exists; its SSRC is unique on the node (`AlreadyExists`, kind `ssrc`);
 //!   `kind` is required; `payload_types` are each below 128, none twice; `clock_rate_hz` is
 //!   1..=1 000 000. It lives on worker `owner_of(ssrc, workers)`: `AddStream` with source policy
 //!   `Fixed(address)`, or for a latching publisher `Latch { window: latch_window, fallback: address }`.
 //! - Subscription: its stream and endpoint exist in the session; the endpoint is not the stream's
-//!   publisher and has a media address, the destination (`InvalidArgument`, field `endpoint_id`). It
-//!   sends from the first media socket of the destination's family. `out_ssrc` 0 keeps the publisher's;
+//!   publisher and has a media address, the destination (`InvalidArgument`, field `endpoint_id`): its latched
+//!   address once it latched, else its `media_address`; a latching endpoint with neither is accepted and held
+//!   (sent nothing, `NO_DESTINATION`) until it latches. It sends from the first media socket of the
+//!   destination's family. `out_ssrc` 0 keeps the publisher's;
 //!   each `payload_type_map` entry is below 128 and maps each `from` once. Created with the spec's
 //!   `seq_offset` and `ts_offset` (0 from the API: only static config routes set them); the worker
 //!   rebases them on a switch. One `AddSubscription` on the stream's worker, paused from
@@ -57,7 +61,7 @@
 //!   [`SubscriptionId`](ringfwd_dataplane::core::SubscriptionId)) are drawn when planning and never reused, not even
 //!   those of plans that were rolled back (a late acknowledgement can then never hit a newer entry).
 //!
-//! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`,
+//! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`, `latch`,
 //! `delete` (cascade), `commit`, `invariants`, [`error`]; tests in `tests*` and `proptests`.
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
@@ -71,6 +75,7 @@ mod create;
 mod delete;
 pub mod error;
 mod invariants;
+mod latch;
 pub mod model;
 mod plan;
 mod update;
@@ -83,6 +88,8 @@ mod proptests;
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_interceptors;
+#[cfg(test)]
+mod tests_latch;
 #[cfg(test)]
 mod tests_streams;
 #[cfg(test)]

@@ -158,6 +158,8 @@ pub struct EndpointView {
     pub media_address: Option<SocketAddr>,
     /// As requested.
     pub latching: bool,
+    /// The address its streams last latched to (`None`: none yet, or not latching): where it receives.
+    pub latched_address: Option<SocketAddr>,
 }
 
 /// A stream as the API reports it.
@@ -209,8 +211,9 @@ pub struct SubscriptionView {
     pub seq_offset: u16,
     /// Timestamp offset set at creation (0 from the API); after a switch the worker rebases it on its own.
     pub ts_offset: u32,
-    /// Where the copies go: the endpoint's media address.
-    pub destination: SocketAddr,
+    /// Where the copies go: the endpoint's latched address once it has one, else its media address;
+    /// `None` (a latching endpoint that has not sent yet): nowhere until it latches.
+    pub destination: Option<SocketAddr>,
     /// The worker that forwards it (its stream's).
     pub worker: usize,
     /// Its id in that worker's tables.
@@ -262,6 +265,8 @@ pub(crate) struct SessionRecord {
 pub(crate) struct EndpointRecord {
     pub(crate) media_address: Option<SocketAddr>,
     pub(crate) latching: bool,
+    /// Set by the data plane's reports ([`Registry::plan_latch`](super::Registry::plan_latch)), not by requests.
+    pub(crate) latched_address: Option<SocketAddr>,
 }
 
 /// A stream, with where it lives in the data plane and how many subscriptions it has.
@@ -288,7 +293,7 @@ pub(crate) struct SubscriptionRecord {
     pub(crate) paused: bool,
     pub(crate) seq_offset: u16,
     pub(crate) ts_offset: u32,
-    pub(crate) destination: SocketAddr,
+    pub(crate) destination: Option<SocketAddr>,
     pub(crate) socket: usize,
     pub(crate) worker: usize,
     pub(crate) data_plane_id: SubscriptionId,
@@ -325,6 +330,7 @@ impl EndpointRecord {
             endpoint_id: endpoint_id.to_owned(),
             media_address: self.media_address,
             latching: self.latching,
+            latched_address: self.latched_address,
         }
     }
 }

@@ -88,6 +88,8 @@ pub(crate) enum ChangeKind {
     },
     /// Replaces a subscription's record (paused state, stream, outgoing SSRC, payload-type map, interceptors, RTX).
     UpdateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
+    /// Records the address a latching endpoint latched to, and sends its subscriptions there from `socket`.
+    Latch { session_id: String, endpoint_id: String, address: std::net::SocketAddr, socket: usize },
     /// Removes `target` of the session and everything that goes with it.
     Remove { session_id: String, target: Target },
 }

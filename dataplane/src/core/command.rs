@@ -5,7 +5,7 @@
 //! hold a reference into a worker's tables.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use super::interceptor::spec::{EgressSpec, IngressSpec};
@@ -13,6 +13,10 @@ use super::rewrite::Rewrite;
 
 /// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
 pub const MAX_CLOCK_RATE_HZ: u32 = 1_000_000;
+
+/// The destination of a subscription whose subscriber has no address yet (any address with port 0 is one):
+/// see `Command::AddSubscription`.
+pub const NO_DESTINATION: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// The control plane's identifier of a stream (unique per worker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,7 +44,8 @@ pub enum SourcePolicy {
     /// Only this address, from the start.
     Fixed(SocketAddr),
     /// The first address that sends RTP with the stream's SSRC within `window` of the stream's creation;
-    /// after the window with no lock, only `fallback` (if any), else nothing.
+    /// after the window with no lock, only `fallback` (if any), else nothing. Once locked, RTP from another
+    /// address re-latches it only after the locked address was silent for `window` (see `table`'s docs).
     Latch {
         /// How long after creation the stream may latch.
         window: Duration,
@@ -76,7 +81,9 @@ pub enum Command {
         id: SubscriptionId,
         /// The stream to forward.
         stream: StreamId,
-        /// The subscriber's address.
+        /// The subscriber's address. Port 0 ([`NO_DESTINATION`]): none yet (a latching subscriber that has not sent): the
+        /// subscription is held, nothing goes to it (each copy counted as `not_sent_no_destination`) until a
+        /// `SetDestination`.
         dest: SocketAddr,
         /// Index of the worker socket to send from (the driver's numbering).
         socket: usize,
@@ -134,6 +141,17 @@ pub enum Command {
         id: StreamId,
         /// Its SSRC from now on.
         ssrc: u32,
+    },
+    /// Sends subscription `id`'s copies to `dest` from socket `socket` from now on (its subscriber latched or
+    /// re-latched to that address behind a NAT), and recognises its subscriber's RTCP there (its feedback key
+    /// moves with it). Everything else of the subscription stays. Port 0 holds it again (see `AddSubscription`).
+    SetDestination {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The subscriber's address from now on.
+        dest: SocketAddr,
+        /// Index of the worker socket to send from.
+        socket: usize,
     },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)

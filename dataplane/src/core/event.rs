@@ -22,7 +22,8 @@ pub enum WorkerEventKind {
         /// The stream.
         stream: StreamId,
     },
-    /// The stream's source address changed (it latched, or re-latched to its fallback).
+    /// The stream's source address changed: it latched, locked to its fallback, or re-latched after its
+    /// source was silent for the latch window (a NAT rebinding).
     SourceChanged {
         /// The stream.
         stream: StreamId,

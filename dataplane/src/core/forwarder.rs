@@ -20,7 +20,7 @@ use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::rewrite::Rewrite;
 use super::steering::owner_of;
-use super::table::{ForwarderLimits, Latch, NewSubscription, Table};
+use super::table::{has_destination, ForwarderLimits, Latch, NewSubscription, Table};
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
 
 mod intercept;
@@ -209,6 +209,7 @@ impl Forwarder {
                 self.reconfigure_subscription(now, id, payload_type_map, egress)
             }
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
+            Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
@@ -428,6 +429,7 @@ impl Forwarder {
             self.events.push(WorkerEventKind::StreamStarted { stream: entry.id });
         }
         entry.last_packet = Some(now);
+        entry.heard_at = now;
         if !entry.rate.take(now) {
             entry.rate_limited_pending += 1;
             return Outcome::Dropped(DropReason::RateLimited);
@@ -477,6 +479,10 @@ impl Forwarder {
         for &flow in &entry.subscriptions {
             let sub = &mut subscriptions[flow as usize];
             if sub.paused {
+                continue;
+            }
+            if !has_destination(sub.dest) {
+                self.counters.not_sent_no_destination += 1;
                 continue;
             }
             active += 1;
@@ -540,6 +546,10 @@ impl Forwarder {
         for &flow in &streams[stream as usize].subscriptions {
             let sub = &mut subscriptions[flow as usize];
             if sub.paused {
+                continue;
+            }
+            if !has_destination(sub.dest) {
+                self.counters.not_sent_no_destination += 1;
                 continue;
             }
             active += 1;

@@ -27,7 +27,7 @@ pub mod steering;
 pub mod table;
 pub mod wire;
 
-pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
+pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ, NO_DESTINATION};
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
 pub use forwarder::{Egress, Forwarder, Outcome, StatsKey};
 pub use fuzz::fuzz_entry;

@@ -2,13 +2,25 @@
 //!
 //! Owns the slabs of streams and subscriptions (indices are `u32`, stable while the entry lives; a
 //! subscription's index is its GSO flow key), the id maps, the `(source, ssrc)` map of locked streams,
-//! the `ssrc` map of streams waiting to latch, and the latching rule. Capacity is reserved at
+//! the `ssrc` map of latching streams (waiting or latched), and the latching rule. Capacity is reserved at
 //! construction, so lookups and latching never allocate; only commands (adding a subscription to a
 //! stream's list, or moving it to another stream's list) may. Must never grow past its limits:
 //! exceeding one is a `LimitReached` error.
+//!
+//! # Latching and re-latching
+//! A latching stream (`SourcePolicy::Latch { window, fallback }`) locks to the first address that sends RTP
+//! with its SSRC within `window` of its creation; after the window with no lock, to its fallback (any packet
+//! from it). Once locked it *re-latches* (a NAT rebinding: the peer's public port changed) only when both
+//! hold: the packet is RTP with the stream's SSRC, and the locked address has been silent (no packet of the
+//! stream from it, RTP or RTCP) for at least `window`. While the locked address is live, packets from any
+//! other address are `wrong_source` drops: a spoofer who knows the SSRC cannot take over a stream whose peer
+//! is talking. (One that sends while the peer has been silent for the window does take it, as the peer's own
+//! new address would: the same rule then brings it back to the peer once the spoofer is silent for the window.)
+//! RTCP never latches nor re-latches, and a zero window never re-latches (the stream can only lock to its
+//! fallback, and stays there). Each lock and re-lock is a `SourceChanged` event.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
@@ -53,6 +65,11 @@ pub(crate) struct Stream {
     pub(crate) id: StreamId,
     pub(crate) ssrc: u32,
     pub(crate) source: SourceState,
+    /// A latching stream's window (`None`: a fixed source): how long its locked source must be silent before
+    /// another address may re-latch it.
+    pub(crate) latch_window: Option<Duration>,
+    /// When a packet of it last came from its locked source (or it locked): the re-latch rule's silence.
+    pub(crate) heard_at: Instant,
     /// RTP timestamp ticks per second.
     pub(crate) clock_rate_hz: u32,
     /// Slab indices of its subscriptions, in the order they were added.
@@ -78,6 +95,7 @@ pub(crate) struct Stream {
 pub(crate) struct Subscription {
     pub(crate) id: SubscriptionId,
     pub(crate) stream: u32,
+    /// Where its copies go; port 0: none yet (see [`has_destination`]).
     pub(crate) dest: SocketAddr,
     pub(crate) socket: usize,
     pub(crate) rewrite: Rewrite,
@@ -108,14 +126,21 @@ pub(crate) struct NewSubscription {
     pub(crate) egress_spec: EgressSpec,
 }
 
+/// Whether `dest` is an address to send to: port 0 means the subscriber has none yet (a latching endpoint that
+/// has not sent), and nothing goes to it until a `SetDestination`.
+pub(crate) fn has_destination(dest: SocketAddr) -> bool {
+    dest.port() != 0
+}
+
 /// The result of looking up a packet's stream when `(source, ssrc)` is not locked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Latch {
-    /// The stream just locked to the packet's source.
+    /// The stream just locked (or re-latched) to the packet's source.
     Locked(u32),
     /// The SSRC waits to latch, but the window is over and the source is not the fallback.
     Expired,
-    /// The SSRC is known here with another source (or waits to latch and this is RTCP).
+    /// The SSRC is known here with another source (or waits to latch and this is RTCP, or is latched to a
+    /// source that is still live).
     WrongSource,
     /// No stream here has this SSRC.
     Unknown,
@@ -130,7 +155,8 @@ pub(crate) struct Table {
     stream_ids: Map<StreamId, u32>,
     subscription_ids: Map<SubscriptionId, u32>,
     locked: Map<(SocketAddr, u32), u32>,
-    waiting: Map<u32, u32>,
+    /// Latching streams by SSRC, waiting or latched (at most one per SSRC).
+    latching: Map<u32, u32>,
     /// How many streams (locked or waiting) have each SSRC: tells WrongSource from UnknownSsrc.
     ssrc_streams: Map<u32, u32>,
     /// Subscriptions by (destination, out SSRC): where a subscriber's RTCP belongs. When two share a
@@ -174,7 +200,7 @@ impl Table {
             stream_ids: reserved_map(streams, &hasher),
             subscription_ids: reserved_map(subscriptions, &hasher),
             locked: reserved_map(streams, &hasher),
-            waiting: reserved_map(streams, &hasher),
+            latching: reserved_map(streams, &hasher),
             ssrc_streams: reserved_map(streams, &hasher),
             feedback: reserved_map(subscriptions, &hasher),
             routes: FeedbackRoutes::new(limits.max_subscriptions, &hasher),
@@ -199,24 +225,26 @@ impl Table {
         if self.streams.len() >= self.limits.max_streams as usize {
             return Err(CommandError::LimitReached { limit: "max_streams", value: self.limits.max_streams });
         }
-        let source = match policy {
+        let (source, latch_window) = match policy {
             SourcePolicy::Fixed(addr) => {
                 if self.locked.contains_key(&(addr, ssrc)) {
                     return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
                 }
-                SourceState::Locked(addr)
+                (SourceState::Locked(addr), None)
             }
             SourcePolicy::Latch { window, fallback } => {
-                if self.waiting.contains_key(&ssrc) {
+                if self.latching.contains_key(&ssrc) {
                     return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
                 }
-                SourceState::Waiting { deadline: now.checked_add(window), fallback }
+                (SourceState::Waiting { deadline: now.checked_add(window), fallback }, Some(window))
             }
         };
         let idx = self.streams.insert(Stream {
             id,
             ssrc,
             source,
+            latch_window,
+            heard_at: now,
             clock_rate_hz,
             subscriptions: Vec::new(),
             rate: TokenBucket::new(self.limits.max_packets_per_second_per_source),
@@ -229,7 +257,7 @@ impl Table {
         }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
-            SourceState::Waiting { .. } => self.waiting.insert(ssrc, idx),
+            SourceState::Waiting { .. } => self.latching.insert(ssrc, idx),
         };
         self.stream_ids.insert(id, idx);
         *self.ssrc_streams.entry(ssrc).or_insert(0) += 1;
@@ -246,21 +274,20 @@ impl Table {
         if old == ssrc {
             return Ok(idx);
         }
-        match stream.source {
-            SourceState::Locked(addr) if self.locked.contains_key(&(addr, ssrc)) => {
+        let latching = stream.latch_window.is_some();
+        if latching && self.latching.contains_key(&ssrc) {
+            return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
+        }
+        if let SourceState::Locked(addr) = stream.source {
+            if self.locked.contains_key(&(addr, ssrc)) {
                 return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
             }
-            SourceState::Waiting { .. } if self.waiting.contains_key(&ssrc) => {
-                return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
-            }
-            SourceState::Locked(addr) => {
-                self.locked.remove(&(addr, old));
-                self.locked.insert((addr, ssrc), idx);
-            }
-            SourceState::Waiting { .. } => {
-                self.waiting.remove(&old);
-                self.waiting.insert(ssrc, idx);
-            }
+            self.locked.remove(&(addr, old));
+            self.locked.insert((addr, ssrc), idx);
+        }
+        if latching {
+            self.latching.remove(&old);
+            self.latching.insert(ssrc, idx);
         }
         if let Some(count) = self.ssrc_streams.get_mut(&old) {
             *count -= 1;
@@ -289,10 +316,12 @@ impl Table {
             self.subscription_ids.remove(&sub.id);
             self.forget_feedback_key(sub.feedback_key, flow);
         }
-        match stream.source {
-            SourceState::Locked(addr) => self.locked.remove(&(addr, stream.ssrc)),
-            SourceState::Waiting { .. } => self.waiting.remove(&stream.ssrc),
-        };
+        if let SourceState::Locked(addr) = stream.source {
+            self.locked.remove(&(addr, stream.ssrc));
+        }
+        if stream.latch_window.is_some() {
+            self.latching.remove(&stream.ssrc);
+        }
         if let Some(count) = self.ssrc_streams.get_mut(&stream.ssrc) {
             *count -= 1;
             if *count == 0 {
@@ -426,6 +455,26 @@ impl Table {
         Ok(())
     }
 
+    /// Sends subscription `id`'s copies to `dest` from socket `socket` from now on (see
+    /// `Command::SetDestination`), moving its feedback key: its subscriber's RTCP is recognised at `dest`.
+    pub(crate) fn set_destination(
+        &mut self,
+        id: SubscriptionId,
+        dest: SocketAddr,
+        socket: usize,
+    ) -> Result<(), CommandError> {
+        let idx = self.subscription_slot(id)?;
+        let old_key = self.subscriptions[idx as usize].feedback_key;
+        self.forget_feedback_key(old_key, idx);
+        let key = (dest, old_key.1);
+        let sub = &mut self.subscriptions[idx as usize];
+        sub.dest = dest;
+        sub.socket = socket;
+        sub.feedback_key = key;
+        self.feedback.entry(key).or_insert(idx);
+        Ok(())
+    }
+
     /// The slab index of subscription `id`, or `SubscriptionNotFound`.
     fn subscription_slot(&self, id: SubscriptionId) -> Result<u32, CommandError> {
         self.subscription_index(id).ok_or(CommandError::SubscriptionNotFound { id })
@@ -464,23 +513,34 @@ impl Table {
     }
 
     /// Looks up a packet whose `(src, ssrc)` is not locked ([`Table::find_locked`] missed) and latches
-    /// when the rule allows: RTP within the window locks to `src`; after the window, any packet from the
-    /// fallback locks to it. RTCP never latches within the window. Never allocates (capacity reserved).
+    /// when the rule allows (see the module docs): RTP within the window locks to `src`; after the window, any
+    /// packet from the fallback locks to it; RTP re-latches a latched stream whose source has been silent for
+    /// the window. RTCP never latches within the window. Never allocates (capacity reserved).
     pub(crate) fn try_latch(&mut self, now: Instant, src: SocketAddr, ssrc: u32, is_rtp: bool) -> Latch {
-        let Some(&idx) = self.waiting.get(&ssrc) else {
+        let Some(&idx) = self.latching.get(&ssrc) else {
             return if self.ssrc_streams.contains_key(&ssrc) { Latch::WrongSource } else { Latch::Unknown };
         };
         let stream = &mut self.streams[idx as usize];
-        let SourceState::Waiting { deadline, fallback } = stream.source else {
-            return Latch::WrongSource; // unreachable: only waiting streams are in `waiting`
-        };
-        let in_window = deadline.is_none_or(|deadline| now < deadline);
-        let lock = if in_window { is_rtp } else { fallback == Some(src) };
-        if !lock {
-            return if in_window { Latch::WrongSource } else { Latch::Expired };
+        match stream.source {
+            SourceState::Waiting { deadline, fallback } => {
+                let in_window = deadline.is_none_or(|deadline| now < deadline);
+                let lock = if in_window { is_rtp } else { fallback == Some(src) };
+                if !lock {
+                    return if in_window { Latch::WrongSource } else { Latch::Expired };
+                }
+            }
+            SourceState::Locked(old) => {
+                // A zero window never re-latches: any packet would otherwise take the stream over.
+                let window = stream.latch_window.filter(|window| !window.is_zero());
+                let silent = window.is_some_and(|window| now.saturating_duration_since(stream.heard_at) >= window);
+                if !(is_rtp && silent) {
+                    return Latch::WrongSource;
+                }
+                self.locked.remove(&(old, ssrc));
+            }
         }
         stream.source = SourceState::Locked(src);
-        self.waiting.remove(&ssrc);
+        stream.heard_at = now;
         self.locked.insert((src, ssrc), idx);
         Latch::Locked(idx)
     }
@@ -579,7 +639,7 @@ mod tests {
         let capacities = |t: &Table| {
             [
                 t.locked.capacity(),
-                t.waiting.capacity(),
+                t.latching.capacity(),
                 t.stream_ids.capacity(),
                 t.subscription_ids.capacity(),
                 t.ssrc_streams.capacity(),

@@ -19,7 +19,7 @@ use crate::core::feedback::{source_feedback, translate_feedback};
 use crate::core::interceptor::builtin::wire_feedback::write_pli;
 use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
-use crate::core::table::{SourceState, Table};
+use crate::core::table::{has_destination, SourceState, Table};
 use crate::core::wire::Ssrc;
 
 /// Emissions are sent once the outbox is this full during a timer sweep (so the sweep never refuses).
@@ -187,7 +187,8 @@ impl Forwarder {
                     None => false,
                 },
                 Target::Subscriber { flow } => match self.table.subscriptions.get(flow as usize) {
-                    Some(sub) => egress.send_copy(sub.socket, sub.dest, bytes),
+                    Some(sub) if has_destination(sub.dest) => egress.send_copy(sub.socket, sub.dest, bytes),
+                    Some(_) => false,
                     None => false,
                 },
                 Target::Retransmit { flow } => {
@@ -253,7 +254,7 @@ impl Forwarder {
 /// Sends `pkt`, an RTP packet in the publisher's numbering, to subscription `flow` through its header
 /// rewrite, as RTX (RFC 4588 §4: the RTX SSRC, payload type and sequence number, the original
 /// sequence number in front of the payload) when the subscription negotiated it. Refused when the
-/// subscription is gone, paused, or now forwards another stream.
+/// subscription is gone, paused, has no destination yet, or now forwards another stream.
 fn retransmit<E: Egress>(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: &[u8], egress: &mut E) -> bool {
     let Some(sub) = table.subscriptions.get_mut(flow as usize) else {
         return false;
@@ -262,7 +263,7 @@ fn retransmit<E: Egress>(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: 
         return false;
     };
     let same_stream = table.streams.get(sub.stream as usize).is_some_and(|entry| entry.ssrc == view.ssrc().0);
-    if !same_stream || sub.paused || pkt.len() > scratch.len() {
+    if !same_stream || sub.paused || !has_destination(sub.dest) || pkt.len() > scratch.len() {
         return false;
     }
     let header = sub.rewrite.rtp_header(pkt);

@@ -5,6 +5,7 @@ mod admission;
 mod commands;
 mod events;
 mod fan_out;
+mod latch;
 mod switch;
 
 use std::net::SocketAddr;
