@@ -106,6 +106,8 @@ rpcs! {
     delete_session(DeleteSessionRequest) -> DeleteResponse;
     /// `CreateEndpoint`.
     create_endpoint(CreateEndpointRequest) -> Endpoint;
+    /// `UpdateEndpoint`.
+    update_endpoint(UpdateEndpointRequest) -> Endpoint;
     /// `GetEndpoint`.
     get_endpoint(GetEndpointRequest) -> Endpoint;
     /// `ListEndpoints`.

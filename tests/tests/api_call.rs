@@ -339,3 +339,61 @@ fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
     let exit = daemon.stop();
     assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
 }
+
+#[test]
+fn a_reinvite_moves_an_endpoint_and_its_streams_and_subscriptions_follow() {
+    let (old_pub, new_pub) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let (old_view, new_view) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let daemon = Daemon::start("[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    let api = Api::dev(&daemon);
+    let media = daemon.media[0];
+    api.session(SESSION).expect("CreateSession");
+    api.create_endpoint(endpoint(SESSION, "pub", old_pub.addr())).expect("CreateEndpoint pub");
+    api.create_endpoint(endpoint(SESSION, "viewer", old_view.addr())).expect("CreateEndpoint viewer");
+    api.create_stream(video_stream(SESSION, "cam", "pub", SSRC_CAM)).expect("CreateStream");
+    api.create_subscription(subscription(SESSION, "s", "cam", "viewer", 0)).expect("CreateSubscription");
+    let mut from_old = Source { peer: &old_pub, to: media, ssrc: SSRC_CAM, seq: 10, ts: 0, sent: 0 };
+    from_old.send(3);
+    assert_eq!(old_view.recv(3, WAIT).len(), 3);
+
+    let move_to = |id: &str, addr: std::net::SocketAddr| {
+        let request = v1::UpdateEndpointRequest {
+            session_id: SESSION.into(),
+            endpoint_id: id.into(),
+            media_address: addr.to_string(),
+        };
+        api.update_endpoint(request).expect("UpdateEndpoint")
+    };
+    // The viewer's re-INVITE: the next packet goes to its new port, none to the old one.
+    assert_eq!(move_to("viewer", new_view.addr()).media_address, new_view.addr().to_string());
+    from_old.send(3);
+    assert_eq!(new_view.recv(3, WAIT).len(), 3, "at the new address");
+    expect_nothing(&old_view, "the viewer's old address");
+    // The publisher's re-INVITE: its packets are accepted from the new port only, numbering continues.
+    move_to("pub", new_pub.addr());
+    from_old.send(2);
+    expect_nothing(&new_view, "packets from the publisher's old address");
+    let mut from_new =
+        Source { peer: &new_pub, to: media, ssrc: SSRC_CAM, seq: from_old.seq, ts: from_old.ts, sent: 0 };
+    let sent = from_new.send(3);
+    let got = new_view.recv(3, WAIT);
+    assert_eq!(got.len(), 3, "from the new address");
+    assert_eq!(rtp_fields(&got[0]).seq, rtp_fields(&sent[0]).seq, "the same stream, the same numbering");
+    let node = api.node();
+    assert_eq!(worker_total(&node, "drop_wrong_source"), 2, "the old address is refused");
+    let sub = api
+        .get_subscription(v1::GetSubscriptionRequest { session_id: SESSION.into(), subscription_id: "s".into() })
+        .expect("the subscription lived on");
+    assert!(!sub.paused);
+    expect_status(
+        api.update_endpoint(v1::UpdateEndpointRequest {
+            session_id: SESSION.into(),
+            endpoint_id: "viewer".into(),
+            media_address: "127.0.0.1:0".into(),
+        }),
+        Code::InvalidArgument,
+        &["media_address"],
+    );
+    let exit = daemon.stop();
+    assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+}

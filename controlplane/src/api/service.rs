@@ -214,6 +214,14 @@ impl Ringfwd for Api {
         Ok(Response::new(v1::ListSubscriptionsResponse { subscriptions }))
     }
 
+    async fn update_endpoint(&self, request: Request<v1::UpdateEndpointRequest>) -> Reply<v1::Endpoint> {
+        self.authorize(&request, Access::Write)?;
+        let r = request.into_inner();
+        let address = convert::media_address(&r.media_address)?;
+        let outcome = self.apply(|reg| reg.plan_update_endpoint(&r.session_id, &r.endpoint_id, address)).await?;
+        self.endpoint_reply(view(outcome)?)
+    }
+
     async fn update_stream(&self, request: Request<v1::UpdateStreamRequest>) -> Reply<v1::Stream> {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();

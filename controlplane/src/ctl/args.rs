@@ -128,6 +128,16 @@ pub enum EndpointCmd {
         /// Session id.
         session: String,
     },
+    /// Move an endpoint to a new media address (a re-INVITE); its streams and subscriptions live on.
+    Update {
+        /// Session id.
+        session: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// The peer's new media address, ip:port (may be left out only for a latching endpoint).
+        #[arg(long)]
+        address: Option<SocketAddr>,
+    },
     /// Delete an endpoint, its streams and the subscriptions to or from it.
     Delete {
         /// Session id.

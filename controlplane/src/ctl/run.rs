@@ -154,6 +154,14 @@ async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(
             let request = v1::ListEndpointsRequest { session_id: session };
             print(&client.list_endpoints(request).await.map_err(status)?.into_inner(), json)
         }
+        EndpointCmd::Update { session, endpoint, address } => {
+            let request = v1::UpdateEndpointRequest {
+                session_id: session,
+                endpoint_id: endpoint,
+                media_address: address.map(|a| a.to_string()).unwrap_or_default(),
+            };
+            print(&client.update_endpoint(request).await.map_err(status)?.into_inner(), json)
+        }
         EndpointCmd::Delete { session, endpoint } => {
             let request = v1::DeleteEndpointRequest { session_id: session, endpoint_id: endpoint };
             print(&client.delete_endpoint(request).await.map_err(status)?.into_inner(), json)

@@ -110,6 +110,21 @@ impl Registry {
                 }
                 *sub = record;
             }
+            ChangeKind::UpdateEndpoint { session_id, endpoint_id, media_address, socket } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let Some(endpoint) = session.endpoints.get_mut(&endpoint_id) else {
+                    return;
+                };
+                endpoint.media_address = media_address;
+                if let (Some(address), Some(socket)) = (media_address, socket) {
+                    for sub in session.subscriptions.values_mut().filter(|s| s.endpoint_id == endpoint_id) {
+                        sub.destination = Some(address);
+                        sub.socket = socket;
+                    }
+                }
+            }
             ChangeKind::Latch { session_id, endpoint_id, address, socket } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;

@@ -9,9 +9,10 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::{Command, StreamId, NO_DESTINATION};
+use ringfwd_dataplane::core::{Command, StreamId, SubscriptionId, NO_DESTINATION};
 
 use super::create::FeedbackRoute;
+use super::model::{MediaKind, SessionRecord};
 use super::plan::{Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
@@ -36,42 +37,12 @@ impl Registry {
             return None;
         }
         let socket = validate::socket_for(source, &self.media)?;
-        let workers = self.loads.len();
-        let (mut commands, mut undo) = (Vec::new(), Vec::new());
-        // A moved subscription starts receiving mid-way at its new address: held until now, sent to a signalled
-        // address the peer does not listen at, or to an old NAT binding that no longer reaches it. Video needs a
-        // keyframe then.
-        let mut starting = Vec::new();
-        let moving = session.subscriptions.values().filter(|s| s.endpoint_id == *endpoint_id);
-        for sub in moving.filter(|s| s.destination != Some(source)) {
-            let id = sub.data_plane_id;
-            if !sub.paused {
-                let kind = session.streams.get(&sub.stream_id).map(|stream| stream.kind);
-                starting.extend(kind.map(|kind| (sub.worker, id, kind)));
-            }
-            commands.push((sub.worker, Command::SetDestination { id, dest: source, socket }));
-            let back = sub.destination.unwrap_or(NO_DESTINATION);
-            undo.push((sub.worker, Command::SetDestination { id, dest: back, socket: sub.socket }));
-            let Some(route) = FeedbackRoute::of(sub, workers) else {
-                continue;
-            };
-            if let (Some(remove), Some(add)) = (route.remove(), route.add()) {
-                commands.push((route.worker, remove));
-                undo.push((route.worker, add));
-            }
-            let mut moved = sub.clone();
-            moved.destination = Some(source);
-            let moved_route = FeedbackRoute::of(&moved, workers);
-            if let Some((add, remove)) = moved_route.and_then(|r| Some((r.add()?, r.remove()?))) {
-                commands.push((route.worker, add));
-                undo.push((route.worker, remove));
-            }
-        }
+        let moves = self.move_subscriptions(session, endpoint_id, source, socket);
         let mut latched = endpoint.clone();
         latched.latched_address = Some(source);
         let mut plan = Plan {
-            commands,
-            undo,
+            commands: moves.commands,
+            undo: moves.undo,
             outcome: Outcome::Updated(View::Endpoint(latched.view(session_id, endpoint_id))),
             change: Change(ChangeKind::Latch {
                 session_id: session_id.clone(),
@@ -80,9 +51,64 @@ impl Registry {
                 socket,
             }),
         };
-        for (worker, id, kind) in starting {
+        for (worker, id, kind) in moves.starting {
             plan.request_keyframe(worker, id, kind);
         }
         Some(plan)
     }
+
+    /// The commands that send every subscription endpoint `endpoint_id` of `session` receives, and not yet sent to
+    /// `dest`, to `dest` from `socket` (on its worker, a `SetDestination`, which moves its feedback key; where it
+    /// has a feedback route on another worker, the old route removed and the new one added), their undo, and the
+    /// unpaused ones that start receiving there (for keyframe requests). Shared by latching and `UpdateEndpoint`.
+    pub(super) fn move_subscriptions(
+        &self,
+        session: &SessionRecord,
+        endpoint_id: &str,
+        dest: SocketAddr,
+        socket: usize,
+    ) -> Moves {
+        let workers = self.loads.len();
+        let mut moves = Moves::default();
+        // A moved subscription starts receiving mid-way at its new address: held until now, sent to a signalled
+        // address the peer does not listen at, or to an old NAT binding that no longer reaches it. Video needs a
+        // keyframe then.
+        let moving = session.subscriptions.values().filter(|s| s.endpoint_id == endpoint_id);
+        for sub in moving.filter(|s| s.destination != Some(dest)) {
+            let id = sub.data_plane_id;
+            if !sub.paused {
+                let kind = session.streams.get(&sub.stream_id).map(|stream| stream.kind);
+                moves.starting.extend(kind.map(|kind| (sub.worker, id, kind)));
+            }
+            moves.commands.push((sub.worker, Command::SetDestination { id, dest, socket }));
+            let back = sub.destination.unwrap_or(NO_DESTINATION);
+            moves.undo.push((sub.worker, Command::SetDestination { id, dest: back, socket: sub.socket }));
+            let Some(route) = FeedbackRoute::of(sub, workers) else {
+                continue;
+            };
+            if let (Some(remove), Some(add)) = (route.remove(), route.add()) {
+                moves.commands.push((route.worker, remove));
+                moves.undo.push((route.worker, add));
+            }
+            let mut moved = sub.clone();
+            moved.destination = Some(dest);
+            let moved_route = FeedbackRoute::of(&moved, workers);
+            if let Some((add, remove)) = moved_route.and_then(|r| Some((r.add()?, r.remove()?))) {
+                moves.commands.push((route.worker, add));
+                moves.undo.push((route.worker, remove));
+            }
+        }
+        moves
+    }
+}
+
+/// What moving an endpoint's subscriptions to a new address takes (see [`Registry::move_subscriptions`]).
+#[derive(Debug, Default)]
+pub(super) struct Moves {
+    /// The commands, in order.
+    pub(super) commands: Vec<(usize, Command)>,
+    /// Their undo, `undo[i]` for `commands[i]`.
+    pub(super) undo: Vec<(usize, Command)>,
+    /// `(worker, subscription, kind)` of each unpaused subscription that moves.
+    pub(super) starting: Vec<(usize, SubscriptionId, MediaKind)>,
 }

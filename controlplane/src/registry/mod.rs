@@ -79,6 +79,7 @@ mod latch;
 pub mod model;
 mod plan;
 mod update;
+mod update_endpoint;
 mod update_stream;
 mod validate;
 

@@ -88,6 +88,13 @@ pub(crate) enum ChangeKind {
     },
     /// Replaces a subscription's record (paused state, stream, outgoing SSRC, payload-type map, interceptors, RTX).
     UpdateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
+    /// Sets an endpoint's signalled media address; with `socket`, its subscriptions go there from that socket.
+    UpdateEndpoint {
+        session_id: String,
+        endpoint_id: String,
+        media_address: Option<std::net::SocketAddr>,
+        socket: Option<usize>,
+    },
     /// Records the address a latching endpoint latched to, and sends its subscriptions there from `socket`.
     Latch { session_id: String, endpoint_id: String, address: std::net::SocketAddr, socket: usize },
     /// Removes `target` of the session and everything that goes with it.

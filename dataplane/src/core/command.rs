@@ -153,6 +153,15 @@ pub enum Command {
         /// Index of the worker socket to send from.
         socket: usize,
     },
+    /// Takes stream `id`'s packets from `source` from now on (its publisher moved: a re-INVITE with a new port). A
+    /// fixed source is re-keyed; a latching stream still waiting gets `source` as its fallback; a latched one keeps
+    /// following what it hears (see the latching rule in `table`).
+    SetSource {
+        /// The stream.
+        id: StreamId,
+        /// The publisher's address from now on.
+        source: SocketAddr,
+    },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
     /// cannot decode its delta frames. The request takes the path of a PLI from the subscriber, through the

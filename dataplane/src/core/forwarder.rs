@@ -210,6 +210,7 @@ impl Forwarder {
             }
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
+            Command::SetSource { id, source } => self.table.set_source(id, source),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {

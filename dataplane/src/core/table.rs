@@ -307,6 +307,27 @@ impl Table {
         Ok(idx)
     }
 
+    /// Runs `Command::SetSource`. Never allocates (capacity reserved).
+    pub(crate) fn set_source(&mut self, id: StreamId, source: SocketAddr) -> Result<(), CommandError> {
+        let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
+        let stream = &mut self.streams[idx as usize];
+        match (stream.latch_window, stream.source) {
+            (None, SourceState::Locked(old)) if old != source => {
+                if self.locked.contains_key(&(source, stream.ssrc)) {
+                    return Err(CommandError::SsrcInUse { ssrc: stream.ssrc, source_addr: Some(source) });
+                }
+                self.locked.remove(&(old, stream.ssrc));
+                self.locked.insert((source, stream.ssrc), idx);
+                stream.source = SourceState::Locked(source);
+            }
+            (_, SourceState::Waiting { deadline, .. }) => {
+                stream.source = SourceState::Waiting { deadline, fallback: Some(source) };
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Removes a stream and its subscriptions.
     pub(crate) fn remove_stream(&mut self, id: StreamId) -> Result<(), CommandError> {
         let idx = self.stream_ids.remove(&id).ok_or(CommandError::StreamNotFound { id })?;
