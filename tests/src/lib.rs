@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod peer;
+pub mod relay;
 
 pub use api::Api;
 pub use daemon::{Daemon, Exit};
