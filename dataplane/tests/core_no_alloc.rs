@@ -295,10 +295,12 @@ fn marshal(packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>) -> Vec<u8>
 
 #[test]
 fn default_chains_allocate_nothing_per_packet_or_timer() {
+    use rtcp::goodbye::Goodbye;
     use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     use rtcp::receiver_report::ReceiverReport;
     use rtcp::reception_report::ReceptionReport;
     use rtcp::sender_report::SenderReport;
+    use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
     use rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
     let start = Instant::now();
@@ -340,14 +342,18 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     const ROUNDS: u16 = 400;
     let media: Vec<Vec<Vec<u8>>> =
         (0..STREAMS).map(|i| (0..ROUNDS).map(|seq| rtp(100 + i, seq, 1188)).collect()).collect();
+    // The publisher's compounds as stacks send them: SR + SDES CNAME, and a BYE at the end (each one is
+    // passed on behind ringfwd's SR, its CNAME learned, a BYE event queued).
     let reports: Vec<Vec<u8>> = (0..STREAMS)
         .map(|i| {
-            marshal(vec![Box::new(SenderReport {
-                ssrc: 100 + i,
-                ntp_time: 1 << 40,
-                rtp_time: 7,
-                ..Default::default()
-            })])
+            let cname = SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "pub@host".into() };
+            marshal(vec![
+                Box::new(SenderReport { ssrc: 100 + i, ntp_time: 1 << 40, rtp_time: 7, ..Default::default() }),
+                Box::new(SourceDescription {
+                    chunks: vec![SourceDescriptionChunk { source: 100 + i, items: vec![cname] }],
+                }),
+                Box::new(Goodbye { sources: vec![100 + i], reason: "".into() }),
+            ])
         })
         .collect();
     let feedback = |i: u32, s: u32, lost: u16| {

@@ -44,9 +44,15 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts `gst-launch-1.0 -e -v` with `description`, its output going to `<dir>/<name>.log`.
     pub fn start(name: &'static str, dir: &Path, description: &[String]) -> Pipeline {
+        Pipeline::start_with_env(name, dir, description, &[])
+    }
+
+    /// [`Pipeline::start`] with `env` added to its environment (e.g. `GST_DEBUG`).
+    pub fn start_with_env(name: &'static str, dir: &Path, description: &[String], env: &[(&str, &str)]) -> Pipeline {
         let log = dir.join(format!("{name}.log"));
         let file = fs::File::create(&log).expect("pipeline log");
         let child = Command::new("gst-launch-1.0")
+            .envs(env.iter().copied())
             .args(["-e", "-v"])
             .args(description)
             .stdin(Stdio::null())

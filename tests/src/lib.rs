@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod gst;
 pub mod peer;
+pub mod relay;
 
 pub use api::Api;
 pub use daemon::{Daemon, Exit};

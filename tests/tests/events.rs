@@ -60,6 +60,7 @@ fn describe(event: &v1::Event) -> String {
         Kind::StreamUnpublished(s) => format!("stream_unpublished {} by {}", s.stream_id, s.endpoint_id),
         Kind::StreamStarted(s) => format!("stream_started {} by {}", s.stream_id, s.endpoint_id),
         Kind::StreamInactive(s) => format!("stream_inactive {} by {}", s.stream_id, s.endpoint_id),
+        Kind::StreamBye(s) => format!("stream_bye {}", s.stream_id),
         Kind::SourceChanged(s) => format!("source_changed {} to {}", s.stream_id, s.source_address),
         Kind::SubscriberUnreachable(s) => format!("subscriber_unreachable {}", s.subscription_id),
         Kind::RateLimited(s) => format!("rate_limited {}", s.stream_id),

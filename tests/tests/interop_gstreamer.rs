@@ -8,10 +8,21 @@
 //! - The publisher's RTCP passes: its compounds (SR + SDES, BYE at the end) arrive from the same address as its
 //!   RTP and validate (ringfwd's `rx_rtcp` counts more than the subscriber's, `drop_malformed` and
 //!   `drop_wrong_source` stay 0), and ringfwd's receiver reports reach the publisher's `rtpsession`, which
-//!   shows a report block about its SSRC from ringfwd's media address whose LSR echoes its own SR.
+//!   shows a report block about its SSRC from ringfwd (through the publisher's relay) whose LSR echoes its own
+//!   SR.
 //! - ringfwd's sender reports pass: the subscriber's `rtpsession` shows `have-sr` for the subscription's out
 //!   SSRC (the only source of SRs for it).
-//! - The subscriber's RTCP is recognised: its RRs and NACKs come from its media address and name the out SSRC
+//! - The publisher's goodbye passes and is reported: when the sender stops, its `rtpbin` sends SR + SDES +
+//!   BYE; the subscriber's `rtpsession` takes a BYE for the out SSRC, ringfwd's WatchEvents shows a
+//!   `stream_bye` for the stream (and `ringfwd ctl events watch` prints it).
+//! - Every RTCP compound ringfwd sends is valid and carries an SDES CNAME (RFC 3550 §6.1): a relay standing
+//!   for each peer's address ([`RtcpTap`]) records every RTCP datagram ringfwd sends to the publisher and to
+//!   the subscriber; each parses (`rtcp` crate), starts with an SR or RR, and has a CNAME for that report's
+//!   SSRC. The subscriber's compounds name the out SSRC with the publisher's CNAME (set in the sender's
+//!   `rtpbin`), and the subscriber's `rtpsession` takes that CNAME for the out SSRC (its debug log,
+//!   `GST_DEBUG=rtpsession:5`, prints each SDES entry it processes and each BYE source it takes; `-v` alone
+//!   shows neither: the stats carry no SDES, and a BYE'd source may be gone before the next stats print).
+//! - The subscriber's RTCP is recognised: its RRs and NACKs come from its address and name the out SSRC
 //!   (`rx_feedback` counts them).
 //! - Its NACKs are answered: the receiver drops a fraction of the incoming packets on purpose (`identity
 //!   drop-probability` in a loopback relay in front of its `rtpbin`, see [`receiver`]), its jitter buffer asks
@@ -28,8 +39,8 @@
 //! which prints `rtpsession`'s `stats` property whenever it changes, and `fakesink silent=false`, which
 //! prints one line per decoded frame.
 //!
-//! One port per peer for RTP and RTCP both ways (ringfwd identifies a peer by one address): each pipeline
-//! sends everything through one `udpsink` bound to its port (`bind-port`, a wildcard bind) and receives with
+//! One port per peer for RTP and RTCP both ways (ringfwd identifies a peer by one address, here its relay's):
+//! each pipeline sends everything through one `udpsink` bound to its port (`bind-port`, a wildcard bind) and receives with
 //! a `udpsrc` bound to 127.0.0.1 on the same port, which the kernel prefers for packets to 127.0.0.1 (both
 //! sockets set SO_REUSEADDR/SO_REUSEPORT; the more specific bound address wins the lookup). The receiver's
 //! `rtpsession` takes the SRs arriving on its RTP pad (RTCP multiplexing). Loopback only; every process is
@@ -38,10 +49,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringfwd_tests::api::{endpoint, subscription, video_stream, worker_total, Api};
+use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, v1, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::gst::{
     ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, words, Pipeline,
 };
+use ringfwd_tests::relay::{compound, Compound, RtcpTap};
 use ringfwd_tests::Daemon;
 
 const SESSION: &str = "interop";
@@ -49,6 +61,10 @@ const SESSION: &str = "interop";
 const PUB_SSRC: u32 = 0x1122_3344;
 /// The SSRC the subscriber sees.
 const OUT_SSRC: u32 = 0xaabb_ccdd;
+/// The publisher's CNAME, set in the sender's `rtpbin`.
+const PUB_CNAME: &str = "gst-sender.interop";
+/// How long the publisher's BYE may take to show at the subscriber and as an event once the sender stopped.
+const BYE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames the sender encodes: 5 s at 30 fps.
 const FRAMES: u32 = 150;
 /// Fraction of the packets to it the receiver drops before its `rtpbin`.
@@ -85,7 +101,7 @@ fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
 /// on `port` into the same session.
 fn sender(media: SocketAddr, port: u16) -> Vec<String> {
     words(&format!(
-        "rtpbin name=rb rtp-profile=avpf \
+        "rtpbin name=rb rtp-profile=avpf sdes=\"application/x-rtp-source-sdes,cname=(string){PUB_CNAME}\" \
          videotestsrc num-buffers={FRAMES} is-live=true pattern=smpte horizontal-speed=8 \
            ! video/x-raw,width=320,height=240,framerate=30/1 \
            ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60 \
@@ -120,6 +136,70 @@ fn receiver(media: SocketAddr, port: u16, lossy_port: u16) -> Vec<String> {
     ))
 }
 
+fn took_bye(output: &str) -> bool {
+    output.contains(&format!("rtp_session_process_bye: SSRC: {OUT_SSRC:08x}"))
+}
+
+/// The CNAMEs, in order, that the session's debug log (`rtpsession:5`, no colour) in `output` says SDES items
+/// about `ssrc` carried: an `item N, SSRC <hex>` line names the item's SSRC, its `entry M, type 1, len L, data
+/// <cname>` lines follow.
+fn logged_cnames(output: &str, ssrc: u32) -> Vec<String> {
+    let ours = format!("SSRC {ssrc:08x}");
+    let mut in_item = false;
+    let mut cnames = Vec::new();
+    for line in output.lines() {
+        if let Some((_, item)) = line.split_once("rtp_session_process_sdes: item ") {
+            in_item = item.trim_end().ends_with(&ours);
+        } else if let Some((_, entry)) = line.split_once("rtp_session_process_sdes: entry ") {
+            if let (true, Some((kind, data))) = (in_item, entry.split_once(", data ")) {
+                if kind.contains(", type 1,") {
+                    cnames.push(data.trim_end().to_string());
+                }
+            }
+        }
+    }
+    cnames
+}
+
+/// True if the session stats in `output` mark the out SSRC `received-bye`.
+fn received_bye(output: &str) -> bool {
+    session_stats(output).any(|stats| {
+        source_stats(&stats, Some(OUT_SSRC)).is_some_and(|entry| field(entry, "received-bye") == Some("true"))
+    })
+}
+
+/// The session's `stream_bye` events so far (WatchEvents replayed from the start), with their seq.
+fn stream_byes(api: &Api) -> Vec<(u64, v1::StreamBye)> {
+    let mut client = api.client();
+    let request = v1::WatchEventsRequest { from_seq: Some(0), session_id: SESSION.into() };
+    api.block_on(async move {
+        let mut events = client.watch_events(request).await.expect("WatchEvents").into_inner();
+        let mut byes = Vec::new();
+        // The replay comes at once; a short wait after it tells that nothing more is queued.
+        while let Ok(Ok(Some(event))) = tokio::time::timeout(Duration::from_millis(300), events.message()).await {
+            if let Some(v1::event::Kind::StreamBye(bye)) = event.kind {
+                byes.push((event.seq, bye));
+            }
+        }
+        byes
+    })
+}
+
+/// Waits (at most [`BYE_TIMEOUT`]) for the session's first `stream_bye` event.
+fn wait_stream_bye(api: &Api) -> Option<v1::StreamBye> {
+    let mut found = None;
+    wait_until(BYE_TIMEOUT, || {
+        found = stream_byes(api).into_iter().next().map(|(_, bye)| bye);
+        found.is_some()
+    });
+    found
+}
+
+/// The seq of the session's first `stream_bye` event.
+fn bye_event_seq(api: &Api) -> u64 {
+    stream_byes(api).first().map(|(seq, _)| *seq).expect("a stream_bye event")
+}
+
 #[test]
 fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     ensure_gstreamer();
@@ -133,12 +213,14 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     let media = daemon.media[0];
     let api = Api::dev(&daemon);
     let (pub_port, sub_port, lossy_port) = (free_port(), free_port(), free_port());
-    let pub_addr: SocketAddr = ([127, 0, 0, 1], pub_port).into();
-    let sub_addr: SocketAddr = ([127, 0, 0, 1], sub_port).into();
+    // Each peer reaches ringfwd through a relay that records the RTCP ringfwd sends it.
+    let pub_tap = RtcpTap::start(media, ([127, 0, 0, 1], pub_port).into());
+    let pub_tap_addr = pub_tap.addr();
+    let sub_tap = RtcpTap::start(media, ([127, 0, 0, 1], sub_port).into());
 
     api.session(SESSION).expect("CreateSession");
-    api.create_endpoint(endpoint(SESSION, "gst-sender", pub_addr)).expect("CreateEndpoint sender");
-    api.create_endpoint(endpoint(SESSION, "gst-receiver", sub_addr)).expect("CreateEndpoint receiver");
+    api.create_endpoint(endpoint(SESSION, "gst-sender", pub_tap.addr())).expect("CreateEndpoint sender");
+    api.create_endpoint(endpoint(SESSION, "gst-receiver", sub_tap.addr())).expect("CreateEndpoint receiver");
     let stream = api.create_stream(video_stream(SESSION, "cam", "gst-sender", PUB_SSRC)).expect("CreateStream");
     assert_eq!(stream.interceptors, ["stats", "keyframe_throttle", "nack_cache", "receiver_reports"]);
     let sub = api
@@ -146,16 +228,28 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
         .expect("CreateSubscription");
     assert_eq!(sub.interceptors, ["stats", "sender_reports"]);
 
-    let mut rx = Pipeline::start("receiver", dir.path(), &receiver(media, sub_port, lossy_port));
+    // `rtpsession:5` makes the receiver's session log the CNAME each SSRC's SDES gives and each BYE it takes.
+    let rx_description = receiver(sub_tap.addr(), sub_port, lossy_port);
+    let mut rx = Pipeline::start_with_env(
+        "receiver",
+        dir.path(),
+        &rx_description,
+        &[("GST_DEBUG", "rtpsession:5"), ("GST_DEBUG_NO_COLOR", "1")],
+    );
     rx.wait_playing();
-    let mut tx = Pipeline::start("sender", dir.path(), &sender(media, pub_port));
+    let mut tx = Pipeline::start("sender", dir.path(), &sender(pub_tap.addr(), pub_port));
     tx.wait_playing();
     wait_media_sent(&api, &mut tx);
     std::thread::sleep(LINGER);
     let node = api.node();
-    let (tx_eos, rx_eos) = (tx.stop(), rx.stop());
+    // Stopping the sender makes its rtpbin say BYE; the receiver keeps running until it took it.
+    let tx_eos = tx.stop();
+    let bye_reached = wait_until(BYE_TIMEOUT, || took_bye(&rx.output()));
+    let bye_event = wait_stream_bye(&api);
+    let rx_eos = rx.stop();
     println!("pipelines ended by EOS: sender {tx_eos}, receiver {rx_eos}");
     let (tx_out, rx_out) = (tx.output(), rx.output());
+    let (to_publisher, to_subscriber) = (pub_tap.finish(), sub_tap.finish());
 
     // ringfwd's side.
     let counter = |name: &str| worker_total(&node, name);
@@ -182,9 +276,7 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     let ringfwd_at_sender =
         newest_source(&tx_out, None, "have-rb", "true").expect("the sender knows ringfwd's RTCP source");
     let (from_ringfwd, ringfwd_at_sender) = (from_ringfwd.as_str(), ringfwd_at_sender.as_str());
-    let bye_seen = session_stats(&rx_out).any(|stats| {
-        source_stats(&stats, Some(OUT_SSRC)).is_some_and(|entry| field(entry, "received-bye") == Some("true"))
-    });
+    let bye_seen = received_bye(&rx_out);
     let show = |entry: &str, keys: &[&str]| -> String {
         keys.iter().map(|k| format!("{k}={}", field(entry, k).unwrap_or("-"))).collect::<Vec<_>>().join(" ")
     };
@@ -205,7 +297,7 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     // The publisher's RTCP came from its RTP address and validated; ringfwd answered it with RRs.
     assert!(counter("rx_rtcp") > counter("rx_feedback"), "no RTCP from the publisher");
     assert_eq!((counter("drop_malformed"), counter("drop_wrong_source")), (0, 0), "GStreamer's packets refused");
-    assert_eq!(field(ringfwd_at_sender, "rtcp-from"), Some(media.to_string().as_str()));
+    assert_eq!(field(ringfwd_at_sender, "rtcp-from"), Some(pub_tap_addr.to_string().as_str()));
     assert_eq!(field(ringfwd_at_sender, "have-rb"), Some("true"), "the sender got no report block");
     assert_eq!(field(ringfwd_at_sender, "rb-ssrc"), Some(PUB_SSRC.to_string().as_str()));
     assert_ne!(number(ringfwd_at_sender, "rb-lsr"), 0, "ringfwd's RR does not echo the publisher's SR");
@@ -220,6 +312,42 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     assert!(counter("retransmissions") > 0, "ringfwd retransmitted nothing");
     let fraction = decoded as f64 / f64::from(FRAMES);
     assert!(fraction >= MIN_DECODED_FRACTION, "decoded {decoded} of {FRAMES} frames: losses were not recovered");
+
+    println!(
+        "BYE: relayed to the subscriber {}, taken by its session {bye_reached}, event {bye_event:?}",
+        to_subscriber.iter().any(|bytes| compound(bytes).bye.contains(&OUT_SSRC))
+    );
+    // The publisher's BYE reached the subscriber as the out SSRC's, and the controller heard of it.
+    let said = |word: &str| -> Vec<&str> { rx_out.lines().filter(|l| l.contains(word)).collect() };
+    assert!(bye_reached, "the subscriber's rtpsession took no BYE for the out SSRC: {:#?}", said("process_"));
+    let bye_event = bye_event.expect("WatchEvents showed no stream_bye");
+    assert_eq!((bye_event.stream_id.as_str(), bye_event.endpoint_id.as_str()), ("cam", "gst-sender"));
+    let token = dev_token(&daemon);
+    let from = (bye_event_seq(&api) - 1).to_string();
+    let line = ctl_ok(&daemon, &token, &["events", "watch", "--from", &from, "--count", "1"]);
+    assert!(line.trim_end().ends_with(" interop stream_bye stream=cam endpoint=gst-sender"), "ctl printed {line:?}");
+
+    // Every RTCP datagram ringfwd sent is a valid compound with a CNAME for its reporter.
+    let to_publisher: Vec<Compound> = to_publisher.iter().map(|bytes| compound(bytes)).collect();
+    let to_subscriber: Vec<Compound> = to_subscriber.iter().map(|bytes| compound(bytes)).collect();
+    println!("RTCP from ringfwd: {} to the publisher, {} to the subscriber", to_publisher.len(), to_subscriber.len());
+    assert!(!to_publisher.is_empty() && !to_subscriber.is_empty(), "the relays saw no RTCP from ringfwd");
+    for c in &to_publisher {
+        assert_ne!(c.reporter, OUT_SSRC, "only ringfwd's own RTCP goes to the publisher: {c:?}");
+        assert!(c.cname.starts_with("ringfwd-"), "ringfwd's own CNAME toward the publisher: {c:?}");
+    }
+    assert!(to_subscriber.iter().all(|c| c.reporter == OUT_SSRC), "the subscriber hears only the out SSRC");
+    assert!(to_subscriber.iter().any(|c| c.cname == PUB_CNAME), "the publisher's CNAME never reached the subscriber");
+    assert!(to_subscriber.iter().any(|c| c.bye.contains(&OUT_SSRC)), "no BYE for the out SSRC reached the subscriber");
+    // The subscriber's session took the publisher's CNAME for the out SSRC (what it ties streams by), and
+    // ringfwd's stand-in only before the publisher's first SDES.
+    let cnames = logged_cnames(&rx_out, OUT_SSRC);
+    println!("receiver: CNAMEs its session took for {OUT_SSRC:#x}: {cnames:?}");
+    assert!(cnames.iter().any(|c| c == PUB_CNAME), "the subscriber never took the publisher's CNAME: {cnames:?}");
+    let stand_in = format!("ringfwd-{PUB_SSRC:08x}");
+    let first_publishers = cnames.iter().position(|c| c == PUB_CNAME).unwrap_or(0);
+    assert!(cnames[first_publishers..].iter().all(|c| c == PUB_CNAME), "the CNAME went back: {cnames:?}");
+    assert!(cnames[..first_publishers].iter().all(|c| *c == stand_in), "unexpected CNAMEs: {cnames:?}");
 
     let exit = daemon.stop();
     assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);

@@ -70,6 +70,10 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
             let (stream_id, endpoint_id) = stream_ref(s);
             Kind::StreamInactive(v1::StreamInactive { stream_id, endpoint_id })
         }
+        EventKind::StreamBye(s) => {
+            let (stream_id, endpoint_id) = stream_ref(s);
+            Kind::StreamBye(v1::StreamBye { stream_id, endpoint_id })
+        }
         EventKind::SourceChanged { stream, source } => {
             let (stream_id, endpoint_id) = stream_ref(stream);
             Kind::SourceChanged(v1::SourceChanged { stream_id, endpoint_id, source_address: source.to_string() })

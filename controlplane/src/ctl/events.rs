@@ -36,6 +36,9 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
         Some(Kind::StreamInactive(s)) => {
             ("stream_inactive", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
         }
+        Some(Kind::StreamBye(s)) => {
+            ("stream_bye", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
+        }
         Some(Kind::SourceChanged(s)) => (
             "source_changed",
             vec![
@@ -139,5 +142,11 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json["seq"], "4");
         assert_eq!(json["subscribed"]["subscriptionId"], "b-v");
+
+        let bye = v1::event::Kind::StreamBye(v1::StreamBye { stream_id: "v".into(), endpoint_id: "a".into() });
+        let event = v1::Event { id: "ab-5".into(), seq: 5, unix_ms: 1800, session_id: "room".into(), kind: Some(bye) };
+        assert_eq!(event_line(&event, false).unwrap(), "5 1800 room stream_bye stream=v endpoint=a");
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
+        assert_eq!(json["streamBye"]["streamId"], "v");
     }
 }

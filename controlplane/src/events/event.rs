@@ -62,6 +62,8 @@ pub enum EventKind {
     StreamStarted(StreamRef),
     /// A stream received nothing for `telemetry.inactive_after_ms`.
     StreamInactive(StreamRef),
+    /// A stream's publisher said BYE in its RTCP (it stopped sending).
+    StreamBye(StreamRef),
     /// A stream's source address changed.
     SourceChanged {
         /// Which.
@@ -108,6 +110,7 @@ impl EventKind {
             EventKind::StreamUnpublished(_) => "stream_unpublished",
             EventKind::StreamStarted(_) => "stream_started",
             EventKind::StreamInactive(_) => "stream_inactive",
+            EventKind::StreamBye(_) => "stream_bye",
             EventKind::SourceChanged { .. } => "source_changed",
             EventKind::SubscriberUnreachable { .. } => "subscriber_unreachable",
             EventKind::RateLimited { .. } => "rate_limited",

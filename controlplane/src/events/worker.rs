@@ -44,6 +44,7 @@ impl WorkerBatch {
             match event.kind {
                 WorkerEventKind::StreamStarted { stream }
                 | WorkerEventKind::StreamInactive { stream }
+                | WorkerEventKind::StreamBye { stream }
                 | WorkerEventKind::SourceChanged { stream, .. }
                 | WorkerEventKind::RateLimited { stream, .. } => {
                     streams.insert(stream);
@@ -80,6 +81,9 @@ impl WorkerBatch {
                     }
                     WorkerEventKind::StreamInactive { stream: id } => {
                         stream(&id).map(|(s, r)| (s, EventKind::StreamInactive(r)))?
+                    }
+                    WorkerEventKind::StreamBye { stream: id } => {
+                        stream(&id).map(|(s, r)| (s, EventKind::StreamBye(r)))?
                     }
                     WorkerEventKind::SourceChanged { stream: id, source } => {
                         stream(&id).map(|(s, r)| (s, EventKind::SourceChanged { stream: r, source }))?
@@ -131,6 +135,7 @@ mod tests {
         let unreachable = WorkerEventKind::SubscriberUnreachable { subscription: SubscriptionId(3), errno: 111 };
         assert!(rings[1].push(event(1, t0 + Duration::from_millis(5), unreachable)));
         assert!(rings[1].push(event(1, t0, WorkerEventKind::StreamInactive { stream: StreamId(4) })));
+        assert!(rings[1].push(event(1, t0, WorkerEventKind::StreamBye { stream: StreamId(2) })));
         let batch = WorkerBatch::pop(&rings, 100);
         assert!(rings.iter().all(|r| r.pop().is_none()), "the rings are drained");
         let (streams, subscriptions) = batch.ids();
@@ -153,6 +158,8 @@ mod tests {
             SubscriptionRef { subscription_id: "b-v".into(), stream_id: "v".into(), endpoint_id: "b".into() };
         assert_eq!(out[3], Some(("s".into(), EventKind::SubscriberUnreachable { subscription, errno: 111 }, 9_965)));
         assert_eq!(out[4], None, "stream 4 was deleted: nothing to report");
+        let w = StreamRef { stream_id: "w".into(), endpoint_id: "b".into() };
+        assert_eq!(out[5], Some(("t".into(), EventKind::StreamBye(w), 9_960)));
     }
 
     #[test]

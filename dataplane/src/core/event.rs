@@ -2,7 +2,7 @@
 //!
 //! Owns [`WorkerEventKind`] and [`EventQueue`], a bounded queue reserved at construction (a full queue
 //! drops the event and counts it), filled on the packet path only when something changes (a stream's
-//! first packet, a latch) and once per statistics round (inactive streams, rate limiting); the runtime
+//! first packet, a latch, a publisher's BYE) and once per statistics round (inactive streams, rate limiting); the runtime
 //! drains it into the worker's event ring. Must never allocate after construction.
 
 use std::net::SocketAddr;
@@ -29,6 +29,12 @@ pub enum WorkerEventKind {
         stream: StreamId,
         /// The address it now takes packets from.
         source: SocketAddr,
+    },
+    /// The publisher's RTCP carried a BYE for the stream's SSRC (RFC 3550 §6.6): it says it stopped sending.
+    /// One per such compound; the stream stays as it is (ringfwd forwards the BYE to its subscribers).
+    StreamBye {
+        /// The stream.
+        stream: StreamId,
     },
     /// Sends to the subscriber failed with an ICMP-reported error (port or host unreachable).
     SubscriberUnreachable {

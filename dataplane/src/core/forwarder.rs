@@ -444,10 +444,15 @@ impl Forwarder {
                     verdict => verdict,
                 }
             }
-            Parsed::Rtcp(compound) => match self.ingress_rtcp(now, stream, &compound) {
-                Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
-                verdict => verdict,
-            },
+            Parsed::Rtcp(compound) => {
+                if compound.says_bye(Ssrc(entry.ssrc)) {
+                    self.events.push(WorkerEventKind::StreamBye { stream: entry.id });
+                }
+                match self.ingress_rtcp(now, stream, &compound) {
+                    Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
+                    verdict => verdict,
+                }
+            }
         };
         match verdict {
             Verdict::Drop(reason) => {

@@ -30,7 +30,10 @@ const STRANGER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127,
 /// Checks every copy the forwarder emits against the input it was given.
 struct CheckingEgress<'a> {
     input: &'a [u8],
+    /// Sends: forwarded RTP, rewritten RTCP and what interceptors emitted.
     copies: u32,
+    /// Sends of another length than the input: only interceptors' emissions may differ.
+    resized: u32,
 }
 
 impl Egress for CheckingEgress<'_> {
@@ -42,8 +45,11 @@ impl Egress for CheckingEgress<'_> {
     }
 
     fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
-        assert_eq!(bytes.len(), self.input.len(), "RTCP rewriting keeps the length");
-        assert!(RtcpCompound::parse(bytes).is_ok(), "rewritten RTCP must stay valid");
+        if classify(bytes) == PacketKind::Rtcp {
+            assert!(RtcpCompound::parse(bytes).is_ok(), "rewritten or emitted RTCP must be valid");
+        }
+        // RTCP rewriting keeps the length; an interceptor's own packet (checked below) may not.
+        self.resized += u32::from(bytes.len() != self.input.len());
         self.copies += 1;
         true
     }
@@ -142,11 +148,16 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
     let mut fwd = fixed_forwarder(now);
     let now = now + PROCESS_AFTER;
     for (i, src) in [FUZZ_PUBLISHER, STRANGER, FUZZ_PUBLISHER].into_iter().enumerate() {
-        let mut egress = CheckingEgress { input: data, copies: 0 };
+        let mut egress = CheckingEgress { input: data, copies: 0, resized: 0 };
         let before = fwd.counters().clone();
         let outcome = fwd.on_datagram(now, 0, src, data, &mut egress);
         let after = fwd.counters();
         assert_eq!(after.rx_packets, i as u64 + 1);
+        // What interceptors emitted (an SR in place of the publisher's, a request to the publisher) went out
+        // beside the copies the outcome reports.
+        let emitted = (after.interceptor_emitted - before.interceptor_emitted) as u32;
+        assert!(egress.resized <= emitted, "only interceptors' packets change length");
+        egress.copies -= emitted;
         match outcome {
             Outcome::Forwarded { copies } => {
                 assert!(matches!(kind, PacketKind::Rtp | PacketKind::Rtcp));
@@ -192,7 +203,7 @@ mod tests {
         let created = Instant::now();
         let mut fwd = fixed_forwarder(created);
         let now = created + PROCESS_AFTER;
-        let mut egress = CheckingEgress { input: &[], copies: 0 };
+        let mut egress = CheckingEgress { input: &[], copies: 0, resized: 0 };
         let pkt = rtp(FUZZ_SSRCS[0], b"x");
         egress.input = &pkt;
         assert_eq!(fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
@@ -203,6 +214,21 @@ mod tests {
         egress.input = &pkt;
         assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
         fuzz_entry(created, &pkt);
+    }
+
+    #[test]
+    fn a_publisher_compound_with_more_than_its_sr() {
+        use rtcp::goodbye::Goodbye;
+        use rtcp::sender_report::SenderReport;
+        use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
+        let ssrc = FUZZ_SSRCS[0];
+        let cname = SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "publisher".into() };
+        let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = vec![
+            Box::new(SenderReport { ssrc, ..Default::default() }),
+            Box::new(SourceDescription { chunks: vec![SourceDescriptionChunk { source: ssrc, items: vec![cname] }] }),
+            Box::new(Goodbye { sources: vec![ssrc], reason: "".into() }),
+        ];
+        fuzz_entry(Instant::now(), &rtcp::packet::marshal(&packets).expect("marshal"));
     }
 
     proptest! {

@@ -142,6 +142,18 @@ impl<'a> RtcpCompound<'a> {
     pub fn packets(&self) -> RtcpPackets<'a> {
         RtcpPackets { bytes: self.bytes, offset: 0 }
     }
+
+    /// True if a BYE packet of the compound lists `ssrc` among its sources (RFC 3550 §6.6).
+    pub fn says_bye(&self, ssrc: Ssrc) -> bool {
+        let wanted = ssrc.0.to_be_bytes();
+        self.packets().filter(|packet| packet.kind == RtcpType::Goodbye).any(|packet| {
+            // Validated: the source list fits in the packet; `get` keeps it panic-free anyway.
+            (0..usize::from(packet.count)).any(|i| {
+                let at = packet.offset + 4 + 4 * i;
+                self.bytes.get(at..at + 4) == Some(&wanted[..])
+            })
+        })
+    }
 }
 
 /// Iterator over the packets of an [`RtcpCompound`].
@@ -350,6 +362,10 @@ mod tests {
         let sdes = parsed.packets().nth(1).unwrap();
         let chunks: Vec<_> = SdesChunks::new(&bytes, &sdes).map(|c| be_u32(&bytes, c.unwrap())).collect();
         assert_eq!(chunks, [7, 8]);
+        assert!(parsed.says_bye(Ssrc(7)) && parsed.says_bye(Ssrc(8)));
+        assert!(!parsed.says_bye(Ssrc(9)), "a report block's SSRC is not a BYE source");
+        let no_bye = compound(vec![Box::new(ReceiverReport { ssrc: 7, ..Default::default() })]);
+        assert!(!RtcpCompound::parse(&no_bye).unwrap().says_bye(Ssrc(7)));
     }
 
     #[test]

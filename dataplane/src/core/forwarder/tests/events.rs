@@ -1,4 +1,4 @@
-//! Events the forwarder queues: a stream's first packet, a latch, inactivity, rate limiting.
+//! Events the forwarder queues: a stream's first packet, a latch, inactivity, rate limiting, a BYE.
 
 use super::*;
 use crate::core::event::WorkerEventKind;
@@ -70,4 +70,24 @@ fn an_unreachable_destination_is_reported_for_its_subscriptions_once_per_round()
     assert_eq!(drained(&mut h).len(), 1, "again in the next round");
     h.fwd.note_unreachable(addr("127.0.0.99:1"), 111);
     assert!(drained(&mut h).is_empty(), "nobody sends there");
+}
+
+#[test]
+fn a_publishers_bye_for_its_stream_is_reported() {
+    let mut h = Harness::new();
+    fixed_stream_with_subs(&mut h, 1);
+    let mut egress = Recorder::new();
+    h.send(0, publisher(), &rtp(SSRC, 0, 0, b"x"), &mut egress);
+    let _ = drained(&mut h);
+    let goodbye = |sources: Vec<u32>| -> Vec<u8> {
+        let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = vec![
+            Box::new(rtcp::sender_report::SenderReport { ssrc: SSRC, ..Default::default() }),
+            Box::new(rtcp::goodbye::Goodbye { sources, reason: Bytes::new() }),
+        ];
+        rtcp::packet::marshal(&packets).expect("marshal").to_vec()
+    };
+    h.send(10, publisher(), &goodbye(vec![SSRC + 1]), &mut egress);
+    assert!(drained(&mut h).is_empty(), "a BYE for another SSRC is not the stream's");
+    h.send(20, publisher(), &goodbye(vec![SSRC + 1, SSRC]), &mut egress);
+    assert_eq!(drained(&mut h), [WorkerEventKind::StreamBye { stream: StreamId(1) }]);
 }

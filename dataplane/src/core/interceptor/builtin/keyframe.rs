@@ -19,6 +19,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{write_fir, write_pli, Feedback, FeedbackKind};
 use crate::core::interceptor::spec::{KeyframeThrottleParams, StreamInfo};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, Snapshot, Verdict};
@@ -37,6 +38,8 @@ enum Request {
 pub struct KeyframeThrottle {
     publisher: Ssrc,
     local: Ssrc,
+    /// ringfwd's CNAME toward the publisher (every request is a compound with it).
+    cname: Cname,
     min_interval: Duration,
     last_sent: Option<Instant>,
     pending: Option<Request>,
@@ -50,6 +53,7 @@ impl KeyframeThrottle {
         KeyframeThrottle {
             publisher: info.ssrc,
             local: info.local_ssrc,
+            cname: Cname::ringfwd(info.local_ssrc),
             min_interval: Duration::from_millis(u64::from(params.min_interval_ms)),
             last_sent: None,
             pending: None,
@@ -73,10 +77,12 @@ impl KeyframeThrottle {
             ctx.schedule(allowed);
             return;
         }
-        let (local, publisher, seq_nr) = (self.local, self.publisher, self.fir_seq_nr);
-        let sent = ctx.send_rtcp_to_publisher(|slot| match request {
-            Request::Pli => write_pli(slot, local, publisher),
-            Request::Fir => write_fir(slot, local, publisher, seq_nr),
+        let (local, publisher, seq_nr, cname) = (self.local, self.publisher, self.fir_seq_nr, &self.cname);
+        let sent = ctx.send_rtcp_to_publisher(|slot| {
+            write_feedback_compound(slot, local, cname, |out| match request {
+                Request::Pli => write_pli(out, local, publisher),
+                Request::Fir => write_fir(out, local, publisher, seq_nr),
+            })
         });
         if sent {
             if request == Request::Fir {
@@ -145,6 +151,7 @@ mod tests {
     use rtcp::receiver_report::ReceiverReport;
     use webrtc_util::marshal::Unmarshal;
 
+    use super::super::wire_compound::test_support::after_cname;
     use super::super::wire_feedback::test_support::*;
     use super::*;
     use crate::core::interceptor::Target;
@@ -193,7 +200,7 @@ mod tests {
         let times: Vec<u64> = sent.iter().map(|(ms, _)| *ms).collect();
         assert_eq!(times, [0, 500, 1000], "first at once, then one per interval, the trailing one by the timer");
         for (_, bytes) in &sent {
-            let parsed = PictureLossIndication::unmarshal(&mut bytes.as_slice()).expect("a PLI");
+            let parsed = PictureLossIndication::unmarshal(&mut after_cname(bytes)).expect("a PLI");
             assert_eq!((parsed.sender_ssrc, parsed.media_ssrc), (LOCAL.0, PUBLISHER.0));
         }
         let s = snapshot(&throttle);
@@ -214,14 +221,14 @@ mod tests {
         let sent = run(&mut throttle, &requests, 2500);
         let decoded: Vec<(u64, Option<u8>)> = sent
             .iter()
-            .map(|(ms, bytes)| match FullIntraRequest::unmarshal(&mut bytes.as_slice()) {
+            .map(|(ms, bytes)| match FullIntraRequest::unmarshal(&mut after_cname(bytes)) {
                 Ok(fir) => {
                     assert_eq!((fir.sender_ssrc, fir.media_ssrc, fir.fir.len()), (LOCAL.0, 0, 1));
                     assert_eq!(fir.fir[0].ssrc, PUBLISHER.0);
                     (*ms, Some(fir.fir[0].sequence_number))
                 }
                 Err(_) => {
-                    PictureLossIndication::unmarshal(&mut bytes.as_slice()).expect("a PLI otherwise");
+                    PictureLossIndication::unmarshal(&mut after_cname(bytes)).expect("a PLI otherwise");
                     (*ms, None)
                 }
             })

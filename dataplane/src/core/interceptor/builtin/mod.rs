@@ -13,5 +13,6 @@ pub mod reports;
 pub mod stats;
 pub mod tap;
 pub mod twcc;
+pub mod wire_compound;
 pub mod wire_feedback;
 pub mod wire_reports;

@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_reports::write_generic_nack;
 use crate::core::interceptor::spec::{NackGeneratorParams, StreamInfo};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
@@ -43,6 +44,8 @@ struct Missing {
 pub struct NackGenerator {
     publisher: Ssrc,
     local: Ssrc,
+    /// ringfwd's CNAME toward the publisher (every NACK is a compound with it).
+    cname: Cname,
     max_retries: u8,
     min_retry_interval: Duration,
     max_age: Duration,
@@ -63,6 +66,7 @@ impl NackGenerator {
         NackGenerator {
             publisher: info.ssrc,
             local: info.local_ssrc,
+            cname: Cname::ringfwd(info.local_ssrc),
             max_retries: params.max_retries,
             min_retry_interval: Duration::from_millis(u64::from(params.min_retry_interval_ms)),
             max_age: Duration::from_millis(u64::from(params.max_age_ms)),
@@ -114,13 +118,15 @@ impl NackGenerator {
             self.given_up += 1;
         }
         if self.missing.iter().any(|m| m.next_at <= now) {
-            let (local, publisher, missing) = (self.local, self.publisher, &self.missing);
+            let (local, publisher, missing, cname) = (self.local, self.publisher, &self.missing, &self.cname);
             let mut written = 0;
             let due = missing.iter().filter(|m| m.next_at <= now).map(|m| SeqNo(m.ext_seq as u16));
             let sent = ctx.send_rtcp_to_publisher(|slot| {
-                let nack = write_generic_nack(slot, local, publisher, due);
-                written = nack.seqs_written;
-                nack.len_bytes
+                write_feedback_compound(slot, local, cname, |out| {
+                    let nack = write_generic_nack(out, local, publisher, due);
+                    written = nack.seqs_written;
+                    nack.len_bytes
+                })
             });
             if sent {
                 self.nacks_sent += 1;
@@ -194,6 +200,7 @@ mod tests {
     use webrtc_util::marshal::Unmarshal;
 
     use super::super::stats::test_media::{media, stream};
+    use super::super::wire_compound::test_support::after_cname;
     use super::super::wire_feedback::test_support::{at, snapshot, Harness, LOCAL, PUBLISHER};
     use super::*;
     use crate::core::interceptor::Target;
@@ -213,7 +220,8 @@ mod tests {
         let mut collect = |h: &mut Harness, ms: u64| {
             for (target, bytes) in h.take() {
                 assert_eq!(target, Target::Publisher { stream: 0 });
-                let nack = TransportLayerNack::unmarshal(&mut Bytes::copy_from_slice(&bytes)).expect("rtcp parses it");
+                let nack = TransportLayerNack::unmarshal(&mut Bytes::copy_from_slice(after_cname(&bytes)))
+                    .expect("rtcp parses it");
                 assert_eq!((nack.sender_ssrc, nack.media_ssrc), (LOCAL.0, PUBLISHER.0));
                 let seqs = nack.nacks.iter().flat_map(|pair| pair.packet_list()).collect();
                 nacks.push((ms, seqs));
@@ -295,7 +303,8 @@ mod tests {
         h.advance(&mut generator, at(t0, 100));
         let retry = h.take();
         assert_eq!(retry.len(), 1, "every due request in one packet");
-        let nack = TransportLayerNack::unmarshal(&mut Bytes::copy_from_slice(&retry[0].1)).expect("parses");
+        let nack =
+            TransportLayerNack::unmarshal(&mut Bytes::copy_from_slice(after_cname(&retry[0].1))).expect("parses");
         let asked: Vec<u16> = nack.nacks.iter().flat_map(|pair| pair.packet_list()).collect();
         let expected: Vec<u16> = std::iter::once(1).chain(3..40).map(seq).collect();
         assert_eq!(asked, expected);

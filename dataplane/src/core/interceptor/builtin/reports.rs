@@ -9,6 +9,16 @@
 //! Must never allocate after construction, never consume the publisher's RTCP on ingress (each
 //! subscription decides what its subscriber gets), and never read a clock (time is the context's).
 //!
+//! # What the compounds carry
+//! Every report is a compound with an SDES CNAME after it (RFC 3550 §6.1, written by
+//! [`super::wire_compound`]). Toward the publisher the CNAME is ringfwd's own for the stream's local
+//! SSRC (`ringfwd-<local ssrc hex>`). Toward a subscriber it is the publisher's, learned from the
+//! SDES of its RTCP (so a subscriber ties one participant's audio and video together for lip sync),
+//! and `ringfwd-<publisher ssrc hex>` until one arrives. A publisher compound with an SR is consumed;
+//! if it holds more than the SR (SDES, BYE, APP...), the subscriber gets ringfwd's own SR followed by
+//! those packets, already rewritten to the out SSRC (with ringfwd's SDES after the SR if they hold no
+//! CNAME for the out SSRC), so a publisher's BYE reaches every subscriber.
+//!
 //! # Which clock the SR's NTP timestamp uses
 //! The NTP timestamp of every SR sent to a subscriber is ringfwd's own wall clock
 //! ([`NtpEpoch::ntp_at`] of now), never the publisher's. The subscriber echoes its middle 32 bits
@@ -24,10 +34,11 @@
 use std::time::{Duration, Instant};
 
 use super::stats::ReceptionStats;
+use super::wire_compound::{find_cname, write_empty_receiver_report, write_report_compound, Cname};
 use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
 use crate::core::interceptor::spec::{NtpEpoch, ReportParams, StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
-use crate::core::packet::RtcpCompound;
+use crate::core::packet::{RtcpCompound, RtcpType};
 use crate::core::wire::{RtpTimestamp, Ssrc};
 
 /// The report timer: randomised intervals of `interval` × a factor in [0.5, 1.5) from an xorshift64*
@@ -111,6 +122,8 @@ pub struct ReceiverReports {
     last_sr: Option<(u32, Instant)>,
     timer: ReportTimer,
     reports_sent: u64,
+    /// ringfwd's CNAME toward the publisher.
+    cname: Cname,
 }
 
 impl ReceiverReports {
@@ -123,6 +136,7 @@ impl ReceiverReports {
             last_sr: None,
             timer: ReportTimer::new(params.interval_ms, info.local_ssrc, info.ssrc),
             reports_sent: 0,
+            cname: Cname::ringfwd(info.local_ssrc),
         }
     }
 }
@@ -157,8 +171,9 @@ impl Interceptor for ReceiverReports {
             None => (0, 0),
         };
         let block = self.reception.report_block(self.publisher, lsr, dlsr);
-        let local = self.local;
-        if ctx.send_rtcp_to_publisher(|slot| write_receiver_report(slot, local, &block)) {
+        let (local, cname) = (self.local, &self.cname);
+        let write_rr = |out: &mut [u8]| write_receiver_report(out, local, &block);
+        if ctx.send_rtcp_to_publisher(|slot| write_report_compound(slot, write_rr, local, cname)) {
             self.reports_sent += 1;
         }
     }
@@ -189,6 +204,8 @@ pub struct SenderReports {
     publisher_sr: Option<(RtpTimestamp, Instant)>,
     timer: ReportTimer,
     reports_sent: u64,
+    /// The CNAME the reports carry: the publisher's once learned (see the module docs).
+    cname: Cname,
 }
 
 impl SenderReports {
@@ -205,7 +222,54 @@ impl SenderReports {
             publisher_sr: None,
             timer: ReportTimer::new(params.interval_ms, info.out_ssrc, info.source_ssrc),
             reports_sent: 0,
+            cname: Cname::ringfwd(info.source_ssrc),
         }
+    }
+
+    /// Sends ringfwd's report at `ctx.now()` (an SR, or an empty RR while no RTP time is known) with its
+    /// SDES CNAME, followed by every packet of `rest` but its SRs (a publisher compound rewritten to the out
+    /// SSRC; its own SDES replaces ringfwd's when it names the out SSRC). True if it was queued.
+    fn send_report(&mut self, rest: Option<&RtcpCompound<'_>>, ctx: &mut Context<'_>) -> bool {
+        let now = ctx.now();
+        let sender = self.rtp_time_at(now).map(|rtp_time| SenderInfo {
+            ssrc: self.out_ssrc,
+            ntp: self.epoch.ntp_at(now),
+            rtp_time,
+            // The SR's 32-bit packet count wraps (RFC 3550 §6.4.1).
+            packet_count: self.packets_sent as u32,
+            octet_count: self.octet_count,
+        });
+        let (out_ssrc, cname) = (self.out_ssrc, &self.cname);
+        let rest_has_cname = rest.is_some_and(|rest| find_cname(rest, out_ssrc).is_some());
+        let sent = ctx.send_to_subscriber(self.flow, |slot| {
+            let report = |out: &mut [u8]| match &sender {
+                Some(sender) => write_sender_report(out, sender, None),
+                None => write_empty_receiver_report(out, out_ssrc),
+            };
+            let mut len =
+                if rest_has_cname { report(slot) } else { write_report_compound(slot, report, out_ssrc, cname) };
+            if len == 0 {
+                return 0;
+            }
+            let Some(rest) = rest else {
+                return len;
+            };
+            for packet in rest.packets().filter(|packet| packet.kind != RtcpType::SenderReport) {
+                let (Some(from), Some(to)) = (
+                    rest.bytes().get(packet.offset..packet.offset + packet.len_bytes),
+                    slot.get_mut(len..len + packet.len_bytes),
+                ) else {
+                    return 0;
+                };
+                to.copy_from_slice(from);
+                len += packet.len_bytes;
+            }
+            len
+        });
+        if sent {
+            self.reports_sent += 1;
+        }
+        sent
     }
 
     /// The RTP timestamp of `now` in the subscriber's space, if any packet or publisher SR gave one.
@@ -229,12 +293,21 @@ impl Interceptor for SenderReports {
     }
 
     fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        if from != RtcpFrom::Publisher {
+            return Verdict::Continue;
+        }
+        if let Some(cname) = find_cname(rtcp, self.out_ssrc) {
+            self.cname.set(cname);
+        }
         // A validated compound with an SR always has its sender info.
-        let Some(sender) = sender_info(rtcp).filter(|_| from == RtcpFrom::Publisher) else {
+        let Some(sender) = sender_info(rtcp) else {
             return Verdict::Continue;
         };
         if sender.ssrc == self.out_ssrc {
             self.publisher_sr = Some((sender.rtp_time, ctx.now()));
+        }
+        if rtcp.packets().any(|packet| packet.kind != RtcpType::SenderReport) {
+            self.send_report(Some(rtcp), ctx);
         }
         Verdict::Consumed
     }
@@ -243,20 +316,8 @@ impl Interceptor for SenderReports {
         if !self.timer.on_fire(self.packets_sent, ctx) {
             return;
         }
-        let now = ctx.now();
-        let Some(rtp_time) = self.rtp_time_at(now) else {
-            return;
-        };
-        let sender = SenderInfo {
-            ssrc: self.out_ssrc,
-            ntp: self.epoch.ntp_at(now),
-            rtp_time,
-            // The SR's 32-bit packet count wraps (RFC 3550 §6.4.1).
-            packet_count: self.packets_sent as u32,
-            octet_count: self.octet_count,
-        };
-        if ctx.send_to_subscriber(self.flow, |slot| write_sender_report(slot, &sender, None)) {
-            self.reports_sent += 1;
+        if self.rtp_time_at(ctx.now()).is_some() {
+            self.send_report(None, ctx);
         }
     }
 
@@ -268,6 +329,7 @@ impl Interceptor for SenderReports {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use rtcp::goodbye::Goodbye;
     use rtcp::receiver_report::ReceiverReport;
     use rtcp::reception_report::ReceptionReport;
     use rtcp::sender_report::SenderReport;
@@ -276,6 +338,7 @@ mod tests {
 
     use super::super::stats::test_media::{media, stream, subscription, FLOW};
     use super::super::stats::StatsInterceptor;
+    use super::super::wire_compound::test_support::after_cname;
     use super::super::wire_feedback::test_support::{at, compound, snapshot, Harness, PUBLISHER, SUBSCRIBER};
     use super::super::wire_reports::compact_ntp;
     use super::*;
@@ -334,6 +397,10 @@ mod tests {
         assert_eq!(*target, Target::Publisher { stream: 0 });
         let parsed = ReceiverReport::unmarshal(&mut Bytes::copy_from_slice(bytes)).expect("rtcp parses it");
         assert_eq!(parsed.ssrc, info.local_ssrc.0);
+        assert!(after_cname(bytes).is_empty(), "RR + SDES, nothing else");
+        let view = RtcpCompound::parse(bytes).expect("valid");
+        let cname = format!("ringfwd-{:08x}", info.local_ssrc.0);
+        assert_eq!(find_cname(&view, info.local_ssrc), Some(cname.as_bytes()), "ringfwd's own CNAME");
         let block = &parsed.reports[0];
         assert_eq!(block.ssrc, PUBLISHER.0);
         assert_eq!(block.last_sender_report, compact_ntp(publisher_ntp));
@@ -417,6 +484,96 @@ mod tests {
         let expected_rtp = 500_000.0 + since_sr_s * 90_000.0;
         assert!((f64::from(parsed.rtp_time) - expected_rtp).abs() <= 1.0, "{} vs {expected_rtp}", parsed.rtp_time);
         assert_eq!(snapshot(&reports).sender_reports, (outputs.len() + later.len()) as u64);
+    }
+
+    /// The packets of `bytes` as the `rtcp` crate reads them.
+    fn packets(bytes: &[u8]) -> Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> {
+        rtcp::packet::unmarshal(&mut Bytes::copy_from_slice(bytes)).expect("rtcp parses the compound")
+    }
+
+    #[test]
+    fn the_publishers_sdes_and_bye_pass_behind_our_sr_and_its_cname_is_ours_from_then_on() {
+        let t0 = Instant::now();
+        let info = subscription(t0);
+        let out = info.out_ssrc;
+        let mut reports = SenderReports::new(&PARAMS, &info);
+        let mut h = Harness::egress();
+        let mut first_sr = None;
+        for n in 0..100u64 {
+            let now = at(t0, n * 20);
+            h.rtp(&mut reports, &[0x80; 12], &media(now, out, (1 << 16) + n, 1000 + n as u32 * 1800));
+            first_sr = first_sr.or(h.take().into_iter().next());
+        }
+        // Before the publisher's SDES: SR + SDES with the fallback CNAME, derived from the stream.
+        let (_, bytes) = first_sr.expect("an SR within 2 s");
+        assert!(after_cname(&bytes).is_empty());
+        let fallback = format!("ringfwd-{:08x}", info.source_ssrc.0);
+        let view = RtcpCompound::parse(&bytes).expect("valid");
+        assert_eq!(find_cname(&view, out), Some(fallback.as_bytes()));
+
+        // An SR alone is consumed, nothing sent in its place.
+        let now = at(t0, 2001);
+        assert_eq!(h.rtcp(&mut reports, &sr(out, 0xabcd << 32, 500_000), RtcpFrom::Publisher, now), Verdict::Consumed);
+        assert!(h.take().is_empty());
+
+        // SR + SDES + BYE (how stacks say goodbye), already rewritten to the out SSRC.
+        let sdes = |ssrc: Ssrc| SourceDescription {
+            chunks: vec![SourceDescriptionChunk {
+                source: ssrc.0,
+                items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: "alice@host".into() }],
+            }],
+        };
+        let goodbye = compound(vec![
+            Box::new(SenderReport { ssrc: out.0, ntp_time: 0xabce << 32, rtp_time: 590_000, ..Default::default() }),
+            Box::new(sdes(out)),
+            Box::new(Goodbye { sources: vec![out.0], reason: "".into() }),
+        ]);
+        let now = at(t0, 2002);
+        assert_eq!(h.rtcp(&mut reports, &goodbye, RtcpFrom::Publisher, now), Verdict::Consumed);
+        let sent = h.take();
+        assert_eq!(sent.len(), 1, "one compound in place of the publisher's");
+        let (target, bytes) = &sent[0];
+        assert_eq!(*target, Target::Subscriber { flow: FLOW });
+        let parsed = packets(bytes);
+        assert_eq!(parsed.len(), 3, "our SR, the publisher's SDES and BYE");
+        let ours = parsed[0].as_any().downcast_ref::<SenderReport>().expect("our SR first");
+        assert_eq!(ours.ssrc, out.0);
+        assert_eq!(ours.ntp_time, info.epoch.ntp_at(now), "ringfwd's clock, not the publisher's");
+        assert_eq!(ours.packet_count, 100, "what this subscriber was sent");
+        let pass = parsed[1].as_any().downcast_ref::<SourceDescription>().expect("the SDES");
+        assert_eq!(*pass, sdes(out));
+        let bye = parsed[2].as_any().downcast_ref::<Goodbye>().expect("the BYE last");
+        assert_eq!(bye.sources, [out.0]);
+        let tail = after_cname(bytes);
+        assert_eq!((tail[0] & 0x1f, tail[1]), (1, 203), "a valid compound, the BYE after the CNAME: {tail:02x?}");
+
+        // BYE without SDES: ringfwd's SDES (with the publisher's CNAME, learned above) goes after the SR.
+        let bare = compound(vec![
+            Box::new(SenderReport { ssrc: out.0, ..Default::default() }),
+            Box::new(Goodbye { sources: vec![out.0], reason: "".into() }),
+        ]);
+        assert_eq!(h.rtcp(&mut reports, &bare, RtcpFrom::Publisher, now), Verdict::Consumed);
+        let (_, bytes) = h.take().pop().expect("sent");
+        let parsed = packets(&bytes);
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(*parsed[1].as_any().downcast_ref::<SourceDescription>().expect("SDES second"), {
+            let mut ours = sdes(out);
+            ours.chunks[0].items[0].text = "alice@host".into();
+            ours
+        });
+        assert!(parsed[2].as_any().downcast_ref::<Goodbye>().is_some());
+
+        // Its timer reports carry the publisher's CNAME from now on.
+        let mut later = Vec::new();
+        for n in 101..200u64 {
+            let now = at(t0, n * 20);
+            h.rtp(&mut reports, &[0x80; 12], &media(now, out, (1 << 16) + n, 1000 + n as u32 * 1800));
+            later.extend(h.take());
+        }
+        let (_, bytes) = later.first().expect("a later SR");
+        let view = RtcpCompound::parse(bytes).expect("valid");
+        assert_eq!(find_cname(&view, out), Some(&b"alice@host"[..]));
+        assert_eq!(snapshot(&reports).sender_reports, 3 + later.len() as u64);
     }
 
     #[test]

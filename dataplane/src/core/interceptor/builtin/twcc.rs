@@ -24,6 +24,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{read_transport_seq, write_twcc, TwccHeader, TwccStatus};
 use crate::core::interceptor::spec::{StreamInfo, TwccParams};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
@@ -48,6 +49,8 @@ struct Arrival {
 pub struct Twcc {
     publisher: Ssrc,
     local: Ssrc,
+    /// ringfwd's CNAME toward the publisher (every feedback packet is a compound with it).
+    cname: Cname,
     extension_id: u8,
     interval: Duration,
     epoch: Instant,
@@ -90,6 +93,7 @@ impl Twcc {
         Twcc {
             publisher: info.ssrc,
             local: info.local_ssrc,
+            cname: Cname::ringfwd(info.local_ssrc),
             extension_id: params.extension_id,
             interval: Duration::from_millis(u64::from(params.feedback_interval_ms.max(1))),
             epoch: info.epoch.at,
@@ -195,10 +199,13 @@ impl Twcc {
             };
             let mut written = 0;
             let statuses = &self.statuses[..count];
+            let (local, cname) = (self.local, &self.cname);
             let sent = ctx.send_rtcp_to_publisher(|slot| {
-                let (len_bytes, covered) = write_twcc(slot, &header, statuses);
-                written = covered;
-                len_bytes
+                write_feedback_compound(slot, local, cname, |out| {
+                    let (len_bytes, covered) = write_twcc(out, &header, statuses);
+                    written = covered;
+                    len_bytes
+                })
             });
             if !sent || written == 0 {
                 self.refused += 1;
@@ -253,6 +260,7 @@ mod tests {
     use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
     use webrtc_util::marshal::Unmarshal;
 
+    use super::super::wire_compound::test_support::after_cname;
     use super::super::wire_feedback::test_support::*;
     use super::*;
     use crate::core::interceptor::Target;
@@ -271,7 +279,7 @@ mod tests {
             .into_iter()
             .map(|(target, bytes)| {
                 assert_eq!(target, Target::Publisher { stream: 0 });
-                TransportLayerCc::unmarshal(&mut bytes.as_slice()).expect("rtcp parses our feedback")
+                TransportLayerCc::unmarshal(&mut after_cname(&bytes)).expect("rtcp parses our feedback")
             })
             .collect()
     }
