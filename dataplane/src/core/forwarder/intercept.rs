@@ -16,6 +16,7 @@ use super::{local_ssrc, Egress, Forwarder, Outcome};
 use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
 use crate::core::feedback::{source_feedback, translate_feedback};
+use crate::core::interceptor::builtin::wire_compound::{write_feedback_compound, Cname};
 use crate::core::interceptor::builtin::wire_feedback::write_pli;
 use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
@@ -154,13 +155,11 @@ impl Forwarder {
             verdict
         };
         if verdict == Verdict::Continue {
-            let pli = compound.bytes();
-            let queued = self.outbox.push(Target::Publisher { stream }, |slot| match slot.get_mut(..pli.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(pli);
-                    pli.len()
-                }
-                None => 0,
+            // As every compound ringfwd sends: RR + SDES CNAME + the PLI (RFC 4585 §3.1).
+            let (local, publisher) = (Ssrc(local_ssrc(entry.id, entry.ssrc)), Ssrc(entry.ssrc));
+            let cname = Cname::ringfwd(local);
+            let queued = self.outbox.push(Target::Publisher { stream }, |slot| {
+                write_feedback_compound(slot, local, &cname, |out| write_pli(out, local, publisher))
             });
             if queued {
                 self.counters.feedback_forwarded += 1;

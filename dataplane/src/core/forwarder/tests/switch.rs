@@ -196,7 +196,7 @@ fn paused_back_and_forth_switch_rebases_on_the_first_forwarded_packet() {
     assert_eq!(drain_rtp(&mut egress), [(SSRC, 100, 10_000), (SSRC, 101, 100_000)]);
 }
 
-/// Media SSRC of every PLI recorded to `dest`; clears the recorder.
+/// Media SSRC of the PLI of every compound (RR + SDES + PLI) recorded to `dest`; clears the recorder.
 fn drain_plis(egress: &mut Recorder, dest: SocketAddr) -> Vec<u32> {
     egress
         .sent
@@ -204,7 +204,8 @@ fn drain_plis(egress: &mut Recorder, dest: SocketAddr) -> Vec<u32> {
         .filter(|sent| sent.dest == dest)
         .map(|sent| {
             let decoded = rtcp::packet::unmarshal(&mut &sent.bytes[..]).expect("valid rtcp out");
-            let pli = decoded[0]
+            assert_eq!(decoded.len(), 3, "RR + SDES CNAME + PLI");
+            let pli = decoded[2]
                 .as_any()
                 .downcast_ref::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
                 .expect("a PLI");

@@ -40,6 +40,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{Feedback, FeedbackKind};
 use super::wire_reports::write_generic_nack;
 use crate::core::interceptor::spec::{NackCacheParams, StreamInfo};
@@ -81,8 +82,9 @@ enum Lookup {
 /// Retransmission cache of one stream.
 pub struct NackCache {
     publisher: Ssrc,
-    /// The stream's local SSRC, the sender of the NACKs to the publisher.
+    /// The stream's local SSRC, the sender of the NACKs to the publisher, and its CNAME.
     local: Ssrc,
+    cname: Cname,
     slot_bytes: usize,
     max_age: Duration,
     max_retransmits: u8,
@@ -113,6 +115,7 @@ impl NackCache {
         NackCache {
             publisher: info.ssrc,
             local: info.local_ssrc,
+            cname: Cname::ringfwd(info.local_ssrc),
             slot_bytes,
             max_age: Duration::from_millis(u64::from(params.max_age_ms)),
             max_retransmits: params.max_retransmits_per_packet,
@@ -209,10 +212,13 @@ impl NackCache {
         let (local, publisher) = (self.local, self.publisher);
         let mut written = 0;
         let to_ask = &self.to_ask;
+        let cname = &self.cname;
         let sent = ctx.send_rtcp_to_publisher(|slot| {
-            let nack = write_generic_nack(slot, local, publisher, to_ask.iter().map(|&ext| SeqNo(ext as u16)));
-            written = nack.seqs_written;
-            nack.len_bytes
+            write_feedback_compound(slot, local, cname, |out| {
+                let nack = write_generic_nack(out, local, publisher, to_ask.iter().map(|&ext| SeqNo(ext as u16)));
+                written = nack.seqs_written;
+                nack.len_bytes
+            })
         });
         if sent {
             self.upstream_nacks += 1;
@@ -445,12 +451,14 @@ mod tests {
         assert_eq!((s.retransmitted, s.retransmit_misses), (1, 1));
     }
 
-    /// The numbers a NACK the cache sent the publisher asks for, checking who it is from and about.
+    /// The numbers a NACK the cache sent the publisher asks for, checking who it is from and about, and that it
+    /// is a compound (RR + SDES CNAME + NACK) as every compound ringfwd sends.
     fn upstream_nack(bytes: &[u8]) -> Vec<u16> {
         use rtcp::packet::unmarshal;
         let mut buf = bytes;
         let packets = unmarshal(&mut buf).expect("valid RTCP");
-        let nack = packets[0].as_any().downcast_ref::<TransportLayerNack>().expect("a generic NACK");
+        assert_eq!(packets.len(), 3, "RR + SDES + NACK");
+        let nack = packets[2].as_any().downcast_ref::<TransportLayerNack>().expect("a generic NACK");
         assert_eq!((Ssrc(nack.sender_ssrc), Ssrc(nack.media_ssrc)), (LOCAL, PUBLISHER));
         nack.nacks.iter().flat_map(|pair| pair.packet_list()).collect()
     }

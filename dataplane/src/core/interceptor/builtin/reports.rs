@@ -306,7 +306,11 @@ impl Interceptor for SenderReports {
         if sender.ssrc == self.out_ssrc {
             self.publisher_sr = Some((sender.rtp_time, ctx.now()));
         }
-        if rtcp.packets().any(|packet| packet.kind != RtcpType::SenderReport) {
+        // What the subscriber needs of it besides the SR ringfwd replaces (a BYE, an APP, ...) goes on at once with
+        // ringfwd's own SR in front; an SR with only SDES is absorbed (its CNAME, learned above, rides on
+        // ringfwd's next timed SR), so the subscriber gets no more SRs than the report interval gives.
+        let more = |kind: RtcpType| !matches!(kind, RtcpType::SenderReport | RtcpType::SourceDescription);
+        if rtcp.packets().any(|packet| more(packet.kind)) {
             self.send_report(Some(rtcp), ctx);
         }
         Verdict::Consumed
