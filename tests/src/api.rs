@@ -174,6 +174,28 @@ impl Api {
         })
     }
 
+    /// The first event of `session` (replayed from its start, then as they happen) that `pick` picks, waiting at
+    /// most `timeout`; `None` if none came.
+    pub fn wait_event<T>(
+        &self,
+        session: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&v1::event::Kind) -> Option<T>,
+    ) -> Option<T> {
+        let mut client = self.client();
+        let request = v1::WatchEventsRequest { from_seq: Some(0), session_id: session.into() };
+        self.block_on(async move {
+            let mut events = client.watch_events(request).await.ok()?.into_inner();
+            let deadline = tokio::time::Instant::now() + timeout;
+            while let Ok(Ok(Some(event))) = tokio::time::timeout_at(deadline, events.message()).await {
+                if let Some(found) = event.kind.as_ref().and_then(&mut pick) {
+                    return Some(found);
+                }
+            }
+            None
+        })
+    }
+
     /// `UpdateSubscription` switching to `stream`.
     pub fn switch(&self, session: &str, subscription: &str, stream: &str) -> Result<v1::Subscription, Status> {
         self.update_subscription(v1::UpdateSubscriptionRequest {

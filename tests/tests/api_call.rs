@@ -309,8 +309,20 @@ fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
     let got = viewer.recv(5, WAIT);
     let last = rtp_fields(got.last().expect("forwarded"));
 
-    // The user agent restarts with another SSRC and numbering; the controller learns it (re-INVITE) and says so.
+    // The user agent restarts with another SSRC and numbering: dropped, and reported to the controller, which says
+    // what it is (as it would after a re-INVITE).
     let new_ssrc = SSRC_SCREEN;
+    let mut restarted =
+        Source { peer: &publisher, to: daemon.media[0], ssrc: new_ssrc, seq: 39_990, ts: 6_000_000, sent: 0 };
+    restarted.send(2);
+    let reported = api.wait_event(SESSION, WAIT, |kind| match kind {
+        v1::event::Kind::UnknownSsrc(u) => Some(u.clone()),
+        _ => None,
+    });
+    let reported = reported.expect("an unknown_ssrc event");
+    assert_eq!((reported.endpoint_id.as_str(), reported.ssrc, reported.payload_type), ("pub", new_ssrc, 96));
+    assert_eq!(reported.source_address, publisher.addr().to_string());
+    expect_nothing(&viewer, "viewer (an SSRC no stream has)");
     let update = v1::UpdateStreamRequest {
         session_id: SESSION.into(),
         stream_id: "cam".into(),

@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 use super::auth::Access;
 use super::metadata_wire as wire;
 use super::Api;
-use crate::events::worker::WorkerBatch;
+use crate::events::worker::{Names, WorkerBatch};
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
 use crate::metadata::MetadataEvent;
 use crate::registry::{Outcome, Registry, Removal};
@@ -74,6 +74,12 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
             let (stream_id, endpoint_id) = stream_ref(s);
             Kind::StreamBye(v1::StreamBye { stream_id, endpoint_id })
         }
+        EventKind::UnknownSsrc { endpoint_id, source, ssrc, payload_type } => Kind::UnknownSsrc(v1::UnknownSsrc {
+            endpoint_id: endpoint_id.clone(),
+            source_address: source.to_string(),
+            ssrc: *ssrc,
+            payload_type: u32::from(*payload_type),
+        }),
         EventKind::SourceChanged { stream, source } => {
             let (stream_id, endpoint_id) = stream_ref(stream);
             Kind::SourceChanged(v1::SourceChanged { stream_id, endpoint_id, source_address: source.to_string() })
@@ -196,7 +202,9 @@ impl Api {
             }
         }
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
-        for resolved in batch.resolve(&stream_names, &subscription_names, Instant::now(), crate::clock::unix_ms()) {
+        let endpoint_names = registry.endpoints_at(&batch.sources());
+        let names = Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoint_names };
+        for resolved in batch.resolve(&names, Instant::now(), crate::clock::unix_ms()) {
             match resolved {
                 Some((session, kind, unix_ms)) => {
                     self.events.publish(session, kind, unix_ms);

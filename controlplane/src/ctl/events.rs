@@ -39,6 +39,15 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
         Some(Kind::StreamBye(s)) => {
             ("stream_bye", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
         }
+        Some(Kind::UnknownSsrc(u)) => (
+            "unknown_ssrc",
+            vec![
+                ("endpoint", u.endpoint_id.clone()),
+                ("source", u.source_address.clone()),
+                ("ssrc", format!("{:#010x}", u.ssrc)),
+                ("pt", u.payload_type.to_string()),
+            ],
+        ),
         Some(Kind::SourceChanged(s)) => (
             "source_changed",
             vec![

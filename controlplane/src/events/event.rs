@@ -64,6 +64,17 @@ pub enum EventKind {
     StreamInactive(StreamRef),
     /// A stream's publisher said BYE in its RTCP (it stopped sending).
     StreamBye(StreamRef),
+    /// RTP with an SSRC no stream has arrived from an endpoint's address.
+    UnknownSsrc {
+        /// The endpoint at that address.
+        endpoint_id: String,
+        /// The address.
+        source: SocketAddr,
+        /// The SSRC.
+        ssrc: u32,
+        /// The payload type of its first packet.
+        payload_type: u8,
+    },
     /// A stream's source address changed.
     SourceChanged {
         /// Which.
@@ -111,6 +122,7 @@ impl EventKind {
             EventKind::StreamStarted(_) => "stream_started",
             EventKind::StreamInactive(_) => "stream_inactive",
             EventKind::StreamBye(_) => "stream_bye",
+            EventKind::UnknownSsrc { .. } => "unknown_ssrc",
             EventKind::SourceChanged { .. } => "source_changed",
             EventKind::SubscriberUnreachable { .. } => "subscriber_unreachable",
             EventKind::RateLimited { .. } => "rate_limited",

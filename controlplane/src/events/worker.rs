@@ -7,13 +7,25 @@
 //! wait: the caller only pops.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
 use ringfwd_dataplane::runtime::{EventRing, WorkerEvent, WorkerEventKind};
 
 use super::event::{EventKind, StreamRef, SubscriptionRef};
-use crate::registry::{StreamNames, SubscriptionNames};
+use crate::registry::{EndpointNames, StreamNames, SubscriptionNames};
+
+/// The registry's names of what a batch's events refer to.
+#[derive(Clone, Copy, Debug)]
+pub struct Names<'a> {
+    /// Streams by data-plane id.
+    pub streams: &'a StreamNames,
+    /// Subscriptions by data-plane id.
+    pub subscriptions: &'a SubscriptionNames,
+    /// Endpoints by the address they send from.
+    pub endpoints: &'a EndpointNames,
+}
 
 /// The worker events of one round.
 #[derive(Debug, Default)]
@@ -37,6 +49,15 @@ impl WorkerBatch {
         WorkerBatch { events }
     }
 
+    /// The source addresses the events name (of unknown SSRCs).
+    pub fn sources(&self) -> BTreeSet<SocketAddr> {
+        let source = |event: &WorkerEvent| match event.kind {
+            WorkerEventKind::UnknownSsrc { source, .. } => Some(source),
+            _ => None,
+        };
+        self.events.iter().filter_map(source).collect()
+    }
+
     /// The stream and subscription ids the events name.
     pub fn ids(&self) -> (BTreeSet<StreamId>, BTreeSet<SubscriptionId>) {
         let (mut streams, mut subscriptions) = (BTreeSet::new(), BTreeSet::new());
@@ -52,6 +73,7 @@ impl WorkerBatch {
                 WorkerEventKind::SubscriberUnreachable { subscription, .. } => {
                     subscriptions.insert(subscription);
                 }
+                WorkerEventKind::UnknownSsrc { .. } => {}
             }
         }
         (streams, subscriptions)
@@ -59,13 +81,8 @@ impl WorkerBatch {
 
     /// Each event as `(session, kind, unix_ms)`, in order; `None` for one whose stream or subscription has no
     /// name (it was deleted). `now`/`now_unix_ms` date the events (their `at` is a monotonic instant).
-    pub fn resolve(
-        &self,
-        streams: &StreamNames,
-        subscriptions: &SubscriptionNames,
-        now: Instant,
-        now_unix_ms: u64,
-    ) -> Vec<Option<(String, EventKind, u64)>> {
+    pub fn resolve(&self, names: &Names<'_>, now: Instant, now_unix_ms: u64) -> Vec<Option<(String, EventKind, u64)>> {
+        let (streams, subscriptions) = (names.streams, names.subscriptions);
         let stream = |id: &StreamId| {
             streams.get(id).map(|(session, stream_id, endpoint_id)| {
                 (session.clone(), StreamRef { stream_id: stream_id.clone(), endpoint_id: endpoint_id.clone() })
@@ -90,6 +107,11 @@ impl WorkerBatch {
                     }
                     WorkerEventKind::RateLimited { stream: id, dropped } => {
                         stream(&id).map(|(s, r)| (s, EventKind::RateLimited { stream: r, dropped_packets: dropped }))?
+                    }
+                    WorkerEventKind::UnknownSsrc { source, ssrc, payload_type } => {
+                        let (session, endpoint_id) = names.endpoints.get(&source)?;
+                        let endpoint_id = endpoint_id.clone();
+                        (session.clone(), EventKind::UnknownSsrc { endpoint_id, source, ssrc, payload_type })
                     }
                     WorkerEventKind::SubscriberUnreachable { subscription, errno } => {
                         let (session, subscription_id, stream_id, endpoint_id) = subscriptions.get(&subscription)?;
@@ -148,7 +170,9 @@ mod tests {
         let sub_name = ("s".to_owned(), "b-v".to_owned(), "v".to_owned(), "b".to_owned());
         let subscription_names = SubscriptionNames::from([(SubscriptionId(3), sub_name)]);
         let now = t0 + Duration::from_millis(40);
-        let out = batch.resolve(&stream_names, &subscription_names, now, 10_000);
+        let endpoints = EndpointNames::new();
+        let names = Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoints };
+        let out = batch.resolve(&names, now, 10_000);
         let v = StreamRef { stream_id: "v".into(), endpoint_id: "a".into() };
         assert_eq!(out[0], Some(("s".into(), EventKind::StreamStarted(v.clone()), 9_960)));
         assert_eq!(out[1], Some(("s".into(), EventKind::SourceChanged { stream: v, source }, 9_960)));

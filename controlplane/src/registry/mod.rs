@@ -300,6 +300,9 @@ pub struct Removal {
 /// The registry's names of the data plane's stream ids: `(session, stream, publishing endpoint)`.
 pub type StreamNames = BTreeMap<StreamId, (String, String, String)>;
 
+/// The registry's names of the endpoints at some addresses: `(session, endpoint)` by the address they send from.
+pub type EndpointNames = BTreeMap<SocketAddr, (String, String)>;
+
 /// The registry's names of the data plane's subscription ids: `(session, subscription, stream, endpoint)`.
 pub type SubscriptionNames = BTreeMap<SubscriptionId, (String, String, String, String)>;
 
@@ -327,6 +330,25 @@ impl Registry {
                 .filter_map(|id| session.subscriptions.get(id).map(|s| s.view(session_id, id)))
                 .collect(),
         })
+    }
+
+    /// The endpoints whose media address or latched address is one of `addresses` (the first one found for an
+    /// address two endpoints share).
+    pub fn endpoints_at(&self, addresses: &BTreeSet<SocketAddr>) -> EndpointNames {
+        let mut names = EndpointNames::new();
+        if addresses.is_empty() {
+            return names;
+        }
+        for (session_id, session) in &self.sessions {
+            for (endpoint_id, endpoint) in &session.endpoints {
+                for address in [endpoint.media_address, endpoint.latched_address].into_iter().flatten() {
+                    if addresses.contains(&address) && !names.contains_key(&address) {
+                        names.insert(address, (session_id.clone(), endpoint_id.clone()));
+                    }
+                }
+            }
+        }
+        names
     }
 
     /// The names of those of `streams` and `subscriptions` the registry holds (the others were deleted), in one

@@ -36,6 +36,17 @@ pub enum WorkerEventKind {
         /// The stream.
         stream: StreamId,
     },
+    /// RTP with an SSRC no stream has arrived from `source` (e.g. a user agent that restarted, or a stream
+    /// whose SSRC was not signalled). At most once per (source, SSRC) and at most
+    /// `UNKNOWN_SSRCS_PER_ROUND` per statistics round; the packets are dropped as `unknown_ssrc` as before.
+    UnknownSsrc {
+        /// Where it came from.
+        source: SocketAddr,
+        /// Its SSRC.
+        ssrc: u32,
+        /// The payload type of the first such packet.
+        payload_type: u8,
+    },
     /// Sends to the subscriber failed with an ICMP-reported error (port or host unreachable).
     SubscriberUnreachable {
         /// The subscription.

@@ -93,6 +93,8 @@ pub struct Forwarder {
     events: EventQueue,
     /// Destinations reported unreachable in this statistics round.
     unreachable: Vec<SocketAddr>,
+    /// Unknown (source, SSRC) pairs reported in this statistics round.
+    unknown_ssrcs: Vec<(SocketAddr, u32)>,
     /// The last statistics of streams and subscriptions removed since the runtime last took them.
     final_snapshots: Vec<(StatsKey, Snapshot)>,
 }
@@ -135,6 +137,7 @@ impl Forwarder {
             next_timer: None,
             events: EventQueue::new(EVENT_QUEUE_CAPACITY),
             unreachable: Vec::with_capacity(stats::UNREACHABLE_PER_ROUND),
+            unknown_ssrcs: Vec::with_capacity(stats::UNKNOWN_SSRCS_PER_ROUND),
             final_snapshots: Vec::new(),
         }
     }
@@ -421,7 +424,12 @@ impl Forwarder {
                     }
                     Latch::Expired => return Outcome::Dropped(DropReason::LatchExpired),
                     Latch::WrongSource => return Outcome::Dropped(DropReason::WrongSource),
-                    Latch::Unknown => return Outcome::Dropped(DropReason::UnknownSsrc),
+                    Latch::Unknown => {
+                        if let Parsed::Rtp(attrs) = &parsed {
+                            self.note_unknown_ssrc(src, ssrc, attrs.payload_type);
+                        }
+                        return Outcome::Dropped(DropReason::UnknownSsrc);
+                    }
                 }
             }
         };

@@ -47,6 +47,7 @@ impl Forwarder {
     /// rate limit since the last round.
     pub fn check_activity(&mut self, now: Instant, inactive_after: Duration) {
         self.unreachable.clear();
+        self.unknown_ssrcs.clear();
         for (_, stream) in self.table.streams.iter_mut() {
             if stream.last_packet.is_some_and(|at| now.saturating_duration_since(at) >= inactive_after) {
                 stream.last_packet = None;
@@ -78,7 +79,22 @@ impl Forwarder {
 /// Destinations reported unreachable per statistics round at most (more are reported next round).
 pub const UNREACHABLE_PER_ROUND: usize = 16;
 
+/// Unknown `(source, SSRC)` pairs reported per statistics round at most (more are reported next round).
+pub const UNKNOWN_SSRCS_PER_ROUND: usize = 16;
+
 impl Forwarder {
+    /// RTP with an unknown SSRC arrived from `source`: queues an `UnknownSsrc` event unless this pair was
+    /// reported this round or the round's reports are used up. A bounded scan, so a flood of unknown SSRCs costs
+    /// no more than the packets that carry them.
+    pub(super) fn note_unknown_ssrc(&mut self, source: std::net::SocketAddr, ssrc: u32, payload_type: u8) {
+        let key = (source, ssrc);
+        if self.unknown_ssrcs.contains(&key) || self.unknown_ssrcs.len() == UNKNOWN_SSRCS_PER_ROUND {
+            return;
+        }
+        self.unknown_ssrcs.push(key);
+        self.events.push(WorkerEventKind::UnknownSsrc { source, ssrc, payload_type });
+    }
+
     /// An ICMP error said `dest` is unreachable (`errno`): queues a `SubscriberUnreachable` event for each
     /// subscription sending there, at most once per destination per statistics round.
     pub fn note_unreachable(&mut self, dest: std::net::SocketAddr, errno: i32) {

@@ -91,3 +91,28 @@ fn a_publishers_bye_for_its_stream_is_reported() {
     h.send(20, publisher(), &goodbye(vec![SSRC + 1, SSRC]), &mut egress);
     assert_eq!(drained(&mut h), [WorkerEventKind::StreamBye { stream: StreamId(1) }]);
 }
+
+#[test]
+fn an_unknown_ssrc_is_reported_once_per_source_and_round_and_boundedly() {
+    use crate::core::forwarder::stats::UNKNOWN_SSRCS_PER_ROUND;
+    let mut h = Harness::new();
+    let mut egress = Recorder::new();
+    // SSRCs owned by worker 0 of 2 (even), so none is handed over.
+    let unknown = |k: u32| 0x0000_7000 + 2 * k;
+    for _ in 0..3 {
+        let outcome = h.send(0, publisher(), &rtp(unknown(0), 1, 0, b"x"), &mut egress);
+        assert_eq!(outcome, Outcome::Dropped(DropReason::UnknownSsrc), "still dropped");
+    }
+    let report = |ssrc, source| WorkerEventKind::UnknownSsrc { source, ssrc, payload_type: 96 };
+    assert_eq!(drained(&mut h), [report(unknown(0), publisher())], "once for the pair");
+    h.send(1, addr("127.0.0.9:9"), &rtp(unknown(0), 1, 0, b"x"), &mut egress);
+    assert_eq!(drained(&mut h), [report(unknown(0), addr("127.0.0.9:9"))], "another source is another pair");
+    for k in 1..40 {
+        h.send(2, publisher(), &rtp(unknown(k), 1, 0, b"x"), &mut egress);
+    }
+    assert_eq!(drained(&mut h).len(), UNKNOWN_SSRCS_PER_ROUND - 2, "bounded per round");
+    h.fwd.check_activity(h.at(1_000), Duration::from_secs(5));
+    h.send(1_001, publisher(), &rtp(unknown(0), 2, 0, b"x"), &mut egress);
+    assert_eq!(drained(&mut h), [report(unknown(0), publisher())], "reported again the next round");
+    assert_eq!(h.fwd.counters().drop_unknown_ssrc, 3 + 1 + 39 + 1);
+}
