@@ -62,6 +62,7 @@ fn describe(event: &v1::Event) -> String {
         Kind::StreamInactive(s) => format!("stream_inactive {} by {}", s.stream_id, s.endpoint_id),
         Kind::StreamBye(s) => format!("stream_bye {}", s.stream_id),
         Kind::SourceChanged(s) => format!("source_changed {} to {}", s.stream_id, s.source_address),
+        Kind::StreamSsrcChanged(c) => format!("stream_ssrc_changed {} {}", c.stream_id, c.ssrc),
         Kind::UnknownSsrc(u) => format!("unknown_ssrc {} from {} by {}", u.ssrc, u.source_address, u.endpoint_id),
         Kind::SubscriberUnreachable(s) => format!("subscriber_unreachable {}", s.subscription_id),
         Kind::RateLimited(s) => format!("rate_limited {}", s.stream_id),

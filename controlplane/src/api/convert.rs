@@ -142,6 +142,7 @@ pub fn stream(v: StreamView) -> v1::Stream {
         clock_rate_hz: v.clock_rate_hz,
         worker: v.worker as u32,
         interceptors: names(&v.interceptors),
+        learns_ssrc: v.learns_ssrc,
     }
 }
 

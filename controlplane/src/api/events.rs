@@ -74,6 +74,15 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
             let (stream_id, endpoint_id) = stream_ref(s);
             Kind::StreamBye(v1::StreamBye { stream_id, endpoint_id })
         }
+        EventKind::StreamSsrcChanged { stream, ssrc, previous_ssrc } => {
+            let (stream_id, endpoint_id) = stream_ref(stream);
+            Kind::StreamSsrcChanged(v1::StreamSsrcChanged {
+                stream_id,
+                endpoint_id,
+                ssrc: *ssrc,
+                previous_ssrc: *previous_ssrc,
+            })
+        }
         EventKind::UnknownSsrc { endpoint_id, source, ssrc, payload_type } => Kind::UnknownSsrc(v1::UnknownSsrc {
             endpoint_id: endpoint_id.clone(),
             source_address: source.to_string(),
@@ -201,6 +210,19 @@ impl Api {
                 self.follow_latch(&mut registry, stream, source).await;
             }
         }
+        // A stream that learns its SSRC takes an unknown one from its publisher; what it took is no longer unknown.
+        let mut learned = Vec::new();
+        for event in &batch.events {
+            if let WorkerEventKind::UnknownSsrc { source, ssrc, payload_type } = event.kind {
+                if self.follow_ssrc(&mut registry, source, ssrc, payload_type).await {
+                    learned.push((source, ssrc));
+                }
+            }
+        }
+        let mut batch = batch;
+        batch.events.retain(|e| {
+            !matches!(e.kind, WorkerEventKind::UnknownSsrc { source, ssrc, .. } if learned.contains(&(source, ssrc)))
+        });
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
         let endpoint_names = registry.endpoints_at(&batch.sources());
         let names = Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoint_names };
@@ -224,6 +246,29 @@ impl Api {
         };
         if let Err(status) = self.execute_and_commit(registry, plan).await {
             tracing::warn!(%stream, %source, error = %status.message(), "could not move subscriptions to a latched address");
+        }
+    }
+
+    /// Lets the stream that learns its SSRC from `source` with `payload_type` take `ssrc` (see `Registry::plan_learn`)
+    /// and publishes `stream_ssrc_changed`; false when no stream takes it or the workers refused (logged, nothing
+    /// changed).
+    async fn follow_ssrc(&self, registry: &mut Registry, source: SocketAddr, ssrc: u32, payload_type: u8) -> bool {
+        let Some((session_id, stream_id, plan)) = registry.plan_learn(source, ssrc, payload_type) else {
+            return false;
+        };
+        let previous = registry.get_stream(&session_id, &stream_id).map(|s| s.ssrc).unwrap_or(0);
+        match self.execute_and_commit(registry, plan).await {
+            Ok((Outcome::Updated(crate::registry::View::Stream(view)), _)) => {
+                let stream = StreamRef { stream_id: view.stream_id, endpoint_id: view.endpoint_id };
+                let kind = EventKind::StreamSsrcChanged { stream, ssrc, previous_ssrc: previous };
+                self.events.publish(session_id, kind, crate::clock::unix_ms());
+                true
+            }
+            Ok(_) => false,
+            Err(status) => {
+                tracing::warn!(%source, ssrc, error = %status.message(), "could not let a stream learn its SSRC");
+                false
+            }
         }
     }
 

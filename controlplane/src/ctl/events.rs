@@ -39,6 +39,15 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
         Some(Kind::StreamBye(s)) => {
             ("stream_bye", vec![("stream", s.stream_id.clone()), ("endpoint", s.endpoint_id.clone())])
         }
+        Some(Kind::StreamSsrcChanged(c)) => (
+            "stream_ssrc_changed",
+            vec![
+                ("stream", c.stream_id.clone()),
+                ("endpoint", c.endpoint_id.clone()),
+                ("ssrc", format!("{:#010x}", c.ssrc)),
+                ("previous", format!("{:#010x}", c.previous_ssrc)),
+            ],
+        ),
         Some(Kind::UnknownSsrc(u)) => (
             "unknown_ssrc",
             vec![

@@ -64,6 +64,15 @@ pub enum EventKind {
     StreamInactive(StreamRef),
     /// A stream's publisher said BYE in its RTCP (it stopped sending).
     StreamBye(StreamRef),
+    /// A stream that learns its SSRC took a new one.
+    StreamSsrcChanged {
+        /// Which.
+        stream: StreamRef,
+        /// The SSRC from now on.
+        ssrc: u32,
+        /// The one before (0: none yet).
+        previous_ssrc: u32,
+    },
     /// RTP with an SSRC no stream has arrived from an endpoint's address.
     UnknownSsrc {
         /// The endpoint at that address.
@@ -123,6 +132,7 @@ impl EventKind {
             EventKind::StreamInactive(_) => "stream_inactive",
             EventKind::StreamBye(_) => "stream_bye",
             EventKind::UnknownSsrc { .. } => "unknown_ssrc",
+            EventKind::StreamSsrcChanged { .. } => "stream_ssrc_changed",
             EventKind::SourceChanged { .. } => "source_changed",
             EventKind::SubscriberUnreachable { .. } => "subscriber_unreachable",
             EventKind::RateLimited { .. } => "rate_limited",

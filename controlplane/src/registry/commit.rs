@@ -92,6 +92,37 @@ impl Registry {
                     }
                 }
             }
+            ChangeKind::AdoptSsrc { session_id, stream_id, record, subscriptions } => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let Some(stream) = session.streams.get_mut(&stream_id) else {
+                    return;
+                };
+                if self.ssrcs.contains_key(&record.ssrc) || record.worker >= self.loads.len() {
+                    return;
+                }
+                self.ssrcs.remove(&stream.ssrc);
+                self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
+                self.loads[stream.worker].streams = self.loads[stream.worker].streams.saturating_sub(1);
+                self.loads[record.worker].streams += 1;
+                *stream = record;
+                let workers = self.loads.len();
+                for (subscription_id, moved) in subscriptions {
+                    let Some(sub) = session.subscriptions.get_mut(&subscription_id) else {
+                        continue;
+                    };
+                    if let Some(load) = FeedbackRoute::of(sub, workers).and_then(|r| self.loads.get_mut(r.worker)) {
+                        load.feedback_routes = load.feedback_routes.saturating_sub(1);
+                    }
+                    if let Some(load) = FeedbackRoute::of(&moved, workers).and_then(|r| self.loads.get_mut(r.worker)) {
+                        load.feedback_routes += 1;
+                    }
+                    self.loads[sub.worker].subscriptions = self.loads[sub.worker].subscriptions.saturating_sub(1);
+                    self.loads[moved.worker].subscriptions += 1;
+                    *sub = moved;
+                }
+            }
             ChangeKind::UpdateSubscription { session_id, subscription_id, record } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;

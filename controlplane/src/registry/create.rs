@@ -81,7 +81,7 @@ impl Registry {
         let session = self.session(&spec.session_id)?;
         if let Some(existing) = session.streams.get(&spec.stream_id) {
             let same = existing.endpoint_id == spec.endpoint_id
-                && existing.ssrc == spec.ssrc
+                && (if existing.learns_ssrc { spec.ssrc == 0 } else { existing.ssrc == spec.ssrc })
                 && existing.kind == kind
                 && existing.payload_types == spec.payload_types
                 && existing.clock_rate_hz == spec.clock_rate_hz
@@ -96,17 +96,21 @@ impl Registry {
         if self.ssrcs.contains_key(&spec.ssrc) {
             return Err(RegistryError::AlreadyExists { kind: "ssrc", id: spec.ssrc.to_string() });
         }
+        let learns_ssrc = spec.ssrc == 0;
+        if learns_ssrc {
+            self.check_learnable(session, &spec.endpoint_id, &spec.payload_types)?;
+        }
         admit(self.usage.streams, self.limits.max_streams, "admission.max_streams")?;
-        let worker = owner_of(spec.ssrc, self.workers);
-        admit(self.loads[worker].streams, self.limits.max_streams_per_worker, "limits.max_streams_per_worker")?;
-        let source = match (publisher.latching, publisher.media_address) {
-            (false, Some(address)) => SourcePolicy::Fixed(address),
-            (_, fallback) => SourcePolicy::Latch { window: self.limits.latch_window, fallback },
-        };
         let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::Relaxed));
+        let ssrc = if learns_ssrc { self.placeholder_ssrc(id) } else { spec.ssrc };
+        let worker = owner_of(ssrc, self.workers);
+        admit(self.loads[worker].streams, self.limits.max_streams_per_worker, "limits.max_streams_per_worker")?;
+        let source = self.source_policy(publisher);
         let record = StreamRecord {
             endpoint_id: spec.endpoint_id,
-            ssrc: spec.ssrc,
+            ssrc,
+            learns_ssrc,
+            ssrc_known: !learns_ssrc,
             kind,
             payload_types: spec.payload_types,
             clock_rate_hz: spec.clock_rate_hz,
@@ -239,6 +243,15 @@ impl Registry {
             plan.request_keyframe(worker, id, stream.kind);
         }
         Ok(plan)
+    }
+
+    /// Where a stream of `publisher` takes its packets from: its address, or the first that sends (latching; its
+    /// address, if any, is the fallback).
+    pub(crate) fn source_policy(&self, publisher: &EndpointRecord) -> SourcePolicy {
+        match (publisher.latching, publisher.media_address) {
+            (false, Some(address)) => SourcePolicy::Fixed(address),
+            (_, fallback) => SourcePolicy::Latch { window: self.limits.latch_window, fallback },
+        }
     }
 
     /// The session `id` (validated), or `NotFound`.

@@ -76,6 +76,7 @@ mod delete;
 pub mod error;
 mod invariants;
 mod latch;
+mod learn;
 pub mod model;
 mod plan;
 mod update;

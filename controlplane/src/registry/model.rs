@@ -83,7 +83,7 @@ pub struct StreamSpec {
     pub stream_id: String,
     /// The publishing endpoint.
     pub endpoint_id: String,
-    /// The publisher's SSRC, unique on the node.
+    /// The publisher's SSRC, unique on the node; 0: learn it (see `Registry::plan_learn`).
     pub ssrc: u32,
     /// Audio or video; `None` (unspecified on the wire) is refused.
     pub kind: Option<MediaKind>,
@@ -171,8 +171,10 @@ pub struct StreamView {
     pub stream_id: String,
     /// The publisher.
     pub endpoint_id: String,
-    /// The publisher's SSRC.
+    /// The publisher's SSRC (0 while a stream that learns it has not yet).
     pub ssrc: u32,
+    /// Declared without an SSRC: it adopts the first one its publisher sends and follows changes.
+    pub learns_ssrc: bool,
     /// Audio or video.
     pub kind: MediaKind,
     /// As requested.
@@ -273,7 +275,12 @@ pub(crate) struct EndpointRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StreamRecord {
     pub(crate) endpoint_id: String,
+    /// The publisher's SSRC; while a stream that learns it has not yet, a placeholder no packet carries.
     pub(crate) ssrc: u32,
+    /// Declared without an SSRC: it adopts the first one its publisher sends and follows changes (see `learn`).
+    pub(crate) learns_ssrc: bool,
+    /// It learned one (always true for a stream declared with its SSRC).
+    pub(crate) ssrc_known: bool,
     pub(crate) kind: MediaKind,
     pub(crate) payload_types: Vec<u32>,
     pub(crate) clock_rate_hz: u32,
@@ -341,7 +348,8 @@ impl StreamRecord {
             session_id: session_id.to_owned(),
             stream_id: stream_id.to_owned(),
             endpoint_id: self.endpoint_id.clone(),
-            ssrc: self.ssrc,
+            ssrc: if self.ssrc_known { self.ssrc } else { 0 },
+            learns_ssrc: self.learns_ssrc,
             kind: self.kind,
             payload_types: self.payload_types.clone(),
             clock_rate_hz: self.clock_rate_hz,

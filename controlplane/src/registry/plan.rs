@@ -86,6 +86,14 @@ pub(crate) enum ChangeKind {
         record: StreamRecord,
         subscriptions: Vec<(String, SubscriptionRecord)>,
     },
+    /// A stream adopted its first SSRC: its record (SSRC, worker) and its subscriptions' records (worker) replaced,
+    /// the placeholder SSRC freed and the loads moved.
+    AdoptSsrc {
+        session_id: String,
+        stream_id: String,
+        record: StreamRecord,
+        subscriptions: Vec<(String, SubscriptionRecord)>,
+    },
     /// Replaces a subscription's record (paused state, stream, outgoing SSRC, payload-type map, interceptors, RTX).
     UpdateSubscription { session_id: String, subscription_id: String, record: SubscriptionRecord },
     /// Sets an endpoint's signalled media address; with `socket`, its subscriptions go there from that socket.

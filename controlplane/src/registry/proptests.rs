@@ -63,6 +63,7 @@ enum Op {
     CreateSubscription(usize, usize, Pick, Pick, u32, Option<(u32, u32)>, bool),
     UpdateSubscription(usize, Pick, Option<bool>, Option<Pick>),
     UpdateStream(usize, Pick, Option<u32>, Option<Vec<u32>>),
+    Learn(usize, u32, u8),
     DeleteSubscription(usize, Pick),
     Drain(bool),
 }
@@ -120,6 +121,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(s, u, p, t)| Op::UpdateSubscription(s, u, p, t)),
         3 => (s.clone(), pick(), prop::option::of(0..8u32), prop::option::of(prop::collection::vec(94..98u32, 0..3)))
             .prop_map(|(s, t, ssrc, types)| Op::UpdateStream(s, t, ssrc, types)),
+        3 => (0..3usize, 0..8u32, 95..98u8).prop_map(|(a, ssrc, pt)| Op::Learn(a, ssrc, pt)),
         3 => (s, pick()).prop_map(|(s, u)| Op::DeleteSubscription(s, u)),
         1 => prop::bool::weighted(0.3).prop_map(Op::Drain),
     ]
@@ -196,6 +198,10 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
             let t = t.resolve(streams(reg, *s), &STREAMS);
             let update = StreamUpdate { ssrc: *ssrc, payload_types: payload_types.clone() };
             reg.plan_update_stream(SESSIONS[*s], &t, &update)
+        }
+        Op::Learn(a, ssrc, pt) => {
+            let source = addr(ADDRESSES[*a]?);
+            return reg.plan_learn(source, *ssrc, *pt).map(|(_, _, plan)| Ok(plan));
         }
         Op::DeleteSubscription(s, u) => {
             let u = u.resolve(subs(reg, *s), &SUBSCRIPTIONS);

@@ -141,3 +141,52 @@ fn a_stream_takes_a_new_ssrc_in_place_on_its_worker() {
     assert_eq!(reg.get_stream("room", "a-audio").unwrap().payload_types, [0, 8]);
     assert!(reg.plan_update_stream("room", "a-audio", &StreamUpdate::default()).unwrap().commands.is_empty());
 }
+
+#[test]
+fn a_stream_declared_without_ssrc_adopts_the_first_and_follows_in_place() {
+    use super::tests::{addr, subscription};
+    let mut reg = room(); // 2 workers; alice at 127.0.0.1:5000
+    let learning = |id: &str, types: Vec<u32>| StreamSpec { payload_types: types, ..stream("room", id, "alice", 0) };
+    assert_eq!(invalid_field(reg.plan_create_stream(learning("l", Vec::new()))), "payload_types");
+    let dave = StreamSpec { endpoint_id: "dave".into(), ..learning("d", vec![0]) };
+    assert_eq!(invalid_field(reg.plan_create_stream(dave)), "ssrc", "dave has no address to learn from");
+    apply(&mut reg, |r| r.plan_create_stream(learning("mic", vec![0, 8])));
+    assert_eq!(invalid_field(reg.plan_create_stream(learning("mic2", vec![8, 9]))), "payload_types", "8 is mic's");
+    let mic = reg.get_stream("room", "mic").unwrap();
+    assert_eq!((mic.ssrc, mic.learns_ssrc), (0, true), "nothing learned yet");
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "mic", "bob")));
+
+    // Unknown SSRCs with another payload type or from another address are not the stream's.
+    assert!(reg.plan_learn(addr("127.0.0.1:5000"), 0x1234, 96).is_none());
+    assert!(reg.plan_learn(addr("127.0.0.1:5999"), 0x1234, 0).is_none());
+    // The first one: the stream and its subscription are bound anew where the SSRC goes.
+    let first = (100..).find(|&ssrc| owner_of(ssrc, 2) != mic.worker).unwrap();
+    let (session, stream_id, plan) = reg.plan_learn(addr("127.0.0.1:5000"), first, 8).expect("learns");
+    assert_eq!((session.as_str(), stream_id.as_str()), ("room", "mic"));
+    assert_eq!(plan.commands.len(), plan.undo.len());
+    let new_worker = owner_of(first, 2);
+    assert!(plan.commands.contains(&(mic.worker, Command::RemoveStream { id: mic.data_plane_id })));
+    assert!(plan
+        .commands
+        .iter()
+        .any(|(w, c)| *w == new_worker && matches!(c, Command::AddStream { ssrc, .. } if *ssrc == first)));
+    apply(&mut reg, |_| Ok(plan));
+    let mic = reg.get_stream("room", "mic").unwrap();
+    assert_eq!((mic.ssrc, mic.worker), (first, new_worker));
+    assert_eq!(reg.get_subscription("room", "s").unwrap().worker, new_worker, "its subscription moved along");
+    assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, 0, "nothing was sent: nothing to pin");
+    assert!(reg.plan_learn(addr("127.0.0.1:5000"), first, 8).is_none(), "its own SSRC is not unknown");
+
+    // A restart with an SSRC of the same worker is followed in place; of another worker, not yet.
+    let same = (first + 1..).find(|&ssrc| owner_of(ssrc, 2) == new_worker).unwrap();
+    let other = (first + 1..).find(|&ssrc| owner_of(ssrc, 2) != new_worker).unwrap();
+    assert!(reg.plan_learn(addr("127.0.0.1:5000"), other, 0).is_none());
+    let (_, _, plan) = reg.plan_learn(addr("127.0.0.1:5000"), same, 0).expect("follows");
+    assert_eq!(plan.commands[0], (new_worker, Command::ChangeStreamSsrc { id: mic.data_plane_id, ssrc: same }));
+    apply(&mut reg, |_| Ok(plan));
+    assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, first, "the subscriber keeps its SSRC");
+    assert_eq!(
+        invalid_field(reg.plan_update_stream("room", "mic", &StreamUpdate { ssrc: Some(0), payload_types: None })),
+        "ssrc"
+    );
+}

@@ -40,8 +40,21 @@ impl Registry {
         if let Some(types) = &update.payload_types {
             validate::payload_types(types)?;
         }
+        if update.ssrc == Some(0) {
+            return Err(RegistryError::invalid(
+                "ssrc",
+                "0 is not an SSRC here (a stream declared with 0 learns its own)",
+            ));
+        }
         let session = self.session(session_id)?;
         let current = session.streams.get(stream_id).ok_or_else(|| RegistryError::not_found("stream", stream_id))?;
+        if let Some(ssrc) = update.ssrc.filter(|_| !current.ssrc_known) {
+            // Nothing was sent for a stream that has not learned its SSRC yet: it is bound afresh where `ssrc` goes.
+            if self.ssrcs.contains_key(&ssrc) {
+                return Err(RegistryError::AlreadyExists { kind: "ssrc", id: ssrc.to_string() });
+            }
+            return self.plan_adopt(session_id, session, stream_id, ssrc, update.payload_types.clone());
+        }
         let (id, worker) = (current.data_plane_id, current.worker);
         let mut updated = current.clone();
         let mut commands = Vec::new();

@@ -1,0 +1,197 @@
+//! Streams that learn their SSRC: SIP SDP rarely carries `a=ssrc`, and user agents change SSRC when they restart.
+//!
+//! Owns the rules of a stream declared without an SSRC (`ssrc = 0`): it must be recognisable on the shared media
+//! port by its source (its endpoint has a media or latched address) and by its payload types (declared, and disjoint
+//! from those of the endpoint's other such streams); until it learns, it holds a placeholder SSRC no packet carries,
+//! so it lives in the data plane like any stream. When a worker reports RTP with an unknown SSRC from the endpoint's
+//! address with one of the stream's payload types ([`Registry::plan_learn`]):
+//! - the first SSRC is adopted: the stream and its subscriptions are bound anew on the worker that owns the SSRC
+//!   (nothing was sent yet, so nothing is lost by binding them afresh);
+//! - a later one (the user agent restarted) is followed in place, with `ChangeStreamSsrc` (see `update_stream`): the
+//!   subscribers keep their SSRC and continuous numbering. A new SSRC steered to another worker is not followed yet
+//!   (the `unknown_ssrc` event still tells the controller).
+//!
+//! A worker reports each unknown (source, SSRC) once per statistics round, so two live SSRCs from one source with
+//! the same payload types would make the stream follow each at most once a second: the newest wins. Must never
+//! change the registry (only `commit` does).
+
+use std::net::SocketAddr;
+
+use ringfwd_dataplane::core::interceptor::spec::from_config;
+use ringfwd_dataplane::core::{owner_of, Command, StreamId};
+
+use super::create::{add_subscription, egress_spec, FeedbackRoute};
+use super::error::RegistryError;
+use super::model::{EndpointRecord, SessionRecord, StreamRecord};
+use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
+use super::update_stream::StreamUpdate;
+use super::Registry;
+
+impl Registry {
+    /// Checks that a stream of `endpoint_id` declared without an SSRC can be recognised by its source and its
+    /// `payload_types`.
+    pub(super) fn check_learnable(
+        &self,
+        session: &SessionRecord,
+        endpoint_id: &str,
+        payload_types: &[u32],
+    ) -> Result<(), RegistryError> {
+        let has_address = session
+            .endpoints
+            .get(endpoint_id)
+            .is_some_and(|e| e.media_address.is_some() || e.latched_address.is_some());
+        if !has_address {
+            return Err(RegistryError::invalid(
+                "ssrc",
+                format!(
+                    "0 (learn it) needs a publisher with a media address: endpoint {endpoint_id} has none yet, so its \
+                     packets could not be told apart on the shared media port"
+                ),
+            ));
+        }
+        if payload_types.is_empty() {
+            return Err(RegistryError::invalid("payload_types", "required for a stream that learns its ssrc (ssrc 0)"));
+        }
+        let others = session.streams.iter().filter(|(_, s)| s.endpoint_id == endpoint_id && s.learns_ssrc);
+        for (other_id, other) in others {
+            if let Some(pt) = payload_types.iter().find(|pt| other.payload_types.contains(pt)) {
+                return Err(RegistryError::invalid(
+                    "payload_types",
+                    format!("{pt} is also in stream {other_id}, which learns its ssrc from the same endpoint"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A placeholder SSRC for stream `id` until it learns its own: free on the node, derived from the id.
+    pub(super) fn placeholder_ssrc(&self, id: StreamId) -> u32 {
+        let mut ssrc = (id.0 as u32).wrapping_mul(0x9e37_79b9) | 1;
+        while self.ssrcs.contains_key(&ssrc) {
+            ssrc = ssrc.wrapping_add(2);
+        }
+        ssrc
+    }
+
+    /// Plans what a worker's report "RTP with the unknown `ssrc` and `payload_type` came from `source`" changes:
+    /// `None` when no stream learns from there with that payload type, another stream has `ssrc`, or a learned
+    /// stream's new SSRC belongs to another worker. Answers the session and stream ids with the plan.
+    pub fn plan_learn(&self, source: SocketAddr, ssrc: u32, payload_type: u8) -> Option<(String, String, Plan)> {
+        if self.ssrcs.contains_key(&ssrc) {
+            return None;
+        }
+        let (session_id, session, stream_id) = self.sessions.iter().find_map(|(session_id, session)| {
+            let at = |e: &EndpointRecord| e.media_address == Some(source) || e.latched_address == Some(source);
+            let (stream_id, _) = session.streams.iter().find(|(_, s)| {
+                s.learns_ssrc
+                    && s.payload_types.contains(&u32::from(payload_type))
+                    && session.endpoints.get(&s.endpoint_id).is_some_and(at)
+            })?;
+            Some((session_id, session, stream_id))
+        })?;
+        let stream = session.streams.get(stream_id)?;
+        let plan = if stream.ssrc_known {
+            self.plan_update_stream(session_id, stream_id, &StreamUpdate { ssrc: Some(ssrc), payload_types: None })
+                .ok()?
+        } else {
+            self.plan_adopt(session_id, session, stream_id, ssrc, None).ok()?
+        };
+        Some((session_id.clone(), stream_id.clone(), plan))
+    }
+
+    /// The first SSRC of a stream that learns it: its subscriptions (and their feedback routes) and the stream
+    /// removed where the placeholder put them, then added anew on `ssrc`'s worker (subscriptions keep their ids,
+    /// offsets and out SSRC), each step with its undo, then the keyframe requests of unpaused video subscriptions.
+    /// With `payload_types`, they replace the stream's at the same time.
+    pub(super) fn plan_adopt(
+        &self,
+        session_id: &str,
+        session: &SessionRecord,
+        stream_id: &str,
+        ssrc: u32,
+        payload_types: Option<Vec<u32>>,
+    ) -> Result<Plan, RegistryError> {
+        let stream = session.streams.get(stream_id).ok_or_else(|| RegistryError::not_found("stream", stream_id))?;
+        let publisher = session
+            .endpoints
+            .get(&stream.endpoint_id)
+            .ok_or_else(|| RegistryError::not_found("endpoint", &stream.endpoint_id))?;
+        let source = self.source_policy(publisher);
+        let (old, new) = (stream.worker, owner_of(ssrc, self.workers));
+        let workers = self.loads.len();
+        let mut learned = stream.clone();
+        (learned.ssrc, learned.ssrc_known, learned.worker) = (ssrc, true, new);
+        if let Some(types) = payload_types {
+            learned.payload_types = types;
+        }
+        if new != old {
+            let (streams, subscriptions) = (self.loads[new].streams, self.loads[new].subscriptions);
+            admit(streams, self.limits.max_streams_per_worker, "limits.max_streams_per_worker")?;
+            admit(
+                subscriptions + stream.subscriptions,
+                self.limits.max_subscriptions_per_worker + 1,
+                "limits.max_subscriptions_per_worker",
+            )
+            .map_err(|_| RegistryError::ResourceExhausted {
+                limit: "limits.max_subscriptions_per_worker",
+                value: self.limits.max_subscriptions_per_worker,
+            })?;
+        }
+        let add_stream = |record: &StreamRecord| Command::AddStream {
+            id: record.data_plane_id,
+            ssrc: record.ssrc,
+            source,
+            clock_rate_hz: record.clock_rate_hz,
+            ingress: from_config::ingress(&record.interceptors, &self.interceptors),
+        };
+        let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        let mut moved = Vec::new();
+        for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
+            if let Some(route) = FeedbackRoute::of(sub, workers) {
+                if let (Some(remove), Some(add)) = (route.remove(), route.add()) {
+                    commands.push((route.worker, remove));
+                    undo.push((route.worker, add));
+                }
+            }
+            commands.push((old, Command::RemoveSubscription { id: sub.data_plane_id }));
+            let egress = egress_spec(sub, stream, &self.interceptors);
+            undo.push((old, add_subscription(sub, stream.data_plane_id, egress)));
+            let mut record = sub.clone();
+            record.worker = new;
+            moved.push((subscription_id.clone(), record));
+        }
+        commands.push((old, Command::RemoveStream { id: stream.data_plane_id }));
+        undo.push((old, add_stream(stream)));
+        commands.push((new, add_stream(&learned)));
+        undo.push((new, Command::RemoveStream { id: learned.data_plane_id }));
+        for (_, record) in &moved {
+            let egress = egress_spec(record, &learned, &self.interceptors);
+            commands.push((new, add_subscription(record, learned.data_plane_id, egress)));
+            undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
+            if let Some(route) = FeedbackRoute::of(record, workers) {
+                if let (Some(add), Some(remove)) = (route.add(), route.remove()) {
+                    commands.push((route.worker, add));
+                    undo.push((route.worker, remove));
+                }
+            }
+        }
+        let starting: Vec<_> =
+            moved.iter().filter(|(_, r)| !r.paused && r.destination.is_some()).map(|(_, r)| r.data_plane_id).collect();
+        let (kind, view) = (learned.kind, learned.view(session_id, stream_id));
+        let mut plan = Plan {
+            commands,
+            undo,
+            change: Change(ChangeKind::AdoptSsrc {
+                session_id: session_id.to_owned(),
+                stream_id: stream_id.to_owned(),
+                record: learned,
+                subscriptions: moved,
+            }),
+            outcome: Outcome::Updated(View::Stream(view)),
+        };
+        for id in starting {
+            plan.request_keyframe(new, id, kind);
+        }
+        Ok(plan)
+    }
+}
