@@ -5,9 +5,11 @@
 //! set up authentication (the configured keys, or a generated development key whose admin token is written to
 //! `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain of the workers' event
 //! rings and the webhook senders (before the static sessions, so that they are reported too); create the
-//! config's static sessions through the registry; serve the gRPC API; print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM stop
-//! serving, stop the workers (they stop receiving and flush in-flight sends) and print the final counters; the
-//! event watchers end and the webhook queues get [`WEBHOOK_FLUSH_ON_STOP`] to deliver what they hold.
+//! config's static sessions through the registry; serve the gRPC API (with the health service and
+//! reflection); print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM report
+//! NOT_SERVING on the health service, stop serving, stop the workers (they stop receiving and flush in-flight
+//! sends) and print the final counters; the event watchers end and the webhook queues get
+//! [`WEBHOOK_FLUSH_ON_STOP`] to deliver what they hold.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -219,6 +221,8 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         }
     }
     tracing::info!("stopping: API closed, receives cancelled, in-flight sends flushed");
+    // Health probes and watchers see NOT_SERVING before the listener closes.
+    api.begin_shutdown().await;
     let _ = stop_tx.send(());
     let _ = collect_stop_tx.send(());
     let _ = collector.await;

@@ -14,6 +14,9 @@
 //! Lifecycle events ([`events`]) are published right after each commit, under the registry lock, before the
 //! commit's metadata hook runs: so they are in commit order and a create's metadata event follows its create.
 //! The same module drains the workers' event rings and serves WatchEvents.
+//!
+//! Beside the API, on the same listener, [`probes`] serves the standard gRPC health service (its status follows
+//! `Drain` and shutdown) and server reflection; both without a token, and only they.
 
 mod apply;
 mod auth;
@@ -22,11 +25,13 @@ mod events;
 mod metadata;
 mod metadata_hub;
 mod metadata_wire;
+mod probes;
 mod service;
 mod status;
 
 pub use convert::media_address;
 pub use events::{event_to_wire, EventStream, MAX_WORKER_EVENTS_PER_ROUND};
+pub use probes::{ReflectionError, METHODS as PROBE_METHODS};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +76,8 @@ pub struct Api {
     stats: Arc<std::sync::Mutex<StatsStore>>,
     /// Lifecycle events: published right after each commit, under the registry lock.
     events: Arc<EventBus>,
+    /// What the health service answers; published under the registry lock.
+    health: probes::HealthStatus,
 }
 
 impl Api {
@@ -87,7 +94,8 @@ impl Api {
         events: Arc<EventBus>,
     ) -> Api {
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
-        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events }
+        let health = probes::HealthStatus::new();
+        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events, health }
     }
 
     /// The registry's current usage (for reports).
@@ -96,16 +104,34 @@ impl Api {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes, counting every request into `metrics`.
+/// Why the API server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection services could not be built.
+    #[error(transparent)]
+    Reflection(#[from] ReflectionError),
+    /// The server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the API, the health service and reflection on `listener` until `shutdown` completes, counting every
+/// request into `metrics`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
     metrics: Arc<crate::metrics::ApiMetrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
+    let (reflection_v1, reflection_v1alpha) = probes::reflection_services()?;
+    let health = probes::health_service(&api).await;
     tonic::transport::Server::builder()
         .layer(crate::metrics::ApiMetricsLayer::new(metrics))
         .add_service(RingfwdServer::from_arc(api))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
-        .await
+        .await?;
+    Ok(())
 }

@@ -313,6 +313,8 @@ impl Ringfwd for Api {
         let cancel = request.into_inner().cancel;
         let mut reg = self.registry.lock().await;
         reg.set_draining(!cancel);
+        // Under the registry lock, so that the health status follows the order of the Drain calls.
+        self.health.publish(reg.draining()).await;
         Ok(Response::new(v1::DrainResponse { draining: reg.draining(), sessions_remaining: reg.usage().sessions }))
     }
 }

@@ -1,8 +1,9 @@
 //! Counting the control API's requests: a tower layer on the tonic server that counts every call by gRPC
 //! method and status code and times it.
 //!
-//! Owns [`ApiMetrics`] (fixed tables of atomics, one row per method of `ringfwd.v1.Ringfwd` plus `unknown`,
-//! so no request can grow them) and [`ApiMetricsLayer`]. The code is the `grpc-status` of the response
+//! Owns [`ApiMetrics`] (fixed tables of atomics, one row per method of `ringfwd.v1.Ringfwd`, labelled by its
+//! bare name, one per method of the health and reflection services beside it, labelled `<service>/<method>`
+//! so that probe traffic is seen apart from the API's, plus `unknown`, so no request can grow them) and [`ApiMetricsLayer`]. The code is the `grpc-status` of the response
 //! headers: tonic puts an error there (a "trailers-only" response), and a response whose headers carry none
 //! succeeded as far as its headers go (a stream that fails later still counts `OK`); the duration runs from
 //! the request to the response headers. Must never lock, nor take a label value from the request other than
@@ -60,28 +61,40 @@ pub struct ApiMetrics {
 }
 
 impl ApiMetrics {
-    /// Tables for the methods of `ringfwd.v1.Ringfwd` (read from the API's descriptor) and `unknown`.
+    /// Tables for the methods of `ringfwd.v1.Ringfwd` (read from the API's descriptor), those of the health
+    /// and reflection services ([`crate::api::PROBE_METHODS`]) and `unknown`.
     pub fn new() -> ApiMetrics {
         let service = ringfwd_proto::v1::ringfwd_server::SERVICE_NAME;
-        let methods = prost_reflect::DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET)
+        let mut methods: Vec<String> = prost_reflect::DescriptorPool::decode(ringfwd_proto::FILE_DESCRIPTOR_SET)
             .ok()
             .and_then(|pool| pool.get_service_by_name(service))
             .map(|s| s.methods().map(|m| m.name().to_string()).collect())
             .unwrap_or_default();
+        methods.extend(crate::api::PROBE_METHODS.iter().map(|m| m.to_string()));
         ApiMetrics::with_methods(methods)
     }
 
-    /// Tables for `methods` and `unknown`.
+    /// Tables for `methods` (bare names of `ringfwd.v1.Ringfwd`'s methods, or `<service>/<method>` of
+    /// another service) and `unknown`.
     pub fn with_methods(methods: Vec<String>) -> ApiMetrics {
         let rows = (0..=methods.len()).map(|_| Row::default()).collect();
         ApiMetrics { methods, rows }
     }
 
-    /// The row of the request path `/ringfwd.v1.Ringfwd/<Method>`; `unknown` for anything else.
+    /// The row of the request path `/ringfwd.v1.Ringfwd/<Method>` (a bare name) or `/<service>/<method>` of
+    /// another service (a qualified name); `unknown` for anything else.
     fn row_of(&self, path: &str) -> usize {
         let service = ringfwd_proto::v1::ringfwd_server::SERVICE_NAME;
-        let method = path.strip_prefix('/').and_then(|p| p.strip_prefix(service)).and_then(|p| p.strip_prefix('/'));
-        method.and_then(|m| self.methods.iter().position(|known| known == m)).unwrap_or(self.methods.len())
+        let unknown = self.methods.len();
+        let Some(path) = path.strip_prefix('/') else { return unknown };
+        let name = match path.strip_prefix(service).and_then(|p| p.strip_prefix('/')) {
+            Some(method) if !method.contains('/') => method,
+            Some(_) => return unknown,
+            // Only a qualified name can match: a bare name belongs to the API's service.
+            None if path.contains('/') => path,
+            None => return unknown,
+        };
+        self.methods.iter().position(|known| known == name).unwrap_or(unknown)
     }
 
     /// Counts one request of row `row` that ended with `code` after `elapsed`.
@@ -205,13 +218,18 @@ mod tests {
     use super::*;
 
     fn metrics() -> ApiMetrics {
-        ApiMetrics::with_methods(vec!["CreateSession".into(), "GetNodeInfo".into()])
+        ApiMetrics::with_methods(vec![
+            "CreateSession".into(),
+            "GetNodeInfo".into(),
+            "grpc.health.v1.Health/Check".into(),
+        ])
     }
 
     #[test]
     fn the_service_methods_are_known() {
         let m = ApiMetrics::new();
         assert!(m.methods.iter().any(|name| name == "CreateSession"), "{:?}", m.methods);
+        assert!(m.methods.iter().any(|name| name == "grpc.health.v1.Health/Watch"), "{:?}", m.methods);
         assert_eq!(m.rows.len(), m.methods.len() + 1);
     }
 
@@ -219,10 +237,20 @@ mod tests {
     fn paths_map_to_known_methods_or_unknown() {
         let m = metrics();
         assert_eq!(m.row_of("/ringfwd.v1.Ringfwd/GetNodeInfo"), 1);
-        assert_eq!(m.row_of("/ringfwd.v1.Ringfwd/Nope"), 2);
-        assert_eq!(m.row_of("/other.Svc/GetNodeInfo"), 2);
-        assert_eq!(m.row_of("/ringfwd.v1.RingfwdX/GetNodeInfo"), 2);
-        assert_eq!(m.method_name(2), "unknown");
+        assert_eq!(m.row_of("/grpc.health.v1.Health/Check"), 2);
+        for unknown in [
+            "/ringfwd.v1.Ringfwd/Nope",
+            "/other.Svc/GetNodeInfo",
+            "/ringfwd.v1.RingfwdX/GetNodeInfo",
+            "/GetNodeInfo",
+            "GetNodeInfo",
+            "/ringfwd.v1.Ringfwd/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+        ] {
+            assert_eq!(m.row_of(unknown), 3, "{unknown}");
+        }
+        assert_eq!(m.method_name(2), "grpc.health.v1.Health/Check");
+        assert_eq!(m.method_name(3), "unknown");
     }
 
     #[test]
