@@ -5,7 +5,7 @@
 //! Owns nothing of the daemon. Every pipeline is killed when its handle is dropped, so no test leaves one running.
 
 use std::fs;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,6 +117,45 @@ impl Drop for Pipeline {
 /// The words of a pipeline description.
 pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(String::from).collect()
+}
+
+/// An AVPF `rtpbin` publishing what `encode` makes (a `videotestsrc … ! vp8enc …` description, up to the encoder)
+/// as VP8 RTP with `ssrc`, payload type 96 and `mtu`: its RTP and RTCP leave through one `udpsink` bound to `port`
+/// (a wildcard bind) toward `media`, and the RTCP ringfwd sends it (reports, PLIs, NACKs) is read on `port` into the
+/// same session, so a PLI makes its encoder send a keyframe. `rtpbin` takes `rtpbin_options` (e.g. its `sdes`).
+pub fn vp8_publisher(
+    media: SocketAddr,
+    port: u16,
+    ssrc: u32,
+    mtu: u32,
+    encode: &str,
+    rtpbin_options: &str,
+) -> Vec<String> {
+    words(&format!(
+        "rtpbin name=rb rtp-profile=avpf {rtpbin_options} \
+         {encode} ! rtpvp8pay ssrc={ssrc} pt=96 mtu={mtu} ! rb.send_rtp_sink_0 \
+         rb.send_rtp_src_0 ! funnel name=out \
+           ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false \
+         rb.send_rtcp_src_0 ! out. \
+         udpsrc address=127.0.0.1 port={port} caps=application/x-rtcp ! rb.recv_rtcp_sink_0",
+        ip = media.ip(),
+        mport = media.port(),
+    ))
+}
+
+/// An AVPF `rtpbin` receiving VP8 RTP (and ringfwd's SRs, multiplexed) on `port` and handing what it depacketises to
+/// `sink` (e.g. `rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false`); its RTCP (RRs, NACKs, PLIs)
+/// leaves from `port` toward `media`. `rtpbin` takes `rtpbin_options` (e.g. `latency=1000 do-retransmission=true`).
+pub fn vp8_subscriber(media: SocketAddr, port: u16, rtpbin_options: &str, sink: &str) -> Vec<String> {
+    words(&format!(
+        "rtpbin name=rb rtp-profile=avpf {rtpbin_options} \
+         udpsrc address=127.0.0.1 port={port} \
+           caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96 ! rb.recv_rtp_sink_0 \
+         rb. ! {sink} \
+         rb.send_rtcp_src_0 ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false",
+        ip = media.ip(),
+        mport = media.port(),
+    ))
 }
 
 /// The number of frames a `fakesink name=frames silent=false` printed (one line per buffer).

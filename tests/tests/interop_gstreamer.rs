@@ -51,7 +51,8 @@ use std::time::{Duration, Instant};
 
 use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, v1, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::gst::{
-    ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, words, Pipeline,
+    ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, vp8_publisher, words,
+    Pipeline,
 };
 use ringfwd_tests::relay::{compound, Compound, RtcpTap};
 use ringfwd_tests::Daemon;
@@ -100,19 +101,12 @@ fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
 /// `rtpbin`; its RTP and RTCP leave through one `udpsink` bound to `port`, and ringfwd's reports to it are read
 /// on `port` into the same session.
 fn sender(media: SocketAddr, port: u16) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf sdes=\"application/x-rtp-source-sdes,cname=(string){PUB_CNAME}\" \
-         videotestsrc num-buffers={FRAMES} is-live=true pattern=smpte horizontal-speed=8 \
-           ! video/x-raw,width=320,height=240,framerate=30/1 \
-           ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60 \
-           ! rtpvp8pay ssrc={PUB_SSRC} pt=96 mtu=400 ! rb.send_rtp_sink_0 \
-         rb.send_rtp_src_0 ! funnel name=out \
-           ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false \
-         rb.send_rtcp_src_0 ! out. \
-         udpsrc address=127.0.0.1 port={port} caps=application/x-rtcp ! rb.recv_rtcp_sink_0",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    let encode = format!(
+        "videotestsrc num-buffers={FRAMES} is-live=true pattern=smpte horizontal-speed=8 \
+           ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60"
+    );
+    let sdes = format!("sdes=\"application/x-rtp-source-sdes,cname=(string){PUB_CNAME}\"");
+    vp8_publisher(media, port, PUB_SSRC, 400, &encode, &sdes)
 }
 
 /// The receiver: RTP and ringfwd's SRs on `port`, a share of them dropped on the way through a loopback relay

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
-use ringfwd_tests::gst::{ensure_gstreamer, free_port, words, Pipeline};
+use ringfwd_tests::gst::{ensure_gstreamer, free_port, vp8_publisher, vp8_subscriber, Pipeline};
 use ringfwd_tests::Daemon;
 
 const SESSION: &str = "switch";
@@ -36,36 +36,19 @@ const FRAMES_BEFORE: usize = 30;
 /// How long the subscriber may take to receive them.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A publisher: VP8 at 30 fps with keyframes only every 10 000 frames (the first one, and those it is asked for),
-/// RTP and RTCP out of `port`, ringfwd's RTCP (PLIs included) read on `port` into the same session.
+/// A publisher: VP8 at 30 fps with keyframes only every 10 000 frames (the first one, and those it is asked for).
 fn publisher(media: SocketAddr, port: u16, ssrc: u32, pattern: &str) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf \
-         videotestsrc num-buffers=1800 is-live=true pattern={pattern} \
-           ! video/x-raw,width=320,height=240,framerate=30/1 \
-           ! vp8enc deadline=1 target-bitrate=300000 keyframe-max-dist=10000 \
-           ! rtpvp8pay ssrc={ssrc} pt=96 mtu=1200 ! rb.send_rtp_sink_0 \
-         rb.send_rtp_src_0 ! funnel name=out \
-           ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false \
-         rb.send_rtcp_src_0 ! out. \
-         udpsrc address=127.0.0.1 port={port} caps=application/x-rtcp ! rb.recv_rtcp_sink_0",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    let encode = format!(
+        "videotestsrc num-buffers=1800 is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! vp8enc deadline=1 target-bitrate=300000 keyframe-max-dist=10000"
+    );
+    vp8_publisher(media, port, ssrc, 1200, &encode, "")
 }
 
-/// The subscriber: RTP on `port` into an AVPF `rtpbin`, the VP8 depayloader, and a sink printing every frame with
-/// its flags (no decoder: nothing but ringfwd asks the publisher for keyframes).
+/// The subscriber: the VP8 depayloader and a sink printing every frame with its flags (no decoder: nothing but
+/// ringfwd asks the publisher for keyframes).
 fn subscriber(media: SocketAddr, port: u16) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf latency=100 \
-         udpsrc address=127.0.0.1 port={port} \
-           caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96 ! rb.recv_rtp_sink_0 \
-         rb. ! rtpvp8depay ! fakesink name=frames silent=false sync=false \
-         rb.send_rtcp_src_0 ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    vp8_subscriber(media, port, "latency=100", "rtpvp8depay ! fakesink name=frames silent=false sync=false")
 }
 
 /// Frames the subscriber's sink printed, and how many of them are keyframes.

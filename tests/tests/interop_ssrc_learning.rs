@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringfwd_tests::api::{endpoint, subscription, v1, video_stream, wait_until, Api};
-use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, words, Pipeline};
+use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, vp8_publisher, vp8_subscriber, Pipeline};
 use ringfwd_tests::Daemon;
 
 const SESSION: &str = "learn";
@@ -25,34 +25,17 @@ const SECOND_SSRC: u32 = 0x2468_ace0;
 const FRAMES_PER_RUN: usize = 30;
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The publisher: VP8 with `ssrc` (one keyframe a second), RTP and RTCP out of `port`, for at most 20 s.
+/// The publisher: VP8 with `ssrc` (one keyframe a second), for at most 20 s.
 fn publisher(media: SocketAddr, port: u16, ssrc: u32) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf \
-         videotestsrc num-buffers=600 is-live=true pattern=ball \
-           ! video/x-raw,width=320,height=240,framerate=30/1 \
-           ! vp8enc deadline=1 target-bitrate=300000 keyframe-max-dist=30 \
-           ! rtpvp8pay ssrc={ssrc} pt=96 mtu=1200 ! rb.send_rtp_sink_0 \
-         rb.send_rtp_src_0 ! funnel name=out \
-           ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false \
-         rb.send_rtcp_src_0 ! out. \
-         udpsrc address=127.0.0.1 port={port} caps=application/x-rtcp ! rb.recv_rtcp_sink_0",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    let encode =
+        "videotestsrc num-buffers=600 is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+                  ! vp8enc deadline=1 target-bitrate=300000 keyframe-max-dist=30";
+    vp8_publisher(media, port, ssrc, 1200, encode, "")
 }
 
-/// The subscriber: RTP on `port`, decoded, one line per frame; its RTCP leaves from `port`.
+/// The subscriber: decoded, one line per frame.
 fn subscriber(media: SocketAddr, port: u16) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf latency=200 \
-         udpsrc address=127.0.0.1 port={port} \
-           caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96 ! rb.recv_rtp_sink_0 \
-         rb. ! rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false \
-         rb.send_rtcp_src_0 ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    vp8_subscriber(media, port, "latency=200", "rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false")
 }
 
 /// The `stream_ssrc_changed` event that took `ssrc`, if one came within `WAIT`.

@@ -23,7 +23,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use ringfwd_tests::api::{endpoint, subscription, video_stream, Api};
-use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, words, Pipeline};
+use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, vp8_subscriber, words, Pipeline};
 use ringfwd_tests::{peer, rtp_fields, Daemon};
 
 const SESSION: &str = "uplink";
@@ -77,18 +77,11 @@ fn capture_vp8(dir: &std::path::Path) -> Vec<Vec<u8>> {
     packets
 }
 
-/// A subscriber: RTP and ringfwd's SRs on `port` into an AVPF `rtpbin` that asks for retransmissions, the VP8
-/// depayloader and decoder, and a sink printing each decoded frame; its RTCP (RRs, NACKs) leaves from `port`.
+/// A subscriber: an AVPF `rtpbin` that asks for retransmissions, the VP8 depayloader and decoder, and a sink
+/// printing each decoded frame.
 fn subscriber(media: SocketAddr, port: u16) -> Vec<String> {
-    words(&format!(
-        "rtpbin name=rb rtp-profile=avpf do-retransmission=true latency=1000 \
-         udpsrc address=127.0.0.1 port={port} \
-           caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96 ! rb.recv_rtp_sink_0 \
-         rb. ! rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false \
-         rb.send_rtcp_src_0 ! udpsink host={ip} port={mport} bind-port={port} sync=false async=false",
-        ip = media.ip(),
-        mport = media.port(),
-    ))
+    let sink = "rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false";
+    vp8_subscriber(media, port, "do-retransmission=true latency=1000", sink)
 }
 
 fn decoded(pipeline: &Pipeline) -> usize {
