@@ -211,6 +211,8 @@ impl Forwarder {
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
             Command::SetSource { id, source } => self.table.set_source(id, source),
+            Command::SetRtcpSource { id, source } => self.table.set_rtcp_source(id, source),
+            Command::SetRtcpDestination { id, dest } => self.table.set_rtcp_destination(id, dest),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
@@ -384,7 +386,8 @@ impl Forwarder {
         } else {
             self.counters.rx_rtcp += 1;
         }
-        let stream = match self.table.find_locked(src, ssrc) {
+        let rtcp_source = if is_rtp { None } else { self.table.find_rtcp_source(src, ssrc) };
+        let stream = match self.table.find_locked(src, ssrc).or(rtcp_source) {
             Some(stream) => stream,
             None => {
                 // A subscriber's RTCP is about the SSRC it receives (see `feedback::media_ssrc`).
@@ -581,7 +584,7 @@ impl Forwarder {
                         }
                     }
                 }
-                if egress.send_copy(sub.socket, sub.dest, rewritten) {
+                if egress.send_copy(sub.socket, sub.rtcp_dest.unwrap_or(sub.dest), rewritten) {
                     copies += 1;
                     continue;
                 }

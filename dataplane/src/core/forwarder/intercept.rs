@@ -179,14 +179,18 @@ impl Forwarder {
             };
             let sent = match target {
                 Target::Publisher { stream } => match self.table.streams.get(stream as usize) {
-                    Some(entry) => match entry.source {
-                        SourceState::Locked(addr) => egress.send_copy(entry.socket, addr, bytes),
-                        SourceState::Waiting { .. } => false,
+                    Some(entry) => match (entry.rtcp_source, entry.source) {
+                        (Some(addr), _) | (None, SourceState::Locked(addr)) => {
+                            egress.send_copy(entry.socket, addr, bytes)
+                        }
+                        (None, SourceState::Waiting { .. }) => false,
                     },
                     None => false,
                 },
                 Target::Subscriber { flow } => match self.table.subscriptions.get(flow as usize) {
-                    Some(sub) if has_destination(sub.dest) => egress.send_copy(sub.socket, sub.dest, bytes),
+                    Some(sub) if has_destination(sub.dest) => {
+                        egress.send_copy(sub.socket, sub.rtcp_dest.unwrap_or(sub.dest), bytes)
+                    }
                     Some(_) => false,
                     None => false,
                 },
