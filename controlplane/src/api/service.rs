@@ -218,7 +218,8 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let address = convert::media_address(&r.media_address)?;
-        let outcome = self.apply(|reg| reg.plan_update_endpoint(&r.session_id, &r.endpoint_id, address)).await?;
+        let rtcp = convert::rtcp(&r.rtcp_address, r.rtcp_port_plus_one)?;
+        let outcome = self.apply(|reg| reg.plan_update_endpoint(&r.session_id, &r.endpoint_id, address, rtcp)).await?;
         self.endpoint_reply(view(outcome)?)
     }
 

@@ -78,6 +78,7 @@ mod invariants;
 mod latch;
 pub mod model;
 mod plan;
+mod rtcp;
 mod update;
 mod update_endpoint;
 mod update_stream;
@@ -92,6 +93,8 @@ mod tests_interceptors;
 #[cfg(test)]
 mod tests_latch;
 #[cfg(test)]
+mod tests_rtcp;
+#[cfg(test)]
 mod tests_streams;
 #[cfg(test)]
 mod tests_subscriptions;
@@ -100,8 +103,8 @@ mod tests_updates;
 
 pub use error::RegistryError;
 pub use model::{
-    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtxSpec, SessionView,
-    StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
+    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtcpSpec, RtxSpec,
+    SessionView, StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
 };
 pub use plan::{Change, Outcome, Plan, View};
 pub use update::SubscriptionUpdate;
