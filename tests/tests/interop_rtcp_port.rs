@@ -1,7 +1,8 @@
 //! Interop with peers that do not mux RTCP (SIP user agents without `a=rtcp-mux`, ffmpeg): GStreamer's `rtpbin`
 //! (installed by `tests/scripts/install-gstreamer.sh` when missing) publishes VP8 with its RTP from port X and
 //! its RTCP from X + 1, and another `rtpbin` receives RTP on Y and RTCP on Y + 1 and sends its RTCP from Y + 1.
-//! Both endpoints are created with `rtcp_port_plus_one`.
+//! Both endpoints are created with `rtcp_port_plus_one`, and ringfwd runs with `media.rtcp_port_plus_one`: the
+//! peers send their RTCP to ringfwd's media port + 1 and get ringfwd's RTCP from there.
 //!
 //! What it proves, as the third-party stack observes it:
 //! - The publisher's RTCP from X + 1 is accepted for its stream (ringfwd's `rx_rtcp` counts more than the
@@ -78,13 +79,16 @@ fn plus_one(address: SocketAddr) -> SocketAddr {
 fn rtpbin_without_rtcp_mux_gets_reports_at_rtp_port_plus_one() {
     ensure_gstreamer();
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(
-        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+    // `media.rtcp_port_plus_one` needs an explicit media port (port 0 is refused).
+    let media_port = free_port_pair();
+    let daemon = Daemon::start(&format!(
+        "[placement]\nworker_cores = [0]\n\
+         [media]\naddresses = [\"127.0.0.1:{media_port}\"]\nrtcp_port_plus_one = true\n\
          [interceptors]\ningress = [\"stats\", \"receiver_reports\"]\negress = [\"stats\", \"sender_reports\"]\n",
-    );
+    ));
     let media = daemon.media[0];
-    // Where ringfwd takes and sends RTCP.
-    let ringfwd_rtcp = media;
+    // Where ringfwd takes and sends RTCP: its media port + 1.
+    let ringfwd_rtcp = plus_one(media);
     let api = Api::dev(&daemon);
     let (pub_port, sub_port) = (free_port_pair(), free_port_pair());
     let pub_rtp: SocketAddr = ([127, 0, 0, 1], pub_port).into();
@@ -95,6 +99,8 @@ fn rtpbin_without_rtcp_mux_gets_reports_at_rtp_port_plus_one() {
         |id: &str, address| v1::CreateEndpointRequest { rtcp_port_plus_one: true, ..endpoint(SESSION, id, address) };
     let sender_endpoint = api.create_endpoint(unmuxed("gst-sender", pub_rtp)).expect("CreateEndpoint sender");
     assert_eq!(sender_endpoint.rtcp_address, plus_one(pub_rtp).to_string(), "the effective RTCP address");
+    assert_eq!(sender_endpoint.rtcp_send_to, [ringfwd_rtcp.to_string()], "where the peer sends its RTCP");
+    assert_eq!(api.node().rtcp_addresses, [ringfwd_rtcp.to_string()]);
     api.create_endpoint(unmuxed("gst-receiver", sub_rtp)).expect("CreateEndpoint receiver");
     api.create_stream(video_stream(SESSION, "cam", "gst-sender", PUB_SSRC)).expect("CreateStream");
     api.create_subscription(subscription(SESSION, "cam-to-receiver", "cam", "gst-receiver", OUT_SSRC))

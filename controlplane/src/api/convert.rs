@@ -129,9 +129,12 @@ pub fn session(v: SessionView) -> v1::Session {
     }
 }
 
-/// An endpoint on the wire; `send_to` are the addresses its peer must send media to.
-pub fn endpoint(v: EndpointView, send_to: &[SocketAddr]) -> v1::Endpoint {
+/// An endpoint on the wire; `send_to` are the addresses its peer must send media to, `rtcp_send_to` where it
+/// sends RTCP when it does not mux it (shown only then).
+pub fn endpoint(v: EndpointView, send_to: &[SocketAddr], rtcp_send_to: &[SocketAddr]) -> v1::Endpoint {
+    let rtcp_send_to = if v.rtcp_address.is_some() { rtcp_send_to } else { &[] };
     v1::Endpoint {
+        rtcp_send_to: rtcp_send_to.iter().map(ToString::to_string).collect(),
         session_id: v.session_id,
         endpoint_id: v.endpoint_id,
         media_address: v.media_address.map(|a| a.to_string()).unwrap_or_default(),

@@ -74,3 +74,16 @@ fn rtcp_keys_are_forgotten_and_follow_ssrc_changes() {
     let missing = Command::SetRtcpSource { id: StreamId(1), source: None };
     assert_eq!(h.fwd.apply(h.start, missing), Err(CommandError::StreamNotFound { id: StreamId(1) }));
 }
+
+#[test]
+fn rtcp_to_an_rtcp_address_leaves_from_the_rtcp_socket_when_bound() {
+    let mut h = Harness::new();
+    unmuxed(&mut h);
+    // Two media sockets, their RTCP sockets (port + 1) at 2 and 3; subscription 1 sends from socket 1.
+    h.fwd.set_rtcp_socket_offset(Some(2));
+    let mut egress = Recorder::new();
+    h.send(0, publisher(), &rtp(SSRC, 1, 0, b"a"), &mut egress);
+    assert_eq!(egress.sent.last().map(|s| (s.socket, s.dest)), Some((1, addr("127.0.0.11:6000"))), "RTP: media");
+    h.send(1, rtcp_of(publisher()), &sr(SSRC), &mut egress);
+    assert_eq!(egress.sent.last().map(|s| (s.socket, s.dest)), Some((3, addr("127.0.0.11:6001"))), "RTCP: + 1");
+}
