@@ -12,6 +12,9 @@ use ringfwd_dataplane::core::Command;
 
 use super::model::SessionRecord;
 
+/// Commands and the workers they go to, in order.
+type Commands = Vec<(usize, Command)>;
+
 /// The commands (and `undo[i]` for `commands[i]`) that move endpoint `endpoint_id`'s RTCP address from
 /// `before` to `after` (`None`: muxed). Nothing when it does not change.
 pub(super) fn moves(
@@ -19,7 +22,7 @@ pub(super) fn moves(
     endpoint_id: &str,
     before: Option<SocketAddr>,
     after: Option<SocketAddr>,
-) -> (Vec<(usize, Command)>, Vec<(usize, Command)>) {
+) -> (Commands, Commands) {
     let (mut commands, mut undo) = (Vec::new(), Vec::new());
     if before == after {
         return (commands, undo);
