@@ -251,6 +251,9 @@ fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
         vec!["media addresses".into(), n.media_addresses.join(" ")],
         vec!["advertised".into(), n.advertise_addresses.join(" ")],
     ];
+    if !n.rtcp_addresses.is_empty() {
+        rows.push(vec!["rtcp addresses".into(), n.rtcp_addresses.join(" ")]);
+    }
     if let Some(u) = &n.usage {
         let limits = n.limits.unwrap_or_default();
         rows.push(vec!["sessions".into(), format!("{} / {}", u.sessions, limits.max_sessions)]);
