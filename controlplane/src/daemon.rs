@@ -145,6 +145,12 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
             Driver::Mmsg => "mmsg",
         },
         media: media.clone(),
+        rtcp: dataplane.rtcp_addresses().to_vec(),
+        advertise_rtcp: if dataplane.rtcp_addresses().is_empty() {
+            advertise.clone()
+        } else {
+            advertise.iter().filter_map(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))).collect()
+        },
         advertise,
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,

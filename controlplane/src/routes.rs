@@ -39,6 +39,7 @@ pub async fn install(api: &Api, config: &Config, now_unix_ms: u64) -> Result<usi
                 endpoint_id: e.id.clone(),
                 media_address: e.address,
                 latching: e.latching,
+                rtcp: Default::default(),
             };
             api.apply(|r| r.plan_create_endpoint(spec)).await.map_err(at(format!("sessions[{si}].endpoints[{i}]")))?;
             created += 1;

@@ -408,3 +408,62 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     assert!(egress.to_subscribers >= u64::from(STREAMS * SUBS) * 2, "sender reports: {}", egress.to_subscribers);
     assert_eq!(c.interceptor_emit_refused, 0);
 }
+
+/// Peers without rtcp-mux: publishers' SRs from their RTCP addresses and subscribers' PLIs from theirs, answered
+/// toward the RTCP sockets, allocate nothing.
+#[test]
+fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
+    use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let start = Instant::now();
+    let limits = ForwarderLimits {
+        max_streams: 16,
+        max_subscriptions: 32,
+        max_subscriptions_per_stream: 2,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    };
+    let mut fwd = Forwarder::new(0, 1, limits);
+    fwd.set_rtcp_socket_offset(Some(1));
+    let publisher = |i: u32| SocketAddr::from(([127, 0, 0, 1], 5000 + 2 * i as u16));
+    let rtcp_of = |a: SocketAddr| SocketAddr::new(a.ip(), a.port() + 1);
+    let subscriber = |i: u32| SocketAddr::from(([127, 0, 0, 2], 6000 + 2 * i as u16));
+    for i in 0..8u32 {
+        let id = StreamId(u64::from(i));
+        let source = SourcePolicy::Fixed(publisher(i));
+        let add = Command::AddStream { id, ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress: Default::default() };
+        fwd.apply(start, add).unwrap();
+        fwd.apply(start, Command::SetRtcpSource { id, source: Some(rtcp_of(publisher(i))) }).unwrap();
+        let sub = SubscriptionId(u64::from(i));
+        let cmd = Command::AddSubscription {
+            id: sub,
+            stream: id,
+            dest: subscriber(i),
+            socket: 0,
+            rewrite: Rewrite::default(),
+            paused: false,
+            egress: Default::default(),
+        };
+        fwd.apply(start, cmd).unwrap();
+        fwd.apply(start, Command::SetRtcpDestination { id: sub, dest: Some(rtcp_of(subscriber(i))) }).unwrap();
+    }
+    let reports: Vec<(SocketAddr, Vec<u8>)> =
+        (0..8u32).map(|i| (rtcp_of(publisher(i)), sender_report(100 + i))).collect();
+    let plis: Vec<(SocketAddr, Vec<u8>)> = (0..8u32)
+        .map(|i| {
+            let pli = PictureLossIndication { sender_ssrc: 900 + i, media_ssrc: 100 + i };
+            (rtcp_of(subscriber(i)), marshal(vec![Box::new(pli)]))
+        })
+        .collect();
+    let mut egress = CountingEgress::default();
+    let before = allocations();
+    for round in 0..200u64 {
+        let now = start + Duration::from_millis(round * 5);
+        for (src, pkt) in reports.iter().chain(&plis) {
+            fwd.on_datagram(now, 0, *src, pkt, &mut egress);
+        }
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "RTCP from RTCP addresses allocated {during} times");
+    assert_eq!(fwd.counters().drop_wrong_source, 0);
+    assert_eq!(egress.rtcp, 200 * 16, "each SR to its subscriber, each PLI on to its publisher");
+}

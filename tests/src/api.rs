@@ -215,6 +215,7 @@ pub fn endpoint(session: &str, id: &str, addr: SocketAddr) -> v1::CreateEndpoint
         media_address: addr.to_string(),
         latching: false,
         metadata: Vec::new(),
+        ..Default::default()
     }
 }
 

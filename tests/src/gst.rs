@@ -34,6 +34,19 @@ pub fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port").port()
 }
 
+/// An even loopback port `p` such that `p` and `p + 1` were both free a moment ago: an RTP/RTCP port pair for a
+/// peer without rtcp-mux. Tries at most 64 ports.
+pub fn free_port_pair() -> u16 {
+    for _ in 0..64 {
+        let rtp = free_port() & !1;
+        let both = UdpSocket::bind(("127.0.0.1", rtp)).and_then(|a| Ok((a, UdpSocket::bind(("127.0.0.1", rtp + 1))?)));
+        if both.is_ok() {
+            return rtp;
+        }
+    }
+    panic!("no free loopback port pair in 64 tries")
+}
+
 /// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped.
 pub struct Pipeline {
     name: &'static str,

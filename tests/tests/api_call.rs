@@ -373,6 +373,7 @@ fn a_reinvite_moves_an_endpoint_and_its_streams_and_subscriptions_follow() {
             session_id: SESSION.into(),
             endpoint_id: id.into(),
             media_address: addr.to_string(),
+            ..Default::default()
         };
         api.update_endpoint(request).expect("UpdateEndpoint")
     };
@@ -402,6 +403,7 @@ fn a_reinvite_moves_an_endpoint_and_its_streams_and_subscriptions_follow() {
             session_id: SESSION.into(),
             endpoint_id: "viewer".into(),
             media_address: "127.0.0.1:0".into(),
+            ..Default::default()
         }),
         Code::InvalidArgument,
         &["media_address"],

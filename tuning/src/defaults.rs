@@ -33,6 +33,8 @@ pub const MAX_PACKET_BYTES: usize = 1500;
 
 /// Default time a latching endpoint keeps its learned address without traffic, in milliseconds.
 pub const LATCH_WINDOW_MS: u64 = 10_000;
+/// `media.rtcp_port_plus_one`: RTCP only on the media ports (peers without rtcp-mux send theirs there too).
+pub const RTCP_PORT_PLUS_ONE: bool = false;
 
 /// Default size of one pool buffer, in bytes (packet plus `recvmsg` header room).
 pub const BUFFER_BYTES: u32 = 2048;

@@ -74,6 +74,10 @@ pub struct Media {
     pub max_packet_bytes: usize,
     /// How long a latching endpoint keeps its learned address without traffic, in milliseconds.
     pub latch_window_ms: u64,
+    /// Also bind each media address's port + 1 (same `SO_REUSEPORT` group and steering): RTCP received there is
+    /// taken like RTCP on the media port, and RTCP to peers with an RTCP address (no rtcp-mux) leaves from it.
+    /// Needs explicit media ports (not 0) below 65535.
+    pub rtcp_port_plus_one: bool,
 }
 
 impl Media {
@@ -93,6 +97,7 @@ impl Default for Media {
             send_buffer_bytes: None,
             max_packet_bytes: defaults::MAX_PACKET_BYTES,
             latch_window_ms: defaults::LATCH_WINDOW_MS,
+            rtcp_port_plus_one: defaults::RTCP_PORT_PLUS_ONE,
         }
     }
 }

@@ -12,6 +12,7 @@ mod events;
 mod interceptors;
 
 use std::fmt::Display;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 pub use api::MIN_AUTH_SECRET_BYTES;
@@ -109,6 +110,16 @@ fn validate_media(media: &Media) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("media.addresses", "[]", "needs at least one address"));
     }
     for (i, address) in media.addresses.iter().enumerate() {
+        // Port 0 would pick a port whose + 1 may be taken: refused rather than resolved by retries.
+        if media.rtcp_port_plus_one && !(1..u16::MAX).contains(&address.port()) {
+            let why = "media.rtcp_port_plus_one needs an explicit port in 1..=65534";
+            return Err(ConfigError::invalid(format!("media.addresses[{i}]"), address, why));
+        }
+        let plus_one = |a: &SocketAddr| media.rtcp_port_plus_one && a.port().checked_add(1) == Some(address.port());
+        if let Some(first) = media.addresses[..i].iter().position(plus_one) {
+            let why = format!("its port is media.addresses[{first}]'s port + 1 (media.rtcp_port_plus_one)");
+            return Err(ConfigError::invalid(format!("media.addresses[{i}]"), address, why));
+        }
         if let Some(first) = media.addresses[..i].iter().position(|a| a == address) {
             return Err(ConfigError::invalid(
                 format!("media.addresses[{i}]"),
@@ -353,6 +364,16 @@ mod tests {
         let key = key_after(|c| c.media.latch_window_ms = MAX_LATCH_WINDOW_MS + 1);
         assert_eq!(key, "media.latch_window_ms");
         assert_eq!(key_after(|c| c.media.latch_window_ms = 0), "<valid>");
+        let port_zero = |c: &mut Config| {
+            c.media.rtcp_port_plus_one = true;
+            c.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
+        };
+        assert_eq!(key_after(port_zero), "media.addresses[0]");
+        let fixed = |c: &mut Config| {
+            c.media.rtcp_port_plus_one = true;
+            c.media.addresses = vec!["127.0.0.1:40000".parse().unwrap()];
+        };
+        assert_eq!(key_after(fixed), "<valid>");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tonic::Status;
 
 use super::status::invalid;
 use crate::registry::{
-    EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RtxSpec, SessionView, StreamSpec, StreamView,
+    EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RtcpSpec, RtxSpec, SessionView, StreamSpec, StreamView,
     SubscriptionSpec, SubscriptionUpdate, SubscriptionView, Usage,
 };
 
@@ -22,10 +22,21 @@ pub fn media_address(text: &str) -> Result<Option<SocketAddr>, Status> {
     text.parse().map(Some).map_err(|_| invalid("media_address", format!("{text:?} is not ip:port")))
 }
 
+/// Parses an endpoint's RTCP fields (`rtcp_address` empty: none).
+pub fn rtcp(address: &str, port_plus_one: bool) -> Result<RtcpSpec, Status> {
+    let address = if address.is_empty() {
+        None
+    } else {
+        Some(address.parse().map_err(|_| invalid("rtcp_address", format!("{address:?} is not ip:port")))?)
+    };
+    Ok(RtcpSpec { address, port_plus_one })
+}
+
 /// The request as the registry's spec.
 pub fn endpoint_spec(r: v1::CreateEndpointRequest) -> Result<EndpointSpec, Status> {
     Ok(EndpointSpec {
         media_address: media_address(&r.media_address)?,
+        rtcp: rtcp(&r.rtcp_address, r.rtcp_port_plus_one)?,
         session_id: r.session_id,
         endpoint_id: r.endpoint_id,
         latching: r.latching,
@@ -118,15 +129,20 @@ pub fn session(v: SessionView) -> v1::Session {
     }
 }
 
-/// An endpoint on the wire; `send_to` are the addresses its peer must send media to.
-pub fn endpoint(v: EndpointView, send_to: &[SocketAddr]) -> v1::Endpoint {
+/// An endpoint on the wire; `send_to` are the addresses its peer must send media to, `rtcp_send_to` where it
+/// sends RTCP when it does not mux it (shown only then).
+pub fn endpoint(v: EndpointView, send_to: &[SocketAddr], rtcp_send_to: &[SocketAddr]) -> v1::Endpoint {
+    let rtcp_send_to = if v.rtcp_address.is_some() { rtcp_send_to } else { &[] };
     v1::Endpoint {
+        rtcp_send_to: rtcp_send_to.iter().map(ToString::to_string).collect(),
         session_id: v.session_id,
         endpoint_id: v.endpoint_id,
         media_address: v.media_address.map(|a| a.to_string()).unwrap_or_default(),
         latching: v.latching,
         send_to: send_to.iter().map(ToString::to_string).collect(),
         latched_address: v.latched_address.map(|a| a.to_string()).unwrap_or_default(),
+        rtcp_address: v.rtcp_address.map(|a| a.to_string()).unwrap_or_default(),
+        rtcp_port_plus_one: v.rtcp_port_plus_one,
     }
 }
 

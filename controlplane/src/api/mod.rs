@@ -58,6 +58,11 @@ pub struct NodeStatic {
     pub media: Vec<SocketAddr>,
     /// Addresses peers are told to send to (the bound ones when none are configured).
     pub advertise: Vec<SocketAddr>,
+    /// Bound RTCP addresses (media port + 1; empty unless `media.rtcp_port_plus_one`).
+    pub rtcp: Vec<SocketAddr>,
+    /// Where peers without rtcp-mux are told to send RTCP: each advertised address's port + 1 when RTCP
+    /// addresses are bound, else the advertised addresses.
+    pub advertise_rtcp: Vec<SocketAddr>,
     /// The workers and their counters.
     pub workers: Vec<WorkerHandle>,
     /// `admission.max_packets_per_second_per_source` (0: unlimited), enforced by the workers.

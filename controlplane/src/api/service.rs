@@ -39,7 +39,7 @@ impl Api {
 
     fn endpoint_reply(&self, v: View) -> Reply<v1::Endpoint> {
         match v {
-            View::Endpoint(e) => Ok(Response::new(convert::endpoint(e, self.send_to()))),
+            View::Endpoint(e) => Ok(Response::new(convert::endpoint(e, self.send_to(), &self.node.advertise_rtcp))),
             _ => Err(mismatch()),
         }
     }
@@ -109,14 +109,15 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let v = self.read(|reg| reg.get_endpoint(&r.session_id, &r.endpoint_id)).await?;
-        Ok(Response::new(convert::endpoint(v, self.send_to())))
+        Ok(Response::new(convert::endpoint(v, self.send_to(), &self.node.advertise_rtcp)))
     }
 
     async fn list_endpoints(&self, request: Request<v1::ListEndpointsRequest>) -> Reply<v1::ListEndpointsResponse> {
         self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let list = self.read(|reg| reg.list_endpoints(&r.session_id)).await?;
-        let endpoints = list.into_iter().map(|e| convert::endpoint(e, self.send_to())).collect();
+        let endpoints =
+            list.into_iter().map(|e| convert::endpoint(e, self.send_to(), &self.node.advertise_rtcp)).collect();
         Ok(Response::new(v1::ListEndpointsResponse { endpoints }))
     }
 
@@ -218,7 +219,8 @@ impl Ringfwd for Api {
         self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let address = convert::media_address(&r.media_address)?;
-        let outcome = self.apply(|reg| reg.plan_update_endpoint(&r.session_id, &r.endpoint_id, address)).await?;
+        let rtcp = convert::rtcp(&r.rtcp_address, r.rtcp_port_plus_one)?;
+        let outcome = self.apply(|reg| reg.plan_update_endpoint(&r.session_id, &r.endpoint_id, address, rtcp)).await?;
         self.endpoint_reply(view(outcome)?)
     }
 
@@ -281,6 +283,7 @@ impl Ringfwd for Api {
             draining,
             media_addresses: self.node.media.iter().map(ToString::to_string).collect(),
             advertise_addresses: self.node.advertise.iter().map(ToString::to_string).collect(),
+            rtcp_addresses: self.node.rtcp.iter().map(ToString::to_string).collect(),
         }))
     }
 

@@ -112,6 +112,12 @@ pub enum EndpointCmd {
         /// Latch to the first source that sends a stream's SSRC.
         #[arg(long)]
         latching: bool,
+        /// RTCP without rtcp-mux: the peer's RTCP address, ip:port (excludes --rtcp-port-plus-one).
+        #[arg(long)]
+        rtcp_address: Option<SocketAddr>,
+        /// RTCP without rtcp-mux at the media address's port + 1.
+        #[arg(long)]
+        rtcp_port_plus_one: bool,
         /// Initial metadata KEY=VALUE (repeat).
         #[arg(long = "meta", value_parser = parse_pair)]
         meta: Vec<(String, String)>,
@@ -137,6 +143,12 @@ pub enum EndpointCmd {
         /// The peer's new media address, ip:port (may be left out only for a latching endpoint).
         #[arg(long)]
         address: Option<SocketAddr>,
+        /// RTCP without rtcp-mux: the peer's RTCP address, ip:port (excludes --rtcp-port-plus-one).
+        #[arg(long)]
+        rtcp_address: Option<SocketAddr>,
+        /// RTCP without rtcp-mux at the media address's port + 1.
+        #[arg(long)]
+        rtcp_port_plus_one: bool,
     },
     /// Delete an endpoint, its streams and the subscriptions to or from it.
     Delete {

@@ -106,6 +106,7 @@ fn endpoint_row(e: &v1::Endpoint) -> Vec<String> {
         e.media_address.clone(),
         e.latching.to_string(),
         if e.latched_address.is_empty() { "-".to_owned() } else { e.latched_address.clone() },
+        if e.rtcp_address.is_empty() { "mux".to_owned() } else { e.rtcp_address.clone() },
         e.send_to.join(" "),
     ]
 }
@@ -137,7 +138,8 @@ fn subscription_row(s: &v1::Subscription) -> Vec<String> {
 }
 
 const SESSION: [&str; 4] = ["SESSION", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"];
-const ENDPOINT: [&str; 6] = ["SESSION", "ENDPOINT", "MEDIA ADDRESS", "LATCHING", "LATCHED ADDRESS", "SEND TO"];
+const ENDPOINT: [&str; 7] =
+    ["SESSION", "ENDPOINT", "MEDIA ADDRESS", "LATCHING", "LATCHED ADDRESS", "RTCP ADDRESS", "SEND TO"];
 const STREAM: [&str; 8] = ["SESSION", "STREAM", "ENDPOINT", "SSRC", "KIND", "PT", "CLOCK HZ", "WORKER"];
 const SUBSCRIPTION: [&str; 7] = ["SESSION", "SUBSCRIPTION", "STREAM", "ENDPOINT", "OUT SSRC", "PT MAP", "PAUSED"];
 
@@ -249,6 +251,9 @@ fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
         vec!["media addresses".into(), n.media_addresses.join(" ")],
         vec!["advertised".into(), n.advertise_addresses.join(" ")],
     ];
+    if !n.rtcp_addresses.is_empty() {
+        rows.push(vec!["rtcp addresses".into(), n.rtcp_addresses.join(" ")]);
+    }
     if let Some(u) = &n.usage {
         let limits = n.limits.unwrap_or_default();
         rows.push(vec!["sessions".into(), format!("{} / {}", u.sessions, limits.max_sessions)]);

@@ -136,13 +136,15 @@ async fn session(client: &mut Client, cmd: SessionCmd, json: bool) -> Result<(),
 
 async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(), String> {
     match cmd {
-        EndpointCmd::Create { session, endpoint, address, latching, meta } => {
+        EndpointCmd::Create { session, endpoint, address, latching, rtcp_address, rtcp_port_plus_one, meta } => {
             let request = v1::CreateEndpointRequest {
                 session_id: session,
                 endpoint_id: endpoint,
                 media_address: address.map(|a| a.to_string()).unwrap_or_default(),
                 latching,
                 metadata: initial(meta),
+                rtcp_address: rtcp_address.map(|a| a.to_string()).unwrap_or_default(),
+                rtcp_port_plus_one,
             };
             print(&client.create_endpoint(request).await.map_err(status)?.into_inner(), json)
         }
@@ -154,11 +156,13 @@ async fn endpoint(client: &mut Client, cmd: EndpointCmd, json: bool) -> Result<(
             let request = v1::ListEndpointsRequest { session_id: session };
             print(&client.list_endpoints(request).await.map_err(status)?.into_inner(), json)
         }
-        EndpointCmd::Update { session, endpoint, address } => {
+        EndpointCmd::Update { session, endpoint, address, rtcp_address, rtcp_port_plus_one } => {
             let request = v1::UpdateEndpointRequest {
                 session_id: session,
                 endpoint_id: endpoint,
                 media_address: address.map(|a| a.to_string()).unwrap_or_default(),
+                rtcp_address: rtcp_address.map(|a| a.to_string()).unwrap_or_default(),
+                rtcp_port_plus_one,
             };
             print(&client.update_endpoint(request).await.map_err(status)?.into_inner(), json)
         }

@@ -141,7 +141,7 @@ impl Registry {
                 }
                 *sub = record;
             }
-            ChangeKind::UpdateEndpoint { session_id, endpoint_id, media_address, socket } => {
+            ChangeKind::UpdateEndpoint { session_id, endpoint_id, media_address, rtcp, socket } => {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;
                 };
@@ -149,6 +149,7 @@ impl Registry {
                     return;
                 };
                 endpoint.media_address = media_address;
+                endpoint.rtcp = rtcp;
                 if let (Some(address), Some(socket)) = (media_address, socket) {
                     for sub in session.subscriptions.values_mut().filter(|s| s.endpoint_id == endpoint_id) {
                         sub.destination = Some(address);

@@ -51,12 +51,19 @@ impl Registry {
         validate::id("session_id", &spec.session_id)?;
         validate::id("endpoint_id", &spec.endpoint_id)?;
         validate::media_address(spec.media_address, spec.latching, &self.media)?;
+        validate::rtcp(spec.rtcp, spec.media_address, &self.media)?;
         let session = self.session(&spec.session_id)?;
-        let record =
-            EndpointRecord { media_address: spec.media_address, latching: spec.latching, latched_address: None };
+        let record = EndpointRecord {
+            media_address: spec.media_address,
+            latching: spec.latching,
+            latched_address: None,
+            rtcp: spec.rtcp,
+        };
         if let Some(existing) = session.endpoints.get(&spec.endpoint_id) {
             let view = View::Endpoint(existing.view(&spec.session_id, &spec.endpoint_id));
-            let same = existing.media_address == record.media_address && existing.latching == record.latching;
+            let same = existing.media_address == record.media_address
+                && existing.latching == record.latching
+                && existing.rtcp == record.rtcp;
             return idempotent(same, "endpoint", &spec.endpoint_id, view);
         }
         admit(self.usage.endpoints, self.limits.max_endpoints, "admission.max_endpoints")?;
@@ -126,9 +133,15 @@ impl Registry {
             clock_rate_hz: record.clock_rate_hz,
             ingress: from_config::ingress(&record.interceptors, &self.interceptors),
         };
+        let (mut commands, mut undo) = (vec![(worker, add)], vec![(worker, Command::RemoveStream { id })]);
+        // A peer without rtcp-mux: its RTCP comes from (and goes to) its RTCP address.
+        if let Some(rtcp) = publisher.rtcp_address() {
+            commands.push((worker, Command::SetRtcpSource { id, source: Some(rtcp) }));
+            undo.push((worker, Command::SetRtcpSource { id, source: None }));
+        }
         Ok(Plan {
-            commands: vec![(worker, add)],
-            undo: vec![(worker, Command::RemoveStream { id })],
+            commands,
+            undo,
             outcome: Outcome::Created(View::Stream(record.view(&spec.session_id, &spec.stream_id))),
             change: Change(ChangeKind::CreateStream { session_id: spec.session_id, stream_id: spec.stream_id, record }),
         })
@@ -214,6 +227,10 @@ impl Registry {
         let egress = egress_spec(&record, stream, &self.interceptors);
         let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress))];
         let mut undo = vec![(worker, Command::RemoveSubscription { id })];
+        if let Some(rtcp) = endpoint.rtcp_address() {
+            commands.push((worker, Command::SetRtcpDestination { id, dest: Some(rtcp) }));
+            undo.push((worker, Command::SetRtcpDestination { id, dest: None }));
+        }
         if let Some(route) = FeedbackRoute::of(&record, self.loads.len()) {
             // A worker's route table is as large as its subscription table.
             admit(

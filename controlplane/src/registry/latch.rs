@@ -37,9 +37,14 @@ impl Registry {
             return None;
         }
         let socket = validate::socket_for(source, &self.media)?;
-        let moves = self.move_subscriptions(session, endpoint_id, source, socket);
+        let mut moves = self.move_subscriptions(session, endpoint_id, source, socket);
         let mut latched = endpoint.clone();
         latched.latched_address = Some(source);
+        // RTCP at port + 1 follows the latched address.
+        let (rtcp, rtcp_undo) =
+            super::rtcp::moves(session, endpoint_id, endpoint.rtcp_address(), latched.rtcp_address());
+        moves.commands.extend(rtcp);
+        moves.undo.extend(rtcp_undo);
         let mut plan = Plan {
             commands: moves.commands,
             undo: moves.undo,

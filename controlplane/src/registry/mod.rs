@@ -79,6 +79,7 @@ mod latch;
 mod learn;
 pub mod model;
 mod plan;
+mod rtcp;
 mod update;
 mod update_endpoint;
 mod update_stream;
@@ -93,6 +94,8 @@ mod tests_interceptors;
 #[cfg(test)]
 mod tests_latch;
 #[cfg(test)]
+mod tests_rtcp;
+#[cfg(test)]
 mod tests_streams;
 #[cfg(test)]
 mod tests_subscriptions;
@@ -101,8 +104,8 @@ mod tests_updates;
 
 pub use error::RegistryError;
 pub use model::{
-    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtxSpec, SessionView,
-    StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
+    DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtcpSpec, RtxSpec,
+    SessionView, StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,
 };
 pub use plan::{Change, Outcome, Plan, View};
 pub use update::SubscriptionUpdate;

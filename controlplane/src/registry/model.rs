@@ -61,6 +61,26 @@ pub struct PayloadTypeMapping {
     pub to: u32,
 }
 
+/// Where an endpoint sends and receives RTCP when it does not mux it with RTP (no `a=rtcp-mux`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RtcpSpec {
+    /// An explicit RTCP address ("a=rtcp:" in SDP).
+    pub address: Option<SocketAddr>,
+    /// RTCP at the media address's port + 1 (of the latched address once latched). Excludes `address`.
+    pub port_plus_one: bool,
+}
+
+impl RtcpSpec {
+    /// The effective RTCP address of a peer whose RTP is at `media` (`None`: muxed, or none yet).
+    pub fn resolve(&self, media: Option<SocketAddr>) -> Option<SocketAddr> {
+        if self.address.is_some() {
+            return self.address;
+        }
+        let media = media.filter(|_| self.port_plus_one)?;
+        Some(SocketAddr::new(media.ip(), media.port().checked_add(1)?))
+    }
+}
+
 /// A `CreateEndpoint` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSpec {
@@ -72,6 +92,8 @@ pub struct EndpointSpec {
     pub media_address: Option<SocketAddr>,
     /// Learn the publisher's source address from its first RTP (the address, if any, is the fallback).
     pub latching: bool,
+    /// Its RTCP address when not muxed.
+    pub rtcp: RtcpSpec,
 }
 
 /// A `CreateStream` request.
@@ -160,6 +182,10 @@ pub struct EndpointView {
     pub latching: bool,
     /// The address its streams last latched to (`None`: none yet, or not latching): where it receives.
     pub latched_address: Option<SocketAddr>,
+    /// Its effective RTCP address (`None`: RTCP muxed with RTP).
+    pub rtcp_address: Option<SocketAddr>,
+    /// As requested.
+    pub rtcp_port_plus_one: bool,
 }
 
 /// A stream as the API reports it.
@@ -269,6 +295,8 @@ pub(crate) struct EndpointRecord {
     pub(crate) latching: bool,
     /// Set by the data plane's reports ([`Registry::plan_latch`](super::Registry::plan_latch)), not by requests.
     pub(crate) latched_address: Option<SocketAddr>,
+    /// Its RTCP address as requested (muxed by default).
+    pub(crate) rtcp: RtcpSpec,
 }
 
 /// A stream, with where it lives in the data plane and how many subscriptions it has.
@@ -338,7 +366,15 @@ impl EndpointRecord {
             media_address: self.media_address,
             latching: self.latching,
             latched_address: self.latched_address,
+            rtcp_address: self.rtcp_address(),
+            rtcp_port_plus_one: self.rtcp.port_plus_one,
         }
+    }
+
+    /// Where its RTCP comes from and goes to (`None`: muxed with its RTP): the explicit address, else with
+    /// port + 1 that of the address it receives at (latched, else signalled).
+    pub(crate) fn rtcp_address(&self) -> Option<SocketAddr> {
+        self.rtcp.resolve(self.latched_address.or(self.media_address))
     }
 }
 

@@ -101,6 +101,7 @@ pub(crate) enum ChangeKind {
         session_id: String,
         endpoint_id: String,
         media_address: Option<std::net::SocketAddr>,
+        rtcp: super::model::RtcpSpec,
         socket: Option<usize>,
     },
     /// Records the address a latching endpoint latched to, and sends its subscriptions there from `socket`.

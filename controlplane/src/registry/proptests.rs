@@ -157,6 +157,7 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
             endpoint_id: ENDPOINTS[*e].into(),
             media_address: ADDRESSES[*a].map(addr),
             latching: *latching,
+            rtcp: Default::default(),
         }),
         Op::DeleteEndpoint(s, e) => {
             let e = e.resolve(endpoints(reg, *s), &ENDPOINTS);

@@ -43,6 +43,7 @@ pub(crate) fn endpoint(session: &str, id: &str, address: Option<&str>) -> Endpoi
         endpoint_id: id.into(),
         media_address: address.map(addr),
         latching: address.is_none(),
+        rtcp: RtcpSpec::default(),
     }
 }
 

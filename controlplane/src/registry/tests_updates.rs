@@ -243,7 +243,7 @@ fn an_endpoint_moves_with_its_streams_and_subscriptions() {
     let sub = reg.get_subscription("room", "s").unwrap().data_plane_id;
     let audio = reg.get_stream("room", "a-audio").unwrap();
     let new_alice = addr("127.0.0.1:6000");
-    let plan = reg.plan_update_endpoint("room", "alice", Some(new_alice)).unwrap();
+    let plan = reg.plan_update_endpoint("room", "alice", Some(new_alice), Default::default()).unwrap();
     let sources: Vec<_> = plan.commands.iter().filter(|(_, c)| matches!(c, Command::SetSource { .. })).collect();
     assert_eq!(sources.len(), 2, "a-audio and a-video follow: {:?}", plan.commands);
     assert!(plan.commands.contains(&(audio.worker, Command::SetSource { id: audio.data_plane_id, source: new_alice })));
@@ -253,11 +253,14 @@ fn an_endpoint_moves_with_its_streams_and_subscriptions() {
     apply(&mut reg, |_| Ok(plan));
 
     let new_bob = addr("127.0.0.1:6002");
-    let plan = reg.plan_update_endpoint("room", "bob", Some(new_bob)).unwrap();
+    let plan = reg.plan_update_endpoint("room", "bob", Some(new_bob), Default::default()).unwrap();
     assert!(plan.commands.iter().any(|(_, c)| *c == Command::SetDestination { id: sub, dest: new_bob, socket: 0 }));
     apply(&mut reg, |_| Ok(plan));
     assert_eq!(reg.get_subscription("room", "s").unwrap().destination, Some(new_bob));
-    assert!(reg.plan_update_endpoint("room", "bob", Some(new_bob)).unwrap().commands.is_empty(), "unchanged");
-    assert_eq!(invalid_field(reg.plan_update_endpoint("room", "bob", None)), "media_address");
-    assert_eq!(not_found(reg.plan_update_endpoint("room", "zed", Some(new_bob))), "endpoint");
+    assert!(
+        reg.plan_update_endpoint("room", "bob", Some(new_bob), Default::default()).unwrap().commands.is_empty(),
+        "unchanged"
+    );
+    assert_eq!(invalid_field(reg.plan_update_endpoint("room", "bob", None, Default::default())), "media_address");
+    assert_eq!(not_found(reg.plan_update_endpoint("room", "zed", Some(new_bob), Default::default())), "endpoint");
 }

@@ -5,13 +5,15 @@
 //! fixed source is re-keyed; a latching stream still waiting takes the address as its fallback), then the moves of
 //! every subscription it receives to the new address (shared with latching, see [`Registry::move_subscriptions`]),
 //! unless it latched: a latched endpoint keeps receiving where it really is. Must never change the registry (only
-//! `commit` does).
+//! `commit` does). The endpoint's RTCP address is replaced with the update's (an update without one makes RTCP muxed),
+//! its streams and subscriptions following it (see `rtcp`).
 
 use std::net::SocketAddr;
 
 use ringfwd_dataplane::core::Command;
 
 use super::error::RegistryError;
+use super::model::RtcpSpec;
 use super::plan::{Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
@@ -24,6 +26,7 @@ impl Registry {
         session_id: &str,
         endpoint_id: &str,
         media_address: Option<SocketAddr>,
+        rtcp: RtcpSpec,
     ) -> Result<Plan, RegistryError> {
         validate::id("session_id", session_id)?;
         validate::id("endpoint_id", endpoint_id)?;
@@ -31,21 +34,25 @@ impl Registry {
         let current =
             session.endpoints.get(endpoint_id).ok_or_else(|| RegistryError::not_found("endpoint", endpoint_id))?;
         validate::media_address(media_address, current.latching, &self.media)?;
+        validate::rtcp(rtcp, media_address, &self.media)?;
         let mut updated = current.clone();
         updated.media_address = media_address;
+        updated.rtcp = rtcp;
         let outcome = Outcome::Updated(View::Endpoint(updated.view(session_id, endpoint_id)));
         let change = |socket| {
             Change(ChangeKind::UpdateEndpoint {
                 session_id: session_id.to_owned(),
                 endpoint_id: endpoint_id.to_owned(),
                 media_address,
+                rtcp,
                 socket,
             })
         };
+        let (mut commands, mut undo) =
+            super::rtcp::moves(session, endpoint_id, current.rtcp_address(), updated.rtcp_address());
         let Some(address) = media_address.filter(|&address| Some(address) != current.media_address) else {
-            return Ok(Plan { commands: Vec::new(), undo: Vec::new(), change: change(None), outcome });
+            return Ok(Plan { commands, undo, change: change(None), outcome });
         };
-        let (mut commands, mut undo) = (Vec::new(), Vec::new());
         for stream in session.streams.values().filter(|s| s.endpoint_id == endpoint_id) {
             let id = stream.data_plane_id;
             commands.push((stream.worker, Command::SetSource { id, source: address }));

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use ringfwd_dataplane::core::command::MAX_CLOCK_RATE_HZ;
 
 use super::error::RegistryError;
-use super::model::{MediaKind, PayloadTypeMapping, RtxSpec};
+use super::model::{MediaKind, PayloadTypeMapping, RtcpSpec, RtxSpec};
 use ringfwd_tuning::InterceptorName;
 
 /// Longest accepted id, in bytes (the config's static routes take the same ids).
@@ -38,21 +38,54 @@ pub(crate) fn media_address(
     latching: bool,
     media: &[SocketAddr],
 ) -> Result<(), RegistryError> {
-    const FIELD: &str = "media_address";
+    media_address_field("media_address", address, latching, media)
+}
+
+/// [`media_address`] for the request field `FIELD`.
+fn media_address_field(
+    field: &'static str,
+    address: Option<SocketAddr>,
+    latching: bool,
+    media: &[SocketAddr],
+) -> Result<(), RegistryError> {
     let Some(address) = address else {
-        return if latching { Ok(()) } else { Err(RegistryError::invalid(FIELD, "required unless latching")) };
+        return if latching { Ok(()) } else { Err(RegistryError::invalid(field, "required unless latching")) };
     };
     if address.port() == 0 {
-        return Err(RegistryError::invalid(FIELD, format!("{address}: port must be 1..65535")));
+        return Err(RegistryError::invalid(field, format!("{address}: port must be 1..65535")));
     }
     if address.ip().is_unspecified() {
-        return Err(RegistryError::invalid(FIELD, format!("{address}: not a host address (unspecified)")));
+        return Err(RegistryError::invalid(field, format!("{address}: not a host address (unspecified)")));
     }
     if socket_for(address, media).is_none() {
         let family = if address.is_ipv4() { "IPv4" } else { "IPv6" };
-        return Err(RegistryError::invalid(FIELD, format!("{address}: this node has no {family} media address")));
+        return Err(RegistryError::invalid(field, format!("{address}: this node has no {family} media address")));
     }
     Ok(())
+}
+
+/// Checks an endpoint's RTCP address, for create and update alike: `rtcp_address` and `rtcp_port_plus_one`
+/// exclude each other; an explicit address is checked as a media address; port + 1 needs a media port below
+/// 65535 (a latching endpoint without an address resolves it once it latches).
+pub(crate) fn rtcp(
+    spec: RtcpSpec,
+    media_address: Option<SocketAddr>,
+    media: &[SocketAddr],
+) -> Result<(), RegistryError> {
+    match (spec.address, spec.port_plus_one) {
+        (Some(_), true) => {
+            Err(RegistryError::invalid("rtcp_port_plus_one", "excludes rtcp_address: give one or the other"))
+        }
+        (Some(address), false) if media_address.is_some_and(|m| m.is_ipv4() != address.is_ipv4()) => {
+            Err(RegistryError::invalid("rtcp_address", format!("{address}: not of media_address's address family")))
+        }
+        (Some(address), false) => media_address_field("rtcp_address", Some(address), false, media),
+        (None, true) if media_address.is_some_and(|a| a.port() == u16::MAX) => Err(RegistryError::invalid(
+            "rtcp_port_plus_one",
+            format!("media_address {} has no port + 1", media_address.map(|a| a.to_string()).unwrap_or_default()),
+        )),
+        (None, _) => Ok(()),
+    }
 }
 
 /// The index of the media socket that sends to `dest`: the first media address of its family.

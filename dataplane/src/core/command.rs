@@ -162,6 +162,24 @@ pub enum Command {
         /// The publisher's address from now on.
         source: SocketAddr,
     },
+    /// Accepts stream `id`'s RTCP (never its RTP) also from `source`, and sends its publisher's RTCP (RR, NACK,
+    /// PLI/FIR, TWCC) there: a peer without rtcp-mux sends and expects RTCP on its RTP port + 1. `None`: RTCP is
+    /// muxed on the stream's source again. The key `(source, ssrc)` follows an SSRC change.
+    SetRtcpSource {
+        /// The stream.
+        id: StreamId,
+        /// The publisher's RTCP address, or `None` for RTCP muxed with RTP.
+        source: Option<SocketAddr>,
+    },
+    /// Sends subscription `id`'s RTCP (SRs, the publisher's forwarded RTCP, what its egress interceptors emit) to
+    /// `dest` instead of its RTP destination, and recognises its subscriber's RTCP (RR, NACK, PLI) from there too.
+    /// `None`: RTCP is muxed on its destination again.
+    SetRtcpDestination {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The subscriber's RTCP address, or `None` for RTCP muxed with RTP.
+        dest: Option<SocketAddr>,
+    },
     /// Asks the publisher of subscription `id`'s stream for a keyframe on the subscriber's behalf: a
     /// subscriber that starts receiving a video stream mid-way (a new subscription, a switch, a resume)
     /// cannot decode its delta frames. The request takes the path of a PLI from the subscriber, through the

@@ -97,6 +97,9 @@ pub struct Forwarder {
     unknown_ssrcs: Vec<(SocketAddr, u32)>,
     /// The last statistics of streams and subscriptions removed since the runtime last took them.
     final_snapshots: Vec<(StatsKey, Snapshot)>,
+    /// The number of media sockets when each has an RTCP socket (its port + 1) at index `socket + n`; `None`:
+    /// RTCP leaves from the media sockets.
+    rtcp_socket_offset: Option<usize>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -139,7 +142,16 @@ impl Forwarder {
             unreachable: Vec::with_capacity(stats::UNREACHABLE_PER_ROUND),
             unknown_ssrcs: Vec::with_capacity(stats::UNKNOWN_SSRCS_PER_ROUND),
             final_snapshots: Vec::new(),
+            rtcp_socket_offset: None,
         }
+    }
+
+    /// Makes RTCP to peers with an RTCP address leave from the RTCP socket (media port + 1) of the socket their
+    /// media uses: with `Some(n)`, socket `i % n + n` is the RTCP socket of media socket `i` (the driver binds
+    /// the `n` RTCP sockets after the `n` media sockets). RTCP received on an RTCP socket is taken like RTCP
+    /// received on a media socket.
+    pub fn set_rtcp_socket_offset(&mut self, media_sockets: Option<usize>) {
+        self.rtcp_socket_offset = media_sockets.filter(|&n| n > 0);
     }
 
     /// Sets the worker's NTP epoch (wall clock read together with a monotonic instant), which the
@@ -214,6 +226,8 @@ impl Forwarder {
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
             Command::SetSource { id, source } => self.table.set_source(id, source),
+            Command::SetRtcpSource { id, source } => self.table.set_rtcp_source(id, source),
+            Command::SetRtcpDestination { id, dest } => self.table.set_rtcp_destination(id, dest),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
             Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
@@ -319,7 +333,8 @@ impl Forwarder {
         } else {
             self.counters.rx_rtcp += 1;
         }
-        let stream = match self.table.find_locked(src, ssrc) {
+        let rtcp_source = if is_rtp { None } else { self.table.find_rtcp_source(src, ssrc) };
+        let stream = match self.table.find_locked(src, ssrc).or(rtcp_source) {
             Some(stream) => stream,
             None => {
                 // A subscriber's RTCP is about the SSRC it receives (see `feedback::media_ssrc`).
@@ -486,6 +501,7 @@ impl Forwarder {
         egress: &mut E,
     ) -> Outcome {
         let pkt = compound.bytes();
+        let rtcp_offset = self.rtcp_socket_offset;
         let Table { streams, subscriptions, .. } = &mut self.table;
         let (mut active, mut copies) = (0u32, 0u32);
         let mut last_refusal = None;
@@ -521,7 +537,11 @@ impl Forwarder {
                         }
                     }
                 }
-                if egress.send_copy(sub.socket, sub.dest, rewritten) {
+                let (socket, dest) = match sub.rtcp_dest {
+                    Some(rtcp) => (rtcp_socket(rtcp_offset, sub.socket), rtcp),
+                    None => (sub.socket, sub.dest),
+                };
+                if egress.send_copy(socket, dest, rewritten) {
                     copies += 1;
                     continue;
                 }
@@ -597,6 +617,15 @@ enum Parsed<'a> {
 
 /// The SSRC ringfwd sends its own RTCP about stream `id` from: derived from the stream id, never the
 /// publisher's own SSRC.
+/// The socket RTCP to a peer with an RTCP address leaves from, given the socket its media uses (see
+/// [`Forwarder::set_rtcp_socket_offset`]).
+pub(crate) fn rtcp_socket(offset: Option<usize>, socket: usize) -> usize {
+    match offset {
+        Some(n) => socket % n + n,
+        None => socket,
+    }
+}
+
 fn local_ssrc(id: StreamId, publisher_ssrc: u32) -> u32 {
     let candidate = (id.0 as u32 ^ (id.0 >> 32) as u32).wrapping_mul(0x9e37_79b9) ^ 0x7266_7764;
     if candidate == publisher_ssrc {

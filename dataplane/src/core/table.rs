@@ -1,7 +1,8 @@
 //! The stream and subscription tables of one worker, bounded by [`ForwarderLimits`].
 //!
 //! Owns the slabs of streams and subscriptions (indices are `u32`, stable while the entry lives; a
-//! subscription's index is its GSO flow key), the id maps, the `(source, ssrc)` map of locked streams,
+//! subscription's index is its GSO flow key), the id maps, the `(source, ssrc)` map of locked streams, the
+//! `(rtcp source, ssrc)` map of publishers without rtcp-mux (RTCP only),
 //! the `ssrc` map of latching streams (waiting or latched), and the latching rule. Capacity is reserved at
 //! construction, so lookups and latching never allocate; only commands (adding a subscription to a
 //! stream's list, or moving it to another stream's list) may. Must never grow past its limits:
@@ -88,6 +89,9 @@ pub(crate) struct Stream {
     pub(crate) last_packet: Option<Instant>,
     /// Packets dropped by a rate limit since the last `RateLimited` event.
     pub(crate) rate_limited_pending: u64,
+    /// Its publisher's RTCP address when not muxed (RTP port + 1): its RTCP is accepted from there and RTCP to
+    /// the publisher goes there.
+    pub(crate) rtcp_source: Option<SocketAddr>,
 }
 
 /// One subscriber's copy of a stream.
@@ -114,6 +118,9 @@ pub(crate) struct Subscription {
     pub(crate) feedback_key: (SocketAddr, u32),
     /// The spec its egress chain was bound from (a reconfiguration with the same spec keeps the chain).
     pub(crate) egress_spec: EgressSpec,
+    /// Its subscriber's RTCP address when not muxed: RTCP to the subscriber goes there, and its feedback is
+    /// recognised there as well (a second feedback key, its RTCP address and out SSRC).
+    pub(crate) rtcp_dest: Option<SocketAddr>,
 }
 
 /// What a new subscription is made of (besides its id, stream and chain).
@@ -155,12 +162,14 @@ pub(crate) struct Table {
     stream_ids: Map<StreamId, u32>,
     subscription_ids: Map<SubscriptionId, u32>,
     locked: Map<(SocketAddr, u32), u32>,
+    /// Streams by (RTCP source, SSRC), for publishers whose RTCP is not muxed: RTCP only.
+    rtcp_sources: Map<(SocketAddr, u32), u32>,
     /// Latching streams by SSRC, waiting or latched (at most one per SSRC).
     latching: Map<u32, u32>,
     /// How many streams (locked or waiting) have each SSRC: tells WrongSource from UnknownSsrc.
     ssrc_streams: Map<u32, u32>,
-    /// Subscriptions by (destination, out SSRC): where a subscriber's RTCP belongs. When two share a
-    /// key, the first keeps it.
+    /// Subscriptions by (destination or RTCP destination, out SSRC): where a subscriber's RTCP belongs. When two
+    /// share a key, the first keeps it. Up to two keys per subscription.
     feedback: Map<(SocketAddr, u32), u32>,
     /// Feedback about out SSRCs this worker owns for subscriptions other workers hold.
     pub(crate) routes: FeedbackRoutes,
@@ -200,9 +209,10 @@ impl Table {
             stream_ids: reserved_map(streams, &hasher),
             subscription_ids: reserved_map(subscriptions, &hasher),
             locked: reserved_map(streams, &hasher),
+            rtcp_sources: reserved_map(streams, &hasher),
             latching: reserved_map(streams, &hasher),
             ssrc_streams: reserved_map(streams, &hasher),
-            feedback: reserved_map(subscriptions, &hasher),
+            feedback: reserved_map(subscriptions.saturating_mul(2), &hasher),
             routes: FeedbackRoutes::new(limits.max_subscriptions, &hasher),
         }
     }
@@ -254,6 +264,7 @@ impl Table {
             socket: 0,
             last_packet: None,
             rate_limited_pending: 0,
+            rtcp_source: None,
         }) as u32;
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
@@ -288,6 +299,12 @@ impl Table {
         if latching {
             self.latching.remove(&old);
             self.latching.insert(ssrc, idx);
+        }
+        if let Some(rtcp) = stream.rtcp_source {
+            if self.rtcp_sources.get(&(rtcp, old)) == Some(&idx) {
+                self.rtcp_sources.remove(&(rtcp, old));
+            }
+            self.rtcp_sources.entry((rtcp, ssrc)).or_insert(idx);
         }
         if let Some(count) = self.ssrc_streams.get_mut(&old) {
             *count -= 1;
@@ -336,6 +353,14 @@ impl Table {
             let sub = self.subscriptions.remove(flow as usize);
             self.subscription_ids.remove(&sub.id);
             self.forget_feedback_key(sub.feedback_key, flow);
+            if let Some(rtcp) = sub.rtcp_dest {
+                self.forget_feedback_key((rtcp, sub.feedback_key.1), flow);
+            }
+        }
+        if let Some(rtcp) = stream.rtcp_source {
+            if self.rtcp_sources.get(&(rtcp, stream.ssrc)) == Some(&idx) {
+                self.rtcp_sources.remove(&(rtcp, stream.ssrc));
+            }
         }
         if let SourceState::Locked(addr) = stream.source {
             self.locked.remove(&(addr, stream.ssrc));
@@ -389,6 +414,7 @@ impl Table {
             rtx: egress_spec.rtx.map(|params| (params, 0)),
             feedback_key,
             egress_spec,
+            rtcp_dest: None,
         };
         let idx = self.subscriptions.insert(sub) as u32;
         self.streams[stream_idx as usize].subscriptions.push(idx);
@@ -414,6 +440,9 @@ impl Table {
         let sub = self.subscriptions.remove(idx as usize);
         self.unlink(sub.stream, idx);
         self.forget_feedback_key(sub.feedback_key, idx);
+        if let Some(rtcp) = sub.rtcp_dest {
+            self.forget_feedback_key((rtcp, sub.feedback_key.1), idx);
+        }
         Ok(())
     }
 
@@ -493,6 +522,53 @@ impl Table {
         sub.socket = socket;
         sub.feedback_key = key;
         self.feedback.entry(key).or_insert(idx);
+        Ok(())
+    }
+
+    /// Runs `Command::SetRtcpSource`: re-keys stream `id`'s RTCP source. Never allocates (capacity reserved).
+    pub(crate) fn set_rtcp_source(&mut self, id: StreamId, source: Option<SocketAddr>) -> Result<(), CommandError> {
+        let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
+        let stream = &mut self.streams[idx as usize];
+        let ssrc = stream.ssrc;
+        if let Some(new) = source.filter(|&new| stream.rtcp_source != Some(new)) {
+            if self.rtcp_sources.contains_key(&(new, ssrc)) {
+                return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(new) });
+            }
+        }
+        if let Some(old) = stream.rtcp_source.take() {
+            if self.rtcp_sources.get(&(old, ssrc)) == Some(&idx) {
+                self.rtcp_sources.remove(&(old, ssrc));
+            }
+        }
+        stream.rtcp_source = source;
+        if let Some(new) = source {
+            self.rtcp_sources.insert((new, ssrc), idx);
+        }
+        Ok(())
+    }
+
+    /// The stream whose publisher sends its RTCP about `ssrc` from `src` (not muxed).
+    pub(crate) fn find_rtcp_source(&self, src: SocketAddr, ssrc: u32) -> Option<u32> {
+        self.rtcp_sources.get(&(src, ssrc)).copied()
+    }
+
+    /// Runs `Command::SetRtcpDestination`: moves subscription `id`'s second feedback key. Never allocates
+    /// (capacity reserved for two keys per subscription).
+    pub(crate) fn set_rtcp_destination(
+        &mut self,
+        id: SubscriptionId,
+        dest: Option<SocketAddr>,
+    ) -> Result<(), CommandError> {
+        let idx = self.subscription_slot(id)?;
+        let sub = &mut self.subscriptions[idx as usize];
+        let out_ssrc = sub.feedback_key.1;
+        let old = std::mem::replace(&mut sub.rtcp_dest, dest);
+        if let Some(old) = old {
+            self.forget_feedback_key((old, out_ssrc), idx);
+        }
+        if let Some(new) = dest {
+            self.feedback.entry((new, out_ssrc)).or_insert(idx);
+        }
         Ok(())
     }
 

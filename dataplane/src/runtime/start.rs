@@ -83,6 +83,8 @@ pub struct Dataplane {
     handles: Vec<WorkerHandle>,
     threads: Vec<JoinHandle<()>>,
     media: Vec<SocketAddr>,
+    /// The RTCP addresses (media port + 1), in media order; empty unless `media.rtcp_port_plus_one`.
+    rtcp: Vec<SocketAddr>,
     control_wake: Arc<Notifier>,
     driver: Driver,
     recorder: Option<Recorder>,
@@ -107,7 +109,12 @@ impl Dataplane {
             // Only the io_uring driver reads the error queue and retries the sends a pending error fails.
             recv_errors: config.media.driver == Driver::IoUring,
         };
-        let sockets = socket::open(&config.media.addresses, workers, opts)?;
+        // With `rtcp_port_plus_one`, each media address's port + 1 follows the media addresses (validated: no port 0).
+        let media_count = config.media.addresses.len();
+        let rtcp = config.media.addresses.iter().filter(|_| config.media.rtcp_port_plus_one);
+        let rtcp = rtcp.filter_map(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?)));
+        let addresses: Vec<SocketAddr> = config.media.addresses.iter().copied().chain(rtcp).collect();
+        let sockets = socket::open(&addresses, workers, opts)?;
         let io = |what| move |source| StartError::Io { what, source };
         let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
         let capacity = config.limits.command_ring_capacity as usize;
@@ -120,7 +127,8 @@ impl Dataplane {
             .map(|_| HandoverRing::new(config.limits.handover_ring_capacity as usize, config.media.max_packet_bytes))
             .collect::<Vec<_>>()
             .into();
-        let settings = settings(config, workers);
+        let mut settings = settings(config, workers);
+        settings.rtcp_socket_offset = (sockets.bound.len() > media_count).then_some(media_count);
         let (taps, recorder) = start_recorder(config, workers, &sockets.bound).map_err(io("recorder thread"))?;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -172,7 +180,8 @@ impl Dataplane {
         let mut dataplane = Dataplane {
             handles,
             threads,
-            media: sockets.bound,
+            rtcp: sockets.bound[media_count..].to_vec(),
+            media: sockets.bound[..media_count].to_vec(),
             control_wake,
             driver: config.media.driver,
             recorder,
@@ -195,6 +204,12 @@ impl Dataplane {
     /// The workers, in index order.
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.handles
+    }
+
+    /// The bound RTCP addresses (each media address's port + 1), in config order; empty unless
+    /// `media.rtcp_port_plus_one`.
+    pub fn rtcp_addresses(&self) -> &[SocketAddr] {
+        &self.rtcp
     }
 
     /// The bound media addresses (port 0 in the config resolved), in config order.
@@ -315,6 +330,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
         batch_window: Duration::from_micros(u64::from(config.idle.batch_window_us)),
         stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
         inactive_after: Duration::from_millis(u64::from(config.telemetry.inactive_after_ms)),
+        rtcp_socket_offset: None,
     }
 }
 

@@ -83,6 +83,9 @@ pub struct WorkerSettings {
     pub stats_interval: Duration,
     /// A stream without packets for this long is reported inactive.
     pub inactive_after: Duration,
+    /// With RTCP sockets (media port + 1) bound after the media sockets: the number of media sockets (socket
+    /// `i + n` is socket `i`'s RTCP socket). `None`: RTCP leaves from the media sockets.
+    pub rtcp_socket_offset: Option<usize>,
 }
 
 /// Everything one worker thread owns or shares.
@@ -124,6 +127,7 @@ impl WorkerContext {
     pub fn forwarder(&self) -> Forwarder {
         let mut forwarder = Forwarder::new(self.index, self.workers, self.settings.limits);
         forwarder.set_ntp_epoch(ntp_epoch_now());
+        forwarder.set_rtcp_socket_offset(self.settings.rtcp_socket_offset);
         if let Some(ring) = &self.tap {
             forwarder.set_tap_ring(ring.clone());
         }

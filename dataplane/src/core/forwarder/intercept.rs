@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{local_ssrc, Egress, Forwarder, Outcome};
+use super::{local_ssrc, rtcp_socket, Egress, Forwarder, Outcome};
 use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
 use crate::core::feedback::{source_feedback, translate_feedback};
@@ -179,14 +179,20 @@ impl Forwarder {
             };
             let sent = match target {
                 Target::Publisher { stream } => match self.table.streams.get(stream as usize) {
-                    Some(entry) => match entry.source {
-                        SourceState::Locked(addr) => egress.send_copy(entry.socket, addr, bytes),
-                        SourceState::Waiting { .. } => false,
+                    Some(entry) => match (entry.rtcp_source, entry.source) {
+                        (Some(rtcp), _) => {
+                            egress.send_copy(rtcp_socket(self.rtcp_socket_offset, entry.socket), rtcp, bytes)
+                        }
+                        (None, SourceState::Locked(addr)) => egress.send_copy(entry.socket, addr, bytes),
+                        (None, SourceState::Waiting { .. }) => false,
                     },
                     None => false,
                 },
                 Target::Subscriber { flow } => match self.table.subscriptions.get(flow as usize) {
-                    Some(sub) if has_destination(sub.dest) => egress.send_copy(sub.socket, sub.dest, bytes),
+                    Some(sub) if has_destination(sub.dest) => match sub.rtcp_dest {
+                        Some(rtcp) => egress.send_copy(rtcp_socket(self.rtcp_socket_offset, sub.socket), rtcp, bytes),
+                        None => egress.send_copy(sub.socket, sub.dest, bytes),
+                    },
                     Some(_) => false,
                     None => false,
                 },

@@ -6,6 +6,7 @@ mod commands;
 mod events;
 mod fan_out;
 mod latch;
+mod rtcp_port;
 mod switch;
 
 use std::net::SocketAddr;

@@ -1,0 +1,96 @@
+//! Unit tests of endpoints without rtcp-mux: validation shared by create and update, the commands that set a
+//! stream's RTCP source and a subscription's RTCP destination, their undo, and port + 1 following a latch.
+//!
+//! Uses the fixtures of `tests` (the "room" on two workers). Must never use a socket or a clock.
+
+use ringfwd_dataplane::core::Command;
+
+use super::tests::{addr, apply, endpoint, invalid_field, room, stream, subscription};
+use super::*;
+
+fn plus_one() -> RtcpSpec {
+    RtcpSpec { address: None, port_plus_one: true }
+}
+
+#[test]
+fn rtcp_fields_are_validated_alike_on_create_and_update() {
+    let mut reg = room();
+    let both = RtcpSpec { address: Some(addr("127.0.0.1:7001")), port_plus_one: true };
+    let cases = [
+        (both, "rtcp_port_plus_one"),
+        (RtcpSpec { address: Some(addr("127.0.0.1:0")), ..RtcpSpec::default() }, "rtcp_address"),
+        (RtcpSpec { address: Some(addr("0.0.0.0:7001")), ..RtcpSpec::default() }, "rtcp_address"),
+        (RtcpSpec { address: Some(addr("[::1]:7001")), ..RtcpSpec::default() }, "rtcp_address"),
+    ];
+    for (rtcp, field) in cases {
+        let spec = EndpointSpec { rtcp, ..endpoint("room", "erin", Some("127.0.0.1:7000")) };
+        assert_eq!(invalid_field(reg.plan_create_endpoint(spec)), field, "create {rtcp:?}");
+        let update = reg.plan_update_endpoint("room", "bob", Some(addr("127.0.0.1:5002")), rtcp);
+        assert_eq!(invalid_field(update), field, "update {rtcp:?}");
+    }
+    let top = EndpointSpec { rtcp: plus_one(), ..endpoint("room", "erin", Some("127.0.0.1:65535")) };
+    assert_eq!(invalid_field(reg.plan_create_endpoint(top)), "rtcp_port_plus_one");
+    let fine = EndpointSpec { rtcp: plus_one(), ..endpoint("room", "erin", Some("127.0.0.1:7000")) };
+    let Outcome::Created(View::Endpoint(view)) = apply(&mut reg, |r| r.plan_create_endpoint(fine.clone())) else {
+        panic!("created")
+    };
+    assert_eq!(view.rtcp_address, Some(addr("127.0.0.1:7001")), "the effective RTCP address");
+    assert!(matches!(reg.plan_create_endpoint(fine.clone()).unwrap().outcome, Outcome::Existing(_)));
+    let muxed = EndpointSpec { rtcp: RtcpSpec::default(), ..fine };
+    assert!(reg.plan_create_endpoint(muxed).is_err(), "the same id with another RTCP address");
+}
+
+#[test]
+fn streams_and_subscriptions_of_an_unmuxed_endpoint_use_its_rtcp_address() {
+    let mut reg = room();
+    let erin = EndpointSpec { rtcp: plus_one(), ..endpoint("room", "erin", Some("127.0.0.1:7000")) };
+    apply(&mut reg, |r| r.plan_create_endpoint(erin));
+    let plan = reg.plan_create_stream(stream("room", "e-audio", "erin", 20)).unwrap();
+    let [(w, Command::AddStream { id, .. }), (w2, Command::SetRtcpSource { id: id2, source })] =
+        plan.commands.as_slice()
+    else {
+        panic!("AddStream then SetRtcpSource: {:?}", plan.commands)
+    };
+    assert_eq!((w, id, *source), (w2, id2, Some(addr("127.0.0.1:7001"))));
+    assert_eq!(plan.undo.len(), plan.commands.len());
+    apply(&mut reg, |_| Ok(plan));
+    let plan = reg.plan_create_subscription(subscription("room", "to-erin", "a-audio", "erin")).unwrap();
+    let rtcp_dest: Vec<_> = plan
+        .commands
+        .iter()
+        .filter_map(|(_, c)| matches!(c, Command::SetRtcpDestination { .. }).then_some(c))
+        .collect();
+    assert!(
+        matches!(rtcp_dest.as_slice(), [Command::SetRtcpDestination { dest: Some(d), .. }] if *d == addr("127.0.0.1:7001")),
+        "{:?}",
+        plan.commands
+    );
+    assert_eq!(plan.undo.len(), plan.commands.len());
+    apply(&mut reg, |_| Ok(plan));
+    // Muxed again by an update without RTCP fields: both follow, with their undo.
+    let plan = reg.plan_update_endpoint("room", "erin", Some(addr("127.0.0.1:7000")), RtcpSpec::default()).unwrap();
+    assert!(plan.commands.iter().any(|(_, c)| matches!(c, Command::SetRtcpSource { source: None, .. })));
+    assert!(plan.commands.iter().any(|(_, c)| matches!(c, Command::SetRtcpDestination { dest: None, .. })));
+    assert!(plan.undo.iter().any(|(_, c)| matches!(c, Command::SetRtcpSource { source: Some(_), .. })));
+    apply(&mut reg, |_| Ok(plan));
+    assert_eq!(reg.get_endpoint("room", "erin").unwrap().rtcp_address, None);
+}
+
+#[test]
+fn port_plus_one_follows_the_latched_address() {
+    let mut reg = room();
+    let frank = EndpointSpec { latching: true, rtcp: plus_one(), ..endpoint("room", "frank", None) };
+    apply(&mut reg, |r| r.plan_create_endpoint(frank));
+    let plan = reg.plan_create_stream(stream("room", "f-audio", "frank", 30)).unwrap();
+    assert_eq!(plan.commands.len(), 1, "no RTCP address before it latches: {:?}", plan.commands);
+    apply(&mut reg, |_| Ok(plan));
+    let id = reg.get_stream("room", "f-audio").unwrap().data_plane_id;
+    let plan = reg.plan_latch(id, addr("127.0.0.1:9000")).expect("a latch plan");
+    let rtcp = Some(addr("127.0.0.1:9001"));
+    assert!(
+        plan.commands.iter().any(|(_, c)| *c == Command::SetRtcpSource { id, source: rtcp }),
+        "{:?}",
+        plan.commands
+    );
+    assert_eq!(plan.undo.len(), plan.commands.len());
+}
