@@ -6,7 +6,8 @@
 //! so it lives in the data plane like any stream. When a worker reports RTP with an unknown SSRC from the endpoint's
 //! address with one of the stream's payload types ([`Registry::plan_learn`]):
 //! - the first SSRC is adopted: the stream and its subscriptions are bound anew on the worker that owns the SSRC
-//!   (nothing was sent yet, so nothing is lost by binding them afresh);
+//!   (nothing was sent yet, so nothing is lost by binding them afresh), with the RTCP addresses of peers without
+//!   rtcp-mux set again;
 //! - a later one (the user agent restarted) is followed in place, with `ChangeStreamSsrc` (see `update_stream`): the
 //!   subscribers keep their SSRC and continuous numbering. A new SSRC steered to another worker is not followed yet
 //!   (the `unknown_ssrc` event still tells the controller).
@@ -101,7 +102,8 @@ impl Registry {
 
     /// The first SSRC of a stream that learns it: its subscriptions (and their feedback routes) and the stream
     /// removed where the placeholder put them, then added anew on `ssrc`'s worker (subscriptions keep their ids,
-    /// offsets and out SSRC), each step with its undo, then the keyframe requests of unpaused video subscriptions.
+    /// offsets and out SSRC) with the RTCP source and destinations of peers without rtcp-mux (bound afresh, they
+    /// have none), each step with its undo, then the keyframe requests of unpaused video subscriptions.
     /// With `payload_types`, they replace the stream's at the same time.
     pub(super) fn plan_adopt(
         &self,
@@ -153,6 +155,12 @@ impl Registry {
                     undo.push((route.worker, add));
                 }
             }
+            let subscriber_rtcp = session.endpoints.get(&sub.endpoint_id).and_then(EndpointRecord::rtcp_address);
+            if let Some(rtcp) = subscriber_rtcp {
+                // Only so that the undo below (run newest first) restores it after re-adding the subscription.
+                commands.push((old, Command::SetRtcpDestination { id: sub.data_plane_id, dest: None }));
+                undo.push((old, Command::SetRtcpDestination { id: sub.data_plane_id, dest: Some(rtcp) }));
+            }
             commands.push((old, Command::RemoveSubscription { id: sub.data_plane_id }));
             let egress = egress_spec(sub, stream, &self.interceptors);
             undo.push((old, add_subscription(sub, stream.data_plane_id, egress)));
@@ -160,14 +168,30 @@ impl Registry {
             record.worker = new;
             moved.push((subscription_id.clone(), record));
         }
-        commands.push((old, Command::RemoveStream { id: stream.data_plane_id }));
+        // A publisher without rtcp-mux: the stream bound anew takes its RTCP from its RTCP address, as before.
+        let id = stream.data_plane_id;
+        if let Some(rtcp) = publisher.rtcp_address() {
+            commands.push((old, Command::SetRtcpSource { id, source: None }));
+            undo.push((old, Command::SetRtcpSource { id, source: Some(rtcp) }));
+        }
+        commands.push((old, Command::RemoveStream { id }));
         undo.push((old, add_stream(stream)));
         commands.push((new, add_stream(&learned)));
-        undo.push((new, Command::RemoveStream { id: learned.data_plane_id }));
+        undo.push((new, Command::RemoveStream { id }));
+        if let Some(rtcp) = publisher.rtcp_address() {
+            commands.push((new, Command::SetRtcpSource { id, source: Some(rtcp) }));
+            undo.push((new, Command::SetRtcpSource { id, source: None }));
+        }
         for (_, record) in &moved {
             let egress = egress_spec(record, &learned, &self.interceptors);
+            let id = record.data_plane_id;
             commands.push((new, add_subscription(record, learned.data_plane_id, egress)));
-            undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
+            undo.push((new, Command::RemoveSubscription { id }));
+            // A subscriber without rtcp-mux keeps getting its RTCP at its RTCP address.
+            if let Some(rtcp) = session.endpoints.get(&record.endpoint_id).and_then(EndpointRecord::rtcp_address) {
+                commands.push((new, Command::SetRtcpDestination { id, dest: Some(rtcp) }));
+                undo.push((new, Command::SetRtcpDestination { id, dest: None }));
+            }
             if let Some(route) = FeedbackRoute::of(record, workers) {
                 if let (Some(add), Some(remove)) = (route.add(), route.remove()) {
                     commands.push((route.worker, add));

@@ -94,3 +94,49 @@ fn port_plus_one_follows_the_latched_address() {
     );
     assert_eq!(plan.undo.len(), plan.commands.len());
 }
+
+#[test]
+fn a_learned_ssrc_keeps_the_rtcp_addresses_of_unmuxed_peers() {
+    use ringfwd_dataplane::core::owner_of;
+    // Two SIP user agents without rtcp-mux, each publishing a stream that learns its SSRC, each hearing the other.
+    let mut reg = room();
+    for (id, address) in [("uac", "127.0.0.1:7000"), ("uas", "127.0.0.1:7100")] {
+        apply(&mut reg, |r| {
+            r.plan_create_endpoint(EndpointSpec { rtcp: plus_one(), ..endpoint("room", id, Some(address)) })
+        });
+        let learning = StreamSpec { payload_types: vec![0], ..stream("room", &format!("{id}-audio"), id, 0) };
+        apply(&mut reg, |r| r.plan_create_stream(learning));
+    }
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "uas-hears", "uac-audio", "uas")));
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "uac-hears", "uas-audio", "uac")));
+    let stream = reg.get_stream("room", "uac-audio").unwrap();
+    let sub = reg.get_subscription("room", "uas-hears").unwrap().data_plane_id;
+
+    // Adopting the first SSRC binds the stream and its subscription anew, on another worker: their RTCP addresses
+    // must be set again, and the undo (newest first) must restore them where they were.
+    let ssrc = (100..).find(|&s| owner_of(s, 2) != stream.worker).unwrap();
+    let (_, _, plan) = reg.plan_learn(addr("127.0.0.1:7000"), ssrc, 0).expect("learns");
+    assert_eq!(plan.commands.len(), plan.undo.len());
+    let new = owner_of(ssrc, 2);
+    let (id, uac_rtcp, uas_rtcp) = (stream.data_plane_id, addr("127.0.0.1:7001"), addr("127.0.0.1:7101"));
+    let position = |command: &Command| plan.commands.iter().position(|(w, c)| *w == new && c == command);
+    let added = plan.commands.iter().position(|(w, c)| *w == new && matches!(c, Command::AddStream { .. }));
+    let source = position(&Command::SetRtcpSource { id, source: Some(uac_rtcp) });
+    assert!(added.is_some() && source > added, "the new stream takes RTCP from port + 1: {:?}", plan.commands);
+    let added = plan.commands.iter().position(|(w, c)| *w == new && matches!(c, Command::AddSubscription { .. }));
+    let dest = position(&Command::SetRtcpDestination { id: sub, dest: Some(uas_rtcp) });
+    assert!(added.is_some() && dest > added, "the new subscription sends RTCP to port + 1: {:?}", plan.commands);
+    let rollback = plan.rollback(plan.commands.len());
+    let restored = |command: &Command, readded: fn(&Command) -> bool| {
+        let at = rollback.iter().position(|(w, c)| *w == stream.worker && c == command);
+        let readded = rollback.iter().position(|(w, c)| *w == stream.worker && readded(c));
+        readded.is_some() && at > readded
+    };
+    assert!(restored(&Command::SetRtcpSource { id, source: Some(uac_rtcp) }, |c| matches!(
+        c,
+        Command::AddStream { .. }
+    )));
+    assert!(restored(&Command::SetRtcpDestination { id: sub, dest: Some(uas_rtcp) }, |c| {
+        matches!(c, Command::AddSubscription { .. })
+    }));
+}
