@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod gst;
 pub mod peer;
 pub mod relay;
+pub mod sip;
 
 pub use api::Api;
 pub use daemon::{Daemon, Exit};
