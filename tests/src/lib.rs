@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod baresip;
 pub mod config;
 pub mod daemon;
 pub mod gst;
