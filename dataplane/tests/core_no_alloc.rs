@@ -467,3 +467,72 @@ fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
     assert_eq!(fwd.counters().drop_wrong_source, 0);
     assert_eq!(egress.rtcp, 200 * 16, "each SR to its subscriber, each PLI on to its publisher");
 }
+
+/// Peers that publish and subscribe at one address, with the default chains: each one's SR carries a report
+/// block and a PLI about the SSRC it receives, taken for its stream and for its subscription; nothing allocates.
+#[test]
+fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
+    use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtcp::reception_report::ReceptionReport;
+    use rtcp::sender_report::SenderReport;
+
+    let start = Instant::now();
+    let limits = ForwarderLimits {
+        max_streams: 16,
+        max_subscriptions: 32,
+        max_subscriptions_per_stream: 2,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    };
+    let config = Interceptors::default();
+    let mut fwd = Forwarder::new(0, 1, limits);
+    fwd.set_ntp_epoch(NtpEpoch { at: start, ntp: 3_970_000_000u64 << 32 });
+    // Peers 2k and 2k + 1 call each other: each publishes 100 + i and hears the other as 0x5000 + i.
+    const PEERS: u32 = 8;
+    let peer = |i: u32| SocketAddr::from(([127, 0, 0, 3], 7000 + 2 * i as u16));
+    let heard_as = |i: u32| 0x5000 + i;
+    for i in 0..PEERS {
+        let ingress = from_config::ingress(&config.ingress, &config);
+        let source = SourcePolicy::Fixed(peer(i));
+        let cmd =
+            Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
+        fwd.apply(start, cmd).unwrap();
+    }
+    for i in 0..PEERS {
+        let cmd = Command::AddSubscription {
+            id: SubscriptionId(u64::from(i)),
+            stream: StreamId(u64::from(i ^ 1)),
+            dest: peer(i),
+            socket: 0,
+            rewrite: Rewrite { out_ssrc: Some(heard_as(i)), ..Rewrite::default() },
+            paused: false,
+            egress: from_config::egress(&config.egress, &config, u128::MAX),
+        };
+        fwd.apply(start, cmd).unwrap();
+    }
+    let media: Vec<Vec<u8>> = (0..PEERS).map(|i| rtp(100 + i, 1, 160)).collect();
+    let compounds: Vec<Vec<u8>> = (0..PEERS)
+        .map(|i| {
+            let report = ReceptionReport { ssrc: heard_as(i), last_sequence_number: 1, ..Default::default() };
+            let sr = SenderReport { ssrc: 100 + i, reports: vec![report], ..Default::default() };
+            let pli = PictureLossIndication { sender_ssrc: 100 + i, media_ssrc: heard_as(i) };
+            marshal(vec![Box::new(sr), Box::new(pli)])
+        })
+        .collect();
+    let mut egress = CountingEgress::default();
+    for (i, pkt) in media.iter().enumerate() {
+        fwd.on_datagram(start, 0, peer(i as u32), pkt, &mut egress);
+    }
+    let before = allocations();
+    for round in 0..200u64 {
+        let now = start + Duration::from_millis(round * 5);
+        for (i, pkt) in compounds.iter().enumerate() {
+            fwd.on_datagram(now, 0, peer(i as u32), pkt, &mut egress);
+        }
+        fwd.on_timers(now, &mut egress);
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "sendrecv peers' compounds allocated {during} times");
+    assert_eq!(fwd.counters().rx_feedback, 200 * u64::from(PEERS), "each compound's subscriber part taken");
+    assert_eq!(fwd.counters().drop_malformed, 0);
+}

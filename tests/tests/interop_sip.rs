@@ -17,9 +17,9 @@
 //! - A re-INVITE from the caller becomes UpdateEndpoint, is answered, and media goes on.
 //! - The caller's BYE reaches the callee, and the session is deleted.
 //!
-//! Not asserted, because ringfwd does not do it yet: the report blocks in a user agent's SRs (a SIP user agent
-//! sends and receives, so it reports in SRs, never in RRs) are not taken as its reception reports as a subscriber,
-//! so the subscriptions show no `receiver_reports` and no RTT. The test prints them.
+//! - A user agent sends and receives, so it reports its reception in its SRs (never in RRs), which start with its
+//!   own SSRC: their report blocks about the SSRC ringfwd sends it are taken as its reports as a subscriber (its
+//!   subscription's `receiver_reports`).
 //!
 //! Loopback only; every process is bounded in time and killed on every exit path; every wait is for an event.
 
@@ -240,6 +240,7 @@ fn baresip_calls_baresip_through_a_controller_with_ringfwd_relaying_the_audio() 
             egress.rtt_us
         );
         assert_eq!((ingress.lost, ingress.duplicates, egress.payload_type_filtered), (0, 0, 0), "{}", leg.stream());
+        assert!(egress.receiver_reports > 0, "{}: the report blocks in the hearer's SRs were not taken", leg.stream());
         assert!(ingress.packets >= egress.packets, "{}: more out than in", leg.stream());
         not_forwarded += ingress.packets - egress.packets;
         ingress_of.push(ingress.packets as f64);

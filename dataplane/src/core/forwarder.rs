@@ -287,6 +287,12 @@ impl Forwarder {
         if !self.outbox.is_empty() {
             self.drain_outbox(egress);
         }
+        self.count(outcome);
+        outcome
+    }
+
+    /// Counts what became of a packet (what the fan-out did not count copy by copy).
+    fn count(&mut self, outcome: Outcome) {
         match outcome {
             // Refused, withheld or filtered copies were counted one by one during the fan-out.
             Outcome::Dropped(DropReason::TxFull | DropReason::RebasePending | DropReason::PayloadTypeFiltered) => {}
@@ -296,7 +302,31 @@ impl Forwarder {
             Outcome::Handover { .. } => self.counters.handover_out += 1,
             Outcome::Forwarded { .. } => {}
         }
-        outcome
+    }
+
+    /// The subscriber's part of RTCP that `src` sent as the publisher of `stream` (first SSRC `ssrc`): when the
+    /// compound's report blocks or feedback are about another SSRC than the publisher's own and the one
+    /// ringfwd's reports to it come from, a subscription of this worker receiving at `src` gets it now (as a
+    /// subscriber's RTCP); otherwise the worker to hand the compound to once the publisher's part is done is
+    /// answered: the one a feedback route names, else the one owning that SSRC (which holds the subscription or
+    /// the route to it, as for any subscriber's RTCP). Never for a handed-over packet.
+    fn subscriber_part(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        (stream, ssrc): (u32, u32),
+        compound: &RtcpCompound<'_>,
+        may_hand_over: bool,
+    ) -> Option<usize> {
+        let entry = &self.table.streams[stream as usize];
+        let own = local_ssrc(entry.id, entry.ssrc);
+        let media = media_ssrc(compound).filter(|&media| media != ssrc && media != own)?;
+        if let Some(flow) = self.table.find_feedback(src, media) {
+            let _ = self.on_subscriber_rtcp(now, flow, compound);
+            return None;
+        }
+        let owner = self.table.routes.find(src, media).unwrap_or_else(|| owner_of(media, self.workers));
+        Some(owner).filter(|&owner| may_hand_over && owner != self.worker)
     }
 
     fn route<E: Egress>(
@@ -334,8 +364,19 @@ impl Forwarder {
             self.counters.rx_rtcp += 1;
         }
         let rtcp_source = if is_rtp { None } else { self.table.find_rtcp_source(src, ssrc) };
+        // A peer that publishes and subscribes (a SIP user agent, a sendrecv WebRTC peer) sends its RTCP with
+        // its own media SSRC first: the compound is its publisher's (SR, SDES, BYE) and may also be a
+        // subscriber's (report blocks, NACK, PLI about the SSRC ringfwd sends it). The second part is handled
+        // too, here or, when that subscription lives on another worker, by handing the compound over once the
+        // publisher's part is done.
+        let mut feedback_elsewhere = None;
         let stream = match self.table.find_locked(src, ssrc).or(rtcp_source) {
-            Some(stream) => stream,
+            Some(stream) => {
+                if let Parsed::Rtcp(compound) = &parsed {
+                    feedback_elsewhere = self.subscriber_part(now, src, (stream, ssrc), compound, may_hand_over);
+                }
+                stream
+            }
             None => {
                 // A subscriber's RTCP is about the SSRC it receives (see `feedback::media_ssrc`).
                 let media = match &parsed {
@@ -403,12 +444,24 @@ impl Forwarder {
                 if compound.says_bye(Ssrc(entry.ssrc)) {
                     self.events.push(WorkerEventKind::StreamBye { stream: entry.id });
                 }
-                match self.ingress_rtcp(now, stream, &compound) {
-                    Verdict::Continue => return self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
-                    verdict => verdict,
-                }
+                let outcome = match self.ingress_rtcp(now, stream, &compound) {
+                    Verdict::Continue => self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
+                    verdict => self.verdict_outcome(stream, verdict),
+                };
+                return match feedback_elsewhere {
+                    Some(owner) => {
+                        self.count(outcome);
+                        Outcome::Handover { owner }
+                    }
+                    None => outcome,
+                };
             }
         };
+        self.verdict_outcome(stream, verdict)
+    }
+
+    /// The outcome of a packet of `stream` that an ingress interceptor did not let through.
+    fn verdict_outcome(&mut self, stream: u32, verdict: Verdict) -> Outcome {
         match verdict {
             Verdict::Drop(reason) => {
                 if reason == DropReason::RateLimited {

@@ -7,6 +7,7 @@ mod events;
 mod fan_out;
 mod latch;
 mod rtcp_port;
+mod sendrecv;
 mod switch;
 
 use std::net::SocketAddr;
