@@ -175,6 +175,7 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         metadata,
         Arc::clone(&stats),
         Arc::clone(&events),
+        Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
     ));
     let event_rings = dataplane.workers().iter().map(|w| Arc::clone(&w.events)).collect();
     let event_period = Duration::from_millis(u64::from(config.events.worker_poll_ms));

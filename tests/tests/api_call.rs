@@ -411,3 +411,45 @@ fn a_reinvite_moves_an_endpoint_and_its_streams_and_subscriptions_follow() {
     let exit = daemon.stop();
     assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
 }
+
+#[test]
+fn a_stream_declared_after_its_first_packets_learns_their_ssrc_at_once() {
+    // The callee of a SIP call sends the moment it answers, before the controller has declared its stream: its
+    // packets are reported as unknown once per statistics round (a minute here), and the stream declared a moment
+    // later takes their SSRC when it is created, not a round later.
+    let publisher = Peer::bind("127.0.0.1");
+    let viewer = Peer::bind("127.0.0.1");
+    let daemon = Daemon::start(
+        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+         [telemetry]\nstats_interval_ms = 60000\nstats_grace_ms = 60000\n",
+    );
+    let api = Api::dev(&daemon);
+    api.session(SESSION).expect("CreateSession");
+    api.create_endpoint(endpoint(SESSION, "callee", publisher.addr())).expect("CreateEndpoint callee");
+    api.create_endpoint(endpoint(SESSION, "caller", viewer.addr())).expect("CreateEndpoint caller");
+    let mut early = Source { peer: &publisher, to: daemon.media[0], ssrc: SSRC_CAM, seq: 10, ts: 1_000, sent: 0 };
+    early.send(3);
+    let reported = api.wait_event(SESSION, WAIT, |kind| match kind {
+        v1::event::Kind::UnknownSsrc(u) => Some(u.clone()),
+        _ => None,
+    });
+    assert_eq!(reported.expect("an unknown_ssrc event").ssrc, SSRC_CAM);
+
+    let created = Instant::now();
+    api.create_stream(video_stream(SESSION, "cam", "callee", 0)).expect("CreateStream without SSRC");
+    let adopted = api.wait_event(SESSION, WAIT, |kind| match kind {
+        v1::event::Kind::StreamSsrcChanged(c) => Some(c.clone()),
+        _ => None,
+    });
+    let adopted = adopted.expect("the stream took the reported SSRC without waiting for the next round");
+    assert_eq!((adopted.ssrc, adopted.previous_ssrc), (SSRC_CAM, 0));
+    assert!(created.elapsed() < WAIT);
+    let got = api.get_stream(v1::GetStreamRequest { session_id: SESSION.into(), stream_id: "cam".into() });
+    assert_eq!(got.expect("GetStream").ssrc, SSRC_CAM);
+    api.create_subscription(subscription(SESSION, "s", "cam", "caller", 0)).expect("CreateSubscription");
+    let mut more = Source { peer: &publisher, to: daemon.media[0], ssrc: SSRC_CAM, seq: 13, ts: 4_000, sent: 0 };
+    more.send(5);
+    assert_eq!(viewer.recv(5, WAIT).len(), 5, "forwarded from the first packet after the subscription");
+    let exit = daemon.stop();
+    assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+}

@@ -30,6 +30,7 @@ impl Api {
         let plan = plan(&registry).map_err(status::registry)?;
         let (outcome, first_error) = self.execute_and_commit(&mut registry, plan).await?;
         committed(&registry, &outcome);
+        self.offer_unclaimed(&mut registry).await;
         match first_error {
             Some(e) => Err(status::exec(e)),
             None => Ok(outcome),

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Access;
 use super::metadata_wire as wire;
+use super::unclaimed::Unclaimed;
 use super::Api;
 use crate::events::worker::{Names, WorkerBatch};
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
@@ -219,6 +220,15 @@ impl Api {
                 }
             }
         }
+        if let Ok(mut unclaimed) = self.unclaimed.lock() {
+            for event in &batch.events {
+                if let WorkerEventKind::UnknownSsrc { source, ssrc, payload_type } = event.kind {
+                    if !learned.contains(&(source, ssrc)) {
+                        unclaimed.note(Unclaimed { source, ssrc, payload_type, seen: event.at });
+                    }
+                }
+            }
+        }
         let mut batch = batch;
         batch.events.retain(|e| {
             !matches!(e.kind, WorkerEventKind::UnknownSsrc { source, ssrc, .. } if learned.contains(&(source, ssrc)))
@@ -252,7 +262,13 @@ impl Api {
     /// Lets the stream that learns its SSRC from `source` with `payload_type` take `ssrc` (see `Registry::plan_learn`)
     /// and publishes `stream_ssrc_changed`; false when no stream takes it or the workers refused (logged, nothing
     /// changed).
-    async fn follow_ssrc(&self, registry: &mut Registry, source: SocketAddr, ssrc: u32, payload_type: u8) -> bool {
+    pub(super) async fn follow_ssrc(
+        &self,
+        registry: &mut Registry,
+        source: SocketAddr,
+        ssrc: u32,
+        payload_type: u8,
+    ) -> bool {
         let Some((session_id, stream_id, plan)) = registry.plan_learn(source, ssrc, payload_type) else {
             return false;
         };
@@ -268,6 +284,23 @@ impl Api {
             Err(status) => {
                 tracing::warn!(%source, ssrc, error = %status.message(), "could not let a stream learn its SSRC");
                 false
+            }
+        }
+    }
+
+    /// Offers the unknown SSRCs no stream took in the last statistics round to the streams as they are now (after
+    /// a commit: a stream that learns its SSRC may have been declared, or its endpoint's address set, a moment
+    /// after its first packets were reported), so that such a stream learns at once, not a round later.
+    pub(super) async fn offer_unclaimed(&self, registry: &mut Registry) {
+        let fresh = match self.unclaimed.lock() {
+            Ok(mut unclaimed) if !unclaimed.is_empty() => unclaimed.fresh(Instant::now()),
+            _ => return,
+        };
+        for report in fresh {
+            if self.follow_ssrc(registry, report.source, report.ssrc, report.payload_type).await {
+                if let Ok(mut unclaimed) = self.unclaimed.lock() {
+                    unclaimed.claimed(report.source, report.ssrc);
+                }
             }
         }
     }

@@ -28,6 +28,7 @@ mod metadata_wire;
 mod probes;
 mod service;
 mod status;
+mod unclaimed;
 
 pub use convert::media_address;
 pub use events::{event_to_wire, EventStream, MAX_WORKER_EVENTS_PER_ROUND};
@@ -35,6 +36,7 @@ pub use probes::{ReflectionError, METHODS as PROBE_METHODS};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ringfwd_dataplane::runtime::WorkerHandle;
 use ringfwd_proto::v1::ringfwd_server::RingfwdServer;
@@ -46,6 +48,7 @@ use crate::events::EventBus;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
+use unclaimed::UnclaimedSsrcs;
 
 /// What the API reports about the node that never changes while it runs.
 #[derive(Debug, Clone)]
@@ -83,12 +86,17 @@ pub struct Api {
     events: Arc<EventBus>,
     /// What the health service answers; published under the registry lock.
     health: probes::HealthStatus,
+    /// Unknown SSRCs no stream took yet, offered again after each commit; locked under the registry lock,
+    /// never across an `.await`.
+    unclaimed: std::sync::Mutex<UnclaimedSsrcs>,
 }
 
 impl Api {
     /// A service over `registry`, sending commands with `client`, checking tokens with `verifier`, keeping
     /// metadata within `metadata`, answering statistics from `stats` (which the collector fills) and
-    /// publishing its lifecycle events on `events`.
+    /// publishing its lifecycle events on `events`, keeping unknown SSRCs for `stats_interval` (the workers'
+    /// statistics round, after which they report them again).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: Registry,
         client: Arc<CommandClient>,
@@ -97,10 +105,12 @@ impl Api {
         metadata: MetadataLimits,
         stats: Arc<std::sync::Mutex<StatsStore>>,
         events: Arc<EventBus>,
+        stats_interval: Duration,
     ) -> Api {
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
         let health = probes::HealthStatus::new();
-        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events, health }
+        let unclaimed = std::sync::Mutex::new(UnclaimedSsrcs::new(node.workers.len(), stats_interval));
+        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events, health, unclaimed }
     }
 
     /// The registry's current usage (for reports).

@@ -180,7 +180,7 @@ pub enum StreamCmd {
         /// The publishing endpoint.
         #[arg(long)]
         endpoint: String,
-        /// The publisher's SSRC (decimal or 0x-prefixed hex).
+        /// The publisher's SSRC (decimal or 0x-prefixed hex); 0: learn it from its first RTP (needs --pt).
         #[arg(long, value_parser = parse_u32)]
         ssrc: u32,
         /// Audio or video.

@@ -12,9 +12,10 @@
 //!   subscribers keep their SSRC and continuous numbering. A new SSRC steered to another worker is not followed yet
 //!   (the `unknown_ssrc` event still tells the controller).
 //!
-//! A worker reports each unknown (source, SSRC) once per statistics round, so two live SSRCs from one source with
-//! the same payload types would make the stream follow each at most once a second: the newest wins. Must never
-//! change the registry (only `commit` does).
+//! A worker reports each unknown (source, SSRC) once per statistics round; what no stream took is offered again
+//! after every commit for one round (`api::unclaimed`), so a stream declared just after its first packets takes
+//! their SSRC at once. Two live SSRCs from one source with the same payload types would make the stream follow
+//! each at most once a round: the newest wins. Must never change the registry (only `commit` does).
 
 use std::net::SocketAddr;
 

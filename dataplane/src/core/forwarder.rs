@@ -26,7 +26,7 @@ mod intercept;
 mod rebind;
 mod stats;
 
-pub use stats::StatsKey;
+pub use stats::{StatsKey, UNKNOWN_SSRCS_PER_ROUND};
 
 /// Packets the interceptors of one chain run may emit before the forwarder sends them.
 pub const OUTBOX_PACKETS: usize = 64;

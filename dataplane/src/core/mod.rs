@@ -29,7 +29,7 @@ pub mod wire;
 
 pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ, NO_DESTINATION};
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
-pub use forwarder::{Egress, Forwarder, Outcome, StatsKey};
+pub use forwarder::{Egress, Forwarder, Outcome, StatsKey, UNKNOWN_SSRCS_PER_ROUND};
 pub use fuzz::fuzz_entry;
 pub use packet::{classify, PacketError, PacketKind, RtcpCompound, RtcpPacketRef, RtcpType, RtpView};
 pub use rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
