@@ -227,8 +227,9 @@ impl SenderReports {
     }
 
     /// Sends ringfwd's report at `ctx.now()` (an SR, or an empty RR while no RTP time is known) with its
-    /// SDES CNAME, followed by every packet of `rest` but its SRs (a publisher compound rewritten to the out
-    /// SSRC; its own SDES replaces ringfwd's when it names the out SSRC). True if it was queued.
+    /// SDES CNAME, followed by the publisher's own packets of `rest` (SDES, BYE, APP: a publisher compound
+    /// rewritten to the out SSRC; its own SDES replaces ringfwd's when it names the out SSRC). True if it was
+    /// queued.
     fn send_report(&mut self, rest: Option<&RtcpCompound<'_>>, ctx: &mut Context<'_>) -> bool {
         let now = ctx.now();
         let sender = self.rtp_time_at(now).map(|rtp_time| SenderInfo {
@@ -254,7 +255,7 @@ impl SenderReports {
             let Some(rest) = rest else {
                 return len;
             };
-            for packet in rest.packets().filter(|packet| packet.kind != RtcpType::SenderReport) {
+            for packet in rest.packets().filter(|packet| publishers_own(packet.kind)) {
                 let (Some(from), Some(to)) = (
                     rest.bytes().get(packet.offset..packet.offset + packet.len_bytes),
                     slot.get_mut(len..len + packet.len_bytes),
@@ -306,11 +307,12 @@ impl Interceptor for SenderReports {
         if sender.ssrc == self.out_ssrc {
             self.publisher_sr = Some((sender.rtp_time, ctx.now()));
         }
-        // What the subscriber needs of it besides the SR ringfwd replaces (a BYE, an APP, ...) goes on at once with
+        // What the subscriber needs of it besides the SR ringfwd replaces (a BYE, an APP) goes on at once with
         // ringfwd's own SR in front; an SR with only SDES is absorbed (its CNAME, learned above, rides on
-        // ringfwd's next timed SR), so the subscriber gets no more SRs than the report interval gives.
-        let more = |kind: RtcpType| !matches!(kind, RtcpType::SenderReport | RtcpType::SourceDescription);
-        if rtcp.packets().any(|packet| more(packet.kind)) {
+        // ringfwd's next timed SR), so the subscriber gets no more SRs than the report interval gives. What a
+        // publisher that also receives says as a receiver (RRs, NACKs, PLIs, XR) is about another stream and
+        // reaches that stream's subscription instead (see the forwarder's `subscriber_part`).
+        if rtcp.packets().any(|packet| matches!(packet.kind, RtcpType::Goodbye | RtcpType::App)) {
             self.send_report(Some(rtcp), ctx);
         }
         Verdict::Consumed
@@ -328,6 +330,11 @@ impl Interceptor for SenderReports {
     fn snapshot(&self, out: &mut Snapshot) {
         out.sender_reports += self.reports_sent;
     }
+}
+
+/// The packets of a publisher's compound that speak for its stream and go on to subscribers behind ringfwd's SR.
+fn publishers_own(kind: RtcpType) -> bool {
+    matches!(kind, RtcpType::SourceDescription | RtcpType::Goodbye | RtcpType::App)
 }
 
 #[cfg(test)]
@@ -578,6 +585,40 @@ mod tests {
         let view = RtcpCompound::parse(bytes).expect("valid");
         assert_eq!(find_cname(&view, out), Some(&b"alice@host"[..]));
         assert_eq!(snapshot(&reports).sender_reports, 3 + later.len() as u64);
+    }
+
+    #[test]
+    fn a_publisher_that_also_receives_keeps_its_receiver_feedback_from_the_subscriber() {
+        use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtcp::reception_report::ReceptionReport;
+        let t0 = Instant::now();
+        let info = subscription(t0);
+        let out = info.out_ssrc;
+        let mut reports = SenderReports::new(&PARAMS, &info);
+        let mut h = Harness::egress();
+        h.rtp(&mut reports, &[0x80; 12], &media(t0, out, 1 << 16, 1000));
+        let _ = h.take();
+        // A user agent's SR reports on what it receives, and asks for a keyframe of it: nothing for this
+        // subscriber, so the compound is absorbed like an SR with only SDES.
+        let report = ReceptionReport { ssrc: 0x7777, ..Default::default() };
+        let receiving = compound(vec![
+            Box::new(SenderReport { ssrc: out.0, reports: vec![report], ..Default::default() }),
+            Box::new(PictureLossIndication { sender_ssrc: out.0, media_ssrc: 0x7777 }),
+        ]);
+        let now = at(t0, 100);
+        assert_eq!(h.rtcp(&mut reports, &receiving, RtcpFrom::Publisher, now), Verdict::Consumed);
+        assert!(h.take().is_empty(), "no PLI about another stream reaches this subscriber");
+        // With a BYE, the BYE goes on behind ringfwd's SR, the PLI does not.
+        let leaving = compound(vec![
+            Box::new(SenderReport { ssrc: out.0, ..Default::default() }),
+            Box::new(PictureLossIndication { sender_ssrc: out.0, media_ssrc: 0x7777 }),
+            Box::new(Goodbye { sources: vec![out.0], reason: "".into() }),
+        ]);
+        assert_eq!(h.rtcp(&mut reports, &leaving, RtcpFrom::Publisher, now), Verdict::Consumed);
+        let (_, bytes) = h.take().pop().expect("sent");
+        let parsed = packets(&bytes);
+        assert!(parsed.iter().all(|p| p.as_any().downcast_ref::<PictureLossIndication>().is_none()), "{parsed:?}");
+        assert!(parsed.last().is_some_and(|p| p.as_any().downcast_ref::<Goodbye>().is_some()));
     }
 
     #[test]
