@@ -91,9 +91,12 @@ struct UringWorker {
     latency: LatencyRecorder,
     /// The batch window in µs (0: wait for the first completion).
     batch_window_us: u32,
-    /// Datagrams the last iteration received, and whether it ran out of buffers: a busy worker skips the window.
+    /// Datagrams the last iteration received, and whether a receive ended in it (the buffers ran out, or the
+    /// kernel ended the multishot receive, as it does at a zero-length datagram): a busy worker, or one whose
+    /// receive was just re-armed, skips the window (else every ended receive would cost a whole window, and a
+    /// flood of empty datagrams would starve the socket).
     received: usize,
-    exhausted: bool,
+    receive_ended: bool,
 }
 
 impl UringWorker {
@@ -158,7 +161,7 @@ impl UringWorker {
             latency: LatencyRecorder::new(),
             batch_window_us,
             received: 0,
-            exhausted: false,
+            receive_ended: false,
         })
     }
 
@@ -184,7 +187,7 @@ impl UringWorker {
             // task-work items, and one item can carry several completions, so the waiter slept through arrivals.
             // The no-allocation test caught it as packets left unread in the socket. A batching wait's count
             // is bounded by the window instead.)
-            let busy = self.received >= usize::from(self.ctx.settings.pool_buffers) / 4 || self.exhausted;
+            let busy = self.received >= usize::from(self.ctx.settings.pool_buffers) / 4 || self.receive_ended;
             let window = if busy { 0 } else { self.batch_window_us };
             let want = match (block, window) {
                 (false, _) => 0,
@@ -287,7 +290,7 @@ impl UringWorker {
     fn reap_and_process(&mut self, now: Instant) -> io::Result<bool> {
         self.cqes.clear();
         self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
-        (self.received, self.exhausted) = (0, false);
+        (self.received, self.receive_ended) = (0, false);
         let worked = !self.cqes.is_empty();
         let low_water = (self.ctx.settings.send_slots / 2).max(1);
         let mut i = 0;
@@ -367,6 +370,7 @@ impl UringWorker {
     fn on_receive(&mut self, socket: usize, result: i32, flags: u32, now: Instant) {
         if !cqueue::more(flags) && socket < self.recv_armed.len() {
             self.recv_armed[socket] = false;
+            self.receive_ended = true;
         }
         if result < 0 {
             if errqueue::is_unreachable(-result) {
@@ -375,7 +379,6 @@ impl UringWorker {
             }
             if result == -libc::ENOBUFS {
                 self.forwarder.counters_mut().pool_exhausted += 1;
-                self.exhausted = true;
             }
             return;
         }
