@@ -118,6 +118,22 @@ fn the_same_spec_again_is_ok_a_different_one_already_exists() {
         &["subscription", "bob-cam"],
     );
 
+    // Under another id, the same stream to the same endpoint, or another stream under an out SSRC the endpoint
+    // already receives, is refused as the static config refuses it (each would break the first subscription).
+    expect_status(
+        api.create_subscription(subscription("room", "bob-cam-2", "cam", "bob", 9)),
+        Code::InvalidArgument,
+        &["stream_id", "already receives stream cam by subscription bob-cam"],
+    );
+    api.create_stream(video_stream("room", "cam-b", "alice", 1002)).expect("a second camera");
+    expect_status(
+        api.create_subscription(subscription("room", "bob-cam-b", "cam-b", "bob", 7)),
+        Code::InvalidArgument,
+        &["out_ssrc", "0x7"],
+    );
+    api.delete_stream(v1::DeleteStreamRequest { session_id: "room".into(), stream_id: "cam-b".into() })
+        .expect("delete the second camera");
+
     assert_eq!(usage(&api), (1, 2, 1, 1), "retries created nothing more");
     // The single subscription forwards once per packet (a retry did not add a second copy on the worker).
     let media = daemon.media[0];

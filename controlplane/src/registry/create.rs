@@ -21,6 +21,41 @@ use super::validate;
 use super::Registry;
 
 /// `Existing(view)` if `existing` equals what the request asks for, else `AlreadyExists`.
+/// Checks that `endpoint_id` would receive `stream_id` (and, when given, `out_ssrc`) by one subscription only,
+/// `except` the subscription being changed: the same stream twice would reach it twice, and two subscriptions with
+/// one out SSRC would share one key for its feedback (the static config is refused for both, as here).
+pub(super) fn receives_once(
+    session: &SessionRecord,
+    endpoint_id: &str,
+    (stream_id, out_ssrc): (&str, Option<u32>),
+    except: Option<&str>,
+) -> Result<(), RegistryError> {
+    let others =
+        session.subscriptions.iter().filter(|(id, s)| s.endpoint_id == endpoint_id && Some(id.as_str()) != except);
+    for (other_id, other) in others {
+        if other.stream_id == stream_id {
+            return Err(RegistryError::invalid(
+                "stream_id",
+                format!("endpoint {endpoint_id} already receives stream {stream_id} by subscription {other_id}"),
+            ));
+        }
+        let other_out = match other.out_ssrc {
+            0 => session.streams.get(&other.stream_id).map_or(0, |s| s.ssrc),
+            explicit => explicit,
+        };
+        if let Some(out_ssrc) = out_ssrc.filter(|&out| out == other_out) {
+            return Err(RegistryError::invalid(
+                "out_ssrc",
+                format!(
+                    "{out_ssrc:#x}: endpoint {endpoint_id} already receives this SSRC by subscription {other_id} \
+                     (its feedback could not be told apart)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn idempotent(same: bool, kind: &'static str, id: &str, view: View) -> Result<Plan, RegistryError> {
     if same {
         Ok(Plan::local(ChangeKind::Nothing, Outcome::Existing(view)))
@@ -187,6 +222,8 @@ impl Registry {
                 format!("endpoint {} publishes stream {}: it cannot subscribe to it", spec.endpoint_id, spec.stream_id),
             ));
         }
+        let out_ssrc = if spec.out_ssrc == 0 { stream.ssrc } else { spec.out_ssrc };
+        receives_once(session, &spec.endpoint_id, (&spec.stream_id, Some(out_ssrc)), None)?;
         let no_destination = || {
             RegistryError::invalid(
                 "endpoint_id",

@@ -241,3 +241,24 @@ fn a_plan_that_is_not_committed_changes_nothing() {
     assert_eq!(snapshot(&reg), before);
     reg.check_invariants().unwrap();
 }
+
+#[test]
+fn an_endpoint_receives_a_stream_and_an_out_ssrc_by_one_subscription_only() {
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "bob-a", "a-audio", "bob")));
+    // The same stream again: the subscriber would get every packet twice.
+    let twice = reg.plan_create_subscription(subscription("room", "bob-a-again", "a-audio", "bob")).unwrap_err();
+    assert!(matches!(&twice, RegistryError::InvalidArgument { field, .. } if field == "stream_id"), "{twice:?}");
+    assert!(twice.to_string().contains("bob-a"), "names the subscription it already has: {twice}");
+    // Another stream under an out SSRC the endpoint already receives: its feedback could not be told apart.
+    let clash = SubscriptionSpec { out_ssrc: 10, ..subscription("room", "bob-v", "a-video", "bob") };
+    let clash = reg.plan_create_subscription(clash).unwrap_err();
+    assert!(matches!(&clash, RegistryError::InvalidArgument { field, .. } if field == "out_ssrc"), "{clash:?}");
+    // Another endpoint may, and so may another out SSRC.
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "carol-a", "a-audio", "carol")));
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "bob-v", "a-video", "bob")));
+    // A switch to a stream the endpoint already receives is refused the same way.
+    let update = SubscriptionUpdate { stream_id: Some("a-audio".into()), ..SubscriptionUpdate::default() };
+    let switch = reg.plan_update("room", "bob-v", &update).unwrap_err();
+    assert!(matches!(&switch, RegistryError::InvalidArgument { field, .. } if field == "stream_id"), "{switch:?}");
+}

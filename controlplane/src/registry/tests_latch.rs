@@ -73,7 +73,8 @@ fn a_held_video_subscription_asks_for_a_keyframe_when_it_latches_not_before() {
     let plan = reg.plan_create_subscription(subscription("room", "v-dave", "a-cam", "dave")).unwrap();
     assert_eq!(plan.commands.len(), 1, "held: no keyframe request yet ({:?})", plan.commands);
     apply(&mut reg, |_| Ok(plan));
-    let paused = SubscriptionSpec { paused: true, ..subscription("room", "v-dave-paused", "a-cam", "dave") };
+    apply(&mut reg, |r| r.plan_create_stream(video("b-cam", "bob", 16)));
+    let paused = SubscriptionSpec { paused: true, ..subscription("room", "v-dave-paused", "b-cam", "dave") };
     apply(&mut reg, |r| r.plan_create_subscription(paused));
     let [live, paused] = ["v-dave", "v-dave-paused"].map(|s| reg.get_subscription("room", s).unwrap().data_plane_id);
     let d_video = reg.get_stream("room", "d-video").unwrap().data_plane_id;

@@ -8,7 +8,7 @@
 use ringfwd_dataplane::core::Command;
 use ringfwd_tuning::InterceptorName;
 
-use super::create::{egress_spec, payload_type_map};
+use super::create::{egress_spec, payload_type_map, receives_once};
 use super::error::RegistryError;
 use super::model::{PayloadTypeMapping, RtxSpec};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
@@ -114,6 +114,7 @@ impl Registry {
                     new.ssrc, new.worker
                 )));
             }
+            receives_once(session, &current.endpoint_id, (stream_id, None), Some(subscription_id))?;
             admit(new.subscriptions, self.limits.max_subscriptions_per_stream, "limits.max_subscriptions_per_stream")?;
             let switch = (worker, Command::SwitchSubscription { id, stream: new.data_plane_id });
             let back = (worker, Command::SwitchSubscription { id, stream: old.data_plane_id });
