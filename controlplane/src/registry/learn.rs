@@ -8,8 +8,24 @@
 //! - the first SSRC is adopted: the stream and its subscriptions are bound anew on the worker that owns the SSRC
 //!   (nothing was sent yet, so nothing is lost by binding them afresh);
 //! - a later one (the user agent restarted) is followed in place, with `ChangeStreamSsrc` (see `update_stream`): the
-//!   subscribers keep their SSRC and continuous numbering. A new SSRC steered to another worker is not followed yet
-//!   (the `unknown_ssrc` event still tells the controller).
+//!   subscribers keep their SSRC and continuous numbering, because the stream stays on its worker, where their
+//!   numbering lives.
+//!
+//! # SSRC aliases
+//! The kernel steers a datagram to the worker that owns its SSRC (`owner_of(ssrc) = ssrc % workers`), so with two
+//! workers half of all restarts pick an SSRC the stream's worker does not own. That worker (and `UpdateStream` with
+//! such an SSRC does the same) keeps the stream; the SSRC's owner gets an `AliasSsrc` naming it, and hands over what
+//! the kernel steers to it about the SSRC: the publisher's RTP and RTCP, and the feedback of subscribers that receive
+//! the SSRC unrewritten. The registry records the alias on the stream (`StreamRecord::alias`, counted per worker and
+//! bounded by `limits.max_streams_per_worker`, as the data plane's alias table is), and its SSRC index holds the new
+//! SSRC, so no other stream can take it. Deleting the stream (or its endpoint or session) removes the alias; changing
+//! its SSRC again moves it (or removes it, back on an SSRC the stream's worker owns). Subscriptions pinned to an
+//! aliased SSRC by such a change (their out SSRC was unset) get a feedback route on its owner instead.
+//!
+//! The cost: every packet of such a stream is copied once through the handover ring (bounded; a full ring is a
+//! counted `handover_full` drop) and counted as `handover_out` on the SSRC's owner and `handover_in` on the stream's
+//! worker, until the stream changes its SSRC again or goes. Packets of streams at home pay nothing: the alias table is
+//! looked up only when no stream of the receiving worker has the packet's SSRC.
 //!
 //! A worker reports each unknown (source, SSRC) once per statistics round, so two live SSRCs from one source with
 //! the same payload types would make the stream follow each at most once a second: the newest wins. Must never
@@ -74,8 +90,10 @@ impl Registry {
     }
 
     /// Plans what a worker's report "RTP with the unknown `ssrc` and `payload_type` came from `source`" changes:
-    /// `None` when no stream learns from there with that payload type, another stream has `ssrc`, or a learned
-    /// stream's new SSRC belongs to another worker. Answers the session and stream ids with the plan.
+    /// `None` when no stream learns from there with that payload type, another stream has `ssrc`, or the change
+    /// cannot be admitted (an alias over `limits.max_streams_per_worker`). A stream that learned its SSRC already
+    /// follows in place, with an alias when `ssrc` belongs to another worker. Answers the session and stream ids with
+    /// the plan.
     pub fn plan_learn(&self, source: SocketAddr, ssrc: u32, payload_type: u8) -> Option<(String, String, Plan)> {
         if self.ssrcs.contains_key(&ssrc) {
             return None;
@@ -120,7 +138,8 @@ impl Registry {
         let (old, new) = (stream.worker, owner_of(ssrc, self.workers));
         let workers = self.loads.len();
         let mut learned = stream.clone();
-        (learned.ssrc, learned.ssrc_known, learned.worker) = (ssrc, true, new);
+        // Bound afresh on the SSRC's owner: no alias (a stream that has not learned its SSRC never has one).
+        (learned.ssrc, learned.ssrc_known, learned.worker, learned.alias) = (ssrc, true, new, None);
         if let Some(types) = payload_types {
             learned.payload_types = types;
         }

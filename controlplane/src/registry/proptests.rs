@@ -3,8 +3,10 @@
 //! Draws sequences of creates, updates, deletes and drain toggles over small id pools (so they collide),
 //! commits every successful plan after replaying its commands into one real `Forwarder` per worker (all
 //! must succeed), sometimes fails a plan midway (replays its rollback instead and does not commit; the
-//! registry must read exactly as before) and, after every step, checks the invariants and that the
-//! forwarders' table sizes equal the registry's counts, worker by worker. Bounded in cases and length.
+//! registry must read exactly as before) and, after every step, checks the invariants, that the
+//! forwarders' table sizes equal the registry's counts, worker by worker, and that the SSRC aliases of streams that
+//! took another worker's SSRC (`UpdateStream` and `Learn` may pick any) are exactly those the registry records: none
+//! is missing, none stale after a delete or a later change. Bounded in cases and length.
 
 use std::time::Instant;
 
@@ -226,6 +228,12 @@ fn check(reg: &Registry, forwarders: &[Forwarder]) -> Result<(), TestCaseError> 
     for (load, forwarder) in reg.worker_loads().iter().zip(forwarders) {
         prop_assert_eq!(forwarder.stream_count(), load.streams as usize);
         prop_assert_eq!(forwarder.subscription_count(), load.subscriptions as usize);
+        prop_assert_eq!(forwarder.alias_count(), load.aliases as usize, "a stale or missing SSRC alias");
+    }
+    for stream in reg.sessions.values().flat_map(|s| s.streams.values()) {
+        if let Some(at) = stream.alias {
+            prop_assert_eq!(forwarders[at].ssrc_alias(stream.ssrc), Some(stream.worker));
+        }
     }
     Ok(())
 }
