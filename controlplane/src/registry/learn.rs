@@ -38,7 +38,7 @@ use ringfwd_dataplane::core::{owner_of, Command, StreamId};
 
 use super::create::{add_subscription, egress_spec, FeedbackRoute};
 use super::error::RegistryError;
-use super::model::{EndpointRecord, SessionRecord, StreamRecord};
+use super::model::{EndpointRecord, SessionRecord, StreamRecord, SubscriptionRecord};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::update_stream::StreamUpdate;
 use super::Registry;
@@ -119,7 +119,8 @@ impl Registry {
 
     /// The first SSRC of a stream that learns it: its subscriptions (and their feedback routes) and the stream
     /// removed where the placeholder put them, then added anew on `ssrc`'s worker (subscriptions keep their ids,
-    /// offsets and out SSRC), each step with its undo, then the keyframe requests of unpaused video subscriptions.
+    /// offsets and out SSRC; RTCP addresses of peers without rtcp-mux are set again), each step with its undo, then
+    /// the keyframe requests of unpaused video subscriptions.
     /// With `payload_types`, they replace the stream's at the same time.
     pub(super) fn plan_adopt(
         &self,
@@ -164,6 +165,10 @@ impl Registry {
             ingress: from_config::ingress(&record.interceptors, &self.interceptors),
         };
         let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        // A peer without rtcp-mux: its RTCP address is set again where the stream and subscriptions are added (each
+        // unset before the removal too, so that the undo of the removal is followed by setting it again).
+        let (id, rtcp_source) = (stream.data_plane_id, publisher.rtcp_address());
+        let rtcp_dest = |sub: &SubscriptionRecord| session.endpoints.get(&sub.endpoint_id)?.rtcp_address();
         let mut moved = Vec::new();
         for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
             if let Some(route) = FeedbackRoute::of(sub, workers) {
@@ -172,21 +177,39 @@ impl Registry {
                     undo.push((route.worker, add));
                 }
             }
-            commands.push((old, Command::RemoveSubscription { id: sub.data_plane_id }));
+            let sub_id = sub.data_plane_id;
+            if let Some(dest) = rtcp_dest(sub) {
+                commands.push((old, Command::SetRtcpDestination { id: sub_id, dest: None }));
+                undo.push((old, Command::SetRtcpDestination { id: sub_id, dest: Some(dest) }));
+            }
+            commands.push((old, Command::RemoveSubscription { id: sub_id }));
             let egress = egress_spec(sub, stream, &self.interceptors);
-            undo.push((old, add_subscription(sub, stream.data_plane_id, egress)));
+            undo.push((old, add_subscription(sub, id, egress)));
             let mut record = sub.clone();
             record.worker = new;
             moved.push((subscription_id.clone(), record));
         }
-        commands.push((old, Command::RemoveStream { id: stream.data_plane_id }));
+        if let Some(source) = rtcp_source {
+            commands.push((old, Command::SetRtcpSource { id, source: None }));
+            undo.push((old, Command::SetRtcpSource { id, source: Some(source) }));
+        }
+        commands.push((old, Command::RemoveStream { id }));
         undo.push((old, add_stream(stream)));
         commands.push((new, add_stream(&learned)));
-        undo.push((new, Command::RemoveStream { id: learned.data_plane_id }));
+        undo.push((new, Command::RemoveStream { id }));
+        if let Some(source) = rtcp_source {
+            commands.push((new, Command::SetRtcpSource { id, source: Some(source) }));
+            undo.push((new, Command::SetRtcpSource { id, source: None }));
+        }
         for (_, record) in &moved {
             let egress = egress_spec(record, &learned, &self.interceptors);
-            commands.push((new, add_subscription(record, learned.data_plane_id, egress)));
+            commands.push((new, add_subscription(record, id, egress)));
             undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
+            if let Some(dest) = rtcp_dest(record) {
+                let sub_id = record.data_plane_id;
+                commands.push((new, Command::SetRtcpDestination { id: sub_id, dest: Some(dest) }));
+                undo.push((new, Command::SetRtcpDestination { id: sub_id, dest: None }));
+            }
             if let Some(route) = FeedbackRoute::of(record, workers) {
                 if let (Some(add), Some(remove)) = (route.add(), route.remove()) {
                     commands.push((route.worker, add));
