@@ -8,8 +8,9 @@
 //! of `[interceptors]` (stats, keyframe throttle, NACK cache and receiver reports on each stream; stats
 //! and sender reports on each subscription), a lossy video stream, the publisher's sender reports and
 //! subscribers' receiver reports, NACKs and PLIs run through the forwarder and its timers while reports
-//! and keyframe requests really go out. This file owns the allocator; it must never hold anything but
-//! these tests, because the allocator is process-wide.
+//! and keyframe requests really go out; and for packets of streams that took an SSRC another worker owns, handed
+//! over along that worker's SSRC alias. This file owns the allocator; it must never hold anything but these tests,
+//! because the allocator is process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -535,4 +536,60 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
     assert_eq!(during, 0, "sendrecv peers' compounds allocated {during} times");
     assert_eq!(fwd.counters().rx_feedback, 200 * u64::from(PEERS), "each compound's subscriber part taken");
     assert_eq!(fwd.counters().drop_malformed, 0);
+}
+
+#[test]
+fn packets_handed_over_along_an_ssrc_alias_do_not_allocate() {
+    let start = Instant::now();
+    let limits = ForwarderLimits {
+        max_streams: 16,
+        max_subscriptions: 32,
+        max_subscriptions_per_stream: 2,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    };
+    // Eight streams on worker 0 took odd SSRCs (owned by worker 1) in place; worker 1 holds their aliases.
+    let (mut home, mut steered) = (Forwarder::new(0, 2, limits), Forwarder::new(1, 2, limits));
+    let publisher = |i: u32| SocketAddr::from(([127, 0, 0, 1], 5000 + 2 * i as u16));
+    for i in 0..8u32 {
+        let id = StreamId(u64::from(i));
+        let source = SourcePolicy::Fixed(publisher(i));
+        let add = Command::AddStream { id, ssrc: 2 * i, source, clock_rate_hz: 90_000, ingress: Default::default() };
+        home.apply(start, add).unwrap();
+        for s in 0..2u32 {
+            let cmd = Command::AddSubscription {
+                id: SubscriptionId(u64::from(2 * i + s)),
+                stream: id,
+                dest: SocketAddr::from(([127, 0, 0, 2], 6000 + (2 * i + s) as u16)),
+                socket: 0,
+                rewrite: Rewrite::default(),
+                paused: false,
+                egress: Default::default(),
+            };
+            home.apply(start, cmd).unwrap();
+        }
+        home.apply(start, Command::ChangeStreamSsrc { id, ssrc: 2 * i + 101 }).unwrap();
+        steered.apply(start, Command::AliasSsrc { ssrc: 2 * i + 101, owner: 0 }).unwrap();
+    }
+    let packets: Vec<(SocketAddr, Vec<u8>)> = (0..8u32)
+        .flat_map(|i| [(publisher(i), rtp(2 * i + 101, 1, 1000)), (publisher(i), sender_report(2 * i + 101))])
+        .collect();
+    let unknown = rtp(999, 1, 100);
+    let mut egress = CountingEgress::default();
+    let before = allocations();
+    for round in 0..200u64 {
+        let now = start + Duration::from_millis(round * 5);
+        for (src, pkt) in &packets {
+            if let Outcome::Handover { owner: 0 } = steered.on_datagram(now, 0, *src, pkt, &mut egress) {
+                home.on_handover(now, 0, *src, pkt, 1, &mut egress);
+            }
+        }
+        steered.on_datagram(now, 0, publisher(0), &unknown, &mut egress);
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "packets handed over along an alias allocated {during} times");
+    assert_eq!(steered.counters().handover_out, 200 * 16);
+    assert_eq!(home.counters().handover_in, 200 * 16);
+    assert_eq!((egress.rtp, egress.rtcp), (200 * 16, 200 * 16), "every RTP and SR to both subscribers");
+    assert_eq!(steered.counters().drop_unknown_ssrc, 200);
 }

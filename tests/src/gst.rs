@@ -2,31 +2,23 @@
 //! `gst-launch-1.0` pipelines with their output in a file, and reading what `-v` prints (`rtpsession` statistics,
 //! per-source statistics, `fakesink` lines).
 //!
-//! Owns nothing of the daemon. Every pipeline is killed when its handle is dropped, so no test leaves one running.
+//! Owns nothing of the daemon. Every pipeline is killed when its handle is dropped (a [`Process`]), so no test leaves
+//! one running.
 
-use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
+
+pub use crate::process::STOP_TIMEOUT;
+use crate::process::{install, Process};
 
 /// How long a pipeline may take to start playing.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a pipeline may take to stop after SIGINT before it is killed.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the install script, which does nothing when `gst-launch-1.0` and every element the pipelines use
 /// are present (it owns that list) and installs them otherwise; fails the test if it cannot.
 pub fn ensure_gstreamer() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-gstreamer.sh");
-    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run install-gstreamer.sh");
-    assert!(
-        out.status.success(),
-        "{} failed (the interop test needs GStreamer):\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    install("install-gstreamer.sh", "the interop tests need GStreamer");
 }
 
 /// A loopback UDP port that was free a moment ago.
@@ -47,11 +39,9 @@ pub fn free_port_pair() -> u16 {
     panic!("no free loopback port pair in 64 tries")
 }
 
-/// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped.
+/// A running `gst-launch-1.0`, its stdout and stderr going to a file; killed when dropped (see [`Process`]).
 pub struct Pipeline {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
+    process: Process,
 }
 
 impl Pipeline {
@@ -62,68 +52,34 @@ impl Pipeline {
 
     /// [`Pipeline::start`] with `env` added to its environment (e.g. `GST_DEBUG`).
     pub fn start_with_env(name: &'static str, dir: &Path, description: &[String], env: &[(&str, &str)]) -> Pipeline {
-        let log = dir.join(format!("{name}.log"));
-        let file = fs::File::create(&log).expect("pipeline log");
-        let child = Command::new("gst-launch-1.0")
-            .envs(env.iter().copied())
-            .args(["-e", "-v"])
-            .args(description)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn gst-launch-1.0");
-        Pipeline { name, child, log }
+        let args: Vec<String> = ["-e", "-v"].iter().map(|a| a.to_string()).chain(description.iter().cloned()).collect();
+        Pipeline { process: Process::start(name, dir, "gst-launch-1.0", &args, env) }
     }
 
     /// Everything it printed so far.
     pub fn output(&self) -> String {
-        fs::read(&self.log).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+        self.process.output()
     }
 
     /// Waits until the pipeline says it is playing; fails the test (with its output) on exit or timeout.
     pub fn wait_playing(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !self.output().contains("Setting pipeline to PLAYING") {
-            let exited = self.child.try_wait().expect("wait").is_some();
-            assert!(!exited && Instant::now() < deadline, "{} did not start playing:\n{}", self.name, self.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_output("PLAYING", START_TIMEOUT, |out| out.contains("Setting pipeline to PLAYING"));
     }
 
     /// Its exit status if it exited, failing the test if it exited with an error.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        let status = self.child.try_wait().expect("wait")?;
-        assert!(status.success(), "{} failed ({status}):\n{}", self.name, self.output());
-        Some(status)
+        self.process.exited()
     }
 
     /// Stops it: SIGINT (with `-e`, gst-launch sends EOS through the pipeline and exits once it arrived), then
-    /// SIGKILL after [`STOP_TIMEOUT`]; answers whether it ended by EOS. Its output is complete either way: `-v`
-    /// prints the statistics as they change, not at the end.
+    /// SIGKILL after [`STOP_TIMEOUT`]; answers whether it ended by EOS, failing the test if it ended with an error.
+    /// Its output is complete either way: `-v` prints the statistics as they change, not at the end.
     pub fn stop(&mut self) -> bool {
-        if self.exited().is_some() {
-            return true;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.exited().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let Some(status) = self.process.stop() else {
+            return false;
+        };
+        assert!(status.success(), "{} failed ({status}):\n{}", self.process.name(), self.output());
+        true
     }
 }
 

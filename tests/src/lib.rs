@@ -1,6 +1,6 @@
 //! Support for ringfwd's end-to-end tests: run the real `ringfwd` binary on a config, drive it through its gRPC
 //! control API and `ringfwd ctl`, talk to it over real loopback sockets, stop it with a signal and read its final
-//! counters.
+//! counters; run third-party peers (GStreamer, ffmpeg) as processes that never outlive a test.
 //!
 //! Owns nothing of the daemon; it only drives it from outside, as an operator or a peer would.
 
@@ -10,8 +10,10 @@ pub mod api;
 pub mod baresip;
 pub mod config;
 pub mod daemon;
+pub mod ffmpeg;
 pub mod gst;
 pub mod peer;
+pub mod process;
 pub mod relay;
 pub mod sip;
 

@@ -295,9 +295,22 @@ fn a_renegotiation_replaces_the_payload_type_map_and_interceptors_at_once() {
 
 #[test]
 fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
+    restarted_publisher("[0]", SSRC_SCREEN);
+}
+
+#[test]
+fn a_new_ssrc_the_kernel_steers_to_another_worker_continues_for_the_subscriber() {
+    // SSRC_CAM is worker 0's, the new SSRC worker 1's: the stream stays on 0, and 1 hands the packets over.
+    restarted_publisher("[0, 1]", SSRC_SCREEN + 1);
+}
+
+/// A publisher restarts with `new_ssrc` on a daemon with `worker_cores`; `UpdateStream` follows it and its subscriber
+/// sees one stream.
+fn restarted_publisher(worker_cores: &str, new_ssrc: u32) {
     let publisher = Peer::bind("127.0.0.1");
     let viewer = Peer::bind("127.0.0.1");
-    let daemon = Daemon::start("[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    let daemon =
+        Daemon::start(&format!("[placement]\nworker_cores = {worker_cores}\n[media]\naddresses = [\"127.0.0.1:0\"]\n"));
     let api = Api::dev(&daemon);
     api.session(SESSION).expect("CreateSession");
     api.create_endpoint(endpoint(SESSION, "pub", publisher.addr())).expect("CreateEndpoint pub");
@@ -311,7 +324,6 @@ fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
 
     // The user agent restarts with another SSRC and numbering: dropped, and reported to the controller, which says
     // what it is (as it would after a re-INVITE).
-    let new_ssrc = SSRC_SCREEN;
     let mut restarted =
         Source { peer: &publisher, to: daemon.media[0], ssrc: new_ssrc, seq: 39_990, ts: 6_000_000, sent: 0 };
     restarted.send(2);
@@ -348,8 +360,16 @@ fn a_restarted_publisher_with_a_new_ssrc_continues_for_its_subscriber() {
     // The old SSRC is no longer accepted.
     before.send(1);
     expect_nothing(&viewer, "viewer (old SSRC)");
+    // The kernel steers an SSRC to worker `ssrc % workers`.
+    assert_eq!(daemon.workers, worker_cores.split(',').count());
+    let workers = daemon.workers as u32;
+    let (home, steered) = ((SSRC_CAM % workers) as usize, (new_ssrc % workers) as usize);
     let exit = daemon.stop();
     assert!(exit.success, "ringfwd did not exit cleanly: {}", exit.stderr);
+    if home != steered {
+        assert!(exit.worker(steered, "handover_out") >= 5, "the new SSRC's worker handed the packets over");
+        assert!(exit.worker(home, "handover_in") >= 5, "the stream's worker took them");
+    }
 }
 
 #[test]

@@ -1,14 +1,14 @@
 //! Committing a plan's change: the only code that mutates the registry's resources.
 //!
 //! Owns [`Registry::commit`] and the bookkeeping that goes with every insert and removal (totals, per-worker
-//! loads, per-stream subscription counts, the node's SSRC index). Must never fail nor panic: a change made
+//! loads with their feedback routes and SSRC aliases, per-stream subscription counts, the node's SSRC index). Must never fail nor panic: a change made
 //! stale by another commit in between (which the caller's serialisation should prevent) is applied as far
 //! as it still makes sense, never half-way into an inconsistent state.
 
 use std::collections::btree_map::Entry;
 
 use super::create::FeedbackRoute;
-use super::model::SessionRecord;
+use super::model::{SessionRecord, SubscriptionRecord, WorkerLoad};
 use super::plan::{Change, ChangeKind};
 use super::Registry;
 
@@ -79,15 +79,17 @@ impl Registry {
                     return;
                 };
                 if stream.ssrc != record.ssrc {
-                    if self.ssrcs.contains_key(&record.ssrc) {
+                    if self.ssrcs.contains_key(&record.ssrc) || record.alias.is_some_and(|at| at >= self.loads.len()) {
                         return;
                     }
                     self.ssrcs.remove(&stream.ssrc);
                     self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
                 }
+                move_alias(&mut self.loads, stream.alias, record.alias);
                 *stream = record;
                 for (subscription_id, sub) in subscriptions {
                     if let Some(existing) = session.subscriptions.get_mut(&subscription_id) {
+                        move_route(&mut self.loads, existing, &sub);
                         *existing = sub;
                     }
                 }
@@ -106,18 +108,13 @@ impl Registry {
                 self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
                 self.loads[stream.worker].streams = self.loads[stream.worker].streams.saturating_sub(1);
                 self.loads[record.worker].streams += 1;
+                move_alias(&mut self.loads, stream.alias, record.alias);
                 *stream = record;
-                let workers = self.loads.len();
                 for (subscription_id, moved) in subscriptions {
                     let Some(sub) = session.subscriptions.get_mut(&subscription_id) else {
                         continue;
                     };
-                    if let Some(load) = FeedbackRoute::of(sub, workers).and_then(|r| self.loads.get_mut(r.worker)) {
-                        load.feedback_routes = load.feedback_routes.saturating_sub(1);
-                    }
-                    if let Some(load) = FeedbackRoute::of(&moved, workers).and_then(|r| self.loads.get_mut(r.worker)) {
-                        load.feedback_routes += 1;
-                    }
+                    move_route(&mut self.loads, sub, &moved);
                     self.loads[sub.worker].subscriptions = self.loads[sub.worker].subscriptions.saturating_sub(1);
                     self.loads[moved.worker].subscriptions += 1;
                     *sub = moved;
@@ -139,6 +136,7 @@ impl Registry {
                         old.subscriptions = old.subscriptions.saturating_sub(1);
                     }
                 }
+                move_route(&mut self.loads, sub, &record);
                 *sub = record;
             }
             ChangeKind::UpdateEndpoint { session_id, endpoint_id, media_address, rtcp, socket } => {
@@ -200,6 +198,7 @@ impl Registry {
                     if let Some(load) = self.loads.get_mut(stream.worker) {
                         load.streams = load.streams.saturating_sub(1);
                     }
+                    move_alias(&mut self.loads, stream.alias, None);
                     self.usage.streams = self.usage.streams.saturating_sub(1);
                 }
                 for id in &cascade.endpoints {
@@ -213,5 +212,29 @@ impl Registry {
                 }
             }
         }
+    }
+}
+
+/// Moves the count of a stream's SSRC alias from the worker that held it (if any) to the one that holds it now.
+fn move_alias(loads: &mut [WorkerLoad], before: Option<usize>, after: Option<usize>) {
+    if before == after {
+        return;
+    }
+    if let Some(load) = before.and_then(|at| loads.get_mut(at)) {
+        load.aliases = load.aliases.saturating_sub(1);
+    }
+    if let Some(load) = after.and_then(|at| loads.get_mut(at)) {
+        load.aliases += 1;
+    }
+}
+
+/// Moves the count of a subscription's feedback route when its record goes from `before` to `after`.
+fn move_route(loads: &mut [WorkerLoad], before: &SubscriptionRecord, after: &SubscriptionRecord) {
+    let workers = loads.len();
+    if let Some(load) = FeedbackRoute::of(before, workers).and_then(|r| loads.get_mut(r.worker)) {
+        load.feedback_routes = load.feedback_routes.saturating_sub(1);
+    }
+    if let Some(load) = FeedbackRoute::of(after, workers).and_then(|r| loads.get_mut(r.worker)) {
+        load.feedback_routes += 1;
     }
 }

@@ -157,6 +157,7 @@ impl Registry {
             payload_types: spec.payload_types,
             clock_rate_hz: spec.clock_rate_hz,
             worker,
+            alias: None,
             data_plane_id: id,
             subscriptions: 0,
             interceptors,
@@ -372,6 +373,51 @@ impl<'a> FeedbackRoute<'a> {
         let r = self.record;
         let dest = r.destination?;
         Some(Command::RemoveFeedbackRoute { id: r.data_plane_id, dest, out_ssrc: r.out_ssrc })
+    }
+}
+
+impl Registry {
+    /// Plans the feedback routes of subscriptions whose records change from `before` to `after` (an out SSRC pinned
+    /// to an SSRC another worker owns): each route that goes is removed and each that comes is added, with their undo;
+    /// the new ones are admitted on their workers together (`limits.max_subscriptions_per_worker (feedback routes)`).
+    pub(crate) fn plan_reroutes<'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a SubscriptionRecord, &'a SubscriptionRecord)>,
+        commands: &mut Vec<(usize, Command)>,
+        undo: &mut Vec<(usize, Command)>,
+    ) -> Result<(), RegistryError> {
+        let workers = self.loads.len();
+        let mut added = vec![0u32; workers];
+        for (before, after) in changes {
+            let (old, new) = (FeedbackRoute::of(before, workers), FeedbackRoute::of(after, workers));
+            let key = |route: &FeedbackRoute<'_>| (route.worker, route.add());
+            if old.as_ref().map(key) == new.as_ref().map(key) {
+                continue;
+            }
+            if let Some(old) = &old {
+                if let (Some(remove), Some(add)) = (old.remove(), old.add()) {
+                    commands.push((old.worker, remove));
+                    undo.push((old.worker, add));
+                }
+            }
+            let Some(new) = new else {
+                continue;
+            };
+            if old.as_ref().is_none_or(|old| old.worker != new.worker) {
+                let used = self.loads[new.worker].feedback_routes + added[new.worker];
+                admit(
+                    used,
+                    self.limits.max_subscriptions_per_worker,
+                    "limits.max_subscriptions_per_worker (feedback routes)",
+                )?;
+                added[new.worker] += 1;
+            }
+            if let (Some(add), Some(remove)) = (new.add(), new.remove()) {
+                commands.push((new.worker, add));
+                undo.push((new.worker, remove));
+            }
+        }
+        Ok(())
     }
 }
 

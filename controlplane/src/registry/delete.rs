@@ -118,7 +118,7 @@ impl Registry {
     }
 
     /// The delete plan of `target` (which exists): `RemoveSubscription`s (each with its feedback route, if it
-    /// has one) first, then `RemoveStream`s.
+    /// has one) first, then `RemoveStream`s (each with its SSRC alias, if it has one).
     fn plan_delete(&self, session_id: &str, target: Target) -> Result<Plan, RegistryError> {
         let session = self.session(session_id)?;
         let cascade = Registry::cascade(session, &target);
@@ -127,11 +127,10 @@ impl Registry {
             let route = FeedbackRoute::of(s, workers).and_then(|route| Some((route.worker, route.remove()?)));
             std::iter::once((s.worker, Command::RemoveSubscription { id: s.data_plane_id })).chain(route)
         });
-        let streams = cascade
-            .streams
-            .iter()
-            .filter_map(|id| session.streams.get(id))
-            .map(|s| (s.worker, Command::RemoveStream { id: s.data_plane_id }));
+        let streams = cascade.streams.iter().filter_map(|id| session.streams.get(id)).flat_map(|s| {
+            let alias = s.alias.map(|at| (at, Command::RemoveSsrcAlias { ssrc: s.ssrc }));
+            std::iter::once((s.worker, Command::RemoveStream { id: s.data_plane_id })).chain(alias)
+        });
         Ok(Plan {
             commands: subscriptions.chain(streams).collect(),
             undo: Vec::new(),

@@ -15,7 +15,8 @@ use super::Registry;
 
 impl Registry {
     /// Checks that the counts match the contents, that every subscription's stream and endpoint exist in
-    /// its session (and are not the same endpoint), that destinations and workers are what they must be,
+    /// its session (and are not the same endpoint), that destinations and workers are what they must be (a stream
+    /// off its SSRC's owner has its alias there),
     /// that every limit holds, and that SSRCs and data-plane ids are unique. The first violation found,
     /// described.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -65,11 +66,18 @@ impl Registry {
                 if !session.endpoints.contains_key(&stream.endpoint_id) {
                     return Err(format!("{at}: publisher {} missing", stream.endpoint_id));
                 }
-                if stream.worker != owner_of(stream.ssrc, self.workers) {
-                    return Err(format!("{at}: on worker {}, not its SSRC's owner", stream.worker));
+                // Off its SSRC's owner only with an alias there (it took the SSRC in place, after learning one).
+                let owner = owner_of(stream.ssrc, self.workers);
+                let alias = (owner != stream.worker).then_some(owner);
+                if stream.alias != alias || (alias.is_some() && !stream.ssrc_known) {
+                    let (worker, held) = (stream.worker, stream.alias);
+                    return Err(format!("{at}: on worker {worker}, its SSRC's owner {owner}, alias on {held:?}"));
                 }
                 let load = loads.get_mut(stream.worker).ok_or(format!("{at}: no worker {}", stream.worker))?;
                 load.streams += 1;
+                if let Some(owner) = alias {
+                    loads[owner].aliases += 1;
+                }
                 let subscribers = per_stream.get(id.as_str()).copied().unwrap_or(0);
                 if stream.subscriptions != subscribers {
                     return Err(format!("{at}: counts {} subscriptions, has {subscribers}", stream.subscriptions));
@@ -105,7 +113,10 @@ impl Registry {
             return Err(format!("{used} {what}, over the limit {max}"));
         }
         for (worker, load) in loads.iter().enumerate() {
-            if load.streams > limits.max_streams_per_worker || load.subscriptions > limits.max_subscriptions_per_worker
+            if load.streams > limits.max_streams_per_worker
+                || load.aliases > limits.max_streams_per_worker
+                || load.subscriptions > limits.max_subscriptions_per_worker
+                || load.feedback_routes > limits.max_subscriptions_per_worker
             {
                 return Err(format!("worker {worker} holds {load:?}, over its limits"));
             }

@@ -9,8 +9,24 @@
 //!   (nothing was sent yet, so nothing is lost by binding them afresh), with the RTCP addresses of peers without
 //!   rtcp-mux set again;
 //! - a later one (the user agent restarted) is followed in place, with `ChangeStreamSsrc` (see `update_stream`): the
-//!   subscribers keep their SSRC and continuous numbering. A new SSRC steered to another worker is not followed yet
-//!   (the `unknown_ssrc` event still tells the controller).
+//!   subscribers keep their SSRC and continuous numbering, because the stream stays on its worker, where their
+//!   numbering lives.
+//!
+//! # SSRC aliases
+//! The kernel steers a datagram to the worker that owns its SSRC (`owner_of(ssrc) = ssrc % workers`), so with two
+//! workers half of all restarts pick an SSRC the stream's worker does not own. That worker (and `UpdateStream` with
+//! such an SSRC does the same) keeps the stream; the SSRC's owner gets an `AliasSsrc` naming it, and hands over what
+//! the kernel steers to it about the SSRC: the publisher's RTP and RTCP, and the feedback of subscribers that receive
+//! the SSRC unrewritten. The registry records the alias on the stream (`StreamRecord::alias`, counted per worker and
+//! bounded by `limits.max_streams_per_worker`, as the data plane's alias table is), and its SSRC index holds the new
+//! SSRC, so no other stream can take it. Deleting the stream (or its endpoint or session) removes the alias; changing
+//! its SSRC again moves it (or removes it, back on an SSRC the stream's worker owns). Subscriptions pinned to an
+//! aliased SSRC by such a change (their out SSRC was unset) get a feedback route on its owner instead.
+//!
+//! The cost: every packet of such a stream is copied once through the handover ring (bounded; a full ring is a
+//! counted `handover_full` drop) and counted as `handover_out` on the SSRC's owner and `handover_in` on the stream's
+//! worker, until the stream changes its SSRC again or goes. Packets of streams at home pay nothing: the alias table is
+//! looked up only when no stream of the receiving worker has the packet's SSRC.
 //!
 //! A worker reports each unknown (source, SSRC) once per statistics round; what no stream took is offered again
 //! after every commit for one round (`api::unclaimed`), so a stream declared just after its first packets takes
@@ -24,7 +40,7 @@ use ringfwd_dataplane::core::{owner_of, Command, StreamId};
 
 use super::create::{add_subscription, egress_spec, FeedbackRoute};
 use super::error::RegistryError;
-use super::model::{EndpointRecord, SessionRecord, StreamRecord};
+use super::model::{EndpointRecord, SessionRecord, StreamRecord, SubscriptionRecord};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::update_stream::StreamUpdate;
 use super::Registry;
@@ -76,8 +92,10 @@ impl Registry {
     }
 
     /// Plans what a worker's report "RTP with the unknown `ssrc` and `payload_type` came from `source`" changes:
-    /// `None` when no stream learns from there with that payload type, another stream has `ssrc`, or a learned
-    /// stream's new SSRC belongs to another worker. Answers the session and stream ids with the plan.
+    /// `None` when no stream learns from there with that payload type, another stream has `ssrc`, or the change
+    /// cannot be admitted (an alias over `limits.max_streams_per_worker`). A stream that learned its SSRC already
+    /// follows in place, with an alias when `ssrc` belongs to another worker. Answers the session and stream ids with
+    /// the plan.
     pub fn plan_learn(&self, source: SocketAddr, ssrc: u32, payload_type: u8) -> Option<(String, String, Plan)> {
         if self.ssrcs.contains_key(&ssrc) {
             return None;
@@ -103,8 +121,8 @@ impl Registry {
 
     /// The first SSRC of a stream that learns it: its subscriptions (and their feedback routes) and the stream
     /// removed where the placeholder put them, then added anew on `ssrc`'s worker (subscriptions keep their ids,
-    /// offsets and out SSRC) with the RTCP source and destinations of peers without rtcp-mux (bound afresh, they
-    /// have none), each step with its undo, then the keyframe requests of unpaused video subscriptions.
+    /// offsets and out SSRC; RTCP addresses of peers without rtcp-mux are set again), each step with its undo, then
+    /// the keyframe requests of unpaused video subscriptions.
     /// With `payload_types`, they replace the stream's at the same time.
     pub(super) fn plan_adopt(
         &self,
@@ -123,7 +141,8 @@ impl Registry {
         let (old, new) = (stream.worker, owner_of(ssrc, self.workers));
         let workers = self.loads.len();
         let mut learned = stream.clone();
-        (learned.ssrc, learned.ssrc_known, learned.worker) = (ssrc, true, new);
+        // Bound afresh on the SSRC's owner: no alias (a stream that has not learned its SSRC never has one).
+        (learned.ssrc, learned.ssrc_known, learned.worker, learned.alias) = (ssrc, true, new, None);
         if let Some(types) = payload_types {
             learned.payload_types = types;
         }
@@ -148,6 +167,10 @@ impl Registry {
             ingress: from_config::ingress(&record.interceptors, &self.interceptors),
         };
         let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        // A peer without rtcp-mux: its RTCP address is set again where the stream and subscriptions are added (each
+        // unset before the removal too, so that the undo of the removal is followed by setting it again).
+        let (id, rtcp_source) = (stream.data_plane_id, publisher.rtcp_address());
+        let rtcp_dest = |sub: &SubscriptionRecord| session.endpoints.get(&sub.endpoint_id)?.rtcp_address();
         let mut moved = Vec::new();
         for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
             if let Some(route) = FeedbackRoute::of(sub, workers) {
@@ -156,42 +179,38 @@ impl Registry {
                     undo.push((route.worker, add));
                 }
             }
-            let subscriber_rtcp = session.endpoints.get(&sub.endpoint_id).and_then(EndpointRecord::rtcp_address);
-            if let Some(rtcp) = subscriber_rtcp {
-                // Only so that the undo below (run newest first) restores it after re-adding the subscription.
-                commands.push((old, Command::SetRtcpDestination { id: sub.data_plane_id, dest: None }));
-                undo.push((old, Command::SetRtcpDestination { id: sub.data_plane_id, dest: Some(rtcp) }));
+            let sub_id = sub.data_plane_id;
+            if let Some(dest) = rtcp_dest(sub) {
+                commands.push((old, Command::SetRtcpDestination { id: sub_id, dest: None }));
+                undo.push((old, Command::SetRtcpDestination { id: sub_id, dest: Some(dest) }));
             }
-            commands.push((old, Command::RemoveSubscription { id: sub.data_plane_id }));
+            commands.push((old, Command::RemoveSubscription { id: sub_id }));
             let egress = egress_spec(sub, stream, &self.interceptors);
-            undo.push((old, add_subscription(sub, stream.data_plane_id, egress)));
+            undo.push((old, add_subscription(sub, id, egress)));
             let mut record = sub.clone();
             record.worker = new;
             moved.push((subscription_id.clone(), record));
         }
-        // A publisher without rtcp-mux: the stream bound anew takes its RTCP from its RTCP address, as before.
-        let id = stream.data_plane_id;
-        if let Some(rtcp) = publisher.rtcp_address() {
+        if let Some(source) = rtcp_source {
             commands.push((old, Command::SetRtcpSource { id, source: None }));
-            undo.push((old, Command::SetRtcpSource { id, source: Some(rtcp) }));
+            undo.push((old, Command::SetRtcpSource { id, source: Some(source) }));
         }
         commands.push((old, Command::RemoveStream { id }));
         undo.push((old, add_stream(stream)));
         commands.push((new, add_stream(&learned)));
         undo.push((new, Command::RemoveStream { id }));
-        if let Some(rtcp) = publisher.rtcp_address() {
-            commands.push((new, Command::SetRtcpSource { id, source: Some(rtcp) }));
+        if let Some(source) = rtcp_source {
+            commands.push((new, Command::SetRtcpSource { id, source: Some(source) }));
             undo.push((new, Command::SetRtcpSource { id, source: None }));
         }
         for (_, record) in &moved {
             let egress = egress_spec(record, &learned, &self.interceptors);
-            let id = record.data_plane_id;
-            commands.push((new, add_subscription(record, learned.data_plane_id, egress)));
-            undo.push((new, Command::RemoveSubscription { id }));
-            // A subscriber without rtcp-mux keeps getting its RTCP at its RTCP address.
-            if let Some(rtcp) = session.endpoints.get(&record.endpoint_id).and_then(EndpointRecord::rtcp_address) {
-                commands.push((new, Command::SetRtcpDestination { id, dest: Some(rtcp) }));
-                undo.push((new, Command::SetRtcpDestination { id, dest: None }));
+            commands.push((new, add_subscription(record, id, egress)));
+            undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
+            if let Some(dest) = rtcp_dest(record) {
+                let sub_id = record.data_plane_id;
+                commands.push((new, Command::SetRtcpDestination { id: sub_id, dest: Some(dest) }));
+                undo.push((new, Command::SetRtcpDestination { id: sub_id, dest: None }));
             }
             if let Some(route) = FeedbackRoute::of(record, workers) {
                 if let (Some(add), Some(remove)) = (route.add(), route.remove()) {

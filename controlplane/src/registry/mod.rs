@@ -34,7 +34,9 @@
 //! - Stream: its publisher endpoint exists; its SSRC is unique on the node (`AlreadyExists`, kind `ssrc`);
 //!   `kind` is required; `payload_types` are each below 128, none twice; `clock_rate_hz` is
 //!   1..=1 000 000. It lives on worker `owner_of(ssrc, workers)`: `AddStream` with source policy
-//!   `Fixed(address)`, or for a latching publisher `Latch { window: latch_window, fallback: address }`.
+//!   `Fixed(address)`, or for a latching publisher `Latch { window: latch_window, fallback: address }`. A new SSRC
+//!   (`UpdateStream`, or a restart the stream learns) is taken in place: the stream stays on its worker, and when
+//!   another worker owns the new SSRC, that worker holds an SSRC alias to it (see `learn`).
 //! - Subscription: its stream and endpoint exist in the session; the endpoint is not the stream's
 //!   publisher and has a media address, the destination (`InvalidArgument`, field `endpoint_id`): its latched
 //!   address once it latched, else its `media_address`; a latching endpoint with neither is accepted and held
@@ -55,8 +57,8 @@
 //!   every subscription before any stream. [`Outcome::Deleted`] counts what went.
 //! - Admission: totals `admission.max_sessions`, `admission.max_endpoints`, `admission.max_streams`,
 //!   `admission.max_subscriptions`, and `limits.max_subscriptions_per_stream`,
-//!   `limits.max_streams_per_worker`, `limits.max_subscriptions_per_worker` answer `ResourceExhausted`
-//!   naming the key and its value. Draining refuses new sessions (`Unavailable`); all else still works.
+//!   `limits.max_streams_per_worker` (also for a worker's SSRC aliases), `limits.max_subscriptions_per_worker`
+//!   (also for its feedback routes) answer `ResourceExhausted` naming the key and its value. Draining refuses new sessions (`Unavailable`); all else still works.
 //! - Data-plane ids ([`StreamId`](ringfwd_dataplane::core::StreamId),
 //!   [`SubscriptionId`](ringfwd_dataplane::core::SubscriptionId)) are drawn when planning and never reused, not even
 //!   those of plans that were rolled back (a late acknowledgement can then never hit a newer entry).
@@ -89,6 +91,8 @@ mod validate;
 mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_aliases;
 #[cfg(test)]
 mod tests_interceptors;
 #[cfg(test)]

@@ -207,7 +207,9 @@ pub struct StreamView {
     pub payload_types: Vec<u32>,
     /// RTP clock rate in Hz.
     pub clock_rate_hz: u32,
-    /// The worker that owns it (`owner_of(ssrc, workers)`).
+    /// The worker that holds it: `owner_of(ssrc, workers)`, unless it took an SSRC of another worker in place (a
+    /// restarted publisher, an `UpdateStream`): it stays where its subscriptions' numbering lives, and the SSRC's
+    /// owner hands its packets over (an SSRC alias, see `learn`).
     pub worker: usize,
     /// Its id in that worker's tables.
     pub data_plane_id: StreamId,
@@ -277,6 +279,8 @@ pub struct WorkerLoad {
     pub subscriptions: u32,
     /// Feedback routes to other workers' subscriptions (whose out SSRC this worker owns).
     pub feedback_routes: u32,
+    /// SSRC aliases of other workers' streams (whose SSRC this worker owns; see `learn`).
+    pub aliases: u32,
 }
 
 /// A session and everything in it, keyed by id.
@@ -313,6 +317,9 @@ pub(crate) struct StreamRecord {
     pub(crate) payload_types: Vec<u32>,
     pub(crate) clock_rate_hz: u32,
     pub(crate) worker: usize,
+    /// The worker holding its SSRC alias: `owner_of(ssrc)` when that is not `worker` (it took the SSRC in place,
+    /// see `learn`), else `None`.
+    pub(crate) alias: Option<usize>,
     pub(crate) data_plane_id: StreamId,
     pub(crate) subscriptions: u32,
     pub(crate) interceptors: Vec<InterceptorName>,

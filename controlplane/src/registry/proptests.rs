@@ -1,10 +1,13 @@
 //! Property test: random operation sequences keep the registry consistent and in step with the data plane.
 //!
-//! Draws sequences of creates, updates, deletes and drain toggles over small id pools (so they collide),
+//! Draws sequences of creates, updates, deletes and drain toggles over small id pools (so they collide; some
+//! endpoints without rtcp-mux),
 //! commits every successful plan after replaying its commands into one real `Forwarder` per worker (all
 //! must succeed), sometimes fails a plan midway (replays its rollback instead and does not commit; the
-//! registry must read exactly as before) and, after every step, checks the invariants and that the
-//! forwarders' table sizes equal the registry's counts, worker by worker. Bounded in cases and length.
+//! registry must read exactly as before) and, after every step, checks the invariants, that the
+//! forwarders' table sizes equal the registry's counts, worker by worker, and that the SSRC aliases of streams that
+//! took another worker's SSRC (`UpdateStream` and `Learn` may pick any) are exactly those the registry records: none
+//! is missing, none stale after a delete or a later change. Bounded in cases and length.
 
 use std::time::Instant;
 
@@ -56,7 +59,7 @@ impl Pick {
 enum Op {
     CreateSession(usize),
     DeleteSession(usize),
-    CreateEndpoint(usize, usize, usize, bool),
+    CreateEndpoint(usize, usize, usize, bool, bool),
     DeleteEndpoint(usize, Pick),
     CreateStream(usize, usize, Pick, u32, u32),
     DeleteStream(usize, Pick),
@@ -91,8 +94,8 @@ fn clock_rate_hz() -> impl Strategy<Value = u32> + Clone {
 }
 
 fn create_endpoint() -> impl Strategy<Value = Op> {
-    (session(), 0..ENDPOINTS.len(), address(), prop::bool::weighted(0.2))
-        .prop_map(|(s, e, a, l)| Op::CreateEndpoint(s, e, a, l))
+    (session(), 0..ENDPOINTS.len(), address(), prop::bool::weighted(0.2), prop::bool::weighted(0.3))
+        .prop_map(|(s, e, a, l, plus_one)| Op::CreateEndpoint(s, e, a, l, plus_one))
 }
 
 fn create_stream() -> impl Strategy<Value = Op> {
@@ -152,12 +155,12 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
     Some(match op {
         Op::CreateSession(s) => reg.plan_create_session(SESSIONS[*s], step),
         Op::DeleteSession(s) => reg.plan_delete_session(SESSIONS[*s]),
-        Op::CreateEndpoint(s, e, a, latching) => reg.plan_create_endpoint(EndpointSpec {
+        Op::CreateEndpoint(s, e, a, latching, plus_one) => reg.plan_create_endpoint(EndpointSpec {
             session_id: SESSIONS[*s].into(),
             endpoint_id: ENDPOINTS[*e].into(),
             media_address: ADDRESSES[*a].map(addr),
             latching: *latching,
-            rtcp: Default::default(),
+            rtcp: RtcpSpec { address: None, port_plus_one: *plus_one },
         }),
         Op::DeleteEndpoint(s, e) => {
             let e = e.resolve(endpoints(reg, *s), &ENDPOINTS);
@@ -226,6 +229,12 @@ fn check(reg: &Registry, forwarders: &[Forwarder]) -> Result<(), TestCaseError> 
     for (load, forwarder) in reg.worker_loads().iter().zip(forwarders) {
         prop_assert_eq!(forwarder.stream_count(), load.streams as usize);
         prop_assert_eq!(forwarder.subscription_count(), load.subscriptions as usize);
+        prop_assert_eq!(forwarder.alias_count(), load.aliases as usize, "a stale or missing SSRC alias");
+    }
+    for stream in reg.sessions.values().flat_map(|s| s.streams.values()) {
+        if let Some(at) = stream.alias {
+            prop_assert_eq!(forwarders[at].ssrc_alias(stream.ssrc), Some(stream.worker));
+        }
     }
     Ok(())
 }

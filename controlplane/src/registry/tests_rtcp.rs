@@ -140,3 +140,93 @@ fn a_learned_ssrc_keeps_the_rtcp_addresses_of_unmuxed_peers() {
         matches!(c, Command::AddSubscription { .. })
     }));
 }
+
+/// Records where copies go.
+#[derive(Default)]
+struct Destinations(Vec<std::net::SocketAddr>);
+
+impl ringfwd_dataplane::core::Egress for Destinations {
+    fn forward_rtp(&mut self, _: usize, dest: std::net::SocketAddr, _: &[u8; 12]) -> bool {
+        self.0.push(dest);
+        true
+    }
+
+    fn send_copy(&mut self, _: usize, dest: std::net::SocketAddr, _: &[u8]) -> bool {
+        self.0.push(dest);
+        true
+    }
+}
+
+#[test]
+fn a_stream_that_adopts_its_ssrc_keeps_the_rtcp_addresses_on_its_new_worker() {
+    use ringfwd_dataplane::core::{owner_of, Forwarder, ForwarderLimits, Outcome as Fate};
+    let mut reg = room();
+    for (id, port) in [("erin", 7000), ("fred", 7100)] {
+        let spec = EndpointSpec { rtcp: plus_one(), ..endpoint("room", id, Some(&format!("127.0.0.1:{port}"))) };
+        apply(&mut reg, |r| r.plan_create_endpoint(spec));
+    }
+    let mut setup = Vec::new();
+    let learning = StreamSpec { payload_types: vec![0], ..stream("room", "e-audio", "erin", 0) };
+    let plan = reg.plan_create_stream(learning).unwrap();
+    setup.extend(plan.commands.clone());
+    apply(&mut reg, |_| Ok(plan));
+    let plan = reg.plan_create_subscription(subscription("room", "to-fred", "e-audio", "fred")).unwrap();
+    setup.extend(plan.commands.clone());
+    apply(&mut reg, |_| Ok(plan));
+    let before = reg.get_stream("room", "e-audio").unwrap();
+    let sub = reg.get_subscription("room", "to-fred").unwrap().data_plane_id;
+    let ssrc = (100..).find(|&ssrc| owner_of(ssrc, 2) != before.worker).unwrap();
+    let (_, _, plan) = reg.plan_learn(addr("127.0.0.1:7000"), ssrc, 0).expect("adopts");
+    let (id, new) = (before.data_plane_id, owner_of(ssrc, 2));
+    let source = Command::SetRtcpSource { id, source: Some(addr("127.0.0.1:7001")) };
+    let dest = Command::SetRtcpDestination { id: sub, dest: Some(addr("127.0.0.1:7101")) };
+    assert!(plan.commands.contains(&(new, source)), "{:?}", plan.commands);
+    assert!(plan.commands.contains(&(new, dest)), "{:?}", plan.commands);
+    assert_eq!(plan.undo.len(), plan.commands.len());
+
+    // On real workers: every command applies, and a rollback after any of them leaves them as they were.
+    let limits = ForwarderLimits {
+        max_streams: 8,
+        max_subscriptions: 8,
+        max_subscriptions_per_stream: 8,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    };
+    let now = std::time::Instant::now();
+    let workers = || -> Vec<Forwarder> {
+        let mut workers: Vec<Forwarder> = (0..2).map(|w| Forwarder::with_hash_seed(w, 2, limits, 1)).collect();
+        for (worker, command) in &setup {
+            workers[*worker].apply(now, command.clone()).expect("setup");
+        }
+        workers
+    };
+    for failed_at in 0..plan.commands.len() {
+        let mut workers = workers();
+        for (worker, command) in &plan.commands[..failed_at] {
+            workers[*worker].apply(now, command.clone()).unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        }
+        for (worker, command) in plan.rollback(failed_at) {
+            workers[worker].apply(now, command.clone()).unwrap_or_else(|e| panic!("undo {command:?}: {e}"));
+        }
+        let counts: Vec<_> = workers.iter().map(|w| (w.stream_count(), w.subscription_count())).collect();
+        assert_eq!((counts[before.worker], counts[new]), ((1, 1), (0, 0)), "rolled back after {failed_at}");
+    }
+    // Applied: the publisher's SR from its RTCP address is its stream's, the subscriber's PLI from its RTCP address
+    // is recognised as its feedback and goes on to the publisher's RTCP address.
+    let mut workers = workers();
+    for (worker, command) in &plan.commands {
+        workers[*worker].apply(now, command.clone()).unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&ssrc.to_be_bytes());
+    sr.extend_from_slice(&[0; 20]);
+    let mut egress = Destinations::default();
+    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7001"), &sr, &mut egress);
+    assert!(!matches!(fate, Fate::Dropped(_)), "{fate:?}");
+    let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0xbe, 0xef];
+    pli.extend_from_slice(&ssrc.to_be_bytes());
+    egress.0.clear();
+    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7101"), &pli, &mut egress);
+    assert!(!matches!(fate, Fate::Dropped(_)), "{fate:?}");
+    assert_eq!((workers[new].counters().rx_feedback, egress.0), (1, vec![addr("127.0.0.1:7001")]));
+}

@@ -130,8 +130,9 @@ fn a_stream_takes_a_new_ssrc_in_place_on_its_worker() {
     let taken = reg.plan_update_stream("room", "b-audio", &to(same_worker)).unwrap_err();
     assert!(matches!(taken, RegistryError::AlreadyExists { kind: "ssrc", .. }), "{taken}");
 
-    let moved = reg.plan_update_stream("room", "a-audio", &to(other_worker)).unwrap_err();
-    assert!(matches!(moved, RegistryError::FailedPrecondition(ref m) if m.contains("not supported yet")), "{moved}");
+    // Another worker's SSRC is taken in place too (see `tests_aliases`).
+    let plan = reg.plan_update_stream("room", "a-audio", &to(other_worker)).unwrap();
+    assert!(plan.commands.contains(&(worker, Command::ChangeStreamSsrc { id, ssrc: other_worker })));
     let bad = StreamUpdate { ssrc: None, payload_types: Some(vec![111, 111]) };
     assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &bad)), "payload_types[1]");
     let types = StreamUpdate { ssrc: None, payload_types: Some(vec![0, 8]) };
@@ -177,14 +178,22 @@ fn a_stream_declared_without_ssrc_adopts_the_first_and_follows_in_place() {
     assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, 0, "nothing was sent: nothing to pin");
     assert!(reg.plan_learn(addr("127.0.0.1:5000"), first, 8).is_none(), "its own SSRC is not unknown");
 
-    // A restart with an SSRC of the same worker is followed in place; of another worker, not yet.
+    // A restart is followed in place, with an SSRC of the same worker or, through an alias, of another one.
     let same = (first + 1..).find(|&ssrc| owner_of(ssrc, 2) == new_worker).unwrap();
-    let other = (first + 1..).find(|&ssrc| owner_of(ssrc, 2) != new_worker).unwrap();
-    assert!(reg.plan_learn(addr("127.0.0.1:5000"), other, 0).is_none());
+    let other = (same + 1..).find(|&ssrc| owner_of(ssrc, 2) != new_worker).unwrap();
     let (_, _, plan) = reg.plan_learn(addr("127.0.0.1:5000"), same, 0).expect("follows");
-    assert_eq!(plan.commands[0], (new_worker, Command::ChangeStreamSsrc { id: mic.data_plane_id, ssrc: same }));
+    assert_eq!(plan.commands, [(new_worker, Command::ChangeStreamSsrc { id: mic.data_plane_id, ssrc: same })]);
     apply(&mut reg, |_| Ok(plan));
     assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, first, "the subscriber keeps its SSRC");
+    let (_, _, plan) = reg.plan_learn(addr("127.0.0.1:5000"), other, 0).expect("follows across workers");
+    let alias = Command::AliasSsrc { ssrc: other, owner: new_worker };
+    let change = Command::ChangeStreamSsrc { id: mic.data_plane_id, ssrc: other };
+    assert_eq!(plan.commands, [(owner_of(other, 2), alias), (new_worker, change)]);
+    apply(&mut reg, |_| Ok(plan));
+    let mic = reg.get_stream("room", "mic").unwrap();
+    assert_eq!((mic.ssrc, mic.worker), (other, new_worker), "it stays where its subscriber's numbering is");
+    assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, first, "the subscriber keeps its SSRC");
+    assert!(reg.plan_learn(addr("127.0.0.1:5000"), other, 0).is_none(), "its own SSRC is not unknown");
     assert_eq!(
         invalid_field(reg.plan_update_stream("room", "mic", &StreamUpdate { ssrc: Some(0), payload_types: None })),
         "ssrc"

@@ -1,7 +1,8 @@
 //! Planning `UpdateSubscription`: pause, resume, switch to another stream of the same worker, and replace the
 //! payload-type map, the egress interceptors and RTX (a renegotiation).
 //!
-//! Owns the rules of an update and the order of its commands. Must never change the registry (only
+//! Owns the rules of an update and the order of its commands (a switch that pins the out SSRC to a stream's SSRC
+//! another worker owns, an aliased one, adds the subscription's feedback route there). Must never change the registry (only
 //! `commit` does) nor plan a switch across workers: the subscription's state lives on its stream's worker,
 //! and moving it is not supported yet.
 
@@ -160,6 +161,8 @@ impl Registry {
                 undo.insert(at, (worker, reconfigure(current, before)));
             }
         }
+        // Pinned to a stream's SSRC another worker owns (an aliased one): its feedback is routed from there.
+        self.plan_reroutes([(current, &updated)], &mut commands, &mut undo)?;
         let view = updated.view(session_id, subscription_id);
         // The subscriber starts receiving mid-way: after a switch it would otherwise decode the new stream's delta
         // frames on the old picture; after a pause its decoder has lost its references.

@@ -2,16 +2,19 @@
 //! user agent), in place, so its subscriptions live on.
 //!
 //! Owns the rules of a stream update and its commands: `ChangeStreamSsrc` on the stream's worker (its subscribers
-//! keep their SSRC and continuous numbering), then a `ReconfigureSubscription` for each subscription whose
-//! payload-type filter follows the new payload types. Must never change the registry (only `commit` does) nor move
-//! a stream to another worker: a new SSRC the kernel steers to another worker is refused, as a switch across
-//! workers is.
+//! keep their SSRC and continuous numbering), the SSRC aliases that go with it (when the kernel steers the new SSRC
+//! to another worker, that worker gets an `AliasSsrc` naming the stream's; the old SSRC's alias, if any, goes; see
+//! `learn`), the feedback routes of subscriptions whose out SSRC is pinned to an aliased SSRC, then a
+//! `ReconfigureSubscription` for each subscription whose payload-type filter follows the new payload types. Must
+//! never change the registry (only `commit` does) nor move a stream to another worker: its subscriptions' numbering
+//! lives there.
 
 use ringfwd_dataplane::core::{owner_of, Command};
 
 use super::create::{egress_spec, payload_type_map};
 use super::error::RegistryError;
-use super::plan::{Change, ChangeKind, Outcome, Plan, View};
+use super::model::StreamRecord;
+use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
 
@@ -25,10 +28,12 @@ pub struct StreamUpdate {
 }
 
 impl Registry {
-    /// Plans `UpdateStream`: `ChangeStreamSsrc` when the SSRC changes (refused with `FAILED_PRECONDITION` when the
-    /// new SSRC belongs to another worker), then one `ReconfigureSubscription` per subscription whose egress spec
-    /// changes with the payload types. A subscription with an unset out SSRC is pinned to the old SSRC, as the
-    /// worker pins it, so the subscriber keeps seeing one stream. Unchanged values plan no command.
+    /// Plans `UpdateStream`. When the SSRC changes: the feedback routes of subscriptions pinned to an old SSRC
+    /// another worker owns, then an `AliasSsrc` on the new SSRC's owner when that is not the stream's worker (admitted
+    /// against `limits.max_streams_per_worker (ssrc aliases)`), `ChangeStreamSsrc` on the stream's worker and the old
+    /// SSRC's `RemoveSsrcAlias`; then one `ReconfigureSubscription` per subscription whose egress spec changes with
+    /// the payload types. A subscription with an unset out SSRC is pinned to the old SSRC, as the worker pins it, so
+    /// the subscriber keeps seeing one stream. Unchanged values plan no command.
     pub fn plan_update_stream(
         &self,
         session_id: &str,
@@ -55,34 +60,35 @@ impl Registry {
             }
             return self.plan_adopt(session_id, session, stream_id, ssrc, update.payload_types.clone());
         }
-        let (id, worker) = (current.data_plane_id, current.worker);
         let mut updated = current.clone();
-        let mut commands = Vec::new();
-        let mut undo = Vec::new();
-        let mut subscriptions = Vec::new();
         if let Some(ssrc) = update.ssrc.filter(|&ssrc| ssrc != current.ssrc) {
             if self.ssrcs.contains_key(&ssrc) {
                 return Err(RegistryError::AlreadyExists { kind: "ssrc", id: ssrc.to_string() });
             }
-            let owner = owner_of(ssrc, self.workers);
-            if owner != worker {
-                return Err(RegistryError::FailedPrecondition(format!(
-                    "ssrc {ssrc} is steered to worker {owner}, stream {stream_id} lives on worker {worker}: moving a \
-                     stream across workers is not supported yet (delete it and create it again)"
-                )));
-            }
-            commands.push((worker, Command::ChangeStreamSsrc { id, ssrc }));
-            undo.push((worker, Command::ChangeStreamSsrc { id, ssrc: current.ssrc }));
             updated.ssrc = ssrc;
+            let owner = owner_of(ssrc, self.workers);
+            updated.alias = (owner != current.worker).then_some(owner);
         }
         if let Some(types) = &update.payload_types {
             updated.payload_types.clone_from(types);
         }
+        let mut subscriptions = Vec::new();
         for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
             let mut record = sub.clone();
             if updated.ssrc != current.ssrc && record.out_ssrc == 0 {
                 record.out_ssrc = current.ssrc;
             }
+            subscriptions.push((subscription_id, sub, record));
+        }
+        let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        if updated.ssrc != current.ssrc {
+            // Their subscribers' feedback about the old SSRC went along its alias; from now on along a route.
+            let pinned = subscriptions.iter().map(|(_, sub, record)| (*sub, record));
+            self.plan_reroutes(pinned, &mut commands, &mut undo)?;
+            self.plan_ssrc_change(current, &updated, &mut commands, &mut undo)?;
+        }
+        let mut changed = Vec::new();
+        for (subscription_id, sub, record) in subscriptions {
             let (before, after) =
                 (egress_spec(sub, current, &self.interceptors), egress_spec(&record, &updated, &self.interceptors));
             if before != after {
@@ -93,7 +99,7 @@ impl Registry {
                 undo.push((sub.worker, reconfigure(before)));
             }
             if record != *sub {
-                subscriptions.push((subscription_id.clone(), record));
+                changed.push((subscription_id.clone(), record));
             }
         }
         let view = updated.view(session_id, stream_id);
@@ -104,9 +110,35 @@ impl Registry {
                 session_id: session_id.to_owned(),
                 stream_id: stream_id.to_owned(),
                 record: updated,
-                subscriptions,
+                subscriptions: changed,
             }),
             outcome: Outcome::Updated(View::Stream(view)),
         })
+    }
+
+    /// The commands that move stream `current` to `updated`'s SSRC on its worker, with their undo: the new SSRC's
+    /// alias first (so its packets find the stream as soon as it has the SSRC), the change, then the old SSRC's
+    /// alias removed. A worker that holds the old alias needs room for the new one for a moment.
+    fn plan_ssrc_change(
+        &self,
+        current: &StreamRecord,
+        updated: &StreamRecord,
+        commands: &mut Vec<(usize, Command)>,
+        undo: &mut Vec<(usize, Command)>,
+    ) -> Result<(), RegistryError> {
+        let (id, worker) = (current.data_plane_id, current.worker);
+        if let Some(at) = updated.alias {
+            let limit = self.limits.max_streams_per_worker;
+            admit(self.loads[at].aliases, limit, "limits.max_streams_per_worker (ssrc aliases)")?;
+            commands.push((at, Command::AliasSsrc { ssrc: updated.ssrc, owner: worker }));
+            undo.push((at, Command::RemoveSsrcAlias { ssrc: updated.ssrc }));
+        }
+        commands.push((worker, Command::ChangeStreamSsrc { id, ssrc: updated.ssrc }));
+        undo.push((worker, Command::ChangeStreamSsrc { id, ssrc: current.ssrc }));
+        if let Some(at) = current.alias {
+            commands.push((at, Command::RemoveSsrcAlias { ssrc: current.ssrc }));
+            undo.push((at, Command::AliasSsrc { ssrc: current.ssrc, owner: worker }));
+        }
+        Ok(())
     }
 }

@@ -135,11 +135,27 @@ pub enum Command {
     /// re-INVITE, a restarted user agent). Its subscribers see one continuous stream, as after a
     /// `SwitchSubscription`: the SSRC they saw so far (an unset `out_ssrc` is pinned to the old SSRC) and
     /// numbering rebased on the first RTP with the new SSRC. The stream's chains are bound anew for the new SSRC
-    /// (their statistics restart). The control plane sends it only to the worker that owns both SSRCs.
+    /// (their statistics restart). The stream stays on this worker whatever worker owns the new SSRC: when another
+    /// one does, the control plane gives that worker an [`Command::AliasSsrc`] naming this one.
     ChangeStreamSsrc {
         /// The stream.
         id: StreamId,
         /// Its SSRC from now on.
+        ssrc: u32,
+    },
+    /// Hands datagrams about `ssrc` to worker `owner`, which holds the stream that took `ssrc` in place (see
+    /// `ChangeStreamSsrc`): RTP with `ssrc`, RTCP whose first SSRC it is, and a subscriber's feedback about it. Given
+    /// only to the worker that owns `ssrc` (where the kernel steers it), naming another worker; an alias `ssrc`
+    /// already has is replaced. Bounded by the worker's stream limit.
+    AliasSsrc {
+        /// The SSRC, owned by this worker.
+        ssrc: u32,
+        /// The worker holding the stream.
+        owner: usize,
+    },
+    /// Removes the alias of `ssrc` (nothing changes if there is none): datagrams about it are this worker's again.
+    RemoveSsrcAlias {
+        /// The SSRC.
         ssrc: u32,
     },
     /// Sends subscription `id`'s copies to `dest` from socket `socket` from now on (its subscriber latched or
@@ -262,6 +278,19 @@ pub enum CommandError {
         /// The source address it is locked to, if it is.
         source_addr: Option<SocketAddr>,
     },
+    /// `AliasSsrc` given to a worker that does not own `ssrc`, or naming this worker or one that does not exist.
+    #[error(
+        "ssrc {ssrc:#010x} cannot be aliased on worker {worker} to worker {owner}: an alias lives on the worker that \
+         owns its ssrc (ssrc % workers) and names another worker"
+    )]
+    MisplacedAlias {
+        /// The SSRC.
+        ssrc: u32,
+        /// The worker the command was given to.
+        worker: usize,
+        /// The worker it named.
+        owner: usize,
+    },
     /// `AddStream` with a clock rate outside `1..=MAX_CLOCK_RATE_HZ`.
     #[error("clock_rate_hz = {clock_rate_hz} of {id} is not in 1..={max}", max = MAX_CLOCK_RATE_HZ)]
     ClockRateOutOfRange {
@@ -301,6 +330,11 @@ mod tests {
             "ssrc 0x000000ab already in use (from 127.0.0.1:5000)"
         );
         assert!(CommandError::SsrcInUse { ssrc: 1, source_addr: None }.to_string().contains("waiting to latch"));
+        assert_eq!(
+            CommandError::MisplacedAlias { ssrc: 3, worker: 0, owner: 1 }.to_string(),
+            "ssrc 0x00000003 cannot be aliased on worker 0 to worker 1: an alias lives on the worker that owns its \
+             ssrc (ssrc % workers) and names another worker"
+        );
         assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }.to_string().contains("[96] = 200"));
         assert_eq!(
             CommandError::ClockRateOutOfRange { id: StreamId(2), clock_rate_hz: 0 }.to_string(),

@@ -126,7 +126,7 @@ define_counters! {
         forwarded_packets: Counter = "Copies handed to egress, one per subscription.",
         forwarded_bytes: Counter = "Bytes of copies handed to egress.",
         consumed_no_subscriber: Counter = "Packets of a known stream that has no active subscription.",
-        handover_out: Counter = "Packets handed to the worker that owns their SSRC.",
+        handover_out: Counter = "Packets handed to another worker: the owner of their SSRC, or the worker holding their stream (SSRC alias) or subscription (feedback route).",
         handover_in: Counter = "Packets received from another worker by handover.",
         latched: Counter = "Streams locked to a source by latching (or to their fallback), or re-latched after the source was silent for the latch window.",
         not_sent_no_destination: Counter = "Copies not sent to a subscription with no address yet (a latching subscriber that has not sent).",

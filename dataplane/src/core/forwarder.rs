@@ -64,13 +64,20 @@ pub enum Outcome {
     /// An interceptor consumed it (answered, absorbed, or it was a subscriber's RTCP, which ends here or
     /// goes on to the publisher translated): counted as `consumed_by_interceptor` or `rx_feedback`.
     Intercepted,
-    /// The SSRC belongs to worker `owner`: the driver must hand the datagram to it (already counted as
-    /// `handover_out`), and the owner passes it to [`Forwarder::on_handover`].
+    /// Worker `owner` takes it (it owns the SSRC, or holds the stream or subscription it is about): the driver must
+    /// hand the datagram to it (already counted as `handover_out`), with its number of handovers so far plus one,
+    /// and that worker passes it to [`Forwarder::on_handover`].
     Handover {
-        /// The owning worker.
+        /// The worker to hand it to.
         owner: usize,
     },
 }
+
+/// How many times a datagram may be handed over between workers. Steering by SSRC (the owner of its SSRC, or of the
+/// SSRC a subscriber's RTCP is about) hands over a datagram only as received from the wire; an SSRC alias or a
+/// feedback route is followed as its first or second handover. So a datagram is handed over at most twice, and
+/// never in a loop, whatever aliases and routes the workers hold and whatever SSRCs it carries.
+pub const MAX_HANDOVERS: u8 = 2;
 
 /// The forwarding state of one worker.
 pub struct Forwarder {
@@ -234,6 +241,17 @@ impl Forwarder {
                 self.table.routes.remove(id, dest, out_ssrc);
                 Ok(())
             }
+            Command::AliasSsrc { ssrc, owner } => {
+                if owner_of(ssrc, self.workers) != self.worker || owner == self.worker || owner >= self.workers {
+                    Err(CommandError::MisplacedAlias { ssrc, worker: self.worker, owner })
+                } else {
+                    self.table.aliases.add(ssrc, owner)
+                }
+            }
+            Command::RemoveSsrcAlias { ssrc } => {
+                self.table.aliases.remove(ssrc);
+                Ok(())
+            }
         };
         match result {
             Ok(()) => self.counters.commands_applied += 1,
@@ -255,23 +273,26 @@ impl Forwarder {
     ) -> Outcome {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += pkt.len() as u64;
-        self.process(now, socket, src, pkt, egress, true)
+        self.process(now, socket, src, pkt, egress, 0)
     }
 
-    /// Processes a datagram another worker handed over (see [`Outcome::Handover`]). Counts it as
-    /// `handover_in`, not as received (the first worker did), and hands it over again only along a feedback
-    /// route (a subscriber's RTCP about an out SSRC this worker owns, for a subscription of another worker;
-    /// see `routes`): the driver must then hand it on as for [`Forwarder::on_datagram`].
+    /// Processes a datagram another worker handed over (see [`Outcome::Handover`]) for the `handovers`-th time (1
+    /// or more). Counts it as `handover_in`, not as received (the first worker did). It is handed over again only
+    /// along an SSRC alias (its SSRC's stream, or the publisher SSRC a subscriber's RTCP is about, lives on another
+    /// worker; see `aliases`) or a feedback route (a subscriber's RTCP about an out SSRC this worker owns, for a
+    /// subscription of another worker; see `routes`), and only below [`MAX_HANDOVERS`]: the driver must then hand it
+    /// on with `handovers + 1`.
     pub fn on_handover<E: Egress>(
         &mut self,
         now: Instant,
         socket: usize,
         src: SocketAddr,
         pkt: &[u8],
+        handovers: u8,
         egress: &mut E,
     ) -> Outcome {
         self.counters.handover_in += 1;
-        self.process(now, socket, src, pkt, egress, false)
+        self.process(now, socket, src, pkt, egress, handovers.max(1))
     }
 
     fn process<E: Egress>(
@@ -281,9 +302,9 @@ impl Forwarder {
         src: SocketAddr,
         pkt: &[u8],
         egress: &mut E,
-        may_hand_over: bool,
+        handovers: u8,
     ) -> Outcome {
-        let outcome = self.route(now, socket, src, pkt, egress, may_hand_over);
+        let outcome = self.route(now, socket, src, pkt, egress, handovers);
         if !self.outbox.is_empty() {
             self.drain_outbox(egress);
         }
@@ -309,14 +330,16 @@ impl Forwarder {
     /// ringfwd's reports to it come from, a subscription of this worker receiving at `src` gets it now (as a
     /// subscriber's RTCP); otherwise the worker to hand the compound to once the publisher's part is done is
     /// answered: the one a feedback route names, else the one owning that SSRC (which holds the subscription or
-    /// the route to it, as for any subscriber's RTCP). Never for a handed-over packet.
+    /// the route to it, as for any subscriber's RTCP; an alias of it here names the stream's worker). Only for a
+    /// packet as received (`steered`): a compound that was handed over (along an alias, to its stream's worker)
+    /// has its subscriber's part taken only by a subscription of that worker.
     fn subscriber_part(
         &mut self,
         now: Instant,
         src: SocketAddr,
         (stream, ssrc): (u32, u32),
         compound: &RtcpCompound<'_>,
-        may_hand_over: bool,
+        steered: bool,
     ) -> Option<usize> {
         let entry = &self.table.streams[stream as usize];
         let own = local_ssrc(entry.id, entry.ssrc);
@@ -325,8 +348,8 @@ impl Forwarder {
             let _ = self.on_subscriber_rtcp(now, flow, compound);
             return None;
         }
-        let owner = self.table.routes.find(src, media).unwrap_or_else(|| owner_of(media, self.workers));
-        Some(owner).filter(|&owner| may_hand_over && owner != self.worker)
+        let owner = self.table.routes.find(src, media).or_else(|| self.table.aliases.find(media));
+        Some(owner.unwrap_or_else(|| owner_of(media, self.workers))).filter(|&owner| steered && owner != self.worker)
     }
 
     fn route<E: Egress>(
@@ -336,8 +359,10 @@ impl Forwarder {
         src: SocketAddr,
         pkt: &[u8],
         egress: &mut E,
-        may_hand_over: bool,
+        handovers: u8,
     ) -> Outcome {
+        // Steered by SSRC only as received; along an alias or a route up to the limit (see `MAX_HANDOVERS`).
+        let (steered, may_follow) = (handovers == 0, handovers < MAX_HANDOVERS);
         if pkt.len() > self.table.limits.max_packet_bytes {
             return Outcome::Dropped(DropReason::Oversize);
         }
@@ -373,11 +398,15 @@ impl Forwarder {
         let stream = match self.table.find_locked(src, ssrc).or(rtcp_source) {
             Some(stream) => {
                 if let Parsed::Rtcp(compound) = &parsed {
-                    feedback_elsewhere = self.subscriber_part(now, src, (stream, ssrc), compound, may_hand_over);
+                    feedback_elsewhere = self.subscriber_part(now, src, (stream, ssrc), compound, steered);
                 }
                 stream
             }
             None => {
+                // Its stream took this SSRC in place on another worker: there it is found as here it would be.
+                if let Some(owner) = self.table.aliases.find(ssrc).filter(|_| may_follow) {
+                    return Outcome::Handover { owner };
+                }
                 // A subscriber's RTCP is about the SSRC it receives (see `feedback::media_ssrc`).
                 let media = match &parsed {
                     Parsed::Rtcp(compound) => media_ssrc(compound),
@@ -387,20 +416,23 @@ impl Forwarder {
                     if let Some(flow) = self.table.find_feedback(src, media) {
                         return self.on_subscriber_rtcp(now, flow, compound);
                     }
-                    // Its subscription lives on another worker: followed even by a handed-over packet, as a
-                    // route never leads to a worker with another route for the same key.
-                    if let Some(owner) = self.table.routes.find(src, media).filter(|&owner| owner != self.worker) {
+                    // Its subscription lives on another worker.
+                    let routed = self.table.routes.find(src, media).filter(|&owner| owner != self.worker);
+                    if let Some(owner) = routed.filter(|_| may_follow) {
                         return Outcome::Handover { owner };
                     }
                 }
                 let owner = owner_of(ssrc, self.workers);
-                if may_hand_over && owner != self.worker {
+                if steered && owner != self.worker {
                     return Outcome::Handover { owner };
                 }
                 // Without SSRC rewriting the SSRC a subscriber's RTCP is about is the publisher's, so its
-                // owner is the stream's.
+                // owner is the stream's, or the stream took it in place on another worker (an alias).
                 let feedback_owner = media.map(|media| owner_of(media, self.workers));
-                if let Some(owner) = feedback_owner.filter(|&owner| may_hand_over && owner != self.worker) {
+                if let Some(owner) = feedback_owner.filter(|&owner| steered && owner != self.worker) {
+                    return Outcome::Handover { owner };
+                }
+                if let Some(owner) = media.and_then(|media| self.table.aliases.find(media)).filter(|_| may_follow) {
                     return Outcome::Handover { owner };
                 }
                 match self.table.try_latch(now, src, ssrc, is_rtp) {
@@ -644,6 +676,16 @@ impl Forwarder {
     /// Subscriptions in the table.
     pub fn subscription_count(&self) -> usize {
         self.table.subscriptions.len()
+    }
+
+    /// SSRC aliases this worker holds (see `Command::AliasSsrc`).
+    pub fn alias_count(&self) -> usize {
+        self.table.aliases.len()
+    }
+
+    /// The worker that datagrams about `ssrc` are handed to by this worker's alias, if it holds one.
+    pub fn ssrc_alias(&self, ssrc: u32) -> Option<usize> {
+        self.table.aliases.find(ssrc)
     }
 
     /// The limits this forwarder was built with.

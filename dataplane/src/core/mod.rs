@@ -4,13 +4,16 @@
 //! per-subscription header rewriting ([`rewrite`]), continuous numbering across a stream switch
 //! ([`continuity`]), the counters ([`counters`]), the commands ([`command`]), the bounded
 //! stream/subscription tables ([`table`]), the feedback routes to other workers (`routes`), the SSRC
-//! placement rule ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point ([`fuzz`]).
+//! aliases of streams that took an SSRC another worker owns (`aliases`), the SSRC placement rule
+//! ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point
+//! ([`fuzz`]).
 //!
 //! It must never open a socket, read a clock (time is an `Instant` argument), use `unsafe`, allocate,
 //! log or lock per packet, or grow a table past its configured limit. Allocation is allowed only
 //! when applying a command. Outside input never makes it panic: malformed packets are counted drops.
 #![forbid(unsafe_code)]
 
+mod aliases;
 pub mod command;
 pub mod continuity;
 pub mod counters;
@@ -29,7 +32,7 @@ pub mod wire;
 
 pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ, NO_DESTINATION};
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
-pub use forwarder::{Egress, Forwarder, Outcome, StatsKey, UNKNOWN_SSRCS_PER_ROUND};
+pub use forwarder::{Egress, Forwarder, Outcome, StatsKey, MAX_HANDOVERS, UNKNOWN_SSRCS_PER_ROUND};
 pub use fuzz::fuzz_entry;
 pub use packet::{classify, PacketError, PacketKind, RtcpCompound, RtcpPacketRef, RtcpType, RtpView};
 pub use rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};

@@ -6,7 +6,8 @@
 //! that worker gets the packet instead; the control plane therefore gives it a route, keyed like the
 //! subscriptions' feedback index (subscriber address, out SSRC), naming the worker that holds the subscription.
 //! A route only ever exists on the out SSRC's owner and points at another worker, where the subscription's own
-//! index matches: a packet follows at most one route, so it is handed over at most twice and never in a loop.
+//! index matches. Whatever routes and SSRC aliases the workers hold, a packet is handed over at most twice (see
+//! `forwarder::MAX_HANDOVERS`), so never in a loop.
 //!
 //! Owns [`FeedbackRoutes`], bounded by the worker's subscription limit (a route stands for a subscription of
 //! another worker, and no worker holds more than that many). When two subscriptions share a key, the first

@@ -3,7 +3,8 @@
 //! Owns the slabs of streams and subscriptions (indices are `u32`, stable while the entry lives; a
 //! subscription's index is its GSO flow key), the id maps, the `(source, ssrc)` map of locked streams, the
 //! `(rtcp source, ssrc)` map of publishers without rtcp-mux (RTCP only),
-//! the `ssrc` map of latching streams (waiting or latched), and the latching rule. Capacity is reserved at
+//! the `ssrc` map of latching streams (waiting or latched), and the latching rule; it holds the worker's feedback
+//! routes (`routes`) and SSRC aliases (`aliases`), which own their rules. Capacity is reserved at
 //! construction, so lookups and latching never allocate; only commands (adding a subscription to a
 //! stream's list, or moving it to another stream's list) may. Must never grow past its limits:
 //! exceeding one is a `LimitReached` error.
@@ -27,6 +28,7 @@ use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
 use slab::Slab;
 
+use super::aliases::SsrcAliases;
 use super::command::{CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ};
 use super::continuity::LastSent;
 use super::interceptor::spec::{EgressSpec, IngressSpec, RtxParams};
@@ -173,6 +175,8 @@ pub(crate) struct Table {
     feedback: Map<(SocketAddr, u32), u32>,
     /// Feedback about out SSRCs this worker owns for subscriptions other workers hold.
     pub(crate) routes: FeedbackRoutes,
+    /// SSRCs this worker owns whose streams other workers hold.
+    pub(crate) aliases: SsrcAliases,
 }
 
 /// The maps of the table: std's, with foldhash (fast, seeded).
@@ -214,6 +218,7 @@ impl Table {
             ssrc_streams: reserved_map(streams, &hasher),
             feedback: reserved_map(subscriptions.saturating_mul(2), &hasher),
             routes: FeedbackRoutes::new(limits.max_subscriptions, &hasher),
+            aliases: SsrcAliases::new(limits.max_streams, &hasher),
         }
     }
 

@@ -105,7 +105,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                 let queued = outs.len();
                 let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: i };
                 if let Outcome::Handover { owner } = forwarder.on_datagram(now, socket, d.src, d.data, &mut egress) {
-                    ctx.hand_over(owner, d.src, socket, d.data, forwarder.counters_mut());
+                    ctx.hand_over(owner, d.src, socket, 1, d.data, forwarder.counters_mut());
                 }
                 if outs.len() != queued {
                     latency.produced();
@@ -135,11 +135,12 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             worked = true;
             let data = &packet.data[..packet.len];
             let mut egress = Collect { outs: &mut outs, arena: &mut arena, datagram: 0 };
+            let handovers = packet.handovers;
             if let Outcome::Handover { owner } =
-                forwarder.on_handover(now, packet.socket, packet.src, data, &mut egress)
+                forwarder.on_handover(now, packet.socket, packet.src, data, handovers, &mut egress)
             {
-                // Along a feedback route to the worker holding the subscription.
-                ctx.hand_over(owner, packet.src, packet.socket, data, forwarder.counters_mut());
+                // Along an SSRC alias or a feedback route to the worker holding the stream or subscription.
+                ctx.hand_over(owner, packet.src, packet.socket, handovers + 1, data, forwarder.counters_mut());
             }
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| data, forwarder.counters_mut())?;
             ctx.incoming().recycle(packet);

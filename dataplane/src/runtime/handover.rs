@@ -15,6 +15,8 @@ pub struct HandoverPacket {
     pub src: SocketAddr,
     /// Which media socket (index into the media addresses) received it.
     pub socket: usize,
+    /// How many times it was handed over, this time included (see `core::MAX_HANDOVERS`).
+    pub handovers: u8,
     /// Valid bytes in `data`.
     pub len: usize,
     /// Packet bytes; preallocated at start-up.
@@ -37,6 +39,7 @@ impl HandoverRing {
             let packet = HandoverPacket {
                 src: unspecified,
                 socket: 0,
+                handovers: 0,
                 len: 0,
                 data: vec![0; max_packet_bytes].into_boxed_slice(),
             };
@@ -45,9 +48,10 @@ impl HandoverRing {
         HandoverRing { ready: ArrayQueue::new(capacity), free }
     }
 
-    /// Sender: copies the packet in; `false` (and nothing queued) when the ring is full or the packet too big.
-    /// Returns `Some(was_empty)` on success, so the caller wakes the owner only when it may be asleep.
-    pub fn offer(&self, src: SocketAddr, socket: usize, bytes: &[u8]) -> Option<bool> {
+    /// Sender: copies the packet in, handed over for the `handovers`-th time; `None` (and nothing queued) when the
+    /// ring is full or the packet too big. Returns `Some(was_empty)` on success, so the caller wakes the owner only
+    /// when it may be asleep.
+    pub fn offer(&self, src: SocketAddr, socket: usize, handovers: u8, bytes: &[u8]) -> Option<bool> {
         let mut packet = self.free.pop()?;
         if bytes.len() > packet.data.len() {
             let _ = self.free.push(packet);
@@ -57,6 +61,7 @@ impl HandoverRing {
         packet.len = bytes.len();
         packet.src = src;
         packet.socket = socket;
+        packet.handovers = handovers;
         let was_empty = self.ready.is_empty();
         // Cannot fail: boxes number exactly `capacity` and this one came off the free list.
         let _ = self.ready.push(packet);
@@ -97,13 +102,13 @@ mod tests {
     fn bounded_and_allocation_free_circulation() {
         let ring = HandoverRing::new(2, 64);
         let src: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        assert_eq!(ring.offer(src, 0, b"one"), Some(true));
-        assert_eq!(ring.offer(src, 1, b"two"), Some(false));
-        assert_eq!(ring.offer(src, 0, b"three"), None, "full");
+        assert_eq!(ring.offer(src, 0, 1, b"one"), Some(true));
+        assert_eq!(ring.offer(src, 1, 2, b"two"), Some(false));
+        assert_eq!(ring.offer(src, 0, 1, b"three"), None, "full");
         let p = ring.take().unwrap();
-        assert_eq!(&p.data[..p.len], b"one");
+        assert_eq!((&p.data[..p.len], p.handovers), (&b"one"[..], 1));
         ring.recycle(p);
-        assert!(ring.offer(src, 0, &[0u8; 65]).is_none(), "too big");
-        assert_eq!(ring.offer(src, 0, b"four"), Some(false));
+        assert!(ring.offer(src, 0, 1, &[0u8; 65]).is_none(), "too big");
+        assert_eq!(ring.offer(src, 0, 1, b"four"), Some(false));
     }
 }

@@ -149,16 +149,18 @@ impl WorkerContext {
         applied
     }
 
-    /// Hands a packet to its owner; counts a drop when the owner's ring is full.
+    /// Hands a packet to worker `owner` (its `handovers`-th handover: 1 for a packet received from the wire); counts
+    /// a drop when the owner's ring is full.
     pub fn hand_over(
         &self,
         owner: usize,
         src: std::net::SocketAddr,
         socket: usize,
+        handovers: u8,
         bytes: &[u8],
         counters: &mut Counters,
     ) {
-        match self.handover.get(owner).and_then(|ring| ring.offer(src, socket, bytes)) {
+        match self.handover.get(owner).and_then(|ring| ring.offer(src, socket, handovers, bytes)) {
             Some(true) => self.mailboxes[owner].wake().notify(),
             Some(false) => {}
             None => counters.count_drop(DropReason::HandoverFull),

@@ -409,7 +409,7 @@ impl UringWorker {
         let queued = self.tx.queued();
         let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
         if let Outcome::Handover { owner } = self.forwarder.on_datagram(now, socket, src, payload, &mut egress) {
-            self.ctx.hand_over(owner, src, socket, payload, self.forwarder.counters_mut());
+            self.ctx.hand_over(owner, src, socket, 1, payload, self.forwarder.counters_mut());
         }
         if self.tx.queued() != queued {
             self.latency.produced();
@@ -443,11 +443,14 @@ impl UringWorker {
                     let buffers = &self.buffers;
                     let current = Current { bid, offset: 0, len: bytes.len() };
                     let mut egress = UringEgress { tx: &mut self.tx, buffers, pool: &mut self.pool, current };
-                    let outcome = self.forwarder.on_handover(now, packet.socket, packet.src, bytes, &mut egress);
+                    let handovers = packet.handovers;
+                    let outcome =
+                        self.forwarder.on_handover(now, packet.socket, packet.src, bytes, handovers, &mut egress);
                     self.pool.done(bid);
                     if let Outcome::Handover { owner } = outcome {
-                        // Along a feedback route to the worker holding the subscription.
-                        self.ctx.hand_over(owner, packet.src, packet.socket, bytes, self.forwarder.counters_mut());
+                        // Along an SSRC alias or a feedback route to the worker holding the stream or subscription.
+                        let counters = self.forwarder.counters_mut();
+                        self.ctx.hand_over(owner, packet.src, packet.socket, handovers + 1, bytes, counters);
                     }
                 }
                 None => self.forwarder.counters_mut().count_drop(DropReason::HandoverFull),

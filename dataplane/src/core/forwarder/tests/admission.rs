@@ -104,12 +104,12 @@ fn non_owned_ssrc_is_handed_over() {
     };
     owner.apply(h.start, sub).unwrap();
     egress.current = pkt.clone();
-    assert_eq!(owner.on_handover(h.start, 0, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
+    assert_eq!(owner.on_handover(h.start, 0, publisher(), &pkt, 1, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!((owner.counters().handover_in, owner.counters().rx_packets), (1, 0));
     // A handed-over packet the owner does not know is dropped there, never handed over again.
     let mut stranger = Forwarder::with_hash_seed(0, 2, limits(), 7);
     assert_eq!(
-        stranger.on_handover(h.start, 0, publisher(), &pkt, &mut egress),
+        stranger.on_handover(h.start, 0, publisher(), &pkt, 1, &mut egress),
         Outcome::Dropped(DropReason::UnknownSsrc)
     );
 }
@@ -193,33 +193,33 @@ fn a_subscribers_feedback_about_a_rewritten_ssrc_follows_its_route_to_the_subscr
 
     // Steered to worker 2, which hands it to the out SSRC's owner; without a route that is where it ends.
     assert_eq!(workers[2].on_datagram(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 1 });
-    let unrouted = workers[1].on_handover(start, 0, subscriber, &pli, &mut egress);
+    let unrouted = workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress);
     assert_eq!(unrouted, Outcome::Dropped(DropReason::UnknownSsrc));
 
     let route = Command::AddFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc, owner: 0 };
     workers[1].apply(start, route).unwrap();
-    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
+    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress), Outcome::Handover { owner: 0 });
     // Landing on the route's worker directly goes straight there too.
     assert_eq!(workers[1].on_datagram(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
-    let at_subscription = workers[0].on_handover(start, 0, subscriber, &pli, &mut egress);
+    let at_subscription = workers[0].on_handover(start, 0, subscriber, &pli, 1, &mut egress);
     assert!(!matches!(at_subscription, Outcome::Dropped(_) | Outcome::Handover { .. }), "{at_subscription:?}");
     assert_eq!(workers[0].counters().rx_feedback, 1);
     // Another subscriber address is not routed.
     let stranger = addr("127.0.0.41:4000");
     assert_eq!(
-        workers[1].on_handover(start, 0, stranger, &pli, &mut egress),
+        workers[1].on_handover(start, 0, stranger, &pli, 1, &mut egress),
         Outcome::Dropped(DropReason::UnknownSsrc)
     );
 
     // Only the subscription's own removal takes the route away.
     let other = Command::RemoveFeedbackRoute { id: SubscriptionId(6), dest: subscriber, out_ssrc };
     workers[1].apply(start, other).unwrap();
-    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 0 });
+    assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress), Outcome::Handover { owner: 0 });
     workers[1]
         .apply(start, Command::RemoveFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc })
         .unwrap();
     assert_eq!(
-        workers[1].on_handover(start, 0, subscriber, &pli, &mut egress),
+        workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress),
         Outcome::Dropped(DropReason::UnknownSsrc)
     );
 }

@@ -2,6 +2,7 @@
 //! time). This file owns the shared harness; each submodule one group of behaviour.
 
 mod admission;
+mod alias;
 mod commands;
 mod events;
 mod fan_out;

@@ -112,7 +112,7 @@ fn a_sendrecv_peers_feedback_for_a_subscription_of_another_worker_is_handed_over
     assert_eq!(egress.sent.len(), before + 1, "the publisher's part was forwarded first");
     assert_eq!(workers[0].counters().handover_out, 1);
     // On worker 1 the compound is the peer's as a subscriber: its PLI goes on to the other party.
-    let at_owner = workers[1].on_handover(start, 0, publisher(), &compound, &mut egress);
+    let at_owner = workers[1].on_handover(start, 0, publisher(), &compound, 1, &mut egress);
     assert!(!matches!(at_owner, Outcome::Dropped(_) | Outcome::Handover { .. }), "{at_owner:?}");
     assert_eq!(workers[1].counters().rx_feedback, 1);
     assert_eq!(plis_about(&egress.sent[before + 1..], OTHER_FOREIGN_SSRC), 1);

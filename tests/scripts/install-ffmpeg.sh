@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the ffmpeg command-line tool the interop test (tests/tests/interop_ffmpeg.rs) runs, from Debian's
+# packages: ffmpeg with the lavfi `sine` source, the `pcm_mulaw` (PCMU) encoder and decoder, the RTP muxer and the
+# SDP/RTP demuxer. Idempotent: when ffmpeg and every component are already there it does nothing. Needs root (or
+# sudo) and Debian's package registry when it has to install; exits non-zero saying what is missing otherwise.
+set -euo pipefail
+
+# What the test's command lines name, as `ffmpeg -h <kind>=<name>` knows them.
+COMPONENTS=(filter=sine encoder=pcm_mulaw decoder=pcm_mulaw muxer=rtp demuxer=sdp demuxer=rtp)
+PACKAGES=(ffmpeg)
+
+missing_components() {
+    if ! command -v ffmpeg >/dev/null 2>&1; then
+        echo "ffmpeg"
+        return
+    fi
+    local missing=()
+    local component kind name
+    for component in "${COMPONENTS[@]}"; do
+        kind=${component%%=*}
+        name=${component#*=}
+        # A known one is described from "<Kind> <name>" on; an unknown one is not (exit status 0 either way).
+        if ! ffmpeg -hide_banner -h "$component" 2>&1 | head -n 1 | grep -qi "^$kind $name\b"; then
+            missing+=("$component")
+        fi
+    done
+    echo "${missing[*]:-}"
+}
+
+missing=$(missing_components)
+if [[ -z "$missing" ]]; then
+    echo "install-ffmpeg: ffmpeg and every component needed are present"
+    exit 0
+fi
+echo "install-ffmpeg: missing: $missing; installing ${PACKAGES[*]}"
+
+if [[ $(id -u) -eq 0 ]]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+else
+    echo "install-ffmpeg: not root and no sudo: install ${PACKAGES[*]} by hand" >&2
+    exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-ffmpeg: no apt-get (not Debian/Ubuntu): install ffmpeg with ${COMPONENTS[*]} by hand" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if ! "${SUDO[@]}" apt-get update -q; then
+    echo "install-ffmpeg: apt-get update failed (is Debian's package registry reachable?)" >&2
+    exit 1
+fi
+if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; then
+    echo "install-ffmpeg: apt-get install ${PACKAGES[*]} failed" >&2
+    exit 1
+fi
+
+missing=$(missing_components)
+if [[ -n "$missing" ]]; then
+    echo "install-ffmpeg: installed ${PACKAGES[*]} but still missing: $missing" >&2
+    exit 1
+fi
+echo "install-ffmpeg: done"
