@@ -28,8 +28,13 @@ use crate::control::{Control, ControlError, RPC_TIMEOUT};
 
 /// Most operations (successful or not) one churn run attempts, all clients together.
 pub const MAX_OPERATIONS: u64 = 10_000_000;
-/// Id of the throwaway endpoint in the scenario's session.
+/// Id prefix of the throwaway endpoints in the scenario's session (one per client).
 pub const CHURN_ENDPOINT_ID: &str = "churn-sink";
+
+/// The endpoint churn client `index` subscribes (`churn-sink-<index>`, at the churn sink's address).
+pub fn churn_endpoint(index: usize) -> String {
+    format!("{CHURN_ENDPOINT_ID}-{index}")
+}
 /// Outgoing SSRC of client 0's extra subscription; client `i` uses this plus `i`.
 pub const CHURN_SSRC_BASE: u32 = 0x6000_0000;
 /// Pause after a failed operation, so a persistent error does not become a busy loop.
@@ -164,7 +169,11 @@ async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome,
     let bind = |source| ControlError::Socket { what: "binding the churn endpoint's socket", source };
     let sink = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(bind)?;
     let sink_addr = sink.local_addr().map_err(bind)?;
-    control.create_endpoint(&plan.session_id, CHURN_ENDPOINT_ID, sink_addr).await?;
+    // One endpoint per client (all at the sink's address): an endpoint receives a stream by one subscription only,
+    // and two clients may subscribe the same stream at once.
+    for i in 0..plan.concurrency {
+        control.create_endpoint(&plan.session_id, &churn_endpoint(i), sink_addr).await?;
+    }
     let extra_copies = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&extra_copies);
     let drain = tokio::spawn(async move {
@@ -194,7 +203,9 @@ async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome,
     }
     let elapsed = start.elapsed();
     // Deleting the endpoint deletes anything still subscribed to it (after failed deletes).
-    control.delete_endpoint(&plan.session_id, CHURN_ENDPOINT_ID).await?;
+    for i in 0..plan.concurrency {
+        control.delete_endpoint(&plan.session_id, &churn_endpoint(i)).await?;
+    }
     // Copies already on their way when the endpoint went.
     tokio::time::sleep(Duration::from_millis(20)).await;
     drain.abort();
@@ -241,7 +252,7 @@ impl Client {
                 let stream = self.plan.stream_ids.get(n % streams).cloned().unwrap_or_default();
                 n += 1;
                 let began = Instant::now();
-                match self.control.subscribe(&session, &id, &stream, CHURN_ENDPOINT_ID, out_ssrc).await {
+                match self.control.subscribe(&session, &id, &stream, &churn_endpoint(self.index), out_ssrc).await {
                     Ok(_) => {
                         let done = Instant::now();
                         stats.creates += 1;
