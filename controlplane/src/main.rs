@@ -21,7 +21,7 @@ struct Cli {
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Validate the config and exit.
+    /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
     #[arg(long)]
     check_config: bool,
     #[command(subcommand)]
@@ -107,8 +107,14 @@ fn main() -> ExitCode {
         };
     }
     if cli.check_config {
-        println!("ringfwd: config ok");
-        return ExitCode::SUCCESS;
+        // What the daemon checks before it binds anything: the config, then its placement on this host.
+        return match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+            Ok(cores) => {
+                println!("ringfwd: config ok ({} workers on cores {cores:?})", cores.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 2),
+        };
     }
     match ringfwd::daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,

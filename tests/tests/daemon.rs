@@ -70,3 +70,19 @@ fn print_config_shows_the_effective_config() {
     assert!(stdout.contains("[pool]") && stdout.contains("buffer_bytes = 2048"), "{stdout}");
     assert!(stdout.contains("[load]") && stdout.contains("expected_packets_per_second = 200000"), "{stdout}");
 }
+
+#[test]
+fn check_config_refuses_what_the_daemon_would_refuse_on_this_host() {
+    let (ok, stdout, stderr) = run_to_exit(&["--check-config"], None);
+    assert!(ok, "the default config passes: {stderr}");
+    assert!(stdout.contains("config ok") && stdout.contains("workers on cores"), "{stdout}");
+    // A core this host does not have: the daemon would refuse to start, so the check does too.
+    let (ok, _, stderr) = run_to_exit(&["--check-config"], Some("[placement]\nworker_cores = [4095]\n"));
+    assert!(!ok, "a missing core passed --check-config");
+    assert!(stderr.contains("placement.worker_cores") && stderr.contains("4095"), "{stderr}");
+    // "auto" takes this host's cores: their packet memory must fit the limit.
+    let tight = "[placement]\nworker_cores = \"auto\"\n[limits]\nmax_pool_bytes_total = 1048576\n";
+    let (ok, _, stderr) = run_to_exit(&["--check-config"], Some(tight));
+    assert!(!ok, "a pool over limits.max_pool_bytes_total passed --check-config");
+    assert!(stderr.contains("limits.max_pool_bytes_total"), "{stderr}");
+}

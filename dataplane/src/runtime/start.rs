@@ -94,13 +94,20 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Starts one worker per configured core; returns once all are forwarding.
-    pub fn start(config: &Config) -> Result<Dataplane, StartError> {
+    /// The cores the workers of `config` would be pinned to on this host: `[placement]` resolved against the CPUs
+    /// this process may run on, grouped by NUMA node as sysfs describes them, with the pool checked against
+    /// `limits.max_pool_bytes_total` for that many workers. What [`Dataplane::start`] does first, and what
+    /// `ringfwd --check-config` checks, so that a config it passes does not fail to start on placement.
+    pub fn worker_cores(config: &Config) -> Result<Vec<usize>, StartError> {
         let available: Vec<usize> =
             core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-        // The CPUs this process may run on, grouped by NUMA node as sysfs describes them.
         let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&available);
-        let cores = config.resolve_placement(&topology)?;
+        Ok(config.resolve_placement(&topology)?)
+    }
+
+    /// Starts one worker per configured core; returns once all are forwarding.
+    pub fn start(config: &Config) -> Result<Dataplane, StartError> {
+        let cores = Dataplane::worker_cores(config)?;
         let workers = cores.len();
         let sizes = config.sizes(workers);
         let opts = SocketOptions {
