@@ -138,8 +138,11 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     let media = dataplane.media_addresses().to_vec();
     let advertise =
         if config.api.advertise_addresses.is_empty() { media.clone() } else { config.api.advertise_addresses.clone() };
+    let boot_id: u64 = rand::random();
     let node = NodeStatic {
         version: env!("CARGO_PKG_VERSION"),
+        boot_id,
+        started_unix_ms: crate::clock::unix_ms(),
         driver: match dataplane.driver() {
             Driver::IoUring => "io_uring",
             Driver::Mmsg => "mmsg",
@@ -165,7 +168,7 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     // ---- lifecycle events and webhooks ([events], [webhooks]) ----
     // The bus exists before the API (and the static sessions) so that every commit is reported; its boot id
     // keeps event ids unique across restarts.
-    let events = Arc::new(EventBus::new(EventLimits::from_config(config), rand::random()));
+    let events = Arc::new(EventBus::new(EventLimits::from_config(config), boot_id));
     let webhooks = Webhooks::start(config, &events)?;
     let api = Arc::new(Api::new(
         registry,

@@ -182,13 +182,23 @@ impl Api {
         timeout: Duration,
         mut pick: impl FnMut(&v1::event::Kind) -> Option<T>,
     ) -> Option<T> {
+        self.wait_whole_event(session, timeout, |event| event.kind.as_ref().and_then(&mut pick))
+    }
+
+    /// [`Api::wait_event`], picking from the whole event (its id, sequence number and time too).
+    pub fn wait_whole_event<T>(
+        &self,
+        session: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&v1::Event) -> Option<T>,
+    ) -> Option<T> {
         let mut client = self.client();
         let request = v1::WatchEventsRequest { from_seq: Some(0), session_id: session.into() };
         self.block_on(async move {
             let mut events = client.watch_events(request).await.ok()?.into_inner();
             let deadline = tokio::time::Instant::now() + timeout;
             while let Ok(Ok(Some(event))) = tokio::time::timeout_at(deadline, events.message()).await {
-                if let Some(found) = event.kind.as_ref().and_then(&mut pick) {
+                if let Some(found) = pick(&event) {
                     return Some(found);
                 }
             }

@@ -373,3 +373,22 @@ fn webhooks_are_signed_retried_and_a_dead_receiver_holds_nothing_up() {
     assert!(exit.success, "{exit:?}");
     assert!(stopping.elapsed() < Duration::from_secs(6), "shutdown took {:?}", stopping.elapsed());
 }
+
+#[test]
+fn node_info_tells_a_restart_by_its_boot_id_which_prefixes_event_ids() {
+    let before_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let first = Daemon::start(MEDIA);
+    let api = Api::dev(&first);
+    let node = api.node();
+    let after_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!((before_ms..=after_ms).contains(&node.started_unix_ms), "{} not within the start", node.started_unix_ms);
+    api.session("boot").expect("session");
+    let id = api.wait_whole_event("boot", Duration::from_secs(5), |e| Some(e.id.clone())).expect("an event");
+    assert!(id.starts_with(&format!("{:016x}-", node.boot_id)), "{id} vs {:016x}", node.boot_id);
+    assert!(first.stop().success);
+    let second = Daemon::start(MEDIA);
+    let again = Api::dev(&second).node();
+    assert_ne!(again.boot_id, node.boot_id, "a restarted node has another boot id");
+    assert!(again.started_unix_ms >= node.started_unix_ms);
+    assert!(second.stop().success);
+}

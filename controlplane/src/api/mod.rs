@@ -55,6 +55,10 @@ use unclaimed::UnclaimedSsrcs;
 pub struct NodeStatic {
     /// ringfwd's version.
     pub version: &'static str,
+    /// Random per start of the daemon (also in event ids): a change tells a controller the node restarted.
+    pub boot_id: u64,
+    /// When the daemon started, Unix milliseconds.
+    pub started_unix_ms: u64,
     /// "io_uring" or "mmsg".
     pub driver: &'static str,
     /// Bound media addresses.

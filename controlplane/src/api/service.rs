@@ -284,6 +284,8 @@ impl Ringfwd for Api {
             media_addresses: self.node.media.iter().map(ToString::to_string).collect(),
             advertise_addresses: self.node.advertise.iter().map(ToString::to_string).collect(),
             rtcp_addresses: self.node.rtcp.iter().map(ToString::to_string).collect(),
+            boot_id: self.node.boot_id,
+            started_unix_ms: self.node.started_unix_ms,
         }))
     }
 
