@@ -30,6 +30,13 @@ fn invalid_arguments_name_the_field_and_change_nothing() {
     let mut bad_address = endpoint("s", "e", peer.addr());
     bad_address.media_address = "nope".into();
     expect_status(api.create_endpoint(bad_address), Code::InvalidArgument, &["media_address", "nope"]);
+    // A megabyte value is named, not echoed whole: the status stays small enough for the client to read it.
+    let mut huge = endpoint("s", "e", peer.addr());
+    huge.media_address = "9".repeat(1 << 20);
+    let status = api.create_endpoint(huge).expect_err("a megabyte address");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("invalid media_address"), "{}", &status.message()[..80]);
+    assert!(status.message().len() <= 1024 && status.message().contains("bytes in all"), "{}", status.message().len());
     expect_status(api.create_endpoint(endpoint("s", "a/b", peer.addr())), Code::InvalidArgument, &["endpoint_id"]);
     api.create_endpoint(endpoint("s", "pub", peer.addr())).expect("publisher");
     api.create_endpoint(endpoint("s", "sub", Peer::bind("127.0.0.1").addr())).expect("subscriber");
