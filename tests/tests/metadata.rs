@@ -465,3 +465,21 @@ fn ctl_sets_gets_deletes_and_watches_metadata() {
     assert_eq!(keys, ["app.d", "sip.call_id"]);
     assert!(daemon.stop().success);
 }
+
+#[test]
+fn metadata_watchers_are_capped_by_config_and_freed_when_they_go() {
+    let daemon = Daemon::start(&format!("{MEDIA}[metadata]\nmax_watchers = 2\n"));
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let s = metadata_target("s", "", "");
+    let first = api.watch_metadata(s.clone(), None).expect("first watcher");
+    let _second = api.watch_metadata(s.clone(), None).expect("second watcher");
+    expect_status(api.watch_metadata(s.clone(), None), Code::ResourceExhausted, &["metadata.max_watchers = 2"]);
+    // A watcher that goes gives its place back (once the server sees its stream closed).
+    drop(first);
+    let freed = ringfwd_tests::api::wait_until(std::time::Duration::from_secs(5), || {
+        api.watch_metadata(s.clone(), None).is_ok()
+    });
+    assert!(freed, "the closed watcher's place was not given back");
+    assert!(daemon.stop().success);
+}

@@ -131,6 +131,9 @@ pub const METADATA_LOG_RETENTION_BYTES: u32 = 65_536;
 /// Default number of changes one watcher may fall behind before it is cut off.
 pub const METADATA_WATCH_BUFFER_EVENTS: u32 = 256;
 
+/// Default number of metadata watchers open at once.
+pub const METADATA_MAX_WATCHERS: u32 = 64;
+
 /// Default ingress interceptors of every stream: statistics, the retransmission cache, keyframe-request
 /// throttling and receiver reports (the chain issue 4 calls the default).
 pub const INTERCEPTORS_INGRESS: &[&str] = &["stats", "keyframe_throttle", "nack_cache", "receiver_reports"];

@@ -258,6 +258,8 @@ pub struct Metadata {
     pub log_retention_bytes: u32,
     /// Changes one watcher may fall behind before it is cut off.
     pub watch_buffer_events: u32,
+    /// Metadata watchers open at once (`WatchMetadata` streams); more are refused.
+    pub max_watchers: u32,
 }
 
 impl Default for Metadata {
@@ -270,6 +272,7 @@ impl Default for Metadata {
             max_tombstones_per_object: defaults::METADATA_MAX_TOMBSTONES_PER_OBJECT,
             log_retention_bytes: defaults::METADATA_LOG_RETENTION_BYTES,
             watch_buffer_events: defaults::METADATA_WATCH_BUFFER_EVENTS,
+            max_watchers: defaults::METADATA_MAX_WATCHERS,
         }
     }
 }

@@ -63,6 +63,8 @@ pub const METADATA_KEY_BYTES_RANGE: RangeInclusive<u32> = 3..=1024;
 pub const METADATA_VALUE_BYTES_RANGE: RangeInclusive<u32> = 1..=1 << 20;
 /// Largest accepted `metadata.max_object_bytes` and `metadata.log_retention_bytes`: 16 MiB.
 pub const MAX_METADATA_OBJECT_BYTES: u32 = 16 << 20;
+/// Accepted `metadata.max_watchers` (as `events.max_watchers`).
+pub const METADATA_MAX_WATCHERS_RANGE: RangeInclusive<u32> = 1..=4096;
 /// Accepted `metadata.max_tombstones_per_object` and `metadata.watch_buffer_events`.
 pub const METADATA_COUNT_RANGE: RangeInclusive<u32> = 1..=65_536;
 
@@ -261,7 +263,8 @@ fn validate_metadata(metadata: &crate::schema::Metadata) -> Result<(), ConfigErr
     in_range(key, metadata.log_retention_bytes, 1..=MAX_METADATA_OBJECT_BYTES)?;
     let key = "metadata.max_tombstones_per_object";
     in_range(key, metadata.max_tombstones_per_object, METADATA_COUNT_RANGE)?;
-    in_range("metadata.watch_buffer_events", metadata.watch_buffer_events, METADATA_COUNT_RANGE)
+    in_range("metadata.watch_buffer_events", metadata.watch_buffer_events, METADATA_COUNT_RANGE)?;
+    in_range("metadata.max_watchers", metadata.max_watchers, METADATA_MAX_WATCHERS_RANGE)
 }
 
 #[cfg(test)]
@@ -280,6 +283,8 @@ mod tests {
         let key = "metadata.max_tombstones_per_object";
         assert_eq!(key_after(|c| c.metadata.max_tombstones_per_object = 0), key);
         assert_eq!(key_after(|c| c.metadata.watch_buffer_events = 65_537), "metadata.watch_buffer_events");
+        assert_eq!(key_after(|c| c.metadata.max_watchers = 0), "metadata.max_watchers");
+        assert_eq!(key_after(|c| c.metadata.max_watchers = 4097), "metadata.max_watchers");
         assert_eq!(key_after(|c| c.metadata.max_object_bytes = 128 + 4096), "<valid>");
     }
 

@@ -160,6 +160,13 @@ impl Api {
         let r = request.into_inner();
         let object = wire::target(r.target)?;
         let resume_from = r.resume_from.map(|v| wire::version(Some(v)));
+        // Held by the watcher's task until it ends.
+        let permit = Arc::clone(&self.metadata_watchers).try_acquire_owned().map_err(|_| {
+            let max = self.hub().store.limits().max_watchers;
+            Status::resource_exhausted(format!(
+                "{max} metadata watchers are open (limit metadata.max_watchers = {max})"
+            ))
+        })?;
         let (first, receiver, buffer) = {
             let registry = self.registry.lock().await;
             exists(&registry, &object).map_err(status::registry)?;
@@ -179,7 +186,10 @@ impl Api {
             )
         };
         let (tx, rx) = mpsc::channel(STREAM_HANDOFF_EVENTS);
-        tokio::spawn(forward(object, first, receiver, buffer, tx));
+        tokio::spawn(async move {
+            forward(object, first, receiver, buffer, tx).await;
+            drop(permit);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

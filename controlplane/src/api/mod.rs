@@ -93,6 +93,8 @@ pub struct Api {
     /// Unknown SSRCs no stream took yet, offered again after each commit; locked under the registry lock,
     /// never across an `.await`.
     unclaimed: std::sync::Mutex<UnclaimedSsrcs>,
+    /// One permit per open metadata watcher (`metadata.max_watchers`).
+    metadata_watchers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {
@@ -111,10 +113,12 @@ impl Api {
         events: Arc<EventBus>,
         stats_interval: Duration,
     ) -> Api {
+        let metadata_watchers = Arc::new(tokio::sync::Semaphore::new(metadata.max_watchers));
         let metadata = std::sync::Mutex::new(metadata_hub::MetadataHub::new(metadata));
         let health = probes::HealthStatus::new();
         let unclaimed = std::sync::Mutex::new(UnclaimedSsrcs::new(node.workers.len(), stats_interval));
-        Api { registry: Mutex::new(registry), client, verifier, node, metadata, stats, events, health, unclaimed }
+        let registry = Mutex::new(registry);
+        Api { registry, client, verifier, node, metadata, stats, events, health, unclaimed, metadata_watchers }
     }
 
     /// The registry's current usage (for reports).

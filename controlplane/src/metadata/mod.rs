@@ -62,6 +62,8 @@ pub struct MetadataLimits {
     pub log_retention_bytes: usize,
     /// `metadata.watch_buffer_events`: how far a watcher may fall behind.
     pub watch_buffer_events: usize,
+    /// `metadata.max_watchers`: watchers open at once.
+    pub max_watchers: usize,
 }
 
 impl MetadataLimits {
@@ -77,6 +79,7 @@ impl MetadataLimits {
             max_tombstones_per_object: size(m.max_tombstones_per_object),
             log_retention_bytes: size(m.log_retention_bytes),
             watch_buffer_events: size(m.watch_buffer_events),
+            max_watchers: size(m.max_watchers),
         }
     }
 }
