@@ -214,7 +214,11 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         .map_err(|source| DaemonError::Listen { address: listen, source })?;
     let api_address = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, api.clone(), api_metrics, async {
+    let limits = api::ConnectionLimits {
+        max_connections: config.api.max_connections as usize,
+        handshake_timeout: Duration::from_millis(u64::from(config.api.handshake_timeout_ms)),
+    };
+    let server = tokio::spawn(api::serve(listener, limits, api.clone(), api_metrics, async {
         let _ = stop_rx.await;
     }));
     eprintln!("{}", report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed));

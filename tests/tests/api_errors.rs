@@ -228,3 +228,27 @@ fn draining_refuses_new_sessions_and_keeps_forwarding() {
     api.session("new").expect("accepted again after cancel");
     assert!(daemon.stop().success);
 }
+
+#[test]
+fn idle_connections_cannot_hold_the_api() {
+    // Twice as many silent connections as places: each is closed once it has not said anything within the
+    // handshake timeout, and a real client is served after them.
+    let daemon = Daemon::start(&format!(
+        "{MEDIA}[api]\nlisten = \"127.0.0.1:0\"\nmax_connections = 2\nhandshake_timeout_ms = 300\n"
+    ));
+    let silent: Vec<std::net::TcpStream> =
+        (0..4).map(|_| std::net::TcpStream::connect(daemon.api).expect("connect")).collect();
+    let api = Api::dev(&daemon);
+    assert!(!api.node().version.is_empty(), "served after the silent connections");
+    for mut connection in silent {
+        connection.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        // The server's own preface (its SETTINGS) may come first; then the connection ends.
+        let mut rest = Vec::new();
+        let ended = match std::io::Read::read_to_end(&mut connection, &mut rest) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(ended, "a silent connection stayed open ({} bytes read)", rest.len());
+    }
+    assert!(daemon.stop().success);
+}

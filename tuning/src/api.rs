@@ -27,11 +27,21 @@ pub struct Api {
     /// Media addresses a create call tells the controller to give its peers, at most one per
     /// address family (for hosts behind NAT); empty means the bound `media.addresses`.
     pub advertise_addresses: Vec<SocketAddr>,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: u32,
+    /// How long a new connection may take to send the HTTP/2 preface before it is closed, in
+    /// milliseconds.
+    pub handshake_timeout_ms: u32,
 }
 
 impl Default for Api {
     fn default() -> Self {
-        Api { listen: defaults::API_LISTEN, advertise_addresses: defaults::API_ADVERTISE_ADDRESSES.to_vec() }
+        Api {
+            listen: defaults::API_LISTEN,
+            advertise_addresses: defaults::API_ADVERTISE_ADDRESSES.to_vec(),
+            max_connections: defaults::API_MAX_CONNECTIONS,
+            handshake_timeout_ms: defaults::API_HANDSHAKE_TIMEOUT_MS,
+        }
     }
 }
 

@@ -86,6 +86,12 @@ pub const API_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOS
 /// Default advertised media addresses: none, so peers are told the bound media addresses.
 pub const API_ADVERTISE_ADDRESSES: [SocketAddr; 0] = [];
 
+/// Default number of API connections served at once.
+pub const API_MAX_CONNECTIONS: u32 = 256;
+
+/// Default time a new API connection has to send the HTTP/2 preface, in milliseconds.
+pub const API_HANDSHAKE_TIMEOUT_MS: u32 = 10_000;
+
 /// Default token-signing keys: none, so the daemon generates a development key at start.
 pub const AUTH_KEYS: [crate::api::AuthKey; 0] = [];
 

@@ -22,6 +22,7 @@ mod apply;
 mod auth;
 mod convert;
 mod events;
+mod incoming;
 mod metadata;
 mod metadata_hub;
 mod metadata_wire;
@@ -48,6 +49,7 @@ use crate::events::EventBus;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
+pub use incoming::ConnectionLimits;
 use unclaimed::UnclaimedSsrcs;
 
 /// What the API reports about the node that never changes while it runs.
@@ -138,10 +140,17 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// How often a connection past its handshake is pinged (HTTP/2 PING), and how long its answer may take before the
+/// connection is closed: a peer gone silent does not keep its place.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// See [`KEEPALIVE_INTERVAL`].
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the API, the health service and reflection on `listener` until `shutdown` completes, counting every
-/// request into `metrics`.
+/// request into `metrics`, within `limits` (see `incoming`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
     api: Arc<Api>,
     metrics: Arc<crate::metrics::ApiMetrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -149,12 +158,14 @@ pub async fn serve(
     let (reflection_v1, reflection_v1alpha) = probes::reflection_services()?;
     let health = probes::health_service(&api).await;
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(crate::metrics::ApiMetricsLayer::new(metrics))
         .add_service(RingfwdServer::from_arc(api))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming::connections(listener, limits), shutdown)
         .await?;
     Ok(())
 }

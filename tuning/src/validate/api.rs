@@ -25,8 +25,16 @@ fn family(address: &SocketAddr) -> &'static str {
     }
 }
 
-/// `api.advertise_addresses`: usable by a peer, one per family, each family served by media.
+/// Accepted `api.max_connections`.
+pub const API_MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=65_536;
+/// Accepted `api.handshake_timeout_ms`.
+pub const API_HANDSHAKE_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u32> = 100..=600_000;
+
+/// `api.advertise_addresses`: usable by a peer, one per family, each family served by media; the
+/// connection bounds in range.
 pub(super) fn validate_api(api: &Api, media: &Media) -> Result<(), ConfigError> {
+    in_range("api.max_connections", api.max_connections, API_MAX_CONNECTIONS_RANGE)?;
+    in_range("api.handshake_timeout_ms", api.handshake_timeout_ms, API_HANDSHAKE_TIMEOUT_MS_RANGE)?;
     let advertised = &api.advertise_addresses;
     for (i, address) in advertised.iter().enumerate() {
         let key = format!("api.advertise_addresses[{i}]");

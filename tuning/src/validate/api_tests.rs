@@ -193,3 +193,12 @@ fn secret_bytes_returns_the_decoded_secret() {
     let err = auth_key("ops", SECRET_31).secret_bytes(3).unwrap_err();
     assert_eq!(err.key(), Some("auth.keys[3].secret_base64"));
 }
+
+#[test]
+fn connection_bounds_are_checked_by_key() {
+    assert_eq!(key_after(|c| c.api.max_connections = 0), "api.max_connections");
+    assert_eq!(key_after(|c| c.api.max_connections = 65_537), "api.max_connections");
+    assert_eq!(key_after(|c| c.api.handshake_timeout_ms = 99), "api.handshake_timeout_ms");
+    assert_eq!(key_after(|c| c.api.handshake_timeout_ms = 600_001), "api.handshake_timeout_ms");
+    assert_eq!(key_after(|c| (c.api.max_connections, c.api.handshake_timeout_ms) = (1, 100)), "<valid>");
+}
