@@ -27,39 +27,6 @@ missing_components() {
     echo "${missing[*]:-}"
 }
 
-missing=$(missing_components)
-if [[ -z "$missing" ]]; then
-    echo "install-ffmpeg: ffmpeg and every component needed are present"
-    exit 0
-fi
-echo "install-ffmpeg: missing: $missing; installing ${PACKAGES[*]}"
-
-if [[ $(id -u) -eq 0 ]]; then
-    SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-else
-    echo "install-ffmpeg: not root and no sudo: install ${PACKAGES[*]} by hand" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-ffmpeg: no apt-get (not Debian/Ubuntu): install ffmpeg with ${COMPONENTS[*]} by hand" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! "${SUDO[@]}" apt-get update -q; then
-    echo "install-ffmpeg: apt-get update failed (is Debian's package registry reachable?)" >&2
-    exit 1
-fi
-if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; then
-    echo "install-ffmpeg: apt-get install ${PACKAGES[*]} failed" >&2
-    exit 1
-fi
-
-missing=$(missing_components)
-if [[ -n "$missing" ]]; then
-    echo "install-ffmpeg: installed ${PACKAGES[*]} but still missing: $missing" >&2
-    exit 1
-fi
-echo "install-ffmpeg: done"
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+ensure_installed install-ffmpeg missing_components "${PACKAGES[@]}"

@@ -25,40 +25,6 @@ missing_elements() {
     echo "${missing[*]:-}"
 }
 
-missing=$(missing_elements)
-if [[ -z "$missing" ]]; then
-    echo "install-gstreamer: gst-launch-1.0 and every element needed are present"
-    exit 0
-fi
-echo "install-gstreamer: missing: $missing; installing ${PACKAGES[*]}"
-
-if [[ $(id -u) -eq 0 ]]; then
-    SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-else
-    echo "install-gstreamer: not root and no sudo: install ${PACKAGES[*]} by hand" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-gstreamer: no apt-get (not Debian/Ubuntu): install GStreamer 1.x with the elements" \
-        "${ELEMENTS[*]} by hand" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! "${SUDO[@]}" apt-get update -q; then
-    echo "install-gstreamer: apt-get update failed (is Debian's package registry reachable?)" >&2
-    exit 1
-fi
-if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; then
-    echo "install-gstreamer: apt-get install ${PACKAGES[*]} failed" >&2
-    exit 1
-fi
-
-missing=$(missing_elements)
-if [[ -n "$missing" ]]; then
-    echo "install-gstreamer: installed ${PACKAGES[*]} but still missing: $missing" >&2
-    exit 1
-fi
-echo "install-gstreamer: done"
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+ensure_installed install-gstreamer missing_elements "${PACKAGES[@]}"

@@ -23,40 +23,6 @@ missing_parts() {
     echo "${missing[*]:-}"
 }
 
-missing=$(missing_parts)
-if [[ -z "$missing" ]]; then
-    echo "install-sip: baresip and every module needed are present"
-    exit 0
-fi
-echo "install-sip: missing: $missing; installing ${PACKAGES[*]}"
-
-if [[ $(id -u) -eq 0 ]]; then
-    SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-else
-    echo "install-sip: not root and no sudo: install ${PACKAGES[*]} by hand" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-sip: no apt-get (not Debian/Ubuntu): install baresip with the modules ${MODULES[*]}" \
-        "in $MODULE_DIR by hand" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! "${SUDO[@]}" apt-get update -q; then
-    echo "install-sip: apt-get update failed (is Debian's package registry reachable?)" >&2
-    exit 1
-fi
-if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; then
-    echo "install-sip: apt-get install ${PACKAGES[*]} failed" >&2
-    exit 1
-fi
-
-missing=$(missing_parts)
-if [[ -n "$missing" ]]; then
-    echo "install-sip: installed ${PACKAGES[*]} but still missing: $missing" >&2
-    exit 1
-fi
-echo "install-sip: done"
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+ensure_installed install-sip missing_parts "${PACKAGES[@]}"

@@ -31,15 +31,7 @@ const MODULE_DIR: &str = "/usr/lib/baresip/modules";
 /// Runs the install script, which does nothing when baresip and every module the config below loads are present
 /// (it owns that list) and installs them otherwise; fails the test if it cannot.
 pub fn ensure_baresip() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-sip.sh");
-    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run install-sip.sh");
-    assert!(
-        out.status.success(),
-        "{} failed (the SIP interop test needs baresip):\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::install("install-sip.sh", "the SIP interop test needs baresip");
 }
 
 /// One user agent's settings.
