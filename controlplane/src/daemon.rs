@@ -123,7 +123,7 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     })?;
     tracing::warn!(
         "no [[auth.keys]] in the config: generated a development key (the API serves loopback only); its admin \
-         token, valid {}s, is in {} (ringfwd ctl reads it): {token}",
+         token, valid {}s, is in {} (ringfwd ctl reads it)",
         config.auth.dev_token_ttl_s,
         path.display()
     );

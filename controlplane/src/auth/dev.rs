@@ -2,12 +2,13 @@
 //! `ringfwd ctl` on the same host.
 //!
 //! Owns [`write_dev_token`] (mode 0600, replaced atomically: a reader sees the old token or
-//! the new one, never a part) and [`read_dev_token`] (refuses a file others may read). This is
-//! the only file I/O of [`crate::auth`]; it must never log or print the token.
+//! the new one, never a part) and [`read_dev_token`] (refuses a symlink, a file of another user
+//! and a file others may read: `ringfwd ctl` must never send another file's contents as its
+//! token). This is the only file I/O of [`crate::auth`]; it must never log or print the token.
 
-use std::fs::{File, Permissions};
+use std::fs::{OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::token::MAX_TOKEN_BYTES;
@@ -36,14 +37,34 @@ pub fn write_dev_token(path: &Path, token: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads the token [`write_dev_token`] wrote. Fails when `path` is not a regular file, when
-/// its group or others have any permission (the token would have leaked), or when it does
-/// not hold one token.
+/// Reads the token [`write_dev_token`] wrote. Fails when `path` is a symlink (not followed: in a
+/// shared directory another user could point it at any file this user may read), not a regular
+/// file, owned by another user than this process's (or root's), readable or writable by its
+/// group or others (the token would have leaked), or when it does not hold one token.
 pub fn read_dev_token(path: &Path) -> io::Result<String> {
-    let file = File::open(path)?;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            let message = format!("{} is a symlink: not followed (a token file is a regular file)", path.display());
+            io::Error::new(io::ErrorKind::InvalidInput, message)
+        } else {
+            e
+        }
+    })?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if metadata.uid() != me && metadata.uid() != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to user {}, not to this user ({me}) nor root: not read (run ringfwd ctl as the user \
+                 the daemon runs as, or pass --token)",
+                path.display(),
+                metadata.uid()
+            ),
+        ));
     }
     let mode = metadata.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -131,6 +152,35 @@ mod tests {
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         fs::set_permissions(dir.path(), Permissions::from_mode(0o700)).unwrap();
         assert!(read_dev_token(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        write_dev_token(&secret, "aaa.bbb.ccc").unwrap();
+        let planted = dir.path().join("token");
+        std::os::unix::fs::symlink(&secret, &planted).unwrap();
+        let err = read_dev_token(&planted).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!err.to_string().contains("aaa"), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        write_dev_token(&path, "aaa.bbb.ccc").unwrap();
+        // Only root can give a file away; elsewhere the check is covered by the owner being this user.
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+            let err = read_dev_token(&path).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            assert!(err.to_string().contains("4242"), "{err}");
+        } else {
+            assert_eq!(read_dev_token(&path).unwrap(), "aaa.bbb.ccc");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ringfwd_tuning::ConfigError;
 ///
 /// [`crate::auth::Verifier::verify`] returns only [`AuthError::Missing`],
 /// [`AuthError::Malformed`], [`AuthError::UnknownKey`], [`AuthError::BadSignature`] and
-/// [`AuthError::Expired`] (see [`AuthError::is_unauthenticated`]).
+/// [`AuthError::Expired`] and [`AuthError::TooLongLived`] (see [`AuthError::is_unauthenticated`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The request carries no `authorization` header.
@@ -34,6 +34,20 @@ pub enum AuthError {
         exp: u64,
         /// The verifier's clock, in unix seconds.
         now: u64,
+    },
+    /// The token's `exp` is further ahead than any token ringfwd mints may live: a token meant never to
+    /// expire (or a forged clock) is refused.
+    #[error(
+        "token expires at {exp} (unix seconds), more than {max_s} s after now ({now}): tokens may live at most \
+         {max_s} s; mint a shorter-lived one"
+    )]
+    TooLongLived {
+        /// The token's expiry, in unix seconds.
+        exp: u64,
+        /// The verifier's clock, in unix seconds.
+        now: u64,
+        /// The longest accepted lifetime, in seconds.
+        max_s: u64,
     },
     /// The `[auth]` config section is invalid (the message names the key, never the secret).
     #[error(transparent)]
@@ -80,6 +94,7 @@ impl AuthError {
                 | AuthError::UnknownKey(_)
                 | AuthError::BadSignature
                 | AuthError::Expired { .. }
+                | AuthError::TooLongLived { .. }
         )
     }
 }

@@ -162,6 +162,9 @@ impl Verifier {
         if now_unix_s > claims.exp.saturating_add(EXPIRY_LEEWAY_S) {
             return Err(AuthError::Expired { exp: claims.exp, now: now_unix_s });
         }
+        if claims.exp > now_unix_s.saturating_add(MAX_TTL_S + EXPIRY_LEEWAY_S) {
+            return Err(AuthError::TooLongLived { exp: claims.exp, now: now_unix_s, max_s: MAX_TTL_S });
+        }
         Ok(claims)
     }
 }

@@ -230,3 +230,17 @@ fn verifier_debug_shows_ids_not_secrets() {
     assert!(!text.contains("107"), "{text}");
     assert!(!text.contains("kkkk"), "{text}");
 }
+
+#[test]
+fn an_expiry_beyond_the_longest_lifetime_is_refused() {
+    let keys = ops_keys();
+    // Signed with the right key, but expiring centuries from now (as if minted by a clock far ahead).
+    let centuries = NOW + 300 * 365 * 86_400;
+    let token = mint(&keys, "ops", Grant::Admin, "me", hour(), centuries).unwrap();
+    let err = round_trip(&keys, &token, NOW).unwrap_err();
+    assert!(matches!(err, AuthError::TooLongLived { max_s: MAX_TTL_S, .. }), "{err:?}");
+    assert!(err.is_unauthenticated());
+    // The longest lifetime ringfwd mints is still accepted.
+    let longest = mint(&keys, "ops", Grant::Admin, "me", Duration::from_secs(MAX_TTL_S), NOW).unwrap();
+    round_trip(&keys, &longest, NOW).unwrap();
+}
