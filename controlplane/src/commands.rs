@@ -157,7 +157,8 @@ mod tests {
         let mailbox = Arc::new(Mailbox::new(capacity, wake.clone()).unwrap());
         let stats = Arc::new(ringfwd_dataplane::runtime::StatsRing::new(1));
         let events = Arc::new(ringfwd_dataplane::runtime::EventRing::new(1));
-        WorkerHandle { index: 0, core: 0, mailbox, counters: Arc::new(SharedCounters::default()), stats, events }
+        let (counters, running) = (Arc::new(SharedCounters::default()), Arc::new(true.into()));
+        WorkerHandle { index: 0, core: 0, mailbox, counters, stats, events, running }
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -92,7 +92,7 @@ fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
     stream.read_to_string(&mut response).expect("read response");
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    if status == 200 {
+    if status == 200 && path == "/metrics" {
         assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
     }
     (status, body.to_string())
@@ -245,4 +245,22 @@ fn metrics_endpoint_parses_and_agrees_with_what_was_sent_and_received() {
     // Anything but /metrics is not found.
     assert_eq!(http_get(daemon.metrics, "/").0, 404);
     assert_eq!(http_get(daemon.metrics, "/metrics/x").0, 404);
+}
+
+#[test]
+fn healthz_and_readyz_answer_liveness_and_readiness() {
+    let daemon = start();
+    assert_eq!(http_get(daemon.metrics, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(daemon.metrics, "/readyz"), (200, "ok\n".to_string()));
+    // Draining: still live, no longer ready for new work; ready again when the drain is cancelled.
+    let token = std::fs::read_to_string(&daemon.token_file).expect("token");
+    let api = Api::connect(daemon.api, Some(token.trim()));
+    api.drain(v1::DrainRequest { cancel: false }).expect("Drain");
+    assert_eq!(http_get(daemon.metrics, "/healthz").0, 200);
+    let (status, reason) = http_get(daemon.metrics, "/readyz");
+    assert_eq!(status, 503);
+    assert!(reason.contains("draining"), "{reason}");
+    api.drain(v1::DrainRequest { cancel: true }).expect("cancel the drain");
+    assert_eq!(http_get(daemon.metrics, "/readyz").0, 200);
+    assert_eq!(http_get(daemon.metrics, "/health").0, 404);
 }

@@ -42,12 +42,14 @@ pub struct HealthStatus {
     reporter: HealthReporter,
     /// Set once shutdown has begun; never cleared.
     stopping: AtomicBool,
+    /// Set when the API starts serving.
+    open: AtomicBool,
 }
 
 impl HealthStatus {
     /// A status that answers SERVING for the overall server only, until [`HealthStatus::publish`] runs.
     pub fn new() -> HealthStatus {
-        HealthStatus { reporter: HealthReporter::new(), stopping: AtomicBool::new(false) }
+        HealthStatus { reporter: HealthReporter::new(), stopping: AtomicBool::new(false), open: AtomicBool::new(false) }
     }
 
     /// Answers SERVING for every reported service when the daemon is not `draining` and not stopping, and
@@ -87,10 +89,28 @@ impl Api {
     }
 }
 
-/// The health service, its status published for the current state.
+/// The health service, its status published for the current state; from now on the API counts as open.
 pub(super) async fn health_service(api: &Api) -> HealthServer<HealthService> {
     api.publish_health().await;
+    api.health.open.store(true, Ordering::Release);
     api.health.server()
+}
+
+impl Api {
+    /// Why this node should not be given new work now, `None` when it may: the API not serving yet, shutdown
+    /// begun, or draining (the HTTP `/readyz` probe answers this; the gRPC health service says the same).
+    pub async fn not_ready(&self) -> Option<&'static str> {
+        if !self.health.open.load(Ordering::Acquire) {
+            return Some("the API is not serving yet");
+        }
+        if self.health.stopping.load(Ordering::Acquire) {
+            return Some("shutting down");
+        }
+        if self.registry.lock().await.draining() {
+            return Some("draining: new sessions are refused");
+        }
+        None
+    }
 }
 
 /// The v1 and v1alpha reflection services, describing the API, the health service and reflection itself.

@@ -210,25 +210,32 @@ fn registry(out: &mut Exposition, usage: Usage) {
     }
 }
 
+/// `workers` worker handles of no running worker (all marked running), core = index, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_workers(workers: usize) -> Vec<WorkerHandle> {
     use ringfwd_dataplane::runtime::mailbox::Mailbox;
     use ringfwd_dataplane::runtime::notify::Notifier;
     use ringfwd_dataplane::runtime::{EventRing, SharedCounters, StatsRing};
+    let wake = Arc::new(Notifier::new().unwrap());
+    (0..workers)
+        .map(|index| WorkerHandle {
+            index,
+            core: index,
+            mailbox: Arc::new(Mailbox::new(8, Arc::clone(&wake)).unwrap()),
+            counters: Arc::new(SharedCounters::default()),
+            stats: Arc::new(StatsRing::new(4)),
+            events: Arc::new(EventRing::new(2)),
+            running: Arc::new(true.into()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn sources(workers: usize) -> Sources {
-        let wake = Arc::new(Notifier::new().unwrap());
-        let handles = (0..workers)
-            .map(|index| WorkerHandle {
-                index,
-                core: index,
-                mailbox: Arc::new(Mailbox::new(8, Arc::clone(&wake)).unwrap()),
-                counters: Arc::new(SharedCounters::default()),
-                stats: Arc::new(StatsRing::new(4)),
-                events: Arc::new(EventRing::new(2)),
-            })
-            .collect();
+        let handles = test_workers(workers);
         Sources {
             version: "0.0.0",
             driver: "io_uring",

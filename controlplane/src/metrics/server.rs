@@ -1,5 +1,7 @@
-//! The HTTP/1.1 server of the Prometheus endpoint: `GET /metrics` (and `HEAD`), 404 for any other path, 405
-//! for any other method on it.
+//! The HTTP/1.1 server of the Prometheus endpoint: `GET /metrics` (and `HEAD`), and the HTTP probes beside it:
+//! `/healthz` (live: every worker thread runs) and `/readyz` (ready for new work: live, the API serving, not
+//! draining, not shutting down), each 200 or 503 with the reason; 404 for any other path, 405 for any other
+//! method.
 //!
 //! Owns the accept loop and its bounds: at most `metrics.max_connections` connections served at once (more
 //! wait in the kernel's accept queue), request heads of at most [`MAX_HEAD_BYTES`] read within
@@ -90,13 +92,29 @@ pub async fn serve(
 }
 
 async fn answer(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.uri().path() != "/metrics" {
-        return plain(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n");
+    let path = request.uri().path();
+    if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
+        return plain(StatusCode::NOT_FOUND, "not found: /metrics, /healthz and /readyz are served\n");
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         response.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
         return response;
+    }
+    if path != "/metrics" {
+        let not_ready = match not_live(&endpoint.sources.workers) {
+            Some(reason) => Some(reason),
+            None if path == "/readyz" => endpoint.api.not_ready().await.map(str::to_owned),
+            None => None,
+        };
+        return match not_ready {
+            None => plain(StatusCode::OK, "ok\n"),
+            Some(reason) => {
+                let mut response = Response::new(Full::new(Bytes::from(format!("{reason}\n"))));
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response
+            }
+        };
     }
     let usage = endpoint.api.usage().await;
     let text = endpoint.sources.render(usage);
@@ -105,8 +123,29 @@ async fn answer(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Fu
     response
 }
 
+/// Why the node is not live (`/healthz`): the first worker whose thread stopped; `None` when every one runs.
+fn not_live(workers: &[ringfwd_dataplane::runtime::WorkerHandle]) -> Option<String> {
+    let stopped = workers.iter().find(|w| !w.is_running())?;
+    Some(format!("worker {} (core {}) stopped", stopped.index, stopped.core))
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    #[test]
+    fn a_stopped_worker_makes_the_node_not_live() {
+        let workers = crate::metrics::render::test_workers(2);
+        assert_eq!(not_live(&workers), None);
+        workers[1].running.store(false, Ordering::Release);
+        assert_eq!(not_live(&workers).as_deref(), Some("worker 1 (core 1) stopped"));
+    }
 }

@@ -7,6 +7,7 @@
 //! (or failed, with the reason). Shutdown stops the workers first, then the recorder (which drains the rings).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,6 +77,24 @@ pub struct WorkerHandle {
     pub stats: Arc<StatsRing>,
     /// Its event ring (stream started/inactive, source changed, subscriber unreachable, rate limited).
     pub events: Arc<EventRing>,
+    /// True while its thread runs: cleared when the thread ends, however it ends (a panic included).
+    pub running: Arc<AtomicBool>,
+}
+
+impl WorkerHandle {
+    /// Whether its thread still runs.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+/// Clears a worker's `running` flag when its thread ends, unwinding included.
+struct RunningFlag(Arc<AtomicBool>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// The running data plane.
@@ -149,6 +168,7 @@ impl Dataplane {
             let stats = Arc::new(StatsRing::new(stats_capacity));
             let events = Arc::new(EventRing::new(config.limits.event_ring_capacity as usize));
             let mailbox = mailboxes[index].clone();
+            let running = Arc::new(AtomicBool::new(true));
             handles.push(WorkerHandle {
                 index,
                 core,
@@ -156,6 +176,7 @@ impl Dataplane {
                 counters: counters.clone(),
                 stats: stats.clone(),
                 events: events.clone(),
+                running: running.clone(),
             });
             let ctx = WorkerContext {
                 index,
@@ -175,7 +196,10 @@ impl Dataplane {
             let driver = config.media.driver;
             let thread = std::thread::Builder::new()
                 .name(format!("ringfwd-w{index}"))
-                .spawn(move || run_worker(ctx, driver, ready))
+                .spawn(move || {
+                    let _running = RunningFlag(running);
+                    run_worker(ctx, driver, ready)
+                })
                 .map_err(io("worker thread"))?;
             threads.push(thread);
         }
