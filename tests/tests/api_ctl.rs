@@ -116,3 +116,32 @@ fn a_call_set_up_with_ctl_forwards_pauses_and_unsubscribes() {
     assert!(node["usage"]["subscriptions"].is_null() || node["usage"]["subscriptions"] == 0, "{node}");
     assert!(daemon.stop().success);
 }
+
+#[test]
+fn ctl_flags_go_anywhere_and_its_errors_say_what_to_do() {
+    let daemon = Daemon::start(MEDIA);
+    let token = dev_token(&daemon);
+    let api = daemon.api.to_string();
+    // --api, --token and --timeout-ms after the subcommand, as --json already could be.
+    let node =
+        json(run_ringfwd(&["ctl", "node", "--api", &api, "--token", &token, "--timeout-ms", "5000", "--json"], &[]));
+    assert!(node["workers"].is_array(), "{node}");
+    // Nothing listens there: the reason, not just "transport error", and what to check.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").to_string();
+    let out = run_ringfwd(&["ctl", "node", "--api", &closed, "--token", &token], &[]);
+    assert!(!out.success, "{out:?}");
+    for hint in ["Connection refused", "--api"] {
+        assert!(out.stderr.contains(hint), "the message does not mention {hint:?}: {}", out.stderr);
+    }
+    // A config with keys has no development token: say so rather than send a stale one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("keys.toml");
+    let key = "[[auth.keys]]\nid = \"ops\"\nsecret_base64 = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+    std::fs::write(&config, format!("[api]\nlisten = \"127.0.0.1:1\"\n{key}")).expect("config");
+    let out = run_ringfwd(&["ctl", "node", "--config", config.to_str().expect("utf-8")], &[]);
+    assert!(!out.success, "{out:?}");
+    for hint in ["[[auth.keys]]", "--token", "ringfwd token"] {
+        assert!(out.stderr.contains(hint), "the message does not mention {hint:?}: {}", out.stderr);
+    }
+    assert!(daemon.stop().success);
+}

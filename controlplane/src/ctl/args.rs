@@ -11,19 +11,19 @@ use crate::metadata::Version;
 #[derive(Debug, Args)]
 pub struct CtlArgs {
     /// The control API address (default: the config's `api.listen`, else 127.0.0.1:50051).
-    #[arg(long, env = "RINGFWD_API")]
+    #[arg(long, env = "RINGFWD_API", global = true)]
     pub api: Option<SocketAddr>,
     /// Bearer token (default: `RINGFWD_TOKEN`, else the development token file of the config).
-    #[arg(long, env = "RINGFWD_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "RINGFWD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Read the API address and the development token file from this config file.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Print the response as JSON (the protobuf JSON mapping) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
     /// Give up after this many milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, global = true)]
     pub timeout_ms: u64,
     /// What to do.
     #[command(subcommand)]

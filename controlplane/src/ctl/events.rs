@@ -128,7 +128,13 @@ pub fn event_line(event: &v1::Event, json: bool) -> Result<String, String> {
     }
     let (name, fields) = kind_fields(event.kind.as_ref());
     let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-    Ok(format!("{} {} {} {name}{fields}", event.seq, event.unix_ms, event.session_id))
+    Ok(format!("{} {} {} {name}{fields}", event.seq, utc(event.unix_ms), event.session_id))
+}
+
+/// Unix milliseconds as an RFC 3339 UTC time with milliseconds (`2026-12-03T14:20:00.123Z`), as tables print times.
+pub fn utc(unix_ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// Runs one events command.
@@ -154,7 +160,8 @@ mod tests {
             endpoint_id: "b".into(),
         });
         let event = v1::Event { id: "ab-4".into(), seq: 4, unix_ms: 1700, session_id: "room".into(), kind: Some(kind) };
-        assert_eq!(event_line(&event, false).unwrap(), "4 1700 room subscribed subscription=b-v stream=v endpoint=b");
+        let line = event_line(&event, false).unwrap();
+        assert_eq!(line, "4 1970-01-01T00:00:01.700Z room subscribed subscription=b-v stream=v endpoint=b");
         let line = event_line(&event, true).unwrap();
         assert!(!line.contains('\n'));
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -163,7 +170,10 @@ mod tests {
 
         let bye = v1::event::Kind::StreamBye(v1::StreamBye { stream_id: "v".into(), endpoint_id: "a".into() });
         let event = v1::Event { id: "ab-5".into(), seq: 5, unix_ms: 1800, session_id: "room".into(), kind: Some(bye) };
-        assert_eq!(event_line(&event, false).unwrap(), "5 1800 room stream_bye stream=v endpoint=a");
+        assert_eq!(
+            event_line(&event, false).unwrap(),
+            "5 1970-01-01T00:00:01.800Z room stream_bye stream=v endpoint=a"
+        );
         let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
         assert_eq!(json["streamBye"]["streamId"], "v");
     }

@@ -247,7 +247,7 @@ fn node_rows(n: &v1::NodeInfo) -> Vec<Vec<String>> {
     let mut rows = vec![
         vec!["version".into(), n.version.clone()],
         vec!["boot id".into(), format!("{:016x}", n.boot_id)],
-        vec!["started (unix ms)".into(), n.started_unix_ms.to_string()],
+        vec!["started".into(), super::events::utc(n.started_unix_ms)],
         vec!["driver".into(), n.driver.clone()],
         vec!["draining".into(), n.draining.to_string()],
         vec!["media addresses".into(), n.media_addresses.join(" ")],

@@ -36,6 +36,12 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
     let api = args.api.unwrap_or(config.api.listen);
     let token = match &args.token {
         Some(token) => token.clone(),
+        // A daemon with keys has no development token: a file left from an earlier run would only be refused.
+        None if !config.auth.keys.is_empty() => {
+            return Err("no token: the config has [[auth.keys]], so there is no development token; pass --token or \
+                        set RINGFWD_TOKEN with a token minted by `ringfwd token --config FILE`"
+                .to_string())
+        }
         None => crate::auth::read_dev_token(&config.auth.dev_token_file).map_err(|e| {
             format!(
                 "no token: pass --token or set RINGFWD_TOKEN (mint one with `ringfwd token`); \
@@ -55,10 +61,31 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
             .connect_timeout(timeout)
             .connect()
             .await
-            .map_err(|e| format!("cannot reach the control API at {api}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach the control API at {api}: {} (is ringfwd running, and is this its api.listen? \
+                     pass --api or --config)",
+                    error_chain(&e)
+                )
+            })?;
         let mut client = RingfwdClient::with_interceptor(channel, Auth(header));
         dispatch(&mut client, args.command, args.json).await
     })
+}
+
+/// `error` and each of its sources, outermost first ("transport error: tcp connect error: Connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The server's status as the message to print.
