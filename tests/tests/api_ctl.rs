@@ -105,6 +105,10 @@ fn a_call_set_up_with_ctl_forwards_pauses_and_unsubscribes() {
     send(2);
     assert!(subscriber.drain(Duration::from_millis(300)).is_empty(), "nothing while paused");
     ok(ctl(&daemon, &token, &["sub", "resume", "c", "s"]));
+    // Its RTX settings show in the table.
+    ok(ctl(&daemon, &token, &["sub", "update", "c", "s", "--rtx", "0x77:97"]));
+    let table = ok(ctl(&daemon, &token, &["sub", "get", "c", "s"]));
+    assert!(table.contains("RTX") && table.contains("0x00000077 pt 97"), "RTX shown: {table}");
     send(3);
     assert_eq!(subscriber.recv(1, Duration::from_secs(3)).len(), 1, "forwarded again after resume");
 

@@ -133,6 +133,10 @@ fn subscription_row(s: &v1::Subscription) -> Vec<String> {
         s.endpoint_id.clone(),
         if s.out_ssrc == 0 { "-".into() } else { format!("{:#010x}", s.out_ssrc) },
         pt_map(&s.payload_type_map),
+        match &s.rtx {
+            Some(rtx) => format!("{:#010x} pt {}", rtx.ssrc, rtx.payload_type),
+            None => "-".into(),
+        },
         s.paused.to_string(),
     ]
 }
@@ -141,7 +145,8 @@ const SESSION: [&str; 4] = ["SESSION", "ENDPOINTS", "STREAMS", "SUBSCRIPTIONS"];
 const ENDPOINT: [&str; 7] =
     ["SESSION", "ENDPOINT", "MEDIA ADDRESS", "LATCHING", "LATCHED ADDRESS", "RTCP ADDRESS", "SEND TO"];
 const STREAM: [&str; 8] = ["SESSION", "STREAM", "ENDPOINT", "SSRC", "KIND", "PT", "CLOCK HZ", "WORKER"];
-const SUBSCRIPTION: [&str; 7] = ["SESSION", "SUBSCRIPTION", "STREAM", "ENDPOINT", "OUT SSRC", "PT MAP", "PAUSED"];
+const SUBSCRIPTION: [&str; 8] =
+    ["SESSION", "SUBSCRIPTION", "STREAM", "ENDPOINT", "OUT SSRC", "PT MAP", "RTX", "PAUSED"];
 
 macro_rules! printable {
     ($t:ty, $name:literal, $header:expr, |$m:ident| $rows:expr) => {
