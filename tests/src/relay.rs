@@ -4,7 +4,9 @@
 //! to it goes on to the peer's real port (RTCP datagrams copied first); what the peer sends to it goes on to
 //! ringfwd, from the relay's address, so ringfwd sees one address for the peer both ways. Datagrams from
 //! anyone else are ignored. The relay thread is bounded in time ([`MAX_RUN`]) and stops when the tap is
-//! finished or dropped. Never modifies, reorders or drops what it relays. Also owns the check of what was
+//! finished or dropped. Never modifies or reorders what it relays, and drops nothing but, when started lossy
+//! ([`RtcpTap::start_lossy`]), every n-th RTP datagram toward the peer (never RTCP: a test that loses RTP on
+//! purpose must not lose the one BYE it waits for by chance). Also owns the check of what was
 //! recorded: [`compound`] reads one datagram as an RTCP compound ringfwd may send (RFC 3550 §6.1).
 
 use std::net::{SocketAddr, UdpSocket};
@@ -41,6 +43,11 @@ pub struct RtcpTap {
 impl RtcpTap {
     /// A relay on a free loopback port between ringfwd at `media` and the peer at `peer`.
     pub fn start(media: SocketAddr, peer: SocketAddr) -> RtcpTap {
+        RtcpTap::start_lossy(media, peer, None)
+    }
+
+    /// [`RtcpTap::start`], dropping every `drop_every`-th RTP datagram ringfwd sends to the peer (RTCP passes).
+    pub fn start_lossy(media: SocketAddr, peer: SocketAddr, drop_every: Option<usize>) -> RtcpTap {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the relay");
         socket.set_read_timeout(Some(POLL)).expect("read timeout");
         let addr = socket.local_addr().expect("relay address");
@@ -50,6 +57,7 @@ impl RtcpTap {
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let mut buf = vec![0u8; 65_536];
+            let mut rtp = 0usize;
             while !thread_stop.load(Ordering::Relaxed) && started.elapsed() < MAX_RUN {
                 let Ok((len, from)) = socket.recv_from(&mut buf) else {
                     continue;
@@ -58,6 +66,11 @@ impl RtcpTap {
                 if from == media {
                     if is_rtcp(datagram) {
                         thread_seen.lock().expect("tap lock").push(datagram.to_vec());
+                    } else {
+                        rtp += 1;
+                        if drop_every.is_some_and(|n| n > 0 && rtp % n == 0) {
+                            continue;
+                        }
                     }
                     let _ = socket.send_to(datagram, peer);
                 } else if from == peer {
