@@ -68,7 +68,7 @@ impl RtcpTap {
                         thread_seen.lock().expect("tap lock").push(datagram.to_vec());
                     } else {
                         rtp += 1;
-                        if drop_every.is_some_and(|n| n > 0 && rtp % n == 0) {
+                        if drop_every.is_some_and(|n| n > 0 && rtp.is_multiple_of(n)) {
                             continue;
                         }
                     }
