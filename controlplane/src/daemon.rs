@@ -214,8 +214,10 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
         .map_err(|source| DaemonError::Listen { address: listen, source })?;
     let api_address = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let limits = api::ConnectionLimits {
+    let limits = crate::incoming::ConnectionLimits {
+        name: "API",
         max_connections: config.api.max_connections as usize,
+        handshake_bytes: crate::incoming::HTTP2_PREFACE_BYTES,
         handshake_timeout: Duration::from_millis(u64::from(config.api.handshake_timeout_ms)),
     };
     let server = tokio::spawn(api::serve(listener, limits, api.clone(), api_metrics, async {

@@ -29,6 +29,7 @@ pub mod commands;
 pub mod ctl;
 pub mod daemon;
 pub mod events;
+pub mod incoming;
 pub mod metadata;
 pub mod metrics;
 pub mod registry;

@@ -22,7 +22,6 @@ mod apply;
 mod auth;
 mod convert;
 mod events;
-mod incoming;
 mod metadata;
 mod metadata_hub;
 mod metadata_wire;
@@ -49,7 +48,6 @@ use crate::events::EventBus;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
-pub use incoming::ConnectionLimits;
 use unclaimed::UnclaimedSsrcs;
 
 /// What the API reports about the node that never changes while it runs.
@@ -150,7 +148,7 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// request into `metrics`, within `limits` (see `incoming`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    limits: ConnectionLimits,
+    limits: crate::incoming::ConnectionLimits,
     api: Arc<Api>,
     metrics: Arc<crate::metrics::ApiMetrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -165,7 +163,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming::connections(listener, limits), shutdown)
+        .serve_with_incoming_shutdown(crate::incoming::connections(listener, limits), shutdown)
         .await?;
     Ok(())
 }

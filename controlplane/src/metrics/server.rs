@@ -3,8 +3,8 @@
 //! draining, not shutting down), each 200 or 503 with the reason; 404 for any other path, 405 for any other
 //! method.
 //!
-//! Owns the accept loop and its bounds: at most `metrics.max_connections` connections served at once (more
-//! wait in the kernel's accept queue), request heads of at most [`MAX_HEAD_BYTES`] read within
+//! Owns the serving of its connections: at most `metrics.max_connections` at once (accepted by `crate::incoming`,
+//! more wait in the kernel's accept queue), request heads of at most [`MAX_HEAD_BYTES`] read within
 //! [`HEAD_TIMEOUT`], request bodies never read, a connection closed after [`CONNECTION_LIFETIME`].
 //! Runs on the control runtime; must never make a worker wait (a scrape only loads atomics, plus the
 //! registry's and statistics store's locks for a moment).
@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio_stream::StreamExt;
 
 use super::exposition::CONTENT_TYPE;
 use super::render::Sources;
@@ -48,35 +48,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let endpoint = Arc::new(Endpoint { sources, api });
-    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    // A request line's first byte within the head timeout; hyper then reads the rest of the head within it too.
+    let limits = crate::incoming::ConnectionLimits {
+        name: "metrics endpoint",
+        max_connections,
+        handshake_bytes: 1,
+        handshake_timeout: HEAD_TIMEOUT,
+    };
+    let mut connections = crate::incoming::connections(listener, limits);
     tokio::pin!(shutdown);
-    let mut accept_errors_logged = 0u32;
     loop {
-        let permit = tokio::select! {
+        let connection = tokio::select! {
             _ = &mut shutdown => return,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let stream = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: log a few, back off a little, go on.
-                    if accept_errors_logged < 10 {
-                        accept_errors_logged += 1;
-                        tracing::warn!(%error, "metrics endpoint: accept failed");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            next = connections.next() => match next {
+                Some(Ok(connection)) => connection,
+                Some(Err(_)) => continue,
+                None => return,
             },
         };
         let endpoint = Arc::clone(&endpoint);
+        // The connection holds its place until this task ends.
         tokio::spawn(async move {
-            let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
                 let endpoint = Arc::clone(&endpoint);
                 async move { Ok::<_, Infallible>(answer(&endpoint, &request).await) }
@@ -85,7 +77,7 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(connection), service);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
         });
     }

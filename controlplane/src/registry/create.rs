@@ -20,7 +20,6 @@ use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
 
-/// `Existing(view)` if `existing` equals what the request asks for, else `AlreadyExists`.
 /// Checks that `endpoint_id` would receive `stream_id` (and, when given, `out_ssrc`) by one subscription only,
 /// `except` the subscription being changed: the same stream twice would reach it twice, and two subscriptions with
 /// one out SSRC would share one key for its feedback (the static config is refused for both, as here).
@@ -56,6 +55,7 @@ pub(super) fn receives_once(
     Ok(())
 }
 
+/// `Existing(view)` if `existing` equals what the request asks for, else `AlreadyExists`.
 fn idempotent(same: bool, kind: &'static str, id: &str, view: View) -> Result<Plan, RegistryError> {
     if same {
         Ok(Plan::local(ChangeKind::Nothing, Outcome::Existing(view)))
@@ -162,13 +162,7 @@ impl Registry {
             subscriptions: 0,
             interceptors,
         };
-        let add = Command::AddStream {
-            id,
-            ssrc: record.ssrc,
-            source,
-            clock_rate_hz: record.clock_rate_hz,
-            ingress: from_config::ingress(&record.interceptors, &self.interceptors),
-        };
+        let add = add_stream(&record, source, &self.interceptors);
         let (mut commands, mut undo) = (vec![(worker, add)], vec![(worker, Command::RemoveStream { id })]);
         // A peer without rtcp-mux: its RTCP comes from (and goes to) its RTCP address.
         if let Some(rtcp) = publisher.rtcp_address() {
@@ -418,6 +412,18 @@ impl Registry {
             }
         }
         Ok(())
+    }
+}
+
+/// The `AddStream` that realises `record` on its worker, its source checked by `source` and its ingress chain
+/// from the node's `interceptors` config.
+pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, interceptors: &Interceptors) -> Command {
+    Command::AddStream {
+        id: record.data_plane_id,
+        ssrc: record.ssrc,
+        source,
+        clock_rate_hz: record.clock_rate_hz,
+        ingress: from_config::ingress(&record.interceptors, interceptors),
     }
 }
 

@@ -35,10 +35,9 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::interceptor::spec::from_config;
 use ringfwd_dataplane::core::{owner_of, Command, StreamId};
 
-use super::create::{add_subscription, egress_spec, FeedbackRoute};
+use super::create::{add_stream, add_subscription, egress_spec, FeedbackRoute};
 use super::error::RegistryError;
 use super::model::{EndpointRecord, SessionRecord, StreamRecord, SubscriptionRecord};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
@@ -159,13 +158,7 @@ impl Registry {
                 value: self.limits.max_subscriptions_per_worker,
             })?;
         }
-        let add_stream = |record: &StreamRecord| Command::AddStream {
-            id: record.data_plane_id,
-            ssrc: record.ssrc,
-            source,
-            clock_rate_hz: record.clock_rate_hz,
-            ingress: from_config::ingress(&record.interceptors, &self.interceptors),
-        };
+        let add_stream = |record: &StreamRecord| add_stream(record, source, &self.interceptors);
         let (mut commands, mut undo) = (Vec::new(), Vec::new());
         // A peer without rtcp-mux: its RTCP address is set again where the stream and subscriptions are added (each
         // unset before the removal too, so that the undo of the removal is followed by setting it again).

@@ -1,10 +1,11 @@
-//! The API listener's connections, bounded: at most `api.max_connections` served at once (more wait in the
-//! kernel's accept queue), each given `api.handshake_timeout_ms` to send the HTTP/2 client preface, and accept
-//! errors (out of file descriptors, say) logged a few times and backed off, never retried in a spin.
+//! The connections of the control plane's TCP listeners (the gRPC API, the metrics endpoint), bounded: at most
+//! `max_connections` served at once (more wait in the kernel's accept queue), each given a time to send its first
+//! bytes (the API: the HTTP/2 client preface within `api.handshake_timeout_ms`), and accept errors (out of file
+//! descriptors, say) logged a few times and backed off, never retried in a spin.
 //!
-//! Owns the accept task and the [`Connection`] wrapper that holds a connection's place until it closes. A
-//! connection past its preface is kept alive by HTTP/2 pings (see `api::serve`): one that stops answering them is
-//! closed there. Must never read or answer anything of the protocol itself.
+//! Owns the accept task and the [`Connection`] wrapper that holds a connection's place until it closes. What
+//! happens past the first bytes is the server's (the API's HTTP/2 pings, the metrics endpoint's head timeout).
+//! Must never read or answer anything of the protocol itself.
 
 use std::future::Future;
 use std::io;
@@ -20,8 +21,8 @@ use tokio::time::Sleep;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// The HTTP/2 client preface (RFC 9113 §3.4): a connection has sent its handshake once it sent this many bytes.
-pub const PREFACE_BYTES: usize = 24;
+/// The HTTP/2 client preface (RFC 9113 §3.4): an API connection has sent its handshake once it sent this many bytes.
+pub const HTTP2_PREFACE_BYTES: usize = 24;
 
 /// How long the accept loop waits after an accept error before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -29,12 +30,16 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accept errors logged at most (each is counted by the kernel anyway; the log only says it happens).
 const ACCEPT_ERRORS_LOGGED: u32 = 10;
 
-/// The bounds of the API's connections (`api.max_connections`, `api.handshake_timeout_ms`).
+/// The bounds of one listener's connections.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
+    /// What listens, for the log (`"API"`, `"metrics endpoint"`).
+    pub name: &'static str,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Time a new connection has to send the HTTP/2 preface.
+    /// How many bytes a new connection must send within `handshake_timeout` (see [`HTTP2_PREFACE_BYTES`]).
+    pub handshake_bytes: usize,
+    /// Time a new connection has to send `handshake_bytes`.
     pub handshake_timeout: Duration,
 }
 
@@ -59,7 +64,7 @@ pub fn connections(listener: TcpListener, limits: ConnectionLimits) -> ReceiverS
             };
             match accepted {
                 Ok((stream, _)) => {
-                    let connection = Connection::new(stream, place, limits.handshake_timeout);
+                    let connection = Connection::new(stream, place, limits);
                     if tx.send(Ok(connection)).await.is_err() {
                         return;
                     }
@@ -67,7 +72,7 @@ pub fn connections(listener: TcpListener, limits: ConnectionLimits) -> ReceiverS
                 Err(error) => {
                     if errors_logged < ACCEPT_ERRORS_LOGGED {
                         errors_logged += 1;
-                        tracing::warn!(%error, "API: accept failed (backing off)");
+                        tracing::warn!(%error, listener = limits.name, "accept failed (backing off)");
                     }
                     drop(place);
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -82,15 +87,15 @@ pub fn connections(listener: TcpListener, limits: ConnectionLimits) -> ReceiverS
 pub struct Connection {
     stream: TcpStream,
     _place: OwnedSemaphorePermit,
-    /// Until the preface is in: when the handshake must be done, and the bytes read so far.
+    /// Until the handshake is in: when it must be done, and the bytes still to come.
     handshake: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, place: OwnedSemaphorePermit, handshake_timeout: Duration) -> Connection {
+    fn new(stream: TcpStream, place: OwnedSemaphorePermit, limits: ConnectionLimits) -> Connection {
         let _ = stream.set_nodelay(true);
-        let deadline = Box::pin(tokio::time::sleep(handshake_timeout));
-        Connection { stream, _place: place, handshake: Some((deadline, 0)) }
+        let deadline = Box::pin(tokio::time::sleep(limits.handshake_timeout));
+        Connection { stream, _place: place, handshake: Some((deadline, limits.handshake_bytes)) }
     }
 }
 
@@ -99,15 +104,15 @@ impl AsyncRead for Connection {
         let this = self.get_mut();
         if let Some((deadline, _)) = &mut this.handshake {
             if deadline.as_mut().poll(cx).is_ready() {
-                let message = "no HTTP/2 preface within api.handshake_timeout_ms";
+                let message = "no handshake within the connection's handshake timeout";
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
             }
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some((_, received))) = (&read, &mut this.handshake) {
-            *received += buf.filled().len() - before;
-            if *received >= PREFACE_BYTES {
+        if let (Poll::Ready(Ok(())), Some((_, missing))) = (&read, &mut this.handshake) {
+            *missing = missing.saturating_sub(buf.filled().len() - before);
+            if *missing == 0 {
                 this.handshake = None;
             }
         }
@@ -161,7 +166,13 @@ mod tests {
     async fn listen(max_connections: usize) -> (std::net::SocketAddr, ReceiverStream<io::Result<Connection>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
-        (address, connections(listener, ConnectionLimits { max_connections, handshake_timeout: HANDSHAKE }))
+        let limits = ConnectionLimits {
+            name: "test",
+            max_connections,
+            handshake_bytes: HTTP2_PREFACE_BYTES,
+            handshake_timeout: HANDSHAKE,
+        };
+        (address, connections(listener, limits))
     }
 
     #[tokio::test]
@@ -179,8 +190,8 @@ mod tests {
         drop(first);
         let mut second = incoming.next().await.expect("accepted").expect("no accept error");
         // A peer that sent its preface is not timed out afterwards, however long it then stays quiet.
-        talker.write_all(&[b'P'; PREFACE_BYTES]).await.expect("preface");
-        let mut preface = [0u8; PREFACE_BYTES];
+        talker.write_all(&[b'P'; HTTP2_PREFACE_BYTES]).await.expect("preface");
+        let mut preface = [0u8; HTTP2_PREFACE_BYTES];
         second.read_exact(&mut preface).await.expect("the preface is read");
         tokio::time::sleep(HANDSHAKE * 2).await;
         talker.write_all(b"later").await.expect("more");
