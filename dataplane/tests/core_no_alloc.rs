@@ -105,13 +105,7 @@ fn sender_report(ssrc: u32) -> Vec<u8> {
 #[test]
 fn on_datagram_does_not_allocate_in_steady_state() {
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 64,
-        max_subscriptions: 256,
-        max_subscriptions_per_stream: 8,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
+    let limits = limits(64, 256, 8);
     let mut fwd = Forwarder::new(0, 2, limits);
     let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let mut map = IDENTITY_PAYLOAD_TYPE_MAP;
@@ -201,13 +195,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
 #[test]
 fn forwarding_after_a_switch_does_not_allocate() {
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 4,
-        max_subscriptions: 16,
-        max_subscriptions_per_stream: 16,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
+    let limits = limits(4, 16, 16);
     let mut fwd = Forwarder::new(0, 2, limits);
     let publisher: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     // Two streams (90 kHz video, 48 kHz audio), eight subscriptions on the first.
@@ -290,6 +278,24 @@ impl Egress for DestinationEgress {
     }
 }
 
+/// Limits of a test forwarder: datagrams up to 1 500 bytes, no per-source rate limit.
+fn limits(max_streams: u32, max_subscriptions: u32, max_subscriptions_per_stream: u32) -> ForwarderLimits {
+    ForwarderLimits {
+        max_streams,
+        max_subscriptions,
+        max_subscriptions_per_stream,
+        max_packet_bytes: 1500,
+        max_packets_per_second_per_source: 0,
+    }
+}
+
+/// The only worker, its NTP clock anchored at `start` (interceptors that write reports need one).
+fn single_worker(limits: ForwarderLimits, start: Instant) -> Forwarder {
+    let mut fwd = Forwarder::new(0, 1, limits);
+    fwd.set_ntp_epoch(NtpEpoch { at: start, ntp: 3_970_000_000u64 << 32 });
+    fwd
+}
+
 fn marshal(packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>) -> Vec<u8> {
     rtcp::packet::marshal(&packets).expect("marshal").to_vec()
 }
@@ -305,16 +311,8 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     use rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 16,
-        max_subscriptions: 64,
-        max_subscriptions_per_stream: 8,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
-    let config = Interceptors::default();
-    let mut fwd = Forwarder::new(0, 1, limits);
-    fwd.set_ntp_epoch(NtpEpoch { at: start, ntp: 3_970_000_000u64 << 32 });
+    let limits = limits(16, 64, 8);
+    let (config, mut fwd) = (Interceptors::default(), single_worker(limits, start));
     const STREAMS: u32 = 4;
     const SUBS: u32 = 4;
     let out_ssrc = |i: u32, s: u32| 0x1000 + i * 16 + s;
@@ -416,13 +414,7 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
 fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
     use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 16,
-        max_subscriptions: 32,
-        max_subscriptions_per_stream: 2,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
+    let limits = limits(16, 32, 2);
     let mut fwd = Forwarder::new(0, 1, limits);
     fwd.set_rtcp_socket_offset(Some(1));
     let publisher = |i: u32| SocketAddr::from(([127, 0, 0, 1], 5000 + 2 * i as u16));
@@ -478,16 +470,8 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
     use rtcp::sender_report::SenderReport;
 
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 16,
-        max_subscriptions: 32,
-        max_subscriptions_per_stream: 2,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
-    let config = Interceptors::default();
-    let mut fwd = Forwarder::new(0, 1, limits);
-    fwd.set_ntp_epoch(NtpEpoch { at: start, ntp: 3_970_000_000u64 << 32 });
+    let limits = limits(16, 32, 2);
+    let (config, mut fwd) = (Interceptors::default(), single_worker(limits, start));
     // Peers 2k and 2k + 1 call each other: each publishes 100 + i and hears the other as 0x5000 + i.
     const PEERS: u32 = 8;
     let peer = |i: u32| SocketAddr::from(([127, 0, 0, 3], 7000 + 2 * i as u16));
@@ -541,13 +525,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
 #[test]
 fn packets_handed_over_along_an_ssrc_alias_do_not_allocate() {
     let start = Instant::now();
-    let limits = ForwarderLimits {
-        max_streams: 16,
-        max_subscriptions: 32,
-        max_subscriptions_per_stream: 2,
-        max_packet_bytes: 1500,
-        max_packets_per_second_per_source: 0,
-    };
+    let limits = limits(16, 32, 2);
     // Eight streams on worker 0 took odd SSRCs (owned by worker 1) in place; worker 1 holds their aliases.
     let (mut home, mut steered) = (Forwarder::new(0, 2, limits), Forwarder::new(1, 2, limits));
     let publisher = |i: u32| SocketAddr::from(([127, 0, 0, 1], 5000 + 2 * i as u16));

@@ -211,21 +211,15 @@ impl Api {
                 self.follow_latch(&mut registry, stream, source).await;
             }
         }
-        // A stream that learns its SSRC takes an unknown one from its publisher; what it took is no longer unknown.
+        // A stream that learns its SSRC takes an unknown one from its publisher; what it took is no longer unknown,
+        // what none took is kept for a round (see `unclaimed`).
         let mut learned = Vec::new();
         for event in &batch.events {
             if let WorkerEventKind::UnknownSsrc { source, ssrc, payload_type } = event.kind {
                 if self.follow_ssrc(&mut registry, source, ssrc, payload_type).await {
                     learned.push((source, ssrc));
-                }
-            }
-        }
-        if let Ok(mut unclaimed) = self.unclaimed.lock() {
-            for event in &batch.events {
-                if let WorkerEventKind::UnknownSsrc { source, ssrc, payload_type } = event.kind {
-                    if !learned.contains(&(source, ssrc)) {
-                        unclaimed.note(Unclaimed { source, ssrc, payload_type, seen: event.at });
-                    }
+                } else if let Ok(mut unclaimed) = self.unclaimed.lock() {
+                    unclaimed.note(Unclaimed { source, ssrc, payload_type, seen: event.at });
                 }
             }
         }
