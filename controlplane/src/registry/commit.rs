@@ -79,13 +79,14 @@ impl Registry {
                     return;
                 };
                 if stream.ssrc != record.ssrc {
-                    if self.ssrcs.contains_key(&record.ssrc) || record.alias.is_some_and(|at| at >= self.loads.len()) {
+                    if self.ssrcs.contains_key(&record.ssrc) {
                         return;
                     }
                     self.ssrcs.remove(&stream.ssrc);
                     self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
                 }
-                move_alias(&mut self.loads, stream.alias, record.alias);
+                let workers = self.loads.len();
+                move_alias(&mut self.loads, stream.alias(workers), record.alias(workers));
                 *stream = record;
                 for (subscription_id, sub) in subscriptions {
                     if let Some(existing) = session.subscriptions.get_mut(&subscription_id) {
@@ -108,7 +109,8 @@ impl Registry {
                 self.ssrcs.insert(record.ssrc, (session_id.clone(), stream_id.clone()));
                 self.loads[stream.worker].streams = self.loads[stream.worker].streams.saturating_sub(1);
                 self.loads[record.worker].streams += 1;
-                move_alias(&mut self.loads, stream.alias, record.alias);
+                let workers = self.loads.len();
+                move_alias(&mut self.loads, stream.alias(workers), record.alias(workers));
                 *stream = record;
                 for (subscription_id, moved) in subscriptions {
                     let Some(sub) = session.subscriptions.get_mut(&subscription_id) else {
@@ -198,7 +200,8 @@ impl Registry {
                     if let Some(load) = self.loads.get_mut(stream.worker) {
                         load.streams = load.streams.saturating_sub(1);
                     }
-                    move_alias(&mut self.loads, stream.alias, None);
+                    let alias = stream.alias(self.loads.len());
+                    move_alias(&mut self.loads, alias, None);
                     self.usage.streams = self.usage.streams.saturating_sub(1);
                 }
                 for id in &cascade.endpoints {

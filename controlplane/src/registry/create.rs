@@ -157,7 +157,6 @@ impl Registry {
             payload_types: spec.payload_types,
             clock_rate_hz: spec.clock_rate_hz,
             worker,
-            alias: None,
             data_plane_id: id,
             subscriptions: 0,
             interceptors,

@@ -128,7 +128,7 @@ impl Registry {
             std::iter::once((s.worker, Command::RemoveSubscription { id: s.data_plane_id })).chain(route)
         });
         let streams = cascade.streams.iter().filter_map(|id| session.streams.get(id)).flat_map(|s| {
-            let alias = s.alias.map(|at| (at, Command::RemoveSsrcAlias { ssrc: s.ssrc }));
+            let alias = s.alias(workers).map(|at| (at, Command::RemoveSsrcAlias { ssrc: s.ssrc }));
             std::iter::once((s.worker, Command::RemoveStream { id: s.data_plane_id })).chain(alias)
         });
         Ok(Plan {

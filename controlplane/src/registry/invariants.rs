@@ -6,8 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ringfwd_dataplane::core::owner_of;
-
 use super::create::FeedbackRoute;
 use super::model::{count, Usage, WorkerLoad};
 use super::validate;
@@ -66,12 +64,13 @@ impl Registry {
                 if !session.endpoints.contains_key(&stream.endpoint_id) {
                     return Err(format!("{at}: publisher {} missing", stream.endpoint_id));
                 }
-                // Off its SSRC's owner only with an alias there (it took the SSRC in place, after learning one).
-                let owner = owner_of(stream.ssrc, self.workers);
-                let alias = (owner != stream.worker).then_some(owner);
-                if stream.alias != alias || (alias.is_some() && !stream.ssrc_known) {
-                    let (worker, held) = (stream.worker, stream.alias);
-                    return Err(format!("{at}: on worker {worker}, its SSRC's owner {owner}, alias on {held:?}"));
+                // Off its SSRC's owner (with an alias there) only once it learned its SSRC and took another in place.
+                let alias = stream.alias(self.workers);
+                if let Some(owner) = alias.filter(|_| !stream.ssrc_known) {
+                    let worker = stream.worker;
+                    return Err(format!(
+                        "{at}: on worker {worker}, its SSRC's owner {owner}, before it learned an SSRC"
+                    ));
                 }
                 let load = loads.get_mut(stream.worker).ok_or(format!("{at}: no worker {}", stream.worker))?;
                 load.streams += 1;

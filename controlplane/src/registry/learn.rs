@@ -141,7 +141,7 @@ impl Registry {
         let workers = self.loads.len();
         let mut learned = stream.clone();
         // Bound afresh on the SSRC's owner: no alias (a stream that has not learned its SSRC never has one).
-        (learned.ssrc, learned.ssrc_known, learned.worker, learned.alias) = (ssrc, true, new, None);
+        (learned.ssrc, learned.ssrc_known, learned.worker) = (ssrc, true, new);
         if let Some(types) = payload_types {
             learned.payload_types = types;
         }

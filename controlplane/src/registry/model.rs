@@ -317,9 +317,6 @@ pub(crate) struct StreamRecord {
     pub(crate) payload_types: Vec<u32>,
     pub(crate) clock_rate_hz: u32,
     pub(crate) worker: usize,
-    /// The worker holding its SSRC alias: `owner_of(ssrc)` when that is not `worker` (it took the SSRC in place,
-    /// see `learn`), else `None`.
-    pub(crate) alias: Option<usize>,
     pub(crate) data_plane_id: StreamId,
     pub(crate) subscriptions: u32,
     pub(crate) interceptors: Vec<InterceptorName>,
@@ -386,6 +383,13 @@ impl EndpointRecord {
 }
 
 impl StreamRecord {
+    /// The worker holding its SSRC alias on a node of `workers` workers: its SSRC's owner when that is not the
+    /// stream's worker (it took the SSRC in place, see `learn`), else `None`.
+    pub(crate) fn alias(&self, workers: usize) -> Option<usize> {
+        let owner = ringfwd_dataplane::core::owner_of(self.ssrc, workers);
+        (owner != self.worker).then_some(owner)
+    }
+
     pub(crate) fn view(&self, session_id: &str, stream_id: &str) -> StreamView {
         StreamView {
             session_id: session_id.to_owned(),

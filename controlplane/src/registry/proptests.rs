@@ -232,7 +232,7 @@ fn check(reg: &Registry, forwarders: &[Forwarder]) -> Result<(), TestCaseError> 
         prop_assert_eq!(forwarder.alias_count(), load.aliases as usize, "a stale or missing SSRC alias");
     }
     for stream in reg.sessions.values().flat_map(|s| s.streams.values()) {
-        if let Some(at) = stream.alias {
+        if let Some(at) = stream.alias(forwarders.len()) {
             prop_assert_eq!(forwarders[at].ssrc_alias(stream.ssrc), Some(stream.worker));
         }
     }

@@ -9,7 +9,7 @@
 //! never change the registry (only `commit` does) nor move a stream to another worker: its subscriptions' numbering
 //! lives there.
 
-use ringfwd_dataplane::core::{owner_of, Command};
+use ringfwd_dataplane::core::Command;
 
 use super::create::{egress_spec, payload_type_map};
 use super::error::RegistryError;
@@ -66,8 +66,6 @@ impl Registry {
                 return Err(RegistryError::AlreadyExists { kind: "ssrc", id: ssrc.to_string() });
             }
             updated.ssrc = ssrc;
-            let owner = owner_of(ssrc, self.workers);
-            updated.alias = (owner != current.worker).then_some(owner);
         }
         if let Some(types) = &update.payload_types {
             updated.payload_types.clone_from(types);
@@ -127,7 +125,7 @@ impl Registry {
         undo: &mut Vec<(usize, Command)>,
     ) -> Result<(), RegistryError> {
         let (id, worker) = (current.data_plane_id, current.worker);
-        if let Some(at) = updated.alias {
+        if let Some(at) = updated.alias(self.workers) {
             let limit = self.limits.max_streams_per_worker;
             admit(self.loads[at].aliases, limit, "limits.max_streams_per_worker (ssrc aliases)")?;
             commands.push((at, Command::AliasSsrc { ssrc: updated.ssrc, owner: worker }));
@@ -135,7 +133,7 @@ impl Registry {
         }
         commands.push((worker, Command::ChangeStreamSsrc { id, ssrc: updated.ssrc }));
         undo.push((worker, Command::ChangeStreamSsrc { id, ssrc: current.ssrc }));
-        if let Some(at) = current.alias {
+        if let Some(at) = current.alias(self.workers) {
             commands.push((at, Command::RemoveSsrcAlias { ssrc: current.ssrc }));
             undo.push((at, Command::AliasSsrc { ssrc: current.ssrc, owner: worker }));
         }
