@@ -18,8 +18,10 @@ struct Cli {
     /// TOML config file; without it the built-in default config is used (see tuning/examples/dev-2core.toml).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print the effective config as TOML and exit.
-    #[arg(long)]
+    /// Print the effective config on this host as TOML and exit: a config the daemon accepts, with
+    /// `placement.worker_cores = "auto"` resolved and the sizes left to [load] derived, each such value
+    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host.
+    #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
     /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
     #[arg(long)]
@@ -98,7 +100,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(e, 2),
     };
     if cli.print_config {
-        return match config.to_toml_string() {
+        // Resolved as the daemon resolves it before it starts the workers.
+        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+            Ok(cores) => cores,
+            Err(e) => return fail(e, 2),
+        };
+        return match config.to_effective_toml(&cores) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
