@@ -98,6 +98,31 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
                 ("endpoint", s.endpoint_id.clone()),
             ],
         ),
+        Some(Kind::SubscriptionPaused(s)) => (
+            "subscription_paused",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+            ],
+        ),
+        Some(Kind::SubscriptionResumed(s)) => (
+            "subscription_resumed",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+            ],
+        ),
+        Some(Kind::SubscriptionSwitched(s)) => (
+            "subscription_switched",
+            vec![
+                ("subscription", s.subscription_id.clone()),
+                ("stream", s.stream_id.clone()),
+                ("endpoint", s.endpoint_id.clone()),
+                ("previous", s.previous_stream_id.clone()),
+            ],
+        ),
         Some(Kind::MetadataChanged(m)) => {
             let target = m.target.clone().unwrap_or_default();
             let mut fields = Vec::new();
@@ -176,5 +201,20 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
         assert_eq!(json["streamBye"]["streamId"], "v");
+
+        let switched = v1::event::Kind::SubscriptionSwitched(v1::SubscriptionSwitched {
+            subscription_id: "b-v".into(),
+            stream_id: "w".into(),
+            endpoint_id: "b".into(),
+            previous_stream_id: "v".into(),
+        });
+        let event =
+            v1::Event { id: "ab-6".into(), seq: 6, unix_ms: 1900, session_id: "room".into(), kind: Some(switched) };
+        assert_eq!(
+            event_line(&event, false).unwrap(),
+            "6 1970-01-01T00:00:01.900Z room subscription_switched subscription=b-v stream=w endpoint=b previous=v"
+        );
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
+        assert_eq!(json["subscriptionSwitched"]["previousStreamId"], "v");
     }
 }
