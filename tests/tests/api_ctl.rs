@@ -1,12 +1,13 @@
 //! `ringfwd ctl` as a process against the real daemon: tables by default, JSON with `--json`, the token from
 //! `--token` or `RINGFWD_TOKEN`, a non-zero exit with the server's status on error, a message saying how to get
-//! a token when there is none; SSRCs taken in decimal or hex, shown in hex in tables and as numbers in JSON; and
-//! a call set up with it that forwards real RTP.
+//! a token when there is none; SSRCs taken in decimal or hex, shown in hex in tables and as numbers in JSON; the
+//! latched address in `endpoint get` and RTX in `subscription get`; and a call set up with it that forwards real
+//! RTP.
 
 use std::time::Duration;
 
-use ringfwd_tests::api::{ctl, dev_token, parse_json, run_ringfwd, Output};
-use ringfwd_tests::{rtp_fields, rtp_packet, Daemon, Peer};
+use ringfwd_tests::api::{ctl, dev_token, parse_json, run_ringfwd, v1, Output};
+use ringfwd_tests::{rtp_fields, rtp_packet, Api, Daemon, Peer};
 
 const MEDIA: &str = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
 
@@ -153,6 +154,35 @@ fn ssrcs_are_taken_in_decimal_or_hex_shown_hex_in_tables_and_as_numbers_in_json(
     for said in ["0x-prefixed hex", "decimal number", "protobuf JSON mapping", "--out-ssrc", "--rtx"] {
         assert!(help.contains(said), "ctl --help does not say {said:?}: {help}");
     }
+    assert!(daemon.stop().success);
+}
+
+#[test]
+fn endpoint_get_shows_where_a_latching_endpoint_latched() {
+    let publisher = Peer::bind("127.0.0.1");
+    let pub_addr = publisher.addr().to_string();
+    let daemon = Daemon::start(MEDIA);
+    let token = dev_token(&daemon);
+    let ctl_ok = |args: &[&str]| ok(ctl(&daemon, &token, args));
+    ctl_ok(&["session", "create", "c"]);
+    ctl_ok(&["endpoint", "create", "c", "nat", "--latching"]);
+    ctl_ok(&["stream", "create", "c", "a", "--endpoint", "nat", "--ssrc", "0x5151", "--kind", "audio"]);
+    let before = ctl_ok(&["endpoint", "get", "c", "nat"]);
+    assert!(before.contains("LATCHED ADDRESS") && !before.contains(&pub_addr), "{before}");
+
+    publisher.send(&rtp_packet(0x5151, 1, 0, 0, false, b"latch here"), daemon.media[0]);
+    // The latch is recorded before its source_changed event is published.
+    let api = Api::dev(&daemon);
+    let latched = api.wait_event("c", Duration::from_secs(5), |kind| match kind {
+        v1::event::Kind::SourceChanged(s) => Some(s.source_address.clone()),
+        _ => None,
+    });
+    assert_eq!(latched.as_deref(), Some(pub_addr.as_str()), "no source_changed to the publisher's address");
+    let table = ctl_ok(&["endpoint", "get", "c", "nat"]);
+    let row = table.lines().find(|l| l.contains(" nat ")).unwrap_or_else(|| panic!("no row for nat: {table}"));
+    assert!(row.contains(&pub_addr), "the latched address is shown: {table}");
+    let got = json(ctl(&daemon, &token, &["--json", "endpoint", "get", "c", "nat"]));
+    assert_eq!((got["latching"].as_bool(), got["latchedAddress"].as_str()), (Some(true), Some(pub_addr.as_str())));
     assert!(daemon.stop().success);
 }
 
