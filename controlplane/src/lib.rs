@@ -16,6 +16,7 @@
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
 //! - [`routes`]: the config's static sessions as API requests.
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
+//! - [`cli_docs`]: shell completions and man pages generated from the command line's definition.
 //! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.
 //! - [`report`]: the start-up banner, the periodic counters line and the final counters.
 //! - [`daemon`]: the process lifecycle.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli_docs;
 pub mod clock;
 pub mod commands;
 pub mod ctl;

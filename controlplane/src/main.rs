@@ -6,20 +6,22 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ringfwd_tuning::host::{CheckItem, Status};
 
-/// ringfwd: a thread-per-core io_uring RTP/RTCP media forwarder.
+/// A thread-per-core io_uring RTP/RTCP media forwarder.
 ///
 /// Without a subcommand, runs the forwarder.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// TOML config file; without it the built-in default config is used (see tuning/examples/dev-2core.toml).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print the effective config as TOML and exit.
-    #[arg(long)]
+    /// Print the effective config on this host as TOML and exit: a config the daemon accepts, with
+    /// `placement.worker_cores = "auto"` resolved and the sizes left to [load] derived, each such value
+    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host.
+    #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
     /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
     #[arg(long)]
@@ -43,6 +45,20 @@ enum Command {
     /// Host tuning.
     #[command(subcommand)]
     Tune(TuneCommand),
+    /// Print the shell completion script for SHELL to stdout (e.g. `ringfwd completions bash >
+    /// /usr/share/bash-completion/completions/ringfwd`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: ringfwd::cli_docs::Shell,
+    },
+    /// Print the man page of ringfwd (roff) to stdout; with --dir, write it and one page per subcommand
+    /// (ringfwd-ctl.1, ringfwd-ctl-session.1, ...) into DIR instead.
+    Man {
+        /// Write ringfwd.1 and a page per subcommand into this directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +106,28 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Tune(TuneCommand::Check { config, json })) => return tune_check(config.as_deref(), json),
+        Some(Command::Completions { shell }) => {
+            let out = &mut std::io::stdout().lock();
+            return match ringfwd::cli_docs::completions(shell, &mut Cli::command(), out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e, 1),
+            };
+        }
+        Some(Command::Man { dir: None }) => {
+            return match ringfwd::cli_docs::man_page(Cli::command(), &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e, 1),
+            };
+        }
+        Some(Command::Man { dir: Some(dir) }) => {
+            return match ringfwd::cli_docs::write_man_pages(Cli::command(), &dir) {
+                Ok(written) => {
+                    eprintln!("ringfwd: wrote {} man pages to {}", written.len(), dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 1),
+            };
+        }
         None => {}
     }
     ringfwd::daemon::init_logging();
@@ -98,7 +136,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(e, 2),
     };
     if cli.print_config {
-        return match config.to_toml_string() {
+        // Resolved as the daemon resolves it before it starts the workers.
+        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+            Ok(cores) => cores,
+            Err(e) => return fail(e, 2),
+        };
+        return match config.to_effective_toml(&cores) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS

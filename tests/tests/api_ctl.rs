@@ -1,11 +1,13 @@
 //! `ringfwd ctl` as a process against the real daemon: tables by default, JSON with `--json`, the token from
 //! `--token` or `RINGFWD_TOKEN`, a non-zero exit with the server's status on error, a message saying how to get
-//! a token when there is none; and a call set up with it that forwards real RTP.
+//! a token when there is none; SSRCs taken in decimal or hex, shown in hex in tables and as numbers in JSON; the
+//! latched address in `endpoint get` and RTX in `subscription get`; and a call set up with it that forwards real
+//! RTP.
 
 use std::time::Duration;
 
-use ringfwd_tests::api::{ctl, dev_token, parse_json, run_ringfwd, Output};
-use ringfwd_tests::{rtp_fields, rtp_packet, Daemon, Peer};
+use ringfwd_tests::api::{ctl, dev_token, parse_json, run_ringfwd, v1, Output};
+use ringfwd_tests::{rtp_fields, rtp_packet, Api, Daemon, Peer};
 
 const MEDIA: &str = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
 
@@ -118,6 +120,69 @@ fn a_call_set_up_with_ctl_forwards_pauses_and_unsubscribes() {
     let node = json(ctl(&daemon, &token, &["--json", "node"]));
     assert_eq!(node["usage"]["streams"], 1, "{node}");
     assert!(node["usage"]["subscriptions"].is_null() || node["usage"]["subscriptions"] == 0, "{node}");
+    assert!(daemon.stop().success);
+}
+
+#[test]
+fn ssrcs_are_taken_in_decimal_or_hex_shown_hex_in_tables_and_as_numbers_in_json() {
+    let daemon = Daemon::start(MEDIA);
+    let token = dev_token(&daemon);
+    let ctl_ok = |args: &[&str]| ok(ctl(&daemon, &token, args));
+    ctl_ok(&["session", "create", "c"]);
+    ctl_ok(&["endpoint", "create", "c", "pub", "--address", "127.0.0.1:5000"]);
+    ctl_ok(&["endpoint", "create", "c", "sub", "--address", "127.0.0.1:5002"]);
+    // Decimal 4660 is 0x1234; 0X in capitals is hex too.
+    let create = ["stream", "create", "c", "v", "--endpoint", "pub", "--kind", "video", "--ssrc", "4660"];
+    let table = ctl_ok(&create);
+    assert!(table.contains("0x00001234"), "a decimal SSRC, shown in hex: {table}");
+    let got = json(ctl(&daemon, &token, &["--json", "stream", "get", "c", "v"]));
+    assert_eq!(got["ssrc"], 4660, "the protobuf JSON mapping: a number: {got}");
+    let updated = json(ctl(&daemon, &token, &["--json", "stream", "update", "c", "v", "--ssrc", "0X5678"]));
+    assert_eq!(updated["ssrc"], 0x5678, "{updated}");
+    let sub = ["sub", "create", "c", "s", "--stream", "v", "--endpoint", "sub", "--out-ssrc", "0xabc"];
+    let table = ctl_ok(&[&sub[..], &["--rtx", "2749:97"]].concat());
+    assert!(table.contains("0x00000abc") && table.contains("0x00000abd pt 97"), "{table}");
+    let got = json(ctl(&daemon, &token, &["--json", "sub", "update", "c", "s", "--rtx", "0xabe:98"]));
+    assert_eq!((got["outSsrc"].as_u64(), got["rtx"]["ssrc"].as_u64()), (Some(0xabc), Some(0xabe)), "{got}");
+    // What is neither is refused before anything is sent, saying what would do.
+    let bad = ctl(&daemon, &token, &["stream", "update", "c", "v", "--ssrc", "0x1_0000_0000"]);
+    assert!(!bad.success && bad.stderr.contains("decimal (4660) or 0x-prefixed hex (0x1234)"), "{bad:?}");
+    let bad = ctl(&daemon, &token, &["sub", "update", "c", "s", "--rtx", "12ab:97"]);
+    assert!(!bad.success && bad.stderr.contains("\"12ab\""), "{bad:?}");
+    // `ctl --help` says all of it.
+    let help = ok(run_ringfwd(&["ctl", "--help"], &[]));
+    for said in ["0x-prefixed hex", "decimal number", "protobuf JSON mapping", "--out-ssrc", "--rtx"] {
+        assert!(help.contains(said), "ctl --help does not say {said:?}: {help}");
+    }
+    assert!(daemon.stop().success);
+}
+
+#[test]
+fn endpoint_get_shows_where_a_latching_endpoint_latched() {
+    let publisher = Peer::bind("127.0.0.1");
+    let pub_addr = publisher.addr().to_string();
+    let daemon = Daemon::start(MEDIA);
+    let token = dev_token(&daemon);
+    let ctl_ok = |args: &[&str]| ok(ctl(&daemon, &token, args));
+    ctl_ok(&["session", "create", "c"]);
+    ctl_ok(&["endpoint", "create", "c", "nat", "--latching"]);
+    ctl_ok(&["stream", "create", "c", "a", "--endpoint", "nat", "--ssrc", "0x5151", "--kind", "audio"]);
+    let before = ctl_ok(&["endpoint", "get", "c", "nat"]);
+    assert!(before.contains("LATCHED ADDRESS") && !before.contains(&pub_addr), "{before}");
+
+    publisher.send(&rtp_packet(0x5151, 1, 0, 0, false, b"latch here"), daemon.media[0]);
+    // The latch is recorded before its source_changed event is published.
+    let api = Api::dev(&daemon);
+    let latched = api.wait_event("c", Duration::from_secs(5), |kind| match kind {
+        v1::event::Kind::SourceChanged(s) => Some(s.source_address.clone()),
+        _ => None,
+    });
+    assert_eq!(latched.as_deref(), Some(pub_addr.as_str()), "no source_changed to the publisher's address");
+    let table = ctl_ok(&["endpoint", "get", "c", "nat"]);
+    let row = table.lines().find(|l| l.contains(" nat ")).unwrap_or_else(|| panic!("no row for nat: {table}"));
+    assert!(row.contains(&pub_addr), "the latched address is shown: {table}");
+    let got = json(ctl(&daemon, &token, &["--json", "endpoint", "get", "c", "nat"]));
+    assert_eq!((got["latching"].as_bool(), got["latchedAddress"].as_str()), (Some(true), Some(pub_addr.as_str())));
     assert!(daemon.stop().success);
 }
 

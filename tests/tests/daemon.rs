@@ -1,5 +1,6 @@
 //! The daemon as an operator meets it: the built-in default config, config errors that name the key and the
-//! value, and a clean exit on SIGTERM and SIGINT with the final counters.
+//! value, the effective config (`--print-config`) and its check (`--check-config`), and a clean exit on SIGTERM
+//! and SIGINT with the final counters.
 
 use ringfwd_tests::config::one_stream;
 use ringfwd_tests::daemon::run_to_exit;
@@ -63,12 +64,43 @@ fn sigterm_stops_cleanly_after_forwarding_what_was_received() {
     assert_eq!(receiver.join().expect("receiver"), 500, "the subscriber got every packet");
 }
 
+/// The line of `key` in printed TOML (the first one: the keys tested are unique to one section).
+#[track_caller]
+fn toml_line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines().find(|l| l.starts_with(&format!("{key} = "))).unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
 #[test]
-fn print_config_shows_the_effective_config() {
-    let (ok, stdout, _) = run_to_exit(&["--print-config"], None);
-    assert!(ok);
-    assert!(stdout.contains("[pool]") && stdout.contains("buffer_bytes = 2048"), "{stdout}");
-    assert!(stdout.contains("[load]") && stdout.contains("expected_packets_per_second = 200000"), "{stdout}");
+fn print_config_prints_a_config_the_daemon_accepts_with_what_it_resolved_and_derived_marked() {
+    let (ok, printed, stderr) = run_to_exit(&["--print-config"], None);
+    assert!(ok, "{stderr}");
+    assert!(printed.contains("[pool]") && printed.contains("buffer_bytes = 2048"), "{printed}");
+    assert!(printed.contains("[load]") && printed.contains("expected_packets_per_second = 200000"), "{printed}");
+    // "auto" is resolved to this host's cores, and says so.
+    let (cores, comment) = toml_line(&printed, "worker_cores").split_once("  # ").expect("worker_cores is marked");
+    assert_eq!(comment, "resolved from \"auto\" on this host");
+    let cores = cores.strip_prefix("worker_cores = ").expect("a value");
+    assert!(cores.starts_with('[') && cores.ends_with(']') && cores.len() > 2, "a list of cores: {cores}");
+    // Every size left to [load] is written out and says how it was derived.
+    for key in ["buffers_per_worker", "send_slots_per_worker", "recv_buffer_bytes", "send_buffer_bytes"] {
+        let (value, comment) = toml_line(&printed, key).split_once("  # ").expect("marked");
+        let value: u64 = value.strip_prefix(&format!("{key} = ")).and_then(|v| v.parse().ok()).expect("a number");
+        assert!(value > 0, "{key} = {value}");
+        assert!(comment.starts_with("derived from [load]: "), "{key}: {comment}");
+    }
+    // It is a config the daemon accepts, placing its workers on the printed cores.
+    let (ok, stdout, stderr) = run_to_exit(&["--check-config"], Some(&printed));
+    assert!(ok, "the printed config fails --check-config: {stderr}\n{printed}");
+    assert!(stdout.contains(&format!("on cores {cores}")), "{stdout}");
+    // Printed from itself, everything is now set: the same values, nothing left to mark.
+    let (ok, again, stderr) = run_to_exit(&["--print-config"], Some(&printed));
+    assert!(ok, "{stderr}");
+    assert_eq!(toml_line(&again, "worker_cores"), format!("worker_cores = {cores}"));
+    assert!(!again.lines().any(|l| l.contains("  # ")), "nothing marked: {again}");
+    // A placement this host cannot run is refused as --check-config refuses it, naming the key.
+    let (ok, stdout, stderr) = run_to_exit(&["--print-config"], Some("[placement]\nworker_cores = [4095]\n"));
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("placement.worker_cores") && stderr.contains("4095"), "{stderr}");
 }
 
 #[test]

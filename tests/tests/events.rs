@@ -3,7 +3,8 @@
 //! timestamps; a watcher that disconnects resumes from the last seq it saw and gets exactly what it missed; a
 //! resume from a forgotten or future seq is refused with OUT_OF_RANGE; a watcher that never reads is cut off
 //! with RESOURCE_EXHAUSTED (naming the seq to resume from) while another one gets everything; a stream's first
-//! packet is reported; `ringfwd ctl events watch` prints them; and webhooks reach a real HTTP server signed,
+//! packet is reported; a subscription paused, resumed and switched through the API is reported to watchers,
+//! `ctl` and webhooks; `ringfwd ctl events watch` prints them; and webhooks reach a real HTTP server signed,
 //! retried after 500s, while a dead receiver slows nothing and does not hold up the shutdown.
 
 use std::collections::BTreeSet;
@@ -68,6 +69,16 @@ fn describe(event: &v1::Event) -> String {
         Kind::RateLimited(s) => format!("rate_limited {}", s.stream_id),
         Kind::Subscribed(s) => format!("subscribed {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id),
         Kind::Unsubscribed(s) => format!("unsubscribed {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id),
+        Kind::SubscriptionPaused(s) => {
+            format!("subscription_paused {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id)
+        }
+        Kind::SubscriptionResumed(s) => {
+            format!("subscription_resumed {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id)
+        }
+        Kind::SubscriptionSwitched(s) => format!(
+            "subscription_switched {} from {} to {}->{}",
+            s.subscription_id, s.previous_stream_id, s.stream_id, s.endpoint_id
+        ),
         Kind::MetadataChanged(m) => {
             let keys: Vec<_> = m.entries.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
             format!("metadata_changed {}", keys.join(","))
@@ -247,6 +258,66 @@ fn a_streams_first_packet_is_reported() {
     assert_eq!(subscriber.recv(1, Duration::from_secs(2)).len(), 1, "forwarded");
     let started = take(&api, &mut w, 1);
     assert_eq!(describe(&started[0]), "call stream_started s by pub");
+}
+
+#[test]
+fn pause_resume_and_switch_are_reported_once_the_workers_applied_them_to_watchers_ctl_and_webhooks() {
+    let (hook, attempts) = webhook_receiver(0);
+    // One worker: the two streams share it, as a switch needs.
+    let config = format!(
+        "[placement]\nworker_cores = [0]\n{MEDIA}[webhooks]\nurls = [\"http://{hook}/hook\"]\nsecret = \"{SECRET}\"\n"
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    conference(&api, "call");
+    api.create_stream(video_stream("call", "w", "a", 0x7100)).expect("a second stream");
+    let mut w = watch(&api, None, "call").expect("watch");
+
+    assert!(api.set_paused("call", "b-v", true).expect("pause").paused);
+    api.set_paused("call", "b-v", true).expect("pause again, which changes nothing");
+    assert!(!api.set_paused("call", "b-v", false).expect("resume").paused);
+    assert_eq!(api.switch("call", "b-v", "w").expect("switch").stream_id, "w");
+    // Each call returned after the workers applied it and its event was published: they are all there, in order,
+    // and the repeated pause reported nothing.
+    let events = take(&api, &mut w, 3);
+    let described: Vec<_> = events.iter().map(describe).collect();
+    assert_eq!(
+        described,
+        [
+            "call subscription_paused b-v v->b",
+            "call subscription_resumed b-v v->b",
+            "call subscription_switched b-v from v to w->b",
+        ]
+    );
+    let first = events[0].seq;
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [first, first + 1, first + 2]);
+
+    // `ringfwd ctl events watch` prints them with their fields.
+    let token = dev_token(&daemon);
+    let from = (first - 1).to_string();
+    let lines = ctl_ok(&daemon, &token, &["events", "watch", "--from", &from, "--count", "3", "--session", "call"]);
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(lines[0].ends_with(" call subscription_paused subscription=b-v stream=v endpoint=b"), "{lines:?}");
+    assert!(lines[1].ends_with(" call subscription_resumed subscription=b-v stream=v endpoint=b"), "{lines:?}");
+    let switched = " call subscription_switched subscription=b-v stream=w endpoint=b previous=v";
+    assert!(lines[2].ends_with(switched), "{lines:?}");
+
+    // The webhook receives them as the protobuf JSON mapping.
+    let bodies = || -> Vec<serde_json::Value> {
+        let attempts = attempts.lock().expect("attempts");
+        attempts.iter().map(|a| serde_json::from_slice(&a.body).expect("a JSON body")).collect()
+    };
+    let switch_delivered = || bodies().iter().any(|b| b["seq"].as_str() == Some(events[2].seq.to_string().as_str()));
+    assert!(wait_until(Duration::from_secs(10), switch_delivered), "the webhook got {:?}", bodies());
+    let bodies = bodies();
+    let kind =
+        |name: &str| bodies.iter().find(|b| b[name].is_object()).unwrap_or_else(|| panic!("no {name}"))[name].clone();
+    assert_eq!(kind("subscriptionPaused")["subscriptionId"], "b-v");
+    assert_eq!(kind("subscriptionResumed")["streamId"], "v");
+    let switched = kind("subscriptionSwitched");
+    assert_eq!((switched["streamId"].as_str(), switched["previousStreamId"].as_str()), (Some("w"), Some("v")));
+    assert_eq!(switched["endpointId"], "b");
+    assert!(daemon.stop().success);
 }
 
 fn subscription_id(api: &Api) -> String {

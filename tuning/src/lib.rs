@@ -2,18 +2,20 @@
 //!
 //! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
-//! dotted key and the value ([`ConfigError`]), core placement ([`Placement`], resolved against the host's NUMA [`Topology`]), static routes
-//! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`])
-//! and the example configs in `examples/` (`dev-2core.toml` is the commented reference of
-//! every key). It never touches sockets or threads, and never changes the host: callers pass in
-//! what they learned (e.g. the available cores). The readers of the host are [`host`], which reads
-//! `/proc` and `/sys` for `ringfwd tune check` and judges them sans-IO, and [`read_topology`],
-//! which reads the NUMA topology from `/sys` for placement.
+//! dotted key and the value ([`ConfigError`]), the effective config as the daemon runs it
+//! ([`Config::to_effective_toml`]), core placement ([`Placement`], resolved against the host's
+//! NUMA [`Topology`]), static routes ([`SessionSpec`] and friends), the control API's sections
+//! ([`Api`], [`Auth`], [`Admission`]) and the example configs in `examples/` (`dev-2core.toml` is
+//! the commented reference of every key). It never touches sockets or threads, and never changes
+//! the host: callers pass in what they learned (e.g. the available cores). The readers of the
+//! host are [`host`], which reads `/proc` and `/sys` for `ringfwd tune check` and judges them
+//! sans-IO, and [`read_topology`], which reads the NUMA topology from `/sys` for placement.
 
 #![forbid(unsafe_code)]
 
 mod api;
 pub mod defaults;
+mod effective;
 mod error;
 mod events;
 pub mod host;
@@ -60,7 +62,8 @@ impl Config {
     }
 
     /// Writes the config as TOML that [`Config::from_toml_str`] reads back to an equal value
-    /// (used by `ringfwd --print-config`).
+    /// (`ringfwd --print-config` prints [`Config::to_effective_toml`] instead, with what the host
+    /// and `[load]` resolve and derive).
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::Serialize { message: e.to_string() })
     }

@@ -61,10 +61,11 @@ impl Api {
             }
         }
         let Plan { change, outcome, .. } = plan;
-        // What a delete takes with it, read before the commit removes it: the lifecycle events name it all.
-        let removal = registry.removal(&change);
+        // What a delete takes with it and what an update replaces, read before the commit: the lifecycle events
+        // name all that goes, and tell a pause, resume or switch from the subscription as it was.
+        let (removal, replaced) = (registry.removal(&change), registry.replaced_subscription(&change));
         registry.commit(change);
-        self.publish_commit(&outcome, removal);
+        self.publish_commit(&outcome, removal, replaced);
         Ok((outcome, first_error))
     }
 

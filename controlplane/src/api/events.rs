@@ -28,7 +28,7 @@ use super::Api;
 use crate::events::worker::{Names, WorkerBatch};
 use crate::events::{changes, Event, EventKind, StreamRef, SubscriptionRef, Watch, WatchError};
 use crate::metadata::MetadataEvent;
-use crate::registry::{Outcome, Registry, Removal};
+use crate::registry::{Outcome, Registry, Removal, SubscriptionView};
 
 /// Most worker events handled per round (the rest waits for the next round), so one round holds the registry
 /// lock briefly.
@@ -115,6 +115,23 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
             let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
             Kind::Unsubscribed(v1::Unsubscribed { subscription_id, stream_id, endpoint_id })
         }
+        EventKind::SubscriptionPaused(s) => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
+            Kind::SubscriptionPaused(v1::SubscriptionPaused { subscription_id, stream_id, endpoint_id })
+        }
+        EventKind::SubscriptionResumed(s) => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
+            Kind::SubscriptionResumed(v1::SubscriptionResumed { subscription_id, stream_id, endpoint_id })
+        }
+        EventKind::SubscriptionSwitched { subscription, previous_stream_id } => {
+            let (subscription_id, stream_id, endpoint_id) = subscription_ref(subscription);
+            Kind::SubscriptionSwitched(v1::SubscriptionSwitched {
+                subscription_id,
+                stream_id,
+                endpoint_id,
+                previous_stream_id: previous_stream_id.clone(),
+            })
+        }
         EventKind::MetadataChanged { object, change } => Kind::MetadataChanged(v1::MetadataChanged {
             target: Some(wire::target_to_wire(object)),
             version: Some(wire::version_to_wire(change.version)),
@@ -167,11 +184,17 @@ fn session_filter(session_id: String) -> Result<Option<String>, Status> {
 }
 
 impl Api {
-    /// Publishes the events of a change just committed (under the registry lock): `removal` is what the
-    /// registry said it removes, read before the commit.
-    pub(super) fn publish_commit(&self, outcome: &Outcome, removal: Option<Removal>) {
+    /// Publishes the events of a change just committed (under the registry lock, after the workers applied it):
+    /// `removal` is what the registry said it removes and `replaced` the subscription it said it replaces, both
+    /// read before the commit.
+    pub(super) fn publish_commit(
+        &self,
+        outcome: &Outcome,
+        removal: Option<Removal>,
+        replaced: Option<SubscriptionView>,
+    ) {
         let now = crate::clock::unix_ms();
-        for (session, kind) in changes::of_commit(outcome, removal) {
+        for (session, kind) in changes::of_commit(outcome, removal, replaced) {
             self.events.publish(session, kind, now);
         }
     }
@@ -343,6 +366,17 @@ mod tests {
         assert_eq!(
             (u.subscription_id.as_str(), u.stream_id.as_str(), u.endpoint_id.as_str(), u.errno),
             ("b-v", "v", "b", 111)
+        );
+
+        let subscription =
+            SubscriptionRef { subscription_id: "b-v".into(), stream_id: "w".into(), endpoint_id: "b".into() };
+        let switched = EventKind::SubscriptionSwitched { subscription, previous_stream_id: "v".into() };
+        let Some(v1::event::Kind::SubscriptionSwitched(s)) = event_to_wire(&event(switched)).kind else {
+            panic!("not a switch")
+        };
+        assert_eq!(
+            (s.subscription_id.as_str(), s.stream_id.as_str(), s.endpoint_id.as_str(), s.previous_stream_id.as_str()),
+            ("b-v", "w", "b", "v")
         );
 
         let version = Version { wall_us: 5, counter: 1, node_id: 2 };

@@ -7,8 +7,17 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::metadata::Version;
 
+/// What `ctl --help` says about SSRCs, in and out.
+const SSRC_HELP: &str = "\
+SSRCs: every option that takes one (--ssrc, --out-ssrc, --rtx SSRC:PT) accepts decimal (4660) or
+0x-prefixed hex (0x1234). Tables print SSRCs as 0x-prefixed hex (0x00001234). --json prints the
+protobuf JSON mapping of the response, exactly what every gRPC client of the schema, grpcurl and
+the webhooks see: an SSRC is a decimal number there (\"ssrc\": 4660), so compare it as a number
+(jq '.streams[] | select(.ssrc == 4660)'); 64-bit integers such as event seqs are strings.";
+
 /// Drive a running ringfwd over its gRPC control API.
 #[derive(Debug, Args)]
+#[command(after_help = SSRC_HELP)]
 pub struct CtlArgs {
     /// The control API address (default: the config's `api.listen`, else 127.0.0.1:50051).
     #[arg(long, env = "RINGFWD_API", global = true)]
@@ -19,7 +28,7 @@ pub struct CtlArgs {
     /// Read the API address and the development token file from this config file.
     #[arg(long, short, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// Print the response as JSON (the protobuf JSON mapping) instead of a table.
+    /// Print the response as JSON (the protobuf JSON mapping: SSRCs are decimal numbers) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
     /// Give up after this many milliseconds.
@@ -180,8 +189,8 @@ pub enum StreamCmd {
         /// The publishing endpoint.
         #[arg(long)]
         endpoint: String,
-        /// The publisher's SSRC (decimal or 0x-prefixed hex); 0: learn it from its first RTP (needs --pt).
-        #[arg(long, value_parser = parse_u32)]
+        /// The publisher's SSRC, decimal or 0x-prefixed hex; 0: learn it from its first RTP (needs --pt).
+        #[arg(long, value_parser = parse_ssrc)]
         ssrc: u32,
         /// Audio or video.
         #[arg(long, value_enum)]
@@ -218,8 +227,8 @@ pub enum StreamCmd {
         session: String,
         /// Stream id.
         stream: String,
-        /// The publisher's new SSRC (decimal or 0x-prefixed hex).
-        #[arg(long, value_parser = parse_u32)]
+        /// The publisher's new SSRC, decimal or 0x-prefixed hex.
+        #[arg(long, value_parser = parse_ssrc)]
         ssrc: Option<u32>,
         /// The payload types from now on (repeat or comma-separate; given with none: any).
         #[arg(long = "pt", value_delimiter = ',', num_args = 0..)]
@@ -249,8 +258,8 @@ pub enum SubscriptionCmd {
         /// The receiving endpoint.
         #[arg(long)]
         endpoint: String,
-        /// SSRC the subscriber sees (decimal or 0x hex; default: the publisher's).
-        #[arg(long, value_parser = parse_u32)]
+        /// SSRC the subscriber sees, decimal or 0x-prefixed hex (default: the publisher's).
+        #[arg(long, value_parser = parse_ssrc)]
         out_ssrc: Option<u32>,
         /// Payload-type mapping FROM:TO (repeat or comma-separate).
         #[arg(long = "pt-map", value_delimiter = ',', value_parser = parse_mapping)]
@@ -314,7 +323,7 @@ pub enum SubscriptionCmd {
         /// The new egress interceptors (comma-separated names; given with no names: none).
         #[arg(long, value_delimiter = ',', num_args = 0..)]
         interceptors: Option<Vec<String>>,
-        /// RTX from now on, SSRC:PAYLOAD_TYPE.
+        /// RTX from now on, SSRC:PAYLOAD_TYPE (the SSRC decimal or 0x-prefixed hex).
         #[arg(long, value_parser = parse_rtx, conflicts_with = "no_rtx")]
         rtx: Option<(u32, u32)>,
         /// No RTX from now on.
@@ -433,18 +442,19 @@ fn parse_expect(s: &str) -> Result<(String, Version), String> {
     Ok((key.to_owned(), parse_version(version)?))
 }
 
-fn parse_u32(s: &str) -> Result<u32, String> {
+/// An SSRC as every ctl option takes it: decimal, or hex after `0x` (or `0X`).
+fn parse_ssrc(s: &str) -> Result<u32, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => s.parse(),
     };
-    parsed.map_err(|e| format!("{s:?} is not a 32-bit number: {e}"))
+    parsed.map_err(|e| format!("SSRC {s:?} is not a 32-bit number, decimal (4660) or 0x-prefixed hex (0x1234): {e}"))
 }
 
 fn parse_rtx(s: &str) -> Result<(u32, u32), String> {
     let (ssrc, pt) = s.split_once(':').ok_or_else(|| format!("{s:?} is not SSRC:PAYLOAD_TYPE"))?;
     let pt = pt.trim().parse::<u32>().map_err(|e| format!("payload type {pt:?} in {s:?}: {e}"))?;
-    Ok((parse_u32(ssrc.trim())?, pt))
+    Ok((parse_ssrc(ssrc.trim())?, pt))
 }
 
 fn parse_mapping(s: &str) -> Result<(u32, u32), String> {
@@ -459,11 +469,17 @@ mod tests {
 
     #[test]
     fn numbers_and_mappings_parse_or_say_why_not() {
-        assert_eq!(parse_u32("0xdeadbeef"), Ok(0xdead_beef));
+        assert_eq!(parse_ssrc("0xdeadbeef"), Ok(0xdead_beef));
+        assert_eq!(parse_ssrc("0XDEADBEEF"), Ok(0xdead_beef));
+        assert_eq!(parse_ssrc("4294967295"), Ok(u32::MAX));
         assert_eq!(parse_rtx("0x3333:97"), Ok((0x3333, 97)));
+        assert_eq!(parse_rtx("13107:97"), Ok((0x3333, 97)));
         assert!(parse_rtx("97").unwrap_err().contains("SSRC:PAYLOAD_TYPE"));
-        assert_eq!(parse_u32("42"), Ok(42));
-        assert!(parse_u32("0x1_0000_0000").unwrap_err().contains("0x1_0000_0000"));
+        assert_eq!(parse_ssrc("42"), Ok(42));
+        assert!(parse_ssrc("0x1_0000_0000").unwrap_err().contains("0x1_0000_0000"));
+        for bad in ["4294967296", "0x100000000", "0x", "-1", "1234h", ""] {
+            assert!(parse_ssrc(bad).unwrap_err().contains("0x-prefixed hex"), "{bad:?}");
+        }
         assert_eq!(parse_mapping("96:100"), Ok((96, 100)));
         assert!(parse_mapping("96").unwrap_err().contains("FROM:TO"));
         assert!(parse_mapping("a:1").is_err());

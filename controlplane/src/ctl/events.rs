@@ -11,6 +11,17 @@ use super::args::EventsCmd;
 use super::output::compact_json;
 use super::run::{print_watch, status, Client};
 
+/// A subscription's `key=value` pairs, then `more`.
+fn subscription_fields(
+    subscription_id: &str,
+    stream_id: &str,
+    endpoint_id: &str,
+    more: Option<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    let ids = [("subscription", subscription_id), ("stream", stream_id), ("endpoint", endpoint_id)];
+    ids.into_iter().map(|(k, v)| (k, v.to_owned())).chain(more).collect()
+}
+
 /// The `key=value` pairs of an event's kind, and its name.
 fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static str, String)>) {
     use v1::event::Kind;
@@ -67,12 +78,7 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
         ),
         Some(Kind::SubscriberUnreachable(s)) => (
             "subscriber_unreachable",
-            vec![
-                ("subscription", s.subscription_id.clone()),
-                ("stream", s.stream_id.clone()),
-                ("endpoint", s.endpoint_id.clone()),
-                ("errno", s.errno.to_string()),
-            ],
+            subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, Some(("errno", s.errno.to_string()))),
         ),
         Some(Kind::RateLimited(s)) => (
             "rate_limited",
@@ -82,21 +88,26 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
                 ("dropped", s.dropped_packets.to_string()),
             ],
         ),
-        Some(Kind::Subscribed(s)) => (
-            "subscribed",
-            vec![
-                ("subscription", s.subscription_id.clone()),
-                ("stream", s.stream_id.clone()),
-                ("endpoint", s.endpoint_id.clone()),
-            ],
-        ),
-        Some(Kind::Unsubscribed(s)) => (
-            "unsubscribed",
-            vec![
-                ("subscription", s.subscription_id.clone()),
-                ("stream", s.stream_id.clone()),
-                ("endpoint", s.endpoint_id.clone()),
-            ],
+        Some(Kind::Subscribed(s)) => {
+            ("subscribed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
+        }
+        Some(Kind::Unsubscribed(s)) => {
+            ("unsubscribed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
+        }
+        Some(Kind::SubscriptionPaused(s)) => {
+            ("subscription_paused", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
+        }
+        Some(Kind::SubscriptionResumed(s)) => {
+            ("subscription_resumed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
+        }
+        Some(Kind::SubscriptionSwitched(s)) => (
+            "subscription_switched",
+            subscription_fields(
+                &s.subscription_id,
+                &s.stream_id,
+                &s.endpoint_id,
+                Some(("previous", s.previous_stream_id.clone())),
+            ),
         ),
         Some(Kind::MetadataChanged(m)) => {
             let target = m.target.clone().unwrap_or_default();
@@ -176,5 +187,20 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
         assert_eq!(json["streamBye"]["streamId"], "v");
+
+        let switched = v1::event::Kind::SubscriptionSwitched(v1::SubscriptionSwitched {
+            subscription_id: "b-v".into(),
+            stream_id: "w".into(),
+            endpoint_id: "b".into(),
+            previous_stream_id: "v".into(),
+        });
+        let event =
+            v1::Event { id: "ab-6".into(), seq: 6, unix_ms: 1900, session_id: "room".into(), kind: Some(switched) };
+        assert_eq!(
+            event_line(&event, false).unwrap(),
+            "6 1970-01-01T00:00:01.900Z room subscription_switched subscription=b-v stream=w endpoint=b previous=v"
+        );
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, true).unwrap()).unwrap();
+        assert_eq!(json["subscriptionSwitched"]["previousStreamId"], "v");
     }
 }

@@ -109,6 +109,17 @@ pub enum EventKind {
     Subscribed(SubscriptionRef),
     /// A subscription was deleted.
     Unsubscribed(SubscriptionRef),
+    /// A subscription was paused (by the API; the workers applied it).
+    SubscriptionPaused(SubscriptionRef),
+    /// A paused subscription was resumed (by the API; the workers applied it).
+    SubscriptionResumed(SubscriptionRef),
+    /// A subscription was switched to another stream of its session (by the API; the workers applied it).
+    SubscriptionSwitched {
+        /// Which, with the stream it forwards from now on.
+        subscription: SubscriptionRef,
+        /// The stream it forwarded before.
+        previous_stream_id: String,
+    },
     /// Metadata of the session, an endpoint or a stream changed.
     MetadataChanged {
         /// Whose.
@@ -138,6 +149,9 @@ impl EventKind {
             EventKind::RateLimited { .. } => "rate_limited",
             EventKind::Subscribed(_) => "subscribed",
             EventKind::Unsubscribed(_) => "unsubscribed",
+            EventKind::SubscriptionPaused(_) => "subscription_paused",
+            EventKind::SubscriptionResumed(_) => "subscription_resumed",
+            EventKind::SubscriptionSwitched { .. } => "subscription_switched",
             EventKind::MetadataChanged { .. } => "metadata_changed",
         }
     }

@@ -340,6 +340,15 @@ impl Registry {
         })
     }
 
+    /// The subscription an `UpdateSubscription` change replaces, as it is before the commit (`None` for any other
+    /// change): read-only, so call it between planning and committing. Its events compare it with the outcome.
+    pub fn replaced_subscription(&self, change: &Change) -> Option<SubscriptionView> {
+        let ChangeKind::UpdateSubscription { session_id, subscription_id, .. } = &change.0 else {
+            return None;
+        };
+        self.get_subscription(session_id, subscription_id).ok()
+    }
+
     /// The endpoints whose media address or latched address is one of `addresses` (the first one found for an
     /// address two endpoints share).
     pub fn endpoints_at(&self, addresses: &BTreeSet<SocketAddr>) -> EndpointNames {
