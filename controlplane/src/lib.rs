@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod api;
 pub mod auth;
 pub mod clock;
