@@ -3,12 +3,13 @@
 //! Owns the plan of a comparison. Per scenario it binds the sink and the publishers once and
 //! writes the config files ([`crate::launch`]): ringfwd is routed through its control API after
 //! each start, the baselines read the same routes from their config. Phase 1, repeated and alternating the
-//! forwarders' order per repetition: the highest offered rate with loss below
-//! [`crate::search::MAX_LOSS`] ([`search_max`]; later repetitions start near the earlier result).
-//! Phase 2, alternating likewise: forwarder CPU per forwarded packet at one fixed rate that
-//! every forwarder sustained (half the lowest median maximum), and one-way latency at half of
-//! each forwarder's own median maximum. Each forwarder is a fresh process per measurement, pinned
-//! to the worker core; generator and sink share the bench core.
+//! forwarders' order per repetition: max rate, the highest offered rate with loss below
+//! [`crate::search::MAX_LOSS`], p99 one-way latency below the latency bound and the generator
+//! holding its rate ([`search_max`]; later repetitions start near the earlier result). Phase 2,
+//! alternating likewise: one step at a fixed output rate (50 k pps by default, the same for every
+//! forwarder) and one at each forwarder's own median max, each giving CPU per input packet and
+//! p50/p99/p99.9 latency. Each forwarder is a fresh process per measurement, pinned to the worker
+//! core; generator and sink share the bench core.
 //!
 //! Must never run unbounded: steps, repetitions and search steps are all counted.
 
@@ -24,6 +25,10 @@ use crate::report::median;
 use crate::scenario::Scenario;
 use crate::search::{search_max, Search, SearchPlan};
 use crate::step::{run_step, Rig, StepOutcome, Target};
+
+/// Output rate of the fixed-rate step: a moderate load every forwarder should carry, where
+/// latency and CPU per packet are compared.
+pub const DEFAULT_FIXED_OUT_PPS: f64 = 50_000.0;
 
 /// How long and how often things run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +47,10 @@ pub struct Timing {
     pub growth: f64,
     /// Bisection steps after the bracket is found.
     pub bisect_steps: usize,
+    /// A step whose p99 one-way latency reaches this fails the max-rate search, ns.
+    pub max_p99_ns: u64,
+    /// Output rate of the fixed-rate step, packets/s.
+    pub fixed_out_pps: f64,
 }
 
 impl Timing {
@@ -55,6 +64,8 @@ impl Timing {
             geometric_steps: 7,
             growth: 2.0,
             bisect_steps: 4,
+            max_p99_ns: crate::search::MAX_P99_NS,
+            fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
         }
     }
 
@@ -68,6 +79,8 @@ impl Timing {
             geometric_steps: 4,
             growth: 4.0,
             bisect_steps: 1,
+            max_p99_ns: crate::search::MAX_P99_NS,
+            fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
         }
     }
 }
@@ -132,10 +145,10 @@ pub struct ForwarderResult {
     pub forwarder: ForwarderKind,
     /// One search per repetition.
     pub searches: Vec<Search>,
-    /// One fixed-rate CPU step per repetition.
+    /// One step at the scenario's fixed output rate per repetition.
     pub fixed: Vec<StepOutcome>,
-    /// One latency step (at half its median maximum) per repetition.
-    pub latency: Vec<StepOutcome>,
+    /// One step at this forwarder's own median max per repetition.
+    pub at_max: Vec<StepOutcome>,
 }
 
 impl ForwarderResult {
@@ -152,8 +165,12 @@ pub struct ScenarioResult {
     pub scenario: String,
     /// What it is.
     pub description: String,
-    /// The common rate of the CPU comparison, output packets/s.
+    /// The common rate of the fixed-rate step, output packets/s.
     pub fixed_out_pps: f64,
+    /// Output copies per input packet (the scenario's mean fan-out).
+    pub out_per_in: f64,
+    /// The latency bound of the max-rate search, ns.
+    pub max_p99_ns: u64,
     /// Per forwarder, in option order.
     pub forwarders: Vec<ForwarderResult>,
 }
@@ -256,7 +273,7 @@ fn run_scenario(
     let mut results: Vec<ForwarderResult> = options
         .forwarders
         .iter()
-        .map(|&forwarder| ForwarderResult { forwarder, searches: Vec::new(), fixed: Vec::new(), latency: Vec::new() })
+        .map(|&forwarder| ForwarderResult { forwarder, searches: Vec::new(), fixed: Vec::new(), at_max: Vec::new() })
         .collect();
     for rep in 0..t.reps {
         for (i, kind) in order(&options.forwarders, rep) {
@@ -273,30 +290,34 @@ fn run_scenario(
             results[i].searches.push(search);
         }
     }
-    let lowest_max = results.iter().map(ForwarderResult::median_max_out_pps).fold(f64::INFINITY, f64::min);
-    let fixed_out_pps = if lowest_max.is_finite() && lowest_max > 0.0 { lowest_max / 2.0 } else { base };
+    let fixed_out_pps = t.fixed_out_pps;
     for rep in 0..t.reps {
         for (i, kind) in order(&options.forwarders, rep) {
-            let own_half = (results[i].median_max_out_pps() / 2.0).max(base / 10.0);
-            let (fixed, latency) = with_forwarder(options, kind, files, scenario, rig, |rig, target, proc| {
+            let max = results[i].median_max_out_pps().max(base / 10.0);
+            let (fixed, at_max) = with_forwarder(options, kind, files, scenario, rig, |rig, target, proc| {
                 let fixed = measured(rig, target, proc, base, fixed_out_pps / base, t.fixed_step)?;
-                let latency = measured(rig, target, proc, base, own_half / base, t.fixed_step)?;
-                Ok((fixed, latency))
+                let at_max = measured(rig, target, proc, base, max / base, t.fixed_step)?;
+                Ok((fixed, at_max))
             })?;
             eprintln!(
-                "   {kind} rep {}: {:.0} ns/pkt at {fixed_out_pps:.0} pps; p99 {:.1} us at {own_half:.0} pps",
+                "   {kind} rep {}: at {fixed_out_pps:.0} pps {:.0} ns/in-pkt, p99 {:.1} us; at max {max:.0} pps \
+                 {:.0} ns/in-pkt, p99 {:.1} us",
                 rep + 1,
-                fixed.cpu_ns_per_packet,
-                latency.latency_p99_ns as f64 / 1e3
+                fixed.cpu_ns_per_input(),
+                fixed.latency_p99_ns as f64 / 1e3,
+                at_max.cpu_ns_per_input(),
+                at_max.latency_p99_ns as f64 / 1e3,
             );
             results[i].fixed.push(fixed);
-            results[i].latency.push(latency);
+            results[i].at_max.push(at_max);
         }
     }
     Ok(ScenarioResult {
         scenario: scenario.name.clone(),
         description: scenario.describe(),
         fixed_out_pps,
+        out_per_in: base / scenario.base_in_pps().max(f64::MIN_POSITIVE),
+        max_p99_ns: t.max_p99_ns,
         forwarders: results,
     })
 }
@@ -308,6 +329,7 @@ fn first_plan(t: &Timing, base: f64) -> SearchPlan {
         growth: t.growth,
         geometric_steps: t.geometric_steps,
         bisect_steps: t.bisect_steps,
+        max_p99_ns: t.max_p99_ns,
     }
 }
 
@@ -364,6 +386,7 @@ mod tests {
     fn full_runs_are_bounded() {
         let t = Timing::full();
         let steps_per_search = 2 * t.geometric_steps + t.bisect_steps;
+        // The defaults: ringfwd,gso,mmsg on flat,flat-fanout4,conference.
         let worst_s = t.reps as f64
             * 3.0 // forwarders
             * 3.0 // scenarios

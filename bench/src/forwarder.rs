@@ -40,6 +40,8 @@ pub enum ForwarderKind {
     RingfwdPlain,
     /// The `recvmmsg`/`sendmmsg` baseline.
     Mmsg,
+    /// The mmsg baseline plus UDP GSO (the strongest baseline).
+    Gso,
     /// The one-syscall-per-packet baseline.
     Naive,
 }
@@ -57,6 +59,7 @@ impl fmt::Display for ForwarderKind {
             ForwarderKind::Ringfwd => "ringfwd",
             ForwarderKind::RingfwdPlain => "ringfwd-plain",
             ForwarderKind::Mmsg => "mmsg",
+            ForwarderKind::Gso => "gso",
             ForwarderKind::Naive => "naive",
         })
     }
@@ -70,8 +73,9 @@ impl FromStr for ForwarderKind {
             "ringfwd" => Ok(ForwarderKind::Ringfwd),
             "ringfwd-plain" => Ok(ForwarderKind::RingfwdPlain),
             "mmsg" => Ok(ForwarderKind::Mmsg),
+            "gso" => Ok(ForwarderKind::Gso),
             "naive" => Ok(ForwarderKind::Naive),
-            other => Err(format!("unknown forwarder {other:?}: expected ringfwd, ringfwd-plain, mmsg or naive")),
+            other => Err(format!("unknown forwarder {other:?}: expected ringfwd, ringfwd-plain, gso, mmsg or naive")),
         }
     }
 }
@@ -201,7 +205,7 @@ impl ForwarderProcess {
     ) -> Result<ForwarderProcess, HarnessError> {
         let mut command = match kind {
             ForwarderKind::Ringfwd | ForwarderKind::RingfwdPlain => Command::new(&binaries.ringfwd),
-            ForwarderKind::Mmsg | ForwarderKind::Naive => {
+            ForwarderKind::Gso | ForwarderKind::Mmsg | ForwarderKind::Naive => {
                 let mut c = Command::new(&binaries.bench);
                 c.args(["baseline", &kind.to_string()]);
                 c
@@ -343,7 +347,13 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in [ForwarderKind::Ringfwd, ForwarderKind::RingfwdPlain, ForwarderKind::Mmsg, ForwarderKind::Naive] {
+        for kind in [
+            ForwarderKind::Ringfwd,
+            ForwarderKind::RingfwdPlain,
+            ForwarderKind::Gso,
+            ForwarderKind::Mmsg,
+            ForwarderKind::Naive,
+        ] {
             assert_eq!(kind.to_string().parse::<ForwarderKind>(), Ok(kind));
         }
         assert!("rtpengine".parse::<ForwarderKind>().unwrap_err().contains("rtpengine"));

@@ -211,7 +211,7 @@ pub fn start_routed(
     let config = match kind {
         ForwarderKind::Ringfwd => &files.ringfwd_config,
         ForwarderKind::RingfwdPlain => &files.ringfwd_plain_config,
-        ForwarderKind::Mmsg | ForwarderKind::Naive => {
+        ForwarderKind::Gso | ForwarderKind::Mmsg | ForwarderKind::Naive => {
             let process = ForwarderProcess::start(kind, &files.baseline_config, binaries, log_dir)?;
             arm_sink(rig, scenario, scenario.flow_specs(), process.media.first().copied())?;
             return Ok(process);

@@ -1,8 +1,9 @@
 //! `ringfwd-bench`: command line of the bench suite (see the library docs of `ringfwd_bench`).
 //!
-//! - `ringfwd-bench baseline naive|mmsg --config FILE`: run a reference forwarder until SIGTERM.
-//! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,mmsg,naive] [--scenarios a,b]
-//!   [--scenario-file F]... [--json FILE] [--markdown FILE]`: the forwarders side by side.
+//! - `ringfwd-bench baseline naive|mmsg|gso --config FILE`: run a reference forwarder until SIGTERM.
+//! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,gso,mmsg] [--scenarios a,b]
+//!   [--scenario-file F]... [--p99-bound-us N] [--fixed-out-pps N] [--json FILE] [--markdown FILE]`:
+//!   the forwarders side by side.
 //! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR --token-file F`: one
 //!   scenario against a running ringfwd, with a progress line and the final table.
 //! - `ringfwd-bench capacity [--kinds audio,video] [--p99-budget-us N]`: subscribers per worker core.
@@ -60,11 +61,17 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Forwarders to compare, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "ringfwd,mmsg,naive")]
+        #[arg(long, value_delimiter = ',', default_value = "ringfwd,gso,mmsg")]
         forwarders: Vec<ForwarderKind>,
         /// Built-in scenarios to run, comma-separated (see `ringfwd-bench scenarios`).
-        #[arg(long, value_delimiter = ',', default_value = "flat,conference,broadcast")]
+        #[arg(long, value_delimiter = ',', default_value = "flat,flat-fanout4,conference")]
         scenarios: Vec<String>,
+        /// Latency bound of "max rate": a step whose p99 one-way latency reaches it fails, µs.
+        #[arg(long, default_value_t = ringfwd_bench::search::MAX_P99_NS / 1_000)]
+        p99_bound_us: u64,
+        /// Output rate of the fixed-rate step (CPU and latency at a moderate load), packets/s.
+        #[arg(long, default_value_t = compare::DEFAULT_FIXED_OUT_PPS)]
+        fixed_out_pps: f64,
         /// Scenario files to run after the built-in ones.
         #[arg(long = "scenario-file")]
         scenario_files: Vec<PathBuf>,
@@ -272,6 +279,8 @@ enum BaselineKind {
     Naive,
     /// recvmmsg batches and sendmmsg of [header, payload slice].
     Mmsg,
+    /// The mmsg loop plus one UDP GSO message per run of equal-size copies to one destination.
+    Gso,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -314,14 +323,33 @@ fn dispatch(command: Command) -> Result<(), String> {
         Command::Baseline { kind, config } => match kind {
             BaselineKind::Naive => baseline::naive::run(&config),
             BaselineKind::Mmsg => baseline::mmsg::run(&config),
+            BaselineKind::Gso => baseline::gso::run(&config),
         }
         .map(|_| ())
         .map_err(|e| format!("baseline: {e}")),
-        Command::Compare { quick, forwarders, scenarios, scenario_files, reps, out, daemon } => {
+        Command::Compare {
+            quick,
+            forwarders,
+            scenarios,
+            scenario_files,
+            reps,
+            p99_bound_us,
+            fixed_out_pps,
+            out,
+            daemon,
+        } => {
             let mut timing = if quick { Timing::quick() } else { Timing::full() };
             if let Some(reps) = reps {
                 timing.reps = reps.clamp(1, 20);
             }
+            if !(100..=1_000_000).contains(&p99_bound_us) {
+                return Err(format!("compare: --p99-bound-us must be 100..=1000000, got {p99_bound_us}"));
+            }
+            if !(fixed_out_pps.is_finite() && (100.0..=10_000_000.0).contains(&fixed_out_pps)) {
+                return Err(format!("compare: --fixed-out-pps must be 100..=10000000, got {fixed_out_pps}"));
+            }
+            timing.max_p99_ns = p99_bound_us * 1_000;
+            timing.fixed_out_pps = fixed_out_pps;
             let mut loaded = Vec::new();
             for name in scenarios.iter().filter(|n| !n.is_empty()) {
                 loaded.push(Scenario::builtin(name).map_err(|e| format!("compare: {e}"))?);

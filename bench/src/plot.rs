@@ -122,7 +122,7 @@ pub fn series_of(json: &Value) -> Vec<Chart> {
         let mut loads = Vec::new();
         for f in forwarders {
             let label = f["forwarder"].as_str().unwrap_or("?").to_string();
-            if let Some(c) = f["latency"].get(0).and_then(|step| cdf_series(label.clone(), step)) {
+            if let Some(c) = f["fixed"].get(0).and_then(|step| cdf_series(label.clone(), step)) {
                 cdfs.push(c);
             }
             let mut points: Vec<(f64, f64)> = f["searches"]
@@ -138,7 +138,7 @@ pub fn series_of(json: &Value) -> Vec<Chart> {
             }
         }
         if !cdfs.is_empty() {
-            charts.push(cdf_chart(name, format!("{name}: one-way latency at half of each forwarder's maximum"), cdfs));
+            charts.push(cdf_chart(name, format!("{name}: one-way latency at the fixed rate"), cdfs));
         }
         if !loads.is_empty() {
             charts.push(load_chart(name, format!("{name}: delivered vs offered load (every search step)"), loads));
@@ -290,7 +290,7 @@ mod tests {
         let forwarder = |name: &str, max: f64| {
             serde_json::json!({"forwarder": name,
                 "searches": [{"max_out_pps": max, "steps": [step(1000.0, 1000.0), step(4000.0, 4000.0), step(16000.0, max)]}],
-                "latency": [step(max / 2.0, max / 2.0)], "fixed": []})
+                "fixed": [step(max / 2.0, max / 2.0)], "at_max": []})
         };
         serde_json::json!({"scenarios": [{"scenario": "flat", "forwarders": [forwarder("ringfwd", 15000.0), forwarder("mmsg", 9000.0)]}]})
     }

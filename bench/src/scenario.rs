@@ -107,7 +107,9 @@ fn stream_of(track: &Track, ssrc: u32, publisher: usize, phase: f64, file: &Scen
 /// Publisher count, subscriber count, and the subscribers of each publisher.
 fn expand(topology: Topology) -> (usize, usize, Vec<Vec<usize>>) {
     match topology {
-        Topology::Pairs { pairs } => (pairs, pairs, (0..pairs).map(|p| vec![p]).collect()),
+        Topology::Pairs { pairs, fanout } => {
+            (pairs, pairs * fanout, (0..pairs).map(|p| (p * fanout..(p + 1) * fanout).collect()).collect())
+        }
         Topology::Conference { participants: n } => {
             (n, n, (0..n).map(|p| (0..n).filter(|&q| q != p).collect()).collect())
         }
@@ -306,6 +308,10 @@ mod tests {
     fn the_compare_scenarios_keep_their_shapes() {
         let flat = builtin("flat");
         assert_eq!((flat.streams.len(), flat.flows.len()), (64, 64));
+        let fan = builtin("flat-fanout4");
+        assert_eq!((fan.streams.len(), fan.flows.len(), fan.subscribers), (64, 256, 256));
+        assert_eq!(fan.base_out_pps(), 4.0 * fan.base_in_pps());
+        assert!(fan.flows.iter().all(|f| f.subscriber / 4 == f.spec.stream), "each stream to its own 4");
         assert_eq!(flat.streams[0].shape.burst().payload_bytes + 12, 200);
         assert_eq!(flat.base_out_pps(), 6400.0);
         let conf = builtin("conference");

@@ -14,8 +14,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The scenario files shipped in `bench/scenarios/`, by name.
-pub const BUILTIN: [(&str, &str); 10] = [
+pub const BUILTIN: [(&str, &str); 11] = [
     ("flat", include_str!("../scenarios/flat.toml")),
+    ("flat-fanout4", include_str!("../scenarios/flat-fanout4.toml")),
     ("conference", include_str!("../scenarios/conference.toml")),
     ("broadcast", include_str!("../scenarios/broadcast.toml")),
     ("audio-calls", include_str!("../scenarios/audio-calls.toml")),
@@ -60,6 +61,10 @@ pub struct ScenarioFile {
     pub churn: Option<Churn>,
 }
 
+fn one() -> usize {
+    1
+}
+
 fn default_seed() -> u64 {
     1
 }
@@ -68,10 +73,13 @@ fn default_seed() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Topology {
-    /// `pairs` publishers, each received by its own subscriber (1:1).
+    /// `pairs` publishers, each received by `fanout` subscribers of its own (1:1 when 1).
     Pairs {
-        /// Publisher/subscriber pairs.
+        /// Publishers (each with its own subscribers).
         pairs: usize,
+        /// Subscribers of each publisher (default 1).
+        #[serde(default = "one")]
+        fanout: usize,
     },
     /// One room: every participant publishes and receives every other participant (N to N−1).
     Conference {
@@ -96,7 +104,7 @@ impl Topology {
     /// The size the capacity search varies: pairs, participants, subscribers or calls.
     pub fn size(&self) -> usize {
         match *self {
-            Topology::Pairs { pairs } => pairs,
+            Topology::Pairs { pairs, .. } => pairs,
             Topology::Conference { participants } => participants,
             Topology::Broadcast { subscribers } => subscribers,
             Topology::Calls { calls, .. } => calls,
@@ -106,7 +114,7 @@ impl Topology {
     /// The same topology with its size set to `size`.
     pub fn with_size(self, size: usize) -> Topology {
         match self {
-            Topology::Pairs { .. } => Topology::Pairs { pairs: size },
+            Topology::Pairs { fanout, .. } => Topology::Pairs { pairs: size, fanout },
             Topology::Conference { .. } => Topology::Conference { participants: size },
             Topology::Broadcast { .. } => Topology::Broadcast { subscribers: size },
             Topology::Calls { parties, .. } => Topology::Calls { calls: size, parties },
@@ -360,6 +368,11 @@ impl ScenarioFile {
         if !size_range.contains(&size) {
             let reason = format!("must be {}..={}", size_range.start(), size_range.end());
             return Err(bad(self.topology.size_key(), &size, &reason));
+        }
+        if let Topology::Pairs { fanout, .. } = self.topology {
+            if !(1..=64).contains(&fanout) {
+                return Err(bad("topology.fanout", &fanout, "must be 1..=64"));
+            }
         }
         if let Topology::Calls { parties, .. } = self.topology {
             if !(2..=16).contains(&parties) {

@@ -1,8 +1,9 @@
 //! Finding the highest rate a forwarder sustains: the pass/fail rule of one step and the
 //! bounded search over rates.
 //!
-//! Owns [`verdict`] (a step passes when the generator offered its plan and fewer than
-//! [`MAX_LOSS`] of the copies were lost or late; a failure is blamed on the bench when the sink
+//! Owns [`verdict`] (a step passes when the generator offered its plan, fewer than [`MAX_LOSS`]
+//! of the copies were lost or late, and the one-way latency's 99th percentile stayed under
+//! [`MAX_P99_NS`]: a rate only counts if it is delivered in time; a failure is blamed on the bench when the sink
 //! socket overflowed or the generator or sink lagged, else on the forwarder) and [`search_max`]
 //! (geometric steps up from a start rate until one fails — down if the first fails — then
 //! bisection of the bracket). The search takes the measurement as a closure, so it is sans-IO
@@ -13,6 +14,9 @@ use crate::step::StepOutcome;
 
 /// Highest share of copies lost or late a step may have and still pass.
 pub const MAX_LOSS: f64 = 0.001;
+/// Default highest one-way p99 latency a step may have and still pass, ns: the latency bound of
+/// "max rate".
+pub const MAX_P99_NS: u64 = 5_000_000;
 /// A generator or sink lagging more than this (99th percentile) was itself saturated.
 pub const BENCH_LAG_NS: u64 = 20_000_000;
 
@@ -22,6 +26,8 @@ pub const BENCH_LAG_NS: u64 = 20_000_000;
 pub enum Limit {
     /// The forwarder lost more than [`MAX_LOSS`].
     Forwarder,
+    /// The forwarder delivered, but its p99 one-way latency reached the bound.
+    Latency,
     /// The sink's socket overflowed or the generator or sink lagged: the bench, not the
     /// forwarder, was the bottleneck.
     Bench,
@@ -42,6 +48,8 @@ pub struct SearchPlan {
     pub geometric_steps: usize,
     /// Bisection steps once a pass and a failure bracket the maximum.
     pub bisect_steps: usize,
+    /// A step whose p99 one-way latency reaches this fails, ns.
+    pub max_p99_ns: u64,
 }
 
 /// One rate search.
@@ -55,14 +63,17 @@ pub struct Search {
     pub steps: Vec<StepOutcome>,
 }
 
-/// `None` if the step passes, else what failed.
-pub fn verdict(step: &StepOutcome) -> Option<Limit> {
+/// `None` if the step passes with p99 latency under `max_p99_ns`, else what failed.
+pub fn verdict(step: &StepOutcome, max_p99_ns: u64) -> Option<Limit> {
     if step.generator_short {
         Some(Limit::Generator)
     } else if step.loss_ratio >= MAX_LOSS {
         let sink_lost = step.sink_socket_drops * 2 >= step.lost + step.late;
         let bench_lagged = step.generator_lag_p99_ns > BENCH_LAG_NS || step.sink_lag_p99_ns > BENCH_LAG_NS;
         Some(if sink_lost || bench_lagged { Limit::Bench } else { Limit::Forwarder })
+    } else if step.latency_p99_ns >= max_p99_ns {
+        let bench_lagged = step.generator_lag_p99_ns > BENCH_LAG_NS || step.sink_lag_p99_ns > BENCH_LAG_NS;
+        Some(if bench_lagged { Limit::Bench } else { Limit::Latency })
     } else {
         None
     }
@@ -77,7 +88,7 @@ pub fn search_max<E>(plan: &SearchPlan, mut measure: impl FnMut(f64) -> Result<S
     let mut fail: Option<(f64, Limit)> = None;
     let mut try_rate = |rate: f64, pass: &mut Option<(f64, f64)>, fail: &mut Option<(f64, Limit)>| {
         let outcome = measure(rate)?;
-        let v = verdict(&outcome);
+        let v = verdict(&outcome, plan.max_p99_ns);
         match v {
             None if pass.is_none_or(|(r, _)| rate > r) => *pass = Some((rate, outcome.delivered_out_pps)),
             None => {}
@@ -139,7 +150,7 @@ mod tests {
     }
 
     fn plan(start_out_pps: f64) -> SearchPlan {
-        SearchPlan { start_out_pps, growth: 2.0, geometric_steps: 7, bisect_steps: 4 }
+        SearchPlan { start_out_pps, growth: 2.0, geometric_steps: 7, bisect_steps: 4, max_p99_ns: MAX_P99_NS }
     }
 
     #[test]
@@ -187,18 +198,24 @@ mod tests {
     #[test]
     fn verdicts_tell_who_was_the_bottleneck() {
         let ok = StepOutcome { expected_out: 100_000, lost: 50, loss_ratio: 0.0005, ..Default::default() };
-        assert_eq!(verdict(&ok), None);
+        assert_eq!(verdict(&ok, MAX_P99_NS), None);
         let fwd = StepOutcome { lost: 500, loss_ratio: 0.005, forwarder_socket_drops: 500, ..ok.clone() };
-        assert_eq!(verdict(&fwd), Some(Limit::Forwarder));
+        assert_eq!(verdict(&fwd, MAX_P99_NS), Some(Limit::Forwarder));
         let sink = StepOutcome { sink_socket_drops: 400, ..fwd.clone() };
-        assert_eq!(verdict(&sink), Some(Limit::Bench));
+        assert_eq!(verdict(&sink, MAX_P99_NS), Some(Limit::Bench));
         let slow_sink = StepOutcome { sink_lag_p99_ns: 30_000_000, ..fwd.clone() };
-        assert_eq!(verdict(&slow_sink), Some(Limit::Bench));
+        assert_eq!(verdict(&slow_sink, MAX_P99_NS), Some(Limit::Bench));
         let slow_gen = StepOutcome { generator_lag_p99_ns: 30_000_000, ..fwd.clone() };
-        assert_eq!(verdict(&slow_gen), Some(Limit::Bench));
+        assert_eq!(verdict(&slow_gen, MAX_P99_NS), Some(Limit::Bench));
         let late = StepOutcome { late: 300, loss_ratio: 0.003, ..ok.clone() };
-        assert_eq!(verdict(&late), Some(Limit::Forwarder));
+        assert_eq!(verdict(&late, MAX_P99_NS), Some(Limit::Forwarder));
+        let slow = StepOutcome { latency_p99_ns: MAX_P99_NS, ..ok.clone() };
+        assert_eq!(verdict(&slow, MAX_P99_NS), Some(Limit::Latency));
+        let just_in_time = StepOutcome { latency_p99_ns: MAX_P99_NS - 1, ..ok.clone() };
+        assert_eq!(verdict(&just_in_time, MAX_P99_NS), None);
+        let slow_bench = StepOutcome { sink_lag_p99_ns: 30_000_000, ..slow };
+        assert_eq!(verdict(&slow_bench, MAX_P99_NS), Some(Limit::Bench));
         let short = StepOutcome { generator_short: true, ..ok };
-        assert_eq!(verdict(&short), Some(Limit::Generator));
+        assert_eq!(verdict(&short, MAX_P99_NS), Some(Limit::Generator));
     }
 }

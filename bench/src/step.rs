@@ -127,6 +127,18 @@ pub struct StepOutcome {
     pub sink_lag_p99_ns: u64,
 }
 
+impl StepOutcome {
+    /// Forwarder CPU per packet the generator sent, ns (0 when nothing was sent): the cost of
+    /// one input packet with all its copies.
+    pub fn cpu_ns_per_input(&self) -> f64 {
+        if self.sent_in == 0 {
+            0.0
+        } else {
+            self.forwarder_cpu_ns as f64 / self.sent_in as f64
+        }
+    }
+}
+
 /// How far a running step is, for a progress line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {

@@ -49,6 +49,35 @@ fn mmsg_baseline_fans_a_broadcast_out_to_200_subscribers() {
 }
 
 #[test]
+fn gso_baseline_forwards_a_conference_without_loss_and_rewrites_every_copy() {
+    let run = run_baseline(ForwarderKind::Gso, "conference", 0.3, Duration::from_secs(1));
+    assert_clean(&run);
+}
+
+#[test]
+fn gso_baseline_fans_a_broadcast_out_to_200_subscribers() {
+    // 1200-byte packets to 200 destinations: runs of one destination, never over 64 KiB.
+    let run = run_baseline(ForwarderKind::Gso, "broadcast", 0.2, Duration::from_secs(1));
+    assert_clean(&run);
+}
+
+#[test]
+fn gso_baseline_forwards_flat_streams_with_fanout_four() {
+    let run = run_baseline(ForwarderKind::Gso, "flat-fanout4", 1.0, Duration::from_secs(1));
+    assert_clean(&run);
+}
+
+#[test]
+fn gso_baseline_keeps_each_destinations_order_under_injected_impairment() {
+    let run = run_forwarder(ForwarderKind::Gso, "impaired", 0.35, Duration::from_secs(1), |_, _, _| {});
+    let s = &run.step;
+    assert!(s.injected_lost > 0 && s.injected_reordered > 0 && s.injected_duplicates > 0, "{s:?}");
+    // Exactly what was injected: grouping copies per destination reorders nothing.
+    assert_eq!((s.lost, s.duplicates, s.reordered), (s.injected_lost, s.injected_duplicates, s.injected_reordered));
+    assert_eq!((s.integrity_failures, s.rewrite_errors, s.unexpected), (0, 0, 0), "{s:?}");
+}
+
+#[test]
 fn naive_baseline_forwards_flat_streams_without_loss() {
     let run = run_baseline(ForwarderKind::Naive, "flat", 0.5, Duration::from_millis(800));
     assert_clean(&run);
@@ -72,15 +101,20 @@ fn json_at(value: &serde_json::Value, path: &[&str]) -> serde_json::Value {
 
 #[test]
 fn quick_compare_runs_both_baselines_and_writes_json() {
-    let args = ["compare", "--quick", "--forwarders", "mmsg,naive", "--scenarios", "flat"].map(OsStr::new);
+    // A loose latency bound: this checks that compare runs and reports, not how fast anything is
+    // (other tests share the cores; performance is the bench suite's job).
+    let args = ["compare", "--quick", "--forwarders", "gso,mmsg", "--scenarios", "flat", "--p99-bound-us", "1000000"]
+        .map(OsStr::new);
     let (stdout, result) = bench_json(&args, "compare");
-    assert!(stdout.contains("cpu/pkt vs mmsg: mmsg 1.00x, naive"), "{stdout}");
+    assert!(stdout.contains("mmsg vs gso: max rate "), "{stdout}");
+    assert!(stdout.contains("at 50000 out pps"), "{stdout}");
     let forwarders = json_at(&result, &["scenarios"])[0]["forwarders"].clone();
     assert_eq!(forwarders.as_array().map(Vec::len), Some(2));
     for f in forwarders.as_array().unwrap() {
         let max = f["searches"][0]["max_out_pps"].as_f64().unwrap();
         assert!(max > 1000.0, "{f}");
         assert!(f["fixed"][0]["cpu_ns_per_packet"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(f["at_max"][0]["latency_p99_ns"].as_u64().unwrap() > 0, "{f}");
     }
 }
 

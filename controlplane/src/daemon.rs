@@ -1,7 +1,9 @@
 //! The process lifecycle: config, data plane, control runtime, API, static sessions, signals, shutdown.
 //!
-//! Owns the order of things: load and validate the config; start the workers; start the control runtime on
-//! its own thread (pinned to `placement.control_cores` when given, never on a worker core by validation);
+//! Owns the order of things: load and validate the config; confine the process's threads to the control cores
+//! ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start the workers
+//! (each pins itself to its core); start the control runtime on its own thread (pinned to the first
+//! `placement.control_cores` when given);
 //! set up authentication (the configured keys, or a generated development key whose admin token is written to
 //! `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain of the workers' event
 //! rings and the webhook senders (before the static sessions, so that they are reported too); create the
@@ -20,6 +22,7 @@ use ringfwd_dataplane::runtime::{Dataplane, StartError};
 use ringfwd_tuning::{Config, ConfigError, Driver};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::affinity::{self, AffinityError};
 use crate::api::{self, Api, NodeStatic};
 use crate::auth::{self, AuthError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
@@ -41,6 +44,9 @@ pub enum DaemonError {
     /// The data plane could not start.
     #[error("data plane: {0}")]
     Start(#[from] StartError),
+    /// The control threads could not be kept off the worker cores.
+    #[error("placement: {0}")]
+    Affinity(#[from] AffinityError),
     /// A static session could not be created.
     #[error("static sessions: {0}")]
     Routes(#[from] RouteError),
@@ -85,7 +91,15 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let dataplane = Dataplane::start(&config)?;
+    let workers = Dataplane::worker_cores(&config)?;
+    let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
+    if placed.shared_with_workers {
+        tracing::warn!(
+            cores = ?placed.cores,
+            "every core this process may run on has a worker: the control plane shares them (leave a core free)"
+        );
+    }
+    let dataplane = Dataplane::start_on(&config, workers)?;
     let control_cores = config.placement.control_cores.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

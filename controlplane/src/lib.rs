@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod api;
 pub mod auth;
 pub mod cli_docs;

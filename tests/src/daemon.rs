@@ -110,6 +110,11 @@ impl Daemon {
         Daemon { child, lines, media, workers, api, dev_token_file, _dir: dir, _config: path }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The first media address of the family of `like`.
     pub fn media_for(&self, like: SocketAddr) -> SocketAddr {
         *self.media.iter().find(|m| m.is_ipv4() == like.is_ipv4()).expect("media address of that family")

@@ -190,11 +190,12 @@ pub struct Idle {
     pub strategy: IdleStrategy,
     /// Busy-spin time before sleeping with `spin_then_sleep`, in microseconds.
     pub spin_us: u64,
-    /// Batch window of a sleeping worker, in microseconds (io_uring driver, Linux >= 6.12): packets that arrive
-    /// within this time after the worker went to sleep are handled together when it ends, so the worker wakes
-    /// once per window instead of once per arrival and a destination's packets leave in wider GSO sends. A
-    /// packet arriving into an idle worker after the window is handled at once. Adds up to this much latency;
-    /// 0 handles every arrival at once.
+    /// Longest batch window of a sleeping worker, in microseconds (io_uring driver, Linux >= 6.12): the latency
+    /// budget a worker may spend gathering a batch. Packets that arrive within the window after the worker went
+    /// to sleep are handled together when it ends, so the worker wakes once per window instead of once per
+    /// arrival and a destination's packets leave in wider GSO sends. The window adapts to the arrival rate: none
+    /// while the rate would gather fewer than 4 packets within this bound (light traffic is handled at once), then
+    /// the time to gather 16, at most this. Adds up to this much latency; 0 handles every arrival at once.
     pub batch_window_us: u32,
 }
 

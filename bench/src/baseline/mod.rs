@@ -4,12 +4,14 @@
 //! ([`RouteTable`]: per publisher SSRC, its source and its subscribers' destinations and header
 //! rewrites), the media socket, pinning to `placement.worker_cores[0]`, the stop flag set by
 //! SIGTERM/SIGINT, the counters and the stdout protocol of [`crate::forwarder`]. The loops live
-//! in [`naive`] (one `recv_from`, one `send_to` per copy) and [`mmsg`] (`recvmmsg` batches,
-//! `sendmmsg` of [rewritten header, payload slice]).
+//! in [`naive`] (one `recv_from`, one `send_to` per copy), [`mmsg`] (`recvmmsg` batches,
+//! `sendmmsg` of [rewritten header, payload slice]) and [`gso`] (the mmsg loop sending each run of
+//! equal-size copies to one destination as one `UDP_SEGMENT` message: the strongest of the three).
 //!
 //! Must never forward a packet whose SSRC has no route or whose source is not the publisher's
 //! address (no amplification), nor run after the stop flag is seen.
 
+pub mod gso;
 pub mod mmsg;
 pub mod naive;
 

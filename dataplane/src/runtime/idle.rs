@@ -1,7 +1,11 @@
-//! The idle strategy of a worker loop: when to block in the kernel and when to keep polling.
+//! The idle strategy of a worker loop: when to block in the kernel and when to keep polling, and how long a
+//! blocking wait may linger to gather a batch.
 //!
 //! A sleep/wake costs about 20–25 µs of CPU on the development machine, which dominates per-packet cost at
-//! moderate rates; spinning trades a dedicated core for that cost. Pure logic on passed-in time.
+//! moderate rates; spinning trades a dedicated core for that cost, and a batch window trades latency for it.
+//! [`BatchWindow`] adapts the window to the arrival rate: none while traffic is light (a window would add its
+//! whole length to every packet and gather almost nothing), the configured bound once the rate fills a batch
+//! within it, and shorter again as the rate rises (a batch fills sooner). Pure logic on passed-in time.
 
 use std::time::{Duration, Instant};
 
@@ -36,9 +40,110 @@ impl IdlePolicy {
     }
 }
 
+/// Datagrams a window must be expected to gather to be worth its latency.
+pub const MIN_BATCH: f64 = 4.0;
+/// Datagrams a window aims to gather; it closes sooner when the rate fills them sooner.
+pub const TARGET_BATCH: f64 = 16.0;
+/// How often the arrival rate is re-estimated.
+const RATE_PERIOD: Duration = Duration::from_millis(1);
+
+/// The batch window of a sleeping worker, chosen from the arrival rate (see the module doc).
+#[derive(Debug, Clone)]
+pub struct BatchWindow {
+    max_us: u32,
+    period_start: Instant,
+    period_datagrams: u64,
+    /// Smoothed arrival rate, datagrams per µs.
+    rate_per_us: f64,
+}
+
+impl BatchWindow {
+    /// A window of at most `max` (0 disables batching).
+    pub fn new(max: Duration, now: Instant) -> BatchWindow {
+        let max_us = u32::try_from(max.as_micros()).unwrap_or(u32::MAX);
+        BatchWindow { max_us, period_start: now, period_datagrams: 0, rate_per_us: 0.0 }
+    }
+
+    /// Records `datagrams` received by the iteration that ended at `now`; re-estimates the rate once per
+    /// period (half the new period's rate, half the old estimate).
+    pub fn received(&mut self, datagrams: usize, now: Instant) {
+        self.period_datagrams += datagrams as u64;
+        let elapsed = now.saturating_duration_since(self.period_start);
+        if elapsed >= RATE_PERIOD {
+            let rate = self.period_datagrams as f64 / elapsed.as_secs_f64() / 1e6;
+            self.rate_per_us = (self.rate_per_us + rate) / 2.0;
+            (self.period_start, self.period_datagrams) = (now, 0);
+        }
+    }
+
+    /// The window for the next blocking wait, µs: 0 when the rate would gather fewer than [`MIN_BATCH`]
+    /// datagrams within the bound, else the time to gather [`TARGET_BATCH`], at most the bound.
+    pub fn window_us(&self) -> u32 {
+        let max = f64::from(self.max_us);
+        if self.rate_per_us * max < MIN_BATCH {
+            0
+        } else {
+            (TARGET_BATCH / self.rate_per_us).min(max) as u32
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A window after `pps` datagrams per second arrived for 20 ms in iterations of 100 µs.
+    fn window_at(pps: f64, max_us: u64) -> u32 {
+        let t0 = Instant::now();
+        let mut w = BatchWindow::new(Duration::from_micros(max_us), t0);
+        let mut owed = 0.0;
+        for i in 1..=200u64 {
+            owed += pps * 100e-6;
+            let n = owed.floor();
+            owed -= n;
+            w.received(n as usize, t0 + Duration::from_micros(100 * i));
+        }
+        w.window_us()
+    }
+
+    #[test]
+    fn no_window_while_traffic_is_light() {
+        assert_eq!(window_at(0.0, 500), 0);
+        // 1 000 pps: 0.5 datagrams in 500 µs.
+        assert_eq!(window_at(1_000.0, 500), 0);
+        // 50 000 pps: 2.5 datagrams in a 50 µs bound.
+        assert_eq!(window_at(50_000.0, 50), 0);
+    }
+
+    #[test]
+    fn the_bound_once_the_rate_fills_a_batch_then_shorter_as_it_rises() {
+        // 25 000 pps: 5 in 200 µs; 16 would take 640 µs, so the bound.
+        assert_eq!(window_at(25_000.0, 200), 200);
+        // 200 000 pps: 16 in 80 µs.
+        let w = window_at(200_000.0, 200);
+        assert!((75..=85).contains(&w), "{w}");
+        // 2 M pps: 16 in 8 µs.
+        assert!(window_at(2_000_000.0, 200) <= 9);
+    }
+
+    #[test]
+    fn a_zero_bound_never_batches() {
+        assert_eq!(window_at(1_000_000.0, 0), 0);
+    }
+
+    #[test]
+    fn the_rate_follows_a_drop_in_traffic_within_a_few_periods() {
+        let t0 = Instant::now();
+        let mut w = BatchWindow::new(Duration::from_micros(200), t0);
+        for i in 1..=20u64 {
+            w.received(20, t0 + Duration::from_micros(100 * i));
+        }
+        assert!(w.window_us() > 0);
+        for i in 21..=100u64 {
+            w.received(0, t0 + Duration::from_micros(100 * i));
+        }
+        assert_eq!(w.window_us(), 0);
+    }
 
     #[test]
     fn spin_then_sleep_blocks_only_after_the_spin_window() {

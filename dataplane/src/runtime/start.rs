@@ -126,7 +126,12 @@ impl Dataplane {
 
     /// Starts one worker per configured core; returns once all are forwarding.
     pub fn start(config: &Config) -> Result<Dataplane, StartError> {
-        let cores = Dataplane::worker_cores(config)?;
+        Dataplane::start_on(config, Dataplane::worker_cores(config)?)
+    }
+
+    /// Starts one worker on each of `cores`, as [`Dataplane::worker_cores`] resolved them (before the caller
+    /// narrowed its own affinity to the control cores); returns once all are forwarding.
+    pub fn start_on(config: &Config, cores: Vec<usize>) -> Result<Dataplane, StartError> {
         let workers = cores.len();
         let sizes = config.sizes(workers);
         let opts = SocketOptions {

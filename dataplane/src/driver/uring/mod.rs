@@ -5,10 +5,12 @@
 //! eventfd; each iteration reap every completion, feed received datagrams to the core, queue the sends it asks
 //! for (see [`send`]), hand foreign packets to their owner, apply control commands, publish counters, then
 //! submit once and wait according to the idle strategy. A blocking wait uses the kernel's minimum-wait timeout
-//! (`idle.batch_window_us`): completions that arrive within the window after the wait began are reaped together
-//! when it ends, and one arriving after it wakes the worker at once (the kernel then wants only one). So a
-//! busy worker wakes about once per window rather than once per arrival — a sleep/wake costs ~15–25 µs of CPU
-//! here — and packets to one destination from several streams meet in one iteration and leave in one GSO send.
+//! (the batch window, at most `idle.batch_window_us`, chosen from the arrival rate by
+//! [`BatchWindow`]: none while traffic is light): completions that arrive within the window after the wait
+//! began are reaped together when it ends, and one arriving after it wakes the worker at once (the kernel then
+//! wants only one). So a loaded worker wakes about once per window rather than once per arrival — a sleep/wake
+//! costs ~15–25 µs of CPU here — and packets to one destination from several streams meet in one iteration and
+//! leave in one GSO send.
 //! A worker that is behind does not linger: after an iteration that received a quarter of its pool's buffers
 //! or more, or ran out of buffers, it waits for the first completion only (the queued datagrams are batch
 //! enough, and a window then would only let the socket's queue grow). `ENOBUFS` (every buffer in flight) ends a
@@ -34,7 +36,7 @@ use self::send::{push, Current, SendDone, TxQueue, UringEgress, SEND_TAG};
 use super::errqueue;
 use super::pool::{self, Buffers, PoolState};
 use crate::core::{DropReason, Forwarder, Outcome};
-use crate::runtime::idle::IdlePolicy;
+use crate::runtime::idle::{BatchWindow, IdlePolicy};
 use crate::runtime::latency::LatencyRecorder;
 use crate::runtime::worker::{PublishPacer, WorkerContext};
 use crate::runtime::SPARE_BUFFERS;
@@ -168,6 +170,7 @@ impl UringWorker {
     /// The loop; returns whether everything in flight completed before exit.
     fn run(&mut self) -> io::Result<bool> {
         let mut idle = IdlePolicy::new(self.ctx.settings.idle, self.ctx.settings.spin, Instant::now());
+        let mut batch = BatchWindow::new(Duration::from_micros(u64::from(self.batch_window_us)), Instant::now());
         let mut pacer = PublishPacer::new(Instant::now());
         let mut stats_pacer = self.ctx.stats_pacer(Instant::now());
         let mut drain_deadline = None;
@@ -188,7 +191,7 @@ impl UringWorker {
             // The no-allocation test caught it as packets left unread in the socket. A batching wait's count
             // is bounded by the window instead.)
             let busy = self.received >= usize::from(self.ctx.settings.pool_buffers) / 4 || self.receive_ended;
-            let window = if busy { 0 } else { self.batch_window_us };
+            let window = if busy { 0 } else { batch.window_us() };
             let want = match (block, window) {
                 (false, _) => 0,
                 (true, 0) => 1,
@@ -210,6 +213,7 @@ impl UringWorker {
             Self::submitted(submitted)?;
             let now = Instant::now();
             let mut worked = self.reap_and_process(now)?;
+            batch.received(self.received, now);
             worked |= self.process_handovers(now);
             worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;

@@ -85,6 +85,9 @@ pub struct Current {
     pub len: usize,
 }
 
+/// The epoch of an `open` entry that belongs to no iteration; [`TxQueue`]'s epoch never takes it.
+const NEVER: u32 = u32::MAX;
+
 /// All send slots of one worker and the flows open in the current iteration.
 pub struct TxQueue {
     slots: Vec<Slot>,
@@ -134,7 +137,7 @@ impl TxQueue {
                 .collect(),
             free: (0..slots as u32).rev().collect(),
             pending: Vec::with_capacity(slots),
-            open: vec![(u32::MAX, 0); (2 * slots).next_power_of_two().max(2)],
+            open: vec![(NEVER, 0); (2 * slots).next_power_of_two().max(2)],
             hasher: foldhash::fast::RandomState::default(),
             epoch: 0,
             gso_max_segments: seg,
@@ -219,12 +222,19 @@ impl TxQueue {
             push(ring, &entry)?;
         }
         self.pending.clear();
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == u32::MAX {
-            self.open.iter_mut().for_each(|o| o.0 = u32::MAX - 1);
+        self.next_epoch();
+        Ok(())
+    }
+
+    /// Starts the next iteration's epoch: every `open` entry of an earlier one is empty from now on. The epoch
+    /// never takes the value [`NEVER`]: on reaching it every entry is set to [`NEVER`] and the count restarts,
+    /// so no entry written before the wrap can look live again.
+    fn next_epoch(&mut self) {
+        self.epoch += 1;
+        if self.epoch == NEVER {
+            self.open.iter_mut().for_each(|o| o.0 = NEVER);
             self.epoch = 0;
         }
-        Ok(())
     }
 
     /// A send completed with `result`; releases its buffers and slot and counts it — unless it failed
@@ -376,5 +386,28 @@ impl Egress for UringEgress<'_> {
         self.pool.hold(spare);
         self.pool.done(spare);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_wraps_without_reviving_an_old_entry() {
+        let mut tx = TxQueue::new(4, 4);
+        tx.epoch = NEVER - 2;
+        tx.open[0] = (NEVER - 2, 1);
+        tx.next_epoch();
+        assert_eq!(tx.epoch, NEVER - 1);
+        tx.open[1] = (NEVER - 1, 2);
+        tx.next_epoch();
+        assert_eq!(tx.epoch, 0, "the epoch skips the marker");
+        assert!(tx.open.iter().all(|&(epoch, _)| epoch == NEVER), "{:?}", tx.open);
+        // The marker is never a live epoch: after a full turn of the counter the entries are still empty.
+        tx.epoch = NEVER - 1;
+        tx.next_epoch();
+        assert_ne!(tx.epoch, NEVER);
+        assert!(tx.open.iter().all(|&(epoch, _)| epoch != tx.epoch));
     }
 }
