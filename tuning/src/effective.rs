@@ -4,9 +4,11 @@
 //! Owns [`Config::to_effective_toml`]: the config with `placement.worker_cores = "auto"` replaced by
 //! the resolved core list and every size left to [`Config::sizes`] written out, each such value
 //! followed by a comment that says it was resolved or derived and from what. The text parses back
-//! ([`Config::from_toml_str`]) to a config that runs the same on the same host. It must never
-//! resolve the placement itself (the caller passes the cores it resolved against the host) nor
-//! change a value the config set.
+//! ([`Config::from_toml_str`]) to a config that runs the same on the same host — except that every
+//! secret (`auth.keys[].secret_base64`, `webhooks.secret`) is replaced by [`REDACTED`] and marked, so
+//! the output can be pasted into a ticket. It must never resolve the placement itself (the caller
+//! passes the cores it resolved against the host), print a secret, nor change any other value the
+//! config set.
 
 use toml_edit::DocumentMut;
 
@@ -22,6 +24,9 @@ const HEADER: &str = "\
 # they are what this host and [load] give now. Delete such a line to have it resolved or derived
 # again (e.g. on another host or for another load).
 ";
+
+/// What a secret is printed as.
+pub const REDACTED: &str = "<redacted>";
 
 /// One marked value: its section, its key and the comment that follows it.
 struct Mark {
@@ -79,6 +84,14 @@ impl Config {
             effective.media.send_buffer_bytes = Some(sizes.send_buffer_bytes);
             marks.push(Mark { section: "media", key: "send_buffer_bytes", comment: socket });
         }
+        for key in &mut effective.auth.keys {
+            key.secret_base64 = REDACTED.to_owned();
+        }
+        if let Some(secret) = effective.webhooks.secret.as_mut() {
+            *secret = REDACTED.to_owned();
+            let comment = "redacted: the config's own value is not printed".to_owned();
+            marks.push(Mark { section: "webhooks", key: "secret", comment });
+        }
         let text = effective.to_toml_string()?;
         let mut document: DocumentMut =
             text.parse().map_err(|e: toml_edit::TomlError| ConfigError::Serialize { message: e.to_string() })?;
@@ -91,6 +104,12 @@ impl Config {
                     message: format!("{}.{} is missing from the serialized config", mark.section, mark.key),
                 })?;
             value.decor_mut().set_suffix(format!("  # {}", mark.comment));
+        }
+        let keys = document.get_mut("auth").and_then(|auth| auth.get_mut("keys"));
+        for key in keys.and_then(|k| k.as_array_of_tables_mut()).into_iter().flat_map(|a| a.iter_mut()) {
+            if let Some(value) = key.get_mut("secret_base64").and_then(|item| item.as_value_mut()) {
+                value.decor_mut().set_suffix("  # redacted: the config's own value is not printed");
+            }
         }
         Ok(format!("{HEADER}{document}"))
     }
@@ -152,6 +171,18 @@ mod tests {
         let back = Config::from_toml_str(&text).unwrap();
         assert_eq!(back.pool.buffers_per_worker, Some(512));
         assert_eq!(back.sizes(1), config.sizes(1));
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let text =
+            "[[auth.keys]]\nid = \"ops\"\nsecret_base64 = \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0=\"\n\
+                    [webhooks]\nurls = [\"http://127.0.0.1:9/hook\"]\nsecret = \"hunter2-hunter2-hunter2\"\n";
+        let config = Config::from_toml_str(text).unwrap();
+        let printed = config.to_effective_toml(&[1]).unwrap();
+        assert!(!printed.contains("c2VjcmV0") && !printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("secret_base64 = \"<redacted>\"  # redacted"), "{printed}");
+        assert!(line(&printed, "webhooks", "secret").starts_with("secret = \"<redacted>\"  # redacted"), "{printed}");
     }
 
     #[test]
