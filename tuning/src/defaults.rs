@@ -253,3 +253,15 @@ pub const WEBHOOK_BACKOFF_INITIAL_MS: u32 = 500;
 
 /// Default longest wait between two webhook attempts, in milliseconds.
 pub const WEBHOOK_BACKOFF_MAX_MS: u32 = 30_000;
+
+/// Default `state.directory`: unset, so the daemon finds it at start-up with
+/// [`crate::default_state_directory`]: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
+/// [`STATE_DIRECTORY_AS_ROOT`] as root, else `$XDG_STATE_HOME/`[`STATE_DIRECTORY_NAME`], else
+/// `$HOME/.local/state/`[`STATE_DIRECTORY_NAME`].
+pub const STATE_DIRECTORY: Option<&str> = None;
+
+/// The state directory of a daemon running as root outside systemd (the one `StateDirectory=ringfwd` makes).
+pub const STATE_DIRECTORY_AS_ROOT: &str = "/var/lib/ringfwd";
+
+/// The state directory's name under `$XDG_STATE_HOME` or `$HOME/.local/state` for a daemon run by another user.
+pub const STATE_DIRECTORY_NAME: &str = "ringfwd";
