@@ -194,9 +194,9 @@ pub const TAP_SNAP_BYTES: u16 = 1500;
 /// (`limits.max_streams_per_worker × interceptors.nack_cache.max_packets × media.max_packet_bytes`), in bytes: 2 GiB.
 pub const MAX_CACHE_BYTES_PER_WORKER: u64 = 2 << 30;
 
-/// Default directory of the pcap recordings: relative, so it lands in the daemon's working directory
-/// (`ringfwd-pcap` beside where it was started; under systemd set `WorkingDirectory=` or an absolute path).
-pub const TAP_DIRECTORY: &str = "ringfwd-pcap";
+/// Default directory of the pcap recordings: relative, so it is `pcap` under the state directory (see
+/// [`STATE_DIRECTORY`]), whatever the daemon's working directory.
+pub const TAP_DIRECTORY: &str = "pcap";
 
 /// Default packets each worker's tap ring holds for the recorder (the recorder sleeps at most 10 ms when
 /// idle, so this absorbs ≈ 200 k tapped packets per second per worker): 3 MB per worker at 1500 bytes.

@@ -2,13 +2,13 @@
 //! now, persistent state later), and how that directory is found when the config does not name one.
 //!
 //! Owns [`State`], [`StateEnv`] (the facts of the process the default depends on) and the resolution rules:
-//! [`default_state_directory`] and [`Config::state_directory`]. The rules are pure functions of the config and a
-//! [`StateEnv`], so they are tested without touching the environment; the one reader of the real process is
-//! [`StateEnv::from_process`]. This module must never create a directory (whoever
+//! [`default_state_directory`], [`Config::state_directory`] and [`Config::tap_directory`]. The rules are pure
+//! functions of the config and a [`StateEnv`], so they are tested without touching the environment; the one
+//! reader of the real process is [`StateEnv::from_process`]. This module must never create a directory (whoever
 //! first writes into one creates it) nor check a value (that is [`crate::validate`]).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +104,16 @@ impl Config {
             )
         })
     }
+
+    /// The absolute directory of the recording tap's pcap files: `interceptors.tap.directory` when absolute,
+    /// else that path under [`Config::state_directory`] (the default, `pcap`, gives `<state directory>/pcap`).
+    pub fn tap_directory(&self, env: &StateEnv) -> Result<PathBuf, ConfigError> {
+        let tap: &Path = &self.interceptors.tap.directory;
+        if tap.is_absolute() {
+            return Ok(tap.to_path_buf());
+        }
+        Ok(self.state_directory(env)?.join(tap))
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +181,24 @@ mod tests {
     #[test]
     fn a_configured_directory_needs_no_environment() {
         let config = Config::from_toml_str("[state]\ndirectory = \"/srv/ringfwd\"\n").unwrap();
-        assert_eq!(config.state_directory(&StateEnv::default()).unwrap(), std::path::Path::new("/srv/ringfwd"));
+        assert_eq!(config.state_directory(&StateEnv::default()).unwrap(), Path::new("/srv/ringfwd"));
+        assert_eq!(config.tap_directory(&StateEnv::default()).unwrap(), Path::new("/srv/ringfwd/pcap"));
+    }
+
+    #[test]
+    fn the_tap_directory_defaults_to_pcap_under_the_state_directory() {
+        let systemd = env(Some("/var/lib/ringfwd"), false, None, None);
+        assert_eq!(Config::default().tap_directory(&systemd).unwrap(), Path::new("/var/lib/ringfwd/pcap"));
+        let user = env(None, false, None, Some("/home/op"));
+        assert_eq!(Config::default().tap_directory(&user).unwrap(), Path::new("/home/op/.local/state/ringfwd/pcap"));
+    }
+
+    #[test]
+    fn a_relative_tap_directory_is_under_the_state_directory_and_an_absolute_one_is_kept() {
+        let config = Config::from_toml_str("[interceptors.tap]\ndirectory = \"rec/today\"\n").unwrap();
+        let user = env(None, false, None, Some("/home/op"));
+        assert_eq!(config.tap_directory(&user).unwrap(), Path::new("/home/op/.local/state/ringfwd/rec/today"));
+        let config = Config::from_toml_str("[interceptors.tap]\ndirectory = \"/data/pcap\"\n").unwrap();
+        assert_eq!(config.tap_directory(&StateEnv::default()).unwrap(), Path::new("/data/pcap"));
     }
 }
