@@ -73,7 +73,7 @@ ln -s usr/bin "$root/bin"
 ln -s usr/sbin "$root/sbin"
 touch "$root/var/lib/dpkg/status" "$root/var/lib/dpkg/available"
 dpkg_root() { dpkg --root="$root" --force-script-chrootless --force-depends "$@"; }
-install_log=$(dpkg_root -i "$deb" 2>&1) || { echo "$install_log"; bad "dpkg -i into $root"; }
+if install_log=$(dpkg_root -i "$deb" 2>&1); then ok "dpkg -i into $root"; else bad "dpkg -i into $root"; fi
 echo "$install_log" | sed 's/^/    /'
 check "dpkg reports the package installed" \
     grep -qE '^ii +ringfwd ' <(dpkg --root="$root" -l ringfwd 2>/dev/null)
@@ -104,10 +104,10 @@ check "the shipped config is the built-in one" \
 check "every key of the shipped config is commented out" test -z "$(grep -E '^[^#[:space:][]' "$config")"
 
 echo "== again (upgrade path), then purge"
-reinstall_log=$(dpkg_root -i "$deb" 2>&1) && check "dpkg -i again" true || { echo "$reinstall_log"; bad "dpkg -i again"; }
+if reinstall_log=$(dpkg_root -i "$deb" 2>&1); then ok "dpkg -i again"; else echo "$reinstall_log"; bad "dpkg -i again"; fi
 check "the config keeps root:ringfwd 0640" test "$(stat -c '%u:%g %a' "$config")" = "0:$gid 640"
 check "the user keeps its uid" test "$(grep -c '^ringfwd:' "$root/etc/passwd")" -eq 1
-purge_log=$(dpkg_root --purge ringfwd 2>&1) && check "dpkg --purge" true || { echo "$purge_log"; bad "dpkg --purge"; }
+if purge_log=$(dpkg_root --purge ringfwd 2>&1); then ok "dpkg --purge"; else echo "$purge_log"; bad "dpkg --purge"; fi
 for gone in usr/bin/ringfwd lib/systemd/system/ringfwd.service usr/lib/sysctl.d/99-ringfwd.conf etc/ringfwd; do
     check "purge removed /$gone" test ! -e "$root/$gone"
 done
