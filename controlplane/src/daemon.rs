@@ -1,25 +1,25 @@
 //! The process lifecycle: config, data plane, control runtime, API, static sessions, signals, shutdown.
 //!
-//! Owns the order of things: load and validate the config; confine the process's threads to the control cores
-//! ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start the workers
-//! (each pins itself to its core); start the control runtime on its own thread (pinned to the first
-//! `placement.control_cores` when given);
-//! set up authentication (the configured keys, or a generated development key whose admin token is written to
-//! `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain of the workers' event
-//! rings and the webhook senders (before the static sessions, so that they are reported too); create the
-//! config's static sessions through the registry; serve the gRPC API (with the health service and
+//! Owns the order of things: load and validate the config; resolve where files go ([`StatePaths`]: the state directory,
+//! and the tap's pcap directory under it, handed to the data plane as a plain path); confine the process's threads to
+//! the control cores ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start
+//! the workers (each pins itself to its core); start the control runtime on its own thread (pinned to the first
+//! `placement.control_cores` when given); set up authentication (the configured keys, or a generated development key
+//! whose admin token is written to `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain
+//! of the workers' event rings and the webhook senders (before the static sessions, so that they are reported too);
+//! create the config's static sessions through the registry; serve the gRPC API (with the health service and
 //! reflection); print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM report
-//! NOT_SERVING on the health service, stop serving, stop the workers (they stop receiving and flush in-flight
-//! sends) and print the final counters; the event watchers end and the webhook queues get
-//! [`WEBHOOK_FLUSH_ON_STOP`] to deliver what they hold.
+//! NOT_SERVING on the health service, stop serving, stop the workers (they stop receiving and flush in-flight sends)
+//! and print the final counters; the event watchers end and the webhook queues get [`WEBHOOK_FLUSH_ON_STOP`] to
+//! deliver what they hold.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringfwd_dataplane::runtime::{Dataplane, StartError};
-use ringfwd_tuning::{Config, ConfigError, Driver};
+use ringfwd_tuning::{Config, ConfigError, Driver, StateEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::affinity::{self, AffinityError};
@@ -89,6 +89,24 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
+/// Where the daemon keeps files, resolved once at start-up from the config and this process's user and
+/// environment ([`Config::state_directory`], [`Config::tap_directory`]): both absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatePaths {
+    /// `state.directory`, or its default.
+    pub state: PathBuf,
+    /// Where the recording tap writes its pcap files (`interceptors.tap.directory` under `state`).
+    pub tap: PathBuf,
+}
+
+impl StatePaths {
+    /// The paths of `config` for this process.
+    pub fn resolve(config: &Config) -> Result<StatePaths, ConfigError> {
+        let env = StateEnv::from_process();
+        Ok(StatePaths { state: config.state_directory(&env)?, tap: config.tap_directory(&env)? })
+    }
+}
+
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let workers = Dataplane::worker_cores(&config)?;
@@ -99,7 +117,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             "every core this process may run on has a worker: the control plane shares them (leave a core free)"
         );
     }
-    let dataplane = Dataplane::start_on(&config, workers)?;
+    let paths = StatePaths::resolve(&config)?;
+    let dataplane = Dataplane::start_on(&config, workers, &paths.tap)?;
     let control_cores = config.placement.control_cores.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -113,7 +132,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
         .build()?;
-    let result = runtime.block_on(control(&config, &dataplane));
+    let result = runtime.block_on(control(&config, &dataplane, &paths));
     let final_counters = dataplane.stop();
     println!("{}", report::final_line(&final_counters));
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -144,7 +163,7 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     Ok(keys)
 }
 
-async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonError> {
+async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let timeout = Duration::from_millis(config.control.command_timeout_ms);
@@ -237,7 +256,8 @@ async fn control(config: &Config, dataplane: &Dataplane) -> Result<(), DaemonErr
     let server = tokio::spawn(api::serve(listener, limits, api.clone(), api_metrics, async {
         let _ = stop_rx.await;
     }));
-    eprintln!("{}", report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed));
+    let banner = report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed, paths);
+    eprintln!("{banner}");
     println!("{}", report::ready_line(dataplane.workers().len(), &media, api_address, metrics_address));
     let period = Duration::from_secs(config.control.stats_log_interval_s.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);

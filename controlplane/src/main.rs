@@ -150,10 +150,20 @@ fn main() -> ExitCode {
         };
     }
     if cli.check_config {
-        // What the daemon checks before it binds anything: the config, then its placement on this host.
+        // What the daemon checks before it binds anything: the config, where its files go, then its placement on
+        // this host.
+        let paths = match ringfwd::daemon::StatePaths::resolve(&config) {
+            Ok(paths) => paths,
+            Err(e) => return fail(e, 2),
+        };
         return match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
             Ok(cores) => {
-                println!("ringfwd: config ok ({} workers on cores {cores:?})", cores.len());
+                println!(
+                    "ringfwd: config ok ({} workers on cores {cores:?}; state directory {}, pcap recordings in {})",
+                    cores.len(),
+                    paths.state.display(),
+                    paths.tap.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e, 2),

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use ringfwd_dataplane::core::Counters;
 use ringfwd_dataplane::runtime::WorkerHandle;
 use ringfwd_tuning::{Config, Driver};
+
+use crate::daemon::StatePaths;
 use serde_json::{Map, Value};
 
 /// The human-readable start-up banner.
@@ -20,6 +22,7 @@ pub fn banner(
     api: SocketAddr,
     metrics: Option<SocketAddr>,
     routes: usize,
+    paths: &StatePaths,
 ) -> String {
     let driver = match config.media.driver {
         Driver::IoUring => "io_uring",
@@ -42,12 +45,15 @@ pub fn banner(
          \x20 api:      grpc://{api} (ringfwd.v1.Ringfwd)\n\
          \x20 metrics:  {metrics}\n\
          \x20 static:   {sessions} session(s) from the config, {routes} resources created\n\
+         \x20 state:    {state} (pcap recordings of tapped streams: {tap})\n\
          \x20 next:     `ringfwd ctl session create call-1`, then endpoint/stream/subscription (`ringfwd ctl --help`);\n\
          \x20           load-test with `cargo run --release -p ringfwd-bench -- compare`;\n\
          \x20           Ctrl-C stops (in-flight packets are sent first)",
         version = env!("CARGO_PKG_VERSION"),
         cores = cores.join(", "),
         media = media.join(", "),
+        state = paths.state.display(),
+        tap = paths.tap.display(),
     )
 }
 

@@ -38,9 +38,8 @@ fn rtp(seq: u16, size: usize) -> Vec<u8> {
 fn start(dir: &Path, ring_packets: u32, publisher: &UdpSocket, sink: &UdpSocket) -> Dataplane {
     let mut config = Config::default();
     config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
-    config.interceptors.tap.directory = dir.to_path_buf();
     config.interceptors.tap.ring_packets = ring_packets;
-    let dataplane = Dataplane::start(&config).expect("start data plane");
+    let dataplane = Dataplane::start(&config, dir).expect("start data plane");
     let ingress = IngressSpec { tap: Some(TapParams { snap_bytes: 1500 }), ..IngressSpec::default() };
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     send_command(

@@ -35,7 +35,7 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
     config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
     config.interceptors.ingress.clear();
     config.interceptors.egress.clear();
-    let dataplane = Dataplane::start(&config).expect("start data plane");
+    let dataplane = Dataplane::start(&config, &support::untapped_directory()).expect("start data plane");
     let media = dataplane.media_addresses()[0];
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     let stream =

@@ -83,7 +83,9 @@ fn forward_without_allocating(driver: Driver) {
     let mut config = Config::default();
     config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
     config.media.driver = driver;
-    let dataplane = Dataplane::start(&config).expect("start data plane");
+    // Nothing is tapped, so the recorder never creates this directory.
+    let untapped = std::env::temp_dir().join("ringfwd-untapped");
+    let dataplane = Dataplane::start(&config, &untapped).expect("start data plane");
     let media = dataplane.media_addresses()[0];
 
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();

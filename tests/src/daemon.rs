@@ -36,7 +36,11 @@ pub struct Daemon {
     pub api: SocketAddr,
     /// The development admin token the daemon wrote (when its config has no keys).
     pub dev_token_file: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Its state directory: `$STATE_DIRECTORY`, as systemd would set it, in this daemon's own temporary
+    /// folder (not created: the daemon creates what it writes under it).
+    pub state_directory: PathBuf,
+    /// Its temporary folder, handed to its [`Exit`] by [`Daemon::stop`].
+    dir: Option<tempfile::TempDir>,
     _config: Option<tempfile::NamedTempFile>,
 }
 
@@ -49,6 +53,9 @@ pub struct Exit {
     pub counters: Option<Value>,
     /// Everything it wrote to stderr.
     pub stderr: String,
+    /// The daemon's temporary folder (its state directory, its token), kept until the exit is dropped so that a
+    /// test can look at what the daemon left there.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Exit {
@@ -78,10 +85,12 @@ impl Daemon {
     /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default).
     ///
     /// Unless the config says otherwise, the control API listens on a free loopback port and the development
-    /// token goes to a file of this daemon's own, so tests running in parallel never collide.
+    /// token goes to a file of this daemon's own, and its state directory is its own, so tests running in
+    /// parallel never collide.
     pub fn spawn(config: Option<&str>) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let dev_token_file = dir.path().join("dev-token");
+        let state_directory = dir.path().join("state");
         let config = config.map(|text| isolated(text, &dev_token_file));
         let path = config.as_deref().map(temp_config);
         let mut cmd = Command::new(binary());
@@ -90,6 +99,7 @@ impl Daemon {
         }
         let mut child = cmd
             .env("RUST_LOG", "warn")
+            .env("STATE_DIRECTORY", &state_directory)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -107,7 +117,7 @@ impl Daemon {
         };
         let (workers, media, api) = parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
         let dev_token_file = if config.is_some() { dev_token_file } else { "/tmp/ringfwd-dev-token".into() };
-        Daemon { child, lines, media, workers, api, dev_token_file, _dir: dir, _config: path }
+        Daemon { child, lines, media, workers, api, dev_token_file, state_directory, dir: Some(dir), _config: path }
     }
 
     /// The daemon's process id.
@@ -143,7 +153,7 @@ impl Daemon {
         }
         let mut stderr = String::new();
         let _ = self.child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
-        Exit { success: status.success(), counters, stderr }
+        Exit { success: status.success(), counters, stderr, _dir: self.dir.take() }
     }
 }
 

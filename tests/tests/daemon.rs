@@ -1,6 +1,6 @@
 //! The daemon as an operator meets it: the built-in default config, config errors that name the key and the
-//! value, the effective config (`--print-config`) and its check (`--check-config`), and a clean exit on SIGTERM
-//! and SIGINT with the final counters.
+//! value, the effective config (`--print-config`) and its check (`--check-config`), a clean exit on SIGTERM
+//! and SIGINT with the final counters, and recordings under its state directory.
 
 use ringfwd_tests::config::one_stream;
 use ringfwd_tests::daemon::run_to_exit;
@@ -117,4 +117,32 @@ fn check_config_refuses_what_the_daemon_would_refuse_on_this_host() {
     let (ok, _, stderr) = run_to_exit(&["--check-config"], Some(tight));
     assert!(!ok, "a pool over limits.max_pool_bytes_total passed --check-config");
     assert!(stderr.contains("limits.max_pool_bytes_total"), "{stderr}");
+}
+
+#[test]
+fn a_tapped_stream_is_recorded_under_the_state_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let publisher = Peer::bind("127.0.0.1");
+    let sink = Peer::bind("127.0.0.1");
+    let tap_only = "[interceptors]\ningress = [\"tap\"]\negress = []\n";
+    let daemon = Daemon::start(&one_stream(tap_only, Some(publisher.addr()), sink.addr(), 7));
+    // The harness sets $STATE_DIRECTORY as systemd's StateDirectory= does; the tap's default is "pcap" under it.
+    let pcap = daemon.state_directory.join("pcap");
+    assert!(!pcap.exists(), "nothing is created before a stream is recorded");
+    for seq in 0..20 {
+        publisher.send(&rtp_packet(7, seq, 0, 0, false, &[1; 160]), daemon.media[0]);
+    }
+    assert_eq!(sink.recv(20, std::time::Duration::from_secs(5)).len(), 20, "forwarded, so tapped");
+    // On stop the recorder drains the tap rings and closes its files.
+    let exit = daemon.stop();
+    assert!(exit.success, "{exit:?}");
+    let files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&pcap).expect("the pcap directory").map(|e| e.expect("entry").path()).collect();
+    let [file] = files.as_slice() else { panic!("expected one recording in {}: {files:?}", pcap.display()) };
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(name.starts_with("ringfwd-00000007-") && name.ends_with(".pcap"), "{name}");
+    // The pcap header, then per packet a record header, IPv4 and UDP headers and the 172-byte RTP packet.
+    assert_eq!(std::fs::metadata(file).unwrap().len(), 24 + 20 * (16 + 20 + 8 + 172));
+    let mode = std::fs::metadata(&pcap).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o027, 0, "the pcap directory is closed to others: {mode:o}");
 }

@@ -194,9 +194,9 @@ pub const TAP_SNAP_BYTES: u16 = 1500;
 /// (`limits.max_streams_per_worker × interceptors.nack_cache.max_packets × media.max_packet_bytes`), in bytes: 2 GiB.
 pub const MAX_CACHE_BYTES_PER_WORKER: u64 = 2 << 30;
 
-/// Default directory of the pcap recordings: relative, so it lands in the daemon's working directory
-/// (`ringfwd-pcap` beside where it was started; under systemd set `WorkingDirectory=` or an absolute path).
-pub const TAP_DIRECTORY: &str = "ringfwd-pcap";
+/// Default directory of the pcap recordings: relative, so it is `pcap` under the state directory (see
+/// [`STATE_DIRECTORY`]), whatever the daemon's working directory.
+pub const TAP_DIRECTORY: &str = "pcap";
 
 /// Default packets each worker's tap ring holds for the recorder (the recorder sleeps at most 10 ms when
 /// idle, so this absorbs ≈ 200 k tapped packets per second per worker): 3 MB per worker at 1500 bytes.
@@ -253,3 +253,15 @@ pub const WEBHOOK_BACKOFF_INITIAL_MS: u32 = 500;
 
 /// Default longest wait between two webhook attempts, in milliseconds.
 pub const WEBHOOK_BACKOFF_MAX_MS: u32 = 30_000;
+
+/// Default `state.directory`: unset, so the daemon finds it at start-up with
+/// [`crate::default_state_directory`]: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
+/// [`STATE_DIRECTORY_AS_ROOT`] as root, else `$XDG_STATE_HOME/`[`STATE_DIRECTORY_NAME`], else
+/// `$HOME/.local/state/`[`STATE_DIRECTORY_NAME`].
+pub const STATE_DIRECTORY: Option<&str> = None;
+
+/// The state directory of a daemon running as root outside systemd (the one `StateDirectory=ringfwd` makes).
+pub const STATE_DIRECTORY_AS_ROOT: &str = "/var/lib/ringfwd";
+
+/// The state directory's name under `$XDG_STATE_HOME` or `$HOME/.local/state` for a daemon run by another user.
+pub const STATE_DIRECTORY_NAME: &str = "ringfwd";

@@ -258,9 +258,9 @@ impl Default for TwccConfig {
 pub struct TapConfig {
     /// Bytes of each packet kept (pcap snaplen); also the size of each tap ring slot.
     pub snap_bytes: u16,
-    /// Where the recorder writes `ringfwd-<ssrc as 8 hex>-<unix seconds>.pcap` files (created if
-    /// missing). A relative path is relative to the daemon's working directory, which under systemd is
-    /// `/` unless the unit sets `WorkingDirectory=`: give an absolute path in production.
+    /// Where the recorder writes `ringfwd-<ssrc as 8 hex>-<unix seconds>.pcap` files (created, mode 0750, when
+    /// the first file is). A relative path is under the state directory (`state.directory`), never the
+    /// working directory: see [`Config::tap_directory`](crate::Config::tap_directory).
     pub directory: PathBuf,
     /// Packets each worker's tap ring holds for the recorder; a full ring drops and counts
     /// (`tap_dropped`). Memory: `ring_packets × snap_bytes` per worker. 0 disables recording: no rings,

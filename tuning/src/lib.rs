@@ -5,11 +5,13 @@
 //! dotted key and the value ([`ConfigError`]), the effective config as the daemon runs it
 //! ([`Config::to_effective_toml`]), core placement ([`Placement`], resolved against the host's
 //! NUMA [`Topology`]), static routes ([`SessionSpec`] and friends), the control API's sections
-//! ([`Api`], [`Auth`], [`Admission`]) and the example configs in `examples/` (`dev-2core.toml` is
-//! the commented reference of every key). It never touches sockets or threads, and never changes
-//! the host: callers pass in what they learned (e.g. the available cores). The readers of the
-//! host are [`host`], which reads `/proc` and `/sys` for `ringfwd tune check` and judges them
-//! sans-IO, and [`read_topology`], which reads the NUMA topology from `/sys` for placement.
+//! ([`Api`], [`Auth`], [`Admission`]), the state directory and the default paths under it
+//! ([`State`], [`default_state_directory`]) and the example configs in `examples/`
+//! (`dev-2core.toml` is the commented reference of every key). It never touches sockets or
+//! threads, and never changes the host: callers pass in what they learned (e.g. the available
+//! cores). The readers of the host are [`host`], which reads `/proc` and `/sys` for
+//! `ringfwd tune check` and judges them sans-IO, and [`read_topology`], which reads the NUMA
+//! topology from `/sys` for placement.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ mod placement;
 mod routes;
 mod schema;
 mod sizes;
+mod state;
 mod telemetry;
 pub mod validate;
 mod webhooks;
@@ -43,6 +46,7 @@ pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerC
 pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
 pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
 pub use sizes::{Load, Sizes, MIN_DERIVED_SOCKET_BUFFER_BYTES};
+pub use state::{default_state_directory, State, StateEnv};
 pub use telemetry::Telemetry;
 pub use webhooks::Webhooks;
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub events: crate::events::Events,
     /// Where lifecycle events are POSTed (`[webhooks]`).
     pub webhooks: crate::webhooks::Webhooks,
+    /// Where files that outlive the process go (`[state]`).
+    pub state: crate::state::State,
     /// Static routes installed at start-up (`[[sessions]]`).
     pub sessions: Vec<SessionSpec>,
 }

@@ -21,6 +21,7 @@ use crate::error::ConfigError;
 use crate::placement::{check_pool_fits, WorkerCores};
 use crate::routes::validate_sessions;
 use crate::schema::{Config, Control, Idle, Limits, Media, Pool};
+use crate::state::State;
 
 /// Accepted `media.max_packet_bytes` (the largest UDP payload over IPv4 is 65507).
 pub const MAX_PACKET_BYTES_RANGE: RangeInclusive<usize> = 64..=65507;
@@ -90,6 +91,7 @@ impl Config {
         events::validate_events(&self.events)?;
         events::validate_webhooks(&self.webhooks)?;
         interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
+        validate_state(&self.state)?;
         validate_sessions(&self.sessions, &self.media, &self.limits)
     }
 }
@@ -105,6 +107,18 @@ fn in_range<T: PartialOrd + Display>(key: &str, value: T, range: RangeInclusive<
 
 fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
     in_range(key, value, 0..=max)
+}
+
+/// `state.directory`, when set, is an absolute path: the daemon's working directory is no place for state.
+fn validate_state(state: &State) -> Result<(), ConfigError> {
+    match &state.directory {
+        Some(directory) if !directory.is_absolute() => Err(ConfigError::invalid(
+            "state.directory",
+            format!("{:?}", directory.display().to_string()),
+            "must be an absolute path, e.g. \"/var/lib/ringfwd\"",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn validate_media(media: &Media) -> Result<(), ConfigError> {
@@ -522,6 +536,15 @@ mod tests {
         let key = key_after(|c| c.control.stats_log_interval_s = MAX_STATS_LOG_INTERVAL_S + 1);
         assert_eq!(key, "control.stats_log_interval_s");
         assert_eq!(key_after(|c| c.control.stats_log_interval_s = 0), "<valid>");
+    }
+
+    #[test]
+    fn state_directory_must_be_absolute() {
+        let err = Config::from_toml_str("[state]\ndirectory = \"var/lib/ringfwd\"\n").unwrap_err();
+        assert_eq!(err.key(), Some("state.directory"));
+        assert!(err.to_string().contains("\"var/lib/ringfwd\"") && err.to_string().contains("absolute"), "{err}");
+        assert_eq!(key_after(|c| c.state.directory = Some("".into())), "state.directory");
+        assert_eq!(key_after(|c| c.state.directory = Some("/srv/ringfwd".into())), "<valid>");
     }
 
     #[test]

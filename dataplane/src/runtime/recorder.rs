@@ -34,7 +34,7 @@ const BATCH: usize = 256;
 /// Where and how the recorder writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecorderSettings {
-    /// Directory of the pcap files (created when the first file is).
+    /// Directory of the pcap files, an absolute path (created, mode 0750, when the first file is).
     pub directory: PathBuf,
     /// A file is closed and the next started before it would exceed this, in bytes.
     pub max_file_bytes: u64,
@@ -43,10 +43,11 @@ pub struct RecorderSettings {
 }
 
 impl RecorderSettings {
-    /// The settings of `[interceptors.tap]`.
-    pub fn from_config(tap: &TapConfig) -> RecorderSettings {
+    /// The limits of `[interceptors.tap]`, writing into `directory`: the control plane resolves that path
+    /// (`interceptors.tap.directory` under `state.directory`), never the data plane.
+    pub fn new(tap: &TapConfig, directory: PathBuf) -> RecorderSettings {
         RecorderSettings {
-            directory: tap.directory.clone(),
+            directory,
             max_file_bytes: tap.max_file_bytes,
             max_open_files: (tap.max_open_files as usize).max(1),
         }
@@ -124,8 +125,11 @@ impl Recorder {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(RecorderCounters::default());
         let max_kept_bytes = rings.iter().map(|ring| ring.slot_bytes()).max().unwrap_or(0);
-        let directory = std::path::absolute(&settings.directory).unwrap_or_else(|_| settings.directory.clone());
-        tracing::info!(directory = %directory.display(), "tapped streams are recorded to pcap files");
+        if !settings.directory.is_absolute() {
+            let message = format!("the pcap directory {} is not an absolute path", settings.directory.display());
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, message));
+        }
+        tracing::info!(directory = %settings.directory.display(), "tapped streams are recorded to pcap files");
         let thread = std::thread::Builder::new().name("ringfwd-recorder".into()).spawn({
             let stop = stop.clone();
             // Built on the thread: the open files are the thread's alone (not `Send`).

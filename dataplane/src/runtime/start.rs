@@ -7,6 +7,7 @@
 //! (or failed, with the reason). Shutdown stops the workers first, then the recorder (which drains the rings).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -124,14 +125,16 @@ impl Dataplane {
         Ok(config.resolve_placement(&topology)?)
     }
 
-    /// Starts one worker per configured core; returns once all are forwarding.
-    pub fn start(config: &Config) -> Result<Dataplane, StartError> {
-        Dataplane::start_on(config, Dataplane::worker_cores(config)?)
+    /// Starts one worker per configured core; returns once all are forwarding. The pcap recorder (when
+    /// `interceptors.tap.ring_packets` is not 0) writes into `tap_directory`, an absolute path the control plane
+    /// resolved (`Config::tap_directory`).
+    pub fn start(config: &Config, tap_directory: &Path) -> Result<Dataplane, StartError> {
+        Dataplane::start_on(config, Dataplane::worker_cores(config)?, tap_directory)
     }
 
-    /// Starts one worker on each of `cores`, as [`Dataplane::worker_cores`] resolved them (before the caller
-    /// narrowed its own affinity to the control cores); returns once all are forwarding.
-    pub fn start_on(config: &Config, cores: Vec<usize>) -> Result<Dataplane, StartError> {
+    /// [`Dataplane::start`] on `cores`, as [`Dataplane::worker_cores`] resolved them (before the caller narrowed
+    /// its own affinity to the control cores).
+    pub fn start_on(config: &Config, cores: Vec<usize>, tap_directory: &Path) -> Result<Dataplane, StartError> {
         let workers = cores.len();
         let sizes = config.sizes(workers);
         let opts = SocketOptions {
@@ -160,7 +163,8 @@ impl Dataplane {
             .into();
         let mut settings = settings(config, workers);
         settings.rtcp_socket_offset = (sockets.bound.len() > media_count).then_some(media_count);
-        let (taps, recorder) = start_recorder(config, workers, &sockets.bound).map_err(io("recorder thread"))?;
+        let (taps, recorder) =
+            start_recorder(config, tap_directory, workers, &sockets.bound).map_err(io("recorder thread"))?;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
@@ -330,6 +334,7 @@ impl Drop for Dataplane {
 /// is none); nothing when `interceptors.tap.ring_packets` is 0.
 fn start_recorder(
     config: &Config,
+    directory: &Path,
     workers: usize,
     media: &[SocketAddr],
 ) -> std::io::Result<(Vec<Arc<TapRing>>, Option<Recorder>)> {
@@ -341,7 +346,8 @@ fn start_recorder(
     let rings: Vec<Arc<TapRing>> =
         (0..workers).map(|_| Arc::new(TapRing::new(tap.ring_packets as usize, slot_bytes))).collect();
     let core = config.placement.control_cores.last().copied();
-    let recorder = Recorder::start(RecorderSettings::from_config(tap), rings.clone(), media.to_vec(), core)?;
+    let recorder =
+        Recorder::start(RecorderSettings::new(tap, directory.to_path_buf()), rings.clone(), media.to_vec(), core)?;
     Ok((rings, Some(recorder)))
 }
 

@@ -1,5 +1,6 @@
 //! Helpers shared by the data-plane tests that start a real `Dataplane`: sending a command to the
-//! worker that owns an SSRC and waiting (bounded) for its acknowledgement.
+//! worker that owns an SSRC and waiting (bounded) for its acknowledgement, and the tap directory of tests that
+//! record nothing.
 
 use std::time::{Duration, Instant};
 
@@ -21,4 +22,11 @@ pub fn send_command(dataplane: &Dataplane, ssrc: u32, seq: u64, command: Command
         assert!(Instant::now() < deadline, "no acknowledgement");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The pcap directory for a data plane whose streams are never tapped: the recorder creates it only with a first
+/// file, so nothing appears there.
+#[allow(dead_code)] // Not every test binary that includes this module starts an untapped data plane.
+pub fn untapped_directory() -> std::path::PathBuf {
+    std::env::temp_dir().join("ringfwd-untapped")
 }

@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(key_of("[interceptors.tap]\nring_packets = 0\n"), "<valid>");
         let config = Config::from_toml_str("[interceptors.tap]\ndirectory = \"/var/lib/ringfwd/pcap\"\n").unwrap();
         assert_eq!(config.interceptors.tap.directory, std::path::Path::new("/var/lib/ringfwd/pcap"));
-        assert_eq!(Config::default().interceptors.tap.directory, std::path::Path::new("ringfwd-pcap"));
+        assert_eq!(Config::default().interceptors.tap.directory, std::path::Path::new("pcap"));
     }
 
     #[test]

@@ -4,16 +4,18 @@
 //! [`super::frame`]) in `ringfwd-<ssrc as 8 hex>-<unix seconds of the file's first packet>.pcap` (with
 //! `-<n>` appended when that name exists: a file is never overwritten), starts the next file before one
 //! would exceed `max_file_bytes`, closes the least recently written when one more than `max_open_files`
-//! would be open, and flushes at most every [`FLUSH_INTERVAL`]. Errors (disk full, permission) are
+//! would be open, and flushes at most every [`FLUSH_INTERVAL`]. Creates the directory (mode 0750) with its
+//! first file, so a stream that is never recorded leaves nothing behind. Errors (disk full, permission) are
 //! counted, logged at most every [`LOG_INTERVAL`], and pause recording for [`ERROR_PAUSE`] (records
 //! taken meanwhile are counted as lost). Runs only on the recorder thread; must never panic on a
 //! file-system error, nor grow past its bounds.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, ErrorKind, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -38,6 +40,9 @@ const BUFFER_BYTES: usize = 64 << 10;
 /// Bytes of the pcap file header and of each record header.
 const FILE_HEADER_BYTES: u64 = 24;
 const RECORD_HEADER_BYTES: u64 = 16;
+/// Mode of the directories created for the files (before the umask): the service's user and group read the
+/// recordings, nobody else.
+const DIRECTORY_MODE: u32 = 0o750;
 /// Names tried for one file (`-1` … `-999` after the plain name) before giving up.
 const MAX_NAME_TRIES: u32 = 1000;
 
@@ -188,7 +193,11 @@ impl PcapFiles {
     fn create(&mut self, ssrc: u32, first_unix_s: u64) -> Result<OpenFile, FileError> {
         let dir = &self.settings.directory;
         let plain = dir.join(format!("ringfwd-{ssrc:08x}-{first_unix_s}.pcap"));
-        std::fs::create_dir_all(dir).map_err(|source| FileError::Create { path: dir.clone(), source })?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIRECTORY_MODE)
+            .create(dir)
+            .map_err(|source| FileError::Create { path: dir.clone(), source })?;
         let mut path = plain.clone();
         let mut tries = 0;
         let file = loop {
@@ -391,6 +400,25 @@ mod tests {
             ]
         );
         assert_eq!(counters.snapshot().files_opened, 4);
+    }
+
+    #[test]
+    fn the_directory_is_made_with_the_first_file_and_closed_to_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pcap = dir.path().join("state/pcap");
+        let ring = TapRing::new(1, 1500);
+        let (mut files, _) = files(&pcap, 1 << 20, 4);
+        assert!(!pcap.exists(), "nothing is created before a stream is recorded");
+        let r = record(&ring, 7, 1_700_000_000, 0, 100, 1);
+        files.write(&r, Instant::now());
+        files.close_all(Instant::now());
+        assert_eq!(read_dir(&pcap).len(), 1);
+        for created in [&pcap, &dir.path().join("state")] {
+            let mode = std::fs::metadata(created).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o027, 0, "{}: mode {mode:o} lets others in", created.display());
+            assert_eq!(mode & 0o700, 0o700, "{}: mode {mode:o}", created.display());
+        }
     }
 
     #[test]
