@@ -50,7 +50,10 @@ echo "check-deb: $deb"
 echo "== package metadata and contents"
 contents=$(dpkg-deb --contents "$deb")
 for path in /usr/bin/ringfwd /lib/systemd/system/ringfwd.service /usr/lib/sysctl.d/99-ringfwd.conf \
-    /usr/lib/sysusers.d/ringfwd.conf /etc/ringfwd/ringfwd.toml /usr/share/doc/ringfwd/copyright; do
+    /usr/lib/sysusers.d/ringfwd.conf /etc/ringfwd/ringfwd.toml /usr/share/doc/ringfwd/copyright \
+    /usr/share/bash-completion/completions/ringfwd /usr/share/zsh/vendor-completions/_ringfwd \
+    /usr/share/fish/vendor_completions.d/ringfwd.fish /usr/share/man/man1/ringfwd.1.gz \
+    /usr/share/man/man1/ringfwd-ctl-stream-create.1.gz; do
     check "contents list $path" grep -qE " \.$path\$" <<<"$contents"
 done
 check "the binary is executable" grep -qE '^-rwxr-xr-x .* \./usr/bin/ringfwd$' <<<"$contents"
