@@ -3,7 +3,7 @@
 //! - `ringfwd-bench baseline naive|mmsg --config FILE`: run a reference forwarder until SIGTERM.
 //! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,mmsg,naive] [--scenarios a,b]
 //!   [--scenario-file F]... [--json FILE] [--markdown FILE]`: the forwarders side by side.
-//! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR --token-file F`: one
+//! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR [--token-file F]`: one
 //!   scenario against a running ringfwd, with a progress line and the final table.
 //! - `ringfwd-bench capacity [--kinds audio,video] [--p99-budget-us N]`: subscribers per worker core.
 //! - `ringfwd-bench probe --forwarder F --scenario S --out-pps N`: one step at one rate, as JSON.
@@ -86,9 +86,12 @@ enum Command {
         /// ringfwd's media address (loopback).
         #[arg(long)]
         media: SocketAddr,
-        /// The admin token file (ringfwd's auth.dev_token_file).
+        /// The admin token file (default: where a ringfwd without --config, run by this user in this
+        /// environment, writes its development token: $RUNTIME_DIRECTORY/dev-token, else
+        /// $XDG_RUNTIME_DIR/ringfwd/dev-token, else /run/ringfwd/dev-token for root, else
+        /// /tmp/ringfwd-<uid>/dev-token).
         #[arg(long)]
-        token_file: PathBuf,
+        token_file: Option<PathBuf>,
         /// ringfwd's pid, for CPU per packet (default: the only process named ringfwd, if any).
         #[arg(long)]
         pid: Option<u32>,
@@ -343,6 +346,10 @@ fn dispatch(command: Command) -> Result<(), String> {
             if out_pps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
                 return Err(format!("run: --out-pps must be > 0, got {out_pps:?}"));
             }
+            let token_file = match token_file {
+                Some(file) => file,
+                None => ringfwd_tuning::Auth::default().dev_token_location().map_err(|e| format!("run: {e}"))?.path,
+            };
             let options = RunOptions {
                 scenario: scenario.load().map_err(|e| format!("run: {e}"))?,
                 api,

@@ -288,7 +288,7 @@ impl Scenario {
         // A free loopback port and a token beside the other bench files: a bench run never collides with a
         // ringfwd the operator runs.
         config.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.auth.dev_token_file = dev_token_file.to_path_buf();
+        config.auth.dev_token_file = Some(dev_token_file.to_path_buf());
         config
     }
 }
@@ -384,7 +384,7 @@ mod tests {
             let mut config = s.config(media, 1, vec![0], IdleStrategy::Sleep, token);
             assert!(config.sessions.is_empty());
             assert!(config.api.listen.ip().is_loopback() && config.api.listen.port() == 0);
-            assert_eq!(config.auth.dev_token_file, token);
+            assert_eq!(config.auth.dev_token_file.as_deref(), Some(token));
             config.sessions = vec![s.session(&publishers, 30_000)];
             let text = config.to_toml_string().unwrap();
             let back = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -3,7 +3,8 @@
 //! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
 //! dotted key and the value ([`ConfigError`]), core placement ([`Placement`], resolved against the host's NUMA [`Topology`]), static routes
-//! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`])
+//! ([`SessionSpec`] and friends), the control API's sections ([`Api`], [`Auth`], [`Admission`]), the rule
+//! that says where the development token lives ([`dev_token`])
 //! and the example configs in `examples/` (`dev-2core.toml` is the commented reference of
 //! every key). It never touches sockets or threads, and never changes the host: callers pass in
 //! what they learned (e.g. the available cores). The readers of the host are [`host`], which reads
@@ -14,6 +15,7 @@
 
 mod api;
 pub mod defaults;
+pub mod dev_token;
 mod error;
 mod events;
 pub mod host;
@@ -30,6 +32,7 @@ mod webhooks;
 use std::path::Path;
 
 pub use api::{Admission, Api, Auth, AuthKey};
+pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;
 pub use events::Events;
 pub use interceptors::{
