@@ -78,7 +78,8 @@ impl Daemon {
         Daemon::spawn(Some(config))
     }
 
-    /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default).
+    /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default) and
+    /// [`FREE_PORT_FLAGS`].
     ///
     /// Unless the config says otherwise, the control API and the metrics endpoint listen on free loopback ports,
     /// and the development token goes to `$RUNTIME_DIRECTORY/dev-token` in a private directory of this daemon's
@@ -95,9 +96,10 @@ impl Daemon {
         let config = config.map(isolated);
         let path = config.as_deref().map(temp_config);
         let mut cmd = Command::new(binary());
-        if let Some(p) = &path {
-            cmd.arg("--config").arg(p.path());
-        }
+        match &path {
+            Some(p) => cmd.arg("--config").arg(p.path()),
+            None => cmd.args(FREE_PORT_FLAGS),
+        };
         let mut child = cmd
             .env("RUNTIME_DIRECTORY", dir.path())
             .env("RUST_LOG", "warn")
