@@ -2,10 +2,11 @@
 //! what a test does when that cannot happen.
 //!
 //! Owns [`install`], which runs one of the idempotent `tests/scripts/install-*.sh` scripts and prints the exact
-//! command it runs, and the skip-or-fail decision ([`when_missing`], pure): when the script fails (not root, no
-//! apt-get, no network, anything else) the test skips with a line saying which script to run, unless
-//! `RINGFWD_REQUIRE_INTEROP=1` (CI sets it, after running the scripts itself), in which case it fails with the
-//! script's output. Knows nothing of the programs the scripts install.
+//! command it runs, [`require_program`] for a program no script installs (python3), and the skip-or-fail
+//! decision ([`when_missing`], pure): when the script fails (not root, no apt-get, no network, anything else) the
+//! test skips with a line saying which script to run, unless `RINGFWD_REQUIRE_INTEROP=1` (CI sets it, after
+//! running the scripts itself), in which case it fails with the script's output. Knows nothing of the programs
+//! the scripts install.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -70,18 +71,44 @@ fn install_script(
         Err(failure) => failure,
     };
     eprintln!("interop: `{command}` failed: {failure}");
-    let test = std::thread::current().name().unwrap_or("<test>").to_owned();
+    let fail = format!("`{command}` failed: {failure}");
+    let skip = format!("`{command}` could not install it ({})", failure.summary());
+    let remedy =
+        format!("run `bash tests/scripts/{script}` once yourself (as root or with sudo where it uses apt-get)");
+    skip_or_fail(why, &fail, &skip, &remedy, decide)
+}
+
+/// Whether `program` runs (`<program> --version` exits 0), for a test that needs a program no script installs.
+/// `false`: it does not, and the test must return (skipped, saying `remedy`); fails the test instead as
+/// [`install`] does.
+#[must_use]
+pub fn require_program(program: &str, why: &str, remedy: &str) -> bool {
+    let mut version = Command::new(program);
+    version.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let detail = match version.status() {
+        Ok(status) if status.success() => return true,
+        Ok(status) => format!("`{program} --version` ended with {status}"),
+        Err(e) => format!("cannot run {program}: {e}"),
+    };
+    skip_or_fail(why, &detail, &detail, remedy, || when_missing(std::env::var_os(REQUIRE_VAR).as_deref()))
+}
+
+/// The test cannot run because `why`: fails it with `fail_detail`, or (answering `false`) says on the terminal
+/// that it is skipped, with `skip_detail` and `remedy`, as `decide` says.
+fn skip_or_fail(
+    why: &str,
+    fail_detail: &str,
+    skip_detail: &str,
+    remedy: &str,
+    decide: impl FnOnce() -> Result<Missing, String>,
+) -> bool {
     match decide() {
         Err(message) => panic!("{message}"),
-        Ok(Missing::Fail) => {
-            panic!("{why}, and `{command}` failed ({REQUIRE_VAR}=1, so this fails instead of skipping): {failure}")
-        }
+        Ok(Missing::Fail) => panic!("{why}, and {fail_detail} ({REQUIRE_VAR}=1, so this fails instead of skipping)"),
         Ok(Missing::Skip) => {
+            let test = std::thread::current().name().unwrap_or("<test>").to_owned();
             let line = format!(
-                "SKIPPED {test}: {why}, and `{command}` could not install it ({}). Run `bash tests/scripts/{script}` \
-                 once yourself (as root or with sudo where it uses apt-get), or set {REQUIRE_VAR}=1 to fail \
-                 instead\n",
-                failure.summary()
+                "SKIPPED {test}: {why}, and {skip_detail}. To run it, {remedy}; set {REQUIRE_VAR}=1 to fail instead\n"
             );
             // Straight to the terminal, past the harness's capture: a skipped test must not look like a pass.
             let _ = std::io::stderr().write_all(line.as_bytes());
@@ -161,6 +188,15 @@ mod tests {
         assert_eq!(when_missing(Some(OsStr::new(""))), Ok(Missing::Skip));
         assert_eq!(when_missing(Some(OsStr::new("0"))), Ok(Missing::Skip));
         assert_eq!(when_missing(Some(OsStr::new("1"))), Ok(Missing::Fail));
+    }
+
+    #[test]
+    fn a_program_that_does_not_run_skips() {
+        assert!(require_program("bash", "needs bash", "install bash"));
+        let missing = std::env::var_os(REQUIRE_VAR).is_none_or(|v| v != "1");
+        if missing {
+            assert!(!require_program("ringfwd-no-such-program", "the test needs it", "install it"));
+        }
     }
 
     #[test]
