@@ -42,7 +42,12 @@ pub struct Timing {
     pub growth: f64,
     /// Bisection steps after the bracket is found.
     pub bisect_steps: usize,
+    /// `--quick`: the figures are a smoke test of the suite, not results (every output says so).
+    pub smoke_test: bool,
 }
+
+/// What heads every output of a `--quick` comparison: the table, the Markdown, the JSON (`notice`) and the charts.
+pub const SMOKE_TEST_NOTICE: &str = "SMOKE TEST (--quick): one short repetition; these figures are not results";
 
 impl Timing {
     /// The default run: 3 repetitions, steps of 1.5–2 s (about 10 minutes in all).
@@ -55,10 +60,12 @@ impl Timing {
             geometric_steps: 7,
             growth: 2.0,
             bisect_steps: 4,
+            smoke_test: false,
         }
     }
 
-    /// `--quick`: one repetition of short steps, for smoke tests.
+    /// `--quick`: one repetition of short steps, a smoke test of the suite (about a minute); its figures are
+    /// marked [`SMOKE_TEST_NOTICE`] wherever they are written.
     pub fn quick() -> Timing {
         Timing {
             reps: 1,
@@ -68,6 +75,7 @@ impl Timing {
             geometric_steps: 4,
             growth: 4.0,
             bisect_steps: 1,
+            smoke_test: true,
         }
     }
 }
@@ -161,6 +169,10 @@ pub struct ScenarioResult {
 /// A whole comparison.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareResult {
+    /// [`SMOKE_TEST_NOTICE`] for a `--quick` run, first in the JSON so that no reader takes its figures
+    /// for results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'static str>,
     /// Machine and versions.
     pub machine: Machine,
     /// Cores asked for.
@@ -187,6 +199,7 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
     let placement = place(&options.pinning)?;
     let mut result = CompareResult {
+        notice: options.timing.smoke_test.then_some(SMOKE_TEST_NOTICE),
         machine: Machine::describe(
             options.forwarders.iter().any(|k| k.is_ringfwd()).then_some(options.binaries.ringfwd.as_path()),
         ),

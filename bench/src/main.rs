@@ -56,7 +56,8 @@ enum Command {
     },
     /// Measure forwarders side by side on loopback (alternating, repeated).
     Compare {
-        /// Short steps and one repetition (smoke test).
+        /// A smoke test of the suite: one repetition of short steps (about a minute); every output is marked
+        /// "SMOKE TEST (--quick) ... not results".
         #[arg(long)]
         quick: bool,
         /// Forwarders to compare, comma-separated.
@@ -331,6 +332,9 @@ fn dispatch(command: Command) -> Result<(), String> {
             }
             for path in &scenario_files {
                 loaded.push(load_file(path).map_err(|e| format!("compare: {e}"))?);
+            }
+            if timing.smoke_test {
+                eprintln!("{}", compare::SMOKE_TEST_NOTICE);
             }
             let options = options(forwarders, loaded, timing, daemon)?;
             let result = compare::run(&options)

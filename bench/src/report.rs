@@ -1,7 +1,8 @@
 //! Turning a comparison into tables and JSON.
 //!
 //! Owns the statistics shown (median over repetitions, spread as min–max), the per-scenario
-//! table, the CPU-per-packet ratios against the mmsg baseline, and the JSON file (of any result). Must never
+//! table, the CPU-per-packet ratios against the mmsg baseline, the smoke-test notice of a `--quick` run (first
+//! and last line of the table, first line of the Markdown), and the JSON file (of any result). Must never
 //! measure anything or change a result.
 
 use std::fmt::Write as _;
@@ -110,9 +111,11 @@ pub fn scenario_table(s: &ScenarioResult) -> String {
 /// Every scenario's table, and the setup they ran on.
 pub fn render(result: &CompareResult) -> String {
     let on = |b: bool| if b { "on" } else { "off" };
-    let mut out = format!(
+    let mut out = result.notice.map(|n| format!("{n}\n")).unwrap_or_default();
+    let _ = writeln!(
+        out,
         "ringfwd-bench compare: forwarder on core {}, generator+sink on core {}, generator GSO {}, sink GRO {}, \
-         kernel rx timestamps {}\n",
+         kernel rx timestamps {}",
         result.worker_core,
         result.bench_core,
         on(result.generator_gso),
@@ -126,13 +129,18 @@ pub fn render(result: &CompareResult) -> String {
         "\nmax: delivered rate of the best step with loss < 0.1%; '>= (bench-limited)': the bench core (generator\n\
          and sink) saturated first. Copies arriving over 50 ms late count as lost. errors: damaged payloads + wrong rewrites + duplicates + unexpected datagrams.\n",
     );
+    if let Some(notice) = result.notice {
+        let _ = writeln!(out, "{notice}");
+    }
     out
 }
 
 /// The comparison as Markdown: the setup, one table per scenario, the CPU ratios against mmsg.
 pub fn markdown(result: &CompareResult) -> String {
-    let mut out = format!(
-        "Machine: {}. Forwarder on core {}, generator and sink on core {}.\n",
+    let mut out = result.notice.map(|n| format!("**{n}**\n\n")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Machine: {}. Forwarder on core {}, generator and sink on core {}.",
         result.machine.one_line(),
         result.worker_core,
         result.bench_core
@@ -220,5 +228,44 @@ mod tests {
         assert!(table.contains("400000 >= (bench-limited)"), "{table}");
         assert!(table.contains("ringfwd 0.33x, mmsg 1.00x"), "{table}");
         assert!(table.contains("20.0"), "{table}");
+    }
+
+    fn result(timing: crate::compare::Timing) -> CompareResult {
+        let scenario = ScenarioResult {
+            scenario: "flat".into(),
+            description: "64 streams".into(),
+            fixed_out_pps: 50_000.0,
+            forwarders: vec![forwarder(ForwarderKind::Mmsg, 200_000.0, 4500.0, Limit::Forwarder)],
+        };
+        CompareResult {
+            notice: timing.smoke_test.then_some(crate::compare::SMOKE_TEST_NOTICE),
+            machine: crate::machine::Machine::describe(None),
+            pinning: crate::launch::Pinning { forwarder_cores: None, load_cores: None },
+            timing,
+            worker_core: 1,
+            bench_core: 0,
+            generator_gso: false,
+            sink_gro: false,
+            sink_kernel_timestamps: false,
+            scenarios: vec![scenario],
+        }
+    }
+
+    #[test]
+    fn a_quick_run_is_marked_a_smoke_test_in_every_output() {
+        let notice = crate::compare::SMOKE_TEST_NOTICE;
+        assert!(notice.starts_with("SMOKE TEST (--quick)") && notice.contains("not results"));
+        let quick = result(crate::compare::Timing::quick());
+        let table = render(&quick);
+        assert!(table.starts_with(notice) && table.trim_end().ends_with(notice), "{table}");
+        assert!(markdown(&quick).starts_with(&format!("**{notice}**")), "{}", markdown(&quick));
+        let json = serde_json::to_value(&quick).unwrap();
+        assert_eq!(json["notice"], notice);
+        assert_eq!(json["timing"]["smoke_test"], true);
+
+        let full = result(crate::compare::Timing::full());
+        for text in [render(&full), markdown(&full), serde_json::to_string(&full).unwrap()] {
+            assert!(!text.contains("SMOKE TEST"), "{text}");
+        }
     }
 }
