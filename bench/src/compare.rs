@@ -51,7 +51,12 @@ pub struct Timing {
     pub max_p99_ns: u64,
     /// Output rate of the fixed-rate step, packets/s.
     pub fixed_out_pps: f64,
+    /// `--quick`: the figures are a smoke test of the suite, not results (every output says so).
+    pub smoke_test: bool,
 }
+
+/// What heads every output of a `--quick` comparison: the table, the Markdown, the JSON (`notice`) and the charts.
+pub const SMOKE_TEST_NOTICE: &str = "SMOKE TEST (--quick): one short repetition; these figures are not results";
 
 impl Timing {
     /// The default run: 3 repetitions, steps of 1.5–2 s (about 10 minutes in all).
@@ -66,10 +71,12 @@ impl Timing {
             bisect_steps: 4,
             max_p99_ns: crate::search::MAX_P99_NS,
             fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
+            smoke_test: false,
         }
     }
 
-    /// `--quick`: one repetition of short steps, for smoke tests.
+    /// `--quick`: one repetition of short steps, a smoke test of the suite (about a minute); its figures are
+    /// marked [`SMOKE_TEST_NOTICE`] wherever they are written.
     pub fn quick() -> Timing {
         Timing {
             reps: 1,
@@ -81,6 +88,7 @@ impl Timing {
             bisect_steps: 1,
             max_p99_ns: crate::search::MAX_P99_NS,
             fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
+            smoke_test: true,
         }
     }
 }
@@ -178,6 +186,10 @@ pub struct ScenarioResult {
 /// A whole comparison.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareResult {
+    /// [`SMOKE_TEST_NOTICE`] for a `--quick` run, first in the JSON so that no reader takes its figures
+    /// for results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'static str>,
     /// Machine and versions.
     pub machine: Machine,
     /// Cores asked for.
@@ -204,6 +216,7 @@ pub fn run(options: &CompareOptions) -> Result<CompareResult, CompareError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err(format!("creating {}", options.work_dir.display())))?;
     let placement = place(&options.pinning)?;
     let mut result = CompareResult {
+        notice: options.timing.smoke_test.then_some(SMOKE_TEST_NOTICE),
         machine: Machine::describe(
             options.forwarders.iter().any(|k| k.is_ringfwd()).then_some(options.binaries.ringfwd.as_path()),
         ),

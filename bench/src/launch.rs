@@ -175,7 +175,10 @@ pub fn write_configs(
     let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
     let sink_port = rig.sink.local_addr().map_err(io_err("sink address"))?.port();
     let media = SocketAddr::from(([127, 0, 0, 1], 0));
-    let dev_token_file = dir.join(format!("{}.dev-token", scenario.name));
+    // ringfwd writes its development token only into a directory private to its user.
+    let token_dir = dir.join("token");
+    create_private_dir(&token_dir)?;
+    let dev_token_file = token_dir.join(format!("{}.dev-token", scenario.name));
     let session = scenario.session(&publishers, sink_port);
     let mut config =
         scenario.config(media, placement.worker_core, placement.control_cores.clone(), idle, &dev_token_file);
@@ -196,6 +199,19 @@ pub fn write_configs(
     std::fs::write(&baseline_config, config.to_toml_string()?)
         .map_err(io_err(format!("writing {}", baseline_config.display())))?;
     Ok(ScenarioFiles { ringfwd_config, ringfwd_plain_config, baseline_config, dev_token_file, session })
+}
+
+/// Creates `dir` (its parent must exist) or takes it as it is, and makes it mode 0700.
+fn create_private_dir(dir: &Path) -> Result<(), LaunchError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io_err(format!("creating {}", dir.display()))(e));
+        }
+        _ => {}
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err(format!("chmod 700 {}", dir.display())))
 }
 
 /// Starts `kind` (stderr logged into `log_dir`) routed for `scenario` as [`write_configs`] wrote it,

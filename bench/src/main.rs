@@ -4,7 +4,7 @@
 //! - `ringfwd-bench compare [--quick] [--forwarders ringfwd,gso,mmsg] [--scenarios a,b]
 //!   [--scenario-file F]... [--p99-bound-us N] [--fixed-out-pps N] [--json FILE] [--markdown FILE]`:
 //!   the forwarders side by side.
-//! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR --token-file F`: one
+//! - `ringfwd-bench run --scenario S|--scenario-file F --api ADDR --media ADDR [--token-file F]`: one
 //!   scenario against a running ringfwd, with a progress line and the final table.
 //! - `ringfwd-bench capacity [--kinds audio,video] [--p99-budget-us N]`: subscribers per worker core.
 //! - `ringfwd-bench probe --forwarder F --scenario S --out-pps N`: one step at one rate, as JSON.
@@ -57,7 +57,8 @@ enum Command {
     },
     /// Measure forwarders side by side on loopback (alternating, repeated).
     Compare {
-        /// Short steps and one repetition (smoke test).
+        /// A smoke test of the suite: one repetition of short steps (about a minute); every output is marked
+        /// "SMOKE TEST (--quick) ... not results".
         #[arg(long)]
         quick: bool,
         /// Forwarders to compare, comma-separated.
@@ -93,9 +94,12 @@ enum Command {
         /// ringfwd's media address (loopback).
         #[arg(long)]
         media: SocketAddr,
-        /// The admin token file (ringfwd's auth.dev_token_file).
+        /// The admin token file (default: where a ringfwd without --config, run by this user in this
+        /// environment, writes its development token: $RUNTIME_DIRECTORY/dev-token, else
+        /// $XDG_RUNTIME_DIR/ringfwd/dev-token, else /run/ringfwd/dev-token for root, else
+        /// /tmp/ringfwd-<uid>/dev-token).
         #[arg(long)]
-        token_file: PathBuf,
+        token_file: Option<PathBuf>,
         /// ringfwd's pid, for CPU per packet (default: the only process named ringfwd, if any).
         #[arg(long)]
         pid: Option<u32>,
@@ -357,6 +361,9 @@ fn dispatch(command: Command) -> Result<(), String> {
             for path in &scenario_files {
                 loaded.push(load_file(path).map_err(|e| format!("compare: {e}"))?);
             }
+            if timing.smoke_test {
+                eprintln!("{}", compare::SMOKE_TEST_NOTICE);
+            }
             let options = options(forwarders, loaded, timing, daemon)?;
             let result = compare::run(&options)
                 .map_err(|e| format!("compare: {e}\n(configs and logs kept in {})", options.work_dir.display()))?;
@@ -371,6 +378,10 @@ fn dispatch(command: Command) -> Result<(), String> {
             if out_pps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
                 return Err(format!("run: --out-pps must be > 0, got {out_pps:?}"));
             }
+            let token_file = match token_file {
+                Some(file) => file,
+                None => ringfwd_tuning::Auth::default().dev_token_location().map_err(|e| format!("run: {e}"))?.path,
+            };
             let options = RunOptions {
                 scenario: scenario.load().map_err(|e| format!("run: {e}"))?,
                 api,

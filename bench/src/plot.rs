@@ -112,8 +112,18 @@ fn load_chart(name: &str, title: String, series: Vec<Series>) -> Chart {
     }
 }
 
-/// The charts of a results JSON value.
+/// The charts of a results JSON value; a smoke test's (its `notice`) say so in every title.
 pub fn series_of(json: &Value) -> Vec<Chart> {
+    let mut charts = charts_of(json);
+    if json["notice"].as_str().is_some() {
+        for chart in &mut charts {
+            chart.title = format!("SMOKE TEST, not results: {}", chart.title);
+        }
+    }
+    charts
+}
+
+fn charts_of(json: &Value) -> Vec<Chart> {
     let mut charts = Vec::new();
     for s in json["scenarios"].as_array().into_iter().flatten() {
         let name = s["scenario"].as_str().unwrap_or("scenario");
@@ -304,6 +314,14 @@ mod tests {
         assert_eq!(charts[0].series[0].points[2], (1800.0, 99.0));
         assert_eq!(charts[1].series[1].points.last(), Some(&(16000.0, 9000.0)));
         assert!(series_of(&serde_json::json!({"x": 1})).is_empty());
+    }
+
+    #[test]
+    fn a_smoke_tests_charts_say_so() {
+        let mut json = fixture();
+        assert!(series_of(&json).iter().all(|c| !c.title.contains("SMOKE TEST")));
+        json["notice"] = crate::compare::SMOKE_TEST_NOTICE.into();
+        assert!(series_of(&json).iter().all(|c| c.title.starts_with("SMOKE TEST, not results: ")));
     }
 
     #[test]

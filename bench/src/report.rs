@@ -1,7 +1,8 @@
 //! Turning a comparison into tables and JSON.
 //!
 //! Owns the statistics shown (median over repetitions, spread as min–max and as (max−min)/median),
-//! the per-scenario table, the ratios against the strongest baseline in the run (gso, else mmsg),
+//! the per-scenario table, the ratios against the strongest baseline in the run (gso, else mmsg), the
+//! smoke-test notice of a `--quick` run (first and last line of the table, first line of the Markdown),
 //! and the JSON file (of any result). Must never
 //! measure anything or change a result.
 
@@ -228,9 +229,11 @@ pub fn scenario_table(s: &ScenarioResult) -> String {
 /// Every scenario's table, and the setup they ran on.
 pub fn render(result: &CompareResult) -> String {
     let on = |b: bool| if b { "on" } else { "off" };
-    let mut out = format!(
+    let mut out = result.notice.map(|n| format!("{n}\n")).unwrap_or_default();
+    let _ = writeln!(
+        out,
         "ringfwd-bench compare: forwarder on core {}, generator+sink on core {}, generator GSO {}, sink GRO {}, \
-         kernel rx timestamps {}\n",
+         kernel rx timestamps {}",
         result.worker_core,
         result.bench_core,
         on(result.generator_gso),
@@ -246,14 +249,19 @@ pub fn render(result: &CompareResult) -> String {
          ns/in: forwarder CPU (user+system) per input packet, all its copies included. Copies arriving over 50 ms\n\
          late count as lost. errors: damaged payloads + wrong rewrites + duplicates + unexpected datagrams.\n",
     );
+    if let Some(notice) = result.notice {
+        let _ = writeln!(out, "{notice}");
+    }
     out
 }
 
 /// The comparison as Markdown: the setup, one table per scenario, the ratios against the strongest
 /// baseline.
 pub fn markdown(result: &CompareResult) -> String {
-    let mut out = format!(
-        "Machine: {}. Forwarder on core {}, generator and sink on core {}.\n",
+    let mut out = result.notice.map(|n| format!("**{n}**\n\n")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Machine: {}. Forwarder on core {}, generator and sink on core {}.",
         result.machine.one_line(),
         result.worker_core,
         result.bench_core
@@ -366,6 +374,7 @@ mod tests {
         // 380 000 out pps median at fan-out 4 = 95 000 in pps.
         assert!(table.contains(" 95000 "), "{table}");
         let md = markdown(&CompareResult {
+            notice: None,
             machine: crate::machine::Machine::describe(None),
             pinning: Default::default(),
             timing: crate::compare::Timing::quick(),
@@ -385,5 +394,46 @@ mod tests {
         assert_eq!(spread_percent(&[90.0, 100.0, 110.0]), 20.0);
         assert_eq!(spread_percent(&[100.0]), 0.0);
         assert_eq!(spread_percent(&[]), 0.0);
+    }
+
+    fn result(timing: crate::compare::Timing) -> CompareResult {
+        let scenario = ScenarioResult {
+            scenario: "flat".into(),
+            description: "64 streams".into(),
+            fixed_out_pps: 50_000.0,
+            out_per_in: 1.0,
+            max_p99_ns: 5_000_000,
+            forwarders: vec![forwarder(ForwarderKind::Mmsg, 200_000.0, 4500.0, Limit::Forwarder)],
+        };
+        CompareResult {
+            notice: timing.smoke_test.then_some(crate::compare::SMOKE_TEST_NOTICE),
+            machine: crate::machine::Machine::describe(None),
+            pinning: crate::launch::Pinning { forwarder_cores: None, load_cores: None },
+            timing,
+            worker_core: 1,
+            bench_core: 0,
+            generator_gso: false,
+            sink_gro: false,
+            sink_kernel_timestamps: false,
+            scenarios: vec![scenario],
+        }
+    }
+
+    #[test]
+    fn a_quick_run_is_marked_a_smoke_test_in_every_output() {
+        let notice = crate::compare::SMOKE_TEST_NOTICE;
+        assert!(notice.starts_with("SMOKE TEST (--quick)") && notice.contains("not results"));
+        let quick = result(crate::compare::Timing::quick());
+        let table = render(&quick);
+        assert!(table.starts_with(notice) && table.trim_end().ends_with(notice), "{table}");
+        assert!(markdown(&quick).starts_with(&format!("**{notice}**")), "{}", markdown(&quick));
+        let json = serde_json::to_value(&quick).unwrap();
+        assert_eq!(json["notice"], notice);
+        assert_eq!(json["timing"]["smoke_test"], true);
+
+        let full = result(crate::compare::Timing::full());
+        for text in [render(&full), markdown(&full), serde_json::to_string(&full).unwrap()] {
+            assert!(!text.contains("SMOKE TEST"), "{text}");
+        }
     }
 }

@@ -33,7 +33,7 @@ pub struct RunOptions {
     pub api: SocketAddr,
     /// The daemon's media address (loopback).
     pub media: SocketAddr,
-    /// The admin token file (`auth.dev_token_file` of the daemon).
+    /// The admin token file (where the daemon wrote its development token).
     pub token_file: PathBuf,
     /// The daemon's pid, for CPU per packet (found by name when absent and unique).
     pub pid: Option<u32>,

@@ -272,8 +272,8 @@ impl Scenario {
     }
 
     /// The forwarder config of this scenario, without routes: media on `media`, one worker on
-    /// `worker_core`, the control plane on `control_cores`, the control API on a free loopback
-    /// port and its development token written to `dev_token_file`.
+    /// `worker_core`, the control plane on `control_cores`, the control API and the metrics endpoint on
+    /// free loopback ports and its development token written to `dev_token_file`.
     pub fn config(
         &self,
         media: SocketAddr,
@@ -287,10 +287,11 @@ impl Scenario {
         config.placement.worker_cores = WorkerCores::List(vec![worker_core]);
         config.placement.control_cores = control_cores;
         config.idle.strategy = idle;
-        // A free loopback port and a token beside the other bench files: a bench run never collides with a
-        // ringfwd the operator runs.
+        // Free loopback ports and a token beside the other bench files: a bench run (and the bench's tests)
+        // never collides with a ringfwd the operator runs on the default ports.
         config.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.auth.dev_token_file = dev_token_file.to_path_buf();
+        config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.auth.dev_token_file = Some(dev_token_file.to_path_buf());
         config
     }
 }
@@ -390,7 +391,8 @@ mod tests {
             let mut config = s.config(media, 1, vec![0], IdleStrategy::Sleep, token);
             assert!(config.sessions.is_empty());
             assert!(config.api.listen.ip().is_loopback() && config.api.listen.port() == 0);
-            assert_eq!(config.auth.dev_token_file, token);
+            assert!(config.metrics.listen.ip().is_loopback() && config.metrics.listen.port() == 0);
+            assert_eq!(config.auth.dev_token_file.as_deref(), Some(token));
             config.sessions = vec![s.session(&publishers, 30_000)];
             let text = config.to_toml_string().unwrap();
             let back = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -5,7 +5,7 @@
 //! the control cores ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start
 //! the workers (each pins itself to its core); start the control runtime on its own thread (pinned to the first
 //! `placement.control_cores` when given); set up authentication (the configured keys, or a generated development key
-//! whose admin token is written to `auth.dev_token_file` for `ringfwd ctl`); start the lifecycle event bus, the drain
+//! whose admin token is written to the development token file, in a private directory, for `ringfwd ctl`); start the lifecycle event bus, the drain
 //! of the workers' event rings and the webhook senders (before the static sessions, so that they are reported too);
 //! create the config's static sessions through the registry; serve the gRPC API (with the health service and
 //! reflection); print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM report
@@ -24,7 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::affinity::{self, AffinityError};
 use crate::api::{self, Api, NodeStatic};
-use crate::auth::{self, AuthError, Grant, Keys, Verifier};
+use crate::auth::{self, AuthError, DevTokenError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
 use crate::events::{EventBus, EventLimits};
 use crate::metadata::MetadataLimits;
@@ -56,6 +56,9 @@ pub enum DaemonError {
     /// Keys or the development token could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
+    /// The development token could not be written where it goes.
+    #[error("auth: {0}")]
+    DevToken(#[from] DevTokenError),
     /// The API address could not be bound.
     #[error("control API at {address}: {source}")]
     Listen {
@@ -147,18 +150,15 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     let (keys, id) = Keys::generate_dev();
     let ttl = Duration::from_secs(config.auth.dev_token_ttl_s);
     let token = auth::mint(&keys, &id, Grant::Admin, "ringfwd-dev", ttl, crate::clock::unix_s())?;
-    let path = &config.auth.dev_token_file;
-    auth::write_dev_token(path, &token).map_err(|source| {
-        DaemonError::Runtime(std::io::Error::new(
-            source.kind(),
-            format!("writing the development token to {}: {source}", path.display()),
-        ))
-    })?;
+    let location = config.auth.dev_token_location().map_err(DevTokenError::from)?;
+    auth::write_dev_token(&location.path, &token)?;
+    // The path only, never the token.
     tracing::warn!(
         "no [[auth.keys]] in the config: generated a development key (the API serves loopback only); its admin \
-         token, valid {}s, is in {} (ringfwd ctl reads it)",
+         token, valid {}s, is in {} (because {}; `ringfwd ctl` run by this user in this environment reads it)",
         config.auth.dev_token_ttl_s,
-        path.display()
+        location.path.display(),
+        location.source
     );
     Ok(keys)
 }

@@ -19,7 +19,7 @@
 //! - [`cli_docs`]: shell completions and man pages generated from the command line's definition.
 //! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.
 //! - [`report`]: the start-up banner, the periodic counters line and the final counters.
-//! - [`daemon`]: the process lifecycle.
+//! - [`daemon`]: the process lifecycle; [`listen_flags`]: its `--api-listen`, `--media-port`, `--metrics-listen`.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +33,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod events;
 pub mod incoming;
+pub mod listen_flags;
 pub mod metadata;
 pub mod metrics;
 pub mod registry;

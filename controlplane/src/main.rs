@@ -26,6 +26,8 @@ struct Cli {
     /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(flatten)]
+    listen: ringfwd::listen_flags::ListenFlags,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -131,7 +133,7 @@ fn main() -> ExitCode {
         None => {}
     }
     ringfwd::daemon::init_logging();
-    let config = match ringfwd::daemon::load_config(cli.config.as_deref()) {
+    let config = match ringfwd::daemon::load_config(cli.config.as_deref()).and_then(|c| cli.listen.apply(c)) {
         Ok(config) => config,
         Err(e) => return fail(e, 2),
     };

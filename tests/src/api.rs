@@ -342,11 +342,14 @@ pub fn parse_json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Runs `ringfwd <args>` to completion with `RINGFWD_TOKEN` and `RINGFWD_API` removed from its environment, then
-/// `env` added; kills it (and fails the test) after [`PROCESS_TIMEOUT`].
+/// Runs `ringfwd <args>` to completion with `RINGFWD_TOKEN` and `RINGFWD_API` removed from its environment and
+/// `RUNTIME_DIRECTORY` an empty private directory (so it never finds the token of a daemon the developer runs),
+/// then `env` added; kills it (and fails the test) after [`PROCESS_TIMEOUT`].
 pub fn run_ringfwd(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let empty = crate::daemon::private_tempdir();
     let mut cmd = Command::new(binary());
     cmd.args(args).env_remove("RINGFWD_TOKEN").env_remove("RINGFWD_API").env("RUST_LOG", "warn");
+    cmd.env("RUNTIME_DIRECTORY", empty.path());
     for (key, value) in env {
         cmd.env(key, value);
     }

@@ -29,9 +29,11 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const MODULE_DIR: &str = "/usr/lib/baresip/modules";
 
 /// Runs the install script, which does nothing when baresip and every module the config below loads are present
-/// (it owns that list) and installs them otherwise; fails the test if it cannot.
-pub fn ensure_baresip() {
-    crate::process::install("install-sip.sh", "the SIP interop test needs baresip");
+/// (it owns that list) and installs them otherwise. `false`: it could not, and the test must return (skipped; see
+/// [`crate::interop::install`]).
+#[must_use]
+pub fn ensure_baresip() -> bool {
+    crate::interop::install("install-sip.sh", &[], "the SIP interop test needs baresip")
 }
 
 /// One user agent's settings.

@@ -34,7 +34,8 @@ pub struct Daemon {
     pub workers: usize,
     /// The control API address from the ready line.
     pub api: SocketAddr,
-    /// The development admin token the daemon wrote (when its config has no keys).
+    /// The development admin token the daemon wrote (when its config has no keys and sets no
+    /// `auth.dev_token_file`): `$RUNTIME_DIRECTORY/dev-token`.
     pub dev_token_file: PathBuf,
     /// Its state directory: `$STATE_DIRECTORY`, as systemd would set it, in this daemon's own temporary
     /// folder (not created: the daemon creates what it writes under it).
@@ -51,6 +52,8 @@ pub struct Exit {
     pub success: bool,
     /// The parsed `ringfwd: final counters {json}` line, if printed.
     pub counters: Option<Value>,
+    /// Everything it wrote to stdout after its ready line.
+    pub stdout: String,
     /// Everything it wrote to stderr.
     pub stderr: String,
     /// The daemon's temporary folder (its state directory, its token), kept until the exit is dropped so that a
@@ -82,24 +85,34 @@ impl Daemon {
         Daemon::spawn(Some(config))
     }
 
-    /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default).
+    /// Starts `ringfwd` with the config text, or with no `--config` at all (the built-in default) and
+    /// [`FREE_PORT_FLAGS`].
     ///
-    /// Unless the config says otherwise, the control API listens on a free loopback port and the development
-    /// token goes to a file of this daemon's own, and its state directory is its own, so tests running in
-    /// parallel never collide.
+    /// Unless the config says otherwise, the control API and the metrics endpoint listen on free loopback ports,
+    /// and the development token goes to `$RUNTIME_DIRECTORY/dev-token` in a private directory of this daemon's
+    /// own, and its state directory (`$STATE_DIRECTORY`) is its own, so tests running in parallel never collide,
+    /// nor with a daemon the developer runs on the default ports and token path.
     pub fn spawn(config: Option<&str>) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let dev_token_file = dir.path().join("dev-token");
+        Daemon::spawn_with(config, &[])
+    }
+
+    /// [`Daemon::spawn`] with `env` added to the daemon's environment after `RUNTIME_DIRECTORY` (an empty value
+    /// counts as unset for the token's location; [`Daemon::dev_token_file`] is then not where the token is).
+    pub fn spawn_with(config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        let dir = private_tempdir();
         let state_directory = dir.path().join("state");
-        let config = config.map(|text| isolated(text, &dev_token_file));
+        let config = config.map(isolated);
         let path = config.as_deref().map(temp_config);
         let mut cmd = Command::new(binary());
-        if let Some(p) = &path {
-            cmd.arg("--config").arg(p.path());
-        }
+        match &path {
+            Some(p) => cmd.arg("--config").arg(p.path()),
+            None => cmd.args(FREE_PORT_FLAGS),
+        };
         let mut child = cmd
-            .env("RUST_LOG", "warn")
+            .env("RUNTIME_DIRECTORY", dir.path())
             .env("STATE_DIRECTORY", &state_directory)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -116,7 +129,7 @@ impl Daemon {
             }
         };
         let (workers, media, api) = parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-        let dev_token_file = if config.is_some() { dev_token_file } else { "/tmp/ringfwd-dev-token".into() };
+        let dev_token_file = dir.path().join("dev-token");
         Daemon { child, lines, media, workers, api, dev_token_file, state_directory, dir: Some(dir), _config: path }
     }
 
@@ -146,14 +159,17 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut counters = None;
+        let mut stdout = String::new();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             if let Some(json) = line.strip_prefix("ringfwd: final counters ") {
                 counters = serde_json::from_str(json).ok();
             }
+            stdout.push_str(&line);
+            stdout.push('\n');
         }
         let mut stderr = String::new();
         let _ = self.child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
-        Exit { success: status.success(), counters, stderr, _dir: self.dir.take() }
+        Exit { success: status.success(), counters, stdout, stderr, _dir: self.dir.take() }
     }
 }
 
@@ -194,11 +210,12 @@ pub fn parse_ready(line: &str) -> Option<(usize, Vec<SocketAddr>, SocketAddr)> {
     Some((workers?, media?, api?))
 }
 
-/// Adds `[api] listen` and `[metrics] listen` on free ports and `[auth] dev_token_file` unless the config
-/// sets those sections, and empty interceptor chains unless it has an `[interceptors` section:
-/// interceptors send RTCP of their own (reports, keyframe requests), and most tests count exactly the
-/// packets they forward. Tests of the interceptors write their own section.
-fn isolated(config: &str, dev_token_file: &std::path::Path) -> String {
+/// Adds `[api] listen` and `[metrics] listen` on free ports unless the config sets those sections, and empty
+/// interceptor chains unless it has an `[interceptors` section: interceptors send RTCP of their own (reports,
+/// keyframe requests), and most tests count exactly the packets they forward. Tests of the interceptors write
+/// their own section. The development token needs nothing here: `RUNTIME_DIRECTORY` puts it in the daemon's own
+/// directory.
+fn isolated(config: &str) -> String {
     let mut text = config.to_string();
     if !config.contains("[metrics]") {
         text.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
@@ -209,17 +226,32 @@ fn isolated(config: &str, dev_token_file: &std::path::Path) -> String {
     if !config.contains("[api]") {
         text.push_str("\n[api]\nlisten = \"127.0.0.1:0\"\n");
     }
-    if !config.contains("[auth]") {
-        text.push_str(&format!("\n[auth]\ndev_token_file = {:?}\n", dev_token_file.display().to_string()));
-    }
     text
 }
 
+/// The daemon's flags that put every listener of the built-in default config on a free loopback port: a test
+/// without a config file never takes the default ports (40000 media, 50051 API, 9464 metrics) a developer's own
+/// daemon holds.
+pub const FREE_PORT_FLAGS: [&str; 6] =
+    ["--api-listen", "127.0.0.1:0", "--media-port", "0", "--metrics-listen", "127.0.0.1:0"];
+
+/// A temporary directory of mode 0700: the daemon writes its development token only into a private directory.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("ringfwd-test-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .expect("private temp dir")
+}
+
 /// Runs `ringfwd` with `args` to completion (for config errors and flags); returns (status ok, stdout, stderr).
+/// Its development token, should it get that far, goes to a private directory of its own.
 pub fn run_to_exit(args: &[&str], config: Option<&str>) -> (bool, String, String) {
     let path = config.map(temp_config);
+    let dir = private_tempdir();
     let mut cmd = Command::new(binary());
-    cmd.args(args);
+    cmd.args(args).env("RUNTIME_DIRECTORY", dir.path());
     if let Some(p) = &path {
         cmd.arg("--config").arg(p.path());
     }

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::process::{install, Process};
+use crate::interop::install;
+use crate::process::Process;
 
 /// PCMU's static payload type (RFC 3551).
 pub const PCMU: u8 = 0;
@@ -23,9 +24,11 @@ pub const DISCONTINUITIES: [&str; 5] =
     ["RTP: missed", "bad cseq", "dropping old packet", "max delay reached", "invalid dropping"];
 
 /// Runs the install script, which does nothing when ffmpeg and every component the command lines use are present
-/// (it owns that list) and installs them otherwise; fails the test if it cannot.
-pub fn ensure_ffmpeg() {
-    install("install-ffmpeg.sh", "the interop test needs ffmpeg");
+/// (it owns that list) and installs them otherwise. `false`: it could not, and the test must return (skipped; see
+/// [`crate::interop::install`]).
+#[must_use]
+pub fn ensure_ffmpeg() -> bool {
+    install("install-ffmpeg.sh", &[], "the interop test needs ffmpeg")
 }
 
 /// ffmpeg publishing `seconds` of a 440 Hz tone as PCMU RTP (one packet per 20 ms, in real time) with `ssrc`, as a

@@ -9,16 +9,19 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::interop::install;
+use crate::process::Process;
 pub use crate::process::STOP_TIMEOUT;
-use crate::process::{install, Process};
 
 /// How long a pipeline may take to start playing.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the install script, which does nothing when `gst-launch-1.0` and every element the pipelines use
-/// are present (it owns that list) and installs them otherwise; fails the test if it cannot.
-pub fn ensure_gstreamer() {
-    install("install-gstreamer.sh", "the interop tests need GStreamer");
+/// are present (it owns that list) and installs them otherwise. `false`: it could not, and the test must return
+/// (skipped; see [`crate::interop::install`]).
+#[must_use]
+pub fn ensure_gstreamer() -> bool {
+    install("install-gstreamer.sh", &[], "the interop tests need GStreamer")
 }
 
 /// A loopback UDP port that was free a moment ago.

@@ -1,6 +1,7 @@
 //! Support for ringfwd's end-to-end tests: run the real `ringfwd` binary on a config, drive it through its gRPC
 //! control API and `ringfwd ctl`, talk to it over real loopback sockets, stop it with a signal and read its final
-//! counters; run third-party peers (GStreamer, ffmpeg) as processes that never outlive a test.
+//! counters; run third-party peers (GStreamer, ffmpeg) as processes that never outlive a test, installing them
+//! first or skipping the test when that cannot happen ([`interop`]).
 //!
 //! Owns nothing of the daemon; it only drives it from outside, as an operator or a peer would.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod ffmpeg;
 pub mod gst;
+pub mod interop;
 pub mod peer;
 pub mod process;
 pub mod relay;

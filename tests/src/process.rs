@@ -15,20 +15,6 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the log and the process are looked at while waiting.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Runs `tests/scripts/<script>`, an idempotent installer of a third-party peer (it does nothing when all is
-/// there); fails the test, saying `why` it needs it, if the script fails.
-pub fn install(script: &str, why: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
-    let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("run an install script");
-    assert!(
-        out.status.success(),
-        "{} failed ({why}):\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A running program, its stdout and stderr going to `<dir>/<name>.log`; killed when dropped.
 pub struct Process {
     name: &'static str,

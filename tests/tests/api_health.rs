@@ -1,8 +1,8 @@
 //! The standard gRPC health service and server reflection of the real daemon, as a third-party client sees
 //! them: Python's grpcio with grpcio-health-checking and grpcio-reflection (`tests/scripts/grpc_probe.py`,
 //! installed into a project-local venv by `tests/scripts/install-grpc-python.sh`, which this test runs itself
-//! when they are missing), which never sends a token. The daemon has a configured key, so every
-//! `ringfwd.v1.Ringfwd` call needs a real token.
+//! when they are missing, and skips when that fails unless `RINGFWD_REQUIRE_INTEROP=1`), which never sends a
+//! token. The daemon has a configured key, so every `ringfwd.v1.Ringfwd` call needs a real token.
 //!
 //! Asserted on what the client printed: Check of "" and of `ringfwd.v1.Ringfwd` is SERVING; reflection (v1 and
 //! v1alpha) lists `ringfwd.v1.Ringfwd` and `grpc.health.v1.Health`, and resolves the API's file with its
@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ringfwd_tests::api::{expect_status, v1, Code, KeyedConfig};
+use ringfwd_tests::interop::install;
 use ringfwd_tests::{Api, Daemon};
 use serde_json::{json, Value};
 
@@ -37,23 +38,13 @@ fn venv() -> PathBuf {
 }
 
 /// Runs the install script, which does nothing when the venv already has the packages and installs them
-/// otherwise; fails the test, with the script's output, if it cannot.
-fn ensure_grpc_python() -> PathBuf {
-    let script = repo_root().join("tests/scripts/install-grpc-python.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("RINGFWD_GRPC_VENV", venv())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run install-grpc-python.sh");
-    assert!(
-        out.status.success(),
-        "{} failed (this test needs Python's grpcio, grpcio-health-checking and grpcio-reflection):\n{}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    venv().join("bin/python")
+/// otherwise; answers the venv's python, or `None` when it could not and the test must return (skipped; see
+/// [`ringfwd_tests::interop::install`]).
+fn ensure_grpc_python() -> Option<PathBuf> {
+    let venv = venv();
+    let needs = "this test needs Python's grpcio, grpcio-health-checking and grpcio-reflection";
+    install("install-grpc-python.sh", &[("RINGFWD_GRPC_VENV", venv.as_os_str())], needs)
+        .then(|| venv.join("bin/python"))
 }
 
 /// The client, run against `daemon` with `args`, its stdout piped.
@@ -154,7 +145,9 @@ fn watched(service: &str, status: &str) -> Value {
 
 #[test]
 fn health_and_reflection_answer_a_standard_client_without_a_token() {
-    let python = ensure_grpc_python();
+    let Some(python) = ensure_grpc_python() else {
+        return;
+    };
     let config = KeyedConfig::new("[media]\naddresses = [\"127.0.0.1:0\"]\n", "ops", SECRET);
     let daemon = Daemon::start(&config.text);
     let admin = Api::connect(daemon.api, Some(&config.mint("admin", "1h")));

@@ -1,19 +1,68 @@
-//! The daemon as an operator meets it: the built-in default config, config errors that name the key and the
-//! value, the effective config (`--print-config`) and its check (`--check-config`), a clean exit on SIGTERM
-//! and SIGINT with the final counters, and recordings under its state directory.
+//! The daemon as an operator meets it: the built-in default config (run on free ports and a private token
+//! directory, never the defaults a developer's own daemon holds), the listener flags, config errors that name the
+//! key and the value, the effective config (`--print-config`) and its check (`--check-config`), a clean exit on
+//! SIGTERM and SIGINT with the final counters, and recordings under its state directory.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
 
 use ringfwd_tests::config::one_stream;
-use ringfwd_tests::daemon::run_to_exit;
+use ringfwd_tests::daemon::{run_to_exit, FREE_PORT_FLAGS};
 use ringfwd_tests::{rtp_packet, Daemon, Peer};
 
+/// The built-in default config runs with no file at all.
+///
+/// Its own ports (media 40000, API 50051, metrics 9464) and token path belong to the daemon a developer may be
+/// running while the tests run, so this test moves only those: the listeners with the daemon's `--api-listen`,
+/// `--media-port 0` and `--metrics-listen` flags ([`FREE_PORT_FLAGS`]; operators use them to run a second daemon
+/// beside a first), and the development token with `RUNTIME_DIRECTORY` (as systemd sets it) pointing at a
+/// private directory of the test's. Flags rather than a network namespace of the test's own: a namespace needs
+/// root, so the test would be skipped for most developers, and the flags are an operator feature worth testing
+/// anyway. That the defaults themselves are the documented ports is checked without binding anything, in
+/// [`the_default_ports_are_documented_and_the_flags_move_them`].
 #[test]
 fn the_default_config_needs_no_file() {
     let daemon = Daemon::spawn(None);
     assert!(daemon.workers >= 1);
-    assert_eq!(daemon.media, vec!["127.0.0.1:40000".parse().unwrap(), "[::1]:40000".parse().unwrap()]);
+    let ips: Vec<IpAddr> = daemon.media.iter().map(|m| m.ip()).collect();
+    assert_eq!(ips, ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()], "the default media IPs");
+    assert!(daemon.media.iter().all(|m| m.port() != 40000), "a free media port, not the default: {:?}", daemon.media);
+    assert!(daemon.api.ip().is_loopback() && daemon.api.port() != 50051, "{}", daemon.api);
+    // The development token is in $RUNTIME_DIRECTORY, for the owner only, and printed nowhere.
+    let token = std::fs::read_to_string(&daemon.dev_token_file).expect("the development token file");
+    let mode = std::fs::metadata(&daemon.dev_token_file).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = token.trim().to_string();
     let exit = daemon.stop();
     assert!(exit.success, "{exit:?}");
     assert_eq!(exit.total("rx_packets"), 0);
+    assert!(exit.stderr.contains("dev-token"), "the log says where the token is: {}", exit.stderr);
+    for output in [&exit.stderr, &exit.stdout] {
+        assert!(!output.contains(&token), "the token was printed:\n{output}");
+    }
+}
+
+#[test]
+fn the_default_ports_are_documented_and_the_flags_move_them() {
+    let (ok, stdout, stderr) = run_to_exit(&["--print-config"], None);
+    assert!(ok, "{stderr}");
+    for default in
+        ["\"127.0.0.1:40000\"", "\"[::1]:40000\"", "listen = \"127.0.0.1:50051\"", "listen = \"127.0.0.1:9464\""]
+    {
+        assert!(stdout.contains(default), "no {default} in the default config:\n{stdout}");
+    }
+    let mut args = vec!["--print-config"];
+    args.extend(FREE_PORT_FLAGS);
+    let (ok, stdout, stderr) = run_to_exit(&args, None);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"127.0.0.1:0\"") && stdout.contains("\"[::1]:0\""), "{stdout}");
+    assert!(!stdout.contains("40000") && !stdout.contains("50051") && !stdout.contains("9464"), "{stdout}");
+    // A flag is validated as the file would be: a generated development key serves loopback only.
+    let (ok, _, stderr) = run_to_exit(&["--print-config", "--api-listen", "0.0.0.0:50051"], None);
+    assert!(!ok, "a non-loopback API without keys was accepted");
+    assert!(stderr.contains("auth.keys") && stderr.contains("0.0.0.0:50051"), "{stderr}");
+    let (ok, _, stderr) = run_to_exit(&["--media-port", "70000"], None);
+    assert!(!ok && stderr.contains("--media-port") && stderr.contains("70000"), "{stderr}");
 }
 
 #[test]
@@ -121,7 +170,6 @@ fn check_config_refuses_what_the_daemon_would_refuse_on_this_host() {
 
 #[test]
 fn a_tapped_stream_is_recorded_under_the_state_directory() {
-    use std::os::unix::fs::PermissionsExt;
     let publisher = Peer::bind("127.0.0.1");
     let sink = Peer::bind("127.0.0.1");
     let tap_only = "[interceptors]\ningress = [\"tap\"]\negress = []\n";

@@ -92,8 +92,9 @@ fn received_from(output: &str, ssrc: u32) -> Option<(i64, i64)> {
 
 #[test]
 fn ffmpeg_without_rtcp_mux_is_learned_and_followed_across_workers() {
-    ensure_ffmpeg();
-    ensure_gstreamer();
+    if !ensure_ffmpeg() || !ensure_gstreamer() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     // `media.rtcp_port_plus_one` needs an explicit media port; the default interceptors (reports both ways).
     let media_port = free_port_pair();

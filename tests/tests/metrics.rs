@@ -42,7 +42,7 @@ impl Drop for Running {
 }
 
 fn start() -> Running {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = ringfwd_tests::daemon::private_tempdir();
     let token_file = dir.path().join("dev-token");
     let config = format!(
         "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\

@@ -52,8 +52,11 @@ pub struct Auth {
     /// HMAC keys that sign and verify tokens (`[[auth.keys]]`); empty means the daemon
     /// generates a development key at start, which may only serve a loopback `api.listen`.
     pub keys: Vec<AuthKey>,
-    /// Where the daemon writes the development token (mode 0600) for `ringfwd ctl` to read.
-    pub dev_token_file: PathBuf,
+    /// Where the daemon writes the development token (mode 0600) for `ringfwd ctl` to read; `None` (the
+    /// default) means the private runtime directory [`crate::dev_token`] picks. Use
+    /// [`Auth::dev_token_location`], never this field, to find the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_token_file: Option<PathBuf>,
     /// Lifetime of the development token, in seconds.
     pub dev_token_ttl_s: u64,
 }
@@ -62,7 +65,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             keys: defaults::AUTH_KEYS.to_vec(),
-            dev_token_file: PathBuf::from(defaults::AUTH_DEV_TOKEN_FILE),
+            dev_token_file: defaults::AUTH_DEV_TOKEN_FILE.map(PathBuf::from),
             dev_token_ttl_s: defaults::AUTH_DEV_TOKEN_TTL_S,
         }
     }

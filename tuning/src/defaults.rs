@@ -95,8 +95,23 @@ pub const API_HANDSHAKE_TIMEOUT_MS: u32 = 10_000;
 /// Default token-signing keys: none, so the daemon generates a development key at start.
 pub const AUTH_KEYS: [crate::api::AuthKey; 0] = [];
 
-/// Default file the daemon writes the development token to (mode 0600) and `ringfwd ctl` reads.
-pub const AUTH_DEV_TOKEN_FILE: &str = "/tmp/ringfwd-dev-token";
+/// Default `auth.dev_token_file`: none, so the daemon and `ringfwd ctl` both find the development token by the rule
+/// of [`crate::dev_token`] (a private runtime directory of the user), never in a shared one.
+pub const AUTH_DEV_TOKEN_FILE: Option<&str> = None;
+
+/// File name of the development token in the directory [`crate::dev_token`] picks.
+pub const DEV_TOKEN_FILE_NAME: &str = "dev-token";
+
+/// Subdirectory of `$XDG_RUNTIME_DIR` that holds the development token.
+pub const DEV_TOKEN_XDG_SUBDIR: &str = "ringfwd";
+
+/// Directory of the development token of a daemon running as root without `RUNTIME_DIRECTORY` or
+/// `XDG_RUNTIME_DIR`.
+pub const DEV_TOKEN_ROOT_DIR: &str = "/run/ringfwd";
+
+/// Directory of the development token of any other user without those variables: this prefix and the uid
+/// (`/tmp/ringfwd-1000`), created 0700 by the daemon.
+pub const DEV_TOKEN_TMP_DIR_PREFIX: &str = "/tmp/ringfwd-";
 
 /// Default lifetime of the development token, in seconds: one day.
 pub const AUTH_DEV_TOKEN_TTL_S: u64 = 86_400;

@@ -40,6 +40,16 @@ pub enum ConfigError {
         /// What is wrong and what would be accepted.
         reason: String,
     },
+    /// An environment variable the configuration depends on has a value that cannot be used.
+    #[error("invalid environment: {variable}={value:?}: {reason}")]
+    Environment {
+        /// The variable, e.g. `XDG_RUNTIME_DIR`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
 }
 
 impl ConfigError {

@@ -6,17 +6,18 @@
 //! ([`Config::to_effective_toml`]), core placement ([`Placement`], resolved against the host's
 //! NUMA [`Topology`]), static routes ([`SessionSpec`] and friends), the control API's sections
 //! ([`Api`], [`Auth`], [`Admission`]), the state directory and the default paths under it
-//! ([`State`], [`default_state_directory`]) and the example configs in `examples/`
-//! (`dev-2core.toml` is the commented reference of every key). It never touches sockets or
-//! threads, and never changes the host: callers pass in what they learned (e.g. the available
-//! cores). The readers of the host are [`host`], which reads `/proc` and `/sys` for
-//! `ringfwd tune check` and judges them sans-IO, and [`read_topology`], which reads the NUMA
-//! topology from `/sys` for placement.
+//! ([`State`], [`default_state_directory`]), the rule that says where the development token
+//! lives ([`dev_token`]) and the example configs in `examples/` (`dev-2core.toml` is the
+//! commented reference of every key). It never touches sockets or threads, and never changes
+//! the host: callers pass in what they learned (e.g. the available cores). The readers of the
+//! host are [`host`], which reads `/proc` and `/sys` for `ringfwd tune check` and judges them
+//! sans-IO, and [`read_topology`], which reads the NUMA topology from `/sys` for placement.
 
 #![forbid(unsafe_code)]
 
 mod api;
 pub mod defaults;
+pub mod dev_token;
 mod effective;
 mod error;
 mod events;
@@ -35,6 +36,7 @@ mod webhooks;
 use std::path::Path;
 
 pub use api::{Admission, Api, Auth, AuthKey};
+pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;
 pub use events::Events;
 pub use interceptors::{

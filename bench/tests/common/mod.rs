@@ -39,8 +39,11 @@ pub fn binaries(kind: ForwarderKind) -> Binaries {
 
 /// A fresh scratch directory for test `name`.
 pub fn work_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("ringfwd-bench-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Private: a ringfwd writes its development token only into a directory of mode 0700.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
 

@@ -1,7 +1,8 @@
 //! `ringfwd token`: mint a bearer token with a key from the config.
 //!
 //! Owns [`TokenArgs`] (the subcommand's flags) and [`run`], which turns them and a config
-//! into a token. Sans-IO: the caller loads the config, passes the time and prints the token.
+//! into a token. Sans-IO: the caller loads the config, passes the time and prints the token (only the error without
+//! keys reads the environment, to say where the development token is).
 //! This module must never print or log the token or a secret itself.
 
 use std::time::Duration;
@@ -30,11 +31,13 @@ pub struct TokenArgs {
 }
 
 /// Mints the token `args` ask for with the keys of `config`, valid from `now_unix_s`.
-/// A config without `[[auth.keys]]` is an error pointing at the development token file.
+/// A config without `[[auth.keys]]` is an error pointing at the development token file (where this process, its
+/// user and environment, would find it).
 pub fn run(args: &TokenArgs, config: &Config, now_unix_s: u64) -> Result<String, AuthError> {
     let keys = Keys::from_config(&config.auth)?;
-    let first =
-        keys.ids().next().ok_or_else(|| AuthError::NoKeys { dev_token_file: config.auth.dev_token_file.clone() })?;
+    let Some(first) = keys.ids().next() else {
+        return Err(AuthError::NoKeys { dev_token_file: config.auth.dev_token_location()?.path });
+    };
     let key_id = args.key_id.as_deref().unwrap_or(first);
     mint(&keys, key_id, args.grant, &args.subject, args.ttl, now_unix_s)
 }
@@ -137,11 +140,11 @@ mod tests {
     #[test]
     fn run_without_keys_points_at_the_dev_token_file() {
         let mut config = Config::default();
-        config.auth.dev_token_file = "/run/ringfwd/token".into();
+        config.auth.dev_token_file = Some("/run/ringfwd/token".into());
         for args in [parse(&[]).unwrap(), parse(&["--key-id", "dev"]).unwrap()] {
             let err = run(&args, &config, NOW).unwrap_err();
             assert!(matches!(err, AuthError::NoKeys { .. }), "{err:?}");
-            assert!(err.to_string().ends_with("its token is in /run/ringfwd/token"));
+            assert!(err.to_string().ends_with("it is in /run/ringfwd/token"), "{err}");
         }
     }
 }

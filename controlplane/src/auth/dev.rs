@@ -1,39 +1,71 @@
 //! The development token file: how a daemon running with a generated key hands its token to
 //! `ringfwd ctl` on the same host.
 //!
-//! Owns [`write_dev_token`] (mode 0600, replaced atomically: a reader sees the old token or
-//! the new one, never a part) and [`read_dev_token`] (refuses a symlink, a file of another user
-//! and a file others may read: `ringfwd ctl` must never send another file's contents as its
-//! token). This is the only file I/O of [`crate::auth`]; it must never log or print the token.
+//! Owns [`write_dev_token`] (into a private directory, see [`super::private_dir`]; opened with `O_NOFOLLOW`,
+//! mode 0600, replaced atomically: a reader sees the old token or the new one, never a part; a symlink or
+//! anything but a regular file where the token goes is refused) and [`read_dev_token`] (refuses a symlink, a
+//! file of another user and a file others may read: `ringfwd ctl` must never send another file's contents as its
+//! token). Where the file is comes from `ringfwd_tuning::dev_token`, the same rule for both. This and
+//! [`super::private_dir`] are the only file I/O of [`crate::auth`]; they must never log or print the token.
 
-use std::fs::{OpenOptions, Permissions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::private_dir::{io_error, DevTokenError, PrivateDir};
 use super::token::MAX_TOKEN_BYTES;
 
 /// Mode of the token file: read and write for its owner only.
 pub const DEV_TOKEN_FILE_MODE: u32 = 0o600;
 
-/// Writes `token` and a newline to `path` with mode 0600: into a new temporary file in the
-/// same directory, synced, then renamed over `path`. An existing file is replaced.
-pub fn write_dev_token(path: &Path, token: &str) -> io::Result<()> {
+/// Writes `token` and a newline to `path` with mode 0600: the directory is opened (created 0700 when missing)
+/// and checked to be private, then the token goes into a new temporary file in it (`O_CREAT | O_EXCL |
+/// O_NOFOLLOW`), synced, and renamed over `path`. An existing regular file is replaced; a symlink or anything
+/// else at `path` is refused.
+pub fn write_dev_token(path: &Path, token: &str) -> Result<(), DevTokenError> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a token is 1..=4096 bytes without whitespace"));
+        return Err(DevTokenError::BadToken);
     }
+    let name = path.file_name().ok_or_else(|| DevTokenError::TokenNotAFile { path: path.to_path_buf() })?;
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut file = tempfile::Builder::new()
-        .prefix(".ringfwd-token-")
-        .permissions(Permissions::from_mode(DEV_TOKEN_FILE_MODE))
-        .tempfile_in(dir)?;
-    file.write_all(token.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    let dir = PrivateDir::open(dir)?;
+    match rustix::fs::statat(dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(io_error("lstat", path)(e)),
+        Ok(stat) => match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Symlink => return Err(DevTokenError::TokenSymlink { path: path.to_path_buf() }),
+            _ => return Err(DevTokenError::TokenNotAFile { path: path.to_path_buf() }),
+        },
+    }
+    let temp = format!(".{}.{}-{:016x}.tmp", name.to_string_lossy(), std::process::id(), rand::random::<u64>());
+    let temp_path = dir.path().join(&temp);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(DEV_TOKEN_FILE_MODE);
+    let fd = rustix::fs::openat(dir.fd(), &temp, flags, mode).map_err(io_error("creating", &temp_path))?;
+    let written = (|| {
+        // The umask may have taken bits away; the owner must be able to read it.
+        rustix::fs::fchmod(&fd, mode).map_err(io_error("chmod 600", &temp_path))?;
+        let mut file = File::from(fd);
+        let io = |source| DevTokenError::Io { action: "writing", path: temp_path.clone(), source };
+        file.write_all(token.as_bytes()).map_err(io)?;
+        file.write_all(b"\n").map_err(io)?;
+        file.sync_all().map_err(io)?;
+        rustix::fs::renameat(dir.fd(), &temp, dir.fd(), name).map_err(io_error("renaming over", path))
+    })();
+    if written.is_err() {
+        let _ = rustix::fs::unlinkat(dir.fd(), &temp, AtFlags::empty());
+    }
+    written?;
+    // Makes the rename durable; the token is in place either way.
+    let _ = rustix::fs::fsync(dir.fd());
     Ok(())
 }
 
@@ -42,8 +74,9 @@ pub fn write_dev_token(path: &Path, token: &str) -> io::Result<()> {
 /// file, owned by another user than this process's (or root's), readable or writable by its
 /// group or others (the token would have leaked), or when it does not hold one token.
 pub fn read_dev_token(path: &Path) -> io::Result<String> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
+    let nofollow = OFlags::NOFOLLOW.bits() as i32;
+    let file = OpenOptions::new().read(true).custom_flags(nofollow).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) {
             let message = format!("{} is a symlink: not followed (a token file is a regular file)", path.display());
             io::Error::new(io::ErrorKind::InvalidInput, message)
         } else {
@@ -89,9 +122,15 @@ pub fn read_dev_token(path: &Path) -> io::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::fs;
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A temporary directory of mode 0700, as the token's directory must be.
+    pub(crate) fn private_tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new().permissions(Permissions::from_mode(0o700)).tempdir().unwrap()
+    }
 
     fn mode_of(path: &Path) -> u32 {
         fs::metadata(path).unwrap().mode() & 0o777
@@ -99,7 +138,7 @@ mod tests {
 
     #[test]
     fn written_file_is_0600_and_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         write_dev_token(&path, "aaa.bbb.ccc").unwrap();
         assert_eq!(mode_of(&path), 0o600);
@@ -109,7 +148,7 @@ mod tests {
 
     #[test]
     fn rewrite_replaces_a_wider_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         fs::write(&path, "old").unwrap();
         fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
@@ -122,7 +161,7 @@ mod tests {
 
     #[test]
     fn readable_by_others_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         write_dev_token(&path, "aaa.bbb.ccc").unwrap();
         fs::set_permissions(&path, Permissions::from_mode(0o640)).unwrap();
@@ -134,7 +173,7 @@ mod tests {
 
     #[test]
     fn bad_content_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         let long = "t".repeat(MAX_TOKEN_BYTES + 1);
         for content in ["", " \n", "two tokens", long.as_str()] {
@@ -147,7 +186,7 @@ mod tests {
 
     #[test]
     fn missing_file_and_directory_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let missing = read_dev_token(&dir.path().join("none")).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         fs::set_permissions(dir.path(), Permissions::from_mode(0o700)).unwrap();
@@ -156,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_symlink_is_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let secret = dir.path().join("secret");
         write_dev_token(&secret, "aaa.bbb.ccc").unwrap();
         let planted = dir.path().join("token");
@@ -169,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_file_of_another_user_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         write_dev_token(&path, "aaa.bbb.ccc").unwrap();
         // Only root can give a file away; elsewhere the check is covered by the owner being this user.
@@ -184,12 +223,56 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_symlink_at_the_token_path_is_refused_and_not_followed() {
+        let dir = private_tempdir();
+        let target = dir.path().join("target");
+        fs::write(&target, "precious").unwrap();
+        let path = dir.path().join("token");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = write_dev_token(&path, "aaa.bbb.ccc").unwrap_err();
+        assert!(matches!(err, DevTokenError::TokenSymlink { .. }), "{err:?}");
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "the link is left for the operator");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary left: {names:?}");
+    }
+
+    #[test]
+    fn a_directory_at_the_token_path_is_refused() {
+        let dir = private_tempdir();
+        let path = dir.path().join("token");
+        fs::create_dir(&path).unwrap();
+        let err = write_dev_token(&path, "aaa.bbb.ccc").unwrap_err();
+        assert!(matches!(err, DevTokenError::TokenNotAFile { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_token_is_never_written_into_a_shared_directory() {
+        let dir = private_tempdir();
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        let path = dir.path().join("token");
+        let err = write_dev_token(&path, "aaa.bbb.ccc").unwrap_err();
+        assert!(matches!(err, DevTokenError::DirMode { mode: 0o1777, .. }), "{err:?}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_directory_is_created_private() {
+        let dir = private_tempdir();
+        let path = dir.path().join("ringfwd").join("dev-token");
+        write_dev_token(&path, "aaa.bbb.ccc").unwrap();
+        assert_eq!(mode_of(path.parent().unwrap()), 0o700);
+        assert_eq!(read_dev_token(&path).unwrap(), "aaa.bbb.ccc");
+    }
+
+    #[test]
     fn bad_token_is_not_written() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let path = dir.path().join("token");
         for token in ["", "a b", "a\nb"] {
             let err = write_dev_token(&path, token).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(matches!(err, DevTokenError::BadToken), "{err:?}");
         }
         assert!(!path.exists());
     }

@@ -4,11 +4,12 @@
 //! signed it and its claims are [`Claims`]: a subject, a [`Grant`] (admin or read-only), when
 //! it was issued and when it expires. Keys come from `[[auth.keys]]` ([`Keys::from_config`]) or,
 //! when there are none, from a development key the daemon generates at start
-//! ([`Keys::generate_dev`]), whose token it writes to `auth.dev_token_file` ([`dev`]).
+//! ([`Keys::generate_dev`]), whose token it writes to the development token file ([`dev`]).
 //!
 //! - [`token`]: [`Grant`], [`Claims`], [`mint`] and [`Verifier`]; sans-IO, time passed in.
 //! - [`keys`]: [`Keys`], the key id → secret table.
-//! - [`dev`]: writing and reading the development token file (the only file I/O here).
+//! - [`dev`]: writing and reading the development token file; [`private_dir`]: its directory, private to the
+//!   daemon's user or refused (the only file I/O here). Where the file is: `ringfwd_tuning::dev_token`.
 //! - [`cli`]: the `ringfwd token` subcommand.
 //! - [`error`]: the error type, [`AuthError`].
 //!
@@ -19,10 +20,12 @@ pub mod cli;
 pub mod dev;
 pub mod error;
 pub mod keys;
+pub mod private_dir;
 pub mod token;
 
 pub use cli::{run, TokenArgs};
 pub use dev::{read_dev_token, write_dev_token};
 pub use error::AuthError;
 pub use keys::Keys;
+pub use private_dir::DevTokenError;
 pub use token::{mint, Claims, Grant, Verifier};

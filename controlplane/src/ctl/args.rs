@@ -22,7 +22,9 @@ pub struct CtlArgs {
     /// The control API address (default: the config's `api.listen`, else 127.0.0.1:50051).
     #[arg(long, env = "RINGFWD_API", global = true)]
     pub api: Option<SocketAddr>,
-    /// Bearer token (default: `RINGFWD_TOKEN`, else the development token file of the config).
+    /// Bearer token (default: `RINGFWD_TOKEN`, else the development token file: the config's
+    /// `auth.dev_token_file`, else `$RUNTIME_DIRECTORY/dev-token`, else `$XDG_RUNTIME_DIR/ringfwd/dev-token`, else
+    /// `/run/ringfwd/dev-token` for root, else `/tmp/ringfwd-<uid>/dev-token`, as the daemon writes it).
     #[arg(long, env = "RINGFWD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Read the API address and the development token file from this config file.

@@ -34,22 +34,7 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
         None => Config::default(),
     };
     let api = args.api.unwrap_or(config.api.listen);
-    let token = match &args.token {
-        Some(token) => token.clone(),
-        // A daemon with keys has no development token: a file left from an earlier run would only be refused.
-        None if !config.auth.keys.is_empty() => {
-            return Err("no token: the config has [[auth.keys]], so there is no development token; pass --token or \
-                        set RINGFWD_TOKEN with a token minted by `ringfwd token --config FILE`"
-                .to_string())
-        }
-        None => crate::auth::read_dev_token(&config.auth.dev_token_file).map_err(|e| {
-            format!(
-                "no token: pass --token or set RINGFWD_TOKEN (mint one with `ringfwd token`); \
-                 the development token file {} could not be read: {e}",
-                config.auth.dev_token_file.display()
-            )
-        })?,
-    };
+    let token = super::token::bearer_token(args.token.as_deref(), &config)?;
     let header = MetadataValue::try_from(format!("Bearer {}", token.trim()))
         .map_err(|_| "the token contains characters not allowed in a header".to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;

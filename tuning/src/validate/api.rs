@@ -115,13 +115,18 @@ pub(super) fn validate_auth(auth: &Auth, api: &Api) -> Result<(), ConfigError> {
             ),
         ));
     }
-    let path = &auth.dev_token_file;
-    if !path.is_absolute() {
-        return Err(ConfigError::invalid(
-            "auth.dev_token_file",
-            format!("{:?}", path.display().to_string()),
-            "must be an absolute path (the daemon and `ringfwd ctl` may run in other directories)",
-        ));
+    if let Some(path) = &auth.dev_token_file {
+        let value = format!("{:?}", path.display().to_string());
+        if !path.is_absolute() {
+            return Err(ConfigError::invalid(
+                "auth.dev_token_file",
+                value,
+                "must be an absolute path (the daemon and `ringfwd ctl` may run in other directories)",
+            ));
+        }
+        if path.file_name().is_none() {
+            return Err(ConfigError::invalid("auth.dev_token_file", value, "must name a file, not a directory"));
+        }
     }
     in_range("auth.dev_token_ttl_s", auth.dev_token_ttl_s, DEV_TOKEN_TTL_S_RANGE)
 }

@@ -138,9 +138,12 @@ fn secret_must_decode_to_32_bytes() {
 #[test]
 fn dev_token_file_must_be_absolute() {
     let key = "auth.dev_token_file";
-    assert_eq!(key_after(|c| c.auth.dev_token_file = "".into()), key);
-    assert_eq!(key_after(|c| c.auth.dev_token_file = "ringfwd-token".into()), key);
-    assert_eq!(key_after(|c| c.auth.dev_token_file = "/run/user/1000/ringfwd-token".into()), "<valid>");
+    assert_eq!(key_after(|c| c.auth.dev_token_file = Some("".into())), key);
+    assert_eq!(key_after(|c| c.auth.dev_token_file = Some("ringfwd-token".into())), key);
+    assert_eq!(key_after(|c| c.auth.dev_token_file = Some("/".into())), key);
+    assert_eq!(key_after(|c| c.auth.dev_token_file = Some("/run/ringfwd/..".into())), key);
+    assert_eq!(key_after(|c| c.auth.dev_token_file = Some("/run/user/1000/ringfwd-token".into())), "<valid>");
+    assert_eq!(key_after(|c| c.auth.dev_token_file = None), "<valid>");
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn validate_keys_alone_checks_only_the_keys() {
     let auth = Auth { keys: vec![auth_key("ops", SECRET_31)], ..Auth::default() };
     let err = auth.validate_keys().unwrap_err();
     assert_eq!(err.key(), Some("auth.keys[0].secret_base64"));
-    let auth = Auth { dev_token_file: "relative".into(), ..Auth::default() };
+    let auth = Auth { dev_token_file: Some("relative".into()), ..Auth::default() };
     auth.validate_keys().unwrap();
 }
 
