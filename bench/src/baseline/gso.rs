@@ -15,9 +15,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::driver::batch::{MessageStatus, RecvBatch, SendBatch};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{print_final_counters, setup, BaselineError, Counters, DropReason, RouteTable};
+use super::{print_final_counters, setup, wait_readable, BaselineError, Counters, DropReason, RouteTable};
 
 /// Datagrams per `recvmmsg`.
 const RECV_BATCH: usize = 64;
@@ -28,8 +27,6 @@ const MAX_GSO_BYTES: usize = 65_000;
 /// Copies grouped and sent together (the header slab's size); more copies of one receive batch
 /// go in further rounds.
 const COPIES_PER_ROUND: usize = 1024;
-/// Longest wait in `poll` before the stop flag is checked again.
-const POLL_TIMEOUT: Timespec = Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
 
 /// One copy waiting to be sent: where, its position in the slab (= arrival order), which
 /// datagram's payload, and its size on the wire.
@@ -63,13 +60,8 @@ pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     let mut counters = Counters::default();
     let mut drained = true;
     while !s.stop.load(Ordering::Relaxed) {
-        if drained {
-            let mut fds = [PollFd::new(&s.socket, PollFlags::IN)];
-            match poll(&mut fds, Some(&POLL_TIMEOUT)) {
-                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-                Ok(_) => {}
-                Err(e) => return Err(BaselineError::Io { what: "poll".into(), source: e.into() }),
-            }
+        if drained && !wait_readable(&s.socket)? {
+            continue;
         }
         let n = recv.recv(fd).map_err(BaselineError::io("recvmmsg"))?;
         drained = n < RECV_BATCH;

@@ -10,16 +10,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::driver::batch::{RecvBatch, SendBatch};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{print_final_counters, setup, BaselineError, Counters, RouteTable};
+use super::{print_final_counters, setup, wait_readable, BaselineError, Counters, RouteTable};
 
 /// Datagrams per `recvmmsg`.
 const RECV_BATCH: usize = 64;
 /// Messages per `sendmmsg` (the kernel's `UIO_MAXIOV`).
 const SEND_BATCH: usize = 1024;
-/// Longest wait in `poll` before the stop flag is checked again.
-const POLL_TIMEOUT: Timespec = Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
 
 /// Runs the mmsg forwarder for the config at `config_path` until SIGTERM/SIGINT.
 pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
@@ -35,13 +32,8 @@ pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     // rather than paying for a recvmmsg that would find nothing.
     let mut drained = true;
     while !s.stop.load(Ordering::Relaxed) {
-        if drained {
-            let mut fds = [PollFd::new(&s.socket, PollFlags::IN)];
-            match poll(&mut fds, Some(&POLL_TIMEOUT)) {
-                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-                Ok(_) => {}
-                Err(e) => return Err(BaselineError::Io { what: "poll".into(), source: e.into() }),
-            }
+        if drained && !wait_readable(&s.socket)? {
+            continue;
         }
         let n = recv.recv(fd).map_err(BaselineError::io("recvmmsg"))?;
         drained = n < RECV_BATCH;

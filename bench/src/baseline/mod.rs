@@ -210,6 +210,22 @@ pub fn setup(config_path: &Path) -> Result<Setup, BaselineError> {
     Ok(Setup { config, routes, socket, stop })
 }
 
+/// Longest wait in `poll` before a loop checks its stop flag again.
+const POLL_TIMEOUT: rustix::event::Timespec = rustix::event::Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+
+/// Waits in `poll(2)` until `socket` is readable (true), or for at most 100 ms, or until a signal (false: check
+/// the stop flag and wait again). The batched loops wait here once a batch came back short, rather than paying
+/// for a receive that would find nothing.
+pub fn wait_readable(socket: &UdpSocket) -> Result<bool, BaselineError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    match poll(&mut fds, Some(&POLL_TIMEOUT)) {
+        Ok(0) | Err(rustix::io::Errno::INTR) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(BaselineError::Io { what: "poll".into(), source: e.into() }),
+    }
+}
+
 /// Prints the final counters line.
 pub fn print_final_counters(counters: &Counters) {
     let json = serde_json::to_string(counters).unwrap_or_else(|_| "{}".to_string());
