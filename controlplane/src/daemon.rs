@@ -29,7 +29,7 @@ use crate::commands::CommandClient;
 use crate::events::{EventBus, EventLimits};
 use crate::metadata::MetadataLimits;
 use crate::metrics::{self, ApiMetrics};
-use crate::registry::{Registry, RegistryLimits};
+use crate::registry::Registry;
 use crate::report;
 use crate::routes::{self, RouteError};
 use crate::telemetry::{self, StatsStore};
@@ -191,8 +191,7 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
-    let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len())
-        .with_interceptors(config.interceptors.clone());
+    let registry = Registry::from_config(config, media.clone(), dataplane.workers().len());
     let metadata = MetadataLimits::from_config(config);
     let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(
         config.admission.max_streams as usize + config.admission.max_subscriptions as usize,
