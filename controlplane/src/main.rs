@@ -23,7 +23,8 @@ struct Cli {
     /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host.
     #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
-    /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
+    /// Validate the config, its placement on this host (worker cores, packet memory) and its static sessions (by
+    /// the rules the control API applies to the same creates), and exit.
     #[arg(long)]
     check_config: bool,
     #[command(flatten)]
@@ -152,23 +153,29 @@ fn main() -> ExitCode {
         };
     }
     if cli.check_config {
-        // What the daemon checks before it binds anything: the config, where its files go, then its placement on
-        // this host.
+        // What the daemon checks before it binds anything: the config, where its files go, its placement on this
+        // host, then its static sessions, judged by the registry's rules in a dry run on that many workers.
         let paths = match ringfwd::daemon::StatePaths::resolve(&config) {
             Ok(paths) => paths,
             Err(e) => return fail(e, 2),
         };
-        return match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
-            Ok(cores) => {
+        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+            Ok(cores) => cores,
+            Err(e) => return fail(e, 2),
+        };
+        return match ringfwd::routes::check(&config, cores.len()) {
+            Ok(resources) => {
                 println!(
-                    "ringfwd: config ok ({} workers on cores {cores:?}; state directory {}, pcap recordings in {})",
+                    "ringfwd: config ok ({} workers on cores {cores:?}; static sessions: {}, creating {resources} \
+                     resources; state directory {}, pcap recordings in {})",
                     cores.len(),
+                    config.sessions.len(),
                     paths.state.display(),
                     paths.tap.display()
                 );
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e, 2),
+            Err(e) => fail(ringfwd::daemon::DaemonError::Routes(e), 2),
         };
     }
     match ringfwd::daemon::run(config) {
