@@ -20,7 +20,8 @@ struct Cli {
     config: Option<PathBuf>,
     /// Print the effective config on this host as TOML and exit: a config the daemon accepts, with
     /// `placement.worker_cores = "auto"` resolved and the sizes left to [load] derived, each such value
-    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host.
+    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host or
+    /// a static session is refused.
     #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
     /// Validate the config, its placement on this host (worker cores, packet memory) and its static sessions (by
@@ -144,6 +145,10 @@ fn main() -> ExitCode {
             Ok(cores) => cores,
             Err(e) => return fail(e, 2),
         };
+        // A config the daemon accepts: its static sessions too.
+        if let Err(e) = ringfwd::routes::check(&config, cores.len()) {
+            return fail(ringfwd::daemon::DaemonError::Routes(e), 2);
+        }
         return match config.to_effective_toml(&cores) {
             Ok(text) => {
                 print!("{text}");

@@ -1,7 +1,8 @@
 //! Static sessions from the config are ordinary sessions of the control API: listed with their resources and
 //! offsets, counted against the admission limits, and deleting one through the API stops its forwarding while the
-//! others go on. They are judged by the same code as the API's creates: a mistake is refused by `--check-config`,
-//! by the daemon's start and by the API with one reason text, the config naming the entry's path before it.
+//! others go on. They are judged by the same code as the API's creates: a mistake is refused by `--check-config`
+//! (and `--print-config`), by the daemon's start and by the API with one reason text, the config naming the entry's
+//! path before it.
 
 use std::time::Duration;
 
@@ -213,6 +214,10 @@ fn config_and_api_refuse_each_mistake_with_one_reason() {
         let (ok, stdout, stderr) = run_to_exit(&["--check-config"], Some(&config));
         assert!(!ok, "{name}: --check-config passed it: {stdout}");
         assert!(has_line_ending_with(&stderr, &expected), "{name}: --check-config says\n{stderr}\nnot {expected:?}");
+
+        // --print-config prints only a config the daemon accepts.
+        let (ok, _, stderr) = run_to_exit(&["--print-config"], Some(&config));
+        assert!(!ok && has_line_ending_with(&stderr, &expected), "{name}: --print-config says\n{stderr}");
 
         let stderr = Daemon::start_refused(&config);
         assert!(has_line_ending_with(&stderr, &expected), "{name}: the daemon says\n{stderr}\nnot {expected:?}");
