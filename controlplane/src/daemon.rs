@@ -1,6 +1,7 @@
 //! The process lifecycle: config, data plane, control runtime, API, static sessions, signals, shutdown.
 //!
-//! Owns the order of things: load and validate the config; resolve where files go ([`StatePaths`]: the state directory,
+//! Owns the order of things: load and validate the config; judge its static sessions with the registry's rules (a dry
+//! run, [`routes::check`], as `--check-config` does); resolve where files go ([`StatePaths`]: the state directory,
 //! and the tap's pcap directory under it, handed to the data plane as a plain path); confine the process's threads to
 //! the control cores ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start
 //! the workers (each pins itself to its core); start the control runtime on its own thread (pinned to the first
@@ -29,7 +30,7 @@ use crate::commands::CommandClient;
 use crate::events::{EventBus, EventLimits};
 use crate::metadata::MetadataLimits;
 use crate::metrics::{self, ApiMetrics};
-use crate::registry::{Registry, RegistryLimits};
+use crate::registry::Registry;
 use crate::report;
 use crate::routes::{self, RouteError};
 use crate::telemetry::{self, StatsStore};
@@ -113,6 +114,8 @@ impl StatePaths {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let workers = Dataplane::worker_cores(&config)?;
+    // The static sessions are judged before anything is bound, as `--check-config` judges them.
+    routes::check(&config, workers.len())?;
     let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
     if placed.shared_with_workers {
         tracing::warn!(
@@ -191,8 +194,7 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
-    let registry = Registry::new(RegistryLimits::from_config(config), media.clone(), dataplane.workers().len())
-        .with_interceptors(config.interceptors.clone());
+    let registry = Registry::from_config(config, media.clone(), dataplane.workers().len());
     let metadata = MetadataLimits::from_config(config);
     let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(
         config.admission.max_streams as usize + config.admission.max_subscriptions as usize,

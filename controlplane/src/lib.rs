@@ -14,7 +14,8 @@
 //! - [`webhooks`]: POSTing every event, signed, to the configured URLs, with bounded queues and retries.
 //! - [`auth`]: bearer tokens (minting, verifying, the development key).
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
-//! - [`routes`]: the config's static sessions as API requests.
+//! - [`routes`]: the config's static sessions as registry creates: judged in a dry run (`--check-config`, and
+//!   before start-up binds anything), then created through the API.
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
 //! - [`cli_docs`]: shell completions and man pages generated from the command line's definition.
 //! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.

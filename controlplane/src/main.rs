@@ -20,10 +20,12 @@ struct Cli {
     config: Option<PathBuf>,
     /// Print the effective config on this host as TOML and exit: a config the daemon accepts, with
     /// `placement.worker_cores = "auto"` resolved and the sizes left to [load] derived, each such value
-    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host.
+    /// marked by a trailing comment. Fails as --check-config does when the placement does not fit this host or
+    /// a static session is refused.
     #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
-    /// Validate the config, and its placement on this host (worker cores, packet memory), and exit.
+    /// Validate the config, its placement on this host (worker cores, packet memory) and its static sessions (by
+    /// the rules the control API applies to the same creates), and exit.
     #[arg(long)]
     check_config: bool,
     #[command(flatten)]
@@ -143,6 +145,10 @@ fn main() -> ExitCode {
             Ok(cores) => cores,
             Err(e) => return fail(e, 2),
         };
+        // A config the daemon accepts: its static sessions too.
+        if let Err(e) = ringfwd::routes::check(&config, cores.len()) {
+            return fail(ringfwd::daemon::DaemonError::Routes(e), 2);
+        }
         return match config.to_effective_toml(&cores) {
             Ok(text) => {
                 print!("{text}");
@@ -152,23 +158,29 @@ fn main() -> ExitCode {
         };
     }
     if cli.check_config {
-        // What the daemon checks before it binds anything: the config, where its files go, then its placement on
-        // this host.
+        // What the daemon checks before it binds anything: the config, where its files go, its placement on this
+        // host, then its static sessions, judged by the registry's rules in a dry run on that many workers.
         let paths = match ringfwd::daemon::StatePaths::resolve(&config) {
             Ok(paths) => paths,
             Err(e) => return fail(e, 2),
         };
-        return match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
-            Ok(cores) => {
+        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+            Ok(cores) => cores,
+            Err(e) => return fail(e, 2),
+        };
+        return match ringfwd::routes::check(&config, cores.len()) {
+            Ok(resources) => {
                 println!(
-                    "ringfwd: config ok ({} workers on cores {cores:?}; state directory {}, pcap recordings in {})",
+                    "ringfwd: config ok ({} workers on cores {cores:?}; static sessions: {}, creating {resources} \
+                     resources; state directory {}, pcap recordings in {})",
                     cores.len(),
+                    config.sessions.len(),
                     paths.state.display(),
                     paths.tap.display()
                 );
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e, 2),
+            Err(e) => fail(ringfwd::daemon::DaemonError::Routes(e), 2),
         };
     }
     match ringfwd::daemon::run(config) {

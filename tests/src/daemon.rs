@@ -99,6 +99,24 @@ impl Daemon {
     /// [`Daemon::spawn`] with `env` added to the daemon's environment after `RUNTIME_DIRECTORY` (an empty value
     /// counts as unset for the token's location; [`Daemon::dev_token_file`] is then not where the token is).
     pub fn spawn_with(config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        match Daemon::try_spawn(config, env) {
+            Ok(daemon) => daemon,
+            Err(stderr) => panic!("ringfwd did not become ready; stderr:\n{stderr}"),
+        }
+    }
+
+    /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, for a config it must refuse: answers what it
+    /// wrote to stderr once it exited without becoming ready, and fails the test when it became ready.
+    pub fn start_refused(config: &str) -> String {
+        match Daemon::try_spawn(Some(config), &[]) {
+            Ok(daemon) => panic!("ringfwd started on a config it must refuse: {:?}", daemon.stop()),
+            Err(stderr) => stderr,
+        }
+    }
+
+    /// [`Daemon::spawn_with`], answering the daemon's stderr when it does not become ready (killed after
+    /// [`READY_TIMEOUT`], or exited).
+    fn try_spawn(config: Option<&str>, env: &[(&str, &str)]) -> Result<Daemon, String> {
         let dir = private_tempdir();
         let state_directory = dir.path().join("state");
         let config = config.map(isolated);
@@ -122,15 +140,17 @@ impl Daemon {
         let ready = match lines.recv_timeout(READY_TIMEOUT) {
             Ok(line) => line,
             Err(_) => {
+                // Exited (its stdout closed) or hung: killing an exited child is harmless, and stderr is then whole.
                 let _ = child.kill();
+                let _ = child.wait();
                 let mut stderr = String::new();
                 let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
-                panic!("ringfwd did not become ready; stderr:\n{stderr}");
+                return Err(stderr);
             }
         };
         let (workers, media, api) = parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
         let dev_token_file = dir.path().join("dev-token");
-        Daemon { child, lines, media, workers, api, dev_token_file, state_directory, dir: Some(dir), _config: path }
+        Ok(Daemon { child, lines, media, workers, api, dev_token_file, state_directory, dir: Some(dir), _config: path })
     }
 
     /// The daemon's process id.

@@ -4,7 +4,8 @@
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
 //! dotted key and the value ([`ConfigError`]), the effective config as the daemon runs it
 //! ([`Config::to_effective_toml`]), core placement ([`Placement`], resolved against the host's
-//! NUMA [`Topology`]), static routes ([`SessionSpec`] and friends), the control API's sections
+//! NUMA [`Topology`]), the shape of static sessions ([`SessionSpec`] and friends: parsed here,
+//! judged by the control plane's registry, never here), the control API's sections
 //! ([`Api`], [`Auth`], [`Admission`]), the state directory and the default paths under it
 //! ([`State`], [`default_state_directory`]), the rule that says where the development token
 //! lives ([`dev_token`]) and the example configs in `examples/` (`dev-2core.toml` is the
@@ -25,7 +26,6 @@ pub mod host;
 mod interceptors;
 mod metrics;
 mod placement;
-mod routes;
 mod schema;
 mod sizes;
 mod state;
@@ -45,11 +45,14 @@ pub use interceptors::{
 };
 pub use metrics::Metrics;
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
-pub use routes::{EndpointSpec, MediaKind, SessionSpec, StreamSpec, SubscriptionSpec, MAX_CLOCK_RATE_HZ, MAX_ID_BYTES};
-pub use schema::{Config, Control, Driver, Idle, IdleStrategy, Limits, Media, Pool};
+pub use schema::{
+    Config, Control, Driver, EndpointSpec, Idle, IdleStrategy, Limits, Media, MediaKind, Pool, SessionSpec, StreamSpec,
+    SubscriptionSpec,
+};
 pub use sizes::{Load, Sizes, MIN_DERIVED_SOCKET_BUFFER_BYTES};
 pub use state::{default_state_directory, State, StateEnv};
 pub use telemetry::Telemetry;
+pub use validate::MAX_ID_BYTES;
 pub use webhooks::Webhooks;
 
 impl Config {
@@ -130,6 +133,82 @@ mod tests {
         assert_eq!(subs.len(), 4);
         assert!(subs.iter().all(|s| s.out_ssrc.is_some() && s.seq_offset != 0));
         assert!(subs.iter().any(|s| !s.payload_type_map.is_empty()));
+    }
+
+    /// A session with every kind of part, for the serde tests.
+    fn a_session() -> SessionSpec {
+        SessionSpec {
+            id: "room-1".into(),
+            endpoints: vec![
+                EndpointSpec { id: "alice".into(), address: Some("127.0.0.1:50000".parse().unwrap()), latching: false },
+                EndpointSpec { id: "dave".into(), address: None, latching: true },
+            ],
+            streams: vec![StreamSpec {
+                id: "a".into(),
+                endpoint: "alice".into(),
+                ssrc: 1,
+                kind: MediaKind::Video,
+                clock_rate_hz: Some(8000),
+            }],
+            subscriptions: vec![SubscriptionSpec {
+                stream: "a".into(),
+                endpoint: "dave".into(),
+                out_ssrc: Some(11),
+                seq_offset: 1,
+                ts_offset: 2,
+                payload_type_map: vec![[96, 100]],
+            }],
+        }
+    }
+
+    #[test]
+    fn sessions_round_trip_through_toml() {
+        let config = Config { sessions: vec![a_session()], ..Config::default() };
+        let text = config.to_toml_string().unwrap();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn stream_clock_rate_defaults_by_kind() {
+        let parsed: StreamSpec = toml::from_str("id = \"v\"\nendpoint = \"e\"\nssrc = 1\nkind = \"video\"").unwrap();
+        assert_eq!((parsed.kind, parsed.clock_rate_hz), (MediaKind::Video, None));
+        assert_eq!(parsed.clock_rate_hz(), 90_000);
+        let audio = StreamSpec { kind: MediaKind::Audio, ..parsed.clone() };
+        assert_eq!(audio.clock_rate_hz(), 48_000);
+        assert_eq!(StreamSpec { clock_rate_hz: Some(8000), ..parsed }.clock_rate_hz(), 8000);
+    }
+
+    #[test]
+    fn session_parse_errors_name_the_key() {
+        let missing = "[[sessions]]\nid = \"r\"\n[[sessions.streams]]\nid = \"s\"\nendpoint = \"e\"\n";
+        let err = Config::from_toml_str(missing).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }) && err.to_string().contains("ssrc"), "{err}");
+        let unknown = "[[sessions]]\nid = \"r\"\n[[sessions.endpoints]]\nid = \"e\"\nadress = \"127.0.0.1:1\"\n";
+        let err = Config::from_toml_str(unknown).unwrap_err();
+        assert!(err.to_string().contains("adress"), "{err}");
+        let wrong_type = "[[sessions]]\nid = \"r\"\n[[sessions.streams]]\nid = \"s\"\nendpoint = \"e\"\nssrc = \"1\"\n";
+        let err = Config::from_toml_str(wrong_type).unwrap_err();
+        assert!(err.to_string().contains("ssrc"), "{err}");
+        let pt_over_255 = "[[sessions]]\nid = \"r\"\n[[sessions.subscriptions]]\nstream = \"s\"\nendpoint = \"e\"\n\
+                           payload_type_map = [[96, 256]]\n";
+        let err = Config::from_toml_str(pt_over_255).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        let kind =
+            "[[sessions]]\nid = \"r\"\n[[sessions.streams]]\nid = \"s\"\nendpoint = \"e\"\nssrc = 1\nkind = \"data\"\n";
+        assert!(Config::from_toml_str(kind).unwrap_err().to_string().contains("data"));
+    }
+
+    /// What a static session means is the registry's to judge (`ringfwd --check-config` runs it): the config's
+    /// own validation takes any session that parses, however wrong.
+    #[test]
+    fn validation_leaves_sessions_to_the_registry() {
+        let mut dangling = a_session();
+        dangling.streams[0].endpoint = "nobody".into();
+        dangling.subscriptions.push(dangling.subscriptions[0].clone());
+        let config = Config { sessions: vec![dangling.clone(), dangling], ..Config::default() };
+        if let Err(e) = config.validate() {
+            panic!("a session mistake was judged by Config::validate: {e}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The configuration structs and their serde form (TOML sections and keys).
 //!
-//! Owns [`Config`] and its sections except placement ([`crate::placement`]), the control API's
-//! sections ([`crate::api`]) and static routes ([`crate::routes`]). Every struct denies unknown keys, so a typo is an error naming the key,
-//! and takes missing keys from its `Default` impl, which reads [`crate::defaults`] only. This
-//! module must never check ranges (that is [`crate::validate`]) nor hold a literal default.
+//! Owns [`Config`] and its sections except placement ([`crate::placement`]) and the control API's
+//! sections ([`crate::api`]), including the shape of the static sessions ([`SessionSpec`] and its
+//! parts). Every struct denies unknown keys, so a typo is an error naming the key, and takes
+//! missing keys from its `Default` impl, which reads [`crate::defaults`] only. This module must
+//! never check ranges (that is [`crate::validate`]) nor hold a literal default, and never judge
+//! the static sessions: the control plane's registry does, as it judges the API's creates.
 
 use std::net::SocketAddr;
 
@@ -12,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::api::{Admission, Api, Auth};
 use crate::defaults;
 use crate::placement::Placement;
-use crate::routes::SessionSpec;
 
 /// The whole ringfwd configuration. `Config::default()` is the built-in config.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -278,4 +279,101 @@ impl Default for Metadata {
             max_watchers: defaults::METADATA_MAX_WATCHERS,
         }
     }
+}
+
+// ---- static sessions (`[[sessions]]`) ----
+// Their shape only. Whether they make sense (ids, references, SSRCs, address families, limits, duplicates) is
+// judged by the control plane's registry, the same code that judges the control API's creates: `ringfwd
+// --check-config` and the daemon's start run the config's sessions through it.
+
+/// One session (room, call): endpoints, the streams they publish and who receives what.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Session id (declared once in the config).
+    pub id: String,
+    /// The session's endpoints (`[[sessions.endpoints]]`).
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSpec>,
+    /// Streams published by the endpoints (`[[sessions.streams]]`).
+    #[serde(default)]
+    pub streams: Vec<StreamSpec>,
+    /// Streams forwarded to endpoints (`[[sessions.subscriptions]]`).
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+/// One remote peer of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Endpoint id (declared once in its session).
+    pub id: String,
+    /// The peer's media address; absent means it is learned from the first packet (latching).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<SocketAddr>,
+    /// Learn (and follow) the peer's address from its packets within `media.latch_window_ms`.
+    #[serde(default)]
+    pub latching: bool,
+}
+
+/// One RTP stream published by an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Stream id (declared once in its session).
+    pub id: String,
+    /// Id of the publishing endpoint in the same session.
+    pub endpoint: String,
+    /// The stream's SSRC.
+    pub ssrc: u32,
+    /// "audio" (default) or "video".
+    #[serde(default)]
+    pub kind: MediaKind,
+    /// RTP clock rate in Hz; default 48000 for audio, 90000 for video ([`StreamSpec::clock_rate_hz`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rate_hz: Option<u32>,
+}
+
+/// What a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Audio (default clock rate 48000 Hz).
+    #[default]
+    Audio,
+    /// Video (default clock rate 90000 Hz).
+    Video,
+}
+
+impl StreamSpec {
+    /// The configured clock rate, or the kind's default.
+    pub fn clock_rate_hz(&self) -> u32 {
+        self.clock_rate_hz.unwrap_or(match self.kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        })
+    }
+}
+
+/// One stream forwarded to one endpoint, with its egress rewriting.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    /// Id of the forwarded stream in the same session.
+    pub stream: String,
+    /// Id of the receiving endpoint in the same session.
+    pub endpoint: String,
+    /// SSRC written on egress; absent keeps the stream's SSRC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_ssrc: Option<u32>,
+    /// Added (wrapping) to every forwarded sequence number.
+    #[serde(default)]
+    pub seq_offset: u16,
+    /// Added (wrapping) to every forwarded RTP timestamp.
+    #[serde(default)]
+    pub ts_offset: u32,
+    /// Payload-type rewrites `[incoming, outgoing]`, e.g. `[[96, 100]]`.
+    #[serde(default)]
+    pub payload_type_map: Vec<[u8; 2]>,
 }

@@ -2,10 +2,12 @@
 //!
 //! Owns every accepted range (as named consts) and [`Config::validate`], which checks the
 //! sections in order and returns the first problem as [`ConfigError::Invalid`] naming the dotted
-//! key and the value. Placement and static-route rules live beside their types (an explicit
-//! worker list's packet memory is checked against `limits.max_pool_bytes_total` here too), the
-//! control API's sections in `api` (a child module); all are called from here. This module must
-//! never change a value to make it fit, nor look at the host.
+//! key and the value. Placement rules live beside their types (an explicit worker list's packet
+//! memory is checked against `limits.max_pool_bytes_total` here too), the control API's sections
+//! in `api` (a child module); all are called from here. This module must never change a value to
+//! make it fit, nor look at the host, nor judge the static sessions (`[[sessions]]`): the control
+//! plane's registry does, with the rules it applies to the API's creates (`ringfwd --check-config`
+//! runs them).
 
 mod api;
 mod events;
@@ -15,11 +17,10 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
-pub use api::MIN_AUTH_SECRET_BYTES;
+pub use api::{MAX_ID_BYTES, MIN_AUTH_SECRET_BYTES};
 
 use crate::error::ConfigError;
 use crate::placement::{check_pool_fits, WorkerCores};
-use crate::routes::validate_sessions;
 use crate::schema::{Config, Control, Idle, Limits, Media, Pool};
 use crate::state::State;
 
@@ -91,8 +92,7 @@ impl Config {
         events::validate_events(&self.events)?;
         events::validate_webhooks(&self.webhooks)?;
         interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
-        validate_state(&self.state)?;
-        validate_sessions(&self.sessions, &self.media, &self.limits)
+        validate_state(&self.state)
     }
 }
 

@@ -76,12 +76,22 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds the table from the config's `[[sessions]]` (already validated).
+    /// Builds the table from the config's `[[sessions]]`, trusted as the bench wrote them
+    /// ([`crate::launch::write_configs`]): `Config::from_file` checks their shape only, and what
+    /// they mean is judged by ringfwd's registry (`ringfwd --check-config`), which a reference loop
+    /// does not link. Still, nothing unresolved forwards: a stream whose publisher is not declared
+    /// routes nothing, a subscriber without an address gets no copy, and an SSRC declared twice
+    /// keeps its last stream.
     pub fn from_config(config: &Config) -> RouteTable {
         let mut by_ssrc = HashMap::new();
         for session in &config.sessions {
-            let address_of = |id: &str| session.endpoints.iter().find(|e| e.id == id).and_then(|e| e.address);
+            let endpoint = |id: &str| session.endpoints.iter().find(|e| e.id == id);
+            let address_of = |id: &str| endpoint(id).and_then(|e| e.address);
             for stream in &session.streams {
+                // Without a declared publisher there is no source to check: accepting any would amplify.
+                let Some(publisher) = endpoint(&stream.endpoint) else {
+                    continue;
+                };
                 let routes = session
                     .subscriptions
                     .iter()
@@ -100,7 +110,7 @@ impl RouteTable {
                         Some(Route { dest: address_of(&s.endpoint)?, rewrite })
                     })
                     .collect();
-                by_ssrc.insert(stream.ssrc, StreamRoutes { source: address_of(&stream.endpoint), routes });
+                by_ssrc.insert(stream.ssrc, StreamRoutes { source: publisher.address, routes });
             }
         }
         RouteTable { by_ssrc }

@@ -107,3 +107,13 @@ fn counters_count_each_reason() {
     c.dropped(DropReason::WrongSource);
     assert_eq!((c.drop_not_rtp, c.drop_malformed, c.drop_unknown_ssrc, c.drop_wrong_source), (1, 1, 1, 2));
 }
+
+#[test]
+fn a_stream_without_a_declared_publisher_routes_nothing() {
+    // Config::from_toml_str checks the shape only: the registry would refuse this, the baseline must not amplify it.
+    let text = CONFIG.replacen("endpoint = \"alice\"", "endpoint = \"nobody\"", 1);
+    let config = Config::from_toml_str(&text).unwrap();
+    let t = RouteTable::from_config(&config);
+    let stranger: SocketAddr = "127.0.0.9:50000".parse().unwrap();
+    assert_eq!(t.lookup(stranger, &rtp(1000, 96)).err(), Some(DropReason::UnknownSsrc));
+}

@@ -27,7 +27,7 @@ mod metadata_hub;
 mod metadata_wire;
 mod probes;
 mod service;
-mod status;
+pub(crate) mod status;
 mod unclaimed;
 
 pub use convert::media_address;

@@ -1,6 +1,6 @@
 //! Committing a plan's change: the only code that mutates the registry's resources.
 //!
-//! Owns [`Registry::commit`] and the bookkeeping that goes with every insert and removal (totals, per-worker
+//! Owns [`Registry::commit`] (and [`Registry::dry_run`], which commits a plan no worker ran) and the bookkeeping that goes with every insert and removal (totals, per-worker
 //! loads with their feedback routes and SSRC aliases, per-stream subscription counts, the node's SSRC index). Must never fail nor panic: a change made
 //! stale by another commit in between (which the caller's serialisation should prevent) is applied as far
 //! as it still makes sense, never half-way into an inconsistent state.
@@ -8,11 +8,26 @@
 use std::collections::btree_map::Entry;
 
 use super::create::FeedbackRoute;
+use super::error::RegistryError;
 use super::model::{SessionRecord, SubscriptionRecord, WorkerLoad};
-use super::plan::{Change, ChangeKind};
+use super::plan::{Change, ChangeKind, Outcome, Plan};
 use super::Registry;
 
 impl Registry {
+    /// Plans a change with `plan` and commits it at once, without running its commands: the registry then holds
+    /// what it would once workers applied them. A dry run, for a registry of one's own that no worker follows:
+    /// `ringfwd --check-config` (and the daemon, before it starts any worker) runs the config's static sessions
+    /// so, to refuse what the registry would refuse. A registry that workers follow must never use it: its workers
+    /// would not hold what it says.
+    pub fn dry_run(
+        &mut self,
+        plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
+    ) -> Result<Outcome, RegistryError> {
+        let plan = plan(self)?;
+        self.commit(plan.change);
+        Ok(plan.outcome)
+    }
+
     /// Applies a plan's change. Call it after the plan's commands were all acknowledged (creates,
     /// updates), or after they were all sent (deletes, also when some failed).
     pub fn commit(&mut self, change: Change) {

@@ -22,7 +22,7 @@ use super::Registry;
 
 /// Checks that `endpoint_id` would receive `stream_id` (and, when given, `out_ssrc`) by one subscription only,
 /// `except` the subscription being changed: the same stream twice would reach it twice, and two subscriptions with
-/// one out SSRC would share one key for its feedback (the static config is refused for both, as here).
+/// one out SSRC would share one key for its feedback (the config's static sessions come through here too).
 pub(super) fn receives_once(
     session: &SessionRecord,
     endpoint_id: &str,

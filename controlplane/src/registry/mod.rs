@@ -18,7 +18,9 @@
 //!    will still be applied, so the registry must not go on showing what the data plane is removing.
 //!
 //! Plans read the state they were made from, so the server serialises changes: plan, execute, commit
-//! (or drop the plan) before planning the next one. Reads may run at any time.
+//! (or drop the plan) before planning the next one. Reads may run at any time. A registry no worker follows
+//! plans and commits in one step, [`Registry::dry_run`]: that is how the config's static sessions are judged
+//! before any worker runs, by the rules below and nothing else.
 //!
 //! # Rules
 //! - Ids: 1..=64 bytes of `[A-Za-z0-9._-]`; endpoint, stream and subscription ids are unique within their
@@ -67,7 +69,7 @@
 //! `delete` (cascade), `commit`, `invariants`, [`error`]; tests in `tests*` and `proptests`.
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
-use ringfwd_tuning::Interceptors;
+use ringfwd_tuning::{Config, Interceptors};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -161,6 +163,14 @@ impl Registry {
             next_stream_id: AtomicU64::new(1),
             next_subscription_id: AtomicU64::new(1),
         }
+    }
+
+    /// The registry a node running `config` starts with: its limits and default interceptor chains, with `media`
+    /// addresses (bound, in config order; for a dry run the config's own, which have the same families) and
+    /// `workers` workers. The daemon's registry and the dry run of `ringfwd --check-config` are both this one.
+    pub fn from_config(config: &Config, media: Vec<SocketAddr>, workers: usize) -> Registry {
+        Registry::new(RegistryLimits::from_config(config), media, workers)
+            .with_interceptors(config.interceptors.clone())
     }
 
     /// The same registry with the default interceptor chains and parameters of `interceptors`.

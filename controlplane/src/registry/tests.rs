@@ -29,12 +29,11 @@ pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
-/// Commits a successful plan, checks the invariants, returns the outcome.
+/// Commits a successful plan (a dry run: no workers here), checks the invariants, returns the outcome.
 pub(super) fn apply(reg: &mut Registry, plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>) -> Outcome {
-    let plan = plan(reg).expect("plan");
-    reg.commit(plan.change);
+    let outcome = reg.dry_run(plan).expect("plan");
     reg.check_invariants().expect("invariants");
-    plan.outcome
+    outcome
 }
 
 pub(crate) fn endpoint(session: &str, id: &str, address: Option<&str>) -> EndpointSpec {

@@ -1,17 +1,22 @@
 //! Rules of the control API's sections: `[api]`, `[auth]` and `[admission]`.
 //!
 //! Owns the checks of the advertised addresses against `media.addresses`, of the token keys
-//! (ids, uniqueness, secrets) and of the development-key rule (a generated key may only serve
-//! loopback). An error about a secret names the key id, never the secret nor any part of it;
-//! this module must never put `secret_base64` or its decoded bytes into an error.
+//! (ids of at most [`MAX_ID_BYTES`], uniqueness, secrets) and of the development-key rule (a
+//! generated key may only serve loopback). An error about a secret names the key id, never the
+//! secret nor any part of it; this module must never put `secret_base64` or its decoded bytes
+//! into an error.
 
 use std::net::SocketAddr;
 
 use super::{in_range, ADMISSION_RANGE, DEV_TOKEN_TTL_S_RANGE};
 use crate::api::{Admission, Api, Auth, AuthKey};
 use crate::error::ConfigError;
-use crate::routes::check_unique_id;
 use crate::schema::Media;
+
+/// Longest accepted id, in bytes: of an `auth.keys` entry here, and of every session, endpoint,
+/// stream and subscription the control plane's registry takes (one length for every id a client
+/// names).
+pub const MAX_ID_BYTES: usize = 64;
 
 /// Fewest bytes a decoded `auth.keys[].secret_base64` may have (the HMAC-SHA256 block of
 /// security: 256 bits).
@@ -154,6 +159,39 @@ pub(super) fn validate_admission(admission: &Admission) -> Result<(), ConfigErro
         ));
     }
     Ok(())
+}
+
+/// Non-empty, at most [`MAX_ID_BYTES`], only `[A-Za-z0-9._-]`.
+fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
+    let bad = |reason: &str| Err(ConfigError::invalid(key, format!("{id:?}"), reason));
+    if id.is_empty() {
+        return bad("must not be empty");
+    }
+    if id.len() > MAX_ID_BYTES {
+        return bad("longer than 64 bytes");
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Checks the id of item `index` of the list at `list_key` (`auth.keys`):
+/// the [`check_id`] rules, and that none of the `earlier` items has the same id.
+fn check_unique_id<'a>(
+    list_key: &str,
+    index: usize,
+    id: &str,
+    mut earlier: impl Iterator<Item = &'a str>,
+) -> Result<(), ConfigError> {
+    let key = format!("{list_key}[{index}].id");
+    check_id(&key, id)?;
+    match earlier.position(|other| other == id) {
+        Some(first) => {
+            Err(ConfigError::invalid(key, format!("{id:?}"), format!("duplicate of {list_key}[{first}].id")))
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
