@@ -203,10 +203,10 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
     // keeps event ids unique across restarts.
     let events = Arc::new(EventBus::new(EventLimits::from_config(config), boot_id));
     let webhooks = Webhooks::start(config, &events)?;
+    let verifier = Verifier::new(keys(config)?);
     let api = Arc::new(Api::new(
         registry,
         client,
-        Verifier::new(keys(config)?),
         node,
         metadata,
         Arc::clone(&stats),
@@ -253,7 +253,7 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
         handshake_bytes: crate::incoming::HTTP2_PREFACE_BYTES,
         handshake_timeout: Duration::from_millis(u64::from(config.api.handshake_timeout_ms)),
     };
-    let server = tokio::spawn(api::serve(listener, limits, api.clone(), api_metrics, async {
+    let server = tokio::spawn(api::serve(listener, limits, api.clone(), verifier, api_metrics, async {
         let _ = stop_rx.await;
     }));
     let banner = report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed, paths);
