@@ -8,6 +8,7 @@
 //! never change a value to make it fit, nor look at the host.
 
 mod api;
+mod api_tls;
 mod events;
 mod interceptors;
 
@@ -85,6 +86,7 @@ impl Config {
         validate_control(&self.control)?;
         api::validate_api(&self.api, &self.media)?;
         api::validate_auth(&self.auth, &self.api)?;
+        api_tls::validate_api_tls(&self.api)?;
         api::validate_admission(&self.admission)?;
         validate_metadata(&self.metadata)?;
         validate_metrics(&self.metrics, &self.api)?;
