@@ -158,10 +158,20 @@ fn main() -> ExitCode {
             Ok(paths) => paths,
             Err(e) => return fail(e, 2),
         };
+        // The API's TLS files are read and parsed as at start-up.
+        let tls = match config.api.tls.as_ref().map(ringfwd::tls::server_config).transpose() {
+            Ok(tls) => tls,
+            Err(e) => return fail(format!("invalid config: {e}"), 2),
+        };
         return match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
             Ok(cores) => {
+                let api = match (&tls, &config.api.tls) {
+                    (Some(_), Some(files)) if files.client_ca_file.is_some() => "API over TLS with client certificates",
+                    (Some(_), _) => "API over TLS",
+                    _ => "API plaintext",
+                };
                 println!(
-                    "ringfwd: config ok ({} workers on cores {cores:?}; state directory {}, pcap recordings in {})",
+                    "ringfwd: config ok ({} workers on cores {cores:?}; {api}; state directory {}, pcap recordings in {})",
                     cores.len(),
                     paths.state.display(),
                     paths.tap.display()

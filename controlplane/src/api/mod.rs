@@ -144,11 +144,14 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// See [`KEEPALIVE_INTERVAL`].
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the API (every call checked against `verifier`), the health service and reflection on `listener` until
-/// `shutdown` completes, counting every request into `metrics`, within `limits` (see `incoming`).
+/// Serves the API (every call checked against `verifier`), the health service and reflection on `listener`, over
+/// `tls` when given, until `shutdown` completes, counting every request into `metrics`, within `limits` (see
+/// `incoming`; the TLS handshake is within the handshake timeout).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: tokio::net::TcpListener,
     limits: crate::incoming::ConnectionLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     api: Arc<Api>,
     verifier: Verifier,
     metrics: Arc<crate::metrics::ApiMetrics>,
@@ -165,7 +168,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            crate::incoming::connections(listener, limits),
+            crate::incoming::connections(listener, limits, tls.map(tokio_rustls::TlsAcceptor::from)),
             shutdown,
         )
         .await?;
