@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Drive a running ringfwd over its control API.
-    Ctl(ringfwd::ctl::CtlArgs),
+    Ctl(Box<ringfwd::ctl::CtlArgs>),
     /// Mint a bearer token for the control API with a key from the config's [[auth.keys]].
     Token {
         /// The config holding the keys.
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Ctl(args)) => {
-            return match ringfwd::ctl::run(args) {
+            return match ringfwd::ctl::run(*args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("ringfwd ctl: {message}");
