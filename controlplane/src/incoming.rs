@@ -233,6 +233,13 @@ mod tests {
     const HANDSHAKE: Duration = Duration::from_millis(200);
 
     async fn listen(max_connections: usize) -> (std::net::SocketAddr, ReceiverStream<io::Result<Connection>>) {
+        listen_tls(max_connections, None).await
+    }
+
+    async fn listen_tls(
+        max_connections: usize,
+        tls: Option<TlsAcceptor>,
+    ) -> (std::net::SocketAddr, ReceiverStream<io::Result<Connection>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let limits = ConnectionLimits {
@@ -241,7 +248,7 @@ mod tests {
             handshake_bytes: HTTP2_PREFACE_BYTES,
             handshake_timeout: HANDSHAKE,
         };
-        (address, connections(listener, limits, None))
+        (address, connections(listener, limits, tls))
     }
 
     #[tokio::test]
@@ -267,5 +274,54 @@ mod tests {
         let mut later = [0u8; 5];
         second.read_exact(&mut later).await.expect("read past the handshake timeout");
         assert_eq!(&later, b"later");
+    }
+
+    /// A TLS client trusting `ca` (PEM file), offering h2.
+    fn tls_client(ca: &std::path::Path) -> tokio_rustls::TlsConnector {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("CA file") {
+            roots.add(cert.expect("CA certificate")).expect("CA added");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![crate::tls::ALPN_H2.to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn the_tls_handshake_holds_a_place_and_is_within_the_handshake_timeout() {
+        let pki = ringfwd_tests::tls::TestPki::new();
+        let server = pki.server();
+        let files =
+            ringfwd_tuning::ApiTls { cert_file: Some(server.cert), key_file: Some(server.key), client_ca_file: None };
+        let acceptor = TlsAcceptor::from(crate::tls::server_config(&files).expect("server config"));
+        let (address, mut incoming) = listen_tls(1, Some(acceptor)).await;
+
+        // A peer that never says hello holds the only place until the handshake timeout, then is closed.
+        let mut silent = TcpStream::connect(address).await.expect("connect");
+        let connector = tls_client(&pki.ca());
+        let started = std::time::Instant::now();
+        let talker = tokio::spawn(async move {
+            let tcp = TcpStream::connect(address).await.expect("connect");
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            connector.connect(name, tcp).await
+        });
+        let mut second = incoming.next().await.expect("accepted").expect("no accept error");
+        assert!(started.elapsed() >= HANDSHAKE, "served beyond api.max_connections while a handshake was pending");
+        let mut buf = [0u8; 64];
+        assert_eq!(silent.read(&mut buf).await.expect("closed, not reset"), 0, "the silent peer was closed");
+        let mut talker = talker.await.expect("task").expect("the TLS handshake completes");
+        assert_eq!(talker.get_ref().1.alpn_protocol(), Some(crate::tls::ALPN_H2), "h2 negotiated");
+
+        // Past its TLS handshake, a peer still has to send the HTTP/2 preface by the same deadline.
+        let error = second.read(&mut buf).await.expect_err("no preface after the TLS handshake");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        drop(second);
+        assert_eq!(talker.read(&mut buf).await.unwrap_or(0), 0, "the server closed the connection");
     }
 }
