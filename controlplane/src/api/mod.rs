@@ -159,6 +159,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (reflection_v1, reflection_v1alpha) = probes::reflection_services()?;
     let health = probes::health_service(&api).await;
+    // From the socket in: the bounded accept (connection cap; TLS handshake and HTTP/2 preface within the handshake
+    // timeout) comes first, so no connection is served beyond the cap or before its handshake; the metrics layer
+    // wraps every service, so calls the token check refuses are counted by their code too; the token check wraps
+    // `ringfwd.v1.Ringfwd` alone, so health and reflection stay open to probes without a token.
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
