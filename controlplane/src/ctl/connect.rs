@@ -96,6 +96,24 @@ fn read(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{flag} {}: cannot read: {e}", path.display()))
 }
 
+/// The PEM file at `path`, given with `flag`, holding at least one certificate (`key`: false) or a private key
+/// (`key`: true); tonic would skip what it cannot parse and fail later with a less helpful error.
+fn read_pem(flag: &str, path: &Path, key: bool) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = read(flag, path)?;
+    let found = if key {
+        PrivateKeyDer::from_pem_slice(&pem).is_ok()
+    } else {
+        CertificateDer::pem_slice_iter(&pem).next().is_some_and(|c| c.is_ok())
+    };
+    if !found {
+        let what = if key { "private key" } else { "CERTIFICATE" };
+        return Err(format!("{flag} {}: holds no PEM {what} block", path.display()));
+    }
+    Ok(pem)
+}
+
 /// Where ctl connects: `address` (else the config's `api.listen`, an unspecified IP replaced by loopback), and
 /// with TLS when the address, `flags` or the config `from_file` (the `--config` read, if any) ask for it.
 pub fn target(address: Option<ApiAddress>, flags: &TlsFlags, from_file: Option<&Config>) -> Result<Target, String> {
@@ -131,7 +149,7 @@ pub fn target(address: Option<ApiAddress>, flags: &TlsFlags, from_file: Option<&
     let mut config =
         ClientTlsConfig::new().domain_name(flags.tls_server_name.clone().unwrap_or_else(|| address.host.clone()));
     config = match (&flags.tls_ca, config_tls.and_then(|t| t.cert_file.as_deref())) {
-        (Some(ca), _) => config.ca_certificate(Certificate::from_pem(read("--tls-ca", ca)?)),
+        (Some(ca), _) => config.ca_certificate(Certificate::from_pem(read_pem("--tls-ca", ca, false)?)),
         (None, Some(server_chain)) => {
             let pem = std::fs::read(server_chain).map_err(|e| {
                 format!(
@@ -145,7 +163,8 @@ pub fn target(address: Option<ApiAddress>, flags: &TlsFlags, from_file: Option<&
         (None, None) => config.with_native_roots(),
     };
     let client_cert = if let (Some(cert), Some(key)) = (&flags.tls_cert, &flags.tls_key) {
-        config = config.identity(Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?));
+        config = config
+            .identity(Identity::from_pem(read_pem("--tls-cert", cert, false)?, read_pem("--tls-key", key, true)?));
         true
     } else {
         false
@@ -269,6 +288,12 @@ mod tests {
         let missing = TlsFlags { tls_ca: Some("/nonexistent/ca.pem".into()), ..TlsFlags::default() };
         let err = target(Some(address("127.0.0.1:5")), &missing, None).unwrap_err();
         assert!(err.contains("--tls-ca /nonexistent/ca.pem"), "{err}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not PEM\n").expect("write");
+        let junk_ca = TlsFlags { tls_ca: Some(junk.clone()), ..TlsFlags::default() };
+        let err = target(Some(address("127.0.0.1:5")), &junk_ca, None).unwrap_err();
+        assert!(err.contains("--tls-ca") && err.contains("no PEM CERTIFICATE"), "{err}");
     }
 
     #[test]

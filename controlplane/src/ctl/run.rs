@@ -45,7 +45,14 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
         let uri = target.uri;
         let mut endpoint = Channel::from_shared(uri.clone()).map_err(|e| e.to_string())?;
         if let Some(tls) = target.tls {
-            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS settings: {}", error_chain(&e)))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                // Bad PEM in --tls-ca/--tls-cert/--tls-key, or no system trust store for an https:// address alone.
+                format!(
+                    "TLS settings: {} (pass --tls-ca FILE with the server's CA certificate in PEM, and --tls-cert/\
+                     --tls-key as PEM files)",
+                    error_chain(&e)
+                )
+            })?;
         }
         let channel = endpoint.timeout(timeout).connect_timeout(timeout).connect().await.map_err(|e| {
             let advice = super::connect::advice(&e, false)
