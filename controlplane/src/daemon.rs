@@ -2,7 +2,9 @@
 //!
 //! Owns the order of things: load and validate the config; judge its static sessions with the registry's rules (a dry
 //! run, [`routes::check`], as `--check-config` does); resolve where files go ([`StatePaths`]: the state directory,
-//! and the tap's pcap directory under it, handed to the data plane as a plain path); confine the process's threads to
+//! and the tap's pcap directory under it, handed to the data plane as a plain path); read and parse the API's TLS
+//! files (`[api.tls]`, [`crate::tls`]; or warn that a non-loopback API is plaintext by `api.allow_plaintext`); confine
+//! the process's threads to
 //! the control cores ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start
 //! the workers (each pins itself to its core); start the control runtime on its own thread (pinned to the first
 //! `placement.control_cores` when given); set up authentication (the configured keys, or a generated development key
@@ -54,6 +56,9 @@ pub enum DaemonError {
     /// Webhooks could not start (a URL, the secret file).
     #[error(transparent)]
     Webhooks(#[from] WebhookError),
+    /// A file of `[api.tls]` could not be used.
+    #[error("control API TLS: {0}")]
+    Tls(#[from] crate::tls::TlsFileError),
     /// Keys or the development token could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
@@ -124,6 +129,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     let paths = StatePaths::resolve(&config)?;
+    // Read before anything starts: a TLS file that cannot be used stops the daemon at once, naming its key.
+    let tls = api_tls(&config)?;
     let dataplane = Dataplane::start_on(&config, workers, &paths.tap)?;
     let control_cores = config.placement.control_cores.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,11 +145,28 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
         .build()?;
-    let result = runtime.block_on(control(&config, &dataplane, &paths));
+    let result = runtime.block_on(control(&config, &dataplane, &paths, tls));
     let final_counters = dataplane.stop();
     println!("{}", report::final_line(&final_counters));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The API's TLS server config from `[api.tls]`, its files read now; `None` (plaintext) with a warning when the API
+/// listens beyond loopback because `api.allow_plaintext` says so.
+pub fn api_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, crate::tls::TlsFileError> {
+    let Some(tls) = &config.api.tls else {
+        if !config.api.listen.ip().is_loopback() {
+            tracing::warn!(
+                api.listen = %config.api.listen,
+                "api.allow_plaintext = true: the control API serves {} without TLS; bearer tokens and every call \
+                 cross the network in the clear (add [api.tls])",
+                config.api.listen
+            );
+        }
+        return Ok(None);
+    };
+    crate::tls::server_config(tls).map(Some)
 }
 
 /// The configured keys, or a generated development key whose admin token is written for `ringfwd ctl`.
@@ -166,7 +190,12 @@ fn keys(config: &Config) -> Result<Keys, DaemonError> {
     Ok(keys)
 }
 
-async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> Result<(), DaemonError> {
+async fn control(
+    config: &Config,
+    dataplane: &Dataplane,
+    paths: &StatePaths,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let timeout = Duration::from_millis(config.control.command_timeout_ms);
@@ -205,10 +234,10 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
     // keeps event ids unique across restarts.
     let events = Arc::new(EventBus::new(EventLimits::from_config(config), boot_id));
     let webhooks = Webhooks::start(config, &events)?;
+    let verifier = Verifier::new(keys(config)?);
     let api = Arc::new(Api::new(
         registry,
         client,
-        Verifier::new(keys(config)?),
         node,
         metadata,
         Arc::clone(&stats),
@@ -255,7 +284,7 @@ async fn control(config: &Config, dataplane: &Dataplane, paths: &StatePaths) -> 
         handshake_bytes: crate::incoming::HTTP2_PREFACE_BYTES,
         handshake_timeout: Duration::from_millis(u64::from(config.api.handshake_timeout_ms)),
     };
-    let server = tokio::spawn(api::serve(listener, limits, api.clone(), api_metrics, async {
+    let server = tokio::spawn(api::serve(listener, limits, tls, api.clone(), verifier, api_metrics, async {
         let _ = stop_rx.await;
     }));
     let banner = report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed, paths);

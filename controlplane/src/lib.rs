@@ -13,6 +13,8 @@
 //! - [`events`]: lifecycle events: numbering, history, watchers, and the workers' events by name.
 //! - [`webhooks`]: POSTing every event, signed, to the configured URLs, with bounded queues and retries.
 //! - [`auth`]: bearer tokens (minting, verifying, the development key).
+//! - [`tls`]: the API's TLS files (`[api.tls]`) loaded into the server config; [`incoming`]: the bounded accept,
+//!   which runs the TLS handshake within the handshake timeout.
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
 //! - [`routes`]: the config's static sessions as registry creates: judged in a dry run (`--check-config`, and
 //!   before start-up binds anything), then created through the API.
@@ -41,4 +43,5 @@ pub mod registry;
 pub mod report;
 pub mod routes;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Drive a running ringfwd over its control API.
-    Ctl(ringfwd::ctl::CtlArgs),
+    Ctl(Box<ringfwd::ctl::CtlArgs>),
     /// Mint a bearer token for the control API with a key from the config's [[auth.keys]].
     Token {
         /// The config holding the keys.
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Ctl(args)) => {
-            return match ringfwd::ctl::run(args) {
+            return match ringfwd::ctl::run(*args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("ringfwd ctl: {message}");
@@ -164,6 +164,16 @@ fn main() -> ExitCode {
             Ok(paths) => paths,
             Err(e) => return fail(e, 2),
         };
+        // The API's TLS files are read and parsed as at start-up.
+        let tls = match config.api.tls.as_ref().map(ringfwd::tls::server_config).transpose() {
+            Ok(tls) => tls,
+            Err(e) => return fail(format!("invalid config: {e}"), 2),
+        };
+        let api = match (&tls, &config.api.tls) {
+            (Some(_), Some(files)) if files.client_ca_file.is_some() => "API over TLS with client certificates",
+            (Some(_), _) => "API over TLS",
+            _ => "API plaintext",
+        };
         let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
             Ok(cores) => cores,
             Err(e) => return fail(e, 2),
@@ -171,7 +181,7 @@ fn main() -> ExitCode {
         return match ringfwd::routes::check(&config, cores.len()) {
             Ok(resources) => {
                 println!(
-                    "ringfwd: config ok ({} workers on cores {cores:?}; static sessions: {}, creating {resources} \
+                    "ringfwd: config ok ({} workers on cores {cores:?}; {api}; static sessions: {}, creating {resources} \
                      resources; state directory {}, pcap recordings in {})",
                     cores.len(),
                     config.sessions.len(),

@@ -38,11 +38,18 @@ pub fn banner(
         }
         None => "off (metrics.enabled = false)".to_string(),
     };
+    let api = match &config.api.tls {
+        Some(tls) if tls.client_ca_file.is_some() => {
+            format!("https://{api} (ringfwd.v1.Ringfwd; TLS, client certificates required)")
+        }
+        Some(_) => format!("https://{api} (ringfwd.v1.Ringfwd; TLS)"),
+        None => format!("grpc://{api} (ringfwd.v1.Ringfwd; plaintext)"),
+    };
     format!(
         "ringfwd {version}: forwarding RTP/RTCP with the {driver} driver\n\
          \x20 workers:  {cores}\n\
          \x20 media:    {media} (send RTP/RTCP here)\n\
-         \x20 api:      grpc://{api} (ringfwd.v1.Ringfwd)\n\
+         \x20 api:      {api}\n\
          \x20 metrics:  {metrics}\n\
          \x20 static:   {sessions} session(s) from the config, {routes} resources created\n\
          \x20 state:    {state} (pcap recordings of tapped streams: {tap})\n\

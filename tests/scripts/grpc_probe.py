@@ -3,7 +3,13 @@
 test tests/tests/api_health.rs: Python's grpcio with grpcio-health-checking and grpcio-reflection (installed
 into a project-local venv by tests/scripts/install-grpc-python.sh). It sends no token, ever.
 
-Usage: grpc_probe.py HOST:PORT COMMAND [ARGS]
+Usage: grpc_probe.py [TLS OPTIONS] HOST:PORT COMMAND [ARGS]
+
+TLS options (without them the channel is plaintext):
+  --ca FILE          TLS: verify the server against the CA certificates (PEM) in FILE
+                     (grpc.ssl_channel_credentials(root_certificates=...))
+  --cert FILE        mutual TLS: this client certificate chain (PEM); needs --key
+  --key FILE         the private key (PEM) of --cert
 
 Commands (each prints JSON lines on stdout, one per observation, and exits 0 unless the client itself fails):
   check              Health/Check of "" and "ringfwd.v1.Ringfwd":
@@ -100,11 +106,38 @@ def watch(channel, service, updates):
         emit({"watch": service, "end": error.code().name, "details": error.details()})
 
 
+TLS_OPTIONS = ("--ca", "--cert", "--key")
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def channel_for(address, tls):
+    """A plaintext channel, or a TLS one when --ca was given (with a client certificate when --cert/--key were)."""
+    if not tls:
+        return grpc.insecure_channel(address)
+    if "--ca" not in tls or ("--cert" in tls) != ("--key" in tls):
+        sys.exit("grpc_probe.py: TLS needs --ca, and --cert and --key go together\n%s" % __doc__)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(tls["--ca"]),
+        private_key=read(tls["--key"]) if "--key" in tls else None,
+        certificate_chain=read(tls["--cert"]) if "--cert" in tls else None,
+    )
+    return grpc.secure_channel(address, credentials)
+
+
 def main(argv):
+    argv = list(argv)
+    tls = {}
+    while len(argv) > 2 and argv[1] in TLS_OPTIONS:
+        tls[argv[1]] = argv[2]
+        del argv[1:3]
     if len(argv) < 3:
         sys.exit(__doc__)
     address, command, args = argv[1], argv[2], argv[3:]
-    with grpc.insecure_channel(address) as channel:
+    with channel_for(address, tls) as channel:
         if command == "check" and not args:
             check(channel)
         elif command == "reflect" and not args:

@@ -18,6 +18,7 @@ pub mod peer;
 pub mod process;
 pub mod relay;
 pub mod sip;
+pub mod tls;
 
 pub use api::Api;
 pub use daemon::{Daemon, Exit};

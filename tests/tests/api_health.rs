@@ -9,6 +9,10 @@
 //! `CreateSession` method; a `ringfwd.v1.Ringfwd` call without a token is still UNAUTHENTICATED; after an admin
 //! `Drain` Check is NOT_SERVING and after its cancel SERVING again, and a Watch sees both changes; once SIGTERM
 //! has begun the shutdown, a Watch sees NOT_SERVING.
+//!
+//! Over TLS (`[api.tls]`, certificates made by the test), the same client checks health with
+//! `grpc.ssl_channel_credentials`: SERVING with the CA, UNAVAILABLE in plaintext or with another CA; with
+//! `client_ca_file`, UNAVAILABLE without a client certificate and SERVING with one.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use ringfwd_tests::api::{expect_status, v1, Code, KeyedConfig};
 use ringfwd_tests::interop::install;
+use ringfwd_tests::tls::TestPki;
 use ringfwd_tests::{Api, Daemon};
 use serde_json::{json, Value};
 
@@ -49,8 +54,16 @@ fn ensure_grpc_python() -> Option<PathBuf> {
 
 /// The client, run against `daemon` with `args`, its stdout piped.
 fn client(python: &Path, daemon: &Daemon, args: &[&str]) -> Child {
+    client_tls(python, daemon, &[], args)
+}
+
+/// [`client`] with the probe's TLS options `tls` (`--ca FILE`, `--cert FILE`, `--key FILE`).
+fn client_tls(python: &Path, daemon: &Daemon, tls: &[&Path], args: &[&str]) -> Child {
+    let options =
+        ["--ca", "--cert", "--key"].iter().zip(tls).flat_map(|(flag, path)| [flag.as_ref(), path.as_os_str()]);
     Command::new(python)
         .arg(repo_root().join("tests/scripts/grpc_probe.py"))
+        .args(options)
         .arg(daemon.api.to_string())
         .args(args)
         .stdin(Stdio::null())
@@ -77,7 +90,12 @@ fn json_lines(child: &mut Child) -> mpsc::Receiver<Value> {
 
 /// Every line of one run of the client, which must exit 0 within [`CLIENT_TIMEOUT`].
 fn run(python: &Path, daemon: &Daemon, args: &[&str]) -> Vec<Value> {
-    let mut child = client(python, daemon, args);
+    run_tls(python, daemon, &[], args)
+}
+
+/// [`run`] with the probe's TLS options (see [`client_tls`]).
+fn run_tls(python: &Path, daemon: &Daemon, tls: &[&Path], args: &[&str]) -> Vec<Value> {
+    let mut child = client_tls(python, daemon, tls, args);
     let lines = json_lines(&mut child);
     let mut printed = Vec::new();
     let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
@@ -199,4 +217,34 @@ fn health_and_reflection_answer_a_standard_client_without_a_token() {
     assert_eq!(watch.next(), watched("", "NOT_SERVING"));
     assert!(watch.finish(), "the watcher saw both updates and exits 0");
     assert!(exit.success, "{}", exit.stderr);
+}
+
+/// What the probe printed for a Check that could not get through: the code of each of its two checks.
+fn codes(lines: &[Value]) -> Vec<String> {
+    lines.iter().map(|line| line["code"].as_str().unwrap_or("<answered>").to_owned()).collect()
+}
+
+#[test]
+fn health_over_tls_answers_a_standard_client_with_the_ca_and_a_client_certificate() {
+    let Some(python) = ensure_grpc_python() else {
+        return;
+    };
+    let pki = TestPki::new();
+    let media = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
+    let daemon = Daemon::start(&format!("{media}{}", pki.api_section(false)));
+    let ca = pki.ca();
+    assert_eq!(run_tls(&python, &daemon, &[&ca], &["check"]), checks("SERVING"));
+    let unavailable = vec!["UNAVAILABLE".to_owned(); 2];
+    assert_eq!(codes(&run(&python, &daemon, &["check"])), unavailable, "plaintext to a TLS listener");
+    assert_eq!(codes(&run_tls(&python, &daemon, &[&pki.other_ca()], &["check"])), unavailable, "another CA");
+    assert!(daemon.stop().success);
+
+    let daemon = Daemon::start(&format!("{media}{}", pki.api_section(true)));
+    assert_eq!(codes(&run_tls(&python, &daemon, &[&ca], &["check"])), unavailable, "no client certificate");
+    let client = pki.client();
+    assert_eq!(run_tls(&python, &daemon, &[&ca, &client.cert, &client.key], &["check"]), checks("SERVING"));
+    let stranger = pki.other_client();
+    let refused = run_tls(&python, &daemon, &[&ca, &stranger.cert, &stranger.key], &["check"]);
+    assert_eq!(codes(&refused), unavailable, "a client certificate of another CA");
+    assert!(daemon.stop().success);
 }

@@ -1,5 +1,5 @@
-//! The control API's config sections: `[api]` (where the gRPC server listens, what it tells
-//! peers), `[auth]` (token-signing keys, the development token) and `[admission]` (how many
+//! The control API's config sections: `[api]` (where the gRPC server listens, with or without
+//! TLS (`[api.tls]`), what it tells peers), `[auth]` (token-signing keys, the development token) and `[admission]` (how many
 //! resources the registry accepts).
 //!
 //! Owns the structs, their serde form and the base64 form of a secret (the one place a secret
@@ -29,9 +29,33 @@ pub struct Api {
     pub advertise_addresses: Vec<SocketAddr>,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: u32,
-    /// How long a new connection may take to send the HTTP/2 preface before it is closed, in
-    /// milliseconds.
+    /// How long a new connection may take to send the HTTP/2 preface (after the TLS handshake,
+    /// when there is one: the whole handshake counts) before it is closed, in milliseconds.
     pub handshake_timeout_ms: u32,
+    /// Serve a non-loopback `listen` without `[api.tls]` (tokens and calls then cross the network
+    /// in the clear); the daemon warns at start. Without it such a config is refused.
+    pub allow_plaintext: bool,
+    /// TLS on the API's listener (`[api.tls]`); `None` serves plaintext HTTP/2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ApiTls>,
+}
+
+/// TLS of the control API (`[api.tls]`): the server's certificate and key, and optionally the CA
+/// that client certificates must be signed by (mutual TLS). PEM files, absolute paths, read and
+/// parsed at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTls {
+    /// The server's certificate chain (PEM), leaf first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The server certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM) a client's certificate must chain to; `None` asks for no client
+    /// certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for Api {
@@ -41,6 +65,8 @@ impl Default for Api {
             advertise_addresses: defaults::API_ADVERTISE_ADDRESSES.to_vec(),
             max_connections: defaults::API_MAX_CONNECTIONS,
             handshake_timeout_ms: defaults::API_HANDSHAKE_TIMEOUT_MS,
+            allow_plaintext: defaults::API_ALLOW_PLAINTEXT,
+            tls: defaults::API_TLS,
         }
     }
 }

@@ -92,6 +92,13 @@ pub const API_MAX_CONNECTIONS: u32 = 256;
 /// Default time a new API connection has to send the HTTP/2 preface, in milliseconds.
 pub const API_HANDSHAKE_TIMEOUT_MS: u32 = 10_000;
 
+/// Default `[api.tls]`: none, so the API serves plaintext HTTP/2 (allowed on loopback only, see
+/// [`API_ALLOW_PLAINTEXT`]).
+pub const API_TLS: Option<crate::api::ApiTls> = None;
+
+/// Default `api.allow_plaintext`: off, so a non-loopback `api.listen` needs `[api.tls]`.
+pub const API_ALLOW_PLAINTEXT: bool = false;
+
 /// Default token-signing keys: none, so the daemon generates a development key at start.
 pub const AUTH_KEYS: [crate::api::AuthKey; 0] = [];
 

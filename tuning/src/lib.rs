@@ -35,7 +35,7 @@ mod webhooks;
 
 use std::path::Path;
 
-pub use api::{Admission, Api, Auth, AuthKey};
+pub use api::{Admission, Api, ApiTls, Auth, AuthKey};
 pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;
 pub use events::Events;
@@ -241,6 +241,11 @@ mod tests {
         config.auth.keys =
             vec![AuthKey { id: "ops".into(), secret_base64: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into() }];
         config.admission.max_sessions = 7;
+        config.api.tls = Some(ApiTls {
+            cert_file: Some("/etc/ringfwd/api.pem".into()),
+            key_file: Some("/etc/ringfwd/api.key".into()),
+            client_ca_file: Some("/etc/ringfwd/ca.pem".into()),
+        });
         let text = config.to_toml_string().unwrap();
         assert_eq!(Config::from_toml_str(&text).unwrap(), config);
     }

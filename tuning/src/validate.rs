@@ -10,6 +10,7 @@
 //! runs them).
 
 mod api;
+mod api_tls;
 mod events;
 mod interceptors;
 
@@ -86,6 +87,7 @@ impl Config {
         validate_control(&self.control)?;
         api::validate_api(&self.api, &self.media)?;
         api::validate_auth(&self.auth, &self.api)?;
+        api_tls::validate_api_tls(&self.api)?;
         api::validate_admission(&self.admission)?;
         validate_metadata(&self.metadata)?;
         validate_metrics(&self.metrics, &self.api)?;

@@ -1,6 +1,7 @@
 //! The gRPC control API (`ringfwd.v1.Ringfwd`), served by tonic on the control plane's runtime.
 //!
-//! Owns the service: authentication and authorization of every call ([`auth`]), the translation between the
+//! Owns the service: authentication and authorization of every call ([`auth`], one layer around the whole
+//! service, from one table of the access each RPC needs), the translation between the
 //! wire and the registry ([`convert`], [`status`]), and running registry plans against the workers
 //! ([`apply`]): a change is validated and planned under the registry lock, its commands are sent to the workers
 //! one by one, each acknowledged before the next, and only then committed. Creates and updates that fail
@@ -48,6 +49,7 @@ use crate::events::EventBus;
 use crate::metadata::MetadataLimits;
 use crate::registry::Registry;
 use crate::telemetry::StatsStore;
+use auth::Authorized;
 use unclaimed::UnclaimedSsrcs;
 
 /// What the API reports about the node that never changes while it runs.
@@ -80,7 +82,6 @@ pub struct NodeStatic {
 pub struct Api {
     registry: Mutex<Registry>,
     client: Arc<CommandClient>,
-    verifier: Verifier,
     node: NodeStatic,
     /// Locked after the registry when both are needed, and never across an `.await`.
     metadata: std::sync::Mutex<metadata_hub::MetadataHub>,
@@ -98,7 +99,7 @@ pub struct Api {
 }
 
 impl Api {
-    /// A service over `registry`, sending commands with `client`, checking tokens with `verifier`, keeping
+    /// A service over `registry`, sending commands with `client`, keeping
     /// metadata within `metadata`, answering statistics from `stats` (which the collector fills) and
     /// publishing its lifecycle events on `events`, keeping unknown SSRCs for `stats_interval` (the workers'
     /// statistics round, after which they report them again).
@@ -106,7 +107,6 @@ impl Api {
     pub fn new(
         registry: Registry,
         client: Arc<CommandClient>,
-        verifier: Verifier,
         node: NodeStatic,
         metadata: MetadataLimits,
         stats: Arc<std::sync::Mutex<StatsStore>>,
@@ -118,7 +118,7 @@ impl Api {
         let health = probes::HealthStatus::new();
         let unclaimed = std::sync::Mutex::new(UnclaimedSsrcs::new(node.workers.len(), stats_interval));
         let registry = Mutex::new(registry);
-        Api { registry, client, verifier, node, metadata, stats, events, health, unclaimed, metadata_watchers }
+        Api { registry, client, node, metadata, stats, events, health, unclaimed, metadata_watchers }
     }
 
     /// The registry's current usage (for reports).
@@ -144,26 +144,37 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// See [`KEEPALIVE_INTERVAL`].
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the API, the health service and reflection on `listener` until `shutdown` completes, counting every
-/// request into `metrics`, within `limits` (see `incoming`).
+/// Serves the API (every call checked against `verifier`), the health service and reflection on `listener`, over
+/// `tls` when given, until `shutdown` completes, counting every request into `metrics`, within `limits` (see
+/// `incoming`; the TLS handshake is within the handshake timeout).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: tokio::net::TcpListener,
     limits: crate::incoming::ConnectionLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     api: Arc<Api>,
+    verifier: Verifier,
     metrics: Arc<crate::metrics::ApiMetrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (reflection_v1, reflection_v1alpha) = probes::reflection_services()?;
     let health = probes::health_service(&api).await;
+    // From the socket in: the bounded accept (connection cap; TLS handshake and HTTP/2 preface within the handshake
+    // timeout) comes first, so no connection is served beyond the cap or before its handshake; the metrics layer
+    // wraps every service, so calls the token check refuses are counted by their code too; the token check wraps
+    // `ringfwd.v1.Ringfwd` alone, so health and reflection stay open to probes without a token.
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(crate::metrics::ApiMetricsLayer::new(metrics))
-        .add_service(RingfwdServer::from_arc(api))
+        .add_service(Authorized::new(RingfwdServer::from_arc(api), Arc::new(verifier)))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(crate::incoming::connections(listener, limits), shutdown)
+        .serve_with_incoming_shutdown(
+            crate::incoming::connections(listener, limits, tls.map(tokio_rustls::TlsAcceptor::from)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

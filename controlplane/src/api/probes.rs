@@ -7,8 +7,8 @@
 //! good, once shutdown has begun. The status is written under the registry lock, so it follows the order of
 //! the `Drain` calls. Neither service asks for a token: a probe carries none, the status says no more than
 //! whether a connection would be worth it, and reflection answers only the public schema. They are separate
-//! gRPC services, so the token check of `ringfwd.v1.Ringfwd` (every one of its RPCs calls `authorize`) is not
-//! weakened by them. Must never serve anything of the registry, the config or the keys.
+//! gRPC services, so the token check of `ringfwd.v1.Ringfwd` (the [`super::auth`] layer around that service
+//! alone) is not weakened by them. Must never serve anything of the registry, the config or the keys.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,11 +1,11 @@
-//! The `ringfwd.v1.Ringfwd` service: one method per RPC, each authorize → translate → registry → translate.
+//! The `ringfwd.v1.Ringfwd` service: one method per RPC, each translate → registry → translate. Calls reach it
+//! only through the token check of [`super::auth`], which wraps the whole service.
 //! The metadata RPCs delegate to [`super::metadata`], WatchEvents to [`super::events`].
 
 use ringfwd_dataplane::core::StatsKey;
 use ringfwd_proto::v1::{self, ringfwd_server::Ringfwd};
 use tonic::{Request, Response, Status};
 
-use super::auth::Access;
 use super::convert;
 use super::Api;
 use crate::metadata::{Member, ObjectRef};
@@ -69,7 +69,6 @@ fn subscription_reply(v: View) -> Reply<v1::Subscription> {
 #[tonic::async_trait]
 impl Ringfwd for Api {
     async fn create_session(&self, request: Request<v1::CreateSessionRequest>) -> Reply<v1::Session> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let now = crate::clock::unix_ms();
         let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
@@ -78,25 +77,21 @@ impl Ringfwd for Api {
     }
 
     async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Reply<v1::Session> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         Ok(Response::new(convert::session(self.read(|reg| reg.get_session(&r.session_id)).await?)))
     }
 
-    async fn list_sessions(&self, request: Request<v1::ListSessionsRequest>) -> Reply<v1::ListSessionsResponse> {
-        self.authorize(&request, Access::Read)?;
+    async fn list_sessions(&self, _request: Request<v1::ListSessionsRequest>) -> Reply<v1::ListSessionsResponse> {
         let sessions = self.read(|reg| Ok(reg.list_sessions())).await?;
         Ok(Response::new(v1::ListSessionsResponse { sessions: sessions.into_iter().map(convert::session).collect() }))
     }
 
     async fn delete_session(&self, request: Request<v1::DeleteSessionRequest>) -> Reply<v1::DeleteResponse> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_session(&r.session_id)).await?)
     }
 
     async fn create_endpoint(&self, request: Request<v1::CreateEndpointRequest>) -> Reply<v1::Endpoint> {
-        self.authorize(&request, Access::Write)?;
         let mut r = request.into_inner();
         let metadata = std::mem::take(&mut r.metadata);
         let spec = convert::endpoint_spec(r)?;
@@ -106,14 +101,12 @@ impl Ringfwd for Api {
     }
 
     async fn get_endpoint(&self, request: Request<v1::GetEndpointRequest>) -> Reply<v1::Endpoint> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let v = self.read(|reg| reg.get_endpoint(&r.session_id, &r.endpoint_id)).await?;
         Ok(Response::new(convert::endpoint(v, self.send_to(), &self.node.advertise_rtcp)))
     }
 
     async fn list_endpoints(&self, request: Request<v1::ListEndpointsRequest>) -> Reply<v1::ListEndpointsResponse> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let list = self.read(|reg| reg.list_endpoints(&r.session_id)).await?;
         let endpoints =
@@ -122,13 +115,11 @@ impl Ringfwd for Api {
     }
 
     async fn delete_endpoint(&self, request: Request<v1::DeleteEndpointRequest>) -> Reply<v1::DeleteResponse> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_endpoint(&r.session_id, &r.endpoint_id)).await?)
     }
 
     async fn create_stream(&self, request: Request<v1::CreateStreamRequest>) -> Reply<v1::Stream> {
-        self.authorize(&request, Access::Write)?;
         let mut r = request.into_inner();
         let metadata = std::mem::take(&mut r.metadata);
         let spec = convert::stream_spec(r)?;
@@ -137,13 +128,11 @@ impl Ringfwd for Api {
     }
 
     async fn get_stream(&self, request: Request<v1::GetStreamRequest>) -> Reply<v1::Stream> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         Ok(Response::new(convert::stream(self.read(|reg| reg.get_stream(&r.session_id, &r.stream_id)).await?)))
     }
 
     async fn get_stream_stats(&self, request: Request<v1::GetStreamStatsRequest>) -> Reply<v1::StreamStats> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let (stream, subscriptions) = self.read(|reg| reg.stats_keys(&r.session_id, &r.stream_id)).await?;
         let now = std::time::Instant::now();
@@ -165,40 +154,34 @@ impl Ringfwd for Api {
     }
 
     async fn get_session_stats(&self, request: Request<v1::GetSessionStatsRequest>) -> Reply<v1::AggregateStats> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let keys = self.read(|reg| reg.aggregate_keys(&r.session_id, None)).await?;
         Ok(Response::new(self.aggregate_stats(keys)?))
     }
 
     async fn get_endpoint_stats(&self, request: Request<v1::GetEndpointStatsRequest>) -> Reply<v1::AggregateStats> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let keys = self.read(|reg| reg.aggregate_keys(&r.session_id, Some(&r.endpoint_id))).await?;
         Ok(Response::new(self.aggregate_stats(keys)?))
     }
 
     async fn list_streams(&self, request: Request<v1::ListStreamsRequest>) -> Reply<v1::ListStreamsResponse> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let list = self.read(|reg| reg.list_streams(&r.session_id)).await?;
         Ok(Response::new(v1::ListStreamsResponse { streams: list.into_iter().map(convert::stream).collect() }))
     }
 
     async fn delete_stream(&self, request: Request<v1::DeleteStreamRequest>) -> Reply<v1::DeleteResponse> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_stream(&r.session_id, &r.stream_id)).await?)
     }
 
     async fn create_subscription(&self, request: Request<v1::CreateSubscriptionRequest>) -> Reply<v1::Subscription> {
-        self.authorize(&request, Access::Write)?;
         let spec = convert::subscription_spec(request.into_inner());
         subscription_reply(view(self.apply(|reg| reg.plan_create_subscription(spec)).await?)?)
     }
 
     async fn get_subscription(&self, request: Request<v1::GetSubscriptionRequest>) -> Reply<v1::Subscription> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let v = self.read(|reg| reg.get_subscription(&r.session_id, &r.subscription_id)).await?;
         Ok(Response::new(convert::subscription(v)))
@@ -208,7 +191,6 @@ impl Ringfwd for Api {
         &self,
         request: Request<v1::ListSubscriptionsRequest>,
     ) -> Reply<v1::ListSubscriptionsResponse> {
-        self.authorize(&request, Access::Read)?;
         let r = request.into_inner();
         let list = self.read(|reg| reg.list_subscriptions(&r.session_id)).await?;
         let subscriptions = list.into_iter().map(convert::subscription).collect();
@@ -216,7 +198,6 @@ impl Ringfwd for Api {
     }
 
     async fn update_endpoint(&self, request: Request<v1::UpdateEndpointRequest>) -> Reply<v1::Endpoint> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let address = convert::media_address(&r.media_address)?;
         let rtcp = convert::rtcp(&r.rtcp_address, r.rtcp_port_plus_one)?;
@@ -225,7 +206,6 @@ impl Ringfwd for Api {
     }
 
     async fn update_stream(&self, request: Request<v1::UpdateStreamRequest>) -> Reply<v1::Stream> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let update = StreamUpdate { ssrc: r.ssrc, payload_types: r.payload_types.map(|types| types.values) };
         let outcome = self.apply(|reg| reg.plan_update_stream(&r.session_id, &r.stream_id, &update)).await?;
@@ -233,7 +213,6 @@ impl Ringfwd for Api {
     }
 
     async fn update_subscription(&self, request: Request<v1::UpdateSubscriptionRequest>) -> Reply<v1::Subscription> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         let update = convert::subscription_update(&r);
         let outcome = self.apply(|reg| reg.plan_update(&r.session_id, &r.subscription_id, &update)).await?;
@@ -241,13 +220,11 @@ impl Ringfwd for Api {
     }
 
     async fn delete_subscription(&self, request: Request<v1::DeleteSubscriptionRequest>) -> Reply<v1::DeleteResponse> {
-        self.authorize(&request, Access::Write)?;
         let r = request.into_inner();
         deleted(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, &r.subscription_id)).await?)
     }
 
-    async fn get_node_info(&self, request: Request<v1::GetNodeInfoRequest>) -> Reply<v1::NodeInfo> {
-        self.authorize(&request, Access::Read)?;
+    async fn get_node_info(&self, _request: Request<v1::GetNodeInfoRequest>) -> Reply<v1::NodeInfo> {
         let (limits, usage, draining) = {
             let reg = self.registry.lock().await;
             (*reg.limits(), reg.usage(), reg.draining())
@@ -314,7 +291,6 @@ impl Ringfwd for Api {
     }
 
     async fn drain(&self, request: Request<v1::DrainRequest>) -> Reply<v1::DrainResponse> {
-        self.authorize(&request, Access::Write)?;
         let cancel = request.into_inner().cancel;
         let mut reg = self.registry.lock().await;
         reg.set_draining(!cancel);

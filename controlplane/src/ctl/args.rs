@@ -19,15 +19,20 @@ the webhooks see: an SSRC is a decimal number there (\"ssrc\": 4660), so compare
 #[derive(Debug, Args)]
 #[command(after_help = SSRC_HELP)]
 pub struct CtlArgs {
-    /// The control API address (default: the config's `api.listen`, else 127.0.0.1:50051).
-    #[arg(long, env = "RINGFWD_API", global = true)]
-    pub api: Option<SocketAddr>,
+    /// The control API address: HOST:PORT, http://HOST:PORT, or https://HOST:PORT for TLS (default: the config's
+    /// `api.listen`, over TLS when it has [api.tls], else 127.0.0.1:50051).
+    #[arg(long, env = "RINGFWD_API", global = true, value_name = "ADDR")]
+    pub api: Option<super::connect::ApiAddress>,
+    /// TLS: --tls-ca (and TLS without https://), --tls-cert/--tls-key for mutual TLS, --tls-server-name.
+    #[command(flatten)]
+    pub tls: super::connect::TlsFlags,
     /// Bearer token (default: `RINGFWD_TOKEN`, else the development token file: the config's
     /// `auth.dev_token_file`, else `$RUNTIME_DIRECTORY/dev-token`, else `$XDG_RUNTIME_DIR/ringfwd/dev-token`, else
     /// `/run/ringfwd/dev-token` for root, else `/tmp/ringfwd-<uid>/dev-token`, as the daemon writes it).
     #[arg(long, env = "RINGFWD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
-    /// Read the API address and the development token file from this config file.
+    /// Read the API address, its TLS (`[api.tls]`: the server is verified against its cert_file unless --tls-ca is
+    /// given) and the development token file from this config file.
     #[arg(long, short, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Print the response as JSON (the protobuf JSON mapping: SSRCs are decimal numbers) instead of a table.

@@ -29,33 +29,41 @@ impl tonic::service::Interceptor for Auth {
 
 /// Runs the command; the error is the message to print (the server's status code and message on RPC errors).
 pub fn run(args: CtlArgs) -> Result<(), String> {
-    let config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+    let from_file = match &args.config {
+        Some(path) => Some(Config::from_file(path).map_err(|e| e.to_string())?),
+        None => None,
     };
-    let api = args.api.unwrap_or(config.api.listen);
+    let target = super::connect::target(args.api.clone(), &args.tls, from_file.as_ref())?;
+    let config = from_file.unwrap_or_default();
     let token = super::token::bearer_token(args.token.as_deref(), &config)?;
     let header = MetadataValue::try_from(format!("Bearer {}", token.trim()))
         .map_err(|_| "the token contains characters not allowed in a header".to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    runtime.block_on(async move {
-        let channel = Channel::from_shared(format!("http://{api}"))
-            .map_err(|e| e.to_string())?
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .connect()
-            .await
-            .map_err(|e| {
+    let broke_off = target.broke_off();
+    let outcome = runtime.block_on(async move {
+        let uri = target.uri;
+        let mut endpoint = Channel::from_shared(uri.clone()).map_err(|e| e.to_string())?;
+        if let Some(tls) = target.tls {
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                // Bad PEM in --tls-ca/--tls-cert/--tls-key, or no system trust store for an https:// address alone.
                 format!(
-                    "cannot reach the control API at {api}: {} (is ringfwd running, and is this its api.listen? \
-                     pass --api or --config)",
+                    "TLS settings: {} (pass --tls-ca FILE with the server's CA certificate in PEM, and --tls-cert/\
+                     --tls-key as PEM files)",
                     error_chain(&e)
                 )
             })?;
+        }
+        let channel = endpoint.timeout(timeout).connect_timeout(timeout).connect().await.map_err(|e| {
+            let advice = super::connect::advice(&e, false)
+                .unwrap_or_else(|| "is ringfwd running, and is this its api.listen? pass --api or --config".to_owned());
+            format!("cannot reach the control API at {uri}: {} ({advice})", error_chain(&e))
+        })?;
         let mut client = RingfwdClient::with_interceptor(channel, Auth(header));
         dispatch(&mut client, args.command, args.json).await
-    })
+    });
+    // Only this function knows how it connected: it says what a connection that broke off most likely means.
+    outcome.map_err(|message| message.replace(super::connect::BROKE_OFF, &broke_off))
 }
 
 /// `error` and each of its sources, outermost first ("transport error: tcp connect error: Connection refused").
@@ -73,9 +81,20 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The server's status as the message to print.
+/// The server's status as the message to print; a failure of the connection itself (a status with a source) with
+/// its causes and, when TLS explains it, what to do.
 pub(super) fn status(s: tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
+    let mut text = format!("{:?}: {}", s.code(), s.message());
+    if let Some(source) = std::error::Error::source(&s) {
+        let causes = error_chain(source);
+        if !text.ends_with(&causes) {
+            text = format!("{text}: {causes}");
+        }
+        if let Some(advice) = super::connect::advice(source, true) {
+            text = format!("{text} ({advice})");
+        }
+    }
+    text
 }
 
 /// Prints `line` of every message of a watch `stream` until the server ends it or `count` were printed; the

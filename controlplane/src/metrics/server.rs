@@ -55,7 +55,7 @@ pub async fn serve(
         handshake_bytes: 1,
         handshake_timeout: HEAD_TIMEOUT,
     };
-    let mut connections = crate::incoming::connections(listener, limits);
+    let mut connections = crate::incoming::connections(listener, limits, None);
     tokio::pin!(shutdown);
     loop {
         let connection = tokio::select! {

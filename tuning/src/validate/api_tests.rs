@@ -79,8 +79,10 @@ fn dev_key_only_on_loopback() {
 
 #[test]
 fn configured_keys_may_serve_any_address() {
+    // Over TLS, or in plaintext when that is allowed (see api_tls.rs for the TLS rule).
     let key = key_after(|c| {
         c.api.listen = addr("0.0.0.0:50051");
+        c.api.allow_plaintext = true;
         c.auth.keys = vec![auth_key("ops", SECRET_32)];
     });
     assert_eq!(key, "<valid>");
