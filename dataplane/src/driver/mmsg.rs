@@ -151,7 +151,10 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             forwarder.on_timers(now, &mut egress);
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| &[], forwarder.counters_mut())?;
         }
-        worked |= ctx.apply_commands(&mut forwarder, now);
+        if ctx.apply_commands(&mut forwarder, now) {
+            pacer.command_applied();
+            worked = true;
+        }
         ctx.publish_stats_if_due(&mut stats_pacer, &mut forwarder, now);
         if pacer.after_iteration(worked, now) {
             ctx.publish(forwarder.counters_mut(), 0, &mut latency);
@@ -167,6 +170,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
                 ctx.publish(forwarder.counters_mut(), 0, &mut latency);
             }
             let wake_at = forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
+            let wake_at = pacer.deadline().map_or(wake_at, |at| at.min(wake_at));
             wait(&ctx, Some(wake_at.saturating_duration_since(now)))?;
         }
     }

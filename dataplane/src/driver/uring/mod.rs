@@ -203,6 +203,7 @@ impl UringWorker {
             };
             // Blocking: wake for the next interceptor timer or statistics round at the latest.
             let wake_at = self.forwarder.next_timer().map_or(stats_pacer.next(), |at| at.min(stats_pacer.next()));
+            let wake_at = pacer.deadline().map_or(wake_at, |at| at.min(wake_at));
             let submitted = if block {
                 let timeout = types::Timespec::from(wake_at.saturating_duration_since(now));
                 let args = types::SubmitArgs::new().timespec(&timeout).min_wait_usec(window);
@@ -218,7 +219,10 @@ impl UringWorker {
             worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;
             self.sends_submitted(now);
-            worked |= self.ctx.apply_commands(&mut self.forwarder, now);
+            if self.ctx.apply_commands(&mut self.forwarder, now) {
+                pacer.command_applied();
+                worked = true;
+            }
             self.ctx.publish_stats_if_due(&mut stats_pacer, &mut self.forwarder, now);
             if worked {
                 idle.worked(now);
