@@ -86,6 +86,8 @@ pub fn reference(s: &ScenarioResult) -> Option<&ForwarderResult> {
 /// One forwarder's row figures: medians over repetitions.
 struct Row {
     max_out: f64,
+    /// `max_out` over the scenario's fan-out.
+    max_in: f64,
     spread: f64,
     cpu_at_max: f64,
     p50_at_max: f64,
@@ -100,7 +102,7 @@ struct Row {
 }
 
 impl Row {
-    fn of(f: &ForwarderResult) -> Row {
+    fn of(f: &ForwarderResult, out_per_in: f64) -> Row {
         let errors = f
             .fixed
             .iter()
@@ -108,8 +110,10 @@ impl Row {
             .chain(f.searches.iter().flat_map(|x| &x.steps))
             .map(|x| x.integrity_failures + x.rewrite_errors + x.duplicates + x.unexpected)
             .sum();
+        let max_out = median(&maxima(f));
         Row {
-            max_out: median(&maxima(f)),
+            max_out,
+            max_in: max_out / out_per_in.max(f64::MIN_POSITIVE),
             spread: spread_percent(&maxima(f)),
             cpu_at_max: med(&f.at_max, StepOutcome::cpu_ns_per_input),
             p50_at_max: med(&f.at_max, |x| us(x.latency_p50_ns)),
@@ -138,12 +142,12 @@ fn ratio_lines(s: &ScenarioResult) -> Vec<String> {
     let Some(base) = reference(s) else {
         return Vec::new();
     };
-    let b = Row::of(base);
+    let b = Row::of(base, s.out_per_in);
     s.forwarders
         .iter()
         .filter(|f| f.forwarder != base.forwarder)
         .map(|f| {
-            let r = Row::of(f);
+            let r = Row::of(f, s.out_per_in);
             format!(
                 "{} vs {}: max rate {}, cpu/in-pkt at max {}, at {:.0} pps: cpu/in-pkt {}, p50 {:+.0} us, p99 {}, \
                  p99.9 {}; max spread {:.0}% vs {:.0}%",
@@ -200,14 +204,14 @@ pub fn scenario_table(s: &ScenarioResult) -> String {
         "loss%",
     );
     for f in &s.forwarders {
-        let r = Row::of(f);
+        let r = Row::of(f, s.out_per_in);
         let _ = writeln!(
             out,
             "{:<13} {:>34} {:>7.0}% {:>10.0} | {:>7.0} {:>7.0} {:>7.0} {:>7.0} | {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>6.3}  {}",
             f.forwarder.to_string(),
             format!("{}{}", with_spread(&maxima(f), 1.0, 0), limit_note(f)),
             r.spread,
-            r.max_out / s.out_per_in.max(f64::MIN_POSITIVE),
+            r.max_in,
             r.cpu_at_max,
             r.p50_at_max,
             r.p99_at_max,
@@ -283,7 +287,7 @@ pub fn markdown(result: &CompareResult) -> String {
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for f in &s.forwarders {
-            let r = Row::of(f);
+            let r = Row::of(f, s.out_per_in);
             let _ = writeln!(
                 out,
                 "| {} | {}{} | {:.0}% | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} | {:.0} | {:.0} / {:.0} / {:.0} |",
@@ -291,7 +295,7 @@ pub fn markdown(result: &CompareResult) -> String {
                 with_spread(&maxima(f), 1.0, 0),
                 limit_note(f),
                 r.spread,
-                r.max_out / s.out_per_in.max(f64::MIN_POSITIVE),
+                r.max_in,
                 r.cpu_at_max,
                 r.p50_at_max,
                 r.p99_at_max,

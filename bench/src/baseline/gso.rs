@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::driver::batch::{MessageStatus, RecvBatch, SendBatch};
 
-use super::{print_final_counters, setup, wait_readable, BaselineError, Counters, DropReason, RouteTable};
+use super::{batches, print_final_counters, setup, wait_readable, BaselineError, Counters, DropReason, RouteTable};
 
 /// Datagrams per `recvmmsg`.
 const RECV_BATCH: usize = 64;
@@ -47,13 +47,7 @@ pub struct Copy {
 pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     let s = setup(config_path)?;
     let fd = s.socket.as_fd();
-    let size_err = |what: &str| {
-        let what = what.to_string();
-        move |e| BaselineError::Io { what, source: std::io::Error::other(e) }
-    };
-    let mut recv =
-        RecvBatch::new(RECV_BATCH, s.config.media.max_packet_bytes + 1).map_err(size_err("receive batch"))?;
-    let mut send = SendBatch::new(COPIES_PER_ROUND, 2 * MAX_SEGMENTS).map_err(size_err("send batch"))?;
+    let (mut recv, mut send) = batches(&s.config, RECV_BATCH, COPIES_PER_ROUND, 2 * MAX_SEGMENTS)?;
     let mut headers = vec![[0u8; 12]; COPIES_PER_ROUND];
     let mut copies: Vec<Copy> = Vec::with_capacity(COPIES_PER_ROUND);
     let mut segments = vec![0usize; COPIES_PER_ROUND];

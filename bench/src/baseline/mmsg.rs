@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::driver::batch::{RecvBatch, SendBatch};
 
-use super::{print_final_counters, setup, wait_readable, BaselineError, Counters, RouteTable};
+use super::{batches, print_final_counters, setup, wait_readable, BaselineError, Counters, RouteTable};
 
 /// Datagrams per `recvmmsg`.
 const RECV_BATCH: usize = 64;
@@ -22,10 +22,7 @@ const SEND_BATCH: usize = 1024;
 pub fn run(config_path: &Path) -> Result<Counters, BaselineError> {
     let s = setup(config_path)?;
     let fd = s.socket.as_fd();
-    let mut recv = RecvBatch::new(RECV_BATCH, s.config.media.max_packet_bytes + 1)
-        .map_err(|e| BaselineError::Io { what: "receive batch".into(), source: std::io::Error::other(e) })?;
-    let mut send = SendBatch::new(SEND_BATCH, 2)
-        .map_err(|e| BaselineError::Io { what: "send batch".into(), source: std::io::Error::other(e) })?;
+    let (mut recv, mut send) = batches(&s.config, RECV_BATCH, SEND_BATCH, 2)?;
     let mut headers = vec![[0u8; 12]; SEND_BATCH];
     let mut counters = Counters::default();
     // A batch that came back short emptied the queue: wait in poll before reading again,

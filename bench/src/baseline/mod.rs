@@ -23,6 +23,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use ringfwd_dataplane::core::{classify, PacketKind, Rewrite, RtpView, IDENTITY_PAYLOAD_TYPE_MAP};
+use ringfwd_dataplane::driver::batch::{RecvBatch, SendBatch};
 use ringfwd_tuning::{Config, ConfigError, WorkerCores};
 use socket2::{Domain, Socket, Type};
 
@@ -218,6 +219,23 @@ pub fn setup(config_path: &Path) -> Result<Setup, BaselineError> {
     }
     println!("{READY_PREFIX}workers=1 media={bound}");
     Ok(Setup { config, routes, socket, stop })
+}
+
+/// The receive and send batches of a batched loop: `recv` datagrams of up to the config's largest packet (plus one
+/// byte, to see truncation), and `send` messages of up to `slices` slices each.
+pub fn batches(
+    config: &Config,
+    recv: usize,
+    send: usize,
+    slices: usize,
+) -> Result<(RecvBatch, SendBatch), BaselineError> {
+    let size = |what: &str| {
+        let what = what.to_string();
+        move |e| BaselineError::Io { what, source: io::Error::other(e) }
+    };
+    let recv = RecvBatch::new(recv, config.media.max_packet_bytes + 1).map_err(size("receive batch"))?;
+    let send = SendBatch::new(send, slices).map_err(size("send batch"))?;
+    Ok((recv, send))
 }
 
 /// Longest wait in `poll` before a loop checks its stop flag again.

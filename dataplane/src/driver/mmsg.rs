@@ -151,10 +151,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
             forwarder.on_timers(now, &mut egress);
             flush(&ctx, &mut send, &mut outs, &mut arena, &|_| &[], forwarder.counters_mut())?;
         }
-        if ctx.apply_commands(&mut forwarder, now) {
-            pacer.command_applied();
-            worked = true;
-        }
+        worked |= ctx.apply_commands(&mut forwarder, &mut pacer, now);
         ctx.publish_stats_if_due(&mut stats_pacer, &mut forwarder, now);
         if pacer.after_iteration(worked, now) {
             ctx.publish(forwarder.counters_mut(), 0, &mut latency);

@@ -150,8 +150,9 @@ impl WorkerContext {
         forwarder
     }
 
-    /// Applies every queued command and acknowledges each; returns whether any was applied.
-    pub fn apply_commands(&self, forwarder: &mut Forwarder, now: Instant) -> bool {
+    /// Applies every queued command and acknowledges each; returns whether any was applied, and then tells `pacer`
+    /// (the tables changed: the counters go out before the worker next blocks).
+    pub fn apply_commands(&self, forwarder: &mut Forwarder, pacer: &mut PublishPacer, now: Instant) -> bool {
         let mailbox = self.mailbox();
         let mut applied = false;
         while let Some(envelope) = mailbox.next_command() {
@@ -161,6 +162,7 @@ impl WorkerContext {
         }
         if applied {
             mailbox.notify_control();
+            pacer.command_applied();
         }
         applied
     }

@@ -219,10 +219,7 @@ impl UringWorker {
             worked |= self.run_timers(now);
             self.tx.flush(&mut self.ring, &self.fds)?;
             self.sends_submitted(now);
-            if self.ctx.apply_commands(&mut self.forwarder, now) {
-                pacer.command_applied();
-                worked = true;
-            }
+            worked |= self.ctx.apply_commands(&mut self.forwarder, &mut pacer, now);
             self.ctx.publish_stats_if_due(&mut stats_pacer, &mut self.forwarder, now);
             if worked {
                 idle.worked(now);
