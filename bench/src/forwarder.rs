@@ -214,6 +214,11 @@ impl ForwarderProcess {
         let log_path = log_dir.join(format!("{kind}.stderr.log"));
         let log = File::create(&log_path).map_err(|source| HarnessError::Io { kind, source })?;
         command.arg("--config").arg(config).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+        // ringfwd keeps what its API accepted in its state directory: each start gets an empty one of its own (never
+        // the user's, nor what an earlier repetition kept).
+        let state = log_dir.join(format!("{kind}.state"));
+        let _ = std::fs::remove_dir_all(&state);
+        command.env("STATE_DIRECTORY", &state);
         let path = command.get_program().into();
         // A child inherits the spawning thread's CPU affinity; the bench pins itself, so the forwarder is
         // spawned from the full mask and places its own threads from its config.

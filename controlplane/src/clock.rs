@@ -1,6 +1,6 @@
 //! Time for the control plane: the one place that reads `SystemTime` as Unix time, and the one periodic loop.
 //!
-//! Owns [`unix_s`], [`unix_ms`] and [`unix_us`] (a clock before 1970 reads as 0; one beyond `u64` as
+//! Owns [`unix_s`], [`unix_ms`], [`unix_us`] and [`unix_ns`] (a clock before 1970 reads as 0; one beyond `u64` as
 //! `u64::MAX`) and [`every`], which the telemetry drains run on. Never used by the data plane (which gets its
 //! time passed in).
 
@@ -24,6 +24,11 @@ pub fn unix_ms() -> u64 {
 /// Microseconds since the Unix epoch.
 pub fn unix_us() -> u64 {
     u64::try_from(since_epoch().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn unix_ns() -> u64 {
+    u64::try_from(since_epoch().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Runs `round` every `period` (late ticks delay the next rather than bunch up) until `stop` resolves. A round

@@ -158,7 +158,8 @@ mod tests {
         let stats = Arc::new(ringfwd_dataplane::runtime::StatsRing::new(1));
         let events = Arc::new(ringfwd_dataplane::runtime::EventRing::new(1));
         let (counters, running) = (Arc::new(SharedCounters::default()), Arc::new(true.into()));
-        WorkerHandle { index: 0, core: 0, mailbox, counters, stats, events, running }
+        let numbering = Arc::new(ringfwd_dataplane::runtime::NumberingRing::new(1));
+        WorkerHandle { index: 0, core: 0, mailbox, counters, stats, events, numbering, running }
     }
 
     #[tokio::test(flavor = "current_thread")]

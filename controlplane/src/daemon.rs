@@ -3,13 +3,16 @@
 //! Owns the order of things: load and validate the config; judge its static sessions with the registry's rules (a dry
 //! run, [`routes::check`], as `--check-config` does); resolve where files go ([`StatePaths`]: the state directory,
 //! and the tap's pcap directory under it, handed to the data plane as a plain path); read and parse the API's TLS
-//! files (`[api.tls]`, [`crate::tls`]; or warn that a non-loopback API is plaintext by `api.allow_plaintext`); confine
+//! files (`[api.tls]`, [`crate::tls`]; or warn that a non-loopback API is plaintext by `api.allow_plaintext`); open
+//! the state store (`[state]`, [`crate::state`]; before any socket is bound, so a second daemon on the same state
+//! directory is refused); confine
 //! the process's threads to
 //! the control cores ([`crate::affinity`]: `placement.control_cores`, else every allowed core without a worker); start
 //! the workers (each pins itself to its core); start the control runtime on its own thread (pinned to the first
 //! `placement.control_cores` when given); set up authentication (the configured keys, or a generated development key
 //! whose admin token is written to the development token file, in a private directory, for `ringfwd ctl`); start the lifecycle event bus, the drain
 //! of the workers' event rings and the webhook senders (before the static sessions, so that they are reported too);
+//! restore the kept state through the registry and from then on keep every commit and the subscribers' numbering;
 //! create the config's static sessions through the registry; serve the gRPC API (with the health service and
 //! reflection); print the banner and the ready line; log counters periodically; on SIGINT or SIGTERM report
 //! NOT_SERVING on the health service, stop serving, stop the workers (they stop receiving and flush in-flight sends)
@@ -35,6 +38,7 @@ use crate::metrics::{self, ApiMetrics};
 use crate::registry::Registry;
 use crate::report;
 use crate::routes::{self, RouteError};
+use crate::state::{numbering, restore, StateStore};
 use crate::telemetry::{self, StatsStore};
 use crate::webhooks::{WebhookError, Webhooks};
 
@@ -53,6 +57,9 @@ pub enum DaemonError {
     /// A static session could not be created.
     #[error("static sessions: {0}")]
     Routes(#[from] RouteError),
+    /// The state store could not be opened or restored.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// Webhooks could not start (a URL, the secret file).
     #[error(transparent)]
     Webhooks(#[from] WebhookError),
@@ -131,6 +138,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let paths = StatePaths::resolve(&config)?;
     // Read before anything starts: a TLS file that cannot be used stops the daemon at once, naming its key.
     let tls = api_tls(&config)?;
+    // Opened before the media sockets are bound: its file lock refuses a second daemon on the same state directory
+    // before it could join the media ports' reuseport groups.
+    let store = if config.state.persist {
+        let config_sessions = config.sessions.iter().map(|s| s.id.clone()).collect();
+        Some(Arc::new(StateStore::open(&paths.state, config_sessions)?))
+    } else {
+        None
+    };
     let dataplane = Dataplane::start_on(&config, workers, &paths.tap)?;
     let control_cores = config.placement.control_cores.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,7 +160,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
         .build()?;
-    let result = runtime.block_on(control(&config, &dataplane, &paths, tls));
+    let result = runtime.block_on(control(&config, &dataplane, &paths, tls, store));
     let final_counters = dataplane.stop();
     println!("{}", report::final_line(&final_counters));
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -195,6 +210,7 @@ async fn control(
     dataplane: &Dataplane,
     paths: &StatePaths,
     tls: Option<Arc<rustls::ServerConfig>>,
+    store: Option<Arc<StateStore>>,
 ) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -271,6 +287,29 @@ async fn control(
     let collector = tokio::spawn(telemetry::collect::run(rings, stats, collect_period, async {
         let _ = collect_stop_rx.await;
     }));
+    // ---- persistent state ([state]): what was kept is restored before the config's sessions and before the API
+    // opens; from then on every commit is kept, and the workers' numbering every state.numbering_interval_ms ----
+    let (numbering_stop_tx, numbering_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let numbering_keeper = match &store {
+        Some(store) => {
+            let restored = restore::restore(&api, store).await?;
+            tracing::info!(
+                sessions = restored.sessions,
+                objects = restored.objects,
+                continued = restored.continued,
+                "restored the kept state from {}",
+                store.path().display()
+            );
+            api.keep_state(Arc::clone(store));
+            let rings = dataplane.workers().iter().map(|w| Arc::clone(&w.numbering)).collect();
+            let interval = Duration::from_millis(u64::from(config.state.numbering_interval_ms));
+            Some(tokio::spawn(numbering::keep(Arc::clone(&api), rings, Arc::clone(store), interval, async {
+                let _ = numbering_stop_rx.await;
+            })))
+        }
+        None => None,
+    };
+    // ---- end of persistent state ----
     let installed = routes::install(&api, config, crate::clock::unix_s() * 1000).await?;
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -307,6 +346,10 @@ async fn control(
     let _ = stop_tx.send(());
     let _ = collect_stop_tx.send(());
     let _ = collector.await;
+    let _ = numbering_stop_tx.send(());
+    if let Some(keeper) = numbering_keeper {
+        let _ = keeper.await;
+    }
     let _ = metrics_stop_tx.send(());
     if let Some((_, metrics_server)) = metrics_server {
         let _ = tokio::time::timeout(Duration::from_secs(2), metrics_server).await;

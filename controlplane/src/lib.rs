@@ -16,6 +16,7 @@
 //! - [`tls`]: the API's TLS files (`[api.tls]`) loaded into the server config; [`incoming`]: the bounded accept,
 //!   which runs the TLS handshake within the handshake timeout.
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
+//! - [`state`]: persistent state: what the API accepted, kept in a store and restored at start-up.
 //! - [`routes`]: the config's static sessions as registry creates: judged in a dry run (`--check-config`, and
 //!   before start-up binds anything), then created through the API.
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod routes;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod webhooks;

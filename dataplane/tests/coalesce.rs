@@ -56,6 +56,7 @@ fn two_streams_to_one_address_leave_in_arrival_order_in_shared_gso_sends() {
             rewrite: Rewrite::default(),
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         send_command(&dataplane, a, 2 * id + 1, subscription);
     }

@@ -141,6 +141,7 @@ fn on_datagram_does_not_allocate_in_steady_state() {
                 rewrite,
                 paused: false,
                 egress: Default::default(),
+                continues: None,
             };
             fwd.apply(start, cmd).unwrap();
         }
@@ -218,6 +219,7 @@ fn forwarding_after_a_switch_does_not_allocate() {
             rewrite: Rewrite::default(),
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         fwd.apply(start, cmd).unwrap();
     }
@@ -333,6 +335,7 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
                 rewrite,
                 paused: false,
                 egress: from_config::egress(&config.egress, &config, u128::MAX),
+                continues: None,
             };
             fwd.apply(start, cmd).unwrap();
         }
@@ -435,6 +438,7 @@ fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
             rewrite: Rewrite::default(),
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         fwd.apply(start, cmd).unwrap();
         fwd.apply(start, Command::SetRtcpDestination { id: sub, dest: Some(rtcp_of(subscriber(i))) }).unwrap();
@@ -492,6 +496,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
             rewrite: Rewrite { out_ssrc: Some(heard_as(i)), ..Rewrite::default() },
             paused: false,
             egress: from_config::egress(&config.egress, &config, u128::MAX),
+            continues: None,
         };
         fwd.apply(start, cmd).unwrap();
     }
@@ -543,6 +548,7 @@ fn packets_handed_over_along_an_ssrc_alias_do_not_allocate() {
                 rewrite: Rewrite::default(),
                 paused: false,
                 egress: Default::default(),
+                continues: None,
             };
             home.apply(start, cmd).unwrap();
         }

@@ -56,6 +56,7 @@ fn start(dir: &Path, ring_packets: u32, publisher: &UdpSocket, sink: &UdpSocket)
         rewrite: Rewrite::default(),
         paused: false,
         egress: Default::default(),
+        continues: None,
     };
     send_command(&dataplane, SSRC, 2, subscription);
     dataplane

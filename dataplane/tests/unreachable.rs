@@ -50,6 +50,7 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
             rewrite: Rewrite::default(),
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         send_command(&dataplane, SSRC, seq as u64 + 2, sub);
     }

@@ -124,6 +124,7 @@ fn forward_without_allocating(driver: Driver) {
             rewrite,
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         worker.mailbox.send(Envelope { seq: 2 + i as u64, command }).unwrap();
         wait_ack(&dataplane);

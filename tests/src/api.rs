@@ -343,13 +343,16 @@ pub fn parse_json(text: &str) -> serde_json::Value {
 }
 
 /// Runs `ringfwd <args>` to completion with `RINGFWD_TOKEN` and `RINGFWD_API` removed from its environment and
-/// `RUNTIME_DIRECTORY` an empty private directory (so it never finds the token of a daemon the developer runs),
+/// `RUNTIME_DIRECTORY` and `STATE_DIRECTORY` an empty private directory (so it never finds the token of a daemon the
+/// developer runs, nor its state),
 /// then `env` added; kills it (and fails the test) after [`PROCESS_TIMEOUT`].
 pub fn run_ringfwd(args: &[&str], env: &[(&str, &str)]) -> Output {
     let empty = crate::daemon::private_tempdir();
     let mut cmd = Command::new(binary());
     cmd.args(args).env_remove("RINGFWD_TOKEN").env_remove("RINGFWD_API").env("RUST_LOG", "warn");
     cmd.env("RUNTIME_DIRECTORY", empty.path());
+    // A daemon it starts keeps its state there too, never in the user's state directory.
+    cmd.env("STATE_DIRECTORY", empty.path());
     for (key, value) in env {
         cmd.env(key, value);
     }

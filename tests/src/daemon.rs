@@ -99,7 +99,7 @@ impl Daemon {
     /// [`Daemon::spawn`] with `env` added to the daemon's environment after `RUNTIME_DIRECTORY` (an empty value
     /// counts as unset for the token's location; [`Daemon::dev_token_file`] is then not where the token is).
     pub fn spawn_with(config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
-        match Daemon::try_spawn(config, env) {
+        match Daemon::try_spawn(config, env, None) {
             Ok(daemon) => daemon,
             Err(stderr) => panic!("ringfwd did not become ready; stderr:\n{stderr}"),
         }
@@ -108,7 +108,7 @@ impl Daemon {
     /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, for a config it must refuse: answers what it
     /// wrote to stderr once it exited without becoming ready, and fails the test when it became ready.
     pub fn start_refused(config: &str) -> String {
-        match Daemon::try_spawn(Some(config), &[]) {
+        match Daemon::try_spawn(Some(config), &[], None) {
             Ok(daemon) => panic!("ringfwd started on a config it must refuse: {:?}", daemon.stop()),
             Err(stderr) => stderr,
         }
@@ -116,8 +116,8 @@ impl Daemon {
 
     /// [`Daemon::spawn_with`], answering the daemon's stderr when it does not become ready (killed after
     /// [`READY_TIMEOUT`], or exited).
-    fn try_spawn(config: Option<&str>, env: &[(&str, &str)]) -> Result<Daemon, String> {
-        let dir = private_tempdir();
+    fn try_spawn(config: Option<&str>, env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Result<Daemon, String> {
+        let dir = dir.unwrap_or_else(private_tempdir);
         let state_directory = dir.path().join("state");
         let config = config.map(isolated);
         let path = config.as_deref().map(temp_config);
@@ -161,6 +161,23 @@ impl Daemon {
     /// The first media address of the family of `like`.
     pub fn media_for(&self, like: SocketAddr) -> SocketAddr {
         *self.media.iter().find(|m| m.is_ipv4() == like.is_ipv4()).expect("media address of that family")
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would (nothing flushed, no final line), and hands back its
+    /// temporary folder (its state directory) for [`Daemon::restart_in`].
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("the daemon's folder")
+    }
+
+    /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, in `dir`, the folder of a daemon that ran before
+    /// (see [`Daemon::crash`]): it finds that daemon's state directory.
+    pub fn restart_in(config: &str, dir: tempfile::TempDir) -> Daemon {
+        match Daemon::try_spawn(Some(config), &[], Some(dir)) {
+            Ok(daemon) => daemon,
+            Err(stderr) => panic!("ringfwd did not become ready again; stderr:\n{stderr}"),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit.
@@ -271,7 +288,7 @@ pub fn run_to_exit(args: &[&str], config: Option<&str>) -> (bool, String, String
     let path = config.map(temp_config);
     let dir = private_tempdir();
     let mut cmd = Command::new(binary());
-    cmd.args(args).env("RUNTIME_DIRECTORY", dir.path());
+    cmd.args(args).env("RUNTIME_DIRECTORY", dir.path()).env("STATE_DIRECTORY", dir.path());
     if let Some(p) = &path {
         cmd.arg("--config").arg(p.path());
     }

@@ -284,6 +284,14 @@ pub const WEBHOOK_BACKOFF_MAX_MS: u32 = 30_000;
 /// `$HOME/.local/state/`[`STATE_DIRECTORY_NAME`].
 pub const STATE_DIRECTORY: Option<&str> = None;
 
+/// Default `state.persist`: accepted sessions (with everything in them and their metadata) survive a restart.
+pub const STATE_PERSIST: bool = true;
+
+/// Default `state.numbering_interval_ms`: how often each worker publishes what every subscription last sent, and the
+/// state store keeps it (so a restart continues each subscriber's numbering, skipping ahead by what may have gone
+/// out since).
+pub const STATE_NUMBERING_INTERVAL_MS: u32 = 100;
+
 /// The state directory of a daemon running as root outside systemd (the one `StateDirectory=ringfwd` makes).
 pub const STATE_DIRECTORY_AS_ROOT: &str = "/var/lib/ringfwd";
 

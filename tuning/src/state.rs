@@ -1,5 +1,6 @@
-//! The `[state]` section: where ringfwd keeps files that outlive the process (the recording tap's pcap files
-//! now, persistent state later), and how that directory is found when the config does not name one.
+//! The `[state]` section: where ringfwd keeps files that outlive the process (the persistent state store and the
+//! recording tap's pcap files), whether it persists what the API accepted, and how that directory is found when the
+//! config does not name one.
 //!
 //! Owns [`State`], [`StateEnv`] (the facts of the process the default depends on) and the resolution rules:
 //! [`default_state_directory`], [`Config::state_directory`] and [`Config::tap_directory`]. The rules are pure
@@ -23,11 +24,21 @@ pub struct State {
     /// The state directory, an absolute path. Unset: found at start-up by [`default_state_directory`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<PathBuf>,
+    /// Keep what the API accepted (sessions, endpoints, streams, subscriptions, their metadata, and what each
+    /// subscriber last received) in `<directory>/state.redb`, written before each API call returns and restored at
+    /// start-up before the API opens.
+    pub persist: bool,
+    /// How often each worker publishes what every subscription last sent and the store keeps it, in milliseconds.
+    pub numbering_interval_ms: u32,
 }
 
 impl Default for State {
     fn default() -> State {
-        State { directory: defaults::STATE_DIRECTORY.map(PathBuf::from) }
+        State {
+            directory: defaults::STATE_DIRECTORY.map(PathBuf::from),
+            persist: defaults::STATE_PERSIST,
+            numbering_interval_ms: defaults::STATE_NUMBERING_INTERVAL_MS,
+        }
     }
 }
 

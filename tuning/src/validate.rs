@@ -111,8 +111,13 @@ fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
     in_range(key, value, 0..=max)
 }
 
-/// `state.directory`, when set, is an absolute path: the daemon's working directory is no place for state.
+/// Accepted `state.numbering_interval_ms`.
+pub const NUMBERING_INTERVAL_MS_RANGE: RangeInclusive<u32> = 10..=1000;
+
+/// `state.directory`, when set, is an absolute path: the daemon's working directory is no place for state;
+/// `state.numbering_interval_ms` is in [`NUMBERING_INTERVAL_MS_RANGE`].
 fn validate_state(state: &State) -> Result<(), ConfigError> {
+    in_range("state.numbering_interval_ms", state.numbering_interval_ms, NUMBERING_INTERVAL_MS_RANGE)?;
     match &state.directory {
         Some(directory) if !directory.is_absolute() => Err(ConfigError::invalid(
             "state.directory",
@@ -547,6 +552,8 @@ mod tests {
         assert!(err.to_string().contains("\"var/lib/ringfwd\"") && err.to_string().contains("absolute"), "{err}");
         assert_eq!(key_after(|c| c.state.directory = Some("".into())), "state.directory");
         assert_eq!(key_after(|c| c.state.directory = Some("/srv/ringfwd".into())), "<valid>");
+        assert_eq!(key_after(|c| c.state.numbering_interval_ms = 9), "state.numbering_interval_ms");
+        assert_eq!(key_after(|c| c.state.numbering_interval_ms = 1001), "state.numbering_interval_ms");
     }
 
     #[test]

@@ -326,7 +326,16 @@ pub(super) fn forwarder_once(
         };
         let dest = SocketAddr::from(([127, 0, 0, 2], 6000 + s as u16));
         let id = SubscriptionId(u64::from(s));
-        let cmd = Command::AddSubscription { id, stream: stream_id, dest, socket: 0, rewrite, paused: false, egress };
+        let cmd = Command::AddSubscription {
+            id,
+            stream: stream_id,
+            dest,
+            socket: 0,
+            rewrite,
+            paused: false,
+            egress,
+            continues: None,
+        };
         fwd.apply(t0, cmd)?;
     }
     let mut stream = VideoStream::new(t0, config.twcc.extension_id, true, false)?;

@@ -1,4 +1,4 @@
-//! Running a registry plan against the workers.
+//! Running a registry plan against the workers, and keeping the session it changed in the state store.
 
 use ringfwd_dataplane::core::Command;
 use tonic::Status;
@@ -64,9 +64,30 @@ impl Api {
         // What a delete takes with it and what an update replaces, read before the commit: the lifecycle events
         // name all that goes, and tell a pause, resume or switch from the subscription as it was.
         let (removal, replaced) = (registry.removal(&change), registry.replaced_subscription(&change));
+        let session = change.session_id().map(str::to_owned);
         registry.commit(change);
         self.publish_commit(&outcome, removal, replaced);
+        if let Some(session) = session {
+            self.keep(registry, &session)?;
+        }
         Ok((outcome, first_error))
+    }
+
+    /// Writes session `session_id` as `registry` now holds it to the state store, if one is attached (deletes it
+    /// when it is gone). A failure answers the call `Internal`: the change is in effect but would not survive a
+    /// restart, and the caller must know.
+    fn keep(&self, registry: &Registry, session_id: &str) -> Result<(), Status> {
+        let Some(store) = self.state.get() else {
+            return Ok(());
+        };
+        let written = match registry.export_session(session_id) {
+            Some(state) => store.save_session(&state),
+            None => store.delete_session(session_id),
+        };
+        written.map_err(|error| {
+            tracing::error!(%error, session_id, "a change is in effect but could not be kept");
+            Status::internal(format!("the change is in effect but could not be kept across a restart: {error}"))
+        })
     }
 
     async fn undo(&self, commands: Vec<(usize, Command)>) {

@@ -96,6 +96,8 @@ pub struct Api {
     unclaimed: std::sync::Mutex<UnclaimedSsrcs>,
     /// One permit per open metadata watcher (`metadata.max_watchers`).
     metadata_watchers: Arc<tokio::sync::Semaphore>,
+    /// Where each commit's session is kept ([`crate::state`]), once attached (after the restore).
+    state: std::sync::OnceLock<Arc<crate::state::StateStore>>,
 }
 
 impl Api {
@@ -118,7 +120,22 @@ impl Api {
         let health = probes::HealthStatus::new();
         let unclaimed = std::sync::Mutex::new(UnclaimedSsrcs::new(node.workers.len(), stats_interval));
         let registry = Mutex::new(registry);
-        Api { registry, client, node, metadata, stats, events, health, unclaimed, metadata_watchers }
+        let state = std::sync::OnceLock::new();
+        Api { registry, client, node, metadata, stats, events, health, unclaimed, metadata_watchers, state }
+    }
+
+    /// From now on, every commit's session is written to `store` before the call answers (see `apply`). Attached
+    /// once, after the restore.
+    pub fn keep_state(&self, store: Arc<crate::state::StateStore>) {
+        let _ = self.state.set(store);
+    }
+
+    /// The names of those of `ids` the registry holds.
+    pub async fn subscription_names(
+        &self,
+        ids: std::collections::BTreeSet<ringfwd_dataplane::core::SubscriptionId>,
+    ) -> crate::registry::SubscriptionNames {
+        self.registry.lock().await.names_of(&Default::default(), &ids).1
     }
 
     /// The registry's current usage (for reports).

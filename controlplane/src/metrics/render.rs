@@ -215,7 +215,7 @@ fn registry(out: &mut Exposition, usage: Usage) {
 pub(crate) fn test_workers(workers: usize) -> Vec<WorkerHandle> {
     use ringfwd_dataplane::runtime::mailbox::Mailbox;
     use ringfwd_dataplane::runtime::notify::Notifier;
-    use ringfwd_dataplane::runtime::{EventRing, SharedCounters, StatsRing};
+    use ringfwd_dataplane::runtime::{EventRing, NumberingRing, SharedCounters, StatsRing};
     let wake = Arc::new(Notifier::new().unwrap());
     (0..workers)
         .map(|index| WorkerHandle {
@@ -225,6 +225,7 @@ pub(crate) fn test_workers(workers: usize) -> Vec<WorkerHandle> {
             counters: Arc::new(SharedCounters::default()),
             stats: Arc::new(StatsRing::new(4)),
             events: Arc::new(EventRing::new(2)),
+            numbering: Arc::new(NumberingRing::new(2)),
             running: Arc::new(true.into()),
         })
         .collect()

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, RtxParams};
 use ringfwd_dataplane::core::{
-    owner_of, Command, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP, NO_DESTINATION,
+    owner_of, Command, Numbering, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
+    NO_DESTINATION,
 };
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
@@ -109,6 +110,17 @@ impl Registry {
 
     /// Plans `CreateStream`: one `AddStream` to the worker that owns the SSRC.
     pub fn plan_create_stream(&self, spec: StreamSpec) -> Result<Plan, RegistryError> {
+        self.plan_stream(spec, false)
+    }
+
+    /// Plans restoring a stream as it was before a restart (see `crate::state`): [`Registry::plan_create_stream`],
+    /// but a stream declared without an SSRC that had learned `spec.ssrc` (not 0) is created with it and goes on
+    /// following its publisher's changes (`learned`), as it did.
+    pub fn plan_restore_stream(&self, spec: StreamSpec, learned: bool) -> Result<Plan, RegistryError> {
+        self.plan_stream(spec, learned)
+    }
+
+    fn plan_stream(&self, spec: StreamSpec, learned: bool) -> Result<Plan, RegistryError> {
         validate::id("session_id", &spec.session_id)?;
         validate::id("stream_id", &spec.stream_id)?;
         validate::id("endpoint_id", &spec.endpoint_id)?;
@@ -138,13 +150,14 @@ impl Registry {
         if self.ssrcs.contains_key(&spec.ssrc) {
             return Err(RegistryError::AlreadyExists { kind: "ssrc", id: spec.ssrc.to_string() });
         }
-        let learns_ssrc = spec.ssrc == 0;
+        let learned = learned && spec.ssrc != 0;
+        let learns_ssrc = spec.ssrc == 0 || learned;
         if learns_ssrc {
             self.check_learnable(session, &spec.endpoint_id, &spec.payload_types)?;
         }
         admit(self.usage.streams, self.limits.max_streams, "admission.max_streams")?;
         let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::Relaxed));
-        let ssrc = if learns_ssrc { self.placeholder_ssrc(id) } else { spec.ssrc };
+        let ssrc = if spec.ssrc == 0 { self.placeholder_ssrc(id) } else { spec.ssrc };
         let worker = owner_of(ssrc, self.workers);
         admit(self.loads[worker].streams, self.limits.max_streams_per_worker, "limits.max_streams_per_worker")?;
         let source = self.source_policy(publisher);
@@ -152,7 +165,7 @@ impl Registry {
             endpoint_id: spec.endpoint_id,
             ssrc,
             learns_ssrc,
-            ssrc_known: !learns_ssrc,
+            ssrc_known: spec.ssrc != 0,
             kind,
             payload_types: spec.payload_types,
             clock_rate_hz: spec.clock_rate_hz,
@@ -179,6 +192,20 @@ impl Registry {
     /// Plans `CreateSubscription`: one `AddSubscription` to the stream's worker (paused from the start when
     /// asked, so not a single packet reaches a subscription created paused).
     pub fn plan_create_subscription(&self, spec: SubscriptionSpec) -> Result<Plan, RegistryError> {
+        self.plan_subscription(spec, None)
+    }
+
+    /// Plans restoring a subscription as it was before a restart (see `crate::state`): [`Registry::plan_create_subscription`],
+    /// its subscriber's numbering continuing from `continues` (see `Command::AddSubscription`).
+    pub fn plan_restore_subscription(
+        &self,
+        spec: SubscriptionSpec,
+        continues: Option<Numbering>,
+    ) -> Result<Plan, RegistryError> {
+        self.plan_subscription(spec, continues)
+    }
+
+    fn plan_subscription(&self, spec: SubscriptionSpec, continues: Option<Numbering>) -> Result<Plan, RegistryError> {
         validate::id("session_id", &spec.session_id)?;
         validate::id("subscription_id", &spec.subscription_id)?;
         validate::id("stream_id", &spec.stream_id)?;
@@ -256,7 +283,7 @@ impl Registry {
             rtx: spec.rtx,
         };
         let egress = egress_spec(&record, stream, &self.interceptors);
-        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress))];
+        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress, continues))];
         let mut undo = vec![(worker, Command::RemoveSubscription { id })];
         if let Some(rtcp) = endpoint.rtcp_address() {
             commands.push((worker, Command::SetRtcpDestination { id, dest: Some(rtcp) }));
@@ -427,7 +454,12 @@ pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, intercepto
 }
 
 /// The `AddSubscription` that realises `record` on stream `stream` of its worker.
-pub(crate) fn add_subscription(record: &SubscriptionRecord, stream: StreamId, egress: EgressSpec) -> Command {
+pub(crate) fn add_subscription(
+    record: &SubscriptionRecord,
+    stream: StreamId,
+    egress: EgressSpec,
+    continues: Option<Numbering>,
+) -> Command {
     let rewrite = Rewrite {
         out_ssrc: (record.out_ssrc != 0).then_some(record.out_ssrc),
         seq_offset: record.seq_offset,
@@ -442,5 +474,6 @@ pub(crate) fn add_subscription(record: &SubscriptionRecord, stream: StreamId, eg
         rewrite,
         paused: record.paused,
         egress,
+        continues,
     }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use ringfwd_dataplane::core::{Command, StreamId, SubscriptionId, NO_DESTINATION};
 
 use super::create::FeedbackRoute;
+use super::error::RegistryError;
 use super::model::{MediaKind, SessionRecord};
 use super::plan::{Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
@@ -31,7 +32,43 @@ impl Registry {
             let record = session.streams.values().find(|s| s.data_plane_id == stream)?;
             Some((session_id, session, record))
         })?;
-        let endpoint_id = &record.endpoint_id;
+        self.latch_endpoint(session_id, session, &record.endpoint_id, source)
+    }
+
+    /// Plans recording `address` as the latched address of endpoint `endpoint_id` of `session_id`, as it was before a
+    /// restart (see `crate::state`): what [`Registry::plan_latch`] plans for a report of one of its streams, to be
+    /// planned right after the endpoint is restored (before its streams and subscriptions, so it has nothing to move
+    /// yet). `InvalidArgument` (field `latched_address`) when the endpoint does not latch or the node has no media
+    /// socket of the address's family.
+    pub fn plan_restore_latch(
+        &self,
+        session_id: &str,
+        endpoint_id: &str,
+        address: SocketAddr,
+    ) -> Result<Plan, RegistryError> {
+        let session = self.session(session_id)?;
+        let endpoint =
+            session.endpoints.get(endpoint_id).ok_or_else(|| RegistryError::not_found("endpoint", endpoint_id))?;
+        let refused = |why: &str| RegistryError::invalid("latched_address", format!("{address}: {why}"));
+        if !endpoint.latching {
+            return Err(refused("the endpoint does not latch"));
+        }
+        if endpoint.latched_address == Some(address) {
+            let view = View::Endpoint(endpoint.view(session_id, endpoint_id));
+            return Ok(Plan::local(ChangeKind::Nothing, Outcome::Existing(view)));
+        }
+        self.latch_endpoint(session_id, session, endpoint_id, address)
+            .ok_or_else(|| refused("the node has no media address of its family"))
+    }
+
+    /// The plan of endpoint `endpoint_id` of `session` latching to `source` (see [`Registry::plan_latch`]).
+    fn latch_endpoint(
+        &self,
+        session_id: &str,
+        session: &SessionRecord,
+        endpoint_id: &str,
+        source: SocketAddr,
+    ) -> Option<Plan> {
         let endpoint = session.endpoints.get(endpoint_id)?;
         if !endpoint.latching || endpoint.latched_address == Some(source) {
             return None;
@@ -50,8 +87,8 @@ impl Registry {
             undo: moves.undo,
             outcome: Outcome::Updated(View::Endpoint(latched.view(session_id, endpoint_id))),
             change: Change(ChangeKind::Latch {
-                session_id: session_id.clone(),
-                endpoint_id: endpoint_id.clone(),
+                session_id: session_id.to_owned(),
+                endpoint_id: endpoint_id.to_owned(),
                 address: source,
                 socket,
             }),

@@ -179,7 +179,7 @@ impl Registry {
             }
             commands.push((old, Command::RemoveSubscription { id: sub_id }));
             let egress = egress_spec(sub, stream, &self.interceptors);
-            undo.push((old, add_subscription(sub, id, egress)));
+            undo.push((old, add_subscription(sub, id, egress, None)));
             let mut record = sub.clone();
             record.worker = new;
             moved.push((subscription_id.clone(), record));
@@ -198,7 +198,7 @@ impl Registry {
         }
         for (_, record) in &moved {
             let egress = egress_spec(record, &learned, &self.interceptors);
-            commands.push((new, add_subscription(record, id, egress)));
+            commands.push((new, add_subscription(record, id, egress, None)));
             undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
             if let Some(dest) = rtcp_dest(record) {
                 let sub_id = record.data_plane_id;

@@ -66,7 +66,8 @@
 //!   those of plans that were rolled back (a late acknowledgement can then never hit a newer entry).
 //!
 //! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`, `latch`,
-//! `delete` (cascade), `commit`, `invariants`, [`error`]; tests in `tests*` and `proptests`.
+//! `delete` (cascade), `commit`, `invariants`, [`export`] (a session as kept across a restart), [`error`]; tests in
+//! `tests*` and `proptests`.
 
 use ringfwd_dataplane::core::{StreamId, SubscriptionId};
 use ringfwd_tuning::{Config, Interceptors};
@@ -78,6 +79,7 @@ mod commit;
 mod create;
 mod delete;
 pub mod error;
+pub mod export;
 mod invariants;
 mod latch;
 mod learn;
@@ -109,6 +111,7 @@ mod tests_subscriptions;
 mod tests_updates;
 
 pub use error::RegistryError;
+pub use export::{EndpointState, SessionState, StreamState, SubscriptionState};
 pub use model::{
     DeleteCounts, EndpointSpec, EndpointView, MediaKind, PayloadTypeMapping, RegistryLimits, RtcpSpec, RtxSpec,
     SessionView, StreamSpec, StreamView, SubscriptionSpec, SubscriptionView, Usage, WorkerLoad,

@@ -63,6 +63,23 @@ impl Change {
     pub fn is_noop(&self) -> bool {
         self.0 == ChangeKind::Nothing
     }
+
+    /// The session it changes (`None`: it changes nothing). A change never reaches beyond one session.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.0 {
+            ChangeKind::Nothing => None,
+            ChangeKind::CreateSession { session_id, .. }
+            | ChangeKind::CreateEndpoint { session_id, .. }
+            | ChangeKind::CreateStream { session_id, .. }
+            | ChangeKind::CreateSubscription { session_id, .. }
+            | ChangeKind::UpdateStream { session_id, .. }
+            | ChangeKind::AdoptSsrc { session_id, .. }
+            | ChangeKind::UpdateSubscription { session_id, .. }
+            | ChangeKind::UpdateEndpoint { session_id, .. }
+            | ChangeKind::Latch { session_id, .. }
+            | ChangeKind::Remove { session_id, .. } => Some(session_id),
+        }
+    }
 }
 
 /// What a [`Change`] does.

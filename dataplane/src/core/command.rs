@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use super::continuity::Numbering;
 use super::interceptor::spec::{EgressSpec, IngressSpec};
 use super::rewrite::Rewrite;
 
@@ -93,6 +94,10 @@ pub enum Command {
         paused: bool,
         /// Its egress interceptors and RTX (the default runs none).
         egress: EgressSpec,
+        /// Continue the numbering a subscriber saw before a restart: its first packet goes out as `seq + 1` with the
+        /// timestamp advanced by the time since `at` (in the stream's clock), whatever `rewrite`'s offsets say, and
+        /// its RTCP is withheld until then, as after a switch. `None`: numbering from `rewrite`'s offsets.
+        continues: Option<Numbering>,
     },
     /// Stops forwarding to a subscription and forgets it.
     RemoveSubscription {

@@ -22,6 +22,31 @@ pub(crate) struct LastSent {
     pub(crate) at: Instant,
 }
 
+/// What a subscription last put on the wire, as the control plane keeps it across a restart: its outgoing
+/// sequence number and timestamp and when it was sent. Given back in `Command::AddSubscription`, the subscription
+/// continues from it: its first packet goes out as `seq + 1`, its timestamp advanced by the time since `at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Numbering {
+    /// The outgoing sequence number.
+    pub seq: u16,
+    /// The outgoing RTP timestamp.
+    pub ts: u32,
+    /// When it went out.
+    pub at: Instant,
+}
+
+impl From<LastSent> for Numbering {
+    fn from(last: LastSent) -> Numbering {
+        Numbering { seq: last.seq.0, ts: last.ts.0, at: last.at }
+    }
+}
+
+impl From<Numbering> for LastSent {
+    fn from(n: Numbering) -> LastSent {
+        LastSent { seq: SeqNo(n.seq), ts: RtpTimestamp(n.ts), at: n.at }
+    }
+}
+
 /// Whole ticks of a `clock_rate_hz` clock in `elapsed`, at least 1 (a later packet never repeats the
 /// last timestamp), modulo 2^32 (timestamps wrap; only the low bits matter).
 pub(crate) fn elapsed_ticks(elapsed: Duration, clock_rate_hz: u32) -> u32 {

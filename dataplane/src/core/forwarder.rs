@@ -201,7 +201,7 @@ impl Forwarder {
                 self.keep_final_snapshots(StatsKey::Stream(id));
                 self.table.remove_stream(id)
             }
-            Command::AddSubscription { id, stream, dest, socket, rewrite, paused, egress } => {
+            Command::AddSubscription { id, stream, dest, socket, rewrite, paused, egress, continues } => {
                 let factory = self.factory(now);
                 let (source_ssrc, clock_rate_hz) = self
                     .table
@@ -209,7 +209,7 @@ impl Forwarder {
                     .map(|idx| (self.table.streams[idx as usize].ssrc, self.table.streams[idx as usize].clock_rate_hz))
                     .unwrap_or_default();
                 let out_ssrc = Ssrc(rewrite.out_ssrc.unwrap_or(source_ssrc));
-                let new = NewSubscription { dest, socket, rewrite, paused, egress_spec: egress };
+                let new = NewSubscription { dest, socket, rewrite, paused, egress_spec: egress, continues };
                 self.table.add_subscription(id, stream, new, |flow| {
                     let info = SubscriptionInfo {
                         flow,

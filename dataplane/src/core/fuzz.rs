@@ -104,6 +104,7 @@ fn fixed_forwarder(created: Instant) -> Forwarder {
                         rewrite,
                         paused: false,
                         egress: fuzz_egress(),
+                        continues: None,
                     }
                 }))
                 .collect::<Vec<_>>();

@@ -31,6 +31,7 @@ pub mod table;
 pub mod wire;
 
 pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ, NO_DESTINATION};
+pub use continuity::Numbering;
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
 pub use forwarder::{Egress, Forwarder, Outcome, StatsKey, MAX_HANDOVERS, UNKNOWN_SSRCS_PER_ROUND};
 pub use fuzz::fuzz_entry;

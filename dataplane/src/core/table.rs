@@ -133,6 +133,8 @@ pub(crate) struct NewSubscription {
     pub(crate) rewrite: Rewrite,
     pub(crate) paused: bool,
     pub(crate) egress_spec: EgressSpec,
+    /// See `Command::AddSubscription::continues`.
+    pub(crate) continues: Option<super::continuity::Numbering>,
 }
 
 /// Whether `dest` is an address to send to: port 0 means the subscriber has none yet (a latching endpoint that
@@ -390,7 +392,7 @@ impl Table {
         new: NewSubscription,
         egress: impl FnOnce(u32) -> Chain,
     ) -> Result<(), CommandError> {
-        let NewSubscription { dest, socket, rewrite, paused, egress_spec } = new;
+        let NewSubscription { dest, socket, rewrite, paused, egress_spec, continues } = new;
         if self.subscription_ids.contains_key(&id) {
             return Err(CommandError::SubscriptionExists { id });
         }
@@ -412,8 +414,9 @@ impl Table {
             socket,
             rewrite,
             paused,
-            last_sent: None,
-            rebase_pending: false,
+            // Continuing a subscriber's numbering is a rebase on the first packet, as after a switch.
+            last_sent: continues.map(LastSent::from),
+            rebase_pending: continues.is_some(),
             egress: egress(flow),
             out_seq: SeqUnwrapper::new(),
             rtx: egress_spec.rtx.map(|params| (params, 0)),
@@ -674,6 +677,7 @@ mod tests {
             rewrite: Rewrite::default(),
             paused: false,
             egress_spec: EgressSpec::default(),
+            continues: None,
         };
         table.add_subscription(id, stream, new, |_| Chain::default())
     }

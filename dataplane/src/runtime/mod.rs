@@ -20,7 +20,10 @@ pub mod worker;
 pub use latency::{LatencyBuckets, LatencyRecorder, LatencySnapshot, LATENCY_BUCKET_BOUNDS_NS};
 pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
 pub use start::{Dataplane, StartError, WorkerHandle, SPARE_BUFFERS};
-pub use telemetry::{EventRing, StatsPacer, StatsRecord, StatsRing, UpRing, WorkerEvent, WorkerEventKind};
+pub use telemetry::{
+    Due, EventRing, NumberingRecord, NumberingRing, StatsPacer, StatsRecord, StatsRing, UpRing, WorkerEvent,
+    WorkerEventKind,
+};
 
 pub use crate::core::SharedCounters;
 

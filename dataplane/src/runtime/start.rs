@@ -21,7 +21,7 @@ use super::latency::LatencyBuckets;
 use super::mailbox::Mailbox;
 use super::notify::Notifier;
 use super::recorder::{Recorder, RecorderCounters, RecorderSettings};
-use super::telemetry::{EventRing, StatsRing};
+use super::telemetry::{EventRing, NumberingRing, StatsRing};
 use super::worker::{WorkerContext, WorkerSettings};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
@@ -78,6 +78,8 @@ pub struct WorkerHandle {
     pub stats: Arc<StatsRing>,
     /// Its event ring (stream started/inactive, source changed, subscriber unreachable, rate limited).
     pub events: Arc<EventRing>,
+    /// Its numbering ring (what each subscription last sent, every `state.numbering_interval_ms`).
+    pub numbering: Arc<NumberingRing>,
     /// True while its thread runs: cleared when the thread ends, however it ends (a panic included).
     pub running: Arc<AtomicBool>,
 }
@@ -176,6 +178,8 @@ impl Dataplane {
                 config.limits.max_streams_per_worker as usize + config.limits.max_subscriptions_per_worker as usize;
             let stats = Arc::new(StatsRing::new(stats_capacity));
             let events = Arc::new(EventRing::new(config.limits.event_ring_capacity as usize));
+            // One full round of its subscriptions fits.
+            let numbering = Arc::new(NumberingRing::new(config.limits.max_subscriptions_per_worker as usize));
             let mailbox = mailboxes[index].clone();
             let running = Arc::new(AtomicBool::new(true));
             handles.push(WorkerHandle {
@@ -185,6 +189,7 @@ impl Dataplane {
                 counters: counters.clone(),
                 stats: stats.clone(),
                 events: events.clone(),
+                numbering: numbering.clone(),
                 running: running.clone(),
             });
             let ctx = WorkerContext {
@@ -198,6 +203,7 @@ impl Dataplane {
                 tap: taps.get(index).cloned(),
                 stats,
                 events,
+                numbering,
                 latency: latency[index].clone(),
                 settings: settings.clone(),
             };
@@ -371,6 +377,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
         spin: Duration::from_micros(config.idle.spin_us),
         batch_window: Duration::from_micros(u64::from(config.idle.batch_window_us)),
         stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
+        numbering_interval: Duration::from_millis(u64::from(config.state.numbering_interval_ms)),
         inactive_after: Duration::from_millis(u64::from(config.telemetry.inactive_after_ms)),
         rtcp_socket_offset: None,
     }

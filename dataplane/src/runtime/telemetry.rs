@@ -12,7 +12,7 @@ use crossbeam::queue::ArrayQueue;
 
 pub use crate::core::event::WorkerEventKind;
 use crate::core::interceptor::Snapshot;
-use crate::core::{Forwarder, StatsKey};
+use crate::core::{Forwarder, Numbering, StatsKey, SubscriptionId};
 
 /// One stream's or subscription's statistics at one moment.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,6 +25,17 @@ pub struct StatsRecord {
     pub at: Instant,
     /// The figures.
     pub snapshot: Snapshot,
+}
+
+/// What one subscription last put on the wire, as a worker published it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumberingRecord {
+    /// The worker that owns it.
+    pub worker: usize,
+    /// The subscription.
+    pub id: SubscriptionId,
+    /// Its last outgoing sequence number and timestamp, and when.
+    pub numbering: Numbering,
 }
 
 /// One worker event.
@@ -90,6 +101,18 @@ pub type StatsRing = UpRing<StatsRecord>;
 /// One worker's event ring.
 pub type EventRing = UpRing<WorkerEvent>;
 
+/// One worker's numbering ring, sized at start-up to hold one full round of its subscriptions.
+pub type NumberingRing = UpRing<NumberingRecord>;
+
+impl NumberingRing {
+    /// Pushes what every subscription of `forwarder` that sent something last put on the wire.
+    pub fn publish(&self, worker: usize, forwarder: &Forwarder) {
+        forwarder.for_each_numbering(|id, numbering| {
+            self.push(NumberingRecord { worker, id, numbering });
+        });
+    }
+}
+
 impl StatsRing {
     /// Pushes the snapshot of every stream and subscription of `forwarder` taken at `now`.
     pub fn publish(&self, worker: usize, forwarder: &Forwarder, now: Instant) {
@@ -99,21 +122,31 @@ impl StatsRing {
     }
 }
 
-/// When a worker publishes its statistics: every `interval`, starting one interval after creation.
+/// When a worker publishes its statistics (every `interval`) and its subscriptions' numbering (every
+/// `numbering_interval`), each first one interval after creation.
 #[derive(Debug)]
 pub struct StatsPacer {
+    stats: Schedule,
+    numbering: Schedule,
+}
+
+/// Which rounds are due.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// A statistics round.
+    pub stats: bool,
+    /// A numbering round.
+    pub numbering: bool,
+}
+
+#[derive(Debug)]
+struct Schedule {
     interval: Duration,
     next: Instant,
 }
 
-impl StatsPacer {
-    /// A pacer that first fires `interval` after `now`.
-    pub fn new(interval: Duration, now: Instant) -> StatsPacer {
-        StatsPacer { interval, next: now + interval }
-    }
-
-    /// True (once) when a round is due at `now`; the next falls one interval later.
-    pub fn due(&mut self, now: Instant) -> bool {
+impl Schedule {
+    fn due(&mut self, now: Instant) -> bool {
         if now < self.next {
             return false;
         }
@@ -121,10 +154,26 @@ impl StatsPacer {
         self.next = (self.next + self.interval).max(now + self.interval);
         true
     }
+}
 
-    /// When the next round is due.
+impl StatsPacer {
+    /// A pacer whose statistics rounds fall every `interval` and numbering rounds every `numbering_interval`, the
+    /// first of each one interval after `now`.
+    pub fn new(interval: Duration, numbering_interval: Duration, now: Instant) -> StatsPacer {
+        StatsPacer {
+            stats: Schedule { interval, next: now + interval },
+            numbering: Schedule { interval: numbering_interval, next: now + numbering_interval },
+        }
+    }
+
+    /// The rounds due at `now` (each once); the next of each falls one interval later.
+    pub fn due(&mut self, now: Instant) -> Due {
+        Due { stats: self.stats.due(now), numbering: self.numbering.due(now) }
+    }
+
+    /// When the next round (of either kind) is due.
     pub fn next(&self) -> Instant {
-        self.next
+        self.stats.next.min(self.numbering.next)
     }
 }
 
@@ -155,14 +204,26 @@ mod tests {
     #[test]
     fn the_pacer_fires_once_per_interval() {
         let t0 = Instant::now();
-        let mut pacer = StatsPacer::new(Duration::from_secs(1), t0);
-        assert!(!pacer.due(t0 + Duration::from_millis(999)));
-        assert!(pacer.due(t0 + Duration::from_millis(1000)));
-        assert!(!pacer.due(t0 + Duration::from_millis(1500)));
-        assert!(pacer.due(t0 + Duration::from_millis(2100)));
-        assert!(!pacer.due(t0 + Duration::from_millis(2999)));
-        assert!(pacer.due(t0 + Duration::from_secs(10)), "late: fires once");
-        assert!(!pacer.due(t0 + Duration::from_secs(10)));
+        let mut pacer = StatsPacer::new(Duration::from_secs(1), Duration::from_secs(60), t0);
+        let stats = |pacer: &mut StatsPacer, ms| pacer.due(t0 + Duration::from_millis(ms)).stats;
+        assert!(!stats(&mut pacer, 999));
+        assert!(stats(&mut pacer, 1000));
+        assert!(!stats(&mut pacer, 1500));
+        assert!(stats(&mut pacer, 2100));
+        assert!(!stats(&mut pacer, 2999));
+        assert!(stats(&mut pacer, 10_000), "late: fires once");
+        assert!(!stats(&mut pacer, 10_000));
         assert_eq!(pacer.next(), t0 + Duration::from_secs(11));
+    }
+
+    #[test]
+    fn numbering_rounds_keep_their_own_interval() {
+        let t0 = Instant::now();
+        let mut pacer = StatsPacer::new(Duration::from_secs(1), Duration::from_millis(100), t0);
+        assert_eq!(pacer.next(), t0 + Duration::from_millis(100));
+        assert_eq!(pacer.due(t0 + Duration::from_millis(100)), Due { stats: false, numbering: true });
+        assert_eq!(pacer.next(), t0 + Duration::from_millis(200));
+        assert_eq!(pacer.due(t0 + Duration::from_millis(1000)), Due { stats: true, numbering: true });
+        assert_eq!(pacer.next(), t0 + Duration::from_millis(1100));
     }
 }

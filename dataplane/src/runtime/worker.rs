@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::handover::HandoverRing;
 use super::latency::{LatencyBuckets, LatencyRecorder};
 use super::mailbox::{Ack, Mailbox};
-use super::telemetry::{EventRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
+use super::telemetry::{EventRing, NumberingRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::{NtpEpoch, NTP_UNIX_OFFSET_S};
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
@@ -97,6 +97,8 @@ pub struct WorkerSettings {
     pub batch_window: Duration,
     /// How often it publishes its streams' and subscriptions' statistics.
     pub stats_interval: Duration,
+    /// How often it publishes what each subscription last sent (its numbering, kept across a restart).
+    pub numbering_interval: Duration,
     /// A stream without packets for this long is reported inactive.
     pub inactive_after: Duration,
     /// With RTCP sockets (media port + 1) bound after the media sockets: the number of media sockets (socket
@@ -126,6 +128,8 @@ pub struct WorkerContext {
     pub stats: Arc<StatsRing>,
     /// Its event ring, drained by the control plane.
     pub events: Arc<EventRing>,
+    /// Its numbering ring, drained by the control plane.
+    pub numbering: Arc<NumberingRing>,
     /// Where it exports its forwarding-latency histogram.
     pub latency: Arc<LatencyBuckets>,
     /// Settings.
@@ -187,15 +191,20 @@ impl WorkerContext {
 
     /// A pacer for this worker's statistics rounds, the first one interval after `now`.
     pub fn stats_pacer(&self, now: Instant) -> StatsPacer {
-        StatsPacer::new(self.settings.stats_interval, now)
+        StatsPacer::new(self.settings.stats_interval, self.settings.numbering_interval, now)
     }
 
     /// Publishes a statistics round if `pacer` says one is due (and then checks for inactive and
-    /// rate-limited streams), and hands the forwarder's queued events to the event ring.
+    /// rate-limited streams) and a numbering round if one is due, and hands the forwarder's queued events to the
+    /// event ring.
     pub fn publish_stats_if_due(&self, pacer: &mut StatsPacer, forwarder: &mut Forwarder, now: Instant) {
-        if pacer.due(now) {
+        let due = pacer.due(now);
+        if due.stats {
             self.stats.publish(self.index, forwarder, now);
             forwarder.check_activity(now, self.settings.inactive_after);
+        }
+        if due.numbering {
+            self.numbering.publish(self.index, forwarder);
         }
         let worker = self.index;
         forwarder.drain_final_snapshots(|key, snapshot| {

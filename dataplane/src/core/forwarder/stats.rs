@@ -1,7 +1,8 @@
 //! Statistics read-out: every stream's and subscription's interceptor snapshot.
 //!
 //! Owns [`StatsKey`], [`Forwarder::for_each_snapshot`], which the worker calls once per stats
-//! interval (not per packet) to publish what its chains know, and the round's activity check that
+//! interval (not per packet) to publish what its chains know, [`Forwarder::for_each_numbering`] (what each
+//! subscriber last received, which the control plane keeps so that a restart continues its numbering), and the round's activity check that
 //! queues inactive-stream and rate-limit events ([`Forwarder::check_activity`]). Must never allocate: snapshots are
 //! plain `Copy` structs built on the stack and handed to the caller one by one.
 
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::Forwarder;
 use crate::core::command::{StreamId, SubscriptionId};
+use crate::core::continuity::Numbering;
 use crate::core::event::WorkerEventKind;
 use crate::core::interceptor::Snapshot;
 
@@ -22,6 +24,17 @@ pub enum StatsKey {
 }
 
 impl Forwarder {
+    /// Calls `f` with what every subscription that sent something last put on the wire (outgoing sequence number,
+    /// timestamp and when; for one still to rebase, what its next packet continues from): the numbering its
+    /// subscriber saw.
+    pub fn for_each_numbering(&self, mut f: impl FnMut(SubscriptionId, Numbering)) {
+        for (_, sub) in self.table.subscriptions.iter() {
+            if let Some(last) = sub.last_sent {
+                f(sub.id, last.into());
+            }
+        }
+    }
+
     /// Calls `f` with the snapshot of every stream and subscription whose chain is not empty.
     pub fn for_each_snapshot(&self, mut f: impl FnMut(StatsKey, &Snapshot)) {
         for (_, stream) in self.table.streams.iter() {

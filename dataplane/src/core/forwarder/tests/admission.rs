@@ -101,6 +101,7 @@ fn non_owned_ssrc_is_handed_over() {
         rewrite: Rewrite::default(),
         paused: false,
         egress: Default::default(),
+        continues: None,
     };
     owner.apply(h.start, sub).unwrap();
     egress.current = pkt.clone();
@@ -185,6 +186,7 @@ fn a_subscribers_feedback_about_a_rewritten_ssrc_follows_its_route_to_the_subscr
         rewrite: Rewrite { out_ssrc: Some(out_ssrc), ..Rewrite::default() },
         paused: false,
         egress: Default::default(),
+        continues: None,
     };
     workers[0].apply(start, add_sub).unwrap();
     let pli = PictureLossIndication { sender_ssrc: subscriber_ssrc, media_ssrc: out_ssrc }.marshal().unwrap();

@@ -33,6 +33,7 @@ fn stream_with_subs(fwd: &mut Forwarder, at: Instant, id: u64, ssrc: u32, rewrit
             rewrite,
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         apply(fwd, at, sub);
     }
@@ -122,6 +123,7 @@ fn feedback_about_an_aliased_ssrc_reaches_its_subscription_and_no_datagram_loops
         rewrite: Rewrite::default(),
         paused: false,
         egress: Default::default(),
+        continues: None,
     };
     apply(&mut workers[0], start, sub);
 

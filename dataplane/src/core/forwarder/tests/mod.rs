@@ -128,6 +128,7 @@ impl Harness {
             rewrite,
             paused: false,
             egress: Default::default(),
+            continues: None,
         };
         self.fwd.apply(self.start, cmd)
     }

@@ -93,6 +93,7 @@ fn a_sendrecv_peers_feedback_for_a_subscription_of_another_worker_is_handed_over
         rewrite: Rewrite::default(),
         paused: false,
         egress: Default::default(),
+        continues: None,
     };
     workers[0].apply(start, add_stream(1, SSRC, publisher())).expect("peer's stream on 0");
     workers[0].apply(start, add_sub(1, 1, other())).expect("the other party hears the peer");

@@ -1,0 +1,313 @@
+//! The state store: one redb file of kept sessions and numbering.
+//!
+//! Owns [`StateStore`] and the file's layout: table `sessions` (session id → JSON [`SessionState`]), table
+//! `numbering` (`<session>\0<subscription>` → JSON [`Kept`], so that a session's rows are one key range) and table
+//! `meta` (`format` → [`FORMAT`]). Every write is one transaction committed durably (fsync) before it returns. Must
+//! never hold a session of the config (those are skipped) nor interpret what it stores.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::numbering::Kept;
+use crate::registry::SessionState;
+
+/// The store's file name in the state directory.
+pub const STATE_FILE: &str = "state.redb";
+
+/// The layout version this build writes and reads.
+const FORMAT: u64 = 1;
+
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const NUMBERING: TableDefinition<&str, &[u8]> = TableDefinition::new("numbering");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The state store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The store failed.
+    #[error("state store {}: {source}", path.display())]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// The state directory could not be created.
+    #[error("state directory {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record could not be decoded, or the file is of another format.
+    #[error("state store {}: {what}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the record.
+        what: String,
+    },
+    /// A kept object could not be restored: the registry or a worker refused it.
+    #[error("restoring {object} from {}: {message} (the config no longer admits it: fix the config, or set state.persist = false, or move the file away to start empty)", path.display())]
+    Restore {
+        /// The file.
+        path: PathBuf,
+        /// `session S`, `subscription S/X`, ...
+        object: String,
+        /// The status message the API would answer.
+        message: String,
+    },
+}
+
+/// What the store held at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every kept session, by id.
+    pub sessions: Vec<SessionState>,
+    /// What each subscription last sent, by `(session, subscription)`.
+    pub numbering: BTreeMap<(String, String), Kept>,
+}
+
+/// The open store. See the module docs.
+#[derive(Debug)]
+pub struct StateStore {
+    db: Database,
+    path: PathBuf,
+    /// The config's sessions: never kept.
+    config_sessions: BTreeSet<String>,
+}
+
+impl StateStore {
+    /// Opens (creating it and the directory when missing) the store in `directory`, keeping no session of
+    /// `config_sessions`. Fails when another process has it open.
+    pub fn open(directory: &Path, config_sessions: BTreeSet<String>) -> Result<StateStore, StateError> {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| StateError::Directory { path: directory.to_owned(), source })?;
+        let path = directory.join(STATE_FILE);
+        let db = Database::create(&path).map_err(|e| store_error(&path, e))?;
+        let store = StateStore { db, path, config_sessions };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_format(&self) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            let found = meta.get("format").map_err(|e| self.error(e))?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format", FORMAT).map_err(|e| self.error(e))?;
+                }
+                Some(FORMAT) => {}
+                Some(other) => {
+                    return Err(self.format(format!("format {other}, this ringfwd reads format {FORMAT}")));
+                }
+            }
+            txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
+            txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Everything kept, for the restore (numbering rows of subscriptions no kept session has are dropped).
+    pub fn load(&self) -> Result<Loaded, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let sessions_table = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
+        let mut loaded = Loaded::default();
+        for row in sessions_table.iter().map_err(|e| self.error(e))? {
+            let (key, value) = row.map_err(|e| self.error(e))?;
+            let state: SessionState = serde_json::from_slice(value.value())
+                .map_err(|e| self.format(format!("session {}: {e}", key.value())))?;
+            if !self.config_sessions.contains(&state.session_id) {
+                loaded.sessions.push(state);
+            }
+        }
+        let numbering_table = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+        for row in numbering_table.iter().map_err(|e| self.error(e))? {
+            let (key, value) = row.map_err(|e| self.error(e))?;
+            let Some((session, subscription)) = key.value().split_once('\0') else {
+                continue;
+            };
+            let kept: Kept = serde_json::from_slice(value.value())
+                .map_err(|e| self.format(format!("numbering of {session}/{subscription}: {e}")))?;
+            loaded.numbering.insert((session.to_owned(), subscription.to_owned()), kept);
+        }
+        Ok(loaded)
+    }
+
+    /// Writes `state` (durably), dropping the numbering of its subscriptions that are gone. A session of the config is
+    /// not kept.
+    pub fn save_session(&self, state: &SessionState) -> Result<(), StateError> {
+        if self.config_sessions.contains(&state.session_id) {
+            return Ok(());
+        }
+        let value = serde_json::to_vec(state).map_err(|e| self.format(format!("session {}: {e}", state.session_id)))?;
+        let alive: BTreeSet<&str> = state.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
+            sessions.insert(state.session_id.as_str(), value.as_slice()).map_err(|e| self.error(e))?;
+            let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+            let (from, to) = session_range(&state.session_id);
+            numbering
+                .retain_in(from.as_str()..to.as_str(), |key, _| {
+                    key.split_once('\0').is_some_and(|(_, sub)| alive.contains(sub))
+                })
+                .map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Forgets session `session_id` and its numbering (durably).
+    pub fn delete_session(&self, session_id: &str) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
+            sessions.remove(session_id).map_err(|e| self.error(e))?;
+            let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+            let (from, to) = session_range(session_id);
+            numbering.retain_in(from.as_str()..to.as_str(), |_, _| false).map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Writes what the subscriptions `rows` name last sent (durably): `(session, subscription, kept)`.
+    pub fn keep_numbering(&self, rows: &[(String, String, Kept)]) -> Result<(), StateError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+            for (session, subscription, kept) in rows {
+                let value = serde_json::to_vec(kept).map_err(|e| self.format(format!("numbering: {e}")))?;
+                numbering
+                    .insert(numbering_key(session, subscription).as_str(), value.as_slice())
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: impl Into<redb::Error>) -> StateError {
+        store_error(&self.path, e)
+    }
+
+    fn format(&self, what: String) -> StateError {
+        StateError::Format { path: self.path.clone(), what }
+    }
+}
+
+fn store_error(path: &Path, e: impl Into<redb::Error>) -> StateError {
+    StateError::Store { path: path.to_owned(), source: Box::new(e.into()) }
+}
+
+/// The numbering row key of a subscription: its session's rows are one range (ids never hold `\0`).
+fn numbering_key(session: &str, subscription: &str) -> String {
+    format!("{session}\0{subscription}")
+}
+
+/// The key range of every numbering row of `session`.
+fn session_range(session: &str) -> (String, String) {
+    (format!("{session}\0"), format!("{session}\u{1}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{EndpointState, SubscriptionState};
+
+    fn session(id: &str, subscriptions: &[&str]) -> SessionState {
+        SessionState {
+            session_id: id.to_owned(),
+            created_unix_ms: 7,
+            endpoints: vec![EndpointState {
+                endpoint_id: "a".into(),
+                media_address: Some("127.0.0.1:5000".parse().unwrap()),
+                latching: true,
+                latched_address: Some("127.0.0.1:6000".parse().unwrap()),
+                rtcp_address: None,
+                rtcp_port_plus_one: false,
+            }],
+            streams: Vec::new(),
+            subscriptions: subscriptions
+                .iter()
+                .map(|id| SubscriptionState {
+                    subscription_id: (*id).to_owned(),
+                    stream_id: "v".into(),
+                    endpoint_id: "a".into(),
+                    out_ssrc: 0,
+                    payload_type_map: vec![(96, 97)],
+                    paused: false,
+                    seq_offset: 0,
+                    ts_offset: 0,
+                    interceptors: vec!["stats".into()],
+                    rtx: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn kept(seq: u16) -> Kept {
+        Kept { seq, ts: 9, unix_ns: 1_000, rate_pps: 50.0 }
+    }
+
+    #[test]
+    fn what_is_written_is_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        store.save_session(&session("s1", &["x", "y"])).unwrap();
+        store.save_session(&session("s2", &[])).unwrap();
+        store.keep_numbering(&[("s1".into(), "x".into(), kept(5)), ("s1".into(), "y".into(), kept(6))]).unwrap();
+        drop(store);
+        let loaded = StateStore::open(dir.path(), BTreeSet::new()).unwrap().load().unwrap();
+        assert_eq!(loaded.sessions, [session("s1", &["x", "y"]), session("s2", &[])]);
+        assert_eq!(loaded.numbering[&("s1".to_owned(), "y".to_owned())], kept(6));
+    }
+
+    #[test]
+    fn a_saved_session_drops_the_numbering_of_gone_subscriptions_and_a_delete_drops_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        store.save_session(&session("s", &["x", "y"])).unwrap();
+        store.save_session(&session("s.2", &["x"])).unwrap();
+        let rows = ["x", "y"].map(|sub| ("s".to_owned(), sub.to_owned(), kept(1)));
+        store.keep_numbering(&rows).unwrap();
+        store.keep_numbering(&[("s.2".into(), "x".into(), kept(2))]).unwrap();
+        store.save_session(&session("s", &["y"])).unwrap();
+        let numbering = store.load().unwrap().numbering;
+        let keys: Vec<_> = numbering.keys().map(|(a, b)| format!("{a}/{b}")).collect();
+        assert_eq!(keys, ["s/y", "s.2/x"], "only s/x went; the other session's rows stay");
+        store.delete_session("s").unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.sessions, [session("s.2", &["x"])]);
+        assert_eq!(loaded.numbering.len(), 1);
+    }
+
+    #[test]
+    fn config_sessions_are_never_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), BTreeSet::from(["static".to_owned()])).unwrap();
+        store.save_session(&session("static", &[])).unwrap();
+        assert!(store.load().unwrap().sessions.is_empty());
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_while_the_first_holds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        let second = StateStore::open(dir.path(), BTreeSet::new()).unwrap_err();
+        assert!(second.to_string().contains(STATE_FILE), "{second}");
+    }
+}
