@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, Api};
+use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtp_fields, rtp_packet, Peer};
 
@@ -62,7 +62,8 @@ fn publish(publisher: Peer, media: SocketAddr, stop: Arc<AtomicBool>) -> std::th
 fn collect(subscriber: Peer, got: Arc<Mutex<Vec<Got>>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            for packet in subscriber.recv(64, Duration::from_millis(50)) {
+            // One at a time: each packet's arrival time is its own.
+            for packet in subscriber.recv(1, Duration::from_millis(50)) {
                 let f = rtp_fields(&packet);
                 got.lock().unwrap().push(Got { ssrc: f.ssrc, seq: f.seq, ts: f.timestamp, at: Instant::now() });
             }
@@ -144,7 +145,7 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
 }
 
 #[test]
-fn a_deleted_session_stays_deleted_and_persist_false_keeps_nothing() {
+fn deletes_and_metadata_are_kept_and_persist_false_keeps_nothing() {
     let daemon = Daemon::start("");
     let api = Api::dev(&daemon);
     let peer = Peer::bind("127.0.0.1");
@@ -153,6 +154,12 @@ fn a_deleted_session_stays_deleted_and_persist_false_keeps_nothing() {
         api.create_endpoint(endpoint(id, "e", peer.addr())).expect("endpoint");
     }
     api.delete_session(v1::DeleteSessionRequest { session_id: "gone".into() }).expect("delete");
+    let (on_session, on_endpoint) = (metadata_target("kept", "", ""), metadata_target("kept", "e", ""));
+    api.set_pairs(&on_session, &[("app.room", "blue"), ("app.gone", "x")]);
+    let deletions = vec![v1::MetadataDeletion { key: "app.gone".into(), expected_version: None }];
+    let request = v1::DeleteMetadataRequest { target: Some(on_session.clone()), deletions };
+    api.delete_metadata(request).expect("DeleteMetadata");
+    let endpoint_version = api.set_pairs(&on_endpoint, &[("sip.call_id", "abc@host")]);
     drop(api);
     let dir = daemon.crash();
     let daemon = Daemon::restart_in("", dir);
@@ -162,6 +169,15 @@ fn a_deleted_session_stays_deleted_and_persist_false_keeps_nothing() {
         .get_endpoint(v1::GetEndpointRequest { session_id: "kept".into(), endpoint_id: "e".into() })
         .expect("its endpoint");
     assert_eq!(endpoint.media_address, peer.addr().to_string());
+    assert_eq!(api.metadata_pairs(&on_session), [("app.room".to_owned(), "blue".to_owned())]);
+    assert_eq!(api.metadata_pairs(&on_endpoint), [("sip.call_id".to_owned(), "abc@host".to_owned())]);
+    let got = api.get_metadata(v1::GetMetadataRequest { target: Some(on_endpoint.clone()), keys: Vec::new() });
+    assert_eq!(got.expect("GetMetadata").version, Some(endpoint_version.clone()), "the version is kept");
+    let later = api.set_pairs(&on_endpoint, &[("app.more", "1")]);
+    assert!(
+        (later.wall_us, later.counter) > (endpoint_version.wall_us, endpoint_version.counter),
+        "a write after the restart is newer"
+    );
     drop(api);
 
     // With persistence off, the next start is empty (and the file is left alone).

@@ -15,21 +15,22 @@ impl Api {
         &self,
         plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
     ) -> Result<Outcome, Status> {
-        self.apply_then(plan, |_, _| {}).await
+        self.apply_then(plan, |_, _| Ok(())).await
     }
 
     /// [`Api::apply`], then `committed` with the registry and the outcome, still under the registry lock, when
     /// the change was committed (a delete: also when a worker failed). The change's lifecycle events are
     /// published right after the commit, before `committed` runs (so a create's metadata event follows it).
+    /// `committed` answers whether what it did was kept (see [`Api::keep`]).
     pub(crate) async fn apply_then(
         &self,
         plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
-        committed: impl FnOnce(&Registry, &Outcome),
+        committed: impl FnOnce(&Registry, &Outcome) -> Result<(), Status>,
     ) -> Result<Outcome, Status> {
         let mut registry = self.registry.lock().await;
         let plan = plan(&registry).map_err(status::registry)?;
         let (outcome, first_error) = self.execute_and_commit(&mut registry, plan).await?;
-        committed(&registry, &outcome);
+        committed(&registry, &outcome)?;
         self.offer_unclaimed(&mut registry).await;
         match first_error {
             Some(e) => Err(status::exec(e)),
@@ -73,15 +74,19 @@ impl Api {
         Ok((outcome, first_error))
     }
 
-    /// Writes session `session_id` as `registry` now holds it to the state store, if one is attached (deletes it
-    /// when it is gone). A failure answers the call `Internal`: the change is in effect but would not survive a
-    /// restart, and the caller must know.
-    fn keep(&self, registry: &Registry, session_id: &str) -> Result<(), Status> {
+    /// Writes session `session_id` as `registry` now holds it, with the metadata of its objects, to the state store,
+    /// if one is attached (deletes it when it is gone). A failure answers the call `Internal`: the change is in
+    /// effect but would not survive a restart, and the caller must know. Called under the registry lock; takes the
+    /// metadata lock.
+    pub(super) fn keep(&self, registry: &Registry, session_id: &str) -> Result<(), Status> {
         let Some(store) = self.state.get() else {
             return Ok(());
         };
         let written = match registry.export_session(session_id) {
-            Some(state) => store.save_session(&state),
+            Some(session) => {
+                let metadata = self.export_metadata(registry, session_id);
+                store.save_session(&crate::state::KeptSession { session, metadata })
+            }
             None => store.delete_session(session_id),
         };
         written.map_err(|error| {

@@ -19,6 +19,7 @@ use super::metadata_wire as wire;
 use super::{status, Api};
 use crate::metadata::{Member, MetadataEvent, ObjectRef, Origin, Version, Write};
 use crate::registry::{Outcome, Plan, Registry, RegistryError};
+use crate::state::KeptMetadata;
 
 /// The stream of a WatchMetadata call.
 pub type WatchStream = ReceiverStream<Result<v1::MetadataEvent, Status>>;
@@ -61,6 +62,29 @@ impl Api {
         }
     }
 
+    /// The metadata of `session_id`'s objects that `registry` holds, as the state store keeps it.
+    pub(super) fn export_metadata(&self, registry: &Registry, session_id: &str) -> Vec<KeptMetadata> {
+        let hub = self.hub();
+        let objects = hub.store.export(session_id).into_iter();
+        objects
+            .filter(|(object, _, _)| exists(registry, object).is_ok())
+            .map(|(object, entries, version)| KeptMetadata { member: object.member, version, entries })
+            .collect()
+    }
+
+    /// Puts back the kept `metadata` of `session_id`'s objects (restored just before) without telling anyone: it
+    /// is what the objects had. Metadata of an object the registry does not hold is left out.
+    pub(crate) async fn restore_metadata(&self, session_id: &str, metadata: &[KeptMetadata]) {
+        let registry = self.registry.lock().await;
+        let mut hub = self.hub();
+        for kept in metadata {
+            let object = ObjectRef { session_id: session_id.to_owned(), member: kept.member.clone() };
+            if exists(&registry, &object).is_ok() {
+                hub.store.restore(object, kept.entries.clone(), kept.version);
+            }
+        }
+    }
+
     /// Drops the metadata of every object of `session_id` that the registry no longer has, telling their
     /// watchers (called under the registry lock, right after a delete's commit).
     pub(super) fn purge_metadata(&self, registry: &Registry, session_id: &str) {
@@ -81,10 +105,12 @@ impl Api {
     ) -> Result<Outcome, Status> {
         let writes = wire::writes(metadata);
         self.check_initial_metadata(&writes)?;
-        self.apply_then(plan, |_, outcome| {
-            if matches!(outcome, Outcome::Created(_)) {
+        self.apply_then(plan, |registry, outcome| {
+            if matches!(outcome, Outcome::Created(_)) && !writes.is_empty() {
                 self.install_metadata(&object, writes);
+                return self.keep(registry, &object.session_id);
             }
+            Ok(())
         })
         .await
     }
@@ -95,7 +121,11 @@ impl Api {
         session_id: &str,
         plan: impl FnOnce(&Registry) -> Result<Plan, RegistryError>,
     ) -> Result<Outcome, Status> {
-        self.apply_then(plan, |registry, _| self.purge_metadata(registry, session_id)).await
+        self.apply_then(plan, |registry, _| {
+            self.purge_metadata(registry, session_id);
+            Ok(())
+        })
+        .await
     }
 
     async fn write_metadata(&self, object: ObjectRef, writes: Vec<Write>) -> Result<v1::MetadataWriteResponse, Status> {
@@ -104,9 +134,14 @@ impl Api {
         let mut hub = self.hub();
         let outcome =
             hub.store.write(&object, writes, Origin::Controller, crate::clock::unix_us()).map_err(status::metadata)?;
+        let changed = outcome.event.is_some();
         if let Some(event) = outcome.event {
             self.publish_metadata(&event);
             hub.publish(event);
+        }
+        drop(hub);
+        if changed {
+            self.keep(&registry, &object.session_id)?;
         }
         Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(outcome.version)) })
     }

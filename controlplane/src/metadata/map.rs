@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use super::version::Version;
 
 /// A key written at a version: a value, or a deletion (`value: None`, a tombstone).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The key.
     pub key: String,

@@ -101,6 +101,21 @@ impl ObjectMetadata {
         self.version
     }
 
+    /// Every entry of its map, tombstones included, by key.
+    pub fn all(&self) -> Vec<Entry> {
+        self.map.all().collect()
+    }
+
+    /// An object's metadata as it was kept across a restart: its `entries` (tombstones included) at `version`, with
+    /// no change history (a watcher resuming from an earlier version gets the whole map).
+    pub fn restored(entries: Vec<Entry>, version: Version, limits: &MetadataLimits) -> ObjectMetadata {
+        let mut object = ObjectMetadata::new(version, limits);
+        for entry in entries {
+            object.map.merge(entry);
+        }
+        object
+    }
+
     /// What a watcher gets first: with `resume_from` and every change after it still in the log, exactly those;
     /// otherwise (no resume, history gone, or a version this object never reached) the whole map.
     pub fn watch_start(&self, resume_from: Option<Version>) -> WatchStart {

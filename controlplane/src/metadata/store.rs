@@ -21,7 +21,7 @@ use super::write::{check, Write};
 use super::MetadataLimits;
 
 /// Which member of a session an [`ObjectRef`] names.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Member {
     /// The session itself.
     Session,
@@ -181,6 +181,28 @@ impl MetadataStore {
     pub fn objects(&self) -> usize {
         self.objects.len()
     }
+
+    /// Every object of `session_id` that holds metadata, with all its entries (tombstones included) and its version:
+    /// what is kept across a restart.
+    pub fn export(&self, session_id: &str) -> Vec<(ObjectRef, Vec<Entry>, Version)> {
+        let start = ObjectRef { session_id: session_id.to_owned(), member: Member::Session };
+        self.objects
+            .range(start..)
+            .take_while(|(o, _)| o.session_id == session_id)
+            .map(|(o, state)| (o.clone(), state.all(), state.version()))
+            .collect()
+    }
+
+    /// Puts back what [`MetadataStore::export`] gave for `object`, as it was: its entries and its version (a watcher
+    /// resuming from before it gets the whole map: the change log starts empty). The clock moves past every version
+    /// it holds, so later writes are newer.
+    pub fn restore(&mut self, object: ObjectRef, entries: Vec<Entry>, version: Version) {
+        for entry in &entries {
+            self.clock.observe(entry.version);
+        }
+        self.clock.observe(version);
+        self.objects.insert(object, ObjectMetadata::restored(entries, version, &self.limits));
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +229,28 @@ mod tests {
         assert_eq!(store.get(&a, &[]).0.len(), 1);
         let nothing = store.write(&a, vec![Write::delete("app.none")], Origin::Controller, 11).unwrap();
         assert_eq!((nothing.version, nothing.event), (first.version, None));
+    }
+
+    #[test]
+    fn an_exported_session_restores_as_it_was_and_later_writes_are_newer() {
+        let mut store = store();
+        let (a, b) = (at("s", Member::Session), at("s", Member::Stream("v".into())));
+        store.write(&a, vec![Write::set("app.x", "1"), Write::set("app.y", "2")], Origin::Controller, 10).unwrap();
+        store.write(&a, vec![Write::delete("app.y")], Origin::Controller, 11).unwrap();
+        store.write(&b, vec![Write { set_once: true, ..Write::set("app.z", "3") }], Origin::Controller, 12).unwrap();
+        store.write(&at("t", Member::Session), vec![Write::set("app.o", "4")], Origin::Controller, 13).unwrap();
+        let exported = store.export("s");
+        assert_eq!(exported.len(), 2, "only session s's objects");
+        let mut again = super::tests::store();
+        for (object, entries, version) in exported.clone() {
+            again.restore(object, entries, version);
+        }
+        assert_eq!(again.export("s"), exported, "tombstones and versions included");
+        assert_eq!(again.get(&a, &[]), store.get(&a, &[]));
+        let set_once = again.write(&b, vec![Write::set("app.z", "changed")], Origin::Controller, 1);
+        assert!(set_once.is_err(), "set-once survives");
+        let later = again.write(&a, vec![Write::set("app.x", "9")], Origin::Controller, 1).unwrap();
+        assert!(later.version > store.get(&b, &[]).1, "a write after the restore is newer than all before");
     }
 
     #[test]

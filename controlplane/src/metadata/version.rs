@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 /// When a write happened. Ordered by `wall_us`, then `counter`, then `node_id`; [`Version::ZERO`] is before
 /// every write and means "never written".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Version {
     /// The writer's wall clock, Unix time in microseconds (never below its previous version).
     pub wall_us: u64,

@@ -102,6 +102,8 @@ mod tests_interceptors;
 #[cfg(test)]
 mod tests_latch;
 #[cfg(test)]
+mod tests_restore;
+#[cfg(test)]
 mod tests_rtcp;
 #[cfg(test)]
 mod tests_streams;

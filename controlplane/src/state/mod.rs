@@ -28,4 +28,4 @@ pub mod numbering;
 pub mod restore;
 mod store;
 
-pub use store::{Loaded, StateError, StateStore, STATE_FILE};
+pub use store::{KeptMetadata, KeptSession, Loaded, StateError, StateStore, STATE_FILE};

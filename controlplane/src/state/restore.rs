@@ -4,7 +4,8 @@
 //! registry by the rules of a request, its commands run on the workers, committed) in the order that satisfies its
 //! references: the session, its endpoints (each followed by the address it had latched to), its streams (with the SSRC
 //! a learning one had learned), its subscriptions (as updated, each continuing its subscriber's numbering from what
-//! was kept, see [`Kept::continuation`](super::numbering::Kept::continuation)). The store is attached to the API only
+//! was kept, see [`Kept::continuation`](super::numbering::Kept::continuation)), then its objects' metadata as it was
+//! (versions included; watchers are told nothing: nothing changed). The store is attached to the API only
 //! afterwards, so restoring writes nothing. Must never create what the registry refuses: a refusal (a config that no
 //! longer admits it) stops the start with the object and the reason.
 
@@ -32,7 +33,8 @@ pub async fn restore(api: &Api, store: &StateStore) -> Result<Restored, StateErr
     let loaded = store.load()?;
     let mut restored = Restored::default();
     let (now_unix_ns, now) = (crate::clock::unix_ns(), Instant::now());
-    for session in &loaded.sessions {
+    for kept in &loaded.sessions {
+        let session = &kept.session;
         let sid = session.session_id.as_str();
         let refused = |object: String| {
             move |status: Status| StateError::Restore {
@@ -68,6 +70,7 @@ pub async fn restore(api: &Api, store: &StateStore) -> Result<Restored, StateErr
             restored.objects += 1;
             restored.continued += usize::from(continues.is_some());
         }
+        api.restore_metadata(sid, &kept.metadata).await;
     }
     Ok(restored)
 }

@@ -1,6 +1,7 @@
 //! The state store: one redb file of kept sessions and numbering.
 //!
-//! Owns [`StateStore`] and the file's layout: table `sessions` (session id → JSON [`SessionState`]), table
+//! Owns [`StateStore`], what it keeps of a session ([`KeptSession`]: the registry's [`SessionState`] and its objects'
+//! metadata) and the file's layout: table `sessions` (session id → JSON [`KeptSession`]), table
 //! `numbering` (`<session>\0<subscription>` → JSON [`Kept`], so that a session's rows are one key range) and table
 //! `meta` (`format` → [`FORMAT`]). Every write is one transaction committed durably (fsync) before it returns. Must
 //! never hold a session of the config (those are skipped) nor interpret what it stores.
@@ -10,8 +11,31 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use serde::{Deserialize, Serialize};
+
 use super::numbering::Kept;
+use crate::metadata::{Entry, Member, Version};
 use crate::registry::SessionState;
+
+/// A session as kept: its objects, and the metadata of those that have some.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSession {
+    /// The session and everything in it.
+    pub session: SessionState,
+    /// The metadata of the session and its members.
+    pub metadata: Vec<KeptMetadata>,
+}
+
+/// One object's metadata, as [`crate::metadata::MetadataStore::export`] gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptMetadata {
+    /// Which member of the session.
+    pub member: Member,
+    /// Its version.
+    pub version: Version,
+    /// Its entries, tombstones included.
+    pub entries: Vec<Entry>,
+}
 
 /// The store's file name in the state directory.
 pub const STATE_FILE: &str = "state.redb";
@@ -68,7 +92,7 @@ pub enum StateError {
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// Every kept session, by id.
-    pub sessions: Vec<SessionState>,
+    pub sessions: Vec<KeptSession>,
     /// What each subscription last sent, by `(session, subscription)`.
     pub numbering: BTreeMap<(String, String), Kept>,
 }
@@ -127,10 +151,10 @@ impl StateStore {
         let mut loaded = Loaded::default();
         for row in sessions_table.iter().map_err(|e| self.error(e))? {
             let (key, value) = row.map_err(|e| self.error(e))?;
-            let state: SessionState = serde_json::from_slice(value.value())
+            let kept: KeptSession = serde_json::from_slice(value.value())
                 .map_err(|e| self.format(format!("session {}: {e}", key.value())))?;
-            if !self.config_sessions.contains(&state.session_id) {
-                loaded.sessions.push(state);
+            if !self.config_sessions.contains(&kept.session.session_id) {
+                loaded.sessions.push(kept);
             }
         }
         let numbering_table = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
@@ -148,11 +172,12 @@ impl StateStore {
 
     /// Writes `state` (durably), dropping the numbering of its subscriptions that are gone. A session of the config is
     /// not kept.
-    pub fn save_session(&self, state: &SessionState) -> Result<(), StateError> {
+    pub fn save_session(&self, kept: &KeptSession) -> Result<(), StateError> {
+        let state = &kept.session;
         if self.config_sessions.contains(&state.session_id) {
             return Ok(());
         }
-        let value = serde_json::to_vec(state).map_err(|e| self.format(format!("session {}: {e}", state.session_id)))?;
+        let value = serde_json::to_vec(kept).map_err(|e| self.format(format!("session {}: {e}", state.session_id)))?;
         let alive: BTreeSet<&str> = state.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         {
@@ -228,7 +253,16 @@ mod tests {
     use super::*;
     use crate::registry::{EndpointState, SubscriptionState};
 
-    fn session(id: &str, subscriptions: &[&str]) -> SessionState {
+    fn session(id: &str, subscriptions: &[&str]) -> KeptSession {
+        let metadata = vec![KeptMetadata {
+            member: Member::Endpoint("a".into()),
+            version: Version { wall_us: 5, counter: 1, node_id: 2 },
+            entries: vec![Entry { key: "app.k".into(), version: Version::ZERO, value: None, set_once: false }],
+        }];
+        KeptSession { session: state(id, subscriptions), metadata }
+    }
+
+    fn state(id: &str, subscriptions: &[&str]) -> SessionState {
         SessionState {
             session_id: id.to_owned(),
             created_unix_ms: 7,

@@ -1,6 +1,7 @@
 //! Switching a subscription to another stream: continuous numbering, SSRC kept, RTCP, validation.
 
 use super::*;
+use crate::core::continuity::Numbering;
 
 const SSRC_B: u32 = 0x0000_2000; // owned by worker 0 of 2, like SSRC
 
@@ -300,4 +301,38 @@ fn a_new_ssrc_of_the_same_stream_continues_for_its_subscribers() {
         h.fwd.apply(h.at(230), Command::ChangeStreamSsrc { id: StreamId(9), ssrc: 1 }),
         Err(CommandError::StreamNotFound { id: StreamId(9) })
     );
+}
+
+#[test]
+fn a_subscription_added_to_continue_numbering_rebases_on_its_first_packet_and_publishes_it() {
+    let mut h = Harness::new();
+    two_streams(&mut h);
+    // What the subscriber saw last before a restart: seq 65530, ts 7000, 100 ms before the subscription's start.
+    let continues = Numbering { seq: 65_530, ts: 7_000, at: h.start - Duration::from_millis(100) };
+    let cmd = Command::AddSubscription {
+        id: SubscriptionId(1),
+        stream: StreamId(1),
+        dest: addr("127.0.0.21:7001"),
+        socket: 1,
+        rewrite: Rewrite { seq_offset: 9, ..Rewrite::default() },
+        paused: false,
+        egress: Default::default(),
+        continues: Some(continues),
+    };
+    h.fwd.apply(h.start, cmd).unwrap();
+    let mut published = Vec::new();
+    h.fwd.for_each_numbering(|id, n| published.push((id, n.seq, n.ts)));
+    assert_eq!(published, [(SubscriptionId(1), 65_530, 7_000)], "what its next packet continues from");
+    let mut egress = Recorder::new();
+    // The publisher numbers far away; its first packet comes 20 ms after the start: 120 ms x 90 kHz later.
+    for k in 0..3u16 {
+        let pkt = rtp(SSRC, 1_000 + k, 50_000 + 1_800 * u32::from(k), b"a");
+        h.send(20 + 20 * u64::from(k), publisher(), &pkt, &mut egress);
+    }
+    let expected: Vec<_> =
+        (0..3u16).map(|k| (SSRC, 65_531u16.wrapping_add(k), 7_000 + 10_800 + 1_800 * u32::from(k))).collect();
+    assert_eq!(drain_rtp(&mut egress), expected, "seq + 1, + 2, ...; ts advanced by the time since");
+    let mut published = Vec::new();
+    h.fwd.for_each_numbering(|id, n| published.push((id, n.seq)));
+    assert_eq!(published, [(SubscriptionId(1), 65_533)], "the last one sent");
 }
