@@ -172,7 +172,7 @@ fn deletes_and_metadata_are_kept_and_persist_false_keeps_nothing() {
     assert_eq!(api.metadata_pairs(&on_session), [("app.room".to_owned(), "blue".to_owned())]);
     assert_eq!(api.metadata_pairs(&on_endpoint), [("sip.call_id".to_owned(), "abc@host".to_owned())]);
     let got = api.get_metadata(v1::GetMetadataRequest { target: Some(on_endpoint.clone()), keys: Vec::new() });
-    assert_eq!(got.expect("GetMetadata").version, Some(endpoint_version.clone()), "the version is kept");
+    assert_eq!(got.expect("GetMetadata").version, Some(endpoint_version), "the version is kept");
     let later = api.set_pairs(&on_endpoint, &[("app.more", "1")]);
     assert!(
         (later.wall_us, later.counter) > (endpoint_version.wall_us, endpoint_version.counter),
