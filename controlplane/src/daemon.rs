@@ -20,11 +20,12 @@
 //! deliver what they hold.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringfwd_dataplane::runtime::{Dataplane, StartError};
+use ringfwd_dataplane::runtime::{Dataplane, StartError, Takeover};
 use ringfwd_tuning::{Config, ConfigError, Driver, StateEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -33,6 +34,7 @@ use crate::api::{self, Api, NodeStatic};
 use crate::auth::{self, AuthError, DevTokenError, Grant, Keys, Verifier};
 use crate::commands::CommandClient;
 use crate::events::{EventBus, EventLimits};
+use crate::handover::{self, HandoverError};
 use crate::metadata::MetadataLimits;
 use crate::metrics::{self, ApiMetrics};
 use crate::registry::Registry;
@@ -60,6 +62,9 @@ pub enum DaemonError {
     /// The state store could not be opened or restored.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// A takeover failed.
+    #[error(transparent)]
+    Handover(#[from] HandoverError),
     /// Webhooks could not start (a URL, the secret file).
     #[error(transparent)]
     Webhooks(#[from] WebhookError),
@@ -123,8 +128,23 @@ impl StatePaths {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// How the daemon starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// On its own: it binds its sockets and restores what the state store kept.
+    Fresh,
+    /// Taking over from the daemon running on the same state directory (`ringfwd --take-over`, see
+    /// [`crate::handover`]): its sockets and listeners, then its state.
+    TakeOver,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM, or until another process took over.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    run_with(config, Start::Fresh)
+}
+
+/// [`run`], started as `start` says.
+pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
     let workers = Dataplane::worker_cores(&config)?;
     // The static sessions are judged before anything is bound, as `--check-config` judges them.
     routes::check(&config, workers.len())?;
@@ -138,15 +158,45 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let paths = StatePaths::resolve(&config)?;
     // Read before anything starts: a TLS file that cannot be used stops the daemon at once, naming its key.
     let tls = api_tls(&config)?;
-    // Opened before the media sockets are bound: its file lock refuses a second daemon on the same state directory
-    // before it could join the media ports' reuseport groups.
-    let store = if config.state.persist {
-        let config_sessions = config.sessions.iter().map(|s| s.id.clone()).collect();
-        Some(Arc::new(StateStore::open(&paths.state, config_sessions)?))
-    } else {
-        None
+    let config_sessions = || config.sessions.iter().map(|s| s.id.clone()).collect();
+    let (mut store, mut taking, takeover, inherited) = match start {
+        Start::Fresh if config.state.persist => {
+            // Opened before the media sockets are bound: its file lock refuses a second daemon on the same state
+            // directory before it could join the media ports' reuseport groups.
+            (Some(Arc::new(StateStore::open(&paths.state, config_sessions())?)), None, Takeover::default(), None)
+        }
+        Start::Fresh => (None, None, Takeover::default(), None),
+        Start::TakeOver => {
+            if !config.state.persist {
+                let why = "state.persist = false: a takeover hands the state over through the state store";
+                return Err(DaemonError::Handover(HandoverError::Protocol(why.into())));
+            }
+            let (conversation, offered) = handover::take(&handover::socket_path(&paths.state))?;
+            tracing::info!(
+                workers = offered.workers,
+                addresses = ?offered.addresses,
+                "taking over: got the running daemon's sockets; starting with receives held"
+            );
+            let takeover = Takeover { sockets: Some(offered.media), held: true };
+            let listeners = Inherited { api: offered.api, metrics: offered.metrics };
+            (None, Some(conversation), takeover, Some(listeners))
+        }
     };
-    let dataplane = Dataplane::start_on(&config, workers, &paths.tap)?;
+    let dataplane = match Dataplane::start_with(&config, workers, &paths.tap, takeover) {
+        Ok(dataplane) => dataplane,
+        Err(e) => {
+            if let Some(conversation) = taking.as_mut() {
+                let _ = conversation.send(&handover::Message::Refused { reason: e.to_string() }, &[]);
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(conversation) = taking.as_mut() {
+        // The running daemon stops forwarding now; the packets that arrive meanwhile wait in the shared sockets.
+        conversation.send(&handover::Message::Ready, &[])?;
+        conversation.expect(&handover::Message::Released)?;
+        store = Some(Arc::new(StateStore::open(&paths.state, config_sessions())?));
+    }
     let control_cores = config.placement.control_cores.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -160,11 +210,80 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
         .build()?;
-    let result = runtime.block_on(control(&config, &dataplane, &paths, tls, store));
+    let started = Started { store, taking, inherited };
+    let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
+    let result = match result {
+        Ok(Stopped::HandedOver { mut conversation, store, api }) => {
+            // The workers stop reading, finish what they received and publish their last numbering.
+            let workers = dataplane.workers().to_vec();
+            let final_counters = dataplane.stop();
+            let released = runtime.block_on(release(&api, &workers, &store));
+            let result = released.and_then(|()| {
+                conversation.send(&handover::Message::Released, &[])?;
+                conversation.expect(&handover::Message::Done)?;
+                Ok(())
+            });
+            tracing::info!("handed over: the new daemon forwards and serves the API");
+            println!("{}", report::final_line(&final_counters));
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            return result;
+        }
+        Ok(Stopped::Signal) => Ok(()),
+        Err(e) => Err(e),
+    };
     let final_counters = dataplane.stop();
     println!("{}", report::final_line(&final_counters));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The listeners of the daemon taken over from.
+struct Inherited {
+    api: OwnedFd,
+    metrics: Option<OwnedFd>,
+}
+
+/// What the control plane starts with.
+struct Started {
+    /// The state store (`None`: `state.persist = false`).
+    store: Option<Arc<StateStore>>,
+    /// The conversation with the daemon being taken over from, which is told when this one serves.
+    taking: Option<handover::Conversation>,
+    /// That daemon's listeners.
+    inherited: Option<Inherited>,
+}
+
+/// Why the control plane stopped.
+enum Stopped {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// A new daemon is ready to take over: the API is closed; the workers are to stop and the state to be released.
+    HandedOver { conversation: handover::Conversation, store: Arc<StateStore>, api: Arc<Api> },
+}
+
+/// After the workers stopped: keeps the numbering they published last, marked exact, and closes the store (the
+/// process taking over opens it).
+async fn release(
+    api: &Api,
+    workers: &[ringfwd_dataplane::runtime::WorkerHandle],
+    store: &Arc<StateStore>,
+) -> Result<(), DaemonError> {
+    let rings: Vec<_> = workers.iter().map(|w| Arc::clone(&w.numbering)).collect();
+    let mut tracker = numbering::Tracker::default();
+    let now = std::time::Instant::now();
+    tracker.drain(&rings, now);
+    let names = api.subscription_names(tracker.all()).await;
+    let now_unix_ns = crate::clock::unix_ns();
+    let rows: Vec<_> = names
+        .into_iter()
+        .filter_map(|(id, (session, subscription, _, _))| {
+            Some((session, subscription, tracker.take_as(id, now_unix_ns, now, true)?))
+        })
+        .collect();
+    tracing::info!(subscriptions = rows.len(), "keeping the exact numbering for the daemon taking over");
+    store.keep_numbering(&rows)?;
+    store.close();
+    Ok(())
 }
 
 /// The API's TLS server config from `[api.tls]`, its files read now; `None` (plaintext) with a warning when the API
@@ -210,8 +329,13 @@ async fn control(
     dataplane: &Dataplane,
     paths: &StatePaths,
     tls: Option<Arc<rustls::ServerConfig>>,
-    store: Option<Arc<StateStore>>,
-) -> Result<(), DaemonError> {
+    started: Started,
+) -> Result<Stopped, DaemonError> {
+    let Started { store, mut taking, inherited } = started;
+    let (inherited_api, inherited_metrics) = match inherited {
+        Some(Inherited { api, metrics }) => (Some(api), metrics),
+        None => (None, None),
+    };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let timeout = Duration::from_millis(config.control.command_timeout_ms);
@@ -274,11 +398,12 @@ async fn control(
         bus: Arc::clone(events.counters()),
         webhooks: webhooks.counters().to_vec(),
     });
-    let metrics_server = start_metrics(config, dataplane, &api, &api_metrics, &stats, vec![event_metrics], async {
-        let _ = metrics_stop_rx.await;
-    })
-    .await;
-    let metrics_address = metrics_server.as_ref().map(|(address, _)| *address);
+    let metrics_server =
+        start_metrics(config, dataplane, &api, &api_metrics, &stats, vec![event_metrics], inherited_metrics, async {
+            let _ = metrics_stop_rx.await;
+        })
+        .await;
+    let metrics_address = metrics_server.as_ref().map(|(address, _, _)| *address);
 
     let rings = dataplane.workers().iter().map(|w| Arc::clone(&w.stats)).collect();
     // Drained four times per round, so a round never waits long in the rings.
@@ -311,11 +436,24 @@ async fn control(
     };
     // ---- end of persistent state ----
     let installed = routes::install(&api, config, crate::clock::unix_s() * 1000).await?;
+    // Everything is restored: a daemon taking over reads its sockets from now on (the packets that waited in them
+    // first).
+    dataplane.release_receives();
     let listen = config.api.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| DaemonError::Listen { address: listen, source })?;
+    let listener = match inherited_api {
+        // The listener of the daemon taken over from: connections made meanwhile wait in its backlog.
+        Some(fd) => {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)?
+        }
+        None => tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| DaemonError::Listen { address: listen, source })?,
+    };
     let api_address = listener.local_addr()?;
+    // Kept to hand over to a daemon taking over from this one.
+    let api_fd = listener.as_fd().try_clone_to_owned()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = crate::incoming::ConnectionLimits {
         name: "API",
@@ -329,18 +467,57 @@ async fn control(
     let banner = report::banner(config, dataplane.workers(), &media, api_address, metrics_address, installed, paths);
     eprintln!("{banner}");
     println!("{}", report::ready_line(dataplane.workers().len(), &media, api_address, metrics_address));
+    if let Some(mut conversation) = taking.take() {
+        tracing::info!("took over: forwarding and serving the API; the daemon taken over from exits");
+        tokio::task::spawn_blocking(move || conversation.send(&handover::Message::Done, &[]))
+            .await
+            .map_err(std::io::Error::other)??;
+    }
+    // ---- handover ([state]): a daemon started with --take-over on this state directory gets this one's sockets ----
+    let (handover_tx, mut handover_rx) = tokio::sync::mpsc::channel::<handover::Conversation>(1);
+    let handover_server = match &store {
+        Some(_) => {
+            let mut fds: Vec<OwnedFd> = Vec::new();
+            for socket in dataplane.socket_fds().into_iter().flatten() {
+                fds.push(socket.try_clone_to_owned()?);
+            }
+            fds.push(api_fd);
+            if let Some((_, _, metrics_fd)) = &metrics_server {
+                fds.push(metrics_fd.try_clone()?);
+            }
+            let mut addresses = media.clone();
+            addresses.extend_from_slice(dataplane.rtcp_addresses());
+            let offer = handover::Message::Offer {
+                workers: dataplane.workers().len(),
+                addresses,
+                api: api_address,
+                metrics: metrics_address,
+            };
+            let path = handover::socket_path(&paths.state);
+            Some(tokio::spawn(serve_handover(handover::listen(&path)?, path, offer, fds, handover_tx)))
+        }
+        None => None,
+    };
+    // ---- end of handover ----
     let period = Duration::from_secs(config.control.stats_log_interval_s.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
+    let handed_over = loop {
         tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break None,
+            _ = sigterm.recv() => break None,
+            Some(conversation) = handover_rx.recv() => break Some(conversation),
             _ = ticker.tick(), if config.control.stats_log_interval_s > 0 => {
                 tracing::info!("{}", report::periodic_line(&dataplane.counters()));
             }
         }
+    };
+    if let Some(server) = handover_server {
+        server.abort();
     }
-    tracing::info!("stopping: API closed, receives cancelled, in-flight sends flushed");
+    match handed_over {
+        Some(_) => tracing::info!("handing over: API closed, receives cancelled, in-flight sends flushed"),
+        None => tracing::info!("stopping: API closed, receives cancelled, in-flight sends flushed"),
+    }
     // Health probes and watchers see NOT_SERVING before the listener closes.
     api.begin_shutdown().await;
     let _ = stop_tx.send(());
@@ -351,7 +528,7 @@ async fn control(
         let _ = keeper.await;
     }
     let _ = metrics_stop_tx.send(());
-    if let Some((_, metrics_server)) = metrics_server {
+    if let Some((_, metrics_server, _)) = metrics_server {
         let _ = tokio::time::timeout(Duration::from_secs(2), metrics_server).await;
     }
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await.unwrap_or(Ok(Ok(()))) {
@@ -363,15 +540,59 @@ async fn control(
     let _ = event_drain.await;
     events.close();
     webhooks.stop(WEBHOOK_FLUSH_ON_STOP).await;
-    Ok(())
+    Ok(match (handed_over, store) {
+        (Some(conversation), Some(store)) => Stopped::HandedOver { conversation, store, api },
+        _ => Stopped::Signal,
+    })
+}
+
+/// Answers daemons that connect to take over, one at a time: offers them `offer` with `fds` and, once one is ready
+/// (it runs on the sockets, receives held), hands its conversation to the control loop through `ready` and ends. A
+/// daemon that refuses or fails leaves this one as it was (logged).
+async fn serve_handover(
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    offer: handover::Message,
+    fds: Vec<OwnedFd>,
+    ready: tokio::sync::mpsc::Sender<handover::Conversation>,
+) {
+    let fds = Arc::new(fds);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "handover socket: accept failed");
+                continue;
+            }
+        };
+        let (path, offer, fds) = (path.clone(), offer.clone(), Arc::clone(&fds));
+        let exchange = tokio::task::spawn_blocking(move || {
+            let borrowed: Vec<_> = fds.iter().map(OwnedFd::as_fd).collect();
+            let mut conversation = handover::offer(stream, &path, &offer, &borrowed)?;
+            conversation.expect(&handover::Message::Ready)?;
+            Ok::<_, HandoverError>(conversation)
+        });
+        match exchange.await {
+            Ok(Ok(conversation)) => {
+                tracing::info!("a daemon taking over is ready: handing over");
+                let _ = ready.send(conversation).await;
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "a takeover did not happen; this daemon goes on"),
+            Err(error) => tracing::warn!(%error, "a takeover did not happen; this daemon goes on"),
+        }
+    }
 }
 
 /// How long the webhook queues may take to deliver what they hold at shutdown before they are given up.
 pub const WEBHOOK_FLUSH_ON_STOP: Duration = Duration::from_secs(2);
 
-/// Starts the Prometheus endpoint (`[metrics]`), serving until `stop`; answers its bound address and task.
-/// `None` when it is disabled, or when its address cannot be bound: that is logged as an error naming
-/// `metrics.listen`, and the daemon forwards without the endpoint (media does not depend on it).
+/// Starts the Prometheus endpoint (`[metrics]`), on `inherited` (the listener of the daemon taken over from) or
+/// bound to `metrics.listen`, serving until `stop`; answers its bound address, task and a duplicate of its listener
+/// (for a daemon taking over from this one). `None` when it is disabled, or when its address cannot be bound: that is
+/// logged as an error naming `metrics.listen`, and the daemon forwards without the endpoint (media does not depend
+/// on it).
+#[allow(clippy::too_many_arguments)]
 async fn start_metrics(
     config: &Config,
     dataplane: &Dataplane,
@@ -379,13 +600,21 @@ async fn start_metrics(
     api_metrics: &Arc<ApiMetrics>,
     stats: &Arc<std::sync::Mutex<StatsStore>>,
     extra: Vec<Arc<dyn metrics::ExportMetrics>>,
+    inherited: Option<OwnedFd>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Option<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> Option<(SocketAddr, tokio::task::JoinHandle<()>, OwnedFd)> {
     if !config.metrics.enabled {
         return None;
     }
     let listen = config.metrics.listen;
-    let bound = match tokio::net::TcpListener::bind(listen).await {
+    let listener = match inherited {
+        Some(fd) => {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(listener))
+        }
+        None => tokio::net::TcpListener::bind(listen).await,
+    };
+    let bound = match listener {
         Ok(listener) => listener.local_addr().map(|address| (listener, address)),
         Err(e) => Err(e),
     };
@@ -412,6 +641,13 @@ async fn start_metrics(
         extra,
     };
     let max_connections = config.metrics.max_connections as usize;
+    let duplicate = match listener.as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(error) => {
+            tracing::error!(%error, "metrics endpoint not served: cannot duplicate its listener");
+            return None;
+        }
+    };
     let task = tokio::spawn(metrics::serve(listener, sources, Arc::clone(api), max_connections, stop));
-    Some((address, task))
+    Some((address, task, duplicate))
 }

@@ -16,6 +16,7 @@
 //! - [`tls`]: the API's TLS files (`[api.tls]`) loaded into the server config; [`incoming`]: the bounded accept,
 //!   which runs the TLS handshake within the handshake timeout.
 //! - [`commands`]: sending commands to workers and waiting for their acknowledgements.
+//! - [`handover`]: upgrade without loss: the handover socket over which a new process takes the running one's sockets.
 //! - [`state`]: persistent state: what the API accepted, kept in a store and restored at start-up.
 //! - [`routes`]: the config's static sessions as registry creates: judged in a dry run (`--check-config`, and
 //!   before start-up binds anything), then created through the API.
@@ -36,6 +37,7 @@ pub mod commands;
 pub mod ctl;
 pub mod daemon;
 pub mod events;
+pub mod handover;
 pub mod incoming;
 pub mod listen_flags;
 pub mod metadata;

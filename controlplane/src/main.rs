@@ -28,6 +28,13 @@ struct Cli {
     /// the rules the control API applies to the same creates), and exit.
     #[arg(long)]
     check_config: bool,
+    /// Take over from the ringfwd running on the same state directory, without losing a packet: get its media
+    /// sockets and listeners over its handover socket (`<state directory>/handover.sock`), start with receives held,
+    /// then, once it stopped forwarding and released the state store, restore its state, forward and serve; it exits.
+    /// Needs `state.persist = true`, and the same number of workers and the same addresses (the sockets are taken as
+    /// they are). See README "Restarts and upgrades".
+    #[arg(long, conflicts_with_all = ["check_config", "print_config"])]
+    take_over: bool,
     #[command(flatten)]
     listen: ringfwd::listen_flags::ListenFlags,
     #[command(subcommand)]
@@ -193,7 +200,8 @@ fn main() -> ExitCode {
             Err(e) => fail(ringfwd::daemon::DaemonError::Routes(e), 2),
         };
     }
-    match ringfwd::daemon::run(config) {
+    let start = if cli.take_over { ringfwd::daemon::Start::TakeOver } else { ringfwd::daemon::Start::Fresh };
+    match ringfwd::daemon::run_with(config, start) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e, 1),
     }

@@ -99,7 +99,7 @@ impl Daemon {
     /// [`Daemon::spawn`] with `env` added to the daemon's environment after `RUNTIME_DIRECTORY` (an empty value
     /// counts as unset for the token's location; [`Daemon::dev_token_file`] is then not where the token is).
     pub fn spawn_with(config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
-        match Daemon::try_spawn(config, env, None) {
+        match Daemon::try_spawn(config, env, None, &[]) {
             Ok(daemon) => daemon,
             Err(stderr) => panic!("ringfwd did not become ready; stderr:\n{stderr}"),
         }
@@ -108,7 +108,7 @@ impl Daemon {
     /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, for a config it must refuse: answers what it
     /// wrote to stderr once it exited without becoming ready, and fails the test when it became ready.
     pub fn start_refused(config: &str) -> String {
-        match Daemon::try_spawn(Some(config), &[], None) {
+        match Daemon::try_spawn(Some(config), &[], None, &[]) {
             Ok(daemon) => panic!("ringfwd started on a config it must refuse: {:?}", daemon.stop()),
             Err(stderr) => stderr,
         }
@@ -116,12 +116,18 @@ impl Daemon {
 
     /// [`Daemon::spawn_with`], answering the daemon's stderr when it does not become ready (killed after
     /// [`READY_TIMEOUT`], or exited).
-    fn try_spawn(config: Option<&str>, env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Result<Daemon, String> {
+    fn try_spawn(
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        dir: Option<tempfile::TempDir>,
+        args: &[&str],
+    ) -> Result<Daemon, String> {
         let dir = dir.unwrap_or_else(private_tempdir);
         let state_directory = dir.path().join("state");
         let config = config.map(isolated);
         let path = config.as_deref().map(temp_config);
         let mut cmd = Command::new(binary());
+        cmd.args(args);
         match &path {
             Some(p) => cmd.arg("--config").arg(p.path()),
             None => cmd.args(FREE_PORT_FLAGS),
@@ -174,16 +180,32 @@ impl Daemon {
     /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, in `dir`, the folder of a daemon that ran before
     /// (see [`Daemon::crash`]): it finds that daemon's state directory.
     pub fn restart_in(config: &str, dir: tempfile::TempDir) -> Daemon {
-        match Daemon::try_spawn(Some(config), &[], Some(dir)) {
+        match Daemon::try_spawn(Some(config), &[], Some(dir), &[]) {
             Ok(daemon) => daemon,
             Err(stderr) => panic!("ringfwd did not become ready again; stderr:\n{stderr}"),
         }
     }
 
+    /// Starts `ringfwd --take-over --config <config>` in this daemon's folder (its state directory), as an upgrade
+    /// would, and waits for its ready line and for this daemon's exit; answers the new daemon and this one's exit.
+    pub fn take_over(mut self, config: &str) -> (Daemon, Exit) {
+        let dir = self.dir.take().expect("the daemon's folder");
+        let new = match Daemon::try_spawn(Some(config), &[], Some(dir), &["--take-over"]) {
+            Ok(daemon) => daemon,
+            Err(stderr) => panic!("ringfwd --take-over did not become ready; stderr:\n{stderr}"),
+        };
+        (new, self.wait_exit("the takeover"))
+    }
+
     /// Sends SIGTERM and waits for the exit.
-    pub fn stop(mut self) -> Exit {
+    pub fn stop(self) -> Exit {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        self.wait_exit("SIGTERM")
+    }
+
+    /// Waits at most [`EXIT_TIMEOUT`] for the daemon to exit after `after`, and collects what it left.
+    fn wait_exit(mut self, after: &str) -> Exit {
         let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -191,9 +213,9 @@ impl Daemon {
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("ringfwd did not exit within {EXIT_TIMEOUT:?} of SIGTERM");
+                panic!("ringfwd did not exit within {EXIT_TIMEOUT:?} of {after}");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20)); // polling the child's exit: no event to wait on
         };
         let mut counters = None;
         let mut stdout = String::new();

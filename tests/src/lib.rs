@@ -12,6 +12,7 @@ pub mod baresip;
 pub mod config;
 pub mod daemon;
 pub mod ffmpeg;
+pub mod flow;
 pub mod gst;
 pub mod interop;
 pub mod peer;

@@ -5,74 +5,24 @@
 //! The subscriber was switched to a second stream before the crash, so its numbering was rebased by the worker (not
 //! its creation offsets): only the numbering kept by the state store can continue it.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::UdpSocket;
+use std::time::Duration;
 
 use ringfwd_proto::v1;
 use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::Daemon;
-use ringfwd_tests::peer::{rtp_fields, rtp_packet, Peer};
+use ringfwd_tests::flow::{seq_breaks, Collector, Publisher, Stream};
+use ringfwd_tests::peer::Peer;
 
 const A: u32 = 0x0a0a_0a0a;
 const B: u32 = 0x0b0b_0b0b;
-/// Each stream's packet rate: one packet of each stream every 4 ms.
-const PPS: f64 = 250.0;
+/// Each stream's packet rate.
+const PPS: u32 = 250;
 /// The longest a test waits for packets.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// One packet the subscriber received.
-#[derive(Clone, Copy, Debug)]
-struct Got {
-    ssrc: u32,
-    seq: u16,
-    ts: u32,
-    at: Instant,
-}
-
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// Sends streams A and B (different sequence and timestamp bases) from `publisher` to `media` at [`PPS`] each, until
-/// `stop` is set or 60 s passed.
-fn publish(publisher: Peer, media: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        let period = Duration::from_secs_f64(1.0 / PPS);
-        let mut n: u32 = 0;
-        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
-            let seq = n as u16;
-            let ts = n.wrapping_mul(360); // 90 kHz at 250 pps
-            publisher.send(&rtp_packet(A, seq.wrapping_add(1000), ts.wrapping_add(5_000), 96, false, &[1; 160]), media);
-            publisher.send(
-                &rtp_packet(B, seq.wrapping_add(40_000), ts.wrapping_add(3_000_000), 96, false, &[2; 160]),
-                media,
-            );
-            n += 1;
-            if let Some(wait) = (start + period * n).checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait); // pacing, not synchronisation
-            }
-        }
-    })
-}
-
-/// Collects what `subscriber` receives into `got` until `stop` is set.
-fn collect(subscriber: Peer, got: Arc<Mutex<Vec<Got>>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            // One at a time: each packet's arrival time is its own.
-            for packet in subscriber.recv(1, Duration::from_millis(50)) {
-                let f = rtp_fields(&packet);
-                got.lock().unwrap().push(Got { ssrc: f.ssrc, seq: f.seq, ts: f.timestamp, at: Instant::now() });
-            }
-        }
-    })
-}
-
-fn received(got: &Mutex<Vec<Got>>) -> usize {
-    got.lock().unwrap().len()
 }
 
 #[test]
@@ -90,33 +40,29 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
     api.create_stream(video_stream("call", "b", "alice", B)).expect("stream b");
     api.create_subscription(subscription("call", "bob-video", "a", "bob", 0)).expect("subscription");
 
-    let (stop, got) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
-    let collector = collect(subscriber.try_clone(), Arc::clone(&got), Arc::clone(&stop));
-    let sender = publish(publisher.try_clone(), media, Arc::clone(&stop));
-    assert!(wait_until(WAIT, || received(&got) >= 200), "the subscriber receives stream a");
+    let collector = Collector::start(subscriber.try_clone());
+    let streams = vec![
+        Stream { ssrc: A, seq: 1_000, ts: 5_000, ticks: 360 },
+        Stream { ssrc: B, seq: 40_000, ts: 3_000_000, ticks: 360 },
+    ];
+    let flow = Publisher::start(publisher.try_clone(), media, streams, PPS);
+    assert!(wait_until(WAIT, || collector.count() >= 200), "the subscriber receives stream a");
     api.switch("call", "bob-video", "b").expect("switch to b");
-    let switched = received(&got);
+    let switched = collector.count();
     // A second of stream b, so that several numbering rounds kept it.
-    assert!(wait_until(WAIT, || received(&got) >= switched + 250), "the subscriber receives stream b");
+    assert!(wait_until(WAIT, || collector.count() >= switched + 250), "the subscriber receives stream b");
     drop(api);
 
     let dir = daemon.crash();
-    let before = received(&got);
+    let before = collector.count();
     let daemon = Daemon::restart_in(&config, dir);
-    assert!(wait_until(WAIT, || received(&got) >= before + 250), "forwarding resumes after the restart");
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
-    collector.join().unwrap();
+    assert!(wait_until(WAIT, || collector.count() >= before + 250), "forwarding resumes after the restart");
+    flow.stop();
+    let got = collector.stop();
 
-    let got = got.lock().unwrap().clone();
     assert!(got.iter().all(|g| g.ssrc == A), "one SSRC throughout (pinned by the switch, kept across the crash)");
     // Every step is +1 but one: the restart's, which skips ahead (no number reused).
-    let steps: Vec<(usize, u16)> = got
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i, w[1].seq.wrapping_sub(w[0].seq)))
-        .filter(|&(_, d)| d != 1)
-        .collect();
+    let steps = seq_breaks(&got);
     assert_eq!(steps.len(), 1, "one discontinuity, at the restart: {steps:?}");
     let (i, skip) = steps[0];
     let (last, first) = (got[i], got[i + 1]);
@@ -124,7 +70,7 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
     assert!(gap <= Duration::from_millis(1500), "the subscriber waited {gap:?}");
     assert!(skip < 0x8000, "the numbers go forward: +{skip}");
     // What the kept rate could have sent since the kept packet (at most a numbering round plus the gap before it).
-    let bound = (PPS * (gap.as_secs_f64() + 0.3) * 1.25).ceil() as u16 + 16;
+    let bound = (f64::from(PPS) * (gap.as_secs_f64() + 0.3) * 1.25).ceil() as u16 + 16;
     assert!(skip <= bound, "skipped {skip} > {bound} for a {gap:?} gap");
     let ticks = first.ts.wrapping_sub(last.ts);
     let (low, high) = ((gap.as_secs_f64() * 90_000.0 * 0.9) as u32, ((gap.as_secs_f64() + 0.3) * 90_000.0) as u32);

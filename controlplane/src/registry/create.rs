@@ -192,20 +192,16 @@ impl Registry {
     /// Plans `CreateSubscription`: one `AddSubscription` to the stream's worker (paused from the start when
     /// asked, so not a single packet reaches a subscription created paused).
     pub fn plan_create_subscription(&self, spec: SubscriptionSpec) -> Result<Plan, RegistryError> {
-        self.plan_subscription(spec, None)
+        self.plan_subscription(spec, Resume::Fresh)
     }
 
-    /// Plans restoring a subscription as it was before a restart (see `crate::state`): [`Registry::plan_create_subscription`],
-    /// its subscriber's numbering continuing from `continues` (see `Command::AddSubscription`).
-    pub fn plan_restore_subscription(
-        &self,
-        spec: SubscriptionSpec,
-        continues: Option<Numbering>,
-    ) -> Result<Plan, RegistryError> {
-        self.plan_subscription(spec, continues)
+    /// Plans restoring a subscription as it was before a restart or a takeover (see `crate::state`):
+    /// [`Registry::plan_create_subscription`], its subscriber's numbering going on as `resume` says.
+    pub fn plan_restore_subscription(&self, spec: SubscriptionSpec, resume: Resume) -> Result<Plan, RegistryError> {
+        self.plan_subscription(spec, resume)
     }
 
-    fn plan_subscription(&self, spec: SubscriptionSpec, continues: Option<Numbering>) -> Result<Plan, RegistryError> {
+    fn plan_subscription(&self, spec: SubscriptionSpec, resume: Resume) -> Result<Plan, RegistryError> {
         validate::id("session_id", &spec.session_id)?;
         validate::id("subscription_id", &spec.subscription_id)?;
         validate::id("stream_id", &spec.stream_id)?;
@@ -283,7 +279,7 @@ impl Registry {
             rtx: spec.rtx,
         };
         let egress = egress_spec(&record, stream, &self.interceptors);
-        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress, continues))];
+        let mut commands = vec![(worker, add_subscription(&record, stream.data_plane_id, egress, resume))];
         let mut undo = vec![(worker, Command::RemoveSubscription { id })];
         if let Some(rtcp) = endpoint.rtcp_address() {
             commands.push((worker, Command::SetRtcpDestination { id, dest: Some(rtcp) }));
@@ -453,17 +449,39 @@ pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, intercepto
     }
 }
 
+/// How a subscription numbers the packets it sends first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// By its spec's offsets: a new subscription.
+    Fresh,
+    /// On from what its subscriber last received: the first packet goes out as `seq + 1`, its timestamp advanced by
+    /// the time since (see `Command::AddSubscription::continues`): after a crash.
+    After(Numbering),
+    /// By the offsets it had: after a takeover, where the last process stopped exactly there.
+    Offsets {
+        /// The sequence-number offset.
+        seq_offset: u16,
+        /// The timestamp offset.
+        ts_offset: u32,
+    },
+}
+
 /// The `AddSubscription` that realises `record` on stream `stream` of its worker.
 pub(crate) fn add_subscription(
     record: &SubscriptionRecord,
     stream: StreamId,
     egress: EgressSpec,
-    continues: Option<Numbering>,
+    resume: Resume,
 ) -> Command {
+    let (seq_offset, ts_offset, continues) = match resume {
+        Resume::Fresh => (record.seq_offset, record.ts_offset, None),
+        Resume::After(numbering) => (record.seq_offset, record.ts_offset, Some(numbering)),
+        Resume::Offsets { seq_offset, ts_offset } => (seq_offset, ts_offset, None),
+    };
     let rewrite = Rewrite {
         out_ssrc: (record.out_ssrc != 0).then_some(record.out_ssrc),
-        seq_offset: record.seq_offset,
-        ts_offset: record.ts_offset,
+        seq_offset,
+        ts_offset,
         payload_type_map: payload_type_map(record),
     };
     Command::AddSubscription {

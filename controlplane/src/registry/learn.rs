@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 
 use ringfwd_dataplane::core::{owner_of, Command, StreamId};
 
-use super::create::{add_stream, add_subscription, egress_spec, FeedbackRoute};
+use super::create::{add_stream, add_subscription, egress_spec, FeedbackRoute, Resume};
 use super::error::RegistryError;
 use super::model::{EndpointRecord, SessionRecord, StreamRecord, SubscriptionRecord};
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
@@ -179,7 +179,7 @@ impl Registry {
             }
             commands.push((old, Command::RemoveSubscription { id: sub_id }));
             let egress = egress_spec(sub, stream, &self.interceptors);
-            undo.push((old, add_subscription(sub, id, egress, None)));
+            undo.push((old, add_subscription(sub, id, egress, Resume::Fresh)));
             let mut record = sub.clone();
             record.worker = new;
             moved.push((subscription_id.clone(), record));
@@ -198,7 +198,7 @@ impl Registry {
         }
         for (_, record) in &moved {
             let egress = egress_spec(record, &learned, &self.interceptors);
-            commands.push((new, add_subscription(record, id, egress, None)));
+            commands.push((new, add_subscription(record, id, egress, Resume::Fresh)));
             undo.push((new, Command::RemoveSubscription { id: record.data_plane_id }));
             if let Some(dest) = rtcp_dest(record) {
                 let sub_id = record.data_plane_id;

@@ -112,6 +112,7 @@ mod tests_subscriptions;
 #[cfg(test)]
 mod tests_updates;
 
+pub use create::Resume;
 pub use error::RegistryError;
 pub use export::{EndpointState, SessionState, StreamState, SubscriptionState};
 pub use model::{

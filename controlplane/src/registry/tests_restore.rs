@@ -12,8 +12,8 @@ use ringfwd_dataplane::core::{owner_of, Command, Numbering};
 use super::tests::{addr, apply, endpoint, limits, media, room, stream, subscription};
 use super::*;
 
-/// Replays `state` into `reg` as the state restore does, each subscription continuing from `continues`.
-fn restore(reg: &mut Registry, state: &SessionState, continues: Option<Numbering>) {
+/// Replays `state` into `reg` as the state restore does, each subscription going on as `resume` says.
+fn restore(reg: &mut Registry, state: &SessionState, resume: Resume) {
     let sid = state.session_id.as_str();
     apply(reg, |r| r.plan_create_session(sid, state.created_unix_ms));
     for e in &state.endpoints {
@@ -26,7 +26,7 @@ fn restore(reg: &mut Registry, state: &SessionState, continues: Option<Numbering
         apply(reg, |r| r.plan_restore_stream(s.spec(sid), s.learns_ssrc));
     }
     for s in &state.subscriptions {
-        apply(reg, |r| r.plan_restore_subscription(s.spec(sid), continues));
+        apply(reg, |r| r.plan_restore_subscription(s.spec(sid), resume));
     }
 }
 
@@ -71,7 +71,7 @@ fn an_exported_session_restores_as_it_was() {
     assert_eq!(serde_json::from_str::<SessionState>(&json).unwrap(), state, "it round-trips through the store");
 
     let mut fresh = Registry::new(limits(), media(), 2);
-    restore(&mut fresh, &state, None);
+    restore(&mut fresh, &state, Resume::Fresh);
     assert_eq!(fresh.export_session("room"), Some(state.clone()), "the same session, member by member");
     let dave = fresh.get_endpoint("room", "dave").unwrap();
     assert_eq!(dave.latched_address, Some(latched));
@@ -87,11 +87,20 @@ fn a_restored_subscription_continues_its_numbering_and_a_latch_needs_a_latching_
     let mut reg = room();
     let at = Instant::now();
     let continues = Numbering { seq: 4000, ts: 123_456, at };
-    let plan = reg.plan_restore_subscription(subscription("room", "s", "a-audio", "bob"), Some(continues)).unwrap();
-    let Some((_, Command::AddSubscription { continues: got, .. })) = plan.commands.first() else {
+    let spec = || SubscriptionSpec { seq_offset: 5, ts_offset: 6, ..subscription("room", "s", "a-audio", "bob") };
+    let plan = reg.plan_restore_subscription(spec(), Resume::After(continues)).unwrap();
+    let Some((_, Command::AddSubscription { continues: got, rewrite, .. })) = plan.commands.first() else {
         panic!("{:?}", plan.commands)
     };
-    assert_eq!(*got, Some(continues));
+    assert_eq!((*got, rewrite.seq_offset, rewrite.ts_offset), (Some(continues), 5, 6));
+    let exact = Resume::Offsets { seq_offset: 700, ts_offset: 800 };
+    let plan = reg.plan_restore_subscription(spec(), exact).unwrap();
+    let Some((_, Command::AddSubscription { continues: None, rewrite, .. })) = plan.commands.first() else {
+        panic!("{:?}", plan.commands)
+    };
+    assert_eq!((rewrite.seq_offset, rewrite.ts_offset), (700, 800), "a takeover numbers on by the offsets it had");
+    let Outcome::Created(View::Subscription(view)) = plan.outcome else { panic!() };
+    assert_eq!((view.seq_offset, view.ts_offset), (5, 6), "the view keeps the creation offsets");
     let fresh = reg.plan_create_subscription(subscription("room", "s", "a-audio", "bob")).unwrap();
     assert!(matches!(fresh.commands.first(), Some((_, Command::AddSubscription { continues: None, .. }))));
 

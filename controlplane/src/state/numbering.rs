@@ -1,7 +1,8 @@
 //! What each subscriber last received, kept so that a restart continues its numbering with no reuse.
 //!
-//! Owns [`Kept`] (a subscription's last outgoing sequence number and timestamp, when, and its packet rate), the
-//! skip rule ([`Kept::continuation`]), [`Tracker`] (the latest record of each subscription from the workers'
+//! Owns [`Kept`] (a subscription's last outgoing sequence number and timestamp, when, its packet rate and offsets,
+//! and whether it is exact: kept after its worker stopped), the rule of how a restored subscription goes on
+//! ([`Kept::resume`]: exactly by its offsets after a takeover, else skipping ahead), [`Tracker`] (the latest record of each subscription from the workers'
 //! numbering rings, with its rate) and [`keep`], the task that writes what changed every
 //! `state.numbering_interval_ms`. The tracker is bounded: an entry no worker published for [`FORGET_AFTER`] (its
 //! subscription is gone) is dropped. Must never block a worker: it only pops from their rings.
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StateStore;
 use crate::api::Api;
+use crate::registry::Resume;
 
 /// Fewest sequence numbers a restored subscription skips past the last kept one.
 pub const MIN_SKIP: u16 = 16;
@@ -37,6 +39,12 @@ pub struct Kept {
     pub unix_ns: u64,
     /// Packets per second it was sending then.
     pub rate_pps: f64,
+    /// Its offsets `(seq_offset, ts_offset)` then (`None`: a rebase was pending).
+    #[serde(default)]
+    pub offsets: Option<(u16, u32)>,
+    /// Kept after its worker stopped (a takeover): nothing was sent since.
+    #[serde(default)]
+    pub exact: bool,
 }
 
 impl Kept {
@@ -46,6 +54,10 @@ impl Kept {
     /// plane's rebase, from the returned `at`).
     pub fn continuation(&self, now_unix_ns: u64, now: Instant) -> Numbering {
         let elapsed = Duration::from_nanos(now_unix_ns.saturating_sub(self.unix_ns));
+        if self.exact {
+            // Nothing was sent since: the next packet is the next number.
+            return Numbering { seq: self.seq, ts: self.ts, at: now.checked_sub(elapsed).unwrap_or(now) };
+        }
         let could_have_sent = (self.rate_pps.max(0.0) * elapsed.as_secs_f64() * RATE_HEADROOM).ceil();
         let skip = if could_have_sent >= f64::from(MAX_SKIP) {
             MAX_SKIP
@@ -53,6 +65,18 @@ impl Kept {
             (could_have_sent as u16).max(MIN_SKIP) // below MAX_SKIP: fits
         };
         Numbering { seq: self.seq.wrapping_add(skip - 1), ts: self.ts, at: now.checked_sub(elapsed).unwrap_or(now) }
+    }
+}
+
+impl Kept {
+    /// How a restored subscription goes on at `now` (Unix nanoseconds `now_unix_ns`): kept exactly with its offsets
+    /// (a takeover), by those offsets — its numbering continues as if nothing happened; otherwise from
+    /// [`Kept::continuation`].
+    pub fn resume(&self, now_unix_ns: u64, now: Instant) -> Resume {
+        match (self.exact, self.offsets) {
+            (true, Some((seq_offset, ts_offset))) => Resume::Offsets { seq_offset, ts_offset },
+            _ => Resume::After(self.continuation(now_unix_ns, now)),
+        }
     }
 }
 
@@ -65,6 +89,7 @@ pub struct Tracker {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     numbering: Numbering,
+    offsets: Option<(u16, u32)>,
     rate_pps: f64,
     /// When a worker last published it (to forget gone subscriptions).
     seen: Instant,
@@ -80,9 +105,10 @@ impl Tracker {
         match self.entries.get_mut(&record.id) {
             Some(entry) => {
                 entry.seen = now;
-                if entry.numbering.seq == new.seq {
+                if entry.numbering.seq == new.seq && entry.offsets == record.offsets {
                     return;
                 }
+                entry.offsets = record.offsets;
                 let sent = new.seq.wrapping_sub(entry.numbering.seq);
                 let span = new.at.saturating_duration_since(entry.numbering.at).as_secs_f64();
                 if span > 0.0 {
@@ -93,7 +119,7 @@ impl Tracker {
                 entry.dirty = true;
             }
             None => {
-                let entry = Entry { numbering: new, rate_pps: 0.0, seen: now, dirty: true };
+                let entry = Entry { numbering: new, offsets: record.offsets, rate_pps: 0.0, seen: now, dirty: true };
                 self.entries.insert(record.id, entry);
             }
         }
@@ -112,6 +138,11 @@ impl Tracker {
     /// Takes subscription `id`'s numbering to be written (clearing its mark), as kept at Unix time `now_unix_ns` when
     /// the monotonic clock reads `now`.
     pub fn take(&mut self, id: SubscriptionId, now_unix_ns: u64, now: Instant) -> Option<Kept> {
+        self.take_as(id, now_unix_ns, now, false)
+    }
+
+    /// [`Tracker::take`], marked `exact` (its worker stopped: nothing was sent since).
+    pub fn take_as(&mut self, id: SubscriptionId, now_unix_ns: u64, now: Instant, exact: bool) -> Option<Kept> {
         let entry = self.entries.get_mut(&id)?;
         entry.dirty = false;
         let age = now.saturating_duration_since(entry.numbering.at);
@@ -120,7 +151,23 @@ impl Tracker {
             ts: entry.numbering.ts,
             unix_ns: now_unix_ns.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX)),
             rate_pps: entry.rate_pps,
+            offsets: entry.offsets,
+            exact,
         })
+    }
+
+    /// Takes every record queued in `rings` at `now`.
+    pub fn drain(&mut self, rings: &[Arc<NumberingRing>], now: Instant) {
+        for ring in rings {
+            while let Some(record) = ring.pop() {
+                self.ingest(&record, now);
+            }
+        }
+    }
+
+    /// Every tracked subscription.
+    pub fn all(&self) -> BTreeSet<SubscriptionId> {
+        self.entries.keys().copied().collect()
     }
 
     /// Subscriptions tracked.
@@ -154,11 +201,7 @@ async fn round(api: &Arc<Api>, rings: &[Arc<NumberingRing>], store: &Arc<StateSt
             return;
         };
         let now = Instant::now();
-        for ring in rings {
-            while let Some(record) = ring.pop() {
-                tracker.ingest(&record, now);
-            }
-        }
+        tracker.drain(rings, now);
         tracker.prune(now);
         tracker.dirty()
     };
@@ -192,13 +235,14 @@ mod tests {
     use super::*;
 
     fn record(id: u64, seq: u16, at: Instant) -> NumberingRecord {
-        NumberingRecord { worker: 0, id: SubscriptionId(id), numbering: Numbering { seq, ts: 0, at } }
+        NumberingRecord { worker: 0, id: SubscriptionId(id), numbering: Numbering { seq, ts: 0, at }, offsets: None }
     }
 
     #[test]
     fn the_skip_covers_what_the_kept_rate_could_have_sent_since_within_bounds() {
         let now = Instant::now();
-        let kept = Kept { seq: 65_530, ts: 1000, unix_ns: 10_000_000_000, rate_pps: 100.0 };
+        let kept =
+            Kept { seq: 65_530, ts: 1000, unix_ns: 10_000_000_000, rate_pps: 100.0, offsets: None, exact: false };
         // 2 s at 100 pps, with headroom: 250; the next packet is seq + 250 (wrapping).
         let c = kept.continuation(12_000_000_000, now);
         assert_eq!(c.seq.wrapping_add(1), 65_530u16.wrapping_add(250));
@@ -209,6 +253,20 @@ mod tests {
         assert_eq!(long_ago.seq.wrapping_add(1), 65_530u16.wrapping_add(MAX_SKIP));
         let clock_back = kept.continuation(1, now);
         assert_eq!((clock_back.seq.wrapping_add(1), clock_back.at), (65_530u16.wrapping_add(MIN_SKIP), now));
+    }
+
+    #[test]
+    fn a_takeover_goes_on_by_the_offsets_and_a_crash_skips_ahead() {
+        let now = Instant::now();
+        let kept =
+            Kept { seq: 9, ts: 1000, unix_ns: 10_000_000_000, rate_pps: 100.0, offsets: Some((3, 4)), exact: true };
+        assert_eq!(kept.resume(12_000_000_000, now), Resume::Offsets { seq_offset: 3, ts_offset: 4 });
+        let pending = Kept { offsets: None, ..kept };
+        let Resume::After(next) = pending.resume(12_000_000_000, now) else { panic!() };
+        assert_eq!(next.seq, 9, "exact: the next packet is number 10, no skip");
+        let crashed = Kept { exact: false, ..kept };
+        let Resume::After(next) = crashed.resume(12_000_000_000, now) else { panic!("a crash rebases") };
+        assert_eq!(next.seq.wrapping_add(1), 9 + 250);
     }
 
     #[test]

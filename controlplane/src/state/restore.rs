@@ -15,7 +15,7 @@ use tonic::Status;
 
 use super::{StateError, StateStore};
 use crate::api::Api;
-use crate::registry::{Plan, Registry, RegistryError};
+use crate::registry::{Plan, Registry, RegistryError, Resume};
 
 /// What a restore recreated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +65,10 @@ pub async fn restore(api: &Api, store: &StateStore) -> Result<Restored, StateErr
         for sub in &session.subscriptions {
             let object = format!("subscription {sid}/{}", sub.subscription_id);
             let kept = loaded.numbering.get(&(sid.to_owned(), sub.subscription_id.clone()));
-            let continues = kept.map(|kept| kept.continuation(now_unix_ns, now));
-            run(api, |r| r.plan_restore_subscription(sub.spec(sid), continues)).await.map_err(refused(object))?;
+            let resume = kept.map_or(Resume::Fresh, |kept| kept.resume(now_unix_ns, now));
+            run(api, |r| r.plan_restore_subscription(sub.spec(sid), resume)).await.map_err(refused(object))?;
             restored.objects += 1;
-            restored.continued += usize::from(continues.is_some());
+            restored.continued += usize::from(kept.is_some());
         }
         api.restore_metadata(sid, &kept.metadata).await;
     }

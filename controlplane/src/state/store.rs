@@ -100,7 +100,8 @@ pub struct Loaded {
 /// The open store. See the module docs.
 #[derive(Debug)]
 pub struct StateStore {
-    db: Database,
+    /// `None` once closed (handed over to a process taking over).
+    db: std::sync::Mutex<Option<Database>>,
     path: PathBuf,
     /// The config's sessions: never kept.
     config_sessions: BTreeSet<String>,
@@ -114,7 +115,7 @@ impl StateStore {
             .map_err(|source| StateError::Directory { path: directory.to_owned(), source })?;
         let path = directory.join(STATE_FILE);
         let db = Database::create(&path).map_err(|e| store_error(&path, e))?;
-        let store = StateStore { db, path, config_sessions };
+        let store = StateStore { db: std::sync::Mutex::new(Some(db)), path, config_sessions };
         store.check_format()?;
         Ok(store)
     }
@@ -125,7 +126,8 @@ impl StateStore {
     }
 
     fn check_format(&self) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             let found = meta.get("format").map_err(|e| self.error(e))?.map(|v| v.value());
@@ -146,7 +148,8 @@ impl StateStore {
 
     /// Everything kept, for the restore (numbering rows of subscriptions no kept session has are dropped).
     pub fn load(&self) -> Result<Loaded, StateError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_read().map_err(|e| self.error(e))?;
         let sessions_table = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
         let mut loaded = Loaded::default();
         for row in sessions_table.iter().map_err(|e| self.error(e))? {
@@ -179,7 +182,8 @@ impl StateStore {
         }
         let value = serde_json::to_vec(kept).map_err(|e| self.format(format!("session {}: {e}", state.session_id)))?;
         let alive: BTreeSet<&str> = state.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
         {
             let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             sessions.insert(state.session_id.as_str(), value.as_slice()).map_err(|e| self.error(e))?;
@@ -196,7 +200,8 @@ impl StateStore {
 
     /// Forgets session `session_id` and its numbering (durably).
     pub fn delete_session(&self, session_id: &str) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
         {
             let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             sessions.remove(session_id).map_err(|e| self.error(e))?;
@@ -212,7 +217,8 @@ impl StateStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
         {
             let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
             for (session, subscription, kept) in rows {
@@ -223,6 +229,21 @@ impl StateStore {
             }
         }
         txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Closes the file (releasing its lock, for a process taking over); every later read or write fails.
+    pub fn close(&self) {
+        if let Ok(mut db) = self.db.lock() {
+            db.take();
+        }
+    }
+
+    fn db(&self) -> Result<std::sync::MutexGuard<'_, Option<Database>>, StateError> {
+        self.db.lock().map_err(|_| self.format("a writer panicked".into()))
+    }
+
+    fn closed(&self) -> StateError {
+        self.format("closed: the state was handed over to the process that took over".into())
     }
 
     fn error(&self, e: impl Into<redb::Error>) -> StateError {
@@ -294,7 +315,7 @@ mod tests {
     }
 
     fn kept(seq: u16) -> Kept {
-        Kept { seq, ts: 9, unix_ns: 1_000, rate_pps: 50.0 }
+        Kept { seq, ts: 9, unix_ns: 1_000, rate_pps: 50.0, offsets: Some((1, 2)), exact: false }
     }
 
     #[test]
@@ -338,10 +359,15 @@ mod tests {
     }
 
     #[test]
-    fn a_second_opener_is_refused_while_the_first_holds_the_file() {
+    fn a_second_opener_is_refused_while_the_first_holds_the_file_and_served_once_it_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        let first = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        first.save_session(&session("s", &[])).unwrap();
         let second = StateStore::open(dir.path(), BTreeSet::new()).unwrap_err();
         assert!(second.to_string().contains(STATE_FILE), "{second}");
+        first.close();
+        assert!(first.save_session(&session("t", &[])).unwrap_err().to_string().contains("closed"));
+        let second = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        assert_eq!(second.load().unwrap().sessions, [session("s", &[])]);
     }
 }

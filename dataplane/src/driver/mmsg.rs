@@ -87,7 +87,8 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
     loop {
         let now = Instant::now();
         let mut worked = false;
-        for (socket, fd) in ctx.sockets.iter().enumerate() {
+        let receiving = ctx.mailbox().receiving();
+        for (socket, fd) in ctx.sockets.iter().enumerate().filter(|_| receiving) {
             let fd = fd.as_fd();
             let n = recv.recv(fd)?;
             if n == 0 {
@@ -158,6 +159,7 @@ pub fn run(ctx: WorkerContext, ready: &dyn Fn(Result<(), String>)) -> io::Result
         }
         if ctx.mailbox().stop_requested() {
             ctx.publish(forwarder.counters_mut(), 0, &mut latency);
+            ctx.numbering.publish(ctx.index, &forwarder);
             return Ok(());
         }
         if worked {
@@ -217,7 +219,9 @@ fn wait(ctx: &WorkerContext, until_timer: Option<Duration>) -> io::Result<()> {
     let wake = ctx.mailbox().wake();
     let mut fds: [PollFd<'_>; 8] = std::array::from_fn(|_| PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN));
     let mut n = 1;
-    for socket in ctx.sockets.iter().take(fds.len() - 1) {
+    // Held receives: the sockets stay readable, so polling them would spin.
+    let sockets = if ctx.mailbox().receiving() { ctx.sockets.len() } else { 0 };
+    for socket in ctx.sockets.iter().take(sockets.min(fds.len() - 1)) {
         fds[n] = PollFd::from_borrowed_fd(socket.as_fd(), PollFlags::IN);
         n += 1;
     }

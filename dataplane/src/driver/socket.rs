@@ -83,6 +83,46 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
     Ok(MediaSockets { per_worker, bound })
 }
 
+/// Takes over the sockets another ringfwd process opened for `addresses` (`per_worker[w][a]`, handed over with
+/// `SCM_RIGHTS`): each must be a bound UDP socket of its address's family and port (any port for port 0), and one
+/// group's sockets share one port. Their options, buffers and the steering program attached to their group come
+/// with them (the kernel keeps them per socket and per group); they are set non-blocking again. Answers what
+/// [`open`] answers for the same addresses.
+pub fn adopt(addresses: &[SocketAddr], per_worker: Vec<Vec<OwnedFd>>) -> Result<MediaSockets, SocketError> {
+    let mut bound: Vec<SocketAddr> = Vec::with_capacity(addresses.len());
+    for sockets in &per_worker {
+        if sockets.len() != addresses.len() {
+            let found = io::Error::other(format!(
+                "{} sockets per worker handed over, {} addresses configured",
+                sockets.len(),
+                addresses.len()
+            ));
+            let address = addresses.first().copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            return Err(SocketError { address, step: "take over", source: found });
+        }
+        for (a, fd) in sockets.iter().enumerate() {
+            let address = addresses[a];
+            let err = |step: &'static str| move |source: io::Error| SocketError { address, step, source };
+            let socket = socket2::SockRef::from(fd);
+            let local = socket.local_addr().map_err(err("local address of a handed-over socket"))?;
+            let local = local.as_socket().ok_or_else(|| err("take over")(io::Error::other("not an IP socket")))?;
+            let same_port = match bound.get(a) {
+                Some(group) => local.port() == group.port(),
+                None => address.port() == 0 || local.port() == address.port(),
+            };
+            if local.ip() != address.ip() || !same_port || socket.r#type().ok() != Some(Type::DGRAM) {
+                let why = io::Error::other(format!("the handed-over socket is bound to {local}"));
+                return Err(err("take over")(why));
+            }
+            socket.set_nonblocking(true).map_err(err("socket options"))?;
+            if bound.len() == a {
+                bound.push(local);
+            }
+        }
+    }
+    Ok(MediaSockets { per_worker, bound })
+}
+
 fn configure(socket: &Socket, address: SocketAddr) -> io::Result<()> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;

@@ -41,6 +41,9 @@ pub struct Mailbox {
     wake: Notifier,
     control_wake: Arc<Notifier>,
     stop: AtomicBool,
+    /// Receives held: the worker applies commands, handles timers and handovers, but reads no socket (a process
+    /// taking over from another, until that one stopped and the tables are restored).
+    held: AtomicBool,
 }
 
 /// The command ring was full; the command is handed back.
@@ -56,7 +59,21 @@ impl Mailbox {
             wake: Notifier::new()?,
             control_wake,
             stop: AtomicBool::new(false),
+            held: AtomicBool::new(false),
         })
+    }
+
+    /// Control plane: holds (`true`) or releases the worker's receives; a release wakes it.
+    pub fn hold_receives(&self, held: bool) {
+        self.held.store(held, Ordering::Release);
+        if !held {
+            self.wake.notify();
+        }
+    }
+
+    /// Worker: whether it may read its sockets.
+    pub fn receiving(&self) -> bool {
+        !self.held.load(Ordering::Acquire)
     }
 
     /// How many commands may be outstanding (sent, not yet acknowledged and drained).

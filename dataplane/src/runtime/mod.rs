@@ -19,7 +19,7 @@ pub mod worker;
 
 pub use latency::{LatencyBuckets, LatencyRecorder, LatencySnapshot, LATENCY_BUCKET_BOUNDS_NS};
 pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
-pub use start::{Dataplane, StartError, WorkerHandle, SPARE_BUFFERS};
+pub use start::{Dataplane, StartError, Takeover, WorkerHandle, SPARE_BUFFERS};
 pub use telemetry::{
     Due, EventRing, NumberingRecord, NumberingRing, StatsPacer, StatsRecord, StatsRing, UpRing, WorkerEvent,
     WorkerEventKind,

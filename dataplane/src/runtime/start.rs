@@ -7,6 +7,7 @@
 //! (or failed, with the reason). Shutdown stops the workers first, then the recorder (which drains the rings).
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -51,6 +52,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The sockets handed over do not fit this config.
+    #[error("takeover: {0}")]
+    Takeover(String),
     /// A worker failed during its own set-up.
     #[error("worker {index} on core {core}: {message}")]
     Worker {
@@ -113,6 +117,18 @@ pub struct Dataplane {
     handover: Arc<[HandoverRing]>,
     latency: Vec<Arc<LatencyBuckets>>,
     pool_buffers: u64,
+    /// Duplicates of every worker's media sockets, `[worker][address]`, for a process taking over.
+    handover_fds: Vec<Vec<OwnedFd>>,
+}
+
+/// How a data plane starts when it takes over from another process.
+#[derive(Debug, Default)]
+pub struct Takeover {
+    /// The other process's media sockets, `[worker][address]` (media addresses, then RTCP addresses, as
+    /// [`Dataplane::socket_fds`] lists them); `None`: bind new ones.
+    pub sockets: Option<Vec<Vec<OwnedFd>>>,
+    /// Start with every worker's receives held.
+    pub held: bool,
 }
 
 impl Dataplane {
@@ -137,6 +153,17 @@ impl Dataplane {
     /// [`Dataplane::start`] on `cores`, as [`Dataplane::worker_cores`] resolved them (before the caller narrowed
     /// its own affinity to the control cores).
     pub fn start_on(config: &Config, cores: Vec<usize>, tap_directory: &Path) -> Result<Dataplane, StartError> {
+        Dataplane::start_with(config, cores, tap_directory, Takeover::default())
+    }
+
+    /// [`Dataplane::start_on`], taking over `takeover.sockets` instead of binding (see [`socket::adopt`]), and with
+    /// every worker's receives held when `takeover.held` (until [`Dataplane::release_receives`]).
+    pub fn start_with(
+        config: &Config,
+        cores: Vec<usize>,
+        tap_directory: &Path,
+        takeover: Takeover,
+    ) -> Result<Dataplane, StartError> {
         let workers = cores.len();
         let sizes = config.sizes(workers);
         let opts = SocketOptions {
@@ -150,7 +177,24 @@ impl Dataplane {
         let rtcp = config.media.addresses.iter().filter(|_| config.media.rtcp_port_plus_one);
         let rtcp = rtcp.filter_map(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?)));
         let addresses: Vec<SocketAddr> = config.media.addresses.iter().copied().chain(rtcp).collect();
-        let sockets = socket::open(&addresses, workers, opts)?;
+        let sockets = match takeover.sockets {
+            Some(per_worker) if per_worker.len() != workers => {
+                return Err(StartError::Takeover(format!(
+                    "{} workers handed their sockets over, this config places {workers}: the number of workers must \
+                     not change across a takeover",
+                    per_worker.len()
+                )))
+            }
+            Some(per_worker) => socket::adopt(&addresses, per_worker)?,
+            None => socket::open(&addresses, workers, opts)?,
+        };
+        // Kept to hand over to a process taking over (the workers own the originals).
+        let handover_fds = sockets
+            .per_worker
+            .iter()
+            .map(|fds| fds.iter().map(OwnedFd::try_clone).collect::<std::io::Result<Vec<_>>>())
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|source| StartError::Io { what: "duplicate a media socket", source })?;
         let io = |what| move |source| StartError::Io { what, source };
         let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
         let capacity = config.limits.command_ring_capacity as usize;
@@ -178,9 +222,10 @@ impl Dataplane {
                 config.limits.max_streams_per_worker as usize + config.limits.max_subscriptions_per_worker as usize;
             let stats = Arc::new(StatsRing::new(stats_capacity));
             let events = Arc::new(EventRing::new(config.limits.event_ring_capacity as usize));
-            // One full round of its subscriptions fits.
-            let numbering = Arc::new(NumberingRing::new(config.limits.max_subscriptions_per_worker as usize));
+            // Two full rounds of its subscriptions fit: a periodic one not yet drained and the last one, at stop.
+            let numbering = Arc::new(NumberingRing::new(2 * config.limits.max_subscriptions_per_worker as usize));
             let mailbox = mailboxes[index].clone();
+            mailbox.hold_receives(takeover.held);
             let running = Arc::new(AtomicBool::new(true));
             handles.push(WorkerHandle {
                 index,
@@ -234,6 +279,7 @@ impl Dataplane {
             handover,
             latency,
             pool_buffers,
+            handover_fds,
         };
         for _ in 0..workers {
             let failure = match ready_rx.recv_timeout(READY_TIMEOUT) {
@@ -303,6 +349,19 @@ impl Dataplane {
     /// 0 with the mmsg driver, which receives into a fixed batch instead of a pool.
     pub fn pool_buffers_per_worker(&self) -> u64 {
         self.pool_buffers
+    }
+
+    /// Every worker's media sockets, `[worker][address]` (the media addresses, then the RTCP addresses): what a
+    /// process taking over gets.
+    pub fn socket_fds(&self) -> Vec<Vec<BorrowedFd<'_>>> {
+        self.handover_fds.iter().map(|fds| fds.iter().map(OwnedFd::as_fd).collect()).collect()
+    }
+
+    /// Lets every worker read its sockets (after a start with receives held).
+    pub fn release_receives(&self) {
+        for h in &self.handles {
+            h.mailbox.hold_receives(false);
+        }
     }
 
     /// Counters of every worker, now.

@@ -36,6 +36,8 @@ pub struct NumberingRecord {
     pub id: SubscriptionId,
     /// Its last outgoing sequence number and timestamp, and when.
     pub numbering: Numbering,
+    /// Its offsets `(seq_offset, ts_offset)`, which number its next packet; `None` while a rebase is pending.
+    pub offsets: Option<(u16, u32)>,
 }
 
 /// One worker event.
@@ -107,8 +109,8 @@ pub type NumberingRing = UpRing<NumberingRecord>;
 impl NumberingRing {
     /// Pushes what every subscription of `forwarder` that sent something last put on the wire.
     pub fn publish(&self, worker: usize, forwarder: &Forwarder) {
-        forwarder.for_each_numbering(|id, numbering| {
-            self.push(NumberingRecord { worker, id, numbering });
+        forwarder.for_each_numbering(|id, numbering, offsets| {
+            self.push(NumberingRecord { worker, id, numbering, offsets });
         });
     }
 }

@@ -26,11 +26,13 @@ pub enum StatsKey {
 impl Forwarder {
     /// Calls `f` with what every subscription that sent something last put on the wire (outgoing sequence number,
     /// timestamp and when; for one still to rebase, what its next packet continues from): the numbering its
-    /// subscriber saw.
-    pub fn for_each_numbering(&self, mut f: impl FnMut(SubscriptionId, Numbering)) {
+    /// subscriber saw; and its current offsets (`(seq_offset, ts_offset)`: the next packet goes out numbered by them),
+    /// `None` while a rebase is pending (the next packet is numbered from the last one instead).
+    pub fn for_each_numbering(&self, mut f: impl FnMut(SubscriptionId, Numbering, Option<(u16, u32)>)) {
         for (_, sub) in self.table.subscriptions.iter() {
             if let Some(last) = sub.last_sent {
-                f(sub.id, last.into());
+                let offsets = (!sub.rebase_pending).then_some((sub.rewrite.seq_offset, sub.rewrite.ts_offset));
+                f(sub.id, last.into(), offsets);
             }
         }
     }

@@ -176,7 +176,7 @@ impl UringWorker {
         let mut drain_deadline = None;
         self.arm_wake()?;
         loop {
-            if !self.stopping {
+            if !self.stopping && self.ctx.mailbox().receiving() {
                 self.arm_receives()?;
             }
             self.pool.publish();
@@ -236,6 +236,7 @@ impl UringWorker {
                 let late = drain_deadline.is_some_and(|d| now >= d);
                 if quiet || late {
                     self.ctx.publish(self.forwarder.counters_mut(), self.pool.in_use(), &mut self.latency);
+                    self.ctx.numbering.publish(self.ctx.index, &self.forwarder);
                     return Ok(self.tx.busy() == 0);
                 }
             }

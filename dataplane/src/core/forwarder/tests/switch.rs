@@ -321,8 +321,8 @@ fn a_subscription_added_to_continue_numbering_rebases_on_its_first_packet_and_pu
     };
     h.fwd.apply(h.start, cmd).unwrap();
     let mut published = Vec::new();
-    h.fwd.for_each_numbering(|id, n| published.push((id, n.seq, n.ts)));
-    assert_eq!(published, [(SubscriptionId(1), 65_530, 7_000)], "what its next packet continues from");
+    h.fwd.for_each_numbering(|id, n, offsets| published.push((id, n.seq, n.ts, offsets)));
+    assert_eq!(published, [(SubscriptionId(1), 65_530, 7_000, None)], "what its next packet continues from");
     let mut egress = Recorder::new();
     // The publisher numbers far away; its first packet comes 20 ms after the start: 120 ms x 90 kHz later.
     for k in 0..3u16 {
@@ -333,6 +333,8 @@ fn a_subscription_added_to_continue_numbering_rebases_on_its_first_packet_and_pu
         (0..3u16).map(|k| (SSRC, 65_531u16.wrapping_add(k), 7_000 + 10_800 + 1_800 * u32::from(k))).collect();
     assert_eq!(drain_rtp(&mut egress), expected, "seq + 1, + 2, ...; ts advanced by the time since");
     let mut published = Vec::new();
-    h.fwd.for_each_numbering(|id, n| published.push((id, n.seq)));
-    assert_eq!(published, [(SubscriptionId(1), 65_533)], "the last one sent");
+    h.fwd.for_each_numbering(|id, n, offsets| published.push((id, n.seq, offsets)));
+    // 1000 + offset = 65531: offset 64531; 50000 + offset = 17800 (wrapping).
+    let offsets = (64_531, 17_800u32.wrapping_sub(50_000));
+    assert_eq!(published, [(SubscriptionId(1), 65_533, Some(offsets))], "the last one sent, and the rebased offsets");
 }
