@@ -49,7 +49,8 @@ echo "check-deb: $deb"
 
 echo "== package metadata and contents"
 contents=$(dpkg-deb --contents "$deb")
-for path in /usr/bin/ringfwd /lib/systemd/system/ringfwd.service /usr/lib/sysctl.d/99-ringfwd.conf \
+for path in /usr/bin/ringfwd /lib/systemd/system/ringfwd.service /lib/systemd/system/ringfwd@.service \
+    /usr/lib/sysctl.d/99-ringfwd.conf \
     /usr/lib/sysusers.d/ringfwd.conf /etc/ringfwd/ringfwd.toml /usr/share/doc/ringfwd/copyright \
     /usr/share/bash-completion/completions/ringfwd /usr/share/zsh/vendor-completions/_ringfwd \
     /usr/share/fish/vendor_completions.d/ringfwd.fish /usr/share/man/man1/ringfwd.1.gz \
@@ -59,6 +60,11 @@ done
 check "the binary is executable" grep -qE '^-rwxr-xr-x .* \./usr/bin/ringfwd$' <<<"$contents"
 check "the unit file is the one in the repository" \
     cmp -s <(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/ringfwd.service) tuning/deploy/ringfwd.service
+template=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/ringfwd@.service)
+check "the template unit takes over if a daemon runs" grep -qE '^ExecStart=/usr/bin/ringfwd .* --take-over=if-running$' <<<"$template"
+check "the template unit keeps the runtime directory" grep -qx 'RuntimeDirectoryPreserve=yes' <<<"$template"
+check "the template unit differs from ringfwd.service in those lines only" test "$(diff \
+    <(grep -v '^#' tuning/deploy/ringfwd.service) <(grep -v '^#' <<<"$template") | grep -c '^[<>]')" -eq 5
 check "/etc/ringfwd/ringfwd.toml is a conffile" grep -qx /etc/ringfwd/ringfwd.toml <(dpkg-deb --info "$deb" conffiles)
 info=$(dpkg-deb --info "$deb")
 for script in postinst prerm postrm; do
@@ -89,9 +95,9 @@ check "the user is a system user (uid $uid < 1000)" test "${uid:-1000}" -lt 1000
 check "/var/lib/ringfwd is ringfwd's, mode 0750" test "$(stat -c '%u:%g %a' "$root/var/lib/ringfwd")" = "$uid:$gid 750"
 check "the config is root:ringfwd, mode 0640" test "$(stat -c '%u:%g %a' "$root/etc/ringfwd/ringfwd.toml")" = "0:$gid 640"
 
-echo "== systemd-analyze verify ringfwd.service (the installed /usr over the host's, in a private namespace)"
+echo "== systemd-analyze verify ringfwd.service ringfwd@a.service (the installed /usr over the host's, in a private namespace)"
 verify_out=$(unshare --mount --propagation private sh -c '
-    mount -t overlay overlay -o "lowerdir=$1/usr:/usr" /usr && exec systemd-analyze verify ringfwd.service
+    mount -t overlay overlay -o "lowerdir=$1/usr:/usr" /usr && exec systemd-analyze verify ringfwd.service ringfwd@a.service
 ' verify "$root" 2>&1) && verify_rc=0 || verify_rc=$?
 [[ -z "$verify_out" ]] || echo "$verify_out" | sed 's/^/    /'
 check "systemd-analyze verify exits 0 (exit $verify_rc)" test "$verify_rc" -eq 0
@@ -111,7 +117,8 @@ if reinstall_log=$(dpkg_root -i "$deb" 2>&1); then ok "dpkg -i again"; else echo
 check "the config keeps root:ringfwd 0640" test "$(stat -c '%u:%g %a' "$config")" = "0:$gid 640"
 check "the user keeps its uid" test "$(grep -c '^ringfwd:' "$root/etc/passwd")" -eq 1
 if purge_log=$(dpkg_root --purge ringfwd 2>&1); then ok "dpkg --purge"; else echo "$purge_log"; bad "dpkg --purge"; fi
-for gone in usr/bin/ringfwd lib/systemd/system/ringfwd.service usr/lib/sysctl.d/99-ringfwd.conf etc/ringfwd; do
+for gone in usr/bin/ringfwd lib/systemd/system/ringfwd.service lib/systemd/system/ringfwd@.service \
+    usr/lib/sysctl.d/99-ringfwd.conf etc/ringfwd; do
     check "purge removed /$gone" test ! -e "$root/$gone"
 done
 check "purge kept /var/lib/ringfwd" test -d "$root/var/lib/ringfwd"

@@ -136,6 +136,9 @@ pub enum Start {
     /// Taking over from the daemon running on the same state directory (`ringfwd --take-over`, see
     /// [`crate::handover`]): its sockets and listeners, then its state.
     TakeOver,
+    /// [`Start::TakeOver`] when a daemon answers on the handover socket, else [`Start::Fresh`]
+    /// (`ringfwd --take-over=if-running`).
+    TakeOverIfRunning,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM, or until another process took over.
@@ -159,19 +162,28 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
     // Read before anything starts: a TLS file that cannot be used stops the daemon at once, naming its key.
     let tls = api_tls(&config)?;
     let config_sessions = || config.sessions.iter().map(|s| s.id.clone()).collect();
+    let handover_socket = handover::socket_path(&paths.state);
+    let start = match start {
+        Start::TakeOverIfRunning if handover::answers(&handover_socket) => Start::TakeOver,
+        Start::TakeOverIfRunning => {
+            tracing::info!(socket = %handover_socket.display(), "no ringfwd to take over from: starting on its own");
+            Start::Fresh
+        }
+        start => start,
+    };
     let (mut store, mut taking, takeover, inherited) = match start {
         Start::Fresh if config.state.persist => {
             // Opened before the media sockets are bound: its file lock refuses a second daemon on the same state
             // directory before it could join the media ports' reuseport groups.
             (Some(Arc::new(StateStore::open(&paths.state, config_sessions())?)), None, Takeover::default(), None)
         }
-        Start::Fresh => (None, None, Takeover::default(), None),
+        Start::Fresh | Start::TakeOverIfRunning => (None, None, Takeover::default(), None),
         Start::TakeOver => {
             if !config.state.persist {
                 let why = "state.persist = false: a takeover hands the state over through the state store";
                 return Err(DaemonError::Handover(HandoverError::Protocol(why.into())));
             }
-            let (conversation, offered) = handover::take(&handover::socket_path(&paths.state))?;
+            let (conversation, offered) = handover::take(&handover_socket)?;
             tracing::info!(
                 workers = offered.workers,
                 addresses = ?offered.addresses,

@@ -244,6 +244,12 @@ pub fn offer(
     Ok(conversation)
 }
 
+/// Whether a process listens on the handover socket at `path` (a file left by a crashed one refuses the connection).
+/// The connection is closed at once: the running process logs a failed takeover and goes on.
+pub fn answers(path: &Path) -> bool {
+    UnixStream::connect(path).is_ok()
+}
+
 /// The new process's side: connects to the running process at `path`, says hello and takes its offer.
 pub fn take(path: &Path) -> Result<(Conversation, Offered), HandoverError> {
     let stream = UnixStream::connect(path).map_err(|source| HandoverError::Io { path: path.to_owned(), source })?;

@@ -32,13 +32,29 @@ struct Cli {
     /// sockets and listeners over its handover socket (`<state directory>/handover.sock`), start with receives held,
     /// then, once it stopped forwarding and released the state store, restore its state, forward and serve; it exits.
     /// Needs `state.persist = true`, and the same number of workers and the same addresses (the sockets are taken as
-    /// they are). See README "Restarts and upgrades".
-    #[arg(long, conflicts_with_all = ["check_config", "print_config"])]
-    take_over: bool,
+    /// they are). `--take-over` alone fails when no ringfwd answers; `--take-over=if-running` then starts as without
+    /// the flag (what the ringfwd@.service units run). See README "Restarts and upgrades".
+    #[arg(
+        long,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        conflicts_with_all = ["check_config", "print_config"]
+    )]
+    take_over: Option<TakeOver>,
     #[command(flatten)]
     listen: ringfwd::listen_flags::ListenFlags,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// When `--take-over` takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TakeOver {
+    /// Always: fail when no ringfwd answers on the handover socket.
+    Always,
+    /// When a ringfwd runs on the state directory; else start as without the flag.
+    IfRunning,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,7 +216,11 @@ fn main() -> ExitCode {
             Err(e) => fail(ringfwd::daemon::DaemonError::Routes(e), 2),
         };
     }
-    let start = if cli.take_over { ringfwd::daemon::Start::TakeOver } else { ringfwd::daemon::Start::Fresh };
+    let start = match cli.take_over {
+        None => ringfwd::daemon::Start::Fresh,
+        Some(TakeOver::Always) => ringfwd::daemon::Start::TakeOver,
+        Some(TakeOver::IfRunning) => ringfwd::daemon::Start::TakeOverIfRunning,
+    };
     match ringfwd::daemon::run_with(config, start) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e, 1),
