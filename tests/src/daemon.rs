@@ -197,6 +197,12 @@ impl Daemon {
         (new, self.wait_exit("the takeover"))
     }
 
+    /// Starts `ringfwd <args> --config <config>` as [`Daemon::start`] does: the daemon, or what it wrote to stderr
+    /// when it exited without becoming ready.
+    pub fn start_with_args(config: &str, args: &[&str]) -> Result<Daemon, String> {
+        Daemon::try_spawn(Some(config), &[], None, args)
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(self) -> Exit {
         let pid = rustix::process::Pid::from_child(&self.child);

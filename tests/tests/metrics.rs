@@ -56,6 +56,7 @@ fn start() -> Running {
         .arg("--config")
         .arg(&config_path)
         .env("RUST_LOG", "warn")
+        .env("STATE_DIRECTORY", dir.path().join("state"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -5,13 +5,13 @@
 //! The subscriber was switched to a second stream before the crash, so its numbering was rebased by the worker (not
 //! its creation offsets): only the numbering kept by the state store can continue it.
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use ringfwd_proto::v1;
 use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::flow::{seq_breaks, Collector, Publisher, Stream};
+use ringfwd_tests::gst::free_port;
 use ringfwd_tests::peer::Peer;
 
 const A: u32 = 0x0a0a_0a0a;
@@ -21,13 +21,9 @@ const PPS: u32 = 250;
 /// The longest a test waits for packets.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 #[test]
 fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues() {
-    let port = free_udp_port();
+    let port = free_port();
     let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\n");
     let daemon = Daemon::start(&config);
     let media = daemon.media[0];
@@ -92,7 +88,8 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
 
 #[test]
 fn deletes_and_metadata_are_kept_and_persist_false_keeps_nothing() {
-    let daemon = Daemon::start("");
+    let config = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
+    let daemon = Daemon::start(config);
     let api = Api::dev(&daemon);
     let peer = Peer::bind("127.0.0.1");
     for id in ["kept", "gone"] {
@@ -108,7 +105,7 @@ fn deletes_and_metadata_are_kept_and_persist_false_keeps_nothing() {
     let endpoint_version = api.set_pairs(&on_endpoint, &[("sip.call_id", "abc@host")]);
     drop(api);
     let dir = daemon.crash();
-    let daemon = Daemon::restart_in("", dir);
+    let daemon = Daemon::restart_in(config, dir);
     let api = Api::dev(&daemon);
     assert_eq!(api.session_ids(), ["kept"]);
     let endpoint = api
@@ -128,6 +125,6 @@ fn deletes_and_metadata_are_kept_and_persist_false_keeps_nothing() {
 
     // With persistence off, the next start is empty (and the file is left alone).
     let exit_dir = daemon.crash();
-    let daemon = Daemon::restart_in("[state]\npersist = false\n", exit_dir);
+    let daemon = Daemon::restart_in(&format!("{config}[state]\npersist = false\n"), exit_dir);
     assert!(Api::dev(&daemon).session_ids().is_empty());
 }

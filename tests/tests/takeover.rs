@@ -5,7 +5,6 @@
 //!
 //! The rate is `RINGFWD_TAKEOVER_PPS` input packets per second (default 50 000, two streams of 25 000).
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use ringfwd_proto::v1;
@@ -18,10 +17,6 @@ const A: u32 = 0x0a0a_0a0a;
 const B: u32 = 0x0b0b_0b0b;
 const WAIT: Duration = Duration::from_secs(30);
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn rate() -> u32 {
     std::env::var("RINGFWD_TAKEOVER_PPS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
 }
@@ -33,10 +28,9 @@ fn indexes(got: &[Got], ssrc: u32) -> Vec<u64> {
 
 #[test]
 fn a_takeover_under_traffic_loses_no_packet_and_numbering_steps_by_one() {
-    let port = free_udp_port();
     // Receive buffers that hold the handover's pause at this rate.
-    let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\nrecv_buffer_bytes = 67108864\n");
-    let old = Daemon::start(&config);
+    let config = "[media]\naddresses = [\"127.0.0.1:0\"]\nrecv_buffer_bytes = 67108864\n";
+    let old = Daemon::start(config);
     let (media, api_address) = (old.media[0], old.api);
     let (publisher, bob, carol) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
     let api = Api::dev(&old);
@@ -64,7 +58,7 @@ fn a_takeover_under_traffic_loses_no_packet_and_numbering_steps_by_one() {
     let before = (bobs.count(), carols.count());
     drop(api);
 
-    let (new, old_exit) = old.take_over(&config);
+    let (new, old_exit) = old.take_over(config);
     assert!(old_exit.success, "the old daemon exits cleanly: {}", old_exit.stderr);
     assert!(old_exit.counters.is_some(), "the old daemon printed its final counters: {}", old_exit.stdout);
     let after = flow.sent();
@@ -112,4 +106,17 @@ fn a_takeover_under_traffic_loses_no_packet_and_numbering_steps_by_one() {
     assert!(exit.success, "{}", exit.stderr);
     let total = exit.total("kernel_rx_dropped");
     assert_eq!(total, 0, "no datagram dropped by the kernel");
+}
+
+#[test]
+fn a_takeover_needs_a_daemon_to_take_over_from_unless_if_running() {
+    let config = "[media]\naddresses = [\"127.0.0.1:0\"]\n";
+    let refused = Daemon::start_with_args(config, &["--take-over"]).err().expect("nothing to take over from");
+    assert!(refused.contains("handover.sock"), "the error names the handover socket: {refused}");
+    let daemon = Daemon::start_with_args(config, &["--take-over=if-running"]).expect("starts on its own");
+    Api::dev(&daemon).session("s").expect("serves");
+    let off = format!("{config}[state]\npersist = false\n");
+    let off = Daemon::start_with_args(&off, &["--take-over"]).err().expect("refused");
+    assert!(off.contains("state.persist = false"), "{off}");
+    assert!(daemon.stop().success);
 }

@@ -57,6 +57,7 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
     let mut bound = Vec::with_capacity(addresses.len());
     for &address in addresses {
         let err = |step: &'static str| move |source: io::Error| SocketError { address, step, source };
+        check_free(address).map_err(err("bind"))?;
         let mut target = address;
         for slot in per_worker.iter_mut() {
             let socket =
@@ -121,6 +122,28 @@ pub fn adopt(addresses: &[SocketAddr], per_worker: Vec<Vec<OwnedFd>>) -> Result<
         }
     }
     Ok(MediaSockets { per_worker, bound })
+}
+
+/// Fails when another socket holds `address` (a port other than 0): `SO_REUSEPORT` would otherwise let a second
+/// ringfwd of the same user join the port's group and silently take part of its packets. A probe socket without
+/// `SO_REUSEPORT` binds it and closes at once; a process taking over adopts the sockets instead (see [`adopt`]).
+fn check_free(address: SocketAddr) -> io::Result<()> {
+    if address.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    if address.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    match probe.bind(&address.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            e.kind(),
+            "the port is in use (another ringfwd? a second one on the same media address would take part of its \
+             packets; to replace a running ringfwd, start the new one with --take-over)",
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 fn configure(socket: &Socket, address: SocketAddr) -> io::Result<()> {
@@ -314,6 +337,24 @@ mod tests {
                 assert_eq!(s.local_addr().unwrap().as_socket().unwrap(), *bound);
             }
         }
+    }
+
+    #[test]
+    fn a_port_another_group_holds_is_refused_and_its_sockets_can_be_adopted() {
+        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
+        let first = open(&["127.0.0.1:0".parse().unwrap()], 2, opts).expect("open");
+        let taken = first.bound[0];
+        let err = open(&[taken], 2, opts).expect_err("the port is in use");
+        assert_eq!((err.address, err.step), (taken, "bind"));
+        assert!(err.to_string().contains("--take-over"), "{err}");
+        // A process taking over adopts the same sockets (duplicates, as SCM_RIGHTS would give them).
+        let duplicates: Vec<Vec<OwnedFd>> =
+            first.per_worker.iter().map(|w| w.iter().map(|fd| fd.try_clone().unwrap()).collect()).collect();
+        let adopted = adopt(&[taken], duplicates).expect("adopt");
+        assert_eq!(adopted.bound, [taken]);
+        let wrong = first.per_worker.iter().map(|w| w.iter().map(|fd| fd.try_clone().unwrap()).collect()).collect();
+        let other: SocketAddr = "127.0.0.2:9".parse().unwrap();
+        assert_eq!(adopt(&[other], wrong).unwrap_err().step, "take over", "sockets of another address");
     }
 
     #[test]
