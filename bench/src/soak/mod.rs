@@ -13,8 +13,9 @@
 //! the generator pauses for the sink's drain (50 ms of quiet, at most 1 s), which is what makes each
 //! interval's loss exact.
 //!
-//! Must never run past its duration plus one interval's drain and the stop, nor send anywhere but
-//! loopback; a daemon that dies ends the run with what was sampled, never a panic.
+//! Must never run past its duration plus each interval's bounded drain and overrun
+//! ([`crate::step::DRAIN_MAX`], [`crate::step::OVERRUN_MAX`]) and the stop, nor send anywhere but
+//! loopback; a daemon that dies ends the run with what was sampled and a failing verdict, never a panic.
 
 pub mod rate;
 pub mod report;
@@ -125,7 +126,16 @@ impl SoakOptions {
         }
         let c = &self.criteria;
         if !(0.0..0.9).contains(&c.warmup_share) {
-            return bad("--warmup", format!("{}%", c.warmup_share * 100.0), "must be 0..90%".into());
+            return bad("--warmup-percent", format!("{}", c.warmup_share * 100.0), "must be 0 to below 90".into());
+        }
+        for (flag, value) in [
+            ("--max-rss-growth-mib", c.max_rss_growth_kib / 1024.0),
+            ("--max-fd-growth", c.max_fd_growth),
+            ("--p99-bound-us", c.p99_bound_us),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(flag, value.to_string(), "must be a number >= 0".into());
+            }
         }
         Ok(())
     }
@@ -411,6 +421,9 @@ fn sample_of(
         p50_us: s.latency_p50_ns as f64 / 1e3,
         p99_us: s.latency_p99_ns as f64 / 1e3,
         generator_short: s.generator_short,
+        load_1m: crate::machine::load_average_1m(),
+        generator_lag_p99_us: s.generator_lag_p99_ns as f64 / 1e3,
+        sink_lag_p99_us: s.sink_lag_p99_ns as f64 / 1e3,
         churn_ops,
         churn_ops_per_s: if wall_s > 0.0 { churn_ops as f64 / wall_s } else { 0.0 },
         churn_errors: churn_now.errors.saturating_sub(churn_before.errors),

@@ -12,7 +12,7 @@ use super::SoakResult;
 const MIB: f64 = 1024.0;
 
 /// The columns of the time series: name, unit and width in the text table.
-const COLUMNS: [(&str, &str, usize); 16] = [
+const COLUMNS: [(&str, &str, usize); 17] = [
     ("t", "s", 7),
     ("rss", "MiB", 8),
     ("anon", "MiB", 8),
@@ -29,10 +29,11 @@ const COLUMNS: [(&str, &str, usize); 16] = [
     ("p99", "us", 7),
     ("churn", "ops/s", 7),
     ("churn", "err", 5),
+    ("load", "1m", 5),
 ];
 
 /// One sample's cells, in [`COLUMNS`] order; a warm-up sample's time is marked `w`.
-fn cells(s: &SoakSample) -> [String; 16] {
+fn cells(s: &SoakSample) -> [String; 17] {
     [
         format!("{:.0}{}", s.t_s, if s.warmup { "w" } else { " " }),
         format!("{:.1}", s.rss_kib as f64 / MIB),
@@ -50,6 +51,7 @@ fn cells(s: &SoakSample) -> [String; 16] {
         format!("{:.0}", s.p99_us),
         format!("{:.1}", s.churn_ops_per_s),
         s.churn_errors.to_string(),
+        format!("{:.1}", s.load_1m),
     ]
 }
 
@@ -161,13 +163,14 @@ pub fn markdown(r: &SoakResult) -> String {
 /// The CSV time series' header line.
 pub fn csv_header() -> &'static str {
     "t_s,warmup,rss_kib,anon_kib,fds,threads,worker_cpu_percent,control_cpu_percent,in_pps,out_pps,expected,lost,late,\
-     errors,p50_us,p99_us,generator_short,churn_ops,churn_ops_per_s,churn_errors"
+     errors,p50_us,p99_us,generator_short,generator_lag_p99_us,sink_lag_p99_us,churn_ops,churn_ops_per_s,churn_errors,\
+     load_1m"
 }
 
 /// One sample as a CSV line (numbers and booleans only: nothing to quote).
 pub fn csv_row(s: &SoakSample) -> String {
     format!(
-        "{:.3},{},{},{},{},{},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{:.1},{:.1},{},{},{:.2},{}",
+        "{:.3},{},{},{},{},{},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{:.1},{:.1},{},{:.1},{:.1},{},{:.2},{},{:.2}",
         s.t_s,
         s.warmup,
         s.rss_kib,
@@ -185,9 +188,12 @@ pub fn csv_row(s: &SoakSample) -> String {
         s.p50_us,
         s.p99_us,
         s.generator_short,
+        s.generator_lag_p99_us,
+        s.sink_lag_p99_us,
         s.churn_ops,
         s.churn_ops_per_s,
-        s.churn_errors
+        s.churn_errors,
+        s.load_1m
     )
 }
 

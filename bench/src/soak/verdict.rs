@@ -73,6 +73,12 @@ pub struct SoakSample {
     pub p99_us: f64,
     /// The generator fell short of its plan.
     pub generator_short: bool,
+    /// The machine's 1-minute load average when the sample was taken (what else ran besides the soak).
+    pub load_1m: f64,
+    /// 99th percentile of how late the generator sent against its schedule, µs (the bench's health).
+    pub generator_lag_p99_us: f64,
+    /// 99th percentile of how long copies waited in the sink socket before the bench read them, µs.
+    pub sink_lag_p99_us: f64,
     /// Churn operations that succeeded in the interval.
     pub churn_ops: u64,
     /// Churn operations per second over the interval.
@@ -245,12 +251,15 @@ pub fn judge(samples: &[SoakSample], end: &EndState, criteria: &Criteria) -> Ver
         measured: format!("{errors}"),
         pass: errors == 0,
     });
-    let worst_p99 = samples.iter().map(|s| s.p99_us).fold(0.0, f64::max);
+    let worst = samples.iter().max_by(|a, b| a.p99_us.total_cmp(&b.p99_us));
+    let worst_p99 = worst.map_or(0.0, |s| s.p99_us);
     checks.push(Check {
         name: "p99 bound",
         criterion: format!("p99 one-way latency of every interval <= {:.0} us", criteria.p99_bound_us),
         measured: format!(
-            "worst {worst_p99:.0} us; {} of {} intervals over",
+            "worst {worst_p99:.0} us (at {:.0} s, load average {:.1}); {} of {} intervals over",
+            worst.map_or(0.0, |s| s.t_s),
+            worst.map_or(0.0, |s| s.load_1m),
             samples.iter().filter(|s| s.p99_us > criteria.p99_bound_us).count(),
             samples.len()
         ),
