@@ -312,6 +312,11 @@ impl Accounting {
         flow.latency_ns.saturating_record(latency_ns);
     }
 
+    /// RTCP datagrams accounted in this step (the forwarder's reports to the subscribers).
+    pub fn rtcp_received(&self) -> u64 {
+        self.rtcp
+    }
+
     /// The flows' specs, in flow order.
     pub fn specs(&self) -> &[FlowSpec] {
         &self.specs

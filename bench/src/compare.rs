@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use ringfwd_tuning::IdleStrategy;
 
+use crate::cpu::{thread_split_ns, ThreadSplit};
 use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
 use crate::launch::{self, build_rig, place, write_configs, LaunchError, Pinning, ScenarioFiles};
 use crate::machine::Machine;
@@ -363,6 +364,31 @@ fn with_forwarder<R>(
     let out = measure(rig, target, &mut proc)?;
     proc.stop()?;
     Ok(out)
+}
+
+/// Forwarding measured over one step, with the forwarder's CPU by thread.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Forwarding {
+    /// What the sink saw.
+    pub step: StepOutcome,
+    /// The forwarder's CPU over the step, by thread.
+    pub cpu: ThreadSplit,
+}
+
+/// [`measured`] with the forwarder's CPU split by thread (its pid must be known).
+pub(crate) fn measured_by_thread(
+    rig: &mut Rig,
+    target: Target,
+    proc: &mut ForwarderProcess,
+    base: f64,
+    scale: f64,
+    duration: Duration,
+) -> Result<Forwarding, CompareError> {
+    let pid = target.pid.unwrap_or(0);
+    let before = thread_split_ns(pid).map_err(io_err("reading the forwarder's threads"))?;
+    let step = measured(rig, target, proc, base, scale, duration)?;
+    let cpu = thread_split_ns(pid).map_err(io_err("reading the forwarder's threads"))?.since(before);
+    Ok(Forwarding { step, cpu })
 }
 
 /// One step, failing if the forwarder died during it.

@@ -297,6 +297,41 @@ impl Control {
         Ok(deleted.map_err(rpc(format!("DeleteEndpoint {endpoint_id}")))?.into_inner())
     }
 
+    /// Creates an empty session `session_id`; the raw status on failure (the churn counts them by code).
+    pub async fn create_session(&mut self, session_id: &str) -> Result<v1::Session, Status> {
+        let request =
+            self.request(v1::CreateSessionRequest { session_id: session_id.to_string(), ..Default::default() });
+        Ok(self.client.create_session(request).await?.into_inner())
+    }
+
+    /// Creates audio stream `stream_id` (SSRC `ssrc`, 48 kHz) published by `endpoint_id`; the raw status on
+    /// failure.
+    pub async fn create_audio_stream(
+        &mut self,
+        session_id: &str,
+        stream_id: &str,
+        endpoint_id: &str,
+        ssrc: u32,
+    ) -> Result<v1::Stream, Status> {
+        let request = self.request(v1::CreateStreamRequest {
+            session_id: session_id.to_string(),
+            stream_id: stream_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+            ssrc,
+            kind: v1::MediaKind::Audio.into(),
+            clock_rate_hz: 48_000,
+            ..Default::default()
+        });
+        Ok(self.client.create_stream(request).await?.into_inner())
+    }
+
+    /// Deletes stream `stream_id` with its subscriptions; the raw status on failure.
+    pub async fn delete_stream(&mut self, session_id: &str, stream_id: &str) -> Result<v1::DeleteResponse, Status> {
+        let request = self
+            .request(v1::DeleteStreamRequest { session_id: session_id.to_string(), stream_id: stream_id.to_string() });
+        Ok(self.client.delete_stream(request).await?.into_inner())
+    }
+
     /// Subscribes `endpoint_id` to `stream_id` as `subscription_id` with outgoing SSRC `out_ssrc`;
     /// the raw status on failure (the churn counts them by code).
     pub async fn subscribe(

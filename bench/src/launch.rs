@@ -7,7 +7,8 @@
 //! [`start_routed`]: ringfwd is started, then routed through its control API with the development
 //! token it wrote to the bench's directory, and its routes checked against the scenario; a baseline
 //! is started on its static routes. Either way the sink is then armed with the expectations of what
-//! that forwarder was told. The time routing takes is part of no measurement.
+//! that forwarder was told. The time routing takes is part of no measurement. [`start_ringfwd`] does
+//! all of it for ringfwd alone (the churn and soak modes).
 //!
 //! Must never give ringfwd static routes, nor leave a forwarder running when routing it fails
 //! (dropping the process kills it).
@@ -26,7 +27,7 @@ use crate::gen::{GenError, Generator};
 use crate::payload::Epoch;
 use crate::scenario::Scenario;
 use crate::sink::Sink;
-use crate::step::Rig;
+use crate::step::{Rig, Target};
 
 /// Send buffer of each publisher socket.
 const PUBLISHER_SEND_BUFFER_BYTES: usize = 4 << 20;
@@ -52,6 +53,9 @@ pub enum LaunchError {
     /// ringfwd's ready line had no `api=`.
     #[error("ringfwd reported no control API address (api=) in its ready line")]
     NoApi,
+    /// A forwarder's ready line had no media address.
+    #[error("{0} reported no media address in its ready line")]
+    NoMedia(ForwarderKind),
     /// Socket or file trouble.
     #[error("{what}: {source}")]
     Io {
@@ -273,4 +277,38 @@ pub fn arm_sink(
     rig.sink.accounting.enable_nack(policy);
     rig.sink.route_nacks(crate::sink::NackRoute { media, senders });
     Ok(())
+}
+
+/// ringfwd started and routed for a scenario, with the rig armed for it.
+pub struct RoutedRingfwd {
+    /// Generator and sink.
+    pub rig: Rig,
+    /// Its config files and the session that routes the scenario.
+    pub files: ScenarioFiles,
+    /// The daemon (dropping it kills it).
+    pub process: ForwarderProcess,
+    /// What a step measures: its pid and media address.
+    pub target: Target,
+    /// Its control API.
+    pub api: SocketAddr,
+}
+
+/// Builds the rig of `scenario`, writes its configs into `work_dir` for `placement`, starts ringfwd
+/// (with its default interceptor chains when `interceptors`, else none) and routes it through its API.
+pub fn start_ringfwd(
+    scenario: &Scenario,
+    placement: &Placement,
+    idle: IdleStrategy,
+    interceptors: bool,
+    binaries: &Binaries,
+    work_dir: &Path,
+) -> Result<RoutedRingfwd, LaunchError> {
+    let mut rig = build_rig(scenario)?;
+    let files = write_configs(scenario, &rig, placement, idle, interceptors, work_dir)?;
+    let kind = ForwarderKind::Ringfwd;
+    let process = start_routed(kind, &files, scenario, binaries, work_dir, &mut rig)?;
+    let media = process.media.first().copied().ok_or(LaunchError::NoMedia(kind))?;
+    let api = process.api.ok_or(LaunchError::NoApi)?;
+    let target = Target { pid: Some(process.pid()), media };
+    Ok(RoutedRingfwd { rig, files, process, target, api })
 }

@@ -22,7 +22,8 @@
 //! - [`control`]: the client of ringfwd's gRPC control API (routing a scenario, churn calls);
 //! - [`launch`]: placement and pinning, the rig, the config files, and a forwarder started and
 //!   routed for a scenario (ringfwd through its API, baselines from their config);
-//! - [`cpu`] and [`machine`]: CPU time and socket drops from `/proc`; the machine's description;
+//! - [`cpu`], [`memory`] and [`machine`]: CPU time, socket drops, resident memory, threads and open
+//!   descriptors from `/proc`; the machine's description;
 //! - [`step`]: one measurement step (generate, sink, count) at one offered rate;
 //! - [`search`]: the pass/fail rule of a step and the bounded search of the highest rate;
 //! - [`compare`] and [`report`]: the side-by-side comparison and its tables, Markdown and JSON;
@@ -31,6 +32,9 @@
 //!   latency budgets;
 //! - [`churn`]: subscribe/unsubscribe operations per second through the API while ringfwd forwards,
 //!   and the loss of its original subscriptions meanwhile;
+//! - [`soak`]: a long run at a set rate (a number, or a share of a measured capacity) while the API is
+//!   churned, sampling the daemon's footprint and the untouched subscriptions' loss and latency every
+//!   interval, judged against stated bounds;
 //! - [`plot`]: latency CDF and throughput charts from any results JSON, as SVG and PNG;
 //! - [`micro`]: each interceptor's cost per packet, in-process on virtual time (no sockets).
 //!
@@ -38,7 +42,7 @@
 //! It contains no `unsafe`: batched socket I/O comes from `ringfwd_dataplane::driver::batch`.
 //!
 //! Running it: `cargo build --release -p ringfwd -p ringfwd-bench`, then see `bench/RESULTS.md`
-//! for the commands (`compare`, `capacity`, `run`, `churn`, `plot`; `ringfwd-bench scenarios`
+//! for the commands (`compare`, `capacity`, `run`, `churn`, `soak`, `plot`; `ringfwd-bench scenarios`
 //! lists the built-in scenarios). The forwarder under test runs on the second core, generator and
 //! sink on the first (`--forwarder-cores`, `--load-cores`); the machine should otherwise be idle.
 
@@ -57,6 +61,7 @@ pub mod gen;
 pub mod impair;
 pub mod launch;
 pub mod machine;
+pub mod memory;
 pub mod micro;
 pub mod nack;
 pub mod pace;
@@ -68,5 +73,6 @@ pub mod scenario;
 pub mod scenario_file;
 pub mod search;
 pub mod sink;
+pub mod soak;
 pub mod step;
 pub mod traffic;

@@ -3,7 +3,8 @@
 //! Owns [`Machine`]: CPU model and count (`/proc/cpuinfo`, the affinity mask), memory
 //! (`/proc/meminfo`), kernel (`uname` through rustix), steal time since boot (`/proc/stat`),
 //! the bench's and ringfwd's versions (`ringfwd --version`) and the git commit of the work tree
-//! when there is one. Parsers are separate from the reads so they are testable on fixed text.
+//! when there is one; and the load average now ([`load_average_1m`], for a soak's rows: how busy the
+//! machine was besides the run). Parsers are separate from the reads so they are testable on fixed text.
 //! Must never fail a run: what cannot be read is left empty.
 
 use std::path::Path;
@@ -133,6 +134,16 @@ pub fn parse_steal_percent(stat: &str) -> f64 {
     }
 }
 
+/// The 1-minute load average (`/proc/loadavg`), 0 when it cannot be read.
+pub fn load_average_1m() -> f64 {
+    parse_load_average_1m(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
+}
+
+/// The first field of a `/proc/loadavg` text, 0 when there is none.
+pub fn parse_load_average_1m(loadavg: &str) -> f64 {
+    loadavg.split_whitespace().next().and_then(|f| f.parse().ok()).unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +158,8 @@ mod tests {
         let stat = "cpu  100 0 100 700 0 0 0 100 0 0\ncpu0 1 2 3\n";
         assert!((parse_steal_percent(stat) - 10.0).abs() < 1e-9);
         assert_eq!(parse_steal_percent("intr 1 2"), 0.0);
+        assert_eq!(parse_load_average_1m("3.45 6.54 5.37 3/412 31018\n"), 3.45);
+        assert_eq!(parse_load_average_1m(""), 0.0);
     }
 
     #[test]

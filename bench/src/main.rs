@@ -10,6 +10,9 @@
 //! - `ringfwd-bench probe --forwarder F --scenario S --out-pps N`: one step at one rate, as JSON.
 //! - `ringfwd-bench churn [--scenario churn] [--seconds N] [--concurrency C]`: subscribe and
 //!   unsubscribe through ringfwd's API while it forwards; print the table.
+//! - `ringfwd-bench soak --duration 30m --rate 70%:CAPACITY --churn OPS [--interval 10s] [--out DIR]`: ringfwd
+//!   forwarding for a long time while its API is churned; RSS, descriptors, loss and p99 over time, and a
+//!   verdict (exit status 1 when it fails).
 //! - `ringfwd-bench plot RESULTS.json --out DIR`: latency CDF and throughput charts, SVG and PNG.
 //! - `ringfwd-bench scenarios`: the built-in scenarios.
 //! - `ringfwd-bench micro [--packets N] [--reps R] [--json FILE] [--markdown FILE]`: each
@@ -19,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +39,7 @@ use ringfwd_bench::machine::Machine;
 use ringfwd_bench::run::{self as run_mode, RunOptions};
 use ringfwd_bench::scenario::Scenario;
 use ringfwd_bench::scenario_file::BUILTIN;
+use ringfwd_bench::soak::{self, rate::RateSpec, verdict::Criteria, SoakOptions};
 use ringfwd_bench::{baseline, micro, plot, report};
 use ringfwd_tuning::IdleStrategy;
 
@@ -185,6 +190,55 @@ enum Command {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Forward a scenario for a long time at a set rate while the API is churned; sample ringfwd's memory,
+    /// descriptors and the loss and latency of the scenario's (untouched) subscriptions every interval;
+    /// judge them against stated bounds (exit status 1 when a bound is broken).
+    Soak {
+        /// How long to sample, e.g. 30m, 90s, 1h30m (at most 24h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+        /// Offered rate, packets/s the publishers send (all streams): a number (5000), a share of a capacity
+        /// you measured in packets/s in (70%:12000: 8400), or a share of a `ringfwd-bench capacity --json`
+        /// report (70%:capacity.json: the scenario of the report (or --scenario of it) at the largest size
+        /// that passed, at 70% of its own rate).
+        #[arg(long)]
+        rate: RateSpec,
+        /// API operations per second of the churn, all clients together (0: no churn). Subscription cycles on
+        /// the scenario's streams alternate with whole sessions (endpoints, stream, subscription) made and
+        /// taken apart.
+        #[arg(long)]
+        churn: f64,
+        /// Length of one sample (one measured step), e.g. 10s.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        interval: Duration,
+        /// The scenario whose subscriptions stay untouched: a built-in name or a .toml file (default: churn,
+        /// the 11-party conference; with a capacity report, the report's scenario).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Concurrent churn clients (1..=16).
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Directory for soak.md, soak.csv (written as the samples come) and soak.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Share of the samples, from the start, left out of the memory and descriptor fits, %.
+        #[arg(long, default_value_t = soak::verdict::DEFAULT_WARMUP_SHARE * 100.0)]
+        warmup_percent: f64,
+        /// Resident-memory growth allowed after the warm-up (least-squares fit over the samples), MiB.
+        #[arg(long, default_value_t = soak::verdict::DEFAULT_MAX_RSS_GROWTH_MIB)]
+        max_rss_growth_mib: f64,
+        /// Open-descriptor growth allowed after the warm-up (least-squares fit).
+        #[arg(long, default_value_t = soak::verdict::DEFAULT_MAX_FD_GROWTH)]
+        max_fd_growth: f64,
+        /// p99 one-way latency bound of every interval, µs.
+        #[arg(long, default_value_t = ringfwd_bench::search::MAX_P99_NS / 1_000)]
+        p99_bound_us: u64,
+        /// Copies of the untouched subscriptions allowed to arrive late (> 50 ms) over the whole run.
+        #[arg(long, default_value_t = 0)]
+        max_late: u64,
         #[command(flatten)]
         daemon: DaemonArgs,
     },
@@ -501,6 +555,32 @@ fn dispatch(command: Command) -> Result<(), String> {
                 None => Ok(()),
             }
         }
+        Command::Soak {
+            duration,
+            rate,
+            churn,
+            interval,
+            scenario,
+            concurrency,
+            out,
+            warmup_percent,
+            max_rss_growth_mib,
+            max_fd_growth,
+            p99_bound_us,
+            max_late,
+            daemon,
+        } => soak_command(
+            SoakArgs { duration, rate, churn, interval, scenario, concurrency, out },
+            Criteria {
+                warmup_share: warmup_percent / 100.0,
+                max_rss_growth_kib: max_rss_growth_mib * 1024.0,
+                max_fd_growth,
+                p99_bound_us: p99_bound_us as f64,
+                max_late,
+                min_churn_share: soak::verdict::DEFAULT_MIN_CHURN_SHARE,
+            },
+            daemon,
+        ),
         Command::Plot { json, out } => {
             let written = plot::plot_file(&json, &out).map_err(|e| format!("plot: {e}"))?;
             for path in written {
@@ -527,6 +607,99 @@ fn dispatch(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// `--duration` and `--interval`: humantime's syntax (30m, 90s, 1h30m, 500ms).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 30m, 90s, 1h30m or 500ms)"))
+}
+
+/// The message of a failed write of `path`.
+fn written(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("soak: writing {}: {e}", path.display())
+}
+
+/// The soak's flags apart from its bounds and the daemon's.
+struct SoakArgs {
+    duration: Duration,
+    rate: RateSpec,
+    churn: f64,
+    interval: Duration,
+    scenario: Option<String>,
+    concurrency: usize,
+    out: Option<PathBuf>,
+}
+
+/// Runs `soak`: rows on stdout as they come (and into `soak.csv`), then the verdict; an error when a bound
+/// was broken, so the exit status says it.
+fn soak_command(args: SoakArgs, criteria: Criteria, daemon: DaemonArgs) -> Result<(), String> {
+    let chosen = match &args.scenario {
+        Some(name) => Some(Scenario::load(name).map_err(|e| format!("soak: --scenario {name}: {e}"))?),
+        None => None,
+    };
+    let resolved = soak::rate::resolve(
+        &args.rate,
+        chosen,
+        || Scenario::builtin("churn").map_err(|e| e.to_string()),
+        |name| Scenario::builtin(name).map_err(|e| e.to_string()),
+    )
+    .map_err(|e| format!("soak: --rate {e}"))?;
+    let base = options(vec![ForwarderKind::Ringfwd], Vec::new(), Timing::full(), daemon)?;
+    let options = SoakOptions {
+        scenario: resolved.scenario,
+        in_pps: resolved.in_pps,
+        rate_how: resolved.how,
+        duration: args.duration,
+        interval: args.interval,
+        churn_ops_per_s: args.churn,
+        concurrency: args.concurrency,
+        criteria,
+        binaries: base.binaries,
+        idle: base.idle,
+        interceptors: base.interceptors,
+        work_dir: base.work_dir,
+        pinning: base.pinning,
+    };
+    options.validate().map_err(|e| format!("soak: {e}"))?;
+    let mut csv = match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(written(dir))?;
+            let path = dir.join("soak.csv");
+            let mut file = std::fs::File::create(&path).map_err(written(&path))?;
+            writeln!(file, "{}", soak::report::csv_header()).map_err(written(&path))?;
+            Some((file, path))
+        }
+        None => None,
+    };
+    println!("{}", soak::report::header());
+    let mut csv_failure = None;
+    let mut on_sample = |sample: &soak::verdict::SoakSample| {
+        println!("{}", soak::report::row(sample));
+        if let Some((file, path)) = &mut csv {
+            if let Err(e) = writeln!(file, "{}", soak::report::csv_row(sample)).and_then(|()| file.flush()) {
+                csv_failure.get_or_insert_with(|| written(path)(e));
+            }
+        }
+    };
+    let result = soak::run(&options, &mut on_sample)
+        .map_err(|e| format!("soak: {e}\n(configs and logs kept in {})", options.work_dir.display()))?;
+    let _ = std::fs::remove_dir_all(&options.work_dir);
+    print!("{}{}", soak::report::preamble(&result), soak::report::render_end(&result));
+    if let Some(dir) = &args.out {
+        let md = dir.join("soak.md");
+        std::fs::write(&md, soak::report::markdown(&result)).map_err(written(&md))?;
+        let json = dir.join("soak.json");
+        report::write_json(&result, &json).map_err(written(&json))?;
+    }
+    if let Some(e) = csv_failure {
+        return Err(e);
+    }
+    if result.verdict.pass {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = result.verdict.checks.iter().filter(|c| !c.pass).map(|c| c.name).collect();
+        Err(format!("soak: FAIL ({})", failed.join(", ")))
     }
 }
 

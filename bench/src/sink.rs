@@ -38,6 +38,8 @@ pub const SINK_RECV_BUFFER_BYTES: usize = 16 << 20;
 pub struct Drained {
     /// Datagrams accounted (GRO segments count one each).
     pub datagrams: usize,
+    /// Of those, RTCP: the forwarder's own reports, which keep coming after the last copy.
+    pub rtcp: usize,
     /// Datagrams cut off by a too-small buffer (not accounted).
     pub truncated: usize,
 }
@@ -164,6 +166,7 @@ impl Sink {
     /// Receives and accounts what is waiting, up to `max_batches` batches; never blocks.
     pub fn drain(&mut self, epoch: &Epoch, max_batches: usize) -> io::Result<Drained> {
         let mut drained = Drained::default();
+        let rtcp_before = self.accounting.rtcp_received();
         for _ in 0..max_batches {
             let n = self.batch.recv(self.socket.as_fd())?;
             if n == 0 {
@@ -193,6 +196,8 @@ impl Sink {
                 }
             }
         }
+        drained.rtcp =
+            usize::try_from(self.accounting.rtcp_received().saturating_sub(rtcp_before)).unwrap_or(usize::MAX);
         if self.accounting.nacks_enabled() {
             self.send_nacks(epoch.now_ns());
         }

@@ -3,7 +3,8 @@
 //!
 //! Owns the [`Rig`] (generator, sink and the shared epoch, on the calling thread, which the
 //! caller pins to the bench core) and [`run_step`]: generator and sink run in one busy loop
-//! (no thread hand-off), then the sink drains until the forwarder has been quiet for [`QUIET`].
+//! (no thread hand-off), then the sink drains until no copy came for [`QUIET`] (the forwarder's RTCP
+//! reports, which never stop, do not count).
 //! It reads the forwarder's CPU time and the kernel drop counters of both sockets before and
 //! after, and reports how late the generator sent and how long copies waited in the sink socket
 //! (both near zero unless the bench core itself is saturated).
@@ -212,7 +213,9 @@ pub fn run_step_with_progress(
         if now_ns - last_rx_ns >= nanos(QUIET) || now_ns - drain_start_ns >= nanos(DRAIN_MAX) {
             break;
         }
-        if rig.sink.drain(&epoch, SINK_BATCHES_PER_TURN)?.datagrams > 0 {
+        // The forwarder's RTCP reports keep coming after the last copy: only copies are activity.
+        let drained = rig.sink.drain(&epoch, SINK_BATCHES_PER_TURN)?;
+        if drained.datagrams > drained.rtcp {
             last_rx_ns = epoch.now_ns();
         }
     }

@@ -1,21 +1,32 @@
-//! The churn clients: extra subscriptions created and deleted as fast as the control API answers.
+//! The churn clients: extra subscriptions (and, when asked, whole sessions) created and deleted through
+//! the control API, as fast as it answers or at a set rate.
 //!
 //! Owns the churn thread ([`Churn::start`]): pinned to the bench core, it runs a current-thread tokio
 //! runtime, connects to the API, binds a throwaway loopback socket and makes it an extra endpoint of
 //! the scenario's session, reports ready, then runs `concurrency` clients on one shared connection.
-//! Client `i` repeatedly subscribes the throwaway endpoint to a stream of the session (rotating over
-//! them) as subscription `churn-i`, and unsubscribes it; a successful create or delete is one
-//! operation, counted in the 1 s window it completed in, with its latency. Failures are counted by
-//! status code. A task on the same runtime counts the extra copies that reach the throwaway socket
-//! (the proof that the extra subscriptions forwarded). At the end the extra endpoint is deleted (with
-//! anything left subscribed to it) and the session's subscription count is read back.
+//! A client runs cycles of operations:
+//! - a subscription cycle: client `i` subscribes the throwaway endpoint to a stream of the session
+//!   (rotating over them) as subscription `churn-i`, and unsubscribes it;
+//! - with [`ChurnMix::Everything`], every other cycle is a lifecycle cycle ([`super::lifecycle`]): a
+//!   session of its own with two endpoints, a stream and a subscription, created and then taken apart
+//!   one delete at a time, so every kind of object the API has is made and freed.
 //!
-//! Must never start an operation after the window ends (a started create is always followed by its
-//! delete), nor run more than [`MAX_OPERATIONS`] operations, nor send anywhere but loopback.
+//! A successful create or delete is one operation, counted in the 1 s window it completed in, with its
+//! latency, and in the live counts ([`Churn::counts`]) a sampler reads while the churn runs. Failures
+//! are counted by status code. Operations start as fast as the API answers, or on a drift-free
+//! schedule of [`ChurnPlan::ops_per_s`] for all clients together ([`crate::pace::Pacer`], one per
+//! client at its share of the rate). A task on the same runtime counts the extra copies that reach
+//! the throwaway socket (the proof that the extra subscriptions forwarded). At the end the extra
+//! endpoints and any lifecycle session left over are deleted, and the session's subscription count is
+//! read back.
+//!
+//! Must never start an operation after the window ends or [`Churn::stop`] (a started create is always
+//! followed by its delete), nor run more than [`MAX_OPERATIONS`] operations, nor send anywhere but
+//! loopback.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,11 +36,16 @@ use tokio::net::UdpSocket;
 
 use crate::account::latency_histogram;
 use crate::control::{Control, ControlError, RPC_TIMEOUT};
+use crate::pace::Pacer;
+
+use super::lifecycle;
 
 /// Most operations (successful or not) one churn run attempts, all clients together.
 pub const MAX_OPERATIONS: u64 = 10_000_000;
 /// Id prefix of the throwaway endpoints in the scenario's session (one per client).
 pub const CHURN_ENDPOINT_ID: &str = "churn-sink";
+/// Highest paced operation rate, operations/s (all clients together).
+pub const MAX_OPS_PER_S: f64 = 100_000.0;
 
 /// The endpoint churn client `index` subscribes (`churn-sink-<index>`, at the churn sink's address).
 pub fn churn_endpoint(index: usize) -> String {
@@ -39,6 +55,18 @@ pub fn churn_endpoint(index: usize) -> String {
 pub const CHURN_SSRC_BASE: u32 = 0x6000_0000;
 /// Pause after a failed operation, so a persistent error does not become a busy loop.
 const ERROR_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest a paced client sleeps before it looks at the stop flag again.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Which cycles the clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChurnMix {
+    /// Only subscriptions of the scenario's streams to the throwaway endpoints.
+    Subscriptions,
+    /// Subscription cycles alternating with lifecycle cycles (session, endpoints, stream, subscription).
+    Everything,
+}
 
 /// What to churn.
 #[derive(Debug, Clone)]
@@ -53,10 +81,14 @@ pub struct ChurnPlan {
     pub stream_ids: Vec<String>,
     /// Concurrent clients.
     pub concurrency: usize,
-    /// How long operations are started.
+    /// How long operations are started (at most; [`Churn::stop`] ends it earlier).
     pub duration: Duration,
     /// Core the churn thread is pinned to.
     pub core: usize,
+    /// Operations per second of all clients together; `None`: as fast as the API answers.
+    pub ops_per_s: Option<f64>,
+    /// Which cycles.
+    pub mix: ChurnMix,
 }
 
 /// What one client (or all of them) did.
@@ -117,6 +149,22 @@ impl ChurnStats {
     }
 }
 
+/// Operations so far, read while the churn runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChurnCounts {
+    /// Successful operations.
+    pub operations: u64,
+    /// Failed operations.
+    pub errors: u64,
+}
+
+/// The live counters the clients add to.
+#[derive(Debug, Default)]
+struct Live {
+    operations: AtomicU64,
+    errors: AtomicU64,
+}
+
 /// What the churn thread hands back.
 #[derive(Debug, Clone)]
 pub struct ChurnOutcome {
@@ -133,23 +181,35 @@ pub struct ChurnOutcome {
 /// A running churn thread.
 pub struct Churn {
     handle: JoinHandle<Result<ChurnOutcome, ControlError>>,
+    live: Arc<Live>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Churn {
     /// Starts the churn thread and waits (at most [`RPC_TIMEOUT`] twice) until it is connected and
     /// its endpoint exists; operations start as this returns.
     pub fn start(plan: ChurnPlan) -> Result<Churn, ControlError> {
+        if let Some(rate) = plan.ops_per_s.filter(|r| !(r.is_finite() && *r > 0.0 && *r <= MAX_OPS_PER_S)) {
+            return Err(ControlError::Mismatch {
+                what: "the churn rate".into(),
+                expected: format!("0 < operations/s <= {MAX_OPS_PER_S}"),
+                got: rate.to_string(),
+            });
+        }
         let (ready_tx, ready_rx) = mpsc::channel();
+        let live = Arc::new(Live::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = (Arc::clone(&live), Arc::clone(&stop));
         let handle = std::thread::Builder::new()
             .name("bench-churn".into())
             .spawn(move || {
                 core_affinity::set_for_current(core_affinity::CoreId { id: plan.core });
                 let runtime = crate::control::runtime()?;
-                runtime.block_on(churn(plan, ready_tx))
+                runtime.block_on(churn(plan, shared, ready_tx))
             })
             .map_err(ControlError::Runtime)?;
         match ready_rx.recv_timeout(RPC_TIMEOUT * 2) {
-            Ok(()) => Ok(Churn { handle }),
+            Ok(()) => Ok(Churn { handle, live, stop }),
             // The thread ended (with its error) or hangs; its error is the better message.
             Err(_) => Err(match handle.join() {
                 Ok(Err(e)) => e,
@@ -158,13 +218,30 @@ impl Churn {
         }
     }
 
+    /// Operations so far, all clients together.
+    pub fn counts(&self) -> ChurnCounts {
+        ChurnCounts {
+            operations: self.live.operations.load(Ordering::Relaxed),
+            errors: self.live.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ends the window now: no operation starts after this (started cycles finish their deletes).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// Waits for the churn to end and returns what it did.
     pub fn finish(self) -> Result<ChurnOutcome, ControlError> {
         self.handle.join().map_err(|_| ControlError::Runtime(std::io::Error::other("the churn thread panicked")))?
     }
 }
 
-async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome, ControlError> {
+async fn churn(
+    plan: ChurnPlan,
+    (live, stop): (Arc<Live>, Arc<AtomicBool>),
+    ready: mpsc::Sender<()>,
+) -> Result<ChurnOutcome, ControlError> {
     let mut control = Control::connect(plan.api, &plan.token).await?;
     let bind = |source| ControlError::Socket { what: "binding the churn endpoint's socket", source };
     let sink = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(bind)?;
@@ -191,9 +268,25 @@ async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome,
     let plan = Arc::new(plan);
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..plan.concurrency {
-        let client =
-            Client { control: control.clone(), plan: Arc::clone(&plan), index: i, budget: Arc::clone(&budget) };
-        clients.spawn(client.run(start, deadline, windows));
+        // Client i's share of the rate, its schedule shifted by i / concurrency of a period.
+        let pacer = plan.ops_per_s.map(|rate| {
+            let share = rate / plan.concurrency as f64;
+            Pacer::new(share, 0, i as f64 / plan.concurrency as f64, u64::MAX)
+        });
+        let client = Client {
+            control: control.clone(),
+            plan: Arc::clone(&plan),
+            index: i,
+            budget: Arc::clone(&budget),
+            live: Arc::clone(&live),
+            stop: Arc::clone(&stop),
+            pacer,
+            sink: sink_addr,
+            start,
+            deadline,
+            windows,
+        };
+        clients.spawn(client.run());
     }
     let mut stats = ChurnStats::new(windows);
     while let Some(done) = clients.join_next().await {
@@ -205,6 +298,9 @@ async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome,
     // Deleting the endpoint deletes anything still subscribed to it (after failed deletes).
     for i in 0..plan.concurrency {
         control.delete_endpoint(&plan.session_id, &churn_endpoint(i)).await?;
+        if plan.mix == ChurnMix::Everything {
+            control.delete_session(&lifecycle::session_id(i)).await?;
+        }
     }
     // Copies already on their way when the endpoint went.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -213,81 +309,171 @@ async fn churn(plan: ChurnPlan, ready: mpsc::Sender<()>) -> Result<ChurnOutcome,
     Ok(ChurnOutcome { stats, elapsed, extra_copies: extra_copies.load(Ordering::Relaxed), subscriptions_after })
 }
 
+/// Whether an operation made or removed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    /// A create.
+    Create,
+    /// A delete.
+    Delete,
+}
+
 /// One churn client.
-struct Client {
-    control: Control,
-    plan: Arc<ChurnPlan>,
-    index: usize,
+pub(super) struct Client {
+    pub(super) control: Control,
+    pub(super) plan: Arc<ChurnPlan>,
+    pub(super) index: usize,
     budget: Arc<AtomicU64>,
+    live: Arc<Live>,
+    stop: Arc<AtomicBool>,
+    pacer: Option<Pacer>,
+    /// The throwaway socket's address.
+    pub(super) sink: SocketAddr,
+    start: Instant,
+    deadline: Instant,
+    windows: usize,
 }
 
 impl Client {
-    /// Takes one operation from the shared budget; false when it is spent.
-    fn take(&self) -> bool {
-        self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok()
+    /// Whether operations may still start (inside the window, not stopped).
+    pub(super) fn open(&self) -> bool {
+        is_open(self.deadline, &self.stop)
     }
 
-    async fn run(mut self, start: Instant, deadline: Instant, windows: usize) -> ChurnStats {
-        let mut stats = ChurnStats::new(windows);
-        let session = self.plan.session_id.clone();
-        let id = format!("churn-{}", self.index);
-        let out_ssrc = CHURN_SSRC_BASE + self.index as u32;
-        let streams = self.plan.stream_ids.len().max(1);
-        let record = |stats: &mut ChurnStats, at: Instant| {
-            let window = (at.duration_since(start).as_secs() as usize).min(windows - 1);
-            stats.ops_per_window[window] += 1;
-        };
-        let fail = |stats: &mut ChurnStats, status: tonic::Status| {
-            *stats.errors.entry(format!("{:?}", status.code())).or_default() += 1;
-        };
-        let mut n = self.index;
-        // A subscription that exists and must go (after a failed delete).
-        let mut pending_delete = false;
-        while Instant::now() < deadline || pending_delete {
-            if !self.take() {
-                stats.capped = true;
-                break;
-            }
-            if !pending_delete {
-                let stream = self.plan.stream_ids.get(n % streams).cloned().unwrap_or_default();
-                n += 1;
-                let began = Instant::now();
-                match self.control.subscribe(&session, &id, &stream, &churn_endpoint(self.index), out_ssrc).await {
-                    Ok(_) => {
-                        let done = Instant::now();
-                        stats.creates += 1;
-                        stats.create_latency_ns.saturating_record(nanos(done - began));
-                        record(&mut stats, done);
+    /// Waits for this client's next slot (when paced) and takes one operation from the shared budget.
+    /// False when the cycle must end: the budget is spent, or the window closed and this is not a
+    /// `cleanup` (a delete owed for something created).
+    pub(super) async fn admit(&mut self, stats: &mut ChurnStats, cleanup: bool) -> bool {
+        if let Some(pacer) = &mut self.pacer {
+            loop {
+                if !is_open(self.deadline, &self.stop) {
+                    if cleanup {
+                        break;
                     }
-                    Err(status) => {
-                        fail(&mut stats, status);
-                        tokio::time::sleep(ERROR_BACKOFF).await;
-                        continue;
-                    }
+                    return false;
                 }
-                if !self.take() {
-                    stats.capped = true;
+                let now_ns = nanos(self.start.elapsed());
+                if pacer.poll(now_ns) {
                     break;
                 }
+                let due_ns = pacer.next_due_ns().unwrap_or(now_ns);
+                let wait = Duration::from_nanos(due_ns.saturating_sub(now_ns)).min(STOP_POLL);
+                tokio::time::sleep(wait).await;
             }
-            let began = Instant::now();
-            match self.control.unsubscribe(&session, &id).await {
-                Ok(_) => {
-                    let done = Instant::now();
-                    stats.deletes += 1;
-                    stats.delete_latency_ns.saturating_record(nanos(done - began));
-                    record(&mut stats, done);
-                    pending_delete = false;
-                }
-                Err(status) => {
-                    fail(&mut stats, status);
-                    // Past the window the endpoint's deletion cleans up; inside it, retry.
-                    pending_delete = Instant::now() < deadline;
-                    tokio::time::sleep(ERROR_BACKOFF).await;
-                }
+        } else if !cleanup && !self.open() {
+            return false;
+        }
+        if self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_err() {
+            stats.capped = true;
+            return false;
+        }
+        true
+    }
+
+    /// Counts the outcome of an operation that began at `began`; true when it succeeded. A failure is
+    /// counted by `code` and followed by a short pause.
+    pub(super) async fn settle<T>(
+        &self,
+        stats: &mut ChurnStats,
+        op: Op,
+        began: Instant,
+        outcome: Result<T, String>,
+    ) -> bool {
+        match outcome {
+            Ok(_) => {
+                let done = Instant::now();
+                let latency = match op {
+                    Op::Create => {
+                        stats.creates += 1;
+                        &mut stats.create_latency_ns
+                    }
+                    Op::Delete => {
+                        stats.deletes += 1;
+                        &mut stats.delete_latency_ns
+                    }
+                };
+                latency.saturating_record(nanos(done - began));
+                let window = (done.duration_since(self.start).as_secs() as usize).min(self.windows - 1);
+                stats.ops_per_window[window] += 1;
+                self.live.operations.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(code) => {
+                *stats.errors.entry(code).or_default() += 1;
+                self.live.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(ERROR_BACKOFF).await;
+                false
             }
         }
+    }
+
+    async fn run(mut self) -> ChurnStats {
+        let mut stats = ChurnStats::new(self.windows);
+        let mut subscription_cycles = 0usize;
+        let mut lifecycle_next = false;
+        loop {
+            let go_on = if lifecycle_next {
+                lifecycle::cycle(&mut self, &mut stats).await
+            } else {
+                subscription_cycles += 1;
+                self.subscription_cycle(&mut stats, subscription_cycles - 1).await
+            };
+            if !go_on {
+                break;
+            }
+            lifecycle_next = self.plan.mix == ChurnMix::Everything && !lifecycle_next;
+        }
         stats
+    }
+
+    /// Subscribes the throwaway endpoint to the `n`-th stream (rotating) and unsubscribes it; false
+    /// when the churn is over.
+    async fn subscription_cycle(&mut self, stats: &mut ChurnStats, n: usize) -> bool {
+        let session = self.plan.session_id.clone();
+        let id = format!("churn-{}", self.index);
+        let streams = self.plan.stream_ids.len().max(1);
+        let stream = self.plan.stream_ids.get((self.index + n) % streams).cloned().unwrap_or_default();
+        if !self.admit(stats, false).await {
+            return false;
+        }
+        let began = Instant::now();
+        let endpoint = churn_endpoint(self.index);
+        let out_ssrc = CHURN_SSRC_BASE + self.index as u32;
+        let created = self.control.subscribe(&session, &id, &stream, &endpoint, out_ssrc).await;
+        if !self.settle(stats, Op::Create, began, created.map_err(|s| status_code(&s))).await {
+            return true;
+        }
+        // The subscription exists and must go: retried inside the window; past it the endpoint's deletion
+        // cleans up.
+        loop {
+            if !self.admit(stats, true).await {
+                return false;
+            }
+            let began = Instant::now();
+            let deleted = self.control.unsubscribe(&session, &id).await;
+            if self.settle(stats, Op::Delete, began, deleted.map_err(|s| status_code(&s))).await || !self.open() {
+                return true;
+            }
+        }
+    }
+}
+
+/// Whether operations may start: before `deadline` and not stopped.
+fn is_open(deadline: Instant, stop: &AtomicBool) -> bool {
+    Instant::now() < deadline && !stop.load(Ordering::Relaxed)
+}
+
+/// The label a failed call is counted under: its gRPC code.
+pub(super) fn status_code(status: &tonic::Status) -> String {
+    format!("{:?}", status.code())
+}
+
+/// The label a failed [`Control`] call is counted under: its gRPC code, or what else went wrong.
+pub(super) fn error_code(error: &ControlError) -> String {
+    match error {
+        ControlError::Rpc { code, .. } => format!("{code:?}"),
+        ControlError::Mismatch { .. } => "Mismatch".into(),
+        _ => "Transport".into(),
     }
 }
 

@@ -15,6 +15,7 @@
 //! clients' own operation cap) nor send anywhere but loopback.
 
 pub mod clients;
+pub mod lifecycle;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -23,14 +24,12 @@ use std::time::Duration;
 
 use ringfwd_tuning::IdleStrategy;
 
-use crate::compare::CompareError;
+use crate::compare::{measured_by_thread, CompareError};
 use crate::control::{self, ControlError};
-use crate::cpu::{thread_split_ns, ThreadSplit};
-use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess};
+use crate::forwarder::Binaries;
 use crate::launch::{self, LaunchError};
 use crate::scenario::Scenario;
-use crate::step::{Rig, StepOutcome, Target};
-use clients::{Churn, ChurnPlan};
+use clients::{Churn, ChurnMix, ChurnPlan};
 
 /// Default offered output rate, copies/s (scale 4.5 of the conference: 990 packets/s in).
 pub const DEFAULT_OUT_PPS: f64 = 100_000.0;
@@ -78,7 +77,7 @@ pub struct LatencyUs {
 }
 
 impl LatencyUs {
-    fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyUs {
+    pub(crate) fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyUs {
         if h.is_empty() {
             return LatencyUs::default();
         }
@@ -87,14 +86,7 @@ impl LatencyUs {
     }
 }
 
-/// Forwarding measured over one step, with the forwarder's CPU by thread.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Forwarding {
-    /// What the sink saw for the original subscriptions.
-    pub step: StepOutcome,
-    /// ringfwd's CPU over the step, by thread.
-    pub cpu: ThreadSplit,
-}
+pub use crate::compare::Forwarding;
 
 /// The figures of a churn run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -194,25 +186,20 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
     std::fs::create_dir_all(&options.work_dir).map_err(io_err("creating the work directory"))?;
     let placement = launch::place(&options.pinning)?;
     let scenario = options.scenario.clone();
-    let mut rig = launch::build_rig(&scenario)?;
-    let files =
-        launch::write_configs(&scenario, &rig, &placement, options.idle, options.interceptors, &options.work_dir)?;
-    let mut proc = launch::start_routed(
-        ForwarderKind::Ringfwd,
-        &files,
+    let launch::RoutedRingfwd { mut rig, files, mut process, target, api } = launch::start_ringfwd(
         &scenario,
+        &placement,
+        options.idle,
+        options.interceptors,
         &options.binaries,
         &options.work_dir,
-        &mut rig,
     )?;
-    let media = proc.media.first().copied().ok_or_else(|| died(&proc))?;
-    let api = proc.api.ok_or(LaunchError::NoApi)?;
-    let target = Target { pid: Some(proc.pid()), media };
+    let proc = &mut process;
     let base = scenario.base_out_pps();
     let scale = options.out_pps / base;
     eprintln!("== churn: {} at {:.0} out pps", scenario.describe(), options.out_pps);
-    step(&mut rig, target, &mut proc, base, scale, WARMUP)?;
-    let quiet = step(&mut rig, target, &mut proc, base, scale, options.duration.min(REFERENCE_MAX))?;
+    measured_by_thread(&mut rig, target, proc, base, scale, WARMUP)?;
+    let quiet = measured_by_thread(&mut rig, target, proc, base, scale, options.duration.min(REFERENCE_MAX))?;
     eprintln!("   quiet: lost {}, cpu {:.1} ms", quiet.step.lost, quiet.step.forwarder_cpu_ns as f64 / 1e6);
 
     let plan = ChurnPlan {
@@ -223,13 +210,15 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
         concurrency: options.concurrency,
         duration: options.duration,
         core: placement.bench_core,
+        ops_per_s: None,
+        mix: ChurnMix::Subscriptions,
     };
     let churn = Churn::start(plan)?;
-    let during = step(&mut rig, target, &mut proc, base, scale, options.duration);
+    let during = measured_by_thread(&mut rig, target, proc, base, scale, options.duration);
     // The clients stop on their own at the window's end; wait for them even when the step failed.
     let outcome = churn.finish()?;
     let during = during?;
-    let final_counters = proc.stop().map_err(CompareError::from)?.unwrap_or_default();
+    let final_counters = process.stop().map_err(CompareError::from)?.unwrap_or_default();
     let total = |name: &str| final_counters["total"][name].as_u64();
     let stats = &outcome.stats;
     eprintln!("   churn: {} operations, {} errors, lost {}", stats.operations(), stats.error_count(), during.step.lost);
@@ -266,24 +255,4 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
         quiet,
         churn: during,
     })
-}
-
-fn died(proc: &ForwarderProcess) -> ChurnError {
-    ChurnError::Compare(CompareError::Died { kind: proc.kind(), log_tail: proc.log_tail() })
-}
-
-/// One step with ringfwd's CPU split by thread; fails if ringfwd died during it.
-fn step(
-    rig: &mut Rig,
-    target: Target,
-    proc: &mut ForwarderProcess,
-    base: f64,
-    scale: f64,
-    duration: Duration,
-) -> Result<Forwarding, ChurnError> {
-    let before = thread_split_ns(target.pid.unwrap_or(0)).map_err(io_err("reading the forwarder's threads"))?;
-    let step = crate::compare::measured(rig, target, proc, base, scale, duration)?;
-    let cpu =
-        thread_split_ns(target.pid.unwrap_or(0)).map_err(io_err("reading the forwarder's threads"))?.since(before);
-    Ok(Forwarding { step, cpu })
 }
