@@ -79,7 +79,7 @@ fn deleted_streams_return_their_retransmission_caches() {
                 ssrc: 0x1000 + i,
                 source: SourcePolicy::Fixed(PUBLISHER),
                 clock_rate_hz: 90_000,
-                ingress: ingress.clone(),
+                ingress,
             };
             fwd.apply(now, add).expect("add stream");
             for seq in 0..PACKETS {
