@@ -1,4 +1,4 @@
-//! The fuzzing entry point shared by the cargo-fuzz target (`dataplane/fuzz`) and the CI property test.
+//! The fuzzing entry point shared by the `packet` fuzz target (`fuzz/src/packet.rs`) and the CI property test.
 //!
 //! Owns [`fuzz_entry`]: it feeds arbitrary bytes to every parser of outside input (demux, RTP view,
 //! RTCP walker, rewriter) and to a [`Forwarder`] with a fixed table, and asserts the invariants that
