@@ -364,7 +364,7 @@ impl Recorder {
             assert!(self.allowed.contains(&dest), "sent to {dest}, which no command named and no stream latched to");
         }
         self.attempts += 1;
-        if self.refuse_every.is_some_and(|n| self.attempts % n == 0) {
+        if self.refuse_every.is_some_and(|n| self.attempts.is_multiple_of(n)) {
             return false;
         }
         self.accepted += 1;

@@ -259,10 +259,7 @@ pub fn parse_control(control: &[u8]) -> ControlInfo {
     let mut info = ControlInfo::default();
     let header_bytes = cmsg_align(size_of::<libc::cmsghdr>());
     let mut at = 0usize;
-    loop {
-        let Some(header) = at.checked_add(size_of::<libc::cmsghdr>()).and_then(|end| control.get(at..end)) else {
-            break;
-        };
+    while let Some(header) = at.checked_add(size_of::<libc::cmsghdr>()).and_then(|end| control.get(at..end)) {
         let Some(cmsg_len) = read_ne_unsigned(header, std::mem::offset_of!(libc::cmsghdr, cmsg_len), CMSG_LEN_BYTES)
         else {
             break;
