@@ -11,7 +11,8 @@
 # corpus fuzz/corpus/<target> (new inputs go there; not in git) and its committed seeds fuzz/seeds/<target>; a crash
 # leaves its input in fuzz/artifacts/<target>/ and the log in target/fuzz/logs/<target>.log. Exits non-zero if any
 # target crashed or did not run. FUZZ_MAX_LEN (default 8192) bounds the input size; FUZZ_RSS_MB (default 2048)
-# the memory.
+# the memory. FUZZ_BUILD=dev builds without optimisation (a shorter build, far fewer executions per second): for
+# short smoke runs such as CI's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,8 +40,12 @@ fi
 # cargo-fuzz runs `cargo`; the toolchain comes from RUSTUP_TOOLCHAIN. Thin LTO of the workspace's release profile
 # would be redone for every target binary: off here.
 export RUSTUP_TOOLCHAIN=nightly CARGO_PROFILE_RELEASE_LTO=false
-build_flags=(--fuzz-dir fuzz --features libfuzzer --sanitizer none --debug-assertions --codegen-units 8
-    --target-dir target/fuzz)
+build_flags=(--fuzz-dir fuzz --features libfuzzer --sanitizer none --target-dir target/fuzz)
+case "${FUZZ_BUILD:-release}" in
+    release) build_flags+=(--debug-assertions --codegen-units 8) ;;
+    dev) build_flags+=(--dev) ;;
+    *) echo "fuzz/run.sh: FUZZ_BUILD is release or dev, not ${FUZZ_BUILD}" >&2; exit 1 ;;
+esac
 logs=target/fuzz/logs
 mkdir -p "$logs"
 
