@@ -116,7 +116,7 @@ enum Cmd {
     SetRtcpSource { id: u8, source: Option<u8> },
     SetRtcpDestination { id: u8, dest: Option<u8> },
     RequestKeyframe { id: u8 },
-    AddFeedbackRoute { id: u8, dest: u8, out_ssrc: u8 },
+    AddFeedbackRoute { id: u8, dest: u8, out_ssrc: u8, owner: u8 },
     RemoveFeedbackRoute { id: u8, dest: u8, out_ssrc: u8 },
 }
 
@@ -236,12 +236,11 @@ fn command(cmd: &Cmd) -> Command {
         Cmd::SetRtcpSource { id, source } => Command::SetRtcpSource { id: stream(*id), source: source.map(addr) },
         Cmd::SetRtcpDestination { id, dest: d } => Command::SetRtcpDestination { id: sub(*id), dest: d.map(addr) },
         Cmd::RequestKeyframe { id } => Command::RequestKeyframe { id: sub(*id) },
-        Cmd::AddFeedbackRoute { id, dest: d, out_ssrc } => Command::AddFeedbackRoute {
+        Cmd::AddFeedbackRoute { id, dest: d, out_ssrc, owner } => Command::AddFeedbackRoute {
             id: sub(*id),
             dest: addr(*d),
             out_ssrc: ssrc(*out_ssrc),
-            // The other worker: the control plane names only another worker here (the forwarder does not check).
-            owner: 1,
+            owner: usize::from(owner % 3),
         },
         Cmd::RemoveFeedbackRoute { id, dest: d, out_ssrc } => {
             Command::RemoveFeedbackRoute { id: sub(*id), dest: addr(*d), out_ssrc: ssrc(*out_ssrc) }
