@@ -12,7 +12,7 @@
 # leaves its input in fuzz/artifacts/<target>/ and the log in target/fuzz/logs/<target>.log. Exits non-zero if any
 # target crashed or did not run. FUZZ_MAX_LEN (default 8192) bounds the input size; FUZZ_RSS_MB (default 2048)
 # the memory. FUZZ_BUILD=dev builds without optimisation (a shorter build, far fewer executions per second): for
-# short smoke runs such as CI's.
+# short smoke runs such as CI's. FUZZ_RUNS=N stops each target after N executions (SECONDS still caps it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -62,7 +62,7 @@ for target in "${targets[@]}"; do
     status=0
     "$cargo_fuzz" fuzz run "${build_flags[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 -max_len="${FUZZ_MAX_LEN:-8192}" \
-        -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -timeout=20 >"$log" 2>&1 || status=$?
+        -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -timeout=20 -runs="${FUZZ_RUNS:--1}" >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - t0))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     if [ "$status" -eq 0 ] && [ -n "$execs" ]; then

@@ -6,7 +6,7 @@
 //! session entry. A config it refuses is refused with a message that names where: toml's own (line and key) or
 //! a dotted key of the schema (its first segment a section of the config or of the text) with the value.
 
-use ringfwd_tuning::{Config, ConfigError};
+use ringfwd_tuning::{Config, ConfigError, WorkerCores};
 
 /// Runs one text (bytes that are not UTF-8 are not a config file; they are skipped).
 pub fn run(data: &[u8]) {
@@ -23,7 +23,12 @@ fn accepted(config: &Config) {
     let written = config.to_toml_string().expect("a valid config serializes");
     let again = Config::from_toml_str(&written).unwrap_or_else(|e| panic!("written config refused: {e}\n{written}"));
     assert_eq!(&again, config, "written and read back:\n{written}");
-    if let Ok(effective) = config.to_effective_toml(&[1]) {
+    // The worker cores placement resolves: the listed ones, or for "auto" a core the control plane does not take.
+    let cores = match &config.placement.worker_cores {
+        WorkerCores::List(cores) => cores.clone(),
+        WorkerCores::Auto => (0..).find(|c| !config.placement.control_cores.contains(c)).into_iter().collect(),
+    };
+    if let Ok(effective) = config.to_effective_toml(&cores) {
         if let Err(e) = Config::from_toml_str(&effective) {
             panic!("effective config refused: {e}\n{effective}");
         }
