@@ -418,6 +418,9 @@ pub fn run(data: &[u8]) {
     };
     for op in ops.iter().take(128) {
         world.now += Duration::from_millis(10);
+        if crate::tracing() {
+            eprintln!("op {op:?}");
+        }
         match op {
             Op::Drain(on) => world.reg.set_draining(*on),
             Op::Fail { index, timed_out } => world.fail = Some((usize::from(*index), *timed_out)),
@@ -447,7 +450,12 @@ pub fn run(data: &[u8]) {
                         assert!(field.is_some_and(|f| names_a_field(message, f)), "{message}: {}", status.message());
                     }
                     Ok(Err(error)) => check_refusal(message, &error),
-                    Ok(Ok(plan)) => world.execute(plan),
+                    Ok(Ok(plan)) => {
+                        if crate::tracing() {
+                            eprintln!("  plan {:?} -> {:?}", plan.commands, plan.outcome);
+                        }
+                        world.execute(plan)
+                    }
                 }
             }
         }

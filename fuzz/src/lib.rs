@@ -83,3 +83,9 @@ pub fn describe(target: &str, data: &[u8]) -> String {
         _ => format!("{} bytes", data.len()),
     }
 }
+
+/// Whether a replay asked for a trace of each step (`RINGFWD_FUZZ_TRACE`, read once per process).
+pub fn tracing() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("RINGFWD_FUZZ_TRACE").is_some())
+}
