@@ -21,11 +21,11 @@
 
 mod apply;
 mod auth;
-mod convert;
+pub mod convert;
 mod events;
 mod metadata;
 mod metadata_hub;
-mod metadata_wire;
+pub mod metadata_wire;
 mod probes;
 mod service;
 pub(crate) mod status;

@@ -170,6 +170,12 @@ impl Registry {
                         sub.destination = Some(address);
                         sub.socket = socket;
                     }
+                } else if media_address.is_none() && endpoint.latched_address.is_none() {
+                    // Its address went before it latched: what it receives is held (see `hold_subscriptions`).
+                    for sub in session.subscriptions.values_mut().filter(|s| s.endpoint_id == endpoint_id) {
+                        sub.destination = None;
+                        sub.socket = 0;
+                    }
                 }
             }
             ChangeKind::Latch { session_id, endpoint_id, address, socket } => {

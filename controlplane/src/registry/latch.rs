@@ -144,6 +144,28 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Holds every subscription `endpoint_id` receives that has a destination (`SetDestination` to
+    /// [`NO_DESTINATION`], socket 0: sent nothing), taking its feedback route away (a route needs the subscriber's
+    /// address): a latching endpoint whose address was removed before it latched. Its latching sets them up again.
+    pub(super) fn hold_subscriptions(&self, session: &SessionRecord, endpoint_id: &str) -> Moves {
+        let workers = self.loads.len();
+        let mut moves = Moves::default();
+        let held = session.subscriptions.values().filter(|s| s.endpoint_id == endpoint_id && s.destination.is_some());
+        for sub in held {
+            let (id, back) = (sub.data_plane_id, sub.destination.unwrap_or(NO_DESTINATION));
+            moves.commands.push((sub.worker, Command::SetDestination { id, dest: NO_DESTINATION, socket: 0 }));
+            moves.undo.push((sub.worker, Command::SetDestination { id, dest: back, socket: sub.socket }));
+            let route = FeedbackRoute::of(sub, workers);
+            if let Some((route, remove, add)) = route.and_then(|r| Some((r.worker, r.remove()?, r.add()?))) {
+                moves.commands.push((route, remove));
+                moves.undo.push((route, add));
+            }
+        }
+        moves
+    }
+}
+
 /// What moving an endpoint's subscriptions to a new address takes (see [`Registry::move_subscriptions`]).
 #[derive(Debug, Default)]
 pub(super) struct Moves {

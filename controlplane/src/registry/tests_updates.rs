@@ -264,3 +264,26 @@ fn an_endpoint_moves_with_its_streams_and_subscriptions() {
     assert_eq!(invalid_field(reg.plan_update_endpoint("room", "bob", None, Default::default())), "media_address");
     assert_eq!(not_found(reg.plan_update_endpoint("room", "zed", Some(new_bob), Default::default())), "endpoint");
 }
+
+/// Found by the `api` fuzz target: removing the address of a latching endpoint that had not latched planned nothing,
+/// so what it receives went on being sent to the address it no longer has (the registry's invariant broke).
+#[test]
+fn a_latching_endpoint_whose_address_goes_has_what_it_receives_held() {
+    use super::tests::addr;
+    use ringfwd_dataplane::core::NO_DESTINATION;
+    let mut reg = room();
+    let erin = EndpointSpec { latching: true, ..super::tests::endpoint("room", "erin", Some("127.0.0.1:7000")) };
+    apply(&mut reg, |r| r.plan_create_endpoint(erin));
+    // Out SSRC 13 is worker 1's, a-audio (SSRC 10) worker 0's: the subscription has a feedback route on worker 1.
+    let spec = SubscriptionSpec { out_ssrc: 13, ..subscription("room", "s", "a-audio", "erin") };
+    apply(&mut reg, |r| r.plan_create_subscription(spec));
+    let view = reg.get_subscription("room", "s").unwrap();
+    assert_eq!(view.destination, Some(addr("127.0.0.1:7000")));
+    let plan = reg.plan_update_endpoint("room", "erin", None, Default::default()).unwrap();
+    let held = Command::SetDestination { id: view.data_plane_id, dest: NO_DESTINATION, socket: 0 };
+    assert!(plan.commands.contains(&(view.worker, held)), "{:?}", plan.commands);
+    assert!(plan.commands.iter().any(|(w, c)| *w == 1 && matches!(c, Command::RemoveFeedbackRoute { .. })));
+    assert_eq!(plan.undo.len(), plan.commands.len());
+    apply(&mut reg, |_| Ok(plan)); // checks the invariants
+    assert_eq!(reg.get_subscription("room", "s").unwrap().destination, None, "held until erin latches");
+}

@@ -4,7 +4,8 @@
 //! Owns the rules of an endpoint update and its commands: `SetSource` for each stream the endpoint publishes (a
 //! fixed source is re-keyed; a latching stream still waiting takes the address as its fallback), then the moves of
 //! every subscription it receives to the new address (shared with latching, see [`Registry::move_subscriptions`]),
-//! unless it latched: a latched endpoint keeps receiving where it really is. Must never change the registry (only
+//! unless it latched: a latched endpoint keeps receiving where it really is; a latching endpoint whose address is
+//! removed before it latched has what it receives held until it does. Must never change the registry (only
 //! `commit` does). The endpoint's RTCP address is replaced with the update's (an update without one makes RTCP muxed),
 //! its streams and subscriptions following it (see `rtcp`).
 
@@ -51,6 +52,13 @@ impl Registry {
         let (mut commands, mut undo) =
             super::rtcp::moves(session, endpoint_id, current.rtcp_address(), updated.rtcp_address());
         let Some(address) = media_address.filter(|&address| Some(address) != current.media_address) else {
+            // A latching endpoint whose address goes before it latched: what it receives is held (sent nothing) until
+            // it latches, as when it is created without one.
+            if media_address.is_none() && current.media_address.is_some() && current.latched_address.is_none() {
+                let holds = self.hold_subscriptions(session, endpoint_id);
+                commands.extend(holds.commands);
+                undo.extend(holds.undo);
+            }
             return Ok(Plan { commands, undo, change: change(None), outcome });
         };
         for stream in session.streams.values().filter(|s| s.endpoint_id == endpoint_id) {

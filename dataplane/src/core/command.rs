@@ -296,6 +296,21 @@ pub enum CommandError {
         /// The worker it named.
         owner: usize,
     },
+    /// `AddFeedbackRoute` naming this worker or one that does not exist: a route hands feedback on to the worker
+    /// holding the subscription, which is always another one.
+    #[error(
+        "feedback route of {id} for ssrc {out_ssrc:#010x} names worker {owner}, not another of the {workers} workers"
+    )]
+    MisplacedRoute {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The SSRC the subscriber receives.
+        out_ssrc: u32,
+        /// The worker it named.
+        owner: usize,
+        /// How many workers there are.
+        workers: usize,
+    },
     /// `AddStream` with a clock rate outside `1..=MAX_CLOCK_RATE_HZ`.
     #[error("clock_rate_hz = {clock_rate_hz} of {id} is not in 1..={max}", max = MAX_CLOCK_RATE_HZ)]
     ClockRateOutOfRange {
@@ -339,6 +354,10 @@ mod tests {
             CommandError::MisplacedAlias { ssrc: 3, worker: 0, owner: 1 }.to_string(),
             "ssrc 0x00000003 cannot be aliased on worker 0 to worker 1: an alias lives on the worker that owns its \
              ssrc (ssrc % workers) and names another worker"
+        );
+        assert_eq!(
+            CommandError::MisplacedRoute { id: SubscriptionId(4), out_ssrc: 9, owner: 0, workers: 2 }.to_string(),
+            "feedback route of subscription#4 for ssrc 0x00000009 names worker 0, not another of the 2 workers"
         );
         assert!(CommandError::PayloadTypeOutOfRange { from: 96, to: 200 }.to_string().contains("[96] = 200"));
         assert_eq!(

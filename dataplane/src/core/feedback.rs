@@ -7,7 +7,7 @@
 //! subscription's out SSRC become the publisher's SSRC, NACKed sequence numbers go back to the
 //! publisher's numbering). Works in place on a copy; must never allocate or panic on any input.
 
-use super::packet::{read_be_u32, RtcpCompound, RtcpType, FMT_FIR, FMT_GENERIC_NACK, FMT_PLI};
+use super::packet::{read_be_u32, RtcpCompound, RtcpPacketRef, RtcpType, FMT_FIR, FMT_GENERIC_NACK, FMT_PLI};
 use super::rewrite::Rewrite;
 
 /// The SSRC a subscriber's compound is about: the SSRC of the first report block of its first RR or
@@ -20,12 +20,19 @@ pub fn media_ssrc(compound: &RtcpCompound<'_>) -> Option<u32> {
             RtcpType::ReceiverReport if packet.count > 0 => return read_be_u32(bytes, packet.offset + 8),
             RtcpType::SenderReport if packet.count > 0 => return read_be_u32(bytes, packet.offset + 28),
             RtcpType::TransportFeedback | RtcpType::PayloadFeedback if feedback.is_none() => {
-                feedback = read_be_u32(bytes, packet.offset + 8);
+                feedback = media_field(&packet).and_then(|at| read_be_u32(bytes, at));
             }
             _ => {}
         }
     }
     feedback
+}
+
+/// Where the media SSRC of feedback message `packet` is (RFC 4585 §6.1: bytes 8..12), if the message is long enough
+/// to have one: a validated feedback message may be only 8 bytes long, and the next packet's header must then
+/// never be read (or rewritten) as its media SSRC.
+fn media_field(packet: &RtcpPacketRef) -> Option<usize> {
+    (packet.offset + 12 <= packet.content_end).then_some(packet.offset + 8)
 }
 
 /// What a subscriber's compound asks of the publisher.
@@ -83,7 +90,9 @@ pub fn translate_feedback(
                 }
             }
             RtcpType::TransportFeedback => {
-                map_ssrc(out, packet.offset + 8);
+                if let Some(at) = media_field(&packet) {
+                    map_ssrc(out, at);
+                }
                 if packet.count == FMT_GENERIC_NACK {
                     let mut at = packet.offset + 12;
                     while at + 4 <= end {
@@ -94,7 +103,9 @@ pub fn translate_feedback(
                 }
             }
             RtcpType::PayloadFeedback => {
-                map_ssrc(out, packet.offset + 8);
+                if let Some(at) = media_field(&packet) {
+                    map_ssrc(out, at);
+                }
                 if packet.count == FMT_FIR {
                     let mut at = packet.offset + 12;
                     while at + 8 <= end {
@@ -194,6 +205,32 @@ mod tests {
         assert_eq!(media_ssrc(&compound), None, "no report block, no feedback");
         assert_eq!(source_feedback(&compound), SourceFeedback::default());
         assert_eq!(translate_feedback(&Rewrite::default(), OUT, SOURCE, &compound, &mut [0u8; 4]), None, "no room");
+    }
+
+    /// Found by the `rtcp` and `rewrite` fuzz targets: a feedback message of 8 bytes (header and sender SSRC, no
+    /// media SSRC) followed by a packet whose header word equals the out SSRC. The media SSRC was read (and, when
+    /// translating, rewritten) at bytes 8..12 of the message, which are the next packet's header: the compound was
+    /// taken to be about that SSRC, and its translation broke the next header.
+    #[test]
+    fn a_feedback_message_without_media_ssrc_reads_nothing_of_the_next_packet() {
+        let rr_header = [0x80, 201, 0, 1];
+        let out_ssrc = u32::from_be_bytes(rr_header);
+        let mut pkt = vec![0x81, 205, 0, 1];
+        pkt.extend_from_slice(&SUBSCRIBER.to_be_bytes());
+        pkt.extend_from_slice(&rr_header);
+        pkt.extend_from_slice(&SUBSCRIBER.to_be_bytes());
+        let compound = RtcpCompound::parse(&pkt).expect("valid: feedback needs only its sender SSRC");
+        assert_eq!(media_ssrc(&compound), None, "no report block, no media SSRC");
+        let mut out = vec![0u8; pkt.len()];
+        let len = translate_feedback(&Rewrite::default(), out_ssrc, SOURCE, &compound, &mut out).expect("room");
+        assert_eq!(&out[..len], &pkt[..], "nothing to translate");
+        for kind in [205u8, 206] {
+            pkt[1] = kind;
+            let compound = RtcpCompound::parse(&pkt).expect("valid");
+            assert_eq!(media_ssrc(&compound), None);
+            translate_feedback(&Rewrite::default(), out_ssrc, SOURCE, &compound, &mut out).expect("room");
+            assert_eq!(out, pkt, "PT {kind}: the next packet's header is kept");
+        }
     }
 
     proptest! {

@@ -236,7 +236,13 @@ impl Forwarder {
             Command::SetRtcpSource { id, source } => self.table.set_rtcp_source(id, source),
             Command::SetRtcpDestination { id, dest } => self.table.set_rtcp_destination(id, dest),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
-            Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => self.table.routes.add(id, dest, out_ssrc, owner),
+            Command::AddFeedbackRoute { id, dest, out_ssrc, owner } => {
+                if owner == self.worker || owner >= self.workers {
+                    Err(CommandError::MisplacedRoute { id, out_ssrc, owner, workers: self.workers })
+                } else {
+                    self.table.routes.add(id, dest, out_ssrc, owner)
+                }
+            }
             Command::RemoveFeedbackRoute { id, dest, out_ssrc } => {
                 self.table.routes.remove(id, dest, out_ssrc);
                 Ok(())

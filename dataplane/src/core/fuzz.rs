@@ -1,4 +1,4 @@
-//! The fuzzing entry point shared by the cargo-fuzz target (`dataplane/fuzz`) and the CI property test.
+//! The fuzzing entry point shared by the `packet` fuzz target (`fuzz/src/packet.rs`) and the CI property test.
 //!
 //! Owns [`fuzz_entry`]: it feeds arbitrary bytes to every parser of outside input (demux, RTP view,
 //! RTCP walker, rewriter) and to a [`Forwarder`] with a fixed table, and asserts the invariants that
@@ -58,9 +58,12 @@ impl Egress for CheckingEgress<'_> {
 /// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
 /// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
 /// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
-/// The ingress interceptors of every fuzz stream: every built-in, so they see the fuzz input too.
+/// The ingress interceptors of every fuzz stream: every built-in, so they see the fuzz input too (with a small
+/// retransmission cache: a fresh forwarder per input must be cheap to build).
 fn fuzz_ingress() -> IngressSpec {
-    from_config::ingress(&InterceptorName::ALL, &Interceptors::default())
+    let mut config = Interceptors::default();
+    config.nack_cache.max_packets = 16;
+    from_config::ingress(&InterceptorName::ALL, &config)
 }
 
 /// The egress interceptors of every fuzz subscription: every built-in, letting every payload type pass.

@@ -3,8 +3,9 @@
 //! drop counter (`SO_RXQ_OVFL`) and kernel receive timestamps (`SO_TIMESTAMPNS`).
 //!
 //! Owns the `mmsghdr`/`iovec`/address/control-message arrays of one batch, all sized once at
-//! construction, and the encoding and decoding of the few control messages it uses. All of its
-//! `unsafe` stays in this file; every block says which invariant makes it sound.
+//! construction, and the encoding and decoding of the few control messages it uses (decoding is safe code
+//! on bytes: [`parse_control`]). All of its `unsafe` stays in this file; every block says which invariant
+//! makes it sound.
 //!
 //! Must never: allocate after construction, block on receive (`MSG_DONTWAIT`), keep a pointer to
 //! caller data past the [`SendGuard`] that borrowed it, or look inside a datagram.
@@ -181,7 +182,7 @@ impl RecvBatch {
             // `msg_controllen` is `size_t` on glibc but `socklen_t` on musl.
             #[allow(clippy::unnecessary_cast)]
             let control_len = m.msg_hdr.msg_controllen as usize;
-            let control = decode_control(&self.controls[i], control_len);
+            let control = parse_control(&self.controls[i].bytes[..control_len.min(RECV_CONTROL_BYTES)]);
             if let Some(dropped) = control.rx_queue_overflow {
                 self.rx_queue_overflow = Some(self.rx_queue_overflow.map_or(dropped, |d| d.max(dropped)));
             }
@@ -237,61 +238,103 @@ impl RecvBatch {
     }
 }
 
-#[derive(Default)]
-struct ControlInfo {
-    gro_segment_bytes: Option<u16>,
-    rx_queue_overflow: Option<u32>,
-    rx_timestamp_ns: Option<u64>,
+/// What the control messages of one received message say (only the options this module enables).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlInfo {
+    /// `UDP_GRO`: the size of the coalesced segments (a positive size only).
+    pub gro_segment_bytes: Option<u16>,
+    /// `SO_RXQ_OVFL`: the socket's cumulative drop count.
+    pub rx_queue_overflow: Option<u32>,
+    /// `SO_TIMESTAMPNS`: the kernel's receive time, ns since the Unix epoch (none if it does not fit a `u64`).
+    pub rx_timestamp_ns: Option<u64>,
 }
 
-fn decode_control(control: &RecvControl, control_len: usize) -> ControlInfo {
+/// Decodes the control messages the kernel wrote into `control` (the first `msg_controllen` bytes of a message's
+/// control buffer), on bytes: a `cmsghdr` chain laid out as `CMSG_FIRSTHDR`/`CMSG_NXTHDR` walk it (each header at
+/// a `CMSG_ALIGN`ed offset, its data after the aligned header). A message is read only when it lies wholly inside
+/// `control` and its length covers its header; the walk stops at the first that does not (the kernel never
+/// writes one: it cuts `cmsg_len` to what fits and sets `MSG_CTRUNC`). Unknown messages are skipped. Never
+/// panics nor reads outside `control`, whatever its bytes (the `recvmsg` fuzz target checks it).
+pub fn parse_control(control: &[u8]) -> ControlInfo {
     let mut info = ControlInfo::default();
-    let base = control.bytes.as_ptr();
-    let len = control_len.min(RECV_CONTROL_BYTES);
-    let mut walk = zeroed_mmsghdr().msg_hdr;
-    walk.msg_control = base as *mut c_void;
-    walk.msg_controllen = len as _;
-    // SAFETY: `walk` describes `control.bytes`, cmsghdr-aligned and `len` bytes long, which the
-    // kernel filled with a well-formed cmsg chain; FIRSTHDR returns null or a header inside it.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&walk) };
-    while !cmsg.is_null() {
-        // SAFETY: a non-null header from FIRSTHDR/NXTHDR lies wholly inside the buffer.
-        let (level, kind, cmsg_len) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len as usize) };
-        let data_offset = cmsg as usize - base as usize + cmsg_data_offset();
-        let data_len = cmsg_len.saturating_sub(cmsg_data_offset()).min(len.saturating_sub(data_offset));
-        let data = &control.bytes[data_offset.min(len)..][..data_len];
-        match (level, kind) {
-            (libc::SOL_UDP, libc::UDP_GRO) => {
-                if let Some(b) = data.get(..size_of::<c_int>()) {
-                    let segment = c_int::from_ne_bytes(b.try_into().unwrap_or_default());
+    let header_bytes = cmsg_align(size_of::<libc::cmsghdr>());
+    let mut at = 0usize;
+    while let Some(header) = at.checked_add(size_of::<libc::cmsghdr>()).and_then(|end| control.get(at..end)) {
+        let Some(cmsg_len) = read_ne_unsigned(header, std::mem::offset_of!(libc::cmsghdr, cmsg_len), CMSG_LEN_BYTES)
+        else {
+            break;
+        };
+        let level = read_ne_signed(header, std::mem::offset_of!(libc::cmsghdr, cmsg_level), size_of::<c_int>());
+        let kind = read_ne_signed(header, std::mem::offset_of!(libc::cmsghdr, cmsg_type), size_of::<c_int>());
+        let Some(end) = usize::try_from(cmsg_len).ok().and_then(|len| at.checked_add(len)) else {
+            break;
+        };
+        if cmsg_len < header_bytes as u64 || end > control.len() {
+            break;
+        }
+        let data = &control[at + header_bytes..end];
+        match (level.map(|l| l as c_int), kind.map(|k| k as c_int)) {
+            (Some(libc::SOL_UDP), Some(libc::UDP_GRO)) => {
+                if let Some(segment) = read_ne_signed(data, 0, size_of::<c_int>()) {
                     info.gro_segment_bytes = u16::try_from(segment).ok().filter(|&s| s > 0);
                 }
             }
-            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= size_of::<libc::timespec>() => {
-                // SAFETY: `data` holds at least a `timespec`, which is plain integers (any bit
-                // pattern is valid); the read is unaligned-safe.
-                let ts: libc::timespec = unsafe { ptr::read_unaligned(data.as_ptr().cast()) };
-                let ns = u64::try_from(ts.tv_sec).ok().and_then(|s| s.checked_mul(1_000_000_000));
-                info.rx_timestamp_ns = ns.and_then(|ns| ns.checked_add(u64::try_from(ts.tv_nsec).ok()?));
+            (Some(libc::SOL_SOCKET), Some(libc::SCM_TIMESTAMPNS)) => {
+                let seconds = read_ne_signed(data, std::mem::offset_of!(libc::timespec, tv_sec), TIME_T_BYTES);
+                let nanos = read_ne_signed(data, std::mem::offset_of!(libc::timespec, tv_nsec), C_LONG_BYTES);
+                if let (Some(seconds), Some(nanos)) = (seconds, nanos) {
+                    let ns = u64::try_from(seconds).ok().and_then(|s| s.checked_mul(1_000_000_000));
+                    info.rx_timestamp_ns = ns.and_then(|ns| ns.checked_add(u64::try_from(nanos).ok()?));
+                }
             }
-            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
-                if let Some(b) = data.get(..size_of::<u32>()) {
-                    info.rx_queue_overflow = Some(u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+            (Some(libc::SOL_SOCKET), Some(libc::SO_RXQ_OVFL)) => {
+                if let Some(dropped) = read_ne_unsigned(data, 0, size_of::<u32>()) {
+                    info.rx_queue_overflow = u32::try_from(dropped).ok();
                 }
             }
             _ => {}
         }
-        // SAFETY: `cmsg` is a header inside the buffer `walk` describes; NXTHDR bounds-checks the
-        // next one against `msg_controllen` and returns null past the end.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&walk, cmsg) };
+        match end.checked_next_multiple_of(CMSG_ALIGN_BYTES) {
+            Some(next) => at = next,
+            None => break,
+        }
     }
     info
 }
 
-/// Offset of a control message's data from its header (`CMSG_LEN(0)`).
-fn cmsg_data_offset() -> usize {
-    // SAFETY: CMSG_LEN only does arithmetic on its argument.
-    unsafe { libc::CMSG_LEN(0) as usize }
+/// Control messages are aligned to this (`CMSG_ALIGN`: the size of `size_t`).
+const CMSG_ALIGN_BYTES: usize = size_of::<usize>();
+/// Bytes of `cmsghdr::cmsg_len`: the kernel's `size_t` (musl declares a `socklen_t` and pads it to the same
+/// size), so everything up to `cmsg_level`.
+const CMSG_LEN_BYTES: usize =
+    std::mem::offset_of!(libc::cmsghdr, cmsg_level) - std::mem::offset_of!(libc::cmsghdr, cmsg_len);
+/// Bytes of `timespec::tv_sec`.
+const TIME_T_BYTES: usize = size_of::<libc::time_t>();
+/// Bytes of `timespec::tv_nsec`.
+const C_LONG_BYTES: usize = size_of::<libc::c_long>();
+
+fn cmsg_align(len: usize) -> usize {
+    len.next_multiple_of(CMSG_ALIGN_BYTES)
+}
+
+/// The native-endian unsigned integer of `size` (4 or 8) bytes at `at` of `bytes`, if they are there.
+fn read_ne_unsigned(bytes: &[u8], at: usize, size: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(size)?)?;
+    match size {
+        4 => Some(u64::from(u32::from_ne_bytes(field.try_into().ok()?))),
+        8 => Some(u64::from_ne_bytes(field.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// The native-endian signed integer of `size` (4 or 8) bytes at `at` of `bytes`, if they are there.
+fn read_ne_signed(bytes: &[u8], at: usize, size: usize) -> Option<i64> {
+    let field = bytes.get(at..at.checked_add(size)?)?;
+    match size {
+        4 => Some(i64::from(i32::from_ne_bytes(field.try_into().ok()?))),
+        8 => Some(i64::from_ne_bytes(field.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 fn decode_source(name: &libc::sockaddr_storage) -> SocketAddr {
@@ -617,6 +660,52 @@ mod tests {
                 + libc::CMSG_SPACE(size_of::<libc::timespec>() as c_uint)
         } as usize;
         assert!(RECV_CONTROL_BYTES >= needed + 32, "{RECV_CONTROL_BYTES} < {needed} + slack");
+    }
+
+    /// One control message as the kernel writes it: `CMSG_LEN` in the header, padded to `CMSG_SPACE`.
+    fn cmsg(level: c_int, kind: c_int, data: &[u8]) -> Vec<u8> {
+        let mut header = zeroed_cmsghdr();
+        header.cmsg_level = level;
+        header.cmsg_type = kind;
+        // SAFETY: CMSG_LEN and CMSG_SPACE only do arithmetic on their argument.
+        let (len, space) = unsafe { (libc::CMSG_LEN(data.len() as c_uint), libc::CMSG_SPACE(data.len() as c_uint)) };
+        header.cmsg_len = len as _;
+        // SAFETY: `cmsghdr` is plain integers; its bytes are initialised (zeroed, then set).
+        let bytes =
+            unsafe { std::slice::from_raw_parts((&header as *const libc::cmsghdr).cast::<u8>(), size_of_val(&header)) };
+        let mut out = bytes.to_vec();
+        out.extend_from_slice(data);
+        out.resize(space as usize, 0);
+        out
+    }
+
+    #[test]
+    fn parse_control_reads_the_kernel_layout_and_stops_at_garbage() {
+        let ts = libc::timespec { tv_sec: 1_700_000_000, tv_nsec: 5 };
+        let mut ts_bytes = ts.tv_sec.to_ne_bytes().to_vec();
+        ts_bytes.extend_from_slice(&ts.tv_nsec.to_ne_bytes());
+        let mut control = cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &7u32.to_ne_bytes());
+        control.extend(cmsg(libc::SOL_SOCKET, 9999, &[1, 2, 3])); // unknown: skipped
+        control.extend(cmsg(libc::SOL_UDP, libc::UDP_GRO, &1200i32.to_ne_bytes()));
+        control.extend(cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts_bytes));
+        let all = ControlInfo {
+            gro_segment_bytes: Some(1200),
+            rx_queue_overflow: Some(7),
+            rx_timestamp_ns: Some(1_700_000_000_000_000_005),
+        };
+        assert_eq!(parse_control(&control), all);
+        // The walk stops at a message that does not fit, and reads nothing past the slice.
+        let cut = control.len() - 1;
+        assert_eq!(parse_control(&control[..cut]), ControlInfo { rx_timestamp_ns: None, ..all });
+        assert_eq!(parse_control(&[]), ControlInfo::default());
+        let mut bad_len = control.clone();
+        bad_len[..CMSG_LEN_BYTES].fill(0xff); // cmsg_len = size_t::MAX
+        assert_eq!(parse_control(&bad_len), ControlInfo::default());
+        let mut short_len = control.clone();
+        short_len[..CMSG_LEN_BYTES].fill(0); // shorter than its header
+        assert_eq!(parse_control(&short_len), ControlInfo::default());
+        let negative = cmsg(libc::SOL_UDP, libc::UDP_GRO, &(-1i32).to_ne_bytes());
+        assert_eq!(parse_control(&negative).gro_segment_bytes, None);
     }
 
     #[test]

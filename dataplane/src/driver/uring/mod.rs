@@ -23,7 +23,7 @@
 //! On stop: cancel the receives, process what was already received, wait for every send to complete (bounded
 //! by [`DRAIN_TIMEOUT`]), then drop the ring before the memory it refers to.
 
-mod recv;
+pub mod recv;
 pub mod send;
 
 use std::io;
@@ -395,21 +395,16 @@ impl UringWorker {
         self.received += 1;
         let buffers = &self.buffers;
         let data = buffers.data(bid, result as usize);
-        let counters = self.forwarder.counters_mut();
-        let Ok(out) = io_uring::types::RecvMsgOut::parse(data, &self.msghdr) else {
-            counters.rx_packets += 1;
-            counters.count_drop(DropReason::Malformed);
-            self.pool.done(bid);
-            return;
+        let (src, payload) = match recv::decode(data, &self.msghdr) {
+            Ok(received) => (received.src, received.payload),
+            Err(reason) => {
+                let counters = self.forwarder.counters_mut();
+                counters.rx_packets += 1;
+                counters.count_drop(reason);
+                self.pool.done(bid);
+                return;
+            }
         };
-        let src = recv::sockaddr(out.name_data());
-        let (Some(src), false) = (src, out.is_payload_truncated()) else {
-            counters.rx_packets += 1;
-            counters.count_drop(if out.is_payload_truncated() { DropReason::Oversize } else { DropReason::Malformed });
-            self.pool.done(bid);
-            return;
-        };
-        let payload = out.payload_data();
         let offset = payload.as_ptr() as usize - data.as_ptr() as usize;
         let current = Current { bid, offset, len: payload.len() };
         let queued = self.tx.queued();

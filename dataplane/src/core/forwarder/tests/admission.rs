@@ -198,6 +198,12 @@ fn a_subscribers_feedback_about_a_rewritten_ssrc_follows_its_route_to_the_subscr
     let unrouted = workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress);
     assert_eq!(unrouted, Outcome::Dropped(DropReason::UnknownSsrc));
 
+    // A route names another worker that exists (the `forwarder` fuzz target's commands could name any).
+    for owner in [1, 3] {
+        let misplaced = Command::AddFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc, owner };
+        let refused = Err(CommandError::MisplacedRoute { id: SubscriptionId(5), out_ssrc, owner, workers: 3 });
+        assert_eq!(workers[1].apply(start, misplaced), refused);
+    }
     let route = Command::AddFeedbackRoute { id: SubscriptionId(5), dest: subscriber, out_ssrc, owner: 0 };
     workers[1].apply(start, route).unwrap();
     assert_eq!(workers[1].on_handover(start, 0, subscriber, &pli, 1, &mut egress), Outcome::Handover { owner: 0 });
