@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::seeds::words;
 use arbitrary::Arbitrary;
 use ringfwd_dataplane::core::interceptor::builtin::tap::TapRing;
 use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, IngressSpec, RtxParams};
@@ -330,18 +331,9 @@ fn named(command: &Command) -> Vec<SocketAddr> {
     }
 }
 
-/// One RTCP packet: header with `count` and `pt`, then `body` zero-padded to 32 bits.
+/// One RTCP packet: header with `count` (5 bits) and `pt`, then `body` zero-padded to 32 bits.
 fn rtcp_packet(count: u8, pt: u8, body: &[u8]) -> Vec<u8> {
-    let len = (4 + body.len()).next_multiple_of(4);
-    let mut out = vec![0x80 | (count & 0x1f), pt];
-    out.extend_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
-    out.extend_from_slice(body);
-    out.resize(len, 0);
-    out
-}
-
-fn words(list: &[u32]) -> Vec<u8> {
-    list.iter().flat_map(|w| w.to_be_bytes()).collect()
+    crate::seeds::rtcp(count & 0x1f, pt, body)
 }
 
 fn part(p: &Part) -> Vec<u8> {

@@ -81,7 +81,8 @@ pub fn rtcp(count: u8, pt: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn words(list: &[u32]) -> Vec<u8> {
+/// `list` as big-endian 32-bit words.
+pub fn words(list: &[u32]) -> Vec<u8> {
     list.iter().flat_map(|w| w.to_be_bytes()).collect()
 }
 

@@ -54,9 +54,10 @@ impl Kept {
     /// plane's rebase, from the returned `at`).
     pub fn continuation(&self, now_unix_ns: u64, now: Instant) -> Numbering {
         let elapsed = Duration::from_nanos(now_unix_ns.saturating_sub(self.unix_ns));
+        let at = now.checked_sub(elapsed).unwrap_or(now);
         if self.exact {
             // Nothing was sent since: the next packet is the next number.
-            return Numbering { seq: self.seq, ts: self.ts, at: now.checked_sub(elapsed).unwrap_or(now) };
+            return Numbering { seq: self.seq, ts: self.ts, at };
         }
         let could_have_sent = (self.rate_pps.max(0.0) * elapsed.as_secs_f64() * RATE_HEADROOM).ceil();
         let skip = if could_have_sent >= f64::from(MAX_SKIP) {
@@ -64,7 +65,7 @@ impl Kept {
         } else {
             (could_have_sent as u16).max(MIN_SKIP) // below MAX_SKIP: fits
         };
-        Numbering { seq: self.seq.wrapping_add(skip - 1), ts: self.ts, at: now.checked_sub(elapsed).unwrap_or(now) }
+        Numbering { seq: self.seq.wrapping_add(skip - 1), ts: self.ts, at }
     }
 }
 

@@ -126,9 +126,7 @@ impl StateStore {
     }
 
     fn check_format(&self) -> Result<(), StateError> {
-        let db = self.db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
-        {
+        self.write(|txn| {
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
             let found = meta.get("format").map_err(|e| self.error(e))?.map(|v| v.value());
             match found {
@@ -142,11 +140,12 @@ impl StateStore {
             }
             txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
-        }
-        txn.commit().map_err(|e| self.error(e))
+            Ok(())
+        })
     }
 
-    /// Everything kept, for the restore (numbering rows of subscriptions no kept session has are dropped).
+    /// Everything kept, for the restore (the config's sessions left out; numbering rows of subscriptions no kept
+    /// session has are read too, and ignored by the restore).
     pub fn load(&self) -> Result<Loaded, StateError> {
         let db = self.db()?;
         let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_read().map_err(|e| self.error(e))?;
@@ -182,9 +181,7 @@ impl StateStore {
         }
         let value = serde_json::to_vec(kept).map_err(|e| self.format(format!("session {}: {e}", state.session_id)))?;
         let alive: BTreeSet<&str> = state.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
-        let db = self.db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
-        {
+        self.write(|txn| {
             let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             sessions.insert(state.session_id.as_str(), value.as_slice()).map_err(|e| self.error(e))?;
             let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
@@ -194,22 +191,20 @@ impl StateStore {
                     key.split_once('\0').is_some_and(|(_, sub)| alive.contains(sub))
                 })
                 .map_err(|e| self.error(e))?;
-        }
-        txn.commit().map_err(|e| self.error(e))
+            Ok(())
+        })
     }
 
     /// Forgets session `session_id` and its numbering (durably).
     pub fn delete_session(&self, session_id: &str) -> Result<(), StateError> {
-        let db = self.db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
-        {
+        self.write(|txn| {
             let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             sessions.remove(session_id).map_err(|e| self.error(e))?;
             let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
             let (from, to) = session_range(session_id);
             numbering.retain_in(from.as_str()..to.as_str(), |_, _| false).map_err(|e| self.error(e))?;
-        }
-        txn.commit().map_err(|e| self.error(e))
+            Ok(())
+        })
     }
 
     /// Writes what the subscriptions `rows` name last sent (durably): `(session, subscription, kept)`.
@@ -217,9 +212,7 @@ impl StateStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let db = self.db()?;
-        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
-        {
+        self.write(|txn| {
             let mut numbering = txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
             for (session, subscription, kept) in rows {
                 let value = serde_json::to_vec(kept).map_err(|e| self.format(format!("numbering: {e}")))?;
@@ -227,8 +220,8 @@ impl StateStore {
                     .insert(numbering_key(session, subscription).as_str(), value.as_slice())
                     .map_err(|e| self.error(e))?;
             }
-        }
-        txn.commit().map_err(|e| self.error(e))
+            Ok(())
+        })
     }
 
     /// Closes the file (releasing its lock, for a process taking over); every later read or write fails.
@@ -236,6 +229,14 @@ impl StateStore {
         if let Ok(mut db) = self.db.lock() {
             db.take();
         }
+    }
+
+    /// Runs `change` in one write transaction and commits it durably (not at all when `change` fails).
+    fn write(&self, change: impl FnOnce(&redb::WriteTransaction) -> Result<(), StateError>) -> Result<(), StateError> {
+        let db = self.db()?;
+        let txn = db.as_ref().ok_or_else(|| self.closed())?.begin_write().map_err(|e| self.error(e))?;
+        change(&txn)?;
+        txn.commit().map_err(|e| self.error(e))
     }
 
     fn db(&self) -> Result<std::sync::MutexGuard<'_, Option<Database>>, StateError> {
