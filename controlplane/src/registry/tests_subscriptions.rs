@@ -111,6 +111,14 @@ fn subscription_references_are_checked() {
     assert_eq!(invalid_field(reg.plan_create_subscription(bad)), "payload_type_map[1].to");
     let bad = SubscriptionSpec { payload_type_map: map(96, 98), ..spec.clone() };
     assert_eq!(invalid_field(reg.plan_create_subscription(bad)), "payload_type_map[1].from");
+    // 64..=95 read as RTCP with the marker set (RFC 5761): never a rewrite's target, nor RTX; identity stays.
+    let bad = SubscriptionSpec { payload_type_map: map(100, 72), ..spec.clone() };
+    let err = reg.plan_create_subscription(bad).unwrap_err();
+    assert!(err.to_string().contains("RFC 5761"), "{err}");
+    assert_eq!(invalid_field::<()>(Err(err)), "payload_type_map[1].to");
+    assert!(reg.plan_create_subscription(SubscriptionSpec { payload_type_map: map(72, 72), ..spec.clone() }).is_ok());
+    let bad = SubscriptionSpec { rtx: Some(RtxSpec { ssrc: 9, payload_type: 80 }), ..spec.clone() };
+    assert_eq!(invalid_field(reg.plan_create_subscription(bad)), "rtx.payload_type");
     let other_session = SubscriptionSpec { session_id: "nope".into(), ..spec.clone() };
     assert_eq!(not_found(reg.plan_create_subscription(other_session)), "session");
     apply(&mut reg, |r| r.plan_create_subscription(spec.clone()));

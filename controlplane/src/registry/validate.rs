@@ -162,14 +162,18 @@ pub(crate) fn rtx(rtx: Option<&RtxSpec>) -> Result<(), RegistryError> {
     if rtx.ssrc == 0 {
         return Err(RegistryError::invalid("rtx.ssrc", "must not be 0"));
     }
-    payload_type("rtx.payload_type", rtx.payload_type)
+    sent_payload_type("rtx.payload_type", rtx.payload_type)
 }
 
-/// Checks a subscription's `payload_type_map`: every entry below 128, each `from` once.
+/// Checks a subscription's `payload_type_map`: every entry below 128, each `from` once, none rewriting to a type that
+/// reads as RTCP with the marker set (64..=95).
 pub(crate) fn payload_type_map(map: &[PayloadTypeMapping]) -> Result<(), RegistryError> {
     let mut seen = BTreeSet::new();
     for (i, entry) in map.iter().enumerate() {
         payload_type(&format!("payload_type_map[{i}].from"), entry.from)?;
+        if entry.to != entry.from {
+            sent_payload_type(&format!("payload_type_map[{i}].to"), entry.to)?;
+        }
         payload_type(&format!("payload_type_map[{i}].to"), entry.to)?;
         if !seen.insert(entry.from) {
             return Err(RegistryError::invalid(
@@ -179,6 +183,18 @@ pub(crate) fn payload_type_map(map: &[PayloadTypeMapping]) -> Result<(), Registr
         }
     }
     Ok(())
+}
+
+/// A payload type ringfwd chooses to send (a rewrite's target, RTX): 7-bit, and not one that reads as RTCP to a peer
+/// multiplexing RTP and RTCP when the marker is set (the data plane's `packet::sendable_payload_type`, RFC 5761 §4).
+fn sent_payload_type(field: &str, pt: u32) -> Result<(), RegistryError> {
+    payload_type(field, pt)?;
+    if u8::try_from(pt).is_ok_and(ringfwd_dataplane::core::packet::sendable_payload_type) {
+        Ok(())
+    } else {
+        let reason = format!("{pt} reads as RTCP when the marker is set (RFC 5761: 64..=95 are not sent)");
+        Err(RegistryError::invalid(field, reason))
+    }
 }
 
 fn payload_type(field: &str, pt: u32) -> Result<(), RegistryError> {

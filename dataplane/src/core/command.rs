@@ -319,13 +319,20 @@ pub enum CommandError {
         /// The refused clock rate.
         clock_rate_hz: u32,
     },
-    /// The rewrite's payload-type map sends `from` to `to`, which is not a 7-bit payload type.
-    #[error("payload_type_map[{from}] = {to} is not a payload type (0..=127)")]
+    /// The rewrite's payload-type map sends `from` to `to`, which is not a 7-bit payload type, or is one that reads
+    /// as RTCP with the marker set (64..=95, RFC 5761).
+    #[error("payload_type_map[{from}] = {to} is not a payload type ringfwd sends (0..=127, not 64..=95)")]
     PayloadTypeOutOfRange {
         /// Incoming payload type.
         from: u8,
         /// The invalid outgoing value.
         to: u8,
+    },
+    /// RTX with a payload type that is not 7-bit or reads as RTCP with the marker set (64..=95, RFC 5761).
+    #[error("RTX payload type {payload_type} is not a payload type ringfwd sends (0..=127, not 64..=95)")]
+    RtxPayloadType {
+        /// The refused payload type.
+        payload_type: u8,
     },
 }
 

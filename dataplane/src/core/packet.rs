@@ -28,6 +28,17 @@ pub enum PacketKind {
     Unknown,
 }
 
+/// Payload types that, sent with the marker bit, read as RTCP packet types 192–223 to a peer that multiplexes RTP and
+/// RTCP on one port (RFC 5761 §4, the demultiplexing of [`classify`]): ringfwd never rewrites a packet to one of them
+/// nor sends RTX with one.
+pub const RTCP_LIKE_PAYLOAD_TYPES: std::ops::RangeInclusive<u8> = 64..=95;
+
+/// Whether ringfwd may send RTP with payload type `pt` that it chose (a rewrite to it, RTX): a 7-bit type outside
+/// [`RTCP_LIKE_PAYLOAD_TYPES`].
+pub fn sendable_payload_type(pt: u8) -> bool {
+    pt < 128 && !RTCP_LIKE_PAYLOAD_TYPES.contains(&pt)
+}
+
 /// Classifies a datagram by its first byte (RFC 7983 §7) and, for RTP/RTCP, its second (RFC 5761 §4).
 ///
 /// A datagram of one byte in 128..=191 classifies as [`PacketKind::Rtp`] and fails parsing as truncated.

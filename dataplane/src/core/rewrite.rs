@@ -43,9 +43,13 @@ impl Rewrite {
         *self == Rewrite::default()
     }
 
-    /// The first entry of the payload-type map that is not a valid payload type, as `(incoming, outgoing)`.
+    /// The first entry of the payload-type map that is not a valid payload type, or rewrites a type to one that
+    /// reads as RTCP with the marker set ([`super::packet::sendable_payload_type`]), as `(incoming, outgoing)`. An
+    /// identity entry is never invalid: a packet ringfwd receives as RTP goes on as it came.
     pub fn invalid_payload_type(&self) -> Option<(u8, u8)> {
-        (0u8..128).zip(self.payload_type_map).find(|&(_, to)| to >= 128)
+        (0u8..128)
+            .zip(self.payload_type_map)
+            .find(|&(from, to)| from != to && !super::packet::sendable_payload_type(to))
     }
 
     /// The rewritten RTP fixed header of `pkt`, a validated RTP packet of at least 12 bytes.
@@ -131,6 +135,8 @@ impl Rewrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::interceptor::spec::{EgressSpec, RtxParams};
+    use crate::core::CommandError;
     use bytes::Bytes;
     use proptest::prelude::*;
     use rtcp::extended_report::{ExtendedReport, ReceiverReferenceTimeReportBlock};
@@ -205,6 +211,15 @@ mod tests {
         let mut bad = Rewrite::default();
         bad.payload_type_map[5] = 200;
         assert_eq!(bad.invalid_payload_type(), Some((5, 200)));
+        // With the marker set, 72 goes out as 0xc8: an SR to a peer that muxes RTCP (RFC 5761).
+        let mut rtcp_like = Rewrite::default();
+        rtcp_like.payload_type_map[96] = 72;
+        assert_eq!(rtcp_like.invalid_payload_type(), Some((96, 72)));
+        assert_eq!(rtcp_like.rtp_header(&rtp_packet(1, 2, 96, true, vec![], b"x"))[1], 0xc8);
+        let spec =
+            |payload_type| EgressSpec { rtx: Some(RtxParams { ssrc: 1, payload_type }), ..EgressSpec::default() };
+        assert_eq!(spec(80).check_rtx(), Err(CommandError::RtxPayloadType { payload_type: 80 }));
+        assert_eq!(spec(97).check_rtx(), Ok(()));
     }
 
     #[test]

@@ -400,6 +400,7 @@ impl Table {
         if let Some((from, to)) = rewrite.invalid_payload_type() {
             return Err(CommandError::PayloadTypeOutOfRange { from, to });
         }
+        egress_spec.check_rtx()?;
         if self.subscriptions.len() >= self.limits.max_subscriptions as usize {
             let value = self.limits.max_subscriptions;
             return Err(CommandError::LimitReached { limit: "max_subscriptions", value });

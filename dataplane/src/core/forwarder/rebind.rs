@@ -62,6 +62,7 @@ impl Forwarder {
         if let Some((from, to)) = (Rewrite { payload_type_map, ..Rewrite::default() }).invalid_payload_type() {
             return Err(CommandError::PayloadTypeOutOfRange { from, to });
         }
+        egress.check_rtx()?;
         let Some((current, flow, source_ssrc, out_ssrc, clock_rate_hz)) = self.table.egress_binding(id) else {
             return Err(CommandError::SubscriptionNotFound { id });
         };

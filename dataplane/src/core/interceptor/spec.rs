@@ -187,6 +187,18 @@ pub struct EgressSpec {
     pub rtx: Option<RtxParams>,
 }
 
+impl EgressSpec {
+    /// Refuses RTX with a payload type ringfwd may not send ([`crate::core::packet::sendable_payload_type`]).
+    pub fn check_rtx(&self) -> Result<(), crate::core::CommandError> {
+        match self.rtx {
+            Some(rtx) if !crate::core::packet::sendable_payload_type(rtx.payload_type) => {
+                Err(crate::core::CommandError::RtxPayloadType { payload_type: rtx.payload_type })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
