@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::interceptor::spec::{from_config, NtpEpoch};
 use ringfwd_dataplane::core::{
-    Command, Egress, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId,
+    Command, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits,
     IDENTITY_PAYLOAD_TYPE_MAP,
 };
 use ringfwd_tuning::Interceptors;
@@ -60,25 +60,59 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// Counts what it is given without storing it (storing would allocate in the test, not the core).
-#[derive(Default)]
+/// Counts what the forwarder queued without storing it (storing would allocate in the test, not the core). The
+/// forwarder queues into it (it derefs to its transmit queue); what was queued is counted the next time it is
+/// handed to the forwarder and by `counted()`.
 struct CountingEgress {
+    queue: Transmits,
     rtp: u64,
     rtcp: u64,
     header_checksum: u64,
 }
 
-impl Egress for CountingEgress {
-    fn forward_rtp(&mut self, _socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
-        self.rtp += 1;
-        self.header_checksum = self.header_checksum.wrapping_add(u64::from(header[3]) + u64::from(dest.port()));
-        true
+impl Default for CountingEgress {
+    fn default() -> CountingEgress {
+        CountingEgress { queue: Transmits::with_capacity(64, 2048, 2048 * 1500), rtp: 0, rtcp: 0, header_checksum: 0 }
+    }
+}
+
+impl CountingEgress {
+    fn count(&mut self) {
+        let (rtp, rtcp, checksum) = (&mut self.rtp, &mut self.rtcp, &mut self.header_checksum);
+        self.queue.drain(|transmit| {
+            match transmit {
+                Transmit::Forward { dest, header, .. } => {
+                    *rtp += 1;
+                    *checksum = checksum.wrapping_add(u64::from(header[3]) + u64::from(dest.port()));
+                }
+                Transmit::Copy { bytes, .. } => {
+                    *rtcp += 1;
+                    *checksum = checksum.wrapping_add(bytes.len() as u64);
+                }
+            }
+            true
+        });
     }
 
-    fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
-        self.rtcp += 1;
-        self.header_checksum = self.header_checksum.wrapping_add(bytes.len() as u64);
-        true
+    /// Counts what is still queued.
+    fn counted(&mut self) -> &mut CountingEgress {
+        self.count();
+        self
+    }
+}
+
+impl std::ops::Deref for CountingEgress {
+    type Target = Transmits;
+
+    fn deref(&self) -> &Transmits {
+        &self.queue
+    }
+}
+
+impl std::ops::DerefMut for CountingEgress {
+    fn deref_mut(&mut self) -> &mut Transmits {
+        self.count();
+        &mut self.queue
     }
 }
 
@@ -187,8 +221,8 @@ fn on_datagram_does_not_allocate_in_steady_state() {
     let c = fwd.counters();
     assert_eq!(outcomes, [0, 200 * 48, 200 * 5, 200]);
     assert_eq!(c.latched, 16);
-    assert_eq!(egress.rtcp, 200 * (16 * 4 - 1));
-    assert_eq!(egress.rtp, 200 * 32 * 4 - 200);
+    assert_eq!(egress.counted().rtcp, 200 * (16 * 4 - 1));
+    assert_eq!(egress.counted().rtp, 200 * 32 * 4 - 200);
     assert!(c.drop_unknown_ssrc > 0 && c.drop_wrong_source > 0 && c.drop_not_rtp > 0);
     assert!(c.drop_malformed > 0 && c.drop_oversize > 0 && c.handover_out > 0);
 }
@@ -249,34 +283,60 @@ fn forwarding_after_a_switch_does_not_allocate() {
     // Every RTP went to all eight subscriptions. From round 1 on (in round 0 the switched ones had
     // sent nothing yet), the first report of a round waited for the rebase of the 4 switched ones.
     let c = fwd.counters();
-    assert_eq!(egress.rtp, 100 * 8);
+    assert_eq!(egress.counted().rtp, 100 * 8);
     assert_eq!(c.drop_rebase_pending, 99 * 4);
-    assert_eq!(egress.rtcp, 100 * 2 * 8 - 99 * 4);
+    assert_eq!(egress.counted().rtcp, 100 * 2 * 8 - 99 * 4);
 }
 
-/// Counts copies by destination without storing them.
-#[derive(Default)]
+/// Counts copies by destination without storing them; derefs to its queue like [`CountingEgress`].
 struct DestinationEgress {
+    queue: Transmits,
     rtp: u64,
     to_publisher: u64,
     to_subscribers: u64,
 }
 
+impl Default for DestinationEgress {
+    fn default() -> DestinationEgress {
+        let queue = Transmits::with_capacity(64, 2048, 2048 * 1500);
+        DestinationEgress { queue, rtp: 0, to_publisher: 0, to_subscribers: 0 }
+    }
+}
+
 const PUBLISHER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5000);
 
-impl Egress for DestinationEgress {
-    fn forward_rtp(&mut self, _socket: usize, _dest: SocketAddr, _header: &[u8; 12]) -> bool {
-        self.rtp += 1;
-        true
+impl DestinationEgress {
+    fn count(&mut self) {
+        let (rtp, publisher, subscribers) = (&mut self.rtp, &mut self.to_publisher, &mut self.to_subscribers);
+        self.queue.drain(|transmit| {
+            match transmit {
+                Transmit::Forward { .. } => *rtp += 1,
+                Transmit::Copy { dest, .. } if dest == PUBLISHER => *publisher += 1,
+                Transmit::Copy { .. } => *subscribers += 1,
+            }
+            true
+        });
     }
 
-    fn send_copy(&mut self, _socket: usize, dest: SocketAddr, _bytes: &[u8]) -> bool {
-        if dest == PUBLISHER {
-            self.to_publisher += 1;
-        } else {
-            self.to_subscribers += 1;
-        }
-        true
+    /// Counts what is still queued.
+    fn counted(&mut self) -> &mut DestinationEgress {
+        self.count();
+        self
+    }
+}
+
+impl std::ops::Deref for DestinationEgress {
+    type Target = Transmits;
+
+    fn deref(&self) -> &Transmits {
+        &self.queue
+    }
+}
+
+impl std::ops::DerefMut for DestinationEgress {
+    fn deref_mut(&mut self) -> &mut Transmits {
+        self.count();
+        &mut self.queue
     }
 }
 
@@ -401,13 +461,25 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     assert_eq!(during, 0, "the default chains allocated {during} times in steady state");
     let c = fwd.counters();
     let lost = u64::from(ROUNDS / 20);
-    assert_eq!(egress.rtp, u64::from(STREAMS * SUBS) * (u64::from(ROUNDS) - lost), "every arriving packet fanned out");
+    assert_eq!(
+        egress.counted().rtp,
+        u64::from(STREAMS * SUBS) * (u64::from(ROUNDS) - lost),
+        "every arriving packet fanned out"
+    );
     assert_eq!(c.rx_feedback, u64::from(STREAMS * SUBS) * lost);
     assert_eq!(c.drop_malformed, 0);
     // Retransmissions are not possible (the NACKed packets never arrived), but reports and keyframe
     // requests went to the publisher, and sender reports to every subscriber.
-    assert!(egress.to_publisher >= u64::from(STREAMS) * 3, "receiver reports and PLIs: {}", egress.to_publisher);
-    assert!(egress.to_subscribers >= u64::from(STREAMS * SUBS) * 2, "sender reports: {}", egress.to_subscribers);
+    assert!(
+        egress.counted().to_publisher >= u64::from(STREAMS) * 3,
+        "receiver reports and PLIs: {}",
+        egress.counted().to_publisher
+    );
+    assert!(
+        egress.counted().to_subscribers >= u64::from(STREAMS * SUBS) * 2,
+        "sender reports: {}",
+        egress.counted().to_subscribers
+    );
     assert_eq!(c.interceptor_emit_refused, 0);
 }
 
@@ -462,7 +534,7 @@ fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
     let during = allocations() - before;
     assert_eq!(during, 0, "RTCP from RTCP addresses allocated {during} times");
     assert_eq!(fwd.counters().drop_wrong_source, 0);
-    assert_eq!(egress.rtcp, 200 * 16, "each SR to its subscriber, each PLI on to its publisher");
+    assert_eq!(egress.counted().rtcp, 200 * 16, "each SR to its subscriber, each PLI on to its publisher");
 }
 
 /// Peers that publish and subscribe at one address, with the default chains: each one's SR carries a report
@@ -574,6 +646,10 @@ fn packets_handed_over_along_an_ssrc_alias_do_not_allocate() {
     assert_eq!(during, 0, "packets handed over along an alias allocated {during} times");
     assert_eq!(steered.counters().handover_out, 200 * 16);
     assert_eq!(home.counters().handover_in, 200 * 16);
-    assert_eq!((egress.rtp, egress.rtcp), (200 * 16, 200 * 16), "every RTP and SR to both subscribers");
+    assert_eq!(
+        (egress.counted().rtp, egress.counted().rtcp),
+        (200 * 16, 200 * 16),
+        "every RTP and SR to both subscribers"
+    );
     assert_eq!(steered.counters().drop_unknown_ssrc, 200);
 }

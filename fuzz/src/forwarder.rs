@@ -4,12 +4,12 @@
 //!
 //! Datagrams are RTP (with or without the transport-wide sequence number extension) and RTCP compounds built from
 //! parts (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, TWCC, REMB) naming the SSRCs in play, or any bytes, from
-//! publishers, subscribers, RTCP ports or a stranger, as received or handed over by another worker; the egress
-//! refuses some sends when the input says so. Commands are every [`Command`] over small pools of ids, SSRCs and
+//! publishers, subscribers, RTCP ports or a stranger, as received or handed over by another worker; the transmit
+//! queue is small enough to refuse some sends when the input says so. Commands are every [`Command`] over small pools of ids, SSRCs and
 //! addresses; ticks advance the clock and run due timers; a statistics round reads snapshots and events.
 //!
 //! After each step: every datagram is counted once as received (or handed over) and ends under exactly the
-//! outcome it reports (forwarded with as many copies as the egress accepted beyond the interceptors' own
+//! outcome it reports (forwarded with as many copies as the queue accepted beyond the interceptors' own
 //! packets, consumed, intercepted, handed to another worker, or dropped under its counted reason); every RTCP
 //! sent is a valid compound and every retransmission valid RTP; nothing is ever sent to an address no command
 //! named and no stream latched to (no amplification); a refused command changes no table; the gauges match the
@@ -25,8 +25,8 @@ use arbitrary::Arbitrary;
 use ringfwd_dataplane::core::interceptor::builtin::tap::TapRing;
 use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, IngressSpec, RtxParams};
 use ringfwd_dataplane::core::{
-    classify, Command, Counters, Egress, Forwarder, ForwarderLimits, Numbering, Outcome, PacketKind, Rewrite,
-    RtcpCompound, RtpView, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP, MAX_HANDOVERS,
+    classify, Command, Counters, Forwarder, ForwarderLimits, Numbering, Outcome, PacketKind, Rewrite, RtcpCompound,
+    RtpView, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits, IDENTITY_PAYLOAD_TYPE_MAP, MAX_HANDOVERS,
     NO_DESTINATION,
 };
 use ringfwd_tuning::{InterceptorName, Interceptors};
@@ -50,7 +50,7 @@ const SSRCS: [u32; 8] = [2, 4, 6, 3, 0x100, 0x102, 0x201, 0xabcd_ef00];
 struct Input<'a> {
     rate_limit_pps: Option<u8>,
     rtcp_sockets: bool,
-    /// Every n-th send (n = 2..) is refused by the egress, as a full transmit queue would.
+    /// The transmit queue holds only n (n = 2..) forwards and n copies: the rest are refused (`tx_full`).
     refuse_every: Option<u8>,
     ops: Vec<Op<'a>>,
 }
@@ -399,12 +399,12 @@ fn part(p: &Part) -> Vec<u8> {
     }
 }
 
-/// Records what the forwarder sends and checks each packet.
+/// Records what the forwarder queues and checks each packet.
 struct Recorder {
     /// Sends accepted during the current step.
     accepted: u32,
-    attempts: u32,
-    refuse_every: Option<u32>,
+    /// The forwarder's transmit queue, drained after every call.
+    queue: Transmits,
     /// The first byte of the datagram being processed (forwarded RTP keeps it).
     first_byte: Option<u8>,
     allowed: BTreeSet<SocketAddr>,
@@ -415,36 +415,38 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn send(&mut self, dest: SocketAddr) -> bool {
+    /// Checks and counts everything queued, and empties the queue.
+    fn record(&mut self) {
+        let mut queue = std::mem::replace(&mut self.queue, Transmits::with_capacity(0, 0, 0));
+        queue.drain(|transmit| {
+            match transmit {
+                Transmit::Forward { header, .. } => {
+                    let first = self.first_byte.expect("RTP is forwarded only while a datagram is processed");
+                    assert_eq!(header[0], first, "V/P/X/CC kept");
+                }
+                Transmit::Copy { bytes, .. } => match classify(bytes) {
+                    PacketKind::Rtcp => assert!(RtcpCompound::parse(bytes).is_ok(), "RTCP sent is a valid compound"),
+                    PacketKind::Rtp => assert!(RtpView::parse(bytes).is_ok(), "RTP sent is valid"),
+                    kind => panic!("sent a {kind:?} packet"),
+                },
+            }
+            let dest = match transmit {
+                Transmit::Forward { dest, .. } | Transmit::Copy { dest, .. } => dest,
+            };
+            self.send(dest);
+            true
+        });
+        self.queue = queue;
+    }
+
+    fn send(&mut self, dest: SocketAddr) {
         // The source of the datagram being processed: allowed if it latched a stream (checked after the datagram).
         if self.source == Some(dest) && !self.allowed.contains(&dest) {
             self.sent_to_source = true;
         } else {
             assert!(self.allowed.contains(&dest), "sent to {dest}, which no command named and no stream latched to");
         }
-        self.attempts += 1;
-        if self.refuse_every.is_some_and(|n| self.attempts.is_multiple_of(n)) {
-            return false;
-        }
         self.accepted += 1;
-        true
-    }
-}
-
-impl Egress for Recorder {
-    fn forward_rtp(&mut self, _socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
-        let first = self.first_byte.expect("RTP is forwarded only while a datagram is processed");
-        assert_eq!(header[0], first, "V/P/X/CC kept");
-        self.send(dest)
-    }
-
-    fn send_copy(&mut self, _socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
-        match classify(bytes) {
-            PacketKind::Rtcp => assert!(RtcpCompound::parse(bytes).is_ok(), "RTCP sent is a valid compound"),
-            PacketKind::Rtp => assert!(RtpView::parse(bytes).is_ok(), "RTP sent is valid"),
-            kind => panic!("sent a {kind:?} packet"),
-        }
-        self.send(dest)
     }
 }
 
@@ -488,8 +490,10 @@ fn drive(input: &Input<'_>) -> Counters {
         now: crate::epoch(),
         egress: Recorder {
             accepted: 0,
-            attempts: 0,
-            refuse_every: input.refuse_every.map(|n| u32::from(n % 8) + 2),
+            queue: match input.refuse_every.map(|n| usize::from(n % 8) + 2) {
+                Some(n) => Transmits::with_capacity(n, n, n * 1500),
+                None => Transmits::for_limits(&limits),
+            },
             first_byte: None,
             allowed: BTreeSet::new(),
             source: None,
@@ -585,7 +589,8 @@ impl State {
     fn timers(&mut self) {
         if self.fwd.next_timer().is_some_and(|at| at <= self.now) {
             self.egress.first_byte = None;
-            self.fwd.on_timers(self.now, &mut self.egress);
+            self.fwd.on_timers(self.now, &mut self.egress.queue);
+            self.egress.record();
             assert!(self.fwd.next_timer().is_none_or(|at| at > self.now), "a timer still due after the sweep");
         }
     }
@@ -597,10 +602,11 @@ impl State {
         self.egress.first_byte = pkt.first().copied();
         (self.egress.source, self.egress.sent_to_source) = (Some(src), false);
         let outcome = if handovers == 0 {
-            self.fwd.on_datagram(self.now, 0, src, &pkt, &mut self.egress)
+            self.fwd.on_datagram(self.now, 0, src, &pkt, &mut self.egress.queue)
         } else {
-            self.fwd.on_handover(self.now, 0, src, &pkt, handovers, &mut self.egress)
+            self.fwd.on_handover(self.now, 0, src, &pkt, handovers, &mut self.egress.queue)
         };
+        self.egress.record();
         let after = self.fwd.counters();
         if handovers == 0 {
             assert_eq!(after.rx_packets, before.rx_packets + 1, "counted as received once");

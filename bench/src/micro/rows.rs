@@ -2,7 +2,7 @@
 //!
 //! Owns binding a chain of one built-in (or none) the way the forwarder binds it, the RTP, NACK and
 //! PLI loops through that chain with its due timers and a drained outbox, the whole-forwarder loop
-//! with a counting no-op [`Egress`], and each row's sanity counts. Must never read the clock except
+//! with a counting no-op drain of the transmit queue, and each row's sanity counts. Must never read the clock except
 //! around a whole batch, allocate inside a timed loop, or open a socket.
 
 use std::hint::black_box;
@@ -16,7 +16,8 @@ use ringfwd_dataplane::core::interceptor::spec::{
 };
 use ringfwd_dataplane::core::interceptor::{Chain, InterceptorKind, Outbox, RtcpFrom, Scope, Snapshot, Verdict};
 use ringfwd_dataplane::core::{
-    Command, Egress, Forwarder, ForwarderLimits, Rewrite, RtcpCompound, SourcePolicy, Ssrc, StreamId, SubscriptionId,
+    Command, Forwarder, ForwarderLimits, Rewrite, RtcpCompound, SourcePolicy, Ssrc, StreamId, SubscriptionId, Transmit,
+    Transmits,
 };
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
@@ -270,24 +271,29 @@ pub(super) fn pli_once(
     Ok((elapsed, counts))
 }
 
-/// Counts what the forwarder sends, sends nothing.
+/// Counts what the forwarder queued, sends nothing.
 #[derive(Debug, Default)]
 struct CountingEgress {
     rtp: u64,
     copies: u64,
 }
 
-impl Egress for CountingEgress {
-    fn forward_rtp(&mut self, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
-        black_box(header);
-        self.rtp += 1;
-        true
-    }
-
-    fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
-        black_box(bytes);
-        self.copies += 1;
-        true
+impl CountingEgress {
+    /// Drains `queue`, counting (as a worker loop drains it to its backend).
+    fn drain(&mut self, queue: &mut Transmits) {
+        queue.drain(|transmit| {
+            match transmit {
+                Transmit::Forward { header, .. } => {
+                    black_box(header);
+                    self.rtp += 1;
+                }
+                Transmit::Copy { bytes, .. } => {
+                    black_box(bytes);
+                    self.copies += 1;
+                }
+            }
+            true
+        });
     }
 }
 
@@ -340,13 +346,16 @@ pub(super) fn forwarder_once(
     }
     let mut stream = VideoStream::new(t0, config.twcc.extension_id, true, false)?;
     let mut egress = CountingEgress::default();
+    let mut queue = Transmits::for_limits(fwd.limits());
     let mut next_sweep = t0;
     let started = Instant::now();
     for i in 0..n {
         let now = stream.packet(i).arrival;
-        fwd.on_datagram(now, 0, PUBLISHER, black_box(stream.bytes()), &mut egress);
+        fwd.on_datagram(now, 0, PUBLISHER, black_box(stream.bytes()), &mut queue);
+        egress.drain(&mut queue);
         if now >= next_sweep {
-            fwd.on_timers(now, &mut egress);
+            fwd.on_timers(now, &mut queue);
+            egress.drain(&mut queue);
             while next_sweep <= now {
                 next_sweep += TIMER_SWEEP;
             }

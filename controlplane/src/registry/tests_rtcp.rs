@@ -141,20 +141,17 @@ fn a_learned_ssrc_keeps_the_rtcp_addresses_of_unmuxed_peers() {
     }));
 }
 
-/// Records where copies go.
-#[derive(Default)]
-struct Destinations(Vec<std::net::SocketAddr>);
-
-impl ringfwd_dataplane::core::Egress for Destinations {
-    fn forward_rtp(&mut self, _: usize, dest: std::net::SocketAddr, _: &[u8; 12]) -> bool {
-        self.0.push(dest);
+/// Where the copies the forwarder queued go, in order.
+fn destinations(queue: &mut ringfwd_dataplane::core::Transmits) -> Vec<std::net::SocketAddr> {
+    use ringfwd_dataplane::core::Transmit;
+    let mut dests = Vec::new();
+    queue.drain(|transmit| {
+        dests.push(match transmit {
+            Transmit::Forward { dest, .. } | Transmit::Copy { dest, .. } => dest,
+        });
         true
-    }
-
-    fn send_copy(&mut self, _: usize, dest: std::net::SocketAddr, _: &[u8]) -> bool {
-        self.0.push(dest);
-        true
-    }
+    });
+    dests
 }
 
 #[test]
@@ -220,13 +217,13 @@ fn a_stream_that_adopts_its_ssrc_keeps_the_rtcp_addresses_on_its_new_worker() {
     let mut sr = vec![0x80, 200, 0, 6];
     sr.extend_from_slice(&ssrc.to_be_bytes());
     sr.extend_from_slice(&[0; 20]);
-    let mut egress = Destinations::default();
-    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7001"), &sr, &mut egress);
+    let mut queue = ringfwd_dataplane::core::Transmits::with_capacity(8, 8, 8 * 1500);
+    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7001"), &sr, &mut queue);
     assert!(!matches!(fate, Fate::Dropped(_)), "{fate:?}");
     let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0xbe, 0xef];
     pli.extend_from_slice(&ssrc.to_be_bytes());
-    egress.0.clear();
-    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7101"), &pli, &mut egress);
+    destinations(&mut queue);
+    let fate = workers[new].on_datagram(now, 0, addr("127.0.0.1:7101"), &pli, &mut queue);
     assert!(!matches!(fate, Fate::Dropped(_)), "{fate:?}");
-    assert_eq!((workers[new].counters().rx_feedback, egress.0), (1, vec![addr("127.0.0.1:7001")]));
+    assert_eq!((workers[new].counters().rx_feedback, destinations(&mut queue)), (1, vec![addr("127.0.0.1:7001")]));
 }

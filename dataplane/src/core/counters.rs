@@ -165,6 +165,16 @@ define_counters! {
     }
 }
 
+impl Counters {
+    /// The backend could not take transmits the core had queued (no send slot or buffer): they count as
+    /// `tx_full` drops, and refused forwards are taken back out of `forwarded_packets` and `forwarded_bytes`.
+    pub fn refused_at_send(&mut self, refused: super::transmit::Refused) {
+        self.forwarded_packets = self.forwarded_packets.saturating_sub(refused.forwards);
+        self.forwarded_bytes = self.forwarded_bytes.saturating_sub(refused.forward_bytes);
+        self.drop_tx_full += refused.forwards + refused.copies;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,10 @@
 //! The per-worker forwarding decision: one received datagram in, zero or more copies out.
 //!
-//! Owns [`Forwarder`] (tables, counters, the RTCP scratch buffer), the [`Egress`] trait the driver
-//! implements and the [`Outcome`] of a datagram. Every datagram is counted as received and ends
-//! forwarded, consumed, handed over or dropped under a [`DropReason`]. Must never allocate, log, read
-//! a clock or touch a socket per packet: time comes in as `now`, packets leave through [`Egress`].
+//! Owns [`Forwarder`] (tables, counters, the RTCP scratch buffer) and the [`Outcome`] of a datagram. What it
+//! decides to send it queues in the caller's [`Transmits`] (pull-style: it never calls out to the I/O; the
+//! worker loop drains the queue to its backend). Every datagram is counted as received and ends forwarded,
+//! consumed, handed over or dropped under a [`DropReason`]. Must never allocate, log, read a clock or touch a
+//! socket per packet: time comes in as `now`, packets leave as queued transmits.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
 use super::table::{has_destination, ForwarderLimits, Latch, NewSubscription, Table};
+use super::transmit::Transmits;
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
 
 mod intercept;
@@ -33,19 +35,6 @@ pub const OUTBOX_PACKETS: usize = 64;
 
 /// Events the forwarder queues between two drains by the runtime (it drains after every batch).
 pub const EVENT_QUEUE_CAPACITY: usize = 1024;
-
-/// Where forwarded packets go. Implemented by the I/O driver (and by recorders in tests).
-pub trait Egress {
-    /// Sends `header` followed by bytes `12..` of the packet currently being processed (the one passed
-    /// to [`Forwarder::on_datagram`]; the payload is not copied) to `dest` from socket `socket`.
-    /// Equal-size packets to one destination in one batch may be coalesced into one GSO send. Returns
-    /// false if the copy could not be queued (counted as [`DropReason::TxFull`]).
-    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool;
-
-    /// Sends a copy of `bytes` (valid only during the call) to `dest` from socket `socket`. Returns
-    /// false if it could not be queued (counted as [`DropReason::TxFull`]).
-    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool;
-}
 
 /// What became of one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,17 +258,17 @@ impl Forwarder {
     }
 
     /// Processes one datagram received on `socket` from `src`. Counts it as received.
-    pub fn on_datagram<E: Egress>(
+    pub fn on_datagram(
         &mut self,
         now: Instant,
         socket: usize,
         src: SocketAddr,
         pkt: &[u8],
-        egress: &mut E,
+        out: &mut Transmits,
     ) -> Outcome {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += pkt.len() as u64;
-        self.process(now, socket, src, pkt, egress, 0)
+        self.process(now, socket, src, pkt, out, 0)
     }
 
     /// Processes a datagram another worker handed over (see [`Outcome::Handover`]) for the `handovers`-th time (1
@@ -288,31 +277,32 @@ impl Forwarder {
     /// worker; see `aliases`) or a feedback route (a subscriber's RTCP about an out SSRC this worker owns, for a
     /// subscription of another worker; see `routes`), and only below [`MAX_HANDOVERS`]: the driver must then hand it
     /// on with `handovers + 1`.
-    pub fn on_handover<E: Egress>(
+    pub fn on_handover(
         &mut self,
         now: Instant,
         socket: usize,
         src: SocketAddr,
         pkt: &[u8],
         handovers: u8,
-        egress: &mut E,
+        out: &mut Transmits,
     ) -> Outcome {
         self.counters.handover_in += 1;
-        self.process(now, socket, src, pkt, egress, handovers.max(1))
+        self.process(now, socket, src, pkt, out, handovers.max(1))
     }
 
-    fn process<E: Egress>(
+    fn process(
         &mut self,
         now: Instant,
         socket: usize,
         src: SocketAddr,
         pkt: &[u8],
-        egress: &mut E,
+        out: &mut Transmits,
         handovers: u8,
     ) -> Outcome {
-        let outcome = self.route(now, socket, src, pkt, egress, handovers);
+        out.begin(pkt.len());
+        let outcome = self.route(now, socket, src, pkt, out, handovers);
         if !self.outbox.is_empty() {
-            self.drain_outbox(egress);
+            self.drain_outbox(out);
         }
         self.count(outcome);
         outcome
@@ -358,13 +348,13 @@ impl Forwarder {
         Some(owner.unwrap_or_else(|| owner_of(media, self.workers))).filter(|&owner| steered && owner != self.worker)
     }
 
-    fn route<E: Egress>(
+    fn route(
         &mut self,
         now: Instant,
         socket: usize,
         src: SocketAddr,
         pkt: &[u8],
-        egress: &mut E,
+        out: &mut Transmits,
         handovers: u8,
     ) -> Outcome {
         // Steered by SSRC only as received; along an alias or a route up to the limit (see `MAX_HANDOVERS`).
@@ -474,7 +464,7 @@ impl Forwarder {
             Parsed::Rtp(mut attrs) => {
                 attrs.ext_seq = entry.seq.unwrap(attrs.seq);
                 match self.ingress_rtp(now, stream, pkt, &attrs) {
-                    Verdict::Continue => return self.fan_out_rtp(now, stream, &attrs, pkt, egress),
+                    Verdict::Continue => return self.fan_out_rtp(now, stream, &attrs, pkt, out),
                     verdict => verdict,
                 }
             }
@@ -483,7 +473,7 @@ impl Forwarder {
                     self.events.push(WorkerEventKind::StreamBye { stream: entry.id });
                 }
                 let outcome = match self.ingress_rtcp(now, stream, &compound) {
-                    Verdict::Continue => self.fan_out_rtcp(now, stream, ssrc, &compound, egress),
+                    Verdict::Continue => self.fan_out_rtcp(now, stream, ssrc, &compound, out),
                     verdict => self.verdict_outcome(stream, verdict),
                 };
                 return match feedback_elsewhere {
@@ -516,14 +506,7 @@ impl Forwarder {
 
     /// Sends one rewritten copy of RTP packet `pkt` to each active subscription of `stream` whose egress
     /// chain lets it pass, first rebasing a subscription switched to it (see `Command::SwitchSubscription`).
-    fn fan_out_rtp<E: Egress>(
-        &mut self,
-        now: Instant,
-        stream: u32,
-        attrs: &RtpAttrs,
-        pkt: &[u8],
-        egress: &mut E,
-    ) -> Outcome {
+    fn fan_out_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
         let Table { streams, subscriptions, .. } = &mut self.table;
         let entry = &streams[stream as usize];
         let (mut active, mut copies) = (0u32, 0u32);
@@ -573,7 +556,7 @@ impl Forwarder {
                     }
                 }
             }
-            if egress.forward_rtp(sub.socket, sub.dest, &header) {
+            if out.forward(sub.socket, sub.dest, &header) {
                 copies += 1;
             } else {
                 self.counters.count_drop(DropReason::TxFull);
@@ -583,13 +566,13 @@ impl Forwarder {
         self.finish_fan_out(active, copies, last_refusal, pkt.len())
     }
 
-    fn fan_out_rtcp<E: Egress>(
+    fn fan_out_rtcp(
         &mut self,
         now: Instant,
         stream: u32,
         ssrc: u32,
         compound: &RtcpCompound<'_>,
-        egress: &mut E,
+        out: &mut Transmits,
     ) -> Outcome {
         let pkt = compound.bytes();
         let rtcp_offset = self.rtcp_socket_offset;
@@ -632,7 +615,7 @@ impl Forwarder {
                     Some(rtcp) => (rtcp_socket(rtcp_offset, sub.socket), rtcp),
                     None => (sub.socket, sub.dest),
                 };
-                if egress.send_copy(socket, dest, rewritten) {
+                if out.copy(socket, dest, rewritten) {
                     copies += 1;
                     continue;
                 }

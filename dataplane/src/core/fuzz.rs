@@ -9,11 +9,12 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::command::{Command, SourcePolicy, StreamId, SubscriptionId};
-use super::forwarder::{Egress, Forwarder, Outcome};
+use super::forwarder::{Forwarder, Outcome};
 use super::interceptor::spec::{from_config, EgressSpec, IngressSpec};
 use super::packet::{classify, PacketKind, RtcpCompound, RtcpType, RtpView, SdesChunks};
 use super::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
 use super::table::ForwarderLimits;
+use super::transmit::{Transmit, Transmits};
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
 /// SSRCs in the fuzz table (all owned by worker 0 of 2; odd SSRCs are handed over).
@@ -27,31 +28,42 @@ const PROCESS_AFTER: Duration = Duration::from_secs(5);
 
 const STRANGER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 9), 6000));
 
-/// Checks every copy the forwarder emits against the input it was given.
+/// Checks every copy the forwarder queued against the input it was given.
 struct CheckingEgress<'a> {
     input: &'a [u8],
     /// Sends: forwarded RTP, rewritten RTCP and what interceptors emitted.
     copies: u32,
     /// Sends of another length than the input: only interceptors' emissions may differ.
     resized: u32,
+    queue: Transmits,
 }
 
-impl Egress for CheckingEgress<'_> {
-    fn forward_rtp(&mut self, _socket: usize, _dest: SocketAddr, header: &[u8; 12]) -> bool {
-        assert_eq!(header[0], self.input[0], "V/P/X/CC must be kept");
-        assert_eq!(header[1] & 0x80, self.input[1] & 0x80, "marker must be kept");
-        self.copies += 1;
-        true
+impl CheckingEgress<'_> {
+    fn new(input: &[u8]) -> CheckingEgress<'_> {
+        CheckingEgress { input, copies: 0, resized: 0, queue: Transmits::with_capacity(64, 64, 64 * 1500) }
     }
 
-    fn send_copy(&mut self, _socket: usize, _dest: SocketAddr, bytes: &[u8]) -> bool {
-        if classify(bytes) == PacketKind::Rtcp {
-            assert!(RtcpCompound::parse(bytes).is_ok(), "rewritten or emitted RTCP must be valid");
-        }
-        // RTCP rewriting keeps the length; an interceptor's own packet (checked below) may not.
-        self.resized += u32::from(bytes.len() != self.input.len());
-        self.copies += 1;
-        true
+    /// Checks and counts what was queued.
+    fn check(&mut self) {
+        let (input, copies, resized) = (self.input, &mut self.copies, &mut self.resized);
+        self.queue.drain(|transmit| {
+            match transmit {
+                Transmit::Forward { header, len, .. } => {
+                    assert_eq!(header[0], input[0], "V/P/X/CC must be kept");
+                    assert_eq!(header[1] & 0x80, input[1] & 0x80, "marker must be kept");
+                    assert_eq!(len, input.len(), "a forward carries the datagram's payload");
+                }
+                Transmit::Copy { bytes, .. } => {
+                    if classify(bytes) == PacketKind::Rtcp {
+                        assert!(RtcpCompound::parse(bytes).is_ok(), "rewritten or emitted RTCP must be valid");
+                    }
+                    // RTCP rewriting keeps the length; an interceptor's own packet (checked below) may not.
+                    *resized += u32::from(bytes.len() != input.len());
+                }
+            }
+            *copies += 1;
+            true
+        });
     }
 }
 
@@ -152,9 +164,10 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
     let mut fwd = fixed_forwarder(now);
     let now = now + PROCESS_AFTER;
     for (i, src) in [FUZZ_PUBLISHER, STRANGER, FUZZ_PUBLISHER].into_iter().enumerate() {
-        let mut egress = CheckingEgress { input: data, copies: 0, resized: 0 };
+        let mut egress = CheckingEgress::new(data);
         let before = fwd.counters().clone();
-        let outcome = fwd.on_datagram(now, 0, src, data, &mut egress);
+        let outcome = fwd.on_datagram(now, 0, src, data, &mut egress.queue);
+        egress.check();
         let after = fwd.counters();
         assert_eq!(after.rx_packets, i as u64 + 1);
         // What interceptors emitted (an SR in place of the publisher's, a request to the publisher) went out
@@ -207,16 +220,18 @@ mod tests {
         let created = Instant::now();
         let mut fwd = fixed_forwarder(created);
         let now = created + PROCESS_AFTER;
-        let mut egress = CheckingEgress { input: &[], copies: 0, resized: 0 };
+        let mut queue = Transmits::with_capacity(8, 8, 8 * 1500);
         let pkt = rtp(FUZZ_SSRCS[0], b"x");
-        egress.input = &pkt;
-        assert_eq!(fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
+        assert_eq!(fwd.on_datagram(now, 0, FUZZ_PUBLISHER, &pkt, &mut queue), Outcome::Forwarded { copies: 1 });
+        assert_eq!(queue.len(), 1);
+        queue.drain(|_| true);
         let pkt = rtp(FUZZ_SSRCS[1], b"y");
-        egress.input = &pkt;
-        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress), Outcome::Forwarded { copies: 2 });
+        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut queue), Outcome::Forwarded { copies: 2 });
+        assert_eq!(queue.len(), 2);
+        queue.drain(|_| true);
         let pkt = rtp(FUZZ_SSRCS[2], b"z");
-        egress.input = &pkt;
-        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
+        assert_eq!(fwd.on_datagram(now, 0, STRANGER, &pkt, &mut queue), Outcome::Dropped(DropReason::LatchExpired));
+        assert!(queue.is_empty());
         fuzz_entry(created, &pkt);
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns the wire identifiers ([`wire`]), demultiplexing and borrowed RTP/RTCP views ([`packet`]),
 //! per-subscription header rewriting ([`rewrite`]), continuous numbering across a stream switch
-//! ([`continuity`]), the counters ([`counters`]), the commands ([`command`]), the bounded
+//! ([`continuity`]), the counters ([`counters`]), the commands ([`command`]), the queue of what to send
+//! ([`transmit`]), the bounded
 //! stream/subscription tables ([`table`]), the feedback routes to other workers (`routes`), the SSRC
 //! aliases of streams that took an SSRC another worker owns (`aliases`), the SSRC placement rule
 //! ([`steering`]) and the per-packet decision ([`forwarder`]); plus the shared fuzzing entry point
@@ -28,15 +29,17 @@ pub mod rewrite;
 mod routes;
 pub mod steering;
 pub mod table;
+pub mod transmit;
 pub mod wire;
 
 pub use command::{Command, CommandError, SourcePolicy, StreamId, SubscriptionId, MAX_CLOCK_RATE_HZ, NO_DESTINATION};
 pub use continuity::Numbering;
 pub use counters::{CounterInfo, CounterKind, Counters, DropReason, SharedCounters, COUNTERS};
-pub use forwarder::{Egress, Forwarder, Outcome, StatsKey, MAX_HANDOVERS, UNKNOWN_SSRCS_PER_ROUND};
+pub use forwarder::{Forwarder, Outcome, StatsKey, MAX_HANDOVERS, UNKNOWN_SSRCS_PER_ROUND};
 pub use fuzz::fuzz_entry;
 pub use packet::{classify, PacketError, PacketKind, RtcpCompound, RtcpPacketRef, RtcpType, RtpView};
 pub use rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
 pub use steering::owner_of;
 pub use table::ForwarderLimits;
+pub use transmit::{Refused, Transmit, Transmits};
 pub use wire::{RtpTimestamp, SeqNo, SeqUnwrapper, Ssrc};

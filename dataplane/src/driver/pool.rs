@@ -9,8 +9,14 @@
 //! The pool is split in two so a packet's bytes can be borrowed while its bookkeeping changes:
 //! [`Buffers`] (the memory, read-only to safe code) and [`PoolState`] (ring, reference counts, spares).
 //!
-//! Must never: hand out a slice of a buffer that is in the ring, or free its memory while the ring is
-//! registered (the owning io_uring is dropped first).
+//! A buffer out of the ring is held through [`Buf`] handles: move-only (neither `Copy` nor `Clone`), made only
+//! by the pool (from a receive completion, a taken spare, or [`PoolState::share`] for one more holder), and
+//! given back with [`PoolState::recycle`], which consumes the handle: a double recycle does not compile, and a
+//! buffer goes back to the ring (or the spares) when its last handle is recycled. Buffer ids never leave this
+//! module; the bytes of a buffer are reachable only through a handle.
+//!
+//! Must never: hand out a slice of a buffer that is in the ring, let a buffer be written while another handle
+//! to it lives, or free its memory while the ring is registered (the owning io_uring is dropped first).
 
 use std::alloc::{self, Layout};
 use std::io;
@@ -60,34 +66,44 @@ impl Buffers {
         self.buffer_bytes
     }
 
-    /// The first `len` bytes of buffer `bid`, which must be out of the ring (handed to the worker by a
-    /// completion, or a taken spare).
-    pub fn data(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(usize::from(bid) < self.total, "buffer id {bid} out of range");
+    /// The first `len` bytes (at most the buffer's size) of the buffer `buf` holds.
+    pub fn data(&self, buf: &Buf, len: usize) -> &[u8] {
         let len = len.min(self.buffer_bytes);
-        // SAFETY: `bid` is in range (checked), so the slice lies inside the region. The caller only asks for
-        // buffers out of the ring, which the kernel does not write, and safe code never writes buffer memory
-        // (only `write` does, on a freshly taken spare, see its contract).
-        unsafe { std::slice::from_raw_parts(self.region.ptr.as_ptr().add(usize::from(bid) * self.buffer_bytes), len) }
+        // SAFETY: handles are made only for ids in range (`PoolState` checks), so the slice lies inside the
+        // region. A handle exists only for a buffer out of the ring, which the kernel does not write; safe code
+        // writes buffer memory only through `PoolState::fill`, which requires the sole handle, borrowed
+        // exclusively for the copy, so no slice from here is alive during a write.
+        unsafe {
+            std::slice::from_raw_parts(self.region.ptr.as_ptr().add(usize::from(buf.id) * self.buffer_bytes), len)
+        }
     }
 
-    /// Pointer to byte `offset` of buffer `bid`, for an iovec or a ring entry.
-    pub fn ptr(&self, bid: u16, offset: usize) -> *const u8 {
+    /// Pointer to byte `offset` of the buffer `buf` holds, for an iovec (valid while a handle to it lives).
+    pub fn ptr(&self, buf: &Buf, offset: usize) -> *const u8 {
+        self.ptr_of(buf.id, offset)
+    }
+
+    fn ptr_of(&self, bid: u16, offset: usize) -> *const u8 {
         debug_assert!(usize::from(bid) < self.total && offset <= self.buffer_bytes);
         self.region.ptr.as_ptr().wrapping_add(usize::from(bid) * self.buffer_bytes + offset)
     }
+}
 
-    /// Copies `bytes` into spare buffer `bid`.
-    ///
-    /// # Safety
-    /// `bid` must be a spare just returned by [`PoolState::take_spare`], so that no send references it and no
-    /// slice from [`Buffers::data`] of it is alive.
-    pub unsafe fn write(&self, bid: u16, bytes: &[u8]) {
-        assert!(usize::from(bid) < self.total && bytes.len() <= self.buffer_bytes);
-        // SAFETY: in range (asserted); exclusive per the caller's contract; source and destination are distinct
-        // (the source is never a taken spare).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr(bid, 0) as *mut u8, bytes.len()) }
-    }
+/// A hold on one pool buffer out of the ring: move-only; given back with [`PoolState::recycle`] (see the module
+/// doc). Dropping a handle without recycling it keeps its buffer out of the pool for good.
+///
+/// Giving one back twice does not compile:
+///
+/// ```compile_fail,E0382
+/// let (_buffers, mut pool) = ringfwd_dataplane::driver::pool::new(16, 1, 256).unwrap();
+/// let buf = pool.take_spare().unwrap();
+/// pool.recycle(buf);
+/// pool.recycle(buf); // use of a moved handle
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a buffer handle must be given back with PoolState::recycle"]
+pub struct Buf {
+    id: u16,
 }
 
 /// The bookkeeping of one worker's pool: ring, reference counts, spares.
@@ -100,7 +116,10 @@ pub struct PoolState {
     /// Our copy of the ring tail; published to the kernel by [`PoolState::publish`].
     tail: u16,
     in_ring: u32,
+    /// Live handles per buffer (0: in the ring or among the spares).
     refs: Vec<u16>,
+    /// Per ring buffer: the kernel may pick it (given back and not yet reported received).
+    in_kernel: Vec<bool>,
     spares: Vec<u16>,
     spare_total: u16,
 }
@@ -124,13 +143,14 @@ pub fn new(count: u16, spare: u16, buffer_bytes: usize) -> io::Result<(Buffers, 
     let ring = Region::zeroed(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
     let mut state = PoolState {
         ring,
-        base: buffers.ptr(0, 0),
+        base: buffers.ptr_of(0, 0),
         buffer_bytes,
         count,
         mask: count - 1,
         tail: 0,
         in_ring: 0,
         refs: vec![0; total],
+        in_kernel: vec![false; usize::from(count)],
         spares: (count..count + spare).rev().collect(),
         spare_total: spare,
     };
@@ -163,43 +183,57 @@ impl PoolState {
     }
 
     /// Takes a spare buffer; `None` when all are in use.
-    pub fn take_spare(&mut self) -> Option<u16> {
-        self.spares.pop()
+    pub fn take_spare(&mut self) -> Option<Buf> {
+        let id = self.spares.pop()?;
+        self.refs[usize::from(id)] = 1;
+        Some(Buf { id })
     }
 
-    /// One more in-flight send references `bid`.
-    pub fn hold(&mut self, bid: u16) {
-        self.refs[usize::from(bid)] += 1;
-    }
-
-    /// A send referencing `bid` completed; the buffer is recycled when nothing references it any more.
-    pub fn release(&mut self, bid: u16) {
-        let r = &mut self.refs[usize::from(bid)];
-        debug_assert!(*r > 0, "release of unheld buffer {bid}");
-        *r = r.saturating_sub(1);
-        if *r == 0 {
-            self.recycle(bid);
+    /// The handle of ring buffer `bid`, which a receive completion reported filled; `None` when `bid` is not a
+    /// ring buffer the kernel held (out of range, or already out of the ring).
+    pub fn received(&mut self, bid: u16) -> Option<Buf> {
+        let held = self.in_kernel.get_mut(usize::from(bid))?;
+        if !*held {
+            return None;
         }
-    }
-
-    /// The worker is done with `bid`: recycled unless sends still hold it.
-    pub fn done(&mut self, bid: u16) {
-        if self.refs[usize::from(bid)] == 0 {
-            self.recycle(bid);
-        }
-    }
-
-    /// The kernel consumed one ring buffer (a receive completed into it).
-    pub fn taken_by_kernel(&mut self) {
+        *held = false;
         self.in_ring = self.in_ring.saturating_sub(1);
+        self.refs[usize::from(bid)] = 1;
+        Some(Buf { id: bid })
     }
 
-    fn recycle(&mut self, bid: u16) {
-        if bid >= self.count {
-            self.spares.push(bid);
-        } else {
-            self.give_back(bid);
+    /// One more handle to the buffer `buf` holds (for a send that references it).
+    pub fn share(&mut self, buf: &Buf) -> Buf {
+        let refs = &mut self.refs[usize::from(buf.id)];
+        *refs = refs.saturating_add(1);
+        Buf { id: buf.id }
+    }
+
+    /// Gives a handle back; its buffer returns to the ring (or the spares) with its last handle.
+    pub fn recycle(&mut self, buf: Buf) {
+        let refs = &mut self.refs[usize::from(buf.id)];
+        *refs = refs.saturating_sub(1);
+        if *refs == 0 {
+            if buf.id >= self.count {
+                self.spares.push(buf.id);
+            } else {
+                self.give_back(buf.id);
+            }
         }
+    }
+
+    /// Copies `bytes` to the start of the buffer `buf` holds; false (nothing written) when another handle to it
+    /// lives (a send may read it) or `bytes` does not fit.
+    pub fn fill(&mut self, buffers: &mut Buffers, buf: &Buf, bytes: &[u8]) -> bool {
+        if self.refs[usize::from(buf.id)] != 1 || bytes.len() > buffers.buffer_bytes {
+            return false;
+        }
+        let to = buffers.ptr_of(buf.id, 0) as *mut u8;
+        // SAFETY: in range (handles are made only for valid ids) and `bytes` fits one buffer (checked); `buf` is
+        // the only handle to the buffer (checked), so no send references it, and `buffers` is borrowed exclusively,
+        // so no slice of it from `Buffers::data` is alive; the source is caller memory, never this buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, bytes.len()) }
+        true
     }
 
     fn give_back(&mut self, bid: u16) {
@@ -213,6 +247,7 @@ impl PoolState {
         entry.set_bid(bid);
         self.tail = self.tail.wrapping_add(1);
         self.in_ring += 1;
+        self.in_kernel[usize::from(bid)] = true;
     }
 
     /// Makes every buffer given back so far visible to the kernel.
@@ -231,34 +266,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references_keep_a_buffer_out_of_the_ring() {
+    fn handles_keep_a_buffer_out_of_the_ring() {
         let (_buffers, mut pool) = new(16, 2, 256).unwrap();
         assert_eq!(pool.available(), 16);
-        pool.taken_by_kernel();
-        pool.hold(3);
-        pool.hold(3);
-        pool.done(3);
+        let rx = pool.received(3).expect("a ring buffer");
+        assert!(pool.received(3).is_none(), "reported twice");
+        assert!(pool.received(99).is_none(), "out of range");
+        let (a, b) = (pool.share(&rx), pool.share(&rx));
+        pool.recycle(rx);
         assert_eq!(pool.available(), 15, "two sends still hold it");
-        pool.release(3);
+        pool.recycle(a);
         assert_eq!(pool.available(), 15);
-        pool.release(3);
-        assert_eq!(pool.available(), 16, "back in the ring after the last send");
+        pool.recycle(b);
+        assert_eq!(pool.available(), 16, "back in the ring with the last handle");
         assert_eq!(pool.in_use(), 0);
     }
 
     #[test]
     fn spares_circulate_outside_the_ring() {
-        let (buffers, mut pool) = new(16, 2, 256).unwrap();
+        let (mut buffers, mut pool) = new(16, 2, 256).unwrap();
         let a = pool.take_spare().unwrap();
         let b = pool.take_spare().unwrap();
         assert!(pool.take_spare().is_none());
-        // SAFETY: `a` was just taken.
-        unsafe { buffers.write(a, b"abc") };
-        assert_eq!(buffers.data(a, 3), b"abc");
+        assert!(pool.fill(&mut buffers, &a, b"abc"));
+        assert_eq!(buffers.data(&a, 3), b"abc");
+        let shared = pool.share(&a);
+        assert!(!pool.fill(&mut buffers, &a, b"xyz"), "a send may read it");
+        assert!(!pool.fill(&mut buffers, &b, &[0; 257]), "does not fit");
+        assert_eq!(buffers.data(&shared, 3), b"abc");
         assert_eq!(pool.in_use(), 2);
-        pool.done(a);
-        pool.hold(b);
-        pool.release(b);
+        pool.recycle(a);
+        pool.recycle(shared);
+        pool.recycle(b);
         assert_eq!(pool.in_use(), 0);
         assert_eq!(pool.available(), 16, "spares never enter the ring");
     }

@@ -1,11 +1,12 @@
 //! Worker threads and the rings that connect them.
 //!
-//! Owns start-up (sockets in worker order, one pinned thread per configured core, each running the configured
-//! driver), the per-worker [`mailbox::Mailbox`] to the control plane, the cross-worker
+//! Owns start-up (sockets in worker order, one pinned thread per configured core, each running the worker loop
+//! ([`Worker`], in [`run`]) over the configured backend), the per-worker [`mailbox::Mailbox`] to the control plane, the cross-worker
 //! [`handover::HandoverRing`]s, the lock-free [`SharedCounters`] every worker publishes, the pcap
 //! [`Recorder`] thread draining the workers' tap rings, the workers' statistics rings
 //! ([`telemetry::StatsRing`]), their forwarding-latency histograms ([`latency`]), and shutdown.
 //! No `unsafe` here: the drivers own it.
+#![forbid(unsafe_code)]
 
 pub mod handover;
 pub mod idle;
@@ -13,12 +14,14 @@ pub mod latency;
 pub mod mailbox;
 pub mod notify;
 pub mod recorder;
+pub mod run;
 mod start;
 pub mod telemetry;
 pub mod worker;
 
 pub use latency::{LatencyBuckets, LatencyRecorder, LatencySnapshot, LATENCY_BUCKET_BOUNDS_NS};
 pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
+pub use run::{Worker, DRAIN_TIMEOUT};
 pub use start::{Dataplane, StartError, Takeover, WorkerHandle, SPARE_BUFFERS};
 pub use telemetry::{
     Due, EventRing, NumberingRecord, NumberingRing, StatsPacer, StatsRecord, StatsRing, UpRing, WorkerEvent,

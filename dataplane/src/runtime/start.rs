@@ -22,11 +22,14 @@ use super::latency::LatencyBuckets;
 use super::mailbox::Mailbox;
 use super::notify::Notifier;
 use super::recorder::{Recorder, RecorderCounters, RecorderSettings};
+use super::run::Worker;
 use super::telemetry::{EventRing, NumberingRing, StatsRing};
 use super::worker::{WorkerContext, WorkerSettings};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
+use crate::driver::mmsg::{MmsgBackend, MmsgSettings};
 use crate::driver::socket::{self, SocketError, SocketOptions};
+use crate::driver::uring::{UringBackend, UringSettings};
 
 /// Spare pool buffers per worker, outside the receive ring, for packets the worker assembles (RTCP copies) and
 /// packets handed over by other workers.
@@ -444,7 +447,7 @@ fn settings(config: &Config, workers: usize) -> WorkerSettings {
 
 type Ready = mpsc::SyncSender<(usize, Result<(), String>)>;
 
-fn run_worker(ctx: WorkerContext, driver: Driver, ready: Ready) {
+fn run_worker(mut ctx: WorkerContext, driver: Driver, ready: Ready) {
     let (index, core) = (ctx.index, ctx.core);
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!(worker = index, core, "could not pin worker thread to its core; running unpinned");
@@ -455,12 +458,44 @@ fn run_worker(ctx: WorkerContext, driver: Driver, ready: Ready) {
             let _ = tx.send((index, result));
         }
     };
-    let outcome = match driver {
-        Driver::IoUring => crate::driver::uring::run(ctx, &report),
-        Driver::Mmsg => crate::driver::mmsg::run(ctx, &report),
-    };
-    if let Err(e) = outcome {
-        report(Err(e.to_string()));
-        tracing::error!(worker = index, core, error = %e, "worker stopped with an error");
+    let outcome = (|| {
+        let sockets = std::mem::take(&mut ctx.sockets);
+        let wake = ctx.mailbox().wake().as_fd().try_clone_to_owned()?;
+        let s = &ctx.settings;
+        let clean = match driver {
+            Driver::IoUring => {
+                let settings = UringSettings {
+                    pool_buffers: s.pool_buffers,
+                    spare_buffers: SPARE_BUFFERS,
+                    buffer_bytes: s.buffer_bytes,
+                    max_packet_bytes: s.limits.max_packet_bytes,
+                    send_slots: s.send_slots,
+                    gso_max_segments: s.gso_max_segments,
+                };
+                let backend = UringBackend::new(index, sockets, wake, settings)?;
+                report(Ok(()));
+                Worker::new(ctx, backend).run()?
+            }
+            Driver::Mmsg => {
+                let settings = MmsgSettings {
+                    recv_batch: s.recv_batch,
+                    max_packet_bytes: s.limits.max_packet_bytes,
+                    send_slots: s.send_slots,
+                    copy_arena_bytes: usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes,
+                };
+                let backend = MmsgBackend::new(sockets, wake, settings)?;
+                report(Ok(()));
+                Worker::new(ctx, backend).run()?
+            }
+        };
+        Ok::<bool, std::io::Error>(clean)
+    })();
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(worker = index, "sends still in flight after the drain timeout"),
+        Err(e) => {
+            report(Err(e.to_string()));
+            tracing::error!(worker = index, core, error = %e, "worker stopped with an error");
+        }
     }
 }

@@ -1,8 +1,8 @@
-//! What every driver's loop shares: the worker's context and its dealings with the control plane and the other
-//! workers (commands and acknowledgements, handovers, counter publication).
+//! The worker's context and its dealings with the control plane and the other workers (commands and
+//! acknowledgements, handovers, counter publication), used by the worker loop ([`super::run`]).
 //!
-//! Owns nothing of the I/O; the drivers call these between batches of packets, never while a send batch that
-//! refers to subscriptions is half built (commands may remove subscriptions).
+//! Owns nothing of the I/O; the loop calls these between batches of packets, never while transmits that refer to
+//! subscriptions are queued (commands may remove subscriptions).
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -114,7 +114,7 @@ pub struct WorkerContext {
     pub workers: usize,
     /// The core it is pinned to.
     pub core: usize,
-    /// Its socket on each media address, in media-address order.
+    /// Its socket on each media address, in media-address order (the backend takes them).
     pub sockets: Vec<OwnedFd>,
     /// Every worker's mailbox (index = worker); its own is `mailboxes[index]`.
     pub mailboxes: Arc<[Arc<Mailbox>]>,
@@ -224,10 +224,9 @@ impl WorkerContext {
 
     /// Publishes counters, with the pool gauge and the kernel's drops on this worker's sockets, and the
     /// forwarding-latency histogram.
-    pub fn publish(&self, counters: &mut Counters, pool_in_use: u64, latency: &mut LatencyRecorder) {
+    pub fn publish(&self, counters: &mut Counters, pool_in_use: u64, kernel_drops: u64, latency: &mut LatencyRecorder) {
         counters.pool_in_use = pool_in_use;
-        let drops: u64 = self.sockets.iter().filter_map(|s| crate::driver::socket::kernel_drops(s).ok()).sum();
-        counters.kernel_rx_dropped = drops;
+        counters.kernel_rx_dropped = kernel_drops;
         self.counters.publish(counters);
         latency.export(&self.latency);
     }

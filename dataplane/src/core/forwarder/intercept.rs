@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{local_ssrc, rtcp_socket, Egress, Forwarder, Outcome};
+use super::{local_ssrc, rtcp_socket, Forwarder, Outcome};
 use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
 use crate::core::feedback::{source_feedback, translate_feedback};
@@ -21,6 +21,7 @@ use crate::core::interceptor::builtin::wire_feedback::write_pli;
 use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
 use crate::core::table::{has_destination, SourceState, Table};
+use crate::core::transmit::Transmits;
 use crate::core::wire::Ssrc;
 
 /// Emissions are sent once the outbox is this full during a timer sweep (so the sweep never refuses).
@@ -172,7 +173,7 @@ impl Forwarder {
     }
 
     /// Sends everything in the outbox and empties it.
-    pub(super) fn drain_outbox<E: Egress>(&mut self, egress: &mut E) {
+    pub(super) fn drain_outbox(&mut self, out: &mut Transmits) {
         for index in 0..self.outbox.len() {
             let Some((target, bytes)) = self.outbox.get(index) else {
                 break;
@@ -180,24 +181,22 @@ impl Forwarder {
             let sent = match target {
                 Target::Publisher { stream } => match self.table.streams.get(stream as usize) {
                     Some(entry) => match (entry.rtcp_source, entry.source) {
-                        (Some(rtcp), _) => {
-                            egress.send_copy(rtcp_socket(self.rtcp_socket_offset, entry.socket), rtcp, bytes)
-                        }
-                        (None, SourceState::Locked(addr)) => egress.send_copy(entry.socket, addr, bytes),
+                        (Some(rtcp), _) => out.copy(rtcp_socket(self.rtcp_socket_offset, entry.socket), rtcp, bytes),
+                        (None, SourceState::Locked(addr)) => out.copy(entry.socket, addr, bytes),
                         (None, SourceState::Waiting { .. }) => false,
                     },
                     None => false,
                 },
                 Target::Subscriber { flow } => match self.table.subscriptions.get(flow as usize) {
                     Some(sub) if has_destination(sub.dest) => match sub.rtcp_dest {
-                        Some(rtcp) => egress.send_copy(rtcp_socket(self.rtcp_socket_offset, sub.socket), rtcp, bytes),
-                        None => egress.send_copy(sub.socket, sub.dest, bytes),
+                        Some(rtcp) => out.copy(rtcp_socket(self.rtcp_socket_offset, sub.socket), rtcp, bytes),
+                        None => out.copy(sub.socket, sub.dest, bytes),
                     },
                     Some(_) => false,
                     None => false,
                 },
                 Target::Retransmit { flow } => {
-                    let sent = retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, egress);
+                    let sent = retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, out);
                     self.counters.retransmissions += u64::from(sent);
                     sent
                 }
@@ -219,10 +218,12 @@ impl Forwarder {
     }
 
     /// Runs every interceptor timer due at `now` and sends what they emit.
-    pub fn on_timers<E: Egress>(&mut self, now: Instant, egress: &mut E) {
+    pub fn on_timers(&mut self, now: Instant, out: &mut Transmits) {
         if self.next_timer.is_none_or(|at| at > now) {
             return;
         }
+        // No datagram is being processed: timers only send copies.
+        out.begin(0);
         let mut next = None;
         for index in 0..self.table.streams.capacity() {
             let Some(entry) = self.table.streams.get_mut(index) else {
@@ -233,7 +234,7 @@ impl Forwarder {
             }
             note_wake(&mut next, &entry.ingress);
             if self.outbox.len() >= SWEEP_DRAIN_AT {
-                self.drain_outbox(egress);
+                self.drain_outbox(out);
             }
         }
         for index in 0..self.table.subscriptions.capacity() {
@@ -246,12 +247,12 @@ impl Forwarder {
             }
             note_wake(&mut next, &sub.egress);
             if self.outbox.len() >= SWEEP_DRAIN_AT {
-                self.drain_outbox(egress);
+                self.drain_outbox(out);
             }
         }
         self.next_timer = next;
         if !self.outbox.is_empty() {
-            self.drain_outbox(egress);
+            self.drain_outbox(out);
         }
     }
 }
@@ -260,7 +261,7 @@ impl Forwarder {
 /// rewrite, as RTX (RFC 4588 §4: the RTX SSRC, payload type and sequence number, the original
 /// sequence number in front of the payload) when the subscription negotiated it. Refused when the
 /// subscription is gone, paused, has no destination yet, or now forwards another stream.
-fn retransmit<E: Egress>(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: &[u8], egress: &mut E) -> bool {
+fn retransmit(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: &[u8], out: &mut Transmits) -> bool {
     let Some(sub) = table.subscriptions.get_mut(flow as usize) else {
         return false;
     };
@@ -298,5 +299,5 @@ fn retransmit<E: Egress>(table: &mut Table, scratch: &mut [u8], flow: u32, pkt: 
             len
         }
     };
-    egress.send_copy(sub.socket, sub.dest, &scratch[..len])
+    out.copy(sub.socket, sub.dest, &scratch[..len])
 }

@@ -1,8 +1,9 @@
 //! The send side of the io_uring driver: preallocated send slots, zero-copy fanout and UDP GSO coalescing.
 //!
 //! Owns the slots (each one `SendMsg` in flight: its `msghdr`, destination, iovecs, rewritten 12-byte headers,
-//! GSO control message and the buffer ids it references). During one loop iteration the core asks, per
-//! subscription, to send `header + payload-of-the-current-packet` to the subscriber's address; consecutive
+//! GSO control message and the handles of the pool buffers it references). During one loop iteration the
+//! backend queues, per transmit the core asked for, `header + payload of a received buffer` to the
+//! subscriber's address ([`TxQueue::forward`]) or a copy in a spare buffer ([`TxQueue::copy`]); consecutive
 //! packets to one destination (socket and address) with the same size join one slot and leave as one GSO send
 //! (the last segment may be shorter, then the slot closes), whichever streams they belong to: a subscriber that
 //! receives several streams on one address (BUNDLE, or audio and video of one participant) gets them in as few
@@ -22,9 +23,9 @@ use std::net::SocketAddr;
 use io_uring::{opcode, squeue, types};
 use socket2::SockAddr;
 
-use crate::core::{Counters, Egress};
+use crate::core::Counters;
 use crate::driver::errqueue;
-use crate::driver::pool::{Buffers, PoolState};
+use crate::driver::pool::{Buf, Buffers, PoolState};
 
 /// Largest UDP payload a GSO send may carry in total.
 const GSO_MAX_BYTES: usize = 65_000;
@@ -42,7 +43,8 @@ struct Slot {
     iov: Box<[libc::iovec]>,
     headers: Box<[[u8; 12]]>,
     control: Control,
-    bufs: Box<[u16]>,
+    /// Holds on the buffers its iovecs point into (the first `nbufs`), given back at completion.
+    bufs: Box<[Option<Buf>]>,
     /// Destination as the coalescing key (with `socket`).
     dest: SocketAddr,
     nbufs: usize,
@@ -74,17 +76,6 @@ pub enum SendDone {
     },
 }
 
-/// The packet currently being processed: where its bytes are in the pool.
-#[derive(Debug, Clone, Copy)]
-pub struct Current {
-    /// Pool buffer holding it.
-    pub bid: u16,
-    /// Offset of the datagram inside the buffer.
-    pub offset: usize,
-    /// Datagram length.
-    pub len: usize,
-}
-
 /// The epoch of an `open` entry that belongs to no iteration; [`TxQueue`]'s epoch never takes it.
 const NEVER: u32 = u32::MAX;
 
@@ -101,8 +92,6 @@ pub struct TxQueue {
     hasher: foldhash::fast::RandomState,
     epoch: u32,
     gso_max_segments: usize,
-    /// Packets queued for sending since start (RTP copies and assembled copies), for the latency histogram.
-    queued: u64,
 }
 
 // SAFETY: the raw pointers inside `msghdr` and `iovec` point into this queue's own boxes or into the worker's
@@ -123,7 +112,7 @@ impl TxQueue {
                     iov: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2 * seg].into_boxed_slice(),
                     headers: vec![[0u8; 12]; seg].into_boxed_slice(),
                     control: Control([0; 32]),
-                    bufs: vec![0u16; seg].into_boxed_slice(),
+                    bufs: (0..seg).map(|_| None).collect(),
                     dest: SocketAddr::from(([0, 0, 0, 0], 0)),
                     nbufs: 0,
                     niov: 0,
@@ -141,18 +130,12 @@ impl TxQueue {
             hasher: foldhash::fast::RandomState::default(),
             epoch: 0,
             gso_max_segments: seg,
-            queued: 0,
         }
     }
 
     /// Sends in flight or pending.
     pub fn busy(&self) -> usize {
         self.slots.len() - self.free.len()
-    }
-
-    /// Packets queued for sending since start: a packet that raised it queued at least one send.
-    pub fn queued(&self) -> u64 {
-        self.queued
     }
 
     /// Free slots.
@@ -248,8 +231,10 @@ impl TxQueue {
             counters.send_retries += 1;
             return SendDone::Retry { errno: -result, socket: slot_ref.socket };
         }
-        for &bid in &slot_ref.bufs[..slot_ref.nbufs] {
-            pool.release(bid);
+        for buf in &mut slot_ref.bufs[..slot_ref.nbufs] {
+            if let Some(buf) = buf.take() {
+                pool.recycle(buf);
+            }
         }
         let segments = slot_ref.segments as u64;
         slot_ref.nbufs = 0;
@@ -278,6 +263,87 @@ impl TxQueue {
     }
 }
 
+impl TxQueue {
+    /// Queues `header` followed by bytes `offset + 12 .. offset + len` of the buffer `from` holds (a datagram of
+    /// `len` bytes at `offset`; the payload is not copied) to `dest` from socket `socket`, joining the
+    /// destination's open GSO send when sizes allow. False when no slot is free or the datagram is shorter
+    /// than a header.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &mut self,
+        pool: &mut PoolState,
+        buffers: &Buffers,
+        from: &Buf,
+        (offset, len): (usize, usize),
+        socket: usize,
+        dest: SocketAddr,
+        header: &[u8; 12],
+    ) -> bool {
+        if len < 12 {
+            return false;
+        }
+        let max = self.gso_max_segments;
+        let (entry, latest) = self.find(socket, dest);
+        let reuse = latest.filter(|&s| {
+            let slot = &self.slots[s as usize];
+            !slot.closed && slot.segments < max && slot.total_bytes + len <= GSO_MAX_BYTES && len <= slot.segment_bytes
+        });
+        let s = match reuse {
+            Some(s) => s,
+            None => match self.open_slot(socket, dest) {
+                Some(s) => {
+                    self.open[entry] = (self.epoch, s);
+                    self.slots[s as usize].segment_bytes = len;
+                    s
+                }
+                None => return false,
+            },
+        };
+        let slot = &mut self.slots[s as usize];
+        let k = slot.segments;
+        slot.headers[k] = *header;
+        slot.iov[slot.niov] = libc::iovec { iov_base: slot.headers[k].as_mut_ptr().cast(), iov_len: 12 };
+        slot.iov[slot.niov + 1] =
+            libc::iovec { iov_base: buffers.ptr(from, offset + 12) as *mut libc::c_void, iov_len: len - 12 };
+        slot.niov += 2;
+        slot.bufs[slot.nbufs] = Some(pool.share(from));
+        slot.nbufs += 1;
+        slot.segments += 1;
+        slot.total_bytes += len;
+        if len < slot.segment_bytes {
+            slot.closed = true;
+        }
+        true
+    }
+
+    /// Queues the first `len` bytes of `buf` (a filled spare) to `dest` from socket `socket`, as a send of its own;
+    /// gives `buf` back (false) when no slot is free.
+    pub fn copy(
+        &mut self,
+        pool: &mut PoolState,
+        buffers: &Buffers,
+        buf: Buf,
+        len: usize,
+        socket: usize,
+        dest: SocketAddr,
+    ) -> bool {
+        let Some(s) = self.open_slot(socket, dest) else {
+            pool.recycle(buf);
+            return false;
+        };
+        let slot = &mut self.slots[s as usize];
+        slot.iov[0] = libc::iovec { iov_base: buffers.ptr(&buf, 0) as *mut libc::c_void, iov_len: len };
+        slot.niov = 1;
+        slot.bufs[0] = Some(buf);
+        slot.nbufs = 1;
+        slot.segments = 1;
+        slot.segment_bytes = len;
+        slot.total_bytes = len;
+        slot.closed = true;
+        true
+    }
+}
+
 fn write_segment_cmsg(control: &mut Control, segment_bytes: u16) {
     control.0 = [0; 32];
     // SAFETY: `control` is 8-byte aligned and 32 bytes long, enough for CMSG_SPACE(2) (24 bytes on 64-bit
@@ -302,90 +368,6 @@ pub fn push(ring: &mut io_uring::IoUring, entry: &squeue::Entry) -> std::io::Res
             return Ok(());
         }
         ring.submit()?;
-    }
-}
-
-/// The [`Egress`] the core forwards through during one packet: the tx queue, the pool and the current packet.
-pub struct UringEgress<'a> {
-    /// Send slots.
-    pub tx: &'a mut TxQueue,
-    /// The worker's packet memory.
-    pub buffers: &'a Buffers,
-    /// The worker's pool bookkeeping.
-    pub pool: &'a mut PoolState,
-    /// The packet being processed.
-    pub current: Current,
-}
-
-impl Egress for UringEgress<'_> {
-    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
-        let Current { bid, offset, len } = self.current;
-        if len < 12 {
-            return false;
-        }
-        let tx = &mut *self.tx;
-        let max = tx.gso_max_segments;
-        let (entry, latest) = tx.find(socket, dest);
-        let reuse = latest.filter(|&s| {
-            let slot = &tx.slots[s as usize];
-            !slot.closed && slot.segments < max && slot.total_bytes + len <= GSO_MAX_BYTES && len <= slot.segment_bytes
-        });
-        let s = match reuse {
-            Some(s) => s,
-            None => match tx.open_slot(socket, dest) {
-                Some(s) => {
-                    tx.open[entry] = (tx.epoch, s);
-                    tx.slots[s as usize].segment_bytes = len;
-                    s
-                }
-                None => return false,
-            },
-        };
-        let slot = &mut tx.slots[s as usize];
-        let k = slot.segments;
-        slot.headers[k] = *header;
-        slot.iov[slot.niov] = libc::iovec { iov_base: slot.headers[k].as_mut_ptr().cast(), iov_len: 12 };
-        slot.iov[slot.niov + 1] =
-            libc::iovec { iov_base: self.buffers.ptr(bid, offset + 12) as *mut libc::c_void, iov_len: len - 12 };
-        slot.niov += 2;
-        slot.bufs[slot.nbufs] = bid;
-        slot.nbufs += 1;
-        slot.segments += 1;
-        slot.total_bytes += len;
-        if len < slot.segment_bytes {
-            slot.closed = true;
-        }
-        tx.queued += 1;
-        self.pool.hold(bid);
-        true
-    }
-
-    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
-        if bytes.len() > self.buffers.buffer_bytes() {
-            return false;
-        }
-        let Some(spare) = self.pool.take_spare() else {
-            return false;
-        };
-        let Some(s) = self.tx.open_slot(socket, dest) else {
-            self.pool.done(spare);
-            return false;
-        };
-        // SAFETY: `spare` was just taken from the spare list: no send references it and no slice of it lives.
-        unsafe { self.buffers.write(spare, bytes) };
-        let slot = &mut self.tx.slots[s as usize];
-        slot.iov[0] = libc::iovec { iov_base: self.buffers.ptr(spare, 0) as *mut libc::c_void, iov_len: bytes.len() };
-        slot.niov = 1;
-        slot.bufs[0] = spare;
-        slot.nbufs = 1;
-        slot.segments = 1;
-        slot.segment_bytes = bytes.len();
-        slot.total_bytes = bytes.len();
-        slot.closed = true;
-        self.tx.queued += 1;
-        self.pool.hold(spare);
-        self.pool.done(spare);
-        true
     }
 }
 

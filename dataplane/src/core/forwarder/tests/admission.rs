@@ -12,7 +12,7 @@ fn unknown_ssrc_and_wrong_source_forward_nothing() {
     let known = rtp(SSRC, 1, 1, b"k");
     assert_eq!(h.send(0, addr("127.0.0.1:5001"), &known, &mut egress), Outcome::Dropped(DropReason::WrongSource));
     assert_eq!(h.send(0, addr("127.0.0.2:5000"), &known, &mut egress), Outcome::Dropped(DropReason::WrongSource));
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     let c = h.fwd.counters();
     assert_eq!((c.drop_unknown_ssrc, c.drop_wrong_source, c.forwarded_packets), (1, 2, 0));
     assert_eq!(c.rx_packets, 3);
@@ -39,7 +39,7 @@ fn latching_locks_to_the_first_rtp_source() {
     // Now RTCP from the latched source is forwarded, and the lock outlives the window.
     assert_eq!(h.send(400, first, &sr, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!(h.send(60_000, first, &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent.len(), 3);
+    assert_eq!(egress.sent().len(), 3);
     assert_eq!(h.fwd.counters().latched, 1);
 }
 
@@ -52,7 +52,7 @@ fn latch_window_expiry_without_fallback_drops() {
     let pkt = rtp(SSRC, 1, 1, b"x");
     assert_eq!(h.send(10_000, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
     assert_eq!(h.send(20_000, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::LatchExpired));
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     assert_eq!((h.fwd.counters().drop_latch_expired, h.fwd.counters().latched), (2, 0));
 }
 
@@ -104,7 +104,7 @@ fn non_owned_ssrc_is_handed_over() {
         continues: None,
     };
     owner.apply(h.start, sub).unwrap();
-    egress.current = pkt.clone();
+    egress.set_current(&pkt);
     assert_eq!(owner.on_handover(h.start, 0, publisher(), &pkt, 1, &mut egress), Outcome::Forwarded { copies: 1 });
     assert_eq!((owner.counters().handover_in, owner.counters().rx_packets), (1, 0));
     // A handed-over packet the owner does not know is dropped there, never handed over again.
@@ -137,7 +137,7 @@ fn oversize_malformed_and_not_rtp_are_counted() {
     let c = h.fwd.counters();
     assert_eq!((c.drop_oversize, c.drop_not_rtp, c.drop_malformed), (1, 3, 2));
     assert_eq!((c.rx_packets, c.rx_rtp, c.rx_rtcp), (7, 1, 0));
-    assert_eq!(egress.sent.len(), 1);
+    assert_eq!(egress.sent().len(), 1);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn a_subscribers_feedback_about_a_rewritten_ssrc_follows_its_route_to_the_subscr
     workers[0].apply(start, add_sub).unwrap();
     let pli = PictureLossIndication { sender_ssrc: subscriber_ssrc, media_ssrc: out_ssrc }.marshal().unwrap();
     let mut egress = Recorder::new();
-    egress.current = pli.to_vec();
+    egress.set_current(&pli);
 
     // Steered to worker 2, which hands it to the out SSRC's owner; without a route that is where it ends.
     assert_eq!(workers[2].on_datagram(start, 0, subscriber, &pli, &mut egress), Outcome::Handover { owner: 1 });

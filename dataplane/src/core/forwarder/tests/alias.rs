@@ -40,18 +40,18 @@ fn stream_with_subs(fwd: &mut Forwarder, at: Instant, id: u64, ssrc: u32, rewrit
 }
 
 fn receive(fwd: &mut Forwarder, at: Instant, src: SocketAddr, pkt: &[u8], egress: &mut Recorder) -> Outcome {
-    egress.current = pkt.to_vec();
+    egress.set_current(pkt);
     fwd.on_datagram(at, 0, src, pkt, egress)
 }
 
 fn handed(fwd: &mut Forwarder, at: Instant, src: SocketAddr, pkt: &[u8], n: u8, egress: &mut Recorder) -> Outcome {
-    egress.current = pkt.to_vec();
+    egress.set_current(pkt);
     fwd.on_handover(at, 0, src, pkt, n, egress)
 }
 
 /// (SSRC, sequence number) of each RTP copy sent, in order; the record is emptied.
 fn drain_rtp(egress: &mut Recorder) -> Vec<(u32, u16)> {
-    egress.sent.drain(..).map(|s| parse(&s.bytes)).map(|p| (p.header.ssrc, p.header.sequence_number)).collect()
+    egress.sent().drain(..).map(|s| parse(&s.bytes)).map(|p| (p.header.ssrc, p.header.sequence_number)).collect()
 }
 
 fn sender_report(ssrc: u32) -> Vec<u8> {
@@ -94,7 +94,7 @@ fn an_aliased_ssrcs_rtp_and_rtcp_reach_the_stream_on_its_worker_with_continuous_
     let sr = sender_report(FOREIGN_SSRC);
     assert_eq!(receive(&mut b, at(200), publisher(), &sr, &mut egress), Outcome::Handover { owner: 0 });
     assert_eq!(handed(&mut a, at(200), publisher(), &sr, 1, &mut egress), Outcome::Forwarded { copies: 2 });
-    let senders: Vec<[u8; 4]> = egress.sent.iter().map(|s| s.bytes[4..8].try_into().unwrap()).collect();
+    let senders: Vec<[u8; 4]> = egress.sent().iter().map(|s| s.bytes[4..8].try_into().unwrap()).collect();
     assert_eq!(senders, [SSRC.to_be_bytes(), 0xa002u32.to_be_bytes()]);
 
     // Counted as handed over (not as unknown) on worker 1, handed in (not received) on worker 0.
@@ -135,8 +135,8 @@ fn feedback_about_an_aliased_ssrc_reaches_its_subscription_and_no_datagram_loops
     let at_subscription = handed(&mut workers[0], start, subscriber, &pli, 2, &mut egress);
     assert!(!matches!(at_subscription, Outcome::Dropped(_) | Outcome::Handover { .. }), "{at_subscription:?}");
     assert_eq!(workers[0].counters().rx_feedback, 1);
-    assert_eq!(egress.sent.iter().map(|s| s.dest).collect::<Vec<_>>(), [publisher()], "the PLI to the publisher");
-    egress.sent.clear();
+    assert_eq!(egress.sent().iter().map(|s| s.dest).collect::<Vec<_>>(), [publisher()], "the PLI to the publisher");
+    egress.sent().clear();
 
     // The publisher's RTP where the kernel's hash put it (not steered): to the SSRC's owner, then along the alias.
     let pkt = rtp(aliased, 1, 0, b"x");
@@ -180,7 +180,7 @@ fn without_its_alias_the_ssrc_is_unknown_again() {
     let unknown = WorkerEventKind::UnknownSsrc { source: publisher(), ssrc: FOREIGN_SSRC, payload_type: 96 };
     assert_eq!(events, [unknown]);
     assert_eq!((b.counters().handover_out, b.counters().drop_unknown_ssrc), (1, 1));
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
 }
 
 #[test]

@@ -172,7 +172,7 @@ fn a_reconfiguration_applies_between_two_packets_or_not_at_all() {
     let mut egress = Recorder::new();
     let mut payload_type_out = |h: &mut Harness, seq: u16| {
         h.send(u64::from(seq), publisher(), &rtp(SSRC, seq, 0, b"x"), &mut egress);
-        let sent = egress.sent.pop().expect("one copy");
+        let sent = egress.sent().pop().expect("one copy");
         parse(&sent.bytes).header.payload_type
     };
     assert_eq!(payload_type_out(&mut h, 1), 96);

@@ -9,8 +9,8 @@ fn forwards_to_each_subscription_with_its_rewrite() {
     let pkt = rtp(SSRC, 65_500, 1000, b"hello media");
     let mut egress = Recorder::new();
     assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 3 });
-    assert_eq!(egress.sent.len(), 3);
-    for (i, sent) in egress.sent.iter().enumerate() {
+    assert_eq!(egress.sent().len(), 3);
+    for (i, sent) in egress.sent().iter().enumerate() {
         let n = i as u64 + 1;
         let out = parse(&sent.bytes);
         assert_eq!(sent.dest, addr(&format!("127.0.0.{}:{}", 10 + n, 6000 + n)));
@@ -41,21 +41,21 @@ fn paused_and_removed_subscriptions_get_nothing() {
     let mut egress = Recorder::new();
     h.fwd.apply(h.start, Command::SetPaused { id: SubscriptionId(2), paused: true }).expect("pause");
     assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 2 });
-    let dests: Vec<_> = egress.sent.drain(..).map(|s| s.dest).collect();
+    let dests: Vec<_> = egress.sent().drain(..).map(|s| s.dest).collect();
     assert_eq!(dests, [addr("127.0.0.11:6001"), addr("127.0.0.13:6003")]);
 
     h.fwd.apply(h.start, Command::RemoveSubscription { id: SubscriptionId(3) }).expect("remove");
     assert_eq!(h.send(1, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent.drain(..).map(|s| s.dest).collect::<Vec<_>>(), [addr("127.0.0.11:6001")]);
+    assert_eq!(egress.sent().drain(..).map(|s| s.dest).collect::<Vec<_>>(), [addr("127.0.0.11:6001")]);
 
     h.fwd.apply(h.start, Command::SetPaused { id: SubscriptionId(1), paused: true }).expect("pause");
     assert_eq!(h.send(2, publisher(), &pkt, &mut egress), Outcome::Consumed);
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     assert_eq!(h.fwd.counters().consumed_no_subscriber, 1);
 
     h.fwd.apply(h.start, Command::SetPaused { id: SubscriptionId(2), paused: false }).expect("resume");
     assert_eq!(h.send(3, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent[0].dest, addr("127.0.0.12:6002"));
+    assert_eq!(egress.sent()[0].dest, addr("127.0.0.12:6002"));
     assert_eq!(h.fwd.subscription_count(), 2);
 }
 
@@ -74,7 +74,7 @@ fn rtcp_sender_report_is_rewritten_per_subscriber() {
     let mut egress = Recorder::new();
     assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::Forwarded { copies: 3 });
     let expected = [(0xaaaa, 150), (SSRC, 50), (0xcccc, 49)];
-    for (sent, (ssrc, rtp_time)) in egress.sent.iter().zip(expected) {
+    for (sent, (ssrc, rtp_time)) in egress.sent().iter().zip(expected) {
         assert!(!sent.forwarded);
         assert_eq!(sent.bytes.len(), pkt.len());
         let decoded = rtcp::packet::unmarshal(&mut &sent.bytes[..]).expect("valid rtcp out");
@@ -83,7 +83,7 @@ fn rtcp_sender_report_is_rewritten_per_subscriber() {
         let bye = decoded[1].as_any().downcast_ref::<rtcp::goodbye::Goodbye>().expect("bye");
         assert_eq!(bye.sources, [ssrc]);
     }
-    assert_eq!(egress.sent[1].bytes, pkt);
+    assert_eq!(egress.sent()[1].bytes, pkt);
     assert_eq!(h.fwd.counters().rx_rtcp, 1);
 }
 

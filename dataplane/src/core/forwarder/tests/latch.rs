@@ -44,7 +44,7 @@ fn a_live_source_keeps_its_lock_and_a_spoofer_with_its_ssrc_is_dropped() {
     }
     assert_eq!(h.fwd.counters().drops(DropReason::WrongSource), 2);
     assert!(changes(&mut h).is_empty(), "no re-latch while the source is live");
-    assert_eq!(egress.sent.iter().filter(|s| s.bytes.ends_with(b"spoof")).count(), 0, "nothing of the spoofer");
+    assert_eq!(egress.sent().iter().filter(|s| s.bytes.ends_with(b"spoof")).count(), 0, "nothing of the spoofer");
     assert_eq!(h.send(2_400, peer(5000), &rtp(SSRC, 4, 0, b"a"), &mut egress), Outcome::Forwarded { copies: 1 });
 }
 
@@ -91,13 +91,13 @@ fn a_subscription_without_destination_is_held_until_it_gets_one_with_its_feedbac
     h.sub(1, 1, "0.0.0.0:0", Rewrite::default()).expect("a held subscription");
     let mut egress = Recorder::new();
     assert_eq!(h.send(0, publisher(), &rtp(SSRC, 1, 0, b"x"), &mut egress), Outcome::Consumed);
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     assert_eq!(h.fwd.counters().not_sent_no_destination, 1);
     let dest = peer(7070);
     let set = Command::SetDestination { id: SubscriptionId(1), dest, socket: 1 };
     h.fwd.apply(h.at(1), set).expect("set destination");
     assert_eq!(h.send(2, publisher(), &rtp(SSRC, 2, 0, b"x"), &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!((egress.sent[0].dest, egress.sent[0].socket), (dest, 1));
+    assert_eq!((egress.sent()[0].dest, egress.sent()[0].socket), (dest, 1));
     assert_eq!(h.fwd.table.find_feedback(dest, SSRC), Some(0), "its subscriber's RTCP is recognised there");
     let moved = Command::SetDestination { id: SubscriptionId(1), dest: peer(7072), socket: 0 };
     h.fwd.apply(h.at(3), moved).expect("move");

@@ -20,6 +20,7 @@ use webrtc_util::marshal::{Marshal, Unmarshal};
 use super::*;
 use crate::core::command::{SourcePolicy, StreamId};
 use crate::core::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
+use crate::core::transmit::{Transmit, Transmits};
 
 const SSRC: u32 = 0x0000_1000; // owned by worker 0 of 2
 const FOREIGN_SSRC: u32 = 0x0000_1001; // owned by worker 1 of 2
@@ -52,36 +53,73 @@ struct Sent {
     bytes: Vec<u8>,
 }
 
-/// Records every copy; refuses all copies while `refuse` is set.
+/// Records every copy; refuses all copies while `refuse` is set. The forwarder queues into it (it derefs to its
+/// transmit queue); what was queued is recorded, forwards with the current datagram's payload, before the
+/// current datagram changes and whenever `sent()` is read.
 struct Recorder {
     current: Vec<u8>,
     sent: Vec<Sent>,
     refuse: bool,
+    queue: Transmits,
+    full: Transmits,
 }
 
 impl Recorder {
     fn new() -> Recorder {
-        Recorder { current: Vec::new(), sent: Vec::new(), refuse: false }
+        Recorder {
+            current: Vec::new(),
+            sent: Vec::new(),
+            refuse: false,
+            queue: Transmits::with_capacity(64, 64, 64 * 1500),
+            full: Transmits::with_capacity(0, 0, 0),
+        }
+    }
+
+    /// Records what was queued, then makes `pkt` the datagram forwards refer to.
+    fn set_current(&mut self, pkt: &[u8]) {
+        self.record();
+        self.current = pkt.to_vec();
+    }
+
+    /// Everything sent so far.
+    fn sent(&mut self) -> &mut Vec<Sent> {
+        self.record();
+        &mut self.sent
+    }
+
+    fn record(&mut self) {
+        let (current, sent) = (&self.current, &mut self.sent);
+        self.queue.drain(|transmit| {
+            sent.push(match transmit {
+                Transmit::Forward { socket, dest, header, .. } => {
+                    let mut bytes = header.to_vec();
+                    bytes.extend_from_slice(&current[12..]);
+                    Sent { forwarded: true, socket, dest, bytes }
+                }
+                Transmit::Copy { socket, dest, bytes } => {
+                    Sent { forwarded: false, socket, dest, bytes: bytes.to_vec() }
+                }
+            });
+            true
+        });
     }
 }
 
-impl Egress for Recorder {
-    fn forward_rtp(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
-        if self.refuse {
-            return false;
-        }
-        let mut bytes = header.to_vec();
-        bytes.extend_from_slice(&self.current[12..]);
-        self.sent.push(Sent { forwarded: true, socket, dest, bytes });
-        true
-    }
+impl std::ops::Deref for Recorder {
+    type Target = Transmits;
 
-    fn send_copy(&mut self, socket: usize, dest: SocketAddr, bytes: &[u8]) -> bool {
+    fn deref(&self) -> &Transmits {
+        &self.queue
+    }
+}
+
+impl std::ops::DerefMut for Recorder {
+    fn deref_mut(&mut self) -> &mut Transmits {
         if self.refuse {
-            return false;
+            &mut self.full
+        } else {
+            &mut self.queue
         }
-        self.sent.push(Sent { forwarded: false, socket, dest, bytes: bytes.to_vec() });
-        true
     }
 }
 
@@ -134,7 +172,7 @@ impl Harness {
     }
 
     fn send(&mut self, ms: u64, src: SocketAddr, pkt: &[u8], egress: &mut Recorder) -> Outcome {
-        egress.current = pkt.to_vec();
+        egress.set_current(pkt);
         self.fwd.on_datagram(self.at(ms), 0, src, pkt, egress)
     }
 }

@@ -31,10 +31,10 @@ fn publisher_rtcp_from_its_rtcp_address_reaches_the_subscriber_at_its_rtcp_addre
     let mut egress = Recorder::new();
     let outcome = h.send(1, rtcp_of(publisher()), &sr(SSRC), &mut egress);
     assert_eq!(outcome, Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent.last().map(|s| s.dest), Some(addr("127.0.0.11:6001")), "RTCP to the RTCP address");
+    assert_eq!(egress.sent().last().map(|s| s.dest), Some(addr("127.0.0.11:6001")), "RTCP to the RTCP address");
     // RTP still goes to the RTP address; RTP from the RTCP address is a wrong source.
     assert_eq!(h.send(2, publisher(), &rtp(SSRC, 1, 0, b"a"), &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent.last().map(|s| s.dest), Some(addr("127.0.0.11:6000")));
+    assert_eq!(egress.sent().last().map(|s| s.dest), Some(addr("127.0.0.11:6000")));
     let spoof = h.send(3, rtcp_of(publisher()), &rtp(SSRC, 2, 0, b"a"), &mut egress);
     assert_eq!(spoof, Outcome::Dropped(DropReason::WrongSource));
     // Muxed RTCP from the RTP address is still accepted.
@@ -48,12 +48,12 @@ fn subscriber_feedback_from_its_rtcp_address_goes_to_the_publisher_rtcp_address(
     let mut egress = Recorder::new();
     h.send(0, publisher(), &rtp(SSRC, 1, 0, b"a"), &mut egress);
     let pli = PictureLossIndication { sender_ssrc: 0xbeef, media_ssrc: SSRC }.marshal().expect("pli").to_vec();
-    egress.current = pli.clone();
-    let sent_before = egress.sent.len();
+    egress.set_current(&pli);
+    let sent_before = egress.sent().len();
     let outcome = h.fwd.on_datagram(h.at(1), 0, addr("127.0.0.11:6001"), &pli, &mut egress);
     assert_ne!(outcome, Outcome::Dropped(DropReason::WrongSource));
     assert_ne!(outcome, Outcome::Dropped(DropReason::UnknownSsrc));
-    let to_publisher: Vec<_> = egress.sent[sent_before..].iter().map(|s| s.dest).collect();
+    let to_publisher: Vec<_> = egress.sent()[sent_before..].iter().map(|s| s.dest).collect();
     assert_eq!(to_publisher, [rtcp_of(publisher())], "the PLI goes on to the publisher's RTCP address");
 }
 
@@ -83,7 +83,7 @@ fn rtcp_to_an_rtcp_address_leaves_from_the_rtcp_socket_when_bound() {
     h.fwd.set_rtcp_socket_offset(Some(2));
     let mut egress = Recorder::new();
     h.send(0, publisher(), &rtp(SSRC, 1, 0, b"a"), &mut egress);
-    assert_eq!(egress.sent.last().map(|s| (s.socket, s.dest)), Some((1, addr("127.0.0.11:6000"))), "RTP: media");
+    assert_eq!(egress.sent().last().map(|s| (s.socket, s.dest)), Some((1, addr("127.0.0.11:6000"))), "RTP: media");
     h.send(1, rtcp_of(publisher()), &sr(SSRC), &mut egress);
-    assert_eq!(egress.sent.last().map(|s| (s.socket, s.dest)), Some((3, addr("127.0.0.11:6001"))), "RTCP: + 1");
+    assert_eq!(egress.sent().last().map(|s| (s.socket, s.dest)), Some((3, addr("127.0.0.11:6001"))), "RTCP: + 1");
 }

@@ -47,12 +47,12 @@ fn a_sendrecv_peers_feedback_inside_its_sr_reaches_the_stream_it_receives() {
     let mut egress = Recorder::new();
     h.send(0, other(), &rtp(OTHER_SSRC, 1, 0, b"o"), &mut egress);
     h.send(1, publisher(), &rtp(SSRC, 1, 0, b"p"), &mut egress);
-    let before = egress.sent.len();
+    let before = egress.sent().len();
 
     let outcome = h.send(2, publisher(), &sr_with_feedback(OTHER_SSRC), &mut egress);
     assert_eq!(outcome, Outcome::Forwarded { copies: 1 }, "the SR still reaches the peer's subscriber");
     assert_eq!(h.fwd.counters().rx_feedback, 1, "and its feedback part is the peer's as a subscriber");
-    let sent = &egress.sent[before..];
+    let sent = &egress.sent()[before..];
     assert!(sent.iter().all(|s| s.dest == other()), "{sent:?}");
     // The PLI reaches the other party as a request for a keyframe of its own stream (translated and forwarded,
     // no keyframe throttle here), besides the copy of the whole compound.
@@ -100,21 +100,21 @@ fn a_sendrecv_peers_feedback_for_a_subscription_of_another_worker_is_handed_over
     workers[1].apply(start, add_stream(2, OTHER_FOREIGN_SSRC, other())).expect("other party's stream on 1");
     workers[1].apply(start, add_sub(2, 2, publisher())).expect("the peer hears the other party");
     let mut egress = Recorder::new();
-    egress.current = rtp(SSRC, 1, 0, b"p");
+    egress.set_current(&rtp(SSRC, 1, 0, b"p"));
     workers[0].on_datagram(start, 0, publisher(), &egress.current.clone(), &mut egress);
-    egress.current = rtp(OTHER_FOREIGN_SSRC, 1, 0, b"o");
+    egress.set_current(&rtp(OTHER_FOREIGN_SSRC, 1, 0, b"o"));
     workers[1].on_datagram(start, 0, other(), &egress.current.clone(), &mut egress);
 
     let compound = sr_with_feedback(OTHER_FOREIGN_SSRC);
-    egress.current = compound.clone();
-    let before = egress.sent.len();
+    egress.set_current(&compound);
+    let before = egress.sent().len();
     let outcome = workers[0].on_datagram(start, 0, publisher(), &compound, &mut egress);
     assert_eq!(outcome, Outcome::Handover { owner: 1 }, "the feedback part belongs to worker 1");
-    assert_eq!(egress.sent.len(), before + 1, "the publisher's part was forwarded first");
+    assert_eq!(egress.sent().len(), before + 1, "the publisher's part was forwarded first");
     assert_eq!(workers[0].counters().handover_out, 1);
     // On worker 1 the compound is the peer's as a subscriber: its PLI goes on to the other party.
     let at_owner = workers[1].on_handover(start, 0, publisher(), &compound, 1, &mut egress);
     assert!(!matches!(at_owner, Outcome::Dropped(_) | Outcome::Handover { .. }), "{at_owner:?}");
     assert_eq!(workers[1].counters().rx_feedback, 1);
-    assert_eq!(plis_about(&egress.sent[before + 1..], OTHER_FOREIGN_SSRC), 1);
+    assert_eq!(plis_about(&egress.sent()[before + 1..], OTHER_FOREIGN_SSRC), 1);
 }

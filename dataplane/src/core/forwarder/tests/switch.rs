@@ -8,7 +8,7 @@ const SSRC_B: u32 = 0x0000_2000; // owned by worker 0 of 2, like SSRC
 /// `(ssrc, seq, ts)` of every RTP copy recorded, in order; clears the recorder.
 fn drain_rtp(egress: &mut Recorder) -> Vec<(u32, u16, u32)> {
     egress
-        .sent
+        .sent()
         .drain(..)
         .map(|sent| {
             let out = parse(&sent.bytes);
@@ -60,7 +60,7 @@ fn numbering_continues_across_switch_and_wrap() {
     // Its SR before stream 2's first RTP is withheld from the switched subscription only.
     let sr = sender_report(SSRC_B, u32::MAX - 2_000);
     assert_eq!(h.send(90, publisher(), &sr, &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(egress.sent.drain(..).next().unwrap().dest, addr("127.0.0.22:7002"));
+    assert_eq!(egress.sent().drain(..).next().unwrap().dest, addr("127.0.0.22:7002"));
     assert_eq!(h.fwd.counters().drop_rebase_pending, 1);
 
     // Stream 2 is numbered far away (seq 30000, ts near 2^32), 960 ticks per 20 ms at 48 kHz. The first
@@ -71,7 +71,7 @@ fn numbering_continues_across_switch_and_wrap() {
         let pkt = rtp(SSRC_B, 30_000 + k, in_ts, b"b");
         let outcome = h.send(100 + 20 * u64::from(k), publisher(), &pkt, &mut egress);
         assert_eq!(outcome, Outcome::Forwarded { copies: 2 });
-        let sent: Vec<_> = egress.sent.iter().map(|s| (s.forwarded, s.dest, s.socket)).collect();
+        let sent: Vec<_> = egress.sent().iter().map(|s| (s.forwarded, s.dest, s.socket)).collect();
         assert_eq!(sent[1], (true, addr("127.0.0.21:7001"), 1), "same dest, socket");
         let copies = drain_rtp(&mut egress);
         assert_eq!(copies[0], (SSRC_B, 30_000 + k, in_ts), "subscription 2 untouched");
@@ -85,7 +85,7 @@ fn numbering_continues_across_switch_and_wrap() {
         h.send(200, publisher(), &sender_report(SSRC_B, sr_time), &mut egress),
         Outcome::Forwarded { copies: 2 }
     );
-    let srs: Vec<_> = egress.sent.drain(..).map(|s| sr_fields(&s.bytes)).collect();
+    let srs: Vec<_> = egress.sent().drain(..).map(|s| sr_fields(&s.bytes)).collect();
     assert_eq!(srs, [(SSRC_B, sr_time), (SSRC, last_ts + 1_920 + 480)]);
     assert_eq!(h.fwd.counters().drop_rebase_pending, 1);
 }
@@ -101,12 +101,12 @@ fn switch_before_anything_sent_keeps_the_offsets() {
     let mut egress = Recorder::new();
     // No rebase pending: RTCP goes through at once, with the configured offset.
     assert_eq!(h.send(5, publisher(), &sender_report(SSRC_B, 50), &mut egress), Outcome::Forwarded { copies: 2 });
-    let srs: Vec<_> = egress.sent.drain(..).map(|s| sr_fields(&s.bytes)).collect();
+    let srs: Vec<_> = egress.sent().drain(..).map(|s| sr_fields(&s.bytes)).collect();
     // Subscription 2 had no out_ssrc: it keeps presenting stream 1's SSRC.
     assert_eq!(srs, [(0xabc, 57), (SSRC, 50)]);
     let pkt = rtp(SSRC_B, 500, 9_000, b"b");
     h.send(10, publisher(), &pkt, &mut egress);
-    let first = parse(&egress.sent[0].bytes);
+    let first = parse(&egress.sent()[0].bytes);
     assert_eq!(first.header.payload_type, 97);
     assert_eq!(drain_rtp(&mut egress), [(0xabc, 600, 9_007), (SSRC, 500, 9_000)]);
     assert_eq!(h.fwd.counters().drop_rebase_pending, 0);
@@ -139,7 +139,7 @@ fn switch_to_the_same_stream_is_a_no_op() {
     h.send(1_000, publisher(), &rtp(SSRC, 20, 5_000, b"a"), &mut egress);
     assert_eq!(drain_rtp(&mut egress), [(SSRC, 10, 100), (SSRC, 20, 5_000)]);
     assert_eq!(h.send(1_001, publisher(), &sender_report(SSRC, 1), &mut egress), Outcome::Forwarded { copies: 1 });
-    assert_eq!(sr_fields(&egress.sent[0].bytes), (SSRC, 1));
+    assert_eq!(sr_fields(&egress.sent()[0].bytes), (SSRC, 1));
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn paused_back_and_forth_switch_rebases_on_the_first_forwarded_packet() {
 /// Media SSRC of the PLI of every compound (RR + SDES + PLI) recorded to `dest`; clears the recorder.
 fn drain_plis(egress: &mut Recorder, dest: SocketAddr) -> Vec<u32> {
     egress
-        .sent
+        .sent()
         .drain(..)
         .filter(|sent| sent.dest == dest)
         .map(|sent| {
@@ -246,7 +246,7 @@ fn a_keyframe_request_reaches_the_publisher_through_the_throttle() {
     // A second subscriber's request within the interval is merged: one PLI when the interval ends.
     request(&mut h, 20, 2).unwrap();
     h.fwd.on_timers(h.at(20), &mut egress);
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     h.fwd.on_timers(h.at(510), &mut egress);
     assert_eq!(drain_plis(&mut egress, publisher()), [SSRC], "when the interval ends");
     // Without a throttle the PLI goes straight on.
@@ -259,7 +259,7 @@ fn a_keyframe_request_reaches_the_publisher_through_the_throttle() {
     h.fwd.apply(h.at(530), Command::SetPaused { id: SubscriptionId(3), paused: true }).unwrap();
     request(&mut h, 530, 3).unwrap();
     h.fwd.on_timers(h.at(2_000), &mut egress);
-    assert!(egress.sent.is_empty());
+    assert!(egress.sent().is_empty());
     assert_eq!(request(&mut h, 540, 9), Err(CommandError::SubscriptionNotFound { id: SubscriptionId(9) }));
 }
 
