@@ -1,6 +1,7 @@
-//! Where the process's own threads may run: never on a worker core.
+//! Where the process's threads run: the worker cores, and the control threads never on one of them.
 //!
-//! Owns the choice of the control cores (the configured `placement.control_cores`, else every core the
+//! Owns resolving `[placement]` against this host ([`worker_cores`]: the CPUs this process may run on, grouped by
+//! NUMA node as sysfs describes them — the data plane is handed the result and never reads the host), the choice of the control cores (the configured `placement.control_cores`, else every core the
 //! process may run on that is not a worker's) and confining the calling thread to them before any other
 //! thread exists, so every thread started afterwards (the control runtime, the recorder, webhook and
 //! telemetry tasks' threads) inherits the mask; each worker then pins itself to its own core. Refuses a
@@ -10,12 +11,15 @@
 
 #![forbid(unsafe_code)]
 
-use ringfwd_tuning::IdleStrategy;
+use ringfwd_tuning::{Config, ConfigError, IdleStrategy};
 use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 
 /// Why the control threads could not be placed.
 #[derive(Debug, thiserror::Error)]
 pub enum AffinityError {
+    /// The placement does not fit this host.
+    #[error(transparent)]
+    Placement(#[from] ConfigError),
     /// The allowed cores could not be read or the mask not set.
     #[error("{what}: {source}")]
     Io {
@@ -59,6 +63,22 @@ pub fn control_cores(allowed: &[usize], workers: &[usize], configured: &[usize])
     }
 }
 
+/// The cores the workers of `config` are pinned to on this host: `[placement]` resolved against the CPUs this
+/// process may run on, grouped by NUMA node as sysfs describes them, with the pool checked against
+/// `limits.max_pool_bytes_total` for that many workers. What the daemon does first, and what `ringfwd --check-config`
+/// checks, so that a config it passes does not fail to start on placement.
+pub fn worker_cores(config: &Config) -> Result<Vec<usize>, AffinityError> {
+    let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&allowed_cores()?);
+    Ok(config.resolve_placement(&topology)?)
+}
+
+/// The cores the calling thread may run on.
+fn allowed_cores() -> Result<Vec<usize>, AffinityError> {
+    let mask = sched_getaffinity(None)
+        .map_err(|e| AffinityError::Io { what: "reading the allowed cores", source: e.into() })?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&c| mask.is_set(c)).collect())
+}
+
 /// Confines the calling thread (call it first thing, before any other thread starts) to the control cores
 /// for `workers`; returns them.
 pub fn confine_control_threads(
@@ -66,9 +86,7 @@ pub fn confine_control_threads(
     configured: &[usize],
     idle: IdleStrategy,
 ) -> Result<ControlCores, AffinityError> {
-    let mask = sched_getaffinity(None)
-        .map_err(|e| AffinityError::Io { what: "reading the allowed cores", source: e.into() })?;
-    let allowed: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| mask.is_set(c)).collect();
+    let allowed = allowed_cores()?;
     let chosen = control_cores(&allowed, workers, configured);
     if chosen.shared_with_workers && idle == IdleStrategy::Spin {
         return Err(AffinityError::SpinStarves { allowed });

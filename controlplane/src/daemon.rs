@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringfwd_dataplane::runtime::{Dataplane, StartError, Takeover};
-use ringfwd_tuning::{Config, ConfigError, Driver, StateEnv};
+use ringfwd_tuning::{Config, ConfigError, StateEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::affinity::{self, AffinityError};
@@ -148,7 +148,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
 /// [`run`], started as `start` says.
 pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
-    let workers = Dataplane::worker_cores(&config)?;
+    let workers = affinity::worker_cores(&config)?;
     // The static sessions are judged before anything is bound, as `--check-config` judges them.
     routes::check(&config, workers.len())?;
     let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
@@ -194,7 +194,7 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
             (None, Some(conversation), takeover, Some(listeners))
         }
     };
-    let dataplane = match Dataplane::start_with(&config, workers, &paths.tap, takeover) {
+    let dataplane = match Dataplane::start_with(config.dataplane_settings(workers, &paths.tap), takeover) {
         Ok(dataplane) => dataplane,
         Err(e) => {
             if let Some(conversation) = taking.as_mut() {
@@ -360,10 +360,7 @@ async fn control(
         version: env!("CARGO_PKG_VERSION"),
         boot_id,
         started_unix_ms: crate::clock::unix_ms(),
-        driver: match dataplane.driver() {
-            Driver::IoUring => "io_uring",
-            Driver::Mmsg => "mmsg",
-        },
+        driver: dataplane.backend().as_str(),
         media: media.clone(),
         rtcp: dataplane.rtcp_addresses().to_vec(),
         advertise_rtcp: if dataplane.rtcp_addresses().is_empty() {
@@ -639,10 +636,7 @@ async fn start_metrics(
     };
     let sources = metrics::Sources {
         version: env!("CARGO_PKG_VERSION"),
-        driver: match dataplane.driver() {
-            Driver::IoUring => "io_uring",
-            Driver::Mmsg => "mmsg",
-        },
+        driver: dataplane.backend().as_str(),
         workers: dataplane.workers().to_vec(),
         latency: dataplane.latency().to_vec(),
         handover: dataplane.handover_rings(),

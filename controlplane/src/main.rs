@@ -164,7 +164,7 @@ fn main() -> ExitCode {
     };
     if cli.print_config {
         // Resolved as the daemon resolves it before it starts the workers.
-        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+        let cores = match ringfwd::affinity::worker_cores(&config) {
             Ok(cores) => cores,
             Err(e) => return fail(e, 2),
         };
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             (Some(_), _) => "API over TLS",
             _ => "API plaintext",
         };
-        let cores = match ringfwd_dataplane::runtime::Dataplane::worker_cores(&config) {
+        let cores = match ringfwd::affinity::worker_cores(&config) {
             Ok(cores) => cores,
             Err(e) => return fail(e, 2),
         };

@@ -9,7 +9,6 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
-use ringfwd_dataplane::runtime::Dataplane;
 use ringfwd_tuning::{Config, Driver};
 use support::send_command;
 
@@ -33,7 +32,7 @@ fn two_streams_to_one_address_leave_in_arrival_order_in_shared_gso_sends() {
     config.media.driver = Driver::IoUring;
     // The largest window: a burst (about 1.5 ms) arrives well within it even on a loaded CI machine.
     config.idle.batch_window_us = 10_000;
-    let dataplane = Dataplane::start(&config, &support::untapped_directory()).expect("start data plane");
+    let dataplane = support::start(&config, &support::untapped_directory());
     let media = dataplane.media_addresses()[0];
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();

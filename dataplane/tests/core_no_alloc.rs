@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::core::interceptor::spec::{from_config, NtpEpoch};
+use ringfwd_dataplane::core::interceptor::spec::NtpEpoch;
 use ringfwd_dataplane::core::{
     Command, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits,
     IDENTITY_PAYLOAD_TYPE_MAP,
@@ -380,7 +380,7 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     let out_ssrc = |i: u32, s: u32| 0x1000 + i * 16 + s;
     let dest = |i: u32, s: u32| SocketAddr::from(([127, 0, 0, 2], 6000 + (i * SUBS + s) as u16));
     for i in 0..STREAMS {
-        let ingress = from_config::ingress(&config.ingress, &config);
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config);
         let source = SourcePolicy::Fixed(PUBLISHER);
         let cmd =
             Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
@@ -394,7 +394,7 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
                 socket: 0,
                 rewrite,
                 paused: false,
-                egress: from_config::egress(&config.egress, &config, u128::MAX),
+                egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX),
                 continues: None,
             };
             fwd.apply(start, cmd).unwrap();
@@ -553,7 +553,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
     let peer = |i: u32| SocketAddr::from(([127, 0, 0, 3], 7000 + 2 * i as u16));
     let heard_as = |i: u32| 0x5000 + i;
     for i in 0..PEERS {
-        let ingress = from_config::ingress(&config.ingress, &config);
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config);
         let source = SourcePolicy::Fixed(peer(i));
         let cmd =
             Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
@@ -567,7 +567,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
             socket: 0,
             rewrite: Rewrite { out_ssrc: Some(heard_as(i)), ..Rewrite::default() },
             paused: false,
-            egress: from_config::egress(&config.egress, &config, u128::MAX),
+            egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX),
             continues: None,
         };
         fwd.apply(start, cmd).unwrap();

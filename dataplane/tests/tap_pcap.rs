@@ -39,7 +39,7 @@ fn start(dir: &Path, ring_packets: u32, publisher: &UdpSocket, sink: &UdpSocket)
     let mut config = Config::default();
     config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
     config.interceptors.tap.ring_packets = ring_packets;
-    let dataplane = Dataplane::start(&config, dir).expect("start data plane");
+    let dataplane = support::start(&config, dir);
     let ingress = IngressSpec { tap: Some(TapParams { snap_bytes: 1500 }), ..IngressSpec::default() };
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     send_command(

@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
-use ringfwd_dataplane::runtime::{Dataplane, WorkerEventKind};
+use ringfwd_dataplane::runtime::WorkerEventKind;
 use ringfwd_tuning::Config;
 
 const SSRC: u32 = 0x1c3_0001;
@@ -35,7 +35,7 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
     config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
     config.interceptors.ingress.clear();
     config.interceptors.egress.clear();
-    let dataplane = Dataplane::start(&config, &support::untapped_directory()).expect("start data plane");
+    let dataplane = support::start(&config, &support::untapped_directory());
     let media = dataplane.media_addresses()[0];
     let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
     let stream =

@@ -12,6 +12,8 @@ use ringfwd_dataplane::runtime::mailbox::Envelope;
 use ringfwd_dataplane::runtime::Dataplane;
 use ringfwd_tuning::{Config, Driver};
 
+mod support;
+
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -85,7 +87,7 @@ fn forward_without_allocating(driver: Driver) {
     config.media.driver = driver;
     // Nothing is tapped, so the recorder never creates this directory.
     let untapped = std::env::temp_dir().join("ringfwd-untapped");
-    let dataplane = Dataplane::start(&config, &untapped).expect("start data plane");
+    let dataplane = support::start(&config, &untapped);
     let media = dataplane.media_addresses()[0];
 
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::seeds::words;
 use arbitrary::Arbitrary;
 use ringfwd_dataplane::core::interceptor::builtin::tap::TapRing;
-use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, IngressSpec, RtxParams};
+use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, IngressSpec, RtxParams};
 use ringfwd_dataplane::core::{
     classify, Command, Counters, Forwarder, ForwarderLimits, Numbering, Outcome, PacketKind, Rewrite, RtcpCompound,
     RtpView, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits, IDENTITY_PAYLOAD_TYPE_MAP, MAX_HANDOVERS,
@@ -230,11 +230,11 @@ fn chosen(bits: u16) -> Vec<InterceptorName> {
 }
 
 fn ingress(bits: u16) -> IngressSpec {
-    from_config::ingress(&chosen(bits), &config())
+    ringfwd_tuning::specs::ingress(&chosen(bits), &config())
 }
 
 fn egress(eg: &Eg) -> EgressSpec {
-    let mut spec = from_config::egress(&chosen(u16::from(eg.names)), &config(), eg.allowed);
+    let mut spec = ringfwd_tuning::specs::egress(&chosen(u16::from(eg.names)), &config(), eg.allowed);
     spec.rtx = eg.rtx.map(|(s, pt)| RtxParams { ssrc: ssrc(s), payload_type: pt % 128 });
     spec
 }

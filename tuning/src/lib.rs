@@ -1,9 +1,10 @@
-//! ringfwd's typed configuration.
+//! ringfwd's typed configuration, and its conversion into the data plane's settings.
 //!
 //! This crate owns the config schema ([`Config`] and its sections, serde + TOML), every default
 //! value ([`defaults`], one place), the validation rules ([`validate`]) with errors that name the
 //! dotted key and the value ([`ConfigError`]), the effective config as the daemon runs it
-//! ([`Config::to_effective_toml`]), core placement ([`Placement`], resolved against the host's
+//! ([`Config::to_effective_toml`]), the data plane's settings and interceptor specs converted from it
+//! ([`Config::dataplane_settings`], [`specs`]), core placement ([`Placement`], resolved against the host's
 //! NUMA [`Topology`]), the shape of static sessions ([`SessionSpec`] and friends: parsed here,
 //! judged by the control plane's registry, never here), the control API's sections
 //! ([`Api`], [`Auth`], [`Admission`]), the state directory and the default paths under it
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod dataplane;
 pub mod defaults;
 pub mod dev_token;
 mod effective;
@@ -36,6 +38,7 @@ mod webhooks;
 use std::path::Path;
 
 pub use api::{Admission, Api, ApiTls, Auth, AuthKey};
+pub use dataplane::specs;
 pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;
 pub use events::Events;

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::forwarder::OUTBOX_PACKETS;
 use ringfwd_dataplane::core::interceptor::build::ChainFactory;
-use ringfwd_dataplane::core::interceptor::spec::{
-    from_config, EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo,
-};
+use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
 use ringfwd_dataplane::core::interceptor::{Chain, InterceptorKind, Outbox, RtcpFrom, Scope, Snapshot, Verdict};
 use ringfwd_dataplane::core::{
     Command, Forwarder, ForwarderLimits, Rewrite, RtcpCompound, SourcePolicy, Ssrc, StreamId, SubscriptionId, Transmit,
@@ -73,7 +71,7 @@ fn bind(
                 local_ssrc: Ssrc(LOCAL_SSRC),
                 epoch: factory.epoch,
             };
-            factory.ingress(&from_config::ingress(&names, config), &info)
+            factory.ingress(&ringfwd_tuning::specs::ingress(&names, config), &info)
         }
         Side::Egress => {
             let info = SubscriptionInfo {
@@ -83,7 +81,7 @@ fn bind(
                 clock_rate_hz: CLOCK_RATE_HZ,
                 epoch: factory.epoch,
             };
-            factory.egress(&from_config::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE), &info)
+            factory.egress(&ringfwd_tuning::specs::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE), &info)
         }
     };
     match chain.members().count() {
@@ -314,7 +312,8 @@ pub(super) fn forwarder_once(
     };
     let mut fwd = Forwarder::with_hash_seed(0, 1, limits, 0x5eed);
     fwd.set_ntp_epoch(epoch(t0));
-    let ingress = if default { from_config::ingress(&config.ingress, config) } else { IngressSpec::default() };
+    let ingress =
+        if default { ringfwd_tuning::specs::ingress(&config.ingress, config) } else { IngressSpec::default() };
     let source = SourcePolicy::Fixed(PUBLISHER);
     let stream_id = StreamId(1);
     fwd.apply(
@@ -322,8 +321,11 @@ pub(super) fn forwarder_once(
         Command::AddStream { id: stream_id, ssrc: PUBLISHER_SSRC, source, clock_rate_hz: CLOCK_RATE_HZ, ingress },
     )?;
     for s in 0..FAN_OUT {
-        let egress =
-            if default { from_config::egress(&config.egress, config, u128::MAX) } else { EgressSpec::default() };
+        let egress = if default {
+            ringfwd_tuning::specs::egress(&config.egress, config, u128::MAX)
+        } else {
+            EgressSpec::default()
+        };
         let rewrite = Rewrite {
             out_ssrc: Some(OUT_SSRC + s),
             seq_offset: 1000 + s as u16,

@@ -6,12 +6,12 @@
 
 use std::sync::atomic::Ordering;
 
-use ringfwd_dataplane::core::interceptor::spec::{from_config, EgressSpec, RtxParams};
+use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, RtxParams};
 use ringfwd_dataplane::core::{
     owner_of, Command, Numbering, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
     NO_DESTINATION,
 };
-use ringfwd_tuning::{InterceptorName, Interceptors};
+use ringfwd_tuning::{specs, InterceptorName, Interceptors};
 
 use super::error::RegistryError;
 use super::model::{
@@ -341,7 +341,7 @@ pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, co
     } else {
         stream.payload_types.iter().filter(|&&pt| pt < 128).fold(0u128, |bits, &pt| bits | 1u128 << pt)
     };
-    let mut spec = from_config::egress(&record.interceptors, config, allowed);
+    let mut spec = specs::egress(&record.interceptors, config, allowed);
     spec.rtx = record.rtx.map(|rtx| RtxParams { ssrc: rtx.ssrc, payload_type: (rtx.payload_type & 0x7f) as u8 });
     spec
 }
@@ -445,7 +445,7 @@ pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, intercepto
         ssrc: record.ssrc,
         source,
         clock_rate_hz: record.clock_rate_hz,
-        ingress: from_config::ingress(&record.interceptors, interceptors),
+        ingress: specs::ingress(&record.interceptors, interceptors),
     }
 }
 

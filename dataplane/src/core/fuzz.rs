@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use super::command::{Command, SourcePolicy, StreamId, SubscriptionId};
 use super::forwarder::{Forwarder, Outcome};
-use super::interceptor::spec::{from_config, EgressSpec, IngressSpec};
+use super::interceptor::spec::{
+    EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
+    RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
+};
 use super::packet::{classify, PacketKind, RtcpCompound, RtcpType, RtpView, SdesChunks};
 use super::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
 use super::table::ForwarderLimits;
 use super::transmit::{Transmit, Transmits};
-use ringfwd_tuning::{InterceptorName, Interceptors};
 
 /// SSRCs in the fuzz table (all owned by worker 0 of 2; odd SSRCs are handed over).
 pub const FUZZ_SSRCS: [u32; 3] = [0x0000_0002, 0x0000_0004, 0x0000_0006];
@@ -70,17 +72,39 @@ impl CheckingEgress<'_> {
 /// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
 /// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
 /// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
-/// The ingress interceptors of every fuzz stream: every built-in, so they see the fuzz input too (with a small
-/// retransmission cache: a fresh forwarder per input must be cheap to build).
-fn fuzz_ingress() -> IngressSpec {
-    let mut config = Interceptors::default();
-    config.nack_cache.max_packets = 16;
-    from_config::ingress(&InterceptorName::ALL, &config)
+/// The ingress interceptors of every fuzz stream: every built-in with the shipped defaults' parameters, so they see
+/// the fuzz input too (with a small retransmission cache: a fresh forwarder per input must be cheap to build).
+pub(crate) fn fuzz_ingress() -> IngressSpec {
+    IngressSpec {
+        rate_limit: Some(RateLimitParams { max_packets_per_second: 0, max_bits_per_second: 0 }),
+        stats: Some(StatsParams { bitrate_window_ms: 1000 }),
+        twcc: Some(TwccParams { extension_id: 3, feedback_interval_ms: 100 }),
+        nack_generator: Some(NackGeneratorParams {
+            max_retries: 5,
+            min_retry_interval_ms: 20,
+            max_age_ms: 1000,
+            max_missing: 512,
+        }),
+        keyframe_throttle: Some(KeyframeThrottleParams { min_interval_ms: 500 }),
+        nack_cache: Some(NackCacheParams {
+            max_packets: 16,
+            max_age_ms: 1000,
+            max_retransmits_per_packet: 3,
+            upstream_retry_interval_ms: 100,
+        }),
+        receiver_reports: Some(ReportParams { interval_ms: 1000 }),
+        tap: Some(TapParams { snap_bytes: 1500 }),
+    }
 }
 
 /// The egress interceptors of every fuzz subscription: every built-in, letting every payload type pass.
-fn fuzz_egress() -> EgressSpec {
-    from_config::egress(&InterceptorName::ALL, &Interceptors::default(), u128::MAX)
+pub(crate) fn fuzz_egress() -> EgressSpec {
+    EgressSpec {
+        payload_type_filter: Some(PayloadTypeFilterParams { allowed: u128::MAX }),
+        stats: Some(StatsParams { bitrate_window_ms: 1000 }),
+        sender_reports: Some(ReportParams { interval_ms: 1000 }),
+        rtx: None,
+    }
 }
 
 fn fixed_forwarder(created: Instant) -> Forwarder {

@@ -9,7 +9,17 @@
 
 use std::time::{Duration, Instant};
 
-pub use ringfwd_tuning::IdleStrategy;
+/// When a worker may block in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdleStrategy {
+    /// Block until a completion arrives: cheapest CPU.
+    #[default]
+    Sleep,
+    /// Never block: lowest latency, one full core per worker (the caller keeps other threads off that core).
+    Spin,
+    /// Spin for a bound, then block.
+    SpinThenSleep,
+}
 
 /// Decides, each loop iteration, whether the worker may block waiting for work.
 #[derive(Debug, Clone)]

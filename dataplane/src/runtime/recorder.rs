@@ -19,8 +19,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringfwd_tuning::TapConfig;
-
 use crate::core::interceptor::builtin::tap::TapRing;
 use files::PcapFiles;
 
@@ -38,20 +36,8 @@ pub struct RecorderSettings {
     pub directory: PathBuf,
     /// A file is closed and the next started before it would exceed this, in bytes.
     pub max_file_bytes: u64,
-    /// Files open at once; one more closes the least recently written.
+    /// Files open at once (at least 1); one more closes the least recently written.
     pub max_open_files: usize,
-}
-
-impl RecorderSettings {
-    /// The limits of `[interceptors.tap]`, writing into `directory`: the control plane resolves that path
-    /// (`interceptors.tap.directory` under `state.directory`), never the data plane.
-    pub fn new(tap: &TapConfig, directory: PathBuf) -> RecorderSettings {
-        RecorderSettings {
-            directory,
-            max_file_bytes: tap.max_file_bytes,
-            max_open_files: (tap.max_open_files as usize).max(1),
-        }
-    }
 }
 
 /// What the recorder did, as totals since it started; written by the recorder thread only.
@@ -117,11 +103,12 @@ impl Recorder {
     /// first of `media` of the sender's address family. Pinned to `core` when given (a control core;
     /// never a worker's), else unpinned.
     pub fn start(
-        settings: RecorderSettings,
+        mut settings: RecorderSettings,
         rings: Vec<Arc<TapRing>>,
         media: Vec<SocketAddr>,
         core: Option<usize>,
     ) -> std::io::Result<Recorder> {
+        settings.max_open_files = settings.max_open_files.max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(RecorderCounters::default());
         let max_kept_bytes = rings.iter().map(|ring| ring.slot_bytes()).max().unwrap_or(0);

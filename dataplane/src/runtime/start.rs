@@ -1,32 +1,30 @@
 //! Start-up and shutdown of the data plane.
 //!
-//! Owns the order of start-up: resolve the worker cores, open the media sockets in worker order (so the
-//! steering program's socket index is the worker index), create the rings, start the pcap recorder (when
-//! `interceptors.tap.ring_packets` is not 0) on the last control core, or unpinned when none is configured,
-//! spawn one pinned thread per worker running the configured driver, and wait until every worker reports ready
-//! (or failed, with the reason). Shutdown stops the workers first, then the recorder (which drains the rings).
+//! Owns the order of start-up from resolved [`DataplaneSettings`]: open the media sockets in worker order (so the
+//! steering program's socket index is the worker index), create the rings, start the pcap recorder (when the tap
+//! is on) on its core, spawn one pinned thread per worker running the worker loop over the chosen backend, and
+//! wait until every worker reports ready (or failed, with the reason). Shutdown stops the workers first, then the
+//! recorder (which drains the rings). Reads no config and nothing of the host: the caller resolved both.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ringfwd_tuning::{Config, ConfigError, Driver};
-
 use super::handover::HandoverRing;
 use super::latency::LatencyBuckets;
 use super::mailbox::Mailbox;
 use super::notify::Notifier;
-use super::recorder::{Recorder, RecorderCounters, RecorderSettings};
+use super::recorder::{Recorder, RecorderCounters};
 use super::run::Worker;
+use super::settings::{BackendKind, DataplaneSettings, TapSettings};
 use super::telemetry::{EventRing, NumberingRing, StatsRing};
-use super::worker::{WorkerContext, WorkerSettings};
+use super::worker::WorkerContext;
 use crate::core::interceptor::builtin::tap::TapRing;
-use crate::core::{owner_of, Counters, ForwarderLimits, SharedCounters};
+use crate::core::{owner_of, Counters, SharedCounters};
 use crate::driver::mmsg::{MmsgBackend, MmsgSettings};
 use crate::driver::socket::{self, SocketError, SocketOptions};
 use crate::driver::uring::{UringBackend, UringSettings};
@@ -40,9 +38,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the data plane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The placement does not fit this host.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    /// The settings do not describe a data plane that can run.
+    #[error("{0}")]
+    Settings(String),
     /// A media socket could not be set up.
     #[error(transparent)]
     Socket(#[from] SocketError),
@@ -55,7 +53,7 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// The sockets handed over do not fit this config.
+    /// The sockets handed over do not fit these settings.
     #[error("takeover: {0}")]
     Takeover(String),
     /// A worker failed during its own set-up.
@@ -115,7 +113,7 @@ pub struct Dataplane {
     /// The RTCP addresses (media port + 1), in media order; empty unless `media.rtcp_port_plus_one`.
     rtcp: Vec<SocketAddr>,
     control_wake: Arc<Notifier>,
-    driver: Driver,
+    backend: BackendKind,
     recorder: Option<Recorder>,
     handover: Arc<[HandoverRing]>,
     latency: Vec<Arc<LatencyBuckets>>,
@@ -135,56 +133,33 @@ pub struct Takeover {
 }
 
 impl Dataplane {
-    /// The cores the workers of `config` would be pinned to on this host: `[placement]` resolved against the CPUs
-    /// this process may run on, grouped by NUMA node as sysfs describes them, with the pool checked against
-    /// `limits.max_pool_bytes_total` for that many workers. What [`Dataplane::start`] does first, and what
-    /// `ringfwd --check-config` checks, so that a config it passes does not fail to start on placement.
-    pub fn worker_cores(config: &Config) -> Result<Vec<usize>, StartError> {
-        let available: Vec<usize> =
-            core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-        let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&available);
-        Ok(config.resolve_placement(&topology)?)
+    /// Starts one worker per core of `settings.cores`; returns once all are forwarding.
+    pub fn start(settings: DataplaneSettings) -> Result<Dataplane, StartError> {
+        Dataplane::start_with(settings, Takeover::default())
     }
 
-    /// Starts one worker per configured core; returns once all are forwarding. The pcap recorder (when
-    /// `interceptors.tap.ring_packets` is not 0) writes into `tap_directory`, an absolute path the control plane
-    /// resolved (`Config::tap_directory`).
-    pub fn start(config: &Config, tap_directory: &Path) -> Result<Dataplane, StartError> {
-        Dataplane::start_on(config, Dataplane::worker_cores(config)?, tap_directory)
-    }
-
-    /// [`Dataplane::start`] on `cores`, as [`Dataplane::worker_cores`] resolved them (before the caller narrowed
-    /// its own affinity to the control cores).
-    pub fn start_on(config: &Config, cores: Vec<usize>, tap_directory: &Path) -> Result<Dataplane, StartError> {
-        Dataplane::start_with(config, cores, tap_directory, Takeover::default())
-    }
-
-    /// [`Dataplane::start_on`], taking over `takeover.sockets` instead of binding (see [`socket::adopt`]), and with
+    /// [`Dataplane::start`], taking over `takeover.sockets` instead of binding (see [`socket::adopt`]), and with
     /// every worker's receives held when `takeover.held` (until [`Dataplane::release_receives`]).
-    pub fn start_with(
-        config: &Config,
-        cores: Vec<usize>,
-        tap_directory: &Path,
-        takeover: Takeover,
-    ) -> Result<Dataplane, StartError> {
+    pub fn start_with(settings: DataplaneSettings, takeover: Takeover) -> Result<Dataplane, StartError> {
+        let cores = settings.cores.clone();
         let workers = cores.len();
-        let sizes = config.sizes(workers);
+        check(&settings)?;
         let opts = SocketOptions {
-            recv_buffer_bytes: sizes.recv_buffer_bytes,
-            send_buffer_bytes: sizes.send_buffer_bytes,
-            // Only the io_uring driver reads the error queue and retries the sends a pending error fails.
-            recv_errors: config.media.driver == Driver::IoUring,
+            recv_buffer_bytes: settings.recv_buffer_bytes,
+            send_buffer_bytes: settings.send_buffer_bytes,
+            // Only the io_uring backend reads the error queue and retries the sends a pending error fails.
+            recv_errors: settings.backend == BackendKind::IoUring,
         };
-        // With `rtcp_port_plus_one`, each media address's port + 1 follows the media addresses (validated: no port 0).
-        let media_count = config.media.addresses.len();
-        let rtcp = config.media.addresses.iter().filter(|_| config.media.rtcp_port_plus_one);
+        // With `rtcp_port_plus_one`, each media address's port + 1 follows the media addresses (checked: no port 0).
+        let media_count = settings.media_addresses.len();
+        let rtcp = settings.media_addresses.iter().filter(|_| settings.rtcp_port_plus_one);
         let rtcp = rtcp.filter_map(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?)));
-        let addresses: Vec<SocketAddr> = config.media.addresses.iter().copied().chain(rtcp).collect();
+        let addresses: Vec<SocketAddr> = settings.media_addresses.iter().copied().chain(rtcp).collect();
         let sockets = match takeover.sockets {
             Some(per_worker) if per_worker.len() != workers => {
                 return Err(StartError::Takeover(format!(
-                    "{} workers handed their sockets over, this config places {workers}: the number of workers must \
-                     not change across a takeover",
+                    "{} workers handed their sockets over, these settings place {workers}: the number of workers \
+                     must not change across a takeover",
                     per_worker.len()
                 )))
             }
@@ -200,20 +175,20 @@ impl Dataplane {
             .map_err(|source| StartError::Io { what: "duplicate a media socket", source })?;
         let io = |what| move |source| StartError::Io { what, source };
         let control_wake = Arc::new(Notifier::new().map_err(io("control eventfd"))?);
-        let capacity = config.limits.command_ring_capacity as usize;
+        let capacity = settings.command_ring_capacity;
         let mailboxes: Arc<[Arc<Mailbox>]> = (0..workers)
             .map(|_| Mailbox::new(capacity, control_wake.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(io("worker eventfd"))?
             .into();
         let handover: Arc<[HandoverRing]> = (0..workers)
-            .map(|_| HandoverRing::new(config.limits.handover_ring_capacity as usize, config.media.max_packet_bytes))
+            .map(|_| HandoverRing::new(settings.handover_ring_capacity, settings.worker.limits.max_packet_bytes))
             .collect::<Vec<_>>()
             .into();
-        let mut settings = settings(config, workers);
-        settings.rtcp_socket_offset = (sockets.bound.len() > media_count).then_some(media_count);
+        let mut worker_settings = settings.worker.clone();
+        worker_settings.rtcp_socket_offset = (sockets.bound.len() > media_count).then_some(media_count);
         let (taps, recorder) =
-            start_recorder(config, tap_directory, workers, &sockets.bound).map_err(io("recorder thread"))?;
+            start_recorder(settings.tap.as_ref(), workers, &sockets.bound).map_err(io("recorder thread"))?;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<(usize, Result<(), String>)>(workers);
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
@@ -221,12 +196,12 @@ impl Dataplane {
         for (index, (core, sockets)) in cores.iter().copied().zip(sockets.per_worker).enumerate() {
             let counters = Arc::new(SharedCounters::default());
             // One full round of the worker's streams and subscriptions fits.
-            let stats_capacity =
-                config.limits.max_streams_per_worker as usize + config.limits.max_subscriptions_per_worker as usize;
+            let limits = &worker_settings.limits;
+            let stats_capacity = limits.max_streams as usize + limits.max_subscriptions as usize;
             let stats = Arc::new(StatsRing::new(stats_capacity));
-            let events = Arc::new(EventRing::new(config.limits.event_ring_capacity as usize));
+            let events = Arc::new(EventRing::new(settings.event_ring_capacity));
             // Two full rounds of its subscriptions fit: a periodic one not yet drained and the last one, at stop.
-            let numbering = Arc::new(NumberingRing::new(2 * config.limits.max_subscriptions_per_worker as usize));
+            let numbering = Arc::new(NumberingRing::new(2 * limits.max_subscriptions as usize));
             let mailbox = mailboxes[index].clone();
             mailbox.hold_receives(takeover.held);
             let running = Arc::new(AtomicBool::new(true));
@@ -253,23 +228,23 @@ impl Dataplane {
                 events,
                 numbering,
                 latency: latency[index].clone(),
-                settings: settings.clone(),
+                settings: worker_settings.clone(),
             };
             let ready = ready_tx.clone();
-            let driver = config.media.driver;
+            let backend = settings.backend;
             let thread = std::thread::Builder::new()
                 .name(format!("ringfwd-w{index}"))
                 .spawn(move || {
                     let _running = RunningFlag(running);
-                    run_worker(ctx, driver, ready)
+                    run_worker(ctx, backend, ready)
                 })
                 .map_err(io("worker thread"))?;
             threads.push(thread);
         }
         drop(ready_tx);
-        let pool_buffers = match config.media.driver {
-            Driver::IoUring => u64::from(settings.pool_buffers) + u64::from(SPARE_BUFFERS),
-            Driver::Mmsg => 0,
+        let pool_buffers = match settings.backend {
+            BackendKind::IoUring => u64::from(worker_settings.pool_buffers) + u64::from(SPARE_BUFFERS),
+            BackendKind::Mmsg => 0,
         };
         let mut dataplane = Dataplane {
             handles,
@@ -277,7 +252,7 @@ impl Dataplane {
             rtcp: sockets.bound[media_count..].to_vec(),
             media: sockets.bound[..media_count].to_vec(),
             control_wake,
-            driver: config.media.driver,
+            backend: settings.backend,
             recorder,
             handover,
             latency,
@@ -301,20 +276,20 @@ impl Dataplane {
         &self.handles
     }
 
-    /// The bound RTCP addresses (each media address's port + 1), in config order; empty unless
+    /// The bound RTCP addresses (each media address's port + 1), in the order of the media addresses; empty unless
     /// `media.rtcp_port_plus_one`.
     pub fn rtcp_addresses(&self) -> &[SocketAddr] {
         &self.rtcp
     }
 
-    /// The bound media addresses (port 0 in the config resolved), in config order.
+    /// The bound media addresses (port 0 resolved), in settings order.
     pub fn media_addresses(&self) -> &[SocketAddr] {
         &self.media
     }
 
-    /// The driver the workers run.
-    pub fn driver(&self) -> Driver {
-        self.driver
+    /// The backend the workers run.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
     }
 
     /// Signalled by workers when acknowledgements are ready.
@@ -398,56 +373,60 @@ impl Drop for Dataplane {
     }
 }
 
-/// One tap ring per worker and the recorder draining them, pinned to the last control core (unpinned when there
-/// is none); nothing when `interceptors.tap.ring_packets` is 0.
+/// One tap ring per worker and the recorder draining them, pinned to the tap's core; nothing when the tap is off.
 fn start_recorder(
-    config: &Config,
-    directory: &Path,
+    tap: Option<&TapSettings>,
     workers: usize,
     media: &[SocketAddr],
 ) -> std::io::Result<(Vec<Arc<TapRing>>, Option<Recorder>)> {
-    let tap = &config.interceptors.tap;
-    if tap.ring_packets == 0 {
+    let Some(tap) = tap else {
         return Ok((Vec::new(), None));
-    }
+    };
     let slot_bytes = usize::from(tap.snap_bytes);
     let rings: Vec<Arc<TapRing>> =
-        (0..workers).map(|_| Arc::new(TapRing::new(tap.ring_packets as usize, slot_bytes))).collect();
-    let core = config.placement.control_cores.last().copied();
-    let recorder =
-        Recorder::start(RecorderSettings::new(tap, directory.to_path_buf()), rings.clone(), media.to_vec(), core)?;
+        (0..workers).map(|_| Arc::new(TapRing::new(tap.ring_packets.max(1), slot_bytes))).collect();
+    let recorder = Recorder::start(tap.recorder.clone(), rings.clone(), media.to_vec(), tap.core)?;
     Ok((rings, Some(recorder)))
 }
 
-/// What each of `workers` workers runs with.
-fn settings(config: &Config, workers: usize) -> WorkerSettings {
-    let sizes = config.sizes(workers);
-    WorkerSettings {
-        limits: ForwarderLimits {
-            max_streams: config.limits.max_streams_per_worker,
-            max_subscriptions: config.limits.max_subscriptions_per_worker,
-            max_subscriptions_per_stream: config.limits.max_subscriptions_per_stream,
-            max_packet_bytes: config.media.max_packet_bytes,
-            max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
-        },
-        pool_buffers: sizes.buffers_per_worker as u16,
-        buffer_bytes: config.pool.buffer_bytes as usize,
-        send_slots: sizes.send_slots_per_worker as usize,
-        gso_max_segments: usize::from(config.pool.gso_max_segments),
-        recv_batch: config.pool.recv_batch as usize,
-        idle: config.idle.strategy,
-        spin: Duration::from_micros(config.idle.spin_us),
-        batch_window: Duration::from_micros(u64::from(config.idle.batch_window_us)),
-        stats_interval: Duration::from_millis(u64::from(config.telemetry.stats_interval_ms)),
-        numbering_interval: Duration::from_millis(u64::from(config.state.numbering_interval_ms)),
-        inactive_after: Duration::from_millis(u64::from(config.telemetry.inactive_after_ms)),
-        rtcp_socket_offset: None,
+/// Refuses settings no data plane can run with, naming the field (the config crate validates what a config
+/// declares; this guards every other caller).
+fn check(settings: &DataplaneSettings) -> Result<(), StartError> {
+    let fail = |message: String| Err(StartError::Settings(message));
+    let w = &settings.worker;
+    if settings.cores.is_empty() {
+        return fail("cores: no worker core".into());
     }
+    if settings.media_addresses.is_empty() {
+        return fail("media_addresses: no media address".into());
+    }
+    if settings.rtcp_port_plus_one {
+        if let Some(a) = settings.media_addresses.iter().find(|a| a.port() == 0 || a.port() == u16::MAX) {
+            return fail(format!("media_addresses: {a} has no port + 1 for RTCP (rtcp_port_plus_one)"));
+        }
+    }
+    if settings.command_ring_capacity == 0 || settings.handover_ring_capacity == 0 || settings.event_ring_capacity == 0
+    {
+        return fail("command_ring_capacity, handover_ring_capacity, event_ring_capacity: must not be 0".into());
+    }
+    if settings.backend == BackendKind::IoUring && !w.pool_buffers.is_power_of_two() {
+        return fail(format!("worker.pool_buffers: {} is not a power of two", w.pool_buffers));
+    }
+    if w.buffer_bytes < w.limits.max_packet_bytes || w.limits.max_packet_bytes == 0 {
+        return fail(format!(
+            "worker.buffer_bytes: {} must hold worker.limits.max_packet_bytes ({}, not 0)",
+            w.buffer_bytes, w.limits.max_packet_bytes
+        ));
+    }
+    if w.send_slots == 0 || w.recv_batch == 0 || w.gso_max_segments == 0 {
+        return fail("worker.send_slots, worker.recv_batch, worker.gso_max_segments: must not be 0".into());
+    }
+    Ok(())
 }
 
 type Ready = mpsc::SyncSender<(usize, Result<(), String>)>;
 
-fn run_worker(mut ctx: WorkerContext, driver: Driver, ready: Ready) {
+fn run_worker(mut ctx: WorkerContext, backend: BackendKind, ready: Ready) {
     let (index, core) = (ctx.index, ctx.core);
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!(worker = index, core, "could not pin worker thread to its core; running unpinned");
@@ -462,8 +441,8 @@ fn run_worker(mut ctx: WorkerContext, driver: Driver, ready: Ready) {
         let sockets = std::mem::take(&mut ctx.sockets);
         let wake = ctx.mailbox().wake().as_fd().try_clone_to_owned()?;
         let s = &ctx.settings;
-        let clean = match driver {
-            Driver::IoUring => {
+        let clean = match backend {
+            BackendKind::IoUring => {
                 let settings = UringSettings {
                     pool_buffers: s.pool_buffers,
                     spare_buffers: SPARE_BUFFERS,
@@ -476,7 +455,7 @@ fn run_worker(mut ctx: WorkerContext, driver: Driver, ready: Ready) {
                 report(Ok(()));
                 Worker::new(ctx, backend).run()?
             }
-            Driver::Mmsg => {
+            BackendKind::Mmsg => {
                 let settings = MmsgSettings {
                     recv_batch: s.recv_batch,
                     max_packet_bytes: s.limits.max_packet_bytes,

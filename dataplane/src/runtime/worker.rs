@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::handover::HandoverRing;
+use super::idle::IdleStrategy;
 use super::latency::{LatencyBuckets, LatencyRecorder};
 use super::mailbox::{Ack, Mailbox};
 use super::telemetry::{EventRing, NumberingRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::{NtpEpoch, NTP_UNIX_OFFSET_S};
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
-use ringfwd_tuning::IdleStrategy;
 
 /// How often counters are published to the shared atomics while packets flow (and the kernel's per-socket
 /// drop counters read, one `getsockopt` per socket).
@@ -74,7 +74,7 @@ impl PublishPacer {
     }
 }
 
-/// Settings a worker takes from the config.
+/// What one worker runs with (part of [`super::DataplaneSettings`]).
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Forwarding table limits and the largest accepted datagram.

@@ -10,6 +10,7 @@ use ringfwd_dataplane::runtime::Dataplane;
 
 /// Sends `command` (sequence number `seq`) to the worker that owns `ssrc` and waits up to 5 s for it to
 /// be applied; fails the test if it is refused or not acknowledged.
+#[allow(dead_code)] // Not every test binary that includes this module sends commands this way.
 pub fn send_command(dataplane: &Dataplane, ssrc: u32, seq: u64, command: Command) {
     let worker = &dataplane.workers()[dataplane.owner_of(ssrc)];
     worker.mailbox.send(Envelope { seq, command }).unwrap();
@@ -29,4 +30,14 @@ pub fn send_command(dataplane: &Dataplane, ssrc: u32, seq: u64, command: Command
 #[allow(dead_code)] // Not every test binary that includes this module starts an untapped data plane.
 pub fn untapped_directory() -> std::path::PathBuf {
     std::env::temp_dir().join("ringfwd-untapped")
+}
+
+/// Starts a data plane as the daemon does: `config`'s placement resolved against the cores this process may run on,
+/// converted into the data plane's settings, recording (if the config taps) into `tap_directory`.
+#[allow(dead_code)] // Not every test binary that includes this module starts a data plane.
+pub fn start(config: &ringfwd_tuning::Config, tap_directory: &std::path::Path) -> Dataplane {
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&allowed);
+    let cores = config.resolve_placement(&topology).expect("the default placement fits this host");
+    Dataplane::start(config.dataplane_settings(cores, tap_directory)).expect("start data plane")
 }

@@ -85,28 +85,26 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::core::interceptor::spec::from_config;
+    use crate::core::fuzz::{fuzz_egress, fuzz_ingress};
+    use crate::core::interceptor::spec::{KeyframeThrottleParams, StatsParams};
     use crate::core::interceptor::InterceptorKind;
     use crate::core::wire::Ssrc;
-    use ringfwd_tuning::{InterceptorName, Interceptors};
 
     #[test]
     fn every_built_in_binds_in_the_documented_order() {
-        let config = Interceptors::default();
         let epoch = NtpEpoch { at: Instant::now(), ntp: 1 << 32 };
         let mut factory = ChainFactory { max_packet_bytes: 1500, epoch, tap: None };
-        let all: Vec<InterceptorName> = InterceptorName::ALL.to_vec();
         let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
-        let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
+        let ingress = factory.ingress(&fuzz_ingress(), &stream);
         let kinds: Vec<InterceptorKind> = ingress.members().map(|m| m.kind()).collect();
-        use InterceptorName::*;
+        use InterceptorKind::*;
         assert_eq!(
             kinds,
             [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports],
             "without a tap ring (no recorder), a tap spec binds nothing"
         );
         factory.tap = Some(Arc::new(TapRing::new(4, 1500)));
-        let ingress = factory.ingress(&from_config::ingress(&all, &config), &stream);
+        let ingress = factory.ingress(&fuzz_ingress(), &stream);
         let kinds: Vec<InterceptorKind> = ingress.members().map(|m| m.kind()).collect();
         assert_eq!(kinds, [RateLimit, Stats, Twcc, NackGenerator, KeyframeThrottle, NackCache, ReceiverReports, Tap]);
         let sub = SubscriptionInfo {
@@ -116,7 +114,7 @@ mod tests {
             clock_rate_hz: 90_000,
             epoch: factory.epoch,
         };
-        let egress = factory.egress(&from_config::egress(&all, &config, u128::MAX), &sub);
+        let egress = factory.egress(&fuzz_egress(), &sub);
         let kinds: Vec<InterceptorKind> = egress.members().map(|m| m.kind()).collect();
         assert_eq!(kinds, [PayloadTypeFilter, Stats, SenderReports]);
         assert!(factory.ingress(&IngressSpec::default(), &stream).is_empty());
@@ -131,8 +129,12 @@ mod tests {
         let now = Instant::now();
         let factory = ChainFactory { max_packet_bytes: 1500, epoch: NtpEpoch { at: now, ntp: 1 << 32 }, tap: None };
         let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch: factory.epoch };
-        let names = [InterceptorName::Stats, InterceptorName::KeyframeThrottle];
-        let mut chain = factory.ingress(&from_config::ingress(&names, &Interceptors::default()), &stream);
+        let spec = IngressSpec {
+            stats: Some(StatsParams { bitrate_window_ms: 1000 }),
+            keyframe_throttle: Some(KeyframeThrottleParams { min_interval_ms: 500 }),
+            ..IngressSpec::default()
+        };
+        let mut chain = factory.ingress(&spec, &stream);
         let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
             vec![Box::new(PictureLossIndication { sender_ssrc: 9, media_ssrc: 1 })];
         let pli = rtcp::packet::marshal(&packets).expect("a PLI");

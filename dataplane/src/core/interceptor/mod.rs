@@ -49,6 +49,7 @@ pub mod build;
 pub mod builtin;
 pub mod chain;
 pub mod context;
+pub mod kind;
 pub mod snapshot;
 pub mod spec;
 
@@ -60,6 +61,7 @@ use super::packet::RtcpCompound;
 pub use attrs::RtpAttrs;
 pub use chain::Chain;
 pub use context::{Context, Emission, Outbox, Scope, Target};
+pub use kind::InterceptorKind;
 pub use snapshot::Snapshot;
 
 /// What happens to a packet after an interceptor has seen it.
@@ -86,10 +88,6 @@ pub enum RtcpFrom {
         flow: u32,
     },
 }
-
-/// Which built-in an interceptor is: the config's and the API's interceptor name, whose declaration
-/// order is the chain order (ingress and egress each use a subsequence of it).
-pub type InterceptorKind = ringfwd_tuning::InterceptorName;
 
 /// One packet processor bound to one stream (ingress) or one subscription (egress).
 ///
