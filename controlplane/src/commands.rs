@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ringfwd_dataplane::core::{Command, CommandError};
-use ringfwd_dataplane::runtime::mailbox::Envelope;
-use ringfwd_dataplane::runtime::notify::Notifier;
-use ringfwd_dataplane::runtime::WorkerHandle;
+use ringfwd_dataplane::control::Envelope;
+use ringfwd_dataplane::control::Notifier;
+use ringfwd_dataplane::control::WorkerHandle;
+use ringfwd_dataplane::control::{Command, CommandError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Why a command did not take effect.
@@ -146,19 +146,19 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use ringfwd_dataplane::core::{Command, StreamId};
-    use ringfwd_dataplane::runtime::mailbox::{Ack, Mailbox};
-    use ringfwd_dataplane::runtime::notify::Notifier;
-    use ringfwd_dataplane::runtime::{SharedCounters, WorkerHandle};
+    use ringfwd_dataplane::control::Notifier;
+    use ringfwd_dataplane::control::{Ack, Mailbox};
+    use ringfwd_dataplane::control::{Command, StreamId};
+    use ringfwd_dataplane::control::{SharedCounters, WorkerHandle};
 
     use super::*;
 
     fn handle(capacity: usize, wake: &Arc<Notifier>) -> WorkerHandle {
         let mailbox = Arc::new(Mailbox::new(capacity, wake.clone()).unwrap());
-        let stats = Arc::new(ringfwd_dataplane::runtime::StatsRing::new(1));
-        let events = Arc::new(ringfwd_dataplane::runtime::EventRing::new(1));
+        let stats = Arc::new(ringfwd_dataplane::control::StatsRing::new(1));
+        let events = Arc::new(ringfwd_dataplane::control::EventRing::new(1));
         let (counters, running) = (Arc::new(SharedCounters::default()), Arc::new(true.into()));
-        let numbering = Arc::new(ringfwd_dataplane::runtime::NumberingRing::new(1));
+        let numbering = Arc::new(ringfwd_dataplane::control::NumberingRing::new(1));
         WorkerHandle { index: 0, core: 0, mailbox, counters, stats, events, numbering, running }
     }
 

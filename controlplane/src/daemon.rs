@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringfwd_dataplane::runtime::{Dataplane, StartError, Takeover};
+use ringfwd_dataplane::control::{Dataplane, StartError, Takeover};
 use ringfwd_tuning::{Config, ConfigError, StateEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -216,7 +216,7 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
         .enable_all()
         .on_thread_start(move || {
             if let Some(&core) = control_cores.first() {
-                if !ringfwd_dataplane::runtime::pin_current_thread(core) {
+                if !ringfwd_dataplane::control::pin_current_thread(core) {
                     tracing::warn!(core, "could not pin the control thread");
                 }
             }
@@ -277,7 +277,7 @@ enum Stopped {
 /// process taking over opens it).
 async fn release(
     api: &Api,
-    workers: &[ringfwd_dataplane::runtime::WorkerHandle],
+    workers: &[ringfwd_dataplane::control::WorkerHandle],
     store: &Arc<StateStore>,
 ) -> Result<(), DaemonError> {
     let rings: Vec<_> = workers.iter().map(|w| Arc::clone(&w.numbering)).collect();

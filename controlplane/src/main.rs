@@ -282,7 +282,7 @@ fn tune_check(config: Option<&std::path::Path>, json: bool) -> ExitCode {
 fn io_uring_item(driver: ringfwd_tuning::Driver) -> CheckItem {
     const NAME: &str = "io_uring";
     let unusable = if driver == ringfwd_tuning::Driver::Mmsg { Status::Warn } else { Status::Fail };
-    match ringfwd_dataplane::driver::probe::io_uring_features() {
+    match ringfwd_dataplane::control::io_uring_features() {
         Err(e) => CheckItem::new(NAME, unusable, e).with_fix(
             "use media.driver = \"mmsg\", or a kernel >= 6.1 with io_uring enabled (kernel.io_uring_disabled=0)",
         ),

@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::Counters;
-use ringfwd_dataplane::runtime::WorkerHandle;
+use ringfwd_dataplane::control::Counters;
+use ringfwd_dataplane::control::WorkerHandle;
 use ringfwd_tuning::{Config, Driver};
 
 use crate::daemon::StatePaths;

@@ -9,8 +9,12 @@
 //! - [`runtime`]: worker threads pinned to cores, the bounded command/event rings to the control plane and
 //!   the cross-worker handover rings.
 //!
+//! - [`control`]: the one module a control plane imports from: settings, commands, ids, rings, counters,
+//!   snapshots and events, re-exported from where they live.
+//!
 //! The data plane never blocks on the control plane and never allocates per packet.
 
+pub mod control;
 pub mod core;
 pub mod driver;
 pub mod runtime;

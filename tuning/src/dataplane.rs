@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ringfwd_dataplane::core::interceptor::InterceptorKind;
-use ringfwd_dataplane::core::ForwarderLimits;
-use ringfwd_dataplane::runtime::idle::IdleStrategy as WorkerIdle;
-use ringfwd_dataplane::runtime::{BackendKind, DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
+use ringfwd_dataplane::control::ForwarderLimits;
+use ringfwd_dataplane::control::IdleStrategy as WorkerIdle;
+use ringfwd_dataplane::control::InterceptorKind;
+use ringfwd_dataplane::control::{BackendKind, DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
 
 use crate::{Config, Driver, IdleStrategy, InterceptorName};
 
@@ -111,7 +111,7 @@ impl Config {
 
 /// Interceptor specs from the `[interceptors]` config: its parameters for the built-ins a chain names.
 pub mod specs {
-    use ringfwd_dataplane::core::interceptor::spec::{
+    use ringfwd_dataplane::control::{
         EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
         RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
     };

@@ -1,6 +1,6 @@
 //! Running a registry plan against the workers, and keeping the session it changed in the state store.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 use tonic::Status;
 
 use super::status;

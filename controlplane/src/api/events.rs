@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::core::StreamId;
-use ringfwd_dataplane::runtime::{EventRing, WorkerEventKind};
+use ringfwd_dataplane::control::StreamId;
+use ringfwd_dataplane::control::{EventRing, WorkerEventKind};
 use ringfwd_proto::v1;
 use tonic::{Request, Response, Status};
 

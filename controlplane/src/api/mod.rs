@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringfwd_dataplane::runtime::WorkerHandle;
+use ringfwd_dataplane::control::WorkerHandle;
 use ringfwd_proto::v1::ringfwd_server::RingfwdServer;
 use tokio::sync::Mutex;
 
@@ -133,7 +133,7 @@ impl Api {
     /// The names of those of `ids` the registry holds.
     pub async fn subscription_names(
         &self,
-        ids: std::collections::BTreeSet<ringfwd_dataplane::core::SubscriptionId>,
+        ids: std::collections::BTreeSet<ringfwd_dataplane::control::SubscriptionId>,
     ) -> crate::registry::SubscriptionNames {
         self.registry.lock().await.names_of(&Default::default(), &ids).1
     }

@@ -2,7 +2,7 @@
 //! only through the token check of [`super::auth`], which wraps the whole service.
 //! The metadata RPCs delegate to [`super::metadata`], WatchEvents to [`super::events`].
 
-use ringfwd_dataplane::core::StatsKey;
+use ringfwd_dataplane::control::StatsKey;
 use ringfwd_proto::v1::{self, ringfwd_server::Ringfwd};
 use tonic::{Request, Response, Status};
 
@@ -305,8 +305,8 @@ impl Api {
     fn aggregate_stats(
         &self,
         (streams, subscriptions): (
-            Vec<ringfwd_dataplane::core::StreamId>,
-            Vec<ringfwd_dataplane::core::SubscriptionId>,
+            Vec<ringfwd_dataplane::control::StreamId>,
+            Vec<ringfwd_dataplane::control::SubscriptionId>,
         ),
     ) -> Result<v1::AggregateStats, Status> {
         let now = std::time::Instant::now();

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use ringfwd_dataplane::core::UNKNOWN_SSRCS_PER_ROUND;
+pub use ringfwd_dataplane::control::UNKNOWN_SSRCS_PER_ROUND;
 
 /// One unknown SSRC a worker reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

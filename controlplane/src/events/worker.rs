@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use ringfwd_dataplane::core::{StreamId, SubscriptionId};
-use ringfwd_dataplane::runtime::{EventRing, WorkerEvent, WorkerEventKind};
+use ringfwd_dataplane::control::{EventRing, WorkerEvent, WorkerEventKind};
+use ringfwd_dataplane::control::{StreamId, SubscriptionId};
 
 use super::event::{EventKind, StreamRef, SubscriptionRef};
 use crate::registry::{EndpointNames, StreamNames, SubscriptionNames};

@@ -10,9 +10,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use ringfwd_dataplane::core::{CounterKind, Counters, DropReason, COUNTERS};
-use ringfwd_dataplane::runtime::handover::HandoverRing;
-use ringfwd_dataplane::runtime::{LatencyBuckets, RecorderCounters, WorkerHandle, LATENCY_BUCKET_BOUNDS_NS};
+use ringfwd_dataplane::control::HandoverRing;
+use ringfwd_dataplane::control::{CounterKind, Counters, DropReason, COUNTERS};
+use ringfwd_dataplane::control::{LatencyBuckets, RecorderCounters, WorkerHandle, LATENCY_BUCKET_BOUNDS_NS};
 
 use super::exposition::{Exposition, Kind};
 use super::grpc::ApiMetrics;
@@ -213,9 +213,9 @@ fn registry(out: &mut Exposition, usage: Usage) {
 /// `workers` worker handles of no running worker (all marked running), core = index, for tests.
 #[cfg(test)]
 pub(crate) fn test_workers(workers: usize) -> Vec<WorkerHandle> {
-    use ringfwd_dataplane::runtime::mailbox::Mailbox;
-    use ringfwd_dataplane::runtime::notify::Notifier;
-    use ringfwd_dataplane::runtime::{EventRing, NumberingRing, SharedCounters, StatsRing};
+    use ringfwd_dataplane::control::Mailbox;
+    use ringfwd_dataplane::control::Notifier;
+    use ringfwd_dataplane::control::{EventRing, NumberingRing, SharedCounters, StatsRing};
     let wake = Arc::new(Notifier::new().unwrap());
     (0..workers)
         .map(|index| WorkerHandle {
@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn latency_is_exported_as_a_histogram_in_seconds() {
         let s = sources(1);
-        let mut recorder = ringfwd_dataplane::runtime::LatencyRecorder::new();
+        let mut recorder = ringfwd_dataplane::control::LatencyRecorder::new();
         recorder.record_n(std::time::Duration::from_micros(20), 3);
         recorder.export(&s.latency[0]);
         let text = s.render(Usage::default());

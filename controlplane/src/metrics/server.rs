@@ -116,7 +116,7 @@ async fn answer(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Fu
 }
 
 /// Why the node is not live (`/healthz`): the first worker whose thread stopped; `None` when every one runs.
-fn not_live(workers: &[ringfwd_dataplane::runtime::WorkerHandle]) -> Option<String> {
+fn not_live(workers: &[ringfwd_dataplane::control::WorkerHandle]) -> Option<String> {
     let stopped = workers.iter().find(|w| !w.is_running())?;
     Some(format!("worker {} (core {}) stopped", stopped.index, stopped.core))
 }

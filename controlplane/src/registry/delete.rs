@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::create::FeedbackRoute;
 use super::error::RegistryError;

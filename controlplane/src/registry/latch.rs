@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::{Command, StreamId, SubscriptionId, NO_DESTINATION};
+use ringfwd_dataplane::control::{Command, StreamId, SubscriptionId, NO_DESTINATION};
 
 use super::create::FeedbackRoute;
 use super::error::RegistryError;

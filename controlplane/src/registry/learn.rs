@@ -35,7 +35,7 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::{owner_of, Command, StreamId};
+use ringfwd_dataplane::control::{owner_of, Command, StreamId};
 
 use super::create::{add_stream, add_subscription, egress_spec, FeedbackRoute, Resume};
 use super::error::RegistryError;

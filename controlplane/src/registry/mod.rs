@@ -61,15 +61,15 @@
 //!   `admission.max_subscriptions`, and `limits.max_subscriptions_per_stream`,
 //!   `limits.max_streams_per_worker` (also for a worker's SSRC aliases), `limits.max_subscriptions_per_worker`
 //!   (also for its feedback routes) answer `ResourceExhausted` naming the key and its value. Draining refuses new sessions (`Unavailable`); all else still works.
-//! - Data-plane ids ([`StreamId`](ringfwd_dataplane::core::StreamId),
-//!   [`SubscriptionId`](ringfwd_dataplane::core::SubscriptionId)) are drawn when planning and never reused, not even
+//! - Data-plane ids ([`StreamId`](ringfwd_dataplane::control::StreamId),
+//!   [`SubscriptionId`](ringfwd_dataplane::control::SubscriptionId)) are drawn when planning and never reused, not even
 //!   those of plans that were rolled back (a late acknowledgement can then never hit a newer entry).
 //!
 //! Files: [`model`] (specs, views), `validate` (field checks), `plan` (plan types), `create`, `update`, `latch`,
 //! `delete` (cascade), `commit`, `invariants`, [`export`] (a session as kept across a restart), [`error`]; tests in
 //! `tests*` and `proptests`.
 
-use ringfwd_dataplane::core::{StreamId, SubscriptionId};
+use ringfwd_dataplane::control::{StreamId, SubscriptionId};
 use ringfwd_tuning::{Config, Interceptors};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

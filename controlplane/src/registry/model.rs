@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ringfwd_dataplane::core::{StreamId, SubscriptionId};
+use ringfwd_dataplane::control::{StreamId, SubscriptionId};
 use ringfwd_tuning::{Config, InterceptorName};
 
 /// The registry's admission limits and the stream defaults it needs from the config.
@@ -386,7 +386,7 @@ impl StreamRecord {
     /// The worker holding its SSRC alias on a node of `workers` workers: its SSRC's owner when that is not the
     /// stream's worker (it took the SSRC in place, see `learn`), else `None`.
     pub(crate) fn alias(&self, workers: usize) -> Option<usize> {
-        let owner = ringfwd_dataplane::core::owner_of(self.ssrc, workers);
+        let owner = ringfwd_dataplane::control::owner_of(self.ssrc, workers);
         (owner != self.worker).then_some(owner)
     }
 

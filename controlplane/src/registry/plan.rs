@@ -3,7 +3,7 @@
 //! Owns [`Plan`], [`Change`], [`Outcome`], [`View`] and the admission check shared by the planners
 //! (`create`, `update`, `delete`). Plain data and pure helpers: it must never read or change the registry.
 
-use ringfwd_dataplane::core::{Command, SubscriptionId};
+use ringfwd_dataplane::control::{Command, SubscriptionId};
 
 use super::error::RegistryError;
 use super::model::{

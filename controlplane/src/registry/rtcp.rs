@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::model::SessionRecord;
 

@@ -3,7 +3,7 @@
 //!
 //! Uses the fixtures of `tests`. Must never use a socket or a clock.
 
-use ringfwd_dataplane::core::{owner_of, Command};
+use ringfwd_dataplane::control::{owner_of, Command};
 
 use super::tests::{addr, apply, exhausted, room, snapshot, stream, subscription};
 use super::*;

@@ -1,7 +1,7 @@
 //! Registry tests of interceptor chains: defaults from the config, overrides per stream and
 //! subscription, validation naming the field, RTX, and the payload-type filter's allowed set.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 use ringfwd_tuning::{InterceptorName, Interceptors};
 
 use super::tests::{room, stream, subscription};

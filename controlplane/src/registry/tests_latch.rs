@@ -4,7 +4,7 @@
 //! Uses the fixtures of `tests` (the "room" on two workers; dave latches and has no address). Must never use a
 //! socket or a clock.
 
-use ringfwd_dataplane::core::{owner_of, Command, NO_DESTINATION};
+use ringfwd_dataplane::control::{owner_of, Command, NO_DESTINATION};
 
 use super::tests::{addr, apply, endpoint, room, stream, subscription};
 use super::*;

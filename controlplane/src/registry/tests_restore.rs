@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use ringfwd_dataplane::core::{owner_of, Command, Numbering};
+use ringfwd_dataplane::control::{owner_of, Command, Numbering};
 
 use super::tests::{addr, apply, endpoint, limits, media, room, stream, subscription};
 use super::*;

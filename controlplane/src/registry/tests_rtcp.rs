@@ -3,7 +3,7 @@
 //!
 //! Uses the fixtures of `tests` (the "room" on two workers). Must never use a socket or a clock.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::tests::{addr, apply, endpoint, invalid_field, room, stream, subscription};
 use super::*;
@@ -97,7 +97,7 @@ fn port_plus_one_follows_the_latched_address() {
 
 #[test]
 fn a_learned_ssrc_keeps_the_rtcp_addresses_of_unmuxed_peers() {
-    use ringfwd_dataplane::core::owner_of;
+    use ringfwd_dataplane::control::owner_of;
     // Two SIP user agents without rtcp-mux, each publishing a stream that learns its SSRC, each hearing the other.
     let mut reg = room();
     for (id, address) in [("uac", "127.0.0.1:7000"), ("uas", "127.0.0.1:7100")] {
@@ -156,7 +156,8 @@ fn destinations(queue: &mut ringfwd_dataplane::core::Transmits) -> Vec<std::net:
 
 #[test]
 fn a_stream_that_adopts_its_ssrc_keeps_the_rtcp_addresses_on_its_new_worker() {
-    use ringfwd_dataplane::core::{owner_of, Forwarder, ForwarderLimits, Outcome as Fate};
+    use ringfwd_dataplane::control::owner_of;
+    use ringfwd_dataplane::core::{Forwarder, ForwarderLimits, Outcome as Fate};
     let mut reg = room();
     for (id, port) in [("erin", 7000), ("fred", 7100)] {
         let spec = EndpointSpec { rtcp: plus_one(), ..endpoint("room", id, Some(&format!("127.0.0.1:{port}"))) };

@@ -3,7 +3,7 @@
 //!
 //! Uses the fixtures of `tests`. Must never use a socket or a clock.
 
-use ringfwd_dataplane::core::{owner_of, Command, SourcePolicy, StreamId};
+use ringfwd_dataplane::control::{owner_of, Command, SourcePolicy, StreamId};
 
 use super::tests::{addr, apply, endpoint, exhausted, invalid_field, limits, room, stream};
 use super::*;

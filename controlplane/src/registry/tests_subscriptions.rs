@@ -2,7 +2,7 @@
 //!
 //! Uses the fixtures of `tests` (the "room" on two workers). Must never use a socket or a clock.
 
-use ringfwd_dataplane::core::{Command, Rewrite};
+use ringfwd_dataplane::control::{Command, Rewrite};
 
 use super::tests::{addr, apply, exhausted, invalid_field, not_found, room, subscription};
 use super::*;

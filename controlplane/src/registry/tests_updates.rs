@@ -2,7 +2,7 @@
 //!
 //! Uses the fixtures of `tests`. Must never use a socket or a clock.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::tests::{apply, exhausted, invalid_field, not_found, room, snapshot, stream, subscription};
 use super::tests_subscriptions::created_subscription;
@@ -78,8 +78,9 @@ fn deletes_cascade_and_remove_subscriptions_before_streams() {
     let plan = reg.plan_delete_stream("room", "b-audio").unwrap();
     assert!(plan.undo.is_empty() && plan.rollback(1).is_empty());
     let kinds: Vec<_> = plan.commands.iter().map(|(w, c)| (*w, std::mem::discriminant(c))).collect();
-    let sub = std::mem::discriminant(&Command::RemoveSubscription { id: ringfwd_dataplane::core::SubscriptionId(0) });
-    let stream_rm = std::mem::discriminant(&Command::RemoveStream { id: ringfwd_dataplane::core::StreamId(0) });
+    let sub =
+        std::mem::discriminant(&Command::RemoveSubscription { id: ringfwd_dataplane::control::SubscriptionId(0) });
+    let stream_rm = std::mem::discriminant(&Command::RemoveStream { id: ringfwd_dataplane::control::StreamId(0) });
     assert_eq!(kinds, vec![(1, sub), (1, sub), (1, stream_rm)]);
     let Outcome::Deleted(counts) = apply(&mut reg, |_| Ok(plan)) else { panic!() };
     assert_eq!(counts, DeleteCounts { sessions: 0, endpoints: 0, streams: 1, subscriptions: 2 });
@@ -136,7 +137,7 @@ fn an_invalid_id_is_reported_before_a_missing_session() {
 
 #[test]
 fn a_video_subscriber_starting_mid_way_gets_a_keyframe_request() {
-    use ringfwd_dataplane::core::owner_of;
+    use ringfwd_dataplane::control::owner_of;
     let mut reg = room();
     // A video stream on a-audio's worker, so a subscription can switch between them.
     let ssrc = (20..).find(|&ssrc| owner_of(ssrc, 2) == owner_of(10, 2)).unwrap();
@@ -176,7 +177,7 @@ fn a_video_subscriber_starting_mid_way_gets_a_keyframe_request() {
 
 #[test]
 fn a_renegotiation_is_one_reconfigure_after_the_switch_with_its_undo() {
-    use ringfwd_dataplane::core::owner_of;
+    use ringfwd_dataplane::control::owner_of;
     let mut reg = room();
     // Two audio streams of alice on one worker: 111 and, the second, 0 and 8 (G.711).
     let ssrc = (20..).find(|&ssrc| owner_of(ssrc, 2) == owner_of(10, 2)).unwrap();
@@ -270,7 +271,7 @@ fn an_endpoint_moves_with_its_streams_and_subscriptions() {
 #[test]
 fn a_latching_endpoint_whose_address_goes_has_what_it_receives_held() {
     use super::tests::addr;
-    use ringfwd_dataplane::core::NO_DESTINATION;
+    use ringfwd_dataplane::control::NO_DESTINATION;
     let mut reg = room();
     let erin = EndpointSpec { latching: true, ..super::tests::endpoint("room", "erin", Some("127.0.0.1:7000")) };
     apply(&mut reg, |r| r.plan_create_endpoint(erin));

@@ -6,7 +6,7 @@
 //! `commit` does) nor plan a switch across workers: the subscription's state lives on its stream's worker,
 //! and moving it is not supported yet.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 use ringfwd_tuning::InterceptorName;
 
 use super::create::{egress_spec, payload_type_map, receives_once};

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::error::RegistryError;
 use super::model::RtcpSpec;

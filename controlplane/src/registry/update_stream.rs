@@ -9,7 +9,7 @@
 //! never change the registry (only `commit` does) nor move a stream to another worker: its subscriptions' numbering
 //! lives there.
 
-use ringfwd_dataplane::core::Command;
+use ringfwd_dataplane::control::Command;
 
 use super::create::{egress_spec, payload_type_map};
 use super::error::RegistryError;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use ringfwd_dataplane::core::command::MAX_CLOCK_RATE_HZ;
+use ringfwd_dataplane::control::MAX_CLOCK_RATE_HZ;
 
 use super::error::RegistryError;
 use super::model::{MediaKind, PayloadTypeMapping, RtcpSpec, RtxSpec};
@@ -189,7 +189,7 @@ pub(crate) fn payload_type_map(map: &[PayloadTypeMapping]) -> Result<(), Registr
 /// multiplexing RTP and RTCP when the marker is set (the data plane's `packet::sendable_payload_type`, RFC 5761 §4).
 fn sent_payload_type(field: &str, pt: u32) -> Result<(), RegistryError> {
     payload_type(field, pt)?;
-    if u8::try_from(pt).is_ok_and(ringfwd_dataplane::core::packet::sendable_payload_type) {
+    if u8::try_from(pt).is_ok_and(ringfwd_dataplane::control::sendable_payload_type) {
         Ok(())
     } else {
         let reason = format!("{pt} reads as RTCP when the marker is set (RFC 5761: 64..=95 are not sent)");

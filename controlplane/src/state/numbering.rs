@@ -11,8 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::core::{Numbering, SubscriptionId};
-use ringfwd_dataplane::runtime::{NumberingRecord, NumberingRing};
+use ringfwd_dataplane::control::{Numbering, SubscriptionId};
+use ringfwd_dataplane::control::{NumberingRecord, NumberingRing};
 use serde::{Deserialize, Serialize};
 
 use super::StateStore;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::runtime::StatsRing;
+use ringfwd_dataplane::control::StatsRing;
 
 use super::StatsStore;
 

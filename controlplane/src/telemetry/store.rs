@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::core::interceptor::Snapshot;
-use ringfwd_dataplane::core::StatsKey;
-use ringfwd_dataplane::runtime::StatsRecord;
+use ringfwd_dataplane::control::Snapshot;
+use ringfwd_dataplane::control::StatsKey;
+use ringfwd_dataplane::control::StatsRecord;
 
 /// One stream's or subscription's latest statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,7 +80,7 @@ impl StatsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringfwd_dataplane::core::{StreamId, SubscriptionId};
+    use ringfwd_dataplane::control::{StreamId, SubscriptionId};
 
     fn record(key: StatsKey, at: Instant, packets: u64) -> StatsRecord {
         StatsRecord { worker: 0, key, at, snapshot: Snapshot { packets, ..Snapshot::default() } }
