@@ -70,10 +70,10 @@ pub const MAX_POOL_BYTES_TOTAL: u64 = 4 << 30;
 pub const IDLE_SPIN_US: u64 = 50;
 
 /// Default bound of a sleeping worker's adaptive batch window, in microseconds: the latency a worker may spend
-/// gathering a batch. At 50 k packets/s (flat bench, 200 B, one core) it held CPU per copy at the gso
-/// baseline's (8.3–8.9 µs against 15.5 µs with no window) for p50 90–96 µs and p99 250–300 µs; 500 µs saved
-/// another quarter of the CPU for p50 ≈ 300 µs. Light traffic gets no window at all.
-pub const IDLE_BATCH_WINDOW_US: u32 = 100;
+/// gathering a batch. At 50 k packets/s (flat, 200 B, one core, `ringfwd-bench run`, 2026-12-04) 50 µs gave
+/// 9.4–9.9 µs of CPU per copy at p50 41 µs and p99 110–140 µs, against 11.4–12.4 µs at p50 16 µs with no window
+/// and 7.8–8.6 µs at p50 55–70 µs with 100 µs. Light traffic gets no window at all.
+pub const IDLE_BATCH_WINDOW_US: u32 = 50;
 
 /// Default time the control plane waits for a worker to acknowledge a command, in milliseconds.
 pub const COMMAND_TIMEOUT_MS: u64 = 2000;

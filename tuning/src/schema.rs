@@ -197,7 +197,7 @@ pub struct Idle {
     /// budget a worker may spend gathering a batch. Packets that arrive within the window after the worker went
     /// to sleep are handled together when it ends, so the worker wakes once per window instead of once per
     /// arrival and a destination's packets leave in wider GSO sends. The window adapts to the arrival rate: none
-    /// while the rate would gather fewer than 4 packets within this bound (light traffic is handled at once), then
+    /// while the rate would gather fewer than 2 packets within this bound (light traffic is handled at once), then
     /// the time to gather 16, at most this. Adds up to this much latency; 0 handles every arrival at once.
     pub batch_window_us: u32,
 }
