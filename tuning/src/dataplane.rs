@@ -1,9 +1,9 @@
 //! The config turned into the data plane's own settings: the one place that maps config keys onto
-//! [`DataplaneSettings`], interceptor specs and the data plane's names for its built-ins.
+//! [`DataplaneSettings`] and interceptor specs.
 //!
 //! Owns [`Config::dataplane_settings`] (what `Dataplane::start` takes), [`specs`] (the `[interceptors]` parameters
 //! for the built-ins a chain names, as the registry hands them to the workers), and the name mappings
-//! ([`InterceptorName::kind`], [`Driver::backend`], [`IdleStrategy::worker`]). Pure conversion of a validated
+//! ([`Driver::backend`], [`IdleStrategy::worker`]). Pure conversion of a validated
 //! config: it must never validate (that is [`crate::validate`]), read the host, or start anything.
 
 use std::path::Path;
@@ -11,28 +11,9 @@ use std::time::Duration;
 
 use ringfwd_dataplane::control::ForwarderLimits;
 use ringfwd_dataplane::control::IdleStrategy as WorkerIdle;
-use ringfwd_dataplane::control::InterceptorKind;
 use ringfwd_dataplane::control::{BackendKind, DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
 
-use crate::{Config, Driver, IdleStrategy, InterceptorName};
-
-impl InterceptorName {
-    /// The data plane's built-in of this name.
-    pub fn kind(self) -> InterceptorKind {
-        match self {
-            InterceptorName::RateLimit => InterceptorKind::RateLimit,
-            InterceptorName::PayloadTypeFilter => InterceptorKind::PayloadTypeFilter,
-            InterceptorName::Stats => InterceptorKind::Stats,
-            InterceptorName::Twcc => InterceptorKind::Twcc,
-            InterceptorName::NackGenerator => InterceptorKind::NackGenerator,
-            InterceptorName::KeyframeThrottle => InterceptorKind::KeyframeThrottle,
-            InterceptorName::NackCache => InterceptorKind::NackCache,
-            InterceptorName::ReceiverReports => InterceptorKind::ReceiverReports,
-            InterceptorName::Tap => InterceptorKind::Tap,
-            InterceptorName::SenderReports => InterceptorKind::SenderReports,
-        }
-    }
-}
+use crate::{Config, Driver, IdleStrategy};
 
 impl Driver {
     /// The data plane's backend for `media.driver`.
@@ -191,15 +172,6 @@ mod tests {
         assert!(egress.payload_type_filter.is_none() && egress.rtx.is_none());
         let filtered = specs::egress(&[InterceptorName::PayloadTypeFilter], &config, 1 << 96);
         assert_eq!(filtered.payload_type_filter.map(|f| f.allowed), Some(1 << 96));
-    }
-
-    #[test]
-    fn every_name_maps_to_the_data_plane_built_in_of_the_same_name_and_chain() {
-        for name in InterceptorName::ALL {
-            let kind = name.kind();
-            assert_eq!(kind.as_str(), name.as_str());
-            assert_eq!((kind.is_ingress(), kind.is_egress()), (name.is_ingress(), name.is_egress()), "{name:?}");
-        }
     }
 
     #[test]

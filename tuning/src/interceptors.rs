@@ -11,78 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 
-/// A built-in interceptor, by its config and API name. Declared (and ordered) in chain order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InterceptorName {
-    /// Per-source packet and bit rate limit (ingress).
-    RateLimit,
-    /// Drops payload types the subscriber did not negotiate (egress).
-    PayloadTypeFilter,
-    /// RFC 3550 statistics (ingress and egress).
-    Stats,
-    /// Transport-wide congestion control feedback to the publisher (ingress).
-    Twcc,
-    /// NACKs to the publisher for missing packets (ingress).
-    NackGenerator,
-    /// At most one keyframe request per interval to the publisher (ingress).
-    KeyframeThrottle,
-    /// Retransmission cache answering subscribers' NACKs (ingress).
-    NackCache,
-    /// Receiver reports to the publisher (ingress).
-    ReceiverReports,
-    /// Copies packets to the pcap recorder (ingress).
-    Tap,
-    /// Sender reports to the subscriber (egress).
-    SenderReports,
-}
-
-impl InterceptorName {
-    /// Every built-in.
-    pub const ALL: [InterceptorName; 10] = [
-        InterceptorName::RateLimit,
-        InterceptorName::PayloadTypeFilter,
-        InterceptorName::Stats,
-        InterceptorName::Twcc,
-        InterceptorName::NackGenerator,
-        InterceptorName::KeyframeThrottle,
-        InterceptorName::NackCache,
-        InterceptorName::ReceiverReports,
-        InterceptorName::Tap,
-        InterceptorName::SenderReports,
-    ];
-
-    /// The name in config and the API, e.g. `nack_cache`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InterceptorName::RateLimit => "rate_limit",
-            InterceptorName::Stats => "stats",
-            InterceptorName::Twcc => "twcc",
-            InterceptorName::NackGenerator => "nack_generator",
-            InterceptorName::KeyframeThrottle => "keyframe_throttle",
-            InterceptorName::NackCache => "nack_cache",
-            InterceptorName::ReceiverReports => "receiver_reports",
-            InterceptorName::Tap => "tap",
-            InterceptorName::PayloadTypeFilter => "payload_type_filter",
-            InterceptorName::SenderReports => "sender_reports",
-        }
-    }
-
-    /// The built-in named `name`, if any.
-    pub fn parse(name: &str) -> Option<InterceptorName> {
-        InterceptorName::ALL.into_iter().find(|n| n.as_str() == name)
-    }
-
-    /// True if it runs on a stream's ingress chain.
-    pub fn is_ingress(self) -> bool {
-        !matches!(self, InterceptorName::PayloadTypeFilter | InterceptorName::SenderReports)
-    }
-
-    /// True if it runs on a subscription's egress chain.
-    pub fn is_egress(self) -> bool {
-        matches!(self, InterceptorName::Stats | InterceptorName::PayloadTypeFilter | InterceptorName::SenderReports)
-    }
-}
+/// A built-in interceptor, by its config and API name (`nack_cache`, ...): the data plane's own list of built-ins,
+/// in chain order, serialized by name.
+pub use ringfwd_dataplane::control::InterceptorKind as InterceptorName;
 
 /// `[interceptors]`: the default chains and every built-in's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,10 @@
 //! crate maps onto these). Must never read or know the config: the chain order is this enum's order because the
 //! data plane documents it ([`super`]), not because a config schema declares it so.
 
-/// A built-in interceptor. Declared in chain order: ingress and egress each run a subsequence of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A built-in interceptor. Declared in chain order: ingress and egress each run a subsequence of it. Serialized
+/// by its stable name (the config crate reads and writes chains with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InterceptorKind {
     /// Per-source packet and bit rate limit (ingress).
     RateLimit,
@@ -58,6 +60,11 @@ impl InterceptorKind {
             InterceptorKind::Tap => "tap",
             InterceptorKind::SenderReports => "sender_reports",
         }
+    }
+
+    /// The built-in named `name`, if any.
+    pub fn parse(name: &str) -> Option<InterceptorKind> {
+        InterceptorKind::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
     /// True if it runs on a stream's ingress chain.
