@@ -11,8 +11,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, ReportParams};
-use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
-use ringfwd_tuning::Config;
+use ringfwd_dataplane::core::{Command, Rewrite, StreamId, SubscriptionId};
 
 const SSRC: u32 = 0xdead_0001;
 const PACKETS: u16 = 20;
@@ -31,16 +30,8 @@ fn rtp(seq: u16) -> Vec<u8> {
 fn an_idle_worker_publishes_its_counters_and_runs_its_timers() {
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();
     let subscriber = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut config = Config::default();
-    config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
-    config.interceptors.ingress.clear();
-    config.interceptors.egress.clear();
-    let dataplane = support::start(&config, &support::untapped_directory());
+    let dataplane = support::start_plain_with_stream(&publisher, SSRC);
     let media = dataplane.media_addresses()[0];
-    let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
-    let stream =
-        Command::AddStream { id: StreamId(1), ssrc: SSRC, source, clock_rate_hz: 90_000, ingress: Default::default() };
-    send_command(&dataplane, SSRC, 1, stream);
     let egress = EgressSpec { sender_reports: Some(ReportParams { interval_ms: 100 }), ..Default::default() };
     let subscription = Command::AddSubscription {
         id: SubscriptionId(1),

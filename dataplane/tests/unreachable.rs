@@ -9,9 +9,8 @@ use support::send_command;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::core::{Command, Rewrite, SourcePolicy, StreamId, SubscriptionId};
+use ringfwd_dataplane::core::{Command, Rewrite, StreamId, SubscriptionId};
 use ringfwd_dataplane::runtime::WorkerEventKind;
-use ringfwd_tuning::Config;
 
 const SSRC: u32 = 0x1c3_0001;
 
@@ -31,16 +30,8 @@ fn a_closed_port_is_reported_and_costs_the_other_subscriber_nothing() {
     // Room for the whole burst: the test reads only after sending.
     socket2::SockRef::from(&live).set_recv_buffer_size(8 << 20).unwrap();
     let closed = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // dropped: the port is closed
-    let mut config = Config::default();
-    config.media.addresses = vec!["127.0.0.1:0".parse().unwrap()];
-    config.interceptors.ingress.clear();
-    config.interceptors.egress.clear();
-    let dataplane = support::start(&config, &support::untapped_directory());
+    let dataplane = support::start_plain_with_stream(&publisher, SSRC);
     let media = dataplane.media_addresses()[0];
-    let source = SourcePolicy::Fixed(publisher.local_addr().unwrap());
-    let stream =
-        Command::AddStream { id: StreamId(1), ssrc: SSRC, source, clock_rate_hz: 90_000, ingress: Default::default() };
-    send_command(&dataplane, SSRC, 1, stream);
     for (seq, (id, dest)) in [(1u64, closed), (2, live.local_addr().unwrap())].into_iter().enumerate() {
         let sub = Command::AddSubscription {
             id: SubscriptionId(id),

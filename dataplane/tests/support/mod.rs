@@ -41,3 +41,20 @@ pub fn start(config: &ringfwd_tuning::Config, tap_directory: &std::path::Path) -
     let cores = config.resolve_placement(&topology).expect("the default placement fits this host");
     Dataplane::start(config.dataplane_settings(cores, tap_directory)).expect("start data plane")
 }
+
+/// A data plane on one loopback media address with no interceptor chains, holding the stream `ssrc` (id 1) whose
+/// packets come from `publisher` (added with command sequence number 1).
+#[allow(dead_code)] // Not every test binary that includes this module wants a plain data plane.
+pub fn start_plain_with_stream(publisher: &std::net::UdpSocket, ssrc: u32) -> Dataplane {
+    use ringfwd_dataplane::core::{SourcePolicy, StreamId};
+    let mut config = ringfwd_tuning::Config::default();
+    config.media.addresses = vec!["127.0.0.1:0".parse().expect("an address")];
+    config.interceptors.ingress.clear();
+    config.interceptors.egress.clear();
+    let dataplane = start(&config, &untapped_directory());
+    let source = SourcePolicy::Fixed(publisher.local_addr().expect("the publisher's address"));
+    let stream =
+        Command::AddStream { id: StreamId(1), ssrc, source, clock_rate_hz: 90_000, ingress: Default::default() };
+    send_command(&dataplane, ssrc, 1, stream);
+    dataplane
+}
