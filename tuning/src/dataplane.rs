@@ -2,39 +2,17 @@
 //! [`DataplaneSettings`] and interceptor specs.
 //!
 //! Owns [`Config::dataplane_settings`] (what `Dataplane::start` takes), [`specs`] (the `[interceptors]` parameters
-//! for the built-ins a chain names, as the registry hands them to the workers), and the name mappings
-//! ([`Driver::backend`], [`IdleStrategy::worker`]). Pure conversion of a validated
+//! for the built-ins a chain names, as the registry hands them to the workers), and the pcap recorder's
+//! settings. Pure conversion of a validated
 //! config: it must never validate (that is [`crate::validate`]), read the host, or start anything.
 
 use std::path::Path;
 use std::time::Duration;
 
 use ringfwd_dataplane::control::ForwarderLimits;
-use ringfwd_dataplane::control::IdleStrategy as WorkerIdle;
-use ringfwd_dataplane::control::{BackendKind, DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
+use ringfwd_dataplane::control::{DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
 
-use crate::{Config, Driver, IdleStrategy};
-
-impl Driver {
-    /// The data plane's backend for `media.driver`.
-    pub fn backend(self) -> BackendKind {
-        match self {
-            Driver::IoUring => BackendKind::IoUring,
-            Driver::Mmsg => BackendKind::Mmsg,
-        }
-    }
-}
-
-impl IdleStrategy {
-    /// The workers' idle strategy for `idle.strategy`.
-    pub fn worker(self) -> WorkerIdle {
-        match self {
-            IdleStrategy::Sleep => WorkerIdle::Sleep,
-            IdleStrategy::Spin => WorkerIdle::Spin,
-            IdleStrategy::SpinThenSleep => WorkerIdle::SpinThenSleep,
-        }
-    }
-}
+use crate::Config;
 
 impl Config {
     /// What the data plane starts with: one worker per core of `cores` (the placement the caller resolved against
@@ -49,7 +27,7 @@ impl Config {
             recorder: RecorderSettings {
                 directory: tap_directory.to_path_buf(),
                 max_file_bytes: tap.max_file_bytes,
-                max_open_files: (tap.max_open_files as usize).max(1),
+                max_open_files: tap.max_open_files as usize,
             },
             // The last control core; wherever the control threads may run when none is configured.
             core: self.placement.control_cores.last().copied(),
@@ -58,7 +36,7 @@ impl Config {
             cores,
             media_addresses: self.media.addresses.clone(),
             rtcp_port_plus_one: self.media.rtcp_port_plus_one,
-            backend: self.media.driver.backend(),
+            backend: self.media.driver,
             recv_buffer_bytes: sizes.recv_buffer_bytes,
             send_buffer_bytes: sizes.send_buffer_bytes,
             command_ring_capacity: self.limits.command_ring_capacity as usize,
@@ -77,7 +55,7 @@ impl Config {
                 send_slots: sizes.send_slots_per_worker as usize,
                 gso_max_segments: usize::from(self.pool.gso_max_segments),
                 recv_batch: self.pool.recv_batch as usize,
-                idle: self.idle.strategy.worker(),
+                idle: self.idle.strategy,
                 spin: Duration::from_micros(self.idle.spin_us),
                 batch_window: Duration::from_micros(u64::from(self.idle.batch_window_us)),
                 stats_interval: Duration::from_millis(u64::from(self.telemetry.stats_interval_ms)),

@@ -105,16 +105,9 @@ impl Default for Media {
     }
 }
 
-/// The worker I/O driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Driver {
-    /// io_uring with multishot receive and provided buffers (`"io_uring"`).
-    #[default]
-    IoUring,
-    /// `recvmmsg`/`sendmmsg` fallback and benchmark baseline (`"mmsg"`).
-    Mmsg,
-}
+/// The worker I/O driver (`media.driver`): the data plane's own backend list, serialized by name (`"io_uring"`, with
+/// multishot receive and provided buffers; `"mmsg"`, the `recvmmsg`/`sendmmsg` fallback and benchmark baseline).
+pub use ringfwd_dataplane::control::BackendKind as Driver;
 
 /// Per-worker packet pool and send slots; everything is allocated once at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,18 +205,10 @@ impl Default for Idle {
     }
 }
 
-/// Idle strategy of a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdleStrategy {
-    /// Block in the kernel until a completion arrives (`"sleep"`): cheapest CPU.
-    #[default]
-    Sleep,
-    /// Never block (`"spin"`): lowest latency, one full core per worker.
-    Spin,
-    /// Spin for `spin_us`, then block (`"spin_then_sleep"`).
-    SpinThenSleep,
-}
+/// Idle strategy of a worker (`idle.strategy`): the data plane's own, serialized by name (`"sleep"`: block until a
+/// completion arrives, cheapest CPU; `"spin"`: never block, one full core per worker; `"spin_then_sleep"`: spin
+/// for `spin_us`, then block).
+pub use ringfwd_dataplane::control::IdleStrategy;
 
 /// Control-plane timing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-/// When a worker may block in the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// When a worker may block in the kernel. Serialized by name (`sleep`, `spin`, `spin_then_sleep`): the config crate
+/// reads `idle.strategy` with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdleStrategy {
     /// Block until a completion arrives: cheapest CPU.
     #[default]

@@ -10,10 +10,13 @@ use std::net::SocketAddr;
 pub use super::recorder::RecorderSettings;
 pub use super::worker::WorkerSettings;
 
-/// The I/O backend the workers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The I/O backend the workers run. Serialized by name (`io_uring`, `mmsg`): the config crate reads `media.driver`
+/// with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// io_uring: multishot receive into a provided-buffer ring, zero-copy fan-out, UDP GSO.
+    #[default]
     IoUring,
     /// `recvmmsg`/`sendmmsg`: the portable fallback.
     Mmsg,

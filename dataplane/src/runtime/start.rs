@@ -141,7 +141,7 @@ impl Dataplane {
     /// [`Dataplane::start`], taking over `takeover.sockets` instead of binding (see [`socket::adopt`]), and with
     /// every worker's receives held when `takeover.held` (until [`Dataplane::release_receives`]).
     pub fn start_with(settings: DataplaneSettings, takeover: Takeover) -> Result<Dataplane, StartError> {
-        let cores = settings.cores.clone();
+        let cores = &settings.cores;
         let workers = cores.len();
         check(&settings)?;
         let opts = SocketOptions {

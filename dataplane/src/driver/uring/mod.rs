@@ -96,9 +96,9 @@ pub struct UringBackend {
     fds: Vec<types::Fd>,
     recv_armed: Vec<bool>,
     wake_armed: bool,
-    /// When the deadline timeout on the ring fires, if one is armed (see [`UringBackend::arm_deadline`]); its
-    /// time as the kernel reads it when the timeout (or its update) is submitted.
+    /// When the timeout on the ring fires, if one is armed (see [`UringBackend::arm_deadline`]).
     deadline: Option<Instant>,
+    /// Its relative time, read by the kernel when the timeout (or its update) is submitted.
     deadline_spec: Box<types::Timespec>,
     stopping: bool,
     /// Completions the last wait reaped (and those reaped mid-batch), and how far `next` got.
