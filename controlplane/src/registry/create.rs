@@ -7,10 +7,9 @@
 use std::sync::atomic::Ordering;
 
 use ringfwd_dataplane::control::{
-    owner_of, Command, Numbering, Rewrite, SourcePolicy, StreamId, SubscriptionId, IDENTITY_PAYLOAD_TYPE_MAP,
-    NO_DESTINATION,
+    owner_of, Command, EgressSpec, Numbering, Rewrite, RtxParams, SourcePolicy, StreamId, SubscriptionId,
+    IDENTITY_PAYLOAD_TYPE_MAP, NO_DESTINATION,
 };
-use ringfwd_dataplane::control::{EgressSpec, RtxParams};
 use ringfwd_tuning::{specs, InterceptorName, Interceptors};
 
 use super::error::RegistryError;

@@ -1,7 +1,7 @@
 //! Which built-in an interceptor is: the data plane's own names for its built-ins, in chain order.
 //!
-//! Owns the list of built-ins and their stable names (the names the config and the API use, which the config
-//! crate maps onto these). Must never read or know the config: the chain order is this enum's order because the
+//! Owns the list of built-ins and their stable names (the names the config and the API use: the config crate reads
+//! and writes chains with this type). Must never read or know the config: the chain order is this enum's order because the
 //! data plane documents it ([`super`]), not because a config schema declares it so.
 
 /// A built-in interceptor. Declared in chain order: ingress and egress each run a subsequence of it. Serialized
