@@ -48,6 +48,9 @@ pub struct Timing {
     pub growth: f64,
     /// Bisection steps after the bracket is found.
     pub bisect_steps: usize,
+    /// Most steps of a search measured again after failing on latency or on the bench (see
+    /// [`crate::search`]).
+    pub repeats: usize,
     /// A step whose p99 one-way latency reaches this fails the max-rate search, ns.
     pub max_p99_ns: u64,
     /// Output rate of the fixed-rate step, packets/s.
@@ -72,6 +75,7 @@ impl Timing {
             geometric_steps: 7,
             growth: 2.0,
             bisect_steps: 4,
+            repeats: 3,
             max_p99_ns: crate::search::MAX_P99_NS,
             fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
             smoke_test: false,
@@ -89,6 +93,7 @@ impl Timing {
             geometric_steps: 4,
             growth: 4.0,
             bisect_steps: 1,
+            repeats: 0,
             max_p99_ns: crate::search::MAX_P99_NS,
             fixed_out_pps: DEFAULT_FIXED_OUT_PPS,
             smoke_test: true,
@@ -346,6 +351,7 @@ fn first_plan(t: &Timing, base: f64) -> SearchPlan {
         geometric_steps: t.geometric_steps,
         bisect_steps: t.bisect_steps,
         max_p99_ns: t.max_p99_ns,
+        repeats: t.repeats,
     }
 }
 
@@ -426,7 +432,7 @@ mod tests {
     #[test]
     fn full_runs_are_bounded() {
         let t = Timing::full();
-        let steps_per_search = 2 * t.geometric_steps + t.bisect_steps;
+        let steps_per_search = first_plan(&t, 1000.0).max_steps();
         // The defaults: ringfwd,gso,mmsg on flat,flat-fanout4,conference.
         let worst_s = t.reps as f64
             * 3.0 // forwarders

@@ -6,9 +6,12 @@
 //! [`MAX_P99_NS`]: a rate only counts if it is delivered in time; a failure is blamed on the bench when the sink
 //! socket overflowed or the generator or sink lagged, else on the forwarder) and [`search_max`]
 //! (geometric steps up from a start rate until one fails — down if the first fails — then
-//! bisection of the bracket). The search takes the measurement as a closure, so it is sans-IO
-//! and tested against simulated forwarders. Must never run more than
-//! `2 * geometric_steps + bisect_steps` steps.
+//! bisection of the bracket). A step that fails on latency or on the bench is measured once more and
+//! fails only if the repeat fails too, at most [`SearchPlan::repeats`] times per search: on a shared VM
+//! one stall of a few ms (the host deschedules the vCPU, or a kernel thread such as `kdamond` takes the
+//! core) fails a 1.5 s step's p99 whatever the forwarder, while a forwarder at its limit fails both.
+//! The search takes the measurement as a closure, so it is sans-IO and tested against simulated
+//! forwarders. Must never run more than [`SearchPlan::max_steps`] steps.
 
 use crate::step::StepOutcome;
 
@@ -50,6 +53,15 @@ pub struct SearchPlan {
     pub bisect_steps: usize,
     /// A step whose p99 one-way latency reaches this fails, ns.
     pub max_p99_ns: u64,
+    /// Most steps measured again because they failed on latency or on the bench.
+    pub repeats: usize,
+}
+
+impl SearchPlan {
+    /// The most steps a search with this plan measures.
+    pub fn max_steps(&self) -> usize {
+        2 * self.geometric_steps + self.bisect_steps + self.repeats
+    }
 }
 
 /// One rate search.
@@ -86,9 +98,16 @@ pub fn search_max<E>(plan: &SearchPlan, mut measure: impl FnMut(f64) -> Result<S
     // Highest pass as (rate asked, rate delivered); lowest failure as (rate, why).
     let mut pass: Option<(f64, f64)> = None;
     let mut fail: Option<(f64, Limit)> = None;
+    let mut repeats_left = plan.repeats;
     let mut try_rate = |rate: f64, pass: &mut Option<(f64, f64)>, fail: &mut Option<(f64, Limit)>| {
-        let outcome = measure(rate)?;
-        let v = verdict(&outcome, plan.max_p99_ns);
+        let mut outcome = measure(rate)?;
+        let mut v = verdict(&outcome, plan.max_p99_ns);
+        if matches!(v, Some(Limit::Latency | Limit::Bench)) && repeats_left > 0 {
+            repeats_left -= 1;
+            steps.push(outcome);
+            outcome = measure(rate)?;
+            v = verdict(&outcome, plan.max_p99_ns);
+        }
         match v {
             None if pass.is_none_or(|(r, _)| rate > r) => *pass = Some((rate, outcome.delivered_out_pps)),
             None => {}
@@ -150,7 +169,14 @@ mod tests {
     }
 
     fn plan(start_out_pps: f64) -> SearchPlan {
-        SearchPlan { start_out_pps, growth: 2.0, geometric_steps: 7, bisect_steps: 4, max_p99_ns: MAX_P99_NS }
+        SearchPlan {
+            start_out_pps,
+            growth: 2.0,
+            geometric_steps: 7,
+            bisect_steps: 4,
+            max_p99_ns: MAX_P99_NS,
+            repeats: 0,
+        }
     }
 
     #[test]
@@ -183,6 +209,44 @@ mod tests {
         let s = search_max(&plan(1_000.0), forwarder(0.0)).unwrap();
         assert_eq!((s.max_out_pps, s.limit), (0.0, Limit::Forwarder));
         assert_eq!(s.steps.len(), 1 + 7);
+    }
+
+    /// A forwarder with capacity `capacity` whose steps listed in `stalled` (by call number, from 0) see one
+    /// host stall: p99 over the bound, nothing lost.
+    fn stalling(capacity: f64, stalled: &'static [usize]) -> impl FnMut(f64) -> Result<StepOutcome, Infallible> {
+        let mut inner = forwarder(capacity);
+        let mut call = 0;
+        move |rate| {
+            let mut outcome = inner(rate)?;
+            if stalled.contains(&call) {
+                outcome.latency_p99_ns = MAX_P99_NS + 1;
+            }
+            call += 1;
+            Ok(outcome)
+        }
+    }
+
+    #[test]
+    fn a_step_failed_by_one_stall_is_measured_again() {
+        // Call 2 (40 k) stalls once: its repeat passes and the search goes on to the real limit.
+        let s = search_max(&SearchPlan { repeats: 3, ..plan(10_000.0) }, stalling(219_000.0, &[2])).unwrap();
+        assert_eq!(s.limit, Limit::Forwarder);
+        assert!(s.max_out_pps > 219_000.0 / 2f64.powf(1.0 / 16.0), "{}", s.max_out_pps);
+        assert_eq!(s.steps.len(), 6 + 4 + 1);
+        // Without repeats the stall ends the search at 20 k.
+        let s = search_max(&plan(10_000.0), stalling(219_000.0, &[2])).unwrap();
+        assert_eq!(s.limit, Limit::Latency);
+    }
+
+    #[test]
+    fn a_step_failing_twice_fails_and_repeats_are_bounded() {
+        // Every step stalls: each failure is repeated while repeats last, then counts.
+        let all: &[usize] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+        let p = SearchPlan { repeats: 3, ..plan(10_000.0) };
+        let s = search_max(&p, stalling(219_000.0, all)).unwrap();
+        assert_eq!((s.max_out_pps, s.limit), (0.0, Limit::Latency));
+        assert!(s.steps.len() <= p.max_steps(), "{} steps", s.steps.len());
+        assert_eq!(s.steps.len(), 1 + 7 + 3);
     }
 
     #[test]

@@ -163,6 +163,11 @@ pub(crate) struct Table {
     pub(crate) limits: ForwarderLimits,
     pub(crate) streams: Slab<Stream>,
     pub(crate) subscriptions: Slab<Subscription>,
+    /// One past the highest stream index ever used: a sweep over the streams stops here, not at the
+    /// reserved capacity (the slab reuses freed indices, so this stays at the peak count).
+    stream_slots: usize,
+    /// One past the highest subscription index ever used.
+    subscription_slots: usize,
     stream_ids: Map<StreamId, u32>,
     subscription_ids: Map<SubscriptionId, u32>,
     locked: Map<(SocketAddr, u32), u32>,
@@ -212,6 +217,8 @@ impl Table {
             limits,
             streams: Slab::with_capacity(streams),
             subscriptions: Slab::with_capacity(subscriptions),
+            stream_slots: 0,
+            subscription_slots: 0,
             stream_ids: reserved_map(streams, &hasher),
             subscription_ids: reserved_map(subscriptions, &hasher),
             locked: reserved_map(streams, &hasher),
@@ -222,6 +229,17 @@ impl Table {
             routes: FeedbackRoutes::new(limits.max_subscriptions, &hasher),
             aliases: SsrcAliases::new(limits.max_streams, &hasher),
         }
+    }
+
+    /// One past the highest stream index in use or used before (at most the reserved count): every stream's
+    /// index is below it.
+    pub(crate) fn stream_slots(&self) -> usize {
+        self.stream_slots
+    }
+
+    /// One past the highest subscription index in use or used before.
+    pub(crate) fn subscription_slots(&self) -> usize {
+        self.subscription_slots
     }
 
     pub(crate) fn add_stream(
@@ -273,6 +291,7 @@ impl Table {
             rate_limited_pending: 0,
             rtcp_source: None,
         }) as u32;
+        self.stream_slots = self.stream_slots.max(idx as usize + 1);
         match source {
             SourceState::Locked(addr) => self.locked.insert((addr, ssrc), idx),
             SourceState::Waiting { .. } => self.latching.insert(ssrc, idx),
@@ -426,6 +445,7 @@ impl Table {
             rtcp_dest: None,
         };
         let idx = self.subscriptions.insert(sub) as u32;
+        self.subscription_slots = self.subscription_slots.max(idx as usize + 1);
         self.streams[stream_idx as usize].subscriptions.push(idx);
         self.subscription_ids.insert(id, idx);
         self.feedback.entry(feedback_key).or_insert(idx);
@@ -787,6 +807,10 @@ mod tests {
             }
             live = kept;
             assert_eq!((table.streams.capacity(), table.subscriptions.capacity()), slabs);
+            // A sweep up to the slots sees every entry, and the slots stay within the reserved counts.
+            assert!(table.streams.iter().all(|(index, _)| index < table.stream_slots()));
+            assert!(table.subscriptions.iter().all(|(index, _)| index < table.subscription_slots()));
+            assert!(table.stream_slots() <= 512 && table.subscription_slots() <= 1024);
             // Tombstones may lower a map's reported capacity for a while; only a resize raises it.
             let now_capacities = capacities(&table);
             for (map, (now_cap, before_cap)) in now_capacities.iter().zip(before).enumerate() {

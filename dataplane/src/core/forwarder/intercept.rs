@@ -7,7 +7,7 @@
 //! chain, then on to the publisher if it asks for something no bound interceptor answers), resolving every
 //! [`Target`] in the outbox to an address and a socket, building retransmissions (with RTX when
 //! negotiated), and the timer sweep. Must never allocate: the outbox and the scratch buffer are
-//! reserved, and the sweep walks the reserved slabs by index.
+//! reserved, and the sweep walks the slabs by index up to the highest index used (not their reserved capacity).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -225,7 +225,7 @@ impl Forwarder {
         // No datagram is being processed: timers only send copies.
         out.begin(0);
         let mut next = None;
-        for index in 0..self.table.streams.capacity() {
+        for index in 0..self.table.stream_slots() {
             let Some(entry) = self.table.streams.get_mut(index) else {
                 continue;
             };
@@ -237,7 +237,7 @@ impl Forwarder {
                 self.drain_outbox(out);
             }
         }
-        for index in 0..self.table.subscriptions.capacity() {
+        for index in 0..self.table.subscription_slots() {
             let Some(sub) = self.table.subscriptions.get_mut(index) else {
                 continue;
             };

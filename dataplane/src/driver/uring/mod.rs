@@ -1,8 +1,9 @@
 //! The io_uring backend: one ring per worker, multishot receive over a provided-buffer ring, zero-copy fanout
 //! with UDP GSO, one submit per loop iteration.
 //!
-//! Owns the ring, the worker's packet pool, its send slots (see [`send`]) and its sockets' I/O: a multishot
-//! `RecvMsgMulti` armed per media socket, a read of the worker's wake-up eventfd, and one timeout request that
+//! Owns the ring, the worker's packet pool, its send slots (see [`send`]) and its sockets' I/O (the sockets are
+//! registered files: a request names its socket by index, so the kernel neither looks up nor reference-counts its
+//! file per request): a multishot `RecvMsgMulti` armed per media socket, a read of the worker's wake-up eventfd, and one timeout request that
 //! wakes a blocked wait by the loop's deadline (armed once per deadline, not per wait: see
 //! `UringBackend::arm_deadline`). The worker loop
 //! (`runtime::Worker`) drives it through [`Backend`]: `wait` submits once and waits, `next` hands out each
@@ -32,7 +33,7 @@ pub mod send;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types, IoUring};
@@ -93,7 +94,8 @@ pub struct UringBackend {
     wake_buf: ManuallyDrop<Box<[u8; 8]>>,
     sockets: Vec<OwnedFd>,
     wake: OwnedFd,
-    fds: Vec<types::Fd>,
+    /// The worker's sockets as registered files (index = socket index): no file lookup per request.
+    fds: Vec<types::Fixed>,
     recv_armed: Vec<bool>,
     wake_armed: bool,
     /// When the timeout on the ring fires, if one is armed (see [`UringBackend::arm_deadline`]).
@@ -155,7 +157,10 @@ impl UringBackend {
         }
         .map_err(|e| io::Error::new(e.kind(), format!("register provided-buffer ring: {e}")))?;
         let min_timeout = ring.params().is_feature_min_timeout();
-        let fds: Vec<types::Fd> = sockets.iter().map(|s| types::Fd(s.as_raw_fd())).collect();
+        // Registered files spare every request the lookup and reference count of its socket's file.
+        let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+        ring.submitter().register_files(&raw).map_err(|e| io::Error::new(e.kind(), format!("register files: {e}")))?;
+        let fds: Vec<types::Fixed> = (0..raw.len() as u32).map(types::Fixed).collect();
         Ok(UringBackend {
             ring: ManuallyDrop::new(ring),
             buffers: ManuallyDrop::new(buffers),

@@ -184,7 +184,7 @@ impl TxQueue {
     }
 
     /// Queues every slot opened this iteration on the submission queue, submitting when it is full.
-    pub fn flush(&mut self, ring: &mut io_uring::IoUring, fds: &[types::Fd]) -> std::io::Result<()> {
+    pub fn flush(&mut self, ring: &mut io_uring::IoUring, fds: &[types::Fixed]) -> std::io::Result<()> {
         for i in 0..self.pending.len() {
             let s = self.pending[i];
             let slot = &mut self.slots[s as usize];
@@ -253,7 +253,7 @@ impl TxQueue {
 
     /// Queues slot `slot` again exactly as it was flushed (its msghdr, iovecs and buffers are untouched
     /// since: a slot is only rebuilt after it is freed).
-    pub fn resubmit(&mut self, slot: u32, ring: &mut io_uring::IoUring, fds: &[types::Fd]) -> std::io::Result<()> {
+    pub fn resubmit(&mut self, slot: u32, ring: &mut io_uring::IoUring, fds: &[types::Fixed]) -> std::io::Result<()> {
         let Some(slot_ref) = self.slots.get(slot as usize) else {
             return Ok(());
         };
