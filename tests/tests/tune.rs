@@ -11,7 +11,14 @@ fn tune_check_json_reports_io_uring_and_every_host_item() {
     let status_of =
         |name: &str| items.iter().find(|i| i["name"] == name).map(|i| i["status"].as_str().unwrap_or("").to_owned());
     let io_uring = status_of("io_uring").unwrap_or_else(|| panic!("no io_uring item: {stdout}"));
-    for name in ["worker cores online", "rmem_max", "netdev_max_backlog", "nic irqs on worker cores", "rps masks"] {
+    for name in [
+        "worker cores online",
+        "damon threads",
+        "rmem_max",
+        "netdev_max_backlog",
+        "nic irqs on worker cores",
+        "rps masks",
+    ] {
         assert!(status_of(name).is_some(), "no {name} item: {stdout}");
     }
     for item in items {

@@ -69,9 +69,6 @@ impl CheckingEgress<'_> {
     }
 }
 
-/// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
-/// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
-/// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
 /// The ingress interceptors of every fuzz stream: every built-in with the shipped defaults' parameters, so they see
 /// the fuzz input too (with a small retransmission cache: a fresh forwarder per input must be cheap to build).
 pub(crate) fn fuzz_ingress() -> IngressSpec {
@@ -107,6 +104,9 @@ pub(crate) fn fuzz_egress() -> EgressSpec {
     }
 }
 
+/// The fixed forwarder: worker 0 of 2, a fixed stream with two active subscriptions (one rewriting)
+/// and a paused one, a stream latching for an hour, and one whose second-long window has passed by
+/// `created + PROCESS_AFTER` (fallback: the publisher). All commands are applied at `created`.
 fn fixed_forwarder(created: Instant) -> Forwarder {
     let limits = ForwarderLimits {
         max_streams: 4,

@@ -1,5 +1,5 @@
 //! The verdicts of `ringfwd tune check`: [`CheckItem`], [`Status`], [`check`] and the CPU items (worker
-//! cores online, isolated, frequency governor). The network items live in [`super::net`].
+//! cores online, isolated, frequency governor, DAMON's threads). The network items live in [`super::net`].
 //!
 //! Sans-IO: facts, config and worker cores in, a list of items out. It must never read the host itself.
 
@@ -57,6 +57,7 @@ impl CheckItem {
 pub fn check(facts: &HostFacts, config: &Config, worker_cores: &[usize]) -> Vec<CheckItem> {
     let mut items = vec![worker_cores_online(facts, worker_cores), isolated(facts, worker_cores)];
     items.push(governor(facts, worker_cores));
+    items.push(damon(facts, worker_cores));
     items.extend(net::check(facts, config, worker_cores));
     items
 }
@@ -133,6 +134,53 @@ fn governor(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
     }
 }
 
+/// DAMON's monitoring threads (`kdamond.N`) are unbound kernel threads that work for milliseconds at a time: on
+/// the development VM `kdamond.0` ran up to 4 ms at once on the worker's core (`perf sched timehist`), and every
+/// packet the worker held meanwhile waited. Warns when one may run on a worker core.
+fn damon(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
+    const NAME: &str = "damon threads";
+    let Some(threads) = &facts.damon_threads else {
+        return CheckItem::unknown(NAME, "/proc");
+    };
+    if threads.is_empty() {
+        return CheckItem::new(NAME, Status::Ok, "no kdamond thread running");
+    }
+    let on_workers: Vec<String> = threads
+        .iter()
+        .filter_map(|t| {
+            let shared: Vec<usize> = match &t.cpus {
+                Some(cpus) => worker_cores.iter().copied().filter(|c| cpus.contains(c)).collect(),
+                None => worker_cores.to_vec(),
+            };
+            (!shared.is_empty()).then(|| format!("{} (pid {}) may run on worker cores {shared:?}", t.name, t.pid))
+        })
+        .collect();
+    if on_workers.is_empty() {
+        let names: Vec<&str> = threads.iter().map(|t| t.name.as_str()).collect();
+        return CheckItem::new(NAME, Status::Ok, format!("{} kept off the worker cores", names.join(", ")));
+    }
+    let others: Vec<usize> =
+        facts.online_cpus.iter().flatten().copied().filter(|c| !worker_cores.contains(c)).collect();
+    let pids: Vec<String> = threads.iter().map(|t| t.pid.to_string()).collect();
+    let taskset = if others.is_empty() {
+        "leave a core without a worker and move them there with taskset -pc".to_owned()
+    } else {
+        format!("for p in {}; do taskset -pc {} $p; done", pids.join(" "), format_cpu_list(&others))
+    };
+    CheckItem::new(
+        NAME,
+        Status::Warn,
+        format!(
+            "{}: DAMON's monitoring works for milliseconds at a time, and a worker waits meanwhile",
+            on_workers.join("; ")
+        ),
+    )
+    .with_fix(format!(
+        "{taskset} (isolcpus on the worker cores keeps them off too), or stop DAMON if nothing needs it (echo off > \
+         /sys/kernel/mm/damon/admin/kdamonds/N/state)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +201,23 @@ mod tests {
 
     fn one(facts: &HostFacts, workers: &[usize], name: &str) -> CheckItem {
         item(&check(facts, &Config::default(), workers), name).clone()
+    }
+
+    #[test]
+    fn damon_threads_that_may_run_on_a_worker_core_warn() {
+        use super::super::KernelThread;
+        let kdamond = |cpus| KernelThread { pid: 77, name: "kdamond.0".to_owned(), cpus };
+        let with = |threads| HostFacts { damon_threads: threads, ..facts() };
+        assert_eq!(one(&with(Some(vec![])), &[1], "damon threads").status, Status::Ok);
+        assert_eq!(one(&with(Some(vec![kdamond(Some(vec![0]))])), &[1, 2], "damon threads").status, Status::Ok);
+        let shared = one(&with(Some(vec![kdamond(Some(vec![0, 1]))])), &[1, 2], "damon threads");
+        assert_eq!(shared.status, Status::Warn);
+        assert!(shared.detail.contains("kdamond.0 (pid 77) may run on worker cores [1]"), "{shared:?}");
+        assert!(shared.fix.as_deref().unwrap().starts_with("for p in 77; do taskset -pc 0,3 $p; done"), "{shared:?}");
+        let unreadable = one(&with(Some(vec![kdamond(None)])), &[2], "damon threads");
+        assert!(unreadable.detail.contains("worker cores [2]"), "{unreadable:?}");
+        let unknown = one(&with(None), &[1], "damon threads");
+        assert!(unknown.detail.starts_with("could not read"), "{unknown:?}");
     }
 
     #[test]
@@ -209,6 +274,7 @@ mod tests {
                 "worker cores online",
                 "isolated cores",
                 "cpu governor",
+                "damon threads",
                 "rmem_max",
                 "wmem_max",
                 "netdev_max_backlog",

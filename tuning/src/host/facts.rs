@@ -42,6 +42,19 @@ pub struct HostFacts {
     pub nic_interrupts: Option<Vec<InterruptRow>>,
     /// RPS masks of every receive queue of every NIC but `lo`.
     pub rps_masks: Option<Vec<RpsMask>>,
+    /// DAMON's monitoring threads (`kdamond.N`) running now, found in `/proc`; `None` when `/proc` cannot be listed.
+    pub damon_threads: Option<Vec<KernelThread>>,
+}
+
+/// A kernel thread and the CPUs it may run on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelThread {
+    /// Its process id.
+    pub pid: u32,
+    /// Its name, e.g. `kdamond.0`.
+    pub name: String,
+    /// The CPUs it may run on (`Cpus_allowed_list` in `/proc/PID/status`); `None` when that could not be read.
+    pub cpus: Option<Vec<usize>>,
 }
 
 /// The RPS CPU mask of one receive queue.
@@ -127,7 +140,31 @@ pub fn read_host_facts(root: &Path) -> HostFacts {
         busy_read_us: read_u64(root, "proc/sys/net/core/busy_read"),
         nic_interrupts,
         rps_masks,
+        damon_threads: damon_threads(root),
     }
+}
+
+/// The name prefix of DAMON's monitoring threads.
+const DAMON_THREAD: &str = "kdamond";
+
+/// Every process under `root/proc` named `kdamond*`, in pid order; `None` when `proc` cannot be listed.
+fn damon_threads(root: &Path) -> Option<Vec<KernelThread>> {
+    let mut pids: Vec<u32> = list_dir(&root.join("proc"))?.iter().filter_map(|name| name.parse().ok()).collect();
+    pids.sort_unstable();
+    let threads = pids
+        .into_iter()
+        .filter_map(|pid| {
+            let name = read(root, &format!("proc/{pid}/comm"))?.trim().to_owned();
+            name.starts_with(DAMON_THREAD).then(|| {
+                let status = read(root, &format!("proc/{pid}/status"));
+                let cpus = status.as_deref().and_then(|text| {
+                    text.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:")).and_then(parse_cpu_list)
+                });
+                KernelThread { pid, name, cpus }
+            })
+        })
+        .collect();
+    Some(threads)
 }
 
 /// The device each NIC sits on (`virtio3`, `0000:01:00.0`): the target of `/sys/class/net/NIC/device`.
@@ -189,6 +226,11 @@ mod tests {
         write(root, "sys/class/net/enp1s0/queues/rx-1/rps_cpus", "zz\n");
         write(root, "sys/class/net/enp1s0/queues/tx-0/xps_cpus", "1\n");
         write(root, "sys/devices/virtio13/net/enp1s0/x", "");
+        write(root, "proc/77/comm", "kdamond.0\n");
+        write(root, "proc/77/status", "Name:\tkdamond.0\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\n");
+        write(root, "proc/78/comm", "kdamond.1\n");
+        write(root, "proc/9/comm", "sshd\n");
+        write(root, "proc/9/status", "Cpus_allowed_list:\t0-3\n");
         std::os::unix::fs::symlink("../../../devices/virtio13", root.join("sys/class/net/enp1s0/device")).unwrap();
 
         let facts = read_host_facts(root);
@@ -209,6 +251,9 @@ mod tests {
         assert_eq!(masks.len(), 2, "lo and tx queues are left out: {masks:?}");
         assert_eq!(masks[0].cpus, Some(vec![2, 3]));
         assert_eq!((masks[1].queue.as_str(), masks[1].cpus.as_ref()), ("rx-1", None));
+        let damon = facts.damon_threads.unwrap();
+        let kdamond = |pid, name: &str, cpus| KernelThread { pid, name: name.to_owned(), cpus };
+        assert_eq!(damon, [kdamond(77, "kdamond.0", Some(vec![0, 1])), kdamond(78, "kdamond.1", None)]);
     }
 
     #[test]

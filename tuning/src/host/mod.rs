@@ -12,5 +12,5 @@ mod parse;
 
 pub use check::{check, CheckItem, Status};
 pub(crate) use facts::read_cpus;
-pub use facts::{read_host_facts, HostFacts, RpsMask};
+pub use facts::{read_host_facts, HostFacts, KernelThread, RpsMask};
 pub use parse::{format_cpu_list, format_cpu_mask, parse_cpu_list, parse_cpu_mask, parse_interrupts, InterruptRow};
