@@ -11,6 +11,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -26,7 +27,16 @@ pub struct SocketOptions {
     /// Queue ICMP errors (`IP_RECVERR`) so unreachable subscribers can be reported (the io_uring driver
     /// reads them and retries the sends they fail).
     pub recv_errors: bool,
+    /// How long a port held by another socket is waited for before opening fails ([`RELEASE_GRACE`] in the
+    /// daemon): a process that used io_uring and was killed (a crash, `SIGKILL`) leaves its sockets to the kernel,
+    /// which releases them shortly after the process is gone, not when it is reaped.
+    pub release_grace: Duration,
 }
+
+/// The [`SocketOptions::release_grace`] the data plane uses: long enough for the kernel to free a killed
+/// process's io_uring instance (it does so in the background, in well under a second), short enough that a port a
+/// live process holds is reported at once to an operator starting a second one.
+pub const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a media socket could not be set up; names the address and the step.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +67,7 @@ pub fn open(addresses: &[SocketAddr], workers: usize, opts: SocketOptions) -> Re
     let mut bound = Vec::with_capacity(addresses.len());
     for &address in addresses {
         let err = |step: &'static str| move |source: io::Error| SocketError { address, step, source };
-        check_free(address).map_err(err("bind"))?;
+        check_free(address, opts.release_grace).map_err(err("bind"))?;
         let mut target = address;
         for slot in per_worker.iter_mut() {
             let socket =
@@ -124,25 +134,35 @@ pub fn adopt(addresses: &[SocketAddr], per_worker: Vec<Vec<OwnedFd>>) -> Result<
     Ok(MediaSockets { per_worker, bound })
 }
 
-/// Fails when another socket holds `address` (a port other than 0): `SO_REUSEPORT` would otherwise let a second
-/// ringfwd of the same user join the port's group and silently take part of its packets. A probe socket without
-/// `SO_REUSEPORT` binds it and closes at once; a process taking over adopts the sockets instead (see [`adopt`]).
-fn check_free(address: SocketAddr) -> io::Result<()> {
+/// Fails when another socket holds `address` (a port other than 0) for longer than `grace`: `SO_REUSEPORT` would
+/// otherwise let a second ringfwd of the same user join the port's group and silently take part of its packets. A
+/// probe socket without `SO_REUSEPORT` binds it and closes at once; a process taking over adopts the sockets instead
+/// (see [`adopt`]). Within `grace` the probe is tried again every 10 ms: a killed ringfwd's sockets stay bound until
+/// the kernel has torn down its io_uring instance, which happens after the process is gone.
+fn check_free(address: SocketAddr, grace: Duration) -> io::Result<()> {
     if address.port() == 0 {
         return Ok(());
     }
-    let probe = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
-    if address.is_ipv6() {
-        probe.set_only_v6(true)?;
-    }
-    match probe.bind(&address.into()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
-            e.kind(),
-            "the port is in use (another ringfwd? a second one on the same media address would take part of its \
-             packets; to replace a running ringfwd, start the new one with --take-over)",
-        )),
-        Err(e) => Err(e),
+    let deadline = Instant::now() + grace;
+    loop {
+        let probe = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+        if address.is_ipv6() {
+            probe.set_only_v6(true)?;
+        }
+        match probe.bind(&address.into()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    "the port is in use (another ringfwd? a second one on the same media address would take part \
+                     of its packets; to replace a running ringfwd, start the new one with --take-over)",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -326,7 +346,12 @@ mod tests {
 
     #[test]
     fn port_zero_is_resolved_once_and_shared_by_the_group() {
-        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
+        let opts = SocketOptions {
+            recv_buffer_bytes: 1 << 20,
+            send_buffer_bytes: 1 << 20,
+            recv_errors: false,
+            release_grace: Duration::ZERO,
+        };
         let addrs: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
         let sockets = open(&addrs, 3, opts).expect("open");
         assert_eq!(sockets.per_worker.len(), 3);
@@ -341,10 +366,17 @@ mod tests {
 
     #[test]
     fn a_port_another_group_holds_is_refused_and_its_sockets_can_be_adopted() {
-        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
+        let opts = SocketOptions {
+            recv_buffer_bytes: 1 << 20,
+            send_buffer_bytes: 1 << 20,
+            recv_errors: false,
+            release_grace: Duration::ZERO,
+        };
         let first = open(&["127.0.0.1:0".parse().unwrap()], 2, opts).expect("open");
         let taken = first.bound[0];
-        let err = open(&[taken], 2, opts).expect_err("the port is in use");
+        // Still held when the grace has run out.
+        let waiting = SocketOptions { release_grace: Duration::from_millis(30), ..opts };
+        let err = open(&[taken], 2, waiting).expect_err("the port is in use");
         assert_eq!((err.address, err.step), (taken, "bind"));
         assert!(err.to_string().contains("--take-over"), "{err}");
         // A process taking over adopts the same sockets (duplicates, as SCM_RIGHTS would give them).
@@ -359,7 +391,12 @@ mod tests {
 
     #[test]
     fn kernel_drops_counts_an_overflowing_receive_queue() {
-        let opts = SocketOptions { recv_buffer_bytes: 4096, send_buffer_bytes: 1 << 20, recv_errors: false };
+        let opts = SocketOptions {
+            recv_buffer_bytes: 4096,
+            send_buffer_bytes: 1 << 20,
+            recv_errors: false,
+            release_grace: Duration::ZERO,
+        };
         let sockets = open(&["127.0.0.1:0".parse().unwrap()], 1, opts).expect("open");
         let socket = &sockets.per_worker[0][0];
         assert_eq!(kernel_drops(socket).unwrap(), 0);
@@ -372,7 +409,12 @@ mod tests {
 
     #[test]
     fn a_granted_request_opens_with_at_least_the_requested_size() {
-        let opts = SocketOptions { recv_buffer_bytes: 3 << 20, send_buffer_bytes: (1 << 20) + 1, recv_errors: false };
+        let opts = SocketOptions {
+            recv_buffer_bytes: 3 << 20,
+            send_buffer_bytes: (1 << 20) + 1,
+            recv_errors: false,
+            release_grace: Duration::ZERO,
+        };
         let sockets = open(&["127.0.0.1:0".parse().unwrap()], 2, opts).expect("open");
         for worker in &sockets.per_worker {
             let s = socket2::SockRef::from(&worker[0]);
@@ -440,7 +482,12 @@ mod tests {
 
     #[test]
     fn a_bad_address_names_itself() {
-        let opts = SocketOptions { recv_buffer_bytes: 1 << 20, send_buffer_bytes: 1 << 20, recv_errors: false };
+        let opts = SocketOptions {
+            recv_buffer_bytes: 1 << 20,
+            send_buffer_bytes: 1 << 20,
+            recv_errors: false,
+            release_grace: Duration::ZERO,
+        };
         // 192.0.2.1 (TEST-NET-1) is not a local address, so bind fails; nothing is sent anywhere.
         let err = open(&["192.0.2.1:5000".parse().unwrap()], 1, opts).unwrap_err();
         assert!(err.to_string().contains("192.0.2.1:5000"), "{err}");

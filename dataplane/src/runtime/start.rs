@@ -149,6 +149,7 @@ impl Dataplane {
             send_buffer_bytes: settings.send_buffer_bytes,
             // Only the io_uring backend reads the error queue and retries the sends a pending error fails.
             recv_errors: settings.backend == BackendKind::IoUring,
+            release_grace: socket::RELEASE_GRACE,
         };
         // With `rtcp_port_plus_one`, each media address's port + 1 follows the media addresses (checked: no port 0).
         let media_count = settings.media_addresses.len();

@@ -18,8 +18,11 @@ use crate::core::interceptor::spec::{NtpEpoch, NTP_UNIX_OFFSET_S};
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 
 /// How often counters are published to the shared atomics while packets flow (and the kernel's per-socket
-/// drop counters read, one `getsockopt` per socket).
-pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
+/// drop counters read, one `getsockopt` per socket). 10 ms: at 1 ms, a worker between bursts at moderate rates
+/// woke about once per millisecond just to publish (the conference at 50 k out-pps: 15–23 % more context switches
+/// on the worker core than at 10 ms, 2–4 % more CPU per packet); no reader needs fresher counters (metrics scrapes
+/// and statistics rounds are seconds apart, and a command's effect is published before the worker blocks).
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// When a worker publishes its counters: at most every [`PUBLISH_INTERVAL`], busy or not, and before it blocks
 /// when a command changed its tables since (table sizes right after a command are never stale). A worker that
