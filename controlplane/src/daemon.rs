@@ -240,7 +240,18 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
             runtime.shutdown_timeout(Duration::from_secs(1));
             return result;
         }
-        Ok(Stopped::Signal) => Ok(()),
+        Ok(Stopped::Signal { kept }) => {
+            // As for a takeover: the next start continues every subscriber's numbering exactly, not skipping ahead.
+            let workers = dataplane.workers().to_vec();
+            let final_counters = dataplane.stop();
+            let released = match kept {
+                Some((store, api)) => runtime.block_on(release(&api, &workers, &store)),
+                None => Ok(()),
+            };
+            println!("{}", report::final_line(&final_counters));
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            return released;
+        }
         Err(e) => Err(e),
     };
     let final_counters = dataplane.stop();
@@ -267,14 +278,15 @@ struct Started {
 
 /// Why the control plane stopped.
 enum Stopped {
-    /// SIGINT or SIGTERM.
-    Signal,
+    /// SIGINT or SIGTERM; with the state store and the API when state is kept (`state.persist`): the workers are to
+    /// stop and their last numbering to be kept.
+    Signal { kept: Option<(Arc<StateStore>, Arc<Api>)> },
     /// A new daemon is ready to take over: the API is closed; the workers are to stop and the state to be released.
     HandedOver { conversation: handover::Conversation, store: Arc<StateStore>, api: Arc<Api> },
 }
 
-/// After the workers stopped: keeps the numbering they published last, marked exact, and closes the store (the
-/// process taking over opens it).
+/// After the workers stopped (a takeover or a stop): keeps the numbering they published last, marked exact, and closes
+/// the store (the process taking over, or the next start, opens it).
 async fn release(
     api: &Api,
     workers: &[ringfwd_dataplane::control::WorkerHandle],
@@ -292,7 +304,7 @@ async fn release(
             Some((session, subscription, tracker.take_as(id, now_unix_ns, now, true)?))
         })
         .collect();
-    tracing::info!(subscriptions = rows.len(), "keeping the exact numbering for the daemon taking over");
+    tracing::info!(subscriptions = rows.len(), "keeping the exact numbering for the next daemon");
     store.keep_numbering(&rows)?;
     store.close();
     Ok(())
@@ -551,7 +563,7 @@ async fn control(
     webhooks.stop(WEBHOOK_FLUSH_ON_STOP).await;
     Ok(match (handed_over, store) {
         (Some(conversation), Some(store)) => Stopped::HandedOver { conversation, store, api },
-        _ => Stopped::Signal,
+        (_, store) => Stopped::Signal { kept: store.map(|store| (store, api)) },
     })
 }
 

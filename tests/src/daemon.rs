@@ -203,6 +203,13 @@ impl Daemon {
         Daemon::try_spawn(Some(config), &[], None, args)
     }
 
+    /// Sends SIGTERM, waits for the exit, and hands back the daemon's temporary folder (its state directory) for
+    /// [`Daemon::restart_in`].
+    pub fn stop_for_restart(mut self) -> (Exit, tempfile::TempDir) {
+        let dir = self.dir.take().expect("the daemon's folder");
+        (self.stop(), dir)
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(self) -> Exit {
         let pid = rustix::process::Pid::from_child(&self.child);

@@ -3,7 +3,9 @@
 //! advanced by the time that passed — after a gap of about a second; the API shows everything that was accepted.
 //!
 //! The subscriber was switched to a second stream before the crash, so its numbering was rebased by the worker (not
-//! its creation offsets): only the numbering kept by the state store can continue it.
+//! its creation offsets): only the numbering kept by the state store can continue it. A stop (SIGTERM) keeps the
+//! exact numbering: after a restart the subscriber's numbers and timestamps jump by exactly what the publisher sent
+//! meanwhile.
 
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::flow::{seq_breaks, Collector, Publisher, Stream};
 use ringfwd_tests::gst::free_port;
 use ringfwd_tests::peer::Peer;
+use ringfwd_tuning::defaults::STATE_NUMBERING_INTERVAL_MS;
 
+/// How often the workers' numbering is kept (the default `state.numbering_interval_ms`).
+const NUMBERING_INTERVAL: Duration = Duration::from_millis(STATE_NUMBERING_INTERVAL_MS as u64);
 const A: u32 = 0x0a0a_0a0a;
 const B: u32 = 0x0b0b_0b0b;
 /// Each stream's packet rate.
@@ -45,8 +50,9 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
     assert!(wait_until(WAIT, || collector.count() >= 200), "the subscriber receives stream a");
     api.switch("call", "bob-video", "b").expect("switch to b");
     let switched = collector.count();
-    // A second of stream b, so that several numbering rounds kept it.
-    assert!(wait_until(WAIT, || collector.count() >= switched + 250), "the subscriber receives stream b");
+    // Two numbering rounds of stream b, so that at least one kept it.
+    let rounds = (f64::from(PPS) * 2.0 * NUMBERING_INTERVAL.as_secs_f64()).ceil() as usize;
+    assert!(wait_until(WAIT, || collector.count() >= switched + rounds), "the subscriber receives stream b");
     drop(api);
 
     let dir = daemon.crash();
@@ -66,10 +72,11 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
     assert!(gap <= Duration::from_millis(1500), "the subscriber waited {gap:?}");
     assert!(skip < 0x8000, "the numbers go forward: +{skip}");
     // What the kept rate could have sent since the kept packet (at most a numbering round plus the gap before it).
-    let bound = (f64::from(PPS) * (gap.as_secs_f64() + 0.3) * 1.25).ceil() as u16 + 16;
+    let since_kept = gap.as_secs_f64() + NUMBERING_INTERVAL.as_secs_f64() + 0.3;
+    let bound = (f64::from(PPS) * since_kept * 1.25).ceil() as u16 + 16;
     assert!(skip <= bound, "skipped {skip} > {bound} for a {gap:?} gap");
     let ticks = first.ts.wrapping_sub(last.ts);
-    let (low, high) = ((gap.as_secs_f64() * 90_000.0 * 0.9) as u32, ((gap.as_secs_f64() + 0.3) * 90_000.0) as u32);
+    let (low, high) = ((gap.as_secs_f64() * 90_000.0 * 0.9) as u32, (since_kept * 90_000.0) as u32);
     assert!((low..=high).contains(&ticks), "the timestamp advanced {ticks} ticks over {gap:?}");
 
     // Everything accepted is back, as it was.
@@ -82,6 +89,56 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
     let streams = api.list_streams(v1::ListStreamsRequest { session_id: "call".into() }).expect("streams");
     assert_eq!(streams.streams.len(), 2);
     eprintln!("restart: gap {gap:?}, sequence numbers skipped {skip} (bound {bound}), timestamp +{ticks}");
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+}
+
+#[test]
+fn a_stop_keeps_the_exact_numbering_and_the_restart_goes_on_by_the_same_offsets() {
+    let port = free_port();
+    let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\n");
+    let daemon = Daemon::start(&config);
+    let media = daemon.media[0];
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let api = Api::dev(&daemon);
+    api.session("call").expect("session");
+    api.create_endpoint(endpoint("call", "alice", publisher.addr())).expect("alice");
+    api.create_endpoint(endpoint("call", "bob", subscriber.addr())).expect("bob");
+    api.create_stream(video_stream("call", "a", "alice", A)).expect("stream a");
+    api.create_stream(video_stream("call", "b", "alice", B)).expect("stream b");
+    api.create_subscription(subscription("call", "bob-video", "a", "bob", 0)).expect("subscription");
+
+    let collector = Collector::start(subscriber.try_clone());
+    let streams = vec![
+        Stream { ssrc: A, seq: 1_000, ts: 5_000, ticks: 360 },
+        Stream { ssrc: B, seq: 40_000, ts: 3_000_000, ticks: 360 },
+    ];
+    let flow = Publisher::start(publisher.try_clone(), media, streams, PPS);
+    assert!(wait_until(WAIT, || collector.count() >= 100), "the subscriber receives stream a");
+    // The switch rebases bob's numbering: his creation offsets no longer hold, only what the stop keeps does.
+    api.switch("call", "bob-video", "b").expect("switch to b");
+    let switched = collector.count();
+    assert!(wait_until(WAIT, || collector.count() >= switched + 50), "the subscriber receives stream b");
+    drop(api);
+
+    let (exit, dir) = daemon.stop_for_restart();
+    assert!(exit.success, "{}", exit.stderr);
+    let before = collector.count();
+    let daemon = Daemon::restart_in(&config, dir);
+    assert!(wait_until(WAIT, || collector.count() >= before + 100), "forwarding resumes after the restart");
+    flow.stop();
+    let got = collector.stop();
+
+    let steps = seq_breaks(&got);
+    assert_eq!(steps.len(), 1, "one discontinuity, at the restart: {steps:?}");
+    let (i, skip) = steps[0];
+    let (last, first) = (got[i], got[i + 1]);
+    assert!(skip > 1 && skip < 0x8000, "the numbers go forward past what the publisher sent meanwhile: +{skip}");
+    // The same offsets: the timestamp moved with the sequence number, exactly as the publisher's did (360 a packet),
+    // not by a crash's estimate.
+    let ticks = first.ts.wrapping_sub(last.ts);
+    assert_eq!(ticks, u32::from(skip) * 360, "timestamp +{ticks} for +{skip} sequence numbers");
+    eprintln!("stop and restart: gap {:?}, +{skip} sequence numbers, +{ticks} ticks", first.at.duration_since(last.at));
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
 }

@@ -18,6 +18,7 @@ fn tune_check_json_reports_io_uring_and_every_host_item() {
         "netdev_max_backlog",
         "nic irqs on worker cores",
         "rps masks",
+        "disk irqs on worker cores",
     ] {
         assert!(status_of(name).is_some(), "no {name} item: {stdout}");
     }

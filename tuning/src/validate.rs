@@ -112,7 +112,7 @@ fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
 }
 
 /// Accepted `state.numbering_interval_ms`.
-pub const NUMBERING_INTERVAL_MS_RANGE: RangeInclusive<u32> = 10..=1000;
+pub const NUMBERING_INTERVAL_MS_RANGE: RangeInclusive<u32> = 10..=10_000;
 
 /// `state.directory`, when set, is an absolute path: the daemon's working directory is no place for state;
 /// `state.numbering_interval_ms` is in [`NUMBERING_INTERVAL_MS_RANGE`].
@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(key_after(|c| c.state.directory = Some("".into())), "state.directory");
         assert_eq!(key_after(|c| c.state.directory = Some("/srv/ringfwd".into())), "<valid>");
         assert_eq!(key_after(|c| c.state.numbering_interval_ms = 9), "state.numbering_interval_ms");
-        assert_eq!(key_after(|c| c.state.numbering_interval_ms = 1001), "state.numbering_interval_ms");
+        assert_eq!(key_after(|c| c.state.numbering_interval_ms = 10_001), "state.numbering_interval_ms");
     }
 
     #[test]

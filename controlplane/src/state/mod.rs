@@ -12,7 +12,9 @@
 //! - What each subscription last sent (sequence number, timestamp, when, and its packet rate): the workers publish
 //!   it every `state.numbering_interval_ms` and [`numbering::keep`] writes it, so that a restored subscription
 //!   continues its subscriber's numbering with no reuse: its first packet goes out `skip` sequence numbers past the
-//!   last kept one (see [`numbering::Kept::continuation`]), its timestamp advanced by the real time since.
+//!   last kept one (see [`numbering::Kept::continuation`]), its timestamp advanced by the real time since. A stop
+//!   (SIGTERM) or a takeover keeps, after the workers stopped, the exact numbering: the next daemon goes on by the same
+//!   offsets, as if nothing happened but the packets that arrived meanwhile.
 //!
 //! # Why redb
 //! An embedded, crash-safe store (copy-on-write B-trees, checksummed commits, an fsync per durable commit) in one

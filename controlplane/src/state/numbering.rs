@@ -2,7 +2,7 @@
 //!
 //! Owns [`Kept`] (a subscription's last outgoing sequence number and timestamp, when, its packet rate and offsets,
 //! and whether it is exact: kept after its worker stopped), the rule of how a restored subscription goes on
-//! ([`Kept::resume`]: exactly by its offsets after a takeover, else skipping ahead), [`Tracker`] (the latest record of each subscription from the workers'
+//! ([`Kept::resume`]: exactly by its offsets after a stop or a takeover, else skipping ahead), [`Tracker`] (the latest record of each subscription from the workers'
 //! numbering rings, with its rate) and [`keep`], the task that writes what changed every
 //! `state.numbering_interval_ms`. The tracker is bounded: an entry no worker published for [`FORGET_AFTER`] (its
 //! subscription is gone) is dropped. Must never block a worker: it only pops from their rings.
@@ -42,7 +42,7 @@ pub struct Kept {
     /// Its offsets `(seq_offset, ts_offset)` then (`None`: a rebase was pending).
     #[serde(default)]
     pub offsets: Option<(u16, u32)>,
-    /// Kept after its worker stopped (a takeover): nothing was sent since.
+    /// Kept after its worker stopped (a stop or a takeover): nothing was sent since.
     #[serde(default)]
     pub exact: bool,
 }

@@ -59,6 +59,7 @@ pub fn check(facts: &HostFacts, config: &Config, worker_cores: &[usize]) -> Vec<
     items.push(governor(facts, worker_cores));
     items.push(damon(facts, worker_cores));
     items.extend(net::check(facts, config, worker_cores));
+    items.push(super::irqs::disk(facts, worker_cores));
     items
 }
 
@@ -280,7 +281,8 @@ mod tests {
                 "netdev_max_backlog",
                 "busy poll",
                 "nic irqs on worker cores",
-                "rps masks"
+                "rps masks",
+                "disk irqs on worker cores"
             ]
         );
     }

@@ -40,6 +40,9 @@ pub struct HostFacts {
     pub busy_read_us: Option<u64>,
     /// Network device rows of `/proc/interrupts`.
     pub nic_interrupts: Option<Vec<InterruptRow>>,
+    /// Disk rows of `/proc/interrupts`: those naming the device a block device sits on (`virtio1-req.0` for
+    /// `/sys/block/vda/device` → `virtio1`, `nvme0q1` for `nvme0`).
+    pub disk_interrupts: Option<Vec<InterruptRow>>,
     /// RPS masks of every receive queue of every NIC but `lo`.
     pub rps_masks: Option<Vec<RpsMask>>,
     /// DAMON's monitoring threads (`kdamond.N`) running now, found in `/proc`; `None` when `/proc` cannot be listed.
@@ -112,8 +115,13 @@ pub fn read_host_facts(root: &Path) -> HostFacts {
     let device_names = nic_device_names(root, &nic_names);
     let knows_virtio_device = device_names.iter().any(|d| d.starts_with(VIRTIO_MARKER));
     nic_names.extend(device_names);
-    let nic_interrupts = read(root, "proc/interrupts").and_then(|text| parse_interrupts(&text)).map(|rows| {
+    let interrupts = read(root, "proc/interrupts").and_then(|text| parse_interrupts(&text));
+    let nic_interrupts = interrupts.clone().map(|rows| {
         rows.into_iter().filter(|row| is_nic_row(&row.description, &nic_names, knows_virtio_device)).collect()
+    });
+    let disks = disk_device_names(root);
+    let disk_interrupts = interrupts.map(|rows| {
+        rows.into_iter().filter(|row| disks.iter().any(|name| names_device(&row.description, name))).collect()
     });
     let rps_masks = nics.as_ref().map(|nics| {
         let mut masks = Vec::new();
@@ -139,6 +147,7 @@ pub fn read_host_facts(root: &Path) -> HostFacts {
         busy_poll_us: read_u64(root, "proc/sys/net/core/busy_poll"),
         busy_read_us: read_u64(root, "proc/sys/net/core/busy_read"),
         nic_interrupts,
+        disk_interrupts,
         rps_masks,
         damon_threads: damon_threads(root),
     }
@@ -175,19 +184,35 @@ fn nic_device_names(root: &Path, nics: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Whether an interrupt row's description names one of `names` (NICs and their devices; `eth1` does not
-/// match `eth10`) or a common NIC driver; any virtio row counts only when `knows_virtio_device` is false.
+/// The device each block device sits on (`virtio1`, `nvme0`): the target of `/sys/block/DISK/device`; virtual
+/// disks (loop, ram, dm, zram) have none.
+fn disk_device_names(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = list_dir(&root.join("sys/block"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|disk| std::fs::read_link(root.join("sys/block").join(disk).join("device")).ok())
+        .filter_map(|target| target.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Whether an interrupt row's description names one of `names` (NICs and their devices) or a common NIC driver; any
+/// virtio row counts only when `knows_virtio_device` is false.
 fn is_nic_row(description: &str, names: &[String], knows_virtio_device: bool) -> bool {
-    let description = description.to_ascii_lowercase();
-    let names_it = |name: &String| {
-        let name = name.to_ascii_lowercase();
-        description
-            .match_indices(&name)
-            .any(|(at, _)| !description[at + name.len()..].starts_with(|c: char| c.is_ascii_digit()))
-    };
-    names.iter().any(names_it)
-        || NIC_IRQ_MARKERS.iter().any(|marker| description.contains(marker))
-        || (!knows_virtio_device && description.contains(VIRTIO_MARKER))
+    let lower = description.to_ascii_lowercase();
+    names.iter().any(|name| names_device(description, name))
+        || NIC_IRQ_MARKERS.iter().any(|marker| lower.contains(marker))
+        || (!knows_virtio_device && lower.contains(VIRTIO_MARKER))
+}
+
+/// Whether an interrupt row's description names device `name`, ignoring case: `eth1` does not match `eth10`.
+fn names_device(description: &str, name: &str) -> bool {
+    let (description, name) = (description.to_ascii_lowercase(), name.to_ascii_lowercase());
+    description
+        .match_indices(&name)
+        .any(|(at, _)| !description[at + name.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -232,6 +257,9 @@ mod tests {
         write(root, "proc/9/comm", "sshd\n");
         write(root, "proc/9/status", "Cpus_allowed_list:\t0-3\n");
         std::os::unix::fs::symlink("../../../devices/virtio13", root.join("sys/class/net/enp1s0/device")).unwrap();
+        std::fs::create_dir_all(root.join("sys/block/vda")).unwrap();
+        std::fs::create_dir_all(root.join("sys/block/loop0")).unwrap();
+        std::os::unix::fs::symlink("../../../virtio1", root.join("sys/block/vda/device")).unwrap();
 
         let facts = read_host_facts(root);
         assert_eq!(facts.online_cpus, Some(vec![0, 1, 2, 3]));
@@ -247,6 +275,8 @@ mod tests {
         assert_eq!(facts.busy_read_us, None);
         let irqs: Vec<u32> = facts.nic_interrupts.unwrap().iter().map(|r| r.irq).collect();
         assert_eq!(irqs, [40, 41, 43], "the virtio block device and virtio1 are not the NIC's virtio13");
+        let disk_irqs: Vec<u32> = facts.disk_interrupts.unwrap().iter().map(|r| r.irq).collect();
+        assert_eq!(disk_irqs, [42, 44], "vda sits on virtio1 (loop0 on no device); virtio13 is not virtio1");
         let masks = facts.rps_masks.unwrap();
         assert_eq!(masks.len(), 2, "lo and tx queues are left out: {masks:?}");
         assert_eq!(masks[0].cpus, Some(vec![2, 3]));

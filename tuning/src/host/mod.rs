@@ -7,6 +7,7 @@
 
 mod check;
 mod facts;
+mod irqs;
 mod net;
 mod parse;
 

@@ -1,11 +1,11 @@
 //! The network items of `ringfwd tune check`: socket buffer limits against the config, `netdev_max_backlog`,
-//! busy polling, NIC interrupts on worker cores and RPS masks that include worker cores.
+//! busy polling, NIC interrupts on worker cores ([`super::irqs`]) and RPS masks that include worker cores.
 //!
 //! Sans-IO like [`super::check`]: it must never read the host itself.
 
 use super::check::{CheckItem, Status};
 use super::facts::HostFacts;
-use super::parse::{format_cpu_list, format_cpu_mask};
+use super::parse::format_cpu_mask;
 use crate::Config;
 
 /// Below this `netdev_max_backlog` a receive burst on one core overflows the kernel's backlog.
@@ -21,7 +21,7 @@ pub(super) fn check(facts: &HostFacts, config: &Config, worker_cores: &[usize]) 
         buffer_limit("wmem_max", facts.wmem_max_bytes, sizes.send_buffer_bytes, "media.send_buffer_bytes"),
         backlog(facts),
         busy_poll(facts),
-        nic_irqs(facts, worker_cores),
+        super::irqs::nic(facts, worker_cores),
         rps(facts, worker_cores),
     ]
 }
@@ -77,49 +77,6 @@ fn busy_poll(facts: &HostFacts) -> CheckItem {
     .with_fix("sysctl -w net.core.busy_poll=0 net.core.busy_read=0")
 }
 
-fn nic_irqs(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
-    const NAME: &str = "nic irqs on worker cores";
-    let Some(rows) = &facts.nic_interrupts else {
-        return CheckItem::unknown(NAME, "/proc/interrupts");
-    };
-    let mut hits: Vec<String> = Vec::new();
-    let mut irqs: Vec<u32> = Vec::new();
-    for row in rows {
-        let on_workers: Vec<String> = row
-            .per_cpu
-            .iter()
-            .filter(|(cpu, count)| *count > 0 && worker_cores.contains(cpu))
-            .map(|(cpu, count)| format!("cpu{cpu}={count}"))
-            .collect();
-        if !on_workers.is_empty() {
-            hits.push(format!("irq {} ({}): {}", row.irq, device_name(&row.description), on_workers.join(" ")));
-            irqs.push(row.irq);
-        }
-    }
-    if hits.is_empty() {
-        return CheckItem::new(NAME, Status::Ok, format!("{} NIC irqs, none served on a worker core", rows.len()));
-    }
-    let detail = format!("{} (counts since boot)", hits.join("; "));
-    let others: Vec<usize> = match &facts.online_cpus {
-        Some(online) => online.iter().copied().filter(|c| !worker_cores.contains(c)).collect(),
-        None => Vec::new(),
-    };
-    let fix = if others.is_empty() {
-        "no non-worker core to move them to: leave a core out of placement.worker_cores".to_owned()
-    } else {
-        let list = format_cpu_list(&others);
-        let commands: Vec<String> =
-            irqs.iter().map(|irq| format!("echo {list} > /proc/irq/{irq}/smp_affinity_list")).collect();
-        format!("{} (and stop irqbalance or ban the worker cores in it)", commands.join("; "))
-    };
-    CheckItem::new(NAME, Status::Warn, detail).with_fix(fix)
-}
-
-/// The last word of an interrupt description: the device or queue name.
-fn device_name(description: &str) -> &str {
-    description.split_whitespace().last().unwrap_or(description)
-}
-
 fn rps(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
     const NAME: &str = "rps masks";
     let Some(masks) = &facts.rps_masks else {
@@ -158,7 +115,7 @@ fn rps(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{parse_interrupts, RpsMask};
+    use crate::host::RpsMask;
 
     fn item(facts: &HostFacts, config: &Config, workers: &[usize], name: &str) -> CheckItem {
         check(facts, config, workers).into_iter().find(|i| i.name == name).unwrap()
@@ -216,28 +173,6 @@ mod tests {
         assert_eq!(on.status, Status::Warn);
         assert!(on.detail.contains("busy_poll=50us"), "{on:?}");
         assert!(at(Some(0), None).detail.starts_with("could not read"));
-    }
-
-    #[test]
-    fn nic_irqs_on_worker_cores_name_the_irqs() {
-        let text = "  CPU0  CPU1  CPU2\n40: 9 0 0 PCI-MSI eth0-rx-0\n41: 0 5 3 PCI-MSI eth0-tx-0\n42: 0 0 0 PCI-MSI eth0-rx-1\n";
-        let facts = HostFacts {
-            online_cpus: Some(vec![0, 1, 2]),
-            nic_interrupts: parse_interrupts(text),
-            ..HostFacts::default()
-        };
-        let config = Config::default();
-        assert_eq!(item(&facts, &config, &[], "nic irqs on worker cores").status, Status::Ok);
-        let warn = item(&facts, &config, &[1, 2], "nic irqs on worker cores");
-        assert_eq!(warn.status, Status::Warn);
-        assert!(warn.detail.starts_with("irq 41 (eth0-tx-0): cpu1=5 cpu2=3"), "{warn:?}");
-        assert!(!warn.detail.contains("irq 40") && !warn.detail.contains("irq 42"), "{warn:?}");
-        assert!(warn.fix.unwrap().starts_with("echo 0 > /proc/irq/41/smp_affinity_list"));
-        let all = item(&facts, &config, &[0, 1, 2], "nic irqs on worker cores");
-        assert!(all.fix.unwrap().starts_with("no non-worker core"));
-        assert!(item(&HostFacts::default(), &config, &[1], "nic irqs on worker cores")
-            .detail
-            .starts_with("could not read"));
     }
 
     #[test]
