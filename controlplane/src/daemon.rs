@@ -224,37 +224,24 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
         .build()?;
     let started = Started { store, taking, inherited };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
+    // The workers stop reading, finish what they received and publish their last numbering.
+    let workers = dataplane.workers().to_vec();
+    let final_counters = dataplane.stop();
     let result = match result {
         Ok(Stopped::HandedOver { mut conversation, store, api }) => {
-            // The workers stop reading, finish what they received and publish their last numbering.
-            let workers = dataplane.workers().to_vec();
-            let final_counters = dataplane.stop();
-            let released = runtime.block_on(release(&api, &workers, &store));
-            let result = released.and_then(|()| {
+            let result = runtime.block_on(release(&api, &workers, &store)).and_then(|()| {
                 conversation.send(&handover::Message::Released, &[])?;
                 conversation.expect(&handover::Message::Done)?;
                 Ok(())
             });
             tracing::info!("handed over: the new daemon forwards and serves the API");
-            println!("{}", report::final_line(&final_counters));
-            runtime.shutdown_timeout(Duration::from_secs(1));
-            return result;
+            result
         }
-        Ok(Stopped::Signal { kept }) => {
-            // As for a takeover: the next start continues every subscriber's numbering exactly, not skipping ahead.
-            let workers = dataplane.workers().to_vec();
-            let final_counters = dataplane.stop();
-            let released = match kept {
-                Some((store, api)) => runtime.block_on(release(&api, &workers, &store)),
-                None => Ok(()),
-            };
-            println!("{}", report::final_line(&final_counters));
-            runtime.shutdown_timeout(Duration::from_secs(1));
-            return released;
-        }
+        // As for a takeover: the next start continues every subscriber's numbering exactly, not skipping ahead.
+        Ok(Stopped::Signal { kept: Some((store, api)) }) => runtime.block_on(release(&api, &workers, &store)),
+        Ok(Stopped::Signal { kept: None }) => Ok(()),
         Err(e) => Err(e),
     };
-    let final_counters = dataplane.stop();
     println!("{}", report::final_line(&final_counters));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result

@@ -28,33 +28,9 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues() {
-    let port = free_port();
-    let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\n");
-    let daemon = Daemon::start(&config);
-    let media = daemon.media[0];
-    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    let api = Api::dev(&daemon);
-    api.session("call").expect("session");
-    api.create_endpoint(endpoint("call", "alice", publisher.addr())).expect("alice");
-    api.create_endpoint(endpoint("call", "bob", subscriber.addr())).expect("bob");
-    api.create_stream(video_stream("call", "a", "alice", A)).expect("stream a");
-    api.create_stream(video_stream("call", "b", "alice", B)).expect("stream b");
-    api.create_subscription(subscription("call", "bob-video", "a", "bob", 0)).expect("subscription");
-
-    let collector = Collector::start(subscriber.try_clone());
-    let streams = vec![
-        Stream { ssrc: A, seq: 1_000, ts: 5_000, ticks: 360 },
-        Stream { ssrc: B, seq: 40_000, ts: 3_000_000, ticks: 360 },
-    ];
-    let flow = Publisher::start(publisher.try_clone(), media, streams, PPS);
-    assert!(wait_until(WAIT, || collector.count() >= 200), "the subscriber receives stream a");
-    api.switch("call", "bob-video", "b").expect("switch to b");
-    let switched = collector.count();
     // Two numbering rounds of stream b, so that at least one kept it.
     let rounds = (f64::from(PPS) * 2.0 * NUMBERING_INTERVAL.as_secs_f64()).ceil() as usize;
-    assert!(wait_until(WAIT, || collector.count() >= switched + rounds), "the subscriber receives stream b");
-    drop(api);
-
+    let Call { config, daemon, collector, flow } = call_switched_to_b(200, rounds);
     let dir = daemon.crash();
     let before = collector.count();
     let daemon = Daemon::restart_in(&config, dir);
@@ -95,32 +71,7 @@ fn a_sigkill_under_traffic_loses_no_state_and_the_subscriber_numbering_continues
 
 #[test]
 fn a_stop_keeps_the_exact_numbering_and_the_restart_goes_on_by_the_same_offsets() {
-    let port = free_port();
-    let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\n");
-    let daemon = Daemon::start(&config);
-    let media = daemon.media[0];
-    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    let api = Api::dev(&daemon);
-    api.session("call").expect("session");
-    api.create_endpoint(endpoint("call", "alice", publisher.addr())).expect("alice");
-    api.create_endpoint(endpoint("call", "bob", subscriber.addr())).expect("bob");
-    api.create_stream(video_stream("call", "a", "alice", A)).expect("stream a");
-    api.create_stream(video_stream("call", "b", "alice", B)).expect("stream b");
-    api.create_subscription(subscription("call", "bob-video", "a", "bob", 0)).expect("subscription");
-
-    let collector = Collector::start(subscriber.try_clone());
-    let streams = vec![
-        Stream { ssrc: A, seq: 1_000, ts: 5_000, ticks: 360 },
-        Stream { ssrc: B, seq: 40_000, ts: 3_000_000, ticks: 360 },
-    ];
-    let flow = Publisher::start(publisher.try_clone(), media, streams, PPS);
-    assert!(wait_until(WAIT, || collector.count() >= 100), "the subscriber receives stream a");
-    // The switch rebases bob's numbering: his creation offsets no longer hold, only what the stop keeps does.
-    api.switch("call", "bob-video", "b").expect("switch to b");
-    let switched = collector.count();
-    assert!(wait_until(WAIT, || collector.count() >= switched + 50), "the subscriber receives stream b");
-    drop(api);
-
+    let Call { config, daemon, collector, flow } = call_switched_to_b(100, 50);
     let (exit, dir) = daemon.stop_for_restart();
     assert!(exit.success, "{}", exit.stderr);
     let before = collector.count();
@@ -141,6 +92,42 @@ fn a_stop_keeps_the_exact_numbering_and_the_restart_goes_on_by_the_same_offsets(
     eprintln!("stop and restart: gap {:?}, +{skip} sequence numbers, +{ticks} ticks", first.at.duration_since(last.at));
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
+}
+
+/// A daemon forwarding alice's streams a and b to bob, with bob switched from a to b: the switch rebases his numbering,
+/// so his creation offsets no longer hold and only what the state store keeps can continue it.
+struct Call {
+    config: String,
+    daemon: Daemon,
+    collector: Collector,
+    flow: Publisher,
+}
+
+/// Starts a [`Call`]: switches bob to b once he received `on_a` packets of a, returns once he received `on_b` of b.
+fn call_switched_to_b(on_a: usize, on_b: usize) -> Call {
+    let port = free_port();
+    let config = format!("[media]\naddresses = [\"127.0.0.1:{port}\"]\n");
+    let daemon = Daemon::start(&config);
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let api = Api::dev(&daemon);
+    api.session("call").expect("session");
+    api.create_endpoint(endpoint("call", "alice", publisher.addr())).expect("alice");
+    api.create_endpoint(endpoint("call", "bob", subscriber.addr())).expect("bob");
+    api.create_stream(video_stream("call", "a", "alice", A)).expect("stream a");
+    api.create_stream(video_stream("call", "b", "alice", B)).expect("stream b");
+    api.create_subscription(subscription("call", "bob-video", "a", "bob", 0)).expect("subscription");
+
+    let collector = Collector::start(subscriber.try_clone());
+    let streams = vec![
+        Stream { ssrc: A, seq: 1_000, ts: 5_000, ticks: 360 },
+        Stream { ssrc: B, seq: 40_000, ts: 3_000_000, ticks: 360 },
+    ];
+    let flow = Publisher::start(publisher.try_clone(), daemon.media[0], streams, PPS);
+    assert!(wait_until(WAIT, || collector.count() >= on_a), "the subscriber receives stream a");
+    api.switch("call", "bob-video", "b").expect("switch to b");
+    let switched = collector.count();
+    assert!(wait_until(WAIT, || collector.count() >= switched + on_b), "the subscriber receives stream b");
+    Call { config, daemon, collector, flow }
 }
 
 #[test]

@@ -15,26 +15,19 @@ pub(super) fn nic(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
 
 /// Disk interrupts on worker cores: each one (an fsync's completion) delays the packets that core forwards.
 pub(super) fn disk(facts: &HostFacts, worker_cores: &[usize]) -> CheckItem {
-    const NAME: &str = "disk irqs on worker cores";
-    let item = on_worker_cores(NAME, "disk", facts.disk_interrupts.as_deref(), facts, worker_cores);
-    match item.status {
-        Status::Warn if item.fix.is_some() => {
-            let fix = item.fix.clone().unwrap_or_default();
-            let workers = format_cpu_list(worker_cores);
-            CheckItem {
-                detail: format!(
-                    "{}; each durable write of the state store (state.persist) interrupts them",
-                    item.detail
-                ),
-                fix: Some(format!(
-                    "{fix}; a managed irq (one per queue: NVMe, virtio-blk) refuses the write: boot with \
-                     isolcpus=managed_irq,domain,{workers}"
-                )),
-                ..item
-            }
+    let mut item =
+        on_worker_cores("disk irqs on worker cores", "disk", facts.disk_interrupts.as_deref(), facts, worker_cores);
+    if item.status == Status::Warn {
+        item.detail.push_str("; each durable write of the state store (state.persist) interrupts them");
+        if let Some(fix) = item.fix.as_mut() {
+            fix.push_str(&format!(
+                "; a managed irq (one per queue: NVMe, virtio-blk) refuses the write: boot with \
+                 isolcpus=managed_irq,domain,{}",
+                format_cpu_list(worker_cores)
+            ));
         }
-        _ => item,
     }
+    item
 }
 
 /// The item `name` for `rows` (of devices called `what`): warns naming each row with a count on a worker core, with the
