@@ -72,7 +72,9 @@ impl Timing {
             warmup: Duration::from_millis(300),
             search_step: Duration::from_millis(1500),
             fixed_step: Duration::from_secs(5),
-            geometric_steps: 7,
+            // 2^7 × the base rate: flat's ceiling is 819 k out-pps. With 2^6 (410 k), ringfwd and gso both
+            // passed every step of a first repetition on a quiet host (2026-12-05).
+            geometric_steps: 8,
             growth: 2.0,
             bisect_steps: 4,
             repeats: 3,
