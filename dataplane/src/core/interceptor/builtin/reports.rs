@@ -33,6 +33,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::rtp_ticks;
 use super::stats::ReceptionStats;
 use super::wire_compound::{find_cname, write_empty_receiver_report, write_report_compound, Cname};
 use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
@@ -97,11 +98,6 @@ impl ReportTimer {
         ctx.schedule(ctx.now() + self.next_interval());
         self.armed = true;
     }
-}
-
-/// `elapsed` in RTP ticks at `clock_rate_hz`, modulo 2^32.
-fn rtp_ticks(elapsed: Duration, clock_rate_hz: u32) -> u32 {
-    (elapsed.as_nanos() * u128::from(clock_rate_hz) / 1_000_000_000) as u32
 }
 
 /// `elapsed` in units of 1/65536 s, as DLSR carries it (saturating).

@@ -117,9 +117,8 @@ impl ReceptionStats {
 
     fn update_jitter(&mut self, timestamp: RtpTimestamp, arrival: Instant) {
         let first = self.first_arrival.unwrap_or(arrival);
-        let elapsed_ns = arrival.saturating_duration_since(first).as_nanos();
         // Arrival in RTP units, modulo 2^32 like the timestamps.
-        let arrival_rtp = (elapsed_ns * u128::from(self.clock_rate_hz) / 1_000_000_000) as u32;
+        let arrival_rtp = super::rtp_ticks(arrival.saturating_duration_since(first), self.clock_rate_hz);
         let transit = arrival_rtp.wrapping_sub(timestamp.0);
         if let Some(last) = self.last_transit {
             let d = u64::from((transit.wrapping_sub(last) as i32).unsigned_abs());
