@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::rewrite::Rewrite;
-use super::wire::{RtpTimestamp, SeqNo};
+use super::wire::{rtp_ticks, RtpTimestamp, SeqNo};
 
 /// The RTP header fields a subscription last sent (after rewriting), and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +50,13 @@ impl From<Numbering> for LastSent {
 /// Whole ticks of a `clock_rate_hz` clock in `elapsed`, at least 1 (a later packet never repeats the
 /// last timestamp), modulo 2^32 (timestamps wrap; only the low bits matter).
 pub(crate) fn elapsed_ticks(elapsed: Duration, clock_rate_hz: u32) -> u32 {
-    // At most ~1.8e28 ns times 2^32 Hz: far below u128::MAX, so no overflow.
-    let ticks = elapsed.as_nanos() * u128::from(clock_rate_hz) / 1_000_000_000;
-    if ticks == 0 {
+    let ticks = rtp_ticks(elapsed, clock_rate_hz);
+    // Under a second (or a 0 Hz clock) the count is below 2^32, so the low bits are the whole count.
+    let under_one_tick = (elapsed.as_secs() == 0 || clock_rate_hz == 0) && ticks == 0;
+    if under_one_tick {
         1
     } else {
-        ticks as u32 // keeps the low 32 bits, on purpose
+        ticks
     }
 }
 

@@ -1,10 +1,12 @@
 //! Wire identifiers of RTP as newtypes with wraparound-aware arithmetic.
 //!
 //! Owns [`Ssrc`], [`SeqNo`] and [`RtpTimestamp`] (RFC 1982 serial-number comparison, wrapping add and
-//! distance) and [`SeqUnwrapper`], which extends 16-bit sequence numbers to monotonic 64-bit ones.
+//! distance), [`rtp_ticks`] (a duration in clock ticks) and [`SeqUnwrapper`], which extends 16-bit sequence
+//! numbers to monotonic 64-bit ones.
 //! Must never compare sequence numbers or timestamps with plain `<`: they wrap.
 
 use std::fmt;
+use std::time::Duration;
 
 /// A synchronization source identifier (RFC 3550 §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +65,16 @@ impl RtpTimestamp {
     }
 }
 
+/// `elapsed` in ticks of a `clock_rate_hz` clock, rounded down, modulo 2^32 (timestamps wrap; only the low bits
+/// matter): whole seconds times the rate plus the fraction's ticks, which equals `nanos × rate / 10^9` without a
+/// 128-bit division (statistics run it per packet).
+pub(crate) fn rtp_ticks(elapsed: Duration, clock_rate_hz: u32) -> u32 {
+    let rate = u64::from(clock_rate_hz);
+    // subsec_nanos < 2^30 and rate < 2^32: the product fits.
+    let fraction = u64::from(elapsed.subsec_nanos()) * rate / 1_000_000_000;
+    elapsed.as_secs().wrapping_mul(rate).wrapping_add(fraction) as u32
+}
+
 /// Turns 16-bit sequence numbers into extended (64-bit) ones that grow monotonically with the stream.
 ///
 /// The first packet gets `2^16 + seq` (cycle 1), so packets reordered to before it (at most 2^15 back)
@@ -108,6 +120,26 @@ impl SeqUnwrapper {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn rtp_ticks_equals_the_exact_division_modulo_2_32() {
+        let exact = |d: Duration, rate: u32| (d.as_nanos() * u128::from(rate) / 1_000_000_000) as u32;
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(11_111),
+            Duration::from_millis(20),
+            Duration::new(1, 999_999_999),
+            Duration::new(47_721, 858_835), // 90 kHz ticks wrap 2^32 near here
+            Duration::new(86_400 * 400, 123_456_789),
+            Duration::new(u64::MAX / 2, 999_999_999),
+        ];
+        for d in durations {
+            for rate in [8_000, 48_000, 90_000, 1, u32::MAX] {
+                assert_eq!(rtp_ticks(d, rate), exact(d, rate), "{d:?} at {rate} Hz");
+            }
+        }
+    }
 
     #[test]
     fn seq_ordering_across_wrap() {

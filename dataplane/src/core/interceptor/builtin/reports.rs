@@ -33,14 +33,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::rtp_ticks;
 use super::stats::ReceptionStats;
 use super::wire_compound::{find_cname, write_empty_receiver_report, write_report_compound, Cname};
 use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
 use crate::core::interceptor::spec::{NtpEpoch, ReportParams, StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::{RtcpCompound, RtcpType};
-use crate::core::wire::{RtpTimestamp, Ssrc};
+use crate::core::wire::{rtp_ticks, RtpTimestamp, Ssrc};
 
 /// The report timer: randomised intervals of `interval` × a factor in [0.5, 1.5) from an xorshift64*
 /// generator, armed by the first packet and kept running only while packets keep coming.

@@ -118,7 +118,7 @@ impl ReceptionStats {
     fn update_jitter(&mut self, timestamp: RtpTimestamp, arrival: Instant) {
         let first = self.first_arrival.unwrap_or(arrival);
         // Arrival in RTP units, modulo 2^32 like the timestamps.
-        let arrival_rtp = super::rtp_ticks(arrival.saturating_duration_since(first), self.clock_rate_hz);
+        let arrival_rtp = crate::core::wire::rtp_ticks(arrival.saturating_duration_since(first), self.clock_rate_hz);
         let transit = arrival_rtp.wrapping_sub(timestamp.0);
         if let Some(last) = self.last_transit {
             let d = u64::from((transit.wrapping_sub(last) as i32).unsigned_abs());
