@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringfwd_dataplane::control::{Dataplane, StartError, Takeover};
+use ringfwd_dataplane::control::{Dataplane, Plugins, StartError, Takeover};
 use ringfwd_tuning::{Config, ConfigError, StateEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -37,7 +37,7 @@ use crate::events::{EventBus, EventLimits};
 use crate::handover::{self, HandoverError};
 use crate::metadata::MetadataLimits;
 use crate::metrics::{self, ApiMetrics};
-use crate::registry::Registry;
+use crate::registry::{Chains, Registry};
 use crate::report;
 use crate::routes::{self, RouteError};
 use crate::state::{numbering, restore, StateStore};
@@ -143,14 +143,17 @@ pub enum Start {
 
 /// Runs the daemon until SIGINT or SIGTERM, or until another process took over.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    run_with(config, Start::Fresh)
+    run_with(config, Start::Fresh, &Plugins::none())
 }
 
-/// [`run`], started as `start` says.
-pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
+/// [`run`], started as `start` says, with the native `plugins` the program registered (the config's chains and the
+/// API may name them).
+pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), DaemonError> {
     let workers = affinity::worker_cores(&config)?;
-    // The static sessions are judged before anything is bound, as `--check-config` judges them.
-    routes::check(&config, workers.len())?;
+    // The default chains against the registered plugins, then the static sessions, before anything is bound, as
+    // `--check-config` judges them.
+    let chains = Chains::new(config.interceptors.clone(), plugins.clone())?;
+    routes::check(&config, workers.len(), &chains)?;
     let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
     if placed.shared_with_workers {
         tracing::warn!(
@@ -194,15 +197,16 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
             (None, Some(conversation), takeover, Some(listeners))
         }
     };
-    let dataplane = match Dataplane::start_with(config.dataplane_settings(workers, &paths.tap), takeover) {
-        Ok(dataplane) => dataplane,
-        Err(e) => {
-            if let Some(conversation) = taking.as_mut() {
-                let _ = conversation.send(&handover::Message::Refused { reason: e.to_string() }, &[]);
+    let dataplane =
+        match Dataplane::start_with(config.dataplane_settings(workers, &paths.tap, plugins.clone()), takeover) {
+            Ok(dataplane) => dataplane,
+            Err(e) => {
+                if let Some(conversation) = taking.as_mut() {
+                    let _ = conversation.send(&handover::Message::Refused { reason: e.to_string() }, &[]);
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
-        }
-    };
+        };
     if let Some(conversation) = taking.as_mut() {
         // The running daemon stops forwarding now; the packets that arrive meanwhile wait in the shared sockets.
         conversation.send(&handover::Message::Ready, &[])?;
@@ -222,7 +226,7 @@ pub fn run_with(config: Config, start: Start) -> Result<(), DaemonError> {
             }
         })
         .build()?;
-    let started = Started { store, taking, inherited };
+    let started = Started { store, taking, inherited, chains };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
     // The workers stop reading, finish what they received and publish their last numbering.
     let workers = dataplane.workers().to_vec();
@@ -261,6 +265,8 @@ struct Started {
     taking: Option<handover::Conversation>,
     /// That daemon's listeners.
     inherited: Option<Inherited>,
+    /// The registry's chain context: the default chains checked against the registered plugins.
+    chains: Chains,
 }
 
 /// Why the control plane stopped.
@@ -342,7 +348,7 @@ async fn control(
     tls: Option<Arc<rustls::ServerConfig>>,
     started: Started,
 ) -> Result<Stopped, DaemonError> {
-    let Started { store, mut taking, inherited } = started;
+    let Started { store, mut taking, inherited, chains } = started;
     let (inherited_api, inherited_metrics) = match inherited {
         Some(Inherited { api, metrics }) => (Some(api), metrics),
         None => (None, None),
@@ -371,7 +377,7 @@ async fn control(
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
     };
-    let registry = Registry::from_config(config, media.clone(), dataplane.workers().len());
+    let registry = Registry::from_config(config, media.clone(), dataplane.workers().len(), chains);
     let metadata = MetadataLimits::from_config(config);
     let stats = Arc::new(std::sync::Mutex::new(StatsStore::new(
         config.admission.max_streams as usize + config.admission.max_subscriptions as usize,

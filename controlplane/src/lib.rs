@@ -20,6 +20,10 @@
 //! - [`state`]: persistent state: what the API accepted, kept in a store and restored at start-up.
 //! - [`routes`]: the config's static sessions as registry creates: judged in a dry run (`--check-config`, and
 //!   before start-up binds anything), then created through the API.
+//! - [`cli`]: the `ringfwd` command line; [`cli::main`] is the binary, and the entry point of a program that links
+//!   ringfwd as a library with its own [`plugin`]s.
+//! - [`plugin`]: what a native (Rust) plugin is written against: the interceptor trait, its context and
+//!   verdicts, and the registry of named plugins (re-exported from the data plane).
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
 //! - [`cli_docs`]: shell completions and man pages generated from the command line's definition.
 //! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.
@@ -31,6 +35,7 @@
 pub mod affinity;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod cli_docs;
 pub mod clock;
 pub mod commands;
@@ -49,3 +54,5 @@ pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod webhooks;
+
+pub use ringfwd_dataplane::plugin;

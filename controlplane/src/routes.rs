@@ -17,7 +17,7 @@ use tonic::Status;
 
 use crate::api::{status, Api};
 use crate::registry::{
-    EndpointSpec, Outcome, PayloadTypeMapping, Plan, Registry, RegistryError, StreamSpec, SubscriptionSpec,
+    Chains, EndpointSpec, Outcome, PayloadTypeMapping, Plan, Registry, RegistryError, StreamSpec, SubscriptionSpec,
     MAX_ID_BYTES,
 };
 
@@ -142,8 +142,8 @@ fn creates(config: &Config) -> Vec<(String, Create)> {
 /// addresses, no worker following it (a dry run: [`Registry::dry_run`]); returns how many resources they create.
 /// Refuses exactly what [`install`] refuses, with the same error, so `ringfwd --check-config` and the daemon's
 /// start agree.
-pub fn check(config: &Config, workers: usize) -> Result<usize, RouteError> {
-    let mut registry = Registry::from_config(config, config.media.addresses.clone(), workers);
+pub fn check(config: &Config, workers: usize, chains: &Chains) -> Result<usize, RouteError> {
+    let mut registry = Registry::from_config(config, config.media.addresses.clone(), workers, chains.clone());
     let creates = creates(config);
     for (origin, create) in &creates {
         let outcome = registry.dry_run(|r| create.plan(r, 0)).map_err(|e| at(origin)(status::registry(e)))?;

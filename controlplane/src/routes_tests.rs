@@ -53,7 +53,12 @@ fn base() -> Config {
 fn check_after(change: impl FnOnce(&mut Config)) -> Result<usize, RouteError> {
     let mut config = base();
     change(&mut config);
-    check(&config, 2)
+    check(&config, 2, &chains(&config))
+}
+
+/// The chains a binary without plugins makes of `config`.
+fn chains(config: &Config) -> Chains {
+    Chains::new(config.interceptors.clone(), ringfwd_dataplane::control::Plugins::none()).unwrap()
 }
 
 /// The config path [`check`] refuses after `change`, or `<valid>`.
@@ -222,7 +227,7 @@ fn stream_endpoint_pair_at_most_once() {
 fn subscriber_family_must_match_a_media_address() {
     let mut config = base();
     config.media.addresses = vec!["[::1]:40000".parse().unwrap()];
-    let err = check(&config, 1).unwrap_err();
+    let err = check(&config, 1, &chains(&config)).unwrap_err();
     // The first IPv4 endpoint is refused, publisher or subscriber: nothing could be sent to it nor received.
     assert_eq!((err.origin.as_str(), err.code), ("sessions[0].endpoints[0]", Code::InvalidArgument));
     assert_eq!(err.message, "invalid media_address: 127.0.0.1:50000: this node has no IPv4 media address");
@@ -296,7 +301,7 @@ fn every_example_config_s_sessions_pass_the_registry() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            if let Err(e) = check(&config, 1) {
+            if let Err(e) = check(&config, 1, &chains(&config)) {
                 panic!("{}: {e}", path.display());
             }
             with_sessions += usize::from(!config.sessions.is_empty());

@@ -29,12 +29,13 @@ pub use crate::core::{
 pub use crate::runtime::mailbox::{Ack, Envelope, Mailbox};
 pub use crate::runtime::notify::Notifier;
 
-// Interceptors: the built-ins by name and the specs a chain is built from.
+// Interceptors: the built-ins by name, the registered plugins, and the specs a chain is built from.
+pub use crate::core::interceptor::plugin::{MAX_PLUGINS_PER_CHAIN, MAX_PLUGIN_NAME_BYTES};
 pub use crate::core::interceptor::spec::{
     EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
     RateLimitParams, ReportParams, RtxParams, StatsParams, TapParams, TwccParams,
 };
-pub use crate::core::interceptor::{InterceptorKind, Snapshot};
+pub use crate::core::interceptor::{InterceptorKind, PluginError, PluginId, PluginList, Plugins, Snapshot};
 
 // Counters, statistics, numbering, latency and events: what a worker publishes.
 pub use crate::core::{CounterKind, Counters, DropReason, StatsKey, COUNTERS};

@@ -11,10 +11,12 @@
 //!
 //! - [`control`]: the one module a control plane imports from: settings, commands, ids, rings, counters,
 //!   snapshots and events, re-exported from where they live.
+//! - [`plugin`]: the one module a native plugin's author imports: the interceptor trait and what it sees.
 //!
 //! The data plane never blocks on the control plane and never allocates per packet.
 
 pub mod control;
 pub mod core;
 pub mod driver;
+pub mod plugin;
 pub mod runtime;

@@ -17,12 +17,14 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ringfwd_dataplane::control::Plugins;
 use ringfwd_dataplane::core::interceptor::spec::NtpEpoch;
 use ringfwd_dataplane::core::{
     Command, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits,
     IDENTITY_PAYLOAD_TYPE_MAP,
 };
-use ringfwd_tuning::Interceptors;
+use ringfwd_dataplane::plugin::{Context, Interceptor, RtpAttrs, Verdict};
+use ringfwd_tuning::{ChainName, Interceptors};
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -362,6 +364,18 @@ fn marshal(packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>) -> Vec<u8>
     rtcp::packet::marshal(&packets).expect("marshal").to_vec()
 }
 
+/// A native plugin that sees every packet and lets it through: counts what it saw in a shared counter.
+#[derive(Debug)]
+struct Probe(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Interceptor for Probe {
+    fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Verdict::Continue
+    }
+}
+
+/// The default chains with a native plugin on each (the dispatch to a plugin, under its panic guard, included).
 #[test]
 fn default_chains_allocate_nothing_per_packet_or_timer() {
     use rtcp::goodbye::Goodbye;
@@ -374,13 +388,23 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
 
     let start = Instant::now();
     let limits = limits(16, 64, 8);
-    let (config, mut fwd) = (Interceptors::default(), single_worker(limits, start));
+    let (mut config, mut fwd) = (Interceptors::default(), single_worker(limits, start));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (on_ingress, on_egress) = (seen.clone(), seen.clone());
+    let plugins = Plugins::none()
+        .with_ingress("probe", move |_| Box::new(Probe(on_ingress.clone())))
+        .and_then(|p| p.with_egress("probe", move |_| Box::new(Probe(on_egress.clone()))))
+        .expect("register the probe");
+    config.ingress.push(ChainName::Plugin("probe".into()));
+    config.egress.push(ChainName::Plugin("probe".into()));
+    fwd.set_plugins(plugins.clone());
     const STREAMS: u32 = 4;
     const SUBS: u32 = 4;
     let out_ssrc = |i: u32, s: u32| 0x1000 + i * 16 + s;
     let dest = |i: u32, s: u32| SocketAddr::from(([127, 0, 0, 2], 6000 + (i * SUBS + s) as u16));
     for i in 0..STREAMS {
-        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config);
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config, &plugins);
+        assert!(!ingress.plugins.is_empty(), "the probe is on the ingress chain");
         let source = SourcePolicy::Fixed(PUBLISHER);
         let cmd =
             Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
@@ -394,7 +418,7 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
                 socket: 0,
                 rewrite,
                 paused: false,
-                egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX),
+                egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX, &plugins),
                 continues: None,
             };
             fwd.apply(start, cmd).unwrap();
@@ -461,6 +485,10 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
     assert_eq!(during, 0, "the default chains allocated {during} times in steady state");
     let c = fwd.counters();
     let lost = u64::from(ROUNDS / 20);
+    let arrived = u64::from(STREAMS) * (u64::from(ROUNDS) - lost);
+    let seen = seen.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(seen, arrived + arrived * u64::from(SUBS), "the probe saw every packet in and every copy out");
+    assert_eq!(c.plugin_failures, 0);
     assert_eq!(
         egress.counted().rtp,
         u64::from(STREAMS * SUBS) * (u64::from(ROUNDS) - lost),
@@ -553,7 +581,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
     let peer = |i: u32| SocketAddr::from(([127, 0, 0, 3], 7000 + 2 * i as u16));
     let heard_as = |i: u32| 0x5000 + i;
     for i in 0..PEERS {
-        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config);
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config, &Plugins::none());
         let source = SourcePolicy::Fixed(peer(i));
         let cmd =
             Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
@@ -567,7 +595,7 @@ fn a_sendrecv_peers_sr_with_report_blocks_and_feedback_does_not_allocate() {
             socket: 0,
             rewrite: Rewrite { out_ssrc: Some(heard_as(i)), ..Rewrite::default() },
             paused: false,
-            egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX),
+            egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX, &Plugins::none()),
             continues: None,
         };
         fwd.apply(start, cmd).unwrap();

@@ -6,6 +6,7 @@
 //! session entry. A config it refuses is refused with a message that names where: toml's own (line and key) or
 //! a dotted key of the schema (its first segment a section of the config or of the text) with the value.
 
+use ringfwd_dataplane::control::Plugins;
 use ringfwd_tuning::{Config, ConfigError, WorkerCores};
 
 /// Runs one text (bytes that are not UTF-8 are not a config file; they are skipped).
@@ -33,7 +34,15 @@ fn accepted(config: &Config) {
             panic!("effective config refused: {e}\n{effective}");
         }
     }
-    if let Err(e) = ringfwd::routes::check(config, 2) {
+    // Plugin names are checked against the plugins the binary registers: none here.
+    let chains = match ringfwd::registry::Chains::new(config.interceptors.clone(), Plugins::none()) {
+        Ok(chains) => chains,
+        Err(e) => {
+            assert!(e.to_string().contains("interceptors."), "a refused chain names its key: {e}");
+            return;
+        }
+    };
+    if let Err(e) = ringfwd::routes::check(config, 2, &chains) {
         assert!(e.origin.starts_with("sessions["), "a static session's refusal names its entry: {e}");
     }
 }

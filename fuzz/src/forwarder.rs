@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::seeds::words;
 use arbitrary::Arbitrary;
+use ringfwd_dataplane::control::Plugins;
 use ringfwd_dataplane::core::interceptor::builtin::tap::TapRing;
 use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, IngressSpec, RtxParams};
 use ringfwd_dataplane::core::{
@@ -29,7 +30,7 @@ use ringfwd_dataplane::core::{
     RtpView, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits, IDENTITY_PAYLOAD_TYPE_MAP, MAX_HANDOVERS,
     NO_DESTINATION,
 };
-use ringfwd_tuning::{InterceptorName, Interceptors};
+use ringfwd_tuning::{ChainName, InterceptorName, Interceptors};
 
 const WORKERS: usize = 2;
 /// Every address in play: publishers, an RTCP port, subscribers, a stranger, IPv6.
@@ -225,16 +226,21 @@ fn config() -> Interceptors {
 }
 
 /// The built-ins whose bit is set in `bits` (bit i: the i-th of [`InterceptorName::ALL`]).
-fn chosen(bits: u16) -> Vec<InterceptorName> {
-    InterceptorName::ALL.iter().enumerate().filter(|(i, _)| bits >> i & 1 == 1).map(|(_, name)| *name).collect()
+fn chosen(bits: u16) -> Vec<ChainName> {
+    InterceptorName::ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits >> i & 1 == 1)
+        .map(|(_, name)| ChainName::Builtin(*name))
+        .collect()
 }
 
 fn ingress(bits: u16) -> IngressSpec {
-    ringfwd_tuning::specs::ingress(&chosen(bits), &config())
+    ringfwd_tuning::specs::ingress(&chosen(bits), &config(), &Plugins::none())
 }
 
 fn egress(eg: &Eg) -> EgressSpec {
-    let mut spec = ringfwd_tuning::specs::egress(&chosen(u16::from(eg.names)), &config(), eg.allowed);
+    let mut spec = ringfwd_tuning::specs::egress(&chosen(u16::from(eg.names)), &config(), eg.allowed, &Plugins::none());
     spec.rtx = eg.rtx.map(|(s, pt)| RtxParams { ssrc: ssrc(s), payload_type: pt % 128 });
     spec
 }

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,6 +20,14 @@ pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
     let bin = dir.join("ringfwd");
+    assert!(bin.exists(), "{} not found: run the tests with `cargo test --workspace`, which builds it", bin.display());
+    bin
+}
+
+/// The example program `name` (`controlplane/examples/<name>.rs`, a ringfwd with native plugins) cargo built next
+/// to the running test binary: `cargo test --workspace` builds the examples before it runs the tests.
+pub fn example(name: &str) -> PathBuf {
+    let bin = binary().parent().expect("target/<profile>").join("examples").join(name);
     assert!(bin.exists(), "{} not found: run the tests with `cargo test --workspace`, which builds it", bin.display());
     bin
 }
@@ -105,6 +113,13 @@ impl Daemon {
         }
     }
 
+    /// Starts `program --config <config>` (a program built on ringfwd, e.g. an [`example`]) as [`Daemon::start`]
+    /// starts `ringfwd`, with `env` added to its environment: the daemon, or what it wrote to stderr when it exited
+    /// without becoming ready.
+    pub fn start_program(program: &Path, config: &str, env: &[(&str, &str)]) -> Result<Daemon, String> {
+        Daemon::try_spawn_program(program, Some(config), env, None, &[])
+    }
+
     /// Starts `ringfwd --config <config>` as [`Daemon::start`] does, for a config it must refuse: answers what it
     /// wrote to stderr once it exited without becoming ready, and fails the test when it became ready.
     pub fn start_refused(config: &str) -> String {
@@ -122,11 +137,22 @@ impl Daemon {
         dir: Option<tempfile::TempDir>,
         args: &[&str],
     ) -> Result<Daemon, String> {
+        Daemon::try_spawn_program(&binary(), config, env, dir, args)
+    }
+
+    /// [`Daemon::try_spawn`] of `program` instead of `ringfwd`.
+    fn try_spawn_program(
+        program: &Path,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        dir: Option<tempfile::TempDir>,
+        args: &[&str],
+    ) -> Result<Daemon, String> {
         let dir = dir.unwrap_or_else(private_tempdir);
         let state_directory = dir.path().join("state");
         let config = config.map(isolated);
         let path = config.as_deref().map(temp_config);
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(program);
         cmd.args(args);
         match &path {
             Some(p) => cmd.arg("--config").arg(p.path()),

@@ -10,15 +10,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringfwd_dataplane::control::ForwarderLimits;
-use ringfwd_dataplane::control::{DataplaneSettings, RecorderSettings, TapSettings, WorkerSettings};
+use ringfwd_dataplane::control::{DataplaneSettings, Plugins, RecorderSettings, TapSettings, WorkerSettings};
 
 use crate::Config;
 
 impl Config {
     /// What the data plane starts with: one worker per core of `cores` (the placement the caller resolved against
     /// the host, see [`Config::resolve_placement`]), the pcap recorder writing into `tap_directory` (an absolute
-    /// path the caller resolved, `interceptors.tap.directory` under `state.directory`).
-    pub fn dataplane_settings(&self, cores: Vec<usize>, tap_directory: &Path) -> DataplaneSettings {
+    /// path the caller resolved, `interceptors.tap.directory` under `state.directory`), binding the native `plugins`
+    /// the program registered.
+    pub fn dataplane_settings(&self, cores: Vec<usize>, tap_directory: &Path, plugins: Plugins) -> DataplaneSettings {
         let sizes = self.sizes(cores.len());
         let tap = &self.interceptors.tap;
         let tap = (tap.ring_packets > 0).then(|| TapSettings {
@@ -64,23 +65,39 @@ impl Config {
                 rtcp_socket_offset: None,
             },
             tap,
+            plugins,
         }
     }
 }
 
-/// Interceptor specs from the `[interceptors]` config: its parameters for the built-ins a chain names.
+/// Interceptor specs from the `[interceptors]` config: its parameters for the built-ins a chain names, and the
+/// registered plugins it names.
 pub mod specs {
     use ringfwd_dataplane::control::{
         EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
-        RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
+        PluginList, Plugins, RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
     };
 
-    use crate::{InterceptorName, Interceptors};
+    use crate::{ChainName, InterceptorName, Interceptors};
+
+    /// The plugins `names` names, in order (names `plugins` does not hold, and any beyond a chain's bound, are
+    /// skipped: [`crate::resolve_chain`] has refused them before).
+    fn plugin_list(names: &[ChainName], plugins: &Plugins) -> PluginList {
+        let mut list = PluginList::default();
+        for name in names {
+            if let ChainName::Plugin(name) = name {
+                if let Some(id) = plugins.find(name) {
+                    let _ = list.push(id);
+                }
+            }
+        }
+        list
+    }
 
     /// The ingress spec running the built-ins in `names` (egress-only names are ignored) with the
-    /// parameters of `config`.
-    pub fn ingress(names: &[InterceptorName], config: &Interceptors) -> IngressSpec {
-        let on = |name| names.contains(&name);
+    /// parameters of `config`, and the plugins it names.
+    pub fn ingress(names: &[ChainName], config: &Interceptors, plugins: &Plugins) -> IngressSpec {
+        let on = |kind| names.contains(&ChainName::Builtin(kind));
         IngressSpec {
             rate_limit: on(InterceptorName::RateLimit).then_some(RateLimitParams {
                 max_packets_per_second: config.rate_limit.max_packets_per_second,
@@ -99,6 +116,7 @@ pub mod specs {
             }),
             keyframe_throttle: on(InterceptorName::KeyframeThrottle)
                 .then_some(KeyframeThrottleParams { min_interval_ms: config.keyframe_throttle.min_interval_ms }),
+            plugins: plugin_list(names, plugins),
             nack_cache: on(InterceptorName::NackCache).then_some(NackCacheParams {
                 max_packets: config.nack_cache.max_packets,
                 max_age_ms: config.nack_cache.max_age_ms,
@@ -111,12 +129,13 @@ pub mod specs {
     }
 
     /// The egress spec running the built-ins in `names` (ingress-only names are ignored) with the
-    /// parameters of `config`; the payload-type filter lets `allowed` through (bit `pt` set: `pt`
-    /// passes). RTX is negotiated per subscription, never from config.
-    pub fn egress(names: &[InterceptorName], config: &Interceptors, allowed: u128) -> EgressSpec {
-        let on = |name| names.contains(&name);
+    /// parameters of `config`, and the plugins it names; the payload-type filter lets `allowed` through (bit `pt`
+    /// set: `pt` passes). RTX is negotiated per subscription, never from config.
+    pub fn egress(names: &[ChainName], config: &Interceptors, allowed: u128, plugins: &Plugins) -> EgressSpec {
+        let on = |kind| names.contains(&ChainName::Builtin(kind));
         EgressSpec {
             payload_type_filter: on(InterceptorName::PayloadTypeFilter).then_some(PayloadTypeFilterParams { allowed }),
+            plugins: plugin_list(names, plugins),
             stats: on(InterceptorName::Stats).then_some(stats(config)),
             sender_reports: on(InterceptorName::SenderReports).then_some(reports(config)),
             rtx: None,
@@ -136,19 +155,20 @@ pub mod specs {
 mod tests {
     use super::specs;
     use crate::{Config, InterceptorName, Interceptors};
+    use ringfwd_dataplane::control::Plugins;
 
     #[test]
     fn the_default_config_gives_the_default_chains() {
         let config = Interceptors::default();
-        let ingress = specs::ingress(&config.ingress, &config);
+        let ingress = specs::ingress(&config.ingress, &config, &Plugins::none());
         assert!(ingress.stats.is_some() && ingress.nack_cache.is_some() && ingress.receiver_reports.is_some());
         assert!(ingress.keyframe_throttle.is_some());
         assert!(ingress.rate_limit.is_none() && ingress.twcc.is_none() && ingress.tap.is_none());
         assert_eq!(ingress.nack_cache.map(|c| c.max_packets), Some(config.nack_cache.max_packets));
-        let egress = specs::egress(&config.egress, &config, u128::MAX);
+        let egress = specs::egress(&config.egress, &config, u128::MAX, &Plugins::none());
         assert!(egress.stats.is_some() && egress.sender_reports.is_some());
         assert!(egress.payload_type_filter.is_none() && egress.rtx.is_none());
-        let filtered = specs::egress(&[InterceptorName::PayloadTypeFilter], &config, 1 << 96);
+        let filtered = specs::egress(&[InterceptorName::PayloadTypeFilter.into()], &config, 1 << 96, &Plugins::none());
         assert_eq!(filtered.payload_type_filter.map(|f| f.allowed), Some(1 << 96));
     }
 
@@ -156,14 +176,14 @@ mod tests {
     fn the_settings_carry_the_config_and_the_tap_only_when_it_records() {
         let mut config = Config::default();
         config.interceptors.tap.ring_packets = 0;
-        let off = config.dataplane_settings(vec![1], std::path::Path::new("/tmp/pcap"));
+        let off = config.dataplane_settings(vec![1], std::path::Path::new("/tmp/pcap"), Plugins::none());
         assert_eq!(off.cores, vec![1]);
         assert_eq!(off.media_addresses, config.media.addresses);
         assert_eq!(off.worker.limits.max_packet_bytes, config.media.max_packet_bytes);
         assert!(off.tap.is_none(), "ring_packets = 0 records nothing");
         config.interceptors.tap.ring_packets = 64; // the default records
         config.placement.control_cores = vec![0, 3];
-        let on = config.dataplane_settings(vec![1], std::path::Path::new("/tmp/pcap"));
+        let on = config.dataplane_settings(vec![1], std::path::Path::new("/tmp/pcap"), Plugins::none());
         let tap = on.tap.expect("a tap");
         assert_eq!((tap.ring_packets, tap.core), (64, Some(3)));
         assert_eq!(tap.recorder.directory, std::path::Path::new("/tmp/pcap"));

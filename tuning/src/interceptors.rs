@@ -1,29 +1,176 @@
 //! The `[interceptors]` section: which built-in interceptors run by default, and their parameters.
 //!
-//! Owns [`Interceptors`], [`InterceptorName`] and one parameter struct per built-in. These are the
-//! defaults of every stream (ingress) and subscription (egress); the control API may override them per
-//! stream or subscription. Values come from [`crate::defaults`]; ranges are checked in
-//! [`crate::validate`]. This module must never hold a literal default nor check a range.
+//! Owns [`Interceptors`], [`InterceptorName`], [`ChainName`] (a built-in or a registered plugin, by name), the
+//! chain order of a list of names ([`chain_order`]), the one check of a chain's names against the registered
+//! plugins ([`resolve_chain`], used for the config's default chains at start-up and for every API request), and
+//! one parameter struct per built-in. These are the defaults of every stream (ingress) and subscription (egress);
+//! the control API may override them per stream or subscription. Values come from [`crate::defaults`]; ranges
+//! are checked in [`crate::validate`]. This module must never hold a literal default nor check a range.
 
 use std::path::PathBuf;
 
+use ringfwd_dataplane::control::{Plugins, MAX_PLUGINS_PER_CHAIN};
 use serde::{Deserialize, Serialize};
 
 use crate::defaults;
+use crate::error::ConfigError;
 
 /// A built-in interceptor, by its config and API name (`nack_cache`, ...): the data plane's own list of built-ins,
 /// in chain order, serialized by name.
 pub use ringfwd_dataplane::control::InterceptorKind as InterceptorName;
 
+/// One member a chain names: a built-in, or a native plugin the binary registered. Read and written as its name;
+/// a name that is no built-in's reads as a plugin's, which [`resolve_chain`] then checks against the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ChainName {
+    /// A built-in.
+    Builtin(InterceptorName),
+    /// A registered plugin, by name.
+    Plugin(String),
+}
+
+impl ChainName {
+    /// The built-in called `name`, else the plugin called `name` (unchecked).
+    pub fn parse(name: &str) -> ChainName {
+        InterceptorName::parse(name).map_or_else(|| ChainName::Plugin(name.to_owned()), ChainName::Builtin)
+    }
+
+    /// Its name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ChainName::Builtin(kind) => kind.as_str(),
+            ChainName::Plugin(name) => name,
+        }
+    }
+}
+
+impl From<String> for ChainName {
+    fn from(name: String) -> ChainName {
+        ChainName::parse(&name)
+    }
+}
+
+impl From<ChainName> for String {
+    fn from(name: ChainName) -> String {
+        name.as_str().to_owned()
+    }
+}
+
+impl From<InterceptorName> for ChainName {
+    fn from(kind: InterceptorName) -> ChainName {
+        ChainName::Builtin(kind)
+    }
+}
+
+/// Which chain a list of names is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainSide {
+    /// A stream's ingress chain.
+    Ingress,
+    /// A subscription's egress chain.
+    Egress,
+}
+
+impl ChainSide {
+    /// True if the built-in `kind` runs on this side.
+    pub fn runs(self, kind: InterceptorName) -> bool {
+        match self {
+            ChainSide::Ingress => kind.is_ingress(),
+            ChainSide::Egress => kind.is_egress(),
+        }
+    }
+
+    /// The built-in the plugins run just before (the data plane's documented position).
+    fn plugins_before(self) -> InterceptorName {
+        match self {
+            ChainSide::Ingress => InterceptorName::NackCache,
+            ChainSide::Egress => InterceptorName::Stats,
+        }
+    }
+}
+
+/// Puts `names` in the order the data plane runs them: built-ins in their fixed order, plugins at their position on
+/// `side`, in the order they were listed.
+pub fn chain_order(names: &mut [ChainName], side: ChainSide) {
+    let rank = |name: &ChainName| match name {
+        ChainName::Builtin(kind) => 2 * InterceptorName::ALL.iter().position(|k| k == kind).unwrap_or(0),
+        ChainName::Plugin(_) => {
+            let before = side.plugins_before();
+            2 * InterceptorName::ALL.iter().position(|k| *k == before).unwrap_or(0) - 1
+        }
+    };
+    names.sort_by_key(rank);
+}
+
+/// Why a chain's names were refused: the position of the first wrong name, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainError {
+    /// Its index in the list.
+    pub index: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Checks a chain's `names` for `side` against the built-ins and the registered `plugins`: each exists, runs on
+/// this side and is named once, and at most [`MAX_PLUGINS_PER_CHAIN`] plugins. Returned in chain order. The config's
+/// default chains and every API request are checked by this one function: when the config is read, before any
+/// registry exists, with `plugins` `None` (a name that is no built-in's is taken as a plugin's, its registration
+/// checked at start-up, where the daemon checks the default chains again with its registry).
+pub fn resolve_chain<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    side: ChainSide,
+    plugins: Option<&Plugins>,
+) -> Result<Vec<ChainName>, ChainError> {
+    let mut chain: Vec<ChainName> = Vec::new();
+    let mut plugin_count = 0;
+    for (index, name) in names.into_iter().enumerate() {
+        let refuse = |reason: String| Err(ChainError { index, reason });
+        let parsed = ChainName::parse(name);
+        match &parsed {
+            ChainName::Builtin(kind) if !side.runs(*kind) => {
+                return refuse(format!("{name} does not run on this chain"))
+            }
+            ChainName::Builtin(_) => {}
+            ChainName::Plugin(_) => {
+                if let Some(plugins) = plugins {
+                    let Some(id) = plugins.find(name) else {
+                        let known: Vec<&str> =
+                            InterceptorName::ALL.iter().map(|n| n.as_str()).chain(plugins.names()).collect();
+                        return refuse(format!("unknown interceptor {name:?} (known: {})", known.join(", ")));
+                    };
+                    let registered = match side {
+                        ChainSide::Ingress => plugins.runs_on_ingress(id),
+                        ChainSide::Egress => plugins.runs_on_egress(id),
+                    };
+                    if !registered {
+                        return refuse(format!("plugin {name} is not registered for this chain"));
+                    }
+                }
+                plugin_count += 1;
+                if plugin_count > MAX_PLUGINS_PER_CHAIN {
+                    return refuse(format!("more than {MAX_PLUGINS_PER_CHAIN} plugins on one chain"));
+                }
+            }
+        }
+        if chain.contains(&parsed) {
+            return refuse(format!("{name} is listed twice"));
+        }
+        chain.push(parsed);
+    }
+    chain_order(&mut chain, side);
+    Ok(chain)
+}
+
 /// `[interceptors]`: the default chains and every built-in's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Interceptors {
-    /// Built-ins on every stream's ingress chain (they always run in the documented order, whatever
-    /// the order here).
-    pub ingress: Vec<InterceptorName>,
-    /// Built-ins on every subscription's egress chain.
-    pub egress: Vec<InterceptorName>,
+    /// Built-ins and plugins on every stream's ingress chain (built-ins always run in the documented order,
+    /// whatever the order here; plugins at their documented position, in the order listed here).
+    pub ingress: Vec<ChainName>,
+    /// Built-ins and plugins on every subscription's egress chain.
+    pub egress: Vec<ChainName>,
     /// `stats`.
     pub stats: StatsConfig,
     /// `nack_cache`.
@@ -42,9 +189,26 @@ pub struct Interceptors {
     pub tap: TapConfig,
 }
 
+impl Interceptors {
+    /// The default chains checked by [`resolve_chain`] against `plugins` (`None`: plugin names unchecked), in chain
+    /// order; an error names the key (`interceptors.ingress[2]`) and the value.
+    pub fn resolve_defaults(&self, plugins: Option<&Plugins>) -> Result<(Vec<ChainName>, Vec<ChainName>), ConfigError> {
+        let resolve = |key: &str, list: &[ChainName], side| {
+            resolve_chain(list.iter().map(ChainName::as_str), side, plugins).map_err(|e| {
+                let value = list.get(e.index).map_or("", ChainName::as_str);
+                ConfigError::invalid(format!("{key}[{}]", e.index), value, e.reason)
+            })
+        };
+        Ok((
+            resolve("interceptors.ingress", &self.ingress, ChainSide::Ingress)?,
+            resolve("interceptors.egress", &self.egress, ChainSide::Egress)?,
+        ))
+    }
+}
+
 impl Default for Interceptors {
     fn default() -> Interceptors {
-        let names = |list: &[&str]| list.iter().filter_map(|name| InterceptorName::parse(name)).collect();
+        let names = |list: &[&str]| list.iter().map(|name| ChainName::parse(name)).collect();
         Interceptors {
             ingress: names(defaults::INTERCEPTORS_INGRESS),
             egress: names(defaults::INTERCEPTORS_EGRESS),
@@ -212,5 +376,67 @@ impl Default for TapConfig {
             max_file_bytes: defaults::TAP_MAX_FILE_BYTES,
             max_open_files: defaults::TAP_MAX_OPEN_FILES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ringfwd_dataplane::plugin::{Interceptor, StreamInfo, SubscriptionInfo};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Pass;
+    impl Interceptor for Pass {}
+
+    fn registry() -> Plugins {
+        Plugins::none()
+            .with_ingress("gate", |_: &StreamInfo| Box::new(Pass))
+            .and_then(|p| p.with_ingress("mark", |_: &StreamInfo| Box::new(Pass)))
+            .and_then(|p| p.with_egress("mark", |_: &SubscriptionInfo| Box::new(Pass)))
+            .expect("registered")
+    }
+
+    fn names(chain: &[ChainName]) -> Vec<&str> {
+        chain.iter().map(ChainName::as_str).collect()
+    }
+
+    #[test]
+    fn a_chain_is_put_in_run_order_with_plugins_at_their_position_in_listed_order() {
+        let plugins = registry();
+        let ingress = ["receiver_reports", "mark", "nack_cache", "stats", "gate", "rate_limit"];
+        let chain = resolve_chain(ingress, ChainSide::Ingress, Some(&plugins)).expect("valid");
+        assert_eq!(names(&chain), ["rate_limit", "stats", "mark", "gate", "nack_cache", "receiver_reports"]);
+        let egress = ["sender_reports", "stats", "mark", "payload_type_filter"];
+        let chain = resolve_chain(egress, ChainSide::Egress, Some(&plugins)).expect("valid");
+        assert_eq!(names(&chain), ["payload_type_filter", "mark", "stats", "sender_reports"]);
+    }
+
+    #[test]
+    fn every_wrong_name_is_refused_at_its_position() {
+        let plugins = registry();
+        let refused =
+            |list: &[&str], side| resolve_chain(list.iter().copied(), side, Some(&plugins)).expect_err("refused");
+        let unknown = refused(&["stats", "jitter_buffer"], ChainSide::Ingress);
+        assert_eq!(unknown.index, 1);
+        assert!(unknown.reason.contains("unknown interceptor \"jitter_buffer\"") && unknown.reason.contains("gate"));
+        assert_eq!(refused(&["gate"], ChainSide::Egress).reason, "plugin gate is not registered for this chain");
+        assert_eq!(refused(&["mark", "mark"], ChainSide::Ingress).index, 1);
+        assert_eq!(
+            refused(&["sender_reports"], ChainSide::Ingress).reason,
+            "sender_reports does not run on this chain"
+        );
+        let unchecked = resolve_chain(["jitter_buffer"], ChainSide::Ingress, None).expect("taken on trust");
+        assert_eq!(unchecked, [ChainName::Plugin("jitter_buffer".into())]);
+    }
+
+    #[test]
+    fn the_default_chains_are_checked_with_the_key_and_value() {
+        let mut config = Interceptors::default();
+        config.egress.push(ChainName::parse("gate"));
+        let error = config.resolve_defaults(Some(&registry())).expect_err("gate is ingress only");
+        assert_eq!(error.key(), Some("interceptors.egress[2]"));
+        assert!(error.to_string().contains("= gate: plugin gate is not registered"), "{error}");
+        assert!(config.resolve_defaults(None).is_ok(), "without a registry plugin names are not checked");
     }
 }

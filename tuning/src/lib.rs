@@ -43,8 +43,9 @@ pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;
 pub use events::Events;
 pub use interceptors::{
-    InterceptorName, Interceptors, KeyframeThrottleConfig, NackCacheConfig, NackGeneratorConfig, RateLimitConfig,
-    ReportsConfig, StatsConfig, TapConfig, TwccConfig,
+    chain_order, resolve_chain, ChainError, ChainName, ChainSide, InterceptorName, Interceptors,
+    KeyframeThrottleConfig, NackCacheConfig, NackGeneratorConfig, RateLimitConfig, ReportsConfig, StatsConfig,
+    TapConfig, TwccConfig,
 };
 pub use metrics::Metrics;
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};

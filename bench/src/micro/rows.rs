@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ringfwd_dataplane::control::Plugins;
 use ringfwd_dataplane::core::forwarder::OUTBOX_PACKETS;
 use ringfwd_dataplane::core::interceptor::build::ChainFactory;
 use ringfwd_dataplane::core::interceptor::spec::{EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
@@ -17,7 +18,7 @@ use ringfwd_dataplane::core::{
     Command, Forwarder, ForwarderLimits, Rewrite, RtcpCompound, SourcePolicy, Ssrc, StreamId, SubscriptionId, Transmit,
     Transmits,
 };
-use ringfwd_tuning::{InterceptorName, Interceptors};
+use ringfwd_tuning::{ChainName, InterceptorName, Interceptors};
 
 use super::workload::{self, VideoStream, CLOCK_RATE_HZ, OUT_SSRC, PACKETS_PER_SECOND, PUBLISHER, PUBLISHER_SSRC};
 use super::{MicroError, Sanity, FAN_OUT};
@@ -61,8 +62,8 @@ fn bind(
     config: &Interceptors,
     t0: Instant,
 ) -> Result<Chain, MicroError> {
-    let names: Vec<InterceptorName> = built_in.into_iter().collect();
-    let factory = ChainFactory { max_packet_bytes: MAX_PACKET_BYTES, epoch: epoch(t0), tap: None };
+    let names: Vec<ChainName> = built_in.map(ChainName::Builtin).into_iter().collect();
+    let factory = ChainFactory::new(MAX_PACKET_BYTES, epoch(t0), Plugins::none());
     let chain = match side {
         Side::Ingress => {
             let info = StreamInfo {
@@ -71,7 +72,7 @@ fn bind(
                 local_ssrc: Ssrc(LOCAL_SSRC),
                 epoch: factory.epoch,
             };
-            factory.ingress(&ringfwd_tuning::specs::ingress(&names, config), &info)
+            factory.ingress(&ringfwd_tuning::specs::ingress(&names, config, &Plugins::none()), &info)
         }
         Side::Egress => {
             let info = SubscriptionInfo {
@@ -81,10 +82,13 @@ fn bind(
                 clock_rate_hz: CLOCK_RATE_HZ,
                 epoch: factory.epoch,
             };
-            factory.egress(&ringfwd_tuning::specs::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE), &info)
+            factory.egress(
+                &ringfwd_tuning::specs::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE, &Plugins::none()),
+                &info,
+            )
         }
     };
-    match chain.members().count() {
+    match chain.links().count() {
         bound if bound == names.len() => Ok(chain),
         bound => Err(MicroError::NotBound { row, bound, expected: names.len() }),
     }
@@ -312,8 +316,11 @@ pub(super) fn forwarder_once(
     };
     let mut fwd = Forwarder::with_hash_seed(0, 1, limits, 0x5eed);
     fwd.set_ntp_epoch(epoch(t0));
-    let ingress =
-        if default { ringfwd_tuning::specs::ingress(&config.ingress, config) } else { IngressSpec::default() };
+    let ingress = if default {
+        ringfwd_tuning::specs::ingress(&config.ingress, config, &Plugins::none())
+    } else {
+        IngressSpec::default()
+    };
     let source = SourcePolicy::Fixed(PUBLISHER);
     let stream_id = StreamId(1);
     fwd.apply(
@@ -322,7 +329,7 @@ pub(super) fn forwarder_once(
     )?;
     for s in 0..FAN_OUT {
         let egress = if default {
-            ringfwd_tuning::specs::egress(&config.egress, config, u128::MAX)
+            ringfwd_tuning::specs::egress(&config.egress, config, u128::MAX, &Plugins::none())
         } else {
             EgressSpec::default()
         };

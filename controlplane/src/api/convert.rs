@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use ringfwd_proto::v1;
-use ringfwd_tuning::InterceptorName;
+use ringfwd_tuning::ChainName;
 
 use crate::telemetry::StatsEntry;
 use tonic::Status;
@@ -114,7 +114,7 @@ pub fn subscription_update(r: &v1::UpdateSubscriptionRequest) -> SubscriptionUpd
 }
 
 /// Interceptor names as on the wire.
-fn names(chain: &[InterceptorName]) -> Vec<String> {
+fn names(chain: &[ChainName]) -> Vec<String> {
     chain.iter().map(|name| name.as_str().to_owned()).collect()
 }
 

@@ -10,7 +10,9 @@ use ringfwd_dataplane::control::{
     owner_of, Command, EgressSpec, Numbering, Rewrite, RtxParams, SourcePolicy, StreamId, SubscriptionId,
     IDENTITY_PAYLOAD_TYPE_MAP, NO_DESTINATION,
 };
-use ringfwd_tuning::{specs, InterceptorName, Interceptors};
+use ringfwd_tuning::{specs, ChainSide};
+
+use super::chains::Chains;
 
 use super::error::RegistryError;
 use super::model::{
@@ -129,7 +131,8 @@ impl Registry {
         let interceptors = validate::interceptors(
             spec.interceptors.as_deref(),
             &self.interceptors.ingress,
-            InterceptorName::is_ingress,
+            ChainSide::Ingress,
+            &self.interceptors.plugins,
         )?;
         let session = self.session(&spec.session_id)?;
         if let Some(existing) = session.streams.get(&spec.stream_id) {
@@ -210,7 +213,8 @@ impl Registry {
         let interceptors = validate::interceptors(
             spec.interceptors.as_deref(),
             &self.interceptors.egress,
-            InterceptorName::is_egress,
+            ChainSide::Egress,
+            &self.interceptors.plugins,
         )?;
         let session = self.session(&spec.session_id)?;
         if let Some(existing) = session.subscriptions.get(&spec.subscription_id) {
@@ -334,13 +338,13 @@ impl Registry {
 /// The egress interceptors of `record` on `stream`: its chain with the config's parameters, the
 /// payload-type filter letting the stream's declared payload types through (all when it declares
 /// none), and its RTX.
-pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, config: &Interceptors) -> EgressSpec {
+pub(crate) fn egress_spec(record: &SubscriptionRecord, stream: &StreamRecord, chains: &Chains) -> EgressSpec {
     let allowed = if stream.payload_types.is_empty() {
         u128::MAX
     } else {
         stream.payload_types.iter().filter(|&&pt| pt < 128).fold(0u128, |bits, &pt| bits | 1u128 << pt)
     };
-    let mut spec = specs::egress(&record.interceptors, config, allowed);
+    let mut spec = specs::egress(&record.interceptors, &chains.params, allowed, &chains.plugins);
     spec.rtx = record.rtx.map(|rtx| RtxParams { ssrc: rtx.ssrc, payload_type: (rtx.payload_type & 0x7f) as u8 });
     spec
 }
@@ -437,14 +441,14 @@ impl Registry {
 }
 
 /// The `AddStream` that realises `record` on its worker, its source checked by `source` and its ingress chain
-/// from the node's `interceptors` config.
-pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, interceptors: &Interceptors) -> Command {
+/// from the node's chain context.
+pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, chains: &Chains) -> Command {
     Command::AddStream {
         id: record.data_plane_id,
         ssrc: record.ssrc,
         source,
         clock_rate_hz: record.clock_rate_hz,
-        ingress: specs::ingress(&record.interceptors, interceptors),
+        ingress: specs::ingress(&record.interceptors, &chains.params, &chains.plugins),
     }
 }
 

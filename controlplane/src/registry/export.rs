@@ -95,7 +95,7 @@ impl Registry {
     /// Session `session_id` as it is kept across a restart (`None`: there is no such session).
     pub fn export_session(&self, session_id: &str) -> Option<SessionState> {
         let session = self.sessions.get(session_id)?;
-        let names = |chain: &[ringfwd_tuning::InterceptorName]| chain.iter().map(|n| n.as_str().to_owned()).collect();
+        let names = |chain: &[ringfwd_tuning::ChainName]| chain.iter().map(|n| n.as_str().to_owned()).collect();
         Some(SessionState {
             session_id: session_id.to_owned(),
             created_unix_ms: session.created_unix_ms,

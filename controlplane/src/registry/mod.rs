@@ -69,12 +69,13 @@
 //! `delete` (cascade), `commit`, `invariants`, [`export`] (a session as kept across a restart), [`error`]; tests in
 //! `tests*` and `proptests`.
 
-use ringfwd_dataplane::control::{StreamId, SubscriptionId};
+use ringfwd_dataplane::control::{Plugins, StreamId, SubscriptionId};
 use ringfwd_tuning::{Config, Interceptors};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 
+mod chains;
 mod commit;
 mod create;
 mod delete;
@@ -112,6 +113,7 @@ mod tests_subscriptions;
 #[cfg(test)]
 mod tests_updates;
 
+pub use chains::Chains;
 pub use create::Resume;
 pub use error::RegistryError;
 pub use export::{EndpointState, SessionState, StreamState, SubscriptionState};
@@ -132,8 +134,8 @@ use plan::ChangeKind;
 #[derive(Debug)]
 pub struct Registry {
     limits: RegistryLimits,
-    /// The default interceptor chains and their parameters (`[interceptors]`).
-    interceptors: Interceptors,
+    /// The default interceptor chains, their parameters (`[interceptors]`) and the registered plugins.
+    interceptors: Chains,
     /// Bound media addresses in config order: a destination's socket is the first of its family.
     media: Vec<SocketAddr>,
     /// Number of data-plane workers (at least 1).
@@ -158,7 +160,7 @@ impl Registry {
         let workers = workers.max(1);
         Registry {
             limits,
-            interceptors: Interceptors::default(),
+            interceptors: Chains::default(),
             media,
             workers,
             draining: false,
@@ -174,14 +176,20 @@ impl Registry {
     /// The registry a node running `config` starts with: its limits and default interceptor chains, with `media`
     /// addresses (bound, in config order; for a dry run the config's own, which have the same families) and
     /// `workers` workers. The daemon's registry and the dry run of `ringfwd --check-config` are both this one.
-    pub fn from_config(config: &Config, media: Vec<SocketAddr>, workers: usize) -> Registry {
-        Registry::new(RegistryLimits::from_config(config), media, workers)
-            .with_interceptors(config.interceptors.clone())
+    /// `chains` are the config's chains checked against the registered plugins ([`Chains::new`]).
+    pub fn from_config(config: &Config, media: Vec<SocketAddr>, workers: usize, chains: Chains) -> Registry {
+        Registry::new(RegistryLimits::from_config(config), media, workers).with_chains(chains)
     }
 
-    /// The same registry with the default interceptor chains and parameters of `interceptors`.
-    pub fn with_interceptors(mut self, interceptors: Interceptors) -> Registry {
-        self.interceptors = interceptors;
+    /// The same registry with the default interceptor chains and parameters of `interceptors` (no plugins).
+    pub fn with_interceptors(self, interceptors: Interceptors) -> Registry {
+        let (ingress, egress) = interceptors.resolve_defaults(None).unwrap_or_default();
+        self.with_chains(Chains { params: interceptors, plugins: Plugins::none(), ingress, egress })
+    }
+
+    /// The same registry with the chain context `chains`.
+    pub fn with_chains(mut self, chains: Chains) -> Registry {
+        self.interceptors = chains;
         self
     }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringfwd_dataplane::control::{StreamId, SubscriptionId};
-use ringfwd_tuning::{Config, InterceptorName};
+use ringfwd_tuning::{ChainName, Config};
 
 /// The registry's admission limits and the stream defaults it needs from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +216,7 @@ pub struct StreamView {
     /// Subscriptions to it.
     pub subscriptions: u32,
     /// Its ingress interceptors, in chain order.
-    pub interceptors: Vec<InterceptorName>,
+    pub interceptors: Vec<ChainName>,
 }
 
 /// A subscription as the API reports it.
@@ -249,7 +249,7 @@ pub struct SubscriptionView {
     /// Its id in that worker's tables.
     pub data_plane_id: SubscriptionId,
     /// Its egress interceptors, in chain order.
-    pub interceptors: Vec<InterceptorName>,
+    pub interceptors: Vec<ChainName>,
     /// RTX for its retransmissions, when negotiated.
     pub rtx: Option<RtxSpec>,
 }
@@ -319,7 +319,7 @@ pub(crate) struct StreamRecord {
     pub(crate) worker: usize,
     pub(crate) data_plane_id: StreamId,
     pub(crate) subscriptions: u32,
-    pub(crate) interceptors: Vec<InterceptorName>,
+    pub(crate) interceptors: Vec<ChainName>,
 }
 
 /// A subscription, with where it lives in the data plane.
@@ -336,7 +336,7 @@ pub(crate) struct SubscriptionRecord {
     pub(crate) socket: usize,
     pub(crate) worker: usize,
     pub(crate) data_plane_id: SubscriptionId,
-    pub(crate) interceptors: Vec<InterceptorName>,
+    pub(crate) interceptors: Vec<ChainName>,
     pub(crate) rtx: Option<RtxSpec>,
 }
 

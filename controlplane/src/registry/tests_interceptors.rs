@@ -2,7 +2,7 @@
 //! subscription, validation naming the field, RTX, and the payload-type filter's allowed set.
 
 use ringfwd_dataplane::control::Command;
-use ringfwd_tuning::{InterceptorName, Interceptors};
+use ringfwd_tuning::{ChainName, InterceptorName, Interceptors};
 
 use super::tests::{room, stream, subscription};
 use super::{RegistryError, RtxSpec, StreamSpec, SubscriptionSpec};
@@ -78,12 +78,20 @@ fn subscriptions_carry_rtx_and_filter_the_streams_payload_types() {
     assert!(egress.stats.is_some() && egress.sender_reports.is_none());
     assert_eq!(egress.rtx.map(|r| (r.ssrc, r.payload_type)), Some((0xabc, 97)));
     let super::Outcome::Created(super::View::Subscription(view)) = plan.outcome else { panic!() };
-    assert_eq!(view.interceptors, [InterceptorName::PayloadTypeFilter, InterceptorName::Stats], "chain order");
+    assert_eq!(
+        view.interceptors,
+        [ChainName::Builtin(InterceptorName::PayloadTypeFilter), ChainName::Builtin(InterceptorName::Stats)],
+        "chain order"
+    );
 }
 
 #[test]
 fn the_config_sets_the_defaults() {
-    let config = Interceptors { ingress: vec![InterceptorName::RateLimit], egress: vec![], ..Interceptors::default() };
+    let config = Interceptors {
+        ingress: vec![ChainName::Builtin(InterceptorName::RateLimit)],
+        egress: vec![],
+        ..Interceptors::default()
+    };
     let reg = room().with_interceptors(config);
     let plan = reg.plan_create_stream(stream("room", "v", "alice", 40)).unwrap();
     let Command::AddStream { ingress, .. } = &plan.commands[0].1 else { panic!() };

@@ -7,7 +7,7 @@
 //! and moving it is not supported yet.
 
 use ringfwd_dataplane::control::Command;
-use ringfwd_tuning::InterceptorName;
+use ringfwd_tuning::ChainSide;
 
 use super::create::{egress_spec, payload_type_map, receives_once};
 use super::error::RegistryError;
@@ -74,7 +74,8 @@ impl Registry {
         }
         let interceptors = match &update.interceptors {
             Some(names) => {
-                Some(validate::interceptors(Some(names), &self.interceptors.egress, InterceptorName::is_egress)?)
+                let (default, plugins) = (&self.interceptors.egress, &self.interceptors.plugins);
+                Some(validate::interceptors(Some(names), default, ChainSide::Egress, plugins)?)
             }
             None => None,
         };

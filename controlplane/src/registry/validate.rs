@@ -11,7 +11,8 @@ use ringfwd_dataplane::control::MAX_CLOCK_RATE_HZ;
 
 use super::error::RegistryError;
 use super::model::{MediaKind, PayloadTypeMapping, RtcpSpec, RtxSpec};
-use ringfwd_tuning::InterceptorName;
+use ringfwd_dataplane::control::Plugins;
+use ringfwd_tuning::{resolve_chain, ChainName, ChainSide};
 
 /// Longest accepted id, in bytes (the config's static routes take the same ids).
 pub use ringfwd_tuning::MAX_ID_BYTES;
@@ -119,39 +120,20 @@ pub(crate) fn payload_types(types: &[u32]) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// The interceptors a request names (`field` is `interceptors.names`), or `default` when it names none;
-/// each must exist, run on this chain (`allowed`), and appear once. Returned in chain order.
+/// The interceptors a request names (`field` is `interceptors.names`), or `default` when it names none, checked
+/// for `side` against the registered `plugins` by the one chain check the config's default chains also pass
+/// ([`ringfwd_tuning::resolve_chain`]). Returned in run order.
 pub(crate) fn interceptors(
     requested: Option<&[String]>,
-    default: &[InterceptorName],
-    allowed: fn(InterceptorName) -> bool,
-) -> Result<Vec<InterceptorName>, RegistryError> {
-    let mut chain: Vec<InterceptorName> = match requested {
-        None => default.to_vec(),
-        Some(names) => {
-            let mut chain = Vec::with_capacity(names.len());
-            for (i, name) in names.iter().enumerate() {
-                let field = format!("interceptors.names[{i}]");
-                let parsed = InterceptorName::parse(name).ok_or_else(|| {
-                    let known: Vec<&str> = InterceptorName::ALL.iter().map(|n| n.as_str()).collect();
-                    RegistryError::invalid(
-                        &field,
-                        format!("unknown interceptor {name:?} (known: {})", known.join(", ")),
-                    )
-                })?;
-                if !allowed(parsed) {
-                    return Err(RegistryError::invalid(&field, format!("{name} does not run on this chain")));
-                }
-                if chain.contains(&parsed) {
-                    return Err(RegistryError::invalid(&field, format!("{name} is listed twice")));
-                }
-                chain.push(parsed);
-            }
-            chain
-        }
-    };
-    chain.sort();
-    Ok(chain)
+    default: &[ChainName],
+    side: ChainSide,
+    plugins: &Plugins,
+) -> Result<Vec<ChainName>, RegistryError> {
+    match requested {
+        None => Ok(default.to_vec()),
+        Some(names) => resolve_chain(names.iter().map(String::as_str), side, Some(plugins))
+            .map_err(|e| RegistryError::invalid(format!("interceptors.names[{}]", e.index), e.reason)),
+    }
 }
 
 /// Checks a subscription's `rtx`: a non-zero SSRC and a 7-bit payload type.

@@ -149,6 +149,7 @@ define_counters! {
         interceptor_emitted: Counter = "Packets interceptors emitted (reports, NACKs, retransmissions, keyframe requests).",
         retransmissions: Counter = "Packets retransmitted to subscribers from the NACK cache (included in interceptor_emitted).",
         interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
+        plugin_failures: Counter = "Plugin calls that panicked: that plugin instance is disabled, and packets pass it untouched.",
     }
     drops {
         NotRtp = "not_rtp" => drop_not_rtp = "STUN, DTLS or unclassifiable datagrams.",
@@ -162,6 +163,7 @@ define_counters! {
         RateLimited = "rate_limited" => drop_rate_limited = "Packets over the per-source rate (admission.max_packets_per_second_per_source).",
         PayloadTypeFiltered = "payload_type_filtered" => drop_payload_type_filtered = "Copies dropped by a subscription's payload-type filter.",
         RebasePending = "rebase_pending" => drop_rebase_pending = "RTCP copies withheld from a subscription switched to a stream until that stream's first RTP sets its timestamp offset.",
+        Plugin = "plugin" => drop_plugin = "Packets or copies a plugin (a registered interceptor) dropped.",
     }
 }
 

@@ -17,6 +17,7 @@ use super::feedback::media_ssrc;
 use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
+use super::interceptor::Plugins;
 use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
@@ -83,6 +84,8 @@ pub struct Forwarder {
     /// The worker's tap ring (set by the runtime when the recorder runs); streams whose ingress spec
     /// names the tap bind it only when set.
     tap: Option<std::sync::Arc<TapRing>>,
+    /// The registered plugins (set by the runtime; the same registry on every worker).
+    plugins: Plugins,
     /// The earliest timer any chain asked for (a conservative bound: it may be earlier than needed).
     next_timer: Option<Instant>,
     /// Events not yet handed to the runtime.
@@ -133,6 +136,7 @@ impl Forwarder {
             outbox: Outbox::new(OUTBOX_PACKETS, limits.max_packet_bytes),
             epoch: None,
             tap: None,
+            plugins: Plugins::none(),
             next_timer: None,
             events: EventQueue::new(EVENT_QUEUE_CAPACITY),
             unreachable: Vec::with_capacity(stats::UNREACHABLE_PER_ROUND),
@@ -162,9 +166,16 @@ impl Forwarder {
         self.tap = Some(ring);
     }
 
+    /// Sets the registered plugins that streams and subscriptions added from now on may name.
+    pub fn set_plugins(&mut self, plugins: Plugins) {
+        self.plugins = plugins;
+    }
+
     fn factory(&mut self, now: Instant) -> ChainFactory {
         let epoch = *self.epoch.get_or_insert(NtpEpoch { at: now, ntp: 0 });
-        ChainFactory { max_packet_bytes: self.table.limits.max_packet_bytes, epoch, tap: self.tap.clone() }
+        let mut factory = ChainFactory::new(self.table.limits.max_packet_bytes, epoch, self.plugins.clone());
+        factory.tap = self.tap.clone();
+        factory
     }
 
     /// Applies a command at time `now` (latch windows start then). On error nothing changed.
@@ -181,6 +192,7 @@ impl Forwarder {
                 };
                 let added =
                     self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info));
+                self.counters.plugin_failures += factory.bind_failures();
                 if let (Ok(()), Some(idx)) = (&added, self.table.stream_index(id)) {
                     self.table.streams[idx as usize].ingress_spec = ingress;
                 }
@@ -199,7 +211,7 @@ impl Forwarder {
                     .unwrap_or_default();
                 let out_ssrc = Ssrc(rewrite.out_ssrc.unwrap_or(source_ssrc));
                 let new = NewSubscription { dest, socket, rewrite, paused, egress_spec: egress, continues };
-                self.table.add_subscription(id, stream, new, |flow| {
+                let added = self.table.add_subscription(id, stream, new, |flow| {
                     let info = SubscriptionInfo {
                         flow,
                         source_ssrc: Ssrc(source_ssrc),
@@ -208,7 +220,9 @@ impl Forwarder {
                         epoch: factory.epoch,
                     };
                     factory.egress(&egress, &info)
-                })
+                });
+                self.counters.plugin_failures += factory.bind_failures();
+                added
             }
             Command::RemoveSubscription { id } => {
                 self.keep_final_snapshots(StatsKey::Subscription(id));
@@ -301,7 +315,7 @@ impl Forwarder {
     ) -> Outcome {
         out.begin(pkt.len());
         let outcome = self.route(now, socket, src, pkt, out, handovers);
-        if !self.outbox.is_empty() {
+        if self.outbox.needs_drain() {
             self.drain_outbox(out);
         }
         self.count(outcome);

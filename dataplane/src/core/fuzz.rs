@@ -14,6 +14,7 @@ use super::interceptor::spec::{
     EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
     RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
 };
+use super::interceptor::PluginList;
 use super::packet::{classify, PacketKind, RtcpCompound, RtcpType, RtpView, SdesChunks};
 use super::rewrite::{Rewrite, IDENTITY_PAYLOAD_TYPE_MAP};
 use super::table::ForwarderLimits;
@@ -83,6 +84,7 @@ pub(crate) fn fuzz_ingress() -> IngressSpec {
             max_missing: 512,
         }),
         keyframe_throttle: Some(KeyframeThrottleParams { min_interval_ms: 500 }),
+        plugins: PluginList::default(),
         nack_cache: Some(NackCacheParams {
             max_packets: 16,
             max_age_ms: 1000,
@@ -98,6 +100,7 @@ pub(crate) fn fuzz_ingress() -> IngressSpec {
 pub(crate) fn fuzz_egress() -> EgressSpec {
     EgressSpec {
         payload_type_filter: Some(PayloadTypeFilterParams { allowed: u128::MAX }),
+        plugins: PluginList::default(),
         stats: Some(StatsParams { bitrate_window_ms: 1000 }),
         sender_reports: Some(ReportParams { interval_ms: 1000 }),
         rtx: None,

@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 
+use crate::core::interceptor::Plugins;
+
 pub use super::recorder::RecorderSettings;
 pub use super::worker::WorkerSettings;
 
@@ -70,4 +72,6 @@ pub struct DataplaneSettings {
     pub worker: WorkerSettings,
     /// The pcap tap (`None`: recording is off).
     pub tap: Option<TapSettings>,
+    /// The native plugins chains may name (registered by the program that starts the data plane).
+    pub plugins: Plugins,
 }

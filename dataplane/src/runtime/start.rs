@@ -225,6 +225,7 @@ impl Dataplane {
                 handover: handover.clone(),
                 counters,
                 tap: taps.get(index).cloned(),
+                plugins: settings.plugins.clone(),
                 stats,
                 events,
                 numbering,

@@ -15,6 +15,7 @@ use super::mailbox::{Ack, Mailbox};
 use super::telemetry::{EventRing, NumberingRing, StatsPacer, StatsRecord, StatsRing, WorkerEvent};
 use crate::core::interceptor::builtin::tap::TapRing;
 use crate::core::interceptor::spec::{NtpEpoch, NTP_UNIX_OFFSET_S};
+use crate::core::interceptor::Plugins;
 use crate::core::{Counters, DropReason, Forwarder, ForwarderLimits, SharedCounters};
 
 /// How often counters are published to the shared atomics while packets flow (and the kernel's per-socket
@@ -127,6 +128,8 @@ pub struct WorkerContext {
     pub counters: Arc<SharedCounters>,
     /// Its tap ring, drained by the recorder (`None`: recording is off).
     pub tap: Option<Arc<TapRing>>,
+    /// The registered plugins (the same on every worker).
+    pub plugins: Plugins,
     /// Its statistics ring, drained by the control plane.
     pub stats: Arc<StatsRing>,
     /// Its event ring, drained by the control plane.
@@ -146,7 +149,7 @@ impl WorkerContext {
     }
 
     /// A new forwarder for this worker, its NTP epoch read from the wall clock now, tapping into its
-    /// tap ring.
+    /// tap ring, binding the registered plugins.
     pub fn forwarder(&self) -> Forwarder {
         let mut forwarder = Forwarder::new(self.index, self.workers, self.settings.limits);
         forwarder.set_ntp_epoch(ntp_epoch_now());
@@ -154,6 +157,7 @@ impl WorkerContext {
         if let Some(ring) = &self.tap {
             forwarder.set_tap_ring(ring.clone());
         }
+        forwarder.set_plugins(self.plugins.clone());
         forwarder
     }
 

@@ -39,7 +39,8 @@ pub fn start(config: &ringfwd_tuning::Config, tap_directory: &std::path::Path) -
     let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     let topology = ringfwd_tuning::read_topology(std::path::Path::new("/")).restricted_to(&allowed);
     let cores = config.resolve_placement(&topology).expect("the default placement fits this host");
-    Dataplane::start(config.dataplane_settings(cores, tap_directory)).expect("start data plane")
+    Dataplane::start(config.dataplane_settings(cores, tap_directory, ringfwd_dataplane::control::Plugins::none()))
+        .expect("start data plane")
 }
 
 /// A data plane on one loopback media address with no interceptor chains, holding the stream `ssrc` (id 1) whose

@@ -172,7 +172,7 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Sends everything in the outbox and empties it.
+    /// Sends everything in the outbox, counts its refusals and plugin failures, and empties it.
     pub(super) fn drain_outbox(&mut self, out: &mut Transmits) {
         for index in 0..self.outbox.len() {
             let Some((target, bytes)) = self.outbox.get(index) else {
@@ -209,6 +209,7 @@ impl Forwarder {
         }
         self.outbox.clear();
         self.counters.interceptor_emit_refused += self.outbox.take_refused();
+        self.counters.plugin_failures += self.outbox.take_plugin_failures();
     }
 
     /// The earliest time a chain asked to be woken at (may be earlier than needed, never later). The
@@ -251,7 +252,7 @@ impl Forwarder {
             }
         }
         self.next_timer = next;
-        if !self.outbox.is_empty() {
+        if self.outbox.needs_drain() {
             self.drain_outbox(out);
         }
     }

@@ -47,6 +47,7 @@ impl Forwarder {
             };
             sub.egress = factory.egress(&sub.egress_spec, &info);
         }
+        self.counters.plugin_failures += factory.bind_failures();
         Ok(())
     }
 
@@ -77,7 +78,9 @@ impl Forwarder {
                 epoch: factory.epoch,
             };
             self.keep_final_snapshots(StatsKey::Subscription(id));
-            Some(factory.egress(&egress, &info))
+            let chain = factory.egress(&egress, &info);
+            self.counters.plugin_failures += factory.bind_failures();
+            Some(chain)
         } else {
             None
         };

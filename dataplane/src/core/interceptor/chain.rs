@@ -1,30 +1,73 @@
 //! An ordered chain of interceptor instances bound to one stream or one subscription.
 //!
 //! Owns [`Chain`]: the instances in their fixed order (see the module docs of
-//! [`crate::core::interceptor`]) and each one's timer. Runs a packet through them until one does not
-//! return [`Verdict::Continue`], and runs the timers that are due. Must never reorder, add or remove
-//! instances after it is built, and never allocate while running.
+//! [`crate::core::interceptor`]), what each one is ([`Link`]: a built-in or a plugin) and each one's timer.
+//! Runs a packet through them until one does not return [`Verdict::Continue`], and runs the timers that are due.
+//! A plugin's call runs under `catch_unwind`: a plugin that panics is disabled (its packets pass it untouched
+//! from then on) and the failure is counted in the outbox. Must never reorder, add or remove instances after it
+//! is built, and never allocate while running.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use crate::core::packet::RtcpCompound;
+
+/// What a chain member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// A built-in.
+    Builtin(InterceptorKind),
+    /// A registered plugin; `failed` once one of its calls panicked (it is skipped from then on).
+    Plugin {
+        /// The plugin.
+        id: PluginId,
+        /// True after a panic.
+        failed: bool,
+    },
+}
+
+impl Link {
+    /// A plugin member that has not failed.
+    pub fn plugin(id: PluginId) -> Link {
+        Link::Plugin { id, failed: false }
+    }
+}
 
 /// The interceptors of one stream (ingress) or subscription (egress), in order.
 #[derive(Debug, Default)]
 pub struct Chain {
     members: Vec<Box<dyn Interceptor>>,
+    links: Vec<Link>,
     wakes: Vec<Option<Instant>>,
     /// The earliest of `wakes`, kept so asking for it costs nothing per packet.
     earliest: Option<Instant>,
 }
 
+/// Runs one member's call: a built-in directly, a plugin under `catch_unwind` (a panic disables it and the packet
+/// passes, as if it had returned `Continue`); a disabled plugin is skipped.
+fn call(link: &mut Link, outbox_failures: &mut u64, run: impl FnOnce() -> Verdict) -> Verdict {
+    match link {
+        Link::Builtin(_) => run(),
+        Link::Plugin { failed: true, .. } => Verdict::Continue,
+        Link::Plugin { failed, .. } => match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(verdict) => verdict,
+            Err(_) => {
+                *failed = true;
+                *outbox_failures += 1;
+                Verdict::Continue
+            }
+        },
+    }
+}
+
 impl Chain {
-    /// A chain of `members`, which must already be in the documented order (the spec builds them so).
-    pub fn new(members: Vec<Box<dyn Interceptor>>) -> Chain {
-        debug_assert!(members.windows(2).all(|pair| pair[0].kind() < pair[1].kind()), "chain out of order");
+    /// A chain of `members`, which must already be in the documented order (the factory builds them so).
+    pub fn new(members: Vec<(Link, Box<dyn Interceptor>)>) -> Chain {
+        let (links, members): (Vec<Link>, Vec<Box<dyn Interceptor>>) = members.into_iter().unzip();
         let wakes = vec![None; members.len()];
-        Chain { members, wakes, earliest: None }
+        Chain { members, links, wakes, earliest: None }
     }
 
     /// True when no interceptor is bound (the forwarder skips the chain entirely).
@@ -32,29 +75,19 @@ impl Chain {
         self.members.is_empty()
     }
 
-    /// True when an interceptor of this kind is bound.
+    /// True when the built-in `kind` is bound.
     pub fn has(&self, kind: InterceptorKind) -> bool {
-        self.members.iter().any(|member| member.kind() == kind)
+        self.links.contains(&Link::Builtin(kind))
     }
 
-    /// The bound interceptors, in order.
-    pub fn members(&self) -> impl Iterator<Item = &dyn Interceptor> {
-        self.members.iter().map(|member| member.as_ref())
+    /// What each bound member is, in order.
+    pub fn links(&self) -> impl Iterator<Item = Link> + '_ {
+        self.links.iter().copied()
     }
 
     /// Runs an RTP packet through the chain; the first verdict other than `Continue` ends the run.
     pub fn on_rtp(&mut self, now: Instant, scope: Scope, pkt: &[u8], attrs: &RtpAttrs, outbox: &mut Outbox) -> Verdict {
-        for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
-            let mut ctx = Context::new(now, scope, outbox, wake);
-            let verdict = member.on_rtp(pkt, attrs, &mut ctx);
-            if let Some(at) = ctx.scheduled() {
-                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
-            }
-            if verdict != Verdict::Continue {
-                return verdict;
-            }
-        }
-        Verdict::Continue
+        self.run(now, scope, outbox, |member, ctx| member.on_rtp(pkt, attrs, ctx))
     }
 
     /// Runs an RTCP compound through the chain; the first verdict other than `Continue` ends the run.
@@ -66,10 +99,32 @@ impl Chain {
         from: RtcpFrom,
         outbox: &mut Outbox,
     ) -> Verdict {
-        for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
-            let mut ctx = Context::new(now, scope, outbox, wake);
-            let verdict = member.on_rtcp(rtcp, from, &mut ctx);
-            if let Some(at) = ctx.scheduled() {
+        self.run(now, scope, outbox, |member, ctx| member.on_rtcp(rtcp, from, ctx))
+    }
+
+    /// Runs `on_packet` on each member in order until one answers other than `Continue`; notes the timers they
+    /// asked for and the plugins that panicked.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        now: Instant,
+        scope: Scope,
+        outbox: &mut Outbox,
+        mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
+    ) -> Verdict {
+        for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
+            let mut failures = 0;
+            let mut scheduled = None;
+            let verdict = call(link, &mut failures, || {
+                let mut ctx = Context::new(now, scope, outbox, wake);
+                let verdict = on_packet(member.as_mut(), &mut ctx);
+                scheduled = ctx.scheduled();
+                verdict
+            });
+            if failures != 0 {
+                outbox.note_plugin_failures(failures);
+            }
+            if let Some(at) = scheduled {
                 self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
             }
             if verdict != Verdict::Continue {
@@ -82,11 +137,18 @@ impl Chain {
     /// Runs every timer due at `now` (each interceptor's timer is cleared before its call, so it
     /// reschedules itself if it wants to run again).
     pub fn on_timer(&mut self, now: Instant, scope: Scope, outbox: &mut Outbox) {
-        for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
+        for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
             if wake.is_some_and(|at| at <= now) {
                 *wake = None;
-                let mut ctx = Context::new(now, scope, outbox, wake);
-                member.on_timer(&mut ctx);
+                let mut failures = 0;
+                call(link, &mut failures, || {
+                    let mut ctx = Context::new(now, scope, outbox, wake);
+                    member.on_timer(&mut ctx);
+                    Verdict::Continue
+                });
+                if failures != 0 {
+                    outbox.note_plugin_failures(failures);
+                }
             }
         }
         self.earliest = self.wakes.iter().flatten().min().copied();
@@ -97,16 +159,23 @@ impl Chain {
         self.earliest
     }
 
-    /// Every member's contribution to a statistics snapshot.
+    /// Every member's contribution to a statistics snapshot. A failed plugin adds nothing (its state may be
+    /// broken); a plugin that panics here adds what it added before the panic.
     pub fn snapshot(&self, out: &mut Snapshot) {
-        for member in &self.members {
-            member.snapshot(out);
+        for (member, link) in self.members.iter().zip(&self.links) {
+            match link {
+                Link::Builtin(_) => member.snapshot(out),
+                Link::Plugin { failed: true, .. } => {}
+                Link::Plugin { failed: false, .. } => {
+                    let _ = catch_unwind(AssertUnwindSafe(|| member.snapshot(out)));
+                }
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -116,16 +185,12 @@ mod tests {
     /// Counts calls, drops every `drop_every`-th packet and asks for a timer every 10 ms.
     #[derive(Debug)]
     struct Probe {
-        kind: InterceptorKind,
         seen: u64,
         timers: u64,
         drop_every: u64,
     }
 
     impl Interceptor for Probe {
-        fn kind(&self) -> InterceptorKind {
-            self.kind
-        }
         fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
             self.seen += 1;
             ctx.schedule(ctx.now() + Duration::from_millis(10));
@@ -146,7 +211,7 @@ mod tests {
         }
     }
 
-    fn attrs(now: Instant) -> RtpAttrs {
+    pub(crate) fn attrs(now: Instant) -> RtpAttrs {
         RtpAttrs {
             arrival: now,
             src: std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
@@ -165,9 +230,12 @@ mod tests {
 
     #[test]
     fn verdicts_stop_the_chain_and_timers_fire_when_due() {
-        let first = Probe { kind: InterceptorKind::RateLimit, seen: 0, timers: 0, drop_every: 2 };
-        let second = Probe { kind: InterceptorKind::Stats, seen: 0, timers: 0, drop_every: 0 };
-        let mut chain = Chain::new(vec![Box::new(first), Box::new(second)]);
+        let first = Probe { seen: 0, timers: 0, drop_every: 2 };
+        let second = Probe { seen: 0, timers: 0, drop_every: 0 };
+        let mut chain = Chain::new(vec![
+            (Link::Builtin(InterceptorKind::RateLimit), Box::new(first)),
+            (Link::Builtin(InterceptorKind::Stats), Box::new(second)),
+        ]);
         let mut outbox = Outbox::new(4, 16);
         let scope = Scope::Stream { stream: 0 };
         let t0 = Instant::now();
@@ -182,5 +250,45 @@ mod tests {
         chain.on_timer(t0 + Duration::from_millis(10), scope, &mut outbox);
         assert_eq!(outbox.len(), 2, "both timers fired");
         assert_eq!(chain.next_wake(), None, "a fired timer is cleared");
+    }
+
+    /// Panics on its `panic_at`-th packet; counts the packets it saw.
+    #[derive(Debug)]
+    struct Fragile {
+        seen: u64,
+        panic_at: u64,
+    }
+
+    impl Interceptor for Fragile {
+        fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
+            self.seen += 1;
+            assert!(self.seen != self.panic_at, "the plugin's own bug");
+            Verdict::Drop(DropReason::Plugin)
+        }
+        fn snapshot(&self, out: &mut Snapshot) {
+            out.packets += 1000 * self.seen;
+        }
+    }
+
+    #[test]
+    fn a_plugin_that_panics_is_disabled_counted_and_passes_packets_to_the_rest() {
+        let fragile = Fragile { seen: 0, panic_at: 2 };
+        let after = Probe { seen: 0, timers: 0, drop_every: 0 };
+        let mut chain = Chain::new(vec![
+            (Link::plugin(PluginId(0)), Box::new(fragile)),
+            (Link::Builtin(InterceptorKind::Stats), Box::new(after)),
+        ]);
+        let mut outbox = Outbox::new(4, 16);
+        let scope = Scope::Stream { stream: 0 };
+        let t0 = Instant::now();
+        let run = |chain: &mut Chain, outbox: &mut Outbox| chain.on_rtp(t0, scope, &[0; 12], &attrs(t0), outbox);
+        assert_eq!(run(&mut chain, &mut outbox), Verdict::Drop(DropReason::Plugin), "its verdict stands");
+        assert_eq!(run(&mut chain, &mut outbox), Verdict::Continue, "the panicking call: the packet passes");
+        assert_eq!(run(&mut chain, &mut outbox), Verdict::Continue, "disabled: skipped");
+        assert!(outbox.needs_drain() && outbox.take_plugin_failures() == 1, "one failure, counted once");
+        assert_eq!(chain.links().next(), Some(Link::Plugin { id: PluginId(0), failed: true }));
+        let mut snapshot = Snapshot::default();
+        chain.snapshot(&mut snapshot);
+        assert_eq!(snapshot.packets, 2, "the rest saw both packets that passed; the failed plugin adds nothing");
     }
 }

@@ -72,6 +72,7 @@ pub struct Outbox {
     emissions: Vec<Emission>,
     capacity: usize,
     refused: u64,
+    plugin_failures: u64,
 }
 
 impl Outbox {
@@ -85,6 +86,7 @@ impl Outbox {
             emissions: Vec::with_capacity(capacity),
             capacity,
             refused: 0,
+            plugin_failures: 0,
         }
     }
 
@@ -132,6 +134,21 @@ impl Outbox {
     /// Pushes refused (full, or nothing written) since the last call; resets the count.
     pub fn take_refused(&mut self) -> u64 {
         std::mem::take(&mut self.refused)
+    }
+
+    /// Adds plugin calls that panicked (the chain disabled those plugins).
+    pub fn note_plugin_failures(&mut self, failures: u64) {
+        self.plugin_failures += failures;
+    }
+
+    /// Plugin calls that panicked since the last call; resets the count.
+    pub fn take_plugin_failures(&mut self) -> u64 {
+        std::mem::take(&mut self.plugin_failures)
+    }
+
+    /// True when the forwarder has something to do with the outbox: packets to send, or failures to count.
+    pub fn needs_drain(&self) -> bool {
+        !self.emissions.is_empty() || self.plugin_failures != 0
     }
 }
 

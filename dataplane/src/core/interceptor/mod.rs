@@ -4,15 +4,15 @@
 //! Owns the [`Interceptor`] trait, the [`Verdict`] an interceptor returns, where an RTCP packet came
 //! from ([`RtcpFrom`]), the typed per-packet attributes ([`RtpAttrs`]), the [`Context`] through which an
 //! interceptor emits packets and schedules its timer, the [`Chain`] that runs instances in order, the
-//! plain-data [`spec`] that says which built-ins run with which parameters, and the [`builtin`]
-//! interceptors.
+//! plain-data [`spec`] that says which built-ins run with which parameters, the [`builtin`]
+//! interceptors, and the registry of native [`plugin`]s (interceptors a program linking ringfwd registers by name).
 //!
 //! # The two chains and their order
 //! Every stream has one **ingress** chain; it sees the publisher's RTP and RTCP, the RTCP feedback of
 //! the stream's subscribers (translated to the publisher's SSRC and sequence numbers), and its timer.
 //! Every subscription has one **egress** chain; it sees each RTP copy after the subscription's header
 //! rewrite (out SSRC, out sequence numbers and timestamps), the publisher's RTCP as rewritten for this
-//! subscriber, the subscriber's own RTCP as received, and its timer. The built-ins always run in this
+//! subscriber, the subscriber's own RTCP as received, and its timer. The members always run in this
 //! order (those not configured are simply absent):
 //!
 //! Ingress, per stream:
@@ -25,16 +25,20 @@
 //! 4. `nack_generator` — sees the same admitted packets as stats, to find the gaps to ask for.
 //! 5. `keyframe_throttle` — merges subscribers' PLI/FIR before the NACK cache (order only matters for
 //!    feedback; neither touches RTP).
-//! 6. `nack_cache` — stores a copy of every packet that will be forwarded and answers subscribers'
+//! 6. plugins, in the order the chain names them ([`plugin`]) — after everything that describes what the
+//!    publisher sent, before everything that must see only what is forwarded.
+//! 7. `nack_cache` — stores a copy of every packet that will be forwarded and answers subscribers'
 //!    NACKs; it must come after any interceptor that may drop RTP, so it never caches what was not sent.
-//! 7. `receiver_reports` — notes the publisher's SR (LSR for its RR, passing it on) after stats and
+//! 8. `receiver_reports` — notes the publisher's SR (LSR for its RR, passing it on) after stats and
 //!    before the tap.
-//! 8. `tap` — last: records exactly what is forwarded (copy into a bounded ring; a side thread writes).
+//! 9. `tap` — last: records exactly what is forwarded (copy into a bounded ring; a side thread writes).
 //!
 //! Egress, per subscription:
 //! 1. `payload_type_filter` — first, so a filtered packet is neither counted nor reported as sent.
-//! 2. `stats` — counts what this subscriber is sent and what its receiver reports say (loss, RTT).
-//! 3. `sender_reports` — last: its SR packet and octet counts must match exactly what went out.
+//! 2. plugins, in the order the chain names them — they see the rewritten packet; what they drop is neither
+//!    counted nor reported as sent.
+//! 3. `stats` — counts what this subscriber is sent and what its receiver reports say (loss, RTT).
+//! 4. `sender_reports` — last: its SR packet and octet counts must match exactly what went out.
 //!
 //! Rewriting (SSRC, sequence number, timestamp, payload-type map) is not a chain member: it is each
 //! subscription's fixed first step, because every egress interceptor reasons about what the
@@ -50,6 +54,7 @@ pub mod builtin;
 pub mod chain;
 pub mod context;
 pub mod kind;
+pub mod plugin;
 pub mod snapshot;
 pub mod spec;
 
@@ -59,9 +64,10 @@ use super::counters::DropReason;
 use super::packet::RtcpCompound;
 
 pub use attrs::RtpAttrs;
-pub use chain::Chain;
+pub use chain::{Chain, Link};
 pub use context::{Context, Emission, Outbox, Scope, Target};
 pub use kind::InterceptorKind;
+pub use plugin::{PluginError, PluginId, PluginList, Plugins};
 pub use snapshot::Snapshot;
 
 /// What happens to a packet after an interceptor has seen it.
@@ -94,9 +100,6 @@ pub enum RtcpFrom {
 /// Every method gets the current time through the context; none may block, allocate, lock or log.
 /// The defaults let a packet pass untouched, so an interceptor implements only what it needs.
 pub trait Interceptor: Send + fmt::Debug {
-    /// Which built-in this is.
-    fn kind(&self) -> InterceptorKind;
-
     /// An RTP packet: `pkt` is the whole datagram (in an egress chain, the header bytes `0..12` are
     /// still the publisher's; `attrs` carries the rewritten values).
     fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {

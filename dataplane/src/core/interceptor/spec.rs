@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use super::plugin::PluginList;
 use crate::core::wire::Ssrc;
 
 /// Seconds from the NTP era (1900-01-01) to the Unix epoch (1970-01-01).
@@ -153,7 +154,7 @@ pub struct RtxParams {
     pub payload_type: u8,
 }
 
-/// The ingress chain of one stream: each built-in that runs, with its parameters.
+/// The ingress chain of one stream: each built-in that runs, with its parameters, and its plugins.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IngressSpec {
     /// Rate limit.
@@ -166,6 +167,8 @@ pub struct IngressSpec {
     pub nack_generator: Option<NackGeneratorParams>,
     /// Keyframe-request throttling.
     pub keyframe_throttle: Option<KeyframeThrottleParams>,
+    /// Plugins, in the order they run (after `keyframe_throttle`, before `nack_cache`).
+    pub plugins: PluginList,
     /// Retransmission cache.
     pub nack_cache: Option<NackCacheParams>,
     /// Receiver reports to the publisher.
@@ -174,11 +177,13 @@ pub struct IngressSpec {
     pub tap: Option<TapParams>,
 }
 
-/// The egress chain of one subscription: each built-in that runs, with its parameters.
+/// The egress chain of one subscription: each built-in that runs, with its parameters, and its plugins.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EgressSpec {
     /// Payload-type filter.
     pub payload_type_filter: Option<PayloadTypeFilterParams>,
+    /// Plugins, in the order they run (after `payload_type_filter`, before `stats`).
+    pub plugins: PluginList,
     /// Statistics of what the subscriber is sent and reports.
     pub stats: Option<StatsParams>,
     /// Sender reports to the subscriber.

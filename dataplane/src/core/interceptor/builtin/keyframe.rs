@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{write_fir, write_pli, Feedback, FeedbackKind};
 use crate::core::interceptor::spec::{KeyframeThrottleParams, StreamInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtcpFrom, Snapshot, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::wire::Ssrc;
 
@@ -98,10 +98,6 @@ impl KeyframeThrottle {
 }
 
 impl Interceptor for KeyframeThrottle {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::KeyframeThrottle
-    }
-
     fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
         if from == RtcpFrom::Publisher {
             return Verdict::Continue;

@@ -44,7 +44,7 @@ use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{Feedback, FeedbackKind};
 use super::wire_reports::write_generic_nack;
 use crate::core::interceptor::spec::{NackCacheParams, StreamInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::wire::{SeqNo, Ssrc};
 
@@ -290,10 +290,6 @@ impl fmt::Debug for NackCache {
 }
 
 impl Interceptor for NackCache {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::NackCache
-    }
-
     /// Stores a copy of the packet (unless a newer packet already holds its slot); always `Continue`.
     fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
         if pkt.len() > self.slot_bytes {

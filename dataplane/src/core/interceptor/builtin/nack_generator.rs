@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_reports::write_generic_nack;
 use crate::core::interceptor::spec::{NackGeneratorParams, StreamInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtpAttrs, Snapshot, Verdict};
 use crate::core::wire::{SeqNo, Ssrc};
 
 /// The shortest timer the generator asks for, so a request that could not go out (a full outbox) is
@@ -156,10 +156,6 @@ impl NackGenerator {
 }
 
 impl Interceptor for NackGenerator {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::NackGenerator
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         let ext_seq = attrs.ext_seq;
         match self.highest {

@@ -7,7 +7,7 @@
 
 use crate::core::counters::DropReason;
 use crate::core::interceptor::spec::{PayloadTypeFilterParams, SubscriptionInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtpAttrs, Snapshot, Verdict};
 
 /// The payload-type filter of one subscription.
 #[derive(Debug)]
@@ -29,10 +29,6 @@ impl PayloadTypeFilter {
 }
 
 impl Interceptor for PayloadTypeFilter {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::PayloadTypeFilter
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
         if self.allows(attrs.source_payload_type) {
             Verdict::Continue

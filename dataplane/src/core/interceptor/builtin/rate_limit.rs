@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::core::counters::DropReason;
 use crate::core::interceptor::spec::{RateLimitParams, StreamInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtpAttrs, Snapshot, Verdict};
 use crate::core::rate::TokenBucket;
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
@@ -85,10 +85,6 @@ impl RateLimit {
 }
 
 impl Interceptor for RateLimit {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::RateLimit
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
         let bits = attrs.len_bytes as u64 * 8;
         if !self.bits.take(attrs.arrival, bits) {

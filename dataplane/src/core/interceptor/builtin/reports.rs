@@ -37,7 +37,7 @@ use super::stats::ReceptionStats;
 use super::wire_compound::{find_cname, write_empty_receiver_report, write_report_compound, Cname};
 use super::wire_reports::{sender_info, write_receiver_report, write_sender_report, SenderInfo};
 use crate::core::interceptor::spec::{NtpEpoch, ReportParams, StreamInfo, SubscriptionInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::{RtcpCompound, RtcpType};
 use crate::core::wire::{rtp_ticks, RtpTimestamp, Ssrc};
 
@@ -137,10 +137,6 @@ impl ReceiverReports {
 }
 
 impl Interceptor for ReceiverReports {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::ReceiverReports
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         self.reception.on_packet(attrs.ext_seq, attrs.timestamp, attrs.arrival);
         self.timer.on_packet(ctx);
@@ -276,10 +272,6 @@ impl SenderReports {
 }
 
 impl Interceptor for SenderReports {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::SenderReports
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         self.octet_count = self.octet_count.wrapping_add(attrs.payload_bytes as u32);
         self.packets_sent += 1;

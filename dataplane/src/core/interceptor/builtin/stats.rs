@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::wire_feedback::{Feedback, FeedbackKind};
 use super::wire_reports::{compact_ntp, report_blocks, ReportBlock};
 use crate::core::interceptor::spec::{NtpEpoch, StatsParams, StreamInfo, SubscriptionInfo};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::{RtcpCompound, RtcpType};
 use crate::core::wire::{RtpTimestamp, Ssrc};
 
@@ -391,10 +391,6 @@ pub fn round_trip_us(now_ntp: u64, block: &ReportBlock) -> Option<u64> {
 }
 
 impl Interceptor for StatsInterceptor {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::Stats
-    }
-
     fn on_rtp(&mut self, _pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         self.packets += 1;
         self.bytes += attrs.len_bytes as u64;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam::queue::ArrayQueue;
 
 use crate::core::interceptor::spec::{NtpEpoch, StreamInfo, TapParams, NTP_UNIX_OFFSET_S};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtcpFrom, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtcpFrom, RtpAttrs, Snapshot, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::wire::Ssrc;
 
@@ -178,10 +178,6 @@ impl Tap {
 }
 
 impl Interceptor for Tap {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::Tap
-    }
-
     fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
         self.publisher = Some(attrs.src);
         self.offer(attrs.src, attrs.arrival, pkt);

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::wire_compound::{write_feedback_compound, Cname};
 use super::wire_feedback::{read_transport_seq, write_twcc, TwccHeader, TwccStatus};
 use crate::core::interceptor::spec::{StreamInfo, TwccParams};
-use crate::core::interceptor::{Context, Interceptor, InterceptorKind, RtpAttrs, Snapshot, Verdict};
+use crate::core::interceptor::{Context, Interceptor, RtpAttrs, Snapshot, Verdict};
 use crate::core::wire::{SeqUnwrapper, Ssrc};
 
 /// Transport-wide sequence numbers tracked between two feedbacks.
@@ -222,10 +222,6 @@ impl Twcc {
 }
 
 impl Interceptor for Twcc {
-    fn kind(&self) -> InterceptorKind {
-        InterceptorKind::Twcc
-    }
-
     fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         let Some(seq) = read_transport_seq(pkt, attrs.extension_offset, self.extension_id) else {
             self.without_seq += 1;

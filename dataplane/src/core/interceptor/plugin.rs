@@ -1,0 +1,314 @@
+//! Native plugins: interceptors a program that links ringfwd as a library registers by name, next to the
+//! built-ins.
+//!
+//! Owns [`Plugins`] (the registry: each plugin's name and the functions that bind an instance to a stream or a
+//! subscription), [`PluginId`] (its index there) and [`PluginList`] (the plugins one chain runs, in order, as
+//! plain data a command can carry). The registry is built once, before the data plane starts, and never changes
+//! while it runs: every worker holds the same immutable copy, so binding needs no lock and a packet touches
+//! none of this. Must never know the config or the API: names are checked here (syntax, clashes with the
+//! built-ins), what a chain may name is checked by the control plane through [`Plugins::find`].
+//!
+//! # Where a plugin runs
+//! Plugins take one documented position in each chain, after the built-ins that must see what the peer
+//! actually sent and before those that must see exactly what goes out; several plugins on one chain run in the
+//! order the chain names them:
+//! - ingress: after `keyframe_throttle`, before `nack_cache` (so statistics, NACK generation and transport-wide
+//!   feedback describe what the publisher sent, and the retransmission cache, the receiver reports and the tap
+//!   see only what the plugins let through);
+//! - egress: after `payload_type_filter`, before `stats` (so the subscriber's statistics and sender reports
+//!   count only what the plugins let through).
+//!
+//! A plugin instance that panics is disabled: its packets pass it untouched from then on (fail-open), and the
+//! worker counts the failure (`plugin_failures`). Nothing else in the worker is affected.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::spec::{StreamInfo, SubscriptionInfo};
+use super::{Interceptor, InterceptorKind};
+
+/// The most plugins one chain may run.
+pub const MAX_PLUGINS_PER_CHAIN: usize = 4;
+/// The most plugins one registry may hold.
+pub const MAX_PLUGINS: usize = 64;
+/// The longest plugin name, in bytes.
+pub const MAX_PLUGIN_NAME_BYTES: usize = 32;
+
+/// Binds a plugin's instance to one stream (its ingress chain).
+pub type IngressBinder = dyn Fn(&StreamInfo) -> Box<dyn Interceptor> + Send + Sync;
+/// Binds a plugin's instance to one subscription (its egress chain).
+pub type EgressBinder = dyn Fn(&SubscriptionInfo) -> Box<dyn Interceptor> + Send + Sync;
+
+/// A registered plugin, by its index in the registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginId(pub u16);
+
+/// Why a plugin could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The name is empty, too long, or not lowercase ASCII letters, digits and `_` starting with a letter.
+    #[error("plugin name {0:?} is not 1..={MAX_PLUGIN_NAME_BYTES} bytes of a-z, 0-9 and _ starting with a letter")]
+    BadName(String),
+    /// The name is a built-in's.
+    #[error("plugin name {0:?} is a built-in interceptor's")]
+    BuiltinName(String),
+    /// The name is registered already for this chain.
+    #[error("plugin {name:?} is registered twice for the {side} chain")]
+    Duplicate {
+        /// The name.
+        name: String,
+        /// `ingress` or `egress`.
+        side: &'static str,
+    },
+    /// The registry is full.
+    #[error("more than {MAX_PLUGINS} plugins registered")]
+    TooMany,
+}
+
+#[derive(Clone)]
+struct Registered {
+    name: String,
+    ingress: Option<Arc<IngressBinder>>,
+    egress: Option<Arc<EgressBinder>>,
+}
+
+/// The registry of native plugins: cheap to clone (shared), immutable once the data plane starts.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    list: Arc<Vec<Registered>>,
+}
+
+impl fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.list.iter().map(|p| p.name.as_str())).finish()
+    }
+}
+
+impl PartialEq for Plugins {
+    fn eq(&self, other: &Plugins) -> bool {
+        Arc::ptr_eq(&self.list, &other.list) || (self.list.is_empty() && other.list.is_empty())
+    }
+}
+
+impl Plugins {
+    /// No plugins: only the built-ins.
+    pub fn none() -> Plugins {
+        Plugins::default()
+    }
+
+    /// Registers `bind` as plugin `name` on streams' ingress chains: each stream whose chain names it gets the
+    /// instance `bind` returns for it (called when the stream is added, on the worker that owns it).
+    pub fn with_ingress(
+        self,
+        name: &str,
+        bind: impl Fn(&StreamInfo) -> Box<dyn Interceptor> + Send + Sync + 'static,
+    ) -> Result<Plugins, PluginError> {
+        let bind: Arc<IngressBinder> = Arc::new(bind);
+        self.register(name, "ingress", |entry| &mut entry.ingress, bind)
+    }
+
+    /// Registers `bind` as plugin `name` on subscriptions' egress chains (the same name may also be registered for
+    /// ingress).
+    pub fn with_egress(
+        self,
+        name: &str,
+        bind: impl Fn(&SubscriptionInfo) -> Box<dyn Interceptor> + Send + Sync + 'static,
+    ) -> Result<Plugins, PluginError> {
+        let bind: Arc<EgressBinder> = Arc::new(bind);
+        self.register(name, "egress", |entry| &mut entry.egress, bind)
+    }
+
+    fn register<B: ?Sized>(
+        mut self,
+        name: &str,
+        side: &'static str,
+        slot: impl Fn(&mut Registered) -> &mut Option<Arc<B>>,
+        bind: Arc<B>,
+    ) -> Result<Plugins, PluginError> {
+        check_name(name)?;
+        let list = Arc::make_mut(&mut self.list);
+        let index = match list.iter().position(|entry| entry.name == name) {
+            Some(index) => index,
+            None if list.len() == MAX_PLUGINS => return Err(PluginError::TooMany),
+            None => {
+                list.push(Registered { name: name.to_owned(), ingress: None, egress: None });
+                list.len() - 1
+            }
+        };
+        let binder = slot(&mut list[index]);
+        if binder.is_some() {
+            return Err(PluginError::Duplicate { name: name.to_owned(), side });
+        }
+        *binder = Some(bind);
+        Ok(self)
+    }
+
+    /// The plugin called `name`, if registered.
+    pub fn find(&self, name: &str) -> Option<PluginId> {
+        let index = self.list.iter().position(|entry| entry.name == name)?;
+        u16::try_from(index).ok().map(PluginId)
+    }
+
+    /// Its name (empty for an id this registry did not hand out).
+    pub fn name(&self, id: PluginId) -> &str {
+        self.list.get(usize::from(id.0)).map_or("", |entry| entry.name.as_str())
+    }
+
+    /// True if it is registered for ingress chains.
+    pub fn runs_on_ingress(&self, id: PluginId) -> bool {
+        self.list.get(usize::from(id.0)).is_some_and(|entry| entry.ingress.is_some())
+    }
+
+    /// True if it is registered for egress chains.
+    pub fn runs_on_egress(&self, id: PluginId) -> bool {
+        self.list.get(usize::from(id.0)).is_some_and(|entry| entry.egress.is_some())
+    }
+
+    /// Every registered name, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|entry| entry.name.as_str())
+    }
+
+    /// True when no plugin is registered.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// A new instance of plugin `id` bound to `info`.
+    pub(crate) fn bind_ingress(&self, id: PluginId, info: &StreamInfo) -> Bound {
+        match self.list.get(usize::from(id.0)).and_then(|entry| entry.ingress.as_ref()) {
+            Some(bind) => Bound::guarded(|| bind(info)),
+            None => Bound::Unregistered,
+        }
+    }
+
+    /// A new instance of plugin `id` bound to `info`.
+    pub(crate) fn bind_egress(&self, id: PluginId, info: &SubscriptionInfo) -> Bound {
+        match self.list.get(usize::from(id.0)).and_then(|entry| entry.egress.as_ref()) {
+            Some(bind) => Bound::guarded(|| bind(info)),
+            None => Bound::Unregistered,
+        }
+    }
+}
+
+/// What binding a plugin to a stream or a subscription gave.
+pub(crate) enum Bound {
+    /// Its instance.
+    Ready(Box<dyn Interceptor>),
+    /// Its constructor panicked: the chain holds it as failed (packets pass it), and the worker counts it.
+    Panicked,
+    /// Not registered for that chain (the control plane lets no such chain through).
+    Unregistered,
+}
+
+impl Bound {
+    /// Runs a plugin's constructor under `catch_unwind`.
+    fn guarded(bind: impl FnOnce() -> Box<dyn Interceptor>) -> Bound {
+        match catch_unwind(AssertUnwindSafe(bind)) {
+            Ok(member) => Bound::Ready(member),
+            Err(_) => Bound::Panicked,
+        }
+    }
+}
+
+/// Stands in a chain for a plugin whose constructor panicked: does nothing.
+#[derive(Debug)]
+pub(crate) struct Unbound;
+
+impl Interceptor for Unbound {}
+
+/// Checks a plugin name's syntax and that it is no built-in's.
+fn check_name(name: &str) -> Result<(), PluginError> {
+    let well_formed = (1..=MAX_PLUGIN_NAME_BYTES).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err(PluginError::BadName(name.to_owned()));
+    }
+    if InterceptorKind::parse(name).is_some() {
+        return Err(PluginError::BuiltinName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The plugins one chain runs, in order: plain data, so a command carries it by value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PluginList {
+    ids: [PluginId; MAX_PLUGINS_PER_CHAIN],
+    len: u8,
+}
+
+/// A chain may not run more than [`MAX_PLUGINS_PER_CHAIN`] plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginListFull;
+
+impl PluginList {
+    /// Appends `id`; refused when the list is full.
+    pub fn push(&mut self, id: PluginId) -> Result<(), PluginListFull> {
+        let slot = self.ids.get_mut(usize::from(self.len)).ok_or(PluginListFull)?;
+        *slot = id;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The plugins, in order.
+    pub fn iter(&self) -> impl Iterator<Item = PluginId> + '_ {
+        self.ids[..usize::from(self.len)].iter().copied()
+    }
+
+    /// True when the chain runs no plugin.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Pass;
+    impl Interceptor for Pass {}
+
+    fn pass(_: &StreamInfo) -> Box<dyn Interceptor> {
+        Box::new(Pass)
+    }
+
+    #[test]
+    fn names_are_checked_and_each_side_registers_once() {
+        let plugins = Plugins::none().with_ingress("max_pps", pass).expect("a good name");
+        let id = plugins.find("max_pps").expect("registered");
+        assert!(plugins.runs_on_ingress(id) && !plugins.runs_on_egress(id));
+        let plugins = plugins.with_egress("max_pps", |_: &SubscriptionInfo| Box::new(Pass)).expect("the other side");
+        assert!(plugins.runs_on_egress(id), "the same id on both sides");
+        assert_eq!(plugins.names().collect::<Vec<_>>(), ["max_pps"]);
+        let twice = plugins.clone().with_ingress("max_pps", pass);
+        assert_eq!(twice.err(), Some(PluginError::Duplicate { name: "max_pps".into(), side: "ingress" }));
+        for bad in ["", "Max", "9lives", "a-b", &"x".repeat(MAX_PLUGIN_NAME_BYTES + 1)] {
+            assert_eq!(plugins.clone().with_ingress(bad, pass).err(), Some(PluginError::BadName(bad.into())));
+        }
+        assert_eq!(plugins.with_ingress("stats", pass).err(), Some(PluginError::BuiltinName("stats".into())));
+    }
+
+    #[test]
+    fn a_registry_holds_at_most_max_plugins() {
+        let mut plugins = Plugins::none();
+        for i in 0..MAX_PLUGINS {
+            plugins = plugins.with_ingress(&format!("p{i}"), pass).expect("room");
+        }
+        assert_eq!(plugins.with_ingress("one_more", pass).err(), Some(PluginError::TooMany));
+    }
+
+    #[test]
+    fn a_plugin_list_keeps_order_and_its_bound() {
+        let mut list = PluginList::default();
+        assert!(list.is_empty());
+        for i in (0..MAX_PLUGINS_PER_CHAIN as u16).rev() {
+            list.push(PluginId(i)).expect("room");
+        }
+        assert_eq!(list.push(PluginId(9)), Err(PluginListFull));
+        let order: Vec<u16> = list.iter().map(|id| id.0).collect();
+        assert_eq!(order, [3, 2, 1, 0]);
+    }
+}
