@@ -43,6 +43,8 @@ pub struct Chain {
     wakes: Vec<Option<Instant>>,
     /// The earliest of `wakes`, kept so asking for it costs nothing per packet.
     earliest: Option<Instant>,
+    /// True when a plugin is bound: only then do calls go through [`call`]'s guard.
+    guarded: bool,
 }
 
 /// Runs one member's call: a built-in directly, a plugin under `catch_unwind` (a panic disables it and the packet
@@ -67,7 +69,8 @@ impl Chain {
     pub fn new(members: Vec<(Link, Box<dyn Interceptor>)>) -> Chain {
         let (links, members): (Vec<Link>, Vec<Box<dyn Interceptor>>) = members.into_iter().unzip();
         let wakes = vec![None; members.len()];
-        Chain { members, links, wakes, earliest: None }
+        let guarded = links.iter().any(|link| matches!(link, Link::Plugin { .. }));
+        Chain { members, links, wakes, earliest: None, guarded }
     }
 
     /// True when no interceptor is bound (the forwarder skips the chain entirely).
@@ -86,11 +89,13 @@ impl Chain {
     }
 
     /// Runs an RTP packet through the chain; the first verdict other than `Continue` ends the run.
+    #[inline]
     pub fn on_rtp(&mut self, now: Instant, scope: Scope, pkt: &[u8], attrs: &RtpAttrs, outbox: &mut Outbox) -> Verdict {
         self.run(now, scope, outbox, |member, ctx| member.on_rtp(pkt, attrs, ctx))
     }
 
     /// Runs an RTCP compound through the chain; the first verdict other than `Continue` ends the run.
+    #[inline]
     pub fn on_rtcp(
         &mut self,
         now: Instant,
@@ -102,10 +107,36 @@ impl Chain {
         self.run(now, scope, outbox, |member, ctx| member.on_rtcp(rtcp, from, ctx))
     }
 
-    /// Runs `on_packet` on each member in order until one answers other than `Continue`; notes the timers they
-    /// asked for and the plugins that panicked.
+    /// Runs `on_packet` on each member in order until one answers other than `Continue`, and notes the timers
+    /// they asked for. A chain with a plugin goes through [`Chain::run_guarded`] instead, out of line, so that a
+    /// chain of built-ins runs exactly as it did before plugins existed.
     #[inline(always)]
     fn run(
+        &mut self,
+        now: Instant,
+        scope: Scope,
+        outbox: &mut Outbox,
+        mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
+    ) -> Verdict {
+        if self.guarded {
+            return self.run_guarded(now, scope, outbox, on_packet);
+        }
+        for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
+            let mut ctx = Context::new(now, scope, outbox, wake);
+            let verdict = on_packet(member.as_mut(), &mut ctx);
+            if let Some(at) = ctx.scheduled() {
+                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
+            }
+            if verdict != Verdict::Continue {
+                return verdict;
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// [`Chain::run`] with each call through [`call`]: plugins under their panic guard, failed ones skipped.
+    #[inline(never)]
+    fn run_guarded(
         &mut self,
         now: Instant,
         scope: Scope,
