@@ -232,12 +232,14 @@ pub fn main(plugins: Plugins) -> ExitCode {
 }
 
 /// What the daemon judges before it binds anything, once the config is read: the worker cores its placement
-/// resolves to on this host, its chains against the registered plugins, and its static sessions by the registry's
+/// resolves to on this host, its WebAssembly plugins (loaded as at start-up), its chains against the registered
+/// plugins, and its static sessions by the registry's
 /// rules in a dry run on that many workers. Answers the cores and the number of resources the sessions create, or
 /// the exit after the error was printed.
 fn dry_run(config: &ringfwd_tuning::Config, plugins: Plugins) -> Result<(Vec<usize>, usize), ExitCode> {
     let cores = crate::affinity::worker_cores(config).map_err(|e| fail(e, 2))?;
-    let chains = Chains::new(config.interceptors.clone(), plugins).map_err(|e| fail(e, 2))?;
+    let loaded = crate::plugins::load(config, plugins).map_err(|e| fail(e, 2))?;
+    let chains = Chains::new(config.interceptors.clone(), loaded.registry).map_err(|e| fail(e, 2))?;
     let resources = crate::routes::check(config, cores.len(), &chains)
         .map_err(|e| fail(crate::daemon::DaemonError::Routes(e), 2))?;
     Ok((cores, resources))

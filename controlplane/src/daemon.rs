@@ -146,10 +146,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     run_with(config, Start::Fresh, &Plugins::none())
 }
 
-/// [`run`], started as `start` says, with the native `plugins` the program registered (the config's chains and the
-/// API may name them).
+/// [`run`], started as `start` says, with the native `plugins` the program registered and the config's WebAssembly
+/// plugins (the config's chains and the API may name them all).
 pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), DaemonError> {
     let workers = affinity::worker_cores(&config)?;
+    let loaded = crate::plugins::load(&config, plugins.clone())?;
+    let plugins = &loaded.registry;
     // The default chains against the registered plugins, then the static sessions, before anything is bound, as
     // `--check-config` judges them.
     let chains = Chains::new(config.interceptors.clone(), plugins.clone())?;
@@ -226,7 +228,7 @@ pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), D
             }
         })
         .build()?;
-    let started = Started { store, taking, inherited, chains };
+    let started = Started { store, taking, inherited, chains, plugin_metrics: crate::plugins::metrics(&loaded) };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
     // The workers stop reading, finish what they received and publish their last numbering.
     let workers = dataplane.workers().to_vec();
@@ -267,6 +269,8 @@ struct Started {
     inherited: Option<Inherited>,
     /// The registry's chain context: the default chains checked against the registered plugins.
     chains: Chains,
+    /// The WebAssembly plugins' counters, for the metrics endpoint.
+    plugin_metrics: Arc<dyn metrics::ExportMetrics>,
 }
 
 /// Why the control plane stopped.
@@ -348,7 +352,7 @@ async fn control(
     tls: Option<Arc<rustls::ServerConfig>>,
     started: Started,
 ) -> Result<Stopped, DaemonError> {
-    let Started { store, mut taking, inherited, chains } = started;
+    let Started { store, mut taking, inherited, chains, plugin_metrics } = started;
     let (inherited_api, inherited_metrics) = match inherited {
         Some(Inherited { api, metrics }) => (Some(api), metrics),
         None => (None, None),
@@ -412,11 +416,19 @@ async fn control(
         bus: Arc::clone(events.counters()),
         webhooks: webhooks.counters().to_vec(),
     });
-    let metrics_server =
-        start_metrics(config, dataplane, &api, &api_metrics, &stats, vec![event_metrics], inherited_metrics, async {
+    let metrics_server = start_metrics(
+        config,
+        dataplane,
+        &api,
+        &api_metrics,
+        &stats,
+        vec![event_metrics, plugin_metrics],
+        inherited_metrics,
+        async {
             let _ = metrics_stop_rx.await;
-        })
-        .await;
+        },
+    )
+    .await;
     let metrics_address = metrics_server.as_ref().map(|(address, _, _)| *address);
 
     let rings = dataplane.workers().iter().map(|w| Arc::clone(&w.stats)).collect();

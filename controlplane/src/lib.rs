@@ -24,6 +24,8 @@
 //!   ringfwd as a library with its own [`plugin`]s.
 //! - [`plugin`]: what a native (Rust) plugin is written against: the interceptor trait, its context and
 //!   verdicts, and the registry of named plugins (re-exported from the data plane).
+//! - [`plugins`]: the plugins a daemon runs: the native ones plus the config's WebAssembly plugins (`[[plugins]]`),
+//!   loaded at start-up, and their metrics.
 //! - [`ctl`]: `ringfwd ctl`, the command-line client.
 //! - [`cli_docs`]: shell completions and man pages generated from the command line's definition.
 //! - [`metrics`]: the Prometheus endpoint (`GET /metrics`) and the counting of API requests.
@@ -47,6 +49,7 @@ pub mod incoming;
 pub mod listen_flags;
 pub mod metadata;
 pub mod metrics;
+pub mod plugins;
 pub mod registry;
 pub mod report;
 pub mod routes;

@@ -12,6 +12,7 @@
 //! - [`control`]: the one module a control plane imports from: settings, commands, ids, rings, counters,
 //!   snapshots and events, re-exported from where they live.
 //! - [`plugin`]: the one module a native plugin's author imports: the interceptor trait and what it sees.
+//! - [`wasm`]: WebAssembly plugins, host side: the ABI, loading and checking modules, the chain member.
 //!
 //! The data plane never blocks on the control plane and never allocates per packet.
 
@@ -20,3 +21,4 @@ pub mod core;
 pub mod driver;
 pub mod plugin;
 pub mod runtime;
+pub mod wasm;

@@ -42,6 +42,8 @@ pub struct Daemon {
     pub workers: usize,
     /// The control API address from the ready line.
     pub api: SocketAddr,
+    /// The metrics endpoint's address from the ready line, when it serves one.
+    pub metrics: Option<SocketAddr>,
     /// The development admin token the daemon wrote (when its config has no keys and sets no
     /// `auth.dev_token_file`): `$RUNTIME_DIRECTORY/dev-token`.
     pub dev_token_file: PathBuf,
@@ -181,8 +183,10 @@ impl Daemon {
             }
         };
         let (workers, media, api) = parse_ready(&ready).unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
+        let metrics = ready.split_whitespace().find_map(|field| field.strip_prefix("metrics=")?.parse().ok());
         let dev_token_file = dir.path().join("dev-token");
-        Ok(Daemon { child, lines, media, workers, api, dev_token_file, state_directory, dir: Some(dir), _config: path })
+        let dir = Some(dir);
+        Ok(Daemon { child, lines, media, workers, api, metrics, dev_token_file, state_directory, dir, _config: path })
     }
 
     /// The daemon's process id.

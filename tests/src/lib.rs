@@ -18,8 +18,10 @@ pub mod interop;
 pub mod peer;
 pub mod process;
 pub mod relay;
+pub mod scrape;
 pub mod sip;
 pub mod tls;
+pub mod wasm;
 
 pub use api::Api;
 pub use daemon::{Daemon, Exit};

@@ -300,3 +300,8 @@ pub const STATE_DIRECTORY_AS_ROOT: &str = "/var/lib/ringfwd";
 
 /// The state directory's name under `$XDG_STATE_HOME` or `$HOME/.local/state` for a daemon run by another user.
 pub const STATE_DIRECTORY_NAME: &str = "ringfwd";
+
+/// `plugins[].fuel_per_call`: about a hundred microseconds of WebAssembly per packet at most.
+pub const PLUGIN_FUEL_PER_CALL: u64 = ringfwd_dataplane::wasm::DEFAULT_FUEL_PER_CALL;
+/// `plugins[].memory_max_bytes`: 16 MiB per instance.
+pub const PLUGIN_MEMORY_MAX_BYTES: u64 = ringfwd_dataplane::wasm::DEFAULT_MEMORY_BYTES;

@@ -28,6 +28,7 @@ pub mod host;
 mod interceptors;
 mod metrics;
 mod placement;
+mod plugins;
 mod schema;
 mod sizes;
 mod state;
@@ -49,6 +50,7 @@ pub use interceptors::{
 };
 pub use metrics::Metrics;
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
+pub use plugins::{validate_plugins, OnFailure, PluginChain, PluginConfig};
 pub use schema::{
     Config, Control, Driver, EndpointSpec, Idle, IdleStrategy, Limits, Media, MediaKind, Pool, SessionSpec, StreamSpec,
     SubscriptionSpec,

@@ -94,6 +94,7 @@ impl Config {
         events::validate_events(&self.events)?;
         events::validate_webhooks(&self.webhooks)?;
         interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
+        crate::plugins::validate_plugins(&self.plugins)?;
         validate_state(&self.state)
     }
 }

@@ -227,6 +227,12 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// Counts a plugin instance disabled during this call (a WebAssembly plugin that trapped or ran out of fuel;
+    /// a native plugin's panic is counted by the chain).
+    pub(crate) fn note_plugin_failure(&mut self) {
+        self.outbox.note_plugin_failures(1);
+    }
+
     /// Emissions refused during this context's life (outbox full or nothing written).
     pub fn refused(&self) -> u32 {
         self.refused

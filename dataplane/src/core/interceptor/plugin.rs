@@ -218,8 +218,9 @@ pub(crate) struct Unbound;
 
 impl Interceptor for Unbound {}
 
-/// Checks a plugin name's syntax and that it is no built-in's.
-fn check_name(name: &str) -> Result<(), PluginError> {
+/// Checks a plugin name's syntax and that it is no built-in's (the registry's rule, which the config's
+/// `[[plugins]]` names are checked by too).
+pub fn check_name(name: &str) -> Result<(), PluginError> {
     let well_formed = (1..=MAX_PLUGIN_NAME_BYTES).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');

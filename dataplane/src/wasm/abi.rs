@@ -1,0 +1,155 @@
+//! The plugin ABI, version 1: what a WebAssembly module exports for ringfwd to run it, and what each call means.
+//!
+//! Owns the export names, their signatures (as Rust tuples), the verdict codes, the packet buffer's size and the
+//! parameter text format with its bounds. Must never hold behaviour beyond checking parameters: loading and
+//! calling are [`super::load`]'s and [`super::instance`]'s.
+//!
+//! # The module
+//! A plugin is a core WebAssembly module (binary `.wasm`, or WAT text), importing nothing. It exports:
+//!
+//! | export | signature | |
+//! |---|---|---|
+//! | `memory` | memory | its linear memory (at most the plugin's `memory_max_bytes`) |
+//! | `ringfwd_abi_version` | `() -> i32` | must return 1 |
+//! | `ringfwd_packet_buffer` | `() -> i32` | the address of a [`PACKET_BUFFER_BYTES`]-byte buffer in `memory` |
+//! | `on_rtp` | `(len: i32, stream: i32, flow: i32, ext_seq: i64, now_us: i64) -> i32` | required |
+//! | `on_rtcp` | `(len: i32, stream: i32, flow: i32, from: i32, now_us: i64) -> i32` | optional |
+//! | `ringfwd_init` | `(len: i32) -> i32` | optional: reads the parameters, 0 accepts |
+//!
+//! # The calls
+//! Before each call ringfwd writes the packet at the buffer's address:
+//! - `on_rtp`: the RTP datagram as the chain sees it, `len` bytes. In an egress chain its fixed header already
+//!   carries what this subscriber receives (SSRC, sequence number, timestamp, payload type, marker). `stream` is the
+//!   stream's index on this worker, `flow` the subscription's (−1 in an ingress chain), `ext_seq` the extended
+//!   sequence number (cycles × 65536 + sequence number, in the numbering the header shows), `now_us` the worker's
+//!   clock in microseconds since it started (the only clock a plugin has).
+//! - `on_rtcp`: the RTCP compound, `len` bytes; `from` is −1 when it came from the publisher, else the flow of the
+//!   subscriber that sent it.
+//! - `ringfwd_init`: once per instance, before any packet: the parameters as text, `key=value` lines each ended by
+//!   `\n`, sorted by key, `len` bytes. A result other than 0 refuses the plugin (at load, naming the code).
+//!
+//! Each of `on_rtp` and `on_rtcp` returns a verdict: [`VERDICT_CONTINUE`] (the packet goes on through the chain),
+//! [`VERDICT_DROP`] (dropped, counted under the reason `plugin`) or [`VERDICT_CONSUMED`] (the plugin took it; not
+//! a drop). Any other value is a fault, like a trap. Packets longer than the buffer pass without a call.
+//!
+//! # Instances and state
+//! One instance per plugin per worker, shared by every stream and subscription on that worker that runs it: a
+//! plugin keeps per-stream state in its own memory, keyed by `stream` (and `flow`). Indices are reused after a
+//! stream or subscription is deleted; a stream moved to another worker starts with that worker's instance.
+//!
+//! # Limits
+//! Every call runs with the plugin's fuel budget (about one unit per WebAssembly instruction); running out, a
+//! trap (unreachable, out-of-bounds access, division by zero, stack overflow) or a bad verdict disables the
+//! instance on that worker: from then on its packets take the plugin's failure path (`forward`: pass untouched;
+//! `drop`: dropped under `plugin`), and the fault is counted. `memory.grow` beyond `memory_max_bytes` fails
+//! (returns −1).
+
+use std::collections::BTreeMap;
+
+/// The ABI version this host runs.
+pub const ABI_VERSION: i32 = 1;
+
+/// The plugin's linear memory.
+pub const EXPORT_MEMORY: &str = "memory";
+/// `() -> i32`: the ABI version the plugin was written for.
+pub const EXPORT_VERSION: &str = "ringfwd_abi_version";
+/// `() -> i32`: the packet buffer's address.
+pub const EXPORT_BUFFER: &str = "ringfwd_packet_buffer";
+/// `(len: i32) -> i32`: reads the parameters; optional.
+pub const EXPORT_INIT: &str = "ringfwd_init";
+/// `(len, stream, flow, ext_seq, now_us) -> verdict`.
+pub const EXPORT_ON_RTP: &str = "on_rtp";
+/// `(len, stream, flow, from, now_us) -> verdict`; optional.
+pub const EXPORT_ON_RTCP: &str = "on_rtcp";
+
+/// `on_rtp`'s parameters.
+pub type OnRtpArgs = (i32, i32, i32, i64, i64);
+/// `on_rtcp`'s parameters.
+pub type OnRtcpArgs = (i32, i32, i32, i32, i64);
+
+/// The size of the buffer the plugin exports, in bytes: the longest packet it is called with.
+pub const PACKET_BUFFER_BYTES: usize = 2048;
+
+/// `flow` in an ingress chain, and `from` for RTCP from the publisher.
+pub const NONE: i32 = -1;
+
+/// The packet goes on through the chain.
+pub const VERDICT_CONTINUE: i32 = 0;
+/// The packet is dropped (reason `plugin`).
+pub const VERDICT_DROP: i32 = 1;
+/// The plugin took the packet; it goes no further and is not counted as dropped.
+pub const VERDICT_CONSUMED: i32 = 2;
+
+/// The most parameters a plugin may have.
+pub const MAX_PARAMS: usize = 32;
+/// The longest parameter key, in bytes.
+pub const MAX_PARAM_KEY_BYTES: usize = 64;
+
+/// Why a plugin's parameters are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// Too many.
+    #[error("{count} parameters, at most {MAX_PARAMS}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// A key is empty, too long, or not ASCII letters, digits, `_`, `-` and `.`.
+    #[error("parameter key {0:?} is not 1..={MAX_PARAM_KEY_BYTES} bytes of ASCII letters, digits, _, - and .")]
+    BadKey(String),
+    /// A value holds a line break or a NUL.
+    #[error("the value of parameter {0:?} holds a line break or a NUL")]
+    BadValue(String),
+    /// The text is longer than the packet buffer.
+    #[error("the parameters take {bytes} bytes as text, at most {PACKET_BUFFER_BYTES}")]
+    TooLong {
+        /// The text's length.
+        bytes: usize,
+    },
+}
+
+/// The parameters as `ringfwd_init` reads them (`key=value\n`, sorted by key), or why they are refused.
+pub fn params_text(params: &BTreeMap<String, String>) -> Result<String, ParamsError> {
+    if params.len() > MAX_PARAMS {
+        return Err(ParamsError::TooMany { count: params.len() });
+    }
+    let mut text = String::new();
+    for (key, value) in params {
+        let key_ok = (1..=MAX_PARAM_KEY_BYTES).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !key_ok {
+            return Err(ParamsError::BadKey(key.clone()));
+        }
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(ParamsError::BadValue(key.clone()));
+        }
+        text.push_str(key);
+        text.push('=');
+        text.push_str(value);
+        text.push('\n');
+    }
+    if text.len() > PACKET_BUFFER_BYTES {
+        return Err(ParamsError::TooLong { bytes: text.len() });
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_sorted_lines_and_bounded() {
+        let params: BTreeMap<String, String> =
+            [("rate", "50"), ("burst", "")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        assert_eq!(params_text(&params).as_deref(), Ok("burst=\nrate=50\n"));
+        let bad_key: BTreeMap<String, String> = [("a=b".to_owned(), String::new())].into();
+        assert_eq!(params_text(&bad_key), Err(ParamsError::BadKey("a=b".into())));
+        let bad_value: BTreeMap<String, String> = [("a".to_owned(), "x\ny".to_owned())].into();
+        assert_eq!(params_text(&bad_value), Err(ParamsError::BadValue("a".into())));
+        let many: BTreeMap<String, String> = (0..=MAX_PARAMS).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(params_text(&many), Err(ParamsError::TooMany { count: MAX_PARAMS + 1 }));
+        let long: BTreeMap<String, String> = [("k".to_owned(), "v".repeat(PACKET_BUFFER_BYTES))].into();
+        assert_eq!(params_text(&long), Err(ParamsError::TooLong { bytes: PACKET_BUFFER_BYTES + 3 }));
+    }
+}

@@ -1,0 +1,199 @@
+//! A WebAssembly plugin as a chain member: the [`Interceptor`] each stream or subscription that runs the plugin
+//! holds, and the worker's table of instances they share.
+//!
+//! Owns [`WasmLink`], [`register`] (adds a loaded plugin to the native registry, so chains name it like any
+//! plugin) and the per-thread instance table: one instance per plugin per worker thread, made when the first
+//! stream or subscription on that worker binds the plugin (when it is added, not when a packet arrives), reached
+//! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`]: a fault disables
+//! the instance on this worker (counted once, logged once) and from then on its packets take the plugin's failure
+//! path. Must never hold an instance across threads, and never allocate per packet.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::abi;
+use super::instance::{Fault, Instance};
+use super::load::{FailurePath, Shared, WasmPlugin};
+use super::stats::{bump, Counters};
+use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
+use crate::core::interceptor::{Context, Interceptor, PluginError, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict};
+use crate::core::packet::RtcpCompound;
+use crate::core::DropReason;
+
+/// Registers `plugin` in `plugins` under its name, on the chains its spec allows.
+pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, PluginError> {
+    let shared = &plugin.shared;
+    if shared.ingress {
+        let bound = Arc::clone(shared);
+        plugins = plugins.with_ingress(&shared.name, move |info: &StreamInfo| WasmLink::bind(&bound, info.epoch.at))?;
+    }
+    if shared.egress {
+        let bound = Arc::clone(shared);
+        plugins =
+            plugins.with_egress(&shared.name, move |info: &SubscriptionInfo| WasmLink::bind(&bound, info.epoch.at))?;
+    }
+    Ok(plugins)
+}
+
+/// One instance slot of this thread's table.
+enum Slot {
+    /// Running.
+    Ready(Box<Instance>),
+    /// Disabled by a fault, or could not be made.
+    Disabled,
+}
+
+/// This thread's instances: `(plugin serial, slot, the slot's counters)`, at most one per loaded plugin.
+type Table = Vec<(usize, Slot, Arc<Counters>)>;
+
+thread_local! {
+    static INSTANCES: RefCell<Table> = const { RefCell::new(Vec::new()) };
+}
+
+/// The index of `plugin`'s slot in `table`, made first when missing (instantiating it: off the hot path, when a
+/// stream or subscription binds it, or after a stream moved here from another worker).
+fn slot_of(table: &mut Table, plugin: &Shared) -> usize {
+    if let Some(index) = table.iter().position(|(serial, _, _)| *serial == plugin.serial) {
+        return index;
+    }
+    let counters = Arc::new(Counters::default());
+    let slot = match Instance::new(plugin) {
+        Ok(instance) => Slot::Ready(Box::new(instance)),
+        Err(error) => {
+            // It loaded in the control plane, so this is the memory limit or the host: the plugin is off here.
+            tracing::warn!(plugin = %plugin.name, %error, "WebAssembly plugin not instantiated on this worker; its packets take its failure path");
+            bump(&counters.instantiation_failures, 1);
+            bump(&counters.disabled, 1);
+            Slot::Disabled
+        }
+    };
+    plugin.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Arc::clone(&counters));
+    table.push((plugin.serial, slot, counters));
+    table.len() - 1
+}
+
+/// What the caller passes an instance.
+enum Call<'a> {
+    Rtp { pkt: &'a [u8], attrs: &'a RtpAttrs },
+    Rtcp { bytes: &'a [u8], from: RtcpFrom },
+}
+
+/// A chain's member for a WebAssembly plugin: which plugin, and the worker's clock origin (for `now_us`).
+#[derive(Debug)]
+pub(crate) struct WasmLink {
+    plugin: Arc<Shared>,
+    epoch: Instant,
+}
+
+impl WasmLink {
+    /// The member for a stream or subscription on this thread's worker: makes the worker's instance if needed.
+    fn bind(plugin: &Arc<Shared>, epoch: Instant) -> Box<dyn Interceptor> {
+        INSTANCES.with_borrow_mut(|table| slot_of(table, plugin));
+        Box::new(WasmLink { plugin: Arc::clone(plugin), epoch })
+    }
+
+    fn run(&mut self, call: Call<'_>, ctx: &mut Context<'_>) -> Verdict {
+        let now_us = i64::try_from(ctx.now().saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
+        let (stream, flow) = match ctx.scope() {
+            Scope::Stream { stream } => (stream as i32, abi::NONE),
+            Scope::Subscription { stream, flow } => (stream as i32, flow as i32),
+        };
+        let plugin = &*self.plugin;
+        INSTANCES.with_borrow_mut(|table| {
+            let index = slot_of(table, plugin);
+            let (_, slot, counters) = &mut table[index];
+            let Slot::Ready(instance) = slot else {
+                bump(&counters.failure_path, 1);
+                return failure_verdict(plugin.on_failure);
+            };
+            let answer = match call {
+                Call::Rtp { pkt, attrs } => {
+                    let Some(copy) = instance.write(pkt) else {
+                        bump(&counters.oversize, 1);
+                        return Verdict::Continue;
+                    };
+                    patch_header(copy, attrs);
+                    instance.on_rtp((pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us))
+                }
+                Call::Rtcp { bytes, from } => {
+                    if !instance.wants_rtcp() {
+                        return Verdict::Continue;
+                    }
+                    if instance.write(bytes).is_none() {
+                        bump(&counters.oversize, 1);
+                        return Verdict::Continue;
+                    }
+                    let from = match from {
+                        RtcpFrom::Publisher => abi::NONE,
+                        RtcpFrom::Subscriber { flow } => flow as i32,
+                    };
+                    match instance.on_rtcp((bytes.len() as i32, stream, flow, from, now_us)) {
+                        Some(answer) => answer,
+                        None => return Verdict::Continue,
+                    }
+                }
+            };
+            let (result, fuel) = answer;
+            bump(&counters.calls, 1);
+            bump(&counters.fuel, fuel);
+            let fault = match result {
+                Ok(abi::VERDICT_CONTINUE) => return Verdict::Continue,
+                Ok(abi::VERDICT_DROP) => {
+                    bump(&counters.drops, 1);
+                    return Verdict::Drop(DropReason::Plugin);
+                }
+                Ok(abi::VERDICT_CONSUMED) => {
+                    bump(&counters.consumed, 1);
+                    return Verdict::Consumed;
+                }
+                Ok(other) => {
+                    bump(&counters.bad_verdicts, 1);
+                    format!("returned verdict {other}, which ABI v{} does not define", abi::ABI_VERSION)
+                }
+                Err(Fault::OutOfFuel) => {
+                    bump(&counters.out_of_fuel, 1);
+                    format!("ran out of fuel ({} per call)", plugin.fuel_per_call)
+                }
+                Err(Fault::Trap(trap)) => {
+                    bump(&counters.traps, 1);
+                    format!("trapped: {trap}")
+                }
+            };
+            // Once per instance: it is dropped here and the slot stays disabled.
+            tracing::warn!(plugin = %plugin.name, fault = %fault, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
+            *slot = Slot::Disabled;
+            bump(&counters.disabled, 1);
+            ctx.note_plugin_failure();
+            failure_verdict(plugin.on_failure)
+        })
+    }
+}
+
+fn failure_verdict(path: FailurePath) -> Verdict {
+    match path {
+        FailurePath::Forward => Verdict::Continue,
+        FailurePath::Drop => Verdict::Drop(DropReason::Plugin),
+    }
+}
+
+/// Writes the header fields the chain sees (in an egress chain: what this subscriber receives) over the copy.
+#[inline]
+fn patch_header(copy: &mut [u8], attrs: &RtpAttrs) {
+    if let Some(header) = copy.get_mut(..12) {
+        header[1] = u8::from(attrs.marker) << 7 | (attrs.payload_type & 0x7f);
+        header[2..4].copy_from_slice(&attrs.seq.0.to_be_bytes());
+        header[4..8].copy_from_slice(&attrs.timestamp.0.to_be_bytes());
+        header[8..12].copy_from_slice(&attrs.ssrc.0.to_be_bytes());
+    }
+}
+
+impl Interceptor for WasmLink {
+    fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        self.run(Call::Rtp { pkt, attrs }, ctx)
+    }
+
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        self.run(Call::Rtcp { bytes: rtcp.bytes(), from }, ctx)
+    }
+}

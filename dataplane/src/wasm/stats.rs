@@ -1,0 +1,77 @@
+//! A WebAssembly plugin's counters.
+//!
+//! Owns [`Counters`] (one set per instance, written only by the worker that runs the instance: a relaxed load and
+//! store per event, no read-modify-write, no shared cache line with another worker) and [`WasmPluginStats`] (their
+//! sum, what telemetry reads). Must never be written from two threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a plugin did, summed over its instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WasmPluginStats {
+    /// Instances the workers made.
+    pub instances: u64,
+    /// Instances disabled by a fault.
+    pub disabled: u64,
+    /// `on_rtp` and `on_rtcp` calls.
+    pub calls: u64,
+    /// Calls that answered drop.
+    pub drops: u64,
+    /// Calls that answered consumed.
+    pub consumed: u64,
+    /// Fuel the calls used (about one unit per WebAssembly instruction).
+    pub fuel: u64,
+    /// Calls that trapped (unreachable, out-of-bounds, division by zero, stack overflow, ...).
+    pub traps: u64,
+    /// Calls that ran out of fuel.
+    pub out_of_fuel: u64,
+    /// Calls that answered a verdict the ABI does not define.
+    pub bad_verdicts: u64,
+    /// Instances that could not be made on a worker (they count as disabled too).
+    pub instantiation_failures: u64,
+    /// Packets after the instance was disabled, which took the failure path.
+    pub failure_path: u64,
+    /// Packets longer than the packet buffer, passed without a call.
+    pub oversize: u64,
+}
+
+/// One instance's counters (see the module docs for who writes them).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) disabled: AtomicU64,
+    pub(crate) calls: AtomicU64,
+    pub(crate) drops: AtomicU64,
+    pub(crate) consumed: AtomicU64,
+    pub(crate) fuel: AtomicU64,
+    pub(crate) traps: AtomicU64,
+    pub(crate) out_of_fuel: AtomicU64,
+    pub(crate) bad_verdicts: AtomicU64,
+    pub(crate) instantiation_failures: AtomicU64,
+    pub(crate) failure_path: AtomicU64,
+    pub(crate) oversize: AtomicU64,
+}
+
+/// Adds `n` to a counter only this thread writes.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Adds this instance's counts to `out`.
+    pub(crate) fn add_to(&self, out: &mut WasmPluginStats) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        out.instances += 1;
+        out.disabled += load(&self.disabled);
+        out.calls += load(&self.calls);
+        out.drops += load(&self.drops);
+        out.consumed += load(&self.consumed);
+        out.fuel += load(&self.fuel);
+        out.traps += load(&self.traps);
+        out.out_of_fuel += load(&self.out_of_fuel);
+        out.bad_verdicts += load(&self.bad_verdicts);
+        out.instantiation_failures += load(&self.instantiation_failures);
+        out.failure_path += load(&self.failure_path);
+        out.oversize += load(&self.oversize);
+    }
+}

@@ -1,0 +1,197 @@
+//! The WebAssembly host against small WAT modules: what loading refuses and why, verdicts, and what a fault does
+//! (the instance is disabled on this thread, the packet takes the failure path, the fault is counted once).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::*;
+use crate::core::interceptor::chain::tests::attrs;
+use crate::core::interceptor::spec::{IngressSpec, NtpEpoch, StreamInfo};
+use crate::core::interceptor::{build::ChainFactory, Outbox, Plugins, Scope, Verdict};
+use crate::core::wire::Ssrc;
+use crate::core::DropReason;
+
+/// A module with the ABI's exports around `body`, the body of `on_rtp` (its locals: `$len $stream $flow $ext_seq
+/// $now`), plus `extra` fields.
+fn module(body: &str, extra: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param $stream i32) (param $flow i32) (param $ext_seq i64) (param $now i64) (result i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    {body})
+  {extra})"#
+    )
+}
+
+fn spec(name: &str, wat: &str) -> WasmPluginSpec {
+    WasmPluginSpec {
+        name: name.to_owned(),
+        module: wat.as_bytes().to_vec(),
+        origin: format!("{name}.wat"),
+        ingress: true,
+        egress: true,
+        on_failure: FailurePath::Forward,
+        fuel_per_call: 10_000,
+        memory_max_bytes: DEFAULT_MEMORY_BYTES,
+        params: BTreeMap::new(),
+    }
+}
+
+fn load(spec: WasmPluginSpec) -> Result<WasmPlugin, LoadError> {
+    Engine::new().expect("an engine").load(spec)
+}
+
+/// A chain holding only `plugin`, bound on this thread.
+fn chain_of(plugin: &WasmPlugin) -> crate::core::interceptor::Chain {
+    let plugins = register(Plugins::none(), plugin).expect("registered");
+    let epoch = NtpEpoch { at: Instant::now(), ntp: 0 };
+    let factory = ChainFactory::new(1500, epoch, plugins.clone());
+    let mut spec = IngressSpec::default();
+    spec.plugins.push(plugins.find(plugin.name()).expect("found")).expect("room");
+    let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch };
+    factory.ingress(&spec, &stream)
+}
+
+fn run(chain: &mut crate::core::interceptor::Chain, outbox: &mut Outbox, pkt: &[u8]) -> Verdict {
+    let now = Instant::now();
+    let mut attrs = attrs(now);
+    attrs.len_bytes = pkt.len();
+    chain.on_rtp(now, Scope::Stream { stream: 3 }, pkt, &attrs, outbox)
+}
+
+#[test]
+fn loading_refuses_what_does_not_fit_the_abi_and_says_why() {
+    let refused = |spec: WasmPluginSpec| load(spec).expect_err("refused").to_string();
+    assert!(refused(spec("p", "(module")).starts_with("not a valid WebAssembly module"));
+    let importing = r#"(module (import "env" "clock" (func)))"#;
+    assert_eq!(refused(spec("p", importing)), "it imports env.clock, and ABI v1 provides no imports");
+    let no_rtp = r#"(module (memory (export "memory") 1)
+        (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+        (func (export "ringfwd_packet_buffer") (result i32) (i32.const 0)))"#;
+    assert_eq!(refused(spec("p", no_rtp)), "it does not export on_rtp (ABI v1)");
+    let wrong_type = module("(i32.const 0)", r#"(func (export "on_rtcp") (result i32) (i32.const 0))"#);
+    assert!(refused(spec("p", &wrong_type)).starts_with("its export on_rtcp has the wrong type"));
+    let v2 = module("(i32.const 0)", "").replace("(result i32) (i32.const 1))", "(result i32) (i32.const 2))");
+    assert_eq!(refused(spec("p", &v2)), "ringfwd_abi_version() returned 2; this ringfwd runs ABI v1");
+    let outside = module("(i32.const 0)", "").replace("(i32.const 1024)", "(i32.const 65000)");
+    assert!(refused(spec("p", &outside)).starts_with("ringfwd_packet_buffer() returned 65000"));
+    let picky = module(
+        "(i32.const 0)",
+        r#"(func (export "ringfwd_init") (param $len i32) (result i32)
+             (if (result i32) (i32.eq (local.get $len) (i32.const 7)) (then (i32.const 0)) (else (i32.const 22))))"#,
+    );
+    assert_eq!(refused(spec("p", &picky)), "ringfwd_init refused its parameters (returned 22)");
+    let mut with_params = spec("p", &picky);
+    with_params.params.insert("rate".into(), "50".into()); // "rate=50\n" is 8 bytes
+    assert_eq!(
+        load(with_params.clone()).expect_err("8 bytes").to_string(),
+        "ringfwd_init refused its parameters (returned 22)"
+    );
+    with_params.params.insert("rate".into(), "5".into());
+    assert!(load(with_params).is_ok(), "7 bytes: accepted");
+    let big = module("(i32.const 0)", "").replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 300)");
+    let mut small_limit = spec("p", &big);
+    small_limit.memory_max_bytes = MIN_MEMORY_BYTES * 10;
+    assert!(refused(small_limit).starts_with("instantiating it failed"), "300 pages over a 10-page limit");
+    let mut no_chain = spec("p", &module("(i32.const 0)", ""));
+    no_chain.ingress = false;
+    no_chain.egress = false;
+    assert_eq!(refused(no_chain), "it runs on no chain: name ingress, egress or both");
+    let mut fuel = spec("p", &module("(i32.const 0)", ""));
+    fuel.fuel_per_call = 0;
+    assert_eq!(refused(fuel), format!("fuel_per_call 0 is not in 1..={MAX_FUEL_PER_CALL}"));
+}
+
+#[test]
+fn verdicts_map_and_the_plugin_reads_the_packet_and_its_scope() {
+    // Drops packets whose second header byte (marker and payload type) is 0x60 (PT 96 without marker), consumes
+    // those of stream 3 whose first payload byte is 0xee, passes the rest.
+    let body = r#"(if (result i32) (i32.eq (i32.load8_u (i32.const 1025)) (i32.const 0x60))
+        (then (i32.const 1))
+        (else (if (result i32) (i32.and (i32.eq (local.get $stream) (i32.const 3)) (i32.eq (i32.load8_u (i32.const 1036)) (i32.const 0xee)))
+            (then (i32.const 2)) (else (i32.const 0)))))"#;
+    let plugin = load(spec("picky", &module(body, ""))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    let mut pkt = [0u8; 13];
+    pkt[0] = 0x80;
+    // attrs() says PT 96, no marker: the header the plugin sees is patched from the attributes.
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Drop(DropReason::Plugin));
+    let stats = plugin.stats();
+    assert_eq!((stats.instances, stats.calls, stats.drops), (1, 1, 1));
+    assert!(stats.fuel > 0, "fuel is counted");
+}
+
+#[test]
+fn a_trap_disables_the_instance_and_packets_take_the_failure_path() {
+    // Traps (unreachable) on its third call.
+    let body = "(if (i32.eq (global.get $calls) (i32.const 3)) (then unreachable)) (i32.const 0)";
+    for (path, after) in
+        [(FailurePath::Forward, Verdict::Continue), (FailurePath::Drop, Verdict::Drop(DropReason::Plugin))]
+    {
+        let mut trapping = spec("trap_third", &module(body, ""));
+        trapping.on_failure = path;
+        let plugin = load(trapping).expect("loads");
+        let mut chain = chain_of(&plugin);
+        let mut outbox = Outbox::new(4, 1500);
+        let pkt = [0x80u8; 20];
+        let verdicts: Vec<Verdict> = (0..5).map(|_| run(&mut chain, &mut outbox, &pkt)).collect();
+        assert_eq!(verdicts, [Verdict::Continue, Verdict::Continue, after, after, after], "{path:?}");
+        assert_eq!(outbox.take_plugin_failures(), 1, "one fault, counted once");
+        let stats = plugin.stats();
+        assert_eq!((stats.calls, stats.traps, stats.disabled, stats.failure_path), (3, 1, 1, 2), "{path:?}");
+    }
+}
+
+#[test]
+fn running_out_of_fuel_is_a_fault_like_a_trap() {
+    // Loops forever on its second call.
+    let body = "(if (i32.eq (global.get $calls) (i32.const 2)) (then (loop $spin (br $spin)))) (i32.const 0)";
+    let plugin = load(spec("spinner", &module(body, ""))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    let pkt = [0x80u8; 20];
+    let started = Instant::now();
+    let verdicts: Vec<Verdict> = (0..3).map(|_| run(&mut chain, &mut outbox, &pkt)).collect();
+    assert_eq!(verdicts, [Verdict::Continue; 3], "fail-open");
+    assert!(started.elapsed().as_secs() < 1, "the budget stopped the loop");
+    let stats = plugin.stats();
+    assert_eq!((stats.calls, stats.out_of_fuel, stats.traps, stats.disabled), (2, 1, 0, 1));
+    assert!(stats.fuel >= 10_000, "the spinning call used its whole budget");
+}
+
+#[test]
+fn a_verdict_outside_the_abi_is_a_fault_and_oversize_packets_pass_without_a_call() {
+    let plugin = load(spec("seven", &module("(i32.const 7)", ""))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    let oversize = vec![0x80u8; abi::PACKET_BUFFER_BYTES + 1];
+    assert_eq!(run(&mut chain, &mut outbox, &oversize), Verdict::Continue);
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 20]), Verdict::Continue);
+    let stats = plugin.stats();
+    assert_eq!((stats.oversize, stats.calls, stats.bad_verdicts, stats.disabled), (1, 1, 1, 1));
+}
+
+#[test]
+fn one_instance_per_plugin_per_thread_shared_by_the_chains_there() {
+    let plugin = load(spec("shared", &module("(i32.const 0)", ""))).expect("loads");
+    let mut first = chain_of(&plugin);
+    let mut second = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    run(&mut first, &mut outbox, &[0x80u8; 20]);
+    run(&mut second, &mut outbox, &[0x80u8; 20]);
+    assert_eq!(plugin.stats().instances, 1, "the load's probe instance is not kept; one per thread");
+    let other = plugin.clone();
+    std::thread::spawn(move || {
+        let mut chain = chain_of(&other);
+        run(&mut chain, &mut Outbox::new(4, 1500), &[0x80u8; 20]);
+    })
+    .join()
+    .expect("the other thread");
+    let stats = plugin.stats();
+    assert_eq!((stats.instances, stats.calls), (2, 3));
+}

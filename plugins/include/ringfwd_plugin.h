@@ -1,0 +1,75 @@
+/* ringfwd plugin ABI, version 1, for plugins written in C and built to wasm32 with clang (see plugins/README.md).
+ *
+ * A plugin is a WebAssembly module that imports nothing and exports: memory, ringfwd_abi_version,
+ * ringfwd_packet_buffer, on_rtp, and optionally on_rtcp and ringfwd_init. This header declares them with the
+ * right names and types; the plugin defines on_rtp (and the optional ones) and uses RINGFWD_PLUGIN once.
+ *
+ * No libc: build with `clang --target=wasm32 -nostdlib -Wl,--no-entry` (plugins/build.sh does).
+ */
+#ifndef RINGFWD_PLUGIN_H
+#define RINGFWD_PLUGIN_H
+
+#include <stdint.h>
+
+#define RINGFWD_ABI_VERSION 1
+/* The packet buffer's size: the longest packet a plugin is called with. */
+#define RINGFWD_PACKET_BUFFER_BYTES 2048
+/* `flow` in an ingress chain, and `from` for RTCP from the publisher. */
+#define RINGFWD_NONE (-1)
+
+/* Verdicts. Any other value is a fault: the instance is disabled on its worker. */
+#define RINGFWD_CONTINUE 0 /* the packet goes on through the chain */
+#define RINGFWD_DROP 1     /* dropped, counted under the reason "plugin" */
+#define RINGFWD_CONSUMED 2 /* the plugin took it; not a drop */
+
+#define RINGFWD_EXPORT(name) __attribute__((export_name(name)))
+
+/* The packet (or, for ringfwd_init, the parameters as "key=value\n" lines) is written here before each call. */
+extern uint8_t ringfwd_packet[RINGFWD_PACKET_BUFFER_BYTES];
+
+/* RTP: `len` bytes in ringfwd_packet, with the header this chain's receiver sees. `stream` is the stream's index
+ * on this worker, `flow` the subscription's (RINGFWD_NONE in an ingress chain), `ext_seq` the extended sequence
+ * number, `now_us` the worker's clock in microseconds. */
+RINGFWD_EXPORT("on_rtp") int32_t on_rtp(int32_t len, int32_t stream, int32_t flow, int64_t ext_seq, int64_t now_us);
+
+/* Optional: an RTCP compound; `from` is RINGFWD_NONE from the publisher, else the sending subscriber's flow. */
+RINGFWD_EXPORT("on_rtcp") int32_t on_rtcp(int32_t len, int32_t stream, int32_t flow, int32_t from, int64_t now_us);
+
+/* Optional: once per instance, before any packet; 0 accepts the parameters, anything else refuses the plugin. */
+RINGFWD_EXPORT("ringfwd_init") int32_t ringfwd_init(int32_t len);
+
+/* Defines the buffer and the two exports every plugin has. Use once, in one file. */
+#define RINGFWD_PLUGIN                                                                                             \
+    uint8_t ringfwd_packet[RINGFWD_PACKET_BUFFER_BYTES];                                                           \
+    RINGFWD_EXPORT("ringfwd_abi_version") int32_t ringfwd_abi_version(void) { return RINGFWD_ABI_VERSION; }        \
+    RINGFWD_EXPORT("ringfwd_packet_buffer") uint8_t *ringfwd_packet_buffer(void) { return ringfwd_packet; }
+
+/* Reads the unsigned decimal value of parameter `key` from the `len` bytes of parameter text in ringfwd_packet.
+ * Answers 1 and sets *value when found and well formed (at most 18 digits), else 0. */
+static inline int ringfwd_param_u64(int32_t len, const char *key, uint64_t *value) {
+    int32_t at = 0;
+    while (at < len) {
+        int32_t k = 0;
+        while (key[k] != 0 && at + k < len && ringfwd_packet[at + k] == (uint8_t)key[k]) k++;
+        int32_t v = at + k;
+        int found = key[k] == 0 && v < len && ringfwd_packet[v] == '=';
+        int32_t end = at;
+        while (end < len && ringfwd_packet[end] != '\n') end++;
+        if (found) {
+            uint64_t n = 0;
+            int32_t digits = 0;
+            for (int32_t i = v + 1; i < end; i++, digits++) {
+                uint8_t c = ringfwd_packet[i];
+                if (c < '0' || c > '9' || digits == 18) return 0;
+                n = n * 10 + (uint64_t)(c - '0');
+            }
+            if (digits == 0) return 0;
+            *value = n;
+            return 1;
+        }
+        at = end + 1;
+    }
+    return 0;
+}
+
+#endif

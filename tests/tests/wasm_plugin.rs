@@ -1,0 +1,221 @@
+//! WebAssembly plugins loaded from the config (`[[plugins]]`) by the plain `ringfwd` binary.
+//!
+//! The C example `plugins/examples/throttle.c`, built by `plugins/build.sh` with Debian's clang, caps each stream
+//! at its `max_pps`: each subscriber receives exactly the first packets of its stream's burst, unchanged, and the
+//! metrics endpoint counts the plugin's calls and drops. Two WAT plugins show the isolation: one traps on its fifth
+//! packet (fail-open: the stream goes on untouched), one spins forever on its third (stopped by its fuel budget;
+//! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything). A
+//! module that does not fit the ABI is refused at start and by `--check-config`, naming `plugins[N].path` and why.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ringfwd_proto::v1;
+use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::daemon::{run_to_exit, Daemon};
+use ringfwd_tests::peer::{rtp_packet, Peer};
+
+use ringfwd_tests::scrape::sample;
+
+const MEDIA: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
+const WAIT: Duration = Duration::from_secs(5);
+
+fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
+    rtp_packet(ssrc, seq, u32::from(seq) * 3000, 96, false, &[seq as u8; 160])
+}
+
+/// Sends packets `0..count` of `ssrc`; answers how long that took.
+fn send(publisher: &Peer, ssrc: u32, count: u16, to: SocketAddr) -> Duration {
+    let t0 = Instant::now();
+    for seq in 0..count {
+        publisher.send(&packet(ssrc, seq), to);
+    }
+    t0.elapsed()
+}
+
+/// What `peer` receives: `expected` packets, then whatever else comes within 300 ms.
+fn received(peer: &Peer, expected: usize) -> Vec<Vec<u8>> {
+    let mut got = peer.recv(expected, WAIT);
+    got.extend(peer.drain(Duration::from_millis(300)));
+    got
+}
+
+/// Creates stream `stream` (SSRC `ssrc`) published by `publisher` in session "s", and one subscriber endpoint per
+/// entry, subscribed with that egress chain (`None`: the config's).
+fn route(api: &Api, stream: &str, ssrc: u32, publisher: &Peer, subscribers: &[(&str, &Peer, Option<&[&str]>)]) {
+    let publisher_id = format!("{stream}_pub");
+    api.create_endpoint(endpoint("s", &publisher_id, publisher.addr())).expect("publisher");
+    api.create_stream(video_stream("s", stream, &publisher_id, ssrc)).expect("stream");
+    for (id, peer, chain) in subscribers {
+        api.create_endpoint(endpoint("s", id, peer.addr())).expect("subscriber");
+        let request = v1::CreateSubscriptionRequest {
+            interceptors: chain
+                .map(|names| v1::InterceptorChain { names: names.iter().map(|n| n.to_string()).collect() }),
+            ..subscription("s", id, stream, id, 0)
+        };
+        api.create_subscription(request).expect("subscription");
+    }
+}
+
+/// The plugin counter `name` for `plugin` once it reaches `at_least` (the workers publish as they go).
+fn plugin_counter(daemon: &Daemon, name: &str, labels: &[(&str, &str)], at_least: f64) -> f64 {
+    let metrics = daemon.metrics.expect("the daemon serves metrics");
+    let mut value = 0.0;
+    wait_until(WAIT, || {
+        value = sample(metrics, name, labels).unwrap_or(0.0);
+        value >= at_least
+    });
+    value
+}
+
+#[test]
+fn the_c_throttle_caps_each_stream_and_the_metrics_count_its_calls_and_drops() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let throttle = modules.path().join("throttle.wasm");
+    let config = format!(
+        "{MEDIA}[[plugins]]\nname = \"throttle\"\npath = \"{}\"\nchains = [\"ingress\"]\n[plugins.params]\nmax_pps = \
+         \"20\"\n[interceptors]\ningress = [\"throttle\"]\negress = []\n",
+        throttle.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let peers: Vec<(Peer, Peer)> = (0..2).map(|_| (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"))).collect();
+    let ssrcs = [0x7468_0001u32, 0x7468_0002];
+    for (index, (publisher, subscriber)) in peers.iter().enumerate() {
+        route(&api, &format!("v{index}"), ssrcs[index], publisher, &[(&format!("sub{index}"), subscriber, None)]);
+    }
+    for (index, (publisher, subscriber)) in peers.iter().enumerate() {
+        let took = send(publisher, ssrcs[index], 100, daemon.media[0]);
+        assert!(took < Duration::from_millis(500), "the burst took {took:?}: not within one window");
+        let expected: Vec<Vec<u8>> = (0..20).map(|seq| packet(ssrcs[index], seq)).collect();
+        let got = received(subscriber, expected.len());
+        assert_eq!(got.len(), 20, "stream {index}: received {} packets, the cap is 20 per stream", got.len());
+        assert!(got == expected, "stream {index}: not the burst's first 20 packets unchanged");
+    }
+    let labels = [("plugin", "throttle")];
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_drops_total", &labels, 160.0), 160.0);
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_calls_total", &labels, 200.0), 200.0);
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_instances", &labels, 1.0), 1.0, "one worker, one instance");
+    let metrics = daemon.metrics.expect("metrics");
+    assert_eq!(sample(metrics, "ringfwd_plugin_faults_total", &[("plugin", "throttle"), ("kind", "trap")]), Some(0.0));
+    let mut drops = 0;
+    wait_until(WAIT, || {
+        drops = worker_total(&api.node(), "drop_plugin");
+        drops >= 160
+    });
+    assert_eq!(drops, 160, "the workers count the plugin's drops under the reason plugin");
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!((exit.total("forwarded_packets"), exit.total("plugin_failures")), (40, 0));
+}
+
+/// A module with the ABI's exports whose `on_rtp` counts its calls in `$calls` and then runs `body`.
+fn wat(body: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    {body}))"#
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the module");
+    path.display().to_string()
+}
+
+#[test]
+fn a_trap_and_an_endless_loop_disable_their_instances_and_packets_take_each_plugin_failure_path() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let trap = write(
+        dir.path(),
+        "trap.wat",
+        &wat("(if (i32.eq (global.get $calls) (i32.const 5)) (then unreachable)) (i32.const 0)"),
+    );
+    let spin = write(
+        dir.path(),
+        "spin.wat",
+        &wat("(if (i32.eq (global.get $calls) (i32.const 3)) (then (loop $forever (br $forever)))) (i32.const 0)"),
+    );
+    let config = format!(
+        "{MEDIA}[[plugins]]\nname = \"trap_fifth\"\npath = \"{trap}\"\nchains = [\"ingress\"]\n\
+         [[plugins]]\nname = \"spin_third\"\npath = \"{spin}\"\nchains = [\"egress\"]\non_failure = \"drop\"\n\
+         fuel_per_call = 100000\n[interceptors]\ningress = [\"trap_fifth\"]\negress = []\n"
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, open, closed) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let ssrc = 0x7472_6170;
+    route(&api, "v", ssrc, &publisher, &[("open", &open, None), ("closed", &closed, Some(&["spin_third"]))]);
+    send(&publisher, ssrc, 30, daemon.media[0]);
+
+    let all: Vec<Vec<u8>> = (0..30).map(|seq| packet(ssrc, seq)).collect();
+    assert!(received(&open, all.len()) == all, "fail-open after the trap: the stream goes on, every packet unchanged");
+    let first_two: Vec<Vec<u8>> = all[..2].to_vec();
+    assert!(received(&closed, 2) == first_two, "fail-closed after running out of fuel: only the first two");
+
+    let trap_labels = [("plugin", "trap_fifth"), ("kind", "trap")];
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_faults_total", &trap_labels, 1.0), 1.0);
+    let fuel_labels = [("plugin", "spin_third"), ("kind", "out_of_fuel")];
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_faults_total", &fuel_labels, 1.0), 1.0);
+    let path = "ringfwd_plugin_failure_path_total";
+    assert_eq!(plugin_counter(&daemon, path, &[("plugin", "trap_fifth")], 25.0), 25.0, "packets 6..=30");
+    assert_eq!(plugin_counter(&daemon, path, &[("plugin", "spin_third")], 27.0), 27.0, "packets 4..=30");
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_calls_total", &[("plugin", "spin_third")], 3.0), 3.0);
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("WebAssembly plugin disabled on this worker"),
+        "each fault is logged: {}",
+        exit.stderr
+    );
+    assert_eq!(exit.total("plugin_failures"), 2, "one per disabled instance");
+    assert_eq!(exit.total("drop_plugin"), 28, "the spinning call's packet and the 27 after it");
+    assert_eq!(exit.total("forwarded_packets"), 32);
+}
+
+#[test]
+fn a_module_that_does_not_fit_the_abi_is_refused_naming_its_key_and_why() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let no_rtp = write(
+        dir.path(),
+        "no_rtp.wat",
+        r#"(module (memory (export "memory") 1)
+             (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+             (func (export "ringfwd_packet_buffer") (result i32) (i32.const 0)))"#,
+    );
+    let importing = write(dir.path(), "import.wat", r#"(module (import "wasi_snapshot_preview1" "fd_write" (func)))"#);
+    let missing = dir.path().join("missing.wasm").display().to_string();
+    for (path, words) in [
+        (&no_rtp, vec!["plugins[0].path", "no_rtp.wat", "it does not export on_rtp (ABI v1)"]),
+        (&importing, vec!["plugins[0].path", "it imports wasi_snapshot_preview1.fd_write", "no imports"]),
+        (&missing, vec!["plugins[0].path", "cannot read it"]),
+    ] {
+        let config = format!("{MEDIA}[[plugins]]\nname = \"bad\"\npath = \"{path}\"\n");
+        let stderr = Daemon::start_refused(&config);
+        for word in &words {
+            assert!(stderr.contains(word), "start: {word:?} not in {stderr:?}");
+        }
+        let (ok, _, stderr) = run_to_exit(&["--check-config"], Some(&config));
+        assert!(!ok, "--check-config accepted {path}");
+        for word in &words {
+            assert!(stderr.contains(word), "--check-config: {word:?} not in {stderr:?}");
+        }
+    }
+    // Named in a chain it may not join: refused as an unknown name there.
+    let good = write(dir.path(), "good.wat", &wat("(i32.const 0)"));
+    let config = format!(
+        "{MEDIA}[[plugins]]\nname = \"egress_only\"\npath = \"{good}\"\nchains = [\"egress\"]\n[interceptors]\ningress = \
+         [\"egress_only\"]\n"
+    );
+    let stderr = Daemon::start_refused(&config);
+    assert!(stderr.contains("interceptors.ingress[0]") && stderr.contains("egress_only"), "{stderr}");
+}

@@ -1,0 +1,174 @@
+//! The `[[plugins]]` sections: WebAssembly plugins the daemon loads at start-up.
+//!
+//! Owns [`PluginConfig`] (one plugin: its name in chains, its module file, the chains it may join, its failure path,
+//! its fuel and memory limits, its parameters) and their check ([`validate_plugins`]), which applies the data
+//! plane's own rules (the registry's name rule, [`ringfwd_dataplane::wasm::check_limits`], the ABI's parameter
+//! rule) and names the key. Values come from [`crate::defaults`]. Must never read the module file (the daemon
+//! does, at start-up, and refuses a module that does not load with the key `plugins[N].path`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ringfwd_dataplane::control::{check_plugin_name, MAX_PLUGINS};
+use ringfwd_dataplane::wasm::{abi, check_limits, FailurePath, LimitError};
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::error::ConfigError;
+use crate::interceptors::ChainSide;
+
+/// A chain a plugin may join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginChain {
+    /// Streams' ingress chains.
+    Ingress,
+    /// Subscriptions' egress chains.
+    Egress,
+}
+
+impl PluginChain {
+    /// The chain side.
+    pub fn side(self) -> ChainSide {
+        match self {
+            PluginChain::Ingress => ChainSide::Ingress,
+            PluginChain::Egress => ChainSide::Egress,
+        }
+    }
+}
+
+/// What a packet does once the plugin's instance on its worker is disabled (a trap, out of fuel, a bad verdict).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// It passes the plugin untouched (fail-open).
+    #[default]
+    Forward,
+    /// It is dropped (fail-closed), counted under the reason `plugin`.
+    Drop,
+}
+
+impl From<OnFailure> for FailurePath {
+    fn from(on_failure: OnFailure) -> FailurePath {
+        match on_failure {
+            OnFailure::Forward => FailurePath::Forward,
+            OnFailure::Drop => FailurePath::Drop,
+        }
+    }
+}
+
+/// `[[plugins]]`: one WebAssembly plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// Its name in `[interceptors]` and the API's `interceptors.names`: 1 to 32 bytes of a-z, 0-9 and `_`, starting
+    /// with a letter, not a built-in's.
+    pub name: String,
+    /// The module: a WebAssembly binary (`.wasm`) or WAT text, by absolute path.
+    pub path: PathBuf,
+    /// The chains it may join (default both).
+    pub chains: Vec<PluginChain>,
+    /// What packets do once its instance on a worker is disabled.
+    pub on_failure: OnFailure,
+    /// Fuel per call (about one unit per WebAssembly instruction); a call that runs out is a fault.
+    pub fuel_per_call: u64,
+    /// Each instance's memory limit, in bytes.
+    pub memory_max_bytes: u64,
+    /// Parameters handed to its `ringfwd_init` as `key=value` lines.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Default for PluginConfig {
+    fn default() -> PluginConfig {
+        PluginConfig {
+            name: String::new(),
+            path: PathBuf::new(),
+            chains: vec![PluginChain::Ingress, PluginChain::Egress],
+            on_failure: OnFailure::default(),
+            fuel_per_call: defaults::PLUGIN_FUEL_PER_CALL,
+            memory_max_bytes: defaults::PLUGIN_MEMORY_MAX_BYTES,
+            params: BTreeMap::new(),
+        }
+    }
+}
+
+impl PluginConfig {
+    /// True if it may join chains of `side`.
+    pub fn runs_on(&self, side: ChainSide) -> bool {
+        self.chains.iter().any(|chain| chain.side() == side)
+    }
+}
+
+/// At most [`MAX_PLUGINS`] plugins, each name valid and used once, each path absolute, each chain named once,
+/// each limit in range, the parameters within the ABI's bounds.
+pub fn validate_plugins(plugins: &[PluginConfig]) -> Result<(), ConfigError> {
+    if plugins.len() > MAX_PLUGINS {
+        return Err(ConfigError::invalid("plugins", plugins.len(), format!("at most {MAX_PLUGINS} plugins")));
+    }
+    for (index, plugin) in plugins.iter().enumerate() {
+        let key = |field: &str| format!("plugins[{index}].{field}");
+        check_plugin_name(&plugin.name).map_err(|e| ConfigError::invalid(key("name"), &plugin.name, e.to_string()))?;
+        if let Some(first) = plugins[..index].iter().position(|other| other.name == plugin.name) {
+            return Err(ConfigError::invalid(key("name"), &plugin.name, format!("plugins[{first}] has this name too")));
+        }
+        if !plugin.path.is_absolute() {
+            let reason = "must be an absolute path to a .wasm or .wat file";
+            return Err(ConfigError::invalid(key("path"), plugin.path.display(), reason));
+        }
+        let chains = &plugin.chains;
+        if chains.is_empty() || (chains.len() == 2 && chains[0] == chains[1]) || chains.len() > 2 {
+            let reason = "must name ingress, egress or both, each once";
+            return Err(ConfigError::invalid(key("chains"), format!("{chains:?}"), reason));
+        }
+        check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| match e {
+            LimitError::Fuel(value) => ConfigError::invalid(key("fuel_per_call"), value, e.to_string()),
+            LimitError::Memory(value) => ConfigError::invalid(key("memory_max_bytes"), value, e.to_string()),
+        })?;
+        abi::params_text(&plugin.params)
+            .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(name: &str) -> PluginConfig {
+        PluginConfig { name: name.into(), path: "/opt/p.wasm".into(), ..PluginConfig::default() }
+    }
+
+    #[test]
+    fn each_rule_names_its_key() {
+        assert!(validate_plugins(&[plugin("throttle"), plugin("red")]).is_ok());
+        let key = |plugins: &[PluginConfig]| validate_plugins(plugins).expect_err("refused").key().map(str::to_owned);
+        assert_eq!(key(&[plugin("Bad")]).as_deref(), Some("plugins[0].name"));
+        assert_eq!(key(&[plugin("stats")]).as_deref(), Some("plugins[0].name"), "a built-in's name");
+        assert_eq!(key(&[plugin("a"), plugin("a")]).as_deref(), Some("plugins[1].name"));
+        let relative = PluginConfig { path: "p.wasm".into(), ..plugin("a") };
+        assert_eq!(key(&[relative]).as_deref(), Some("plugins[0].path"));
+        let no_chain = PluginConfig { chains: vec![], ..plugin("a") };
+        assert_eq!(key(&[no_chain]).as_deref(), Some("plugins[0].chains"));
+        let twice = PluginConfig { chains: vec![PluginChain::Egress, PluginChain::Egress], ..plugin("a") };
+        assert_eq!(key(&[twice]).as_deref(), Some("plugins[0].chains"));
+        let fuel = PluginConfig { fuel_per_call: 0, ..plugin("a") };
+        assert_eq!(key(&[fuel]).as_deref(), Some("plugins[0].fuel_per_call"));
+        let memory = PluginConfig { memory_max_bytes: 1, ..plugin("a") };
+        assert_eq!(key(&[memory]).as_deref(), Some("plugins[0].memory_max_bytes"));
+        let params = PluginConfig { params: [("a b".to_owned(), String::new())].into(), ..plugin("a") };
+        assert_eq!(key(&[params]).as_deref(), Some("plugins[0].params"));
+    }
+
+    #[test]
+    fn a_plugin_reads_from_toml_with_defaults() {
+        let text = "name = \"throttle\"\npath = \"/p.wasm\"\nchains = [\"ingress\"]\non_failure = \"drop\"\n\
+                    [params]\nmax_pps = \"50\"\n";
+        let parsed: PluginConfig = toml::from_str(text).expect("parses");
+        assert_eq!(parsed.chains, [PluginChain::Ingress]);
+        assert_eq!(parsed.on_failure, OnFailure::Drop);
+        assert_eq!(parsed.fuel_per_call, defaults::PLUGIN_FUEL_PER_CALL);
+        assert_eq!(parsed.params.get("max_pps").map(String::as_str), Some("50"));
+        assert!(parsed.runs_on(ChainSide::Ingress) && !parsed.runs_on(ChainSide::Egress));
+        assert!(toml::from_str::<PluginConfig>("name = \"a\"\nfuel = 3\n").is_err(), "unknown keys are refused");
+    }
+}
