@@ -14,6 +14,7 @@
 //! counters) and fails when a required count is zero. Must never open a socket, read the clock per
 //! packet, or report a figure whose sanity count is zero.
 
+mod plugins;
 pub mod render;
 mod rows;
 pub mod workload;
@@ -25,7 +26,7 @@ use ringfwd_tuning::{InterceptorName, Interceptors};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
-use rows::{forwarder_once, nack_once, pli_once, rtp_once, Side, PLI_SPACING_MS, TIMER_SWEEP};
+use rows::{forwarder_once, nack_once, pli_once, rtp_once, Member, Side, PLI_SPACING_MS, TIMER_SWEEP};
 use workload::{CLOCK_RATE_HZ, PACKETS_PER_SECOND};
 
 pub use render::{markdown, render};
@@ -193,7 +194,7 @@ const RTP_ROWS: [(&str, Side, InterceptorName, bool); 10] = [
 ];
 
 /// Every row name, in the order of the report.
-pub const ROW_NAMES: [&str; 17] = [
+pub const ROW_NAMES: [&str; 20] = [
     "baseline_rtp",
     "rate_limit",
     "stats_ingress",
@@ -205,6 +206,9 @@ pub const ROW_NAMES: [&str; 17] = [
     "payload_type_filter",
     "stats_egress",
     "sender_reports",
+    "plugin_native_noop",
+    "plugin_wasm_noop",
+    "plugin_wasm_throttle",
     "baseline_nack",
     "nack_cache_per_nack",
     "baseline_pli",
@@ -219,7 +223,8 @@ pub fn workload_description() -> String {
         "one video stream of {}-byte RTP packets at {} Hz, {} packets/s (30 frames/s of {}), a one-byte \
          transport-wide sequence header extension on every packet, 1% of sequence numbers never arriving \
          (payload_type_filter: 1% of packets of a payload type not negotiated); NACK row: 1 NACK with 1 PID \
-         for a cached packet; PLI row: 1 PLI per {} ms; forwarder: fan-out {}, timers swept every {} ms",
+         for a cached packet; PLI row: 1 PLI per {} ms; plugin rows: a native and a WebAssembly no-op, and a \
+         WebAssembly throttle at 80% of the packet rate; forwarder: fan-out {}, timers swept every {} ms",
         workload::PACKET_BYTES,
         CLOCK_RATE_HZ,
         PACKETS_PER_SECOND,
@@ -245,16 +250,23 @@ pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
     config.rate_limit.max_packets_per_second = (PACKETS_PER_SECOND * 8 / 10) as u32;
     config.rate_limit.max_bits_per_second = 10_000_000;
     let config = &config;
+    let (plugins, _wasm) = plugins::registry()?;
+    let plugins = &plugins;
 
     let mut jobs: Vec<(&'static str, &'static str, Option<&'static str>, Once<'_>)> = Vec::new();
     jobs.push((
         "baseline_rtp",
         "rtp",
         None,
-        Box::new(move |n| rtp_once("baseline_rtp", Side::Ingress, None, false, config, n, t0)),
+        Box::new(move |n| rtp_once("baseline_rtp", Side::Ingress, Member::Empty, false, config, n, t0)),
     ));
     for (name, side, built_in, foreign) in RTP_ROWS {
-        let once = move |n| rtp_once(name, side, Some(built_in), foreign, config, n, t0);
+        let once = move |n| rtp_once(name, side, Member::Builtin(built_in), foreign, config, n, t0);
+        jobs.push((name, "rtp", Some("baseline_rtp"), Box::new(once)));
+    }
+    for (name, plugin, drops) in plugins::ROWS {
+        let member = Member::Plugin { plugins, name: plugin, drops };
+        let once = move |n| rtp_once(name, Side::Ingress, member, false, config, n, t0);
         jobs.push((name, "rtp", Some("baseline_rtp"), Box::new(once)));
     }
     jobs.push(("baseline_nack", "nack", None, Box::new(move |n| nack_once("baseline_nack", false, config, n, t0))));

@@ -69,7 +69,7 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 9] = [
     ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
@@ -79,6 +79,8 @@ const FAMILIES: [Family; 7] = [
     }),
     ("ringfwd_plugin_oversize_total", "Packets longer than the packet buffer, passed without a call.", |s| s.oversize),
     ("ringfwd_plugin_instances_disabled_total", "Instances disabled by a fault or not instantiated.", |s| s.disabled),
+    ("ringfwd_plugin_emitted_total", "Packets the plugins emitted that went out.", |s| s.emitted),
+    ("ringfwd_plugin_emits_refused_total", "Packets the plugins emitted that were refused.", |s| s.emits_refused),
 ];
 
 impl ExportMetrics for PluginMetrics {

@@ -9,7 +9,7 @@
 //! and sender reports on each subscription), a lossy video stream, the publisher's sender reports and
 //! subscribers' receiver reports, NACKs and PLIs run through the forwarder and its timers while reports
 //! and keyframe requests really go out; and for packets of streams that took an SSRC another worker owns, handed
-//! over along that worker's SSRC alias. This file owns the allocator; it must never hold anything but these tests,
+//! over along that worker's SSRC alias; and with a WebAssembly plugin on both chains. This file owns the allocator; it must never hold anything but these tests,
 //! because the allocator is process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -509,6 +509,107 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
         egress.counted().to_subscribers
     );
     assert_eq!(c.interceptor_emit_refused, 0);
+}
+
+/// A WebAssembly plugin on both chains (its instance made when the first stream binds it): each RTP packet and
+/// each RTCP compound copied into its memory and run under its fuel budget, its timers and the RTCP it emits through
+/// the host's imports, allocating nothing.
+#[test]
+fn a_webassembly_plugin_on_both_chains_allocates_nothing_per_packet() {
+    use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPluginSpec};
+    // Sums the first payload byte of every RTP packet and counts RTCP compounds, in its own memory; each RTP call
+    // asks for a timer 100 ms on, and each timer sends the publisher 8 bytes of RTCP through the host's import.
+    let wat = r#"(module
+      (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+      (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+      (memory (export "memory") 1)
+      (global $sum (mut i64) (i64.const 0))
+      (global $rtcp (mut i32) (i32.const 0))
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 4096))
+      (func (export "on_rtp") (param i32 i32 i32 i64) (param $now i64) (result i32)
+        (global.set $sum (i64.add (global.get $sum) (i64.load8_u (i32.const 4108))))
+        (call $set_timer (i64.add (local.get $now) (i64.const 100000)))
+        (i32.const 0))
+      (func (export "on_timer") (param i32 i32 i64)
+        (i32.store (i32.const 0) (i32.const 0x000000c9)) ;; an empty RR: 0x81 201 length 1, then the SSRC
+        (i32.store (i32.const 0) (i32.const 0x0100c981))
+        (drop (call $to_publisher (i32.const 0) (i32.const 8))))
+      (func (export "on_rtcp") (param i32 i32 i32 i32 i64) (result i32)
+        (global.set $rtcp (i32.add (global.get $rtcp) (i32.const 1)))
+        (i32.const 0)))"#;
+    let spec = WasmPluginSpec {
+        name: "tally".into(),
+        module: wat.as_bytes().to_vec(),
+        origin: "tally.wat".into(),
+        ingress: true,
+        egress: true,
+        on_failure: FailurePath::Forward,
+        fuel_per_call: 10_000,
+        memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
+        params: Default::default(),
+    };
+    let plugin = Engine::new().expect("an engine").load(spec).expect("the module loads");
+    let plugins = wasm::register(Plugins::none(), &plugin).expect("registered");
+    let start = Instant::now();
+    let mut fwd = single_worker(limits(16, 64, 8), start);
+    fwd.set_plugins(plugins.clone());
+    let tally = || vec![ChainName::Plugin("tally".into())];
+    let config = Interceptors { ingress: tally(), egress: tally(), ..Interceptors::default() };
+    const STREAMS: u32 = 4;
+    const SUBS: u32 = 4;
+    for i in 0..STREAMS {
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config, &plugins);
+        let source = SourcePolicy::Fixed(PUBLISHER);
+        let cmd =
+            Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
+        fwd.apply(start, cmd).unwrap();
+        for s in 0..SUBS {
+            let cmd = Command::AddSubscription {
+                id: SubscriptionId(u64::from(i * SUBS + s)),
+                stream: StreamId(u64::from(i)),
+                dest: SocketAddr::from(([127, 0, 0, 2], 7000 + (i * SUBS + s) as u16)),
+                socket: 0,
+                rewrite: Rewrite { out_ssrc: Some(0x2000 + i * 16 + s), ..Rewrite::default() },
+                paused: false,
+                egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX, &plugins),
+                continues: None,
+            };
+            fwd.apply(start, cmd).unwrap();
+        }
+    }
+    const ROUNDS: u16 = 300;
+    let media: Vec<Vec<Vec<u8>>> =
+        (0..STREAMS).map(|i| (0..ROUNDS).map(|seq| rtp(100 + i, seq, 1188)).collect()).collect();
+    let reports: Vec<Vec<u8>> = (0..STREAMS).map(|i| sender_report(100 + i)).collect();
+    let mut egress = DestinationEgress::default();
+    // One round first: the first packets of a stream settle what only happens once.
+    fwd.on_datagram(start, 0, PUBLISHER, &media[0][0], &mut egress);
+
+    let before = allocations();
+    for seq in 1..ROUNDS {
+        let now = start + Duration::from_millis(u64::from(seq) * 10);
+        for i in 0..STREAMS {
+            fwd.on_datagram(now, 0, PUBLISHER, &media[i as usize][seq as usize], &mut egress);
+            if seq % 100 == 50 {
+                fwd.on_datagram(now, 0, PUBLISHER, &reports[i as usize], &mut egress);
+            }
+        }
+        fwd.on_timers(now, &mut egress);
+    }
+    let during = allocations() - before;
+
+    assert_eq!(during, 0, "the WebAssembly plugin's calls allocated {during} times in steady state");
+    let stats = plugin.stats();
+    let packets = u64::from(STREAMS) * (u64::from(ROUNDS) - 1) + 1;
+    let compounds = u64::from(STREAMS) * 3;
+    assert_eq!(stats.instances, 1);
+    assert!(stats.emitted > 0 && stats.emits_refused == 0, "the timers' RTCP went out: {stats:?}");
+    let timers = stats.emitted; // each timer call emitted one packet
+    let packet_calls = packets * (1 + u64::from(SUBS)) + compounds * (1 + u64::from(SUBS));
+    assert_eq!(stats.calls, packet_calls + timers, "{stats:?}");
+    assert_eq!((stats.traps, stats.out_of_fuel, stats.disabled), (0, 0, 0));
+    assert_eq!(egress.counted().rtp, packets * u64::from(SUBS), "every packet fanned out");
 }
 
 /// Peers without rtcp-mux: publishers' SRs from their RTCP addresses and subscribers' PLIs from theirs, answered

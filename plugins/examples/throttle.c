@@ -32,7 +32,7 @@ int32_t on_rtp(int32_t len, int32_t stream, int32_t flow, int64_t ext_seq, int64
     (void)ext_seq;
     uint32_t key = (uint32_t)(flow == RINGFWD_NONE ? stream : flow) % SLOTS;
     struct window *w = &windows[key];
-    if (!w->used || now_us - w->start_us >= WINDOW_US) {
+    if (!w->used || (uint64_t)(now_us - w->start_us) >= WINDOW_US) {
         w->used = 1;
         w->start_us = now_us;
         w->count = 0;

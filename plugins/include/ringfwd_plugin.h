@@ -38,6 +38,24 @@ RINGFWD_EXPORT("on_rtcp") int32_t on_rtcp(int32_t len, int32_t stream, int32_t f
 /* Optional: once per instance, before any packet; 0 accepts the parameters, anything else refuses the plugin. */
 RINGFWD_EXPORT("ringfwd_init") int32_t ringfwd_init(int32_t len);
 
+/* Optional: the time this chain's member asked for with ringfwd_set_timer has come. */
+RINGFWD_EXPORT("on_timer") void on_timer(int32_t stream, int32_t flow, int64_t now_us);
+
+/* What the host provides (module "ringfwd"). An emit copies `len` bytes at `bytes` and answers 0, or -1 when
+ * refused (longer than RINGFWD_PACKET_BUFFER_BYTES, more than RINGFWD_MAX_EMITS_PER_CALL in one call, outside the
+ * plugin's memory). The packets go out when the call returns; an egress chain may emit only to its own
+ * subscriber, only an ingress chain may retransmit. */
+#define RINGFWD_MAX_EMITS_PER_CALL 8
+#define RINGFWD_IMPORT(name) __attribute__((import_module("ringfwd"), import_name(name)))
+/* RTCP to the stream's publisher. */
+RINGFWD_IMPORT("emit_rtcp_to_publisher") int32_t ringfwd_emit_rtcp_to_publisher(const void *bytes, int32_t len);
+/* The bytes as they are to the subscriber of `flow`. */
+RINGFWD_IMPORT("emit_to_subscriber") int32_t ringfwd_emit_to_subscriber(int32_t flow, const void *bytes, int32_t len);
+/* An RTP packet in the publisher's numbering, through subscription `flow`'s rewrite (a retransmission). */
+RINGFWD_IMPORT("retransmit") int32_t ringfwd_retransmit(int32_t flow, const void *bytes, int32_t len);
+/* Asks for on_timer at `at_us` (the worker's clock, as now_us); the earliest asked for wins until it fires. */
+RINGFWD_IMPORT("set_timer") void ringfwd_set_timer(int64_t at_us);
+
 /* Defines the buffer and the two exports every plugin has. Use once, in one file. */
 #define RINGFWD_PLUGIN                                                                                             \
     uint8_t ringfwd_packet[RINGFWD_PACKET_BUFFER_BYTES];                                                           \

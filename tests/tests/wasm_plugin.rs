@@ -2,7 +2,8 @@
 //!
 //! The C example `plugins/examples/throttle.c`, built by `plugins/build.sh` with Debian's clang, caps each stream
 //! at its `max_pps`: each subscriber receives exactly the first packets of its stream's burst, unchanged, and the
-//! metrics endpoint counts the plugin's calls and drops. Two WAT plugins show the isolation: one traps on its fifth
+//! metrics endpoint counts the plugin's calls and drops; `plugins/examples/remb.c` sends the publisher a REMB of the
+//! bitrate it measured, through the host's emit import once its timer fires, which the publisher's RTCP parser reads. Two WAT plugins show the isolation: one traps on its fifth
 //! packet (fail-open: the stream goes on untouched), one spins forever on its third (stopped by its fuel budget;
 //! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything). A
 //! module that does not fit the ABI is refused at start and by `--check-config`, naming `plugins[N].path` and why.
@@ -111,6 +112,58 @@ fn the_c_throttle_caps_each_stream_and_the_metrics_count_its_calls_and_drops() {
     assert_eq!((exit.total("forwarded_packets"), exit.total("plugin_failures")), (40, 0));
 }
 
+#[test]
+fn the_c_remb_plugin_tells_the_publisher_its_bitrate_through_the_emit_import_and_a_timer() {
+    use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let remb = modules.path().join("remb.wasm");
+    let config = format!(
+        "{MEDIA}[[plugins]]\nname = \"remb\"\npath = \"{}\"\nchains = [\"ingress\"]\n[plugins.params]\npercent = \
+         \"50\"\nsender_ssrc = \"1919249762\"\n[interceptors]\ningress = [\"remb\"]\negress = []\n",
+        remb.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let ssrc = 0x7265_6d62;
+    route(&api, "v", ssrc, &publisher, &[("sub", &subscriber, None)]);
+    let took = send(&publisher, ssrc, 100, daemon.media[0]);
+    assert!(took < Duration::from_millis(500), "the burst took {took:?}: not within one period");
+    assert_eq!(received(&subscriber, 100).len(), 100, "every packet continues");
+
+    // One second after the first packet: 100 packets of 172 bytes in that second, at 50 %. ringfwd itself sends the
+    // publisher RTCP too (a PLI for the new video subscriber, with a receiver report): the REMB is the plugin's.
+    let rembs = |got: Vec<Vec<u8>>| -> Vec<ReceiverEstimatedMaximumBitrate> {
+        got.iter()
+            .flat_map(|datagram| {
+                rtcp::packet::unmarshal(&mut &datagram[..]).expect("RTCP the publisher's stack parses")
+            })
+            .filter_map(|p| p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>().cloned())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut found = Vec::new();
+    while found.is_empty() && Instant::now() < deadline {
+        found = rembs(publisher.recv(1, deadline.saturating_duration_since(Instant::now())));
+    }
+    assert_eq!(found.len(), 1, "the publisher got no REMB from the plugin");
+    let remb = &found[0];
+    assert_eq!(remb.sender_ssrc, 1_919_249_762, "the sender_ssrc parameter");
+    assert_eq!(remb.ssrcs, [ssrc], "about the publisher's stream");
+    assert_eq!(remb.bitrate, (100 * 172 * 8 / 2) as f32, "the measured bitrate at percent = 50");
+    assert!(rembs(publisher.drain(Duration::from_millis(1500))).is_empty(), "an idle stream gets no further REMB");
+    let metrics = daemon.metrics.expect("metrics");
+    assert_eq!(sample(metrics, "ringfwd_plugin_emitted_total", &[("plugin", "remb")]), Some(1.0));
+    assert_eq!(
+        sample(metrics, "ringfwd_plugin_calls_total", &[("plugin", "remb")]),
+        Some(101.0),
+        "100 packets, 1 timer"
+    );
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+}
+
 /// A module with the ABI's exports whose `on_rtp` counts its calls in `$calls` and then runs `body`.
 fn wat(body: &str) -> String {
     format!(
@@ -196,7 +249,10 @@ fn a_module_that_does_not_fit_the_abi_is_refused_naming_its_key_and_why() {
     let missing = dir.path().join("missing.wasm").display().to_string();
     for (path, words) in [
         (&no_rtp, vec!["plugins[0].path", "no_rtp.wat", "it does not export on_rtp (ABI v1)"]),
-        (&importing, vec!["plugins[0].path", "it imports wasi_snapshot_preview1.fd_write", "no imports"]),
+        (
+            &importing,
+            vec!["plugins[0].path", "it imports wasi_snapshot_preview1.fd_write", "which ABI v1 does not provide"],
+        ),
         (&missing, vec!["plugins[0].path", "cannot read it"]),
     ] {
         let config = format!("{MEDIA}[[plugins]]\nname = \"bad\"\npath = \"{path}\"\n");

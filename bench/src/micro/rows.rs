@@ -54,16 +54,53 @@ fn epoch(t0: Instant) -> NtpEpoch {
     NtpEpoch { at: t0, ntp: 3_970_000_000u64 << 32 }
 }
 
-/// The chain of `side` holding `built_in` alone (none: empty), bound as the forwarder binds it.
+/// What a row's chain holds besides nothing.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Member<'a> {
+    /// Nothing: the baseline.
+    Empty,
+    /// One built-in.
+    Builtin(InterceptorName),
+    /// One plugin of `plugins`; `drops`: it is expected to drop some packets.
+    Plugin {
+        /// The registry holding it.
+        plugins: &'a Plugins,
+        /// Its name.
+        name: &'static str,
+        /// True when the row's workload makes it drop packets.
+        drops: bool,
+    },
+}
+
+impl Member<'_> {
+    fn built_in(self) -> Option<InterceptorName> {
+        match self {
+            Member::Builtin(kind) => Some(kind),
+            Member::Empty | Member::Plugin { .. } => None,
+        }
+    }
+}
+
+impl From<Option<InterceptorName>> for Member<'_> {
+    fn from(built_in: Option<InterceptorName>) -> Self {
+        built_in.map_or(Member::Empty, Member::Builtin)
+    }
+}
+
+/// The chain of `side` holding `member` alone, bound as the forwarder binds it.
 fn bind(
     row: &'static str,
     side: Side,
-    built_in: Option<InterceptorName>,
+    member: Member<'_>,
     config: &Interceptors,
     t0: Instant,
 ) -> Result<Chain, MicroError> {
-    let names: Vec<ChainName> = built_in.map(ChainName::Builtin).into_iter().collect();
-    let factory = ChainFactory::new(MAX_PACKET_BYTES, epoch(t0), Plugins::none());
+    let (names, plugins): (Vec<ChainName>, Plugins) = match member {
+        Member::Empty => (Vec::new(), Plugins::none()),
+        Member::Builtin(kind) => (vec![ChainName::Builtin(kind)], Plugins::none()),
+        Member::Plugin { plugins, name, .. } => (vec![ChainName::Plugin(name.into())], plugins.clone()),
+    };
+    let factory = ChainFactory::new(MAX_PACKET_BYTES, epoch(t0), plugins.clone());
     let chain = match side {
         Side::Ingress => {
             let info = StreamInfo {
@@ -72,7 +109,7 @@ fn bind(
                 local_ssrc: Ssrc(LOCAL_SSRC),
                 epoch: factory.epoch,
             };
-            factory.ingress(&ringfwd_tuning::specs::ingress(&names, config, &Plugins::none()), &info)
+            factory.ingress(&ringfwd_tuning::specs::ingress(&names, config, &plugins), &info)
         }
         Side::Egress => {
             let info = SubscriptionInfo {
@@ -83,7 +120,7 @@ fn bind(
                 epoch: factory.epoch,
             };
             factory.egress(
-                &ringfwd_tuning::specs::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE, &Plugins::none()),
+                &ringfwd_tuning::specs::egress(&names, config, 1u128 << workload::PAYLOAD_TYPE, &plugins),
                 &info,
             )
         }
@@ -127,17 +164,17 @@ fn rtp_work(built_in: InterceptorName, s: &Snapshot) -> Vec<Sanity> {
     }
 }
 
-/// `n` RTP packets through a chain holding `built_in` alone (none: the empty baseline).
+/// `n` RTP packets through a chain holding `member` alone.
 pub(super) fn rtp_once(
     row: &'static str,
     side: Side,
-    built_in: Option<InterceptorName>,
+    member: Member<'_>,
     foreign: bool,
     config: &Interceptors,
     n: u64,
     t0: Instant,
 ) -> Result<(Duration, Vec<Sanity>), MicroError> {
-    let mut chain = bind(row, side, built_in, config, t0)?;
+    let mut chain = bind(row, side, member, config, t0)?;
     let mut stream = VideoStream::new(t0, config.twcc.extension_id, true, foreign)?;
     if side == Side::Egress {
         stream = stream.as_egress();
@@ -169,7 +206,10 @@ pub(super) fn rtp_once(
     let mut snapshot = Snapshot::default();
     chain.snapshot(&mut snapshot);
     let mut counts = vec![sanity("passed", passed, true)];
-    counts.extend(built_in.map(|b| rtp_work(b, &snapshot)).unwrap_or_default());
+    counts.extend(member.built_in().map(|b| rtp_work(b, &snapshot)).unwrap_or_default());
+    if let Member::Plugin { drops, .. } = member {
+        counts.push(sanity("dropped by the plugin", n - passed, drops));
+    }
     counts.push(sanity("emitted", emitted, false));
     Ok((elapsed, counts))
 }
@@ -186,7 +226,7 @@ pub(super) fn nack_once(
     t0: Instant,
 ) -> Result<(Duration, Vec<Sanity>), MicroError> {
     let built_in = with_cache.then_some(InterceptorName::NackCache);
-    let mut chain = bind(row, Side::Ingress, built_in, config, t0)?;
+    let mut chain = bind(row, Side::Ingress, built_in.into(), config, t0)?;
     let mut stream = VideoStream::new(t0, config.twcc.extension_id, false, false)?;
     let scope = Side::Ingress.scope();
     let mut outbox = Outbox::new(OUTBOX_PACKETS, MAX_PACKET_BYTES);
@@ -244,7 +284,7 @@ pub(super) fn pli_once(
     t0: Instant,
 ) -> Result<(Duration, Vec<Sanity>), MicroError> {
     let built_in = with_throttle.then_some(InterceptorName::KeyframeThrottle);
-    let mut chain = bind(row, Side::Ingress, built_in, config, t0)?;
+    let mut chain = bind(row, Side::Ingress, built_in.into(), config, t0)?;
     let scope = Side::Ingress.scope();
     let mut outbox = Outbox::new(OUTBOX_PACKETS, MAX_PACKET_BYTES);
     let pli = workload::pli()?;

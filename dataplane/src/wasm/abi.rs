@@ -5,7 +5,7 @@
 //! calling are [`super::load`]'s and [`super::instance`]'s.
 //!
 //! # The module
-//! A plugin is a core WebAssembly module (binary `.wasm`, or WAT text), importing nothing. It exports:
+//! A plugin is a core WebAssembly module (binary `.wasm`, or WAT text). It exports:
 //!
 //! | export | signature | |
 //! |---|---|---|
@@ -15,6 +15,21 @@
 //! | `on_rtp` | `(len: i32, stream: i32, flow: i32, ext_seq: i64, now_us: i64) -> i32` | required |
 //! | `on_rtcp` | `(len: i32, stream: i32, flow: i32, from: i32, now_us: i64) -> i32` | optional |
 //! | `ringfwd_init` | `(len: i32) -> i32` | optional: reads the parameters, 0 accepts |
+//! | `on_timer` | `(stream: i32, flow: i32, now_us: i64)` | optional: the time it asked for has come |
+//!
+//! It may import these functions of the module `ringfwd`, and nothing else:
+//!
+//! | import | signature | |
+//! |---|---|---|
+//! | `emit_rtcp_to_publisher` | `(ptr: i32, len: i32) -> i32` | RTCP to the stream's publisher |
+//! | `emit_to_subscriber` | `(flow: i32, ptr: i32, len: i32) -> i32` | bytes as they are to subscription `flow` |
+//! | `retransmit` | `(flow: i32, ptr: i32, len: i32) -> i32` | an RTP packet in the publisher's numbering, through the subscription's rewrite (ingress only) |
+//! | `set_timer` | `(at_us: i64)` | asks for `on_timer` at `at_us` (the chain keeps the earliest) |
+//!
+//! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
+//! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
+//! after the call returns (not if it faults), through the same outbox as the built-ins' (a full outbox refuses and
+//! counts); an egress chain may emit only to its own subscriber, only an ingress chain may retransmit.
 //!
 //! # The calls
 //! Before each call ringfwd writes the packet at the buffer's address:
@@ -42,7 +57,7 @@
 //! trap (unreachable, out-of-bounds access, division by zero, stack overflow) or a bad verdict disables the
 //! instance on that worker: from then on its packets take the plugin's failure path (`forward`: pass untouched;
 //! `drop`: dropped under `plugin`), and the fault is counted. `memory.grow` beyond `memory_max_bytes` fails
-//! (returns −1).
+//! (returns −1). A module importing anything but the functions above is refused at load.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +77,31 @@ pub const EXPORT_ON_RTP: &str = "on_rtp";
 /// `(len, stream, flow, from, now_us) -> verdict`; optional.
 pub const EXPORT_ON_RTCP: &str = "on_rtcp";
 
+/// `(stream, flow, now_us)`; optional.
+pub const EXPORT_ON_TIMER: &str = "on_timer";
+
+/// The module every import comes from.
+pub const IMPORT_MODULE: &str = "ringfwd";
+/// `(ptr, len) -> i32`.
+pub const IMPORT_EMIT_RTCP_TO_PUBLISHER: &str = "emit_rtcp_to_publisher";
+/// `(flow, ptr, len) -> i32`.
+pub const IMPORT_EMIT_TO_SUBSCRIBER: &str = "emit_to_subscriber";
+/// `(flow, ptr, len) -> i32`.
+pub const IMPORT_RETRANSMIT: &str = "retransmit";
+/// `(at_us)`.
+pub const IMPORT_SET_TIMER: &str = "set_timer";
+/// Every import a module may name.
+pub const IMPORTS: [&str; 4] =
+    [IMPORT_EMIT_RTCP_TO_PUBLISHER, IMPORT_EMIT_TO_SUBSCRIBER, IMPORT_RETRANSMIT, IMPORT_SET_TIMER];
+/// The most packets one call may emit.
+pub const MAX_EMITS_PER_CALL: usize = 8;
+/// What an emit answers when it took the packet.
+pub const EMIT_OK: i32 = 0;
+/// What an emit answers when it refused the packet.
+pub const EMIT_REFUSED: i32 = -1;
+
+/// `on_timer`'s parameters.
+pub type OnTimerArgs = (i32, i32, i64);
 /// `on_rtp`'s parameters.
 pub type OnRtpArgs = (i32, i32, i32, i64, i64);
 /// `on_rtcp`'s parameters.

@@ -1,14 +1,131 @@
 //! One instance of a WebAssembly plugin: its store (memory, globals, fuel, limits) and its typed entry points.
 //!
 //! Owns [`Instance`]: making one from a loaded plugin (checking the ABI's exports, the version, the buffer, and
-//! running `ringfwd_init`), writing a packet into its buffer, and calling `on_rtp` / `on_rtcp` with the fuel budget,
-//! turning a trap or running out of fuel into a [`Fault`]. Must never be shared between threads while it runs and
-//! never decide what a verdict means for the packet (that is [`super::link`]'s).
+//! running `ringfwd_init`), writing a packet into its buffer, and calling `on_rtp` / `on_rtcp` / `on_timer` with the
+//! fuel budget, turning a trap or running out of fuel into a [`Fault`]; and the host side of the ABI's imports
+//! ([`linker`]): what a call emits and the timer it asks for are staged in the instance's own preallocated
+//! [`Staged`] area, for the chain member to hand to its context after the call. Must never be shared between
+//! threads while it runs, never allocate per call, and never decide what a verdict means for the packet (that is
+//! [`super::link`]'s).
 
-use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc, WasmParams, WasmResults};
 
-use super::abi::{self, OnRtcpArgs, OnRtpArgs};
+use super::abi::{self, OnRtcpArgs, OnRtpArgs, OnTimerArgs, MAX_EMITS_PER_CALL, PACKET_BUFFER_BYTES};
 use super::load::{LoadError, Shared, MAX_FUEL_PER_CALL};
+
+/// Where a staged packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmitTarget {
+    /// RTCP to the stream's publisher.
+    Publisher,
+    /// As it is, to subscription `flow`.
+    Subscriber(u32),
+    /// Through subscription `flow`'s rewrite.
+    Retransmit(u32),
+}
+
+/// What one call emitted and asked for, in the instance's store: bounded, preallocated, cleared before each call.
+pub(crate) struct Staged {
+    arena: Box<[u8]>,
+    emits: [(EmitTarget, usize); MAX_EMITS_PER_CALL],
+    count: usize,
+    /// Emits refused during the call (out of memory bounds, too long, too many).
+    pub(crate) refused: u64,
+    /// The `set_timer` time of the call, the earliest if several.
+    pub(crate) timer: Option<i64>,
+}
+
+impl Staged {
+    fn new() -> Staged {
+        Staged {
+            arena: vec![0; MAX_EMITS_PER_CALL * PACKET_BUFFER_BYTES].into_boxed_slice(),
+            emits: [(EmitTarget::Publisher, 0); MAX_EMITS_PER_CALL],
+            count: 0,
+            refused: 0,
+            timer: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.count = 0;
+        self.refused = 0;
+        self.timer = None;
+    }
+
+    /// The staged packets, in the order emitted.
+    pub(crate) fn emits(&self) -> impl Iterator<Item = (EmitTarget, &[u8])> + '_ {
+        self.emits[..self.count].iter().enumerate().map(|(index, (target, len))| {
+            let start = index * PACKET_BUFFER_BYTES;
+            (*target, &self.arena[start..start + len])
+        })
+    }
+}
+
+/// A store's data: its limits, its memory (set once instantiated) and what the current call staged.
+pub(crate) struct Host {
+    limits: StoreLimits,
+    memory: Option<Memory>,
+    staged: Staged,
+}
+
+/// Copies `len` bytes at `ptr` of the caller's memory into the next staging slot; [`abi::EMIT_OK`] or
+/// [`abi::EMIT_REFUSED`].
+fn stage(caller: &mut Caller<'_, Host>, target: EmitTarget, ptr: i32, len: i32) -> i32 {
+    let Some(memory) = caller.data().memory else {
+        return abi::EMIT_REFUSED;
+    };
+    let (data, host) = memory.data_and_store_mut(caller);
+    let staged = &mut host.staged;
+    let range = usize::try_from(ptr).ok().zip(usize::try_from(len).ok()).and_then(|(start, len)| {
+        (len <= PACKET_BUFFER_BYTES && staged.count < MAX_EMITS_PER_CALL).then_some(start..start.checked_add(len)?)
+    });
+    let Some(bytes) = range.and_then(|range| data.get(range)) else {
+        staged.refused += 1;
+        return abi::EMIT_REFUSED;
+    };
+    let start = staged.count * PACKET_BUFFER_BYTES;
+    staged.arena[start..start + bytes.len()].copy_from_slice(bytes);
+    staged.emits[staged.count] = (target, bytes.len());
+    staged.count += 1;
+    abi::EMIT_OK
+}
+
+/// The host functions a module may import (see [`abi`]), for every instance of the engine.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadError> {
+    let mut linker = Linker::new(engine);
+    let module = abi::IMPORT_MODULE;
+    let failed = |e: wasmtime::Error| LoadError::Instantiate(format!("defining the host functions failed: {e:#}"));
+    linker
+        .func_wrap(module, abi::IMPORT_EMIT_RTCP_TO_PUBLISHER, |mut caller: Caller<'_, Host>, ptr: i32, len: i32| {
+            stage(&mut caller, EmitTarget::Publisher, ptr, len)
+        })
+        .map_err(failed)?;
+    linker
+        .func_wrap(
+            module,
+            abi::IMPORT_EMIT_TO_SUBSCRIBER,
+            |mut caller: Caller<'_, Host>, flow: i32, ptr: i32, len: i32| match u32::try_from(flow) {
+                Ok(flow) => stage(&mut caller, EmitTarget::Subscriber(flow), ptr, len),
+                Err(_) => abi::EMIT_REFUSED,
+            },
+        )
+        .map_err(failed)?;
+    linker
+        .func_wrap(module, abi::IMPORT_RETRANSMIT, |mut caller: Caller<'_, Host>, flow: i32, ptr: i32, len: i32| {
+            match u32::try_from(flow) {
+                Ok(flow) => stage(&mut caller, EmitTarget::Retransmit(flow), ptr, len),
+                Err(_) => abi::EMIT_REFUSED,
+            }
+        })
+        .map_err(failed)?;
+    linker
+        .func_wrap(module, abi::IMPORT_SET_TIMER, |mut caller: Caller<'_, Host>, at_us: i64| {
+            let timer = &mut caller.data_mut().staged.timer;
+            *timer = Some(timer.map_or(at_us, |earlier| earlier.min(at_us)));
+        })
+        .map_err(failed)?;
+    Ok(linker)
+}
 
 /// Why a call did not return a verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +138,13 @@ pub(crate) enum Fault {
 
 /// A plugin instance with its entry points.
 pub(crate) struct Instance {
-    store: Store<StoreLimits>,
+    store: Store<Host>,
     memory: Memory,
     /// The packet buffer's offset in `memory` (checked to hold [`abi::PACKET_BUFFER_BYTES`]).
     buffer: usize,
     on_rtp: TypedFunc<OnRtpArgs, i32>,
     on_rtcp: Option<TypedFunc<OnRtcpArgs, i32>>,
+    on_timer: Option<TypedFunc<OnTimerArgs, ()>>,
     fuel_per_call: u64,
 }
 
@@ -41,11 +159,13 @@ impl Instance {
             .tables(4)
             .table_elements(100_000)
             .build();
-        let mut store = Store::new(&plugin.engine, limits);
-        store.limiter(|limits| limits);
+        let mut store = Store::new(&plugin.engine, Host { limits, memory: None, staged: Staged::new() });
+        store.limiter(|host| &mut host.limits);
         // Instantiation (a start function, data segments) and ringfwd_init run off the hot path, on the largest budget.
         set_fuel(&mut store, MAX_FUEL_PER_CALL)?;
-        let instance = wasmtime::Instance::new(&mut store, &plugin.module, &[])
+        let instance = plugin
+            .linker
+            .instantiate(&mut store, &plugin.module)
             .map_err(|e| LoadError::Instantiate(format!("instantiating it failed: {e:#}")))?;
         let memory = match instance.get_export(&mut store, abi::EXPORT_MEMORY) {
             None => return Err(LoadError::MissingExport(abi::EXPORT_MEMORY)),
@@ -58,6 +178,8 @@ impl Instance {
         let on_rtp = required::<OnRtpArgs, i32>(&instance, &mut store, abi::EXPORT_ON_RTP)?;
         let on_rtcp = optional::<OnRtcpArgs, i32>(&instance, &mut store, abi::EXPORT_ON_RTCP)?;
         let init = optional::<i32, i32>(&instance, &mut store, abi::EXPORT_INIT)?;
+        let on_timer = optional::<OnTimerArgs, ()>(&instance, &mut store, abi::EXPORT_ON_TIMER)?;
+        store.data_mut().memory = Some(memory);
 
         let found = version.call(&mut store, ()).map_err(|e| trapped(abi::EXPORT_VERSION, &e))?;
         if found != abi::ABI_VERSION {
@@ -73,7 +195,8 @@ impl Instance {
             return Err(LoadError::Buffer { address, memory_bytes });
         }
         let buffer = usize::try_from(address).unwrap_or_default();
-        let mut instance = Instance { store, memory, buffer, on_rtp, on_rtcp, fuel_per_call: plugin.fuel_per_call };
+        let fuel_per_call = plugin.fuel_per_call;
+        let mut instance = Instance { store, memory, buffer, on_rtp, on_rtcp, on_timer, fuel_per_call };
         if let Some(init) = init {
             let len = instance.write(plugin.params.as_bytes()).map(|_| plugin.params.len()).unwrap_or_default();
             let len = i32::try_from(len).unwrap_or_default();
@@ -113,13 +236,25 @@ impl Instance {
         Some(self.call(&on_rtcp, args))
     }
 
+    /// Calls `on_timer`, when the plugin exports it (else `None`).
+    pub(crate) fn on_timer(&mut self, args: OnTimerArgs) -> Option<(Result<(), Fault>, u64)> {
+        let on_timer = self.on_timer.clone()?;
+        Some(self.call(&on_timer, args))
+    }
+
     /// True when the plugin exports `on_rtcp`.
     pub(crate) fn wants_rtcp(&self) -> bool {
         self.on_rtcp.is_some()
     }
 
+    /// What the last call emitted and asked for.
+    pub(crate) fn staged(&self) -> &Staged {
+        &self.store.data().staged
+    }
+
     #[inline]
-    fn call<P: WasmParams>(&mut self, func: &TypedFunc<P, i32>, args: P) -> (Result<i32, Fault>, u64) {
+    fn call<P: WasmParams, R: WasmResults>(&mut self, func: &TypedFunc<P, R>, args: P) -> (Result<R, Fault>, u64) {
+        self.store.data_mut().staged.clear();
         if self.store.set_fuel(self.fuel_per_call).is_err() {
             return (Err(Fault::Trap("fuel metering is off".into())), 0);
         }
@@ -133,7 +268,7 @@ impl Instance {
     }
 }
 
-fn set_fuel(store: &mut Store<StoreLimits>, fuel: u64) -> Result<(), LoadError> {
+fn set_fuel(store: &mut Store<Host>, fuel: u64) -> Result<(), LoadError> {
     store.set_fuel(fuel).map_err(|e| LoadError::Instantiate(format!("setting its fuel failed: {e:#}")))
 }
 
@@ -144,7 +279,7 @@ fn trapped(export: &str, e: &wasmtime::Error) -> LoadError {
 /// The export `name` as a function of type `P -> R`: an error when it is missing or of another type.
 fn required<P: WasmParams, R: WasmResults>(
     instance: &wasmtime::Instance,
-    store: &mut Store<StoreLimits>,
+    store: &mut Store<Host>,
     name: &'static str,
 ) -> Result<TypedFunc<P, R>, LoadError> {
     optional(instance, store, name)?.ok_or(LoadError::MissingExport(name))
@@ -153,7 +288,7 @@ fn required<P: WasmParams, R: WasmResults>(
 /// The export `name` as a function of type `P -> R`, `None` when it is missing, an error when it has another type.
 fn optional<P: WasmParams, R: WasmResults>(
     instance: &wasmtime::Instance,
-    store: &mut Store<StoreLimits>,
+    store: &mut Store<Host>,
     name: &'static str,
 ) -> Result<Option<TypedFunc<P, R>>, LoadError> {
     let Some(export) = instance.get_export(&mut *store, name) else {

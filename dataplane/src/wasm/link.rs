@@ -4,16 +4,17 @@
 //! Owns [`WasmLink`], [`register`] (adds a loaded plugin to the native registry, so chains name it like any
 //! plugin) and the per-thread instance table: one instance per plugin per worker thread, made when the first
 //! stream or subscription on that worker binds the plugin (when it is added, not when a packet arrives), reached
-//! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`]: a fault disables
-//! the instance on this worker (counted once, logged once) and from then on its packets take the plugin's failure
-//! path. Must never hold an instance across threads, and never allocate per packet.
+//! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`] and hands what the
+//! call emitted and the timer it asked for to the context; a fault disables the instance on this worker (counted
+//! once, logged once; what the faulting call emitted is discarded) and from then on its packets take the plugin's
+//! failure path. Must never hold an instance across threads, and never allocate per packet.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::abi;
-use super::instance::{Fault, Instance};
+use super::instance::{EmitTarget, Fault, Instance};
 use super::load::{FailurePath, Shared, WasmPlugin};
 use super::stats::{bump, Counters};
 use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
@@ -95,10 +96,7 @@ impl WasmLink {
 
     fn run(&mut self, call: Call<'_>, ctx: &mut Context<'_>) -> Verdict {
         let now_us = i64::try_from(ctx.now().saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
-        let (stream, flow) = match ctx.scope() {
-            Scope::Stream { stream } => (stream as i32, abi::NONE),
-            Scope::Subscription { stream, flow } => (stream as i32, flow as i32),
-        };
+        let (stream, flow) = scope_args(ctx.scope());
         let plugin = &*self.plugin;
         INSTANCES.with_borrow_mut(|table| {
             let index = slot_of(table, plugin);
@@ -138,36 +136,118 @@ impl WasmLink {
             bump(&counters.calls, 1);
             bump(&counters.fuel, fuel);
             let fault = match result {
-                Ok(abi::VERDICT_CONTINUE) => return Verdict::Continue,
-                Ok(abi::VERDICT_DROP) => {
-                    bump(&counters.drops, 1);
-                    return Verdict::Drop(DropReason::Plugin);
-                }
-                Ok(abi::VERDICT_CONSUMED) => {
-                    bump(&counters.consumed, 1);
-                    return Verdict::Consumed;
+                Ok(code @ (abi::VERDICT_CONTINUE | abi::VERDICT_DROP | abi::VERDICT_CONSUMED)) => {
+                    deliver(instance, counters, self.epoch, ctx);
+                    return match code {
+                        abi::VERDICT_DROP => {
+                            bump(&counters.drops, 1);
+                            Verdict::Drop(DropReason::Plugin)
+                        }
+                        abi::VERDICT_CONSUMED => {
+                            bump(&counters.consumed, 1);
+                            Verdict::Consumed
+                        }
+                        _ => Verdict::Continue,
+                    };
                 }
                 Ok(other) => {
                     bump(&counters.bad_verdicts, 1);
                     format!("returned verdict {other}, which ABI v{} does not define", abi::ABI_VERSION)
                 }
-                Err(Fault::OutOfFuel) => {
-                    bump(&counters.out_of_fuel, 1);
-                    format!("ran out of fuel ({} per call)", plugin.fuel_per_call)
-                }
-                Err(Fault::Trap(trap)) => {
-                    bump(&counters.traps, 1);
-                    format!("trapped: {trap}")
-                }
+                Err(fault) => describe(fault, plugin, counters),
             };
-            // Once per instance: it is dropped here and the slot stays disabled.
-            tracing::warn!(plugin = %plugin.name, fault = %fault, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
-            *slot = Slot::Disabled;
-            bump(&counters.disabled, 1);
-            ctx.note_plugin_failure();
+            disable(slot, plugin, counters, &fault, ctx);
             failure_verdict(plugin.on_failure)
         })
     }
+
+    /// The timer this member asked for has come: `on_timer`, when the plugin exports it.
+    fn timer(&mut self, ctx: &mut Context<'_>) {
+        let now_us = i64::try_from(ctx.now().saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
+        let (stream, flow) = scope_args(ctx.scope());
+        let plugin = &*self.plugin;
+        INSTANCES.with_borrow_mut(|table| {
+            let index = slot_of(table, plugin);
+            let (_, slot, counters) = &mut table[index];
+            let Slot::Ready(instance) = slot else { return };
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us)) else { return };
+            bump(&counters.calls, 1);
+            bump(&counters.fuel, fuel);
+            match result {
+                Ok(()) => deliver(instance, counters, self.epoch, ctx),
+                Err(fault) => {
+                    let fault = describe(fault, plugin, counters);
+                    disable(slot, plugin, counters, &fault, ctx);
+                }
+            }
+        });
+    }
+}
+
+/// `stream` and `flow` as the ABI passes them.
+fn scope_args(scope: Scope) -> (i32, i32) {
+    match scope {
+        Scope::Stream { stream } => (stream as i32, abi::NONE),
+        Scope::Subscription { stream, flow } => (stream as i32, flow as i32),
+    }
+}
+
+/// Hands what the call staged to the context: its packets, then its timer.
+fn deliver(instance: &Instance, counters: &Counters, epoch: Instant, ctx: &mut Context<'_>) {
+    let staged = instance.staged();
+    let mut refused = staged.refused;
+    let mut emitted = 0;
+    for (target, bytes) in staged.emits() {
+        let copy = |slot: &mut [u8]| match slot.get_mut(..bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                bytes.len()
+            }
+            None => 0,
+        };
+        let sent = match target {
+            EmitTarget::Publisher => ctx.send_rtcp_to_publisher(copy),
+            EmitTarget::Subscriber(flow) => ctx.send_to_subscriber(flow, copy),
+            EmitTarget::Retransmit(flow) => ctx.retransmit(flow, bytes),
+        };
+        if sent {
+            emitted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    if emitted != 0 {
+        bump(&counters.emitted, emitted);
+    }
+    if refused != 0 {
+        bump(&counters.emits_refused, refused);
+    }
+    if let Some(at_us) = staged.timer {
+        let at = epoch + std::time::Duration::from_micros(u64::try_from(at_us).unwrap_or(0));
+        ctx.schedule(at.max(ctx.now()));
+    }
+}
+
+/// Counts a fault by kind and says what happened.
+fn describe(fault: Fault, plugin: &Shared, counters: &Counters) -> String {
+    match fault {
+        Fault::OutOfFuel => {
+            bump(&counters.out_of_fuel, 1);
+            format!("ran out of fuel ({} per call)", plugin.fuel_per_call)
+        }
+        Fault::Trap(trap) => {
+            bump(&counters.traps, 1);
+            format!("trapped: {trap}")
+        }
+    }
+}
+
+/// Disables the instance on this worker: once per instance, it is dropped here and the slot stays disabled.
+fn disable(slot: &mut Slot, plugin: &Shared, counters: &Counters, fault: &str, ctx: &mut Context<'_>) {
+    tracing::warn!(plugin = %plugin.name, fault = %fault, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
+    *slot = Slot::Disabled;
+    bump(&counters.disabled, 1);
+    ctx.note_plugin_failure();
 }
 
 fn failure_verdict(path: FailurePath) -> Verdict {
@@ -195,5 +275,9 @@ impl Interceptor for WasmLink {
 
     fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
         self.run(Call::Rtcp { bytes: rtcp.bytes(), from }, ctx)
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        self.timer(ctx);
     }
 }

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::abi::{self, ParamsError};
-use super::instance::Instance;
+use super::instance::{self, Instance};
 use super::stats::{Counters, WasmPluginStats};
 
 /// The smallest per-instance memory limit: one WebAssembly page.
@@ -113,8 +113,13 @@ pub enum LoadError {
     /// Not a valid WebAssembly module (or WAT text).
     #[error("not a valid WebAssembly module: {0}")]
     Invalid(String),
-    /// It imports something (ABI v1 provides no imports).
-    #[error("it imports {module}.{name}, and ABI v{version} provides no imports", version = abi::ABI_VERSION)]
+    /// It imports something ABI v1 does not provide.
+    #[error(
+        "it imports {module}.{name}, which ABI v{version} does not provide (only {}.{{{}}})",
+        abi::IMPORT_MODULE,
+        abi::IMPORTS.join(", "),
+        version = abi::ABI_VERSION
+    )]
     Import {
         /// The import's module.
         module: String,
@@ -184,13 +189,17 @@ impl Engine {
         let params = abi::params_text(&spec.params)?;
         let module =
             wasmtime::Module::new(&self.engine, &spec.module).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(import) = module.imports().next() {
+        let provided = |import: &wasmtime::ImportType<'_>| {
+            import.module() == abi::IMPORT_MODULE && abi::IMPORTS.contains(&import.name())
+        };
+        if let Some(import) = module.imports().find(|import| !provided(import)) {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
         let shared = Shared {
             name: spec.name,
             module,
             engine: self.engine.clone(),
+            linker: instance::linker(&self.engine)?,
             ingress: spec.ingress,
             egress: spec.egress,
             on_failure: spec.on_failure,
@@ -245,6 +254,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) module: wasmtime::Module,
     pub(crate) engine: wasmtime::Engine,
+    /// The ABI's host functions.
+    pub(crate) linker: wasmtime::Linker<instance::Host>,
     pub(crate) ingress: bool,
     pub(crate) egress: bool,
     pub(crate) on_failure: FailurePath,

@@ -33,6 +33,11 @@ pub struct WasmPluginStats {
     pub failure_path: u64,
     /// Packets longer than the packet buffer, passed without a call.
     pub oversize: u64,
+    /// Packets the plugins emitted that went to the outbox.
+    pub emitted: u64,
+    /// Packets the plugins emitted that were refused (bad range, too many, a target the chain may not use, a full
+    /// outbox).
+    pub emits_refused: u64,
 }
 
 /// One instance's counters (see the module docs for who writes them).
@@ -49,6 +54,8 @@ pub(crate) struct Counters {
     pub(crate) instantiation_failures: AtomicU64,
     pub(crate) failure_path: AtomicU64,
     pub(crate) oversize: AtomicU64,
+    pub(crate) emitted: AtomicU64,
+    pub(crate) emits_refused: AtomicU64,
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -73,5 +80,7 @@ impl Counters {
         out.instantiation_failures += load(&self.instantiation_failures);
         out.failure_path += load(&self.failure_path);
         out.oversize += load(&self.oversize);
+        out.emitted += load(&self.emitted);
+        out.emits_refused += load(&self.emits_refused);
     }
 }

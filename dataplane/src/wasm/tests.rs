@@ -68,7 +68,7 @@ fn loading_refuses_what_does_not_fit_the_abi_and_says_why() {
     let refused = |spec: WasmPluginSpec| load(spec).expect_err("refused").to_string();
     assert!(refused(spec("p", "(module")).starts_with("not a valid WebAssembly module"));
     let importing = r#"(module (import "env" "clock" (func)))"#;
-    assert_eq!(refused(spec("p", importing)), "it imports env.clock, and ABI v1 provides no imports");
+    assert!(refused(spec("p", importing)).starts_with("it imports env.clock, which ABI v1 does not provide"));
     let no_rtp = r#"(module (memory (export "memory") 1)
         (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
         (func (export "ringfwd_packet_buffer") (result i32) (i32.const 0)))"#;
@@ -194,4 +194,65 @@ fn one_instance_per_plugin_per_thread_shared_by_the_chains_there() {
     .expect("the other thread");
     let stats = plugin.stats();
     assert_eq!((stats.instances, stats.calls), (2, 3));
+}
+
+#[test]
+fn what_a_call_emits_and_the_timer_it_asks_for_reach_the_context_after_it() {
+    use crate::core::interceptor::Target;
+    // on_rtp: RTCP to the publisher (the packet's first 8 bytes), 9 emits of which the 9th is refused (8 per call),
+    // one out of its memory (refused), and a timer 10 ms on; on_timer: a retransmission of the buffer to flow 7.
+    let wat = r#"(module
+      (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+      (import "ringfwd" "retransmit" (func $retransmit (param i32 i32 i32) (result i32)))
+      (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+      (memory (export "memory") 1)
+      (global $answers (mut i32) (i32.const 0))
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "on_rtp") (param $len i32) (param i32 i32 i64) (param $now i64) (result i32)
+        (local $i i32)
+        (loop $emit
+          (global.set $answers (i32.add (global.get $answers) (call $to_publisher (i32.const 1024) (i32.const 8))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $emit (i32.lt_u (local.get $i) (i32.const 9))))
+        (drop (call $to_publisher (i32.const 65530) (i32.const 100)))
+        (call $set_timer (i64.add (local.get $now) (i64.const 10000)))
+        (i32.const 0))
+      (func (export "answers") (result i32) (global.get $answers))
+      (func (export "on_timer") (param i32 i32 i64)
+        (drop (call $retransmit (i32.const 7) (i32.const 1024) (i32.const 12)))))"#;
+    let plugin = load(spec("emitter", wat)).expect("loads: its imports are the ABI's");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(16, 1500);
+    let mut pkt = [0u8; 20];
+    pkt[0] = 0x80;
+    pkt[12..20].copy_from_slice(b"payload!");
+    let now = Instant::now();
+    let mut attrs = attrs(now);
+    attrs.len_bytes = pkt.len();
+    assert_eq!(chain.on_rtp(now, Scope::Stream { stream: 3 }, &pkt, &attrs, &mut outbox), Verdict::Continue);
+    assert_eq!(outbox.len(), 8, "8 emits per call; the 9th and the one out of its memory refused");
+    let (target, bytes) = outbox.get(0).expect("the first");
+    assert_eq!(target, Target::Publisher { stream: 3 });
+    assert_eq!(bytes, &[0x80, 96, 0, 1, 0, 0, 0, 0], "the header it was shown (patched from the attributes)");
+    let stats = plugin.stats();
+    assert_eq!((stats.emitted, stats.emits_refused), (8, 2));
+    let wake = chain.next_wake().expect("the plugin's timer");
+    let asked = now + std::time::Duration::from_millis(10);
+    let off = if wake > asked { wake - asked } else { asked - wake };
+    assert!(off < std::time::Duration::from_micros(2), "now_us + 10 ms, in whole microseconds: off by {off:?}");
+    outbox.clear();
+    chain.on_timer(wake, Scope::Stream { stream: 3 }, &mut outbox);
+    assert_eq!(outbox.len(), 1);
+    let (target, bytes) = outbox.get(0).expect("the retransmission");
+    assert_eq!(target, Target::Retransmit { flow: 7 });
+    assert_eq!(bytes.len(), 12);
+    assert_eq!(plugin.stats().calls, 2, "on_rtp and on_timer");
+
+    let unknown = r#"(module (import "ringfwd" "send" (func)))"#;
+    let refused = load(spec("p", unknown)).expect_err("an import the ABI does not provide").to_string();
+    assert!(refused.starts_with("it imports ringfwd.send, which ABI v1 does not provide (only ringfwd.{"), "{refused}");
+    let mistyped = r#"(module (import "ringfwd" "set_timer" (func (param i32))))"#;
+    let refused = load(spec("p", mistyped)).expect_err("a mistyped import").to_string();
+    assert!(refused.starts_with("instantiating it failed"), "{refused}");
 }

@@ -1,0 +1,80 @@
+//! The plugins the microbenchmark's plugin rows run: a native no-op, a WebAssembly no-op, and a WebAssembly
+//! per-stream packet-rate throttle (the algorithm of `plugins/examples/throttle.c`, written in WAT so the bench
+//! needs no C compiler).
+//!
+//! Owns [`registry`] (the three, registered as the daemon registers them) and the row table. Must never time
+//! anything itself: rows.rs's loops do.
+
+use ringfwd_dataplane::control::Plugins;
+use ringfwd_dataplane::plugin::Interceptor;
+use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPlugin, WasmPluginSpec};
+
+use super::workload::PACKETS_PER_SECOND;
+use super::MicroError;
+
+/// A native plugin that lets every packet through: the cost of the plugin position and its panic guard.
+#[derive(Debug)]
+struct NativeNoop;
+
+impl Interceptor for NativeNoop {}
+
+/// A WebAssembly module that lets every packet through: the cost of copying the packet in and one call.
+const WASM_NOOP: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0)))"#;
+
+/// At most `MAX` packets per one-second window, the window starting with the first packet after the last one ended.
+fn wasm_throttle(max_pps: u64) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $start (mut i64) (i64.const 0))
+  (global $count (mut i64) (i64.const 0))
+  (global $used (mut i32) (i32.const 0))
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param $stream i32) (param $flow i32) (param $seq i64) (param $now i64) (result i32)
+    (if (i32.or (i32.eqz (global.get $used)) (i64.ge_u (i64.sub (local.get $now) (global.get $start)) (i64.const 1000000)))
+      (then (global.set $used (i32.const 1)) (global.set $start (local.get $now)) (global.set $count (i64.const 0))))
+    (global.set $count (i64.add (global.get $count) (i64.const 1)))
+    (i64.gt_u (global.get $count) (i64.const {max_pps}))))"#
+    )
+}
+
+/// The plugin rows: name, plugin, whether the workload makes it drop.
+pub(super) const ROWS: [(&str, &str, bool); 3] = [
+    ("plugin_native_noop", "native_noop", false),
+    ("plugin_wasm_noop", "wasm_noop", false),
+    ("plugin_wasm_throttle", "wasm_throttle", true),
+];
+
+/// The three plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
+pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
+    let broken = |e: String| MicroError::Template { message: e };
+    let engine = Engine::new().map_err(broken)?;
+    let load = |name: &str, wat: String| {
+        let spec = WasmPluginSpec {
+            name: name.into(),
+            module: wat.into_bytes(),
+            origin: format!("{name}.wat"),
+            ingress: true,
+            egress: false,
+            on_failure: FailurePath::Forward,
+            fuel_per_call: wasm::DEFAULT_FUEL_PER_CALL,
+            memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
+            params: Default::default(),
+        };
+        engine.load(spec).map_err(|e| broken(format!("{name}: {e}")))
+    };
+    // 80 % of the stream's packet rate, as the rate_limit row: it drops the rest of each second.
+    let loaded =
+        vec![load("wasm_noop", WASM_NOOP.into())?, load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10))?];
+    let mut plugins =
+        Plugins::none().with_ingress("native_noop", |_| Box::new(NativeNoop)).map_err(|e| broken(e.to_string()))?;
+    for plugin in &loaded {
+        plugins = wasm::register(plugins, plugin).map_err(|e| broken(e.to_string()))?;
+    }
+    Ok((plugins, loaded))
+}
