@@ -228,7 +228,7 @@ pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), D
             }
         })
         .build()?;
-    let started = Started { store, taking, inherited, chains, plugin_metrics: crate::plugins::metrics(&loaded) };
+    let started = Started { store, taking, inherited, chains, plugins: loaded.clone() };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
     // The workers stop reading, finish what they received and publish their last numbering.
     let workers = dataplane.workers().to_vec();
@@ -269,8 +269,8 @@ struct Started {
     inherited: Option<Inherited>,
     /// The registry's chain context: the default chains checked against the registered plugins.
     chains: Chains,
-    /// The WebAssembly plugins' counters, for the metrics endpoint.
-    plugin_metrics: Arc<dyn metrics::ExportMetrics>,
+    /// The plugins chains may name (for the API's node info and the metrics endpoint).
+    plugins: crate::plugins::Loaded,
 }
 
 /// Why the control plane stopped.
@@ -352,7 +352,8 @@ async fn control(
     tls: Option<Arc<rustls::ServerConfig>>,
     started: Started,
 ) -> Result<Stopped, DaemonError> {
-    let Started { store, mut taking, inherited, chains, plugin_metrics } = started;
+    let Started { store, mut taking, inherited, chains, plugins } = started;
+    let plugin_metrics = crate::plugins::metrics(&plugins);
     let (inherited_api, inherited_metrics) = match inherited {
         Some(Inherited { api, metrics }) => (Some(api), metrics),
         None => (None, None),
@@ -380,6 +381,7 @@ async fn control(
         advertise,
         workers: dataplane.workers().to_vec(),
         max_packets_per_second_per_source: config.admission.max_packets_per_second_per_source,
+        plugins,
     };
     let registry = Registry::from_config(config, media.clone(), dataplane.workers().len(), chains);
     let metadata = MetadataLimits::from_config(config);

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use ringfwd_dataplane::control::Plugins;
-use ringfwd_dataplane::wasm::{self, Engine, WasmPlugin, WasmPluginSpec, WasmPluginStats};
+use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPlugin, WasmPluginSpec, WasmPluginStats};
+use ringfwd_proto::v1;
 use ringfwd_tuning::{ChainSide, Config, ConfigError, PluginConfig};
 
 use crate::metrics::exposition::{Exposition, Kind};
@@ -44,6 +45,51 @@ pub fn load(config: &Config, native: Plugins) -> Result<Loaded, ConfigError> {
         loaded.push(wasm);
     }
     Ok(Loaded { registry, wasm: loaded })
+}
+
+impl Loaded {
+    /// Every plugin as the API describes it: the native ones (names only), then the WebAssembly ones with their
+    /// settings and counters.
+    pub fn describe(&self) -> Vec<v1::Plugin> {
+        let chains = |ingress: bool, egress: bool| {
+            [("ingress", ingress), ("egress", egress)]
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(c, _)| c.to_string())
+                .collect()
+        };
+        let registry = &self.registry;
+        let native = registry.names().filter(|name| !self.wasm.iter().any(|w| w.name() == *name)).map(|name| {
+            let id = registry.find(name);
+            let on = |side: fn(&Plugins, ringfwd_dataplane::control::PluginId) -> bool| {
+                id.is_some_and(|id| side(registry, id))
+            };
+            v1::Plugin {
+                name: name.to_owned(),
+                kind: "native".into(),
+                chains: chains(on(Plugins::runs_on_ingress), on(Plugins::runs_on_egress)),
+                ..v1::Plugin::default()
+            }
+        });
+        let wasm = self.wasm.iter().map(|plugin| {
+            let (ingress, egress) = plugin.chains();
+            let (fuel_per_call, memory_max_bytes) = plugin.limits();
+            v1::Plugin {
+                name: plugin.name().to_owned(),
+                kind: "wasm".into(),
+                chains: chains(ingress, egress),
+                path: plugin.origin().to_owned(),
+                on_failure: match plugin.on_failure() {
+                    FailurePath::Forward => "forward".into(),
+                    FailurePath::Drop => "drop".into(),
+                },
+                fuel_per_call,
+                memory_max_bytes,
+                counters: plugin.stats().named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+            }
+        });
+        native.chain(wasm).collect()
+    }
 }
 
 fn spec(plugin: &PluginConfig, module: Vec<u8>) -> WasmPluginSpec {

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::api::{
+    ctl_ok, dev_token, endpoint, parse_json, subscription, video_stream, wait_until, worker_total, Api,
+};
 use ringfwd_tests::daemon::{run_to_exit, Daemon};
 use ringfwd_tests::peer::{rtp_packet, Peer};
 
@@ -223,6 +225,23 @@ fn a_trap_and_an_endless_loop_disable_their_instances_and_packets_take_each_plug
     assert_eq!(plugin_counter(&daemon, path, &[("plugin", "trap_fifth")], 25.0), 25.0, "packets 6..=30");
     assert_eq!(plugin_counter(&daemon, path, &[("plugin", "spin_third")], 27.0), 27.0, "packets 4..=30");
     assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_calls_total", &[("plugin", "spin_third")], 3.0), 3.0);
+
+    // What an operator sees: `ringfwd ctl plugin list`, as a table and as JSON (GetNodeInfo's plugins).
+    let token = dev_token(&daemon);
+    let table = ctl_ok(&daemon, &token, &["plugin", "list"]);
+    for word in ["trap_fifth", "spin_third", "wasm", "ingress", "egress", "forward", "drop", "1 / 1", &trap, &spin] {
+        assert!(table.contains(word), "{word:?} not in\n{table}");
+    }
+    let listed = parse_json(&ctl_ok(&daemon, &token, &["--json", "plugin", "list"]));
+    let plugin =
+        |name: &str| listed.as_array().and_then(|all| all.iter().find(|p| p["name"] == name)).cloned().expect("listed");
+    let (trapped, spun) = (plugin("trap_fifth"), plugin("spin_third"));
+    assert_eq!((trapped["kind"].as_str(), trapped["onFailure"].as_str()), (Some("wasm"), Some("forward")));
+    assert_eq!(trapped["counters"]["traps"], "1", "{trapped}");
+    assert_eq!(trapped["counters"]["calls"], "5", "{trapped}");
+    assert_eq!((spun["chains"][0].as_str(), spun["onFailure"].as_str()), (Some("egress"), Some("drop")));
+    assert_eq!(spun["counters"]["out_of_fuel"], "1", "{spun}");
+    assert_eq!(spun["fuelPerCall"], "100000", "{spun}");
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
     assert!(

@@ -76,6 +76,8 @@ pub struct NodeStatic {
     pub workers: Vec<WorkerHandle>,
     /// `admission.max_packets_per_second_per_source` (0: unlimited), enforced by the workers.
     pub max_packets_per_second_per_source: u32,
+    /// The plugins chains may name, native and WebAssembly.
+    pub plugins: crate::plugins::Loaded,
 }
 
 /// The service state shared by every call.

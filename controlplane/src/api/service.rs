@@ -263,6 +263,7 @@ impl Ringfwd for Api {
             rtcp_addresses: self.node.rtcp.iter().map(ToString::to_string).collect(),
             boot_id: self.node.boot_id,
             started_unix_ms: self.node.started_unix_ms,
+            plugins: self.node.plugins.describe(),
         }))
     }
 

@@ -80,12 +80,23 @@ pub enum CtlCommand {
     },
     /// The node: version, workers, limits, usage, counters.
     Node,
+    /// Plugins: the native and WebAssembly plugins chains may name, with their counters.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
     /// Refuse new sessions and keep forwarding the existing ones (`--cancel` to accept again).
     Drain {
         /// Stop draining.
         #[arg(long)]
         cancel: bool,
     },
+}
+
+/// Plugin operations.
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// List them: kind, chains, failure path, limits, and the WebAssembly plugins' calls, drops, faults and disabled
+    /// instances, summed over the workers.
+    List,
 }
 
 /// Session operations.

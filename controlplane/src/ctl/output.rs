@@ -29,6 +29,51 @@ pub fn print<M: Printable>(message: &M, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The plugins of a node: a table, or a JSON array of `ringfwd.v1.Plugin`.
+pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
+    if json {
+        let messages = plugins.iter().map(|p| dynamic(p, "ringfwd.v1.Plugin")).collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string_pretty(&messages).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY).set_header([
+        "NAME",
+        "KIND",
+        "CHAINS",
+        "ON FAILURE",
+        "FUEL/CALL",
+        "MEMORY",
+        "CALLS",
+        "DROPS",
+        "FAULTS",
+        "DISABLED",
+        "PATH",
+    ]);
+    for p in plugins {
+        let get = |name: &str| p.counters.get(name).copied().unwrap_or(0);
+        let wasm = p.kind == "wasm";
+        let shown = |value: String| if wasm { value } else { "-".to_owned() };
+        table.add_row([
+            p.name.clone(),
+            p.kind.clone(),
+            p.chains.join(","),
+            shown(p.on_failure.clone()),
+            shown(p.fuel_per_call.to_string()),
+            shown(p.memory_max_bytes.to_string()),
+            shown(get("calls").to_string()),
+            shown(get("drops").to_string()),
+            shown(
+                (get("traps") + get("out_of_fuel") + get("bad_verdicts") + get("instantiation_failures")).to_string(),
+            ),
+            shown(format!("{} / {}", get("disabled"), get("instances"))),
+            shown(p.path.clone()),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
 /// The protobuf JSON mapping of `message`.
 pub fn to_json<M: Printable>(message: &M) -> Result<String, String> {
     serde_json::to_string_pretty(&dynamic(message, M::TYPE)?).map_err(|e| e.to_string())

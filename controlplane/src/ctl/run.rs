@@ -9,7 +9,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
 
-use super::args::{CtlArgs, CtlCommand, EndpointCmd, Kind, SessionCmd, StreamCmd, SubscriptionCmd};
+use super::args::{CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd, SubscriptionCmd};
 use super::metadata::initial;
 use super::output::print;
 
@@ -137,6 +137,10 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
         }
         CtlCommand::Node => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
+        }
+        CtlCommand::Plugin(PluginCmd::List) => {
+            let node = client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner();
+            super::output::print_plugins(&node.plugins, json)
         }
         CtlCommand::Drain { cancel } => {
             print(&client.drain(v1::DrainRequest { cancel }).await.map_err(status)?.into_inner(), json)

@@ -197,6 +197,7 @@ impl Engine {
         }
         let shared = Shared {
             name: spec.name,
+            origin: spec.origin,
             module,
             engine: self.engine.clone(),
             linker: instance::linker(&self.engine)?,
@@ -238,6 +239,21 @@ impl WasmPlugin {
         self.shared.on_failure
     }
 
+    /// Where its module came from (the spec's `origin`).
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    /// Whether streams' ingress chains, and subscriptions' egress chains, may run it.
+    pub fn chains(&self) -> (bool, bool) {
+        (self.shared.ingress, self.shared.egress)
+    }
+
+    /// Its fuel per call and its memory limit per instance.
+    pub fn limits(&self) -> (u64, u64) {
+        (self.shared.fuel_per_call, self.shared.memory_max_bytes)
+    }
+
     /// Its counters, summed over the workers' instances.
     pub fn stats(&self) -> WasmPluginStats {
         let instances = self.shared.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -252,6 +268,8 @@ impl WasmPlugin {
 /// What every instance of a plugin is made from.
 pub(crate) struct Shared {
     pub(crate) name: String,
+    /// Where its module came from.
+    pub(crate) origin: String,
     pub(crate) module: wasmtime::Module,
     pub(crate) engine: wasmtime::Engine,
     /// The ABI's host functions.

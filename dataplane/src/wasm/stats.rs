@@ -40,6 +40,28 @@ pub struct WasmPluginStats {
     pub emits_refused: u64,
 }
 
+impl WasmPluginStats {
+    /// Every counter by name (the names the API's `Plugin.counters` uses).
+    pub fn named(&self) -> [(&'static str, u64); 14] {
+        [
+            ("instances", self.instances),
+            ("disabled", self.disabled),
+            ("calls", self.calls),
+            ("drops", self.drops),
+            ("consumed", self.consumed),
+            ("fuel", self.fuel),
+            ("traps", self.traps),
+            ("out_of_fuel", self.out_of_fuel),
+            ("bad_verdicts", self.bad_verdicts),
+            ("instantiation_failures", self.instantiation_failures),
+            ("failure_path", self.failure_path),
+            ("oversize", self.oversize),
+            ("emitted", self.emitted),
+            ("emits_refused", self.emits_refused),
+        ]
+    }
+}
+
 /// One instance's counters (see the module docs for who writes them).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
