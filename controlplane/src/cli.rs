@@ -176,7 +176,7 @@ pub fn main(plugins: Plugins) -> ExitCode {
     if cli.print_config {
         // Resolved as the daemon resolves it before it starts the workers; a config the daemon accepts: its chains
         // and its static sessions too.
-        let (cores, _) = match dry_run(&config, plugins) {
+        let (cores, _, _) = match dry_run(&config, plugins) {
             Ok(judged) => judged,
             Err(exit) => return exit,
         };
@@ -206,10 +206,10 @@ pub fn main(plugins: Plugins) -> ExitCode {
             _ => "API plaintext",
         };
         return match dry_run(&config, plugins) {
-            Ok((cores, resources)) => {
+            Ok((cores, resources, wasm)) => {
                 println!(
-                    "ringfwd: config ok ({} workers on cores {cores:?}; {api}; static sessions: {}, creating {resources} \
-                     resources; state directory {}, pcap recordings in {})",
+                    "ringfwd: config ok ({} workers on cores {cores:?}; {api}; WebAssembly plugins loaded: {wasm}; static \
+                     sessions: {}, creating {resources} resources; state directory {}, pcap recordings in {})",
                     cores.len(),
                     config.sessions.len(),
                     paths.state.display(),
@@ -234,15 +234,15 @@ pub fn main(plugins: Plugins) -> ExitCode {
 /// What the daemon judges before it binds anything, once the config is read: the worker cores its placement
 /// resolves to on this host, its WebAssembly plugins (loaded as at start-up), its chains against the registered
 /// plugins, and its static sessions by the registry's
-/// rules in a dry run on that many workers. Answers the cores and the number of resources the sessions create, or
-/// the exit after the error was printed.
-fn dry_run(config: &ringfwd_tuning::Config, plugins: Plugins) -> Result<(Vec<usize>, usize), ExitCode> {
+/// rules in a dry run on that many workers. Answers the cores, the number of resources the sessions create and the
+/// number of WebAssembly plugins loaded, or the exit after the error was printed.
+fn dry_run(config: &ringfwd_tuning::Config, plugins: Plugins) -> Result<(Vec<usize>, usize, usize), ExitCode> {
     let cores = crate::affinity::worker_cores(config).map_err(|e| fail(e, 2))?;
     let loaded = crate::plugins::load(config, plugins).map_err(|e| fail(e, 2))?;
     let chains = Chains::new(config.interceptors.clone(), loaded.registry).map_err(|e| fail(e, 2))?;
     let resources = crate::routes::check(config, cores.len(), &chains)
         .map_err(|e| fail(crate::daemon::DaemonError::Routes(e), 2))?;
-    Ok((cores, resources))
+    Ok((cores, resources, loaded.wasm.len()))
 }
 
 /// Width of the `tune check` table when stdout is not a terminal.

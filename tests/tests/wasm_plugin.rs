@@ -285,8 +285,11 @@ fn a_module_that_does_not_fit_the_abi_is_refused_naming_its_key_and_why() {
             assert!(stderr.contains(word), "--check-config: {word:?} not in {stderr:?}");
         }
     }
-    // Named in a chain it may not join: refused as an unknown name there.
     let good = write(dir.path(), "good.wat", &wat("(i32.const 0)"));
+    let config = format!("{MEDIA}[[plugins]]\nname = \"good\"\npath = \"{good}\"\n");
+    let (ok, stdout, stderr) = run_to_exit(&["--check-config"], Some(&config));
+    assert!(ok && stdout.contains("WebAssembly plugins loaded: 1"), "{stdout}{stderr}");
+    // Named in a chain it may not join: refused as an unknown name there.
     let config = format!(
         "{MEDIA}[[plugins]]\nname = \"egress_only\"\npath = \"{good}\"\nchains = [\"egress\"]\n[interceptors]\ningress = \
          [\"egress_only\"]\n"
