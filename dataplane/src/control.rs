@@ -40,6 +40,7 @@ pub use crate::core::interceptor::spec::{
 pub use crate::core::interceptor::{InterceptorKind, PluginError, PluginId, PluginList, Plugins, Snapshot};
 
 // Counters, statistics, numbering, latency and events: what a worker publishes.
+pub use crate::core::event::PluginFault;
 pub use crate::core::{CounterKind, Counters, DropReason, StatsKey, COUNTERS};
 pub use crate::runtime::handover::HandoverRing;
 pub use crate::runtime::{

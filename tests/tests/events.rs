@@ -67,6 +67,9 @@ fn describe(event: &v1::Event) -> String {
         Kind::UnknownSsrc(u) => format!("unknown_ssrc {} from {} by {}", u.ssrc, u.source_address, u.endpoint_id),
         Kind::SubscriberUnreachable(s) => format!("subscriber_unreachable {}", s.subscription_id),
         Kind::RateLimited(s) => format!("rate_limited {}", s.stream_id),
+        Kind::PluginDisabled(p) => {
+            format!("plugin_disabled {} {} on {}{}", p.plugin, p.fault, p.stream_id, p.subscription_id)
+        }
         Kind::Subscribed(s) => format!("subscribed {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id),
         Kind::Unsubscribed(s) => format!("unsubscribed {} {}->{}", s.subscription_id, s.stream_id, s.endpoint_id),
         Kind::SubscriptionPaused(s) => {

@@ -5,7 +5,8 @@
 //! metrics endpoint counts the plugin's calls and drops; `plugins/examples/remb.c` sends the publisher a REMB of the
 //! bitrate it measured, through the host's emit import once its timer fires, which the publisher's RTCP parser reads. Two WAT plugins show the isolation: one traps on its fifth
 //! packet (fail-open: the stream goes on untouched), one spins forever on its third (stopped by its fuel budget;
-//! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything). A
+//! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything); each
+//! fault is a `plugin_disabled` lifecycle event, a metric and a line in `ringfwd ctl plugin list`. A
 //! module that does not fit the ABI is refused at start and by `--check-config`, naming `plugins[N].path` and why.
 
 use std::net::SocketAddr;
@@ -225,6 +226,21 @@ fn a_trap_and_an_endless_loop_disable_their_instances_and_packets_take_each_plug
     assert_eq!(plugin_counter(&daemon, path, &[("plugin", "trap_fifth")], 25.0), 25.0, "packets 6..=30");
     assert_eq!(plugin_counter(&daemon, path, &[("plugin", "spin_third")], 27.0), 27.0, "packets 4..=30");
     assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_calls_total", &[("plugin", "spin_third")], 3.0), 3.0);
+
+    // Each fault is a lifecycle event naming the plugin, the chain's stream (and subscription) and the fault.
+    let disabled = |plugin: &'static str| {
+        api.wait_event("s", WAIT, |kind| match kind {
+            v1::event::Kind::PluginDisabled(d) if d.plugin == plugin => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no plugin_disabled event for {plugin}"))
+    };
+    let trapped = disabled("trap_fifth");
+    assert_eq!((trapped.fault.as_str(), trapped.stream_id.as_str()), ("trap", "v"));
+    assert_eq!((trapped.endpoint_id.as_str(), trapped.subscription_id.as_str()), ("v_pub", ""));
+    let spun = disabled("spin_third");
+    assert_eq!((spun.fault.as_str(), spun.stream_id.as_str()), ("out_of_fuel", "v"));
+    assert_eq!((spun.subscription_id.as_str(), spun.subscriber_endpoint_id.as_str()), ("closed", "closed"));
 
     // What an operator sees: `ringfwd ctl plugin list`, as a table and as JSON (GetNodeInfo's plugins).
     let token = dev_token(&daemon);

@@ -106,6 +106,19 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
             let (stream_id, endpoint_id) = stream_ref(stream);
             Kind::RateLimited(v1::RateLimited { stream_id, endpoint_id, dropped_packets: *dropped_packets })
         }
+        EventKind::PluginDisabled { plugin, stream, subscription, fault } => {
+            let (stream_id, endpoint_id) = stream_ref(stream);
+            let (subscription_id, _, subscriber_endpoint_id) =
+                subscription.as_ref().map(subscription_ref).unwrap_or_default();
+            Kind::PluginDisabled(v1::PluginDisabled {
+                plugin: plugin.clone(),
+                stream_id,
+                endpoint_id,
+                subscription_id,
+                subscriber_endpoint_id,
+                fault: (*fault).to_owned(),
+            })
+        }
         EventKind::Subscribed(s) => {
             let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
             Kind::Subscribed(v1::Subscribed { subscription_id, stream_id, endpoint_id })
@@ -250,7 +263,9 @@ impl Api {
         });
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
         let endpoint_names = registry.endpoints_at(&batch.sources());
-        let names = Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoint_names };
+        let plugins = &self.node.plugins.registry;
+        let names =
+            Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoint_names, plugins };
         for resolved in batch.resolve(&names, Instant::now(), crate::clock::unix_ms()) {
             match resolved {
                 Some((session, kind, unix_ms)) => {

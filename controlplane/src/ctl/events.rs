@@ -88,6 +88,16 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
                 ("dropped", s.dropped_packets.to_string()),
             ],
         ),
+        Some(Kind::PluginDisabled(p)) => {
+            let mut fields = vec![("plugin", p.plugin.clone()), ("fault", p.fault.clone())];
+            if !p.subscription_id.is_empty() {
+                fields.push(("subscription", p.subscription_id.clone()));
+                fields.push(("subscriber", p.subscriber_endpoint_id.clone()));
+            }
+            fields.push(("stream", p.stream_id.clone()));
+            fields.push(("endpoint", p.endpoint_id.clone()));
+            ("plugin_disabled", fields)
+        }
         Some(Kind::Subscribed(s)) => {
             ("subscribed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
         }

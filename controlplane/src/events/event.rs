@@ -105,6 +105,18 @@ pub enum EventKind {
         /// Packets dropped since the previous such event of the stream.
         dropped_packets: u64,
     },
+    /// A plugin faulted in a stream's ingress chain (`subscription: None`) or a subscription's egress chain, and was
+    /// disabled.
+    PluginDisabled {
+        /// The plugin's name.
+        plugin: String,
+        /// The stream.
+        stream: StreamRef,
+        /// The subscription, on egress.
+        subscription: Option<SubscriptionRef>,
+        /// "panic", "trap", "out_of_fuel" or "bad_verdict".
+        fault: &'static str,
+    },
     /// A subscription was created.
     Subscribed(SubscriptionRef),
     /// A subscription was deleted.
@@ -147,6 +159,7 @@ impl EventKind {
             EventKind::SourceChanged { .. } => "source_changed",
             EventKind::SubscriberUnreachable { .. } => "subscriber_unreachable",
             EventKind::RateLimited { .. } => "rate_limited",
+            EventKind::PluginDisabled { .. } => "plugin_disabled",
             EventKind::Subscribed(_) => "subscribed",
             EventKind::Unsubscribed(_) => "unsubscribed",
             EventKind::SubscriptionPaused(_) => "subscription_paused",

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use ringfwd_dataplane::control::{EventRing, WorkerEvent, WorkerEventKind};
-use ringfwd_dataplane::control::{StreamId, SubscriptionId};
+use ringfwd_dataplane::control::{Plugins, StreamId, SubscriptionId};
 
 use super::event::{EventKind, StreamRef, SubscriptionRef};
 use crate::registry::{EndpointNames, StreamNames, SubscriptionNames};
@@ -25,6 +25,8 @@ pub struct Names<'a> {
     pub subscriptions: &'a SubscriptionNames,
     /// Endpoints by the address they send from.
     pub endpoints: &'a EndpointNames,
+    /// The plugins, by id.
+    pub plugins: &'a Plugins,
 }
 
 /// The worker events of one round.
@@ -73,6 +75,10 @@ impl WorkerBatch {
                 WorkerEventKind::SubscriberUnreachable { subscription, .. } => {
                     subscriptions.insert(subscription);
                 }
+                WorkerEventKind::PluginDisabled { stream, subscription, .. } => {
+                    streams.insert(stream);
+                    subscriptions.extend(subscription);
+                }
                 WorkerEventKind::UnknownSsrc { .. } => {}
             }
         }
@@ -86,6 +92,13 @@ impl WorkerBatch {
         let stream = |id: &StreamId| {
             streams.get(id).map(|(session, stream_id, endpoint_id)| {
                 (session.clone(), StreamRef { stream_id: stream_id.clone(), endpoint_id: endpoint_id.clone() })
+            })
+        };
+        let subscription = |id: &SubscriptionId| {
+            subscriptions.get(id).map(|(_, subscription_id, stream_id, endpoint_id)| SubscriptionRef {
+                subscription_id: subscription_id.clone(),
+                stream_id: stream_id.clone(),
+                endpoint_id: endpoint_id.clone(),
             })
         };
         self.events
@@ -122,6 +135,16 @@ impl WorkerBatch {
                         };
                         (session.clone(), EventKind::SubscriberUnreachable { subscription, errno })
                     }
+                    WorkerEventKind::PluginDisabled { plugin, stream: id, subscription: flow, fault } => {
+                        let (session, stream) = stream(&id)?;
+                        // On egress the subscription must still be there too (else it was deleted meanwhile).
+                        let subscription = match flow {
+                            Some(flow) => Some(subscription(&flow)?),
+                            None => None,
+                        };
+                        let plugin = names.plugins.name(plugin).to_owned();
+                        (session, EventKind::PluginDisabled { plugin, stream, subscription, fault: fault.as_str() })
+                    }
                 };
                 Some((session, kind, unix_ms))
             })
@@ -139,6 +162,8 @@ pub fn occurred_unix_ms(at: Instant, now: Instant, now_unix_ms: u64) -> u64 {
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;
+
+    use ringfwd_dataplane::control::PluginFault;
 
     use super::*;
 
@@ -158,11 +183,20 @@ mod tests {
         assert!(rings[1].push(event(1, t0 + Duration::from_millis(5), unreachable)));
         assert!(rings[1].push(event(1, t0, WorkerEventKind::StreamInactive { stream: StreamId(4) })));
         assert!(rings[1].push(event(1, t0, WorkerEventKind::StreamBye { stream: StreamId(2) })));
+        let disabled = |subscription, fault| WorkerEventKind::PluginDisabled {
+            plugin: ringfwd_dataplane::control::PluginId(0),
+            stream: StreamId(1),
+            subscription,
+            fault,
+        };
+        assert!(rings[0].push(event(0, t0, disabled(None, PluginFault::Trap))));
+        assert!(rings[0].push(event(0, t0, disabled(Some(SubscriptionId(3)), PluginFault::Panic))));
+        assert!(rings[0].push(event(0, t0, disabled(Some(SubscriptionId(9)), PluginFault::OutOfFuel))));
         let batch = WorkerBatch::pop(&rings, 100);
         assert!(rings.iter().all(|r| r.pop().is_none()), "the rings are drained");
         let (streams, subscriptions) = batch.ids();
         assert_eq!(streams, BTreeSet::from([StreamId(1), StreamId(2), StreamId(4)]));
-        assert_eq!(subscriptions, BTreeSet::from([SubscriptionId(3)]));
+        assert_eq!(subscriptions, BTreeSet::from([SubscriptionId(3), SubscriptionId(9)]));
 
         let names = |s: &str, st: &str, e: &str| (s.to_owned(), st.to_owned(), e.to_owned());
         let stream_names =
@@ -171,11 +205,29 @@ mod tests {
         let subscription_names = SubscriptionNames::from([(SubscriptionId(3), sub_name)]);
         let now = t0 + Duration::from_millis(40);
         let endpoints = EndpointNames::new();
-        let names = Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoints };
+        #[derive(Debug)]
+        struct Pass;
+        impl ringfwd_dataplane::plugin::Interceptor for Pass {}
+        let plugins = Plugins::none().with_ingress("probe", |_| Box::new(Pass)).expect("registered");
+        let names = Names {
+            streams: &stream_names,
+            subscriptions: &subscription_names,
+            endpoints: &endpoints,
+            plugins: &plugins,
+        };
         let out = batch.resolve(&names, now, 10_000);
         let v = StreamRef { stream_id: "v".into(), endpoint_id: "a".into() };
         assert_eq!(out[0], Some(("s".into(), EventKind::StreamStarted(v.clone()), 9_960)));
-        assert_eq!(out[1], Some(("s".into(), EventKind::SourceChanged { stream: v, source }, 9_960)));
+        assert_eq!(out[1], Some(("s".into(), EventKind::SourceChanged { stream: v.clone(), source }, 9_960)));
+        let plugin = "probe".to_owned();
+        let trap =
+            EventKind::PluginDisabled { plugin: plugin.clone(), stream: v.clone(), subscription: None, fault: "trap" };
+        assert_eq!(out[2], Some(("s".into(), trap, 9_960)));
+        let sub = SubscriptionRef { subscription_id: "b-v".into(), stream_id: "v".into(), endpoint_id: "b".into() };
+        let panic = EventKind::PluginDisabled { plugin, stream: v, subscription: Some(sub), fault: "panic" };
+        assert_eq!(out[3], Some(("s".into(), panic, 9_960)));
+        assert_eq!(out[4], None, "subscription 9 was deleted: nothing to report");
+        let out = &out[3..];
         let w = StreamRef { stream_id: "w".into(), endpoint_id: "b".into() };
         assert_eq!(out[2], Some(("t".into(), EventKind::RateLimited { stream: w, dropped_packets: 9 }, 9_960)));
         let subscription =

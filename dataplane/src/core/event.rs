@@ -2,12 +2,38 @@
 //!
 //! Owns [`WorkerEventKind`] and [`EventQueue`], a bounded queue reserved at construction (a full queue
 //! drops the event and counts it), filled on the packet path only when something changes (a stream's
-//! first packet, a latch, a publisher's BYE) and once per statistics round (inactive streams, rate limiting); the runtime
+//! first packet, a latch, a publisher's BYE, a plugin disabled) and once per statistics round (inactive streams, rate limiting); the runtime
 //! drains it into the worker's event ring. Must never allocate after construction.
 
 use std::net::SocketAddr;
 
 use super::command::{StreamId, SubscriptionId};
+use super::interceptor::PluginId;
+
+/// Why a plugin instance was disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginFault {
+    /// A native plugin's call panicked.
+    Panic,
+    /// A WebAssembly call trapped.
+    Trap,
+    /// A WebAssembly call ran out of fuel.
+    OutOfFuel,
+    /// A WebAssembly call answered a verdict the ABI does not define.
+    BadVerdict,
+}
+
+impl PluginFault {
+    /// Its name in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginFault::Panic => "panic",
+            PluginFault::Trap => "trap",
+            PluginFault::OutOfFuel => "out_of_fuel",
+            PluginFault::BadVerdict => "bad_verdict",
+        }
+    }
+}
 
 /// Something that happened in a worker that the control plane turns into a lifecycle event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +87,19 @@ pub enum WorkerEventKind {
         stream: StreamId,
         /// Packets dropped.
         dropped: u64,
+    },
+    /// A plugin faulted on a packet or timer of the stream's ingress chain (`subscription: None`) or of the
+    /// subscription's egress chain: that instance is disabled (a native plugin in that chain; a WebAssembly plugin's
+    /// instance on this worker, for every chain there), and its packets take its failure path from now on.
+    PluginDisabled {
+        /// The plugin.
+        plugin: PluginId,
+        /// The stream whose chain (or whose subscription's chain) ran it.
+        stream: StreamId,
+        /// The subscription, for an egress chain.
+        subscription: Option<SubscriptionId>,
+        /// What happened.
+        fault: PluginFault,
     },
 }
 

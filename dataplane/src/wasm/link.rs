@@ -17,23 +17,30 @@ use super::abi;
 use super::instance::{EmitTarget, Fault, Instance};
 use super::load::{FailurePath, Shared, WasmPlugin};
 use super::stats::{bump, Counters};
+use crate::core::event::PluginFault;
 use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
-use crate::core::interceptor::{Context, Interceptor, PluginError, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict};
+use crate::core::interceptor::{
+    Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict,
+};
 use crate::core::packet::RtcpCompound;
 use crate::core::DropReason;
 
 /// Registers `plugin` in `plugins` under its name, on the chains its spec allows.
 pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, PluginError> {
     let shared = &plugin.shared;
+    // Its id: the one the registry hands out for this name (a new name goes last).
+    let id = plugins.find(&shared.name).unwrap_or(PluginId(plugins.names().count() as u16));
     if shared.ingress {
         let bound = Arc::clone(shared);
-        plugins = plugins.with_ingress(&shared.name, move |info: &StreamInfo| WasmLink::bind(&bound, info.epoch.at))?;
+        let bind = move |info: &StreamInfo| WasmLink::bind(&bound, id, info.epoch.at);
+        plugins = plugins.with_ingress(&shared.name, bind)?;
     }
     if shared.egress {
         let bound = Arc::clone(shared);
-        plugins =
-            plugins.with_egress(&shared.name, move |info: &SubscriptionInfo| WasmLink::bind(&bound, info.epoch.at))?;
+        let bind = move |info: &SubscriptionInfo| WasmLink::bind(&bound, id, info.epoch.at);
+        plugins = plugins.with_egress(&shared.name, bind)?;
     }
+    debug_assert_eq!(plugins.find(&shared.name), Some(id));
     Ok(plugins)
 }
 
@@ -84,14 +91,16 @@ enum Call<'a> {
 #[derive(Debug)]
 pub(crate) struct WasmLink {
     plugin: Arc<Shared>,
+    /// Its id in the registry (for the event that reports a fault).
+    id: PluginId,
     epoch: Instant,
 }
 
 impl WasmLink {
     /// The member for a stream or subscription on this thread's worker: makes the worker's instance if needed.
-    fn bind(plugin: &Arc<Shared>, epoch: Instant) -> Box<dyn Interceptor> {
+    fn bind(plugin: &Arc<Shared>, id: PluginId, epoch: Instant) -> Box<dyn Interceptor> {
         INSTANCES.with_borrow_mut(|table| slot_of(table, plugin));
-        Box::new(WasmLink { plugin: Arc::clone(plugin), epoch })
+        Box::new(WasmLink { plugin: Arc::clone(plugin), id, epoch })
     }
 
     fn run(&mut self, call: Call<'_>, ctx: &mut Context<'_>) -> Verdict {
@@ -152,11 +161,12 @@ impl WasmLink {
                 }
                 Ok(other) => {
                     bump(&counters.bad_verdicts, 1);
-                    format!("returned verdict {other}, which ABI v{} does not define", abi::ABI_VERSION)
+                    let what = format!("returned verdict {other}, which ABI v{} does not define", abi::ABI_VERSION);
+                    (what, PluginFault::BadVerdict)
                 }
                 Err(fault) => describe(fault, plugin, counters),
             };
-            disable(slot, plugin, counters, &fault, ctx);
+            disable(slot, plugin, self.id, counters, fault, ctx);
             failure_verdict(plugin.on_failure)
         })
     }
@@ -177,7 +187,7 @@ impl WasmLink {
                 Ok(()) => deliver(instance, counters, self.epoch, ctx),
                 Err(fault) => {
                     let fault = describe(fault, plugin, counters);
-                    disable(slot, plugin, counters, &fault, ctx);
+                    disable(slot, plugin, self.id, counters, fault, ctx);
                 }
             }
         });
@@ -229,25 +239,33 @@ fn deliver(instance: &Instance, counters: &Counters, epoch: Instant, ctx: &mut C
 }
 
 /// Counts a fault by kind and says what happened.
-fn describe(fault: Fault, plugin: &Shared, counters: &Counters) -> String {
+fn describe(fault: Fault, plugin: &Shared, counters: &Counters) -> (String, PluginFault) {
     match fault {
         Fault::OutOfFuel => {
             bump(&counters.out_of_fuel, 1);
-            format!("ran out of fuel ({} per call)", plugin.fuel_per_call)
+            (format!("ran out of fuel ({} per call)", plugin.fuel_per_call), PluginFault::OutOfFuel)
         }
         Fault::Trap(trap) => {
             bump(&counters.traps, 1);
-            format!("trapped: {trap}")
+            (format!("trapped: {trap}"), PluginFault::Trap)
         }
     }
 }
 
-/// Disables the instance on this worker: once per instance, it is dropped here and the slot stays disabled.
-fn disable(slot: &mut Slot, plugin: &Shared, counters: &Counters, fault: &str, ctx: &mut Context<'_>) {
-    tracing::warn!(plugin = %plugin.name, fault = %fault, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
+/// Disables the instance on this worker: once per instance, it is dropped here and the slot stays disabled; the
+/// fault is logged, counted and reported as an event for the chain whose call faulted.
+fn disable(
+    slot: &mut Slot,
+    plugin: &Shared,
+    id: PluginId,
+    counters: &Counters,
+    (what, fault): (String, PluginFault),
+    ctx: &mut Context<'_>,
+) {
+    tracing::warn!(plugin = %plugin.name, fault = %what, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
     *slot = Slot::Disabled;
     bump(&counters.disabled, 1);
-    ctx.note_plugin_failure();
+    ctx.note_plugin_failure(id, fault);
 }
 
 fn failure_verdict(path: FailurePath) -> Verdict {

@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::{local_ssrc, rtcp_socket, Forwarder, Outcome};
 use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
+use crate::core::event::WorkerEventKind;
 use crate::core::feedback::{source_feedback, translate_feedback};
 use crate::core::interceptor::builtin::wire_compound::{write_feedback_compound, Cname};
 use crate::core::interceptor::builtin::wire_feedback::write_pli;
@@ -210,6 +211,16 @@ impl Forwarder {
         self.outbox.clear();
         self.counters.interceptor_emit_refused += self.outbox.take_refused();
         self.counters.plugin_failures += self.outbox.take_plugin_failures();
+        let (table, events) = (&self.table, &mut self.events);
+        self.outbox.take_failed_plugins(|scope, plugin, fault| {
+            let (stream, subscription) = match scope {
+                Scope::Stream { stream } => (stream, None),
+                Scope::Subscription { stream, flow } => (stream, Some(flow)),
+            };
+            let Some(stream) = table.streams.get(stream as usize).map(|entry| entry.id) else { return };
+            let subscription = subscription.and_then(|flow| table.subscriptions.get(flow as usize)).map(|sub| sub.id);
+            events.push(WorkerEventKind::PluginDisabled { plugin, stream, subscription, fault });
+        });
     }
 
     /// The earliest time a chain asked to be woken at (may be earlier than needed, never later). The

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
+use crate::core::event::PluginFault;
 use crate::core::packet::RtcpCompound;
 
 /// What a chain member is.
@@ -48,17 +49,17 @@ pub struct Chain {
 }
 
 /// Runs one member's call: a built-in directly, a plugin under `catch_unwind` (a panic disables it and the packet
-/// passes, as if it had returned `Continue`); a disabled plugin is skipped.
-fn call(link: &mut Link, outbox_failures: &mut u64, run: impl FnOnce() -> Verdict) -> Verdict {
+/// passes, as if it had returned `Continue`); a disabled plugin is skipped. Answers the verdict, and the plugin that
+/// panicked, if one did.
+fn call(link: &mut Link, run: impl FnOnce() -> Verdict) -> (Verdict, Option<PluginId>) {
     match link {
-        Link::Builtin(_) => run(),
-        Link::Plugin { failed: true, .. } => Verdict::Continue,
-        Link::Plugin { failed, .. } => match catch_unwind(AssertUnwindSafe(run)) {
-            Ok(verdict) => verdict,
+        Link::Builtin(_) => (run(), None),
+        Link::Plugin { failed: true, .. } => (Verdict::Continue, None),
+        Link::Plugin { failed, id } => match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(verdict) => (verdict, None),
             Err(_) => {
                 *failed = true;
-                *outbox_failures += 1;
-                Verdict::Continue
+                (Verdict::Continue, Some(*id))
             }
         },
     }
@@ -144,16 +145,15 @@ impl Chain {
         mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
     ) -> Verdict {
         for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
-            let mut failures = 0;
             let mut scheduled = None;
-            let verdict = call(link, &mut failures, || {
+            let (verdict, panicked) = call(link, || {
                 let mut ctx = Context::new(now, scope, outbox, wake);
                 let verdict = on_packet(member.as_mut(), &mut ctx);
                 scheduled = ctx.scheduled();
                 verdict
             });
-            if failures != 0 {
-                outbox.note_plugin_failures(failures);
+            if let Some(plugin) = panicked {
+                outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
             }
             if let Some(at) = scheduled {
                 self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
@@ -171,14 +171,13 @@ impl Chain {
         for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
             if wake.is_some_and(|at| at <= now) {
                 *wake = None;
-                let mut failures = 0;
-                call(link, &mut failures, || {
+                let (_, panicked) = call(link, || {
                     let mut ctx = Context::new(now, scope, outbox, wake);
                     member.on_timer(&mut ctx);
                     Verdict::Continue
                 });
-                if failures != 0 {
-                    outbox.note_plugin_failures(failures);
+                if let Some(plugin) = panicked {
+                    outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
                 }
             }
         }

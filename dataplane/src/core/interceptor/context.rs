@@ -8,6 +8,9 @@
 
 use std::time::Instant;
 
+use super::plugin::PluginId;
+use crate::core::event::PluginFault;
+
 /// Where an emitted packet goes; the forwarder resolves it after the chain has run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -73,7 +76,13 @@ pub struct Outbox {
     capacity: usize,
     refused: u64,
     plugin_failures: u64,
+    /// The first failures since the last drain, for their events (the rest are only counted).
+    failed: [(Scope, PluginId, PluginFault); MAX_FAILURES_PER_DRAIN],
+    failed_len: usize,
 }
+
+/// The most plugin failures one drain of the outbox reports as events (the rest are counted only).
+pub const MAX_FAILURES_PER_DRAIN: usize = 4;
 
 impl Outbox {
     /// An outbox of `capacity` packets of at most `slot_bytes` each (both at least 1).
@@ -87,6 +96,8 @@ impl Outbox {
             capacity,
             refused: 0,
             plugin_failures: 0,
+            failed: [(Scope::Stream { stream: 0 }, PluginId(0), PluginFault::Panic); MAX_FAILURES_PER_DRAIN],
+            failed_len: 0,
         }
     }
 
@@ -136,14 +147,26 @@ impl Outbox {
         std::mem::take(&mut self.refused)
     }
 
-    /// Adds plugin calls that panicked (the chain disabled those plugins).
-    pub fn note_plugin_failures(&mut self, failures: u64) {
-        self.plugin_failures += failures;
+    /// Notes that `plugin`, in the chain of `scope`, was disabled by `fault`.
+    pub fn note_plugin_failure(&mut self, scope: Scope, plugin: PluginId, fault: PluginFault) {
+        self.plugin_failures += 1;
+        if let Some(slot) = self.failed.get_mut(self.failed_len) {
+            *slot = (scope, plugin, fault);
+            self.failed_len += 1;
+        }
     }
 
-    /// Plugin calls that panicked since the last call; resets the count.
+    /// Plugin instances disabled since the last call; resets the count.
     pub fn take_plugin_failures(&mut self) -> u64 {
         std::mem::take(&mut self.plugin_failures)
+    }
+
+    /// The first [`MAX_FAILURES_PER_DRAIN`] of them, each handed to `f`; forgets them.
+    pub fn take_failed_plugins(&mut self, mut f: impl FnMut(Scope, PluginId, PluginFault)) {
+        for &(scope, plugin, fault) in &self.failed[..self.failed_len] {
+            f(scope, plugin, fault);
+        }
+        self.failed_len = 0;
     }
 
     /// True when the forwarder has something to do with the outbox: packets to send, or failures to count.
@@ -227,10 +250,10 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// Counts a plugin instance disabled during this call (a WebAssembly plugin that trapped or ran out of fuel;
-    /// a native plugin's panic is counted by the chain).
-    pub(crate) fn note_plugin_failure(&mut self) {
-        self.outbox.note_plugin_failures(1);
+    /// Notes that `plugin` was disabled during this call by `fault` (a WebAssembly plugin that trapped or ran out of
+    /// fuel; a native plugin's panic is noted by the chain): counted, and reported as an event.
+    pub(crate) fn note_plugin_failure(&mut self, plugin: PluginId, fault: PluginFault) {
+        self.outbox.note_plugin_failure(self.scope, plugin, fault);
     }
 
     /// Emissions refused during this context's life (outbox full or nothing written).
