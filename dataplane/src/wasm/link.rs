@@ -103,13 +103,25 @@ impl WasmLink {
         Box::new(WasmLink { plugin: Arc::clone(plugin), id, epoch })
     }
 
-    fn run(&mut self, call: Call<'_>, ctx: &mut Context<'_>) -> Verdict {
+    /// Runs `f` on this worker's slot of the plugin (made if missing), its counters, the call's `stream`, `flow` and
+    /// `now_us` as the ABI passes them, and the context.
+    fn with_slot<'c, R>(
+        &self,
+        ctx: &mut Context<'c>,
+        f: impl FnOnce(&mut Slot, &Counters, (i32, i32, i64), &mut Context<'c>) -> R,
+    ) -> R {
         let now_us = i64::try_from(ctx.now().saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
         let (stream, flow) = scope_args(ctx.scope());
-        let plugin = &*self.plugin;
         INSTANCES.with_borrow_mut(|table| {
-            let index = slot_of(table, plugin);
+            let index = slot_of(table, &self.plugin);
             let (_, slot, counters) = &mut table[index];
+            f(slot, counters, (stream, flow, now_us), ctx)
+        })
+    }
+
+    fn run(&mut self, call: Call<'_>, ctx: &mut Context<'_>) -> Verdict {
+        let plugin = &*self.plugin;
+        self.with_slot(ctx, |slot, counters, (stream, flow, now_us), ctx| {
             let Slot::Ready(instance) = slot else {
                 bump(&counters.failure_path, 1);
                 return failure_verdict(plugin.on_failure);
@@ -173,12 +185,8 @@ impl WasmLink {
 
     /// The timer this member asked for has come: `on_timer`, when the plugin exports it.
     fn timer(&mut self, ctx: &mut Context<'_>) {
-        let now_us = i64::try_from(ctx.now().saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
-        let (stream, flow) = scope_args(ctx.scope());
         let plugin = &*self.plugin;
-        INSTANCES.with_borrow_mut(|table| {
-            let index = slot_of(table, plugin);
-            let (_, slot, counters) = &mut table[index];
+        self.with_slot(ctx, |slot, counters, (stream, flow, now_us), ctx| {
             let Slot::Ready(instance) = slot else { return };
             let Some((result, fuel)) = instance.on_timer((stream, flow, now_us)) else { return };
             bump(&counters.calls, 1);
