@@ -54,7 +54,9 @@ for path in /usr/bin/ringfwd /lib/systemd/system/ringfwd.service /lib/systemd/sy
     /usr/lib/sysusers.d/ringfwd.conf /etc/ringfwd/ringfwd.toml /usr/share/doc/ringfwd/copyright \
     /usr/share/bash-completion/completions/ringfwd /usr/share/zsh/vendor-completions/_ringfwd \
     /usr/share/fish/vendor_completions.d/ringfwd.fish /usr/share/man/man1/ringfwd.1.gz \
-    /usr/share/man/man1/ringfwd-ctl-stream-create.1.gz; do
+    /usr/share/man/man1/ringfwd-ctl-stream-create.1.gz /usr/share/ringfwd/plugins/README.md \
+    /usr/share/ringfwd/plugins/build.sh /usr/share/ringfwd/plugins/include/ringfwd_plugin.h \
+    /usr/share/ringfwd/plugins/examples/throttle.c /usr/share/ringfwd/plugins/examples/remb.c; do
     check "contents list $path" grep -qE " \.$path\$" <<<"$contents"
 done
 check "the binary is executable" grep -qE '^-rwxr-xr-x .* \./usr/bin/ringfwd$' <<<"$contents"
