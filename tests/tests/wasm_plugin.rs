@@ -6,7 +6,8 @@
 //! bitrate it measured, through the host's emit import once its timer fires, which the publisher's RTCP parser reads. Two WAT plugins show the isolation: one traps on its fifth
 //! packet (fail-open: the stream goes on untouched), one spins forever on its third (stopped by its fuel budget;
 //! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything); each
-//! fault is a `plugin_disabled` lifecycle event, a metric and a line in `ringfwd ctl plugin list`. A
+//! fault is a `plugin_disabled` lifecycle event, a metric and a line in `ringfwd ctl plugin list`. The API attaches a
+//! plugin to a live subscription and detaches it again, another subscriber of the stream losing nothing. A
 //! module that does not fit the ABI is refused at start and by `--check-config`, naming `plugins[N].path` and why.
 
 use std::net::SocketAddr;
@@ -165,6 +166,55 @@ fn the_c_remb_plugin_tells_the_publisher_its_bitrate_through_the_emit_import_and
     );
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
+}
+
+#[test]
+fn the_api_attaches_a_plugin_to_a_live_subscription_and_detaches_it_while_the_other_subscriber_loses_nothing() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let drop_all = write(dir.path(), "drop_all.wat", &wat("(i32.const 1)"));
+    let config = format!("{MEDIA}[[plugins]]\nname = \"drop_all\"\npath = \"{drop_all}\"\nchains = [\"egress\"]\n");
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, changed, steady) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    let ssrc = 0x6c69_7665;
+    route(&api, "v", ssrc, &publisher, &[("changed", &changed, None), ("steady", &steady, None)]);
+    let chain = |names: &[&str]| v1::UpdateSubscriptionRequest {
+        session_id: "s".into(),
+        subscription_id: "changed".into(),
+        interceptors: Some(v1::InterceptorChain { names: names.iter().map(|n| n.to_string()).collect() }),
+        ..Default::default()
+    };
+    // Three bursts of 50: before, while and after the plugin is on `changed`'s chain.
+    let burst = |first: u16| -> Vec<Vec<u8>> {
+        for seq in first..first + 50 {
+            publisher.send(&packet(ssrc, seq), daemon.media[0]);
+        }
+        (first..first + 50).map(|seq| packet(ssrc, seq)).collect()
+    };
+    // `steady` gets every burst whole (no loss, in order); once it has one, `changed` has had its copies too.
+    let mut steady_got = Vec::new();
+    let before = burst(0);
+    steady_got.extend(steady.recv(50, WAIT));
+    assert!(received(&changed, 50) == before, "no plugin yet: every packet");
+    let attached = api.update_subscription(chain(&["drop_all"])).expect("attach");
+    assert_eq!(attached.interceptors, ["drop_all"]);
+    burst(50);
+    steady_got.extend(steady.recv(50, WAIT));
+    assert!(changed.drain(Duration::from_millis(300)).is_empty(), "attached: the plugin drops every packet");
+    let detached = api.update_subscription(chain(&[])).expect("detach");
+    assert!(detached.interceptors.is_empty());
+    let after = burst(100);
+    steady_got.extend(received(&steady, 50));
+    assert!(received(&changed, 50) == after, "detached: every packet again");
+    let all: Vec<Vec<u8>> = (0..150).map(|seq| packet(ssrc, seq)).collect();
+    assert!(steady_got == all, "the other subscription of the stream lost nothing, in order");
+    let metrics = daemon.metrics.expect("metrics");
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_drops_total", &[("plugin", "drop_all")], 50.0), 50.0);
+    assert_eq!(sample(metrics, "ringfwd_plugin_calls_total", &[("plugin", "drop_all")]), Some(50.0));
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!(exit.total("drop_plugin"), 50);
 }
 
 /// A module with the ABI's exports whose `on_rtp` counts its calls in `$calls` and then runs `body`.
