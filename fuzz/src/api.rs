@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use prost::Message;
 use ringfwd::api::convert;
-use ringfwd::registry::{Outcome, Plan, Registry, RegistryError, RegistryLimits, StreamUpdate};
+use ringfwd::registry::{Outcome, Plan, Registry, RegistryError, RegistryLimits};
 use ringfwd_dataplane::core::{Command, Forwarder, ForwarderLimits, StreamId};
 use ringfwd_proto::v1;
 use ringfwd_tuning::{InterceptorName, Interceptors};
@@ -80,6 +80,7 @@ enum Op<'a> {
         stream: Id<4>,
         ssrc: Option<u8>,
         payload_types: Option<Vec<u8>>,
+        interceptors: Option<Vec<Name>>,
     },
     DeleteStream {
         session: Id<3>,
@@ -251,8 +252,7 @@ impl Request {
             Request::DeleteEndpoint(r) => reg.plan_delete_endpoint(&r.session_id, &r.endpoint_id),
             Request::CreateStream(r) => reg.plan_create_stream(convert::stream_spec(r)?),
             Request::UpdateStream(r) => {
-                let update = StreamUpdate { ssrc: r.ssrc, payload_types: r.payload_types.map(|types| types.values) };
-                reg.plan_update_stream(&r.session_id, &r.stream_id, &update)
+                reg.plan_update_stream(&r.session_id, &r.stream_id, &convert::stream_update(&r))
             }
             Request::DeleteStream(r) => reg.plan_delete_stream(&r.session_id, &r.stream_id),
             Request::CreateSubscription(r) => reg.plan_create_subscription(convert::subscription_spec(r)),
@@ -309,7 +309,7 @@ fn build(op: &Op<'_>) -> Option<Request> {
                 interceptors: names(interceptors),
             })
         }
-        Op::UpdateStream { session, stream, ssrc: s, payload_types } => {
+        Op::UpdateStream { session, stream, ssrc: s, payload_types, interceptors } => {
             Request::UpdateStream(v1::UpdateStreamRequest {
                 session_id: session.text(&SESSIONS),
                 stream_id: stream.text(&STREAMS),
@@ -317,6 +317,7 @@ fn build(op: &Op<'_>) -> Option<Request> {
                 payload_types: payload_types
                     .as_ref()
                     .map(|types| v1::PayloadTypes { values: types.iter().map(|&pt| u32::from(pt % 130)).collect() }),
+                interceptors: names(interceptors),
             })
         }
         Op::DeleteStream { session, stream } => Request::DeleteStream(v1::DeleteStreamRequest {

@@ -340,6 +340,7 @@ fn restarted_publisher(worker_cores: &str, new_ssrc: u32) {
         stream_id: "cam".into(),
         ssrc: Some(new_ssrc),
         payload_types: Some(v1::PayloadTypes { values: vec![96, 97] }),
+        interceptors: None,
     };
     let stream = api.update_stream(update).expect("UpdateStream");
     assert_eq!((stream.ssrc, stream.payload_types.as_slice()), (new_ssrc, &[96, 97][..]));

@@ -7,7 +7,8 @@
 //! packet (fail-open: the stream goes on untouched), one spins forever on its third (stopped by its fuel budget;
 //! fail-closed: its subscriber gets nothing more, while another subscriber of the same stream gets everything); each
 //! fault is a `plugin_disabled` lifecycle event, a metric and a line in `ringfwd ctl plugin list`. The API attaches a
-//! plugin to a live subscription and detaches it again, another subscriber of the stream losing nothing. A
+//! plugin to a live subscription (another subscriber of the stream losing nothing) or a live stream and detaches it
+//! again. A
 //! module that does not fit the ABI is refused at start and by `--check-config`, naming `plugins[N].path` and why.
 
 use std::net::SocketAddr;
@@ -169,10 +170,10 @@ fn the_c_remb_plugin_tells_the_publisher_its_bitrate_through_the_emit_import_and
 }
 
 #[test]
-fn the_api_attaches_a_plugin_to_a_live_subscription_and_detaches_it_while_the_other_subscriber_loses_nothing() {
+fn the_api_attaches_a_plugin_to_a_live_subscription_or_stream_and_detaches_it_losing_nothing_elsewhere() {
     let dir = tempfile::tempdir().expect("a directory");
     let drop_all = write(dir.path(), "drop_all.wat", &wat("(i32.const 1)"));
-    let config = format!("{MEDIA}[[plugins]]\nname = \"drop_all\"\npath = \"{drop_all}\"\nchains = [\"egress\"]\n");
+    let config = format!("{MEDIA}[[plugins]]\nname = \"drop_all\"\npath = \"{drop_all}\"\n");
     let daemon = Daemon::start(&config);
     let api = Api::dev(&daemon);
     api.session("s").expect("session");
@@ -209,12 +210,30 @@ fn the_api_attaches_a_plugin_to_a_live_subscription_and_detaches_it_while_the_ot
     assert!(received(&changed, 50) == after, "detached: every packet again");
     let all: Vec<Vec<u8>> = (0..150).map(|seq| packet(ssrc, seq)).collect();
     assert!(steady_got == all, "the other subscription of the stream lost nothing, in order");
+
+    // The same on the live stream's ingress chain: attached, no subscriber gets the burst; detached, both do.
+    let stream_chain = |names: &[&str]| v1::UpdateStreamRequest {
+        session_id: "s".into(),
+        stream_id: "v".into(),
+        interceptors: Some(v1::InterceptorChain { names: names.iter().map(|n| n.to_string()).collect() }),
+        ..Default::default()
+    };
+    let attached = api.update_stream(stream_chain(&["stats", "drop_all"])).expect("attach to the stream");
+    assert_eq!(attached.interceptors, ["stats", "drop_all"]);
+    burst(150);
+    assert!(steady.drain(Duration::from_millis(300)).is_empty(), "attached on ingress: nothing for anyone");
+    assert!(changed.drain(Duration::from_millis(50)).is_empty());
+    let detached = api.update_stream(stream_chain(&["stats"])).expect("detach from the stream");
+    assert_eq!(detached.interceptors, ["stats"]);
+    let last = burst(200);
+    assert!(received(&steady, 50) == last && received(&changed, 50) == last, "detached: both get every packet");
+
     let metrics = daemon.metrics.expect("metrics");
-    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_drops_total", &[("plugin", "drop_all")], 50.0), 50.0);
-    assert_eq!(sample(metrics, "ringfwd_plugin_calls_total", &[("plugin", "drop_all")]), Some(50.0));
+    assert_eq!(plugin_counter(&daemon, "ringfwd_plugin_drops_total", &[("plugin", "drop_all")], 100.0), 100.0);
+    assert_eq!(sample(metrics, "ringfwd_plugin_calls_total", &[("plugin", "drop_all")]), Some(100.0));
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
-    assert_eq!(exit.total("drop_plugin"), 50);
+    assert_eq!(exit.total("drop_plugin"), 100);
 }
 
 /// A module with the ABI's exports whose `on_rtp` counts its calls in `$calls` and then runs `body`.

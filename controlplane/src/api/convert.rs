@@ -60,6 +60,15 @@ pub(super) fn kind_to_wire(kind: MediaKind) -> i32 {
     }
 }
 
+/// What an `UpdateStream` request changes, as the registry's update.
+pub fn stream_update(r: &v1::UpdateStreamRequest) -> crate::registry::StreamUpdate {
+    crate::registry::StreamUpdate {
+        ssrc: r.ssrc,
+        payload_types: r.payload_types.as_ref().map(|types| types.values.clone()),
+        interceptors: r.interceptors.as_ref().map(|chain| chain.names.clone()),
+    }
+}
+
 /// The request as the registry's spec.
 pub fn stream_spec(r: v1::CreateStreamRequest) -> Result<StreamSpec, Status> {
     Ok(StreamSpec {

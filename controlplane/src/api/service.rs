@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::Api;
 use crate::metadata::{Member, ObjectRef};
-use crate::registry::{Outcome, StreamUpdate, View};
+use crate::registry::{Outcome, View};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -207,7 +207,7 @@ impl Ringfwd for Api {
 
     async fn update_stream(&self, request: Request<v1::UpdateStreamRequest>) -> Reply<v1::Stream> {
         let r = request.into_inner();
-        let update = StreamUpdate { ssrc: r.ssrc, payload_types: r.payload_types.map(|types| types.values) };
+        let update = convert::stream_update(&r);
         let outcome = self.apply(|reg| reg.plan_update_stream(&r.session_id, &r.stream_id, &update)).await?;
         stream_reply(view(outcome)?)
     }

@@ -239,7 +239,8 @@ pub enum StreamCmd {
         /// Session id.
         session: String,
     },
-    /// Change a stream in place (a re-INVITE): its SSRC, its payload types (what is not given stays).
+    /// Change a stream in place (a re-INVITE): its SSRC, its payload types, its ingress interceptors (what is not
+    /// given stays).
     Update {
         /// Session id.
         session: String,
@@ -251,6 +252,9 @@ pub enum StreamCmd {
         /// The payload types from now on (repeat or comma-separate; given with none: any).
         #[arg(long = "pt", value_delimiter = ',', num_args = 0..)]
         payload_types: Option<Vec<u32>>,
+        /// The new ingress interceptors (comma-separated names, plugins included; given with no names: none).
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        interceptors: Option<Vec<String>>,
     },
     /// Delete a stream and its subscriptions.
     Delete {

@@ -236,12 +236,13 @@ async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), S
             let request = v1::ListStreamsRequest { session_id: session };
             print(&client.list_streams(request).await.map_err(status)?.into_inner(), json)
         }
-        StreamCmd::Update { session, stream, ssrc, payload_types } => {
+        StreamCmd::Update { session, stream, ssrc, payload_types, interceptors } => {
             let request = v1::UpdateStreamRequest {
                 session_id: session,
                 stream_id: stream,
                 ssrc,
                 payload_types: payload_types.map(|values| v1::PayloadTypes { values }),
+                interceptors: interceptors.map(|names| v1::InterceptorChain { names }),
             };
             print(&client.update_stream(request).await.map_err(status)?.into_inner(), json)
         }

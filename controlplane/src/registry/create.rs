@@ -448,8 +448,13 @@ pub(crate) fn add_stream(record: &StreamRecord, source: SourcePolicy, chains: &C
         ssrc: record.ssrc,
         source,
         clock_rate_hz: record.clock_rate_hz,
-        ingress: specs::ingress(&record.interceptors, &chains.params, &chains.plugins),
+        ingress: ingress_spec(record, chains),
     }
+}
+
+/// The ingress spec stream `record`'s chain is bound with, from the node's chain context.
+pub(crate) fn ingress_spec(record: &StreamRecord, chains: &Chains) -> ringfwd_dataplane::control::IngressSpec {
+    specs::ingress(&record.interceptors, &chains.params, &chains.plugins)
 }
 
 /// How a subscription numbers the packets it sends first.

@@ -110,8 +110,12 @@ impl Registry {
         })?;
         let stream = session.streams.get(stream_id)?;
         let plan = if stream.ssrc_known {
-            self.plan_update_stream(session_id, stream_id, &StreamUpdate { ssrc: Some(ssrc), payload_types: None })
-                .ok()?
+            self.plan_update_stream(
+                session_id,
+                stream_id,
+                &StreamUpdate { ssrc: Some(ssrc), ..StreamUpdate::default() },
+            )
+            .ok()?
         } else {
             self.plan_adopt(session_id, session, stream_id, ssrc, None).ok()?
         };

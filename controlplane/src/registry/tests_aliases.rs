@@ -9,7 +9,7 @@ use super::tests::{addr, apply, exhausted, room, snapshot, stream, subscription}
 use super::*;
 
 fn to(ssrc: u32) -> StreamUpdate {
-    StreamUpdate { ssrc: Some(ssrc), payload_types: None }
+    StreamUpdate { ssrc: Some(ssrc), ..StreamUpdate::default() }
 }
 
 fn aliases(reg: &Registry) -> Vec<u32> {

@@ -65,6 +65,34 @@ fn bad_chains_name_the_field() {
 }
 
 #[test]
+fn a_live_streams_ingress_chain_is_replaced_in_place_and_checked_as_at_creation() {
+    use super::tests::apply;
+    use super::StreamUpdate;
+    let mut reg = room();
+    apply(&mut reg, |r| r.plan_create_stream(stream("room", "v", "alice", 40)));
+    let view = reg.get_stream("room", "v").unwrap();
+    let names = |list: &[&str]| StreamUpdate {
+        interceptors: Some(list.iter().map(|n| n.to_string()).collect()),
+        ..StreamUpdate::default()
+    };
+    let plan = reg.plan_update_stream("room", "v", &names(&["stats"])).unwrap();
+    let [(worker, Command::ReconfigureStream { id, ingress })] = plan.commands.as_slice() else {
+        panic!("{:?}", plan.commands)
+    };
+    assert_eq!((*worker, *id), (view.worker, view.data_plane_id), "on the stream's worker, the stream in place");
+    assert!(ingress.stats.is_some() && ingress.nack_cache.is_none());
+    let [(_, Command::ReconfigureStream { ingress: before, .. })] = plan.undo.as_slice() else { panic!() };
+    assert!(before.nack_cache.is_some(), "the undo binds the config's chain again");
+    apply(&mut reg, |_| Ok(plan));
+    assert_eq!(reg.get_stream("room", "v").unwrap().interceptors, [ChainName::Builtin(InterceptorName::Stats)]);
+    assert!(reg.plan_update_stream("room", "v", &names(&["stats"])).unwrap().commands.is_empty(), "unchanged");
+    let unknown = reg.plan_update_stream("room", "v", &names(&["stats", "jitter"])).unwrap_err();
+    assert_eq!(invalid_field(unknown), "interceptors.names[1]");
+    let wrong_side = reg.plan_update_stream("room", "v", &names(&["sender_reports"])).unwrap_err();
+    assert_eq!(invalid_field(wrong_side), "interceptors.names[0]");
+}
+
+#[test]
 fn subscriptions_carry_rtx_and_filter_the_streams_payload_types() {
     let reg = room();
     let spec = SubscriptionSpec {

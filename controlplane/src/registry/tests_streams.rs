@@ -117,7 +117,7 @@ fn a_stream_takes_a_new_ssrc_in_place_on_its_worker() {
     };
     let same_worker = (20..).find(|&ssrc| owner_of(ssrc, 2) == worker).unwrap();
     let other_worker = (20..).find(|&ssrc| owner_of(ssrc, 2) != worker).unwrap();
-    let to = |ssrc| StreamUpdate { ssrc: Some(ssrc), payload_types: None };
+    let to = |ssrc| StreamUpdate { ssrc: Some(ssrc), ..StreamUpdate::default() };
 
     let plan = reg.plan_update_stream("room", "a-audio", &to(same_worker)).unwrap();
     assert_eq!(plan.commands, vec![(worker, Command::ChangeStreamSsrc { id, ssrc: same_worker })]);
@@ -133,9 +133,9 @@ fn a_stream_takes_a_new_ssrc_in_place_on_its_worker() {
     // Another worker's SSRC is taken in place too (see `tests_aliases`).
     let plan = reg.plan_update_stream("room", "a-audio", &to(other_worker)).unwrap();
     assert!(plan.commands.contains(&(worker, Command::ChangeStreamSsrc { id, ssrc: other_worker })));
-    let bad = StreamUpdate { ssrc: None, payload_types: Some(vec![111, 111]) };
+    let bad = StreamUpdate { payload_types: Some(vec![111, 111]), ..StreamUpdate::default() };
     assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &bad)), "payload_types[1]");
-    let types = StreamUpdate { ssrc: None, payload_types: Some(vec![0, 8]) };
+    let types = StreamUpdate { payload_types: Some(vec![0, 8]), ..StreamUpdate::default() };
     let plan = reg.plan_update_stream("room", "a-audio", &types).unwrap();
     assert!(plan.commands.is_empty(), "no payload-type filter in the chain: nothing to tell the worker");
     apply(&mut reg, |_| Ok(plan));
@@ -195,7 +195,11 @@ fn a_stream_declared_without_ssrc_adopts_the_first_and_follows_in_place() {
     assert_eq!(reg.get_subscription("room", "s").unwrap().out_ssrc, first, "the subscriber keeps its SSRC");
     assert!(reg.plan_learn(addr("127.0.0.1:5000"), other, 0).is_none(), "its own SSRC is not unknown");
     assert_eq!(
-        invalid_field(reg.plan_update_stream("room", "mic", &StreamUpdate { ssrc: Some(0), payload_types: None })),
+        invalid_field(reg.plan_update_stream(
+            "room",
+            "mic",
+            &StreamUpdate { ssrc: Some(0), ..StreamUpdate::default() }
+        )),
         "ssrc"
     );
 }

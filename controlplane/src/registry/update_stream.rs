@@ -1,22 +1,24 @@
 //! Planning `UpdateStream`: a new SSRC or new payload types for a published stream (a re-INVITE, a restarted
-//! user agent), in place, so its subscriptions live on.
+//! user agent), or new ingress interceptors (a plugin attached or detached), in place, so its subscriptions live on.
 //!
 //! Owns the rules of a stream update and its commands: `ChangeStreamSsrc` on the stream's worker (its subscribers
 //! keep their SSRC and continuous numbering), the SSRC aliases that go with it (when the kernel steers the new SSRC
 //! to another worker, that worker gets an `AliasSsrc` naming the stream's; the old SSRC's alias, if any, goes; see
 //! `learn`), the feedback routes of subscriptions whose out SSRC is pinned to an aliased SSRC, then a
-//! `ReconfigureSubscription` for each subscription whose payload-type filter follows the new payload types. Must
+//! `ReconfigureSubscription` for each subscription whose payload-type filter follows the new payload types, and a
+//! `ReconfigureStream` when the ingress chain changes. Must
 //! never change the registry (only `commit` does) nor move a stream to another worker: its subscriptions' numbering
 //! lives there.
 
 use ringfwd_dataplane::control::Command;
 
-use super::create::{egress_spec, payload_type_map};
+use super::create::{egress_spec, ingress_spec, payload_type_map};
 use super::error::RegistryError;
 use super::model::StreamRecord;
 use super::plan::{admit, Change, ChangeKind, Outcome, Plan, View};
 use super::validate;
 use super::Registry;
+use ringfwd_tuning::ChainSide;
 
 /// What an `UpdateStream` changes; `None` leaves a property as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub struct StreamUpdate {
     pub ssrc: Option<u32>,
     /// The payload types it uses from now on (each `0..=127`, no duplicates; empty: any).
     pub payload_types: Option<Vec<u32>>,
+    /// Its ingress interceptors by name from now on (empty: none).
+    pub interceptors: Option<Vec<String>>,
 }
 
 impl Registry {
@@ -45,6 +49,13 @@ impl Registry {
         if let Some(types) = &update.payload_types {
             validate::payload_types(types)?;
         }
+        let interceptors = match &update.interceptors {
+            Some(names) => {
+                let (default, plugins) = (&self.interceptors.ingress, &self.interceptors.plugins);
+                Some(validate::interceptors(Some(names), default, ChainSide::Ingress, plugins)?)
+            }
+            None => None,
+        };
         if update.ssrc == Some(0) {
             return Err(RegistryError::invalid(
                 "ssrc",
@@ -54,6 +65,10 @@ impl Registry {
         let session = self.session(session_id)?;
         let current = session.streams.get(stream_id).ok_or_else(|| RegistryError::not_found("stream", stream_id))?;
         if let Some(ssrc) = update.ssrc.filter(|_| !current.ssrc_known) {
+            if interceptors.is_some() {
+                let why = "set the interceptors of a stream that has not learned its SSRC in another request";
+                return Err(RegistryError::invalid("interceptors", why));
+            }
             // Nothing was sent for a stream that has not learned its SSRC yet: it is bound afresh where `ssrc` goes.
             if self.ssrcs.contains_key(&ssrc) {
                 return Err(RegistryError::AlreadyExists { kind: "ssrc", id: ssrc.to_string() });
@@ -70,6 +85,9 @@ impl Registry {
         if let Some(types) = &update.payload_types {
             updated.payload_types.clone_from(types);
         }
+        if let Some(names) = interceptors {
+            updated.interceptors = names;
+        }
         let mut subscriptions = Vec::new();
         for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
             let mut record = sub.clone();
@@ -84,6 +102,12 @@ impl Registry {
             let pinned = subscriptions.iter().map(|(_, sub, record)| (*sub, record));
             self.plan_reroutes(pinned, &mut commands, &mut undo)?;
             self.plan_ssrc_change(current, &updated, &mut commands, &mut undo)?;
+        }
+        let (before, after) = (ingress_spec(current, &self.interceptors), ingress_spec(&updated, &self.interceptors));
+        if before != after {
+            let id = current.data_plane_id;
+            commands.push((current.worker, Command::ReconfigureStream { id, ingress: after }));
+            undo.push((current.worker, Command::ReconfigureStream { id, ingress: before }));
         }
         let mut changed = Vec::new();
         for (subscription_id, sub, record) in subscriptions {

@@ -136,6 +136,15 @@ pub enum Command {
         /// Its egress interceptors and RTX from now on.
         egress: EgressSpec,
     },
+    /// Replaces stream `id`'s ingress interceptors, between two packets (a plugin attached or detached, a built-in
+    /// added or removed). An unchanged spec keeps the bound chain; a changed one is bound anew, so the ingress
+    /// statistics restart (the old chain's last figures are published first). Its subscriptions are untouched.
+    ReconfigureStream {
+        /// The stream.
+        id: StreamId,
+        /// Its ingress interceptors from now on.
+        ingress: IngressSpec,
+    },
     /// Makes stream `id` take its packets with `ssrc` instead of its current SSRC, from the same source (a
     /// re-INVITE, a restarted user agent). Its subscribers see one continuous stream, as after a
     /// `SwitchSubscription`: the SSRC they saw so far (an unset `out_ssrc` is pinned to the old SSRC) and

@@ -233,6 +233,7 @@ impl Forwarder {
             Command::ReconfigureSubscription { id, payload_type_map, egress } => {
                 self.reconfigure_subscription(now, id, payload_type_map, egress)
             }
+            Command::ReconfigureStream { id, ingress } => self.reconfigure_stream(now, id, ingress),
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
             Command::SetSource { id, source } => self.table.set_source(id, source),

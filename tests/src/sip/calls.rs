@@ -116,6 +116,7 @@ pub fn update_leg(api: &Api, session: &str, leg: Leg, offer: &AudioOffer, previo
             stream_id: leg.stream().into(),
             ssrc: None,
             payload_types: Some(v1::PayloadTypes { values: offer.payload_types.clone() }),
+            interceptors: None,
         })?;
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Commands that bind chains anew for a stream or subscription that lives on: a stream's new SSRC
-//! (`ChangeStreamSsrc`) and a subscription's renegotiation (`ReconfigureSubscription`).
+//! (`ChangeStreamSsrc`), a stream's new ingress interceptors (`ReconfigureStream`) and a subscription's
+//! renegotiation (`ReconfigureSubscription`).
 //!
 //! Owns the forwarder's side of both: what is re-keyed in the tables (that is `table`'s), which chains are bound
 //! again and with what identity, and keeping the last figures of a chain that is replaced. Runs when a command is
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use super::{local_ssrc, Forwarder, StatsKey};
 use crate::core::command::{CommandError, StreamId, SubscriptionId};
-use crate::core::interceptor::spec::{EgressSpec, StreamInfo, SubscriptionInfo};
+use crate::core::interceptor::spec::{EgressSpec, IngressSpec, StreamInfo, SubscriptionInfo};
 use crate::core::rewrite::Rewrite;
 use crate::core::table::Table;
 use crate::core::wire::Ssrc;
@@ -47,6 +48,35 @@ impl Forwarder {
             };
             sub.egress = factory.egress(&sub.egress_spec, &info);
         }
+        self.counters.plugin_failures += factory.bind_failures();
+        Ok(())
+    }
+
+    /// Runs `Command::ReconfigureStream`: binds a new ingress chain only when the spec changed (after keeping the old
+    /// chain's last figures) and swaps it in.
+    pub(super) fn reconfigure_stream(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        ingress: IngressSpec,
+    ) -> Result<(), CommandError> {
+        let Some(idx) = self.table.stream_index(id) else {
+            return Err(CommandError::StreamNotFound { id });
+        };
+        if self.table.streams[idx as usize].ingress_spec == ingress {
+            return Ok(());
+        }
+        self.keep_final_snapshots(StatsKey::Stream(id));
+        let factory = self.factory(now);
+        let stream = &mut self.table.streams[idx as usize];
+        let info = StreamInfo {
+            ssrc: Ssrc(stream.ssrc),
+            clock_rate_hz: stream.clock_rate_hz,
+            local_ssrc: Ssrc(local_ssrc(id, stream.ssrc)),
+            epoch: factory.epoch,
+        };
+        stream.ingress = factory.ingress(&ingress, &info);
+        stream.ingress_spec = ingress;
         self.counters.plugin_failures += factory.bind_failures();
         Ok(())
     }
