@@ -237,7 +237,8 @@ fn configs() -> Vec<Seed> {
     seeds.sort();
     seeds.push(("empty.toml".to_owned(), Vec::new()));
     seeds.push(("invalid-value.toml".to_owned(), b"[pool]\nrecv_batch = 0\n".to_vec()));
-    let plugins = "[[plugins]]\nname = \"throttle\"\npath = \"/opt/ringfwd/plugins/throttle.wasm\"\nchains = [\"ingress\"]\n\
+    let plugins =
+        "[[plugins]]\nname = \"throttle\"\npath = \"/opt/ringfwd/plugins/throttle.wasm\"\nchains = [\"ingress\"]\n\
                    on_failure = \"drop\"\nfuel_per_call = 100000\nmemory_max_bytes = 65536\n[plugins.params]\n\
                    max_pps = \"50\"\n[interceptors]\ningress = [\"stats\", \"throttle\"]\n";
     seeds.push(("plugins.toml".to_owned(), plugins.as_bytes().to_vec()));
