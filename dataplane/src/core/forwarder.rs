@@ -184,12 +184,7 @@ impl Forwarder {
         let result = match cmd {
             Command::AddStream { id, ssrc, source, clock_rate_hz, ingress } => {
                 let factory = self.factory(now);
-                let info = StreamInfo {
-                    ssrc: Ssrc(ssrc),
-                    clock_rate_hz,
-                    local_ssrc: Ssrc(local_ssrc(id, ssrc)),
-                    epoch: factory.epoch,
-                };
+                let info = stream_info(id, ssrc, clock_rate_hz, factory.epoch);
                 let added =
                     self.table.add_stream(now, id, ssrc, source, clock_rate_hz, || factory.ingress(&ingress, &info));
                 self.counters.plugin_failures += factory.bind_failures();
@@ -723,6 +718,11 @@ pub(crate) fn rtcp_socket(offset: Option<usize>, socket: usize) -> usize {
         Some(n) => socket % n + n,
         None => socket,
     }
+}
+
+/// What stream `id`'s ingress chain is bound to, with publisher SSRC `ssrc` (a new stream, a new SSRC, a new chain).
+fn stream_info(id: StreamId, ssrc: u32, clock_rate_hz: u32, epoch: NtpEpoch) -> StreamInfo {
+    StreamInfo { ssrc: Ssrc(ssrc), clock_rate_hz, local_ssrc: Ssrc(local_ssrc(id, ssrc)), epoch }
 }
 
 fn local_ssrc(id: StreamId, publisher_ssrc: u32) -> u32 {

@@ -225,21 +225,20 @@ impl Instance {
     /// Calls `on_rtp` on the packet written last; its raw verdict and the fuel it used.
     #[inline]
     pub(crate) fn on_rtp(&mut self, args: OnRtpArgs) -> (Result<i32, Fault>, u64) {
-        let on_rtp = self.on_rtp.clone();
-        self.call(&on_rtp, args)
+        call(&mut self.store, &self.on_rtp, self.fuel_per_call, args)
     }
 
     /// Calls `on_rtcp` on the compound written last, when the plugin exports it (else `None`).
     #[inline]
     pub(crate) fn on_rtcp(&mut self, args: OnRtcpArgs) -> Option<(Result<i32, Fault>, u64)> {
-        let on_rtcp = self.on_rtcp.clone()?;
-        Some(self.call(&on_rtcp, args))
+        let on_rtcp = self.on_rtcp.as_ref()?;
+        Some(call(&mut self.store, on_rtcp, self.fuel_per_call, args))
     }
 
     /// Calls `on_timer`, when the plugin exports it (else `None`).
     pub(crate) fn on_timer(&mut self, args: OnTimerArgs) -> Option<(Result<(), Fault>, u64)> {
-        let on_timer = self.on_timer.clone()?;
-        Some(self.call(&on_timer, args))
+        let on_timer = self.on_timer.as_ref()?;
+        Some(call(&mut self.store, on_timer, self.fuel_per_call, args))
     }
 
     /// True when the plugin exports `on_rtcp`.
@@ -251,21 +250,29 @@ impl Instance {
     pub(crate) fn staged(&self) -> &Staged {
         &self.store.data().staged
     }
+}
 
-    #[inline]
-    fn call<P: WasmParams, R: WasmResults>(&mut self, func: &TypedFunc<P, R>, args: P) -> (Result<R, Fault>, u64) {
-        self.store.data_mut().staged.clear();
-        if self.store.set_fuel(self.fuel_per_call).is_err() {
-            return (Err(Fault::Trap("fuel metering is off".into())), 0);
-        }
-        let result = func.call(&mut self.store, args);
-        let used = self.fuel_per_call - self.store.get_fuel().unwrap_or(0).min(self.fuel_per_call);
-        let result = result.map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
-            _ => Fault::Trap(format!("{e:#}")),
-        });
-        (result, used)
+/// One call of `func` with `fuel` (its staging area cleared first): its result, a trap or running out of fuel as a
+/// [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of a `TypedFunc` clones its type,
+/// a reference count, which the per-packet path must not touch.
+#[inline]
+fn call<P: WasmParams, R: WasmResults>(
+    store: &mut Store<Host>,
+    func: &TypedFunc<P, R>,
+    fuel: u64,
+    args: P,
+) -> (Result<R, Fault>, u64) {
+    store.data_mut().staged.clear();
+    if store.set_fuel(fuel).is_err() {
+        return (Err(Fault::Trap("fuel metering is off".into())), 0);
     }
+    let result = func.call(&mut *store, args);
+    let used = fuel - store.get_fuel().unwrap_or(0).min(fuel);
+    let result = result.map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
+        _ => Fault::Trap(format!("{e:#}")),
+    });
+    (result, used)
 }
 
 fn set_fuel(store: &mut Store<Host>, fuel: u64) -> Result<(), LoadError> {

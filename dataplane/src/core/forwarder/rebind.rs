@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
-use super::{local_ssrc, Forwarder, StatsKey};
+use super::{stream_info, Forwarder, StatsKey};
 use crate::core::command::{CommandError, StreamId, SubscriptionId};
-use crate::core::interceptor::spec::{EgressSpec, IngressSpec, StreamInfo, SubscriptionInfo};
+use crate::core::interceptor::spec::{EgressSpec, IngressSpec, SubscriptionInfo};
 use crate::core::rewrite::Rewrite;
 use crate::core::table::Table;
 use crate::core::wire::Ssrc;
@@ -30,12 +30,7 @@ impl Forwarder {
         let factory = self.factory(now);
         let Table { streams, subscriptions, .. } = &mut self.table;
         let stream = &mut streams[idx as usize];
-        let info = StreamInfo {
-            ssrc: Ssrc(ssrc),
-            clock_rate_hz: stream.clock_rate_hz,
-            local_ssrc: Ssrc(local_ssrc(id, ssrc)),
-            epoch: factory.epoch,
-        };
+        let info = stream_info(id, ssrc, stream.clock_rate_hz, factory.epoch);
         stream.ingress = factory.ingress(&stream.ingress_spec, &info);
         for &flow in &stream.subscriptions {
             let sub = &mut subscriptions[flow as usize];
@@ -69,12 +64,7 @@ impl Forwarder {
         self.keep_final_snapshots(StatsKey::Stream(id));
         let factory = self.factory(now);
         let stream = &mut self.table.streams[idx as usize];
-        let info = StreamInfo {
-            ssrc: Ssrc(stream.ssrc),
-            clock_rate_hz: stream.clock_rate_hz,
-            local_ssrc: Ssrc(local_ssrc(id, stream.ssrc)),
-            epoch: factory.epoch,
-        };
+        let info = stream_info(id, stream.ssrc, stream.clock_rate_hz, factory.epoch);
         stream.ingress = factory.ingress(&ingress, &info);
         stream.ingress_spec = ingress;
         self.counters.plugin_failures += factory.bind_failures();
