@@ -194,7 +194,7 @@ const RTP_ROWS: [(&str, Side, InterceptorName, bool); 10] = [
 ];
 
 /// Every row name, in the order of the report.
-pub const ROW_NAMES: [&str; 20] = [
+pub const ROW_NAMES: [&str; 23] = [
     "baseline_rtp",
     "rate_limit",
     "stats_ingress",
@@ -209,12 +209,15 @@ pub const ROW_NAMES: [&str; 20] = [
     "plugin_native_noop",
     "plugin_wasm_noop",
     "plugin_wasm_throttle",
+    "plugin_wasm_rewrite",
     "baseline_nack",
     "nack_cache_per_nack",
     "baseline_pli",
     "keyframe_throttle_per_pli",
     "forwarder_empty",
     "forwarder_default",
+    "forwarder_default_wasm_noop",
+    "forwarder_default_wasm_rewrite",
 ];
 
 /// The traffic, in words (for the report).
@@ -223,8 +226,10 @@ pub fn workload_description() -> String {
         "one video stream of {}-byte RTP packets at {} Hz, {} packets/s (30 frames/s of {}), a one-byte \
          transport-wide sequence header extension on every packet, 1% of sequence numbers never arriving \
          (payload_type_filter: 1% of packets of a payload type not negotiated); NACK row: 1 NACK with 1 PID \
-         for a cached packet; PLI row: 1 PLI per {} ms; plugin rows: a native and a WebAssembly no-op, and a \
-         WebAssembly throttle at 80% of the packet rate; forwarder: fan-out {}, timers swept every {} ms",
+         for a cached packet; PLI row: 1 PLI per {} ms; plugin rows: a native and a WebAssembly no-op, a \
+         WebAssembly throttle at 80% of the packet rate, and a WebAssembly plugin rewriting each packet 4 bytes \
+         longer; forwarder: fan-out {}, timers swept every {} ms, the default chains alone, with the WebAssembly \
+         no-op and with the rewriting plugin on ingress",
         workload::PACKET_BYTES,
         CLOCK_RATE_HZ,
         PACKETS_PER_SECOND,
@@ -275,9 +280,13 @@ pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
     jobs.push(("baseline_pli", "pli", None, Box::new(move |n| pli_once("baseline_pli", false, config, n, t0))));
     let pli = move |n| pli_once("keyframe_throttle_per_pli", true, config, n, t0);
     jobs.push(("keyframe_throttle_per_pli", "pli", Some("baseline_pli"), Box::new(pli)));
-    jobs.push(("forwarder_empty", "received rtp", None, Box::new(move |n| forwarder_once(false, config, n, t0))));
-    let default = move |n| forwarder_once(true, config, n, t0);
+    jobs.push(("forwarder_empty", "received rtp", None, Box::new(move |n| forwarder_once(false, None, config, n, t0))));
+    let default = move |n| forwarder_once(true, None, config, n, t0);
     jobs.push(("forwarder_default", "received rtp", Some("forwarder_empty"), Box::new(default)));
+    let noop = move |n| forwarder_once(true, Some((plugins, "wasm_noop", false)), config, n, t0);
+    jobs.push(("forwarder_default_wasm_noop", "received rtp", Some("forwarder_empty"), Box::new(noop)));
+    let rewrite = move |n| forwarder_once(true, Some((plugins, "wasm_grow", true)), config, n, t0);
+    jobs.push(("forwarder_default_wasm_rewrite", "received rtp", Some("forwarder_empty"), Box::new(rewrite)));
 
     for (_, _, _, once) in &mut jobs {
         once(options.packets.min(WARMUP_UNITS))?;
@@ -371,6 +380,10 @@ mod tests {
         assert_eq!(count("nack_cache_per_nack", "misses"), Some(0));
         assert_eq!(count("keyframe_throttle_per_pli", "consumed"), Some(2000), "every PLI absorbed");
         assert_eq!(count("forwarder_default", "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
+        let rewrite = "forwarder_default_wasm_rewrite";
+        assert_eq!(count(rewrite, "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
+        assert_eq!(count(rewrite, "rewritten by a plugin"), Some(2000));
+        assert_eq!(count("plugin_wasm_rewrite", "rewritten"), Some(2000));
         assert_eq!(count("forwarder_empty", "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
         assert_eq!(count("forwarder_empty", "interceptor packets emitted"), Some(0));
         let filtered = count("payload_type_filter", "filtered").unwrap_or(0);

@@ -115,7 +115,7 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 10] = [
     ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
@@ -127,6 +127,7 @@ const FAMILIES: [Family; 9] = [
     ("ringfwd_plugin_instances_disabled_total", "Instances disabled by a fault or not instantiated.", |s| s.disabled),
     ("ringfwd_plugin_emitted_total", "Packets the plugins emitted that went out.", |s| s.emitted),
     ("ringfwd_plugin_emits_refused_total", "Packets the plugins emitted that were refused.", |s| s.emits_refused),
+    ("ringfwd_plugin_rewrites_total", "Packets the plugins rewrote (passed on rewritten).", |s| s.rewrites),
 ];
 
 impl ExportMetrics for PluginMetrics {
@@ -148,6 +149,7 @@ impl ExportMetrics for PluginMetrics {
                 ("trap", stats.traps),
                 ("out_of_fuel", stats.out_of_fuel),
                 ("bad_verdict", stats.bad_verdicts),
+                ("bad_rewrite", stats.bad_rewrites),
                 ("instantiation", stats.instantiation_failures),
             ] {
                 out.sample(faults, &[("plugin", plugin), ("kind", kind)], value);

@@ -1,8 +1,9 @@
 /* ringfwd plugin ABI, version 1, for plugins written in C and built to wasm32 with clang (see plugins/README.md).
  *
- * A plugin is a WebAssembly module that imports nothing and exports: memory, ringfwd_abi_version,
- * ringfwd_packet_buffer, on_rtp, and optionally on_rtcp and ringfwd_init. This header declares them with the
- * right names and types; the plugin defines on_rtp (and the optional ones) and uses RINGFWD_PLUGIN once.
+ * A plugin is a WebAssembly module that exports: memory, ringfwd_abi_version, ringfwd_packet_buffer, on_rtp, and
+ * optionally on_rtcp, on_timer and ringfwd_init; it may import the host functions below (module "ringfwd") and
+ * nothing else. This header declares them with the right names and types; the plugin defines on_rtp (and the
+ * optional ones) and uses RINGFWD_PLUGIN once.
  *
  * No libc: build with `clang --target=wasm32 -nostdlib -Wl,--no-entry` (plugins/build.sh does).
  */
@@ -55,6 +56,13 @@ RINGFWD_IMPORT("emit_to_subscriber") int32_t ringfwd_emit_to_subscriber(int32_t 
 RINGFWD_IMPORT("retransmit") int32_t ringfwd_retransmit(int32_t flow, const void *bytes, int32_t len);
 /* Asks for on_timer at `at_us` (the worker's clock, as now_us); the earliest asked for wins until it fires. */
 RINGFWD_IMPORT("set_timer") void ringfwd_set_timer(int64_t at_us);
+/* In on_rtp only: ringfwd_packet now holds the packet to pass on, `len` bytes (12..=RINGFWD_PACKET_BUFFER_BYTES,
+ * and within the worker's max_packet_bytes). Change header fields and payload in place, make it shorter or longer,
+ * then call this; when on_rtp returns RINGFWD_CONTINUE the new packet replaces the old one for the rest of the chain
+ * and the fan-out (from an egress chain: sent to this subscriber as it is). Answers 0, or -1 outside on_rtp or for a
+ * length out of range; the last accepted call counts. A packet that is not RTP with the SSRC it was given is a
+ * fault (bad_rewrite) that disables the instance. Without this call, changes to the buffer are ignored. */
+RINGFWD_IMPORT("rewrite") int32_t ringfwd_rewrite(int32_t len);
 
 /* Defines the buffer and the two exports every plugin has. Use once, in one file. */
 #define RINGFWD_PLUGIN                                                                                             \

@@ -1,8 +1,9 @@
-//! The plugins the microbenchmark's plugin rows run: a native no-op, a WebAssembly no-op, and a WebAssembly
+//! The plugins the microbenchmark's plugin rows run: a native no-op, a WebAssembly no-op, a WebAssembly
 //! per-stream packet-rate throttle (the algorithm of `plugins/examples/throttle.c`, written in WAT so the bench
-//! needs no C compiler).
+//! needs no C compiler), and a WebAssembly plugin that rewrites every packet 4 bytes longer (the host's side of a
+//! rewrite: the packet read back out of the plugin's memory, checked, its attributes read again).
 //!
-//! Owns [`registry`] (the three, registered as the daemon registers them) and the row table. Must never time
+//! Owns [`registry`] (the four, registered as the daemon registers them) and the row table. Must never time
 //! anything itself: rows.rs's loops do.
 
 use ringfwd_dataplane::control::Plugins;
@@ -25,6 +26,17 @@ const WASM_NOOP: &str = r#"(module
   (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
   (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0)))"#;
 
+/// Appends 4 bytes to every packet and passes it on rewritten.
+pub(super) const WASM_GROW: &str = r#"(module
+  (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
+    (i32.store (i32.add (i32.const 1024) (local.get $len)) (i32.const 0x5245_4421))
+    (drop (call $rewrite (i32.add (local.get $len) (i32.const 4))))
+    (i32.const 0)))"#;
+
 /// At most `MAX` packets per one-second window, the window starting with the first packet after the last one ended.
 fn wasm_throttle(max_pps: u64) -> String {
     format!(
@@ -44,13 +56,14 @@ fn wasm_throttle(max_pps: u64) -> String {
 }
 
 /// The plugin rows: name, plugin, whether the workload makes it drop.
-pub(super) const ROWS: [(&str, &str, bool); 3] = [
+pub(super) const ROWS: [(&str, &str, bool); 4] = [
     ("plugin_native_noop", "native_noop", false),
     ("plugin_wasm_noop", "wasm_noop", false),
     ("plugin_wasm_throttle", "wasm_throttle", true),
+    ("plugin_wasm_rewrite", "wasm_grow", false),
 ];
 
-/// The three plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
+/// The four plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
 pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
     let broken = |e: String| MicroError::Template { message: e };
     let engine = Engine::new().map_err(broken)?;
@@ -69,8 +82,11 @@ pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
         engine.load(spec).map_err(|e| broken(format!("{name}: {e}")))
     };
     // 80 % of the stream's packet rate, as the rate_limit row: it drops the rest of each second.
-    let loaded =
-        vec![load("wasm_noop", WASM_NOOP.into())?, load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10))?];
+    let loaded = vec![
+        load("wasm_noop", WASM_NOOP.into())?,
+        load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10))?,
+        load("wasm_grow", WASM_GROW.into())?,
+    ];
     let mut plugins =
         Plugins::none().with_ingress("native_noop", |_| Box::new(NativeNoop)).map_err(|e| broken(e.to_string()))?;
     for plugin in &loaded {

@@ -181,13 +181,17 @@ pub(super) fn rtp_once(
     }
     let scope = side.scope();
     let mut outbox = Outbox::new(OUTBOX_PACKETS, MAX_PACKET_BYTES);
-    let (mut passed, mut emitted) = (0u64, 0u64);
+    let (mut passed, mut emitted, mut rewritten) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     for i in 0..n {
         let attrs = stream.packet(i);
         let now = attrs.arrival;
         if chain.on_rtp(now, scope, black_box(stream.bytes()), &attrs, &mut outbox) == Verdict::Continue {
             passed += 1;
+            if let Some(packet) = outbox.take_rewritten() {
+                black_box(packet);
+                rewritten += 1;
+            }
         }
         settle(&mut chain, now, scope, &mut outbox, &mut emitted);
     }
@@ -209,6 +213,9 @@ pub(super) fn rtp_once(
     counts.extend(member.built_in().map(|b| rtp_work(b, &snapshot)).unwrap_or_default());
     if let Member::Plugin { drops, .. } = member {
         counts.push(sanity("dropped by the plugin", n - passed, drops));
+    }
+    if rewritten != 0 {
+        counts.push(sanity("rewritten", rewritten, true));
     }
     counts.push(sanity("emitted", emitted, false));
     Ok((elapsed, counts))
@@ -318,6 +325,8 @@ pub(super) fn pli_once(
 struct CountingEgress {
     rtp: u64,
     copies: u64,
+    /// Copies that are RTP (a packet a plugin rewrote, sent from a buffer of its own).
+    rtp_copies: u64,
 }
 
 impl CountingEgress {
@@ -332,6 +341,9 @@ impl CountingEgress {
                 Transmit::Copy { bytes, .. } => {
                     black_box(bytes);
                     self.copies += 1;
+                    if !bytes.get(1).is_some_and(|pt| (192..=223).contains(pt)) {
+                        self.rtp_copies += 1;
+                    }
                 }
             }
             true
@@ -340,9 +352,11 @@ impl CountingEgress {
 }
 
 /// `n` RTP packets through [`Forwarder::on_datagram`] for one stream of [`FAN_OUT`] subscriptions,
-/// with the default chains (`default`) or none; the timers are swept every [`TIMER_SWEEP`].
+/// with the default chains (`default`) or none, and `plugin` of `plugins` on the ingress chain after the defaults'
+/// (when given, with whether it rewrites every packet); the timers are swept every [`TIMER_SWEEP`].
 pub(super) fn forwarder_once(
     default: bool,
+    plugin: Option<(&Plugins, &str, bool)>,
     config: &Interceptors,
     n: u64,
     t0: Instant,
@@ -356,11 +370,17 @@ pub(super) fn forwarder_once(
     };
     let mut fwd = Forwarder::with_hash_seed(0, 1, limits, 0x5eed);
     fwd.set_ntp_epoch(epoch(t0));
-    let ingress = if default {
-        ringfwd_tuning::specs::ingress(&config.ingress, config, &Plugins::none())
-    } else {
-        IngressSpec::default()
+    let mut names = config.ingress.clone();
+    let registry = match plugin {
+        Some((plugins, name, _)) => {
+            names.push(ChainName::Plugin(name.into()));
+            fwd.set_plugins(plugins.clone());
+            plugins.clone()
+        }
+        None => Plugins::none(),
     };
+    let ingress =
+        if default { ringfwd_tuning::specs::ingress(&names, config, &registry) } else { IngressSpec::default() };
     let source = SourcePolicy::Fixed(PUBLISHER);
     let stream_id = StreamId(1);
     fwd.apply(
@@ -415,7 +435,12 @@ pub(super) fn forwarder_once(
     Ok((
         elapsed,
         vec![
-            sanity("copies forwarded", egress.rtp, true),
+            sanity("copies forwarded", egress.rtp + egress.rtp_copies, true),
+            sanity(
+                "rewritten by a plugin",
+                counters.rewritten_by_plugin,
+                plugin.is_some_and(|(_, _, rewrites)| rewrites),
+            ),
             sanity("interceptor packets emitted", counters.interceptor_emitted, default),
             sanity("interceptor emissions refused", counters.interceptor_emit_refused, false),
             sanity("drops", counters.iter().filter(|(name, _)| name.starts_with("drop_")).map(|(_, v)| v).sum(), false),

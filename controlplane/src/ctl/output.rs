@@ -64,7 +64,12 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
             shown(get("calls").to_string()),
             shown(get("drops").to_string()),
             shown(
-                (get("traps") + get("out_of_fuel") + get("bad_verdicts") + get("instantiation_failures")).to_string(),
+                (get("traps")
+                    + get("out_of_fuel")
+                    + get("bad_verdicts")
+                    + get("bad_rewrites")
+                    + get("instantiation_failures"))
+                .to_string(),
             ),
             shown(format!("{} / {}", get("disabled"), get("instances"))),
             shown(p.path.clone()),

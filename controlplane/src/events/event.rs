@@ -114,7 +114,7 @@ pub enum EventKind {
         stream: StreamRef,
         /// The subscription, on egress.
         subscription: Option<SubscriptionRef>,
-        /// "panic", "trap", "out_of_fuel" or "bad_verdict".
+        /// "panic", "trap", "out_of_fuel", "bad_verdict" or "bad_rewrite".
         fault: &'static str,
     },
     /// A subscription was created.

@@ -150,6 +150,7 @@ define_counters! {
         retransmissions: Counter = "Packets retransmitted to subscribers from the NACK cache (included in interceptor_emitted).",
         interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
         plugin_failures: Counter = "Plugin calls that panicked: that plugin instance is disabled, and packets pass it untouched.",
+        rewritten_by_plugin: Counter = "RTP packets (ingress) and copies (egress) a plugin rewrote before they were forwarded.",
     }
     drops {
         NotRtp = "not_rtp" => drop_not_rtp = "STUN, DTLS or unclassifiable datagrams.",

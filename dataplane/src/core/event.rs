@@ -21,6 +21,8 @@ pub enum PluginFault {
     OutOfFuel,
     /// A WebAssembly call answered a verdict the ABI does not define.
     BadVerdict,
+    /// A WebAssembly call rewrote its packet into something that is not an RTP packet of the same SSRC, or too long.
+    BadRewrite,
 }
 
 impl PluginFault {
@@ -31,6 +33,7 @@ impl PluginFault {
             PluginFault::Trap => "trap",
             PluginFault::OutOfFuel => "out_of_fuel",
             PluginFault::BadVerdict => "bad_verdict",
+            PluginFault::BadRewrite => "bad_rewrite",
         }
     }
 }

@@ -79,6 +79,9 @@ pub struct Forwarder {
     rtcp_scratch: Box<[u8]>,
     /// What interceptors emit, sent after each chain run.
     outbox: Outbox,
+    /// Holds the packet an ingress plugin rewrote while it is fanned out (`max_packet_bytes` long; swapped with the
+    /// outbox's, never allocated again).
+    rewritten: Box<[u8]>,
     /// The worker's NTP epoch (set by the runtime; else taken, with NTP time 0, at the first command).
     epoch: Option<NtpEpoch>,
     /// The worker's tap ring (set by the runtime when the recorder runs); streams whose ingress spec
@@ -134,6 +137,7 @@ impl Forwarder {
             counters: Counters::default(),
             rtcp_scratch: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
             outbox: Outbox::new(OUTBOX_PACKETS, limits.max_packet_bytes),
+            rewritten: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
             epoch: None,
             tap: None,
             plugins: Plugins::none(),
@@ -474,7 +478,7 @@ impl Forwarder {
             Parsed::Rtp(mut attrs) => {
                 attrs.ext_seq = entry.seq.unwrap(attrs.seq);
                 match self.ingress_rtp(now, stream, pkt, &attrs) {
-                    Verdict::Continue => return self.fan_out_rtp(now, stream, &attrs, pkt, out),
+                    Verdict::Continue => return self.forward_rtp(now, stream, &attrs, pkt, out),
                     verdict => verdict,
                 }
             }
@@ -514,12 +518,34 @@ impl Forwarder {
         }
     }
 
+    /// Fans out RTP packet `pkt` that the ingress chain let through, or the packet a plugin there rewrote it into.
+    fn forward_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
+        let mut body = std::mem::take(&mut self.rewritten);
+        let outcome = match self.outbox.take_rewritten_into(&mut body) {
+            None => self.fan_out_rtp(now, stream, attrs, pkt, out),
+            Some(len) => {
+                let packet = &body[..len];
+                // The chain accepted it as an RTP packet no longer than the longest one, so both hold.
+                match RtpView::parse(packet) {
+                    Ok(view) if out.rewrite(packet) => {
+                        self.counters.rewritten_by_plugin += 1;
+                        self.fan_out_rtp(now, stream, &attrs.rewritten(&view, true), packet, out)
+                    }
+                    _ => Outcome::Dropped(DropReason::Malformed),
+                }
+            }
+        };
+        self.rewritten = body;
+        outcome
+    }
+
     /// Sends one rewritten copy of RTP packet `pkt` to each active subscription of `stream` whose egress
-    /// chain lets it pass, first rebasing a subscription switched to it (see `Command::SwitchSubscription`).
+    /// chain lets it pass, first rebasing a subscription switched to it (see `Command::SwitchSubscription`). A copy
+    /// an egress plugin rewrote goes out as the plugin left it.
     fn fan_out_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
         let Table { streams, subscriptions, .. } = &mut self.table;
         let entry = &streams[stream as usize];
-        let (mut active, mut copies) = (0u32, 0u32);
+        let (mut active, mut copies, mut bytes) = (0u32, 0u32, 0u64);
         let mut last_refusal = None;
         for &flow in &entry.subscriptions {
             let sub = &mut subscriptions[flow as usize];
@@ -542,7 +568,7 @@ impl Forwarder {
             let out_ts = RtpTimestamp(u32::from_be_bytes([header[4], header[5], header[6], header[7]]));
             sub.last_sent = Some(LastSent { seq: out_seq, ts: out_ts, at: now });
             if !sub.egress.is_empty() {
-                let out = RtpAttrs {
+                let out_attrs = RtpAttrs {
                     ssrc: Ssrc(u32::from_be_bytes([header[8], header[9], header[10], header[11]])),
                     seq: out_seq,
                     ext_seq: sub.out_seq.unwrap(out_seq),
@@ -551,7 +577,7 @@ impl Forwarder {
                     ..*attrs
                 };
                 let scope = Scope::Subscription { stream, flow };
-                let verdict = sub.egress.on_rtp(now, scope, pkt, &out, &mut self.outbox);
+                let verdict = sub.egress.on_rtp(now, scope, pkt, &out_attrs, &mut self.outbox);
                 intercept::note_wake(&mut self.next_timer, &sub.egress);
                 match verdict {
                     Verdict::Continue => {}
@@ -565,15 +591,27 @@ impl Forwarder {
                         continue;
                     }
                 }
+                if let Some(rewritten) = self.outbox.take_rewritten() {
+                    self.counters.rewritten_by_plugin += 1;
+                    if out.copy(sub.socket, sub.dest, rewritten) {
+                        copies += 1;
+                        bytes += rewritten.len() as u64;
+                    } else {
+                        self.counters.count_drop(DropReason::TxFull);
+                        last_refusal = Some(DropReason::TxFull);
+                    }
+                    continue;
+                }
             }
             if out.forward(sub.socket, sub.dest, &header) {
                 copies += 1;
+                bytes += pkt.len() as u64;
             } else {
                 self.counters.count_drop(DropReason::TxFull);
                 last_refusal = Some(DropReason::TxFull);
             }
         }
-        self.finish_fan_out(active, copies, last_refusal, pkt.len())
+        self.finish_fan_out(active, copies, last_refusal, bytes)
     }
 
     fn fan_out_rtcp(
@@ -634,21 +672,15 @@ impl Forwarder {
             self.counters.count_drop(refusal);
             last_refusal = Some(refusal);
         }
-        self.finish_fan_out(active, copies, last_refusal, pkt.len())
+        self.finish_fan_out(active, copies, last_refusal, u64::from(copies) * pkt.len() as u64)
     }
 
     /// Counts the copies and picks the outcome. Refused, withheld or filtered copies were counted one
     /// by one already; `last_refusal` is the reason of the last one, the outcome when no copy went out
     /// (none: every copy was consumed by an egress interceptor).
-    fn finish_fan_out(
-        &mut self,
-        active: u32,
-        copies: u32,
-        last_refusal: Option<DropReason>,
-        len_bytes: usize,
-    ) -> Outcome {
+    fn finish_fan_out(&mut self, active: u32, copies: u32, last_refusal: Option<DropReason>, bytes: u64) -> Outcome {
         self.counters.forwarded_packets += u64::from(copies);
-        self.counters.forwarded_bytes += u64::from(copies) * len_bytes as u64;
+        self.counters.forwarded_bytes += bytes;
         match (active, copies, last_refusal) {
             (0, _, _) => Outcome::Consumed,
             (_, 0, Some(reason)) => Outcome::Dropped(reason),

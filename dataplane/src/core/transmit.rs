@@ -6,7 +6,10 @@
 //! backend, which sends it. A forwarded RTP copy is a rewritten 12-byte header whose payload is bytes `12..` of
 //! the datagram being processed ([`Transmit::Forward`]: the loop attaches the receive buffer that holds it, the
 //! payload is never copied); anything the core assembles itself (rewritten RTCP, interceptor output,
-//! retransmissions) is copied into the queue's own byte arena ([`Transmit::Copy`]).
+//! retransmissions) is copied into the queue's own byte arena ([`Transmit::Copy`]). When a plugin rewrote the
+//! datagram ([`Transmits::rewrite`]), its forwarded copies carry the rewritten packet instead: it is kept once, and
+//! each copy is drained as a [`Transmit::Copy`] of it under that copy's header (the backend copies it into a buffer
+//! of its own, as for any assembled packet).
 //!
 //! Owns the bounded queue and arena, both sized once from the forwarder's limits. Must never grow: a copy that
 //! does not fit is refused (the caller counts it as `tx_full`), never allocated for. Holds no socket, no clock
@@ -27,8 +30,23 @@ pub const COPY_ARENA_PACKETS: usize = 512;
 /// One packet to send, as queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Queued {
-    Forward { socket: usize, dest: SocketAddr, header: [u8; 12] },
-    Copy { socket: usize, dest: SocketAddr, start: u32, len: u32 },
+    Forward {
+        socket: usize,
+        dest: SocketAddr,
+        header: [u8; 12],
+    },
+    Copy {
+        socket: usize,
+        dest: SocketAddr,
+        start: u32,
+        len: u32,
+    },
+    /// A forward of the rewritten datagram (`body`).
+    Rewritten {
+        socket: usize,
+        dest: SocketAddr,
+        header: [u8; 12],
+    },
 }
 
 /// One packet to send, as drained.
@@ -82,6 +100,10 @@ pub struct Transmits {
     /// Forwards the queue may hold besides copies.
     max_forwards: usize,
     forwards: usize,
+    /// The rewritten datagram, when a plugin rewrote it (`body_len` bytes; each drained copy writes its header over
+    /// the first 12).
+    body: Box<[u8]>,
+    body_len: usize,
 }
 
 impl Transmits {
@@ -90,7 +112,10 @@ impl Transmits {
     /// [`COPY_ARENA_PACKETS`] full-size packets.
     pub fn for_limits(limits: &ForwarderLimits) -> Transmits {
         let forwards = limits.max_subscriptions_per_stream as usize + OUTBOX_PACKETS;
-        Transmits::with_capacity(forwards, MAX_COPIES, COPY_ARENA_PACKETS * limits.max_packet_bytes)
+        let mut transmits =
+            Transmits::with_capacity(forwards, MAX_COPIES, COPY_ARENA_PACKETS * limits.max_packet_bytes);
+        transmits.body = vec![0u8; limits.max_packet_bytes].into_boxed_slice();
+        transmits
     }
 
     /// A queue with room for `forwards` forwards and `copies` copies of `arena_bytes` in total (0 and 0: refuses
@@ -102,6 +127,8 @@ impl Transmits {
             current: 0,
             max_forwards: forwards,
             forwards: 0,
+            body: vec![0u8; arena_bytes.min(u16::MAX as usize)].into_boxed_slice(),
+            body_len: 0,
         }
     }
 
@@ -109,16 +136,33 @@ impl Transmits {
     /// the next `begin`.
     pub(crate) fn begin(&mut self, len: usize) {
         self.current = len;
+        self.body_len = 0;
     }
 
-    /// Queues `header` + bytes `12..` of the current datagram to `dest` from `socket`; false when the queue is full
-    /// or there is no current datagram of at least 12 bytes.
+    /// A plugin rewrote the current datagram into `packet`: forwards queued from now on (until the next `begin`) carry
+    /// it instead of the datagram. False, and nothing changes, when it is shorter than a header or longer than the
+    /// longest packet.
+    pub(crate) fn rewrite(&mut self, packet: &[u8]) -> bool {
+        let Some(body) = self.body.get_mut(..packet.len()).filter(|_| packet.len() >= 12) else {
+            return false;
+        };
+        body.copy_from_slice(packet);
+        self.body_len = packet.len();
+        true
+    }
+
+    /// Queues `header` + bytes `12..` of the current datagram (or of its rewrite) to `dest` from `socket`; false when
+    /// the queue is full or there is no current datagram of at least 12 bytes.
     pub(crate) fn forward(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12]) -> bool {
         if self.current < 12 || self.forwards == self.max_forwards || self.queue.len() == self.queue.capacity() {
             return false;
         }
         self.forwards += 1;
-        self.queue.push(Queued::Forward { socket, dest, header: *header });
+        let header = *header;
+        self.queue.push(match self.body_len {
+            0 => Queued::Forward { socket, dest, header },
+            _ => Queued::Rewritten { socket, dest, header },
+        });
         true
     }
 
@@ -147,28 +191,33 @@ impl Transmits {
     /// a packet it could not take (counted by the caller).
     pub fn drain(&mut self, mut send: impl FnMut(Transmit<'_>) -> bool) -> Refused {
         let mut refused = Refused::default();
-        for queued in &self.queue {
+        let Transmits { queue, arena, body, body_len, current, .. } = self;
+        for queued in queue.iter() {
             let transmit = match queued {
                 Queued::Forward { socket, dest, header } => {
-                    Transmit::Forward { socket: *socket, dest: *dest, header, len: self.current }
+                    Transmit::Forward { socket: *socket, dest: *dest, header, len: *current }
                 }
                 Queued::Copy { socket, dest, start, len } => {
-                    let bytes = &self.arena[*start as usize..(*start + *len) as usize];
+                    let bytes = &arena[*start as usize..(*start + *len) as usize];
                     Transmit::Copy { socket: *socket, dest: *dest, bytes }
+                }
+                Queued::Rewritten { socket, dest, header } => {
+                    body[..12].copy_from_slice(header);
+                    Transmit::Copy { socket: *socket, dest: *dest, bytes: &body[..*body_len] }
                 }
             };
             if !send(transmit) {
-                match transmit {
-                    Transmit::Forward { len, .. } => {
+                match queued {
+                    Queued::Forward { .. } | Queued::Rewritten { .. } => {
                         refused.forwards += 1;
-                        refused.forward_bytes += len as u64;
+                        refused.forward_bytes += transmit.len() as u64;
                     }
-                    Transmit::Copy { .. } => refused.copies += 1,
+                    Queued::Copy { .. } => refused.copies += 1,
                 }
             }
         }
-        self.queue.clear();
-        self.arena.clear();
+        queue.clear();
+        arena.clear();
         self.forwards = 0;
         refused
     }
@@ -220,6 +269,38 @@ mod tests {
         assert_eq!(seen, [(1, 20), (b'a', 3), (2, 20)]);
         assert!(t.is_empty());
         assert!(t.copy(0, dest(), &[0; 16]), "the arena is empty again");
+    }
+
+    #[test]
+    fn forwards_of_a_rewritten_datagram_carry_the_rewrite_under_their_own_header() {
+        let mut t = Transmits::with_capacity(4, 1, 64);
+        t.begin(20);
+        assert!(!t.rewrite(&[0x80; 11]), "shorter than a header");
+        assert!(!t.rewrite(&[0x80; 65]), "longer than the longest packet");
+        assert!(t.forward(0, dest(), &[1; 12]), "before the rewrite: the datagram");
+        let mut packet = [0x80u8; 30];
+        packet[12..].copy_from_slice(&[7; 18]);
+        assert!(t.rewrite(&packet));
+        assert!(t.forward(0, dest(), &[2; 12]));
+        assert!(t.forward(1, dest(), &[3; 12]));
+        let mut seen = Vec::new();
+        let refused = t.drain(|tx| {
+            match tx {
+                Transmit::Forward { header, len, .. } => seen.push((header[0], len, 0)),
+                Transmit::Copy { bytes, .. } => seen.push((bytes[0], bytes.len(), bytes[12])),
+            }
+            tx.len() != 30 || seen.len() == 2
+        });
+        assert_eq!(seen, [(1, 20, 0), (2, 30, 7), (3, 30, 7)]);
+        assert_eq!(refused, Refused { forwards: 1, forward_bytes: 30, copies: 0 }, "a refused rewrite is a forward");
+        t.begin(20);
+        assert!(t.forward(0, dest(), &[4; 12]));
+        let mut lens = Vec::new();
+        t.drain(|tx| {
+            lens.push(matches!(tx, Transmit::Forward { len: 20, .. }));
+            true
+        });
+        assert_eq!(lens, [true], "the next datagram is forwarded as received");
     }
 
     #[test]

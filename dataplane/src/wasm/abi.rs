@@ -25,11 +25,24 @@
 //! | `emit_to_subscriber` | `(flow: i32, ptr: i32, len: i32) -> i32` | bytes as they are to subscription `flow` |
 //! | `retransmit` | `(flow: i32, ptr: i32, len: i32) -> i32` | an RTP packet in the publisher's numbering, through the subscription's rewrite (ingress only) |
 //! | `set_timer` | `(at_us: i64)` | asks for `on_timer` at `at_us` (the chain keeps the earliest) |
+//! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` only) |
 //!
 //! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
 //! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
 //! after the call returns (not if it faults), through the same outbox as the built-ins' (a full outbox refuses and
 //! counts); an egress chain may emit only to its own subscriber, only an ingress chain may retransmit.
+//!
+//! # Rewriting a packet
+//! In `on_rtp` a plugin may change the packet in its buffer, header fields and payload, and make it shorter or
+//! longer (up to [`PACKET_BUFFER_BYTES`] and the worker's `max_packet_bytes`), then call `rewrite(len)`: when the
+//! call returns continue, the packet's first `len` bytes in the buffer replace the packet. The members after the
+//! plugin see the new packet; from an ingress chain it is what every subscription rewrites (SSRC, sequence number,
+//! timestamp, payload type map) and sends; from an egress chain it goes to this subscriber as it is (its header
+//! as the plugin left it: the buffer held what this subscriber receives). `rewrite` answers 0, or −1 outside
+//! `on_rtp` or for a length out of 12..=[`PACKET_BUFFER_BYTES`]; the last accepted call counts. A buffer that does
+//! not then hold an RTP packet (version 2, a whole header, valid padding) with the SSRC it was given, or longer
+//! than the worker's `max_packet_bytes`, is a fault (`bad_rewrite`), like a bad verdict. Without `rewrite`, changes
+//! to the buffer are ignored.
 //!
 //! # The calls
 //! Before each call ringfwd writes the packet at the buffer's address:
@@ -54,7 +67,7 @@
 //!
 //! # Limits
 //! Every call runs with the plugin's fuel budget (about one unit per WebAssembly instruction); running out, a
-//! trap (unreachable, out-of-bounds access, division by zero, stack overflow) or a bad verdict disables the
+//! trap (unreachable, out-of-bounds access, division by zero, stack overflow), a bad verdict or a bad rewrite disables the
 //! instance on that worker: from then on its packets take the plugin's failure path (`forward`: pass untouched;
 //! `drop`: dropped under `plugin`), and the fault is counted. `memory.grow` beyond `memory_max_bytes` fails
 //! (returns −1). A module importing anything but the functions above is refused at load.
@@ -90,9 +103,11 @@ pub const IMPORT_EMIT_TO_SUBSCRIBER: &str = "emit_to_subscriber";
 pub const IMPORT_RETRANSMIT: &str = "retransmit";
 /// `(at_us)`.
 pub const IMPORT_SET_TIMER: &str = "set_timer";
+/// `(len) -> i32`.
+pub const IMPORT_REWRITE: &str = "rewrite";
 /// Every import a module may name.
-pub const IMPORTS: [&str; 4] =
-    [IMPORT_EMIT_RTCP_TO_PUBLISHER, IMPORT_EMIT_TO_SUBSCRIBER, IMPORT_RETRANSMIT, IMPORT_SET_TIMER];
+pub const IMPORTS: [&str; 5] =
+    [IMPORT_EMIT_RTCP_TO_PUBLISHER, IMPORT_EMIT_TO_SUBSCRIBER, IMPORT_RETRANSMIT, IMPORT_SET_TIMER, IMPORT_REWRITE];
 /// The most packets one call may emit.
 pub const MAX_EMITS_PER_CALL: usize = 8;
 /// What an emit answers when it took the packet.

@@ -33,6 +33,10 @@ pub(crate) struct Staged {
     pub(crate) refused: u64,
     /// The `set_timer` time of the call, the earliest if several.
     pub(crate) timer: Option<i64>,
+    /// The length `rewrite` accepted last in the call: the buffer's first bytes replace the packet.
+    pub(crate) rewrite: Option<usize>,
+    /// True during an `on_rtp` call (the only one that may rewrite).
+    rewritable: bool,
 }
 
 impl Staged {
@@ -43,13 +47,17 @@ impl Staged {
             count: 0,
             refused: 0,
             timer: None,
+            rewrite: None,
+            rewritable: false,
         }
     }
 
-    fn clear(&mut self) {
+    fn clear(&mut self, rewritable: bool) {
         self.count = 0;
         self.refused = 0;
         self.timer = None;
+        self.rewrite = None;
+        self.rewritable = rewritable;
     }
 
     /// The staged packets, in the order emitted.
@@ -115,6 +123,18 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
             match u32::try_from(flow) {
                 Ok(flow) => stage(&mut caller, EmitTarget::Retransmit(flow), ptr, len),
                 Err(_) => abi::EMIT_REFUSED,
+            }
+        })
+        .map_err(failed)?;
+    linker
+        .func_wrap(module, abi::IMPORT_REWRITE, |mut caller: Caller<'_, Host>, len: i32| {
+            let staged = &mut caller.data_mut().staged;
+            match usize::try_from(len) {
+                Ok(len) if staged.rewritable && (12..=PACKET_BUFFER_BYTES).contains(&len) => {
+                    staged.rewrite = Some(len);
+                    abi::EMIT_OK
+                }
+                _ => abi::EMIT_REFUSED,
             }
         })
         .map_err(failed)?;
@@ -225,20 +245,27 @@ impl Instance {
     /// Calls `on_rtp` on the packet written last; its raw verdict and the fuel it used.
     #[inline]
     pub(crate) fn on_rtp(&mut self, args: OnRtpArgs) -> (Result<i32, Fault>, u64) {
-        call(&mut self.store, &self.on_rtp, self.fuel_per_call, args)
+        call(&mut self.store, &self.on_rtp, self.fuel_per_call, true, args)
+    }
+
+    /// The packet the last call rewrote, `len` bytes of its buffer (when `rewrite(len)` accepted that length).
+    #[inline]
+    pub(crate) fn rewritten(&self) -> Option<&[u8]> {
+        let len = self.store.data().staged.rewrite?;
+        self.memory.data(&self.store).get(self.buffer..self.buffer + len)
     }
 
     /// Calls `on_rtcp` on the compound written last, when the plugin exports it (else `None`).
     #[inline]
     pub(crate) fn on_rtcp(&mut self, args: OnRtcpArgs) -> Option<(Result<i32, Fault>, u64)> {
         let on_rtcp = self.on_rtcp.as_ref()?;
-        Some(call(&mut self.store, on_rtcp, self.fuel_per_call, args))
+        Some(call(&mut self.store, on_rtcp, self.fuel_per_call, false, args))
     }
 
     /// Calls `on_timer`, when the plugin exports it (else `None`).
     pub(crate) fn on_timer(&mut self, args: OnTimerArgs) -> Option<(Result<(), Fault>, u64)> {
         let on_timer = self.on_timer.as_ref()?;
-        Some(call(&mut self.store, on_timer, self.fuel_per_call, args))
+        Some(call(&mut self.store, on_timer, self.fuel_per_call, false, args))
     }
 
     /// True when the plugin exports `on_rtcp`.
@@ -252,17 +279,18 @@ impl Instance {
     }
 }
 
-/// One call of `func` with `fuel` (its staging area cleared first): its result, a trap or running out of fuel as a
-/// [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of a `TypedFunc` clones its type,
+/// One call of `func` with `fuel` (its staging area cleared first; `rewritable` in `on_rtp`): its result, a trap or
+/// running out of fuel as a [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of a `TypedFunc` clones its type,
 /// a reference count, which the per-packet path must not touch.
 #[inline]
 fn call<P: WasmParams, R: WasmResults>(
     store: &mut Store<Host>,
     func: &TypedFunc<P, R>,
     fuel: u64,
+    rewritable: bool,
     args: P,
 ) -> (Result<R, Fault>, u64) {
-    store.data_mut().staged.clear();
+    store.data_mut().staged.clear(rewritable);
     if store.set_fuel(fuel).is_err() {
         return (Err(Fault::Trap("fuel metering is off".into())), 0);
     }

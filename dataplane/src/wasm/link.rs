@@ -157,6 +157,13 @@ impl WasmLink {
             bump(&counters.calls, 1);
             bump(&counters.fuel, fuel);
             let fault = match result {
+                Ok(abi::VERDICT_CONTINUE) if instance.rewritten().is_some() => match pass_on(instance, counters, ctx) {
+                    Ok(()) => {
+                        deliver(instance, counters, self.epoch, ctx);
+                        return Verdict::Continue;
+                    }
+                    Err(fault) => fault,
+                },
                 Ok(code @ (abi::VERDICT_CONTINUE | abi::VERDICT_DROP | abi::VERDICT_CONSUMED)) => {
                     deliver(instance, counters, self.epoch, ctx);
                     return match code {
@@ -208,6 +215,32 @@ fn scope_args(scope: Scope) -> (i32, i32) {
         Scope::Stream { stream } => (stream as i32, abi::NONE),
         Scope::Subscription { stream, flow } => (stream as i32, flow as i32),
     }
+}
+
+/// Hands the packet the call rewrote to the context, which passes it on; a fault when the context refuses it (not
+/// an RTP packet with the SSRC the call was given, or longer than the worker's longest packet).
+fn pass_on(instance: &Instance, counters: &Counters, ctx: &mut Context<'_>) -> Result<(), (String, PluginFault)> {
+    let Some(packet) = instance.rewritten() else {
+        return Ok(());
+    };
+    let accepted = ctx.rewrite(|slot| match slot.get_mut(..packet.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(packet);
+            packet.len()
+        }
+        None => 0,
+    });
+    if accepted {
+        bump(&counters.rewrites, 1);
+        return Ok(());
+    }
+    bump(&counters.bad_rewrites, 1);
+    let what = format!(
+        "rewrote its packet into {} bytes that are not an RTP packet with the SSRC it was given, or longer than {} bytes",
+        packet.len(),
+        ctx.max_packet_bytes()
+    );
+    Err((what, PluginFault::BadRewrite))
 }
 
 /// Hands what the call staged to the context: its packets, then its timer.

@@ -27,6 +27,10 @@ pub struct WasmPluginStats {
     pub out_of_fuel: u64,
     /// Calls that answered a verdict the ABI does not define.
     pub bad_verdicts: u64,
+    /// Packets a call rewrote (the rewrite was passed on).
+    pub rewrites: u64,
+    /// Calls whose rewrite was not an RTP packet with the SSRC it was given, or was too long.
+    pub bad_rewrites: u64,
     /// Instances that could not be made on a worker (they count as disabled too).
     pub instantiation_failures: u64,
     /// Packets after the instance was disabled, which took the failure path.
@@ -42,7 +46,7 @@ pub struct WasmPluginStats {
 
 impl WasmPluginStats {
     /// Every counter by name (the names the API's `Plugin.counters` uses).
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 16] {
         [
             ("instances", self.instances),
             ("disabled", self.disabled),
@@ -53,6 +57,8 @@ impl WasmPluginStats {
             ("traps", self.traps),
             ("out_of_fuel", self.out_of_fuel),
             ("bad_verdicts", self.bad_verdicts),
+            ("rewrites", self.rewrites),
+            ("bad_rewrites", self.bad_rewrites),
             ("instantiation_failures", self.instantiation_failures),
             ("failure_path", self.failure_path),
             ("oversize", self.oversize),
@@ -73,6 +79,8 @@ pub(crate) struct Counters {
     pub(crate) traps: AtomicU64,
     pub(crate) out_of_fuel: AtomicU64,
     pub(crate) bad_verdicts: AtomicU64,
+    pub(crate) rewrites: AtomicU64,
+    pub(crate) bad_rewrites: AtomicU64,
     pub(crate) instantiation_failures: AtomicU64,
     pub(crate) failure_path: AtomicU64,
     pub(crate) oversize: AtomicU64,
@@ -99,6 +107,8 @@ impl Counters {
         out.traps += load(&self.traps);
         out.out_of_fuel += load(&self.out_of_fuel);
         out.bad_verdicts += load(&self.bad_verdicts);
+        out.rewrites += load(&self.rewrites);
+        out.bad_rewrites += load(&self.bad_rewrites);
         out.instantiation_failures += load(&self.instantiation_failures);
         out.failure_path += load(&self.failure_path);
         out.oversize += load(&self.oversize);

@@ -256,3 +256,82 @@ fn what_a_call_emits_and_the_timer_it_asks_for_reach_the_context_after_it() {
     let refused = load(spec("p", mistyped)).expect_err("a mistyped import").to_string();
     assert!(refused.starts_with("instantiating it failed"), "{refused}");
 }
+
+/// `on_rtp` of a module that appends `$grow` bytes of 0xab to its packet, sets payload type 63 (keeping the marker)
+/// and, on its `$bad`-th call, also changes the SSRC's last byte; then rewrites (its first `import` line and global
+/// `$bad` spliced in by the caller).
+fn rewriting(bad_call: i32) -> String {
+    let body = r#"(i32.store (i32.add (i32.const 1024) (local.get $len)) (i32.const 0xabababab))
+        (i32.store8 (i32.const 1025) (i32.or (i32.and (i32.load8_u (i32.const 1025)) (i32.const 0x80)) (i32.const 63)))
+        (if (i32.eq (global.get $calls) (global.get $bad)) (then (i32.store8 (i32.const 1035) (i32.const 0x99))))
+        (drop (call $rewrite (i32.add (local.get $len) (i32.const 4))))
+        (i32.const 0)"#;
+    module(body, &format!("(global $bad i32 (i32.const {bad_call}))")).replacen(
+        "(module",
+        r#"(module (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))"#,
+        1,
+    )
+}
+
+#[test]
+fn a_rewrite_replaces_the_packet_for_the_rest_of_the_chain_and_a_bad_one_is_a_fault() {
+    let plugin = load(spec("grow", &rewriting(3))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    let mut pkt = [0u8; 20];
+    pkt[0] = 0x80;
+    pkt[12..].copy_from_slice(b"payload!");
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    let mut expected = pkt.to_vec();
+    expected[1] = 63;
+    expected[2..4].copy_from_slice(&1u16.to_be_bytes()); // the header the plugin was shown: from the attributes
+    expected[8..12].copy_from_slice(&1u32.to_be_bytes());
+    expected.extend_from_slice(&[0xab; 4]);
+    assert_eq!(outbox.take_rewritten(), Some(&expected[..]), "24 bytes, payload type 63");
+    assert_eq!(outbox.take_rewritten(), None, "taken once");
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    assert!(outbox.take_rewritten().is_some());
+    // The third call changes the SSRC: a fault; fail-open passes the packet as it came, not rewritten.
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    assert_eq!(outbox.take_rewritten(), None, "a refused rewrite is not passed on");
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    assert_eq!(outbox.take_rewritten(), None, "disabled: its packets pass untouched");
+    assert_eq!(outbox.take_plugin_failures(), 1);
+    let stats = plugin.stats();
+    assert_eq!((stats.calls, stats.rewrites, stats.bad_rewrites, stats.disabled), (3, 2, 1, 1));
+
+    // Longer than the worker's longest packet: refused by the context, a fault too.
+    let plugin = load(spec("grow_big", &rewriting(0))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut small = Outbox::new(4, 22);
+    assert_eq!(run(&mut chain, &mut small, &pkt), Verdict::Continue);
+    assert_eq!(small.take_rewritten(), None);
+    assert_eq!(plugin.stats().bad_rewrites, 1);
+}
+
+#[test]
+fn rewrite_is_refused_outside_on_rtp() {
+    // on_timer calls rewrite and keeps its answer; on_rtp asks for the timer and returns what rewrite answered there.
+    let wat = r#"(module
+      (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))
+      (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+      (memory (export "memory") 1)
+      (global $timer_answer (mut i32) (i32.const 5))
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "on_rtp") (param $len i32) (param i32 i32 i64) (param $now i64) (result i32)
+        (call $set_timer (local.get $now))
+        (if (result i32) (i32.eq (call $rewrite (i32.const 11)) (i32.const -1)) (then (i32.const 0)) (else (i32.const 1))))
+      (func (export "timer_answer") (result i32) (global.get $timer_answer))
+      (func (export "on_timer") (param i32 i32 i64)
+        (global.set $timer_answer (call $rewrite (i32.const 20)))))"#;
+    let plugin = load(spec("timer_rewrite", wat)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 20]), Verdict::Continue, "11 bytes: refused, -1");
+    assert_eq!(outbox.take_rewritten(), None);
+    let wake = chain.next_wake().expect("its timer");
+    chain.on_timer(wake, Scope::Stream { stream: 3 }, &mut outbox);
+    assert_eq!(outbox.take_rewritten(), None, "a timer rewrites nothing");
+    assert_eq!(plugin.stats().disabled, 0, "a refused call is no fault");
+}

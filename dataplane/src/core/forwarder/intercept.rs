@@ -31,23 +31,7 @@ const SWEEP_DRAIN_AT: usize = super::OUTBOX_PACKETS / 2;
 /// The attributes of a parsed RTP packet received at `now` (the extended sequence number is filled in
 /// by the caller, from the stream's unwrapper).
 pub(super) fn rtp_attrs(view: &RtpView<'_>, now: Instant, src: SocketAddr) -> RtpAttrs {
-    let bytes = view.bytes();
-    let first = bytes.first().copied().unwrap_or(0);
-    let extension_offset = (first & 0x10 != 0).then(|| 12 + 4 * usize::from(first & 0x0f));
-    RtpAttrs {
-        arrival: now,
-        src,
-        ssrc: view.ssrc(),
-        seq: view.seq(),
-        ext_seq: 0,
-        timestamp: view.timestamp(),
-        payload_type: view.payload_type(),
-        source_payload_type: view.payload_type(),
-        marker: view.marker(),
-        len_bytes: bytes.len(),
-        payload_bytes: view.payload().len(),
-        extension_offset,
-    }
+    RtpAttrs::of(view, now, src)
 }
 
 /// Lowers `next` to the chain's earliest timer.

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::core::packet::RtpView;
 use crate::core::wire::{RtpTimestamp, SeqNo, Ssrc};
 
 /// The attributes of one RTP packet as the chain sees it.
@@ -41,4 +42,42 @@ pub struct RtpAttrs {
     /// Offset of the header extension block (the 4-byte profile/length word) in the datagram, if the
     /// packet has one.
     pub extension_offset: Option<usize>,
+}
+
+impl RtpAttrs {
+    /// The attributes of `view`, received at `arrival` from `src` (the extended sequence number left 0 for the caller
+    /// to fill in, from the stream's unwrapper).
+    pub fn of(view: &RtpView<'_>, arrival: Instant, src: SocketAddr) -> RtpAttrs {
+        let bytes = view.bytes();
+        let first = bytes.first().copied().unwrap_or(0);
+        let extension_offset = (first & 0x10 != 0).then(|| 12 + 4 * usize::from(first & 0x0f));
+        RtpAttrs {
+            arrival,
+            src,
+            ssrc: view.ssrc(),
+            seq: view.seq(),
+            ext_seq: 0,
+            timestamp: view.timestamp(),
+            payload_type: view.payload_type(),
+            source_payload_type: view.payload_type(),
+            marker: view.marker(),
+            len_bytes: bytes.len(),
+            payload_bytes: view.payload().len(),
+            extension_offset,
+        }
+    }
+
+    /// These attributes after a chain member rewrote the packet into `view`: read again from it, with the arrival,
+    /// the source and the extended sequence number kept (moved by as much as the member moved the sequence
+    /// number). In an ingress chain (`ingress`) the publisher's payload type is the new one; in an egress chain it
+    /// stays the publisher's.
+    pub fn rewritten(&self, view: &RtpView<'_>, ingress: bool) -> RtpAttrs {
+        let mut attrs = RtpAttrs::of(view, self.arrival, self.src);
+        let moved = i64::from(attrs.seq.0.wrapping_sub(self.seq.0) as i16);
+        attrs.ext_seq = self.ext_seq.saturating_add_signed(moved);
+        if !ingress {
+            attrs.source_payload_type = self.source_payload_type;
+        }
+        attrs
+    }
 }

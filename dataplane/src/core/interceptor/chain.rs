@@ -4,8 +4,10 @@
 //! [`crate::core::interceptor`]), what each one is ([`Link`]: a built-in or a plugin) and each one's timer.
 //! Runs a packet through them until one does not return [`Verdict::Continue`], and runs the timers that are due.
 //! A plugin's call runs under `catch_unwind`: a plugin that panics is disabled (its packets pass it untouched
-//! from then on) and the failure is counted in the outbox. Must never reorder, add or remove instances after it
-//! is built, and never allocate while running.
+//! from then on) and the failure is counted in the outbox. A plugin may rewrite the RTP packet it sees
+//! ([`Context::rewrite`]): the members after it see the new packet, and the chain leaves it in the outbox for the
+//! forwarder ([`Outbox::take_rewritten`]). Must never reorder, add or remove instances after it is built, and never
+//! allocate while running.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -13,7 +15,7 @@ use std::time::Instant;
 use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use crate::core::event::PluginFault;
-use crate::core::packet::RtcpCompound;
+use crate::core::packet::{RtcpCompound, RtpView};
 
 /// What a chain member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +91,72 @@ impl Chain {
         self.links.iter().copied()
     }
 
-    /// Runs an RTP packet through the chain; the first verdict other than `Continue` ends the run.
+    /// Runs an RTP packet through the chain; the first verdict other than `Continue` ends the run. When a plugin
+    /// rewrote the packet and the verdict is `Continue`, the new packet waits in the outbox
+    /// ([`Outbox::take_rewritten`]).
     #[inline]
     pub fn on_rtp(&mut self, now: Instant, scope: Scope, pkt: &[u8], attrs: &RtpAttrs, outbox: &mut Outbox) -> Verdict {
+        if self.guarded {
+            return self.run_rtp_guarded(now, scope, pkt, attrs, outbox);
+        }
         self.run(now, scope, outbox, |member, ctx| member.on_rtp(pkt, attrs, ctx))
+    }
+
+    /// [`Chain::on_rtp`] for a chain with a plugin: each call through [`call`], and each plugin may rewrite the packet
+    /// (the members after it see the new one, with its attributes read again).
+    #[inline(never)]
+    fn run_rtp_guarded(
+        &mut self,
+        now: Instant,
+        scope: Scope,
+        pkt: &[u8],
+        attrs: &RtpAttrs,
+        outbox: &mut Outbox,
+    ) -> Verdict {
+        let ingress = matches!(scope, Scope::Stream { .. });
+        let mut buffer = outbox.begin_rewrite();
+        let mut rewritten: Option<(usize, RtpAttrs)> = None;
+        let mut verdict = Verdict::Continue;
+        for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
+            let (current, current_attrs) = match rewritten {
+                Some((len, rewritten_attrs)) => (&buffer[..len], rewritten_attrs),
+                None => (pkt, *attrs),
+            };
+            let may_rewrite = matches!(link, Link::Plugin { .. });
+            let mut scheduled = None;
+            outbox.clear_staged();
+            let (answer, panicked) = call(link, || {
+                let mut ctx = Context::new(now, scope, outbox, wake);
+                if may_rewrite {
+                    ctx.allow_rewrite(current_attrs.ssrc);
+                }
+                let answer = member.on_rtp(current, &current_attrs, &mut ctx);
+                scheduled = ctx.scheduled();
+                answer
+            });
+            if let Some(plugin) = panicked {
+                outbox.clear_staged();
+                outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
+            }
+            if let Some(at) = scheduled {
+                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
+            }
+            if answer != Verdict::Continue {
+                verdict = answer;
+                break;
+            }
+            if let Some(len) = outbox.staged() {
+                outbox.swap_staged(&mut buffer);
+                // The context accepted it as an RTP packet, so this parses.
+                if let Some(view) = buffer.get(..len).and_then(|bytes| RtpView::parse(bytes).ok()) {
+                    rewritten = Some((len, current_attrs.rewritten(&view, ingress)));
+                }
+            }
+        }
+        outbox.clear_staged();
+        let passed_on = rewritten.filter(|_| verdict == Verdict::Continue).map(|(len, _)| len);
+        outbox.end_rewrite(buffer, passed_on);
+        verdict
     }
 
     /// Runs an RTCP compound through the chain; the first verdict other than `Continue` ends the run.
@@ -298,6 +362,82 @@ pub(crate) mod tests {
         fn snapshot(&self, out: &mut Snapshot) {
             out.packets += 1000 * self.seen;
         }
+    }
+
+    /// Rewrites its packet into `0x80, 96, seq, ts, ssrc` + `tail` (SSRC `ssrc`), then answers `verdict`; records
+    /// the length of every packet it is given.
+    #[derive(Debug)]
+    struct Rewriter {
+        ssrc: u32,
+        tail: &'static [u8],
+        verdict: Verdict,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    }
+
+    impl Interceptor for Rewriter {
+        fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+            self.seen.lock().unwrap().push(pkt.len());
+            assert_eq!(attrs.len_bytes, pkt.len(), "the attributes describe the packet given");
+            let (ssrc, tail) = (self.ssrc, self.tail);
+            ctx.rewrite(|slot| {
+                slot[..12].copy_from_slice(&pkt[..12]);
+                slot[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                let fits = tail.len().min(slot.len() - 12);
+                slot[12..12 + fits].copy_from_slice(&tail[..fits]);
+                12 + tail.len() // beyond the slot when it did not fit: refused
+            });
+            self.verdict
+        }
+    }
+
+    #[test]
+    fn a_plugins_rewrite_is_what_the_rest_of_the_chain_sees_unless_it_breaks_the_rules() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let member = |ssrc, tail, verdict| Rewriter { ssrc, tail, verdict, seen: seen.clone() };
+        let t0 = Instant::now();
+        let scope = Scope::Stream { stream: 0 };
+        let mut pkt = [0u8; 20];
+        pkt[0] = 0x80;
+        pkt[8..12].copy_from_slice(&1u32.to_be_bytes());
+        let mut outbox = Outbox::new(4, 64);
+        let run = |links: Vec<(Link, Rewriter)>, outbox: &mut Outbox| {
+            seen.lock().unwrap().clear();
+            let members = links.into_iter().map(|(l, m)| (l, Box::new(m) as Box<dyn Interceptor>)).collect();
+            let mut chain = Chain::new(members);
+            let mut a = attrs(t0);
+            a.len_bytes = pkt.len();
+            chain.on_rtp(t0, scope, &pkt, &a, outbox)
+        };
+        // Two plugins: the second sees the first's 30-byte packet and makes it 14 bytes; a built-in after them sees
+        // those 14 bytes and may not rewrite (its own rewrite is refused).
+        let verdict = run(
+            vec![
+                (Link::plugin(PluginId(0)), member(1, &[7; 18], Verdict::Continue)),
+                (Link::plugin(PluginId(1)), member(1, &[8; 2], Verdict::Continue)),
+                (Link::Builtin(InterceptorKind::Stats), member(1, &[9; 40], Verdict::Continue)),
+            ],
+            &mut outbox,
+        );
+        assert_eq!(verdict, Verdict::Continue);
+        assert_eq!(*seen.lock().unwrap(), [20, 30, 14]);
+        let mut expected = pkt[..12].to_vec();
+        expected.extend_from_slice(&[8, 8]);
+        assert_eq!(outbox.take_rewritten(), Some(&expected[..]), "the last plugin's packet, not the built-in's");
+        // Another SSRC, or a packet longer than the outbox's slot: refused, the packet passes as it was.
+        let verdict = run(
+            vec![
+                (Link::plugin(PluginId(0)), member(2, &[7; 18], Verdict::Continue)),
+                (Link::plugin(PluginId(1)), member(1, &[7; 60], Verdict::Continue)),
+                (Link::Builtin(InterceptorKind::Stats), member(1, &[], Verdict::Continue)),
+            ],
+            &mut outbox,
+        );
+        assert_eq!((verdict, outbox.take_rewritten()), (Verdict::Continue, None));
+        assert_eq!(*seen.lock().unwrap(), [20, 20, 20]);
+        // A drop discards the rewrite.
+        let dropped = Verdict::Drop(DropReason::Plugin);
+        let verdict = run(vec![(Link::plugin(PluginId(0)), member(1, &[7; 18], dropped))], &mut outbox);
+        assert_eq!((verdict, outbox.take_rewritten()), (dropped, None));
     }
 
     #[test]

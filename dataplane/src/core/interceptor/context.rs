@@ -1,15 +1,19 @@
-//! What an interceptor may ask for: packets out, a timer, the time.
+//! What an interceptor may ask for: packets out, a timer, the time, and a new packet in place of the one it sees.
 //!
 //! Owns the [`Context`] handed to every interceptor call and the per-worker [`Outbox`] the context
 //! writes into: a preallocated arena of `capacity` slots of `slot_bytes` each, filled in place by the
 //! interceptor's writer closure and drained by the forwarder, which resolves each [`Target`] to an
 //! address and a socket after the chain has run. A full outbox refuses (the caller counts it); it
-//! never grows. Must never allocate after construction or send anything itself.
+//! never grows. The outbox also holds the two `slot_bytes` buffers of a rewrite ([`Context::rewrite`]): the slot
+//! a member writes its new packet into, and the packet the chain passes on once a member rewrote it (the chain
+//! swaps the two; nothing is allocated). Must never allocate after construction or send anything itself.
 
 use std::time::Instant;
 
 use super::plugin::PluginId;
 use crate::core::event::PluginFault;
+use crate::core::packet::RtpView;
+use crate::core::wire::Ssrc;
 
 /// Where an emitted packet goes; the forwarder resolves it after the chain has run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +83,14 @@ pub struct Outbox {
     /// The first failures since the last drain, for their events (the rest are only counted).
     failed: [(Scope, PluginId, PluginFault); MAX_FAILURES_PER_DRAIN],
     failed_len: usize,
+    /// Where a member writes the packet that replaces the one it sees (`slot_bytes` long).
+    staging: Box<[u8]>,
+    /// The length of the packet staged by the current call, once [`Context::rewrite`] accepted it.
+    staged: Option<usize>,
+    /// The packet a chain passes on after a rewrite (`slot_bytes` long; the chain swaps it with `staging`).
+    rewritten: Box<[u8]>,
+    /// Its length, when the last RTP chain run ended with a rewritten packet.
+    rewritten_len: Option<usize>,
 }
 
 /// The most plugin failures one drain of the outbox reports as events (the rest are counted only).
@@ -98,7 +110,65 @@ impl Outbox {
             plugin_failures: 0,
             failed: [(Scope::Stream { stream: 0 }, PluginId(0), PluginFault::Panic); MAX_FAILURES_PER_DRAIN],
             failed_len: 0,
+            staging: vec![0u8; slot_bytes].into_boxed_slice(),
+            staged: None,
+            rewritten: vec![0u8; slot_bytes].into_boxed_slice(),
+            rewritten_len: None,
         }
+    }
+
+    /// The longest packet an emit or a rewrite may write.
+    pub fn slot_bytes(&self) -> usize {
+        self.slot_bytes
+    }
+
+    /// Forgets what a call staged, before the next call (see [`Context::rewrite`]).
+    pub(crate) fn clear_staged(&mut self) {
+        self.staged = None;
+    }
+
+    /// The length of the packet the call just made staged, if it rewrote its packet.
+    pub(crate) fn staged(&self) -> Option<usize> {
+        self.staged
+    }
+
+    /// Makes the packet staged by the last call (`len` bytes) the current rewritten packet, and hands its buffer in
+    /// exchange for `current` (a buffer of the same size the chain held): the chain reads the packet there.
+    pub(crate) fn swap_staged(&mut self, current: &mut Box<[u8]>) {
+        std::mem::swap(&mut self.staging, current);
+        self.staged = None;
+    }
+
+    /// Lends the chain the buffer that holds a rewritten packet (the outbox holds an empty one meanwhile); the
+    /// chain gives it back with [`Outbox::end_rewrite`].
+    pub(crate) fn begin_rewrite(&mut self) -> Box<[u8]> {
+        self.rewritten_len = None;
+        std::mem::take(&mut self.rewritten)
+    }
+
+    /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `len` is the length of the packet it holds when the
+    /// chain passed on a rewritten packet.
+    pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, len: Option<usize>) {
+        self.rewritten = buffer;
+        self.rewritten_len = len;
+    }
+
+    /// The rewritten packet the last RTP chain run passed on, if a member rewrote it; taking it clears it.
+    pub fn take_rewritten(&mut self) -> Option<&[u8]> {
+        let len = self.rewritten_len.take()?;
+        self.rewritten.get(..len)
+    }
+
+    /// Like [`Outbox::take_rewritten`], but hands over the buffer holding the packet in exchange for `spare` (a buffer
+    /// of `slot_bytes`): the caller keeps the packet while the outbox serves further chains (the egress chains
+    /// during the fan-out of a packet an ingress chain rewrote). Answers its length.
+    pub fn take_rewritten_into(&mut self, spare: &mut Box<[u8]>) -> Option<usize> {
+        if spare.len() != self.rewritten.len() {
+            return None;
+        }
+        let len = self.rewritten_len.take()?;
+        std::mem::swap(&mut self.rewritten, spare);
+        Some(len)
     }
 
     /// Queues a packet for `target`: `write` fills the slot it is given (`slot_bytes` long) and returns
@@ -185,13 +255,55 @@ pub struct Context<'a> {
     refused: u32,
     /// The time asked for in this call, if any.
     scheduled: Option<Instant>,
+    /// In an RTP call, the SSRC the packet carries as this chain sees it (a rewrite must keep it); `None`: no rewrite.
+    rewritable: Option<Ssrc>,
 }
 
 impl<'a> Context<'a> {
     /// A context at `now` for a chain of `scope`, emitting into `outbox`, with the calling
     /// interceptor's timer slot `wake`.
     pub fn new(now: Instant, scope: Scope, outbox: &'a mut Outbox, wake: &'a mut Option<Instant>) -> Context<'a> {
-        Context { now, scope, outbox, wake, refused: 0, scheduled: None }
+        Context { now, scope, outbox, wake, refused: 0, scheduled: None, rewritable: None }
+    }
+
+    /// The longest packet this call may emit or rewrite into.
+    pub fn max_packet_bytes(&self) -> usize {
+        self.outbox.slot_bytes
+    }
+
+    /// Lets this call rewrite the RTP packet it is given, whose SSRC (as the chain sees it) is `ssrc`.
+    pub(crate) fn allow_rewrite(&mut self, ssrc: Ssrc) {
+        self.rewritable = Some(ssrc);
+    }
+
+    /// Replaces the RTP packet this call is about with the one `write` puts in the slot it is given (as long as the
+    /// longest packet the worker takes) and returns the length of; the members after this one, and then the
+    /// fan-out, see the new packet (with [`super::RtpAttrs`] read again from it). In an ingress chain the new packet
+    /// is what every subscription rewrites and sends (the header still in the publisher's numbering); in an egress
+    /// chain it is sent to this subscriber as it is, header included (so write the header this call's attributes
+    /// give, changed as you mean it). Only when the call's verdict is continue; the last accepted rewrite of a call
+    /// counts.
+    ///
+    /// Refused (false, nothing changes) outside an RTP call (RTCP, timers), for a length of 0, beyond the slot, or
+    /// for bytes that are not an RTP packet (version 2, a whole header, padding within) carrying the same SSRC:
+    /// a plugin changes what a stream carries, not which stream it is.
+    pub fn rewrite(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        let Some(ssrc) = self.rewritable else {
+            return false;
+        };
+        let outbox = &mut *self.outbox;
+        outbox.staged = None;
+        let len = write(&mut outbox.staging);
+        let accepted = outbox
+            .staging
+            .get(..len)
+            .filter(|_| len != 0)
+            .and_then(|bytes| RtpView::parse(bytes).ok())
+            .is_some_and(|view| view.ssrc() == ssrc);
+        if accepted {
+            outbox.staged = Some(len);
+        }
+        accepted
     }
 
     /// The current time (the worker's, passed in).

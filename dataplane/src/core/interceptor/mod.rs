@@ -45,8 +45,9 @@
 //! subscriber receives.
 //!
 //! Interceptors cannot change routing or close anything: they see packets by shared reference and may
-//! only ask through the [`Context`]. Must never allocate, lock, log or read a clock per packet; binding
-//! an instance (when a stream or subscription is added) may allocate.
+//! only ask through the [`Context`] (a plugin may also ask it to replace the RTP packet it sees:
+//! [`Context::rewrite`]; the built-ins never do). Must never allocate, lock, log or read a clock per packet;
+//! binding an instance (when a stream or subscription is added) may allocate.
 
 pub mod attrs;
 pub mod build;
@@ -101,7 +102,8 @@ pub enum RtcpFrom {
 /// The defaults let a packet pass untouched, so an interceptor implements only what it needs.
 pub trait Interceptor: Send + fmt::Debug {
     /// An RTP packet: `pkt` is the whole datagram (in an egress chain, the header bytes `0..12` are
-    /// still the publisher's; `attrs` carries the rewritten values).
+    /// still the publisher's; `attrs` carries the rewritten values), or what a plugin before this one in the chain
+    /// rewrote it into ([`Context::rewrite`]).
     fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
         let _ = (pkt, attrs, ctx);
         Verdict::Continue

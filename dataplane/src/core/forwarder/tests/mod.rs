@@ -7,6 +7,7 @@ mod commands;
 mod events;
 mod fan_out;
 mod latch;
+mod plugins;
 mod rtcp_port;
 mod sendrecv;
 mod switch;

@@ -1,0 +1,111 @@
+//! Plugins that rewrite: a packet an ingress plugin rewrote reaches every subscription under that subscription's own
+//! header rewrite; a copy an egress plugin rewrote reaches only its subscriber, as the plugin left it.
+
+use super::*;
+use crate::core::interceptor::spec::{EgressSpec, IngressSpec};
+use crate::core::interceptor::{Context, Interceptor, Plugins, RtpAttrs, Verdict};
+
+/// Ingress: wraps the payload in 0xee … 0xff and sets payload type 63 (keeping the marker).
+#[derive(Debug)]
+struct Wrap;
+
+impl Interceptor for Wrap {
+    fn on_rtp(&mut self, pkt: &[u8], _attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        let n = pkt.len();
+        assert!(ctx.rewrite(|slot| {
+            slot[..12].copy_from_slice(&pkt[..12]);
+            slot[1] = (pkt[1] & 0x80) | 63;
+            slot[12] = 0xee;
+            slot[13..n + 1].copy_from_slice(&pkt[12..]);
+            slot[n + 1] = 0xff;
+            n + 2
+        }));
+        Verdict::Continue
+    }
+}
+
+/// Egress: drops the payload's last byte; writes the header this subscriber receives (from the attributes).
+#[derive(Debug)]
+struct Trim;
+
+impl Interceptor for Trim {
+    fn on_rtp(&mut self, pkt: &[u8], attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        let n = pkt.len() - 1;
+        assert!(
+            !ctx.rewrite(|slot| {
+                slot[..n].copy_from_slice(&pkt[..n]);
+                n
+            }),
+            "the publisher's SSRC is not the one this subscriber receives: refused"
+        );
+        assert!(ctx.rewrite(|slot| {
+            slot[..n].copy_from_slice(&pkt[..n]);
+            slot[1] = u8::from(attrs.marker) << 7 | attrs.payload_type;
+            slot[2..4].copy_from_slice(&attrs.seq.0.to_be_bytes());
+            slot[4..8].copy_from_slice(&attrs.timestamp.0.to_be_bytes());
+            slot[8..12].copy_from_slice(&attrs.ssrc.0.to_be_bytes());
+            n
+        }));
+        Verdict::Continue
+    }
+}
+
+#[test]
+fn a_rewritten_packet_is_fanned_out_under_each_subscriptions_header() {
+    let plugins = Plugins::none()
+        .with_ingress("wrap", |_| Box::new(Wrap))
+        .and_then(|plugins| plugins.with_egress("trim", |_| Box::new(Trim)))
+        .expect("registered");
+    let mut h = Harness::new();
+    h.fwd.set_plugins(plugins.clone());
+    let mut ingress = IngressSpec::default();
+    ingress.plugins.push(plugins.find("wrap").expect("wrap")).expect("room");
+    let add = Command::AddStream {
+        id: StreamId(1),
+        ssrc: SSRC,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 48_000,
+        ingress,
+    };
+    h.fwd.apply(h.start, add).expect("stream");
+    h.sub(1, 1, "127.0.0.11:6001", rewrite(0xa001, 100, 0, 97)).expect("plain subscription");
+    let mut egress = EgressSpec::default();
+    egress.plugins.push(plugins.find("trim").expect("trim")).expect("room");
+    let trimmed = Command::AddSubscription {
+        id: SubscriptionId(2),
+        stream: StreamId(1),
+        dest: addr("127.0.0.12:6002"),
+        socket: 0,
+        rewrite: rewrite(0xa002, 200, 0, 98),
+        paused: false,
+        egress,
+        continues: None,
+    };
+    h.fwd.apply(h.start, trimmed).expect("trimmed subscription");
+
+    let mut out = Recorder::new();
+    for seq in [10u16, 11] {
+        let pkt = rtp(SSRC, seq, 960 * u32::from(seq), b"opus");
+        assert_eq!(h.send(u64::from(seq), publisher(), &pkt, &mut out), Outcome::Forwarded { copies: 2 });
+    }
+    let sent = out.sent().clone();
+    assert_eq!(sent.len(), 4);
+    for (index, copy) in sent.iter().enumerate() {
+        let seq = 10 + (index / 2) as u16;
+        let first = index % 2 == 0;
+        let packet = parse(&copy.bytes);
+        assert!(!copy.forwarded, "a rewritten packet goes out as an assembled copy");
+        let (ssrc, offset, payload): (u32, u16, &[u8]) =
+            if first { (0xa001, 100, b"\xeeopus\xff") } else { (0xa002, 200, b"\xeeopus") };
+        assert_eq!(packet.header.ssrc, ssrc);
+        assert_eq!(packet.header.sequence_number, seq + offset);
+        assert_eq!(packet.header.timestamp, 960 * u32::from(seq));
+        assert_eq!(packet.header.payload_type, 63, "the plugin's payload type; the maps name only 96");
+        assert!(packet.header.marker);
+        assert_eq!(&packet.payload[..], payload, "copy {index}");
+    }
+    let c = h.fwd.counters();
+    assert_eq!((c.forwarded_packets, c.rewritten_by_plugin), (4, 4), "2 ingress rewrites, 2 egress ones");
+    let (wrapped, trimmed) = (12 + 6, 12 + 5);
+    assert_eq!(c.forwarded_bytes, 2 * (wrapped + trimmed), "bytes as sent");
+}
