@@ -256,3 +256,19 @@ fn what_a_call_emits_and_the_timer_it_asks_for_reach_the_context_after_it() {
     let refused = load(spec("p", mistyped)).expect_err("a mistyped import").to_string();
     assert!(refused.starts_with("instantiating it failed"), "{refused}");
 }
+
+#[test]
+fn unloading_drops_the_instance_this_thread_made_and_leaves_the_others() {
+    let (gone, kept) = (
+        load(spec("gone", &module("(i32.const 0)", ""))).expect("loads"),
+        load(spec("kept", &module("(i32.const 0)", ""))).expect("loads"),
+    );
+    let plugins = register(register(Plugins::none(), &gone).expect("gone"), &kept).expect("kept");
+    let (_gone_chain, _kept_chain) = (chain_of(&gone), chain_of(&kept));
+    assert!(link::has_instance(&gone) && link::has_instance(&kept), "binding made one instance of each here");
+    let without = plugins.clone().without("gone").expect("registered");
+    plugins.retire_missing(&without);
+    assert!(!link::has_instance(&gone), "the unloaded plugin's instance is dropped");
+    assert!(link::has_instance(&kept), "the other plugin's stays");
+    assert_eq!(without.find("kept"), plugins.find("kept"), "its id stays");
+}
