@@ -142,6 +142,43 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             let node = client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner();
             super::output::print_plugins(&node.plugins, json)
         }
+        CtlCommand::Plugin(PluginCmd::Load {
+            name,
+            path,
+            module_file,
+            chains,
+            on_failure,
+            fuel_per_call,
+            memory_max_bytes,
+            params,
+        }) => {
+            use v1::load_plugin_request::Module;
+            let module = match (path, module_file) {
+                (Some(path), _) => Module::Path(path),
+                (None, Some(file)) => Module::ModuleBytes(
+                    std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+                ),
+                (None, None) => return Err("give --path or --module-file".into()),
+            };
+            let request = v1::LoadPluginRequest {
+                name,
+                module: Some(module),
+                chains,
+                on_failure: on_failure.unwrap_or_default(),
+                fuel_per_call: fuel_per_call.unwrap_or_default(),
+                memory_max_bytes: memory_max_bytes.unwrap_or_default(),
+                params: params.into_iter().collect(),
+            };
+            let plugin = client.load_plugin(request).await.map_err(status)?.into_inner();
+            super::output::print_plugin(&plugin, json)
+        }
+        CtlCommand::Plugin(PluginCmd::Unload { name }) => {
+            let unloaded = client.unload_plugin(v1::UnloadPluginRequest { name }).await.map_err(status)?.into_inner();
+            match unloaded.plugin {
+                Some(plugin) => super::output::print_plugin(&plugin, json),
+                None => Ok(()),
+            }
+        }
         CtlCommand::Drain { cancel } => {
             print(&client.drain(v1::DrainRequest { cancel }).await.map_err(status)?.into_inner(), json)
         }
