@@ -149,7 +149,7 @@ fn ctl_loads_by_path_and_by_bytes_chains_use_it_at_once_and_unload_waits_for_the
     route(&api, "v2", ssrcs[2], &peers[2].0, &[], ("sub2", &peers[2].1, Some(&["drop_all"])));
     for (index, (publisher, subscriber)) in peers.iter().enumerate().take(2) {
         let sent = send(publisher, ssrcs[index], 0..20, daemon.media[0]);
-        let even: Vec<Vec<u8>> = sent.into_iter().filter(|p| seq_of(p) % 2 == 0).collect();
+        let even: Vec<Vec<u8>> = sent.into_iter().filter(|p| seq_of(p).is_multiple_of(2)).collect();
         assert!(received(subscriber, even.len()) == even, "stream {index}: exactly the even packets");
     }
     send(&peers[2].0, ssrcs[2], 0..20, daemon.media[0]);
@@ -260,12 +260,12 @@ fn detaching_and_unloading_under_traffic_loses_nothing_of_another_stream() {
     let all_b: Vec<Vec<u8>> = (0..PACKETS).map(|seq| packet(ssrc_b, seq)).collect();
     assert!(got_b == all_b, "stream B lost nothing, in order ({} of {PACKETS})", got_b.len());
     let got_a: Vec<u16> = received(&sub_a, 1).iter().map(|p| seq_of(p)).collect();
-    let expected_a = |seq: &u16| seq % 2 == 0 || *seq >= detached_at;
+    let expected_a = |seq: &u16| seq.is_multiple_of(2) || *seq >= detached_at;
     let missing: Vec<u16> = (0..PACKETS).filter(expected_a).filter(|seq| !got_a.contains(seq)).collect();
     assert!(missing.is_empty(), "stream A: every even packet and every packet after the detach; missing {missing:?}");
     // Packets sent just before the call may still wait in the socket when the worker takes the new chain.
     let attached_until = before_detach.saturating_sub(5);
-    let odd_before = got_a.iter().filter(|seq| *seq % 2 == 1 && **seq < attached_until).count();
+    let odd_before = got_a.iter().filter(|seq| !seq.is_multiple_of(2) && **seq < attached_until).count();
     assert_eq!(odd_before, 0, "the plugin dropped stream A's odd packets while attached");
     let node = api.node();
     assert!(node.plugins.iter().all(|p| p.name != "drop_odd"), "{:?}", node.plugins);
@@ -361,7 +361,7 @@ fn a_plugin_the_api_loaded_comes_back_after_a_restart_before_the_stream_that_nam
     assert_eq!(stream.interceptors, ["odd_bytes"]);
     // The subscriber's numbering continues across the restart: a packet is told by its payload (its first seq).
     let sent = send(&publisher, ssrc, 0..20, daemon.media[0]);
-    let even: Vec<u8> = sent.iter().map(|p| p[12]).filter(|seq| seq % 2 == 0).collect();
+    let even: Vec<u8> = sent.iter().map(|p| p[12]).filter(|seq| seq.is_multiple_of(2)).collect();
     let got: Vec<u8> = received(&subscriber, even.len()).iter().map(|p| p[12]).collect();
     assert_eq!(got, even, "the restored plugin acts in the restored chain");
     // Unloaded (detached first), it stays gone after the next restart.
