@@ -198,6 +198,20 @@ fn ctl_loads_by_path_and_by_bytes_chains_use_it_at_once_and_unload_waits_for_the
     );
     ctl_ok(&daemon, &token, &["plugin", "load", "--name", "drop_odd", "--path", &odd_path]);
     api.create_stream(request).expect("the name is known again");
+    // `plugin attach` / `plugin detach` edit a live chain.
+    let detached =
+        parse_json(&ctl_ok(&daemon, &token, &["--json", "plugin", "detach", "drop_odd", "s", "--stream", "v3"]));
+    assert!(detached.get("interceptors").is_none(), "{detached}");
+    let attach = ["--json", "plugin", "attach", "drop_all", "s", "--subscription", "sub0"];
+    let attached = parse_json(&ctl_ok(&daemon, &token, &attach));
+    assert!(attached["interceptors"].as_array().is_some_and(|names| names.contains(&"drop_all".into())), "{attached}");
+    let again = ctl(&daemon, &token, &attach);
+    assert!(!again.success && again.stderr.contains("already names drop_all"), "{again:?}");
+    expect_status(
+        api.unload_plugin(v1::UnloadPluginRequest { name: "drop_all".into() }),
+        Code::FailedPrecondition,
+        &["subscription s/sub0 egress", "subscription s/sub2 egress"],
+    );
     assert_eq!(sample(metrics, "ringfwd_plugin_drops_total", &[("plugin", "drop_all")]), Some(20.0));
     let exit = daemon.stop();
     // Worker 1 holds v1 alone (worker 0 also counts v2's packets that no subscription took, as drops).

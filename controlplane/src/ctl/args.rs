@@ -130,6 +130,26 @@ pub enum PluginCmd {
         /// Its name.
         name: String,
     },
+    /// Add a plugin to a live stream's ingress chain or subscription's egress chain (the chain is read, the name
+    /// added, the chain replaced: `stream update` / `subscription update --interceptors`).
+    Attach(ChainTarget),
+    /// Remove a plugin from a live stream's ingress chain or subscription's egress chain.
+    Detach(ChainTarget),
+}
+
+/// A plugin and the chain `plugin attach` / `plugin detach` change.
+#[derive(Debug, clap::Args)]
+pub struct ChainTarget {
+    /// The plugin's name.
+    pub name: String,
+    /// Session id.
+    pub session: String,
+    /// The stream whose ingress chain changes.
+    #[arg(long, required_unless_present = "subscription", conflicts_with = "subscription")]
+    pub stream: Option<String>,
+    /// The subscription whose egress chain changes.
+    #[arg(long)]
+    pub subscription: Option<String>,
 }
 
 /// Session operations.
