@@ -24,7 +24,7 @@ use super::{status, Api};
 use crate::commands::ExecError;
 use crate::state::KeptPlugin;
 
-/// The largest module `LoadPlugin` takes as `module_bytes`.
+/// The largest module `LoadPlugin` takes, as `module_bytes` or from a `path`.
 pub const MAX_MODULE_BYTES: usize = 16 << 20;
 
 /// The largest request the API decodes: a module of [`MAX_MODULE_BYTES`] and the rest of its request.
@@ -52,8 +52,14 @@ impl Api {
                 }
                 None => {
                     let path = &settings.path;
-                    let bytes = std::fs::read(path)
-                        .map_err(|e| status::invalid("path", format!("{}: cannot read it: {e}", path.display())))?;
+                    let unreadable =
+                        |e: std::io::Error| status::invalid("path", format!("{}: cannot read it: {e}", path.display()));
+                    let length = std::fs::metadata(path).map_err(unreadable)?.len();
+                    if length > MAX_MODULE_BYTES as u64 {
+                        let reason = format!("{}: {length} bytes, more than {MAX_MODULE_BYTES}", path.display());
+                        return Err(status::invalid("path", reason));
+                    }
+                    let bytes = std::fs::read(path).map_err(unreadable)?;
                     (bytes, path.display().to_string(), "path")
                 }
             };
