@@ -228,7 +228,7 @@ pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), D
             }
         })
         .build()?;
-    let started = Started { store, taking, inherited, chains, plugins: loaded.clone() };
+    let started = Started { store, taking, inherited, chains, plugins: crate::plugins::live(loaded.clone()) };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
     // The workers stop reading, finish what they received and publish their last numbering.
     let workers = dataplane.workers().to_vec();
@@ -269,8 +269,8 @@ struct Started {
     inherited: Option<Inherited>,
     /// The registry's chain context: the default chains checked against the registered plugins.
     chains: Chains,
-    /// The plugins chains may name (for the API's node info and the metrics endpoint).
-    plugins: crate::plugins::Loaded,
+    /// The plugins chains may name (for the API's node info and the metrics endpoint), as the API changes them.
+    plugins: crate::plugins::LivePlugins,
 }
 
 /// Why the control plane stopped.
@@ -450,6 +450,7 @@ async fn control(
                 sessions = restored.sessions,
                 objects = restored.objects,
                 continued = restored.continued,
+                plugins = restored.plugins,
                 "restored the kept state from {}",
                 store.path().display()
             );

@@ -1,14 +1,19 @@
-//! The plugins a daemon runs: the native ones the program registered, plus the config's WebAssembly plugins
-//! (`[[plugins]]`), read, compiled, checked against the ABI and registered at start-up.
+//! The plugins a daemon runs: the native ones the program registered, the config's WebAssembly plugins
+//! (`[[plugins]]`), read, compiled, checked against the ABI and registered at start-up, and those the API loads
+//! while it runs (`LoadPlugin`, see `api::plugins`).
 //!
 //! Owns [`Loaded`] and [`load`] (the daemon's start and `--check-config` / `--print-config` both load through it,
-//! so a module the daemon would refuse is refused by the check too), and [`PluginMetrics`] (the WebAssembly
-//! plugins' counters as Prometheus families). Must never run on a worker, and never load anything after start-up.
+//! so a module the daemon would refuse is refused by the check too), [`compile`] (the one way a WebAssembly plugin
+//! is loaded, from the config or the API), [`LivePlugins`] (the control plane's current view, replaced under the
+//! API's registry lock when the API loads or unloads a plugin) and [`PluginMetrics`] (the WebAssembly plugins'
+//! counters as Prometheus families, read from the current view). Must never run on a worker; a worker never takes
+//! the [`LivePlugins`] lock (it gets the registry by value in a command).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
 
 use ringfwd_dataplane::control::Plugins;
-use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPlugin, WasmPluginSpec, WasmPluginStats};
+use ringfwd_dataplane::wasm::{self, Engine, FailurePath, LoadError, WasmPlugin, WasmPluginSpec, WasmPluginStats};
 use ringfwd_proto::v1;
 use ringfwd_tuning::{ChainSide, Config, ConfigError, PluginConfig};
 
@@ -20,8 +25,38 @@ use crate::metrics::ExportMetrics;
 pub struct Loaded {
     /// Native and WebAssembly plugins, by name.
     pub registry: Plugins,
-    /// The WebAssembly plugins, in the config's order.
+    /// The WebAssembly plugins: the config's in its order, then those the API loaded, in load order.
     pub wasm: Vec<WasmPlugin>,
+    /// The names of those the API loaded (the only ones it may unload).
+    pub from_api: BTreeSet<String>,
+    /// The compiler, made with the first WebAssembly plugin.
+    pub engine: Option<Engine>,
+}
+
+/// The control plane's current [`Loaded`]: read by node info and metrics, replaced by the API (under its registry
+/// lock) when it loads or unloads a plugin. Held only for a copy or a swap, never across an `.await`.
+pub type LivePlugins = Arc<RwLock<Loaded>>;
+
+/// `loaded` as the daemon's live view.
+pub fn live(loaded: Loaded) -> LivePlugins {
+    Arc::new(RwLock::new(loaded))
+}
+
+/// A copy of the current view (cheap: shared handles).
+pub fn current(live: &LivePlugins) -> Loaded {
+    live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+}
+
+/// Loads `plugin` from `module` (its bytes; `origin` says where they came from, for messages) with `engine`: the
+/// module compiled, checked against the ABI and instantiated once. The config's `[[plugins]]` and the API's
+/// `LoadPlugin` both load through here, after the same settings check ([`ringfwd_tuning::check_plugin`]).
+pub fn compile(
+    engine: &Engine,
+    plugin: &PluginConfig,
+    module: Vec<u8>,
+    origin: String,
+) -> Result<WasmPlugin, LoadError> {
+    engine.load(spec(plugin, module, origin))
 }
 
 /// `native` plus every `[[plugins]]` entry of `config`: each module read from its path, compiled, checked against
@@ -29,7 +64,7 @@ pub struct Loaded {
 /// when its name is a native plugin's).
 pub fn load(config: &Config, native: Plugins) -> Result<Loaded, ConfigError> {
     if config.plugins.is_empty() {
-        return Ok(Loaded { registry: native, wasm: Vec::new() });
+        return Ok(Loaded { registry: native, wasm: Vec::new(), from_api: BTreeSet::new(), engine: None });
     }
     let engine = Engine::new().map_err(|e| ConfigError::invalid("plugins", config.plugins.len(), e))?;
     let mut registry = native;
@@ -38,28 +73,32 @@ pub fn load(config: &Config, native: Plugins) -> Result<Loaded, ConfigError> {
         let path_error =
             |reason: String| ConfigError::invalid(format!("plugins[{index}].path"), plugin.path.display(), reason);
         let module = std::fs::read(&plugin.path).map_err(|e| path_error(format!("cannot read it: {e}")))?;
-        let wasm = engine.load(spec(plugin, module)).map_err(|e| path_error(e.to_string()))?;
+        let origin = plugin.path.display().to_string();
+        let wasm = compile(&engine, plugin, module, origin).map_err(|e| path_error(e.to_string()))?;
         registry = wasm::register(registry, &wasm)
             .map_err(|e| ConfigError::invalid(format!("plugins[{index}].name"), &plugin.name, e.to_string()))?;
         tracing::info!(plugin = %plugin.name, path = %plugin.path.display(), "WebAssembly plugin loaded");
         loaded.push(wasm);
     }
-    Ok(Loaded { registry, wasm: loaded })
+    Ok(Loaded { registry, wasm: loaded, from_api: BTreeSet::new(), engine: Some(engine) })
 }
 
 impl Loaded {
     /// Every plugin as the API describes it: the native ones (names only), then the WebAssembly ones with their
     /// settings and counters.
     pub fn describe(&self) -> Vec<v1::Plugin> {
-        let chains = |ingress: bool, egress: bool| {
-            [("ingress", ingress), ("egress", egress)]
-                .iter()
-                .filter(|(_, on)| *on)
-                .map(|(c, _)| c.to_string())
-                .collect()
-        };
+        let native = self.describe_native();
+        native.into_iter().chain(self.wasm.iter().map(|plugin| self.describe_wasm(plugin))).collect()
+    }
+
+    /// The WebAssembly plugin called `name`, if loaded.
+    pub fn wasm(&self, name: &str) -> Option<&WasmPlugin> {
+        self.wasm.iter().find(|plugin| plugin.name() == name)
+    }
+
+    fn describe_native(&self) -> Vec<v1::Plugin> {
         let registry = &self.registry;
-        let native = registry.names().filter(|name| !self.wasm.iter().any(|w| w.name() == *name)).map(|name| {
+        let native = registry.names().filter(|name| self.wasm(name).is_none()).map(|name| {
             let id = registry.find(name);
             let on = |side: fn(&Plugins, ringfwd_dataplane::control::PluginId) -> bool| {
                 id.is_some_and(|id| side(registry, id))
@@ -67,36 +106,46 @@ impl Loaded {
             v1::Plugin {
                 name: name.to_owned(),
                 kind: "native".into(),
-                chains: chains(on(Plugins::runs_on_ingress), on(Plugins::runs_on_egress)),
+                chains: chain_names(on(Plugins::runs_on_ingress), on(Plugins::runs_on_egress)),
+                source: "native".into(),
                 ..v1::Plugin::default()
             }
         });
-        let wasm = self.wasm.iter().map(|plugin| {
-            let (ingress, egress) = plugin.chains();
-            let (fuel_per_call, memory_max_bytes) = plugin.limits();
-            v1::Plugin {
-                name: plugin.name().to_owned(),
-                kind: "wasm".into(),
-                chains: chains(ingress, egress),
-                path: plugin.origin().to_owned(),
-                on_failure: match plugin.on_failure() {
-                    FailurePath::Forward => "forward".into(),
-                    FailurePath::Drop => "drop".into(),
-                },
-                fuel_per_call,
-                memory_max_bytes,
-                counters: plugin.stats().named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
-            }
-        });
-        native.chain(wasm).collect()
+        native.collect()
+    }
+
+    /// `plugin` as the API describes it: its settings and its counters.
+    pub fn describe_wasm(&self, plugin: &WasmPlugin) -> v1::Plugin {
+        let (ingress, egress) = plugin.chains();
+        let (fuel_per_call, memory_max_bytes) = plugin.limits();
+        let source = if self.from_api.contains(plugin.name()) { "api" } else { "config" };
+        v1::Plugin {
+            name: plugin.name().to_owned(),
+            kind: "wasm".into(),
+            chains: chain_names(ingress, egress),
+            path: plugin.origin().to_owned(),
+            on_failure: match plugin.on_failure() {
+                FailurePath::Forward => "forward".into(),
+                FailurePath::Drop => "drop".into(),
+            },
+            fuel_per_call,
+            memory_max_bytes,
+            counters: plugin.stats().named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+            source: source.into(),
+        }
     }
 }
 
-fn spec(plugin: &PluginConfig, module: Vec<u8>) -> WasmPluginSpec {
+/// The chains a plugin may join, by name.
+fn chain_names(ingress: bool, egress: bool) -> Vec<String> {
+    [("ingress", ingress), ("egress", egress)].iter().filter(|(_, on)| *on).map(|(c, _)| c.to_string()).collect()
+}
+
+fn spec(plugin: &PluginConfig, module: Vec<u8>, origin: String) -> WasmPluginSpec {
     WasmPluginSpec {
         name: plugin.name.clone(),
         module,
-        origin: plugin.path.display().to_string(),
+        origin,
         ingress: plugin.runs_on(ChainSide::Ingress),
         egress: plugin.runs_on(ChainSide::Egress),
         on_failure: plugin.on_failure.into(),
@@ -108,8 +157,8 @@ fn spec(plugin: &PluginConfig, module: Vec<u8>) -> WasmPluginSpec {
 
 /// The WebAssembly plugins' counters, per plugin, summed over the workers' instances.
 pub struct PluginMetrics {
-    /// The loaded plugins.
-    pub plugins: Vec<WasmPlugin>,
+    /// The loaded plugins, as they are when a scrape reads them (an unloaded plugin's families go with it).
+    pub plugins: LivePlugins,
 }
 
 /// One family: name, help, the value it reads.
@@ -132,10 +181,11 @@ const FAMILIES: [Family; 10] = [
 
 impl ExportMetrics for PluginMetrics {
     fn export(&self, out: &mut Exposition) {
-        if self.plugins.is_empty() {
+        let plugins = current(&self.plugins).wasm;
+        if plugins.is_empty() {
             return;
         }
-        let stats: Vec<(&str, WasmPluginStats)> = self.plugins.iter().map(|p| (p.name(), p.stats())).collect();
+        let stats: Vec<(&str, WasmPluginStats)> = plugins.iter().map(|p| (p.name(), p.stats())).collect();
         for (name, help, value) in FAMILIES {
             out.family(name, Kind::Counter, help);
             for (plugin, stats) in &stats {
@@ -163,7 +213,7 @@ impl ExportMetrics for PluginMetrics {
     }
 }
 
-/// The exporter for `loaded`'s WebAssembly plugins.
-pub fn metrics(loaded: &Loaded) -> Arc<dyn ExportMetrics> {
-    Arc::new(PluginMetrics { plugins: loaded.wasm.clone() })
+/// The exporter for the WebAssembly plugins of `live`, as they are at each scrape.
+pub fn metrics(live: &LivePlugins) -> Arc<dyn ExportMetrics> {
+    Arc::new(PluginMetrics { plugins: Arc::clone(live) })
 }

@@ -31,7 +31,7 @@ pub use crate::runtime::notify::Notifier;
 
 // Interceptors: the built-ins by name, the registered plugins, and the specs a chain is built from.
 pub use crate::core::interceptor::plugin::{
-    check_name as check_plugin_name, MAX_PLUGINS, MAX_PLUGINS_PER_CHAIN, MAX_PLUGIN_NAME_BYTES,
+    check_name as check_plugin_name, MAX_PLUGINS, MAX_PLUGINS_PER_CHAIN, MAX_PLUGIN_NAME_BYTES, MAX_PLUGIN_SLOTS,
 };
 pub use crate::core::interceptor::spec::{
     EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,

@@ -144,6 +144,10 @@ rpcs! {
     get_node_info(GetNodeInfoRequest) -> NodeInfo;
     /// `Drain`.
     drain(DrainRequest) -> DrainResponse;
+    /// `LoadPlugin`.
+    load_plugin(LoadPluginRequest) -> Plugin;
+    /// `UnloadPlugin`.
+    unload_plugin(UnloadPluginRequest) -> UnloadPluginResponse;
 }
 
 /// Shorthands for the calls that name only ids.

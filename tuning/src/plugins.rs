@@ -1,7 +1,8 @@
 //! The `[[plugins]]` sections: WebAssembly plugins the daemon loads at start-up.
 //!
 //! Owns [`PluginConfig`] (one plugin: its name in chains, its module file, the chains it may join, its failure path,
-//! its fuel and memory limits, its parameters) and their check ([`validate_plugins`]), which applies the data
+//! its fuel and memory limits, its parameters) and their check ([`validate_plugins`]; one plugin's:
+//! [`check_plugin`] and [`check_plugin_path`], which the API's `LoadPlugin` runs too), which applies the data
 //! plane's own rules (the registry's name rule, [`ringfwd_dataplane::wasm::check_limits`], the ABI's parameter
 //! rule) and names the key. Values come from [`crate::defaults`]. Must never read the module file (the daemon
 //! does, at start-up, and refuses a module that does not load with the key `plugins[N].path`).
@@ -107,25 +108,40 @@ pub fn validate_plugins(plugins: &[PluginConfig]) -> Result<(), ConfigError> {
     }
     for (index, plugin) in plugins.iter().enumerate() {
         let key = |field: &str| format!("plugins[{index}].{field}");
-        check_plugin_name(&plugin.name).map_err(|e| ConfigError::invalid(key("name"), &plugin.name, e.to_string()))?;
+        check_plugin(plugin, &key)?;
         if let Some(first) = plugins[..index].iter().position(|other| other.name == plugin.name) {
             return Err(ConfigError::invalid(key("name"), &plugin.name, format!("plugins[{first}] has this name too")));
         }
-        if !plugin.path.is_absolute() {
-            let reason = "must be an absolute path to a .wasm or .wat file";
-            return Err(ConfigError::invalid(key("path"), plugin.path.display(), reason));
-        }
-        let chains = &plugin.chains;
-        if chains.is_empty() || (chains.len() == 2 && chains[0] == chains[1]) || chains.len() > 2 {
-            let reason = "must name ingress, egress or both, each once";
-            return Err(ConfigError::invalid(key("chains"), format!("{chains:?}"), reason));
-        }
-        check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| match e {
-            LimitError::Fuel(value) => ConfigError::invalid(key("fuel_per_call"), value, e.to_string()),
-            LimitError::Memory(value) => ConfigError::invalid(key("memory_max_bytes"), value, e.to_string()),
-        })?;
-        abi::params_text(&plugin.params)
-            .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;
+        check_plugin_path(&plugin.path, &key)?;
+    }
+    Ok(())
+}
+
+/// One plugin's settings, the rules every plugin passes wherever it comes from (the config's `[[plugins]]`, the
+/// API's `LoadPlugin`): its name valid, each chain named once, each limit in range, the parameters within the ABI's
+/// bounds. `key` names a field (`name`, `chains`, ...) as the error reports it. The module (`path`) is not checked
+/// here: see [`check_plugin_path`].
+pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    check_plugin_name(&plugin.name).map_err(|e| ConfigError::invalid(key("name"), &plugin.name, e.to_string()))?;
+    let chains = &plugin.chains;
+    if chains.is_empty() || (chains.len() == 2 && chains[0] == chains[1]) || chains.len() > 2 {
+        let reason = "must name ingress, egress or both, each once";
+        return Err(ConfigError::invalid(key("chains"), format!("{chains:?}"), reason));
+    }
+    check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| match e {
+        LimitError::Fuel(value) => ConfigError::invalid(key("fuel_per_call"), value, e.to_string()),
+        LimitError::Memory(value) => ConfigError::invalid(key("memory_max_bytes"), value, e.to_string()),
+    })?;
+    abi::params_text(&plugin.params)
+        .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;
+    Ok(())
+}
+
+/// A module path: absolute (the daemon reads it, whatever its working directory).
+pub fn check_plugin_path(path: &std::path::Path, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if !path.is_absolute() {
+        let reason = "must be an absolute path to a .wasm or .wat file";
+        return Err(ConfigError::invalid(key("path"), path.display(), reason));
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub enum Access {
 }
 
 /// The access every method of `ringfwd.v1.Ringfwd` needs, by its bare name.
-pub const RPC_ACCESS: [(&str, Access); 29] = [
+pub const RPC_ACCESS: [(&str, Access); 31] = [
     ("CreateSession", Access::Write),
     ("GetSession", Access::Read),
     ("ListSessions", Access::Read),
@@ -58,6 +58,8 @@ pub const RPC_ACCESS: [(&str, Access); 29] = [
     ("DeleteSubscription", Access::Write),
     ("GetNodeInfo", Access::Read),
     ("Drain", Access::Write),
+    ("LoadPlugin", Access::Write),
+    ("UnloadPlugin", Access::Write),
     ("SetMetadata", Access::Write),
     ("DeleteMetadata", Access::Write),
     ("GetMetadata", Access::Read),

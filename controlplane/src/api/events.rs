@@ -263,7 +263,7 @@ impl Api {
         });
         let (stream_names, subscription_names) = registry.names_of(&streams, &subscriptions);
         let endpoint_names = registry.endpoints_at(&batch.sources());
-        let plugins = &self.node.plugins.registry;
+        let plugins = registry.plugins();
         let names =
             Names { streams: &stream_names, subscriptions: &subscription_names, endpoints: &endpoint_names, plugins };
         for resolved in batch.resolve(&names, Instant::now(), crate::clock::unix_ms()) {

@@ -16,6 +16,9 @@
 //! commit's metadata hook runs: so they are in commit order and a create's metadata event follows its create.
 //! The same module drains the workers' event rings and serves WatchEvents.
 //!
+//! Plugins loaded and unloaded while the node runs ([`plugins`]) change the registry's plugins and every worker's
+//! under the same lock.
+//!
 //! Beside the API, on the same listener, [`probes`] serves the standard gRPC health service (its status follows
 //! `Drain` and shutdown) and server reflection; both without a token, and only they.
 
@@ -26,6 +29,7 @@ mod events;
 mod metadata;
 mod metadata_hub;
 pub mod metadata_wire;
+mod plugins;
 mod probes;
 mod service;
 pub(crate) mod status;
@@ -33,6 +37,7 @@ mod unclaimed;
 
 pub use convert::media_address;
 pub use events::{event_to_wire, EventStream, MAX_WORKER_EVENTS_PER_ROUND};
+pub use plugins::{MAX_MODULE_BYTES, MAX_REQUEST_BYTES};
 pub use probes::{ReflectionError, METHODS as PROBE_METHODS};
 
 use std::net::SocketAddr;
@@ -76,8 +81,9 @@ pub struct NodeStatic {
     pub workers: Vec<WorkerHandle>,
     /// `admission.max_packets_per_second_per_source` (0: unlimited), enforced by the workers.
     pub max_packets_per_second_per_source: u32,
-    /// The plugins chains may name, native and WebAssembly.
-    pub plugins: crate::plugins::Loaded,
+    /// The plugins chains may name, native and WebAssembly: the only part that changes while the node runs
+    /// (`LoadPlugin`, `UnloadPlugin`, replaced under the registry lock).
+    pub plugins: crate::plugins::LivePlugins,
 }
 
 /// The service state shared by every call.
@@ -186,7 +192,12 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(crate::metrics::ApiMetricsLayer::new(metrics))
-        .add_service(Authorized::new(RingfwdServer::from_arc(api), Arc::new(verifier)))
+        .add_service(Authorized::new(
+            // LoadPlugin carries a module of up to MAX_MODULE_BYTES (tonic's default limit is 4 MiB); the token is
+            // checked before a request's body is read.
+            RingfwdServer::from_arc(api).max_decoding_message_size(MAX_REQUEST_BYTES),
+            Arc::new(verifier),
+        ))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -263,7 +263,7 @@ impl Ringfwd for Api {
             rtcp_addresses: self.node.rtcp.iter().map(ToString::to_string).collect(),
             boot_id: self.node.boot_id,
             started_unix_ms: self.node.started_unix_ms,
-            plugins: self.node.plugins.describe(),
+            plugins: crate::plugins::current(&self.node.plugins).describe(),
         }))
     }
 
@@ -289,6 +289,14 @@ impl Ringfwd for Api {
 
     async fn watch_events(&self, request: Request<v1::WatchEventsRequest>) -> Reply<Self::WatchEventsStream> {
         self.watch_events_rpc(request).await
+    }
+
+    async fn load_plugin(&self, request: Request<v1::LoadPluginRequest>) -> Reply<v1::Plugin> {
+        Ok(Response::new(self.load_plugin_rpc(request.into_inner()).await?))
+    }
+
+    async fn unload_plugin(&self, request: Request<v1::UnloadPluginRequest>) -> Reply<v1::UnloadPluginResponse> {
+        Ok(Response::new(self.unload_plugin_rpc(&request.into_inner().name).await?))
     }
 
     async fn drain(&self, request: Request<v1::DrainRequest>) -> Reply<v1::DrainResponse> {

@@ -56,6 +56,11 @@ pub fn auth(e: AuthError) -> Status {
     Status::unauthenticated(bounded(e.to_string()))
 }
 
+/// A precondition that does not hold, with `message` cut to the bound.
+pub fn failed_precondition(message: String) -> Status {
+    Status::failed_precondition(bounded(message))
+}
+
 /// An invalid request field.
 pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(bounded(format!("invalid {field}: {reason}")))

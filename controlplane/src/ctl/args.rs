@@ -97,6 +97,59 @@ pub enum PluginCmd {
     /// List them: kind, chains, failure path, limits, and the WebAssembly plugins' calls, drops, faults and disabled
     /// instances, summed over the workers.
     List,
+    /// Load a WebAssembly plugin into the running node (checked as a [[plugins]] entry; every worker has it when
+    /// this returns, so a chain may name it right after).
+    Load {
+        /// Its name in chains (a-z, 0-9, _; not a built-in's).
+        #[arg(long)]
+        name: String,
+        /// The module's absolute path, read by the daemon (.wasm or WAT text).
+        #[arg(long, required_unless_present = "module_file", conflicts_with = "module_file")]
+        path: Option<String>,
+        /// A module file read by ctl and sent whole (at most 16 MiB).
+        #[arg(long)]
+        module_file: Option<std::path::PathBuf>,
+        /// The chains that may name it (comma-separated: ingress, egress; default both).
+        #[arg(long, value_delimiter = ',')]
+        chains: Vec<String>,
+        /// Once its instance on a worker is disabled: forward (default) or drop.
+        #[arg(long)]
+        on_failure: Option<String>,
+        /// Fuel per call (default 100000).
+        #[arg(long)]
+        fuel_per_call: Option<u64>,
+        /// Each instance's memory limit in bytes (default 16 MiB).
+        #[arg(long)]
+        memory_max_bytes: Option<u64>,
+        /// A parameter for its ringfwd_init, KEY=VALUE (repeat).
+        #[arg(long = "param", value_parser = parse_pair)]
+        params: Vec<(String, String)>,
+    },
+    /// Unload a plugin loaded through the API (refused while a stream's or subscription's chain names it).
+    Unload {
+        /// Its name.
+        name: String,
+    },
+    /// Add a plugin to a live stream's ingress chain or subscription's egress chain (the chain is read, the name
+    /// added, the chain replaced: `stream update` / `subscription update --interceptors`).
+    Attach(ChainTarget),
+    /// Remove a plugin from a live stream's ingress chain or subscription's egress chain.
+    Detach(ChainTarget),
+}
+
+/// A plugin and the chain `plugin attach` / `plugin detach` change.
+#[derive(Debug, clap::Args)]
+pub struct ChainTarget {
+    /// The plugin's name.
+    pub name: String,
+    /// Session id.
+    pub session: String,
+    /// The stream whose ingress chain changes.
+    #[arg(long, required_unless_present = "subscription", conflicts_with = "subscription")]
+    pub stream: Option<String>,
+    /// The subscription whose egress chain changes.
+    #[arg(long)]
+    pub subscription: Option<String>,
 }
 
 /// Session operations.

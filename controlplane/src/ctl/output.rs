@@ -79,6 +79,16 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// One plugin: a table of one row, or the JSON object of a `ringfwd.v1.Plugin`.
+pub fn print_plugin(plugin: &v1::Plugin, json: bool) -> Result<(), String> {
+    if json {
+        let message = dynamic(plugin, "ringfwd.v1.Plugin")?;
+        println!("{}", serde_json::to_string_pretty(&message).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    print_plugins(std::slice::from_ref(plugin), false)
+}
+
 /// The protobuf JSON mapping of `message`.
 pub fn to_json<M: Printable>(message: &M) -> Result<String, String> {
     serde_json::to_string_pretty(&dynamic(message, M::TYPE)?).map_err(|e| e.to_string())

@@ -9,7 +9,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
 
-use super::args::{CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd, SubscriptionCmd};
+use super::args::{
+    ChainTarget, CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd, SubscriptionCmd,
+};
 use super::metadata::initial;
 use super::output::print;
 
@@ -142,9 +144,89 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             let node = client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner();
             super::output::print_plugins(&node.plugins, json)
         }
+        CtlCommand::Plugin(PluginCmd::Load {
+            name,
+            path,
+            module_file,
+            chains,
+            on_failure,
+            fuel_per_call,
+            memory_max_bytes,
+            params,
+        }) => {
+            use v1::load_plugin_request::Module;
+            let module = match (path, module_file) {
+                (Some(path), _) => Module::Path(path),
+                (None, Some(file)) => Module::ModuleBytes(
+                    std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+                ),
+                (None, None) => return Err("give --path or --module-file".into()),
+            };
+            let request = v1::LoadPluginRequest {
+                name,
+                module: Some(module),
+                chains,
+                on_failure: on_failure.unwrap_or_default(),
+                fuel_per_call: fuel_per_call.unwrap_or_default(),
+                memory_max_bytes: memory_max_bytes.unwrap_or_default(),
+                params: params.into_iter().collect(),
+            };
+            let plugin = client.load_plugin(request).await.map_err(status)?.into_inner();
+            super::output::print_plugin(&plugin, json)
+        }
+        CtlCommand::Plugin(PluginCmd::Attach(target)) => chain_edit(client, target, true, json).await,
+        CtlCommand::Plugin(PluginCmd::Detach(target)) => chain_edit(client, target, false, json).await,
+        CtlCommand::Plugin(PluginCmd::Unload { name }) => {
+            let unloaded = client.unload_plugin(v1::UnloadPluginRequest { name }).await.map_err(status)?.into_inner();
+            match unloaded.plugin {
+                Some(plugin) => super::output::print_plugin(&plugin, json),
+                None => Ok(()),
+            }
+        }
         CtlCommand::Drain { cancel } => {
             print(&client.drain(v1::DrainRequest { cancel }).await.map_err(status)?.into_inner(), json)
         }
+    }
+}
+
+/// `plugin attach` (`add`) or `plugin detach`: reads the stream's or subscription's chain, adds or removes the
+/// plugin's name, and replaces the chain with an update (the server checks it as any update).
+async fn chain_edit(client: &mut Client, target: ChainTarget, add: bool, json: bool) -> Result<(), String> {
+    let ChainTarget { name, session, stream, subscription } = target;
+    let edit = |mut names: Vec<String>| -> Result<v1::InterceptorChain, String> {
+        let present = names.contains(&name);
+        match (add, present) {
+            (true, true) => return Err(format!("the chain already names {name}: {}", names.join(","))),
+            (false, false) => return Err(format!("the chain does not name {name}: {}", names.join(","))),
+            (true, false) => names.push(name.clone()),
+            (false, true) => names.retain(|n| *n != name),
+        }
+        Ok(v1::InterceptorChain { names })
+    };
+    match (stream, subscription) {
+        (Some(stream), _) => {
+            let get = v1::GetStreamRequest { session_id: session.clone(), stream_id: stream.clone() };
+            let current = client.get_stream(get).await.map_err(status)?.into_inner();
+            let request = v1::UpdateStreamRequest {
+                session_id: session,
+                stream_id: stream,
+                interceptors: Some(edit(current.interceptors)?),
+                ..Default::default()
+            };
+            print(&client.update_stream(request).await.map_err(status)?.into_inner(), json)
+        }
+        (None, Some(subscription)) => {
+            let get = v1::GetSubscriptionRequest { session_id: session.clone(), subscription_id: subscription.clone() };
+            let current = client.get_subscription(get).await.map_err(status)?.into_inner();
+            let request = v1::UpdateSubscriptionRequest {
+                session_id: session,
+                subscription_id: subscription,
+                interceptors: Some(edit(current.interceptors)?),
+                ..Default::default()
+            };
+            print(&client.update_subscription(request).await.map_err(status)?.into_inner(), json)
+        }
+        (None, None) => Err("give --stream or --subscription".into()),
     }
 }
 

@@ -86,6 +86,7 @@ mod latch;
 mod learn;
 pub mod model;
 mod plan;
+mod plugins;
 mod rtcp;
 mod update;
 mod update_endpoint;

@@ -9,6 +9,9 @@
 //!   interceptors, RTX), as a [`SessionState`](crate::registry::SessionState): written, with an fsync, right after
 //!   each commit that changed the session and before the API call answers (see `api::apply`). The config's own
 //!   `[[sessions]]` are not kept: the config is their source, and they are installed from it at each start.
+//! - Every WebAssembly plugin the API loaded (`LoadPlugin`): its settings, and its module when it was given as
+//!   bytes (one given by path is read from the path again), written when it is loaded and forgotten when it is
+//!   unloaded; loaded again at start-up before the sessions, so that the chains naming it are restored.
 //! - What each subscription last sent (sequence number, timestamp, when, and its packet rate): the workers publish
 //!   it every `state.numbering_interval_ms` and [`numbering::keep`] writes it, so that a restored subscription
 //!   continues its subscriber's numbering with no reuse: its first packet goes out `skip` sequence numbers past the
@@ -30,4 +33,4 @@ pub mod numbering;
 pub mod restore;
 mod store;
 
-pub use store::{KeptMetadata, KeptSession, Loaded, StateError, StateStore, STATE_FILE};
+pub use store::{KeptMetadata, KeptPlugin, KeptSession, Loaded, StateError, StateStore, STATE_FILE};

@@ -1,6 +1,7 @@
 //! Restoring kept sessions at start-up, before the API opens.
 //!
-//! Owns [`restore`]: every kept session is recreated through the API's own path (`Api::apply`: planned by the
+//! Owns [`restore`]: first every plugin the API had loaded, through the API's own `LoadPlugin` path (its module read
+//! from its path again, or taken from the store), then every kept session is recreated through the API's own path (`Api::apply`: planned by the
 //! registry by the rules of a request, its commands run on the workers, committed) in the order that satisfies its
 //! references: the session, its endpoints (each followed by the address it had latched to), its streams (with the SSRC
 //! a learning one had learned), its subscriptions (as updated, each continuing its subscriber's numbering from what
@@ -26,12 +27,24 @@ pub struct Restored {
     pub objects: usize,
     /// Subscriptions that continue a kept numbering.
     pub continued: usize,
+    /// Plugins the API had loaded.
+    pub plugins: usize,
 }
 
 /// Recreates everything `store` kept through `api`. See the module docs.
 pub async fn restore(api: &Api, store: &StateStore) -> Result<Restored, StateError> {
     let loaded = store.load()?;
     let mut restored = Restored::default();
+    // The plugins the API loaded first: the chains of the sessions below may name them.
+    for plugin in &loaded.plugins {
+        let name = &plugin.settings.name;
+        api.load_plugin(plugin.clone()).await.map_err(|status| StateError::Restore {
+            path: store.path().to_owned(),
+            object: format!("plugin {name}"),
+            message: status.message().to_owned(),
+        })?;
+        restored.plugins += 1;
+    }
     let (now_unix_ns, now) = (crate::clock::unix_ns(), Instant::now());
     for kept in &loaded.sessions {
         let session = &kept.session;

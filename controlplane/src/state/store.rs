@@ -2,8 +2,10 @@
 //!
 //! Owns [`StateStore`], what it keeps of a session ([`KeptSession`]: the registry's [`SessionState`] and its objects'
 //! metadata) and the file's layout: table `sessions` (session id → JSON [`KeptSession`]), table
-//! `numbering` (`<session>\0<subscription>` → JSON [`Kept`], so that a session's rows are one key range) and table
-//! `meta` (`format` → [`FORMAT`]). Every write is one transaction committed durably (fsync) before it returns. Must
+//! `numbering` (`<session>\0<subscription>` → JSON [`Kept`], so that a session's rows are one key range), table
+//! `plugins` (plugin name → JSON [`KeptPlugin`] settings), table `plugin_modules` (plugin name → the module's bytes,
+//! for a plugin the API loaded from bytes; at most [`crate::api::MAX_MODULE_BYTES`] each, so at most
+//! `MAX_PLUGINS` × that in all) and table `meta` (`format` → [`FORMAT`]). Every write is one transaction committed durably (fsync) before it returns. Must
 //! never hold a session of the config (those are skipped) nor interpret what it stores.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use serde::{Deserialize, Serialize};
+
+use ringfwd_tuning::PluginConfig;
 
 use super::numbering::Kept;
 use crate::metadata::{Entry, Member, Version};
@@ -37,6 +41,22 @@ pub struct KeptMetadata {
     pub entries: Vec<Entry>,
 }
 
+/// A WebAssembly plugin the API loaded (`LoadPlugin`), as kept: loaded again at the next start, before the sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptPlugin {
+    /// Its settings as checked (`path` is the module's path when `module_bytes` is `None`).
+    pub settings: PluginConfig,
+    /// The module, when it was given as bytes (else it is read from `settings.path` again).
+    pub module_bytes: Option<Vec<u8>>,
+}
+
+/// What the `plugins` table holds of a [`KeptPlugin`] (its bytes are in `plugin_modules`).
+#[derive(Serialize, Deserialize)]
+struct PluginRow {
+    settings: PluginConfig,
+    inline: bool,
+}
+
 /// The store's file name in the state directory.
 pub const STATE_FILE: &str = "state.redb";
 
@@ -46,6 +66,8 @@ const FORMAT: u64 = 1;
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const NUMBERING: TableDefinition<&str, &[u8]> = TableDefinition::new("numbering");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+const PLUGIN_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_modules");
 
 /// The state store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +117,8 @@ pub struct Loaded {
     pub sessions: Vec<KeptSession>,
     /// What each subscription last sent, by `(session, subscription)`.
     pub numbering: BTreeMap<(String, String), Kept>,
+    /// The plugins the API loaded, by name.
+    pub plugins: Vec<KeptPlugin>,
 }
 
 /// The open store. See the module docs.
@@ -140,6 +164,8 @@ impl StateStore {
             }
             txn.open_table(SESSIONS).map_err(|e| self.error(e))?;
             txn.open_table(NUMBERING).map_err(|e| self.error(e))?;
+            txn.open_table(PLUGINS).map_err(|e| self.error(e))?;
+            txn.open_table(PLUGIN_MODULES).map_err(|e| self.error(e))?;
             Ok(())
         })
     }
@@ -169,7 +195,54 @@ impl StateStore {
                 .map_err(|e| self.format(format!("numbering of {session}/{subscription}: {e}")))?;
             loaded.numbering.insert((session.to_owned(), subscription.to_owned()), kept);
         }
+        let plugins_table = txn.open_table(PLUGINS).map_err(|e| self.error(e))?;
+        let modules_table = txn.open_table(PLUGIN_MODULES).map_err(|e| self.error(e))?;
+        for row in plugins_table.iter().map_err(|e| self.error(e))? {
+            let (key, value) = row.map_err(|e| self.error(e))?;
+            let name = key.value();
+            let row: PluginRow =
+                serde_json::from_slice(value.value()).map_err(|e| self.format(format!("plugin {name}: {e}")))?;
+            let module_bytes = match row.inline {
+                true => Some(
+                    modules_table
+                        .get(name)
+                        .map_err(|e| self.error(e))?
+                        .ok_or_else(|| self.format(format!("plugin {name}: its module is missing")))?
+                        .value()
+                        .to_vec(),
+                ),
+                false => None,
+            };
+            loaded.plugins.push(KeptPlugin { settings: row.settings, module_bytes });
+        }
         Ok(loaded)
+    }
+
+    /// Writes `plugin` (durably): its settings, and its module when it was given as bytes.
+    pub fn save_plugin(&self, plugin: &KeptPlugin) -> Result<(), StateError> {
+        let name = plugin.settings.name.as_str();
+        let row = PluginRow { settings: plugin.settings.clone(), inline: plugin.module_bytes.is_some() };
+        let value = serde_json::to_vec(&row).map_err(|e| self.format(format!("plugin {name}: {e}")))?;
+        self.write(|txn| {
+            let mut plugins = txn.open_table(PLUGINS).map_err(|e| self.error(e))?;
+            plugins.insert(name, value.as_slice()).map_err(|e| self.error(e))?;
+            let mut modules = txn.open_table(PLUGIN_MODULES).map_err(|e| self.error(e))?;
+            match &plugin.module_bytes {
+                Some(bytes) => modules.insert(name, bytes.as_slice()).map(drop),
+                None => modules.remove(name).map(drop),
+            }
+            .map_err(|e| self.error(e))?;
+            Ok(())
+        })
+    }
+
+    /// Forgets plugin `name` and its module (durably).
+    pub fn delete_plugin(&self, name: &str) -> Result<(), StateError> {
+        self.write(|txn| {
+            txn.open_table(PLUGINS).map_err(|e| self.error(e))?.remove(name).map_err(|e| self.error(e))?;
+            txn.open_table(PLUGIN_MODULES).map_err(|e| self.error(e))?.remove(name).map_err(|e| self.error(e))?;
+            Ok(())
+        })
     }
 
     /// Writes `state` (durably), dropping the numbering of its subscriptions that are gone. A session of the config is
@@ -349,6 +422,23 @@ mod tests {
         let loaded = store.load().unwrap();
         assert_eq!(loaded.sessions, [session("s.2", &["x"])]);
         assert_eq!(loaded.numbering.len(), 1);
+    }
+
+    #[test]
+    fn plugins_are_kept_with_their_inline_module_and_forgotten_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        let settings =
+            |name: &str, path: &str| PluginConfig { name: name.into(), path: path.into(), ..Default::default() };
+        let by_path = KeptPlugin { settings: settings("by_path", "/opt/p.wasm"), module_bytes: None };
+        let inline = KeptPlugin { settings: settings("inline", ""), module_bytes: Some(b"(module)".to_vec()) };
+        store.save_plugin(&by_path).unwrap();
+        store.save_plugin(&inline).unwrap();
+        drop(store);
+        let store = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
+        assert_eq!(store.load().unwrap().plugins, [by_path.clone(), inline]);
+        store.delete_plugin("inline").unwrap();
+        assert_eq!(store.load().unwrap().plugins, [by_path]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::continuity::Numbering;
 use super::interceptor::spec::{EgressSpec, IngressSpec};
+use super::interceptor::Plugins;
 use super::rewrite::Rewrite;
 
 /// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
@@ -242,6 +243,14 @@ pub enum Command {
         dest: SocketAddr,
         /// The SSRC the subscriber receives.
         out_ssrc: u32,
+    },
+    /// Replaces the registry of plugins that streams and subscriptions bound from now on may name (a plugin was
+    /// loaded or unloaded at run time). Chains already bound are untouched: the control plane unloads a plugin only
+    /// once no chain names it. Each plugin the new registry no longer has is retired on this worker (its unload
+    /// hook: a WebAssembly plugin's instance is dropped). Ids stay stable (see [`Plugins`]). Never refused.
+    SetPlugins {
+        /// The registry from now on (shared; the same value for every worker).
+        plugins: Plugins,
     },
 }
 

@@ -261,6 +261,11 @@ impl Forwarder {
                 self.table.aliases.remove(ssrc);
                 Ok(())
             }
+            Command::SetPlugins { plugins } => {
+                self.plugins.retire_missing(&plugins);
+                self.plugins = plugins;
+                Ok(())
+            }
         };
         match result {
             Ok(()) => self.counters.commands_applied += 1,

@@ -128,7 +128,7 @@ pub struct WorkerContext {
     pub counters: Arc<SharedCounters>,
     /// Its tap ring, drained by the recorder (`None`: recording is off).
     pub tap: Option<Arc<TapRing>>,
-    /// The registered plugins (the same on every worker).
+    /// The registered plugins at start-up (the same on every worker; `Command::SetPlugins` replaces them).
     pub plugins: Plugins,
     /// Its statistics ring, drained by the control plane.
     pub stats: Arc<StatsRing>,

@@ -2,7 +2,8 @@
 //! holds, and the worker's table of instances they share.
 //!
 //! Owns [`WasmLink`], [`register`] (adds a loaded plugin to the native registry, so chains name it like any
-//! plugin) and the per-thread instance table: one instance per plugin per worker thread, made when the first
+//! plugin, with an unload hook that drops the thread's instance when the plugin is unloaded at run time) and the
+//! per-thread instance table: one instance per plugin per worker thread, made when the first
 //! stream or subscription on that worker binds the plugin (when it is added, not when a packet arrives), reached
 //! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`] and hands what the
 //! call emitted and the timer it asked for to the context; a fault disables the instance on this worker (counted
@@ -29,7 +30,7 @@ use crate::core::DropReason;
 pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, PluginError> {
     let shared = &plugin.shared;
     // Its id: the one the registry hands out for this name (a new name goes last).
-    let id = plugins.find(&shared.name).unwrap_or(PluginId(plugins.names().count() as u16));
+    let id = plugins.find(&shared.name).unwrap_or(plugins.next_id());
     if shared.ingress {
         let bound = Arc::clone(shared);
         let bind = move |info: &StreamInfo| WasmLink::bind(&bound, id, info.epoch.at);
@@ -41,7 +42,20 @@ pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, Pl
         plugins = plugins.with_egress(&shared.name, bind)?;
     }
     debug_assert_eq!(plugins.find(&shared.name), Some(id));
-    Ok(plugins)
+    let serial = shared.serial;
+    plugins.with_unload_hook(&shared.name, move || drop_instance(serial))
+}
+
+/// Drops this thread's instance of the plugin with `serial` (it was unloaded), freeing its memory; its counters go
+/// with the plugin.
+fn drop_instance(serial: usize) {
+    INSTANCES.with_borrow_mut(|table| table.retain(|(held, _, _)| *held != serial));
+}
+
+/// Whether this thread holds an instance of `plugin`.
+#[cfg(test)]
+pub(crate) fn has_instance(plugin: &WasmPlugin) -> bool {
+    INSTANCES.with_borrow(|table| table.iter().any(|(serial, _, _)| *serial == plugin.shared.serial))
 }
 
 /// One instance slot of this thread's table.

@@ -335,3 +335,19 @@ fn rewrite_is_refused_outside_on_rtp() {
     assert_eq!(outbox.take_rewritten(), None, "a timer rewrites nothing");
     assert_eq!(plugin.stats().disabled, 0, "a refused call is no fault");
 }
+
+#[test]
+fn unloading_drops_the_instance_this_thread_made_and_leaves_the_others() {
+    let (gone, kept) = (
+        load(spec("gone", &module("(i32.const 0)", ""))).expect("loads"),
+        load(spec("kept", &module("(i32.const 0)", ""))).expect("loads"),
+    );
+    let plugins = register(register(Plugins::none(), &gone).expect("gone"), &kept).expect("kept");
+    let (_gone_chain, _kept_chain) = (chain_of(&gone), chain_of(&kept));
+    assert!(link::has_instance(&gone) && link::has_instance(&kept), "binding made one instance of each here");
+    let without = plugins.clone().without("gone").expect("registered");
+    plugins.retire_missing(&without);
+    assert!(!link::has_instance(&gone), "the unloaded plugin's instance is dropped");
+    assert!(link::has_instance(&kept), "the other plugin's stays");
+    assert_eq!(without.find("kept"), plugins.find("kept"), "its id stays");
+}

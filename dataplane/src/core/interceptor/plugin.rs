@@ -3,9 +3,13 @@
 //!
 //! Owns [`Plugins`] (the registry: each plugin's name and the functions that bind an instance to a stream or a
 //! subscription), [`PluginId`] (its index there) and [`PluginList`] (the plugins one chain runs, in order, as
-//! plain data a command can carry). The registry is built once, before the data plane starts, and never changes
-//! while it runs: every worker holds the same immutable copy, so binding needs no lock and a packet touches
-//! none of this. Must never know the config or the API: names are checked here (syntax, clashes with the
+//! plain data a command can carry). A registry value is immutable: every worker holds the same shared copy, so
+//! binding needs no lock and a packet touches none of this. Loading or unloading a plugin at run time makes a new
+//! value (copy on write) that the control plane hands every worker in a command (`Command::SetPlugins`), applied
+//! between packets. An unloaded plugin leaves a tombstone: [`Plugins::find`] no longer finds it, its slot is never
+//! handed out again (so every [`PluginId`] a chain holds keeps naming the plugin it was bound to), at most
+//! [`MAX_PLUGINS`] plugins are live and at most [`MAX_PLUGIN_SLOTS`] slots (live or tombstones) exist in a
+//! process's life. Must never know the config or the API: names are checked here (syntax, clashes with the
 //! built-ins), what a chain may name is checked by the control plane through [`Plugins::find`].
 //!
 //! # Where a plugin runs
@@ -30,8 +34,11 @@ use super::{Interceptor, InterceptorKind};
 
 /// The most plugins one chain may run.
 pub const MAX_PLUGINS_PER_CHAIN: usize = 4;
-/// The most plugins one registry may hold.
+/// The most plugins one registry may hold at once (live, tombstones not counted).
 pub const MAX_PLUGINS: usize = 64;
+/// The most slots one registry hands out in its life, tombstones of unloaded plugins included (ids are never
+/// reused, so a daemon that loaded this many plugins refuses more until it restarts).
+pub const MAX_PLUGIN_SLOTS: usize = 1024;
 /// The longest plugin name, in bytes.
 pub const MAX_PLUGIN_NAME_BYTES: usize = 32;
 
@@ -39,6 +46,9 @@ pub const MAX_PLUGIN_NAME_BYTES: usize = 32;
 pub type IngressBinder = dyn Fn(&StreamInfo) -> Box<dyn Interceptor> + Send + Sync;
 /// Binds a plugin's instance to one subscription (its egress chain).
 pub type EgressBinder = dyn Fn(&SubscriptionInfo) -> Box<dyn Interceptor> + Send + Sync;
+/// Run on each worker thread when a registry without the plugin replaces one with it (it was unloaded): frees what
+/// the plugin keeps per thread (a WebAssembly plugin's instance).
+pub type UnloadHook = dyn Fn() + Send + Sync;
 
 /// A registered plugin, by its index in the registry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +74,12 @@ pub enum PluginError {
     /// The registry is full.
     #[error("more than {MAX_PLUGINS} plugins registered")]
     TooMany,
+    /// Every slot was handed out once (tombstones of unloaded plugins included).
+    #[error("{MAX_PLUGIN_SLOTS} plugins were registered in this process's life (unloaded ones included): restart to load more")]
+    SlotsUsed,
+    /// No live plugin has the name.
+    #[error("no plugin {0:?} is registered")]
+    NotFound(String),
 }
 
 #[derive(Clone)]
@@ -71,6 +87,9 @@ struct Registered {
     name: String,
     ingress: Option<Arc<IngressBinder>>,
     egress: Option<Arc<EgressBinder>>,
+    unload: Option<Arc<UnloadHook>>,
+    /// Unloaded: its slot stays so that ids are stable; nothing finds or binds it.
+    tombstone: bool,
 }
 
 /// The registry of native plugins: cheap to clone (shared), immutable once the data plane starts.
@@ -81,7 +100,7 @@ pub struct Plugins {
 
 impl fmt::Debug for Plugins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.list.iter().map(|p| p.name.as_str())).finish()
+        f.debug_list().entries(self.names()).finish()
     }
 }
 
@@ -90,6 +109,8 @@ impl PartialEq for Plugins {
         Arc::ptr_eq(&self.list, &other.list) || (self.list.is_empty() && other.list.is_empty())
     }
 }
+
+impl Eq for Plugins {}
 
 impl Plugins {
     /// No plugins: only the built-ins.
@@ -127,15 +148,23 @@ impl Plugins {
         bind: Arc<B>,
     ) -> Result<Plugins, PluginError> {
         check_name(name)?;
-        let list = Arc::make_mut(&mut self.list);
-        let index = match list.iter().position(|entry| entry.name == name) {
-            Some(index) => index,
-            None if list.len() == MAX_PLUGINS => return Err(PluginError::TooMany),
+        let index = match self.find(name) {
+            Some(id) => usize::from(id.0),
+            None if self.live() == MAX_PLUGINS => return Err(PluginError::TooMany),
+            None if self.list.len() == MAX_PLUGIN_SLOTS => return Err(PluginError::SlotsUsed),
             None => {
-                list.push(Registered { name: name.to_owned(), ingress: None, egress: None });
+                let list = Arc::make_mut(&mut self.list);
+                list.push(Registered {
+                    name: name.to_owned(),
+                    ingress: None,
+                    egress: None,
+                    unload: None,
+                    tombstone: false,
+                });
                 list.len() - 1
             }
         };
+        let list = Arc::make_mut(&mut self.list);
         let binder = slot(&mut list[index]);
         if binder.is_some() {
             return Err(PluginError::Duplicate { name: name.to_owned(), side });
@@ -144,13 +173,56 @@ impl Plugins {
         Ok(self)
     }
 
-    /// The plugin called `name`, if registered.
+    /// Sets what each worker thread runs when plugin `name` is unloaded (see [`UnloadHook`]).
+    pub fn with_unload_hook(
+        mut self,
+        name: &str,
+        hook: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Plugins, PluginError> {
+        let id = self.find(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        Arc::make_mut(&mut self.list)[usize::from(id.0)].unload = Some(Arc::new(hook));
+        Ok(self)
+    }
+
+    /// The same registry without plugin `name`: its slot becomes a tombstone (its id is never handed out again,
+    /// [`Plugins::name`] still answers its name for late reports). The caller makes sure no chain names it.
+    pub fn without(mut self, name: &str) -> Result<Plugins, PluginError> {
+        let id = self.find(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        let entry = &mut Arc::make_mut(&mut self.list)[usize::from(id.0)];
+        (entry.ingress, entry.egress, entry.tombstone) = (None, None, true);
+        Ok(self)
+    }
+
+    /// On a worker thread, after `next` replaced this registry: runs the unload hook of every plugin live here and
+    /// not in `next` (off the hot path: a command).
+    pub fn retire_missing(&self, next: &Plugins) {
+        for (index, entry) in self.list.iter().enumerate() {
+            let gone = next.list.get(index).is_none_or(|now| now.tombstone);
+            if !entry.tombstone && gone {
+                if let Some(hook) = &entry.unload {
+                    hook();
+                }
+            }
+        }
+    }
+
+    /// The id the next new name gets.
+    pub fn next_id(&self) -> PluginId {
+        PluginId(self.list.len() as u16)
+    }
+
+    /// How many plugins are live (tombstones not counted).
+    pub fn live(&self) -> usize {
+        self.list.iter().filter(|entry| !entry.tombstone).count()
+    }
+
+    /// The live plugin called `name`, if registered.
     pub fn find(&self, name: &str) -> Option<PluginId> {
-        let index = self.list.iter().position(|entry| entry.name == name)?;
+        let index = self.list.iter().position(|entry| !entry.tombstone && entry.name == name)?;
         u16::try_from(index).ok().map(PluginId)
     }
 
-    /// Its name (empty for an id this registry did not hand out).
+    /// Its name (empty for an id this registry did not hand out; an unloaded plugin's name for its tombstone).
     pub fn name(&self, id: PluginId) -> &str {
         self.list.get(usize::from(id.0)).map_or("", |entry| entry.name.as_str())
     }
@@ -165,14 +237,14 @@ impl Plugins {
         self.list.get(usize::from(id.0)).is_some_and(|entry| entry.egress.is_some())
     }
 
-    /// Every registered name, in registration order.
+    /// Every live plugin's name, in registration order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.list.iter().map(|entry| entry.name.as_str())
+        self.list.iter().filter(|entry| !entry.tombstone).map(|entry| entry.name.as_str())
     }
 
-    /// True when no plugin is registered.
+    /// True when no plugin is live.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.live() == 0
     }
 
     /// A new instance of plugin `id` bound to `info`.
@@ -299,6 +371,60 @@ mod tests {
             plugins = plugins.with_ingress(&format!("p{i}"), pass).expect("room");
         }
         assert_eq!(plugins.with_ingress("one_more", pass).err(), Some(PluginError::TooMany));
+    }
+
+    #[test]
+    fn an_unloaded_plugin_leaves_a_tombstone_and_ids_stay_stable() {
+        let plugins = Plugins::none().with_ingress("a", pass).and_then(|p| p.with_ingress("b", pass)).expect("two");
+        let (a, b) = (plugins.find("a").expect("a"), plugins.find("b").expect("b"));
+        let without = plugins.clone().without("a").expect("a is registered");
+        assert_eq!(without.find("a"), None, "an unloaded plugin is not found");
+        assert_eq!(without.find("b"), Some(b), "the others keep their ids");
+        assert!(!without.runs_on_ingress(a), "nothing binds a tombstone");
+        assert_eq!(without.name(a), "a", "a late report still names it");
+        assert_eq!((without.names().collect::<Vec<_>>(), without.live()), (vec!["b"], 1));
+        assert_eq!(plugins.find("a"), Some(a), "the registry it was made from is unchanged");
+        assert_eq!(without.clone().without("a").err(), Some(PluginError::NotFound("a".into())));
+        let again = without.with_ingress("a", pass).expect("the name is free again");
+        let new = again.find("a").expect("loaded again");
+        assert!(new != a && new != b, "a new id: {new:?}, never the tombstone's");
+        assert_eq!(again.next_id(), PluginId(3));
+    }
+
+    #[test]
+    fn tombstones_do_not_count_as_live_but_slots_are_bounded() {
+        let mut plugins = Plugins::none();
+        for i in 0..MAX_PLUGIN_SLOTS {
+            plugins =
+                plugins.with_ingress(&format!("p{i}"), pass).expect("room").without(&format!("p{i}")).expect("in");
+        }
+        assert_eq!(plugins.live(), 0);
+        assert!(plugins.is_empty());
+        assert_eq!(plugins.with_ingress("one_more", pass).err(), Some(PluginError::SlotsUsed));
+    }
+
+    #[test]
+    fn retiring_runs_the_unload_hook_of_each_plugin_gone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let plugins = Plugins::none()
+            .with_ingress("a", pass)
+            .and_then(|p| {
+                p.with_unload_hook("a", move || {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .and_then(|p| p.with_ingress("b", pass))
+            .expect("registered");
+        let same = plugins.clone().with_ingress("c", pass).expect("c");
+        plugins.retire_missing(&same);
+        assert_eq!(runs.load(Ordering::Relaxed), 0, "nothing was unloaded");
+        let without = same.clone().without("a").expect("a");
+        same.retire_missing(&without);
+        assert_eq!(runs.load(Ordering::Relaxed), 1, "a's hook ran once");
+        without.retire_missing(&without.clone().without("b").expect("b"));
+        assert_eq!(runs.load(Ordering::Relaxed), 1, "a tombstone's hook never runs again");
     }
 
     #[test]
