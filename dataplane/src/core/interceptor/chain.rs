@@ -114,23 +114,24 @@ impl Chain {
         outbox: &mut Outbox,
     ) -> Verdict {
         let ingress = matches!(scope, Scope::Stream { .. });
-        let mut buffer = outbox.begin_rewrite();
+        // The buffer of the rewritten packet, lent by the outbox at the first rewrite (most runs never take it).
+        let mut held: Option<Box<[u8]>> = None;
         let mut rewritten: Option<(usize, RtpAttrs)> = None;
         let mut verdict = Verdict::Continue;
+        outbox.clear_staged();
         for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
-            let (current, current_attrs) = match rewritten {
-                Some((len, rewritten_attrs)) => (&buffer[..len], rewritten_attrs),
-                None => (pkt, *attrs),
+            let (current, current_attrs): (&[u8], &RtpAttrs) = match (&held, &rewritten) {
+                (Some(buffer), Some((len, rewritten_attrs))) => (&buffer[..*len], rewritten_attrs),
+                _ => (pkt, attrs),
             };
             let may_rewrite = matches!(link, Link::Plugin { .. });
             let mut scheduled = None;
-            outbox.clear_staged();
             let (answer, panicked) = call(link, || {
                 let mut ctx = Context::new(now, scope, outbox, wake);
                 if may_rewrite {
                     ctx.allow_rewrite(current_attrs.ssrc);
                 }
-                let answer = member.on_rtp(current, &current_attrs, &mut ctx);
+                let answer = member.on_rtp(current, current_attrs, &mut ctx);
                 scheduled = ctx.scheduled();
                 answer
             });
@@ -146,16 +147,20 @@ impl Chain {
                 break;
             }
             if let Some(len) = outbox.staged() {
-                outbox.swap_staged(&mut buffer);
+                let before = *current_attrs;
+                let buffer = held.get_or_insert_with(|| outbox.begin_rewrite());
+                outbox.swap_staged(buffer);
                 // The context accepted it as an RTP packet, so this parses.
                 if let Some(view) = buffer.get(..len).and_then(|bytes| RtpView::parse(bytes).ok()) {
-                    rewritten = Some((len, current_attrs.rewritten(&view, ingress)));
+                    rewritten = Some((len, before.rewritten(&view, ingress)));
                 }
             }
         }
-        outbox.clear_staged();
         let passed_on = rewritten.filter(|_| verdict == Verdict::Continue).map(|(len, _)| len);
-        outbox.end_rewrite(buffer, passed_on);
+        match held {
+            Some(buffer) => outbox.end_rewrite(buffer, passed_on),
+            None => outbox.end_rewrite_unused(),
+        }
         verdict
     }
 

@@ -146,6 +146,11 @@ impl Outbox {
         std::mem::take(&mut self.rewritten)
     }
 
+    /// A chain run that rewrote nothing ended: no rewritten packet waits.
+    pub(crate) fn end_rewrite_unused(&mut self) {
+        self.rewritten_len = None;
+    }
+
     /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `len` is the length of the packet it holds when the
     /// chain passed on a rewritten packet.
     pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, len: Option<usize>) {
