@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, parse_json, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::api::{
+    ctl_ok, dev_token, endpoint, parse_json, subscription, video_stream, wait_until, worker_total, Api,
+};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtp_packet, Peer};
 use ringfwd_tests::scrape::sample;
