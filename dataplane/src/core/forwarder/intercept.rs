@@ -6,8 +6,10 @@
 //! egress chain as received, then translated to the publisher's space through the stream's ingress
 //! chain, then on to the publisher if it asks for something no bound interceptor answers), resolving every
 //! [`Target`] in the outbox to an address and a socket, building retransmissions (with RTX when
-//! negotiated), and the timer sweep. Must never allocate: the outbox and the scratch buffer are
-//! reserved, and the sweep walks the slabs by index up to the highest index used (not their reserved capacity).
+//! negotiated), fanning out packets plugins injected into their stream (through each subscription's rewrite and
+//! egress chain, never the stream's ingress chain), and the timer sweep. Must never allocate: the outbox and the
+//! scratch buffers are reserved, and the sweep walks the slabs by index up to the highest index used (not their
+//! reserved capacity).
 
 use std::net::SocketAddr;
 use std::time::Instant;
