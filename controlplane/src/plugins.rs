@@ -164,7 +164,7 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 10] = [
+const FAMILIES: [Family; 11] = [
     ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
@@ -177,6 +177,7 @@ const FAMILIES: [Family; 10] = [
     ("ringfwd_plugin_emitted_total", "Packets the plugins emitted that went out.", |s| s.emitted),
     ("ringfwd_plugin_emits_refused_total", "Packets the plugins emitted that were refused.", |s| s.emits_refused),
     ("ringfwd_plugin_rewrites_total", "Packets the plugins rewrote (passed on rewritten).", |s| s.rewrites),
+    ("ringfwd_plugin_injected_total", "Packets the plugins injected into their stream.", |s| s.injected),
 ];
 
 impl ExportMetrics for PluginMetrics {

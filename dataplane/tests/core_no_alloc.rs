@@ -698,6 +698,103 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
     assert_eq!(fwd.counters().rewritten_by_plugin, copies + u64::from(ROUNDS));
 }
 
+/// A WebAssembly plugin that consumes every packet and injects it back twice, with a WebAssembly plugin on every
+/// subscription's egress chain: each injected packet is fanned out as assembled copies through the egress chains,
+/// allocating nothing.
+#[test]
+fn a_webassembly_plugin_that_injects_packets_allocates_nothing() {
+    use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPluginSpec};
+    let inject = r#"(module
+      (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 4096))
+      (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
+        (drop (call $inject (i32.const 4096) (local.get $len)))
+        (drop (call $inject (i32.const 4096) (local.get $len)))
+        (i32.const 2)))"#;
+    let pass = r#"(module
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 4096))
+      (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0)))"#;
+    let spec = |name: &str, wat: &str| WasmPluginSpec {
+        name: name.into(),
+        module: wat.as_bytes().to_vec(),
+        origin: format!("{name}.wat"),
+        ingress: true,
+        egress: true,
+        on_failure: FailurePath::Forward,
+        fuel_per_call: 10_000,
+        memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
+        params: Default::default(),
+    };
+    let engine = Engine::new().expect("an engine");
+    let injector = engine.load(spec("twice", inject)).expect("the module loads");
+    let passer = engine.load(spec("pass", pass)).expect("the module loads");
+    let plugins = wasm::register(Plugins::none(), &injector).expect("registered");
+    let plugins = wasm::register(plugins, &passer).expect("registered");
+    let start = Instant::now();
+    let mut fwd = single_worker(limits(16, 64, 8), start);
+    fwd.set_plugins(plugins.clone());
+    let config = Interceptors {
+        ingress: vec![ChainName::Plugin("twice".into())],
+        egress: vec![ChainName::Plugin("pass".into())],
+        ..Interceptors::default()
+    };
+    const SUBS: u32 = 4;
+    let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config, &plugins);
+    let cmd = Command::AddStream {
+        id: StreamId(0),
+        ssrc: 100,
+        source: SourcePolicy::Fixed(PUBLISHER),
+        clock_rate_hz: 48_000,
+        ingress,
+    };
+    fwd.apply(start, cmd).unwrap();
+    for s in 0..SUBS {
+        let cmd = Command::AddSubscription {
+            id: SubscriptionId(u64::from(s)),
+            stream: StreamId(0),
+            dest: SocketAddr::from(([127, 0, 0, 2], 7000 + s as u16)),
+            socket: 0,
+            rewrite: Rewrite { out_ssrc: Some(0x2000 + s), seq_offset: 10, ..Rewrite::default() },
+            paused: false,
+            egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX, &plugins),
+            continues: None,
+        };
+        fwd.apply(start, cmd).unwrap();
+    }
+    const ROUNDS: u16 = 500;
+    let media: Vec<Vec<u8>> = (0..ROUNDS).map(|seq| rtp(100, seq, 1100)).collect();
+    let mut queue = Transmits::with_capacity(64, 2048, 2048 * 1500);
+    let mut sent = (0u64, 0u64);
+    let drain = |queue: &mut Transmits, sent: &mut (u64, u64)| {
+        queue.drain(|transmit| {
+            sent.0 += 1;
+            sent.1 += transmit.len() as u64;
+            true
+        });
+    };
+    fwd.on_datagram(start, 0, PUBLISHER, &media[0], &mut queue);
+    drain(&mut queue, &mut sent);
+
+    let before = allocations();
+    for seq in 1..ROUNDS {
+        let now = start + Duration::from_millis(u64::from(seq) * 20);
+        fwd.on_datagram(now, 0, PUBLISHER, &media[usize::from(seq)], &mut queue);
+        drain(&mut queue, &mut sent);
+    }
+    let during = allocations() - before;
+
+    assert_eq!(during, 0, "injecting allocated {during} times in steady state");
+    let copies = 2 * u64::from(ROUNDS) * u64::from(SUBS);
+    assert_eq!(sent, (copies, copies * (12 + 1100)), "every packet twice to every subscription");
+    assert_eq!(injector.stats().injected, 2 * u64::from(ROUNDS));
+    assert_eq!(passer.stats().calls, copies, "the egress chains saw every injected copy");
+    assert_eq!(fwd.counters().injected, 2 * u64::from(ROUNDS));
+}
+
 /// Peers without rtcp-mux: publishers' SRs from their RTCP addresses and subscribers' PLIs from theirs, answered
 /// toward the RTCP sockets, allocate nothing.
 #[test]

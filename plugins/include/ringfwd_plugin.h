@@ -45,7 +45,7 @@ RINGFWD_EXPORT("on_timer") void on_timer(int32_t stream, int32_t flow, int64_t n
 /* What the host provides (module "ringfwd"). An emit copies `len` bytes at `bytes` and answers 0, or -1 when
  * refused (longer than RINGFWD_PACKET_BUFFER_BYTES, more than RINGFWD_MAX_EMITS_PER_CALL in one call, outside the
  * plugin's memory). The packets go out when the call returns; an egress chain may emit only to its own
- * subscriber, only an ingress chain may retransmit. */
+ * subscriber, only an ingress chain may retransmit or inject. */
 #define RINGFWD_MAX_EMITS_PER_CALL 8
 #define RINGFWD_IMPORT(name) __attribute__((import_module("ringfwd"), import_name(name)))
 /* RTCP to the stream's publisher. */
@@ -63,6 +63,12 @@ RINGFWD_IMPORT("set_timer") void ringfwd_set_timer(int64_t at_us);
  * length out of range; the last accepted call counts. A packet that is not RTP with the SSRC it was given is a
  * fault (bad_rewrite) that disables the instance. Without this call, changes to the buffer are ignored. */
 RINGFWD_IMPORT("rewrite") int32_t ringfwd_rewrite(int32_t len);
+/* Ingress only: an RTP packet of this stream (the publisher's SSRC, in the publisher's numbering), fanned out to
+ * every active subscription as if the publisher had sent it when the call's emits go out: each subscription's header
+ * rewrite and egress chain, then sent. Answers -1 (besides the emits' reasons) for bytes that are not an RTP packet;
+ * another SSRC is refused when the emits go out. It does not go through the stream's ingress chain again (this
+ * plugin included): statistics, NACK generation, the NACK cache and the tap never see it. */
+RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
 
 /* Defines the buffer and the two exports every plugin has. Use once, in one file. */
 #define RINGFWD_PLUGIN                                                                                             \

@@ -151,6 +151,7 @@ define_counters! {
         interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
         plugin_failures: Counter = "Plugin calls that panicked: that plugin instance is disabled, and packets pass it untouched.",
         rewritten_by_plugin: Counter = "RTP packets (ingress) and copies (egress) a plugin rewrote before they were forwarded.",
+        injected: Counter = "RTP packets plugins injected into their stream and fanned out (included in interceptor_emitted).",
     }
     drops {
         NotRtp = "not_rtp" => drop_not_rtp = "STUN, DTLS or unclassifiable datagrams.",

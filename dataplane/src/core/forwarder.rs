@@ -63,6 +63,17 @@ pub enum Outcome {
     },
 }
 
+/// How the fan-out of an RTP packet queues each subscription's copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copies {
+    /// As a [`Transmit::Forward`](crate::core::transmit::Transmit::Forward) of the datagram being processed (or of its
+    /// rewrite): its header, the payload never copied.
+    Forward,
+    /// As a [`Transmit::Copy`](crate::core::transmit::Transmit::Copy) assembled here, header and payload: for a
+    /// packet that is not the datagram being processed (one a plugin injected).
+    Assembled,
+}
+
 /// How many times a datagram may be handed over between workers. Steering by SSRC (the owner of its SSRC, or of the
 /// SSRC a subscriber's RTCP is about) hands over a datagram only as received from the wire; an SSRC alias or a
 /// feedback route is followed as its first or second handover. So a datagram is handed over at most twice, and
@@ -82,6 +93,9 @@ pub struct Forwarder {
     /// Holds the packet an ingress plugin rewrote while it is fanned out (`max_packet_bytes` long; swapped with the
     /// outbox's, never allocated again).
     rewritten: Box<[u8]>,
+    /// Holds a packet a plugin injected into a stream while it is fanned out (`max_packet_bytes` long; taken and put
+    /// back, never allocated again).
+    injecting: Box<[u8]>,
     /// The worker's NTP epoch (set by the runtime; else taken, with NTP time 0, at the first command).
     epoch: Option<NtpEpoch>,
     /// The worker's tap ring (set by the runtime when the recorder runs); streams whose ingress spec
@@ -138,6 +152,7 @@ impl Forwarder {
             rtcp_scratch: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
             outbox: Outbox::new(OUTBOX_PACKETS, limits.max_packet_bytes),
             rewritten: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
+            injecting: vec![0u8; limits.max_packet_bytes].into_boxed_slice(),
             epoch: None,
             tap: None,
             plugins: Plugins::none(),
@@ -321,7 +336,7 @@ impl Forwarder {
         out.begin(pkt.len());
         let outcome = self.route(now, socket, src, pkt, out, handovers);
         if self.outbox.needs_drain() {
-            self.drain_outbox(out);
+            self.drain_outbox(now, out);
         }
         self.count(outcome);
         outcome
@@ -527,14 +542,14 @@ impl Forwarder {
     fn forward_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
         let mut body = std::mem::take(&mut self.rewritten);
         let outcome = match self.outbox.take_rewritten_into(&mut body) {
-            None => self.fan_out_rtp(now, stream, attrs, pkt, out),
+            None => self.fan_out_rtp(now, stream, attrs, pkt, out, Copies::Forward),
             Some(len) => {
                 let packet = &body[..len];
                 // The chain accepted it as an RTP packet no longer than the longest one, so both hold.
                 match RtpView::parse(packet) {
                     Ok(view) if out.rewrite(packet) => {
                         self.counters.rewritten_by_plugin += 1;
-                        self.fan_out_rtp(now, stream, &attrs.rewritten(&view, true), packet, out)
+                        self.fan_out_rtp(now, stream, &attrs.rewritten(&view, true), packet, out, Copies::Forward)
                     }
                     _ => Outcome::Dropped(DropReason::Malformed),
                 }
@@ -546,8 +561,16 @@ impl Forwarder {
 
     /// Sends one rewritten copy of RTP packet `pkt` to each active subscription of `stream` whose egress
     /// chain lets it pass, first rebasing a subscription switched to it (see `Command::SwitchSubscription`). A copy
-    /// an egress plugin rewrote goes out as the plugin left it.
-    fn fan_out_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
+    /// an egress plugin rewrote goes out as the plugin left it; the others as `copies` says.
+    fn fan_out_rtp(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        attrs: &RtpAttrs,
+        pkt: &[u8],
+        out: &mut Transmits,
+        copies_as: Copies,
+    ) -> Outcome {
         let Table { streams, subscriptions, .. } = &mut self.table;
         let entry = &streams[stream as usize];
         let (mut active, mut copies, mut bytes) = (0u32, 0u32, 0u64);
@@ -608,7 +631,18 @@ impl Forwarder {
                     continue;
                 }
             }
-            if out.forward(sub.socket, sub.dest, &header) {
+            let queued = match copies_as {
+                Copies::Forward => out.forward(sub.socket, sub.dest, &header),
+                Copies::Assembled => match self.rtcp_scratch.get_mut(..pkt.len()) {
+                    Some(copy) => {
+                        copy[..12].copy_from_slice(&header);
+                        copy[12..].copy_from_slice(&pkt[12..]);
+                        out.copy(sub.socket, sub.dest, copy)
+                    }
+                    None => false,
+                },
+            };
+            if queued {
                 copies += 1;
                 bytes += pkt.len() as u64;
             } else {

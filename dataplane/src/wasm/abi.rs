@@ -26,11 +26,21 @@
 //! | `retransmit` | `(flow: i32, ptr: i32, len: i32) -> i32` | an RTP packet in the publisher's numbering, through the subscription's rewrite (ingress only) |
 //! | `set_timer` | `(at_us: i64)` | asks for `on_timer` at `at_us` (the chain keeps the earliest) |
 //! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` only) |
+//! | `inject` | `(ptr: i32, len: i32) -> i32` | an RTP packet of this stream in the publisher's numbering, fanned out to every subscription as if the publisher sent it (ingress only) |
 //!
 //! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
 //! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
 //! after the call returns (not if it faults), through the same outbox as the built-ins' (a full outbox refuses and
-//! counts); an egress chain may emit only to its own subscriber, only an ingress chain may retransmit.
+//! counts); an egress chain may emit only to its own subscriber, only an ingress chain may retransmit or inject.
+//!
+//! # Injecting a packet
+//! `inject` hands the stream a packet as if its publisher had sent it when the call's emits go out: an RTP packet
+//! (version 2, a whole header) with the stream's SSRC, in the publisher's numbering; every active subscription of
+//! the stream rewrites its header (SSRC, sequence number, timestamp, payload type map), runs it through its egress
+//! chain and sends it. It answers −1 (besides the emits' reasons) for bytes that are not an RTP packet; a packet
+//! with another SSRC is refused when the emits go out (counted as refused, like any emit that cannot be sent). An
+//! injected packet does not go through the stream's ingress chain again, this plugin included: the stream's
+//! statistics, NACK generation, the NACK cache (it cannot be retransmitted) and the tap never see it.
 //!
 //! # Rewriting a packet
 //! In `on_rtp` a plugin may change the packet in its buffer, header fields and payload, and make it shorter or
@@ -105,9 +115,17 @@ pub const IMPORT_RETRANSMIT: &str = "retransmit";
 pub const IMPORT_SET_TIMER: &str = "set_timer";
 /// `(len) -> i32`.
 pub const IMPORT_REWRITE: &str = "rewrite";
+/// `(ptr, len) -> i32`.
+pub const IMPORT_INJECT: &str = "inject";
 /// Every import a module may name.
-pub const IMPORTS: [&str; 5] =
-    [IMPORT_EMIT_RTCP_TO_PUBLISHER, IMPORT_EMIT_TO_SUBSCRIBER, IMPORT_RETRANSMIT, IMPORT_SET_TIMER, IMPORT_REWRITE];
+pub const IMPORTS: [&str; 6] = [
+    IMPORT_EMIT_RTCP_TO_PUBLISHER,
+    IMPORT_EMIT_TO_SUBSCRIBER,
+    IMPORT_RETRANSMIT,
+    IMPORT_SET_TIMER,
+    IMPORT_REWRITE,
+    IMPORT_INJECT,
+];
 /// The most packets one call may emit.
 pub const MAX_EMITS_PER_CALL: usize = 8;
 /// What an emit answers when it took the packet.

@@ -12,6 +12,7 @@ use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, T
 
 use super::abi::{self, OnRtcpArgs, OnRtpArgs, OnTimerArgs, MAX_EMITS_PER_CALL, PACKET_BUFFER_BYTES};
 use super::load::{LoadError, Shared, MAX_FUEL_PER_CALL};
+use crate::core::packet::RtpView;
 
 /// Where a staged packet goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) enum EmitTarget {
     Subscriber(u32),
     /// Through subscription `flow`'s rewrite.
     Retransmit(u32),
+    /// Into the stream, fanned out to every subscription.
+    Stream,
 }
 
 /// What one call emitted and asked for, in the instance's store: bounded, preallocated, cleared before each call.
@@ -79,6 +82,17 @@ pub(crate) struct Host {
 /// Copies `len` bytes at `ptr` of the caller's memory into the next staging slot; [`abi::EMIT_OK`] or
 /// [`abi::EMIT_REFUSED`].
 fn stage(caller: &mut Caller<'_, Host>, target: EmitTarget, ptr: i32, len: i32) -> i32 {
+    stage_checked(caller, target, ptr, len, |_| true)
+}
+
+/// Like [`stage`], refusing bytes `accept` does not take.
+fn stage_checked(
+    caller: &mut Caller<'_, Host>,
+    target: EmitTarget,
+    ptr: i32,
+    len: i32,
+    accept: fn(&[u8]) -> bool,
+) -> i32 {
     let Some(memory) = caller.data().memory else {
         return abi::EMIT_REFUSED;
     };
@@ -87,7 +101,7 @@ fn stage(caller: &mut Caller<'_, Host>, target: EmitTarget, ptr: i32, len: i32) 
     let range = usize::try_from(ptr).ok().zip(usize::try_from(len).ok()).and_then(|(start, len)| {
         (len <= PACKET_BUFFER_BYTES && staged.count < MAX_EMITS_PER_CALL).then_some(start..start.checked_add(len)?)
     });
-    let Some(bytes) = range.and_then(|range| data.get(range)) else {
+    let Some(bytes) = range.and_then(|range| data.get(range)).filter(|bytes| accept(bytes)) else {
         staged.refused += 1;
         return abi::EMIT_REFUSED;
     };
@@ -124,6 +138,11 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
                 Ok(flow) => stage(&mut caller, EmitTarget::Retransmit(flow), ptr, len),
                 Err(_) => abi::EMIT_REFUSED,
             }
+        })
+        .map_err(failed)?;
+    linker
+        .func_wrap(module, abi::IMPORT_INJECT, |mut caller: Caller<'_, Host>, ptr: i32, len: i32| {
+            stage_checked(&mut caller, EmitTarget::Stream, ptr, len, |bytes| RtpView::parse(bytes).is_ok())
         })
         .map_err(failed)?;
     linker

@@ -261,7 +261,7 @@ fn pass_on(instance: &Instance, counters: &Counters, ctx: &mut Context<'_>) -> R
 fn deliver(instance: &Instance, counters: &Counters, epoch: Instant, ctx: &mut Context<'_>) {
     let staged = instance.staged();
     let mut refused = staged.refused;
-    let mut emitted = 0;
+    let (mut emitted, mut injected) = (0, 0);
     for (target, bytes) in staged.emits() {
         let copy = |slot: &mut [u8]| match slot.get_mut(..bytes.len()) {
             Some(dst) => {
@@ -274,15 +274,20 @@ fn deliver(instance: &Instance, counters: &Counters, epoch: Instant, ctx: &mut C
             EmitTarget::Publisher => ctx.send_rtcp_to_publisher(copy),
             EmitTarget::Subscriber(flow) => ctx.send_to_subscriber(flow, copy),
             EmitTarget::Retransmit(flow) => ctx.retransmit(flow, bytes),
+            EmitTarget::Stream => ctx.inject(bytes),
         };
         if sent {
             emitted += 1;
+            injected += u64::from(target == EmitTarget::Stream);
         } else {
             refused += 1;
         }
     }
     if emitted != 0 {
         bump(&counters.emitted, emitted);
+    }
+    if injected != 0 {
+        bump(&counters.injected, injected);
     }
     if refused != 0 {
         bump(&counters.emits_refused, refused);

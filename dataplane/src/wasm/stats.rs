@@ -42,11 +42,13 @@ pub struct WasmPluginStats {
     /// Packets the plugins emitted that were refused (bad range, too many, a target the chain may not use, a full
     /// outbox).
     pub emits_refused: u64,
+    /// Packets the plugins injected into their stream that went to the outbox (included in `emitted`).
+    pub injected: u64,
 }
 
 impl WasmPluginStats {
     /// Every counter by name (the names the API's `Plugin.counters` uses).
-    pub fn named(&self) -> [(&'static str, u64); 16] {
+    pub fn named(&self) -> [(&'static str, u64); 17] {
         [
             ("instances", self.instances),
             ("disabled", self.disabled),
@@ -64,6 +66,7 @@ impl WasmPluginStats {
             ("oversize", self.oversize),
             ("emitted", self.emitted),
             ("emits_refused", self.emits_refused),
+            ("injected", self.injected),
         ]
     }
 }
@@ -86,6 +89,7 @@ pub(crate) struct Counters {
     pub(crate) oversize: AtomicU64,
     pub(crate) emitted: AtomicU64,
     pub(crate) emits_refused: AtomicU64,
+    pub(crate) injected: AtomicU64,
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -114,5 +118,6 @@ impl Counters {
         out.oversize += load(&self.oversize);
         out.emitted += load(&self.emitted);
         out.emits_refused += load(&self.emits_refused);
+        out.injected += load(&self.injected);
     }
 }

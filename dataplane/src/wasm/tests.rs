@@ -351,3 +351,45 @@ fn unloading_drops_the_instance_this_thread_made_and_leaves_the_others() {
     assert!(link::has_instance(&kept), "the other plugin's stays");
     assert_eq!(without.find("kept"), plugins.find("kept"), "its id stays");
 }
+
+#[test]
+fn inject_takes_rtp_packets_from_an_ingress_chain_only() {
+    use crate::core::interceptor::Target;
+    // on_rtp injects its packet (accepted), 8 bytes of it (not RTP: −1) and counts what inject answered.
+    let wat = r#"(module
+      (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (global $answers (mut i32) (i32.const 0))
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
+        (global.set $answers (i32.add (global.get $answers) (call $inject (i32.const 1024) (local.get $len))))
+        (global.set $answers (i32.add (global.get $answers) (call $inject (i32.const 1024) (i32.const 8))))
+        (i32.const 2))
+      (func (export "answers") (result i32) (global.get $answers)))"#;
+    let plugin = load(spec("injector", wat)).expect("loads: inject is an ABI v1 import");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(16, 1500);
+    let mut pkt = [0u8; 20];
+    pkt[0] = 0x80;
+    pkt[12..20].copy_from_slice(b"payload!");
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Consumed);
+    assert_eq!(outbox.len(), 1, "the packet, not the 8 bytes");
+    let (target, bytes) = outbox.get(0).expect("the injection");
+    assert_eq!(target, Target::Stream { stream: 3 });
+    assert_eq!(bytes.len(), 20);
+    assert_eq!(&bytes[12..], b"payload!");
+    let stats = plugin.stats();
+    assert_eq!((stats.emitted, stats.injected, stats.emits_refused), (1, 1, 1));
+
+    // On an egress chain the context refuses it.
+    let now = Instant::now();
+    let mut attrs = attrs(now);
+    attrs.len_bytes = pkt.len();
+    outbox.clear();
+    let scope = Scope::Subscription { stream: 3, flow: 1 };
+    assert_eq!(chain.on_rtp(now, scope, &pkt, &attrs, &mut outbox), Verdict::Consumed);
+    assert!(outbox.is_empty(), "an egress chain may not inject");
+    let stats = plugin.stats();
+    assert_eq!((stats.injected, stats.emits_refused), (1, 3));
+}

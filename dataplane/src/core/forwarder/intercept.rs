@@ -6,13 +6,15 @@
 //! egress chain as received, then translated to the publisher's space through the stream's ingress
 //! chain, then on to the publisher if it asks for something no bound interceptor answers), resolving every
 //! [`Target`] in the outbox to an address and a socket, building retransmissions (with RTX when
-//! negotiated), and the timer sweep. Must never allocate: the outbox and the scratch buffer are
-//! reserved, and the sweep walks the slabs by index up to the highest index used (not their reserved capacity).
+//! negotiated), fanning out packets plugins injected into their stream (through each subscription's rewrite and
+//! egress chain, never the stream's ingress chain), and the timer sweep. Must never allocate: the outbox and the
+//! scratch buffers are reserved, and the sweep walks the slabs by index up to the highest index used (not their
+//! reserved capacity).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{local_ssrc, rtcp_socket, Forwarder, Outcome};
+use super::{local_ssrc, rtcp_socket, Copies, Forwarder, Outcome};
 use crate::core::command::{CommandError, SubscriptionId};
 use crate::core::counters::DropReason;
 use crate::core::event::WorkerEventKind;
@@ -157,12 +159,13 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Sends everything in the outbox, counts its refusals and plugin failures, and empties it.
-    pub(super) fn drain_outbox(&mut self, out: &mut Transmits) {
-        for index in 0..self.outbox.len() {
-            let Some((target, bytes)) = self.outbox.get(index) else {
-                break;
-            };
+    /// Sends everything in the outbox, counts its refusals and plugin failures, and empties it. A packet injected into
+    /// a stream is fanned out here, at `now`, through the subscriptions' egress chains: what they emit is queued
+    /// behind it and sent by the same drain (they cannot inject, so the drain ends; the outbox is bounded anyway).
+    pub(super) fn drain_outbox(&mut self, now: Instant, out: &mut Transmits) {
+        let mut index = 0;
+        while let Some((target, bytes)) = self.outbox.get(index) {
+            index += 1;
             let sent = match target {
                 Target::Publisher { stream } => match self.table.streams.get(stream as usize) {
                     Some(entry) => match (entry.rtcp_source, entry.source) {
@@ -183,6 +186,20 @@ impl Forwarder {
                 Target::Retransmit { flow } => {
                     let sent = retransmit(&mut self.table, &mut self.rtcp_scratch, flow, bytes, out);
                     self.counters.retransmissions += u64::from(sent);
+                    sent
+                }
+                Target::Stream { stream } => {
+                    // Held apart from the outbox, whose slots the egress chains write while it is fanned out.
+                    let mut held = std::mem::take(&mut self.injecting);
+                    let len = bytes.len();
+                    let sent = match held.get_mut(..len) {
+                        Some(copy) => {
+                            copy.copy_from_slice(bytes);
+                            self.inject(now, stream, &held[..len], out)
+                        }
+                        None => false,
+                    };
+                    self.injecting = held;
                     sent
                 }
             };
@@ -207,6 +224,32 @@ impl Forwarder {
         });
     }
 
+    /// Fans out `pkt`, injected into `stream` by an ingress plugin, as if its publisher had sent it at `now`: each
+    /// active subscription's header rewrite and egress chain, then an assembled copy. The stream's ingress chain,
+    /// its statistics and its sequence tracking do not see it. Refused when the stream is gone or `pkt` is not an RTP
+    /// packet with the stream's SSRC.
+    fn inject(&mut self, now: Instant, stream: u32, pkt: &[u8], out: &mut Transmits) -> bool {
+        let Some(entry) = self.table.streams.get(stream as usize) else {
+            return false;
+        };
+        let Ok(view) = RtpView::parse(pkt) else {
+            return false;
+        };
+        if view.ssrc().0 != entry.ssrc {
+            return false;
+        }
+        let src = match entry.source {
+            SourceState::Locked(addr) => addr,
+            SourceState::Waiting { .. } => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let mut attrs = rtp_attrs(&view, now, src);
+        // Its extended number as the stream's numbering places it, without moving the stream's highest.
+        attrs.ext_seq = { entry.seq }.unwrap(attrs.seq);
+        self.counters.injected += 1;
+        let _ = self.fan_out_rtp(now, stream, &attrs, pkt, out, Copies::Assembled);
+        true
+    }
+
     /// The earliest time a chain asked to be woken at (may be earlier than needed, never later). The
     /// driver calls [`Forwarder::on_timers`] once it has passed.
     pub fn next_timer(&self) -> Option<Instant> {
@@ -220,6 +263,8 @@ impl Forwarder {
         }
         // No datagram is being processed: timers only send copies.
         out.begin(0);
+        // Chains that run during the sweep's drains (egress chains fanning out an injected packet) lower it again.
+        self.next_timer = None;
         let mut next = None;
         for index in 0..self.table.stream_slots() {
             let Some(entry) = self.table.streams.get_mut(index) else {
@@ -230,7 +275,7 @@ impl Forwarder {
             }
             note_wake(&mut next, &entry.ingress);
             if self.outbox.len() >= SWEEP_DRAIN_AT {
-                self.drain_outbox(out);
+                self.drain_outbox(now, out);
             }
         }
         for index in 0..self.table.subscription_slots() {
@@ -243,12 +288,15 @@ impl Forwarder {
             }
             note_wake(&mut next, &sub.egress);
             if self.outbox.len() >= SWEEP_DRAIN_AT {
-                self.drain_outbox(out);
+                self.drain_outbox(now, out);
             }
+        }
+        if let Some(at) = self.next_timer {
+            next = Some(next.map_or(at, |earlier: Instant| earlier.min(at)));
         }
         self.next_timer = next;
         if self.outbox.needs_drain() {
-            self.drain_outbox(out);
+            self.drain_outbox(now, out);
         }
     }
 }

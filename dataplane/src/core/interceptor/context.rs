@@ -34,6 +34,14 @@ pub enum Target {
         /// The subscription's flow key.
         flow: u32,
     },
+    /// An injection: an RTP packet of stream `stream` in the publisher's numbering, fanned out to every active
+    /// subscription of the stream as if the publisher had sent it when the outbox is drained (each subscription's
+    /// header rewrite and egress chain, then sent). It does not run the stream's ingress chain: statistics, NACK
+    /// generation, the NACK cache and the tap never see it.
+    Stream {
+        /// The stream's slab index.
+        stream: u32,
+    },
 }
 
 /// Which stream or subscription a chain belongs to.
@@ -367,6 +375,23 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// Injects `pkt`, an RTP packet of this chain's stream in the publisher's numbering (its SSRC), into the stream:
+    /// once the chain has run it is fanned out to every active subscription as if the publisher had sent it then,
+    /// through each subscription's header rewrite and egress chain (see [`Target::Stream`]). Only an ingress chain
+    /// may inject; a packet with another SSRC is refused when the outbox is drained (counted as an emit refused).
+    pub fn inject(&mut self, pkt: &[u8]) -> bool {
+        let Scope::Stream { stream } = self.scope else {
+            return false;
+        };
+        self.emit(Target::Stream { stream }, |slot| match slot.get_mut(..pkt.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(pkt);
+                pkt.len()
+            }
+            None => 0,
+        })
+    }
+
     /// Notes that `plugin` was disabled during this call by `fault` (a WebAssembly plugin that trapped or ran out of
     /// fuel; a native plugin's panic is noted by the chain): counted, and reported as an event.
     pub(crate) fn note_plugin_failure(&mut self, plugin: PluginId, fault: PluginFault) {
@@ -422,6 +447,7 @@ mod tests {
         assert!(!ctx.send_to_subscriber(6, |_| 1), "another subscriber");
         assert!(ctx.send_to_subscriber(5, |_| 1));
         assert!(!ctx.retransmit(5, &[0x80; 20]), "egress cannot retransmit");
+        assert!(!ctx.inject(&[0x80; 20]), "egress cannot inject");
         assert!(ctx.send_rtcp_to_publisher(|_| 4));
         assert_eq!(ctx.refused(), 0, "scope refusals are not outbox refusals");
         ctx.schedule(now + std::time::Duration::from_millis(20));
@@ -436,5 +462,8 @@ mod tests {
         assert!(!ctx.retransmit(9, &[0u8; 65]), "larger than a slot");
         assert_eq!(ctx.refused(), 1);
         assert_eq!(outbox.get(2), Some((Target::Retransmit { flow: 9 }, &[0x80u8; 20][..])));
+        let mut ctx = Context::new(now, Scope::Stream { stream: 3 }, &mut outbox, &mut wake);
+        assert!(ctx.inject(&[0x80; 24]));
+        assert_eq!(outbox.get(3), Some((Target::Stream { stream: 3 }, &[0x80u8; 24][..])));
     }
 }

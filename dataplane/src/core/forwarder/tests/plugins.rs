@@ -1,5 +1,7 @@
 //! Plugins that rewrite: a packet an ingress plugin rewrote reaches every subscription under that subscription's own
-//! header rewrite; a copy an egress plugin rewrote reaches only its subscriber, as the plugin left it.
+//! header rewrite; a copy an egress plugin rewrote reaches only its subscriber, as the plugin left it. Plugins that
+//! inject: a packet an ingress plugin injected (from a packet's call or its timer) reaches every subscription through
+//! its rewrite and egress chain.
 
 use super::*;
 use crate::core::interceptor::spec::{EgressSpec, IngressSpec};
@@ -108,4 +110,169 @@ fn a_rewritten_packet_is_fanned_out_under_each_subscriptions_header() {
     assert_eq!((c.forwarded_packets, c.rewritten_by_plugin), (4, 4), "2 ingress rewrites, 2 egress ones");
     let (wrapped, trimmed) = (12 + 6, 12 + 5);
     assert_eq!(c.forwarded_bytes, 2 * (wrapped + trimmed), "bytes as sent");
+}
+
+/// Ingress: consumes every packet and injects it back twice, the second time with its payload's first byte flipped,
+/// and once with another SSRC (refused when the outbox is drained).
+#[derive(Debug)]
+struct Twice;
+
+impl Interceptor for Twice {
+    fn on_rtp(&mut self, pkt: &[u8], _attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        assert!(ctx.inject(pkt));
+        let mut flipped = [0u8; 64];
+        flipped[..pkt.len()].copy_from_slice(pkt);
+        flipped[12] ^= 0xff;
+        assert!(ctx.inject(&flipped[..pkt.len()]));
+        flipped[8] ^= 1;
+        assert!(ctx.inject(&flipped[..pkt.len()]), "queued; refused when sent");
+        Verdict::Consumed
+    }
+}
+
+/// Egress: counts the packets it sees in an atomic, passes them.
+#[derive(Debug)]
+struct Seen(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Interceptor for Seen {
+    fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Verdict::Continue
+    }
+}
+
+#[test]
+fn an_injected_packet_is_fanned_out_through_each_subscriptions_rewrite_and_egress_chain() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&seen);
+    let plugins = Plugins::none()
+        .with_ingress("twice", |_| Box::new(Twice))
+        .and_then(|plugins| plugins.with_egress("seen", move |_| Box::new(Seen(std::sync::Arc::clone(&counted)))))
+        .expect("registered");
+    let mut h = Harness::new();
+    h.fwd.set_plugins(plugins.clone());
+    let mut ingress = IngressSpec::default();
+    ingress.plugins.push(plugins.find("twice").expect("twice")).expect("room");
+    let add = Command::AddStream {
+        id: StreamId(1),
+        ssrc: SSRC,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 48_000,
+        ingress,
+    };
+    h.fwd.apply(h.start, add).expect("stream");
+    h.sub(1, 1, "127.0.0.11:6001", rewrite(0xa001, 100, 0, 97)).expect("plain subscription");
+    let mut egress = EgressSpec::default();
+    egress.plugins.push(plugins.find("seen").expect("seen")).expect("room");
+    let counted = Command::AddSubscription {
+        id: SubscriptionId(2),
+        stream: StreamId(1),
+        dest: addr("127.0.0.12:6002"),
+        socket: 0,
+        rewrite: rewrite(0xa002, 200, 0, 98),
+        paused: false,
+        egress,
+        continues: None,
+    };
+    h.fwd.apply(h.start, counted).expect("counted subscription");
+
+    let mut out = Recorder::new();
+    for seq in [10u16, 11] {
+        let pkt = rtp(SSRC, seq, 960 * u32::from(seq), b"opus");
+        assert_eq!(h.send(u64::from(seq), publisher(), &pkt, &mut out), Outcome::Intercepted, "consumed");
+    }
+    let sent = out.sent().clone();
+    assert_eq!(sent.len(), 8, "2 packets, injected twice each, to 2 subscriptions");
+    for (index, copy) in sent.iter().enumerate() {
+        let seq = 10 + (index / 4) as u16;
+        let flipped = index % 4 >= 2;
+        let first = index % 2 == 0;
+        let packet = parse(&copy.bytes);
+        assert!(!copy.forwarded, "an injected packet goes out as an assembled copy");
+        let (ssrc, offset, pt) = if first { (0xa001, 100, 97) } else { (0xa002, 200, 98) };
+        assert_eq!(packet.header.ssrc, ssrc, "copy {index}");
+        assert_eq!(packet.header.sequence_number, seq + offset);
+        assert_eq!(packet.header.timestamp, 960 * u32::from(seq));
+        assert_eq!(packet.header.payload_type, pt, "the subscription's payload type map");
+        let payload: &[u8] = if flipped { b"\x90pus" } else { b"opus" };
+        assert_eq!(&packet.payload[..], payload, "copy {index}");
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 4, "the egress chain saw every injected copy");
+    let c = h.fwd.counters();
+    assert_eq!((c.injected, c.forwarded_packets, c.consumed_by_interceptor), (4, 8, 2));
+    assert_eq!((c.interceptor_emitted, c.interceptor_emit_refused), (4, 2), "the other SSRC refused");
+}
+
+/// Ingress: consumes a packet, keeps it and injects it 10 ms later, from its timer.
+#[derive(Debug, Default)]
+struct Later(Vec<u8>);
+
+impl Interceptor for Later {
+    fn on_rtp(&mut self, pkt: &[u8], _attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        self.0 = pkt.to_vec();
+        ctx.schedule(ctx.now() + Duration::from_millis(10));
+        Verdict::Consumed
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        assert!(ctx.inject(&self.0));
+    }
+}
+
+/// Egress: asks for a timer 5 ms after each packet it sees.
+#[derive(Debug)]
+struct Tick;
+
+impl Interceptor for Tick {
+    fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, ctx: &mut Context<'_>) -> Verdict {
+        ctx.schedule(ctx.now() + Duration::from_millis(5));
+        Verdict::Continue
+    }
+}
+
+#[test]
+fn a_packet_injected_from_a_timer_goes_out_in_the_sweep_and_its_egress_timers_are_kept() {
+    let plugins = Plugins::none()
+        .with_ingress("later", |_| Box::<Later>::default())
+        .and_then(|plugins| plugins.with_egress("tick", |_| Box::new(Tick)))
+        .expect("registered");
+    let mut h = Harness::new();
+    h.fwd.set_plugins(plugins.clone());
+    let mut ingress = IngressSpec::default();
+    ingress.plugins.push(plugins.find("later").expect("later")).expect("room");
+    let add = Command::AddStream {
+        id: StreamId(1),
+        ssrc: SSRC,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 48_000,
+        ingress,
+    };
+    h.fwd.apply(h.start, add).expect("stream");
+    let mut egress = EgressSpec::default();
+    egress.plugins.push(plugins.find("tick").expect("tick")).expect("room");
+    let sub = Command::AddSubscription {
+        id: SubscriptionId(1),
+        stream: StreamId(1),
+        dest: addr("127.0.0.11:6001"),
+        socket: 0,
+        rewrite: rewrite(0xa001, 100, 0, 97),
+        paused: false,
+        egress,
+        continues: None,
+    };
+    h.fwd.apply(h.start, sub).expect("subscription");
+
+    let mut out = Recorder::new();
+    let pkt = rtp(SSRC, 10, 9600, b"opus");
+    assert_eq!(h.send(0, publisher(), &pkt, &mut out), Outcome::Intercepted, "held");
+    assert!(out.sent().is_empty());
+    assert_eq!(h.fwd.next_timer(), Some(h.at(10)));
+    out.set_current(&[]);
+    h.fwd.on_timers(h.at(10), &mut out);
+    let sent = out.sent().clone();
+    assert_eq!(sent.len(), 1, "injected from the timer, sent by the sweep");
+    let packet = parse(&sent[0].bytes);
+    assert_eq!((packet.header.ssrc, packet.header.sequence_number), (0xa001, 110));
+    assert_eq!(&packet.payload[..], b"opus");
+    assert_eq!(h.fwd.next_timer(), Some(h.at(15)), "the egress timer set during the sweep's drain is kept");
 }
