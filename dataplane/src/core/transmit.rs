@@ -7,9 +7,10 @@
 //! the datagram being processed ([`Transmit::Forward`]: the loop attaches the receive buffer that holds it, the
 //! payload is never copied); anything the core assembles itself (rewritten RTCP, interceptor output,
 //! retransmissions) is copied into the queue's own byte arena ([`Transmit::Copy`]). When a plugin rewrote the
-//! datagram ([`Transmits::rewrite`]), its forwarded copies carry the rewritten packet instead: it is kept once, and
-//! each copy is drained as a [`Transmit::Copy`] of it under that copy's header (the backend copies it into a buffer
-//! of its own, as for any assembled packet).
+//! datagram ([`Transmits::rewrite`]), its forwarded copies carry the rewritten packet instead: it is kept once
+//! ([`Transmits::rewritten`]); the worker loop copies it once into a buffer of its backend and drains each copy as a
+//! [`Transmit::Forward`] of that buffer ([`Transmits::drain_with`]), or, when it has no buffer to spare (and in
+//! [`Transmits::drain`]), as a [`Transmit::Copy`] of it under that copy's header.
 //!
 //! Owns the bounded queue and arena, both sized once from the forwarder's limits. Must never grow: a copy that
 //! does not fit is refused (the caller counts it as `tx_full`), never allocated for. Holds no socket, no clock
@@ -104,6 +105,8 @@ pub struct Transmits {
     /// the first 12).
     body: Box<[u8]>,
     body_len: usize,
+    /// Forwards of the rewritten datagram queued.
+    rewritten_forwards: usize,
 }
 
 impl Transmits {
@@ -129,6 +132,7 @@ impl Transmits {
             forwards: 0,
             body: vec![0u8; arena_bytes.min(u16::MAX as usize)].into_boxed_slice(),
             body_len: 0,
+            rewritten_forwards: 0,
         }
     }
 
@@ -161,9 +165,18 @@ impl Transmits {
         let header = *header;
         self.queue.push(match self.body_len {
             0 => Queued::Forward { socket, dest, header },
-            _ => Queued::Rewritten { socket, dest, header },
+            _ => {
+                self.rewritten_forwards += 1;
+                Queued::Rewritten { socket, dest, header }
+            }
         });
         true
+    }
+
+    /// The rewritten datagram, when forwards of it are queued (the worker loop copies it once into a buffer of its
+    /// backend, then drains with [`Transmits::drain_with`]).
+    pub fn rewritten(&self) -> Option<&[u8]> {
+        (self.rewritten_forwards != 0).then(|| &self.body[..self.body_len])
     }
 
     /// Queues a copy of `bytes` to `dest` from `socket`; false when the queue or its arena is full.
@@ -188,11 +201,20 @@ impl Transmits {
     }
 
     /// Hands every queued packet to `send`, in the order queued, and empties the queue. `send` returns false for
-    /// a packet it could not take (counted by the caller).
+    /// a packet it could not take (counted by the caller). A forward of a rewritten datagram comes as a
+    /// [`Transmit::Copy`] of it.
     pub fn drain(&mut self, mut send: impl FnMut(Transmit<'_>) -> bool) -> Refused {
+        self.drain_with(false, |transmit, _| send(transmit))
+    }
+
+    /// [`Transmits::drain`], but with `forward_rewritten` a forward of the rewritten datagram comes as a
+    /// [`Transmit::Forward`] of [`Transmits::rewritten`]'s length, flagged (`true`) so that the caller attaches the
+    /// buffer it copied the rewritten datagram into, not the received one.
+    pub fn drain_with(&mut self, forward_rewritten: bool, mut send: impl FnMut(Transmit<'_>, bool) -> bool) -> Refused {
         let mut refused = Refused::default();
         let Transmits { queue, arena, body, body_len, current, .. } = self;
         for queued in queue.iter() {
+            let rewritten = forward_rewritten && matches!(queued, Queued::Rewritten { .. });
             let transmit = match queued {
                 Queued::Forward { socket, dest, header } => {
                     Transmit::Forward { socket: *socket, dest: *dest, header, len: *current }
@@ -201,12 +223,15 @@ impl Transmits {
                     let bytes = &arena[*start as usize..(*start + *len) as usize];
                     Transmit::Copy { socket: *socket, dest: *dest, bytes }
                 }
+                Queued::Rewritten { socket, dest, header } if forward_rewritten => {
+                    Transmit::Forward { socket: *socket, dest: *dest, header, len: *body_len }
+                }
                 Queued::Rewritten { socket, dest, header } => {
                     body[..12].copy_from_slice(header);
                     Transmit::Copy { socket: *socket, dest: *dest, bytes: &body[..*body_len] }
                 }
             };
-            if !send(transmit) {
+            if !send(transmit, rewritten) {
                 match queued {
                     Queued::Forward { .. } | Queued::Rewritten { .. } => {
                         refused.forwards += 1;
@@ -219,6 +244,7 @@ impl Transmits {
         queue.clear();
         arena.clear();
         self.forwards = 0;
+        self.rewritten_forwards = 0;
         refused
     }
 }
@@ -301,6 +327,24 @@ mod tests {
             true
         });
         assert_eq!(lens, [true], "the next datagram is forwarded as received");
+
+        // Drained for a loop that copied the rewrite into a buffer of its own: forwards of it, flagged.
+        t.begin(20);
+        assert!(t.forward(0, dest(), &[5; 12]));
+        assert_eq!(t.rewritten(), None, "nothing rewritten");
+        assert!(t.rewrite(&packet));
+        assert!(t.forward(1, dest(), &[6; 12]));
+        assert_eq!(t.rewritten(), Some(&packet[..]));
+        let mut seen = Vec::new();
+        t.drain_with(true, |tx, rewritten| {
+            seen.push(match tx {
+                Transmit::Forward { header, len, .. } => (header[0], len, rewritten),
+                Transmit::Copy { .. } => (0, 0, rewritten),
+            });
+            true
+        });
+        assert_eq!(seen, [(5, 20, false), (6, 30, true)]);
+        assert_eq!(t.rewritten(), None, "drained");
     }
 
     #[test]

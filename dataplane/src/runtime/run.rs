@@ -145,7 +145,9 @@ impl<B: Backend> Worker<B> {
 
     /// Hands the core's queued transmits to the backend (`from`: the datagram forwards take their payload from);
     /// what it refuses is counted. `received`: they answer a datagram received in this iteration (its forwarding
-    /// latency is recorded at the flush).
+    /// latency is recorded at the flush). A datagram a plugin rewrote is copied once into a buffer of the backend,
+    /// which its forwards then take their payload from (as `from` for the datagram as received); without a buffer to
+    /// spare, each of its forwards is sent as an assembled copy.
     fn drain(&mut self, from: Option<&B::Rx>, received: bool) {
         if self.transmits.is_empty() {
             return;
@@ -154,7 +156,13 @@ impl<B: Backend> Worker<B> {
             self.latency.produced();
         }
         let backend = &mut self.backend;
-        let refused: Refused = self.transmits.drain(|transmit| backend.transmit(from, transmit));
+        let body = self.transmits.rewritten().and_then(|body| backend.copy_in(body));
+        let refused: Refused = self.transmits.drain_with(body.is_some(), |transmit, rewritten| {
+            backend.transmit(if rewritten { body.as_ref() } else { from }, transmit)
+        });
+        if let Some(body) = body {
+            backend.recycle(body);
+        }
         if !refused.is_none() {
             self.forwarder.counters_mut().refused_at_send(refused);
         }
