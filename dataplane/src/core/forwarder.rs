@@ -543,15 +543,14 @@ impl Forwarder {
         let mut body = std::mem::take(&mut self.rewritten);
         let outcome = match self.outbox.take_rewritten_into(&mut body) {
             None => self.fan_out_rtp(now, stream, attrs, pkt, out, Copies::Forward),
-            Some(len) => {
+            Some((len, rewritten_attrs)) => {
                 let packet = &body[..len];
-                // The chain accepted it as an RTP packet no longer than the longest one, so both hold.
-                match RtpView::parse(packet) {
-                    Ok(view) if out.rewrite(packet) => {
-                        self.counters.rewritten_by_plugin += 1;
-                        self.fan_out_rtp(now, stream, &attrs.rewritten(&view, true), packet, out, Copies::Forward)
-                    }
-                    _ => Outcome::Dropped(DropReason::Malformed),
+                // The chain accepted it as an RTP packet no longer than the longest one, so this holds.
+                if out.rewrite(packet) {
+                    self.counters.rewritten_by_plugin += 1;
+                    self.fan_out_rtp(now, stream, &rewritten_attrs, packet, out, Copies::Forward)
+                } else {
+                    Outcome::Dropped(DropReason::Malformed)
                 }
             }
         };
@@ -633,14 +632,7 @@ impl Forwarder {
             }
             let queued = match copies_as {
                 Copies::Forward => out.forward(sub.socket, sub.dest, &header),
-                Copies::Assembled => match self.rtcp_scratch.get_mut(..pkt.len()) {
-                    Some(copy) => {
-                        copy[..12].copy_from_slice(&header);
-                        copy[12..].copy_from_slice(&pkt[12..]);
-                        out.copy(sub.socket, sub.dest, copy)
-                    }
-                    None => false,
-                },
+                Copies::Assembled => out.copy_under(sub.socket, sub.dest, &header, pkt),
             };
             if queued {
                 copies += 1;

@@ -190,6 +190,23 @@ impl Transmits {
         true
     }
 
+    /// Queues a copy of RTP packet `pkt` with its first 12 bytes replaced by `header` (an assembled copy of a packet
+    /// that is not the current datagram), straight into the arena; false as for [`Transmits::copy`], or when `pkt` is
+    /// shorter than a header.
+    pub(crate) fn copy_under(&mut self, socket: usize, dest: SocketAddr, header: &[u8; 12], pkt: &[u8]) -> bool {
+        let start = self.arena.len();
+        let Some(payload) = pkt.get(12..) else {
+            return false;
+        };
+        if self.queue.len() == self.queue.capacity() || pkt.len() > self.arena.capacity() - start {
+            return false;
+        }
+        self.arena.extend_from_slice(header);
+        self.arena.extend_from_slice(payload);
+        self.queue.push(Queued::Copy { socket, dest, start: start as u32, len: pkt.len() as u32 });
+        true
+    }
+
     /// Packets queued.
     pub fn len(&self) -> usize {
         self.queue.len()

@@ -156,7 +156,7 @@ impl Chain {
                 }
             }
         }
-        let passed_on = rewritten.filter(|_| verdict == Verdict::Continue).map(|(len, _)| len);
+        let passed_on = rewritten.filter(|_| verdict == Verdict::Continue);
         match held {
             Some(buffer) => outbox.end_rewrite(buffer, passed_on),
             None => outbox.end_rewrite_unused(),

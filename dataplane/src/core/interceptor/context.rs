@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use super::plugin::PluginId;
+use super::RtpAttrs;
 use crate::core::event::PluginFault;
 use crate::core::packet::RtpView;
 use crate::core::wire::Ssrc;
@@ -97,8 +98,8 @@ pub struct Outbox {
     staged: Option<usize>,
     /// The packet a chain passes on after a rewrite (`slot_bytes` long; the chain swaps it with `staging`).
     rewritten: Box<[u8]>,
-    /// Its length, when the last RTP chain run ended with a rewritten packet.
-    rewritten_len: Option<usize>,
+    /// Its length and attributes, when the last RTP chain run ended with a rewritten packet.
+    rewritten_len: Option<(usize, RtpAttrs)>,
 }
 
 /// The most plugin failures one drain of the outbox reports as events (the rest are counted only).
@@ -159,29 +160,30 @@ impl Outbox {
         self.rewritten_len = None;
     }
 
-    /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `len` is the length of the packet it holds when the
-    /// chain passed on a rewritten packet.
-    pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, len: Option<usize>) {
+    /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `passed_on` is the length of the packet it holds and
+    /// its attributes when the chain passed on a rewritten packet.
+    pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, passed_on: Option<(usize, RtpAttrs)>) {
         self.rewritten = buffer;
-        self.rewritten_len = len;
+        self.rewritten_len = passed_on;
     }
 
     /// The rewritten packet the last RTP chain run passed on, if a member rewrote it; taking it clears it.
     pub fn take_rewritten(&mut self) -> Option<&[u8]> {
-        let len = self.rewritten_len.take()?;
+        let (len, _) = self.rewritten_len.take()?;
         self.rewritten.get(..len)
     }
 
     /// Like [`Outbox::take_rewritten`], but hands over the buffer holding the packet in exchange for `spare` (a buffer
     /// of `slot_bytes`): the caller keeps the packet while the outbox serves further chains (the egress chains
-    /// during the fan-out of a packet an ingress chain rewrote). Answers its length.
-    pub fn take_rewritten_into(&mut self, spare: &mut Box<[u8]>) -> Option<usize> {
+    /// during the fan-out of a packet an ingress chain rewrote). Answers its length and its attributes (read from it by
+    /// the chain).
+    pub fn take_rewritten_into(&mut self, spare: &mut Box<[u8]>) -> Option<(usize, RtpAttrs)> {
         if spare.len() != self.rewritten.len() {
             return None;
         }
-        let len = self.rewritten_len.take()?;
+        let passed_on = self.rewritten_len.take()?;
         std::mem::swap(&mut self.rewritten, spare);
-        Some(len)
+        Some(passed_on)
     }
 
     /// Queues a packet for `target`: `write` fills the slot it is given (`slot_bytes` long) and returns
