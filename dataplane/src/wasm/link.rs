@@ -21,7 +21,7 @@ use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
 use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{
-    Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict,
+    copy_of, Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict,
 };
 use crate::core::packet::RtcpCompound;
 use crate::core::DropReason;
@@ -237,13 +237,7 @@ fn pass_on(instance: &Instance, counters: &Counters, ctx: &mut Context<'_>) -> R
     let Some(packet) = instance.rewritten() else {
         return Ok(());
     };
-    let accepted = ctx.rewrite(|slot| match slot.get_mut(..packet.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(packet);
-            packet.len()
-        }
-        None => 0,
-    });
+    let accepted = ctx.rewrite(copy_of(packet));
     if accepted {
         bump(&counters.rewrites, 1);
         return Ok(());
@@ -263,16 +257,9 @@ fn deliver(instance: &Instance, counters: &Counters, epoch: Instant, ctx: &mut C
     let mut refused = staged.refused;
     let (mut emitted, mut injected) = (0, 0);
     for (target, bytes) in staged.emits() {
-        let copy = |slot: &mut [u8]| match slot.get_mut(..bytes.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                bytes.len()
-            }
-            None => 0,
-        };
         let sent = match target {
-            EmitTarget::Publisher => ctx.send_rtcp_to_publisher(copy),
-            EmitTarget::Subscriber(flow) => ctx.send_to_subscriber(flow, copy),
+            EmitTarget::Publisher => ctx.send_rtcp_to_publisher(copy_of(bytes)),
+            EmitTarget::Subscriber(flow) => ctx.send_to_subscriber(flow, copy_of(bytes)),
             EmitTarget::Retransmit(flow) => ctx.retransmit(flow, bytes),
             EmitTarget::Stream => ctx.inject(bytes),
         };

@@ -21,7 +21,7 @@ use crate::core::event::WorkerEventKind;
 use crate::core::feedback::{source_feedback, translate_feedback};
 use crate::core::interceptor::builtin::wire_compound::{write_feedback_compound, Cname};
 use crate::core::interceptor::builtin::wire_feedback::write_pli;
-use crate::core::interceptor::{Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
+use crate::core::interceptor::{copy_of, Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
 use crate::core::table::{has_destination, SourceState, Table};
 use crate::core::transmit::Transmits;
@@ -103,13 +103,7 @@ impl Forwarder {
         let unanswered = (asks.nack && !entry.ingress.has(InterceptorKind::NackCache))
             || (asks.keyframe && !entry.ingress.has(InterceptorKind::KeyframeThrottle));
         if verdict == Verdict::Continue && unanswered {
-            let queued = self.outbox.push(Target::Publisher { stream }, |slot| match slot.get_mut(..len) {
-                Some(dst) => {
-                    dst.copy_from_slice(translated);
-                    len
-                }
-                None => 0,
-            });
+            let queued = self.outbox.push(Target::Publisher { stream }, copy_of(translated));
             if queued {
                 self.counters.feedback_forwarded += 1;
             }

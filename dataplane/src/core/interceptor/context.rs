@@ -260,6 +260,18 @@ impl Outbox {
     }
 }
 
+/// A writer for [`Outbox::push`] (and [`Context::rewrite`]) that copies `bytes` into the slot: writes nothing when they
+/// do not fit, which refuses them.
+pub fn copy_of(bytes: &[u8]) -> impl FnOnce(&mut [u8]) -> usize + '_ {
+    move |slot| match slot.get_mut(..bytes.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            bytes.len()
+        }
+        None => 0,
+    }
+}
+
 /// An interceptor's view of the world during one call.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -368,13 +380,7 @@ impl<'a> Context<'a> {
         if matches!(self.scope, Scope::Subscription { .. }) {
             return false;
         }
-        self.emit(Target::Retransmit { flow }, |slot| match slot.get_mut(..pkt.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(pkt);
-                pkt.len()
-            }
-            None => 0,
-        })
+        self.emit(Target::Retransmit { flow }, copy_of(pkt))
     }
 
     /// Injects `pkt`, an RTP packet of this chain's stream in the publisher's numbering (its SSRC), into the stream:
@@ -385,13 +391,7 @@ impl<'a> Context<'a> {
         let Scope::Stream { stream } = self.scope else {
             return false;
         };
-        self.emit(Target::Stream { stream }, |slot| match slot.get_mut(..pkt.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(pkt);
-                pkt.len()
-            }
-            None => 0,
-        })
+        self.emit(Target::Stream { stream }, copy_of(pkt))
     }
 
     /// Notes that `plugin` was disabled during this call by `fault` (a WebAssembly plugin that trapped or ran out of

@@ -66,7 +66,7 @@ use super::packet::RtcpCompound;
 
 pub use attrs::RtpAttrs;
 pub use chain::{Chain, Link};
-pub use context::{Context, Emission, Outbox, Scope, Target};
+pub use context::{copy_of, Context, Emission, Outbox, Scope, Target};
 pub use kind::InterceptorKind;
 pub use plugin::{PluginError, PluginId, PluginList, Plugins};
 pub use snapshot::Snapshot;
