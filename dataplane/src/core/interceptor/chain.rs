@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use crate::core::event::PluginFault;
-use crate::core::packet::{RtcpCompound, RtpView};
+use crate::core::packet::RtcpCompound;
 
 /// What a chain member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +129,7 @@ impl Chain {
             let (answer, panicked) = call(link, || {
                 let mut ctx = Context::new(now, scope, outbox, wake);
                 if may_rewrite {
-                    ctx.allow_rewrite(current_attrs.ssrc);
+                    ctx.allow_rewrite(current_attrs, ingress);
                 }
                 let answer = member.on_rtp(current, current_attrs, &mut ctx);
                 scheduled = ctx.scheduled();
@@ -146,14 +146,10 @@ impl Chain {
                 verdict = answer;
                 break;
             }
-            if let Some(len) = outbox.staged() {
-                let before = *current_attrs;
+            if let Some(staged) = outbox.staged() {
                 let buffer = held.get_or_insert_with(|| outbox.begin_rewrite());
                 outbox.swap_staged(buffer);
-                // The context accepted it as an RTP packet, so this parses.
-                if let Some(view) = buffer.get(..len).and_then(|bytes| RtpView::parse(bytes).ok()) {
-                    rewritten = Some((len, before.rewritten(&view, ingress)));
-                }
+                rewritten = Some(staged);
             }
         }
         let passed_on = rewritten.filter(|_| verdict == Verdict::Continue);

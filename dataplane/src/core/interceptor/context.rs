@@ -14,7 +14,6 @@ use super::plugin::PluginId;
 use super::RtpAttrs;
 use crate::core::event::PluginFault;
 use crate::core::packet::RtpView;
-use crate::core::wire::Ssrc;
 
 /// Where an emitted packet goes; the forwarder resolves it after the chain has run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +93,8 @@ pub struct Outbox {
     failed_len: usize,
     /// Where a member writes the packet that replaces the one it sees (`slot_bytes` long).
     staging: Box<[u8]>,
-    /// The length of the packet staged by the current call, once [`Context::rewrite`] accepted it.
-    staged: Option<usize>,
+    /// The length and attributes of the packet staged by the current call, once [`Context::rewrite`] accepted it.
+    staged: Option<(usize, RtpAttrs)>,
     /// The packet a chain passes on after a rewrite (`slot_bytes` long; the chain swaps it with `staging`).
     rewritten: Box<[u8]>,
     /// Its length and attributes, when the last RTP chain run ended with a rewritten packet.
@@ -136,8 +135,8 @@ impl Outbox {
         self.staged = None;
     }
 
-    /// The length of the packet the call just made staged, if it rewrote its packet.
-    pub(crate) fn staged(&self) -> Option<usize> {
+    /// The length and attributes of the packet the call just staged, if it rewrote its packet.
+    pub(crate) fn staged(&self) -> Option<(usize, RtpAttrs)> {
         self.staged
     }
 
@@ -282,8 +281,9 @@ pub struct Context<'a> {
     refused: u32,
     /// The time asked for in this call, if any.
     scheduled: Option<Instant>,
-    /// In an RTP call, the SSRC the packet carries as this chain sees it (a rewrite must keep it); `None`: no rewrite.
-    rewritable: Option<Ssrc>,
+    /// In an RTP call, the attributes of the packet as this chain sees it (a rewrite must keep its SSRC; the new
+    /// packet's are read from them), and whether the chain is an ingress one; `None`: no rewrite.
+    rewritable: Option<(&'a RtpAttrs, bool)>,
 }
 
 impl<'a> Context<'a> {
@@ -298,9 +298,10 @@ impl<'a> Context<'a> {
         self.outbox.slot_bytes
     }
 
-    /// Lets this call rewrite the RTP packet it is given, whose SSRC (as the chain sees it) is `ssrc`.
-    pub(crate) fn allow_rewrite(&mut self, ssrc: Ssrc) {
-        self.rewritable = Some(ssrc);
+    /// Lets this call rewrite the RTP packet it is given, whose attributes (as the chain sees it) are `attrs`, in an
+    /// ingress chain or not.
+    pub(crate) fn allow_rewrite(&mut self, attrs: &'a RtpAttrs, ingress: bool) {
+        self.rewritable = Some((attrs, ingress));
     }
 
     /// Replaces the RTP packet this call is about with the one `write` puts in the slot it is given (as long as the
@@ -315,22 +316,20 @@ impl<'a> Context<'a> {
     /// for bytes that are not an RTP packet (version 2, a whole header, padding within) carrying the same SSRC:
     /// a plugin changes what a stream carries, not which stream it is.
     pub fn rewrite(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        let Some(ssrc) = self.rewritable else {
+        let Some((attrs, ingress)) = self.rewritable else {
             return false;
         };
         let outbox = &mut *self.outbox;
         outbox.staged = None;
         let len = write(&mut outbox.staging);
-        let accepted = outbox
-            .staging
-            .get(..len)
-            .filter(|_| len != 0)
-            .and_then(|bytes| RtpView::parse(bytes).ok())
-            .is_some_and(|view| view.ssrc() == ssrc);
-        if accepted {
-            outbox.staged = Some(len);
+        let view = outbox.staging.get(..len).filter(|_| len != 0).and_then(|bytes| RtpView::parse(bytes).ok());
+        match view.filter(|view| view.ssrc() == attrs.ssrc) {
+            Some(view) => {
+                outbox.staged = Some((len, attrs.rewritten(&view, ingress)));
+                true
+            }
+            None => false,
         }
-        accepted
     }
 
     /// The current time (the worker's, passed in).
