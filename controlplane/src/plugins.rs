@@ -152,6 +152,7 @@ fn spec(plugin: &PluginConfig, module: Vec<u8>, origin: String) -> WasmPluginSpe
         fuel_per_call: plugin.fuel_per_call,
         memory_max_bytes: plugin.memory_max_bytes,
         params: plugin.params.clone(),
+        mode: wasm::PluginMode::Sync,
     }
 }
 

@@ -548,6 +548,7 @@ fn a_webassembly_plugin_on_both_chains_allocates_nothing_per_packet() {
         fuel_per_call: 10_000,
         memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
         params: Default::default(),
+        mode: wasm::PluginMode::Sync,
     };
     let plugin = Engine::new().expect("an engine").load(spec).expect("the module loads");
     let plugins = wasm::register(Plugins::none(), &plugin).expect("registered");
@@ -637,6 +638,7 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
         fuel_per_call: 10_000,
         memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
         params: Default::default(),
+        mode: wasm::PluginMode::Sync,
     };
     let plugin = Engine::new().expect("an engine").load(spec).expect("the module loads");
     let plugins = wasm::register(Plugins::none(), &plugin).expect("registered");
@@ -728,6 +730,7 @@ fn a_webassembly_plugin_that_injects_packets_allocates_nothing() {
         fuel_per_call: 10_000,
         memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
         params: Default::default(),
+        mode: wasm::PluginMode::Sync,
     };
     let engine = Engine::new().expect("an engine");
     let injector = engine.load(spec("twice", inject)).expect("the module loads");

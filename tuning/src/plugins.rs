@@ -131,6 +131,7 @@ pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Resu
     check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| match e {
         LimitError::Fuel(value) => ConfigError::invalid(key("fuel_per_call"), value, e.to_string()),
         LimitError::Memory(value) => ConfigError::invalid(key("memory_max_bytes"), value, e.to_string()),
+        LimitError::AsyncQueue(value) => ConfigError::invalid(key("async_queue_packets"), value, e.to_string()),
     })?;
     abi::params_text(&plugin.params)
         .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;

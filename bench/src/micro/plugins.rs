@@ -78,6 +78,7 @@ pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
             fuel_per_call: wasm::DEFAULT_FUEL_PER_CALL,
             memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
             params: Default::default(),
+            mode: wasm::PluginMode::Sync,
         };
         engine.load(spec).map_err(|e| broken(format!("{name}: {e}")))
     };

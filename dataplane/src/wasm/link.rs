@@ -79,7 +79,7 @@ fn slot_of(table: &mut Table, plugin: &Shared) -> usize {
     if let Some(index) = table.iter().position(|(serial, _, _)| *serial == plugin.serial) {
         return index;
     }
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::instance());
     let slot = match Instance::new(plugin) {
         Ok(instance) => Slot::Ready(Box::new(instance)),
         Err(error) => {

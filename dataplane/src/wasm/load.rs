@@ -37,6 +37,49 @@ pub enum FailurePath {
     Drop,
 }
 
+/// The default number of packets an async plugin's queue holds, in each direction, per worker.
+pub const DEFAULT_ASYNC_QUEUE_PACKETS: u32 = 1024;
+/// The most packets an async plugin's queue may hold, in each direction, per worker.
+pub const MAX_ASYNC_QUEUE_PACKETS: u32 = 65_536;
+
+/// How a plugin runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PluginMode {
+    /// Inline on the worker, in the chain: its verdict decides the packet's fate, it may rewrite the packet.
+    #[default]
+    Sync,
+    /// On its own thread, off the worker cores: the chain hands it a copy of each packet through a bounded queue
+    /// and goes on (see [`AsyncSettings`]); what it emits comes back to the worker later.
+    Async(AsyncSettings),
+}
+
+/// An async plugin's queues and what the chain does with the packet it handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncSettings {
+    /// Packets each of its queues holds per worker (copies toward the plugin, packets back):
+    /// 1..=[`MAX_ASYNC_QUEUE_PACKETS`]. A full queue drops and counts; the worker never waits.
+    pub queue_packets: u32,
+    /// What the chain does with the packet once a copy is queued.
+    pub pass: AsyncPass,
+}
+
+impl Default for AsyncSettings {
+    fn default() -> AsyncSettings {
+        AsyncSettings { queue_packets: DEFAULT_ASYNC_QUEUE_PACKETS, pass: AsyncPass::Forward }
+    }
+}
+
+/// What an async plugin's chain does with a packet once its copy is queued for the plugin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AsyncPass {
+    /// The packet goes on through the chain (the plugin watches, and may add packets later).
+    #[default]
+    Forward,
+    /// The packet stops here (consumed): the plugin re-emits what it means to, later (a jitter buffer, a
+    /// transcoder). When the queue is full the packet is dropped (reason `plugin`).
+    Consume,
+}
+
 /// A plugin to load, as the control plane resolved it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WasmPluginSpec {
@@ -58,6 +101,8 @@ pub struct WasmPluginSpec {
     pub memory_max_bytes: u64,
     /// Its parameters (see [`abi::params_text`]).
     pub params: BTreeMap<String, String>,
+    /// Inline on the workers, or on its own thread.
+    pub mode: PluginMode,
 }
 
 impl fmt::Debug for WasmPluginSpec {
@@ -72,6 +117,7 @@ impl fmt::Debug for WasmPluginSpec {
             .field("fuel_per_call", &self.fuel_per_call)
             .field("memory_max_bytes", &self.memory_max_bytes)
             .field("params", &self.params)
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -85,6 +131,9 @@ pub enum LimitError {
     /// `memory_max_bytes` out of range.
     #[error("memory_max_bytes {0} is not in {MIN_MEMORY_BYTES}..={MAX_MEMORY_BYTES}")]
     Memory(u64),
+    /// `async_queue_packets` out of range.
+    #[error("async_queue_packets {0} is not in 1..={MAX_ASYNC_QUEUE_PACKETS}")]
+    AsyncQueue(u32),
 }
 
 /// Checks a spec's limits (the config's `[[plugins]]` keys are checked by this too).
@@ -94,6 +143,14 @@ pub fn check_limits(fuel_per_call: u64, memory_max_bytes: u64) -> Result<(), Lim
     }
     if !(MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&memory_max_bytes) {
         return Err(LimitError::Memory(memory_max_bytes));
+    }
+    Ok(())
+}
+
+/// Checks an async plugin's queue size (the config's `async_queue_packets` is checked by this too).
+pub fn check_async(settings: &AsyncSettings) -> Result<(), LimitError> {
+    if !(1..=MAX_ASYNC_QUEUE_PACKETS).contains(&settings.queue_packets) {
+        return Err(LimitError::AsyncQueue(settings.queue_packets));
     }
     Ok(())
 }
@@ -183,6 +240,9 @@ impl Engine {
     /// Compiles and checks `spec`'s module and instantiates it once as a worker would; the plugin, or why not.
     pub fn load(&self, spec: WasmPluginSpec) -> Result<WasmPlugin, LoadError> {
         check_limits(spec.fuel_per_call, spec.memory_max_bytes)?;
+        if let PluginMode::Async(settings) = &spec.mode {
+            check_async(settings)?;
+        }
         if !spec.ingress && !spec.egress {
             return Err(LoadError::NoChain);
         }
@@ -207,6 +267,7 @@ impl Engine {
             fuel_per_call: spec.fuel_per_call,
             memory_max_bytes: spec.memory_max_bytes,
             params,
+            mode: spec.mode,
             counters: Mutex::new(Vec::new()),
             serial: next_serial(),
         };
@@ -249,6 +310,11 @@ impl WasmPlugin {
         (self.shared.ingress, self.shared.egress)
     }
 
+    /// Inline on the workers, or on its own thread.
+    pub fn mode(&self) -> PluginMode {
+        self.shared.mode
+    }
+
     /// Its fuel per call and its memory limit per instance.
     pub fn limits(&self) -> (u64, u64) {
         (self.shared.fuel_per_call, self.shared.memory_max_bytes)
@@ -281,6 +347,8 @@ pub(crate) struct Shared {
     pub(crate) memory_max_bytes: u64,
     /// The parameters as `ringfwd_init` reads them.
     pub(crate) params: String,
+    /// Inline, or on its own thread.
+    pub(crate) mode: PluginMode,
     /// One entry per instance a worker made (its counters outlive it); appended off the hot path only.
     pub(crate) counters: Mutex<Vec<Arc<Counters>>>,
     /// Tells this plugin's instances apart in a worker's table.

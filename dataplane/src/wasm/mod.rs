@@ -21,8 +21,9 @@ pub mod stats;
 
 pub use link::register;
 pub use load::{
-    check_limits, Engine, FailurePath, LimitError, LoadError, WasmPlugin, WasmPluginSpec, DEFAULT_FUEL_PER_CALL,
-    DEFAULT_MEMORY_BYTES, MAX_FUEL_PER_CALL, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES,
+    check_async, check_limits, AsyncPass, AsyncSettings, Engine, FailurePath, LimitError, LoadError, PluginMode,
+    WasmPlugin, WasmPluginSpec, DEFAULT_ASYNC_QUEUE_PACKETS, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_BYTES,
+    MAX_ASYNC_QUEUE_PACKETS, MAX_FUEL_PER_CALL, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES,
 };
 pub use stats::WasmPluginStats;
 

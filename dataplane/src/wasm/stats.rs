@@ -1,7 +1,8 @@
 //! A WebAssembly plugin's counters.
 //!
-//! Owns [`Counters`] (one set per instance, written only by the worker that runs the instance: a relaxed load and
-//! store per event, no read-modify-write, no shared cache line with another worker) and [`WasmPluginStats`] (their
+//! Owns [`Counters`] (one set per instance, written only by the thread that runs the instance, and one per worker
+//! queue toward an async plugin's thread, written only by that worker: a relaxed load and store per event, no
+//! read-modify-write, no shared cache line with another worker) and [`WasmPluginStats`] (their
 //! sum, what telemetry reads). Must never be written from two threads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,11 +45,18 @@ pub struct WasmPluginStats {
     pub emits_refused: u64,
     /// Packets the plugins injected into their stream that went to the outbox (included in `emitted`).
     pub injected: u64,
+    /// Async mode: packet copies the workers queued for the plugin's thread.
+    pub async_queued: u64,
+    /// Async mode: packets whose copy found the queue toward the plugin's thread full (not handed over; with
+    /// `async_pass = "consume"` the packet was dropped).
+    pub async_queue_full: u64,
+    /// Async mode: packets the plugin emitted that found the queue back to the worker full (dropped).
+    pub async_returns_dropped: u64,
 }
 
 impl WasmPluginStats {
     /// Every counter by name (the names the API's `Plugin.counters` uses).
-    pub fn named(&self) -> [(&'static str, u64); 17] {
+    pub fn named(&self) -> [(&'static str, u64); 20] {
         [
             ("instances", self.instances),
             ("disabled", self.disabled),
@@ -67,6 +75,9 @@ impl WasmPluginStats {
             ("emitted", self.emitted),
             ("emits_refused", self.emits_refused),
             ("injected", self.injected),
+            ("async_queued", self.async_queued),
+            ("async_queue_full", self.async_queue_full),
+            ("async_returns_dropped", self.async_returns_dropped),
         ]
     }
 }
@@ -74,6 +85,8 @@ impl WasmPluginStats {
 /// One instance's counters (see the module docs for who writes them).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// 1 for an instance's counters, 0 for a worker's queue toward an async plugin's thread.
+    pub(crate) instances: AtomicU64,
     pub(crate) disabled: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) drops: AtomicU64,
@@ -90,6 +103,9 @@ pub(crate) struct Counters {
     pub(crate) emitted: AtomicU64,
     pub(crate) emits_refused: AtomicU64,
     pub(crate) injected: AtomicU64,
+    pub(crate) async_queued: AtomicU64,
+    pub(crate) async_queue_full: AtomicU64,
+    pub(crate) async_returns_dropped: AtomicU64,
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -99,10 +115,15 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 }
 
 impl Counters {
+    /// The counters of one instance.
+    pub(crate) fn instance() -> Counters {
+        Counters { instances: AtomicU64::new(1), ..Counters::default() }
+    }
+
     /// Adds this instance's counts to `out`.
     pub(crate) fn add_to(&self, out: &mut WasmPluginStats) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        out.instances += 1;
+        out.instances += load(&self.instances);
         out.disabled += load(&self.disabled);
         out.calls += load(&self.calls);
         out.drops += load(&self.drops);
@@ -119,5 +140,8 @@ impl Counters {
         out.emitted += load(&self.emitted);
         out.emits_refused += load(&self.emits_refused);
         out.injected += load(&self.injected);
+        out.async_queued += load(&self.async_queued);
+        out.async_queue_full += load(&self.async_queue_full);
+        out.async_returns_dropped += load(&self.async_returns_dropped);
     }
 }

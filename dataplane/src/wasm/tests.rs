@@ -38,6 +38,7 @@ fn spec(name: &str, wat: &str) -> WasmPluginSpec {
         fuel_per_call: 10_000,
         memory_max_bytes: DEFAULT_MEMORY_BYTES,
         params: BTreeMap::new(),
+        mode: crate::wasm::PluginMode::Sync,
     }
 }
 
