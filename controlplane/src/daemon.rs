@@ -150,13 +150,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 /// plugins (the config's chains and the API may name them all).
 pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), DaemonError> {
     let workers = affinity::worker_cores(&config)?;
+    // Confined before the plugins load: an async plugin's thread, started by the load, inherits the control cores.
+    let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
     let loaded = crate::plugins::load(&config, plugins.clone())?;
     let plugins = &loaded.registry;
     // The default chains against the registered plugins, then the static sessions, before anything is bound, as
     // `--check-config` judges them.
     let chains = Chains::new(config.interceptors.clone(), plugins.clone())?;
     routes::check(&config, workers.len(), &chains)?;
-    let placed = affinity::confine_control_threads(&workers, &config.placement.control_cores, config.idle.strategy)?;
     if placed.shared_with_workers {
         tracing::warn!(
             cores = ?placed.cores,

@@ -700,6 +700,104 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
     assert_eq!(fwd.counters().rewritten_by_plugin, copies + u64::from(ROUNDS));
 }
 
+/// An async WebAssembly plugin (`async_pass = consume`) that injects each copy it is handed back into its stream: the
+/// worker's side (handing the copy over, then emitting what comes back through `Forwarder::on_late`) allocates
+/// nothing; the plugin's own thread is not the worker's and is not counted.
+#[test]
+fn an_async_webassembly_plugin_allocates_nothing_on_the_worker() {
+    use ringfwd_dataplane::core::interceptor::late;
+    use ringfwd_dataplane::wasm::{self, AsyncPass, AsyncSettings, Engine, FailurePath, PluginMode, WasmPluginSpec};
+    let wat = r#"(module
+      (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 4096))
+      (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
+        (drop (call $inject (i32.const 4096) (local.get $len)))
+        (i32.const 0)))"#;
+    let spec = WasmPluginSpec {
+        name: "later".into(),
+        module: wat.as_bytes().to_vec(),
+        origin: "later.wat".into(),
+        ingress: true,
+        egress: false,
+        on_failure: FailurePath::Forward,
+        fuel_per_call: 10_000,
+        memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
+        params: Default::default(),
+        mode: PluginMode::Async(AsyncSettings { queue_packets: 64, pass: AsyncPass::Consume }),
+    };
+    let plugin = Engine::new().expect("an engine").load(spec).expect("the module loads");
+    let plugins = wasm::register(Plugins::none(), &plugin).expect("registered");
+    let start = Instant::now();
+    let mut fwd = single_worker(limits(16, 64, 8), start);
+    fwd.set_plugins(plugins.clone());
+    let config =
+        Interceptors { ingress: vec![ChainName::Plugin("later".into())], egress: vec![], ..Interceptors::default() };
+    const STREAMS: u32 = 2;
+    const SUBS: u32 = 3;
+    for i in 0..STREAMS {
+        let ingress = ringfwd_tuning::specs::ingress(&config.ingress, &config, &plugins);
+        let source = SourcePolicy::Fixed(PUBLISHER);
+        let cmd =
+            Command::AddStream { id: StreamId(u64::from(i)), ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress };
+        fwd.apply(start, cmd).unwrap();
+        for s in 0..SUBS {
+            let cmd = Command::AddSubscription {
+                id: SubscriptionId(u64::from(i * SUBS + s)),
+                stream: StreamId(u64::from(i)),
+                dest: SocketAddr::from(([127, 0, 0, 2], 7000 + (i * SUBS + s) as u16)),
+                socket: 0,
+                rewrite: Rewrite { out_ssrc: Some(0x2000 + i * 16 + s), ..Rewrite::default() },
+                paused: false,
+                egress: ringfwd_tuning::specs::egress(&config.egress, &config, u128::MAX, &plugins),
+                continues: None,
+            };
+            fwd.apply(start, cmd).unwrap();
+        }
+    }
+    const ROUNDS: u16 = 300;
+    let media: Vec<Vec<Vec<u8>>> =
+        (0..STREAMS).map(|i| (0..ROUNDS).map(|seq| rtp(100 + i, seq, 1000)).collect()).collect();
+    let mut egress = DestinationEgress::default();
+    // Takes what the plugin's thread sent back until `n` packets came (bounded by a deadline; yields, never sleeps).
+    let take = |fwd: &mut Forwarder, egress: &mut DestinationEgress, now: Instant, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = 0;
+        while got < n && Instant::now() < deadline {
+            got += late::take(n - got, |packet| fwd.on_late(now, packet, egress));
+            egress.count();
+            std::thread::yield_now();
+        }
+        got
+    };
+    for i in 0..STREAMS {
+        let outcome = fwd.on_datagram(start, 0, PUBLISHER, &media[i as usize][0], &mut egress);
+        assert!(matches!(outcome, Outcome::Intercepted), "consumed by the chain: {outcome:?}");
+    }
+    assert_eq!(take(&mut fwd, &mut egress, start, STREAMS as usize), STREAMS as usize);
+
+    let before = allocations();
+    let mut back = 0;
+    for seq in 1..ROUNDS {
+        let now = start + Duration::from_millis(u64::from(seq) * 10);
+        for i in 0..STREAMS {
+            fwd.on_datagram(now, 0, PUBLISHER, &media[i as usize][seq as usize], &mut egress);
+        }
+        back += take(&mut fwd, &mut egress, now, STREAMS as usize);
+    }
+    let during = allocations() - before;
+
+    assert_eq!(during, 0, "the worker's side of an async plugin allocated {during} times in steady state");
+    let packets = u64::from(STREAMS) * u64::from(ROUNDS);
+    assert_eq!(back as u64 + u64::from(STREAMS), packets, "every copy came back");
+    let stats = plugin.stats();
+    assert_eq!((stats.async_queued, stats.async_queue_full, stats.injected), (packets, 0, packets), "{stats:?}");
+    let to_subscribers = egress.counted().to_subscribers;
+    assert_eq!(to_subscribers, packets * u64::from(SUBS), "each came back once and was fanned out (assembled copies)");
+    assert_eq!(egress.rtp, 0, "the chain consumed every packet as it arrived");
+}
+
 /// A WebAssembly plugin that consumes every packet and injects it back twice, with a WebAssembly plugin on every
 /// subscription's egress chain: each injected packet is fanned out as assembled copies through the egress chains,
 /// allocating nothing.

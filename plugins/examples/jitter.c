@@ -9,7 +9,10 @@
  * one later than `delay_ms`), is dropped. When a stream's buffer is full, its lowest packet goes out at once.
  *
  * Parameters: delay_ms (optional, default 50, 1..=10000). Runs on ingress chains only (inject is ingress only).
- * State is per stream index on this worker, in fixed tables (indices beyond them share slots modulo their size).
+ * Runs in either mode: sync (inline on each worker), or async with async_pass = "consume" (on its own thread; the
+ * chain consumes each packet and the plugin re-injects it from there, so a slow buffer never holds up a worker).
+ * State is per stream, in fixed tables keyed by the stream argument (in async mode it carries the worker's lane in
+ * its top bits; streams beyond the tables share slots).
  * Packets longer than SLOT_BYTES pass untouched. Injected packets skip the ingress chain: the NACK cache, the
  * stream's statistics and the tap see the packets as they arrived, not as they are sent.
  */
@@ -57,6 +60,12 @@ int32_t ringfwd_init(int32_t len) {
     return 0;
 }
 
+/* The table slot of a stream: its index (low 24 bits) mixed with its worker's lane (async mode, top 8 bits). */
+static uint32_t slot_of(int32_t stream) {
+    uint32_t s = (uint32_t)stream;
+    return ((s & 0xffffff) + (s >> 24) * 7) % STREAMS;
+}
+
 /* The index of the held packet with the lowest extended sequence number, or -1. */
 static int32_t lowest(const struct buffer *b) {
     int32_t best = -1;
@@ -87,7 +96,7 @@ static void release(struct buffer *b, int64_t now_us, int32_t budget) {
 
 int32_t on_rtp(int32_t len, int32_t stream, int32_t flow, int64_t ext_seq, int64_t now_us) {
     if (flow != RINGFWD_NONE || len > SLOT_BYTES) return RINGFWD_CONTINUE;
-    struct buffer *b = &buffers[(uint32_t)stream % STREAMS];
+    struct buffer *b = &buffers[slot_of(stream)];
     if (b->last_sent != 0 && ext_seq + 32768 < b->last_sent) {
         /* Far behind what this slot sent: another stream now has its index (or shares it); start afresh. */
         for (int32_t i = 0; i < HOLD; i++) b->held[i].used = 0;
@@ -124,5 +133,5 @@ int32_t on_rtp(int32_t len, int32_t stream, int32_t flow, int64_t ext_seq, int64
 
 void on_timer(int32_t stream, int32_t flow, int64_t now_us) {
     if (flow != RINGFWD_NONE) return;
-    release(&buffers[(uint32_t)stream % STREAMS], now_us, RINGFWD_MAX_EMITS_PER_CALL);
+    release(&buffers[slot_of(stream)], now_us, RINGFWD_MAX_EMITS_PER_CALL);
 }

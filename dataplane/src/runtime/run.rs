@@ -3,7 +3,8 @@
 //! Owns [`Worker`], the iteration of one worker thread: arm receives → wait (until the next timer, statistics
 //! round or counter publication, with the batch window chosen from the arrival rate) → take each completion the
 //! backend reports and feed each datagram to the core → drain the core's transmit queue to the backend after each
-//! datagram → forward what other workers handed over → run due interceptor timers → flush the backend's sends →
+//! datagram → forward what other workers handed over → emit what async plugins' threads sent back (at most
+//! [`LATE_PER_ITERATION`] packets) → run due interceptor timers → flush the backend's sends →
 //! apply control commands → publish statistics, events and counters (per batch, never per packet) → stop when
 //! asked, once nothing is in flight.
 //!
@@ -25,8 +26,12 @@ use std::time::{Duration, Instant};
 use super::idle::{BatchWindow, IdlePolicy};
 use super::latency::LatencyRecorder;
 use super::worker::{PublishPacer, WorkerContext};
+use crate::core::interceptor::late;
 use crate::core::{Forwarder, Outcome, Refused, Transmits};
 use crate::driver::backend::{Backend, Event, Wait};
+
+/// The most packets from async plugins' threads one iteration emits.
+pub const LATE_PER_ITERATION: usize = 256;
 
 /// Longest a stopping worker waits for its in-flight sends.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,6 +64,9 @@ impl<B: Backend> Worker<B> {
     /// everything in flight completed.
     pub fn run(mut self) -> io::Result<bool> {
         let start = Instant::now();
+        let wake = self.ctx.mailboxes.clone();
+        let index = self.ctx.index;
+        late::install_waker(std::sync::Arc::new(move || wake[index].wake().notify()));
         let settings = &self.ctx.settings;
         let mut idle = IdlePolicy::new(settings.idle, settings.spin, start);
         let mut window_bound = settings.batch_window;
@@ -78,7 +86,10 @@ impl<B: Backend> Worker<B> {
             let stopping = stop_deadline.is_some();
             self.backend.arm(!stopping && self.ctx.mailbox().receiving())?;
             let now = Instant::now();
-            let block = idle.may_block(now) && !self.ctx.incoming().has_ready() && !self.ctx.mailbox().has_commands();
+            let block = idle.may_block(now)
+                && !self.ctx.incoming().has_ready()
+                && !self.ctx.mailbox().has_commands()
+                && !late::has_ready();
             if block && pacer.before_block(now) {
                 self.publish();
             }
@@ -92,6 +103,7 @@ impl<B: Backend> Worker<B> {
             batch.received(reaped.datagrams, now);
             let mut worked = reaped.events > 0;
             worked |= self.process_handovers(now);
+            worked |= self.process_late(now);
             worked |= self.run_timers(now);
             self.backend.flush(self.forwarder.counters_mut())?;
             if self.latency.has_pending() {
@@ -149,22 +161,40 @@ impl<B: Backend> Worker<B> {
     /// which its forwards then take their payload from (as `from` for the datagram as received); without a buffer to
     /// spare, each of its forwards is sent as an assembled copy.
     fn drain(&mut self, from: Option<&B::Rx>, received: bool) {
-        if self.transmits.is_empty() {
+        Self::drain_into(
+            &mut self.backend,
+            &mut self.forwarder,
+            &mut self.transmits,
+            &mut self.latency,
+            from,
+            received,
+        );
+    }
+
+    /// [`Self::drain`] on the loop's parts (for a caller that holds some of them borrowed).
+    fn drain_into(
+        backend: &mut B,
+        forwarder: &mut Forwarder,
+        transmits: &mut Transmits,
+        latency: &mut LatencyRecorder,
+        from: Option<&B::Rx>,
+        received: bool,
+    ) {
+        if transmits.is_empty() {
             return;
         }
         if received {
-            self.latency.produced();
+            latency.produced();
         }
-        let backend = &mut self.backend;
-        let body = self.transmits.rewritten().and_then(|body| backend.copy_in(body));
-        let refused: Refused = self.transmits.drain_with(body.is_some(), |transmit, rewritten| {
+        let body = transmits.rewritten().and_then(|body| backend.copy_in(body));
+        let refused: Refused = transmits.drain_with(body.is_some(), |transmit, rewritten| {
             backend.transmit(if rewritten { body.as_ref() } else { from }, transmit)
         });
         if let Some(body) = body {
             backend.recycle(body);
         }
         if !refused.is_none() {
-            self.forwarder.counters_mut().refused_at_send(refused);
+            forwarder.counters_mut().refused_at_send(refused);
         }
     }
 
@@ -199,6 +229,18 @@ impl<B: Backend> Worker<B> {
             self.ctx.incoming().recycle(packet);
         }
         any
+    }
+
+    /// Emits what async plugins' threads sent back (at most [`LATE_PER_ITERATION`] packets, so receiving goes on);
+    /// what they send is copied.
+    fn process_late(&mut self, now: Instant) -> bool {
+        let (backend, forwarder, transmits, latency) =
+            (&mut self.backend, &mut self.forwarder, &mut self.transmits, &mut self.latency);
+        let taken = late::take(LATE_PER_ITERATION, |packet| {
+            forwarder.on_late(now, packet, transmits);
+            Self::drain_into(backend, forwarder, transmits, latency, None, false);
+        });
+        taken > 0
     }
 
     /// Runs the interceptors' timers that are due; what they send is copied.

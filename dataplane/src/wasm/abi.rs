@@ -71,9 +71,28 @@
 //! a drop). Any other value is a fault, like a trap. Packets longer than the buffer pass without a call.
 //!
 //! # Instances and state
-//! One instance per plugin per worker, shared by every stream and subscription on that worker that runs it: a
+//! In sync mode, one instance per plugin per worker, shared by every stream and subscription on that worker that runs it: a
 //! plugin keeps per-stream state in its own memory, keyed by `stream` (and `flow`). Indices are reused after a
 //! stream or subscription is deleted; a stream moved to another worker starts with that worker's instance.
+//!
+//! # Async mode
+//! A plugin loaded with `mode = "async"` runs the same module, the same calls, on one instance on its own thread,
+//! off the worker cores (see [`super::offload`]). What differs:
+//! - Each chain that names it hands the thread a copy of the packet (the header patched as above) through a
+//!   bounded queue per worker, and goes on at once as the plugin's `async_pass` says (`forward`: the packet goes
+//!   on; `consume`: the chain stops it). A full queue drops the copy and counts it (`async_queue_full`); with
+//!   `consume` the packet is then dropped under `plugin`. RTCP copies always go on.
+//! - The verdict does not decide the packet's fate (it is already gone): continue, drop and consumed are counted,
+//!   any other value is a fault. `rewrite` answers −1.
+//! - What a call (or `on_timer`) emits goes back to the worker that sent the copy, through a bounded queue
+//!   (`async_returns_dropped` when full), and is sent there as the chain that sent the copy would have sent it,
+//!   with the same rules. An injected packet is fanned out when the worker takes it.
+//! - `now_us` is the copy's arrival time (or, in `on_timer`, the thread's time), on the thread's clock:
+//!   microseconds since the plugin's thread started. `set_timer` times are on that clock; one timer per chain.
+//! - One instance serves every worker: `stream` and `flow` carry the worker's lane (0..=254) in their top 8 bits,
+//!   so they are unique across workers (the index is the low 24 bits). Pass a `flow` back to `emit_to_subscriber`
+//!   or `retransmit` as it was given; a flow of another worker is refused.
+//! - A fault drops the one instance: every worker's chains then take the failure path, and one event says so.
 //!
 //! # Limits
 //! Every call runs with the plugin's fuel budget (about one unit per WebAssembly instruction); running out, a

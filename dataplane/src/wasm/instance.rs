@@ -261,10 +261,11 @@ impl Instance {
         Some(copy)
     }
 
-    /// Calls `on_rtp` on the packet written last; its raw verdict and the fuel it used.
+    /// Calls `on_rtp` on the packet written last (which it may rewrite when `rewritable`: a sync plugin's); its raw
+    /// verdict and the fuel it used.
     #[inline]
-    pub(crate) fn on_rtp(&mut self, args: OnRtpArgs) -> (Result<i32, Fault>, u64) {
-        call(&mut self.store, &self.on_rtp, self.fuel_per_call, true, args)
+    pub(crate) fn on_rtp(&mut self, args: OnRtpArgs, rewritable: bool) -> (Result<i32, Fault>, u64) {
+        call(&mut self.store, &self.on_rtp, self.fuel_per_call, rewritable, args)
     }
 
     /// The packet the last call rewrote, `len` bytes of its buffer (when `rewrite(len)` accepted that length).

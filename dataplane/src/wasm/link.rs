@@ -8,7 +8,9 @@
 //! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`] and hands what the
 //! call emitted and the timer it asked for to the context; a fault disables the instance on this worker (counted
 //! once, logged once; what the faulting call emitted is discarded) and from then on its packets take the plugin's
-//! failure path. Must never hold an instance across threads, and never allocate per packet.
+//! failure path. An async plugin's chains get [`super::offload::AsyncLink`] instead, and the table holds the worker's
+//! lane to the plugin's thread (made on the first bind, dropped with the plugin). Must never hold an instance across
+//! threads, and never allocate per packet.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use std::time::Instant;
 
 use super::abi;
 use super::instance::{EmitTarget, Fault, Instance};
-use super::load::{FailurePath, Shared, WasmPlugin};
+use super::load::{AsyncSettings, FailurePath, PluginMode, Shared, WasmPlugin};
+use super::offload::{AsyncLink, Lane, Runner, MAX_ASYNC_LANES};
 use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
+use crate::core::interceptor::late;
 use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{
     copy_of, Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict,
@@ -33,12 +37,18 @@ pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, Pl
     let id = plugins.find(&shared.name).unwrap_or(plugins.next_id());
     if shared.ingress {
         let bound = Arc::clone(shared);
-        let bind = move |info: &StreamInfo| WasmLink::bind(&bound, id, info.epoch.at);
+        let bind = move |info: &StreamInfo| match bound.mode {
+            PluginMode::Sync => WasmLink::bind(&bound, id, info.epoch.at),
+            PluginMode::Async(settings) => bind_async(&bound, id, settings, info.ssrc.0),
+        };
         plugins = plugins.with_ingress(&shared.name, bind)?;
     }
     if shared.egress {
         let bound = Arc::clone(shared);
-        let bind = move |info: &SubscriptionInfo| WasmLink::bind(&bound, id, info.epoch.at);
+        let bind = move |info: &SubscriptionInfo| match bound.mode {
+            PluginMode::Sync => WasmLink::bind(&bound, id, info.epoch.at),
+            PluginMode::Async(settings) => bind_async(&bound, id, settings, info.source_ssrc.0),
+        };
         plugins = plugins.with_egress(&shared.name, bind)?;
     }
     debug_assert_eq!(plugins.find(&shared.name), Some(id));
@@ -46,10 +56,47 @@ pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, Pl
     plugins.with_unload_hook(&shared.name, move || drop_instance(serial))
 }
 
-/// Drops this thread's instance of the plugin with `serial` (it was unloaded), freeing its memory; its counters go
-/// with the plugin.
+/// Drops this thread's instance of the plugin with `serial` (it was unloaded), freeing its memory, or its lane to
+/// the plugin's thread (async mode); its counters go with the plugin.
 fn drop_instance(serial: usize) {
-    INSTANCES.with_borrow_mut(|table| table.retain(|(held, _, _)| *held != serial));
+    INSTANCES.with_borrow_mut(|table| {
+        for (_, slot, _) in table.iter().filter(|(held, _, _)| *held == serial) {
+            if let Slot::Lane(lane, runner) = slot {
+                late::unregister(&lane.back);
+                runner.remove_lane(lane);
+            }
+        }
+        table.retain(|(held, _, _)| *held != serial);
+    });
+}
+
+/// The member of an async plugin for a chain on this thread's worker (of the stream whose publisher's SSRC is
+/// `ssrc`): made the worker's lane to the plugin's thread first if needed.
+fn bind_async(plugin: &Arc<Shared>, id: PluginId, settings: AsyncSettings, ssrc: u32) -> Box<dyn Interceptor> {
+    let Some(runner) = plugin.runner.as_ref() else {
+        // Load starts a runner for every async plugin; without one the plugin cannot run here.
+        return Box::new(crate::core::interceptor::plugin::Unbound);
+    };
+    let lane = INSTANCES.with_borrow_mut(|table| {
+        if let Some((_, Slot::Lane(lane, _), _)) = table.iter().find(|(serial, _, _)| *serial == plugin.serial) {
+            return Some(Arc::clone(lane));
+        }
+        let Some(tag) = runner.next_tag() else {
+            tracing::warn!(plugin = %plugin.name, "an async plugin takes copies from at most {MAX_ASYNC_LANES} workers: it does not run on this one");
+            return None;
+        };
+        let counters = Arc::new(Counters::default());
+        let lane = Arc::new(Lane::new(tag, settings.queue_packets as usize, Arc::clone(&counters)));
+        late::register(&lane.back);
+        runner.add_lane(&lane);
+        plugin.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Arc::clone(&counters));
+        table.push((plugin.serial, Slot::Lane(Arc::clone(&lane), Arc::clone(runner)), counters));
+        Some(lane)
+    });
+    match lane {
+        Some(lane) => Box::new(AsyncLink::new(plugin, id, runner, &lane, settings.pass, ssrc)),
+        None => Box::new(crate::core::interceptor::plugin::Unbound),
+    }
 }
 
 /// Whether this thread holds an instance of `plugin`.
@@ -64,6 +111,8 @@ enum Slot {
     Ready(Box<Instance>),
     /// Disabled by a fault, or could not be made.
     Disabled,
+    /// An async plugin: this worker's lane to the plugin's thread (the instance runs there).
+    Lane(Arc<Lane>, Arc<Runner>),
 }
 
 /// This thread's instances: `(plugin serial, slot, the slot's counters)`, at most one per loaded plugin.
@@ -147,7 +196,7 @@ impl WasmLink {
                         return Verdict::Continue;
                     };
                     patch_header(copy, attrs);
-                    instance.on_rtp((pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us))
+                    instance.on_rtp((pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us), true)
                 }
                 Call::Rtcp { bytes, from } => {
                     if !instance.wants_rtcp() {
@@ -224,7 +273,7 @@ impl WasmLink {
 }
 
 /// `stream` and `flow` as the ABI passes them.
-fn scope_args(scope: Scope) -> (i32, i32) {
+pub(super) fn scope_args(scope: Scope) -> (i32, i32) {
     match scope {
         Scope::Stream { stream } => (stream as i32, abi::NONE),
         Scope::Subscription { stream, flow } => (stream as i32, flow as i32),
@@ -315,7 +364,7 @@ fn disable(
     ctx.note_plugin_failure(id, fault);
 }
 
-fn failure_verdict(path: FailurePath) -> Verdict {
+pub(super) fn failure_verdict(path: FailurePath) -> Verdict {
     match path {
         FailurePath::Forward => Verdict::Continue,
         FailurePath::Drop => Verdict::Drop(DropReason::Plugin),
@@ -324,7 +373,7 @@ fn failure_verdict(path: FailurePath) -> Verdict {
 
 /// Writes the header fields the chain sees (in an egress chain: what this subscriber receives) over the copy.
 #[inline]
-fn patch_header(copy: &mut [u8], attrs: &RtpAttrs) {
+pub(super) fn patch_header(copy: &mut [u8], attrs: &RtpAttrs) {
     if let Some(header) = copy.get_mut(..12) {
         header[1] = u8::from(attrs.marker) << 7 | (attrs.payload_type & 0x7f);
         header[2..4].copy_from_slice(&attrs.seq.0.to_be_bytes());

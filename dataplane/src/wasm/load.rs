@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use super::abi::{self, ParamsError};
 use super::instance::{self, Instance};
+use super::offload::Runner;
 use super::stats::{Counters, WasmPluginStats};
 
 /// The smallest per-instance memory limit: one WebAssembly page.
@@ -255,6 +256,8 @@ impl Engine {
         if let Some(import) = module.imports().find(|import| !provided(import)) {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
+        let wants_rtcp = module.exports().any(|export| export.name() == abi::EXPORT_ON_RTCP);
+        let runner = matches!(spec.mode, PluginMode::Async(_)).then(|| Arc::new(Runner::new()));
         let shared = Shared {
             name: spec.name,
             origin: spec.origin,
@@ -268,12 +271,18 @@ impl Engine {
             memory_max_bytes: spec.memory_max_bytes,
             params,
             mode: spec.mode,
+            wants_rtcp,
+            runner,
             counters: Mutex::new(Vec::new()),
             serial: next_serial(),
         };
         // The probe: exactly what a worker does when it binds the plugin, so what fails there fails here first.
         Instance::new(&shared)?;
-        Ok(WasmPlugin { shared: Arc::new(shared) })
+        let shared = Arc::new(shared);
+        if let Some(runner) = &shared.runner {
+            runner.start(&shared).map_err(|e| LoadError::Instantiate(format!("starting its thread failed: {e}")))?;
+        }
+        Ok(WasmPlugin { shared })
     }
 }
 
@@ -349,6 +358,10 @@ pub(crate) struct Shared {
     pub(crate) params: String,
     /// Inline, or on its own thread.
     pub(crate) mode: PluginMode,
+    /// It exports `on_rtcp`.
+    pub(crate) wants_rtcp: bool,
+    /// Async mode: its thread (stopped when the plugin is dropped).
+    pub(crate) runner: Option<Arc<Runner>>,
     /// One entry per instance a worker made (its counters outlive it); appended off the hot path only.
     pub(crate) counters: Mutex<Vec<Arc<Counters>>>,
     /// Tells this plugin's instances apart in a worker's table.
@@ -358,6 +371,14 @@ pub(crate) struct Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared").field("name", &self.name).field("serial", &self.serial).finish()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(runner) = &self.runner {
+            runner.stop();
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`instance`]: one instance: its store, its entry points, a call with the fuel budget.
 //! - [`link`]: the chain member, the per-worker instance table, and [`register`] (a loaded plugin joins the
 //!   native registry, so chains name it in the config and the API like any plugin).
+//! - [`offload`]: async mode: the plugin's one instance on its own thread, the workers' bounded lanes to it and
+//!   back, and the chain member that hands it copies.
 //! - [`stats`]: per-instance counters and their sum.
 //!
-//! A loaded plugin takes the plugins' position in each chain (see [`crate::core::interceptor::plugin`]). Runs
+//! A loaded plugin (either mode) takes the plugins' position in each chain (see [`crate::core::interceptor::plugin`]). Runs
 //! with the engine's safe API only. Must never read the config (the control plane resolves it into
 //! [`WasmPluginSpec`]) and never give a module an import: ABI v1 modules reach nothing but their own memory.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@ pub mod abi;
 pub mod instance;
 pub mod link;
 pub mod load;
+pub mod offload;
 pub mod stats;
 
 pub use link::register;

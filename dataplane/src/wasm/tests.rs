@@ -394,3 +394,169 @@ fn inject_takes_rtp_packets_from_an_ingress_chain_only() {
     let stats = plugin.stats();
     assert_eq!((stats.injected, stats.emits_refused), (1, 3));
 }
+
+/// `spec` in async mode with a queue of `queue_packets` and `pass`.
+fn async_spec(name: &str, wat: &str, queue_packets: u32, pass: AsyncPass) -> WasmPluginSpec {
+    WasmPluginSpec { mode: PluginMode::Async(AsyncSettings { queue_packets, pass }), ..spec(name, wat) }
+}
+
+/// Installs this thread's late-packet waker: the receiver gets a message per wake-up.
+fn late_waker() -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    crate::core::interceptor::late::install_waker(std::sync::Arc::new(move || {
+        let _ = tx.lock().expect("sender").send(());
+    }));
+    rx
+}
+
+/// Waits (for the worker's wake-up, at most 5 s) until `n` late packets came back; their targets, scopes and bytes.
+fn late_packets(
+    woken: &std::sync::mpsc::Receiver<()>,
+    n: usize,
+) -> Vec<(crate::core::interceptor::late::LateTarget, Scope, u32, Vec<u8>)> {
+    use crate::core::interceptor::late;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < n {
+        late::take(usize::MAX, |p| got.push((p.target, p.scope, p.ssrc, p.bytes().to_vec())));
+        if got.len() >= n {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            woken.recv_timeout(left).is_ok() || late::has_ready(),
+            "only {} of {n} late packets came back",
+            got.len()
+        );
+    }
+    got
+}
+
+/// Waits (at most 5 s) until the plugin's counters, which its thread writes after it acts, say `done`.
+fn until(plugin: &WasmPlugin, what: &str, done: impl Fn(&WasmPluginStats) -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while !done(&plugin.stats()) {
+        assert!(Instant::now() < deadline, "{what}: {:?}", plugin.stats());
+        std::thread::yield_now();
+    }
+}
+
+/// Injects its packet back into its stream, and asks for a timer 1 ms on that sends a 4-byte RTCP "tick" to the
+/// publisher.
+const INJECTOR: &str = r#"(module
+  (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
+  (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+  (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "tick")
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param $stream i32) (param $flow i32) (param $ext_seq i64) (param $now i64) (result i32)
+    (drop (call $inject (i32.const 1024) (local.get $len)))
+    (call $set_timer (i64.add (local.get $now) (i64.const 1000)))
+    (i32.const 0))
+  (func (export "on_timer") (param $stream i32) (param $flow i32) (param $now i64)
+    (drop (call $to_publisher (i32.const 16) (i32.const 4)))))"#;
+
+#[test]
+fn an_async_plugin_gets_copies_on_its_thread_and_what_it_emits_comes_back_to_the_worker() {
+    use crate::core::interceptor::late::LateTarget;
+    let woken = late_waker();
+    let plugin = load(async_spec("injector", INJECTOR, 8, AsyncPass::Consume)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    let mut pkt = [0u8; 20];
+    pkt[0] = 0x80;
+    pkt[19] = 0xab;
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Consumed, "async_pass = consume");
+    assert!(outbox.is_empty(), "nothing is emitted inline");
+    let back = late_packets(&woken, 2);
+    let scope = Scope::Stream { stream: 3 };
+    assert_eq!((back[0].0, back[0].1, back[0].2), (LateTarget::Stream, scope, 1), "injected, tagged with its chain");
+    // The copy the plugin saw carries the header the chain's attributes give (PT 96, seq and SSRC patched in).
+    let now = Instant::now();
+    let mut expected = pkt;
+    super::link::patch_header(&mut expected, &attrs(now));
+    assert_eq!(back[0].3, expected);
+    assert_eq!((back[1].0, &back[1].3[..]), (LateTarget::Publisher, &b"tick"[..]), "its timer ran on its thread");
+    until(&plugin, "both emits counted", |stats| stats.emitted == 2);
+    let stats = plugin.stats();
+    assert_eq!((stats.instances, stats.async_queued, stats.calls, stats.injected, stats.emitted), (1, 1, 2, 1, 2));
+}
+
+#[test]
+fn a_full_queue_toward_an_async_plugin_drops_and_counts_and_the_worker_never_waits() {
+    // Spins through about a million instructions per call, so the queue of 2 fills at once.
+    let body = r#"(local $i i32) (local.set $i (i32.const 300000))
+        (loop $spin (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $spin (local.get $i))) (i32.const 0)"#;
+    let wat = module(body, "").replace("(param $now i64) (result i32)", "(param $now i64) (result i32) (local $i i32)");
+    let wat = wat.replace("(local $i i32) (local.set", "(local.set");
+    for pass in [AsyncPass::Forward, AsyncPass::Consume] {
+        let mut slow = async_spec("slow", &wat, 2, pass);
+        slow.fuel_per_call = MAX_FUEL_PER_CALL;
+        let plugin = load(slow).expect("loads");
+        let mut chain = chain_of(&plugin);
+        let mut outbox = Outbox::new(4, 1500);
+        let started = Instant::now();
+        let verdicts: Vec<Verdict> = (0..50).map(|_| run(&mut chain, &mut outbox, &[0x80u8; 20])).collect();
+        assert!(started.elapsed().as_millis() < 500, "the chain never waited for the plugin");
+        let stats = plugin.stats();
+        assert_eq!(stats.async_queued + stats.async_queue_full, 50, "{pass:?}: every packet counted once");
+        assert!(stats.async_queue_full >= 40, "{pass:?}: {} of 50 found the queue full", stats.async_queue_full);
+        let count = |verdict: Verdict| verdicts.iter().filter(|v| **v == verdict).count() as u64;
+        match pass {
+            AsyncPass::Forward => assert_eq!(count(Verdict::Continue), 50, "every packet goes on"),
+            AsyncPass::Consume => {
+                assert_eq!(count(Verdict::Consumed), stats.async_queued, "a queued packet is consumed");
+                assert_eq!(count(Verdict::Drop(DropReason::Plugin)), stats.async_queue_full, "the rest dropped");
+            }
+        }
+        until(&plugin, "every queued copy called", |now| now.calls == stats.async_queued);
+    }
+}
+
+#[test]
+fn an_async_plugin_that_traps_takes_the_failure_path_on_every_worker_reported_once() {
+    let body = "unreachable";
+    for (path, after) in
+        [(FailurePath::Forward, Verdict::Continue), (FailurePath::Drop, Verdict::Drop(DropReason::Plugin))]
+    {
+        let mut trapping = async_spec("trap_async", &module(body, ""), 8, AsyncPass::Consume);
+        trapping.on_failure = path;
+        let plugin = load(trapping).expect("loads");
+        let mut chain = chain_of(&plugin);
+        let mut outbox = Outbox::new(4, 1500);
+        assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 20]), Verdict::Consumed, "handed over before the fault");
+        until(&plugin, "the trap disabled the instance", |stats| stats.disabled == 1);
+        let verdicts: Vec<Verdict> = (0..3).map(|_| run(&mut chain, &mut outbox, &[0x80u8; 20])).collect();
+        assert_eq!(verdicts, [after; 3], "{path:?}");
+        assert_eq!(outbox.take_plugin_failures(), 1, "reported once");
+        let stats = plugin.stats();
+        assert_eq!((stats.calls, stats.traps, stats.disabled, stats.failure_path), (1, 1, 1, 3), "{path:?}");
+    }
+}
+
+#[test]
+fn an_async_plugins_thread_stops_when_the_plugin_is_dropped() {
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .filter(|task| {
+                let comm = task.as_ref().ok().and_then(|t| std::fs::read_to_string(t.path().join("comm")).ok());
+                comm.is_some_and(|name| name.trim() == "plugin-gone")
+            })
+            .count()
+    };
+    let plugin = load(async_spec("gone", &module("(i32.const 0)", ""), 4, AsyncPass::Forward)).expect("loads");
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while threads() != 1 {
+        assert!(Instant::now() < deadline, "its thread started");
+        std::thread::yield_now();
+    }
+    drop(plugin);
+    while threads() != 0 {
+        assert!(Instant::now() < deadline, "its thread stopped");
+        std::thread::yield_now();
+    }
+}

@@ -7,7 +7,8 @@
 //! chain, then on to the publisher if it asks for something no bound interceptor answers), resolving every
 //! [`Target`] in the outbox to an address and a socket, building retransmissions (with RTX when
 //! negotiated), fanning out packets plugins injected into their stream (through each subscription's rewrite and
-//! egress chain, never the stream's ingress chain), and the timer sweep. Must never allocate: the outbox and the
+//! egress chain, never the stream's ingress chain), emitting what async plugins send back later ([`Forwarder::on_late`],
+//! checked against the chain's scope as a call's emits are), and the timer sweep. Must never allocate: the outbox and the
 //! scratch buffers are reserved, and the sweep walks the slabs by index up to the highest index used (not their
 //! reserved capacity).
 
@@ -21,7 +22,8 @@ use crate::core::event::WorkerEventKind;
 use crate::core::feedback::{source_feedback, translate_feedback};
 use crate::core::interceptor::builtin::wire_compound::{write_feedback_compound, Cname};
 use crate::core::interceptor::builtin::wire_feedback::write_pli;
-use crate::core::interceptor::{copy_of, Chain, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
+use crate::core::interceptor::late::{LatePacket, LateTarget};
+use crate::core::interceptor::{copy_of, Chain, Context, InterceptorKind, RtcpFrom, RtpAttrs, Scope, Target, Verdict};
 use crate::core::packet::{RtcpCompound, RtpView};
 use crate::core::table::{has_destination, SourceState, Table};
 use crate::core::transmit::Transmits;
@@ -242,6 +244,40 @@ impl Forwarder {
         self.counters.injected += 1;
         let _ = self.fan_out_rtp(now, stream, &attrs, pkt, out, Copies::Assembled);
         true
+    }
+
+    /// Emits `packet`, which an async plugin's thread sent back, as the chain of its scope would have emitted it from
+    /// a call at `now` (the same rules: an egress chain sends only to its own subscriber, only an ingress chain
+    /// retransmits or injects). Refused (counted as an emit refused) when the scope's stream or subscription is gone,
+    /// or its slot now holds another stream than the one whose packet the plugin was handed.
+    pub fn on_late(&mut self, now: Instant, packet: &LatePacket, out: &mut Transmits) {
+        // No datagram is being processed: late packets only send copies.
+        out.begin(0);
+        let stream = packet.scope.stream();
+        let same_stream = self.table.streams.get(stream as usize).is_some_and(|entry| entry.ssrc == packet.ssrc);
+        let same_scope = match packet.scope {
+            Scope::Stream { .. } => true,
+            Scope::Subscription { flow, .. } => {
+                self.table.subscriptions.get(flow as usize).is_some_and(|sub| sub.stream == stream)
+            }
+        };
+        if !same_stream || !same_scope {
+            self.counters.interceptor_emit_refused += 1;
+            return;
+        }
+        let mut wake = None;
+        let mut ctx = Context::new(now, packet.scope, &mut self.outbox, &mut wake);
+        let bytes = packet.bytes();
+        let queued = match packet.target {
+            LateTarget::Publisher => ctx.send_rtcp_to_publisher(copy_of(bytes)),
+            LateTarget::Subscriber(flow) => ctx.send_to_subscriber(flow, copy_of(bytes)),
+            LateTarget::Retransmit(flow) => ctx.retransmit(flow, bytes),
+            LateTarget::Stream => ctx.inject(bytes),
+        };
+        if !queued {
+            self.counters.interceptor_emit_refused += 1;
+        }
+        self.drain_outbox(now, out);
     }
 
     /// The earliest time a chain asked to be woken at (may be earlier than needed, never later). The

@@ -55,6 +55,7 @@ pub mod builtin;
 pub mod chain;
 pub mod context;
 pub mod kind;
+pub mod late;
 pub mod plugin;
 pub mod snapshot;
 pub mod spec;
