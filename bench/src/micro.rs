@@ -248,6 +248,8 @@ type Once<'a> = Box<dyn FnMut(u64) -> Result<(Duration, Vec<Sanity>), MicroError
 pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
     check_range("packets", options.packets, MIN_PACKETS, MAX_PACKETS)?;
     check_range("reps", options.reps as u64, 1, MAX_REPS as u64)?;
+    // Loaded before pinning: the async plugin's thread must not share the bench thread's core.
+    let (plugins, wasm_plugins) = plugins::registry()?;
     let pinned_core = if options.pin { pin() } else { None };
     let t0 = Instant::now();
     let mut config = Interceptors::default();
@@ -255,7 +257,6 @@ pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
     config.rate_limit.max_packets_per_second = (PACKETS_PER_SECOND * 8 / 10) as u32;
     config.rate_limit.max_bits_per_second = 10_000_000;
     let config = &config;
-    let (plugins, _wasm) = plugins::registry()?;
     let plugins = &plugins;
 
     let mut jobs: Vec<(&'static str, &'static str, Option<&'static str>, Once<'_>)> = Vec::new();
@@ -313,6 +314,16 @@ pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
         }
     }
     drop(jobs);
+    for plugin in wasm_plugins.iter().filter(|p| matches!(p.mode(), ringfwd_dataplane::wasm::PluginMode::Async(_))) {
+        let stats = plugin.stats();
+        eprintln!(
+            "{}: {} copies handed to its thread, {} found its queue full, {} calls there",
+            plugin.name(),
+            stats.async_queued,
+            stats.async_queue_full,
+            stats.calls
+        );
+    }
     let medians: Vec<(String, f64)> = rows.iter().map(|r| (r.name.clone(), crate::report::median(&r.raw_ns))).collect();
     for row in &mut rows {
         if let Some(base) = medians.iter().find(|(name, _)| Some(name) == row.baseline.as_ref()) {

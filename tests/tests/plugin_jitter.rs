@@ -1,7 +1,9 @@
 //! The C example `plugins/examples/jitter.c`, a delay and reorder buffer built on the `inject` import, loaded from
-//! the config by the plain `ringfwd` binary: a publisher sends a paced burst whose sequence numbers are shuffled
-//! (adjacent pairs swapped); the subscriber receives every packet exactly once, byte for byte what was sent under the
-//! header its subscription rewrites, in increasing sequence order, each no sooner than `delay_ms` after it was sent.
+//! the config by the plain `ringfwd` binary, in sync mode (inline on the worker) and in async mode (on its own thread,
+//! `async_pass = "consume"`): a publisher sends a paced burst whose sequence numbers are shuffled (adjacent pairs
+//! swapped); the subscriber receives every packet exactly once, byte for byte what was sent under the header its
+//! subscription rewrites, in increasing sequence order, each no sooner than `delay_ms` after it was sent. In async
+//! mode the plugin's thread runs on the control plane's cores, never on the worker's.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,12 +24,52 @@ fn packet(seq: u16) -> Vec<u8> {
 
 #[test]
 fn the_c_jitter_buffer_delivers_a_shuffled_burst_once_in_order_after_its_delay() {
-    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    shuffled_burst_comes_out_in_order("");
+}
+
+#[test]
+fn the_c_jitter_buffer_in_async_mode_does_the_same_from_its_own_thread() {
+    let daemon = shuffled_burst_comes_out_in_order("mode = \"async\"\nasync_pass = \"consume\"\n");
+    let Some(daemon) = daemon else { return };
+    let info = Api::dev(&daemon).node();
+    let plugin = info.plugins.iter().find(|p| p.name == "jitter").expect("listed");
+    assert_eq!(plugin.mode, "async");
+    let counter = |name: &str| plugin.counters.get(name).copied().unwrap_or_default();
+    assert_eq!((counter("async_queued"), counter("async_queue_full")), (u64::from(COUNT), 0), "{:?}", plugin.counters);
+    assert_eq!((counter("instances"), counter("injected")), (1, u64::from(COUNT)), "one instance, on its thread");
+    // Its thread: allowed on the control plane's cores (the main thread's), none of them the worker's.
+    let allowed = |task: &str| -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/task/{task}/status", daemon.pid())).expect("status");
+        let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).expect("Cpus_allowed_list");
+        line.split(':').nth(1).unwrap_or_default().trim().to_owned()
+    };
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).expect("tasks");
+    let thread = tasks
+        .filter_map(Result::ok)
+        .map(|task| task.file_name().to_string_lossy().into_owned())
+        .find(|task| {
+            let comm = std::fs::read_to_string(format!("/proc/{}/task/{task}/comm", daemon.pid())).unwrap_or_default();
+            comm.trim() == "plugin-jitter"
+        })
+        .expect("the plugin's thread, named plugin-jitter");
+    let main = allowed(&daemon.pid().to_string());
+    assert_eq!(allowed(&thread), main, "the plugin's thread runs where the control plane does");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(!main.split(',').any(|part| part == "0" || part.starts_with("0-")), "not on worker core 0: {main}");
+    }
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+}
+
+/// Runs the burst through a daemon whose `[[plugins]]` entry for the jitter buffer has `mode_keys` too; the daemon,
+/// still running, for more checks (`None` when the C examples cannot be built here).
+fn shuffled_burst_comes_out_in_order(mode_keys: &str) -> Option<Daemon> {
+    let modules = ringfwd_tests::wasm::build_c_examples()?;
     let jitter = modules.path().join("jitter.wasm");
     let config = format!(
         "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"jitter\"\npath \
-         = \"{}\"\nchains = [\"ingress\"]\n[plugins.params]\ndelay_ms = \"{DELAY_MS}\"\n[interceptors]\ningress = \
-         [\"jitter\"]\negress = []\n",
+         = \"{}\"\nchains = [\"ingress\"]\n{mode_keys}[plugins.params]\ndelay_ms = \"{DELAY_MS}\"\n[interceptors]\n\
+         ingress = [\"jitter\"]\negress = []\n",
         jitter.display()
     );
     let daemon = Daemon::start(&config);
@@ -84,7 +126,7 @@ fn the_c_jitter_buffer_delivers_a_shuffled_burst_once_in_order_after_its_delay()
         consumed >= u64::from(COUNT)
     });
     assert_eq!(consumed, u64::from(COUNT), "every packet injected once");
-    let exit = daemon.stop();
-    assert!(exit.success, "{}", exit.stderr);
-    assert_eq!(exit.total("consumed_by_interceptor"), u64::from(COUNT), "the originals went no further");
+    let originals = worker_total(&api.node(), "consumed_by_interceptor");
+    assert_eq!(originals, u64::from(COUNT), "the originals went no further");
+    Some(daemon)
 }

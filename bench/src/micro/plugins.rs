@@ -1,9 +1,12 @@
 //! The plugins the microbenchmark's plugin rows run: a native no-op, a WebAssembly no-op, a WebAssembly
 //! per-stream packet-rate throttle (the algorithm of `plugins/examples/throttle.c`, written in WAT so the bench
-//! needs no C compiler), and a WebAssembly plugin that rewrites every packet 4 bytes longer (the host's side of a
-//! rewrite: the packet read back out of the plugin's memory, checked, its attributes read again).
+//! needs no C compiler), a WebAssembly plugin that rewrites every packet 4 bytes longer (the host's side of a
+//! rewrite: the packet read back out of the plugin's memory, checked, its attributes read again), and the
+//! WebAssembly no-op in async mode (`async_pass = forward`: the worker's cost is copying the packet into a free box
+//! of its queue and waking the plugin's thread if it sleeps; the calls run on that thread, which the bench process
+//! started before it pinned itself).
 //!
-//! Owns [`registry`] (the four, registered as the daemon registers them) and the row table. Must never time
+//! Owns [`registry`] (the five, registered as the daemon registers them) and the row table. Must never time
 //! anything itself: rows.rs's loops do.
 
 use ringfwd_dataplane::control::Plugins;
@@ -56,18 +59,22 @@ fn wasm_throttle(max_pps: u64) -> String {
 }
 
 /// The plugin rows: name, plugin, whether the workload makes it drop.
-pub(super) const ROWS: [(&str, &str, bool); 4] = [
+pub(super) const ROWS: [(&str, &str, bool); 5] = [
     ("plugin_native_noop", "native_noop", false),
     ("plugin_wasm_noop", "wasm_noop", false),
     ("plugin_wasm_throttle", "wasm_throttle", true),
     ("plugin_wasm_rewrite", "wasm_grow", false),
+    ("plugin_wasm_async", "wasm_async", false),
 ];
 
-/// The four plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
+/// The async row's queue: copies the bench thread may hand the plugin's thread ahead of it.
+const ASYNC_QUEUE_PACKETS: u32 = 4096;
+
+/// The five plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
 pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
     let broken = |e: String| MicroError::Template { message: e };
     let engine = Engine::new().map_err(broken)?;
-    let load = |name: &str, wat: String| {
+    let load = |name: &str, wat: String, mode: wasm::PluginMode| {
         let spec = WasmPluginSpec {
             name: name.into(),
             module: wat.into_bytes(),
@@ -78,15 +85,18 @@ pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
             fuel_per_call: wasm::DEFAULT_FUEL_PER_CALL,
             memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
             params: Default::default(),
-            mode: wasm::PluginMode::Sync,
+            mode,
         };
         engine.load(spec).map_err(|e| broken(format!("{name}: {e}")))
     };
     // 80 % of the stream's packet rate, as the rate_limit row: it drops the rest of each second.
+    let sync = wasm::PluginMode::Sync;
+    let forward = wasm::AsyncSettings { queue_packets: ASYNC_QUEUE_PACKETS, pass: wasm::AsyncPass::Forward };
     let loaded = vec![
-        load("wasm_noop", WASM_NOOP.into())?,
-        load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10))?,
-        load("wasm_grow", WASM_GROW.into())?,
+        load("wasm_noop", WASM_NOOP.into(), sync)?,
+        load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10), sync)?,
+        load("wasm_grow", WASM_GROW.into(), sync)?,
+        load("wasm_async", WASM_NOOP.into(), wasm::PluginMode::Async(forward))?,
     ];
     let mut plugins =
         Plugins::none().with_ingress("native_noop", |_| Box::new(NativeNoop)).map_err(|e| broken(e.to_string()))?;

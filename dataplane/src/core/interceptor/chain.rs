@@ -67,6 +67,40 @@ fn call(link: &mut Link, run: impl FnOnce() -> Verdict) -> (Verdict, Option<Plug
     }
 }
 
+/// One member's call through [`call`]: `run` gets a context at `now` for `scope` with the member's timer slot `wake`
+/// (allowed to rewrite the RTP packet of attributes `rewrite.0` in an ingress chain or not, when given); the timer it
+/// asks for joins `earliest`, and a panic is noted in the outbox. Its verdict, and whether it panicked.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn call_member(
+    link: &mut Link,
+    wake: &mut Option<Instant>,
+    earliest: &mut Option<Instant>,
+    now: Instant,
+    scope: Scope,
+    outbox: &mut Outbox,
+    rewrite: Option<(&RtpAttrs, bool)>,
+    run: impl FnOnce(&mut Context<'_>) -> Verdict,
+) -> (Verdict, bool) {
+    let mut scheduled = None;
+    let (verdict, panicked) = call(link, || {
+        let mut ctx = Context::new(now, scope, outbox, wake);
+        if let Some((attrs, ingress)) = rewrite {
+            ctx.allow_rewrite(attrs, ingress);
+        }
+        let verdict = run(&mut ctx);
+        scheduled = ctx.scheduled();
+        verdict
+    });
+    if let Some(plugin) = panicked {
+        outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
+    }
+    if let Some(at) = scheduled {
+        *earliest = Some(earliest.map_or(at, |earliest| earliest.min(at)));
+    }
+    (verdict, panicked.is_some())
+}
+
 impl Chain {
     /// A chain of `members`, which must already be in the documented order (the factory builds them so).
     pub fn new(members: Vec<(Link, Box<dyn Interceptor>)>) -> Chain {
@@ -124,23 +158,12 @@ impl Chain {
                 (Some(buffer), Some((len, rewritten_attrs))) => (&buffer[..*len], rewritten_attrs),
                 _ => (pkt, attrs),
             };
-            let may_rewrite = matches!(link, Link::Plugin { .. });
-            let mut scheduled = None;
-            let (answer, panicked) = call(link, || {
-                let mut ctx = Context::new(now, scope, outbox, wake);
-                if may_rewrite {
-                    ctx.allow_rewrite(current_attrs, ingress);
-                }
-                let answer = member.on_rtp(current, current_attrs, &mut ctx);
-                scheduled = ctx.scheduled();
-                answer
+            let rewrite = matches!(link, Link::Plugin { .. }).then_some((current_attrs, ingress));
+            let (answer, panicked) = call_member(link, wake, &mut self.earliest, now, scope, outbox, rewrite, |ctx| {
+                member.on_rtp(current, current_attrs, ctx)
             });
-            if let Some(plugin) = panicked {
+            if panicked {
                 outbox.clear_staged();
-                outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
-            }
-            if let Some(at) = scheduled {
-                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
             }
             if answer != Verdict::Continue {
                 verdict = answer;
@@ -210,19 +233,9 @@ impl Chain {
         mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
     ) -> Verdict {
         for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
-            let mut scheduled = None;
-            let (verdict, panicked) = call(link, || {
-                let mut ctx = Context::new(now, scope, outbox, wake);
-                let verdict = on_packet(member.as_mut(), &mut ctx);
-                scheduled = ctx.scheduled();
-                verdict
+            let (verdict, _) = call_member(link, wake, &mut self.earliest, now, scope, outbox, None, |ctx| {
+                on_packet(member.as_mut(), ctx)
             });
-            if let Some(plugin) = panicked {
-                outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
-            }
-            if let Some(at) = scheduled {
-                self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
-            }
             if verdict != Verdict::Continue {
                 return verdict;
             }
@@ -236,14 +249,11 @@ impl Chain {
         for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
             if wake.is_some_and(|at| at <= now) {
                 *wake = None;
-                let (_, panicked) = call(link, || {
-                    let mut ctx = Context::new(now, scope, outbox, wake);
-                    member.on_timer(&mut ctx);
+                // The chain's earliest is worked out again below, from every member's timer.
+                call_member(link, wake, &mut self.earliest, now, scope, outbox, None, |ctx| {
+                    member.on_timer(ctx);
                     Verdict::Continue
                 });
-                if let Some(plugin) = panicked {
-                    outbox.note_plugin_failure(scope, plugin, PluginFault::Panic);
-                }
             }
         }
         self.earliest = self.wakes.iter().flatten().min().copied();
