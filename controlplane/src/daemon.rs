@@ -229,7 +229,8 @@ pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), D
             }
         })
         .build()?;
-    let started = Started { store, taking, inherited, chains, plugins: crate::plugins::live(loaded.clone()) };
+    let live = crate::plugins::live(loaded.clone());
+    let started = Started { store, taking, inherited, chains, plugins: Arc::clone(&live) };
     let result = runtime.block_on(control(&config, &dataplane, &paths, tls, started));
     // The workers stop reading, finish what they received and publish their last numbering.
     let workers = dataplane.workers().to_vec();
@@ -250,6 +251,12 @@ pub fn run_with(config: Config, start: Start, plugins: &Plugins) -> Result<(), D
         Err(e) => Err(e),
     };
     println!("{}", report::final_line(&final_counters));
+    // Each WebAssembly plugin's last counters, one line each (what `ringfwd ctl plugin list` showed last).
+    for plugin in &crate::plugins::current(&live).wasm {
+        let counters: Vec<String> =
+            plugin.stats().named().iter().map(|(name, value)| format!("{name}={value}")).collect();
+        println!("ringfwd: plugin {}: {}", plugin.name(), counters.join(" "));
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
