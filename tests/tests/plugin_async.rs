@@ -4,6 +4,10 @@
 //! too. The worker never waits for the plugin: the second stream's subscriber receives every packet, byte for byte;
 //! the copies that found the queue full are counted (the plugin's `async_queue_full`, its Prometheus family, the
 //! worker's `drop_plugin`), and every packet is counted exactly once as queued or dropped.
+//!
+//! Loaded over the API in async mode (`LoadPlugin` with `mode = "async"`), a plugin that injects each copy back into
+//! its stream is attached to a live stream: its subscriber receives every packet, byte for byte, from the plugin's
+//! thread; detached and unloaded, the thread is gone from the process and the stream goes on untouched.
 
 use std::time::Duration;
 
@@ -27,6 +31,25 @@ const SLOW: &str = r#"(module
     (local.set $i (i32.const 1000000))
     (loop $spin (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $spin (local.get $i)))
     (i32.const 0)))"#;
+
+/// Injects each copy it is handed back into its stream, unchanged.
+const ECHO: &str = r#"(module
+  (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
+    (drop (call $inject (i32.const 1024) (local.get $len)))
+    (i32.const 0)))"#;
+
+/// The daemon's threads called `name`.
+fn threads_named(daemon: &Daemon, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).expect("tasks");
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+        .count()
+}
 
 fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
     rtp_packet(ssrc, seq, u32::from(seq) * 3000, 96, false, &[seq as u8; 160])
@@ -94,6 +117,66 @@ fn a_full_async_queue_drops_and_counts_while_the_worker_forwards_the_rest_withou
     let metrics = daemon.metrics.expect("the daemon serves metrics");
     let family = sample(metrics, "ringfwd_plugin_async_queue_full_total", &[("plugin", "slow")]);
     assert_eq!(family, Some(full as f64));
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+}
+
+#[test]
+fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
+    let daemon = Daemon::start("[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n");
+    let api = Api::dev(&daemon);
+    let load = v1::LoadPluginRequest {
+        name: "echo".into(),
+        module: Some(v1::load_plugin_request::Module::ModuleBytes(ECHO.as_bytes().to_vec())),
+        chains: vec!["ingress".into()],
+        mode: "async".into(),
+        async_pass: "consume".into(),
+        ..Default::default()
+    };
+    api.load_plugin(load).expect("loaded in async mode");
+    assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-echo") == 1), "its thread runs");
+    api.session("s").expect("session");
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    let mut stream = video_stream("s", "v", "pub", SLOW_SSRC);
+    stream.interceptors = Some(v1::InterceptorChain { names: vec!["echo".into()] });
+    api.create_stream(stream).expect("a stream through the plugin");
+    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "a", "v", "sub", SLOW_SSRC)).expect("subscription");
+
+    // The next RTP packet the subscriber receives (RTCP skipped), within 5 s.
+    let next_rtp = || -> Option<Vec<u8>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let datagram = subscriber.recv(1, left).into_iter().next()?;
+            if !(200..=204).contains(&datagram[1]) {
+                return Some(datagram);
+            }
+        }
+    };
+    for seq in 0..50 {
+        publisher.send(&packet(SLOW_SSRC, seq), daemon.media[0]);
+        assert_eq!(next_rtp(), Some(packet(SLOW_SSRC, seq)), "packet {seq} came back from the plugin's thread, unchanged");
+    }
+    let info = api.node();
+    let plugin = info.plugins.iter().find(|p| p.name == "echo").expect("listed");
+    assert_eq!((plugin.mode.as_str(), plugin.async_pass.as_str()), ("async", "consume"));
+    assert_eq!(plugin.counters.get("injected"), Some(&50), "{:?}", plugin.counters);
+
+    let detach = v1::UpdateStreamRequest {
+        session_id: "s".into(),
+        stream_id: "v".into(),
+        interceptors: Some(v1::InterceptorChain { names: Vec::new() }),
+        ..Default::default()
+    };
+    api.update_stream(detach).expect("detached");
+    api.unload_plugin(v1::UnloadPluginRequest { name: "echo".into() }).expect("unloaded");
+    assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-echo") == 0), "its thread stopped");
+    for seq in 50..60 {
+        publisher.send(&packet(SLOW_SSRC, seq), daemon.media[0]);
+        assert_eq!(next_rtp(), Some(packet(SLOW_SSRC, seq)), "packet {seq} forwarded without the plugin");
+    }
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
 }
