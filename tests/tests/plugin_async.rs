@@ -157,7 +157,11 @@ fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
     };
     for seq in 0..50 {
         publisher.send(&packet(SLOW_SSRC, seq), daemon.media[0]);
-        assert_eq!(next_rtp(), Some(packet(SLOW_SSRC, seq)), "packet {seq} came back from the plugin's thread, unchanged");
+        assert_eq!(
+            next_rtp(),
+            Some(packet(SLOW_SSRC, seq)),
+            "packet {seq} came back from the plugin's thread, unchanged"
+        );
     }
     let info = api.node();
     let plugin = info.plugins.iter().find(|p| p.name == "echo").expect("listed");
