@@ -13,7 +13,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use ringfwd_dataplane::control::Plugins;
-use ringfwd_dataplane::wasm::{self, Engine, FailurePath, LoadError, WasmPlugin, WasmPluginSpec, WasmPluginStats};
+use ringfwd_dataplane::wasm::{
+    self, AsyncPass, AsyncSettings, Engine, FailurePath, LoadError, PluginMode, WasmPlugin, WasmPluginSpec,
+    WasmPluginStats,
+};
 use ringfwd_proto::v1;
 use ringfwd_tuning::{ChainSide, Config, ConfigError, PluginConfig};
 
@@ -132,6 +135,19 @@ impl Loaded {
             memory_max_bytes,
             counters: plugin.stats().named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
             source: source.into(),
+            mode: match plugin.mode() {
+                PluginMode::Sync => "sync".into(),
+                PluginMode::Async(_) => "async".into(),
+            },
+            async_queue_packets: match plugin.mode() {
+                PluginMode::Sync => 0,
+                PluginMode::Async(settings) => settings.queue_packets,
+            },
+            async_pass: match plugin.mode() {
+                PluginMode::Sync => String::new(),
+                PluginMode::Async(AsyncSettings { pass: AsyncPass::Forward, .. }) => "forward".into(),
+                PluginMode::Async(AsyncSettings { pass: AsyncPass::Consume, .. }) => "consume".into(),
+            },
         }
     }
 }
@@ -152,7 +168,7 @@ fn spec(plugin: &PluginConfig, module: Vec<u8>, origin: String) -> WasmPluginSpe
         fuel_per_call: plugin.fuel_per_call,
         memory_max_bytes: plugin.memory_max_bytes,
         params: plugin.params.clone(),
-        mode: wasm::PluginMode::Sync,
+        mode: plugin.plugin_mode(),
     }
 }
 
@@ -165,7 +181,7 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 11] = [
+const FAMILIES: [Family; 14] = [
     ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
@@ -179,6 +195,17 @@ const FAMILIES: [Family; 11] = [
     ("ringfwd_plugin_emits_refused_total", "Packets the plugins emitted that were refused.", |s| s.emits_refused),
     ("ringfwd_plugin_rewrites_total", "Packets the plugins rewrote (passed on rewritten).", |s| s.rewrites),
     ("ringfwd_plugin_injected_total", "Packets the plugins injected into their stream.", |s| s.injected),
+    ("ringfwd_plugin_async_queued_total", "Copies the workers queued for an async plugin's thread.", |s| {
+        s.async_queued
+    }),
+    ("ringfwd_plugin_async_queue_full_total", "Copies an async plugin's full queue refused (dropped).", |s| {
+        s.async_queue_full
+    }),
+    (
+        "ringfwd_plugin_async_returns_dropped_total",
+        "Packets an async plugin emitted that found its return queue full.",
+        |s| s.async_returns_dropped,
+    ),
 ];
 
 impl ExportMetrics for PluginMetrics {

@@ -242,6 +242,11 @@ fn configs() -> Vec<Seed> {
                    on_failure = \"drop\"\nfuel_per_call = 100000\nmemory_max_bytes = 65536\n[plugins.params]\n\
                    max_pps = \"50\"\n[interceptors]\ningress = [\"stats\", \"throttle\"]\n";
     seeds.push(("plugins.toml".to_owned(), plugins.as_bytes().to_vec()));
+    let async_plugin =
+        "[[plugins]]\nname = \"jitter\"\npath = \"/opt/ringfwd/plugins/jitter.wasm\"\nchains = [\"ingress\"]\n\
+                        mode = \"async\"\nasync_queue_packets = 1024\nasync_pass = \"consume\"\n[plugins.params]\n\
+                        delay_ms = \"40\"\n[interceptors]\ningress = [\"stats\", \"jitter\"]\n";
+    seeds.push(("plugins-async.toml".to_owned(), async_plugin.as_bytes().to_vec()));
     seeds
 }
 

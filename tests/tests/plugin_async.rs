@@ -8,11 +8,15 @@
 //! Loaded over the API in async mode (`LoadPlugin` with `mode = "async"`), a plugin that injects each copy back into
 //! its stream is attached to a live stream: its subscriber receives every packet, byte for byte, from the plugin's
 //! thread; detached and unloaded, the thread is gone from the process and the stream goes on untouched.
+//! `ringfwd ctl plugin load --mode async` does the same (its flags, `plugin list`'s MODE column, the JSON fields),
+//! and refuses an async flag without `--mode async`, naming it.
 
 use std::time::Duration;
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::api::{
+    ctl, ctl_ok, dev_token, endpoint, parse_json, subscription, video_stream, wait_until, worker_total, Api,
+};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtp_packet, Peer};
 use ringfwd_tests::scrape::sample;
@@ -181,6 +185,41 @@ fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
         publisher.send(&packet(SLOW_SSRC, seq), daemon.media[0]);
         assert_eq!(next_rtp(), Some(packet(SLOW_SSRC, seq)), "packet {seq} forwarded without the plugin");
     }
+
+    // The same through `ringfwd ctl`: the async flags, the MODE column, the JSON fields, and an async flag without
+    // `--mode async` refused, naming it.
+    let token = dev_token(&daemon);
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("echo.wat");
+    std::fs::write(&file, ECHO).expect("written");
+    let file = file.to_str().expect("a UTF-8 path");
+    let refused =
+        ctl(&daemon, &token, &["plugin", "load", "--name", "late", "--module-file", file, "--async-pass", "consume"]);
+    assert!(!refused.success && refused.stderr.contains("async_pass"), "{refused:?}");
+    let loaded = parse_json(&ctl_ok(
+        &daemon,
+        &token,
+        &[
+            "--json",
+            "plugin",
+            "load",
+            "--name",
+            "late",
+            "--module-file",
+            file,
+            "--mode",
+            "async",
+            "--async-queue-packets",
+            "8",
+        ],
+    ));
+    assert_eq!((loaded["mode"].as_str(), loaded["asyncPass"].as_str()), (Some("async"), Some("forward")), "{loaded}");
+    assert_eq!(loaded["asyncQueuePackets"], 8, "{loaded}");
+    let table = ctl_ok(&daemon, &token, &["plugin", "list"]);
+    assert!(table.contains("async/forward q8"), "{table}");
+    assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-late") == 1), "its thread runs");
+    ctl_ok(&daemon, &token, &["plugin", "unload", "late"]);
+    assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-late") == 0), "its thread stopped");
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
 }

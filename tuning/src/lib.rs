@@ -50,7 +50,9 @@ pub use interceptors::{
 };
 pub use metrics::Metrics;
 pub use placement::{check_pool_fits, read_topology, Placement, Topology, WorkerCores};
-pub use plugins::{check_plugin, check_plugin_path, validate_plugins, OnFailure, PluginChain, PluginConfig};
+pub use plugins::{
+    check_plugin, check_plugin_path, validate_plugins, AsyncPassMode, OnFailure, PluginChain, PluginConfig, RunMode,
+};
 pub use schema::{
     Config, Control, Driver, EndpointSpec, Idle, IdleStrategy, Limits, Media, MediaKind, Pool, SessionSpec, StreamSpec,
     SubscriptionSpec,

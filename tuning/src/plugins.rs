@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ringfwd_dataplane::control::{check_plugin_name, MAX_PLUGINS};
-use ringfwd_dataplane::wasm::{abi, check_limits, FailurePath, LimitError};
+use ringfwd_dataplane::wasm::{
+    abi, check_async, check_limits, AsyncPass, AsyncSettings, FailurePath, LimitError, PluginMode,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::defaults;
@@ -58,6 +60,39 @@ impl From<OnFailure> for FailurePath {
     }
 }
 
+/// How a plugin runs: `mode = "sync"` (the default) or `"async"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Inline on each worker, in the chain: its verdict decides the packet's fate, it may rewrite the packet.
+    #[default]
+    Sync,
+    /// One instance on its own thread, off the worker cores: the chain hands it copies through a bounded queue per
+    /// worker and goes on; what it emits comes back to the worker later.
+    Async,
+}
+
+/// What an async plugin's chain does with a packet once its copy is queued: `async_pass = "forward"` (the default)
+/// or `"consume"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsyncPassMode {
+    /// The packet goes on through the chain; the plugin watches and may add packets later.
+    #[default]
+    Forward,
+    /// The packet stops at the plugin, which re-emits what it means to; a full queue drops it (reason `plugin`).
+    Consume,
+}
+
+impl From<AsyncPassMode> for AsyncPass {
+    fn from(pass: AsyncPassMode) -> AsyncPass {
+        match pass {
+            AsyncPassMode::Forward => AsyncPass::Forward,
+            AsyncPassMode::Consume => AsyncPass::Consume,
+        }
+    }
+}
+
 /// `[[plugins]]`: one WebAssembly plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -77,6 +112,13 @@ pub struct PluginConfig {
     pub memory_max_bytes: u64,
     /// Parameters handed to its `ringfwd_init` as `key=value` lines.
     pub params: BTreeMap<String, String>,
+    /// Inline on the workers (`sync`) or on its own thread (`async`).
+    pub mode: RunMode,
+    /// Async only: packets each of its queues holds per worker (default
+    /// [`ringfwd_dataplane::wasm::DEFAULT_ASYNC_QUEUE_PACKETS`]).
+    pub async_queue_packets: Option<u32>,
+    /// Async only: what the chain does with a packet once its copy is queued (default `forward`).
+    pub async_pass: Option<AsyncPassMode>,
 }
 
 impl Default for PluginConfig {
@@ -89,6 +131,9 @@ impl Default for PluginConfig {
             fuel_per_call: defaults::PLUGIN_FUEL_PER_CALL,
             memory_max_bytes: defaults::PLUGIN_MEMORY_MAX_BYTES,
             params: BTreeMap::new(),
+            mode: RunMode::default(),
+            async_queue_packets: None,
+            async_pass: None,
         }
     }
 }
@@ -97,6 +142,20 @@ impl PluginConfig {
     /// True if it may join chains of `side`.
     pub fn runs_on(&self, side: ChainSide) -> bool {
         self.chains.iter().any(|chain| chain.side() == side)
+    }
+
+    /// How it runs, as the data plane takes it (the async keys' defaults filled in).
+    pub fn plugin_mode(&self) -> PluginMode {
+        match self.mode {
+            RunMode::Sync => PluginMode::Sync,
+            RunMode::Async => {
+                let defaults = AsyncSettings::default();
+                PluginMode::Async(AsyncSettings {
+                    queue_packets: self.async_queue_packets.unwrap_or(defaults.queue_packets),
+                    pass: self.async_pass.map_or(defaults.pass, AsyncPass::from),
+                })
+            }
+        }
     }
 }
 
@@ -119,7 +178,7 @@ pub fn validate_plugins(plugins: &[PluginConfig]) -> Result<(), ConfigError> {
 
 /// One plugin's settings, the rules every plugin passes wherever it comes from (the config's `[[plugins]]`, the
 /// API's `LoadPlugin`): its name valid, each chain named once, each limit in range, the parameters within the ABI's
-/// bounds. `key` names a field (`name`, `chains`, ...) as the error reports it. The module (`path`) is not checked
+/// bounds, the async keys only with `mode = "async"` and its queue size in range. `key` names a field (`name`, `chains`, ...) as the error reports it. The module (`path`) is not checked
 /// here: see [`check_plugin_path`].
 pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     check_plugin_name(&plugin.name).map_err(|e| ConfigError::invalid(key("name"), &plugin.name, e.to_string()))?;
@@ -135,6 +194,21 @@ pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Resu
     })?;
     abi::params_text(&plugin.params)
         .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;
+    match plugin.plugin_mode() {
+        PluginMode::Sync => {
+            let reason = "only for a plugin with mode = \"async\"";
+            if let Some(value) = plugin.async_queue_packets {
+                return Err(ConfigError::invalid(key("async_queue_packets"), value, reason));
+            }
+            if let Some(value) = plugin.async_pass {
+                return Err(ConfigError::invalid(key("async_pass"), format!("{value:?}").to_lowercase(), reason));
+            }
+        }
+        PluginMode::Async(settings) => check_async(&settings).map_err(|e| match e {
+            LimitError::AsyncQueue(value) => ConfigError::invalid(key("async_queue_packets"), value, e.to_string()),
+            other => ConfigError::invalid(key("mode"), "async", other.to_string()),
+        })?,
+    }
     Ok(())
 }
 
@@ -174,6 +248,28 @@ mod tests {
         assert_eq!(key(&[memory]).as_deref(), Some("plugins[0].memory_max_bytes"));
         let params = PluginConfig { params: [("a b".to_owned(), String::new())].into(), ..plugin("a") };
         assert_eq!(key(&[params]).as_deref(), Some("plugins[0].params"));
+        let sync_queue = PluginConfig { async_queue_packets: Some(8), ..plugin("a") };
+        assert_eq!(key(&[sync_queue]).as_deref(), Some("plugins[0].async_queue_packets"), "an async key, sync mode");
+        let sync_pass = PluginConfig { async_pass: Some(AsyncPassMode::Consume), ..plugin("a") };
+        assert_eq!(key(&[sync_pass]).as_deref(), Some("plugins[0].async_pass"), "an async key, sync mode");
+        let empty = PluginConfig { mode: RunMode::Async, async_queue_packets: Some(0), ..plugin("a") };
+        assert_eq!(key(&[empty]).as_deref(), Some("plugins[0].async_queue_packets"));
+        let huge = PluginConfig { mode: RunMode::Async, async_queue_packets: Some(1 << 20), ..plugin("a") };
+        assert_eq!(key(&[huge]).as_deref(), Some("plugins[0].async_queue_packets"));
+    }
+
+    #[test]
+    fn the_async_keys_fill_in_their_defaults() {
+        assert_eq!(plugin("a").plugin_mode(), PluginMode::Sync);
+        let text = "name = \"jitter\"\npath = \"/p.wasm\"\nmode = \"async\"\nasync_pass = \"consume\"\n";
+        let parsed: PluginConfig = toml::from_str(text).expect("parses");
+        let settings = AsyncSettings { pass: AsyncPass::Consume, ..AsyncSettings::default() };
+        assert_eq!(parsed.plugin_mode(), PluginMode::Async(settings));
+        assert!(validate_plugins(&[parsed]).is_ok());
+        let queued = PluginConfig { mode: RunMode::Async, async_queue_packets: Some(16), ..plugin("a") };
+        let settings = AsyncSettings { queue_packets: 16, pass: AsyncPass::Forward };
+        assert_eq!(queued.plugin_mode(), PluginMode::Async(settings));
+        assert!(toml::from_str::<PluginConfig>("name = \"a\"\nmode = \"later\"\n").is_err(), "unknown mode");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 use ringfwd_dataplane::control::{Command, PluginError, Plugins};
 use ringfwd_dataplane::wasm::{self, Engine, WasmPlugin};
 use ringfwd_proto::v1;
-use ringfwd_tuning::{check_plugin, check_plugin_path, ConfigError, OnFailure, PluginChain, PluginConfig};
+use ringfwd_tuning::{
+    check_plugin, check_plugin_path, AsyncPassMode, ConfigError, OnFailure, PluginChain, PluginConfig, RunMode,
+};
 use tonic::Status;
 
 use super::{status, Api};
@@ -214,6 +216,20 @@ pub fn from_wire(request: v1::LoadPluginRequest) -> Result<KeptPlugin, Status> {
         settings.memory_max_bytes = request.memory_max_bytes;
     }
     settings.params = request.params.into_iter().collect();
+    settings.mode = match request.mode.as_str() {
+        "" | "sync" => RunMode::Sync,
+        "async" => RunMode::Async,
+        other => return Err(status::invalid("mode", format!("{other:?} is not sync or async"))),
+    };
+    if request.async_queue_packets != 0 {
+        settings.async_queue_packets = Some(request.async_queue_packets);
+    }
+    settings.async_pass = match request.async_pass.as_str() {
+        "" => None,
+        "forward" => Some(AsyncPassMode::Forward),
+        "consume" => Some(AsyncPassMode::Consume),
+        other => return Err(status::invalid("async_pass", format!("{other:?} is not forward or consume"))),
+    };
     let field = |field: &str| field.to_owned();
     check_plugin(&settings, &field).map_err(refused)?;
     let module_bytes = match request.module {
@@ -269,6 +285,17 @@ mod tests {
             PluginConfig { name: "good".into(), path: "/opt/p.wasm".into(), ..Default::default() }
         );
         assert_eq!(kept.module_bytes, None);
+        let asynced = v1::LoadPluginRequest {
+            mode: "async".into(),
+            async_queue_packets: 64,
+            async_pass: "consume".into(),
+            ..request("late")
+        };
+        let kept = from_wire(asynced).expect("an async request");
+        assert_eq!(
+            (kept.settings.mode, kept.settings.async_queue_packets, kept.settings.async_pass),
+            (RunMode::Async, Some(64), Some(AsyncPassMode::Consume))
+        );
         for (bad, field) in [
             (request("Bad"), "invalid name"),
             (request("stats"), "invalid name"),
@@ -295,6 +322,17 @@ mod tests {
             (v1::LoadPluginRequest { on_failure: "explode".into(), ..request("a") }, "invalid on_failure"),
             (v1::LoadPluginRequest { fuel_per_call: u64::MAX, ..request("a") }, "invalid fuel_per_call"),
             (v1::LoadPluginRequest { memory_max_bytes: 1, ..request("a") }, "invalid memory_max_bytes"),
+            (v1::LoadPluginRequest { mode: "later".into(), ..request("a") }, "invalid mode"),
+            (v1::LoadPluginRequest { async_pass: "consume".into(), ..request("a") }, "invalid async_pass"),
+            (v1::LoadPluginRequest { async_queue_packets: 8, ..request("a") }, "invalid async_queue_packets"),
+            (
+                v1::LoadPluginRequest { mode: "async".into(), async_queue_packets: 1 << 20, ..request("a") },
+                "invalid async_queue_packets",
+            ),
+            (
+                v1::LoadPluginRequest { mode: "async".into(), async_pass: "hold".into(), ..request("a") },
+                "invalid async_pass",
+            ),
             (
                 v1::LoadPluginRequest { params: [("a b".into(), String::new())].into(), ..request("a") },
                 "invalid params",

@@ -121,6 +121,15 @@ pub enum PluginCmd {
         /// Each instance's memory limit in bytes (default 16 MiB).
         #[arg(long)]
         memory_max_bytes: Option<u64>,
+        /// sync (default: inline on each worker) or async (one instance on its own thread, off the worker cores).
+        #[arg(long)]
+        mode: Option<String>,
+        /// Async only: packets each of its queues holds per worker (default 1024).
+        #[arg(long)]
+        async_queue_packets: Option<u32>,
+        /// Async only: forward (default: the packet goes on) or consume (it stops at the plugin).
+        #[arg(long)]
+        async_pass: Option<String>,
         /// A parameter for its ringfwd_init, KEY=VALUE (repeat).
         #[arg(long = "param", value_parser = parse_pair)]
         params: Vec<(String, String)>,

@@ -41,6 +41,7 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
         "NAME",
         "KIND",
         "CHAINS",
+        "MODE",
         "ON FAILURE",
         "FUEL/CALL",
         "MEMORY",
@@ -58,6 +59,10 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
             p.name.clone(),
             p.kind.clone(),
             p.chains.join(","),
+            shown(match p.mode.as_str() {
+                "async" => format!("async/{} q{}", p.async_pass, p.async_queue_packets),
+                other => other.to_owned(),
+            }),
             shown(p.on_failure.clone()),
             shown(p.fuel_per_call.to_string()),
             shown(p.memory_max_bytes.to_string()),

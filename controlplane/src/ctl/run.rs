@@ -152,6 +152,9 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             on_failure,
             fuel_per_call,
             memory_max_bytes,
+            mode,
+            async_queue_packets,
+            async_pass,
             params,
         }) => {
             use v1::load_plugin_request::Module;
@@ -170,6 +173,9 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
                 fuel_per_call: fuel_per_call.unwrap_or_default(),
                 memory_max_bytes: memory_max_bytes.unwrap_or_default(),
                 params: params.into_iter().collect(),
+                mode: mode.unwrap_or_default(),
+                async_queue_packets: async_queue_packets.unwrap_or_default(),
+                async_pass: async_pass.unwrap_or_default(),
             };
             let plugin = client.load_plugin(request).await.map_err(status)?.into_inner();
             super::output::print_plugin(&plugin, json)
