@@ -425,13 +425,21 @@ mod tests {
     }
 
     #[test]
-    fn plugins_are_kept_with_their_inline_module_and_forgotten_on_delete() {
+    fn plugins_are_kept_with_their_inline_module_and_mode_and_forgotten_on_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path(), BTreeSet::new()).unwrap();
         let settings =
             |name: &str, path: &str| PluginConfig { name: name.into(), path: path.into(), ..Default::default() };
         let by_path = KeptPlugin { settings: settings("by_path", "/opt/p.wasm"), module_bytes: None };
-        let inline = KeptPlugin { settings: settings("inline", ""), module_bytes: Some(b"(module)".to_vec()) };
+        let inline = KeptPlugin {
+            settings: PluginConfig {
+                mode: ringfwd_tuning::RunMode::Async,
+                async_queue_packets: Some(64),
+                async_pass: Some(ringfwd_tuning::AsyncPassMode::Consume),
+                ..settings("inline", "")
+            },
+            module_bytes: Some(b"(module)".to_vec()),
+        };
         store.save_plugin(&by_path).unwrap();
         store.save_plugin(&inline).unwrap();
         drop(store);
