@@ -37,7 +37,9 @@ pub use crate::core::interceptor::spec::{
     EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
     RateLimitParams, ReportParams, RtxParams, StatsParams, TapParams, TwccParams,
 };
-pub use crate::core::interceptor::{InterceptorKind, PluginError, PluginId, PluginList, Plugins, Snapshot};
+pub use crate::core::interceptor::{
+    InterceptorKind, Metadata, PluginError, PluginId, PluginList, Plugins, Snapshot, MAX_METADATA_BYTES,
+};
 
 // Counters, statistics, numbering, latency and events: what a worker publishes.
 pub use crate::core::event::PluginFault;

@@ -2,7 +2,8 @@
 //! interceptor and register it by name.
 //!
 //! Owns nothing but the list: the [`Interceptor`] trait and what its methods see and return (the packet's typed
-//! attributes, the RTCP compound view, the [`Context`] through which it emits packets and schedules its timer, the
+//! attributes, the RTCP compound view, the [`Context`] through which it emits packets, schedules its timer and reads
+//! its stream's [`Metadata`], the
 //! [`Verdict`] and its drop reasons, the statistics [`Snapshot`]), what an instance is bound to ([`StreamInfo`],
 //! [`SubscriptionInfo`]), and the registry [`Plugins`]. A plugin written against this module can not reach the
 //! forwarding tables, the sockets or the buffers. Must never grow logic of its own.
@@ -17,7 +18,8 @@ pub use crate::core::interceptor::plugin::{
 };
 pub use crate::core::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
 pub use crate::core::interceptor::{
-    Context, Interceptor, PluginError, Plugins, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict,
+    Context, Interceptor, Metadata, PluginError, Plugins, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict,
+    MAX_METADATA_BYTES,
 };
 pub use crate::core::packet::{RtcpCompound, RtcpPacketRef, RtcpType};
 pub use crate::core::wire::{RtpTimestamp, SeqNo, Ssrc};

@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringfwd_dataplane::control::Plugins;
+use ringfwd_dataplane::control::{Metadata, Plugins};
 use ringfwd_dataplane::core::interceptor::spec::NtpEpoch;
 use ringfwd_dataplane::core::{
     Command, Forwarder, ForwarderLimits, Outcome, Rewrite, SourcePolicy, StreamId, SubscriptionId, Transmit, Transmits,
@@ -518,16 +518,23 @@ fn default_chains_allocate_nothing_per_packet_or_timer() {
 fn a_webassembly_plugin_on_both_chains_allocates_nothing_per_packet() {
     use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPluginSpec};
     // Sums the first payload byte of every RTP packet and counts RTCP compounds, in its own memory; each RTP call
+    // reads its stream's metadata (trapping unless it gets none or the text it was given, which starts with 'a'),
     // asks for a timer 100 ms on, and each timer sends the publisher 8 bytes of RTCP through the host's import.
     let wat = r#"(module
       (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
       (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+      (import "ringfwd" "metadata" (func $metadata (param i32 i32) (result i32)))
       (memory (export "memory") 1)
       (global $sum (mut i64) (i64.const 0))
       (global $rtcp (mut i32) (i32.const 0))
       (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
       (func (export "ringfwd_packet_buffer") (result i32) (i32.const 4096))
       (func (export "on_rtp") (param i32 i32 i32 i64) (param $now i64) (result i32)
+        (local $n i32)
+        (local.set $n (call $metadata (i32.const 8192) (i32.const 4096)))
+        (if (i32.lt_s (local.get $n) (i32.const 0)) (then unreachable))
+        (if (i32.gt_s (local.get $n) (i32.const 0))
+          (then (if (i32.ne (i32.load8_u (i32.const 8192)) (i32.const 0x61)) (then unreachable))))
         (global.set $sum (i64.add (global.get $sum) (i64.load8_u (i32.const 4108))))
         (call $set_timer (i64.add (local.get $now) (i64.const 100000)))
         (i32.const 0))
@@ -577,6 +584,11 @@ fn a_webassembly_plugin_on_both_chains_allocates_nothing_per_packet() {
                 continues: None,
             };
             fwd.apply(start, cmd).unwrap();
+        }
+        if i % 2 == 0 {
+            // Half the streams carry metadata, which both chains' calls read.
+            let metadata = Metadata::from_pairs([("app.muted", "0"), ("app.user", "ana")]);
+            fwd.apply(start, Command::SetStreamMetadata { id: StreamId(u64::from(i)), metadata }).unwrap();
         }
     }
     const ROUNDS: u16 = 300;

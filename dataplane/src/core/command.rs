@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::continuity::Numbering;
 use super::interceptor::spec::{EgressSpec, IngressSpec};
-use super::interceptor::Plugins;
+use super::interceptor::{Metadata, Plugins};
 use super::rewrite::Rewrite;
 
 /// The highest RTP clock rate a stream may declare (`AddStream::clock_rate_hz` is `1..=` this).
@@ -145,6 +145,16 @@ pub enum Command {
         id: StreamId,
         /// Its ingress interceptors from now on.
         ingress: IngressSpec,
+    },
+    /// Gives stream `id`'s chains its metadata from now on, between two packets: a snapshot the control plane built
+    /// ([`Metadata::from_pairs`]), read by every member of the stream's ingress chain and of its subscriptions' egress
+    /// chains ([`super::interceptor::Context::metadata`]). [`Metadata::none`] clears it. A stream starts with none
+    /// (an `AddStream` clears what its slot held).
+    SetStreamMetadata {
+        /// The stream.
+        id: StreamId,
+        /// Its metadata from now on.
+        metadata: Metadata,
     },
     /// Makes stream `id` take its packets with `ssrc` instead of its current SSRC, from the same source (a
     /// re-INVITE, a restarted user agent). Its subscribers see one continuous stream, as after a

@@ -18,7 +18,7 @@ use super::interceptor::build::ChainFactory;
 use super::interceptor::builtin::tap::TapRing;
 use super::interceptor::spec::{NtpEpoch, StreamInfo, SubscriptionInfo};
 use super::interceptor::Plugins;
-use super::interceptor::{Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
+use super::interceptor::{Metadata, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
 use super::table::{has_destination, ForwarderLimits, Latch, NewSubscription, Table};
@@ -209,13 +209,26 @@ impl Forwarder {
                 self.counters.plugin_failures += factory.bind_failures();
                 if let (Ok(()), Some(idx)) = (&added, self.table.stream_index(id)) {
                     self.table.streams[idx as usize].ingress_spec = ingress;
+                    self.outbox.set_metadata(idx, Metadata::none());
                 }
                 added
             }
             Command::RemoveStream { id } => {
                 self.keep_final_snapshots(StatsKey::Stream(id));
-                self.table.remove_stream(id)
+                let idx = self.table.stream_index(id);
+                let removed = self.table.remove_stream(id);
+                if let (Ok(()), Some(idx)) = (&removed, idx) {
+                    self.outbox.set_metadata(idx, Metadata::none());
+                }
+                removed
             }
+            Command::SetStreamMetadata { id, metadata } => match self.table.stream_index(id) {
+                Some(idx) => {
+                    self.outbox.set_metadata(idx, metadata);
+                    Ok(())
+                }
+                None => Err(CommandError::StreamNotFound { id }),
+            },
             Command::AddSubscription { id, stream, dest, socket, rewrite, paused, egress, continues } => {
                 let factory = self.factory(now);
                 let (source_ssrc, clock_rate_hz) = self

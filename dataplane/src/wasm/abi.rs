@@ -1,7 +1,7 @@
 //! The plugin ABI, version 1: what a WebAssembly module exports for ringfwd to run it, and what each call means.
 //!
-//! Owns the export names, their signatures (as Rust tuples), the verdict codes, the packet buffer's size and the
-//! parameter text format with its bounds. Must never hold behaviour beyond checking parameters: loading and
+//! Owns the export names, their signatures (as Rust tuples), the verdict codes, the packet buffer's size, the
+//! parameter text format with its bounds, and the answers of the `metadata` import. Must never hold behaviour beyond checking parameters: loading and
 //! calling are [`super::load`]'s and [`super::instance`]'s.
 //!
 //! # The module
@@ -27,6 +27,7 @@
 //! | `set_timer` | `(at_us: i64)` | asks for `on_timer` at `at_us` (the chain keeps the earliest) |
 //! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` only) |
 //! | `inject` | `(ptr: i32, len: i32) -> i32` | an RTP packet of this stream in the publisher's numbering, fanned out to every subscription as if the publisher sent it (ingress only) |
+//! | `metadata` | `(ptr: i32, cap: i32) -> i32` | copies the calling packet's stream metadata to `ptr` (see below) |
 //!
 //! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
 //! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
@@ -41,6 +42,22 @@
 //! with another SSRC is refused when the emits go out (counted as refused, like any emit that cannot be sent). An
 //! injected packet does not go through the stream's ingress chain again, this plugin included: the stream's
 //! statistics, NACK generation, the NACK cache (it cannot be retransmitted) and the tap never see it.
+//!
+//! # Reading the stream's metadata
+//! `metadata(ptr, cap)` hands the plugin the metadata a controller set on the stream the call is about (SetMetadata
+//! on the stream; a session's or an endpoint's metadata is not given), read-only: `key=value` lines each ended by
+//! `\n`, sorted by key, at most [`MAX_METADATA_BYTES`] bytes (the lines that do not fit, in key order from the first
+//! that does not, are left out; a value with a line break is left out). It is a snapshot the worker holds, replaced
+//! when a controller writes the stream's metadata: two calls about the same packet read the same text. It answers:
+//! - [`METADATA_UNAVAILABLE`] (−2) when there is no stream to read (in `ringfwd_init`, or any call of a plugin in
+//!   async mode: its thread holds no stream's metadata);
+//! - [`METADATA_BAD_RANGE`] (−1) when `ptr..ptr + cap` is not within the plugin's memory (or either is negative);
+//! - otherwise the text's length `n` in bytes (0: the stream has no metadata). When `n <= cap` the text is copied
+//!   to `ptr..ptr + n` (nothing after it is written: no NUL); when `n > cap` nothing is copied, so a plugin calls
+//!   again with at least `n` bytes (`n` is at most [`MAX_METADATA_BYTES`]). `metadata(0, 0)` asks only the length.
+//!
+//! The import is optional: a module that does not name it runs as before (the ABI version stays 1), and only an
+//! instance that imports it pays for it (a reference count per call).
 //!
 //! # Rewriting a packet
 //! In `on_rtp` a plugin may change the packet in its buffer, header fields and payload, and make it shorter or
@@ -83,7 +100,7 @@
 //!   on; `consume`: the chain stops it). A full queue drops the copy and counts it (`async_queue_full`); with
 //!   `consume` the packet is then dropped under `plugin`. RTCP copies always go on.
 //! - The verdict does not decide the packet's fate (it is already gone): continue, drop and consumed are counted,
-//!   any other value is a fault. `rewrite` answers −1.
+//!   any other value is a fault. `rewrite` answers −1, `metadata` −2.
 //! - What a call (or `on_timer`) emits goes back to the worker that sent the copy, through a bounded queue
 //!   (`async_returns_dropped` when full), and is sent there as the chain that sent the copy would have sent it,
 //!   with the same rules. An injected packet is fanned out when the worker takes it.
@@ -136,15 +153,24 @@ pub const IMPORT_SET_TIMER: &str = "set_timer";
 pub const IMPORT_REWRITE: &str = "rewrite";
 /// `(ptr, len) -> i32`.
 pub const IMPORT_INJECT: &str = "inject";
+/// `(ptr, cap) -> i32`: the stream's metadata (see the module docs).
+pub const IMPORT_METADATA: &str = "metadata";
 /// Every import a module may name.
-pub const IMPORTS: [&str; 6] = [
+pub const IMPORTS: [&str; 7] = [
     IMPORT_EMIT_RTCP_TO_PUBLISHER,
     IMPORT_EMIT_TO_SUBSCRIBER,
     IMPORT_RETRANSMIT,
     IMPORT_SET_TIMER,
     IMPORT_REWRITE,
     IMPORT_INJECT,
+    IMPORT_METADATA,
 ];
+/// What `metadata` answers when `ptr..ptr + cap` is not within the plugin's memory.
+pub const METADATA_BAD_RANGE: i32 = -1;
+/// What `metadata` answers when the call has no stream metadata to read (`ringfwd_init`, async mode).
+pub const METADATA_UNAVAILABLE: i32 = -2;
+/// The longest metadata text `metadata` hands a plugin, in bytes.
+pub const MAX_METADATA_BYTES: usize = crate::core::interceptor::MAX_METADATA_BYTES;
 /// The most packets one call may emit.
 pub const MAX_EMITS_PER_CALL: usize = 8;
 /// What an emit answers when it took the packet.

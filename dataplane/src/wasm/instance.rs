@@ -4,14 +4,18 @@
 //! running `ringfwd_init`), writing a packet into its buffer, and calling `on_rtp` / `on_rtcp` / `on_timer` with the
 //! fuel budget, turning a trap or running out of fuel into a [`Fault`]; and the host side of the ABI's imports
 //! ([`linker`]): what a call emits and the timer it asks for are staged in the instance's own preallocated
-//! [`Staged`] area, for the chain member to hand to its context after the call. Must never be shared between
+//! [`Staged`] area, for the chain member to hand to its context after the call; the stream metadata a call may read
+//! is lent to the store for the call (a reference count) and taken back after it. Must never be shared between
 //! threads while it runs, never allocate per call, and never decide what a verdict means for the packet (that is
 //! [`super::link`]'s).
+
+use std::sync::Arc;
 
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc, WasmParams, WasmResults};
 
 use super::abi::{self, OnRtcpArgs, OnRtpArgs, OnTimerArgs, MAX_EMITS_PER_CALL, PACKET_BUFFER_BYTES};
 use super::load::{LoadError, Shared, MAX_FUEL_PER_CALL};
+use crate::core::interceptor::Metadata;
 use crate::core::packet::RtpView;
 
 /// Where a staged packet goes.
@@ -72,11 +76,39 @@ impl Staged {
     }
 }
 
-/// A store's data: its limits, its memory (set once instantiated) and what the current call staged.
+/// A store's data: its limits, its memory (set once instantiated), what the current call staged, and the metadata
+/// the current call may read.
 pub(crate) struct Host {
     limits: StoreLimits,
     memory: Option<Memory>,
     staged: Staged,
+    /// During a call that has a stream (a sync chain's), its metadata (`Some(None)`: none); `None` otherwise (the
+    /// `metadata` import answers [`abi::METADATA_UNAVAILABLE`]). Lent only to an instance that imports `metadata`.
+    metadata: Option<Option<Arc<str>>>,
+}
+
+/// The `metadata` import: copies the call's stream metadata to `ptr..ptr + cap` of the caller's memory when it fits
+/// (see [`abi`] for the answers).
+fn copy_metadata(caller: &mut Caller<'_, Host>, ptr: i32, cap: i32) -> i32 {
+    let Some(memory) = caller.data().memory else {
+        return abi::METADATA_UNAVAILABLE;
+    };
+    let (data, host) = memory.data_and_store_mut(caller);
+    let Some(lent) = &host.metadata else {
+        return abi::METADATA_UNAVAILABLE;
+    };
+    let range = usize::try_from(ptr).ok().zip(usize::try_from(cap).ok()).and_then(|(start, cap)| {
+        let end = start.checked_add(cap)?;
+        Some(start..end)
+    });
+    let Some(dst) = range.and_then(|range| data.get_mut(range)) else {
+        return abi::METADATA_BAD_RANGE;
+    };
+    let text = lent.as_deref().unwrap_or("").as_bytes();
+    if let Some(dst) = dst.get_mut(..text.len()) {
+        dst.copy_from_slice(text);
+    }
+    i32::try_from(text.len()).unwrap_or(i32::MAX)
 }
 
 /// Copies `len` bytes at `ptr` of the caller's memory into the next staging slot; [`abi::EMIT_OK`] or
@@ -158,6 +190,11 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
         })
         .map_err(failed)?;
     linker
+        .func_wrap(module, abi::IMPORT_METADATA, |mut caller: Caller<'_, Host>, ptr: i32, cap: i32| {
+            copy_metadata(&mut caller, ptr, cap)
+        })
+        .map_err(failed)?;
+    linker
         .func_wrap(module, abi::IMPORT_SET_TIMER, |mut caller: Caller<'_, Host>, at_us: i64| {
             let timer = &mut caller.data_mut().staged.timer;
             *timer = Some(timer.map_or(at_us, |earlier| earlier.min(at_us)));
@@ -185,6 +222,8 @@ pub(crate) struct Instance {
     on_rtcp: Option<TypedFunc<OnRtcpArgs, i32>>,
     on_timer: Option<TypedFunc<OnTimerArgs, ()>>,
     fuel_per_call: u64,
+    /// True when the module imports `metadata`: only then is a call's metadata lent to the store.
+    reads_metadata: bool,
 }
 
 impl Instance {
@@ -198,7 +237,8 @@ impl Instance {
             .tables(4)
             .table_elements(100_000)
             .build();
-        let mut store = Store::new(&plugin.engine, Host { limits, memory: None, staged: Staged::new() });
+        let mut store =
+            Store::new(&plugin.engine, Host { limits, memory: None, staged: Staged::new(), metadata: None });
         store.limiter(|host| &mut host.limits);
         // Instantiation (a start function, data segments) and ringfwd_init run off the hot path, on the largest budget.
         set_fuel(&mut store, MAX_FUEL_PER_CALL)?;
@@ -235,7 +275,11 @@ impl Instance {
         }
         let buffer = usize::try_from(address).unwrap_or_default();
         let fuel_per_call = plugin.fuel_per_call;
-        let mut instance = Instance { store, memory, buffer, on_rtp, on_rtcp, on_timer, fuel_per_call };
+        let reads_metadata = plugin
+            .module
+            .imports()
+            .any(|import| import.module() == abi::IMPORT_MODULE && import.name() == abi::IMPORT_METADATA);
+        let mut instance = Instance { store, memory, buffer, on_rtp, on_rtcp, on_timer, fuel_per_call, reads_metadata };
         if let Some(init) = init {
             let len = instance.write(plugin.params.as_bytes()).map(|_| plugin.params.len()).unwrap_or_default();
             let len = i32::try_from(len).unwrap_or_default();
@@ -261,11 +305,30 @@ impl Instance {
         Some(copy)
     }
 
-    /// Calls `on_rtp` on the packet written last (which it may rewrite when `rewritable`: a sync plugin's); its raw
-    /// verdict and the fuel it used.
+    /// Calls `on_rtp` on the packet written last (which it may rewrite when `rewritable`: a sync plugin's), able to
+    /// read `metadata` (`None`: none to read, the import answers [`abi::METADATA_UNAVAILABLE`]); its raw verdict and
+    /// the fuel it used.
     #[inline]
-    pub(crate) fn on_rtp(&mut self, args: OnRtpArgs, rewritable: bool) -> (Result<i32, Fault>, u64) {
-        call(&mut self.store, &self.on_rtp, self.fuel_per_call, rewritable, args)
+    pub(crate) fn on_rtp(
+        &mut self,
+        args: OnRtpArgs,
+        rewritable: bool,
+        metadata: Option<&Metadata>,
+    ) -> (Result<i32, Fault>, u64) {
+        self.lend_metadata(metadata);
+        let answer = call(&mut self.store, &self.on_rtp, self.fuel_per_call, rewritable, args);
+        self.lend_metadata(None);
+        answer
+    }
+
+    /// Lends the store `metadata` for the next call, or takes it back (`None`), when the module reads metadata: a
+    /// reference count, never an allocation (the worker holds the snapshot throughout the call, so taking it back
+    /// never frees it on this path).
+    #[inline]
+    fn lend_metadata(&mut self, metadata: Option<&Metadata>) {
+        if self.reads_metadata {
+            self.store.data_mut().metadata = metadata.map(|metadata| metadata.shared().cloned());
+        }
     }
 
     /// The packet the last call rewrote, `len` bytes of its buffer (when `rewrite(len)` accepted that length).
@@ -277,15 +340,31 @@ impl Instance {
 
     /// Calls `on_rtcp` on the compound written last, when the plugin exports it (else `None`).
     #[inline]
-    pub(crate) fn on_rtcp(&mut self, args: OnRtcpArgs) -> Option<(Result<i32, Fault>, u64)> {
-        let on_rtcp = self.on_rtcp.as_ref()?;
-        Some(call(&mut self.store, on_rtcp, self.fuel_per_call, false, args))
+    pub(crate) fn on_rtcp(
+        &mut self,
+        args: OnRtcpArgs,
+        metadata: Option<&Metadata>,
+    ) -> Option<(Result<i32, Fault>, u64)> {
+        self.on_rtcp.as_ref()?;
+        self.lend_metadata(metadata);
+        let answer =
+            self.on_rtcp.as_ref().map(|on_rtcp| call(&mut self.store, on_rtcp, self.fuel_per_call, false, args));
+        self.lend_metadata(None);
+        answer
     }
 
-    /// Calls `on_timer`, when the plugin exports it (else `None`).
-    pub(crate) fn on_timer(&mut self, args: OnTimerArgs) -> Option<(Result<(), Fault>, u64)> {
-        let on_timer = self.on_timer.as_ref()?;
-        Some(call(&mut self.store, on_timer, self.fuel_per_call, false, args))
+    /// Calls `on_timer`, when the plugin exports it (else `None`), able to read `metadata` as [`Instance::on_rtp`].
+    pub(crate) fn on_timer(
+        &mut self,
+        args: OnTimerArgs,
+        metadata: Option<&Metadata>,
+    ) -> Option<(Result<(), Fault>, u64)> {
+        self.on_timer.as_ref()?;
+        self.lend_metadata(metadata);
+        let answer =
+            self.on_timer.as_ref().map(|on_timer| call(&mut self.store, on_timer, self.fuel_per_call, false, args));
+        self.lend_metadata(None);
+        answer
     }
 
     /// True when the plugin exports `on_rtcp`.

@@ -196,7 +196,11 @@ impl WasmLink {
                         return Verdict::Continue;
                     };
                     patch_header(copy, attrs);
-                    instance.on_rtp((pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us), true)
+                    instance.on_rtp(
+                        (pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us),
+                        true,
+                        Some(ctx.metadata()),
+                    )
                 }
                 Call::Rtcp { bytes, from } => {
                     if !instance.wants_rtcp() {
@@ -210,7 +214,7 @@ impl WasmLink {
                         RtcpFrom::Publisher => abi::NONE,
                         RtcpFrom::Subscriber { flow } => flow as i32,
                     };
-                    match instance.on_rtcp((bytes.len() as i32, stream, flow, from, now_us)) {
+                    match instance.on_rtcp((bytes.len() as i32, stream, flow, from, now_us), Some(ctx.metadata())) {
                         Some(answer) => answer,
                         None => return Verdict::Continue,
                     }
@@ -258,7 +262,7 @@ impl WasmLink {
         let plugin = &*self.plugin;
         self.with_slot(ctx, |slot, counters, (stream, flow, now_us), ctx| {
             let Slot::Ready(instance) = slot else { return };
-            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us)) else { return };
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(ctx.metadata())) else { return };
             bump(&counters.calls, 1);
             bump(&counters.fuel, fuel);
             match result {

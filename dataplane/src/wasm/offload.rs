@@ -12,7 +12,8 @@
 //! copy, tagged with the chain's scope (the worker emits it as that chain would: [`crate::core::Forwarder::on_late`]).
 //! Timers are kept per (worker, chain) and call `on_timer` on this thread. A fault (a trap, running out of fuel, a
 //! bad verdict) drops the instance: from then on every worker's member takes the plugin's failure path, and the
-//! first to notice reports the event.
+//! first to notice reports the event. The thread holds no stream's metadata (a copy carries none): the `metadata`
+//! import answers [`super::abi::METADATA_UNAVAILABLE`] in every call here.
 //!
 //! Must never make a worker wait, lock or allocate per packet: a full queue drops and counts, boxes circulate
 //! between a ready and a free list, and the thread is unparked only when it sleeps. Must never let the thread
@@ -334,13 +335,13 @@ impl Running {
         let (stream, flow) = tagged(lane.tag, job.scope);
         let len = job.len as i32;
         let (result, fuel) = match job.kind {
-            Kind::Rtp { ext_seq } => instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false),
+            Kind::Rtp { ext_seq } => instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false, None),
             Kind::Rtcp { from } => {
                 let from = match from {
                     RtcpFrom::Publisher => abi::NONE,
                     RtcpFrom::Subscriber { flow } => flow as i32,
                 };
-                match instance.on_rtcp((len, stream, flow, from, now_us)) {
+                match instance.on_rtcp((len, stream, flow, from, now_us), None) {
                     Some(answer) => answer,
                     None => return,
                 }
@@ -370,7 +371,7 @@ impl Running {
             let now_us = self.micros(now);
             let Some(instance) = self.instance.as_mut() else { return };
             let (stream, flow) = tagged(timer.lane.tag, timer.scope);
-            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us)) else { continue };
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), None) else { continue };
             bump(&self.counters.calls, 1);
             bump(&self.counters.fuel, fuel);
             match result {

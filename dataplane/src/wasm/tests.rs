@@ -560,3 +560,79 @@ fn an_async_plugins_thread_stops_when_the_plugin_is_dropped() {
         std::thread::yield_now();
     }
 }
+
+/// Calls `metadata` four ways on each packet and sends the publisher what it saw: first the 2 bytes at 100 after a
+/// call with too small a `cap` (still "XX": nothing copied), then the four answers (out-of-memory `ptr`, a range
+/// past the end, the short `cap`, a `cap` of 512), then the text the last call copied to 100.
+const METADATA_READER: &str = r#"(module
+  (import "ringfwd" "metadata" (func $metadata (param i32 i32) (result i32)))
+  (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "XXXX")
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param $len i32) (param $stream i32) (param $flow i32) (param $ext_seq i64) (param $now i64) (result i32)
+    (local $n i32)
+    (i32.store (i32.const 0) (call $metadata (i32.const -1) (i32.const 4)))
+    (i32.store (i32.const 4) (call $metadata (i32.const 65530) (i32.const 100)))
+    (i32.store (i32.const 8) (call $metadata (i32.const 100) (i32.const 2)))
+    (drop (call $to_publisher (i32.const 100) (i32.const 2)))
+    (local.set $n (call $metadata (i32.const 100) (i32.const 512)))
+    (i32.store (i32.const 12) (local.get $n))
+    (drop (call $to_publisher (i32.const 0) (i32.const 16)))
+    (drop (call $to_publisher (i32.const 100) (local.get $n)))
+    (i32.const 0)))"#;
+
+/// The four answers a [`METADATA_READER`] sent.
+fn answers(bytes: &[u8]) -> Vec<i32> {
+    bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+#[test]
+fn the_metadata_import_copies_the_streams_snapshot_and_answers_its_codes() {
+    use crate::core::interceptor::Metadata;
+    let plugin = load(spec("reader", METADATA_READER)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(8, 1500);
+    let pkt = [0x80u8; 12];
+
+    // Stream 3 has no metadata yet: 0, and nothing copied.
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    assert_eq!(outbox.len(), 2, "the copied text is empty, so its emit is refused: {outbox:?}");
+    assert_eq!(outbox.get(0).map(|(_, b)| b), Some(&b"XX"[..]));
+    let bad = abi::METADATA_BAD_RANGE;
+    assert_eq!(answers(outbox.get(1).expect("answers").1), [bad, bad, 0, 0]);
+    outbox.clear();
+
+    let metadata = Metadata::from_pairs([("app.muted", "1"), ("app.user", "ana")]);
+    let text = "app.muted=1\napp.user=ana\n";
+    assert_eq!(metadata.text(), text);
+    outbox.set_metadata(3, metadata);
+    outbox.set_metadata(4, Metadata::from_pairs([("other.stream", "x")]));
+    assert_eq!(run(&mut chain, &mut outbox, &pkt), Verdict::Continue);
+    assert_eq!(outbox.get(0).map(|(_, b)| b), Some(&b"XX"[..]), "a short cap copies nothing");
+    let len = text.len() as i32;
+    assert_eq!(answers(outbox.get(1).expect("answers").1), [bad, bad, len, len], "the short cap gets the length");
+    assert_eq!(outbox.get(2).map(|(_, b)| b), Some(text.as_bytes()), "byte-exact, the chain's own stream's");
+    outbox.clear();
+
+    // Cleared (the stream's metadata deleted): none again.
+    outbox.set_metadata(3, Metadata::none());
+    run(&mut chain, &mut outbox, &pkt);
+    assert_eq!(answers(outbox.get(1).expect("answers").1), [bad, bad, 0, 0]);
+}
+
+#[test]
+fn an_async_plugin_cannot_read_metadata() {
+    use crate::core::interceptor::Metadata;
+    let woken = late_waker();
+    let plugin = load(async_spec("async_reader", METADATA_READER, 8, AsyncPass::Forward)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(8, 1500);
+    outbox.set_metadata(3, Metadata::from_pairs([("app.muted", "1")]));
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 12]), Verdict::Continue);
+    let back = late_packets(&woken, 2);
+    assert_eq!(back[0].3, b"XX");
+    let unavailable = abi::METADATA_UNAVAILABLE;
+    assert_eq!(answers(&back[1].3), [unavailable; 4], "every call of an async plugin answers -2");
+}

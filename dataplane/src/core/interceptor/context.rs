@@ -1,4 +1,5 @@
-//! What an interceptor may ask for: packets out, a timer, the time, and a new packet in place of the one it sees.
+//! What an interceptor may ask for: packets out, a timer, the time, its stream's metadata, and a new packet in place
+//! of the one it sees.
 //!
 //! Owns the [`Context`] handed to every interceptor call and the per-worker [`Outbox`] the context
 //! writes into: a preallocated arena of `capacity` slots of `slot_bytes` each, filled in place by the
@@ -11,7 +12,7 @@
 use std::time::Instant;
 
 use super::plugin::PluginId;
-use super::RtpAttrs;
+use super::{Metadata, RtpAttrs};
 use crate::core::event::PluginFault;
 use crate::core::packet::RtpView;
 
@@ -99,7 +100,12 @@ pub struct Outbox {
     rewritten: Box<[u8]>,
     /// Its length and attributes, when the last RTP chain run ended with a rewritten packet.
     rewritten_len: Option<(usize, RtpAttrs)>,
+    /// Each stream's metadata, by stream slab index (missing: none).
+    metadata: Vec<Metadata>,
 }
+
+/// What a stream without metadata reads.
+static NO_METADATA: Metadata = Metadata::none();
 
 /// The most plugin failures one drain of the outbox reports as events (the rest are counted only).
 pub const MAX_FAILURES_PER_DRAIN: usize = 4;
@@ -122,7 +128,27 @@ impl Outbox {
             staged: None,
             rewritten: vec![0u8; slot_bytes].into_boxed_slice(),
             rewritten_len: None,
+            metadata: Vec::new(),
         }
+    }
+
+    /// Sets the metadata of the stream at slab index `stream` (off the hot path: a command; may allocate to make
+    /// room the first time a slab index is seen). [`Metadata::none`] clears it (a stream removed or added).
+    pub fn set_metadata(&mut self, stream: u32, metadata: Metadata) {
+        let index = stream as usize;
+        if index >= self.metadata.len() {
+            if metadata.is_empty() {
+                return;
+            }
+            self.metadata.resize(index + 1, Metadata::none());
+        }
+        self.metadata[index] = metadata;
+    }
+
+    /// The metadata of the stream at slab index `stream` (empty when it has none).
+    #[inline]
+    pub fn metadata(&self, stream: u32) -> &Metadata {
+        self.metadata.get(stream as usize).unwrap_or(&NO_METADATA)
     }
 
     /// The longest packet an emit or a rewrite may write.
@@ -342,6 +368,19 @@ impl<'a> Context<'a> {
         self.scope
     }
 
+    /// The metadata of this chain's stream, read-only: the snapshot the control plane last gave the worker (a
+    /// subscription's chain reads its stream's). Empty when the stream has none.
+    #[inline]
+    pub fn metadata(&self) -> &Metadata {
+        self.outbox.metadata(self.scope.stream())
+    }
+
+    /// The value of `key` in this chain's stream's metadata, if it has one.
+    #[inline]
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata().value(key)
+    }
+
     /// Asks for [`super::Interceptor::on_timer`] at `at` (or earlier, if an earlier time is already
     /// asked for). One timer per interceptor: the earliest request wins until it fires.
     pub fn schedule(&mut self, at: Instant) {
@@ -466,5 +505,25 @@ mod tests {
         let mut ctx = Context::new(now, Scope::Stream { stream: 3 }, &mut outbox, &mut wake);
         assert!(ctx.inject(&[0x80; 24]));
         assert_eq!(outbox.get(3), Some((Target::Stream { stream: 3 }, &[0x80u8; 24][..])));
+    }
+
+    #[test]
+    fn a_chain_reads_its_own_streams_metadata() {
+        let now = Instant::now();
+        let mut outbox = Outbox::new(1, 64);
+        outbox.set_metadata(3, Metadata::from_pairs([("app.muted", "1")]));
+        outbox.set_metadata(9, Metadata::none());
+        let mut wake = None;
+        let ctx = Context::new(now, Scope::Subscription { stream: 3, flow: 5 }, &mut outbox, &mut wake);
+        assert_eq!(ctx.metadata().text(), "app.muted=1\n", "a subscription reads its stream's");
+        assert_eq!(ctx.metadata_value("app.muted"), Some("1"));
+        let ctx = Context::new(now, Scope::Stream { stream: 2 }, &mut outbox, &mut wake);
+        assert!(ctx.metadata().is_empty());
+        assert_eq!(ctx.metadata_value("app.muted"), None);
+        let ctx = Context::new(now, Scope::Stream { stream: 1000 }, &mut outbox, &mut wake);
+        assert!(ctx.metadata().is_empty(), "a slot never set has none");
+        outbox.set_metadata(3, Metadata::none());
+        let ctx = Context::new(now, Scope::Stream { stream: 3 }, &mut outbox, &mut wake);
+        assert!(ctx.metadata().is_empty(), "cleared");
     }
 }

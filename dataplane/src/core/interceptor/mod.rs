@@ -56,6 +56,7 @@ pub mod chain;
 pub mod context;
 pub mod kind;
 pub mod late;
+pub mod metadata;
 pub mod plugin;
 pub mod snapshot;
 pub mod spec;
@@ -69,6 +70,7 @@ pub use attrs::RtpAttrs;
 pub use chain::{Chain, Link};
 pub use context::{copy_of, Context, Emission, Outbox, Scope, Target};
 pub use kind::InterceptorKind;
+pub use metadata::{Metadata, MAX_METADATA_BYTES};
 pub use plugin::{PluginError, PluginId, PluginList, Plugins};
 pub use snapshot::Snapshot;
 
