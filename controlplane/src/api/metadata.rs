@@ -6,9 +6,16 @@
 //! the watch's first events, then forwards the object's events from the hub, and ends the stream after a
 //! deletion (OK), when the client goes away, or — when the watcher fell more than
 //! `metadata.watch_buffer_events` behind — with RESOURCE_EXHAUSTED naming the version to resume from.
+//!
+//! A stream's metadata is also the data plane's: its worker holds a snapshot (`key=value` lines of the live entries,
+//! sorted by key, the lines that fit in `MAX_METADATA_BYTES`) that plugins read. It is given again, under the
+//! registry lock, after each write of the stream's metadata, after a create that carried some, after a restore, and
+//! after any plan that (re)adds the stream on a worker ([`Api::push_added_streams_metadata`]). A worker that does not
+//! take it is logged: the write stands (the API refuses nothing for the data plane's sake).
 
 use std::sync::{Arc, MutexGuard, PoisonError};
 
+use ringfwd_dataplane::control::{Command, Metadata, StreamId};
 use ringfwd_proto::v1;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -73,14 +80,59 @@ impl Api {
     }
 
     /// Puts back the kept `metadata` of `session_id`'s objects (restored just before) without telling anyone: it
-    /// is what the objects had. Metadata of an object the registry does not hold is left out.
+    /// is what the objects had. Metadata of an object the registry does not hold is left out. The streams' workers
+    /// are given theirs.
     pub(crate) async fn restore_metadata(&self, session_id: &str, metadata: &[KeptMetadata]) {
         let registry = self.registry.lock().await;
-        let mut hub = self.hub();
-        for kept in metadata {
-            let object = ObjectRef { session_id: session_id.to_owned(), member: kept.member.clone() };
-            if exists(&registry, &object).is_ok() {
-                hub.store.restore(object, kept.entries.clone(), kept.version);
+        let mut streams = Vec::new();
+        {
+            let mut hub = self.hub();
+            for kept in metadata {
+                let object = ObjectRef { session_id: session_id.to_owned(), member: kept.member.clone() };
+                if exists(&registry, &object).is_ok() {
+                    hub.store.restore(object.clone(), kept.entries.clone(), kept.version);
+                    streams.push(object);
+                }
+            }
+        }
+        for object in &streams {
+            self.push_stream_metadata(&registry, object).await;
+        }
+    }
+
+    /// The snapshot of `object`'s metadata a worker holds: its live entries, sorted by key, the lines that fit.
+    fn snapshot(&self, object: &ObjectRef) -> Metadata {
+        let (entries, _) = self.hub().store.get(object, &[]);
+        Metadata::from_pairs(entries.iter().filter_map(|entry| Some((entry.key.as_str(), entry.value.as_deref()?))))
+    }
+
+    /// Gives the worker holding stream `object` its metadata as the store has it now (nothing for a session or an
+    /// endpoint, or a stream `registry` does not hold). Called under the registry lock (its guard is `registry`), so
+    /// the last snapshot given is the last written; a refusal is logged.
+    pub(super) async fn push_stream_metadata(&self, registry: &Registry, object: &ObjectRef) {
+        let Member::Stream(stream_id) = &object.member else {
+            return;
+        };
+        let Ok(stream) = registry.get_stream(&object.session_id, stream_id) else {
+            return;
+        };
+        let command = Command::SetStreamMetadata { id: stream.data_plane_id, metadata: self.snapshot(object) };
+        if let Err(error) = self.client.execute(stream.worker, command).await {
+            tracing::warn!(%object, %error, "the stream's worker could not take its metadata; plugins read the previous");
+        }
+    }
+
+    /// Gives the streams `added` (just added on a worker by a committed plan, so holding none there) the metadata
+    /// they have, if any.
+    pub(super) async fn push_added_streams_metadata(&self, registry: &Registry, added: &[StreamId]) {
+        if added.is_empty() {
+            return;
+        }
+        let (names, _) = registry.names_of(&added.iter().copied().collect(), &Default::default());
+        for (session_id, stream_id, _) in names.into_values() {
+            let object = ObjectRef { session_id, member: Member::Stream(stream_id) };
+            if !self.snapshot(&object).is_empty() {
+                self.push_stream_metadata(registry, &object).await;
             }
         }
     }
@@ -105,14 +157,21 @@ impl Api {
     ) -> Result<Outcome, Status> {
         let writes = wire::writes(metadata);
         self.check_initial_metadata(&writes)?;
-        self.apply_then(plan, |registry, outcome| {
-            if matches!(outcome, Outcome::Created(_)) && !writes.is_empty() {
-                self.install_metadata(&object, writes);
-                return self.keep(registry, &object.session_id);
-            }
-            Ok(())
-        })
-        .await
+        let carried = !writes.is_empty();
+        let outcome = self
+            .apply_then(plan, |registry, outcome| {
+                if matches!(outcome, Outcome::Created(_)) && !writes.is_empty() {
+                    self.install_metadata(&object, writes);
+                    return self.keep(registry, &object.session_id);
+                }
+                Ok(())
+            })
+            .await?;
+        if carried && matches!(outcome, Outcome::Created(_)) && matches!(object.member, Member::Stream(_)) {
+            let registry = self.registry.lock().await;
+            self.push_stream_metadata(&registry, &object).await;
+        }
+        Ok(outcome)
     }
 
     /// Runs a delete's `plan` in `session_id`, then drops the metadata of what it removed.
@@ -131,19 +190,24 @@ impl Api {
     async fn write_metadata(&self, object: ObjectRef, writes: Vec<Write>) -> Result<v1::MetadataWriteResponse, Status> {
         let registry = self.registry.lock().await;
         exists(&registry, &object).map_err(status::registry)?;
-        let mut hub = self.hub();
-        let outcome =
-            hub.store.write(&object, writes, Origin::Controller, crate::clock::unix_us()).map_err(status::metadata)?;
-        let changed = outcome.event.is_some();
-        if let Some(event) = outcome.event {
-            self.publish_metadata(&event);
-            hub.publish(event);
-        }
-        drop(hub);
+        let (changed, version) = {
+            let mut hub = self.hub();
+            let outcome = hub
+                .store
+                .write(&object, writes, Origin::Controller, crate::clock::unix_us())
+                .map_err(status::metadata)?;
+            let changed = outcome.event.is_some();
+            if let Some(event) = outcome.event {
+                self.publish_metadata(&event);
+                hub.publish(event);
+            }
+            (changed, outcome.version)
+        };
         if changed {
+            self.push_stream_metadata(&registry, &object).await;
             self.keep(&registry, &object.session_id)?;
         }
-        Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(outcome.version)) })
+        Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(version)) })
     }
 
     /// SetMetadata.
