@@ -69,6 +69,17 @@ RINGFWD_IMPORT("rewrite") int32_t ringfwd_rewrite(int32_t len);
  * another SSRC is refused when the emits go out. It does not go through the stream's ingress chain again (this
  * plugin included): statistics, NACK generation, the NACK cache and the tap never see it. */
 RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
+/* Copies the metadata a controller set on the stream the call is about (SetMetadata on the stream; never a session's
+ * or an endpoint's) into `buf`: `key=value` lines each ended by '\n', sorted by key, no NUL after them, at most
+ * RINGFWD_MAX_METADATA_BYTES (the lines that do not fit are left out, from the first that does not). A snapshot the
+ * worker holds, replaced when a controller writes the stream's metadata. Answers the text's length n (0: none) and
+ * copies it when n <= cap; when n > cap it copies nothing (call again with n bytes or more). Answers -1 when
+ * buf..buf+cap is outside the plugin's memory, -2 when there is no stream to read (in ringfwd_init; every call of a
+ * plugin in async mode). Optional: a module that does not call it does not import it. */
+#define RINGFWD_MAX_METADATA_BYTES 4096
+#define RINGFWD_METADATA_BAD_RANGE (-1)
+#define RINGFWD_METADATA_UNAVAILABLE (-2)
+RINGFWD_IMPORT("metadata") int32_t ringfwd_metadata(void *buf, int32_t cap);
 
 /* Defines the buffer and the two exports every plugin has. Use once, in one file. */
 #define RINGFWD_PLUGIN                                                                                             \
@@ -102,6 +113,28 @@ static inline int ringfwd_param_u64(int32_t len, const char *key, uint64_t *valu
         at = end + 1;
     }
     return 0;
+}
+
+/* Finds `key` in `len` bytes of `key=value\n` lines at `text` (what ringfwd_metadata copied) and copies its value to
+ * `out` with a NUL after it. Answers the value's length (0 for an empty value), -1 when no line holds the key, -2 when
+ * the value and its NUL do not fit in `cap` bytes (nothing meaningful is in `out` then). */
+static inline int32_t ringfwd_text_value(const char *text, int32_t len, const char *key, char *out, int32_t cap) {
+    int32_t at = 0;
+    while (at < len) {
+        int32_t end = at;
+        while (end < len && text[end] != '\n') end++;
+        int32_t k = 0;
+        while (key[k] != 0 && at + k < end && text[at + k] == key[k]) k++;
+        if (key[k] == 0 && at + k < end && text[at + k] == '=') {
+            int32_t start = at + k + 1, n = end - start;
+            if (n + 1 > cap) return -2;
+            for (int32_t i = 0; i < n; i++) out[i] = text[start + i];
+            out[n] = 0;
+            return n;
+        }
+        at = end + 1;
+    }
+    return -1;
 }
 
 #endif

@@ -1,0 +1,28 @@
+/* Mutes a stream from its metadata (ABI v1): drops every RTP packet of a stream whose metadata says
+ * `app.muted=1`, forwards the rest; RTCP always passes. A controller mutes and unmutes with SetMetadata /
+ * DeleteMetadata on the stream, without touching its chains.
+ *
+ * Parameters: none. Runs on ingress chains (the publisher's packets, before the NACK cache) or egress chains (the
+ * stream's metadata either way: a subscription's chain reads its stream's). Sync mode only: in async mode
+ * ringfwd_metadata answers -2 and the packet passes.
+ *
+ * No state: the metadata is read on each packet (a copy of at most RINGFWD_MAX_METADATA_BYTES).
+ */
+#include "ringfwd_plugin.h"
+
+RINGFWD_PLUGIN
+
+static char text[RINGFWD_MAX_METADATA_BYTES];
+
+int32_t on_rtp(int32_t len, int32_t stream, int32_t flow, int64_t ext_seq, int64_t now_us) {
+    (void)len;
+    (void)stream;
+    (void)flow;
+    (void)ext_seq;
+    (void)now_us;
+    int32_t n = ringfwd_metadata(text, (int32_t)sizeof text);
+    if (n <= 0 || n > (int32_t)sizeof text) return RINGFWD_CONTINUE;
+    char value[8];
+    int32_t found = ringfwd_text_value(text, n, "app.muted", value, (int32_t)sizeof value);
+    return found == 1 && value[0] == '1' ? RINGFWD_DROP : RINGFWD_CONTINUE;
+}

@@ -1,0 +1,131 @@
+//! A plugin that reads its stream's metadata (ABI v1 import `metadata`): the C example `plugins/examples/mute.c`,
+//! loaded from the config by the plain `ringfwd` binary on every stream's ingress chain, drops the RTP of a stream
+//! whose metadata says `app.muted=1`. A controller mutes and unmutes a stream with SetMetadata and DeleteMetadata
+//! while its publisher sends: the subscriber receives every packet byte for byte before, none while muted (the
+//! workers count each as dropped by a plugin), and every one again after. A stream created with `app.muted=1`
+//! is muted from its first packet.
+
+use std::time::Duration;
+
+use ringfwd_proto::v1;
+use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, worker_total, Api};
+use ringfwd_tests::daemon::Daemon;
+use ringfwd_tests::peer::{rtp_packet, Peer};
+
+const WAIT: Duration = Duration::from_secs(5);
+const SSRC: u32 = 0x6d75_7465;
+const CREATED_MUTED_SSRC: u32 = 0x6d75_7466;
+/// Packets per phase.
+const COUNT: u16 = 30;
+
+fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
+    rtp_packet(ssrc, seq, u32::from(seq) * 3000, 96, seq % 10 == 9, &[seq as u8; 160])
+}
+
+/// Sends packets `seqs` of `ssrc` from `publisher` to the daemon, paced well inside the socket buffers.
+fn send(publisher: &Peer, daemon: &Daemon, ssrc: u32, seqs: std::ops::Range<u16>) -> Vec<Vec<u8>> {
+    let sent: Vec<Vec<u8>> = seqs.map(|seq| packet(ssrc, seq)).collect();
+    for (index, pkt) in sent.iter().enumerate() {
+        publisher.send(pkt, daemon.media[0]);
+        if index % 10 == 9 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    sent
+}
+
+/// The RTP packets `peer` receives (RTCP left out): `expected` of them, then whatever else comes within 300 ms.
+fn received_rtp(peer: &Peer, expected: usize) -> Vec<Vec<u8>> {
+    let is_rtp = |datagram: &Vec<u8>| !(200..=204).contains(&datagram[1]);
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while got.len() < expected && std::time::Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        got.extend(peer.recv(expected - got.len(), left).into_iter().filter(is_rtp));
+    }
+    got.extend(peer.drain(Duration::from_millis(300)).into_iter().filter(is_rtp));
+    got
+}
+
+/// Waits until the workers counted `at_least` packets dropped by a plugin; answers the count.
+fn plugin_drops(api: &Api, at_least: u64) -> u64 {
+    let mut drops = 0;
+    wait_until(WAIT, || {
+        drops = worker_total(&api.node(), "drop_plugin");
+        drops >= at_least
+    });
+    drops
+}
+
+#[test]
+fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let mute = modules.path().join("mute.wasm");
+    let config = format!(
+        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\npath \
+         = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = [\"mute\"]\negress = []\n",
+        mute.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    api.create_stream(video_stream("s", "v", "pub", SSRC)).expect("stream");
+    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    let stream = metadata_target("s", "", "v");
+
+    // Unmuted: every packet, byte for byte (no rewrite on this subscription).
+    api.set_pairs(&stream, &[("app.user", "ana")]);
+    let sent = send(&publisher, &daemon, SSRC, 0..COUNT);
+    let got = received_rtp(&subscriber, sent.len());
+    assert!(got == sent, "before muting: {} of {} packets, or not byte for byte", got.len(), sent.len());
+    assert_eq!(worker_total(&api.node(), "drop_plugin"), 0);
+
+    // Muted: SetMetadata answers once the stream's worker holds the new snapshot, so every packet after is dropped.
+    api.set_pairs(&stream, &[("app.muted", "1")]);
+    send(&publisher, &daemon, SSRC, COUNT..2 * COUNT);
+    assert_eq!(plugin_drops(&api, u64::from(COUNT)), u64::from(COUNT), "each muted packet dropped by the plugin");
+    let leaked = subscriber.drain(Duration::from_millis(300));
+    assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached the subscriber while muted");
+
+    // Another value of the key does not mute.
+    api.set_pairs(&stream, &[("app.muted", "0")]);
+    let sent = send(&publisher, &daemon, SSRC, 2 * COUNT..3 * COUNT);
+    let got = received_rtp(&subscriber, sent.len());
+    assert!(got == sent, "app.muted=0: {} of {} packets, or not byte for byte", got.len(), sent.len());
+
+    // Muted again, then the key deleted: packets flow again.
+    api.set_pairs(&stream, &[("app.muted", "1")]);
+    send(&publisher, &daemon, SSRC, 3 * COUNT..4 * COUNT);
+    plugin_drops(&api, 2 * u64::from(COUNT));
+    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
+    let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
+    api.delete_metadata(request).expect("DeleteMetadata");
+    let sent = send(&publisher, &daemon, SSRC, 4 * COUNT..5 * COUNT);
+    let got = received_rtp(&subscriber, sent.len());
+    assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
+    assert_eq!(worker_total(&api.node(), "drop_plugin"), 2 * u64::from(COUNT), "nothing dropped once unmuted");
+
+    // A stream created muted: its metadata reaches its worker with it.
+    let (publisher2, subscriber2) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub2", publisher2.addr())).expect("publisher");
+    let request = v1::CreateStreamRequest {
+        metadata: vec![ringfwd_tests::api::metadata_write("app.muted", "1")],
+        ..video_stream("s", "w", "pub2", CREATED_MUTED_SSRC)
+    };
+    api.create_stream(request).expect("a stream created muted");
+    api.create_endpoint(endpoint("s", "sub2", subscriber2.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub2", "w", "sub2", 0)).expect("subscription");
+    send(&publisher2, &daemon, CREATED_MUTED_SSRC, 0..COUNT);
+    assert_eq!(plugin_drops(&api, 3 * u64::from(COUNT)), 3 * u64::from(COUNT), "created muted: every packet dropped");
+    let leaked = subscriber2.drain(Duration::from_millis(300));
+    assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP of a stream created muted got through");
+
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!(exit.total("drop_plugin"), 3 * u64::from(COUNT));
+    assert_eq!(exit.total("forwarded_packets"), 3 * u64::from(COUNT));
+    assert_eq!(exit.total("plugin_failures"), 0);
+}
