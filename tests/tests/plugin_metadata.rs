@@ -3,7 +3,7 @@
 //! whose metadata says `app.muted=1`. A controller mutes and unmutes a stream with SetMetadata and DeleteMetadata
 //! while its publisher sends: the subscriber receives every packet byte for byte before, none while muted (the
 //! workers count each as dropped by a plugin), and every one again after. A stream created with `app.muted=1`
-//! is muted from its first packet.
+//! is muted from its first packet, and a muted stream restored after a restart (from the state directory) too.
 
 use std::time::Duration;
 
@@ -128,4 +128,47 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     assert_eq!(exit.total("drop_plugin"), 3 * u64::from(COUNT));
     assert_eq!(exit.total("forwarded_packets"), 3 * u64::from(COUNT));
     assert_eq!(exit.total("plugin_failures"), 0);
+}
+
+#[test]
+fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let mute = modules.path().join("mute.wasm");
+    let config = format!(
+        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\npath \
+         = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = [\"mute\"]\negress = []\n",
+        mute.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    api.create_stream(video_stream("s", "v", "pub", SSRC)).expect("stream");
+    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    let stream = metadata_target("s", "", "v");
+    api.set_pairs(&stream, &[("app.muted", "1")]);
+    drop(api);
+    let (exit, dir) = daemon.stop_for_restart();
+    assert!(exit.success, "{}", exit.stderr);
+
+    // The restored stream's worker gets its kept metadata: muted from the first packet after the restart.
+    let daemon = Daemon::restart_in(&config, dir);
+    let api = Api::dev(&daemon);
+    assert_eq!(api.metadata_pairs(&stream), [("app.muted".to_owned(), "1".to_owned())], "the metadata was kept");
+    send(&publisher, &daemon, SSRC, 0..COUNT);
+    assert_eq!(plugin_drops(&api, u64::from(COUNT)), u64::from(COUNT), "restored muted: every packet dropped");
+    let leaked = subscriber.drain(Duration::from_millis(300));
+    assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached the subscriber while muted");
+
+    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
+    let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
+    api.delete_metadata(request).expect("DeleteMetadata");
+    let sent = send(&publisher, &daemon, SSRC, COUNT..2 * COUNT);
+    let got = received_rtp(&subscriber, sent.len());
+    assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!(exit.total("drop_plugin"), u64::from(COUNT));
 }

@@ -1,5 +1,6 @@
 //! Key/value metadata that controllers attach to sessions, endpoints and streams (a SIP call id, a trunk id, a
-//! user id, a layout hint). ringfwd stores it and shows it to every watcher; it never acts on it.
+//! user id, a layout hint). ringfwd stores it and shows it to every watcher; it never acts on it itself (a stream's
+//! is also handed to its worker, where plugins read it: see `api::metadata`).
 //!
 //! Pure and sans-IO (no tokio, no tonic, no clock: time is passed in). The API layer checks that an object
 //! exists, calls the [`MetadataStore`] and publishes the [`MetadataEvent`]s it answers.
