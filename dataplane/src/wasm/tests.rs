@@ -623,6 +623,20 @@ fn the_metadata_import_copies_the_streams_snapshot_and_answers_its_codes() {
 }
 
 #[test]
+fn ringfwd_init_has_no_metadata_to_read() {
+    // Accepts its parameters only when `metadata` answers -2 (an instance serves every stream of its worker).
+    let wat = r#"(module
+      (import "ringfwd" "metadata" (func $metadata (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "ringfwd_init") (param i32) (result i32)
+        (i32.sub (call $metadata (i32.const 0) (i32.const 0)) (i32.const -2)))
+      (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0)))"#;
+    assert!(load(spec("init_reader", wat)).is_ok(), "ringfwd_init got something other than -2");
+}
+
+#[test]
 fn an_async_plugin_cannot_read_metadata() {
     use crate::core::interceptor::Metadata;
     let woken = late_waker();
