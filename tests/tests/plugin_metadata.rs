@@ -3,7 +3,8 @@
 //! whose metadata says `app.muted=1`. A controller mutes and unmutes a stream with SetMetadata and DeleteMetadata
 //! while its publisher sends: the subscriber receives every packet byte for byte before, none while muted (the
 //! workers count each as dropped by a plugin), and every one again after. A stream created with `app.muted=1`
-//! is muted from its first packet, and a muted stream restored after a restart (from the state directory) too.
+//! is muted from its first packet; so is a muted stream restored after a restart (from the state directory), and a
+//! muted stream that moved to another worker when it learned its SSRC.
 
 use std::time::Duration;
 
@@ -171,4 +172,55 @@ fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
     assert_eq!(exit.total("drop_plugin"), u64::from(COUNT));
+}
+
+#[test]
+fn a_stream_that_learns_an_ssrc_of_another_worker_keeps_its_metadata_there() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let mute = modules.path().join("mute.wasm");
+    let config = format!(
+        "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[telemetry]\nstats_interval_ms = \
+         200\n[[plugins]]\nname = \"mute\"\npath = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = \
+         [\"mute\"]\negress = []\n",
+        mute.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    api.session("s").expect("session");
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    // Declared without an SSRC (on worker 0), created muted; its publisher sends an odd SSRC, which worker 1 owns:
+    // the stream moves there when it learns it, and its metadata must follow.
+    let request = v1::CreateStreamRequest {
+        metadata: vec![ringfwd_tests::api::metadata_write("app.muted", "1")],
+        ..video_stream("s", "v", "pub", 0)
+    };
+    api.create_stream(request).expect("a stream that learns its SSRC");
+    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    let learned_ssrc = SSRC | 1;
+    let first = send(&publisher, &daemon, learned_ssrc, 0..3);
+    let adopted = api.wait_event("s", WAIT, |kind| match kind {
+        v1::event::Kind::StreamSsrcChanged(changed) => Some(changed.ssrc),
+        _ => None,
+    });
+    assert_eq!(adopted, Some(learned_ssrc), "the stream learned the SSRC its publisher sends");
+    let got = api.get_stream(v1::GetStreamRequest { session_id: "s".into(), stream_id: "v".into() });
+    assert_eq!(got.expect("GetStream").ssrc, learned_ssrc);
+    let streams_on = |worker: usize| {
+        let node = api.node();
+        node.workers.iter().find(|w| w.index as usize == worker).and_then(|w| w.counters.get("streams").copied())
+    };
+    assert!(wait_until(WAIT, || streams_on(1) == Some(1) && streams_on(0) == Some(0)), "the stream moved to worker 1");
+
+    let before = worker_total(&api.node(), "drop_plugin");
+    send(&publisher, &daemon, learned_ssrc, 3..3 + COUNT);
+    let drops = plugin_drops(&api, before + u64::from(COUNT)) - before;
+    assert_eq!(drops, u64::from(COUNT), "muted on the worker it moved to");
+    let leaked = subscriber.drain(Duration::from_millis(300));
+    let rtp = |d: &Vec<u8>| !(200..=204).contains(&d[1]);
+    let leaked: Vec<&Vec<u8>> = leaked.iter().filter(|d| rtp(d)).collect();
+    assert!(leaked.iter().all(|d| first.contains(d)), "RTP after the move reached the subscriber while muted");
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
 }
