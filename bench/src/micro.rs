@@ -194,7 +194,7 @@ const RTP_ROWS: [(&str, Side, InterceptorName, bool); 10] = [
 ];
 
 /// Every row name, in the order of the report.
-pub const ROW_NAMES: [&str; 23] = [
+pub const ROW_NAMES: [&str; 24] = [
     "baseline_rtp",
     "rate_limit",
     "stats_ingress",
@@ -210,6 +210,7 @@ pub const ROW_NAMES: [&str; 23] = [
     "plugin_wasm_noop",
     "plugin_wasm_throttle",
     "plugin_wasm_rewrite",
+    "plugin_wasm_async",
     "baseline_nack",
     "nack_cache_per_nack",
     "baseline_pli",
