@@ -105,6 +105,8 @@ impl<B: Backend> Worker<B> {
             worked |= self.process_handovers(now);
             worked |= self.process_late(now);
             worked |= self.run_timers(now);
+            // Async plugins' threads that got copies in this iteration: woken once each, not per copy.
+            late::wake_deferred();
             self.backend.flush(self.forwarder.counters_mut())?;
             if self.latency.has_pending() {
                 self.latency.submitted(now, Instant::now());

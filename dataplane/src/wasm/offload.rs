@@ -16,7 +16,7 @@
 //! import answers [`super::abi::METADATA_UNAVAILABLE`] in every call here.
 //!
 //! Must never make a worker wait, lock or allocate per packet: a full queue drops and counts, boxes circulate
-//! between a ready and a free list, and the thread is unparked only when it sleeps. Must never let the thread
+//! between a ready and a free list, and the thread is unparked only when it sleeps, once per worker iteration. Must never let the thread
 //! keep the plugin alive: it holds the plugin's shared state only while instantiating, and stops when the plugin
 //! is dropped.
 
@@ -33,7 +33,7 @@ use super::link::{failure_verdict, patch_header};
 use super::load::{AsyncPass, Shared};
 use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
-use crate::core::interceptor::late::{LateLane, LateTarget};
+use crate::core::interceptor::late::{self, LateLane, LateTarget};
 use crate::core::interceptor::{Context, Interceptor, PluginId, RtcpFrom, RtpAttrs, Scope, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::DropReason;
@@ -222,7 +222,8 @@ impl Runner {
         self.unpark();
     }
 
-    /// Worker, per copy queued: wakes the thread if it sleeps (an atomic load otherwise).
+    /// Worker, once per iteration that queued copies ([`late::wake_later`]): wakes the thread if it sleeps (an
+    /// atomic load otherwise).
     #[inline]
     fn wake(&self) {
         if self.sleeping.load(Ordering::SeqCst) {
@@ -234,6 +235,12 @@ impl Runner {
         if let Some(thread) = self.thread.get() {
             thread.unpark();
         }
+    }
+}
+
+impl late::Wake for Runner {
+    fn wake(&self) {
+        Runner::wake(self);
     }
 }
 
@@ -515,7 +522,7 @@ impl AsyncLink {
             return false;
         }
         bump(&counters.async_queued, 1);
-        self.runner.wake();
+        late::wake_later(&self.runner);
         true
     }
 }

@@ -416,6 +416,8 @@ fn late_packets(
     n: usize,
 ) -> Vec<(crate::core::interceptor::late::LateTarget, Scope, u32, Vec<u8>)> {
     use crate::core::interceptor::late;
+    // As the worker loop does at the end of an iteration: the plugin's thread, woken once for what was queued.
+    late::wake_deferred();
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     let mut got = Vec::new();
     while got.len() < n {
@@ -435,6 +437,7 @@ fn late_packets(
 
 /// Waits (at most 5 s) until the plugin's counters, which its thread writes after it acts, say `done`.
 fn until(plugin: &WasmPlugin, what: &str, done: impl Fn(&WasmPluginStats) -> bool) {
+    crate::core::interceptor::late::wake_deferred();
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     while !done(&plugin.stats()) {
         assert!(Instant::now() < deadline, "{what}: {:?}", plugin.stats());

@@ -6,8 +6,10 @@
 //! the worker thread starts and takes what the lanes hold each iteration ([`take`], [`has_ready`]); an async
 //! plugin registers a lane ([`register`]) when a chain on the worker binds it, and unregisters it when the plugin is
 //! unloaded. The forwarder emits each packet as the chain of its [`Scope`] would have
-//! (`Forwarder::on_late`). Must never block or allocate per packet: a full lane refuses (the sender counts it),
-//! and the worker is woken only when a lane goes from empty to non-empty.
+//! (`Forwarder::on_late`). The other way, a worker wakes a plugin's thread once per loop iteration, not once per
+//! copy it queued ([`wake_later`], [`wake_deferred`]): a thread that sleeps costs a system call to wake, and the
+//! copies of one receive batch reach it together. Must never block or allocate per packet: a full lane refuses (the
+//! sender counts it), and the worker is woken only when a lane goes from empty to non-empty.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -113,13 +115,52 @@ impl LateLane {
     }
 }
 
+/// A thread a worker wakes after queuing work for it (an async plugin's).
+pub trait Wake: Send + Sync {
+    /// Wakes the thread if it sleeps.
+    fn wake(&self);
+}
+
 struct Registry {
     lanes: Vec<Arc<LateLane>>,
     waker: Option<Waker>,
+    /// Threads to wake at the end of this worker's iteration, each once (room for one per lane: no allocation).
+    deferred: Vec<Arc<dyn Wake>>,
 }
 
 thread_local! {
-    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry { lanes: Vec::new(), waker: None }) };
+    static REGISTRY: RefCell<Registry> =
+        const { RefCell::new(Registry { lanes: Vec::new(), waker: None, deferred: Vec::new() }) };
+}
+
+/// Per copy queued for `thread`: on a worker (a waker installed), wakes it at the end of this iteration
+/// ([`wake_deferred`]), once however many copies it got; elsewhere (a test, a bench), at once.
+#[inline]
+pub fn wake_later<T: Wake + 'static>(thread: &Arc<T>) {
+    let now = REGISTRY.with_borrow_mut(|registry| {
+        if registry.waker.is_none() {
+            return true;
+        }
+        let address = Arc::as_ptr(thread).cast::<()>();
+        if !registry.deferred.iter().any(|held| std::ptr::eq(Arc::as_ptr(held).cast::<()>(), address)) {
+            registry.deferred.push(Arc::clone(thread) as Arc<dyn Wake>);
+        }
+        false
+    });
+    if now {
+        thread.wake();
+    }
+}
+
+/// Worker thread, once per loop iteration (after the chains ran, before it may sleep): wakes each thread
+/// [`wake_later`] named since the last call.
+#[inline]
+pub fn wake_deferred() {
+    REGISTRY.with_borrow_mut(|registry| {
+        for thread in registry.deferred.drain(..) {
+            thread.wake();
+        }
+    });
 }
 
 /// Worker thread, at start: how plugin threads wake it (also given to lanes registered before).
@@ -140,6 +181,9 @@ pub fn register(lane: &Arc<LateLane>) {
         }
         if !registry.lanes.iter().any(|held| Arc::ptr_eq(held, lane)) {
             registry.lanes.push(Arc::clone(lane));
+            // One thread per lane at most: [`wake_later`] never grows the list past this.
+            let room = registry.lanes.len();
+            registry.deferred.reserve(room.saturating_sub(registry.deferred.len()));
         }
     });
 }
@@ -186,6 +230,33 @@ fn wakes(lane: &LateLane) -> bool {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Sleeper(AtomicUsize);
+
+    impl Wake for Sleeper {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_worker_wakes_a_thread_once_per_iteration_elsewhere_at_once() {
+        let (one, two) = (Arc::new(Sleeper(AtomicUsize::new(0))), Arc::new(Sleeper(AtomicUsize::new(0))));
+        wake_later(&one);
+        assert_eq!(one.0.load(Ordering::Relaxed), 1, "no worker on this thread: woken at once");
+        install_waker(Arc::new(|| {}));
+        register(&Arc::new(LateLane::new(2, 16)));
+        register(&Arc::new(LateLane::new(2, 16)));
+        for _ in 0..100 {
+            wake_later(&one);
+            wake_later(&two);
+        }
+        assert_eq!((one.0.load(Ordering::Relaxed), two.0.load(Ordering::Relaxed)), (1, 0), "not yet");
+        wake_deferred();
+        assert_eq!((one.0.load(Ordering::Relaxed), two.0.load(Ordering::Relaxed)), (2, 1), "once each");
+        wake_deferred();
+        assert_eq!((one.0.load(Ordering::Relaxed), two.0.load(Ordering::Relaxed)), (2, 1), "nothing new");
+    }
 
     #[test]
     fn a_lane_is_bounded_wakes_on_empty_to_non_empty_and_recycles() {
