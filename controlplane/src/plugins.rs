@@ -143,6 +143,10 @@ impl Loaded {
                 PluginMode::Sync => 0,
                 PluginMode::Async(settings) => settings.queue_packets,
             },
+            async_wake_delay_us: match plugin.mode() {
+                PluginMode::Sync => 0,
+                PluginMode::Async(settings) => settings.wake_delay_us,
+            },
             async_pass: match plugin.mode() {
                 PluginMode::Sync => String::new(),
                 PluginMode::Async(AsyncSettings { pass: AsyncPass::Forward, .. }) => "forward".into(),
@@ -181,7 +185,7 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 14] = [
+const FAMILIES: [Family; 15] = [
     ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
@@ -201,6 +205,7 @@ const FAMILIES: [Family; 14] = [
     ("ringfwd_plugin_async_queue_full_total", "Copies an async plugin's full queue refused (dropped).", |s| {
         s.async_queue_full
     }),
+    ("ringfwd_plugin_async_wakeups_total", "Times an async plugin's thread woke from sleep.", |s| s.async_wakeups),
     (
         "ringfwd_plugin_async_returns_dropped_total",
         "Packets an async plugin emitted that found its return queue full.",

@@ -737,7 +737,7 @@ fn an_async_webassembly_plugin_allocates_nothing_on_the_worker() {
         fuel_per_call: 10_000,
         memory_max_bytes: wasm::DEFAULT_MEMORY_BYTES,
         params: Default::default(),
-        mode: PluginMode::Async(AsyncSettings { queue_packets: 64, pass: AsyncPass::Consume }),
+        mode: PluginMode::Async(AsyncSettings { queue_packets: 64, pass: AsyncPass::Consume, wake_delay_us: 0 }),
     };
     let plugin = Engine::new().expect("an engine").load(spec).expect("the module loads");
     let plugins = wasm::register(Plugins::none(), &plugin).expect("registered");

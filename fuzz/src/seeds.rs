@@ -244,7 +244,7 @@ fn configs() -> Vec<Seed> {
     seeds.push(("plugins.toml".to_owned(), plugins.as_bytes().to_vec()));
     let async_plugin =
         "[[plugins]]\nname = \"jitter\"\npath = \"/opt/ringfwd/plugins/jitter.wasm\"\nchains = [\"ingress\"]\n\
-                        mode = \"async\"\nasync_queue_packets = 1024\nasync_pass = \"consume\"\n[plugins.params]\n\
+                        mode = \"async\"\nasync_queue_packets = 1024\nasync_pass = \"consume\"\nasync_wake_delay_us = 1000\n[plugins.params]\n\
                         delay_ms = \"40\"\n[interceptors]\ningress = [\"stats\", \"jitter\"]\n";
     seeds.push(("plugins-async.toml".to_owned(), async_plugin.as_bytes().to_vec()));
     seeds

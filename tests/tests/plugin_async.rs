@@ -211,12 +211,14 @@ fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
             "async",
             "--async-queue-packets",
             "8",
+            "--async-wake-delay-us",
+            "500",
         ],
     ));
     assert_eq!((loaded["mode"].as_str(), loaded["asyncPass"].as_str()), (Some("async"), Some("forward")), "{loaded}");
-    assert_eq!(loaded["asyncQueuePackets"], 8, "{loaded}");
+    assert_eq!((loaded["asyncQueuePackets"].as_u64(), loaded["asyncWakeDelayUs"].as_u64()), (Some(8), Some(500)));
     let table = ctl_ok(&daemon, &token, &["plugin", "list"]);
-    assert!(table.contains("async/forward q8"), "{table}");
+    assert!(table.contains("async/forward q8 +500us"), "{table}");
     assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-late") == 1), "its thread runs");
     ctl_ok(&daemon, &token, &["plugin", "unload", "late"]);
     assert!(wait_until(Duration::from_secs(5), || threads_named(&daemon, "plugin-late") == 0), "its thread stopped");

@@ -119,6 +119,9 @@ pub struct PluginConfig {
     pub async_queue_packets: Option<u32>,
     /// Async only: what the chain does with a packet once its copy is queued (default `forward`).
     pub async_pass: Option<AsyncPassMode>,
+    /// Async only: microseconds its thread waits, once a worker woke it, before it takes the copies, so one wake-up
+    /// serves them all (default 0: at once; at most [`ringfwd_dataplane::wasm::MAX_ASYNC_WAKE_DELAY_US`]).
+    pub async_wake_delay_us: Option<u32>,
 }
 
 impl Default for PluginConfig {
@@ -134,6 +137,7 @@ impl Default for PluginConfig {
             mode: RunMode::default(),
             async_queue_packets: None,
             async_pass: None,
+            async_wake_delay_us: None,
         }
     }
 }
@@ -153,6 +157,7 @@ impl PluginConfig {
                 PluginMode::Async(AsyncSettings {
                     queue_packets: self.async_queue_packets.unwrap_or(defaults.queue_packets),
                     pass: self.async_pass.map_or(defaults.pass, AsyncPass::from),
+                    wake_delay_us: self.async_wake_delay_us.unwrap_or(defaults.wake_delay_us),
                 })
             }
         }
@@ -187,11 +192,7 @@ pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Resu
         let reason = "must name ingress, egress or both, each once";
         return Err(ConfigError::invalid(key("chains"), format!("{chains:?}"), reason));
     }
-    check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| match e {
-        LimitError::Fuel(value) => ConfigError::invalid(key("fuel_per_call"), value, e.to_string()),
-        LimitError::Memory(value) => ConfigError::invalid(key("memory_max_bytes"), value, e.to_string()),
-        LimitError::AsyncQueue(value) => ConfigError::invalid(key("async_queue_packets"), value, e.to_string()),
-    })?;
+    check_limits(plugin.fuel_per_call, plugin.memory_max_bytes).map_err(|e| limit_refused(key, &e))?;
     abi::params_text(&plugin.params)
         .map_err(|e| ConfigError::invalid(key("params"), format!("{:?}", plugin.params), e.to_string()))?;
     match plugin.plugin_mode() {
@@ -203,13 +204,24 @@ pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Resu
             if let Some(value) = plugin.async_pass {
                 return Err(ConfigError::invalid(key("async_pass"), format!("{value:?}").to_lowercase(), reason));
             }
+            if let Some(value) = plugin.async_wake_delay_us {
+                return Err(ConfigError::invalid(key("async_wake_delay_us"), value, reason));
+            }
         }
-        PluginMode::Async(settings) => check_async(&settings).map_err(|e| match e {
-            LimitError::AsyncQueue(value) => ConfigError::invalid(key("async_queue_packets"), value, e.to_string()),
-            other => ConfigError::invalid(key("mode"), "async", other.to_string()),
-        })?,
+        PluginMode::Async(settings) => check_async(&settings).map_err(|e| limit_refused(key, &e))?,
     }
     Ok(())
+}
+
+/// A limit the data plane refused, naming its key.
+fn limit_refused(key: &dyn Fn(&str) -> String, e: &LimitError) -> ConfigError {
+    let (field, value) = match *e {
+        LimitError::Fuel(value) => ("fuel_per_call", value),
+        LimitError::Memory(value) => ("memory_max_bytes", value),
+        LimitError::AsyncQueue(value) => ("async_queue_packets", u64::from(value)),
+        LimitError::AsyncWakeDelay(value) => ("async_wake_delay_us", u64::from(value)),
+    };
+    ConfigError::invalid(key(field), value, e.to_string())
 }
 
 /// A module path: absolute (the daemon reads it, whatever its working directory).
@@ -256,6 +268,10 @@ mod tests {
         assert_eq!(key(&[empty]).as_deref(), Some("plugins[0].async_queue_packets"));
         let huge = PluginConfig { mode: RunMode::Async, async_queue_packets: Some(1 << 20), ..plugin("a") };
         assert_eq!(key(&[huge]).as_deref(), Some("plugins[0].async_queue_packets"));
+        let sync_delay = PluginConfig { async_wake_delay_us: Some(100), ..plugin("a") };
+        assert_eq!(key(&[sync_delay]).as_deref(), Some("plugins[0].async_wake_delay_us"), "an async key, sync mode");
+        let late = PluginConfig { mode: RunMode::Async, async_wake_delay_us: Some(1_000_000), ..plugin("a") };
+        assert_eq!(key(&[late]).as_deref(), Some("plugins[0].async_wake_delay_us"));
     }
 
     #[test]
@@ -267,8 +283,11 @@ mod tests {
         assert_eq!(parsed.plugin_mode(), PluginMode::Async(settings));
         assert!(validate_plugins(&[parsed]).is_ok());
         let queued = PluginConfig { mode: RunMode::Async, async_queue_packets: Some(16), ..plugin("a") };
-        let settings = AsyncSettings { queue_packets: 16, pass: AsyncPass::Forward };
+        let settings = AsyncSettings { queue_packets: 16, pass: AsyncPass::Forward, wake_delay_us: 0 };
         assert_eq!(queued.plugin_mode(), PluginMode::Async(settings));
+        let delayed = PluginConfig { mode: RunMode::Async, async_wake_delay_us: Some(2000), ..plugin("a") };
+        let settings = AsyncSettings { wake_delay_us: 2000, ..AsyncSettings::default() };
+        assert_eq!(delayed.plugin_mode(), PluginMode::Async(settings));
         assert!(toml::from_str::<PluginConfig>("name = \"a\"\nmode = \"later\"\n").is_err(), "unknown mode");
     }
 

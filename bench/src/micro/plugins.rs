@@ -91,7 +91,11 @@ pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
     };
     // 80 % of the stream's packet rate, as the rate_limit row: it drops the rest of each second.
     let sync = wasm::PluginMode::Sync;
-    let forward = wasm::AsyncSettings { queue_packets: ASYNC_QUEUE_PACKETS, pass: wasm::AsyncPass::Forward };
+    let forward = wasm::AsyncSettings {
+        pass: wasm::AsyncPass::Forward,
+        queue_packets: ASYNC_QUEUE_PACKETS,
+        ..Default::default()
+    };
     let loaded = vec![
         load("wasm_noop", WASM_NOOP.into(), sync)?,
         load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10), sync)?,

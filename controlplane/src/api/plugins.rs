@@ -224,6 +224,9 @@ pub fn from_wire(request: v1::LoadPluginRequest) -> Result<KeptPlugin, Status> {
     if request.async_queue_packets != 0 {
         settings.async_queue_packets = Some(request.async_queue_packets);
     }
+    if request.async_wake_delay_us != 0 {
+        settings.async_wake_delay_us = Some(request.async_wake_delay_us);
+    }
     settings.async_pass = match request.async_pass.as_str() {
         "" => None,
         "forward" => Some(AsyncPassMode::Forward),
@@ -325,6 +328,11 @@ mod tests {
             (v1::LoadPluginRequest { mode: "later".into(), ..request("a") }, "invalid mode"),
             (v1::LoadPluginRequest { async_pass: "consume".into(), ..request("a") }, "invalid async_pass"),
             (v1::LoadPluginRequest { async_queue_packets: 8, ..request("a") }, "invalid async_queue_packets"),
+            (v1::LoadPluginRequest { async_wake_delay_us: 8, ..request("a") }, "invalid async_wake_delay_us"),
+            (
+                v1::LoadPluginRequest { mode: "async".into(), async_wake_delay_us: 1 << 20, ..request("a") },
+                "invalid async_wake_delay_us",
+            ),
             (
                 v1::LoadPluginRequest { mode: "async".into(), async_queue_packets: 1 << 20, ..request("a") },
                 "invalid async_queue_packets",

@@ -130,6 +130,9 @@ pub enum PluginCmd {
         /// Async only: forward (default: the packet goes on) or consume (it stops at the plugin).
         #[arg(long)]
         async_pass: Option<String>,
+        /// Async only: microseconds its thread waits, once woken, before it takes the copies (default 0).
+        #[arg(long)]
+        async_wake_delay_us: Option<u32>,
         /// A parameter for its ringfwd_init, KEY=VALUE (repeat).
         #[arg(long = "param", value_parser = parse_pair)]
         params: Vec<(String, String)>,

@@ -60,6 +60,9 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
             p.kind.clone(),
             p.chains.join(","),
             shown(match p.mode.as_str() {
+                "async" if p.async_wake_delay_us > 0 => {
+                    format!("async/{} q{} +{}us", p.async_pass, p.async_queue_packets, p.async_wake_delay_us)
+                }
                 "async" => format!("async/{} q{}", p.async_pass, p.async_queue_packets),
                 other => other.to_owned(),
             }),

@@ -155,6 +155,7 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             mode,
             async_queue_packets,
             async_pass,
+            async_wake_delay_us,
             params,
         }) => {
             use v1::load_plugin_request::Module;
@@ -176,6 +177,7 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
                 mode: mode.unwrap_or_default(),
                 async_queue_packets: async_queue_packets.unwrap_or_default(),
                 async_pass: async_pass.unwrap_or_default(),
+                async_wake_delay_us: async_wake_delay_us.unwrap_or_default(),
             };
             let plugin = client.load_plugin(request).await.map_err(status)?.into_inner();
             super::output::print_plugin(&plugin, json)

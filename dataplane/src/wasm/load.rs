@@ -42,6 +42,8 @@ pub enum FailurePath {
 pub const DEFAULT_ASYNC_QUEUE_PACKETS: u32 = 1024;
 /// The most packets an async plugin's queue may hold, in each direction, per worker.
 pub const MAX_ASYNC_QUEUE_PACKETS: u32 = 65_536;
+/// The longest an async plugin's thread may wait, once woken, before it takes the copies (microseconds).
+pub const MAX_ASYNC_WAKE_DELAY_US: u32 = 100_000;
 
 /// How a plugin runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,11 +64,15 @@ pub struct AsyncSettings {
     pub queue_packets: u32,
     /// What the chain does with the packet once a copy is queued.
     pub pass: AsyncPass,
+    /// Microseconds the thread waits, once a worker woke it, before it takes the copies
+    /// (0..=[`MAX_ASYNC_WAKE_DELAY_US`]; 0: at once): one wake-up then serves every copy of that time, at the cost of
+    /// that much delay. A plugin timer due sooner ends the wait.
+    pub wake_delay_us: u32,
 }
 
 impl Default for AsyncSettings {
     fn default() -> AsyncSettings {
-        AsyncSettings { queue_packets: DEFAULT_ASYNC_QUEUE_PACKETS, pass: AsyncPass::Forward }
+        AsyncSettings { queue_packets: DEFAULT_ASYNC_QUEUE_PACKETS, pass: AsyncPass::Forward, wake_delay_us: 0 }
     }
 }
 
@@ -135,6 +141,9 @@ pub enum LimitError {
     /// `async_queue_packets` out of range.
     #[error("async_queue_packets {0} is not in 1..={MAX_ASYNC_QUEUE_PACKETS}")]
     AsyncQueue(u32),
+    /// `async_wake_delay_us` out of range.
+    #[error("async_wake_delay_us {0} is more than {MAX_ASYNC_WAKE_DELAY_US}")]
+    AsyncWakeDelay(u32),
 }
 
 /// Checks a spec's limits (the config's `[[plugins]]` keys are checked by this too).
@@ -152,6 +161,9 @@ pub fn check_limits(fuel_per_call: u64, memory_max_bytes: u64) -> Result<(), Lim
 pub fn check_async(settings: &AsyncSettings) -> Result<(), LimitError> {
     if !(1..=MAX_ASYNC_QUEUE_PACKETS).contains(&settings.queue_packets) {
         return Err(LimitError::AsyncQueue(settings.queue_packets));
+    }
+    if settings.wake_delay_us > MAX_ASYNC_WAKE_DELAY_US {
+        return Err(LimitError::AsyncWakeDelay(settings.wake_delay_us));
     }
     Ok(())
 }
@@ -257,7 +269,10 @@ impl Engine {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
         let wants_rtcp = module.exports().any(|export| export.name() == abi::EXPORT_ON_RTCP);
-        let runner = matches!(spec.mode, PluginMode::Async(_)).then(|| Arc::new(Runner::new()));
+        let runner = match spec.mode {
+            PluginMode::Async(settings) => Some(Arc::new(Runner::new(settings.wake_delay_us))),
+            PluginMode::Sync => None,
+        };
         let shared = Shared {
             name: spec.name,
             origin: spec.origin,

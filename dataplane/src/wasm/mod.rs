@@ -26,7 +26,7 @@ pub use link::register;
 pub use load::{
     check_async, check_limits, AsyncPass, AsyncSettings, Engine, FailurePath, LimitError, LoadError, PluginMode,
     WasmPlugin, WasmPluginSpec, DEFAULT_ASYNC_QUEUE_PACKETS, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_BYTES,
-    MAX_ASYNC_QUEUE_PACKETS, MAX_FUEL_PER_CALL, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES,
+    MAX_ASYNC_QUEUE_PACKETS, MAX_ASYNC_WAKE_DELAY_US, MAX_FUEL_PER_CALL, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES,
 };
 pub use stats::WasmPluginStats;
 

@@ -157,6 +157,8 @@ pub(crate) struct Runner {
     /// The tag the next lane gets.
     next_tag: AtomicU32,
     thread: OnceLock<Thread>,
+    /// How long the thread waits, once woken for copies, before it takes them (the plugin's `wake_delay_us`).
+    wake_delay: Duration,
 }
 
 impl std::fmt::Debug for Runner {
@@ -167,7 +169,7 @@ impl std::fmt::Debug for Runner {
 
 impl Runner {
     /// A runner whose thread is not started yet.
-    pub(crate) fn new() -> Runner {
+    pub(crate) fn new(wake_delay_us: u32) -> Runner {
         Runner {
             lanes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
@@ -177,6 +179,7 @@ impl Runner {
             reported: AtomicBool::new(false),
             next_tag: AtomicU32::new(0),
             thread: OnceLock::new(),
+            wake_delay: Duration::from_micros(u64::from(wake_delay_us)),
         }
     }
 
@@ -292,13 +295,22 @@ fn run(runner: &Runner, plugin: &Weak<Shared>) {
         let pending = runner.stop.load(Ordering::SeqCst)
             || runner.changed.load(Ordering::SeqCst)
             || lanes.iter().any(|lane| !lane.ready.is_empty());
+        let next_timer = state.timers.iter().map(|timer| timer.at).min();
         if !pending {
-            match state.timers.iter().map(|timer| timer.at).min() {
+            match next_timer {
                 Some(at) => std::thread::park_timeout(at.saturating_duration_since(now)),
                 None => std::thread::park_timeout(Duration::from_secs(1)),
             }
+            bump(&state.counters.async_wakeups, 1);
         }
         runner.sleeping.store(false, Ordering::SeqCst);
+        // Woken for copies: with a wake delay, let the copies of that time gather, so one wake-up serves them all
+        // (a timer due sooner ends the wait; workers do not wake a thread that is not sleeping).
+        if !runner.wake_delay.is_zero() && lanes.iter().any(|lane| !lane.ready.is_empty()) {
+            let now = Instant::now();
+            let until = next_timer.map_or(now + runner.wake_delay, |at| at.min(now + runner.wake_delay));
+            std::thread::sleep(until.saturating_duration_since(now));
+        }
     }
 }
 

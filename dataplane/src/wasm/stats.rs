@@ -52,11 +52,13 @@ pub struct WasmPluginStats {
     pub async_queue_full: u64,
     /// Async mode: packets the plugin emitted that found the queue back to the worker full (dropped).
     pub async_returns_dropped: u64,
+    /// Async mode: times the plugin's thread woke (for copies, a timer, or its idle tick).
+    pub async_wakeups: u64,
 }
 
 impl WasmPluginStats {
     /// Every counter by name (the names the API's `Plugin.counters` uses).
-    pub fn named(&self) -> [(&'static str, u64); 20] {
+    pub fn named(&self) -> [(&'static str, u64); 21] {
         [
             ("instances", self.instances),
             ("disabled", self.disabled),
@@ -78,6 +80,7 @@ impl WasmPluginStats {
             ("async_queued", self.async_queued),
             ("async_queue_full", self.async_queue_full),
             ("async_returns_dropped", self.async_returns_dropped),
+            ("async_wakeups", self.async_wakeups),
         ]
     }
 }
@@ -106,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) async_queued: AtomicU64,
     pub(crate) async_queue_full: AtomicU64,
     pub(crate) async_returns_dropped: AtomicU64,
+    pub(crate) async_wakeups: AtomicU64,
 }
 
 /// Adds `n` to a counter only this thread writes.
@@ -143,5 +147,6 @@ impl Counters {
         out.async_queued += load(&self.async_queued);
         out.async_queue_full += load(&self.async_queue_full);
         out.async_returns_dropped += load(&self.async_returns_dropped);
+        out.async_wakeups += load(&self.async_wakeups);
     }
 }

@@ -397,7 +397,10 @@ fn inject_takes_rtp_packets_from_an_ingress_chain_only() {
 
 /// `spec` in async mode with a queue of `queue_packets` and `pass`.
 fn async_spec(name: &str, wat: &str, queue_packets: u32, pass: AsyncPass) -> WasmPluginSpec {
-    WasmPluginSpec { mode: PluginMode::Async(AsyncSettings { queue_packets, pass }), ..spec(name, wat) }
+    WasmPluginSpec {
+        mode: PluginMode::Async(AsyncSettings { queue_packets, pass, wake_delay_us: 0 }),
+        ..spec(name, wat)
+    }
 }
 
 /// Installs this thread's late-packet waker: the receiver gets a message per wake-up.
@@ -517,6 +520,30 @@ fn a_full_queue_toward_an_async_plugin_drops_and_counts_and_the_worker_never_wai
         }
         until(&plugin, "every queued copy called", |now| now.calls == stats.async_queued);
     }
+}
+
+#[test]
+fn a_wake_delay_lets_one_wake_up_of_the_plugins_thread_serve_the_copies_of_that_time() {
+    // 20 copies a millisecond apart: without a delay the thread sleeps between them and each wakes it; with a
+    // 100 ms delay the first wake-up waits, and the copies of those 100 ms are taken together.
+    let wakeups = |wake_delay_us: u32| {
+        let mut spec = async_spec("paced", &module("(i32.const 0)", ""), 64, AsyncPass::Forward);
+        spec.mode = PluginMode::Async(AsyncSettings { queue_packets: 64, pass: AsyncPass::Forward, wake_delay_us });
+        let plugin = load(spec).expect("loads");
+        let mut chain = chain_of(&plugin);
+        let mut outbox = Outbox::new(4, 1500);
+        until(&plugin, "the thread started", |stats| stats.instances == 1);
+        let before = plugin.stats().async_wakeups;
+        for _ in 0..20 {
+            assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 20]), Verdict::Continue);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        until(&plugin, "every copy called", |stats| stats.calls == 20);
+        plugin.stats().async_wakeups - before
+    };
+    let (at_once, delayed) = (wakeups(0), wakeups(100_000));
+    assert!(at_once >= 10, "without a delay each copy wakes the sleeping thread: {at_once} wake-ups");
+    assert!(delayed <= 3, "with a delay one wake-up serves them: {delayed} wake-ups");
 }
 
 #[test]
