@@ -7,7 +7,8 @@
 # cpu/pkt is the whole process's CPU (the plugin's thread included) per packet. The plugin's counters
 # (async_queued, async_queue_full) are printed after each async step. Run from the repository root after
 # `cargo build --release -p ringfwd -p ringfwd-bench`.
-# usage: bench/results/plugins-async-ab-2026-12-06.sh REPS SCENARIO OUT_PPS SECONDS
+# With ASYNC_WAKE_DELAY_US set, a fourth configuration: the async no-op with that async_wake_delay_us.
+# usage: [ASYNC_WAKE_DELAY_US=N] bench/results/plugins-async-ab-2026-12-06.sh REPS SCENARIO OUT_PPS SECONDS
 set -eu
 out=${AB_OUT:-$(mktemp -d)}
 reps=$1 scenario=$2 pps=$3 seconds=$4
@@ -38,6 +39,12 @@ for rep in $(seq 1 "$reps"); do
   "$(dirname "$0")/ab-step.sh" "$out" "$state" "$scenario" "$pps" "$seconds" "default" "$rep"
   "$(dirname "$0")/ab-step.sh" "$out" "$(plugin '')" "$scenario" "$pps" "$seconds" "wasm_sync" "$rep"
   "$(dirname "$0")/ab-step.sh" "$out" "$(plugin "$async")" "$scenario" "$pps" "$seconds" "wasm_async" "$rep"
-  grep -o "async_queue[a-z_]*=[0-9]*" "$out/ringfwd.log" | tail -2 | tr '\n' ' ' || true
+  grep -o "async_\(queue[a-z_]*\|wakeups\)=[0-9]*" "$out/ringfwd.log" | tail -3 | tr '\n' ' ' || true
   echo
+  if [ -n "${ASYNC_WAKE_DELAY_US:-}" ]; then
+    "$(dirname "$0")/ab-step.sh" "$out" "$(plugin "$async
+async_wake_delay_us = $ASYNC_WAKE_DELAY_US")" "$scenario" "$pps" "$seconds" "wasm_async_d$ASYNC_WAKE_DELAY_US" "$rep"
+    grep -o "async_\(queue[a-z_]*\|wakeups\)=[0-9]*" "$out/ringfwd.log" | tail -3 | tr '\n' ' ' || true
+    echo
+  fi
 done
