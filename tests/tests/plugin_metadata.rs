@@ -58,23 +58,33 @@ fn plugin_drops(api: &Api, at_least: u64) -> u64 {
     drops
 }
 
+/// A config with `head` (placement, telemetry), one media address, and the mute plugin on every stream's ingress.
+fn mute_config(mute: &std::path::Path, head: &str) -> String {
+    format!(
+        "{head}[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\npath = \"{}\"\nchains = \
+         [\"ingress\"]\n[interceptors]\ningress = [\"mute\"]\negress = []\n",
+        mute.display()
+    )
+}
+
+/// Session `s`: endpoint `pub` (at `publisher`) publishing `stream`, endpoint `sub` (at `subscriber`) subscribed to it.
+fn route(api: &Api, publisher: &Peer, subscriber: &Peer, stream: v1::CreateStreamRequest) {
+    api.session("s").expect("session");
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    api.create_stream(stream).expect("stream");
+    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+}
+
 #[test]
 fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
     let mute = modules.path().join("mute.wasm");
-    let config = format!(
-        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\npath \
-         = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = [\"mute\"]\negress = []\n",
-        mute.display()
-    );
+    let config = mute_config(&mute, "[placement]\nworker_cores = [0]\n");
     let daemon = Daemon::start(&config);
     let api = Api::dev(&daemon);
-    api.session("s").expect("session");
     let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
-    api.create_stream(video_stream("s", "v", "pub", SSRC)).expect("stream");
-    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
-    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    route(&api, &publisher, &subscriber, video_stream("s", "v", "pub", SSRC));
     let stream = metadata_target("s", "", "v");
 
     // Unmuted: every packet, byte for byte (no rewrite on this subscription).
@@ -135,19 +145,11 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
 fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
     let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
     let mute = modules.path().join("mute.wasm");
-    let config = format!(
-        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\npath \
-         = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = [\"mute\"]\negress = []\n",
-        mute.display()
-    );
+    let config = mute_config(&mute, "[placement]\nworker_cores = [0]\n");
     let daemon = Daemon::start(&config);
     let api = Api::dev(&daemon);
-    api.session("s").expect("session");
     let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
-    api.create_stream(video_stream("s", "v", "pub", SSRC)).expect("stream");
-    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
-    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    route(&api, &publisher, &subscriber, video_stream("s", "v", "pub", SSRC));
     let stream = metadata_target("s", "", "v");
     api.set_pairs(&stream, &[("app.muted", "1")]);
     drop(api);
@@ -178,26 +180,17 @@ fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
 fn a_stream_that_learns_an_ssrc_of_another_worker_keeps_its_metadata_there() {
     let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
     let mute = modules.path().join("mute.wasm");
-    let config = format!(
-        "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[telemetry]\nstats_interval_ms = \
-         200\n[[plugins]]\nname = \"mute\"\npath = \"{}\"\nchains = [\"ingress\"]\n[interceptors]\ningress = \
-         [\"mute\"]\negress = []\n",
-        mute.display()
-    );
+    let config = mute_config(&mute, "[placement]\nworker_cores = [0, 1]\n[telemetry]\nstats_interval_ms = 200\n");
     let daemon = Daemon::start(&config);
     let api = Api::dev(&daemon);
-    api.session("s").expect("session");
     let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
     // Declared without an SSRC (on worker 0), created muted; its publisher sends an odd SSRC, which worker 1 owns:
     // the stream moves there when it learns it, and its metadata must follow.
     let request = v1::CreateStreamRequest {
         metadata: vec![ringfwd_tests::api::metadata_write("app.muted", "1")],
         ..video_stream("s", "v", "pub", 0)
     };
-    api.create_stream(request).expect("a stream that learns its SSRC");
-    api.create_endpoint(endpoint("s", "sub", subscriber.addr())).expect("subscriber");
-    api.create_subscription(subscription("s", "sub", "v", "sub", 0)).expect("subscription");
+    route(&api, &publisher, &subscriber, request);
     let learned_ssrc = SSRC | 1;
     let first = send(&publisher, &daemon, learned_ssrc, 0..3);
     let adopted = api.wait_event("s", WAIT, |kind| match kind {
