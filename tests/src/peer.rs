@@ -54,6 +54,20 @@ impl Peer {
     pub fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
         self.recv(usize::MAX, quiet)
     }
+
+    /// The RTP packets it receives (RTCP, payload types 200..=204, left out): `expected` of them within `timeout`,
+    /// then whatever else comes within 300 ms (to catch extras).
+    pub fn recv_rtp(&self, expected: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let is_rtp = |datagram: &Vec<u8>| !(200..=204).contains(&datagram[1]);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while got.len() < expected && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            got.extend(self.recv(expected - got.len(), left).into_iter().filter(is_rtp));
+        }
+        got.extend(self.drain(Duration::from_millis(300)).into_iter().filter(is_rtp));
+        got
+    }
 }
 
 /// An RTP packet with the given header fields and payload.

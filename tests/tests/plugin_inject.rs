@@ -43,20 +43,6 @@ fn rewritten(sent: &[u8], ssrc: u32, pt: u8) -> Vec<u8> {
     copy
 }
 
-/// The RTP packets `peer` receives (RTCP, payload types 200..=204, left out): `expected`, then whatever else comes
-/// within 300 ms.
-fn received_rtp(peer: &Peer, expected: usize) -> Vec<Vec<u8>> {
-    let is_rtp = |datagram: &Vec<u8>| !(200..=204).contains(&datagram[1]);
-    let mut got: Vec<Vec<u8>> = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    while got.len() < expected && std::time::Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        got.extend(peer.recv(expected - got.len(), left).into_iter().filter(is_rtp));
-    }
-    got.extend(peer.drain(Duration::from_millis(300)).into_iter().filter(is_rtp));
-    got
-}
-
 #[test]
 fn a_plugin_that_injects_every_packet_twice_reaches_every_subscriber_twice_under_its_rewrite() {
     let dir = tempfile::tempdir().expect("a directory");
@@ -93,10 +79,10 @@ fn a_plugin_that_injects_every_packet_twice_reaches_every_subscriber_twice_under
     let twice = |copy: &dyn Fn(&[u8]) -> Vec<u8>| -> Vec<Vec<u8>> {
         sent.iter().flat_map(|pkt| [copy(pkt), copy(pkt)]).collect()
     };
-    let got = received_rtp(&mapped, 2 * usize::from(COUNT));
+    let got = mapped.recv_rtp(2 * usize::from(COUNT), WAIT);
     assert_eq!(got.len(), 2 * usize::from(COUNT), "mapped: every packet twice");
     assert!(got == twice(&|pkt| rewritten(pkt, mapped_ssrc, 111)), "mapped: not each packet twice under its rewrite");
-    let got = received_rtp(&plain, 2 * usize::from(COUNT));
+    let got = plain.recv_rtp(2 * usize::from(COUNT), WAIT);
     assert_eq!(got.len(), 2 * usize::from(COUNT), "plain: every packet twice");
     assert!(got == twice(&|pkt| pkt.to_vec()), "plain: not each packet twice, unchanged");
 

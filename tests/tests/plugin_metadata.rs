@@ -35,19 +35,6 @@ fn send(publisher: &Peer, daemon: &Daemon, ssrc: u32, seqs: std::ops::Range<u16>
     sent
 }
 
-/// The RTP packets `peer` receives (RTCP left out): `expected` of them, then whatever else comes within 300 ms.
-fn received_rtp(peer: &Peer, expected: usize) -> Vec<Vec<u8>> {
-    let is_rtp = |datagram: &Vec<u8>| !(200..=204).contains(&datagram[1]);
-    let mut got: Vec<Vec<u8>> = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    while got.len() < expected && std::time::Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        got.extend(peer.recv(expected - got.len(), left).into_iter().filter(is_rtp));
-    }
-    got.extend(peer.drain(Duration::from_millis(300)).into_iter().filter(is_rtp));
-    got
-}
-
 /// Waits until the workers counted `at_least` packets dropped by a plugin; answers the count.
 fn plugin_drops(api: &Api, at_least: u64) -> u64 {
     let mut drops = 0;
@@ -90,7 +77,7 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     // Unmuted: every packet, byte for byte (no rewrite on this subscription).
     api.set_pairs(&stream, &[("app.user", "ana")]);
     let sent = send(&publisher, &daemon, SSRC, 0..COUNT);
-    let got = received_rtp(&subscriber, sent.len());
+    let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "before muting: {} of {} packets, or not byte for byte", got.len(), sent.len());
     assert_eq!(worker_total(&api.node(), "drop_plugin"), 0);
 
@@ -104,7 +91,7 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     // Another value of the key does not mute.
     api.set_pairs(&stream, &[("app.muted", "0")]);
     let sent = send(&publisher, &daemon, SSRC, 2 * COUNT..3 * COUNT);
-    let got = received_rtp(&subscriber, sent.len());
+    let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "app.muted=0: {} of {} packets, or not byte for byte", got.len(), sent.len());
 
     // Muted again, then the key deleted: packets flow again.
@@ -115,7 +102,7 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
     api.delete_metadata(request).expect("DeleteMetadata");
     let sent = send(&publisher, &daemon, SSRC, 4 * COUNT..5 * COUNT);
-    let got = received_rtp(&subscriber, sent.len());
+    let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
     assert_eq!(worker_total(&api.node(), "drop_plugin"), 2 * u64::from(COUNT), "nothing dropped once unmuted");
 
@@ -169,7 +156,7 @@ fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
     let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
     api.delete_metadata(request).expect("DeleteMetadata");
     let sent = send(&publisher, &daemon, SSRC, COUNT..2 * COUNT);
-    let got = received_rtp(&subscriber, sent.len());
+    let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
