@@ -30,6 +30,7 @@ pub use crate::runtime::mailbox::{Ack, Envelope, Mailbox};
 pub use crate::runtime::notify::Notifier;
 
 // Interceptors: the built-ins by name, the registered plugins, and the specs a chain is built from.
+pub use crate::core::interceptor::attach::{parse as parse_attachment, AttachError};
 pub use crate::core::interceptor::plugin::{
     check_name as check_plugin_name, MAX_PLUGINS, MAX_PLUGINS_PER_CHAIN, MAX_PLUGIN_NAME_BYTES, MAX_PLUGIN_SLOTS,
 };
@@ -38,7 +39,8 @@ pub use crate::core::interceptor::spec::{
     RateLimitParams, ReportParams, RtxParams, StatsParams, TapParams, TwccParams,
 };
 pub use crate::core::interceptor::{
-    InterceptorKind, Metadata, PluginError, PluginId, PluginList, Plugins, Snapshot, MAX_METADATA_BYTES,
+    Attach, AttachMode, Attachment, InterceptorKind, Metadata, PluginError, PluginId, PluginList, Plugins, Snapshot,
+    MAX_METADATA_BYTES,
 };
 
 // Counters, statistics, numbering, latency and events: what a worker publishes.

@@ -20,6 +20,7 @@ use ringfwd_tests::api::{
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtp_packet, Peer};
 use ringfwd_tests::scrape::sample;
+use ringfwd_tests::wasm::echo;
 
 const SLOW_SSRC: u32 = 0x736c_6f77;
 const FAST_SSRC: u32 = 0x6661_7374;
@@ -34,16 +35,6 @@ const SLOW: &str = r#"(module
   (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (local $i i32)
     (local.set $i (i32.const 1000000))
     (loop $spin (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $spin (local.get $i)))
-    (i32.const 0)))"#;
-
-/// Injects each copy it is handed back into its stream, unchanged.
-const ECHO: &str = r#"(module
-  (import "ringfwd" "inject" (func $inject (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
-  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
-  (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
-    (drop (call $inject (i32.const 1024) (local.get $len)))
     (i32.const 0)))"#;
 
 /// The daemon's threads called `name`.
@@ -131,7 +122,7 @@ fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
     let api = Api::dev(&daemon);
     let load = v1::LoadPluginRequest {
         name: "echo".into(),
-        module: Some(v1::load_plugin_request::Module::ModuleBytes(ECHO.as_bytes().to_vec())),
+        module: Some(v1::load_plugin_request::Module::ModuleBytes(echo(0).into_bytes())),
         chains: vec!["ingress".into()],
         mode: "async".into(),
         async_pass: "consume".into(),
@@ -191,7 +182,7 @@ fn an_async_plugin_loaded_over_the_api_runs_on_its_thread_until_unloaded() {
     let token = dev_token(&daemon);
     let dir = tempfile::tempdir().expect("a directory");
     let file = dir.path().join("echo.wat");
-    std::fs::write(&file, ECHO).expect("written");
+    std::fs::write(&file, echo(0)).expect("written");
     let file = file.to_str().expect("a UTF-8 path");
     let refused =
         ctl(&daemon, &token, &["plugin", "load", "--name", "late", "--module-file", file, "--async-pass", "consume"]);

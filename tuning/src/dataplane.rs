@@ -74,20 +74,24 @@ impl Config {
 /// registered plugins it names.
 pub mod specs {
     use ringfwd_dataplane::control::{
-        EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams, NackGeneratorParams, PayloadTypeFilterParams,
-        PluginList, Plugins, RateLimitParams, ReportParams, StatsParams, TapParams, TwccParams,
+        parse_attachment, Attachment, EgressSpec, IngressSpec, KeyframeThrottleParams, NackCacheParams,
+        NackGeneratorParams, PayloadTypeFilterParams, PluginList, Plugins, RateLimitParams, ReportParams, StatsParams,
+        TapParams, TwccParams,
     };
 
     use crate::{ChainName, InterceptorName, Interceptors};
 
-    /// The plugins `names` names, in order (names `plugins` does not hold, and any beyond a chain's bound, are
-    /// skipped: [`crate::resolve_chain`] has refused them before).
+    /// The plugins `names` names, in order, with the chain's options for each (names `plugins` does not hold,
+    /// options that do not parse, and any beyond a chain's bound, are skipped: [`crate::resolve_chain`] has refused
+    /// them before).
     fn plugin_list(names: &[ChainName], plugins: &Plugins) -> PluginList {
         let mut list = PluginList::default();
         for name in names {
-            if let ChainName::Plugin(name) = name {
-                if let Some(id) = plugins.find(name) {
-                    let _ = list.push(id);
+            if let ChainName::Plugin(spelled) = name {
+                if let Ok((name, attach)) = parse_attachment(spelled) {
+                    if let Some(id) = plugins.find(name) {
+                        let _ = list.attach(Attachment { id, attach });
+                    }
                 }
             }
         }

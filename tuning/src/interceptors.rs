@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use ringfwd_dataplane::control::{Plugins, MAX_PLUGINS_PER_CHAIN};
+use ringfwd_dataplane::control::{parse_attachment, Plugins, MAX_PLUGINS_PER_CHAIN};
 use serde::{Deserialize, Serialize};
 
 use crate::defaults;
@@ -19,14 +19,17 @@ use crate::error::ConfigError;
 /// in chain order, serialized by name.
 pub use ringfwd_dataplane::control::InterceptorKind as InterceptorName;
 
-/// One member a chain names: a built-in, or a native plugin the binary registered. Read and written as its name;
-/// a name that is no built-in's reads as a plugin's, which [`resolve_chain`] then checks against the registry.
+/// One member a chain names: a built-in, or a plugin (native or WebAssembly). Read and written as its name; a name
+/// that is no built-in's reads as a plugin's, which [`resolve_chain`] then checks against the registry. A plugin's
+/// name may carry the chain's options for it, `NAME:KEY=VALUE[:KEY=VALUE...]` (the data plane's
+/// [`ringfwd_dataplane::control::parse_attachment`]): `on_failure`, `mode`, `async_pass`; [`resolve_chain`] keeps
+/// them in their canonical spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum ChainName {
     /// A built-in.
     Builtin(InterceptorName),
-    /// A registered plugin, by name.
+    /// A registered plugin, by name, with the chain's options for it (`jitter`, `jitter:mode=async`).
     Plugin(String),
 }
 
@@ -36,11 +39,19 @@ impl ChainName {
         InterceptorName::parse(name).map_or_else(|| ChainName::Plugin(name.to_owned()), ChainName::Builtin)
     }
 
-    /// Its name.
+    /// Its name (a plugin's with its options, as spelled).
     pub fn as_str(&self) -> &str {
         match self {
             ChainName::Builtin(kind) => kind.as_str(),
             ChainName::Plugin(name) => name,
+        }
+    }
+
+    /// A plugin's name without its options; `None` for a built-in.
+    pub fn plugin_name(&self) -> Option<&str> {
+        match self {
+            ChainName::Builtin(_) => None,
+            ChainName::Plugin(spelled) => Some(spelled.split(':').next().unwrap_or_default()),
         }
     }
 }
@@ -113,7 +124,8 @@ pub struct ChainError {
 }
 
 /// Checks a chain's `names` for `side` against the built-ins and the registered `plugins`: each exists, runs on
-/// this side and is named once, and at most [`MAX_PLUGINS_PER_CHAIN`] plugins. Returned in chain order. The config's
+/// this side and is named once, a plugin's options parse and the plugin takes them, and at most
+/// [`MAX_PLUGINS_PER_CHAIN`] plugins. Returned in chain order, plugins' options in their canonical spelling. The config's
 /// default chains and every API request are checked by this one function: when the config is read, before any
 /// registry exists, with `plugins` `None` (a name that is no built-in's is taken as a plugin's, its registration
 /// checked at start-up, where the daemon checks the default chains again with its registry).
@@ -126,13 +138,20 @@ pub fn resolve_chain<'a>(
     let mut plugin_count = 0;
     for (index, name) in names.into_iter().enumerate() {
         let refuse = |reason: String| Err(ChainError { index, reason });
-        let parsed = ChainName::parse(name);
+        let mut parsed = ChainName::parse(name);
         match &parsed {
             ChainName::Builtin(kind) if !side.runs(*kind) => {
                 return refuse(format!("{name} does not run on this chain"))
             }
             ChainName::Builtin(_) => {}
             ChainName::Plugin(_) => {
+                let (name, attach) = match parse_attachment(name) {
+                    Ok(parsed) => parsed,
+                    Err(error) => return refuse(format!("{name}: {error}")),
+                };
+                if InterceptorName::parse(name).is_some() {
+                    return refuse(format!("{name} is a built-in: options after its name are for plugins only"));
+                }
                 if let Some(plugins) = plugins {
                     let Some(id) = plugins.find(name) else {
                         let known: Vec<&str> =
@@ -146,11 +165,18 @@ pub fn resolve_chain<'a>(
                     if !registered {
                         return refuse(format!("plugin {name} is not registered for this chain"));
                     }
+                    if let Err(reason) = plugins.check_attach(id, &attach) {
+                        return refuse(reason);
+                    }
                 }
                 plugin_count += 1;
                 if plugin_count > MAX_PLUGINS_PER_CHAIN {
                     return refuse(format!("more than {MAX_PLUGINS_PER_CHAIN} plugins on one chain"));
                 }
+                if chain.iter().any(|listed| listed.plugin_name() == Some(name)) {
+                    return refuse(format!("plugin {name} is listed twice"));
+                }
+                parsed = ChainName::Plugin(attach.spell(name));
             }
         }
         if chain.contains(&parsed) {
@@ -428,6 +454,31 @@ mod tests {
         );
         let unchecked = resolve_chain(["jitter_buffer"], ChainSide::Ingress, None).expect("taken on trust");
         assert_eq!(unchecked, [ChainName::Plugin("jitter_buffer".into())]);
+    }
+
+    #[test]
+    fn a_plugins_options_are_checked_and_kept_in_their_canonical_spelling() {
+        let plugins = registry();
+        let chain = resolve_chain(["stats", "gate:on_failure=drop"], ChainSide::Ingress, Some(&plugins)).expect("ok");
+        assert_eq!(names(&chain), ["stats", "gate:on_failure=drop"]);
+        assert_eq!(chain[1].plugin_name(), Some("gate"));
+        let refused =
+            |list: &[&str], side| resolve_chain(list.iter().copied(), side, Some(&plugins)).expect_err("refused");
+        let bad = refused(&["stats", "gate:on_failure=explode"], ChainSide::Ingress);
+        assert_eq!(
+            (bad.index, bad.reason.as_str()),
+            (1, "gate:on_failure=explode: on_failure=\"explode\" is not one of forward, drop")
+        );
+        let native = refused(&["gate:mode=async"], ChainSide::Ingress);
+        assert_eq!(native.reason, "plugin gate is native: it takes on_failure only, not mode");
+        let twice = refused(&["gate", "gate:on_failure=drop"], ChainSide::Ingress);
+        assert_eq!((twice.index, twice.reason.as_str()), (1, "plugin gate is listed twice"));
+        let builtin = refused(&["stats:on_failure=drop"], ChainSide::Ingress);
+        assert_eq!(builtin.reason, "stats is a built-in: options after its name are for plugins only");
+        // Read before any registry exists: the syntax is checked, what the plugin takes is not yet.
+        let spelled = resolve_chain(["jitter:async_pass=consume:mode=async"], ChainSide::Ingress, None).expect("ok");
+        assert_eq!(names(&spelled), ["jitter:mode=async:async_pass=consume"]);
+        assert!(resolve_chain(["jitter:mode=later"], ChainSide::Ingress, None).is_err());
     }
 
     #[test]

@@ -142,11 +142,46 @@ pub enum PluginCmd {
         /// Its name.
         name: String,
     },
-    /// Add a plugin to a live stream's ingress chain or subscription's egress chain (the chain is read, the name
-    /// added, the chain replaced: `stream update` / `subscription update --interceptors`).
-    Attach(ChainTarget),
+    /// Add a plugin to a live stream's ingress chain or subscription's egress chain, or change the options it has
+    /// there (the chain is read, the name added as NAME:KEY=VALUE..., the chain replaced: `stream update` /
+    /// `subscription update --interceptors`).
+    Attach {
+        /// The plugin and the chain.
+        #[command(flatten)]
+        target: ChainTarget,
+        /// This chain's options for it: what it does once failed here.
+        #[command(flatten)]
+        options: AttachOptions,
+    },
     /// Remove a plugin from a live stream's ingress chain or subscription's egress chain.
     Detach(ChainTarget),
+}
+
+/// One chain's options for a plugin (`plugin attach`); each unset takes the plugin's own setting.
+#[derive(Debug, Default, clap::Args)]
+pub struct AttachOptions {
+    /// Once the plugin failed: forward (fail-open) or drop (fail-closed) this chain's packets.
+    #[arg(long)]
+    pub on_failure: Option<String>,
+    /// WebAssembly only: sync (inline on the worker) or async (copies to the plugin's thread) on this chain.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// WebAssembly only, with async: forward (the packet goes on) or consume (it stops at the plugin).
+    #[arg(long)]
+    pub async_pass: Option<String>,
+}
+
+impl AttachOptions {
+    /// `name` with these options, as chains spell it (`jitter:mode=async`); the server checks it.
+    pub fn spell(&self, name: &str) -> String {
+        let mut spelled = name.to_owned();
+        for (key, value) in [("on_failure", &self.on_failure), ("mode", &self.mode), ("async_pass", &self.async_pass)] {
+            if let Some(value) = value {
+                spelled.push_str(&format!(":{key}={value}"));
+            }
+        }
+        spelled
+    }
 }
 
 /// A plugin and the chain `plugin attach` / `plugin detach` change.

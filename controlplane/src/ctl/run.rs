@@ -10,7 +10,8 @@ use tonic::transport::Channel;
 use tonic::Request;
 
 use super::args::{
-    ChainTarget, CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd, SubscriptionCmd,
+    AttachOptions, ChainTarget, CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd,
+    SubscriptionCmd,
 };
 use super::metadata::initial;
 use super::output::print;
@@ -182,8 +183,10 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             let plugin = client.load_plugin(request).await.map_err(status)?.into_inner();
             super::output::print_plugin(&plugin, json)
         }
-        CtlCommand::Plugin(PluginCmd::Attach(target)) => chain_edit(client, target, true, json).await,
-        CtlCommand::Plugin(PluginCmd::Detach(target)) => chain_edit(client, target, false, json).await,
+        CtlCommand::Plugin(PluginCmd::Attach { target, options }) => {
+            chain_edit(client, target, Some(options), json).await
+        }
+        CtlCommand::Plugin(PluginCmd::Detach(target)) => chain_edit(client, target, None, json).await,
         CtlCommand::Plugin(PluginCmd::Unload { name }) => {
             let unloaded = client.unload_plugin(v1::UnloadPluginRequest { name }).await.map_err(status)?.into_inner();
             match unloaded.plugin {
@@ -197,17 +200,32 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
     }
 }
 
-/// `plugin attach` (`add`) or `plugin detach`: reads the stream's or subscription's chain, adds or removes the
-/// plugin's name, and replaces the chain with an update (the server checks it as any update).
-async fn chain_edit(client: &mut Client, target: ChainTarget, add: bool, json: bool) -> Result<(), String> {
+/// `plugin attach` (`attach` given: its options) or `plugin detach`: reads the stream's or subscription's chain,
+/// adds the plugin with its options (or changes the options it has there, in place) or removes it, and replaces the
+/// chain with an update (the server checks it as any update).
+async fn chain_edit(
+    client: &mut Client,
+    target: ChainTarget,
+    attach: Option<AttachOptions>,
+    json: bool,
+) -> Result<(), String> {
     let ChainTarget { name, session, stream, subscription } = target;
     let edit = |mut names: Vec<String>| -> Result<v1::InterceptorChain, String> {
-        let present = names.contains(&name);
-        match (add, present) {
-            (true, true) => return Err(format!("the chain already names {name}: {}", names.join(","))),
-            (false, false) => return Err(format!("the chain does not name {name}: {}", names.join(","))),
-            (true, false) => names.push(name.clone()),
-            (false, true) => names.retain(|n| *n != name),
+        // A chain names a plugin bare or with its options after a colon.
+        let position = names.iter().position(|n| n.split(':').next() == Some(name.as_str()));
+        match (&attach, position) {
+            (Some(options), Some(at)) => {
+                let spelled = options.spell(&name);
+                if names[at] == spelled {
+                    return Err(format!("the chain already names {spelled}: {}", names.join(",")));
+                }
+                names[at] = spelled;
+            }
+            (Some(options), None) => names.push(options.spell(&name)),
+            (None, None) => return Err(format!("the chain does not name {name}: {}", names.join(","))),
+            (None, Some(at)) => {
+                names.remove(at);
+            }
         }
         Ok(v1::InterceptorChain { names })
     };

@@ -23,7 +23,7 @@ impl Registry {
     /// Every stream and subscription whose chain names plugin `name`, as `stream S/X ingress` and
     /// `subscription S/X egress` (sessions, then objects, in id order).
     pub fn chains_naming(&self, name: &str) -> Vec<String> {
-        let names = |chain: &[ChainName]| chain.iter().any(|c| matches!(c, ChainName::Plugin(p) if p == name));
+        let names = |chain: &[ChainName]| chain.iter().any(|c| c.plugin_name() == Some(name));
         let mut found = Vec::new();
         for (session_id, session) in &self.sessions {
             for (stream_id, stream) in &session.streams {

@@ -7,10 +7,11 @@
 //! stream or subscription on that worker binds the plugin (when it is added, not when a packet arrives), reached
 //! without a lock (the table is the thread's own). Turns an instance's answer into a [`Verdict`] and hands what the
 //! call emitted and the timer it asked for to the context; a fault disables the instance on this worker (counted
-//! once, logged once; what the faulting call emitted is discarded) and from then on its packets take the plugin's
-//! failure path. An async plugin's chains get [`super::offload::AsyncLink`] instead, and the table holds the worker's
-//! lane to the plugin's thread (made on the first bind, dropped with the plugin). Must never hold an instance across
-//! threads, and never allocate per packet.
+//! once, logged once; what the faulting call emitted is discarded) and from then on each chain's packets take its
+//! attachment's failure path (the chain's `on_failure`, else the plugin's). A chain that runs the plugin async (its
+//! attachment's `mode`, else the plugin's) gets [`super::offload::AsyncLink`] instead, and the table holds the
+//! worker's lane to the plugin's thread besides (made on the first such bind, dropped with the plugin). Must never
+//! hold an instance across threads, and never allocate per packet.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -18,14 +19,15 @@ use std::time::Instant;
 
 use super::abi;
 use super::instance::{EmitTarget, Fault, Instance};
-use super::load::{AsyncSettings, FailurePath, PluginMode, Shared, WasmPlugin};
+use super::load::{AsyncPass, FailurePath, PluginMode, Shared, WasmPlugin};
 use super::offload::{AsyncLink, Lane, Runner, MAX_ASYNC_LANES};
 use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
 use crate::core::interceptor::late;
 use crate::core::interceptor::spec::{StreamInfo, SubscriptionInfo};
 use crate::core::interceptor::{
-    copy_of, Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope, Verdict,
+    copy_of, Attach, AttachMode, Context, Interceptor, PluginError, PluginId, Plugins, RtcpFrom, RtpAttrs, Scope,
+    Verdict,
 };
 use crate::core::packet::RtcpCompound;
 use crate::core::DropReason;
@@ -37,19 +39,14 @@ pub fn register(mut plugins: Plugins, plugin: &WasmPlugin) -> Result<Plugins, Pl
     let id = plugins.find(&shared.name).unwrap_or(plugins.next_id());
     if shared.ingress {
         let bound = Arc::clone(shared);
-        let bind = move |info: &StreamInfo| match bound.mode {
-            PluginMode::Sync => WasmLink::bind(&bound, id, info.epoch.at),
-            PluginMode::Async(settings) => bind_async(&bound, id, settings, info.ssrc.0),
-        };
-        plugins = plugins.with_ingress(&shared.name, bind)?;
+        let bind = move |info: &StreamInfo, attach: &Attach| bind(&bound, id, attach, info.epoch.at, info.ssrc.0);
+        plugins = plugins.with_ingress_attached(&shared.name, bind)?;
     }
     if shared.egress {
         let bound = Arc::clone(shared);
-        let bind = move |info: &SubscriptionInfo| match bound.mode {
-            PluginMode::Sync => WasmLink::bind(&bound, id, info.epoch.at),
-            PluginMode::Async(settings) => bind_async(&bound, id, settings, info.source_ssrc.0),
-        };
-        plugins = plugins.with_egress(&shared.name, bind)?;
+        let bind =
+            move |info: &SubscriptionInfo, attach: &Attach| bind(&bound, id, attach, info.epoch.at, info.source_ssrc.0);
+        plugins = plugins.with_egress_attached(&shared.name, bind)?;
     }
     debug_assert_eq!(plugins.find(&shared.name), Some(id));
     let serial = shared.serial;
@@ -70,15 +67,34 @@ fn drop_instance(serial: usize) {
     });
 }
 
-/// The member of an async plugin for a chain on this thread's worker (of the stream whose publisher's SSRC is
+/// The member for one chain on this thread's worker (of the stream whose publisher's SSRC is `ssrc`, on the
+/// worker's clock origin `epoch`), as the chain's options `attach` say, each unset option taking the plugin's own
+/// setting: inline ([`WasmLink`]) or on the plugin's thread ([`AsyncLink`]), on its failure path.
+fn bind(plugin: &Arc<Shared>, id: PluginId, attach: &Attach, epoch: Instant, ssrc: u32) -> Box<dyn Interceptor> {
+    let on_failure = attach.on_failure.unwrap_or(plugin.on_failure);
+    let mode = attach.mode.unwrap_or(match plugin.mode {
+        PluginMode::Sync => AttachMode::Sync,
+        PluginMode::Async(_) => AttachMode::Async,
+    });
+    match mode {
+        AttachMode::Sync => WasmLink::bind(plugin, id, epoch, on_failure),
+        AttachMode::Async => {
+            let pass = attach.async_pass.unwrap_or(plugin.async_settings.pass);
+            bind_async(plugin, id, (pass, on_failure), ssrc)
+        }
+    }
+}
+
+/// The member of an async attachment for a chain on this thread's worker (of the stream whose publisher's SSRC is
 /// `ssrc`): made the worker's lane to the plugin's thread first if needed.
-fn bind_async(plugin: &Arc<Shared>, id: PluginId, settings: AsyncSettings, ssrc: u32) -> Box<dyn Interceptor> {
-    let Some(runner) = plugin.runner.as_ref() else {
-        // Load starts a runner for every async plugin; without one the plugin cannot run here.
-        return Box::new(crate::core::interceptor::plugin::Unbound);
-    };
+fn bind_async(plugin: &Arc<Shared>, id: PluginId, paths: (AsyncPass, FailurePath), ssrc: u32) -> Box<dyn Interceptor> {
+    let runner = &plugin.runner;
+    let settings = plugin.async_settings;
     let lane = INSTANCES.with_borrow_mut(|table| {
-        if let Some((_, Slot::Lane(lane, _), _)) = table.iter().find(|(serial, _, _)| *serial == plugin.serial) {
+        let held = |(serial, slot, _): &&(usize, Slot, Arc<Counters>)| {
+            *serial == plugin.serial && matches!(slot, Slot::Lane(..))
+        };
+        if let Some((_, Slot::Lane(lane, _), _)) = table.iter().find(held) {
             return Some(Arc::clone(lane));
         }
         let Some(tag) = runner.next_tag() else {
@@ -94,7 +110,7 @@ fn bind_async(plugin: &Arc<Shared>, id: PluginId, settings: AsyncSettings, ssrc:
         Some(lane)
     });
     match lane {
-        Some(lane) => Box::new(AsyncLink::new(plugin, id, runner, &lane, settings.pass, ssrc)),
+        Some(lane) => Box::new(AsyncLink::new(plugin, id, runner, &lane, paths, ssrc)),
         None => Box::new(crate::core::interceptor::plugin::Unbound),
     }
 }
@@ -115,7 +131,8 @@ enum Slot {
     Lane(Arc<Lane>, Arc<Runner>),
 }
 
-/// This thread's instances: `(plugin serial, slot, the slot's counters)`, at most one per loaded plugin.
+/// This thread's instances: `(plugin serial, slot, the slot's counters)`, at most two per loaded plugin: its inline
+/// instance (or its disabled slot) for sync attachments, its lane for async ones.
 type Table = Vec<(usize, Slot, Arc<Counters>)>;
 
 thread_local! {
@@ -125,7 +142,9 @@ thread_local! {
 /// The index of `plugin`'s slot in `table`, made first when missing (instantiating it: off the hot path, when a
 /// stream or subscription binds it, or after a stream moved here from another worker).
 fn slot_of(table: &mut Table, plugin: &Shared) -> usize {
-    if let Some(index) = table.iter().position(|(serial, _, _)| *serial == plugin.serial) {
+    let inline =
+        |(serial, slot, _): &(usize, Slot, Arc<Counters>)| *serial == plugin.serial && !matches!(slot, Slot::Lane(..));
+    if let Some(index) = table.iter().position(inline) {
         return index;
     }
     let counters = Arc::new(Counters::instance());
@@ -150,20 +169,22 @@ enum Call<'a> {
     Rtcp { bytes: &'a [u8], from: RtcpFrom },
 }
 
-/// A chain's member for a WebAssembly plugin: which plugin, and the worker's clock origin (for `now_us`).
+/// A chain's member for a WebAssembly plugin run inline: which plugin, the worker's clock origin (for `now_us`) and
+/// the attachment's failure path.
 #[derive(Debug)]
 pub(crate) struct WasmLink {
     plugin: Arc<Shared>,
     /// Its id in the registry (for the event that reports a fault).
     id: PluginId,
     epoch: Instant,
+    on_failure: FailurePath,
 }
 
 impl WasmLink {
     /// The member for a stream or subscription on this thread's worker: makes the worker's instance if needed.
-    fn bind(plugin: &Arc<Shared>, id: PluginId, epoch: Instant) -> Box<dyn Interceptor> {
+    fn bind(plugin: &Arc<Shared>, id: PluginId, epoch: Instant, on_failure: FailurePath) -> Box<dyn Interceptor> {
         INSTANCES.with_borrow_mut(|table| slot_of(table, plugin));
-        Box::new(WasmLink { plugin: Arc::clone(plugin), id, epoch })
+        Box::new(WasmLink { plugin: Arc::clone(plugin), id, epoch, on_failure })
     }
 
     /// Runs `f` on this worker's slot of the plugin (made if missing), its counters, the call's `stream`, `flow` and
@@ -187,7 +208,7 @@ impl WasmLink {
         self.with_slot(ctx, |slot, counters, (stream, flow, now_us), ctx| {
             let Slot::Ready(instance) = slot else {
                 bump(&counters.failure_path, 1);
-                return failure_verdict(plugin.on_failure);
+                return failure_verdict(self.on_failure);
             };
             let answer = match call {
                 Call::Rtp { pkt, attrs } => {
@@ -253,7 +274,7 @@ impl WasmLink {
                 Err(fault) => describe(fault, plugin, counters),
             };
             disable(slot, plugin, self.id, counters, fault, ctx);
-            failure_verdict(plugin.on_failure)
+            failure_verdict(self.on_failure)
         })
     }
 
@@ -362,7 +383,7 @@ fn disable(
     (what, fault): (String, PluginFault),
     ctx: &mut Context<'_>,
 ) {
-    tracing::warn!(plugin = %plugin.name, fault = %what, on_failure = ?plugin.on_failure, "WebAssembly plugin disabled on this worker");
+    tracing::warn!(plugin = %plugin.name, fault = %what, "WebAssembly plugin disabled on this worker: each chain's packets take its attachment's failure path");
     *slot = Slot::Disabled;
     bump(&counters.disabled, 1);
     ctx.note_plugin_failure(id, fault);

@@ -16,6 +16,7 @@ use super::abi::{self, ParamsError};
 use super::instance::{self, Instance};
 use super::offload::Runner;
 use super::stats::{Counters, WasmPluginStats};
+pub use crate::core::interceptor::attach::{AsyncPass, FailurePath};
 
 /// The smallest per-instance memory limit: one WebAssembly page.
 pub const MIN_MEMORY_BYTES: u64 = 64 * 1024;
@@ -27,16 +28,6 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 16 << 20;
 pub const MAX_FUEL_PER_CALL: u64 = 10_000_000;
 /// The default fuel budget per call.
 pub const DEFAULT_FUEL_PER_CALL: u64 = 100_000;
-
-/// What a packet does once a plugin's instance is disabled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FailurePath {
-    /// It passes the plugin untouched (fail-open).
-    #[default]
-    Forward,
-    /// It is dropped under the reason `plugin` (fail-closed).
-    Drop,
-}
 
 /// The default number of packets an async plugin's queue holds, in each direction, per worker.
 pub const DEFAULT_ASYNC_QUEUE_PACKETS: u32 = 1024;
@@ -74,17 +65,6 @@ impl Default for AsyncSettings {
     fn default() -> AsyncSettings {
         AsyncSettings { queue_packets: DEFAULT_ASYNC_QUEUE_PACKETS, pass: AsyncPass::Forward, wake_delay_us: 0 }
     }
-}
-
-/// What an async plugin's chain does with a packet once its copy is queued for the plugin.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AsyncPass {
-    /// The packet goes on through the chain (the plugin watches, and may add packets later).
-    #[default]
-    Forward,
-    /// The packet stops here (consumed): the plugin re-emits what it means to, later (a jitter buffer, a
-    /// transcoder). When the queue is full the packet is dropped (reason `plugin`).
-    Consume,
 }
 
 /// A plugin to load, as the control plane resolved it.
@@ -269,10 +249,11 @@ impl Engine {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
         let wants_rtcp = module.exports().any(|export| export.name() == abi::EXPORT_ON_RTCP);
-        let runner = match spec.mode {
-            PluginMode::Async(settings) => Some(Arc::new(Runner::new(settings.wake_delay_us))),
-            PluginMode::Sync => None,
+        let async_settings = match spec.mode {
+            PluginMode::Async(settings) => settings,
+            PluginMode::Sync => AsyncSettings::default(),
         };
+        let runner = Arc::new(Runner::new(async_settings.wake_delay_us));
         let shared = Shared {
             name: spec.name,
             origin: spec.origin,
@@ -286,6 +267,7 @@ impl Engine {
             memory_max_bytes: spec.memory_max_bytes,
             params,
             mode: spec.mode,
+            async_settings,
             wants_rtcp,
             runner,
             counters: Mutex::new(Vec::new()),
@@ -294,9 +276,8 @@ impl Engine {
         // The probe: exactly what a worker does when it binds the plugin, so what fails there fails here first.
         Instance::new(&shared)?;
         let shared = Arc::new(shared);
-        if let Some(runner) = &shared.runner {
-            runner.start(&shared).map_err(|e| LoadError::Instantiate(format!("starting its thread failed: {e}")))?;
-        }
+        let runner = &shared.runner;
+        runner.start(&shared).map_err(|e| LoadError::Instantiate(format!("starting its thread failed: {e}")))?;
         Ok(WasmPlugin { shared })
     }
 }
@@ -371,12 +352,15 @@ pub(crate) struct Shared {
     pub(crate) memory_max_bytes: u64,
     /// The parameters as `ringfwd_init` reads them.
     pub(crate) params: String,
-    /// Inline, or on its own thread.
+    /// Its attachments' mode unless one says otherwise: inline, or on its own thread.
     pub(crate) mode: PluginMode,
+    /// Its async attachments' queues, default pass and wake delay (the defaults for a plugin loaded `sync`).
+    pub(crate) async_settings: AsyncSettings,
     /// It exports `on_rtcp`.
     pub(crate) wants_rtcp: bool,
-    /// Async mode: its thread (stopped when the plugin is dropped).
-    pub(crate) runner: Option<Arc<Runner>>,
+    /// Its thread for async attachments (stopped when the plugin is dropped): started at load, parked, and
+    /// instantiating the plugin only once a chain runs it async.
+    pub(crate) runner: Arc<Runner>,
     /// One entry per instance a worker made (its counters outlive it); appended off the hot path only.
     pub(crate) counters: Mutex<Vec<Arc<Counters>>>,
     /// Tells this plugin's instances apart in a worker's table.
@@ -391,9 +375,7 @@ impl fmt::Debug for Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(runner) = &self.runner {
-            runner.stop();
-        }
+        self.runner.stop();
     }
 }
 

@@ -11,7 +11,7 @@
 //! with each copy's arrival time, and queues what the call emitted on the lane back to the worker that sent the
 //! copy, tagged with the chain's scope (the worker emits it as that chain would: [`crate::core::Forwarder::on_late`]).
 //! Timers are kept per (worker, chain) and call `on_timer` on this thread. A fault (a trap, running out of fuel, a
-//! bad verdict) drops the instance: from then on every worker's member takes the plugin's failure path, and the
+//! bad verdict) drops the instance: from then on every worker's member takes its attachment's failure path, and the
 //! first to notice reports the event. The thread holds no stream's metadata (a copy carries none): the `metadata`
 //! import answers [`super::abi::METADATA_UNAVAILABLE`] in every call here.
 //!
@@ -30,7 +30,7 @@ use crossbeam::queue::ArrayQueue;
 use super::abi::{self, PACKET_BUFFER_BYTES};
 use super::instance::{EmitTarget, Fault, Instance};
 use super::link::{failure_verdict, patch_header};
-use super::load::{AsyncPass, Shared};
+use super::load::{AsyncPass, FailurePath, Shared};
 use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
 use crate::core::interceptor::late::{self, LateLane, LateTarget};
@@ -267,6 +267,14 @@ struct Running {
 
 /// The thread: instantiates the plugin, then takes copies and fires timers until asked to stop.
 fn run(runner: &Runner, plugin: &Weak<Shared>) {
+    // Parked until a worker's chain runs the plugin async (its first lane): a plugin every chain runs inline costs
+    // this parked thread and no instance.
+    while runner.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty() {
+        if runner.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
     let Some(mut state) = instantiate(runner, plugin) else { return };
     let mut lanes: Vec<Arc<Lane>> = Vec::new();
     loop {
@@ -490,6 +498,8 @@ pub(crate) struct AsyncLink {
     runner: Arc<Runner>,
     lane: Arc<Lane>,
     pass: AsyncPass,
+    /// The attachment's failure path.
+    on_failure: FailurePath,
     /// The chain's stream's SSRC (the publisher's).
     ssrc: u32,
 }
@@ -506,10 +516,11 @@ impl AsyncLink {
         id: PluginId,
         runner: &Arc<Runner>,
         lane: &Arc<Lane>,
-        pass: AsyncPass,
+        (pass, on_failure): (AsyncPass, FailurePath),
         ssrc: u32,
     ) -> AsyncLink {
-        AsyncLink { plugin: Arc::clone(plugin), id, runner: Arc::clone(runner), lane: Arc::clone(lane), pass, ssrc }
+        let (runner, lane) = (Arc::clone(runner), Arc::clone(lane));
+        AsyncLink { plugin: Arc::clone(plugin), id, runner, lane, pass, on_failure, ssrc }
     }
 
     /// The instance is disabled: the failure path (the first member to see it reports the event).
@@ -518,7 +529,7 @@ impl AsyncLink {
             ctx.note_plugin_failure(self.id, fault);
         }
         bump(&self.lane.counters.failure_path, 1);
-        failure_verdict(self.plugin.on_failure)
+        failure_verdict(self.on_failure)
     }
 
     /// Queues a copy; the verdict the chain goes on with.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::*;
 use crate::core::interceptor::chain::tests::attrs;
 use crate::core::interceptor::spec::{IngressSpec, NtpEpoch, StreamInfo};
-use crate::core::interceptor::{build::ChainFactory, Outbox, Plugins, Scope, Verdict};
+use crate::core::interceptor::{build::ChainFactory, Attach, AttachMode, Attachment, Outbox, Plugins, Scope, Verdict};
 use crate::core::wire::Ssrc;
 use crate::core::DropReason;
 
@@ -48,11 +48,18 @@ fn load(spec: WasmPluginSpec) -> Result<WasmPlugin, LoadError> {
 
 /// A chain holding only `plugin`, bound on this thread.
 fn chain_of(plugin: &WasmPlugin) -> crate::core::interceptor::Chain {
+    attached(plugin, Attach::default())
+}
+
+/// A chain holding only `plugin` with the chain's options `attach`, bound on this thread.
+fn attached(plugin: &WasmPlugin, attach: Attach) -> crate::core::interceptor::Chain {
     let plugins = register(Plugins::none(), plugin).expect("registered");
     let epoch = NtpEpoch { at: Instant::now(), ntp: 0 };
     let factory = ChainFactory::new(1500, epoch, plugins.clone());
     let mut spec = IngressSpec::default();
-    spec.plugins.push(plugins.find(plugin.name()).expect("found")).expect("room");
+    let id = plugins.find(plugin.name()).expect("found");
+    plugins.check_attach(id, &attach).expect("a WebAssembly plugin takes every option");
+    spec.plugins.attach(Attachment { id, attach }).expect("room");
     let stream = StreamInfo { ssrc: Ssrc(1), clock_rate_hz: 90_000, local_ssrc: Ssrc(2), epoch };
     factory.ingress(&spec, &stream)
 }
@@ -146,6 +153,25 @@ fn a_trap_disables_the_instance_and_packets_take_the_failure_path() {
         let stats = plugin.stats();
         assert_eq!((stats.calls, stats.traps, stats.disabled, stats.failure_path), (3, 1, 1, 2), "{path:?}");
     }
+}
+
+#[test]
+fn each_chain_takes_its_own_failure_path_from_its_attachment() {
+    // Traps on its third call; loaded fail-open, one chain attaches it fail-closed.
+    let body = "(if (i32.eq (global.get $calls) (i32.const 3)) (then unreachable)) (i32.const 0)";
+    let plugin = load(spec("trap_mixed", &module(body, ""))).expect("loads");
+    let mut open = chain_of(&plugin);
+    let mut closed = attached(&plugin, Attach { on_failure: Some(FailurePath::Drop), ..Attach::default() });
+    let mut outbox = Outbox::new(4, 1500);
+    let pkt = [0x80u8; 20];
+    assert_eq!(run(&mut open, &mut outbox, &pkt), Verdict::Continue);
+    assert_eq!(run(&mut closed, &mut outbox, &pkt), Verdict::Continue, "fail-closed, but not failed yet");
+    assert_eq!(run(&mut closed, &mut outbox, &pkt), Verdict::Drop(DropReason::Plugin), "the trapping call");
+    // One instance per worker: the trap disabled it for both chains, and each takes its own path.
+    assert_eq!(run(&mut open, &mut outbox, &pkt), Verdict::Continue, "the plugin's own path: forward");
+    assert_eq!(run(&mut closed, &mut outbox, &pkt), Verdict::Drop(DropReason::Plugin), "the attachment's: drop");
+    let stats = plugin.stats();
+    assert_eq!((stats.calls, stats.traps, stats.disabled, stats.failure_path), (3, 1, 1, 2));
 }
 
 #[test]
@@ -565,6 +591,36 @@ fn an_async_plugin_that_traps_takes_the_failure_path_on_every_worker_reported_on
         let stats = plugin.stats();
         assert_eq!((stats.calls, stats.traps, stats.disabled, stats.failure_path), (1, 1, 1, 3), "{path:?}");
     }
+}
+
+#[test]
+fn a_plugin_loaded_sync_runs_async_on_the_chain_whose_attachment_says_so() {
+    let woken = late_waker();
+    let plugin = load(spec("either", INJECTOR)).expect("loads, sync by default");
+    let mut inline = chain_of(&plugin);
+    let offloaded = Attach { mode: Some(AttachMode::Async), async_pass: Some(AsyncPass::Consume), ..Attach::default() };
+    let mut copied = attached(&plugin, offloaded);
+    let mut outbox = Outbox::new(4, 1500);
+    let mut pkt = [0u8; 20];
+    pkt[0] = 0x80;
+    assert_eq!(run(&mut inline, &mut outbox, &pkt), Verdict::Continue, "inline: the plugin's verdict");
+    assert_eq!(outbox.len(), 1, "what it injected inline is in the outbox at once");
+    assert_eq!(run(&mut copied, &mut outbox, &pkt), Verdict::Consumed, "async_pass = consume on this chain");
+    assert_eq!(outbox.len(), 1, "nothing more inline");
+    let back = late_packets(&woken, 2);
+    assert_eq!(back[0].3.len(), 20, "the plugin's thread injected its copy");
+    until(&plugin, "the thread's calls counted", |stats| stats.calls == 3);
+    let stats = plugin.stats();
+    assert_eq!((stats.instances, stats.async_queued), (2, 1), "one inline instance and the thread's, one copy");
+}
+
+#[test]
+fn a_sync_plugins_thread_makes_no_instance_until_a_chain_runs_it_async() {
+    let plugin = load(spec("idle", &module("(i32.const 0)", ""))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 20]), Verdict::Continue);
+    assert_eq!(plugin.stats().instances, 1, "only this thread's inline instance");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
+use super::attach::Attachment;
 use super::builtin::keyframe::KeyframeThrottle;
 use super::builtin::nack_cache::NackCache;
 use super::builtin::nack_generator::NackGenerator;
@@ -17,7 +18,7 @@ use super::builtin::reports::{ReceiverReports, SenderReports};
 use super::builtin::stats::StatsInterceptor;
 use super::builtin::tap::{Tap, TapRing};
 use super::builtin::twcc::Twcc;
-use super::plugin::{Bound, PluginId, Plugins, Unbound};
+use super::plugin::{Bound, Plugins, Unbound};
 use super::spec::{EgressSpec, IngressSpec, NtpEpoch, StreamInfo, SubscriptionInfo};
 use super::{Chain, Interceptor, InterceptorKind, Link};
 
@@ -59,13 +60,18 @@ impl ChainFactory {
         self.bind_failures.get()
     }
 
-    /// Adds what binding plugin `id` gave to `members`.
-    fn plugin(&self, members: &mut Members, id: PluginId, bound: Bound) {
+    /// Adds what binding `plugin` gave to `members`.
+    fn plugin(&self, members: &mut Members, plugin: &Attachment, bound: Bound) {
+        let link = Link::attached(plugin);
         match bound {
-            Bound::Ready(member) => members.0.push((Link::plugin(id), member)),
+            Bound::Ready(member) => members.0.push((link, member)),
             Bound::Panicked => {
                 self.bind_failures.set(self.bind_failures.get() + 1);
-                members.0.push((Link::Plugin { id, failed: true }, Box::new(Unbound)));
+                let failed = match link {
+                    Link::Plugin { id, fail_closed, .. } => Link::Plugin { id, failed: true, fail_closed },
+                    builtin => builtin,
+                };
+                members.0.push((failed, Box::new(Unbound)));
             }
             Bound::Unregistered => {}
         }
@@ -89,8 +95,8 @@ impl ChainFactory {
         if let Some(params) = &spec.keyframe_throttle {
             members.builtin(InterceptorKind::KeyframeThrottle, KeyframeThrottle::new(params, info));
         }
-        for id in spec.plugins.iter() {
-            self.plugin(&mut members, id, self.plugins.bind_ingress(id, info));
+        for plugin in spec.plugins.attachments() {
+            self.plugin(&mut members, &plugin, self.plugins.bind_ingress(&plugin, info));
         }
         if let Some(params) = &spec.nack_cache {
             // With a NACK generator on the stream, it asks the publisher for what never arrived.
@@ -113,8 +119,8 @@ impl ChainFactory {
         if let Some(params) = &spec.payload_type_filter {
             members.builtin(InterceptorKind::PayloadTypeFilter, PayloadTypeFilter::new(params, info));
         }
-        for id in spec.plugins.iter() {
-            self.plugin(&mut members, id, self.plugins.bind_egress(id, info));
+        for plugin in spec.plugins.attachments() {
+            self.plugin(&mut members, &plugin, self.plugins.bind_egress(&plugin, info));
         }
         if let Some(params) = &spec.stats {
             members.builtin(InterceptorKind::Stats, StatsInterceptor::for_subscription(params, info));
@@ -261,7 +267,10 @@ mod tests {
         let mut spec = IngressSpec::default();
         spec.plugins.push(broken).and_then(|()| spec.plugins.push(fine)).expect("room");
         let mut chain = factory.ingress(&spec, &stream);
-        assert_eq!(chain.links().collect::<Vec<_>>(), [Link::Plugin { id: broken, failed: true }, Link::plugin(fine)]);
+        assert_eq!(
+            chain.links().collect::<Vec<_>>(),
+            [Link::Plugin { id: broken, failed: true, fail_closed: false }, Link::plugin(fine)]
+        );
         assert_eq!(factory.bind_failures(), 1);
         let mut outbox = crate::core::interceptor::Outbox::new(4, 1500);
         let attrs = crate::core::interceptor::chain::tests::attrs(epoch.at);

@@ -12,10 +12,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use super::attach::{Attachment, FailurePath};
 use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use crate::core::event::PluginFault;
 use crate::core::packet::RtcpCompound;
+use crate::core::DropReason;
 
 /// What a chain member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,13 +30,31 @@ pub enum Link {
         id: PluginId,
         /// True after a panic.
         failed: bool,
+        /// Its attachment's failure path is `drop`: once failed, its packets are dropped (reason `plugin`) instead of
+        /// passing it.
+        fail_closed: bool,
     },
 }
 
 impl Link {
-    /// A plugin member that has not failed.
+    /// A plugin member that has not failed, fail-open.
     pub fn plugin(id: PluginId) -> Link {
-        Link::Plugin { id, failed: false }
+        Link::Plugin { id, failed: false, fail_closed: false }
+    }
+
+    /// The member for `plugin`, not failed, on its attachment's failure path (fail-open unless it says `drop`).
+    pub fn attached(plugin: &Attachment) -> Link {
+        let fail_closed = plugin.attach.on_failure == Some(FailurePath::Drop);
+        Link::Plugin { id: plugin.id, failed: false, fail_closed }
+    }
+
+    /// The verdict of a failed plugin member: its failure path.
+    fn failure_verdict(fail_closed: bool) -> Verdict {
+        if fail_closed {
+            Verdict::Drop(DropReason::Plugin)
+        } else {
+            Verdict::Continue
+        }
     }
 }
 
@@ -51,17 +71,17 @@ pub struct Chain {
 }
 
 /// Runs one member's call: a built-in directly, a plugin under `catch_unwind` (a panic disables it and the packet
-/// passes, as if it had returned `Continue`); a disabled plugin is skipped. Answers the verdict, and the plugin that
-/// panicked, if one did.
+/// takes the attachment's failure path: it passes, as if the plugin had returned `Continue`, or it is dropped); a
+/// disabled plugin is skipped the same way. Answers the verdict, and the plugin that panicked, if one did.
 fn call(link: &mut Link, run: impl FnOnce() -> Verdict) -> (Verdict, Option<PluginId>) {
     match link {
         Link::Builtin(_) => (run(), None),
-        Link::Plugin { failed: true, .. } => (Verdict::Continue, None),
-        Link::Plugin { failed, id } => match catch_unwind(AssertUnwindSafe(run)) {
+        Link::Plugin { failed: true, fail_closed, .. } => (Link::failure_verdict(*fail_closed), None),
+        Link::Plugin { failed, id, fail_closed } => match catch_unwind(AssertUnwindSafe(run)) {
             Ok(verdict) => (verdict, None),
             Err(_) => {
                 *failed = true;
-                (Verdict::Continue, Some(*id))
+                (Link::failure_verdict(*fail_closed), Some(*id))
             }
         },
     }
@@ -467,9 +487,34 @@ pub(crate) mod tests {
         assert_eq!(run(&mut chain, &mut outbox), Verdict::Continue, "the panicking call: the packet passes");
         assert_eq!(run(&mut chain, &mut outbox), Verdict::Continue, "disabled: skipped");
         assert!(outbox.needs_drain() && outbox.take_plugin_failures() == 1, "one failure, counted once");
-        assert_eq!(chain.links().next(), Some(Link::Plugin { id: PluginId(0), failed: true }));
+        assert_eq!(chain.links().next(), Some(Link::Plugin { id: PluginId(0), failed: true, fail_closed: false }));
         let mut snapshot = Snapshot::default();
         chain.snapshot(&mut snapshot);
         assert_eq!(snapshot.packets, 2, "the rest saw both packets that passed; the failed plugin adds nothing");
+    }
+
+    #[test]
+    fn a_fail_closed_attachment_drops_once_its_plugin_panicked() {
+        use crate::core::interceptor::attach::{Attach, Attachment};
+        let fragile = Fragile { seen: 0, panic_at: 2 };
+        let after = Probe { seen: 0, timers: 0, drop_every: 0 };
+        let attach = Attach { on_failure: Some(FailurePath::Drop), ..Attach::default() };
+        let mut chain = Chain::new(vec![
+            (Link::attached(&Attachment { id: PluginId(0), attach }), Box::new(fragile)),
+            (Link::Builtin(InterceptorKind::Stats), Box::new(after)),
+        ]);
+        let mut outbox = Outbox::new(4, 16);
+        let scope = Scope::Stream { stream: 0 };
+        let t0 = Instant::now();
+        let run = |chain: &mut Chain, outbox: &mut Outbox| chain.on_rtp(t0, scope, &[0; 12], &attrs(t0), outbox);
+        let dropped = Verdict::Drop(DropReason::Plugin);
+        assert_eq!(run(&mut chain, &mut outbox), dropped, "its own verdict");
+        assert_eq!(run(&mut chain, &mut outbox), dropped, "the panicking call: the packet takes the drop path");
+        assert_eq!(run(&mut chain, &mut outbox), dropped, "disabled: still dropped");
+        assert!(outbox.needs_drain() && outbox.take_plugin_failures() == 1, "one failure, counted once");
+        assert_eq!(chain.links().next(), Some(Link::Plugin { id: PluginId(0), failed: true, fail_closed: true }));
+        let mut snapshot = Snapshot::default();
+        chain.snapshot(&mut snapshot);
+        assert_eq!(snapshot.packets, 0, "nothing passed it");
     }
 }

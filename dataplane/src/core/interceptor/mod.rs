@@ -49,6 +49,7 @@
 //! [`Context::rewrite`]; the built-ins never do). Must never allocate, lock, log or read a clock per packet;
 //! binding an instance (when a stream or subscription is added) may allocate.
 
+pub mod attach;
 pub mod attrs;
 pub mod build;
 pub mod builtin;
@@ -66,6 +67,7 @@ use std::fmt;
 use super::counters::DropReason;
 use super::packet::RtcpCompound;
 
+pub use attach::{Attach, AttachMode, Attachment};
 pub use attrs::RtpAttrs;
 pub use chain::{Chain, Link};
 pub use context::{copy_of, Context, Emission, Outbox, Scope, Target};

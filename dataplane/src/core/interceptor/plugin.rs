@@ -1,8 +1,9 @@
 //! Native plugins: interceptors a program that links ringfwd as a library registers by name, next to the
 //! built-ins.
 //!
-//! Owns [`Plugins`] (the registry: each plugin's name and the functions that bind an instance to a stream or a
-//! subscription), [`PluginId`] (its index there) and [`PluginList`] (the plugins one chain runs, in order, as
+//! Owns [`Plugins`] (the registry: each plugin's name, the functions that bind an instance to a stream or a
+//! subscription, and which attachment options it takes: [`Plugins::check_attach`]), [`PluginId`] (its index there)
+//! and [`PluginList`] (the plugins one chain runs, in order, each with the chain's [`super::attach::Attach`], as
 //! plain data a command can carry). A registry value is immutable: every worker holds the same shared copy, so
 //! binding needs no lock and a packet touches none of this. Loading or unloading a plugin at run time makes a new
 //! value (copy on write) that the control plane hands every worker in a command (`Command::SetPlugins`), applied
@@ -22,13 +23,15 @@
 //! - egress: after `payload_type_filter`, before `stats` (so the subscriber's statistics and sender reports
 //!   count only what the plugins let through).
 //!
-//! A plugin instance that panics is disabled: its packets pass it untouched from then on (fail-open), and the
-//! worker counts the failure (`plugin_failures`). Nothing else in the worker is affected.
+//! A plugin instance that panics is disabled: its packets pass it untouched from then on (fail-open), or are
+//! dropped when the chain's attachment says `on_failure=drop` ([`super::attach`]), and the worker counts the failure
+//! (`plugin_failures`). Nothing else in the worker is affected.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::attach::{Attach, Attachment};
 use super::spec::{StreamInfo, SubscriptionInfo};
 use super::{Interceptor, InterceptorKind};
 
@@ -42,10 +45,10 @@ pub const MAX_PLUGIN_SLOTS: usize = 1024;
 /// The longest plugin name, in bytes.
 pub const MAX_PLUGIN_NAME_BYTES: usize = 32;
 
-/// Binds a plugin's instance to one stream (its ingress chain).
-pub type IngressBinder = dyn Fn(&StreamInfo) -> Box<dyn Interceptor> + Send + Sync;
-/// Binds a plugin's instance to one subscription (its egress chain).
-pub type EgressBinder = dyn Fn(&SubscriptionInfo) -> Box<dyn Interceptor> + Send + Sync;
+/// Binds a plugin's instance to one stream (its ingress chain), with that chain's options for it.
+pub type IngressBinder = dyn Fn(&StreamInfo, &Attach) -> Box<dyn Interceptor> + Send + Sync;
+/// Binds a plugin's instance to one subscription (its egress chain), with that chain's options for it.
+pub type EgressBinder = dyn Fn(&SubscriptionInfo, &Attach) -> Box<dyn Interceptor> + Send + Sync;
 /// Run on each worker thread when a registry without the plugin replaces one with it (it was unloaded): frees what
 /// the plugin keeps per thread (a WebAssembly plugin's instance).
 pub type UnloadHook = dyn Fn() + Send + Sync;
@@ -88,6 +91,9 @@ struct Registered {
     ingress: Option<Arc<IngressBinder>>,
     egress: Option<Arc<EgressBinder>>,
     unload: Option<Arc<UnloadHook>>,
+    /// It takes an attachment's `mode` and `async_pass` (a WebAssembly plugin); a native plugin takes only
+    /// `on_failure`.
+    offloads: bool,
     /// Unloaded: its slot stays so that ids are stable; nothing finds or binds it.
     tombstone: bool,
 }
@@ -125,8 +131,36 @@ impl Plugins {
         name: &str,
         bind: impl Fn(&StreamInfo) -> Box<dyn Interceptor> + Send + Sync + 'static,
     ) -> Result<Plugins, PluginError> {
-        let bind: Arc<IngressBinder> = Arc::new(bind);
+        let bind: Arc<IngressBinder> = Arc::new(move |info: &StreamInfo, _: &Attach| bind(info));
         self.register(name, "ingress", |entry| &mut entry.ingress, bind)
+    }
+
+    /// [`Plugins::with_ingress`] for a plugin that reads its attachments' options itself and takes `mode` and
+    /// `async_pass` (a WebAssembly plugin).
+    pub(crate) fn with_ingress_attached(
+        self,
+        name: &str,
+        bind: impl Fn(&StreamInfo, &Attach) -> Box<dyn Interceptor> + Send + Sync + 'static,
+    ) -> Result<Plugins, PluginError> {
+        let bind: Arc<IngressBinder> = Arc::new(bind);
+        self.register(name, "ingress", |entry| &mut entry.ingress, bind).and_then(|p| p.offloading(name))
+    }
+
+    /// [`Plugins::with_egress`] for a plugin that reads its attachments' options itself (see
+    /// [`Plugins::with_ingress_attached`]).
+    pub(crate) fn with_egress_attached(
+        self,
+        name: &str,
+        bind: impl Fn(&SubscriptionInfo, &Attach) -> Box<dyn Interceptor> + Send + Sync + 'static,
+    ) -> Result<Plugins, PluginError> {
+        let bind: Arc<EgressBinder> = Arc::new(bind);
+        self.register(name, "egress", |entry| &mut entry.egress, bind).and_then(|p| p.offloading(name))
+    }
+
+    fn offloading(mut self, name: &str) -> Result<Plugins, PluginError> {
+        let id = self.find(name).ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        Arc::make_mut(&mut self.list)[usize::from(id.0)].offloads = true;
+        Ok(self)
     }
 
     /// Registers `bind` as plugin `name` on subscriptions' egress chains (the same name may also be registered for
@@ -136,7 +170,7 @@ impl Plugins {
         name: &str,
         bind: impl Fn(&SubscriptionInfo) -> Box<dyn Interceptor> + Send + Sync + 'static,
     ) -> Result<Plugins, PluginError> {
-        let bind: Arc<EgressBinder> = Arc::new(bind);
+        let bind: Arc<EgressBinder> = Arc::new(move |info: &SubscriptionInfo, _: &Attach| bind(info));
         self.register(name, "egress", |entry| &mut entry.egress, bind)
     }
 
@@ -159,6 +193,7 @@ impl Plugins {
                     ingress: None,
                     egress: None,
                     unload: None,
+                    offloads: false,
                     tombstone: false,
                 });
                 list.len() - 1
@@ -237,6 +272,16 @@ impl Plugins {
         self.list.get(usize::from(id.0)).is_some_and(|entry| entry.egress.is_some())
     }
 
+    /// Checks a chain's options for plugin `id`: a native plugin takes only `on_failure`. The reason, when refused.
+    pub fn check_attach(&self, id: PluginId, attach: &Attach) -> Result<(), String> {
+        let offloads = self.list.get(usize::from(id.0)).is_some_and(|entry| entry.offloads);
+        if !offloads && (attach.mode.is_some() || attach.async_pass.is_some()) {
+            let key = if attach.mode.is_some() { "mode" } else { "async_pass" };
+            return Err(format!("plugin {} is native: it takes on_failure only, not {key}", self.name(id)));
+        }
+        Ok(())
+    }
+
     /// Every live plugin's name, in registration order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.list.iter().filter(|entry| !entry.tombstone).map(|entry| entry.name.as_str())
@@ -247,18 +292,18 @@ impl Plugins {
         self.live() == 0
     }
 
-    /// A new instance of plugin `id` bound to `info`.
-    pub(crate) fn bind_ingress(&self, id: PluginId, info: &StreamInfo) -> Bound {
-        match self.list.get(usize::from(id.0)).and_then(|entry| entry.ingress.as_ref()) {
-            Some(bind) => Bound::guarded(|| bind(info)),
+    /// A new instance of the attachment's plugin bound to `info`.
+    pub(crate) fn bind_ingress(&self, plugin: &Attachment, info: &StreamInfo) -> Bound {
+        match self.list.get(usize::from(plugin.id.0)).and_then(|entry| entry.ingress.as_ref()) {
+            Some(bind) => Bound::guarded(|| bind(info, &plugin.attach)),
             None => Bound::Unregistered,
         }
     }
 
-    /// A new instance of plugin `id` bound to `info`.
-    pub(crate) fn bind_egress(&self, id: PluginId, info: &SubscriptionInfo) -> Bound {
-        match self.list.get(usize::from(id.0)).and_then(|entry| entry.egress.as_ref()) {
-            Some(bind) => Bound::guarded(|| bind(info)),
+    /// A new instance of the attachment's plugin bound to `info`.
+    pub(crate) fn bind_egress(&self, plugin: &Attachment, info: &SubscriptionInfo) -> Bound {
+        match self.list.get(usize::from(plugin.id.0)).and_then(|entry| entry.egress.as_ref()) {
+            Some(bind) => Bound::guarded(|| bind(info, &plugin.attach)),
             None => Bound::Unregistered,
         }
     }
@@ -305,10 +350,11 @@ pub fn check_name(name: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The plugins one chain runs, in order: plain data, so a command carries it by value.
+/// The plugins one chain runs, in order, each with the chain's options for it: plain data, so a command carries it
+/// by value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PluginList {
-    ids: [PluginId; MAX_PLUGINS_PER_CHAIN],
+    plugins: [Attachment; MAX_PLUGINS_PER_CHAIN],
     len: u8,
 }
 
@@ -317,17 +363,27 @@ pub struct PluginList {
 pub struct PluginListFull;
 
 impl PluginList {
-    /// Appends `id`; refused when the list is full.
+    /// Appends `id` with the plugin's own settings; refused when the list is full.
     pub fn push(&mut self, id: PluginId) -> Result<(), PluginListFull> {
-        let slot = self.ids.get_mut(usize::from(self.len)).ok_or(PluginListFull)?;
-        *slot = id;
+        self.attach(Attachment { id, attach: Attach::default() })
+    }
+
+    /// Appends `plugin` with its options; refused when the list is full.
+    pub fn attach(&mut self, plugin: Attachment) -> Result<(), PluginListFull> {
+        let slot = self.plugins.get_mut(usize::from(self.len)).ok_or(PluginListFull)?;
+        *slot = plugin;
         self.len += 1;
         Ok(())
     }
 
     /// The plugins, in order.
     pub fn iter(&self) -> impl Iterator<Item = PluginId> + '_ {
-        self.ids[..usize::from(self.len)].iter().copied()
+        self.attachments().map(|plugin| plugin.id)
+    }
+
+    /// The plugins with their options, in order.
+    pub fn attachments(&self) -> impl Iterator<Item = Attachment> + '_ {
+        self.plugins[..usize::from(self.len)].iter().copied()
     }
 
     /// True when the chain runs no plugin.
@@ -362,6 +418,20 @@ mod tests {
             assert_eq!(plugins.clone().with_ingress(bad, pass).err(), Some(PluginError::BadName(bad.into())));
         }
         assert_eq!(plugins.with_ingress("stats", pass).err(), Some(PluginError::BuiltinName("stats".into())));
+    }
+
+    #[test]
+    fn a_native_plugin_takes_only_on_failure_from_an_attachment() {
+        use super::super::attach::{AsyncPass, AttachMode, FailurePath};
+        let plugins = Plugins::none().with_ingress("max_pps", pass).expect("registered");
+        let id = plugins.find("max_pps").expect("found");
+        let fail_closed = Attach { on_failure: Some(FailurePath::Drop), ..Attach::default() };
+        assert_eq!(plugins.check_attach(id, &fail_closed), Ok(()));
+        let offloaded = Attach { mode: Some(AttachMode::Async), ..Attach::default() };
+        let refused = plugins.check_attach(id, &offloaded).expect_err("native plugins run inline");
+        assert_eq!(refused, "plugin max_pps is native: it takes on_failure only, not mode");
+        let consumed = Attach { async_pass: Some(AsyncPass::Consume), ..Attach::default() };
+        assert!(plugins.check_attach(id, &consumed).is_err_and(|why| why.ends_with("not async_pass")));
     }
 
     #[test]
