@@ -211,8 +211,9 @@ async fn chain_edit(
 ) -> Result<(), String> {
     let ChainTarget { name, session, stream, subscription } = target;
     let edit = |mut names: Vec<String>| -> Result<v1::InterceptorChain, String> {
-        // A chain names a plugin bare or with its options after a colon.
-        let position = names.iter().position(|n| n.split(':').next() == Some(name.as_str()));
+        // A chain names a plugin bare or with its options after it.
+        let named = |n: &String| ringfwd_tuning::ChainName::parse(n).plugin_name() == Some(name.as_str());
+        let position = names.iter().position(named);
         match (&attach, position) {
             (Some(options), Some(at)) => {
                 let spelled = options.spell(&name);

@@ -79,7 +79,7 @@ fn bind(plugin: &Arc<Shared>, id: PluginId, attach: &Attach, epoch: Instant, ssr
     match mode {
         AttachMode::Sync => WasmLink::bind(plugin, id, epoch, on_failure),
         AttachMode::Async => {
-            let pass = attach.async_pass.unwrap_or(plugin.async_settings.pass);
+            let pass = attach.async_pass.unwrap_or(plugin.async_settings().pass);
             bind_async(plugin, id, (pass, on_failure), ssrc)
         }
     }
@@ -89,7 +89,7 @@ fn bind(plugin: &Arc<Shared>, id: PluginId, attach: &Attach, epoch: Instant, ssr
 /// `ssrc`): made the worker's lane to the plugin's thread first if needed.
 fn bind_async(plugin: &Arc<Shared>, id: PluginId, paths: (AsyncPass, FailurePath), ssrc: u32) -> Box<dyn Interceptor> {
     let runner = &plugin.runner;
-    let settings = plugin.async_settings;
+    let settings = plugin.async_settings();
     let lane = INSTANCES.with_borrow_mut(|table| {
         let held = |(serial, slot, _): &&(usize, Slot, Arc<Counters>)| {
             *serial == plugin.serial && matches!(slot, Slot::Lane(..))

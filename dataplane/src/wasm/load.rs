@@ -249,11 +249,7 @@ impl Engine {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
         let wants_rtcp = module.exports().any(|export| export.name() == abi::EXPORT_ON_RTCP);
-        let async_settings = match spec.mode {
-            PluginMode::Async(settings) => settings,
-            PluginMode::Sync => AsyncSettings::default(),
-        };
-        let runner = Arc::new(Runner::new(async_settings.wake_delay_us));
+        let runner = Arc::new(Runner::new(async_settings(spec.mode).wake_delay_us));
         let shared = Shared {
             name: spec.name,
             origin: spec.origin,
@@ -267,7 +263,6 @@ impl Engine {
             memory_max_bytes: spec.memory_max_bytes,
             params,
             mode: spec.mode,
-            async_settings,
             wants_rtcp,
             runner,
             counters: Mutex::new(Vec::new()),
@@ -354,8 +349,6 @@ pub(crate) struct Shared {
     pub(crate) params: String,
     /// Its attachments' mode unless one says otherwise: inline, or on its own thread.
     pub(crate) mode: PluginMode,
-    /// Its async attachments' queues, default pass and wake delay (the defaults for a plugin loaded `sync`).
-    pub(crate) async_settings: AsyncSettings,
     /// It exports `on_rtcp`.
     pub(crate) wants_rtcp: bool,
     /// Its thread for async attachments (stopped when the plugin is dropped): started at load, parked, and
@@ -365,6 +358,21 @@ pub(crate) struct Shared {
     pub(crate) counters: Mutex<Vec<Arc<Counters>>>,
     /// Tells this plugin's instances apart in a worker's table.
     pub(crate) serial: usize,
+}
+
+impl Shared {
+    /// Its async attachments' queues, default pass and wake delay (the defaults for a plugin loaded `sync`).
+    pub(crate) fn async_settings(&self) -> AsyncSettings {
+        async_settings(self.mode)
+    }
+}
+
+/// The async settings of a plugin loaded in `mode`: its own in async mode, else the defaults.
+fn async_settings(mode: PluginMode) -> AsyncSettings {
+    match mode {
+        PluginMode::Async(settings) => settings,
+        PluginMode::Sync => AsyncSettings::default(),
+    }
 }
 
 impl fmt::Debug for Shared {
