@@ -145,8 +145,8 @@ pub struct CapacityOptions {
     pub binaries: Binaries,
     /// ringfwd's idle strategy.
     pub idle: IdleStrategy,
-    /// Whether ringfwd runs its default interceptor chains (else none).
-    pub interceptors: bool,
+    /// ringfwd's chains: its default interceptors or none, and plugins.
+    pub chains: crate::chains::Chains,
     /// Configs and logs.
     pub work_dir: PathBuf,
     /// Cores.
@@ -243,8 +243,7 @@ fn measure_size(
         source: std::io::Error::other(e.to_string()),
     })?;
     let mut rig = launch::build_rig(&scenario)?;
-    let files =
-        launch::write_configs(&scenario, &rig, placement, options.idle, options.interceptors, &options.work_dir)?;
+    let files = launch::write_configs(&scenario, &rig, placement, options.idle, &options.chains, &options.work_dir)?;
     let kind = ForwarderKind::Ringfwd;
     let mut proc = launch::start_routed(kind, &files, &scenario, &options.binaries, &options.work_dir, &mut rig)?;
     let media = proc.media.first().copied().ok_or_else(|| CompareError::Died { kind, log_tail: proc.log_tail() })?;

@@ -116,8 +116,8 @@ pub struct CompareOptions {
     pub binaries: Binaries,
     /// Idle strategy written into ringfwd's config.
     pub idle: IdleStrategy,
-    /// Whether ringfwd runs its default interceptor chains (else none).
-    pub interceptors: bool,
+    /// ringfwd's chains: its default interceptors or none, and plugins.
+    pub chains: crate::chains::Chains,
     /// Where configs and forwarder logs go.
     pub work_dir: PathBuf,
     /// Cores of the forwarder and of the load.
@@ -257,7 +257,7 @@ fn prepare(
     placement: &launch::Placement,
 ) -> Result<(Rig, ScenarioFiles), CompareError> {
     let rig = build_rig(scenario)?;
-    let files = write_configs(scenario, &rig, placement, options.idle, options.interceptors, &options.work_dir)?;
+    let files = write_configs(scenario, &rig, placement, options.idle, &options.chains, &options.work_dir)?;
     Ok((rig, files))
 }
 

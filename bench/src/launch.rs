@@ -2,7 +2,8 @@
 //! started and routed for a scenario.
 //!
 //! Owns [`place`] (bench on the first core, forwarder on the second), [`build_rig`] (sink and
-//! publisher sockets), the config files of a scenario ([`write_configs`]: ringfwd's without routes;
+//! publisher sockets), the config files of a scenario ([`write_configs`]: ringfwd's without routes, with the
+//! chains and plugins of [`Chains`];
 //! the baselines', which have no API, the same with the scenario as static `[[sessions]]`) and
 //! [`start_routed`]: ringfwd is started, then routed through its control API with the development
 //! token it wrote to the bench's directory, and its routes checked against the scenario; a baseline
@@ -21,6 +22,7 @@ use ringfwd_tuning::{ConfigError, IdleStrategy, SessionSpec};
 use socket2::{Domain, Socket, Type};
 
 use crate::account::Accounting;
+use crate::chains::Chains;
 use crate::control::{self, ControlError};
 use crate::forwarder::{Binaries, ForwarderKind, ForwarderProcess, HarnessError};
 use crate::gen::{GenError, Generator};
@@ -173,7 +175,7 @@ pub fn write_configs(
     rig: &Rig,
     placement: &Placement,
     idle: IdleStrategy,
-    interceptors: bool,
+    chains: &Chains,
     dir: &Path,
 ) -> Result<ScenarioFiles, LaunchError> {
     let publishers = rig.gen.publisher_addrs().map_err(io_err("publisher addresses"))?;
@@ -189,11 +191,13 @@ pub fn write_configs(
     let mut plain = config.clone();
     plain.interceptors.ingress.clear();
     plain.interceptors.egress.clear();
-    if !interceptors {
+    if !chains.defaults {
         config = plain.clone();
     }
+    let mut with_plugins = config.clone();
+    chains.add_plugins(&mut with_plugins);
     let ringfwd_config = dir.join(format!("{}-ringfwd.toml", scenario.name));
-    std::fs::write(&ringfwd_config, config.to_toml_string()?)
+    std::fs::write(&ringfwd_config, with_plugins.to_toml_string()?)
         .map_err(io_err(format!("writing {}", ringfwd_config.display())))?;
     let ringfwd_plain_config = dir.join(format!("{}-ringfwd-plain.toml", scenario.name));
     std::fs::write(&ringfwd_plain_config, plain.to_toml_string()?)
@@ -294,17 +298,17 @@ pub struct RoutedRingfwd {
 }
 
 /// Builds the rig of `scenario`, writes its configs into `work_dir` for `placement`, starts ringfwd
-/// (with its default interceptor chains when `interceptors`, else none) and routes it through its API.
+/// (with the chains `chains` asks for) and routes it through its API.
 pub fn start_ringfwd(
     scenario: &Scenario,
     placement: &Placement,
     idle: IdleStrategy,
-    interceptors: bool,
+    chains: &Chains,
     binaries: &Binaries,
     work_dir: &Path,
 ) -> Result<RoutedRingfwd, LaunchError> {
     let mut rig = build_rig(scenario)?;
-    let files = write_configs(scenario, &rig, placement, idle, interceptors, work_dir)?;
+    let files = write_configs(scenario, &rig, placement, idle, chains, work_dir)?;
     let kind = ForwarderKind::Ringfwd;
     let process = start_routed(kind, &files, scenario, binaries, work_dir, &mut rig)?;
     let media = process.media.first().copied().ok_or(LaunchError::NoMedia(kind))?;

@@ -31,6 +31,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringfwd_bench::capacity::{self, CapacityOptions, SizePlan};
 use ringfwd_bench::capacity_report::{self, CapacityReport};
+use ringfwd_bench::chains::{Chains as ChainSettings, PluginsFile};
 use ringfwd_bench::churn::{self, ChurnOptions};
 use ringfwd_bench::compare::{self, CompareOptions, Timing};
 use ringfwd_bench::forwarder::{Binaries, ForwarderKind};
@@ -321,6 +322,11 @@ struct DaemonArgs {
     /// reports), or none (plain forwarding, as the baselines do).
     #[arg(long, value_enum, default_value = "default")]
     interceptors: Chains,
+    /// WebAssembly plugins for ringfwd: a TOML file of `[[plugins]]` entries (as in its config; a relative path is
+    /// the file's directory's) and `ingress = [...]` / `egress = [...]`, the names (with per-chain options, e.g.
+    /// "noop:mode=async") appended to every stream's and subscription's chain.
+    #[arg(long)]
+    plugins: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -491,7 +497,7 @@ fn dispatch(command: Command) -> Result<(), String> {
                 max_time: Duration::from_secs_f64(max_seconds),
                 binaries: base.binaries.clone(),
                 idle: base.idle,
-                interceptors: base.interceptors,
+                chains: base.chains.clone(),
                 work_dir: base.work_dir.clone(),
                 pinning: base.pinning.clone(),
             };
@@ -539,7 +545,7 @@ fn dispatch(command: Command) -> Result<(), String> {
                 out_pps,
                 binaries: compare.binaries,
                 idle: compare.idle,
-                interceptors: compare.interceptors,
+                chains: compare.chains,
                 work_dir: compare.work_dir,
                 pinning: compare.pinning,
                 scenario,
@@ -657,7 +663,7 @@ fn soak_command(args: SoakArgs, criteria: Criteria, daemon: DaemonArgs) -> Resul
         criteria,
         binaries: base.binaries,
         idle: base.idle,
-        interceptors: base.interceptors,
+        chains: base.chains.clone(),
         work_dir: base.work_dir,
         pinning: base.pinning,
     };
@@ -711,7 +717,8 @@ fn options(
     timing: Timing,
     daemon: DaemonArgs,
 ) -> Result<CompareOptions, String> {
-    let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores, interceptors } = daemon;
+    let DaemonArgs { ringfwd, idle, forwarder_cores, load_cores, interceptors, plugins } = daemon;
+    let plugins = plugins.map(|path| PluginsFile::load(&path)).transpose()?;
     let bench = std::env::current_exe().map_err(|e| format!("cannot locate own binary: {e}"))?;
     let ringfwd = ringfwd.unwrap_or_else(|| bench.with_file_name("ringfwd"));
     if forwarders.iter().any(|k| k.is_ringfwd()) && !ringfwd.is_file() {
@@ -733,7 +740,7 @@ fn options(
         timing,
         binaries: Binaries { ringfwd, bench },
         idle,
-        interceptors: matches!(interceptors, Chains::Default),
+        chains: ChainSettings { defaults: matches!(interceptors, Chains::Default), plugins },
         work_dir,
         pinning: Pinning { forwarder_cores, load_cores },
     })

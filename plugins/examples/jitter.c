@@ -12,7 +12,8 @@
  * Runs in either mode: sync (inline on each worker), or async with async_pass = "consume" (on its own thread; the
  * chain consumes each packet and the plugin re-injects it from there, so a slow buffer never holds up a worker).
  * State is per stream, in fixed tables keyed by the stream argument (in async mode it carries the worker's lane in
- * its top bits; streams beyond the tables share slots).
+ * its top bits): STREAMS streams per instance (about 6 MB of buffers); streams beyond share slots, and a shared slot
+ * drops what it takes for another stream's duplicates.
  * Packets longer than SLOT_BYTES pass untouched. Injected packets skip the ingress chain: the NACK cache, the
  * stream's statistics and the tap see the packets as they arrived, not as they are sent.
  */
@@ -20,7 +21,7 @@
 
 RINGFWD_PLUGIN
 
-#define STREAMS 16
+#define STREAMS 64
 #define HOLD 64
 #define SLOT_BYTES 1500
 

@@ -55,8 +55,8 @@ pub struct ChurnOptions {
     pub binaries: Binaries,
     /// ringfwd's idle strategy.
     pub idle: IdleStrategy,
-    /// Whether ringfwd runs its default interceptor chains (else none).
-    pub interceptors: bool,
+    /// ringfwd's chains: its default interceptors or none, and plugins.
+    pub chains: crate::chains::Chains,
     /// Where configs, the token and logs go.
     pub work_dir: PathBuf,
     /// Cores of ringfwd and of the load.
@@ -190,7 +190,7 @@ pub fn run(options: &ChurnOptions) -> Result<ChurnResult, ChurnError> {
         &scenario,
         &placement,
         options.idle,
-        options.interceptors,
+        &options.chains,
         &options.binaries,
         &options.work_dir,
     )?;

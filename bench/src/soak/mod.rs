@@ -79,8 +79,8 @@ pub struct SoakOptions {
     pub binaries: Binaries,
     /// ringfwd's idle strategy.
     pub idle: IdleStrategy,
-    /// Whether ringfwd runs its default interceptor chains (else none).
-    pub interceptors: bool,
+    /// ringfwd's chains: its default interceptors or none, and plugins.
+    pub chains: crate::chains::Chains,
     /// Configs, the token and logs.
     pub work_dir: PathBuf,
     /// Cores.
@@ -236,7 +236,7 @@ pub fn run(options: &SoakOptions, on_sample: &mut dyn FnMut(&SoakSample)) -> Res
         scenario,
         &placement,
         options.idle,
-        options.interceptors,
+        &options.chains,
         &options.binaries,
         &options.work_dir,
     )?;

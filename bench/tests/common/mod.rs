@@ -85,7 +85,15 @@ pub fn run_forwarder(
     let placement = Placement { bench_core: 0, worker_core: if cores >= 2 { 1 } else { 0 }, control_cores: Vec::new() };
     let dir = work_dir(&format!("{kind}-{scenario_name}"));
     let mut rig = launch::build_rig(&scenario).unwrap();
-    let files = launch::write_configs(&scenario, &rig, &placement, IdleStrategy::Sleep, true, &dir).unwrap();
+    let files = launch::write_configs(
+        &scenario,
+        &rig,
+        &placement,
+        IdleStrategy::Sleep,
+        &ringfwd_bench::chains::Chains::defaults(),
+        &dir,
+    )
+    .unwrap();
     let process = launch::start_routed(kind, &files, &scenario, &binaries(kind), &dir, &mut rig)
         .unwrap_or_else(|e| panic!("{kind}: {e}"));
     assert_eq!(process.workers, 1);
