@@ -3,8 +3,8 @@
  * DeleteMetadata on the stream, without touching its chains.
  *
  * Parameters: none. Runs on ingress chains (the publisher's packets, before the NACK cache) or egress chains (the
- * stream's metadata either way: a subscription's chain reads its stream's). Sync mode only: in async mode
- * ringfwd_metadata answers -2 and the packet passes.
+ * stream's metadata either way: a subscription's chain reads its stream's). Sync mode only: in async mode its
+ * verdict no longer decides (the packet has gone on), so it would mute nothing.
  *
  * No state: the metadata is read on each packet (a copy of at most RINGFWD_MAX_METADATA_BYTES).
  */

@@ -72,10 +72,11 @@ RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
 /* Copies the metadata a controller set on the stream the call is about (SetMetadata on the stream; never a session's
  * or an endpoint's) into `buf`: `key=value` lines each ended by '\n', sorted by key, no NUL after them, at most
  * RINGFWD_MAX_METADATA_BYTES (the lines that do not fit are left out, from the first that does not). A snapshot the
- * worker holds, replaced when a controller writes the stream's metadata. Answers the text's length n (0: none) and
- * copies it when n <= cap; when n > cap it copies nothing (call again with n bytes or more). Answers -1 when
- * buf..buf+cap is outside the plugin's memory, -2 when there is no stream to read (in ringfwd_init; every call of a
- * plugin in async mode). Optional: a module that does not call it does not import it. */
+ * worker holds, replaced when a controller writes the stream's metadata (in async mode: the one the worker held when
+ * it queued the copy; in on_timer, the one of the call that asked for the timer). Answers the text's length n (0:
+ * none) and copies it when n <= cap; when n > cap it copies nothing (call again with n bytes or more). Answers -1 when
+ * buf..buf+cap is outside the plugin's memory, -2 when there is no stream to read (in ringfwd_init). Optional: a
+ * module that does not call it does not import it. */
 #define RINGFWD_MAX_METADATA_BYTES 4096
 #define RINGFWD_METADATA_BAD_RANGE (-1)
 #define RINGFWD_METADATA_UNAVAILABLE (-2)

@@ -48,9 +48,10 @@
 //! on the stream; a session's or an endpoint's metadata is not given), read-only: `key=value` lines each ended by
 //! `\n`, sorted by key, at most [`MAX_METADATA_BYTES`] bytes (the lines that do not fit, in key order from the first
 //! that does not, are left out; a value with a line break is left out). It is a snapshot the worker holds, replaced
-//! when a controller writes the stream's metadata: two calls about the same packet read the same text. It answers:
-//! - [`METADATA_UNAVAILABLE`] (−2) when there is no stream to read (in `ringfwd_init`, or any call of a plugin in
-//!   async mode: its thread holds no stream's metadata);
+//! when a controller writes the stream's metadata: two calls about the same packet read the same text (in async
+//! mode the copy carries the snapshot the worker held when it queued the copy). It answers:
+//! - [`METADATA_UNAVAILABLE`] (−2) when there is no stream to read (in `ringfwd_init`: an instance serves every
+//!   stream of its worker);
 //! - [`METADATA_BAD_RANGE`] (−1) when `ptr..ptr + cap` is not within the plugin's memory (or either is negative);
 //! - otherwise the text's length `n` in bytes (0: the stream has no metadata). When `n <= cap` the text is copied
 //!   to `ptr..ptr + n` (nothing after it is written: no NUL); when `n > cap` nothing is copied, so a plugin calls
@@ -167,7 +168,7 @@ pub const IMPORTS: [&str; 7] = [
 ];
 /// What `metadata` answers when `ptr..ptr + cap` is not within the plugin's memory.
 pub const METADATA_BAD_RANGE: i32 = -1;
-/// What `metadata` answers when the call has no stream metadata to read (`ringfwd_init`, async mode).
+/// What `metadata` answers when the call has no stream metadata to read (`ringfwd_init`).
 pub const METADATA_UNAVAILABLE: i32 = -2;
 /// The longest metadata text `metadata` hands a plugin, in bytes.
 pub const MAX_METADATA_BYTES: usize = crate::core::interceptor::MAX_METADATA_BYTES;

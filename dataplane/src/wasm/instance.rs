@@ -82,7 +82,7 @@ pub(crate) struct Host {
     limits: StoreLimits,
     memory: Option<Memory>,
     staged: Staged,
-    /// During a call that has a stream (a sync chain's), its metadata (`Some(None)`: none); `None` otherwise (the
+    /// During a call that has a stream (any but `ringfwd_init`), its metadata (`Some(None)`: none); `None` otherwise (the
     /// `metadata` import answers [`abi::METADATA_UNAVAILABLE`]). Lent only to an instance that imports `metadata`.
     metadata: Option<Option<Arc<str>>>,
 }
@@ -275,10 +275,7 @@ impl Instance {
         }
         let buffer = usize::try_from(address).unwrap_or_default();
         let fuel_per_call = plugin.fuel_per_call;
-        let reads_metadata = plugin
-            .module
-            .imports()
-            .any(|import| import.module() == abi::IMPORT_MODULE && import.name() == abi::IMPORT_METADATA);
+        let reads_metadata = plugin.reads_metadata;
         let mut instance = Instance { store, memory, buffer, on_rtp, on_rtcp, on_timer, fuel_per_call, reads_metadata };
         if let Some(init) = init {
             let len = instance.write(plugin.params.as_bytes()).map(|_| plugin.params.len()).unwrap_or_default();

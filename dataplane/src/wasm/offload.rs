@@ -12,8 +12,11 @@
 //! copy, tagged with the chain's scope (the worker emits it as that chain would: [`crate::core::Forwarder::on_late`]).
 //! Timers are kept per (worker, chain) and call `on_timer` on this thread. A fault (a trap, running out of fuel, a
 //! bad verdict) drops the instance: from then on every worker's member takes its attachment's failure path, and the
-//! first to notice reports the event. The thread holds no stream's metadata (a copy carries none): the `metadata`
-//! import answers [`super::abi::METADATA_UNAVAILABLE`] in every call here.
+//! first to notice reports the event. A copy of a plugin that imports `metadata` carries its stream's metadata
+//! snapshot as the worker held it when it queued the copy (a reference count, no copy of the text), so `on_rtp` and
+//! `on_rtcp` read what an inline call would have read; a timer reads the snapshot of the call that last asked for
+//! it. The thread empties a box's snapshot before it hands the box back, so the last reference to a replaced
+//! snapshot is dropped here, never on a worker.
 //!
 //! Must never make a worker wait, lock or allocate per packet: a full queue drops and counts, boxes circulate
 //! between a ready and a free list, and the thread is unparked only when it sleeps, once per worker iteration. Must never let the thread
@@ -34,7 +37,7 @@ use super::load::{AsyncPass, FailurePath, Shared};
 use super::stats::{bump, Counters};
 use crate::core::event::PluginFault;
 use crate::core::interceptor::late::{self, LateLane, LateTarget};
-use crate::core::interceptor::{Context, Interceptor, PluginId, RtcpFrom, RtpAttrs, Scope, Verdict};
+use crate::core::interceptor::{Context, Interceptor, Metadata, PluginId, RtcpFrom, RtpAttrs, Scope, Verdict};
 use crate::core::packet::RtcpCompound;
 use crate::core::DropReason;
 
@@ -64,6 +67,8 @@ struct Job {
     ssrc: u32,
     kind: Kind,
     at: Instant,
+    /// The stream's metadata when the copy was queued (none unless the plugin reads metadata).
+    metadata: Metadata,
     len: usize,
     data: Box<[u8]>,
 }
@@ -87,22 +92,22 @@ impl Lane {
         let at = Instant::now();
         for _ in 0..capacity {
             let data = vec![0; PACKET_BUFFER_BYTES].into_boxed_slice();
-            let job =
-                Job { scope: Scope::Stream { stream: 0 }, ssrc: 0, kind: Kind::Rtp { ext_seq: 0 }, at, len: 0, data };
+            let scope = Scope::Stream { stream: 0 };
+            let metadata = Metadata::none();
+            let job = Job { scope, ssrc: 0, kind: Kind::Rtp { ext_seq: 0 }, at, metadata, len: 0, data };
             let _ = free.push(Box::new(job));
         }
         let back = Arc::new(LateLane::new(capacity, PACKET_BUFFER_BYTES));
         Lane { tag, ready: ArrayQueue::new(capacity), free, back, counters }
     }
 
-    /// Worker: queues a copy of `bytes` (patched by `patch`); false when no box is free.
+    /// Worker: queues a copy of `bytes` (patched by `patch`) with `metadata` (a box off the free list holds none,
+    /// so nothing is freed here); false when no box is free.
     #[inline]
     fn offer(
         &self,
-        scope: Scope,
-        ssrc: u32,
-        kind: Kind,
-        at: Instant,
+        (scope, ssrc, kind, at): (Scope, u32, Kind, Instant),
+        metadata: Option<&Metadata>,
         bytes: &[u8],
         patch: impl FnOnce(&mut [u8]),
     ) -> bool {
@@ -113,6 +118,9 @@ impl Lane {
         copy.copy_from_slice(bytes);
         patch(copy);
         (job.scope, job.ssrc, job.kind, job.at, job.len) = (scope, ssrc, kind, at, bytes.len());
+        if let Some(metadata) = metadata {
+            job.metadata = metadata.clone();
+        }
         // Cannot fail: boxes number exactly the capacity and this one came off the free list.
         let _ = self.ready.push(job);
         true
@@ -253,6 +261,8 @@ struct Timer {
     scope: Scope,
     ssrc: u32,
     at: Instant,
+    /// The stream's metadata the call that last asked for it read.
+    metadata: Metadata,
 }
 
 /// What the thread holds while it runs.
@@ -288,9 +298,10 @@ fn run(runner: &Runner, plugin: &Weak<Shared>) {
         let mut worked = false;
         for lane in &lanes {
             for _ in 0..BATCH {
-                let Some(job) = lane.ready.pop() else { break };
+                let Some(mut job) = lane.ready.pop() else { break };
                 worked = true;
                 state.call(runner, lane, &job);
+                job.metadata = Metadata::none();
                 let _ = lane.free.push(job);
             }
         }
@@ -362,13 +373,15 @@ impl Running {
         let (stream, flow) = tagged(lane.tag, job.scope);
         let len = job.len as i32;
         let (result, fuel) = match job.kind {
-            Kind::Rtp { ext_seq } => instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false, None),
+            Kind::Rtp { ext_seq } => {
+                instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false, Some(&job.metadata))
+            }
             Kind::Rtcp { from } => {
                 let from = match from {
                     RtcpFrom::Publisher => abi::NONE,
                     RtcpFrom::Subscriber { flow } => flow as i32,
                 };
-                match instance.on_rtcp((len, stream, flow, from, now_us), None) {
+                match instance.on_rtcp((len, stream, flow, from, now_us), Some(&job.metadata)) {
                     Some(answer) => answer,
                     None => return,
                 }
@@ -388,7 +401,7 @@ impl Running {
             }
             Err(fault) => return self.fault(runner, fault),
         }
-        self.deliver(lane, job.scope, job.ssrc);
+        self.deliver(lane, job.scope, job.ssrc, &job.metadata);
     }
 
     /// Calls `on_timer` for every timer due at `now`.
@@ -398,18 +411,21 @@ impl Running {
             let now_us = self.micros(now);
             let Some(instance) = self.instance.as_mut() else { return };
             let (stream, flow) = tagged(timer.lane.tag, timer.scope);
-            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), None) else { continue };
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(&timer.metadata)) else {
+                continue;
+            };
             bump(&self.counters.calls, 1);
             bump(&self.counters.fuel, fuel);
             match result {
-                Ok(()) => self.deliver(&timer.lane, timer.scope, timer.ssrc),
+                Ok(()) => self.deliver(&timer.lane, timer.scope, timer.ssrc, &timer.metadata),
                 Err(fault) => return self.fault(runner, fault),
             }
         }
     }
 
-    /// Queues what the last call staged on `lane`'s way back, and keeps the timer it asked for.
-    fn deliver(&mut self, lane: &Arc<Lane>, scope: Scope, ssrc: u32) {
+    /// Queues what the last call staged on `lane`'s way back, and keeps the timer it asked for (with the `metadata`
+    /// the call read).
+    fn deliver(&mut self, lane: &Arc<Lane>, scope: Scope, ssrc: u32, metadata: &Metadata) {
         let Some(instance) = self.instance.as_ref() else { return };
         let staged = instance.staged();
         let counters = &*self.counters;
@@ -438,9 +454,14 @@ impl Running {
             let at = self.epoch + Duration::from_micros(u64::try_from(at_us).unwrap_or(0));
             let held = self.timers.iter().position(|timer| timer.scope == scope && Arc::ptr_eq(&timer.lane, lane));
             match held {
-                Some(index) => self.timers[index].at = self.timers[index].at.min(at),
+                Some(index) => {
+                    let timer = &mut self.timers[index];
+                    timer.at = timer.at.min(at);
+                    timer.metadata = metadata.clone();
+                }
                 None if self.timers.len() < MAX_ASYNC_TIMERS => {
-                    self.timers.push(Timer { lane: Arc::clone(lane), scope, ssrc, at });
+                    let metadata = metadata.clone();
+                    self.timers.push(Timer { lane: Arc::clone(lane), scope, ssrc, at, metadata });
                 }
                 None => refused += 1,
             }
@@ -540,7 +561,8 @@ impl AsyncLink {
             bump(&counters.oversize, 1);
             return false;
         }
-        if !self.lane.offer(ctx.scope(), self.ssrc, kind, ctx.now(), bytes, patch) {
+        let metadata = self.plugin.reads_metadata.then(|| ctx.metadata());
+        if !self.lane.offer((ctx.scope(), self.ssrc, kind, ctx.now()), metadata, bytes, patch) {
             bump(&counters.async_queue_full, 1);
             return false;
         }

@@ -723,7 +723,7 @@ fn ringfwd_init_has_no_metadata_to_read() {
 }
 
 #[test]
-fn an_async_plugin_cannot_read_metadata() {
+fn an_async_plugin_reads_the_metadata_its_copy_carried() {
     use crate::core::interceptor::Metadata;
     let woken = late_waker();
     let plugin = load(async_spec("async_reader", METADATA_READER, 8, AsyncPass::Forward)).expect("loads");
@@ -731,8 +731,46 @@ fn an_async_plugin_cannot_read_metadata() {
     let mut outbox = Outbox::new(8, 1500);
     outbox.set_metadata(3, Metadata::from_pairs([("app.muted", "1")]));
     assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 12]), Verdict::Continue);
+    // Replaced before the thread may have taken the copy: the copy keeps the snapshot it was queued with.
+    outbox.set_metadata(3, Metadata::from_pairs([("app.muted", "0"), ("app.user", "ana")]));
+    let back = late_packets(&woken, 3);
+    assert_eq!(back[0].3, b"XX", "a short cap copies nothing");
+    let (bad, len) = (abi::METADATA_BAD_RANGE, "app.muted=1\n".len() as i32);
+    assert_eq!(answers(&back[1].3), [bad, bad, len, len]);
+    assert_eq!(back[2].3, b"app.muted=1\n", "byte-exact, as the worker held it when it queued the copy");
+    // The next copy carries the new snapshot.
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 12]), Verdict::Continue);
+    let back = late_packets(&woken, 3);
+    assert_eq!(back[2].3, b"app.muted=0\napp.user=ana\n");
+    // A stream without metadata: 0.
+    outbox.set_metadata(3, Metadata::none());
+    run(&mut chain, &mut outbox, &[0x80u8; 12]);
     let back = late_packets(&woken, 2);
-    assert_eq!(back[0].3, b"XX");
-    let unavailable = abi::METADATA_UNAVAILABLE;
-    assert_eq!(answers(&back[1].3), [unavailable; 4], "every call of an async plugin answers -2");
+    assert_eq!(answers(&back[1].3), [bad, bad, 0, 0]);
+}
+
+#[test]
+fn an_async_plugins_timer_reads_the_metadata_of_the_call_that_asked_for_it() {
+    use crate::core::interceptor::Metadata;
+    // on_rtp asks for a timer at once; on_timer sends the publisher the metadata it reads.
+    let wat = r#"(module
+      (import "ringfwd" "metadata" (func $metadata (param i32 i32) (result i32)))
+      (import "ringfwd" "set_timer" (func $set_timer (param i64)))
+      (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "on_rtp") (param i32 i32 i32 i64) (param $now i64) (result i32)
+        (call $set_timer (local.get $now))
+        (i32.const 0))
+      (func (export "on_timer") (param i32 i32 i64)
+        (drop (call $to_publisher (i32.const 100) (call $metadata (i32.const 100) (i32.const 512))))))"#;
+    let woken = late_waker();
+    let plugin = load(async_spec("timed_reader", wat, 8, AsyncPass::Forward)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(8, 1500);
+    outbox.set_metadata(3, Metadata::from_pairs([("app.layer", "2")]));
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 12]), Verdict::Continue);
+    let back = late_packets(&woken, 1);
+    assert_eq!(back[0].3, b"app.layer=2\n", "the timer read its call's stream's metadata");
 }
