@@ -46,6 +46,7 @@ fn start() -> Running {
     let token_file = dir.path().join("dev-token");
     let config = format!(
         "[placement]\nworker_cores = [0, 1]\n[media]\naddresses = [\"127.0.0.1:0\"]\n\
+         [pool]\nbuffers_per_worker = 1024\nspare_buffers_per_worker = 100\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
          [auth]\ndev_token_file = {:?}\n[interceptors]\ningress = []\negress = []\n",
         token_file.display().to_string()
@@ -241,6 +242,7 @@ fn metrics_endpoint_parses_and_agrees_with_what_was_sent_and_received() {
         assert!(sum(&s, "ringfwd_ring_queued", &[("ring", ring)]) >= 0.0);
     }
     let pool = sum(&s, "ringfwd_worker_pool_buffers", &[("worker", "0")]);
+    assert_eq!(pool, 1124.0, "pool.buffers_per_worker in the receive ring and pool.spare_buffers_per_worker beside it");
     assert!(sum(&s, "ringfwd_worker_pool_in_use", &[("worker", "0")]) <= pool);
 
     // Anything but /metrics is not found.

@@ -52,6 +52,7 @@ impl Config {
                     max_packets_per_second_per_source: self.admission.max_packets_per_second_per_source,
                 },
                 pool_buffers: sizes.buffers_per_worker as u16,
+                spare_buffers: self.pool.spare_buffers_per_worker as u16,
                 buffer_bytes: self.pool.buffer_bytes as usize,
                 send_slots: sizes.send_slots_per_worker as usize,
                 gso_max_segments: usize::from(self.pool.gso_max_segments),

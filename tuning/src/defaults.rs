@@ -42,6 +42,9 @@ pub const BUFFER_BYTES: u32 = 2048;
 /// Default maximum number of segments coalesced into one UDP GSO send.
 pub const GSO_MAX_SEGMENTS: u16 = 16;
 
+/// Default spare pool buffers per worker (outside the receive ring).
+pub const SPARE_BUFFERS_PER_WORKER: u32 = 512;
+
 /// Default receive batch (the mmsg driver's batch size).
 pub const RECV_BATCH: u32 = 64;
 

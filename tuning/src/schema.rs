@@ -123,6 +123,9 @@ pub struct Pool {
     /// Send operations one worker may have in flight. Unset: derived from the expected load.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_slots_per_worker: Option<u32>,
+    /// Buffers per worker outside the receive ring, for the packets a worker assembles itself (RTCP copies, a
+    /// plugin's rewritten packet before its fan-out, packets handed over by other workers).
+    pub spare_buffers_per_worker: u32,
     /// Most segments coalesced into one UDP GSO send; 1 disables GSO.
     pub gso_max_segments: u16,
     /// Receive batch: the mmsg driver's batch size.
@@ -135,6 +138,7 @@ impl Default for Pool {
             buffers_per_worker: None,
             buffer_bytes: defaults::BUFFER_BYTES,
             send_slots_per_worker: None,
+            spare_buffers_per_worker: defaults::SPARE_BUFFERS_PER_WORKER,
             gso_max_segments: defaults::GSO_MAX_SEGMENTS,
             recv_batch: defaults::RECV_BATCH,
         }

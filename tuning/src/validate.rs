@@ -33,6 +33,8 @@ pub const SOCKET_BUFFER_BYTES_RANGE: RangeInclusive<usize> = 4096..=1 << 30;
 pub const MAX_LATCH_WINDOW_MS: u64 = 3_600_000;
 /// Accepted `pool.buffers_per_worker` (also a power of two).
 pub const BUFFERS_PER_WORKER_RANGE: RangeInclusive<u32> = 16..=32768;
+/// Accepted `pool.spare_buffers_per_worker`: with the largest receive ring, every buffer of a worker keeps a 16-bit id.
+pub const SPARE_BUFFERS_RANGE: RangeInclusive<u32> = 16..=32767;
 /// Room kept in each pool buffer beyond `media.max_packet_bytes`, in bytes (recvmsg header).
 pub const BUFFER_HEADROOM_BYTES: u32 = 256;
 /// Largest accepted `pool.buffer_bytes`.
@@ -185,6 +187,7 @@ fn validate_pool(pool: &Pool, media: &Media) -> Result<(), ConfigError> {
     if let Some(slots) = pool.send_slots_per_worker {
         in_range("pool.send_slots_per_worker", slots, SEND_SLOTS_RANGE)?;
     }
+    in_range("pool.spare_buffers_per_worker", pool.spare_buffers_per_worker, SPARE_BUFFERS_RANGE)?;
     in_range("pool.gso_max_segments", pool.gso_max_segments, GSO_MAX_SEGMENTS_RANGE)?;
     in_range("pool.recv_batch", pool.recv_batch, RECV_BATCH_RANGE)
 }
@@ -425,6 +428,15 @@ mod tests {
         let key = "pool.send_slots_per_worker";
         assert_eq!(key_after(|c| c.pool.send_slots_per_worker = Some(15)), key);
         assert_eq!(key_after(|c| c.pool.send_slots_per_worker = Some((1 << 20) + 1)), key);
+    }
+
+    #[test]
+    fn spare_buffers_range() {
+        let key = "pool.spare_buffers_per_worker";
+        assert_eq!(key_after(|c| c.pool.spare_buffers_per_worker = 15), key);
+        assert_eq!(key_after(|c| c.pool.spare_buffers_per_worker = 32768), key);
+        assert_eq!(key_after(|c| c.pool.spare_buffers_per_worker = 32767), "<valid>");
+        assert_eq!(key_after(|c| c.pool.spare_buffers_per_worker = 16), "<valid>");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use latency::{LatencyBuckets, LatencyRecorder, LatencySnapshot, LATENCY_BUCK
 pub use recorder::{Recorder, RecorderCounters, RecorderSettings, RecorderStats};
 pub use run::{Worker, DRAIN_TIMEOUT};
 pub use settings::{BackendKind, DataplaneSettings, TapSettings, WorkerSettings};
-pub use start::{Dataplane, StartError, Takeover, WorkerHandle, SPARE_BUFFERS};
+pub use start::{Dataplane, StartError, Takeover, WorkerHandle};
 pub use telemetry::{
     Due, EventRing, NumberingRecord, NumberingRing, StatsPacer, StatsRecord, StatsRing, UpRing, WorkerEvent,
     WorkerEventKind,

@@ -29,9 +29,6 @@ use crate::driver::mmsg::{MmsgBackend, MmsgSettings};
 use crate::driver::socket::{self, SocketError, SocketOptions};
 use crate::driver::uring::{UringBackend, UringSettings};
 
-/// Spare pool buffers per worker, outside the receive ring, for packets the worker assembles (RTCP copies) and
-/// packets handed over by other workers.
-pub const SPARE_BUFFERS: u16 = 512;
 /// How long start-up waits for a worker to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -245,7 +242,7 @@ impl Dataplane {
         }
         drop(ready_tx);
         let pool_buffers = match settings.backend {
-            BackendKind::IoUring => u64::from(worker_settings.pool_buffers) + u64::from(SPARE_BUFFERS),
+            BackendKind::IoUring => u64::from(worker_settings.pool_buffers) + u64::from(worker_settings.spare_buffers),
             BackendKind::Mmsg => 0,
         };
         let mut dataplane = Dataplane {
@@ -420,8 +417,9 @@ fn check(settings: &DataplaneSettings) -> Result<(), StartError> {
             w.buffer_bytes, w.limits.max_packet_bytes
         ));
     }
-    if w.send_slots == 0 || w.recv_batch == 0 || w.gso_max_segments == 0 {
-        return fail("worker.send_slots, worker.recv_batch, worker.gso_max_segments: must not be 0".into());
+    if w.send_slots == 0 || w.recv_batch == 0 || w.gso_max_segments == 0 || w.spare_buffers == 0 {
+        let keys = "worker.send_slots, worker.recv_batch, worker.gso_max_segments, worker.spare_buffers";
+        return fail(format!("{keys}: must not be 0"));
     }
     Ok(())
 }
@@ -447,7 +445,7 @@ fn run_worker(mut ctx: WorkerContext, backend: BackendKind, ready: Ready) {
             BackendKind::IoUring => {
                 let settings = UringSettings {
                     pool_buffers: s.pool_buffers,
-                    spare_buffers: SPARE_BUFFERS,
+                    spare_buffers: s.spare_buffers,
                     buffer_bytes: s.buffer_bytes,
                     max_packet_bytes: s.limits.max_packet_bytes,
                     send_slots: s.send_slots,
@@ -462,7 +460,7 @@ fn run_worker(mut ctx: WorkerContext, backend: BackendKind, ready: Ready) {
                     recv_batch: s.recv_batch,
                     max_packet_bytes: s.limits.max_packet_bytes,
                     send_slots: s.send_slots,
-                    copy_arena_bytes: usize::from(SPARE_BUFFERS) * s.limits.max_packet_bytes,
+                    copy_arena_bytes: usize::from(s.spare_buffers) * s.limits.max_packet_bytes,
                 };
                 let backend = MmsgBackend::new(sockets, wake, settings)?;
                 report(Ok(()));

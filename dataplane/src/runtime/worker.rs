@@ -85,6 +85,9 @@ pub struct WorkerSettings {
     pub limits: ForwarderLimits,
     /// Ring buffers in the pool (a power of two).
     pub pool_buffers: u16,
+    /// Pool buffers outside the receive ring, for packets the worker assembles (RTCP copies, a plugin's rewritten
+    /// packet) and packets handed over by other workers; the mmsg driver's copy arena holds as many packets.
+    pub spare_buffers: u16,
     /// Bytes per pool buffer.
     pub buffer_bytes: usize,
     /// In-flight send operations.
