@@ -12,13 +12,16 @@
 #                  injected from its timer)
 #   jitter_async   the same on the plugin's thread (`jitter:mode=async:async_pass=consume`), on core 0 beside the
 #                  load generator
-# The RED example (red.c) is not run: it rewrites every payload, and the bench's sink counts a payload it did not
-# send as lost, so its maximum cannot be searched this way (its cost is in `micro`, "plugin_wasm_rewrite").
+#   red            plugins/examples/red.c, inline, red_pt = 120: every packet rewritten into RED with the stream's
+#                  previous packet as a redundant block (about twice as long); the plugins file's `red_pt` makes
+#                  the sink check each packet's primary block (added after the first run: that run had no red)
+# LABELS (optional) runs only those configurations, e.g. "default red".
 # Writes OUT/<label>-<rep>.json and .md, and prints one line per run. Run from the repository root after
 # `cargo build --release -p ringfwd -p ringfwd-bench`; needs clang and lld (`bash tests/scripts/install-clang.sh`).
-# usage: bench/results/plugins-max-2026-12-07.sh REPS SCENARIO OUT
+# usage: bench/results/plugins-max-2026-12-07.sh REPS SCENARIO OUT [LABELS]
 set -eu
 reps=$1 scenario=$2 out=$3
+labels=${4:-default wasm_noop throttle jitter_sync jitter_async red}
 B=target/release
 mkdir -p "$out/wasm"
 bash plugins/build.sh "$out/wasm" > /dev/null
@@ -43,8 +46,9 @@ plugins noop noop.wat noop > "$out/wasm_noop.toml"
 plugins throttle throttle.wasm throttle 'max_pps = "1000000"' > "$out/throttle.toml"
 plugins jitter jitter.wasm jitter 'delay_ms = "1"' > "$out/jitter_sync.toml"
 plugins jitter jitter.wasm "jitter:mode=async:async_pass=consume" 'delay_ms = "1"' > "$out/jitter_async.toml"
+{ echo "red_pt = 120"; plugins red red.wasm red 'red_pt = "120"'; } > "$out/red.toml"
 for rep in $(seq 1 "$reps"); do
-  for label in default wasm_noop throttle jitter_sync jitter_async; do
+  for label in $labels; do
     extra=()
     if [ "$label" != default ]; then extra=(--plugins "$out/$label.toml"); fi
     $B/ringfwd-bench compare --forwarders ringfwd --reps 1 --scenarios "$scenario" "${extra[@]}" \

@@ -193,6 +193,8 @@ pub struct Accounting {
     rtcp: u64,
     /// One per flow when the sink NACKs gaps.
     nack: Vec<NackTracker>,
+    /// The payload type of RED (RFC 2198) payloads to unwrap, when a plugin wraps packets before the fan-out.
+    red_pt: Option<u8>,
 }
 
 impl Accounting {
@@ -221,7 +223,21 @@ impl Accounting {
             not_rtp: 0,
             rtcp: 0,
             nack: Vec::new(),
+            red_pt: None,
         }
+    }
+
+    /// From now on, a packet with payload type `pt` (`None`: none) is a RED payload (RFC 2198) made on the stream's
+    /// ingress (before the fan-out, so its blocks carry the payload types the publisher sent): its primary block is
+    /// checked as the bench payload, and its header must carry `pt` and the marker as sent. A RED payload that does
+    /// not parse is an integrity failure.
+    pub fn unwrap_red(&mut self, pt: Option<u8>) {
+        self.red_pt = pt;
+    }
+
+    /// The payload type of RED payloads it unwraps.
+    pub fn red_pt(&self) -> Option<u8> {
+        self.red_pt
     }
 
     /// Tracks gaps of every flow for NACKs per `policy` from now on.
@@ -279,7 +295,18 @@ impl Accounting {
             return;
         };
         let (spec, flow) = (&self.specs[i], &mut self.flows[i]);
-        let bench = match payload::read(rtp.payload()) {
+        let red = self.red_pt.filter(|&pt| pt == rtp.payload_type());
+        let (primary, primary_pt) = match red {
+            Some(_) => match red_primary(rtp.payload()) {
+                Some((primary, pt)) => (primary, Some(pt)),
+                None => {
+                    flow.counts.integrity_failures += 1;
+                    return;
+                }
+            },
+            None => (rtp.payload(), None),
+        };
+        let bench = match payload::read(primary) {
             Ok(bench) => bench,
             Err(_) => {
                 flow.counts.integrity_failures += 1;
@@ -292,7 +319,12 @@ impl Accounting {
             return;
         }
         let sent_pt = bench.marker_pt & 0x7f;
-        let want_byte1 = (bench.marker_pt & 0x80) | self.pt_maps[i][usize::from(sent_pt)];
+        let want_byte1 = match (red, primary_pt) {
+            (Some(red), Some(primary_pt)) if primary_pt == sent_pt => (bench.marker_pt & 0x80) | red,
+            // The primary block says another payload type than the publisher sent: never a valid byte 1.
+            (Some(_), _) => !datagram[1],
+            _ => (bench.marker_pt & 0x80) | self.pt_maps[i][usize::from(sent_pt)],
+        };
         let header_ok = datagram[1] == want_byte1
             && rtp.sequence_number() == bench.rtp_seq.wrapping_add(spec.seq_offset)
             && rtp.timestamp() == bench.rtp_timestamp.wrapping_add(spec.ts_offset);
@@ -351,6 +383,23 @@ impl Accounting {
             let _ = t.latency_ns.add(&flow.latency_ns);
         }
         t
+    }
+}
+
+/// The primary block of a RED payload (RFC 2198 §3) and its payload type: after the headers of the redundant blocks
+/// (4 bytes each, F bit set, their lengths in the low 10 bits), the last header (1 byte, F bit clear), and the
+/// redundant blocks themselves. `None` when the headers or lengths run past the payload.
+pub fn red_primary(payload: &[u8]) -> Option<(&[u8], u8)> {
+    let (mut at, mut redundant) = (0usize, 0usize);
+    loop {
+        let first = *payload.get(at)?;
+        if first & 0x80 == 0 {
+            let start = at + 1 + redundant;
+            return Some((payload.get(start..)?, first & 0x7f));
+        }
+        let header = payload.get(at..at + 4)?;
+        redundant += usize::from(u16::from_be_bytes([header[2], header[3]]) & 0x3ff);
+        at += 4;
     }
 }
 

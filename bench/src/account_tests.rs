@@ -224,3 +224,62 @@ fn rtcp_from_the_forwarder_is_counted_apart_not_as_an_error() {
     let totals = accounting.totals(&[]);
     assert_eq!((totals.rtcp, totals.not_rtp, totals.unknown_ssrc), (1, 0, 0));
 }
+
+const RED_PT: u8 = 120;
+
+/// What a forwarder sends for generator packet `gen_seq` when a RED plugin on the ingress wrapped it (RFC 2198),
+/// with `redundant` bytes of the previous packet as one redundant block (none: the primary block only), and the
+/// payload type `primary_pt` in the primary block's header.
+fn red_wrapped(gen_seq: u32, redundant: Option<&[u8]>, primary_pt: u8) -> Vec<u8> {
+    let plain = forwarded(gen_seq, 1_000);
+    let mut pkt = plain[..RTP_HEADER_BYTES].to_vec();
+    pkt[1] = (plain[1] & 0x80) | RED_PT;
+    if let Some(block) = redundant {
+        let field = (3000u32 << 10) | block.len() as u32;
+        pkt.extend_from_slice(&[0x80 | 96, (field >> 16) as u8, (field >> 8) as u8, field as u8]);
+    }
+    pkt.push(primary_pt);
+    pkt.extend_from_slice(redundant.unwrap_or_default());
+    pkt.extend_from_slice(&plain[RTP_HEADER_BYTES..]);
+    pkt
+}
+
+#[test]
+fn red_payloads_are_unwrapped_to_their_primary_block_when_asked() {
+    let mut a = accounting();
+    a.unwrap_red(Some(RED_PT));
+    let previous = forwarded(0, 1_000)[RTP_HEADER_BYTES..].to_vec();
+    a.account(&red_wrapped(0, None, 96), 2_000);
+    for seq in 1..10 {
+        a.account(&red_wrapped(seq, Some(&previous), 96), 2_000);
+    }
+    let t = a.totals(&[10]);
+    assert_eq!((t.counts.unique, t.lost, t.counts.integrity_failures, t.counts.rewrite_errors), (10, 0, 0, 0));
+    // A plain packet still counts: only the RED payload type is unwrapped.
+    a.account(&forwarded(10, 1_000), 2_000);
+    assert_eq!(a.totals(&[11]).counts.unique, 11);
+}
+
+#[test]
+fn a_red_payload_that_does_not_parse_or_names_another_type_is_caught() {
+    let mut a = accounting();
+    a.unwrap_red(Some(RED_PT));
+    let mut past_the_end = red_wrapped(0, Some(&[7; 40]), 96);
+    past_the_end.truncate(RTP_HEADER_BYTES + 4 + 1 + 20);
+    a.account(&past_the_end, 2_000);
+    a.account(&red_wrapped(1, None, 97), 2_000);
+    let t = a.totals(&[2]);
+    assert_eq!((t.counts.integrity_failures, t.counts.rewrite_errors), (1, 1));
+    // Not asked to unwrap: a RED payload is not a bench payload.
+    let mut plain = accounting();
+    plain.account(&red_wrapped(0, None, 96), 2_000);
+    assert_eq!(plain.totals(&[1]).counts.integrity_failures, 1);
+}
+
+#[test]
+fn red_primary_skips_every_redundant_block() {
+    let payload = [0x80 | 96, 0, 0, 2, 0x80 | 96, 0, 0, 1, 96, 0xaa, 0xbb, 0xcc, 1, 2, 3];
+    assert_eq!(red_primary(&payload), Some((&[1u8, 2, 3][..], 96)));
+    assert_eq!(red_primary(&[0x80 | 96, 0, 0]), None, "a header cut short");
+    assert_eq!(red_primary(&[]), None);
+}

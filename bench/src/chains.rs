@@ -26,6 +26,11 @@ impl Chains {
         Chains { defaults: true, plugins: None }
     }
 
+    /// The payload type of the RED payloads its plugins make, for the sink to unwrap (the file's `red_pt`).
+    pub fn red_pt(&self) -> Option<u8> {
+        self.plugins.as_ref().and_then(|file| file.red_pt)
+    }
+
     /// Adds the plugins to `config` (whose chains are already the defaults or none).
     pub fn add_plugins(&self, config: &mut Config) {
         let Some(file) = &self.plugins else { return };
@@ -40,6 +45,7 @@ impl Chains {
 /// ```toml
 /// ingress = ["noop:mode=async"]   # appended to every stream's ingress chain
 /// egress = []                     # appended to every subscription's egress chain
+/// red_pt = 120                    # optional: a plugin wraps packets in RED (RFC 2198) of this payload type
 /// [[plugins]]                     # as in ringfwd's config; a relative path is the file's directory's
 /// name = "noop"
 /// path = "noop.wat"
@@ -53,6 +59,10 @@ pub struct PluginsFile {
     /// Names appended to the egress chain.
     #[serde(default)]
     pub egress: Vec<String>,
+    /// A plugin on the ingress chain wraps every packet in a RED payload (RFC 2198) of this payload type, with the
+    /// publisher's payload type in its blocks: the sink checks the primary block as the bench payload.
+    #[serde(default)]
+    pub red_pt: Option<u8>,
     /// The plugins to load.
     pub plugins: Vec<PluginConfig>,
 }
@@ -62,6 +72,9 @@ impl PluginsFile {
     pub fn load(path: &Path) -> Result<PluginsFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut file: PluginsFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(pt) = file.red_pt.filter(|&pt| pt > 127) {
+            return Err(format!("{}: red_pt = {pt} is not an RTP payload type (0..=127)", path.display()));
+        }
         let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for plugin in &mut file.plugins {
@@ -94,6 +107,11 @@ mod tests {
         assert_eq!(config.interceptors.ingress.last().map(ChainName::as_str), Some("noop:mode=async"));
         std::fs::write(&path, "ingress = []\nspeed = 3\nplugins = []\n").expect("written");
         assert!(PluginsFile::load(&path).is_err_and(|e| e.contains("speed")), "unknown keys are refused");
+        std::fs::write(&path, "red_pt = 128\nplugins = []\n").expect("written");
+        assert!(PluginsFile::load(&path).is_err_and(|e| e.contains("red_pt = 128")), "not a payload type");
+        std::fs::write(&path, "red_pt = 120\nplugins = []\n").expect("written");
+        let file = PluginsFile::load(&path).expect("read");
+        assert_eq!(Chains { defaults: true, plugins: Some(file) }.red_pt(), Some(120));
         std::fs::remove_dir_all(&dir).expect("removed");
     }
 }

@@ -137,12 +137,13 @@ pub fn place(pinning: &Pinning) -> Result<Placement, LaunchError> {
 }
 
 /// Binds the sink and one socket per publisher of `scenario`; the sink expects the static plan until
-/// [`start_routed`] arms it.
-pub fn build_rig(scenario: &Scenario) -> Result<Rig, LaunchError> {
+/// [`start_routed`] arms it, and unwraps the RED payloads `chains`' plugins make (if any).
+pub fn build_rig(scenario: &Scenario, chains: &Chains) -> Result<Rig, LaunchError> {
     let sink_socket = Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
     let sockets = (0..scenario.publishers).map(|_| publisher_socket()).collect::<Result<Vec<_>, _>>()?;
     let gen = Generator::new(sockets, &scenario.streams, true)?;
-    let accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+    let mut accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
+    accounting.unwrap_red(chains.red_pt());
     let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
     Ok(Rig { gen, sink, epoch: Epoch::new() })
 }
@@ -263,7 +264,9 @@ pub fn arm_sink(
     flows: Vec<crate::account::FlowSpec>,
     media: Option<SocketAddr>,
 ) -> Result<(), LaunchError> {
+    let red_pt = rig.sink.accounting.red_pt();
     rig.sink.accounting = Accounting::new(flows, scenario.streams.len());
+    rig.sink.accounting.unwrap_red(red_pt);
     let (Some(policy), Some(media)) = (scenario.nack(), media) else { return Ok(()) };
     let SocketAddr::V4(media) = media else {
         return Err(io_err("NACKs")(io::Error::other(format!("NACKs need an IPv4 media address, not {media}"))));
@@ -307,7 +310,7 @@ pub fn start_ringfwd(
     binaries: &Binaries,
     work_dir: &Path,
 ) -> Result<RoutedRingfwd, LaunchError> {
-    let mut rig = build_rig(scenario)?;
+    let mut rig = build_rig(scenario, chains)?;
     let files = write_configs(scenario, &rig, placement, idle, chains, work_dir)?;
     let kind = ForwarderKind::Ringfwd;
     let process = start_routed(kind, &files, scenario, binaries, work_dir, &mut rig)?;

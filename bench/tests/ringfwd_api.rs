@@ -9,7 +9,8 @@ mod common;
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use common::{assert_clean_step, bench_json, ringfwd_binary, run_forwarder};
+use common::{assert_clean_step, bench_json, ringfwd_binary, run_forwarder, run_with_chains};
+use ringfwd_bench::chains::{Chains, PluginsFile};
 use ringfwd_bench::control::{self, Control};
 use ringfwd_bench::forwarder::{ForwarderKind, ForwarderProcess};
 use ringfwd_bench::launch::ScenarioFiles;
@@ -105,4 +106,21 @@ fn loss_repair_last_mile_loss_is_nacked_and_repaired_from_ringfwds_cache() {
     assert!(counter("retransmissions") >= s.repaired, "{total} vs {s:?}");
     assert!(s.repaired * 10 >= s.last_mile_dropped * 9, "at least 90% repaired: {s:?}");
     assert_eq!((s.integrity_failures, s.rewrite_errors, s.duplicates), (0, 0, 0), "{s:?}");
+}
+
+#[test]
+fn a_red_plugin_on_every_stream_is_unwrapped_by_the_sink_and_every_primary_block_is_intact() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let file = modules.path().join("red.toml");
+    let text = "red_pt = 120\ningress = [\"red\"]\n[[plugins]]\nname = \"red\"\npath = \"red.wasm\"\n\
+                chains = [\"ingress\"]\n[plugins.params]\nred_pt = \"120\"\n";
+    std::fs::write(&file, text).expect("the plugins file");
+    let chains = Chains { defaults: true, plugins: Some(PluginsFile::load(&file).expect("read")) };
+    let run = run_with_chains(ForwarderKind::Ringfwd, "flat", &chains, (0.5, Duration::from_secs(1)), |_, _, _| {});
+    // Every copy was RED (the sink refuses a RED payload it was not asked to unwrap, and the plugin rewrote every
+    // packet), with the publisher's payload type in its primary block and the bench payload intact in it.
+    assert_clean_step(&run.step);
+    let total = &run.counters["total"];
+    assert_eq!(total["rewritten_by_plugin"].as_u64(), Some(run.step.sent_in), "{total}");
+    assert_eq!(total["drop_tx_full"].as_u64(), Some(0), "{total}");
 }

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ringfwd_bench::account::FlowSpec;
+use ringfwd_bench::chains::Chains;
 use ringfwd_bench::forwarder::{Binaries, ForwarderKind, ForwarderProcess};
 use ringfwd_bench::launch::{self, Placement, ScenarioFiles};
 use ringfwd_bench::scenario::Scenario;
@@ -80,20 +81,23 @@ pub fn run_forwarder(
     duration: Duration,
     inspect: impl FnOnce(&ForwarderProcess, &ScenarioFiles, &Rig),
 ) -> Run {
+    run_with_chains(kind, scenario_name, &Chains::defaults(), (scale, duration), inspect)
+}
+
+/// [`run_forwarder`] with ringfwd's `chains` (its defaults or none, and plugins).
+pub fn run_with_chains(
+    kind: ForwarderKind,
+    scenario_name: &str,
+    chains: &Chains,
+    (scale, duration): (f64, Duration),
+    inspect: impl FnOnce(&ForwarderProcess, &ScenarioFiles, &Rig),
+) -> Run {
     let scenario = Scenario::builtin(scenario_name).unwrap();
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len());
     let placement = Placement { bench_core: 0, worker_core: if cores >= 2 { 1 } else { 0 }, control_cores: Vec::new() };
     let dir = work_dir(&format!("{kind}-{scenario_name}"));
-    let mut rig = launch::build_rig(&scenario).unwrap();
-    let files = launch::write_configs(
-        &scenario,
-        &rig,
-        &placement,
-        IdleStrategy::Sleep,
-        &ringfwd_bench::chains::Chains::defaults(),
-        &dir,
-    )
-    .unwrap();
+    let mut rig = launch::build_rig(&scenario, chains).unwrap();
+    let files = launch::write_configs(&scenario, &rig, &placement, IdleStrategy::Sleep, chains, &dir).unwrap();
     let process = launch::start_routed(kind, &files, &scenario, &binaries(kind), &dir, &mut rig)
         .unwrap_or_else(|e| panic!("{kind}: {e}"));
     assert_eq!(process.workers, 1);
