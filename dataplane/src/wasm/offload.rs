@@ -16,7 +16,7 @@
 //! snapshot as the worker held it when it queued the copy (a reference count, no copy of the text), so `on_rtp` and
 //! `on_rtcp` read what an inline call would have read; a timer reads the snapshot of the call that last asked for
 //! it. The thread empties a box's snapshot before it hands the box back, so the last reference to a replaced
-//! snapshot is dropped here, never on a worker.
+//! snapshot is dropped here, never on a worker's forwarding path (a lane dropped at unload drops what it holds).
 //!
 //! Must never make a worker wait, lock or allocate per packet: a full queue drops and counts, boxes circulate
 //! between a ready and a free list, and the thread is unparked only when it sleeps, once per worker iteration. Must never let the thread
