@@ -118,6 +118,10 @@ enum Command {
         /// Cores of generator and sink (the first is used).
         #[arg(long, value_delimiter = ',')]
         load_cores: Option<Vec<usize>>,
+        /// A plugin on the daemon's ingress wraps every packet in RED (RFC 2198) of this payload type: the sink
+        /// unwraps it and checks the primary block.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=127))]
+        red_pt: Option<u8>,
         /// No progress line.
         #[arg(long)]
         quiet: bool,
@@ -431,7 +435,7 @@ fn dispatch(command: Command) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&options.work_dir);
             write_outputs(&result, &out, || report::markdown(&result))
         }
-        Command::Run { scenario, api, media, token_file, pid, seconds, out_pps, load_cores, quiet, out } => {
+        Command::Run { scenario, api, media, token_file, pid, seconds, out_pps, load_cores, red_pt, quiet, out } => {
             if !(seconds > 0.0 && seconds <= 600.0) {
                 return Err(format!("run: need 0 < --seconds <= 600, got {seconds}"));
             }
@@ -453,6 +457,7 @@ fn dispatch(command: Command) -> Result<(), String> {
                 warmup: Duration::from_millis(500),
                 pinning: Pinning { forwarder_cores: None, load_cores },
                 progress: !quiet,
+                red_pt,
             };
             let result = run_mode::run(&options).map_err(|e| format!("run: {e}"))?;
             print!("{}", run_mode::render(&result));

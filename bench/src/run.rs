@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub pinning: Pinning,
     /// Show the progress line.
     pub progress: bool,
+    /// The payload type of the RED payloads a plugin on the daemon makes, for the sink to unwrap.
+    pub red_pt: Option<u8>,
 }
 
 /// What one subscription saw.
@@ -131,6 +133,7 @@ pub fn run(options: &RunOptions) -> Result<RunResult, CompareError> {
     let scenario = &options.scenario;
     launch::place(&options.pinning)?;
     let mut rig = launch::build_rig(scenario, &crate::chains::Chains::default())?;
+    rig.sink.accounting.unwrap_red(options.red_pt);
     let io = |what: &str| {
         let what = what.to_string();
         move |source| CompareError::Io { what, source }
