@@ -39,8 +39,8 @@ pub use crate::core::interceptor::spec::{
     RateLimitParams, ReportParams, RtxParams, StatsParams, TapParams, TwccParams,
 };
 pub use crate::core::interceptor::{
-    Attach, AttachMode, Attachment, InterceptorKind, Metadata, PluginError, PluginId, PluginList, Plugins, Snapshot,
-    MAX_METADATA_BYTES,
+    Attach, AttachMode, Attachment, InterceptorKind, Metadata, MetadataOf, PluginError, PluginId, PluginList, Plugins,
+    Snapshot, MAX_METADATA_BYTES,
 };
 
 // Counters, statistics, numbering, latency and events: what a worker publishes.

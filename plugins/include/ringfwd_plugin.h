@@ -69,8 +69,8 @@ RINGFWD_IMPORT("rewrite") int32_t ringfwd_rewrite(int32_t len);
  * another SSRC is refused when the emits go out. It does not go through the stream's ingress chain again (this
  * plugin included): statistics, NACK generation, the NACK cache and the tap never see it. */
 RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
-/* Copies the metadata a controller set on the stream the call is about (SetMetadata on the stream; never a session's
- * or an endpoint's) into `buf`: `key=value` lines each ended by '\n', sorted by key, no NUL after them, at most
+/* Copies the metadata a controller set on the stream the call is about (SetMetadata on the stream; for its
+ * publisher's or its session's, see ringfwd_metadata_of) into `buf`: `key=value` lines each ended by '\n', sorted by key, no NUL after them, at most
  * RINGFWD_MAX_METADATA_BYTES (the lines that do not fit are left out, from the first that does not). A snapshot the
  * worker holds, replaced when a controller writes the stream's metadata (in async mode: the one the worker held when
  * it queued the copy; in on_timer, the one of the call that asked for the timer). Answers the text's length n (0:
@@ -81,6 +81,15 @@ RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
 #define RINGFWD_METADATA_BAD_RANGE (-1)
 #define RINGFWD_METADATA_UNAVAILABLE (-2)
 RINGFWD_IMPORT("metadata") int32_t ringfwd_metadata(void *buf, int32_t cap);
+/* ringfwd_metadata for `object`: RINGFWD_METADATA_OF_STREAM (the same as ringfwd_metadata), _PUBLISHER (the endpoint
+ * that publishes the stream) or _SESSION (the stream's session), each its own text of at most
+ * RINGFWD_MAX_METADATA_BYTES, replaced when a controller writes that object's metadata. Answers as ringfwd_metadata,
+ * and -3 for another `object`. Optional, like ringfwd_metadata. */
+#define RINGFWD_METADATA_OF_STREAM 0
+#define RINGFWD_METADATA_OF_PUBLISHER 1
+#define RINGFWD_METADATA_OF_SESSION 2
+#define RINGFWD_METADATA_BAD_OBJECT (-3)
+RINGFWD_IMPORT("metadata_of") int32_t ringfwd_metadata_of(int32_t object, void *buf, int32_t cap);
 
 /* Defines the buffer and the two exports every plugin has. Use once, in one file. */
 #define RINGFWD_PLUGIN                                                                                             \

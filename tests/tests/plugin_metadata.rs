@@ -129,6 +129,61 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
 }
 
 #[test]
+fn a_session_and_an_endpoint_muted_through_their_metadata_mute_their_streams() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let mute = modules.path().join("mute.wasm");
+    let config = mute_config(&mute, "[placement]\nworker_cores = [0]\n");
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    // Two streams of session s: v published by pub, w by pub2.
+    let (publisher, subscriber) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    route(&api, &publisher, &subscriber, video_stream("s", "v", "pub", SSRC));
+    let (publisher2, subscriber2) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.create_endpoint(endpoint("s", "pub2", publisher2.addr())).expect("publisher");
+    api.create_stream(video_stream("s", "w", "pub2", CREATED_MUTED_SSRC)).expect("stream");
+    api.create_endpoint(endpoint("s", "sub2", subscriber2.addr())).expect("subscriber");
+    api.create_subscription(subscription("s", "sub2", "w", "sub2", 0)).expect("subscription");
+    let (session, endpoint_pub) = (metadata_target("s", "", ""), metadata_target("s", "pub", ""));
+    let both = |range: std::ops::Range<u16>| {
+        (send(&publisher, &daemon, SSRC, range.clone()), send(&publisher2, &daemon, CREATED_MUTED_SSRC, range))
+    };
+    let delivered = |(sent, sent2): (Vec<Vec<u8>>, Vec<Vec<u8>>), what: &str| {
+        let (got, got2) = (subscriber.recv_rtp(sent.len(), WAIT), subscriber2.recv_rtp(sent2.len(), WAIT));
+        assert!(got == sent && got2 == sent2, "{what}: {} and {} of {} packets", got.len(), got2.len(), sent.len());
+    };
+    let unmute = |target: &v1::MetadataTarget| {
+        let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
+        let request = v1::DeleteMetadataRequest { target: Some(target.clone()), deletions: vec![deletion] };
+        api.delete_metadata(request).expect("DeleteMetadata");
+    };
+    let count = u64::from(COUNT);
+    delivered(both(0..COUNT), "before muting");
+
+    // The session muted: both its streams' packets are dropped by the plugin.
+    api.set_pairs(&session, &[("app.muted", "1")]);
+    both(COUNT..2 * COUNT);
+    assert_eq!(plugin_drops(&api, 2 * count), 2 * count, "a muted session: every packet of both streams dropped");
+    let leaked = [subscriber.drain(Duration::from_millis(300)), subscriber2.drain(Duration::from_millis(50))].concat();
+    assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached a subscriber while the session was muted");
+    unmute(&session);
+    delivered(both(2 * COUNT..3 * COUNT), "the session unmuted");
+
+    // The endpoint pub muted: only the stream it publishes.
+    api.set_pairs(&endpoint_pub, &[("app.muted", "1")]);
+    send(&publisher, &daemon, SSRC, 3 * COUNT..4 * COUNT);
+    let sent2 = send(&publisher2, &daemon, CREATED_MUTED_SSRC, 3 * COUNT..4 * COUNT);
+    assert_eq!(subscriber2.recv_rtp(sent2.len(), WAIT), sent2, "pub2's stream is not muted by pub's metadata");
+    assert_eq!(plugin_drops(&api, 3 * count), 3 * count, "pub's stream muted through its endpoint");
+    unmute(&endpoint_pub);
+    delivered(both(4 * COUNT..5 * COUNT), "the endpoint unmuted");
+
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!(exit.total("drop_plugin"), 3 * count);
+    assert_eq!(exit.total("plugin_failures"), 0);
+}
+
+#[test]
 fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
     let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
     let mute = modules.path().join("mute.wasm");

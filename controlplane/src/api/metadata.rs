@@ -7,11 +7,13 @@
 //! deletion (OK), when the client goes away, or — when the watcher fell more than
 //! `metadata.watch_buffer_events` behind — with RESOURCE_EXHAUSTED naming the version to resume from.
 //!
-//! A stream's metadata is also the data plane's: its worker holds a snapshot (`key=value` lines of the live entries,
-//! sorted by key, the lines that fit in `MAX_METADATA_BYTES`) that plugins read. It is given again, under the
-//! registry lock, after each write of the stream's metadata, after a create that carried some, after a restore, and
-//! after any plan that (re)adds the stream on a worker ([`Api::push_added_streams_metadata`]). A worker that does not
-//! take it is logged: the write stands (the API refuses nothing for the data plane's sake).
+//! A stream's metadata is also the data plane's: its worker holds a snapshot of the stream's, its publishing
+//! endpoint's and its session's (for each, `key=value` lines of the live entries, sorted by key, the lines that fit
+//! in `MAX_METADATA_BYTES`) that plugins read. It is given again, under the registry lock, after each write of any
+//! of the three (a session's write reaches every stream of the session, an endpoint's every stream it publishes),
+//! after a create that carried some, after a restore, and after any plan that (re)adds the stream on a worker
+//! ([`Api::push_added_streams_metadata`]). A worker that does not take it is logged: the write stands (the API
+//! refuses nothing for the data plane's sake).
 
 use std::sync::{Arc, MutexGuard, PoisonError};
 
@@ -100,25 +102,39 @@ impl Api {
         }
     }
 
-    /// The snapshot of `object`'s metadata a worker holds: its live entries, sorted by key, the lines that fit.
-    fn snapshot(&self, object: &ObjectRef) -> Metadata {
-        let (entries, _) = self.hub().store.get(object, &[]);
-        Metadata::from_pairs(entries.iter().filter_map(|entry| Some((entry.key.as_str(), entry.value.as_deref()?))))
+    /// The snapshot a worker holds for `stream` (of `session_id`, published by `publisher`): the live entries of
+    /// the stream, its publisher and its session, each sorted by key, the lines that fit.
+    fn snapshot(&self, session_id: &str, stream: &str, publisher: &str) -> Metadata {
+        let hub = self.hub();
+        let entries = |member: Member| hub.store.get(&ObjectRef { session_id: session_id.to_owned(), member }, &[]).0;
+        let (stream, publisher, session) = (
+            entries(Member::Stream(stream.to_owned())),
+            entries(Member::Endpoint(publisher.to_owned())),
+            entries(Member::Session),
+        );
+        Metadata::from_objects(live(&stream), live(&publisher), live(&session))
     }
 
-    /// Gives the worker holding stream `object` its metadata as the store has it now (nothing for a session or an
-    /// endpoint, or a stream `registry` does not hold). Called under the registry lock (its guard is `registry`), so
-    /// the last snapshot given is the last written; a refusal is logged.
+    /// Gives the worker of each stream whose snapshot holds `object`'s metadata (the stream itself; every stream an
+    /// endpoint publishes; every stream of a session) its snapshot as the store has it now. Called under the registry
+    /// lock (its guard is `registry`), so the last snapshot given is the last written; a refusal is logged.
     pub(super) async fn push_stream_metadata(&self, registry: &Registry, object: &ObjectRef) {
-        let Member::Stream(stream_id) = &object.member else {
-            return;
+        let streams = match &object.member {
+            Member::Stream(stream_id) => registry.get_stream(&object.session_id, stream_id).into_iter().collect(),
+            Member::Endpoint(endpoint_id) => registry
+                .list_streams(&object.session_id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|stream| stream.endpoint_id == *endpoint_id)
+                .collect(),
+            Member::Session => registry.list_streams(&object.session_id).unwrap_or_default(),
         };
-        let Ok(stream) = registry.get_stream(&object.session_id, stream_id) else {
-            return;
-        };
-        let command = Command::SetStreamMetadata { id: stream.data_plane_id, metadata: self.snapshot(object) };
-        if let Err(error) = self.client.execute(stream.worker, command).await {
-            tracing::warn!(%object, %error, "the stream's worker could not take its metadata; plugins read the previous");
+        for stream in streams {
+            let metadata = self.snapshot(&object.session_id, &stream.stream_id, &stream.endpoint_id);
+            let command = Command::SetStreamMetadata { id: stream.data_plane_id, metadata };
+            if let Err(error) = self.client.execute(stream.worker, command).await {
+                tracing::warn!(%object, stream = %stream.stream_id, %error, "the stream's worker could not take its metadata; plugins read the previous");
+            }
         }
     }
 
@@ -130,8 +146,9 @@ impl Api {
         }
         let (names, _) = registry.names_of(&added.iter().copied().collect(), &Default::default());
         for (session_id, stream_id, _) in names.into_values() {
-            let object = ObjectRef { session_id, member: Member::Stream(stream_id) };
-            if !self.snapshot(&object).is_empty() {
+            let Ok(stream) = registry.get_stream(&session_id, &stream_id) else { continue };
+            if !self.snapshot(&session_id, &stream_id, &stream.endpoint_id).is_empty() {
+                let object = ObjectRef { session_id, member: Member::Stream(stream_id) };
                 self.push_stream_metadata(registry, &object).await;
             }
         }
@@ -337,4 +354,9 @@ async fn forward(
         }
         last_sent = version;
     }
+}
+
+/// The `(key, value)` pairs of the live `entries` (a deletion's tombstone has no value).
+fn live(entries: &[crate::metadata::Entry]) -> impl Iterator<Item = (&str, &str)> {
+    entries.iter().filter_map(|entry| Some((entry.key.as_str(), entry.value.as_deref()?)))
 }

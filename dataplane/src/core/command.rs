@@ -147,7 +147,7 @@ pub enum Command {
         ingress: IngressSpec,
     },
     /// Gives stream `id`'s chains its metadata from now on, between two packets: a snapshot the control plane built
-    /// ([`Metadata::from_pairs`]), read by every member of the stream's ingress chain and of its subscriptions' egress
+    /// of the stream's, its publisher's and its session's metadata ([`Metadata::from_objects`]), read by every member of the stream's ingress chain and of its subscriptions' egress
     /// chains ([`super::interceptor::Context::metadata`]). [`Metadata::none`] clears it. A stream starts with none
     /// (an `AddStream` clears what its slot held).
     SetStreamMetadata {

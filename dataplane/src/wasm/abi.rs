@@ -28,6 +28,7 @@
 //! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` only) |
 //! | `inject` | `(ptr: i32, len: i32) -> i32` | an RTP packet of this stream in the publisher's numbering, fanned out to every subscription as if the publisher sent it (ingress only) |
 //! | `metadata` | `(ptr: i32, cap: i32) -> i32` | copies the calling packet's stream metadata to `ptr` (see below) |
+//! | `metadata_of` | `(object: i32, ptr: i32, cap: i32) -> i32` | the same for the stream (0), its publishing endpoint (1) or its session (2) |
 //!
 //! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
 //! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
@@ -45,7 +46,7 @@
 //!
 //! # Reading the stream's metadata
 //! `metadata(ptr, cap)` hands the plugin the metadata a controller set on the stream the call is about (SetMetadata
-//! on the stream; a session's or an endpoint's metadata is not given), read-only: `key=value` lines each ended by
+//! on the stream), read-only: `key=value` lines each ended by
 //! `\n`, sorted by key, at most [`MAX_METADATA_BYTES`] bytes (the lines that do not fit, in key order from the first
 //! that does not, are left out; a value with a line break is left out). It is a snapshot the worker holds, replaced
 //! when a controller writes the stream's metadata: two calls about the same packet read the same text (in async
@@ -57,8 +58,14 @@
 //!   to `ptr..ptr + n` (nothing after it is written: no NUL); when `n > cap` nothing is copied, so a plugin calls
 //!   again with at least `n` bytes (`n` is at most [`MAX_METADATA_BYTES`]). `metadata(0, 0)` asks only the length.
 //!
-//! The import is optional: a module that does not name it runs as before (the ABI version stays 1), and only an
-//! instance that imports it pays for it (a reference count per call).
+//! `metadata_of(object, ptr, cap)` reads, the same way, the text of [`METADATA_OF_STREAM`] (0: what `metadata`
+//! reads), [`METADATA_OF_PUBLISHER`] (1: the endpoint that publishes the stream, SetMetadata on the endpoint) or
+//! [`METADATA_OF_SESSION`] (2: the stream's session, SetMetadata on the session); each is its own text of at most
+//! [`MAX_METADATA_BYTES`], in the same snapshot, replaced when a controller writes any of the three. It answers
+//! [`METADATA_BAD_OBJECT`] (−3) for any other `object`, besides the answers above.
+//!
+//! Both imports are optional: a module that names neither runs as before (the ABI version stays 1), and only an
+//! instance that imports one pays for it (a reference count per call).
 //!
 //! # Rewriting a packet
 //! In `on_rtp` a plugin may change the packet in its buffer, header fields and payload, and make it shorter or
@@ -156,8 +163,16 @@ pub const IMPORT_REWRITE: &str = "rewrite";
 pub const IMPORT_INJECT: &str = "inject";
 /// `(ptr, cap) -> i32`: the stream's metadata (see the module docs).
 pub const IMPORT_METADATA: &str = "metadata";
+/// `(object, ptr, cap) -> i32`: the metadata of the stream, its publisher or its session (see the module docs).
+pub const IMPORT_METADATA_OF: &str = "metadata_of";
+/// `metadata_of`'s `object`: the stream's own.
+pub const METADATA_OF_STREAM: i32 = 0;
+/// `metadata_of`'s `object`: the endpoint that publishes the stream.
+pub const METADATA_OF_PUBLISHER: i32 = 1;
+/// `metadata_of`'s `object`: the stream's session.
+pub const METADATA_OF_SESSION: i32 = 2;
 /// Every import a module may name.
-pub const IMPORTS: [&str; 7] = [
+pub const IMPORTS: [&str; 8] = [
     IMPORT_EMIT_RTCP_TO_PUBLISHER,
     IMPORT_EMIT_TO_SUBSCRIBER,
     IMPORT_RETRANSMIT,
@@ -165,11 +180,14 @@ pub const IMPORTS: [&str; 7] = [
     IMPORT_REWRITE,
     IMPORT_INJECT,
     IMPORT_METADATA,
+    IMPORT_METADATA_OF,
 ];
 /// What `metadata` answers when `ptr..ptr + cap` is not within the plugin's memory.
 pub const METADATA_BAD_RANGE: i32 = -1;
 /// What `metadata` answers when the call has no stream metadata to read (`ringfwd_init`).
 pub const METADATA_UNAVAILABLE: i32 = -2;
+/// What `metadata_of` answers for an `object` it does not know.
+pub const METADATA_BAD_OBJECT: i32 = -3;
 /// The longest metadata text `metadata` hands a plugin, in bytes.
 pub const MAX_METADATA_BYTES: usize = crate::core::interceptor::MAX_METADATA_BYTES;
 /// The most packets one call may emit.

@@ -15,7 +15,7 @@ use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, T
 
 use super::abi::{self, OnRtcpArgs, OnRtpArgs, OnTimerArgs, MAX_EMITS_PER_CALL, PACKET_BUFFER_BYTES};
 use super::load::{LoadError, Shared, MAX_FUEL_PER_CALL};
-use crate::core::interceptor::Metadata;
+use crate::core::interceptor::{Metadata, MetadataOf, Texts};
 use crate::core::packet::RtpView;
 
 /// Where a staged packet goes.
@@ -84,12 +84,13 @@ pub(crate) struct Host {
     staged: Staged,
     /// During a call that has a stream (any but `ringfwd_init`), its metadata (`Some(None)`: none); `None` otherwise (the
     /// `metadata` import answers [`abi::METADATA_UNAVAILABLE`]). Lent only to an instance that imports `metadata`.
-    metadata: Option<Option<Arc<str>>>,
+    metadata: Option<Option<Arc<Texts>>>,
 }
 
-/// The `metadata` import: copies the call's stream metadata to `ptr..ptr + cap` of the caller's memory when it fits
-/// (see [`abi`] for the answers).
-fn copy_metadata(caller: &mut Caller<'_, Host>, ptr: i32, cap: i32) -> i32 {
+/// The `metadata` and `metadata_of` imports: copies the metadata of `of` (the stream, its publisher or its session;
+/// `None`: an object the ABI does not know) to `ptr..ptr + cap` of the caller's memory when it fits (see [`abi`] for
+/// the answers).
+fn copy_metadata(caller: &mut Caller<'_, Host>, of: Option<MetadataOf>, ptr: i32, cap: i32) -> i32 {
     let Some(memory) = caller.data().memory else {
         return abi::METADATA_UNAVAILABLE;
     };
@@ -104,7 +105,10 @@ fn copy_metadata(caller: &mut Caller<'_, Host>, ptr: i32, cap: i32) -> i32 {
     let Some(dst) = range.and_then(|range| data.get_mut(range)) else {
         return abi::METADATA_BAD_RANGE;
     };
-    let text = lent.as_deref().unwrap_or("").as_bytes();
+    let Some(of) = of else {
+        return abi::METADATA_BAD_OBJECT;
+    };
+    let text = lent.as_deref().map_or("", |texts| texts.of(of)).as_bytes();
     if let Some(dst) = dst.get_mut(..text.len()) {
         dst.copy_from_slice(text);
     }
@@ -191,7 +195,18 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
         .map_err(failed)?;
     linker
         .func_wrap(module, abi::IMPORT_METADATA, |mut caller: Caller<'_, Host>, ptr: i32, cap: i32| {
-            copy_metadata(&mut caller, ptr, cap)
+            copy_metadata(&mut caller, Some(MetadataOf::Stream), ptr, cap)
+        })
+        .map_err(failed)?;
+    linker
+        .func_wrap(module, abi::IMPORT_METADATA_OF, |mut caller: Caller<'_, Host>, object: i32, ptr: i32, cap: i32| {
+            let of = match object {
+                abi::METADATA_OF_STREAM => Some(MetadataOf::Stream),
+                abi::METADATA_OF_PUBLISHER => Some(MetadataOf::Publisher),
+                abi::METADATA_OF_SESSION => Some(MetadataOf::Session),
+                _ => None,
+            };
+            copy_metadata(&mut caller, of, ptr, cap)
         })
         .map_err(failed)?;
     linker

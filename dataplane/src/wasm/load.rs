@@ -249,9 +249,10 @@ impl Engine {
             return Err(LoadError::Import { module: import.module().to_owned(), name: import.name().to_owned() });
         }
         let wants_rtcp = module.exports().any(|export| export.name() == abi::EXPORT_ON_RTCP);
-        let reads_metadata = module
-            .imports()
-            .any(|import| import.module() == abi::IMPORT_MODULE && import.name() == abi::IMPORT_METADATA);
+        let reads_metadata = module.imports().any(|import| {
+            import.module() == abi::IMPORT_MODULE
+                && [abi::IMPORT_METADATA, abi::IMPORT_METADATA_OF].contains(&import.name())
+        });
         let runner = Arc::new(Runner::new(async_settings(spec.mode).wake_delay_us));
         let shared = Shared {
             name: spec.name,
@@ -355,7 +356,7 @@ pub(crate) struct Shared {
     pub(crate) mode: PluginMode,
     /// It exports `on_rtcp`.
     pub(crate) wants_rtcp: bool,
-    /// It imports `metadata`: only then is a call's metadata lent to its instances, and a copy toward its thread
+    /// It imports `metadata` or `metadata_of`: only then is a call's metadata lent to its instances, and a copy toward its thread
     /// carries the stream's metadata.
     pub(crate) reads_metadata: bool,
     /// Its thread for async attachments (stopped when the plugin is dropped): started at load, parked, and

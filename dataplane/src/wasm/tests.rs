@@ -709,6 +709,44 @@ fn the_metadata_import_copies_the_streams_snapshot_and_answers_its_codes() {
 }
 
 #[test]
+fn metadata_of_reads_the_streams_its_publishers_and_its_sessions_text() {
+    use crate::core::interceptor::Metadata;
+    // For objects 0, 1, 2 and 7 in turn: the answer to metadata_of(object, 100, 512) at 8 * object, and the text it
+    // copied sent to the publisher.
+    let wat = r#"(module
+      (import "ringfwd" "metadata_of" (func $metadata_of (param i32 i32 i32) (result i32)))
+      (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func $read (param $object i32)
+        (local $n i32)
+        (local.set $n (call $metadata_of (local.get $object) (i32.const 100) (i32.const 512)))
+        (i32.store (i32.const 0) (local.get $n))
+        (drop (call $to_publisher (i32.const 0) (i32.const 4)))
+        (if (i32.gt_s (local.get $n) (i32.const 0))
+          (then (drop (call $to_publisher (i32.const 100) (local.get $n))))))
+      (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32)
+        (call $read (i32.const 0))
+        (call $read (i32.const 1))
+        (call $read (i32.const 2))
+        (call $read (i32.const 7))
+        (i32.const 0)))"#;
+    let plugin = load(spec("scoped", wat)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(16, 1500);
+    outbox.set_metadata(3, Metadata::from_objects([("app.user", "ana")], [], [("app.room", "r1")]));
+    assert_eq!(run(&mut chain, &mut outbox, &[0x80u8; 12]), Verdict::Continue);
+    let got: Vec<Vec<u8>> = (0..outbox.len()).filter_map(|i| outbox.get(i).map(|(_, b)| b.to_vec())).collect();
+    let n = |text: &str| (text.len() as i32).to_le_bytes().to_vec();
+    let text = |text: &str| text.as_bytes().to_vec();
+    let bad = abi::METADATA_BAD_OBJECT.to_le_bytes().to_vec();
+    let (user, room) = ("app.user=ana\n", "app.room=r1\n");
+    let want = vec![n(user), text(user), n(""), n(room), text(room), bad];
+    assert_eq!(got, want, "the stream's, none for the publisher, the session's, -3 for an unknown object");
+}
+
+#[test]
 fn ringfwd_init_has_no_metadata_to_read() {
     // Accepts its parameters only when `metadata` answers -2 (an instance serves every stream of its worker).
     let wat = r#"(module

@@ -369,7 +369,8 @@ impl<'a> Context<'a> {
     }
 
     /// The metadata of this chain's stream, read-only: the snapshot the control plane last gave the worker (a
-    /// subscription's chain reads its stream's). Empty when the stream has none.
+    /// subscription's chain reads its stream's), with its publisher's and its session's
+    /// ([`Metadata::text_of`]). Empty when none of them has any.
     #[inline]
     pub fn metadata(&self) -> &Metadata {
         self.outbox.metadata(self.scope.stream())

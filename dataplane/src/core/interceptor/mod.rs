@@ -72,7 +72,8 @@ pub use attrs::RtpAttrs;
 pub use chain::{Chain, Link};
 pub use context::{copy_of, Context, Emission, Outbox, Scope, Target};
 pub use kind::InterceptorKind;
-pub use metadata::{Metadata, MAX_METADATA_BYTES};
+pub(crate) use metadata::Texts;
+pub use metadata::{Metadata, MetadataOf, MAX_METADATA_BYTES};
 pub use plugin::{PluginError, PluginId, PluginList, Plugins};
 pub use snapshot::Snapshot;
 
