@@ -1,10 +1,11 @@
-//! A plugin that reads its stream's metadata (ABI v1 import `metadata`): the C example `plugins/examples/mute.c`,
+//! A plugin that reads its stream's metadata (ABI v1 import `metadata_of`): the C example `plugins/examples/mute.c`,
 //! loaded from the config by the plain `ringfwd` binary on every stream's ingress chain, drops the RTP of a stream
-//! whose metadata says `app.muted=1`. A controller mutes and unmutes a stream with SetMetadata and DeleteMetadata
+//! whose metadata, its publisher's or its session's says `app.muted=1`. A controller mutes and unmutes a stream with SetMetadata and DeleteMetadata
 //! while its publisher sends: the subscriber receives every packet byte for byte before, none while muted (the
 //! workers count each as dropped by a plugin), and every one again after. A stream created with `app.muted=1`
 //! is muted from its first packet; so is a muted stream restored after a restart (from the state directory), and a
-//! muted stream that moved to another worker when it learned its SSRC.
+//! muted stream that moved to another worker when it learned its SSRC. Muting a session mutes each of its streams,
+//! muting an endpoint only the streams it publishes.
 
 use std::time::Duration;
 
@@ -54,6 +55,13 @@ fn mute_config(mute: &std::path::Path, head: &str) -> String {
     )
 }
 
+/// Deletes `app.muted` from `target`'s metadata.
+fn unmute(api: &Api, target: &v1::MetadataTarget) {
+    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
+    let request = v1::DeleteMetadataRequest { target: Some(target.clone()), deletions: vec![deletion] };
+    api.delete_metadata(request).expect("DeleteMetadata");
+}
+
 /// Session `s`: endpoint `pub` (at `publisher`) publishing `stream`, endpoint `sub` (at `subscriber`) subscribed to it.
 fn route(api: &Api, publisher: &Peer, subscriber: &Peer, stream: v1::CreateStreamRequest) {
     api.session("s").expect("session");
@@ -98,9 +106,7 @@ fn a_stream_muted_and_unmuted_through_its_metadata_by_the_c_mute_plugin() {
     api.set_pairs(&stream, &[("app.muted", "1")]);
     send(&publisher, &daemon, SSRC, 3 * COUNT..4 * COUNT);
     plugin_drops(&api, 2 * u64::from(COUNT));
-    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
-    let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
-    api.delete_metadata(request).expect("DeleteMetadata");
+    unmute(&api, &stream);
     let sent = send(&publisher, &daemon, SSRC, 4 * COUNT..5 * COUNT);
     let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
@@ -151,11 +157,6 @@ fn a_session_and_an_endpoint_muted_through_their_metadata_mute_their_streams() {
         let (got, got2) = (subscriber.recv_rtp(sent.len(), WAIT), subscriber2.recv_rtp(sent2.len(), WAIT));
         assert!(got == sent && got2 == sent2, "{what}: {} and {} of {} packets", got.len(), got2.len(), sent.len());
     };
-    let unmute = |target: &v1::MetadataTarget| {
-        let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
-        let request = v1::DeleteMetadataRequest { target: Some(target.clone()), deletions: vec![deletion] };
-        api.delete_metadata(request).expect("DeleteMetadata");
-    };
     let count = u64::from(COUNT);
     delivered(both(0..COUNT), "before muting");
 
@@ -165,7 +166,7 @@ fn a_session_and_an_endpoint_muted_through_their_metadata_mute_their_streams() {
     assert_eq!(plugin_drops(&api, 2 * count), 2 * count, "a muted session: every packet of both streams dropped");
     let leaked = [subscriber.drain(Duration::from_millis(300)), subscriber2.drain(Duration::from_millis(50))].concat();
     assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached a subscriber while the session was muted");
-    unmute(&session);
+    unmute(&api, &session);
     delivered(both(2 * COUNT..3 * COUNT), "the session unmuted");
 
     // The endpoint pub muted: only the stream it publishes.
@@ -174,7 +175,7 @@ fn a_session_and_an_endpoint_muted_through_their_metadata_mute_their_streams() {
     let sent2 = send(&publisher2, &daemon, CREATED_MUTED_SSRC, 3 * COUNT..4 * COUNT);
     assert_eq!(subscriber2.recv_rtp(sent2.len(), WAIT), sent2, "pub2's stream is not muted by pub's metadata");
     assert_eq!(plugin_drops(&api, 3 * count), 3 * count, "pub's stream muted through its endpoint");
-    unmute(&endpoint_pub);
+    unmute(&api, &endpoint_pub);
     delivered(both(4 * COUNT..5 * COUNT), "the endpoint unmuted");
 
     let exit = daemon.stop();
@@ -207,9 +208,7 @@ fn a_muted_stream_stays_muted_across_a_restart_from_the_state_directory() {
     let leaked = subscriber.drain(Duration::from_millis(300));
     assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached the subscriber while muted");
 
-    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
-    let request = v1::DeleteMetadataRequest { target: Some(stream.clone()), deletions: vec![deletion] };
-    api.delete_metadata(request).expect("DeleteMetadata");
+    unmute(&api, &stream);
     let sent = send(&publisher, &daemon, SSRC, COUNT..2 * COUNT);
     let got = subscriber.recv_rtp(sent.len(), WAIT);
     assert!(got == sent, "after DeleteMetadata: {} of {} packets, or not byte for byte", got.len(), sent.len());
