@@ -27,7 +27,7 @@ use super::metadata_hub::MetadataHub;
 use super::metadata_wire as wire;
 use super::{status, Api};
 use crate::metadata::{Member, MetadataEvent, ObjectRef, Origin, Version, Write};
-use crate::registry::{Outcome, Plan, Registry, RegistryError};
+use crate::registry::{Outcome, Plan, Registry, RegistryError, StreamView};
 use crate::state::KeptMetadata;
 
 /// The stream of a WatchMetadata call.
@@ -131,10 +131,16 @@ impl Api {
         };
         for stream in streams {
             let metadata = self.snapshot(&object.session_id, &stream.stream_id, &stream.endpoint_id);
-            let command = Command::SetStreamMetadata { id: stream.data_plane_id, metadata };
-            if let Err(error) = self.client.execute(stream.worker, command).await {
-                tracing::warn!(%object, stream = %stream.stream_id, %error, "the stream's worker could not take its metadata; plugins read the previous");
-            }
+            self.give(&stream, metadata).await;
+        }
+    }
+
+    /// Gives `stream`'s worker `metadata` (its snapshot); a refusal is logged.
+    async fn give(&self, stream: &StreamView, metadata: Metadata) {
+        let command = Command::SetStreamMetadata { id: stream.data_plane_id, metadata };
+        if let Err(error) = self.client.execute(stream.worker, command).await {
+            let (session, stream) = (&stream.session_id, &stream.stream_id);
+            tracing::warn!(%session, %stream, %error, "the stream's worker could not take its metadata; plugins read the previous");
         }
     }
 
@@ -147,9 +153,9 @@ impl Api {
         let (names, _) = registry.names_of(&added.iter().copied().collect(), &Default::default());
         for (session_id, stream_id, _) in names.into_values() {
             let Ok(stream) = registry.get_stream(&session_id, &stream_id) else { continue };
-            if !self.snapshot(&session_id, &stream_id, &stream.endpoint_id).is_empty() {
-                let object = ObjectRef { session_id, member: Member::Stream(stream_id) };
-                self.push_stream_metadata(registry, &object).await;
+            let metadata = self.snapshot(&session_id, &stream_id, &stream.endpoint_id);
+            if !metadata.is_empty() {
+                self.give(&stream, metadata).await;
             }
         }
     }
