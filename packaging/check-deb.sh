@@ -57,7 +57,7 @@ for path in /usr/bin/ringfwd /lib/systemd/system/ringfwd.service /lib/systemd/sy
     /usr/share/man/man1/ringfwd-ctl-stream-create.1.gz /usr/share/ringfwd/plugins/README.md \
     /usr/share/ringfwd/plugins/build.sh /usr/share/ringfwd/plugins/include/ringfwd_plugin.h \
     /usr/share/ringfwd/plugins/examples/throttle.c /usr/share/ringfwd/plugins/examples/remb.c \
-    /usr/share/ringfwd/plugins/examples/red.c; do
+    /usr/share/ringfwd/plugins/examples/red.c /usr/share/ringfwd/plugins/examples/sdes_cname.c; do
     check "contents list $path" grep -qE " \.$path\$" <<<"$contents"
 done
 check "the binary is executable" grep -qE '^-rwxr-xr-x .* \./usr/bin/ringfwd$' <<<"$contents"

@@ -627,7 +627,8 @@ fn a_webassembly_plugin_on_both_chains_allocates_nothing_per_packet() {
 
 /// A WebAssembly plugin that rewrites every packet on both chains (4 bytes longer on ingress, 4 more on each copy):
 /// the rewritten packet is fanned out under each subscription's header, and each rewritten copy is queued as it is,
-/// allocating nothing.
+/// allocating nothing. It rewrites every RTCP compound of the publisher too, on both chains (into itself: the path is
+/// what is measured, not the bytes).
 #[test]
 fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
     use ringfwd_dataplane::wasm::{self, Engine, FailurePath, WasmPluginSpec};
@@ -639,6 +640,9 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
       (func (export "on_rtp") (param $len i32) (param i32 i32 i64 i64) (result i32)
         (i32.store (i32.add (i32.const 4096) (local.get $len)) (i32.const 0x01020304))
         (drop (call $rewrite (i32.add (local.get $len) (i32.const 4))))
+        (i32.const 0))
+      (func (export "on_rtcp") (param $len i32) (param i32 i32 i32 i64) (result i32)
+        (drop (call $rewrite (local.get $len)))
         (i32.const 0)))"#;
     let spec = WasmPluginSpec {
         name: "grow".into(),
@@ -684,6 +688,8 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
     }
     const ROUNDS: u16 = 500;
     let media: Vec<Vec<u8>> = (0..ROUNDS).map(|seq| rtp(100, seq, 1100)).collect();
+    let report = sender_report(100);
+    const REPORT_EVERY: u16 = 50;
     let mut queue = Transmits::with_capacity(64, 2048, 2048 * 1500);
     let mut sent = (0u64, 0u64);
     let drain = |queue: &mut Transmits, sent: &mut (u64, u64)| {
@@ -697,19 +703,27 @@ fn a_webassembly_plugin_that_rewrites_packets_allocates_nothing() {
     drain(&mut queue, &mut sent);
 
     let before = allocations();
+    let mut reports = 0u64;
     for seq in 1..ROUNDS {
         let now = start + Duration::from_millis(u64::from(seq) * 20);
         fwd.on_datagram(now, 0, PUBLISHER, &media[usize::from(seq)], &mut queue);
+        if seq % REPORT_EVERY == 0 {
+            fwd.on_datagram(now, 0, PUBLISHER, &report, &mut queue);
+            reports += 1;
+        }
         drain(&mut queue, &mut sent);
     }
     let during = allocations() - before;
 
     assert_eq!(during, 0, "rewriting allocated {during} times in steady state");
     let copies = u64::from(ROUNDS) * u64::from(SUBS);
-    assert_eq!(sent, (copies, copies * (12 + 1100 + 8)), "every copy, 8 bytes longer");
+    let report_copies = reports * u64::from(SUBS);
+    let bytes = copies * (12 + 1100 + 8) + report_copies * report.len() as u64;
+    assert_eq!(sent, (copies + report_copies, bytes), "every copy, 8 bytes longer; every report as it was");
     let stats = plugin.stats();
-    assert_eq!((stats.rewrites, stats.bad_rewrites, stats.disabled), (copies + u64::from(ROUNDS), 0, 0));
-    assert_eq!(fwd.counters().rewritten_by_plugin, copies + u64::from(ROUNDS));
+    let rewrites = copies + u64::from(ROUNDS) + report_copies + reports;
+    assert_eq!((stats.rewrites, stats.bad_rewrites, stats.disabled), (rewrites, 0, 0));
+    assert_eq!(fwd.counters().rewritten_by_plugin, rewrites);
 }
 
 /// An async WebAssembly plugin (`async_pass = consume`) that injects each copy it is handed back into its stream: the

@@ -56,12 +56,16 @@ RINGFWD_IMPORT("emit_to_subscriber") int32_t ringfwd_emit_to_subscriber(int32_t 
 RINGFWD_IMPORT("retransmit") int32_t ringfwd_retransmit(int32_t flow, const void *bytes, int32_t len);
 /* Asks for on_timer at `at_us` (the worker's clock, as now_us); the earliest asked for wins until it fires. */
 RINGFWD_IMPORT("set_timer") void ringfwd_set_timer(int64_t at_us);
-/* In on_rtp only: ringfwd_packet now holds the packet to pass on, `len` bytes (12..=RINGFWD_PACKET_BUFFER_BYTES,
- * and within the worker's max_packet_bytes). Change header fields and payload in place, make it shorter or longer,
- * then call this; when on_rtp returns RINGFWD_CONTINUE the new packet replaces the old one for the rest of the chain
- * and the fan-out (from an egress chain: sent to this subscriber as it is). Answers 0, or -1 outside on_rtp or for a
- * length out of range; the last accepted call counts. A packet that is not RTP with the SSRC it was given is a
- * fault (bad_rewrite) that disables the instance. Without this call, changes to the buffer are ignored. */
+/* In on_rtp (sync mode): ringfwd_packet now holds the packet to pass on, `len` bytes
+ * (12..=RINGFWD_PACKET_BUFFER_BYTES, and within the worker's max_packet_bytes). Change header fields and payload in
+ * place, make it shorter or longer, then call this; when on_rtp returns RINGFWD_CONTINUE the new packet replaces the
+ * old one for the rest of the chain and the fan-out (from an egress chain: sent to this subscriber as it is).
+ * In on_rtcp (sync mode): the same for the RTCP compound (8..=RINGFWD_PACKET_BUFFER_BYTES): it replaces the compound
+ * wherever it goes next (see plugins/README.md, "Rewriting RTCP").
+ * Answers 0, or -1 elsewhere or for a length out of range; the last accepted call counts. A packet that is not RTP
+ * with the SSRC it was given (on_rtp), or not a valid RTCP compound whose first packet carries the SSRC it had
+ * (on_rtcp), is a fault (bad_rewrite) that disables the instance. Without this call, changes to the buffer are
+ * ignored. */
 RINGFWD_IMPORT("rewrite") int32_t ringfwd_rewrite(int32_t len);
 /* Ingress only: an RTP packet of this stream (the publisher's SSRC, in the publisher's numbering), fanned out to
  * every active subscription as if the publisher had sent it when the call's emits go out: each subscription's header

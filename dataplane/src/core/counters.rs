@@ -150,7 +150,7 @@ define_counters! {
         retransmissions: Counter = "Packets retransmitted to subscribers from the NACK cache (included in interceptor_emitted).",
         interceptor_emit_refused: Counter = "Packets interceptors could not emit (outbox full, or no address to send to yet).",
         plugin_failures: Counter = "Plugin calls that panicked: that plugin instance is disabled, and packets pass it untouched.",
-        rewritten_by_plugin: Counter = "RTP packets (ingress) and copies (egress) a plugin rewrote before they were forwarded.",
+        rewritten_by_plugin: Counter = "RTP packets and RTCP compounds (ingress) and copies (egress) a plugin rewrote before they were sent.",
         injected: Counter = "RTP packets plugins injected into their stream and fanned out (included in interceptor_emitted).",
     }
     drops {

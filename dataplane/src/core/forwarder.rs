@@ -520,7 +520,7 @@ impl Forwarder {
                     self.events.push(WorkerEventKind::StreamBye { stream: entry.id });
                 }
                 let outcome = match self.ingress_rtcp(now, stream, &compound) {
-                    Verdict::Continue => self.fan_out_rtcp(now, stream, ssrc, &compound, out),
+                    Verdict::Continue => self.forward_rtcp(now, stream, ssrc, &compound, out),
                     verdict => self.verdict_outcome(stream, verdict),
                 };
                 return match feedback_elsewhere {
@@ -554,7 +554,7 @@ impl Forwarder {
     /// Fans out RTP packet `pkt` that the ingress chain let through, or the packet a plugin there rewrote it into.
     fn forward_rtp(&mut self, now: Instant, stream: u32, attrs: &RtpAttrs, pkt: &[u8], out: &mut Transmits) -> Outcome {
         let mut body = std::mem::take(&mut self.rewritten);
-        let outcome = match self.outbox.take_rewritten_into(&mut body) {
+        let outcome = match self.outbox.take_rewritten_rtp_into(&mut body) {
             None => self.fan_out_rtp(now, stream, attrs, pkt, out, Copies::Forward),
             Some((len, rewritten_attrs)) => {
                 let packet = &body[..len];
@@ -566,6 +566,32 @@ impl Forwarder {
                     Outcome::Dropped(DropReason::Malformed)
                 }
             }
+        };
+        self.rewritten = body;
+        outcome
+    }
+
+    /// Fans out the publisher's RTCP `compound` (first SSRC `ssrc`) that the ingress chain let through, or the compound
+    /// a plugin there rewrote it into (it keeps the first SSRC).
+    fn forward_rtcp(
+        &mut self,
+        now: Instant,
+        stream: u32,
+        ssrc: u32,
+        compound: &RtcpCompound<'_>,
+        out: &mut Transmits,
+    ) -> Outcome {
+        let mut body = std::mem::take(&mut self.rewritten);
+        let outcome = match self.outbox.take_rewritten_rtcp_into(&mut body) {
+            None => self.fan_out_rtcp(now, stream, ssrc, compound, out),
+            // The chain accepted it as a valid compound no longer than the longest packet: it parses again.
+            Some(len) => match body.get(..len).and_then(|bytes| RtcpCompound::parse(bytes).ok()) {
+                Some(rewritten) => {
+                    self.counters.rewritten_by_plugin += 1;
+                    self.fan_out_rtcp(now, stream, ssrc, &rewritten, out)
+                }
+                None => Outcome::Dropped(DropReason::Malformed),
+            },
         };
         self.rewritten = body;
         outcome
@@ -666,10 +692,9 @@ impl Forwarder {
         compound: &RtcpCompound<'_>,
         out: &mut Transmits,
     ) -> Outcome {
-        let pkt = compound.bytes();
         let rtcp_offset = self.rtcp_socket_offset;
         let Table { streams, subscriptions, .. } = &mut self.table;
-        let (mut active, mut copies) = (0u32, 0u32);
+        let (mut active, mut copies, mut bytes) = (0u32, 0u32, 0u64);
         let mut last_refusal = None;
         for &flow in &streams[stream as usize].subscriptions {
             let sub = &mut subscriptions[flow as usize];
@@ -691,7 +716,7 @@ impl Forwarder {
                     self.counters.count_drop(DropReason::Malformed);
                     continue;
                 };
-                let rewritten = &self.rtcp_scratch[..len];
+                let mut rewritten = &self.rtcp_scratch[..len];
                 if !sub.egress.is_empty() {
                     if let Some(compound) = compound.patched(rewritten) {
                         let scope = Scope::Subscription { stream, flow };
@@ -701,6 +726,11 @@ impl Forwarder {
                             self.counters.consumed_by_interceptor += 1;
                             continue;
                         }
+                        // A plugin rewrote what this subscriber is sent.
+                        if let Some(replaced) = self.outbox.take_rewritten() {
+                            self.counters.rewritten_by_plugin += 1;
+                            rewritten = replaced;
+                        }
                     }
                 }
                 let (socket, dest) = match sub.rtcp_dest {
@@ -709,6 +739,7 @@ impl Forwarder {
                 };
                 if out.copy(socket, dest, rewritten) {
                     copies += 1;
+                    bytes += rewritten.len() as u64;
                     continue;
                 }
                 DropReason::TxFull
@@ -716,7 +747,7 @@ impl Forwarder {
             self.counters.count_drop(refusal);
             last_refusal = Some(refusal);
         }
-        self.finish_fan_out(active, copies, last_refusal, u64::from(copies) * pkt.len() as u64)
+        self.finish_fan_out(active, copies, last_refusal, bytes)
     }
 
     /// Counts the copies and picks the outcome. Refused, withheld or filtered copies were counted one

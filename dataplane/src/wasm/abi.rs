@@ -25,7 +25,7 @@
 //! | `emit_to_subscriber` | `(flow: i32, ptr: i32, len: i32) -> i32` | bytes as they are to subscription `flow` |
 //! | `retransmit` | `(flow: i32, ptr: i32, len: i32) -> i32` | an RTP packet in the publisher's numbering, through the subscription's rewrite (ingress only) |
 //! | `set_timer` | `(at_us: i64)` | asks for `on_timer` at `at_us` (the chain keeps the earliest) |
-//! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` only) |
+//! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` and `on_rtcp`) |
 //! | `inject` | `(ptr: i32, len: i32) -> i32` | an RTP packet of this stream in the publisher's numbering, fanned out to every subscription as if the publisher sent it (ingress only) |
 //! | `metadata` | `(ptr: i32, cap: i32) -> i32` | copies the calling packet's stream metadata to `ptr` (see below) |
 //! | `metadata_of` | `(object: i32, ptr: i32, cap: i32) -> i32` | the same for the stream (0), its publishing endpoint (1) or its session (2) |
@@ -74,10 +74,25 @@
 //! plugin see the new packet; from an ingress chain it is what every subscription rewrites (SSRC, sequence number,
 //! timestamp, payload type map) and sends; from an egress chain it goes to this subscriber as it is (its header
 //! as the plugin left it: the buffer held what this subscriber receives). `rewrite` answers 0, or −1 outside
-//! `on_rtp` or for a length out of 12..=[`PACKET_BUFFER_BYTES`]; the last accepted call counts. A buffer that does
-//! not then hold an RTP packet (version 2, a whole header, valid padding) with the SSRC it was given, or longer
-//! than the worker's `max_packet_bytes`, is a fault (`bad_rewrite`), like a bad verdict. Without `rewrite`, changes
-//! to the buffer are ignored.
+//! `on_rtp` and `on_rtcp` or for a length out of [`MIN_RTP_REWRITE_BYTES`]..=[`PACKET_BUFFER_BYTES`]; the last
+//! accepted call counts. A buffer that does not then hold an RTP packet (version 2, a whole header, valid padding)
+//! with the SSRC it was given, or longer than the worker's `max_packet_bytes`, is a fault (`bad_rewrite`), like a bad
+//! verdict. Without `rewrite`, changes to the buffer are ignored.
+//!
+//! In `on_rtcp` the same call replaces the RTCP compound (a length of [`MIN_RTCP_REWRITE_BYTES`]..=
+//! [`PACKET_BUFFER_BYTES`]): the plugin may drop, add, shorten or change packets of it, SDES items, report blocks,
+//! feedback. The new compound must be one ringfwd would take from the network (every packet version 2, lengths that
+//! cover the datagram exactly, padding only on the last, the structure of SR, RR, SDES, BYE and feedback whole)
+//! whose first packet carries the SSRC the compound had (bytes 4..8, by which it was steered); otherwise it is a
+//! `bad_rewrite` fault. Where the new compound goes:
+//! - the publisher's, in an ingress chain (`from` −1): to every subscription, each rewriting its SSRCs and SR times
+//!   as it does the publisher's own;
+//! - the publisher's, in an egress chain: to this subscriber as it is;
+//! - a subscriber's, in its egress chain: translated to the publisher's SSRC and numbering, then through the
+//!   stream's ingress chain;
+//! - a subscriber's, in the ingress chain: to the publisher, when it asks for something (NACK, PLI, FIR) no
+//!   built-in of the chain answers (read again from the new compound); a keyframe request the API asked for goes to
+//!   the publisher as the plugin left it.
 //!
 //! # The calls
 //! Before each call ringfwd writes the packet at the buffer's address:
@@ -108,7 +123,8 @@
 //!   on; `consume`: the chain stops it). A full queue drops the copy and counts it (`async_queue_full`); with
 //!   `consume` the packet is then dropped under `plugin`. RTCP copies always go on.
 //! - The verdict does not decide the packet's fate (it is already gone): continue, drop and consumed are counted,
-//!   any other value is a fault. `rewrite` answers −1, `metadata` −2.
+//!   any other value is a fault. `rewrite` answers −1 (in `on_rtp` and `on_rtcp` alike); `metadata` and
+//!   `metadata_of` read the snapshot the copy carries (see above).
 //! - What a call (or `on_timer`) emits goes back to the worker that sent the copy, through a bounded queue
 //!   (`async_returns_dropped` when full), and is sent there as the chain that sent the copy would have sent it,
 //!   with the same rules. An injected packet is fanned out when the worker takes it.
@@ -204,6 +220,10 @@ pub type OnRtpArgs = (i32, i32, i32, i64, i64);
 /// `on_rtcp`'s parameters.
 pub type OnRtcpArgs = (i32, i32, i32, i32, i64);
 
+/// The shortest packet `rewrite(len)` accepts in `on_rtp`: an RTP fixed header.
+pub const MIN_RTP_REWRITE_BYTES: usize = 12;
+/// The shortest compound `rewrite(len)` accepts in `on_rtcp`: one RTCP packet's header and SSRC.
+pub const MIN_RTCP_REWRITE_BYTES: usize = 8;
 /// The size of the buffer the plugin exports, in bytes: the longest packet it is called with.
 pub const PACKET_BUFFER_BYTES: usize = 2048;
 

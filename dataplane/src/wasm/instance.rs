@@ -42,8 +42,31 @@ pub(crate) struct Staged {
     pub(crate) timer: Option<i64>,
     /// The length `rewrite` accepted last in the call: the buffer's first bytes replace the packet.
     pub(crate) rewrite: Option<usize>,
-    /// True during an `on_rtp` call (the only one that may rewrite).
-    rewritable: bool,
+    /// Whether the call may rewrite its packet, and the shortest packet it may rewrite into.
+    rewritable: Rewritable,
+}
+
+/// Whether a call may rewrite the packet in its buffer (a sync plugin's `on_rtp` and `on_rtcp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rewritable {
+    /// No: `rewrite` answers −1 (an async call, a timer).
+    No,
+    /// An RTP packet: at least its fixed header.
+    Rtp,
+    /// An RTCP compound: at least one packet with its SSRC.
+    Rtcp,
+}
+
+impl Rewritable {
+    /// The lengths `rewrite(len)` accepts (the host checks the bytes after the call).
+    fn accepts(self, len: usize) -> bool {
+        let shortest = match self {
+            Rewritable::No => return false,
+            Rewritable::Rtp => abi::MIN_RTP_REWRITE_BYTES,
+            Rewritable::Rtcp => abi::MIN_RTCP_REWRITE_BYTES,
+        };
+        (shortest..=PACKET_BUFFER_BYTES).contains(&len)
+    }
 }
 
 impl Staged {
@@ -55,11 +78,11 @@ impl Staged {
             refused: 0,
             timer: None,
             rewrite: None,
-            rewritable: false,
+            rewritable: Rewritable::No,
         }
     }
 
-    fn clear(&mut self, rewritable: bool) {
+    fn clear(&mut self, rewritable: Rewritable) {
         self.count = 0;
         self.refused = 0;
         self.timer = None;
@@ -185,7 +208,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
         .func_wrap(module, abi::IMPORT_REWRITE, |mut caller: Caller<'_, Host>, len: i32| {
             let staged = &mut caller.data_mut().staged;
             match usize::try_from(len) {
-                Ok(len) if staged.rewritable && (12..=PACKET_BUFFER_BYTES).contains(&len) => {
+                Ok(len) if staged.rewritable.accepts(len) => {
                     staged.rewrite = Some(len);
                     abi::EMIT_OK
                 }
@@ -317,17 +340,18 @@ impl Instance {
         Some(copy)
     }
 
-    /// Calls `on_rtp` on the packet written last (which it may rewrite when `rewritable`: a sync plugin's), able to
+    /// Calls `on_rtp` on the packet written last (which it may rewrite when `may_rewrite`: a sync plugin's), able to
     /// read `metadata` (`None`: none to read, the import answers [`abi::METADATA_UNAVAILABLE`]); its raw verdict and
     /// the fuel it used.
     #[inline]
     pub(crate) fn on_rtp(
         &mut self,
         args: OnRtpArgs,
-        rewritable: bool,
+        may_rewrite: bool,
         metadata: Option<&Metadata>,
     ) -> (Result<i32, Fault>, u64) {
         self.lend_metadata(metadata);
+        let rewritable = if may_rewrite { Rewritable::Rtp } else { Rewritable::No };
         let answer = call(&mut self.store, &self.on_rtp, self.fuel_per_call, rewritable, args);
         self.lend_metadata(None);
         answer
@@ -350,17 +374,20 @@ impl Instance {
         self.memory.data(&self.store).get(self.buffer..self.buffer + len)
     }
 
-    /// Calls `on_rtcp` on the compound written last, when the plugin exports it (else `None`).
+    /// Calls `on_rtcp` on the compound written last (which it may rewrite when `may_rewrite`, as
+    /// [`Instance::on_rtp`]), when the plugin exports it (else `None`).
     #[inline]
     pub(crate) fn on_rtcp(
         &mut self,
         args: OnRtcpArgs,
+        may_rewrite: bool,
         metadata: Option<&Metadata>,
     ) -> Option<(Result<i32, Fault>, u64)> {
         self.on_rtcp.as_ref()?;
         self.lend_metadata(metadata);
+        let rewritable = if may_rewrite { Rewritable::Rtcp } else { Rewritable::No };
         let answer =
-            self.on_rtcp.as_ref().map(|on_rtcp| call(&mut self.store, on_rtcp, self.fuel_per_call, false, args));
+            self.on_rtcp.as_ref().map(|on_rtcp| call(&mut self.store, on_rtcp, self.fuel_per_call, rewritable, args));
         self.lend_metadata(None);
         answer
     }
@@ -373,8 +400,10 @@ impl Instance {
     ) -> Option<(Result<(), Fault>, u64)> {
         self.on_timer.as_ref()?;
         self.lend_metadata(metadata);
-        let answer =
-            self.on_timer.as_ref().map(|on_timer| call(&mut self.store, on_timer, self.fuel_per_call, false, args));
+        let answer = self
+            .on_timer
+            .as_ref()
+            .map(|on_timer| call(&mut self.store, on_timer, self.fuel_per_call, Rewritable::No, args));
         self.lend_metadata(None);
         answer
     }
@@ -390,7 +419,7 @@ impl Instance {
     }
 }
 
-/// One call of `func` with `fuel` (its staging area cleared first; `rewritable` in `on_rtp`): its result, a trap or
+/// One call of `func` with `fuel` (its staging area cleared first; it may rewrite as `rewritable` says): its result, a trap or
 /// running out of fuel as a [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of a `TypedFunc` clones its type,
 /// a reference count, which the per-packet path must not touch.
 #[inline]
@@ -398,7 +427,7 @@ fn call<P: WasmParams, R: WasmResults>(
     store: &mut Store<Host>,
     func: &TypedFunc<P, R>,
     fuel: u64,
-    rewritable: bool,
+    rewritable: Rewritable,
     args: P,
 ) -> (Result<R, Fault>, u64) {
     store.data_mut().staged.clear(rewritable);

@@ -235,7 +235,8 @@ impl WasmLink {
                         RtcpFrom::Publisher => abi::NONE,
                         RtcpFrom::Subscriber { flow } => flow as i32,
                     };
-                    match instance.on_rtcp((bytes.len() as i32, stream, flow, from, now_us), Some(ctx.metadata())) {
+                    let args = (bytes.len() as i32, stream, flow, from, now_us);
+                    match instance.on_rtcp(args, true, Some(ctx.metadata())) {
                         Some(answer) => answer,
                         None => return Verdict::Continue,
                     }
@@ -306,7 +307,8 @@ pub(super) fn scope_args(scope: Scope) -> (i32, i32) {
 }
 
 /// Hands the packet the call rewrote to the context, which passes it on; a fault when the context refuses it (not
-/// an RTP packet with the SSRC the call was given, or longer than the worker's longest packet).
+/// an RTP packet with the SSRC the call was given, not an RTCP compound with the first SSRC the call was given, or
+/// longer than the worker's longest packet).
 fn pass_on(instance: &Instance, counters: &Counters, ctx: &mut Context<'_>) -> Result<(), (String, PluginFault)> {
     let Some(packet) = instance.rewritten() else {
         return Ok(());
@@ -318,7 +320,8 @@ fn pass_on(instance: &Instance, counters: &Counters, ctx: &mut Context<'_>) -> R
     }
     bump(&counters.bad_rewrites, 1);
     let what = format!(
-        "rewrote its packet into {} bytes that are not an RTP packet with the SSRC it was given, or longer than {} bytes",
+        "rewrote its packet into {} bytes that are not an RTP packet with the SSRC it was given (in on_rtp), not a valid \
+         RTCP compound with the first SSRC it was given (in on_rtcp), or longer than {} bytes",
         packet.len(),
         ctx.max_packet_bytes()
     );

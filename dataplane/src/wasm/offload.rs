@@ -381,7 +381,7 @@ impl Running {
                     RtcpFrom::Publisher => abi::NONE,
                     RtcpFrom::Subscriber { flow } => flow as i32,
                 };
-                match instance.on_rtcp((len, stream, flow, from, now_us), Some(&job.metadata)) {
+                match instance.on_rtcp((len, stream, flow, from, now_us), false, Some(&job.metadata)) {
                     Some(answer) => answer,
                     None => return,
                 }

@@ -30,7 +30,8 @@ pub struct WasmPluginStats {
     pub bad_verdicts: u64,
     /// Packets a call rewrote (the rewrite was passed on).
     pub rewrites: u64,
-    /// Calls whose rewrite was not an RTP packet with the SSRC it was given, or was too long.
+    /// Calls whose rewrite was not an RTP packet with the SSRC it was given (or an RTCP compound with the first SSRC
+    /// it was given), or was too long.
     pub bad_rewrites: u64,
     /// Instances that could not be made on a worker (they count as disabled too).
     pub instantiation_failures: u64,

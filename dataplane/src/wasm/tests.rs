@@ -337,7 +337,48 @@ fn a_rewrite_replaces_the_packet_for_the_rest_of_the_chain_and_a_bad_one_is_a_fa
 }
 
 #[test]
-fn rewrite_is_refused_outside_on_rtp() {
+fn an_rtcp_rewrite_replaces_the_compound_and_one_that_changes_its_first_ssrc_is_a_fault() {
+    use crate::core::interceptor::RtcpFrom;
+    use crate::core::packet::RtcpCompound;
+    // on_rtcp drops the compound's last 16 bytes (the APP packet below); on its second call it first changes the
+    // last byte of the first SSRC.
+    let wat = r#"(module
+      (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (global $calls (mut i32) (i32.const 0))
+      (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+      (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+      (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0))
+      (func (export "on_rtcp") (param $len i32) (param i32 i32 i32 i64) (result i32)
+        (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+        (if (i32.eq (global.get $calls) (i32.const 2)) (then (i32.store8 (i32.const 1031) (i32.const 0x99))))
+        (drop (call $rewrite (i32.sub (local.get $len) (i32.const 16))))
+        (i32.const 0)))"#;
+    let plugin = load(spec("strip_app", wat)).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    // An RR of SSRC 5 without report blocks, then an APP packet.
+    let mut bytes = vec![0x80, 201, 0, 1, 0, 0, 0, 5];
+    bytes.extend_from_slice(&[0x80, 204, 0, 3, 0, 0, 0, 5, b't', b'e', b's', b't', 1, 2, 3, 4]);
+    let compound = RtcpCompound::parse(&bytes).expect("a compound");
+    let now = Instant::now();
+    let mut run_rtcp = |outbox: &mut Outbox| {
+        chain.on_rtcp(now, Scope::Subscription { stream: 3, flow: 1 }, &compound, RtcpFrom::Publisher, outbox)
+    };
+    assert_eq!(run_rtcp(&mut outbox), Verdict::Continue);
+    assert_eq!(outbox.take_rewritten(), Some(&bytes[..8]), "the RR alone");
+    // Another first SSRC: a fault; fail-open passes the compound as it came.
+    assert_eq!(run_rtcp(&mut outbox), Verdict::Continue);
+    assert_eq!(outbox.take_rewritten(), None, "a refused rewrite is not passed on");
+    assert_eq!(run_rtcp(&mut outbox), Verdict::Continue);
+    assert_eq!(outbox.take_rewritten(), None, "disabled: its compounds pass untouched");
+    assert_eq!(outbox.take_plugin_failures(), 1);
+    let stats = plugin.stats();
+    assert_eq!((stats.calls, stats.rewrites, stats.bad_rewrites, stats.disabled), (2, 1, 1, 1));
+}
+
+#[test]
+fn rewrite_is_refused_in_a_timer() {
     // on_timer calls rewrite and keeps its answer; on_rtp asks for the timer and returns what rewrite answered there.
     let wat = r#"(module
       (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))

@@ -72,22 +72,53 @@ impl Forwarder {
     /// Handles RTCP a subscriber sent about subscription `flow`.
     pub(super) fn on_subscriber_rtcp(&mut self, now: Instant, flow: u32, compound: &RtcpCompound<'_>) -> Outcome {
         self.counters.rx_feedback += 1;
+        // The buffer a plugin's rewrite of the compound is kept in while the other chain runs (this path never runs
+        // inside the fan-out of a rewritten RTP packet, the buffer's other user).
+        let mut body = std::mem::take(&mut self.rewritten);
+        let outcome = self.subscriber_rtcp(now, flow, compound, &mut body);
+        self.rewritten = body;
+        outcome
+    }
+
+    /// [`Forwarder::on_subscriber_rtcp`], with `body` to hold a compound a plugin rewrote.
+    fn subscriber_rtcp(
+        &mut self,
+        now: Instant,
+        flow: u32,
+        compound: &RtcpCompound<'_>,
+        body: &mut Box<[u8]>,
+    ) -> Outcome {
         let Table { streams, subscriptions, .. } = &mut self.table;
         let sub = &mut subscriptions[flow as usize];
         let stream = sub.stream;
         let entry = &mut streams[stream as usize];
+        let mut egress_rewrite = None;
         if !sub.egress.is_empty() {
             let scope = Scope::Subscription { stream, flow };
             let from = RtcpFrom::Subscriber { flow };
             let _ = sub.egress.on_rtcp(now, scope, compound, from, &mut self.outbox);
             note_wake(&mut self.next_timer, &sub.egress);
+            egress_rewrite = self.outbox.take_rewritten_rtcp_into(body);
         }
+        // What the egress chain passed on: the compound as received, or as a plugin there rewrote it (validated by
+        // the chain: it parses again).
+        let received = match egress_rewrite {
+            Some(len) => {
+                self.counters.rewritten_by_plugin += 1;
+                match body.get(..len).and_then(|bytes| RtcpCompound::parse(bytes).ok()) {
+                    Some(rewritten) => rewritten,
+                    None => return Outcome::Dropped(DropReason::Malformed),
+                }
+            }
+            None => *compound,
+        };
         let out_ssrc = sub.feedback_key.1;
-        let Some(len) = translate_feedback(&sub.rewrite, out_ssrc, entry.ssrc, compound, &mut self.rtcp_scratch) else {
+        let Some(len) = translate_feedback(&sub.rewrite, out_ssrc, entry.ssrc, &received, &mut self.rtcp_scratch)
+        else {
             return Outcome::Dropped(DropReason::Malformed);
         };
         let translated = &self.rtcp_scratch[..len];
-        let Some(compound) = compound.patched(translated) else {
+        let Some(compound) = received.patched(translated) else {
             return Outcome::Dropped(DropReason::Malformed);
         };
         let verdict = if entry.ingress.is_empty() {
@@ -98,6 +129,19 @@ impl Forwarder {
             note_wake(&mut self.next_timer, &entry.ingress);
             verdict
         };
+        // What the ingress chain passed on: the translated compound, or as a plugin there rewrote it (`body` is free
+        // again: the translation was copied out of it).
+        let compound = match self.outbox.take_rewritten_rtcp_into(body) {
+            Some(len) => {
+                self.counters.rewritten_by_plugin += 1;
+                match body.get(..len).and_then(|bytes| RtcpCompound::parse(bytes).ok()) {
+                    Some(rewritten) => rewritten,
+                    None => return Outcome::Dropped(DropReason::Malformed),
+                }
+            }
+            None => compound,
+        };
+        let passed_on = compound.bytes();
         // NACKs end here when a retransmission cache is bound (it answers them, and asks the publisher itself,
         // merged across subscribers, for what it never received), PLI/FIR when the throttle sends its own
         // requests; anything else the subscriber asks goes on to the publisher.
@@ -105,7 +149,7 @@ impl Forwarder {
         let unanswered = (asks.nack && !entry.ingress.has(InterceptorKind::NackCache))
             || (asks.keyframe && !entry.ingress.has(InterceptorKind::KeyframeThrottle));
         if verdict == Verdict::Continue && unanswered {
-            let queued = self.outbox.push(Target::Publisher { stream }, copy_of(translated));
+            let queued = self.outbox.push(Target::Publisher { stream }, copy_of(passed_on));
             if queued {
                 self.counters.feedback_forwarded += 1;
             }
@@ -115,7 +159,8 @@ impl Forwarder {
 
     /// Runs `Command::RequestKeyframe`: a PLI about the publisher's SSRC, from the stream's local SSRC, through
     /// the stream's ingress chain as the subscriber's; unless an interceptor (the keyframe throttle) answers it,
-    /// it goes to the publisher. The outbox is drained by the next timer sweep, which this makes due now.
+    /// it goes to the publisher (as RR + SDES + PLI, or as a plugin in the chain rewrote the PLI). The outbox is
+    /// drained by the next timer sweep, which this makes due now.
     pub(super) fn request_keyframe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), CommandError> {
         let flow = self.table.subscription_index(id).ok_or(CommandError::SubscriptionNotFound { id })?;
         let Table { streams, subscriptions, .. } = &mut self.table;
@@ -138,17 +183,29 @@ impl Forwarder {
             note_wake(&mut self.next_timer, &entry.ingress);
             verdict
         };
+        let mut body = std::mem::take(&mut self.rewritten);
+        let rewritten = self.outbox.take_rewritten_rtcp_into(&mut body);
         if verdict == Verdict::Continue {
-            // As every compound ringfwd sends: RR + SDES CNAME + the PLI (RFC 4585 §3.1).
-            let (local, publisher) = (Ssrc(local_ssrc(entry.id, entry.ssrc)), Ssrc(entry.ssrc));
-            let cname = Cname::ringfwd(local);
-            let queued = self.outbox.push(Target::Publisher { stream }, |slot| {
-                write_feedback_compound(slot, local, &cname, |out| write_pli(out, local, publisher))
-            });
+            let target = Target::Publisher { stream };
+            let queued = match rewritten.and_then(|len| body.get(..len)) {
+                Some(rewritten) => {
+                    self.counters.rewritten_by_plugin += 1;
+                    self.outbox.push(target, copy_of(rewritten))
+                }
+                None => {
+                    // As every compound ringfwd sends: RR + SDES CNAME + the PLI (RFC 4585 §3.1).
+                    let (local, publisher) = (Ssrc(local_ssrc(entry.id, entry.ssrc)), Ssrc(entry.ssrc));
+                    let cname = Cname::ringfwd(local);
+                    self.outbox.push(target, |slot| {
+                        write_feedback_compound(slot, local, &cname, |out| write_pli(out, local, publisher))
+                    })
+                }
+            };
             if queued {
                 self.counters.feedback_forwarded += 1;
             }
         }
+        self.rewritten = body;
         if !self.outbox.is_empty() {
             self.next_timer = Some(self.next_timer.map_or(now, |at| at.min(now)));
         }

@@ -4,15 +4,16 @@
 //! [`crate::core::interceptor`]), what each one is ([`Link`]: a built-in or a plugin) and each one's timer.
 //! Runs a packet through them until one does not return [`Verdict::Continue`], and runs the timers that are due.
 //! A plugin's call runs under `catch_unwind`: a plugin that panics is disabled (its packets pass it untouched
-//! from then on) and the failure is counted in the outbox. A plugin may rewrite the RTP packet it sees
-//! ([`Context::rewrite`]): the members after it see the new packet, and the chain leaves it in the outbox for the
-//! forwarder ([`Outbox::take_rewritten`]). Must never reorder, add or remove instances after it is built, and never
+//! from then on) and the failure is counted in the outbox. A plugin may rewrite the RTP packet or the RTCP compound
+//! it sees ([`Context::rewrite`]): the members after it see the new packet, and the chain leaves it in the outbox for
+//! the forwarder ([`Outbox::take_rewritten`]). Must never reorder, add or remove instances after it is built, and never
 //! allocate while running.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::attach::{Attachment, FailurePath};
+use super::context::{Rewritable, Rewritten};
 use super::plugin::PluginId;
 use super::{Context, Interceptor, InterceptorKind, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use crate::core::event::PluginFault;
@@ -88,7 +89,7 @@ fn call(link: &mut Link, run: impl FnOnce() -> Verdict) -> (Verdict, Option<Plug
 }
 
 /// One member's call through [`call`]: `run` gets a context at `now` for `scope` with the member's timer slot `wake`
-/// (allowed to rewrite the RTP packet of attributes `rewrite.0` in an ingress chain or not, when given); the timer it
+/// (allowed to rewrite its packet as `rewrite` says, when given); the timer it
 /// asks for joins `earliest`, and a panic is noted in the outbox. Its verdict, and whether it panicked.
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -99,14 +100,14 @@ fn call_member(
     now: Instant,
     scope: Scope,
     outbox: &mut Outbox,
-    rewrite: Option<(&RtpAttrs, bool)>,
+    rewrite: Option<Rewritable<'_>>,
     run: impl FnOnce(&mut Context<'_>) -> Verdict,
 ) -> (Verdict, bool) {
     let mut scheduled = None;
     let (verdict, panicked) = call(link, || {
         let mut ctx = Context::new(now, scope, outbox, wake);
-        if let Some((attrs, ingress)) = rewrite {
-            ctx.allow_rewrite(attrs, ingress);
+        if let Some(rewritable) = rewrite {
+            ctx.allow_rewrite(rewritable);
         }
         let verdict = run(&mut ctx);
         scheduled = ctx.scheduled();
@@ -178,7 +179,8 @@ impl Chain {
                 (Some(buffer), Some((len, rewritten_attrs))) => (&buffer[..*len], rewritten_attrs),
                 _ => (pkt, attrs),
             };
-            let rewrite = matches!(link, Link::Plugin { .. }).then_some((current_attrs, ingress));
+            let rewrite =
+                matches!(link, Link::Plugin { .. }).then_some(Rewritable::Rtp { attrs: current_attrs, ingress });
             let (answer, panicked) = call_member(link, wake, &mut self.earliest, now, scope, outbox, rewrite, |ctx| {
                 member.on_rtp(current, current_attrs, ctx)
             });
@@ -189,13 +191,14 @@ impl Chain {
                 verdict = answer;
                 break;
             }
-            if let Some(staged) = outbox.staged() {
+            if let Some(Rewritten::Rtp(len, staged_attrs)) = outbox.staged() {
                 let buffer = held.get_or_insert_with(|| outbox.begin_rewrite());
                 outbox.swap_staged(buffer);
-                rewritten = Some(staged);
+                rewritten = Some((len, staged_attrs));
             }
         }
-        let passed_on = rewritten.filter(|_| verdict == Verdict::Continue);
+        let passed_on =
+            rewritten.filter(|_| verdict == Verdict::Continue).map(|(len, attrs)| Rewritten::Rtp(len, attrs));
         match held {
             Some(buffer) => outbox.end_rewrite(buffer, passed_on),
             None => outbox.end_rewrite_unused(),
@@ -203,7 +206,9 @@ impl Chain {
         verdict
     }
 
-    /// Runs an RTCP compound through the chain; the first verdict other than `Continue` ends the run.
+    /// Runs an RTCP compound through the chain; the first verdict other than `Continue` ends the run. When a plugin
+    /// rewrote the compound and the verdict is `Continue`, the new compound waits in the outbox
+    /// ([`Outbox::take_rewritten`]).
     #[inline]
     pub fn on_rtcp(
         &mut self,
@@ -213,12 +218,66 @@ impl Chain {
         from: RtcpFrom,
         outbox: &mut Outbox,
     ) -> Verdict {
+        if self.guarded {
+            return self.run_rtcp_guarded(now, scope, rtcp, from, outbox);
+        }
         self.run(now, scope, outbox, |member, ctx| member.on_rtcp(rtcp, from, ctx))
     }
 
+    /// [`Chain::on_rtcp`] for a chain with a plugin: each call through [`call`], and each plugin may rewrite the
+    /// compound (the members after it see the new one; it keeps the first SSRC, so `from` still holds).
+    #[inline(never)]
+    fn run_rtcp_guarded(
+        &mut self,
+        now: Instant,
+        scope: Scope,
+        rtcp: &RtcpCompound<'_>,
+        from: RtcpFrom,
+        outbox: &mut Outbox,
+    ) -> Verdict {
+        let rewrite = Rewritable::Rtcp { first_ssrc: rtcp.first_ssrc() };
+        // As in `run_rtp_guarded`: the buffer of the rewritten compound, lent at the first rewrite.
+        let mut held: Option<Box<[u8]>> = None;
+        let mut rewritten: Option<usize> = None;
+        let mut verdict = Verdict::Continue;
+        outbox.clear_staged();
+        for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
+            // A staged compound was validated by `Context::rewrite`: parsing it again for the next member only finds
+            // its packets (and only runs after a rewrite).
+            let current = match (&held, rewritten) {
+                (Some(buffer), Some(len)) => buffer.get(..len).and_then(|bytes| RtcpCompound::parse(bytes).ok()),
+                _ => None,
+            };
+            let current = current.as_ref().unwrap_or(rtcp);
+            let allowed = matches!(link, Link::Plugin { .. }).then_some(rewrite);
+            let (answer, panicked) = call_member(link, wake, &mut self.earliest, now, scope, outbox, allowed, |ctx| {
+                member.on_rtcp(current, from, ctx)
+            });
+            if panicked {
+                outbox.clear_staged();
+            }
+            if answer != Verdict::Continue {
+                verdict = answer;
+                break;
+            }
+            if let Some(Rewritten::Rtcp(len)) = outbox.staged() {
+                let buffer = held.get_or_insert_with(|| outbox.begin_rewrite());
+                outbox.swap_staged(buffer);
+                rewritten = Some(len);
+            }
+        }
+        let passed_on = rewritten.filter(|_| verdict == Verdict::Continue).map(Rewritten::Rtcp);
+        match held {
+            Some(buffer) => outbox.end_rewrite(buffer, passed_on),
+            None => outbox.end_rewrite_unused(),
+        }
+        verdict
+    }
+
     /// Runs `on_packet` on each member in order until one answers other than `Continue`, and notes the timers
-    /// they asked for. A chain with a plugin goes through [`Chain::run_guarded`] instead, out of line, so that a
-    /// chain of built-ins runs exactly as it did before plugins existed.
+    /// they asked for: a chain of built-ins only (a chain with a plugin runs through [`Chain::run_rtp_guarded`] and
+    /// [`Chain::run_rtcp_guarded`] instead, out of line, so that a chain of built-ins runs exactly as it did before
+    /// plugins existed).
     #[inline(always)]
     fn run(
         &mut self,
@@ -227,35 +286,12 @@ impl Chain {
         outbox: &mut Outbox,
         mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
     ) -> Verdict {
-        if self.guarded {
-            return self.run_guarded(now, scope, outbox, on_packet);
-        }
         for (member, wake) in self.members.iter_mut().zip(self.wakes.iter_mut()) {
             let mut ctx = Context::new(now, scope, outbox, wake);
             let verdict = on_packet(member.as_mut(), &mut ctx);
             if let Some(at) = ctx.scheduled() {
                 self.earliest = Some(self.earliest.map_or(at, |earliest| earliest.min(at)));
             }
-            if verdict != Verdict::Continue {
-                return verdict;
-            }
-        }
-        Verdict::Continue
-    }
-
-    /// [`Chain::run`] with each call through [`call`]: plugins under their panic guard, failed ones skipped.
-    #[inline(never)]
-    fn run_guarded(
-        &mut self,
-        now: Instant,
-        scope: Scope,
-        outbox: &mut Outbox,
-        mut on_packet: impl FnMut(&mut dyn Interceptor, &mut Context<'_>) -> Verdict,
-    ) -> Verdict {
-        for ((member, wake), link) in self.members.iter_mut().zip(self.wakes.iter_mut()).zip(self.links.iter_mut()) {
-            let (verdict, _) = call_member(link, wake, &mut self.earliest, now, scope, outbox, None, |ctx| {
-                on_packet(member.as_mut(), ctx)
-            });
             if verdict != Verdict::Continue {
                 return verdict;
             }
@@ -469,6 +505,101 @@ pub(crate) mod tests {
         let dropped = Verdict::Drop(DropReason::Plugin);
         let verdict = run(vec![(Link::plugin(PluginId(0)), member(1, &[7; 18], dropped))], &mut outbox);
         assert_eq!((verdict, outbox.take_rewritten()), (dropped, None));
+    }
+
+    /// Replaces the RTCP compound it is given by `reply(compound)` (when that is `Some`), then answers `verdict`;
+    /// records every compound it is given.
+    struct RtcpRewriter {
+        reply: fn(&[u8]) -> Option<Vec<u8>>,
+        verdict: Verdict,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl std::fmt::Debug for RtcpRewriter {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("RtcpRewriter")
+        }
+    }
+
+    impl Interceptor for RtcpRewriter {
+        fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, _from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+            self.seen.lock().unwrap().push(rtcp.bytes().to_vec());
+            if let Some(bytes) = (self.reply)(rtcp.bytes()) {
+                ctx.rewrite(super::super::copy_of(&bytes));
+            }
+            self.verdict
+        }
+    }
+
+    /// An RR of `ssrc` without report blocks, then an APP packet of `app_words` 32-bit words of data.
+    fn rr_and_app(ssrc: u32, app_words: usize) -> Vec<u8> {
+        let mut bytes = vec![0x80, 201, 0, 1];
+        bytes.extend_from_slice(&ssrc.to_be_bytes());
+        if app_words > 0 {
+            let words = (2 + app_words - 1) as u16;
+            bytes.extend_from_slice(&[0x80, 204]);
+            bytes.extend_from_slice(&words.to_be_bytes());
+            bytes.extend_from_slice(&ssrc.to_be_bytes());
+            bytes.extend_from_slice(b"test");
+            bytes.extend(std::iter::repeat_n(7u8, 4 * app_words - 4));
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_plugins_rtcp_rewrite_is_what_the_rest_of_the_chain_sees_unless_it_breaks_the_rules() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let member = |reply, verdict| RtcpRewriter { reply, verdict, seen: seen.clone() };
+        let t0 = Instant::now();
+        let scope = Scope::Subscription { stream: 0, flow: 3 };
+        let given = rr_and_app(5, 0);
+        let compound = RtcpCompound::parse(&given).expect("an RR");
+        let mut outbox = Outbox::new(4, 64);
+        let run = |links: Vec<(Link, RtcpRewriter)>, outbox: &mut Outbox| {
+            seen.lock().unwrap().clear();
+            let members = links.into_iter().map(|(l, m)| (l, Box::new(m) as Box<dyn Interceptor>)).collect();
+            let mut chain = Chain::new(members);
+            chain.on_rtcp(t0, scope, &compound, RtcpFrom::Publisher, outbox)
+        };
+        // The first plugin adds an APP packet, the second shortens it; a built-in after them sees the second's
+        // compound and may not rewrite.
+        let verdict = run(
+            vec![
+                (Link::plugin(PluginId(0)), member(|_| Some(rr_and_app(5, 4)), Verdict::Continue)),
+                (Link::plugin(PluginId(1)), member(|_| Some(rr_and_app(5, 2)), Verdict::Continue)),
+                (Link::Builtin(InterceptorKind::Stats), member(|_| Some(rr_and_app(5, 1)), Verdict::Continue)),
+            ],
+            &mut outbox,
+        );
+        assert_eq!(verdict, Verdict::Continue);
+        assert_eq!(*seen.lock().unwrap(), [given.clone(), rr_and_app(5, 4), rr_and_app(5, 2)]);
+        assert_eq!(outbox.take_rewritten(), Some(&rr_and_app(5, 2)[..]), "the last plugin's compound");
+        assert_eq!(outbox.take_rewritten(), None, "taken once");
+        // Another first SSRC, bytes that are not a compound, a compound longer than the slot: each refused, the
+        // compound passes as it was.
+        let verdict = run(
+            vec![
+                (Link::plugin(PluginId(0)), member(|_| Some(rr_and_app(6, 1)), Verdict::Continue)),
+                (Link::plugin(PluginId(1)), member(|bytes| Some(bytes[..6].to_vec()), Verdict::Continue)),
+                (Link::plugin(PluginId(2)), member(|_| Some(rr_and_app(5, 20)), Verdict::Continue)),
+                (Link::plugin(PluginId(3)), member(|_| None, Verdict::Continue)),
+            ],
+            &mut outbox,
+        );
+        assert_eq!((verdict, outbox.take_rewritten()), (Verdict::Continue, None));
+        assert_eq!(*seen.lock().unwrap(), vec![given.clone(); 4]);
+        // A consumed verdict discards the rewrite.
+        let verdict =
+            run(vec![(Link::plugin(PluginId(0)), member(|_| Some(rr_and_app(5, 1)), Verdict::Consumed))], &mut outbox);
+        assert_eq!((verdict, outbox.take_rewritten()), (Verdict::Consumed, None));
+        // An RTP rewrite staged in an RTCP call is impossible: the context knows which kind it was given.
+        let mut wake = None;
+        let mut ctx = Context::new(t0, scope, &mut outbox, &mut wake);
+        ctx.allow_rewrite(Rewritable::Rtcp { first_ssrc: crate::core::wire::Ssrc(5) });
+        let mut rtp = [0u8; 12];
+        rtp[0] = 0x80;
+        rtp[4..8].copy_from_slice(&5u32.to_be_bytes());
+        assert!(!ctx.rewrite(super::super::copy_of(&rtp)), "RTP bytes are not an RTCP compound");
     }
 
     #[test]

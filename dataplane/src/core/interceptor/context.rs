@@ -5,16 +5,18 @@
 //! writes into: a preallocated arena of `capacity` slots of `slot_bytes` each, filled in place by the
 //! interceptor's writer closure and drained by the forwarder, which resolves each [`Target`] to an
 //! address and a socket after the chain has run. A full outbox refuses (the caller counts it); it
-//! never grows. The outbox also holds the two `slot_bytes` buffers of a rewrite ([`Context::rewrite`]): the slot
-//! a member writes its new packet into, and the packet the chain passes on once a member rewrote it (the chain
-//! swaps the two; nothing is allocated). Must never allocate after construction or send anything itself.
+//! never grows. The outbox also holds the two `slot_bytes` buffers of a rewrite ([`Context::rewrite`]) of an RTP
+//! packet or an RTCP compound: the slot a member writes its new packet into, and the packet the chain passes on once
+//! a member rewrote it (the chain swaps the two; nothing is allocated). Must never allocate after construction or
+//! send anything itself.
 
 use std::time::Instant;
 
 use super::plugin::PluginId;
 use super::{Metadata, RtpAttrs};
 use crate::core::event::PluginFault;
-use crate::core::packet::RtpView;
+use crate::core::packet::{RtcpCompound, RtpView};
+use crate::core::wire::Ssrc;
 
 /// Where an emitted packet goes; the forwarder resolves it after the chain has run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +73,34 @@ impl Scope {
     }
 }
 
+/// What a call may replace ([`Context::rewrite`]), and what the new packet must keep.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rewritable<'a> {
+    /// The RTP packet of attributes `attrs` (as the chain sees it), in an ingress chain or not: the new one keeps its
+    /// SSRC.
+    Rtp {
+        /// The packet's attributes.
+        attrs: &'a RtpAttrs,
+        /// True in an ingress chain.
+        ingress: bool,
+    },
+    /// An RTCP compound: the new one keeps its first SSRC (`first_ssrc`), by which it was steered.
+    Rtcp {
+        /// The SSRC at bytes 4..8 of its first packet.
+        first_ssrc: Ssrc,
+    },
+}
+
+/// A packet a call staged, or a chain passed on, in place of the one it was given: its length in the buffer, and for
+/// RTP its attributes (read from it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rewritten {
+    /// An RTP packet.
+    Rtp(usize, RtpAttrs),
+    /// An RTCP compound.
+    Rtcp(usize),
+}
+
 /// One packet waiting in the outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Emission {
@@ -94,12 +124,12 @@ pub struct Outbox {
     failed_len: usize,
     /// Where a member writes the packet that replaces the one it sees (`slot_bytes` long).
     staging: Box<[u8]>,
-    /// The length and attributes of the packet staged by the current call, once [`Context::rewrite`] accepted it.
-    staged: Option<(usize, RtpAttrs)>,
+    /// The packet staged by the current call, once [`Context::rewrite`] accepted it.
+    staged: Option<Rewritten>,
     /// The packet a chain passes on after a rewrite (`slot_bytes` long; the chain swaps it with `staging`).
     rewritten: Box<[u8]>,
-    /// Its length and attributes, when the last RTP chain run ended with a rewritten packet.
-    rewritten_len: Option<(usize, RtpAttrs)>,
+    /// What it holds, when the last chain run ended with a rewritten packet.
+    rewritten_len: Option<Rewritten>,
     /// Each stream's metadata, by stream slab index (missing: none).
     metadata: Vec<Metadata>,
 }
@@ -161,8 +191,8 @@ impl Outbox {
         self.staged = None;
     }
 
-    /// The length and attributes of the packet the call just staged, if it rewrote its packet.
-    pub(crate) fn staged(&self) -> Option<(usize, RtpAttrs)> {
+    /// The packet the call just staged, if it rewrote its packet.
+    pub(crate) fn staged(&self) -> Option<Rewritten> {
         self.staged
     }
 
@@ -185,28 +215,46 @@ impl Outbox {
         self.rewritten_len = None;
     }
 
-    /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `passed_on` is the length of the packet it holds and
-    /// its attributes when the chain passed on a rewritten packet.
-    pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, passed_on: Option<(usize, RtpAttrs)>) {
+    /// Takes back the buffer lent by [`Outbox::begin_rewrite`]; `passed_on` says what it holds when the chain passed
+    /// on a rewritten packet.
+    pub(crate) fn end_rewrite(&mut self, buffer: Box<[u8]>, passed_on: Option<Rewritten>) {
         self.rewritten = buffer;
         self.rewritten_len = passed_on;
     }
 
-    /// The rewritten packet the last RTP chain run passed on, if a member rewrote it; taking it clears it.
+    /// The rewritten packet (RTP or RTCP, as the chain ran) the last chain run passed on, if a member rewrote it;
+    /// taking it clears it. Whoever runs a chain that may rewrite takes what it passed on before running another.
     pub fn take_rewritten(&mut self) -> Option<&[u8]> {
-        let (len, _) = self.rewritten_len.take()?;
+        let len = match self.rewritten_len.take()? {
+            Rewritten::Rtp(len, _) | Rewritten::Rtcp(len) => len,
+        };
         self.rewritten.get(..len)
     }
 
-    /// Like [`Outbox::take_rewritten`], but hands over the buffer holding the packet in exchange for `spare` (a buffer
-    /// of `slot_bytes`): the caller keeps the packet while the outbox serves further chains (the egress chains
-    /// during the fan-out of a packet an ingress chain rewrote). Answers its length and its attributes (read from it by
-    /// the chain).
-    pub fn take_rewritten_into(&mut self, spare: &mut Box<[u8]>) -> Option<(usize, RtpAttrs)> {
+    /// Like [`Outbox::take_rewritten`] after an RTP chain run, but hands over the buffer holding the packet in exchange
+    /// for `spare` (a buffer of `slot_bytes`): the caller keeps the packet while the outbox serves further chains (the
+    /// egress chains during the fan-out of a packet an ingress chain rewrote). Answers its length and its attributes
+    /// (read from it by the chain).
+    pub fn take_rewritten_rtp_into(&mut self, spare: &mut Box<[u8]>) -> Option<(usize, RtpAttrs)> {
+        match self.take_rewritten_into(spare)? {
+            Rewritten::Rtp(len, attrs) => Some((len, attrs)),
+            Rewritten::Rtcp(_) => None,
+        }
+    }
+
+    /// [`Outbox::take_rewritten_rtp_into`] after an RTCP chain run: the length of the compound now in `spare`.
+    pub fn take_rewritten_rtcp_into(&mut self, spare: &mut Box<[u8]>) -> Option<usize> {
+        match self.take_rewritten_into(spare)? {
+            Rewritten::Rtcp(len) => Some(len),
+            Rewritten::Rtp(..) => None,
+        }
+    }
+
+    fn take_rewritten_into(&mut self, spare: &mut Box<[u8]>) -> Option<Rewritten> {
+        let passed_on = self.rewritten_len.take()?;
         if spare.len() != self.rewritten.len() {
             return None;
         }
-        let passed_on = self.rewritten_len.take()?;
         std::mem::swap(&mut self.rewritten, spare);
         Some(passed_on)
     }
@@ -307,9 +355,8 @@ pub struct Context<'a> {
     refused: u32,
     /// The time asked for in this call, if any.
     scheduled: Option<Instant>,
-    /// In an RTP call, the attributes of the packet as this chain sees it (a rewrite must keep its SSRC; the new
-    /// packet's are read from them), and whether the chain is an ingress one; `None`: no rewrite.
-    rewritable: Option<(&'a RtpAttrs, bool)>,
+    /// What this call may rewrite (a plugin's RTP or RTCP call); `None`: no rewrite.
+    rewritable: Option<Rewritable<'a>>,
 }
 
 impl<'a> Context<'a> {
@@ -324,38 +371,51 @@ impl<'a> Context<'a> {
         self.outbox.slot_bytes
     }
 
-    /// Lets this call rewrite the RTP packet it is given, whose attributes (as the chain sees it) are `attrs`, in an
-    /// ingress chain or not.
-    pub(crate) fn allow_rewrite(&mut self, attrs: &'a RtpAttrs, ingress: bool) {
-        self.rewritable = Some((attrs, ingress));
+    /// Lets this call rewrite the packet it is given (see [`Rewritable`]).
+    pub(crate) fn allow_rewrite(&mut self, rewritable: Rewritable<'a>) {
+        self.rewritable = Some(rewritable);
     }
 
-    /// Replaces the RTP packet this call is about with the one `write` puts in the slot it is given (as long as the
-    /// longest packet the worker takes) and returns the length of; the members after this one, and then the
-    /// fan-out, see the new packet (with [`super::RtpAttrs`] read again from it). In an ingress chain the new packet
-    /// is what every subscription rewrites and sends (the header still in the publisher's numbering); in an egress
-    /// chain it is sent to this subscriber as it is, header included (so write the header this call's attributes
-    /// give, changed as you mean it). Only when the call's verdict is continue; the last accepted rewrite of a call
-    /// counts.
+    /// Replaces the RTP packet or the RTCP compound this call is about with the one `write` puts in the slot it is
+    /// given (as long as the longest packet the worker takes) and returns the length of; the members after this one,
+    /// and then the forwarder, see the new packet. Only when the call's verdict is continue; the last accepted rewrite
+    /// of a call counts.
     ///
-    /// Refused (false, nothing changes) outside an RTP call (RTCP, timers), for a length of 0, beyond the slot, or
-    /// for bytes that are not an RTP packet (version 2, a whole header, padding within) carrying the same SSRC:
-    /// a plugin changes what a stream carries, not which stream it is.
+    /// - RTP (with [`super::RtpAttrs`] read again from the new packet): in an ingress chain the new packet is what
+    ///   every subscription rewrites and sends (the header still in the publisher's numbering); in an egress chain it
+    ///   is sent to this subscriber as it is, header included (so write the header this call's attributes give,
+    ///   changed as you mean it).
+    /// - RTCP: the compound as the chain saw it is replaced wherever it goes next. The publisher's, in an ingress
+    ///   chain: what every subscription rewrites (SSRCs, SR timestamps) and sends; in an egress chain: what this
+    ///   subscriber is sent. A subscriber's, in its egress chain: what is translated to the publisher's SSRC and
+    ///   numbering and run through the stream's ingress chain; in the ingress chain: what goes on to the publisher
+    ///   when no built-in answers it (its requests are read again from the new compound).
+    ///
+    /// Refused (false, nothing changes) in a call that may not rewrite (a built-in's, a timer's), for a length of 0,
+    /// beyond the slot, for RTP bytes that are not an RTP packet (version 2, a whole header, padding within) carrying
+    /// the same SSRC, or for RTCP bytes that are not a valid RTCP compound (as ringfwd takes from the network) whose
+    /// first packet carries the same SSRC: a plugin changes what a stream carries or says, not which stream it is.
     pub fn rewrite(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        let Some((attrs, ingress)) = self.rewritable else {
+        let Some(rewritable) = self.rewritable else {
             return false;
         };
         let outbox = &mut *self.outbox;
         outbox.staged = None;
         let len = write(&mut outbox.staging);
-        let view = outbox.staging.get(..len).filter(|_| len != 0).and_then(|bytes| RtpView::parse(bytes).ok());
-        match view.filter(|view| view.ssrc() == attrs.ssrc) {
-            Some(view) => {
-                outbox.staged = Some((len, attrs.rewritten(&view, ingress)));
-                true
-            }
-            None => false,
-        }
+        let Some(bytes) = outbox.staging.get(..len).filter(|_| len != 0) else {
+            return false;
+        };
+        outbox.staged = match rewritable {
+            Rewritable::Rtp { attrs, ingress } => RtpView::parse(bytes)
+                .ok()
+                .filter(|view| view.ssrc() == attrs.ssrc)
+                .map(|view| Rewritten::Rtp(len, attrs.rewritten(&view, ingress))),
+            Rewritable::Rtcp { first_ssrc } => RtcpCompound::parse(bytes)
+                .ok()
+                .filter(|compound| compound.first_ssrc() == first_ssrc)
+                .map(|_| Rewritten::Rtcp(len)),
+        };
+        outbox.staged.is_some()
     }
 
     /// The current time (the worker's, passed in).

@@ -5,7 +5,8 @@
 
 use super::*;
 use crate::core::interceptor::spec::{EgressSpec, IngressSpec};
-use crate::core::interceptor::{Context, Interceptor, Plugins, RtpAttrs, Verdict};
+use crate::core::interceptor::{copy_of, Context, Interceptor, Plugins, RtcpFrom, RtpAttrs, Verdict};
+use crate::core::packet::RtcpCompound;
 
 /// Ingress: wraps the payload in 0xee … 0xff and sets payload type 63 (keeping the marker).
 #[derive(Debug)]
@@ -275,4 +276,157 @@ fn a_packet_injected_from_a_timer_goes_out_in_the_sweep_and_its_egress_timers_ar
     assert_eq!((packet.header.ssrc, packet.header.sequence_number), (0xa001, 110));
     assert_eq!(&packet.payload[..], b"opus");
     assert_eq!(h.fwd.next_timer(), Some(h.at(15)), "the egress timer set during the sweep's drain is kept");
+}
+
+/// An APP packet (RFC 3550 §6.7) from `ssrc`, named `name`, with 4 bytes of data.
+fn app(ssrc: u32, name: &[u8; 4]) -> Vec<u8> {
+    let mut bytes = vec![0x80, 204, 0, 3];
+    bytes.extend_from_slice(&ssrc.to_be_bytes());
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    bytes
+}
+
+/// The compound's packets split at their length fields, each with its type.
+fn rtcp_packets(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut packets = Vec::new();
+    let mut at = 0;
+    while at + 4 <= bytes.len() {
+        let len = 4 + 4 * usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        packets.push((bytes[at + 1], bytes[at..at + len].to_vec()));
+        at += len;
+    }
+    assert_eq!(at, bytes.len(), "whole packets");
+    packets
+}
+
+/// Ingress: appends an APP packet named `rfwd` (from the compound's first SSRC) to every compound.
+#[derive(Debug)]
+struct AppendApp;
+
+impl Interceptor for AppendApp {
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, _from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        let mut bytes = rtcp.bytes().to_vec();
+        bytes.extend_from_slice(&app(rtcp.first_ssrc().0, b"rfwd"));
+        assert!(ctx.rewrite(copy_of(&bytes)));
+        Verdict::Continue
+    }
+}
+
+/// Egress: removes every APP packet; refuses to touch a compound without one.
+#[derive(Debug)]
+struct StripApp;
+
+impl Interceptor for StripApp {
+    fn on_rtcp(&mut self, rtcp: &RtcpCompound<'_>, _from: RtcpFrom, ctx: &mut Context<'_>) -> Verdict {
+        let packets = rtcp_packets(rtcp.bytes());
+        if packets.iter().all(|(kind, _)| *kind != 204) {
+            return Verdict::Continue;
+        }
+        let kept: Vec<u8> = packets.into_iter().filter(|(kind, _)| *kind != 204).flat_map(|(_, p)| p).collect();
+        assert!(ctx.rewrite(copy_of(&kept)));
+        Verdict::Continue
+    }
+}
+
+/// Stream 1 with `AppendApp` on ingress; subscription 1 plain (out SSRC 0xa001, timestamps + 500), subscription 2 with
+/// `StripApp` on egress (out SSRC 0xa002).
+fn rtcp_rewriting_harness() -> Harness {
+    let plugins = Plugins::none()
+        .with_ingress("append_app", |_| Box::new(AppendApp))
+        .and_then(|plugins| plugins.with_egress("strip_app", |_| Box::new(StripApp)))
+        .expect("registered");
+    let mut h = Harness::new();
+    h.fwd.set_plugins(plugins.clone());
+    let mut ingress = IngressSpec::default();
+    ingress.plugins.push(plugins.find("append_app").expect("append_app")).expect("room");
+    let add = Command::AddStream {
+        id: StreamId(1),
+        ssrc: SSRC,
+        source: SourcePolicy::Fixed(publisher()),
+        clock_rate_hz: 90_000,
+        ingress,
+    };
+    h.fwd.apply(h.start, add).expect("stream");
+    h.sub(1, 1, "127.0.0.11:6001", rewrite(0xa001, 0, 500, 96)).expect("plain subscription");
+    let mut egress = EgressSpec::default();
+    egress.plugins.push(plugins.find("strip_app").expect("strip_app")).expect("room");
+    let stripped = Command::AddSubscription {
+        id: SubscriptionId(2),
+        stream: StreamId(1),
+        dest: addr("127.0.0.12:6002"),
+        socket: 0,
+        rewrite: rewrite(0xa002, 0, 0, 96),
+        paused: false,
+        egress,
+        continues: None,
+    };
+    h.fwd.apply(h.start, stripped).expect("stripping subscription");
+    h
+}
+
+#[test]
+fn a_rewritten_publisher_compound_reaches_every_subscription_under_its_rewrite_and_an_egress_one_only_its_own() {
+    let mut h = rtcp_rewriting_harness();
+    let mut out = Recorder::new();
+    assert_eq!(h.send(0, publisher(), &rtp(SSRC, 1, 1000, b"p"), &mut out), Outcome::Forwarded { copies: 2 });
+    let before = out.sent().len();
+    let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = vec![Box::new(rtcp::sender_report::SenderReport {
+        ssrc: SSRC,
+        rtp_time: 2000,
+        packet_count: 1,
+        ..Default::default()
+    })];
+    let sr = rtcp::packet::marshal(&packets).expect("sr").to_vec();
+    assert_eq!(h.send(10, publisher(), &sr, &mut out), Outcome::Forwarded { copies: 2 });
+    let sent = out.sent()[before..].to_vec();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+
+    // Subscription 1: the SR and the plugin's APP packet, both under its out SSRC, the SR's time shifted.
+    assert_eq!(sent[0].dest, addr("127.0.0.11:6001"));
+    let mut expected = sr.clone();
+    expected[4..8].copy_from_slice(&0xa001u32.to_be_bytes());
+    expected[16..20].copy_from_slice(&2500u32.to_be_bytes());
+    expected.extend_from_slice(&app(0xa001, b"rfwd"));
+    assert_eq!(sent[0].bytes, expected);
+    // Subscription 2: its egress plugin took the APP packet out again.
+    assert_eq!(sent[1].dest, addr("127.0.0.12:6002"));
+    let mut expected = sr.clone();
+    expected[4..8].copy_from_slice(&0xa002u32.to_be_bytes());
+    assert_eq!(sent[1].bytes, expected);
+    let c = h.fwd.counters();
+    assert_eq!(c.rewritten_by_plugin, 2, "one ingress rewrite, one egress");
+    assert_eq!(c.forwarded_bytes, 2 * 13 + (sr.len() + 16 + sr.len()) as u64, "bytes as sent");
+}
+
+#[test]
+fn a_subscribers_compound_rewritten_in_its_egress_chain_and_the_ingress_chain_reaches_the_publisher_as_rewritten() {
+    let mut h = rtcp_rewriting_harness();
+    let mut out = Recorder::new();
+    h.send(0, publisher(), &rtp(SSRC, 1, 1000, b"p"), &mut out);
+    let before = out.sent().len();
+    // Subscriber 2 asks for a keyframe of what it receives, with an APP packet of its own.
+    let receiver_ssrc = 0x0bad_cafe;
+    let rr = rtcp::receiver_report::ReceiverReport { ssrc: receiver_ssrc, ..Default::default() };
+    let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+        sender_ssrc: receiver_ssrc,
+        media_ssrc: 0xa002,
+    };
+    let mut compound = rr.marshal().expect("rr").to_vec();
+    compound.extend_from_slice(&pli.marshal().expect("pli"));
+    compound.extend_from_slice(&app(receiver_ssrc, b"subs"));
+    assert_eq!(h.send(20, addr("127.0.0.12:6002"), &compound, &mut out), Outcome::Intercepted);
+    let sent = out.sent()[before..].to_vec();
+    assert_eq!(sent.len(), 1, "only to the publisher: {sent:?}");
+    assert_eq!(sent[0].dest, publisher());
+    // The egress chain removed the subscriber's APP; the PLI was translated to the publisher's SSRC; the ingress
+    // chain appended its own APP, and the PLI (no keyframe throttle here) made the compound go on.
+    let packets = rtcp_packets(&sent[0].bytes);
+    let kinds: Vec<u8> = packets.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(kinds, [201, 206, 204]);
+    let pli_out = &packets[1].1;
+    assert_eq!(&pli_out[8..12], &SSRC.to_be_bytes(), "the PLI is about the publisher's SSRC");
+    assert_eq!(packets[2].1, app(receiver_ssrc, b"rfwd"), "the ingress plugin's APP, the subscriber's gone");
+    let c = h.fwd.counters();
+    assert_eq!((c.rewritten_by_plugin, c.feedback_forwarded), (2, 1));
 }
