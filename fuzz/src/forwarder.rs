@@ -632,7 +632,7 @@ impl State {
                 assert_eq!(u64::from(reported), copies, "copies the egress accepted");
                 assert_eq!(after.forwarded_packets - before.forwarded_packets, copies);
             }
-            Outcome::Dropped(reason) => {
+            Outcome::Dropped(reason) | Outcome::CopiesDropped(reason) => {
                 assert_eq!(copies, 0, "a dropped datagram is not forwarded");
                 assert!(after.drops(reason) > before.drops(reason), "{reason:?} counted");
             }

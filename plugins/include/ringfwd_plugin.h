@@ -86,12 +86,14 @@ RINGFWD_IMPORT("inject") int32_t ringfwd_inject(const void *bytes, int32_t len);
 #define RINGFWD_METADATA_UNAVAILABLE (-2)
 RINGFWD_IMPORT("metadata") int32_t ringfwd_metadata(void *buf, int32_t cap);
 /* ringfwd_metadata for `object`: RINGFWD_METADATA_OF_STREAM (the same as ringfwd_metadata), _PUBLISHER (the endpoint
- * that publishes the stream) or _SESSION (the stream's session), each its own text of at most
+ * that publishes the stream), _SESSION (the stream's session) or _SUBSCRIBER (in an egress chain, the endpoint that
+ * receives the subscription; -2 in an ingress chain, which has no subscriber), each its own text of at most
  * RINGFWD_MAX_METADATA_BYTES, replaced when a controller writes that object's metadata. Answers as ringfwd_metadata,
  * and -3 for another `object`. Optional, like ringfwd_metadata. */
 #define RINGFWD_METADATA_OF_STREAM 0
 #define RINGFWD_METADATA_OF_PUBLISHER 1
 #define RINGFWD_METADATA_OF_SESSION 2
+#define RINGFWD_METADATA_OF_SUBSCRIBER 3
 #define RINGFWD_METADATA_BAD_OBJECT (-3)
 RINGFWD_IMPORT("metadata_of") int32_t ringfwd_metadata_of(int32_t object, void *buf, int32_t cap);
 

@@ -5,7 +5,10 @@
 //! workers count each as dropped by a plugin), and every one again after. A stream created with `app.muted=1`
 //! is muted from its first packet; so is a muted stream restored after a restart (from the state directory), and a
 //! muted stream that moved to another worker when it learned its SSRC. Muting a session mutes each of its streams,
-//! muting an endpoint only the streams it publishes.
+//! muting an endpoint only the streams it publishes. On egress chains the plugin also reads the subscriber's
+//! endpoint: a listener deafened with `app.deafened=1` receives nothing while another listener of the same stream
+//! receives every packet byte for byte, and a subscription created for a deafened listener is deafened from its
+//! first packet.
 
 use std::time::Duration;
 
@@ -57,7 +60,12 @@ fn mute_config(mute: &std::path::Path, head: &str) -> String {
 
 /// Deletes `app.muted` from `target`'s metadata.
 fn unmute(api: &Api, target: &v1::MetadataTarget) {
-    let deletion = v1::MetadataDeletion { key: "app.muted".into(), expected_version: None };
+    delete_key(api, target, "app.muted");
+}
+
+/// Deletes `key` from `target`'s metadata.
+fn delete_key(api: &Api, target: &v1::MetadataTarget, key: &str) {
+    let deletion = v1::MetadataDeletion { key: key.into(), expected_version: None };
     let request = v1::DeleteMetadataRequest { target: Some(target.clone()), deletions: vec![deletion] };
     api.delete_metadata(request).expect("DeleteMetadata");
 }
@@ -181,6 +189,63 @@ fn a_session_and_an_endpoint_muted_through_their_metadata_mute_their_streams() {
     let exit = daemon.stop();
     assert!(exit.success, "{}", exit.stderr);
     assert_eq!(exit.total("drop_plugin"), 3 * count);
+    assert_eq!(exit.total("plugin_failures"), 0);
+}
+
+#[test]
+fn a_listener_deafened_through_its_endpoints_metadata_receives_nothing_while_another_still_does() {
+    let Some(modules) = ringfwd_tests::wasm::build_c_examples() else { return };
+    let mute = modules.path().join("mute.wasm");
+    let config = format!(
+        "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n[[plugins]]\nname = \"mute\"\n\
+         path = \"{}\"\nchains = [\"egress\"]\n[interceptors]\ningress = []\negress = [\"mute\"]\n",
+        mute.display()
+    );
+    let daemon = Daemon::start(&config);
+    let api = Api::dev(&daemon);
+    // Stream v of pub; listeners a and b subscribed to it.
+    let (publisher, a, b) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api.session("s").expect("session");
+    api.create_endpoint(endpoint("s", "pub", publisher.addr())).expect("publisher");
+    api.create_stream(video_stream("s", "v", "pub", SSRC)).expect("stream");
+    for (id, peer) in [("a", &a), ("b", &b)] {
+        api.create_endpoint(endpoint("s", id, peer.addr())).expect("listener");
+        api.create_subscription(subscription("s", id, "v", id, 0)).expect("subscription");
+    }
+    let count = u64::from(COUNT);
+    let sent = send(&publisher, &daemon, SSRC, 0..COUNT);
+    assert_eq!((a.recv_rtp(sent.len(), WAIT), b.recv_rtp(sent.len(), WAIT)), (sent.clone(), sent), "before");
+
+    // a deafened: b still receives every packet, a none (each of a's copies dropped by the plugin).
+    let listener_a = metadata_target("s", "a", "");
+    api.set_pairs(&listener_a, &[("app.deafened", "1")]);
+    let sent = send(&publisher, &daemon, SSRC, COUNT..2 * COUNT);
+    assert_eq!(b.recv_rtp(sent.len(), WAIT), sent, "the other listener hears the stream");
+    assert_eq!(plugin_drops(&api, count), count, "every copy to the deafened listener dropped");
+    // A subscription created for a while deafened: its worker is given a's metadata with it.
+    let publisher2 = Peer::bind("127.0.0.1");
+    api.create_endpoint(endpoint("s", "pub2", publisher2.addr())).expect("publisher");
+    api.create_stream(video_stream("s", "w", "pub2", CREATED_MUTED_SSRC)).expect("stream");
+    api.create_subscription(subscription("s", "a-w", "w", "a", 0)).expect("subscription");
+    send(&publisher2, &daemon, CREATED_MUTED_SSRC, 0..COUNT);
+    assert_eq!(plugin_drops(&api, 2 * count), 2 * count, "deafened from its first packet");
+    let leaked = a.drain(Duration::from_millis(300));
+    assert!(leaked.iter().all(|d| (200..=204).contains(&d[1])), "RTP reached the deafened listener");
+
+    // a hears again, both streams, byte for byte.
+    delete_key(&api, &listener_a, "app.deafened");
+    let (sent, sent2) = (
+        send(&publisher, &daemon, SSRC, 2 * COUNT..3 * COUNT),
+        send(&publisher2, &daemon, CREATED_MUTED_SSRC, COUNT..2 * COUNT),
+    );
+    let got = a.recv_rtp(sent.len() + sent2.len(), WAIT);
+    let (got_v, got_w): (Vec<Vec<u8>>, Vec<Vec<u8>>) = got.into_iter().partition(|d| d[8..12] == SSRC.to_be_bytes());
+    assert!(got_v == sent && got_w == sent2, "after DeleteMetadata: {} and {} packets", got_v.len(), got_w.len());
+    assert_eq!(b.recv_rtp(sent.len(), WAIT), sent);
+
+    let exit = daemon.stop();
+    assert!(exit.success, "{}", exit.stderr);
+    assert_eq!(exit.total("drop_plugin"), 2 * count);
     assert_eq!(exit.total("plugin_failures"), 0);
 }
 

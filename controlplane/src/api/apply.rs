@@ -1,7 +1,7 @@
 //! Running a registry plan against the workers, and keeping the session it changed in the state store; a stream the
 //! plan (re)added on a worker is given its metadata again after the commit.
 
-use ringfwd_dataplane::control::{Command, StreamId};
+use ringfwd_dataplane::control::{Command, StreamId, SubscriptionId};
 use tonic::Status;
 
 use super::status;
@@ -62,16 +62,16 @@ impl Api {
                 first_error.get_or_insert(e);
             }
         }
-        // Streams this plan (re)adds on a worker (a create, a restore, a stream moved to another worker) start
-        // there without metadata: theirs is given again after the commit.
-        let added: Vec<StreamId> = plan
-            .commands
-            .iter()
-            .filter_map(|(_, command)| match command {
-                Command::AddStream { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
+        // Streams and subscriptions this plan (re)adds on a worker (a create, a restore, one moved to another worker)
+        // start there without metadata: theirs is given again after the commit.
+        let mut added: (Vec<StreamId>, Vec<SubscriptionId>) = Default::default();
+        for (_, command) in &plan.commands {
+            match command {
+                Command::AddStream { id, .. } => added.0.push(*id),
+                Command::AddSubscription { id, .. } => added.1.push(*id),
+                _ => {}
+            }
+        }
         let Plan { change, outcome, .. } = plan;
         // What a delete takes with it and what an update replaces, read before the commit: the lifecycle events
         // name all that goes, and tell a pause, resume or switch from the subscription as it was.
@@ -79,7 +79,7 @@ impl Api {
         let session = change.session_id().map(str::to_owned);
         registry.commit(change);
         self.publish_commit(&outcome, removal, replaced);
-        self.push_added_streams_metadata(registry, &added).await;
+        self.push_added_metadata(registry, (&added.0, &added.1)).await;
         if let Some(session) = session {
             self.keep(registry, &session)?;
         }

@@ -9,15 +9,16 @@
 //!
 //! A stream's metadata is also the data plane's: its worker holds a snapshot of the stream's, its publishing
 //! endpoint's and its session's (for each, `key=value` lines of the live entries, sorted by key, the lines that fit
-//! in `MAX_METADATA_BYTES`) that plugins read. It is given again, under the registry lock, after each write of any
-//! of the three (a session's write reaches every stream of the session, an endpoint's every stream it publishes),
-//! after a create that carried some, after a restore, and after any plan that (re)adds the stream on a worker
-//! ([`Api::push_added_streams_metadata`]). A worker that does not take it is logged: the write stands (the API
-//! refuses nothing for the data plane's sake).
+//! in `MAX_METADATA_BYTES`) that plugins read; and for each subscription one of its receiving endpoint's, that its
+//! egress chain's plugins read. Each is given again, under the registry lock, after each write of an object it holds
+//! (a session's write reaches every stream of the session; an endpoint's every stream it publishes and every
+//! subscription it receives), after a create that carried some, after a restore, and after any plan that (re)adds
+//! the stream or the subscription on a worker ([`Api::push_added_metadata`]). A worker that does not take it is
+//! logged: the write stands (the API refuses nothing for the data plane's sake).
 
 use std::sync::{Arc, MutexGuard, PoisonError};
 
-use ringfwd_dataplane::control::{Command, Metadata, StreamId};
+use ringfwd_dataplane::control::{Command, Metadata, StreamId, SubscriptionId};
 use ringfwd_proto::v1;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,7 +28,7 @@ use super::metadata_hub::MetadataHub;
 use super::metadata_wire as wire;
 use super::{status, Api};
 use crate::metadata::{Member, MetadataEvent, ObjectRef, Origin, Version, Write};
-use crate::registry::{Outcome, Plan, Registry, RegistryError, StreamView};
+use crate::registry::{Outcome, Plan, Registry, RegistryError, StreamView, SubscriptionView};
 use crate::state::KeptMetadata;
 
 /// The stream of a WatchMetadata call.
@@ -98,7 +99,7 @@ impl Api {
             }
         }
         for object in &streams {
-            self.push_stream_metadata(&registry, object).await;
+            self.push_metadata(&registry, object).await;
         }
     }
 
@@ -115,10 +116,26 @@ impl Api {
         Metadata::from_objects(live(&stream), live(&publisher), live(&session))
     }
 
-    /// Gives the worker of each stream whose snapshot holds `object`'s metadata (the stream itself; every stream an
-    /// endpoint publishes; every stream of a session) its snapshot as the store has it now. Called under the registry
-    /// lock (its guard is `registry`), so the last snapshot given is the last written; a refusal is logged.
-    pub(super) async fn push_stream_metadata(&self, registry: &Registry, object: &ObjectRef) {
+    /// The snapshot a worker holds for a subscription that `endpoint` (of `session_id`) receives: its live entries,
+    /// sorted by key, the lines that fit.
+    fn subscriber_snapshot(&self, session_id: &str, endpoint: &str) -> Metadata {
+        let hub = self.hub();
+        let object = ObjectRef { session_id: session_id.to_owned(), member: Member::Endpoint(endpoint.to_owned()) };
+        Metadata::of_subscriber(live(&hub.store.get(&object, &[]).0))
+    }
+
+    /// Gives the worker of each stream and subscription whose snapshot holds `object`'s metadata (the stream itself;
+    /// every stream an endpoint publishes and every subscription it receives; every stream of a session) its snapshot
+    /// as the store has it now. Called under the registry lock (its guard is `registry`), so the last snapshot given
+    /// is the last written; a refusal is logged.
+    pub(super) async fn push_metadata(&self, registry: &Registry, object: &ObjectRef) {
+        if let Member::Endpoint(endpoint_id) = &object.member {
+            let subscriptions = registry.list_subscriptions(&object.session_id).unwrap_or_default();
+            for subscription in subscriptions.iter().filter(|s| s.endpoint_id == *endpoint_id) {
+                let metadata = self.subscriber_snapshot(&object.session_id, endpoint_id);
+                self.give_subscription(subscription, metadata).await;
+            }
+        }
         let streams = match &object.member {
             Member::Stream(stream_id) => registry.get_stream(&object.session_id, stream_id).into_iter().collect(),
             Member::Endpoint(endpoint_id) => registry
@@ -144,18 +161,39 @@ impl Api {
         }
     }
 
-    /// Gives the streams `added` (just added on a worker by a committed plan, so holding none there) the metadata
-    /// they have, if any.
-    pub(super) async fn push_added_streams_metadata(&self, registry: &Registry, added: &[StreamId]) {
-        if added.is_empty() {
+    /// Gives `subscription`'s worker `metadata` (its subscriber's snapshot); a refusal is logged.
+    async fn give_subscription(&self, subscription: &SubscriptionView, metadata: Metadata) {
+        let command = Command::SetSubscriptionMetadata { id: subscription.data_plane_id, metadata };
+        if let Err(error) = self.client.execute(subscription.worker, command).await {
+            let (session, subscription) = (&subscription.session_id, &subscription.subscription_id);
+            tracing::warn!(%session, %subscription, %error, "the subscription's worker could not take its subscriber's metadata; plugins read the previous");
+        }
+    }
+
+    /// Gives the streams and subscriptions `added` (just added on a worker by a committed plan, so holding none there)
+    /// the metadata they have, if any.
+    pub(super) async fn push_added_metadata(
+        &self,
+        registry: &Registry,
+        (streams, subscriptions): (&[StreamId], &[SubscriptionId]),
+    ) {
+        if streams.is_empty() && subscriptions.is_empty() {
             return;
         }
-        let (names, _) = registry.names_of(&added.iter().copied().collect(), &Default::default());
-        for (session_id, stream_id, _) in names.into_values() {
+        let (stream_names, subscription_names) =
+            registry.names_of(&streams.iter().copied().collect(), &subscriptions.iter().copied().collect());
+        for (session_id, stream_id, _) in stream_names.into_values() {
             let Ok(stream) = registry.get_stream(&session_id, &stream_id) else { continue };
             let metadata = self.snapshot(&session_id, &stream_id, &stream.endpoint_id);
             if !metadata.is_empty() {
                 self.give(&stream, metadata).await;
+            }
+        }
+        for (session_id, subscription_id, _, endpoint_id) in subscription_names.into_values() {
+            let Ok(subscription) = registry.get_subscription(&session_id, &subscription_id) else { continue };
+            let metadata = self.subscriber_snapshot(&session_id, &endpoint_id);
+            if !metadata.is_empty() {
+                self.give_subscription(&subscription, metadata).await;
             }
         }
     }
@@ -192,7 +230,7 @@ impl Api {
             .await?;
         if carried && matches!(outcome, Outcome::Created(_)) && matches!(object.member, Member::Stream(_)) {
             let registry = self.registry.lock().await;
-            self.push_stream_metadata(&registry, &object).await;
+            self.push_metadata(&registry, &object).await;
         }
         Ok(outcome)
     }
@@ -227,7 +265,7 @@ impl Api {
             (changed, outcome.version)
         };
         if changed {
-            self.push_stream_metadata(&registry, &object).await;
+            self.push_metadata(&registry, &object).await;
             self.keep(&registry, &object.session_id)?;
         }
         Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(version)) })

@@ -156,6 +156,16 @@ pub enum Command {
         /// Its metadata from now on.
         metadata: Metadata,
     },
+    /// Gives subscription `id`'s egress chain the metadata of the endpoint that receives it from now on, between two
+    /// packets: a snapshot the control plane built ([`Metadata::of_subscriber`]), read through
+    /// [`super::interceptor::Context::subscriber_metadata`]. [`Metadata::none`] clears it. A subscription starts with
+    /// none (an `AddSubscription` clears what its slot held).
+    SetSubscriptionMetadata {
+        /// The subscription.
+        id: SubscriptionId,
+        /// Its subscriber's metadata from now on.
+        metadata: Metadata,
+    },
     /// Makes stream `id` take its packets with `ssrc` instead of its current SSRC, from the same source (a
     /// re-INVITE, a restarted user agent). Its subscribers see one continuous stream, as after a
     /// `SwitchSubscription`: the SSRC they saw so far (an unset `out_ssrc` is pinned to the old SSRC) and

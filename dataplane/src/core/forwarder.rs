@@ -47,10 +47,12 @@ pub enum Outcome {
     },
     /// A known stream with no active subscription: nothing to send.
     Consumed,
-    /// Not forwarded, for this reason (already counted). `TxFull`, `RebasePending` or
-    /// `PayloadTypeFiltered` here means every copy was refused, withheld or filtered (each copy counted
-    /// under its own reason; this is the last one).
+    /// Not forwarded, for this reason (counted once, for the datagram).
     Dropped(DropReason),
+    /// Every copy was refused (`TxFull`), withheld (`RebasePending`), filtered (`PayloadTypeFiltered`) or dropped by
+    /// its subscription's egress chain (a plugin's verdict, `Plugin`): each copy was counted under its own reason, the
+    /// datagram is not counted again; this is the last reason.
+    CopiesDropped(DropReason),
     /// An interceptor consumed it (answered, absorbed, or it was a subscriber's RTCP, which ends here or
     /// goes on to the publisher translated): counted as `consumed_by_interceptor` or `rx_feedback`.
     Intercepted,
@@ -249,12 +251,27 @@ impl Forwarder {
                     factory.egress(&egress, &info)
                 });
                 self.counters.plugin_failures += factory.bind_failures();
+                if let (Ok(()), Some(flow)) = (&added, self.table.subscription_index(id)) {
+                    self.outbox.set_subscriber_metadata(flow, Metadata::none());
+                }
                 added
             }
             Command::RemoveSubscription { id } => {
                 self.keep_final_snapshots(StatsKey::Subscription(id));
-                self.table.remove_subscription(id)
+                let flow = self.table.subscription_index(id);
+                let removed = self.table.remove_subscription(id);
+                if let (Ok(()), Some(flow)) = (&removed, flow) {
+                    self.outbox.set_subscriber_metadata(flow, Metadata::none());
+                }
+                removed
             }
+            Command::SetSubscriptionMetadata { id, metadata } => match self.table.subscription_index(id) {
+                Some(flow) => {
+                    self.outbox.set_subscriber_metadata(flow, metadata);
+                    Ok(())
+                }
+                None => Err(CommandError::SubscriptionNotFound { id }),
+            },
             Command::SwitchSubscription { id, stream } => self.table.switch_subscription(id, stream),
             Command::SetPaused { id, paused } => self.table.set_paused(id, paused),
             Command::ReconfigureSubscription { id, payload_type_map, egress } => {
@@ -358,9 +375,8 @@ impl Forwarder {
     /// Counts what became of a packet (what the fan-out did not count copy by copy).
     fn count(&mut self, outcome: Outcome) {
         match outcome {
-            // Refused, withheld or filtered copies were counted one by one during the fan-out.
-            Outcome::Dropped(DropReason::TxFull | DropReason::RebasePending | DropReason::PayloadTypeFiltered) => {}
-            Outcome::Intercepted => {}
+            // Refused, withheld, filtered or dropped copies were counted one by one during the fan-out.
+            Outcome::CopiesDropped(_) | Outcome::Intercepted => {}
             Outcome::Dropped(reason) => self.counters.count_drop(reason),
             Outcome::Consumed => self.counters.consumed_no_subscriber += 1,
             Outcome::Handover { .. } => self.counters.handover_out += 1,
@@ -758,7 +774,7 @@ impl Forwarder {
         self.counters.forwarded_bytes += bytes;
         match (active, copies, last_refusal) {
             (0, _, _) => Outcome::Consumed,
-            (_, 0, Some(reason)) => Outcome::Dropped(reason),
+            (_, 0, Some(reason)) => Outcome::CopiesDropped(reason),
             (_, 0, None) => Outcome::Intercepted,
             (_, copies, _) => Outcome::Forwarded { copies },
         }

@@ -213,6 +213,11 @@ pub fn fuzz_entry(now: Instant, data: &[u8]) {
                 assert_eq!(egress.copies, 0);
                 assert_eq!(after.drops(reason), before.drops(reason) + 1);
             }
+            Outcome::CopiesDropped(reason) => {
+                assert_eq!(egress.copies, 0);
+                let copies = after.drops(reason) - before.drops(reason);
+                assert!((1..=2).contains(&copies), "each copy counted once, the datagram not again: {copies}");
+            }
             Outcome::Consumed => unreachable!("every fuzz stream has an active subscription"),
             Outcome::Intercepted => {
                 assert_eq!(egress.copies, 0);

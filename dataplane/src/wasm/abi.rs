@@ -59,13 +59,17 @@
 //!   again with at least `n` bytes (`n` is at most [`MAX_METADATA_BYTES`]). `metadata(0, 0)` asks only the length.
 //!
 //! `metadata_of(object, ptr, cap)` reads, the same way, the text of [`METADATA_OF_STREAM`] (0: what `metadata`
-//! reads), [`METADATA_OF_PUBLISHER`] (1: the endpoint that publishes the stream, SetMetadata on the endpoint) or
-//! [`METADATA_OF_SESSION`] (2: the stream's session, SetMetadata on the session); each is its own text of at most
-//! [`MAX_METADATA_BYTES`], in the same snapshot, replaced when a controller writes any of the three. It answers
-//! [`METADATA_BAD_OBJECT`] (−3) for any other `object`, besides the answers above.
+//! reads), [`METADATA_OF_PUBLISHER`] (1: the endpoint that publishes the stream, SetMetadata on the endpoint),
+//! [`METADATA_OF_SESSION`] (2: the stream's session, SetMetadata on the session) or [`METADATA_OF_SUBSCRIBER`] (3:
+//! in an egress chain, the endpoint that receives the subscription, SetMetadata on that endpoint; a call of an
+//! ingress chain, which has no subscriber, gets [`METADATA_UNAVAILABLE`]); each is its own text of at most
+//! [`MAX_METADATA_BYTES`], replaced when a controller writes that object's metadata (the first three are one snapshot
+//! of the stream's, the subscriber's is the subscription's own). It answers [`METADATA_BAD_OBJECT`] (−3) for any other
+//! `object`, besides the answers above.
 //!
 //! Both imports are optional: a module that names neither runs as before (the ABI version stays 1), and only an
-//! instance that imports one pays for it (a reference count per call).
+//! instance that imports one pays for it (a reference count per snapshot per call: one in an ingress chain, two in an
+//! egress chain).
 //!
 //! # Rewriting a packet
 //! In `on_rtp` a plugin may change the packet in its buffer, header fields and payload, and make it shorter or
@@ -179,7 +183,8 @@ pub const IMPORT_REWRITE: &str = "rewrite";
 pub const IMPORT_INJECT: &str = "inject";
 /// `(ptr, cap) -> i32`: the stream's metadata (see the module docs).
 pub const IMPORT_METADATA: &str = "metadata";
-/// `(object, ptr, cap) -> i32`: the metadata of the stream, its publisher or its session (see the module docs).
+/// `(object, ptr, cap) -> i32`: the metadata of the stream, its publisher, its session or the subscriber (see the
+/// module docs).
 pub const IMPORT_METADATA_OF: &str = "metadata_of";
 /// `metadata_of`'s `object`: the stream's own.
 pub const METADATA_OF_STREAM: i32 = 0;
@@ -187,6 +192,8 @@ pub const METADATA_OF_STREAM: i32 = 0;
 pub const METADATA_OF_PUBLISHER: i32 = 1;
 /// `metadata_of`'s `object`: the stream's session.
 pub const METADATA_OF_SESSION: i32 = 2;
+/// `metadata_of`'s `object`: in an egress chain, the endpoint that receives the subscription.
+pub const METADATA_OF_SUBSCRIBER: i32 = 3;
 /// Every import a module may name.
 pub const IMPORTS: [&str; 8] = [
     IMPORT_EMIT_RTCP_TO_PUBLISHER,

@@ -15,7 +15,7 @@ use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, T
 
 use super::abi::{self, OnRtcpArgs, OnRtpArgs, OnTimerArgs, MAX_EMITS_PER_CALL, PACKET_BUFFER_BYTES};
 use super::load::{LoadError, Shared, MAX_FUEL_PER_CALL};
-use crate::core::interceptor::{Metadata, MetadataOf, Texts};
+use crate::core::interceptor::{Context, Metadata, MetadataOf, Texts};
 use crate::core::packet::RtpView;
 
 /// Where a staged packet goes.
@@ -105,14 +105,39 @@ pub(crate) struct Host {
     limits: StoreLimits,
     memory: Option<Memory>,
     staged: Staged,
-    /// During a call that has a stream (any but `ringfwd_init`), its metadata (`Some(None)`: none); `None` otherwise (the
+    /// During a call that has a stream (any but `ringfwd_init`), the metadata it may read; `None` otherwise (the
     /// `metadata` import answers [`abi::METADATA_UNAVAILABLE`]). Lent only to an instance that imports `metadata`.
-    metadata: Option<Option<Arc<Texts>>>,
+    metadata: Option<Lent>,
 }
 
-/// The `metadata` and `metadata_of` imports: copies the metadata of `of` (the stream, its publisher or its session;
-/// `None`: an object the ABI does not know) to `ptr..ptr + cap` of the caller's memory when it fits (see [`abi`] for
-/// the answers).
+/// The snapshots lent to a call: its stream's (`None`: none), and in an egress chain its subscription's (`Some(None)`:
+/// its subscriber has none; `None`: an ingress chain, no subscriber to read).
+struct Lent {
+    stream: Option<Arc<Texts>>,
+    subscriber: Option<Option<Arc<Texts>>>,
+}
+
+/// The metadata a call reads: its stream's snapshot, and in a subscription's egress chain its subscription's
+/// ([`crate::core::interceptor::Context::subscriber_metadata`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallMetadata<'a> {
+    /// The stream's snapshot.
+    pub(crate) stream: &'a Metadata,
+    /// The subscription's, in an egress chain.
+    pub(crate) subscriber: Option<&'a Metadata>,
+}
+
+impl<'a> CallMetadata<'a> {
+    /// What a call in `ctx`'s chain reads.
+    #[inline]
+    pub(crate) fn of(ctx: &'a Context<'_>) -> CallMetadata<'a> {
+        CallMetadata { stream: ctx.metadata(), subscriber: ctx.subscriber_metadata() }
+    }
+}
+
+/// The `metadata` and `metadata_of` imports: copies the metadata of `of` (the stream, its publisher, its session or
+/// the subscriber; `None`: an object the ABI does not know) to `ptr..ptr + cap` of the caller's memory when it fits
+/// (see [`abi`] for the answers).
 fn copy_metadata(caller: &mut Caller<'_, Host>, of: Option<MetadataOf>, ptr: i32, cap: i32) -> i32 {
     let Some(memory) = caller.data().memory else {
         return abi::METADATA_UNAVAILABLE;
@@ -131,7 +156,12 @@ fn copy_metadata(caller: &mut Caller<'_, Host>, of: Option<MetadataOf>, ptr: i32
     let Some(of) = of else {
         return abi::METADATA_BAD_OBJECT;
     };
-    let text = lent.as_deref().map_or("", |texts| texts.of(of)).as_bytes();
+    let texts = match (of, &lent.subscriber) {
+        (MetadataOf::Subscriber, Some(subscriber)) => subscriber,
+        (MetadataOf::Subscriber, None) => return abi::METADATA_UNAVAILABLE,
+        _ => &lent.stream,
+    };
+    let text = texts.as_deref().map_or("", |texts| texts.of(of)).as_bytes();
     if let Some(dst) = dst.get_mut(..text.len()) {
         dst.copy_from_slice(text);
     }
@@ -227,6 +257,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, LoadErro
                 abi::METADATA_OF_STREAM => Some(MetadataOf::Stream),
                 abi::METADATA_OF_PUBLISHER => Some(MetadataOf::Publisher),
                 abi::METADATA_OF_SESSION => Some(MetadataOf::Session),
+                abi::METADATA_OF_SUBSCRIBER => Some(MetadataOf::Subscriber),
                 _ => None,
             };
             copy_metadata(&mut caller, of, ptr, cap)
@@ -348,7 +379,7 @@ impl Instance {
         &mut self,
         args: OnRtpArgs,
         may_rewrite: bool,
-        metadata: Option<&Metadata>,
+        metadata: Option<CallMetadata<'_>>,
     ) -> (Result<i32, Fault>, u64) {
         self.lend_metadata(metadata);
         let rewritable = if may_rewrite { Rewritable::Rtp } else { Rewritable::No };
@@ -358,12 +389,15 @@ impl Instance {
     }
 
     /// Lends the store `metadata` for the next call, or takes it back (`None`), when the module reads metadata: a
-    /// reference count, never an allocation (the worker holds the snapshot throughout the call, so taking it back
-    /// never frees it on this path).
+    /// reference count per snapshot, never an allocation (the worker holds the snapshots throughout the call, so
+    /// taking them back never frees them on this path).
     #[inline]
-    fn lend_metadata(&mut self, metadata: Option<&Metadata>) {
+    fn lend_metadata(&mut self, metadata: Option<CallMetadata<'_>>) {
         if self.reads_metadata {
-            self.store.data_mut().metadata = metadata.map(|metadata| metadata.shared().cloned());
+            self.store.data_mut().metadata = metadata.map(|metadata| Lent {
+                stream: metadata.stream.shared().cloned(),
+                subscriber: metadata.subscriber.map(|subscriber| subscriber.shared().cloned()),
+            });
         }
     }
 
@@ -381,7 +415,7 @@ impl Instance {
         &mut self,
         args: OnRtcpArgs,
         may_rewrite: bool,
-        metadata: Option<&Metadata>,
+        metadata: Option<CallMetadata<'_>>,
     ) -> Option<(Result<i32, Fault>, u64)> {
         self.on_rtcp.as_ref()?;
         self.lend_metadata(metadata);
@@ -396,7 +430,7 @@ impl Instance {
     pub(crate) fn on_timer(
         &mut self,
         args: OnTimerArgs,
-        metadata: Option<&Metadata>,
+        metadata: Option<CallMetadata<'_>>,
     ) -> Option<(Result<(), Fault>, u64)> {
         self.on_timer.as_ref()?;
         self.lend_metadata(metadata);

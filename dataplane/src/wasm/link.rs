@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::abi;
-use super::instance::{EmitTarget, Fault, Instance};
+use super::instance::{CallMetadata, EmitTarget, Fault, Instance};
 use super::load::{AsyncPass, FailurePath, PluginMode, Shared, WasmPlugin};
 use super::offload::{AsyncLink, Lane, Runner, MAX_ASYNC_LANES};
 use super::stats::{bump, Counters};
@@ -220,7 +220,7 @@ impl WasmLink {
                     instance.on_rtp(
                         (pkt.len() as i32, stream, flow, attrs.ext_seq as i64, now_us),
                         true,
-                        Some(ctx.metadata()),
+                        Some(CallMetadata::of(ctx)),
                     )
                 }
                 Call::Rtcp { bytes, from } => {
@@ -236,7 +236,7 @@ impl WasmLink {
                         RtcpFrom::Subscriber { flow } => flow as i32,
                     };
                     let args = (bytes.len() as i32, stream, flow, from, now_us);
-                    match instance.on_rtcp(args, true, Some(ctx.metadata())) {
+                    match instance.on_rtcp(args, true, Some(CallMetadata::of(ctx))) {
                         Some(answer) => answer,
                         None => return Verdict::Continue,
                     }
@@ -284,7 +284,9 @@ impl WasmLink {
         let plugin = &*self.plugin;
         self.with_slot(ctx, |slot, counters, (stream, flow, now_us), ctx| {
             let Slot::Ready(instance) = slot else { return };
-            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(ctx.metadata())) else { return };
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(CallMetadata::of(ctx))) else {
+                return;
+            };
             bump(&counters.calls, 1);
             bump(&counters.fuel, fuel);
             match result {

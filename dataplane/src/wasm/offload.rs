@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam::queue::ArrayQueue;
 
 use super::abi::{self, PACKET_BUFFER_BYTES};
-use super::instance::{EmitTarget, Fault, Instance};
+use super::instance::{CallMetadata, EmitTarget, Fault, Instance};
 use super::link::{failure_verdict, patch_header};
 use super::load::{AsyncPass, FailurePath, Shared};
 use super::stats::{bump, Counters};
@@ -60,6 +60,25 @@ enum Kind {
     Rtcp { from: RtcpFrom },
 }
 
+/// A copy's metadata, owned until the thread's call: what [`CallMetadata`] lends (reference counts only).
+#[derive(Clone, Default)]
+struct Snapshots {
+    stream: Metadata,
+    subscriber: Option<Metadata>,
+}
+
+impl Snapshots {
+    #[inline]
+    fn of(metadata: CallMetadata<'_>) -> Snapshots {
+        Snapshots { stream: metadata.stream.clone(), subscriber: metadata.subscriber.cloned() }
+    }
+
+    #[inline]
+    fn lend(&self) -> CallMetadata<'_> {
+        CallMetadata { stream: &self.stream, subscriber: self.subscriber.as_ref() }
+    }
+}
+
 /// One packet copy on its way to the plugin's thread.
 struct Job {
     scope: Scope,
@@ -67,8 +86,9 @@ struct Job {
     ssrc: u32,
     kind: Kind,
     at: Instant,
-    /// The stream's metadata when the copy was queued (none unless the plugin reads metadata).
-    metadata: Metadata,
+    /// The stream's metadata (and in an egress chain its subscription's) when the copy was queued (none unless the
+    /// plugin reads metadata).
+    metadata: Snapshots,
     len: usize,
     data: Box<[u8]>,
 }
@@ -93,7 +113,7 @@ impl Lane {
         for _ in 0..capacity {
             let data = vec![0; PACKET_BUFFER_BYTES].into_boxed_slice();
             let scope = Scope::Stream { stream: 0 };
-            let metadata = Metadata::none();
+            let metadata = Snapshots::default();
             let job = Job { scope, ssrc: 0, kind: Kind::Rtp { ext_seq: 0 }, at, metadata, len: 0, data };
             let _ = free.push(Box::new(job));
         }
@@ -107,7 +127,7 @@ impl Lane {
     fn offer(
         &self,
         (scope, ssrc, kind, at): (Scope, u32, Kind, Instant),
-        metadata: Option<&Metadata>,
+        metadata: Option<CallMetadata<'_>>,
         bytes: &[u8],
         patch: impl FnOnce(&mut [u8]),
     ) -> bool {
@@ -119,7 +139,7 @@ impl Lane {
         patch(copy);
         (job.scope, job.ssrc, job.kind, job.at, job.len) = (scope, ssrc, kind, at, bytes.len());
         if let Some(metadata) = metadata {
-            job.metadata = metadata.clone();
+            job.metadata = Snapshots::of(metadata);
         }
         // Cannot fail: boxes number exactly the capacity and this one came off the free list.
         let _ = self.ready.push(job);
@@ -261,8 +281,8 @@ struct Timer {
     scope: Scope,
     ssrc: u32,
     at: Instant,
-    /// The stream's metadata the call that last asked for it read.
-    metadata: Metadata,
+    /// The metadata the call that last asked for it read.
+    metadata: Snapshots,
 }
 
 /// What the thread holds while it runs.
@@ -301,7 +321,7 @@ fn run(runner: &Runner, plugin: &Weak<Shared>) {
                 let Some(mut job) = lane.ready.pop() else { break };
                 worked = true;
                 state.call(runner, lane, &job);
-                job.metadata = Metadata::none();
+                job.metadata = Snapshots::default();
                 let _ = lane.free.push(job);
             }
         }
@@ -374,14 +394,14 @@ impl Running {
         let len = job.len as i32;
         let (result, fuel) = match job.kind {
             Kind::Rtp { ext_seq } => {
-                instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false, Some(&job.metadata))
+                instance.on_rtp((len, stream, flow, ext_seq as i64, now_us), false, Some(job.metadata.lend()))
             }
             Kind::Rtcp { from } => {
                 let from = match from {
                     RtcpFrom::Publisher => abi::NONE,
                     RtcpFrom::Subscriber { flow } => flow as i32,
                 };
-                match instance.on_rtcp((len, stream, flow, from, now_us), false, Some(&job.metadata)) {
+                match instance.on_rtcp((len, stream, flow, from, now_us), false, Some(job.metadata.lend())) {
                     Some(answer) => answer,
                     None => return,
                 }
@@ -411,7 +431,7 @@ impl Running {
             let now_us = self.micros(now);
             let Some(instance) = self.instance.as_mut() else { return };
             let (stream, flow) = tagged(timer.lane.tag, timer.scope);
-            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(&timer.metadata)) else {
+            let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(timer.metadata.lend())) else {
                 continue;
             };
             bump(&self.counters.calls, 1);
@@ -425,7 +445,7 @@ impl Running {
 
     /// Queues what the last call staged on `lane`'s way back, and keeps the timer it asked for (with the `metadata`
     /// the call read).
-    fn deliver(&mut self, lane: &Arc<Lane>, scope: Scope, ssrc: u32, metadata: &Metadata) {
+    fn deliver(&mut self, lane: &Arc<Lane>, scope: Scope, ssrc: u32, metadata: &Snapshots) {
         let Some(instance) = self.instance.as_ref() else { return };
         let staged = instance.staged();
         let counters = &*self.counters;
@@ -561,7 +581,7 @@ impl AsyncLink {
             bump(&counters.oversize, 1);
             return false;
         }
-        let metadata = self.plugin.reads_metadata.then(|| ctx.metadata());
+        let metadata = self.plugin.reads_metadata.then(|| CallMetadata::of(ctx));
         if !self.lane.offer((ctx.scope(), self.ssrc, kind, ctx.now()), metadata, bytes, patch) {
             bump(&counters.async_queue_full, 1);
             return false;

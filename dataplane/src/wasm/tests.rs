@@ -750,10 +750,10 @@ fn the_metadata_import_copies_the_streams_snapshot_and_answers_its_codes() {
 }
 
 #[test]
-fn metadata_of_reads_the_streams_its_publishers_and_its_sessions_text() {
+fn metadata_of_reads_the_streams_its_publishers_its_sessions_and_its_subscribers_text() {
     use crate::core::interceptor::Metadata;
-    // For objects 0, 1, 2 and 7 in turn: the answer to metadata_of(object, 100, 512) at 8 * object, and the text it
-    // copied sent to the publisher.
+    // For objects 0, 1, 2, 3 and 7 in turn: the answer to metadata_of(object, 100, 512), and the text it copied, sent
+    // to the publisher.
     let wat = r#"(module
       (import "ringfwd" "metadata_of" (func $metadata_of (param i32 i32 i32) (result i32)))
       (import "ringfwd" "emit_rtcp_to_publisher" (func $to_publisher (param i32 i32) (result i32)))
@@ -771,6 +771,7 @@ fn metadata_of_reads_the_streams_its_publishers_and_its_sessions_text() {
         (call $read (i32.const 0))
         (call $read (i32.const 1))
         (call $read (i32.const 2))
+        (call $read (i32.const 3))
         (call $read (i32.const 7))
         (i32.const 0)))"#;
     let plugin = load(spec("scoped", wat)).expect("loads");
@@ -782,9 +783,32 @@ fn metadata_of_reads_the_streams_its_publishers_and_its_sessions_text() {
     let n = |text: &str| (text.len() as i32).to_le_bytes().to_vec();
     let text = |text: &str| text.as_bytes().to_vec();
     let bad = abi::METADATA_BAD_OBJECT.to_le_bytes().to_vec();
+    let unavailable = abi::METADATA_UNAVAILABLE.to_le_bytes().to_vec();
     let (user, room) = ("app.user=ana\n", "app.room=r1\n");
-    let want = vec![n(user), text(user), n(""), n(room), text(room), bad];
-    assert_eq!(got, want, "the stream's, none for the publisher, the session's, -3 for an unknown object");
+    let want = vec![n(user), text(user), n(""), n(room), text(room), unavailable, bad.clone()];
+    assert_eq!(
+        got, want,
+        "the stream's, none for the publisher, the session's, no subscriber, -3 for an unknown object"
+    );
+
+    // In subscription 5's egress chain: its subscriber's text too; another subscription's is its own (none).
+    outbox.clear();
+    outbox.set_subscriber_metadata(5, Metadata::of_subscriber([("app.deafened", "1")]));
+    let now = Instant::now();
+    let mut attrs = attrs(now);
+    attrs.len_bytes = 12;
+    for (flow, subscriber) in [(5, "app.deafened=1\n"), (6, "")] {
+        let scope = Scope::Subscription { stream: 3, flow };
+        assert_eq!(chain.on_rtp(now, scope, &[0x80u8; 12], &attrs, &mut outbox), Verdict::Continue);
+        let got: Vec<Vec<u8>> = (0..outbox.len()).filter_map(|i| outbox.get(i).map(|(_, b)| b.to_vec())).collect();
+        let mut want = vec![n(user), text(user), n(""), n(room), text(room), n(subscriber)];
+        if !subscriber.is_empty() {
+            want.push(text(subscriber));
+        }
+        want.push(bad.clone());
+        assert_eq!(got, want, "flow {flow}");
+        outbox.clear();
+    }
 }
 
 #[test]

@@ -132,6 +132,8 @@ pub struct Outbox {
     rewritten_len: Option<Rewritten>,
     /// Each stream's metadata, by stream slab index (missing: none).
     metadata: Vec<Metadata>,
+    /// Each subscription's metadata (its subscriber's), by flow key (missing: none).
+    subscriber_metadata: Vec<Metadata>,
 }
 
 /// What a stream without metadata reads.
@@ -159,26 +161,32 @@ impl Outbox {
             rewritten: vec![0u8; slot_bytes].into_boxed_slice(),
             rewritten_len: None,
             metadata: Vec::new(),
+            subscriber_metadata: Vec::new(),
         }
     }
 
     /// Sets the metadata of the stream at slab index `stream` (off the hot path: a command; may allocate to make
     /// room the first time a slab index is seen). [`Metadata::none`] clears it (a stream removed or added).
     pub fn set_metadata(&mut self, stream: u32, metadata: Metadata) {
-        let index = stream as usize;
-        if index >= self.metadata.len() {
-            if metadata.is_empty() {
-                return;
-            }
-            self.metadata.resize(index + 1, Metadata::none());
-        }
-        self.metadata[index] = metadata;
+        set_slot(&mut self.metadata, stream, metadata);
     }
 
     /// The metadata of the stream at slab index `stream` (empty when it has none).
     #[inline]
     pub fn metadata(&self, stream: u32) -> &Metadata {
         self.metadata.get(stream as usize).unwrap_or(&NO_METADATA)
+    }
+
+    /// Sets the metadata of the subscription of flow key `flow` ([`Metadata::of_subscriber`]), as
+    /// [`Outbox::set_metadata`] does a stream's.
+    pub fn set_subscriber_metadata(&mut self, flow: u32, metadata: Metadata) {
+        set_slot(&mut self.subscriber_metadata, flow, metadata);
+    }
+
+    /// The metadata of the subscription of flow key `flow` (empty when its subscriber has none).
+    #[inline]
+    pub fn subscriber_metadata(&self, flow: u32) -> &Metadata {
+        self.subscriber_metadata.get(flow as usize).unwrap_or(&NO_METADATA)
     }
 
     /// The longest packet an emit or a rewrite may write.
@@ -333,6 +341,18 @@ impl Outbox {
     }
 }
 
+/// Sets `slots[index]`, making room the first time an index is seen (an empty snapshot never makes room).
+fn set_slot(slots: &mut Vec<Metadata>, index: u32, metadata: Metadata) {
+    let index = index as usize;
+    if index >= slots.len() {
+        if metadata.is_empty() {
+            return;
+        }
+        slots.resize(index + 1, Metadata::none());
+    }
+    slots[index] = metadata;
+}
+
 /// A writer for [`Outbox::push`] (and [`Context::rewrite`]) that copies `bytes` into the slot: writes nothing when they
 /// do not fit, which refuses them.
 pub fn copy_of(bytes: &[u8]) -> impl FnOnce(&mut [u8]) -> usize + '_ {
@@ -440,6 +460,27 @@ impl<'a> Context<'a> {
     #[inline]
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata().value(key)
+    }
+
+    /// In a subscription's egress chain, the metadata of the endpoint that receives it
+    /// ([`super::MetadataOf::Subscriber`]: the snapshot the control plane last gave the worker); `None` in an ingress
+    /// chain, which has no subscriber.
+    #[inline]
+    pub fn subscriber_metadata(&self) -> Option<&Metadata> {
+        match self.scope {
+            Scope::Subscription { flow, .. } => Some(self.outbox.subscriber_metadata(flow)),
+            Scope::Stream { .. } => None,
+        }
+    }
+
+    /// The text of `of`'s metadata as this chain reads it: the subscriber's from [`Context::subscriber_metadata`]
+    /// (empty in an ingress chain), the others from [`Context::metadata`].
+    #[inline]
+    pub fn metadata_text(&self, of: super::MetadataOf) -> &str {
+        match of {
+            super::MetadataOf::Subscriber => self.subscriber_metadata().map_or("", |metadata| metadata.text_of(of)),
+            _ => self.metadata().text_of(of),
+        }
     }
 
     /// Asks for [`super::Interceptor::on_timer`] at `at` (or earlier, if an earlier time is already
@@ -586,5 +627,27 @@ mod tests {
         outbox.set_metadata(3, Metadata::none());
         let ctx = Context::new(now, Scope::Stream { stream: 3 }, &mut outbox, &mut wake);
         assert!(ctx.metadata().is_empty(), "cleared");
+    }
+
+    #[test]
+    fn an_egress_chain_reads_its_subscribers_metadata_and_an_ingress_chain_has_none() {
+        use crate::core::interceptor::MetadataOf;
+        let now = Instant::now();
+        let mut outbox = Outbox::new(1, 64);
+        outbox.set_metadata(3, Metadata::from_objects([("a.s", "1")], [], []));
+        outbox.set_subscriber_metadata(5, Metadata::of_subscriber([("app.muted", "1")]));
+        outbox.set_subscriber_metadata(9, Metadata::none());
+        let mut wake = None;
+        let ctx = Context::new(now, Scope::Subscription { stream: 3, flow: 5 }, &mut outbox, &mut wake);
+        assert_eq!(ctx.metadata_text(MetadataOf::Subscriber), "app.muted=1\n");
+        assert_eq!(ctx.metadata_text(MetadataOf::Stream), "a.s=1\n", "its stream's, as before");
+        assert_eq!(ctx.subscriber_metadata().map(|m| m.text()), Some(""), "the subscriber's snapshot has no stream");
+        let ctx = Context::new(now, Scope::Subscription { stream: 3, flow: 6 }, &mut outbox, &mut wake);
+        assert!(ctx.subscriber_metadata().is_some_and(Metadata::is_empty), "a subscriber without metadata");
+        let ctx = Context::new(now, Scope::Stream { stream: 3 }, &mut outbox, &mut wake);
+        assert!(ctx.subscriber_metadata().is_none(), "an ingress chain has no subscriber");
+        assert_eq!(ctx.metadata_text(MetadataOf::Subscriber), "");
+        outbox.set_subscriber_metadata(5, Metadata::none());
+        assert!(outbox.subscriber_metadata(5).is_empty(), "cleared");
     }
 }

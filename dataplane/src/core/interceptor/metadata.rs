@@ -1,10 +1,12 @@
 //! A stream's metadata as chain members read it: a bounded, read-only snapshot of `key=value` lines, for the stream
-//! itself, its publishing endpoint and its session.
+//! itself, its publishing endpoint and its session; and a subscription's: its receiving endpoint's.
 //!
 //! Owns [`Metadata`], [`MetadataOf`] (whose text) and the bound [`MAX_METADATA_BYTES`] (per text). The control plane
-//! builds a snapshot from the three objects' key/value metadata ([`Metadata::from_objects`], off the hot path) and
-//! hands it to the stream's worker (`Command::SetStreamMetadata`), again whenever one of the three changes; the
-//! worker keeps it per stream and each chain call reads it through [`super::Context::metadata`]. A snapshot is
+//! builds a stream's snapshot from the three objects' key/value metadata ([`Metadata::from_objects`], off the hot
+//! path) and hands it to the stream's worker (`Command::SetStreamMetadata`), again whenever one of the three changes;
+//! the worker keeps it per stream and each chain call reads it through [`super::Context::metadata`]. A subscription's
+//! snapshot holds only its subscriber's text ([`Metadata::of_subscriber`], `Command::SetSubscriptionMetadata`, kept
+//! per subscription, read by its egress chain through [`super::Context::subscriber_metadata`]). A snapshot is
 //! immutable and shared by reference count, so handing it to a call never allocates. Must never be built or changed
 //! on the packet path.
 
@@ -23,14 +25,18 @@ pub enum MetadataOf {
     Publisher,
     /// The stream's session.
     Session,
+    /// The endpoint that receives a subscription: only in a subscription's snapshot (read by its egress chain); a
+    /// stream's snapshot has none.
+    Subscriber,
 }
 
-/// The three texts of one snapshot.
+/// The texts of one snapshot: a stream's first three, a subscription's the last.
 #[derive(Default, PartialEq, Eq)]
 pub(crate) struct Texts {
     stream: Box<str>,
     publisher: Box<str>,
     session: Box<str>,
+    subscriber: Box<str>,
 }
 
 impl Texts {
@@ -41,6 +47,7 @@ impl Texts {
             MetadataOf::Stream => &self.stream,
             MetadataOf::Publisher => &self.publisher,
             MetadataOf::Session => &self.session,
+            MetadataOf::Subscriber => &self.subscriber,
         }
     }
 }
@@ -71,7 +78,22 @@ impl Metadata {
         publisher: impl IntoIterator<Item = (&'b str, &'b str)>,
         session: impl IntoIterator<Item = (&'c str, &'c str)>,
     ) -> Metadata {
-        let texts = Texts { stream: lines(stream), publisher: lines(publisher), session: lines(session) };
+        let texts = Texts {
+            stream: lines(stream),
+            publisher: lines(publisher),
+            session: lines(session),
+            subscriber: Box::default(),
+        };
+        Metadata::of_texts(texts)
+    }
+
+    /// A subscription's snapshot: the `pairs` of the endpoint that receives it, as [`Metadata::from_objects`] makes
+    /// each text ([`MetadataOf::Subscriber`]; the other texts are empty).
+    pub fn of_subscriber<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Metadata {
+        Metadata::of_texts(Texts { subscriber: lines(pairs), ..Texts::default() })
+    }
+
+    fn of_texts(texts: Texts) -> Metadata {
         if texts == Texts::default() {
             return Metadata(None);
         }
@@ -90,7 +112,7 @@ impl Metadata {
         self.0.as_deref().map_or("", |texts| texts.of(of))
     }
 
-    /// True when none of the three has metadata.
+    /// True when none of its objects has metadata.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
@@ -142,7 +164,11 @@ impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (stream, publisher, session) =
             (self.text(), self.text_of(MetadataOf::Publisher), self.text_of(MetadataOf::Session));
-        write!(f, "Metadata(stream {stream:?}, publisher {publisher:?}, session {session:?})")
+        let subscriber = self.text_of(MetadataOf::Subscriber);
+        write!(
+            f,
+            "Metadata(stream {stream:?}, publisher {publisher:?}, session {session:?}, subscriber {subscriber:?})"
+        )
     }
 }
 
@@ -179,6 +205,17 @@ mod tests {
         let value = "v".repeat(MAX_METADATA_BYTES - 8);
         let full = Metadata::from_objects([("a.b", value.as_str())], [("a.b", value.as_str())], []);
         assert_eq!(full.text().len() + full.text_of(MetadataOf::Publisher).len(), 2 * (MAX_METADATA_BYTES - 3));
+    }
+
+    #[test]
+    fn a_subscriptions_snapshot_holds_its_subscribers_text_only() {
+        let metadata = Metadata::of_subscriber([("app.muted", "1")]);
+        assert_eq!(metadata.text_of(MetadataOf::Subscriber), "app.muted=1\n");
+        assert_eq!(metadata.value_of(MetadataOf::Subscriber, "app.muted"), Some("1"));
+        assert_eq!((metadata.text(), metadata.text_of(MetadataOf::Publisher)), ("", ""));
+        assert!(Metadata::of_subscriber([]).is_empty());
+        let stream = Metadata::from_objects([("a.b", "1")], [("a.b", "2")], [("a.b", "3")]);
+        assert_eq!(stream.text_of(MetadataOf::Subscriber), "", "a stream's snapshot has no subscriber");
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn refused_copies_count_as_tx_full() {
     let pkt = rtp(SSRC, 1, 1, b"x");
     let mut egress = Recorder::new();
     egress.refuse = true;
-    assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::Dropped(DropReason::TxFull));
+    assert_eq!(h.send(0, publisher(), &pkt, &mut egress), Outcome::CopiesDropped(DropReason::TxFull));
     let c = h.fwd.counters();
     assert_eq!((c.drop_tx_full, c.forwarded_packets), (2, 0));
 }

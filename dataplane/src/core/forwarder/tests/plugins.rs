@@ -430,3 +430,44 @@ fn a_subscribers_compound_rewritten_in_its_egress_chain_and_the_ingress_chain_re
     let c = h.fwd.counters();
     assert_eq!((c.rewritten_by_plugin, c.feedback_forwarded), (2, 1));
 }
+
+/// Egress: drops every RTP copy.
+#[derive(Debug)]
+struct DropCopies;
+
+impl Interceptor for DropCopies {
+    fn on_rtp(&mut self, _pkt: &[u8], _attrs: &RtpAttrs, _ctx: &mut Context<'_>) -> Verdict {
+        Verdict::Drop(DropReason::Plugin)
+    }
+}
+
+#[test]
+fn a_copy_an_egress_plugin_drops_is_counted_once_even_when_it_was_the_only_one() {
+    let plugins = Plugins::none().with_egress("drop_copies", |_| Box::new(DropCopies)).expect("registered");
+    let mut h = Harness::new();
+    h.fwd.set_plugins(plugins.clone());
+    h.stream(1, SSRC, SourcePolicy::Fixed(publisher()));
+    let mut egress = EgressSpec::default();
+    egress.plugins.push(plugins.find("drop_copies").expect("drop_copies")).expect("room");
+    let dropping = Command::AddSubscription {
+        id: SubscriptionId(1),
+        stream: StreamId(1),
+        dest: addr("127.0.0.11:6001"),
+        socket: 0,
+        rewrite: Rewrite::default(),
+        paused: false,
+        egress,
+        continues: None,
+    };
+    h.fwd.apply(h.start, dropping).expect("subscription");
+    let mut out = Recorder::new();
+    for seq in 0..3u16 {
+        let outcome = h.send(u64::from(seq), publisher(), &rtp(SSRC, seq, 0, b"x"), &mut out);
+        assert_eq!(outcome, Outcome::CopiesDropped(DropReason::Plugin));
+    }
+    assert_eq!(h.fwd.counters().drop_plugin, 3, "one per copy, not again for the datagram");
+    h.sub(2, 1, "127.0.0.12:6002", Rewrite::default()).expect("a plain subscription beside it");
+    let outcome = h.send(3, publisher(), &rtp(SSRC, 3, 0, b"x"), &mut out);
+    assert_eq!(outcome, Outcome::Forwarded { copies: 1 });
+    assert_eq!(h.fwd.counters().drop_plugin, 4);
+}
