@@ -319,13 +319,13 @@ impl Accounting {
             return;
         }
         let sent_pt = bench.marker_pt & 0x7f;
-        let want_byte1 = match (red, primary_pt) {
-            (Some(red), Some(primary_pt)) if primary_pt == sent_pt => (bench.marker_pt & 0x80) | red,
-            // The primary block says another payload type than the publisher sent: never a valid byte 1.
-            (Some(_), _) => !datagram[1],
-            _ => (bench.marker_pt & 0x80) | self.pt_maps[i][usize::from(sent_pt)],
+        // A RED packet carries the RED payload type in its header and the publisher's in its primary block's; any
+        // other packet the publisher's, through the subscription's map.
+        let byte1_ok = match red {
+            Some(red) => primary_pt == Some(sent_pt) && datagram[1] == (bench.marker_pt & 0x80) | red,
+            None => datagram[1] == (bench.marker_pt & 0x80) | self.pt_maps[i][usize::from(sent_pt)],
         };
-        let header_ok = datagram[1] == want_byte1
+        let header_ok = byte1_ok
             && rtp.sequence_number() == bench.rtp_seq.wrapping_add(spec.seq_offset)
             && rtp.timestamp() == bench.rtp_timestamp.wrapping_add(spec.ts_offset);
         if !header_ok {

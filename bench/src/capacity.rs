@@ -242,7 +242,7 @@ fn measure_size(
         what: format!("capacity size {size}"),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let mut rig = launch::build_rig(&scenario, &options.chains)?;
+    let mut rig = launch::build_rig(&scenario, options.chains.red_pt())?;
     let files = launch::write_configs(&scenario, &rig, placement, options.idle, &options.chains, &options.work_dir)?;
     let kind = ForwarderKind::Ringfwd;
     let mut proc = launch::start_routed(kind, &files, &scenario, &options.binaries, &options.work_dir, &mut rig)?;

@@ -256,7 +256,7 @@ fn prepare(
     scenario: &Scenario,
     placement: &launch::Placement,
 ) -> Result<(Rig, ScenarioFiles), CompareError> {
-    let rig = build_rig(scenario, &options.chains)?;
+    let rig = build_rig(scenario, options.chains.red_pt())?;
     let files = write_configs(scenario, &rig, placement, options.idle, &options.chains, &options.work_dir)?;
     Ok((rig, files))
 }

@@ -137,13 +137,14 @@ pub fn place(pinning: &Pinning) -> Result<Placement, LaunchError> {
 }
 
 /// Binds the sink and one socket per publisher of `scenario`; the sink expects the static plan until
-/// [`start_routed`] arms it, and unwraps the RED payloads `chains`' plugins make (if any).
-pub fn build_rig(scenario: &Scenario, chains: &Chains) -> Result<Rig, LaunchError> {
+/// [`start_routed`] arms it, and unwraps RED payloads of `red_pt` (what a plugin makes: [`Chains::red_pt`], or
+/// `run --red-pt` for a daemon started by hand), if given.
+pub fn build_rig(scenario: &Scenario, red_pt: Option<u8>) -> Result<Rig, LaunchError> {
     let sink_socket = Sink::bind(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(io_err("binding the sink"))?;
     let sockets = (0..scenario.publishers).map(|_| publisher_socket()).collect::<Result<Vec<_>, _>>()?;
     let gen = Generator::new(sockets, &scenario.streams, true)?;
     let mut accounting = Accounting::new(scenario.flow_specs(), scenario.streams.len());
-    accounting.unwrap_red(chains.red_pt());
+    accounting.unwrap_red(red_pt);
     let sink = Sink::new(sink_socket, accounting).map_err(io_err("setting up the sink"))?;
     Ok(Rig { gen, sink, epoch: Epoch::new() })
 }
@@ -310,7 +311,7 @@ pub fn start_ringfwd(
     binaries: &Binaries,
     work_dir: &Path,
 ) -> Result<RoutedRingfwd, LaunchError> {
-    let mut rig = build_rig(scenario, chains)?;
+    let mut rig = build_rig(scenario, chains.red_pt())?;
     let files = write_configs(scenario, &rig, placement, idle, chains, work_dir)?;
     let kind = ForwarderKind::Ringfwd;
     let process = start_routed(kind, &files, scenario, binaries, work_dir, &mut rig)?;

@@ -132,8 +132,7 @@ fn control_err(e: control::ControlError) -> CompareError {
 pub fn run(options: &RunOptions) -> Result<RunResult, CompareError> {
     let scenario = &options.scenario;
     launch::place(&options.pinning)?;
-    let mut rig = launch::build_rig(scenario, &crate::chains::Chains::default())?;
-    rig.sink.accounting.unwrap_red(options.red_pt);
+    let mut rig = launch::build_rig(scenario, options.red_pt)?;
     let io = |what: &str| {
         let what = what.to_string();
         move |source| CompareError::Io { what, source }

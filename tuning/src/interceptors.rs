@@ -123,12 +123,12 @@ pub struct ChainError {
     pub reason: String,
 }
 
-/// Checks a chain's `names` for `side` against the built-ins and the registered `plugins`: each exists, runs on
-/// this side and is named once, a plugin's options parse and the plugin takes them, and at most
-/// [`MAX_PLUGINS_PER_CHAIN`] plugins. Returned in chain order, plugins' options in their canonical spelling. The config's
-/// default chains and every API request are checked by this one function: when the config is read, before any
-/// registry exists, with `plugins` `None` (a name that is no built-in's is taken as a plugin's, its registration
-/// checked at start-up, where the daemon checks the default chains again with its registry).
+/// Checks a chain's `names` for `side` against the built-ins and the registered `plugins`: each exists, runs on this
+/// side and is named once, a plugin's options parse and the plugin takes them, and at most [`MAX_PLUGINS_PER_CHAIN`]
+/// plugins. Returned in chain order, plugins' options in their canonical spelling. The config's default chains and
+/// every API request are checked by this one function: when the config is read, before any registry exists, with
+/// `plugins` `None` (a name that is no built-in's is taken as a plugin's, its registration checked at start-up, where
+/// the daemon checks the default chains again with its registry).
 pub fn resolve_chain<'a>(
     names: impl IntoIterator<Item = &'a str>,
     side: ChainSide,

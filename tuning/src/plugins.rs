@@ -181,10 +181,10 @@ pub fn validate_plugins(plugins: &[PluginConfig]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// One plugin's settings, the rules every plugin passes wherever it comes from (the config's `[[plugins]]`, the
-/// API's `LoadPlugin`): its name valid, each chain named once, each limit in range, the parameters within the ABI's
-/// bounds, the async keys only with `mode = "async"` and its queue size in range. `key` names a field (`name`, `chains`, ...) as the error reports it. The module (`path`) is not checked
-/// here: see [`check_plugin_path`].
+/// One plugin's settings, the rules every plugin passes wherever it comes from (the config's `[[plugins]]`, the API's
+/// `LoadPlugin`): its name valid, each chain named once, each limit in range, the parameters within the ABI's bounds,
+/// the async keys only with `mode = "async"` and its queue size in range. `key` names a field (`name`, `chains`, ...)
+/// as the error reports it. The module (`path`) is not checked here: see [`check_plugin_path`].
 pub fn check_plugin(plugin: &PluginConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     check_plugin_name(&plugin.name).map_err(|e| ConfigError::invalid(key("name"), &plugin.name, e.to_string()))?;
     let chains = &plugin.chains;

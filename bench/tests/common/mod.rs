@@ -96,7 +96,7 @@ pub fn run_with_chains(
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len());
     let placement = Placement { bench_core: 0, worker_core: if cores >= 2 { 1 } else { 0 }, control_cores: Vec::new() };
     let dir = work_dir(&format!("{kind}-{scenario_name}"));
-    let mut rig = launch::build_rig(&scenario, chains).unwrap();
+    let mut rig = launch::build_rig(&scenario, chains.red_pt()).unwrap();
     let files = launch::write_configs(&scenario, &rig, &placement, IdleStrategy::Sleep, chains, &dir).unwrap();
     let process = launch::start_routed(kind, &files, &scenario, &binaries(kind), &dir, &mut rig)
         .unwrap_or_else(|e| panic!("{kind}: {e}"));

@@ -21,12 +21,11 @@ use super::Registry;
 impl Registry {
     /// Plans what the data plane's report "stream `stream` now takes its packets from `source`" changes:
     /// `None` when there is nothing to do (the stream is gone, its publisher does not latch, or already
-    /// receives at `source`, or the node has no media socket of `source`'s family). Otherwise, for each
-    /// subscription the publisher receives and not yet sent to `source`, on its worker, a `SetDestination`
-    /// (moving its feedback key with it), and where it has a feedback route on another worker, the old route
-    /// removed and the new one added; last, for each unpaused video subscription that moves, a keyframe request
-    /// (see [`Plan::request_keyframe`]): what was sent before the move did not reach the peer. The outcome is the endpoint with its
-    /// latched address.
+    /// receives at `source`, or the node has no media socket of `source`'s family). Otherwise, for each subscription
+    /// the publisher receives and not yet sent to `source`, on its worker, a `SetDestination` (moving its feedback key
+    /// with it), and where it has a feedback route on another worker, the old route removed and the new one added;
+    /// last, for each unpaused video subscription that moves, a keyframe request (see [`Plan::request_keyframe`]): what
+    /// was sent before the move did not reach the peer. The outcome is the endpoint with its latched address.
     pub fn plan_latch(&self, stream: StreamId, source: SocketAddr) -> Option<Plan> {
         let (session_id, session, record) = self.sessions.iter().find_map(|(session_id, session)| {
             let record = session.streams.values().find(|s| s.data_plane_id == stream)?;

@@ -83,8 +83,8 @@ pub enum Command {
         id: SubscriptionId,
         /// The stream to forward.
         stream: StreamId,
-        /// The subscriber's address. Port 0 ([`NO_DESTINATION`]): none yet (a latching subscriber that has not sent): the
-        /// subscription is held, nothing goes to it (each copy counted as `not_sent_no_destination`) until a
+        /// The subscriber's address. Port 0 ([`NO_DESTINATION`]): none yet (a latching subscriber that has not sent):
+        /// the subscription is held, nothing goes to it (each copy counted as `not_sent_no_destination`) until a
         /// `SetDestination`.
         dest: SocketAddr,
         /// Index of the worker socket to send from (the driver's numbering).
@@ -146,10 +146,10 @@ pub enum Command {
         /// Its ingress interceptors from now on.
         ingress: IngressSpec,
     },
-    /// Gives stream `id`'s chains its metadata from now on, between two packets: a snapshot the control plane built
-    /// of the stream's, its publisher's and its session's metadata ([`Metadata::from_objects`]), read by every member of the stream's ingress chain and of its subscriptions' egress
-    /// chains ([`super::interceptor::Context::metadata`]). [`Metadata::none`] clears it. A stream starts with none
-    /// (an `AddStream` clears what its slot held).
+    /// Gives stream `id`'s chains its metadata from now on, between two packets: a snapshot the control plane built of
+    /// the stream's, its publisher's and its session's metadata ([`Metadata::from_objects`]), read by every member of
+    /// the stream's ingress chain and of its subscriptions' egress chains ([`super::interceptor::Context::metadata`]).
+    /// [`Metadata::none`] clears it. A stream starts with none (an `AddStream` clears what its slot held).
     SetStreamMetadata {
         /// The stream.
         id: StreamId,

@@ -453,9 +453,9 @@ impl Instance {
     }
 }
 
-/// One call of `func` with `fuel` (its staging area cleared first; it may rewrite as `rewritable` says): its result, a trap or
-/// running out of fuel as a [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of a `TypedFunc` clones its type,
-/// a reference count, which the per-packet path must not touch.
+/// One call of `func` with `fuel` (its staging area cleared first; it may rewrite as `rewritable` says): its result, a
+/// trap or running out of fuel as a [`Fault`], and the fuel it used. Borrows the function, never clones it: a clone of
+/// a `TypedFunc` clones its type, a reference count, which the per-packet path must not touch.
 #[inline]
 fn call<P: WasmParams, R: WasmResults>(
     store: &mut Store<Host>,

@@ -356,8 +356,8 @@ pub(crate) struct Shared {
     pub(crate) mode: PluginMode,
     /// It exports `on_rtcp`.
     pub(crate) wants_rtcp: bool,
-    /// It imports `metadata` or `metadata_of`: only then is a call's metadata lent to its instances, and a copy toward its thread
-    /// carries the stream's metadata.
+    /// It imports `metadata` or `metadata_of`: only then is a call's metadata lent to its instances, and a copy toward
+    /// its thread carries the stream's metadata.
     pub(crate) reads_metadata: bool,
     /// Its thread for async attachments (stopped when the plugin is dropped): started at load, parked, and
     /// instantiating the plugin only once a chain runs it async.
