@@ -3,7 +3,8 @@
 //! Owns the microbenchmark: every built-in alone in a `Chain` bound by `ChainFactory` from
 //! `spec::from_config` with the default `[interceptors]` parameters (ns per RTP packet, timers that fall
 //! due included, the outbox drained), the feedback costs (a subscriber's NACK answered from the
-//! retransmission cache, a PLI through the keyframe throttle), and the whole `Forwarder` with a
+//! retransmission cache, a PLI through the keyframe throttle), the plugin rows (`plugins`: per RTP packet, and per
+//! publisher's RTCP compound for a plugin that reads it and one that rewrites it), and the whole `Forwarder` with a
 //! fan-out of [`FAN_OUT`] with the default chains and with none. Each figure is raw and net of its
 //! baseline (the same loop through an empty chain, or the forwarder without interceptors). Repetitions
 //! are interleaved (one of every row, then the next), so a noisy moment hits every row alike.
@@ -26,7 +27,7 @@ use ringfwd_tuning::{InterceptorName, Interceptors};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
-use rows::{forwarder_once, nack_once, pli_once, rtp_once, Member, Side, PLI_SPACING_MS, TIMER_SWEEP};
+use rows::{forwarder_once, nack_once, pli_once, rtcp_once, rtp_once, Member, Side, PLI_SPACING_MS, TIMER_SWEEP};
 use workload::{CLOCK_RATE_HZ, PACKETS_PER_SECOND};
 
 pub use render::{markdown, render};
@@ -282,6 +283,13 @@ pub fn run(options: &MicroOptions) -> Result<MicroReport, MicroError> {
     jobs.push(("baseline_pli", "pli", None, Box::new(move |n| pli_once("baseline_pli", false, config, n, t0))));
     let pli = move |n| pli_once("keyframe_throttle_per_pli", true, config, n, t0);
     jobs.push(("keyframe_throttle_per_pli", "pli", Some("baseline_pli"), Box::new(pli)));
+    let baseline_rtcp = move |n| rtcp_once("baseline_rtcp", Member::Empty, false, config, n, t0);
+    jobs.push(("baseline_rtcp", "rtcp", None, Box::new(baseline_rtcp)));
+    for (name, plugin, rewrites) in plugins::RTCP_ROWS {
+        let member = Member::Plugin { plugins, name: plugin, drops: false };
+        let once = move |n| rtcp_once(name, member, rewrites, config, n, t0);
+        jobs.push((name, "rtcp", Some("baseline_rtcp"), Box::new(once)));
+    }
     jobs.push(("forwarder_empty", "received rtp", None, Box::new(move |n| forwarder_once(false, None, config, n, t0))));
     let default = move |n| forwarder_once(true, None, config, n, t0);
     jobs.push(("forwarder_default", "received rtp", Some("forwarder_empty"), Box::new(default)));

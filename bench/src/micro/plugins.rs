@@ -4,9 +4,11 @@
 //! rewrite: the packet read back out of the plugin's memory, checked, its attributes read again), and the
 //! WebAssembly no-op in async mode (`async_pass = forward`: the worker's cost is copying the packet into a free box
 //! of its queue and waking the plugin's thread if it sleeps; the calls run on that thread, which the bench process
-//! started before it pinned itself).
+//! started before it pinned itself). For RTCP, a WebAssembly plugin whose `on_rtcp` answers continue, and one whose
+//! `on_rtcp` rewrites the publisher's compound into its first packet (the SR, its SDES left out: the host's side of an
+//! RTCP rewrite, the compound read back out of the plugin's memory, validated, passed on).
 //!
-//! Owns [`registry`] (the five, registered as the daemon registers them) and the row table. Must never time
+//! Owns [`registry`] (the seven, registered as the daemon registers them) and the row tables. Must never time
 //! anything itself: rows.rs's loops do.
 
 use ringfwd_dataplane::control::Plugins;
@@ -40,6 +42,27 @@ pub(super) const WASM_GROW: &str = r#"(module
     (drop (call $rewrite (i32.add (local.get $len) (i32.const 4))))
     (i32.const 0)))"#;
 
+/// Lets every RTP packet and RTCP compound through.
+const WASM_RTCP_NOOP: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0))
+  (func (export "on_rtcp") (param i32 i32 i32 i32 i64) (result i32) (i32.const 0)))"#;
+
+/// Rewrites every RTCP compound into its first packet (its length from bytes 2..4).
+const WASM_RTCP_FIRST: &str = r#"(module
+  (import "ringfwd" "rewrite" (func $rewrite (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "ringfwd_abi_version") (result i32) (i32.const 1))
+  (func (export "ringfwd_packet_buffer") (result i32) (i32.const 1024))
+  (func (export "on_rtp") (param i32 i32 i32 i64 i64) (result i32) (i32.const 0))
+  (func (export "on_rtcp") (param i32 i32 i32 i32 i64) (result i32)
+    (drop (call $rewrite (i32.add (i32.const 4) (i32.shl
+      (i32.or (i32.shl (i32.load8_u (i32.const 1026)) (i32.const 8)) (i32.load8_u (i32.const 1027)))
+      (i32.const 2)))))
+    (i32.const 0)))"#;
+
 /// At most `MAX` packets per one-second window, the window starting with the first packet after the last one ended.
 fn wasm_throttle(max_pps: u64) -> String {
     format!(
@@ -67,10 +90,14 @@ pub(super) const ROWS: [(&str, &str, bool); 5] = [
     ("plugin_wasm_async", "wasm_async", false),
 ];
 
+/// The RTCP plugin rows: name, plugin, whether it rewrites every compound.
+pub(super) const RTCP_ROWS: [(&str, &str, bool); 2] =
+    [("plugin_wasm_rtcp_noop", "wasm_rtcp_noop", false), ("plugin_wasm_rtcp_rewrite", "wasm_rtcp_first", true)];
+
 /// The async row's queue: copies the bench thread may hand the plugin's thread ahead of it.
 const ASYNC_QUEUE_PACKETS: u32 = 4096;
 
-/// The five plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
+/// The seven plugins, registered for ingress chains, and the WebAssembly ones' handles (for their counters).
 pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
     let broken = |e: String| MicroError::Template { message: e };
     let engine = Engine::new().map_err(broken)?;
@@ -101,6 +128,8 @@ pub(super) fn registry() -> Result<(Plugins, Vec<WasmPlugin>), MicroError> {
         load("wasm_throttle", wasm_throttle(PACKETS_PER_SECOND * 8 / 10), sync)?,
         load("wasm_grow", WASM_GROW.into(), sync)?,
         load("wasm_async", WASM_NOOP.into(), wasm::PluginMode::Async(forward))?,
+        load("wasm_rtcp_noop", WASM_RTCP_NOOP.into(), sync)?,
+        load("wasm_rtcp_first", WASM_RTCP_FIRST.into(), sync)?,
     ];
     let mut plugins =
         Plugins::none().with_ingress("native_noop", |_| Box::new(NativeNoop)).map_err(|e| broken(e.to_string()))?;

@@ -320,6 +320,50 @@ pub(super) fn pli_once(
     Ok((elapsed, counts))
 }
 
+/// `n` copies of the publisher's compound (SR + SDES, [`workload::sender_compound`]) through an ingress chain holding
+/// `member` (or nothing), one every [`PLI_SPACING_MS`]; a compound a plugin rewrote is taken from the outbox as the
+/// forwarder takes it. `rewrites`: the member is expected to rewrite every compound.
+pub(super) fn rtcp_once(
+    row: &'static str,
+    member: Member<'_>,
+    rewrites: bool,
+    config: &Interceptors,
+    n: u64,
+    t0: Instant,
+) -> Result<(Duration, Vec<Sanity>), MicroError> {
+    let mut chain = bind(row, Side::Ingress, member, config, t0)?;
+    let scope = Side::Ingress.scope();
+    let mut outbox = Outbox::new(OUTBOX_PACKETS, MAX_PACKET_BYTES);
+    let compound = workload::sender_compound()?;
+    let (mut parsed, mut passed, mut rewritten, mut emitted) = (0u64, 0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for k in 0..n {
+        let now = t0 + Duration::from_millis(k * PLI_SPACING_MS);
+        let Ok(parsed_compound) = RtcpCompound::parse(black_box(&compound)) else {
+            continue;
+        };
+        parsed += 1;
+        if chain.on_rtcp(now, scope, &parsed_compound, RtcpFrom::Publisher, &mut outbox) == Verdict::Continue {
+            passed += 1;
+        }
+        if let Some(bytes) = outbox.take_rewritten() {
+            rewritten += 1;
+            black_box(bytes);
+        }
+        settle(&mut chain, now, scope, &mut outbox, &mut emitted);
+    }
+    let elapsed = started.elapsed();
+    Ok((
+        elapsed,
+        vec![
+            sanity("parsed", parsed, true),
+            sanity("passed on", passed, true),
+            sanity("rewritten", rewritten, rewrites),
+            sanity("emitted", emitted, false),
+        ],
+    ))
+}
+
 /// Counts what the forwarder queued, sends nothing.
 #[derive(Debug, Default)]
 struct CountingEgress {

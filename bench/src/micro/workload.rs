@@ -162,6 +162,25 @@ pub fn set_nack_pid(nack: &mut [u8], seq: SeqNo) {
     nack[12..14].copy_from_slice(&seq.0.to_be_bytes());
 }
 
+/// The publisher's compound as a user agent sends it: an SR with one report block, then an SDES chunk telling more
+/// than a receiver needs (CNAME, NAME, EMAIL, TOOL).
+pub fn sender_compound() -> Result<Vec<u8>, MicroError> {
+    use rtcp::reception_report::ReceptionReport;
+    use rtcp::sender_report::SenderReport;
+    use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
+    let report = ReceptionReport { ssrc: SUBSCRIBER_SSRC, last_sequence_number: 7, ..Default::default() };
+    let sr = SenderReport { ssrc: PUBLISHER_SSRC, packet_count: 100, reports: vec![report], ..Default::default() };
+    let item = |sdes_type, text: &str| SourceDescriptionItem { sdes_type, text: text.as_bytes().to_vec().into() };
+    let items = vec![
+        item(SdesType::SdesCname, "cam-7.example"),
+        item(SdesType::SdesName, "Alice"),
+        item(SdesType::SdesEmail, "alice.example.org"),
+        item(SdesType::SdesTool, "camera-app"),
+    ];
+    let sdes = SourceDescription { chunks: vec![SourceDescriptionChunk { source: PUBLISHER_SSRC, items }] };
+    marshal(vec![Box::new(sr), Box::new(sdes)])
+}
+
 /// A subscriber's PLI for the publisher's stream.
 pub fn pli() -> Result<Vec<u8>, MicroError> {
     use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
