@@ -195,7 +195,7 @@ const RTP_ROWS: [(&str, Side, InterceptorName, bool); 10] = [
 ];
 
 /// Every row name, in the order of the report.
-pub const ROW_NAMES: [&str; 24] = [
+pub const ROW_NAMES: [&str; 27] = [
     "baseline_rtp",
     "rate_limit",
     "stats_ingress",
@@ -216,6 +216,9 @@ pub const ROW_NAMES: [&str; 24] = [
     "nack_cache_per_nack",
     "baseline_pli",
     "keyframe_throttle_per_pli",
+    "baseline_rtcp",
+    "plugin_wasm_rtcp_noop",
+    "plugin_wasm_rtcp_rewrite",
     "forwarder_empty",
     "forwarder_default",
     "forwarder_default_wasm_noop",
@@ -404,6 +407,9 @@ mod tests {
         assert_eq!(count(rewrite, "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
         assert_eq!(count(rewrite, "rewritten by a plugin"), Some(2000));
         assert_eq!(count("plugin_wasm_rewrite", "rewritten"), Some(2000));
+        assert_eq!(count("plugin_wasm_rtcp_noop", "passed on"), Some(2000), "every compound let through");
+        assert_eq!(count("plugin_wasm_rtcp_noop", "rewritten"), Some(0));
+        assert_eq!(count("plugin_wasm_rtcp_rewrite", "rewritten"), Some(2000), "every compound rewritten");
         assert_eq!(count("forwarder_empty", "copies forwarded"), Some(2000 * u64::from(FAN_OUT)));
         assert_eq!(count("forwarder_empty", "interceptor packets emitted"), Some(0));
         let filtered = count("payload_type_filter", "filtered").unwrap_or(0);
