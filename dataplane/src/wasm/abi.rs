@@ -28,7 +28,7 @@
 //! | `rewrite` | `(len: i32) -> i32` | the packet buffer now holds the packet to pass on, `len` bytes (`on_rtp` and `on_rtcp`) |
 //! | `inject` | `(ptr: i32, len: i32) -> i32` | an RTP packet of this stream in the publisher's numbering, fanned out to every subscription as if the publisher sent it (ingress only) |
 //! | `metadata` | `(ptr: i32, cap: i32) -> i32` | copies the calling packet's stream metadata to `ptr` (see below) |
-//! | `metadata_of` | `(object: i32, ptr: i32, cap: i32) -> i32` | the same for the stream (0), its publishing endpoint (1) or its session (2) |
+//! | `metadata_of` | `(object: i32, ptr: i32, cap: i32) -> i32` | the same for the stream (0), its publishing endpoint (1), its session (2) or, in an egress chain, the subscriber (3) |
 //!
 //! An emit copies `len` bytes from the plugin's memory at `ptr` and answers 0, or −1 when refused (out of its
 //! memory, longer than [`PACKET_BUFFER_BYTES`], more than [`MAX_EMITS_PER_CALL`] in one call). The packets go out
