@@ -1,6 +1,7 @@
 //! GStreamer's command-line tools as test peers: installing them (`tests/scripts/install-gstreamer.sh`), running
 //! `gst-launch-1.0` pipelines with their output in a file, and reading what `-v` prints (`rtpsession` statistics,
-//! per-source statistics, `fakesink` lines).
+//! per-source statistics, `fakesink` lines), and waiting until a sending pipeline is done ([`wait_media_sent`], which
+//! reads the daemon's receive counter through the API).
 //!
 //! Owns nothing of the daemon. Every pipeline is killed when its handle is dropped (a [`Process`]), so no test leaves
 //! one running.
@@ -8,14 +9,19 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::api::{worker_total, Api};
 use crate::interop::install;
 use crate::process::Process;
 pub use crate::process::STOP_TIMEOUT;
 
 /// How long a pipeline may take to start playing.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a sender may take to send its frames ([`wait_media_sent`]).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// No RTP for this long after some means the sender sent its last frame ([`wait_media_sent`]).
+pub const QUIET: Duration = Duration::from_millis(1500);
 
 /// Runs the install script, which does nothing when `gst-launch-1.0` and every element the pipelines use
 /// are present (it owns that list) and installs them otherwise. `false`: it could not, and the test must return
@@ -222,5 +228,24 @@ mod tests {
         let newest = newest_source(output, Some(OUT_SSRC), "have-sr", "true").expect("an entry");
         assert_eq!(field(&newest, "rtcp-from"), Some("127.0.0.1:41000"));
         assert!(newest_source(output, Some(8), "have-sr", "true").is_none());
+    }
+}
+
+/// Waits until the sender `tx` has sent all its frames: it exited (after its last frame, the BYE and EOS), or the
+/// daemon behind `api` received RTP and then none for [`QUIET`]. The second way is needed: now and then the sender's
+/// `rtpbin` never lets EOS through after its last frame (seen about once in ten runs, GStreamer 1.22), so a test does
+/// not depend on it. Fails the test (with the sender's output) after [`SEND_TIMEOUT`].
+pub fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
+    let deadline = Instant::now() + SEND_TIMEOUT;
+    let (mut last_rx_rtp, mut since) = (0, Instant::now());
+    while tx.exited().is_none() {
+        let rx_rtp = worker_total(&api.node(), "rx_rtp");
+        if rx_rtp != last_rx_rtp {
+            (last_rx_rtp, since) = (rx_rtp, Instant::now());
+        } else if rx_rtp > 0 && since.elapsed() >= QUIET {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -47,12 +47,12 @@
 //! bounded in time and killed on every exit path.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, v1, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::gst::{
-    ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, vp8_publisher, words,
-    Pipeline,
+    ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, vp8_publisher,
+    wait_media_sent, words, Pipeline,
 };
 use ringfwd_tests::relay::{compound, Compound, RtcpTap};
 use ringfwd_tests::Daemon;
@@ -72,31 +72,8 @@ const FRAMES: u32 = 150;
 const DROP_EVERY: usize = 20;
 /// At least this fraction of the frames must be decoded (without retransmission 0.95^7 ≈ 0.70 are, 0.76 measured).
 const MIN_DECODED_FRACTION: f64 = 0.9;
-/// How long the sender may take to send its frames (5 s of them).
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// No RTP for this long after some means the sender sent its last frame.
-const QUIET: Duration = Duration::from_millis(1500);
 /// How long the receiver keeps running after the sender finished (last retransmissions and reports).
 const LINGER: Duration = Duration::from_secs(2);
-/// Waits until the sender has sent all its frames: it exited (after its last frame, the BYE and EOS), or
-/// ringfwd received RTP and then none for [`QUIET`]. The second way is needed: now and then the sender's
-/// `rtpbin` never lets EOS through after its last frame (seen about once in ten runs, GStreamer 1.22), so
-/// the test does not depend on it.
-fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
-    let deadline = Instant::now() + SEND_TIMEOUT;
-    let (mut last_rx_rtp, mut since) = (0, Instant::now());
-    while tx.exited().is_none() {
-        let rx_rtp = worker_total(&api.node(), "rx_rtp");
-        if rx_rtp != last_rx_rtp {
-            (last_rx_rtp, since) = (rx_rtp, Instant::now());
-        } else if rx_rtp > 0 && since.elapsed() >= QUIET {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The sender: VP8 of a moving test pattern (about 7 packets of at most 400 bytes a frame) into an AVPF
 /// `rtpbin`; its RTP and RTCP leave through one `udpsink` bound to `port`, and ringfwd's reports to it are read
 /// on `port` into the same session.

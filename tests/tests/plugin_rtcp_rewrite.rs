@@ -14,11 +14,13 @@
 //! Loopback only; every process is bounded in time and killed on every exit path.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use ringfwd_tests::api::{endpoint, subscription, v1, video_stream, wait_until, worker_total, Api};
-use ringfwd_tests::gst::{ensure_gstreamer, frames_printed, free_port, vp8_publisher, vp8_subscriber, Pipeline};
+use ringfwd_tests::api::{endpoint, subscription, v1, video_stream, wait_until, Api};
+use ringfwd_tests::gst::{
+    ensure_gstreamer, frames_printed, free_port, vp8_publisher, vp8_subscriber, wait_media_sent, Pipeline,
+};
 use ringfwd_tests::relay::RtcpTap;
 use ringfwd_tests::Daemon;
 use rtcp::source_description::{SdesType, SourceDescription};
@@ -28,10 +30,6 @@ const PUB_SSRC: u32 = 0x5D35_0001;
 const PUB_CNAME: &str = "cam-7.example";
 /// 5 s at 30 fps: long enough for the publisher's regular compounds besides its last (SR, SDES, BYE).
 const FRAMES: u32 = 150;
-/// How long the sender may take to send its frames.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// No RTP for this long after some means the sender sent its last frame.
-const QUIET: Duration = Duration::from_millis(1500);
 /// How long the publisher's BYE compound may take to reach the subscriber once the sender was stopped.
 const BYE_TIMEOUT: Duration = Duration::from_secs(10);
 const RTCP_SDES: u8 = 202;
@@ -112,23 +110,6 @@ fn logged_items(output: &str, ssrc: u32) -> Vec<(u8, String)> {
         }
     }
     items
-}
-
-/// Waits until the sender has sent all its frames: it exited, or ringfwd received RTP and then none for [`QUIET`]
-/// (now and then `rtpbin` never lets EOS through after its last frame).
-fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
-    let deadline = Instant::now() + SEND_TIMEOUT;
-    let (mut last_rx_rtp, mut since) = (0, Instant::now());
-    while tx.exited().is_none() {
-        let rx_rtp = worker_total(&api.node(), "rx_rtp");
-        if rx_rtp != last_rx_rtp {
-            (last_rx_rtp, since) = (rx_rtp, Instant::now());
-        } else if rx_rtp > 0 && since.elapsed() >= QUIET {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn says_bye(compound: &[u8]) -> bool {
