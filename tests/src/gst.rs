@@ -231,6 +231,27 @@ mod tests {
     }
 }
 
+/// The SDES items a session's debug log (`GST_DEBUG=rtpsession:5`, no colour) in `output` says it took for `ssrc`,
+/// in order, each as (item type, text): an `item N, SSRC <hex>` line names a chunk's SSRC, its `entry M, type T, len
+/// L, data D` lines follow.
+pub fn logged_sdes_items(output: &str, ssrc: u32) -> Vec<(u8, String)> {
+    let ours = format!("SSRC {ssrc:08x}");
+    let mut in_chunk = false;
+    let mut items = Vec::new();
+    for line in output.lines() {
+        if let Some((_, item)) = line.split_once("rtp_session_process_sdes: item ") {
+            in_chunk = item.trim_end().ends_with(&ours);
+        } else if let Some((_, entry)) = line.split_once("rtp_session_process_sdes: entry ") {
+            let Some((head, data)) = entry.split_once(", data ") else { continue };
+            let kind = head.split(", ").find_map(|field| field.strip_prefix("type ")).and_then(|t| t.parse().ok());
+            if let (true, Some(kind)) = (in_chunk, kind) {
+                items.push((kind, data.trim_end().to_string()));
+            }
+        }
+    }
+    items
+}
+
 /// Waits until the sender `tx` has sent all its frames: it exited (after its last frame, the BYE and EOS), or the
 /// daemon behind `api` received RTP and then none for [`QUIET`]. The second way is needed: now and then the sender's
 /// `rtpbin` never lets EOS through after its last frame (seen about once in ten runs, GStreamer 1.22), so a test does

@@ -51,8 +51,8 @@ use std::time::Duration;
 
 use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, subscription, v1, video_stream, wait_until, worker_total, Api};
 use ringfwd_tests::gst::{
-    ensure_gstreamer, field, free_port, newest_source, number, session_stats, source_stats, vp8_publisher,
-    wait_media_sent, words, Pipeline,
+    ensure_gstreamer, field, free_port, logged_sdes_items, newest_source, number, session_stats, source_stats,
+    vp8_publisher, wait_media_sent, words, Pipeline,
 };
 use ringfwd_tests::relay::{compound, Compound, RtcpTap};
 use ringfwd_tests::Daemon;
@@ -107,27 +107,6 @@ fn receiver(media: SocketAddr, port: u16) -> Vec<String> {
 
 fn took_bye(output: &str) -> bool {
     output.contains(&format!("rtp_session_process_bye: SSRC: {OUT_SSRC:08x}"))
-}
-
-/// The CNAMEs, in order, that the session's debug log (`rtpsession:5`, no colour) in `output` says SDES items
-/// about `ssrc` carried: an `item N, SSRC <hex>` line names the item's SSRC, its `entry M, type 1, len L, data
-/// <cname>` lines follow.
-fn logged_cnames(output: &str, ssrc: u32) -> Vec<String> {
-    let ours = format!("SSRC {ssrc:08x}");
-    let mut in_item = false;
-    let mut cnames = Vec::new();
-    for line in output.lines() {
-        if let Some((_, item)) = line.split_once("rtp_session_process_sdes: item ") {
-            in_item = item.trim_end().ends_with(&ours);
-        } else if let Some((_, entry)) = line.split_once("rtp_session_process_sdes: entry ") {
-            if let (true, Some((kind, data))) = (in_item, entry.split_once(", data ")) {
-                if kind.contains(", type 1,") {
-                    cnames.push(data.trim_end().to_string());
-                }
-            }
-        }
-    }
-    cnames
 }
 
 /// True if the session stats in `output` mark the out SSRC `received-bye`.
@@ -312,7 +291,11 @@ fn gstreamer_rtpbin_rtcp_passes_and_its_nacks_are_answered() {
     assert!(to_subscriber.iter().any(|c| c.bye.contains(&OUT_SSRC)), "no BYE for the out SSRC reached the subscriber");
     // The subscriber's session took the publisher's CNAME for the out SSRC (what it ties streams by), and
     // ringfwd's stand-in only before the publisher's first SDES.
-    let cnames = logged_cnames(&rx_out, OUT_SSRC);
+    let cnames: Vec<String> = logged_sdes_items(&rx_out, OUT_SSRC)
+        .into_iter()
+        .filter(|(kind, _)| *kind == 1)
+        .map(|(_, cname)| cname)
+        .collect();
     println!("receiver: CNAMEs its session took for {OUT_SSRC:#x}: {cnames:?}");
     assert!(cnames.iter().any(|c| c == PUB_CNAME), "the subscriber never took the publisher's CNAME: {cnames:?}");
     let stand_in = format!("ringfwd-{PUB_SSRC:08x}");

@@ -19,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringfwd_tests::api::{endpoint, subscription, v1, video_stream, wait_until, Api};
 use ringfwd_tests::gst::{
-    ensure_gstreamer, frames_printed, free_port, vp8_publisher, vp8_subscriber, wait_media_sent, Pipeline,
+    ensure_gstreamer, frames_printed, free_port, logged_sdes_items, vp8_publisher, vp8_subscriber, wait_media_sent,
+    Pipeline,
 };
 use ringfwd_tests::relay::RtcpTap;
 use ringfwd_tests::Daemon;
@@ -90,26 +91,6 @@ fn stripped(compound: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&rtcp::packet::marshal(&packets).expect("marshal the SDES"));
     }
     out
-}
-
-/// The SDES items `rtpsession:5` in `output` logged taking for `ssrc`: an `item N, SSRC <hex>` line names the chunk's
-/// SSRC, its `entry M, type T, len L, data D` lines follow. Each as (type, data).
-fn logged_items(output: &str, ssrc: u32) -> Vec<(u8, String)> {
-    let ours = format!("SSRC {ssrc:08x}");
-    let mut in_chunk = false;
-    let mut items = Vec::new();
-    for line in output.lines() {
-        if let Some((_, item)) = line.split_once("rtp_session_process_sdes: item ") {
-            in_chunk = item.trim_end().ends_with(&ours);
-        } else if let Some((_, entry)) = line.split_once("rtp_session_process_sdes: entry ") {
-            let Some((head, data)) = entry.split_once(", data ") else { continue };
-            let kind = head.split(", ").find_map(|field| field.strip_prefix("type ")).and_then(|t| t.parse().ok());
-            if let (true, Some(kind)) = (in_chunk, kind) {
-                items.push((kind, data.trim_end().to_string()));
-            }
-        }
-    }
-    items
 }
 
 fn says_bye(compound: &[u8]) -> bool {
@@ -216,7 +197,7 @@ fn the_c_sdes_plugin_strips_gstreamers_sdes_to_the_cname_for_one_subscriber_byte
     }
 
     // What GStreamer took: the publisher's CNAME and no other item; and it decoded the video meanwhile.
-    let logged = logged_items(&rx_out, PUB_SSRC);
+    let logged = logged_sdes_items(&rx_out, PUB_SSRC);
     assert!(!logged.is_empty(), "the receiver logged no SDES for {PUB_SSRC:#x}:\n{rx_out}");
     assert!(logged.iter().all(|(kind, data)| *kind == 1 && data == PUB_CNAME), "{logged:?}");
     let decoded = frames_printed(&rx_out);
