@@ -193,44 +193,6 @@ pub fn number(entry: &str, key: &str) -> i64 {
     field(entry, key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no number {key} in {entry}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The out SSRC of the interop test.
-    const OUT_SSRC: u32 = 0xaabb_ccdd;
-
-    #[test]
-    fn session_stats_are_parsed() {
-        // One line as `gst-launch-1.0 -v` prints it (fewer fields), after an older one.
-        let output = concat!(
-            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
-            "sent-nack-count=(uint)1;\n",
-            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
-            r#"sent-nack-count=(uint)5, source-stats=(GValueArray)< "application/x-rtp-source-stats\,\ "#,
-            r#"ssrc\=\(uint\)7\,\ internal\=\(boolean\)true\;", "application/x-rtp-source-stats\,\ "#,
-            r#"ssrc\=\(uint\)2864434397\,\ internal\=\(boolean\)false\,\ rtcp-from\=\(string\)127.0.0.1:41000\,\ "#,
-            r#"rb-ssrc\=\(uint\)9\,\ have-sr\=\(boolean\)true\;" >;"#,
-            "\n",
-        );
-        let stats = session_stats(output).next().expect("a stats line");
-        assert_eq!(number(&stats, "sent-nack-count"), 5);
-        let ours = source_stats(&stats, Some(7)).expect("ssrc 7");
-        assert_eq!(field(ours, "internal"), Some("true"));
-        let remote = source_stats(&stats, None).expect("an external source");
-        assert_eq!(remote, source_stats(&stats, Some(OUT_SSRC)).expect("the out SSRC"));
-        assert_eq!(field(remote, "ssrc"), Some("2864434397"), "not rb-ssrc");
-        assert_eq!(field(remote, "rtcp-from"), Some("127.0.0.1:41000"));
-        assert_eq!(field(remote, "have-sr"), Some("true"));
-        assert_eq!(field(remote, "sr-ntptime"), None);
-        assert!(session_stats("no stats here").next().is_none());
-        assert_eq!(session_stats(output).count(), 2);
-        let newest = newest_source(output, Some(OUT_SSRC), "have-sr", "true").expect("an entry");
-        assert_eq!(field(&newest, "rtcp-from"), Some("127.0.0.1:41000"));
-        assert!(newest_source(output, Some(8), "have-sr", "true").is_none());
-    }
-}
-
 /// The SDES items a session's debug log (`GST_DEBUG=rtpsession:5`, no colour) in `output` says it took for `ssrc`,
 /// in order, each as (item type, text): an `item N, SSRC <hex>` line names a chunk's SSRC, its `entry M, type T, len
 /// L, data D` lines follow.
@@ -268,5 +230,43 @@ pub fn wait_media_sent(api: &Api, tx: &mut Pipeline) {
         }
         assert!(Instant::now() < deadline, "the sender did not finish within {SEND_TIMEOUT:?}:\n{}", tx.output());
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The out SSRC of the interop test.
+    const OUT_SSRC: u32 = 0xaabb_ccdd;
+
+    #[test]
+    fn session_stats_are_parsed() {
+        // One line as `gst-launch-1.0 -v` prints it (fewer fields), after an older one.
+        let output = concat!(
+            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+            "sent-nack-count=(uint)1;\n",
+            "/GstPipeline:pipeline0/GstRtpBin:rb/GstRtpSession:rtpsession0: stats = application/x-rtp-session-stats, ",
+            r#"sent-nack-count=(uint)5, source-stats=(GValueArray)< "application/x-rtp-source-stats\,\ "#,
+            r#"ssrc\=\(uint\)7\,\ internal\=\(boolean\)true\;", "application/x-rtp-source-stats\,\ "#,
+            r#"ssrc\=\(uint\)2864434397\,\ internal\=\(boolean\)false\,\ rtcp-from\=\(string\)127.0.0.1:41000\,\ "#,
+            r#"rb-ssrc\=\(uint\)9\,\ have-sr\=\(boolean\)true\;" >;"#,
+            "\n",
+        );
+        let stats = session_stats(output).next().expect("a stats line");
+        assert_eq!(number(&stats, "sent-nack-count"), 5);
+        let ours = source_stats(&stats, Some(7)).expect("ssrc 7");
+        assert_eq!(field(ours, "internal"), Some("true"));
+        let remote = source_stats(&stats, None).expect("an external source");
+        assert_eq!(remote, source_stats(&stats, Some(OUT_SSRC)).expect("the out SSRC"));
+        assert_eq!(field(remote, "ssrc"), Some("2864434397"), "not rb-ssrc");
+        assert_eq!(field(remote, "rtcp-from"), Some("127.0.0.1:41000"));
+        assert_eq!(field(remote, "have-sr"), Some("true"));
+        assert_eq!(field(remote, "sr-ntptime"), None);
+        assert!(session_stats("no stats here").next().is_none());
+        assert_eq!(session_stats(output).count(), 2);
+        let newest = newest_source(output, Some(OUT_SSRC), "have-sr", "true").expect("an entry");
+        assert_eq!(field(&newest, "rtcp-from"), Some("127.0.0.1:41000"));
+        assert!(newest_source(output, Some(8), "have-sr", "true").is_none());
     }
 }
