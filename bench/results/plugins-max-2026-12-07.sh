@@ -15,6 +15,14 @@
 #   red            plugins/examples/red.c, inline, red_pt = 120: every packet rewritten into RED with the stream's
 #                  previous packet as a redundant block (about twice as long); the plugins file's `red_pt` makes
 #                  the sink check each packet's primary block (added after the first run: that run had no red)
+# Only when named in LABELS (run through plugins-more-2026-12-07.sh, the third run):
+#   mute           plugins/examples/mute.c, inline: on every packet it reads the stream's, the publisher's, the
+#                  session's and the subscriber's metadata (none is set: nothing dropped; `metadata_of` answers 0, or
+#                  -2 for the subscriber on an ingress chain)
+#   remb           plugins/examples/remb.c, inline: counts each stream's bytes and sends its publisher a REMB once a
+#                  second from its timer
+#   sdes_cname     plugins/examples/sdes_cname.c, inline: the bench's publishers send no RTCP, so this is its on_rtp
+#                  (a no-op) only; what rewriting a compound costs is `micro`'s plugin_wasm_rtcp_rewrite row
 # LABELS (optional) runs only those configurations, e.g. "default red".
 # Writes OUT/<label>-<rep>.json and .md, and prints one line per run. Run from the repository root after
 # `cargo build --release -p ringfwd -p ringfwd-bench`; needs clang and lld (`bash tests/scripts/install-clang.sh`).
@@ -47,6 +55,9 @@ plugins throttle throttle.wasm throttle 'max_pps = "1000000"' > "$out/throttle.t
 plugins jitter jitter.wasm jitter 'delay_ms = "1"' > "$out/jitter_sync.toml"
 plugins jitter jitter.wasm "jitter:mode=async:async_pass=consume" 'delay_ms = "1"' > "$out/jitter_async.toml"
 { echo "red_pt = 120"; plugins red red.wasm red 'red_pt = "120"'; } > "$out/red.toml"
+plugins mute mute.wasm mute > "$out/mute.toml"
+plugins remb remb.wasm remb > "$out/remb.toml"
+plugins sdes_cname sdes_cname.wasm sdes_cname > "$out/sdes_cname.toml"
 for rep in $(seq 1 "$reps"); do
   for label in $labels; do
     extra=()
