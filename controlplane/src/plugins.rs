@@ -122,6 +122,7 @@ impl Loaded {
         let (ingress, egress) = plugin.chains();
         let (fuel_per_call, memory_max_bytes) = plugin.limits();
         let source = if self.from_api.contains(plugin.name()) { "api" } else { "config" };
+        let stats = plugin.stats();
         v1::Plugin {
             name: plugin.name().to_owned(),
             kind: "wasm".into(),
@@ -133,7 +134,8 @@ impl Loaded {
             },
             fuel_per_call,
             memory_max_bytes,
-            counters: plugin.stats().named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+            counters: stats.named().iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+            ns_per_call: stats.ns_per_call().unwrap_or(0),
             source: source.into(),
             mode: match plugin.mode() {
                 PluginMode::Sync => "sync".into(),
@@ -185,8 +187,9 @@ pub struct PluginMetrics {
 /// One family: name, help, the value it reads.
 type Family = (&'static str, &'static str, fn(&WasmPluginStats) -> u64);
 
-const FAMILIES: [Family; 15] = [
-    ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp).", |s| s.calls),
+const FAMILIES: [Family; 16] = [
+    ("ringfwd_plugin_calls_total", "WebAssembly plugin calls (on_rtp, on_rtcp, on_timer).", |s| s.calls),
+    ("ringfwd_plugin_timed_calls_total", "Calls that were timed (one in 64 per instance).", |s| s.timed_calls),
     ("ringfwd_plugin_drops_total", "Calls that answered drop.", |s| s.drops),
     ("ringfwd_plugin_consumed_total", "Calls that answered consumed.", |s| s.consumed),
     ("ringfwd_plugin_fuel_total", "Fuel the calls used (about one unit per WebAssembly instruction).", |s| s.fuel),
@@ -225,6 +228,11 @@ impl ExportMetrics for PluginMetrics {
             for (plugin, stats) in &stats {
                 out.sample(name, &[("plugin", plugin)], value(stats));
             }
+        }
+        let seconds = "ringfwd_plugin_call_seconds_total";
+        out.family(seconds, Kind::Counter, "Time the timed calls took (divide by ringfwd_plugin_timed_calls_total).");
+        for (plugin, stats) in &stats {
+            out.sample(seconds, &[("plugin", plugin)], stats.timed_ns as f64 / 1e9);
         }
         let faults = "ringfwd_plugin_faults_total";
         out.family(faults, Kind::Counter, "Calls that faulted, by kind; each disables its instance.");

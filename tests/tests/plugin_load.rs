@@ -175,8 +175,19 @@ fn ctl_loads_by_path_and_by_bytes_chains_use_it_at_once_and_unload_waits_for_the
     let metrics = daemon.metrics.expect("the daemon serves metrics");
     let calls = |plugin: &str| sample(metrics, "ringfwd_plugin_calls_total", &[("plugin", plugin)]);
     assert!(wait_until(WAIT, || calls("drop_odd") == Some(40.0)), "40 calls counted: {:?}", calls("drop_odd"));
+    // Time per call: the first call of each instance (one per worker, 20 calls each) is timed.
+    let drop_odd = [("plugin", "drop_odd")];
+    assert_eq!(sample(metrics, "ringfwd_plugin_timed_calls_total", &drop_odd), Some(2.0));
+    let seconds = sample(metrics, "ringfwd_plugin_call_seconds_total", &drop_odd);
+    assert!(seconds.is_some_and(|s| s > 0.0 && s < 0.1), "two calls' time: {seconds:?}");
+    let table = ctl_ok(&daemon, &token, &["plugin", "list"]);
+    assert!(table.contains("NS/CALL"), "{table}");
     let unloaded = parse_json(&ctl_ok(&daemon, &token, &["--json", "plugin", "unload", "drop_odd"]));
     assert_eq!(unloaded["counters"]["drops"], "20", "its last counters: {unloaded}");
+    assert_eq!(unloaded["counters"]["timed_calls"], "2", "{unloaded}");
+    let ns_per_call: u64 = unloaded["nsPerCall"].as_str().and_then(|ns| ns.parse().ok()).unwrap_or(0);
+    let timed_ns: u64 = unloaded["counters"]["timed_ns"].as_str().and_then(|ns| ns.parse().ok()).unwrap_or(0);
+    assert!(ns_per_call > 0 && ns_per_call == timed_ns / 2, "the mean of the two timed calls: {unloaded}");
     let list = listed(&daemon, &token);
     assert!(named(&list, "drop_odd").is_none() && named(&list, "drop_all").is_some(), "{list}");
     assert_eq!(calls("drop_odd"), None, "its families are gone from the metrics");

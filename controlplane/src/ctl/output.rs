@@ -46,6 +46,7 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
         "FUEL/CALL",
         "MEMORY",
         "CALLS",
+        "NS/CALL",
         "DROPS",
         "FAULTS",
         "DISABLED",
@@ -70,6 +71,7 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
             shown(p.fuel_per_call.to_string()),
             shown(p.memory_max_bytes.to_string()),
             shown(get("calls").to_string()),
+            shown(if get("timed_calls") == 0 { "-".to_owned() } else { p.ns_per_call.to_string() }),
             shown(get("drops").to_string()),
             shown(
                 (get("traps")

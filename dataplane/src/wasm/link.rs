@@ -243,8 +243,7 @@ impl WasmLink {
                 }
             };
             let (result, fuel) = answer;
-            bump(&counters.calls, 1);
-            bump(&counters.fuel, fuel);
+            counters.called(fuel, instance.last_timed_ns());
             let fault = match result {
                 Ok(abi::VERDICT_CONTINUE) if instance.rewritten().is_some() => match pass_on(instance, counters, ctx) {
                     Ok(()) => {
@@ -287,8 +286,7 @@ impl WasmLink {
             let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(CallMetadata::of(ctx))) else {
                 return;
             };
-            bump(&counters.calls, 1);
-            bump(&counters.fuel, fuel);
+            counters.called(fuel, instance.last_timed_ns());
             match result {
                 Ok(()) => deliver(instance, counters, self.epoch, ctx),
                 Err(fault) => {

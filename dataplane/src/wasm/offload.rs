@@ -408,8 +408,7 @@ impl Running {
             }
         };
         let counters = &*self.counters;
-        bump(&counters.calls, 1);
-        bump(&counters.fuel, fuel);
+        counters.called(fuel, instance.last_timed_ns());
         match result {
             Ok(abi::VERDICT_CONTINUE) => {}
             Ok(abi::VERDICT_DROP) => bump(&counters.drops, 1),
@@ -434,8 +433,7 @@ impl Running {
             let Some((result, fuel)) = instance.on_timer((stream, flow, now_us), Some(timer.metadata.lend())) else {
                 continue;
             };
-            bump(&self.counters.calls, 1);
-            bump(&self.counters.fuel, fuel);
+            self.counters.called(fuel, instance.last_timed_ns());
             match result {
                 Ok(()) => self.deliver(&timer.lane, timer.scope, timer.ssrc, &timer.metadata),
                 Err(fault) => return self.fault(runner, fault),

@@ -14,8 +14,13 @@ pub struct WasmPluginStats {
     pub instances: u64,
     /// Instances disabled by a fault.
     pub disabled: u64,
-    /// `on_rtp` and `on_rtcp` calls.
+    /// `on_rtp`, `on_rtcp` and `on_timer` calls.
     pub calls: u64,
+    /// Calls that were timed: one in 64 of each instance's calls (the first, the 65th, ...).
+    pub timed_calls: u64,
+    /// Nanoseconds the timed calls took, summed: the call into WebAssembly and back (its fuel set and read, its
+    /// metadata lent), not the copy of the packet into the plugin's memory nor what becomes of its verdict.
+    pub timed_ns: u64,
     /// Calls that answered drop.
     pub drops: u64,
     /// Calls that answered consumed.
@@ -58,12 +63,19 @@ pub struct WasmPluginStats {
 }
 
 impl WasmPluginStats {
+    /// The mean time of a call, in nanoseconds, over the timed calls (`None` before the first).
+    pub fn ns_per_call(&self) -> Option<u64> {
+        self.timed_ns.checked_div(self.timed_calls)
+    }
+
     /// Every counter by name (the names the API's `Plugin.counters` uses).
-    pub fn named(&self) -> [(&'static str, u64); 21] {
+    pub fn named(&self) -> [(&'static str, u64); 23] {
         [
             ("instances", self.instances),
             ("disabled", self.disabled),
             ("calls", self.calls),
+            ("timed_calls", self.timed_calls),
+            ("timed_ns", self.timed_ns),
             ("drops", self.drops),
             ("consumed", self.consumed),
             ("fuel", self.fuel),
@@ -93,6 +105,8 @@ pub(crate) struct Counters {
     pub(crate) instances: AtomicU64,
     pub(crate) disabled: AtomicU64,
     pub(crate) calls: AtomicU64,
+    pub(crate) timed_calls: AtomicU64,
+    pub(crate) timed_ns: AtomicU64,
     pub(crate) drops: AtomicU64,
     pub(crate) consumed: AtomicU64,
     pub(crate) fuel: AtomicU64,
@@ -125,12 +139,25 @@ impl Counters {
         Counters { instances: AtomicU64::new(1), ..Counters::default() }
     }
 
+    /// Counts a call that used `fuel`, and took `timed_ns` when it was one of the timed ones.
+    #[inline]
+    pub(crate) fn called(&self, fuel: u64, timed_ns: Option<u64>) {
+        bump(&self.calls, 1);
+        bump(&self.fuel, fuel);
+        if let Some(ns) = timed_ns {
+            bump(&self.timed_calls, 1);
+            bump(&self.timed_ns, ns);
+        }
+    }
+
     /// Adds this instance's counts to `out`.
     pub(crate) fn add_to(&self, out: &mut WasmPluginStats) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         out.instances += load(&self.instances);
         out.disabled += load(&self.disabled);
         out.calls += load(&self.calls);
+        out.timed_calls += load(&self.timed_calls);
+        out.timed_ns += load(&self.timed_ns);
         out.drops += load(&self.drops);
         out.consumed += load(&self.consumed);
         out.fuel += load(&self.fuel);

@@ -224,6 +224,24 @@ fn one_instance_per_plugin_per_thread_shared_by_the_chains_there() {
 }
 
 #[test]
+fn one_call_in_64_per_instance_is_timed() {
+    let plugin = load(spec("timed", &module("(i32.const 0)", ""))).expect("loads");
+    let mut chain = chain_of(&plugin);
+    let mut outbox = Outbox::new(4, 1500);
+    assert_eq!(plugin.stats().ns_per_call(), None, "nothing timed before the first call");
+    run(&mut chain, &mut outbox, &[0x80u8; 20]);
+    let first = plugin.stats();
+    assert_eq!((first.calls, first.timed_calls), (1, 1), "the first call is timed");
+    assert!(first.timed_ns > 0 && first.ns_per_call() == Some(first.timed_ns), "{first:?}");
+    for _ in 1..130 {
+        run(&mut chain, &mut outbox, &[0x80u8; 20]);
+    }
+    let stats = plugin.stats();
+    assert_eq!((stats.calls, stats.timed_calls), (130, 3), "calls 1, 65 and 129");
+    assert!(stats.timed_ns >= first.timed_ns && stats.ns_per_call().is_some_and(|ns| ns > 0), "{stats:?}");
+}
+
+#[test]
 fn what_a_call_emits_and_the_timer_it_asks_for_reach_the_context_after_it() {
     use crate::core::interceptor::Target;
     // on_rtp: RTCP to the publisher (the packet's first 8 bytes), 9 emits of which the 9th is refused (8 per call),
@@ -556,6 +574,7 @@ fn an_async_plugin_gets_copies_on_its_thread_and_what_it_emits_comes_back_to_the
     until(&plugin, "both emits counted", |stats| stats.emitted == 2);
     let stats = plugin.stats();
     assert_eq!((stats.instances, stats.async_queued, stats.calls, stats.injected, stats.emitted), (1, 1, 2, 1, 2));
+    assert!(stats.timed_calls == 1 && stats.timed_ns > 0, "its thread's first call is timed: {stats:?}");
 }
 
 #[test]
