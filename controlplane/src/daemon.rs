@@ -77,6 +77,9 @@ pub enum DaemonError {
     /// The development token could not be written where it goes.
     #[error("auth: {0}")]
     DevToken(#[from] DevTokenError),
+    /// This node could not join its cluster (`[cluster]`).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::JoinError),
     /// The API address could not be bound.
     #[error("control API at {address}: {source}")]
     Listen {
@@ -422,6 +425,9 @@ async fn control(
     // The Prometheus endpoint ([metrics]) and the API request counters it exports.
     let api_metrics = Arc::new(ApiMetrics::new());
     let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cluster_counters = Arc::new(crate::cluster::ClusterCounters::default());
+    let cluster_metrics: Arc<dyn metrics::ExportMetrics> =
+        Arc::new(crate::cluster::ClusterMetrics { counters: Arc::clone(&cluster_counters) });
     let event_metrics: Arc<dyn metrics::ExportMetrics> = Arc::new(metrics::events::EventMetrics {
         bus: Arc::clone(events.counters()),
         webhooks: webhooks.counters().to_vec(),
@@ -432,7 +438,7 @@ async fn control(
         &api,
         &api_metrics,
         &stats,
-        vec![event_metrics, plugin_metrics],
+        vec![event_metrics, plugin_metrics, cluster_metrics],
         inherited_metrics,
         async {
             let _ = metrics_stop_rx.await;
@@ -489,6 +495,17 @@ async fn control(
             .map_err(|source| DaemonError::Listen { address: listen, source })?,
     };
     let api_address = listener.local_addr()?;
+    // ---- the cluster ([cluster]): this node's lease and the streams it publishes, in the directory the nodes share;
+    // joined once everything is restored and installed, so the first write holds them all ----
+    let relay = media.first().copied().unwrap_or(api_address);
+    let cluster =
+        crate::cluster::join(config, &api, relay, api_address, dataplane.workers().len(), cluster_counters).await?;
+    if let Err(e) = cluster.resync(&api).await {
+        tracing::warn!("cluster: writing this node's streams failed (again at the next heartbeat): {e}");
+    }
+    api.attach_cluster(Arc::clone(&cluster));
+    tracing::info!(node = cluster.node_id(), directory = cluster.backend(), "cluster: joined");
+    // ---- end of the cluster ----
     // Kept to hand over to a daemon taking over from this one.
     let api_fd = listener.as_fd().try_clone_to_owned()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -557,6 +574,10 @@ async fn control(
     }
     // Health probes and watchers see NOT_SERVING before the listener closes.
     api.begin_shutdown().await;
+    // A daemon taking over keeps this node's lease and streams; a stop gives them up now.
+    if handed_over.is_none() {
+        cluster.leave().await;
+    }
     let _ = stop_tx.send(());
     let _ = collect_stop_tx.send(());
     let _ = collector.await;

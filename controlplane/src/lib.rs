@@ -40,6 +40,7 @@ pub mod auth;
 pub mod cli;
 pub mod cli_docs;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod ctl;
 pub mod daemon;

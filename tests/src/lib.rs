@@ -17,6 +17,7 @@ pub mod gst;
 pub mod interop;
 pub mod peer;
 pub mod process;
+pub mod redis;
 pub mod relay;
 pub mod scrape;
 pub mod sip;

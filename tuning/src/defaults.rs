@@ -308,3 +308,18 @@ pub const STATE_DIRECTORY_NAME: &str = "ringfwd";
 pub const PLUGIN_FUEL_PER_CALL: u64 = ringfwd_dataplane::wasm::DEFAULT_FUEL_PER_CALL;
 /// `plugins[].memory_max_bytes`: 16 MiB per instance.
 pub const PLUGIN_MEMORY_MAX_BYTES: u64 = ringfwd_dataplane::wasm::DEFAULT_MEMORY_BYTES;
+
+/// Default `cluster.redis_url`: a Redis server on this host's loopback, database 0.
+pub const CLUSTER_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// Default `cluster.namespace`.
+pub const CLUSTER_NAMESPACE: &str = "ringfwd";
+
+/// Default `cluster.heartbeat_ms`.
+pub const CLUSTER_HEARTBEAT_MS: u32 = 1000;
+
+/// Default `cluster.lease_ms`: three heartbeats.
+pub const CLUSTER_LEASE_MS: u32 = 3000;
+
+/// Default `cluster.update_queue`.
+pub const CLUSTER_UPDATE_QUEUE: u32 = 4096;

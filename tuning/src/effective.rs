@@ -92,6 +92,12 @@ impl Config {
             let comment = "redacted: the config's own value is not printed".to_owned();
             marks.push(Mark { section: "webhooks", key: "secret", comment });
         }
+        let redacted = crate::validate::redact_password(&effective.cluster.redis_url);
+        if redacted != effective.cluster.redis_url {
+            effective.cluster.redis_url = redacted;
+            let comment = "password redacted: the config's own value is not printed".to_owned();
+            marks.push(Mark { section: "cluster", key: "redis_url", comment });
+        }
         let text = effective.to_toml_string()?;
         let mut document: DocumentMut =
             text.parse().map_err(|e: toml_edit::TomlError| ConfigError::Serialize { message: e.to_string() })?;

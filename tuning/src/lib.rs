@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod cluster;
 mod dataplane;
 pub mod defaults;
 pub mod dev_token;
@@ -39,6 +40,7 @@ mod webhooks;
 use std::path::Path;
 
 pub use api::{Admission, Api, ApiTls, Auth, AuthKey};
+pub use cluster::{Cluster, DirectoryBackend};
 pub use dataplane::specs;
 pub use dev_token::{DevTokenLocation, DevTokenSource, RuntimeEnv};
 pub use error::ConfigError;

@@ -53,6 +53,8 @@ pub struct Config {
     pub webhooks: crate::webhooks::Webhooks,
     /// Where files that outlive the process go (`[state]`).
     pub state: crate::state::State,
+    /// This node among several, and the directory they share (`[cluster]`).
+    pub cluster: crate::cluster::Cluster,
     /// WebAssembly plugins loaded at start-up (`[[plugins]]`).
     pub plugins: Vec<crate::plugins::PluginConfig>,
     /// Static routes installed at start-up (`[[sessions]]`).

@@ -11,6 +11,7 @@
 
 mod api;
 mod api_tls;
+mod cluster;
 mod events;
 mod interceptors;
 
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 pub use api::{MAX_ID_BYTES, MIN_AUTH_SECRET_BYTES};
+pub use cluster::{check_node_id, redact_password};
 
 use crate::error::ConfigError;
 use crate::placement::{check_pool_fits, WorkerCores};
@@ -97,6 +99,7 @@ impl Config {
         events::validate_webhooks(&self.webhooks)?;
         interceptors::validate_interceptors(&self.interceptors, &self.media, &self.limits)?;
         crate::plugins::validate_plugins(&self.plugins)?;
+        cluster::validate_cluster(&self.cluster)?;
         validate_state(&self.state)
     }
 }

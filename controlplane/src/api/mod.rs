@@ -106,6 +106,8 @@ pub struct Api {
     metadata_watchers: Arc<tokio::sync::Semaphore>,
     /// Where each commit's session is kept ([`crate::state`]), once attached (after the restore).
     state: std::sync::OnceLock<Arc<crate::state::StateStore>>,
+    /// This node in the cluster ([`crate::cluster`]), once joined.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Api {
@@ -129,7 +131,70 @@ impl Api {
         let unclaimed = std::sync::Mutex::new(UnclaimedSsrcs::new(node.workers.len(), stats_interval));
         let registry = Mutex::new(registry);
         let state = std::sync::OnceLock::new();
-        Api { registry, client, node, metadata, stats, events, health, unclaimed, metadata_watchers, state }
+        let cluster = std::sync::OnceLock::new();
+        Api { registry, client, node, metadata, stats, events, health, unclaimed, metadata_watchers, state, cluster }
+    }
+
+    /// The lifecycle event bus.
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
+    }
+
+    /// `GetNodeInfo` reports the cluster through `cluster` from now on. Attached once, when the node joined.
+    pub fn attach_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster's part of `GetNodeInfo`: this node's id, the directory's backend, its live nodes (or why they
+    /// could not be read).
+    pub(crate) async fn cluster_info(&self) -> ringfwd_proto::v1::NodeInfo {
+        let Some(cluster) = self.cluster.get() else {
+            return ringfwd_proto::v1::NodeInfo::default();
+        };
+        let read =
+            async { Ok::<_, crate::cluster::DirectoryError>((cluster.nodes().await?, cluster.streams().await?)) };
+        let (cluster_nodes, directory_error) = match read.await {
+            Ok((nodes, streams)) => {
+                let placed = |node: &str| streams.iter().filter(|(_, on)| on == node).count() as u64;
+                let nodes = nodes.into_iter().map(|lease| {
+                    let record = lease.record;
+                    ringfwd_proto::v1::ClusterNode {
+                        placed_streams: placed(&record.id),
+                        this_node: record.id == cluster.node_id(),
+                        relay_address: record.relay_address.to_string(),
+                        api_address: record.api_address.to_string(),
+                        lease_remaining_ms: lease.remaining_ms,
+                        started_unix_ms: record.started_unix_ms,
+                        sessions: record.load.sessions,
+                        streams: record.load.streams,
+                        subscriptions: record.load.subscriptions,
+                        workers: record.load.workers,
+                        node_id: record.id,
+                    }
+                });
+                (nodes.collect(), String::new())
+            }
+            Err(e) => (Vec::new(), e.to_string()),
+        };
+        ringfwd_proto::v1::NodeInfo {
+            node_id: cluster.node_id().to_owned(),
+            directory: cluster.backend().to_owned(),
+            cluster_nodes,
+            directory_error,
+            ..Default::default()
+        }
+    }
+
+    /// Every stream this node holds, by session and id.
+    pub async fn stream_keys(&self) -> Vec<crate::cluster::StreamKey> {
+        let registry = self.registry.lock().await;
+        let mut keys = Vec::new();
+        for session in registry.list_sessions() {
+            for stream in registry.list_streams(&session.session_id).unwrap_or_default() {
+                keys.push(crate::cluster::StreamKey { session_id: stream.session_id, stream_id: stream.stream_id });
+            }
+        }
+        keys
     }
 
     /// From now on, every commit's session is written to `store` before the call answers (see `apply`). Attached

@@ -264,6 +264,7 @@ impl Ringfwd for Api {
             boot_id: self.node.boot_id,
             started_unix_ms: self.node.started_unix_ms,
             plugins: crate::plugins::current(&self.node.plugins).describe(),
+            ..self.cluster_info().await
         }))
     }
 

@@ -78,8 +78,11 @@ pub enum CtlCommand {
         #[arg(long)]
         endpoint: Option<String>,
     },
-    /// The node: version, workers, limits, usage, counters.
-    Node,
+    /// The node: version, workers, limits, usage, counters, the cluster (`node list`: its nodes).
+    Node {
+        #[command(subcommand)]
+        cmd: Option<NodeCmd>,
+    },
     /// Plugins: the native and WebAssembly plugins chains may name, with their counters.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -89,6 +92,14 @@ pub enum CtlCommand {
         #[arg(long)]
         cancel: bool,
     },
+}
+
+/// Node operations (none: this node's info).
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// The cluster's live nodes as the directory knows them: id, relay and API addresses, lease left, load, the
+    /// streams published on each.
+    List,
 }
 
 /// Plugin operations.

@@ -89,6 +89,49 @@ pub fn print_plugins(plugins: &[v1::Plugin], json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The cluster's nodes: a table (with the directory's backend, and its error when it could not be read), or a JSON
+/// array of `ringfwd.v1.ClusterNode`.
+pub fn print_nodes(node: &v1::NodeInfo, json: bool) -> Result<(), String> {
+    if json {
+        let nodes =
+            node.cluster_nodes.iter().map(|n| dynamic(n, "ringfwd.v1.ClusterNode")).collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string_pretty(&nodes).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    println!("directory: {} (this node: {})", node.directory, node.node_id);
+    if !node.directory_error.is_empty() {
+        return Err(format!("the directory could not be read: {}", node.directory_error));
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY).set_header([
+        "NODE",
+        "RELAY",
+        "API",
+        "LEASE LEFT",
+        "WORKERS",
+        "SESSIONS",
+        "STREAMS",
+        "SUBSCRIPTIONS",
+        "PLACED",
+    ]);
+    for n in &node.cluster_nodes {
+        let name = if n.this_node { format!("{} *", n.node_id) } else { n.node_id.clone() };
+        table.add_row([
+            name,
+            n.relay_address.clone(),
+            n.api_address.clone(),
+            format!("{} ms", n.lease_remaining_ms),
+            n.workers.to_string(),
+            n.sessions.to_string(),
+            n.streams.to_string(),
+            n.subscriptions.to_string(),
+            n.placed_streams.to_string(),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
 /// One plugin: a table of one row, or the JSON object of a `ringfwd.v1.Plugin`.
 pub fn print_plugin(plugin: &v1::Plugin, json: bool) -> Result<(), String> {
     if json {

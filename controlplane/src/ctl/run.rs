@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use tonic::Request;
 
 use super::args::{
-    AttachOptions, ChainTarget, CtlArgs, CtlCommand, EndpointCmd, Kind, PluginCmd, SessionCmd, StreamCmd,
+    AttachOptions, ChainTarget, CtlArgs, CtlCommand, EndpointCmd, Kind, NodeCmd, PluginCmd, SessionCmd, StreamCmd,
     SubscriptionCmd,
 };
 use super::metadata::initial;
@@ -138,7 +138,11 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             let request = v1::GetSessionStatsRequest { session_id: session };
             print(&client.get_session_stats(request).await.map_err(status)?.into_inner(), json)
         }
-        CtlCommand::Node => {
+        CtlCommand::Node { cmd: Some(NodeCmd::List) } => {
+            let node = client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner();
+            super::output::print_nodes(&node, json)
+        }
+        CtlCommand::Node { cmd: None } => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
         }
         CtlCommand::Plugin(PluginCmd::List) => {

@@ -1,0 +1,201 @@
+//! The embedded directory: the cluster is this process. The default, with nothing to install: the node list holds
+//! this node, and the streams are the ones it publishes.
+//!
+//! Owns [`Embedded`]: leases with their deadline on the process's monotonic clock, placements in a map, changes on a
+//! broadcast channel. Must never reach outside the process.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tokio::sync::broadcast;
+use tokio::time::{Duration, Instant};
+
+use super::directory::{Change, Directory, DirectoryFuture, NodeLease, NodeRecord, StreamKey};
+
+/// The directory in this process.
+pub struct Embedded {
+    state: Mutex<State>,
+    changes: broadcast::Sender<Change>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each node's record and when its lease runs out.
+    nodes: BTreeMap<String, (NodeRecord, Instant)>,
+    /// Where each stream is published.
+    streams: BTreeMap<StreamKey, String>,
+}
+
+impl Embedded {
+    /// An empty directory whose watchers may fall `buffer` changes behind.
+    pub fn new(buffer: usize) -> Embedded {
+        Embedded { state: Mutex::new(State::default()), changes: broadcast::channel(buffer.max(1)).0 }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn send(&self, change: Change) {
+        // No watcher is not an error.
+        let _ = self.changes.send(change);
+    }
+
+    /// Drops the nodes whose lease ran out (and their streams), saying so.
+    fn expire(&self, now: Instant) {
+        let gone: Vec<String> = {
+            let mut state = self.state();
+            let gone: Vec<String> =
+                state.nodes.iter().filter(|(_, (_, until))| *until <= now).map(|(id, _)| id.clone()).collect();
+            for id in &gone {
+                state.nodes.remove(id);
+                state.streams.retain(|_, node| node != id);
+            }
+            gone
+        };
+        for node in gone {
+            self.send(Change::NodeDown { node, expired: true });
+        }
+    }
+}
+
+impl Directory for Embedded {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, bool> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.expire(now);
+            let until = now + Duration::from_millis(u64::from(lease_ms));
+            let joined = self.state().nodes.insert(node.id.clone(), (node.clone(), until)).is_none();
+            if joined {
+                self.send(Change::NodeUp { node: node.id.clone() });
+            }
+            Ok(joined)
+        })
+    }
+
+    fn leave<'a>(&'a self, node: &'a str) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            let left = {
+                let mut state = self.state();
+                state.streams.retain(|_, on| on != node);
+                state.nodes.remove(node).is_some()
+            };
+            if left {
+                self.send(Change::NodeDown { node: node.to_owned(), expired: false });
+            }
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> DirectoryFuture<'_, Vec<NodeLease>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.expire(now);
+            let state = self.state();
+            let leases = state.nodes.values().map(|(record, until)| NodeLease {
+                record: record.clone(),
+                remaining_ms: u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+            });
+            Ok(leases.collect())
+        })
+    }
+
+    fn place<'a>(&'a self, stream: &'a StreamKey, node: &'a str) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            let moved = self.state().streams.insert(stream.clone(), node.to_owned());
+            if moved.as_deref() != Some(node) {
+                self.send(Change::StreamPlaced { stream: stream.encode(), node: node.to_owned() });
+            }
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, stream: &'a StreamKey, node: &'a str) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            let removed = {
+                let mut state = self.state();
+                let here = state.streams.get(stream).is_some_and(|on| on == node);
+                here && state.streams.remove(stream).is_some()
+            };
+            if removed {
+                self.send(Change::StreamRemoved { stream: stream.encode(), node: node.to_owned() });
+            }
+            Ok(())
+        })
+    }
+
+    fn locate<'a>(&'a self, stream: &'a StreamKey) -> DirectoryFuture<'a, Option<String>> {
+        Box::pin(async move { Ok(self.state().streams.get(stream).cloned()) })
+    }
+
+    fn streams(&self) -> DirectoryFuture<'_, Vec<(StreamKey, String)>> {
+        Box::pin(async move { Ok(self.state().streams.iter().map(|(k, v)| (k.clone(), v.clone())).collect()) })
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::directory::Load;
+
+    fn record(id: &str) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            relay_address: "127.0.0.1:40000".parse().unwrap(),
+            api_address: "127.0.0.1:50051".parse().unwrap(),
+            started_unix_ms: 1,
+            load: Load::default(),
+        }
+    }
+
+    fn key(stream: &str) -> StreamKey {
+        StreamKey { session_id: "s".into(), stream_id: stream.into() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leases_placements_and_their_changes() {
+        let directory = Embedded::new(16);
+        let mut changes = directory.watch();
+        assert!(directory.renew(&record("a"), 1000).await.unwrap(), "joined");
+        assert!(!directory.renew(&record("a"), 1000).await.unwrap(), "renewed");
+        directory.place(&key("v"), "a").await.unwrap();
+        directory.place(&key("v"), "a").await.unwrap();
+        assert_eq!(directory.locate(&key("v")).await.unwrap().as_deref(), Some("a"));
+        directory.remove(&key("v"), "b").await.unwrap();
+        assert_eq!(directory.streams().await.unwrap().len(), 1, "only the node it is on removes it");
+        directory.remove(&key("v"), "a").await.unwrap();
+        assert!(directory.streams().await.unwrap().is_empty());
+        let nodes = directory.nodes().await.unwrap();
+        assert_eq!((nodes.len(), nodes[0].remaining_ms), (1, 1000));
+        // The lease runs out: the node and what it placed go, and watchers hear it.
+        directory.place(&key("w"), "a").await.unwrap();
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(directory.nodes().await.unwrap().is_empty());
+        assert!(directory.streams().await.unwrap().is_empty());
+        let mut seen = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            seen.push(change);
+        }
+        assert_eq!(
+            seen,
+            [
+                Change::NodeUp { node: "a".into() },
+                Change::StreamPlaced { stream: "s/v".into(), node: "a".into() },
+                Change::StreamRemoved { stream: "s/v".into(), node: "a".into() },
+                Change::StreamPlaced { stream: "s/w".into(), node: "a".into() },
+                Change::NodeDown { node: "a".into(), expired: true },
+            ]
+        );
+        assert!(directory.renew(&record("a"), 1000).await.unwrap(), "back: a new lease");
+        directory.leave("a").await.unwrap();
+        assert!(directory.nodes().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,137 @@
+//! Joining the cluster at start-up as `[cluster]` says: this node's id (or the host's name), the directory's backend,
+//! the addresses other nodes are told; and the cluster's counters as Prometheus families.
+//!
+//! Owns [`join`], [`JoinError`] (which names the config key at fault) and [`ClusterMetrics`]. Must never retry a
+//! failed first connection: a node that cannot reach its directory does not start, and says why.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringfwd_tuning::{Config, DirectoryBackend};
+
+use super::directory::{Directory, Load, NodeRecord};
+use super::embedded::Embedded;
+use super::node::{Cluster, ClusterCounters, NodeSettings};
+use super::redis::RedisDirectory;
+use crate::api::Api;
+use crate::metrics::exposition::{Exposition, Kind};
+use crate::metrics::ExportMetrics;
+
+/// The node id of a single node (the embedded directory) whose host's name cannot be a node id.
+pub const EMBEDDED_FALLBACK_ID: &str = "local";
+
+/// Why this node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// `cluster.node_id` is unset and the host's name is not a valid node id.
+    #[error(
+        "cluster.node_id is unset and the host's name {hostname:?} cannot be a node id ({reason}): set cluster.node_id"
+    )]
+    Hostname {
+        /// The host's name.
+        hostname: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The directory could not be reached or refused the node.
+    #[error("cluster.redis_url = {url}: {message}")]
+    Directory {
+        /// The URL, its password redacted.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Joins the cluster `config` describes: the directory (a Redis server is connected to and must answer), this node's
+/// record (its id; `relay` and `api_address` unless the config names others; `workers`), the first renewal, and the
+/// tasks of [`Cluster::start`].
+pub async fn join(
+    config: &Config,
+    api: &Arc<Api>,
+    relay: SocketAddr,
+    api_address: SocketAddr,
+    workers: usize,
+    counters: Arc<ClusterCounters>,
+) -> Result<Arc<Cluster>, JoinError> {
+    let settings = &config.cluster;
+    let id = match &settings.node_id {
+        Some(id) => id.clone(),
+        None => {
+            let hostname = hostname();
+            match ringfwd_tuning::validate::check_node_id(&hostname) {
+                Ok(()) => hostname,
+                // A single node needs no name the others know.
+                Err(_) if settings.directory == DirectoryBackend::Embedded => EMBEDDED_FALLBACK_ID.to_owned(),
+                Err(reason) => return Err(JoinError::Hostname { hostname, reason }),
+            }
+        }
+    };
+    let buffer = settings.update_queue as usize;
+    let url = ringfwd_tuning::validate::redact_password(&settings.redis_url);
+    let directory: Arc<dyn Directory> = match settings.directory {
+        DirectoryBackend::Embedded => Arc::new(Embedded::new(buffer)),
+        DirectoryBackend::Redis => Arc::new(
+            RedisDirectory::connect(&settings.redis_url, &settings.namespace, buffer)
+                .await
+                .map_err(|e| JoinError::Directory { url: url.clone(), message: e.to_string() })?,
+        ),
+    };
+    let record = NodeRecord {
+        id,
+        relay_address: settings.relay_address.unwrap_or(relay),
+        api_address: settings.api_address.unwrap_or(api_address),
+        started_unix_ms: crate::clock::unix_ms(),
+        load: Load { workers: workers as u64, ..Load::default() },
+    };
+    let node = NodeSettings {
+        record,
+        heartbeat: Duration::from_millis(u64::from(settings.heartbeat_ms)),
+        lease_ms: settings.lease_ms,
+        update_queue: buffer,
+    };
+    Cluster::start(directory, node, api, counters)
+        .await
+        .map_err(|e| JoinError::Directory { url, message: e.to_string() })
+}
+
+/// The host's name as the kernel has it (what `hostname` prints), empty when it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
+}
+
+/// The cluster's counters as Prometheus families.
+pub struct ClusterMetrics {
+    /// This node's counters.
+    pub counters: Arc<ClusterCounters>,
+}
+
+impl ExportMetrics for ClusterMetrics {
+    fn export(&self, out: &mut Exposition) {
+        let c = &self.counters;
+        let families = [
+            ("ringfwd_cluster_lease_renewals_total", "Lease renewals the cluster directory took.", &c.renewals),
+            ("ringfwd_cluster_directory_errors_total", "Cluster directory calls that failed.", &c.errors),
+            (
+                "ringfwd_cluster_resyncs_total",
+                "Times this node wrote its whole list of streams into the directory again.",
+                &c.resyncs,
+            ),
+            (
+                "ringfwd_cluster_updates_dropped_total",
+                "Stream placements the full update queue did not take (a resync followed).",
+                &c.updates_dropped,
+            ),
+        ];
+        for (name, help, value) in families {
+            out.family(name, Kind::Counter, help);
+            out.sample(name, &[], value.load(Ordering::Relaxed));
+        }
+        let changes = "ringfwd_cluster_node_changes_total";
+        out.family(changes, Kind::Counter, "Nodes the directory's watcher heard join (up) or leave or expire (down).");
+        out.sample(changes, &[("change", "up")], c.nodes_up.load(Ordering::Relaxed));
+        out.sample(changes, &[("change", "down")], c.nodes_down.load(Ordering::Relaxed));
+    }
+}

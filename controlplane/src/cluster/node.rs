@@ -1,0 +1,273 @@
+//! This node in the cluster: its lease, renewed every `cluster.heartbeat_ms` with its load, and the streams it
+//! publishes, kept in the directory.
+//!
+//! Owns [`Cluster`]: joining (the first renewal, which must succeed for the daemon to start), the heartbeat task, the
+//! bounded queue of placements fed by the lifecycle events ([`StreamSink`], which never waits: a full queue makes the
+//! next heartbeat write this node's whole list again), the task that logs and counts what the directory's watchers
+//! hear, and leaving on a stop. Reads the registry only through [`crate::api::Api`]'s read calls. Must never hold the
+//! registry while it talks to the directory, nor make the API wait for the directory.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
+use crate::api::Api;
+use crate::events::{Event, EventKind, EventSink};
+
+/// The longest a stop waits for the directory to take this node's leave.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What this node's part in the cluster did.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    /// Lease renewals the directory took.
+    pub renewals: AtomicU64,
+    /// Directory calls that failed (renewals, placements).
+    pub errors: AtomicU64,
+    /// Times this node wrote its whole list of streams again (it joined, came back after its lease ran out, or its
+    /// update queue was full).
+    pub resyncs: AtomicU64,
+    /// Placements the full update queue did not take (a resync followed).
+    pub updates_dropped: AtomicU64,
+    /// Nodes the watchers heard join.
+    pub nodes_up: AtomicU64,
+    /// Nodes the watchers heard leave or lose their lease.
+    pub nodes_down: AtomicU64,
+}
+
+/// A placement to write.
+#[derive(Debug)]
+enum Update {
+    Place(StreamKey),
+    Remove(StreamKey),
+}
+
+/// This node's settings in the cluster.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// Its record, load aside (filled at each heartbeat).
+    pub record: NodeRecord,
+    /// `cluster.heartbeat_ms`.
+    pub heartbeat: Duration,
+    /// `cluster.lease_ms`.
+    pub lease_ms: u32,
+    /// `cluster.update_queue`.
+    pub update_queue: usize,
+}
+
+/// This node in the cluster.
+pub struct Cluster {
+    directory: Arc<dyn Directory>,
+    settings: NodeSettings,
+    counters: Arc<ClusterCounters>,
+    resync: Arc<AtomicBool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Cluster {
+    /// Joins the cluster through `directory` (the first renewal must succeed), counting into `counters`, and starts the heartbeat, the
+    /// placement writer and the watcher; the lifecycle events of `api`'s bus place and remove streams from now on.
+    /// [`Cluster::resync`] after the restore and the config's sessions writes what existed before.
+    pub async fn start(
+        directory: Arc<dyn Directory>,
+        settings: NodeSettings,
+        api: &Arc<Api>,
+        counters: Arc<ClusterCounters>,
+    ) -> Result<Arc<Cluster>, DirectoryError> {
+        let resync = Arc::new(AtomicBool::new(true));
+        let mut record = settings.record.clone();
+        record.load = load_of(api, record.load.workers).await;
+        directory.renew(&record, settings.lease_ms).await?;
+        counters.renewals.fetch_add(1, Ordering::Relaxed);
+        let (updates, queued) = mpsc::channel(settings.update_queue.max(1));
+        api.events().add_sink(Box::new(StreamSink {
+            updates,
+            resync: Arc::clone(&resync),
+            counters: Arc::clone(&counters),
+        }));
+        let cluster =
+            Arc::new(Cluster { directory, settings, counters, resync, tasks: std::sync::Mutex::new(Vec::new()) });
+        let tasks = vec![
+            tokio::spawn(Arc::clone(&cluster).heartbeat(Arc::clone(api))),
+            tokio::spawn(Arc::clone(&cluster).write_updates(queued)),
+            tokio::spawn(Arc::clone(&cluster).hear(cluster.directory.watch())),
+        ];
+        *cluster.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+        Ok(cluster)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.settings.record.id
+    }
+
+    /// The directory's backend: "embedded" or "redis".
+    pub fn backend(&self) -> &'static str {
+        self.directory.backend()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<ClusterCounters> {
+        &self.counters
+    }
+
+    /// The live nodes, by id.
+    pub async fn nodes(&self) -> Result<Vec<NodeLease>, DirectoryError> {
+        self.directory.nodes().await
+    }
+
+    /// Every placed stream and its node.
+    pub async fn streams(&self) -> Result<Vec<(StreamKey, String)>, DirectoryError> {
+        self.directory.streams().await
+    }
+
+    /// Writes this node's whole list of streams into the directory now (after the restore and the config's
+    /// sessions), and removes what the directory places here that this node no longer publishes.
+    pub async fn resync(&self, api: &Api) -> Result<(), DirectoryError> {
+        self.resync.store(false, Ordering::Relaxed);
+        let result = self.write_all(api).await;
+        if result.is_err() {
+            self.resync.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Leaves the cluster (on a stop; not on a handover, whose successor keeps the lease): the lease and the
+    /// placements go now instead of when the lease runs out. Waits at most [`LEAVE_TIMEOUT`].
+    pub async fn leave(&self) {
+        for task in self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            task.abort();
+        }
+        match tokio::time::timeout(LEAVE_TIMEOUT, self.directory.leave(self.node_id())).await {
+            Ok(Ok(())) => tracing::info!(node = self.node_id(), "cluster: left"),
+            Ok(Err(e)) => tracing::warn!("cluster: leaving failed (the lease runs out instead): {e}"),
+            Err(_) => tracing::warn!("cluster: leaving took over {LEAVE_TIMEOUT:?} (the lease runs out instead)"),
+        }
+    }
+
+    async fn write_all(&self, api: &Api) -> Result<(), DirectoryError> {
+        self.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+        let here: BTreeSet<StreamKey> = api.stream_keys().await.into_iter().collect();
+        let node = self.node_id();
+        for stream in &here {
+            self.directory.place(stream, node).await?;
+        }
+        for (stream, on) in self.directory.streams().await? {
+            if on == node && !here.contains(&stream) {
+                self.directory.remove(&stream, node).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(self: Arc<Self>, api: Arc<Api>) {
+        let mut ticker = tokio::time::interval(self.settings.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let mut record = self.settings.record.clone();
+        loop {
+            ticker.tick().await;
+            record.load = load_of(&api, record.load.workers).await;
+            match self.directory.renew(&record, self.settings.lease_ms).await {
+                Ok(joined) => {
+                    self.counters.renewals.fetch_add(1, Ordering::Relaxed);
+                    if joined {
+                        tracing::warn!(node = self.node_id(), "cluster: this node's lease had run out; joined again");
+                        self.resync.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("cluster: renewing the lease failed: {e}");
+                    continue;
+                }
+            }
+            if self.resync.swap(false, Ordering::Relaxed) {
+                if let Err(e) = self.write_all(&api).await {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    self.resync.store(true, Ordering::Relaxed);
+                    tracing::warn!("cluster: writing this node's streams failed (again at the next heartbeat): {e}");
+                }
+            }
+        }
+    }
+
+    async fn write_updates(self: Arc<Self>, mut queued: mpsc::Receiver<Update>) {
+        while let Some(update) = queued.recv().await {
+            let node = self.node_id();
+            let result = match &update {
+                Update::Place(stream) => self.directory.place(stream, node).await,
+                Update::Remove(stream) => self.directory.remove(stream, node).await,
+            };
+            if let Err(e) = result {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.resync.store(true, Ordering::Relaxed);
+                tracing::warn!(?update, "cluster: a directory update failed (the next heartbeat writes them all): {e}");
+            }
+        }
+    }
+
+    async fn hear(self: Arc<Self>, mut changes: broadcast::Receiver<Change>) {
+        loop {
+            match changes.recv().await {
+                Ok(Change::NodeUp { node }) => {
+                    self.counters.nodes_up.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(node, "cluster: a node joined");
+                }
+                Ok(Change::NodeDown { node, expired }) => {
+                    self.counters.nodes_down.fetch_add(1, Ordering::Relaxed);
+                    if expired {
+                        tracing::warn!(node, "cluster: a node's lease ran out; its streams left the directory");
+                    } else {
+                        tracing::info!(node, "cluster: a node left");
+                    }
+                    if node == self.node_id() {
+                        self.resync.store(true, Ordering::Relaxed);
+                    }
+                }
+                Ok(Change::StreamPlaced { .. } | Change::StreamRemoved { .. }) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "cluster: the directory's watcher fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// What this node holds now.
+async fn load_of(api: &Api, workers: u64) -> Load {
+    let usage = api.usage().await;
+    Load {
+        sessions: u64::from(usage.sessions),
+        streams: u64::from(usage.streams),
+        subscriptions: u64::from(usage.subscriptions),
+        workers,
+    }
+}
+
+/// Turns the bus's stream events into placements; never waits.
+struct StreamSink {
+    updates: mpsc::Sender<Update>,
+    resync: Arc<AtomicBool>,
+    counters: Arc<ClusterCounters>,
+}
+
+impl EventSink for StreamSink {
+    fn offer(&mut self, event: &Arc<Event>) {
+        let key = |stream_id: &str| StreamKey { session_id: event.session_id.clone(), stream_id: stream_id.to_owned() };
+        let update = match &event.kind {
+            EventKind::StreamPublished { stream, .. } => Update::Place(key(&stream.stream_id)),
+            EventKind::StreamUnpublished(stream) => Update::Remove(key(&stream.stream_id)),
+            _ => return,
+        };
+        if self.updates.try_send(update).is_err() {
+            self.counters.updates_dropped.fetch_add(1, Ordering::Relaxed);
+            self.resync.store(true, Ordering::Relaxed);
+        }
+    }
+}
