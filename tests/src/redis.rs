@@ -32,7 +32,18 @@ pub struct Redis {
 impl Redis {
     /// Starts `redis-server` on a free port of 127.0.0.1, its files in `dir`, and waits until it answers.
     pub fn start(dir: &Path) -> Redis {
-        let port = free_port();
+        Redis::start_on(dir, free_port())
+    }
+
+    /// Kills the server (as a crash would: it keeps nothing, it has no persistence) and starts a new one on the same
+    /// port, with the settings of its command line only.
+    pub fn restart(self, dir: &Path) -> Redis {
+        let port = self.port;
+        drop(self);
+        Redis::start_on(dir, port)
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Redis {
         let args: Vec<String> = [
             "--port",
             &port.to_string(),

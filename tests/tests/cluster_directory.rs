@@ -2,7 +2,8 @@
 //!
 //! A single node (the embedded default) lists itself and its streams. Two nodes on a real Redis server (Debian's
 //! `redis-server`, started by the test) list each other; a stream published on one is placed on it in Redis and
-//! leaves when deleted; a node killed with SIGKILL disappears from the other's list once its lease runs out, and its
+//! leaves when deleted; when Redis crashes and comes back empty, the nodes join again and write their streams again;
+//! a node killed with SIGKILL disappears from the other's list once its lease runs out, and its
 //! streams leave the directory with it; a node that stops leaves at once. A directory that cannot be reached stops
 //! the daemon at start with an error naming `cluster.redis_url`.
 
@@ -115,6 +116,19 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/v"]).is_empty()), "removed from Redis");
     publish(&api_a, false, "w", 0x0c10_0003);
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"));
+
+    // Redis crashes and comes back empty, with expiry events off: both nodes join again at their next heartbeat,
+    // A writes its stream again, and the expiry events are turned on again.
+    let redis = redis.restart(dir.path());
+    assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"), "a placed its stream again");
+    assert!(wait_until(WAIT, || node_ids(&b, &token_b) == both), "both joined again: {:?}", nodes(&b, &token_b));
+    let expiry_on = || {
+        let events = redis.cli(&["CONFIG", "GET", "notify-keyspace-events"]);
+        events.contains('E') && events.contains('x')
+    };
+    assert!(wait_until(WAIT, expiry_on), "expiry events on again");
+    // B's subscription is back before A is killed: its watcher hears what follows.
+    assert!(wait_until(WAIT, || redis.cli(&["PUBSUB", "NUMSUB", "t:changes"]).ends_with('2')), "both subscribed");
 
     // A is killed: no leave, its lease runs out; B hears it, and A's streams leave the directory.
     let metrics = b.metrics.expect("b serves metrics");

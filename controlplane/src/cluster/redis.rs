@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, FromRedisValue};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
@@ -149,7 +149,13 @@ impl RedisDirectory {
     /// (`namespace`) and to the expiry events; watchers may fall `buffer` changes behind. The error says what failed.
     pub async fn connect(url: &str, namespace: &str, buffer: usize) -> Result<RedisDirectory, DirectoryError> {
         let client = Client::open(url).map_err(backend_error)?;
-        let connect = client.get_connection_manager();
+        // Two attempts at most per (re)connection: the heartbeat retries anyway, and a start against a server that is
+        // not there fails at once, saying so.
+        let settings = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT));
+        let connect = client.get_connection_manager_with_config(settings);
         let mut connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(connection) => connection.map_err(|e| backend_error(format!("cannot connect: {e}")))?,
             Err(_) => return Err(backend_error(format!("cannot connect within {CONNECT_TIMEOUT:?}"))),
@@ -254,6 +260,10 @@ async fn watch(
                 Err(e) => tracing::warn!("cluster: subscribing again failed: {e}"),
             }
         };
+        // The server may have restarted meanwhile, with its configuration file's settings: expiry events again.
+        if let Err(e) = ensure_expiry_events(&mut connection.clone()).await {
+            tracing::warn!("cluster: after subscribing again: {e}");
+        }
     }
 }
 
