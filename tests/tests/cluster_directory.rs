@@ -3,13 +3,14 @@
 //! A single node (the embedded default) lists itself and its streams. Two nodes on a real Redis server (Debian's
 //! `redis-server`, started by the test) list each other; a stream published on one is placed on it in Redis and
 //! leaves when deleted; when Redis crashes and comes back empty, the nodes join again and write their streams again;
-//! a node killed with SIGKILL disappears from the other's list once its lease runs out, and its
-//! streams leave the directory with it; a node that stops leaves at once. A directory that cannot be reached stops
-//! the daemon at start with an error naming `cluster.redis_url`.
+//! a node killed with SIGKILL disappears from the other's list once its lease runs out, and its streams leave the
+//! directory with it (a `node_lost` event says so); a node that stops leaves at once. A directory that cannot be
+//! reached stops the daemon at start with an error naming `cluster.redis_url`.
 
 use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
+use ringfwd_proto::v1::event::Kind;
 use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, parse_json, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::{run_to_exit, Daemon};
 use ringfwd_tests::gst::free_port;
@@ -144,6 +145,22 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(redis.cli(&["HGET", "t:streams", "s/w"]).is_empty(), "a's stream left with it");
     assert_eq!(redis.cli(&["SISMEMBER", "t:nodes", "a"]), "0");
     assert!(wait_until(WAIT, || downs() == 1.0), "b counted one node down: {}", downs());
+    // What a controller watching B's events sees of the other node: A joining (again, after Redis's restart: B was
+    // not there when A first joined), then A lost with its lease run out. B's own joins are not events.
+    let api_b = Api::dev(&b);
+    let joined = |node: &'static str| {
+        api_b.wait_event("", WAIT, |kind| matches!(kind, Kind::NodeJoined(n) if n.node_id == node).then_some(()))
+    };
+    assert!(joined("a").is_some(), "a node_joined event for a");
+    let quiet = Duration::from_millis(200);
+    assert!(api_b
+        .wait_event("", quiet, |kind| matches!(kind, Kind::NodeJoined(n) if n.node_id == "b").then_some(()))
+        .is_none());
+    let lost = api_b.wait_event("", WAIT, |kind| match kind {
+        Kind::NodeLost(n) if n.node_id == "a" => Some(n.expired),
+        _ => None,
+    });
+    assert_eq!(lost, Some(true), "a node_lost event for a, its lease run out");
 
     // B stops: it leaves at once, without waiting for its lease.
     let exit = b.stop();

@@ -82,6 +82,8 @@ fn describe(event: &v1::Event) -> String {
             "subscription_switched {} from {} to {}->{}",
             s.subscription_id, s.previous_stream_id, s.stream_id, s.endpoint_id
         ),
+        Kind::NodeJoined(n) => format!("node_joined {}", n.node_id),
+        Kind::NodeLost(n) => format!("node_lost {} expired {}", n.node_id, n.expired),
         Kind::MetadataChanged(m) => {
             let keys: Vec<_> = m.entries.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
             format!("metadata_changed {}", keys.join(","))

@@ -119,6 +119,10 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
                 fault: (*fault).to_owned(),
             })
         }
+        EventKind::NodeJoined { node } => Kind::NodeJoined(v1::NodeJoined { node_id: node.clone() }),
+        EventKind::NodeLost { node, expired } => {
+            Kind::NodeLost(v1::NodeLost { node_id: node.clone(), expired: *expired })
+        }
         EventKind::Subscribed(s) => {
             let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
             Kind::Subscribed(v1::Subscribed { subscription_id, stream_id, endpoint_id })

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
 use crate::api::Api;
-use crate::events::{Event, EventKind, EventSink};
+use crate::events::{Event, EventBus, EventKind, EventSink};
 
 /// The longest a stop waits for the directory to take this node's leave.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,6 +78,8 @@ impl Cluster {
         api: &Arc<Api>,
         counters: Arc<ClusterCounters>,
     ) -> Result<Arc<Cluster>, DirectoryError> {
+        // Watched before the first renewal, so that this node's own joining is counted too.
+        let changes = directory.watch();
         let resync = Arc::new(AtomicBool::new(true));
         let mut record = settings.record.clone();
         record.load = load_of(api, record.load.workers).await;
@@ -94,7 +96,7 @@ impl Cluster {
         let tasks = vec![
             tokio::spawn(Arc::clone(&cluster).heartbeat(Arc::clone(api))),
             tokio::spawn(Arc::clone(&cluster).write_updates(queued)),
-            tokio::spawn(Arc::clone(&cluster).hear(cluster.directory.watch())),
+            tokio::spawn(Arc::clone(&cluster).hear(changes, Arc::clone(api.events()))),
         ];
         *cluster.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
         Ok(cluster)
@@ -211,12 +213,17 @@ impl Cluster {
         }
     }
 
-    async fn hear(self: Arc<Self>, mut changes: broadcast::Receiver<Change>) {
+    /// Logs and counts the nodes that join and leave, and publishes those of other nodes as lifecycle events without a
+    /// session.
+    async fn hear(self: Arc<Self>, mut changes: broadcast::Receiver<Change>, events: Arc<EventBus>) {
         loop {
             match changes.recv().await {
                 Ok(Change::NodeUp { node }) => {
                     self.counters.nodes_up.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(node, "cluster: a node joined");
+                    if node != self.node_id() {
+                        events.publish(String::new(), EventKind::NodeJoined { node }, crate::clock::unix_ms());
+                    }
                 }
                 Ok(Change::NodeDown { node, expired }) => {
                     self.counters.nodes_down.fetch_add(1, Ordering::Relaxed);
@@ -227,6 +234,8 @@ impl Cluster {
                     }
                     if node == self.node_id() {
                         self.resync.store(true, Ordering::Relaxed);
+                    } else {
+                        events.publish(String::new(), EventKind::NodeLost { node, expired }, crate::clock::unix_ms());
                     }
                 }
                 Ok(Change::StreamPlaced { .. } | Change::StreamRemoved { .. }) => {}

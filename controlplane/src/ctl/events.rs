@@ -98,6 +98,8 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
             fields.push(("endpoint", p.endpoint_id.clone()));
             ("plugin_disabled", fields)
         }
+        Some(Kind::NodeJoined(n)) => ("node_joined", vec![("node", n.node_id.clone())]),
+        Some(Kind::NodeLost(n)) => ("node_lost", vec![("node", n.node_id.clone()), ("expired", n.expired.to_string())]),
         Some(Kind::Subscribed(s)) => {
             ("subscribed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
         }

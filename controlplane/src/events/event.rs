@@ -132,6 +132,18 @@ pub enum EventKind {
         /// The stream it forwarded before.
         previous_stream_id: String,
     },
+    /// A node of the cluster took a lease (no session: the event's session id is empty).
+    NodeJoined {
+        /// Its id.
+        node: String,
+    },
+    /// A node of the cluster left, or its lease ran out (`expired`).
+    NodeLost {
+        /// Its id.
+        node: String,
+        /// Whether its lease ran out (rather than it leaving).
+        expired: bool,
+    },
     /// Metadata of the session, an endpoint or a stream changed.
     MetadataChanged {
         /// Whose.
@@ -166,6 +178,8 @@ impl EventKind {
             EventKind::SubscriptionResumed(_) => "subscription_resumed",
             EventKind::SubscriptionSwitched { .. } => "subscription_switched",
             EventKind::MetadataChanged { .. } => "metadata_changed",
+            EventKind::NodeJoined { .. } => "node_joined",
+            EventKind::NodeLost { .. } => "node_lost",
         }
     }
 }
