@@ -35,15 +35,15 @@ impl Redis {
         Redis::start_on(dir, free_port())
     }
 
-    /// Kills the server (as a crash would: it keeps nothing, it has no persistence) and starts a new one on the same
-    /// port, with the settings of its command line only.
-    pub fn restart(self, dir: &Path) -> Redis {
-        let port = self.port;
-        drop(self);
-        Redis::start_on(dir, port)
+    /// Kills the server, as a crash would (it keeps nothing: it has no persistence); answers its port, for
+    /// [`Redis::start_on`].
+    pub fn kill(self) -> u16 {
+        self.port
     }
 
-    fn start_on(dir: &Path, port: u16) -> Redis {
+    /// Starts `redis-server` on `port` of 127.0.0.1 (a port a killed server had), its files in `dir`, and waits until
+    /// it answers.
+    pub fn start_on(dir: &Path, port: u16) -> Redis {
         let args: Vec<String> = [
             "--port",
             &port.to_string(),

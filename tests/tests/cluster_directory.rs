@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
 use ringfwd_proto::v1::event::Kind;
-use ringfwd_tests::api::{ctl_ok, dev_token, endpoint, parse_json, video_stream, wait_until, Api};
+use ringfwd_tests::api::{ctl, ctl_ok, dev_token, endpoint, parse_json, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::{run_to_exit, Daemon};
 use ringfwd_tests::gst::free_port;
 use ringfwd_tests::peer::Peer;
@@ -98,8 +98,9 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
             redis.url()
         )
     };
-    let a = Daemon::start(&config("a"));
+    // B first: its watcher hears A join.
     let b = Daemon::start(&config("b"));
+    let a = Daemon::start(&config("a"));
     let (token_a, token_b) = (dev_token(&a), dev_token(&b));
     let both = ["a".to_owned(), "b".to_owned()];
     assert!(wait_until(WAIT, || node_ids(&a, &token_a) == both && node_ids(&b, &token_b) == both), "both listed");
@@ -118,9 +119,12 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     publish(&api_a, false, "w", 0x0c10_0003);
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"));
 
-    // Redis crashes and comes back empty, with expiry events off: both nodes join again at their next heartbeat,
+    // Redis crashes (the node list says the directory cannot be read) and comes back empty, with expiry events off: both nodes join again at their next heartbeat,
     // A writes its stream again, and the expiry events are turned on again.
-    let redis = redis.restart(dir.path());
+    let port = redis.kill();
+    let down = ctl(&b, &token_b, &["node", "list"]);
+    assert!(!down.success && down.stderr.contains("the directory could not be read"), "{down:?}");
+    let redis = Redis::start_on(dir.path(), port);
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"), "a placed its stream again");
     assert!(wait_until(WAIT, || node_ids(&b, &token_b) == both), "both joined again: {:?}", nodes(&b, &token_b));
     let expiry_on = || {
@@ -134,19 +138,21 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     // A is killed: no leave, its lease runs out; B hears it, and A's streams leave the directory.
     let metrics = b.metrics.expect("b serves metrics");
     let downs = || sample(metrics, "ringfwd_cluster_node_changes_total", &[("change", "down")]).unwrap_or(0.0);
+    let downs_before = downs();
     let killed = Instant::now();
+    let killed_unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
     let _kept = a.crash();
     assert!(wait_until(WAIT, || node_ids(&b, &token_b) == ["b"]), "a left b's list: {:?}", nodes(&b, &token_b));
     let gone_after = killed.elapsed();
     assert!(
-        gone_after <= Duration::from_millis(LEASE_MS + 1000),
+        gone_after <= Duration::from_millis(LEASE_MS + 2000),
         "a was listed {gone_after:?} after its kill (lease {LEASE_MS} ms)"
     );
     assert!(redis.cli(&["HGET", "t:streams", "s/w"]).is_empty(), "a's stream left with it");
     assert_eq!(redis.cli(&["SISMEMBER", "t:nodes", "a"]), "0");
-    assert!(wait_until(WAIT, || downs() == 1.0), "b counted one node down: {}", downs());
-    // What a controller watching B's events sees of the other node: A joining (again, after Redis's restart: B was
-    // not there when A first joined), then A lost with its lease run out. B's own joins are not events.
+    assert!(wait_until(WAIT, || downs() > downs_before), "b counted a node down: {}", downs());
+    // What a controller watching B's events sees of the other node: A joining, then, after the kill, A lost with its
+    // lease run out. B's own joins are not events.
     let api_b = Api::dev(&b);
     let joined = |node: &'static str| {
         api_b.wait_event("", WAIT, |kind| matches!(kind, Kind::NodeJoined(n) if n.node_id == node).then_some(()))
@@ -156,11 +162,11 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(api_b
         .wait_event("", quiet, |kind| matches!(kind, Kind::NodeJoined(n) if n.node_id == "b").then_some(()))
         .is_none());
-    let lost = api_b.wait_event("", WAIT, |kind| match kind {
-        Kind::NodeLost(n) if n.node_id == "a" => Some(n.expired),
+    let lost = api_b.wait_whole_event("", WAIT, |event| match &event.kind {
+        Some(Kind::NodeLost(n)) if n.node_id == "a" && u128::from(event.unix_ms) >= killed_unix_ms => Some(n.expired),
         _ => None,
     });
-    assert_eq!(lost, Some(true), "a node_lost event for a, its lease run out");
+    assert_eq!(lost, Some(true), "a node_lost event for a after its kill, its lease run out");
 
     // B stops: it leaves at once, without waiting for its lease.
     let exit = b.stop();

@@ -153,7 +153,14 @@ impl Api {
         };
         let read =
             async { Ok::<_, crate::cluster::DirectoryError>((cluster.nodes().await?, cluster.streams().await?)) };
-        let (cluster_nodes, directory_error) = match read.await {
+        let bound = crate::cluster::redis::CALL_TIMEOUT;
+        let read = tokio::time::timeout(bound, read).await.unwrap_or_else(|_| {
+            Err(crate::cluster::DirectoryError::Backend {
+                backend: cluster.backend(),
+                message: format!("no answer within {bound:?}"),
+            })
+        });
+        let (cluster_nodes, directory_error) = match read {
             Ok((nodes, streams)) => {
                 let placed = |node: &str| streams.iter().filter(|(_, on)| on == node).count() as u64;
                 let nodes = nodes.into_iter().map(|lease| {

@@ -171,11 +171,17 @@ impl Cluster {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         let mut record = self.settings.record.clone();
+        // Failed renewals in a row: the first and the recovery are logged, not every heartbeat in between.
+        let mut failing = 0u64;
         loop {
             ticker.tick().await;
             record.load = load_of(&api, record.load.workers).await;
             match self.directory.renew(&record, self.settings.lease_ms).await {
                 Ok(joined) => {
+                    if failing > 0 {
+                        tracing::info!(failed = failing, "cluster: renewing the lease works again");
+                        failing = 0;
+                    }
                     self.counters.renewals.fetch_add(1, Ordering::Relaxed);
                     if joined {
                         tracing::warn!(node = self.node_id(), "cluster: this node's lease had run out; joined again");
@@ -184,7 +190,10 @@ impl Cluster {
                 }
                 Err(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("cluster: renewing the lease failed: {e}");
+                    if failing == 0 {
+                        tracing::warn!("cluster: renewing the lease failed (retried every heartbeat): {e}");
+                    }
+                    failing += 1;
                     continue;
                 }
             }

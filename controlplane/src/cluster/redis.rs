@@ -13,9 +13,12 @@
 //! it): every node that hears it runs the clean-up script, which removes the node's streams and publishes
 //! [`Change::NodeDown`] only for the first. No polling: the directory is read when someone asks ([`Directory::nodes`]
 //! also cleans up a node whose expiry event was missed while disconnected). Every call is bounded by
-//! [`CALL_TIMEOUT`]; the command connection reconnects by itself, the subscription with backoff.
+//! [`CALL_TIMEOUT`]; the command connection reconnects by itself, the subscription with backoff, after which the
+//! watchers are told the joins and losses of nodes they could not hear meanwhile (the live nodes against those the
+//! watcher knew).
 //! Must never hold a lock across a call to Redis, nor block a caller longer than [`CALL_TIMEOUT`].
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -223,8 +226,20 @@ async fn subscribe(client: &Client, keys: &Keys) -> Result<redis::aio::PubSub, D
     bounded(subscribe).await
 }
 
+/// The ids of the nodes whose lease key exists now.
+async fn live_nodes(connection: &mut ConnectionManager, keys: &Keys) -> Result<BTreeSet<String>, DirectoryError> {
+    let ids = query::<Vec<String>>(redis::cmd("SMEMBERS").arg(&keys.nodes).to_owned(), connection).await?;
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.cmd("EXISTS").arg(keys.node(id));
+    }
+    let exists = bounded(pipe.query_async::<Vec<i64>>(connection)).await?;
+    Ok(ids.into_iter().zip(exists).filter(|(_, exists)| *exists == 1).map(|(id, _)| id).collect())
+}
+
 /// Hands every change on the channel to the watchers, and cleans up after every lease that runs out; subscribes
-/// again, with backoff, when the subscription is lost.
+/// again, with backoff, when the subscription is lost, and then tells the watchers what changed in the nodes
+/// meanwhile (a join or a loss they could not hear), against the nodes it knew.
 async fn watch(
     client: Client,
     mut pubsub: redis::aio::PubSub,
@@ -232,6 +247,7 @@ async fn watch(
     connection: ConnectionManager,
     changes: broadcast::Sender<Change>,
 ) {
+    let mut known = live_nodes(&mut connection.clone(), &keys).await.unwrap_or_default();
     let mut backoff = RESUBSCRIBE_BACKOFF.0;
     loop {
         let mut messages = pubsub.into_on_message();
@@ -241,6 +257,11 @@ async fn watch(
             if message.get_channel_name() == keys.changes {
                 match serde_json::from_str::<Change>(&payload) {
                     Ok(change) => {
+                        match &change {
+                            Change::NodeUp { node } => known.insert(node.clone()),
+                            Change::NodeDown { node, .. } => known.remove(node),
+                            _ => false,
+                        };
                         let _ = changes.send(change);
                     }
                     Err(e) => tracing::warn!(%payload, "cluster: an unreadable change on {}: {e}", keys.changes),
@@ -263,6 +284,18 @@ async fn watch(
         // The server may have restarted meanwhile, with its configuration file's settings: expiry events again.
         if let Err(e) = ensure_expiry_events(&mut connection.clone()).await {
             tracing::warn!("cluster: after subscribing again: {e}");
+        }
+        match live_nodes(&mut connection.clone(), &keys).await {
+            Ok(live) => {
+                for node in known.difference(&live) {
+                    let _ = changes.send(Change::NodeDown { node: node.clone(), expired: true });
+                }
+                for node in live.difference(&known) {
+                    let _ = changes.send(Change::NodeUp { node: node.clone() });
+                }
+                known = live;
+            }
+            Err(e) => tracing::warn!("cluster: reading the nodes after subscribing again failed: {e}"),
         }
     }
 }
