@@ -119,8 +119,9 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     publish(&api_a, false, "w", 0x0c10_0003);
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"));
 
-    // Redis crashes (the node list says the directory cannot be read) and comes back empty, with expiry events off: both nodes join again at their next heartbeat,
-    // A writes its stream again, and the expiry events are turned on again.
+    // Redis crashes (the node list says the directory cannot be read) and comes back empty, with expiry events off:
+    // both nodes join again at their next heartbeat, A writes its stream again, and the expiry events are turned on
+    // again.
     let port = redis.kill();
     let down = ctl(&b, &token_b, &["node", "list"]);
     assert!(!down.success && down.stderr.contains("the directory could not be read"), "{down:?}");

@@ -69,9 +69,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Joins the cluster through `directory` (the first renewal must succeed), counting into `counters`, and starts the heartbeat, the
-    /// placement writer and the watcher; the lifecycle events of `api`'s bus place and remove streams from now on.
-    /// [`Cluster::resync`] after the restore and the config's sessions writes what existed before.
+    /// Joins the cluster through `directory` (the first renewal must succeed), counting into `counters`, and starts
+    /// the heartbeat, the placement writer and the watcher; the lifecycle events of `api`'s bus place and remove
+    /// streams from now on. [`Cluster::resync`] after the restore and the config's sessions writes what existed
+    /// before.
     pub async fn start(
         directory: Arc<dyn Directory>,
         settings: NodeSettings,
