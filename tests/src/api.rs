@@ -124,6 +124,8 @@ rpcs! {
     list_streams(ListStreamsRequest) -> ListStreamsResponse;
     /// `DeleteStream`.
     delete_stream(DeleteStreamRequest) -> DeleteResponse;
+    /// `LocateStream`.
+    locate_stream(LocateStreamRequest) -> StreamLocation;
     /// `GetStreamStats`.
     get_stream_stats(GetStreamStatsRequest) -> StreamStats;
     /// `GetSessionStats`.

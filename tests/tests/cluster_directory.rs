@@ -2,22 +2,24 @@
 //!
 //! A single node (the embedded default) lists itself and its streams. Two nodes on a real Redis server (Debian's
 //! `redis-server`, started by the test) list each other; a stream published on one is placed on it in Redis and
-//! leaves when deleted; when Redis crashes and comes back empty, the nodes join again and write their streams again;
-//! a node killed with SIGKILL disappears from the other's list once its lease runs out, and its streams leave the
-//! directory with it (a `node_lost` event says so); a node that stops leaves at once. A directory that cannot be
-//! reached stops the daemon at start with an error naming `cluster.redis_url`.
+//! leaves when deleted (`LocateStream` on the other node finds it on the first, then not); when Redis crashes and
+//! comes back empty, the nodes join again and write their streams again; a node killed with SIGKILL disappears from
+//! the other's list once its lease runs out, and its streams leave the directory with it (a `node_lost` event says
+//! so); a node that stops leaves at once. A directory that cannot be reached stops the daemon at start with an error
+//! naming `cluster.redis_url`.
 
 use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
 use ringfwd_proto::v1::event::Kind;
-use ringfwd_tests::api::{ctl, ctl_ok, dev_token, endpoint, parse_json, video_stream, wait_until, Api};
+use ringfwd_tests::api::{ctl, ctl_ok, dev_token, endpoint, expect_status, parse_json, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::{run_to_exit, Daemon};
 use ringfwd_tests::gst::free_port;
 use ringfwd_tests::peer::Peer;
 use ringfwd_tests::redis::{ensure_redis, Redis};
 use ringfwd_tests::scrape::sample;
 use serde_json::Value;
+use tonic::Code;
 
 const ONE_WORKER: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
 const HEARTBEAT_MS: u64 = 100;
@@ -71,6 +73,8 @@ fn a_single_node_lists_itself_and_its_streams_with_the_embedded_directory() {
     assert!(wait_until(WAIT, placed), "the stream is placed on this node: {:?}", nodes(&daemon, &token));
     let loaded = || nodes(&daemon, &token).first().is_some_and(|n| number(n, "streams") == 1);
     assert!(wait_until(WAIT, loaded), "the next heartbeat carries the load: {:?}", nodes(&daemon, &token));
+    let located = parse_json(&ctl_ok(&daemon, &token, &["--json", "stream", "locate", "s", "v"]));
+    assert_eq!((located["nodeId"].as_str(), located["thisNode"].as_bool()), (Some("solo"), Some(true)), "{located}");
     let table = ctl_ok(&daemon, &token, &["node", "list"]);
     assert!(table.contains("directory: embedded (this node: solo)") && table.contains("solo *"), "{table}");
     let exit = daemon.stop();
@@ -114,8 +118,22 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/v"]) == "a"), "placed on a in Redis");
     let placed_on_a = |n: &Value| n["nodeId"] == "a" && number(n, "placedStreams") == 1 && number(n, "streams") == 1;
     assert!(wait_until(WAIT, || nodes(&b, &token_b).iter().any(placed_on_a)), "{:?}", nodes(&b, &token_b));
+    // Located from B: A, with A's API address, and not B itself; a malformed id is named, an unknown stream is not
+    // found.
+    let api_b = Api::dev(&b);
+    let locate = |session: &str, stream: &str| {
+        api_b.locate_stream(v1::LocateStreamRequest { session_id: session.into(), stream_id: stream.into() })
+    };
+    let located = locate("s", "v").expect("located");
+    assert_eq!((located.node_id.as_str(), located.this_node), ("a", false), "{located:?}");
+    assert_eq!(located.api_address, a.api.to_string());
+    expect_status(locate("s", "v/x"), Code::InvalidArgument, &["stream_id"]);
+    expect_status(locate("s", "nope"), Code::NotFound, &["s/nope"]);
+    let table = ctl_ok(&b, &token_b, &["stream", "locate", "s", "v"]);
+    assert!(table.contains(&a.api.to_string()) && !table.contains("a *"), "{table}");
     api_a.delete_stream(v1::DeleteStreamRequest { session_id: "s".into(), stream_id: "v".into() }).expect("delete");
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/v"]).is_empty()), "removed from Redis");
+    expect_status(locate("s", "v"), Code::NotFound, &["no node publishes stream s/v"]);
     publish(&api_a, false, "w", 0x0c10_0003);
     assert!(wait_until(WAIT, || redis.cli(&["HGET", "t:streams", "s/w"]) == "a"));
 
@@ -154,7 +172,6 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(wait_until(WAIT, || downs() > downs_before), "b counted a node down: {}", downs());
     // What a controller watching B's events sees of the other node: A joining, then, after the kill, A lost with its
     // lease run out. B's own joins are not events.
-    let api_b = Api::dev(&b);
     let joined = |node: &'static str| {
         api_b.wait_event("", WAIT, |kind| matches!(kind, Kind::NodeJoined(n) if n.node_id == node).then_some(()))
     };

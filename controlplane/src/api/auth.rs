@@ -33,7 +33,7 @@ pub enum Access {
 }
 
 /// The access every method of `ringfwd.v1.Ringfwd` needs, by its bare name.
-pub const RPC_ACCESS: [(&str, Access); 31] = [
+pub const RPC_ACCESS: [(&str, Access); 32] = [
     ("CreateSession", Access::Write),
     ("GetSession", Access::Read),
     ("ListSessions", Access::Read),
@@ -57,6 +57,7 @@ pub const RPC_ACCESS: [(&str, Access); 31] = [
     ("UpdateSubscription", Access::Write),
     ("DeleteSubscription", Access::Write),
     ("GetNodeInfo", Access::Read),
+    ("LocateStream", Access::Read),
     ("Drain", Access::Write),
     ("LoadPlugin", Access::Write),
     ("UnloadPlugin", Access::Write),

@@ -192,6 +192,38 @@ impl Api {
         }
     }
 
+    /// `LocateStream`: the node the directory says publishes the stream, with the addresses its lease gives.
+    pub(crate) async fn locate_stream_rpc(
+        &self,
+        r: ringfwd_proto::v1::LocateStreamRequest,
+    ) -> Result<ringfwd_proto::v1::StreamLocation, tonic::Status> {
+        for (field, value) in [("session_id", &r.session_id), ("stream_id", &r.stream_id)] {
+            crate::registry::validate::id(field, value).map_err(status::registry)?;
+        }
+        let cluster =
+            self.cluster.get().ok_or_else(|| tonic::Status::unavailable("this node has not joined its cluster yet"))?;
+        let key = crate::cluster::StreamKey { session_id: r.session_id, stream_id: r.stream_id };
+        let unavailable = |e: crate::cluster::DirectoryError| tonic::Status::unavailable(e.to_string());
+        let located = async { Ok((cluster.locate(&key).await?, cluster.nodes().await?)) };
+        let bound = crate::cluster::redis::CALL_TIMEOUT;
+        let (node, nodes) = match tokio::time::timeout(bound, located).await {
+            Ok(result) => result.map_err(unavailable)?,
+            Err(_) => return Err(tonic::Status::unavailable(format!("the directory gave no answer within {bound:?}"))),
+        };
+        let not_found =
+            || tonic::Status::not_found(format!("no node publishes stream {}/{}", key.session_id, key.stream_id));
+        let node = node.ok_or_else(not_found)?;
+        let lease = nodes.into_iter().find(|lease| lease.record.id == node).ok_or_else(not_found)?;
+        Ok(ringfwd_proto::v1::StreamLocation {
+            this_node: node == cluster.node_id(),
+            api_address: lease.record.api_address.to_string(),
+            relay_address: lease.record.relay_address.to_string(),
+            node_id: node,
+            session_id: key.session_id,
+            stream_id: key.stream_id,
+        })
+    }
+
     /// Every stream this node holds, by session and id.
     pub async fn stream_keys(&self) -> Vec<crate::cluster::StreamKey> {
         let registry = self.registry.lock().await;

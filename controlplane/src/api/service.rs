@@ -268,6 +268,10 @@ impl Ringfwd for Api {
         }))
     }
 
+    async fn locate_stream(&self, request: Request<v1::LocateStreamRequest>) -> Reply<v1::StreamLocation> {
+        self.locate_stream_rpc(request.into_inner()).await.map(Response::new)
+    }
+
     async fn set_metadata(&self, request: Request<v1::SetMetadataRequest>) -> Reply<v1::MetadataWriteResponse> {
         self.set_metadata_rpc(request).await
     }

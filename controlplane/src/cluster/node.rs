@@ -123,6 +123,11 @@ impl Cluster {
         self.directory.nodes().await
     }
 
+    /// The node the directory places `stream` on, if any.
+    pub async fn locate(&self, stream: &StreamKey) -> Result<Option<String>, DirectoryError> {
+        self.directory.locate(stream).await
+    }
+
     /// Every placed stream and its node.
     pub async fn streams(&self) -> Result<Vec<(StreamKey, String)>, DirectoryError> {
         self.directory.streams().await

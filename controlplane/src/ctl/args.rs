@@ -345,6 +345,13 @@ pub enum StreamCmd {
         /// Stream id.
         stream: String,
     },
+    /// Where a stream is published in the cluster: its node, with the node's API and relay addresses.
+    Locate {
+        /// Session id.
+        session: String,
+        /// Stream id.
+        stream: String,
+    },
     /// List the streams of a session.
     List {
         /// Session id.

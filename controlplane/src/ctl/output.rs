@@ -292,6 +292,13 @@ printable!(v1::ListSubscriptionsResponse, "ListSubscriptionsResponse", SUBSCRIPT
     .iter()
     .map(subscription_row)
     .collect());
+printable!(v1::StreamLocation, "StreamLocation", ["SESSION", "STREAM", "NODE", "API", "RELAY"], |m| vec![vec![
+    m.session_id.clone(),
+    m.stream_id.clone(),
+    if m.this_node { format!("{} *", m.node_id) } else { m.node_id.clone() },
+    m.api_address.clone(),
+    m.relay_address.clone(),
+]]);
 printable!(
     v1::DeleteResponse,
     "DeleteResponse",

@@ -345,6 +345,10 @@ async fn stream(client: &mut Client, cmd: StreamCmd, json: bool) -> Result<(), S
             let request = v1::GetStreamRequest { session_id: session, stream_id: stream };
             print(&client.get_stream(request).await.map_err(status)?.into_inner(), json)
         }
+        StreamCmd::Locate { session, stream } => {
+            let request = v1::LocateStreamRequest { session_id: session, stream_id: stream };
+            print(&client.locate_stream(request).await.map_err(status)?.into_inner(), json)
+        }
         StreamCmd::List { session } => {
             let request = v1::ListStreamsRequest { session_id: session };
             print(&client.list_streams(request).await.map_err(status)?.into_inner(), json)

@@ -91,7 +91,7 @@ mod rtcp;
 mod update;
 mod update_endpoint;
 mod update_stream;
-mod validate;
+pub(crate) mod validate;
 
 #[cfg(test)]
 mod proptests;
