@@ -157,14 +157,18 @@ impl Cluster {
         }
     }
 
+    /// Places every stream this node holds, then removes what the directory places here that this node does not
+    /// hold. The streams held are read again after the directory: a stream created meanwhile (and placed by the
+    /// update writer) is not removed, and one deleted meanwhile (after this placed it again) does not stay.
     async fn write_all(&self, api: &Api) -> Result<(), DirectoryError> {
         self.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-        let here: BTreeSet<StreamKey> = api.stream_keys().await.into_iter().collect();
         let node = self.node_id();
-        for stream in &here {
-            self.directory.place(stream, node).await?;
+        for stream in api.stream_keys().await {
+            self.directory.place(&stream, node).await?;
         }
-        for (stream, on) in self.directory.streams().await? {
+        let placed = self.directory.streams().await?;
+        let here: BTreeSet<StreamKey> = api.stream_keys().await.into_iter().collect();
+        for (stream, on) in placed {
             if on == node && !here.contains(&stream) {
                 self.directory.remove(&stream, node).await?;
             }
