@@ -574,9 +574,10 @@ async fn control(
     }
     // Health probes and watchers see NOT_SERVING before the listener closes.
     api.begin_shutdown().await;
-    // A daemon taking over keeps this node's lease and streams; a stop gives them up now.
-    if handed_over.is_none() {
-        cluster.leave().await;
+    // A daemon taking over keeps this node's lease and streams (it renews them from now on); a stop gives them up now.
+    match handed_over {
+        Some(_) => cluster.stop(),
+        None => cluster.leave().await,
     }
     let _ = stop_tx.send(());
     let _ = collect_stop_tx.send(());

@@ -6,7 +6,7 @@
 //! comes back empty, the nodes join again and write their streams again; a node killed with SIGKILL disappears from
 //! the other's list once its lease runs out, and its streams leave the directory with it (a `node_lost` event says
 //! so); a node that stops leaves at once. A directory that cannot be reached stops the daemon at start with an error
-//! naming `cluster.redis_url`.
+//! naming `cluster.redis_url`; two nodes configured with one id are told (a metric and an error in the log).
 
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,34 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     assert!(exit.success, "{}", exit.stderr);
     assert_eq!(redis.cli(&["EXISTS", "t:node:b"]), "0", "b's lease went with its stop");
     assert_eq!(redis.cli(&["SMEMBERS", "t:nodes"]), "", "no node is left");
+}
+
+#[test]
+fn two_nodes_configured_with_one_id_are_told() {
+    if !ensure_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    let config = format!(
+        "{ONE_WORKER}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnode_id = \"twin\"\n\
+         heartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\n",
+        redis.url()
+    );
+    let (first, second) = (Daemon::start(&config), Daemon::start(&config));
+    let conflicts = |daemon: &Daemon| {
+        let metrics = daemon.metrics.expect("metrics");
+        sample(metrics, "ringfwd_cluster_id_conflicts_total", &[]).unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(WAIT, || conflicts(&first) + conflicts(&second) >= 1.0),
+        "neither node saw the other renew its id: {} / {}",
+        conflicts(&first),
+        conflicts(&second)
+    );
+    let said =
+        [first.stop(), second.stop()].iter().any(|exit| exit.stderr.contains("two nodes have one cluster.node_id"));
+    assert!(said, "the log names the conflict");
 }
 
 #[test]

@@ -63,6 +63,10 @@ pub struct NodeRecord {
     pub api_address: SocketAddr,
     /// When it started, Unix milliseconds (a restart shows as a new value).
     pub started_unix_ms: u64,
+    /// Drawn at random when its process started: tells apart two processes that renew one node id (two nodes
+    /// configured with the same id; or, for a heartbeat or two, a takeover).
+    #[serde(default)]
+    pub instance: u64,
     /// What it holds.
     pub load: Load,
 }
@@ -136,9 +140,10 @@ pub trait Directory: Send + Sync {
     /// "embedded" or "redis".
     fn backend(&self) -> &'static str;
 
-    /// Takes or renews `node`'s lease for `lease_ms`, with its record: `true` when it had none (it just joined, or
-    /// its lease had run out and its streams left the directory: the caller places them again).
-    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, bool>;
+    /// Takes or renews `node`'s lease for `lease_ms`, with its record; answers the record the lease held before:
+    /// `None` when it had none (it just joined, or its lease had run out and its streams left the directory: the
+    /// caller places them again), a record of another `instance` when another process renews the same id.
+    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, Option<NodeRecord>>;
 
     /// `node` leaves: its lease and the streams placed on it go now.
     fn leave<'a>(&'a self, node: &'a str) -> DirectoryFuture<'a, ()>;

@@ -64,16 +64,16 @@ impl Directory for Embedded {
         "embedded"
     }
 
-    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, bool> {
+    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, Option<NodeRecord>> {
         Box::pin(async move {
             let now = Instant::now();
             self.expire(now);
             let until = now + Duration::from_millis(u64::from(lease_ms));
-            let joined = self.state().nodes.insert(node.id.clone(), (node.clone(), until)).is_none();
-            if joined {
+            let previous = self.state().nodes.insert(node.id.clone(), (node.clone(), until)).map(|(record, _)| record);
+            if previous.is_none() {
                 self.send(Change::NodeUp { node: node.id.clone() });
             }
-            Ok(joined)
+            Ok(previous)
         })
     }
 
@@ -152,6 +152,7 @@ mod tests {
             relay_address: "127.0.0.1:40000".parse().unwrap(),
             api_address: "127.0.0.1:50051".parse().unwrap(),
             started_unix_ms: 1,
+            instance: 7,
             load: Load::default(),
         }
     }
@@ -164,8 +165,8 @@ mod tests {
     async fn leases_placements_and_their_changes() {
         let directory = Embedded::new(16);
         let mut changes = directory.watch();
-        assert!(directory.renew(&record("a"), 1000).await.unwrap(), "joined");
-        assert!(!directory.renew(&record("a"), 1000).await.unwrap(), "renewed");
+        assert_eq!(directory.renew(&record("a"), 1000).await.unwrap(), None, "joined");
+        assert_eq!(directory.renew(&record("a"), 1000).await.unwrap(), Some(record("a")), "renewed");
         directory.place(&key("v"), "a").await.unwrap();
         directory.place(&key("v"), "a").await.unwrap();
         assert_eq!(directory.locate(&key("v")).await.unwrap().as_deref(), Some("a"));
@@ -194,7 +195,7 @@ mod tests {
                 Change::NodeDown { node: "a".into(), expired: true },
             ]
         );
-        assert!(directory.renew(&record("a"), 1000).await.unwrap(), "back: a new lease");
+        assert_eq!(directory.renew(&record("a"), 1000).await.unwrap(), None, "back: a new lease");
         directory.leave("a").await.unwrap();
         assert!(directory.nodes().await.unwrap().is_empty());
     }

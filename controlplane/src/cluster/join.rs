@@ -84,6 +84,7 @@ pub async fn join(
         relay_address: settings.relay_address.unwrap_or(relay),
         api_address: settings.api_address.unwrap_or(api_address),
         started_unix_ms: crate::clock::unix_ms(),
+        instance: rand::random(),
         load: Load { workers: workers as u64, ..Load::default() },
     };
     let node = NodeSettings {
@@ -114,6 +115,11 @@ impl ExportMetrics for ClusterMetrics {
         let families = [
             ("ringfwd_cluster_lease_renewals_total", "Lease renewals the cluster directory took.", &c.renewals),
             ("ringfwd_cluster_directory_errors_total", "Cluster directory calls that failed.", &c.errors),
+            (
+                "ringfwd_cluster_id_conflicts_total",
+                "Times another process was found renewing this node's id (two nodes with one cluster.node_id).",
+                &c.id_conflicts,
+            ),
             (
                 "ringfwd_cluster_resyncs_total",
                 "Times this node wrote its whole list of streams into the directory again.",

@@ -33,6 +33,9 @@ pub struct ClusterCounters {
     pub resyncs: AtomicU64,
     /// Placements the full update queue did not take (a resync followed).
     pub updates_dropped: AtomicU64,
+    /// Times another process was found renewing this node's id on two heartbeats in a row (two nodes configured
+    /// with one id).
+    pub id_conflicts: AtomicU64,
     /// Nodes the watchers heard join.
     pub nodes_up: AtomicU64,
     /// Nodes the watchers heard leave or lose their lease.
@@ -84,7 +87,7 @@ impl Cluster {
         let resync = Arc::new(AtomicBool::new(true));
         let mut record = settings.record.clone();
         record.load = load_of(api, record.load.workers).await;
-        directory.renew(&record, settings.lease_ms).await?;
+        let _previous = directory.renew(&record, settings.lease_ms).await?;
         counters.renewals.fetch_add(1, Ordering::Relaxed);
         let (updates, queued) = mpsc::channel(settings.update_queue.max(1));
         api.events().add_sink(Box::new(StreamSink {
@@ -144,12 +147,17 @@ impl Cluster {
         result
     }
 
-    /// Leaves the cluster (on a stop; not on a handover, whose successor keeps the lease): the lease and the
-    /// placements go now instead of when the lease runs out. Waits at most [`LEAVE_TIMEOUT`].
-    pub async fn leave(&self) {
+    /// Stops renewing the lease and writing placements (on a handover: the successor renews the lease from now on).
+    pub fn stop(&self) {
         for task in self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
             task.abort();
         }
+    }
+
+    /// Stops, and leaves the cluster (on a stop): the lease and the placements go now instead of when the lease
+    /// runs out. Waits at most [`LEAVE_TIMEOUT`].
+    pub async fn leave(&self) {
+        self.stop();
         match tokio::time::timeout(LEAVE_TIMEOUT, self.directory.leave(self.node_id())).await {
             Ok(Ok(())) => tracing::info!(node = self.node_id(), "cluster: left"),
             Ok(Err(e)) => tracing::warn!("cluster: leaving failed (the lease runs out instead): {e}"),
@@ -183,11 +191,30 @@ impl Cluster {
         let mut record = self.settings.record.clone();
         // Failed renewals in a row: the first and the recovery are logged, not every heartbeat in between.
         let mut failing = 0u64;
+        // Renewals in a row that found another process's record in the lease. Once is a takeover (the successor's
+        // first renewal finds its predecessor's); twice in a row is two nodes with one id.
+        let mut foreign = 0u64;
         loop {
             ticker.tick().await;
             record.load = load_of(&api, record.load.workers).await;
             match self.directory.renew(&record, self.settings.lease_ms).await {
-                Ok(joined) => {
+                Ok(previous) => {
+                    let joined = previous.is_none();
+                    match previous.filter(|previous| previous.instance != record.instance) {
+                        Some(other) => {
+                            foreign += 1;
+                            if foreign == 2 {
+                                self.counters.id_conflicts.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(
+                                    node = self.node_id(),
+                                    other_started_unix_ms = other.started_unix_ms,
+                                    other_api = %other.api_address,
+                                    "cluster: another process renews this node's id: two nodes have one cluster.node_id"
+                                );
+                            }
+                        }
+                        None => foreign = 0,
+                    }
                     if failing > 0 {
                         tracing::info!(failed = failing, "cluster: renewing the lease works again");
                         failing = 0;

@@ -55,14 +55,14 @@ end
 return removed
 "#;
 
-/// Renews a lease: sets `KEYS[1]` to `ARGV[1]` for `ARGV[2]` ms, adds `ARGV[3]` to the set `KEYS[2]`; when the key was
-/// not there, publishes `ARGV[5]` on `ARGV[4]` and answers 1.
+/// Renews a lease: sets `KEYS[1]` to `ARGV[1]` for `ARGV[2]` ms, adds `ARGV[3]` to the set `KEYS[2]`; answers what the
+/// key held, or, when it was not there, publishes `ARGV[5]` on `ARGV[4]` and answers nil.
 const RENEW: &str = r#"
 local old = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'GET')
 redis.call('SADD', KEYS[2], ARGV[3])
-if old then return 0 end
+if old then return old end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
+return false
 "#;
 
 /// Places stream `ARGV[1]` on node `ARGV[2]` in hash `KEYS[1]`; when that changed anything, publishes `ARGV[4]` on
@@ -328,12 +328,12 @@ impl Directory for RedisDirectory {
         "redis"
     }
 
-    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, bool> {
+    fn renew<'a>(&'a self, node: &'a NodeRecord, lease_ms: u32) -> DirectoryFuture<'a, Option<NodeRecord>> {
         Box::pin(async move {
             let record = serde_json::to_string(node).map_err(backend_error)?;
             let up = json(&Change::NodeUp { node: node.id.clone() });
             let mut connection = self.connection();
-            let call = query::<i64>(
+            let call = query::<Option<String>>(
                 redis::cmd("EVAL")
                     .arg(RENEW)
                     .arg(2)
@@ -347,7 +347,9 @@ impl Directory for RedisDirectory {
                     .to_owned(),
                 &mut connection,
             );
-            Ok(call.await? == 1)
+            let Some(previous) = call.await? else { return Ok(None) };
+            // A record this version cannot read was still a lease: renewed, taken as this node's own.
+            Ok(Some(serde_json::from_str(&previous).unwrap_or_else(|_| node.clone())))
         })
     }
 
