@@ -427,7 +427,7 @@ async fn control(
     let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let cluster_counters = Arc::new(crate::cluster::ClusterCounters::default());
     let cluster_metrics: Arc<dyn metrics::ExportMetrics> =
-        Arc::new(crate::cluster::ClusterMetrics { counters: Arc::clone(&cluster_counters) });
+        Arc::new(metrics::cluster::ClusterMetrics { counters: Arc::clone(&cluster_counters) });
     let event_metrics: Arc<dyn metrics::ExportMetrics> = Arc::new(metrics::events::EventMetrics {
         bus: Arc::clone(events.counters()),
         webhooks: webhooks.counters().to_vec(),

@@ -42,6 +42,15 @@ fn number(node: &Value, field: &str) -> u64 {
     node[field].as_str().and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// One worker, node `node` on `redis`'s directory under namespace `t`, a short heartbeat and lease.
+fn redis_node(redis: &Redis, node: &str) -> String {
+    format!(
+        "{ONE_WORKER}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnamespace = \"t\"\nnode_id = \"{node}\"\n\
+         heartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\n",
+        redis.url()
+    )
+}
+
 /// Creates session `s` (when `with_session`), a publisher and stream `stream` on `api`'s node.
 fn publish(api: &Api, with_session: bool, stream: &str, ssrc: u32) {
     if with_session {
@@ -95,13 +104,7 @@ fn nodes_share_a_redis_directory_and_a_killed_node_leaves_it_with_its_streams() 
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let config = |node: &str| {
-        format!(
-            "{ONE_WORKER}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnamespace = \"t\"\nnode_id = \"{node}\"\n\
-             heartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\n",
-            redis.url()
-        )
-    };
+    let config = |node: &str| redis_node(&redis, node);
     // B first: its watcher hears A join.
     let b = Daemon::start(&config("b"));
     let a = Daemon::start(&config("a"));
@@ -200,11 +203,7 @@ fn two_nodes_configured_with_one_id_are_told() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let config = format!(
-        "{ONE_WORKER}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnode_id = \"twin\"\n\
-         heartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\n",
-        redis.url()
-    );
+    let config = redis_node(&redis, "twin");
     let (first, second) = (Daemon::start(&config), Daemon::start(&config));
     let conflicts = |daemon: &Daemon| {
         let metrics = daemon.metrics.expect("metrics");

@@ -24,6 +24,7 @@
 
 mod apply;
 mod auth;
+mod cluster;
 pub mod convert;
 mod events;
 mod metadata;
@@ -143,97 +144,6 @@ impl Api {
     /// `GetNodeInfo` reports the cluster through `cluster` from now on. Attached once, when the node joined.
     pub fn attach_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
         let _ = self.cluster.set(cluster);
-    }
-
-    /// The cluster's part of `GetNodeInfo`: this node's id, the directory's backend, its live nodes (or why they
-    /// could not be read).
-    pub(crate) async fn cluster_info(&self) -> ringfwd_proto::v1::NodeInfo {
-        let Some(cluster) = self.cluster.get() else {
-            return ringfwd_proto::v1::NodeInfo::default();
-        };
-        let read =
-            async { Ok::<_, crate::cluster::DirectoryError>((cluster.nodes().await?, cluster.streams().await?)) };
-        let bound = crate::cluster::redis::CALL_TIMEOUT;
-        let read = tokio::time::timeout(bound, read).await.unwrap_or_else(|_| {
-            Err(crate::cluster::DirectoryError::Backend {
-                backend: cluster.backend(),
-                message: format!("no answer within {bound:?}"),
-            })
-        });
-        let (cluster_nodes, directory_error) = match read {
-            Ok((nodes, streams)) => {
-                let placed = |node: &str| streams.iter().filter(|(_, on)| on == node).count() as u64;
-                let nodes = nodes.into_iter().map(|lease| {
-                    let record = lease.record;
-                    ringfwd_proto::v1::ClusterNode {
-                        placed_streams: placed(&record.id),
-                        this_node: record.id == cluster.node_id(),
-                        relay_address: record.relay_address.to_string(),
-                        api_address: record.api_address.to_string(),
-                        lease_remaining_ms: lease.remaining_ms,
-                        started_unix_ms: record.started_unix_ms,
-                        sessions: record.load.sessions,
-                        streams: record.load.streams,
-                        subscriptions: record.load.subscriptions,
-                        workers: record.load.workers,
-                        node_id: record.id,
-                    }
-                });
-                (nodes.collect(), String::new())
-            }
-            Err(e) => (Vec::new(), e.to_string()),
-        };
-        ringfwd_proto::v1::NodeInfo {
-            node_id: cluster.node_id().to_owned(),
-            directory: cluster.backend().to_owned(),
-            cluster_nodes,
-            directory_error,
-            ..Default::default()
-        }
-    }
-
-    /// `LocateStream`: the node the directory says publishes the stream, with the addresses its lease gives.
-    pub(crate) async fn locate_stream_rpc(
-        &self,
-        r: ringfwd_proto::v1::LocateStreamRequest,
-    ) -> Result<ringfwd_proto::v1::StreamLocation, tonic::Status> {
-        for (field, value) in [("session_id", &r.session_id), ("stream_id", &r.stream_id)] {
-            crate::registry::validate::id(field, value).map_err(status::registry)?;
-        }
-        let cluster =
-            self.cluster.get().ok_or_else(|| tonic::Status::unavailable("this node has not joined its cluster yet"))?;
-        let key = crate::cluster::StreamKey { session_id: r.session_id, stream_id: r.stream_id };
-        let unavailable = |e: crate::cluster::DirectoryError| tonic::Status::unavailable(e.to_string());
-        let located = async { Ok((cluster.locate(&key).await?, cluster.nodes().await?)) };
-        let bound = crate::cluster::redis::CALL_TIMEOUT;
-        let (node, nodes) = match tokio::time::timeout(bound, located).await {
-            Ok(result) => result.map_err(unavailable)?,
-            Err(_) => return Err(tonic::Status::unavailable(format!("the directory gave no answer within {bound:?}"))),
-        };
-        let not_found =
-            || tonic::Status::not_found(format!("no node publishes stream {}/{}", key.session_id, key.stream_id));
-        let node = node.ok_or_else(not_found)?;
-        let lease = nodes.into_iter().find(|lease| lease.record.id == node).ok_or_else(not_found)?;
-        Ok(ringfwd_proto::v1::StreamLocation {
-            this_node: node == cluster.node_id(),
-            api_address: lease.record.api_address.to_string(),
-            relay_address: lease.record.relay_address.to_string(),
-            node_id: node,
-            session_id: key.session_id,
-            stream_id: key.stream_id,
-        })
-    }
-
-    /// Every stream this node holds, by session and id.
-    pub async fn stream_keys(&self) -> Vec<crate::cluster::StreamKey> {
-        let registry = self.registry.lock().await;
-        let mut keys = Vec::new();
-        for session in registry.list_sessions() {
-            for stream in registry.list_streams(&session.session_id).unwrap_or_default() {
-                keys.push(crate::cluster::StreamKey { session_id: stream.session_id, stream_id: stream.stream_id });
-            }
-        }
-        keys
     }
 
     /// From now on, every commit's session is written to `store` before the call answers (see `apply`). Attached

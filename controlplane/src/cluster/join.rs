@@ -1,11 +1,10 @@
 //! Joining the cluster at start-up as `[cluster]` says: this node's id (or the host's name), the directory's backend,
-//! the addresses other nodes are told; and the cluster's counters as Prometheus families.
+//! the addresses other nodes are told.
 //!
-//! Owns [`join`], [`JoinError`] (which names the config key at fault) and [`ClusterMetrics`]. Must never retry a
-//! failed first connection: a node that cannot reach its directory does not start, and says why.
+//! Owns [`join`] and [`JoinError`] (which names the config key at fault). Must never retry a failed first
+//! connection: a node that cannot reach its directory does not start, and says why.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +15,6 @@ use super::embedded::Embedded;
 use super::node::{Cluster, ClusterCounters, NodeSettings};
 use super::redis::RedisDirectory;
 use crate::api::Api;
-use crate::metrics::exposition::{Exposition, Kind};
-use crate::metrics::ExportMetrics;
 
 /// The node id of a single node (the embedded directory) whose host's name cannot be a node id.
 pub const EMBEDDED_FALLBACK_ID: &str = "local";
@@ -101,43 +98,4 @@ pub async fn join(
 /// The host's name as the kernel has it (what `hostname` prints), empty when it cannot be read.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
-}
-
-/// The cluster's counters as Prometheus families.
-pub struct ClusterMetrics {
-    /// This node's counters.
-    pub counters: Arc<ClusterCounters>,
-}
-
-impl ExportMetrics for ClusterMetrics {
-    fn export(&self, out: &mut Exposition) {
-        let c = &self.counters;
-        let families = [
-            ("ringfwd_cluster_lease_renewals_total", "Lease renewals the cluster directory took.", &c.renewals),
-            ("ringfwd_cluster_directory_errors_total", "Cluster directory calls that failed.", &c.errors),
-            (
-                "ringfwd_cluster_id_conflicts_total",
-                "Times another process was found renewing this node's id (two nodes with one cluster.node_id).",
-                &c.id_conflicts,
-            ),
-            (
-                "ringfwd_cluster_resyncs_total",
-                "Times this node wrote its whole list of streams into the directory again.",
-                &c.resyncs,
-            ),
-            (
-                "ringfwd_cluster_updates_dropped_total",
-                "Stream placements the full update queue did not take (a resync followed).",
-                &c.updates_dropped,
-            ),
-        ];
-        for (name, help, value) in families {
-            out.family(name, Kind::Counter, help);
-            out.sample(name, &[], value.load(Ordering::Relaxed));
-        }
-        let changes = "ringfwd_cluster_node_changes_total";
-        out.family(changes, Kind::Counter, "Nodes the directory's watcher heard join (up) or leave or expire (down).");
-        out.sample(changes, &[("change", "up")], c.nodes_up.load(Ordering::Relaxed));
-        out.sample(changes, &[("change", "down")], c.nodes_down.load(Ordering::Relaxed));
-    }
 }

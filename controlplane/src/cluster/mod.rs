@@ -14,5 +14,5 @@ pub mod node;
 pub mod redis;
 
 pub use directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
-pub use join::{join, ClusterMetrics, JoinError};
+pub use join::{join, JoinError};
 pub use node::{Cluster, ClusterCounters, NodeSettings};

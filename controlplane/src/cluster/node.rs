@@ -20,6 +20,8 @@ use crate::events::{Event, EventBus, EventKind, EventSink};
 
 /// The longest a stop waits for the directory to take this node's leave.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest an API call waits for what it reads from the directory ([`Cluster::read`]).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What this node's part in the cluster did.
 #[derive(Debug, Default)]
@@ -121,6 +123,19 @@ impl Cluster {
         &self.counters
     }
 
+    /// `read` (calls to this node's directory), bounded as a whole by [`READ_TIMEOUT`].
+    pub async fn read<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, DirectoryError>>,
+    ) -> Result<T, DirectoryError> {
+        tokio::time::timeout(READ_TIMEOUT, read).await.unwrap_or_else(|_| {
+            Err(DirectoryError::Backend {
+                backend: self.backend(),
+                message: format!("no answer within {READ_TIMEOUT:?}"),
+            })
+        })
+    }
+
     /// The live nodes, by id.
     pub async fn nodes(&self) -> Result<Vec<NodeLease>, DirectoryError> {
         self.directory.nodes().await
@@ -138,10 +153,12 @@ impl Cluster {
 
     /// Writes this node's whole list of streams into the directory now (after the restore and the config's
     /// sessions), and removes what the directory places here that this node no longer publishes.
+    /// A failure is counted, and leaves the resync to the next heartbeat.
     pub async fn resync(&self, api: &Api) -> Result<(), DirectoryError> {
         self.resync.store(false, Ordering::Relaxed);
         let result = self.write_all(api).await;
         if result.is_err() {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
             self.resync.store(true, Ordering::Relaxed);
         }
         result
@@ -191,40 +208,13 @@ impl Cluster {
         let mut record = self.settings.record.clone();
         // Failed renewals in a row: the first and the recovery are logged, not every heartbeat in between.
         let mut failing = 0u64;
-        // Renewals in a row that found another process's record in the lease. Once is a takeover (the successor's
-        // first renewal finds its predecessor's); twice in a row is two nodes with one id.
+        // Renewals in a row that found another process's record in the lease.
         let mut foreign = 0u64;
         loop {
             ticker.tick().await;
             record.load = load_of(&api, record.load.workers).await;
-            match self.directory.renew(&record, self.settings.lease_ms).await {
-                Ok(previous) => {
-                    let joined = previous.is_none();
-                    match previous.filter(|previous| previous.instance != record.instance) {
-                        Some(other) => {
-                            foreign += 1;
-                            if foreign == 2 {
-                                self.counters.id_conflicts.fetch_add(1, Ordering::Relaxed);
-                                tracing::error!(
-                                    node = self.node_id(),
-                                    other_started_unix_ms = other.started_unix_ms,
-                                    other_api = %other.api_address,
-                                    "cluster: another process renews this node's id: two nodes have one cluster.node_id"
-                                );
-                            }
-                        }
-                        None => foreign = 0,
-                    }
-                    if failing > 0 {
-                        tracing::info!(failed = failing, "cluster: renewing the lease works again");
-                        failing = 0;
-                    }
-                    self.counters.renewals.fetch_add(1, Ordering::Relaxed);
-                    if joined {
-                        tracing::warn!(node = self.node_id(), "cluster: this node's lease had run out; joined again");
-                        self.resync.store(true, Ordering::Relaxed);
-                    }
-                }
+            let previous = match self.directory.renew(&record, self.settings.lease_ms).await {
+                Ok(previous) => previous,
                 Err(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     if failing == 0 {
@@ -233,14 +223,44 @@ impl Cluster {
                     failing += 1;
                     continue;
                 }
+            };
+            self.counters.renewals.fetch_add(1, Ordering::Relaxed);
+            if failing > 0 {
+                tracing::info!(failed = failing, "cluster: renewing the lease works again");
+                failing = 0;
             }
-            if self.resync.swap(false, Ordering::Relaxed) {
-                if let Err(e) = self.write_all(&api).await {
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    self.resync.store(true, Ordering::Relaxed);
+            self.judge_renewal(previous, record.instance, &mut foreign);
+            if self.resync.load(Ordering::Relaxed) {
+                if let Err(e) = self.resync(&api).await {
                     tracing::warn!("cluster: writing this node's streams failed (again at the next heartbeat): {e}");
                 }
             }
+        }
+    }
+
+    /// What a renewal found in the lease (`previous`): nothing (this node's lease had run out: its streams are
+    /// written again), or another process's record (`instance` is this one's). Once in a row is a takeover (the
+    /// successor's first renewal finds its predecessor's record); twice in a row, counted in `foreign`, is two nodes
+    /// with one id.
+    fn judge_renewal(&self, previous: Option<NodeRecord>, instance: u64, foreign: &mut u64) {
+        let Some(previous) = previous else {
+            tracing::warn!(node = self.node_id(), "cluster: this node's lease had run out; joined again");
+            self.resync.store(true, Ordering::Relaxed);
+            return;
+        };
+        if previous.instance == instance {
+            *foreign = 0;
+            return;
+        }
+        *foreign += 1;
+        if *foreign == 2 {
+            self.counters.id_conflicts.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                node = self.node_id(),
+                other_started_unix_ms = previous.started_unix_ms,
+                other_api = %previous.api_address,
+                "cluster: another process renews this node's id: two nodes have one cluster.node_id"
+            );
         }
     }
 

@@ -9,6 +9,7 @@
 //! Every value is read at scrape time from atomics the workers publish (counters, latency histograms) or
 //! from the lengths of bounded rings; nothing here ever makes a worker wait.
 
+pub mod cluster;
 pub mod events;
 pub mod exposition;
 pub mod grpc;

@@ -1,0 +1,50 @@
+//! The cluster's counters as Prometheus families.
+//!
+//! Owns [`ClusterMetrics`], an [`ExportMetrics`] over this node's [`ClusterCounters`]. Reads only; never calls the
+//! directory.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::exposition::{Exposition, Kind};
+use super::ExportMetrics;
+use crate::cluster::ClusterCounters;
+
+/// The cluster's counters as Prometheus families.
+pub struct ClusterMetrics {
+    /// This node's counters.
+    pub counters: Arc<ClusterCounters>,
+}
+
+impl ExportMetrics for ClusterMetrics {
+    fn export(&self, out: &mut Exposition) {
+        let c = &self.counters;
+        let families = [
+            ("ringfwd_cluster_lease_renewals_total", "Lease renewals the cluster directory took.", &c.renewals),
+            ("ringfwd_cluster_directory_errors_total", "Cluster directory calls that failed.", &c.errors),
+            (
+                "ringfwd_cluster_id_conflicts_total",
+                "Times another process was found renewing this node's id (two nodes with one cluster.node_id).",
+                &c.id_conflicts,
+            ),
+            (
+                "ringfwd_cluster_resyncs_total",
+                "Times this node wrote its whole list of streams into the directory again.",
+                &c.resyncs,
+            ),
+            (
+                "ringfwd_cluster_updates_dropped_total",
+                "Stream placements the full update queue did not take (a resync followed).",
+                &c.updates_dropped,
+            ),
+        ];
+        for (name, help, value) in families {
+            out.family(name, Kind::Counter, help);
+            out.sample(name, &[], value.load(Ordering::Relaxed));
+        }
+        let changes = "ringfwd_cluster_node_changes_total";
+        out.family(changes, Kind::Counter, "Nodes the directory's watcher heard join (up) or leave or expire (down).");
+        out.sample(changes, &[("change", "up")], c.nodes_up.load(Ordering::Relaxed));
+        out.sample(changes, &[("change", "down")], c.nodes_down.load(Ordering::Relaxed));
+    }
+}
