@@ -77,6 +77,16 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// `base` (a config) with a `[cluster]` on this server's directory under namespace `t`: node `node`, heartbeat
+    /// and lease of `heartbeat_ms` and `lease_ms`.
+    pub fn node_config(&self, base: &str, node: &str, heartbeat_ms: u64, lease_ms: u64) -> String {
+        format!(
+            "{base}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnamespace = \"t\"\nnode_id = \"{node}\"\n\
+             heartbeat_ms = {heartbeat_ms}\nlease_ms = {lease_ms}\n",
+            self.url()
+        )
+    }
+
     /// `redis-cli -p <port> <args>`: its output, trimmed ("" when it failed).
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output();

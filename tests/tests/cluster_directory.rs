@@ -44,11 +44,7 @@ fn number(node: &Value, field: &str) -> u64 {
 
 /// One worker, node `node` on `redis`'s directory under namespace `t`, a short heartbeat and lease.
 fn redis_node(redis: &Redis, node: &str) -> String {
-    format!(
-        "{ONE_WORKER}[cluster]\ndirectory = \"redis\"\nredis_url = \"{}\"\nnamespace = \"t\"\nnode_id = \"{node}\"\n\
-         heartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\n",
-        redis.url()
-    )
+    redis.node_config(ONE_WORKER, node, HEARTBEAT_MS, LEASE_MS)
 }
 
 /// Creates session `s` (when `with_session`), a publisher and stream `stream` on `api`'s node.

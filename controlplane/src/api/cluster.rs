@@ -1,5 +1,7 @@
-//! The cluster's part of the API: `GetNodeInfo`'s nodes, `LocateStream`, and the list of this node's streams the
-//! cluster writes into its directory.
+//! The cluster's part of the API: `GetNodeInfo`'s nodes, `LocateStream`, the list of this node's streams the
+//! cluster writes into its directory, and sessions across nodes: `CreateSession` and `DeleteSession` go through the
+//! directory first ([`crate::cluster::sessions`]), and the cluster creates and deletes this node's copies of other
+//! nodes' sessions through the same registry calls.
 //!
 //! Owns the conversion of what the directory says into the wire's messages. Must never wait for the directory longer
 //! than [`crate::cluster::Cluster::read`] allows, nor hold the registry while it does.
@@ -8,7 +10,14 @@ use ringfwd_proto::v1;
 use tonic::Status;
 
 use super::{status, Api};
-use crate::cluster::StreamKey;
+use crate::cluster::{Claim, DirectoryError, StreamKey};
+use crate::metadata::{Member, ObjectRef};
+use crate::registry::Outcome;
+
+/// A directory that cannot be reached, as the API answers it.
+fn directory_unavailable(error: &DirectoryError) -> Status {
+    Status::unavailable(format!("the cluster directory: {error}"))
+}
 
 impl Api {
     /// The cluster's part of `GetNodeInfo`: this node's id, the directory's backend, its live nodes (or why they
@@ -71,6 +80,69 @@ impl Api {
             session_id: key.session_id,
             stream_id: key.stream_id,
         })
+    }
+
+    /// `CreateSession`: in a cluster, the session is claimed in the directory first (a directory that cannot be
+    /// reached answers UNAVAILABLE and changes nothing); a claim whose create then fails here is ended again.
+    pub(crate) async fn create_session_rpc(&self, r: v1::CreateSessionRequest) -> Result<Outcome, Status> {
+        let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
+        let now = crate::clock::unix_ms();
+        let Some(cluster) = self.cluster.get() else {
+            return self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await;
+        };
+        // The id is checked before it reaches the directory, by the registry's own check.
+        crate::registry::validate::id("session_id", &r.session_id).map_err(status::registry)?;
+        let claim = cluster.claim_session(&r.session_id).await.map_err(|e| directory_unavailable(&e))?;
+        let created = self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await;
+        if let (Err(_), Claim::New(incarnation)) = (&created, claim) {
+            cluster.unclaim(&r.session_id, incarnation).await;
+        }
+        created
+    }
+
+    /// `DeleteSession`: in a cluster, the session leaves the directory first (every node deletes its copy; a
+    /// directory that cannot be reached answers UNAVAILABLE and changes nothing); a session the directory held is
+    /// deleted, even when this node's copy went first (its watcher heard the deletion) or never was.
+    pub(crate) async fn delete_session_rpc(&self, session_id: &str) -> Result<Option<Outcome>, Status> {
+        let ended = match self.cluster.get() {
+            Some(cluster) => cluster.end_session(session_id).await.map_err(|e| directory_unavailable(&e))?,
+            None => false,
+        };
+        match self.apply_delete(session_id, |reg| reg.plan_delete_session(session_id)).await {
+            Err(status) if ended && status.code() == tonic::Code::NotFound => Ok(None),
+            deleted => deleted.map(Some),
+        }
+    }
+
+    /// In a cluster, before something is created in session `session_id`: a session this node does not hold yet but
+    /// the directory does (created on another node a moment ago, not heard of yet) is copied here first.
+    pub(crate) async fn fetch_session(&self, session_id: &str) {
+        let Some(cluster) = self.cluster.get() else { return };
+        if self.registry.lock().await.get_session(session_id).is_ok() {
+            return;
+        }
+        cluster.fetch_session(self, session_id).await;
+    }
+
+    /// Creates session `session_id` here as the copy of another node's (its metadata stays there); answers whether
+    /// this call created it (`false`: it was here already).
+    pub(crate) async fn copy_session(&self, session_id: &str) -> Result<bool, Status> {
+        let now = crate::clock::unix_ms();
+        let outcome = self.apply(|reg| reg.plan_create_session(session_id, now)).await?;
+        Ok(matches!(outcome, Outcome::Created(_)))
+    }
+
+    /// Deletes this node's copy of session `session_id`, with all it holds in it; one already gone is no error.
+    pub(crate) async fn drop_session(&self, session_id: &str) -> Result<(), Status> {
+        match self.apply_delete(session_id, |reg| reg.plan_delete_session(session_id)).await {
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+            deleted => deleted.map(drop),
+        }
+    }
+
+    /// The ids of the sessions this node holds.
+    pub async fn session_ids(&self) -> Vec<String> {
+        self.registry.lock().await.list_sessions().into_iter().map(|s| s.session_id).collect()
     }
 
     /// Every stream this node holds, by session and id.

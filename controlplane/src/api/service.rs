@@ -69,11 +69,7 @@ fn subscription_reply(v: View) -> Reply<v1::Subscription> {
 #[tonic::async_trait]
 impl Ringfwd for Api {
     async fn create_session(&self, request: Request<v1::CreateSessionRequest>) -> Reply<v1::Session> {
-        let r = request.into_inner();
-        let now = crate::clock::unix_ms();
-        let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
-        let outcome = self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await?;
-        session_reply(view(outcome)?)
+        session_reply(view(self.create_session_rpc(request.into_inner()).await?)?)
     }
 
     async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Reply<v1::Session> {
@@ -88,13 +84,18 @@ impl Ringfwd for Api {
 
     async fn delete_session(&self, request: Request<v1::DeleteSessionRequest>) -> Reply<v1::DeleteResponse> {
         let r = request.into_inner();
-        deleted(self.apply_delete(&r.session_id, |reg| reg.plan_delete_session(&r.session_id)).await?)
+        match self.delete_session_rpc(&r.session_id).await? {
+            Some(outcome) => deleted(outcome),
+            // Deleted from the directory; this node's copy had gone already.
+            None => Ok(Response::new(v1::DeleteResponse::default())),
+        }
     }
 
     async fn create_endpoint(&self, request: Request<v1::CreateEndpointRequest>) -> Reply<v1::Endpoint> {
         let mut r = request.into_inner();
         let metadata = std::mem::take(&mut r.metadata);
         let spec = convert::endpoint_spec(r)?;
+        self.fetch_session(&spec.session_id).await;
         let object =
             ObjectRef { session_id: spec.session_id.clone(), member: Member::Endpoint(spec.endpoint_id.clone()) };
         self.endpoint_reply(view(self.apply_create(object, metadata, |reg| reg.plan_create_endpoint(spec)).await?)?)

@@ -103,6 +103,18 @@ impl StreamKey {
     }
 }
 
+/// A session, cluster-wide: which node created it, and which creation it is (a session deleted and created again
+/// under one id is another one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The node whose API created it.
+    pub node: String,
+    /// When, Unix milliseconds.
+    pub created_unix_ms: u64,
+    /// Drawn at random by the node that created it.
+    pub incarnation: u64,
+}
+
 /// A change to the directory, as every node's watchers see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -132,6 +144,20 @@ pub enum Change {
         stream: String,
         /// Where it was.
         node: String,
+    },
+    /// A session was created on a node: every node holds it from now on.
+    SessionCreated {
+        /// Its id.
+        session: String,
+        /// Its record.
+        record: SessionRecord,
+    },
+    /// A session was deleted on a node: every node deletes its copy of that creation.
+    SessionDeleted {
+        /// Its id.
+        session: String,
+        /// The creation deleted.
+        incarnation: u64,
     },
 }
 
@@ -163,6 +189,19 @@ pub trait Directory: Send + Sync {
 
     /// Every placed stream with its node, by stream.
     fn streams(&self) -> DirectoryFuture<'_, Vec<(StreamKey, String)>>;
+
+    /// Writes session `id` with `record` unless the directory holds it already; answers the record it holds now
+    /// (`record`, or the one of the node that created it first).
+    fn claim_session<'a>(&'a self, id: &'a str, record: &'a SessionRecord) -> DirectoryFuture<'a, SessionRecord>;
+
+    /// Removes session `id` when it is that `incarnation` (any, with `None`); answers the record removed.
+    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>>;
+
+    /// Session `id`'s record, if the directory holds it.
+    fn session<'a>(&'a self, id: &'a str) -> DirectoryFuture<'a, Option<SessionRecord>>;
+
+    /// Every session of the cluster, by id.
+    fn sessions(&self) -> DirectoryFuture<'_, Vec<(String, SessionRecord)>>;
 
     /// The changes from now on. A watcher that falls behind by more than the backend's buffer
     /// (`cluster.update_queue`) is told how many it missed ([`broadcast::error::RecvError::Lagged`]).

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use tokio::sync::broadcast;
 use tokio::time::{Duration, Instant};
 
-use super::directory::{Change, Directory, DirectoryFuture, NodeLease, NodeRecord, StreamKey};
+use super::directory::{Change, Directory, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey};
 
 /// The directory in this process.
 pub struct Embedded {
@@ -24,6 +24,7 @@ struct State {
     nodes: BTreeMap<String, (NodeRecord, Instant)>,
     /// Where each stream is published.
     streams: BTreeMap<StreamKey, String>,
+    sessions: BTreeMap<String, SessionRecord>,
 }
 
 impl Embedded {
@@ -136,6 +137,42 @@ impl Directory for Embedded {
         Box::pin(async move { Ok(self.state().streams.iter().map(|(k, v)| (k.clone(), v.clone())).collect()) })
     }
 
+    fn claim_session<'a>(&'a self, id: &'a str, record: &'a SessionRecord) -> DirectoryFuture<'a, SessionRecord> {
+        Box::pin(async move {
+            let held = self.state().sessions.entry(id.to_owned()).or_insert_with(|| record.clone()).clone();
+            if held == *record {
+                self.send(Change::SessionCreated { session: id.to_owned(), record: record.clone() });
+            }
+            Ok(held)
+        })
+    }
+
+    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let removed = {
+                let mut state = self.state();
+                let matches = state.sessions.get(id).is_some_and(|r| incarnation.is_none_or(|i| r.incarnation == i));
+                if matches {
+                    state.sessions.remove(id)
+                } else {
+                    None
+                }
+            };
+            if let Some(record) = &removed {
+                self.send(Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
+            }
+            Ok(removed)
+        })
+    }
+
+    fn session<'a>(&'a self, id: &'a str) -> DirectoryFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move { Ok(self.state().sessions.get(id).cloned()) })
+    }
+
+    fn sessions(&self) -> DirectoryFuture<'_, Vec<(String, SessionRecord)>> {
+        Box::pin(async move { Ok(self.state().sessions.iter().map(|(k, v)| (k.clone(), v.clone())).collect()) })
+    }
+
     fn watch(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
@@ -198,5 +235,29 @@ mod tests {
         assert_eq!(directory.renew(&record("a"), 1000).await.unwrap(), None, "back: a new lease");
         directory.leave("a").await.unwrap();
         assert!(directory.nodes().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_claim_of_a_session_holds_and_only_its_creation_is_ended() {
+        let directory = Embedded::new(16);
+        let mut changes = directory.watch();
+        let first = SessionRecord { node: "a".into(), created_unix_ms: 1, incarnation: 11 };
+        let second = SessionRecord { node: "b".into(), created_unix_ms: 2, incarnation: 22 };
+        assert_eq!(directory.claim_session("s", &first).await.unwrap(), first);
+        assert_eq!(directory.claim_session("s", &second).await.unwrap(), first, "the first claim holds");
+        assert_eq!(directory.session("s").await.unwrap(), Some(first.clone()));
+        assert_eq!(directory.end_session("s", Some(22)).await.unwrap(), None, "another creation is not ended");
+        assert_eq!(directory.sessions().await.unwrap(), [("s".to_owned(), first.clone())]);
+        assert_eq!(directory.end_session("s", None).await.unwrap(), Some(first.clone()));
+        assert_eq!(directory.end_session("s", None).await.unwrap(), None);
+        assert_eq!(directory.session("s").await.unwrap(), None);
+        let seen: Vec<Change> = std::iter::from_fn(|| changes.try_recv().ok()).collect();
+        assert_eq!(
+            seen,
+            [
+                Change::SessionCreated { session: "s".into(), record: first },
+                Change::SessionDeleted { session: "s".into(), incarnation: 11 },
+            ]
+        );
     }
 }

@@ -3,16 +3,18 @@
 //! Owns the [`directory::Directory`] trait and its two backends ([`embedded::Embedded`], the default, a single node
 //! with nothing to install; [`redis::RedisDirectory`], a Redis server the nodes share), and this node's part in it
 //! ([`node::Cluster`]: its lease with its load, the streams it publishes). What is built: nodes, leases, loads and
-//! where each stream is published, visible in `GetNodeInfo`, `ringfwd ctl node list` and the metrics. Relaying a
-//! stream to another node (Sub / Data / Finish / Cancel) is not built yet. Must never reach the data plane, nor hold
-//! the registry while it talks to the directory.
+//! where each stream is published, visible in `GetNodeInfo`, `ringfwd ctl node list` and the metrics; sessions held
+//! by every node ([`sessions`]). Relaying a stream to another node (Sub / Data / Finish / Cancel) is not built yet.
+//! Must never reach the data plane, nor hold the registry while it talks to the directory.
 
 pub mod directory;
 pub mod embedded;
 pub mod join;
 pub mod node;
 pub mod redis;
+pub mod sessions;
 
-pub use directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
+pub use directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, SessionRecord, StreamKey};
 pub use join::{join, JoinError};
 pub use node::{Cluster, ClusterCounters, NodeSettings};
+pub use sessions::Claim;

@@ -7,7 +7,7 @@
 //! hear, and leaving on a stop. Reads the registry only through [`crate::api::Api`]'s read calls. Must never hold the
 //! registry while it talks to the directory, nor make the API wait for the directory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
 use crate::api::Api;
-use crate::events::{Event, EventBus, EventKind, EventSink};
+use crate::events::{Event, EventKind, EventSink};
 
 /// The longest a stop waits for the directory to take this node's leave.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,6 +42,10 @@ pub struct ClusterCounters {
     pub nodes_up: AtomicU64,
     /// Nodes the watchers heard leave or lose their lease.
     pub nodes_down: AtomicU64,
+    /// Sessions another node created that this node made its copy of.
+    pub sessions_copied: AtomicU64,
+    /// Sessions another node created that this node could not hold (its admission limit, say).
+    pub sessions_not_copied: AtomicU64,
 }
 
 /// A placement to write.
@@ -70,6 +74,8 @@ pub struct Cluster {
     settings: NodeSettings,
     counters: Arc<ClusterCounters>,
     resync: Arc<AtomicBool>,
+    /// The creation (incarnation) of each session of the directory this node holds; see [`super::sessions`].
+    held: std::sync::Mutex<BTreeMap<String, u64>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -97,12 +103,18 @@ impl Cluster {
             resync: Arc::clone(&resync),
             counters: Arc::clone(&counters),
         }));
-        let cluster =
-            Arc::new(Cluster { directory, settings, counters, resync, tasks: std::sync::Mutex::new(Vec::new()) });
+        let cluster = Arc::new(Cluster {
+            directory,
+            settings,
+            counters,
+            resync,
+            held: std::sync::Mutex::default(),
+            tasks: std::sync::Mutex::default(),
+        });
         let tasks = vec![
             tokio::spawn(Arc::clone(&cluster).heartbeat(Arc::clone(api))),
             tokio::spawn(Arc::clone(&cluster).write_updates(queued)),
-            tokio::spawn(Arc::clone(&cluster).hear(changes, Arc::clone(api.events()))),
+            tokio::spawn(Arc::clone(&cluster).hear(changes, Arc::clone(api))),
         ];
         *cluster.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
         Ok(cluster)
@@ -121,6 +133,15 @@ impl Cluster {
     /// The counters.
     pub fn counters(&self) -> &Arc<ClusterCounters> {
         &self.counters
+    }
+
+    pub(super) fn directory(&self) -> &dyn Directory {
+        &*self.directory
+    }
+
+    /// The creation of each session this node holds of the directory's; never held across an `.await`.
+    pub(super) fn held_sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `read` (calls to this node's directory), bounded as a whole by [`READ_TIMEOUT`].
@@ -152,7 +173,8 @@ impl Cluster {
     }
 
     /// Writes this node's whole list of streams into the directory now (after the restore and the config's
-    /// sessions), and removes what the directory places here that this node no longer publishes.
+    /// sessions), and removes what the directory places here that this node no longer publishes; makes this node
+    /// and the directory hold the same sessions ([`super::sessions`]).
     /// A failure is counted, and leaves the resync to the next heartbeat.
     pub async fn resync(&self, api: &Api) -> Result<(), DirectoryError> {
         self.resync.store(false, Ordering::Relaxed);
@@ -198,7 +220,7 @@ impl Cluster {
                 self.directory.remove(&stream, node).await?;
             }
         }
-        Ok(())
+        self.sync_sessions(api).await
     }
 
     async fn heartbeat(self: Arc<Self>, api: Arc<Api>) {
@@ -280,8 +302,10 @@ impl Cluster {
     }
 
     /// Logs and counts the nodes that join and leave, and publishes those of other nodes as lifecycle events without a
-    /// session.
-    async fn hear(self: Arc<Self>, mut changes: broadcast::Receiver<Change>, events: Arc<EventBus>) {
+    /// session; holds the sessions other nodes create, and deletes those deleted on other nodes. A change missed (the
+    /// watcher fell behind) makes the next heartbeat sync everything again.
+    async fn hear(self: Arc<Self>, mut changes: broadcast::Receiver<Change>, api: Arc<Api>) {
+        let events = Arc::clone(api.events());
         loop {
             match changes.recv().await {
                 Ok(Change::NodeUp { node }) => {
@@ -305,8 +329,15 @@ impl Cluster {
                     }
                 }
                 Ok(Change::StreamPlaced { .. } | Change::StreamRemoved { .. }) => {}
+                Ok(Change::SessionCreated { session, record }) => {
+                    self.heard_session_created(&api, &session, &record).await;
+                }
+                Ok(Change::SessionDeleted { session, incarnation }) => {
+                    self.heard_session_deleted(&api, &session, incarnation).await;
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "cluster: the directory's watcher fell behind");
+                    tracing::warn!(missed, "cluster: the directory's watcher fell behind (all is synced again)");
+                    self.resync.store(true, Ordering::Relaxed);
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }

@@ -5,6 +5,7 @@
 //!   the lease is the key's life;
 //! - `ns:nodes`: the set of node ids that hold or held a lease not yet cleaned up;
 //! - `ns:streams`: a hash from `session/stream` to the id of the node it is published on;
+//! - `ns:sessions`: a hash from a session's id to its [`SessionRecord`] as JSON;
 //! - `ns:changes`: the channel every [`Change`] is published on, as JSON.
 //!
 //! Changes are written by the call that makes them, in one Lua script with the write (so a change is published once
@@ -26,7 +27,9 @@ use redis::{Client, FromRedisValue};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 
-use super::directory::{Change, Directory, DirectoryError, DirectoryFuture, NodeLease, NodeRecord, StreamKey};
+use super::directory::{
+    Change, Directory, DirectoryError, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey,
+};
 
 /// The longest a directory call waits for Redis.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,12 +77,23 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 "#;
 
-/// Removes stream `ARGV[1]` from hash `KEYS[1]` when it is on node `ARGV[2]`, and publishes `ARGV[4]` on `ARGV[3]`.
-const REMOVE_STREAM: &str = r#"
+/// Removes field `ARGV[1]` from hash `KEYS[1]` when it holds `ARGV[2]` (a stream's node, a session's record), and
+/// publishes `ARGV[4]` on `ARGV[3]`.
+const REMOVE_IF: &str = r#"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
+"#;
+
+/// Writes session `ARGV[1]`'s record `ARGV[2]` into hash `KEYS[1]` unless it holds one, then publishes `ARGV[4]` on
+/// `ARGV[3]`; answers the record held.
+const CLAIM: &str = r#"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then return held end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return ARGV[2]
 "#;
 
 /// The names this cluster uses in Redis.
@@ -87,6 +101,7 @@ return 1
 struct Keys {
     nodes: String,
     streams: String,
+    sessions: String,
     changes: String,
     node_prefix: String,
     /// The channel of the key expiry events of the database the URL names.
@@ -98,6 +113,7 @@ impl Keys {
         Keys {
             nodes: format!("{namespace}:nodes"),
             streams: format!("{namespace}:streams"),
+            sessions: format!("{namespace}:sessions"),
             changes: format!("{namespace}:changes"),
             node_prefix: format!("{namespace}:node:"),
             expired: format!("__keyevent@{db}__:expired"),
@@ -175,7 +191,16 @@ impl RedisDirectory {
         self.connection.clone()
     }
 
-    /// Runs `script` ([`PLACE`] or [`REMOVE_STREAM`]) on `stream` and `node`, publishing `change` when it changed
+    /// Session `id`'s record as the hash holds it (`text`).
+    fn session_record(&self, id: &str, text: &str) -> Result<SessionRecord, DirectoryError> {
+        serde_json::from_str(text).map_err(|e| DirectoryError::BadRecord {
+            backend: "redis",
+            key: format!("{} {id}", self.keys.sessions),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs `script` ([`PLACE`] or [`REMOVE_IF`]) on `stream` and `node`, publishing `change` when it changed
     /// anything.
     async fn on_stream(
         &self,
@@ -399,7 +424,7 @@ impl Directory for RedisDirectory {
 
     fn remove<'a>(&'a self, stream: &'a StreamKey, node: &'a str) -> DirectoryFuture<'a, ()> {
         let change = Change::StreamRemoved { stream: stream.encode(), node: node.to_owned() };
-        Box::pin(self.on_stream(REMOVE_STREAM, stream, node, change))
+        Box::pin(self.on_stream(REMOVE_IF, stream, node, change))
     }
 
     fn locate<'a>(&'a self, stream: &'a StreamKey) -> DirectoryFuture<'a, Option<String>> {
@@ -427,6 +452,56 @@ impl Directory for RedisDirectory {
                 .collect();
             placed.sort();
             Ok(placed)
+        })
+    }
+
+    fn claim_session<'a>(&'a self, id: &'a str, record: &'a SessionRecord) -> DirectoryFuture<'a, SessionRecord> {
+        Box::pin(async move {
+            let text = serde_json::to_string(record).map_err(backend_error)?;
+            let change = json(&Change::SessionCreated { session: id.to_owned(), record: record.clone() });
+            let mut command = redis::cmd("EVAL");
+            command.arg(CLAIM).arg(1).arg(&self.keys.sessions).arg(id).arg(&text).arg(&self.keys.changes).arg(change);
+            let held = query::<String>(command, &mut self.connection()).await?;
+            self.session_record(id, &held)
+        })
+    }
+
+    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let get = redis::cmd("HGET").arg(&self.keys.sessions).arg(id).to_owned();
+            let Some(held) = query::<Option<String>>(get, &mut connection).await? else { return Ok(None) };
+            let record = self.session_record(id, &held)?;
+            if incarnation.is_some_and(|i| i != record.incarnation) {
+                return Ok(None);
+            }
+            // Removed only if it still holds what was read: a session created again meanwhile stays.
+            let change = json(&Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
+            let mut command = redis::cmd("EVAL");
+            command.arg(REMOVE_IF).arg(1).arg(&self.keys.sessions).arg(id).arg(&held).arg(&self.keys.changes);
+            let removed = query::<i64>(command.arg(change).to_owned(), &mut connection).await?;
+            Ok((removed == 1).then_some(record))
+        })
+    }
+
+    fn session<'a>(&'a self, id: &'a str) -> DirectoryFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let get = redis::cmd("HGET").arg(&self.keys.sessions).arg(id).to_owned();
+            let held = query::<Option<String>>(get, &mut self.connection()).await?;
+            held.map(|text| self.session_record(id, &text)).transpose()
+        })
+    }
+
+    fn sessions(&self) -> DirectoryFuture<'_, Vec<(String, SessionRecord)>> {
+        Box::pin(async move {
+            let all = redis::cmd("HGETALL").arg(&self.keys.sessions).to_owned();
+            let held = query::<Vec<(String, String)>>(all, &mut self.connection()).await?;
+            let mut sessions = Vec::with_capacity(held.len());
+            for (id, record) in held {
+                sessions.push((id.clone(), self.session_record(&id, &record)?));
+            }
+            sessions.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(sessions)
         })
     }
 

@@ -29,7 +29,7 @@ impl ExportMetrics for ClusterMetrics {
             ),
             (
                 "ringfwd_cluster_resyncs_total",
-                "Times this node wrote its whole list of streams into the directory again.",
+                "Times this node wrote its whole list of streams into the directory again (and synced its sessions).",
                 &c.resyncs,
             ),
             (
@@ -46,5 +46,13 @@ impl ExportMetrics for ClusterMetrics {
         out.family(changes, Kind::Counter, "Nodes the directory's watcher heard join (up) or leave or expire (down).");
         out.sample(changes, &[("change", "up")], c.nodes_up.load(Ordering::Relaxed));
         out.sample(changes, &[("change", "down")], c.nodes_down.load(Ordering::Relaxed));
+        let copies = "ringfwd_cluster_session_copies_total";
+        out.family(
+            copies,
+            Kind::Counter,
+            "Sessions other nodes created that this node made its copy of (made), or could not hold (refused).",
+        );
+        out.sample(copies, &[("result", "made")], c.sessions_copied.load(Ordering::Relaxed));
+        out.sample(copies, &[("result", "refused")], c.sessions_not_copied.load(Ordering::Relaxed));
     }
 }

@@ -1,0 +1,138 @@
+//! Sessions span the cluster's nodes: a session created on any node is held by every node, and a session deleted on
+//! any node is deleted on every node. Endpoints, streams and subscriptions stay on the node whose API created them.
+//!
+//! Owns this node's side of it, on [`Cluster`]: the claim a `CreateSession` makes in the directory before it creates
+//! the session here (the first node to claim an id creates the session; the others' creates take it), the end a
+//! `DeleteSession` writes before it deletes here, the copy this node makes of a session another node created (and
+//! deletes when that creation is deleted) as the watcher hears it, and the sync after a join or a missed change:
+//! what the directory holds and this node lacks is copied here, and what this node holds and the directory lacks
+//! (it came back empty, or this node was cut off when its session was created) is written back, never deleted.
+//! Which creation (incarnation) each session held here is, is kept per session so that a late deletion of an older
+//! creation never deletes a newer one. Reaches the registry only through [`Api`]'s calls; must never hold the
+//! registry or the table of incarnations while it talks to the directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+
+use super::directory::{DirectoryError, SessionRecord};
+use super::node::Cluster;
+use crate::api::Api;
+
+/// What a claim found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This call wrote the session into the directory (a failed create here must end it again: [`Cluster::unclaim`]).
+    New(u64),
+    /// Another call had written it before.
+    Held,
+}
+
+impl Cluster {
+    /// Writes session `id` into the directory as created by this node, unless it holds it already; called by
+    /// `CreateSession` before it creates the session here.
+    pub async fn claim_session(&self, id: &str) -> Result<Claim, DirectoryError> {
+        let record = SessionRecord {
+            node: self.node_id().to_owned(),
+            created_unix_ms: crate::clock::unix_ms(),
+            incarnation: rand::random(),
+        };
+        let held = self.read(self.directory().claim_session(id, &record)).await?;
+        self.held_sessions().insert(id.to_owned(), held.incarnation);
+        Ok(if held == record { Claim::New(record.incarnation) } else { Claim::Held })
+    }
+
+    /// Ends the claim a failed create made (`Claim::New(incarnation)`), so that no node copies a session that was
+    /// not created. A failure is logged: the other nodes then hold a session this node refused.
+    pub async fn unclaim(&self, id: &str, incarnation: u64) {
+        self.held_sessions().remove(id);
+        if let Err(e) = self.read(self.directory().end_session(id, Some(incarnation))).await {
+            self.counters().errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session_id = id, "cluster: ending the claim of a session that was not created failed: {e}");
+        }
+    }
+
+    /// Removes session `id` from the directory, whichever node created it; called by `DeleteSession` before it
+    /// deletes the session here. Answers whether the directory held it (every node then deletes its copy).
+    pub async fn end_session(&self, id: &str) -> Result<bool, DirectoryError> {
+        let ended = self.read(self.directory().end_session(id, None)).await?;
+        Ok(ended.is_some())
+    }
+
+    /// Makes sure this node holds session `id` if the directory does: a call about to create something in a session
+    /// this node has not heard of yet (created on another node a moment ago) copies it first. Answers nothing: a
+    /// session neither holds stays unknown, and the call then says so.
+    pub async fn fetch_session(&self, api: &Api, id: &str) {
+        match self.read(self.directory().session(id)).await {
+            Ok(Some(record)) => {
+                if self.copy_session(api, id).await {
+                    self.held_sessions().insert(id.to_owned(), record.incarnation);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(session_id = id, "cluster: looking a session up failed: {e}"),
+        }
+    }
+
+    /// Another node created session `id` (`record`): this node holds it from now on.
+    pub(super) async fn heard_session_created(&self, api: &Api, id: &str, record: &SessionRecord) {
+        if record.node == self.node_id() {
+            return;
+        }
+        if self.copy_session(api, id).await {
+            self.held_sessions().insert(id.to_owned(), record.incarnation);
+        }
+    }
+
+    /// Session `id`'s creation `incarnation` was deleted on some node: this node's copy goes, unless it holds a newer
+    /// creation.
+    pub(super) async fn heard_session_deleted(&self, api: &Api, id: &str, incarnation: u64) {
+        {
+            let mut held = self.held_sessions();
+            if held.get(id).is_some_and(|i| *i != incarnation) {
+                return;
+            }
+            held.remove(id);
+        }
+        if let Err(status) = api.drop_session(id).await {
+            self.counters().errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session_id = id, "cluster: deleting a session deleted on another node failed: {status}");
+        }
+    }
+
+    /// Makes this node and the directory hold the same sessions: copies what the directory holds that this node
+    /// lacks, writes back what this node holds that the directory lacks.
+    pub(super) async fn sync_sessions(&self, api: &Api) -> Result<(), DirectoryError> {
+        let listed: BTreeMap<String, SessionRecord> = self.directory().sessions().await?.into_iter().collect();
+        let here: BTreeSet<String> = api.session_ids().await.into_iter().collect();
+        for id in here.difference(&listed.keys().cloned().collect()) {
+            self.claim_session(id).await?;
+        }
+        for (id, record) in &listed {
+            if here.contains(id) || self.copy_session(api, id).await {
+                self.held_sessions().insert(id.clone(), record.incarnation);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates session `id` here as a copy of another node's; answers whether this node holds it now (a copy this
+    /// node cannot hold, e.g. at its `admission.max_sessions`, is counted and logged).
+    async fn copy_session(&self, api: &Api, id: &str) -> bool {
+        match api.copy_session(id).await {
+            Ok(created) => {
+                if created {
+                    self.counters().sessions_copied.fetch_add(1, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(status) => {
+                self.counters().sessions_not_copied.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    session_id = id,
+                    "cluster: this node cannot hold a session another node created: {status}"
+                );
+                false
+            }
+        }
+    }
+}
