@@ -92,10 +92,17 @@ impl Api {
         };
         // The id is checked before it reaches the directory, by the registry's own check.
         crate::registry::validate::id("session_id", &r.session_id).map_err(status::registry)?;
-        let claim = cluster.claim_session(&r.session_id).await.map_err(|e| directory_unavailable(&e))?;
-        let created = self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await;
-        if let (Err(_), Claim::New(incarnation)) = (&created, claim) {
-            cluster.unclaim(&r.session_id, incarnation).await;
+        let claim = cluster.claim_session(&r.session_id, now).await.map_err(|e| directory_unavailable(&e))?;
+        let created_unix_ms = match claim {
+            Claim::New { .. } => now,
+            Claim::Held { created_unix_ms, .. } => created_unix_ms,
+        };
+        let created =
+            self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, created_unix_ms)).await;
+        match (&created, claim) {
+            (Ok(_), claim) => cluster.hold_session(&r.session_id, claim.incarnation()),
+            (Err(_), Claim::New { incarnation }) => cluster.unclaim(&r.session_id, incarnation).await,
+            (Err(_), Claim::Held { .. }) => {}
         }
         created
     }
@@ -124,11 +131,10 @@ impl Api {
         cluster.fetch_session(self, session_id).await;
     }
 
-    /// Creates session `session_id` here as the copy of another node's (its metadata stays there); answers whether
-    /// this call created it (`false`: it was here already).
-    pub(crate) async fn copy_session(&self, session_id: &str) -> Result<bool, Status> {
-        let now = crate::clock::unix_ms();
-        let outcome = self.apply(|reg| reg.plan_create_session(session_id, now)).await?;
+    /// Creates session `session_id` here as the copy of another node's, created at `created_unix_ms` (its metadata
+    /// stays there); answers whether this call created it (`false`: it was here already).
+    pub(crate) async fn copy_session(&self, session_id: &str, created_unix_ms: u64) -> Result<bool, Status> {
+        let outcome = self.apply(|reg| reg.plan_create_session(session_id, created_unix_ms)).await?;
         Ok(matches!(outcome, Outcome::Created(_)))
     }
 
@@ -140,9 +146,10 @@ impl Api {
         }
     }
 
-    /// The ids of the sessions this node holds.
-    pub async fn session_ids(&self) -> Vec<String> {
-        self.registry.lock().await.list_sessions().into_iter().map(|s| s.session_id).collect()
+    /// The sessions this node holds: each one's id and creation time.
+    pub async fn sessions_here(&self) -> Vec<(String, u64)> {
+        let sessions = self.registry.lock().await.list_sessions();
+        sessions.into_iter().map(|s| (s.session_id, s.created_unix_ms)).collect()
     }
 
     /// Every stream this node holds, by session and id.

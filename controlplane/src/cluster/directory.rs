@@ -6,12 +6,17 @@
 //! and [`super::redis`] (a shared Redis server). Must never know the registry, the API or the data plane: the node
 //! ([`super::node`]) tells the directory what this node holds.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+/// How long the directory remembers a deleted session (its id and creation time), so that a node that was away when
+/// it was deleted deletes its copy instead of writing it back.
+pub const ENDED_SESSIONS_KEPT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What a directory call answers.
 pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DirectoryError>> + Send + 'a>>;
@@ -194,8 +199,18 @@ pub trait Directory: Send + Sync {
     /// (`record`, or the one of the node that created it first).
     fn claim_session<'a>(&'a self, id: &'a str, record: &'a SessionRecord) -> DirectoryFuture<'a, SessionRecord>;
 
-    /// Removes session `id` when it is that `incarnation` (any, with `None`); answers the record removed.
-    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>>;
+    /// Removes session `id` when it is that `incarnation` (any, with `None`), and remembers it as ended for
+    /// [`ENDED_SESSIONS_KEPT_MS`] after `now_unix_ms` (forgetting what ended longer ago); answers the record removed.
+    fn end_session<'a>(
+        &'a self,
+        id: &'a str,
+        incarnation: Option<u64>,
+        now_unix_ms: u64,
+    ) -> DirectoryFuture<'a, Option<SessionRecord>>;
+
+    /// The sessions deleted within [`ENDED_SESSIONS_KEPT_MS`]: each one's id and creation time
+    /// ([`SessionRecord::created_unix_ms`]).
+    fn ended_sessions(&self) -> DirectoryFuture<'_, BTreeSet<(String, u64)>>;
 
     /// Session `id`'s record, if the directory holds it.
     fn session<'a>(&'a self, id: &'a str) -> DirectoryFuture<'a, Option<SessionRecord>>;

@@ -4,13 +4,15 @@
 //! Owns [`Embedded`]: leases with their deadline on the process's monotonic clock, placements in a map, changes on a
 //! broadcast channel. Must never reach outside the process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use tokio::sync::broadcast;
 use tokio::time::{Duration, Instant};
 
-use super::directory::{Change, Directory, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey};
+use super::directory::{
+    Change, Directory, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey, ENDED_SESSIONS_KEPT_MS,
+};
 
 /// The directory in this process.
 pub struct Embedded {
@@ -25,6 +27,8 @@ struct State {
     /// Where each stream is published.
     streams: BTreeMap<StreamKey, String>,
     sessions: BTreeMap<String, SessionRecord>,
+    /// Ended sessions (id, creation time) and when they ended.
+    ended: BTreeMap<(String, u64), u64>,
 }
 
 impl Embedded {
@@ -147,22 +151,33 @@ impl Directory for Embedded {
         })
     }
 
-    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>> {
+    fn end_session<'a>(
+        &'a self,
+        id: &'a str,
+        incarnation: Option<u64>,
+        now_unix_ms: u64,
+    ) -> DirectoryFuture<'a, Option<SessionRecord>> {
         Box::pin(async move {
             let removed = {
                 let mut state = self.state();
                 let matches = state.sessions.get(id).is_some_and(|r| incarnation.is_none_or(|i| r.incarnation == i));
-                if matches {
-                    state.sessions.remove(id)
-                } else {
-                    None
+                let removed = if matches { state.sessions.remove(id) } else { None };
+                if let Some(record) = &removed {
+                    let forget_before = now_unix_ms.saturating_sub(ENDED_SESSIONS_KEPT_MS);
+                    state.ended.retain(|_, ended| *ended >= forget_before);
+                    state.ended.insert((id.to_owned(), record.created_unix_ms), now_unix_ms);
                 }
+                removed
             };
             if let Some(record) = &removed {
                 self.send(Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
             }
             Ok(removed)
         })
+    }
+
+    fn ended_sessions(&self) -> DirectoryFuture<'_, BTreeSet<(String, u64)>> {
+        Box::pin(async move { Ok(self.state().ended.keys().cloned().collect()) })
     }
 
     fn session<'a>(&'a self, id: &'a str) -> DirectoryFuture<'a, Option<SessionRecord>> {
@@ -246,17 +261,26 @@ mod tests {
         assert_eq!(directory.claim_session("s", &first).await.unwrap(), first);
         assert_eq!(directory.claim_session("s", &second).await.unwrap(), first, "the first claim holds");
         assert_eq!(directory.session("s").await.unwrap(), Some(first.clone()));
-        assert_eq!(directory.end_session("s", Some(22)).await.unwrap(), None, "another creation is not ended");
+        assert_eq!(directory.end_session("s", Some(22), 5).await.unwrap(), None, "another creation is not ended");
         assert_eq!(directory.sessions().await.unwrap(), [("s".to_owned(), first.clone())]);
-        assert_eq!(directory.end_session("s", None).await.unwrap(), Some(first.clone()));
-        assert_eq!(directory.end_session("s", None).await.unwrap(), None);
+        assert!(directory.ended_sessions().await.unwrap().is_empty());
+        assert_eq!(directory.end_session("s", None, 5).await.unwrap(), Some(first.clone()));
+        assert_eq!(directory.end_session("s", None, 6).await.unwrap(), None);
         assert_eq!(directory.session("s").await.unwrap(), None);
+        assert_eq!(directory.ended_sessions().await.unwrap(), BTreeSet::from([("s".to_owned(), 1)]));
+        // Remembered for ENDED_SESSIONS_KEPT_MS: forgotten at the next end after that.
+        let t = SessionRecord { node: "a".into(), created_unix_ms: 3, incarnation: 33 };
+        directory.claim_session("t", &t).await.unwrap();
+        directory.end_session("t", None, 5 + ENDED_SESSIONS_KEPT_MS + 1).await.unwrap();
+        assert_eq!(directory.ended_sessions().await.unwrap(), BTreeSet::from([("t".to_owned(), 3)]));
         let seen: Vec<Change> = std::iter::from_fn(|| changes.try_recv().ok()).collect();
         assert_eq!(
             seen,
             [
                 Change::SessionCreated { session: "s".into(), record: first },
                 Change::SessionDeleted { session: "s".into(), incarnation: 11 },
+                Change::SessionCreated { session: "t".into(), record: t.clone() },
+                Change::SessionDeleted { session: "t".into(), incarnation: 33 },
             ]
         );
     }

@@ -6,6 +6,8 @@
 //! - `ns:nodes`: the set of node ids that hold or held a lease not yet cleaned up;
 //! - `ns:streams`: a hash from `session/stream` to the id of the node it is published on;
 //! - `ns:sessions`: a hash from a session's id to its [`SessionRecord`] as JSON;
+//! - `ns:sessions:ended`: a sorted set of the sessions deleted, `id/created_unix_ms`, scored by when (kept
+//!   [`ENDED_SESSIONS_KEPT_MS`]);
 //! - `ns:changes`: the channel every [`Change`] is published on, as JSON.
 //!
 //! Changes are written by the call that makes them, in one Lua script with the write (so a change is published once
@@ -29,6 +31,7 @@ use tokio_stream::StreamExt as _;
 
 use super::directory::{
     Change, Directory, DirectoryError, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey,
+    ENDED_SESSIONS_KEPT_MS,
 };
 
 /// The longest a directory call waits for Redis.
@@ -96,12 +99,25 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return ARGV[2]
 "#;
 
+/// Ends session `ARGV[1]` when hash `KEYS[1]` holds record `ARGV[2]` for it: removes it, adds `ARGV[6]` to the
+/// sorted set `KEYS[2]` scored `ARGV[5]` (now) and forgets what scored below `ARGV[7]`, publishes `ARGV[4]` on
+/// `ARGV[3]`.
+const END_SESSION: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"#;
+
 /// The names this cluster uses in Redis.
 #[derive(Clone, Debug)]
 struct Keys {
     nodes: String,
     streams: String,
     sessions: String,
+    ended_sessions: String,
     changes: String,
     node_prefix: String,
     /// The channel of the key expiry events of the database the URL names.
@@ -114,6 +130,7 @@ impl Keys {
             nodes: format!("{namespace}:nodes"),
             streams: format!("{namespace}:streams"),
             sessions: format!("{namespace}:sessions"),
+            ended_sessions: format!("{namespace}:sessions:ended"),
             changes: format!("{namespace}:changes"),
             node_prefix: format!("{namespace}:node:"),
             expired: format!("__keyevent@{db}__:expired"),
@@ -466,7 +483,12 @@ impl Directory for RedisDirectory {
         })
     }
 
-    fn end_session<'a>(&'a self, id: &'a str, incarnation: Option<u64>) -> DirectoryFuture<'a, Option<SessionRecord>> {
+    fn end_session<'a>(
+        &'a self,
+        id: &'a str,
+        incarnation: Option<u64>,
+        now_unix_ms: u64,
+    ) -> DirectoryFuture<'a, Option<SessionRecord>> {
         Box::pin(async move {
             let mut connection = self.connection();
             let get = redis::cmd("HGET").arg(&self.keys.sessions).arg(id).to_owned();
@@ -475,12 +497,27 @@ impl Directory for RedisDirectory {
             if incarnation.is_some_and(|i| i != record.incarnation) {
                 return Ok(None);
             }
-            // Removed only if it still holds what was read: a session created again meanwhile stays.
+            // Ended only if it still holds what was read: a session created again meanwhile stays.
             let change = json(&Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
             let mut command = redis::cmd("EVAL");
-            command.arg(REMOVE_IF).arg(1).arg(&self.keys.sessions).arg(id).arg(&held).arg(&self.keys.changes);
-            let removed = query::<i64>(command.arg(change).to_owned(), &mut connection).await?;
+            command.arg(END_SESSION).arg(2).arg(&self.keys.sessions).arg(&self.keys.ended_sessions);
+            command.arg(id).arg(&held).arg(&self.keys.changes).arg(change).arg(now_unix_ms);
+            command.arg(format!("{id}/{}", record.created_unix_ms));
+            command.arg(now_unix_ms.saturating_sub(ENDED_SESSIONS_KEPT_MS));
+            let removed = query::<i64>(command, &mut connection).await?;
             Ok((removed == 1).then_some(record))
+        })
+    }
+
+    fn ended_sessions(&self) -> DirectoryFuture<'_, BTreeSet<(String, u64)>> {
+        Box::pin(async move {
+            let all = redis::cmd("ZRANGE").arg(&self.keys.ended_sessions).arg(0).arg(-1).to_owned();
+            let members = query::<Vec<String>>(all, &mut self.connection()).await?;
+            let parse = |member: &str| {
+                let (id, created) = member.rsplit_once('/')?;
+                Some((id.to_owned(), created.parse().ok()?))
+            };
+            Ok(members.iter().filter_map(|member| parse(member)).collect())
         })
     }
 

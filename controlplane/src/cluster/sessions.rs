@@ -5,13 +5,16 @@
 //! the session here (the first node to claim an id creates the session; the others' creates take it), the end a
 //! `DeleteSession` writes before it deletes here, the copy this node makes of a session another node created (and
 //! deletes when that creation is deleted) as the watcher hears it, and the sync after a join or a missed change:
-//! what the directory holds and this node lacks is copied here, and what this node holds and the directory lacks
-//! (it came back empty, or this node was cut off when its session was created) is written back, never deleted.
+//! what the directory holds and this node lacks is copied here; what this node holds and the directory lacks is
+//! deleted here when the directory remembers it was deleted (this node was away then; for
+//! [`super::directory::ENDED_SESSIONS_KEPT_MS`]), and written back otherwise (the directory came back empty, or this
+//! node was cut off when it created the session). Every node's copy of a session has the creation time of its
+//! record: with the id, it tells which creation a node holds across its restarts.
 //! Which creation (incarnation) each session held here is, is kept per session so that a late deletion of an older
 //! creation never deletes a newer one. Reaches the registry only through [`Api`]'s calls; must never hold the
 //! registry or the table of incarnations while it talks to the directory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use super::directory::{DirectoryError, SessionRecord};
@@ -22,30 +25,53 @@ use crate::api::Api;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// This call wrote the session into the directory (a failed create here must end it again: [`Cluster::unclaim`]).
-    New(u64),
-    /// Another call had written it before.
-    Held,
+    New {
+        /// The creation it wrote.
+        incarnation: u64,
+    },
+    /// Another call had written it before: the session here is made with its creation time.
+    Held {
+        /// The creation held.
+        incarnation: u64,
+        /// Its creation time.
+        created_unix_ms: u64,
+    },
+}
+
+impl Claim {
+    /// The creation the directory holds.
+    pub fn incarnation(self) -> u64 {
+        match self {
+            Claim::New { incarnation } | Claim::Held { incarnation, .. } => incarnation,
+        }
+    }
 }
 
 impl Cluster {
-    /// Writes session `id` into the directory as created by this node, unless it holds it already; called by
-    /// `CreateSession` before it creates the session here.
-    pub async fn claim_session(&self, id: &str) -> Result<Claim, DirectoryError> {
-        let record = SessionRecord {
-            node: self.node_id().to_owned(),
-            created_unix_ms: crate::clock::unix_ms(),
-            incarnation: rand::random(),
-        };
+    /// Writes session `id`, created at `created_unix_ms`, into the directory as created by this node, unless it
+    /// holds it already; called by `CreateSession` before it creates the session here (with the creation time the
+    /// claim answers, so every node's copy of a session has its creation time), which then calls
+    /// [`Cluster::hold_session`] once it did.
+    pub async fn claim_session(&self, id: &str, created_unix_ms: u64) -> Result<Claim, DirectoryError> {
+        let record = SessionRecord { node: self.node_id().to_owned(), created_unix_ms, incarnation: rand::random() };
         let held = self.read(self.directory().claim_session(id, &record)).await?;
-        self.held_sessions().insert(id.to_owned(), held.incarnation);
-        Ok(if held == record { Claim::New(record.incarnation) } else { Claim::Held })
+        Ok(if held == record {
+            Claim::New { incarnation: record.incarnation }
+        } else {
+            Claim::Held { incarnation: held.incarnation, created_unix_ms: held.created_unix_ms }
+        })
+    }
+
+    /// This node holds session `id` as creation `incarnation` (a deletion of another creation leaves it).
+    pub fn hold_session(&self, id: &str, incarnation: u64) {
+        self.held_sessions().insert(id.to_owned(), incarnation);
     }
 
     /// Ends the claim a failed create made (`Claim::New(incarnation)`), so that no node copies a session that was
     /// not created. A failure is logged: the other nodes then hold a session this node refused.
     pub async fn unclaim(&self, id: &str, incarnation: u64) {
-        self.held_sessions().remove(id);
-        if let Err(e) = self.read(self.directory().end_session(id, Some(incarnation))).await {
+        let end = self.directory().end_session(id, Some(incarnation), crate::clock::unix_ms());
+        if let Err(e) = self.read(end).await {
             self.counters().errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(session_id = id, "cluster: ending the claim of a session that was not created failed: {e}");
         }
@@ -54,7 +80,7 @@ impl Cluster {
     /// Removes session `id` from the directory, whichever node created it; called by `DeleteSession` before it
     /// deletes the session here. Answers whether the directory held it (every node then deletes its copy).
     pub async fn end_session(&self, id: &str) -> Result<bool, DirectoryError> {
-        let ended = self.read(self.directory().end_session(id, None)).await?;
+        let ended = self.read(self.directory().end_session(id, None, crate::clock::unix_ms())).await?;
         Ok(ended.is_some())
     }
 
@@ -64,8 +90,8 @@ impl Cluster {
     pub async fn fetch_session(&self, api: &Api, id: &str) {
         match self.read(self.directory().session(id)).await {
             Ok(Some(record)) => {
-                if self.copy_session(api, id).await {
-                    self.held_sessions().insert(id.to_owned(), record.incarnation);
+                if self.copy_session(api, id, record.created_unix_ms).await {
+                    self.hold_session(id, record.incarnation);
                 }
             }
             Ok(None) => {}
@@ -78,8 +104,8 @@ impl Cluster {
         if record.node == self.node_id() {
             return;
         }
-        if self.copy_session(api, id).await {
-            self.held_sessions().insert(id.to_owned(), record.incarnation);
+        if self.copy_session(api, id, record.created_unix_ms).await {
+            self.hold_session(id, record.incarnation);
         }
     }
 
@@ -100,25 +126,37 @@ impl Cluster {
     }
 
     /// Makes this node and the directory hold the same sessions: copies what the directory holds that this node
-    /// lacks, writes back what this node holds that the directory lacks.
+    /// lacks; of what this node holds that the directory lacks, deletes what the directory says was deleted (this
+    /// node was away then) and writes back the rest.
     pub(super) async fn sync_sessions(&self, api: &Api) -> Result<(), DirectoryError> {
         let listed: BTreeMap<String, SessionRecord> = self.directory().sessions().await?.into_iter().collect();
-        let here: BTreeSet<String> = api.session_ids().await.into_iter().collect();
-        for id in here.difference(&listed.keys().cloned().collect()) {
-            self.claim_session(id).await?;
+        let ended = self.directory().ended_sessions().await?;
+        let here: BTreeMap<String, u64> = api.sessions_here().await.into_iter().collect();
+        for (id, created_unix_ms) in here.iter().filter(|(id, _)| !listed.contains_key(*id)) {
+            if ended.contains(&(id.clone(), *created_unix_ms)) {
+                tracing::info!(session_id = id, "cluster: a session deleted while this node was away is deleted here");
+                self.held_sessions().remove(id);
+                if let Err(status) = api.drop_session(id).await {
+                    self.counters().errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(session_id = id, "cluster: deleting a session deleted meanwhile failed: {status}");
+                }
+            } else {
+                let claim = self.claim_session(id, *created_unix_ms).await?;
+                self.hold_session(id, claim.incarnation());
+            }
         }
         for (id, record) in &listed {
-            if here.contains(id) || self.copy_session(api, id).await {
-                self.held_sessions().insert(id.clone(), record.incarnation);
+            if here.contains_key(id) || self.copy_session(api, id, record.created_unix_ms).await {
+                self.hold_session(id, record.incarnation);
             }
         }
         Ok(())
     }
 
-    /// Creates session `id` here as a copy of another node's; answers whether this node holds it now (a copy this
-    /// node cannot hold, e.g. at its `admission.max_sessions`, is counted and logged).
-    async fn copy_session(&self, api: &Api, id: &str) -> bool {
-        match api.copy_session(id).await {
+    /// Creates session `id` (created at `created_unix_ms`) here as a copy of another node's; answers whether this
+    /// node holds it now (a copy this node cannot hold, e.g. at its `admission.max_sessions`, is counted and logged).
+    async fn copy_session(&self, api: &Api, id: &str, created_unix_ms: u64) -> bool {
+        match api.copy_session(id, created_unix_ms).await {
             Ok(created) => {
                 if created {
                     self.counters().sessions_copied.fetch_add(1, Ordering::Relaxed);
