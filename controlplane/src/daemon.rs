@@ -405,7 +405,8 @@ async fn control(
     // keeps event ids unique across restarts.
     let events = Arc::new(EventBus::new(EventLimits::from_config(config), boot_id));
     let webhooks = Webhooks::start(config, &events)?;
-    let verifier = Verifier::new(keys(config)?);
+    let keys = keys(config)?;
+    let verifier = Verifier::new(keys.clone());
     let api = Arc::new(Api::new(
         registry,
         client,
@@ -499,11 +500,15 @@ async fn control(
     // joined once everything is restored and installed, so the first write holds them all ----
     let relay = media.first().copied().unwrap_or(api_address);
     let cluster =
-        crate::cluster::join(config, &api, relay, api_address, dataplane.workers().len(), cluster_counters).await?;
+        crate::cluster::join(config, &api, keys, relay, api_address, dataplane.workers().len(), cluster_counters)
+            .await?;
     if let Err(e) = cluster.resync(&api).await {
         tracing::warn!("cluster: writing this node's streams failed (again at the next heartbeat): {e}");
     }
     api.attach_cluster(Arc::clone(&cluster));
+    // Streams relayed here before a restart: Sub again (in the background: an origin that is gone costs retries).
+    let resume = (Arc::clone(&api), Arc::clone(&cluster));
+    tokio::spawn(async move { resume.0.resume_relays(&resume.1).await });
     tracing::info!(node = cluster.node_id(), directory = cluster.backend(), "cluster: joined");
     // ---- end of the cluster ----
     // Kept to hand over to a daemon taking over from this one.

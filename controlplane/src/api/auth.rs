@@ -33,7 +33,7 @@ pub enum Access {
 }
 
 /// The access every method of `ringfwd.v1.Ringfwd` needs, by its bare name.
-pub const RPC_ACCESS: [(&str, Access); 32] = [
+pub const RPC_ACCESS: [(&str, Access); 35] = [
     ("CreateSession", Access::Write),
     ("GetSession", Access::Read),
     ("ListSessions", Access::Read),
@@ -58,6 +58,9 @@ pub const RPC_ACCESS: [(&str, Access); 32] = [
     ("DeleteSubscription", Access::Write),
     ("GetNodeInfo", Access::Read),
     ("LocateStream", Access::Read),
+    ("RelaySubscribe", Access::Write),
+    ("RelayCancel", Access::Write),
+    ("RelayFinish", Access::Write),
     ("Drain", Access::Write),
     ("LoadPlugin", Access::Write),
     ("UnloadPlugin", Access::Write),

@@ -88,10 +88,11 @@ impl Api {
         let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
         let now = crate::clock::unix_ms();
         let Some(cluster) = self.cluster.get() else {
+            super::relay::refuse_relay_ids(&[("session_id", &r.session_id)])?;
             return self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await;
         };
         // The id is checked before it reaches the directory, by the registry's own check.
-        crate::registry::validate::id("session_id", &r.session_id).map_err(status::registry)?;
+        crate::registry::validate::new_id("session_id", &r.session_id).map_err(status::registry)?;
         let claim = cluster.claim_session(&r.session_id, now).await.map_err(|e| directory_unavailable(&e))?;
         let created_unix_ms = match claim {
             Claim::New { .. } => now,
@@ -152,13 +153,16 @@ impl Api {
         sessions.into_iter().map(|s| (s.session_id, s.created_unix_ms)).collect()
     }
 
-    /// Every stream this node holds, by session and id.
+    /// Every stream this node publishes (not those relayed here), by session and id.
     pub async fn stream_keys(&self) -> Vec<StreamKey> {
         let registry = self.registry.lock().await;
         let mut keys = Vec::new();
         for session in registry.list_sessions() {
             for stream in registry.list_streams(&session.session_id).unwrap_or_default() {
-                keys.push(StreamKey { session_id: stream.session_id, stream_id: stream.stream_id });
+                // A stream relayed here is its origin's.
+                if crate::cluster::relay::node_of_endpoint(&stream.endpoint_id).is_none() {
+                    keys.push(StreamKey { session_id: stream.session_id, stream_id: stream.stream_id });
+                }
             }
         }
         keys

@@ -43,7 +43,7 @@ pub fn endpoint_spec(r: v1::CreateEndpointRequest) -> Result<EndpointSpec, Statu
     })
 }
 
-fn kind(value: i32) -> Result<Option<MediaKind>, Status> {
+pub(crate) fn kind(value: i32) -> Result<Option<MediaKind>, Status> {
     match v1::MediaKind::try_from(value) {
         Ok(v1::MediaKind::Unspecified) => Ok(None),
         Ok(v1::MediaKind::Audio) => Ok(Some(MediaKind::Audio)),

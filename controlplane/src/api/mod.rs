@@ -32,6 +32,7 @@ mod metadata_hub;
 pub mod metadata_wire;
 mod plugins;
 mod probes;
+mod relay;
 mod service;
 pub(crate) mod status;
 mod unclaimed;

@@ -95,6 +95,7 @@ impl Ringfwd for Api {
         let mut r = request.into_inner();
         let metadata = std::mem::take(&mut r.metadata);
         let spec = convert::endpoint_spec(r)?;
+        super::relay::refuse_relay_ids(&[("endpoint_id", &spec.endpoint_id)])?;
         self.fetch_session(&spec.session_id).await;
         let object =
             ObjectRef { session_id: spec.session_id.clone(), member: Member::Endpoint(spec.endpoint_id.clone()) };
@@ -124,6 +125,7 @@ impl Ringfwd for Api {
         let mut r = request.into_inner();
         let metadata = std::mem::take(&mut r.metadata);
         let spec = convert::stream_spec(r)?;
+        super::relay::refuse_relay_ids(&[("stream_id", &spec.stream_id), ("endpoint_id", &spec.endpoint_id)])?;
         let object = ObjectRef { session_id: spec.session_id.clone(), member: Member::Stream(spec.stream_id.clone()) };
         stream_reply(view(self.apply_create(object, metadata, |reg| reg.plan_create_stream(spec)).await?)?)
     }
@@ -179,6 +181,9 @@ impl Ringfwd for Api {
 
     async fn create_subscription(&self, request: Request<v1::CreateSubscriptionRequest>) -> Reply<v1::Subscription> {
         let spec = convert::subscription_spec(request.into_inner());
+        let ids = [("subscription_id", spec.subscription_id.as_str()), ("endpoint_id", spec.endpoint_id.as_str())];
+        super::relay::refuse_relay_ids(&ids)?;
+        self.relay_in(&spec.session_id, &spec.stream_id).await?;
         subscription_reply(view(self.apply(|reg| reg.plan_create_subscription(spec)).await?)?)
     }
 
@@ -215,6 +220,9 @@ impl Ringfwd for Api {
 
     async fn update_subscription(&self, request: Request<v1::UpdateSubscriptionRequest>) -> Reply<v1::Subscription> {
         let r = request.into_inner();
+        if let Some(stream_id) = &r.stream_id {
+            self.relay_in(&r.session_id, stream_id).await?;
+        }
         let update = convert::subscription_update(&r);
         let outcome = self.apply(|reg| reg.plan_update(&r.session_id, &r.subscription_id, &update)).await?;
         subscription_reply(view(outcome)?)
@@ -223,6 +231,18 @@ impl Ringfwd for Api {
     async fn delete_subscription(&self, request: Request<v1::DeleteSubscriptionRequest>) -> Reply<v1::DeleteResponse> {
         let r = request.into_inner();
         deleted(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, &r.subscription_id)).await?)
+    }
+
+    async fn relay_subscribe(&self, request: Request<v1::RelaySubscribeRequest>) -> Reply<v1::RelaySubscribeResponse> {
+        Ok(Response::new(self.relay_subscribe_rpc(request.into_inner()).await?))
+    }
+
+    async fn relay_cancel(&self, request: Request<v1::RelayCancelRequest>) -> Reply<v1::RelayCancelResponse> {
+        Ok(Response::new(self.relay_cancel_rpc(request.into_inner()).await?))
+    }
+
+    async fn relay_finish(&self, request: Request<v1::RelayFinishRequest>) -> Reply<v1::RelayFinishResponse> {
+        Ok(Response::new(self.relay_finish_rpc(request.into_inner()).await?))
     }
 
     async fn get_node_info(&self, _request: Request<v1::GetNodeInfoRequest>) -> Reply<v1::NodeInfo> {

@@ -44,10 +44,12 @@ pub enum JoinError {
 
 /// Joins the cluster `config` describes: the directory (a Redis server is connected to and must answer), this node's
 /// record (its id; `relay` and `api_address` unless the config names others; `workers`), the first renewal, and the
-/// tasks of [`Cluster::start`].
+/// tasks of [`Cluster::start`]; calls to other nodes carry tokens minted with `keys`.
+#[allow(clippy::too_many_arguments)]
 pub async fn join(
     config: &Config,
     api: &Arc<Api>,
+    keys: crate::auth::Keys,
     relay: SocketAddr,
     api_address: SocketAddr,
     workers: usize,
@@ -90,7 +92,7 @@ pub async fn join(
         lease_ms: settings.lease_ms,
         update_queue: buffer,
     };
-    Cluster::start(directory, node, api, counters)
+    Cluster::start(directory, node, super::relay::Relays::new(keys), api, counters)
         .await
         .map_err(|e| JoinError::Directory { url, message: e.to_string() })
 }

@@ -4,7 +4,8 @@
 //! with nothing to install; [`redis::RedisDirectory`], a Redis server the nodes share), and this node's part in it
 //! ([`node::Cluster`]: its lease with its load, the streams it publishes). What is built: nodes, leases, loads and
 //! where each stream is published, visible in `GetNodeInfo`, `ringfwd ctl node list` and the metrics; sessions held
-//! by every node ([`sessions`]). Relaying a stream to another node (Sub / Data / Finish / Cancel) is not built yet.
+//! by every node ([`sessions`]); streams relayed from the node that publishes them to the nodes that have subscribers
+//! for them, over the direct path ([`relay`]: Sub / Data / Finish / Cancel).
 //! Must never reach the data plane, nor hold the registry while it talks to the directory.
 
 pub mod directory;
@@ -12,6 +13,7 @@ pub mod embedded;
 pub mod join;
 pub mod node;
 pub mod redis;
+pub mod relay;
 pub mod sessions;
 
 pub use directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, SessionRecord, StreamKey};

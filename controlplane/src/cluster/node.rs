@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use super::directory::{Change, Directory, DirectoryError, Load, NodeLease, NodeRecord, StreamKey};
+use super::relay::{node_of_endpoint, RelaySink, Relays};
 use crate::api::Api;
 use crate::events::{Event, EventKind, EventSink};
 
@@ -46,6 +47,14 @@ pub struct ClusterCounters {
     pub sessions_copied: AtomicU64,
     /// Sessions another node created that this node could not hold (its admission limit, say).
     pub sessions_not_copied: AtomicU64,
+    /// Sub calls this node sent (each attempt).
+    pub relay_subs_sent: AtomicU64,
+    /// Cancel calls this node sent (each attempt).
+    pub relay_cancels_sent: AtomicU64,
+    /// Finish calls this node sent (each attempt).
+    pub relay_finishes_sent: AtomicU64,
+    /// Relay events or messages dropped: the relay queue was full, too many were in flight, or every attempt failed.
+    pub relay_messages_dropped: AtomicU64,
 }
 
 /// A placement to write.
@@ -68,6 +77,9 @@ pub struct NodeSettings {
     pub update_queue: usize,
 }
 
+/// The bound of the queue of lifecycle events the relays act on ([`super::relay`]).
+pub const RELAY_EVENT_QUEUE: usize = 1024;
+
 /// This node in the cluster.
 pub struct Cluster {
     directory: Arc<dyn Directory>,
@@ -76,6 +88,8 @@ pub struct Cluster {
     resync: Arc<AtomicBool>,
     /// The creation (incarnation) of each session of the directory this node holds; see [`super::sessions`].
     held: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Streams relayed to and from this node; see [`super::relay`].
+    relays: Relays,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -87,6 +101,7 @@ impl Cluster {
     pub async fn start(
         directory: Arc<dyn Directory>,
         settings: NodeSettings,
+        relays: Relays,
         api: &Arc<Api>,
         counters: Arc<ClusterCounters>,
     ) -> Result<Arc<Cluster>, DirectoryError> {
@@ -103,18 +118,22 @@ impl Cluster {
             resync: Arc::clone(&resync),
             counters: Arc::clone(&counters),
         }));
+        let (relay_events, relay_queue) = mpsc::channel(RELAY_EVENT_QUEUE);
+        api.events().add_sink(Box::new(RelaySink { events: relay_events, counters: Arc::clone(&counters) }));
         let cluster = Arc::new(Cluster {
             directory,
             settings,
             counters,
             resync,
             held: std::sync::Mutex::default(),
+            relays,
             tasks: std::sync::Mutex::default(),
         });
         let tasks = vec![
             tokio::spawn(Arc::clone(&cluster).heartbeat(Arc::clone(api))),
             tokio::spawn(Arc::clone(&cluster).write_updates(queued)),
             tokio::spawn(Arc::clone(&cluster).hear(changes, Arc::clone(api))),
+            tokio::spawn(Arc::clone(&cluster).relay_loop(relay_queue, Arc::clone(api))),
         ];
         *cluster.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
         Ok(cluster)
@@ -137,6 +156,15 @@ impl Cluster {
 
     pub(super) fn directory(&self) -> &dyn Directory {
         &*self.directory
+    }
+
+    pub(super) fn relays(&self) -> &Relays {
+        &self.relays
+    }
+
+    /// Where other nodes send this node's relayed media.
+    pub fn relay_address(&self) -> std::net::SocketAddr {
+        self.settings.record.relay_address
     }
 
     /// The creation of each session this node holds of the directory's; never held across an `.await`.
@@ -325,6 +353,7 @@ impl Cluster {
                     if node == self.node_id() {
                         self.resync.store(true, Ordering::Relaxed);
                     } else {
+                        api.drop_relays_of(&self, &node).await;
                         events.publish(String::new(), EventKind::NodeLost { node, expired }, crate::clock::unix_ms());
                     }
                 }
@@ -367,6 +396,9 @@ impl EventSink for StreamSink {
     fn offer(&mut self, event: &Arc<Event>) {
         let key = |stream_id: &str| StreamKey { session_id: event.session_id.clone(), stream_id: stream_id.to_owned() };
         let update = match &event.kind {
+            // A stream relayed here is its origin's: never placed here.
+            EventKind::StreamPublished { stream, .. } if node_of_endpoint(&stream.endpoint_id).is_some() => return,
+            EventKind::StreamUnpublished(stream) if node_of_endpoint(&stream.endpoint_id).is_some() => return,
             EventKind::StreamPublished { stream, .. } => Update::Place(key(&stream.stream_id)),
             EventKind::StreamUnpublished(stream) => Update::Remove(key(&stream.stream_id)),
             _ => return,

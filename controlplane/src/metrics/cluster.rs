@@ -54,5 +54,15 @@ impl ExportMetrics for ClusterMetrics {
         );
         out.sample(copies, &[("result", "made")], c.sessions_copied.load(Ordering::Relaxed));
         out.sample(copies, &[("result", "refused")], c.sessions_not_copied.load(Ordering::Relaxed));
+        let relay = "ringfwd_cluster_relay_messages_total";
+        out.family(
+            relay,
+            Kind::Counter,
+            "Relay messages this node sent to other nodes, each attempt (sub, cancel, finish), and those dropped.",
+        );
+        out.sample(relay, &[("message", "sub")], c.relay_subs_sent.load(Ordering::Relaxed));
+        out.sample(relay, &[("message", "cancel")], c.relay_cancels_sent.load(Ordering::Relaxed));
+        out.sample(relay, &[("message", "finish")], c.relay_finishes_sent.load(Ordering::Relaxed));
+        out.sample(relay, &[("message", "dropped")], c.relay_messages_dropped.load(Ordering::Relaxed));
     }
 }

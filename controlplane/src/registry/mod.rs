@@ -126,7 +126,8 @@ pub use plan::{Change, Outcome, Plan, View};
 pub use update::SubscriptionUpdate;
 pub use update_stream::StreamUpdate;
 pub(crate) use validate::id as validate_id;
-pub use validate::MAX_ID_BYTES;
+pub(crate) use validate::new_id as validate_new_id;
+pub use validate::{MAX_ID_BYTES, RELAY_ID_PREFIX};
 
 use model::SessionRecord;
 use plan::ChangeKind;

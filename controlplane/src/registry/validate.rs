@@ -20,16 +20,37 @@ pub use ringfwd_tuning::MAX_ID_BYTES;
 /// Payload types are 7-bit: every one is below this.
 const PAYLOAD_TYPES: u32 = 128;
 
-/// Checks that `value` (the request's `field`) is 1..=64 bytes of `[A-Za-z0-9._-]`.
+/// The first character of the ids of the objects the cluster makes for its relays (`~B`, `~B.<request id>`, see
+/// `crate::cluster::relay`): ids of `[A-Za-z0-9._-]` after it, of at most `2 * MAX_ID_BYTES + 1` bytes (a node id,
+/// a dot and a request id). No request of a controller may create one ([`new_id`]).
+pub const RELAY_ID_PREFIX: char = '~';
+
+/// Checks that `value` (the request's `field`) is 1..=64 bytes of `[A-Za-z0-9._-]`, or an id of the cluster's
+/// relays ([`RELAY_ID_PREFIX`]).
 pub(crate) fn id(field: &str, value: &str) -> Result<(), RegistryError> {
-    if value.is_empty() || value.len() > MAX_ID_BYTES {
-        return Err(RegistryError::invalid(field, format!("must be 1 to {MAX_ID_BYTES} bytes, got {}", value.len())));
+    let (body, max) = match value.strip_prefix(RELAY_ID_PREFIX) {
+        Some(body) => (body, 2 * MAX_ID_BYTES + 1),
+        None => (value, MAX_ID_BYTES),
+    };
+    if body.is_empty() || body.len() > max {
+        return Err(RegistryError::invalid(field, format!("must be 1 to {max} bytes, got {}", body.len())));
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if let Some((at, c)) = value.char_indices().find(|&(_, c)| !allowed(c)) {
+    let offset = value.len() - body.len();
+    if let Some((at, c)) = body.char_indices().find(|&(_, c)| !allowed(c)) {
+        let at = at + offset;
         return Err(RegistryError::invalid(field, format!("{c:?} at byte {at} is not one of [A-Za-z0-9._-]")));
     }
     Ok(())
+}
+
+/// [`id`], for an object a controller's request creates or names as a peer: not one of the cluster's relays.
+pub(crate) fn new_id(field: &str, value: &str) -> Result<(), RegistryError> {
+    if value.starts_with(RELAY_ID_PREFIX) {
+        let reason = format!("ids starting with {RELAY_ID_PREFIX:?} are the cluster's relays', got {value:?}");
+        return Err(RegistryError::invalid(field, reason));
+    }
+    id(field, value)
 }
 
 /// Checks an endpoint's `media_address`: required unless latching, a real host and port, and of a family

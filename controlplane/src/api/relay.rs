@@ -1,0 +1,292 @@
+//! The cluster's relays in the API (see [`crate::cluster::relay`] for the protocol): on the origin, the leg a Sub adds
+//! and a Cancel removes (`RelaySubscribe`, `RelayCancel`); on the receiving node, the relayed stream a subscription
+//! makes (Sub sent before the subscription is created) and a Finish or the last subscription's end removes
+//! (`RelayFinish`); on every node, the relays of a node that left. All through the same registry plans as a
+//! controller's calls, with ids of the cluster's own (`~...`), which no controller call may create
+//! ([`refuse_relay_ids`]).
+//!
+//! Must never hold the registry across a call to another node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ringfwd_proto::v1;
+use tonic::Status;
+
+use super::{convert, status, Api};
+use crate::cluster::relay::{self as relays, node_of_endpoint, parse_leg_id};
+use crate::cluster::{Cluster, StreamKey};
+use crate::registry::{EndpointSpec, RtcpSpec, StreamSpec, SubscriptionSpec};
+
+/// The egress chain of a relay leg: its statistics, and sender reports (with the next node's receiver reports they
+/// give the leg's round-trip time and loss); nothing that changes the packets the next node receives.
+const LEG_INTERCEPTORS: &[&str] = &["stats", "sender_reports"];
+
+/// INVALID_ARGUMENT naming the first of `fields` (request field, id) that is one of the cluster's relay ids.
+pub(crate) fn refuse_relay_ids(fields: &[(&str, &str)]) -> Result<(), Status> {
+    for (field, id) in fields {
+        crate::registry::validate_new_id(field, id).map_err(status::registry)?;
+    }
+    Ok(())
+}
+
+fn not_found_is_ok(result: Result<(), Status>) -> Result<(), Status> {
+    match result {
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl Api {
+    fn clustered(&self) -> Result<&Arc<Cluster>, Status> {
+        self.cluster.get().ok_or_else(|| Status::failed_precondition("this node has not joined a cluster yet"))
+    }
+
+    /// Makes endpoint `~node` of `session_id` send to and take packets from `address`.
+    async fn ensure_relay_endpoint(&self, session_id: &str, node: &str, address: SocketAddr) -> Result<(), Status> {
+        let endpoint_id = relays::endpoint_id(node);
+        let current = self.read(|reg| reg.get_endpoint(session_id, &endpoint_id)).await;
+        match current {
+            Ok(view) if view.media_address == Some(address) => Ok(()),
+            Ok(_) => {
+                let plan = |reg: &crate::registry::Registry| {
+                    reg.plan_update_endpoint(session_id, &endpoint_id, Some(address), RtcpSpec::default())
+                };
+                self.apply(plan).await.map(drop)
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let spec = EndpointSpec {
+                    session_id: session_id.to_owned(),
+                    endpoint_id,
+                    media_address: Some(address),
+                    latching: false,
+                    rtcp: RtcpSpec::default(),
+                };
+                self.apply(|reg| reg.plan_create_endpoint(spec)).await.map(drop)
+            }
+            Err(status) => Err(status),
+        }
+    }
+
+    /// Deletes endpoint `~node` of `session_id` if no leg sends to it and no relayed stream comes from it.
+    async fn drop_unused_relay_endpoint(&self, session_id: &str, node: &str) {
+        let endpoint_id = relays::endpoint_id(node);
+        let used = self
+            .read(|reg| {
+                let legs = reg.list_subscriptions(session_id)?.into_iter().any(|s| s.endpoint_id == endpoint_id);
+                let streams = reg.list_streams(session_id)?.into_iter().any(|s| s.endpoint_id == endpoint_id);
+                Ok(legs || streams)
+            })
+            .await;
+        if used.is_ok_and(|used| !used) {
+            let deleted = self.apply_delete(session_id, |reg| reg.plan_delete_endpoint(session_id, &endpoint_id)).await;
+            if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+                tracing::warn!(session_id, endpoint_id, "cluster: deleting an unused relay endpoint failed: {status}");
+            }
+        }
+    }
+
+    /// `RelaySubscribe` (Sub), on the origin: adds the leg (see the module docs of [`crate::cluster::relay`]).
+    pub(crate) async fn relay_subscribe_rpc(
+        &self,
+        r: v1::RelaySubscribeRequest,
+    ) -> Result<v1::RelaySubscribeResponse, Status> {
+        let cluster = self.clustered()?;
+        crate::registry::validate_new_id("session_id", &r.session_id).map_err(status::registry)?;
+        crate::registry::validate_new_id("stream_id", &r.stream_id).map_err(status::registry)?;
+        ringfwd_tuning::validate::check_node_id(&r.node_id)
+            .map_err(|reason| Status::invalid_argument(format!("invalid node_id: {reason}")))?;
+        if r.node_id == cluster.node_id() {
+            return Err(Status::invalid_argument("invalid node_id: it is this node's own"));
+        }
+        let address: SocketAddr = r
+            .relay_address
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("invalid relay_address {:?}: {e}", r.relay_address)))?;
+        if r.request_id == 0 {
+            return Err(Status::invalid_argument("invalid request_id: must not be 0"));
+        }
+        let stream = self.read(|reg| reg.get_stream(&r.session_id, &r.stream_id)).await?;
+        if let Some(origin) = node_of_endpoint(&stream.endpoint_id) {
+            return Err(Status::failed_precondition(format!(
+                "stream {}/{} is relayed to this node from node {origin}: subscribe at its origin",
+                r.session_id, r.stream_id
+            )));
+        }
+        self.ensure_relay_endpoint(&r.session_id, &r.node_id, address).await?;
+        let endpoint_id = relays::endpoint_id(&r.node_id);
+        let leg = relays::leg_id(&r.node_id, r.request_id);
+        // A newer Sub of the same node replaces its leg (the older one's removal sends Finish for the older request).
+        let older: Vec<String> = self
+            .read(|reg| reg.list_subscriptions(&r.session_id))
+            .await?
+            .into_iter()
+            .filter(|s| s.endpoint_id == endpoint_id && s.stream_id == r.stream_id && s.subscription_id != leg)
+            .map(|s| s.subscription_id)
+            .collect();
+        for id in older {
+            not_found_is_ok(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, &id)).await.map(drop))?;
+        }
+        let spec = SubscriptionSpec {
+            session_id: r.session_id.clone(),
+            subscription_id: leg.clone(),
+            stream_id: r.stream_id.clone(),
+            endpoint_id,
+            out_ssrc: 0,
+            payload_type_map: Vec::new(),
+            paused: false,
+            seq_offset: 0,
+            ts_offset: 0,
+            interceptors: Some(LEG_INTERCEPTORS.iter().map(|name| (*name).to_owned()).collect()),
+            rtx: None,
+        };
+        self.apply(|reg| reg.plan_create_subscription(spec)).await?;
+        tracing::info!(session_id = r.session_id, stream_id = r.stream_id, node = r.node_id, leg, "cluster: relay leg");
+        Ok(v1::RelaySubscribeResponse { stream: Some(convert::stream(stream)), leg_id: leg })
+    }
+
+    /// `RelayCancel` (Cancel), on the origin: removes the node's legs of the stream (of that request, or all), and
+    /// its relay endpoint once it is unused.
+    pub(crate) async fn relay_cancel_rpc(&self, r: v1::RelayCancelRequest) -> Result<v1::RelayCancelResponse, Status> {
+        self.clustered()?;
+        let endpoint_id = relays::endpoint_id(&r.node_id);
+        let legs: Vec<String> = self
+            .read(|reg| reg.list_subscriptions(&r.session_id))
+            .await?
+            .into_iter()
+            .filter(|s| s.endpoint_id == endpoint_id && s.stream_id == r.stream_id)
+            .filter(|s| r.request_id == 0 || parse_leg_id(&s.subscription_id).is_some_and(|(_, id)| id == r.request_id))
+            .map(|s| s.subscription_id)
+            .collect();
+        for id in &legs {
+            not_found_is_ok(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, id)).await.map(drop))?;
+        }
+        self.drop_unused_relay_endpoint(&r.session_id, &r.node_id).await;
+        Ok(v1::RelayCancelResponse { removed: !legs.is_empty() })
+    }
+
+    /// `RelayFinish` (Finish), on the receiving node: deletes the stream relayed here for that request (with the
+    /// subscriptions to it), and the relay endpoint once it is unused.
+    pub(crate) async fn relay_finish_rpc(&self, r: v1::RelayFinishRequest) -> Result<v1::RelayFinishResponse, Status> {
+        let cluster = self.clustered()?;
+        let same = |incoming: &relays::Incoming| incoming.origin == r.node_id && incoming.request_id == r.request_id;
+        if cluster.forget_incoming(&r.session_id, &r.stream_id, same).is_none() {
+            return Ok(v1::RelayFinishResponse { removed: false });
+        }
+        self.drop_relayed_stream(&r.session_id, &r.stream_id, &r.node_id).await;
+        Ok(v1::RelayFinishResponse { removed: true })
+    }
+
+    async fn drop_relayed_stream(&self, session_id: &str, stream_id: &str, origin: &str) {
+        let deleted = self.apply_delete(session_id, |reg| reg.plan_delete_stream(session_id, stream_id)).await;
+        if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+            tracing::warn!(session_id, stream_id, "cluster: deleting a relayed stream failed: {status}");
+        }
+        self.drop_unused_relay_endpoint(session_id, origin).await;
+    }
+
+    /// Before a subscription is created on (or switched to) stream `stream_id` of `session_id`: when this node does
+    /// not publish it and the directory places it on another node, Sub is sent there and the stream is published
+    /// here from that node's relay endpoint. Nothing happens with the embedded directory, for a stream this node
+    /// holds, or for one no node publishes (the subscription then says it is not found).
+    pub(crate) async fn relay_in(&self, session_id: &str, stream_id: &str) -> Result<(), Status> {
+        let Some(cluster) = self.cluster.get() else { return Ok(()) };
+        if cluster.backend() == "embedded" {
+            return Ok(());
+        }
+        let here = |reg: &crate::registry::Registry| Ok(reg.get_stream(session_id, stream_id).is_ok());
+        if crate::registry::validate_id("stream_id", stream_id).is_err() || self.read(here).await? {
+            return Ok(());
+        }
+        let key = StreamKey { session_id: session_id.to_owned(), stream_id: stream_id.to_owned() };
+        let origin = cluster.read(cluster.locate(&key)).await;
+        let origin = origin.map_err(|e| Status::unavailable(format!("the cluster directory: {e}")))?;
+        let Some(origin) = origin.filter(|node| node != cluster.node_id()) else { return Ok(()) };
+        let _one_at_a_time = cluster.subscribing().await;
+        if self.read(here).await? {
+            return Ok(());
+        }
+        let request_id = rand::random::<u64>().max(1);
+        let (answer, relay_address) =
+            cluster.subscribe_remote(&origin, session_id, stream_id, request_id).await.map_err(|e| e.to_status())?;
+        let published = async {
+            let stream = answer.stream.ok_or_else(|| Status::internal("the origin's answer has no stream"))?;
+            self.ensure_relay_endpoint(session_id, &origin, relay_address).await?;
+            let spec = StreamSpec {
+                kind: convert::kind(stream.kind)?,
+                session_id: session_id.to_owned(),
+                stream_id: stream_id.to_owned(),
+                endpoint_id: relays::endpoint_id(&origin),
+                ssrc: stream.ssrc,
+                payload_types: stream.payload_types,
+                clock_rate_hz: stream.clock_rate_hz,
+                interceptors: None,
+            };
+            self.apply(|reg| reg.plan_create_stream(spec)).await.map(drop)
+        };
+        if let Err(status) = published.await {
+            cluster.send_cancel(&origin, session_id, stream_id, request_id);
+            return Err(status);
+        }
+        cluster.relayed_here(session_id, stream_id, &origin, request_id);
+        tracing::info!(session_id, stream_id, origin, "cluster: stream relayed here");
+        Ok(())
+    }
+
+    /// A subscription left the stream relayed here as `session_id`/`stream_id`: when none is left, the relayed stream
+    /// goes and Cancel is sent to its origin.
+    pub(crate) async fn release_relayed(&self, cluster: &Arc<Cluster>, session_id: &str, stream_id: &str) {
+        let _one_at_a_time = cluster.subscribing().await;
+        let remaining = self.read(|reg| reg.get_stream(session_id, stream_id).map(|s| s.subscriptions)).await;
+        if remaining.is_ok_and(|count| count > 0) {
+            return;
+        }
+        let Some(gone) = cluster.forget_incoming(session_id, stream_id, |_| true) else { return };
+        self.drop_relayed_stream(session_id, stream_id, &gone.origin).await;
+        cluster.send_cancel(&gone.origin, session_id, stream_id, gone.request_id);
+    }
+
+    /// Node `node` left the cluster: every session's endpoint `~node` goes, and with it the legs to it and the
+    /// streams relayed from it (with their subscriptions here).
+    pub(crate) async fn drop_relays_of(&self, cluster: &Cluster, node: &str) {
+        for ((session_id, stream_id), incoming) in cluster.incoming_all() {
+            if incoming.origin == node {
+                cluster.forget_incoming(&session_id, &stream_id, |_| true);
+            }
+        }
+        let endpoint_id = relays::endpoint_id(node);
+        for (session_id, _) in self.sessions_here().await {
+            let deleted =
+                self.apply_delete(&session_id, |reg| reg.plan_delete_endpoint(&session_id, &endpoint_id)).await;
+            if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+                tracing::warn!(session_id, node, "cluster: deleting the relays of a node that left failed: {status}");
+            }
+        }
+    }
+
+    /// Streams published here from a relay endpoint that the relays do not know (kept across a restart): Sub is sent
+    /// again to their origin; one whose origin does not take it is deleted.
+    pub(crate) async fn resume_relays(&self, cluster: &Arc<Cluster>) {
+        let mut relayed = Vec::new();
+        for (session_id, _) in self.sessions_here().await {
+            let streams = self.read(|reg| reg.list_streams(&session_id)).await.unwrap_or_default();
+            for stream in streams {
+                if let Some(origin) = node_of_endpoint(&stream.endpoint_id) {
+                    if cluster.incoming(&session_id, &stream.stream_id).is_none() {
+                        relayed.push((session_id.clone(), stream.stream_id.clone(), origin.to_owned()));
+                    }
+                }
+            }
+        }
+        for (session_id, stream_id, origin) in relayed {
+            let request_id = rand::random::<u64>().max(1);
+            match cluster.subscribe_remote(&origin, &session_id, &stream_id, request_id).await {
+                Ok(_) => cluster.relayed_here(&session_id, &stream_id, &origin, request_id),
+                Err(e) => {
+                    tracing::warn!(session_id, stream_id, origin, "cluster: a relay kept across a restart ends: {e}");
+                    self.drop_relayed_stream(&session_id, &stream_id, &origin).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Relaying across the nodes of a cluster: a stream published on node A, subscribed on node B (the direct path:
+//! Sub, Data, Cancel, Finish).
+//!
+//! Two daemons on a real Redis server (Debian's `redis-server`, started by the test), sharing one `[[auth.keys]]`
+//! key; the publisher and the subscriber are UDP sockets of the test. What is checked: a subscription on B to A's
+//! stream makes one leg on A (`~b.<request>`, to endpoint `~b`) and the stream relayed on B (from endpoint `~a`), and
+//! leaves the directory placing the stream on A; the subscriber on B receives every packet the publisher sent to A,
+//! byte for byte; a PLI from the subscriber on B reaches the publisher on A; a second subscriber on B shares the one
+//! leg; the last subscription deleted on B removes the relayed stream on B and the leg on A (Cancel); the stream
+//! deleted on A removes the relayed stream and its subscription on B (Finish); A killed, its lease runs out and B
+//! removes what it relayed from A; and no controller call may create an id of the cluster's relays.
+//!
+//! Then with GStreamer: an `rtpbin` camera on A whose VP8 encoder makes a keyframe only when asked, already running,
+//! and an `rtpbin` viewer on B that subscribes: it decodes from the keyframe B's new subscription asked A's camera
+//! for (A counts the PLI from the leg and its keyframe request to the camera), its `rtpsession` counts no packet lost,
+//! and A's statistics of the leg show its packets, no loss and a round-trip time from B's receiver reports.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ringfwd_proto::v1;
+use ringfwd_tests::api::{endpoint, expect_status, subscription, video_stream, wait_until, Api, KeyedConfig};
+use ringfwd_tests::daemon::Daemon;
+use ringfwd_tests::gst::{ensure_gstreamer, free_port, newest_source, number, vp8_publisher, vp8_subscriber, Pipeline};
+use ringfwd_tests::peer::{rtp_packet, Peer};
+use ringfwd_tests::redis::{ensure_redis, Redis};
+use ringfwd_tests::scrape::sample;
+use tonic::Code;
+
+const ONE_WORKER: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
+const HEARTBEAT_MS: u64 = 100;
+const LEASE_MS: u64 = 500;
+const WAIT: Duration = Duration::from_secs(5);
+const KEY_ID: &str = "cluster";
+const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const SSRC: u32 = 0x7e1a_0001;
+const PACKETS: u16 = 50;
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn node(redis: &Redis, id: &str) -> KeyedConfig {
+    KeyedConfig::new(&redis.node_config(ONE_WORKER, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET)
+}
+
+fn subscriptions(api: &Api) -> Vec<v1::Subscription> {
+    let list = api.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() });
+    list.map(|l| l.subscriptions).unwrap_or_default()
+}
+
+fn endpoint_ids(api: &Api) -> Vec<String> {
+    let list = api.list_endpoints(v1::ListEndpointsRequest { session_id: "s".into() });
+    list.map(|l| l.endpoints.into_iter().map(|e| e.endpoint_id).collect()).unwrap_or_default()
+}
+
+fn stream(api: &Api, id: &str) -> Result<v1::Stream, tonic::Status> {
+    api.get_stream(v1::GetStreamRequest { session_id: "s".into(), stream_id: id.into() })
+}
+
+fn gone(api: &Api, id: &str) -> bool {
+    stream(api, id).is_err_and(|status| status.code() == Code::NotFound)
+}
+
+/// A PLI (RFC 4585) from `sender` about `media`.
+fn pli(sender: u32, media: u32) -> Vec<u8> {
+    let mut packet = vec![0x81, 206, 0, 2];
+    packet.extend_from_slice(&sender.to_be_bytes());
+    packet.extend_from_slice(&media.to_be_bytes());
+    packet
+}
+
+/// Whether `packet` is a compound RTCP packet holding a PLI about `media`.
+fn holds_pli(packet: &[u8], media: u32) -> bool {
+    let mut at = 0;
+    while at + 12 <= packet.len() {
+        let words = usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]]));
+        if packet[at + 1] == 206 && packet[at] & 0x1f == 1 && packet[at + 8..at + 12] == media.to_be_bytes() {
+            return true;
+        }
+        at += (words + 1) * 4;
+    }
+    false
+}
+
+/// Sends `PACKETS` RTP packets from `camera` to `to` and answers them.
+fn send_media(camera: &Peer, to: SocketAddr, first_seq: u16) -> Vec<Vec<u8>> {
+    let sent: Vec<Vec<u8>> = (0..PACKETS)
+        .map(|i| {
+            let payload: Vec<u8> = (0..160u32).map(|b| (b as u8) ^ (i as u8)).collect();
+            rtp_packet(SSRC, first_seq.wrapping_add(i), 3000 * u32::from(i), 96, i % 10 == 9, &payload)
+        })
+        .collect();
+    for packet in &sent {
+        camera.send(packet, to);
+    }
+    sent
+}
+
+#[test]
+fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
+    if !ensure_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    let (config_a, config_b) = (node(&redis, "a"), node(&redis, "b"));
+    let a = Daemon::start(&config_a.text);
+    let b = Daemon::start(&config_b.text);
+    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
+    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+
+    // A publishes; B learns where from the directory.
+    api_a.session("s").expect("session on a");
+    let (camera, viewer, second) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
+    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    let locate = || api_b.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
+    assert!(wait_until(WAIT, || locate().is_ok()), "b locates v: {:?}", locate());
+
+    // Controllers may not make the cluster's relay objects.
+    expect_status(api_b.create_endpoint(endpoint("s", "~a", viewer.addr())), Code::InvalidArgument, &["endpoint_id"]);
+
+    // A subscription on B: one leg on A, the stream relayed on B; the directory still places v on A.
+    api_b.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer");
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on b to a's stream");
+    let legs = subscriptions(&api_a);
+    assert_eq!(legs.len(), 1, "{legs:?}");
+    assert!(legs[0].subscription_id.starts_with("~b.") && legs[0].endpoint_id == "~b", "{legs:?}");
+    let relayed = stream(&api_b, "v").expect("v relayed on b");
+    assert_eq!((relayed.endpoint_id.as_str(), relayed.ssrc), ("~a", SSRC), "{relayed:?}");
+    assert_eq!(locate().expect("located").node_id, "a", "the relayed copy is not placed on b");
+
+    // Data: every packet sent to A reaches the subscriber on B, byte for byte.
+    let sent = send_media(&camera, a.media[0], 1000);
+    let received = viewer.recv_rtp(sent.len(), WAIT);
+    assert_eq!(received.len(), sent.len(), "the viewer on b received {} of {}", received.len(), sent.len());
+    assert_eq!(received, sent, "relayed byte for byte");
+
+    // Feedback: a PLI from the viewer on B reaches the camera on A.
+    viewer.send(&pli(0x0bad_cafe, SSRC), b.media[0]);
+    let reached = wait_until(WAIT, || camera.drain(Duration::from_millis(50)).iter().any(|p| holds_pli(p, SSRC)));
+    assert!(reached, "the camera on a got the PLI sent on b");
+
+    // A second subscriber on B shares the leg.
+    api_b.create_endpoint(endpoint("s", "second", second.addr())).expect("second viewer");
+    api_b.create_subscription(subscription("s", "w2", "v", "second", 0)).expect("second subscription");
+    assert_eq!(subscriptions(&api_a).len(), 1, "still one leg");
+    let sent = send_media(&camera, a.media[0], 1000 + PACKETS);
+    assert_eq!(viewer.recv_rtp(sent.len(), WAIT), sent);
+    assert_eq!(second.recv_rtp(sent.len(), WAIT), sent);
+
+    // Cancel: the last subscription on B deleted, the relayed stream leaves B and the leg leaves A.
+    for id in ["w", "w2"] {
+        let request = v1::DeleteSubscriptionRequest { session_id: "s".into(), subscription_id: id.into() };
+        api_b.delete_subscription(request).expect("delete subscription on b");
+    }
+    assert!(wait_until(WAIT, || gone(&api_b, "v")), "the relayed stream left b");
+    assert!(wait_until(WAIT, || subscriptions(&api_a).is_empty()), "the leg left a: {:?}", subscriptions(&api_a));
+    assert!(wait_until(WAIT, || !endpoint_ids(&api_a).contains(&"~b".to_owned())), "{:?}", endpoint_ids(&api_a));
+    assert!(!endpoint_ids(&api_b).contains(&"~a".to_owned()), "{:?}", endpoint_ids(&api_b));
+
+    // Finish: subscribed again, then the stream deleted on A: the relayed stream and its subscription leave B.
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscribe again");
+    assert_eq!(subscriptions(&api_a).len(), 1);
+    api_a.delete_stream(v1::DeleteStreamRequest { session_id: "s".into(), stream_id: "v".into() }).expect("delete v");
+    assert!(wait_until(WAIT, || gone(&api_b, "v")), "the relayed stream left b after finish");
+    assert!(wait_until(WAIT, || subscriptions(&api_b).is_empty()), "{:?}", subscriptions(&api_b));
+    let metrics = b.metrics.expect("b serves metrics");
+    let messages = |kind: &str| sample(metrics, "ringfwd_cluster_relay_messages_total", &[("message", kind)]);
+    assert!(messages("sub").is_some_and(|n| n >= 2.0) && messages("cancel").is_some_and(|n| n >= 1.0));
+
+    // A node lost: A is killed with a stream relayed to B; its lease runs out and B removes the relay.
+    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a again");
+    assert!(wait_until(WAIT, || locate().is_ok()));
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscribe again");
+    assert!(stream(&api_b, "v").is_ok());
+    let _kept = a.crash();
+    assert!(wait_until(WAIT, || gone(&api_b, "v")), "b removed what it relayed from a");
+    assert!(wait_until(WAIT, || !endpoint_ids(&api_b).contains(&"~a".to_owned())), "{:?}", endpoint_ids(&api_b));
+    assert!(subscriptions(&api_b).is_empty());
+    let exit = b.stop();
+    assert!(exit.success, "{}", exit.stderr);
+}
+
+/// Frames `fakesink name=frames silent=false` printed.
+fn decoded(output: &str) -> usize {
+    ringfwd_tests::gst::frames_printed(output)
+}
+
+#[test]
+fn a_gstreamer_viewer_on_one_node_decodes_a_camera_on_another_from_the_keyframe_it_asked_for() {
+    if !ensure_redis() || !ensure_gstreamer() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    // The default interceptor chains (keyframe_throttle, nack_cache, reports): an `[interceptors]` table without keys.
+    let base = format!("{ONE_WORKER}[interceptors]\n");
+    let keyed = |id: &str| KeyedConfig::new(&redis.node_config(&base, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET);
+    let (config_a, config_b) = (keyed("a"), keyed("b"));
+    let a = Daemon::start(&config_a.text);
+    let b = Daemon::start(&config_b.text);
+    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
+    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+    let (port_camera, port_viewer) = (free_port(), free_port());
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+
+    // A camera on A whose encoder makes a keyframe only when asked (and its first frame), running before anyone
+    // subscribes.
+    api_a.session("s").expect("session");
+    api_a.create_endpoint(endpoint("s", "cam", at(port_camera))).expect("camera");
+    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    let encode = "videotestsrc num-buffers=900 is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
+                  ! vp8enc deadline=1 target-bitrate=300000 keyframe-max-dist=10000";
+    let mut camera =
+        Pipeline::start("camera", dir.path(), &vp8_publisher(a.media[0], port_camera, SSRC, 1200, encode, ""));
+    camera.wait_playing();
+    let ingress = || {
+        let request = v1::GetStreamStatsRequest { session_id: "s".into(), stream_id: "v".into() };
+        api_a.get_stream_stats(request).ok().and_then(|s| s.ingress).map_or(0, |i| i.packets)
+    };
+    assert!(wait_until(MEDIA_TIMEOUT, || ingress() >= 60), "a receives the camera: {}", camera.output());
+
+    // A viewer on B joins: B relays the stream from A and asks for a keyframe, which must come from the camera's
+    // encoder through A (nothing else makes one for 10 000 frames).
+    let decode = "rtpvp8depay ! vp8dec ! fakesink name=frames silent=false sync=false";
+    let mut viewer =
+        Pipeline::start("viewer", dir.path(), &vp8_subscriber(b.media[0], port_viewer, "latency=100", decode));
+    viewer.wait_playing();
+    assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");
+    api_b.create_endpoint(endpoint("s", "viewer", at(port_viewer))).expect("viewer");
+    let subscribed = Instant::now();
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on b");
+    let first = wait_until(MEDIA_TIMEOUT, || decoded(&viewer.output()) >= 1);
+    let first_after = subscribed.elapsed();
+    assert!(first, "the viewer on b decoded nothing:\n{}", viewer.output());
+    assert!(wait_until(MEDIA_TIMEOUT, || decoded(&viewer.output()) >= 90), "{}", viewer.output());
+    let lost = || {
+        let output = viewer.output();
+        newest_source(&output, Some(SSRC), "is-validated", "true").map(|s| number(&s, "packets-lost"))
+    };
+    assert!(wait_until(MEDIA_TIMEOUT, || lost().is_some()), "the viewer's rtpsession reports on the stream");
+    println!(
+        "viewer on b: first frame decoded {first_after:?} after the subscription, {} frames, packets-lost={:?}",
+        decoded(&viewer.output()),
+        lost()
+    );
+    assert!(lost().is_some_and(|lost| lost <= 0), "the viewer counts lost packets: {:?}", lost());
+    assert!(first_after < Duration::from_secs(3), "the keyframe took {first_after:?}");
+    // On A: the keyframe request came in from the leg and went to the camera; the leg's own statistics show its
+    // packets, and its loss and round-trip time from B's receiver reports.
+    let stats = || {
+        let request = v1::GetStreamStatsRequest { session_id: "s".into(), stream_id: "v".into() };
+        api_a.get_stream_stats(request).expect("stats on a")
+    };
+    let ingress = stats().ingress.expect("ingress stats");
+    assert!(ingress.plis_received >= 1 && ingress.keyframe_requests_sent >= 1, "{ingress:?}");
+    let leg =
+        || stats().subscriptions.into_iter().find(|s| s.subscription_id.starts_with("~b.")).and_then(|s| s.egress);
+    assert!(wait_until(MEDIA_TIMEOUT, || leg().is_some_and(|l| l.rtt_us > 0)), "the leg's rtt: {:?}", leg());
+    let leg = leg().expect("the leg's stats");
+    println!("leg a -> b: packets={} lost={} rtt_us={}", leg.packets, leg.lost, leg.rtt_us);
+    assert!(leg.packets > 0 && leg.lost <= 0, "{leg:?}");
+
+    for pipeline in [&mut camera, &mut viewer] {
+        pipeline.stop();
+    }
+    for daemon in [a, b] {
+        let exit = daemon.stop();
+        assert!(exit.success, "{}", exit.stderr);
+    }
+}
+
+fn locate_on(api: &Api) -> Option<v1::StreamLocation> {
+    api.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() }).ok()
+}
