@@ -10,6 +10,9 @@
 //! deleted on A removes the relayed stream and its subscription on B (Finish); A killed, its lease runs out and B
 //! removes what it relayed from A; and no controller call may create an id of the cluster's relays.
 //!
+//! Three nodes, C configured unable to reach A: C's subscription goes through B, which relays A's stream in and on
+//! (byte for byte over two hops, a PLI from C reaching A); Cancel travels up from C to A, Finish down from A to C.
+//!
 //! Then with GStreamer: an `rtpbin` camera on A whose VP8 encoder makes a keyframe only when asked, already running,
 //! and an `rtpbin` viewer on B that subscribes: it decodes from the keyframe B's new subscription asked A's camera
 //! for (A counts the PLI from the leg and its keyframe request to the camera), its `rtpsession` counts no packet lost,
@@ -163,6 +166,8 @@ fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
     api_a.delete_stream(v1::DeleteStreamRequest { session_id: "s".into(), stream_id: "v".into() }).expect("delete v");
     assert!(wait_until(WAIT, || gone(&api_b, "v")), "the relayed stream left b after finish");
     assert!(wait_until(WAIT, || subscriptions(&api_b).is_empty()), "{:?}", subscriptions(&api_b));
+    assert!(wait_until(WAIT, || !endpoint_ids(&api_a).contains(&"~b".to_owned())), "{:?}", endpoint_ids(&api_a));
+    assert!(!endpoint_ids(&api_b).contains(&"~a".to_owned()), "{:?}", endpoint_ids(&api_b));
     let metrics = b.metrics.expect("b serves metrics");
     let messages = |kind: &str| sample(metrics, "ringfwd_cluster_relay_messages_total", &[("message", kind)]);
     assert!(messages("sub").is_some_and(|n| n >= 2.0) && messages("cancel").is_some_and(|n| n >= 1.0));
@@ -271,4 +276,64 @@ fn a_gstreamer_viewer_on_one_node_decodes_a_camera_on_another_from_the_keyframe_
 
 fn locate_on(api: &Api) -> Option<v1::StreamLocation> {
     api.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() }).ok()
+}
+
+#[test]
+fn a_node_that_cannot_reach_the_origin_gets_the_stream_through_another_node() {
+    if !ensure_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    let (config_a, config_b) = (node(&redis, "a"), node(&redis, "b"));
+    // C may not reach A (a firewall between them, as its config says): A's streams reach it through B.
+    let c_cluster =
+        format!("{}unreachable_nodes = [\"a\"]\n", redis.node_config(ONE_WORKER, "c", HEARTBEAT_MS, LEASE_MS));
+    let config_c = KeyedConfig::new(&c_cluster, KEY_ID, SECRET);
+    let (a, b, c) = (Daemon::start(&config_a.text), Daemon::start(&config_b.text), Daemon::start(&config_c.text));
+    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
+    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+    let api_c = Api::connect(c.api, Some(&config_c.mint("admin", "10m")));
+
+    api_a.session("s").expect("session on a");
+    let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
+    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    assert!(wait_until(WAIT, || locate_on(&api_c).is_some()), "c locates v");
+
+    // C's subscription: B relays A's stream (one leg a -> b), C relays B's copy (one leg b -> c).
+    api_c.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer on c");
+    api_c.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on c through b");
+    assert_eq!(stream(&api_c, "v").expect("v relayed on c").endpoint_id, "~b", "c gets v from b");
+    assert_eq!(stream(&api_b, "v").expect("v relayed on b").endpoint_id, "~a", "b gets v from a");
+    let legs = |api: &Api| subscriptions(api).into_iter().map(|s| s.endpoint_id).collect::<Vec<_>>();
+    assert_eq!((legs(&api_a), legs(&api_b)), (vec!["~b".to_owned()], vec!["~c".to_owned()]));
+
+    // Data over two hops, byte for byte; a PLI from C's viewer reaches the camera on A through B.
+    let sent = send_media(&camera, a.media[0], 7000);
+    assert_eq!(viewer.recv_rtp(sent.len(), WAIT), sent, "relayed a -> b -> c byte for byte");
+    viewer.send(&pli(0x0bad_cafe, SSRC), c.media[0]);
+    let reached = wait_until(WAIT, || camera.drain(Duration::from_millis(50)).iter().any(|p| holds_pli(p, SSRC)));
+    assert!(reached, "the camera on a got the PLI sent on c");
+
+    // Cancel travels up: C's last subscription gone, C's copy, B's leg to C, B's copy and A's leg to B all go.
+    let request = v1::DeleteSubscriptionRequest { session_id: "s".into(), subscription_id: "w".into() };
+    api_c.delete_subscription(request).expect("delete on c");
+    assert!(wait_until(WAIT, || gone(&api_c, "v") && gone(&api_b, "v")), "the copies left c and b");
+    assert!(wait_until(WAIT, || subscriptions(&api_a).is_empty() && subscriptions(&api_b).is_empty()));
+    let relay_endpoints = |api: &Api| endpoint_ids(api).into_iter().filter(|e| e.starts_with('~')).count();
+    assert!(wait_until(WAIT, || [&api_a, &api_b, &api_c].iter().all(|api| relay_endpoints(api) == 0)));
+
+    // Finish travels down: subscribed again, the stream deleted on A: B's copy, then C's with its subscription go.
+    api_c.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscribe again on c");
+    api_a.delete_stream(v1::DeleteStreamRequest { session_id: "s".into(), stream_id: "v".into() }).expect("delete v");
+    assert!(wait_until(WAIT, || gone(&api_b, "v") && gone(&api_c, "v")), "finish reached c through b");
+    assert!(wait_until(WAIT, || subscriptions(&api_c).is_empty()), "{:?}", subscriptions(&api_c));
+    let none_left = || [&api_a, &api_b, &api_c].iter().all(|api| relay_endpoints(api) == 0);
+    assert!(wait_until(WAIT, none_left), "{:?}", [endpoint_ids(&api_a), endpoint_ids(&api_b), endpoint_ids(&api_c)]);
+
+    for daemon in [a, b, c] {
+        let exit = daemon.stop();
+        assert!(exit.success, "{}", exit.stderr);
+    }
 }

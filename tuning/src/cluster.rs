@@ -52,6 +52,10 @@ pub struct Cluster {
     /// Directory updates (a stream published or removed here) waiting to be written; when full, the next
     /// heartbeat writes this node's whole list of streams again instead.
     pub update_queue: u32,
+    /// Nodes this node cannot reach directly (a firewall, a route that does not exist): it subscribes to their
+    /// streams through another node, which relays them. Node ids, at most [`crate::validate::MAX_UNREACHABLE_NODES`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable_nodes: Vec<String>,
 }
 
 impl Default for Cluster {
@@ -66,6 +70,7 @@ impl Default for Cluster {
             relay_address: None,
             api_address: None,
             update_queue: defaults::CLUSTER_UPDATE_QUEUE,
+            unreachable_nodes: Vec::new(),
         }
     }
 }

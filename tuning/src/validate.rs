@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 pub use api::{MAX_ID_BYTES, MIN_AUTH_SECRET_BYTES};
-pub use cluster::{check_node_id, redact_password};
+pub use cluster::{check_node_id, redact_password, MAX_UNREACHABLE_NODES};
 
 use crate::error::ConfigError;
 use crate::placement::{check_pool_fits, WorkerCores};

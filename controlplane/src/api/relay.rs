@@ -69,7 +69,7 @@ impl Api {
     }
 
     /// Deletes endpoint `~node` of `session_id` if no leg sends to it and no relayed stream comes from it.
-    async fn drop_unused_relay_endpoint(&self, session_id: &str, node: &str) {
+    pub(crate) async fn drop_unused_relay_endpoint(&self, session_id: &str, node: &str) {
         let endpoint_id = relays::endpoint_id(node);
         let used = self
             .read(|reg| {
@@ -86,7 +86,8 @@ impl Api {
         }
     }
 
-    /// `RelaySubscribe` (Sub), on the origin: adds the leg (see the module docs of [`crate::cluster::relay`]).
+    /// `RelaySubscribe` (Sub), on the origin or on a relaying node: adds the leg (see the module docs of
+    /// [`crate::cluster::relay`]); a relaying node that does not hold the stream relays it in from the origin first.
     pub(crate) async fn relay_subscribe_rpc(
         &self,
         r: v1::RelaySubscribeRequest,
@@ -106,13 +107,9 @@ impl Api {
         if r.request_id == 0 {
             return Err(Status::invalid_argument("invalid request_id: must not be 0"));
         }
+        // A stream this node does not hold (asked to relay it): relayed in from its origin directly first.
+        self.relay_in_from(&r.session_id, &r.stream_id, false).await?;
         let stream = self.read(|reg| reg.get_stream(&r.session_id, &r.stream_id)).await?;
-        if let Some(origin) = node_of_endpoint(&stream.endpoint_id) {
-            return Err(Status::failed_precondition(format!(
-                "stream {}/{} is relayed to this node from node {origin}: subscribe at its origin",
-                r.session_id, r.stream_id
-            )));
-        }
         self.ensure_relay_endpoint(&r.session_id, &r.node_id, address).await?;
         let endpoint_id = relays::endpoint_id(&r.node_id);
         let leg = relays::leg_id(&r.node_id, r.request_id);
@@ -140,7 +137,13 @@ impl Api {
             interceptors: Some(LEG_INTERCEPTORS.iter().map(|name| (*name).to_owned()).collect()),
             rtx: None,
         };
-        self.apply(|reg| reg.plan_create_subscription(spec)).await?;
+        if let Err(status) = self.apply(|reg| reg.plan_create_subscription(spec)).await {
+            // A copy relayed in for this leg alone does not stay.
+            if cluster.incoming(&r.session_id, &r.stream_id).is_some() {
+                self.release_relayed(cluster, &r.session_id, &r.stream_id).await;
+            }
+            return Err(status);
+        }
         tracing::info!(session_id = r.session_id, stream_id = r.stream_id, node = r.node_id, leg, "cluster: relay leg");
         Ok(v1::RelaySubscribeResponse { stream: Some(convert::stream(stream)), leg_id: leg })
     }
@@ -186,10 +189,17 @@ impl Api {
     }
 
     /// Before a subscription is created on (or switched to) stream `stream_id` of `session_id`: when this node does
-    /// not publish it and the directory places it on another node, Sub is sent there and the stream is published
-    /// here from that node's relay endpoint. Nothing happens with the embedded directory, for a stream this node
-    /// holds, or for one no node publishes (the subscription then says it is not found).
+    /// not publish it and the directory places it on another node, the stream is relayed here (see
+    /// [`Api::relay_in_from`]), from its origin directly or, when that fails, through another node. Nothing happens
+    /// with the embedded directory, for a stream this node holds, or for one no node publishes (the subscription then
+    /// says it is not found).
     pub(crate) async fn relay_in(&self, session_id: &str, stream_id: &str) -> Result<(), Status> {
+        self.relay_in_from(session_id, stream_id, true).await
+    }
+
+    /// [`Api::relay_in`], with a relayer's choice when `fallback` is false (a Sub another node sent here): from the
+    /// origin directly or not at all.
+    async fn relay_in_from(&self, session_id: &str, stream_id: &str, fallback: bool) -> Result<(), Status> {
         let Some(cluster) = self.cluster.get() else { return Ok(()) };
         if cluster.backend() == "embedded" {
             return Ok(());
@@ -207,16 +217,41 @@ impl Api {
             return Ok(());
         }
         let request_id = rand::random::<u64>().max(1);
-        let (answer, relay_address) =
-            cluster.subscribe_remote(&origin, session_id, stream_id, request_id).await.map_err(|e| e.to_status())?;
+        let direct = if cluster.unreachable(&origin) {
+            None
+        } else {
+            let attempts = relays::DIRECT_SUB_ATTEMPTS;
+            Some(cluster.subscribe_remote(&origin, session_id, stream_id, request_id, attempts).await)
+        };
+        let (via, (answer, relay_address)) = match direct {
+            Some(Ok(answer)) => (origin.clone(), answer),
+            // A refusal (the origin does not publish it, or refused this node's token) is the answer; so is any
+            // failure for a relaying node.
+            Some(Err(e)) if e.is_refusal() || !fallback => return Err(e.to_status()),
+            None if !fallback => {
+                return Err(Status::failed_precondition(format!(
+                    "node {origin} publishes {session_id}/{stream_id}, and node {} cannot reach it directly \
+                     (cluster.unreachable_nodes)",
+                    cluster.node_id()
+                )))
+            }
+            Some(Err(e)) => {
+                let why = e.to_string();
+                self.relay_through_another(cluster, &origin, session_id, stream_id, request_id, why).await?
+            }
+            None => {
+                let why = "cluster.unreachable_nodes names it".to_owned();
+                self.relay_through_another(cluster, &origin, session_id, stream_id, request_id, why).await?
+            }
+        };
         let published = async {
-            let stream = answer.stream.ok_or_else(|| Status::internal("the origin's answer has no stream"))?;
-            self.ensure_relay_endpoint(session_id, &origin, relay_address).await?;
+            let stream = answer.stream.ok_or_else(|| Status::internal("the relaying node's answer has no stream"))?;
+            self.ensure_relay_endpoint(session_id, &via, relay_address).await?;
             let spec = StreamSpec {
                 kind: convert::kind(stream.kind)?,
                 session_id: session_id.to_owned(),
                 stream_id: stream_id.to_owned(),
-                endpoint_id: relays::endpoint_id(&origin),
+                endpoint_id: relays::endpoint_id(&via),
                 ssrc: stream.ssrc,
                 payload_types: stream.payload_types,
                 clock_rate_hz: stream.clock_rate_hz,
@@ -225,12 +260,47 @@ impl Api {
             self.apply(|reg| reg.plan_create_stream(spec)).await.map(drop)
         };
         if let Err(status) = published.await {
-            cluster.send_cancel(&origin, session_id, stream_id, request_id);
+            cluster.send_cancel(&via, session_id, stream_id, request_id);
             return Err(status);
         }
-        cluster.relayed_here(session_id, stream_id, &origin, request_id);
-        tracing::info!(session_id, stream_id, origin, "cluster: stream relayed here");
+        cluster.relayed_here(session_id, stream_id, &via, request_id);
+        tracing::info!(session_id, stream_id, origin, via, "cluster: stream relayed here");
         Ok(())
+    }
+
+    /// The direct path to `origin` failed or is ruled out (`direct` says why): asks the other live nodes that this node may reach, the least
+    /// loaded first, to relay the stream; answers the first that did, with its answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_through_another(
+        &self,
+        cluster: &Cluster,
+        origin: &str,
+        session_id: &str,
+        stream_id: &str,
+        request_id: u64,
+        direct: String,
+    ) -> Result<(String, (v1::RelaySubscribeResponse, SocketAddr)), Status> {
+        let nodes = cluster.read(cluster.nodes()).await;
+        let mut nodes = nodes.map_err(|e| Status::unavailable(format!("the cluster directory: {e}")))?;
+        nodes.retain(|lease| {
+            let id = lease.record.id.as_str();
+            id != origin && id != cluster.node_id() && !cluster.unreachable(id)
+        });
+        nodes.sort_by_key(|lease| {
+            (lease.record.load.streams + lease.record.load.subscriptions, lease.record.id.clone())
+        });
+        let mut tried = vec![format!("{origin}: {direct}")];
+        for lease in nodes {
+            let relayer = lease.record.id;
+            match cluster.subscribe_remote(&relayer, session_id, stream_id, request_id, relays::SUB_ATTEMPTS).await {
+                Ok(answer) => return Ok((relayer, answer)),
+                Err(e) => tried.push(format!("{relayer}: {e}")),
+            }
+        }
+        Err(Status::unavailable(format!(
+            "no node could relay {session_id}/{stream_id} from node {origin} here: {}",
+            tried.join("; ")
+        )))
     }
 
     /// A subscription left the stream relayed here as `session_id`/`stream_id`: when none is left, the relayed stream
@@ -280,7 +350,7 @@ impl Api {
         }
         for (session_id, stream_id, origin) in relayed {
             let request_id = rand::random::<u64>().max(1);
-            match cluster.subscribe_remote(&origin, &session_id, &stream_id, request_id).await {
+            match cluster.subscribe_remote(&origin, &session_id, &stream_id, request_id, relays::SUB_ATTEMPTS).await {
                 Ok(_) => cluster.relayed_here(&session_id, &stream_id, &origin, request_id),
                 Err(e) => {
                     tracing::warn!(session_id, stream_id, origin, "cluster: a relay kept across a restart ends: {e}");

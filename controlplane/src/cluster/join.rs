@@ -91,6 +91,7 @@ pub async fn join(
         heartbeat: Duration::from_millis(u64::from(settings.heartbeat_ms)),
         lease_ms: settings.lease_ms,
         update_queue: buffer,
+        unreachable: settings.unreachable_nodes.iter().cloned().collect(),
     };
     Cluster::start(directory, node, super::relay::Relays::new(keys), api, counters)
         .await

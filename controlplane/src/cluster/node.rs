@@ -75,6 +75,8 @@ pub struct NodeSettings {
     pub lease_ms: u32,
     /// `cluster.update_queue`.
     pub update_queue: usize,
+    /// `cluster.unreachable_nodes`.
+    pub unreachable: BTreeSet<String>,
 }
 
 /// The bound of the queue of lifecycle events the relays act on ([`super::relay`]).
@@ -160,6 +162,11 @@ impl Cluster {
 
     pub(super) fn relays(&self) -> &Relays {
         &self.relays
+    }
+
+    /// Whether `cluster.unreachable_nodes` names `node`: its streams come through another node.
+    pub fn unreachable(&self, node: &str) -> bool {
+        self.settings.unreachable.contains(node)
     }
 
     /// Where other nodes send this node's relayed media.

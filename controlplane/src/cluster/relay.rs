@@ -17,9 +17,15 @@
 //! address, a token minted per call with this node's first `[[auth.keys]]` key: the nodes must share their keys),
 //! the table of the streams relayed here (their origin and request id, bounded by `admission.max_streams`), the
 //! Cancel and Finish messages still to deliver (each retried with backoff, at most [`MAX_DELIVERIES`] at once),
-//! and the sink of lifecycle events that notices a relayed stream's last subscription and a leg leaving. What is not
-//! built: relaying through a third node when the direct path fails, and feedback or NACKs answered at each hop
-//! beyond what the leg and the relayed stream's own interceptors do.
+//! and the sink of lifecycle events that notices a relayed stream's last subscription and a leg leaving.
+//!
+//! Direct first: B sends Sub to A itself unless `cluster.unreachable_nodes` names A; when A does not acknowledge
+//! ([`DIRECT_SUB_ATTEMPTS`]) or is named there, B asks another live node (the least loaded first, never one B
+//! cannot reach) to relay: that node (the relayer) relays the stream in from A directly (never through a third
+//! node, so a path never loops) and adds a leg to B from its relayed copy, which is then a subscription of it like a
+//! local one: its last subscription or leg gone, it sends Cancel on to A; A's Finish deletes its copy, whose legs'
+//! removal sends Finish on. What is not built: moving back to the direct path when it returns, re-routing a relay
+//! whose relayer left, and feedback or NACKs answered at each hop beyond what each node's own interceptors do.
 //! Reaches the registry only through [`Api`]; must never hold the registry or its tables across a call to another
 //! node.
 
@@ -40,11 +46,15 @@ use crate::api::Api;
 use crate::auth::{Grant, Keys};
 use crate::events::{Event, EventKind, EventSink};
 
-/// The longest one inter-node call may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Sub is sent this many times at most (backoff 100, 200, 400 ms between) before the subscription that needed it
-/// fails.
+/// The longest one inter-node call may take (a Sub to a relaying node waits for that node's own Sub to the origin).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest a connection to another node may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Sub is sent this many times at most to a relaying node (backoff 100, 200, 400 ms between) before the subscription
+/// that needed it fails.
 pub const SUB_ATTEMPTS: u32 = 4;
+/// Sub is sent this many times at most to the origin directly before another node is asked to relay.
+pub const DIRECT_SUB_ATTEMPTS: u32 = 2;
 /// Cancel and Finish are sent this many times at most (backoff from 100 ms, doubling up to 5 s).
 pub const DELIVERY_ATTEMPTS: u32 = 8;
 /// Cancel and Finish messages being delivered at once; one more is dropped and counted (the lease of a node that
@@ -120,6 +130,22 @@ pub enum RelayError {
 }
 
 impl RelayError {
+    /// Whether the node answered and refused (as opposed to not answering, or not being found): asking again, or
+    /// asking another node to relay, would not help.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            RelayError::Call { status, .. } => !matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+            ),
+            RelayError::Token { .. } => true,
+            RelayError::NoNode { .. } => false,
+        }
+    }
+
     /// The status an API call that needed the relay answers: the node's refusal of this node's token says the
     /// nodes must share their keys.
     pub fn to_status(&self) -> tonic::Status {
@@ -247,7 +273,7 @@ impl Cluster {
                 .or_insert_with(|| {
                     Channel::from_shared(format!("http://{address}"))
                         .expect("a socket address is a valid URI authority")
-                        .connect_timeout(CALL_TIMEOUT)
+                        .connect_timeout(CONNECT_TIMEOUT)
                         .timeout(CALL_TIMEOUT)
                         .connect_lazy()
                 })
@@ -270,7 +296,7 @@ impl Cluster {
         Ok(request)
     }
 
-    /// Sends Sub for `session_id`/`stream_id` to `origin`, re-sent with backoff ([`SUB_ATTEMPTS`]) until it is
+    /// Sends Sub for `session_id`/`stream_id` to `origin`, re-sent with backoff (`attempts` in all) until it is
     /// acknowledged; answers the stream as the origin publishes it, and the origin's relay address. A refusal (the origin does not publish it, or
     /// refused the token) is not re-sent.
     pub async fn subscribe_remote(
@@ -279,6 +305,7 @@ impl Cluster {
         session_id: &str,
         stream_id: &str,
         request_id: u64,
+        attempts: u32,
     ) -> Result<(v1::RelaySubscribeResponse, SocketAddr), RelayError> {
         let request = v1::RelaySubscribeRequest {
             session_id: session_id.to_owned(),
@@ -299,7 +326,7 @@ impl Cluster {
                 Err(status) => status,
             };
             let retry = matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
-            if !retry || attempt >= SUB_ATTEMPTS {
+            if !retry || attempt >= attempts {
                 return Err(RelayError::Call { node: origin.to_owned(), address, status });
             }
             tracing::debug!(origin, attempt, "cluster: Sub not acknowledged, sent again: {status}");
@@ -411,7 +438,8 @@ impl Cluster {
         status.map_err(|(address, status)| RelayError::Call { node: to.clone(), address, status })
     }
 
-    /// Acts on what the relay sink heard: a leg gone on this node (the origin) sends Finish to its node; a relayed
+    /// Acts on what the relay sink heard: a leg gone on this node (the origin) sends Finish to its node (and its relay
+    /// endpoint goes once unused); a relayed
     /// stream's last subscription gone deletes the relayed stream here and sends Cancel; a relayed stream deleted
     /// here by other means (an operator, a Finish already handled) sends Cancel if it was still recorded.
     pub(super) async fn relay_loop(self: Arc<Self>, mut events: mpsc::Receiver<RelayEvent>, api: Arc<Api>) {
@@ -421,9 +449,10 @@ impl Cluster {
                     if let Some((node, request_id)) = parse_leg_id(&subscription_id) {
                         if receiver == endpoint_id(node) {
                             self.send_finish(node, &session_id, &stream_id, request_id);
+                            api.drop_unused_relay_endpoint(&session_id, node).await;
                         }
-                        continue;
                     }
+                    // A relayed stream whose last subscription (or leg, on a relaying node) left.
                     if self.incoming(&session_id, &stream_id).is_some() {
                         api.release_relayed(&self, &session_id, &stream_id).await;
                     }

@@ -1,5 +1,5 @@
 //! Validation of `[cluster]`: the node id's and the namespace's characters, the Redis URL's form, the heartbeat and
-//! the lease, the addresses other nodes are told.
+//! the lease, the addresses other nodes are told, the nodes this node cannot reach.
 //!
 //! Owns [`validate_cluster`] and [`check_node_id`] (the one rule for a node id, also applied by the daemon to a
 //! node id taken from the host's name), and the accepted ranges. Must never connect to the Redis server (the
@@ -20,6 +20,8 @@ pub const MAX_NAMESPACE_BYTES: usize = 32;
 pub const HEARTBEAT_MS_RANGE: RangeInclusive<u32> = 50..=60_000;
 /// Accepted `cluster.lease_ms` (and at least twice `cluster.heartbeat_ms`).
 pub const LEASE_MS_RANGE: RangeInclusive<u32> = 100..=600_000;
+/// Most entries of `cluster.unreachable_nodes`.
+pub const MAX_UNREACHABLE_NODES: usize = 1024;
 /// Accepted `cluster.update_queue`.
 pub const UPDATE_QUEUE_RANGE: RangeInclusive<u32> = 16..=1 << 20;
 
@@ -57,6 +59,17 @@ pub fn validate_cluster(cluster: &Cluster) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("cluster.lease_ms", cluster.lease_ms, reason));
     }
     in_range("cluster.update_queue", cluster.update_queue, UPDATE_QUEUE_RANGE)?;
+    if cluster.unreachable_nodes.len() > MAX_UNREACHABLE_NODES {
+        let reason = format!("at most {MAX_UNREACHABLE_NODES} nodes");
+        return Err(ConfigError::invalid("cluster.unreachable_nodes", cluster.unreachable_nodes.len(), reason));
+    }
+    for (i, node) in cluster.unreachable_nodes.iter().enumerate() {
+        let key = format!("cluster.unreachable_nodes[{i}]");
+        check_node_id(node).map_err(|reason| ConfigError::invalid(&key, format!("{node:?}"), reason))?;
+        if cluster.node_id.as_deref() == Some(node.as_str()) {
+            return Err(ConfigError::invalid(&key, format!("{node:?}"), "is this node's own cluster.node_id"));
+        }
+    }
     for (key, address) in
         [("cluster.relay_address", cluster.relay_address), ("cluster.api_address", cluster.api_address)]
     {
@@ -152,7 +165,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         type Case = (fn(&mut Cluster), &'static str);
-        let cases: [Case; 9] = [
+        let cases: [Case; 11] = [
             (|c| c.node_id = Some(String::new()), "cluster.node_id = \"\""),
             (|c| c.node_id = Some("a b".into()), "cluster.node_id = \"a b\": ' ' is not allowed"),
             (|c| c.namespace = "Ring:fwd".into(), "cluster.namespace"),
@@ -162,6 +175,14 @@ mod tests {
             (|c| c.lease_ms = 1500, "cluster.lease_ms = 1500: must be at least twice cluster.heartbeat_ms (1000)"),
             (|c| c.relay_address = Some("0.0.0.0:5000".parse().unwrap()), "cluster.relay_address = 0.0.0.0:5000"),
             (|c| c.api_address = Some("10.0.0.1:0".parse().unwrap()), "cluster.api_address = 10.0.0.1:0: needs a port"),
+            (|c| c.unreachable_nodes = vec!["b".into(), "c d".into()], "cluster.unreachable_nodes[1] = \"c d\""),
+            (
+                |c| {
+                    c.node_id = Some("a".into());
+                    c.unreachable_nodes = vec!["a".into()];
+                },
+                "cluster.unreachable_nodes[0] = \"a\": is this node's own cluster.node_id",
+            ),
         ];
         for (edit, expected) in cases {
             let error = with(edit).expect_err(expected);
