@@ -52,6 +52,7 @@ pub mod account;
 pub mod baseline;
 pub mod capacity;
 pub mod capacity_report;
+pub mod cascade;
 pub mod chains;
 pub mod churn;
 pub mod compare;

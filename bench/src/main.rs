@@ -41,7 +41,7 @@ use ringfwd_bench::run::{self as run_mode, RunOptions};
 use ringfwd_bench::scenario::Scenario;
 use ringfwd_bench::scenario_file::BUILTIN;
 use ringfwd_bench::soak::{self, rate::RateSpec, verdict::Criteria, SoakOptions};
-use ringfwd_bench::{baseline, micro, plot, report};
+use ringfwd_bench::{baseline, cascade, micro, plot, report};
 use ringfwd_tuning::IdleStrategy;
 
 #[derive(Parser)]
@@ -259,6 +259,28 @@ enum Command {
     Scenarios,
     /// Cost per packet of each interceptor alone, and of the forwarder (fan-out 10) with the default
     /// chains and without, in-process on virtual time (no sockets).
+    /// What relaying across nodes costs: one publisher on node A, a subscriber per stream on A, on B (one hop) and
+    /// on C (two hops, through B), three daemons and a Redis server on loopback; latency per node and added per hop,
+    /// CPU per packet on each node.
+    Cascade {
+        /// Streams published on A.
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        /// Packets per second sent, all streams together.
+        #[arg(long, default_value_t = 10_000.0)]
+        pps: f64,
+        /// Measured seconds per repetition.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Repetitions.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// The ringfwd binary (default: beside this one).
+        #[arg(long)]
+        ringfwd: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     Micro {
         /// Packets (NACKs, PLIs) per repetition.
         #[arg(long, default_value_t = micro::DEFAULT_PACKETS)]
@@ -598,6 +620,30 @@ fn dispatch(command: Command) -> Result<(), String> {
                 println!("{}", path.display());
             }
             Ok(())
+        }
+        Command::Cascade { streams, pps, seconds, reps, ringfwd, out } => {
+            if streams == 0 || reps == 0 || !(1.0..=1_000_000.0).contains(&pps) || !(0.5..=600.0).contains(&seconds) {
+                return Err("cascade: --streams and --reps at least 1, --pps 1..=1000000, --seconds 0.5..=600".into());
+            }
+            let bench = std::env::current_exe().map_err(|e| format!("cannot locate own binary: {e}"))?;
+            let ringfwd = ringfwd.unwrap_or_else(|| bench.with_file_name("ringfwd"));
+            if !ringfwd.is_file() {
+                return Err(format!("no ringfwd binary at {} (cargo build --release -p ringfwd)", ringfwd.display()));
+            }
+            let options = cascade::CascadeOptions {
+                streams,
+                pps,
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs(1),
+                reps,
+                binaries: Binaries { ringfwd, bench },
+                work_dir: std::env::temp_dir().join(format!("ringfwd-bench-cascade-{}", std::process::id())),
+                forwarder_core: 1,
+                load_core: 0,
+            };
+            let result = cascade::run(&options).map_err(|e| format!("cascade: {e}"))?;
+            print!("{}", cascade::markdown(&result));
+            write_outputs(&result, &out, || cascade::markdown(&result))
         }
         Command::Micro { packets, reps, out } => {
             let result =
