@@ -15,6 +15,7 @@ pub mod ffmpeg;
 pub mod flow;
 pub mod gst;
 pub mod interop;
+pub mod netns;
 pub mod peer;
 pub mod process;
 pub mod redis;

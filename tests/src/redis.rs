@@ -12,6 +12,8 @@ use crate::api::wait_until;
 use crate::gst::free_port;
 use crate::process::Process;
 
+/// The password of a server [`Redis::start_bound`] starts.
+const BOUND_PASSWORD: &str = "lab-secret";
 /// How long a fresh server may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,8 +26,13 @@ pub fn ensure_redis() -> bool {
 
 /// A running Redis server.
 pub struct Redis {
-    /// Its TCP port on 127.0.0.1.
+    /// Its TCP port.
     pub port: u16,
+    /// The address it listens on (127.0.0.1 unless started with [`Redis::start_bound`]).
+    pub ip: std::net::IpAddr,
+    /// The default user's password, when it needs one (a server bound to another address than loopback: Redis
+    /// refuses clients from elsewhere without one).
+    password: Option<&'static str>,
     process: Process,
 }
 
@@ -44,11 +51,21 @@ impl Redis {
     /// Starts `redis-server` on `port` of 127.0.0.1 (a port a killed server had), its files in `dir`, and waits until
     /// it answers.
     pub fn start_on(dir: &Path, port: u16) -> Redis {
-        let args: Vec<String> = [
+        Redis::start_at(dir, std::net::IpAddr::from([127, 0, 0, 1]), port, None)
+    }
+
+    /// Starts `redis-server` on a free port of `ip` (an address of this host, e.g. a test bridge's that nodes in network
+    /// namespaces reach), with a password (in [`Redis::url`]), and waits until it answers.
+    pub fn start_bound(dir: &Path, ip: std::net::IpAddr) -> Redis {
+        Redis::start_at(dir, ip, free_port(), Some(BOUND_PASSWORD))
+    }
+
+    fn start_at(dir: &Path, ip: std::net::IpAddr, port: u16, password: Option<&'static str>) -> Redis {
+        let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
             "--bind",
-            "127.0.0.1",
+            &ip.to_string(),
             "--save",
             "",
             "--appendonly",
@@ -62,8 +79,11 @@ impl Redis {
         .iter()
         .map(ToString::to_string)
         .collect();
+        if let Some(password) = password {
+            args.extend(["--requirepass".to_owned(), password.to_owned()]);
+        }
         let process = Process::start("redis", dir, "redis-server", &args, &[]);
-        let redis = Redis { port, process };
+        let redis = Redis { port, ip, password, process };
         assert!(
             wait_until(READY_TIMEOUT, || redis.cli(&["PING"]) == "PONG"),
             "redis-server did not answer PING within {READY_TIMEOUT:?}:\n{}",
@@ -72,9 +92,10 @@ impl Redis {
         redis
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// `redis://[:<password>@]<ip>:<port>/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let password = self.password.map(|p| format!(":{p}@")).unwrap_or_default();
+        format!("redis://{password}{}/0", std::net::SocketAddr::new(self.ip, self.port))
     }
 
     /// `base` (a config) with a `[cluster]` on this server's directory under namespace `t`: node `node`, heartbeat
@@ -87,9 +108,14 @@ impl Redis {
         )
     }
 
-    /// `redis-cli -p <port> <args>`: its output, trimmed ("" when it failed).
+    /// `redis-cli -h <ip> -p <port> [-a <password>] <args>`: its output, trimmed ("" when it failed).
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output();
+        let mut command = Command::new("redis-cli");
+        command.arg("-h").arg(self.ip.to_string()).arg("-p").arg(self.port.to_string());
+        if let Some(password) = self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        let output = command.args(args).output();
         output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
     }
 
