@@ -421,21 +421,19 @@ impl Cluster {
     }
 
     async fn send_once(&self, message: &Message) -> Result<(), RelayError> {
-        let (to, status) = match message {
-            Message::Cancel { to, request } => {
-                let (mut client, record) = self.client(to).await?;
-                let answer = client.relay_cancel(self.authorized(to, request.clone())?).await;
+        let (Message::Cancel { to, .. } | Message::Finish { to, .. }) = message;
+        let (mut client, record) = self.client(to).await?;
+        let answer = match message {
+            Message::Cancel { request, .. } => {
                 self.counters().relay_cancels_sent.fetch_add(1, Ordering::Relaxed);
-                (to, answer.map(drop).map_err(|status| (record.api_address, status)))
+                client.relay_cancel(self.authorized(to, request.clone())?).await.map(drop)
             }
-            Message::Finish { to, request } => {
-                let (mut client, record) = self.client(to).await?;
-                let answer = client.relay_finish(self.authorized(to, request.clone())?).await;
+            Message::Finish { request, .. } => {
                 self.counters().relay_finishes_sent.fetch_add(1, Ordering::Relaxed);
-                (to, answer.map(drop).map_err(|status| (record.api_address, status)))
+                client.relay_finish(self.authorized(to, request.clone())?).await.map(drop)
             }
         };
-        status.map_err(|(address, status)| RelayError::Call { node: to.clone(), address, status })
+        answer.map_err(|status| RelayError::Call { node: to.clone(), address: record.api_address, status })
     }
 
     /// Acts on what the relay sink heard: a leg gone on this node (the origin) sends Finish to its node (and its relay
