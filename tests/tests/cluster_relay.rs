@@ -10,6 +10,9 @@
 //! deleted on A removes the relayed stream and its subscription on B (Finish); A killed, its lease runs out and B
 //! removes what it relayed from A; and no controller call may create an id of the cluster's relays.
 //!
+//! NACKs with the default chains: one for a packet B holds is answered by B's cache; one for a packet neither node
+//! received is passed from B's cache to A's (A's leg counts it) and from A's to the camera.
+//!
 //! Three nodes, C configured unable to reach A: C's subscription goes through B, which relays A's stream in and on
 //! (byte for byte over two hops, a PLI from C reaching A); Cancel travels up from C to A, Finish down from A to C.
 //!
@@ -25,7 +28,7 @@ use ringfwd_proto::v1;
 use ringfwd_tests::api::{endpoint, expect_status, subscription, video_stream, wait_until, Api, KeyedConfig};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::gst::{ensure_gstreamer, free_port, newest_source, number, vp8_publisher, vp8_subscriber, Pipeline};
-use ringfwd_tests::peer::{rtp_packet, Peer};
+use ringfwd_tests::peer::{rtcp_generic_nack, rtcp_generic_nack_seqs, rtp_packet, Peer};
 use ringfwd_tests::redis::{ensure_redis, Redis};
 use ringfwd_tests::scrape::sample;
 use tonic::Code;
@@ -333,6 +336,68 @@ fn a_node_that_cannot_reach_the_origin_gets_the_stream_through_another_node() {
     assert!(wait_until(WAIT, none_left), "{:?}", [endpoint_ids(&api_a), endpoint_ids(&api_b), endpoint_ids(&api_c)]);
 
     for daemon in [a, b, c] {
+        let exit = daemon.stop();
+        assert!(exit.success, "{}", exit.stderr);
+    }
+}
+
+#[test]
+fn a_nack_is_answered_by_the_nearest_cache_and_passed_upstream_when_it_misses() {
+    if !ensure_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    // The default chains: a NACK cache on A's stream and on B's relayed copy.
+    let base = format!("{ONE_WORKER}[interceptors]\n");
+    let keyed = |id: &str| KeyedConfig::new(&redis.node_config(&base, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET);
+    let (config_a, config_b) = (keyed("a"), keyed("b"));
+    let (a, b) = (Daemon::start(&config_a.text), Daemon::start(&config_b.text));
+    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
+    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+    api_a.session("s").expect("session");
+    let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
+    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");
+    api_b.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer");
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on b");
+
+    // The camera's packet 110 never reaches A (nor, so, B).
+    let packets: Vec<Vec<u8>> =
+        (100..120u16).map(|seq| rtp_packet(SSRC, seq, 3000 * u32::from(seq), 96, false, &[seq as u8; 100])).collect();
+    for packet in packets.iter().filter(|p| u16::from_be_bytes([p[2], p[3]]) != 110) {
+        camera.send(packet, a.media[0]);
+    }
+    assert_eq!(viewer.recv_rtp(19, WAIT).len(), 19, "the viewer got all but 110");
+
+    // 105, which B holds, is answered by B's cache.
+    viewer.send(&rtcp_generic_nack(0x0b0b_0b0b, SSRC, &[105]), b.media[0]);
+    let resent = viewer.recv_rtp(1, WAIT);
+    assert_eq!(resent, [packets[5].clone()], "b's cache resent 105");
+    let stats = |api: &Api| {
+        let request = v1::GetStreamStatsRequest { session_id: "s".into(), stream_id: "v".into() };
+        api.get_stream_stats(request).expect("stats")
+    };
+    let retransmitted_on_b = || stats(&api_b).ingress.map_or(0, |i| i.retransmitted);
+    assert!(wait_until(WAIT, || retransmitted_on_b() >= 1), "b counts its retransmission");
+
+    // 110, which neither holds, is asked for from B to A and from A to the camera.
+    viewer.send(&rtcp_generic_nack(0x0b0b_0b0b, SSRC, &[110]), b.media[0]);
+    let asked = wait_until(WAIT, || {
+        camera.drain(Duration::from_millis(50)).iter().any(|p| rtcp_generic_nack_seqs(p).contains(&110))
+    });
+    assert!(asked, "the camera on a was asked for 110");
+    let leg_nacks = || {
+        let leg = stats(&api_a).subscriptions.into_iter().find(|s| s.subscription_id.starts_with("~b."));
+        leg.and_then(|l| l.egress).map_or(0, |e| e.nack_items_received)
+    };
+    assert!(wait_until(WAIT, || leg_nacks() >= 1), "a's leg to b got b's NACK: {}", leg_nacks());
+    // The camera resends 110: it reaches the viewer on B.
+    camera.send(&packets[10], a.media[0]);
+    assert_eq!(viewer.recv_rtp(1, WAIT), [packets[10].clone()], "110 reached the viewer");
+
+    for daemon in [a, b] {
         let exit = daemon.stop();
         assert!(exit.success, "{}", exit.stderr);
     }
