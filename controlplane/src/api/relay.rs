@@ -212,7 +212,7 @@ impl Api {
         let origin = cluster.read(cluster.locate(&key)).await;
         let origin = origin.map_err(|e| Status::unavailable(format!("the cluster directory: {e}")))?;
         let Some(origin) = origin.filter(|node| node != cluster.node_id()) else { return Ok(()) };
-        let _one_at_a_time = cluster.subscribing().await;
+        let _one_at_a_time = cluster.subscribing(session_id, stream_id).await;
         if self.read(here).await? {
             return Ok(());
         }
@@ -306,7 +306,7 @@ impl Api {
     /// A subscription left the stream relayed here as `session_id`/`stream_id`: when none is left, the relayed stream
     /// goes and Cancel is sent to its origin.
     pub(crate) async fn release_relayed(&self, cluster: &Arc<Cluster>, session_id: &str, stream_id: &str) {
-        let _one_at_a_time = cluster.subscribing().await;
+        let _one_at_a_time = cluster.subscribing(session_id, stream_id).await;
         let remaining = self.read(|reg| reg.get_stream(session_id, stream_id).map(|s| s.subscriptions)).await;
         if remaining.is_ok_and(|count| count > 0) {
             return;

@@ -175,8 +175,11 @@ pub struct Relays {
     keys: Keys,
     incoming: std::sync::Mutex<BTreeMap<(String, String), Incoming>>,
     channels: std::sync::Mutex<BTreeMap<SocketAddr, Channel>>,
-    /// One Sub at a time from this node, so that two subscriptions to one stream make one leg.
-    subscribing: tokio::sync::Mutex<()>,
+    /// The streams a Sub or a release is under way for: one at a time per stream, so that two subscriptions to one
+    /// stream make one leg (and two nodes relaying different streams through each other never wait on each other).
+    busy: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Woken when a stream leaves `busy`.
+    freed: tokio::sync::Notify,
     deliveries: Arc<tokio::sync::Semaphore>,
 }
 
@@ -187,13 +190,27 @@ impl Relays {
             keys,
             incoming: std::sync::Mutex::default(),
             channels: std::sync::Mutex::default(),
-            subscribing: tokio::sync::Mutex::new(()),
+            busy: std::sync::Mutex::default(),
+            freed: tokio::sync::Notify::new(),
             deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES)),
         }
     }
 
     fn incoming(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Incoming>> {
         self.incoming.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A stream marked busy ([`Cluster::subscribing`]) until dropped.
+pub struct Busy<'a> {
+    relays: &'a Relays,
+    key: (String, String),
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.relays.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
+        self.relays.freed.notify_waiters();
     }
 }
 
@@ -358,10 +375,20 @@ impl Cluster {
         }
     }
 
-    /// One Sub at a time from this node: held by the caller from before it looks whether a stream is relayed here
-    /// until it recorded the relay.
-    pub async fn subscribing(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.relays().subscribing.lock().await
+    /// One Sub or release at a time for stream `session_id`/`stream_id`: held by the caller from before it looks
+    /// whether the stream is relayed here until it recorded (or removed) the relay.
+    pub async fn subscribing(&self, session_id: &str, stream_id: &str) -> Busy<'_> {
+        let key = (session_id.to_owned(), stream_id.to_owned());
+        loop {
+            let freed = self.relays().freed.notified();
+            tokio::pin!(freed);
+            // Registered before the check, so a release between the check and the wait is not missed.
+            freed.as_mut().enable();
+            if self.relays().busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone()) {
+                return Busy { relays: self.relays(), key };
+            }
+            freed.await;
+        }
     }
 
     /// Delivers Cancel of `request_id` (0: any) for `session_id`/`stream_id` to `origin`, in the background.
