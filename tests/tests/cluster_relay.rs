@@ -19,13 +19,16 @@
 //! Then with GStreamer: an `rtpbin` camera on A whose VP8 encoder makes a keyframe only when asked, already running,
 //! and an `rtpbin` viewer on B that subscribes: it decodes from the keyframe B's new subscription asked A's camera
 //! for (A counts the PLI from the leg and its keyframe request to the camera), its `rtpsession` counts no packet lost,
-//! and A's statistics of the leg show its packets, no loss and a round-trip time from B's receiver reports.
+//! and A's statistics of the leg show its packets, no loss and a round-trip time from B's receiver reports (in
+//! `GetStreamStats` and in `ringfwd ctl node relays`, which on B shows the stream relayed from A).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, expect_status, subscription, video_stream, wait_until, Api, KeyedConfig};
+use ringfwd_tests::api::{
+    ctl_ok, endpoint, expect_status, parse_json, subscription, video_stream, wait_until, Api, KeyedConfig,
+};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::gst::{ensure_gstreamer, free_port, newest_source, number, vp8_publisher, vp8_subscriber, Pipeline};
 use ringfwd_tests::peer::{rtcp_generic_nack, rtcp_generic_nack_seqs, rtp_packet, Peer};
@@ -267,6 +270,20 @@ fn a_gstreamer_viewer_on_one_node_decodes_a_camera_on_another_from_the_keyframe_
     let leg = leg().expect("the leg's stats");
     println!("leg a -> b: packets={} lost={} rtt_us={}", leg.packets, leg.lost, leg.rtt_us);
     assert!(leg.packets > 0 && leg.lost <= 0, "{leg:?}");
+    // The same through `ringfwd ctl node relays`: A's leg to B, B's stream from A feeding one subscription.
+    let relays = |daemon: &Daemon, config: &KeyedConfig| {
+        parse_json(&ctl_ok(daemon, &config.mint("read", "10m"), &["--json", "node", "relays"]))
+    };
+    let on_a = relays(&a, &config_a);
+    let out = &on_a["legs"][0];
+    assert_eq!((out["nodeId"].as_str(), out["streamId"].as_str()), (Some("b"), Some("v")), "{on_a}");
+    assert!(out["egress"]["packets"].as_str().is_some_and(|p| p != "0"), "{on_a}");
+    assert!(on_a["relayed"].as_array().is_none_or(Vec::is_empty), "{on_a}");
+    let on_b = relays(&b, &config_b);
+    let incoming = &on_b["relayed"][0];
+    assert_eq!((incoming["nodeId"].as_str(), incoming["subscriptions"].as_u64()), (Some("a"), Some(1)), "{on_b}");
+    let table = ctl_ok(&a, &config_a.mint("read", "10m"), &["node", "relays"]);
+    assert!(table.contains("to b") && table.contains("~b."), "{table}");
 
     for pipeline in [&mut camera, &mut viewer] {
         pipeline.stop();

@@ -33,7 +33,7 @@ pub enum Access {
 }
 
 /// The access every method of `ringfwd.v1.Ringfwd` needs, by its bare name.
-pub const RPC_ACCESS: [(&str, Access); 35] = [
+pub const RPC_ACCESS: [(&str, Access); 36] = [
     ("CreateSession", Access::Write),
     ("GetSession", Access::Read),
     ("ListSessions", Access::Read),
@@ -59,6 +59,7 @@ pub const RPC_ACCESS: [(&str, Access); 35] = [
     ("GetNodeInfo", Access::Read),
     ("LocateStream", Access::Read),
     ("RelaySubscribe", Access::Write),
+    ("ListRelays", Access::Read),
     ("RelayCancel", Access::Write),
     ("RelayFinish", Access::Write),
     ("Drain", Access::Write),

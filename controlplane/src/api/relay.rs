@@ -316,6 +316,60 @@ impl Api {
         cluster.send_cancel(&gone.origin, session_id, stream_id, gone.request_id);
     }
 
+    /// `ListRelays`: the legs this node sends (subscriptions named `~<node>.<request id>`) and the streams relayed to
+    /// it (published by a relay endpoint), with their statistics.
+    pub(crate) async fn list_relays_rpc(&self) -> Result<v1::ListRelaysResponse, Status> {
+        use ringfwd_dataplane::control::StatsKey;
+        let mut legs = Vec::new();
+        let mut relayed = Vec::new();
+        {
+            let reg = self.registry.lock().await;
+            for session in reg.list_sessions() {
+                let session_id = session.session_id;
+                for stream in reg.list_streams(&session_id).map_err(status::registry)? {
+                    let (key, subscriptions) =
+                        reg.stats_keys(&session_id, &stream.stream_id).map_err(status::registry)?;
+                    if let Some(node) = node_of_endpoint(&stream.endpoint_id) {
+                        let entry =
+                            (session_id.clone(), stream.stream_id.clone(), node.to_owned(), stream.subscriptions);
+                        relayed.push((entry, StatsKey::Stream(key)));
+                    }
+                    for (leg_id, id) in subscriptions {
+                        if let Some((node, _)) = parse_leg_id(&leg_id) {
+                            let entry = (session_id.clone(), stream.stream_id.clone(), node.to_owned(), leg_id.clone());
+                            legs.push((entry, StatsKey::Subscription(id)));
+                        }
+                    }
+                }
+            }
+        }
+        let now = std::time::Instant::now();
+        let store = self.stats.lock().map_err(|_| Status::internal("statistics store poisoned"))?;
+        let sample = |key| store.get(key).map(|entry| convert::stats_sample(&entry, now));
+        Ok(v1::ListRelaysResponse {
+            legs: legs
+                .into_iter()
+                .map(|((session_id, stream_id, node_id, leg_id), key)| v1::RelayLeg {
+                    egress: sample(key),
+                    session_id,
+                    stream_id,
+                    node_id,
+                    leg_id,
+                })
+                .collect(),
+            relayed: relayed
+                .into_iter()
+                .map(|((session_id, stream_id, node_id, subscriptions), key)| v1::RelayedStream {
+                    ingress: sample(key),
+                    session_id,
+                    stream_id,
+                    node_id,
+                    subscriptions,
+                })
+                .collect(),
+        })
+    }
+
     /// Node `node` left the cluster: every session's endpoint `~node` goes, and with it the legs to it and the
     /// streams relayed from it (with their subscriptions here).
     pub(crate) async fn drop_relays_of(&self, cluster: &Cluster, node: &str) {

@@ -237,6 +237,10 @@ impl Ringfwd for Api {
         Ok(Response::new(self.relay_subscribe_rpc(request.into_inner()).await?))
     }
 
+    async fn list_relays(&self, _request: Request<v1::ListRelaysRequest>) -> Reply<v1::ListRelaysResponse> {
+        Ok(Response::new(self.list_relays_rpc().await?))
+    }
+
     async fn relay_cancel(&self, request: Request<v1::RelayCancelRequest>) -> Reply<v1::RelayCancelResponse> {
         Ok(Response::new(self.relay_cancel_rpc(request.into_inner()).await?))
     }

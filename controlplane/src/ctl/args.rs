@@ -100,6 +100,9 @@ pub enum NodeCmd {
     /// The cluster's live nodes as the directory knows them: id, relay and API addresses, lease left, load, the
     /// streams published on each.
     List,
+    /// This node's relays: the legs it sends to other nodes (packets, loss and round-trip time as the next node
+    /// reports them) and the streams relayed to it (packets, loss, jitter).
+    Relays,
 }
 
 /// Plugin operations.

@@ -354,6 +354,32 @@ fn stats_row(what: String, s: Option<&v1::StatsSample>) -> Vec<String> {
     ]
 }
 
+printable!(
+    v1::ListRelaysResponse,
+    "ListRelaysResponse",
+    ["DIRECTION", "SESSION", "STREAM", "LEG", "PACKETS", "LOST", "JITTER US", "RTT US", "FEEDS"],
+    |m| {
+        let numbers = |s: Option<&v1::StatsSample>| match s {
+            Some(s) => [s.packets.to_string(), s.lost.to_string(), s.jitter_us.to_string(), s.rtt_us.to_string()],
+            None => ["-".to_owned(), "-".to_owned(), "-".to_owned(), "-".to_owned()],
+        };
+        let legs = m.legs.iter().map(|l| {
+            let mut row =
+                vec![format!("to {}", l.node_id), l.session_id.clone(), l.stream_id.clone(), l.leg_id.clone()];
+            row.extend(numbers(l.egress.as_ref()));
+            row.push("-".to_owned());
+            row
+        });
+        let relayed = m.relayed.iter().map(|r| {
+            let mut row =
+                vec![format!("from {}", r.node_id), r.session_id.clone(), r.stream_id.clone(), "-".to_owned()];
+            row.extend(numbers(r.ingress.as_ref()));
+            row.push(r.subscriptions.to_string());
+            row
+        });
+        legs.chain(relayed).collect()
+    }
+);
 printable!(v1::StreamStats, "StreamStats", STATS, |m| {
     let mut rows = vec![stats_row(format!("stream {} (ingress)", m.stream_id), m.ingress.as_ref())];
     rows.extend(

@@ -142,6 +142,9 @@ async fn dispatch(client: &mut Client, command: CtlCommand, json: bool) -> Resul
             let node = client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner();
             super::output::print_nodes(&node, json)
         }
+        CtlCommand::Node { cmd: Some(NodeCmd::Relays) } => {
+            print(&client.list_relays(v1::ListRelaysRequest {}).await.map_err(status)?.into_inner(), json)
+        }
         CtlCommand::Node { cmd: None } => {
             print(&client.get_node_info(v1::GetNodeInfoRequest {}).await.map_err(status)?.into_inner(), json)
         }
