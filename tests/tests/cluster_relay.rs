@@ -46,8 +46,21 @@ const SSRC: u32 = 0x7e1a_0001;
 const PACKETS: u16 = 50;
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn node(redis: &Redis, id: &str) -> KeyedConfig {
-    KeyedConfig::new(&redis.node_config(ONE_WORKER, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET)
+/// Node `id` on `redis`'s directory with the shared key: `base` (tables), then its `[cluster]` with `cluster_extra`
+/// (keys of that table); its config, the daemon, and an admin client.
+fn start_node(redis: &Redis, base: &str, id: &str, cluster_extra: &str) -> (KeyedConfig, Daemon, Api) {
+    let cluster = format!("{}{cluster_extra}", redis.node_config(base, id, HEARTBEAT_MS, LEASE_MS));
+    let config = KeyedConfig::new(&cluster, KEY_ID, SECRET);
+    let daemon = Daemon::start(&config.text);
+    let api = Api::connect(daemon.api, Some(&config.mint("admin", "10m")));
+    (config, daemon, api)
+}
+
+/// Session `s` on `api`'s node, the camera's endpoint `cam` and its stream `v`.
+fn publish(api: &Api, camera: SocketAddr) {
+    api.session("s").expect("session");
+    api.create_endpoint(endpoint("s", "cam", camera)).expect("camera");
+    api.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream");
 }
 
 fn subscriptions(api: &Api) -> Vec<v1::Subscription> {
@@ -110,17 +123,12 @@ fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let (config_a, config_b) = (node(&redis, "a"), node(&redis, "b"));
-    let a = Daemon::start(&config_a.text);
-    let b = Daemon::start(&config_b.text);
-    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
-    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+    let (_, a, api_a) = start_node(&redis, ONE_WORKER, "a", "");
+    let (_, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
 
     // A publishes; B learns where from the directory.
-    api_a.session("s").expect("session on a");
     let (camera, viewer, second) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    publish(&api_a, camera.addr());
     let locate = || api_b.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
     assert!(wait_until(WAIT, || locate().is_ok()), "b locates v: {:?}", locate());
 
@@ -205,12 +213,8 @@ fn a_gstreamer_viewer_on_one_node_decodes_a_camera_on_another_from_the_keyframe_
     let redis = Redis::start(dir.path());
     // The default interceptor chains (keyframe_throttle, nack_cache, reports): an `[interceptors]` table without keys.
     let base = format!("{ONE_WORKER}[interceptors]\n");
-    let keyed = |id: &str| KeyedConfig::new(&redis.node_config(&base, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET);
-    let (config_a, config_b) = (keyed("a"), keyed("b"));
-    let a = Daemon::start(&config_a.text);
-    let b = Daemon::start(&config_b.text);
-    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
-    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
+    let (config_a, a, api_a) = start_node(&redis, &base, "a", "");
+    let (config_b, b, api_b) = start_node(&redis, &base, "b", "");
     let (port_camera, port_viewer) = (free_port(), free_port());
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -305,20 +309,13 @@ fn a_node_that_cannot_reach_the_origin_gets_the_stream_through_another_node() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let (config_a, config_b) = (node(&redis, "a"), node(&redis, "b"));
+    let (_, a, api_a) = start_node(&redis, ONE_WORKER, "a", "");
+    let (_, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
     // C may not reach A (a firewall between them, as its config says): A's streams reach it through B.
-    let c_cluster =
-        format!("{}unreachable_nodes = [\"a\"]\n", redis.node_config(ONE_WORKER, "c", HEARTBEAT_MS, LEASE_MS));
-    let config_c = KeyedConfig::new(&c_cluster, KEY_ID, SECRET);
-    let (a, b, c) = (Daemon::start(&config_a.text), Daemon::start(&config_b.text), Daemon::start(&config_c.text));
-    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
-    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
-    let api_c = Api::connect(c.api, Some(&config_c.mint("admin", "10m")));
+    let (_, c, api_c) = start_node(&redis, ONE_WORKER, "c", "unreachable_nodes = [\"a\"]\n");
 
-    api_a.session("s").expect("session on a");
     let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    publish(&api_a, camera.addr());
     assert!(wait_until(WAIT, || locate_on(&api_c).is_some()), "c locates v");
 
     // C's subscription: B relays A's stream (one leg a -> b), C relays B's copy (one leg b -> c).
@@ -367,15 +364,10 @@ fn a_nack_is_answered_by_the_nearest_cache_and_passed_upstream_when_it_misses() 
     let redis = Redis::start(dir.path());
     // The default chains: a NACK cache on A's stream and on B's relayed copy.
     let base = format!("{ONE_WORKER}[interceptors]\n");
-    let keyed = |id: &str| KeyedConfig::new(&redis.node_config(&base, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET);
-    let (config_a, config_b) = (keyed("a"), keyed("b"));
-    let (a, b) = (Daemon::start(&config_a.text), Daemon::start(&config_b.text));
-    let api_a = Api::connect(a.api, Some(&config_a.mint("admin", "10m")));
-    let api_b = Api::connect(b.api, Some(&config_b.mint("admin", "10m")));
-    api_a.session("s").expect("session");
+    let (_, a, api_a) = start_node(&redis, &base, "a", "");
+    let (_, b, api_b) = start_node(&redis, &base, "b", "");
     let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
-    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    publish(&api_a, camera.addr());
     assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");
     api_b.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer");
     api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on b");

@@ -87,12 +87,11 @@ impl Api {
     pub(crate) async fn create_session_rpc(&self, r: v1::CreateSessionRequest) -> Result<Outcome, Status> {
         let object = ObjectRef { session_id: r.session_id.clone(), member: Member::Session };
         let now = crate::clock::unix_ms();
+        // The id is checked before it reaches the directory, by the registry's own check.
+        super::relay::refuse_relay_ids(&[("session_id", &r.session_id)])?;
         let Some(cluster) = self.cluster.get() else {
-            super::relay::refuse_relay_ids(&[("session_id", &r.session_id)])?;
             return self.apply_create(object, r.metadata, |reg| reg.plan_create_session(&r.session_id, now)).await;
         };
-        // The id is checked before it reaches the directory, by the registry's own check.
-        crate::registry::validate::new_id("session_id", &r.session_id).map_err(status::registry)?;
         let claim = cluster.claim_session(&r.session_id, now).await.map_err(|e| directory_unavailable(&e))?;
         let created_unix_ms = match claim {
             Claim::New { .. } => now,
@@ -141,7 +140,17 @@ impl Api {
 
     /// Deletes this node's copy of session `session_id`, with all it holds in it; one already gone is no error.
     pub(crate) async fn drop_session(&self, session_id: &str) -> Result<(), Status> {
-        match self.apply_delete(session_id, |reg| reg.plan_delete_session(session_id)).await {
+        self.delete_quietly(session_id, |reg| reg.plan_delete_session(session_id)).await
+    }
+
+    /// Runs the delete `plan` of something in session `session_id` as `Delete*` does; what is already gone (NOT_FOUND)
+    /// is no error. For what the cluster deletes itself: copies, relays.
+    pub(crate) async fn delete_quietly(
+        &self,
+        session_id: &str,
+        plan: impl FnOnce(&crate::registry::Registry) -> Result<crate::registry::Plan, crate::registry::RegistryError>,
+    ) -> Result<(), Status> {
+        match self.apply_delete(session_id, plan).await {
             Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
             deleted => deleted.map(drop),
         }

@@ -30,13 +30,6 @@ pub(crate) fn refuse_relay_ids(fields: &[(&str, &str)]) -> Result<(), Status> {
     Ok(())
 }
 
-fn not_found_is_ok(result: Result<(), Status>) -> Result<(), Status> {
-    match result {
-        Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 impl Api {
     fn clustered(&self) -> Result<&Arc<Cluster>, Status> {
         self.cluster.get().ok_or_else(|| Status::failed_precondition("this node has not joined a cluster yet"))
@@ -68,6 +61,24 @@ impl Api {
         }
     }
 
+    /// The legs of stream `stream_id` of `session_id` to node `node`: each one's subscription id and request id.
+    async fn legs_to(
+        &self,
+        session_id: &str,
+        stream_id: &str,
+        node: &str,
+    ) -> Result<Vec<(String, Option<u64>)>, Status> {
+        let endpoint_id = relays::endpoint_id(node);
+        let subscriptions = self.read(|reg| reg.list_subscriptions(session_id)).await?;
+        let legs = subscriptions.into_iter().filter(|s| s.endpoint_id == endpoint_id && s.stream_id == stream_id);
+        Ok(legs
+            .map(|s| {
+                let request_id = parse_leg_id(&s.subscription_id).map(|(_, id)| id);
+                (s.subscription_id, request_id)
+            })
+            .collect())
+    }
+
     /// Deletes endpoint `~node` of `session_id` if no leg sends to it and no relayed stream comes from it.
     pub(crate) async fn drop_unused_relay_endpoint(&self, session_id: &str, node: &str) {
         let endpoint_id = relays::endpoint_id(node);
@@ -79,8 +90,8 @@ impl Api {
             })
             .await;
         if used.is_ok_and(|used| !used) {
-            let deleted = self.apply_delete(session_id, |reg| reg.plan_delete_endpoint(session_id, &endpoint_id)).await;
-            if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+            let deleted = self.delete_quietly(session_id, |reg| reg.plan_delete_endpoint(session_id, &endpoint_id));
+            if let Err(status) = deleted.await {
                 tracing::warn!(session_id, endpoint_id, "cluster: deleting an unused relay endpoint failed: {status}");
             }
         }
@@ -114,15 +125,8 @@ impl Api {
         let endpoint_id = relays::endpoint_id(&r.node_id);
         let leg = relays::leg_id(&r.node_id, r.request_id);
         // A newer Sub of the same node replaces its leg (the older one's removal sends Finish for the older request).
-        let older: Vec<String> = self
-            .read(|reg| reg.list_subscriptions(&r.session_id))
-            .await?
-            .into_iter()
-            .filter(|s| s.endpoint_id == endpoint_id && s.stream_id == r.stream_id && s.subscription_id != leg)
-            .map(|s| s.subscription_id)
-            .collect();
-        for id in older {
-            not_found_is_ok(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, &id)).await.map(drop))?;
+        for (id, _) in self.legs_to(&r.session_id, &r.stream_id, &r.node_id).await?.into_iter().filter(|l| l.0 != leg) {
+            self.delete_quietly(&r.session_id, |reg| reg.plan_delete_subscription(&r.session_id, &id)).await?;
         }
         let spec = SubscriptionSpec {
             session_id: r.session_id.clone(),
@@ -152,17 +156,14 @@ impl Api {
     /// its relay endpoint once it is unused.
     pub(crate) async fn relay_cancel_rpc(&self, r: v1::RelayCancelRequest) -> Result<v1::RelayCancelResponse, Status> {
         self.clustered()?;
-        let endpoint_id = relays::endpoint_id(&r.node_id);
-        let legs: Vec<String> = self
-            .read(|reg| reg.list_subscriptions(&r.session_id))
-            .await?
+        let legs = self.legs_to(&r.session_id, &r.stream_id, &r.node_id).await?;
+        let legs: Vec<String> = legs
             .into_iter()
-            .filter(|s| s.endpoint_id == endpoint_id && s.stream_id == r.stream_id)
-            .filter(|s| r.request_id == 0 || parse_leg_id(&s.subscription_id).is_some_and(|(_, id)| id == r.request_id))
-            .map(|s| s.subscription_id)
+            .filter(|(_, id)| r.request_id == 0 || *id == Some(r.request_id))
+            .map(|(leg, _)| leg)
             .collect();
         for id in &legs {
-            not_found_is_ok(self.apply(|reg| reg.plan_delete_subscription(&r.session_id, id)).await.map(drop))?;
+            self.delete_quietly(&r.session_id, |reg| reg.plan_delete_subscription(&r.session_id, id)).await?;
         }
         self.drop_unused_relay_endpoint(&r.session_id, &r.node_id).await;
         Ok(v1::RelayCancelResponse { removed: !legs.is_empty() })
@@ -181,8 +182,8 @@ impl Api {
     }
 
     async fn drop_relayed_stream(&self, session_id: &str, stream_id: &str, origin: &str) {
-        let deleted = self.apply_delete(session_id, |reg| reg.plan_delete_stream(session_id, stream_id)).await;
-        if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+        let deleted = self.delete_quietly(session_id, |reg| reg.plan_delete_stream(session_id, stream_id)).await;
+        if let Err(status) = deleted {
             tracing::warn!(session_id, stream_id, "cluster: deleting a relayed stream failed: {status}");
         }
         self.drop_unused_relay_endpoint(session_id, origin).await;
@@ -216,18 +217,19 @@ impl Api {
         if self.read(here).await? {
             return Ok(());
         }
-        let request_id = rand::random::<u64>().max(1);
+        let request_id = relays::new_request_id();
         let direct = if cluster.unreachable(&origin) {
             None
         } else {
             let attempts = relays::DIRECT_SUB_ATTEMPTS;
             Some(cluster.subscribe_remote(&origin, session_id, stream_id, request_id, attempts).await)
         };
-        let (via, (answer, relay_address)) = match direct {
-            Some(Ok(answer)) => (origin.clone(), answer),
+        let why = match direct {
+            Some(Ok(answer)) => Ok((origin.clone(), answer)),
             // A refusal (the origin does not publish it, or refused this node's token) is the answer; so is any
             // failure for a relaying node.
             Some(Err(e)) if e.is_refusal() || !fallback => return Err(e.to_status()),
+            Some(Err(e)) => Err(e.to_string()),
             None if !fallback => {
                 return Err(Status::failed_precondition(format!(
                     "node {origin} publishes {session_id}/{stream_id}, and node {} cannot reach it directly \
@@ -235,14 +237,11 @@ impl Api {
                     cluster.node_id()
                 )))
             }
-            Some(Err(e)) => {
-                let why = e.to_string();
-                self.relay_through_another(cluster, &origin, session_id, stream_id, request_id, why).await?
-            }
-            None => {
-                let why = "cluster.unreachable_nodes names it".to_owned();
-                self.relay_through_another(cluster, &origin, session_id, stream_id, request_id, why).await?
-            }
+            None => Err("cluster.unreachable_nodes names it".to_owned()),
+        };
+        let (via, (answer, relay_address)) = match why {
+            Ok(found) => found,
+            Err(why) => self.relay_through_another(cluster, &origin, &key, request_id, why).await?,
         };
         let published = async {
             let stream = answer.stream.ok_or_else(|| Status::internal("the relaying node's answer has no stream"))?;
@@ -268,18 +267,17 @@ impl Api {
         Ok(())
     }
 
-    /// The direct path to `origin` failed or is ruled out (`direct` says why): asks the other live nodes that this node may reach, the least
-    /// loaded first, to relay the stream; answers the first that did, with its answer.
-    #[allow(clippy::too_many_arguments)]
+    /// The direct path to `origin` failed or is ruled out (`direct` says why): asks the other live nodes that this
+    /// node may reach, the least loaded first, to relay stream `key`; answers the first that did, with its answer.
     async fn relay_through_another(
         &self,
         cluster: &Cluster,
         origin: &str,
-        session_id: &str,
-        stream_id: &str,
+        key: &StreamKey,
         request_id: u64,
         direct: String,
     ) -> Result<(String, (v1::RelaySubscribeResponse, SocketAddr)), Status> {
+        let (session_id, stream_id) = (key.session_id.as_str(), key.stream_id.as_str());
         let nodes = cluster.read(cluster.nodes()).await;
         let mut nodes = nodes.map_err(|e| Status::unavailable(format!("the cluster directory: {e}")))?;
         nodes.retain(|lease| {
@@ -373,16 +371,11 @@ impl Api {
     /// Node `node` left the cluster: every session's endpoint `~node` goes, and with it the legs to it and the
     /// streams relayed from it (with their subscriptions here).
     pub(crate) async fn drop_relays_of(&self, cluster: &Cluster, node: &str) {
-        for ((session_id, stream_id), incoming) in cluster.incoming_all() {
-            if incoming.origin == node {
-                cluster.forget_incoming(&session_id, &stream_id, |_| true);
-            }
-        }
+        cluster.forget_incoming_from(node);
         let endpoint_id = relays::endpoint_id(node);
         for (session_id, _) in self.sessions_here().await {
-            let deleted =
-                self.apply_delete(&session_id, |reg| reg.plan_delete_endpoint(&session_id, &endpoint_id)).await;
-            if let Err(status) = not_found_is_ok(deleted.map(drop)) {
+            let deleted = self.delete_quietly(&session_id, |reg| reg.plan_delete_endpoint(&session_id, &endpoint_id));
+            if let Err(status) = deleted.await {
                 tracing::warn!(session_id, node, "cluster: deleting the relays of a node that left failed: {status}");
             }
         }
@@ -403,7 +396,7 @@ impl Api {
             }
         }
         for (session_id, stream_id, origin) in relayed {
-            let request_id = rand::random::<u64>().max(1);
+            let request_id = relays::new_request_id();
             match cluster.subscribe_remote(&origin, &session_id, &stream_id, request_id, relays::SUB_ATTEMPTS).await {
                 Ok(_) => cluster.relayed_here(&session_id, &stream_id, &origin, request_id),
                 Err(e) => {

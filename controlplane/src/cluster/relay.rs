@@ -81,6 +81,11 @@ pub fn leg_id(node: &str, request_id: u64) -> String {
     format!("{}{node}.{request_id:016x}", crate::registry::RELAY_ID_PREFIX)
 }
 
+/// A request id for a Sub: random, never 0.
+pub fn new_request_id() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
 /// The node and request id of a leg subscription id.
 pub fn parse_leg_id(subscription_id: &str) -> Option<(&str, u64)> {
     let rest = subscription_id.strip_prefix(crate::registry::RELAY_ID_PREFIX)?;
@@ -265,9 +270,9 @@ impl Cluster {
         self.relays().incoming().get(&(session_id.to_owned(), stream_id.to_owned())).cloned()
     }
 
-    /// Every stream relayed here: (session, stream) and where from.
-    pub fn incoming_all(&self) -> Vec<((String, String), Incoming)> {
-        self.relays().incoming().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// Forgets every stream relayed here from node `node` (it left the cluster).
+    pub fn forget_incoming_from(&self, node: &str) {
+        self.relays().incoming().retain(|_, incoming| incoming.origin != node);
     }
 
     /// A client of node `node`'s API, and the node's record.
@@ -314,8 +319,8 @@ impl Cluster {
     }
 
     /// Sends Sub for `session_id`/`stream_id` to `origin`, re-sent with backoff (`attempts` in all) until it is
-    /// acknowledged; answers the stream as the origin publishes it, and the origin's relay address. A refusal (the origin does not publish it, or
-    /// refused the token) is not re-sent.
+    /// acknowledged; answers the stream as the origin publishes it, and the origin's relay address. A refusal (the
+    /// origin does not publish it, or refused the token) is not re-sent.
     pub async fn subscribe_remote(
         &self,
         origin: &str,

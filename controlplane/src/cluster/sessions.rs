@@ -89,11 +89,7 @@ impl Cluster {
     /// session neither holds stays unknown, and the call then says so.
     pub async fn fetch_session(&self, api: &Api, id: &str) {
         match self.read(self.directory().session(id)).await {
-            Ok(Some(record)) => {
-                if self.copy_session(api, id, record.created_unix_ms).await {
-                    self.hold_session(id, record.incarnation);
-                }
-            }
+            Ok(Some(record)) => self.copy_session(api, id, &record).await,
             Ok(None) => {}
             Err(e) => tracing::debug!(session_id = id, "cluster: looking a session up failed: {e}"),
         }
@@ -104,9 +100,7 @@ impl Cluster {
         if record.node == self.node_id() {
             return;
         }
-        if self.copy_session(api, id, record.created_unix_ms).await {
-            self.hold_session(id, record.incarnation);
-        }
+        self.copy_session(api, id, record).await;
     }
 
     /// Session `id`'s creation `incarnation` was deleted on some node: this node's copy goes, unless it holds a newer
@@ -119,10 +113,7 @@ impl Cluster {
             }
             held.remove(id);
         }
-        if let Err(status) = api.drop_session(id).await {
-            self.counters().errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(session_id = id, "cluster: deleting a session deleted on another node failed: {status}");
-        }
+        self.drop_copy(api, id).await;
     }
 
     /// Makes this node and the directory hold the same sessions: copies what the directory holds that this node
@@ -136,32 +127,31 @@ impl Cluster {
             if ended.contains(&(id.clone(), *created_unix_ms)) {
                 tracing::info!(session_id = id, "cluster: a session deleted while this node was away is deleted here");
                 self.held_sessions().remove(id);
-                if let Err(status) = api.drop_session(id).await {
-                    self.counters().errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(session_id = id, "cluster: deleting a session deleted meanwhile failed: {status}");
-                }
+                self.drop_copy(api, id).await;
             } else {
                 let claim = self.claim_session(id, *created_unix_ms).await?;
                 self.hold_session(id, claim.incarnation());
             }
         }
         for (id, record) in &listed {
-            if here.contains_key(id) || self.copy_session(api, id, record.created_unix_ms).await {
+            if here.contains_key(id) {
                 self.hold_session(id, record.incarnation);
+            } else {
+                self.copy_session(api, id, record).await;
             }
         }
         Ok(())
     }
 
-    /// Creates session `id` (created at `created_unix_ms`) here as a copy of another node's; answers whether this
-    /// node holds it now (a copy this node cannot hold, e.g. at its `admission.max_sessions`, is counted and logged).
-    async fn copy_session(&self, api: &Api, id: &str, created_unix_ms: u64) -> bool {
-        match api.copy_session(id, created_unix_ms).await {
+    /// Creates session `id` here as a copy of another node's (`record`: its creation time, and the creation held from
+    /// then on); a copy this node cannot hold (e.g. at its `admission.max_sessions`) is counted and logged.
+    async fn copy_session(&self, api: &Api, id: &str, record: &SessionRecord) {
+        match api.copy_session(id, record.created_unix_ms).await {
             Ok(created) => {
                 if created {
                     self.counters().sessions_copied.fetch_add(1, Ordering::Relaxed);
                 }
-                true
+                self.hold_session(id, record.incarnation);
             }
             Err(status) => {
                 self.counters().sessions_not_copied.fetch_add(1, Ordering::Relaxed);
@@ -169,8 +159,15 @@ impl Cluster {
                     session_id = id,
                     "cluster: this node cannot hold a session another node created: {status}"
                 );
-                false
             }
+        }
+    }
+
+    /// Deletes this node's copy of session `id` (deleted elsewhere); a failure is counted and logged.
+    async fn drop_copy(&self, api: &Api, id: &str) {
+        if let Err(status) = api.drop_session(id).await {
+            self.counters().errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session_id = id, "cluster: deleting a session deleted on another node failed: {status}");
         }
     }
 }
