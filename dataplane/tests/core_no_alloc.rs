@@ -9,8 +9,9 @@
 //! and sender reports on each subscription), a lossy video stream, the publisher's sender reports and
 //! subscribers' receiver reports, NACKs and PLIs run through the forwarder and its timers while reports
 //! and keyframe requests really go out; and for packets of streams that took an SSRC another worker owns, handed
-//! over along that worker's SSRC alias; and with a WebAssembly plugin on both chains. This file owns the allocator; it must never hold anything but these tests,
-//! because the allocator is process-wide.
+//! over along that worker's SSRC alias; and for streams moved by `SetSource`, taking both paths during the overlap and
+//! refusing the old one after it; and with a WebAssembly plugin on both chains. This file owns the allocator; it
+//! must never hold anything but these tests, because the allocator is process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -974,6 +975,54 @@ fn rtcp_from_and_to_rtcp_addresses_does_not_allocate() {
     assert_eq!(during, 0, "RTCP from RTCP addresses allocated {during} times");
     assert_eq!(fwd.counters().drop_wrong_source, 0);
     assert_eq!(egress.counted().rtcp, 200 * 16, "each SR to its subscriber, each PLI on to its publisher");
+}
+
+#[test]
+fn moving_sources_and_their_overlaps_do_not_allocate() {
+    let start = Instant::now();
+    let mut fwd = Forwarder::new(0, 1, limits(16, 32, 2));
+    let path = |i: u32, b: bool| SocketAddr::from(([127, 0, 0, 1 + u8::from(b)], 5000 + i as u16));
+    for i in 0..8u32 {
+        let id = StreamId(u64::from(i));
+        let source = SourcePolicy::Fixed(path(i, false));
+        let add = Command::AddStream { id, ssrc: 100 + i, source, clock_rate_hz: 90_000, ingress: Default::default() };
+        fwd.apply(start, add).unwrap();
+        let cmd = Command::AddSubscription {
+            id: SubscriptionId(u64::from(i)),
+            stream: id,
+            dest: SocketAddr::from(([127, 0, 0, 3], 6000 + i as u16)),
+            socket: 0,
+            rewrite: Rewrite::default(),
+            paused: false,
+            egress: Default::default(),
+            continues: None,
+        };
+        fwd.apply(start, cmd).unwrap();
+    }
+    let packets: Vec<Vec<u8>> = (0..8u32).flat_map(|i| (0..400u16).map(move |seq| rtp(100 + i, seq, 200))).collect();
+    let mut egress = CountingEgress::default();
+    let before = allocations();
+    // Every 100 rounds (500 ms) each stream moves to the other path; both paths carry every packet throughout.
+    for round in 0..400u64 {
+        let now = start + Duration::from_millis(round * 5);
+        let on_b = (round / 100) % 2 == 0;
+        for i in 0..8u32 {
+            if round % 100 == 0 {
+                fwd.apply(now, Command::SetSource { id: StreamId(u64::from(i)), source: path(i, on_b) }).unwrap();
+            }
+            let pkt = &packets[i as usize * 400 + round as usize];
+            for b in [false, true] {
+                fwd.on_datagram(now, 0, path(i, b), pkt, &mut egress);
+            }
+        }
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "moving sources allocated {during} times");
+    let c = fwd.counters();
+    // Each round one copy is forwarded and the other is a repeat (overlap) or a wrong source (after it).
+    assert_eq!(egress.counted().rtp, 400 * 8);
+    assert_eq!(c.drop_repeated + c.drop_wrong_source, 400 * 8);
+    assert!(c.drop_repeated > 0 && c.drop_wrong_source > 0);
 }
 
 /// Peers that publish and subscribe at one address, with the default chains: each one's SR carries a report

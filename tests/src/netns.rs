@@ -32,8 +32,10 @@ impl Lab {
     /// `hosts` namespaces on a new bridge, or why they could not be made (not root, no `ip`). A test that gets an
     /// error while running as root fails; as another user it may say it is skipped.
     pub fn create(hosts: usize) -> Result<Lab, String> {
-        let id = std::process::id();
-        // 10.213.X.0/24, X from the pid: tests of several processes at once do not collide.
+        // Unique to this lab: from the pid and the labs this process made before (tests of one process run at once).
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = std::process::id() * 8 + LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8;
+        // 10.213.X.0/24, X from the id: tests of several processes at once do not collide.
         let subnet = [10, 213, (id % 250) as u8 + 1];
         let bridge = format!("rfbr{}", id % 100_000);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -84,6 +86,17 @@ impl Lab {
         for (from, to) in [(a, b), (b, a)] {
             let target = format!("{}/32", self.host_ip(to));
             ip(&["netns", "exec", &self.namespaces[from], "ip", "route", "add", "blackhole", &target])?;
+        }
+        Ok(())
+    }
+}
+
+impl Lab {
+    /// Undoes [`Lab::cut`]: hosts `a` and `b` reach each other again.
+    pub fn restore(&self, a: usize, b: usize) -> Result<(), String> {
+        for (from, to) in [(a, b), (b, a)] {
+            let target = format!("{}/32", self.host_ip(to));
+            ip(&["netns", "exec", &self.namespaces[from], "ip", "route", "del", "blackhole", &target])?;
         }
         Ok(())
     }

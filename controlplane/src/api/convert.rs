@@ -66,6 +66,7 @@ pub fn stream_update(r: &v1::UpdateStreamRequest) -> crate::registry::StreamUpda
         ssrc: r.ssrc,
         payload_types: r.payload_types.as_ref().map(|types| types.values.clone()),
         interceptors: r.interceptors.as_ref().map(|chain| chain.names.clone()),
+        endpoint_id: None,
     }
 }
 

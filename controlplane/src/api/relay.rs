@@ -173,7 +173,7 @@ impl Api {
     /// subscriptions to it), and the relay endpoint once it is unused.
     pub(crate) async fn relay_finish_rpc(&self, r: v1::RelayFinishRequest) -> Result<v1::RelayFinishResponse, Status> {
         let cluster = self.clustered()?;
-        let same = |incoming: &relays::Incoming| incoming.origin == r.node_id && incoming.request_id == r.request_id;
+        let same = |incoming: &relays::Incoming| incoming.from == r.node_id && incoming.request_id == r.request_id;
         if cluster.forget_incoming(&r.session_id, &r.stream_id, same).is_none() {
             return Ok(v1::RelayFinishResponse { removed: false });
         }
@@ -241,7 +241,7 @@ impl Api {
         };
         let (via, (answer, relay_address)) = match why {
             Ok(found) => found,
-            Err(why) => self.relay_through_another(cluster, &origin, &key, request_id, why).await?,
+            Err(why) => self.relay_through_another(cluster, &origin, &key, request_id, why, None).await?,
         };
         let published = async {
             let stream = answer.stream.ok_or_else(|| Status::internal("the relaying node's answer has no stream"))?;
@@ -262,13 +262,14 @@ impl Api {
             cluster.send_cancel(&via, session_id, stream_id, request_id);
             return Err(status);
         }
-        cluster.relayed_here(session_id, stream_id, &via, request_id);
+        cluster.relayed_here(session_id, stream_id, &via, &origin, request_id);
         tracing::info!(session_id, stream_id, origin, via, "cluster: stream relayed here");
         Ok(())
     }
 
     /// The direct path to `origin` failed or is ruled out (`direct` says why): asks the other live nodes that this
-    /// node may reach, the least loaded first, to relay stream `key`; answers the first that did, with its answer.
+    /// node may reach (but `besides`), the least loaded first, to relay stream `key`; answers the first that did, with
+    /// its answer.
     async fn relay_through_another(
         &self,
         cluster: &Cluster,
@@ -276,13 +277,14 @@ impl Api {
         key: &StreamKey,
         request_id: u64,
         direct: String,
+        besides: Option<&str>,
     ) -> Result<(String, (v1::RelaySubscribeResponse, SocketAddr)), Status> {
         let (session_id, stream_id) = (key.session_id.as_str(), key.stream_id.as_str());
         let nodes = cluster.read(cluster.nodes()).await;
         let mut nodes = nodes.map_err(|e| Status::unavailable(format!("the cluster directory: {e}")))?;
         nodes.retain(|lease| {
             let id = lease.record.id.as_str();
-            id != origin && id != cluster.node_id() && !cluster.unreachable(id)
+            id != origin && id != cluster.node_id() && !cluster.unreachable(id) && Some(id) != besides
         });
         nodes.sort_by_key(|lease| {
             (lease.record.load.streams + lease.record.load.subscriptions, lease.record.id.clone())
@@ -301,6 +303,51 @@ impl Api {
         )))
     }
 
+    /// Moves stream `key`, relayed here, to another path, make before break: Sub along the new path (to its origin
+    /// directly when `direct`, else through another node than the one it comes from now, the least loaded first),
+    /// then the relayed stream takes its packets from the new path's node (an `UpdateStream` of its publisher: the
+    /// data plane overlaps the two sources for a moment, each sequence number forwarded once), then Cancel to the old
+    /// path's node. Its subscriptions live on, with continuous numbering. Answers the node it comes from now; an error
+    /// leaves it where it was (with the new path's leg cancelled).
+    pub(crate) async fn move_relay(
+        &self,
+        cluster: &Arc<Cluster>,
+        key: &StreamKey,
+        direct: bool,
+    ) -> Result<String, Status> {
+        let (session_id, stream_id) = (key.session_id.as_str(), key.stream_id.as_str());
+        let _one_at_a_time = cluster.subscribing(session_id, stream_id).await;
+        let current = cluster
+            .incoming(session_id, stream_id)
+            .ok_or_else(|| Status::not_found(format!("{session_id}/{stream_id} is not relayed to this node")))?;
+        let origin = current.origin.clone();
+        let request_id = relays::new_request_id();
+        let (via, (_, relay_address)) = if direct {
+            let attempts = relays::DIRECT_SUB_ATTEMPTS;
+            let answer = cluster.subscribe_remote(&origin, session_id, stream_id, request_id, attempts).await;
+            (origin.clone(), answer.map_err(|e| e.to_status())?)
+        } else {
+            let why = format!("the path from node {} broke", current.from);
+            let besides = Some(current.from.as_str());
+            self.relay_through_another(cluster, &origin, key, request_id, why, besides).await?
+        };
+        let moved = async {
+            self.ensure_relay_endpoint(session_id, &via, relay_address).await?;
+            let update =
+                crate::registry::StreamUpdate { endpoint_id: Some(relays::endpoint_id(&via)), ..Default::default() };
+            self.apply(|reg| reg.plan_update_stream(session_id, stream_id, &update)).await.map(drop)
+        };
+        if let Err(status) = moved.await {
+            cluster.send_cancel(&via, session_id, stream_id, request_id);
+            return Err(status);
+        }
+        cluster.relayed_here(session_id, stream_id, &via, &origin, request_id);
+        cluster.send_cancel(&current.from, session_id, stream_id, current.request_id);
+        self.drop_unused_relay_endpoint(session_id, &current.from).await;
+        tracing::info!(session_id, stream_id, origin, from = current.from, to = via, "cluster: relayed stream moved");
+        Ok(via)
+    }
+
     /// A subscription left the stream relayed here as `session_id`/`stream_id`: when none is left, the relayed stream
     /// goes and Cancel is sent to its origin.
     pub(crate) async fn release_relayed(&self, cluster: &Arc<Cluster>, session_id: &str, stream_id: &str) {
@@ -310,8 +357,8 @@ impl Api {
             return;
         }
         let Some(gone) = cluster.forget_incoming(session_id, stream_id, |_| true) else { return };
-        self.drop_relayed_stream(session_id, stream_id, &gone.origin).await;
-        cluster.send_cancel(&gone.origin, session_id, stream_id, gone.request_id);
+        self.drop_relayed_stream(session_id, stream_id, &gone.from).await;
+        cluster.send_cancel(&gone.from, session_id, stream_id, gone.request_id);
     }
 
     /// `ListRelays`: the legs this node sends (subscriptions named `~<node>.<request id>`) and the streams relayed to
@@ -398,7 +445,13 @@ impl Api {
         for (session_id, stream_id, origin) in relayed {
             let request_id = relays::new_request_id();
             match cluster.subscribe_remote(&origin, &session_id, &stream_id, request_id, relays::SUB_ATTEMPTS).await {
-                Ok(_) => cluster.relayed_here(&session_id, &stream_id, &origin, request_id),
+                // Where it is published: the paths' check moves it to the direct path if it came through a relayer.
+                Ok(_) => {
+                    let key = StreamKey { session_id: session_id.clone(), stream_id: stream_id.clone() };
+                    let published_on = cluster.read(cluster.locate(&key)).await.ok().flatten();
+                    let published_on = published_on.unwrap_or_else(|| origin.clone());
+                    cluster.relayed_here(&session_id, &stream_id, &origin, &published_on, request_id);
+                }
                 Err(e) => {
                     tracing::warn!(session_id, stream_id, origin, "cluster: a relay kept across a restart ends: {e}");
                     self.drop_relayed_stream(&session_id, &stream_id, &origin).await;

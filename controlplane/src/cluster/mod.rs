@@ -5,13 +5,15 @@
 //! ([`node::Cluster`]: its lease with its load, the streams it publishes). What is built: nodes, leases, loads and
 //! where each stream is published, visible in `GetNodeInfo`, `ringfwd ctl node list` and the metrics; sessions held
 //! by every node ([`sessions`]); streams relayed from the node that publishes them to the nodes that have subscribers
-//! for them, over the direct path ([`relay`]: Sub / Data / Finish / Cancel).
+//! for them ([`relay`]: Sub / Data / Finish / Cancel), over the direct path while it works and through another node
+//! while it does not ([`paths`]).
 //! Must never reach the data plane, nor hold the registry while it talks to the directory.
 
 pub mod directory;
 pub mod embedded;
 pub mod join;
 pub mod node;
+pub mod paths;
 pub mod redis;
 pub mod relay;
 pub mod sessions;

@@ -55,6 +55,13 @@ pub struct ClusterCounters {
     pub relay_finishes_sent: AtomicU64,
     /// Relay events or messages dropped: the relay queue was full, too many were in flight, or every attempt failed.
     pub relay_messages_dropped: AtomicU64,
+    /// Relayed streams moved to another path: `[0]` through a relaying node (their path broke), `[1]` back to the
+    /// direct path.
+    pub path_moves: [AtomicU64; 2],
+    /// Moves of relayed streams that failed (each is tried again later).
+    pub path_move_failures: AtomicU64,
+    /// Probes of other nodes' paths that failed.
+    pub path_probes_failed: AtomicU64,
 }
 
 /// A placement to write.
@@ -136,6 +143,7 @@ impl Cluster {
             tokio::spawn(Arc::clone(&cluster).write_updates(queued)),
             tokio::spawn(Arc::clone(&cluster).hear(changes, Arc::clone(api))),
             tokio::spawn(Arc::clone(&cluster).relay_loop(relay_queue, Arc::clone(api))),
+            tokio::spawn(Arc::clone(&cluster).paths_loop(Arc::clone(api))),
         ];
         *cluster.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
         Ok(cluster)

@@ -24,8 +24,9 @@
 //! cannot reach) to relay: that node (the relayer) relays the stream in from A directly (never through a third
 //! node, so a path never loops) and adds a leg to B from its relayed copy, which is then a subscription of it like a
 //! local one: its last subscription or leg gone, it sends Cancel on to A; A's Finish deletes its copy, whose legs'
-//! removal sends Finish on. What is not built: moving back to the direct path when it returns, re-routing a relay
-//! whose relayer left, and feedback or NACKs answered at each hop beyond what each node's own interceptors do.
+//! removal sends Finish on. A path that breaks later, or a direct path that returns, moves the stream (see
+//! [`super::paths`]). What is not built: re-routing a relay whose relayer left the cluster (its lease's end removes
+//! what it relayed), and feedback or NACKs answered at each hop beyond what each node's own interceptors do.
 //! Reaches the registry only through [`Api`]; must never hold the registry or its tables across a call to another
 //! node.
 
@@ -40,7 +41,7 @@ use ringfwd_proto::v1::ringfwd_client::RingfwdClient;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-use super::directory::NodeRecord;
+use super::directory::{NodeRecord, StreamKey};
 use super::node::Cluster;
 use crate::api::Api;
 use crate::auth::{Grant, Keys};
@@ -97,9 +98,11 @@ pub fn parse_leg_id(subscription_id: &str) -> Option<(&str, u64)> {
 /// A stream relayed to this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
+    /// The node whose leg sends it here: its origin (the direct path) or a relaying node.
+    pub from: String,
     /// The node that publishes it.
     pub origin: String,
-    /// The Sub that made its leg.
+    /// The Sub (to `from`) that made its leg.
     pub request_id: u64,
 }
 
@@ -270,13 +273,28 @@ impl Cluster {
         self.relays().incoming().get(&(session_id.to_owned(), stream_id.to_owned())).cloned()
     }
 
+    /// Every stream relayed here, with where it comes from.
+    pub fn all_incoming(&self) -> Vec<(StreamKey, Incoming)> {
+        let incoming = self.relays().incoming();
+        let key = |(session_id, stream_id): &(String, String)| StreamKey {
+            session_id: session_id.clone(),
+            stream_id: stream_id.clone(),
+        };
+        incoming.iter().map(|(k, incoming)| (key(k), incoming.clone())).collect()
+    }
+
     /// Forgets every stream relayed here from node `node` (it left the cluster).
     pub fn forget_incoming_from(&self, node: &str) {
-        self.relays().incoming().retain(|_, incoming| incoming.origin != node);
+        self.relays().incoming().retain(|_, incoming| incoming.from != node);
+    }
+
+    /// Forgets the channel to API address `address`: the next call connects afresh.
+    pub(super) fn drop_channel(&self, address: SocketAddr) {
+        self.relays().channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&address);
     }
 
     /// A client of node `node`'s API, and the node's record.
-    async fn client(&self, node: &str) -> Result<(RingfwdClient<Channel>, NodeRecord), RelayError> {
+    pub(super) async fn client(&self, node: &str) -> Result<(RingfwdClient<Channel>, NodeRecord), RelayError> {
         let nodes = self.read(self.directory().nodes()).await;
         let nodes = nodes.map_err(|e| RelayError::NoNode { node: node.to_owned(), reason: e.to_string() })?;
         let lease = nodes
@@ -305,7 +323,7 @@ impl Cluster {
     }
 
     /// `request` with a token minted for this call.
-    fn authorized<T>(&self, node: &str, request: T) -> Result<tonic::Request<T>, RelayError> {
+    pub(super) fn authorized<T>(&self, node: &str, request: T) -> Result<tonic::Request<T>, RelayError> {
         let keys = &self.relays().keys;
         let token_error = |reason: String| RelayError::Token { node: node.to_owned(), reason };
         let key_id = keys.ids().next().ok_or_else(|| token_error("it has no key".to_owned()))?;
@@ -358,9 +376,10 @@ impl Cluster {
         }
     }
 
-    /// Records that `session_id`/`stream_id` is relayed here from `origin` by `request_id`.
-    pub fn relayed_here(&self, session_id: &str, stream_id: &str, origin: &str, request_id: u64) {
-        let incoming = Incoming { origin: origin.to_owned(), request_id };
+    /// Records that `session_id`/`stream_id`, published on `origin`, is relayed here from `from` (the origin itself or
+    /// a relaying node) by `request_id`.
+    pub fn relayed_here(&self, session_id: &str, stream_id: &str, from: &str, origin: &str, request_id: u64) {
+        let incoming = Incoming { from: from.to_owned(), origin: origin.to_owned(), request_id };
         self.relays().incoming().insert((session_id.to_owned(), stream_id.to_owned()), incoming);
     }
 
@@ -492,7 +511,7 @@ impl Cluster {
                         continue;
                     }
                     if let Some(gone) = self.forget_incoming(&session_id, &stream_id, |_| true) {
-                        self.send_cancel(&gone.origin, &session_id, &stream_id, gone.request_id);
+                        self.send_cancel(&gone.from, &session_id, &stream_id, gone.request_id);
                     }
                 }
             }

@@ -64,5 +64,18 @@ impl ExportMetrics for ClusterMetrics {
         out.sample(relay, &[("message", "cancel")], c.relay_cancels_sent.load(Ordering::Relaxed));
         out.sample(relay, &[("message", "finish")], c.relay_finishes_sent.load(Ordering::Relaxed));
         out.sample(relay, &[("message", "dropped")], c.relay_messages_dropped.load(Ordering::Relaxed));
+        let moves = "ringfwd_cluster_path_moves_total";
+        out.family(
+            moves,
+            Kind::Counter,
+            "Relayed streams this node moved to another path: through a relaying node (relay), back to the direct path \
+             (direct), or that failed to move (failed, tried again later).",
+        );
+        out.sample(moves, &[("to", "relay")], c.path_moves[0].load(Ordering::Relaxed));
+        out.sample(moves, &[("to", "direct")], c.path_moves[1].load(Ordering::Relaxed));
+        out.sample(moves, &[("to", "failed")], c.path_move_failures.load(Ordering::Relaxed));
+        let probes = "ringfwd_cluster_path_probes_failed_total";
+        out.family(probes, Kind::Counter, "Probes of the nodes this node's relayed streams come from that failed.");
+        out.sample(probes, &[], c.path_probes_failed.load(Ordering::Relaxed));
     }
 }

@@ -200,7 +200,7 @@ fn plan(reg: &mut Registry, op: &Op, step: u64) -> Option<Result<Plan, RegistryE
         }
         Op::UpdateStream(s, t, ssrc, payload_types) => {
             let t = t.resolve(streams(reg, *s), &STREAMS);
-            let update = StreamUpdate { ssrc: *ssrc, payload_types: payload_types.clone(), interceptors: None };
+            let update = StreamUpdate { ssrc: *ssrc, payload_types: payload_types.clone(), ..StreamUpdate::default() };
             reg.plan_update_stream(SESSIONS[*s], &t, &update)
         }
         Op::Learn(a, ssrc, pt) => {

@@ -203,3 +203,31 @@ fn a_stream_declared_without_ssrc_adopts_the_first_and_follows_in_place() {
         "ssrc"
     );
 }
+
+#[test]
+fn a_stream_moves_to_another_publishing_endpoint_in_place() {
+    use super::tests::subscription;
+    let mut reg = room(); // a-audio from alice (127.0.0.1:5000); bob (subscribing) 127.0.0.1:5002; carol [::1]:5004
+    apply(&mut reg, |r| r.plan_create_subscription(subscription("room", "s", "a-audio", "bob")));
+    let (id, worker) = {
+        let stream = reg.get_stream("room", "a-audio").unwrap();
+        (stream.data_plane_id, stream.worker)
+    };
+    let to = |endpoint: &str| StreamUpdate { endpoint_id: Some(endpoint.to_owned()), ..StreamUpdate::default() };
+    assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &to("bob"))), "endpoint_id", "its subscriber");
+    apply(&mut reg, |r| r.plan_create_endpoint(endpoint("room", "erin", Some("127.0.0.1:5006"))));
+
+    let plan = reg.plan_update_stream("room", "a-audio", &to("erin")).unwrap();
+    assert_eq!(plan.commands, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5006") })]);
+    assert_eq!(plan.undo, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5000") })]);
+    apply(&mut reg, |_| Ok(plan));
+    let moved = reg.get_stream("room", "a-audio").unwrap();
+    assert_eq!((moved.endpoint_id.as_str(), moved.subscriptions), ("erin", 1), "its subscription lives on");
+    assert!(reg.plan_update_stream("room", "a-audio", &to("erin")).unwrap().commands.is_empty(), "unchanged");
+
+    assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &to("dave"))), "endpoint_id", "latching");
+    assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &to("carol"))), "endpoint_id", "IPv6");
+    assert_eq!(invalid_field(reg.plan_update_stream("room", "a-audio", &to("no such"))), "endpoint_id");
+    let missing = reg.plan_update_stream("room", "a-audio", &to("frank")).unwrap_err();
+    assert!(matches!(missing, RegistryError::NotFound { kind: "endpoint", .. }), "{missing}");
+}

@@ -1,12 +1,13 @@
 //! Planning `UpdateStream`: a new SSRC or new payload types for a published stream (a re-INVITE, a restarted
-//! user agent), or new ingress interceptors (a plugin attached or detached), in place, so its subscriptions live on.
+//! user agent), new ingress interceptors (a plugin attached or detached), or, for the cluster, a new publishing
+//! endpoint (a relayed stream moved to another path), in place, so its subscriptions live on.
 //!
 //! Owns the rules of a stream update and its commands: `ChangeStreamSsrc` on the stream's worker (its subscribers
 //! keep their SSRC and continuous numbering), the SSRC aliases that go with it (when the kernel steers the new SSRC
 //! to another worker, that worker gets an `AliasSsrc` naming the stream's; the old SSRC's alias, if any, goes; see
 //! `learn`), the feedback routes of subscriptions whose out SSRC is pinned to an aliased SSRC, then a
 //! `ReconfigureSubscription` for each subscription whose payload-type filter follows the new payload types, and a
-//! `ReconfigureStream` when the ingress chain changes. Must
+//! `ReconfigureStream` when the ingress chain changes; a new publisher is a `SetSource` (and `SetRtcpSource`). Must
 //! never change the registry (only `commit` does) nor move a stream to another worker: its subscriptions' numbering
 //! lives there.
 
@@ -29,6 +30,11 @@ pub struct StreamUpdate {
     pub payload_types: Option<Vec<u32>>,
     /// Its ingress interceptors by name from now on (empty: none).
     pub interceptors: Option<Vec<String>>,
+    /// The endpoint that publishes it from now on: the cluster's move of a relayed stream to another path (not in
+    /// the API's `UpdateStream`). Both endpoints need a fixed media address of one family; the stream takes its
+    /// packets from the new one (`SetSource`, which overlaps the two for a moment: see the data plane's table) and
+    /// its subscribers' feedback goes there.
+    pub endpoint_id: Option<String>,
 }
 
 impl Registry {
@@ -88,6 +94,11 @@ impl Registry {
         if let Some(names) = interceptors {
             updated.interceptors = names;
         }
+        let (mut commands, mut undo) = (Vec::new(), Vec::new());
+        if let Some(endpoint_id) = update.endpoint_id.as_deref().filter(|&id| id != current.endpoint_id) {
+            self.plan_publisher_move(session, (stream_id, current), endpoint_id, &mut commands, &mut undo)?;
+            updated.endpoint_id = endpoint_id.to_owned();
+        }
         let mut subscriptions = Vec::new();
         for (subscription_id, sub) in session.subscriptions.iter().filter(|(_, s)| s.stream_id == stream_id) {
             let mut record = sub.clone();
@@ -96,7 +107,6 @@ impl Registry {
             }
             subscriptions.push((subscription_id, sub, record));
         }
-        let (mut commands, mut undo) = (Vec::new(), Vec::new());
         if updated.ssrc != current.ssrc {
             // Their subscribers' feedback about the old SSRC went along its alias; from now on along a route.
             let pinned = subscriptions.iter().map(|(_, sub, record)| (*sub, record));
@@ -136,6 +146,47 @@ impl Registry {
             }),
             outcome: Outcome::Updated(View::Stream(view)),
         })
+    }
+
+    /// The commands that make stream `stream_id` (`current`) take its packets (RTP, and RTCP when the endpoints send it
+    /// apart) from endpoint `endpoint_id` instead of its publisher, with their undo. `InvalidArgument` (field
+    /// `endpoint_id`) unless both endpoints have a fixed media address (not latching) of one family and the new one
+    /// does not subscribe to the stream; `NotFound` when there is no such endpoint.
+    fn plan_publisher_move(
+        &self,
+        session: &super::model::SessionRecord,
+        (stream_id, current): (&str, &StreamRecord),
+        endpoint_id: &str,
+        commands: &mut Vec<(usize, Command)>,
+        undo: &mut Vec<(usize, Command)>,
+    ) -> Result<(), RegistryError> {
+        validate::id("endpoint_id", endpoint_id)?;
+        let to = session.endpoints.get(endpoint_id).ok_or_else(|| RegistryError::not_found("endpoint", endpoint_id))?;
+        let from = session.endpoints.get(&current.endpoint_id);
+        let fixed = |endpoint: &super::model::EndpointRecord| endpoint.media_address.filter(|_| !endpoint.latching);
+        let (Some(old), Some(new)) = (from.and_then(fixed), fixed(to)) else {
+            let why = "a stream moves only between endpoints with a fixed media address (not latching)";
+            return Err(RegistryError::invalid("endpoint_id", why));
+        };
+        let subscribes =
+            session.subscriptions.values().any(|s| s.stream_id == stream_id && s.endpoint_id == endpoint_id);
+        if subscribes {
+            let why = format!("{endpoint_id} subscribes to the stream: it would receive its own packets");
+            return Err(RegistryError::invalid("endpoint_id", why));
+        }
+        if old.is_ipv4() != new.is_ipv4() {
+            let why = format!("{endpoint_id}'s media address {new} is not of the family of {old}, the stream's source");
+            return Err(RegistryError::invalid("endpoint_id", why));
+        }
+        let (id, worker) = (current.data_plane_id, current.worker);
+        commands.push((worker, Command::SetSource { id, source: new }));
+        undo.push((worker, Command::SetSource { id, source: old }));
+        let (old_rtcp, new_rtcp) = (from.and_then(|e| e.rtcp_address()), to.rtcp_address());
+        if old_rtcp != new_rtcp {
+            commands.push((worker, Command::SetRtcpSource { id, source: new_rtcp }));
+            undo.push((worker, Command::SetRtcpSource { id, source: old_rtcp }));
+        }
+        Ok(())
     }
 
     /// The commands that move stream `current` to `updated`'s SSRC on its worker, with their undo: the new SSRC's

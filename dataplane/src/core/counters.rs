@@ -160,6 +160,7 @@ define_counters! {
         UnknownSsrc = "unknown_ssrc" => drop_unknown_ssrc = "No stream with this SSRC on this worker.",
         WrongSource = "wrong_source" => drop_wrong_source = "Known SSRC from a source address that is not the stream's.",
         LatchExpired = "latch_expired" => drop_latch_expired = "Latch window over with no lock and not from the fallback.",
+        Repeated = "repeated" => drop_repeated = "RTP a stream had already taken, from the other source, in the overlap after its source moved (SetSource).",
         TxFull = "tx_full" => drop_tx_full = "Copies egress refused (no send slot or header slot).",
         HandoverFull = "handover_full" => drop_handover_full = "Handovers refused because the ring to the owner was full.",
         RateLimited = "rate_limited" => drop_rate_limited = "Packets over the per-source rate (admission.max_packets_per_second_per_source).",

@@ -21,7 +21,7 @@ use super::interceptor::Plugins;
 use super::interceptor::{Metadata, Outbox, RtcpFrom, RtpAttrs, Scope, Snapshot, Verdict};
 use super::packet::{classify, PacketKind, RtcpCompound, RtpView};
 use super::steering::owner_of;
-use super::table::{has_destination, ForwarderLimits, Latch, NewSubscription, Table};
+use super::table::{has_destination, ForwarderLimits, Latch, NewSubscription, Overlap, Table};
 use super::transmit::Transmits;
 use super::wire::{RtpTimestamp, SeqNo, Ssrc};
 
@@ -280,7 +280,7 @@ impl Forwarder {
             Command::ReconfigureStream { id, ingress } => self.reconfigure_stream(now, id, ingress),
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
-            Command::SetSource { id, source } => self.table.set_source(id, source),
+            Command::SetSource { id, source } => self.table.set_source(now, id, source),
             Command::SetRtcpSource { id, source } => self.table.set_rtcp_source(id, source),
             Command::SetRtcpDestination { id, dest } => self.table.set_rtcp_destination(id, dest),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),
@@ -454,7 +454,25 @@ impl Forwarder {
         // too, here or, when that subscription lives on another worker, by handing the compound over once the
         // publisher's part is done.
         let mut feedback_elsewhere = None;
-        let stream = match self.table.find_locked(src, ssrc).or(rtcp_source) {
+        let mut found = self.table.find_locked(src, ssrc).or(rtcp_source);
+        // RTCP to the publisher leaves from the socket its packets arrive on; during a move's overlap, from the one
+        // its new source uses.
+        let mut publisher_socket = socket;
+        // A stream moved by `SetSource` takes packets from both sources for a while (see `table`, "Moving a fixed
+        // source"): the one check a packet of a stream that is not moving pays.
+        if let Some(stream) = found.filter(|&stream| self.table.is_moving(stream)) {
+            let seq = match &parsed {
+                Parsed::Rtp(attrs) => Some(attrs.seq),
+                Parsed::Rtcp(_) => None,
+            };
+            match self.table.take_while_moving(now, stream, src, seq) {
+                Overlap::Take => {}
+                Overlap::TakeFromPrevious => publisher_socket = self.table.streams[stream as usize].socket,
+                Overlap::Repeated => return Outcome::Dropped(DropReason::Repeated),
+                Overlap::Ended => found = rtcp_source,
+            }
+        }
+        let stream = match found {
             Some(stream) => {
                 if let Parsed::Rtcp(compound) = &parsed {
                     feedback_elsewhere = self.subscriber_part(now, src, (stream, ssrc), compound, steered);
@@ -522,7 +540,7 @@ impl Forwarder {
             entry.rate_limited_pending += 1;
             return Outcome::Dropped(DropReason::RateLimited);
         }
-        entry.socket = socket;
+        entry.socket = publisher_socket;
         let verdict = match parsed {
             Parsed::Rtp(mut attrs) => {
                 attrs.ext_seq = entry.seq.unwrap(attrs.seq);

@@ -20,6 +20,19 @@
 //! new address would: the same rule then brings it back to the peer once the spoofer is silent for the window.)
 //! RTCP never latches nor re-latches, and a zero window never re-latches (the stream can only lock to its
 //! fallback, and stays there). Each lock and re-lock is a `SourceChanged` event.
+//!
+//! # Moving a fixed source
+//! `Command::SetSource` moves a fixed stream to another address, often the same stream relayed along another path
+//! (between cluster nodes, tens of µs faster or slower), with the same sequence numbers. So that no packet is lost
+//! (it came on the new path before the move and on the old one after) nor sent twice (on the old path before, the
+//! new one after), the stream keeps its previous source's key for an overlap of [`SOURCE_MOVE_OVERLAP`] from the
+//! command: packets from either address are its, and RTP no newer than the highest it has taken (before the move,
+//! then from either source) is dropped as `repeated`. The first packet of the stream at or after the end of the
+//! overlap ends it: the previous key goes, and that address is a stranger again (`wrong_source`). A second move ends
+//! the first one's overlap; a move back to the previous source switches at once; removing the stream or changing its
+//! SSRC ends it; a stream that locks to the previous address (added, moved or re-keyed to it) takes it at once. If
+//! `locked` had no room for the second key, the move switches at once (it has: two keys per stream are reserved).
+//! RTCP to the publisher goes to the new source throughout. See `source_move`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -37,6 +50,11 @@ use super::rate::TokenBucket;
 use super::rewrite::Rewrite;
 use super::routes::FeedbackRoutes;
 use super::wire::SeqUnwrapper;
+
+mod source_move;
+
+pub use source_move::SOURCE_MOVE_OVERLAP;
+pub(crate) use source_move::{MovedFrom, Overlap};
 
 /// The bounds of one worker's tables and packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +112,9 @@ pub(crate) struct Stream {
     /// Its publisher's RTCP address when not muxed (RTP port + 1): its RTCP is accepted from there and RTCP to
     /// the publisher goes there.
     pub(crate) rtcp_source: Option<SocketAddr>,
+    /// A fixed stream moved by `Command::SetSource` during the overlap with its previous source (see the module
+    /// docs, "Moving a fixed source").
+    pub(crate) moved_from: Option<MovedFrom>,
 }
 
 /// One subscriber's copy of a stream.
@@ -170,6 +191,8 @@ pub(crate) struct Table {
     subscription_slots: usize,
     stream_ids: Map<StreamId, u32>,
     subscription_ids: Map<SubscriptionId, u32>,
+    /// Streams by (source, SSRC): locked streams, and moving ones by their previous source too (two keys per stream
+    /// reserved).
     locked: Map<(SocketAddr, u32), u32>,
     /// Streams by (RTCP source, SSRC), for publishers whose RTCP is not muxed: RTCP only.
     rtcp_sources: Map<(SocketAddr, u32), u32>,
@@ -221,7 +244,7 @@ impl Table {
             subscription_slots: 0,
             stream_ids: reserved_map(streams, &hasher),
             subscription_ids: reserved_map(subscriptions, &hasher),
-            locked: reserved_map(streams, &hasher),
+            locked: reserved_map(streams.saturating_mul(2), &hasher),
             rtcp_sources: reserved_map(streams, &hasher),
             latching: reserved_map(streams, &hasher),
             ssrc_streams: reserved_map(streams, &hasher),
@@ -262,9 +285,10 @@ impl Table {
         }
         let (source, latch_window) = match policy {
             SourcePolicy::Fixed(addr) => {
-                if self.locked.contains_key(&(addr, ssrc)) {
+                if self.key_holder((addr, ssrc)).is_some() {
                     return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
                 }
+                self.yield_key((addr, ssrc));
                 (SourceState::Locked(addr), None)
             }
             SourcePolicy::Latch { window, fallback } => {
@@ -290,6 +314,7 @@ impl Table {
             last_packet: None,
             rate_limited_pending: 0,
             rtcp_source: None,
+            moved_from: None,
         }) as u32;
         self.stream_slots = self.stream_slots.max(idx as usize + 1);
         match source {
@@ -302,8 +327,9 @@ impl Table {
     }
 
     /// Re-keys stream `id` to `ssrc` (see `Command::ChangeStreamSsrc`): its source keys, the SSRC counts, its
-    /// sequence extender; pins each subscription's unset out SSRC to the old SSRC and marks a rebase pending
-    /// where something was sent. Answers the slab index. Never allocates (capacity reserved).
+    /// sequence extender (a move's overlap ends: its numbers start again); pins each subscription's unset out SSRC
+    /// to the old SSRC and marks a rebase pending where something was sent. Answers the slab index. Never allocates
+    /// (capacity reserved).
     pub(crate) fn change_stream_ssrc(&mut self, id: StreamId, ssrc: u32) -> Result<u32, CommandError> {
         let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
         let stream = &self.streams[idx as usize];
@@ -311,14 +337,16 @@ impl Table {
         if old == ssrc {
             return Ok(idx);
         }
-        let latching = stream.latch_window.is_some();
+        let (latching, source, rtcp_source) = (stream.latch_window.is_some(), stream.source, stream.rtcp_source);
         if latching && self.latching.contains_key(&ssrc) {
             return Err(CommandError::SsrcInUse { ssrc, source_addr: None });
         }
-        if let SourceState::Locked(addr) = stream.source {
-            if self.locked.contains_key(&(addr, ssrc)) {
+        if let SourceState::Locked(addr) = source {
+            if self.key_holder((addr, ssrc)).is_some() {
                 return Err(CommandError::SsrcInUse { ssrc, source_addr: Some(addr) });
             }
+            self.end_move(idx);
+            self.yield_key((addr, ssrc));
             self.locked.remove(&(addr, old));
             self.locked.insert((addr, ssrc), idx);
         }
@@ -326,7 +354,7 @@ impl Table {
             self.latching.remove(&old);
             self.latching.insert(ssrc, idx);
         }
-        if let Some(rtcp) = stream.rtcp_source {
+        if let Some(rtcp) = rtcp_source {
             if self.rtcp_sources.get(&(rtcp, old)) == Some(&idx) {
                 self.rtcp_sources.remove(&(rtcp, old));
             }
@@ -350,27 +378,6 @@ impl Table {
         Ok(idx)
     }
 
-    /// Runs `Command::SetSource`. Never allocates (capacity reserved).
-    pub(crate) fn set_source(&mut self, id: StreamId, source: SocketAddr) -> Result<(), CommandError> {
-        let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
-        let stream = &mut self.streams[idx as usize];
-        match (stream.latch_window, stream.source) {
-            (None, SourceState::Locked(old)) if old != source => {
-                if self.locked.contains_key(&(source, stream.ssrc)) {
-                    return Err(CommandError::SsrcInUse { ssrc: stream.ssrc, source_addr: Some(source) });
-                }
-                self.locked.remove(&(old, stream.ssrc));
-                self.locked.insert((source, stream.ssrc), idx);
-                stream.source = SourceState::Locked(source);
-            }
-            (_, SourceState::Waiting { deadline, .. }) => {
-                stream.source = SourceState::Waiting { deadline, fallback: Some(source) };
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
     /// Removes a stream and its subscriptions.
     pub(crate) fn remove_stream(&mut self, id: StreamId) -> Result<(), CommandError> {
         let idx = self.stream_ids.remove(&id).ok_or(CommandError::StreamNotFound { id })?;
@@ -390,6 +397,11 @@ impl Table {
         }
         if let SourceState::Locked(addr) = stream.source {
             self.locked.remove(&(addr, stream.ssrc));
+        }
+        if let Some(moved) = stream.moved_from {
+            if self.locked.get(&(moved.previous, stream.ssrc)) == Some(&idx) {
+                self.locked.remove(&(moved.previous, stream.ssrc));
+            }
         }
         if stream.latch_window.is_some() {
             self.latching.remove(&stream.ssrc);
@@ -633,7 +645,7 @@ impl Table {
         self.subscription_ids.get(&id).copied()
     }
 
-    /// The stream locked to `(src, ssrc)`.
+    /// The stream locked to `(src, ssrc)`, or moving from `src` (see [`Table::take_while_moving`]).
     pub(crate) fn find_locked(&self, src: SocketAddr, ssrc: u32) -> Option<u32> {
         self.locked.get(&(src, ssrc)).copied()
     }
@@ -677,7 +689,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn limits() -> ForwarderLimits {
+    pub(super) fn limits() -> ForwarderLimits {
         ForwarderLimits {
             max_streams: 8,
             max_subscriptions: 16,
@@ -687,7 +699,7 @@ mod tests {
         }
     }
 
-    fn addr(port: u16) -> SocketAddr {
+    pub(super) fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
@@ -751,8 +763,8 @@ mod tests {
     }
 
     /// Keeps the table full while replacing a third of its streams (and their subscriptions) per
-    /// round, half of them latching on the way: removals leave tombstones in the maps, and the maps
-    /// must absorb them without resizing.
+    /// round, half of them latching on the way and some fixed ones moving (`set_source`, two keys each during the
+    /// overlap): removals leave tombstones in the maps, and the maps must absorb them without resizing.
     fn churn_with_seed(seed: u64) {
         let limits = ForwarderLimits {
             max_streams: 512,
@@ -797,6 +809,20 @@ mod tests {
                 }
                 live.push(id);
             }
+            // One stream in eight is moved each round: a fixed one with an overlap (moved again, it ends the first), a
+            // latching one not (latched: it follows its rule; waiting: `source` is its fallback).
+            for &id in live.iter().filter(|&&id| (id + round) % 8 == 0) {
+                table.set_source(now, StreamId(id), addr(4000 + (round % 3) as u16)).unwrap();
+            }
+            // Every key in `locked` is a stream's source or the previous source of its move: none is left behind.
+            let keys: usize = table
+                .streams
+                .iter()
+                .map(|(_, s)| {
+                    usize::from(matches!(s.source, SourceState::Locked(_))) + usize::from(s.moved_from.is_some())
+                })
+                .sum();
+            assert_eq!(table.locked.len(), keys, "seed {seed} round {round}");
             let full =
                 table.add_stream(now, StreamId(u64::MAX), 1, SourcePolicy::Fixed(addr(1)), 90_000, Chain::default);
             assert!(matches!(full, Err(CommandError::LimitReached { limit: "max_streams", .. })));

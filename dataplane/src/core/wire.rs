@@ -100,19 +100,22 @@ impl SeqUnwrapper {
 
     /// The extended sequence number of `seq`; advances the highest when `seq` is newer.
     pub fn unwrap(&mut self, seq: SeqNo) -> u64 {
-        let Some(highest) = self.highest else {
-            let extended = (1u64 << 16) | u64::from(seq.0);
+        let extended = self.extended(seq);
+        if self.highest.is_none_or(|highest| extended > highest) {
             self.highest = Some(extended);
-            return extended;
+        }
+        extended
+    }
+
+    /// The extended sequence number [`SeqUnwrapper::unwrap`] would give `seq` now, without advancing anything.
+    pub fn extended(&self, seq: SeqNo) -> u64 {
+        let Some(highest) = self.highest else {
+            return (1u64 << 16) | u64::from(seq.0);
         };
         // Signed distance in -2^15..2^15 from the highest seen (2^15 apart counts as older).
         let delta = i64::from(seq.0.wrapping_sub(highest as u16) as i16);
         // `highest >= 2^16 > 2^15 >= -delta`, so this never underflows.
-        let extended = highest.wrapping_add_signed(delta);
-        if delta > 0 {
-            self.highest = Some(extended);
-        }
-        extended
+        highest.wrapping_add_signed(delta)
     }
 }
 
@@ -235,6 +238,17 @@ mod tests {
                 let extended = u.unwrap(seq);
                 prop_assert_eq!(extended as u16, seq.0);
                 prop_assert_eq!(extended, first + sent_index);
+            }
+        }
+
+        #[test]
+        fn extended_is_unwrap_without_advancing(seqs in proptest::collection::vec(any::<u16>(), 1..100)) {
+            let mut u = SeqUnwrapper::new();
+            for seq in seqs {
+                let before = u;
+                let peeked = u.extended(SeqNo(seq));
+                prop_assert_eq!(u, before);
+                prop_assert_eq!(u.unwrap(SeqNo(seq)), peeked);
             }
         }
     }

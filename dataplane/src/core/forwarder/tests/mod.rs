@@ -10,6 +10,7 @@ mod latch;
 mod plugins;
 mod rtcp_port;
 mod sendrecv;
+mod source_move;
 mod switch;
 
 use std::net::SocketAddr;
