@@ -81,6 +81,35 @@ fn private_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>,
     })
 }
 
+/// The TLS of this node's calls to other nodes' APIs (relaying, when their API has `[api.tls]`): their certificates
+/// verified against the CA certificates of `ca_file` (`cluster.tls_ca_file`; `None`: the system's trust store), and,
+/// when this node has `[api.tls]` itself, its certificate and key presented to a node that asks for one (mutual TLS:
+/// it must then allow client authentication). The server name checked is set per call (the other node's address).
+pub fn node_client_config(
+    ca_file: Option<&Path>,
+    own: Option<&ApiTls>,
+) -> Result<tonic::transport::ClientTlsConfig, TlsFileError> {
+    const CA: &str = "cluster.tls_ca_file";
+    let mut config = tonic::transport::ClientTlsConfig::new();
+    config = match ca_file {
+        Some(path) => {
+            certificates(CA, path)?;
+            config.ca_certificate(tonic::transport::Certificate::from_pem(read(CA, path)?))
+        }
+        None => config.with_native_roots(),
+    };
+    if let Some(own) = own {
+        const CERT: &str = "api.tls.cert_file";
+        const KEY: &str = "api.tls.key_file";
+        let (cert_path, key_path) = (required(CERT, &own.cert_file)?, required(KEY, &own.key_file)?);
+        certificates(CERT, cert_path)?;
+        private_key(KEY, key_path)?;
+        let identity = tonic::transport::Identity::from_pem(read(CERT, cert_path)?, read(KEY, key_path)?);
+        config = config.identity(identity);
+    }
+    Ok(config)
+}
+
 /// The rustls server config of `tls`: its certificate chain and key, and, with `client_ca_file`, a client
 /// certificate required and verified against those CAs. ALPN offers h2 only.
 pub fn server_config(tls: &ApiTls) -> Result<Arc<ServerConfig>, TlsFileError> {

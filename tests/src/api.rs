@@ -64,6 +64,32 @@ impl Api {
         Api { runtime, client: RingfwdClient::with_interceptor(channel, Bearer(header)) }
     }
 
+    /// Connects to the control API at `addr` over TLS, its certificate verified against `ca` (for the name of `addr`'s
+    /// IP), presenting `client` when given (mutual TLS), with `token`.
+    pub fn connect_tls(addr: SocketAddr, token: &str, ca: &Path, client: Option<&crate::tls::CertFiles>) -> Api {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let header = MetadataValue::try_from(format!("Bearer {token}")).expect("token fits a header");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
+        let read = |path: &Path| std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut tls =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca))).domain_name(addr.ip().to_string());
+        if let Some(client) = client {
+            tls = tls.identity(Identity::from_pem(read(&client.cert), read(&client.key)));
+        }
+        let channel = runtime
+            .block_on(
+                Channel::from_shared(format!("https://{addr}"))
+                    .expect("endpoint uri")
+                    .tls_config(tls)
+                    .expect("TLS settings")
+                    .timeout(RPC_TIMEOUT)
+                    .connect_timeout(RPC_TIMEOUT)
+                    .connect(),
+            )
+            .unwrap_or_else(|e| panic!("cannot connect to the control API at {addr} over TLS: {e}"));
+        Api { runtime, client: RingfwdClient::with_interceptor(channel, Bearer(Some(header))) }
+    }
+
     /// Connects to `daemon`'s API with the development admin token it wrote.
     pub fn dev(daemon: &Daemon) -> Api {
         Api::connect(daemon.api, Some(&dev_token(daemon)))

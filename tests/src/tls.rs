@@ -1,6 +1,6 @@
 //! Certificates for the TLS tests, made fresh per test with rcgen: a CA, a server certificate it signed (SANs
 //! `localhost` and `127.0.0.1`; its file holds the chain, the server's certificate then the CA's, as a server's
-//! full chain file may), a client certificate it signed, and a second, unrelated CA with a client
+//! full chain file may), a node certificate for a server and a client alike, a client certificate it signed, and a second, unrelated CA with a client
 //! certificate of its own (one the daemon must refuse). All are PEM files in a private temporary folder that lives
 //! as long as the [`TestPki`].
 //!
@@ -35,16 +35,16 @@ fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("self-signed CA")
 }
 
-/// A leaf certificate for `names` (DNS names or IP addresses) signed by `issuer`, for `usage`.
+/// A leaf certificate for `names` (DNS names or IP addresses) signed by `issuer`, for `usages`.
 fn leaf(
     issuer: &CertifiedIssuer<'static, KeyPair>,
     common_name: &str,
     names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
+    usages: &[ExtendedKeyUsagePurpose],
 ) -> (String, String) {
     let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
     params.distinguished_name.push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![usage];
+    params.extended_key_usages = usages.to_vec();
     let key = KeyPair::generate().expect("leaf key");
     let cert = params.signed_by(&key, issuer).expect("signed leaf");
     (cert.pem(), key.serialize_pem())
@@ -57,16 +57,24 @@ impl TestPki {
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write PEM");
         let authority = ca("ringfwd test CA");
         write("ca.pem", &authority.pem());
-        let (cert, key) =
-            leaf(&authority, "ringfwd test server", &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+        let (cert, key) = leaf(
+            &authority,
+            "ringfwd test server",
+            &["localhost", "127.0.0.1"],
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+        );
         write("server.pem", &format!("{cert}{}", authority.pem()));
         write("server.key", &key);
-        let (cert, key) = leaf(&authority, "ringfwd test client", &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let both = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let (cert, key) = leaf(&authority, "ringfwd test node", &["localhost", "127.0.0.1"], &both);
+        write("node.pem", &format!("{cert}{}", authority.pem()));
+        write("node.key", &key);
+        let (cert, key) = leaf(&authority, "ringfwd test client", &[], &[ExtendedKeyUsagePurpose::ClientAuth]);
         write("client.pem", &cert);
         write("client.key", &key);
         let stranger = ca("unrelated CA");
         write("other-ca.pem", &stranger.pem());
-        let (cert, key) = leaf(&stranger, "unrelated client", &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let (cert, key) = leaf(&stranger, "unrelated client", &[], &[ExtendedKeyUsagePurpose::ClientAuth]);
         write("other-client.pem", &cert);
         write("other-client.key", &key);
         TestPki { dir }
@@ -94,6 +102,12 @@ impl TestPki {
     /// The server's certificate chain (SANs `localhost`, `127.0.0.1`; then the CA) and key.
     pub fn server(&self) -> CertFiles {
         CertFiles { cert: self.path("server.pem"), key: self.path("server.key") }
+    }
+
+    /// A cluster node's certificate chain (SANs `localhost`, `127.0.0.1`; then the CA), for a server and a client
+    /// alike (mutual TLS between nodes), and its key.
+    pub fn node(&self) -> CertFiles {
+        CertFiles { cert: self.path("node.pem"), key: self.path("node.key") }
     }
 
     /// A client certificate signed by [`TestPki::ca`].

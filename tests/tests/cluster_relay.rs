@@ -124,7 +124,9 @@ fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
     let (_, a, api_a) = start_node(&redis, ONE_WORKER, "a", "");
-    let (_, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
+    // B keeps the statistics of the streams relayed to it (its per-relay series), and sends no RTCP of its own.
+    let b_base = format!("{ONE_WORKER}[interceptors]\ningress = [\"stats\"]\negress = []\n");
+    let (_, b, api_b) = start_node(&redis, &b_base, "b", "");
 
     // A publishes; B learns where from the directory.
     let (camera, viewer, second) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
@@ -150,6 +152,14 @@ fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
     let received = viewer.recv_rtp(sent.len(), WAIT);
     assert_eq!(received.len(), sent.len(), "the viewer on b received {} of {}", received.len(), sent.len());
     assert_eq!(received, sent, "relayed byte for byte");
+    // Per-leg series: A's leg to B and B's stream relayed from A each count the packets (stats sampled periodically).
+    let (metrics_a, metrics_b) = (a.metrics.expect("a serves metrics"), b.metrics.expect("b serves metrics"));
+    let labels = |node| [("session", "s"), ("stream", "v"), ("node", node)];
+    let leg = || sample(metrics_a, "ringfwd_cluster_relay_leg_packets_total", &labels("b"));
+    assert!(wait_until(WAIT, || leg().is_some_and(|n| n >= f64::from(PACKETS))), "a's leg to b: {:?}", leg());
+    let relayed = || sample(metrics_b, "ringfwd_cluster_relayed_stream_packets_total", &labels("a"));
+    let counted = wait_until(WAIT, || relayed().is_some_and(|n| n >= f64::from(PACKETS)));
+    assert!(counted, "b's stream relayed from a: {:?}", relayed());
 
     // Feedback: a PLI from the viewer on B reaches the camera on A.
     viewer.send(&pli(0x0bad_cafe, SSRC), b.media[0]);

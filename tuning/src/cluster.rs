@@ -56,6 +56,11 @@ pub struct Cluster {
     /// streams through another node, which relays them. Node ids, at most [`crate::validate::MAX_UNREACHABLE_NODES`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable_nodes: Vec<String>,
+    /// CA certificates (PEM, an absolute path) the API certificates of the other nodes chain to: a node whose API
+    /// has `[api.tls]` is called over TLS, its certificate verified against these (unset: the system's trust store).
+    /// A node that has `[api.tls]` itself presents its certificate when the other asks for one (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Cluster {
@@ -71,6 +76,7 @@ impl Default for Cluster {
             api_address: None,
             update_queue: defaults::CLUSTER_UPDATE_QUEUE,
             unreachable_nodes: Vec::new(),
+            tls_ca_file: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The metadata RPCs: SetMetadata, DeleteMetadata, GetMetadata, WatchMetadata, the metadata given to a create,
-//! and dropping an object's metadata when the registry deletes it.
+//! and dropping an object's metadata when the registry deletes it; in a cluster, each write handed to the cluster to
+//! share, and what other nodes shared merged in (see [`crate::cluster::metadata`]).
 //!
 //! Owns the order of locks (the registry first, to check that the object exists and to keep it existing while
 //! its metadata changes; then the hub, never across an `.await`) and each watcher's stream: a task that sends
@@ -66,6 +67,7 @@ impl Api {
         match hub.store.write(object, writes, Origin::Controller, crate::clock::unix_us()) {
             Ok(outcome) => outcome.event.into_iter().for_each(|e| {
                 self.publish_metadata(&e);
+                self.share_metadata(&e);
                 hub.publish(e);
             }),
             Err(e) => tracing::warn!(%object, error = %e, "could not write the checked metadata of a new object"),
@@ -260,6 +262,7 @@ impl Api {
             let changed = outcome.event.is_some();
             if let Some(event) = outcome.event {
                 self.publish_metadata(&event);
+                self.share_metadata(&event);
                 hub.publish(event);
             }
             (changed, outcome.version)
@@ -269,6 +272,41 @@ impl Api {
             self.keep(&registry, &object.session_id)?;
         }
         Ok(v1::MetadataWriteResponse { version: Some(wire::version_to_wire(version)) })
+    }
+
+    /// Hands a write this node applied to the cluster, which shares it with the other nodes (see
+    /// [`crate::cluster::metadata`]); nothing before the node joined one.
+    fn share_metadata(&self, event: &MetadataEvent) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.share_metadata(event);
+        }
+    }
+
+    /// Merges `entries` another node wrote for `object` when this node holds it: its watchers are told, its workers
+    /// given their snapshots, the state kept, as after a write here. Answers whether the object's metadata changed.
+    pub(crate) async fn merge_shared_metadata(&self, object: ObjectRef, entries: Vec<crate::metadata::Entry>) -> bool {
+        let registry = self.registry.lock().await;
+        if exists(&registry, &object).is_err() {
+            return false;
+        }
+        let changed = {
+            let mut hub = self.hub();
+            match hub.store.merge_remote(&object, entries, crate::clock::unix_us()) {
+                Some(event) => {
+                    self.publish_metadata(&event);
+                    hub.publish(event);
+                    true
+                }
+                None => false,
+            }
+        };
+        if changed {
+            self.push_metadata(&registry, &object).await;
+            if let Err(status) = self.keep(&registry, &object.session_id) {
+                tracing::warn!(%object, "keeping metadata another node wrote failed: {status}");
+            }
+        }
+        changed
     }
 
     /// SetMetadata.

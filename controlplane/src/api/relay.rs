@@ -31,6 +31,11 @@ pub(crate) fn refuse_relay_ids(fields: &[(&str, &str)]) -> Result<(), Status> {
 }
 
 impl Api {
+    /// Whether this node has joined a cluster (only then can it have relays).
+    pub(crate) fn in_cluster(&self) -> bool {
+        self.cluster.get().is_some()
+    }
+
     fn clustered(&self) -> Result<&Arc<Cluster>, Status> {
         self.cluster.get().ok_or_else(|| Status::failed_precondition("this node has not joined a cluster yet"))
     }
@@ -263,6 +268,7 @@ impl Api {
             return Err(status);
         }
         cluster.relayed_here(session_id, stream_id, &via, &origin, request_id);
+        cluster.catch_up_metadata(self, session_id).await;
         tracing::info!(session_id, stream_id, origin, via, "cluster: stream relayed here");
         Ok(())
     }

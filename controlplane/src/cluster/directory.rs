@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
+
+use crate::metadata::{Entry, Member};
 use tokio::sync::broadcast;
 
 /// How long the directory remembers a deleted session (its id and creation time), so that a node that was away when
@@ -66,6 +68,9 @@ pub struct NodeRecord {
     pub relay_address: SocketAddr,
     /// Its control API.
     pub api_address: SocketAddr,
+    /// Whether its control API speaks TLS (`[api.tls]`): the other nodes call it over TLS.
+    #[serde(default)]
+    pub api_tls: bool,
     /// When it started, Unix milliseconds (a restart shows as a new value).
     pub started_unix_ms: u64,
     /// Drawn at random when its process started: tells apart two processes that renew one node id (two nodes
@@ -164,6 +169,17 @@ pub enum Change {
         /// The creation deleted.
         incarnation: u64,
     },
+    /// Node `node` wrote metadata of a member of a session: every node that holds that member merges the entries.
+    MetadataShared {
+        /// The session.
+        session: String,
+        /// Which of its members.
+        member: Member,
+        /// What was written (deletions as tombstones), each at its version.
+        entries: Vec<Entry>,
+        /// The node that wrote it.
+        node: String,
+    },
 }
 
 /// The directory, whichever backend holds it. Every call is bounded in time by the backend.
@@ -217,6 +233,20 @@ pub trait Directory: Send + Sync {
 
     /// Every session of the cluster, by id.
     fn sessions(&self) -> DirectoryFuture<'_, Vec<(String, SessionRecord)>>;
+
+    /// Keeps metadata `entries` that node `node` wrote for `member` of session `session` (per key, the greatest in
+    /// [`crate::metadata::merge_order`] stays) and tells every node ([`Change::MetadataShared`]). What is kept goes
+    /// with the session ([`Directory::end_session`]).
+    fn share_metadata<'a>(
+        &'a self,
+        session: &'a str,
+        member: &'a Member,
+        entries: &'a [Entry],
+        node: &'a str,
+    ) -> DirectoryFuture<'a, ()>;
+
+    /// The metadata kept for the members of session `session`: each entry with its member.
+    fn metadata<'a>(&'a self, session: &'a str) -> DirectoryFuture<'a, Vec<(Member, Entry)>>;
 
     /// The changes from now on. A watcher that falls behind by more than the backend's buffer
     /// (`cluster.update_queue`) is told how many it missed ([`broadcast::error::RecvError::Lagged`]).

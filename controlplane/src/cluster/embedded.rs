@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use tokio::sync::broadcast;
+
+use crate::metadata::{merge_order, Entry, Member};
 use tokio::time::{Duration, Instant};
 
 use super::directory::{
@@ -29,6 +31,8 @@ struct State {
     sessions: BTreeMap<String, SessionRecord>,
     /// Ended sessions (id, creation time) and when they ended.
     ended: BTreeMap<(String, u64), u64>,
+    /// The metadata shared: by session, member and key, the greatest entry in the merge order.
+    metadata: BTreeMap<(String, Member, String), Entry>,
 }
 
 impl Embedded {
@@ -163,6 +167,7 @@ impl Directory for Embedded {
                 let matches = state.sessions.get(id).is_some_and(|r| incarnation.is_none_or(|i| r.incarnation == i));
                 let removed = if matches { state.sessions.remove(id) } else { None };
                 if let Some(record) = &removed {
+                    state.metadata.retain(|(session, _, _), _| session != id);
                     let forget_before = now_unix_ms.saturating_sub(ENDED_SESSIONS_KEPT_MS);
                     state.ended.retain(|_, ended| *ended >= forget_before);
                     state.ended.insert((id.to_owned(), record.created_unix_ms), now_unix_ms);
@@ -173,6 +178,42 @@ impl Directory for Embedded {
                 self.send(Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
             }
             Ok(removed)
+        })
+    }
+
+    fn share_metadata<'a>(
+        &'a self,
+        session: &'a str,
+        member: &'a Member,
+        entries: &'a [Entry],
+        node: &'a str,
+    ) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            {
+                let mut state = self.state();
+                for entry in entries {
+                    let key = (session.to_owned(), member.clone(), entry.key.clone());
+                    let kept = state.metadata.entry(key).or_insert_with(|| entry.clone());
+                    if merge_order(entry, kept) == std::cmp::Ordering::Greater {
+                        *kept = entry.clone();
+                    }
+                }
+            }
+            self.send(Change::MetadataShared {
+                session: session.to_owned(),
+                member: member.clone(),
+                entries: entries.to_vec(),
+                node: node.to_owned(),
+            });
+            Ok(())
+        })
+    }
+
+    fn metadata<'a>(&'a self, session: &'a str) -> DirectoryFuture<'a, Vec<(Member, Entry)>> {
+        Box::pin(async move {
+            let state = self.state();
+            let kept = state.metadata.iter().filter(|((s, _, _), _)| s == session);
+            Ok(kept.map(|((_, member, _), entry)| (member.clone(), entry.clone())).collect())
         })
     }
 
@@ -203,6 +244,7 @@ mod tests {
             id: id.into(),
             relay_address: "127.0.0.1:40000".parse().unwrap(),
             api_address: "127.0.0.1:50051".parse().unwrap(),
+            api_tls: false,
             started_unix_ms: 1,
             instance: 7,
             load: Load::default(),

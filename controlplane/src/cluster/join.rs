@@ -32,6 +32,9 @@ pub enum JoinError {
         /// Why not.
         reason: String,
     },
+    /// A TLS file for calls to other nodes cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsFileError),
     /// The directory could not be reached or refused the node.
     #[error("cluster.redis_url = {url}: {message}")]
     Directory {
@@ -82,6 +85,7 @@ pub async fn join(
         id,
         relay_address: settings.relay_address.unwrap_or(relay),
         api_address: settings.api_address.unwrap_or(api_address),
+        api_tls: config.api.tls.is_some(),
         started_unix_ms: crate::clock::unix_ms(),
         instance: rand::random(),
         load: Load { workers: workers as u64, ..Load::default() },
@@ -93,7 +97,8 @@ pub async fn join(
         update_queue: buffer,
         unreachable: settings.unreachable_nodes.iter().cloned().collect(),
     };
-    Cluster::start(directory, node, super::relay::Relays::new(keys), api, counters)
+    let tls = crate::tls::node_client_config(settings.tls_ca_file.as_deref(), config.api.tls.as_ref())?;
+    Cluster::start(directory, node, super::relay::Relays::new(keys, tls), api, counters)
         .await
         .map_err(|e| JoinError::Directory { url, message: e.to_string() })
 }

@@ -6,12 +6,14 @@
 //! where each stream is published, visible in `GetNodeInfo`, `ringfwd ctl node list` and the metrics; sessions held
 //! by every node ([`sessions`]); streams relayed from the node that publishes them to the nodes that have subscribers
 //! for them ([`relay`]: Sub / Data / Finish / Cancel), over the direct path while it works and through another node
-//! while it does not ([`paths`]).
+//! while it does not ([`paths`]); metadata written on any node, merged on every node that holds the object
+//! ([`metadata`]).
 //! Must never reach the data plane, nor hold the registry while it talks to the directory.
 
 pub mod directory;
 pub mod embedded;
 pub mod join;
+pub mod metadata;
 pub mod node;
 pub mod paths;
 pub mod redis;

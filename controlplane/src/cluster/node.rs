@@ -62,6 +62,12 @@ pub struct ClusterCounters {
     pub path_move_failures: AtomicU64,
     /// Probes of other nodes' paths that failed.
     pub path_probes_failed: AtomicU64,
+    /// Metadata writes of this node shared with the others.
+    pub metadata_shared: AtomicU64,
+    /// Metadata writes of this node that could not be shared (too many at once, or the directory failed).
+    pub metadata_not_shared: AtomicU64,
+    /// Metadata writes of other nodes merged here that changed an object's metadata.
+    pub metadata_merged: AtomicU64,
 }
 
 /// A placement to write.
@@ -99,6 +105,8 @@ pub struct Cluster {
     held: std::sync::Mutex<BTreeMap<String, u64>>,
     /// Streams relayed to and from this node; see [`super::relay`].
     relays: Relays,
+    /// Metadata writes being shared; see [`super::metadata`].
+    metadata_shares: Arc<tokio::sync::Semaphore>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -136,6 +144,7 @@ impl Cluster {
             resync,
             held: std::sync::Mutex::default(),
             relays,
+            metadata_shares: Arc::new(tokio::sync::Semaphore::new(super::metadata::MAX_SHARES)),
             tasks: std::sync::Mutex::default(),
         });
         let tasks = vec![
@@ -162,6 +171,10 @@ impl Cluster {
     /// The counters.
     pub fn counters(&self) -> &Arc<ClusterCounters> {
         &self.counters
+    }
+
+    pub(super) fn metadata_shares(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.metadata_shares
     }
 
     pub(super) fn directory(&self) -> &dyn Directory {
@@ -378,6 +391,9 @@ impl Cluster {
                 }
                 Ok(Change::SessionDeleted { session, incarnation }) => {
                     self.heard_session_deleted(&api, &session, incarnation).await;
+                }
+                Ok(Change::MetadataShared { session, member, entries, node }) => {
+                    self.heard_metadata(&api, session, member, entries, &node).await;
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "cluster: the directory's watcher fell behind (all is synced again)");

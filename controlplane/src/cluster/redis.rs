@@ -8,6 +8,9 @@
 //! - `ns:sessions`: a hash from a session's id to its [`SessionRecord`] as JSON;
 //! - `ns:sessions:ended`: a sorted set of the sessions deleted, `id/created_unix_ms`, scored by when (kept
 //!   [`ENDED_SESSIONS_KEPT_MS`]);
+//! - `ns:meta:<session>`: a hash of the session's metadata, from `[member, key]` as JSON to `rank entry` (the entry
+//!   as JSON after a fixed-width rank whose byte order is the metadata's merge order: the script keeps the greatest);
+//!   deleted with the session;
 //! - `ns:changes`: the channel every [`Change`] is published on, as JSON.
 //!
 //! Changes are written by the call that makes them, in one Lua script with the write (so a change is published once
@@ -33,6 +36,7 @@ use super::directory::{
     Change, Directory, DirectoryError, DirectoryFuture, NodeLease, NodeRecord, SessionRecord, StreamKey,
     ENDED_SESSIONS_KEPT_MS,
 };
+use crate::metadata::{Entry, Member};
 
 /// The longest a directory call waits for Redis.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,16 +104,41 @@ return ARGV[2]
 "#;
 
 /// Ends session `ARGV[1]` when hash `KEYS[1]` holds record `ARGV[2]` for it: removes it, adds `ARGV[6]` to the
-/// sorted set `KEYS[2]` scored `ARGV[5]` (now) and forgets what scored below `ARGV[7]`, publishes `ARGV[4]` on
-/// `ARGV[3]`.
+/// sorted set `KEYS[2]` scored `ARGV[5]` (now) and forgets what scored below `ARGV[7]`, deletes its metadata hash
+/// `KEYS[3]`, publishes `ARGV[4]` on `ARGV[3]`.
 const END_SESSION: &str = r#"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
+redis.call('DEL', KEYS[3])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 "#;
+
+/// Keeps metadata entries in hash `KEYS[1]`: `ARGV[3..]` are (field, rank, entry) triples; a field takes the entry
+/// (stored as `rank entry`) unless it holds one of a rank not below; then publishes `ARGV[2]` on `ARGV[1]`.
+const SHARE_METADATA: &str = r#"
+for i = 3, #ARGV, 3 do
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not held) or string.sub(held, 1, #ARGV[i + 1]) < ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+  end
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// A fixed-width text whose byte order is [`crate::metadata::merge_order`] for entries of distinct versions: a
+/// set-once entry above any other, the first of two set-once entries above the later, else the later version above.
+fn metadata_rank(entry: &Entry) -> String {
+    let v = entry.version;
+    if entry.set_once {
+        format!("1{:020}{:020}{:010}", u64::MAX - v.wall_us, u64::MAX - v.counter, u32::MAX - v.node_id)
+    } else {
+        format!("0{:020}{:020}{:010}", v.wall_us, v.counter, v.node_id)
+    }
+}
 
 /// The names this cluster uses in Redis.
 #[derive(Clone, Debug)]
@@ -120,6 +149,8 @@ struct Keys {
     ended_sessions: String,
     changes: String,
     node_prefix: String,
+    /// Followed by a session id: the hash of that session's metadata.
+    metadata_prefix: String,
     /// The channel of the key expiry events of the database the URL names.
     expired: String,
 }
@@ -133,6 +164,7 @@ impl Keys {
             ended_sessions: format!("{namespace}:sessions:ended"),
             changes: format!("{namespace}:changes"),
             node_prefix: format!("{namespace}:node:"),
+            metadata_prefix: format!("{namespace}:meta:"),
             expired: format!("__keyevent@{db}__:expired"),
         }
     }
@@ -500,7 +532,8 @@ impl Directory for RedisDirectory {
             // Ended only if it still holds what was read: a session created again meanwhile stays.
             let change = json(&Change::SessionDeleted { session: id.to_owned(), incarnation: record.incarnation });
             let mut command = redis::cmd("EVAL");
-            command.arg(END_SESSION).arg(2).arg(&self.keys.sessions).arg(&self.keys.ended_sessions);
+            command.arg(END_SESSION).arg(3).arg(&self.keys.sessions).arg(&self.keys.ended_sessions);
+            command.arg(format!("{}{id}", self.keys.metadata_prefix));
             command.arg(id).arg(&held).arg(&self.keys.changes).arg(change).arg(now_unix_ms);
             command.arg(format!("{id}/{}", record.created_unix_ms));
             command.arg(now_unix_ms.saturating_sub(ENDED_SESSIONS_KEPT_MS));
@@ -518,6 +551,46 @@ impl Directory for RedisDirectory {
                 Some((id.to_owned(), created.parse().ok()?))
             };
             Ok(members.iter().filter_map(|member| parse(member)).collect())
+        })
+    }
+
+    fn share_metadata<'a>(
+        &'a self,
+        session: &'a str,
+        member: &'a Member,
+        entries: &'a [Entry],
+        node: &'a str,
+    ) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            let change = Change::MetadataShared {
+                session: session.to_owned(),
+                member: member.clone(),
+                entries: entries.to_vec(),
+                node: node.to_owned(),
+            };
+            let mut command = redis::cmd("EVAL");
+            command.arg(SHARE_METADATA).arg(1).arg(format!("{}{session}", self.keys.metadata_prefix));
+            command.arg(&self.keys.changes).arg(json(&change));
+            for entry in entries {
+                let field = serde_json::to_string(&(member, &entry.key)).map_err(backend_error)?;
+                let text = serde_json::to_string(entry).map_err(backend_error)?;
+                command.arg(field).arg(metadata_rank(entry)).arg(text);
+            }
+            query::<i64>(command, &mut self.connection()).await.map(drop)
+        })
+    }
+
+    fn metadata<'a>(&'a self, session: &'a str) -> DirectoryFuture<'a, Vec<(Member, Entry)>> {
+        Box::pin(async move {
+            let all = redis::cmd("HGETALL").arg(format!("{}{session}", self.keys.metadata_prefix)).to_owned();
+            let held = query::<Vec<(String, String)>>(all, &mut self.connection()).await?;
+            let mut kept = Vec::with_capacity(held.len());
+            for (field, value) in held {
+                let (member, _key): (Member, String) = serde_json::from_str(&field).map_err(backend_error)?;
+                let text = value.split_once(' ').map_or(value.as_str(), |(_, text)| text);
+                kept.push((member, serde_json::from_str::<Entry>(text).map_err(backend_error)?));
+            }
+            Ok(kept)
         })
     }
 

@@ -14,7 +14,8 @@
 //! every node deletes its endpoint `~N`, and with it the legs to N and the streams relayed from N.
 //!
 //! Owns this node's side, on [`Cluster`]: the ids of relay objects, the inter-node client (one channel per peer API
-//! address, a token minted per call with this node's first `[[auth.keys]]` key: the nodes must share their keys),
+//! address, over TLS when the peer's record says its API has it, verified against `cluster.tls_ca_file`; a token
+//! minted per call with this node's first `[[auth.keys]]` key: the nodes must share their keys),
 //! the table of the streams relayed here (their origin and request id, bounded by `admission.max_streams`), the
 //! Cancel and Finish messages still to deliver (each retried with backoff, at most [`MAX_DELIVERIES`] at once),
 //! and the sink of lifecycle events that notices a relayed stream's last subscription and a leg leaving.
@@ -117,6 +118,14 @@ pub enum RelayError {
         /// Why.
         reason: String,
     },
+    /// The TLS of the call to the node cannot be set up.
+    #[error("node {node}: TLS: {reason}")]
+    Tls {
+        /// Which.
+        node: String,
+        /// Why.
+        reason: String,
+    },
     /// No token could be minted for the call.
     #[error("this node cannot mint a token for node {node}: {reason}")]
     Token {
@@ -149,7 +158,7 @@ impl RelayError {
                     | tonic::Code::Unknown
                     | tonic::Code::Cancelled
             ),
-            RelayError::Token { .. } => true,
+            RelayError::Token { .. } | RelayError::Tls { .. } => true,
             RelayError::NoNode { .. } => false,
         }
     }
@@ -181,8 +190,11 @@ enum Message {
 /// This node's relays: see the module docs.
 pub struct Relays {
     keys: Keys,
+    /// The TLS of calls to nodes whose API has `[api.tls]`.
+    tls: tonic::transport::ClientTlsConfig,
     incoming: std::sync::Mutex<BTreeMap<(String, String), Incoming>>,
-    channels: std::sync::Mutex<BTreeMap<SocketAddr, Channel>>,
+    /// By API address and whether it speaks TLS.
+    channels: std::sync::Mutex<BTreeMap<(SocketAddr, bool), Channel>>,
     /// The streams a Sub or a release is under way for: one at a time per stream, so that two subscriptions to one
     /// stream make one leg (and two nodes relaying different streams through each other never wait on each other).
     busy: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
@@ -192,10 +204,11 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// Relays whose calls carry tokens minted with `keys`' first key.
-    pub fn new(keys: Keys) -> Relays {
+    /// Relays whose calls carry tokens minted with `keys`' first key, over `tls` to a node whose API has TLS.
+    pub fn new(keys: Keys, tls: tonic::transport::ClientTlsConfig) -> Relays {
         Relays {
             keys,
+            tls,
             incoming: std::sync::Mutex::default(),
             channels: std::sync::Mutex::default(),
             busy: std::sync::Mutex::default(),
@@ -290,7 +303,8 @@ impl Cluster {
 
     /// Forgets the channel to API address `address`: the next call connects afresh.
     pub(super) fn drop_channel(&self, address: SocketAddr) {
-        self.relays().channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&address);
+        let mut channels = self.relays().channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        channels.retain(|(to, _), _| *to != address);
     }
 
     /// A client of node `node`'s API, and the node's record.
@@ -301,24 +315,35 @@ impl Cluster {
             .into_iter()
             .find(|lease| lease.record.id == node)
             .ok_or_else(|| RelayError::NoNode { node: node.to_owned(), reason: "it holds no lease".to_owned() })?;
-        let address = lease.record.api_address;
-        let channel = {
-            let mut channels = self.relays().channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // One channel per live node: those of nodes gone go.
-            if !channels.contains_key(&address) && channels.len() >= MAX_PEERS {
-                channels.clear();
+        let (address, tls) = (lease.record.api_address, lease.record.api_tls);
+        let mut channels = self.relays().channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One channel per live node: those of nodes gone go.
+        if !channels.contains_key(&(address, tls)) && channels.len() >= MAX_PEERS {
+            channels.clear();
+        }
+        let channel = match channels.get(&(address, tls)) {
+            Some(channel) => channel.clone(),
+            None => {
+                let scheme = if tls { "https" } else { "http" };
+                let endpoint = Channel::from_shared(format!("{scheme}://{address}"))
+                    .expect("a socket address is a valid URI authority")
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .timeout(CALL_TIMEOUT);
+                let endpoint = if tls {
+                    // The other node's certificate must name its API address.
+                    let config = self.relays().tls.clone().domain_name(address.ip().to_string());
+                    endpoint
+                        .tls_config(config)
+                        .map_err(|e| RelayError::Tls { node: node.to_owned(), reason: e.to_string() })?
+                } else {
+                    endpoint
+                };
+                let channel = endpoint.connect_lazy();
+                channels.insert((address, tls), channel.clone());
+                channel
             }
-            channels
-                .entry(address)
-                .or_insert_with(|| {
-                    Channel::from_shared(format!("http://{address}"))
-                        .expect("a socket address is a valid URI authority")
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .timeout(CALL_TIMEOUT)
-                        .connect_lazy()
-                })
-                .clone()
         };
+        drop(channels);
         Ok((RingfwdClient::new(channel), lease.record))
     }
 

@@ -152,6 +152,7 @@ impl Cluster {
                     self.counters().sessions_copied.fetch_add(1, Ordering::Relaxed);
                 }
                 self.hold_session(id, record.incarnation);
+                self.catch_up_metadata(api, id).await;
             }
             Err(status) => {
                 self.counters().sessions_not_copied.fetch_add(1, Ordering::Relaxed);

@@ -85,6 +85,26 @@ impl ObjectMetadata {
         Ok(Some(change))
     }
 
+    /// Merges `entries` another node wrote (each at its own version; see [`super::map::merge_order`]); answers the
+    /// change made of those that changed the map, stamped with a fresh version of `clock` at `now_us` (so the log
+    /// stays in order and a watcher's resume point moves past it), or `None` when none did. Not checked against the
+    /// limits of a write: the writing node checked them.
+    pub fn merge_remote(&mut self, entries: Vec<Entry>, clock: &mut VersionClock, now_us: u64) -> Option<Arc<Change>> {
+        for entry in &entries {
+            clock.observe(entry.version);
+        }
+        let mut merged: Vec<Entry> = entries.into_iter().filter(|entry| self.map.merge(entry.clone())).collect();
+        if merged.is_empty() {
+            return None;
+        }
+        merged.sort_by(|a, b| a.key.cmp(&b.key));
+        let version = clock.next(now_us);
+        let change = Arc::new(Change { version, entries: merged });
+        self.log.push(Arc::clone(&change));
+        self.version = version;
+        Some(change)
+    }
+
     /// The live entries of `keys` (all when empty) that are set, by key.
     pub fn get(&self, keys: &[String]) -> Vec<Entry> {
         if keys.is_empty() {
@@ -133,6 +153,36 @@ mod tests {
 
     fn limits() -> MetadataLimits {
         MetadataLimits { log_retention_bytes: 20, ..MetadataLimits::from_config(&ringfwd_tuning::Config::default()) }
+    }
+
+    #[test]
+    fn another_nodes_entries_merge_by_the_merge_order_under_a_fresh_version() {
+        let (limits, mut clock) = (limits(), VersionClock::new(1));
+        let mut object = ObjectMetadata::new(Version::ZERO, &limits);
+        let mine = object.write(vec![Write::set("app.a", "1")], &limits, Origin::Controller, &mut clock, 100).unwrap();
+        let mine = mine.unwrap().version;
+        let at = |wall_us, node_id| Version { wall_us, counter: 0, node_id };
+        let entry = |key: &str, value: &str, version| Entry {
+            key: key.into(),
+            version,
+            value: Some(value.into()),
+            set_once: false,
+        };
+        // Older than this node's write of app.a: it loses; app.b is new: it wins.
+        let change = object
+            .merge_remote(vec![entry("app.a", "old", at(50, 2)), entry("app.b", "x", at(60, 2))], &mut clock, 101)
+            .expect("app.b changed the map");
+        assert_eq!(change.entries, [entry("app.b", "x", at(60, 2))]);
+        assert!(change.version > mine, "a fresh version: the log stays in order");
+        assert_eq!(object.version(), change.version);
+        assert_eq!(object.get(&[]), [entry("app.a", "1", mine), entry("app.b", "x", at(60, 2))]);
+        // The same again changes nothing; a newer one wins, and the clock moved past it.
+        assert!(object.merge_remote(vec![entry("app.b", "x", at(60, 2))], &mut clock, 102).is_none());
+        let newer = at(1_000, 3);
+        assert!(object.merge_remote(vec![entry("app.a", "2", newer)], &mut clock, 103).is_some());
+        assert!(clock.next(104) > newer, "the clock observed the remote version");
+        let WatchStart::Replay { changes, .. } = object.watch_start(Some(mine)) else { panic!("the log kept them") };
+        assert_eq!(changes.len(), 2, "a watcher resuming from this node's write gets both merges");
     }
 
     #[test]

@@ -130,6 +130,16 @@ impl MetadataStore {
         Ok(WriteOutcome { version, event })
     }
 
+    /// Merges `entries` that another node wrote for `object` (which exists); answers the event to publish when they
+    /// changed its map (see [`ObjectMetadata::merge_remote`]).
+    pub fn merge_remote(&mut self, object: &ObjectRef, entries: Vec<Entry>, now_us: u64) -> Option<MetadataEvent> {
+        let start = self.clock.last();
+        let limits = &self.limits;
+        let state = self.objects.entry(object.clone()).or_insert_with(|| ObjectMetadata::new(start, limits));
+        let change = state.merge_remote(entries, &mut self.clock, now_us)?;
+        Some(MetadataEvent::Changed { object: object.clone(), change })
+    }
+
     /// Checks the metadata of a create before the object exists: none at all is fine; otherwise as a write to
     /// an empty map, with no compare-and-set (there is nothing to compare with).
     pub fn check_initial(&self, writes: &[Write]) -> Result<(), MetadataError> {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use ringfwd_dataplane::control::HandoverRing;
 use ringfwd_dataplane::control::{CounterKind, Counters, DropReason, COUNTERS};
 use ringfwd_dataplane::control::{LatencyBuckets, RecorderCounters, WorkerHandle, LATENCY_BUCKET_BOUNDS_NS};
+use ringfwd_proto::v1::ListRelaysResponse;
 
 use super::exposition::{Exposition, Kind};
 use super::grpc::ApiMetrics;
@@ -62,9 +63,9 @@ pub fn worker_metric_name(name: &str, kind: CounterKind) -> String {
 }
 
 impl Sources {
-    /// The whole exposition, with the registry's `usage` (read by the caller, which may have to wait for
-    /// the registry's lock).
-    pub fn render(&self, usage: Usage) -> String {
+    /// The whole exposition, with the registry's `usage` and, on a node in a cluster, its `relays` (both read by
+    /// the caller, which may have to wait for the registry's lock).
+    pub fn render(&self, usage: Usage, relays: Option<&ListRelaysResponse>) -> String {
         let mut out = Exposition::new();
         out.family("ringfwd_build_info", Kind::Gauge, "Always 1; the labels say what is running.");
         out.sample("ringfwd_build_info", &[("version", self.version), ("driver", self.driver)], 1u64);
@@ -79,6 +80,9 @@ impl Sources {
         self.control(&mut out);
         for extra in &self.extra {
             extra.export(&mut out);
+        }
+        if let Some(relays) = relays {
+            super::cluster::export_relays(&mut out, relays);
         }
         out.finish()
     }
@@ -268,7 +272,10 @@ mod tests {
         let mut counters = Counters { rx_packets: 5, pool_in_use: 3, ..Counters::default() };
         counters.count_drop(DropReason::UnknownSsrc);
         s.workers[1].counters.publish(&counters);
-        let text = s.render(Usage { sessions: 1, endpoints: 2, streams: 3, subscriptions: 4 });
+        let text = s.render(
+            Usage { sessions: 1, endpoints: 2, streams: 3, subscriptions: 4 },
+            Some(&ListRelaysResponse::default()),
+        );
         let families = families(&text);
         let names: Vec<&str> = families.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names.len(), families.iter().map(|f| &f.0).collect::<std::collections::HashSet<_>>().len(), "once");
@@ -297,7 +304,7 @@ mod tests {
         let mut recorder = ringfwd_dataplane::control::LatencyRecorder::new();
         recorder.record_n(std::time::Duration::from_micros(20), 3);
         recorder.export(&s.latency[0]);
-        let text = s.render(Usage::default());
+        let text = s.render(Usage::default(), None);
         let name = "ringfwd_forwarding_latency_seconds";
         assert!(text.contains(&format!("{name}_bucket{{worker=\"0\",le=\"0.00001\"}} 0\n")), "{text}");
         assert!(text.contains(&format!("{name}_bucket{{worker=\"0\",le=\"0.000025\"}} 3\n")));
@@ -309,7 +316,7 @@ mod tests {
     #[test]
     fn the_grafana_dashboard_only_uses_exported_metrics() {
         let s = sources(1);
-        let text = s.render(Usage::default());
+        let text = s.render(Usage::default(), None);
         let exported: Vec<String> = families(&text).into_iter().map(|(n, _)| n).collect();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tuning/deploy/grafana-ringfwd.json");
         let dashboard = std::fs::read_to_string(path).unwrap();

@@ -33,7 +33,7 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a connection is kept (a keep-alive scraper reconnects).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
-/// What a scrape needs: the exported sources and the API, for the registry's usage.
+/// What a scrape needs: the exported sources and the API, for the registry's usage and the cluster's relays.
 struct Endpoint {
     sources: Sources,
     api: Arc<Api>,
@@ -109,7 +109,9 @@ async fn answer(endpoint: &Endpoint, request: &Request<Incoming>) -> Response<Fu
         };
     }
     let usage = endpoint.api.usage().await;
-    let text = endpoint.sources.render(usage);
+    // The relays only on a node in a cluster (elsewhere there are none, and the registry is not walked for them).
+    let relays = if endpoint.api.in_cluster() { endpoint.api.list_relays_rpc().await.ok() } else { None };
+    let text = endpoint.sources.render(usage, relays.as_ref());
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(CONTENT_TYPE));
     response

@@ -11,7 +11,7 @@ use crate::api::{Api, ApiTls};
 use crate::error::ConfigError;
 
 /// `key` holds an absolute path naming a file.
-fn check_path(key: &str, path: &Path) -> Result<(), ConfigError> {
+pub(crate) fn check_path(key: &str, path: &Path) -> Result<(), ConfigError> {
     let value = format!("{:?}", path.display().to_string());
     if !path.is_absolute() {
         return Err(ConfigError::invalid(

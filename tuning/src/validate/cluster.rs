@@ -70,6 +70,9 @@ pub fn validate_cluster(cluster: &Cluster) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(&key, format!("{node:?}"), "is this node's own cluster.node_id"));
         }
     }
+    if let Some(path) = &cluster.tls_ca_file {
+        super::api_tls::check_path("cluster.tls_ca_file", path)?;
+    }
     for (key, address) in
         [("cluster.relay_address", cluster.relay_address), ("cluster.api_address", cluster.api_address)]
     {
