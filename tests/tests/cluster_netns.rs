@@ -8,7 +8,10 @@
 //!
 //! And a path that breaks while it carries a stream: A publishes to viewers on B and C, both direct; the route
 //! between A and C is cut under a steady stream, and C moves to B within 2 s (no packet twice); the route is
-//! restored, and C moves back to A with its viewer's sequence numbers continuous across the move. Needs root
+//! restored, and C moves back to A with its viewer's sequence numbers continuous across the move.
+//!
+//! And a relaying node that dies: with A and C cut apart, C's stream comes through B; B is killed, and C moves to D,
+//! the other node that reaches A, keeping its viewer's subscription (the stream goes on, no packet twice). Needs root
 //! (CAP_NET_ADMIN) for the namespaces; as another user the tests say they are skipped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,10 +50,10 @@ fn node_config(lab: &Lab, host: usize, id: &str, redis: &Redis, dir: &std::path:
     )
 }
 
-/// Nodes a, b and c, each on its own host of `lab`, sharing `redis`'s directory.
-fn start_nodes(lab: &Lab, redis: &Redis, dir: &std::path::Path) -> Vec<(Daemon, Api)> {
+/// Nodes `ids`, each on its own host of `lab` (in order), sharing `redis`'s directory.
+fn start_nodes(lab: &Lab, redis: &Redis, dir: &std::path::Path, ids: &[&str]) -> Vec<(Daemon, Api)> {
     let mut nodes = Vec::new();
-    for (host, id) in ["a", "b", "c"].into_iter().enumerate() {
+    for (host, &id) in ids.iter().enumerate() {
         let config = node_config(lab, host, id, redis, dir);
         let path = dir.join(format!("{id}.toml"));
         std::fs::write(&path, &config).expect("write a config");
@@ -79,7 +82,7 @@ fn a_node_cut_off_from_the_origin_gets_the_stream_through_a_node_that_reaches_bo
     let lab = Lab::create(3).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
-    let nodes = start_nodes(&lab, &redis, dir.path());
+    let nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c"]);
     let (api_a, api_b, api_c) = (&nodes[0].1, &nodes[1].1, &nodes[2].1);
     let media_a = nodes[0].0.media[0];
     assert_eq!(media_a.ip(), lab.host_ip(0), "a's media address is on its own host");
@@ -144,7 +147,7 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
     let lab = Lab::create(3).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
-    let nodes = start_nodes(&lab, &redis, dir.path());
+    let nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c"]);
     let (api_a, api_b, api_c) = (&nodes[0].1, &nodes[1].1, &nodes[2].1);
     let media_a = nodes[0].0.media[0];
     let bridge = lab.bridge_ip().to_string();
@@ -254,6 +257,73 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
     let metrics = nodes[2].0.metrics.expect("c serves metrics");
     let moves = |to: &str| sample(metrics, "ringfwd_cluster_path_moves_total", &[("to", to)]);
     assert_eq!((moves("relay"), moves("direct")), (Some(1.0), Some(1.0)), "c moved once each way");
+
+    for (daemon, _) in nodes {
+        let exit = daemon.stop();
+        assert!(exit.success, "{}", exit.stderr);
+    }
+}
+
+#[test]
+fn a_relaying_node_that_dies_is_left_for_another() {
+    if !running_as_root() {
+        println!("skipped: network namespaces need root");
+        return;
+    }
+    if !ensure_redis() {
+        return;
+    }
+    let lab = Lab::create(4).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
+    let mut nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c", "d"]);
+    let media_a = nodes[0].0.media[0];
+    let bridge = lab.bridge_ip().to_string();
+    let (camera, viewer) = (Peer::bind(&bridge), Peer::bind(&bridge));
+    lab.cut(0, 2).expect("cut a and c apart");
+    {
+        let (api_a, api_c) = (&nodes[0].1, &nodes[2].1);
+        api_a.session("s").expect("session on a");
+        api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
+        api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+        let located = || api_c.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
+        assert!(wait_until(WAIT, || located().is_ok()), "c locates v on a");
+        api_c.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer on c");
+        api_c.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on c");
+        assert_eq!(publisher(api_c).expect("v on c"), "~b", "c gets v through b, the least loaded by its id");
+    }
+    let packet = |i: u16| rtp_packet(SSRC, i, 3000 * u32::from(i), 96, false, &i.to_be_bytes().repeat(50));
+    let send = |range: std::ops::Range<u16>| {
+        for i in range {
+            camera.send(&packet(i), media_a);
+        }
+    };
+    send(0..20);
+    let before = viewer.recv_rtp(20, WAIT);
+    assert_eq!(before, (0..20).map(packet).collect::<Vec<_>>(), "through b byte for byte");
+
+    // B dies: c moves to d, its viewer's subscription intact.
+    let (b, _) = nodes.remove(1);
+    let killed = Instant::now();
+    drop(b.crash());
+    let (api_a, api_c) = (&nodes[0].1, &nodes[1].1);
+    assert!(wait_until(WAIT, || publisher(api_c).is_ok_and(|p| p == "~d")), "c moves to d: {:?}", publisher(api_c));
+    println!("c moved to d {:?} after b was killed", killed.elapsed());
+    let kept =
+        api_c.get_subscription(v1::GetSubscriptionRequest { session_id: "s".into(), subscription_id: "w".into() });
+    assert_eq!(kept.expect("the viewer's subscription lives on").stream_id, "v");
+    send(20..60);
+    assert_eq!(viewer.recv_rtp(40, WAIT), (20..60).map(packet).collect::<Vec<_>>(), "through d, each packet once");
+    let legs = api_a.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() }).expect("a's legs");
+    let mut to: Vec<String> = legs.subscriptions.into_iter().map(|s| s.endpoint_id).collect();
+    to.sort();
+    assert!(
+        wait_until(WAIT, || {
+            let legs = api_a.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() });
+            legs.is_ok_and(|l| l.subscriptions.iter().all(|s| s.endpoint_id == "~d"))
+        }),
+        "a's legs once b's lease ran out: only to d ({to:?} before)"
+    );
 
     for (daemon, _) in nodes {
         let exit = daemon.stop();

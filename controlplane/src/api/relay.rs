@@ -421,9 +421,30 @@ impl Api {
         })
     }
 
-    /// Node `node` left the cluster: every session's endpoint `~node` goes, and with it the legs to it and the
-    /// streams relayed from it (with their subscriptions here).
-    pub(crate) async fn drop_relays_of(&self, cluster: &Cluster, node: &str) {
+    /// Node `node` left the cluster: the streams it relayed here from another origin move to another path (the
+    /// origin directly, else another relaying node) when one can be made; then every session's endpoint `~node`
+    /// goes, and with it the legs to it and the streams still relayed from it (with their subscriptions here).
+    pub(crate) async fn drop_relays_of(&self, cluster: &Arc<Cluster>, node: &str) {
+        let relayed = cluster.all_incoming().into_iter().filter(|(_, i)| i.from == node && i.origin != node);
+        for (key, incoming) in relayed.collect::<Vec<_>>() {
+            let direct = !cluster.unreachable(&incoming.origin);
+            let moved = match direct {
+                true => match self.move_relay(cluster, &key, true).await {
+                    Ok(to) => Ok(to),
+                    Err(_) => self.move_relay(cluster, &key, false).await,
+                },
+                false => self.move_relay(cluster, &key, false).await,
+            };
+            match moved {
+                Ok(to) => tracing::info!(?key, from = node, to, "cluster: a relayed stream left a node that left"),
+                Err(status) => tracing::warn!(
+                    ?key,
+                    from = node,
+                    "cluster: a relayed stream ends with its relaying node: {}",
+                    status.message()
+                ),
+            }
+        }
         cluster.forget_incoming_from(node);
         let endpoint_id = relays::endpoint_id(node);
         for (session_id, _) in self.sessions_here().await {

@@ -5,7 +5,9 @@
 //! origin when it comes through a relaying node) with a `GetNodeInfo` call of at most [`PROBE_TIMEOUT`]; a probe that
 //! fails drops the channel to that node, so the next one connects afresh instead of waiting on a connection the
 //! broken path left behind. A stream whose `from` failed [`BROKEN_AFTER`] probes in a row moves to another path (see
-//! [`Api::move_relay`]): through another node that reaches its origin. One that comes through a relaying node moves
+//! [`Api::move_relay`]): to its origin directly when `from` was a relaying node and the origin answers its probes,
+//! else through another node that reaches its origin (so a relaying node that dies is left before its lease runs
+//! out and takes the stream along). One that comes through a relaying node moves
 //! back to the direct path once its origin answered [`RESTORED_AFTER`] probes in a row (and `cluster.unreachable_nodes`
 //! does not name it). A move that fails is tried again after a backoff (from [`CHECK_INTERVAL`], doubling up to
 //! [`MAX_RETRY`]). The move is make before break: its subscribers see each sequence number once, with no gap.
@@ -102,12 +104,11 @@ impl Cluster {
             let now = Instant::now();
             for (key, relayed) in incoming {
                 let tally = |node: &str| tallies.get(node).copied().unwrap_or_default();
+                let through_relayer = relayed.from != relayed.origin && !self.unreachable(&relayed.origin);
                 let direct = if tally(&relayed.from).failed >= BROKEN_AFTER {
-                    false
-                } else if relayed.from != relayed.origin
-                    && !self.unreachable(&relayed.origin)
-                    && tally(&relayed.origin).answered >= RESTORED_AFTER
-                {
+                    // A relaying node that broke (or left): straight to the origin when it answers.
+                    through_relayer && tally(&relayed.origin).answered >= 1
+                } else if through_relayer && tally(&relayed.origin).answered >= RESTORED_AFTER {
                     true
                 } else {
                     continue;

@@ -26,8 +26,9 @@
 //! node, so a path never loops) and adds a leg to B from its relayed copy, which is then a subscription of it like a
 //! local one: its last subscription or leg gone, it sends Cancel on to A; A's Finish deletes its copy, whose legs'
 //! removal sends Finish on. A path that breaks later, or a direct path that returns, moves the stream (see
-//! [`super::paths`]). What is not built: re-routing a relay whose relayer left the cluster (its lease's end removes
-//! what it relayed), and feedback or NACKs answered at each hop beyond what each node's own interceptors do.
+//! [`super::paths`]), and so does one whose relaying node left the cluster (the origin directly, else another node;
+//! what cannot move ends with the relaying node's lease). What is not built: feedback or NACKs answered at each hop
+//! beyond what each node's own interceptors do.
 //! Reaches the registry only through [`Api`]; must never hold the registry or its tables across a call to another
 //! node.
 
