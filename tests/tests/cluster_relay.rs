@@ -421,3 +421,61 @@ fn a_nack_is_answered_by_the_nearest_cache_and_passed_upstream_when_it_misses() 
         assert!(exit.success, "{}", exit.stderr);
     }
 }
+
+#[test]
+fn with_finish_inactive_streams_a_silent_origin_finishes_its_relays() {
+    if !ensure_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    let quick = format!("{ONE_WORKER}[telemetry]\ninactive_after_ms = 300\n");
+    let (_config_a, a, api_a) = start_node(&redis, &quick, "a", "finish_inactive_streams = true\n");
+    let (_config_b, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
+    let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
+    publish(&api_a, camera.addr());
+    assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");
+    api_b.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer on b");
+    api_b.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on b");
+    let sent = send_media(&camera, a.media[0], 1);
+    assert_eq!(viewer.recv_rtp(sent.len(), MEDIA_TIMEOUT), sent, "relayed while the camera sends");
+
+    // The camera falls silent: after 300 ms A's stream is inactive, its leg goes, and Finish reaches B, which deletes
+    // its copy with the viewer's subscription; the stream itself stays on A.
+    assert!(wait_until(WAIT, || gone(&api_b, "v")), "b's copy finished: {:?}", stream(&api_b, "v"));
+    assert!(subscriptions(&api_b).is_empty(), "and the subscription to it");
+    assert!(subscriptions(&api_a).is_empty(), "a's leg is gone");
+    assert!(stream(&api_a, "v").is_ok(), "the stream stays on a");
+    let unpublished = api_b.wait_event("s", WAIT, |kind| match kind {
+        v1::event::Kind::StreamUnpublished(s) => Some(s.stream_id.clone()),
+        _ => None,
+    });
+    assert_eq!(unpublished.as_deref(), Some("v"), "b tells its watchers");
+
+    // B has not the key: a stream of its own relayed to A lives on through a silence.
+    let other = Peer::bind("127.0.0.1");
+    api_b.create_endpoint(endpoint("s", "cam2", other.addr())).expect("a camera on b");
+    api_b.create_stream(video_stream("s", "v2", "cam2", SSRC + 1)).expect("v2 on b");
+    let located = || api_a.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v2".into() });
+    assert!(wait_until(WAIT, || located().is_ok()), "a locates v2");
+    let watcher = Peer::bind("127.0.0.1");
+    api_a.create_endpoint(endpoint("s", "watcher", watcher.addr())).expect("a watcher on a");
+    api_a.create_subscription(subscription("s", "w2", "v2", "watcher", 0)).expect("a subscribes to v2");
+    other.send(&rtp_packet(SSRC + 1, 1, 0, 96, false, &[7; 40]), b.media[0]);
+    assert_eq!(watcher.recv_rtp(1, MEDIA_TIMEOUT).len(), 1, "v2 relayed to a");
+    assert!(
+        api_b
+            .wait_event("s", WAIT, |kind| match kind {
+                v1::event::Kind::StreamInactive(s) if s.stream_id == "v2" => Some(()),
+                _ => None,
+            })
+            .is_some(),
+        "v2 went inactive on b"
+    );
+    other.send(&rtp_packet(SSRC + 1, 2, 3000, 96, false, &[8; 40]), b.media[0]);
+    assert_eq!(watcher.recv_rtp(1, MEDIA_TIMEOUT).len(), 1, "the relay to a lives on through the silence");
+    for daemon in [a, b] {
+        let exit = daemon.stop();
+        assert!(exit.success, "{}", exit.stderr);
+    }
+}

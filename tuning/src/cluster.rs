@@ -61,6 +61,9 @@ pub struct Cluster {
     /// A node that has `[api.tls]` itself presents its certificate when the other asks for one (mutual TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Whether a stream published here that goes inactive (nothing for `telemetry.inactive_after_ms`) sends Finish to
+    /// every node it is relayed to, as its deletion does: they delete their copies with the subscriptions to them.
+    pub finish_inactive_streams: bool,
 }
 
 impl Default for Cluster {
@@ -77,6 +80,7 @@ impl Default for Cluster {
             update_queue: defaults::CLUSTER_UPDATE_QUEUE,
             unreachable_nodes: Vec::new(),
             tls_ca_file: None,
+            finish_inactive_streams: defaults::CLUSTER_FINISH_INACTIVE_STREAMS,
         }
     }
 }

@@ -323,3 +323,7 @@ pub const CLUSTER_LEASE_MS: u32 = 3000;
 
 /// Default `cluster.update_queue`.
 pub const CLUSTER_UPDATE_QUEUE: u32 = 4096;
+
+/// Default `cluster.finish_inactive_streams`: a silence ends no relay (a local stream's subscriptions live on
+/// through one too).
+pub const CLUSTER_FINISH_INACTIVE_STREAMS: bool = false;

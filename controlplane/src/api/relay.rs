@@ -157,6 +157,29 @@ impl Api {
         Ok(v1::RelaySubscribeResponse { stream: Some(convert::stream(stream)), leg_id: leg })
     }
 
+    /// Removes every leg of stream `stream_id` of `session_id` (each removal sends Finish to its node): the stream went
+    /// inactive on its origin (`cluster.finish_inactive_streams`).
+    pub(crate) async fn drop_legs(&self, session_id: &str, stream_id: &str) {
+        let subscriptions = self.read(|reg| reg.list_subscriptions(session_id)).await.unwrap_or_default();
+        let legs = subscriptions
+            .into_iter()
+            .filter(|s| s.stream_id == stream_id && parse_leg_id(&s.subscription_id).is_some());
+        for leg in legs.collect::<Vec<_>>() {
+            let id = leg.subscription_id;
+            if let Err(status) =
+                self.delete_quietly(session_id, |reg| reg.plan_delete_subscription(session_id, &id)).await
+            {
+                tracing::warn!(
+                    session_id,
+                    stream_id,
+                    leg = id,
+                    "cluster: removing a leg of an inactive stream failed: {status}"
+                );
+            }
+        }
+        tracing::info!(session_id, stream_id, "cluster: the stream went inactive; its legs are finished");
+    }
+
     /// `RelayCancel` (Cancel), on the origin: removes the node's legs of the stream (of that request, or all), and
     /// its relay endpoint once it is unused.
     pub(crate) async fn relay_cancel_rpc(&self, r: v1::RelayCancelRequest) -> Result<v1::RelayCancelResponse, Status> {

@@ -96,6 +96,7 @@ pub async fn join(
         lease_ms: settings.lease_ms,
         update_queue: buffer,
         unreachable: settings.unreachable_nodes.iter().cloned().collect(),
+        finish_inactive: settings.finish_inactive_streams,
     };
     let tls = crate::tls::node_client_config(settings.tls_ca_file.as_deref(), config.api.tls.as_ref())?;
     Cluster::start(directory, node, super::relay::Relays::new(keys, tls), api, counters)

@@ -90,6 +90,8 @@ pub struct NodeSettings {
     pub update_queue: usize,
     /// `cluster.unreachable_nodes`.
     pub unreachable: BTreeSet<String>,
+    /// `cluster.finish_inactive_streams`.
+    pub finish_inactive: bool,
 }
 
 /// The bound of the queue of lifecycle events the relays act on ([`super::relay`]).
@@ -136,7 +138,11 @@ impl Cluster {
             counters: Arc::clone(&counters),
         }));
         let (relay_events, relay_queue) = mpsc::channel(RELAY_EVENT_QUEUE);
-        api.events().add_sink(Box::new(RelaySink { events: relay_events, counters: Arc::clone(&counters) }));
+        api.events().add_sink(Box::new(RelaySink {
+            events: relay_events,
+            counters: Arc::clone(&counters),
+            finish_inactive: settings.finish_inactive,
+        }));
         let cluster = Arc::new(Cluster {
             directory,
             settings,

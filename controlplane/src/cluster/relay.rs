@@ -10,7 +10,8 @@
 //! leg takes it as a subscriber's. Data is the media itself, on the data plane. One leg per stream per node,
 //! however many subscribers. B's last subscription to the stream gone, B deletes the relayed stream and sends Cancel
 //! (`RelayCancel`); the leg gone on A (the stream deleted, Cancel, a newer Sub), A sends Finish (`RelayFinish`) and B
-//! deletes its relayed stream when it is that request's. A node whose lease runs out is Cancel and Finish at once:
+//! deletes its relayed stream when it is that request's (with `cluster.finish_inactive_streams`, a stream published
+//! here that goes inactive removes its legs too). A node whose lease runs out is Cancel and Finish at once:
 //! every node deletes its endpoint `~N`, and with it the legs to N and the streams relayed from N.
 //!
 //! Owns this node's side, on [`Cluster`]: the ids of relay objects, the inter-node client (one channel per peer API
@@ -243,6 +244,8 @@ pub(super) enum RelayEvent {
     Left { session_id: String, stream_id: String, subscription_id: String, endpoint_id: String },
     /// A stream was deleted.
     Unpublished { session_id: String, stream_id: String, endpoint_id: String },
+    /// A stream went inactive (told only with `cluster.finish_inactive_streams`).
+    Inactive { session_id: String, stream_id: String },
 }
 
 /// Hands the events the relays act on to the relay task; never waits (a full queue is counted: the lease of the
@@ -250,6 +253,8 @@ pub(super) enum RelayEvent {
 pub(super) struct RelaySink {
     pub(super) events: mpsc::Sender<RelayEvent>,
     pub(super) counters: Arc<super::ClusterCounters>,
+    /// `cluster.finish_inactive_streams`: inactive streams are handed on too.
+    pub(super) finish_inactive: bool,
 }
 
 impl EventSink for RelaySink {
@@ -273,6 +278,9 @@ impl EventSink for RelaySink {
                 stream_id: s.stream_id.clone(),
                 endpoint_id: s.endpoint_id.clone(),
             },
+            EventKind::StreamInactive(s) if self.finish_inactive && node_of_endpoint(&s.endpoint_id).is_none() => {
+                RelayEvent::Inactive { session_id, stream_id: s.stream_id.clone() }
+            }
             _ => return,
         };
         if self.events.try_send(relay_event).is_err() {
@@ -531,6 +539,10 @@ impl Cluster {
                     if self.incoming(&session_id, &stream_id).is_some() {
                         api.release_relayed(&self, &session_id, &stream_id).await;
                     }
+                }
+                RelayEvent::Inactive { session_id, stream_id } => {
+                    // Each leg's removal sends its Finish (above, as a subscription that left).
+                    api.drop_legs(&session_id, &stream_id).await;
                 }
                 RelayEvent::Unpublished { session_id, stream_id, endpoint_id: publisher } => {
                     if node_of_endpoint(&publisher).is_none() {
