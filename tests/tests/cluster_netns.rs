@@ -7,8 +7,8 @@
 //! through B; C's copy names B as its publisher, B's names A.
 //!
 //! And a path that breaks while it carries a stream: A publishes to viewers on B and C, both direct; the route
-//! between A and C is cut under a steady stream, and C moves to B within 2 s (no packet twice); the route is
-//! restored, and C moves back to A with its viewer's sequence numbers continuous across the move.
+//! between A and C is cut under a steady stream, and C moves to B within 2 s (no packet twice), and A gives its leg to
+//! C up; the route is restored, and C moves back to A with its viewer's sequence numbers continuous across the move.
 //!
 //! And a relaying node that dies: with A and C cut apart, C's stream comes through B; B is killed, and C moves to D,
 //! the other node that reaches A, keeping its viewer's subscription (the stream goes on, no packet twice). Needs root
@@ -196,6 +196,15 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
     assert!(wait_until(WAIT, || publisher(api_c).is_ok_and(|p| p == "~b")), "c moves to b");
     let around = cut_at.elapsed();
     println!("c moved to b {around:?} after the cut");
+    let legs = |api: &Api| {
+        let all = api.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() }).expect("list");
+        let mut legs: Vec<String> =
+            all.subscriptions.into_iter().map(|s| s.endpoint_id).filter(|e| e.starts_with('~')).collect();
+        legs.sort();
+        legs
+    };
+    // A cannot reach c either: it gives its leg to c up (c's Cancel cannot arrive while the route is cut).
+    assert!(wait_until(WAIT, || legs(api_a) == ["~b"]), "a gives up its leg to c: {:?}", legs(api_a));
     let after_cut = sent();
     assert!(wait_until(WAIT, || sent() >= after_cut + 200), "the camera goes on");
 
@@ -245,18 +254,13 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
     assert_eq!(got[from..], (got[from]..count as u16).collect::<Vec<_>>()[..], "continuous across the move back");
 
     // What c held through b is gone from b; a sends one leg to each of b and c.
-    let legs = |api: &Api| {
-        let all = api.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() }).expect("list");
-        let mut legs: Vec<String> =
-            all.subscriptions.into_iter().map(|s| s.endpoint_id).filter(|e| e.starts_with('~')).collect();
-        legs.sort();
-        legs
-    };
     assert!(wait_until(WAIT, || legs(api_b).is_empty()), "b keeps no leg to c: {:?}", legs(api_b));
     assert!(wait_until(WAIT, || legs(api_a) == ["~b", "~c"]), "a's legs: {:?}", legs(api_a));
     let metrics = nodes[2].0.metrics.expect("c serves metrics");
     let moves = |to: &str| sample(metrics, "ringfwd_cluster_path_moves_total", &[("to", to)]);
     assert_eq!((moves("relay"), moves("direct")), (Some(1.0), Some(1.0)), "c moved once each way");
+    let given_up = sample(nodes[0].0.metrics.expect("a serves metrics"), "ringfwd_cluster_legs_given_up_total", &[]);
+    assert_eq!(given_up, Some(1.0), "a gave its legs to c up once");
 
     for (daemon, _) in nodes {
         let exit = daemon.stop();

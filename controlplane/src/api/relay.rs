@@ -180,6 +180,40 @@ impl Api {
         tracing::info!(session_id, stream_id, "cluster: the stream went inactive; its legs are finished");
     }
 
+    /// The nodes this node sends legs to.
+    pub(crate) async fn leg_nodes(&self) -> std::collections::BTreeSet<String> {
+        let reg = self.registry.lock().await;
+        let mut nodes = std::collections::BTreeSet::new();
+        for session in reg.list_sessions() {
+            for sub in reg.list_subscriptions(&session.session_id).unwrap_or_default() {
+                if let Some((node, _)) = parse_leg_id(&sub.subscription_id) {
+                    if sub.endpoint_id == relays::endpoint_id(node) {
+                        nodes.insert(node.to_owned());
+                    }
+                }
+            }
+        }
+        nodes
+    }
+
+    /// Removes every leg this node sends to node `node`, in every session, and its relay endpoint once unused: the
+    /// node cannot be reached (see [`crate::cluster::paths`]).
+    pub(crate) async fn drop_legs_to(&self, node: &str) {
+        let endpoint_id = relays::endpoint_id(node);
+        for (session_id, _) in self.sessions_here().await {
+            let subscriptions = self.read(|reg| reg.list_subscriptions(&session_id)).await.unwrap_or_default();
+            let legs = subscriptions.into_iter().filter(|s| s.endpoint_id == endpoint_id);
+            for leg in legs.filter(|s| parse_leg_id(&s.subscription_id).is_some()).collect::<Vec<_>>() {
+                let id = leg.subscription_id;
+                let deleted = self.delete_quietly(&session_id, |reg| reg.plan_delete_subscription(&session_id, &id));
+                if let Err(status) = deleted.await {
+                    tracing::warn!(session_id, node, leg = id, "cluster: removing a leg failed: {status}");
+                }
+            }
+            self.drop_unused_relay_endpoint(&session_id, node).await;
+        }
+    }
+
     /// `RelayCancel` (Cancel), on the origin: removes the node's legs of the stream (of that request, or all), and
     /// its relay endpoint once it is unused.
     pub(crate) async fn relay_cancel_rpc(&self, r: v1::RelayCancelRequest) -> Result<v1::RelayCancelResponse, Status> {

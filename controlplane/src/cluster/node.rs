@@ -62,6 +62,8 @@ pub struct ClusterCounters {
     pub path_move_failures: AtomicU64,
     /// Probes of other nodes' paths that failed.
     pub path_probes_failed: AtomicU64,
+    /// Times the legs to a node were removed because it could not be reached for twice `cluster.lease_ms`.
+    pub legs_given_up: AtomicU64,
     /// Metadata writes of this node shared with the others.
     pub metadata_shared: AtomicU64,
     /// Metadata writes of this node that could not be shared (too many at once, or the directory failed).
@@ -194,6 +196,11 @@ impl Cluster {
     /// Whether `cluster.unreachable_nodes` names `node`: its streams come through another node.
     pub fn unreachable(&self, node: &str) -> bool {
         self.settings.unreachable.contains(node)
+    }
+
+    /// `cluster.lease_ms`.
+    pub fn lease_ms(&self) -> u32 {
+        self.settings.lease_ms
     }
 
     /// Where other nodes send this node's relayed media.

@@ -12,10 +12,14 @@
 //! does not name it). A move that fails is tried again after a backoff (from [`CHECK_INTERVAL`], doubling up to
 //! [`MAX_RETRY`]). The move is make before break: its subscribers see each sequence number once, with no gap.
 //!
-//! Owns the probes' tallies and the retry times (both bounded by the streams relayed here). Must never hold the
-//! registry, nor move a stream while a subscription to it is being made or released (the stream's busy mark, taken
-//! by [`Api::move_relay`], orders them). Not built: the origin noticing by itself that it cannot reach a node it sends
-//! a leg to (the receiver's Cancel, re-sent with backoff, or a newer Sub of it, or its lease's end removes the leg).
+//! The nodes this node sends legs to are probed too: one that has not answered for twice `cluster.lease_ms` (alive
+//! for the directory, but cut off from here) has its legs removed, as a Cancel of it would (the node moved its
+//! streams to another path meanwhile; its Cancel cannot arrive while the path is cut).
+//!
+//! Owns the probes' tallies, the retry times and when each node with legs from here stopped answering (bounded by
+//! the streams relayed here and the legs sent from here). Must never hold the registry, nor move a stream while a
+//! subscription to it is being made or released (the stream's busy mark, taken by [`Api::move_relay`], orders
+//! them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -39,6 +43,8 @@ pub const BROKEN_AFTER: u32 = 2;
 pub const RESTORED_AFTER: u32 = 3;
 /// The longest wait before a failed move is tried again.
 pub const MAX_RETRY: Duration = Duration::from_secs(10);
+/// The nodes this node sends legs to are listed and probed every this many checks (a second).
+const LEG_REFRESH_TICKS: u64 = 5;
 
 /// The probes of one node, in a row.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,21 +73,29 @@ impl Cluster {
     pub(super) async fn paths_loop(self: Arc<Self>, api: Arc<Api>) {
         let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
         let mut retry: BTreeMap<StreamKey, (Instant, Duration)> = BTreeMap::new();
+        let (mut legs_to, mut cut_off_since) = (BTreeSet::new(), BTreeMap::<String, Instant>::new());
+        let give_up = Duration::from_millis(2 * u64::from(self.lease_ms()));
         let mut ticks = tokio::time::interval(CHECK_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for tick in 0u64.. {
             ticks.tick().await;
+            // The nodes legs go to: listed and probed once a second (they are given up after seconds, not moved).
+            let check_legs = tick % LEG_REFRESH_TICKS == 0;
+            if check_legs {
+                legs_to = api.leg_nodes().await;
+                cut_off_since.retain(|node, _| legs_to.contains(node));
+            }
             let incoming = self.all_incoming();
-            let mut probed = BTreeSet::new();
+            let mut probed = if check_legs { legs_to.clone() } else { BTreeSet::new() };
             for (_, relayed) in &incoming {
                 probed.insert(relayed.from.clone());
                 if relayed.from != relayed.origin && !self.unreachable(&relayed.origin) {
                     probed.insert(relayed.origin.clone());
                 }
             }
-            tallies.retain(|node, _| probed.contains(node));
+            tallies.retain(|node, _| probed.contains(node) || legs_to.contains(node));
             retry.retain(|key, _| incoming.iter().any(|(relayed, _)| relayed == key));
-            if incoming.is_empty() {
+            if probed.is_empty() {
                 continue;
             }
             let mut probes = tokio::task::JoinSet::new();
@@ -102,6 +116,19 @@ impl Cluster {
                 };
             }
             let now = Instant::now();
+            for node in legs_to.iter().filter(|_| check_legs) {
+                if tallies.get(node).is_none_or(|tally| tally.failed == 0) {
+                    cut_off_since.remove(node);
+                    continue;
+                }
+                let since = *cut_off_since.entry(node.clone()).or_insert(now);
+                if now.duration_since(since) >= give_up {
+                    tracing::warn!(node, "cluster: a node this node relays to cannot be reached; its legs are removed");
+                    api.drop_legs_to(node).await;
+                    self.counters().legs_given_up.fetch_add(1, Ordering::Relaxed);
+                    cut_off_since.remove(node);
+                }
+            }
             for (key, relayed) in incoming {
                 let tally = |node: &str| tallies.get(node).copied().unwrap_or_default();
                 let through_relayer = relayed.from != relayed.origin && !self.unreachable(&relayed.origin);

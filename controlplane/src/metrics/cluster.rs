@@ -94,6 +94,13 @@ impl ExportMetrics for ClusterMetrics {
         let probes = "ringfwd_cluster_path_probes_failed_total";
         out.family(probes, Kind::Counter, "Probes of the nodes this node's relayed streams come from that failed.");
         out.sample(probes, &[], c.path_probes_failed.load(Ordering::Relaxed));
+        let given_up = "ringfwd_cluster_legs_given_up_total";
+        out.family(
+            given_up,
+            Kind::Counter,
+            "Times this node removed its legs to a node it could not reach for twice cluster.lease_ms.",
+        );
+        out.sample(given_up, &[], c.legs_given_up.load(Ordering::Relaxed));
     }
 }
 
