@@ -259,6 +259,16 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
     let metrics = nodes[2].0.metrics.expect("c serves metrics");
     let moves = |to: &str| sample(metrics, "ringfwd_cluster_path_moves_total", &[("to", to)]);
     assert_eq!((moves("relay"), moves("direct")), (Some(1.0), Some(1.0)), "c moved once each way");
+    let moved_to = |to: &str| {
+        api_c.wait_event("s", WAIT, |kind| match kind {
+            v1::event::Kind::RelayMoved(m) if m.to_node_id == to => {
+                Some((m.from_node_id.clone(), m.origin_node_id.clone()))
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(moved_to("b"), Some(("a".to_owned(), "a".to_owned())), "c's watchers: relay_moved a -> b");
+    assert_eq!(moved_to("a"), Some(("b".to_owned(), "a".to_owned())), "c's watchers: relay_moved b -> a");
     let given_up = sample(nodes[0].0.metrics.expect("a serves metrics"), "ringfwd_cluster_legs_given_up_total", &[]);
     assert_eq!(given_up, Some(1.0), "a gave its legs to c up once");
 
@@ -316,6 +326,11 @@ fn a_relaying_node_that_dies_is_left_for_another() {
     let kept =
         api_c.get_subscription(v1::GetSubscriptionRequest { session_id: "s".into(), subscription_id: "w".into() });
     assert_eq!(kept.expect("the viewer's subscription lives on").stream_id, "v");
+    let moved = api_c.wait_event("s", WAIT, |kind| match kind {
+        v1::event::Kind::RelayMoved(m) => Some((m.from_node_id.clone(), m.to_node_id.clone())),
+        _ => None,
+    });
+    assert_eq!(moved, Some(("b".to_owned(), "d".to_owned())), "c's watchers: relay_moved b -> d");
     send(20..60);
     assert_eq!(viewer.recv_rtp(40, WAIT), (20..60).map(packet).collect::<Vec<_>>(), "through d, each packet once");
     let legs = api_a.list_subscriptions(v1::ListSubscriptionsRequest { session_id: "s".into() }).expect("a's legs");

@@ -84,6 +84,7 @@ fn describe(event: &v1::Event) -> String {
         ),
         Kind::NodeJoined(n) => format!("node_joined {}", n.node_id),
         Kind::NodeLost(n) => format!("node_lost {} expired {}", n.node_id, n.expired),
+        Kind::RelayMoved(m) => format!("relay_moved {} from {} to {}", m.stream_id, m.from_node_id, m.to_node_id),
         Kind::MetadataChanged(m) => {
             let keys: Vec<_> = m.entries.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
             format!("metadata_changed {}", keys.join(","))

@@ -123,6 +123,12 @@ pub fn event_to_wire(event: &Event) -> v1::Event {
         EventKind::NodeLost { node, expired } => {
             Kind::NodeLost(v1::NodeLost { node_id: node.clone(), expired: *expired })
         }
+        EventKind::RelayMoved { stream_id, origin, from, to } => Kind::RelayMoved(v1::RelayMoved {
+            stream_id: stream_id.clone(),
+            origin_node_id: origin.clone(),
+            from_node_id: from.clone(),
+            to_node_id: to.clone(),
+        }),
         EventKind::Subscribed(s) => {
             let (subscription_id, stream_id, endpoint_id) = subscription_ref(s);
             Kind::Subscribed(v1::Subscribed { subscription_id, stream_id, endpoint_id })

@@ -408,6 +408,13 @@ impl Api {
         cluster.send_cancel(&current.from, session_id, stream_id, current.request_id);
         self.drop_unused_relay_endpoint(session_id, &current.from).await;
         tracing::info!(session_id, stream_id, origin, from = current.from, to = via, "cluster: relayed stream moved");
+        let moved = crate::events::EventKind::RelayMoved {
+            stream_id: stream_id.to_owned(),
+            origin,
+            from: current.from.clone(),
+            to: via.clone(),
+        };
+        self.events().publish(session_id.to_owned(), moved, crate::clock::unix_ms());
         Ok(via)
     }
 

@@ -100,6 +100,15 @@ fn kind_fields(kind: Option<&v1::event::Kind>) -> (&'static str, Vec<(&'static s
         }
         Some(Kind::NodeJoined(n)) => ("node_joined", vec![("node", n.node_id.clone())]),
         Some(Kind::NodeLost(n)) => ("node_lost", vec![("node", n.node_id.clone()), ("expired", n.expired.to_string())]),
+        Some(Kind::RelayMoved(m)) => (
+            "relay_moved",
+            vec![
+                ("stream", m.stream_id.clone()),
+                ("origin", m.origin_node_id.clone()),
+                ("from", m.from_node_id.clone()),
+                ("to", m.to_node_id.clone()),
+            ],
+        ),
         Some(Kind::Subscribed(s)) => {
             ("subscribed", subscription_fields(&s.subscription_id, &s.stream_id, &s.endpoint_id, None))
         }

@@ -144,6 +144,17 @@ pub enum EventKind {
         /// Whether its lease ran out (rather than it leaving).
         expired: bool,
     },
+    /// A stream relayed here moved to another path (see `cluster::paths`).
+    RelayMoved {
+        /// Which.
+        stream_id: String,
+        /// The node that publishes it.
+        origin: String,
+        /// The node it came from before.
+        from: String,
+        /// The node it comes from now.
+        to: String,
+    },
     /// Metadata of the session, an endpoint or a stream changed.
     MetadataChanged {
         /// Whose.
@@ -180,6 +191,7 @@ impl EventKind {
             EventKind::MetadataChanged { .. } => "metadata_changed",
             EventKind::NodeJoined { .. } => "node_joined",
             EventKind::NodeLost { .. } => "node_lost",
+            EventKind::RelayMoved { .. } => "relay_moved",
         }
     }
 }
