@@ -326,4 +326,35 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn shared_metadata_keeps_the_merge_orders_winner_per_key_and_goes_with_its_session() {
+        use crate::metadata::Version;
+        let directory = Embedded::new(16);
+        let mut changes = directory.watch();
+        let record = SessionRecord { node: "a".into(), created_unix_ms: 1, incarnation: 11 };
+        directory.claim_session("s", &record).await.unwrap();
+        let entry = |value: &str, wall_us, set_once| Entry {
+            key: "app.k".into(),
+            version: Version { wall_us, counter: 0, node_id: 1 },
+            value: Some(value.into()),
+            set_once,
+        };
+        let session = Member::Session;
+        directory.share_metadata("s", &session, &[entry("new", 20, false)], "a").await.unwrap();
+        directory.share_metadata("s", &session, &[entry("late", 10, false)], "b").await.unwrap();
+        assert_eq!(directory.metadata("s").await.unwrap(), [(Member::Session, entry("new", 20, false))], "later wins");
+        directory.share_metadata("s", &session, &[entry("fixed", 30, true)], "b").await.unwrap();
+        directory.share_metadata("s", &session, &[entry("second", 40, true)], "a").await.unwrap();
+        assert_eq!(
+            directory.metadata("s").await.unwrap(),
+            [(Member::Session, entry("fixed", 30, true))],
+            "first set-once"
+        );
+        let told = std::iter::from_fn(|| changes.try_recv().ok());
+        let shared = told.filter(|c| matches!(c, Change::MetadataShared { .. })).count();
+        assert_eq!(shared, 4, "every share is told, winner or not (each node merges by the same order)");
+        directory.end_session("s", None, 5).await.unwrap();
+        assert!(directory.metadata("s").await.unwrap().is_empty(), "gone with the session");
+    }
 }

@@ -619,3 +619,36 @@ impl Directory for RedisDirectory {
         self.changes.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{merge_order, Version};
+
+    #[test]
+    fn the_rank_orders_entries_as_the_merge_does() {
+        let entry = |wall_us, counter, node_id, set_once| Entry {
+            key: "app.k".into(),
+            version: Version { wall_us, counter, node_id },
+            value: Some("v".into()),
+            set_once,
+        };
+        let entries = [
+            entry(1, 0, 1, false),
+            entry(1, 0, 2, false),
+            entry(1, 1, 1, false),
+            entry(u64::MAX, 0, 1, false),
+            entry(5, 0, 1, true),
+            entry(6, 0, 1, true),
+            entry(5, 1, 1, true),
+            entry(0, 0, 0, true),
+        ];
+        for a in &entries {
+            assert_eq!(metadata_rank(a).len(), 51, "fixed width");
+            for b in &entries {
+                let by_rank = metadata_rank(a).cmp(&metadata_rank(b));
+                assert_eq!(by_rank, merge_order(a, b), "{a:?} against {b:?}");
+            }
+        }
+    }
+}
