@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::api::wait_until;
+use crate::api::{wait_until, Api, KeyedConfig};
+use crate::daemon::Daemon;
 use crate::gst::free_port;
 use crate::process::Process;
 
@@ -23,6 +24,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn ensure_redis() -> bool {
     crate::interop::install("install-redis.sh", &[], "the cluster directory's tests need a Redis server")
 }
+
+/// The `[[auth.keys]]` key (id, base64 secret) the nodes of the cluster tests share.
+pub const SHARED_KEY: (&str, &str) = ("cluster", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
 
 /// A running Redis server.
 pub struct Redis {
@@ -106,6 +110,17 @@ impl Redis {
              heartbeat_ms = {heartbeat_ms}\nlease_ms = {lease_ms}\n",
             self.url()
         )
+    }
+
+    /// Starts node `id` on this server's directory (heartbeat 100 ms, lease 500 ms) with [`SHARED_KEY`], as the nodes
+    /// of a cluster that relay need: `base` (tables), then its `[cluster]` with `cluster_extra` (keys of that table).
+    /// Answers its config, the daemon, and an admin client.
+    pub fn keyed_node(&self, base: &str, id: &str, cluster_extra: &str) -> (KeyedConfig, Daemon, Api) {
+        let cluster = format!("{}{cluster_extra}", self.node_config(base, id, 100, 500));
+        let config = KeyedConfig::new(&cluster, SHARED_KEY.0, SHARED_KEY.1);
+        let daemon = Daemon::start(&config.text);
+        let api = Api::connect(daemon.api, Some(&config.mint("admin", "10m")));
+        (config, daemon, api)
     }
 
     /// `redis-cli -h <ip> -p <port> [-a <password>] <args>`: its output, trimmed ("" when it failed).

@@ -10,25 +10,18 @@
 use std::time::Duration;
 
 use ringfwd_proto::v1;
-use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, Api, KeyedConfig};
+use ringfwd_tests::api::{endpoint, metadata_target, subscription, video_stream, wait_until, Api};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::Peer;
 use ringfwd_tests::redis::{ensure_redis, Redis};
 use ringfwd_tests::scrape::sample;
 
 const ONE_WORKER: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
-const HEARTBEAT_MS: u64 = 100;
-const LEASE_MS: u64 = 500;
 const WAIT: Duration = Duration::from_secs(5);
-const KEY_ID: &str = "cluster";
-const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// Node `id` (metadata node id `number`) on `redis`'s directory with the shared key; the daemon and an admin client.
 fn start_node(redis: &Redis, id: &str, number: u32) -> (Daemon, Api) {
-    let base = format!("{ONE_WORKER}[metadata]\nnode_id = {number}\n");
-    let config = KeyedConfig::new(&redis.node_config(&base, id, HEARTBEAT_MS, LEASE_MS), KEY_ID, SECRET);
-    let daemon = Daemon::start(&config.text);
-    let api = Api::connect(daemon.api, Some(&config.mint("admin", "10m")));
+    let (_, daemon, api) = redis.keyed_node(&format!("{ONE_WORKER}[metadata]\nnode_id = {number}\n"), id, "");
     (daemon, api)
 }
 

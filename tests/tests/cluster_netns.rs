@@ -23,12 +23,12 @@ use ringfwd_tests::api::{endpoint, mint_token, subscription, video_stream, wait_
 use ringfwd_tests::daemon::{binary, Daemon};
 use ringfwd_tests::netns::Lab;
 use ringfwd_tests::peer::{rtp_fields, rtp_packet, Peer};
-use ringfwd_tests::redis::{ensure_redis, Redis};
+use ringfwd_tests::redis::{ensure_redis, Redis, SHARED_KEY};
 use ringfwd_tests::scrape::sample;
 
 const WAIT: Duration = Duration::from_secs(5);
 const SSRC: u32 = 0x7e1a_0777;
-const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const SECRET: &str = SHARED_KEY.1;
 
 fn running_as_root() -> bool {
     std::process::Command::new("id")
@@ -70,19 +70,44 @@ fn publisher(api: &Api) -> Result<String, tonic::Status> {
     api.get_stream(v1::GetStreamRequest { session_id: "s".into(), stream_id: "v".into() }).map(|s| s.endpoint_id)
 }
 
-#[test]
-fn a_node_cut_off_from_the_origin_gets_the_stream_through_a_node_that_reaches_both() {
+/// A test's hosts: one per node, Redis on their bridge (a test binds every field: each lives as long as the test).
+struct Setup {
+    nodes: Vec<(Daemon, Api)>,
+    _redis: Redis,
+    _dir: tempfile::TempDir,
+    lab: Lab,
+}
+
+/// Nodes `ids` on hosts of their own; `None` (the test says it is skipped) when not running as root, or without a
+/// Redis server to start.
+fn setup(ids: &[&str]) -> Option<Setup> {
     if !running_as_root() {
         println!("skipped: network namespaces need root");
-        return;
+        return None;
     }
     if !ensure_redis() {
-        return;
+        return None;
     }
-    let lab = Lab::create(3).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
+    let lab = Lab::create(ids.len()).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
-    let nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c"]);
+    let nodes = start_nodes(&lab, &redis, dir.path(), ids);
+    Some(Setup { nodes, _redis: redis, _dir: dir, lab })
+}
+
+/// Stream `v` of session `s` published on `origin` by `camera`, once `viewer_node` locates it there.
+fn publish(origin: &Api, camera: &Peer, viewer_node: &Api) {
+    origin.session("s").expect("session on a");
+    origin.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
+    origin.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
+    let located =
+        || viewer_node.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
+    assert!(wait_until(WAIT, || located().is_ok()), "the viewer's node locates v on a");
+}
+
+#[test]
+fn a_node_cut_off_from_the_origin_gets_the_stream_through_a_node_that_reaches_both() {
+    let Some(Setup { nodes, lab, _redis, _dir }) = setup(&["a", "b", "c"]) else { return };
     let (api_a, api_b, api_c) = (&nodes[0].1, &nodes[1].1, &nodes[2].1);
     let media_a = nodes[0].0.media[0];
     assert_eq!(media_a.ip(), lab.host_ip(0), "a's media address is on its own host");
@@ -90,11 +115,7 @@ fn a_node_cut_off_from_the_origin_gets_the_stream_through_a_node_that_reaches_bo
     // The camera and the viewer are on the test's bridge; A and C cannot reach each other.
     let (camera, viewer) = (Peer::bind(&lab.bridge_ip().to_string()), Peer::bind(&lab.bridge_ip().to_string()));
     lab.cut(0, 2).expect("cut a and c apart");
-    api_a.session("s").expect("session on a");
-    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
-    let located = || api_c.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
-    assert!(wait_until(WAIT, || located().is_ok()), "c locates v on a");
+    publish(api_a, &camera, api_c);
 
     api_c.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer on c");
     let asked = Instant::now();
@@ -137,26 +158,12 @@ fn collect(viewer: Peer, stop: Arc<AtomicBool>) -> (Received, std::thread::JoinH
 
 #[test]
 fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
-    if !running_as_root() {
-        println!("skipped: network namespaces need root");
-        return;
-    }
-    if !ensure_redis() {
-        return;
-    }
-    let lab = Lab::create(3).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
-    let nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c"]);
+    let Some(Setup { nodes, lab, _redis, _dir }) = setup(&["a", "b", "c"]) else { return };
     let (api_a, api_b, api_c) = (&nodes[0].1, &nodes[1].1, &nodes[2].1);
     let media_a = nodes[0].0.media[0];
     let bridge = lab.bridge_ip().to_string();
     let (camera, viewer_b, viewer_c) = (Peer::bind(&bridge), Peer::bind(&bridge), Peer::bind(&bridge));
-    api_a.session("s").expect("session on a");
-    api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-    api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
-    let located = || api_c.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
-    assert!(wait_until(WAIT, || located().is_ok()), "c locates v on a");
+    publish(api_a, &camera, api_c);
     for (api, viewer) in [(api_b, &viewer_b), (api_c, &viewer_c)] {
         api.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer");
         api.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription");
@@ -280,28 +287,14 @@ fn a_path_that_breaks_moves_through_another_node_and_back_when_it_returns() {
 
 #[test]
 fn a_relaying_node_that_dies_is_left_for_another() {
-    if !running_as_root() {
-        println!("skipped: network namespaces need root");
-        return;
-    }
-    if !ensure_redis() {
-        return;
-    }
-    let lab = Lab::create(4).unwrap_or_else(|e| panic!("the test's network namespaces: {e}"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let redis = Redis::start_bound(dir.path(), lab.bridge_ip());
-    let mut nodes = start_nodes(&lab, &redis, dir.path(), &["a", "b", "c", "d"]);
+    let Some(Setup { mut nodes, lab, _redis, _dir }) = setup(&["a", "b", "c", "d"]) else { return };
     let media_a = nodes[0].0.media[0];
     let bridge = lab.bridge_ip().to_string();
     let (camera, viewer) = (Peer::bind(&bridge), Peer::bind(&bridge));
     lab.cut(0, 2).expect("cut a and c apart");
     {
         let (api_a, api_c) = (&nodes[0].1, &nodes[2].1);
-        api_a.session("s").expect("session on a");
-        api_a.create_endpoint(endpoint("s", "cam", camera.addr())).expect("camera");
-        api_a.create_stream(video_stream("s", "v", "cam", SSRC)).expect("stream on a");
-        let located = || api_c.locate_stream(v1::LocateStreamRequest { session_id: "s".into(), stream_id: "v".into() });
-        assert!(wait_until(WAIT, || located().is_ok()), "c locates v on a");
+        publish(api_a, &camera, api_c);
         api_c.create_endpoint(endpoint("s", "viewer", viewer.addr())).expect("viewer on c");
         api_c.create_subscription(subscription("s", "w", "v", "viewer", 0)).expect("subscription on c");
         assert_eq!(publisher(api_c).expect("v on c"), "~b", "c gets v through b, the least loaded by its id");

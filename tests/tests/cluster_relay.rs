@@ -37,24 +37,10 @@ use ringfwd_tests::scrape::sample;
 use tonic::Code;
 
 const ONE_WORKER: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
-const HEARTBEAT_MS: u64 = 100;
-const LEASE_MS: u64 = 500;
 const WAIT: Duration = Duration::from_secs(5);
-const KEY_ID: &str = "cluster";
-const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const SSRC: u32 = 0x7e1a_0001;
 const PACKETS: u16 = 50;
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Node `id` on `redis`'s directory with the shared key: `base` (tables), then its `[cluster]` with `cluster_extra`
-/// (keys of that table); its config, the daemon, and an admin client.
-fn start_node(redis: &Redis, base: &str, id: &str, cluster_extra: &str) -> (KeyedConfig, Daemon, Api) {
-    let cluster = format!("{}{cluster_extra}", redis.node_config(base, id, HEARTBEAT_MS, LEASE_MS));
-    let config = KeyedConfig::new(&cluster, KEY_ID, SECRET);
-    let daemon = Daemon::start(&config.text);
-    let api = Api::connect(daemon.api, Some(&config.mint("admin", "10m")));
-    (config, daemon, api)
-}
 
 /// Session `s` on `api`'s node, the camera's endpoint `cam` and its stream `v`.
 fn publish(api: &Api, camera: SocketAddr) {
@@ -123,10 +109,10 @@ fn a_stream_published_on_one_node_is_relayed_to_subscribers_on_another() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let (_, a, api_a) = start_node(&redis, ONE_WORKER, "a", "");
+    let (_, a, api_a) = redis.keyed_node(ONE_WORKER, "a", "");
     // B keeps the statistics of the streams relayed to it (its per-relay series), and sends no RTCP of its own.
     let b_base = format!("{ONE_WORKER}[interceptors]\ningress = [\"stats\"]\negress = []\n");
-    let (_, b, api_b) = start_node(&redis, &b_base, "b", "");
+    let (_, b, api_b) = redis.keyed_node(&b_base, "b", "");
 
     // A publishes; B learns where from the directory.
     let (camera, viewer, second) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
@@ -223,8 +209,8 @@ fn a_gstreamer_viewer_on_one_node_decodes_a_camera_on_another_from_the_keyframe_
     let redis = Redis::start(dir.path());
     // The default interceptor chains (keyframe_throttle, nack_cache, reports): an `[interceptors]` table without keys.
     let base = format!("{ONE_WORKER}[interceptors]\n");
-    let (config_a, a, api_a) = start_node(&redis, &base, "a", "");
-    let (config_b, b, api_b) = start_node(&redis, &base, "b", "");
+    let (config_a, a, api_a) = redis.keyed_node(&base, "a", "");
+    let (config_b, b, api_b) = redis.keyed_node(&base, "b", "");
     let (port_camera, port_viewer) = (free_port(), free_port());
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -319,10 +305,10 @@ fn a_node_that_cannot_reach_the_origin_gets_the_stream_through_another_node() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
-    let (_, a, api_a) = start_node(&redis, ONE_WORKER, "a", "");
-    let (_, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
+    let (_, a, api_a) = redis.keyed_node(ONE_WORKER, "a", "");
+    let (_, b, api_b) = redis.keyed_node(ONE_WORKER, "b", "");
     // C may not reach A (a firewall between them, as its config says): A's streams reach it through B.
-    let (_, c, api_c) = start_node(&redis, ONE_WORKER, "c", "unreachable_nodes = [\"a\"]\n");
+    let (_, c, api_c) = redis.keyed_node(ONE_WORKER, "c", "unreachable_nodes = [\"a\"]\n");
 
     let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
     publish(&api_a, camera.addr());
@@ -374,8 +360,8 @@ fn a_nack_is_answered_by_the_nearest_cache_and_passed_upstream_when_it_misses() 
     let redis = Redis::start(dir.path());
     // The default chains: a NACK cache on A's stream and on B's relayed copy.
     let base = format!("{ONE_WORKER}[interceptors]\n");
-    let (_, a, api_a) = start_node(&redis, &base, "a", "");
-    let (_, b, api_b) = start_node(&redis, &base, "b", "");
+    let (_, a, api_a) = redis.keyed_node(&base, "a", "");
+    let (_, b, api_b) = redis.keyed_node(&base, "b", "");
     let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
     publish(&api_a, camera.addr());
     assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");
@@ -430,8 +416,8 @@ fn with_finish_inactive_streams_a_silent_origin_finishes_its_relays() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path());
     let quick = format!("{ONE_WORKER}[telemetry]\ninactive_after_ms = 300\n");
-    let (_config_a, a, api_a) = start_node(&redis, &quick, "a", "finish_inactive_streams = true\n");
-    let (_config_b, b, api_b) = start_node(&redis, ONE_WORKER, "b", "");
+    let (_config_a, a, api_a) = redis.keyed_node(&quick, "a", "finish_inactive_streams = true\n");
+    let (_config_b, b, api_b) = redis.keyed_node(ONE_WORKER, "b", "");
     let (camera, viewer) = (Peer::bind("127.0.0.1"), Peer::bind("127.0.0.1"));
     publish(&api_a, camera.addr());
     assert!(wait_until(WAIT, || locate_on(&api_b).is_some()), "b locates v");

@@ -13,12 +13,12 @@ use ringfwd_proto::v1;
 use ringfwd_tests::api::{endpoint, mint_token, subscription, video_stream, Api};
 use ringfwd_tests::daemon::Daemon;
 use ringfwd_tests::peer::{rtp_packet, Peer};
-use ringfwd_tests::redis::{ensure_redis, Redis};
+use ringfwd_tests::redis::{ensure_redis, Redis, SHARED_KEY};
 use ringfwd_tests::tls::TestPki;
 use tonic::Code;
 
 const ONE_WORKER: &str = "[placement]\nworker_cores = [0]\n[media]\naddresses = [\"127.0.0.1:0\"]\n";
-const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const SECRET: &str = SHARED_KEY.1;
 const SSRC: u32 = 0x7e1a_7151;
 const WAIT: Duration = Duration::from_secs(5);
 
