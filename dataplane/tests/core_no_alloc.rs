@@ -1008,7 +1008,8 @@ fn moving_sources_and_their_overlaps_do_not_allocate() {
         let on_b = (round / 100) % 2 == 0;
         for i in 0..8u32 {
             if round % 100 == 0 {
-                fwd.apply(now, Command::SetSource { id: StreamId(u64::from(i)), source: path(i, on_b) }).unwrap();
+                fwd.apply(now, Command::SetSource { id: StreamId(u64::from(i)), source: path(i, on_b), overlap: true })
+                    .unwrap();
             }
             let pkt = &packets[i as usize * 400 + round as usize];
             for b in [false, true] {

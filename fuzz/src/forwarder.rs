@@ -160,6 +160,7 @@ enum Cmd {
     SetSource {
         id: u8,
         source: u8,
+        overlap: bool,
     },
     SetRtcpSource {
         id: u8,
@@ -307,7 +308,9 @@ fn command(cmd: &Cmd, now: Instant) -> Command {
         Cmd::SetDestination { id, dest: d, socket } => {
             Command::SetDestination { id: sub(*id), dest: dest(*d), socket: usize::from(socket % 2) }
         }
-        Cmd::SetSource { id, source } => Command::SetSource { id: stream(*id), source: addr(*source) },
+        Cmd::SetSource { id, source, overlap } => {
+            Command::SetSource { id: stream(*id), source: addr(*source), overlap: *overlap }
+        }
         Cmd::SetRtcpSource { id, source } => Command::SetRtcpSource { id: stream(*id), source: source.map(addr) },
         Cmd::SetRtcpDestination { id, dest: d } => Command::SetRtcpDestination { id: sub(*id), dest: d.map(addr) },
         Cmd::RequestKeyframe { id } => Command::RequestKeyframe { id: sub(*id) },

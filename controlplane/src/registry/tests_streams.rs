@@ -218,8 +218,8 @@ fn a_stream_moves_to_another_publishing_endpoint_in_place() {
     apply(&mut reg, |r| r.plan_create_endpoint(endpoint("room", "erin", Some("127.0.0.1:5006"))));
 
     let plan = reg.plan_update_stream("room", "a-audio", &to("erin")).unwrap();
-    assert_eq!(plan.commands, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5006") })]);
-    assert_eq!(plan.undo, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5000") })]);
+    assert_eq!(plan.commands, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5006"), overlap: true })]);
+    assert_eq!(plan.undo, vec![(worker, Command::SetSource { id, source: addr("127.0.0.1:5000"), overlap: false })]);
     apply(&mut reg, |_| Ok(plan));
     let moved = reg.get_stream("room", "a-audio").unwrap();
     assert_eq!((moved.endpoint_id.as_str(), moved.subscriptions), ("erin", 1), "its subscription lives on");

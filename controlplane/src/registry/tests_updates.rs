@@ -247,10 +247,13 @@ fn an_endpoint_moves_with_its_streams_and_subscriptions() {
     let plan = reg.plan_update_endpoint("room", "alice", Some(new_alice), Default::default()).unwrap();
     let sources: Vec<_> = plan.commands.iter().filter(|(_, c)| matches!(c, Command::SetSource { .. })).collect();
     assert_eq!(sources.len(), 2, "a-audio and a-video follow: {:?}", plan.commands);
-    assert!(plan.commands.contains(&(audio.worker, Command::SetSource { id: audio.data_plane_id, source: new_alice })));
     assert!(plan
-        .undo
-        .contains(&(audio.worker, Command::SetSource { id: audio.data_plane_id, source: addr("127.0.0.1:5000") })));
+        .commands
+        .contains(&(audio.worker, Command::SetSource { id: audio.data_plane_id, source: new_alice, overlap: false })));
+    assert!(plan.undo.contains(&(
+        audio.worker,
+        Command::SetSource { id: audio.data_plane_id, source: addr("127.0.0.1:5000"), overlap: false }
+    )));
     apply(&mut reg, |_| Ok(plan));
 
     let new_bob = addr("127.0.0.1:6002");

@@ -63,11 +63,11 @@ impl Registry {
         };
         for stream in session.streams.values().filter(|s| s.endpoint_id == endpoint_id) {
             let id = stream.data_plane_id;
-            commands.push((stream.worker, Command::SetSource { id, source: address }));
+            commands.push((stream.worker, Command::SetSource { id, source: address, overlap: false }));
             // A stream without a source before (a latching endpoint without an address) keeps the new fallback on
             // undo: it only matters until it latches.
             let back = current.media_address.unwrap_or(address);
-            undo.push((stream.worker, Command::SetSource { id, source: back }));
+            undo.push((stream.worker, Command::SetSource { id, source: back, overlap: false }));
         }
         let mut starting = Vec::new();
         let mut socket = None;

@@ -32,7 +32,7 @@ pub struct StreamUpdate {
     pub interceptors: Option<Vec<String>>,
     /// The endpoint that publishes it from now on: the cluster's move of a relayed stream to another path (not in
     /// the API's `UpdateStream`). Both endpoints need a fixed media address of one family; the stream takes its
-    /// packets from the new one (`SetSource`, which overlaps the two for a moment: see the data plane's table) and
+    /// packets from the new one (`SetSource` with an overlap of the two for a moment: see the data plane's table) and
     /// its subscribers' feedback goes there.
     pub endpoint_id: Option<String>,
 }
@@ -179,8 +179,9 @@ impl Registry {
             return Err(RegistryError::invalid("endpoint_id", why));
         }
         let (id, worker) = (current.data_plane_id, current.worker);
-        commands.push((worker, Command::SetSource { id, source: new }));
-        undo.push((worker, Command::SetSource { id, source: old }));
+        // The new path carries the packets the old one does: overlapped, so none is lost or repeated.
+        commands.push((worker, Command::SetSource { id, source: new, overlap: true }));
+        undo.push((worker, Command::SetSource { id, source: old, overlap: false }));
         let (old_rtcp, new_rtcp) = (from.and_then(|e| e.rtcp_address()), to.rtcp_address());
         if old_rtcp != new_rtcp {
             commands.push((worker, Command::SetRtcpSource { id, source: new_rtcp }));

@@ -205,12 +205,12 @@ pub enum Command {
         socket: usize,
     },
     /// Takes stream `id`'s packets from `source` from now on (its publisher moved: a re-INVITE with a new port, or a
-    /// relayed stream's new path). A fixed source is re-keyed with an overlap: for `SOURCE_MOVE_OVERLAP` (200 ms)
-    /// from the command the stream takes packets from its previous source too, each RTP sequence number once (a
-    /// copy already taken from the other source is a `repeated` drop), so a move between two paths carrying the same
-    /// packets loses none and repeats none; then the previous source is `wrong_source`. A move back to the previous
-    /// source during the overlap switches at once, and RTCP to the publisher goes to `source` from the command on
-    /// (see "Moving a fixed source" in `table`). A latching stream still waiting gets `source` as its fallback; a
+    /// relayed stream's new path). A fixed source is re-keyed at once, or with `overlap` (a relayed stream's new path,
+    /// carrying the same packets as the old one) for `SOURCE_MOVE_OVERLAP` (200 ms) from the command the stream takes
+    /// packets from its previous source too, each RTP sequence number once (a copy already taken from the other source
+    /// is a `repeated` drop), so the move loses none and repeats none; then the previous source is `wrong_source`. A
+    /// move back to the previous source during the overlap switches at once, and RTCP to the publisher goes to
+    /// `source` from the command on (see "Moving a fixed source" in `table`). A latching stream still waiting gets `source` as its fallback; a
     /// latched one keeps following what it hears (see the latching rule in `table`). `SsrcInUse` if another stream
     /// is locked to `source` with the same SSRC.
     SetSource {
@@ -218,6 +218,8 @@ pub enum Command {
         id: StreamId,
         /// The publisher's address from now on.
         source: SocketAddr,
+        /// Take packets from the previous source too for a moment, each sequence number once (see above).
+        overlap: bool,
     },
     /// Accepts stream `id`'s RTCP (never its RTP) also from `source`, and sends its publisher's RTCP (RR, NACK,
     /// PLI/FIR, TWCC) there: a peer without rtcp-mux sends and expects RTCP on its RTP port + 1. `None`: RTCP is

@@ -280,7 +280,7 @@ impl Forwarder {
             Command::ReconfigureStream { id, ingress } => self.reconfigure_stream(now, id, ingress),
             Command::ChangeStreamSsrc { id, ssrc } => self.change_stream_ssrc(now, id, ssrc),
             Command::SetDestination { id, dest, socket } => self.table.set_destination(id, dest, socket),
-            Command::SetSource { id, source } => self.table.set_source(now, id, source),
+            Command::SetSource { id, source, overlap } => self.table.set_source(now, id, source, overlap),
             Command::SetRtcpSource { id, source } => self.table.set_rtcp_source(id, source),
             Command::SetRtcpDestination { id, dest } => self.table.set_rtcp_destination(id, dest),
             Command::RequestKeyframe { id } => self.request_keyframe(now, id),

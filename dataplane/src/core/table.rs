@@ -22,8 +22,9 @@
 //! fallback, and stays there). Each lock and re-lock is a `SourceChanged` event.
 //!
 //! # Moving a fixed source
-//! `Command::SetSource` moves a fixed stream to another address, often the same stream relayed along another path
-//! (between cluster nodes, tens of µs faster or slower), with the same sequence numbers. So that no packet is lost
+//! `Command::SetSource` moves a fixed stream to another address: at once (a publisher's re-INVITE to a new port), or
+//! with `overlap` when the new address carries the same stream as the old one (a relayed stream's other path between
+//! cluster nodes, tens of µs faster or slower, with the same sequence numbers). So that no packet is lost
 //! (it came on the new path before the move and on the old one after) nor sent twice (on the old path before, the
 //! new one after), the stream keeps its previous source's key for an overlap of [`SOURCE_MOVE_OVERLAP`] from the
 //! command: packets from either address are its, and RTP no newer than the highest it has taken (before the move,
@@ -812,7 +813,7 @@ mod tests {
             // One stream in eight is moved each round: a fixed one with an overlap (moved again, it ends the first), a
             // latching one not (latched: it follows its rule; waiting: `source` is its fallback).
             for &id in live.iter().filter(|&&id| (id + round) % 8 == 0) {
-                table.set_source(now, StreamId(id), addr(4000 + (round % 3) as u16)).unwrap();
+                table.set_source(now, StreamId(id), addr(4000 + (round % 3) as u16), round % 2 == 0).unwrap();
             }
             // Every key in `locked` is a stream's source or the previous source of its move: none is left behind.
             let keys: usize = table

@@ -44,11 +44,17 @@ pub(crate) enum Overlap {
 }
 
 impl Table {
-    /// Runs `Command::SetSource` at `now`. A fixed stream locked elsewhere moves to `source` with an overlap (see
-    /// the module docs of `table`); a move back to the previous source during an overlap, or a move when `locked` has
+    /// Runs `Command::SetSource` at `now`. A fixed stream locked elsewhere moves to `source`, with an overlap when
+    /// `overlap` says so (see the module docs of `table`), else at once; a move back to the previous source during an overlap, or a move when `locked` has
     /// no room for a second key, switches at once. A latching stream still waiting gets `source` as its fallback; a
     /// latched one is left to its latching rule. On error nothing changed. Never allocates (capacity reserved).
-    pub(crate) fn set_source(&mut self, now: Instant, id: StreamId, source: SocketAddr) -> Result<(), CommandError> {
+    pub(crate) fn set_source(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        source: SocketAddr,
+        overlap: bool,
+    ) -> Result<(), CommandError> {
         let idx = *self.stream_ids.get(&id).ok_or(CommandError::StreamNotFound { id })?;
         let stream = &mut self.streams[idx as usize];
         let ssrc = stream.ssrc;
@@ -61,7 +67,7 @@ impl Table {
                 // A second move ends the first one's overlap; another stream moving away from `source` yields it now.
                 self.end_move(idx);
                 self.yield_key((source, ssrc));
-                let until = now.checked_add(SOURCE_MOVE_OVERLAP).filter(|_| !back);
+                let until = now.checked_add(SOURCE_MOVE_OVERLAP).filter(|_| overlap && !back);
                 let room = self.locked.len() < self.max_locked_keys();
                 let own_key = self.locked.get(&(current, ssrc)) == Some(&idx);
                 let stream = &mut self.streams[idx as usize];
@@ -175,7 +181,7 @@ mod tests {
         let mut table = Table::with_hash_seed(limits(), 1);
         fixed(&mut table, now, 1, 42, 1);
         let idx = table.stream_index(StreamId(1)).unwrap();
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         assert_eq!((table.find_locked(addr(1), 42), table.find_locked(addr(2), 42)), (Some(idx), Some(idx)));
         let moved = table.streams[idx as usize].moved_from.unwrap();
         assert_eq!(moved, MovedFrom { previous: addr(1), until: now + SOURCE_MOVE_OVERLAP, highest_seq: None });
@@ -192,12 +198,12 @@ mod tests {
         let now = Instant::now();
         let mut table = Table::with_hash_seed(limits(), 1);
         fixed(&mut table, now, 1, 42, 1);
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         assert_eq!(table.locked.len(), 2);
         table.remove_stream(StreamId(1)).unwrap();
         assert!(table.locked.is_empty(), "{:?}", table.locked);
         fixed(&mut table, now, 1, 42, 1);
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         let idx = table.change_stream_ssrc(StreamId(1), 43).unwrap();
         assert_eq!(table.locked.len(), 1);
         assert_eq!(table.find_locked(addr(2), 43), Some(idx));
@@ -210,20 +216,20 @@ mod tests {
         let mut table = Table::with_hash_seed(limits(), 1);
         fixed(&mut table, now, 1, 42, 1);
         let idx = table.stream_index(StreamId(1)).unwrap();
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
-        table.set_source(now, StreamId(1), addr(3)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
+        table.set_source(now, StreamId(1), addr(3), true).unwrap();
         let keys = |t: &Table| [1, 2, 3].map(|port| t.find_locked(addr(port), 42).is_some());
         assert_eq!(keys(&table), [false, true, true], "moving from 2 to 3; 1 is gone");
         assert_eq!(table.streams[idx as usize].moved_from.map(|moved| moved.previous), Some(addr(2)));
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         assert_eq!(keys(&table), [false, true, false], "back to 2: no overlap");
         assert!(!table.is_moving(idx));
         // The same address again changes nothing, and a stream at another address keeps it.
-        table.set_source(now, StreamId(1), addr(3)).unwrap();
-        table.set_source(now, StreamId(1), addr(3)).unwrap();
+        table.set_source(now, StreamId(1), addr(3), true).unwrap();
+        table.set_source(now, StreamId(1), addr(3), true).unwrap();
         assert_eq!(keys(&table), [false, true, true]);
         fixed(&mut table, now, 2, 42, 5);
-        let taken = table.set_source(now, StreamId(1), addr(5));
+        let taken = table.set_source(now, StreamId(1), addr(5), true);
         assert!(matches!(taken, Err(CommandError::SsrcInUse { ssrc: 42, .. })), "{taken:?}");
         assert_eq!(keys(&table), [false, true, true], "nothing changed on error");
     }
@@ -234,7 +240,7 @@ mod tests {
         let mut table = Table::with_hash_seed(limits(), 1);
         fixed(&mut table, now, 1, 42, 1);
         let first = table.stream_index(StreamId(1)).unwrap();
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         fixed(&mut table, now, 2, 42, 1);
         let second = table.stream_index(StreamId(2)).unwrap();
         assert_eq!(table.find_locked(addr(1), 42), Some(second));
@@ -249,7 +255,7 @@ mod tests {
         fixed(&mut table, now, 1, 42, 1);
         let idx = table.stream_index(StreamId(1)).unwrap();
         let first = table.streams[idx as usize].seq.unwrap(SeqNo(7));
-        table.set_source(now, StreamId(1), addr(2)).unwrap();
+        table.set_source(now, StreamId(1), addr(2), true).unwrap();
         assert_eq!(table.streams[idx as usize].moved_from.unwrap().highest_seq, Some(first));
         assert_eq!(table.take_while_moving(now, idx, addr(2), Some(SeqNo(7))), Overlap::Repeated);
         assert_eq!(table.take_while_moving(now, idx, addr(2), Some(SeqNo(8))), Overlap::Take);

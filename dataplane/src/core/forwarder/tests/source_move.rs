@@ -29,7 +29,7 @@ fn fixed_stream(h: &mut Harness) {
 }
 
 fn move_to(h: &mut Harness, ms: u64, source: SocketAddr) -> Result<(), CommandError> {
-    h.fwd.apply(h.at(ms), Command::SetSource { id: StreamId(1), source })
+    h.fwd.apply(h.at(ms), Command::SetSource { id: StreamId(1), source, overlap: true })
 }
 
 /// The sequence numbers of the RTP the subscriber received, in order.
