@@ -1,15 +1,6 @@
 #!/bin/bash
 # A/B of the sampled call timing (one WebAssembly plugin call in 64 timed, for `ns_per_call` in the plugin list):
-# `ringfwd-bench micro` of the commit before it (OLD) and of the commit that adds it (NEW), alternating, three times
-# each, every run 9 repetitions of 200 000 units; prints the WebAssembly rows and the forwarder rows of each run.
-# Build each commit with `cargo build --release -p ringfwd-bench` and copy target/release/ringfwd-bench aside.
+# `ringfwd-bench micro` of the commit before it (OLD) and of the commit that adds it (NEW), through micro-ab.sh;
+# prints the WebAssembly rows and the forwarder rows of each run.
 # usage: bench/results/timing-ab-2026-12-07.sh OLD_BENCH_BINARY NEW_BENCH_BINARY
-set -eu
-old=$1 new=$2
-for rep in 1 2 3; do
-  for label in old new; do
-    bin=$old; [ "$label" = new ] && bin=$new
-    echo "== $label, run $rep"
-    taskset -c 1 "$bin" micro --reps 9 | grep -E "^(name|baseline_rtp|baseline_rtcp|plugin_wasm|forwarder_default_wasm)"
-  done
-done
+exec bash "$(dirname "$0")/micro-ab.sh" "$1" "$2" "baseline_rtp|baseline_rtcp|plugin_wasm|forwarder_default_wasm"

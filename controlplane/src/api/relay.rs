@@ -16,7 +16,7 @@ use tonic::Status;
 use super::{convert, status, Api};
 use crate::cluster::relay::{self as relays, node_of_endpoint, parse_leg_id};
 use crate::cluster::{Cluster, StreamKey};
-use crate::registry::{EndpointSpec, RtcpSpec, StreamSpec, SubscriptionSpec};
+use crate::registry::{EndpointSpec, RtcpSpec, StreamSpec, SubscriptionSpec, SubscriptionView};
 
 /// The egress chain of a relay leg: its statistics, and sender reports (with the next node's receiver reports they
 /// give the leg's round-trip time and loss); nothing that changes the packets the next node receives.
@@ -157,26 +157,24 @@ impl Api {
         Ok(v1::RelaySubscribeResponse { stream: Some(convert::stream(stream)), leg_id: leg })
     }
 
-    /// Removes every leg of stream `stream_id` of `session_id` (each removal sends Finish to its node): the stream went
-    /// inactive on its origin (`cluster.finish_inactive_streams`).
-    pub(crate) async fn drop_legs(&self, session_id: &str, stream_id: &str) {
+    /// Deletes the legs of session `session_id` that `pick` picks (each removal sends Finish to its node); a failure is
+    /// logged with `why` (what the cluster was doing).
+    async fn delete_legs(&self, session_id: &str, pick: impl Fn(&SubscriptionView) -> bool, why: &str) {
         let subscriptions = self.read(|reg| reg.list_subscriptions(session_id)).await.unwrap_or_default();
-        let legs = subscriptions
-            .into_iter()
-            .filter(|s| s.stream_id == stream_id && parse_leg_id(&s.subscription_id).is_some());
+        let legs = subscriptions.into_iter().filter(|s| parse_leg_id(&s.subscription_id).is_some() && pick(s));
         for leg in legs.collect::<Vec<_>>() {
             let id = leg.subscription_id;
-            if let Err(status) =
-                self.delete_quietly(session_id, |reg| reg.plan_delete_subscription(session_id, &id)).await
-            {
-                tracing::warn!(
-                    session_id,
-                    stream_id,
-                    leg = id,
-                    "cluster: removing a leg of an inactive stream failed: {status}"
-                );
+            let deleted = self.delete_quietly(session_id, |reg| reg.plan_delete_subscription(session_id, &id));
+            if let Err(status) = deleted.await {
+                tracing::warn!(session_id, leg = id, "cluster: removing a leg ({why}) failed: {status}");
             }
         }
+    }
+
+    /// Removes every leg of stream `stream_id` of `session_id`: the stream went inactive on its origin
+    /// (`cluster.finish_inactive_streams`).
+    pub(crate) async fn drop_legs(&self, session_id: &str, stream_id: &str) {
+        self.delete_legs(session_id, |s| s.stream_id == stream_id, "an inactive stream").await;
         tracing::info!(session_id, stream_id, "cluster: the stream went inactive; its legs are finished");
     }
 
@@ -201,15 +199,7 @@ impl Api {
     pub(crate) async fn drop_legs_to(&self, node: &str) {
         let endpoint_id = relays::endpoint_id(node);
         for (session_id, _) in self.sessions_here().await {
-            let subscriptions = self.read(|reg| reg.list_subscriptions(&session_id)).await.unwrap_or_default();
-            let legs = subscriptions.into_iter().filter(|s| s.endpoint_id == endpoint_id);
-            for leg in legs.filter(|s| parse_leg_id(&s.subscription_id).is_some()).collect::<Vec<_>>() {
-                let id = leg.subscription_id;
-                let deleted = self.delete_quietly(&session_id, |reg| reg.plan_delete_subscription(&session_id, &id));
-                if let Err(status) = deleted.await {
-                    tracing::warn!(session_id, node, leg = id, "cluster: removing a leg failed: {status}");
-                }
-            }
+            self.delete_legs(&session_id, |s| s.endpoint_id == endpoint_id, "a node cut off").await;
             self.drop_unused_relay_endpoint(&session_id, node).await;
         }
     }
@@ -492,12 +482,10 @@ impl Api {
         let relayed = cluster.all_incoming().into_iter().filter(|(_, i)| i.from == node && i.origin != node);
         for (key, incoming) in relayed.collect::<Vec<_>>() {
             let direct = !cluster.unreachable(&incoming.origin);
-            let moved = match direct {
-                true => match self.move_relay(cluster, &key, true).await {
-                    Ok(to) => Ok(to),
-                    Err(_) => self.move_relay(cluster, &key, false).await,
-                },
-                false => self.move_relay(cluster, &key, false).await,
+            // The origin directly first (unless ruled out), else another relaying node.
+            let moved = match self.move_relay(cluster, &key, direct).await {
+                Err(_) if direct => self.move_relay(cluster, &key, false).await,
+                moved => moved,
             };
             match moved {
                 Ok(to) => tracing::info!(?key, from = node, to, "cluster: a relayed stream left a node that left"),
