@@ -60,6 +60,11 @@ impl Process {
         }
     }
 
+    /// Whether it ended (with any status): for a caller that retries a start that failed.
+    pub fn ended(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_some()
+    }
+
     /// Its exit status if it exited, failing the test if it exited with an error.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         let status = self.child.try_wait().expect("wait")?;

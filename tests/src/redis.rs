@@ -10,13 +10,19 @@ use std::time::Duration;
 
 use crate::api::{wait_until, Api, KeyedConfig};
 use crate::daemon::Daemon;
-use crate::gst::free_port;
 use crate::process::Process;
 
 /// The password of a server [`Redis::start_bound`] starts.
 const BOUND_PASSWORD: &str = "lab-secret";
 /// How long a fresh server may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times a server that could not bind its port is started again (on another port when the port was free
+/// a moment before, on the same one when it is a killed server's).
+const BIND_ATTEMPTS: usize = 8;
+/// The ports a server is put on: below Linux's default ephemeral range (32768–60999), so an outgoing TCP
+/// connection of another test (a gRPC client's, a daemon's) cannot hold the port when the server binds it, or take
+/// it between a kill and [`Redis::start_on`].
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// Installs `redis-server` (and `redis-cli`) when missing: `false` when the test must return (skipped), as
 /// [`crate::interop::install`] decides.
@@ -27,6 +33,24 @@ pub fn ensure_redis() -> bool {
 
 /// The `[[auth.keys]]` key (id, base64 secret) the nodes of the cluster tests share.
 pub const SHARED_KEY: (&str, &str) = ("cluster", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+
+/// A TCP port of `ip` in [`PORTS`] that was free a moment ago (picked at random, so tests running at once rarely try
+/// the same one; [`Redis::start_at`] tries again when one was taken in between).
+fn free_tcp_port(ip: std::net::IpAddr) -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..256 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        let span = u64::from(PORTS.end - PORTS.start);
+        let port = PORTS.start + u16::try_from(hasher.finish() % span).expect("below the span");
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port of {ip} in {PORTS:?} after 256 tries")
+}
 
 /// A running Redis server.
 pub struct Redis {
@@ -43,7 +67,7 @@ pub struct Redis {
 impl Redis {
     /// Starts `redis-server` on a free port of 127.0.0.1, its files in `dir`, and waits until it answers.
     pub fn start(dir: &Path) -> Redis {
-        Redis::start_on(dir, free_port())
+        Redis::start_at(dir, std::net::IpAddr::from([127, 0, 0, 1]), None, None)
     }
 
     /// Kills the server, as a crash would (it keeps nothing: it has no persistence); answers its port, for
@@ -55,16 +79,49 @@ impl Redis {
     /// Starts `redis-server` on `port` of 127.0.0.1 (a port a killed server had), its files in `dir`, and waits until
     /// it answers.
     pub fn start_on(dir: &Path, port: u16) -> Redis {
-        Redis::start_at(dir, std::net::IpAddr::from([127, 0, 0, 1]), port, None)
+        Redis::start_at(dir, std::net::IpAddr::from([127, 0, 0, 1]), Some(port), None)
     }
 
     /// Starts `redis-server` on a free port of `ip` (an address of this host, e.g. a test bridge's that nodes in network
     /// namespaces reach), with a password (in [`Redis::url`]), and waits until it answers.
     pub fn start_bound(dir: &Path, ip: std::net::IpAddr) -> Redis {
-        Redis::start_at(dir, ip, free_port(), Some(BOUND_PASSWORD))
+        Redis::start_at(dir, ip, None, Some(BOUND_PASSWORD))
     }
 
-    fn start_at(dir: &Path, ip: std::net::IpAddr, port: u16, password: Option<&'static str>) -> Redis {
+    /// Starts the server on `ip` and `port` (`None`: a free one of [`PORTS`]) and waits until it answers. A server
+    /// that could not bind (another test's socket took the port) is started again, at most [`BIND_ATTEMPTS`] times.
+    fn start_at(dir: &Path, ip: std::net::IpAddr, port: Option<u16>, password: Option<&'static str>) -> Redis {
+        for attempt in 1..=BIND_ATTEMPTS {
+            let chosen = port.unwrap_or_else(|| free_tcp_port(ip));
+            let mut process = Redis::spawn(dir, ip, chosen, password);
+            let deadline = std::time::Instant::now() + READY_TIMEOUT;
+            let started = wait_until(READY_TIMEOUT, || {
+                let output = process.output();
+                output.contains("Ready to accept connections") || process.ended()
+            });
+            let output = process.output();
+            if started && !process.ended() {
+                let redis = Redis { port: chosen, ip, password, process };
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                assert!(
+                    wait_until(left, || redis.cli(&["PING"]) == "PONG"),
+                    "redis-server did not answer PING within {READY_TIMEOUT:?}:\n{}",
+                    redis.process.output()
+                );
+                return redis;
+            }
+            assert!(
+                output.contains("Address already in use") && attempt < BIND_ATTEMPTS,
+                "redis-server did not start on {ip}:{chosen} (attempt {attempt} of {BIND_ATTEMPTS}):\n{output}"
+            );
+            if port.is_some() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        unreachable!("the last attempt either returns or fails its assertion")
+    }
+
+    fn spawn(dir: &Path, ip: std::net::IpAddr, port: u16, password: Option<&'static str>) -> Process {
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
@@ -86,14 +143,7 @@ impl Redis {
         if let Some(password) = password {
             args.extend(["--requirepass".to_owned(), password.to_owned()]);
         }
-        let process = Process::start("redis", dir, "redis-server", &args, &[]);
-        let redis = Redis { port, ip, password, process };
-        assert!(
-            wait_until(READY_TIMEOUT, || redis.cli(&["PING"]) == "PONG"),
-            "redis-server did not answer PING within {READY_TIMEOUT:?}:\n{}",
-            redis.process.output()
-        );
-        redis
+        Process::start("redis", dir, "redis-server", &args, &[])
     }
 
     /// `redis://[:<password>@]<ip>:<port>/0`.
@@ -137,5 +187,35 @@ impl Redis {
     /// What the server printed so far.
     pub fn output(&self) -> String {
         self.process.output()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A killed server's port that another socket holds for a while: the server starts again once it is let go.
+    #[test]
+    fn a_server_whose_port_is_held_starts_once_the_port_is_let_go() {
+        if !ensure_redis() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let port = free_tcp_port(ip);
+        let holder = std::net::TcpListener::bind((ip, port)).expect("hold the port");
+        let (let_go, held) = std::sync::mpsc::channel();
+        let release = std::thread::spawn(move || {
+            // Let go once the server has failed to bind at least once (it is started again 100 ms later).
+            let dir_log = held.recv().expect("the log's path");
+            let log = |path: &std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+            assert!(wait_until(READY_TIMEOUT, || log(&dir_log).contains("Address already in use")));
+            drop(holder);
+        });
+        let_go.send(dir.path().join("redis.log")).expect("send");
+        let redis = Redis::start_on(dir.path(), port);
+        release.join().expect("the holder's thread");
+        assert_eq!(redis.port, port);
+        assert_eq!(redis.cli(&["PING"]), "PONG");
     }
 }
